@@ -1,0 +1,325 @@
+/*
+ * ferry.h - public C API of libferry.
+ *
+ * libferry talks to ferryd, the per-user, per-resource job engine, which it
+ * starts on demand. Every function returns 0 on success or a negative
+ * FERRY_E* code; ferry_strerror() names the code and ferry_errmsg() gives
+ * the detailed message of the last failed call on a connection.
+ *
+ * Thread safety: a ferry_conn may be used from several threads; calls on
+ * one connection are serialised by the library. Distinct connections are
+ * independent. The library keeps no global state.
+ *
+ * Ownership: pointers passed in are borrowed for the duration of the call
+ * only. Pointers returned through out-parameters belong to the caller and
+ * are released with the free function named in each prototype.
+ */
+#ifndef FERRY_H
+#define FERRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FERRY_VERSION_MAJOR  0
+#define FERRY_VERSION_MINOR  1
+#define FERRY_VERSION_PATCH  0
+#define FERRY_VERSION_STRING "0.1.0"
+
+/* Error codes: 0 is success, every error is negative. */
+enum ferry_error {
+	FERRY_OK = 0,
+	FERRY_EINVAL = -1,	   /* an argument or a request field is invalid */
+	FERRY_ENOMEM = -2,	   /* out of memory */
+	FERRY_ENOJOB = -3,	   /* no such job (never existed or disposed) */
+	FERRY_ECONNECT = -4,	   /* cannot reach or start the engine */
+	FERRY_EPROTO = -5,	   /* malformed or unexpected protocol message */
+	FERRY_ETIMEDOUT = -6,	   /* the timeout passed before the condition held */
+	FERRY_ESTATE = -7,	   /* the job's state does not allow the action */
+	FERRY_EUNSUPPORTED = -8,   /* the request is valid but not supported here */
+	FERRY_ECONFIG = -9,	   /* configuration file or resource is invalid */
+	FERRY_EIO = -10,	   /* an I/O error on a file or the connection */
+	FERRY_EAGAIN = -11,	   /* nothing available now; try again later */
+	FERRY_EEOF = -12,	   /* end of data: the job ended, all was read */
+	FERRY_EPERM = -13,	   /* permission denied */
+	FERRY_EDISCONNECTED = -14, /* the connection was lost and not regained */
+	FERRY_ERESOURCE = -15,	   /* the resource cannot satisfy the request */
+	FERRY_EINTERNAL = -16,	   /* internal engine error (database, ...) */
+};
+
+/* Job states: exactly the seed's (and DRMAA's) vocabulary. */
+enum ferry_job_status {
+	FERRY_UNDETERMINED = 0,
+	FERRY_QUEUED_ACTIVE,
+	FERRY_SYSTEM_ON_HOLD,
+	FERRY_USER_ON_HOLD,
+	FERRY_USER_SYSTEM_ON_HOLD,
+	FERRY_RUNNING,
+	FERRY_SYSTEM_SUSPENDED,
+	FERRY_USER_SUSPENDED,
+	FERRY_USER_SYSTEM_SUSPENDED,
+	FERRY_DONE,
+	FERRY_FAILED,
+};
+
+/* How an ended job ended. FERRY_EXIT_NONE while the job has not ended. */
+enum ferry_exit_status {
+	FERRY_EXIT_NONE = 0,
+	FERRY_FINISHED_REGULARLY,
+	FERRY_FINISHED_SIGNAL,
+	FERRY_FINISHED_UNCLEAR_CONDITION,
+	FERRY_KILLED_BY_USER,
+	FERRY_ABORTED,
+};
+
+typedef struct ferry_conn ferry_conn;
+typedef int64_t ferry_job_id;
+
+/*
+ * Job specification, filled by the caller after ferry_job_spec_init().
+ * All pointers are borrowed: the library copies what it needs during
+ * ferry_submit(). NULL or 0 means "not given" unless said otherwise.
+ * String arrays are NULL-terminated.
+ */
+struct ferry_job_spec {
+	unsigned int version;	       /* set by ferry_job_spec_init(); do not touch */
+	const char *const *argv;       /* command and arguments; argv[0] required */
+	const char *name;	       /* display name */
+	const char *working_directory; /* default: the caller's cwd (local) */
+	const char *stdin_path;
+	const char *stdout_path;		   /* default: a file in the job's directory */
+	const char *stderr_path;		   /* default: a file in the job's directory */
+	int join_stderrout;			   /* nonzero: stderr goes to stdout */
+	const char *const *env;			   /* "NAME=value" entries added to the job's env */
+	const char *const *referenced_input_files; /* must exist before start */
+	const char *const *referenced_output_files; /* produced by the job */
+	int disposal_timeout_hours;		    /* record kept that long after the end; 168 */
+	int cpus;				    /* slots the job uses; default 1 */
+	int64_t memory_mb;			    /* address-space limit; 0: none */
+	int64_t walltime_s;			    /* wall-clock limit; 0: none */
+	const char *queue;			    /* backend queue / partition */
+	const char *native_specification;	    /* backend-specific options */
+	int hold;				    /* nonzero: submit as user_on_hold */
+	/*
+	 * Client-generated key that makes submission idempotent: submitting a
+	 * key again returns the job first created with it. NULL: the library
+	 * generates a random key, so a retry inside the library after a lost
+	 * acknowledgement still cannot create a second job.
+	 */
+	const char *submission_key;
+};
+
+#define FERRY_JOB_SPEC_VERSION 1
+
+/* Everything known about one job. Allocated by the library. */
+struct ferry_job_info {
+	ferry_job_id id;
+	char *name;  /* may be NULL */
+	char **argv; /* NULL-terminated */
+	enum ferry_job_status status;
+	enum ferry_exit_status exit_status;
+	int exit_value;	     /* valid with FERRY_FINISHED_REGULARLY */
+	int signal;	     /* terminating signal, 0 if none */
+	double cpu_user_s;   /* -1 when unknown */
+	double cpu_sys_s;    /* -1 when unknown */
+	int64_t max_rss_kb;  /* -1 when unknown */
+	double wall_s;	     /* -1 when unknown */
+	double submitted_at; /* seconds since the epoch; 0 when not yet */
+	double started_at;
+	double ended_at;
+	char *message; /* why the job ended as it did; may be NULL */
+	char *working_directory;
+	char *stdin_path;
+	char *stdout_path; /* where the engine writes the job's stdout */
+	char *stderr_path;
+	int join_stderrout;
+	char **env; /* NULL-terminated */
+	char **referenced_input_files;
+	char **referenced_output_files;
+	int disposal_timeout_hours;
+	int cpus;
+	int64_t memory_mb;
+	int64_t walltime_s;
+	char *queue;
+	char *native_specification;
+	char *submission_key;
+	char *backend;	 /* "local", ... */
+	char *native_id; /* backend's id (local: shepherd pid); may be NULL */
+	char *resource;
+};
+
+/* Resource usage and end of a job, as returned by ferry_exit_info(). */
+struct ferry_exit_info {
+	enum ferry_exit_status exit_status;
+	int exit_value;
+	int signal;
+	double cpu_user_s;
+	double cpu_sys_s;
+	int64_t max_rss_kb;
+	double wall_s;
+};
+
+/* Static, never NULL: the name of an error code ("invalid argument"). */
+const char *ferry_strerror(int code);
+/* Static: "queued_active", ... ; NULL for an out-of-range value. */
+const char *ferry_status_name(enum ferry_job_status s);
+/* Static: "finished_regularly", ...; "none" for FERRY_EXIT_NONE. */
+const char *ferry_exit_status_name(enum ferry_exit_status s);
+/* Parses a status name; returns 0 and sets *out, or FERRY_EINVAL. */
+int ferry_status_from_name(const char *name, enum ferry_job_status *out);
+
+/*
+ * Opens a connection to the engine of a resource, starting it if needed.
+ * resource_id: section name in the configuration; NULL or "local" is the
+ *   embedded local resource (no configuration file needed).
+ * login, password: for remote resources; may be NULL. Copied.
+ * config_file: path of the INI file; NULL means
+ *   $XDG_CONFIG_HOME/ferry/ferry.conf (missing is fine for "local").
+ * *conn receives a handle to release with ferry_disconnect(). On failure
+ *   *conn is still set when the handle could be allocated (so that
+ *   ferry_errmsg() tells why) and must be released too; it is NULL only on
+ *   FERRY_ENOMEM.
+ * Errors: FERRY_ECONFIG, FERRY_ECONNECT, FERRY_EPROTO, FERRY_EUNSUPPORTED,
+ *   FERRY_EPERM, FERRY_ENOMEM.
+ */
+int ferry_connect(const char *resource_id, const char *login, const char *password,
+		  const char *config_file, ferry_conn **conn);
+
+/* Closes the connection and frees it. Jobs keep running. NULL is a no-op. */
+void ferry_disconnect(ferry_conn *conn);
+
+/*
+ * Detailed message of the last failed call on conn (e.g. "working directory
+ * '/x' does not exist"). Owned by conn, valid until the next call on it
+ * from the same thread; "" when the last call succeeded.
+ */
+const char *ferry_errmsg(const ferry_conn *conn);
+
+/* Sets spec to defaults (all unset, disposal 168 h, cpus 1). */
+void ferry_job_spec_init(struct ferry_job_spec *spec);
+
+/*
+ * Submits one job; *job_id receives its id. The request is committed to
+ * the engine's database before this returns.
+ * Errors: FERRY_EINVAL (bad spec, message says which field),
+ *   FERRY_ERESOURCE (e.g. more cpus than the resource has),
+ *   FERRY_EUNSUPPORTED (e.g. a queue on the local backend), connection
+ *   errors.
+ */
+int ferry_submit(ferry_conn *conn, const struct ferry_job_spec *spec, ferry_job_id *job_id);
+
+/*
+ * Submits n jobs in one round trip and one transaction: all or none.
+ * ids must have room for n ids. Errors as ferry_submit(); the message
+ * names the index of the first invalid spec.
+ */
+int ferry_submit_many(ferry_conn *conn, const struct ferry_job_spec *specs, size_t n,
+		      ferry_job_id *ids);
+
+/* Current status. Errors: FERRY_ENOJOB, connection errors. */
+int ferry_status(ferry_conn *conn, ferry_job_id id, enum ferry_job_status *status);
+
+/*
+ * Exit information. Before the job ended, out->exit_status is
+ * FERRY_EXIT_NONE and the usage fields are -1.
+ * Errors: FERRY_ENOJOB, connection errors.
+ */
+int ferry_exit_info(ferry_conn *conn, ferry_job_id id, struct ferry_exit_info *out);
+
+/*
+ * Everything about one job; *info is freed with ferry_job_info_free().
+ * Errors: FERRY_ENOJOB, FERRY_ENOMEM, connection errors.
+ */
+int ferry_job_info(ferry_conn *conn, ferry_job_id id, struct ferry_job_info **info);
+void ferry_job_info_free(struct ferry_job_info *info);
+
+/*
+ * Ids of the jobs of this resource, oldest first, optionally only those in
+ * one state (filter: NULL for all). *ids is freed with free().
+ */
+int ferry_jobs(ferry_conn *conn, const enum ferry_job_status *filter, ferry_job_id **ids,
+	       size_t *n);
+
+/*
+ * Waits until every listed job has ended (done or failed), or until
+ * timeout_s seconds passed (timeout_s < 0: no limit). The engine answers
+ * when the last job ends: no polling. A job disposed meanwhile counts as
+ * ended. Errors: FERRY_ETIMEDOUT, FERRY_ENOJOB (an id is unknown at the
+ * start), connection errors.
+ */
+int ferry_wait(ferry_conn *conn, const ferry_job_id *ids, size_t n, double timeout_s);
+
+/*
+ * Seed semantics of stop: a queued job becomes user_on_hold, a running one
+ * user_suspended (its whole process group stops). Stopping a job already
+ * held or suspended does nothing. Errors: FERRY_ENOJOB, FERRY_ESTATE (ended).
+ */
+int ferry_stop(ferry_conn *conn, ferry_job_id id);
+/* Inverse of ferry_stop(). Errors: FERRY_ENOJOB, FERRY_ESTATE. */
+int ferry_restart(ferry_conn *conn, ferry_job_id id);
+/* Holds a job that has not started. Errors: FERRY_ENOJOB, FERRY_ESTATE. */
+int ferry_hold(ferry_conn *conn, ferry_job_id id);
+/* Releases a held job. Errors: FERRY_ENOJOB, FERRY_ESTATE. */
+int ferry_release(ferry_conn *conn, ferry_job_id id);
+/*
+ * Terminates the job's whole process group (SIGTERM, then SIGKILL after a
+ * grace period); the job ends failed / killed_by_user. A job not started
+ * yet ends at once. Killing an ended job does nothing.
+ * Errors: FERRY_ENOJOB.
+ */
+int ferry_kill(ferry_conn *conn, ferry_job_id id);
+/*
+ * Kills the job if it is active, then removes its record and its directory
+ * (the files it wrote elsewhere stay). Errors: FERRY_ENOJOB.
+ */
+int ferry_dispose(ferry_conn *conn, ferry_job_id id);
+
+enum ferry_stream { FERRY_STDOUT = 1, FERRY_STDERR = 2 };
+
+/*
+ * Reads up to cap bytes of a job's stdout or stderr starting at offset,
+ * also while the job runs. *got receives the count (0 at the current end).
+ * *ended (may be NULL) is set to 1 when the job has ended, so that a read
+ * of 0 bytes means the end of the stream.
+ * Errors: FERRY_ENOJOB, FERRY_EIO (the file cannot be read), FERRY_EINVAL.
+ */
+int ferry_read_output(ferry_conn *conn, ferry_job_id id, enum ferry_stream stream, uint64_t offset,
+		      void *buf, size_t cap, size_t *got, int *ended);
+
+/*
+ * Seed semantics: successive lines of the job's stdout (stderr), the
+ * connection remembering where it stopped, also while the job runs.
+ * *line receives a malloc'd NUL-terminated line without its newline; free
+ * it with free(). A last line without a newline is returned once the job
+ * ended. Returns FERRY_EAGAIN when no complete line is there yet and the
+ * job is still active, FERRY_EEOF once the job ended and all was read.
+ */
+int ferry_stdout_readline(ferry_conn *conn, ferry_job_id id, char **line);
+int ferry_stderr_readline(ferry_conn *conn, ferry_job_id id, char **line);
+
+/* Round trip to the engine (for health checks and benchmarks). */
+int ferry_ping(ferry_conn *conn);
+
+/*
+ * Asks the engine to exit. Jobs keep running under their shepherds and are
+ * re-adopted by the next engine. Errors: connection errors.
+ */
+int ferry_shutdown_engine(ferry_conn *conn);
+
+/*
+ * Tells whether the engine of a resource is running, without starting it.
+ * Returns 1 (running; *pid, if not NULL, receives its pid), 0 (not
+ * running) or a negative error (FERRY_ECONFIG for an unknown resource).
+ */
+int ferry_engine_running(const char *resource_id, const char *config_file, long *pid);
+
+/* Resource name this connection is bound to ("local", ...). Owned by conn. */
+const char *ferry_resource(const ferry_conn *conn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FERRY_H */

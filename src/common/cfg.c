@@ -1,0 +1,270 @@
+/* cfg.c - ferry.conf: one INI section per resource, parsed with inih. */
+#include "cfg.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stddef.h>
+#include <unistd.h>
+
+#include "util.h"
+
+struct parse_state {
+	struct ferry_cfg *cfg;
+	char msg[256]; /* the first error; ini_parse gives its line */
+};
+
+static int set_str(char **dst, const char *v)
+{
+	char *s = strdup(v);
+
+	if (!s)
+		return -1;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static int parse_int(const char *v, long min, long max, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < min || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static struct ferry_resource_cfg *section(struct ferry_cfg *cfg, const char *name)
+{
+	struct ferry_resource_cfg *r;
+
+	for (int i = 0; i < cfg->nres; i++)
+		if (!strcmp(cfg->res[i].name, name))
+			return &cfg->res[i];
+	r = realloc(cfg->res, (size_t)(cfg->nres + 1) * sizeof(*r));
+	if (!r)
+		return NULL;
+	cfg->res = r;
+	r = &cfg->res[cfg->nres];
+	memset(r, 0, sizeof(*r));
+	r->name = strdup(name);
+	if (!r->name)
+		return NULL;
+	cfg->nres++;
+	return r;
+}
+
+static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v, char *msg,
+		   size_t ml)
+{
+	long n;
+
+	if (!strcmp(key, "scheduler")) {
+		if (strcmp(v, "local") && strcmp(v, "slurm") && strcmp(v, "drmaa")) {
+			snprintf(msg, ml, "unknown scheduler '%s' (local, slurm or drmaa)", v);
+			return -1;
+		}
+		return set_str(&r->scheduler, v);
+	}
+	if (!strcmp(key, "slots")) {
+		if (parse_int(v, 0, 100000, &n) < 0) {
+			snprintf(msg, ml, "invalid slots '%s' (a number from 0 to 100000)", v);
+			return -1;
+		}
+		r->slots = (int)n;
+		return 0;
+	}
+	if (!strcmp(key, "port")) {
+		if (parse_int(v, 1, 65535, &n) < 0) {
+			snprintf(msg, ml, "invalid port '%s'", v);
+			return -1;
+		}
+		r->port = (int)n;
+		return 0;
+	}
+	if (!strcmp(key, "poll_interval")) {
+		char *end;
+		double d = strtod(v, &end);
+		if (end == v || *end || !(d >= 0.1 && d <= 3600)) {
+			snprintf(msg, ml, "invalid poll_interval '%s' (seconds, 0.1 to 3600)", v);
+			return -1;
+		}
+		r->poll_interval = d;
+		return 0;
+	}
+	static const struct {
+		const char *key;
+		size_t off;
+	} strs[] = {
+	    {"host", offsetof(struct ferry_resource_cfg, host)},
+	    {"login", offsetof(struct ferry_resource_cfg, login)},
+	    {"queue", offsetof(struct ferry_resource_cfg, queue)},
+	    {"transfer_root", offsetof(struct ferry_resource_cfg, transfer_root)},
+	    {"remote_command", offsetof(struct ferry_resource_cfg, remote_command)},
+	    {"ssh_options", offsetof(struct ferry_resource_cfg, ssh_options)},
+	    {"drmaa_library", offsetof(struct ferry_resource_cfg, drmaa_library)},
+	};
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(strs); i++)
+		if (!strcmp(key, strs[i].key))
+			return set_str((char **)((char *)r + strs[i].off), v);
+	snprintf(msg, ml, "unknown key '%s' in section [%s]", key, r->name);
+	return -1;
+}
+
+static int handler(void *user, const char *sec, const char *key, const char *value)
+{
+	struct parse_state *st = user;
+	struct ferry_resource_cfg *r;
+	char msg[200] = "";
+
+	if (!sec || !*sec) {
+		snprintf(msg, sizeof(msg), "key '%s' outside of a [resource] section", key);
+		goto fail;
+	}
+	if (!ferry__valid_resource_name(sec)) {
+		snprintf(msg, sizeof(msg), "invalid resource name '%s'", sec);
+		goto fail;
+	}
+	r = section(st->cfg, sec);
+	if (!r) {
+		snprintf(msg, sizeof(msg), "out of memory");
+		goto fail;
+	}
+	if (!key) /* a section with no keys yet (INI_CALL_HANDLER_ON_NEW_SECTION) */
+		return 1;
+	if (set_key(r, key, value, msg, sizeof(msg)) < 0) {
+		if (!msg[0])
+			snprintf(msg, sizeof(msg), "out of memory");
+		goto fail;
+	}
+	return 1;
+fail:
+	if (!st->msg[0])
+		snprintf(st->msg, sizeof(st->msg), "%s", msg);
+	return 0;
+}
+
+int ferry__cfg_parse(const char *path, const char *text, struct ferry_cfg *cfg, char *err,
+		     size_t errlen)
+{
+	struct parse_state st = {.cfg = cfg};
+	int line;
+
+	memset(cfg, 0, sizeof(*cfg));
+	line = text ? ini_parse_string(text, handler, &st) : ini_parse(path, handler, &st);
+	if (line == 0)
+		return 0;
+	if (line == -1)
+		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+	else if (line == -2)
+		snprintf(err, errlen, "%s: out of memory", path);
+	else
+		snprintf(err, errlen, "%s:%d: %s", path, line, st.msg[0] ? st.msg : "syntax error");
+	ferry__cfg_release(cfg);
+	return -1;
+}
+
+void ferry__resource_cfg_release(struct ferry_resource_cfg *r)
+{
+	free(r->name);
+	free(r->scheduler);
+	free(r->host);
+	free(r->login);
+	free(r->queue);
+	free(r->transfer_root);
+	free(r->remote_command);
+	free(r->ssh_options);
+	free(r->drmaa_library);
+	memset(r, 0, sizeof(*r));
+}
+
+void ferry__cfg_release(struct ferry_cfg *cfg)
+{
+	for (int i = 0; i < cfg->nres; i++)
+		ferry__resource_cfg_release(&cfg->res[i]);
+	free(cfg->res);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static int dup_or_null(char **dst, const char *s)
+{
+	*dst = NULL;
+	if (s && !(*dst = strdup(s)))
+		return -1;
+	return 0;
+}
+
+static int copy_resource(struct ferry_resource_cfg *out, const struct ferry_resource_cfg *in)
+{
+	memset(out, 0, sizeof(*out));
+	out->slots = in->slots;
+	out->port = in->port;
+	out->poll_interval = in->poll_interval;
+	if (dup_or_null(&out->name, in->name) || dup_or_null(&out->scheduler, in->scheduler) ||
+	    dup_or_null(&out->host, in->host) || dup_or_null(&out->login, in->login) ||
+	    dup_or_null(&out->queue, in->queue) ||
+	    dup_or_null(&out->transfer_root, in->transfer_root) ||
+	    dup_or_null(&out->remote_command, in->remote_command) ||
+	    dup_or_null(&out->ssh_options, in->ssh_options) ||
+	    dup_or_null(&out->drmaa_library, in->drmaa_library)) {
+		ferry__resource_cfg_release(out);
+		return -1;
+	}
+	return 0;
+}
+
+int ferry__resolve_resource(const char *config_file, const char *resource,
+			    struct ferry_resource_cfg *out, char *err, size_t errlen)
+{
+	struct ferry_cfg cfg = {0};
+	char *path = NULL;
+	int rc = -1, loaded = 0;
+
+	if (!resource)
+		resource = "local";
+	if (!ferry__valid_resource_name(resource)) {
+		snprintf(err, errlen, "invalid resource name '%s'", resource);
+		return -1;
+	}
+	path = config_file ? strdup(config_file) : ferry__default_config_path();
+	if (path && (config_file || access(path, F_OK) == 0)) {
+		if (ferry__cfg_parse(path, NULL, &cfg, err, errlen) < 0)
+			goto out;
+		loaded = 1;
+	}
+	for (int i = 0; i < cfg.nres; i++) {
+		if (strcmp(cfg.res[i].name, resource))
+			continue;
+		if (copy_resource(out, &cfg.res[i]) < 0) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	if (!strcmp(resource, "local")) {
+		memset(out, 0, sizeof(*out));
+		out->name = strdup("local");
+		rc = out->name ? 0 : -1;
+		if (rc)
+			snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (loaded)
+		snprintf(err, errlen, "unknown resource '%s' (no [%s] section in '%s')", resource,
+			 resource, path);
+	else
+		snprintf(err, errlen, "unknown resource '%s' (no configuration file '%s')",
+			 resource, path ? path : "ferry.conf");
+out:
+	ferry__cfg_release(&cfg);
+	free(path);
+	return rc;
+}

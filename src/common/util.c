@@ -1,0 +1,418 @@
+/* util.c - helpers shared by the library, the engine and the CLI. */
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+double ferry__now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double ferry__mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+char *ferry__asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}
+
+int ferry__write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int ferry__read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EPIPE;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int ferry__read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	int fd, err = 0;
+	char *buf = NULL;
+	size_t cap = 4096, used = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n;
+		char *nb;
+
+		if (used + 1 >= cap || !buf) {
+			if (buf)
+				cap *= 2;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				err = -ENOMEM;
+				goto fail;
+			}
+			buf = nb;
+		}
+		n = read(fd, buf + used, cap - used - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		if (used > max) {
+			err = -EFBIG;
+			goto fail;
+		}
+	}
+	close(fd);
+	buf[used] = '\0';
+	*out = buf;
+	if (len)
+		*len = used;
+	return 0;
+fail:
+	close(fd);
+	free(buf);
+	return err;
+}
+
+int ferry__write_file_atomic(const char *path, const void *data, size_t len)
+{
+	char *tmp = ferry__asprintf("%s.tmp.%ld", path, (long)getpid());
+	int fd, err;
+
+	if (!tmp)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	err = ferry__write_all(fd, data, len);
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+out:
+	free(tmp);
+	return err;
+}
+
+int ferry__mkdir_p(const char *path, mode_t mode)
+{
+	char *p = strdup(path), *s;
+	int err = 0;
+
+	if (!p)
+		return -ENOMEM;
+	for (s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST) {
+			err = -errno;
+			goto out;
+		}
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		err = -errno;
+out:
+	free(p);
+	return err;
+}
+
+static int rm_rf_at(int dirfd, const char *name)
+{
+	int fd, err = 0;
+	DIR *d;
+	struct dirent *e;
+
+	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -errno;
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (!err)
+			err = rm_rf_at(fd, e->d_name);
+	}
+	closedir(d);
+	if (!err && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		err = -errno;
+	return err;
+}
+
+int ferry__rm_rf(const char *path)
+{
+	return rm_rf_at(AT_FDCWD, path);
+}
+
+static int strv_push(char ***v, size_t *n, char *s)
+{
+	char **nv = realloc(*v, (*n + 2) * sizeof(**v));
+
+	if (!nv)
+		return -ENOMEM;
+	nv[(*n)++] = s;
+	nv[*n] = NULL;
+	*v = nv;
+	return 0;
+}
+
+int ferry__split_words(const char *line, char ***argv, const char **err)
+{
+	char **v = NULL, *w = NULL;
+	size_t n = 0, wl = 0;
+	int inword = 0, rc = 0;
+	const char *p = line;
+
+	*err = NULL;
+	w = malloc(strlen(line) + 1);
+	if (!w)
+		return -ENOMEM;
+	if (strv_push(&v, &n, NULL) < 0) /* allocate the terminator */
+		goto nomem;
+	n = 0;
+	for (; *p; p++) {
+		char c = *p;
+
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			if (inword) {
+				w[wl] = '\0';
+				char *dup = strdup(w);
+				if (!dup || strv_push(&v, &n, dup) < 0) {
+					free(dup);
+					goto nomem;
+				}
+				wl = 0;
+				inword = 0;
+			}
+			continue;
+		}
+		inword = 1;
+		if (c == '\\') {
+			if (!p[1]) {
+				*err = "trailing backslash";
+				rc = -EINVAL;
+				goto fail;
+			}
+			w[wl++] = *++p;
+		} else if (c == '\'') {
+			const char *q = strchr(p + 1, '\'');
+			if (!q) {
+				*err = "unterminated single quote";
+				rc = -EINVAL;
+				goto fail;
+			}
+			memcpy(w + wl, p + 1, (size_t)(q - p - 1));
+			wl += (size_t)(q - p - 1);
+			p = q;
+		} else if (c == '"') {
+			for (p++; *p && *p != '"'; p++) {
+				if (*p == '\\' && p[1] &&
+				    (p[1] == '"' || p[1] == '\\' || p[1] == '$' || p[1] == '`'))
+					p++;
+				w[wl++] = *p;
+			}
+			if (!*p) {
+				*err = "unterminated double quote";
+				rc = -EINVAL;
+				goto fail;
+			}
+		} else {
+			w[wl++] = c;
+		}
+	}
+	if (inword) {
+		w[wl] = '\0';
+		char *dup = strdup(w);
+		if (!dup || strv_push(&v, &n, dup) < 0) {
+			free(dup);
+			goto nomem;
+		}
+	}
+	free(w);
+	*argv = v;
+	return 0;
+nomem:
+	rc = -ENOMEM;
+fail:
+	free(w);
+	ferry__strv_free(v);
+	return rc;
+}
+
+void ferry__strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+size_t ferry__strv_len(char *const *v)
+{
+	size_t n = 0;
+
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+int ferry__valid_resource_name(const char *name)
+{
+	size_t n = 0;
+
+	if (!name || !*name || name[0] == '.')
+		return 0;
+	for (const char *p = name; *p; p++, n++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return 0;
+	}
+	return n <= 64;
+}
+
+int ferry__valid_utf8(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+	while (p < end) {
+		unsigned c = *p;
+		size_t k;
+		unsigned min, cp;
+
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			k = 1, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			k = 2, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			k = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return 0;
+		}
+		if ((size_t)(end - p) <= k)
+			return 0;
+		for (size_t i = 1; i <= k; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		p += k + 1;
+	}
+	return 1;
+}
+
+char *ferry__state_dir(const char *resource)
+{
+	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (x && x[0] == '/')
+		return ferry__asprintf("%s/ferry/%s", x, resource);
+	if (!home || home[0] != '/')
+		return NULL;
+	return ferry__asprintf("%s/.local/state/ferry/%s", home, resource);
+}
+
+char *ferry__default_config_path(void)
+{
+	const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+
+	if (x && x[0] == '/')
+		return ferry__asprintf("%s/ferry/ferry.conf", x);
+	if (!home || home[0] != '/')
+		return NULL;
+	return ferry__asprintf("%s/.config/ferry/ferry.conf", home);
+}
+
+int ferry__random_hex(char *out, size_t nbytes)
+{
+	unsigned char b[64];
+	static const char hex[] = "0123456789abcdef";
+
+	if (nbytes > sizeof(b))
+		return -EINVAL;
+	if (getrandom(b, nbytes, 0) != (ssize_t)nbytes)
+		return -EIO;
+	for (size_t i = 0; i < nbytes; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[2 * nbytes] = '\0';
+	return 0;
+}

@@ -1,0 +1,69 @@
+/* util.h - small helpers shared by the library, the engine and the CLI. */
+#ifndef FERRY_UTIL_H
+#define FERRY_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FERRY_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Seconds since the epoch, as a double (CLOCK_REALTIME). */
+double ferry__now(void);
+/* Monotonic seconds (CLOCK_MONOTONIC). */
+double ferry__mono(void);
+
+/* malloc'd printf; NULL on ENOMEM. */
+char *ferry__asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Writes all of buf, retrying on EINTR/short writes. 0 or -errno. */
+int ferry__write_all(int fd, const void *buf, size_t len);
+/* Reads exactly len bytes. 0, -errno, or -EPIPE at a premature EOF. */
+int ferry__read_all(int fd, void *buf, size_t len);
+
+/*
+ * Reads a whole small file (at most max bytes) into a malloc'd,
+ * NUL-terminated buffer. 0 or -errno (-EFBIG when larger than max).
+ */
+int ferry__read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* Writes data to path atomically: temporary file, fsync, rename. */
+int ferry__write_file_atomic(const char *path, const void *data, size_t len);
+
+/* mkdir -p with mode for the created components. 0 or -errno. */
+int ferry__mkdir_p(const char *path, mode_t mode);
+
+/* Removes a directory tree (no symlink following). 0 or -errno. */
+int ferry__rm_rf(const char *path);
+
+/*
+ * Splits a line into words the way a POSIX shell does for quoting only:
+ * blanks separate words, '...' and "..." quote, backslash escapes; no
+ * expansion of any kind. *argv is a NULL-terminated malloc'd array of
+ * malloc'd strings (free with ferry__strv_free). Returns 0, -EINVAL with
+ * *err set to a static message on unbalanced quotes, or -ENOMEM.
+ */
+int ferry__split_words(const char *line, char ***argv, const char **err);
+
+void ferry__strv_free(char **v);
+size_t ferry__strv_len(char *const *v);
+
+/* Validates a resource name: [A-Za-z0-9_.-]{1,64}, not starting with '.'. */
+int ferry__valid_resource_name(const char *name);
+
+/* Whether s (len bytes) is valid UTF-8 without NUL. */
+int ferry__valid_utf8(const char *s, size_t len);
+
+/*
+ * State directory of a resource: $XDG_STATE_HOME/ferry/<resource>, or
+ * $HOME/.local/state/ferry/<resource>. malloc'd; NULL on error.
+ */
+char *ferry__state_dir(const char *resource);
+/* Default configuration file path; malloc'd; NULL when no HOME. */
+char *ferry__default_config_path(void);
+
+/* Random hex string of 2*nbytes chars into out (size >= 2*nbytes+1). */
+int ferry__random_hex(char *out, size_t nbytes);
+
+#endif

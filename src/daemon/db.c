@@ -1,0 +1,542 @@
+/* db.c - every SQL statement of ferryd. One SQLite file per resource, WAL. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "util.h"
+
+#define SCHEMA_VERSION 1
+
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_SP,
+	S_FIND_KEY,
+	S_INSERT,
+	S_SET_STATE,
+	S_SET_STARTED,
+	S_SET_KILL,
+	S_SET_ENDED,
+	S_DELETE,
+	S_ACTIVE,
+	S_STATUS,
+	S_JOB,
+	S_LIST,
+	S_LIST_STATE,
+	S_EXPIRED,
+	S_SPEC,
+	S_COUNT
+};
+
+#define JOB_COLS                                                                                   \
+	"id, name, spec, state, exit_status, exit_value, signal, cpu_user, cpu_sys, max_rss_kb, "  \
+	"wall, submitted_at, started_at, ended_at, message, native_id, skey"
+
+static const char *const sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_SAVEPOINT] = "SAVEPOINT sub",
+    [S_RELEASE] = "RELEASE sub",
+    [S_ROLLBACK_SP] = "ROLLBACK TO sub",
+    [S_FIND_KEY] = "SELECT id FROM jobs WHERE skey = ?1 AND disposed = 0",
+    [S_INSERT] = "INSERT INTO jobs(skey, name, spec, state, submitted_at) "
+		 "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_SET_STATE] = "UPDATE jobs SET state = ?2 WHERE id = ?1",
+    [S_SET_STARTED] = "UPDATE jobs SET state = ?5, started_at = ?2, pid = ?3, "
+		      "native_id = ?4 WHERE id = ?1",
+    [S_SET_KILL] = "UPDATE jobs SET kill_requested = 1, disposed = ?2 WHERE id = ?1",
+    [S_SET_ENDED] = "UPDATE jobs SET state = ?2, exit_status = ?3, exit_value = ?4, "
+		    "signal = ?5, cpu_user = ?6, cpu_sys = ?7, max_rss_kb = ?8, wall = ?9, "
+		    "started_at = COALESCE(started_at, ?10), ended_at = ?11, message = ?12, "
+		    "dispose_after = ?13 WHERE id = ?1",
+    [S_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+    [S_ACTIVE] = "SELECT id, state, kill_requested, disposed, spec, pid, started_at, "
+		 "native_id FROM jobs WHERE ended_at IS NULL ORDER BY id",
+    [S_STATUS] = "SELECT state FROM jobs WHERE id = ?1 AND disposed = 0",
+    [S_JOB] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND disposed = 0",
+    [S_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE disposed = 0 ORDER BY id",
+    [S_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE disposed = 0 AND state = ?1 "
+		     "ORDER BY id",
+    [S_EXPIRED] = "SELECT id FROM jobs WHERE dispose_after IS NOT NULL AND "
+		  "dispose_after < ?1",
+    [S_SPEC] = "SELECT spec, ended_at IS NOT NULL FROM jobs WHERE id = ?1 AND disposed = 0",
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS jobs("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " skey TEXT UNIQUE,"
+    " name TEXT,"
+    " spec TEXT NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " exit_status INTEGER NOT NULL DEFAULT 0,"
+    " exit_value INTEGER, signal INTEGER,"
+    " cpu_user REAL, cpu_sys REAL, max_rss_kb INTEGER, wall REAL,"
+    " submitted_at REAL NOT NULL, started_at REAL, ended_at REAL,"
+    " message TEXT, pid INTEGER, native_id TEXT,"
+    " kill_requested INTEGER NOT NULL DEFAULT 0,"
+    " disposed INTEGER NOT NULL DEFAULT 0,"
+    " dispose_after REAL);"
+    "CREATE INDEX IF NOT EXISTS jobs_active ON jobs(ended_at) WHERE ended_at IS NULL;"
+    "CREATE INDEX IF NOT EXISTS jobs_dispose ON jobs(dispose_after);"
+    "INSERT OR IGNORE INTO meta VALUES('schema', '1');";
+
+struct ferry_db {
+	sqlite3 *h;
+	sqlite3_stmt *st[S_COUNT];
+	int in_tx;
+};
+
+static int db_fail(struct ferry_db *db, const char *what)
+{
+	fprintf(stderr, "ferryd: database: %s: %s\n", what, sqlite3_errmsg(db->h));
+	return FERRY_EINTERNAL;
+}
+
+int ferry__db_open(const char *path, struct ferry_db **out, char *err, size_t errlen)
+{
+	struct ferry_db *db = calloc(1, sizeof(*db));
+	char *msg = NULL;
+	sqlite3_stmt *q = NULL;
+
+	if (!db) {
+		snprintf(err, errlen, "out of memory");
+		return FERRY_ENOMEM;
+	}
+	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) {
+		snprintf(err, errlen, "cannot open database '%s': %s", path,
+			 db->h ? sqlite3_errmsg(db->h) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(db->h, 5000);
+	/*
+	 * WAL with synchronous=FULL: a commit is on disk before the engine
+	 * acknowledges; the event loop batches all changes of one iteration
+	 * into one transaction, so the fsync cost is shared (group commit).
+	 */
+	if (sqlite3_exec(db->h,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+			 "PRAGMA foreign_keys=ON;",
+			 NULL, NULL, &msg) ||
+	    sqlite3_exec(db->h, schema, NULL, NULL, &msg)) {
+		snprintf(err, errlen, "cannot initialise database '%s': %s", path,
+			 msg ? msg : sqlite3_errmsg(db->h));
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(db->h, "SELECT value FROM meta WHERE key = 'schema'", -1, &q,
+			       NULL) ||
+	    sqlite3_step(q) != SQLITE_ROW || sqlite3_column_int(q, 0) != SCHEMA_VERSION) {
+		snprintf(err, errlen, "database '%s' has an unknown schema version", path);
+		goto fail;
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	for (int i = 0; i < S_COUNT; i++) {
+		if (sqlite3_prepare_v3(db->h, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
+				       NULL)) {
+			snprintf(err, errlen, "cannot prepare statement %d: %s", i,
+				 sqlite3_errmsg(db->h));
+			goto fail;
+		}
+	}
+	*out = db;
+	return 0;
+fail:
+	sqlite3_free(msg);
+	sqlite3_finalize(q);
+	ferry__db_close(db);
+	return FERRY_EINTERNAL;
+}
+
+void ferry__db_close(struct ferry_db *db)
+{
+	if (!db)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(db->st[i]);
+	sqlite3_close(db->h);
+	free(db);
+}
+
+/* Runs a statement that returns no rows; binds were done by the caller. */
+static int run(struct ferry_db *db, enum stmt_id s, const char *what)
+{
+	sqlite3_stmt *q = db->st[s];
+	int rc = sqlite3_step(q);
+
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, what);
+	return 0;
+}
+
+int ferry__db_begin(struct ferry_db *db)
+{
+	if (db->in_tx)
+		return 0;
+	if (run(db, S_BEGIN, "begin"))
+		return FERRY_EINTERNAL;
+	db->in_tx = 1;
+	return 0;
+}
+
+int ferry__db_commit(struct ferry_db *db)
+{
+	if (!db->in_tx)
+		return 0;
+	db->in_tx = 0;
+	return run(db, S_COMMIT, "commit");
+}
+
+int ferry__db_savepoint(struct ferry_db *db)
+{
+	return run(db, S_SAVEPOINT, "savepoint");
+}
+
+int ferry__db_release(struct ferry_db *db)
+{
+	return run(db, S_RELEASE, "release");
+}
+
+int ferry__db_rollback_savepoint(struct ferry_db *db)
+{
+	int rc = run(db, S_ROLLBACK_SP, "rollback");
+
+	return rc ? rc : ferry__db_release(db);
+}
+
+static void bind_text(sqlite3_stmt *q, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(q, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(q, i);
+}
+
+int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id)
+{
+	sqlite3_stmt *q = db->st[S_FIND_KEY];
+	int rc;
+
+	bind_text(q, 1, key);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(q, 0);
+	sqlite3_reset(q);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "find key");
+}
+
+int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
+			 enum ferry_job_status st, double now, int64_t *id)
+{
+	sqlite3_stmt *q = db->st[S_INSERT];
+
+	bind_text(q, 1, key);
+	bind_text(q, 2, name);
+	bind_text(q, 3, spec);
+	sqlite3_bind_int(q, 4, st);
+	sqlite3_bind_double(q, 5, now);
+	if (run(db, S_INSERT, "insert job"))
+		return FERRY_EINTERNAL;
+	*id = sqlite3_last_insert_rowid(db->h);
+	return 0;
+}
+
+int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st)
+{
+	sqlite3_stmt *q = db->st[S_SET_STATE];
+
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int(q, 2, st);
+	return run(db, S_SET_STATE, "set state");
+}
+
+int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, pid_t pid,
+			  const char *native_id)
+{
+	sqlite3_stmt *q = db->st[S_SET_STARTED];
+
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_double(q, 2, at);
+	sqlite3_bind_int64(q, 3, pid);
+	bind_text(q, 4, native_id);
+	sqlite3_bind_int(q, 5, FERRY_RUNNING);
+	return run(db, S_SET_STARTED, "set started");
+}
+
+int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed)
+{
+	sqlite3_stmt *q = db->st[S_SET_KILL];
+
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int(q, 2, disposed);
+	return run(db, S_SET_KILL, "set kill");
+}
+
+static void bind_opt_double(sqlite3_stmt *q, int i, double v)
+{
+	if (v < 0)
+		sqlite3_bind_null(q, i);
+	else
+		sqlite3_bind_double(q, i, v);
+}
+
+int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,
+			const struct job_result *r, double dispose_after)
+{
+	sqlite3_stmt *q = db->st[S_SET_ENDED];
+
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int(q, 2, st);
+	sqlite3_bind_int(q, 3, r->exit_status);
+	if (r->exit_status == FERRY_FINISHED_REGULARLY)
+		sqlite3_bind_int(q, 4, r->exit_value);
+	else
+		sqlite3_bind_null(q, 4);
+	sqlite3_bind_int(q, 5, r->signal);
+	bind_opt_double(q, 6, r->cpu_user);
+	bind_opt_double(q, 7, r->cpu_sys);
+	if (r->max_rss_kb >= 0)
+		sqlite3_bind_int64(q, 8, r->max_rss_kb);
+	else
+		sqlite3_bind_null(q, 8);
+	bind_opt_double(q, 9, r->wall);
+	if (r->started_at > 0)
+		sqlite3_bind_double(q, 10, r->started_at);
+	else
+		sqlite3_bind_null(q, 10);
+	sqlite3_bind_double(q, 11, r->ended_at > 0 ? r->ended_at : ferry__now());
+	bind_text(q, 12, r->message[0] ? r->message : NULL);
+	sqlite3_bind_double(q, 13, dispose_after);
+	return run(db, S_SET_ENDED, "set ended");
+}
+
+int ferry__db_delete_job(struct ferry_db *db, int64_t id)
+{
+	sqlite3_bind_int64(db->st[S_DELETE], 1, id);
+	return run(db, S_DELETE, "delete job");
+}
+
+static char *col_strdup(sqlite3_stmt *q, int i)
+{
+	const unsigned char *s = sqlite3_column_text(q, i);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),
+			  void *arg)
+{
+	sqlite3_stmt *q = db->st[S_ACTIVE];
+	int rc, err = 0;
+
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct db_job_row row = {
+		    .id = sqlite3_column_int64(q, 0),
+		    .state = (enum ferry_job_status)sqlite3_column_int(q, 1),
+		    .kill_requested = sqlite3_column_int(q, 2),
+		    .disposed = sqlite3_column_int(q, 3),
+		    .spec = col_strdup(q, 4),
+		    .pid = (pid_t)sqlite3_column_int64(q, 5),
+		    .started_at = sqlite3_column_double(q, 6),
+		    .native_id = col_strdup(q, 7),
+		};
+		err = cb(arg, &row);
+		free(row.spec);
+		free(row.native_id);
+		if (err)
+			break;
+	}
+	sqlite3_reset(q);
+	if (!err && rc != SQLITE_DONE)
+		return db_fail(db, "list active jobs");
+	return err;
+}
+
+int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st)
+{
+	sqlite3_stmt *q = db->st[S_STATUS];
+	int rc;
+
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		*st = (enum ferry_job_status)sqlite3_column_int(q, 0);
+	sqlite3_reset(q);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "status");
+}
+
+static json_t *col_json_num(sqlite3_stmt *q, int i)
+{
+	if (sqlite3_column_type(q, i) == SQLITE_NULL)
+		return json_null();
+	if (sqlite3_column_type(q, i) == SQLITE_INTEGER)
+		return json_integer(sqlite3_column_int64(q, i));
+	return json_real(sqlite3_column_double(q, i));
+}
+
+static json_t *col_json_str(sqlite3_stmt *q, int i)
+{
+	const unsigned char *s = sqlite3_column_text(q, i);
+
+	return s ? json_string((const char *)s) : json_null();
+}
+
+/* Builds the job object of docs/protocol.md from a JOB_COLS row. */
+static json_t *row_to_json(sqlite3_stmt *q)
+{
+	json_t *spec, *o;
+	const unsigned char *st = sqlite3_column_text(q, 2);
+	int state = sqlite3_column_int(q, 3);
+	double cu, cs;
+
+	spec = st ? json_loads((const char *)st, 0, NULL) : NULL;
+	if (!spec)
+		spec = json_object();
+	o = json_object();
+	if (!o || !spec) {
+		json_decref(spec);
+		json_decref(o);
+		return NULL;
+	}
+	json_object_set_new(o, "id", json_integer(sqlite3_column_int64(q, 0)));
+	json_object_set_new(o, "name", col_json_str(q, 1));
+	json_object_set(o, "command", json_object_get(spec, "argv"));
+	json_object_set_new(o, "status", json_string(ferry_status_name(state)));
+	json_object_set_new(o, "exit_status",
+			    json_string(ferry_exit_status_name(sqlite3_column_int(q, 4))));
+	json_object_set_new(o, "exit_value", col_json_num(q, 5));
+	json_object_set_new(o, "signal", col_json_num(q, 6));
+	json_object_set_new(o, "cpu_user", col_json_num(q, 7));
+	json_object_set_new(o, "cpu_sys", col_json_num(q, 8));
+	if (sqlite3_column_type(q, 7) != SQLITE_NULL) {
+		cu = sqlite3_column_double(q, 7);
+		cs = sqlite3_column_double(q, 8);
+		json_object_set_new(o, "cpu_time", json_real(cu + cs));
+	} else {
+		json_object_set_new(o, "cpu_time", json_null());
+	}
+	json_object_set_new(o, "max_rss_kb", col_json_num(q, 9));
+	json_object_set_new(o, "wall_time", col_json_num(q, 10));
+	json_object_set_new(o, "submitted_at", col_json_num(q, 11));
+	json_object_set_new(o, "started_at", col_json_num(q, 12));
+	json_object_set_new(o, "ended_at", col_json_num(q, 13));
+	json_object_set_new(o, "message", col_json_str(q, 14));
+	json_object_set_new(o, "native_id", col_json_str(q, 15));
+	json_object_set_new(o, "submission_key", col_json_str(q, 16));
+	static const char *const copy[] = {
+	    "stdin_path",
+	    "stdout_path",
+	    "stderr_path",
+	    "join_stderrout",
+	    "working_directory",
+	    "env",
+	    "referenced_input_files",
+	    "referenced_output_files",
+	    "disposal_timeout_hours",
+	    "cpus",
+	    "memory_mb",
+	    "walltime_s",
+	    "queue",
+	    "native_specification",
+	    "backend",
+	    "resource",
+	};
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(copy); i++) {
+		json_t *v = json_object_get(spec, copy[i]);
+		json_object_set_new(o, copy[i], v ? json_incref(v) : json_null());
+	}
+	json_decref(spec);
+	return o;
+}
+
+int ferry__db_job_json(struct ferry_db *db, int64_t id, json_t **out)
+{
+	sqlite3_stmt *q = db->st[S_JOB];
+	int rc;
+
+	*out = NULL;
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		*out = row_to_json(q);
+	sqlite3_reset(q);
+	if (rc == SQLITE_ROW)
+		return *out ? 0 : FERRY_ENOMEM;
+	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "job info");
+}
+
+int ferry__db_list(struct ferry_db *db, int state, int detail, json_t *out)
+{
+	sqlite3_stmt *q = db->st[state >= 0 ? S_LIST_STATE : S_LIST];
+	int rc;
+
+	if (state >= 0)
+		sqlite3_bind_int(q, 1, state);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		json_t *v = detail ? row_to_json(q) : json_integer(sqlite3_column_int64(q, 0));
+		if (!v || json_array_append_new(out, v)) {
+			sqlite3_reset(q);
+			return FERRY_ENOMEM;
+		}
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "list jobs");
+}
+
+int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n)
+{
+	sqlite3_stmt *q = db->st[S_EXPIRED];
+	int64_t *v = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc;
+
+	sqlite3_bind_double(q, 1, now);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			int64_t *nv = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+			if (!nv) {
+				sqlite3_reset(q);
+				free(v);
+				return FERRY_ENOMEM;
+			}
+			v = nv;
+		}
+		v[cnt++] = sqlite3_column_int64(q, 0);
+	}
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_fail(db, "expired jobs");
+	}
+	*ids = v;
+	*n = cnt;
+	return 0;
+}
+
+int ferry__db_spec(struct ferry_db *db, int64_t id, char **spec, int *ended)
+{
+	sqlite3_stmt *q = db->st[S_SPEC];
+	int rc;
+
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		*spec = col_strdup(q, 0);
+		*ended = sqlite3_column_int(q, 1);
+	}
+	sqlite3_reset(q);
+	if (rc == SQLITE_ROW)
+		return *spec ? 0 : FERRY_ENOMEM;
+	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "job spec");
+}

@@ -1,0 +1,1532 @@
+/*
+ * engine.c - the job engine: validates requests, keeps the jobs that have
+ * not ended in memory, schedules them on the backend, records every change
+ * in the database and answers waiters.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "engine.h"
+#include "proto.h"
+#include "util.h"
+
+#define GC_INTERVAL   60.0
+#define MAX_ARG_BYTES (128 * 1024)
+#define MAX_CMD_BYTES (2 * 1024 * 1024)
+#define MAX_WAIT_IDS  1000000
+#define MAX_SUBMIT    100000
+
+struct waiter {
+	struct ferry_conn_s *c;
+	int64_t *ids;
+	size_t n, pos;
+	double deadline; /* monotonic; <0: none */
+	struct waiter *next;
+};
+
+struct ferry_engine {
+	char *resource;
+	char *state_dir;
+	char *jobs_dir;
+	struct ferry_resource_cfg cfg;
+	struct ferry_db *db;
+	const struct ferry_backend *be;
+	struct job **htab;
+	size_t hsize, nactive;
+	struct job *qhead, *qtail;
+	int used_slots;
+	struct waiter *waiters;
+	double next_gc;
+	double retry_start; /* monotonic time to retry a failed start; 0: none */
+	int shutdown;
+};
+
+/* Error helper: fills err and returns code. */
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* ---- in-memory table of active jobs ---- */
+
+static size_t hslot(struct ferry_engine *eng, int64_t id)
+{
+	return (size_t)((uint64_t)id * 0x9e3779b97f4a7c15ull >> 20) & (eng->hsize - 1);
+}
+
+static int htab_grow(struct ferry_engine *eng)
+{
+	size_t nsize = eng->hsize ? eng->hsize * 2 : 1024;
+	struct job **nt = calloc(nsize, sizeof(*nt));
+	struct job **old = eng->htab;
+	size_t osize = eng->hsize;
+
+	if (!nt)
+		return -1;
+	eng->htab = nt;
+	eng->hsize = nsize;
+	for (size_t i = 0; i < osize; i++) {
+		struct job *j = old[i], *next;
+		for (; j; j = next) {
+			size_t h = hslot(eng, j->id);
+			next = j->hnext;
+			j->hnext = nt[h];
+			nt[h] = j;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+struct job *ferry__engine_job(struct ferry_engine *eng, int64_t id)
+{
+	if (!eng->hsize)
+		return NULL;
+	for (struct job *j = eng->htab[hslot(eng, id)]; j; j = j->hnext)
+		if (j->id == id)
+			return j;
+	return NULL;
+}
+
+static int job_add(struct ferry_engine *eng, struct job *j)
+{
+	size_t h;
+
+	if (eng->nactive + 1 > eng->hsize / 2 && htab_grow(eng) < 0)
+		return -1;
+	h = hslot(eng, j->id);
+	j->hnext = eng->htab[h];
+	eng->htab[h] = j;
+	eng->nactive++;
+	return 0;
+}
+
+static void queue_remove(struct ferry_engine *eng, struct job *j)
+{
+	if (!j->in_queue)
+		return;
+	if (j->qprev)
+		j->qprev->qnext = j->qnext;
+	else
+		eng->qhead = j->qnext;
+	if (j->qnext)
+		j->qnext->qprev = j->qprev;
+	else
+		eng->qtail = j->qprev;
+	j->qnext = j->qprev = NULL;
+	j->in_queue = 0;
+}
+
+static void queue_append(struct ferry_engine *eng, struct job *j)
+{
+	if (j->in_queue)
+		return;
+	j->qprev = eng->qtail;
+	j->qnext = NULL;
+	if (eng->qtail)
+		eng->qtail->qnext = j;
+	else
+		eng->qhead = j;
+	eng->qtail = j;
+	j->in_queue = 1;
+}
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	json_decref(j->spec);
+	free(j->native_id);
+	free(j);
+}
+
+static void job_remove(struct ferry_engine *eng, struct job *j)
+{
+	struct job **p = &eng->htab[hslot(eng, j->id)];
+
+	queue_remove(eng, j);
+	for (; *p; p = &(*p)->hnext) {
+		if (*p == j) {
+			*p = j->hnext;
+			eng->nactive--;
+			break;
+		}
+	}
+	job_free(j);
+}
+
+static int job_started(const struct job *j)
+{
+	return j->state == FERRY_RUNNING || j->state == FERRY_USER_SUSPENDED ||
+	       j->state == FERRY_SYSTEM_SUSPENDED || j->state == FERRY_USER_SYSTEM_SUSPENDED;
+}
+
+/* ---- accessors for backends ---- */
+
+const char *ferry__engine_state_dir(struct ferry_engine *eng)
+{
+	return eng->state_dir;
+}
+
+const struct ferry_resource_cfg *ferry__engine_cfg(struct ferry_engine *eng)
+{
+	return &eng->cfg;
+}
+
+int ferry__engine_shutting_down(struct ferry_engine *eng)
+{
+	return eng->shutdown;
+}
+
+static char *job_dir(struct ferry_engine *eng, int64_t id)
+{
+	return ferry__asprintf("%s/%lld", eng->jobs_dir, (long long)id);
+}
+
+static void remove_job_files(struct ferry_engine *eng, int64_t id)
+{
+	char *d = job_dir(eng, id);
+
+	if (d) {
+		int rc = ferry__rm_rf(d);
+		if (rc < 0)
+			fprintf(stderr, "ferryd: cannot remove '%s': %s\n", d, strerror(-rc));
+	}
+	free(d);
+}
+
+/* ---- job lifecycle ---- */
+
+void ferry__engine_job_started(struct ferry_engine *eng, struct job *j, double at)
+{
+	j->state = FERRY_RUNNING;
+	j->started_at = at;
+	ferry__db_set_started(eng->db, j->id, at, j->pid, j->native_id);
+}
+
+void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r)
+{
+	struct job_result res = *r;
+	enum ferry_job_status st;
+	json_t *d = json_object_get(j->spec, "disposal_timeout_hours");
+	double hours = json_is_integer(d) ? (double)json_integer_value(d) : 168;
+
+	if (j->kill_requested &&
+	    !(res.exit_status == FERRY_FINISHED_REGULARLY && res.exit_value == 0)) {
+		res.exit_status = FERRY_KILLED_BY_USER;
+		if (!res.message[0])
+			snprintf(res.message, sizeof(res.message), "killed by user");
+	}
+	st = (res.exit_status == FERRY_FINISHED_REGULARLY && res.exit_value == 0) ? FERRY_DONE
+										  : FERRY_FAILED;
+	if (res.ended_at <= 0)
+		res.ended_at = ferry__now();
+	if (job_started(j))
+		eng->used_slots -= j->cpus;
+	if (j->dispose_requested) {
+		ferry__db_delete_job(eng->db, j->id);
+		remove_job_files(eng, j->id);
+	} else {
+		ferry__db_set_ended(eng->db, j->id, st, &res, res.ended_at + hours * 3600);
+	}
+	job_remove(eng, j);
+}
+
+/* Ends a job that never started (killed or refused before its start). */
+static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_exit_status es,
+			  const char *msg)
+{
+	struct job_result r = {
+	    .exit_status = es,
+	    .cpu_user = -1,
+	    .cpu_sys = -1,
+	    .wall = -1,
+	    .max_rss_kb = -1,
+	};
+
+	snprintf(r.message, sizeof(r.message), "%s", msg);
+	ferry__engine_job_ended(eng, j, &r);
+}
+
+/* ---- spec validation ---- */
+
+static const char *const spec_keys[] = {
+    "argv",
+    "name",
+    "working_directory",
+    "stdin_path",
+    "stdout_path",
+    "stderr_path",
+    "join_stderrout",
+    "env",
+    "referenced_input_files",
+    "referenced_output_files",
+    "disposal_timeout_hours",
+    "cpus",
+    "memory_mb",
+    "walltime_s",
+    "queue",
+    "native_specification",
+    "hold",
+    "submission_key",
+};
+
+static int check_keys(json_t *o, const char *const *keys, size_t n, const char *what, char *err,
+		      size_t errlen)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v)
+	{
+		size_t i;
+		for (i = 0; i < n; i++)
+			if (!strcmp(k, keys[i]))
+				break;
+		if (i == n)
+			return fail(err, errlen, FERRY_EINVAL, "unknown field '%s' in %s", k, what);
+	}
+	return 0;
+}
+
+/* A JSON string without NUL bytes, or absent/null. */
+static int opt_string(json_t *spec, const char *key, size_t max, const char **out, char *err,
+		      size_t errlen)
+{
+	json_t *v = json_object_get(spec, key);
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return fail(err, errlen, FERRY_EINVAL, "'%s' must be a string", key);
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return fail(err, errlen, FERRY_EINVAL, "'%s' contains a NUL byte", key);
+	if (json_string_length(v) > max)
+		return fail(err, errlen, FERRY_EINVAL, "'%s' is longer than %zu bytes", key, max);
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int opt_int(json_t *spec, const char *key, json_int_t min, json_int_t max, json_int_t dflt,
+		   json_int_t *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(spec, key);
+
+	*out = dflt;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v))
+		return fail(err, errlen, FERRY_EINVAL, "'%s' must be an integer", key);
+	*out = json_integer_value(v);
+	if (*out < min || *out > max)
+		return fail(err, errlen, FERRY_EINVAL, "'%s' is %lld, not between %lld and %lld",
+			    key, (long long)*out, (long long)min, (long long)max);
+	return 0;
+}
+
+static int opt_bool(json_t *spec, const char *key, int *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(spec, key);
+
+	*out = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return fail(err, errlen, FERRY_EINVAL, "'%s' must be true or false", key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* Absolute path of p (relative to cwd); malloc'd. */
+static char *resolve(const char *cwd, const char *p)
+{
+	return p[0] == '/' ? strdup(p) : ferry__asprintf("%s/%s", cwd, p);
+}
+
+/* Checks a string array and resolves its paths when cwd != NULL. */
+static int string_array(json_t *spec, const char *key, const char *cwd, size_t *bytes, json_t **out,
+			char *err, size_t errlen)
+{
+	json_t *v = json_object_get(spec, key), *a, *e;
+	size_t i;
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v))
+		return fail(err, errlen, FERRY_EINVAL, "'%s' must be an array of strings", key);
+	a = json_array();
+	if (!a)
+		return fail(err, errlen, FERRY_ENOMEM, "out of memory");
+	json_array_foreach(v, i, e)
+	{
+		const char *s;
+		char *r;
+
+		if (!json_is_string(e)) {
+			json_decref(a);
+			return fail(err, errlen, FERRY_EINVAL, "'%s'[%zu] is not a string", key, i);
+		}
+		s = json_string_value(e);
+		if (strlen(s) != json_string_length(e)) {
+			json_decref(a);
+			return fail(err, errlen, FERRY_EINVAL, "'%s'[%zu] contains a NUL byte", key,
+				    i);
+		}
+		if (json_string_length(e) > MAX_ARG_BYTES) {
+			json_decref(a);
+			return fail(err, errlen, FERRY_EINVAL,
+				    "'%s'[%zu] is longer than %d bytes (the kernel's limit)", key,
+				    i, MAX_ARG_BYTES);
+		}
+		if (bytes)
+			*bytes += json_string_length(e) + 1;
+		r = cwd ? resolve(cwd, s) : strdup(s);
+		if (!r || json_array_append_new(a, json_string(r))) {
+			free(r);
+			json_decref(a);
+			return fail(err, errlen, FERRY_ENOMEM, "out of memory");
+		}
+		free(r);
+	}
+	*out = a;
+	return 0;
+}
+
+static int check_env(json_t *env, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(env, i, e)
+	{
+		const char *s = json_string_value(e), *eq = strchr(s, '=');
+		if (!eq || eq == s)
+			return fail(err, errlen, FERRY_EINVAL,
+				    "environment entry '%s' is not NAME=value", s);
+		for (const char *p = s; p < eq; p++)
+			if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			      (p > s && *p >= '0' && *p <= '9')))
+				return fail(err, errlen, FERRY_EINVAL,
+					    "invalid environment variable name in '%s'", s);
+	}
+	return 0;
+}
+
+static int check_dir_of(const char *what, const char *path, char *err, size_t errlen)
+{
+	char *d = strdup(path), *slash;
+	struct stat st;
+	int rc = 0;
+
+	if (!d)
+		return fail(err, errlen, FERRY_ENOMEM, "out of memory");
+	slash = strrchr(d, '/');
+	if (slash == d)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	if (stat(d, &st) < 0 || !S_ISDIR(st.st_mode))
+		rc = fail(err, errlen, FERRY_EINVAL, "directory of %s '%s' does not exist", what,
+			  path);
+	free(d);
+	return rc;
+}
+
+static int set_path(json_t *o, const char *key, const char *cwd, const char *p)
+{
+	char *r;
+	int rc;
+
+	if (!p)
+		return 0;
+	r = resolve(cwd, p);
+	if (!r)
+		return -1;
+	rc = json_object_set_new(o, key, json_string(r));
+	free(r);
+	return rc;
+}
+
+/* Validates the path fields of a spec and copies them, resolved, into n. */
+static int normalise_paths(json_t *spec, json_t *n, const char **cwd_out, char *err, size_t errlen)
+{
+	const char *cwd, *in, *out, *errp;
+	struct stat st;
+	int rc, fd;
+
+	if ((rc = opt_string(spec, "working_directory", PATH_MAX, &cwd, err, errlen)) ||
+	    (rc = opt_string(spec, "stdin_path", PATH_MAX, &in, err, errlen)) ||
+	    (rc = opt_string(spec, "stdout_path", PATH_MAX, &out, err, errlen)) ||
+	    (rc = opt_string(spec, "stderr_path", PATH_MAX, &errp, err, errlen)))
+		return rc;
+	if (!cwd)
+		return fail(err, errlen, FERRY_EINVAL, "'working_directory' is required");
+	if (cwd[0] != '/')
+		return fail(err, errlen, FERRY_EINVAL, "working directory '%s' is not absolute",
+			    cwd);
+	if (stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode))
+		return fail(err, errlen, FERRY_EINVAL, "working directory '%s' does not exist",
+			    cwd);
+	json_object_set_new(n, "working_directory", json_string(cwd));
+	if (in) {
+		char *p = resolve(cwd, in);
+		if (!p)
+			return fail(err, errlen, FERRY_ENOMEM, "out of memory");
+		fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0 || fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+			rc =
+			    fail(err, errlen, FERRY_EINVAL, "stdin '%s' is not a readable file: %s",
+				 p, fd < 0 ? strerror(errno) : "is a directory");
+			if (fd >= 0)
+				close(fd);
+			free(p);
+			return rc;
+		}
+		close(fd);
+		free(p);
+	}
+	if (set_path(n, "stdin_path", cwd, in) || set_path(n, "stdout_path", cwd, out) ||
+	    set_path(n, "stderr_path", cwd, errp))
+		return fail(err, errlen, FERRY_ENOMEM, "out of memory");
+	if (out &&
+	    (rc = check_dir_of("stdout", json_string_value(json_object_get(n, "stdout_path")), err,
+			       errlen)))
+		return rc;
+	if (errp &&
+	    (rc = check_dir_of("stderr", json_string_value(json_object_get(n, "stderr_path")), err,
+			       errlen)))
+		return rc;
+	*cwd_out = cwd;
+	return 0;
+}
+
+static int normalise_arrays(json_t *spec, json_t *n, const char *cwd, char *err, size_t errlen)
+{
+	json_t *argv, *env, *inputs, *outputs;
+	size_t bytes = 0, i;
+	json_t *e;
+	int rc;
+
+	if ((rc = string_array(spec, "argv", NULL, &bytes, &argv, err, errlen)))
+		return rc;
+	json_object_set_new(n, "argv", argv ? argv : json_array());
+	if (!argv || json_array_size(argv) == 0)
+		return fail(err, errlen, FERRY_EINVAL, "'argv' must hold at least the command");
+	if (!json_string_length(json_array_get(argv, 0)))
+		return fail(err, errlen, FERRY_EINVAL, "the command (argv[0]) is empty");
+	if ((rc = string_array(spec, "env", NULL, &bytes, &env, err, errlen)))
+		return rc;
+	json_object_set_new(n, "env", env ? env : json_array());
+	if (env && (rc = check_env(env, err, errlen)))
+		return rc;
+	if (bytes > MAX_CMD_BYTES)
+		return fail(err, errlen, FERRY_EINVAL,
+			    "command line and environment take %zu bytes, over the %d byte limit",
+			    bytes, MAX_CMD_BYTES);
+	if ((rc = string_array(spec, "referenced_input_files", cwd, NULL, &inputs, err, errlen)))
+		return rc;
+	json_object_set_new(n, "referenced_input_files", inputs ? inputs : json_array());
+	json_array_foreach(inputs, i, e)
+	{
+		if (access(json_string_value(e), F_OK) < 0)
+			return fail(err, errlen, FERRY_EINVAL,
+				    "referenced input file '%s' does not exist",
+				    json_string_value(e));
+	}
+	if ((rc = string_array(spec, "referenced_output_files", cwd, NULL, &outputs, err, errlen)))
+		return rc;
+	json_object_set_new(n, "referenced_output_files", outputs ? outputs : json_array());
+	return 0;
+}
+
+static int normalise_scalars(struct ferry_engine *eng, json_t *spec, json_t *n, char *err,
+			     size_t errlen)
+{
+	json_int_t disposal, cpus, mem, wall;
+	int join, hold, rc, slots = eng->be->slots ? eng->be->slots(eng) : 0;
+	const char *name, *queue, *native, *key;
+
+	if ((rc = opt_string(spec, "name", 1024, &name, err, errlen)) ||
+	    (rc = opt_string(spec, "queue", 256, &queue, err, errlen)) ||
+	    (rc = opt_string(spec, "native_specification", 65536, &native, err, errlen)) ||
+	    (rc = opt_string(spec, "submission_key", 128, &key, err, errlen)) ||
+	    (rc = opt_int(spec, "disposal_timeout_hours", 1, 87600, 168, &disposal, err, errlen)) ||
+	    (rc = opt_int(spec, "cpus", 1, 1 << 20, 1, &cpus, err, errlen)) ||
+	    (rc = opt_int(spec, "memory_mb", 0, (json_int_t)1 << 30, 0, &mem, err, errlen)) ||
+	    (rc = opt_int(spec, "walltime_s", 0, 366 * 86400, 0, &wall, err, errlen)) ||
+	    (rc = opt_bool(spec, "join_stderrout", &join, err, errlen)) ||
+	    (rc = opt_bool(spec, "hold", &hold, err, errlen)))
+		return rc;
+	if (key && !*key)
+		return fail(err, errlen, FERRY_EINVAL, "'submission_key' is empty");
+	if (slots > 0 && cpus > slots)
+		return fail(err, errlen, FERRY_ERESOURCE,
+			    "the job asks for %lld cpus but resource '%s' has %d slots",
+			    (long long)cpus, eng->resource, slots);
+	json_object_set_new(n, "name", name ? json_string(name) : json_null());
+	json_object_set_new(n, "queue", queue ? json_string(queue) : json_null());
+	json_object_set_new(n, "native_specification", native ? json_string(native) : json_null());
+	json_object_set_new(n, "submission_key", key ? json_string(key) : json_null());
+	json_object_set_new(n, "disposal_timeout_hours", json_integer(disposal));
+	json_object_set_new(n, "cpus", json_integer(cpus));
+	json_object_set_new(n, "memory_mb", json_integer(mem));
+	json_object_set_new(n, "walltime_s", json_integer(wall));
+	json_object_set_new(n, "join_stderrout", json_boolean(join));
+	json_object_set_new(n, "hold", json_boolean(hold));
+	json_object_set_new(n, "backend", json_string(eng->be->name));
+	json_object_set_new(n, "resource", json_string(eng->resource));
+	return 0;
+}
+
+/* Returns a normalised copy of spec (resolved paths, defaults), or NULL. */
+static json_t *normalise_spec(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen,
+			      int *code)
+{
+	json_t *n = json_object();
+	const char *cwd = NULL;
+	int rc;
+
+	if (!n) {
+		*code = fail(err, errlen, FERRY_ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (!json_is_object(spec)) {
+		rc = fail(err, errlen, FERRY_EINVAL, "a job spec must be a json object");
+		goto bad;
+	}
+	if ((rc = check_keys(spec, spec_keys, FERRY_ARRAY_SIZE(spec_keys), "job spec", err,
+			     errlen)) ||
+	    (rc = normalise_scalars(eng, spec, n, err, errlen)) ||
+	    (rc = normalise_paths(spec, n, &cwd, err, errlen)) ||
+	    (rc = normalise_arrays(spec, n, cwd, err, errlen)))
+		goto bad;
+	if (eng->be->check && (rc = eng->be->check(eng, n, err, errlen)))
+		goto bad;
+	return n;
+bad:
+	json_decref(n);
+	*code = rc;
+	return NULL;
+}
+
+/* ---- requests ---- */
+
+struct req {
+	struct ferry_engine *eng;
+	struct ferry_conn_s *c;
+	json_t *in;
+	json_t *out;
+	void *bin;
+	size_t binlen;
+	int deferred;
+	char err[1024];
+};
+
+static int get_id(struct req *r, const char *key, int64_t *id)
+{
+	json_t *v = json_object_get(r->in, key);
+
+	if (!v)
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL, "missing field '%s'", key);
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL, "'%s' must be a positive integer",
+			    key);
+	*id = json_integer_value(v);
+	return 0;
+}
+
+static int allow(struct req *r, const char *const *keys, size_t n)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(r->in, k, v)
+	{
+		size_t i;
+		if (!strcmp(k, "op"))
+			continue;
+		for (i = 0; i < n; i++)
+			if (!strcmp(k, keys[i]))
+				break;
+		if (i == n)
+			return fail(r->err, sizeof(r->err), FERRY_EINVAL,
+				    "unknown field '%s' in request '%s'", k,
+				    json_string_value(json_object_get(r->in, "op")));
+	}
+	return 0;
+}
+
+#define ALLOW(r, ...)                                                                              \
+	do {                                                                                       \
+		static const char *const k_[] = {__VA_ARGS__};                                     \
+		int rc_ = allow(r, k_, FERRY_ARRAY_SIZE(k_));                                      \
+		if (rc_)                                                                           \
+			return rc_;                                                                \
+	} while (0)
+
+static int job_status(struct ferry_engine *eng, int64_t id, enum ferry_job_status *st)
+{
+	struct job *j = ferry__engine_job(eng, id);
+
+	if (j) {
+		if (j->dispose_requested)
+			return FERRY_ENOJOB;
+		*st = j->state;
+		return 0;
+	}
+	return ferry__db_status(eng->db, id, st);
+}
+
+static int no_job(struct req *r, int64_t id)
+{
+	return fail(r->err, sizeof(r->err), FERRY_ENOJOB, "no job %lld on resource '%s'",
+		    (long long)id, r->eng->resource);
+}
+
+static int op_submit_one(struct req *r, json_t *spec, size_t idx, int64_t *id)
+{
+	struct ferry_engine *eng = r->eng;
+	char msg[900];
+	int code = 0;
+	json_t *n = normalise_spec(eng, spec, msg, sizeof(msg), &code);
+	const char *key;
+	struct job *j;
+	char *text;
+	int hold, rc;
+
+	if (!n)
+		return fail(r->err, sizeof(r->err), code, "job %zu: %s", idx, msg);
+	key = json_string_value(json_object_get(n, "submission_key"));
+	if (key && (rc = ferry__db_find_key(eng->db, key, id)) != 0) {
+		json_decref(n);
+		return rc < 0 ? fail(r->err, sizeof(r->err), rc, "database error") : 0;
+	}
+	hold = json_is_true(json_object_get(n, "hold"));
+	text = json_dumps(n, JSON_COMPACT);
+	j = calloc(1, sizeof(*j));
+	if (!text || !j) {
+		free(text);
+		free(j);
+		json_decref(n);
+		return fail(r->err, sizeof(r->err), FERRY_ENOMEM, "out of memory");
+	}
+	rc =
+	    ferry__db_insert_job(eng->db, key, json_string_value(json_object_get(n, "name")), text,
+				 hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE, ferry__now(), id);
+	free(text);
+	if (rc) {
+		free(j);
+		json_decref(n);
+		return fail(r->err, sizeof(r->err), rc, "cannot record the job in the database");
+	}
+	j->id = *id;
+	j->state = hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE;
+	j->cpus = (int)json_integer_value(json_object_get(n, "cpus"));
+	j->spec = n;
+	j->pidfd = -1;
+	if (job_add(eng, j) < 0) {
+		job_free(j);
+		return fail(r->err, sizeof(r->err), FERRY_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int op_submit(struct req *r)
+{
+	json_t *jobs = json_object_get(r->in, "jobs"), *ids, *spec;
+	size_t i, n;
+	int64_t *newids;
+	int rc = 0;
+
+	ALLOW(r, "jobs");
+	if (!json_is_array(jobs) || !(n = json_array_size(jobs)))
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL,
+			    "'jobs' must be a non-empty array of job specs");
+	if (n > MAX_SUBMIT)
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL,
+			    "%zu jobs in one submit, over the limit of %d", n, MAX_SUBMIT);
+	newids = calloc(n, sizeof(*newids));
+	ids = json_array();
+	if (!newids || !ids || ferry__db_savepoint(r->eng->db)) {
+		free(newids);
+		json_decref(ids);
+		return fail(r->err, sizeof(r->err), FERRY_EINTERNAL, "cannot start a transaction");
+	}
+	json_array_foreach(jobs, i, spec)
+	{
+		if ((rc = op_submit_one(r, spec, i, &newids[i])))
+			break;
+		json_array_append_new(ids, json_integer(newids[i]));
+	}
+	if (rc) {
+		/* all or none: forget the jobs this request created */
+		for (size_t k = 0; k < i; k++) {
+			struct job *j = ferry__engine_job(r->eng, newids[k]);
+			if (j && !j->in_queue && !job_started(j))
+				job_remove(r->eng, j);
+		}
+		ferry__db_rollback_savepoint(r->eng->db);
+		json_decref(ids);
+		free(newids);
+		return rc;
+	}
+	ferry__db_release(r->eng->db);
+	for (i = 0; i < n; i++) {
+		struct job *j = ferry__engine_job(r->eng, newids[i]);
+		if (j && j->state == FERRY_QUEUED_ACTIVE && !job_started(j))
+			queue_append(r->eng, j);
+	}
+	free(newids);
+	json_object_set_new(r->out, "ids", ids);
+	return 0;
+}
+
+static int op_status(struct req *r)
+{
+	enum ferry_job_status st;
+	int64_t id;
+	int rc;
+
+	ALLOW(r, "id");
+	if ((rc = get_id(r, "id", &id)))
+		return rc;
+	if ((rc = job_status(r->eng, id, &st)))
+		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
+	json_object_set_new(r->out, "status", json_string(ferry_status_name(st)));
+	return 0;
+}
+
+static void default_path(struct ferry_engine *eng, json_t *o, const char *key, int64_t id,
+			 const char *stream)
+{
+	char *p;
+
+	if (!json_is_null(json_object_get(o, key)))
+		return;
+	p = ferry__asprintf("%s/%lld/%s", eng->jobs_dir, (long long)id, stream);
+	if (p)
+		json_object_set_new(o, key, json_string(p));
+	free(p);
+}
+
+/* Fills the effective output paths the engine uses by default. */
+static void fix_paths(struct ferry_engine *eng, json_t *o)
+{
+	int64_t id = json_integer_value(json_object_get(o, "id"));
+
+	default_path(eng, o, "stdout_path", id, "stdout");
+	if (!json_is_true(json_object_get(o, "join_stderrout")))
+		default_path(eng, o, "stderr_path", id, "stderr");
+}
+
+/* Live fields of an active job override what the database had. */
+static void overlay_active(struct ferry_engine *eng, json_t *o)
+{
+	struct job *j = ferry__engine_job(eng, json_integer_value(json_object_get(o, "id")));
+
+	if (!j)
+		return;
+	json_object_set_new(o, "status", json_string(ferry_status_name(j->state)));
+	if (j->started_at > 0)
+		json_object_set_new(o, "started_at", json_real(j->started_at));
+	if (j->native_id)
+		json_object_set_new(o, "native_id", json_string(j->native_id));
+}
+
+static int op_info(struct req *r)
+{
+	json_t *o;
+	int64_t id;
+	int rc;
+
+	ALLOW(r, "id");
+	if ((rc = get_id(r, "id", &id)))
+		return rc;
+	if (ferry__engine_job(r->eng, id) && ferry__engine_job(r->eng, id)->dispose_requested)
+		return no_job(r, id);
+	rc = ferry__db_job_json(r->eng->db, id, &o);
+	if (rc == FERRY_ENOJOB)
+		return no_job(r, id);
+	if (rc)
+		return fail(r->err, sizeof(r->err), rc, "cannot read job %lld", (long long)id);
+	fix_paths(r->eng, o);
+	overlay_active(r->eng, o);
+	json_object_set_new(r->out, "job", o);
+	return 0;
+}
+
+static int op_jobs(struct req *r)
+{
+	json_t *st = json_object_get(r->in, "state"), *d = json_object_get(r->in, "detail");
+	enum ferry_job_status s;
+	int state = -1, detail = 0, rc;
+	json_t *a = json_array(), *e;
+	size_t i;
+
+	ALLOW(r, "state", "detail");
+	if (st && !json_is_null(st)) {
+		if (!json_is_string(st) || ferry_status_from_name(json_string_value(st), &s)) {
+			json_decref(a);
+			return fail(r->err, sizeof(r->err), FERRY_EINVAL, "unknown job state '%s'",
+				    json_is_string(st) ? json_string_value(st) : "?");
+		}
+		state = (int)s;
+	}
+	if (d && !json_is_boolean(d)) {
+		json_decref(a);
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL, "'detail' must be a boolean");
+	}
+	detail = json_is_true(d);
+	if ((rc = ferry__db_list(r->eng->db, state, detail, a))) {
+		json_decref(a);
+		return fail(r->err, sizeof(r->err), rc, "cannot list jobs");
+	}
+	if (detail) {
+		json_array_foreach(a, i, e)
+		{
+			fix_paths(r->eng, e);
+			overlay_active(r->eng, e);
+		}
+	}
+	json_object_set_new(r->out, detail ? "jobs" : "ids", a);
+	return 0;
+}
+
+static void waiter_free(struct waiter *w)
+{
+	free(w->ids);
+	free(w);
+}
+
+/* Whether every job of w has ended; advances w->pos over ended jobs. */
+static int waiter_done(struct ferry_engine *eng, struct waiter *w)
+{
+	while (w->pos < w->n) {
+		struct job *j = ferry__engine_job(eng, w->ids[w->pos]);
+		if (j && !j->dispose_requested)
+			return 0;
+		w->pos++;
+	}
+	return 1;
+}
+
+static int op_wait(struct req *r)
+{
+	json_t *ids = json_object_get(r->in, "ids"), *t = json_object_get(r->in, "timeout"), *e;
+	struct waiter *w;
+	enum ferry_job_status st;
+	size_t i;
+	int rc;
+
+	ALLOW(r, "ids", "timeout");
+	if (!json_is_array(ids) || json_array_size(ids) > MAX_WAIT_IDS)
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL, "'ids' must be an array of ids");
+	if (t && !json_is_number(t))
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL, "'timeout' must be a number");
+	w = calloc(1, sizeof(*w));
+	if (!w || !(w->ids = calloc(json_array_size(ids) + 1, sizeof(*w->ids)))) {
+		free(w);
+		return fail(r->err, sizeof(r->err), FERRY_ENOMEM, "out of memory");
+	}
+	json_array_foreach(ids, i, e)
+	{
+		if (!json_is_integer(e) || json_integer_value(e) < 1) {
+			waiter_free(w);
+			return fail(r->err, sizeof(r->err), FERRY_EINVAL,
+				    "'ids'[%zu] is not a job id", i);
+		}
+		w->ids[i] = json_integer_value(e);
+		if ((rc = job_status(r->eng, w->ids[i], &st))) {
+			waiter_free(w);
+			return rc == FERRY_ENOJOB ? no_job(r, w->ids[i]) : rc;
+		}
+	}
+	w->n = json_array_size(ids);
+	w->c = r->c;
+	w->deadline = -1;
+	if (t && json_number_value(t) >= 0)
+		w->deadline = ferry__mono() + json_number_value(t);
+	if (waiter_done(r->eng, w)) {
+		waiter_free(w);
+		return 0;
+	}
+	w->next = r->eng->waiters;
+	r->eng->waiters = w;
+	r->deferred = 1;
+	return 0;
+}
+
+static void wake_waiters(struct ferry_engine *eng)
+{
+	struct waiter **p = &eng->waiters;
+	double now = ferry__mono();
+
+	while (*p) {
+		struct waiter *w = *p;
+		json_t *reply = NULL;
+
+		if (waiter_done(eng, w)) {
+			reply = json_pack("{s:b}", "ok", 1);
+		} else if (w->deadline >= 0 && now >= w->deadline) {
+			reply = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", "ETIMEDOUT",
+					  "code", FERRY_ETIMEDOUT, "message",
+					  "timed out waiting for the jobs to end");
+		}
+		if (!reply) {
+			p = &w->next;
+			continue;
+		}
+		*p = w->next;
+		ferry__conn_reply(w->c, reply);
+		json_decref(reply);
+		waiter_free(w);
+	}
+}
+
+void ferry__engine_conn_closed(struct ferry_engine *eng, struct ferry_conn_s *c)
+{
+	struct waiter **p = &eng->waiters;
+
+	while (*p) {
+		struct waiter *w = *p;
+		if (w->c == c) {
+			*p = w->next;
+			waiter_free(w);
+		} else {
+			p = &w->next;
+		}
+	}
+}
+
+static int control_started(struct req *r, struct job *j, enum backend_ctl ctl,
+			   enum ferry_job_status to)
+{
+	char msg[512] = "";
+	int rc;
+
+	if (!r->eng->be->control)
+		return fail(r->err, sizeof(r->err), FERRY_EUNSUPPORTED,
+			    "backend '%s' cannot control running jobs", r->eng->be->name);
+	rc = r->eng->be->control(r->eng, j, ctl, msg, sizeof(msg));
+	if (rc)
+		return fail(r->err, sizeof(r->err), rc, "job %lld: %s", (long long)j->id, msg);
+	if (to != FERRY_UNDETERMINED) {
+		j->state = to;
+		ferry__db_set_state(r->eng->db, j->id, to);
+	}
+	return 0;
+}
+
+static void set_state(struct ferry_engine *eng, struct job *j, enum ferry_job_status to)
+{
+	j->state = to;
+	if (to == FERRY_QUEUED_ACTIVE)
+		queue_append(eng, j);
+	else
+		queue_remove(eng, j);
+	ferry__db_set_state(eng->db, j->id, to);
+}
+
+static int ended_error(struct req *r, int64_t id, const char *action)
+{
+	return fail(r->err, sizeof(r->err), FERRY_ESTATE, "job %lld has ended; cannot %s it",
+		    (long long)id, action);
+}
+
+static int do_kill(struct req *r, struct job *j)
+{
+	j->kill_requested = 1;
+	ferry__db_set_kill(r->eng->db, j->id, j->dispose_requested);
+	if (!job_started(j)) {
+		end_unstarted(r->eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
+		return 0;
+	}
+	return control_started(r, j, CTL_TERMINATE, FERRY_UNDETERMINED);
+}
+
+static int op_control(struct req *r)
+{
+	const char *action = json_string_value(json_object_get(r->in, "action"));
+	enum ferry_job_status st;
+	struct job *j;
+	int64_t id;
+	int rc;
+
+	ALLOW(r, "id", "action");
+	if ((rc = get_id(r, "id", &id)))
+		return rc;
+	if (!action)
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL, "missing field 'action'");
+	if (strcmp(action, "stop") && strcmp(action, "restart") && strcmp(action, "hold") &&
+	    strcmp(action, "release") && strcmp(action, "kill"))
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL,
+			    "unknown action '%s' (stop, restart, hold, release, kill)", action);
+	if ((rc = job_status(r->eng, id, &st)))
+		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
+	j = ferry__engine_job(r->eng, id);
+	if (!j) { /* ended */
+		if (!strcmp(action, "kill"))
+			goto done;
+		return ended_error(r, id, action);
+	}
+	if (!strcmp(action, "kill")) {
+		rc = do_kill(r, j);
+	} else if (!strcmp(action, "stop") || !strcmp(action, "hold")) {
+		if (j->state == FERRY_QUEUED_ACTIVE)
+			set_state(r->eng, j, FERRY_USER_ON_HOLD);
+		else if (j->state == FERRY_RUNNING && !strcmp(action, "stop"))
+			rc = control_started(r, j, CTL_SUSPEND, FERRY_USER_SUSPENDED);
+		else if (job_started(j) && !strcmp(action, "hold"))
+			rc = fail(r->err, sizeof(r->err), FERRY_ESTATE,
+				  "job %lld has started; hold applies before the start (use stop)",
+				  (long long)id);
+	} else { /* restart, release */
+		if (j->state == FERRY_USER_ON_HOLD)
+			set_state(r->eng, j, FERRY_QUEUED_ACTIVE);
+		else if (j->state == FERRY_USER_SUSPENDED && !strcmp(action, "restart"))
+			rc = control_started(r, j, CTL_RESUME, FERRY_RUNNING);
+		else if (job_started(j) && !strcmp(action, "release"))
+			rc = fail(r->err, sizeof(r->err), FERRY_ESTATE,
+				  "job %lld has started; release applies to held jobs",
+				  (long long)id);
+	}
+	if (rc)
+		return rc;
+done:
+	if ((rc = job_status(r->eng, id, &st)) == 0)
+		json_object_set_new(r->out, "status", json_string(ferry_status_name(st)));
+	return 0;
+}
+
+static int op_dispose(struct req *r)
+{
+	enum ferry_job_status st;
+	struct job *j;
+	int64_t id;
+	int rc;
+
+	ALLOW(r, "id");
+	if ((rc = get_id(r, "id", &id)))
+		return rc;
+	if ((rc = job_status(r->eng, id, &st)))
+		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
+	j = ferry__engine_job(r->eng, id);
+	if (j) {
+		j->dispose_requested = 1;
+		return do_kill(r, j);
+	}
+	if ((rc = ferry__db_delete_job(r->eng->db, id)))
+		return fail(r->err, sizeof(r->err), rc, "cannot delete job %lld", (long long)id);
+	remove_job_files(r->eng, id);
+	return 0;
+}
+
+static int op_read(struct req *r)
+{
+	json_t *s = json_object_get(r->in, "stream"), *spec, *p;
+	json_int_t off, max;
+	const char *stream;
+	char *text = NULL, *path = NULL;
+	int ended = 0, rc, fd;
+	int64_t id;
+	ssize_t n;
+
+	ALLOW(r, "id", "stream", "offset", "max");
+	if ((rc = get_id(r, "id", &id)) ||
+	    (rc = opt_int(r->in, "offset", 0, INT64_MAX, 0, &off, r->err, sizeof(r->err))) ||
+	    (rc = opt_int(r->in, "max", 0, FERRY_READ_MAX, 65536, &max, r->err, sizeof(r->err))))
+		return rc;
+	stream = json_string_value(s);
+	if (!stream || (strcmp(stream, "stdout") && strcmp(stream, "stderr")))
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL,
+			    "'stream' must be \"stdout\" or \"stderr\"");
+	if ((rc = ferry__db_spec(r->eng->db, id, &text, &ended)))
+		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
+	spec = json_loads(text, 0, NULL);
+	free(text);
+	if (!spec)
+		return fail(r->err, sizeof(r->err), FERRY_EINTERNAL, "corrupt spec of job %lld",
+			    (long long)id);
+	if (!strcmp(stream, "stderr") && json_is_true(json_object_get(spec, "join_stderrout"))) {
+		json_decref(spec);
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL,
+			    "job %lld has stderr joined to stdout", (long long)id);
+	}
+	p = json_object_get(spec, !strcmp(stream, "stdout") ? "stdout_path" : "stderr_path");
+	path = json_is_string(p)
+		   ? strdup(json_string_value(p))
+		   : ferry__asprintf("%s/%lld/%s", r->eng->jobs_dir, (long long)id, stream);
+	json_decref(spec);
+	r->bin = malloc(max ? (size_t)max : 1);
+	if (!path || !r->bin) {
+		free(path);
+		return fail(r->err, sizeof(r->err), FERRY_ENOMEM, "out of memory");
+	}
+	n = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno != ENOENT) {
+		rc = fail(r->err, sizeof(r->err), FERRY_EIO, "cannot open '%s': %s", path,
+			  strerror(errno));
+		free(path);
+		return rc;
+	}
+	if (fd >= 0) {
+		n = pread(fd, r->bin, (size_t)max, off);
+		if (n < 0) {
+			rc = fail(r->err, sizeof(r->err), FERRY_EIO, "cannot read '%s': %s", path,
+				  strerror(errno));
+			close(fd);
+			free(path);
+			return rc;
+		}
+		close(fd);
+	}
+	free(path);
+	r->binlen = (size_t)n;
+	json_object_set_new(r->out, "size", json_integer(n));
+	json_object_set_new(r->out, "ended", json_boolean(ended));
+	return 0;
+}
+
+static int op_hello(struct req *r)
+{
+	json_t *v = json_object_get(r->in, "version");
+
+	ALLOW(r, "version", "client");
+	if (!json_is_integer(v) || json_integer_value(v) != FERRY_PROTO_VERSION)
+		return fail(r->err, sizeof(r->err), FERRY_EPROTO,
+			    "client protocol version %lld is not supported (engine speaks %d)",
+			    json_is_integer(v) ? (long long)json_integer_value(v) : -1LL,
+			    FERRY_PROTO_VERSION);
+	json_object_set_new(r->out, "protocol", json_integer(FERRY_PROTO_VERSION));
+	json_object_set_new(r->out, "engine", json_string(FERRY_VERSION));
+	json_object_set_new(r->out, "resource", json_string(r->eng->resource));
+	json_object_set_new(r->out, "backend", json_string(r->eng->be->name));
+	json_object_set_new(r->out, "pid", json_integer(getpid()));
+	return 0;
+}
+
+static int op_ping(struct req *r)
+{
+	ALLOW(r, "");
+	return 0;
+}
+
+static int op_shutdown(struct req *r)
+{
+	ALLOW(r, "");
+	r->eng->shutdown = 1;
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct req *r);
+} ops[] = {
+    {"hello", op_hello},     {"ping", op_ping}, {"submit", op_submit},	   {"status", op_status},
+    {"info", op_info},	     {"jobs", op_jobs}, {"wait", op_wait},	   {"control", op_control},
+    {"dispose", op_dispose}, {"read", op_read}, {"shutdown", op_shutdown},
+};
+
+void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req,
+			   json_t **reply, void **bin, size_t *binlen)
+{
+	struct req r = {.eng = eng, .c = c, .in = req};
+	const char *op = json_string_value(json_object_get(req, "op"));
+	int rc = FERRY_EINVAL;
+
+	*bin = NULL;
+	*binlen = 0;
+	r.out = json_object();
+	if (!op) {
+		fail(r.err, sizeof(r.err), FERRY_EINVAL, "request has no 'op' string");
+		goto out;
+	}
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(ops); i++) {
+		if (!strcmp(op, ops[i].name)) {
+			rc = ops[i].fn(&r);
+			goto out;
+		}
+	}
+	fail(r.err, sizeof(r.err), FERRY_EINVAL, "unknown request '%s'", op);
+out:
+	if (rc) {
+		json_decref(r.out);
+		free(r.bin);
+		*reply = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", ferry__error_name(rc),
+				   "code", rc, "message", r.err);
+		return;
+	}
+	if (r.deferred) {
+		json_decref(r.out);
+		*reply = NULL;
+		return;
+	}
+	json_object_set_new(r.out, "ok", json_true());
+	*reply = r.out;
+	*bin = r.bin;
+	*binlen = r.binlen;
+}
+
+/* ---- scheduling and timers ---- */
+
+static void start_queued(struct ferry_engine *eng)
+{
+	int slots = eng->be->slots ? eng->be->slots(eng) : 0;
+	char msg[512];
+
+	if (eng->retry_start > 0 && ferry__mono() < eng->retry_start)
+		return;
+	eng->retry_start = 0;
+	while (eng->qhead && !eng->shutdown) {
+		struct job *j = eng->qhead;
+		int rc;
+
+		if (slots > 0 && eng->used_slots + j->cpus > slots)
+			break;
+		msg[0] = '\0';
+		rc = eng->be->start(eng, j, msg, sizeof(msg));
+		if (rc == FERRY_EAGAIN) { /* e.g. fork failed: try again shortly */
+			fprintf(stderr, "ferryd: cannot start job %lld now: %s\n", (long long)j->id,
+				msg);
+			eng->retry_start = ferry__mono() + 1.0;
+			break;
+		}
+		queue_remove(eng, j);
+		if (rc) {
+			end_unstarted(eng, j, FERRY_ABORTED, msg);
+			continue;
+		}
+		eng->used_slots += j->cpus;
+		ferry__engine_job_started(eng, j, ferry__now());
+	}
+}
+
+static void collect_garbage(struct ferry_engine *eng)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	eng->next_gc = ferry__mono() + GC_INTERVAL;
+	if (ferry__db_expired(eng->db, ferry__now(), &ids, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		ferry__db_delete_job(eng->db, ids[i]);
+		remove_job_files(eng, ids[i]);
+	}
+	free(ids);
+}
+
+void ferry__engine_tick(struct ferry_engine *eng)
+{
+	start_queued(eng);
+	wake_waiters(eng);
+	if (ferry__mono() >= eng->next_gc)
+		collect_garbage(eng);
+}
+
+int ferry__engine_timeout_ms(struct ferry_engine *eng)
+{
+	double next = eng->next_gc, now = ferry__mono();
+
+	for (struct waiter *w = eng->waiters; w; w = w->next)
+		if (w->deadline >= 0 && w->deadline < next)
+			next = w->deadline;
+	if (eng->retry_start > 0 && eng->retry_start < next)
+		next = eng->retry_start;
+	if (next <= now)
+		return 0;
+	return (int)((next - now) * 1000) + 1;
+}
+
+/* ---- creation and recovery ---- */
+
+struct recovered {
+	struct job **v;
+	size_t n, cap;
+};
+
+static int collect_row(void *arg, struct db_job_row *row)
+{
+	struct recovered *rec = arg;
+	struct job *j;
+
+	if (rec->n == rec->cap) {
+		struct job **nv =
+		    realloc(rec->v, (rec->cap = rec->cap ? 2 * rec->cap : 256) * sizeof(*nv));
+		if (!nv)
+			return FERRY_ENOMEM;
+		rec->v = nv;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return FERRY_ENOMEM;
+	j->id = row->id;
+	j->state = row->state;
+	j->kill_requested = row->kill_requested;
+	j->dispose_requested = row->disposed;
+	j->pid = row->pid;
+	j->pidfd = -1;
+	j->started_at = row->started_at;
+	j->spec = row->spec ? json_loads(row->spec, 0, NULL) : NULL;
+	if (!j->spec)
+		j->spec = json_object();
+	j->cpus = (int)json_integer_value(json_object_get(j->spec, "cpus"));
+	if (j->cpus < 1)
+		j->cpus = 1;
+	rec->v[rec->n++] = j;
+	return 0;
+}
+
+/*
+ * Re-attaches every job that had not ended when the last engine stopped.
+ * A job that may have been started is offered to the backend first: its
+ * shepherd's claim in the job directory (local) tells whether it ran, so a
+ * job is never started twice even if the engine died between starting it
+ * and recording that.
+ */
+static int recover(struct ferry_engine *eng)
+{
+	struct recovered rec = {0};
+	int rc = ferry__db_active_jobs(eng->db, collect_row, &rec);
+	size_t i;
+
+	for (i = 0; !rc && i < rec.n; i++) {
+		struct job *j = rec.v[i];
+		enum ferry_job_status was = j->state;
+
+		if (job_add(eng, j) < 0) {
+			rc = FERRY_ENOMEM;
+			break;
+		}
+		if (was == FERRY_USER_ON_HOLD || was == FERRY_SYSTEM_ON_HOLD) {
+			if (!eng->be->adopt(eng, j))
+				continue;
+		} else if (eng->be->adopt(eng, j)) {
+			continue; /* running, or ended and reported */
+		} else if (job_started(j)) {
+			j->state = FERRY_QUEUED_ACTIVE; /* never really started */
+			ferry__db_set_state(eng->db, j->id, j->state);
+		}
+		if (j->kill_requested && !job_started(j))
+			end_unstarted(eng, j, FERRY_KILLED_BY_USER,
+				      "killed by user before it started");
+		else if (j->state == FERRY_QUEUED_ACTIVE)
+			queue_append(eng, j);
+	}
+	for (; i < rec.n; i++)
+		job_free(rec.v[i]);
+	free(rec.v);
+	return rc;
+}
+
+void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j)
+{
+	if (!job_started(j)) {
+		j->state = FERRY_RUNNING;
+		ferry__db_set_started(eng->db, j->id,
+				      j->started_at > 0 ? j->started_at : ferry__now(), j->pid,
+				      j->native_id);
+	}
+	eng->used_slots += j->cpus;
+}
+
+struct ferry_engine *ferry__engine_new(const char *resource, const char *state_dir,
+				       const struct ferry_resource_cfg *cfg, char *err,
+				       size_t errlen)
+{
+	struct ferry_engine *eng = calloc(1, sizeof(*eng));
+	char *dbpath = NULL;
+
+	if (!eng)
+		goto nomem;
+	eng->be = &ferry__backend_local;
+	if (cfg->scheduler && strcmp(cfg->scheduler, "local")) {
+		snprintf(err, errlen,
+			 "scheduler '%s' of resource '%s' is not supported by this build",
+			 cfg->scheduler, resource);
+		goto fail;
+	}
+	if (cfg->host) {
+		snprintf(err, errlen,
+			 "resource '%s' names host '%s': remote resources are not supported yet",
+			 resource, cfg->host);
+		goto fail;
+	}
+	eng->resource = strdup(resource);
+	eng->state_dir = strdup(state_dir);
+	eng->jobs_dir = ferry__asprintf("%s/jobs", state_dir);
+	dbpath = ferry__asprintf("%s/ferry.db", state_dir);
+	if (!eng->resource || !eng->state_dir || !eng->jobs_dir || !dbpath)
+		goto nomem;
+	eng->cfg = *cfg; /* shallow: main keeps cfg alive for the engine's life */
+	if (ferry__mkdir_p(eng->jobs_dir, 0700) < 0) {
+		snprintf(err, errlen, "cannot create '%s': %s", eng->jobs_dir, strerror(errno));
+		goto fail;
+	}
+	if (htab_grow(eng) < 0)
+		goto nomem;
+	if (ferry__db_open(dbpath, &eng->db, err, errlen))
+		goto fail;
+	free(dbpath);
+	dbpath = NULL;
+	if (ferry__db_begin(eng->db) || recover(eng) || ferry__db_commit(eng->db)) {
+		snprintf(err, errlen, "cannot recover the jobs of the last engine");
+		goto fail;
+	}
+	eng->next_gc = ferry__mono() + 1.0;
+	return eng;
+nomem:
+	snprintf(err, errlen, "out of memory");
+fail:
+	free(dbpath);
+	ferry__engine_free(eng);
+	return NULL;
+}
+
+void ferry__engine_free(struct ferry_engine *eng)
+{
+	if (!eng)
+		return;
+	for (size_t i = 0; i < eng->hsize; i++) {
+		struct job *j = eng->htab[i], *next;
+		for (; j; j = next) {
+			next = j->hnext;
+			if (j->pidfd >= 0)
+				close(j->pidfd);
+			job_free(j);
+		}
+	}
+	while (eng->waiters) {
+		struct waiter *w = eng->waiters;
+		eng->waiters = w->next;
+		waiter_free(w);
+	}
+	free(eng->htab);
+	ferry__db_close(eng->db);
+	free(eng->resource);
+	free(eng->state_dir);
+	free(eng->jobs_dir);
+	free(eng);
+}
+
+struct ferry_db *ferry__engine_db(struct ferry_engine *eng)
+{
+	return eng->db;
+}

@@ -1,0 +1,153 @@
+/* engine.h - internal interfaces of ferryd (engine, database, server, backends). */
+#ifndef FERRY_ENGINE_H
+#define FERRY_ENGINE_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cfg.h"
+#include "ferry.h"
+
+struct ferry_engine;
+struct ferry_conn_s;
+
+/* Outcome of a job as a backend reports it. */
+struct job_result {
+	enum ferry_exit_status exit_status;
+	int exit_value;
+	int signal;
+	double cpu_user, cpu_sys, wall; /* -1: unknown */
+	int64_t max_rss_kb;		/* -1: unknown */
+	double started_at, ended_at;	/* 0: unknown */
+	char message[512];
+};
+
+/* A job the engine still tracks in memory (every job not ended yet). */
+struct job {
+	int64_t id;
+	enum ferry_job_status state;
+	int cpus;
+	int kill_requested;
+	int dispose_requested;
+	json_t *spec; /* normalised spec (owned) */
+	/* backend data */
+	pid_t pid; /* local: shepherd pid */
+	int pidfd; /* local: -1 when none */
+	double started_at;
+	char *native_id;
+	/* links */
+	struct job *hnext;	   /* hash chain */
+	struct job *qnext, *qprev; /* run queue (queued_active, not started) */
+	int in_queue;
+};
+
+/* Control actions a backend implements. */
+enum backend_ctl { CTL_SUSPEND, CTL_RESUME, CTL_TERMINATE };
+
+/*
+ * The backend interface. Append-only: new members go at the end and bump
+ * version; optional members may be NULL.
+ */
+struct ferry_backend {
+	int version;
+	const char *name;
+	/* Checks what a spec asks against the backend (queue, native spec...). */
+	int (*check)(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen);
+	/* Starts a queued job. 0, or a FERRY_E* code with err set. */
+	int (*start)(struct ferry_engine *eng, struct job *j, char *err, size_t errlen);
+	/* Sends a control to a started job. */
+	int (*control)(struct ferry_engine *eng, struct job *j, enum backend_ctl ctl, char *err,
+		       size_t errlen);
+	/*
+	 * After an engine restart: re-attaches a job that may have been
+	 * started. Returns 1 when attached (running or ended: the backend
+	 * reports the end itself), 0 when the job never started.
+	 */
+	int (*adopt)(struct ferry_engine *eng, struct job *j);
+	/* Number of job slots; 0: unlimited (the DRMS schedules). */
+	int (*slots)(struct ferry_engine *eng);
+};
+
+#define FERRY_BACKEND_VERSION 1
+
+extern const struct ferry_backend ferry__backend_local;
+
+/* ---- engine (engine.c) ---- */
+struct ferry_engine *ferry__engine_new(const char *resource, const char *state_dir,
+				       const struct ferry_resource_cfg *cfg, char *err,
+				       size_t errlen);
+void ferry__engine_free(struct ferry_engine *eng);
+const char *ferry__engine_state_dir(struct ferry_engine *eng);
+const struct ferry_resource_cfg *ferry__engine_cfg(struct ferry_engine *eng);
+/* Handles one request; fills *reply (and optional binary data). */
+void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req,
+			   json_t **reply, void **bin, size_t *binlen);
+/* Starts queued jobs while slots are free; answers waiters; timers. */
+void ferry__engine_tick(struct ferry_engine *eng);
+/* Milliseconds until the next timer, -1 for none. */
+int ferry__engine_timeout_ms(struct ferry_engine *eng);
+/* A backend reports that a job started / ended. */
+void ferry__engine_job_started(struct ferry_engine *eng, struct job *j, double at);
+void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r);
+struct job *ferry__engine_job(struct ferry_engine *eng, int64_t id);
+/* The backend re-attached a started job after an engine restart. */
+void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j);
+/* The database, for the server's group commit. */
+struct ferry_db *ferry__engine_db(struct ferry_engine *eng);
+/* A connection went away: drop its pending wait. */
+void ferry__engine_conn_closed(struct ferry_engine *eng, struct ferry_conn_s *c);
+int ferry__engine_shutting_down(struct ferry_engine *eng);
+
+/* ---- event loop (server.c) ---- */
+typedef void (*ferry_fd_cb)(struct ferry_engine *eng, int fd, void *arg);
+int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg);
+void ferry__loop_unwatch(int fd);
+/* Sends a deferred reply on a connection (used by wait). */
+void ferry__conn_reply(struct ferry_conn_s *c, json_t *reply);
+int ferry__server_run(struct ferry_engine *eng, int listen_fd);
+
+/* ---- database (db.c): all SQL lives there ---- */
+struct ferry_db;
+struct db_job_row {
+	int64_t id;
+	enum ferry_job_status state;
+	int kill_requested, disposed;
+	char *spec; /* JSON text, malloc'd */
+	pid_t pid;
+	double started_at;
+	char *native_id;
+};
+int ferry__db_open(const char *path, struct ferry_db **db, char *err, size_t errlen);
+void ferry__db_close(struct ferry_db *db);
+int ferry__db_begin(struct ferry_db *db);
+int ferry__db_commit(struct ferry_db *db);
+int ferry__db_savepoint(struct ferry_db *db);
+int ferry__db_release(struct ferry_db *db);
+int ferry__db_rollback_savepoint(struct ferry_db *db);
+/* 1 and *id when the key is known, 0 when not, <0 on error. */
+int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id);
+int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
+			 enum ferry_job_status st, double now, int64_t *id);
+int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st);
+int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, pid_t pid,
+			  const char *native_id);
+int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed);
+int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,
+			const struct job_result *r, double dispose_after);
+int ferry__db_delete_job(struct ferry_db *db, int64_t id);
+/* Iterates the jobs not ended yet, oldest first. */
+int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),
+			  void *arg);
+/* Status of any job; 0, FERRY_ENOJOB. */
+int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st);
+/* Job object as in docs/protocol.md; NULL and FERRY_ENOJOB when unknown. */
+int ferry__db_job_json(struct ferry_db *db, int64_t id, json_t **out);
+/* Ids (or job objects) of jobs, optionally in one state. */
+int ferry__db_list(struct ferry_db *db, int state, int detail, json_t *out);
+/* Ids of ended jobs whose disposal deadline passed. */
+int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n);
+/* Spec text of any job (malloc'd) and whether it ended. */
+int ferry__db_spec(struct ferry_db *db, int64_t id, char **spec, int *ended);
+
+#endif

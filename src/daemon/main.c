@@ -1,0 +1,256 @@
+/*
+ * main.c - ferryd: the engine of one user and one resource.
+ *
+ * Started on demand by libferry (or by hand); the first process returns
+ * only once the engine listens, so a client that started it can connect
+ * at once. A lock file makes sure one engine at most runs per resource.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "config.h"
+#include "engine.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ferryd [--resource NAME] [--config FILE] [--foreground]\n"
+		   "The engine is normally started by libferry; see ferryd(8).\n");
+}
+
+/* The state directory must be ours and private: jobs' data lives there. */
+static int check_state_dir(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+	int rc = ferry__mkdir_p(dir, 0700);
+
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot create state directory '%s': %s", dir, strerror(-rc));
+		return -1;
+	}
+	if (lstat(dir, &st) < 0) {
+		snprintf(err, errlen, "cannot stat '%s': %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
+		snprintf(err, errlen,
+			 "state directory '%s' must be a directory of uid %ld with mode 0700 "
+			 "(it has uid %ld, mode %04o)",
+			 dir, (long)geteuid(), (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+static int listen_on(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path '%s' is longer than %zu bytes", path,
+			 sizeof(sa.sun_path) - 1);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create a socket: %s", strerror(errno));
+		return -1;
+	}
+	unlink(path); /* stale: we hold the lock, so no engine owns it */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
+	    listen(fd, 128) < 0) {
+		snprintf(err, errlen, "cannot listen on '%s': %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void report(int fd, const char *msg)
+{
+	if (fd >= 0) {
+		ferry__write_all(fd, msg, strlen(msg));
+		close(fd);
+	}
+}
+
+/* Forks; the parent returns only with the child's readiness message. */
+static int daemonize(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char buf[1024];
+	ssize_t n;
+	size_t got = 0;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		while ((n = read(p[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+			got += (size_t)n;
+		buf[got] = '\0';
+		if (!strcmp(buf, "ok"))
+			_exit(0);
+		fprintf(stderr, "ferryd: %s\n", got ? buf : "the engine died while starting");
+		_exit(1);
+	}
+	close(p[0]);
+	setsid();
+	*ready_fd = p[1];
+	return 0;
+}
+
+static void redirect_stdio(const char *state_dir)
+{
+	char *log = ferry__asprintf("%s/ferryd.log", state_dir);
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0) {
+		dup2(fd, 0);
+		close(fd);
+	}
+	fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+	}
+	free(log);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"resource", required_argument, NULL, 'r'}, {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'},	{"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},	{NULL, 0, NULL, 0},
+	};
+	const char *resource = "local", *config = NULL;
+	struct ferry_resource_cfg cfg = {0};
+	struct ferry_engine *eng = NULL;
+	char err[1024], *state = NULL, *lock = NULL, *sock = NULL, *pidf = NULL, pidbuf[32];
+	int c, fg = 0, lockfd = -1, lfd = -1, ready = -1, rc = 1;
+	sigset_t set;
+
+	while ((c = getopt_long(argc, argv, "r:c:fhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			resource = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'f':
+			fg = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			puts("ferryd " FERRY_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (ferry__resolve_resource(config, resource, &cfg, err, sizeof(err)) < 0)
+		goto fail;
+	state = ferry__state_dir(resource);
+	if (!state) {
+		snprintf(err, sizeof(err), "neither XDG_STATE_HOME nor HOME is an absolute path");
+		goto fail;
+	}
+	if (check_state_dir(state, err, sizeof(err)) < 0)
+		goto fail;
+	lock = ferry__asprintf("%s/ferryd.lock", state);
+	sock = ferry__asprintf("%s/ferryd.sock", state);
+	pidf = ferry__asprintf("%s/ferryd.pid", state);
+	if (!lock || !sock || !pidf) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lockfd < 0) {
+		snprintf(err, sizeof(err), "cannot open '%s': %s", lock, strerror(errno));
+		goto fail;
+	}
+	if (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+		rc = 0; /* another engine serves this resource: nothing to do */
+		goto out;
+	}
+	/* signals are read from a signalfd; shepherds inherit the blocked mask */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (!fg && daemonize(&ready) < 0) {
+		snprintf(err, sizeof(err), "cannot fork: %s", strerror(errno));
+		goto fail;
+	}
+	if (chdir("/") < 0) {
+		snprintf(err, sizeof(err), "cannot chdir to '/': %s", strerror(errno));
+		goto fail;
+	}
+	eng = ferry__engine_new(resource, state, &cfg, err, sizeof(err));
+	if (!eng)
+		goto fail;
+	lfd = listen_on(sock, err, sizeof(err));
+	if (lfd < 0)
+		goto fail;
+	snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
+	ferry__write_file_atomic(pidf, pidbuf, strlen(pidbuf));
+	if (!fg)
+		redirect_stdio(state);
+	report(ready, "ok");
+	ready = -1;
+	if (ferry__server_run(eng, lfd) == 0)
+		rc = 0;
+	unlink(sock);
+	unlink(pidf);
+	goto out;
+fail:
+	if (ready >= 0)
+		report(ready, err);
+	else
+		fprintf(stderr, "ferryd: %s\n", err);
+	ready = -1;
+out:
+	ferry__engine_free(eng);
+	if (lfd >= 0)
+		close(lfd);
+	if (lockfd >= 0)
+		close(lockfd);
+	ferry__resource_cfg_release(&cfg);
+	free(state);
+	free(lock);
+	free(sock);
+	free(pidf);
+	return rc;
+}

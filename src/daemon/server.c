@@ -1,0 +1,408 @@
+/*
+ * server.c - ferryd's event loop: one epoll set for the listening socket,
+ * the clients, the signals and the backends' fds (shepherd pidfds).
+ *
+ * Every loop iteration is one database transaction: all requests and job
+ * events of the iteration are applied, committed at once (group commit),
+ * and only then are the replies written. So no reply acknowledges
+ * anything that is not on disk.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "proto.h"
+#include "util.h"
+
+#define MAX_CONNS  1024
+#define READ_CHUNK 65536
+
+struct ferry_conn_s {
+	int fd;
+	unsigned char *in;
+	size_t inlen, incap;
+	unsigned char *out;
+	size_t outlen, outoff, outcap;
+	int hello;   /* handshake done */
+	int busy;    /* a deferred reply is pending (wait) */
+	int closing; /* close once the output is flushed */
+	int dead;
+	struct ferry_conn_s *next;
+};
+
+struct watch {
+	int fd;
+	ferry_fd_cb cb;
+	void *arg;
+	struct watch *next;
+};
+
+static int ep = -1;
+static struct watch *watches;
+static struct watch *graveyard; /* unwatched this iteration; freed after it */
+static struct ferry_conn_s *conns;
+static int nconns;
+
+int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg)
+{
+	struct watch *w = malloc(sizeof(*w));
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	if (!w)
+		return -1;
+	ev.data.ptr = w;
+	w->fd = fd;
+	w->cb = cb;
+	w->arg = arg;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		free(w);
+		return -1;
+	}
+	w->next = watches;
+	watches = w;
+	return 0;
+}
+
+void ferry__loop_unwatch(int fd)
+{
+	for (struct watch **p = &watches; *p; p = &(*p)->next) {
+		if ((*p)->fd == fd) {
+			struct watch *w = *p;
+			epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+			*p = w->next;
+			/* the event array of this iteration may still point to it */
+			w->cb = NULL;
+			w->next = graveyard;
+			graveyard = w;
+			return;
+		}
+	}
+}
+
+static int buf_reserve(unsigned char **b, size_t *cap, size_t need)
+{
+	unsigned char *nb;
+	size_t ncap = *cap ? *cap : 4096;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	nb = realloc(*b, ncap);
+	if (!nb)
+		return -1;
+	*b = nb;
+	*cap = ncap;
+	return 0;
+}
+
+static void queue_frame(struct ferry_conn_s *c, json_t *reply, const void *bin, size_t binlen)
+{
+	unsigned char *f;
+	size_t fl;
+
+	if (c->dead)
+		return;
+	if (ferry__frame_build(FERRY_FRAME_REPLY, reply, bin, binlen, &f, &fl) ||
+	    buf_reserve(&c->out, &c->outcap, c->outlen + fl)) {
+		c->closing = 1; /* cannot answer: the client sees the close */
+		return;
+	}
+	memcpy(c->out + c->outlen, f, fl);
+	c->outlen += fl;
+	free(f);
+}
+
+static void queue_error(struct ferry_conn_s *c, int code, const char *msg)
+{
+	json_t *r = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", ferry__error_name(code),
+			      "code", code, "message", msg);
+
+	if (r)
+		queue_frame(c, r, NULL, 0);
+	json_decref(r);
+}
+
+void ferry__conn_reply(struct ferry_conn_s *c, json_t *reply)
+{
+	c->busy = 0;
+	queue_frame(c, reply, NULL, 0);
+}
+
+/* Handles one complete frame; returns its length, or 0 when incomplete. */
+static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
+{
+	struct ferry_frame_hdr h;
+	const char *why;
+	char err[512];
+	json_t *req, *reply;
+	void *bin;
+	size_t binlen;
+
+	if (c->inlen < FERRY_FRAME_HDR)
+		return 0;
+	if (ferry__hdr_decode(c->in, &h, &why)) {
+		snprintf(err, sizeof(err), "%s; closing the connection", why);
+		queue_error(c, FERRY_EPROTO, err);
+		c->closing = 1;
+		return c->inlen;
+	}
+	if (h.type != FERRY_FRAME_REQUEST) {
+		queue_error(c, FERRY_EPROTO, "expected a request frame; closing the connection");
+		c->closing = 1;
+		return c->inlen;
+	}
+	if (c->inlen < FERRY_FRAME_HDR + (size_t)h.body_len)
+		return 0;
+	req =
+	    ferry__json_parse((const char *)c->in + FERRY_FRAME_HDR, h.json_len, err, sizeof(err));
+	if (!req) {
+		queue_error(c, FERRY_EPROTO, err);
+	} else if (!c->hello && !json_is_string(json_object_get(req, "op"))) {
+		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
+		c->closing = 1;
+	} else if (!c->hello && strcmp(json_string_value(json_object_get(req, "op")), "hello")) {
+		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
+		c->closing = 1;
+	} else {
+		ferry__engine_request(eng, c, req, &reply, &bin, &binlen);
+		if (!reply) {
+			c->busy = 1;
+		} else {
+			if (!c->hello && json_is_true(json_object_get(reply, "ok")))
+				c->hello = 1;
+			else if (!c->hello)
+				c->closing = 1;
+			queue_frame(c, reply, bin, binlen);
+			json_decref(reply);
+			free(bin);
+		}
+	}
+	json_decref(req);
+	return FERRY_FRAME_HDR + (size_t)h.body_len;
+}
+
+static void process_input(struct ferry_engine *eng, struct ferry_conn_s *c)
+{
+	size_t off = 0, n;
+
+	while (!c->busy && !c->closing && !c->dead) {
+		size_t used;
+		unsigned char *save = c->in;
+		size_t savelen = c->inlen;
+
+		c->in += off;
+		c->inlen -= off;
+		used = handle_frame(eng, c);
+		c->in = save;
+		c->inlen = savelen;
+		if (!used)
+			break;
+		off += used;
+	}
+	n = c->inlen - off;
+	if (off && n)
+		memmove(c->in, c->in + off, n);
+	c->inlen = n;
+}
+
+static void on_conn(struct ferry_engine *eng, int fd, void *arg)
+{
+	struct ferry_conn_s *c = arg;
+
+	for (;;) {
+		ssize_t n;
+
+		if (c->inlen > FERRY_FRAME_HDR + FERRY_FRAME_MAX) {
+			c->closing = 1; /* a client pipelining without reading replies */
+			break;
+		}
+		if (buf_reserve(&c->in, &c->incap, c->inlen + READ_CHUNK)) {
+			c->dead = 1;
+			return;
+		}
+		n = read(fd, c->in + c->inlen, READ_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			c->dead = 1;
+			return;
+		}
+		c->inlen += (size_t)n;
+		if ((size_t)n < READ_CHUNK)
+			break;
+	}
+	process_input(eng, c);
+}
+
+static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct ferry_conn_s *c;
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+
+		if (fd < 0)
+			return;
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			return;
+		}
+		c->fd = fd;
+		c->next = conns;
+		conns = c;
+		nconns++;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
+		    cred.uid != geteuid()) {
+			char msg[160];
+			snprintf(msg, sizeof(msg),
+				 "connection from uid %ld refused: this engine serves uid %ld only",
+				 (long)cred.uid, (long)geteuid());
+			queue_error(c, FERRY_EPERM, msg);
+			c->closing = 1;
+			continue;
+		}
+		if (nconns > MAX_CONNS) {
+			queue_error(c, FERRY_ECONNECT, "too many connections");
+			c->closing = 1;
+			continue;
+		}
+		if (ferry__loop_watch(fd, on_conn, c) < 0)
+			c->dead = 1;
+	}
+}
+
+/* Writes pending output; frees dead or finished connections. */
+static void flush_conns(struct ferry_engine *eng)
+{
+	struct ferry_conn_s **p = &conns;
+
+	while (*p) {
+		struct ferry_conn_s *c = *p;
+
+		while (!c->dead && c->outoff < c->outlen) {
+			ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
+					 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			if (n <= 0)
+				c->dead = 1;
+			else
+				c->outoff += (size_t)n;
+		}
+		if (c->outoff == c->outlen)
+			c->outoff = c->outlen = 0;
+		else if (c->outoff > (1u << 20)) {
+			memmove(c->out, c->out + c->outoff, c->outlen - c->outoff);
+			c->outlen -= c->outoff;
+			c->outoff = 0;
+		}
+		if (c->dead || (c->closing && c->outlen == 0)) {
+			*p = c->next;
+			ferry__engine_conn_closed(eng, c);
+			ferry__loop_unwatch(c->fd);
+			close(c->fd);
+			free(c->in);
+			free(c->out);
+			free(c);
+			nconns--;
+			continue;
+		}
+		/* blocked writer: wake us when the socket drains */
+		struct epoll_event ev = {.events = EPOLLIN | (c->outlen ? EPOLLOUT : 0)};
+		for (struct watch *w = watches; w; w = w->next) {
+			if (w->fd == c->fd) {
+				ev.data.ptr = w;
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				break;
+			}
+		}
+		p = &c->next;
+	}
+}
+
+static void on_signal(struct ferry_engine *eng, int fd, void *arg)
+{
+	struct signalfd_siginfo si;
+	int *stop = arg;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGHUP)
+			*stop = 1;
+	}
+}
+
+int ferry__server_run(struct ferry_engine *eng, int listen_fd)
+{
+	struct epoll_event evs[128];
+	sigset_t set;
+	int sfd, stop = 0;
+
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -1;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0 || ferry__loop_watch(sfd, on_signal, &stop) < 0 ||
+	    ferry__loop_watch(listen_fd, on_accept, NULL) < 0)
+		return -1;
+	while (!stop) {
+		int n =
+		    epoll_wait(ep, evs, (int)FERRY_ARRAY_SIZE(evs), ferry__engine_timeout_ms(eng));
+		struct ferry_db *db = ferry__engine_db(eng);
+
+		if (n < 0 && errno != EINTR)
+			return -1;
+		ferry__db_begin(db);
+		for (int i = 0; i < n; i++) {
+			struct watch *w = evs[i].data.ptr;
+			if (w->cb)
+				w->cb(eng, w->fd, w->arg);
+		}
+		while (graveyard) {
+			struct watch *w = graveyard;
+			graveyard = w->next;
+			free(w);
+		}
+		/* a wait answered by the tick lets its connection's next request run */
+		for (int round = 0; round < 4; round++) {
+			int progress = 0;
+			ferry__engine_tick(eng);
+			for (struct ferry_conn_s *c = conns; c; c = c->next) {
+				if (!c->busy && c->inlen >= FERRY_FRAME_HDR && !c->closing &&
+				    !c->dead) {
+					size_t before = c->inlen;
+					process_input(eng, c);
+					progress |= c->inlen != before;
+				}
+			}
+			if (!progress)
+				break;
+		}
+		if (ferry__db_commit(db)) {
+			/* nothing of this iteration is durable: tell no one it is */
+			fprintf(stderr, "ferryd: commit failed; exiting so that clients retry\n");
+			return -1;
+		}
+		flush_conns(eng);
+		if (ferry__engine_shutting_down(eng))
+			break;
+	}
+	return 0;
+}

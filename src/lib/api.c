@@ -1,0 +1,660 @@
+/* api.c - the public functions of libferry (include/ferry.h). */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "proto.h"
+#include "util.h"
+
+#define DEFAULT_RETRY_BUDGET_S 120.0
+
+static char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+FERRY_EXPORT int ferry_connect(const char *resource_id, const char *login, const char *password,
+			       const char *config_file, ferry_conn **out)
+{
+	struct ferry_conn *c = calloc(1, sizeof(*c));
+	int rc;
+
+	*out = c;
+	if (!c)
+		return FERRY_ENOMEM;
+	pthread_mutex_init(&c->mu, NULL);
+	c->fd = -1;
+	c->retry_budget_s = DEFAULT_RETRY_BUDGET_S;
+	c->resource = strdup(resource_id ? resource_id : "local");
+	c->config = xstrdup(config_file);
+	c->login = xstrdup(login);
+	c->password = xstrdup(password);
+	if (!c->resource || (config_file && !c->config) || (login && !c->login) ||
+	    (password && !c->password))
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if (ferry__resolve_resource(config_file, c->resource, &c->cfg, c->errmsg,
+				    sizeof(c->errmsg)) < 0)
+		return FERRY_ECONFIG;
+	if (c->cfg.host)
+		return ferry__seterr(c, FERRY_EUNSUPPORTED,
+				     "resource '%s' is on host '%s': remote resources are not "
+				     "supported yet",
+				     c->resource, c->cfg.host);
+	if (c->cfg.scheduler && strcmp(c->cfg.scheduler, "local"))
+		return ferry__seterr(c, FERRY_EUNSUPPORTED,
+				     "scheduler '%s' of resource '%s' is not supported yet",
+				     c->cfg.scheduler, c->resource);
+	pthread_mutex_lock(&c->mu);
+	rc = ferry__open(c);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+FERRY_EXPORT void ferry_disconnect(ferry_conn *c)
+{
+	if (!c)
+		return;
+	ferry__close(c);
+	while (c->cursors) {
+		struct out_cursor *k = c->cursors;
+		c->cursors = k->next;
+		free(k->buf);
+		free(k);
+	}
+	ferry__resource_cfg_release(&c->cfg);
+	free(c->resource);
+	free(c->config);
+	free(c->login);
+	if (c->password) {
+		explicit_bzero(c->password, strlen(c->password));
+		free(c->password);
+	}
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+FERRY_EXPORT const char *ferry_errmsg(const ferry_conn *c)
+{
+	return c ? c->errmsg : "no connection";
+}
+
+FERRY_EXPORT const char *ferry_resource(const ferry_conn *c)
+{
+	return c->resource;
+}
+
+/* One request/reply under the connection's lock; consumes req. */
+static int call(ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
+		size_t *binlen)
+{
+	json_t *dummy = NULL;
+	int rc;
+
+	if (!req)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	pthread_mutex_lock(&c->mu);
+	rc = ferry__call(c, req, deadline, reply ? reply : &dummy, bin, binlen);
+	pthread_mutex_unlock(&c->mu);
+	json_decref(req);
+	json_decref(dummy);
+	return rc;
+}
+
+FERRY_EXPORT void ferry_job_spec_init(struct ferry_job_spec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->version = FERRY_JOB_SPEC_VERSION;
+	spec->disposal_timeout_hours = 168;
+	spec->cpus = 1;
+}
+
+static json_t *strv_json(const char *const *v)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && v && v[i]; i++) {
+		if (json_array_append_new(a, json_stringn(v[i], strlen(v[i])))) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static int set_opt_str(json_t *o, const char *key, const char *v)
+{
+	if (!v)
+		return 0;
+	return json_object_set_new(o, key, json_stringn(v, strlen(v)));
+}
+
+/* Builds the wire form of a spec; the library fills what only it knows. */
+static json_t *spec_json(ferry_conn *c, const struct ferry_job_spec *s, size_t idx)
+{
+	json_t *o = json_object();
+	char cwd[PATH_MAX], key[80];
+	const char *wd = s->working_directory;
+
+	if (!o)
+		return NULL;
+	if (s->version != FERRY_JOB_SPEC_VERSION) {
+		ferry__seterr(c, FERRY_EINVAL, "spec %zu was not set up with ferry_job_spec_init()",
+			      idx);
+		json_decref(o);
+		return NULL;
+	}
+	if (!wd) { /* the local resource shares our file system */
+		if (!getcwd(cwd, sizeof(cwd))) {
+			ferry__seterr(c, FERRY_EINVAL, "cannot get the current directory: %s",
+				      strerror(errno));
+			json_decref(o);
+			return NULL;
+		}
+		wd = cwd;
+	}
+	if (!s->submission_key) {
+		/* random: a replay after a lost reply cannot create a second job */
+		memcpy(key, "auto-", 5);
+		if (ferry__random_hex(key + 5, 16) < 0) {
+			ferry__seterr(c, FERRY_EIO, "cannot get random bytes for a key");
+			json_decref(o);
+			return NULL;
+		}
+	}
+	if (json_object_set_new(o, "argv", strv_json(s->argv)) || set_opt_str(o, "name", s->name) ||
+	    set_opt_str(o, "working_directory", wd) ||
+	    set_opt_str(o, "stdin_path", s->stdin_path) ||
+	    set_opt_str(o, "stdout_path", s->stdout_path) ||
+	    set_opt_str(o, "stderr_path", s->stderr_path) ||
+	    json_object_set_new(o, "join_stderrout", json_boolean(s->join_stderrout)) ||
+	    json_object_set_new(o, "env", strv_json(s->env)) ||
+	    json_object_set_new(o, "referenced_input_files",
+				strv_json(s->referenced_input_files)) ||
+	    json_object_set_new(o, "referenced_output_files",
+				strv_json(s->referenced_output_files)) ||
+	    json_object_set_new(o, "disposal_timeout_hours",
+				json_integer(s->disposal_timeout_hours)) ||
+	    json_object_set_new(o, "cpus", json_integer(s->cpus)) ||
+	    json_object_set_new(o, "memory_mb", json_integer(s->memory_mb)) ||
+	    json_object_set_new(o, "walltime_s", json_integer(s->walltime_s)) ||
+	    set_opt_str(o, "queue", s->queue) ||
+	    set_opt_str(o, "native_specification", s->native_specification) ||
+	    json_object_set_new(o, "hold", json_boolean(s->hold)) ||
+	    set_opt_str(o, "submission_key", s->submission_key ? s->submission_key : key)) {
+		ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+FERRY_EXPORT int ferry_submit_many(ferry_conn *c, const struct ferry_job_spec *specs, size_t n,
+				   ferry_job_id *ids)
+{
+	json_t *jobs = json_array(), *reply = NULL, *a;
+	int rc;
+
+	if (!jobs)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if (!n) {
+		json_decref(jobs);
+		return ferry__seterr(c, FERRY_EINVAL, "no job to submit");
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *s = spec_json(c, &specs[i], i);
+		if (!s || json_array_append_new(jobs, s)) {
+			json_decref(jobs);
+			return c->errmsg[0] ? FERRY_EINVAL : FERRY_ENOMEM;
+		}
+	}
+	rc = call(c, json_pack("{s:s,s:o}", "op", "submit", "jobs", jobs), 0, &reply, NULL, NULL);
+	if (rc)
+		return rc;
+	a = json_object_get(reply, "ids");
+	if (json_array_size(a) != n) {
+		json_decref(reply);
+		return ferry__seterr(c, FERRY_EPROTO, "the engine returned %zu ids for %zu jobs",
+				     json_array_size(a), n);
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = json_integer_value(json_array_get(a, i));
+	json_decref(reply);
+	return 0;
+}
+
+FERRY_EXPORT int ferry_submit(ferry_conn *c, const struct ferry_job_spec *spec,
+			      ferry_job_id *job_id)
+{
+	return ferry_submit_many(c, spec, 1, job_id);
+}
+
+FERRY_EXPORT int ferry_status(ferry_conn *c, ferry_job_id id, enum ferry_job_status *status)
+{
+	json_t *reply = NULL;
+	int rc = call(c, json_pack("{s:s,s:I}", "op", "status", "id", (json_int_t)id), 0, &reply,
+		      NULL, NULL);
+
+	if (rc)
+		return rc;
+	if (ferry_status_from_name(json_string_value(json_object_get(reply, "status")), status))
+		rc = ferry__seterr(c, FERRY_EPROTO, "the engine sent an unknown status");
+	json_decref(reply);
+	return rc;
+}
+
+static char *jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? strdup(s) : NULL;
+}
+
+static char **jstrv(json_t *o, const char *key)
+{
+	json_t *a = json_object_get(o, key), *e;
+	char **v = calloc(json_array_size(a) + 1, sizeof(*v));
+	size_t i;
+
+	if (!v)
+		return NULL;
+	json_array_foreach(a, i, e)
+	{
+		v[i] = strdup(json_string_value(e) ? json_string_value(e) : "");
+		if (!v[i]) {
+			ferry__strv_free(v);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+static double jnum(json_t *o, const char *key, double dflt)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+static void fill_exit(json_t *o, struct ferry_exit_info *e)
+{
+	enum ferry_exit_status es = FERRY_EXIT_NONE;
+	const char *name = json_string_value(json_object_get(o, "exit_status"));
+
+	for (int i = FERRY_EXIT_NONE; i <= FERRY_ABORTED; i++)
+		if (name && !strcmp(name, ferry_exit_status_name(i)))
+			es = (enum ferry_exit_status)i;
+	e->exit_status = es;
+	e->exit_value = (int)jnum(o, "exit_value", 0);
+	e->signal = (int)jnum(o, "signal", 0);
+	e->cpu_user_s = jnum(o, "cpu_user", -1);
+	e->cpu_sys_s = jnum(o, "cpu_sys", -1);
+	e->max_rss_kb = (int64_t)jnum(o, "max_rss_kb", -1);
+	e->wall_s = jnum(o, "wall_time", -1);
+}
+
+static int get_job(ferry_conn *c, ferry_job_id id, json_t **reply, json_t **job)
+{
+	int rc = call(c, json_pack("{s:s,s:I}", "op", "info", "id", (json_int_t)id), 0, reply, NULL,
+		      NULL);
+
+	if (rc)
+		return rc;
+	*job = json_object_get(*reply, "job");
+	if (!json_is_object(*job)) {
+		json_decref(*reply);
+		return ferry__seterr(c, FERRY_EPROTO, "the engine sent no job object");
+	}
+	return 0;
+}
+
+FERRY_EXPORT int ferry_exit_info(ferry_conn *c, ferry_job_id id, struct ferry_exit_info *out)
+{
+	json_t *reply, *job;
+	int rc = get_job(c, id, &reply, &job);
+
+	if (rc)
+		return rc;
+	fill_exit(job, out);
+	json_decref(reply);
+	return 0;
+}
+
+FERRY_EXPORT void ferry_job_info_free(struct ferry_job_info *i)
+{
+	if (!i)
+		return;
+	free(i->name);
+	ferry__strv_free(i->argv);
+	free(i->message);
+	free(i->working_directory);
+	free(i->stdin_path);
+	free(i->stdout_path);
+	free(i->stderr_path);
+	ferry__strv_free(i->env);
+	ferry__strv_free(i->referenced_input_files);
+	ferry__strv_free(i->referenced_output_files);
+	free(i->queue);
+	free(i->native_specification);
+	free(i->submission_key);
+	free(i->backend);
+	free(i->native_id);
+	free(i->resource);
+	free(i);
+}
+
+static int fill_info(json_t *o, struct ferry_job_info *i)
+{
+	struct ferry_exit_info e;
+
+	i->id = (ferry_job_id)jnum(o, "id", 0);
+	ferry_status_from_name(json_string_value(json_object_get(o, "status")), &i->status);
+	fill_exit(o, &e);
+	i->exit_status = e.exit_status;
+	i->exit_value = e.exit_value;
+	i->signal = e.signal;
+	i->cpu_user_s = e.cpu_user_s;
+	i->cpu_sys_s = e.cpu_sys_s;
+	i->max_rss_kb = e.max_rss_kb;
+	i->wall_s = e.wall_s;
+	i->submitted_at = jnum(o, "submitted_at", 0);
+	i->started_at = jnum(o, "started_at", 0);
+	i->ended_at = jnum(o, "ended_at", 0);
+	i->join_stderrout = json_is_true(json_object_get(o, "join_stderrout"));
+	i->disposal_timeout_hours = (int)jnum(o, "disposal_timeout_hours", 168);
+	i->cpus = (int)jnum(o, "cpus", 1);
+	i->memory_mb = (int64_t)jnum(o, "memory_mb", 0);
+	i->walltime_s = (int64_t)jnum(o, "walltime_s", 0);
+	i->name = jstr(o, "name");
+	i->message = jstr(o, "message");
+	i->working_directory = jstr(o, "working_directory");
+	i->stdin_path = jstr(o, "stdin_path");
+	i->stdout_path = jstr(o, "stdout_path");
+	i->stderr_path = jstr(o, "stderr_path");
+	i->queue = jstr(o, "queue");
+	i->native_specification = jstr(o, "native_specification");
+	i->submission_key = jstr(o, "submission_key");
+	i->backend = jstr(o, "backend");
+	i->native_id = jstr(o, "native_id");
+	i->resource = jstr(o, "resource");
+	i->argv = jstrv(o, "command");
+	i->env = jstrv(o, "env");
+	i->referenced_input_files = jstrv(o, "referenced_input_files");
+	i->referenced_output_files = jstrv(o, "referenced_output_files");
+	if (!i->argv || !i->env || !i->referenced_input_files || !i->referenced_output_files)
+		return FERRY_ENOMEM;
+	return 0;
+}
+
+FERRY_EXPORT int ferry_job_info(ferry_conn *c, ferry_job_id id, struct ferry_job_info **info)
+{
+	json_t *reply, *job;
+	struct ferry_job_info *i;
+	int rc = get_job(c, id, &reply, &job);
+
+	*info = NULL;
+	if (rc)
+		return rc;
+	i = calloc(1, sizeof(*i));
+	if (!i || fill_info(job, i)) {
+		ferry_job_info_free(i);
+		json_decref(reply);
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
+	json_decref(reply);
+	*info = i;
+	return 0;
+}
+
+FERRY_EXPORT int ferry_jobs(ferry_conn *c, const enum ferry_job_status *filter, ferry_job_id **ids,
+			    size_t *n)
+{
+	json_t *req = json_pack("{s:s}", "op", "jobs"), *reply = NULL, *a;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (req && filter) {
+		const char *name = ferry_status_name(*filter);
+		if (!name) {
+			json_decref(req);
+			return ferry__seterr(c, FERRY_EINVAL, "invalid state filter %d", *filter);
+		}
+		json_object_set_new(req, "state", json_string(name));
+	}
+	rc = call(c, req, 0, &reply, NULL, NULL);
+	if (rc)
+		return rc;
+	a = json_object_get(reply, "ids");
+	*ids = malloc((json_array_size(a) + 1) * sizeof(**ids));
+	if (!*ids) {
+		json_decref(reply);
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < json_array_size(a); i++)
+		(*ids)[i] = json_integer_value(json_array_get(a, i));
+	*n = json_array_size(a);
+	json_decref(reply);
+	return 0;
+}
+
+FERRY_EXPORT int ferry_wait(ferry_conn *c, const ferry_job_id *ids, size_t n, double timeout_s)
+{
+	json_t *a = json_array();
+	double deadline = timeout_s >= 0 ? ferry__mono() + timeout_s : 0;
+
+	for (size_t i = 0; a && i < n; i++)
+		if (json_array_append_new(a, json_integer(ids[i]))) {
+			json_decref(a);
+			a = NULL;
+		}
+	if (!a)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	/* deadline 0 means none; a zero timeout still needs one */
+	if (timeout_s >= 0 && deadline <= 0)
+		deadline = 1e-9;
+	return call(c, json_pack("{s:s,s:o,s:f}", "op", "wait", "ids", a, "timeout", -1.0),
+		    deadline, NULL, NULL, NULL);
+}
+
+static int control(ferry_conn *c, ferry_job_id id, const char *action)
+{
+	return call(
+	    c, json_pack("{s:s,s:I,s:s}", "op", "control", "id", (json_int_t)id, "action", action),
+	    0, NULL, NULL, NULL);
+}
+
+FERRY_EXPORT int ferry_stop(ferry_conn *c, ferry_job_id id)
+{
+	return control(c, id, "stop");
+}
+
+FERRY_EXPORT int ferry_restart(ferry_conn *c, ferry_job_id id)
+{
+	return control(c, id, "restart");
+}
+
+FERRY_EXPORT int ferry_hold(ferry_conn *c, ferry_job_id id)
+{
+	return control(c, id, "hold");
+}
+
+FERRY_EXPORT int ferry_release(ferry_conn *c, ferry_job_id id)
+{
+	return control(c, id, "release");
+}
+
+FERRY_EXPORT int ferry_kill(ferry_conn *c, ferry_job_id id)
+{
+	return control(c, id, "kill");
+}
+
+FERRY_EXPORT int ferry_dispose(ferry_conn *c, ferry_job_id id)
+{
+	return call(c, json_pack("{s:s,s:I}", "op", "dispose", "id", (json_int_t)id), 0, NULL, NULL,
+		    NULL);
+}
+
+FERRY_EXPORT int ferry_read_output(ferry_conn *c, ferry_job_id id, enum ferry_stream stream,
+				   uint64_t offset, void *buf, size_t cap, size_t *got, int *ended)
+{
+	json_t *reply = NULL;
+	void *bin = NULL;
+	size_t binlen = 0;
+	int rc;
+
+	*got = 0;
+	if (stream != FERRY_STDOUT && stream != FERRY_STDERR)
+		return ferry__seterr(c, FERRY_EINVAL, "invalid stream %d", (int)stream);
+	if (offset > INT64_MAX)
+		return ferry__seterr(c, FERRY_EINVAL, "offset too large");
+	if (cap > FERRY_READ_MAX)
+		cap = FERRY_READ_MAX;
+	rc = call(c,
+		  json_pack("{s:s,s:I,s:s,s:I,s:I}", "op", "read", "id", (json_int_t)id, "stream",
+			    stream == FERRY_STDOUT ? "stdout" : "stderr", "offset",
+			    (json_int_t)offset, "max", (json_int_t)cap),
+		  0, &reply, &bin, &binlen);
+	if (rc)
+		return rc;
+	if (binlen > cap) {
+		free(bin);
+		json_decref(reply);
+		return ferry__seterr(c, FERRY_EPROTO, "the engine sent more than asked");
+	}
+	if (binlen)
+		memcpy(buf, bin, binlen);
+	*got = binlen;
+	if (ended)
+		*ended = json_is_true(json_object_get(reply, "ended"));
+	free(bin);
+	json_decref(reply);
+	return 0;
+}
+
+static struct out_cursor *cursor(ferry_conn *c, ferry_job_id id, int stream)
+{
+	struct out_cursor *k;
+
+	for (k = c->cursors; k; k = k->next)
+		if (k->id == id && k->stream == stream)
+			return k;
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	k->id = id;
+	k->stream = stream;
+	k->next = c->cursors;
+	c->cursors = k;
+	return k;
+}
+
+static int take_line(struct out_cursor *k, size_t len, size_t skip, char **line)
+{
+	char *l = malloc(len + 1);
+
+	if (!l)
+		return FERRY_ENOMEM;
+	memcpy(l, k->buf, len);
+	l[len] = '\0';
+	memmove(k->buf, k->buf + len + skip, k->len - len - skip);
+	k->len -= len + skip;
+	*line = l;
+	return 0;
+}
+
+static int readline(ferry_conn *c, ferry_job_id id, int stream, char **line)
+{
+	struct out_cursor *k = cursor(c, id, stream);
+	char chunk[65536];
+
+	*line = NULL;
+	if (!k)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	for (;;) {
+		char *nl = k->len ? memchr(k->buf, '\n', k->len) : NULL, *nb;
+		size_t got = 0;
+		int ended = 0, rc;
+
+		if (nl)
+			return take_line(k, (size_t)(nl - k->buf), 1, line);
+		rc = ferry_read_output(c, id, (enum ferry_stream)stream, k->offset, chunk,
+				       sizeof(chunk), &got, &ended);
+		if (rc)
+			return rc;
+		if (!got) {
+			if (!ended)
+				return ferry__seterr(c, FERRY_EAGAIN, "no complete line yet");
+			if (k->len)
+				return take_line(k, k->len, 0, line);
+			return ferry__seterr(c, FERRY_EEOF, "job %lld ended; all was read",
+					     (long long)id);
+		}
+		nb = realloc(k->buf, k->len + got);
+		if (!nb)
+			return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		k->buf = nb;
+		memcpy(k->buf + k->len, chunk, got);
+		k->len += got;
+		k->offset += got;
+	}
+}
+
+FERRY_EXPORT int ferry_stdout_readline(ferry_conn *c, ferry_job_id id, char **line)
+{
+	return readline(c, id, FERRY_STDOUT, line);
+}
+
+FERRY_EXPORT int ferry_stderr_readline(ferry_conn *c, ferry_job_id id, char **line)
+{
+	return readline(c, id, FERRY_STDERR, line);
+}
+
+FERRY_EXPORT int ferry_ping(ferry_conn *c)
+{
+	return call(c, json_pack("{s:s}", "op", "ping"), 0, NULL, NULL, NULL);
+}
+
+FERRY_EXPORT int ferry_shutdown_engine(ferry_conn *c)
+{
+	return call(c, json_pack("{s:s}", "op", "shutdown"), 0, NULL, NULL, NULL);
+}
+
+FERRY_EXPORT int ferry_engine_running(const char *resource_id, const char *config_file, long *pid)
+{
+	struct ferry_resource_cfg cfg = {0};
+	char err[512], *state, *path, *text = NULL;
+	const char *res = resource_id ? resource_id : "local";
+	long p = 0;
+	int rc = 0;
+
+	if (ferry__resolve_resource(config_file, res, &cfg, err, sizeof(err)) < 0)
+		return FERRY_ECONFIG;
+	ferry__resource_cfg_release(&cfg);
+	state = ferry__state_dir(res);
+	path = state ? ferry__asprintf("%s/ferryd.pid", state) : NULL;
+	free(state);
+	if (!path)
+		return FERRY_ECONFIG;
+	if (ferry__read_file(path, 64, &text, NULL) == 0) {
+		p = strtol(text, NULL, 10);
+		/* the pid file outlives a killed engine: check the process too */
+		if (p > 0 && kill((pid_t)p, 0) == 0) {
+			char comm[64], *ctext = NULL;
+			snprintf(comm, sizeof(comm), "/proc/%ld/comm", p);
+			if (ferry__read_file(comm, 64, &ctext, NULL) == 0 &&
+			    !strncmp(ctext, "ferryd", 6))
+				rc = 1;
+			free(ctext);
+		}
+	}
+	free(text);
+	free(path);
+	if (rc && pid)
+		*pid = p;
+	return rc;
+}

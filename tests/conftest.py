@@ -1,0 +1,447 @@
+"""Shared fixtures of ferry's integration tests.
+
+Every test gets its own XDG_STATE_HOME / XDG_CONFIG_HOME / HOME under a
+fresh /tmp directory (short, so that the engine's Unix socket path stays
+well under the 108-byte limit), a ferry.conf with `slots = 2`, and its own
+engine, which is stopped at teardown (`ferry daemon stop`, then SIGKILL by
+the pid in ferryd.pid). Every process left behind by the test (jobs,
+shepherds, engines) is found through /proc (its environment, command line
+or working directory mention the test's unique directory) and killed.
+
+The build directory comes from $FERRY_BUILD_DIR (default
+/work/main/build). Missing binaries make the tests fail loudly, never skip.
+"""
+import json as _json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+BUILD_DIR = os.path.abspath(os.environ.get("FERRY_BUILD_DIR", "/work/main/build"))
+FERRY_BIN = os.path.join(BUILD_DIR, "ferry")
+FERRYD_BIN = os.path.join(BUILD_DIR, "ferryd")
+
+DEFAULT_CONFIG = "[local]\nscheduler = local\nslots = 2\n"
+
+# Field names of the job object of docs/protocol.md.
+JOB_FIELDS = [
+    "id", "name", "command", "status", "exit_status", "exit_value", "signal",
+    "submitted_at", "started_at", "ended_at", "cpu_time", "cpu_user", "cpu_sys",
+    "max_rss_kb", "wall_time", "message", "stdin_path", "stdout_path",
+    "stderr_path", "join_stderrout", "working_directory", "env",
+    "referenced_input_files", "referenced_output_files",
+    "disposal_timeout_hours", "cpus", "memory_mb", "walltime_s", "queue",
+    "native_specification", "submission_key", "backend", "native_id",
+    "resource",
+]
+
+JOB_STATES = [
+    "undetermined", "queued_active", "system_on_hold", "user_on_hold",
+    "user_system_on_hold", "running", "system_suspended", "user_suspended",
+    "user_system_suspended", "done", "failed",
+]
+ENDED = ("done", "failed")
+
+# ---------------------------------------------------------------- helpers
+
+
+def poll(fn, timeout=10.0, interval=0.05, what="condition"):
+    """Calls fn() until it returns a truthy value; returns that value.
+    Fails the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    """True when pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:
+        return False
+    # state is the field after the ")" that closes comm
+    state = data[data.rindex(b")") + 2:data.rindex(b")") + 3]
+    return state not in (b"Z", b"X")
+
+
+def proc_pgid(pid):
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    rest = data[data.rindex(b")") + 2:].split()
+    return int(rest[2])  # state ppid pgrp
+
+
+def live_pids_in_pgroup(pgid):
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            if proc_pgid(pid) == pgid and pid_alive(pid):
+                out.append(pid)
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def wait_dead(pid, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return not pid_alive(pid)
+
+
+def proc_cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _procs_mentioning(marker):
+    """Pids (other than ours) whose environment, command line or cwd
+    mention marker (bytes)."""
+    me = os.getpid()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid == me:
+            continue
+        hit = False
+        for what in ("environ", "cmdline"):
+            try:
+                with open(f"/proc/{pid}/{what}", "rb") as f:
+                    if marker in f.read():
+                        hit = True
+                        break
+            except OSError:
+                pass
+        if not hit:
+            try:
+                if os.readlink(f"/proc/{pid}/cwd").encode().startswith(marker):
+                    hit = True
+            except OSError:
+                pass
+        if hit and pid_alive(pid):
+            found.append(pid)
+    return found
+
+
+def kill_procs_mentioning(marker):
+    """SIGKILLs every live process mentioning marker; returns their pids."""
+    if isinstance(marker, str):
+        marker = marker.encode()
+    killed = []
+    for _ in range(5):
+        pids = _procs_mentioning(marker)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        for pid in pids:
+            wait_dead(pid, 2.0)
+    return killed
+
+
+# ---------------------------------------------------------- wire protocol
+
+MAGIC = b"FRY1"
+HDR = struct.Struct(">4sHHII")
+FRAME_MAX = (16 << 20) + (64 << 10)
+
+
+def frame(obj=None, binary=b"", *, raw_json=None, magic=MAGIC, version=1, ftype=1,
+          body_len=None, json_len=None):
+    """Builds a frame. obj is serialised as JSON unless raw_json (bytes) is
+    given. body_len / json_len override the header fields."""
+    js = raw_json if raw_json is not None else _json.dumps(obj).encode()
+    body = js + binary
+    return HDR.pack(magic, version, ftype,
+                    len(body) if body_len is None else body_len,
+                    len(js) if json_len is None else json_len) + body
+
+
+class ClosedError(Exception):
+    pass
+
+
+class RawConn:
+    """A raw protocol connection to an engine socket."""
+
+    def __init__(self, path, timeout=10.0):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _recv_exact(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            try:
+                chunk = self.sock.recv(min(n - len(buf), 1 << 20))
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                if not buf:
+                    raise ClosedError("connection closed by the engine")
+                raise ClosedError(f"connection closed inside a frame ({len(buf)}/{n} bytes)")
+            buf += chunk
+        return bytes(buf)
+
+    def recv(self):
+        """Returns (json_object, binary) of the next frame; raises
+        ClosedError at EOF. Checks the reply header."""
+        hdr = self._recv_exact(HDR.size)
+        magic, version, ftype, body_len, json_len = HDR.unpack(hdr)
+        assert magic == MAGIC, f"reply has bad magic {magic!r}"
+        assert version == 1, f"reply has version {version}"
+        assert ftype == 2, f"reply has frame type {ftype}, expected 2"
+        assert json_len <= body_len <= FRAME_MAX
+        body = self._recv_exact(body_len) if body_len else b""
+        obj = _json.loads(body[:json_len].decode("utf-8"))
+        assert isinstance(obj, dict), f"reply is not an object: {obj!r}"
+        return obj, body[json_len:]
+
+    def request(self, obj, binary=b""):
+        self.send(frame(obj, binary))
+        return self.recv()[0]
+
+    def hello(self):
+        r = self.request({"op": "hello", "version": 1, "client": "ferry-tests"})
+        assert r.get("ok") is True, f"hello refused: {r!r}"
+        return r
+
+    def is_closed(self, timeout=5.0):
+        """True when the peer closed the connection (EOF) within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1)
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+        return data == b""
+
+
+# ------------------------------------------------------------ the fixture
+
+
+class Ferry:
+    """One isolated ferry world: own state/config/home dirs and engine."""
+
+    def __init__(self, base, resource="local"):
+        self.base = base
+        self.resource = resource
+        self.state_home = os.path.join(base, "state")
+        self.config_home = os.path.join(base, "config")
+        self.home = os.path.join(base, "home")
+        self.work = os.path.join(base, "work")  # scratch dir for job files
+        for d in (self.state_home, self.config_home, self.home, self.work):
+            os.makedirs(d, exist_ok=True)
+        self.bin = FERRY_BIN
+        self.ferryd = FERRYD_BIN
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("FERRY") and k != "FERRY_BUILD_DIR":
+                del env[k]
+        env.update({
+            "PATH": BUILD_DIR + os.pathsep + env.get("PATH", "/usr/bin:/bin"),
+            "FERRYD": FERRYD_BIN,
+            "XDG_STATE_HOME": self.state_home,
+            "XDG_CONFIG_HOME": self.config_home,
+            "HOME": self.home,
+            "LD_LIBRARY_PATH": BUILD_DIR + (os.pathsep + env["LD_LIBRARY_PATH"]
+                                            if env.get("LD_LIBRARY_PATH") else ""),
+            "LC_ALL": "C.UTF-8",
+        })
+        self.env = env
+        self.config(DEFAULT_CONFIG)
+
+    # -- paths
+    @property
+    def state_dir(self):
+        return os.path.join(self.state_home, "ferry", self.resource)
+
+    @property
+    def sock_path(self):
+        return os.path.join(self.state_dir, "ferryd.sock")
+
+    @property
+    def pid_path(self):
+        return os.path.join(self.state_dir, "ferryd.pid")
+
+    @property
+    def config_path(self):
+        return os.path.join(self.config_home, "ferry", "ferry.conf")
+
+    def path(self, *parts):
+        """A path inside the test's scratch directory."""
+        return os.path.join(self.work, *parts)
+
+    def config(self, text):
+        os.makedirs(os.path.dirname(self.config_path), exist_ok=True)
+        with open(self.config_path, "w") as f:
+            f.write(text)
+        return self.config_path
+
+    # -- running the CLI
+    def run(self, *args, check=True, input=None, timeout=60, env=None, cwd=None):
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        try:
+            cp = subprocess.run(
+                [self.bin, *[str(a) for a in args]], input=input, capture_output=True,
+                text=True, errors="replace", env=e, cwd=cwd or self.work, timeout=timeout)
+        except subprocess.TimeoutExpired as ex:
+            raise AssertionError(f"`ferry {' '.join(map(str, args))}` did not finish in "
+                                 f"{timeout}s; stdout={ex.stdout!r} stderr={ex.stderr!r}")
+        if check and cp.returncode != 0:
+            raise AssertionError(
+                f"`ferry {' '.join(map(str, args))}` exited {cp.returncode}\n"
+                f"stdout: {cp.stdout}\nstderr: {cp.stderr}")
+        return cp
+
+    def popen(self, *args, **kw):
+        return subprocess.Popen([self.bin, *[str(a) for a in args]], env=self.env,
+                                cwd=self.work, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, errors="replace", **kw)
+
+    def json(self, *args, timeout=60):
+        cp = self.run("--json", *args, timeout=timeout)
+        try:
+            return _json.loads(cp.stdout)
+        except ValueError as ex:
+            raise AssertionError(f"`ferry --json {' '.join(map(str, args))}` printed no JSON "
+                                 f"({ex}): {cp.stdout!r}")
+
+    # -- convenience wrappers
+    def submit(self, *cmd, opts=(), timeout=60):
+        cp = self.run("submit", *opts, "--", *cmd, timeout=timeout)
+        out = cp.stdout.strip()
+        assert out.isdigit(), f"submit printed {out!r}, expected an id"
+        return int(out)
+
+    def info(self, jid):
+        j = self.json("info", jid)
+        assert isinstance(j, dict), f"info --json gave {j!r}"
+        return j
+
+    def state(self, jid):
+        return self.info(jid)["status"]
+
+    def wait_state(self, jid, states, timeout=15):
+        if isinstance(states, str):
+            states = (states,)
+        return poll(lambda: (lambda j: j if j["status"] in states else None)(self.info(jid)),
+                    timeout, 0.05, f"job {jid} in {states}")
+
+    def wait_ended(self, jid, timeout=30):
+        return self.wait_state(jid, ENDED, timeout)
+
+    # -- the engine
+    def engine_pid(self):
+        try:
+            with open(self.pid_path) as f:
+                txt = f.read().strip()
+        except OSError:
+            return None
+        try:
+            return int(txt.split()[0])
+        except (ValueError, IndexError):
+            return None
+
+    def engine_alive(self):
+        pid = self.engine_pid()
+        return pid is not None and pid_alive(pid) and b"ferryd" in proc_cmdline(pid)
+
+    def kill_engine(self, sig=signal.SIGKILL, timeout=10):
+        pid = self.engine_pid()
+        assert pid is not None, "no ferryd.pid"
+        assert pid_alive(pid), f"engine {pid} not running"
+        os.kill(pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            assert wait_dead(pid, timeout), f"engine {pid} did not die after signal {sig}"
+        return pid
+
+    def raw(self, timeout=10.0):
+        return RawConn(self.sock_path, timeout)
+
+    def cleanup(self):
+        try:
+            self.run("daemon", "stop", check=False, timeout=15)
+        except AssertionError:
+            pass
+        pid = self.engine_pid()
+        if pid and pid_alive(pid) and b"ferryd" in proc_cmdline(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_dead(pid, 5)
+        kill_procs_mentioning(self.base)
+
+
+def _check_build():
+    missing = [p for p in (FERRY_BIN, FERRYD_BIN) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.fail(f"ferry is not built: missing {', '.join(missing)} "
+                    f"(set FERRY_BUILD_DIR or run `meson setup build && ninja -C build`)",
+                    pytrace=False)
+
+
+def new_base(prefix="fy-"):
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+
+
+@pytest.fixture
+def ferry():
+    _check_build()
+    base = new_base()
+    f = Ferry(base)
+    try:
+        yield f
+    finally:
+        f.cleanup()
+        if not os.environ.get("FERRY_TEST_KEEP"):
+            shutil.rmtree(base, ignore_errors=True)
