@@ -126,7 +126,7 @@ fail:
 	return err;
 }
 
-int ferry__write_file_atomic(const char *path, const void *data, size_t len)
+int ferry__write_file_atomic(const char *path, const void *data, size_t len, int durable)
 {
 	char *tmp = ferry__asprintf("%s.tmp.%ld", path, (long)getpid());
 	int fd, err;
@@ -139,7 +139,7 @@ int ferry__write_file_atomic(const char *path, const void *data, size_t len)
 		goto out;
 	}
 	err = ferry__write_all(fd, data, len);
-	if (!err && fsync(fd) < 0)
+	if (!err && durable && fsync(fd) < 0)
 		err = -errno;
 	if (close(fd) < 0 && !err)
 		err = -errno;

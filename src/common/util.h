@@ -28,8 +28,12 @@ int ferry__read_all(int fd, void *buf, size_t len);
  */
 int ferry__read_file(const char *path, size_t max, char **out, size_t *len);
 
-/* Writes data to path atomically: temporary file, fsync, rename. */
-int ferry__write_file_atomic(const char *path, const void *data, size_t len);
+/*
+ * Writes data to path atomically: temporary file, (fsync when durable),
+ * rename. Without durable the file survives a crash of any process but
+ * not of the machine.
+ */
+int ferry__write_file_atomic(const char *path, const void *data, size_t len, int durable);
 
 /* mkdir -p with mode for the created components. 0 or -errno. */
 int ferry__mkdir_p(const char *path, mode_t mode);

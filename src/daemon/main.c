@@ -225,7 +225,7 @@ int main(int argc, char **argv)
 	if (lfd < 0)
 		goto fail;
 	snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
-	ferry__write_file_atomic(pidf, pidbuf, strlen(pidbuf));
+	ferry__write_file_atomic(pidf, pidbuf, strlen(pidbuf), 0);
 	if (!fg)
 		redirect_stdio(state);
 	report(ready, "ok");

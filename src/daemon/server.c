@@ -57,6 +57,11 @@ int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg)
 
 	if (!w)
 		return -1;
+	/* recovery watches shepherds before the loop runs */
+	if (ep < 0 && (ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		free(w);
+		return -1;
+	}
 	ev.data.ptr = w;
 	w->fd = fd;
 	w->cb = cb;
@@ -351,8 +356,7 @@ int ferry__server_run(struct ferry_engine *eng, int listen_fd)
 	sigset_t set;
 	int sfd, stop = 0;
 
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
+	if (ep < 0 && (ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return -1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

@@ -144,6 +144,21 @@ static int connect_socket(const char *path)
 	return fd;
 }
 
+/* send(2) with MSG_NOSIGNAL: a dead engine must not kill the caller with SIGPIPE. */
+static int send_all(int fd, const unsigned char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return FERRY_EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int send_frame(int fd, json_t *req)
 {
 	unsigned char *f;
@@ -152,9 +167,9 @@ static int send_frame(int fd, json_t *req)
 
 	if (rc)
 		return rc;
-	rc = ferry__write_all(fd, f, fl);
+	rc = send_all(fd, f, fl);
 	free(f);
-	return rc ? FERRY_EIO : 0;
+	return rc;
 }
 
 /* Reads one reply frame. FERRY_EIO when the connection broke. */

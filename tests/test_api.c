@@ -1,0 +1,593 @@
+/*
+ * test_api.c - the C API end to end against a real ferryd (local backend).
+ *
+ * `test_api --list` prints the test names; `test_api NAME` runs one and
+ * exits 0 on success. The environment (XDG_STATE_HOME, FERRYD, config with
+ * slots) is set up by tests/test_capi.py, one engine per test.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ferry.h"
+
+static ferry_conn *conn;
+static char tmpdir[256];
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__,    \
+				__LINE__, #cond, conn ? ferry_errmsg(conn) : "");                  \
+			exit(1);                                                                   \
+		}                                                                                  \
+	} while (0)
+
+#define OK(call) CHECK((call) == 0)
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static ferry_job_id submit_argv(const char *const *argv, void (*tweak)(struct ferry_job_spec *))
+{
+	struct ferry_job_spec s;
+	ferry_job_id id = 0;
+
+	ferry_job_spec_init(&s);
+	s.argv = argv;
+	if (tweak)
+		tweak(&s);
+	OK(ferry_submit(conn, &s, &id));
+	CHECK(id > 0);
+	return id;
+}
+
+static ferry_job_id submit_sh(const char *script)
+{
+	const char *argv[] = {"/bin/sh", "-c", script, NULL};
+
+	return submit_argv(argv, NULL);
+}
+
+static enum ferry_job_status status_of(ferry_job_id id)
+{
+	enum ferry_job_status st;
+
+	OK(ferry_status(conn, id, &st));
+	return st;
+}
+
+static void wait_status(ferry_job_id id, enum ferry_job_status want, double timeout)
+{
+	for (double t = 0; t < timeout; t += 0.02) {
+		if (status_of(id) == want)
+			return;
+		sleep_ms(20);
+	}
+	fprintf(stderr, "job %lld: status %s, wanted %s\n", (long long)id,
+		ferry_status_name(status_of(id)), ferry_status_name(want));
+	exit(1);
+}
+
+static void wait_one(ferry_job_id id)
+{
+	OK(ferry_wait(conn, &id, 1, 60));
+}
+
+static long file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static char *path_in_tmp(const char *name)
+{
+	static char buf[4][512];
+	static int k;
+	char *p = buf[k++ % 4];
+
+	snprintf(p, 512, "%s/%s", tmpdir, name);
+	return p;
+}
+
+/* ---- tests ---- */
+
+static void t_success(void)
+{
+	struct ferry_exit_info e;
+	ferry_job_id id = submit_sh("echo hello; echo oops >&2");
+	char *line = NULL;
+
+	wait_one(id);
+	CHECK(status_of(id) == FERRY_DONE);
+	OK(ferry_exit_info(conn, id, &e));
+	CHECK(e.exit_status == FERRY_FINISHED_REGULARLY);
+	CHECK(e.exit_value == 0 && e.signal == 0);
+	CHECK(e.wall_s >= 0 && e.cpu_user_s >= 0 && e.max_rss_kb > 0);
+	OK(ferry_stdout_readline(conn, id, &line));
+	CHECK(!strcmp(line, "hello"));
+	free(line);
+	CHECK(ferry_stdout_readline(conn, id, &line) == FERRY_EEOF);
+	OK(ferry_stderr_readline(conn, id, &line));
+	CHECK(!strcmp(line, "oops"));
+	free(line);
+}
+
+static void t_nonzero_exit(void)
+{
+	struct ferry_exit_info e;
+	ferry_job_id id = submit_sh("exit 3");
+
+	wait_one(id);
+	CHECK(status_of(id) == FERRY_FAILED);
+	OK(ferry_exit_info(conn, id, &e));
+	CHECK(e.exit_status == FERRY_FINISHED_REGULARLY && e.exit_value == 3);
+}
+
+static void t_signal(void)
+{
+	struct ferry_exit_info e;
+	ferry_job_id id = submit_sh("kill -SEGV $$");
+
+	wait_one(id);
+	CHECK(status_of(id) == FERRY_FAILED);
+	OK(ferry_exit_info(conn, id, &e));
+	CHECK(e.exit_status == FERRY_FINISHED_SIGNAL && e.signal == SIGSEGV);
+}
+
+static void t_kill(void)
+{
+	struct ferry_exit_info e;
+	char script[600];
+	ferry_job_id id;
+	long child = 0;
+	FILE *f;
+
+	/* the job leaves a grandchild in its group: kill must take it too */
+	snprintf(script, sizeof(script), "sleep 300 & echo $! > %s; wait",
+		 path_in_tmp("child.pid"));
+	id = submit_sh(script);
+	wait_status(id, FERRY_RUNNING, 10);
+	for (int i = 0; i < 200 && file_size(path_in_tmp("child.pid")) <= 0; i++)
+		sleep_ms(20);
+	f = fopen(path_in_tmp("child.pid"), "r");
+	CHECK(f && fscanf(f, "%ld", &child) == 1);
+	fclose(f);
+	OK(ferry_kill(conn, id));
+	wait_one(id);
+	OK(ferry_exit_info(conn, id, &e));
+	CHECK(status_of(id) == FERRY_FAILED);
+	CHECK(e.exit_status == FERRY_KILLED_BY_USER);
+	for (int i = 0; i < 100; i++) {
+		char path[64], buf[512] = "";
+		snprintf(path, sizeof(path), "/proc/%ld/stat", child);
+		f = fopen(path, "r");
+		if (!f)
+			return;
+		/* a zombie waiting for a slow init counts as gone */
+		CHECK(fgets(buf, sizeof(buf), f) != NULL);
+		fclose(f);
+		if (strstr(buf, ") Z"))
+			return;
+		sleep_ms(50);
+	}
+	fprintf(stderr, "grandchild %ld survived the kill\n", child);
+	exit(1);
+}
+
+static void t_kill_queued(void)
+{
+	const char *argv[] = {"sleep", "30", NULL};
+	ferry_job_id a = submit_argv(argv, NULL), b = submit_argv(argv, NULL);
+	ferry_job_id c = submit_argv(argv, NULL);
+	struct ferry_exit_info e;
+
+	wait_status(b, FERRY_RUNNING, 10); /* slots = 2 */
+	CHECK(status_of(c) == FERRY_QUEUED_ACTIVE);
+	OK(ferry_kill(conn, c));
+	CHECK(status_of(c) == FERRY_FAILED);
+	OK(ferry_exit_info(conn, c, &e));
+	CHECK(e.exit_status == FERRY_KILLED_BY_USER);
+	OK(ferry_kill(conn, c)); /* killing an ended job does nothing */
+	OK(ferry_kill(conn, a));
+	OK(ferry_kill(conn, b));
+}
+
+static void t_missing_executable(void)
+{
+	const char *argv[] = {"/no/such/program", "x", NULL};
+	struct ferry_job_info *info;
+	ferry_job_id id = submit_argv(argv, NULL);
+
+	wait_one(id);
+	OK(ferry_job_info(conn, id, &info));
+	CHECK(info->status == FERRY_FAILED && info->exit_status == FERRY_ABORTED);
+	CHECK(info->message && strstr(info->message, "/no/such/program"));
+	ferry_job_info_free(info);
+}
+
+static void t_not_executable(void)
+{
+	const char *argv[] = {path_in_tmp("plain.txt"), NULL};
+	struct ferry_exit_info e;
+	FILE *f = fopen(argv[0], "w");
+	ferry_job_id id;
+
+	CHECK(f);
+	fputs("not a program\n", f);
+	fclose(f);
+	id = submit_argv(argv, NULL);
+	wait_one(id);
+	OK(ferry_exit_info(conn, id, &e));
+	CHECK(status_of(id) == FERRY_FAILED && e.exit_status == FERRY_ABORTED);
+}
+
+static void walltime_2(struct ferry_job_spec *s)
+{
+	s->walltime_s = 1;
+}
+
+static void t_walltime(void)
+{
+	const char *argv[] = {"sleep", "60", NULL};
+	struct ferry_job_info *info;
+	ferry_job_id id = submit_argv(argv, walltime_2);
+	time_t t0 = time(NULL);
+
+	wait_one(id);
+	CHECK(time(NULL) - t0 < 20);
+	OK(ferry_job_info(conn, id, &info));
+	CHECK(info->status == FERRY_FAILED && info->exit_status == FERRY_FINISHED_SIGNAL);
+	CHECK(info->message && strstr(info->message, "walltime"));
+	ferry_job_info_free(info);
+}
+
+static void hold(struct ferry_job_spec *s)
+{
+	s->hold = 1;
+}
+
+static void t_hold_release(void)
+{
+	const char *argv[] = {"true", NULL};
+	ferry_job_id id = submit_argv(argv, hold);
+
+	CHECK(status_of(id) == FERRY_USER_ON_HOLD);
+	sleep_ms(500);
+	CHECK(status_of(id) == FERRY_USER_ON_HOLD);
+	OK(ferry_release(conn, id));
+	wait_one(id);
+	CHECK(status_of(id) == FERRY_DONE);
+	CHECK(ferry_hold(conn, id) == FERRY_ESTATE);
+}
+
+static void t_stop_restart_queued(void)
+{
+	const char *argv[] = {"sleep", "30", NULL}, *t[] = {"true", NULL};
+	ferry_job_id a = submit_argv(argv, NULL), b = submit_argv(argv, NULL);
+	ferry_job_id c = submit_argv(t, NULL);
+
+	wait_status(b, FERRY_RUNNING, 10);
+	OK(ferry_stop(conn, c));
+	CHECK(status_of(c) == FERRY_USER_ON_HOLD);
+	OK(ferry_kill(conn, a)); /* a slot frees, but c is held */
+	wait_one(a);
+	sleep_ms(300);
+	CHECK(status_of(c) == FERRY_USER_ON_HOLD);
+	OK(ferry_restart(conn, c));
+	wait_one(c);
+	CHECK(status_of(c) == FERRY_DONE);
+	OK(ferry_kill(conn, b));
+}
+
+static void t_suspend_resume(void)
+{
+	char script[600];
+	ferry_job_id id;
+	long s1, s2, s3;
+
+	snprintf(script, sizeof(script), "while :; do echo x >> %s; sleep 0.05; done",
+		 path_in_tmp("ticks"));
+	id = submit_sh(script);
+	wait_status(id, FERRY_RUNNING, 10);
+	sleep_ms(500);
+	OK(ferry_stop(conn, id));
+	CHECK(status_of(id) == FERRY_USER_SUSPENDED);
+	sleep_ms(300);
+	s1 = file_size(path_in_tmp("ticks"));
+	sleep_ms(1200);
+	s2 = file_size(path_in_tmp("ticks"));
+	CHECK(s1 > 0 && s1 == s2); /* no progress while suspended */
+	OK(ferry_restart(conn, id));
+	CHECK(status_of(id) == FERRY_RUNNING);
+	sleep_ms(800);
+	s3 = file_size(path_in_tmp("ticks"));
+	CHECK(s3 > s2);
+	OK(ferry_kill(conn, id));
+	wait_one(id);
+}
+
+static void t_readline_running(void)
+{
+	ferry_job_id id = submit_sh("echo first; echo second; sleep 30");
+	char *line = NULL;
+	int rc = FERRY_EAGAIN;
+
+	for (int i = 0; i < 250 && rc == FERRY_EAGAIN; i++) {
+		rc = ferry_stdout_readline(conn, id, &line);
+		if (rc == FERRY_EAGAIN)
+			sleep_ms(20);
+	}
+	OK(rc);
+	CHECK(!strcmp(line, "first"));
+	free(line);
+	OK(ferry_stdout_readline(conn, id, &line));
+	CHECK(!strcmp(line, "second"));
+	free(line);
+	CHECK(ferry_stdout_readline(conn, id, &line) == FERRY_EAGAIN);
+	CHECK(status_of(id) == FERRY_RUNNING);
+	OK(ferry_kill(conn, id));
+	wait_one(id);
+	CHECK(ferry_stdout_readline(conn, id, &line) == FERRY_EEOF);
+}
+
+static void t_read_output(void)
+{
+	ferry_job_id id = submit_sh("seq 1 100000");
+	char buf[1000];
+	size_t got;
+	int ended;
+
+	wait_one(id);
+	OK(ferry_read_output(conn, id, FERRY_STDOUT, 0, buf, 6, &got, &ended));
+	CHECK(got == 6 && !memcmp(buf, "1\n2\n3\n", 6) && ended);
+	OK(ferry_read_output(conn, id, FERRY_STDOUT, 588892, buf, sizeof(buf), &got, &ended));
+	CHECK(got == 3 && !memcmp(buf, "00\n", 3));
+	OK(ferry_read_output(conn, id, FERRY_STDOUT, 1 << 30, buf, sizeof(buf), &got, &ended));
+	CHECK(got == 0);
+}
+
+static void redirects(struct ferry_job_spec *s)
+{
+	static const char *env[] = {"FERRY_TEST_VAR=forty two", NULL};
+
+	s->stdin_path = "in.txt";
+	s->stdout_path = "out.txt";
+	s->join_stderrout = 1;
+	s->working_directory = tmpdir;
+	s->env = env;
+	s->name = "redirects";
+}
+
+static void t_redirects(void)
+{
+	const char *argv[] = {"/bin/sh", "-c", "cat; echo \"$FERRY_TEST_VAR\" >&2; pwd", NULL};
+	struct ferry_job_info *info;
+	char buf[512] = "", expect[600];
+	FILE *f = fopen(path_in_tmp("in.txt"), "w");
+	ferry_job_id id;
+	size_t n;
+
+	CHECK(f);
+	fputs("from stdin\n", f);
+	fclose(f);
+	id = submit_argv(argv, redirects);
+	wait_one(id);
+	CHECK(status_of(id) == FERRY_DONE);
+	f = fopen(path_in_tmp("out.txt"), "r");
+	CHECK(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	snprintf(expect, sizeof(expect), "from stdin\nforty two\n%s\n", tmpdir);
+	CHECK(!strcmp(buf, expect));
+	OK(ferry_job_info(conn, id, &info));
+	CHECK(!strcmp(info->name, "redirects"));
+	CHECK(!strcmp(info->stdout_path, path_in_tmp("out.txt")));
+	CHECK(info->join_stderrout && !strcmp(info->argv[0], "/bin/sh"));
+	CHECK(!strcmp(info->env[0], "FERRY_TEST_VAR=forty two"));
+	CHECK(!strcmp(info->backend, "local") && info->native_id);
+	CHECK(info->submitted_at > 0 && info->started_at >= info->submitted_at - 1);
+	CHECK(info->ended_at >= info->started_at);
+	ferry_job_info_free(info);
+}
+
+static void t_jobs_filter(void)
+{
+	const char *ok[] = {"true", NULL}, *bad[] = {"false", NULL};
+	ferry_job_id a = submit_argv(ok, NULL), b = submit_argv(bad, NULL), all[2] = {a, b};
+	enum ferry_job_status f = FERRY_FAILED;
+	ferry_job_id *ids;
+	size_t n;
+
+	OK(ferry_wait(conn, all, 2, 30));
+	OK(ferry_jobs(conn, NULL, &ids, &n));
+	CHECK(n == 2 && ids[0] == a && ids[1] == b);
+	free(ids);
+	OK(ferry_jobs(conn, &f, &ids, &n));
+	CHECK(n == 1 && ids[0] == b);
+	free(ids);
+}
+
+static void t_dispose(void)
+{
+	const char *argv[] = {"true", NULL};
+	ferry_job_id id = submit_argv(argv, NULL);
+	enum ferry_job_status st;
+
+	wait_one(id);
+	OK(ferry_dispose(conn, id));
+	CHECK(ferry_status(conn, id, &st) == FERRY_ENOJOB);
+	CHECK(strstr(ferry_errmsg(conn), "no job"));
+}
+
+static void keyed(struct ferry_job_spec *s)
+{
+	s->submission_key = "the-same-key";
+}
+
+static void t_idempotent_key(void)
+{
+	const char *argv[] = {"true", NULL};
+	ferry_job_id a = submit_argv(argv, keyed), b = submit_argv(argv, keyed);
+	ferry_job_id *ids;
+	size_t n;
+
+	CHECK(a == b);
+	OK(ferry_jobs(conn, NULL, &ids, &n));
+	CHECK(n == 1);
+	free(ids);
+}
+
+static void t_submit_many(void)
+{
+	struct ferry_job_spec s[50];
+	const char *argv[] = {"true", NULL};
+	ferry_job_id ids[50];
+
+	for (int i = 0; i < 50; i++) {
+		ferry_job_spec_init(&s[i]);
+		s[i].argv = argv;
+	}
+	OK(ferry_submit_many(conn, s, 50, ids));
+	for (int i = 1; i < 50; i++)
+		CHECK(ids[i] == ids[i - 1] + 1);
+	OK(ferry_wait(conn, ids, 50, 60));
+	for (int i = 0; i < 50; i++)
+		CHECK(status_of(ids[i]) == FERRY_DONE);
+	/* all or none: one bad spec refuses the whole batch */
+	s[10].cpus = -1;
+	CHECK(ferry_submit_many(conn, s, 50, ids) == FERRY_EINVAL);
+	CHECK(strstr(ferry_errmsg(conn), "job 10"));
+}
+
+static void t_wait_timeout(void)
+{
+	const char *argv[] = {"sleep", "30", NULL};
+	ferry_job_id id = submit_argv(argv, NULL);
+	time_t t0 = time(NULL);
+
+	CHECK(ferry_wait(conn, &id, 1, 1) == FERRY_ETIMEDOUT);
+	CHECK(time(NULL) - t0 < 5);
+	OK(ferry_kill(conn, id));
+	wait_one(id);
+}
+
+static void many_cpus(struct ferry_job_spec *s)
+{
+	s->cpus = 64;
+}
+
+static void t_errors(void)
+{
+	const char *argv[] = {"true", NULL}, *empty[] = {NULL};
+	struct ferry_job_spec s;
+	enum ferry_job_status st;
+	ferry_job_id id;
+
+	CHECK(ferry_status(conn, 999999, &st) == FERRY_ENOJOB);
+	CHECK(ferry_kill(conn, 999999) == FERRY_ENOJOB);
+	ferry_job_spec_init(&s);
+	s.argv = argv;
+	many_cpus(&s);
+	CHECK(ferry_submit(conn, &s, &id) == FERRY_ERESOURCE);
+	CHECK(strstr(ferry_errmsg(conn), "64 cpus"));
+	s.cpus = 1;
+	s.queue = "long";
+	CHECK(ferry_submit(conn, &s, &id) == FERRY_EUNSUPPORTED);
+	CHECK(strstr(ferry_errmsg(conn), "queue"));
+	s.queue = NULL;
+	s.working_directory = "/no/such/dir";
+	CHECK(ferry_submit(conn, &s, &id) == FERRY_EINVAL);
+	CHECK(strstr(ferry_errmsg(conn), "/no/such/dir"));
+	s.working_directory = NULL;
+	s.argv = empty;
+	CHECK(ferry_submit(conn, &s, &id) == FERRY_EINVAL);
+	OK(ferry_ping(conn));
+	CHECK(ferry_errmsg(conn)[0] == '\0');
+	CHECK(!strcmp(ferry_strerror(FERRY_ENOJOB), "no such job"));
+	CHECK(!strcmp(ferry_status_name(FERRY_USER_SYSTEM_SUSPENDED), "user_system_suspended"));
+	CHECK(!strcmp(ferry_exit_status_name(FERRY_KILLED_BY_USER), "killed_by_user"));
+}
+
+static void t_reconnect(void)
+{
+	/* the engine dies between two calls: the next call restarts it */
+	const char *argv[] = {"sleep", "1", NULL};
+	ferry_job_id id = submit_argv(argv, NULL);
+	long pid = 0;
+
+	CHECK(ferry_engine_running(NULL, NULL, &pid) == 1 && pid > 0);
+	CHECK(kill((pid_t)pid, SIGKILL) == 0);
+	sleep_ms(200);
+	wait_one(id);
+	CHECK(status_of(id) == FERRY_DONE);
+	CHECK(ferry_engine_running(NULL, NULL, &pid) == 1);
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} tests[] = {
+    {"success", t_success},
+    {"nonzero_exit", t_nonzero_exit},
+    {"signal", t_signal},
+    {"kill", t_kill},
+    {"kill_queued", t_kill_queued},
+    {"missing_executable", t_missing_executable},
+    {"not_executable", t_not_executable},
+    {"walltime", t_walltime},
+    {"hold_release", t_hold_release},
+    {"stop_restart_queued", t_stop_restart_queued},
+    {"suspend_resume", t_suspend_resume},
+    {"readline_running", t_readline_running},
+    {"read_output", t_read_output},
+    {"redirects", t_redirects},
+    {"jobs_filter", t_jobs_filter},
+    {"dispose", t_dispose},
+    {"idempotent_key", t_idempotent_key},
+    {"submit_many", t_submit_many},
+    {"wait_timeout", t_wait_timeout},
+    {"errors", t_errors},
+    {"reconnect", t_reconnect},
+};
+
+int main(int argc, char **argv)
+{
+	const char *t = getenv("FERRY_TEST_TMP");
+
+	if (argc == 2 && !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+			puts(tests[i].name);
+		return 0;
+	}
+	if (argc != 2 || !t) {
+		fprintf(stderr, "usage: FERRY_TEST_TMP=DIR test_api NAME | --list\n");
+		return 2;
+	}
+	snprintf(tmpdir, sizeof(tmpdir), "%s", t);
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		if (strcmp(argv[1], tests[i].name))
+			continue;
+		if (ferry_connect(NULL, NULL, NULL, NULL, &conn)) {
+			fprintf(stderr, "connect: %s\n", ferry_errmsg(conn));
+			return 1;
+		}
+		tests[i].fn();
+		ferry_disconnect(conn);
+		return 0;
+	}
+	fprintf(stderr, "unknown test '%s'\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,59 @@
+"""The C API tests (tests/test_api.c), one engine per test."""
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+BUILD = os.environ.get("FERRY_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "build"))
+BUILD = os.path.abspath(BUILD)
+TEST_API = os.path.join(BUILD, "tests", "test_api")
+
+
+def _names():
+    if not os.path.exists(TEST_API):
+        return ["missing-build"]
+    out = subprocess.run([TEST_API, "--list"], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def _stop_engine(state):
+    pidfile = os.path.join(state, "ferry", "local", "ferryd.pid")
+    try:
+        pid = int(open(pidfile).read())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(100):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if ") Z" in f.read():
+                    return
+        except OSError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("name", _names())
+def test_capi(name):
+    assert os.path.exists(TEST_API), f"build the project first: {TEST_API} is missing"
+    with tempfile.TemporaryDirectory(prefix="ferry-capi-") as tmp:
+        state, cfg, work = (os.path.join(tmp, d) for d in ("state", "config", "work"))
+        os.makedirs(os.path.join(cfg, "ferry"))
+        os.makedirs(work)
+        with open(os.path.join(cfg, "ferry", "ferry.conf"), "w") as f:
+            f.write("[local]\nscheduler = local\nslots = 2\n")
+        env = dict(os.environ, XDG_STATE_HOME=state, XDG_CONFIG_HOME=cfg,
+                   FERRYD=os.path.join(BUILD, "ferryd"), FERRY_TEST_TMP=work)
+        try:
+            r = subprocess.run([TEST_API, name], env=env, cwd=work, capture_output=True,
+                               text=True, timeout=120)
+        finally:
+            _stop_engine(state)
+        assert r.returncode == 0, f"test_api {name} failed:\n{r.stdout}\n{r.stderr}"
