@@ -292,6 +292,10 @@ static void __attribute__((noreturn)) shepherd_main(const char *dir, json_t *spe
 	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	signal(SIGPIPE, SIG_DFL);
+	{
+		struct sigaction sa = {.sa_handler = SIG_DFL}; /* the engine's SA_NOCLDWAIT */
+		sigaction(SIGCHLD, &sa, NULL);
+	}
 	syscall(SYS_close_range, 3U, ~0U, 0U);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		_exit(121);
@@ -444,7 +448,6 @@ static void on_shepherd_exit(struct ferry_engine *eng, int fd, void *arg)
 		return;
 	pid = j->pid;
 	j->pidfd = -1;
-	waitpid(pid, NULL, WNOHANG); /* reap it if it is our child */
 	dir = dir_of(eng, j->id);
 	if (!dir)
 		return;
@@ -486,7 +489,6 @@ static int local_start(struct ferry_engine *eng, struct job *j, char *err, size_
 	if (rc < 0) {
 		/* cannot watch it: stop it before it claims, then retry later */
 		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
 		snprintf(err, errlen, "cannot watch the shepherd: %s", strerror(-rc));
 		return FERRY_EAGAIN;
 	}

@@ -1,5 +1,8 @@
 /* db.c - every SQL statement of ferryd. One SQLite file per resource, WAL. */
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +93,8 @@ struct ferry_db {
 	sqlite3 *h;
 	sqlite3_stmt *st[S_COUNT];
 	int in_tx;
+	int wal_fd;  /* to make one commit durable; -1: use synchronous=FULL */
+	int durable; /* the open transaction must reach the disk at commit */
 };
 
 static int db_fail(struct ferry_db *db, const char *what)
@@ -115,12 +120,19 @@ int ferry__db_open(const char *path, struct ferry_db **out, char *err, size_t er
 	}
 	sqlite3_busy_timeout(db->h, 5000);
 	/*
-	 * WAL with synchronous=FULL: a commit is on disk before the engine
-	 * acknowledges; the event loop batches all changes of one iteration
-	 * into one transaction, so the fsync cost is shared (group commit).
+	 * WAL with synchronous=NORMAL, and an fsync of the WAL by us after
+	 * each commit that a reply depends on (ferry__db_commit): a request
+	 * is on disk before it is acknowledged, while the far more frequent
+	 * job events - which recovery rebuilds from the shepherds' files
+	 * anyway - cost no fsync. One loop iteration is one transaction, so
+	 * even acknowledged requests share their fsync (group commit).
+	 * Exclusive locking: only this engine (it holds ferryd.lock) opens
+	 * the file, and it saves the lock calls of every transaction.
 	 */
+	db->wal_fd = -1;
 	if (sqlite3_exec(db->h,
-			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+			 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
+			 "PRAGMA synchronous=NORMAL; "
 			 "PRAGMA foreign_keys=ON;",
 			 NULL, NULL, &msg) ||
 	    sqlite3_exec(db->h, schema, NULL, NULL, &msg)) {
@@ -136,6 +148,14 @@ int ferry__db_open(const char *path, struct ferry_db **out, char *err, size_t er
 	}
 	sqlite3_finalize(q);
 	q = NULL;
+	{
+		char *wal = ferry__asprintf("%s-wal", path);
+		/* the WAL persists while our connection is open */
+		db->wal_fd = wal ? open(wal, O_RDONLY | O_CLOEXEC) : -1;
+		free(wal);
+		if (db->wal_fd < 0)
+			sqlite3_exec(db->h, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	}
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->h, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
 				       NULL)) {
@@ -160,6 +180,8 @@ void ferry__db_close(struct ferry_db *db)
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->st[i]);
 	sqlite3_close(db->h);
+	if (db->wal_fd >= 0)
+		close(db->wal_fd);
 	free(db);
 }
 
@@ -186,12 +208,26 @@ int ferry__db_begin(struct ferry_db *db)
 	return 0;
 }
 
+void ferry__db_need_durable(struct ferry_db *db)
+{
+	db->durable = 1;
+}
+
 int ferry__db_commit(struct ferry_db *db)
 {
+	int durable = db->durable;
+
 	if (!db->in_tx)
 		return 0;
 	db->in_tx = 0;
-	return run(db, S_COMMIT, "commit");
+	db->durable = 0;
+	if (run(db, S_COMMIT, "commit"))
+		return FERRY_EINTERNAL;
+	if (durable && db->wal_fd >= 0 && fdatasync(db->wal_fd) < 0) {
+		fprintf(stderr, "ferryd: database: cannot sync the wal: %s\n", strerror(errno));
+		return FERRY_EINTERNAL;
+	}
+	return 0;
 }
 
 int ferry__db_savepoint(struct ferry_db *db)

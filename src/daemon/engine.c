@@ -1238,10 +1238,12 @@ static int op_shutdown(struct req *r)
 static const struct {
 	const char *name;
 	int (*fn)(struct req *r);
+	int mutates; /* its reply acknowledges a change: commit durably */
 } ops[] = {
-    {"hello", op_hello},     {"ping", op_ping}, {"submit", op_submit},	   {"status", op_status},
-    {"info", op_info},	     {"jobs", op_jobs}, {"wait", op_wait},	   {"control", op_control},
-    {"dispose", op_dispose}, {"read", op_read}, {"shutdown", op_shutdown},
+    {"hello", op_hello, 0},   {"ping", op_ping, 0},	    {"submit", op_submit, 1},
+    {"status", op_status, 0}, {"info", op_info, 0},	    {"jobs", op_jobs, 0},
+    {"wait", op_wait, 0},     {"control", op_control, 1},   {"dispose", op_dispose, 1},
+    {"read", op_read, 0},     {"shutdown", op_shutdown, 0},
 };
 
 void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req,
@@ -1261,6 +1263,8 @@ void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, jso
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(ops); i++) {
 		if (!strcmp(op, ops[i].name)) {
 			rc = ops[i].fn(&r);
+			if (ops[i].mutates)
+				ferry__db_need_durable(eng->db);
 			goto out;
 		}
 	}

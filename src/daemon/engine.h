@@ -122,6 +122,8 @@ int ferry__db_open(const char *path, struct ferry_db **db, char *err, size_t err
 void ferry__db_close(struct ferry_db *db);
 int ferry__db_begin(struct ferry_db *db);
 int ferry__db_commit(struct ferry_db *db);
+/* The open transaction acknowledges a request: commit it durably. */
+void ferry__db_need_durable(struct ferry_db *db);
 int ferry__db_savepoint(struct ferry_db *db);
 int ferry__db_release(struct ferry_db *db);
 int ferry__db_rollback_savepoint(struct ferry_db *db);

@@ -205,11 +205,15 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	{
+		/* shepherds are reaped by the kernel; their pidfds still report the exit */
+		struct sigaction sa = {.sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT};
+		sigaction(SIGCHLD, &sa, NULL);
+	}
 	if (!fg && daemonize(&ready) < 0) {
 		snprintf(err, sizeof(err), "cannot fork: %s", strerror(errno));
 		goto fail;
