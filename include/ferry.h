@@ -193,8 +193,9 @@ void ferry_disconnect(ferry_conn *conn);
 
 /*
  * Detailed message of the last failed call on conn (e.g. "working directory
- * '/x' does not exist"). Owned by conn, valid until the next call on it
- * from the same thread; "" when the last call succeeded.
+ * '/x' does not exist"). Owned by conn (one buffer per connection, shared
+ * by its threads), valid until the next call on conn; "" when the last
+ * call succeeded.
  */
 const char *ferry_errmsg(const ferry_conn *conn);
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -146,33 +147,27 @@ static char **job_env(json_t *spec)
 	return v;
 }
 
+/* What the job's process is made of, prepared before any fork. */
+struct launch {
+	char **argv, **envp;
+	const char *in, *out, *err, *cwd;
+	int join;
+	int64_t memory_mb;
+};
+
 static int open_action(posix_spawn_file_actions_t *fa, int fd, const char *path, int flags)
 {
 	return posix_spawn_file_actions_addopen(fa, fd, path, flags, 0644);
 }
 
-static int spawn_job(const char *dir, json_t *spec, pid_t *pid)
+/* The common case: posix_spawn (vfork speed, nothing of ours after the fork). */
+static int spawn_fast(const struct launch *l, pid_t *pid)
 {
-	json_t *argvj = json_object_get(spec, "argv");
-	size_t argc = json_array_size(argvj);
-	char **argv = calloc(argc + 1, sizeof(*argv));
-	const char *in = json_string_value(json_object_get(spec, "stdin_path"));
-	const char *out = json_string_value(json_object_get(spec, "stdout_path"));
-	const char *err = json_string_value(json_object_get(spec, "stderr_path"));
-	const char *cwd = json_string_value(json_object_get(spec, "working_directory"));
-	int join = json_is_true(json_object_get(spec, "join_stderrout"));
-	char dout[4096], derr[4096], **envp = job_env(spec);
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, all;
 	int rc;
 
-	if (!argv || !envp)
-		return ENOMEM;
-	for (size_t i = 0; i < argc; i++)
-		argv[i] = (char *)json_string_value(json_array_get(argvj, i));
-	snprintf(dout, sizeof(dout), "%s/stdout", dir);
-	snprintf(derr, sizeof(derr), "%s/stderr", dir);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&at);
 	sigemptyset(&none);
@@ -182,25 +177,124 @@ static int spawn_job(const char *dir, json_t *spec, pid_t *pid)
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
 					  POSIX_SPAWN_SETSIGDEF);
-	rc = open_action(&fa, 0, in ? in : "/dev/null", O_RDONLY);
+	rc = open_action(&fa, 0, l->in, O_RDONLY);
 	if (!rc)
-		rc = open_action(&fa, 1, out ? out : dout, O_WRONLY | O_CREAT | O_TRUNC);
+		rc = open_action(&fa, 1, l->out, O_WRONLY | O_CREAT | O_TRUNC);
 	if (!rc)
-		rc = join ? posix_spawn_file_actions_adddup2(&fa, 1, 2)
-			  : open_action(&fa, 2, err ? err : derr, O_WRONLY | O_CREAT | O_TRUNC);
-	if (!rc && cwd)
-		rc = posix_spawn_file_actions_addchdir_np(&fa, cwd);
+		rc = l->join ? posix_spawn_file_actions_adddup2(&fa, 1, 2)
+			     : open_action(&fa, 2, l->err, O_WRONLY | O_CREAT | O_TRUNC);
+	if (!rc && l->cwd)
+		rc = posix_spawn_file_actions_addchdir_np(&fa, l->cwd);
 	if (!rc) {
 		/* posix_spawnp searches the PATH of the job's environment */
 		char **saved = environ;
-		environ = envp;
-		rc = posix_spawnp(pid, argv[0], &fa, &at, argv, envp);
+		environ = l->envp;
+		rc = posix_spawnp(pid, l->argv[0], &fa, &at, l->argv, l->envp);
 		environ = saved;
 	}
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
-	free(argv);
-	free(envp);
+	return rc;
+}
+
+static int redirect(const char *path, int flags, int fd)
+{
+	int f = open(path, flags, 0644);
+
+	if (f < 0)
+		return -1;
+	if (f != fd && (dup2(f, fd) < 0 || close(f) < 0))
+		return -1;
+	return 0;
+}
+
+/*
+ * With a memory limit: fork, limit the child alone, exec. Only
+ * async-signal-safe calls run in the child; its exec error comes back
+ * through a close-on-exec pipe.
+ */
+static int spawn_limited(const struct launch *l, pid_t *pid)
+{
+	struct rlimit rl = {.rlim_cur = (rlim_t)l->memory_mb << 20,
+			    .rlim_max = (rlim_t)l->memory_mb << 20};
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	int p[2], e = 0;
+	sigset_t none;
+	ssize_t n;
+	pid_t c;
+
+	sigemptyset(&none);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return errno;
+	c = fork();
+	if (c < 0) {
+		e = errno;
+		close(p[0]);
+		close(p[1]);
+		return e;
+	}
+	if (c == 0) {
+		for (int sig = 1; sig < NSIG; sig++)
+			sigaction(sig, &dfl, NULL);
+		if (setpgid(0, 0) < 0 || redirect(l->in, O_RDONLY, 0) < 0 ||
+		    redirect(l->out, O_WRONLY | O_CREAT | O_TRUNC, 1) < 0 ||
+		    (l->join ? dup2(1, 2) < 0
+			     : redirect(l->err, O_WRONLY | O_CREAT | O_TRUNC, 2) < 0) ||
+		    (l->cwd && chdir(l->cwd) < 0) || setrlimit(RLIMIT_AS, &rl) < 0 ||
+		    sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+			goto fail;
+		execvpe(l->argv[0], l->argv, l->envp);
+	fail:
+		e = errno;
+		if (write(p[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(p[1]);
+	while ((n = read(p[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	close(p[0]);
+	if (n == (ssize_t)sizeof(e)) { /* the exec failed: the child is gone */
+		while (waitpid(c, NULL, 0) < 0 && errno == EINTR)
+			;
+		return e;
+	}
+	*pid = c;
+	return 0;
+}
+
+static int spawn_job(const char *dir, json_t *spec, pid_t *pid)
+{
+	json_t *argvj = json_object_get(spec, "argv");
+	size_t argc = json_array_size(argvj);
+	const char *in = json_string_value(json_object_get(spec, "stdin_path"));
+	const char *out = json_string_value(json_object_get(spec, "stdout_path"));
+	const char *err = json_string_value(json_object_get(spec, "stderr_path"));
+	char dout[4096], derr[4096];
+	struct launch l = {
+	    .argv = calloc(argc + 1, sizeof(char *)),
+	    .envp = job_env(spec),
+	    .cwd = json_string_value(json_object_get(spec, "working_directory")),
+	    .join = json_is_true(json_object_get(spec, "join_stderrout")),
+	    .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),
+	};
+	int rc;
+
+	if (!l.argv || !l.envp) {
+		free(l.argv);
+		free(l.envp);
+		return ENOMEM;
+	}
+	for (size_t i = 0; i < argc; i++)
+		l.argv[i] = (char *)json_string_value(json_array_get(argvj, i));
+	snprintf(dout, sizeof(dout), "%s/stdout", dir);
+	snprintf(derr, sizeof(derr), "%s/stderr", dir);
+	l.in = in ? in : "/dev/null";
+	l.out = out ? out : dout;
+	l.err = err ? err : derr;
+	rc = l.memory_mb > 0 ? spawn_limited(&l, pid) : spawn_fast(&l, pid);
+	free(l.argv);
+	free(l.envp);
 	return rc;
 }
 
@@ -263,16 +357,6 @@ static void supervise(pid_t child, int64_t walltime, struct outcome *o)
 		kill(-child, SIGKILL);
 }
 
-static void limit_memory(int64_t mb)
-{
-	struct rlimit rl;
-
-	if (mb <= 0)
-		return;
-	rl.rlim_cur = rl.rlim_max = (rlim_t)mb << 20;
-	setrlimit(RLIMIT_AS, &rl);
-}
-
 /*
  * Body of the shepherd. Runs in a fork of the single-threaded engine, so
  * it may allocate; what runs between vfork and exec is glibc's
@@ -285,6 +369,7 @@ static void __attribute__((noreturn)) shepherd_main(const char *dir, json_t *spe
 	pid_t child;
 
 	setsid();
+	prctl(PR_SET_NAME, "ferry-shepherd"); /* not to be taken for the engine */
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
@@ -301,7 +386,6 @@ static void __attribute__((noreturn)) shepherd_main(const char *dir, json_t *spe
 		_exit(121);
 	if (claim_job(dir) < 0)
 		_exit(0); /* another shepherd has the job: it runs it */
-	limit_memory(json_integer_value(json_object_get(spec, "memory_mb")));
 	o.start = ferry__now();
 	o.spawn_errno = spawn_job(dir, spec, &child);
 	if (!o.spawn_errno)

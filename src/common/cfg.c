@@ -92,8 +92,10 @@ static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v,
 	if (!strcmp(key, "poll_interval")) {
 		char *end;
 		double d = strtod(v, &end);
-		if (end == v || *end || !(d >= 0.1 && d <= 3600)) {
-			snprintf(msg, ml, "invalid poll_interval '%s' (seconds, 0.1 to 3600)", v);
+		if (end == v || *end || !(d == 0 || (d >= 0.1 && d <= 3600))) {
+			snprintf(msg, ml,
+				 "invalid poll_interval '%s' (seconds, 0.1 to 3600; 0: default)",
+				 v);
 			return -1;
 		}
 		r->poll_interval = d;

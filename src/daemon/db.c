@@ -51,7 +51,9 @@ static const char *const sql[S_COUNT] = {
     [S_SET_STATE] = "UPDATE jobs SET state = ?2 WHERE id = ?1",
     [S_SET_STARTED] = "UPDATE jobs SET state = ?5, started_at = ?2, pid = ?3, "
 		      "native_id = ?4 WHERE id = ?1",
-    [S_SET_KILL] = "UPDATE jobs SET kill_requested = 1, disposed = ?2 WHERE id = ?1",
+    /* a disposed job gives its key back at once */
+    [S_SET_KILL] = "UPDATE jobs SET kill_requested = 1, disposed = ?2, "
+		   "skey = CASE WHEN ?2 THEN NULL ELSE skey END WHERE id = ?1",
     [S_SET_ENDED] = "UPDATE jobs SET state = ?2, exit_status = ?3, exit_value = ?4, "
 		    "signal = ?5, cpu_user = ?6, cpu_sys = ?7, max_rss_kb = ?8, wall = ?9, "
 		    "started_at = COALESCE(started_at, ?10), ended_at = ?11, message = ?12, "

@@ -45,6 +45,7 @@ struct ferry_engine {
 	struct waiter *waiters;
 	double next_gc;
 	double retry_start; /* monotonic time to retry a failed start; 0: none */
+	size_t nfresh;	    /* jobs of the open transaction (struct job.fresh) */
 	int shutdown;
 };
 
@@ -740,6 +741,13 @@ static int op_submit_one(struct req *r, json_t *spec, size_t idx, int64_t *id)
 	j->cpus = (int)json_integer_value(json_object_get(n, "cpus"));
 	j->spec = n;
 	j->pidfd = -1;
+	/*
+	 * Not started before the insert is committed: a crash before the
+	 * commit would otherwise give this id, and the claim of a job that
+	 * ran, to the next job submitted.
+	 */
+	j->fresh = 1;
+	eng->nfresh++;
 	if (job_add(eng, j) < 0) {
 		job_free(j);
 		return fail(r->err, sizeof(r->err), FERRY_ENOMEM, "out of memory");
@@ -778,8 +786,10 @@ static int op_submit(struct req *r)
 		/* all or none: forget the jobs this request created */
 		for (size_t k = 0; k < i; k++) {
 			struct job *j = ferry__engine_job(r->eng, newids[k]);
-			if (j && !j->in_queue && !job_started(j))
+			if (j && j->fresh && !j->in_queue && !job_started(j)) {
+				r->eng->nfresh--;
 				job_remove(r->eng, j);
+			}
 		}
 		ferry__db_rollback_savepoint(r->eng->db);
 		json_decref(ids);
@@ -1302,7 +1312,7 @@ static void start_queued(struct ferry_engine *eng)
 		struct job *j = eng->qhead;
 		int rc;
 
-		if (slots > 0 && eng->used_slots + j->cpus > slots)
+		if (j->fresh || (slots > 0 && eng->used_slots + j->cpus > slots))
 			break;
 		msg[0] = '\0';
 		rc = eng->be->start(eng, j, msg, sizeof(msg));
@@ -1343,6 +1353,17 @@ void ferry__engine_tick(struct ferry_engine *eng)
 	wake_waiters(eng);
 	if (ferry__mono() >= eng->next_gc)
 		collect_garbage(eng);
+}
+
+int ferry__engine_committed(struct ferry_engine *eng)
+{
+	if (!eng->nfresh)
+		return 0;
+	for (size_t i = 0; i < eng->hsize; i++)
+		for (struct job *j = eng->htab[i]; j; j = j->hnext)
+			j->fresh = 0;
+	eng->nfresh = 0;
+	return eng->qhead != NULL;
 }
 
 int ferry__engine_timeout_ms(struct ferry_engine *eng)
@@ -1461,16 +1482,15 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 	if (!eng)
 		goto nomem;
 	eng->be = &ferry__backend_local;
-	if (cfg->scheduler && strcmp(cfg->scheduler, "local")) {
-		snprintf(err, errlen,
-			 "scheduler '%s' of resource '%s' is not supported by this build",
-			 cfg->scheduler, resource);
-		goto fail;
-	}
 	if (cfg->host) {
 		snprintf(err, errlen,
-			 "resource '%s' names host '%s': remote resources are not supported yet",
+			 "resource '%s' is on host '%s': remote resources are not supported yet",
 			 resource, cfg->host);
+		goto fail;
+	}
+	if (cfg->scheduler && strcmp(cfg->scheduler, "local")) {
+		snprintf(err, errlen, "scheduler '%s' of resource '%s' is not supported yet",
+			 cfg->scheduler, resource);
 		goto fail;
 	}
 	eng->resource = strdup(resource);

@@ -30,6 +30,7 @@ struct job {
 	int cpus;
 	int kill_requested;
 	int dispose_requested;
+	int fresh;    /* inserted by the open transaction: not startable before commit */
 	json_t *spec; /* normalised spec (owned) */
 	/* backend data */
 	pid_t pid; /* local: shepherd pid */
@@ -85,6 +86,11 @@ void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, jso
 			   json_t **reply, void **bin, size_t *binlen);
 /* Starts queued jobs while slots are free; answers waiters; timers. */
 void ferry__engine_tick(struct ferry_engine *eng);
+/*
+ * The loop committed: jobs submitted in the transaction may start now.
+ * Returns 1 when some became startable (run the loop again at once).
+ */
+int ferry__engine_committed(struct ferry_engine *eng);
 /* Milliseconds until the next timer, -1 for none. */
 int ferry__engine_timeout_ms(struct ferry_engine *eng);
 /* A backend reports that a job started / ended. */

@@ -254,7 +254,7 @@ static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct ferry_conn_s *c;
-		struct ucred cred;
+		struct ucred cred = {.uid = (uid_t)-1};
 		socklen_t cl = sizeof(cred);
 
 		if (fd < 0)
@@ -366,9 +366,11 @@ int ferry__server_run(struct ferry_engine *eng, int listen_fd)
 	if (sfd < 0 || ferry__loop_watch(sfd, on_signal, &stop) < 0 ||
 	    ferry__loop_watch(listen_fd, on_accept, NULL) < 0)
 		return -1;
+	int again = 0;
+
 	while (!stop) {
-		int n =
-		    epoll_wait(ep, evs, (int)FERRY_ARRAY_SIZE(evs), ferry__engine_timeout_ms(eng));
+		int n = epoll_wait(ep, evs, (int)FERRY_ARRAY_SIZE(evs),
+				   again ? 0 : ferry__engine_timeout_ms(eng));
 		struct ferry_db *db = ferry__engine_db(eng);
 
 		if (n < 0 && errno != EINTR)
@@ -405,6 +407,7 @@ int ferry__server_run(struct ferry_engine *eng, int listen_fd)
 			return -1;
 		}
 		flush_conns(eng);
+		again = ferry__engine_committed(eng);
 		if (ferry__engine_shutting_down(eng))
 			break;
 	}

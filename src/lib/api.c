@@ -644,12 +644,14 @@ FERRY_EXPORT int ferry_engine_running(const char *resource_id, const char *confi
 		p = strtol(text, NULL, 10);
 		/* the pid file outlives a killed engine: check the process too */
 		if (p > 0 && kill((pid_t)p, 0) == 0) {
-			char comm[64], *ctext = NULL;
-			snprintf(comm, sizeof(comm), "/proc/%ld/comm", p);
-			if (ferry__read_file(comm, 64, &ctext, NULL) == 0 &&
-			    !strncmp(ctext, "ferryd", 6))
+			char stat[64], *st = NULL, *paren;
+			/* "PID (ferryd) S ...": alive, not a zombie awaiting its reaper */
+			snprintf(stat, sizeof(stat), "/proc/%ld/stat", p);
+			if (ferry__read_file(stat, 4096, &st, NULL) == 0 &&
+			    strstr(st, "(ferryd)") && (paren = strrchr(st, ')')) &&
+			    paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X')
 				rc = 1;
-			free(ctext);
+			free(st);
 		}
 	}
 	free(text);
