@@ -9,7 +9,7 @@ shepherds, engines) is found through /proc (its environment, command line
 or working directory mention the test's unique directory) and killed.
 
 The build directory comes from $FERRY_BUILD_DIR (default
-/work/main/build). Missing binaries make the tests fail loudly, never skip.
+the build/ directory beside tests/). Missing binaries make the tests fail loudly, never skip.
 """
 import json as _json
 import os
@@ -23,7 +23,8 @@ import time
 
 import pytest
 
-BUILD_DIR = os.path.abspath(os.environ.get("FERRY_BUILD_DIR", "/work/main/build"))
+BUILD_DIR = os.path.abspath(os.environ.get(
+    "FERRY_BUILD_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build")))
 FERRY_BIN = os.path.join(BUILD_DIR, "ferry")
 FERRYD_BIN = os.path.join(BUILD_DIR, "ferryd")
 

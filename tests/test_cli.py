@@ -4,11 +4,12 @@ import os
 import re
 import signal
 import stat
+import subprocess
 import time
 
 import pytest
 
-from conftest import (ENDED, JOB_FIELDS, JOB_STATES, live_pids_in_pgroup, pid_alive, poll,
+from conftest import (JOB_FIELDS, live_pids_in_pgroup, pid_alive, poll, proc_cmdline,
                       proc_pgid, wait_dead)
 
 
@@ -75,14 +76,15 @@ def test_nonzero_exit(ferry):
     assert j["exit_value"] == 3
 
 
-def test_killed_by_signal(ferry):
-    jid = ferry.submit("sh", "-c", "kill -9 $$")
+@pytest.mark.parametrize("sig", [9, 15])
+def test_killed_by_signal(ferry, sig):
+    jid = ferry.submit("sh", "-c", f"kill -{sig} $$")
     cp = ferry.run("wait", "--timeout", "30", jid, check=False, timeout=40)
     assert cp.returncode == 4, cp
     j = ferry.info(jid)
     assert j["status"] == "failed"
     assert j["exit_status"] == "finished_signal"
-    assert j["signal"] == 9
+    assert j["signal"] == sig
 
 
 def test_kill_by_user_kills_process_group(ferry):
@@ -160,6 +162,16 @@ def test_walltime_exceeded(ferry, walltime):
     assert j["ended_at"] - j["started_at"] >= 0.9
 
 
+def test_walltime_kills_process_group(ferry):
+    pids = ferry.path("pids")
+    jid = ferry.submit("sh", "-c", f"echo $$ > {pids}; sleep 60 & echo $! >> {pids}; wait",
+                       opts=["--walltime", "1"])
+    j = ferry.wait_ended(jid, 20)
+    assert j["exit_status"] == "finished_signal" and "walltime" in j["message"].lower(), j
+    for pid in map(int, read_lines(pids)):
+        assert wait_dead(pid, 10), "a process of the job outlived its walltime"
+
+
 def test_invalid_walltime_refused(ferry):
     for bad in ("abc", "1:2:3:4", "-5", "00:61:00x"):
         cp = ferry.run("submit", "--walltime", bad, "--", "true", check=False)
@@ -235,10 +247,13 @@ def test_control_on_ended_job_is_refused(ferry):
     assert ferry.state(jid) == "done"
 
 
-def test_suspend_resume_running_job(ferry):
+@pytest.mark.parametrize("where", ["job_shell", "child_process"])
+def test_suspend_resume_running_job(ferry, where):
     counter = ferry.path("counter")
-    jid = ferry.submit(
-        "sh", "-c", f"i=0; while :; do i=$((i+1)); echo $i >> {counter}; sleep 0.1; done")
+    loop = f"i=0; while :; do i=$((i+1)); echo $i >> {counter}; sleep 0.1; done"
+    if where == "child_process":  # the whole group must stop, not only the leader
+        loop = f"( {loop} ) & wait"
+    jid = ferry.submit("sh", "-c", loop)
     ferry.wait_state(jid, "running")
     poll(lambda: len(read_lines(counter)) >= 3, 10, what="the counter to grow")
     ferry.run("stop", jid)
@@ -317,6 +332,8 @@ def test_stdout_stderr_paths(ferry):
     ferry.run("wait", "--timeout", "30", jid, timeout=40)
     assert read(out) == "O\n"
     assert read(err) == "E\n"
+    assert ferry.run("logs", jid).stdout == "O\n"
+    assert ferry.run("logs", "--stderr", jid).stdout == "E\n"
     j = ferry.info(jid)
     assert j["stdout_path"] == out and j["stderr_path"] == err
 
@@ -463,12 +480,12 @@ def test_dispose(ferry):
     ferry.run("dispose", jid)
     cp = ferry.run("status", jid, check=False)
     assert cp.returncode == 1, cp
-    assert re.search(r"no such job|unknown job", cp.stderr, re.I), cp.stderr
+    assert re.search(r"no (such )?job|unknown job", cp.stderr, re.I), cp.stderr
     assert str(jid) in cp.stderr
     assert not os.path.exists(jobdir), "dispose left the job directory"
     assert ferry.json("jobs") == []
     cp = ferry.run("dispose", jid, check=False)
-    assert cp.returncode == 1 and re.search(r"no such job|unknown job", cp.stderr, re.I)
+    assert cp.returncode == 1 and re.search(r"no (such )?job|unknown job", cp.stderr, re.I)
 
 
 def test_dispose_running_job_kills_it(ferry):
@@ -486,7 +503,8 @@ def test_unknown_job(ferry):
                 ("kill", "987654"), ("wait", "987654")):
         cp = ferry.run(*cmd, check=False)
         assert cp.returncode == 1, (cmd, cp)
-        assert re.search(r"no such job|unknown job", cp.stderr, re.I), (cmd, cp.stderr)
+        assert re.search(r"no (such )?job|unknown job", cp.stderr, re.I), (cmd, cp.stderr)
+        assert "987654" in cp.stderr, (cmd, cp.stderr)
 
 
 # -------------------------------------------------------------- wait
@@ -508,6 +526,28 @@ def test_wait_exit_codes(ferry):
     ferry.run("kill", long)
     cp = ferry.run("wait", "--timeout", "20", "--all", check=False, timeout=30)
     assert cp.returncode == 4, cp  # bad and long failed
+
+
+def test_wait_all_without_jobs(ferry):
+    cp = ferry.run("wait", "--all", "--timeout", "5", timeout=20)
+    assert cp.returncode == 0
+
+
+def test_kill_and_dispose_queued_jobs(ferry):
+    sleepers = _fill_slots(ferry)
+    ran = ferry.path("ran")
+    a = ferry.submit("sh", "-c", f"echo a >> {ran}")
+    b = ferry.submit("sh", "-c", f"echo b >> {ran}")
+    assert ferry.state(a) == "queued_active" and ferry.state(b) == "queued_active"
+    ferry.run("kill", a)
+    j = ferry.info(a)
+    assert j["status"] == "failed" and j["exit_status"] == "killed_by_user", j
+    ferry.run("dispose", b)
+    assert ferry.run("status", b, check=False).returncode == 1
+    ferry.run("kill", *sleepers)
+    ferry.run("wait", "--all", "--timeout", "20", check=False, timeout=30)
+    time.sleep(0.5)
+    assert not os.path.exists(ran), "a killed or disposed queued job ran"
 
 
 def test_wait_all_success(ferry):
@@ -688,3 +728,110 @@ def test_usage_errors(ferry):
     assert cp.returncode in (1, 2) and "abc" in cp.stderr, cp
     cp = ferry.run("submit", "--cpus", "many", "--", "true", check=False)
     assert cp.returncode in (1, 2) and "cpus" in cp.stderr, cp
+
+
+# ------------------------------------------------------ more job behaviour
+
+
+def test_memory_limit(ferry):
+    alloc = "import sys; b = bytearray(400 * 1024 * 1024); print(len(b))"
+    ok = ferry.submit("/usr/bin/python3", "-c", alloc)
+    limited = ferry.submit("/usr/bin/python3", "-c", alloc, opts=["--memory", "200"])
+    ferry.run("wait", "--timeout", "60", ok, limited, check=False, timeout=70)
+    assert ferry.state(ok) == "done", ferry.info(ok)
+    j = ferry.info(limited)
+    assert j["memory_mb"] == 200
+    assert j["status"] == "failed", "a 400 MB allocation passed a 200 MB limit"
+    assert "MemoryError" in ferry.run("logs", "--stderr", limited).stdout
+
+
+def test_resource_usage_recorded(ferry):
+    jid = ferry.submit("sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
+    ferry.run("wait", "--timeout", "60", jid, timeout=70)
+    j = ferry.info(jid)
+    assert j["cpu_user"] >= 0.05, j
+    assert j["cpu_time"] >= j["cpu_user"] - 1e-6
+    assert j["wall_time"] >= 0.05
+    assert j["max_rss_kb"] > 100
+    assert abs(j["wall_time"] - (j["ended_at"] - j["started_at"])) < 1.0
+
+
+def test_large_binary_output(ferry):
+    data = ferry.path("data.bin")
+    with open(data, "wb") as f:
+        f.write(os.urandom(3 * 1024 * 1024 + 12345))
+    jid = ferry.submit("cat", data)
+    ferry.run("wait", "--timeout", "30", jid, timeout=40)
+    cp = subprocess.run([ferry.bin, "logs", str(jid)], env=ferry.env,
+                        capture_output=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    with open(data, "rb") as f:
+        assert cp.stdout == f.read(), "logs changed the bytes of the output"
+
+
+def test_kill_job_ignoring_sigterm(ferry):
+    pidf = ferry.path("pid")
+    jid = ferry.submit("sh", "-c", f"trap '' TERM; echo $$ > {pidf}; while :; do sleep 0.1; done")
+    ferry.wait_state(jid, "running")
+    pid = int(poll(lambda: read_lines(pidf), 10, what="pid file")[0])
+    t0 = time.monotonic()
+    ferry.run("kill", jid)
+    j = ferry.wait_ended(jid, 40)
+    assert j["exit_status"] == "killed_by_user"
+    assert wait_dead(pid, 5), "a job ignoring SIGTERM survived kill"
+    assert time.monotonic() - t0 < 35
+
+
+def test_stdout_in_missing_directory(ferry):
+    bad = "/nonexistent/ferry-out/o.txt"
+    cp = ferry.run("submit", "--stdout", bad, "--", "echo", "x", check=False)
+    if cp.returncode == 0:  # accepted: the job must end aborted naming the path
+        j = ferry.wait_ended(int(cp.stdout), 20)
+        assert j["status"] == "failed" and j["exit_status"] == "aborted", j
+        assert bad in (j["message"] or ""), j["message"]
+    else:
+        assert cp.returncode == 1 and "/nonexistent/ferry-out" in cp.stderr, cp
+
+
+def test_concurrent_clients_start_one_engine(ferry):
+    assert not ferry.engine_alive()
+    procs = [ferry.popen("submit", "--", "true") for _ in range(10)]
+    ids = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        ids.append(int(out))
+    assert len(set(ids)) == 10
+    ferry.run("wait", "--timeout", "30", *ids, timeout=40)
+    engines = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+               if b"ferryd" in proc_cmdline(pid)
+               and ferry.base.encode() in _environ(pid) and pid_alive(pid)]
+    assert len(engines) == 1, f"{len(engines)} engines for one resource: {engines}"
+    assert engines == [ferry.engine_pid()]
+
+
+def _environ(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def test_many_waiters(ferry):
+    jid = ferry.submit("sleep", "1")
+    procs = [ferry.popen("wait", "--timeout", "30", jid) for _ in range(20)]
+    for p in procs:
+        p.communicate(timeout=40)
+        assert p.returncode == 0
+    assert ferry.state(jid) == "done"
+
+
+def test_wait_counts_disposed_job_as_ended(ferry):
+    jid = ferry.submit("sleep", "30")
+    ferry.wait_state(jid, "running")
+    p = ferry.popen("wait", "--timeout", "20", jid)
+    time.sleep(0.5)
+    ferry.run("dispose", jid)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode in (0, 4), (p.returncode, err)

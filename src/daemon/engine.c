@@ -963,8 +963,9 @@ static int op_wait(struct req *r)
 		}
 		w->ids[i] = json_integer_value(e);
 		if ((rc = job_status(r->eng, w->ids[i], &st))) {
+			int64_t id = w->ids[i];
 			waiter_free(w);
-			return rc == FERRY_ENOJOB ? no_job(r, w->ids[i]) : rc;
+			return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
 		}
 	}
 	w->n = json_array_size(ids);

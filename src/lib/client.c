@@ -233,10 +233,11 @@ static int handshake(struct ferry_conn *c)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	rc = send_frame(c->fd, hello);
 	json_decref(hello);
-	if (!rc)
+	/* even when the send failed, the engine may have said why it refused us */
+	if (!rc || rc == FERRY_EIO)
 		rc = recv_frame(c, &reply, NULL, NULL);
 	if (rc == FERRY_EIO)
-		return ferry__seterr(c, FERRY_ECONNECT, "the engine closed the connection");
+		return FERRY_EIO;
 	if (rc)
 		return rc;
 	if (!json_is_true(json_object_get(reply, "ok")))
@@ -259,6 +260,8 @@ int ferry__open(struct ferry_conn *c)
 	if (!sock)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	until = ferry__mono() + 10;
+again:
+	started = 0;
 	for (double pause = 0.01;; pause = pause < 0.2 ? pause * 2 : pause) {
 		fd = connect_socket(sock);
 		if (fd >= 0)
@@ -286,11 +289,20 @@ int ferry__open(struct ferry_conn *c)
 		}
 		sleep_s(pause); /* another engine holds the lock and is starting */
 	}
-	free(sock);
 	c->fd = fd;
 	rc = handshake(c);
 	if (rc)
 		ferry__close(c);
+	if (rc == FERRY_EIO) {
+		/* the engine died under us (or is being restarted): start over */
+		if (ferry__mono() <= until) {
+			sleep_s(0.05);
+			goto again;
+		}
+		rc = ferry__seterr(c, FERRY_ECONNECT, "the engine on '%s' closed the connection",
+				   sock);
+	}
+	free(sock);
 	return rc;
 }
 
