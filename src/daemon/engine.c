@@ -700,6 +700,17 @@ static int no_job(struct req *r, int64_t id)
 		    (long long)id, r->eng->resource);
 }
 
+/* The "id" field of the request, naming a job that exists; its status. */
+static int get_job_id(struct req *r, int64_t *id, enum ferry_job_status *st)
+{
+	int rc = get_id(r, "id", id);
+
+	if (rc)
+		return rc;
+	rc = job_status(r->eng, *id, st);
+	return rc == FERRY_ENOJOB ? no_job(r, *id) : rc;
+}
+
 static int op_submit_one(struct req *r, json_t *spec, size_t idx, int64_t *id)
 {
 	struct ferry_engine *eng = r->eng;
@@ -814,10 +825,8 @@ static int op_status(struct req *r)
 	int rc;
 
 	ALLOW(r, "id");
-	if ((rc = get_id(r, "id", &id)))
+	if ((rc = get_job_id(r, &id, &st)))
 		return rc;
-	if ((rc = job_status(r->eng, id, &st)))
-		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
 	json_object_set_new(r->out, "status", json_string(ferry_status_name(st)));
 	return 0;
 }
@@ -1133,10 +1142,8 @@ static int op_dispose(struct req *r)
 	int rc;
 
 	ALLOW(r, "id");
-	if ((rc = get_id(r, "id", &id)))
+	if ((rc = get_job_id(r, &id, &st)))
 		return rc;
-	if ((rc = job_status(r->eng, id, &st)))
-		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
 	j = ferry__engine_job(r->eng, id);
 	if (j) {
 		j->dispose_requested = 1;
