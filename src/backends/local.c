@@ -1,39 +1,167 @@
 /*
- * local.c - the local backend: jobs run on this machine, each under a
- * shepherd process.
+ * local.c - the local backend: jobs run on this machine.
  *
- * The shepherd is a fork of the engine that needs no exec of its own: it
- * claims the job (so that no job ever runs twice, even when an engine dies
- * between starting a job and recording it), spawns the command with
- * posix_spawn (vfork speed) in its own process group, relays controls from
- * the engine to that group, enforces the walltime, and writes the exit
- * status and rusage atomically into the job directory. It lives in its own
- * session, so the job and its result survive the engine.
+ * One long-lived runner process per engine starts and watches every job.
+ * It is a fork of the engine that needs no exec of its own, lives in its
+ * own session as the child subreaper of the jobs, and outlives the engine:
+ * a job and its result survive an engine crash, and a new engine finds the
+ * runner again through its socket. Per job the runner claims the job (so
+ * that no job ever runs twice), spawns it with posix_spawn (vfork speed,
+ * no copy of any address space) in its own process group, relays the
+ * engine's controls to that group, enforces the walltime, and writes the
+ * exit status and rusage atomically into the job directory before telling
+ * the engine. The engine itself never forks per job.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "proto.h"
 #include "util.h"
 
-#define KILL_GRACE_S 5
+#define KILL_GRACE_S	5
+#define LIST_TIMEOUT_MS 10000
 
 extern char **environ;
 
-/* ---- the shepherd (runs in the forked child) ---- */
+/* ---- frames between the engine and the runner (the wire format) ---- */
+
+struct chan {
+	int fd;
+	unsigned char *in;
+	size_t inlen, incap;
+	unsigned char *out; /* runner side: what the engine has not read yet */
+	size_t outlen, outcap;
+};
+
+static int buf_grow(unsigned char **b, size_t *cap, size_t need)
+{
+	unsigned char *nb;
+	size_t ncap = *cap ? *cap : 4096;
+
+	while (ncap < need)
+		ncap *= 2;
+	if (ncap == *cap)
+		return 0;
+	nb = realloc(*b, ncap);
+	if (!nb)
+		return -1;
+	*b = nb;
+	*cap = ncap;
+	return 0;
+}
+
+/* Reads what is there; -1 at EOF or on an error. */
+static int chan_fill(struct chan *c)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (buf_grow(&c->in, &c->incap, c->inlen + 65536) < 0)
+			return -1;
+		n = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			return -1;
+		c->inlen += (size_t)n;
+	}
+}
+
+/* Takes the next complete message; NULL when none (or a bad one: *bad). */
+static json_t *chan_next(struct chan *c, int *bad)
+{
+	struct ferry_frame_hdr h;
+	const char *why;
+	char err[200];
+	json_t *m;
+	size_t len;
+
+	*bad = 0;
+	if (c->inlen < FERRY_FRAME_HDR)
+		return NULL;
+	if (ferry__hdr_decode(c->in, &h, &why)) {
+		*bad = 1;
+		return NULL;
+	}
+	len = FERRY_FRAME_HDR + h.body_len;
+	if (c->inlen < len)
+		return NULL;
+	m = ferry__json_parse((char *)c->in + FERRY_FRAME_HDR, h.json_len, err, sizeof(err));
+	memmove(c->in, c->in + len, c->inlen - len);
+	c->inlen -= len;
+	if (!m)
+		*bad = 1;
+	return m;
+}
+
+static int chan_queue(struct chan *c, json_t *m)
+{
+	unsigned char *f;
+	size_t fl;
+
+	if (!m || ferry__frame_build(FERRY_FRAME_REQUEST, m, NULL, 0, &f, &fl))
+		return -1;
+	if (buf_grow(&c->out, &c->outcap, c->outlen + fl) < 0) {
+		free(f);
+		return -1;
+	}
+	memcpy(c->out + c->outlen, f, fl);
+	c->outlen += fl;
+	free(f);
+	return 0;
+}
+
+/* Writes queued output without blocking; -1 when the peer is gone. */
+static int chan_flush(struct chan *c)
+{
+	size_t off = 0;
+	int rc = 0;
+
+	while (off < c->outlen) {
+		ssize_t n = send(c->fd, c->out + off, c->outlen - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			rc = -1;
+			break;
+		}
+		off += (size_t)n;
+	}
+	memmove(c->out, c->out + off, c->outlen - off);
+	c->outlen -= off;
+	return rc;
+}
+
+static void chan_close(struct chan *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->inlen = c->outlen = 0;
+}
+
+/* ---- the runner (a process of its own) ---- */
 
 /* Start time of a process in clock ticks since boot, 0 when unknown. */
 static unsigned long long proc_start_time(pid_t pid, char *state)
@@ -69,20 +197,22 @@ static unsigned long long proc_start_time(pid_t pid, char *state)
 	return st;
 }
 
-/* Writes the claim with link(2): exactly one shepherd can create it. */
-static int claim_job(const char *dir)
+/*
+ * Writes the claim with link(2): exactly one process can create it, so a
+ * job runs at most once whatever crashed before its start was recorded.
+ * It names the runner ("pid starttime") that owns the job.
+ */
+static int claim_job(const char *dir, const char *owner)
 {
-	char tmp[4096], claim[4096], data[64];
-	int fd, n, rc;
+	char tmp[4096], claim[4096];
+	int fd, rc;
 
 	snprintf(tmp, sizeof(tmp), "%s/claim.%d", dir, (int)getpid());
 	snprintf(claim, sizeof(claim), "%s/claim", dir);
-	n = snprintf(data, sizeof(data), "%d %llu\n", (int)getpid(),
-		     proc_start_time(getpid(), NULL));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	rc = ferry__write_all(fd, data, (size_t)n);
+	rc = ferry__write_all(fd, owner, strlen(owner));
 	close(fd);
 	if (!rc && link(tmp, claim) < 0)
 		rc = -errno;
@@ -298,104 +428,294 @@ static int spawn_job(const char *dir, json_t *spec, pid_t *pid)
 	return rc;
 }
 
-/* Waits for the job, relaying controls; fills o. */
-static void supervise(pid_t child, int64_t walltime, struct outcome *o)
+/* What a result file records of one run. */
+struct rjob {
+	int64_t id;
+	pid_t pid; /* also the job's process group */
+	char *dir;
+	int killed, walltime;
+	double deadline, kill_at; /* monotonic; <0: none */
+	double start;
+	struct rjob *next;
+};
+
+struct runner {
+	int lfd, sfd;
+	struct chan eng; /* the engine's connection; fd -1 when none */
+	struct rjob *jobs;
+	char owner[64]; /* claim content: this runner's pid and start time */
+};
+
+static void runner_send(struct runner *r, json_t *m)
 {
-	sigset_t set;
-	double deadline = walltime > 0 ? ferry__mono() + (double)walltime : -1, kill_at = -1;
+	if (r->eng.fd >= 0 && chan_queue(&r->eng, m) == 0 && chan_flush(&r->eng) < 0)
+		chan_close(&r->eng); /* results are in files: a new engine reads them */
+	json_decref(m);
+}
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
+static void runner_ended(struct runner *r, int64_t id)
+{
+	runner_send(r, json_pack("{s:s,s:I}", "op", "ended", "id", (json_int_t)id));
+}
+
+static void runner_start(struct runner *r, json_t *m)
+{
+	int64_t id = json_integer_value(json_object_get(m, "id"));
+	const char *dir = json_string_value(json_object_get(m, "dir"));
+	json_t *spec = json_object_get(m, "spec");
+	struct outcome o = {0};
+	struct rjob *j;
+	int64_t wall;
+
+	if (id <= 0 || !dir || !json_is_object(spec))
+		return;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return; /* the engine sees no end: it reports the job on restart */
+	if (claim_job(dir, r->owner) < 0)
+		return; /* started before by another runner: that one reports it */
+	j = calloc(1, sizeof(*j));
+	if (!j || !(j->dir = strdup(dir))) {
+		free(j);
+		o.spawn_errno = ENOMEM;
+		goto failed;
+	}
+	o.start = ferry__now();
+	o.spawn_errno = spawn_job(dir, spec, &j->pid);
+	if (o.spawn_errno) {
+		free(j->dir);
+		free(j);
+		goto failed;
+	}
+	j->id = id;
+	j->start = o.start;
+	wall = json_integer_value(json_object_get(spec, "walltime_s"));
+	j->deadline = wall > 0 ? ferry__mono() + (double)wall : -1;
+	j->kill_at = -1;
+	j->next = r->jobs;
+	r->jobs = j;
+	runner_send(r, json_pack("{s:s,s:I,s:i}", "op", "started", "id", (json_int_t)id, "pid",
+				 (int)j->pid));
+	return;
+failed:
+	o.end = ferry__now();
+	write_result(dir, &o, json_string_value(json_array_get(json_object_get(spec, "argv"), 0)));
+	runner_ended(r, id);
+}
+
+static struct rjob *rjob_find(struct runner *r, int64_t id)
+{
+	for (struct rjob *j = r->jobs; j; j = j->next)
+		if (j->id == id)
+			return j;
+	return NULL;
+}
+
+static void terminate(struct rjob *j)
+{
+	kill(-j->pid, SIGTERM);
+	kill(-j->pid, SIGCONT); /* a stopped job must run to die */
+	j->kill_at = ferry__mono() + KILL_GRACE_S;
+}
+
+static void runner_signal(struct runner *r, json_t *m)
+{
+	struct rjob *j = rjob_find(r, json_integer_value(json_object_get(m, "id")));
+	const char *action = json_string_value(json_object_get(m, "action"));
+
+	if (!j || !action)
+		return; /* ended meanwhile: its end is on its way */
+	if (!strcmp(action, "suspend")) {
+		kill(-j->pid, SIGSTOP);
+	} else if (!strcmp(action, "resume")) {
+		kill(-j->pid, SIGCONT);
+	} else if (!strcmp(action, "terminate") && !j->killed) {
+		j->killed = 1;
+		terminate(j);
+	}
+}
+
+static void runner_list(struct runner *r)
+{
+	json_t *ids = json_array(), *pids = json_array();
+
+	for (struct rjob *j = r->jobs; j; j = j->next) {
+		json_array_append_new(ids, json_integer(j->id));
+		json_array_append_new(pids, json_integer(j->pid));
+	}
+	runner_send(r, json_pack("{s:s,s:o,s:o}", "op", "list", "ids", ids, "pids", pids));
+}
+
+static void runner_read(struct runner *r)
+{
+	json_t *m;
+	int bad;
+
+	if (chan_fill(&r->eng) < 0) {
+		chan_close(&r->eng);
+		return;
+	}
+	while ((m = chan_next(&r->eng, &bad))) {
+		const char *op = json_string_value(json_object_get(m, "op"));
+		if (op && !strcmp(op, "start"))
+			runner_start(r, m);
+		else if (op && !strcmp(op, "signal"))
+			runner_signal(r, m);
+		else if (op && !strcmp(op, "list"))
+			runner_list(r);
+		json_decref(m);
+	}
+	if (bad)
+		chan_close(&r->eng);
+}
+
+/* Collects every child that ended; records the jobs among them. */
+static void runner_reap(struct runner *r)
+{
+	struct signalfd_siginfo si;
+	struct outcome o;
+	pid_t pid;
+
+	while (read(r->sfd, &si, sizeof(si)) == sizeof(si))
+		;
 	for (;;) {
-		double now = ferry__mono(), next = -1;
-		struct timespec ts, *tp = NULL;
-		int sig;
-
-		if (deadline >= 0 && now >= deadline && !o->walltime && !o->killed) {
-			o->walltime = 1;
-			kill(-child, SIGTERM);
-			kill(-child, SIGCONT);
-			kill_at = now + KILL_GRACE_S;
-		}
-		if (kill_at >= 0 && now >= kill_at) {
-			kill(-child, SIGKILL);
-			kill_at = -1;
-		}
-		if (deadline >= 0 && !o->walltime && !o->killed)
-			next = deadline;
-		if (kill_at >= 0 && (next < 0 || kill_at < next))
-			next = kill_at;
-		if (next >= 0) {
-			double d = next - now;
-			ts.tv_sec = (time_t)d;
-			ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
-			tp = &ts;
-		}
-		sig = sigtimedwait(&set, NULL, tp);
-		if (sig == SIGCHLD || sig < 0) {
-			pid_t w = wait4(child, &o->status, WNOHANG, &o->ru);
-			if (w == child) {
-				o->waited = 1;
-				break;
-			}
-		} else if (sig == SIGTERM) {
-			o->killed = 1;
-			kill(-child, SIGTERM);
-			kill(-child, SIGCONT);
-			kill_at = ferry__mono() + KILL_GRACE_S;
-		} else if (sig == SIGUSR1) {
-			kill(-child, SIGSTOP);
-		} else if (sig == SIGUSR2) {
-			kill(-child, SIGCONT);
+		memset(&o, 0, sizeof(o));
+		pid = wait4(-1, &o.status, WNOHANG, &o.ru);
+		if (pid <= 0)
+			break;
+		for (struct rjob **p = &r->jobs; *p; p = &(*p)->next) {
+			struct rjob *j = *p;
+			if (j->pid != pid)
+				continue;
+			o.waited = 1;
+			o.killed = j->killed;
+			o.walltime = j->walltime;
+			o.start = j->start;
+			o.end = ferry__now();
+			if (j->killed || j->walltime)
+				kill(-j->pid, SIGKILL); /* what the job left in its group */
+			write_result(j->dir, &o, "");
+			runner_ended(r, j->id);
+			*p = j->next;
+			free(j->dir);
+			free(j);
+			break;
 		}
 	}
-	/* what a killed job left behind in its group goes too */
-	if (o->killed || o->walltime)
-		kill(-child, SIGKILL);
+}
+
+/* Walltimes and kill grace periods; returns the poll timeout in ms. */
+static int runner_timers(struct runner *r)
+{
+	double now = ferry__mono(), next = -1;
+
+	for (struct rjob *j = r->jobs; j; j = j->next) {
+		if (j->deadline >= 0 && now >= j->deadline && !j->walltime && !j->killed) {
+			j->walltime = 1;
+			terminate(j);
+		}
+		if (j->kill_at >= 0 && now >= j->kill_at) {
+			kill(-j->pid, SIGKILL);
+			j->kill_at = -1;
+		}
+		if (j->deadline >= 0 && !j->walltime && !j->killed &&
+		    (next < 0 || j->deadline < next))
+			next = j->deadline;
+		if (j->kill_at >= 0 && (next < 0 || j->kill_at < next))
+			next = j->kill_at;
+	}
+	return next < 0 ? -1 : (int)((next - now) * 1000) + 1;
+}
+
+static void runner_accept(struct runner *r, double *first)
+{
+	int fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+
+	if (fd < 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != geteuid()) {
+		close(fd);
+		return;
+	}
+	chan_close(&r->eng); /* a new engine replaces the old one */
+	r->eng.fd = fd;
+	*first = 0;
 }
 
 /*
- * Body of the shepherd. Runs in a fork of the single-threaded engine, so
- * it may allocate; what runs between vfork and exec is glibc's
- * posix_spawn, which is safe by construction.
+ * The runner's life. It ignores the signals that stop engines (it is the
+ * jobs' supervisor, not a daemon of its own) and exits once no engine is
+ * connected and no job runs.
  */
-static void __attribute__((noreturn)) shepherd_main(const char *dir, json_t *spec)
+static void __attribute__((noreturn)) runner_main(int lfd, const char *log)
 {
-	struct outcome o = {0};
+	struct runner r = {.lfd = lfd, .eng = {.fd = -1}};
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC), logfd;
 	sigset_t set;
-	pid_t child;
 
 	setsid();
-	prctl(PR_SET_NAME, "ferry-shepherd"); /* not to be taken for the engine */
+	prctl(PR_SET_NAME, "ferry-runner");
+	prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans of the jobs come to us */
+	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	dup2(null, 0);
+	dup2(null, 1);
+	dup2(logfd >= 0 ? logfd : null, 2);
+	if (dup2(lfd, 3) < 0)
+		_exit(1);
+	r.lfd = 3;
+	syscall(SYS_close_range, 4U, ~0U, 0U);
+	fcntl(3, F_SETFD, FD_CLOEXEC);
+	sigaction(SIGCHLD, &dfl, NULL); /* undo the engine's SA_NOCLDWAIT */
+	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_SETMASK, &set, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	{
-		struct sigaction sa = {.sa_handler = SIG_DFL}; /* the engine's SA_NOCLDWAIT */
-		sigaction(SIGCHLD, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	r.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	snprintf(r.owner, sizeof(r.owner), "%d %llu\n", (int)getpid(),
+		 proc_start_time(getpid(), NULL));
+	/* the engine that started us connects right after the fork */
+	double first_until = ferry__mono() + 10;
+	while (r.sfd >= 0 && (r.eng.fd >= 0 || r.jobs || first_until > 0)) {
+		struct pollfd p[3] = {
+		    {r.lfd, POLLIN, 0}, {r.sfd, POLLIN, 0}, {r.eng.fd, POLLIN, 0}};
+		int timeout = runner_timers(&r);
+		if (first_until > 0 && ferry__mono() > first_until)
+			first_until = 0;
+		if (first_until > 0 && (timeout < 0 || timeout > 1000))
+			timeout = 1000;
+		if (r.eng.outlen)
+			p[2].events |= POLLOUT;
+		if (poll(p, r.eng.fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			runner_reap(&r);
+		if (r.eng.fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR)))
+			runner_read(&r);
+		if (r.eng.fd >= 0 && (p[2].revents & POLLOUT) && chan_flush(&r.eng) < 0)
+			chan_close(&r.eng);
+		if (p[0].revents)
+			runner_accept(&r, &first_until);
 	}
-	syscall(SYS_close_range, 3U, ~0U, 0U);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		_exit(121);
-	if (claim_job(dir) < 0)
-		_exit(0); /* another shepherd has the job: it runs it */
-	o.start = ferry__now();
-	o.spawn_errno = spawn_job(dir, spec, &child);
-	if (!o.spawn_errno)
-		supervise(child, json_integer_value(json_object_get(spec, "walltime_s")), &o);
-	o.end = ferry__now();
-	write_result(dir, &o, json_string_value(json_array_get(json_object_get(spec, "argv"), 0)));
 	_exit(0);
 }
 
 /* ---- the engine side ---- */
+
+static struct {
+	struct chan ch;
+	int64_t *ids; /* jobs started on the current runner */
+	size_t nids, capids;
+	json_t *list; /* the runner's jobs when this engine started */
+} L = {.ch = {.fd = -1}};
 
 static char *dir_of(struct ferry_engine *eng, int64_t id)
 {
@@ -463,154 +783,272 @@ static void unclear(struct job_result *r, const char *why)
 	snprintf(r->message, sizeof(r->message), "%s", why);
 }
 
-static void on_shepherd_exit(struct ferry_engine *eng, int fd, void *arg);
-
-static int watch(struct ferry_engine *eng, struct job *j, pid_t pid)
+static void track(int64_t id)
 {
-	int fd = pidfd_open(pid, 0);
-
-	if (fd < 0)
-		return -errno;
-	if (ferry__loop_watch(fd, on_shepherd_exit, (void *)(intptr_t)j->id) < 0) {
-		close(fd);
-		return -ENOMEM;
+	if (L.nids == L.capids) {
+		size_t ncap = L.capids ? 2 * L.capids : 64;
+		int64_t *n = realloc(L.ids, ncap * sizeof(*n));
+		if (!n)
+			return; /* untracked: it is still reported by its end message */
+		L.ids = n;
+		L.capids = ncap;
 	}
-	j->pid = pid;
-	j->pidfd = fd;
-	free(j->native_id);
-	j->native_id = ferry__asprintf("%d", (int)pid);
+	L.ids[L.nids++] = id;
+}
+
+static void untrack(int64_t id)
+{
+	for (size_t i = 0; i < L.nids; i++) {
+		if (L.ids[i] == id) {
+			L.ids[i] = L.ids[--L.nids];
+			return;
+		}
+	}
+}
+
+/* Reports the end of a job from its result file. */
+static void collect(struct ferry_engine *eng, struct job *j, const char *why_missing)
+{
+	struct job_result r;
+	char *dir = dir_of(eng, j->id);
+
+	untrack(j->id);
+	if (!dir || read_result(dir, &r) < 0)
+		unclear(&r, why_missing);
+	free(dir);
+	ferry__engine_job_ended(eng, j, &r);
+}
+
+static void on_runner(struct ferry_engine *eng, int fd, void *arg);
+
+/* The runner is gone: its jobs end with what their result files say. */
+static void runner_lost(struct ferry_engine *eng)
+{
+	ferry__loop_unwatch(L.ch.fd);
+	chan_close(&L.ch);
+	while (L.nids) {
+		struct job *j = ferry__engine_job(eng, L.ids[L.nids - 1]);
+		if (j)
+			collect(eng, j, "the job's runner died before recording its result");
+		else
+			L.nids--;
+	}
+}
+
+static void on_runner(struct ferry_engine *eng, int fd, void *arg)
+{
+	json_t *m;
+	int bad, eof = chan_fill(&L.ch) < 0;
+
+	while ((m = chan_next(&L.ch, &bad))) {
+		const char *op = json_string_value(json_object_get(m, "op"));
+		struct job *j =
+		    ferry__engine_job(eng, json_integer_value(json_object_get(m, "id")));
+		if (j && op && !strcmp(op, "ended")) {
+			collect(eng, j, "the job ended without a result file");
+		} else if (j && op && !strcmp(op, "started")) {
+			char pid[32];
+			j->pid = (pid_t)json_integer_value(json_object_get(m, "pid"));
+			snprintf(pid, sizeof(pid), "%d", (int)j->pid);
+			ferry__engine_job_native_id(eng, j, pid);
+		}
+		json_decref(m);
+	}
+	if (eof || bad)
+		runner_lost(eng);
+}
+
+static int connect_runner(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Starts a runner; its socket listens before the fork, so no race. */
+static int spawn_runner(struct ferry_engine *eng, const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char *log = ferry__asprintf("%s/runner.log", ferry__engine_state_dir(eng));
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	pid_t pid;
+
+	if (lfd < 0 || !log || strlen(path) >= sizeof(sa.sun_path))
+		goto fail;
+	strcpy(sa.sun_path, path);
+	unlink(path); /* a dead runner's: the engine's lock makes us the only starter */
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
+	    listen(lfd, 8) < 0)
+		goto fail;
+	pid = fork();
+	if (pid < 0)
+		goto fail;
+	if (pid == 0)
+		runner_main(lfd, log);
+	close(lfd);
+	free(log);
+	return 0;
+fail:
+	if (lfd >= 0)
+		close(lfd);
+	free(log);
+	return -1;
+}
+
+/* Connects to the runner of this state directory, starting one if needed. */
+static int ensure_runner(struct ferry_engine *eng, char *err, size_t errlen)
+{
+	char *path;
+
+	if (L.ch.fd >= 0)
+		return 0;
+	path = ferry__asprintf("%s/runner.sock", ferry__engine_state_dir(eng));
+	if (!path) {
+		snprintf(err, errlen, "out of memory");
+		return FERRY_EAGAIN;
+	}
+	L.ch.fd = connect_runner(path);
+	if (L.ch.fd < 0 && spawn_runner(eng, path) == 0)
+		L.ch.fd = connect_runner(path);
+	if (L.ch.fd < 0 || ferry__loop_watch(L.ch.fd, on_runner, NULL) < 0) {
+		snprintf(err, errlen, "cannot reach the job runner on '%s': %s", path,
+			 strerror(errno));
+		free(path);
+		chan_close(&L.ch);
+		return FERRY_EAGAIN;
+	}
+	free(path);
 	return 0;
 }
 
-/* Reads the claim of a job: the pid of the shepherd that owns it. */
-static pid_t read_claim(const char *dir, unsigned long long *start)
+/* Sends one message to the runner, waiting for room if need be. */
+static int runner_call(struct ferry_engine *eng, json_t *m)
 {
-	char path[4096], *text = NULL;
-	long pid = 0;
+	int rc = chan_queue(&L.ch, m);
 
-	snprintf(path, sizeof(path), "%s/claim", dir);
-	if (ferry__read_file(path, 256, &text, NULL) < 0)
-		return 0;
-	if (sscanf(text, "%ld %llu", &pid, start) != 2 || pid <= 0)
-		pid = -1;
-	free(text);
-	return (pid_t)pid;
-}
-
-/*
- * Follows the shepherd named by a job's claim: watches it when alive,
- * else reports its result. Returns 1 when the job is accounted for.
- */
-static int follow_claim(struct ferry_engine *eng, struct job *j, const char *dir)
-{
-	unsigned long long start = 0;
-	struct job_result r;
-	pid_t pid = read_claim(dir, &start);
-	char state = 0;
-
-	if (pid == 0)
-		return 0;
-	if (pid > 0 && proc_start_time(pid, &state) == start && state != 'Z' &&
-	    watch(eng, j, pid) == 0)
-		return 1;
-	if (read_result(dir, &r) < 0)
-		unclear(&r, "the job's shepherd ended without recording a result");
-	ferry__engine_job_ended(eng, j, &r);
-	return 1;
-}
-
-static void on_shepherd_exit(struct ferry_engine *eng, int fd, void *arg)
-{
-	struct job *j = ferry__engine_job(eng, (int64_t)(intptr_t)arg);
-	struct job_result r;
-	char *dir;
-	pid_t pid;
-
-	ferry__loop_unwatch(fd);
-	close(fd);
-	if (!j)
-		return;
-	pid = j->pid;
-	j->pidfd = -1;
-	dir = dir_of(eng, j->id);
-	if (!dir)
-		return;
-	if (read_result(dir, &r) == 0) {
-		ferry__engine_job_ended(eng, j, &r);
-	} else {
-		unsigned long long start;
-		pid_t owner = read_claim(dir, &start);
-		if (owner > 0 && owner != pid) /* lost the claim to an older shepherd */
-			follow_claim(eng, j, dir);
-		else {
-			unclear(&r, "the job's shepherd died without recording a result");
-			ferry__engine_job_ended(eng, j, &r);
-		}
+	json_decref(m);
+	while (!rc && L.ch.outlen) {
+		struct pollfd p = {L.ch.fd, POLLOUT, 0};
+		if (chan_flush(&L.ch) < 0 || (L.ch.outlen && poll(&p, 1, 1000) <= 0))
+			rc = -1;
 	}
-	free(dir);
+	if (rc)
+		runner_lost(eng);
+	return rc;
 }
 
 static int local_start(struct ferry_engine *eng, struct job *j, char *err, size_t errlen)
 {
-	char *dir = dir_of(eng, j->id);
-	pid_t pid;
-	int rc;
+	char *dir;
+	int rc = ensure_runner(eng, err, errlen);
 
+	if (rc)
+		return rc;
+	dir = dir_of(eng, j->id);
 	if (!dir) {
 		snprintf(err, errlen, "out of memory");
 		return FERRY_EAGAIN;
 	}
-	pid = fork();
-	if (pid < 0) {
-		snprintf(err, errlen, "cannot fork: %s", strerror(errno));
-		free(dir);
-		return FERRY_EAGAIN;
-	}
-	if (pid == 0)
-		shepherd_main(dir, j->spec);
+	rc = runner_call(eng, json_pack("{s:s,s:I,s:s,s:O}", "op", "start", "id", (json_int_t)j->id,
+					"dir", dir, "spec", j->spec));
 	free(dir);
-	rc = watch(eng, j, pid);
-	if (rc < 0) {
-		/* cannot watch it: stop it before it claims, then retry later */
-		kill(pid, SIGKILL);
-		snprintf(err, errlen, "cannot watch the shepherd: %s", strerror(-rc));
+	if (rc) {
+		snprintf(err, errlen, "the job runner went away");
 		return FERRY_EAGAIN;
 	}
+	track(j->id);
 	return 0;
 }
 
 static int local_control(struct ferry_engine *eng, struct job *j, enum backend_ctl ctl, char *err,
 			 size_t errlen)
 {
-	int sig = ctl == CTL_SUSPEND ? SIGUSR1 : ctl == CTL_RESUME ? SIGUSR2 : SIGTERM;
+	const char *action = ctl == CTL_SUSPEND	 ? "suspend"
+			     : ctl == CTL_RESUME ? "resume"
+						 : "terminate";
 
-	if (j->pidfd < 0) {
-		snprintf(err, errlen, "the job's shepherd is not known");
+	if (L.ch.fd < 0 || runner_call(eng, json_pack("{s:s,s:I,s:s}", "op", "signal", "id",
+						      (json_int_t)j->id, "action", action))) {
+		snprintf(err, errlen, "the job runner is gone");
 		return FERRY_ESTATE;
-	}
-	if (pidfd_send_signal(j->pidfd, sig, NULL, 0) < 0 && errno != ESRCH) {
-		snprintf(err, errlen, "cannot signal the shepherd: %s", strerror(errno));
-		return FERRY_EIO;
 	}
 	return 0;
 }
 
+/* The runner's current jobs, asked once when an engine starts. */
+static json_t *runner_jobs(struct ferry_engine *eng)
+{
+	double until = ferry__mono() + LIST_TIMEOUT_MS / 1000.0;
+	char err[256];
+	json_t *m;
+	int bad;
+
+	if (L.list)
+		return L.list;
+	if (ensure_runner(eng, err, sizeof(err)) ||
+	    runner_call(eng, json_pack("{s:s}", "op", "list")))
+		return NULL;
+	while (ferry__mono() < until) {
+		struct pollfd p = {L.ch.fd, POLLIN, 0};
+		if (poll(&p, 1, 200) < 0 || chan_fill(&L.ch) < 0)
+			break;
+		/* "ended" messages before the list are redundant: results are in files */
+		while ((m = chan_next(&L.ch, &bad))) {
+			if (!strcmp(json_string_value(json_object_get(m, "op")) ?: "", "list"))
+				return L.list = m;
+			json_decref(m);
+		}
+		if (bad)
+			break;
+	}
+	runner_lost(eng);
+	return NULL;
+}
+
+/*
+ * After an engine restart: a claimed job is with the runner (its list
+ * says so), or ended (its result file says how), or lost with a runner
+ * that died. An unclaimed job never started.
+ */
 static int local_adopt(struct ferry_engine *eng, struct job *j)
 {
-	char *dir = dir_of(eng, j->id);
+	char *dir = dir_of(eng, j->id), path[4096];
+	json_t *list, *ids, *e;
 	struct stat st;
-	int rc = 0;
-	char path[4096];
+	size_t i;
 
 	if (!dir)
 		return 0;
 	snprintf(path, sizeof(path), "%s/claim", dir);
-	if (stat(path, &st) == 0) {
-		ferry__engine_job_adopted(eng, j);
-		rc = follow_claim(eng, j, dir);
-	}
 	free(dir);
-	return rc;
+	if (stat(path, &st) < 0)
+		return 0;
+	ferry__engine_job_adopted(eng, j);
+	list = runner_jobs(eng);
+	ids = json_object_get(list, "ids");
+	json_array_foreach(ids, i, e)
+	{
+		if (json_integer_value(e) == j->id) {
+			char pid[32];
+			j->pid = (pid_t)json_integer_value(
+			    json_array_get(json_object_get(list, "pids"), i));
+			snprintf(pid, sizeof(pid), "%d", (int)j->pid);
+			ferry__engine_job_native_id(eng, j, pid);
+			track(j->id);
+			return 1;
+		}
+	}
+	collect(eng, j, "the runner that started the job died before recording its result");
+	return 1;
 }
 
 static int local_check(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen)

@@ -23,6 +23,7 @@ enum stmt_id {
 	S_SET_STATE,
 	S_SET_STARTED,
 	S_SET_KILL,
+	S_SET_NATIVE,
 	S_SET_ENDED,
 	S_DELETE,
 	S_ACTIVE,
@@ -51,6 +52,7 @@ static const char *const sql[S_COUNT] = {
     [S_SET_STATE] = "UPDATE jobs SET state = ?2 WHERE id = ?1",
     [S_SET_STARTED] = "UPDATE jobs SET state = ?5, started_at = ?2, pid = ?3, "
 		      "native_id = ?4 WHERE id = ?1",
+    [S_SET_NATIVE] = "UPDATE jobs SET native_id = ?2 WHERE id = ?1",
     /* a disposed job gives its key back at once */
     [S_SET_KILL] = "UPDATE jobs SET kill_requested = 1, disposed = ?2, "
 		   "skey = CASE WHEN ?2 THEN NULL ELSE skey END WHERE id = ?1",
@@ -308,6 +310,15 @@ int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, pid_t pid,
 	bind_text(q, 4, native_id);
 	sqlite3_bind_int(q, 5, FERRY_RUNNING);
 	return run(db, S_SET_STARTED, "set started");
+}
+
+int ferry__db_set_native_id(struct ferry_db *db, int64_t id, const char *native_id)
+{
+	sqlite3_stmt *q = db->st[S_SET_NATIVE];
+
+	sqlite3_bind_int64(q, 1, id);
+	bind_text(q, 2, native_id);
+	return run(db, S_SET_NATIVE, "set native id");
 }
 
 int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed)

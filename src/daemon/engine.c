@@ -219,6 +219,17 @@ void ferry__engine_job_started(struct ferry_engine *eng, struct job *j, double a
 	ferry__db_set_started(eng->db, j->id, at, j->pid, j->native_id);
 }
 
+void ferry__engine_job_native_id(struct ferry_engine *eng, struct job *j, const char *native_id)
+{
+	char *copy = strdup(native_id);
+
+	if (!copy)
+		return;
+	free(j->native_id);
+	j->native_id = copy;
+	ferry__db_set_native_id(eng->db, j->id, native_id);
+}
+
 void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r)
 {
 	struct job_result res = *r;
@@ -751,7 +762,6 @@ static int op_submit_one(struct req *r, json_t *spec, size_t idx, int64_t *id)
 	j->state = hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE;
 	j->cpus = (int)json_integer_value(json_object_get(n, "cpus"));
 	j->spec = n;
-	j->pidfd = -1;
 	/*
 	 * Not started before the insert is committed: a crash before the
 	 * commit would otherwise give this id, and the claim of a job that
@@ -895,10 +905,11 @@ static int op_jobs(struct req *r)
 	json_t *st = json_object_get(r->in, "state"), *d = json_object_get(r->in, "detail");
 	enum ferry_job_status s;
 	int state = -1, detail = 0, rc;
-	json_t *a = json_array(), *e;
+	json_t *a, *e;
 	size_t i;
 
 	ALLOW(r, "state", "detail");
+	a = json_array();
 	if (st && !json_is_null(st)) {
 		if (!json_is_string(st) || ferry_status_from_name(json_string_value(st), &s)) {
 			json_decref(a);
@@ -1289,10 +1300,18 @@ void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, jso
 	fail(r.err, sizeof(r.err), FERRY_EINVAL, "unknown request '%s'", op);
 out:
 	if (rc) {
+		/* a message cut by its buffer inside a UTF-8 character */
+		size_t el = strlen(r.err);
+		while (el && !ferry__valid_utf8(r.err, el))
+			r.err[--el] = '\0';
 		json_decref(r.out);
 		free(r.bin);
 		*reply = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", ferry__error_name(rc),
 				   "code", rc, "message", r.err);
+		if (!*reply) /* NULL would read as a deferred reply: never leave a client hanging */
+			*reply =
+			    json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", "EINTERNAL", "code",
+				      FERRY_EINTERNAL, "message", "cannot encode the error reply");
 		return;
 	}
 	if (r.deferred) {
@@ -1415,7 +1434,6 @@ static int collect_row(void *arg, struct db_job_row *row)
 	j->kill_requested = row->kill_requested;
 	j->dispose_requested = row->disposed;
 	j->pid = row->pid;
-	j->pidfd = -1;
 	j->started_at = row->started_at;
 	j->spec = row->spec ? json_loads(row->spec, 0, NULL) : NULL;
 	if (!j->spec)
@@ -1540,8 +1558,6 @@ void ferry__engine_free(struct ferry_engine *eng)
 		struct job *j = eng->htab[i], *next;
 		for (; j; j = next) {
 			next = j->hnext;
-			if (j->pidfd >= 0)
-				close(j->pidfd);
 			job_free(j);
 		}
 	}

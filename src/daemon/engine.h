@@ -33,8 +33,7 @@ struct job {
 	int fresh;    /* inserted by the open transaction: not startable before commit */
 	json_t *spec; /* normalised spec (owned) */
 	/* backend data */
-	pid_t pid; /* local: shepherd pid */
-	int pidfd; /* local: -1 when none */
+	pid_t pid; /* local: the job's pid and process group */
 	double started_at;
 	char *native_id;
 	/* links */
@@ -97,6 +96,8 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng);
 void ferry__engine_job_started(struct ferry_engine *eng, struct job *j, double at);
 void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r);
 struct job *ferry__engine_job(struct ferry_engine *eng, int64_t id);
+/* The backend learnt the job's native id (local: its pid) after the start. */
+void ferry__engine_job_native_id(struct ferry_engine *eng, struct job *j, const char *native_id);
 /* The backend re-attached a started job after an engine restart. */
 void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j);
 /* The database, for the server's group commit. */
@@ -140,6 +141,7 @@ int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name,
 int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st);
 int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, pid_t pid,
 			  const char *native_id);
+int ferry__db_set_native_id(struct ferry_db *db, int64_t id, const char *native_id);
 int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed);
 int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,
 			const struct job_result *r, double dispose_after);

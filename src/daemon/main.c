@@ -210,7 +210,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	{
-		/* shepherds are reaped by the kernel; their pidfds still report the exit */
+		/* the job runner, our only child, is reaped by the kernel */
 		struct sigaction sa = {.sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT};
 		sigaction(SIGCHLD, &sa, NULL);
 	}

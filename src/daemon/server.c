@@ -1,6 +1,6 @@
 /*
  * server.c - ferryd's event loop: one epoll set for the listening socket,
- * the clients, the signals and the backends' fds (shepherd pidfds).
+ * the clients, the signals and the backends' fds (the local job runner's socket).
  *
  * Every loop iteration is one database transaction: all requests and job
  * events of the iteration are applied, committed at once (group commit),

@@ -1,0 +1,368 @@
+/*
+ * fuzz_frame.c - libFuzzer target for the engine's request path.
+ *
+ * An input is a byte stream as a client would send it on the socket: a
+ * sequence of frames. Each frame goes through what server.c does with it:
+ * ferry__hdr_decode() on its 16-byte header, ferry__json_parse() on its
+ * JSON part, then ferry__engine_request() against a real engine (database,
+ * local backend) living in a temporary state directory, and the reply is
+ * encoded with ferry__frame_build(). Decoding stops at the first frame the
+ * server would close the connection on, or at an incomplete frame.
+ *
+ * Safety and determinism:
+ *  - ferry__engine_tick() is never called, so a submitted job is never
+ *    started (no process is ever forked) and waiters are never answered;
+ *    'shutdown' only sets a flag that nothing but the tick and the event
+ *    loop read.
+ *  - 'wait' gets a dummy connection pointer; after each input
+ *    ferry__engine_conn_closed() drops its waiters, and every job left is
+ *    disposed, so the engine's state does not grow from input to input.
+ *  - Job ids in requests are made relative to the input: an "id" (or an
+ *    element of "ids") between 1 and ID_WINDOW is shifted by the highest
+ *    id any earlier input created, so {"id": 1} names the first job this
+ *    input submitted, whatever ran before.
+ *  - Each input is one database transaction, as one event-loop iteration
+ *    of the server, followed by ferry__engine_committed() as there.
+ *
+ * A request that gets no reply although it is not a deferred 'wait', or a
+ * reply that cannot be encoded, is reported as a crash: the server would
+ * leave that client hanging.
+ *
+ * A custom mutator keeps the frame lengths consistent: most of the time it
+ * mutates the JSON of one frame and rewrites that frame's header, or
+ * duplicates / drops a frame; sometimes it mutates the raw bytes.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "engine.h"
+#include "proto.h"
+#include "util.h"
+
+#define ID_WINDOW  (1 << 16)
+#define MAX_FRAMES 64
+#define MUTATE_RAW 8 /* one mutation in MUTATE_RAW works on raw bytes */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
+
+static struct ferry_engine *eng;
+static struct ferry_cfg cfg; /* the engine borrows cfg.res[0] for its whole life */
+static char *tmp_root;
+static int64_t id_base;	    /* highest job id the earlier inputs created */
+static int64_t id_max_seen; /* highest job id seen in any reply */
+static int debug;	    /* $FUZZ_FRAME_DEBUG: print each request and reply */
+static char dummy_conn_storage;
+#define DUMMY_CONN ((struct ferry_conn_s *)&dummy_conn_storage)
+
+static void die(const char *what, const char *detail)
+{
+	fprintf(stderr, "fuzz_frame: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+	if (tmp_root)
+		ferry__rm_rf(tmp_root);
+	abort();
+}
+
+static void cleanup(void)
+{
+	ferry__engine_free(eng);
+	eng = NULL;
+	ferry__cfg_release(&cfg);
+	if (tmp_root) {
+		ferry__rm_rf(tmp_root);
+		free(tmp_root);
+		tmp_root = NULL;
+	}
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	char err[1024], *state_dir;
+
+	(void)argc;
+	(void)argv;
+	json_object_seed(1); /* same hash order in every run */
+	debug = getenv("FUZZ_FRAME_DEBUG") != NULL;
+	tmp_root = ferry__asprintf("%s/ferry-fuzz-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (!tmp_root || !mkdtemp(tmp_root))
+		die("cannot create a temporary directory", strerror(errno));
+	if (setenv("XDG_STATE_HOME", tmp_root, 1) < 0)
+		die("setenv", strerror(errno));
+	if (ferry__cfg_parse("fuzz.conf", "[local]\nscheduler = local\nslots = 1\n", &cfg, err,
+			     sizeof(err)) < 0 ||
+	    cfg.nres != 1)
+		die("cannot parse the built-in configuration", err);
+	state_dir = ferry__state_dir("local");
+	if (!state_dir || ferry__mkdir_p(state_dir, 0700) < 0)
+		die("cannot create the state directory", state_dir);
+	eng = ferry__engine_new("local", state_dir, &cfg.res[0], err, sizeof(err));
+	free(state_dir);
+	if (!eng)
+		die("cannot create the engine", err);
+	atexit(cleanup);
+	return 0;
+}
+
+/* Shifts an input-relative id into the ids this process has. */
+static void rebase_id(json_t *v)
+{
+	json_int_t id;
+
+	if (!json_is_integer(v))
+		return;
+	id = json_integer_value(v);
+	if (id >= 1 && id <= ID_WINDOW)
+		json_integer_set(v, id + id_base);
+}
+
+static void rebase_request(json_t *req)
+{
+	json_t *ids = json_object_get(req, "ids"), *e;
+	size_t i;
+
+	rebase_id(json_object_get(req, "id"));
+	if (json_is_array(ids))
+		json_array_foreach(ids, i, e) rebase_id(e);
+}
+
+/* Runs one request the way server.c does and checks the reply. */
+static json_t *run_request(json_t *req, int check)
+{
+	const char *op = json_string_value(json_object_get(req, "op"));
+	int is_wait = op && !strcmp(op, "wait");
+	json_t *reply = NULL;
+	void *bin = NULL;
+	size_t binlen = 0;
+
+	ferry__engine_request(eng, DUMMY_CONN, req, &reply, &bin, &binlen);
+	if (debug && check) {
+		char *a = json_dumps(req, JSON_COMPACT),
+		     *b = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+		fprintf(stderr, "> %.300s\n< %.300s\n", a ? a : "?", b ? b : "(deferred)");
+		free(a);
+		free(b);
+	}
+	if (!reply) {
+		if (check && !is_wait)
+			die("request got no reply although it is not a deferred wait", op);
+		free(bin);
+		return NULL;
+	}
+	if (check) {
+		unsigned char *frame;
+		size_t flen;
+		struct ferry_frame_hdr h;
+		const char *why = "";
+		char err[512];
+		json_t *back;
+		int rc = ferry__frame_build(FERRY_FRAME_REPLY, reply, bin, binlen, &frame, &flen);
+
+		if (rc)
+			die("reply cannot be encoded", ferry__error_name(rc));
+		if (ferry__hdr_decode(frame, &h, &why) || h.type != FERRY_FRAME_REPLY ||
+		    FERRY_FRAME_HDR + (size_t)h.body_len != flen)
+			die("encoded reply has a bad header", why);
+		back = ferry__json_parse((const char *)frame + FERRY_FRAME_HDR, h.json_len, err,
+					 sizeof(err));
+		if (!back)
+			die("encoded reply does not parse back", err);
+		if (!json_is_boolean(json_object_get(back, "ok")))
+			die("reply has no boolean 'ok'", op);
+		json_decref(back);
+		free(frame);
+	}
+	free(bin);
+	return reply;
+}
+
+static void note_ids(json_t *reply)
+{
+	json_t *ids = json_object_get(reply, "ids"), *e;
+	size_t i;
+
+	if (!json_is_true(json_object_get(reply, "ok")) || !json_is_array(ids))
+		return;
+	json_array_foreach(ids, i, e)
+	{
+		if (json_is_integer(e) && json_integer_value(e) > id_max_seen)
+			id_max_seen = json_integer_value(e);
+	}
+}
+
+/* Disposes every job, so that the next input starts from an empty engine. */
+static void reset_engine(void)
+{
+	json_t *req = json_pack("{s:s}", "op", "jobs"), *reply, *ids, *e;
+	size_t i;
+
+	ferry__engine_conn_closed(eng, DUMMY_CONN);
+	reply = run_request(req, 0);
+	json_decref(req);
+	ids = json_object_get(reply, "ids");
+	json_array_foreach(ids, i, e)
+	{
+		json_t *d = json_pack("{s:s,s:O}", "op", "dispose", "id", e), *r;
+		if (json_integer_value(e) > id_max_seen)
+			id_max_seen = json_integer_value(e);
+		r = run_request(d, 0);
+		if (!json_is_true(json_object_get(r, "ok")))
+			die("cannot dispose a job between inputs",
+			    json_string_value(json_object_get(r, "message")));
+		json_decref(r);
+		json_decref(d);
+	}
+	json_decref(reply);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	size_t off = 0;
+
+	if (ferry__db_begin(ferry__engine_db(eng)))
+		die("cannot begin a transaction", NULL);
+	while (size - off >= FERRY_FRAME_HDR) {
+		struct ferry_frame_hdr h;
+		const char *why = NULL;
+		char err[512];
+		json_t *req, *reply;
+
+		if (ferry__hdr_decode(data + off, &h, &why)) {
+			if (!why)
+				die("hdr_decode failed without a reason", NULL);
+			break; /* the server closes the connection */
+		}
+		if (h.json_len > h.body_len || h.body_len > FERRY_FRAME_MAX)
+			die("hdr_decode accepted inconsistent lengths", NULL);
+		if (h.type != FERRY_FRAME_REQUEST)
+			break;
+		if (size - off - FERRY_FRAME_HDR < h.body_len)
+			break; /* incomplete: the server would wait for more */
+		req = ferry__json_parse((const char *)data + off + FERRY_FRAME_HDR, h.json_len, err,
+					sizeof(err));
+		off += FERRY_FRAME_HDR + h.body_len;
+		if (!req)
+			continue; /* error reply; the connection stays usable */
+		if (!json_is_object(req))
+			die("json_parse returned a non-object", NULL);
+		/* ids are relative to this input (see the top of the file) */
+		rebase_request(req);
+		reply = run_request(req, 1);
+		json_decref(req);
+		if (reply) {
+			note_ids(reply);
+			json_decref(reply);
+		}
+	}
+	reset_engine();
+	if (ferry__db_commit(ferry__engine_db(eng)))
+		die("cannot commit", NULL);
+	/* as the server after its commit; this starts nothing, only the tick does */
+	if (ferry__engine_committed(eng))
+		die("jobs are still queued after every job was disposed", NULL);
+	/*
+	 * Every job a successful submit created was seen in a reply; a failed
+	 * submit was rolled back with its AUTOINCREMENT step. So the next
+	 * input's first job is id_base + 1.
+	 */
+	id_base = id_max_seen;
+	return 0;
+}
+
+/* ---- structure-aware mutator ---- */
+
+struct span {
+	size_t off, json_len, body_len;
+};
+
+/* The complete, well-formed request frames at the start of data. */
+static size_t split_frames(const uint8_t *data, size_t size, struct span *v, size_t max,
+			   size_t *end)
+{
+	size_t n = 0, off = 0;
+
+	while (n < max && size - off >= FERRY_FRAME_HDR) {
+		struct ferry_frame_hdr h;
+		const char *why;
+
+		if (ferry__hdr_decode(data + off, &h, &why) || h.type != FERRY_FRAME_REQUEST ||
+		    size - off - FERRY_FRAME_HDR < h.body_len)
+			break;
+		v[n].off = off;
+		v[n].json_len = h.json_len;
+		v[n].body_len = h.body_len;
+		n++;
+		off += FERRY_FRAME_HDR + h.body_len;
+	}
+	*end = off;
+	return n;
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+{
+	struct span fr[MAX_FRAMES];
+	size_t end, n, k, jl, bl, newjl, total;
+	uint8_t *out, *json;
+	unsigned int what;
+
+	if (seed % MUTATE_RAW == 0)
+		return LLVMFuzzerMutate(data, size, max_size);
+	n = split_frames(data, size, fr, MAX_FRAMES, &end);
+	if (n == 0)
+		return LLVMFuzzerMutate(data, size, max_size);
+	seed /= MUTATE_RAW;
+	k = seed % n;
+	seed /= (unsigned int)n;
+	what = seed % 8;
+	jl = fr[k].json_len;
+	bl = fr[k].body_len - jl;
+
+	if (what == 0 && n > 1) { /* drop frame k */
+		size_t flen = FERRY_FRAME_HDR + fr[k].body_len;
+		memmove(data + fr[k].off, data + fr[k].off + flen, size - fr[k].off - flen);
+		return size - flen;
+	}
+	if (what == 1) { /* duplicate frame k after itself */
+		size_t flen = FERRY_FRAME_HDR + fr[k].body_len;
+		if (size + flen > max_size)
+			return LLVMFuzzerMutate(data, size, max_size);
+		memmove(data + fr[k].off + flen, data + fr[k].off, size - fr[k].off);
+		return size + flen;
+	}
+	/* mutate the JSON of frame k and fix its header */
+	if (max_size < size)
+		return size;
+	json = malloc(max_size + 1);
+	out = malloc(max_size);
+	if (!json || !out) {
+		free(json);
+		free(out);
+		return size;
+	}
+	memcpy(json, data + fr[k].off + FERRY_FRAME_HDR, jl);
+	newjl = LLVMFuzzerMutate(json, jl, max_size - (size - jl));
+	total = size - jl + newjl;
+	if (total > max_size) {
+		free(json);
+		free(out);
+		return size;
+	}
+	memcpy(out, data, fr[k].off);
+	ferry__hdr_encode(out + fr[k].off, FERRY_FRAME_REQUEST, (uint32_t)(newjl + bl),
+			  (uint32_t)newjl);
+	memcpy(out + fr[k].off + FERRY_FRAME_HDR, json, newjl);
+	memcpy(out + fr[k].off + FERRY_FRAME_HDR + newjl, data + fr[k].off + FERRY_FRAME_HDR + jl,
+	       size - (fr[k].off + FERRY_FRAME_HDR + jl));
+	memcpy(data, out, total);
+	free(json);
+	free(out);
+	return total;
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# fuzz/run.sh - builds the libFuzzer targets and runs each for a while.
+#
+#   FUZZ_SECONDS=60       time per target (libFuzzer -max_total_time)
+#   FUZZ_BUILD_DIR=DIR    build directory (default: <source>/build-fuzz)
+#   FUZZ_TARGETS="..."    subset of: fuzz_frame fuzz_config
+#   FUZZ_ARGS="..."       extra libFuzzer options (e.g. -jobs=2)
+#
+# The corpus grows in $FUZZ_BUILD_DIR/fuzz/corpus/<target> across runs; a
+# small seed corpus of valid frames and configurations is written afresh
+# each run. A crash, leak or timeout leaves its input in
+# $FUZZ_BUILD_DIR/fuzz/artifacts/<target>/ and makes this script exit 1;
+# reproduce it with: $FUZZ_BUILD_DIR/fuzz/<target> ARTIFACT
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+src=$(dirname "$here")
+build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
+secs=${FUZZ_SECONDS:-60}
+targets=${FUZZ_TARGETS:-fuzz_frame fuzz_config}
+
+command -v clang >/dev/null || { echo "run.sh: clang is needed (libFuzzer)" >&2; exit 2; }
+
+if [ ! -f "$build/build.ninja" ]; then
+	CC=clang meson setup "$build" "$src" -Dfuzz=true
+elif ! grep -q "fuzz_frame" "$build/build.ninja"; then
+	meson configure "$build" -Dfuzz=true
+fi
+ninja_targets=()
+for t in $targets; do ninja_targets+=("fuzz/$t"); done
+ninja -C "$build" "${ninja_targets[@]}"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-fuzz-run.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# ---- seed corpus ----
+
+# shellcheck disable=SC2059 # the formats are built from octal escapes
+be32() {
+	local n=$1
+	printf "\\$(printf %03o $(((n >> 24) & 255)))\\$(printf %03o $(((n >> 16) & 255)))"
+	printf "\\$(printf %03o $(((n >> 8) & 255)))\\$(printf %03o $((n & 255)))"
+}
+# frame JSON [BINARY]: one request frame
+frame() {
+	local j=$1 b=${2:-} jl bl
+	jl=$(printf %s "$j" | LC_ALL=C wc -c)
+	bl=$(printf %s "$b" | LC_ALL=C wc -c)
+	printf 'FRY1\000\001\000\001'
+	be32 $((jl + bl))
+	be32 "$jl"
+	printf %s "$j$b"
+}
+
+seeds_frame() {
+	local d=$1 i=0
+	local S='{"op":"submit","jobs":[{"argv":["true"],"working_directory":"/"}]}'
+	local full='{"op":"submit","jobs":[{"argv":["sh","-c","echo hi"],"name":"n","working_directory":"/tmp","stdin_path":"/dev/null","stdout_path":"out","stderr_path":"/tmp/err","join_stderrout":false,"env":["A=1","B_2=x"],"referenced_input_files":["/"],"referenced_output_files":["o"],"disposal_timeout_hours":1,"cpus":1,"memory_mb":64,"walltime_s":10,"hold":true,"submission_key":"k1"}]}'
+	local reqs=(
+		'{"op":"hello","version":1,"client":"seed"}'
+		'{"op":"ping"}'
+		"$S"
+		"$full"
+		'{"op":"submit","jobs":[{"argv":["a"],"working_directory":"/"},{"argv":["b"],"working_directory":"/","cpus":2}]}'
+		'{"op":"submit","jobs":[{"argv":["a"],"working_directory":"/","queue":"q","native_specification":"x"}]}'
+		'{"op":"status","id":1}'
+		'{"op":"info","id":1}'
+		'{"op":"jobs"}'
+		'{"op":"jobs","state":"queued_active","detail":true}'
+		'{"op":"wait","ids":[1],"timeout":0}'
+		'{"op":"wait","ids":[1,2],"timeout":-1}'
+		'{"op":"control","id":1,"action":"stop"}'
+		'{"op":"control","id":1,"action":"kill"}'
+		'{"op":"dispose","id":1}'
+		'{"op":"read","id":1,"stream":"stdout","offset":0,"max":100}'
+		'{"op":"shutdown"}'
+		'{"op":"nope","x":[1,2.5,null,true,"\u00e9"]}'
+	)
+	for r in "${reqs[@]}"; do
+		frame "$r" >"$d/seed-$i"
+		i=$((i + 1))
+	done
+	# stateful sequences: ids are relative to the input (see fuzz_frame.c)
+	{
+		frame '{"op":"hello","version":1,"client":"seed"}'
+		frame "$S"
+		frame '{"op":"status","id":1}'
+		frame '{"op":"control","id":1,"action":"hold"}'
+		frame '{"op":"control","id":1,"action":"release"}'
+		frame '{"op":"control","id":1,"action":"stop"}'
+		frame '{"op":"control","id":1,"action":"restart"}'
+		frame '{"op":"info","id":1}'
+		frame '{"op":"read","id":1,"stream":"stderr"}'
+		frame '{"op":"wait","ids":[1],"timeout":5}'
+		frame '{"op":"control","id":1,"action":"kill"}'
+		frame '{"op":"wait","ids":[1]}'
+		frame '{"op":"jobs","detail":true}'
+		frame '{"op":"control","id":1,"action":"hold"}'
+		frame '{"op":"dispose","id":1}'
+		frame '{"op":"status","id":1}'
+	} >"$d/seq-1"
+	{
+		frame "$full"
+		frame "$full"
+		frame '{"op":"dispose","id":1}'
+		frame "$full"
+		frame '{"op":"jobs","state":"user_on_hold"}'
+	} >"$d/seq-2"
+	# regression: an error message cut inside a UTF-8 character by the
+	# engine's message buffer must still give a reply
+	frame "{\"op\":\"ping\",\"a$(for _ in $(seq 600); do printf '\303\251'; done)\":1}" >"$d/regress-utf8-message"
+	{
+		frame '{"op":"ping"}' 'binary part'
+		printf 'FRY1\000\002\000\001\000\000\000\002\000\000\000\002{}'
+	} >"$d/seq-3"
+}
+
+seeds_config() {
+	local d=$1
+	printf '[local]\nslots = 4\n' >"$d/c1"
+	printf '; comment\n[local]\nscheduler = local\nslots = 0\n\n[big]\nscheduler = slurm\nhost = hpc.example.org\nport = 22\nlogin = me\nqueue = short\ntransfer_root = /scratch/me\nremote_command = ferry\nssh_options = -o BatchMode=yes\npoll_interval = 2.5\n' >"$d/c2"
+	printf '[grid]\nscheduler = drmaa\ndrmaa_library = /usr/lib/libdrmaa.so\n# x\n[grid]\nqueue = q\n' >"$d/c3"
+	printf 'slots = 1\n' >"$d/c4"
+	printf '[bad name]\nslots = x\n' >"$d/c5"
+}
+
+# ---- dictionaries: names the parsers compare against ----
+
+# shellcheck disable=SC2317 # called as dict_${t#fuzz_}
+dict_frame() {
+	local w
+	for w in FRY1 op hello ping submit status info jobs wait control dispose read shutdown \
+		version client ids id timeout action stop restart hold release kill stream stdout \
+		stderr offset max state detail argv name working_directory stdin_path stdout_path \
+		stderr_path join_stderrout env referenced_input_files referenced_output_files \
+		disposal_timeout_hours cpus memory_mb walltime_s queue native_specification \
+		submission_key queued_active user_on_hold running 'done' failed / /tmp /dev/null; do
+		printf '"%s"\n' "$w"
+	done
+	printf '"\\"%s\\""\n' op id ids jobs argv working_directory
+	printf '"%s"\n' true false null '[' ']' '{' '}' ':' ','
+}
+
+# shellcheck disable=SC2317
+dict_config() {
+	local w
+	for w in '[' ']' = ';' '#' local slurm drmaa scheduler slots host port login queue \
+		transfer_root remote_command ssh_options drmaa_library poll_interval; do
+		printf '"%s"\n' "$w"
+	done
+}
+
+# ---- run ----
+
+status=0
+for t in $targets; do
+	exe=$build/fuzz/$t
+	corpus=$build/fuzz/corpus/$t
+	art=$build/fuzz/artifacts/$t
+	seeds=$work/seeds-$t
+	mkdir -p "$corpus" "$art" "$seeds" "$work/tmp"
+	case $t in
+	fuzz_frame) seeds_frame "$seeds" ;;
+	fuzz_config) seeds_config "$seeds" ;;
+	*) echo "run.sh: unknown target $t" >&2; exit 2 ;;
+	esac
+	"dict_${t#fuzz_}" >"$work/$t.dict"
+	echo "== $t: ${secs}s (corpus $corpus)"
+	rc=0
+	# shellcheck disable=SC2086
+	TMPDIR=$work/tmp "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 -artifact_prefix="$art/" -dict="$work/$t.dict" ${FUZZ_ARGS:-} \
+		"$corpus" "$seeds" >"$work/$t.log" 2>&1 || rc=$?
+	grep -E '^(#[0-9]+.*DONE|Done |stat::number_of_executed_units|stat::peak_rss_mb)' "$work/$t.log" || true
+	if [ "$rc" -ne 0 ]; then
+		echo "== $t: FAILED (exit $rc); last lines of its log:" >&2
+		tail -n 60 "$work/$t.log" >&2
+		find "$art" -type f -newer "$work/$t.dict" | sed 's|^|   artifact: |' >&2
+		status=1
+	else
+		echo "== $t: ok"
+	fi
+done
+exit $status
