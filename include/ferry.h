@@ -147,7 +147,7 @@ struct ferry_job_info {
 	char *native_specification;
 	char *submission_key;
 	char *backend;	 /* "local", ... */
-	char *native_id; /* backend's id (local: shepherd pid); may be NULL */
+	char *native_id; /* backend's id (local: the job's pid); may be NULL */
 	char *resource;
 };
 
@@ -305,7 +305,7 @@ int ferry_stderr_readline(ferry_conn *conn, ferry_job_id id, char **line);
 int ferry_ping(ferry_conn *conn);
 
 /*
- * Asks the engine to exit. Jobs keep running under their shepherds and are
+ * Asks the engine to exit. Jobs keep running under the job runner and are
  * re-adopted by the next engine. Errors: connection errors.
  */
 int ferry_shutdown_engine(ferry_conn *conn);

@@ -732,7 +732,7 @@ static double kv_num(const char *text, const char *key)
 	return 0;
 }
 
-/* Turns a shepherd's result file into a job_result. 0, or -1 if absent. */
+/* Turns a job's result file into a job_result. 0, or -1 if absent. */
 static int read_result(const char *dir, struct job_result *r)
 {
 	char path[4096], *text = NULL;

@@ -127,7 +127,7 @@ int ferry__db_open(const char *path, struct ferry_db **out, char *err, size_t er
 	 * WAL with synchronous=NORMAL, and an fsync of the WAL by us after
 	 * each commit that a reply depends on (ferry__db_commit): a request
 	 * is on disk before it is acknowledged, while the far more frequent
-	 * job events - which recovery rebuilds from the shepherds' files
+	 * job events - which recovery rebuilds from the runner's files
 	 * anyway - cost no fsync. One loop iteration is one transaction, so
 	 * even acknowledged requests share their fsync (group commit).
 	 * Exclusive locking: only this engine (it holds ferryd.lock) opens

@@ -1448,7 +1448,7 @@ static int collect_row(void *arg, struct db_job_row *row)
 /*
  * Re-attaches every job that had not ended when the last engine stopped.
  * A job that may have been started is offered to the backend first: its
- * shepherd's claim in the job directory (local) tells whether it ran, so a
+ * claim in the job directory (local) tells whether it ran, so a
  * job is never started twice even if the engine died between starting it
  * and recording that.
  */

@@ -200,7 +200,7 @@ int main(int argc, char **argv)
 		rc = 0; /* another engine serves this resource: nothing to do */
 		goto out;
 	}
-	/* signals are read from a signalfd; shepherds inherit the blocked mask */
+	/* signals are read from a signalfd */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);

@@ -57,7 +57,7 @@ int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg)
 
 	if (!w)
 		return -1;
-	/* recovery watches shepherds before the loop runs */
+	/* recovery watches the job runner before the loop runs */
 	if (ep < 0 && (ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		free(w);
 		return -1;
