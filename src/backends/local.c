@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -458,6 +459,21 @@ static void runner_ended(struct runner *r, int64_t id)
 	runner_send(r, json_pack("{s:s,s:I}", "op", "ended", "id", (json_int_t)id));
 }
 
+/* The job cannot start: the engine ends it with this message. */
+static void runner_refuse(struct runner *r, int64_t id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void runner_refuse(struct runner *r, int64_t id, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	runner_send(
+	    r, json_pack("{s:s,s:I,s:s}", "op", "refused", "id", (json_int_t)id, "message", msg));
+}
+
 static void runner_start(struct runner *r, json_t *m)
 {
 	int64_t id = json_integer_value(json_object_get(m, "id"));
@@ -466,13 +482,21 @@ static void runner_start(struct runner *r, json_t *m)
 	struct outcome o = {0};
 	struct rjob *j;
 	int64_t wall;
+	int rc;
 
 	if (id <= 0 || !dir || !json_is_object(spec))
 		return;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return; /* the engine sees no end: it reports the job on restart */
-	if (claim_job(dir, r->owner) < 0)
-		return; /* started before by another runner: that one reports it */
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		runner_refuse(r, id, "cannot create the job directory '%s': %s", dir,
+			      strerror(errno));
+		return;
+	}
+	rc = claim_job(dir, r->owner);
+	if (rc < 0) {
+		runner_refuse(r, id, "cannot claim the job in '%s': %s%s", dir, strerror(-rc),
+			      rc == -EEXIST ? " (a stale job directory?)" : "");
+		return;
+	}
 	j = calloc(1, sizeof(*j));
 	if (!j || !(j->dir = strdup(dir))) {
 		free(j);
@@ -846,6 +870,13 @@ static void on_runner(struct ferry_engine *eng, int fd, void *arg)
 		    ferry__engine_job(eng, json_integer_value(json_object_get(m, "id")));
 		if (j && op && !strcmp(op, "ended")) {
 			collect(eng, j, "the job ended without a result file");
+		} else if (j && op && !strcmp(op, "refused")) {
+			struct job_result res;
+			const char *msg = json_string_value(json_object_get(m, "message"));
+			unclear(&res, msg ? msg : "the job runner refused the job");
+			res.exit_status = FERRY_ABORTED;
+			untrack(j->id);
+			ferry__engine_job_ended(eng, j, &res);
 		} else if (j && op && !strcmp(op, "started")) {
 			char pid[32];
 			j->pid = (pid_t)json_integer_value(json_object_get(m, "pid"));
