@@ -110,6 +110,15 @@ def wait_dead(pid, timeout=10.0):
     return not pid_alive(pid)
 
 
+def proc_comm(pid):
+    """The process name (the job runner shares the engine's command line)."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def proc_cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:

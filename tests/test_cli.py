@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import (JOB_FIELDS, live_pids_in_pgroup, pid_alive, poll, proc_cmdline,
-                      proc_pgid, wait_dead)
+                      proc_comm, proc_pgid, wait_dead)
 
 
 def read(path):
@@ -793,15 +793,6 @@ def test_stdout_in_missing_directory(ferry):
         assert cp.returncode == 1 and "/nonexistent/ferry-out" in cp.stderr, cp
 
 
-def _comm(pid):
-    """The process name: the job runner shares the engine's command line."""
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def test_concurrent_clients_start_one_engine(ferry):
     assert not ferry.engine_alive()
     procs = [ferry.popen("submit", "--", "true") for _ in range(10)]
@@ -813,7 +804,7 @@ def test_concurrent_clients_start_one_engine(ferry):
     assert len(set(ids)) == 10
     ferry.run("wait", "--timeout", "30", *ids, timeout=40)
     engines = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-               if _comm(pid) == "ferryd"
+               if proc_comm(pid) == "ferryd"
                and ferry.base.encode() in _environ(pid) and pid_alive(pid)]
     assert len(engines) == 1, f"{len(engines)} engines for one resource: {engines}"
     assert engines == [ferry.engine_pid()]

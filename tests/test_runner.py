@@ -2,7 +2,7 @@
 import os
 import signal
 
-from conftest import pid_alive, poll
+from conftest import pid_alive, poll, proc_comm
 
 
 def _runner_pid(ferry):
@@ -11,10 +11,9 @@ def _runner_pid(ferry):
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
+        if proc_comm(name) != "ferry-runner":
+            continue
         try:
-            with open(f"/proc/{name}/comm") as f:
-                if f.read().strip() != "ferry-runner":
-                    continue
             with open(f"/proc/{name}/environ", "rb") as f:
                 if ferry.state_home.encode() not in f.read():
                     continue
