@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import (JOB_FIELDS, live_pids_in_pgroup, pid_alive, poll, proc_cmdline,
+from conftest import (JOB_FIELDS, live_pids_in_pgroup, pid_alive, poll,
                       proc_comm, proc_pgid, wait_dead)
 
 
