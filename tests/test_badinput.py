@@ -438,6 +438,21 @@ def test_unknown_resource(eng):
     assert not os.path.exists(os.path.join(eng.state_home, "ferry", "nosuch"))
 
 
+def test_job_id_of_another_resource(eng):
+    """Each resource has its own engine and its own jobs: an id from one
+    names nothing on the other."""
+    eng.config("[local]\nscheduler = local\nslots = 2\n[other]\nscheduler = local\nslots = 1\n")
+    jid = eng.submit("true")
+    ferry_other = ("-r", "other")
+    try:
+        cp = eng.run(*ferry_other, "status", jid, check=False)
+        assert cp.returncode == 1, cp
+        assert f"no job {jid} on resource 'other'" in cp.stderr, cp.stderr
+        assert eng.run("status", jid).stdout.strip() in ("queued_active", "running", "done")
+    finally:
+        eng.run(*ferry_other, "daemon", "stop", check=False)
+
+
 @pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", "", "x" * 65])
 def test_invalid_resource_name(eng, name):
     cp = eng.run("-r", name, "ping", check=False)
