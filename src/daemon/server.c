@@ -375,7 +375,12 @@ int ferry__server_run(struct ferry_engine *eng, int listen_fd)
 
 		if (n < 0 && errno != EINTR)
 			return -1;
-		ferry__db_begin(db);
+		if (ferry__db_begin(db)) {
+			/* without a transaction nothing could be acknowledged durably */
+			fprintf(stderr, "ferryd: cannot begin a transaction; exiting so that "
+					"clients retry\n");
+			return -1;
+		}
 		for (int i = 0; i < n; i++) {
 			struct watch *w = evs[i].data.ptr;
 			if (w->cb)
