@@ -495,8 +495,22 @@ FERRY_EXPORT int ferry_kill(ferry_conn *c, ferry_job_id id)
 
 FERRY_EXPORT int ferry_dispose(ferry_conn *c, ferry_job_id id)
 {
-	return call(c, json_pack("{s:s,s:I}", "op", "dispose", "id", (json_int_t)id), 0, NULL, NULL,
-		    NULL);
+	json_t *req = json_pack("{s:s,s:I}", "op", "dispose", "id", (json_int_t)id), *reply = NULL;
+	int rc;
+
+	if (!req)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	pthread_mutex_lock(&c->mu);
+	rc = ferry__call(c, req, 0, &reply, NULL, NULL);
+	/* a replay after a lost reply finds the job already gone: that is success */
+	if (rc == FERRY_ENOJOB && c->replayed) {
+		c->errmsg[0] = '\0';
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	json_decref(req);
+	json_decref(reply);
+	return rc;
 }
 
 FERRY_EXPORT int ferry_read_output(ferry_conn *c, ferry_job_id id, enum ferry_stream stream,

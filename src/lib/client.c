@@ -320,6 +320,7 @@ int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **rep
 	int rc, reconnecting = 0;
 
 	c->errmsg[0] = '\0';
+	c->replayed = 0;
 	for (;;) {
 		/* a first connect fails at once; a reconnect may wait for a restart */
 		if (c->fd < 0 && (rc = ferry__open(c)) != 0) {
@@ -338,6 +339,7 @@ int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **rep
 			break;
 		ferry__close(c); /* the engine died or restarted: replay on a new one */
 		reconnecting = 1;
+		c->replayed = 1;
 		if (ferry__mono() > give_up)
 			return ferry__seterr(c, FERRY_EDISCONNECTED,
 					     "lost the connection to the engine of '%s'",

@@ -28,6 +28,7 @@ struct ferry_conn {
 	struct ferry_resource_cfg cfg;
 	int fd;
 	double retry_budget_s; /* how long a call may spend reconnecting */
+	int replayed;	       /* the last call was sent again after a reconnect */
 	struct out_cursor *cursors;
 	char errmsg[1024];
 };
