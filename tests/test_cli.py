@@ -835,3 +835,28 @@ def test_wait_counts_disposed_job_as_ended(ferry):
     ferry.run("dispose", jid)
     out, err = p.communicate(timeout=30)
     assert p.returncode in (0, 4), (p.returncode, err)
+
+
+def test_engine_keeps_no_fd_of_the_client_that_started_it(ferry):
+    """A pipe the starting program left inheritable must not be held open by
+    the engine (or its job runner): whoever reads it would wait for ever."""
+    r, w = os.pipe()
+    try:
+        os.set_inheritable(w, True)
+        subprocess.run([ferry.bin, "submit", "--", "true"], env=ferry.env, pass_fds=(w,),
+                       check=True, timeout=30, capture_output=True)
+        os.close(w)
+        w = -1
+        os.set_blocking(r, False)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert os.read(r, 1) == b"", "unexpected data"
+                break  # EOF: nobody holds the write end any more
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "the engine kept the client's pipe open"
+                time.sleep(0.05)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)

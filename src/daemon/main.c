@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -135,30 +136,31 @@ static void redirect_stdio(const char *state_dir)
 	free(log);
 }
 
-int main(int argc, char **argv)
+struct options {
+	const char *resource, *config;
+	int fg;
+};
+
+/* Returns -1 to go on, or the exit code. */
+static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option opts[] = {
 	    {"resource", required_argument, NULL, 'r'}, {"config", required_argument, NULL, 'c'},
 	    {"foreground", no_argument, NULL, 'f'},	{"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},	{NULL, 0, NULL, 0},
 	};
-	const char *resource = "local", *config = NULL;
-	struct ferry_resource_cfg cfg = {0};
-	struct ferry_engine *eng = NULL;
-	char err[1024], *state = NULL, *lock = NULL, *sock = NULL, *pidf = NULL, pidbuf[32];
-	int c, fg = 0, lockfd = -1, lfd = -1, ready = -1, rc = 1;
-	sigset_t set;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "r:c:fhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
-			resource = optarg;
+			o->resource = optarg;
 			break;
 		case 'c':
-			config = optarg;
+			o->config = optarg;
 			break;
 		case 'f':
-			fg = 1;
+			o->fg = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -175,9 +177,55 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (ferry__resolve_resource(config, resource, &cfg, err, sizeof(err)) < 0)
+	return -1;
+}
+
+static void setup_signals(void)
+{
+	struct sigaction nocldwait = {.sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT};
+	sigset_t set;
+
+	/* the loop reads these from a signalfd */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* the job runner, our only child, is reaped by the kernel */
+	sigaction(SIGCHLD, &nocldwait, NULL);
+}
+
+/* Takes the engine lock of a state directory: 1 taken, 0 held by another engine, -1 error. */
+static int take_lock(const char *path, int *fd, char *err, size_t errlen)
+{
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	return flock(*fd, LOCK_EX | LOCK_NB) == 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {.resource = "local"};
+	struct ferry_resource_cfg cfg = {0};
+	struct ferry_engine *eng = NULL;
+	char err[1024], *state = NULL, *lock = NULL, *sock = NULL, *pidf = NULL, pidbuf[32];
+	int lockfd = -1, lfd = -1, ready = -1, rc;
+
+	/* whatever the starting client left open is not ours to keep open */
+	syscall(SYS_close_range, 3U, ~0U, 0U);
+	rc = parse_args(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
+	rc = 1;
+	if (ferry__resolve_resource(o.config, o.resource, &cfg, err, sizeof(err)) < 0)
 		goto fail;
-	state = ferry__state_dir(resource);
+	state = ferry__state_dir(o.resource);
 	if (!state) {
 		snprintf(err, sizeof(err), "neither XDG_STATE_HOME nor HOME is an absolute path");
 		goto fail;
@@ -191,30 +239,15 @@ int main(int argc, char **argv)
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lockfd < 0) {
-		snprintf(err, sizeof(err), "cannot open '%s': %s", lock, strerror(errno));
+	switch (take_lock(lock, &lockfd, err, sizeof(err))) {
+	case -1:
 		goto fail;
-	}
-	if (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+	case 0:
 		rc = 0; /* another engine serves this resource: nothing to do */
 		goto out;
 	}
-	/* signals are read from a signalfd */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	{
-		/* the job runner, our only child, is reaped by the kernel */
-		struct sigaction sa = {.sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT};
-		sigaction(SIGCHLD, &sa, NULL);
-	}
-	if (!fg && daemonize(&ready) < 0) {
+	setup_signals();
+	if (!o.fg && daemonize(&ready) < 0) {
 		snprintf(err, sizeof(err), "cannot fork: %s", strerror(errno));
 		goto fail;
 	}
@@ -222,7 +255,7 @@ int main(int argc, char **argv)
 		snprintf(err, sizeof(err), "cannot chdir to '/': %s", strerror(errno));
 		goto fail;
 	}
-	eng = ferry__engine_new(resource, state, &cfg, err, sizeof(err));
+	eng = ferry__engine_new(o.resource, state, &cfg, err, sizeof(err));
 	if (!eng)
 		goto fail;
 	lfd = listen_on(sock, err, sizeof(err));
@@ -230,7 +263,7 @@ int main(int argc, char **argv)
 		goto fail;
 	snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
 	ferry__write_file_atomic(pidf, pidbuf, strlen(pidbuf), 0);
-	if (!fg)
+	if (!o.fg)
 		redirect_stdio(state);
 	report(ready, "ok");
 	ready = -1;
