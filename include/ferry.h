@@ -301,6 +301,16 @@ int ferry_read_output(ferry_conn *conn, ferry_job_id id, enum ferry_stream strea
 int ferry_stdout_readline(ferry_conn *conn, ferry_job_id id, char **line);
 int ferry_stderr_readline(ferry_conn *conn, ferry_job_id id, char **line);
 
+/*
+ * Bounds the time one call may spend regaining a lost engine: reconnecting,
+ * starting a new engine, and sending the request again (default 120 s; 0:
+ * give up at the first loss). A call that runs out of it fails with
+ * FERRY_EDISCONNECTED and a message saying what failed last; it never
+ * hangs. The time a wait itself lasts is not counted. Errors: FERRY_EINVAL
+ * for a negative or non-finite value.
+ */
+int ferry_set_timeout(ferry_conn *conn, double seconds);
+
 /* Round trip to the engine (for health checks and benchmarks). */
 int ferry_ping(ferry_conn *conn);
 

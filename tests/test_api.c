@@ -536,6 +536,24 @@ static void t_reconnect(void)
 	CHECK(ferry_engine_running(NULL, NULL, &pid) == 1);
 }
 
+static void t_disconnected(void)
+{
+	/* the engine dies and cannot be started again: a clear error, soon */
+	long pid = 0;
+	time_t t0;
+
+	CHECK(ferry_set_timeout(conn, -1) == FERRY_EINVAL);
+	OK(ferry_set_timeout(conn, 1.5));
+	OK(ferry_ping(conn));
+	CHECK(ferry_engine_running(NULL, NULL, &pid) == 1);
+	setenv("FERRYD", "/nonexistent/ferryd", 1);
+	CHECK(kill((pid_t)pid, SIGKILL) == 0);
+	t0 = time(NULL);
+	CHECK(ferry_ping(conn) == FERRY_EDISCONNECTED);
+	CHECK(time(NULL) - t0 < 10);
+	CHECK(strstr(ferry_errmsg(conn), "/nonexistent/ferryd"));
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -561,6 +579,7 @@ static const struct {
     {"wait_timeout", t_wait_timeout},
     {"errors", t_errors},
     {"reconnect", t_reconnect},
+    {"disconnected", t_disconnected},
 };
 
 int main(int argc, char **argv)

@@ -628,6 +628,17 @@ FERRY_EXPORT int ferry_stderr_readline(ferry_conn *c, ferry_job_id id, char **li
 	return readline(c, id, FERRY_STDERR, line);
 }
 
+FERRY_EXPORT int ferry_set_timeout(ferry_conn *c, double seconds)
+{
+	if (!(seconds >= 0 && seconds <= 1e9))
+		return ferry__seterr(c, FERRY_EINVAL, "invalid timeout %g s", seconds);
+	pthread_mutex_lock(&c->mu);
+	c->retry_budget_s = seconds;
+	c->errmsg[0] = '\0';
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
 FERRY_EXPORT int ferry_ping(ferry_conn *c)
 {
 	return call(c, json_pack("{s:s}", "op", "ping"), 0, NULL, NULL, NULL);

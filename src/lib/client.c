@@ -259,7 +259,10 @@ int ferry__open(struct ferry_conn *c)
 	free(state);
 	if (!sock)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	until = ferry__mono() + 10;
+	/* a starting engine gets 10 s to listen, or less when the caller said so */
+	until = ferry__mono() + (c->retry_budget_s < 1	  ? 1
+				 : c->retry_budget_s < 10 ? c->retry_budget_s
+							  : 10);
 again:
 	started = 0;
 	for (double pause = 0.01;; pause = pause < 0.2 ? pause * 2 : pause) {
@@ -313,6 +316,17 @@ void ferry__close(struct ferry_conn *c)
 	c->fd = -1;
 }
 
+/* The engine was lost and not regained within the connection's timeout. */
+static int lost(struct ferry_conn *c)
+{
+	char why[sizeof(c->errmsg)];
+
+	snprintf(why, sizeof(why), "%s", c->errmsg[0] ? c->errmsg : "the connection broke");
+	return ferry__seterr(c, FERRY_EDISCONNECTED,
+			     "lost the engine of '%s' and could not regain it within %g s: %.600s",
+			     c->resource, c->retry_budget_s, why);
+}
+
 int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
 		size_t *binlen)
 {
@@ -324,8 +338,10 @@ int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **rep
 	for (;;) {
 		/* a first connect fails at once; a reconnect may wait for a restart */
 		if (c->fd < 0 && (rc = ferry__open(c)) != 0) {
-			if (!reconnecting || rc != FERRY_ECONNECT || ferry__mono() > give_up)
+			if (!reconnecting || rc != FERRY_ECONNECT)
 				return rc;
+			if (ferry__mono() > give_up)
+				return lost(c);
 			goto retry;
 		}
 		if (deadline > 0) {
@@ -341,9 +357,7 @@ int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **rep
 		reconnecting = 1;
 		c->replayed = 1;
 		if (ferry__mono() > give_up)
-			return ferry__seterr(c, FERRY_EDISCONNECTED,
-					     "lost the connection to the engine of '%s'",
-					     c->resource);
+			return lost(c);
 	retry:
 		sleep_s(pause);
 		pause = pause < 1 ? pause * 2 : 1;
