@@ -24,6 +24,8 @@
 #include "engine.h"
 #include "util.h"
 
+#define FERRYD_EXIT_DIED 3 /* see start_engine() in src/lib/client.c */
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ferryd [--resource NAME] [--config FILE] [--foreground]\n"
@@ -109,7 +111,12 @@ static int daemonize(int *ready_fd)
 		buf[got] = '\0';
 		if (!strcmp(buf, "ok"))
 			_exit(0);
-		fprintf(stderr, "ferryd: %s\n", got ? buf : "the engine died while starting");
+		if (!got) {
+			/* killed before it could say why: its starter may try again */
+			fprintf(stderr, "ferryd: the engine died while starting\n");
+			_exit(FERRYD_EXIT_DIED);
+		}
+		fprintf(stderr, "ferryd: %s\n", buf);
 		_exit(1);
 	}
 	close(p[0]);

@@ -114,12 +114,14 @@ static int start_engine(struct ferry_conn *c)
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		/* killed while starting (ferryd exits 3 then): worth another try */
+		int transient = !WIFEXITED(status) || WEXITSTATUS(status) == 3;
 		while (got && (msg[got - 1] == '\n'))
 			msg[--got] = '\0';
-		rc = ferry__seterr(c, FERRY_ECONNECT, "cannot start the engine '%s': %s", exe,
-				   got ? msg : "it failed without a message");
+		ferry__seterr(c, FERRY_ECONNECT, "cannot start the engine '%s': %s", exe,
+			      got ? msg : "it failed without a message");
 		free(exe);
-		return rc;
+		return transient ? FERRY_EAGAIN : FERRY_ECONNECT;
 	}
 	free(exe);
 	return 0;
@@ -249,7 +251,7 @@ static int handshake(struct ferry_conn *c)
 int ferry__open(struct ferry_conn *c)
 {
 	char *state = ferry__state_dir(c->resource), *sock;
-	int fd, rc, started = 0;
+	int fd, rc;
 	double until;
 
 	if (!state)
@@ -264,7 +266,6 @@ int ferry__open(struct ferry_conn *c)
 				 : c->retry_budget_s < 10 ? c->retry_budget_s
 							  : 10);
 again:
-	started = 0;
 	for (double pause = 0.01;; pause = pause < 0.2 ? pause * 2 : pause) {
 		fd = connect_socket(sock);
 		if (fd >= 0)
@@ -275,22 +276,26 @@ again:
 			free(sock);
 			return rc;
 		}
-		if (!started) {
-			if ((rc = start_engine(c))) {
-				free(sock);
-				return rc;
-			}
-			started = 1;
-			continue;
-		}
-		if (ferry__mono() > until) {
-			rc = ferry__seterr(c, FERRY_ECONNECT,
-					   "the engine does not answer on '%s': %s", sock,
-					   strerror(-fd));
+		/*
+		 * No engine listens: start one, again after each refusal (the one
+		 * started may have been killed since). A ferryd that finds another
+		 * holding the lock exits at once, and that one is about to listen.
+		 */
+		rc = start_engine(c);
+		if (rc && rc != FERRY_EAGAIN) {
 			free(sock);
 			return rc;
 		}
-		sleep_s(pause); /* another engine holds the lock and is starting */
+		if (ferry__mono() > until) {
+			if (!rc)
+				ferry__seterr(c, FERRY_ECONNECT,
+					      "the engine does not answer on '%s': %s", sock,
+					      strerror(-fd));
+			free(sock);
+			return FERRY_ECONNECT;
+		}
+		if (rc || pause > 0.01)
+			sleep_s(pause);
 	}
 	c->fd = fd;
 	rc = handshake(c);
