@@ -438,6 +438,28 @@ def test_unknown_resource(eng):
     assert not os.path.exists(os.path.join(eng.state_home, "ferry", "nosuch"))
 
 
+@pytest.mark.parametrize("line,pattern", [
+    ("host = front.example.org", r"remote resources are not supported yet"),
+    ("scheduler = slurm", r"scheduler 'slurm'.*not supported yet"),
+    ("scheduler = drmaa", r"scheduler 'drmaa'.*not supported yet"),
+    ("login = jdoe", r"key 'login'.*not supported yet"),
+    ("port = 2222", r"key 'port'.*not supported yet"),
+    ("remote_command = /opt/ferry/bin/ferry", r"key 'remote_command'.*not supported yet"),
+    ("ssh_options = -o BatchMode=yes", r"key 'ssh_options'.*not supported yet"),
+    ("transfer_root = /scratch", r"key 'transfer_root'.*file transfers"),
+    ("drmaa_library = /usr/lib/libdrmaa.so", r"key 'drmaa_library'.*not supported yet"),
+    ("poll_interval = 5", r"key 'poll_interval'.*no polling"),
+    ("queue = long", r"key 'queue'.*no queues"),
+])
+def test_config_key_without_effect_is_refused(eng, line, pattern):
+    """A key that this version would not act on is an error, never ignored."""
+    eng.config(f"[local]\nslots = 2\n[other]\n{line}\n")
+    cp = eng.run("-r", "other", "ping", check=False)
+    assert cp.returncode == 1, cp
+    assert re.search(pattern, cp.stderr), cp.stderr
+    assert not os.path.exists(os.path.join(eng.state_home, "ferry", "other"))
+
+
 def test_job_id_of_another_resource(eng):
     """Each resource has its own engine and its own jobs: an id from one
     names nothing on the other."""

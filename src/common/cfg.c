@@ -195,6 +195,65 @@ void ferry__cfg_release(struct ferry_cfg *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, size_t errlen)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+		const char *what;
+	} later[] = {
+	    {"login", offsetof(struct ferry_resource_cfg, login), "remote resources"},
+	    {"remote_command", offsetof(struct ferry_resource_cfg, remote_command),
+	     "remote resources"},
+	    {"ssh_options", offsetof(struct ferry_resource_cfg, ssh_options), "remote resources"},
+	    {"transfer_root", offsetof(struct ferry_resource_cfg, transfer_root), "file transfers"},
+	    {"drmaa_library", offsetof(struct ferry_resource_cfg, drmaa_library),
+	     "the drmaa scheduler"},
+	};
+
+	if (r->host) {
+		snprintf(err, errlen,
+			 "resource '%s' is on host '%s': remote resources are not supported yet",
+			 r->name, r->host);
+		return -1;
+	}
+	if (r->scheduler && strcmp(r->scheduler, "local")) {
+		snprintf(err, errlen, "scheduler '%s' of resource '%s' is not supported yet",
+			 r->scheduler, r->name);
+		return -1;
+	}
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(later); i++) {
+		if (*(char *const *)((const char *)r + later[i].off)) {
+			snprintf(err, errlen,
+				 "key '%s' of resource '%s' is for %s, which are not supported yet",
+				 later[i].key, r->name, later[i].what);
+			return -1;
+		}
+	}
+	if (r->port) {
+		snprintf(err, errlen,
+			 "key 'port' of resource '%s' is for remote resources, which are not "
+			 "supported yet",
+			 r->name);
+		return -1;
+	}
+	if (r->poll_interval > 0) {
+		snprintf(
+		    err, errlen,
+		    "key 'poll_interval' of resource '%s' is for cluster schedulers; the local "
+		    "scheduler needs no polling",
+		    r->name);
+		return -1;
+	}
+	if (r->queue) {
+		snprintf(err, errlen,
+			 "key 'queue' of resource '%s': the local scheduler has no queues",
+			 r->name);
+		return -1;
+	}
+	return 0;
+}
+
 static int dup_or_null(char **dst, const char *s)
 {
 	*dst = NULL;

@@ -46,4 +46,11 @@ int ferry__resolve_resource(const char *config_file, const char *resource,
 			    struct ferry_resource_cfg *out, char *err, size_t errlen);
 void ferry__resource_cfg_release(struct ferry_resource_cfg *r);
 
+/*
+ * Whether this build can serve the resource as configured: 0, or -1 with
+ * err naming what is not supported (a remote host, a cluster scheduler, or
+ * a key that only such resources use: none is ever silently ignored).
+ */
+int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, size_t errlen);
+
 #endif

@@ -1508,17 +1508,8 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 	if (!eng)
 		goto nomem;
 	eng->be = &ferry__backend_local;
-	if (cfg->host) {
-		snprintf(err, errlen,
-			 "resource '%s' is on host '%s': remote resources are not supported yet",
-			 resource, cfg->host);
+	if (ferry__resource_supported(cfg, err, errlen) < 0)
 		goto fail;
-	}
-	if (cfg->scheduler && strcmp(cfg->scheduler, "local")) {
-		snprintf(err, errlen, "scheduler '%s' of resource '%s' is not supported yet",
-			 cfg->scheduler, resource);
-		goto fail;
-	}
 	eng->resource = strdup(resource);
 	eng->state_dir = strdup(state_dir);
 	eng->jobs_dir = ferry__asprintf("%s/jobs", state_dir);

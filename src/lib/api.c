@@ -40,15 +40,8 @@ FERRY_EXPORT int ferry_connect(const char *resource_id, const char *login, const
 	if (ferry__resolve_resource(config_file, c->resource, &c->cfg, c->errmsg,
 				    sizeof(c->errmsg)) < 0)
 		return FERRY_ECONFIG;
-	if (c->cfg.host)
-		return ferry__seterr(c, FERRY_EUNSUPPORTED,
-				     "resource '%s' is on host '%s': remote resources are not "
-				     "supported yet",
-				     c->resource, c->cfg.host);
-	if (c->cfg.scheduler && strcmp(c->cfg.scheduler, "local"))
-		return ferry__seterr(c, FERRY_EUNSUPPORTED,
-				     "scheduler '%s' of resource '%s' is not supported yet",
-				     c->cfg.scheduler, c->resource);
+	if (ferry__resource_supported(&c->cfg, c->errmsg, sizeof(c->errmsg)) < 0)
+		return FERRY_EUNSUPPORTED;
 	pthread_mutex_lock(&c->mu);
 	rc = ferry__open(c);
 	pthread_mutex_unlock(&c->mu);
