@@ -112,19 +112,24 @@ def wait_dead(pid, timeout=10.0):
 
 def proc_comm(pid):
     """The process name (the job runner shares the engine's command line)."""
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
+    return proc_file(pid, "comm").decode(errors="replace").strip()
 
 
-def proc_cmdline(pid):
+def proc_file(pid, name):
+    """The bytes of /proc/PID/NAME; b"" when the process is gone."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
             return f.read()
     except OSError:
         return b""
+
+
+def proc_cmdline(pid):
+    return proc_file(pid, "cmdline")
+
+
+def proc_environ(pid):
+    return proc_file(pid, "environ")
 
 
 def _procs_mentioning(marker):

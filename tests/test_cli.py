@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import (JOB_FIELDS, live_pids_in_pgroup, pid_alive, poll,
-                      proc_comm, proc_pgid, wait_dead)
+                      proc_comm, proc_environ, proc_pgid, wait_dead)
 
 
 def read(path):
@@ -805,17 +805,9 @@ def test_concurrent_clients_start_one_engine(ferry):
     ferry.run("wait", "--timeout", "30", *ids, timeout=40)
     engines = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
                if proc_comm(pid) == "ferryd"
-               and ferry.base.encode() in _environ(pid) and pid_alive(pid)]
+               and ferry.base.encode() in proc_environ(pid) and pid_alive(pid)]
     assert len(engines) == 1, f"{len(engines)} engines for one resource: {engines}"
     assert engines == [ferry.engine_pid()]
-
-
-def _environ(pid):
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 def test_many_waiters(ferry):

@@ -2,7 +2,7 @@
 import os
 import signal
 
-from conftest import pid_alive, poll, proc_comm
+from conftest import pid_alive, poll, proc_comm, proc_environ
 
 
 def _runner_pid(ferry):
@@ -13,11 +13,7 @@ def _runner_pid(ferry):
             continue
         if proc_comm(name) != "ferry-runner":
             continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if ferry.state_home.encode() not in f.read():
-                    continue
-        except OSError:
+        if ferry.state_home.encode() not in proc_environ(name):
             continue
         if pid_alive(int(name)):
             return int(name)
