@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "ferry.h"
+#include "bridge.h"
 #include "util.h"
 
 /* Exit codes; documented in the --help text. */
@@ -1747,6 +1748,46 @@ static int cmd_daemon(struct ctx *c, int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* ping, version, help */
 
+static int bridge_opt(struct ctx *c, void *data, int opt, const char *arg)
+{
+	if (opt == 'r')
+		c->resource = arg;
+	else if (opt == 'c')
+		c->config = arg;
+	else
+		return usage_error(c);
+	return CLI_OK;
+}
+
+/* What `ssh host ferry bridge --resource R` runs: see bridge.c. */
+static int cmd_bridge(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"resource", required_argument, NULL, 'r'},
+	    {"config", required_argument, NULL, 'c'},
+	    {0},
+	};
+	char err[1024];
+	int rc = parse_opts(c, argc, argv, "hr:c:", opts, bridge_opt, NULL);
+
+	if (rc != CLI_OK)
+		return rc;
+	if (optind < argc) {
+		errorf(c, "unexpected argument '%s'", argv[optind]);
+		return usage_error(c);
+	}
+	if (!ferry__valid_resource_name(c->resource ? c->resource : "local")) {
+		errorf(c, "invalid resource name '%s'", c->resource);
+		return usage_error(c);
+	}
+	if (ferry__bridge(c->resource, c->config, err, sizeof(err)) < 0) {
+		errorf(c, "%s", err);
+		return CLI_ERR;
+	}
+	return CLI_OK;
+}
+
 static int ping_opt(struct ctx *c, void *data, int opt, const char *arg)
 {
 	long long *count = data;
@@ -1898,6 +1939,8 @@ static const struct cmd commands[] = {
     {"dispose", cmd_control, "ID...", "Kill jobs if active and forget them", NULL, ferry_dispose},
     {"daemon", cmd_daemon, "start|stop|status", "Control the engine (ferryd)", daemon_help, NULL},
     {"ping", cmd_ping, "[-n COUNT]", "Measure the round trip to the engine", NULL, NULL},
+    {"bridge", cmd_bridge, "[--resource NAME] [--config FILE]",
+     "Join stdin/stdout to this host's engine (run by ssh for remote clients)", NULL, NULL},
     {"version", cmd_version, "", "Print the version", NULL, NULL},
     {"help", cmd_help, "[COMMAND]", "Show help", NULL, NULL},
 };

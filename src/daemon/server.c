@@ -33,6 +33,7 @@ struct ferry_conn_s {
 	int hello;   /* handshake done */
 	int busy;    /* a deferred reply is pending (wait) */
 	int closing; /* close once the output is flushed */
+	int eof;     /* the client sent all it will: close once answered */
 	int dead;
 	struct ferry_conn_s *next;
 };
@@ -238,7 +239,16 @@ static void on_conn(struct ferry_engine *eng, int fd, void *arg)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (n <= 0) {
+		if (n == 0) {
+			/*
+			 * The client is done sending (it may have only half-closed):
+			 * answer what it sent, then close. A wait still pending then
+			 * has no one left to tell and is dropped.
+			 */
+			c->eof = 1;
+			break;
+		}
+		if (n < 0) {
 			c->dead = 1;
 			return;
 		}
@@ -315,7 +325,7 @@ static void flush_conns(struct ferry_engine *eng)
 			c->outlen -= c->outoff;
 			c->outoff = 0;
 		}
-		if (c->dead || (c->closing && c->outlen == 0)) {
+		if (c->dead || ((c->closing || c->eof) && c->outlen == 0)) {
 			*p = c->next;
 			ferry__engine_conn_closed(eng, c);
 			ferry__loop_unwatch(c->fd);
@@ -327,7 +337,8 @@ static void flush_conns(struct ferry_engine *eng)
 			continue;
 		}
 		/* blocked writer: wake us when the socket drains */
-		struct epoll_event ev = {.events = EPOLLIN | (c->outlen ? EPOLLOUT : 0)};
+		struct epoll_event ev = {.events =
+					     (c->eof ? 0 : EPOLLIN) | (c->outlen ? EPOLLOUT : 0)};
 		for (struct watch *w = watches; w; w = w->next) {
 			if (w->fd == c->fd) {
 				ev.data.ptr = w;

@@ -1,0 +1,114 @@
+"""`ferry bridge`: the engine of this host on stdin/stdout (what ssh runs)."""
+import json
+import os
+import signal
+import subprocess
+
+from conftest import HDR, frame, pid_alive, poll
+
+
+def replies(data):
+    """The (json, binary) of every reply frame in data."""
+    out, i = [], 0
+    while i < len(data):
+        magic, version, ftype, body_len, json_len = HDR.unpack(data[i:i + HDR.size])
+        assert (magic, version, ftype) == (b"FRY1", 1, 2), data[i:i + HDR.size]
+        body = data[i + HDR.size:i + HDR.size + body_len]
+        assert len(body) == body_len, "truncated reply"
+        out.append((json.loads(body[:json_len]), body[json_len:]))
+        i += HDR.size + body_len
+    return out
+
+
+def read_reply(f):
+    hdr = f.read(HDR.size)
+    body = f.read(HDR.unpack(hdr)[3])
+    return replies(hdr + body)[0]
+
+
+def hello():
+    return frame({"op": "hello", "version": 1, "client": "bridge-test"})
+
+
+def bridge(ferry, data, *args, timeout=60):
+    return subprocess.run([ferry.bin, "bridge", *args], input=data, env=ferry.env,
+                          capture_output=True, timeout=timeout)
+
+
+def test_bridge_serves_a_session_and_starts_the_engine(ferry):
+    assert ferry.engine_pid() is None
+    job = {"argv": ["sh", "-c", "yes x | tr -d '\\n' | head -c 1500000"],
+           "working_directory": ferry.work}
+    cp = bridge(ferry, hello() + frame({"op": "submit", "jobs": [job]}))
+    assert cp.returncode == 0, cp.stderr
+    (h, _), (sub, _) = replies(cp.stdout)
+    assert h["ok"] and h["resource"] == "local" and h["pid"] == ferry.engine_pid()
+    jid = sub["ids"][0]
+    # a second session, kept open like a client's: wait, then read 1 MiB of output
+    p = subprocess.Popen([ferry.bin, "bridge"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=ferry.env)
+    try:
+        for req in (hello(), frame({"op": "wait", "ids": [jid], "timeout": 30}),
+                    frame({"op": "read", "id": jid, "stream": "stdout", "offset": 0,
+                           "max": 1 << 20})):
+            p.stdin.write(req)
+        p.stdin.flush()
+        got = [read_reply(p.stdout) for _ in range(3)]
+        p.stdin.close()
+        assert p.wait(timeout=20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+    (_, _), (w, _), (rd, data) = got
+    assert w["ok"] is True, w
+    assert rd["ok"] and rd["size"] == 1 << 20 and data == b"x" * (1 << 20)
+    assert ferry.info(jid)["status"] == "done"
+
+
+def test_half_closed_client_gets_its_replies(ferry):
+    """Requests sent before the client stops sending are all answered."""
+    reqs = hello() + b"".join(frame({"op": "ping"}) for _ in range(50))
+    cp = bridge(ferry, reqs + frame({"op": "jobs"}))
+    assert cp.returncode == 0, cp.stderr
+    got = replies(cp.stdout)
+    assert len(got) == 52 and all(r["ok"] for r, _ in got)
+
+
+def test_bridge_refuses_what_the_engine_refuses(ferry):
+    cp = bridge(ferry, frame({"op": "ping"}))  # no hello first
+    assert cp.returncode == 0
+    (r, _), = replies(cp.stdout)
+    assert r["ok"] is False and r["error"] == "EPROTO" and "hello" in r["message"]
+
+
+def test_bridge_to_an_unusable_resource_says_why_on_stderr(ferry):
+    ferry.config("[local]\nslots = 2\n[far]\nhost = cluster.example.org\n")
+    cp = bridge(ferry, hello(), "--resource", "far")
+    assert cp.returncode == 1
+    assert cp.stdout == b"", "nothing may reach the protocol channel"
+    assert b"remote resources are not supported yet" in cp.stderr, cp.stderr
+
+
+def test_bridge_ends_when_the_engine_dies(ferry):
+    p = subprocess.Popen([ferry.bin, "bridge"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=ferry.env)
+    try:
+        p.stdin.write(hello())
+        p.stdin.flush()
+        assert read_reply(p.stdout)[0]["ok"] is True
+        engine = ferry.engine_pid()
+        os.kill(engine, signal.SIGKILL)
+        assert p.wait(timeout=20) == 0  # EOF from the engine ends the bridge
+        poll(lambda: not pid_alive(engine), 10, what="the killed engine")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdin.close()
+        p.stdout.close()
+        p.stderr.close()
+    # the next bridge starts a new engine
+    cp = bridge(ferry, hello() + frame({"op": "ping"}))
+    assert [r["ok"] for r, _ in replies(cp.stdout)] == [True, True]
