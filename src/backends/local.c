@@ -879,8 +879,8 @@ static void on_runner(struct ferry_engine *eng, int fd, void *arg)
 			ferry__engine_job_ended(eng, j, &res);
 		} else if (j && op && !strcmp(op, "started")) {
 			char pid[32];
-			j->pid = (pid_t)json_integer_value(json_object_get(m, "pid"));
-			snprintf(pid, sizeof(pid), "%d", (int)j->pid);
+			snprintf(pid, sizeof(pid), "%d",
+				 (int)json_integer_value(json_object_get(m, "pid")));
 			ferry__engine_job_native_id(eng, j, pid);
 		}
 		json_decref(m);
@@ -1070,9 +1070,9 @@ static int local_adopt(struct ferry_engine *eng, struct job *j)
 	{
 		if (json_integer_value(e) == j->id) {
 			char pid[32];
-			j->pid = (pid_t)json_integer_value(
-			    json_array_get(json_object_get(list, "pids"), i));
-			snprintf(pid, sizeof(pid), "%d", (int)j->pid);
+			snprintf(pid, sizeof(pid), "%d",
+				 (int)json_integer_value(
+				     json_array_get(json_object_get(list, "pids"), i)));
 			ferry__engine_job_native_id(eng, j, pid);
 			track(j->id);
 			return 1;

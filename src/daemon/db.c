@@ -50,8 +50,8 @@ static const char *const sql[S_COUNT] = {
     [S_INSERT] = "INSERT INTO jobs(skey, name, spec, state, submitted_at) "
 		 "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_SET_STATE] = "UPDATE jobs SET state = ?2 WHERE id = ?1",
-    [S_SET_STARTED] = "UPDATE jobs SET state = ?5, started_at = ?2, pid = ?3, "
-		      "native_id = ?4 WHERE id = ?1",
+    [S_SET_STARTED] = "UPDATE jobs SET state = ?4, started_at = ?2, native_id = ?3 "
+		      "WHERE id = ?1",
     [S_SET_NATIVE] = "UPDATE jobs SET native_id = ?2 WHERE id = ?1",
     /* a disposed job gives its key back at once */
     [S_SET_KILL] = "UPDATE jobs SET kill_requested = 1, disposed = ?2, "
@@ -61,8 +61,8 @@ static const char *const sql[S_COUNT] = {
 		    "started_at = COALESCE(started_at, ?10), ended_at = ?11, message = ?12, "
 		    "dispose_after = ?13 WHERE id = ?1",
     [S_DELETE] = "DELETE FROM jobs WHERE id = ?1",
-    [S_ACTIVE] = "SELECT id, state, kill_requested, disposed, spec, pid, started_at, "
-		 "native_id FROM jobs WHERE ended_at IS NULL ORDER BY id",
+    [S_ACTIVE] = "SELECT id, state, kill_requested, disposed, spec, started_at, native_id "
+		 "FROM jobs WHERE ended_at IS NULL ORDER BY id",
     [S_STATUS] = "SELECT state FROM jobs WHERE id = ?1 AND disposed = 0",
     [S_JOB] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND disposed = 0",
     [S_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE disposed = 0 ORDER BY id",
@@ -85,7 +85,7 @@ static const char schema[] =
     " exit_value INTEGER, signal INTEGER,"
     " cpu_user REAL, cpu_sys REAL, max_rss_kb INTEGER, wall REAL,"
     " submitted_at REAL NOT NULL, started_at REAL, ended_at REAL,"
-    " message TEXT, pid INTEGER, native_id TEXT,"
+    " message TEXT, native_id TEXT,"
     " kill_requested INTEGER NOT NULL DEFAULT 0,"
     " disposed INTEGER NOT NULL DEFAULT 0,"
     " dispose_after REAL);"
@@ -299,16 +299,14 @@ int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status s
 	return run(db, S_SET_STATE, "set state");
 }
 
-int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, pid_t pid,
-			  const char *native_id)
+int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, const char *native_id)
 {
 	sqlite3_stmt *q = db->st[S_SET_STARTED];
 
 	sqlite3_bind_int64(q, 1, id);
 	sqlite3_bind_double(q, 2, at);
-	sqlite3_bind_int64(q, 3, pid);
-	bind_text(q, 4, native_id);
-	sqlite3_bind_int(q, 5, FERRY_RUNNING);
+	bind_text(q, 3, native_id);
+	sqlite3_bind_int(q, 4, FERRY_RUNNING);
 	return run(db, S_SET_STARTED, "set started");
 }
 
@@ -394,9 +392,8 @@ int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_jo
 		    .kill_requested = sqlite3_column_int(q, 2),
 		    .disposed = sqlite3_column_int(q, 3),
 		    .spec = col_strdup(q, 4),
-		    .pid = (pid_t)sqlite3_column_int64(q, 5),
-		    .started_at = sqlite3_column_double(q, 6),
-		    .native_id = col_strdup(q, 7),
+		    .started_at = sqlite3_column_double(q, 5),
+		    .native_id = col_strdup(q, 6),
 		};
 		err = cb(arg, &row);
 		free(row.spec);

@@ -216,7 +216,7 @@ void ferry__engine_job_started(struct ferry_engine *eng, struct job *j, double a
 {
 	j->state = FERRY_RUNNING;
 	j->started_at = at;
-	ferry__db_set_started(eng->db, j->id, at, j->pid, j->native_id);
+	ferry__db_set_started(eng->db, j->id, at, j->native_id);
 }
 
 void ferry__engine_job_native_id(struct ferry_engine *eng, struct job *j, const char *native_id)
@@ -1433,7 +1433,6 @@ static int collect_row(void *arg, struct db_job_row *row)
 	j->state = row->state;
 	j->kill_requested = row->kill_requested;
 	j->dispose_requested = row->disposed;
-	j->pid = row->pid;
 	j->started_at = row->started_at;
 	j->spec = row->spec ? json_loads(row->spec, 0, NULL) : NULL;
 	if (!j->spec)
@@ -1491,9 +1490,8 @@ void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j)
 {
 	if (!job_started(j)) {
 		j->state = FERRY_RUNNING;
-		ferry__db_set_started(eng->db, j->id,
-				      j->started_at > 0 ? j->started_at : ferry__now(), j->pid,
-				      j->native_id);
+		ferry__db_set_started(
+		    eng->db, j->id, j->started_at > 0 ? j->started_at : ferry__now(), j->native_id);
 	}
 	eng->used_slots += j->cpus;
 }

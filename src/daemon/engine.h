@@ -33,7 +33,6 @@ struct job {
 	int fresh;    /* inserted by the open transaction: not startable before commit */
 	json_t *spec; /* normalised spec (owned) */
 	/* backend data */
-	pid_t pid; /* local: the job's pid and process group */
 	double started_at;
 	char *native_id;
 	/* links */
@@ -121,7 +120,6 @@ struct db_job_row {
 	enum ferry_job_status state;
 	int kill_requested, disposed;
 	char *spec; /* JSON text, malloc'd */
-	pid_t pid;
 	double started_at;
 	char *native_id;
 };
@@ -139,8 +137,7 @@ int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id);
 int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
 			 enum ferry_job_status st, double now, int64_t *id);
 int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st);
-int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, pid_t pid,
-			  const char *native_id);
+int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, const char *native_id);
 int ferry__db_set_native_id(struct ferry_db *db, int64_t id, const char *native_id);
 int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed);
 int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,
