@@ -48,6 +48,7 @@ enum ferry_error {
 	FERRY_EDISCONNECTED = -14, /* the connection was lost and not regained */
 	FERRY_ERESOURCE = -15,	   /* the resource cannot satisfy the request */
 	FERRY_EINTERNAL = -16,	   /* internal engine error (database, ...) */
+	FERRY_EAUTH = -17,	   /* the remote host refused the login */
 };
 
 /* Job states: exactly the seed's (and DRMAA's) vocabulary. */
@@ -175,15 +176,24 @@ int ferry_status_from_name(const char *name, enum ferry_job_status *out);
  * Opens a connection to the engine of a resource, starting it if needed.
  * resource_id: section name in the configuration; NULL or "local" is the
  *   embedded local resource (no configuration file needed).
- * login, password: for remote resources; may be NULL. Copied.
+ * login, password: for a remote resource (one with a 'host'), override its
+ *   'login' and let ssh log in with a password (given to ssh through its
+ *   askpass helper, never on a command line, in an environment or on
+ *   disk); may be NULL, e.g. with keys or an agent. Copied. For a resource
+ *   of this host, login must be NULL or the caller's own user name and
+ *   password NULL (FERRY_EINVAL otherwise).
  * config_file: path of the INI file; NULL means
  *   $XDG_CONFIG_HOME/ferry/ferry.conf (missing is fine for "local").
+ * A remote resource is reached by running the user's ssh client,
+ *   `ssh [-p PORT] [-l LOGIN] HOST ferry bridge --resource NAME`, kept for
+ *   the life of the connection and started again after a lost link.
  * *conn receives a handle to release with ferry_disconnect(). On failure
  *   *conn is still set when the handle could be allocated (so that
  *   ferry_errmsg() tells why) and must be released too; it is NULL only on
  *   FERRY_ENOMEM.
- * Errors: FERRY_ECONFIG, FERRY_ECONNECT, FERRY_EPROTO, FERRY_EUNSUPPORTED,
- *   FERRY_EPERM, FERRY_ENOMEM.
+ * Errors: FERRY_ECONFIG, FERRY_ECONNECT, FERRY_EPROTO (e.g. "remote shell is
+ *   not clean"), FERRY_EUNSUPPORTED, FERRY_EPERM, FERRY_EAUTH (the remote
+ *   host refused the login), FERRY_EINVAL, FERRY_ENOMEM.
  */
 int ferry_connect(const char *resource_id, const char *login, const char *password,
 		  const char *config_file, ferry_conn **conn);
@@ -324,6 +334,9 @@ int ferry_shutdown_engine(ferry_conn *conn);
  * Tells whether the engine of a resource is running, without starting it.
  * Returns 1 (running; *pid, if not NULL, receives its pid), 0 (not
  * running) or a negative error (FERRY_ECONFIG for an unknown resource).
+ * For a remote resource it asks `ferry bridge --no-start` on the host over
+ * ssh (*pid is then a pid on that host) and may also fail as
+ * ferry_connect() does.
  */
 int ferry_engine_running(const char *resource_id, const char *config_file, long *pid);
 

@@ -12,7 +12,7 @@ from conftest import FRAME_MAX, HDR, ClosedError, frame, pid_alive
 CODES = {"EINVAL": -1, "ENOMEM": -2, "ENOJOB": -3, "ECONNECT": -4, "EPROTO": -5,
          "ETIMEDOUT": -6, "ESTATE": -7, "EUNSUPPORTED": -8, "ECONFIG": -9, "EIO": -10,
          "EAGAIN": -11, "EEOF": -12, "EPERM": -13, "EDISCONNECTED": -14,
-         "ERESOURCE": -15, "EINTERNAL": -16}
+         "ERESOURCE": -15, "EINTERNAL": -16, "EAUTH": -17}
 
 
 @pytest.fixture
@@ -439,13 +439,12 @@ def test_unknown_resource(eng):
 
 
 @pytest.mark.parametrize("line,pattern", [
-    ("host = front.example.org", r"remote resources are not supported yet"),
     ("scheduler = slurm", r"scheduler 'slurm'.*not supported yet"),
     ("scheduler = drmaa", r"scheduler 'drmaa'.*not supported yet"),
-    ("login = jdoe", r"key 'login'.*not supported yet"),
-    ("port = 2222", r"key 'port'.*not supported yet"),
-    ("remote_command = /opt/ferry/bin/ferry", r"key 'remote_command'.*not supported yet"),
-    ("ssh_options = -o BatchMode=yes", r"key 'ssh_options'.*not supported yet"),
+    ("login = jdoe", r"key 'login'.*needs 'host'"),
+    ("port = 2222", r"key 'port'.*needs 'host'"),
+    ("remote_command = /opt/ferry/bin/ferry", r"key 'remote_command'.*needs 'host'"),
+    ("ssh_options = -o BatchMode=yes", r"key 'ssh_options'.*needs 'host'"),
     ("transfer_root = /scratch", r"key 'transfer_root'.*file transfers"),
     ("drmaa_library = /usr/lib/libdrmaa.so", r"key 'drmaa_library'.*not supported yet"),
     ("poll_interval = 5", r"key 'poll_interval'.*no polling"),

@@ -4,6 +4,8 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from conftest import HDR, frame, pid_alive, poll
 
 
@@ -84,11 +86,59 @@ def test_bridge_refuses_what_the_engine_refuses(ferry):
 
 
 def test_bridge_to_an_unusable_resource_says_why_on_stderr(ferry):
-    ferry.config("[local]\nslots = 2\n[far]\nhost = cluster.example.org\n")
+    """A configuration problem exits 78 (EX_CONFIG), which the ssh client
+    takes as final instead of retrying."""
+    ferry.config("[local]\nslots = 2\n[far]\nscheduler = slurm\n")
     cp = bridge(ferry, hello(), "--resource", "far")
-    assert cp.returncode == 1
+    assert cp.returncode == 78
     assert cp.stdout == b"", "nothing may reach the protocol channel"
-    assert b"remote resources are not supported yet" in cp.stderr, cp.stderr
+    assert b"scheduler 'slurm'" in cp.stderr and b"not supported yet" in cp.stderr, cp.stderr
+
+
+def test_bridge_serves_a_resource_defined_by_the_client(ferry):
+    """The client's configuration says what the engine must be: --set
+    defines a resource that has no section on this host."""
+    cp = bridge(ferry, hello(), "--resource", "far", "--set", "slots=3",
+                "--set", "scheduler=local")
+    assert cp.returncode == 0, cp.stderr
+    (r, _), = replies(cp.stdout)
+    assert r["ok"] is True and r["resource"] == "far"
+    assert os.path.exists(os.path.join(ferry.state_home, "ferry", "far", "ferryd.sock"))
+
+
+def test_bridge_ignores_the_ssh_keys_of_its_own_section(ferry):
+    """A copy of the client's file on the host names the host itself: the
+    bridge serves the engine here instead of refusing or looping."""
+    ferry.config("[local]\nslots = 2\n[far]\nhost = cluster.example.org\nport = 2222\n")
+    cp = bridge(ferry, hello(), "--resource", "far")
+    assert cp.returncode == 0, cp.stderr
+    (r, _), = replies(cp.stdout)
+    assert r["ok"] is True and r["resource"] == "far"
+
+
+@pytest.mark.parametrize("setting,pattern", [
+    ("host=elsewhere", b"key 'host' cannot be set for an engine"),
+    ("slots=many", b"invalid slots 'many'"),
+    ("noequals", b"invalid setting 'noequals'"),
+    ("scheduler=pbs", b"unknown scheduler 'pbs'"),
+])
+def test_bridge_refuses_bad_settings(ferry, setting, pattern):
+    cp = bridge(ferry, hello(), "--resource", "far", "--set", setting)
+    assert cp.returncode == 78, cp
+    assert cp.stdout == b""
+    assert pattern in cp.stderr, cp.stderr
+
+
+def test_engine_with_other_settings_is_refused_at_hello(ferry):
+    """An engine already running with other settings than the client's
+    configuration gives is not silently used."""
+    cp = bridge(ferry, hello(), "--resource", "far", "--set", "slots=3")
+    assert cp.returncode == 0, cp.stderr
+    h = frame({"op": "hello", "version": 1, "client": "test", "expect": ["slots=5"]})
+    cp = bridge(ferry, h, "--resource", "far", "--set", "slots=5")
+    (r, _), = replies(cp.stdout)
+    assert r["ok"] is False and r["error"] == "ECONFIG", r
+    assert "slots '3'" in r["message"] and "'5'" in r["message"], r
 
 
 def test_bridge_ends_when_the_engine_dies(ferry):

@@ -16,37 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "ferry.h"
+#include "start.h"
 #include "util.h"
 
 #define PUMP_CHUNK (256 * 1024)
-
-static int connect_engine(const char *resource, char *err, size_t errlen)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char *state = ferry__state_dir(resource), *path;
-	int fd = -1;
-
-	path = state ? ferry__asprintf("%s/ferryd.sock", state) : NULL;
-	free(state);
-	if (!path || strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "no usable socket path for resource '%s'", resource);
-		goto out;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		snprintf(err, errlen, "cannot connect to '%s': %s", path, strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-out:
-	free(path);
-	return fd;
-}
 
 /* Moves what one read gives from 'from' to 'to'. 1 moved, 0 at EOF, -1 error. */
 static int move(int from, int to, char *buf)
@@ -99,24 +76,54 @@ static int pump(int sock, char *err, size_t errlen)
 	return rc;
 }
 
-int ferry__bridge(const char *resource, const char *config, char *err, size_t errlen)
+int ferry__bridge(const char *resource, const char *config, const char *const *sets, int start,
+		  char *err, size_t errlen)
 {
-	ferry_conn *conn = NULL;
-	int rc, sock;
+	struct ferry_resource_cfg cfg = {0};
+	const char *none[] = {NULL};
+	char **eng = NULL;
+	int rc, sock = -1;
 
 	signal(SIGPIPE, SIG_IGN); /* a gone peer shows as a write error */
-	/* connecting starts the engine if need be, and checks the resource */
-	rc = ferry_connect(resource, NULL, NULL, config, &conn);
-	if (rc) {
-		snprintf(err, errlen, "%s", conn ? ferry_errmsg(conn) : ferry_strerror(rc));
-		ferry_disconnect(conn);
-		return -1;
+	if (!resource)
+		resource = "local";
+	/*
+	 * The settings come from the client's configuration. This host's own
+	 * section, if any, gives the rest; its ssh keys (a copy of the
+	 * client's file) say how to reach this very host and mean nothing here.
+	 */
+	if (ferry__resolve_resource_set(config, resource, sets ? sets : none, &cfg, err, errlen) <
+	    0)
+		return FERRY_ECONFIG;
+	free(cfg.host);
+	cfg.host = NULL;
+	cfg.port = 0;
+	free(cfg.login);
+	free(cfg.remote_command);
+	free(cfg.ssh_options);
+	cfg.login = cfg.remote_command = cfg.ssh_options = NULL;
+	if (ferry__resource_supported(&cfg, err, errlen) < 0) {
+		rc = FERRY_EUNSUPPORTED;
+		goto out;
 	}
-	ferry_disconnect(conn);
-	sock = connect_engine(resource ? resource : "local", err, errlen);
-	if (sock < 0)
-		return -1;
-	rc = pump(sock, err, errlen);
+	/* the engine gets every setting, so it needs no section here either */
+	if (!cfg.scheduler && !(cfg.scheduler = strdup("local")))
+		goto nomem;
+	eng = ferry__cfg_engine_settings(&cfg);
+	if (!eng)
+		goto nomem;
+	rc = ferry__engine_connect(resource, config, (const char *const *)eng, start ? 10 : -1,
+				   &sock, err, errlen);
+	if (rc)
+		goto out;
+	rc = pump(sock, err, errlen) < 0 ? FERRY_EIO : 0;
 	close(sock);
+out:
+	ferry__strv_free(eng);
+	ferry__resource_cfg_release(&cfg);
 	return rc;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	rc = FERRY_ENOMEM;
+	goto out;
 }

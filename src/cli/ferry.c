@@ -55,6 +55,7 @@ enum {
 	OPT_KEY,
 	OPT_BULK,
 	OPT_STDERR,
+	OPT_NO_START,
 };
 
 /* Limits of the protocol (docs/protocol.md), checked here for clear messages. */
@@ -1748,16 +1749,36 @@ static int cmd_daemon(struct ctx *c, int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* ping, version, help */
 
+struct bridge_sets {
+	const char *v[16];
+	size_t n;
+	int no_start;
+};
+
 static int bridge_opt(struct ctx *c, void *data, int opt, const char *arg)
 {
-	if (opt == 'r')
+	struct bridge_sets *sets = data;
+
+	if (opt == 'r') {
 		c->resource = arg;
-	else if (opt == 'c')
+	} else if (opt == 'c') {
 		c->config = arg;
-	else
+	} else if (opt == OPT_NO_START) {
+		sets->no_start = 1;
+	} else if (opt == 's') {
+		if (sets->n + 1 >= FERRY_ARRAY_SIZE(sets->v)) {
+			errorf(c, "too many --set options");
+			return usage_error(c);
+		}
+		sets->v[sets->n++] = arg;
+	} else {
 		return usage_error(c);
+	}
 	return CLI_OK;
 }
+
+/* sysexits.h's EX_CONFIG: tells the ssh client not to retry */
+#define BRIDGE_EXIT_CONFIG 78
 
 /* What `ssh host ferry bridge --resource R` runs: see bridge.c. */
 static int cmd_bridge(struct ctx *c, int argc, char **argv)
@@ -1766,10 +1787,13 @@ static int cmd_bridge(struct ctx *c, int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {"resource", required_argument, NULL, 'r'},
 	    {"config", required_argument, NULL, 'c'},
+	    {"set", required_argument, NULL, 's'},
+	    {"no-start", no_argument, NULL, OPT_NO_START},
 	    {0},
 	};
+	struct bridge_sets sets = {.n = 0};
 	char err[1024];
-	int rc = parse_opts(c, argc, argv, "hr:c:", opts, bridge_opt, NULL);
+	int rc = parse_opts(c, argc, argv, "hr:c:s:", opts, bridge_opt, &sets);
 
 	if (rc != CLI_OK)
 		return rc;
@@ -1781,9 +1805,15 @@ static int cmd_bridge(struct ctx *c, int argc, char **argv)
 		errorf(c, "invalid resource name '%s'", c->resource);
 		return usage_error(c);
 	}
-	if (ferry__bridge(c->resource, c->config, err, sizeof(err)) < 0) {
+	rc = ferry__bridge(c->resource, c->config, sets.v, !sets.no_start, err, sizeof(err));
+	if (rc == FERRY_ECONNECT && sets.no_start) {
 		errorf(c, "%s", err);
-		return CLI_ERR;
+		return CLI_TIMEOUT; /* "not running", as for `ferry daemon status` */
+	}
+	if (rc) {
+		errorf(c, "%s", err);
+		return rc == FERRY_ECONFIG || rc == FERRY_EUNSUPPORTED ? BRIDGE_EXIT_CONFIG
+								       : CLI_ERR;
 	}
 	return CLI_OK;
 }
@@ -1939,7 +1969,7 @@ static const struct cmd commands[] = {
     {"dispose", cmd_control, "ID...", "Kill jobs if active and forget them", NULL, ferry_dispose},
     {"daemon", cmd_daemon, "start|stop|status", "Control the engine (ferryd)", daemon_help, NULL},
     {"ping", cmd_ping, "[-n COUNT]", "Measure the round trip to the engine", NULL, NULL},
-    {"bridge", cmd_bridge, "[--resource NAME] [--config FILE]",
+    {"bridge", cmd_bridge, "[--resource NAME] [--config FILE] [--set KEY=VALUE]... [--no-start]",
      "Join stdin/stdout to this host's engine (run by ssh for remote clients)", NULL, NULL},
     {"version", cmd_version, "", "Print the version", NULL, NULL},
     {"help", cmd_help, "[COMMAND]", "Show help", NULL, NULL},

@@ -195,6 +195,16 @@ void ferry__cfg_release(struct ferry_cfg *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+/* Keys that say how to reach a remote engine, meaningful only with 'host'. */
+static const struct {
+	const char *key;
+	size_t off;
+} ssh_keys[] = {
+    {"login", offsetof(struct ferry_resource_cfg, login)},
+    {"remote_command", offsetof(struct ferry_resource_cfg, remote_command)},
+    {"ssh_options", offsetof(struct ferry_resource_cfg, ssh_options)},
+};
+
 int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, size_t errlen)
 {
 	static const struct {
@@ -202,20 +212,28 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 		size_t off;
 		const char *what;
 	} later[] = {
-	    {"login", offsetof(struct ferry_resource_cfg, login), "remote resources"},
-	    {"remote_command", offsetof(struct ferry_resource_cfg, remote_command),
-	     "remote resources"},
-	    {"ssh_options", offsetof(struct ferry_resource_cfg, ssh_options), "remote resources"},
 	    {"transfer_root", offsetof(struct ferry_resource_cfg, transfer_root), "file transfers"},
 	    {"drmaa_library", offsetof(struct ferry_resource_cfg, drmaa_library),
 	     "the drmaa scheduler"},
 	};
 
-	if (r->host) {
-		snprintf(err, errlen,
-			 "resource '%s' is on host '%s': remote resources are not supported yet",
-			 r->name, r->host);
-		return -1;
+	if (!r->host) {
+		for (size_t i = 0; i < FERRY_ARRAY_SIZE(ssh_keys); i++) {
+			if (*(char *const *)((const char *)r + ssh_keys[i].off)) {
+				snprintf(err, errlen,
+					 "key '%s' of resource '%s' needs 'host' (it says how to "
+					 "reach a remote engine)",
+					 ssh_keys[i].key, r->name);
+				return -1;
+			}
+		}
+		if (r->port) {
+			snprintf(err, errlen,
+				 "key 'port' of resource '%s' needs 'host' (it says how to reach "
+				 "a remote engine)",
+				 r->name);
+			return -1;
+		}
 	}
 	if (r->scheduler && strcmp(r->scheduler, "local")) {
 		snprintf(err, errlen, "scheduler '%s' of resource '%s' is not supported yet",
@@ -230,13 +248,6 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 			return -1;
 		}
 	}
-	if (r->port) {
-		snprintf(err, errlen,
-			 "key 'port' of resource '%s' is for remote resources, which are not "
-			 "supported yet",
-			 r->name);
-		return -1;
-	}
 	if (r->poll_interval > 0) {
 		snprintf(
 		    err, errlen,
@@ -250,6 +261,123 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 			 "key 'queue' of resource '%s': the local scheduler has no queues",
 			 r->name);
 		return -1;
+	}
+	return 0;
+}
+
+/* The keys that configure an engine (as opposed to the way to reach it). */
+static const char *const engine_keys[] = {
+    "scheduler", "slots", "queue", "transfer_root", "poll_interval", "drmaa_library",
+};
+
+static int is_engine_key(const char *key)
+{
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(engine_keys); i++)
+		if (!strcmp(key, engine_keys[i]))
+			return 1;
+	return 0;
+}
+
+int ferry__cfg_set(struct ferry_resource_cfg *r, const char *assignment, char *err, size_t errlen)
+{
+	const char *eq = strchr(assignment, '=');
+	char key[32], msg[200] = "";
+
+	if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof(key)) {
+		snprintf(err, errlen, "invalid setting '%s' (KEY=VALUE)", assignment);
+		return -1;
+	}
+	memcpy(key, assignment, (size_t)(eq - assignment));
+	key[eq - assignment] = '\0';
+	if (!is_engine_key(key)) {
+		snprintf(err, errlen, "key '%s' cannot be set for an engine (only %s)", key,
+			 "scheduler, slots, queue, transfer_root, poll_interval, drmaa_library");
+		return -1;
+	}
+	if (set_key(r, key, eq + 1, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "%s", msg[0] ? msg : "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* The value of an engine key as a string, or NULL when it is not set. */
+static char *engine_value(const struct ferry_resource_cfg *r, const char *key)
+{
+	if (!strcmp(key, "slots"))
+		return r->slots ? ferry__asprintf("%d", r->slots) : NULL;
+	if (!strcmp(key, "poll_interval"))
+		return r->poll_interval > 0 ? ferry__asprintf("%g", r->poll_interval) : NULL;
+	const char *v = !strcmp(key, "scheduler")	? r->scheduler
+			: !strcmp(key, "queue")		? r->queue
+			: !strcmp(key, "transfer_root") ? r->transfer_root
+							: r->drmaa_library;
+	return v ? strdup(v) : NULL;
+}
+
+char **ferry__cfg_engine_settings(const struct ferry_resource_cfg *r)
+{
+	char **v = calloc(FERRY_ARRAY_SIZE(engine_keys) + 1, sizeof(*v));
+	size_t n = 0;
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(engine_keys); i++) {
+		char *val = engine_value(r, engine_keys[i]);
+		if (!val)
+			continue;
+		v[n] = ferry__asprintf("%s=%s", engine_keys[i], val);
+		free(val);
+		if (!v[n++]) {
+			ferry__strv_free(v);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+int ferry__cfg_check_settings(const struct ferry_resource_cfg *r, const char *const *sets,
+			      char *err, size_t errlen)
+{
+	for (size_t i = 0; sets && sets[i]; i++) {
+		const char *eq = strchr(sets[i], '=');
+		char key[32], *have;
+		int same;
+
+		if (!eq || (size_t)(eq - sets[i]) >= sizeof(key) || eq == sets[i]) {
+			snprintf(err, errlen, "invalid setting '%s' (KEY=VALUE)", sets[i]);
+			return -1;
+		}
+		memcpy(key, sets[i], (size_t)(eq - sets[i]));
+		key[eq - sets[i]] = '\0';
+		if (!is_engine_key(key)) {
+			snprintf(err, errlen, "key '%s' cannot be set for an engine", key);
+			return -1;
+		}
+		/* compare normalised values: "2.0" and "2" are the same interval */
+		struct ferry_resource_cfg want = {.name = r->name};
+		char msg[200] = "";
+		if (set_key(&want, key, eq + 1, msg, sizeof(msg)) < 0) {
+			snprintf(err, errlen, "%s", msg[0] ? msg : "out of memory");
+			return -1;
+		}
+		char *w = engine_value(&want, key);
+		want.name = NULL;
+		ferry__resource_cfg_release(&want);
+		have = engine_value(r, key);
+		same = (!w && !have) || (w && have && !strcmp(w, have)) ||
+		       (!strcmp(key, "scheduler") && !have && w && !strcmp(w, "local"));
+		if (!same)
+			snprintf(err, errlen,
+				 "the engine of resource '%s' runs with %s '%s', but the client's "
+				 "configuration says '%s'; stop that engine ('ferry -r %s daemon "
+				 "stop' on its host) to change it",
+				 r->name, key, have ? have : "(default)", w ? w : "(default)",
+				 r->name);
+		free(w);
+		free(have);
+		if (!same)
+			return -1;
 	}
 	return 0;
 }
@@ -284,6 +412,13 @@ static int copy_resource(struct ferry_resource_cfg *out, const struct ferry_reso
 int ferry__resolve_resource(const char *config_file, const char *resource,
 			    struct ferry_resource_cfg *out, char *err, size_t errlen)
 {
+	return ferry__resolve_resource_set(config_file, resource, NULL, out, err, errlen);
+}
+
+int ferry__resolve_resource_set(const char *config_file, const char *resource,
+				const char *const *sets, struct ferry_resource_cfg *out, char *err,
+				size_t errlen)
+{
 	struct ferry_cfg cfg = {0};
 	char *path = NULL;
 	int rc = -1, loaded = 0;
@@ -308,15 +443,18 @@ int ferry__resolve_resource(const char *config_file, const char *resource,
 			goto out;
 		}
 		rc = 0;
-		goto out;
+		goto apply;
 	}
-	if (!strcmp(resource, "local")) {
+	/* a remote client (sets, even none) defines the resource here */
+	if (!strcmp(resource, "local") || sets) {
 		memset(out, 0, sizeof(*out));
-		out->name = strdup("local");
+		out->name = strdup(resource);
 		rc = out->name ? 0 : -1;
-		if (rc)
+		if (rc) {
 			snprintf(err, errlen, "out of memory");
-		goto out;
+			goto out;
+		}
+		goto apply;
 	}
 	if (loaded)
 		snprintf(err, errlen, "unknown resource '%s' (no [%s] section in '%s')", resource,
@@ -324,6 +462,14 @@ int ferry__resolve_resource(const char *config_file, const char *resource,
 	else
 		snprintf(err, errlen, "unknown resource '%s' (no configuration file '%s')",
 			 resource, path ? path : "ferry.conf");
+apply:
+	for (size_t i = 0; sets && sets[i]; i++) {
+		if (ferry__cfg_set(out, sets[i], err, errlen) < 0) {
+			ferry__resource_cfg_release(out);
+			rc = -1;
+			break;
+		}
+	}
 out:
 	ferry__cfg_release(&cfg);
 	free(path);

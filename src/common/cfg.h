@@ -47,6 +47,33 @@ int ferry__resolve_resource(const char *config_file, const char *resource,
 void ferry__resource_cfg_release(struct ferry_resource_cfg *r);
 
 /*
+ * Same, then applies engine settings "KEY=VALUE" (sets, NULL-terminated,
+ * may be NULL) over the section: what a remote client's configuration says
+ * of the engine it reaches (scheduler, slots, queue, transfer_root,
+ * poll_interval, drmaa_library). With sets != NULL (even empty), the
+ * resource needs no section of its own on this host: the client defines it.
+ */
+int ferry__resolve_resource_set(const char *config_file, const char *resource,
+				const char *const *sets, struct ferry_resource_cfg *out, char *err,
+				size_t errlen);
+
+/* Applies one engine setting "KEY=VALUE" to r. 0, or -1 with err set. */
+int ferry__cfg_set(struct ferry_resource_cfg *r, const char *assignment, char *err, size_t errlen);
+
+/*
+ * The engine settings r gives explicitly, as a NULL-terminated array of
+ * "KEY=VALUE" (free with ferry__strv_free); NULL on ENOMEM.
+ */
+char **ferry__cfg_engine_settings(const struct ferry_resource_cfg *r);
+
+/*
+ * Whether an engine configured as r agrees with the settings a client
+ * expects: 0, or -1 with err saying which key differs and how to change it.
+ */
+int ferry__cfg_check_settings(const struct ferry_resource_cfg *r, const char *const *sets,
+			      char *err, size_t errlen);
+
+/*
  * Whether this build can serve the resource as configured: 0, or -1 with
  * err naming what is not supported (a remote host, a cluster scheduler, or
  * a key that only such resources use: none is ever silently ignored).

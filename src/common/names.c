@@ -38,6 +38,7 @@ static const char *const error_texts[] = {
     "disconnected",
     "resource cannot satisfy the request",
     "internal error",
+    "authentication failed",
 };
 
 FERRY_EXPORT const char *ferry_status_name(enum ferry_job_status s)

@@ -7,7 +7,7 @@
 
 #include "ferry.h"
 
-static const unsigned char magic[4] = {'F', 'R', 'Y', '1'};
+static const unsigned char magic[4] = {'F', 'R', 'Y', '1'}; /* FERRY_MAGIC */
 
 static void put16(unsigned char *p, uint16_t v)
 {
@@ -122,7 +122,7 @@ int ferry__frame_build(uint16_t type, const json_t *obj, const void *bin, size_t
 static const char *const names[] = {
     "OK",	 "EINVAL", "ENOMEM",	    "ENOJOB",	 "ECONNECT",  "EPROTO",
     "ETIMEDOUT", "ESTATE", "EUNSUPPORTED",  "ECONFIG",	 "EIO",	      "EAGAIN",
-    "EEOF",	 "EPERM",  "EDISCONNECTED", "ERESOURCE", "EINTERNAL",
+    "EEOF",	 "EPERM",  "EDISCONNECTED", "ERESOURCE", "EINTERNAL", "EAUTH",
 };
 
 const char *ferry__error_name(int code)

@@ -8,6 +8,7 @@
 
 #define FERRY_PROTO_VERSION 1
 #define FERRY_FRAME_HDR	    16
+#define FERRY_MAGIC	    "FRY1" /* the first 4 bytes of every frame */
 #define FERRY_FRAME_MAX	    ((16u << 20) + (64u << 10))
 #define FERRY_READ_MAX	    (1u << 20)
 

@@ -1233,16 +1233,47 @@ static int op_read(struct req *r)
 	return 0;
 }
 
+/* A remote client says which engine settings its configuration gives. */
+static int check_expect(struct req *r)
+{
+	json_t *e = json_object_get(r->in, "expect"), *v;
+	const char *sets[16];
+	size_t i, n = 0;
+
+	if (!e)
+		return 0;
+	if (!json_is_array(e) || json_array_size(e) >= FERRY_ARRAY_SIZE(sets)) {
+		return fail(r->err, sizeof(r->err), FERRY_EINVAL,
+			    "field 'expect' must be an array of at most %zu \"KEY=VALUE\" strings",
+			    FERRY_ARRAY_SIZE(sets) - 1);
+	}
+	json_array_foreach(e, i, v)
+	{
+		if (!json_is_string(v)) {
+			return fail(r->err, sizeof(r->err), FERRY_EINVAL,
+				    "field 'expect' must hold strings");
+		}
+		sets[n++] = json_string_value(v);
+	}
+	sets[n] = NULL;
+	if (ferry__cfg_check_settings(&r->eng->cfg, sets, r->err, sizeof(r->err)) < 0)
+		return FERRY_ECONFIG;
+	return 0;
+}
+
 static int op_hello(struct req *r)
 {
 	json_t *v = json_object_get(r->in, "version");
 
-	ALLOW(r, "version", "client");
+	ALLOW(r, "version", "client", "expect");
 	if (!json_is_integer(v) || json_integer_value(v) != FERRY_PROTO_VERSION)
 		return fail(r->err, sizeof(r->err), FERRY_EPROTO,
 			    "client protocol version %lld is not supported (engine speaks %d)",
 			    json_is_integer(v) ? (long long)json_integer_value(v) : -1LL,
 			    FERRY_PROTO_VERSION);
+	int rc = check_expect(r);
+	if (rc)
+		return rc;
 	json_object_set_new(r->out, "protocol", json_integer(FERRY_PROTO_VERSION));
 	json_object_set_new(r->out, "engine", json_string(FERRY_VERSION));
 	json_object_set_new(r->out, "resource", json_string(r->eng->resource));

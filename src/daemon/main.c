@@ -24,12 +24,14 @@
 #include "engine.h"
 #include "util.h"
 
-#define FERRYD_EXIT_DIED 3 /* see start_engine() in src/lib/client.c */
+#define FERRYD_EXIT_DIED 3 /* see ferry__start_engine() in src/common/start.c */
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ferryd [--resource NAME] [--config FILE] [--foreground]\n"
-		   "The engine is normally started by libferry; see ferryd(8).\n");
+	fprintf(
+	    f,
+	    "usage: ferryd [--resource NAME] [--config FILE] [--set KEY=VALUE]... [--foreground]\n"
+	    "The engine is normally started by libferry; see ferryd(8).\n");
 }
 
 /* The state directory must be ours and private: jobs' data lives there. */
@@ -145,6 +147,8 @@ static void redirect_stdio(const char *state_dir)
 
 struct options {
 	const char *resource, *config;
+	const char *sets[16]; /* --set KEY=VALUE, NULL-terminated */
+	size_t nsets;
 	int fg;
 };
 
@@ -152,14 +156,25 @@ struct options {
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option opts[] = {
-	    {"resource", required_argument, NULL, 'r'}, {"config", required_argument, NULL, 'c'},
-	    {"foreground", no_argument, NULL, 'f'},	{"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},	{NULL, 0, NULL, 0},
+	    {"resource", required_argument, NULL, 'r'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"set", required_argument, NULL, 's'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "r:c:fhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:c:s:fhV", opts, NULL)) != -1) {
 		switch (c) {
+		case 's':
+			if (o->nsets + 1 >= FERRY_ARRAY_SIZE(o->sets)) {
+				fprintf(stderr, "ferryd: too many --set options\n");
+				return 2;
+			}
+			o->sets[o->nsets++] = optarg;
+			break;
 		case 'r':
 			o->resource = optarg;
 			break;
@@ -230,7 +245,7 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	rc = 1;
-	if (ferry__resolve_resource(o.config, o.resource, &cfg, err, sizeof(err)) < 0)
+	if (ferry__resolve_resource_set(o.config, o.resource, o.sets, &cfg, err, sizeof(err)) < 0)
 		goto fail;
 	state = ferry__state_dir(o.resource);
 	if (!state) {

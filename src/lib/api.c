@@ -1,6 +1,7 @@
 /* api.c - the public functions of libferry (include/ferry.h). */
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +19,30 @@ static char *xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-FERRY_EXPORT int ferry_connect(const char *resource_id, const char *login, const char *password,
-			       const char *config_file, ferry_conn **out)
+/* On this host, jobs run as the caller: a login or password would mean nothing. */
+static int check_local_login(struct ferry_conn *c)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (c->password)
+		return ferry__seterr(c, FERRY_EINVAL,
+				     "a password is only for a remote resource; '%s' has no host",
+				     c->resource);
+	if (!c->login)
+		return 0;
+	if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res) == 0 && res &&
+	    !strcmp(pw.pw_name, c->login))
+		return 0;
+	return ferry__seterr(c, FERRY_EINVAL,
+			     "login '%s' is not yours: jobs of resource '%s' run as %s, on this "
+			     "host",
+			     c->login, c->resource, res ? pw.pw_name : "the caller");
+}
+
+/* A connection's handle, its resource resolved and checked; not yet open. */
+static int conn_new(const char *resource_id, const char *login, const char *password,
+		    const char *config_file, ferry_conn **out)
 {
 	struct ferry_conn *c = calloc(1, sizeof(*c));
 	int rc;
@@ -29,6 +52,10 @@ FERRY_EXPORT int ferry_connect(const char *resource_id, const char *login, const
 		return FERRY_ENOMEM;
 	pthread_mutex_init(&c->mu, NULL);
 	c->fd = -1;
+	c->ssh_pid = -1;
+	c->ssh_err = -1;
+	c->askpass = -1;
+	c->ssh_exit = -1;
 	c->retry_budget_s = DEFAULT_RETRY_BUDGET_S;
 	c->resource = strdup(resource_id ? resource_id : "local");
 	c->config = xstrdup(config_file);
@@ -42,9 +69,23 @@ FERRY_EXPORT int ferry_connect(const char *resource_id, const char *login, const
 		return FERRY_ECONFIG;
 	if (ferry__resource_supported(&c->cfg, c->errmsg, sizeof(c->errmsg)) < 0)
 		return FERRY_EUNSUPPORTED;
-	pthread_mutex_lock(&c->mu);
-	rc = ferry__open(c);
-	pthread_mutex_unlock(&c->mu);
+	if (c->cfg.host && !(c->sets = ferry__cfg_engine_settings(&c->cfg)))
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if (!c->cfg.host && (rc = check_local_login(c)) != 0)
+		return rc;
+	return 0;
+}
+
+FERRY_EXPORT int ferry_connect(const char *resource_id, const char *login, const char *password,
+			       const char *config_file, ferry_conn **out)
+{
+	int rc = conn_new(resource_id, login, password, config_file, out);
+
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&(*out)->mu);
+	rc = ferry__open(*out);
+	pthread_mutex_unlock(&(*out)->mu);
 	return rc;
 }
 
@@ -60,6 +101,7 @@ FERRY_EXPORT void ferry_disconnect(ferry_conn *c)
 		free(k);
 	}
 	ferry__resource_cfg_release(&c->cfg);
+	ferry__strv_free(c->sets);
 	free(c->resource);
 	free(c->config);
 	free(c->login);
@@ -642,17 +684,37 @@ FERRY_EXPORT int ferry_shutdown_engine(ferry_conn *c)
 	return call(c, json_pack("{s:s}", "op", "shutdown"), 0, NULL, NULL, NULL);
 }
 
+/* Asks the bridge on the resource's host, which does not start the engine. */
+static int remote_engine_running(const char *resource_id, const char *config_file, long *pid)
+{
+	ferry_conn *c = NULL;
+	int rc = conn_new(resource_id, NULL, NULL, config_file, &c);
+
+	if (!rc) {
+		c->no_start = 1;
+		rc = ferry__open(c);
+		if (!rc && pid)
+			*pid = c->engine_pid;
+		rc = !rc ? 1 : c->ssh_exit == 3 ? 0 : rc;
+	}
+	ferry_disconnect(c);
+	return rc;
+}
+
 FERRY_EXPORT int ferry_engine_running(const char *resource_id, const char *config_file, long *pid)
 {
 	struct ferry_resource_cfg cfg = {0};
 	char err[512], *state, *path, *text = NULL;
 	const char *res = resource_id ? resource_id : "local";
 	long p = 0;
-	int rc = 0;
+	int rc = 0, remote;
 
 	if (ferry__resolve_resource(config_file, res, &cfg, err, sizeof(err)) < 0)
 		return FERRY_ECONFIG;
+	remote = cfg.host != NULL;
 	ferry__resource_cfg_release(&cfg);
+	if (remote)
+		return remote_engine_running(resource_id, config_file, pid);
 	state = ferry__state_dir(res);
 	path = state ? ferry__asprintf("%s/ferryd.pid", state) : NULL;
 	free(state);

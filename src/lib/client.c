@@ -20,6 +20,7 @@
 #include "config.h"
 #include "internal.h"
 #include "proto.h"
+#include "start.h"
 #include "util.h"
 
 extern char **environ;
@@ -40,110 +41,6 @@ static void sleep_s(double s)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-/* The ferryd to start: $FERRYD, next to this program, installed, or PATH. */
-static char *find_ferryd(void)
-{
-	const char *env = getenv("FERRYD");
-	char self[PATH_MAX], *slash, *p;
-	ssize_t n;
-
-	if (env && *env)
-		return strdup(env);
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			p = ferry__asprintf("%s/ferryd", self);
-			if (p && access(p, X_OK) == 0)
-				return p;
-			free(p);
-		}
-	}
-	if (access(FERRYD_INSTALLED, X_OK) == 0)
-		return strdup(FERRYD_INSTALLED);
-	return strdup("ferryd");
-}
-
-/* Starts the engine; returns once it listens (or failed, with a message). */
-static int start_engine(struct ferry_conn *c)
-{
-	char *exe = find_ferryd(), msg[768];
-	char *argv[] = {exe,	   "--resource", c->resource, c->config ? "--config" : NULL,
-			c->config, NULL};
-	posix_spawn_file_actions_t fa;
-	int p[2] = {-1, -1}, rc, status = 0;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
-
-	if (!exe)
-		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		free(exe);
-		return ferry__seterr(c, FERRY_ECONNECT, "cannot create a pipe: %s",
-				     strerror(errno));
-	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	rc = posix_spawnp(&pid, exe, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[1]);
-	if (rc) {
-		close(p[0]);
-		rc = ferry__seterr(c, FERRY_ECONNECT, "cannot start the engine '%s': %s", exe,
-				   strerror(rc));
-		free(exe);
-		return rc;
-	}
-	/* the engine's first process exits once the engine listens */
-	while (got < sizeof(msg) - 1 && (n = read(p[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		got += (size_t)n;
-	}
-	msg[got] = '\0';
-	close(p[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		/* killed while starting (ferryd exits 3 then): worth another try */
-		int transient = !WIFEXITED(status) || WEXITSTATUS(status) == 3;
-		while (got && (msg[got - 1] == '\n'))
-			msg[--got] = '\0';
-		ferry__seterr(c, FERRY_ECONNECT, "cannot start the engine '%s': %s", exe,
-			      got ? msg : "it failed without a message");
-		free(exe);
-		return transient ? FERRY_EAGAIN : FERRY_ECONNECT;
-	}
-	free(exe);
-	return 0;
-}
-
-static int connect_socket(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	return fd;
 }
 
 /* send(2) with MSG_NOSIGNAL: a dead engine must not kill the caller with SIGPIPE. */
@@ -174,25 +71,51 @@ static int send_frame(int fd, json_t *req)
 	return rc;
 }
 
+/*
+ * Reads len bytes of a reply. A remote link that stays silent for silence_s
+ * (the request's own time plus a margin) is taken for dead, whatever ssh
+ * thinks: that is the protocol's own check of the link.
+ */
+static int conn_read(struct ferry_conn *c, void *buf, size_t len, double silence_s)
+{
+	if (c->cfg.host)
+		return ferry__ssh_read(c, buf, len, silence_s);
+	return ferry__read_all(c->fd, buf, len) ? FERRY_EIO : 0;
+}
+
 /* Reads one reply frame. FERRY_EIO when the connection broke. */
-static int recv_frame(struct ferry_conn *c, json_t **reply, void **bin, size_t *binlen)
+static int recv_frame(struct ferry_conn *c, json_t **reply, void **bin, size_t *binlen,
+		      double silence_s, int first)
 {
 	unsigned char hdr[FERRY_FRAME_HDR];
 	struct ferry_frame_hdr h;
 	const char *why;
 	char *body, err[256];
+	int rc;
 
-	if (ferry__read_all(c->fd, hdr, sizeof(hdr)))
-		return FERRY_EIO;
+	if (first && c->cfg.host) {
+		/* a login shell that prints something breaks the protocol: say so */
+		rc = conn_read(c, hdr, 4, silence_s);
+		if (rc)
+			return rc;
+		if (memcmp(hdr, FERRY_MAGIC, 4))
+			return ferry__ssh_unclean(c, hdr, 4);
+		rc = conn_read(c, hdr + 4, sizeof(hdr) - 4, silence_s);
+	} else {
+		rc = conn_read(c, hdr, sizeof(hdr), silence_s);
+	}
+	if (rc)
+		return rc;
 	if (ferry__hdr_decode(hdr, &h, &why) || h.type != FERRY_FRAME_REPLY)
 		return ferry__seterr(c, FERRY_EPROTO, "bad reply from the engine: %s",
 				     h.type != FERRY_FRAME_REPLY ? "not a reply" : why);
 	body = malloc(h.body_len + 1);
 	if (!body)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	if (ferry__read_all(c->fd, body, h.body_len)) {
+	rc = conn_read(c, body, h.body_len, silence_s);
+	if (rc) {
 		free(body);
-		return FERRY_EIO;
+		return rc;
 	}
 	*reply = ferry__json_parse(body, h.json_len, err, sizeof(err));
 	if (!*reply) {
@@ -219,103 +142,104 @@ static int reply_error(struct ferry_conn *c, json_t *reply)
 	const char *msg = json_string_value(json_object_get(reply, "message"));
 	int rc = json_is_integer(code) ? (int)json_integer_value(code) : FERRY_EPROTO;
 
-	if (rc >= 0 || rc < FERRY_EINTERNAL)
+	if (rc >= 0 || rc < FERRY_EAUTH)
 		rc = FERRY_EPROTO;
 	return ferry__seterr(c, rc, "%s", msg ? msg : ferry_strerror(rc));
 }
+
+/* How long a remote handshake may stay silent (ssh, login, engine start). */
+#define HANDSHAKE_SILENCE_S 60.0
+/* Beyond a request's own time, how long a remote reply may keep us waiting. */
+#define REPLY_MARGIN_S 30.0
+/* A remote wait is sent in slices this long, so that silence means a dead link. */
+#define WAIT_SLICE_S 10.0
 
 static int handshake(struct ferry_conn *c)
 {
 	json_t *hello = json_pack("{s:s,s:i,s:s}", "op", "hello", "version", FERRY_PROTO_VERSION,
 				  "client", "libferry " FERRY_VERSION);
-	json_t *reply = NULL;
+	json_t *reply = NULL, *expect;
 	int rc;
 
 	if (!hello)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if (c->cfg.host) {
+		/* the remote engine must be the one this configuration describes */
+		expect = json_array();
+		for (size_t i = 0; expect && c->sets && c->sets[i]; i++)
+			json_array_append_new(expect, json_string(c->sets[i]));
+		if (!expect || json_object_set_new(hello, "expect", expect)) {
+			json_decref(hello);
+			return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		}
+	}
 	rc = send_frame(c->fd, hello);
 	json_decref(hello);
 	/* even when the send failed, the engine may have said why it refused us */
 	if (!rc || rc == FERRY_EIO)
-		rc = recv_frame(c, &reply, NULL, NULL);
-	if (rc == FERRY_EIO)
-		return FERRY_EIO;
+		rc = recv_frame(c, &reply, NULL, NULL, HANDSHAKE_SILENCE_S, 1);
 	if (rc)
 		return rc;
 	if (!json_is_true(json_object_get(reply, "ok")))
 		rc = reply_error(c, reply);
+	else
+		c->engine_pid = (long)json_integer_value(json_object_get(reply, "pid"));
 	json_decref(reply);
+	return rc;
+}
+
+static int open_local(struct ferry_conn *c)
+{
+	/* a starting engine gets 10 s to listen, or less when the caller said so */
+	double budget = c->retry_budget_s < 1 ? 1 : c->retry_budget_s < 10 ? c->retry_budget_s : 10;
+	double until = ferry__mono() + budget;
+	int rc;
+
+	for (;;) {
+		rc = ferry__engine_connect(c->resource, c->config, NULL, until - ferry__mono(),
+					   &c->fd, c->errmsg, sizeof(c->errmsg));
+		if (rc)
+			return rc;
+		rc = handshake(c);
+		if (!rc)
+			return 0;
+		ferry__close(c);
+		if (rc != FERRY_EIO)
+			return rc;
+		/* the engine died under us (or is being restarted): start over */
+		if (ferry__mono() > until)
+			return ferry__seterr(c, FERRY_ECONNECT,
+					     "the engine of resource '%s' closed the connection",
+					     c->resource);
+		sleep_s(0.05);
+	}
+}
+
+static int open_remote(struct ferry_conn *c)
+{
+	int rc = ferry__ssh_spawn(c);
+
+	if (rc)
+		return rc;
+	rc = handshake(c);
+	if (rc == FERRY_EIO) /* ssh or the bridge ended: find out why */
+		rc = ferry__ssh_failure(c);
+	if (rc)
+		ferry__close(c);
 	return rc;
 }
 
 int ferry__open(struct ferry_conn *c)
 {
-	char *state = ferry__state_dir(c->resource), *sock;
-	int fd, rc;
-	double until;
-
-	if (!state)
-		return ferry__seterr(c, FERRY_ECONFIG,
-				     "neither XDG_STATE_HOME nor HOME is an absolute path");
-	sock = ferry__asprintf("%s/ferryd.sock", state);
-	free(state);
-	if (!sock)
-		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	/* a starting engine gets 10 s to listen, or less when the caller said so */
-	until = ferry__mono() + (c->retry_budget_s < 1	  ? 1
-				 : c->retry_budget_s < 10 ? c->retry_budget_s
-							  : 10);
-again:
-	for (double pause = 0.01;; pause = pause < 0.2 ? pause * 2 : pause) {
-		fd = connect_socket(sock);
-		if (fd >= 0)
-			break;
-		if (fd != -ENOENT && fd != -ECONNREFUSED) {
-			rc = ferry__seterr(c, fd == -EACCES ? FERRY_EPERM : FERRY_ECONNECT,
-					   "cannot connect to '%s': %s", sock, strerror(-fd));
-			free(sock);
-			return rc;
-		}
-		/*
-		 * No engine listens: start one, again after each refusal (the one
-		 * started may have been killed since). A ferryd that finds another
-		 * holding the lock exits at once, and that one is about to listen.
-		 */
-		rc = start_engine(c);
-		if (rc && rc != FERRY_EAGAIN) {
-			free(sock);
-			return rc;
-		}
-		if (ferry__mono() > until) {
-			if (!rc)
-				ferry__seterr(c, FERRY_ECONNECT,
-					      "the engine does not answer on '%s': %s", sock,
-					      strerror(-fd));
-			free(sock);
-			return FERRY_ECONNECT;
-		}
-		if (rc || pause > 0.01)
-			sleep_s(pause);
-	}
-	c->fd = fd;
-	rc = handshake(c);
-	if (rc)
-		ferry__close(c);
-	if (rc == FERRY_EIO) {
-		/* the engine died under us (or is being restarted): start over */
-		if (ferry__mono() <= until) {
-			sleep_s(0.05);
-			goto again;
-		}
-		rc = ferry__seterr(c, FERRY_ECONNECT, "the engine on '%s' closed the connection",
-				   sock);
-	}
-	free(sock);
-	return rc;
+	return c->cfg.host ? open_remote(c) : open_local(c);
 }
 
 void ferry__close(struct ferry_conn *c)
 {
+	if (c->cfg.host) {
+		ferry__ssh_close(c);
+		return;
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -332,11 +256,21 @@ static int lost(struct ferry_conn *c)
 			     c->resource, c->retry_budget_s, why);
 }
 
+static int is_timeout(json_t *reply)
+{
+	json_t *code = json_object_get(reply, "code");
+
+	return !json_is_true(json_object_get(reply, "ok")) && json_is_integer(code) &&
+	       json_integer_value(code) == FERRY_ETIMEDOUT;
+}
+
 int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
 		size_t *binlen)
 {
-	double give_up = ferry__mono() + c->retry_budget_s, pause = 0.05;
-	int rc, reconnecting = 0;
+	/* the budget runs from the loss, not from the call: a wait may last hours */
+	double give_up = 0, pause = 0.05, silence = 0;
+	const char *op = json_string_value(json_object_get(req, "op"));
+	int rc, reconnecting = 0, sliced = 0;
 
 	c->errmsg[0] = '\0';
 	c->replayed = 0;
@@ -349,16 +283,34 @@ int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **rep
 				return lost(c);
 			goto retry;
 		}
-		if (deadline > 0) {
-			double left = deadline - ferry__mono();
-			json_object_set_new(req, "timeout", json_real(left > 0 ? left : 0));
-		}
+		double left = deadline > 0 ? deadline - ferry__mono() : -1;
+		if (left < 0 && deadline > 0)
+			left = 0;
+		sliced =
+		    c->cfg.host && op && !strcmp(op, "wait") && (left < 0 || left > WAIT_SLICE_S);
+		if (sliced)
+			left = WAIT_SLICE_S;
+		if (left >= 0)
+			json_object_set_new(req, "timeout", json_real(left));
+		silence = (left > 0 ? left : 0) + REPLY_MARGIN_S;
 		rc = send_frame(c->fd, req);
 		if (!rc)
-			rc = recv_frame(c, reply, bin, binlen);
+			rc = recv_frame(c, reply, bin, binlen, silence, 0);
+		if (!rc && sliced && is_timeout(*reply)) {
+			/* a slice of a longer wait ran out: wait on */
+			json_decref(*reply);
+			*reply = NULL;
+			reconnecting = 0;
+			pause = 0.05;
+			continue;
+		}
 		if (rc != FERRY_EIO)
 			break;
+		if (c->cfg.host && !c->errmsg[0] && c->ssh_pid > 0)
+			ferry__ssh_failure(c); /* why the link broke, for the final message */
 		ferry__close(c); /* the engine died or restarted: replay on a new one */
+		if (!reconnecting)
+			give_up = ferry__mono() + c->retry_budget_s;
 		reconnecting = 1;
 		c->replayed = 1;
 		if (ferry__mono() > give_up)

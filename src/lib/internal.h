@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "cfg.h"
 #include "ferry.h"
@@ -27,6 +28,17 @@ struct ferry_conn {
 	char *password;
 	struct ferry_resource_cfg cfg;
 	int fd;
+	/* a remote resource's connection: the ssh process and what it printed */
+	pid_t ssh_pid;
+	int ssh_err;	       /* read end of ssh's stderr, nonblocking; -1 */
+	int askpass;	       /* listening socket of the askpass helper; -1 */
+	int askpass_served;    /* the password was given to this ssh */
+	char ssh_errbuf[2048]; /* the last bytes ssh wrote to stderr */
+	size_t ssh_errlen;
+	char **sets;	       /* engine settings the remote engine must have */
+	int no_start;	       /* only reach a running engine (ferry_engine_running) */
+	int ssh_exit;	       /* exit status of the last ssh that ended; -1 */
+	long engine_pid;       /* from the engine's hello */
 	double retry_budget_s; /* how long a call may spend reconnecting */
 	int replayed;	       /* the last call was sent again after a reconnect */
 	struct out_cursor *cursors;
@@ -51,5 +63,17 @@ void ferry__close(struct ferry_conn *c);
  */
 int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
 		size_t *binlen);
+
+/* ssh.c: the transport of a resource with a host (see there). */
+/* Starts ssh running `ferry bridge`; sets c->fd. 0 or a code with the message. */
+int ferry__ssh_spawn(struct ferry_conn *c);
+/* Reads exactly len bytes; FERRY_EIO at EOF or after silence_s without a byte. */
+int ferry__ssh_read(struct ferry_conn *c, void *buf, size_t len, double silence_s);
+/* The link's first bytes were not a frame: reports what the remote shell printed. */
+int ferry__ssh_unclean(struct ferry_conn *c, const unsigned char *start, size_t len);
+/* After ssh ended or the link broke: closes, reaps, and sets why (the code). */
+int ferry__ssh_failure(struct ferry_conn *c);
+/* Ends the ssh process and frees the transport. */
+void ferry__ssh_close(struct ferry_conn *c);
 
 #endif

@@ -1,0 +1,229 @@
+/*
+ * start.c - reaching this host's engine of a resource: its Unix socket,
+ * and the engine started on demand. Shared by libferry (local resources)
+ * and `ferry bridge` (the far end of an ssh connection).
+ */
+#include "start.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ferry.h"
+#include "util.h"
+
+extern char **environ;
+
+char *ferry__find_program(const char *envvar, const char *name, const char *installed)
+{
+	const char *env = envvar ? getenv(envvar) : NULL;
+	char self[PATH_MAX], *slash, *p;
+	ssize_t n;
+
+	if (env && *env)
+		return strdup(env);
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			p = ferry__asprintf("%s/%s", self, name);
+			if (p && access(p, X_OK) == 0)
+				return p;
+			free(p);
+		}
+	}
+	if (installed && access(installed, X_OK) == 0)
+		return strdup(installed);
+	return strdup(name);
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (time_t)s) * 1e9)};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* argv of ferryd: the program, --resource R, [--config F], --set S..., NULL. */
+static char **engine_argv(char *exe, const char *resource, const char *config,
+			  const char *const *sets)
+{
+	size_t n = 0, nsets = 0;
+	char **argv;
+
+	while (sets && sets[nsets])
+		nsets++;
+	argv = calloc(6 + 2 * nsets, sizeof(*argv));
+	if (!argv)
+		return NULL;
+	argv[n++] = exe;
+	argv[n++] = (char *)"--resource";
+	argv[n++] = (char *)resource;
+	if (config) {
+		argv[n++] = (char *)"--config";
+		argv[n++] = (char *)config;
+	}
+	for (size_t i = 0; i < nsets; i++) {
+		argv[n++] = (char *)"--set";
+		argv[n++] = (char *)sets[i];
+	}
+	return argv;
+}
+
+/* Reads what the engine's first process says before it exits. */
+static void read_msg(int fd, char *msg, size_t cap)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < cap - 1 && (n = read(fd, msg + got, cap - 1 - got)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		got += (size_t)n;
+	}
+	while (got && msg[got - 1] == '\n')
+		got--;
+	msg[got] = '\0';
+}
+
+int ferry__start_engine(const char *resource, const char *config, const char *const *sets,
+			char *err, size_t errlen)
+{
+	char *exe = ferry__find_program("FERRYD", "ferryd", FERRYD_INSTALLED), msg[768];
+	char **argv = exe ? engine_argv(exe, resource, config, sets) : NULL;
+	posix_spawn_file_actions_t fa;
+	int p[2] = {-1, -1}, rc, status = 0;
+	pid_t pid;
+
+	if (!argv) {
+		snprintf(err, errlen, "out of memory");
+		rc = FERRY_ENOMEM;
+		goto out;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+		rc = FERRY_ECONNECT;
+		goto out;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+	rc = posix_spawnp(&pid, exe, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (rc) {
+		close(p[0]);
+		snprintf(err, errlen, "cannot start the engine '%s': %s", exe, strerror(rc));
+		rc = FERRY_ECONNECT;
+		goto out;
+	}
+	/* the engine's first process exits once the engine listens */
+	read_msg(p[0], msg, sizeof(msg));
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	rc = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(err, errlen, "cannot start the engine '%s': %s", exe,
+			 msg[0] ? msg : "it failed without a message");
+		/* killed while starting (ferryd exits 3 then): worth another try */
+		rc = !WIFEXITED(status) || WEXITSTATUS(status) == 3 ? FERRY_EAGAIN : FERRY_ECONNECT;
+	}
+out:
+	free(argv);
+	free(exe);
+	return rc;
+}
+
+static int connect_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+int ferry__engine_connect(const char *resource, const char *config, const char *const *sets,
+			  double budget_s, int *fdp, char *err, size_t errlen)
+{
+	char *state = ferry__state_dir(resource), *sock;
+	double until = ferry__mono() + budget_s;
+	int fd, rc;
+
+	*fdp = -1;
+	if (!state) {
+		snprintf(err, errlen, "neither XDG_STATE_HOME nor HOME is an absolute path");
+		return FERRY_ECONFIG;
+	}
+	sock = ferry__asprintf("%s/ferryd.sock", state);
+	free(state);
+	if (!sock) {
+		snprintf(err, errlen, "out of memory");
+		return FERRY_ENOMEM;
+	}
+	for (double pause = 0.01;; pause = pause < 0.2 ? pause * 2 : pause) {
+		fd = connect_socket(sock);
+		if (fd >= 0)
+			break;
+		if (fd != -ENOENT && fd != -ECONNREFUSED) {
+			snprintf(err, errlen, "cannot connect to '%s': %s", sock, strerror(-fd));
+			rc = fd == -EACCES ? FERRY_EPERM : FERRY_ECONNECT;
+			goto out;
+		}
+		if (budget_s < 0) {
+			snprintf(err, errlen, "the engine of resource '%s' is not running",
+				 resource);
+			rc = FERRY_ECONNECT;
+			goto out;
+		}
+		/*
+		 * No engine listens: start one, again after each refusal (the one
+		 * started may have been killed since). A ferryd that finds another
+		 * holding the lock exits at once, and that one is about to listen.
+		 */
+		rc = ferry__start_engine(resource, config, sets, err, errlen);
+		if (rc && rc != FERRY_EAGAIN)
+			goto out;
+		if (ferry__mono() > until) {
+			if (!rc)
+				snprintf(err, errlen, "the engine does not answer on '%s': %s",
+					 sock, strerror(-fd));
+			rc = FERRY_ECONNECT;
+			goto out;
+		}
+		if (rc || pause > 0.01)
+			sleep_s(pause);
+	}
+	*fdp = fd;
+	rc = 0;
+out:
+	free(sock);
+	return rc;
+}
