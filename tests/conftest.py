@@ -29,6 +29,9 @@ FERRY_BIN = os.path.join(BUILD_DIR, "ferry")
 FERRYD_BIN = os.path.join(BUILD_DIR, "ferryd")
 
 DEFAULT_CONFIG = "[local]\nscheduler = local\nslots = 2\n"
+SSHD_DIR = os.environ.get("SSHD_TEST_DIR", "/tmp/ferry-sshd")
+SSHD_START = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sshd", "start-sshd.sh")
+ASKPASS_BIN = os.path.join(BUILD_DIR, "ferry-askpass")
 
 # Field names of the job object of docs/protocol.md.
 JOB_FIELDS = [
@@ -281,11 +284,34 @@ class RawConn:
 # ------------------------------------------------------------ the fixture
 
 
-class Ferry:
-    """One isolated ferry world: own state/config/home dirs and engine."""
+def remote_section(name, base, sshd, login="root", extra_ssh="", **keys):
+    """A [name] section that reaches this host's test sshd as login. The
+    engine there gets this test's XDG directories (ssh SetEnv), so that it
+    is this test's engine; ControlMaster makes the many CLI calls cheap."""
+    # one option per line: inih cuts lines at 200 bytes, continuation lines add up
+    opts = [f"-i {sshd['SSH_TEST_KEY']} -o IdentitiesOnly=yes",
+            f"-o UserKnownHostsFile={sshd['SSH_TEST_KNOWN_HOSTS']}",
+            f"-o \"SetEnv=XDG_STATE_HOME={base}/state XDG_CONFIG_HOME={base}/config\"",
+            f"-o ControlMaster=auto -o ControlPath={base}/cm-%C -o ControlPersist=20"]
+    if extra_ssh:
+        opts.append(extra_ssh)
+    lines = [f"[{name}]", f"host = {sshd['SSH_TEST_HOST']}", f"port = {sshd['SSH_TEST_PORT']}",
+             f"login = {login}", f"remote_command = {FERRY_BIN}",
+             "ssh_options = " + "\n    ".join(opts)]
+    lines += [f"{k} = {v}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
 
-    def __init__(self, base, resource="local"):
+
+class Ferry:
+    """One isolated ferry world: own state/config/home dirs and engine.
+    With sshd (the info of the test sshd), the CLI's default resource is
+    "remote": this host's engine reached through ssh as root."""
+
+    def __init__(self, base, resource="local", sshd=None):
         self.base = base
+        self.sshd = sshd
+        if sshd:
+            resource = "remote"
         self.resource = resource
         self.state_home = os.path.join(base, "state")
         self.config_home = os.path.join(base, "config")
@@ -309,6 +335,9 @@ class Ferry:
                                             if env.get("LD_LIBRARY_PATH") else ""),
             "LC_ALL": "C.UTF-8",
         })
+        if sshd:
+            env["FERRY_RESOURCE"] = "remote"
+            env["FERRY_ASKPASS"] = ASKPASS_BIN
         self.env = env
         self.config(DEFAULT_CONFIG)
 
@@ -334,6 +363,8 @@ class Ferry:
         return os.path.join(self.work, *parts)
 
     def config(self, text):
+        if self.sshd:  # the remote resource stays defined whatever a test writes
+            text += "\n" + remote_section("remote", self.base, self.sshd, slots=2)
         os.makedirs(os.path.dirname(self.config_path), exist_ok=True)
         with open(self.config_path, "w") as f:
             f.write(text)
@@ -447,6 +478,43 @@ def _check_build():
 
 def new_base(prefix="fy-"):
     return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+
+
+def ferry_world(request, transport):
+    """A Ferry for the transport ("local" or "ssh"), cleaned up at the end."""
+    _check_build()
+    base = new_base()
+    f = Ferry(base, sshd=request.getfixturevalue("sshd") if transport == "ssh" else None)
+    request.addfinalizer(lambda: (f.cleanup(), os.environ.get("FERRY_TEST_KEEP") or
+                                  shutil.rmtree(base, ignore_errors=True)))
+    return f
+
+
+def _load_env_sh(path):
+    info = {}
+    with open(path) as f:
+        for line in f:
+            if line.startswith("export ") and "=" in line:
+                k, v = line[len("export "):].strip().split("=", 1)
+                info[k] = v
+    return info
+
+
+@pytest.fixture(scope="session")
+def sshd():
+    """The test sshd of tests/sshd/start-sshd.sh (with its network
+    namespace), started once for all workers; scripts/test stops it."""
+    import fcntl
+    if os.geteuid() != 0:
+        pytest.fail("the ssh tests need root (they start their own sshd)", pytrace=False)
+    os.makedirs(SSHD_DIR, exist_ok=True)
+    with open(os.path.join(SSHD_DIR, ".start.lock"), "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        cp = subprocess.run(["bash", SSHD_START, "--netns"], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, SSHD_TEST_DIR=SSHD_DIR))
+        if cp.returncode != 0:
+            pytest.fail(f"cannot start the test sshd:\n{cp.stdout}\n{cp.stderr}", pytrace=False)
+    return _load_env_sh(os.path.join(SSHD_DIR, "env.sh"))
 
 
 @pytest.fixture

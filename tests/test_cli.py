@@ -1,4 +1,6 @@
-"""End-to-end tests of the `ferry` CLI against a real local engine."""
+"""End-to-end tests of the `ferry` CLI against a real engine, run twice: on
+the local socket, and through ssh to the test sshd (transport "ssh"), where
+the same engine is reached with `ssh host ferry bridge`."""
 import json
 import os
 import re
@@ -9,8 +11,13 @@ import time
 
 import pytest
 
-from conftest import (JOB_FIELDS, live_pids_in_pgroup, pid_alive, poll,
+from conftest import (JOB_FIELDS, ferry_world, live_pids_in_pgroup, pid_alive, poll,
                       proc_comm, proc_environ, proc_pgid, wait_dead)
+
+
+@pytest.fixture(params=["local", "ssh"])
+def ferry(request):
+    return ferry_world(request, request.param)
 
 
 def read(path):
@@ -410,7 +417,7 @@ def test_info_json_fields(ferry):
     assert j["exit_value"] == 0 and j["signal"] == 0
     assert j["cpus"] == 1 and j["walltime_s"] == 60 and j["memory_mb"] == 0
     assert j["disposal_timeout_hours"] == 168
-    assert j["backend"] == "local" and j["resource"] == "local"
+    assert j["backend"] == "local" and j["resource"] == ferry.resource
     assert j["join_stderrout"] is False
     assert "A=1" in j["env"]
     for k in ("submitted_at", "started_at", "ended_at"):

@@ -2,6 +2,7 @@
 #include "cfg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdio.h>
@@ -113,6 +114,15 @@ static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v,
 	    {"ssh_options", offsetof(struct ferry_resource_cfg, ssh_options)},
 	    {"drmaa_library", offsetof(struct ferry_resource_cfg, drmaa_library)},
 	};
+	if (!strcmp(key, "ssh_options") && r->ssh_options) {
+		/* an indented continuation line (or a repeat) adds options */
+		char *joined = ferry__asprintf("%s %s", r->ssh_options, v);
+		if (!joined)
+			return -1;
+		free(r->ssh_options);
+		r->ssh_options = joined;
+		return 0;
+	}
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(strs); i++)
 		if (!strcmp(key, strs[i].key))
 			return set_str((char **)((char *)r + strs[i].off), v);
@@ -153,19 +163,101 @@ fail:
 	return 0;
 }
 
+#define CONFIG_MAX (1 << 20)
+/* Debian's inih reads lines into 200 bytes and parses the rest as a new line. */
+#define INIH_MAX_LINE 200
+
+/* Reads a whole configuration file (symlinks followed, as dotfiles often are). */
+static int read_config(const char *path, char **out)
+{
+	char *buf = malloc(CONFIG_MAX + 1);
+	size_t used = 0;
+	ssize_t n;
+	int fd, e = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		e = -errno;
+		free(buf);
+		return e;
+	}
+	while ((n = read(fd, buf + used, CONFIG_MAX + 1 - used)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			e = -errno;
+			break;
+		}
+		used += (size_t)n;
+		if (used > CONFIG_MAX) {
+			e = -EFBIG;
+			break;
+		}
+	}
+	close(fd);
+	if (e) {
+		free(buf);
+		return e;
+	}
+	buf[used] = '\0';
+	*out = buf;
+	return 0;
+}
+
+/* The number of the first line inih would cut, or 0. */
+static int long_line(const char *text)
+{
+	int n = 1;
+
+	for (const char *p = text; *p; n++) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len && p[len - 1] == '\r')
+			len--;
+		if (len > INIH_MAX_LINE - 2)
+			return n;
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	return 0;
+}
+
 int ferry__cfg_parse(const char *path, const char *text, struct ferry_cfg *cfg, char *err,
 		     size_t errlen)
 {
 	struct parse_state st = {.cfg = cfg};
 	int line;
 
+	char *owned = NULL;
+	int e;
+
 	memset(cfg, 0, sizeof(*cfg));
-	line = text ? ini_parse_string(text, handler, &st) : ini_parse(path, handler, &st);
+	if (!text) {
+		e = read_config(path, &owned);
+		if (e < 0) {
+			snprintf(err, errlen, "cannot open '%s': %s", path,
+				 e == -EFBIG ? "larger than 1 MiB" : strerror(-e));
+			return -1;
+		}
+		text = owned;
+	}
+	line = long_line(text);
+	if (line > 0) {
+		snprintf(err, errlen,
+			 "%s:%d: line longer than %d characters (continue a value on indented "
+			 "lines)",
+			 path, line, INIH_MAX_LINE - 2);
+		free(owned);
+		return -1;
+	}
+	line = ini_parse_string(text, handler, &st);
+	free(owned);
 	if (line == 0)
 		return 0;
-	if (line == -1)
-		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
-	else if (line == -2)
+	if (line == -2)
 		snprintf(err, errlen, "%s: out of memory", path);
 	else
 		snprintf(err, errlen, "%s:%d: %s", path, line, st.msg[0] ? st.msg : "syntax error");

@@ -143,6 +143,11 @@ ClientAliveCountMax ${SSHD_TEST_CLIENT_ALIVE_COUNT:-3}
 AcceptEnv LANG LC_* XDG_STATE_HOME XDG_CONFIG_HOME FERRY*
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
+# root's ~/.bashrc on these machines runs pyenv (0.6 s per session, which bash sources for
+# ssh commands); a shell level of 2 makes bash skip it. The startup files of a remote
+# account are tested with $BUSER instead, whose banner must be seen.
+Match User root
+  SetEnv SHLVL=1
 EOF
   "$SSHD" -t -f "$DIR/sshd_${n}.conf" || die "sshd -t rejected $DIR/sshd_${n}.conf"
 }
