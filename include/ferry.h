@@ -340,6 +340,13 @@ int ferry_shutdown_engine(ferry_conn *conn);
  */
 int ferry_engine_running(const char *resource_id, const char *config_file, long *pid);
 
+/*
+ * Same, and on failure writes the detailed message (what ferry_errmsg()
+ * would say) to msg (msglen bytes, NUL-terminated; msg may be NULL).
+ */
+int ferry_engine_status(const char *resource_id, const char *config_file, long *pid, char *msg,
+			size_t msglen);
+
 /* Resource name this connection is bound to ("local", ...). Owned by conn. */
 const char *ferry_resource(const ferry_conn *conn);
 

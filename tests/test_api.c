@@ -19,6 +19,7 @@
 
 static ferry_conn *conn;
 static char tmpdir[256];
+static const char *resource; /* $FERRY_TEST_RESOURCE: NULL (local) or one reached by ssh */
 
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
@@ -528,12 +529,12 @@ static void t_reconnect(void)
 	ferry_job_id id = submit_argv(argv, NULL);
 	long pid = 0;
 
-	CHECK(ferry_engine_running(NULL, NULL, &pid) == 1 && pid > 0);
+	CHECK(ferry_engine_running(resource, NULL, &pid) == 1 && pid > 0);
 	CHECK(kill((pid_t)pid, SIGKILL) == 0);
 	sleep_ms(200);
 	wait_one(id);
 	CHECK(status_of(id) == FERRY_DONE);
-	CHECK(ferry_engine_running(NULL, NULL, &pid) == 1);
+	CHECK(ferry_engine_running(resource, NULL, &pid) == 1);
 }
 
 static void t_disconnected(void)
@@ -545,13 +546,17 @@ static void t_disconnected(void)
 	CHECK(ferry_set_timeout(conn, -1) == FERRY_EINVAL);
 	OK(ferry_set_timeout(conn, 1.5));
 	OK(ferry_ping(conn));
-	CHECK(ferry_engine_running(NULL, NULL, &pid) == 1);
-	setenv("FERRYD", "/nonexistent/ferryd", 1);
+	CHECK(ferry_engine_running(resource, NULL, &pid) == 1);
+	/* locally no engine can start; remotely, no ssh can run */
+	if (resource)
+		setenv("PATH", "/nonexistent", 1);
+	else
+		setenv("FERRYD", "/nonexistent/ferryd", 1);
 	CHECK(kill((pid_t)pid, SIGKILL) == 0);
 	t0 = time(NULL);
 	CHECK(ferry_ping(conn) == FERRY_EDISCONNECTED);
 	CHECK(time(NULL) - t0 < 10);
-	CHECK(strstr(ferry_errmsg(conn), "/nonexistent/ferryd"));
+	CHECK(strstr(ferry_errmsg(conn), resource ? "cannot run 'ssh'" : "/nonexistent/ferryd"));
 }
 
 static const struct {
@@ -596,10 +601,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	snprintf(tmpdir, sizeof(tmpdir), "%s", t);
+	resource = getenv("FERRY_TEST_RESOURCE");
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
 		if (strcmp(argv[1], tests[i].name))
 			continue;
-		if (ferry_connect(NULL, NULL, NULL, NULL, &conn)) {
+		if (ferry_connect(resource, NULL, NULL, NULL, &conn)) {
 			fprintf(stderr, "connect: %s\n", ferry_errmsg(conn));
 			return 1;
 		}

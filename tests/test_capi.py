@@ -1,4 +1,5 @@
-"""The C API tests (tests/test_api.c), one engine per test."""
+"""The C API tests (tests/test_api.c), one engine per test, on the local
+socket and through ssh (the test sshd, as root, to this host's engine)."""
 import os
 import signal
 import subprocess
@@ -6,6 +7,8 @@ import tempfile
 import time
 
 import pytest
+
+from conftest import kill_procs_mentioning, remote_section
 
 BUILD = os.environ.get("FERRY_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "build"))
 BUILD = os.path.abspath(BUILD)
@@ -19,8 +22,8 @@ def _names():
     return out.stdout.split()
 
 
-def _stop_engine(state):
-    pidfile = os.path.join(state, "ferry", "local", "ferryd.pid")
+def _stop_engine(state, resource):
+    pidfile = os.path.join(state, "ferry", resource, "ferryd.pid")
     try:
         pid = int(open(pidfile).read())
     except (OSError, ValueError):
@@ -40,20 +43,28 @@ def _stop_engine(state):
     os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("transport", ["local", "ssh"])
 @pytest.mark.parametrize("name", _names())
-def test_capi(name):
+def test_capi(request, name, transport):
     assert os.path.exists(TEST_API), f"build the project first: {TEST_API} is missing"
-    with tempfile.TemporaryDirectory(prefix="ferry-capi-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ferry-capi-", dir="/tmp") as tmp:
         state, cfg, work = (os.path.join(tmp, d) for d in ("state", "config", "work"))
         os.makedirs(os.path.join(cfg, "ferry"))
         os.makedirs(work)
-        with open(os.path.join(cfg, "ferry", "ferry.conf"), "w") as f:
-            f.write("[local]\nscheduler = local\nslots = 2\n")
+        conf = "[local]\nscheduler = local\nslots = 2\n"
         env = dict(os.environ, XDG_STATE_HOME=state, XDG_CONFIG_HOME=cfg,
                    FERRYD=os.path.join(BUILD, "ferryd"), FERRY_TEST_TMP=work)
+        resource = "local"
+        if transport == "ssh":
+            resource = "remote"
+            conf += remote_section("remote", tmp, request.getfixturevalue("sshd"), slots=2)
+            env["FERRY_TEST_RESOURCE"] = resource
+        with open(os.path.join(cfg, "ferry", "ferry.conf"), "w") as f:
+            f.write(conf)
         try:
             r = subprocess.run([TEST_API, name], env=env, cwd=work, capture_output=True,
                                text=True, timeout=120)
         finally:
-            _stop_engine(state)
+            _stop_engine(state, resource)
+            kill_procs_mentioning(tmp)
         assert r.returncode == 0, f"test_api {name} failed:\n{r.stdout}\n{r.stderr}"

@@ -22,8 +22,9 @@
 
 #include <jansson.h>
 
-#include "ferry.h"
 #include "bridge.h"
+#include "cfg.h"
+#include "ferry.h"
 #include "util.h"
 
 /* Exit codes; documented in the --help text. */
@@ -56,6 +57,7 @@ enum {
 	OPT_BULK,
 	OPT_STDERR,
 	OPT_NO_START,
+	OPT_NO_CHECK,
 };
 
 /* Limits of the protocol (docs/protocol.md), checked here for clear messages. */
@@ -1671,9 +1673,11 @@ static int daemon_stop(struct ctx *c)
 	long pid = 0;
 	int rc;
 
-	rc = ferry_engine_running(c->resource, c->config, &pid);
+	char msg[1024];
+
+	rc = ferry_engine_status(c->resource, c->config, &pid, msg, sizeof(msg));
 	if (rc < 0) {
-		report(c, rc);
+		errorf(c, "%s", msg[0] ? msg : ferry_strerror(rc));
 		return CLI_ERR;
 	}
 	if (rc == 0) {
@@ -1691,11 +1695,11 @@ static int daemon_stop(struct ctx *c)
 	ferry_disconnect(c->conn);
 	c->conn = NULL;
 	deadline = ferry__mono() + STOP_TIMEOUT_S;
-	while ((rc = ferry_engine_running(c->resource, c->config, NULL)) == 1 &&
+	while ((rc = ferry_engine_status(c->resource, c->config, NULL, msg, sizeof(msg))) == 1 &&
 	       ferry__mono() < deadline)
 		sleep_s(STOP_POLL_S);
 	if (rc < 0) {
-		report(c, rc);
+		errorf(c, "%s", msg[0] ? msg : ferry_strerror(rc));
 		return CLI_ERR;
 	}
 	if (rc == 1) {
@@ -1709,10 +1713,11 @@ static int daemon_stop(struct ctx *c)
 static int daemon_status(const struct ctx *c)
 {
 	long pid = 0;
-	int rc = ferry_engine_running(c->resource, c->config, &pid);
+	char msg[1024];
+	int rc = ferry_engine_status(c->resource, c->config, &pid, msg, sizeof(msg));
 
 	if (rc < 0) {
-		report(c, rc);
+		errorf(c, "%s", msg[0] ? msg : ferry_strerror(rc));
 		return CLI_ERR;
 	}
 	if (rc == 0) {
@@ -1835,7 +1840,7 @@ static int cmd_ping(struct ctx *c, int argc, char **argv)
 	    {"count", required_argument, NULL, 'n'},
 	    {0},
 	};
-	double t, min = HUGE_VAL, max = 0, sum = 0;
+	double t, conn_t, min = HUGE_VAL, max = 0, sum = 0;
 	long long count = 1, i;
 	int rc;
 
@@ -1846,9 +1851,13 @@ static int cmd_ping(struct ctx *c, int argc, char **argv)
 		errorf(c, "unexpected argument '%s'", argv[optind]);
 		return usage_error(c);
 	}
-	/* Connecting may start the engine; that is not part of a round trip. */
+	/* Connecting (ssh, starting the engine) is reported apart from round trips. */
+	conn_t = ferry__mono();
 	if (ctx_connect(c) < 0)
 		return CLI_ERR;
+	conn_t = (ferry__mono() - conn_t) * 1e3;
+	if (!c->json)
+		printf("connected in %.1f ms\n", conn_t);
 	for (i = 0; i < count; i++) {
 		t = ferry__mono();
 		rc = ferry_ping(c->conn);
@@ -1857,15 +1866,139 @@ static int cmd_ping(struct ctx *c, int argc, char **argv)
 			report(c, rc);
 			return CLI_ERR;
 		}
-		printf("round trip: %.0f µs\n", t);
+		if (!c->json)
+			printf("round trip: %.0f µs\n", t);
 		min = t < min ? t : min;
 		max = t > max ? t : max;
 		sum += t;
+	}
+	if (c->json) {
+		json_t *o = json_pack("{s:s,s:f,s:I,s:f,s:f,s:f}", "resource", ferry_resource(c->conn),
+				      "connect_ms", conn_t, "count", (json_int_t)count, "min_us",
+				      min, "avg_us", sum / (double)count, "max_us", max);
+		rc = o ? print_json(c, o, JSON_COMPACT) : out_of_memory(c);
+		json_decref(o);
+		return rc;
 	}
 	if (count > 1)
 		printf("%lld pings: min %.0f µs, avg %.0f µs, max %.0f µs\n", count, min,
 		       sum / (double)count, max);
 	return CLI_OK;
+}
+
+/* One resource's line of `ferry resources`: where it is and whether its engine answers. */
+static json_t *resource_json(const struct ctx *c, const struct ferry_resource_cfg *r, int check)
+{
+	json_t *o = json_pack("{s:s,s:s}", "name", r->name, "scheduler",
+			      r->scheduler ? r->scheduler : "local");
+	long pid = 0;
+	int rc;
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "host", r->host ? json_string(r->host) : json_null());
+	if (r->port)
+		json_object_set_new(o, "port", json_integer(r->port));
+	if (r->login)
+		json_object_set_new(o, "login", json_string(r->login));
+	if (!check)
+		return o;
+	/* asks without starting anything: the bridge's --no-start over ssh */
+	char msg[1024];
+	rc = ferry_engine_status(r->name, c->config, &pid, msg, sizeof(msg));
+	json_object_set_new(o, "reachable", json_boolean(rc >= 0));
+	if (rc >= 0)
+		json_object_set_new(o, "engine_running", json_boolean(rc == 1));
+	if (rc == 1)
+		json_object_set_new(o, "pid", json_integer(pid));
+	if (rc < 0)
+		json_object_set_new(o, "error", json_string(msg[0] ? msg : ferry_strerror(rc)));
+	return o;
+}
+
+static void print_resource(const json_t *o)
+{
+	const char *host = json_string_value(json_object_get(o, "host"));
+	json_t *reach = json_object_get(o, "reachable");
+	char where[300], state[200];
+
+	snprintf(where, sizeof(where), "%s", host ? host : "this host");
+	if (!reach)
+		snprintf(state, sizeof(state), "-");
+	else if (!json_is_true(reach))
+		snprintf(state, sizeof(state), "unreachable: %s",
+			 json_string_value(json_object_get(o, "error")));
+	else if (json_is_true(json_object_get(o, "engine_running")))
+		snprintf(state, sizeof(state), "engine running (pid %lld)",
+			 (long long)json_integer_value(json_object_get(o, "pid")));
+	else
+		snprintf(state, sizeof(state), "reachable, engine not running");
+	printf("%-16s %-9s %-24s %s\n", json_string_value(json_object_get(o, "name")),
+	       json_string_value(json_object_get(o, "scheduler")), where, state);
+}
+
+static int resources_opt(struct ctx *c, void *data, int opt, const char *arg)
+{
+	int *check = data;
+
+	if (opt != OPT_NO_CHECK)
+		return usage_error(c);
+	*check = 0;
+	return CLI_OK;
+}
+
+static int cmd_resources(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"no-check", no_argument, NULL, OPT_NO_CHECK},
+	    {0},
+	};
+	struct ferry_cfg cfg = {0};
+	struct ferry_resource_cfg local = {.name = (char *)"local"};
+	char err[1024], *path;
+	json_t *all;
+	int check = 1, rc, has_local = 0;
+
+	rc = parse_opts(c, argc, argv, "h", opts, resources_opt, &check);
+	if (rc != CLI_OK)
+		return rc;
+	if (optind < argc) {
+		errorf(c, "unexpected argument '%s'", argv[optind]);
+		return usage_error(c);
+	}
+	path = c->config ? strdup(c->config) : ferry__default_config_path();
+	if (path && (c->config || access(path, F_OK) == 0)) {
+		if (ferry__cfg_parse(path, NULL, &cfg, err, sizeof(err)) < 0) {
+			errorf(c, "%s", err);
+			free(path);
+			return CLI_ERR;
+		}
+	}
+	free(path);
+	all = json_array();
+	for (int i = 0; all && i < cfg.nres; i++) {
+		has_local |= !strcmp(cfg.res[i].name, "local");
+		json_array_append_new(all, resource_json(c, &cfg.res[i], check));
+	}
+	/* "local" exists without a section: the embedded default */
+	if (all && !has_local)
+		json_array_insert_new(all, 0, resource_json(c, &local, check));
+	ferry__cfg_release(&cfg);
+	if (!all)
+		return out_of_memory(c);
+	if (c->json) {
+		rc = print_json(c, all, JSON_INDENT(2));
+	} else {
+		size_t i;
+		json_t *o;
+		printf("%-16s %-9s %-24s %s\n", "NAME", "SCHEDULER", "HOST", "STATE");
+		json_array_foreach(all, i, o) print_resource(o);
+		rc = CLI_OK;
+	}
+	json_decref(all);
+	return rc;
 }
 
 static int cmd_version(struct ctx *c, int argc, char **argv)
@@ -1951,6 +2084,15 @@ static const char daemon_help[] =
     "  stop    ask the engine to exit (jobs keep running)\n"
     "  status  tell whether it runs, without starting it (exit 3: not running)\n";
 
+static const char resources_help[] =
+    "Each resource of the configuration file (and the embedded \"local\"), where it\n"
+    "is, and whether its engine runs; a remote one is asked over ssh, which\n"
+    "starts nothing there.\n\n"
+    "Options:\n"
+    "      --no-check  do not contact the resources\n"
+    "      --json      an array of objects (name, scheduler, host, port, login,\n"
+    "                  reachable, engine_running, pid, error)\n";
+
 static const struct cmd commands[] = {
     {"submit", cmd_submit, "[OPTIONS] (-- CMD [ARGS...] | --bulk FILE)", "Submit a job",
      submit_help, NULL},
@@ -1967,6 +2109,8 @@ static const struct cmd commands[] = {
     {"release", cmd_control, "ID...", "Release held jobs", NULL, ferry_release},
     {"kill", cmd_control, "ID...", "Terminate jobs", NULL, ferry_kill},
     {"dispose", cmd_control, "ID...", "Kill jobs if active and forget them", NULL, ferry_dispose},
+    {"resources", cmd_resources, "[--no-check] [--json]",
+     "List the configured resources and whether each answers", resources_help, NULL},
     {"daemon", cmd_daemon, "start|stop|status", "Control the engine (ferryd)", daemon_help, NULL},
     {"ping", cmd_ping, "[-n COUNT]", "Measure the round trip to the engine", NULL, NULL},
     {"bridge", cmd_bridge, "[--resource NAME] [--config FILE] [--set KEY=VALUE]... [--no-start]",

@@ -685,7 +685,8 @@ FERRY_EXPORT int ferry_shutdown_engine(ferry_conn *c)
 }
 
 /* Asks the bridge on the resource's host, which does not start the engine. */
-static int remote_engine_running(const char *resource_id, const char *config_file, long *pid)
+static int remote_engine_running(const char *resource_id, const char *config_file, long *pid,
+				 char *msg, size_t msglen)
 {
 	ferry_conn *c = NULL;
 	int rc = conn_new(resource_id, NULL, NULL, config_file, &c);
@@ -697,11 +698,19 @@ static int remote_engine_running(const char *resource_id, const char *config_fil
 			*pid = c->engine_pid;
 		rc = !rc ? 1 : c->ssh_exit == 3 ? 0 : rc;
 	}
+	if (rc < 0 && msg && c)
+		snprintf(msg, msglen, "%s", c->errmsg);
 	ferry_disconnect(c);
 	return rc;
 }
 
 FERRY_EXPORT int ferry_engine_running(const char *resource_id, const char *config_file, long *pid)
+{
+	return ferry_engine_status(resource_id, config_file, pid, NULL, 0);
+}
+
+FERRY_EXPORT int ferry_engine_status(const char *resource_id, const char *config_file, long *pid,
+				     char *msg, size_t msglen)
 {
 	struct ferry_resource_cfg cfg = {0};
 	char err[512], *state, *path, *text = NULL;
@@ -709,12 +718,17 @@ FERRY_EXPORT int ferry_engine_running(const char *resource_id, const char *confi
 	long p = 0;
 	int rc = 0, remote;
 
-	if (ferry__resolve_resource(config_file, res, &cfg, err, sizeof(err)) < 0)
+	if (msg && msglen)
+		msg[0] = '\0';
+	if (ferry__resolve_resource(config_file, res, &cfg, err, sizeof(err)) < 0) {
+		if (msg)
+			snprintf(msg, msglen, "%s", err);
 		return FERRY_ECONFIG;
+	}
 	remote = cfg.host != NULL;
 	ferry__resource_cfg_release(&cfg);
 	if (remote)
-		return remote_engine_running(resource_id, config_file, pid);
+		return remote_engine_running(resource_id, config_file, pid, msg, msglen);
 	state = ferry__state_dir(res);
 	path = state ? ferry__asprintf("%s/ferryd.pid", state) : NULL;
 	free(state);

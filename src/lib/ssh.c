@@ -327,6 +327,7 @@ static void drain_stderr(struct ferry_conn *c)
 	char buf[1024];
 	ssize_t n;
 
+	_Static_assert(sizeof(buf) < sizeof(c->ssh_errbuf), "a read must fit the buffer");
 	while (c->ssh_err >= 0) {
 		n = read(c->ssh_err, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
@@ -338,19 +339,15 @@ static void drain_stderr(struct ferry_conn *c)
 			}
 			return;
 		}
+		/* keep the last bytes: a read (1 KiB) is smaller than the buffer */
 		size_t cap = sizeof(c->ssh_errbuf) - 1, k = (size_t)n;
-		if (k >= cap) {
-			memcpy(c->ssh_errbuf, buf + k - cap, cap);
-			c->ssh_errlen = cap;
-		} else {
-			if (c->ssh_errlen + k > cap) {
-				size_t drop = c->ssh_errlen + k - cap;
-				memmove(c->ssh_errbuf, c->ssh_errbuf + drop, c->ssh_errlen - drop);
-				c->ssh_errlen -= drop;
-			}
-			memcpy(c->ssh_errbuf + c->ssh_errlen, buf, k);
-			c->ssh_errlen += k;
+		if (c->ssh_errlen + k > cap) {
+			size_t drop = c->ssh_errlen + k - cap;
+			memmove(c->ssh_errbuf, c->ssh_errbuf + drop, c->ssh_errlen - drop);
+			c->ssh_errlen -= drop;
 		}
+		memcpy(c->ssh_errbuf + c->ssh_errlen, buf, k);
+		c->ssh_errlen += k;
 		c->ssh_errbuf[c->ssh_errlen] = '\0';
 	}
 }
