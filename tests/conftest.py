@@ -286,12 +286,15 @@ class RawConn:
 
 def remote_section(name, base, sshd, login="root", extra_ssh="", **keys):
     """A [name] section that reaches this host's test sshd as login. The
-    engine there gets this test's XDG directories (ssh SetEnv), so that it
-    is this test's engine; ControlMaster makes the many CLI calls cheap."""
+    engine there gets this test's XDG directories, so that it
+    is this test's engine (ssh SendEnv; the sanitizers' settings travel
+    too); ControlMaster makes the many CLI calls cheap."""
     # one option per line: inih cuts lines at 200 bytes, continuation lines add up
     opts = [f"-i {sshd['SSH_TEST_KEY']} -o IdentitiesOnly=yes",
             f"-o UserKnownHostsFile={sshd['SSH_TEST_KNOWN_HOSTS']}",
-            f"-o \"SetEnv=XDG_STATE_HOME={base}/state XDG_CONFIG_HOME={base}/config\"",
+            # the client's XDG dirs are the test's (base/...), the engine's must be too
+            "-o SendEnv=XDG_STATE_HOME -o SendEnv=XDG_CONFIG_HOME",
+            "-o SendEnv=ASAN_OPTIONS -o SendEnv=UBSAN_OPTIONS",
             f"-o ControlMaster=auto -o ControlPath={base}/cm-%C -o ControlPersist=20"]
     if extra_ssh:
         opts.append(extra_ssh)

@@ -1873,9 +1873,10 @@ static int cmd_ping(struct ctx *c, int argc, char **argv)
 		sum += t;
 	}
 	if (c->json) {
-		json_t *o = json_pack("{s:s,s:f,s:I,s:f,s:f,s:f}", "resource", ferry_resource(c->conn),
-				      "connect_ms", conn_t, "count", (json_int_t)count, "min_us",
-				      min, "avg_us", sum / (double)count, "max_us", max);
+		json_t *o =
+		    json_pack("{s:s,s:f,s:I,s:f,s:f,s:f}", "resource", ferry_resource(c->conn),
+			      "connect_ms", conn_t, "count", (json_int_t)count, "min_us", min,
+			      "avg_us", sum / (double)count, "max_us", max);
 		rc = o ? print_json(c, o, JSON_COMPACT) : out_of_memory(c);
 		json_decref(o);
 		return rc;

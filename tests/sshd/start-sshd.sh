@@ -58,6 +58,8 @@ need=()
 [ -x "$SSHD" ] || need+=(openssh-server)
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ip >/dev/null && command -v ss >/dev/null || need+=(iproute2)
+# the link-cut tests drop one direction of the namespace's traffic with iptables
+for a in "$@"; do [ "$a" = --netns ] && { command -v iptables >/dev/null || need+=(iptables); }; done
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -140,7 +142,7 @@ LoginGraceTime 30
 # server side notices a dead client too (matters for disconnection tests)
 ClientAliveInterval ${SSHD_TEST_CLIENT_ALIVE_INTERVAL:-5}
 ClientAliveCountMax ${SSHD_TEST_CLIENT_ALIVE_COUNT:-3}
-AcceptEnv LANG LC_* XDG_STATE_HOME XDG_CONFIG_HOME FERRY*
+AcceptEnv LANG LC_* XDG_STATE_HOME XDG_CONFIG_HOME FERRY* ASAN_OPTIONS UBSAN_OPTIONS
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
 # root's ~/.bashrc on these machines runs pyenv (0.6 s per session, which bash sources for
