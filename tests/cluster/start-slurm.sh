@@ -14,6 +14,7 @@
 # * memory limits enforced without cgroups (jobacct_gather/linux + OverMemoryKill)
 # * root (SlurmUser) may hold/release/suspend/resume any job
 #
+# Daemons are started with setsid (own session): they survive the end of the calling shell.
 # Idempotent: safe to run again while everything (or part of it) is up; a daemon already
 # running is reused. Daemons started here are recorded as "PID STARTTIME" in
 # $SLURM_TEST_DIR/*.pid, and stop-slurm.sh stops only those, by pid.
@@ -177,7 +178,7 @@ if munge_ok; then
 else
     log "starting munged"
     rm -f "$MUNGE_PID"
-    runuser -u munge -- /usr/sbin/munged </dev/null >/dev/null 2>&1 || die "munged failed to start"
+    setsid -w runuser -u munge -- /usr/sbin/munged </dev/null >/dev/null 2>&1 || die "munged failed to start"
     wait_secs 15 munge_ok || die "munged started but 'munge -n | unmunge' fails"
     pid=$(pidfile_pid munged "$MUNGE_PID") || die "munged pid file $MUNGE_PID missing"
     mark munged "$pid"
@@ -259,7 +260,7 @@ EOF
     if ! pidfile_pid slurmdbd "$PID_DIR/slurmdbd.pid" >/dev/null; then
         log "starting slurmdbd"
         rm -f "$PID_DIR/slurmdbd.pid"
-        slurmdbd </dev/null >/dev/null 2>&1 || die "slurmdbd failed to start"
+        setsid -w slurmdbd </dev/null >/dev/null 2>&1 || die "slurmdbd failed to start"
         wait_secs 30 pidfile_pid slurmdbd "$PID_DIR/slurmdbd.pid" || die "slurmdbd did not stay up"
         mark slurmdbd "$(pidfile_pid slurmdbd "$PID_DIR/slurmdbd.pid")"
     fi
@@ -343,7 +344,7 @@ if pid=$(pidfile_pid slurmctld "$PID_DIR/slurmctld.pid"); then
 else
     log "starting slurmctld"
     rm -f "$PID_DIR/slurmctld.pid"
-    slurmctld </dev/null >/dev/null 2>&1 || die "slurmctld failed to start"
+    setsid -w slurmctld </dev/null >/dev/null 2>&1 || die "slurmctld failed to start"
     wait_secs 30 pidfile_pid slurmctld "$PID_DIR/slurmctld.pid" || die "slurmctld did not stay up"
     mark slurmctld "$(pidfile_pid slurmctld "$PID_DIR/slurmctld.pid")"
 fi
@@ -361,7 +362,7 @@ if pid=$(pidfile_pid slurmd "$PID_DIR/slurmd.pid"); then
 else
     log "starting slurmd"
     rm -f "$PID_DIR/slurmd.pid"
-    slurmd </dev/null >/dev/null 2>&1 || die "slurmd failed to start"
+    setsid -w slurmd </dev/null >/dev/null 2>&1 || die "slurmd failed to start"
     wait_secs 30 pidfile_pid slurmd "$PID_DIR/slurmd.pid" || die "slurmd did not stay up"
     mark slurmd "$(pidfile_pid slurmd "$PID_DIR/slurmd.pid")"
 fi
