@@ -135,7 +135,7 @@ static void rebase_request(json_t *req)
 }
 
 /* Runs one request the way server.c does and checks the reply. */
-static json_t *run_request(json_t *req, int check)
+static json_t *run_request(json_t *req, const void *data, size_t datalen, int check)
 {
 	const char *op = json_string_value(json_object_get(req, "op"));
 	int is_wait = op && !strcmp(op, "wait");
@@ -143,7 +143,7 @@ static json_t *run_request(json_t *req, int check)
 	void *bin = NULL;
 	size_t binlen = 0;
 
-	ferry__engine_request(eng, DUMMY_CONN, req, &reply, &bin, &binlen);
+	ferry__engine_request(eng, DUMMY_CONN, req, data, datalen, &reply, &bin, &binlen);
 	if (debug && check) {
 		char *a = json_dumps(req, JSON_COMPACT),
 		     *b = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
@@ -205,7 +205,7 @@ static void reset_engine(void)
 	size_t i;
 
 	ferry__engine_conn_closed(eng, DUMMY_CONN);
-	reply = run_request(req, 0);
+	reply = run_request(req, NULL, 0, 0);
 	json_decref(req);
 	ids = json_object_get(reply, "ids");
 	json_array_foreach(ids, i, e)
@@ -213,7 +213,7 @@ static void reset_engine(void)
 		json_t *d = json_pack("{s:s,s:O}", "op", "dispose", "id", e), *r;
 		if (json_integer_value(e) > id_max_seen)
 			id_max_seen = json_integer_value(e);
-		r = run_request(d, 0);
+		r = run_request(d, NULL, 0, 0);
 		if (!json_is_true(json_object_get(r, "ok")))
 			die("cannot dispose a job between inputs",
 			    json_string_value(json_object_get(r, "message")));
@@ -248,6 +248,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break; /* incomplete: the server would wait for more */
 		req = ferry__json_parse((const char *)data + off + FERRY_FRAME_HDR, h.json_len, err,
 					sizeof(err));
+		const uint8_t *tail = data + off + FERRY_FRAME_HDR + h.json_len;
+		size_t tail_len = h.body_len - h.json_len;
 		off += FERRY_FRAME_HDR + h.body_len;
 		if (!req)
 			continue; /* error reply; the connection stays usable */
@@ -255,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			die("json_parse returned a non-object", NULL);
 		/* ids are relative to this input (see the top of the file) */
 		rebase_request(req);
-		reply = run_request(req, 1);
+		reply = run_request(req, tail, tail_len, 1);
 		json_decref(req);
 		if (reply) {
 			note_ids(reply);

@@ -325,6 +325,100 @@ int ferry_set_timeout(ferry_conn *conn, double seconds);
 int ferry_ping(ferry_conn *conn);
 
 /*
+ * File transfers (docs/transfers.md). A transfer is a file, a directory
+ * tree or a set of files on the engine's host, under its transfer root,
+ * named by the server path the engine gives. Jobs name server paths in
+ * referenced_input_files (a job waits, system_on_hold, until they are
+ * ready) and referenced_output_files (retrievable once the job ended).
+ * Data moves inside the connection in chunks, each file checked end to end
+ * with its XXH3-128 checksum; an interrupted send or retrieve resumes where
+ * it stopped on the next call with the same paths.
+ */
+
+/* What the engine knows of a transfer. Allocated by the library. */
+struct ferry_transfer_info {
+	char *server_path;
+	char **local_paths; /* NULL-terminated: the client paths it was sent or registered from */
+	char *kind;	    /* "send" or "register" */
+	char *state;	    /* transferring, ready, registered, produced, retrieved */
+	int64_t size;	    /* bytes of its files (as known: a registered output's once scanned) */
+	int64_t done;	    /* bytes on the server now */
+	int64_t received;   /* bytes received through connections, re-sends included */
+	char *hash;	    /* checksum of the whole (send), may be NULL */
+	double created_at, ended_at, deadline; /* ended_at 0: not ready yet */
+	int disposal_hours;
+	ferry_job_id *jobs; /* jobs that name it (inputs and outputs) */
+	size_t njobs;
+	char *message; /* may be NULL */
+};
+
+/*
+ * Sends a file or a directory tree (recursively, keeping modes and mtimes;
+ * symbolic links are refused) to the engine's host and returns once it is
+ * there and verified. *server_path receives the path to use in jobs (free
+ * it with free()); it keeps local_path's base name. disposal_hours: how
+ * long the copy stays after it is complete (0: 168). Sending the same
+ * unchanged path again resumes an interrupted send, or returns the same
+ * transfer when complete. Errors: FERRY_EINVAL (no such local file, a
+ * link, a bad name), FERRY_EIO (a read or write failed, a checksum did not
+ * match: the bad copy was discarded), connection errors.
+ */
+int ferry_send_file(ferry_conn *conn, const char *local_path, int disposal_hours,
+		    char **server_path);
+/*
+ * Sends several files (e.g. an image and its header) as one transfer: they
+ * land side by side, *server_path names the first. Their base names must
+ * differ. Errors as ferry_send_file().
+ */
+int ferry_send_files(ferry_conn *conn, const char *const *local_paths, size_t n,
+		     int disposal_hours, char **server_path);
+/*
+ * Registers an output to fetch later: *server_path (free()) is where a
+ * job should write it (a file or a directory), under local_path's base
+ * name. Errors: FERRY_EINVAL, connection errors.
+ */
+int ferry_register_transfer(ferry_conn *conn, const char *local_path, int disposal_hours,
+			    char **server_path);
+
+#define FERRY_OVERWRITE 1u /* ferry_retrieve_file_to: replace an existing destination */
+
+/*
+ * Downloads a transfer to the local path it was sent or registered with,
+ * replacing what is there (that path is the transfer's own). Written to a
+ * temporary name beside it, checked, fsynced and renamed: a partial file
+ * never replaces a complete one. Errors: FERRY_ENOJOB (no such transfer),
+ * FERRY_ESTATE (an output no job produced: the message says which job
+ * ended how), FERRY_EIO (checksum mismatch, local write error),
+ * FERRY_EUNSUPPORTED (a link in an output), connection errors.
+ */
+int ferry_retrieve_file(ferry_conn *conn, const char *server_path);
+/*
+ * Same, to dest; an existing dest is replaced only with FERRY_OVERWRITE in
+ * flags (else FERRY_EINVAL). A transfer of several files goes into dest as
+ * a directory.
+ */
+int ferry_retrieve_file_to(ferry_conn *conn, const char *server_path, const char *dest,
+			   unsigned flags);
+
+#define FERRY_FORCE 1u /* ferry_cancel_transfer: also when unfinished jobs name it */
+
+/*
+ * Removes a transfer's files and record at once. Refused (FERRY_ESTATE)
+ * while an unfinished job names it, unless flags has FERRY_FORCE; jobs
+ * still waiting for it as an input then end aborted. Errors: FERRY_ENOJOB,
+ * FERRY_ESTATE, connection errors.
+ */
+int ferry_cancel_transfer(ferry_conn *conn, const char *server_path, unsigned flags);
+
+/* *info receives the transfer's record (ferry_transfer_info_free). FERRY_ENOJOB. */
+int ferry_transfer_info(ferry_conn *conn, const char *server_path,
+			struct ferry_transfer_info **info);
+/* Every transfer of the resource; free with ferry_transfer_list_free(). */
+int ferry_transfers(ferry_conn *conn, struct ferry_transfer_info ***list, size_t *n);
+void ferry_transfer_info_free(struct ferry_transfer_info *info);
+void ferry_transfer_list_free(struct ferry_transfer_info **list, size_t n);
+
+/*
  * Asks the engine to exit. Jobs keep running under the job runner and are
  * re-adopted by the next engine. Errors: connection errors.
  */

@@ -1752,6 +1752,214 @@ static int cmd_daemon(struct ctx *c, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* transfers */
+
+struct tr_opts {
+	long long disposal;
+	const char *to;
+	int force;
+};
+
+static int tr_opt(struct ctx *c, void *data, int opt, const char *arg)
+{
+	struct tr_opts *o = data;
+
+	switch (opt) {
+	case 'd':
+		return int_option(c, "--disposal", arg, 1, DISPOSAL_MAX_HOURS, &o->disposal) < 0
+			   ? usage_error(c)
+			   : CLI_OK;
+	case 't':
+		o->to = arg;
+		return CLI_OK;
+	case 'f':
+		o->force = 1;
+		return CLI_OK;
+	}
+	return usage_error(c);
+}
+
+static int tr_parse(struct ctx *c, int argc, char **argv, const char *shortopts,
+		    struct tr_opts *o, int min_args, int max_args)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},	{"json", no_argument, NULL, OPT_JSON},
+	    {"disposal", required_argument, NULL, 'd'}, {"to", required_argument, NULL, 't'},
+	    {"force", no_argument, NULL, 'f'},	{0},
+	};
+	int rc = parse_opts(c, argc, argv, shortopts, opts, tr_opt, o);
+	int n = argc - optind;
+
+	if (rc != CLI_OK)
+		return rc;
+	if (n < min_args || (max_args && n > max_args)) {
+		errorf(c, n < min_args ? "missing argument" : "unexpected argument '%s'",
+		       n < min_args ? "" : argv[optind + max_args]);
+		return usage_error(c);
+	}
+	return ctx_connect(c) < 0 ? CLI_ERR : CLI_OK;
+}
+
+static int print_path(const struct ctx *c, const char *path)
+{
+	if (c->json) {
+		json_t *o = json_pack("{s:s}", "server_path", path);
+		int rc = o ? print_json(c, o, JSON_COMPACT) : out_of_memory(c);
+		json_decref(o);
+		return rc;
+	}
+	puts(path);
+	return CLI_OK;
+}
+
+/* ferry send PATH... : one transfer; prints its server path */
+static int cmd_send(struct ctx *c, int argc, char **argv)
+{
+	struct tr_opts o = {.disposal = 168};
+	char *sp = NULL;
+	int rc = tr_parse(c, argc, argv, "hd:", &o, 1, 0);
+
+	if (rc != CLI_OK)
+		return rc;
+	rc = ferry_send_files(c->conn, (const char *const *)argv + optind, (size_t)(argc - optind),
+			      (int)o.disposal, &sp);
+	if (rc < 0) {
+		report(c, rc);
+		return CLI_ERR;
+	}
+	rc = print_path(c, sp);
+	free(sp);
+	return rc;
+}
+
+static int cmd_register(struct ctx *c, int argc, char **argv)
+{
+	struct tr_opts o = {.disposal = 168};
+	char *sp = NULL;
+	int rc = tr_parse(c, argc, argv, "hd:", &o, 1, 1);
+
+	if (rc != CLI_OK)
+		return rc;
+	rc = ferry_register_transfer(c->conn, argv[optind], (int)o.disposal, &sp);
+	if (rc < 0) {
+		report(c, rc);
+		return CLI_ERR;
+	}
+	rc = print_path(c, sp);
+	free(sp);
+	return rc;
+}
+
+static int cmd_retrieve(struct ctx *c, int argc, char **argv)
+{
+	struct tr_opts o = {0};
+	int rc = tr_parse(c, argc, argv, "ht:f", &o, 1, 1);
+
+	if (rc != CLI_OK)
+		return rc;
+	rc = o.to ? ferry_retrieve_file_to(c->conn, argv[optind], o.to,
+					   o.force ? FERRY_OVERWRITE : 0)
+		  : ferry_retrieve_file(c->conn, argv[optind]);
+	if (rc < 0) {
+		report(c, rc);
+		return CLI_ERR;
+	}
+	return CLI_OK;
+}
+
+static int cmd_cancel_transfer(struct ctx *c, int argc, char **argv)
+{
+	struct tr_opts o = {0};
+	int rc = tr_parse(c, argc, argv, "hf", &o, 1, 1);
+
+	if (rc != CLI_OK)
+		return rc;
+	rc = ferry_cancel_transfer(c->conn, argv[optind], o.force ? FERRY_FORCE : 0);
+	if (rc < 0) {
+		report(c, rc);
+		return CLI_ERR;
+	}
+	return CLI_OK;
+}
+
+static json_t *transfer_json(const struct ferry_transfer_info *t)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:i}", "server_path",
+			      t->server_path, "kind", t->kind, "state", t->state, "size",
+			      (json_int_t)t->size, "done", (json_int_t)t->done, "received",
+			      (json_int_t)t->received, "created_at", t->created_at, "deadline",
+			      t->deadline, "disposal_hours", t->disposal_hours);
+	json_t *lp = json_array(), *jobs = json_array();
+
+	if (!o || !lp || !jobs) {
+		json_decref(o);
+		json_decref(lp);
+		json_decref(jobs);
+		return NULL;
+	}
+	for (size_t i = 0; t->local_paths[i]; i++)
+		json_array_append_new(lp, json_string(t->local_paths[i]));
+	for (size_t i = 0; i < t->njobs; i++)
+		json_array_append_new(jobs, json_integer(t->jobs[i]));
+	json_object_set_new(o, "local_paths", lp);
+	json_object_set_new(o, "jobs", jobs);
+	json_object_set_new(o, "hash", t->hash ? json_string(t->hash) : json_null());
+	json_object_set_new(o, "ended_at", t->ended_at > 0 ? json_real(t->ended_at) : json_null());
+	json_object_set_new(o, "message", t->message ? json_string(t->message) : json_null());
+	return o;
+}
+
+/* ferry transfers [SERVER_PATH]: all of them, or everything about one */
+static int cmd_transfers(struct ctx *c, int argc, char **argv)
+{
+	struct tr_opts o = {0};
+	struct ferry_transfer_info **list = NULL, *one = NULL;
+	size_t n = 0;
+	json_t *all;
+	int rc = tr_parse(c, argc, argv, "h", &o, 0, 1);
+
+	if (rc != CLI_OK)
+		return rc;
+	rc = optind < argc ? ferry_transfer_info(c->conn, argv[optind], &one)
+			   : ferry_transfers(c->conn, &list, &n);
+	if (rc < 0) {
+		report(c, rc);
+		return CLI_ERR;
+	}
+	all = json_array();
+	if (one)
+		json_array_append_new(all, transfer_json(one));
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(all, transfer_json(list[i]));
+	ferry_transfer_info_free(one);
+	ferry_transfer_list_free(list, n);
+	if (!all)
+		return out_of_memory(c);
+	if (c->json) {
+		rc = print_json(c, one ? json_array_get(all, 0) : all, JSON_INDENT(2));
+	} else {
+		size_t i;
+		json_t *t;
+		printf("%-13s %-9s %12s  %s\n", "STATE", "KIND", "BYTES", "SERVER PATH <- LOCAL PATH");
+		json_array_foreach(all, i, t)
+		{
+			printf("%-13s %-9s %12lld  %s <- %s\n",
+			       json_string_value(json_object_get(t, "state")),
+			       json_string_value(json_object_get(t, "kind")),
+			       (long long)json_integer_value(json_object_get(t, "size")),
+			       json_string_value(json_object_get(t, "server_path")),
+			       json_string_value(json_array_get(json_object_get(t, "local_paths"), 0)));
+			const char *msg = json_string_value(json_object_get(t, "message"));
+			if (msg)
+				printf("              %s\n", msg);
+		}
+		rc = CLI_OK;
+	}
+	json_decref(all);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* ping, version, help */
 
 struct bridge_sets {
@@ -2085,6 +2293,31 @@ static const char daemon_help[] =
     "  stop    ask the engine to exit (jobs keep running)\n"
     "  status  tell whether it runs, without starting it (exit 3: not running)\n";
 
+static const char send_help[] =
+    "Sends files or one directory tree (modes and mtimes kept) as one transfer\n"
+    "and prints the server path to use in jobs (--input). Sending the same\n"
+    "paths again resumes an interrupted send.\n\n"
+    "Options:\n"
+    "  -d, --disposal HOURS  keep the copy that long after it is complete (168)\n";
+
+static const char register_help[] =
+    "Prints the server path where a job should write an output (--output);\n"
+    "'ferry retrieve' fetches it to PATH once the job ended.\n\n"
+    "Options:\n"
+    "  -d, --disposal HOURS  keep it that long after it was produced (168)\n";
+
+static const char retrieve_help[] =
+    "Downloads a transfer to the local path it was sent or registered with\n"
+    "(replacing it), or to DEST. Resumes an interrupted download.\n\n"
+    "Options:\n"
+    "  -t, --to DEST  another destination (a directory for several files)\n"
+    "  -f, --force    replace DEST if it exists\n";
+
+static const char cancel_help[] =
+    "Removes a transfer's files and record now.\n\n"
+    "Options:\n"
+    "  -f, --force  also when unfinished jobs name it (jobs waiting for it end aborted)\n";
+
 static const char resources_help[] =
     "Each resource of the configuration file (and the embedded \"local\"), where it\n"
     "is, and whether its engine runs; a remote one is asked over ssh, which\n"
@@ -2110,6 +2343,16 @@ static const struct cmd commands[] = {
     {"release", cmd_control, "ID...", "Release held jobs", NULL, ferry_release},
     {"kill", cmd_control, "ID...", "Terminate jobs", NULL, ferry_kill},
     {"dispose", cmd_control, "ID...", "Kill jobs if active and forget them", NULL, ferry_dispose},
+    {"send", cmd_send, "[--disposal HOURS] PATH...", "Send files or a directory to the resource",
+     send_help, NULL},
+    {"register", cmd_register, "[--disposal HOURS] PATH", "Register an output to retrieve later",
+     register_help, NULL},
+    {"retrieve", cmd_retrieve, "[--to DEST [--force]] SERVER_PATH",
+     "Download a transfer to its local path", retrieve_help, NULL},
+    {"transfers", cmd_transfers, "[--json] [SERVER_PATH]", "List transfers, or show one", NULL,
+     NULL},
+    {"cancel-transfer", cmd_cancel_transfer, "[--force] SERVER_PATH",
+     "Remove a transfer at once", cancel_help, NULL},
     {"resources", cmd_resources, "[--no-check] [--json]",
      "List the configured resources and whether each answers", resources_help, NULL},
     {"daemon", cmd_daemon, "start|stop|status", "Control the engine (ferryd)", daemon_help, NULL},

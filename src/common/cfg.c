@@ -304,7 +304,6 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 		size_t off;
 		const char *what;
 	} later[] = {
-	    {"transfer_root", offsetof(struct ferry_resource_cfg, transfer_root), "file transfers"},
 	    {"drmaa_library", offsetof(struct ferry_resource_cfg, drmaa_library),
 	     "the drmaa scheduler"},
 	};

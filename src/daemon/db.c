@@ -33,12 +33,31 @@ enum stmt_id {
 	S_LIST_STATE,
 	S_EXPIRED,
 	S_SPEC,
+	S_TR_INSERT,
+	S_TR_FIND_KEY,
+	S_TR_BY_ID,
+	S_TR_BY_DIR,
+	S_TR_UPDATE,
+	S_TR_DELETE,
+	S_TR_LIST,
+	S_TR_EXPIRED,
+	S_REF_ADD,
+	S_REF_JOBS,
+	S_REF_OF_JOB,
+	S_REF_PENDING,
+	S_REF_ACTIVE,
+	S_REF_DEL_JOB,
+	S_REF_DEL_TR,
 	S_COUNT
 };
 
 #define JOB_COLS                                                                                   \
 	"id, name, spec, state, exit_status, exit_value, signal, cpu_user, cpu_sys, max_rss_kb, "  \
 	"wall, submitted_at, started_at, ended_at, message, native_id, skey"
+
+#define TR_COLS                                                                                    \
+	"id, tkey, dir, server_path, kind, state, doc, received, created_at, deadline, ended_at, " \
+	"message"
 
 static const char *const sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -71,6 +90,29 @@ static const char *const sql[S_COUNT] = {
     [S_EXPIRED] = "SELECT id FROM jobs WHERE dispose_after IS NOT NULL AND "
 		  "dispose_after < ?1",
     [S_SPEC] = "SELECT spec, ended_at IS NOT NULL FROM jobs WHERE id = ?1 AND disposed = 0",
+    [S_TR_INSERT] = "INSERT INTO transfers(tkey, dir, server_path, kind, state, doc, "
+		    "created_at, deadline) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_TR_FIND_KEY] = "SELECT id FROM transfers WHERE tkey = ?1",
+    [S_TR_BY_ID] = "SELECT " TR_COLS " FROM transfers WHERE id = ?1",
+    [S_TR_BY_DIR] = "SELECT " TR_COLS " FROM transfers WHERE dir = ?1",
+    [S_TR_UPDATE] = "UPDATE transfers SET state = ?2, doc = ?3, received = ?4, deadline = ?5, "
+		    "ended_at = ?6, message = ?7 WHERE id = ?1",
+    [S_TR_DELETE] = "DELETE FROM transfers WHERE id = ?1",
+    [S_TR_LIST] = "SELECT " TR_COLS " FROM transfers ORDER BY id",
+    /* nothing an unfinished job still names is collected */
+    [S_TR_EXPIRED] = "SELECT t.id FROM transfers t WHERE t.deadline < ?1 AND NOT EXISTS "
+		     "(SELECT 1 FROM transfer_refs r JOIN jobs j ON j.id = r.job "
+		     "WHERE r.tid = t.id AND j.ended_at IS NULL)",
+    [S_REF_ADD] = "INSERT OR IGNORE INTO transfer_refs(tid, job, role) VALUES (?1, ?2, ?3)",
+    [S_REF_JOBS] = "SELECT job FROM transfer_refs WHERE tid = ?1 AND role = ?2 ORDER BY job",
+    [S_REF_OF_JOB] = "SELECT tid FROM transfer_refs WHERE job = ?1 AND role = ?2",
+    [S_REF_PENDING] = "SELECT count(*) FROM transfer_refs r JOIN transfers t ON t.id = r.tid "
+		      "WHERE r.job = ?1 AND r.role = 0 AND t.state NOT IN "
+		      "('ready', 'produced', 'retrieved')",
+    [S_REF_ACTIVE] = "SELECT r.job FROM transfer_refs r JOIN jobs j ON j.id = r.job "
+		     "WHERE r.tid = ?1 AND j.ended_at IS NULL ORDER BY r.job",
+    [S_REF_DEL_JOB] = "DELETE FROM transfer_refs WHERE job = ?1",
+    [S_REF_DEL_TR] = "DELETE FROM transfer_refs WHERE tid = ?1",
 };
 
 static const char schema[] =
@@ -91,6 +133,20 @@ static const char schema[] =
     " dispose_after REAL);"
     "CREATE INDEX IF NOT EXISTS jobs_active ON jobs(ended_at) WHERE ended_at IS NULL;"
     "CREATE INDEX IF NOT EXISTS jobs_dispose ON jobs(dispose_after);"
+    "CREATE TABLE IF NOT EXISTS transfers("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " tkey TEXT UNIQUE,"
+    " dir TEXT NOT NULL UNIQUE,"
+    " server_path TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " doc TEXT NOT NULL,"
+    " received INTEGER NOT NULL DEFAULT 0,"
+    " created_at REAL NOT NULL, deadline REAL NOT NULL, ended_at REAL, message TEXT);"
+    "CREATE TABLE IF NOT EXISTS transfer_refs("
+    " tid INTEGER NOT NULL, job INTEGER NOT NULL, role INTEGER NOT NULL,"
+    " PRIMARY KEY(tid, job, role));"
+    "CREATE INDEX IF NOT EXISTS transfer_refs_job ON transfer_refs(job);"
     "INSERT OR IGNORE INTO meta VALUES('schema', '1');";
 
 struct ferry_db {
@@ -368,6 +424,9 @@ int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status s
 
 int ferry__db_delete_job(struct ferry_db *db, int64_t id)
 {
+	sqlite3_bind_int64(db->st[S_REF_DEL_JOB], 1, id);
+	if (run(db, S_REF_DEL_JOB, "delete job references"))
+		return FERRY_EINTERNAL;
 	sqlite3_bind_int64(db->st[S_DELETE], 1, id);
 	return run(db, S_DELETE, "delete job");
 }
@@ -585,4 +644,219 @@ int ferry__db_spec(struct ferry_db *db, int64_t id, char **spec, int *ended)
 	if (rc == SQLITE_ROW)
 		return *spec ? 0 : FERRY_ENOMEM;
 	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "job spec");
+}
+
+/* ---- transfers ---- */
+
+/* Collects the first column (an id) of every row of a bound statement. */
+static int collect_ids(struct ferry_db *db, sqlite3_stmt *q, const char *what, int64_t **ids,
+		       size_t *n)
+{
+	int64_t *v = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			int64_t *nv = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof(*v));
+			if (!nv) {
+				sqlite3_reset(q);
+				sqlite3_clear_bindings(q);
+				free(v);
+				return FERRY_ENOMEM;
+			}
+			v = nv;
+		}
+		v[cnt++] = sqlite3_column_int64(q, 0);
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_fail(db, what);
+	}
+	*ids = v;
+	*n = cnt;
+	return 0;
+}
+
+int ferry__db_tr_insert(struct ferry_db *db, const struct db_tr_row *t, int64_t *id)
+{
+	sqlite3_stmt *q = db->st[S_TR_INSERT];
+
+	bind_text(q, 1, t->key);
+	bind_text(q, 2, t->dir);
+	bind_text(q, 3, t->server_path);
+	bind_text(q, 4, t->kind);
+	bind_text(q, 5, t->state);
+	bind_text(q, 6, t->doc);
+	sqlite3_bind_double(q, 7, t->created_at);
+	sqlite3_bind_double(q, 8, t->deadline);
+	if (run(db, S_TR_INSERT, "insert transfer"))
+		return FERRY_EINTERNAL;
+	*id = sqlite3_last_insert_rowid(db->h);
+	return 0;
+}
+
+int ferry__db_tr_find_key(struct ferry_db *db, const char *key, int64_t *id)
+{
+	sqlite3_stmt *q = db->st[S_TR_FIND_KEY];
+	int rc;
+
+	bind_text(q, 1, key);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(q, 0);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "find transfer key");
+}
+
+static void tr_row(sqlite3_stmt *q, struct db_tr_row *t)
+{
+	t->id = sqlite3_column_int64(q, 0);
+	t->key = col_strdup(q, 1);
+	t->dir = col_strdup(q, 2);
+	t->server_path = col_strdup(q, 3);
+	t->kind = col_strdup(q, 4);
+	t->state = col_strdup(q, 5);
+	t->doc = col_strdup(q, 6);
+	t->received = sqlite3_column_int64(q, 7);
+	t->created_at = sqlite3_column_double(q, 8);
+	t->deadline = sqlite3_column_double(q, 9);
+	t->ended_at = sqlite3_column_type(q, 10) == SQLITE_NULL ? 0 : sqlite3_column_double(q, 10);
+	t->message = col_strdup(q, 11);
+}
+
+void ferry__db_tr_row_release(struct db_tr_row *t)
+{
+	free(t->key);
+	free(t->dir);
+	free(t->server_path);
+	free(t->kind);
+	free(t->state);
+	free(t->doc);
+	free(t->message);
+	memset(t, 0, sizeof(*t));
+}
+
+static int tr_get(struct ferry_db *db, enum stmt_id s, struct db_tr_row *t)
+{
+	sqlite3_stmt *q = db->st[s];
+	int rc = sqlite3_step(q);
+
+	memset(t, 0, sizeof(*t));
+	if (rc == SQLITE_ROW)
+		tr_row(q, t);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return t->dir && t->doc && t->state ? 0 : FERRY_ENOMEM;
+	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "get transfer");
+}
+
+int ferry__db_tr_by_id(struct ferry_db *db, int64_t id, struct db_tr_row *t)
+{
+	sqlite3_bind_int64(db->st[S_TR_BY_ID], 1, id);
+	return tr_get(db, S_TR_BY_ID, t);
+}
+
+int ferry__db_tr_by_dir(struct ferry_db *db, const char *dir, struct db_tr_row *t)
+{
+	bind_text(db->st[S_TR_BY_DIR], 1, dir);
+	return tr_get(db, S_TR_BY_DIR, t);
+}
+
+int ferry__db_tr_update(struct ferry_db *db, const struct db_tr_row *t)
+{
+	sqlite3_stmt *q = db->st[S_TR_UPDATE];
+
+	sqlite3_bind_int64(q, 1, t->id);
+	bind_text(q, 2, t->state);
+	bind_text(q, 3, t->doc);
+	sqlite3_bind_int64(q, 4, t->received);
+	sqlite3_bind_double(q, 5, t->deadline);
+	bind_opt_double(q, 6, t->ended_at);
+	bind_text(q, 7, t->message);
+	return run(db, S_TR_UPDATE, "update transfer");
+}
+
+int ferry__db_tr_delete(struct ferry_db *db, int64_t id)
+{
+	sqlite3_bind_int64(db->st[S_REF_DEL_TR], 1, id);
+	if (run(db, S_REF_DEL_TR, "delete transfer references"))
+		return FERRY_EINTERNAL;
+	sqlite3_bind_int64(db->st[S_TR_DELETE], 1, id);
+	return run(db, S_TR_DELETE, "delete transfer");
+}
+
+int ferry__db_tr_list(struct ferry_db *db, int (*cb)(void *arg, struct db_tr_row *t), void *arg)
+{
+	sqlite3_stmt *q = db->st[S_TR_LIST];
+	int rc, err = 0;
+
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct db_tr_row t;
+		tr_row(q, &t);
+		err = cb(arg, &t);
+		ferry__db_tr_row_release(&t);
+		if (err)
+			break;
+	}
+	sqlite3_reset(q);
+	if (!err && rc != SQLITE_DONE)
+		return db_fail(db, "list transfers");
+	return err;
+}
+
+int ferry__db_tr_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n)
+{
+	sqlite3_bind_double(db->st[S_TR_EXPIRED], 1, now);
+	return collect_ids(db, db->st[S_TR_EXPIRED], "expired transfers", ids, n);
+}
+
+int ferry__db_ref_add(struct ferry_db *db, int64_t tid, int64_t job, int role)
+{
+	sqlite3_stmt *q = db->st[S_REF_ADD];
+
+	sqlite3_bind_int64(q, 1, tid);
+	sqlite3_bind_int64(q, 2, job);
+	sqlite3_bind_int(q, 3, role);
+	return run(db, S_REF_ADD, "add transfer reference");
+}
+
+int ferry__db_ref_jobs(struct ferry_db *db, int64_t tid, int role, int64_t **ids, size_t *n)
+{
+	sqlite3_bind_int64(db->st[S_REF_JOBS], 1, tid);
+	sqlite3_bind_int(db->st[S_REF_JOBS], 2, role);
+	return collect_ids(db, db->st[S_REF_JOBS], "jobs of a transfer", ids, n);
+}
+
+int ferry__db_ref_active_jobs(struct ferry_db *db, int64_t tid, int64_t **ids, size_t *n)
+{
+	sqlite3_bind_int64(db->st[S_REF_ACTIVE], 1, tid);
+	return collect_ids(db, db->st[S_REF_ACTIVE], "unfinished jobs of a transfer", ids, n);
+}
+
+int ferry__db_ref_of_job(struct ferry_db *db, int64_t job, int role, int64_t **tids, size_t *n)
+{
+	sqlite3_bind_int64(db->st[S_REF_OF_JOB], 1, job);
+	sqlite3_bind_int(db->st[S_REF_OF_JOB], 2, role);
+	return collect_ids(db, db->st[S_REF_OF_JOB], "transfers of a job", tids, n);
+}
+
+int ferry__db_ref_pending(struct ferry_db *db, int64_t job)
+{
+	sqlite3_stmt *q = db->st[S_REF_PENDING];
+	int rc, n = 0;
+
+	sqlite3_bind_int64(q, 1, job);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		n = sqlite3_column_int(q, 0);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc == SQLITE_ROW ? n : db_fail(db, "pending inputs");
 }

@@ -47,6 +47,9 @@ struct ferry_engine {
 	double retry_start; /* monotonic time to retry a failed start; 0: none */
 	size_t nfresh;	    /* jobs of the open transaction (struct job.fresh) */
 	int shutdown;
+	char *tr_root; /* the transfer root, absolute and resolved */
+	int tr_root_fd;
+	double hour_s; /* seconds in an hour of disposal time (a test knob) */
 };
 
 /* Error helper: fills err and returns code. */
@@ -253,7 +256,8 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 		ferry__db_delete_job(eng->db, j->id);
 		remove_job_files(eng, j->id);
 	} else {
-		ferry__db_set_ended(eng->db, j->id, st, &res, res.ended_at + hours * 3600);
+		ferry__db_set_ended(eng->db, j->id, st, &res, res.ended_at + hours * eng->hour_s);
+		ferry__transfer_job_ended(eng, j->id);
 	}
 	job_remove(eng, j);
 }
@@ -528,7 +532,8 @@ static int normalise_paths(json_t *spec, json_t *n, const char **cwd_out, char *
 	return 0;
 }
 
-static int normalise_arrays(json_t *spec, json_t *n, const char *cwd, char *err, size_t errlen)
+static int normalise_arrays(struct ferry_engine *eng, json_t *spec, json_t *n, const char *cwd,
+			    char *err, size_t errlen)
 {
 	json_t *argv, *env, *inputs, *outputs;
 	size_t bytes = 0, i;
@@ -556,7 +561,13 @@ static int normalise_arrays(json_t *spec, json_t *n, const char *cwd, char *err,
 	json_object_set_new(n, "referenced_input_files", inputs ? inputs : json_array());
 	json_array_foreach(inputs, i, e)
 	{
-		if (access(json_string_value(e), F_OK) < 0)
+		/* a transfer may still be on its way: the job then waits for it */
+		int64_t tid;
+		int ready;
+		rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err, errlen);
+		if (rc < 0)
+			return rc;
+		if (rc == 0 && access(json_string_value(e), F_OK) < 0)
 			return fail(err, errlen, FERRY_EINVAL,
 				    "referenced input file '%s' does not exist",
 				    json_string_value(e));
@@ -564,6 +575,14 @@ static int normalise_arrays(json_t *spec, json_t *n, const char *cwd, char *err,
 	if ((rc = string_array(spec, "referenced_output_files", cwd, NULL, &outputs, err, errlen)))
 		return rc;
 	json_object_set_new(n, "referenced_output_files", outputs ? outputs : json_array());
+	json_array_foreach(outputs, i, e)
+	{
+		int64_t tid;
+		int ready;
+		rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -626,7 +645,7 @@ static json_t *normalise_spec(struct ferry_engine *eng, json_t *spec, char *err,
 			     errlen)) ||
 	    (rc = normalise_scalars(eng, spec, n, err, errlen)) ||
 	    (rc = normalise_paths(spec, n, &cwd, err, errlen)) ||
-	    (rc = normalise_arrays(spec, n, cwd, err, errlen)))
+	    (rc = normalise_arrays(eng, spec, n, cwd, err, errlen)))
 		goto bad;
 	if (eng->be->check && (rc = eng->be->check(eng, n, err, errlen)))
 		goto bad;
@@ -722,6 +741,37 @@ static int get_job_id(struct req *r, int64_t *id, enum ferry_job_status *st)
 	return rc == FERRY_ENOJOB ? no_job(r, *id) : rc;
 }
 
+/*
+ * Records which transfers the job names and returns how many of its inputs
+ * are not ready yet (the job waits for them), or a negative error.
+ */
+static int link_transfers(struct ferry_engine *eng, int64_t id, json_t *n)
+{
+	static const char *const keys[2] = {"referenced_input_files", "referenced_output_files"};
+	char err[256];
+	int pending = 0;
+
+	for (int role = 0; role < 2; role++) {
+		json_t *e;
+		size_t i;
+		json_array_foreach(json_object_get(n, keys[role]), i, e)
+		{
+			int64_t tid;
+			int ready = 0;
+			int rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err,
+							sizeof(err));
+			if (rc < 0)
+				return rc;
+			if (rc == 0)
+				continue;
+			if ((rc = ferry__db_ref_add(eng->db, tid, id, role)))
+				return rc;
+			pending += role == 0 && !ready;
+		}
+	}
+	return pending;
+}
+
 static int op_submit_one(struct req *r, json_t *spec, size_t idx, int64_t *id)
 {
 	struct ferry_engine *eng = r->eng;
@@ -760,6 +810,16 @@ static int op_submit_one(struct req *r, json_t *spec, size_t idx, int64_t *id)
 	}
 	j->id = *id;
 	j->state = hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE;
+	rc = link_transfers(eng, *id, n);
+	if (rc < 0) {
+		free(j);
+		json_decref(n);
+		return fail(r->err, sizeof(r->err), rc, "cannot record the job's transfers");
+	}
+	if (rc > 0) { /* inputs on their way */
+		j->state = hold ? FERRY_USER_SYSTEM_ON_HOLD : FERRY_SYSTEM_ON_HOLD;
+		ferry__db_set_state(eng->db, *id, j->state);
+	}
 	j->cpus = (int)json_integer_value(json_object_get(n, "cpus"));
 	j->spec = n;
 	/*
@@ -1121,6 +1181,8 @@ static int op_control(struct req *r)
 	} else if (!strcmp(action, "stop") || !strcmp(action, "hold")) {
 		if (j->state == FERRY_QUEUED_ACTIVE)
 			set_state(r->eng, j, FERRY_USER_ON_HOLD);
+		else if (j->state == FERRY_SYSTEM_ON_HOLD) /* also waiting for its inputs */
+			set_state(r->eng, j, FERRY_USER_SYSTEM_ON_HOLD);
 		else if (j->state == FERRY_RUNNING && !strcmp(action, "stop"))
 			rc = control_started(r, j, CTL_SUSPEND, FERRY_USER_SUSPENDED);
 		else if (job_started(j) && !strcmp(action, "hold"))
@@ -1130,6 +1192,8 @@ static int op_control(struct req *r)
 	} else { /* restart, release */
 		if (j->state == FERRY_USER_ON_HOLD)
 			set_state(r->eng, j, FERRY_QUEUED_ACTIVE);
+		else if (j->state == FERRY_USER_SYSTEM_ON_HOLD)
+			set_state(r->eng, j, FERRY_SYSTEM_ON_HOLD);
 		else if (j->state == FERRY_USER_SUSPENDED && !strcmp(action, "restart"))
 			rc = control_started(r, j, CTL_RESUME, FERRY_RUNNING);
 		else if (job_started(j) && !strcmp(action, "release"))
@@ -1307,7 +1371,8 @@ static const struct {
 };
 
 void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req,
-			   json_t **reply, void **bin, size_t *binlen)
+			   const void *data, size_t datalen, json_t **reply, void **bin,
+			   size_t *binlen)
 {
 	struct req r = {.eng = eng, .c = c, .in = req};
 	const char *op = json_string_value(json_object_get(req, "op"));
@@ -1318,6 +1383,16 @@ void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, jso
 	r.out = json_object();
 	if (!op) {
 		fail(r.err, sizeof(r.err), FERRY_EINVAL, "request has no 'op' string");
+		goto out;
+	}
+	if (ferry__transfer_is_op(op)) {
+		rc = ferry__transfer_request(eng, op, req, r.out, data, datalen, &r.bin, &r.binlen,
+					     r.err, sizeof(r.err));
+		goto out;
+	}
+	if (datalen) {
+		rc = fail(r.err, sizeof(r.err), FERRY_EINVAL, "request '%s' takes no binary data",
+			  op);
 		goto out;
 	}
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(ops); i++) {
@@ -1354,6 +1429,58 @@ out:
 	*reply = r.out;
 	*bin = r.bin;
 	*binlen = r.binlen;
+}
+
+/* ---- transfers a job waits for (transfer.c) ---- */
+
+const char *ferry__engine_transfer_root(struct ferry_engine *eng)
+{
+	return eng->tr_root;
+}
+
+int ferry__engine_transfer_root_fd(struct ferry_engine *eng)
+{
+	return eng->tr_root_fd;
+}
+
+double ferry__engine_hour(struct ferry_engine *eng)
+{
+	return eng->hour_s;
+}
+
+void ferry__engine_inputs_changed(struct ferry_engine *eng, int64_t tid)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	if (ferry__db_ref_jobs(eng->db, tid, 0, &ids, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = ferry__engine_job(eng, ids[i]);
+		if (!j || (j->state != FERRY_SYSTEM_ON_HOLD && j->state != FERRY_USER_SYSTEM_ON_HOLD))
+			continue;
+		if (ferry__db_ref_pending(eng->db, j->id) != 0)
+			continue;
+		set_state(eng, j,
+			  j->state == FERRY_SYSTEM_ON_HOLD ? FERRY_QUEUED_ACTIVE : FERRY_USER_ON_HOLD);
+	}
+	free(ids);
+}
+
+void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	if (ferry__db_ref_jobs(eng->db, tid, 0, &ids, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = ferry__engine_job(eng, ids[i]);
+		if (j && (j->state == FERRY_SYSTEM_ON_HOLD || j->state == FERRY_USER_SYSTEM_ON_HOLD))
+			end_unstarted(eng, j, FERRY_ABORTED,
+				      "an input transfer was removed before it was ready");
+	}
+	free(ids);
 }
 
 /* ---- scheduling and timers ---- */
@@ -1395,7 +1522,9 @@ static void collect_garbage(struct ferry_engine *eng)
 	int64_t *ids = NULL;
 	size_t n = 0;
 
-	eng->next_gc = ferry__mono() + GC_INTERVAL;
+	eng->next_gc = ferry__mono() + (eng->hour_s / 10 < GC_INTERVAL ? eng->hour_s / 10
+									: GC_INTERVAL);
+	ferry__transfer_gc(eng);
 	if (ferry__db_expired(eng->db, ferry__now(), &ids, &n))
 		return;
 	for (size_t i = 0; i < n; i++) {
@@ -1527,6 +1656,38 @@ void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j)
 	eng->used_slots += j->cpus;
 }
 
+/*
+ * The transfer root: transfer_root, or transfers/ in the state directory;
+ * private (0700), resolved once, then reached through a descriptor.
+ */
+static int transfer_root_init(struct ferry_engine *eng, char *err, size_t errlen)
+{
+	const char *knob = getenv("FERRYD_TEST_HOUR_SECONDS");
+	char *want = eng->cfg.transfer_root ? strdup(eng->cfg.transfer_root)
+					    : ferry__asprintf("%s/transfers", eng->state_dir);
+
+	eng->tr_root_fd = -1;
+	eng->hour_s = knob && atof(knob) > 0 ? atof(knob) : 3600;
+	if (!want) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (want[0] != '/') {
+		snprintf(err, errlen, "transfer_root '%s' is not an absolute path", want);
+		free(want);
+		return -1;
+	}
+	if (ferry__mkdir_p(want, 0700) < 0 || !(eng->tr_root = realpath(want, NULL)) ||
+	    (eng->tr_root_fd = open(eng->tr_root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "cannot use the transfer root '%s': %s", want,
+			 strerror(errno));
+		free(want);
+		return -1;
+	}
+	free(want);
+	return 0;
+}
+
 struct ferry_engine *ferry__engine_new(const char *resource, const char *state_dir,
 				       const struct ferry_resource_cfg *cfg, char *err,
 				       size_t errlen)
@@ -1536,6 +1697,7 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 
 	if (!eng)
 		goto nomem;
+	eng->tr_root_fd = -1;
 	eng->be = &ferry__backend_local;
 	if (ferry__resource_supported(cfg, err, errlen) < 0)
 		goto fail;
@@ -1550,6 +1712,8 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 		snprintf(err, errlen, "cannot create '%s': %s", eng->jobs_dir, strerror(errno));
 		goto fail;
 	}
+	if (transfer_root_init(eng, err, errlen) < 0)
+		goto fail;
 	if (htab_grow(eng) < 0)
 		goto nomem;
 	if (ferry__db_open(dbpath, &eng->db, err, errlen))
@@ -1587,6 +1751,9 @@ void ferry__engine_free(struct ferry_engine *eng)
 		waiter_free(w);
 	}
 	free(eng->htab);
+	if (eng->tr_root_fd >= 0)
+		close(eng->tr_root_fd);
+	free(eng->tr_root);
 	ferry__db_close(eng->db);
 	free(eng->resource);
 	free(eng->state_dir);

@@ -81,7 +81,8 @@ const char *ferry__engine_state_dir(struct ferry_engine *eng);
 const struct ferry_resource_cfg *ferry__engine_cfg(struct ferry_engine *eng);
 /* Handles one request; fills *reply (and optional binary data). */
 void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req,
-			   json_t **reply, void **bin, size_t *binlen);
+			   const void *data, size_t datalen, json_t **reply, void **bin,
+			   size_t *binlen);
 /* Starts queued jobs while slots are free; answers waiters; timers. */
 void ferry__engine_tick(struct ferry_engine *eng);
 /*
@@ -104,6 +105,33 @@ struct ferry_db *ferry__engine_db(struct ferry_engine *eng);
 /* A connection went away: drop its pending wait. */
 void ferry__engine_conn_closed(struct ferry_engine *eng, struct ferry_conn_s *c);
 int ferry__engine_shutting_down(struct ferry_engine *eng);
+/* The transfer root (absolute, resolved) and a descriptor of it. */
+const char *ferry__engine_transfer_root(struct ferry_engine *eng);
+int ferry__engine_transfer_root_fd(struct ferry_engine *eng);
+/* Seconds in an hour of disposal time: 3600, or $FERRYD_TEST_HOUR_SECONDS. */
+double ferry__engine_hour(struct ferry_engine *eng);
+/* A transfer became ready: jobs waiting only for their inputs may go on. */
+void ferry__engine_inputs_changed(struct ferry_engine *eng, int64_t tid);
+/* A transfer was removed: jobs still waiting for it are aborted. */
+void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid);
+
+/* ---- transfers (transfer.c) ---- */
+int ferry__transfer_is_op(const char *op);
+/* A transfer_* request; fills out (and *bin), or returns a code with err. */
+int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in, json_t *out,
+			    const void *data, size_t datalen, void **bin, size_t *binlen,
+			    char *err, size_t errlen);
+/*
+ * Whether path lies under the transfer root: 0 not, 1 (with *tid, and
+ * *ready when its transfer is ready), or an error code with err set (no
+ * such transfer, a bad name).
+ */
+int ferry__transfer_lookup(struct ferry_engine *eng, const char *path, int64_t *tid, int *ready,
+			   char *err, size_t errlen);
+/* A job ended: outputs of it that exist now are produced. */
+void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job);
+/* Removes expired transfers. */
+void ferry__transfer_gc(struct ferry_engine *eng);
 
 /* ---- event loop (server.c) ---- */
 typedef void (*ferry_fd_cb)(struct ferry_engine *eng, int fd, void *arg);
@@ -156,5 +184,39 @@ int ferry__db_list(struct ferry_db *db, int state, int detail, json_t *out);
 int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n);
 /* Spec text of any job (malloc'd) and whether it ended. */
 int ferry__db_spec(struct ferry_db *db, int64_t id, char **spec, int *ended);
+
+/* A transfer's row; strings malloc'd (ferry__db_tr_row_release). */
+struct db_tr_row {
+	int64_t id;
+	char *key;	   /* the client's idempotency key, may be NULL */
+	char *dir;	   /* its directory under the transfer root (unique name) */
+	char *server_path; /* what the client is given */
+	char *kind;	   /* "send" or "register" */
+	char *state;	   /* docs/transfers.md */
+	char *doc;	   /* JSON: local paths, disposal hours, files */
+	int64_t received;  /* bytes received over the connection, re-sends included */
+	double created_at, deadline, ended_at; /* ended_at 0: not ended */
+	char *message;
+};
+void ferry__db_tr_row_release(struct db_tr_row *t);
+int ferry__db_tr_insert(struct ferry_db *db, const struct db_tr_row *t, int64_t *id);
+/* 1 and *id when the key is known, 0 when not, <0 on error. */
+int ferry__db_tr_find_key(struct ferry_db *db, const char *key, int64_t *id);
+/* 0, FERRY_ENOJOB when there is no such transfer, or an error. */
+int ferry__db_tr_by_id(struct ferry_db *db, int64_t id, struct db_tr_row *t);
+int ferry__db_tr_by_dir(struct ferry_db *db, const char *dir, struct db_tr_row *t);
+/* Writes state, doc, received, deadline, ended_at and message. */
+int ferry__db_tr_update(struct ferry_db *db, const struct db_tr_row *t);
+int ferry__db_tr_delete(struct ferry_db *db, int64_t id);
+int ferry__db_tr_list(struct ferry_db *db, int (*cb)(void *arg, struct db_tr_row *t), void *arg);
+/* Transfers past their deadline that no unfinished job names. */
+int ferry__db_tr_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n);
+/* Job <-> transfer references; role 0: input, 1: output. */
+int ferry__db_ref_add(struct ferry_db *db, int64_t tid, int64_t job, int role);
+int ferry__db_ref_jobs(struct ferry_db *db, int64_t tid, int role, int64_t **ids, size_t *n);
+int ferry__db_ref_active_jobs(struct ferry_db *db, int64_t tid, int64_t **ids, size_t *n);
+int ferry__db_ref_of_job(struct ferry_db *db, int64_t job, int role, int64_t **tids, size_t *n);
+/* Number of the job's input transfers not ready yet, or <0. */
+int ferry__db_ref_pending(struct ferry_db *db, int64_t job);
 
 #endif

@@ -178,7 +178,8 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
 		c->closing = 1;
 	} else {
-		ferry__engine_request(eng, c, req, &reply, &bin, &binlen);
+		ferry__engine_request(eng, c, req, c->in + FERRY_FRAME_HDR + h.json_len,
+				      h.body_len - h.json_len, &reply, &bin, &binlen);
 		if (!reply) {
 			c->busy = 1;
 		} else {

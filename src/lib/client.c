@@ -58,11 +58,11 @@ static int send_all(int fd, const unsigned char *p, size_t len)
 	return 0;
 }
 
-static int send_frame(int fd, json_t *req)
+static int send_frame(int fd, json_t *req, const void *data, size_t datalen)
 {
 	unsigned char *f;
 	size_t fl;
-	int rc = ferry__frame_build(FERRY_FRAME_REQUEST, req, NULL, 0, &f, &fl);
+	int rc = ferry__frame_build(FERRY_FRAME_REQUEST, req, data, datalen, &f, &fl);
 
 	if (rc)
 		return rc;
@@ -173,7 +173,7 @@ static int handshake(struct ferry_conn *c)
 			return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 		}
 	}
-	rc = send_frame(c->fd, hello);
+	rc = send_frame(c->fd, hello, NULL, 0);
 	json_decref(hello);
 	/* even when the send failed, the engine may have said why it refused us */
 	if (!rc || rc == FERRY_EIO)
@@ -267,6 +267,12 @@ static int is_timeout(json_t *reply)
 int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
 		size_t *binlen)
 {
+	return ferry__call_data(c, req, NULL, 0, deadline, reply, bin, binlen);
+}
+
+int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t datalen,
+		     double deadline, json_t **reply, void **bin, size_t *binlen)
+{
 	/* the budget runs from the loss, not from the call: a wait may last hours */
 	double give_up = 0, pause = 0.05, silence = 0;
 	const char *op = json_string_value(json_object_get(req, "op"));
@@ -293,7 +299,7 @@ int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **rep
 		if (left >= 0)
 			json_object_set_new(req, "timeout", json_real(left));
 		silence = (left > 0 ? left : 0) + REPLY_MARGIN_S;
-		rc = send_frame(c->fd, req);
+		rc = send_frame(c->fd, req, data, datalen);
 		if (!rc)
 			rc = recv_frame(c, reply, bin, binlen, silence, 0);
 		if (!rc && sliced && is_timeout(*reply)) {

@@ -63,6 +63,9 @@ void ferry__close(struct ferry_conn *c);
  */
 int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
 		size_t *binlen);
+/* Same, with data as the request's binary part. */
+int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t datalen,
+		     double deadline, json_t **reply, void **bin, size_t *binlen);
 
 /* ssh.c: the transport of a resource with a host (see there). */
 /* Starts ssh running `ferry bridge`; sets c->fd. 0 or a code with the message. */

@@ -21,7 +21,8 @@
 #   SGE_TEST_DIR    state dir: env.sh, pid files           (/tmp/ferry-sge)
 #   SGE_TEST_SLOTS  slots of the host (and of each queue)  (8)
 #   SGE_TEST_WAIT   bound in seconds for each wait         (90)
-#   SGE_TEST_SMOKE  1 = run a 'true' job with qsub -sync y at the end (1)
+#   SGE_TEST_SMOKE  1 = always run a 'true' job with qsub -sync y at the end, 0 = never,
+#                   auto = only if this run started a daemon (auto)
 # On success prints the variables for tests and writes them to $SGE_TEST_DIR/env.sh.
 set -euo pipefail
 
@@ -32,7 +33,8 @@ export PATH="$SGE_BIN:$PATH"
 DIR=${SGE_TEST_DIR:-/tmp/ferry-sge}
 SLOTS=${SGE_TEST_SLOTS:-8}
 WAIT_S=${SGE_TEST_WAIT:-90}
-SMOKE=${SGE_TEST_SMOKE:-1}
+SMOKE=${SGE_TEST_SMOKE:-auto}
+started=0
 QUEUES="all.q long.q"
 PES="smp mpi"
 COMMON=$SGE_ROOT/$SGE_CELL/common
@@ -49,6 +51,9 @@ log() { echo "start-sge: $*"; }
 case "$SLOTS$WAIT_S" in *[!0-9]*) die "SGE_TEST_SLOTS/SGE_TEST_WAIT must be integers" ;; esac
 [ "$SLOTS" -ge 2 ] || die "SGE_TEST_SLOTS must be >= 2"
 mkdir -p "$DIR"
+# one start/stop at a time (tests running in parallel may all call this script)
+exec 9> "$DIR/.lock"
+flock -w 300 9 || die "another start-sge.sh/stop-sge.sh holds $DIR/.lock"
 
 # ---------------------------------------------------------------- install
 missing=""
@@ -131,9 +136,16 @@ mkdir -p "$EXECD_SPOOL" && chown sgeadmin:sgeadmin "$EXECD_SPOOL"
 # ---------------------------------------------------------------- helpers
 # A pid is trusted only together with its start time (field 22 of /proc/PID/stat).
 starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
-alive() {      # alive PID COMM: running (not a zombie) process with that name
-    [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] &&
-        ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+alive() {      # alive PID COMM: process named COMM with at least one live (non-zombie) thread
+    # (a daemon whose main thread has exited shows state Z while its other threads still
+    # shut down, e.g. sge_qmaster for 7-8 s after SIGTERM: that is not "stopped" yet)
+    local t st
+    [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] || return 1
+    for t in /proc/"$1"/task/*/stat; do
+        st=$(sed 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f1)
+        case "$st" in ''|Z|X) ;; *) return 0 ;; esac
+    done
+    return 1
 }
 pidfile_pid() { # pidfile_pid COMM FILE...: the pid in a daemon's own pid file, if alive
     local comm=$1 f p; shift
@@ -160,10 +172,11 @@ if QPID=$(pidfile_pid sge_qmaster "$QMASTER_SPOOL/qmaster.pid"); then
 else
     rm -f "$QMASTER_SPOOL/qmaster.pid" "$DIR/qmaster.pid"
     log "starting sge_qmaster"
-    setsid -w "$SGE_BIN/sge_qmaster" </dev/null >/dev/null 2>&1 || die "sge_qmaster failed to start; see $QMASTER_SPOOL/messages"
+    setsid -w "$SGE_BIN/sge_qmaster" 9>&- </dev/null >/dev/null 2>&1 || die "sge_qmaster failed to start; see $QMASTER_SPOOL/messages"
     wait_for "qmaster pid file" pidfile_pid sge_qmaster "$QMASTER_SPOOL/qmaster.pid"
     QPID=$(pidfile_pid sge_qmaster "$QMASTER_SPOOL/qmaster.pid")
     mark qmaster "$QPID"
+    started=1
 fi
 wait_for "qmaster to answer (see $QMASTER_SPOOL/messages)" qconf -sh
 alive "$QPID" sge_qmaster || die "sge_qmaster died; tail of messages: $(tail -5 $QMASTER_SPOOL/messages)"
@@ -273,11 +286,12 @@ if EPID=$(execd_pid); then
 else
     rm -f "$EXECD_SPOOL"/*/execd.pid "$DIR/execd.pid"
     log "starting sge_execd"
-    setsid -w "$SGE_BIN/sge_execd" </dev/null >/dev/null 2>&1 || die "sge_execd failed to start"
+    setsid -w "$SGE_BIN/sge_execd" 9>&- </dev/null >/dev/null 2>&1 || die "sge_execd failed to start"
     # its spool dir is named after the host as execd sees it (here: "localhost")
     wait_for "execd pid file" execd_pid
     EPID=$(execd_pid)
     mark execd "$EPID"
+    started=1
 fi
 for QUEUE in $QUEUES; do qmod -e "$QUEUE@$H" >/dev/null 2>&1 || true; done   # clear a left-over disabled state
 
@@ -293,7 +307,7 @@ queue_ready() {  # execd answers, and each queue instance has a load value and n
 }
 wait_for "queues $QUEUES on $H to become available (execd messages: $EXECD_SPOOL/*/messages)" queue_ready
 
-if [ "$SMOKE" = 1 ]; then
+if [ "$SMOKE" = 1 ] || { [ "$SMOKE" = auto ] && [ $started = 1 ]; }; then
     out=$(cd /tmp && timeout "$WAIT_S" qsub -sync y -b y -N ferry-smoke -o /dev/null -e /dev/null /bin/true 2>&1) \
         || die "smoke job failed: $out"
 fi
@@ -312,7 +326,14 @@ export SGE_TEST_PE=smp
 export SGE_TEST_PE2=mpi
 export SGE_TEST_DRMAA_LIB=$DRMAA_LIB
 export SGE_TEST_DRMAA_INCLUDE=/usr/lib/gridengine-drmaa/include
-# dlopen("libdrmaa.so.1") / -ldrmaa find the library through this:
+# the path under the name other DRMAA clients (python-drmaa, ...) read it from
+export DRMAA_LIBRARY_PATH=$DRMAA_LIB
+# Debian's libdrmaa has SONAME libdrmaa.so.1.0 (there is no libdrmaa.so.1 anywhere) and is
+# linked with jemalloc: dlopen() of it fails with "libjemalloc.so.2: cannot allocate memory in
+# static TLS block" unless the process was started with GLIBC_TUNABLES set to this value (or
+# LD_PRELOAD=libjemalloc.so.2, or the program links -ldrmaa). Not exported on purpose.
+export SGE_TEST_GLIBC_TUNABLES=glibc.rtld.optional_static_tls=4096
+# -ldrmaa: run-time search path for programs linked against it
 export LD_LIBRARY_PATH=/usr/lib/gridengine-drmaa/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
 EOF
 log "SGE up: qmaster pid $QPID, execd pid $EPID, host $H, queues all.q + long.q ($SLOTS slots in all), pes $PES"

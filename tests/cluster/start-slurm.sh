@@ -82,11 +82,16 @@ case "$ACCT" in slurmdbd|none) ;; *) die "SLURM_TEST_ACCOUNTING must be 'slurmdb
 # A pid is only trusted together with its start time (field 22 of /proc/PID/stat), so a
 # recycled pid is never mistaken for our daemon.
 starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
-alive() {      # alive PID COMM: live, non-zombie process named COMM
-    local st
+alive() {      # alive PID COMM: process named COMM with at least one live (non-zombie) thread
+    # (a daemon whose main thread has exited shows state Z while its other threads still
+    # shut down, e.g. sge_qmaster for 7-8 s after SIGTERM: that is not "stopped" yet)
+    local t st
     [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] || return 1
-    st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-    [ -n "$st" ] && [ "$st" != Z ]
+    for t in /proc/"$1"/task/*/stat; do
+        st=$(sed 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f1)
+        case "$st" in ''|Z|X) ;; *) return 0 ;; esac
+    done
+    return 1
 }
 pidfile_pid() { # pidfile_pid COMM FILE: print the pid in a daemon's own pid file if alive
     local p
@@ -104,10 +109,10 @@ marked_pid() {  # marked_pid NAME COMM: print the pid recorded by mark if still 
     alive "$p" "$2" && [ "$(starttime "$p")" = "$s" ] && echo "$p"
 }
 stop_pid() {    # stop_pid NAME COMM PID: TERM, wait up to 20 s, then KILL
-    local name=$1 comm=$2 pid=$3 i
+    local name=$1 comm=$2 pid=$3
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do alive "$pid" "$comm" || break; sleep 0.2; done
+    for _ in $(seq 1 100); do alive "$pid" "$comm" || break; sleep 0.2; done
     if alive "$pid" "$comm"; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.5; fi
     rm -f "$DIR/$name.pid"
 }
@@ -119,6 +124,12 @@ wait_secs() {   # wait_secs SECS CMD...: retry CMD until it succeeds, for at mos
         sleep 0.2
     done
 }
+
+mkdir -p "$DIR"
+chmod 0755 "$DIR"
+# one start/stop at a time (tests running in parallel may all call this script)
+exec 9> "$DIR/.lock"
+flock -w 300 9 || die "another start-slurm.sh/stop-slurm.sh holds $DIR/.lock"
 
 # ---------------------------------------------------------------- packages
 PKGS=(munge slurmctld slurmd slurm-client)
@@ -155,8 +166,6 @@ if [ "$ACCT" = slurmdbd ]; then
     done
 fi
 
-mkdir -p "$DIR"
-chmod 0755 "$DIR"
 
 # ---------------------------------------------------------------- munge
 getent passwd munge >/dev/null || die "user 'munge' does not exist (munge package broken?)"
@@ -178,7 +187,7 @@ if munge_ok; then
 else
     log "starting munged"
     rm -f "$MUNGE_PID"
-    setsid -w runuser -u munge -- /usr/sbin/munged </dev/null >/dev/null 2>&1 || die "munged failed to start"
+    setsid -w runuser -u munge -- /usr/sbin/munged 9>&- </dev/null >/dev/null 2>&1 || die "munged failed to start"
     wait_secs 15 munge_ok || die "munged started but 'munge -n | unmunge' fails"
     pid=$(pidfile_pid munged "$MUNGE_PID") || die "munged pid file $MUNGE_PID missing"
     mark munged "$pid"
@@ -214,7 +223,7 @@ if [ "$ACCT" = slurmdbd ]; then
         setsid /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$DB_DIR" \
             --socket="$DB_SOCK" --pid-file="$DB_RUN/mysqld.pid" --port="$DB_PORT" --bind-address=127.0.0.1 \
             --log-error="$DB_RUN/mysqld.err" --innodb-buffer-pool-size=64M --innodb-lock-wait-timeout=900 --skip-name-resolve \
-            </dev/null >/dev/null 2>&1 &
+            9>&- </dev/null >/dev/null 2>&1 &
         dbpid=$!
         db_ok_or_dead() { db_ok || ! alive "$dbpid" mariadbd; }
         wait_secs 60 db_ok_or_dead; db_ok || die "mariadbd does not answer on $DB_SOCK (see $DB_RUN/mysqld.err)"
@@ -260,7 +269,7 @@ EOF
     if ! pidfile_pid slurmdbd "$PID_DIR/slurmdbd.pid" >/dev/null; then
         log "starting slurmdbd"
         rm -f "$PID_DIR/slurmdbd.pid"
-        setsid -w slurmdbd </dev/null >/dev/null 2>&1 || die "slurmdbd failed to start"
+        setsid -w slurmdbd 9>&- </dev/null >/dev/null 2>&1 || die "slurmdbd failed to start"
         wait_secs 30 pidfile_pid slurmdbd "$PID_DIR/slurmdbd.pid" || die "slurmdbd did not stay up"
         mark slurmdbd "$(pidfile_pid slurmdbd "$PID_DIR/slurmdbd.pid")"
     fi
@@ -344,7 +353,7 @@ if pid=$(pidfile_pid slurmctld "$PID_DIR/slurmctld.pid"); then
 else
     log "starting slurmctld"
     rm -f "$PID_DIR/slurmctld.pid"
-    setsid -w slurmctld </dev/null >/dev/null 2>&1 || die "slurmctld failed to start"
+    setsid -w slurmctld 9>&- </dev/null >/dev/null 2>&1 || die "slurmctld failed to start"
     wait_secs 30 pidfile_pid slurmctld "$PID_DIR/slurmctld.pid" || die "slurmctld did not stay up"
     mark slurmctld "$(pidfile_pid slurmctld "$PID_DIR/slurmctld.pid")"
 fi
@@ -362,7 +371,7 @@ if pid=$(pidfile_pid slurmd "$PID_DIR/slurmd.pid"); then
 else
     log "starting slurmd"
     rm -f "$PID_DIR/slurmd.pid"
-    setsid -w slurmd </dev/null >/dev/null 2>&1 || die "slurmd failed to start"
+    setsid -w slurmd 9>&- </dev/null >/dev/null 2>&1 || die "slurmd failed to start"
     wait_secs 30 pidfile_pid slurmd "$PID_DIR/slurmd.pid" || die "slurmd did not stay up"
     mark slurmd "$(pidfile_pid slurmd "$PID_DIR/slurmd.pid")"
 fi

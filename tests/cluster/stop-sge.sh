@@ -21,7 +21,7 @@ KEEP_JOBS=${SGE_TEST_KEEP_JOBS:-0}
 for a in "$@"; do
     case $a in
         --keep-jobs) KEEP_JOBS=1 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "stop-sge: unknown argument: $a" >&2; exit 2 ;;
     esac
 done
@@ -29,10 +29,20 @@ done
 rc=0
 
 log() { echo "stop-sge: $*"; }
+[ -d "$DIR" ] || { log "nothing to stop ($DIR does not exist)"; exit 0; }
+exec 9> "$DIR/.lock"
+flock -w 300 9 || { echo "stop-sge: ERROR: another start/stop holds $DIR/.lock" >&2; exit 1; }
 starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
-alive() {  # $1 = pid, $2 = comm: running (not a zombie) process with that name
-    [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] &&
-        ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+alive() {      # alive PID COMM: process named COMM with at least one live (non-zombie) thread
+    # (a daemon whose main thread has exited shows state Z while its other threads still
+    # shut down, e.g. sge_qmaster for 7-8 s after SIGTERM: that is not "stopped" yet)
+    local t st
+    [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] || return 1
+    for t in /proc/"$1"/task/*/stat; do
+        st=$(sed 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f1)
+        case "$st" in ''|Z|X) ;; *) return 0 ;; esac
+    done
+    return 1
 }
 ours() {   # $1 = daemon (qmaster|execd): print its pid if it is alive and ours
     local f=$DIR/$1.pid p s

@@ -21,20 +21,28 @@ for a in "$@"; do
     case $a in
         --keep-jobs) KEEP_JOBS=1 ;;
         --purge) PURGE=1 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "$PROG: unknown argument: $a" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "$PROG: ERROR: must be run as root" >&2; exit 1; }
 log() { echo "$PROG: $*"; }
 rc=0
+[ -d "$DIR" ] || { log "nothing to stop ($DIR does not exist)"; exit 0; }
+exec 9> "$DIR/.lock"
+flock -w 300 9 || { echo "$PROG: ERROR: another start/stop holds $DIR/.lock" >&2; exit 1; }
 
 starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
-alive() {      # alive PID COMM: live, non-zombie process named COMM
-    local st
+alive() {      # alive PID COMM: process named COMM with at least one live (non-zombie) thread
+    # (a daemon whose main thread has exited shows state Z while its other threads still
+    # shut down, e.g. sge_qmaster for 7-8 s after SIGTERM: that is not "stopped" yet)
+    local t st
     [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] || return 1
-    st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-    [ -n "$st" ] && [ "$st" != Z ]
+    for t in /proc/"$1"/task/*/stat; do
+        st=$(sed 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f1)
+        case "$st" in ''|Z|X) ;; *) return 0 ;; esac
+    done
+    return 1
 }
 marked_pid() {  # marked_pid NAME COMM: the pid start-slurm.sh recorded, if still that process
     local p s

@@ -1,0 +1,62 @@
+/* hash.c - XXH3-128 of files and buffers (see hash.h for why this hash). */
+#include "hash.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define HASH_BUF (1u << 20)
+
+int ferry__hash_init(struct ferry_hash *h)
+{
+	h->state = XXH3_createState();
+	if (!h->state)
+		return -ENOMEM;
+	XXH3_128bits_reset(h->state);
+	return 0;
+}
+
+void ferry__hash_update(struct ferry_hash *h, const void *data, size_t len)
+{
+	XXH3_128bits_update(h->state, data, len);
+}
+
+void ferry__hash_final(struct ferry_hash *h, char hex[FERRY_HASH_HEX])
+{
+	XXH128_hash_t d = XXH3_128bits_digest(h->state);
+
+	snprintf(hex, FERRY_HASH_HEX, "%016llx%016llx", (unsigned long long)d.high64,
+		 (unsigned long long)d.low64);
+	XXH3_freeState(h->state);
+	h->state = NULL;
+}
+
+int ferry__hash_fd(int fd, uint64_t len, char hex[FERRY_HASH_HEX])
+{
+	struct ferry_hash h;
+	char *buf = malloc(HASH_BUF);
+	uint64_t off = 0;
+	int e = 0;
+
+	if (!buf || ferry__hash_init(&h) < 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	while (off < len) {
+		size_t want = len - off < HASH_BUF ? (size_t)(len - off) : HASH_BUF;
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			e = n < 0 ? -errno : -EIO; /* shorter than said: changed under us */
+			break;
+		}
+		ferry__hash_update(&h, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	ferry__hash_final(&h, hex);
+	free(buf);
+	return e;
+}

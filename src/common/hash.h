@@ -1,0 +1,28 @@
+/*
+ * hash.h - the checksum of transferred files: XXH3-128 (libxxhash).
+ *
+ * Not a cryptographic hash: it guards against corruption and truncation
+ * (disk, memory, a bug), while who may write is settled by ssh and file
+ * modes. It runs at memory speed, so checking a file end to end costs
+ * little next to copying it (see docs/architecture.md).
+ */
+#ifndef FERRY_HASH_H
+#define FERRY_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FERRY_HASH_HEX 33 /* 32 hex digits and a NUL */
+
+struct ferry_hash {
+	void *state; /* XXH3_state_t */
+};
+
+int ferry__hash_init(struct ferry_hash *h);
+void ferry__hash_update(struct ferry_hash *h, const void *data, size_t len);
+/* Writes the digest as hex and frees the state. */
+void ferry__hash_final(struct ferry_hash *h, char hex[FERRY_HASH_HEX]);
+/* Hashes the first len bytes of fd (from offset 0). 0 or -errno. */
+int ferry__hash_fd(int fd, uint64_t len, char hex[FERRY_HASH_HEX]);
+
+#endif

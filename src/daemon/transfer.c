@@ -1,0 +1,1313 @@
+/*
+ * transfer.c - files moved between clients and the engine's host
+ * (docs/transfers.md): the transfer root, chunks written into ".part"
+ * files, end-to-end checksums, outputs that jobs produce, disposal.
+ *
+ * Every path a client names is confined to the transfer root: it must lie
+ * under the root's absolute path, each component is checked (no "..", no
+ * control characters), and every file is opened with openat2(2)
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS from a descriptor of the root, so
+ * neither a name nor a symlink planted or swapped in later can lead out.
+ *
+ * Progress is the file system's: the bytes of a file received so far are
+ * the size of its ".part" file, and a complete file has its final name,
+ * taken by rename only after its checksum matched and it was fsynced. The
+ * database keeps the manifest and the state, not per-chunk offsets.
+ */
+#include <dirent.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "hash.h"
+#include "util.h"
+
+#define MAX_FILES     100000
+#define MAX_CHUNK     (8u << 20)
+#define PART_SUFFIX   ".ferry-part"
+#define ROLE_INPUT    0
+#define ROLE_OUTPUT   1
+#define DISPOSAL_MAX  87600
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+struct tctx {
+	struct ferry_engine *eng;
+	json_t *in, *out;
+	const void *data;
+	size_t datalen;
+	void **bin;
+	size_t *binlen;
+	char *err;
+	size_t errlen;
+};
+
+#define FAIL(t, code, ...) fail((t)->err, (t)->errlen, code, __VA_ARGS__)
+
+/* ---- paths beneath the root ---- */
+
+static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
+{
+	struct open_how how = {
+	    .flags = (uint64_t)(flags | O_CLOEXEC),
+	    .mode = (flags & O_CREAT) ? mode : 0,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+
+	return fd < 0 ? -1 : (int)fd;
+}
+
+/*
+ * A relative name from a client: components separated by single '/', none
+ * empty, "." or "..", none longer than NAME_MAX or holding a control
+ * character, none ending in the suffix of our partial files.
+ */
+static int check_rel(struct tctx *t, const char *rel)
+{
+	size_t len = strlen(rel);
+	const char *p = rel;
+
+	if (!len)
+		return FAIL(t, FERRY_EINVAL, "an empty file name");
+	if (len > PATH_MAX / 2)
+		return FAIL(t, FERRY_EINVAL, "file name of %zu bytes, over the limit of %d", len,
+			    PATH_MAX / 2);
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return FAIL(t, FERRY_EINVAL,
+				    "file name '%s' has an empty, '.' or '..' component", rel);
+		if (n > NAME_MAX)
+			return FAIL(t, FERRY_EINVAL, "a component of '%.80s...' is too long", rel);
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+				return FAIL(t, FERRY_EINVAL,
+					    "file name '%s' holds a control character", rel);
+		if (n >= sizeof(PART_SUFFIX) - 1 &&
+		    !memcmp(p + n - (sizeof(PART_SUFFIX) - 1), PART_SUFFIX,
+			    sizeof(PART_SUFFIX) - 1))
+			return FAIL(t, FERRY_EINVAL, "file name '%s' ends in '%s'", rel,
+				    PART_SUFFIX);
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return 0;
+}
+
+/* mkdir -p beneath the root, each new directory 0700 until the end. */
+static int mkdirs_beneath(int root, const char *rel)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(rel);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, rel, len + 1);
+	for (char *p = buf;; p++) {
+		if (*p != '/' && *p)
+			continue;
+		char c = *p;
+		*p = '\0';
+		int fd = open_beneath(root, buf, O_PATH | O_DIRECTORY, 0);
+		if (fd < 0) {
+			char *slash = strrchr(buf, '/');
+			int parent = slash ? (*slash = '\0', open_beneath(root, buf, O_PATH | O_DIRECTORY, 0))
+					   : dup(root);
+			if (slash)
+				*slash = '/';
+			if (parent < 0)
+				return -errno;
+			int r = mkdirat(parent, slash ? slash + 1 : buf, 0700);
+			int e = errno;
+			close(parent);
+			if (r < 0 && e != EEXIST)
+				return -e;
+		} else {
+			close(fd);
+		}
+		if (!c)
+			return 0;
+		*p = c;
+	}
+}
+
+/* The parent directory of rel (opened beneath root) and rel's last component. */
+static int open_parent(int root, const char *rel, const char **base)
+{
+	const char *slash = strrchr(rel, '/');
+	char buf[PATH_MAX];
+
+	*base = slash ? slash + 1 : rel;
+	if (!slash)
+		return open_beneath(root, ".", O_PATH | O_DIRECTORY, 0);
+	if ((size_t)(slash - rel) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, rel, (size_t)(slash - rel));
+	buf[slash - rel] = '\0';
+	return open_beneath(root, buf, O_PATH | O_DIRECTORY, 0);
+}
+
+static char *part_name(const char *base)
+{
+	return ferry__asprintf(".%s" PART_SUFFIX, base);
+}
+
+/* ---- rows ---- */
+
+static const char *root(struct tctx *t)
+{
+	return ferry__engine_transfer_root(t->eng);
+}
+
+static int rootfd(struct tctx *t)
+{
+	return ferry__engine_transfer_root_fd(t->eng);
+}
+
+/*
+ * The transfer a server path names (the path itself or one inside it) and
+ * the path relative to the root. 0, FERRY_ENOJOB (nothing there) or an
+ * error, with the message set.
+ */
+static int find_by_path(struct tctx *t, const char *path, struct db_tr_row *row)
+{
+	size_t rl = strlen(root(t));
+	char dir[64];
+	const char *rel, *slash;
+	int rc;
+
+	if (strncmp(path, root(t), rl) || path[rl] != '/')
+		return FAIL(t, FERRY_EINVAL, "'%s' is not under the transfer root '%s'", path,
+			    root(t));
+	rel = path + rl + 1;
+	if ((rc = check_rel(t, rel)))
+		return rc;
+	slash = strchr(rel, '/');
+	if (!slash || (size_t)(slash - rel) >= sizeof(dir))
+		return FAIL(t, FERRY_ENOJOB, "no transfer at '%s'", path);
+	memcpy(dir, rel, (size_t)(slash - rel));
+	dir[slash - rel] = '\0';
+	rc = ferry__db_tr_by_dir(ferry__engine_db(t->eng), dir, row);
+	if (rc == FERRY_ENOJOB)
+		return FAIL(t, FERRY_ENOJOB, "no transfer at '%s'", path);
+	if (rc)
+		return FAIL(t, rc, "cannot read the transfer of '%s'", path);
+	return 0;
+}
+
+static int get_path_arg(struct tctx *t, const char **path)
+{
+	*path = json_string_value(json_object_get(t->in, "server_path"));
+	if (!*path)
+		return FAIL(t, FERRY_EINVAL, "missing string field 'server_path'");
+	return 0;
+}
+
+static json_t *doc_of(struct tctx *t, const struct db_tr_row *row)
+{
+	json_t *d = json_loads(row->doc, 0, NULL);
+
+	if (!d)
+		FAIL(t, FERRY_EINTERNAL, "the stored transfer %lld is unreadable",
+		     (long long)row->id);
+	return d;
+}
+
+static int save(struct tctx *t, struct db_tr_row *row, json_t *doc)
+{
+	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	int rc;
+
+	if (doc && !text)
+		return FAIL(t, FERRY_ENOMEM, "out of memory");
+	if (text) {
+		free(row->doc);
+		row->doc = text;
+	}
+	rc = ferry__db_tr_update(ferry__engine_db(t->eng), row);
+	return rc ? FAIL(t, rc, "cannot record the transfer") : 0;
+}
+
+static double hours_s(struct tctx *t, json_t *doc)
+{
+	return (double)json_integer_value(json_object_get(doc, "disposal_hours")) *
+	       ferry__engine_hour(t->eng);
+}
+
+/* The transfer's files (doc "files") with their relative paths under the root. */
+static const char *file_rel(const struct db_tr_row *row, json_t *f, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/%s", row->dir, json_string_value(json_object_get(f, "path")));
+	return buf;
+}
+
+/* ---- the object of docs/transfers.md ---- */
+
+static json_t *row_json(struct tctx *t, const struct db_tr_row *row, int with_files)
+{
+	json_t *doc = json_loads(row->doc, 0, NULL), *o, *files;
+	int64_t *jobs = NULL, size = 0;
+	size_t n = 0, i;
+	json_t *f, *ja;
+
+	if (!doc)
+		return NULL;
+	files = json_object_get(doc, "files");
+	json_array_foreach(files, i, f) size += json_integer_value(json_object_get(f, "size"));
+	o = json_pack("{s:I,s:s,s:s,s:s,s:O,s:I,s:I,s:f,s:f,s:O}", "id", (json_int_t)row->id,
+		      "server_path", row->server_path, "kind", row->kind, "state", row->state,
+		      "local_paths", json_object_get(doc, "local_paths"), "size",
+		      (json_int_t)size, "received", (json_int_t)row->received, "created_at",
+		      row->created_at, "deadline", row->deadline, "disposal_hours",
+		      json_object_get(doc, "disposal_hours"));
+	if (!o) {
+		json_decref(doc);
+		return NULL;
+	}
+	json_object_set_new(o, "ended_at", row->ended_at > 0 ? json_real(row->ended_at)
+							      : json_null());
+	json_object_set_new(o, "message", row->message ? json_string(row->message) : json_null());
+	json_object_set(o, "hash", json_object_get(doc, "hash") ? json_object_get(doc, "hash")
+								: json_null());
+	ja = json_array();
+	for (int role = 0; role < 2; role++) {
+		if (ferry__db_ref_jobs(ferry__engine_db(t->eng), row->id, role, &jobs, &n))
+			continue;
+		for (size_t k = 0; k < n; k++)
+			json_array_append_new(ja, json_pack("{s:I,s:s}", "id", (json_int_t)jobs[k],
+							    "role", role ? "output" : "input"));
+		free(jobs);
+	}
+	json_object_set_new(o, "jobs", ja);
+	if (with_files)
+		json_object_set(o, "files", files);
+	json_decref(doc);
+	return o;
+}
+
+/* ---- progress of a send ---- */
+
+/* Bytes of file f present: its size when complete (*complete), else its part's. */
+static int64_t file_done(struct tctx *t, const struct db_tr_row *row, json_t *f, int *complete)
+{
+	char rel[PATH_MAX];
+	const char *base;
+	struct stat st;
+	int64_t done = 0;
+	int parent = open_parent(rootfd(t), file_rel(row, f, rel, sizeof(rel)), &base);
+	char *part = NULL;
+
+	*complete = 0;
+	if (parent < 0)
+		return 0;
+	if (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		*complete = 1;
+		done = (int64_t)st.st_size;
+	} else if ((part = part_name(base)) &&
+		   fstatat(parent, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		done = (int64_t)st.st_size;
+	}
+	free(part);
+	close(parent);
+	return done;
+}
+
+static json_t *progress(struct tctx *t, const struct db_tr_row *row, json_t *doc)
+{
+	json_t *a = json_array(), *f;
+	size_t i;
+	char rel[PATH_MAX];
+
+	json_array_foreach(json_object_get(doc, "files"), i, f)
+	{
+		int complete = 0;
+		int64_t done = 0;
+		json_t *e;
+		if (!strcmp(json_string_value(json_object_get(f, "type")), "dir")) {
+			e = json_pack("{s:I,s:b}", "done", (json_int_t)0, "complete", 1);
+		} else {
+			done = file_done(t, row, f, &complete);
+			const char *base;
+			file_rel(row, f, rel, sizeof(rel));
+			base = strrchr(rel, '/') + 1;
+			char *p = ferry__asprintf("%s/%.*s.%s" PART_SUFFIX, root(t),
+						  (int)(base - rel), rel, base);
+			e = json_pack("{s:I,s:b,s:s}", "done", (json_int_t)done, "complete",
+				      complete, "part_path", p ? p : "");
+			free(p);
+		}
+		json_array_append_new(a, e);
+	}
+	return a;
+}
+
+/* ---- requests ---- */
+
+static int check_manifest(struct tctx *t, json_t *files)
+{
+	json_t *f;
+	size_t i;
+	int rc;
+
+	if (!json_is_array(files) || !json_array_size(files))
+		return FAIL(t, FERRY_EINVAL, "'files' must be a non-empty array");
+	if (json_array_size(files) > MAX_FILES)
+		return FAIL(t, FERRY_EINVAL, "%zu files in one transfer, over the limit of %d",
+			    json_array_size(files), MAX_FILES);
+	json_array_foreach(files, i, f)
+	{
+		const char *path = json_string_value(json_object_get(f, "path"));
+		const char *type = json_string_value(json_object_get(f, "type"));
+		const char *hash = json_string_value(json_object_get(f, "hash"));
+		json_t *size = json_object_get(f, "size"), *mode = json_object_get(f, "mode");
+		json_t *mtime = json_object_get(f, "mtime");
+
+		if (!json_is_object(f) || !path || !type)
+			return FAIL(t, FERRY_EINVAL, "file %zu needs 'path' and 'type'", i);
+		if ((rc = check_rel(t, path)))
+			return rc;
+		if (strcmp(type, "file") && strcmp(type, "dir"))
+			return FAIL(t, FERRY_EINVAL, "file '%s': type '%s' (file or dir)", path,
+				    type);
+		if (!json_is_integer(mode) || json_integer_value(mode) < 0 ||
+		    json_integer_value(mode) > 07777 || !json_is_number(mtime))
+			return FAIL(t, FERRY_EINVAL, "file '%s' needs a 'mode' and an 'mtime'",
+				    path);
+		if (!strcmp(type, "dir"))
+			continue;
+		if (!json_is_integer(size) || json_integer_value(size) < 0 ||
+		    json_integer_value(size) > (1LL << 50))
+			return FAIL(t, FERRY_EINVAL, "file '%s' needs a 'size'", path);
+		if (!hash || strlen(hash) != FERRY_HASH_HEX - 1 ||
+		    strspn(hash, "0123456789abcdef") != FERRY_HASH_HEX - 1)
+			return FAIL(t, FERRY_EINVAL, "file '%s' needs a 'hash' (32 hex digits)",
+				    path);
+	}
+	return 0;
+}
+
+static int opt_hours(struct tctx *t, int64_t *hours)
+{
+	json_t *h = json_object_get(t->in, "disposal_hours");
+
+	*hours = 168;
+	if (!h)
+		return 0;
+	if (!json_is_integer(h) || json_integer_value(h) < 1 ||
+	    json_integer_value(h) > DISPOSAL_MAX)
+		return FAIL(t, FERRY_EINVAL, "'disposal_hours' must be 1 to %d", DISPOSAL_MAX);
+	*hours = json_integer_value(h);
+	return 0;
+}
+
+/* A new transfer directory and row; the directory name is random and unique. */
+static int create(struct tctx *t, const char *key, const char *kind, const char *state,
+		  const char *top, json_t *doc, int64_t hours, struct db_tr_row *row)
+{
+	char hex[17], dir[20], *text;
+	int rc;
+
+	if (ferry__random_hex(hex, 8) < 0)
+		return FAIL(t, FERRY_EINTERNAL, "no random bytes");
+	snprintf(dir, sizeof(dir), "t%s", hex);
+	if (mkdirat(rootfd(t), dir, 0700) < 0)
+		return FAIL(t, FERRY_EIO, "cannot create '%s/%s': %s", root(t), dir,
+			    strerror(errno));
+	text = json_dumps(doc, JSON_COMPACT);
+	memset(row, 0, sizeof(*row));
+	row->key = key ? strdup(key) : NULL;
+	row->dir = strdup(dir);
+	row->server_path = ferry__asprintf("%s/%s/%s", root(t), dir, top);
+	row->kind = strdup(kind);
+	row->state = strdup(state);
+	row->doc = text;
+	row->created_at = ferry__now();
+	row->deadline = row->created_at + (double)hours * ferry__engine_hour(t->eng);
+	if (!row->dir || !row->server_path || !row->kind || !row->state || !text ||
+	    (key && !row->key))
+		return FAIL(t, FERRY_ENOMEM, "out of memory");
+	rc = ferry__db_tr_insert(ferry__engine_db(t->eng), row, &row->id);
+	if (rc) {
+		unlinkat(rootfd(t), dir, AT_REMOVEDIR);
+		return FAIL(t, rc, "cannot record the transfer");
+	}
+	return 0;
+}
+
+/* Existing transfer with this key: 1 (row filled), 0 none, <0 error. */
+static int by_key(struct tctx *t, const char *key, struct db_tr_row *row)
+{
+	int64_t id;
+	int rc;
+
+	if (!key)
+		return 0;
+	rc = ferry__db_tr_find_key(ferry__engine_db(t->eng), key, &id);
+	if (rc <= 0)
+		return rc < 0 ? FAIL(t, rc, "database error") : 0;
+	rc = ferry__db_tr_by_id(ferry__engine_db(t->eng), id, row);
+	return rc ? FAIL(t, rc, "database error") : 1;
+}
+
+static int opt_key(struct tctx *t, const char **key)
+{
+	json_t *k = json_object_get(t->in, "key");
+
+	*key = json_string_value(k);
+	if (k && (!*key || !**key || strlen(*key) > 256))
+		return FAIL(t, FERRY_EINVAL, "'key' must be a string of 1 to 256 bytes");
+	return 0;
+}
+
+static int local_paths(struct tctx *t, json_t **out)
+{
+	json_t *lp = json_object_get(t->in, "local_paths"), *e;
+	size_t i;
+
+	if (!json_is_array(lp) || !json_array_size(lp) || json_array_size(lp) > MAX_FILES)
+		return FAIL(t, FERRY_EINVAL, "'local_paths' must be a non-empty array of paths");
+	json_array_foreach(lp, i, e) if (!json_is_string(e) || json_string_length(e) > PATH_MAX)
+	    return FAIL(t, FERRY_EINVAL, "'local_paths' must hold paths");
+	*out = lp;
+	return 0;
+}
+
+/* Makes the directories of a send, so that files can be written into them. */
+static int make_tree(struct tctx *t, const struct db_tr_row *row, json_t *files)
+{
+	char rel[PATH_MAX];
+	json_t *f;
+	size_t i;
+
+	json_array_foreach(files, i, f)
+	{
+		int is_dir = !strcmp(json_string_value(json_object_get(f, "type")), "dir");
+		file_rel(row, f, rel, sizeof(rel));
+		if (!is_dir)
+			*strrchr(rel, '/') = '\0';
+		int e = mkdirs_beneath(rootfd(t), rel);
+		if (e < 0)
+			return FAIL(t, e == -ENOSPC ? FERRY_EIO : FERRY_EIO,
+				    "cannot create '%s/%s': %s", root(t), rel, strerror(-e));
+	}
+	return 0;
+}
+
+/* Tops: the first component of every file, the names the client sent. */
+static int top_of(struct tctx *t, json_t *files, char *top, size_t cap)
+{
+	const char *p = json_string_value(json_object_get(json_array_get(files, 0), "path"));
+	size_t n = strcspn(p, "/");
+
+	if (n >= cap)
+		return FAIL(t, FERRY_EINVAL, "file name too long");
+	memcpy(top, p, n);
+	top[n] = '\0';
+	return 0;
+}
+
+static int op_send(struct tctx *t)
+{
+	json_t *files = json_object_get(t->in, "files"), *lp, *doc = NULL;
+	struct db_tr_row row = {0};
+	const char *key, *hash = json_string_value(json_object_get(t->in, "hash"));
+	char top[NAME_MAX + 1];
+	int64_t hours;
+	int rc;
+
+	if ((rc = opt_key(t, &key)) || (rc = opt_hours(t, &hours)) ||
+	    (rc = local_paths(t, &lp)) || (rc = check_manifest(t, files)) ||
+	    (rc = top_of(t, files, top, sizeof(top))))
+		return rc;
+	rc = by_key(t, key, &row);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		rc = 0; /* known: a retry, or the next call after an interruption */
+	} else {
+		doc = json_pack("{s:O,s:I,s:O,s:s?}", "local_paths", lp, "disposal_hours",
+				(json_int_t)hours, "files", files, "hash", hash);
+		if (!doc)
+			return FAIL(t, FERRY_ENOMEM, "out of memory");
+		rc = create(t, key, "send", "transferring", top, doc, hours, &row);
+		if (!rc)
+			rc = make_tree(t, &row, files);
+		json_decref(doc);
+		doc = NULL;
+		if (rc)
+			goto out;
+		ferry__db_need_durable(ferry__engine_db(t->eng));
+	}
+	/* a retry, or the next call after an interruption: where it stands */
+	if (!(doc = doc_of(t, &row))) {
+		rc = FERRY_EINTERNAL;
+		goto out;
+	}
+	json_object_set_new(t->out, "id", json_integer(row.id));
+	json_object_set_new(t->out, "server_path", json_string(row.server_path));
+	json_object_set_new(t->out, "state", json_string(row.state));
+	json_object_set_new(t->out, "files", progress(t, &row, doc));
+out:
+	json_decref(doc);
+	ferry__db_tr_row_release(&row);
+	return rc;
+}
+
+static int op_register(struct tctx *t)
+{
+	const char *key, *name = json_string_value(json_object_get(t->in, "name"));
+	struct db_tr_row row = {0};
+	json_t *lp, *doc;
+	int64_t hours;
+	int rc;
+
+	if ((rc = opt_key(t, &key)) || (rc = opt_hours(t, &hours)) || (rc = local_paths(t, &lp)))
+		return rc;
+	if (!name)
+		return FAIL(t, FERRY_EINVAL, "missing string field 'name'");
+	if ((rc = check_rel(t, name)))
+		return rc;
+	if (strchr(name, '/'))
+		return FAIL(t, FERRY_EINVAL, "'name' must be one file name, not '%s'", name);
+	rc = by_key(t, key, &row);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		rc = 0; /* known: a retry, or the next call after an interruption */
+	} else {
+		doc = json_pack("{s:O,s:I,s:s,s:[]}", "local_paths", lp, "disposal_hours",
+				(json_int_t)hours, "name", name, "files");
+		if (!doc)
+			return FAIL(t, FERRY_ENOMEM, "out of memory");
+		rc = create(t, key, "register", "registered", name, doc, hours, &row);
+		json_decref(doc);
+		if (rc)
+			goto out;
+		ferry__db_need_durable(ferry__engine_db(t->eng));
+	}
+	json_object_set_new(t->out, "id", json_integer(row.id));
+	json_object_set_new(t->out, "server_path", json_string(row.server_path));
+	json_object_set_new(t->out, "state", json_string(row.state));
+out:
+	ferry__db_tr_row_release(&row);
+	return rc;
+}
+
+/* Applies modes and mtimes, files first, then directories deepest first. */
+static void apply_attrs(struct tctx *t, const struct db_tr_row *row, json_t *files)
+{
+	char rel[PATH_MAX];
+	size_t n = json_array_size(files);
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t k = 0; k < n; k++) {
+			/* directories: in reverse, so children come before parents */
+			json_t *f = json_array_get(files, pass ? n - 1 - k : k);
+			int is_dir = !strcmp(json_string_value(json_object_get(f, "type")), "dir");
+			if (is_dir != pass)
+				continue;
+			const char *base;
+			int parent = open_parent(rootfd(t), file_rel(row, f, rel, sizeof(rel)), &base);
+			if (parent < 0)
+				continue;
+			double mt = json_number_value(json_object_get(f, "mtime"));
+			struct timespec ts[2] = {
+			    {.tv_nsec = UTIME_OMIT},
+			    {.tv_sec = (time_t)mt, .tv_nsec = (long)((mt - (double)(time_t)mt) * 1e9)}};
+			/* an O_PATH parent works with *at() calls through /proc-free paths */
+			int dfd = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (dfd >= 0) {
+				fchmodat(dfd, base, (mode_t)json_integer_value(json_object_get(f, "mode")), 0);
+				utimensat(dfd, base, ts, AT_SYMLINK_NOFOLLOW);
+				close(dfd);
+			}
+			close(parent);
+		}
+	}
+}
+
+/* Every file of a send is complete: it becomes ready and its jobs may start. */
+static int finish_send(struct tctx *t, struct db_tr_row *row, json_t *doc)
+{
+	json_t *files = json_object_get(doc, "files"), *f;
+	size_t i;
+	int rc;
+
+	json_array_foreach(files, i, f)
+	{
+		int complete = 1;
+		if (strcmp(json_string_value(json_object_get(f, "type")), "dir"))
+			file_done(t, row, f, &complete);
+		if (!complete)
+			return 0;
+	}
+	apply_attrs(t, row, files);
+	free(row->state);
+	row->state = strdup("ready");
+	row->ended_at = ferry__now();
+	row->deadline = row->ended_at + hours_s(t, doc);
+	if ((rc = save(t, row, NULL)))
+		return rc;
+	ferry__db_need_durable(ferry__engine_db(t->eng));
+	ferry__engine_inputs_changed(t->eng, row->id);
+	return 0;
+}
+
+/* The part holds the whole file: checks it, then gives it its name. */
+static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f, int parent,
+			 const char *base, const char *part, int fd)
+{
+	const char *want = json_string_value(json_object_get(f, "hash"));
+	uint64_t size = (uint64_t)json_integer_value(json_object_get(f, "size"));
+	char got[FERRY_HASH_HEX];
+	int e = ferry__hash_fd(fd, size, got);
+
+	if (e < 0)
+		return FAIL(t, FERRY_EIO, "cannot read back '%s/%s/%s': %s", root(t), row->dir,
+			    json_string_value(json_object_get(f, "path")), strerror(-e));
+	if (strcmp(got, want)) {
+		/* never ready with wrong bytes: start that file over */
+		if (ftruncate(fd, 0) < 0)
+			unlinkat(parent, part, 0);
+		return FAIL(t, FERRY_EIO,
+			    "checksum mismatch for '%s' of transfer '%s' (sent %s, received %s): "
+			    "the received copy was discarded; sending again starts it over",
+			    json_string_value(json_object_get(f, "path")), row->server_path, want,
+			    got);
+	}
+	if (fsync(fd) < 0 || renameat(parent, part, parent, base) < 0)
+		return FAIL(t, FERRY_EIO, "cannot complete '%s/%s/%s': %s", root(t), row->dir,
+			    json_string_value(json_object_get(f, "path")), strerror(errno));
+	int dfd = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static int get_int(struct tctx *t, const char *key, int64_t min, int64_t max, int64_t *v)
+{
+	json_t *j = json_object_get(t->in, key);
+
+	if (!json_is_integer(j) || json_integer_value(j) < min || json_integer_value(j) > max)
+		return FAIL(t, FERRY_EINVAL, "field '%s' must be an integer from %lld to %lld",
+			    key, (long long)min, (long long)max);
+	*v = json_integer_value(j);
+	return 0;
+}
+
+/* Writes a chunk at offset (the part's size); the last one completes the file. */
+static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *doc, json_t *f,
+		       int64_t off, int *complete)
+{
+	char rel[PATH_MAX], *part = NULL;
+	const char *base;
+	int64_t size = json_integer_value(json_object_get(f, "size"));
+	int parent = open_parent(rootfd(t), file_rel(row, f, rel, sizeof(rel)), &base);
+	int fd = -1, rc = 0;
+	struct stat st;
+
+	*complete = 0;
+	if (parent < 0)
+		return FAIL(t, FERRY_EIO, "cannot open the directory of '%s/%s': %s", root(t), rel,
+			    strerror(errno));
+	if (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		*complete = 1; /* a replay of the last chunk: already done */
+		goto out;
+	}
+	part = part_name(base);
+	int dfd = part ? openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	fd = dfd >= 0 ? openat(dfd, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+	if (dfd >= 0)
+		close(dfd);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = FAIL(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), rel, strerror(errno));
+		goto out;
+	}
+	if (off != st.st_size) {
+		rc = FAIL(t, FERRY_ESTATE, "chunk at offset %lld, but %lld bytes of '%s' are here",
+			  (long long)off, (long long)st.st_size, rel);
+		json_object_set_new(t->out, "done", json_integer(st.st_size));
+		goto out;
+	}
+	if (off + (int64_t)t->datalen > size) {
+		rc = FAIL(t, FERRY_EINVAL, "chunk ends at %lld, past the size %lld of '%s'",
+			  (long long)(off + (int64_t)t->datalen), (long long)size, rel);
+		goto out;
+	}
+	for (size_t w = 0; w < t->datalen;) {
+		ssize_t n = pwrite(fd, (const char *)t->data + w, t->datalen - w, off + (off_t)w);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			if (ftruncate(fd, off) < 0) /* what was acknowledged, nothing more */
+				e = errno;
+			rc = FAIL(t, FERRY_EIO, "cannot write '%s/%s': %s", root(t), rel,
+				  strerror(e));
+			goto out;
+		}
+		w += (size_t)n;
+	}
+	row->received += (int64_t)t->datalen;
+	if (off + (int64_t)t->datalen == size) {
+		rc = complete_file(t, row, f, parent, base, part, fd);
+		*complete = !rc;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (parent >= 0)
+		close(parent);
+	free(part);
+	(void)doc;
+	return rc;
+}
+
+static int op_put(struct tctx *t)
+{
+	struct db_tr_row row = {0};
+	json_t *doc = NULL, *f;
+	int64_t id, idx, off;
+	int rc, complete = 0;
+
+	if ((rc = get_int(t, "id", 1, INT64_MAX, &id)) ||
+	    (rc = get_int(t, "file", 0, MAX_FILES, &idx)) ||
+	    (rc = get_int(t, "offset", 0, 1LL << 50, &off)))
+		return rc;
+	if (t->datalen > MAX_CHUNK)
+		return FAIL(t, FERRY_EINVAL, "chunk of %zu bytes, over the limit of %u", t->datalen,
+			    MAX_CHUNK);
+	rc = ferry__db_tr_by_id(ferry__engine_db(t->eng), id, &row);
+	if (rc)
+		return FAIL(t, rc, "no transfer %lld", (long long)id);
+	if (strcmp(row.kind, "send") || strcmp(row.state, "transferring")) {
+		rc = FAIL(t, FERRY_ESTATE, "transfer '%s' is %s: it takes no data",
+			  row.server_path, row.state);
+		goto out;
+	}
+	if (!(doc = doc_of(t, &row))) {
+		rc = FERRY_EINTERNAL;
+		goto out;
+	}
+	f = json_array_get(json_object_get(doc, "files"), (size_t)idx);
+	if (!f || strcmp(json_string_value(json_object_get(f, "type")), "file")) {
+		rc = FAIL(t, FERRY_EINVAL, "transfer '%s' has no file %lld", row.server_path,
+			  (long long)idx);
+		goto out;
+	}
+	rc = write_chunk(t, &row, doc, f, off, &complete);
+	int rc2 = save(t, &row, NULL); /* the received count, also after a failure */
+	if (!rc)
+		rc = rc2;
+	if (!rc && complete)
+		rc = finish_send(t, &row, doc);
+	if (!rc) {
+		json_object_set_new(t->out, "complete", json_boolean(complete));
+		json_object_set_new(t->out, "state", json_string(row.state));
+	}
+out:
+	json_decref(doc);
+	ferry__db_tr_row_release(&row);
+	return rc;
+}
+
+/* ---- outputs and retrieval ---- */
+
+struct walk {
+	struct tctx *t;
+	json_t *files;
+	char rel[PATH_MAX]; /* under the transfer's directory */
+	int depth;
+};
+
+static int walk_add(struct walk *w, int dfd, const char *name, const char *rel);
+
+/* Lists a directory beneath the root, recursively, refusing symlinks. */
+static int walk_dir(struct walk *w, int fd, const char *rel)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d) {
+		close(fd);
+		return FAIL(w->t, FERRY_EIO, "cannot list '%s': %s", rel, strerror(errno));
+	}
+	if (++w->depth > 64) {
+		closedir(d);
+		return FAIL(w->t, FERRY_EINVAL, "'%s' is nested too deep", rel);
+	}
+	while (!rc && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char *child = ferry__asprintf("%s/%s", rel, de->d_name);
+		rc = child ? walk_add(w, dirfd(d), de->d_name, child)
+			   : FAIL(w->t, FERRY_ENOMEM, "out of memory");
+		free(child);
+	}
+	w->depth--;
+	closedir(d);
+	return rc;
+}
+
+static int walk_add(struct walk *w, int dfd, const char *name, const char *rel)
+{
+	struct stat st;
+	char hex[FERRY_HASH_HEX];
+	int fd, rc;
+
+	if ((rc = check_rel(w->t, rel)))
+		return rc;
+	if (json_array_size(w->files) >= MAX_FILES)
+		return FAIL(w->t, FERRY_EINVAL, "more than %d files", MAX_FILES);
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == ELOOP)
+		return FAIL(w->t, FERRY_EUNSUPPORTED,
+			    "'%s' is a symbolic link: links are not transferred", rel);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = FAIL(w->t, FERRY_EIO, "cannot open '%s': %s", rel, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	double mt = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+	if (S_ISDIR(st.st_mode)) {
+		json_array_append_new(w->files, json_pack("{s:s,s:s,s:i,s:f}", "path", rel, "type",
+							  "dir", "mode", st.st_mode & 07777,
+							  "mtime", mt));
+		return walk_dir(w, fd, rel);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return FAIL(w->t, FERRY_EUNSUPPORTED, "'%s' is not a regular file or directory",
+			    rel);
+	}
+	int e = ferry__hash_fd(fd, (uint64_t)st.st_size, hex);
+	close(fd);
+	if (e < 0)
+		return FAIL(w->t, FERRY_EIO, "cannot read '%s': %s", rel, strerror(-e));
+	json_array_append_new(w->files,
+			      json_pack("{s:s,s:s,s:I,s:i,s:f,s:s}", "path", rel, "type", "file",
+					"size", (json_int_t)st.st_size, "mode", st.st_mode & 07777,
+					"mtime", mt, "hash", hex));
+	return 0;
+}
+
+/* Why an output is not there: no job ended yet, or which job ended how. */
+static int missing_output(struct tctx *t, const struct db_tr_row *row)
+{
+	int64_t *jobs = NULL;
+	size_t n = 0;
+
+	ferry__db_ref_jobs(ferry__engine_db(t->eng), row->id, ROLE_OUTPUT, &jobs, &n);
+	for (size_t i = 0; i < n; i++) {
+		enum ferry_job_status st;
+		if (ferry__db_status(ferry__engine_db(t->eng), jobs[i], &st) == 0 &&
+		    (st == FERRY_DONE || st == FERRY_FAILED)) {
+			int rc = FAIL(t, FERRY_ESTATE,
+				      "'%s' does not exist: job %lld ended (%s) without producing it",
+				      row->server_path, (long long)jobs[i], ferry_status_name(st));
+			free(jobs);
+			return rc;
+		}
+	}
+	free(jobs);
+	return FAIL(t, FERRY_ESTATE, "'%s' does not exist yet: %s", row->server_path,
+		    n ? "the jobs that produce it have not ended" : "no job names it as an output");
+}
+
+/* The files of a registered output as they are now, hashed, into the doc. */
+static int scan_output(struct tctx *t, struct db_tr_row *row, json_t *doc)
+{
+	const char *name = json_string_value(json_object_get(doc, "name"));
+	struct walk w = {.t = t, .files = json_array()};
+	int dfd = open_beneath(rootfd(t), row->dir, O_RDONLY | O_DIRECTORY, 0);
+	struct stat st;
+	int rc;
+
+	if (dfd < 0 || !w.files) {
+		json_decref(w.files);
+		if (dfd >= 0)
+			close(dfd);
+		return FAIL(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), row->dir,
+			    strerror(errno));
+	}
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		close(dfd);
+		json_decref(w.files);
+		return missing_output(t, row);
+	}
+	rc = walk_add(&w, dfd, name, name);
+	close(dfd);
+	if (rc) {
+		json_decref(w.files);
+		return rc;
+	}
+	json_object_set_new(doc, "files", w.files);
+	return 0;
+}
+
+static int set_state(struct tctx *t, struct db_tr_row *row, const char *state)
+{
+	char *s = strdup(state);
+
+	if (!s)
+		return FAIL(t, FERRY_ENOMEM, "out of memory");
+	free(row->state);
+	row->state = s;
+	return 0;
+}
+
+static int op_manifest(struct tctx *t)
+{
+	struct db_tr_row row = {0};
+	json_t *doc = NULL;
+	const char *path;
+	int rc;
+
+	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
+		return rc;
+	if (!(doc = doc_of(t, &row))) {
+		rc = FERRY_EINTERNAL;
+		goto out;
+	}
+	if (!strcmp(row.kind, "register")) {
+		if ((rc = scan_output(t, &row, doc)))
+			goto out;
+		if (!strcmp(row.state, "registered")) {
+			set_state(t, &row, "produced");
+			row.ended_at = ferry__now();
+			row.deadline = row.ended_at + hours_s(t, doc);
+		}
+		if ((rc = save(t, &row, doc)))
+			goto out;
+	} else if (strcmp(row.state, "ready") && strcmp(row.state, "retrieved")) {
+		rc = FAIL(t, FERRY_ESTATE, "transfer '%s' is %s, not ready", row.server_path,
+			  row.state);
+		goto out;
+	}
+	json_object_set_new(t->out, "transfer", row_json(t, &row, 1));
+out:
+	json_decref(doc);
+	ferry__db_tr_row_release(&row);
+	return rc;
+}
+
+static int op_get(struct tctx *t)
+{
+	struct db_tr_row row = {0};
+	json_t *doc = NULL, *f;
+	const char *path;
+	char rel[PATH_MAX];
+	int64_t idx, off, len;
+	int rc, fd = -1;
+
+	if ((rc = get_path_arg(t, &path)) || (rc = get_int(t, "file", 0, MAX_FILES, &idx)) ||
+	    (rc = get_int(t, "offset", 0, 1LL << 50, &off)) ||
+	    (rc = get_int(t, "length", 1, MAX_CHUNK, &len)) || (rc = find_by_path(t, path, &row)))
+		return rc;
+	if (!(doc = doc_of(t, &row))) {
+		rc = FERRY_EINTERNAL;
+		goto out;
+	}
+	f = json_array_get(json_object_get(doc, "files"), (size_t)idx);
+	if (!f || strcmp(json_string_value(json_object_get(f, "type")), "file")) {
+		rc = FAIL(t, FERRY_EINVAL, "transfer '%s' has no file %lld (ask for its manifest)",
+			  row.server_path, (long long)idx);
+		goto out;
+	}
+	fd = open_beneath(rootfd(t), file_rel(&row, f, rel, sizeof(rel)), O_RDONLY, 0);
+	if (fd < 0) {
+		rc = FAIL(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), rel, strerror(errno));
+		goto out;
+	}
+	*t->bin = malloc((size_t)len);
+	if (!*t->bin) {
+		rc = FAIL(t, FERRY_ENOMEM, "out of memory");
+		goto out;
+	}
+	ssize_t n;
+	do
+		n = pread(fd, *t->bin, (size_t)len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		rc = FAIL(t, FERRY_EIO, "cannot read '%s/%s': %s", root(t), rel, strerror(errno));
+		free(*t->bin);
+		*t->bin = NULL;
+		goto out;
+	}
+	*t->binlen = (size_t)n;
+	json_object_set_new(t->out, "size", json_integer(n));
+out:
+	if (fd >= 0)
+		close(fd);
+	json_decref(doc);
+	ferry__db_tr_row_release(&row);
+	return rc;
+}
+
+static int op_retrieved(struct tctx *t)
+{
+	struct db_tr_row row = {0};
+	const char *path;
+	int rc;
+
+	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
+		return rc;
+	if (!strcmp(row.state, "ready") || !strcmp(row.state, "produced")) {
+		if (!(rc = set_state(t, &row, "retrieved")))
+			rc = save(t, &row, NULL);
+	}
+	ferry__db_tr_row_release(&row);
+	return rc;
+}
+
+static int op_info(struct tctx *t)
+{
+	struct db_tr_row row = {0};
+	const char *path;
+	json_t *o;
+	int rc;
+
+	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
+		return rc;
+	o = row_json(t, &row, 1);
+	if (o) {
+		json_t *doc = json_loads(row.doc, 0, NULL);
+		int64_t done = 0;
+		json_t *f;
+		size_t i;
+		/* bytes on the server now: complete files and parts */
+		json_array_foreach(json_object_get(doc, "files"), i, f)
+		{
+			int complete;
+			if (!strcmp(json_string_value(json_object_get(f, "type")), "file"))
+				done += !strcmp(row.kind, "send") || strcmp(row.state, "registered")
+					    ? file_done(t, &row, f, &complete)
+					    : 0;
+		}
+		json_decref(doc);
+		json_object_set_new(o, "done", json_integer(done));
+	}
+	ferry__db_tr_row_release(&row);
+	if (!o)
+		return FAIL(t, FERRY_ENOMEM, "out of memory");
+	json_object_set_new(t->out, "transfer", o);
+	return 0;
+}
+
+struct list_ctx {
+	struct tctx *t;
+	json_t *a;
+};
+
+static int list_one(void *arg, struct db_tr_row *row)
+{
+	struct list_ctx *l = arg;
+	json_t *o = row_json(l->t, row, 0);
+
+	return o ? json_array_append_new(l->a, o) : FERRY_ENOMEM;
+}
+
+static int op_list(struct tctx *t)
+{
+	struct list_ctx l = {.t = t, .a = json_array()};
+	int rc = l.a ? ferry__db_tr_list(ferry__engine_db(t->eng), list_one, &l) : FERRY_ENOMEM;
+
+	if (rc) {
+		json_decref(l.a);
+		return FAIL(t, rc, "cannot list the transfers");
+	}
+	json_object_set_new(t->out, "transfers", l.a);
+	return 0;
+}
+
+/* Removes a transfer's files and records (its directory name comes from the database). */
+static int remove_transfer(struct ferry_engine *eng, const struct db_tr_row *row)
+{
+	char *dir = ferry__asprintf("%s/%s", ferry__engine_transfer_root(eng), row->dir);
+	int rc;
+
+	if (!dir)
+		return FERRY_ENOMEM;
+	ferry__rm_rf(dir);
+	free(dir);
+	rc = ferry__db_tr_delete(ferry__engine_db(eng), row->id);
+	if (!rc)
+		ferry__engine_inputs_gone(eng, row->id);
+	return rc;
+}
+
+static int op_cancel(struct tctx *t)
+{
+	struct db_tr_row row = {0};
+	const char *path;
+	int64_t *jobs = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
+		return rc;
+	if (strcmp(path, row.server_path)) {
+		rc = FAIL(t, FERRY_EINVAL, "'%s' is inside transfer '%s': cancel that one", path,
+			  row.server_path);
+		goto out;
+	}
+	rc = ferry__db_ref_active_jobs(ferry__engine_db(t->eng), row.id, &jobs, &n);
+	if (rc) {
+		rc = FAIL(t, rc, "database error");
+		goto out;
+	}
+	if (n && !json_is_true(json_object_get(t->in, "force"))) {
+		rc = FAIL(t, FERRY_ESTATE,
+			  "transfer '%s' is referenced by %zu unfinished job%s (the first: %lld); "
+			  "force the cancel to remove it anyway",
+			  row.server_path, n, n > 1 ? "s" : "", (long long)jobs[0]);
+		goto out;
+	}
+	rc = remove_transfer(t->eng, &row);
+	if (rc)
+		rc = FAIL(t, rc, "cannot remove transfer '%s'", row.server_path);
+	ferry__db_need_durable(ferry__engine_db(t->eng));
+out:
+	free(jobs);
+	ferry__db_tr_row_release(&row);
+	return rc;
+}
+
+int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in, json_t *out,
+			    const void *data, size_t datalen, void **bin, size_t *binlen,
+			    char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(struct tctx *t);
+	} ops[] = {
+	    {"transfer_send", op_send},	  {"transfer_register", op_register},
+	    {"transfer_put", op_put},	  {"transfer_manifest", op_manifest},
+	    {"transfer_get", op_get},	  {"transfer_retrieved", op_retrieved},
+	    {"transfer_info", op_info},	  {"transfers", op_list},
+	    {"transfer_cancel", op_cancel},
+	};
+	struct tctx t = {.eng = eng, .in = in, .out = out, .data = data, .datalen = datalen,
+			 .bin = bin, .binlen = binlen, .err = err, .errlen = errlen};
+
+	if (rootfd(&t) < 0)
+		return fail(err, errlen, FERRY_EIO, "the transfer root '%s' is not usable",
+			    root(&t));
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(ops); i++)
+		if (!strcmp(op, ops[i].name))
+			return ops[i].fn(&t);
+	return fail(err, errlen, FERRY_EINVAL, "unknown request '%s'", op);
+}
+
+int ferry__transfer_is_op(const char *op)
+{
+	return !strncmp(op, "transfer", 8);
+}
+
+/* ---- jobs ---- */
+
+int ferry__transfer_lookup(struct ferry_engine *eng, const char *path, int64_t *tid,
+			   int *ready, char *err, size_t errlen)
+{
+	const char *r = ferry__engine_transfer_root(eng);
+	struct db_tr_row row = {0};
+	char dummy;
+	struct tctx t = {.eng = eng, .err = err, .errlen = errlen};
+	size_t rl = strlen(r);
+	int rc;
+
+	(void)dummy;
+	if (strncmp(path, r, rl) || path[rl] != '/')
+		return 0;
+	rc = find_by_path(&t, path, &row);
+	if (rc)
+		return rc;
+	*tid = row.id;
+	*ready = !strcmp(row.state, "ready") || !strcmp(row.state, "produced") ||
+		 !strcmp(row.state, "retrieved");
+	ferry__db_tr_row_release(&row);
+	return 1;
+}
+
+void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job)
+{
+	int64_t *tids = NULL;
+	size_t n = 0;
+	char err[256];
+
+	if (ferry__db_ref_of_job(ferry__engine_db(eng), job, ROLE_OUTPUT, &tids, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct db_tr_row row = {0};
+		struct tctx t = {.eng = eng, .err = err, .errlen = sizeof(err)};
+		json_t *doc;
+		if (ferry__db_tr_by_id(ferry__engine_db(eng), tids[i], &row))
+			continue;
+		doc = json_loads(row.doc, 0, NULL);
+		if (!strcmp(row.kind, "register") && !strcmp(row.state, "registered") && doc) {
+			const char *name = json_string_value(json_object_get(doc, "name"));
+			char *rel = ferry__asprintf("%s/%s", row.dir, name ? name : "");
+			int fd = rel ? open_beneath(rootfd(&t), rel, O_PATH, 0) : -1;
+			free(row.message);
+			row.message = NULL;
+			if (fd >= 0) {
+				close(fd);
+				set_state(&t, &row, "produced");
+				row.ended_at = ferry__now();
+				row.deadline = row.ended_at + hours_s(&t, doc);
+			} else {
+				row.message = ferry__asprintf("job %lld ended without producing it",
+							      (long long)job);
+			}
+			free(rel);
+			ferry__db_tr_update(ferry__engine_db(eng), &row);
+		}
+		json_decref(doc);
+		ferry__db_tr_row_release(&row);
+	}
+	free(tids);
+}
+
+void ferry__transfer_gc(struct ferry_engine *eng)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	if (ferry__db_tr_expired(ferry__engine_db(eng), ferry__now(), &ids, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct db_tr_row row = {0};
+		if (ferry__db_tr_by_id(ferry__engine_db(eng), ids[i], &row) == 0)
+			remove_transfer(eng, &row);
+		ferry__db_tr_row_release(&row);
+	}
+	free(ids);
+}

@@ -1,0 +1,866 @@
+/*
+ * transfer.c - libferry's side of file transfers (docs/transfers.md).
+ *
+ * A send first lists and hashes what it sends (the manifest), then asks
+ * the engine where each file stands, so that the next call after an
+ * interruption goes on from the bytes the engine has. Bytes travel in
+ * chunks inside the connection; when the engine is on this host (a local
+ * resource) the client copies into the engine's partial file itself with
+ * copy_file_range(2), which lets the kernel move the data, and the engine
+ * still checks every file's checksum before it names it.
+ *
+ * A retrieve writes into a temporary name beside the destination, checks
+ * the checksum the engine gives, fsyncs and renames.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hash.h"
+#include "internal.h"
+#include "util.h"
+
+#define CHUNK	    (8u << 20)
+#define PART_SUFFIX ".ferry-part"
+
+struct lfile {
+	char *abs;  /* local path */
+	char *rel;  /* path in the transfer: top name / ... */
+	int is_dir;
+	int64_t size;
+	int mode;
+	double mtime;
+	char hash[FERRY_HASH_HEX];
+};
+
+struct manifest {
+	struct lfile *v;
+	size_t n, cap;
+};
+
+static void manifest_free(struct manifest *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->v[i].abs);
+		free(m->v[i].rel);
+	}
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+static int errno_code(int e)
+{
+	return e == ENOMEM ? FERRY_ENOMEM : e == EACCES || e == EPERM ? FERRY_EPERM : FERRY_EIO;
+}
+
+static int add_entry(struct ferry_conn *c, struct manifest *m, const char *abs, const char *rel,
+		     int follow);
+
+static int add_dir(struct ferry_conn *c, struct manifest *m, const char *abs, const char *rel)
+{
+	struct dirent **names = NULL;
+	int n = scandir(abs, &names, NULL, alphasort), rc = 0;
+
+	if (n < 0)
+		return ferry__seterr(c, errno_code(errno), "cannot list '%s': %s", abs,
+				     strerror(errno));
+	for (int i = 0; i < n; i++) {
+		const char *d = names[i]->d_name;
+		if (!rc && strcmp(d, ".") && strcmp(d, "..")) {
+			char *ca = ferry__asprintf("%s/%s", abs, d), *cr = ferry__asprintf("%s/%s", rel, d);
+			rc = ca && cr ? add_entry(c, m, ca, cr, 0)
+				      : ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+			free(ca);
+			free(cr);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
+/* Adds a path (and a directory's contents), hashing files. */
+static int add_entry(struct ferry_conn *c, struct manifest *m, const char *abs, const char *rel,
+		     int follow)
+{
+	struct stat st;
+	struct lfile *f;
+	int fd;
+
+	if ((follow ? stat(abs, &st) : lstat(abs, &st)) < 0)
+		return ferry__seterr(c, errno == ENOENT ? FERRY_EINVAL : errno_code(errno),
+				     "cannot send '%s': %s", abs, strerror(errno));
+	if (S_ISLNK(st.st_mode))
+		return ferry__seterr(c, FERRY_EINVAL,
+				     "cannot send '%s': it is a symbolic link (links are not sent)",
+				     abs);
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return ferry__seterr(c, FERRY_EINVAL,
+				     "cannot send '%s': not a regular file or directory", abs);
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 16;
+		struct lfile *v = realloc(m->v, cap * sizeof(*v));
+		if (!v)
+			return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		m->v = v;
+		m->cap = cap;
+	}
+	f = &m->v[m->n];
+	memset(f, 0, sizeof(*f));
+	f->abs = strdup(abs);
+	f->rel = strdup(rel);
+	if (!f->abs || !f->rel) {
+		free(f->abs);
+		free(f->rel);
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
+	m->n++;
+	f->is_dir = S_ISDIR(st.st_mode);
+	f->size = (int64_t)st.st_size;
+	f->mode = (int)(st.st_mode & 07777);
+	f->mtime = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+	if (f->is_dir) {
+		f->size = 0;
+		return add_dir(c, m, abs, rel);
+	}
+	fd = open(abs, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", abs,
+				     strerror(errno));
+	int e = ferry__hash_fd(fd, (uint64_t)f->size, f->hash);
+	close(fd);
+	if (e < 0)
+		return ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s", abs, strerror(-e));
+	return 0;
+}
+
+/* An absolute path for the record: relative ones are taken from the cwd. */
+static char *absolute(const char *p)
+{
+	char cwd[PATH_MAX];
+
+	if (p[0] == '/')
+		return strdup(p);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	return ferry__asprintf("%s/%s", cwd, p);
+}
+
+static const char *base_name(const char *p)
+{
+	size_t len = strlen(p);
+	static __thread char buf[NAME_MAX + 1];
+
+	while (len > 1 && p[len - 1] == '/')
+		len--;
+	const char *end = p + len, *b = end;
+	while (b > p && b[-1] != '/')
+		b--;
+	snprintf(buf, sizeof(buf), "%.*s", (int)(end - b), b);
+	return buf;
+}
+
+static json_t *manifest_json(const struct manifest *m)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < m->n; i++) {
+		const struct lfile *f = &m->v[i];
+		json_t *o = f->is_dir ? json_pack("{s:s,s:s,s:i,s:f}", "path", f->rel, "type", "dir",
+						  "mode", f->mode, "mtime", f->mtime)
+				      : json_pack("{s:s,s:s,s:I,s:i,s:f,s:s}", "path", f->rel,
+						  "type", "file", "size", (json_int_t)f->size,
+						  "mode", f->mode, "mtime", f->mtime, "hash", f->hash);
+		if (!o || json_array_append_new(a, o)) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* The identity of a send: its local paths and everything about its content. */
+static void send_key(const struct manifest *m, json_t *lps, char key[FERRY_HASH_HEX])
+{
+	struct ferry_hash h;
+	json_t *e;
+	size_t i;
+	char buf[128];
+
+	if (ferry__hash_init(&h) < 0) {
+		key[0] = '\0';
+		return;
+	}
+	ferry__hash_update(&h, "send", 5);
+	json_array_foreach(lps, i, e) ferry__hash_update(&h, json_string_value(e),
+							 json_string_length(e) + 1);
+	for (i = 0; i < m->n; i++) {
+		const struct lfile *f = &m->v[i];
+		ferry__hash_update(&h, f->rel, strlen(f->rel) + 1);
+		snprintf(buf, sizeof(buf), "%d %lld %o %.9f %s", f->is_dir, (long long)f->size,
+			 f->mode, f->mtime, f->is_dir ? "" : f->hash);
+		ferry__hash_update(&h, buf, strlen(buf) + 1);
+	}
+	ferry__hash_final(&h, key);
+}
+
+/* One request under the connection's lock; consumes req. */
+static int tcall(ferry_conn *c, json_t *req, const void *data, size_t len, json_t **reply,
+		 void **bin, size_t *binlen)
+{
+	json_t *dummy = NULL;
+	int rc;
+
+	if (!req)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	pthread_mutex_lock(&c->mu);
+	rc = ferry__call_data(c, req, data, len, 0, reply ? reply : &dummy, bin, binlen);
+	pthread_mutex_unlock(&c->mu);
+	json_decref(req);
+	json_decref(dummy);
+	return rc;
+}
+
+static int put(ferry_conn *c, int64_t id, size_t idx, int64_t off, const void *data, size_t len,
+	       json_t **reply)
+{
+	return tcall(c,
+		     json_pack("{s:s,s:I,s:I,s:I}", "op", "transfer_put", "id", (json_int_t)id,
+			       "file", (json_int_t)idx, "offset", (json_int_t)off),
+		     data, len, reply, NULL, NULL);
+}
+
+/* Copies src from off to the end into the engine's partial file, on this host. */
+static int copy_local(ferry_conn *c, const struct lfile *f, const char *part, int64_t off)
+{
+	int in = open(f->abs, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+	loff_t ri = off, ro = off;
+	char *buf = NULL;
+
+	if (in < 0)
+		return ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", f->abs,
+				     strerror(errno));
+	out = open(part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", part, strerror(errno));
+		goto out;
+	}
+	while (ri < f->size) {
+		ssize_t n = copy_file_range(in, &ri, out, &ro, (size_t)(f->size - ri), 0);
+		if (n > 0)
+			continue;
+		if (n == 0) {
+			rc = ferry__seterr(c, FERRY_EIO, "'%s' became shorter while sent", f->abs);
+			goto out;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
+			rc = ferry__seterr(c, FERRY_EIO, "cannot copy '%s' to '%s': %s", f->abs,
+					   part, strerror(errno));
+			goto out;
+		}
+		/* no kernel copy between these file systems: plain reads and writes */
+		if (!buf && !(buf = malloc(CHUNK))) {
+			rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+			goto out;
+		}
+		ssize_t r = pread(in, buf, CHUNK, ri);
+		if (r <= 0 || pwrite(out, buf, (size_t)r, ro) != r) {
+			rc = ferry__seterr(c, FERRY_EIO, "cannot copy '%s' to '%s': %s", f->abs,
+					   part, r < 0 || errno ? strerror(errno) : "short read");
+			goto out;
+		}
+		ri += r;
+		ro += r;
+	}
+out:
+	free(buf);
+	if (out >= 0)
+		close(out);
+	close(in);
+	return rc;
+}
+
+/* Sends file idx from off; its last put makes the engine check it. */
+static int send_one(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f, int64_t off,
+		    const char *part, json_t **last)
+{
+	char *buf;
+	int fd, rc = 0;
+
+	if (!c->cfg.host && part && *part) {
+		rc = copy_local(c, f, part, off);
+		return rc ? rc : put(c, id, idx, f->size, NULL, 0, last);
+	}
+	fd = open(f->abs, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", f->abs,
+				     strerror(errno));
+	buf = malloc(CHUNK);
+	if (!buf) {
+		close(fd);
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
+	do {
+		size_t want = f->size - off < CHUNK ? (size_t)(f->size - off) : CHUNK;
+		ssize_t n = want ? pread(fd, buf, want, off) : 0;
+		if (n < 0 || (size_t)n != want) {
+			rc = ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s", f->abs,
+					   n < 0 ? strerror(errno) : "it became shorter");
+			break;
+		}
+		json_decref(*last);
+		*last = NULL;
+		rc = put(c, id, idx, off, buf, (size_t)n, last);
+		off += n;
+	} while (!rc && off < f->size);
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+/* Asks for (or creates) the transfer; *reply has where each file stands. */
+static int begin_send(ferry_conn *c, json_t *lps, const struct manifest *m, int hours,
+		      json_t **reply)
+{
+	char key[FERRY_HASH_HEX];
+	json_t *files = manifest_json(m);
+
+	send_key(m, lps, key);
+	if (!files || !key[0]) {
+		json_decref(files);
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
+	return tcall(c,
+		     json_pack("{s:s,s:s,s:O,s:i,s:o}", "op", "transfer_send", "key", key,
+			       "local_paths", lps, "disposal_hours", hours > 0 ? hours : 168,
+			       "files", files),
+		     NULL, 0, reply, NULL, NULL);
+}
+
+static int send_all(ferry_conn *c, json_t *lps, const struct manifest *m, int hours,
+		    char **server_path)
+{
+	json_t *reply = NULL, *last = NULL;
+	int rc = 0;
+
+	/* a chunk refused as out of place (a replay after a lost link): ask again */
+	for (int attempt = 0; attempt < 4; attempt++) {
+		json_decref(reply);
+		reply = NULL;
+		rc = begin_send(c, lps, m, hours, &reply);
+		if (rc)
+			break;
+		json_t *st = json_object_get(reply, "files");
+		int64_t id = json_integer_value(json_object_get(reply, "id"));
+		for (size_t i = 0; !rc && i < m->n; i++) {
+			json_t *p = json_array_get(st, i);
+			if (m->v[i].is_dir || json_is_true(json_object_get(p, "complete")))
+				continue;
+			rc = send_one(c, id, i, &m->v[i], json_integer_value(json_object_get(p, "done")),
+				      json_string_value(json_object_get(p, "part_path")), &last);
+		}
+		if (rc != FERRY_ESTATE)
+			break;
+	}
+	if (!rc) {
+		json_t *again = NULL;
+		/* where it stands now: every file checked, the transfer ready */
+		rc = begin_send(c, lps, m, hours, &again);
+		if (!rc && strcmp(json_string_value(json_object_get(again, "state")), "ready"))
+			rc = ferry__seterr(c, FERRY_EIO, "transfer '%s' is %s after sending it all",
+					   json_string_value(json_object_get(again, "server_path")),
+					   json_string_value(json_object_get(again, "state")));
+		if (!rc && !(*server_path = strdup(json_string_value(
+				 json_object_get(again, "server_path")))))
+			rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		json_decref(again);
+	}
+	json_decref(reply);
+	json_decref(last);
+	return rc;
+}
+
+FERRY_EXPORT int ferry_send_files(ferry_conn *c, const char *const *local_paths, size_t n,
+				  int disposal_hours, char **server_path)
+{
+	struct manifest m = {0};
+	json_t *lps = json_array();
+	int rc = 0;
+
+	*server_path = NULL;
+	c->errmsg[0] = '\0';
+	if (!n || !lps) {
+		json_decref(lps);
+		return ferry__seterr(c, n ? FERRY_ENOMEM : FERRY_EINVAL, "no file to send");
+	}
+	if (disposal_hours < 0)
+		return ferry__seterr(c, FERRY_EINVAL, "negative disposal time");
+	for (size_t i = 0; !rc && i < n; i++) {
+		char *abs = local_paths[i] ? absolute(local_paths[i]) : NULL;
+		const char *b = abs ? base_name(abs) : "";
+		if (!abs)
+			rc = ferry__seterr(c, FERRY_EINVAL, "cannot send file %zu: no usable path", i);
+		else if (!*b || !strcmp(b, ".") || !strcmp(b, ".."))
+			rc = ferry__seterr(c, FERRY_EINVAL, "cannot send '%s': no base name", abs);
+		for (size_t k = 0; !rc && k < m.n; k++)
+			if (!strchr(m.v[k].rel, '/') && !strcmp(m.v[k].rel, b))
+				rc = ferry__seterr(c, FERRY_EINVAL,
+						   "two files named '%s' in one transfer", b);
+		if (!rc)
+			rc = add_entry(c, &m, abs, b, 1);
+		if (!rc)
+			json_array_append_new(lps, json_string(abs));
+		free(abs);
+	}
+	if (!rc)
+		rc = send_all(c, lps, &m, disposal_hours, server_path);
+	manifest_free(&m);
+	json_decref(lps);
+	return rc;
+}
+
+FERRY_EXPORT int ferry_send_file(ferry_conn *c, const char *local_path, int disposal_hours,
+				 char **server_path)
+{
+	const char *one[] = {local_path};
+
+	return ferry_send_files(c, one, 1, disposal_hours, server_path);
+}
+
+FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path,
+					 int disposal_hours, char **server_path)
+{
+	char *abs = local_path ? absolute(local_path) : NULL, key[33];
+	json_t *reply = NULL;
+	int rc;
+
+	*server_path = NULL;
+	c->errmsg[0] = '\0';
+	if (!abs)
+		return ferry__seterr(c, FERRY_EINVAL, "no usable local path");
+	if (disposal_hours < 0) {
+		free(abs);
+		return ferry__seterr(c, FERRY_EINVAL, "negative disposal time");
+	}
+	/* a replay after a lost link must not register it twice */
+	ferry__random_hex(key, 16);
+	rc = tcall(c,
+		   json_pack("{s:s,s:s,s:[s],s:s,s:i}", "op", "transfer_register", "key", key,
+			     "local_paths", abs, "name", base_name(abs), "disposal_hours",
+			     disposal_hours > 0 ? disposal_hours : 168),
+		   NULL, 0, &reply, NULL, NULL);
+	free(abs);
+	if (!rc && !(*server_path = strdup(json_string_value(json_object_get(reply, "server_path")))))
+		rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	json_decref(reply);
+	return rc;
+}
+
+/* ---- retrieval ---- */
+
+/* Fetches one file of the transfer into tmp (resuming at its size) and checks it. */
+static int fetch_file(ferry_conn *c, const char *server_path, const char *server_file,
+		      size_t idx, json_t *f, const char *tmp)
+{
+	int64_t size = json_integer_value(json_object_get(f, "size"));
+	const char *want = json_string_value(json_object_get(f, "hash"));
+	char got[FERRY_HASH_HEX];
+	struct stat st;
+	int out, rc = 0;
+	int64_t off;
+
+	out = open(tmp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0 || fstat(out, &st) < 0) {
+		rc = ferry__seterr(c, errno_code(errno), "cannot write '%s': %s", tmp,
+				   strerror(errno));
+		goto out;
+	}
+	off = (int64_t)st.st_size <= size ? (int64_t)st.st_size : 0;
+	if (off == 0 && ftruncate(out, 0) < 0) {
+		rc = ferry__seterr(c, FERRY_EIO, "cannot truncate '%s': %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (!c->cfg.host) {
+		/* the engine's host is this one: let the kernel copy */
+		int in = open(server_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		loff_t ri = off, ro = off;
+		while (in >= 0 && ri < size) {
+			ssize_t n = copy_file_range(in, &ri, out, &ro, (size_t)(size - ri), 0);
+			if (n <= 0 && errno != EINTR)
+				break;
+		}
+		if (in < 0 || ri < size) {
+			rc = ferry__seterr(c, FERRY_EIO, "cannot copy '%s': %s", server_file,
+					   strerror(errno));
+			if (in >= 0)
+				close(in);
+			goto out;
+		}
+		close(in);
+	}
+	while (c->cfg.host && off < size) {
+		void *bin = NULL;
+		size_t len = 0;
+		int64_t want_len = size - off < CHUNK ? size - off : CHUNK;
+		rc = tcall(c,
+			   json_pack("{s:s,s:s,s:I,s:I,s:I}", "op", "transfer_get", "server_path",
+				     server_path, "file", (json_int_t)idx, "offset", (json_int_t)off,
+				     "length", (json_int_t)want_len),
+			   NULL, 0, NULL, &bin, &len);
+		if (!rc && len == 0)
+			rc = ferry__seterr(c, FERRY_EIO, "'%s' ended at %lld bytes on the server",
+					   server_file, (long long)off);
+		if (!rc && ferry__write_all(out, bin, len) < 0)
+			rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", tmp,
+					   strerror(errno));
+		free(bin);
+		if (rc)
+			goto out;
+		off += (int64_t)len;
+	}
+	int e = ferry__hash_fd(out, (uint64_t)size, got);
+	if (e < 0 || strcmp(got, want)) {
+		/* a wrong copy is never kept: the next call starts this file over */
+		if (ftruncate(out, 0) < 0)
+			unlink(tmp);
+		rc = ferry__seterr(c, FERRY_EIO,
+				   e < 0 ? "cannot read back '%s'" : "checksum mismatch for '%s': "
+								     "the copy was discarded",
+				   tmp);
+		goto out;
+	}
+	if (fsync(out) < 0)
+		rc = ferry__seterr(c, FERRY_EIO, "cannot sync '%s': %s", tmp, strerror(errno));
+out:
+	if (out >= 0)
+		close(out);
+	return rc;
+}
+
+static void set_attrs(const char *path, json_t *f)
+{
+	double mt = json_number_value(json_object_get(f, "mtime"));
+	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+				 {.tv_sec = (time_t)mt,
+				  .tv_nsec = (long)((mt - (double)(time_t)mt) * 1e9)}};
+
+	chmod(path, (mode_t)json_integer_value(json_object_get(f, "mode")));
+	utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+static void fsync_dir_of(const char *path)
+{
+	char *d = strdup(path), *slash = d ? strrchr(d, '/') : NULL;
+	int fd;
+
+	if (!slash) {
+		free(d);
+		return;
+	}
+	*slash = slash == d ? (slash[1] = '\0', '/') : '\0';
+	fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(d);
+}
+
+/* Retrieves one top entry (file or tree) of the transfer to target. */
+static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *target)
+{
+	const char *sp = json_string_value(json_object_get(tr, "server_path"));
+	json_t *files = json_object_get(tr, "files"), *f;
+	char *sdir = strdup(sp), *tmp, *slash;
+	size_t tl = strlen(top), i;
+	int rc = 0, top_is_dir = 0;
+
+	if (!sdir)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	*strrchr(sdir, '/') = '\0'; /* the transfer's directory on the server */
+	slash = strrchr(target, '/');
+	tmp = ferry__asprintf("%.*s.%s" PART_SUFFIX, slash ? (int)(slash - target + 1) : 0, target,
+			      slash ? slash + 1 : target);
+	if (!tmp) {
+		free(sdir);
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
+	json_array_foreach(files, i, f)
+	{
+		const char *p = json_string_value(json_object_get(f, "path"));
+		int is_dir = !strcmp(json_string_value(json_object_get(f, "type")), "dir");
+		if (strncmp(p, top, tl) || (p[tl] && p[tl] != '/'))
+			continue;
+		char *local = ferry__asprintf("%s%s", tmp, p + tl);
+		char *remote = ferry__asprintf("%s/%s", sdir, p);
+		if (!local || !remote)
+			rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		else if (is_dir) {
+			top_is_dir |= !p[tl];
+			if (mkdir(local, 0700) < 0 && errno != EEXIST)
+				rc = ferry__seterr(c, errno_code(errno), "cannot create '%s': %s",
+						   local, strerror(errno));
+		} else {
+			rc = fetch_file(c, sp, remote, i, f, local);
+		}
+		free(local);
+		free(remote);
+		if (rc)
+			goto out;
+	}
+	/* modes and times: files first, then directories from the deepest */
+	for (int pass = 0; pass < 2; pass++) {
+		size_t n = json_array_size(files);
+		for (size_t k = 0; k < n; k++) {
+			f = json_array_get(files, pass ? n - 1 - k : k);
+			const char *p = json_string_value(json_object_get(f, "path"));
+			int is_dir = !strcmp(json_string_value(json_object_get(f, "type")), "dir");
+			if (is_dir != pass || strncmp(p, top, tl) || (p[tl] && p[tl] != '/'))
+				continue;
+			char *local = ferry__asprintf("%s%s", tmp, p + tl);
+			if (local)
+				set_attrs(local, f);
+			free(local);
+		}
+	}
+	struct stat st;
+	if (lstat(target, &st) == 0 && S_ISDIR(st.st_mode) && top_is_dir)
+		ferry__rm_rf(target); /* rename cannot replace a directory that has entries */
+	else if (lstat(target, &st) == 0 && S_ISDIR(st.st_mode) != top_is_dir) {
+		rc = ferry__seterr(c, FERRY_EINVAL, "cannot replace '%s': it is a %s", target,
+				   top_is_dir ? "file" : "directory");
+		goto out;
+	}
+	if (rename(tmp, target) < 0) {
+		rc = ferry__seterr(c, errno_code(errno), "cannot rename '%s' to '%s': %s", tmp,
+				   target, strerror(errno));
+		goto out;
+	}
+	fsync_dir_of(target);
+out:
+	free(tmp);
+	free(sdir);
+	return rc;
+}
+
+/* The local path of each top entry: the one recorded, or dest. */
+static char *target_of(ferry_conn *c, json_t *tr, const char *top, size_t ntops, const char *dest)
+{
+	json_t *lps = json_object_get(tr, "local_paths"), *e;
+	size_t i;
+
+	if (dest)
+		return ntops == 1 ? strdup(dest) : ferry__asprintf("%s/%s", dest, top);
+	json_array_foreach(lps, i, e) if (!strcmp(base_name(json_string_value(e)), top)) return strdup(
+	    json_string_value(e));
+	ferry__seterr(c, FERRY_EINVAL, "no local path recorded for '%s'", top);
+	return NULL;
+}
+
+static int retrieve(ferry_conn *c, const char *server_path, const char *dest, unsigned flags)
+{
+	json_t *reply = NULL, *tr, *files, *f, *tops = json_array();
+	size_t i;
+	int rc;
+
+	c->errmsg[0] = '\0';
+	if (!server_path)
+		return ferry__seterr(c, FERRY_EINVAL, "no server path");
+	rc = tcall(c, json_pack("{s:s,s:s}", "op", "transfer_manifest", "server_path", server_path),
+		   NULL, 0, &reply, NULL, NULL);
+	if (rc)
+		goto out;
+	tr = json_object_get(reply, "transfer");
+	files = json_object_get(tr, "files");
+	json_array_foreach(files, i, f)
+	{
+		const char *p = json_string_value(json_object_get(f, "path"));
+		char *t = strndup(p, strcspn(p, "/"));
+		int seen = 0;
+		json_t *e;
+		size_t k;
+		json_array_foreach(tops, k, e) seen |= t && !strcmp(json_string_value(e), t);
+		if (t && !seen)
+			json_array_append_new(tops, json_string(t));
+		free(t);
+	}
+	if (dest && json_array_size(tops) > 1 && mkdir(dest, 0700) < 0 && errno != EEXIST) {
+		rc = ferry__seterr(c, errno_code(errno), "cannot create '%s': %s", dest,
+				   strerror(errno));
+		goto out;
+	}
+	json_array_foreach(tops, i, f)
+	{
+		char *target = target_of(c, tr, json_string_value(f), json_array_size(tops), dest);
+		struct stat st;
+		if (!target) {
+			rc = c->errmsg[0] ? FERRY_EINVAL : ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (dest && !(flags & FERRY_OVERWRITE) && lstat(target, &st) == 0) {
+			rc = ferry__seterr(c, FERRY_EINVAL,
+					   "'%s' exists: it is not the transfer's own path, so it "
+					   "is replaced only when asked (FERRY_OVERWRITE, ferry "
+					   "retrieve --force)",
+					   target);
+			free(target);
+			goto out;
+		}
+		rc = fetch_top(c, tr, json_string_value(f), target);
+		free(target);
+		if (rc)
+			goto out;
+	}
+	rc = tcall(c, json_pack("{s:s,s:s}", "op", "transfer_retrieved", "server_path", server_path),
+		   NULL, 0, NULL, NULL, NULL);
+out:
+	json_decref(tops);
+	json_decref(reply);
+	return rc;
+}
+
+FERRY_EXPORT int ferry_retrieve_file(ferry_conn *c, const char *server_path)
+{
+	return retrieve(c, server_path, NULL, 0);
+}
+
+FERRY_EXPORT int ferry_retrieve_file_to(ferry_conn *c, const char *server_path, const char *dest,
+					unsigned flags)
+{
+	if (!dest)
+		return ferry__seterr(c, FERRY_EINVAL, "no destination");
+	return retrieve(c, server_path, dest, flags);
+}
+
+FERRY_EXPORT int ferry_cancel_transfer(ferry_conn *c, const char *server_path, unsigned flags)
+{
+	c->errmsg[0] = '\0';
+	if (!server_path)
+		return ferry__seterr(c, FERRY_EINVAL, "no server path");
+	return tcall(c,
+		     json_pack("{s:s,s:s,s:b}", "op", "transfer_cancel", "server_path", server_path,
+			       "force", (flags & FERRY_FORCE) != 0),
+		     NULL, 0, NULL, NULL, NULL);
+}
+
+/* ---- records ---- */
+
+static char *jstrdup(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? strdup(s) : NULL;
+}
+
+static struct ferry_transfer_info *info_of(json_t *o)
+{
+	struct ferry_transfer_info *t = calloc(1, sizeof(*t));
+	json_t *lps = json_object_get(o, "local_paths"), *jobs = json_object_get(o, "jobs"), *e;
+	size_t i;
+
+	if (!t)
+		return NULL;
+	t->server_path = jstrdup(o, "server_path");
+	t->kind = jstrdup(o, "kind");
+	t->state = jstrdup(o, "state");
+	t->hash = jstrdup(o, "hash");
+	t->message = jstrdup(o, "message");
+	t->size = json_integer_value(json_object_get(o, "size"));
+	t->done = json_integer_value(json_object_get(o, "done"));
+	t->received = json_integer_value(json_object_get(o, "received"));
+	t->created_at = json_number_value(json_object_get(o, "created_at"));
+	t->ended_at = json_number_value(json_object_get(o, "ended_at"));
+	t->deadline = json_number_value(json_object_get(o, "deadline"));
+	t->disposal_hours = (int)json_integer_value(json_object_get(o, "disposal_hours"));
+	t->local_paths = calloc(json_array_size(lps) + 1, sizeof(char *));
+	t->jobs = calloc(json_array_size(jobs) + 1, sizeof(*t->jobs));
+	if (!t->server_path || !t->kind || !t->state || !t->local_paths || !t->jobs) {
+		ferry_transfer_info_free(t);
+		return NULL;
+	}
+	json_array_foreach(lps, i, e) t->local_paths[i] = strdup(json_string_value(e));
+	json_array_foreach(jobs, i, e) t->jobs[t->njobs++] =
+	    json_integer_value(json_object_get(e, "id"));
+	return t;
+}
+
+FERRY_EXPORT void ferry_transfer_info_free(struct ferry_transfer_info *t)
+{
+	if (!t)
+		return;
+	free(t->server_path);
+	for (size_t i = 0; t->local_paths && t->local_paths[i]; i++)
+		free(t->local_paths[i]);
+	free(t->local_paths);
+	free(t->kind);
+	free(t->state);
+	free(t->hash);
+	free(t->jobs);
+	free(t->message);
+	free(t);
+}
+
+FERRY_EXPORT void ferry_transfer_list_free(struct ferry_transfer_info **list, size_t n)
+{
+	for (size_t i = 0; list && i < n; i++)
+		ferry_transfer_info_free(list[i]);
+	free(list);
+}
+
+FERRY_EXPORT int ferry_transfer_info(ferry_conn *c, const char *server_path,
+				     struct ferry_transfer_info **info)
+{
+	json_t *reply = NULL;
+	int rc;
+
+	*info = NULL;
+	c->errmsg[0] = '\0';
+	if (!server_path)
+		return ferry__seterr(c, FERRY_EINVAL, "no server path");
+	rc = tcall(c, json_pack("{s:s,s:s}", "op", "transfer_info", "server_path", server_path),
+		   NULL, 0, &reply, NULL, NULL);
+	if (!rc && !(*info = info_of(json_object_get(reply, "transfer"))))
+		rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	json_decref(reply);
+	return rc;
+}
+
+FERRY_EXPORT int ferry_transfers(ferry_conn *c, struct ferry_transfer_info ***list, size_t *n)
+{
+	json_t *reply = NULL, *a, *e;
+	size_t i;
+	int rc;
+
+	*list = NULL;
+	*n = 0;
+	c->errmsg[0] = '\0';
+	rc = tcall(c, json_pack("{s:s}", "op", "transfers"), NULL, 0, &reply, NULL, NULL);
+	if (rc)
+		return rc;
+	a = json_object_get(reply, "transfers");
+	*list = calloc(json_array_size(a) + 1, sizeof(**list));
+	if (!*list) {
+		json_decref(reply);
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
+	json_array_foreach(a, i, e)
+	{
+		if (!((*list)[i] = info_of(e))) {
+			ferry_transfer_list_free(*list, i);
+			*list = NULL;
+			json_decref(reply);
+			return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		}
+		*n = i + 1;
+	}
+	json_decref(reply);
+	return 0;
+}
