@@ -370,8 +370,8 @@ int ferry_send_file(ferry_conn *conn, const char *local_path, int disposal_hours
  * land side by side, *server_path names the first. Their base names must
  * differ. Errors as ferry_send_file().
  */
-int ferry_send_files(ferry_conn *conn, const char *const *local_paths, size_t n,
-		     int disposal_hours, char **server_path);
+int ferry_send_files(ferry_conn *conn, const char *const *local_paths, size_t n, int disposal_hours,
+		     char **server_path);
 /*
  * Registers an output to fetch later: *server_path (free()) is where a
  * job should write it (a file or a directory), under local_path's base

@@ -7,6 +7,7 @@
  *   connect RESOURCE [LOGIN|- [PASSWORD]]   timeout SECONDS   ping
  *   submit ARG...     submit_many N ARG...    wait SECONDS ID...
  *   status ID...      engine_running RESOURCE                 quit
+ *   send PATH...      retrieve SERVER_PATH      transfer SERVER_PATH
  * Answers: "ok [VALUES...]" or "err CODE message".
  */
 #include <stdio.h>
@@ -126,6 +127,25 @@ static void command(char **w, int n)
 	} else if (!strcmp(w[0], "submit_many") && n >= 3) {
 		do_submit_many(w + 2, strtol(w[1], NULL, 10));
 		return;
+	} else if (!strcmp(w[0], "send") && n >= 2) {
+		char *sp = NULL;
+		rc = ferry_send_files(conn, (const char *const *)w + 1, (size_t)(n - 1), 0, &sp);
+		if (!rc)
+			printf("ok %s\n", sp);
+		free(sp);
+		if (!rc)
+			return;
+	} else if (!strcmp(w[0], "retrieve") && n == 2) {
+		rc = ferry_retrieve_file(conn, w[1]);
+	} else if (!strcmp(w[0], "transfer") && n == 2) {
+		struct ferry_transfer_info *t = NULL;
+		rc = ferry_transfer_info(conn, w[1], &t);
+		if (!rc)
+			printf("ok %s %lld %lld %lld\n", t->state, (long long)t->size,
+			       (long long)t->done, (long long)t->received);
+		ferry_transfer_info_free(t);
+		if (!rc)
+			return;
 	} else if (!strcmp(w[0], "status") && n >= 2) {
 		do_status(w, n);
 		return;

@@ -1779,13 +1779,13 @@ static int tr_opt(struct ctx *c, void *data, int opt, const char *arg)
 	return usage_error(c);
 }
 
-static int tr_parse(struct ctx *c, int argc, char **argv, const char *shortopts,
-		    struct tr_opts *o, int min_args, int max_args)
+static int tr_parse(struct ctx *c, int argc, char **argv, const char *shortopts, struct tr_opts *o,
+		    int min_args, int max_args)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},	{"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},		{"json", no_argument, NULL, OPT_JSON},
 	    {"disposal", required_argument, NULL, 'd'}, {"to", required_argument, NULL, 't'},
-	    {"force", no_argument, NULL, 'f'},	{0},
+	    {"force", no_argument, NULL, 'f'},		{0},
 	};
 	int rc = parse_opts(c, argc, argv, shortopts, opts, tr_opt, o);
 	int n = argc - optind;
@@ -1884,11 +1884,11 @@ static int cmd_cancel_transfer(struct ctx *c, int argc, char **argv)
 
 static json_t *transfer_json(const struct ferry_transfer_info *t)
 {
-	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:i}", "server_path",
-			      t->server_path, "kind", t->kind, "state", t->state, "size",
-			      (json_int_t)t->size, "done", (json_int_t)t->done, "received",
-			      (json_int_t)t->received, "created_at", t->created_at, "deadline",
-			      t->deadline, "disposal_hours", t->disposal_hours);
+	json_t *o =
+	    json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:i}", "server_path", t->server_path,
+		      "kind", t->kind, "state", t->state, "size", (json_int_t)t->size, "done",
+		      (json_int_t)t->done, "received", (json_int_t)t->received, "created_at",
+		      t->created_at, "deadline", t->deadline, "disposal_hours", t->disposal_hours);
 	json_t *lp = json_array(), *jobs = json_array();
 
 	if (!o || !lp || !jobs) {
@@ -1940,7 +1940,8 @@ static int cmd_transfers(struct ctx *c, int argc, char **argv)
 	} else {
 		size_t i;
 		json_t *t;
-		printf("%-13s %-9s %12s  %s\n", "STATE", "KIND", "BYTES", "SERVER PATH <- LOCAL PATH");
+		printf("%-13s %-9s %12s  %s\n", "STATE", "KIND", "BYTES",
+		       "SERVER PATH <- LOCAL PATH");
 		json_array_foreach(all, i, t)
 		{
 			printf("%-13s %-9s %12lld  %s <- %s\n",
@@ -1948,7 +1949,8 @@ static int cmd_transfers(struct ctx *c, int argc, char **argv)
 			       json_string_value(json_object_get(t, "kind")),
 			       (long long)json_integer_value(json_object_get(t, "size")),
 			       json_string_value(json_object_get(t, "server_path")),
-			       json_string_value(json_array_get(json_object_get(t, "local_paths"), 0)));
+			       json_string_value(
+				   json_array_get(json_object_get(t, "local_paths"), 0)));
 			const char *msg = json_string_value(json_object_get(t, "message"));
 			if (msg)
 				printf("              %s\n", msg);
@@ -2351,8 +2353,8 @@ static const struct cmd commands[] = {
      "Download a transfer to its local path", retrieve_help, NULL},
     {"transfers", cmd_transfers, "[--json] [SERVER_PATH]", "List transfers, or show one", NULL,
      NULL},
-    {"cancel-transfer", cmd_cancel_transfer, "[--force] SERVER_PATH",
-     "Remove a transfer at once", cancel_help, NULL},
+    {"cancel-transfer", cmd_cancel_transfer, "[--force] SERVER_PATH", "Remove a transfer at once",
+     cancel_help, NULL},
     {"resources", cmd_resources, "[--no-check] [--json]",
      "List the configured resources and whether each answers", resources_help, NULL},
     {"daemon", cmd_daemon, "start|stop|status", "Control the engine (ferryd)", daemon_help, NULL},

@@ -758,8 +758,8 @@ static int link_transfers(struct ferry_engine *eng, int64_t id, json_t *n)
 		{
 			int64_t tid;
 			int ready = 0;
-			int rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err,
-							sizeof(err));
+			int rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready,
+							err, sizeof(err));
 			if (rc < 0)
 				return rc;
 			if (rc == 0)
@@ -1457,12 +1457,14 @@ void ferry__engine_inputs_changed(struct ferry_engine *eng, int64_t tid)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = ferry__engine_job(eng, ids[i]);
-		if (!j || (j->state != FERRY_SYSTEM_ON_HOLD && j->state != FERRY_USER_SYSTEM_ON_HOLD))
+		if (!j ||
+		    (j->state != FERRY_SYSTEM_ON_HOLD && j->state != FERRY_USER_SYSTEM_ON_HOLD))
 			continue;
 		if (ferry__db_ref_pending(eng->db, j->id) != 0)
 			continue;
 		set_state(eng, j,
-			  j->state == FERRY_SYSTEM_ON_HOLD ? FERRY_QUEUED_ACTIVE : FERRY_USER_ON_HOLD);
+			  j->state == FERRY_SYSTEM_ON_HOLD ? FERRY_QUEUED_ACTIVE
+							   : FERRY_USER_ON_HOLD);
 	}
 	free(ids);
 }
@@ -1476,7 +1478,8 @@ void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = ferry__engine_job(eng, ids[i]);
-		if (j && (j->state == FERRY_SYSTEM_ON_HOLD || j->state == FERRY_USER_SYSTEM_ON_HOLD))
+		if (j &&
+		    (j->state == FERRY_SYSTEM_ON_HOLD || j->state == FERRY_USER_SYSTEM_ON_HOLD))
 			end_unstarted(eng, j, FERRY_ABORTED,
 				      "an input transfer was removed before it was ready");
 	}
@@ -1522,8 +1525,8 @@ static void collect_garbage(struct ferry_engine *eng)
 	int64_t *ids = NULL;
 	size_t n = 0;
 
-	eng->next_gc = ferry__mono() + (eng->hour_s / 10 < GC_INTERVAL ? eng->hour_s / 10
-									: GC_INTERVAL);
+	eng->next_gc =
+	    ferry__mono() + (eng->hour_s / 10 < GC_INTERVAL ? eng->hour_s / 10 : GC_INTERVAL);
 	ferry__transfer_gc(eng);
 	if (ferry__db_expired(eng->db, ferry__now(), &ids, &n))
 		return;

@@ -119,8 +119,8 @@ void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid);
 int ferry__transfer_is_op(const char *op);
 /* A transfer_* request; fills out (and *bin), or returns a code with err. */
 int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in, json_t *out,
-			    const void *data, size_t datalen, void **bin, size_t *binlen,
-			    char *err, size_t errlen);
+			    const void *data, size_t datalen, void **bin, size_t *binlen, char *err,
+			    size_t errlen);
 /*
  * Whether path lies under the transfer root: 0 not, 1 (with *tid, and
  * *ready when its transfer is ready), or an error code with err set (no

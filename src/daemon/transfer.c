@@ -31,12 +31,12 @@
 #include "hash.h"
 #include "util.h"
 
-#define MAX_FILES     100000
-#define MAX_CHUNK     (8u << 20)
-#define PART_SUFFIX   ".ferry-part"
-#define ROLE_INPUT    0
-#define ROLE_OUTPUT   1
-#define DISPOSAL_MAX  87600
+#define MAX_FILES    100000
+#define MAX_CHUNK    (8u << 20)
+#define PART_SUFFIX  ".ferry-part"
+#define ROLE_INPUT   0
+#define ROLE_OUTPUT  1
+#define DISPOSAL_MAX 87600
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -90,7 +90,7 @@ static int check_rel(struct tctx *t, const char *rel)
 	if (!len)
 		return FAIL(t, FERRY_EINVAL, "an empty file name");
 	if (len > PATH_MAX / 2)
-		return FAIL(t, FERRY_EINVAL, "file name of %zu bytes, over the limit of %d", len,
+		return FAIL(t, FERRY_EINVAL, "file name of %zu bytes is too long (limit %d)", len,
 			    PATH_MAX / 2);
 	while (*p) {
 		const char *slash = strchr(p, '/');
@@ -104,9 +104,8 @@ static int check_rel(struct tctx *t, const char *rel)
 			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
 				return FAIL(t, FERRY_EINVAL,
 					    "file name '%s' holds a control character", rel);
-		if (n >= sizeof(PART_SUFFIX) - 1 &&
-		    !memcmp(p + n - (sizeof(PART_SUFFIX) - 1), PART_SUFFIX,
-			    sizeof(PART_SUFFIX) - 1))
+		if (n >= sizeof(PART_SUFFIX) - 1 && !memcmp(p + n - (sizeof(PART_SUFFIX) - 1),
+							    PART_SUFFIX, sizeof(PART_SUFFIX) - 1))
 			return FAIL(t, FERRY_EINVAL, "file name '%s' ends in '%s'", rel,
 				    PART_SUFFIX);
 		p += n;
@@ -133,7 +132,8 @@ static int mkdirs_beneath(int root, const char *rel)
 		int fd = open_beneath(root, buf, O_PATH | O_DIRECTORY, 0);
 		if (fd < 0) {
 			char *slash = strrchr(buf, '/');
-			int parent = slash ? (*slash = '\0', open_beneath(root, buf, O_PATH | O_DIRECTORY, 0))
+			int parent = slash ? (*slash = '\0',
+					      open_beneath(root, buf, O_PATH | O_DIRECTORY, 0))
 					   : dup(root);
 			if (slash)
 				*slash = '/';
@@ -280,19 +280,19 @@ static json_t *row_json(struct tctx *t, const struct db_tr_row *row, int with_fi
 	json_array_foreach(files, i, f) size += json_integer_value(json_object_get(f, "size"));
 	o = json_pack("{s:I,s:s,s:s,s:s,s:O,s:I,s:I,s:f,s:f,s:O}", "id", (json_int_t)row->id,
 		      "server_path", row->server_path, "kind", row->kind, "state", row->state,
-		      "local_paths", json_object_get(doc, "local_paths"), "size",
-		      (json_int_t)size, "received", (json_int_t)row->received, "created_at",
-		      row->created_at, "deadline", row->deadline, "disposal_hours",
+		      "local_paths", json_object_get(doc, "local_paths"), "size", (json_int_t)size,
+		      "received", (json_int_t)row->received, "created_at", row->created_at,
+		      "deadline", row->deadline, "disposal_hours",
 		      json_object_get(doc, "disposal_hours"));
 	if (!o) {
 		json_decref(doc);
 		return NULL;
 	}
-	json_object_set_new(o, "ended_at", row->ended_at > 0 ? json_real(row->ended_at)
-							      : json_null());
+	json_object_set_new(o, "ended_at",
+			    row->ended_at > 0 ? json_real(row->ended_at) : json_null());
 	json_object_set_new(o, "message", row->message ? json_string(row->message) : json_null());
-	json_object_set(o, "hash", json_object_get(doc, "hash") ? json_object_get(doc, "hash")
-								: json_null());
+	json_object_set(o, "hash",
+			json_object_get(doc, "hash") ? json_object_get(doc, "hash") : json_null());
 	ja = json_array();
 	for (int role = 0; role < 2; role++) {
 		if (ferry__db_ref_jobs(ferry__engine_db(t->eng), row->id, role, &jobs, &n))
@@ -384,7 +384,7 @@ static int check_manifest(struct tctx *t, json_t *files)
 		const char *type = json_string_value(json_object_get(f, "type"));
 		const char *hash = json_string_value(json_object_get(f, "hash"));
 		json_t *size = json_object_get(f, "size"), *mode = json_object_get(f, "mode");
-		json_t *mtime = json_object_get(f, "mtime");
+		json_t *mtime = json_object_get(f, "mtime_ns");
 
 		if (!json_is_object(f) || !path || !type)
 			return FAIL(t, FERRY_EINVAL, "file %zu needs 'path' and 'type'", i);
@@ -394,8 +394,8 @@ static int check_manifest(struct tctx *t, json_t *files)
 			return FAIL(t, FERRY_EINVAL, "file '%s': type '%s' (file or dir)", path,
 				    type);
 		if (!json_is_integer(mode) || json_integer_value(mode) < 0 ||
-		    json_integer_value(mode) > 07777 || !json_is_number(mtime))
-			return FAIL(t, FERRY_EINVAL, "file '%s' needs a 'mode' and an 'mtime'",
+		    json_integer_value(mode) > 07777 || !json_is_integer(mtime))
+			return FAIL(t, FERRY_EINVAL, "file '%s' needs a 'mode' and an 'mtime_ns'",
 				    path);
 		if (!strcmp(type, "dir"))
 			continue;
@@ -490,8 +490,10 @@ static int local_paths(struct tctx *t, json_t **out)
 
 	if (!json_is_array(lp) || !json_array_size(lp) || json_array_size(lp) > MAX_FILES)
 		return FAIL(t, FERRY_EINVAL, "'local_paths' must be a non-empty array of paths");
-	json_array_foreach(lp, i, e) if (!json_is_string(e) || json_string_length(e) > PATH_MAX)
-	    return FAIL(t, FERRY_EINVAL, "'local_paths' must hold paths");
+	json_array_foreach(lp, i, e) if (!json_is_string(e) ||
+					 json_string_length(e) >
+					     PATH_MAX) return FAIL(t, FERRY_EINVAL,
+								   "'local_paths' must hold paths");
 	*out = lp;
 	return 0;
 }
@@ -539,9 +541,8 @@ static int op_send(struct tctx *t)
 	int64_t hours;
 	int rc;
 
-	if ((rc = opt_key(t, &key)) || (rc = opt_hours(t, &hours)) ||
-	    (rc = local_paths(t, &lp)) || (rc = check_manifest(t, files)) ||
-	    (rc = top_of(t, files, top, sizeof(top))))
+	if ((rc = opt_key(t, &key)) || (rc = opt_hours(t, &hours)) || (rc = local_paths(t, &lp)) ||
+	    (rc = check_manifest(t, files)) || (rc = top_of(t, files, top, sizeof(top))))
 		return rc;
 	rc = by_key(t, key, &row);
 	if (rc < 0)
@@ -631,17 +632,19 @@ static void apply_attrs(struct tctx *t, const struct db_tr_row *row, json_t *fil
 			if (is_dir != pass)
 				continue;
 			const char *base;
-			int parent = open_parent(rootfd(t), file_rel(row, f, rel, sizeof(rel)), &base);
+			int parent =
+			    open_parent(rootfd(t), file_rel(row, f, rel, sizeof(rel)), &base);
 			if (parent < 0)
 				continue;
-			double mt = json_number_value(json_object_get(f, "mtime"));
-			struct timespec ts[2] = {
-			    {.tv_nsec = UTIME_OMIT},
-			    {.tv_sec = (time_t)mt, .tv_nsec = (long)((mt - (double)(time_t)mt) * 1e9)}};
+			int64_t mt = json_integer_value(json_object_get(f, "mtime_ns"));
+			struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+						 {.tv_sec = (time_t)(mt / 1000000000),
+						  .tv_nsec = (long)(mt % 1000000000)}};
 			/* an O_PATH parent works with *at() calls through /proc-free paths */
 			int dfd = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			if (dfd >= 0) {
-				fchmodat(dfd, base, (mode_t)json_integer_value(json_object_get(f, "mode")), 0);
+				fchmodat(dfd, base,
+					 (mode_t)json_integer_value(json_object_get(f, "mode")), 0);
 				utimensat(dfd, base, ts, AT_SYMLINK_NOFOLLOW);
 				close(dfd);
 			}
@@ -715,15 +718,15 @@ static int get_int(struct tctx *t, const char *key, int64_t min, int64_t max, in
 	json_t *j = json_object_get(t->in, key);
 
 	if (!json_is_integer(j) || json_integer_value(j) < min || json_integer_value(j) > max)
-		return FAIL(t, FERRY_EINVAL, "field '%s' must be an integer from %lld to %lld",
-			    key, (long long)min, (long long)max);
+		return FAIL(t, FERRY_EINVAL, "field '%s' must be an integer from %lld to %lld", key,
+			    (long long)min, (long long)max);
 	*v = json_integer_value(j);
 	return 0;
 }
 
 /* Writes a chunk at offset (the part's size); the last one completes the file. */
-static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *doc, json_t *f,
-		       int64_t off, int *complete)
+static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *doc, json_t *f, int64_t off,
+		       int *complete)
 {
 	char rel[PATH_MAX], *part = NULL;
 	const char *base;
@@ -807,8 +810,8 @@ static int op_put(struct tctx *t)
 	if (rc)
 		return FAIL(t, rc, "no transfer %lld", (long long)id);
 	if (strcmp(row.kind, "send") || strcmp(row.state, "transferring")) {
-		rc = FAIL(t, FERRY_ESTATE, "transfer '%s' is %s: it takes no data",
-			  row.server_path, row.state);
+		rc = FAIL(t, FERRY_ESTATE, "transfer '%s' is %s: it takes no data", row.server_path,
+			  row.state);
 		goto out;
 	}
 	if (!(doc = doc_of(t, &row))) {
@@ -896,11 +899,11 @@ static int walk_add(struct walk *w, int dfd, const char *name, const char *rel)
 			close(fd);
 		return rc;
 	}
-	double mt = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+	json_int_t mt = (json_int_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	if (S_ISDIR(st.st_mode)) {
-		json_array_append_new(w->files, json_pack("{s:s,s:s,s:i,s:f}", "path", rel, "type",
-							  "dir", "mode", st.st_mode & 07777,
-							  "mtime", mt));
+		json_array_append_new(w->files,
+				      json_pack("{s:s,s:s,s:i,s:I}", "path", rel, "type", "dir",
+						"mode", st.st_mode & 07777, "mtime_ns", mt));
 		return walk_dir(w, fd, rel);
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -912,10 +915,9 @@ static int walk_add(struct walk *w, int dfd, const char *name, const char *rel)
 	close(fd);
 	if (e < 0)
 		return FAIL(w->t, FERRY_EIO, "cannot read '%s': %s", rel, strerror(-e));
-	json_array_append_new(w->files,
-			      json_pack("{s:s,s:s,s:I,s:i,s:f,s:s}", "path", rel, "type", "file",
-					"size", (json_int_t)st.st_size, "mode", st.st_mode & 07777,
-					"mtime", mt, "hash", hex));
+	json_array_append_new(w->files, json_pack("{s:s,s:s,s:I,s:i,s:I,s:s}", "path", rel, "type",
+						  "file", "size", (json_int_t)st.st_size, "mode",
+						  st.st_mode & 07777, "mtime_ns", mt, "hash", hex));
 	return 0;
 }
 
@@ -930,9 +932,10 @@ static int missing_output(struct tctx *t, const struct db_tr_row *row)
 		enum ferry_job_status st;
 		if (ferry__db_status(ferry__engine_db(t->eng), jobs[i], &st) == 0 &&
 		    (st == FERRY_DONE || st == FERRY_FAILED)) {
-			int rc = FAIL(t, FERRY_ESTATE,
-				      "'%s' does not exist: job %lld ended (%s) without producing it",
-				      row->server_path, (long long)jobs[i], ferry_status_name(st));
+			int rc =
+			    FAIL(t, FERRY_ESTATE,
+				 "'%s' does not exist: job %lld ended (%s) without producing it",
+				 row->server_path, (long long)jobs[i], ferry_status_name(st));
 			free(jobs);
 			return rc;
 		}
@@ -1152,16 +1155,14 @@ static int op_list(struct tctx *t)
 static int remove_transfer(struct ferry_engine *eng, const struct db_tr_row *row)
 {
 	char *dir = ferry__asprintf("%s/%s", ferry__engine_transfer_root(eng), row->dir);
-	int rc;
 
 	if (!dir)
 		return FERRY_ENOMEM;
 	ferry__rm_rf(dir);
 	free(dir);
-	rc = ferry__db_tr_delete(ferry__engine_db(eng), row->id);
-	if (!rc)
-		ferry__engine_inputs_gone(eng, row->id);
-	return rc;
+	/* before the references go: they say which jobs waited for it */
+	ferry__engine_inputs_gone(eng, row->id);
+	return ferry__db_tr_delete(ferry__engine_db(eng), row->id);
 }
 
 static int op_cancel(struct tctx *t)
@@ -1202,21 +1203,28 @@ out:
 }
 
 int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in, json_t *out,
-			    const void *data, size_t datalen, void **bin, size_t *binlen,
-			    char *err, size_t errlen)
+			    const void *data, size_t datalen, void **bin, size_t *binlen, char *err,
+			    size_t errlen)
 {
 	static const struct {
 		const char *name;
 		int (*fn)(struct tctx *t);
 	} ops[] = {
-	    {"transfer_send", op_send},	  {"transfer_register", op_register},
-	    {"transfer_put", op_put},	  {"transfer_manifest", op_manifest},
-	    {"transfer_get", op_get},	  {"transfer_retrieved", op_retrieved},
-	    {"transfer_info", op_info},	  {"transfers", op_list},
+	    {"transfer_send", op_send},	    {"transfer_register", op_register},
+	    {"transfer_put", op_put},	    {"transfer_manifest", op_manifest},
+	    {"transfer_get", op_get},	    {"transfer_retrieved", op_retrieved},
+	    {"transfer_info", op_info},	    {"transfers", op_list},
 	    {"transfer_cancel", op_cancel},
 	};
-	struct tctx t = {.eng = eng, .in = in, .out = out, .data = data, .datalen = datalen,
-			 .bin = bin, .binlen = binlen, .err = err, .errlen = errlen};
+	struct tctx t = {.eng = eng,
+			 .in = in,
+			 .out = out,
+			 .data = data,
+			 .datalen = datalen,
+			 .bin = bin,
+			 .binlen = binlen,
+			 .err = err,
+			 .errlen = errlen};
 
 	if (rootfd(&t) < 0)
 		return fail(err, errlen, FERRY_EIO, "the transfer root '%s' is not usable",
@@ -1234,8 +1242,8 @@ int ferry__transfer_is_op(const char *op)
 
 /* ---- jobs ---- */
 
-int ferry__transfer_lookup(struct ferry_engine *eng, const char *path, int64_t *tid,
-			   int *ready, char *err, size_t errlen)
+int ferry__transfer_lookup(struct ferry_engine *eng, const char *path, int64_t *tid, int *ready,
+			   char *err, size_t errlen)
 {
 	const char *r = ferry__engine_transfer_root(eng);
 	struct db_tr_row row = {0};

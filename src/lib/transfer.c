@@ -30,12 +30,12 @@
 #define PART_SUFFIX ".ferry-part"
 
 struct lfile {
-	char *abs;  /* local path */
-	char *rel;  /* path in the transfer: top name / ... */
+	char *abs; /* local path */
+	char *rel; /* path in the transfer: top name / ... */
 	int is_dir;
 	int64_t size;
 	int mode;
-	double mtime;
+	int64_t mtime_ns;
 	char hash[FERRY_HASH_HEX];
 };
 
@@ -73,7 +73,8 @@ static int add_dir(struct ferry_conn *c, struct manifest *m, const char *abs, co
 	for (int i = 0; i < n; i++) {
 		const char *d = names[i]->d_name;
 		if (!rc && strcmp(d, ".") && strcmp(d, "..")) {
-			char *ca = ferry__asprintf("%s/%s", abs, d), *cr = ferry__asprintf("%s/%s", rel, d);
+			char *ca = ferry__asprintf("%s/%s", abs, d),
+			     *cr = ferry__asprintf("%s/%s", rel, d);
 			rc = ca && cr ? add_entry(c, m, ca, cr, 0)
 				      : ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 			free(ca);
@@ -124,7 +125,7 @@ static int add_entry(struct ferry_conn *c, struct manifest *m, const char *abs, 
 	f->is_dir = S_ISDIR(st.st_mode);
 	f->size = (int64_t)st.st_size;
 	f->mode = (int)(st.st_mode & 07777);
-	f->mtime = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+	f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	if (f->is_dir) {
 		f->size = 0;
 		return add_dir(c, m, abs, rel);
@@ -172,11 +173,12 @@ static json_t *manifest_json(const struct manifest *m)
 
 	for (size_t i = 0; a && i < m->n; i++) {
 		const struct lfile *f = &m->v[i];
-		json_t *o = f->is_dir ? json_pack("{s:s,s:s,s:i,s:f}", "path", f->rel, "type", "dir",
-						  "mode", f->mode, "mtime", f->mtime)
-				      : json_pack("{s:s,s:s,s:I,s:i,s:f,s:s}", "path", f->rel,
-						  "type", "file", "size", (json_int_t)f->size,
-						  "mode", f->mode, "mtime", f->mtime, "hash", f->hash);
+		json_t *o = f->is_dir
+				? json_pack("{s:s,s:s,s:i,s:I}", "path", f->rel, "type", "dir",
+					    "mode", f->mode, "mtime_ns", (json_int_t)f->mtime_ns)
+				: json_pack("{s:s,s:s,s:I,s:i,s:I,s:s}", "path", f->rel, "type",
+					    "file", "size", (json_int_t)f->size, "mode", f->mode,
+					    "mtime_ns", (json_int_t)f->mtime_ns, "hash", f->hash);
 		if (!o || json_array_append_new(a, o)) {
 			json_decref(a);
 			return NULL;
@@ -198,13 +200,13 @@ static void send_key(const struct manifest *m, json_t *lps, char key[FERRY_HASH_
 		return;
 	}
 	ferry__hash_update(&h, "send", 5);
-	json_array_foreach(lps, i, e) ferry__hash_update(&h, json_string_value(e),
-							 json_string_length(e) + 1);
+	json_array_foreach(lps, i, e)
+	    ferry__hash_update(&h, json_string_value(e), json_string_length(e) + 1);
 	for (i = 0; i < m->n; i++) {
 		const struct lfile *f = &m->v[i];
 		ferry__hash_update(&h, f->rel, strlen(f->rel) + 1);
-		snprintf(buf, sizeof(buf), "%d %lld %o %.9f %s", f->is_dir, (long long)f->size,
-			 f->mode, f->mtime, f->is_dir ? "" : f->hash);
+		snprintf(buf, sizeof(buf), "%d %lld %o %lld %s", f->is_dir, (long long)f->size,
+			 f->mode, (long long)f->mtime_ns, f->is_dir ? "" : f->hash);
 		ferry__hash_update(&h, buf, strlen(buf) + 1);
 	}
 	ferry__hash_final(&h, key);
@@ -364,7 +366,8 @@ static int send_all(ferry_conn *c, json_t *lps, const struct manifest *m, int ho
 			json_t *p = json_array_get(st, i);
 			if (m->v[i].is_dir || json_is_true(json_object_get(p, "complete")))
 				continue;
-			rc = send_one(c, id, i, &m->v[i], json_integer_value(json_object_get(p, "done")),
+			rc = send_one(c, id, i, &m->v[i],
+				      json_integer_value(json_object_get(p, "done")),
 				      json_string_value(json_object_get(p, "part_path")), &last);
 		}
 		if (rc != FERRY_ESTATE)
@@ -378,8 +381,8 @@ static int send_all(ferry_conn *c, json_t *lps, const struct manifest *m, int ho
 			rc = ferry__seterr(c, FERRY_EIO, "transfer '%s' is %s after sending it all",
 					   json_string_value(json_object_get(again, "server_path")),
 					   json_string_value(json_object_get(again, "state")));
-		if (!rc && !(*server_path = strdup(json_string_value(
-				 json_object_get(again, "server_path")))))
+		if (!rc && !(*server_path =
+				 strdup(json_string_value(json_object_get(again, "server_path")))))
 			rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 		json_decref(again);
 	}
@@ -407,7 +410,8 @@ FERRY_EXPORT int ferry_send_files(ferry_conn *c, const char *const *local_paths,
 		char *abs = local_paths[i] ? absolute(local_paths[i]) : NULL;
 		const char *b = abs ? base_name(abs) : "";
 		if (!abs)
-			rc = ferry__seterr(c, FERRY_EINVAL, "cannot send file %zu: no usable path", i);
+			rc = ferry__seterr(c, FERRY_EINVAL, "cannot send file %zu: no usable path",
+					   i);
 		else if (!*b || !strcmp(b, ".") || !strcmp(b, ".."))
 			rc = ferry__seterr(c, FERRY_EINVAL, "cannot send '%s': no base name", abs);
 		for (size_t k = 0; !rc && k < m.n; k++)
@@ -435,8 +439,8 @@ FERRY_EXPORT int ferry_send_file(ferry_conn *c, const char *local_path, int disp
 	return ferry_send_files(c, one, 1, disposal_hours, server_path);
 }
 
-FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path,
-					 int disposal_hours, char **server_path)
+FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path, int disposal_hours,
+					 char **server_path)
 {
 	char *abs = local_path ? absolute(local_path) : NULL, key[33];
 	json_t *reply = NULL;
@@ -458,7 +462,8 @@ FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path,
 			     disposal_hours > 0 ? disposal_hours : 168),
 		   NULL, 0, &reply, NULL, NULL);
 	free(abs);
-	if (!rc && !(*server_path = strdup(json_string_value(json_object_get(reply, "server_path")))))
+	if (!rc &&
+	    !(*server_path = strdup(json_string_value(json_object_get(reply, "server_path")))))
 		rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	json_decref(reply);
 	return rc;
@@ -467,8 +472,8 @@ FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path,
 /* ---- retrieval ---- */
 
 /* Fetches one file of the transfer into tmp (resuming at its size) and checks it. */
-static int fetch_file(ferry_conn *c, const char *server_path, const char *server_file,
-		      size_t idx, json_t *f, const char *tmp)
+static int fetch_file(ferry_conn *c, const char *server_path, const char *server_file, size_t idx,
+		      json_t *f, const char *tmp)
 {
 	int64_t size = json_integer_value(json_object_get(f, "size"));
 	const char *want = json_string_value(json_object_get(f, "hash"));
@@ -506,14 +511,18 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 		}
 		close(in);
 	}
+	if (c->cfg.host && lseek(out, off, SEEK_SET) < 0) {
+		rc = ferry__seterr(c, FERRY_EIO, "cannot seek in '%s': %s", tmp, strerror(errno));
+		goto out;
+	}
 	while (c->cfg.host && off < size) {
 		void *bin = NULL;
 		size_t len = 0;
 		int64_t want_len = size - off < CHUNK ? size - off : CHUNK;
 		rc = tcall(c,
 			   json_pack("{s:s,s:s,s:I,s:I,s:I}", "op", "transfer_get", "server_path",
-				     server_path, "file", (json_int_t)idx, "offset", (json_int_t)off,
-				     "length", (json_int_t)want_len),
+				     server_path, "file", (json_int_t)idx, "offset",
+				     (json_int_t)off, "length", (json_int_t)want_len),
 			   NULL, 0, NULL, &bin, &len);
 		if (!rc && len == 0)
 			rc = ferry__seterr(c, FERRY_EIO, "'%s' ended at %lld bytes on the server",
@@ -532,8 +541,9 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 		if (ftruncate(out, 0) < 0)
 			unlink(tmp);
 		rc = ferry__seterr(c, FERRY_EIO,
-				   e < 0 ? "cannot read back '%s'" : "checksum mismatch for '%s': "
-								     "the copy was discarded",
+				   e < 0 ? "cannot read back '%s'"
+					 : "checksum mismatch for '%s': "
+					   "the copy was discarded",
 				   tmp);
 		goto out;
 	}
@@ -547,10 +557,10 @@ out:
 
 static void set_attrs(const char *path, json_t *f)
 {
-	double mt = json_number_value(json_object_get(f, "mtime"));
-	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
-				 {.tv_sec = (time_t)mt,
-				  .tv_nsec = (long)((mt - (double)(time_t)mt) * 1e9)}};
+	int64_t mt = json_integer_value(json_object_get(f, "mtime_ns"));
+	struct timespec ts[2] = {
+	    {.tv_nsec = UTIME_OMIT},
+	    {.tv_sec = (time_t)(mt / 1000000000), .tv_nsec = (long)(mt % 1000000000)}};
 
 	chmod(path, (mode_t)json_integer_value(json_object_get(f, "mode")));
 	utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
@@ -659,8 +669,8 @@ static char *target_of(ferry_conn *c, json_t *tr, const char *top, size_t ntops,
 
 	if (dest)
 		return ntops == 1 ? strdup(dest) : ferry__asprintf("%s/%s", dest, top);
-	json_array_foreach(lps, i, e) if (!strcmp(base_name(json_string_value(e)), top)) return strdup(
-	    json_string_value(e));
+	json_array_foreach(lps, i, e) if (!strcmp(base_name(json_string_value(e)),
+						  top)) return strdup(json_string_value(e));
 	ferry__seterr(c, FERRY_EINVAL, "no local path recorded for '%s'", top);
 	return NULL;
 }
@@ -702,7 +712,8 @@ static int retrieve(ferry_conn *c, const char *server_path, const char *dest, un
 		char *target = target_of(c, tr, json_string_value(f), json_array_size(tops), dest);
 		struct stat st;
 		if (!target) {
-			rc = c->errmsg[0] ? FERRY_EINVAL : ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+			rc = c->errmsg[0] ? FERRY_EINVAL
+					  : ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 			goto out;
 		}
 		if (dest && !(flags & FERRY_OVERWRITE) && lstat(target, &st) == 0) {
@@ -719,8 +730,9 @@ static int retrieve(ferry_conn *c, const char *server_path, const char *dest, un
 		if (rc)
 			goto out;
 	}
-	rc = tcall(c, json_pack("{s:s,s:s}", "op", "transfer_retrieved", "server_path", server_path),
-		   NULL, 0, NULL, NULL, NULL);
+	rc =
+	    tcall(c, json_pack("{s:s,s:s}", "op", "transfer_retrieved", "server_path", server_path),
+		  NULL, 0, NULL, NULL, NULL);
 out:
 	json_decref(tops);
 	json_decref(reply);

@@ -1,0 +1,523 @@
+"""File transfers (docs/transfers.md): sends, registered outputs, retrieval,
+resume, corruption, disposal, path attacks, a full disk. Most tests run on
+both transports: the local socket (where the client copies with
+copy_file_range) and ssh (where bytes go in chunks through the link)."""
+import hashlib
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import FERRY_BIN, HDR, frame, ferry_world, poll, pid_alive
+
+
+
+@pytest.fixture(params=["local", "ssh"])
+def ferry(request):
+    return ferry_world(request, request.param)
+
+
+@pytest.fixture
+def local(request):
+    return ferry_world(request, "local")
+
+
+def md5(path):
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def make_file(path, size, seed=0):
+    """size bytes of reproducible data (fast: a repeated random block)."""
+    block = hashlib.sha256(str(seed).encode()).digest() * 32768  # 1 MiB
+    with open(path, "wb") as f:
+        left = size
+        i = 0
+        while left > 0:
+            chunk = block[: min(left, len(block))]
+            # vary each MiB so that a misplaced chunk changes the checksum
+            chunk = i.to_bytes(8, "little") + chunk[8:] if len(chunk) >= 8 else chunk
+            f.write(chunk)
+            left -= len(chunk)
+            i += 1
+
+
+def send(ferry, *paths, opts=()):
+    return ferry.run("send", *opts, *paths, timeout=300).stdout.strip()
+
+
+def tinfo(ferry, sp):
+    return ferry.json("transfers", sp)
+
+
+def root_of(ferry):
+    return os.path.join(ferry.state_dir, "transfers")
+
+
+# ------------------------------------------------------------ the seed
+
+
+def test_seed_example(ferry):
+    """sendFile, registerFileTransfer, a job reading and writing them,
+    wait, retrieveFile: the output is byte-identical to what the job wrote."""
+    data = ferry.path("mypath")
+    os.makedirs(data)
+    make_file(os.path.join(data, "file0"), 3 << 20, seed=1)
+    script = os.path.join(data, "script.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\nmd5sum < \"$1\" > \"$2\"\nhead -c 1000 \"$1\" >> \"$2\"\n")
+    file0 = send(ferry, os.path.join(data, "file0"), opts=["--disposal", "168"])
+    scr = send(ferry, script)
+    file1 = ferry.run("register", os.path.join(data, "file1")).stdout.strip()
+    assert file0.startswith(root_of(ferry) + "/") and file0.endswith("/file0")
+    assert scr.endswith("/script.sh") and file1.endswith("/file1")
+    jid = ferry.submit("sh", scr, file0, file1,
+                       opts=["--input", file0, "--input", scr, "--output", file1])
+    ferry.run("wait", "--timeout", "60", jid, timeout=70)
+    assert ferry.state(jid) == "done"
+    ferry.run("retrieve", file1)
+    with open(os.path.join(data, "file1"), "rb") as f:
+        got = f.read()
+    with open(file1, "rb") as f:  # what the job wrote, on the (same) host
+        assert got == f.read()
+    assert got.startswith(md5(os.path.join(data, "file0")).encode())
+    t = tinfo(ferry, file1)
+    assert t["state"] == "retrieved" and t["jobs"] == [jid], t
+    t0 = tinfo(ferry, file0)
+    assert t0["state"] == "ready" and t0["size"] == 3 << 20 and t0["done"] == 3 << 20
+
+
+def test_directory_keeps_structure_modes_and_mtimes(ferry):
+    src = ferry.path("tree")
+    os.makedirs(os.path.join(src, "a", "b"))
+    os.makedirs(os.path.join(src, "empty"))
+    files = {"top.txt": (0o644, b"top\n"), "a/x.nii.gz": (0o600, os.urandom(70000)),
+             "a/b/run.sh": (0o755, b"#!/bin/sh\necho run\n"), "a/b/zero": (0o640, b"")}
+    for rel, (mode, content) in files.items():
+        p = os.path.join(src, rel)
+        with open(p, "wb") as f:
+            f.write(content)
+        os.chmod(p, mode)
+        os.utime(p, (1500000000, 1500000000 + len(rel)))
+    os.chmod(os.path.join(src, "a", "b"), 0o750)
+    os.utime(os.path.join(src, "a"), (1400000000, 1400000000))
+    sp = send(ferry, src)
+    assert sp.endswith("/tree")
+
+    def snapshot(top):
+        out = {}
+        for d, dirs, fs in os.walk(top):
+            for n in dirs + fs:
+                p = os.path.join(d, n)
+                st = os.lstat(p)
+                content = open(p, "rb").read() if stat.S_ISREG(st.st_mode) else None
+                out[os.path.relpath(p, top)] = (stat.S_IMODE(st.st_mode), st.st_mtime_ns,
+                                                content)
+        return out
+
+    assert snapshot(sp) == snapshot(src)
+    dest = ferry.path("back")
+    ferry.run("retrieve", "--to", dest, sp)
+    assert snapshot(dest) == snapshot(src)
+
+
+def test_several_files_as_one_transfer(ferry):
+    img, hdr = ferry.path("brain.img"), ferry.path("brain.hdr")
+    make_file(img, 100000, seed=2)
+    make_file(hdr, 348, seed=3)
+    sp = send(ferry, img, hdr)
+    assert sp.endswith("/brain.img")
+    assert open(os.path.join(os.path.dirname(sp), "brain.hdr"), "rb").read() == \
+        open(hdr, "rb").read()
+    cp = ferry.run("send", img, ferry.path("brain.img"), check=False)
+    assert cp.returncode == 1 and "two files named 'brain.img'" in cp.stderr
+
+
+def test_held_job_released_by_a_resumed_send(ferry):
+    """A job naming an input still on its way is system_on_hold (with a user
+    hold on top: user_system_on_hold), and starts by itself once the send
+    completes."""
+    big = ferry.path("big.bin")
+    make_file(big, 64 << 20, seed=5)
+    sp = interrupted_send(ferry, big, 0.3)
+    jid = ferry.submit("true", opts=["--input", sp])
+    assert ferry.state(jid) == "system_on_hold"
+    ferry.run("hold", jid)
+    assert ferry.state(jid) == "user_system_on_hold"
+    ferry.run("release", jid)
+    assert ferry.state(jid) == "system_on_hold"
+    assert send(ferry, big) == sp
+    ferry.run("wait", "--timeout", "60", jid, timeout=70)
+    assert ferry.state(jid) == "done"
+
+
+# ------------------------------------------------------- resume, checks
+
+
+def part_file(ferry, name):
+    for d, _, fs in os.walk(root_of(ferry)):
+        for f in fs:
+            if f == f".{name}.ferry-part":
+                return os.path.join(d, f)
+    return None
+
+
+def interrupted_send(ferry, path, fraction):
+    """Starts `ferry send path`, SIGKILLs it once the engine holds about
+    fraction of the file, and returns the transfer's server path."""
+    size = os.path.getsize(path)
+    name = os.path.basename(path)
+    p = ferry.popen("send", path)
+
+    def far_enough():
+        pf = part_file(ferry, name)
+        try:
+            return pf and os.path.getsize(pf) >= fraction * size
+        except OSError:
+            return False
+    try:
+        poll(far_enough, 120, 0.005, what=f"{fraction:.0%} of {name} on the server")
+    finally:
+        p.kill()
+        p.wait()
+    ts = [t for t in ferry.json("transfers") if t["local_paths"] == [path]]
+    assert len(ts) == 1 and ts[0]["state"] == "transferring", ts
+    return ts[0]["server_path"]
+
+
+def test_resume_after_client_killed_three_times(ferry):
+    """A 200 MiB send killed at three points; the next call finishes it
+    without sending again what the engine had, and the checksum matches."""
+    big = ferry.path("big200.bin")
+    make_file(big, 200 << 20, seed=6)
+    sp = None
+    for fraction in (0.15, 0.45, 0.8):
+        got = interrupted_send(ferry, big, fraction)
+        assert sp in (None, got), "a resumed send must keep its transfer"
+        sp = got
+        done = tinfo(ferry, sp)["done"]
+        assert done >= fraction * (200 << 20) * 0.9
+    assert send(ferry, big) == sp
+    t = tinfo(ferry, sp)
+    assert t["state"] == "ready" and t["done"] == 200 << 20
+    if ferry.sshd:  # bytes through the link: each exactly once
+        assert t["received"] == 200 << 20, t
+    else:  # the client copied into the engine's file itself
+        assert t["received"] == 0, t
+    assert md5(sp) == md5(big)
+
+
+def test_corrupted_chunk_is_detected(ferry):
+    big = ferry.path("c.bin")
+    make_file(big, 48 << 20, seed=7)
+    sp = interrupted_send(ferry, big, 0.4)
+    pf = part_file(ferry, "c.bin")
+    with open(pf, "r+b") as f:  # a bit flips on the server's disk
+        f.seek(1000)
+        b = f.read(1)
+        f.seek(1000)
+        f.write(bytes([b[0] ^ 0xFF]))
+    cp = ferry.run("send", big, check=False, timeout=300)
+    assert cp.returncode == 1 and "checksum mismatch" in cp.stderr, cp
+    t = tinfo(ferry, sp)
+    assert t["state"] == "transferring", "a file that failed its check is never ready"
+    assert not os.path.exists(sp)
+    assert send(ferry, big) == sp  # sent again from the start
+    assert md5(sp) == md5(big)
+
+
+def test_retrieve_resumes_and_checks(ferry):
+    out = ferry.run("register", ferry.path("out.bin")).stdout.strip()
+    jid = ferry.submit("sh", "-c", f"head -c 30000000 /dev/urandom > {out}",
+                       opts=["--output", out])
+    ferry.run("wait", "--timeout", "60", jid, timeout=70)
+    ferry.run("retrieve", out)
+    assert md5(ferry.path("out.bin")) == md5(out)
+    # an interrupted download left half a file beside the destination
+    os.unlink(ferry.path("out.bin"))
+    with open(ferry.path(".out.bin.ferry-part"), "wb") as f:
+        f.write(open(out, "rb").read(12345678))
+    ferry.run("retrieve", out)
+    assert md5(ferry.path("out.bin")) == md5(out)
+    assert not os.path.exists(ferry.path(".out.bin.ferry-part"))
+
+
+def test_output_of_a_failed_job(ferry):
+    got = ferry.run("register", ferry.path("partial.txt")).stdout.strip()
+    missing = ferry.run("register", ferry.path("never.txt")).stdout.strip()
+    jid = ferry.submit("sh", "-c", f"echo some > {got}; exit 3",
+                       opts=["--output", got, "--output", missing])
+    cp = ferry.run("wait", "--timeout", "60", jid, check=False, timeout=70)
+    assert cp.returncode == 4
+    ferry.run("retrieve", got)
+    assert open(ferry.path("partial.txt")).read() == "some\n"
+    cp = ferry.run("retrieve", missing, check=False)
+    assert cp.returncode == 1
+    assert re.search(rf"does not exist: job {jid} ended \(failed\) without producing it",
+                     cp.stderr), cp.stderr
+    assert not os.path.exists(ferry.path("never.txt"))
+
+
+def test_retrieve_never_overwrites_another_file_unasked(ferry):
+    src = ferry.path("a.txt")
+    with open(src, "w") as f:
+        f.write("transferred\n")
+    sp = send(ferry, src)
+    other = ferry.path("precious.txt")
+    with open(other, "w") as f:
+        f.write("mine\n")
+    cp = ferry.run("retrieve", "--to", other, sp, check=False)
+    assert cp.returncode == 1 and "FERRY_OVERWRITE" in cp.stderr
+    assert open(other).read() == "mine\n"
+    ferry.run("retrieve", "--to", other, "--force", sp)
+    assert open(other).read() == "transferred\n"
+
+
+def test_cancel_transfer(ferry):
+    src = ferry.path("in.txt")
+    with open(src, "w") as f:
+        f.write("x\n")
+    sp = send(ferry, src)
+    jid = ferry.submit("sleep", "30", opts=["--input", sp])
+    cp = ferry.run("cancel-transfer", sp, check=False)
+    assert cp.returncode == 1 and "unfinished job" in cp.stderr and str(jid) in cp.stderr
+    assert os.path.exists(sp)
+    ferry.run("kill", jid)
+    ferry.run("cancel-transfer", sp)
+    assert not os.path.exists(os.path.dirname(sp))
+    cp = ferry.run("transfers", sp, check=False)
+    assert cp.returncode == 1 and "no transfer" in cp.stderr
+
+
+def test_forced_cancel_aborts_a_job_waiting_for_it(local):
+    ferry = local
+    big = ferry.path("big.bin")
+    make_file(big, 32 << 20, seed=8)
+    sp = interrupted_send(ferry, big, 0.3)
+    jid = ferry.submit("true", opts=["--input", sp])
+    assert ferry.state(jid) == "system_on_hold"
+    ferry.run("cancel-transfer", "--force", sp)
+    j = ferry.info(jid)
+    assert j["status"] == "failed" and j["exit_status"] == "aborted", j
+    assert "input transfer" in j["message"]
+
+
+# ------------------------------------------------------------- disposal
+
+
+def test_disposal_removes_expired_transfers_and_nothing_else(request):
+    """With an hour of disposal time made 2 s (a test-only knob of ferryd),
+    expired transfers and jobs are removed; fresh ones stay."""
+    ferry = ferry_world(request, "local")
+    ferry.env["FERRYD_TEST_HOUR_SECONDS"] = "2"
+    a, b = ferry.path("short.txt"), ferry.path("long.txt")
+    for p in (a, b):
+        with open(p, "w") as f:
+            f.write(p)
+    short = send(ferry, a, opts=["--disposal", "1"])
+    keep = send(ferry, b, opts=["--disposal", "1000"])
+    jid = ferry.submit("true", opts=["--disposal", "1"])
+    kept_job = ferry.submit("true")
+    ferry.run("wait", "--timeout", "30", jid, kept_job, timeout=40)
+    poll(lambda: not os.path.exists(os.path.dirname(short)), 20, 0.2,
+         what="the expired transfer to be removed")
+    names = [t["server_path"] for t in ferry.json("transfers")]
+    assert names == [keep], names
+    assert os.path.exists(keep) and open(keep).read() == b
+    poll(lambda: ferry.run("info", jid, check=False).returncode == 1, 20, 0.2,
+         what="the expired job to be removed")
+    assert ferry.state(kept_job) == "done"
+
+
+# ---------------------------------------------------------- path attacks
+
+
+def raw_request(ferry, obj, binary=b""):
+    ferry.run("ping")  # the engine runs
+    with ferry.raw() as r:
+        r.hello()
+        return r.request(obj, binary)
+
+
+@pytest.fixture
+def sent(local):
+    src = local.path("victim.txt")
+    with open(src, "w") as f:
+        f.write("data\n")
+    local.sp = send(local, src)
+    local.tdir = os.path.dirname(local.sp)
+    return local
+
+
+@pytest.mark.parametrize("path,pattern", [
+    ("{root}/../x", r"'\.' or '\.\.' component"),
+    ("/etc/passwd", r"not under the transfer root"),
+    ("{tdir}/../../../../etc/passwd", r"'\.' or '\.\.' component"),
+    ("{tdir}/./victim.txt", r"'\.' or '\.\.' component"),
+    ("{tdir}//victim.txt", r"empty"),
+    ("{root}/tnosuchtransfer0/x", r"no transfer at"),
+    ("{tdir}/" + "n" * 300, r"too long"),
+    ("{tdir}/line\nbreak", r"control character"),
+    ("{root}", r"not under the transfer root"),
+    ("{tdir}/.victim.txt.ferry-part", r"ends in '\.ferry-part'"),
+], ids=["root-dotdot", "outside", "climb", "dot", "double-slash", "unknown", "long",
+        "newline", "the-root", "part-file"])
+def test_server_path_attacks_are_refused(sent, path, pattern):
+    path = path.format(root=root_of(sent), tdir=sent.tdir)
+    for op in ("transfer_info", "transfer_manifest", "transfer_cancel"):
+        r = raw_request(sent, {"op": op, "server_path": path})
+        assert r["ok"] is False and re.search(pattern, r["message"]), (op, r)
+    r = raw_request(sent, {"op": "transfer_get", "server_path": path, "file": 0, "offset": 0,
+                           "length": 10})
+    assert r["ok"] is False and re.search(pattern, r["message"]), r
+    assert open(sent.sp).read() == "data\n"
+
+
+@pytest.mark.parametrize("name,pattern", [
+    ("../evil", r"'\.' or '\.\.' component"),
+    ("/abs/evil", r"empty"),
+    ("a/../../evil", r"'\.' or '\.\.' component"),
+    ("ok\nname", r"control character"),
+    ("x" * 3000, r"too long"),
+    ("a/" + "y" * 300, r"too long"),
+    ("z.ferry-part", r"ferry-part"),
+], ids=["dotdot", "absolute", "inner-dotdot", "newline", "long-name", "long-component",
+        "part-suffix"])
+def test_manifest_names_are_confined(local, name, pattern):
+    r = raw_request(local, {"op": "transfer_send", "local_paths": ["/x"], "files": [
+        {"path": name, "type": "file", "size": 1, "mode": 0o644, "mtime_ns": 0,
+         "hash": "0" * 32}]})
+    assert r["ok"] is False and re.search(pattern, r["message"]), r
+    assert os.listdir(root_of(local)) == []
+    r = raw_request(local, {"op": "transfer_register", "local_paths": ["/x"], "name": name})
+    assert r["ok"] is False, r
+
+
+def test_local_file_name_with_a_newline_is_refused(local):
+    p = local.path("bad\nname")
+    with open(p, "w") as f:
+        f.write("x")
+    cp = local.run("send", p, check=False)
+    assert cp.returncode == 1 and "control character" in cp.stderr, cp.stderr
+
+
+def test_symlink_output_pointing_out_is_not_followed(local):
+    out = local.run("register", local.path("o.txt")).stdout.strip()
+    jid = local.submit("ln", "-s", "/etc/passwd", out, opts=["--output", out])
+    local.run("wait", "--timeout", "30", jid, timeout=40)
+    cp = local.run("retrieve", out, check=False)
+    assert cp.returncode == 1 and "symbolic link" in cp.stderr, cp.stderr
+    assert not os.path.exists(local.path("o.txt"))
+    r = raw_request(local, {"op": "transfer_get", "server_path": out, "file": 0, "offset": 0,
+                            "length": 100})
+    assert r["ok"] is False
+
+
+def test_symlink_swapped_in_during_a_send(local):
+    """The partial file replaced by a symlink to a victim, and the transfer
+    directory replaced by a symlink elsewhere: neither is written through."""
+    big = local.path("s.bin")
+    make_file(big, 48 << 20, seed=9)
+    sp = interrupted_send(local, big, 0.3)
+    victim = local.path("victim")
+    with open(victim, "w") as f:
+        f.write("untouched\n")
+    pf = part_file(local, "s.bin")
+    os.unlink(pf)
+    os.symlink(victim, pf)
+    cp = local.run("send", big, check=False, timeout=120)
+    assert cp.returncode == 1, cp
+    assert open(victim).read() == "untouched\n"
+    # the whole transfer directory swapped for a link to somewhere else
+    os.unlink(pf)
+    tdir = os.path.dirname(sp)
+    elsewhere = local.path("elsewhere")
+    os.makedirs(elsewhere)
+    os.rename(tdir, tdir + ".moved")
+    os.symlink(elsewhere, tdir)
+    r = raw_request(local, {"op": "transfer_info", "server_path": sp})
+    assert r["ok"] is True  # the record is there
+    tid = r["transfer"]["id"]
+    r = raw_request(local, {"op": "transfer_put", "id": tid, "file": 0, "offset": 0}, b"x" * 10)
+    assert r["ok"] is False, r
+    assert os.listdir(elsewhere) == []
+
+
+def test_put_out_of_place_and_oversized_are_refused(local):
+    src = local.path("p.txt")
+    with open(src, "w") as f:
+        f.write("12345")
+    sp = send(local, src)
+    tid = raw_request(local, {"op": "transfer_info", "server_path": sp})["transfer"]["id"]
+    r = raw_request(local, {"op": "transfer_put", "id": tid, "file": 0, "offset": 0}, b"zz")
+    assert r["ok"] is False and "takes no data" in r["message"]
+    r = raw_request(local, {"op": "transfer_get", "server_path": sp, "file": 9, "offset": 0,
+                            "length": 10})
+    assert r["ok"] is False and "no file 9" in r["message"]
+    r = raw_request(local, {"op": "ping"}, b"junk")
+    assert r["ok"] is False and "takes no binary data" in r["message"]
+    r = raw_request(local, {"op": "transfer_send", "local_paths": ["/x"], "files": [
+        {"path": "big", "type": "file", "size": 10, "mode": 0o644, "mtime_ns": 0,
+         "hash": "0" * 32}]})
+    assert r["ok"] is True
+    r = raw_request(local, {"op": "transfer_put", "id": r["id"], "file": 0, "offset": 0},
+                    b"y" * 11)
+    assert r["ok"] is False and "past the size" in r["message"]
+
+
+def test_input_that_is_no_transfer_is_refused(local):
+    cp = local.run("submit", "--input", os.path.join(root_of(local), "tfake", "x"), "--",
+                   "true", check=False)
+    assert cp.returncode == 1 and "no transfer at" in cp.stderr
+    assert local.json("jobs") == []
+
+
+# ------------------------------------------------------------- disk full
+
+
+def test_disk_full(request):
+    ferry = ferry_world(request, "local")
+    small = ferry.path("small")
+    os.makedirs(small)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", small], check=True)
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", small]))
+    ferry.config(f"[local]\nslots = 2\ntransfer_root = {small}\n")
+    big = ferry.path("big.bin")
+    make_file(big, 40 << 20, seed=10)
+    cp = ferry.run("send", big, check=False, timeout=120)
+    assert cp.returncode == 1, cp
+    assert "No space left on device" in cp.stderr, cp.stderr
+    ts = ferry.json("transfers")
+    assert len(ts) == 1 and ts[0]["state"] == "transferring", ts
+    assert not os.path.exists(ts[0]["server_path"]), "no partial file is ready"
+    ferry.run("ping")
+    # once there is room, a small file goes through
+    ok = ferry.path("ok.txt")
+    with open(ok, "w") as f:
+        f.write("fits\n")
+    ferry.run("cancel-transfer", ts[0]["server_path"])
+    sp = send(ferry, ok)
+    assert open(sp).read() == "fits\n"
+
+
+# ------------------------------------------------------------- over ssh
+
+
+def test_client_killed_mid_transfer_over_ssh_resumes(request):
+    ferry = ferry_world(request, "ssh")
+    big = ferry.path("r.bin")
+    make_file(big, 100 << 20, seed=11)
+    sp = interrupted_send(ferry, big, 0.5)
+    before = tinfo(ferry, sp)["done"]
+    assert send(ferry, big) == sp
+    t = tinfo(ferry, sp)
+    assert t["received"] == 100 << 20 and before > 0
+    assert md5(sp) == md5(big)
