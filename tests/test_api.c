@@ -559,6 +559,64 @@ static void t_disconnected(void)
 	CHECK(strstr(ferry_errmsg(conn), resource ? "cannot run 'ssh'" : "/nonexistent/ferryd"));
 }
 
+/* The seed's example: sendFile, registerFileTransfer, a job, wait, retrieveFile. */
+static void t_transfer_seed(void)
+{
+	char file0[300], script[300], file1[300], expect[64];
+	char *s0 = NULL, *ss = NULL, *s1 = NULL, *got = NULL;
+	struct ferry_transfer_info *info = NULL;
+	struct ferry_job_spec s;
+	ferry_job_id id;
+	FILE *f;
+	size_t n;
+
+	snprintf(file0, sizeof(file0), "%s/file0", tmpdir);
+	snprintf(script, sizeof(script), "%s/script.sh", tmpdir);
+	snprintf(file1, sizeof(file1), "%s/file1", tmpdir);
+	CHECK((f = fopen(file0, "w")) != NULL);
+	for (int i = 0; i < 100000; i++)
+		fprintf(f, "line %d\n", i);
+	fclose(f);
+	CHECK((f = fopen(script, "w")) != NULL);
+	fputs("wc -l < \"$1\" > \"$2\"\n", f);
+	fclose(f);
+	OK(ferry_send_file(conn, file0, 168, &s0));
+	OK(ferry_send_file(conn, script, 0, &ss));
+	OK(ferry_register_transfer(conn, file1, 168, &s1));
+	CHECK(strstr(s0, "/file0") && strstr(s1, "/file1"));
+	const char *argv[] = {"/bin/sh", ss, s0, s1, NULL};
+	const char *inputs[] = {s0, ss, NULL}, *outputs[] = {s1, NULL};
+	ferry_job_spec_init(&s);
+	s.argv = argv;
+	s.referenced_input_files = inputs;
+	s.referenced_output_files = outputs;
+	OK(ferry_submit(conn, &s, &id));
+	OK(ferry_wait(conn, &id, 1, 60));
+	CHECK(status_of(id) == FERRY_DONE);
+	OK(ferry_retrieve_file(conn, s1));
+	CHECK((f = fopen(file1, "r")) != NULL);
+	got = calloc(1, 64);
+	n = fread(got, 1, 63, f);
+	fclose(f);
+	snprintf(expect, sizeof(expect), "100000\n");
+	CHECK(n == strlen(expect) && !strcmp(got, expect));
+	OK(ferry_transfer_info(conn, s1, &info));
+	CHECK(!strcmp(info->state, "retrieved") && info->njobs == 1 && info->jobs[0] == id);
+	CHECK(!strcmp(info->local_paths[0], file1) && !info->local_paths[1]);
+	ferry_transfer_info_free(info);
+	OK(ferry_transfer_info(conn, s0, &info));
+	CHECK(!strcmp(info->state, "ready") && info->size == info->done && info->size > 0);
+	ferry_transfer_info_free(info);
+	/* a job still names file0 as an input only after it ended: cancel works */
+	OK(ferry_cancel_transfer(conn, s0, 0));
+	CHECK(ferry_transfer_info(conn, s0, &info) == FERRY_ENOJOB);
+	CHECK(ferry_retrieve_file(conn, "/not/a/transfer") == FERRY_EINVAL);
+	free(got);
+	free(s0);
+	free(ss);
+	free(s1);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -585,6 +643,7 @@ static const struct {
     {"errors", t_errors},
     {"reconnect", t_reconnect},
     {"disconnected", t_disconnected},
+    {"transfer_seed", t_transfer_seed},
 };
 
 int main(int argc, char **argv)

@@ -136,7 +136,7 @@ static int recv_frame(struct ferry_conn *c, json_t **reply, void **bin, size_t *
 }
 
 /* Turns an error reply into its code and message. */
-static int reply_error(struct ferry_conn *c, json_t *reply)
+int ferry__reply_error(struct ferry_conn *c, json_t *reply)
 {
 	json_t *code = json_object_get(reply, "code");
 	const char *msg = json_string_value(json_object_get(reply, "message"));
@@ -181,7 +181,7 @@ static int handshake(struct ferry_conn *c)
 	if (rc)
 		return rc;
 	if (!json_is_true(json_object_get(reply, "ok")))
-		rc = reply_error(c, reply);
+		rc = ferry__reply_error(c, reply);
 	else
 		c->engine_pid = (long)json_integer_value(json_object_get(reply, "pid"));
 	json_decref(reply);
@@ -328,7 +328,7 @@ int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t
 	if (rc)
 		return rc;
 	if (!json_is_true(json_object_get(*reply, "ok"))) {
-		rc = reply_error(c, *reply);
+		rc = ferry__reply_error(c, *reply);
 		json_decref(*reply);
 		*reply = NULL;
 		if (bin) {
@@ -337,4 +337,18 @@ int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t
 		}
 	}
 	return rc;
+}
+
+int ferry__send_request(struct ferry_conn *c, json_t *req, const void *data, size_t datalen)
+{
+	if (c->fd < 0)
+		return FERRY_EIO;
+	return send_frame(c->fd, req, data, datalen);
+}
+
+int ferry__recv_reply(struct ferry_conn *c, json_t **reply, void **bin, size_t *binlen)
+{
+	if (c->fd < 0)
+		return FERRY_EIO;
+	return recv_frame(c, reply, bin, binlen, REPLY_MARGIN_S, 0);
 }

@@ -63,6 +63,16 @@ void ferry__close(struct ferry_conn *c);
  */
 int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
 		size_t *binlen);
+/*
+ * Pipelining, for transfers: sends a request without waiting, and reads
+ * the next reply (an error reply too: see ferry__reply_error). No
+ * reconnection: FERRY_EIO means the link broke; the caller closes the
+ * connection and goes on through ferry__call(), which reconnects.
+ */
+int ferry__send_request(struct ferry_conn *c, json_t *req, const void *data, size_t datalen);
+int ferry__recv_reply(struct ferry_conn *c, json_t **reply, void **bin, size_t *binlen);
+/* Sets the message of an error reply and returns its code. */
+int ferry__reply_error(struct ferry_conn *c, json_t *reply);
 /* Same, with data as the request's binary part. */
 int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t datalen,
 		     double deadline, json_t **reply, void **bin, size_t *binlen);

@@ -26,7 +26,8 @@
 #include "internal.h"
 #include "util.h"
 
-#define CHUNK	    (8u << 20)
+#define CHUNK	    (4u << 20)
+#define WINDOW	    4 /* chunks in flight: the link never waits for the engine */
 #define PART_SUFFIX ".ferry-part"
 
 struct lfile {
@@ -290,42 +291,93 @@ out:
 	return rc;
 }
 
+/*
+ * Streams file idx from off with WINDOW chunks in flight, under the
+ * connection's lock. A broken link closes the connection and returns
+ * FERRY_ESTATE: the caller asks where the transfer stands (which
+ * reconnects) and goes on from there.
+ */
+static int stream_file(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f, int64_t off,
+		       json_t **last)
+{
+	char *buf = malloc(CHUNK);
+	int fd = open(f->abs, O_RDONLY | O_CLOEXEC), rc = 0, inflight = 0, sent_empty = 0;
+	int link_broke = 0;
+
+	if (fd < 0 || !buf) {
+		rc = fd < 0 ? ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", f->abs,
+					    strerror(errno))
+			    : ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		goto out;
+	}
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!rc && inflight < WINDOW && (off < f->size || (f->size == 0 && !sent_empty))) {
+			size_t want = f->size - off < CHUNK ? (size_t)(f->size - off) : CHUNK;
+			ssize_t n = want ? pread(fd, buf, want, off) : 0;
+			if (n < 0 || (size_t)n != want) {
+				rc = ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s", f->abs,
+						   n < 0 ? strerror(errno) : "it became shorter");
+				break;
+			}
+			json_t *req = json_pack("{s:s,s:I,s:I,s:I}", "op", "transfer_put", "id",
+						(json_int_t)id, "file", (json_int_t)idx, "offset",
+						(json_int_t)off);
+			int e = req ? ferry__send_request(c, req, buf, (size_t)n) : FERRY_ENOMEM;
+			json_decref(req);
+			if (e) {
+				rc = e;
+				link_broke = 1;
+				goto broken;
+			}
+			off += n;
+			sent_empty = 1;
+			inflight++;
+		}
+		if (inflight == 0)
+			break;
+		/* answers come in order; after an error the rest are read and dropped */
+		json_t *r = NULL;
+		int e = ferry__recv_reply(c, &r, NULL, NULL);
+		inflight--;
+		if (e) {
+			rc = e;
+			link_broke = e == FERRY_EIO;
+			goto broken;
+		}
+		if (!json_is_true(json_object_get(r, "ok"))) {
+			int code = ferry__reply_error(c, r);
+			rc = rc ? rc : code;
+			json_decref(r);
+		} else {
+			json_decref(*last);
+			*last = r;
+		}
+	}
+broken:
+	if (link_broke) {
+		ferry__close(c); /* the caller resynchronises, which reconnects */
+		rc = FERRY_ESTATE;
+	}
+	pthread_mutex_unlock(&c->mu);
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 /* Sends file idx from off; its last put makes the engine check it. */
 static int send_one(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f, int64_t off,
 		    const char *part, json_t **last)
 {
-	char *buf;
-	int fd, rc = 0;
+	int rc;
 
 	if (!c->cfg.host && part && *part) {
 		rc = copy_local(c, f, part, off);
 		return rc ? rc : put(c, id, idx, f->size, NULL, 0, last);
 	}
-	fd = open(f->abs, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", f->abs,
-				     strerror(errno));
-	buf = malloc(CHUNK);
-	if (!buf) {
-		close(fd);
-		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	}
-	do {
-		size_t want = f->size - off < CHUNK ? (size_t)(f->size - off) : CHUNK;
-		ssize_t n = want ? pread(fd, buf, want, off) : 0;
-		if (n < 0 || (size_t)n != want) {
-			rc = ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s", f->abs,
-					   n < 0 ? strerror(errno) : "it became shorter");
-			break;
-		}
-		json_decref(*last);
-		*last = NULL;
-		rc = put(c, id, idx, off, buf, (size_t)n, last);
-		off += n;
-	} while (!rc && off < f->size);
-	free(buf);
-	close(fd);
-	return rc;
+	return stream_file(c, id, idx, f, off, last);
 }
 
 /* Asks for (or creates) the transfer; *reply has where each file stands. */
@@ -353,8 +405,12 @@ static int send_all(ferry_conn *c, json_t *lps, const struct manifest *m, int ho
 	json_t *reply = NULL, *last = NULL;
 	int rc = 0;
 
-	/* a chunk refused as out of place (a replay after a lost link): ask again */
-	for (int attempt = 0; attempt < 4; attempt++) {
+	/*
+	 * A chunk refused as out of place (a replay after a lost link), or a
+	 * link that broke mid-file: ask where it stands (reconnecting within
+	 * the connection's timeout) and go on from there.
+	 */
+	for (int attempt = 0; attempt < 1000; attempt++) {
 		json_decref(reply);
 		reply = NULL;
 		rc = begin_send(c, lps, m, hours, &reply);
@@ -471,6 +527,72 @@ FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path, 
 
 /* ---- retrieval ---- */
 
+/*
+ * Downloads [off, size) of file idx into out with WINDOW requests in
+ * flight, under the connection's lock. A broken link closes the connection
+ * and returns FERRY_ESTATE: the caller starts the retrieve again, which
+ * reconnects and resumes from what reached the disk.
+ */
+static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int out,
+		      const char *tmp, int64_t off, int64_t size)
+{
+	int64_t asked = off;
+	int rc = 0, inflight = 0, link_broke = 0;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!rc && inflight < WINDOW && asked < size) {
+			int64_t len = size - asked < CHUNK ? size - asked : CHUNK;
+			json_t *req = json_pack("{s:s,s:s,s:I,s:I,s:I}", "op", "transfer_get",
+						"server_path", server_path, "file", (json_int_t)idx,
+						"offset", (json_int_t)asked, "length", (json_int_t)len);
+			int e = req ? ferry__send_request(c, req, NULL, 0) : FERRY_ENOMEM;
+			json_decref(req);
+			if (e) {
+				rc = e;
+				link_broke = 1;
+				goto done;
+			}
+			asked += len;
+			inflight++;
+		}
+		if (inflight == 0)
+			break;
+		json_t *r = NULL;
+		void *bin = NULL;
+		size_t len = 0;
+		int e = ferry__recv_reply(c, &r, &bin, &len);
+		inflight--;
+		if (e) {
+			rc = e;
+			link_broke = e == FERRY_EIO;
+			goto done;
+		}
+		if (!json_is_true(json_object_get(r, "ok"))) {
+			int code = ferry__reply_error(c, r);
+			rc = rc ? rc : code;
+		} else if (!rc) {
+			int64_t want = size - off < CHUNK ? size - off : CHUNK;
+			if ((int64_t)len != want)
+				rc = ferry__seterr(c, FERRY_EIO,
+						   "the server's copy changed size while read");
+			else if (pwrite(out, bin, len, off) != (ssize_t)len)
+				rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", tmp,
+						   strerror(errno));
+			off += (int64_t)len;
+		}
+		json_decref(r);
+		free(bin);
+	}
+done:
+	if (link_broke) {
+		ferry__close(c);
+		rc = FERRY_ESTATE;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
 /* Fetches one file of the transfer into tmp (resuming at its size) and checks it. */
 static int fetch_file(ferry_conn *c, const char *server_path, const char *server_file, size_t idx,
 		      json_t *f, const char *tmp)
@@ -511,30 +633,8 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 		}
 		close(in);
 	}
-	if (c->cfg.host && lseek(out, off, SEEK_SET) < 0) {
-		rc = ferry__seterr(c, FERRY_EIO, "cannot seek in '%s': %s", tmp, strerror(errno));
+	if (c->cfg.host && (rc = stream_get(c, server_path, idx, out, tmp, off, size)))
 		goto out;
-	}
-	while (c->cfg.host && off < size) {
-		void *bin = NULL;
-		size_t len = 0;
-		int64_t want_len = size - off < CHUNK ? size - off : CHUNK;
-		rc = tcall(c,
-			   json_pack("{s:s,s:s,s:I,s:I,s:I}", "op", "transfer_get", "server_path",
-				     server_path, "file", (json_int_t)idx, "offset",
-				     (json_int_t)off, "length", (json_int_t)want_len),
-			   NULL, 0, NULL, &bin, &len);
-		if (!rc && len == 0)
-			rc = ferry__seterr(c, FERRY_EIO, "'%s' ended at %lld bytes on the server",
-					   server_file, (long long)off);
-		if (!rc && ferry__write_all(out, bin, len) < 0)
-			rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", tmp,
-					   strerror(errno));
-		free(bin);
-		if (rc)
-			goto out;
-		off += (int64_t)len;
-	}
 	int e = ferry__hash_fd(out, (uint64_t)size, got);
 	if (e < 0 || strcmp(got, want)) {
 		/* a wrong copy is never kept: the next call starts this file over */
@@ -739,9 +839,23 @@ out:
 	return rc;
 }
 
+/* A link broken mid-download: again (reconnecting), resuming from the disk. */
+static int retrieve_resuming(ferry_conn *c, const char *server_path, const char *dest,
+			     unsigned flags)
+{
+	int rc = FERRY_ESTATE;
+
+	for (int attempt = 0; rc == FERRY_ESTATE && attempt < 1000; attempt++) {
+		rc = retrieve(c, server_path, dest, flags | (attempt ? FERRY_OVERWRITE : 0));
+		if (rc == FERRY_ESTATE && c->fd >= 0)
+			break; /* a real state error from the engine, not a broken link */
+	}
+	return rc;
+}
+
 FERRY_EXPORT int ferry_retrieve_file(ferry_conn *c, const char *server_path)
 {
-	return retrieve(c, server_path, NULL, 0);
+	return retrieve_resuming(c, server_path, NULL, 0);
 }
 
 FERRY_EXPORT int ferry_retrieve_file_to(ferry_conn *c, const char *server_path, const char *dest,
@@ -749,7 +863,7 @@ FERRY_EXPORT int ferry_retrieve_file_to(ferry_conn *c, const char *server_path, 
 {
 	if (!dest)
 		return ferry__seterr(c, FERRY_EINVAL, "no destination");
-	return retrieve(c, server_path, dest, flags);
+	return retrieve_resuming(c, server_path, dest, flags);
 }
 
 FERRY_EXPORT int ferry_cancel_transfer(ferry_conn *c, const char *server_path, unsigned flags)
