@@ -445,7 +445,6 @@ def test_unknown_resource(eng):
     ("port = 2222", r"key 'port'.*needs 'host'"),
     ("remote_command = /opt/ferry/bin/ferry", r"key 'remote_command'.*needs 'host'"),
     ("ssh_options = -o BatchMode=yes", r"key 'ssh_options'.*needs 'host'"),
-    ("transfer_root = /scratch", r"key 'transfer_root'.*file transfers"),
     ("drmaa_library = /usr/lib/libdrmaa.so", r"key 'drmaa_library'.*not supported yet"),
     ("poll_interval = 5", r"key 'poll_interval'.*no polling"),
     ("queue = long", r"key 'queue'.*no queues"),

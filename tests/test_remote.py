@@ -360,13 +360,22 @@ def netns(sshd, remote):
                            capture_output=True, timeout=60)
 
 
-def test_link_down_while_waiting_and_submitting(remote, netns):
-    """The link goes down for 25 s while one client waits on running jobs
-    and another has a 200-job bulk submit in flight: the wait returns the
-    right states and exactly 200 jobs exist afterwards."""
-    waiter, submitter = remote.driver(), remote.driver()
+def test_link_down_while_waiting_submitting_and_sending(remote, netns):
+    """The link goes down for 25 s while one client waits on running jobs,
+    another has a 200-job bulk submit in flight and a third sends 100 MiB:
+    the wait returns the right states, exactly 200 jobs exist afterwards,
+    and the file arrives with a matching checksum."""
+    import hashlib
+    big = remote.path("big100.bin")
+    with open(big, "wb") as f:
+        for i in range(100):
+            f.write(hashlib.sha256(str(i).encode()).digest() * 32768)
+    waiter, submitter, sender = remote.driver(), remote.driver(), remote.driver()
     waiter.ok("connect cut", timeout=30)
     submitter.ok("connect cut", timeout=30)
+    sender.ok("connect cut", timeout=30)
+    sender.send(f"send {big}")
+    time.sleep(0.3)  # the send is under way when the link goes
     fail = remote.path("fail.sh")
     with open(fail, "w") as fh:
         fh.write("#!/bin/sh\nsleep 8\nexit 3\n")
@@ -381,7 +390,13 @@ def test_link_down_while_waiting_and_submitting(remote, netns):
     subprocess.run(["ip", "link", "set", netns["veth"], "up"], check=True)
     a = waiter.answer(timeout=120)
     b = submitter.answer(timeout=120)
+    c = sender.answer(timeout=180)
     assert time.monotonic() - t_cut >= 25
+    assert c.startswith("ok "), c
+    server_file = c.split()[1]
+    with open(server_file, "rb") as f1, open(big, "rb") as f2:
+        assert hashlib.md5(f1.read()).digest() == hashlib.md5(f2.read()).digest()
+    assert sender.ok(f"transfer {server_file}")[0] == "ready"
     assert a == "ok", a
     assert b.startswith("ok") and len(b.split()) == 201, b
     states = waiter.ok(f"status {ok_job} {bad_job}")

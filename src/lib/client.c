@@ -280,11 +280,17 @@ int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t
 
 	c->errmsg[0] = '\0';
 	c->replayed = 0;
+	/* a link a pipelined transfer found broken: regain it within the budget */
+	reconnecting = c->fd < 0 && c->lost;
+	if (reconnecting)
+		give_up = ferry__mono() + c->retry_budget_s;
 	for (;;) {
 		/* a first connect fails at once; a reconnect may wait for a restart */
 		if (c->fd < 0 && (rc = ferry__open(c)) != 0) {
-			if (!reconnecting || rc != FERRY_ECONNECT)
+			if (!reconnecting || rc != FERRY_ECONNECT) {
+				c->lost = 0;
 				return rc;
+			}
 			if (ferry__mono() > give_up)
 				return lost(c);
 			goto retry;
@@ -310,8 +316,10 @@ int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t
 			pause = 0.05;
 			continue;
 		}
-		if (rc != FERRY_EIO)
+		if (rc != FERRY_EIO) {
+			c->lost = 0;
 			break;
+		}
 		if (c->cfg.host && !c->errmsg[0] && c->ssh_pid > 0)
 			ferry__ssh_failure(c); /* why the link broke, for the final message */
 		ferry__close(c); /* the engine died or restarted: replay on a new one */

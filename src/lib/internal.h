@@ -41,6 +41,7 @@ struct ferry_conn {
 	long engine_pid;       /* from the engine's hello */
 	double retry_budget_s; /* how long a call may spend reconnecting */
 	int replayed;	       /* the last call was sent again after a reconnect */
+	int lost;	       /* the link broke: the next open is a reconnection */
 	struct out_cursor *cursors;
 	char errmsg[1024];
 };

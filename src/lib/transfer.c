@@ -312,7 +312,8 @@ static int stream_file(ferry_conn *c, int64_t id, size_t idx, const struct lfile
 	}
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		while (!rc && inflight < WINDOW && (off < f->size || (f->size == 0 && !sent_empty))) {
+		while (!rc && inflight < WINDOW &&
+		       (off < f->size || (f->size == 0 && !sent_empty))) {
 			size_t want = f->size - off < CHUNK ? (size_t)(f->size - off) : CHUNK;
 			ssize_t n = want ? pread(fd, buf, want, off) : 0;
 			if (n < 0 || (size_t)n != want) {
@@ -357,6 +358,7 @@ static int stream_file(ferry_conn *c, int64_t id, size_t idx, const struct lfile
 broken:
 	if (link_broke) {
 		ferry__close(c); /* the caller resynchronises, which reconnects */
+		c->lost = 1;
 		rc = FERRY_ESTATE;
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -533,8 +535,8 @@ FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path, 
  * and returns FERRY_ESTATE: the caller starts the retrieve again, which
  * reconnects and resumes from what reached the disk.
  */
-static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int out,
-		      const char *tmp, int64_t off, int64_t size)
+static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int out, const char *tmp,
+		      int64_t off, int64_t size)
 {
 	int64_t asked = off;
 	int rc = 0, inflight = 0, link_broke = 0;
@@ -543,9 +545,10 @@ static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int ou
 	for (;;) {
 		while (!rc && inflight < WINDOW && asked < size) {
 			int64_t len = size - asked < CHUNK ? size - asked : CHUNK;
-			json_t *req = json_pack("{s:s,s:s,s:I,s:I,s:I}", "op", "transfer_get",
-						"server_path", server_path, "file", (json_int_t)idx,
-						"offset", (json_int_t)asked, "length", (json_int_t)len);
+			json_t *req =
+			    json_pack("{s:s,s:s,s:I,s:I,s:I}", "op", "transfer_get", "server_path",
+				      server_path, "file", (json_int_t)idx, "offset",
+				      (json_int_t)asked, "length", (json_int_t)len);
 			int e = req ? ferry__send_request(c, req, NULL, 0) : FERRY_ENOMEM;
 			json_decref(req);
 			if (e) {
@@ -587,6 +590,7 @@ static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int ou
 done:
 	if (link_broke) {
 		ferry__close(c);
+		c->lost = 1;
 		rc = FERRY_ESTATE;
 	}
 	pthread_mutex_unlock(&c->mu);
