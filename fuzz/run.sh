@@ -75,6 +75,15 @@ seeds_frame() {
 		'{"op":"read","id":1,"stream":"stdout","offset":0,"max":100}'
 		'{"op":"shutdown"}'
 		'{"op":"nope","x":[1,2.5,null,true,"\u00e9"]}'
+		'{"op":"transfer_send","key":"k","local_paths":["/x/a"],"disposal_hours":1,"files":[{"path":"a","type":"dir","mode":493,"mtime_ns":0},{"path":"a/b.txt","type":"file","size":3,"mode":420,"mtime_ns":1,"hash":"0123456789abcdef0123456789abcdef"}]}'
+		'{"op":"transfer_put","id":1,"file":1,"offset":0}'
+		'{"op":"transfer_register","key":"r","local_paths":["/x/o"],"name":"o"}'
+		'{"op":"transfer_manifest","server_path":"/x/t1/o"}'
+		'{"op":"transfer_get","server_path":"/x/t1/a","file":1,"offset":0,"length":3}'
+		'{"op":"transfer_info","server_path":"/x/../t1/a"}'
+		'{"op":"transfers"}'
+		'{"op":"transfer_cancel","server_path":"/x/t1/a","force":true}'
+		'{"op":"transfer_retrieved","server_path":"/x/t1/a"}'
 	)
 	for r in "${reqs[@]}"; do
 		frame "$r" >"$d/seed-$i"
