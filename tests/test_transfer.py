@@ -175,6 +175,18 @@ def interrupted_send(ferry, path, fraction):
     fraction of the file, and returns the transfer's server path."""
     size = os.path.getsize(path)
     name = os.path.basename(path)
+    if not ferry.sshd:
+        # here the client itself writes the engine's partial file, faster than
+        # anyone can watch: a file size limit stops it (SIGXFSZ) right there
+        import resource
+        limit = int(fraction * size)
+        p = ferry.popen("send", path, preexec_fn=lambda: resource.setrlimit(
+            resource.RLIMIT_FSIZE, (limit, limit)))
+        p.wait()
+        assert p.returncode != 0, "the send should have been stopped"
+        ts = [t for t in ferry.json("transfers") if t["local_paths"] == [path]]
+        assert len(ts) == 1 and ts[0]["state"] == "transferring", ts
+        return ts[0]["server_path"]
     p = ferry.popen("send", path)
 
     def far_enough():

@@ -1099,13 +1099,14 @@ static int local_check(struct ferry_engine *eng, json_t *spec, char *err, size_t
 
 static int local_slots(struct ferry_engine *eng)
 {
+	static long ncpu; /* asked once: sysconf reads /sys at each call, and this runs each tick */
 	int slots = ferry__engine_cfg(eng)->slots;
-	long n;
 
 	if (slots > 0)
 		return slots;
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (int)n : 1;
+	if (!ncpu)
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	return ncpu > 0 ? (int)ncpu : 1;
 }
 
 const struct ferry_backend ferry__backend_local = {

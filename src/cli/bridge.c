@@ -10,6 +10,7 @@
 #include "bridge.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,11 +26,26 @@
 
 #define PUMP_CHUNK (256 * 1024)
 
-/* Moves what one read gives from 'from' to 'to'. 1 moved, 0 at EOF, -1 error. */
-static int move(int from, int to, char *buf)
+/*
+ * Moves what one read gives from 'from' to 'to'. 1 moved, 0 at EOF, -1
+ * error. sshd hands the bridge pipes, so splice(2) moves the bytes without
+ * copying them through this process (it matters for transfers); where
+ * neither end is a pipe, a read and a write.
+ */
+static int move(int from, int to, char *buf, int *can_splice)
 {
 	ssize_t n;
 
+	if (*can_splice) {
+		do
+			n = splice(from, NULL, to, NULL, PUMP_CHUNK, SPLICE_F_MOVE);
+		while (n < 0 && errno == EINTR);
+		if (n >= 0)
+			return n > 0;
+		if (errno != EINVAL)
+			return -1;
+		*can_splice = 0;
+	}
 	do
 		n = read(from, buf, PUMP_CHUNK);
 	while (n < 0 && errno == EINTR);
@@ -41,7 +57,7 @@ static int move(int from, int to, char *buf)
 static int pump(int sock, char *err, size_t errlen)
 {
 	char *buf = malloc(PUMP_CHUNK);
-	int in_open = 1, rc = 0;
+	int in_open = 1, rc = 0, splice_out = 1, splice_in = 1;
 
 	if (!buf) {
 		snprintf(err, errlen, "out of memory");
@@ -59,12 +75,12 @@ static int pump(int sock, char *err, size_t errlen)
 			break;
 		}
 		if (p[0].revents) {
-			m = move(sock, 1, buf);
+			m = move(sock, 1, buf, &splice_out);
 			if (m <= 0) /* the engine closed (or stdout did): the client reconnects */
 				break;
 		}
 		if (in_open && p[1].revents) {
-			m = move(0, sock, buf);
+			m = move(0, sock, buf, &splice_in);
 			if (m <= 0) {
 				/* the client is done sending: let the engine answer what it has */
 				in_open = 0;

@@ -231,11 +231,18 @@ static void on_conn(struct ferry_engine *eng, int fd, void *arg)
 			c->closing = 1; /* a client pipelining without reading replies */
 			break;
 		}
-		if (buf_reserve(&c->in, &c->incap, c->inlen + READ_CHUNK)) {
+		/* the rest of a large frame (a transfer's chunk) in few reads */
+		size_t want = READ_CHUNK;
+		struct ferry_frame_hdr h;
+		const char *why;
+		if (c->inlen >= FERRY_FRAME_HDR && !ferry__hdr_decode(c->in, &h, &why) &&
+		    FERRY_FRAME_HDR + (size_t)h.body_len > c->inlen + want)
+			want = FERRY_FRAME_HDR + (size_t)h.body_len - c->inlen;
+		if (buf_reserve(&c->in, &c->incap, c->inlen + want)) {
 			c->dead = 1;
 			return;
 		}
-		n = read(fd, c->in + c->inlen, READ_CHUNK);
+		n = read(fd, c->in + c->inlen, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -254,7 +261,7 @@ static void on_conn(struct ferry_engine *eng, int fd, void *arg)
 			return;
 		}
 		c->inlen += (size_t)n;
-		if ((size_t)n < READ_CHUNK)
+		if ((size_t)n < want)
 			break;
 	}
 	process_input(eng, c);

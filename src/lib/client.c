@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -58,12 +59,57 @@ static int send_all(int fd, const unsigned char *p, size_t len)
 	return 0;
 }
 
+/*
+ * A frame whose header and JSON are built here and whose data (a
+ * transfer's chunk) is sent from where it is: one copy less of every byte.
+ */
+static int send_frame_data(int fd, json_t *req, const void *data, size_t datalen)
+{
+	unsigned char *head;
+	size_t hl;
+	int rc = ferry__frame_build(FERRY_FRAME_REQUEST, req, NULL, 0, &head, &hl);
+
+	if (rc)
+		return rc;
+	if (hl - FERRY_FRAME_HDR + datalen > FERRY_FRAME_MAX) {
+		free(head);
+		return FERRY_EINVAL;
+	}
+	ferry__hdr_encode(head, FERRY_FRAME_REQUEST, (uint32_t)(hl - FERRY_FRAME_HDR + datalen),
+			  (uint32_t)(hl - FERRY_FRAME_HDR));
+	struct iovec iov[2] = {{head, hl}, {(void *)data, datalen}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	while (mh.msg_iovlen && rc == 0) {
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = FERRY_EIO;
+			break;
+		}
+		while (mh.msg_iovlen && (size_t)n >= mh.msg_iov[0].iov_len) {
+			n -= (ssize_t)mh.msg_iov[0].iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen) {
+			mh.msg_iov[0].iov_base = (char *)mh.msg_iov[0].iov_base + n;
+			mh.msg_iov[0].iov_len -= (size_t)n;
+		}
+	}
+	free(head);
+	return rc;
+}
+
 static int send_frame(int fd, json_t *req, const void *data, size_t datalen)
 {
 	unsigned char *f;
 	size_t fl;
-	int rc = ferry__frame_build(FERRY_FRAME_REQUEST, req, data, datalen, &f, &fl);
+	int rc;
 
+	if (datalen > 65536)
+		return send_frame_data(fd, req, data, datalen);
+	rc = ferry__frame_build(FERRY_FRAME_REQUEST, req, data, datalen, &f, &fl);
 	if (rc)
 		return rc;
 	rc = send_all(fd, f, fl);

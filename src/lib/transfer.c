@@ -377,6 +377,8 @@ static int send_one(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f
 
 	if (!c->cfg.host && part && *part) {
 		rc = copy_local(c, f, part, off);
+		json_decref(*last);
+		*last = NULL;
 		return rc ? rc : put(c, id, idx, f->size, NULL, 0, last);
 	}
 	return stream_file(c, id, idx, f, off, last);
