@@ -619,3 +619,10 @@ def test_read_past_end(eng):
         c.send(frame({"op": "read", "id": jid, "stream": "stdout", "offset": 10**9, "max": 100}))
         r, data = c.recv()
         assert r.get("ok") is True and r["size"] == 0 and data == b"", (r, data)
+
+
+def test_transfer_root_must_be_absolute(eng):
+    eng.config("[local]\nslots = 2\n[other]\ntransfer_root = relative/dir\n")
+    cp = eng.run("-r", "other", "ping", check=False)
+    assert cp.returncode == 1, cp
+    assert "transfer_root 'relative/dir' is not an absolute path" in cp.stderr, cp.stderr
