@@ -23,6 +23,8 @@ def _runner_pid(ferry):
 def test_runner_killed_mid_job(ferry):
     jid = ferry.submit("sleep", "300")
     ferry.wait_state(jid, "running")
+    # the runner reports the pid just after the start: kill it once it has
+    pid = poll(lambda: ferry.info(jid)["native_id"], 10, what="the job's pid")
     runner = poll(lambda: _runner_pid(ferry), 10, what="the job runner")
     os.kill(runner, signal.SIGKILL)
     j = ferry.wait_ended(jid, timeout=20)
@@ -30,7 +32,7 @@ def test_runner_killed_mid_job(ferry):
     assert j["exit_status"] == "finished_unclear_condition"
     assert "runner" in j["message"]
     # the orphaned job is not ferry's any more; end it ourselves
-    os.kill(int(j["native_id"]), signal.SIGKILL)
+    os.kill(int(pid), signal.SIGKILL)
     # a new runner serves the next job
     jid2 = ferry.submit("true")
     ferry.run("wait", "--timeout", "30", jid2, timeout=40)
