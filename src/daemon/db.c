@@ -599,34 +599,13 @@ int ferry__db_list(struct ferry_db *db, int state, int detail, json_t *out)
 	return rc == SQLITE_DONE ? 0 : db_fail(db, "list jobs");
 }
 
+static int collect_ids(struct ferry_db *db, sqlite3_stmt *q, const char *what, int64_t **ids,
+		       size_t *n);
+
 int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n)
 {
-	sqlite3_stmt *q = db->st[S_EXPIRED];
-	int64_t *v = NULL;
-	size_t cnt = 0, cap = 0;
-	int rc;
-
-	sqlite3_bind_double(q, 1, now);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			int64_t *nv = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
-			if (!nv) {
-				sqlite3_reset(q);
-				free(v);
-				return FERRY_ENOMEM;
-			}
-			v = nv;
-		}
-		v[cnt++] = sqlite3_column_int64(q, 0);
-	}
-	sqlite3_reset(q);
-	if (rc != SQLITE_DONE) {
-		free(v);
-		return db_fail(db, "expired jobs");
-	}
-	*ids = v;
-	*n = cnt;
-	return 0;
+	sqlite3_bind_double(db->st[S_EXPIRED], 1, now);
+	return collect_ids(db, db->st[S_EXPIRED], "expired jobs", ids, n);
 }
 
 int ferry__db_spec(struct ferry_db *db, int64_t id, char **spec, int *ended)
