@@ -132,6 +132,16 @@ int ferry__bridge(const char *resource, const char *config, const char *const *s
 				   &sock, err, errlen);
 	if (rc)
 		goto out;
+	/*
+	 * Deeper buffers on both hops keep a transfer's bytes flowing while
+	 * the engine writes a chunk (best effort: pipes and sockets work
+	 * without).
+	 */
+	int big = 4 << 20;
+	fcntl(0, F_SETPIPE_SZ, 1 << 20);
+	fcntl(1, F_SETPIPE_SZ, 1 << 20);
+	setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	rc = pump(sock, err, errlen) < 0 ? FERRY_EIO : 0;
 	close(sock);
 out:

@@ -296,6 +296,12 @@ int ferry__ssh_spawn(struct ferry_conn *c)
 				   strerror(errno));
 		goto out;
 	}
+	/* deep buffers let a transfer's chunks flow while either end is busy */
+	int big = 4 << 20;
+	for (int i = 0; i < 2; i++) {
+		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	}
 	rc = spawn_ssh(c, argv, envp, sv[1], ep[1]);
 	if (rc) {
 		rc = ferry__seterr(c, FERRY_ECONNECT, "cannot run 'ssh': %s", strerror(rc));
