@@ -513,8 +513,8 @@ static int make_tree(struct tctx *t, const struct db_tr_row *row, json_t *files)
 			*strrchr(rel, '/') = '\0';
 		int e = mkdirs_beneath(rootfd(t), rel);
 		if (e < 0)
-			return FAIL(t, e == -ENOSPC ? FERRY_EIO : FERRY_EIO,
-				    "cannot create '%s/%s': %s", root(t), rel, strerror(-e));
+			return FAIL(t, FERRY_EIO, "cannot create '%s/%s': %s", root(t), rel,
+				    strerror(-e));
 	}
 	return 0;
 }
@@ -725,8 +725,7 @@ static int get_int(struct tctx *t, const char *key, int64_t min, int64_t max, in
 }
 
 /* Writes a chunk at offset (the part's size); the last one completes the file. */
-static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *doc, json_t *f, int64_t off,
-		       int *complete)
+static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t off, int *complete)
 {
 	char rel[PATH_MAX], *part = NULL;
 	const char *base;
@@ -788,7 +787,6 @@ out:
 	if (parent >= 0)
 		close(parent);
 	free(part);
-	(void)doc;
 	return rc;
 }
 
@@ -824,7 +822,7 @@ static int op_put(struct tctx *t)
 			  (long long)idx);
 		goto out;
 	}
-	rc = write_chunk(t, &row, doc, f, off, &complete);
+	rc = write_chunk(t, &row, f, off, &complete);
 	int rc2 = save(t, &row, NULL); /* the received count, also after a failure */
 	if (!rc)
 		rc = rc2;
@@ -1247,12 +1245,10 @@ int ferry__transfer_lookup(struct ferry_engine *eng, const char *path, int64_t *
 {
 	const char *r = ferry__engine_transfer_root(eng);
 	struct db_tr_row row = {0};
-	char dummy;
 	struct tctx t = {.eng = eng, .err = err, .errlen = errlen};
 	size_t rl = strlen(r);
 	int rc;
 
-	(void)dummy;
 	if (strncmp(path, r, rl) || path[rl] != '/')
 		return 0;
 	rc = find_by_path(&t, path, &row);
