@@ -239,52 +239,71 @@ static int put(ferry_conn *c, int64_t id, size_t idx, int64_t off, const void *d
 		     data, len, reply, NULL, NULL);
 }
 
+/*
+ * Copies [off, size) of in to the same offsets of out, on this host: the
+ * kernel moves the data where it can (copy_file_range), else plain reads
+ * and writes. Each slice's writeback starts at once (sync_file_range), so
+ * the disk works while the next slice copies and the fsync that makes the
+ * file durable finds little left to write. Returns 0, or -1 with errno
+ * set, and 0 with errno 0 for a source that ended early.
+ */
+static int copy_range(int in, int out, int64_t off, int64_t size)
+{
+	enum { SLICE = 64 << 20 };
+	loff_t ri = off, ro = off, synced = off;
+	char *buf = NULL;
+
+	while (ri < size) {
+		size_t want = size - ri < SLICE ? (size_t)(size - ri) : SLICE;
+		ssize_t n = copy_file_range(in, &ri, out, &ro, want, 0);
+		if (n < 0 && errno != EINTR && errno != EXDEV && errno != EINVAL &&
+		    errno != ENOSYS && errno != EOPNOTSUPP)
+			goto fail;
+		if (n < 0 && errno != EINTR) {
+			/* no kernel copy between these file systems */
+			if (!buf && !(buf = malloc(CHUNK)))
+				goto fail;
+			n = pread(in, buf, want < CHUNK ? want : CHUNK, ri);
+			if (n > 0 && pwrite(out, buf, (size_t)n, ro) != n)
+				goto fail;
+			if (n > 0) {
+				ri += n;
+				ro += n;
+			}
+		}
+		if (n == 0) {
+			errno = 0;
+			goto fail;
+		}
+		if (ro - synced >= SLICE || ri == size) {
+			sync_file_range(out, synced, ro - synced, SYNC_FILE_RANGE_WRITE);
+			synced = ro;
+		}
+	}
+	free(buf);
+	return 0;
+fail:;
+	int e = errno;
+	free(buf);
+	errno = e;
+	return -1;
+}
+
 /* Copies src from off to the end into the engine's partial file, on this host. */
 static int copy_local(ferry_conn *c, const struct lfile *f, const char *part, int64_t off)
 {
 	int in = open(f->abs, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
-	loff_t ri = off, ro = off;
-	char *buf = NULL;
 
 	if (in < 0)
 		return ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", f->abs,
 				     strerror(errno));
 	out = open(part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (out < 0) {
+	if (out < 0)
 		rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", part, strerror(errno));
-		goto out;
-	}
-	while (ri < f->size) {
-		ssize_t n = copy_file_range(in, &ri, out, &ro, (size_t)(f->size - ri), 0);
-		if (n > 0)
-			continue;
-		if (n == 0) {
-			rc = ferry__seterr(c, FERRY_EIO, "'%s' became shorter while sent", f->abs);
-			goto out;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
-			rc = ferry__seterr(c, FERRY_EIO, "cannot copy '%s' to '%s': %s", f->abs,
-					   part, strerror(errno));
-			goto out;
-		}
-		/* no kernel copy between these file systems: plain reads and writes */
-		if (!buf && !(buf = malloc(CHUNK))) {
-			rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-			goto out;
-		}
-		ssize_t r = pread(in, buf, CHUNK, ri);
-		if (r <= 0 || pwrite(out, buf, (size_t)r, ro) != r) {
-			rc = ferry__seterr(c, FERRY_EIO, "cannot copy '%s' to '%s': %s", f->abs,
-					   part, r < 0 || errno ? strerror(errno) : "short read");
-			goto out;
-		}
-		ri += r;
-		ro += r;
-	}
-out:
-	free(buf);
+	else if (copy_range(in, out, off, f->size) < 0)
+		rc = errno ? ferry__seterr(c, FERRY_EIO, "cannot copy '%s' to '%s': %s", f->abs,
+					   part, strerror(errno))
+			   : ferry__seterr(c, FERRY_EIO, "'%s' became shorter while sent", f->abs);
 	if (out >= 0)
 		close(out);
 	close(in);
@@ -624,15 +643,9 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 	if (!c->cfg.host) {
 		/* the engine's host is this one: let the kernel copy */
 		int in = open(server_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		loff_t ri = off, ro = off;
-		while (in >= 0 && ri < size) {
-			ssize_t n = copy_file_range(in, &ri, out, &ro, (size_t)(size - ri), 0);
-			if (n <= 0 && errno != EINTR)
-				break;
-		}
-		if (in < 0 || ri < size) {
+		if (in < 0 || copy_range(in, out, off, size) < 0) {
 			rc = ferry__seterr(c, FERRY_EIO, "cannot copy '%s': %s", server_file,
-					   strerror(errno));
+					   errno ? strerror(errno) : "it became shorter");
 			if (in >= 0)
 				close(in);
 			goto out;
