@@ -32,6 +32,8 @@ DEFAULT_CONFIG = "[local]\nscheduler = local\nslots = 2\n"
 SSHD_DIR = os.environ.get("SSHD_TEST_DIR", "/tmp/ferry-sshd")
 SSHD_START = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sshd", "start-sshd.sh")
 ASKPASS_BIN = os.path.join(BUILD_DIR, "ferry-askpass")
+CLUSTER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cluster")
+SLURM_DIR = os.environ.get("SLURM_TEST_DIR", "/tmp/ferry-slurm")
 
 # Field names of the job object of docs/protocol.md.
 JOB_FIELDS = [
@@ -518,6 +520,29 @@ def sshd():
         if cp.returncode != 0:
             pytest.fail(f"cannot start the test sshd:\n{cp.stdout}\n{cp.stderr}", pytrace=False)
     return _load_env_sh(os.path.join(SSHD_DIR, "env.sh"))
+
+
+def slurm_section(name="slurm", **keys):
+    """A [name] section for the test Slurm cluster; a short poll keeps tests quick."""
+    keys.setdefault("poll_interval", "0.5")
+    return f"[{name}]\nscheduler = slurm\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """The single-node Slurm cluster of tests/cluster/start-slurm.sh, started
+    once for all workers (the script locks); scripts/test stops it."""
+    if os.geteuid() != 0:
+        pytest.fail("the Slurm tests need root (they start their own cluster)", pytrace=False)
+    cp = subprocess.run(["bash", os.path.join(CLUSTER_DIR, "start-slurm.sh")],
+                        capture_output=True, text=True, timeout=900,
+                        env=dict(os.environ, SLURM_TEST_DIR=SLURM_DIR))
+    if cp.returncode != 0:
+        pytest.fail(f"cannot start the test Slurm cluster:\n{cp.stdout}\n{cp.stderr}",
+                    pytrace=False)
+    info = _load_env_sh(os.path.join(SLURM_DIR, "env.sh"))
+    os.environ["SLURM_CONF"] = info.get("SLURM_CONF", "/etc/slurm/slurm.conf")
+    return info
 
 
 @pytest.fixture

@@ -439,7 +439,8 @@ def test_unknown_resource(eng):
 
 
 @pytest.mark.parametrize("line,pattern", [
-    ("scheduler = slurm", r"scheduler 'slurm'.*not supported yet"),
+    ("scheduler = slurm\nslots = 4", r"key 'slots'.*slurm schedules its jobs itself"),
+    ("scheduler = pbs", r"scheduler 'pbs'.*not supported"),
     ("scheduler = drmaa", r"scheduler 'drmaa'.*not supported yet"),
     ("login = jdoe", r"key 'login'.*needs 'host'"),
     ("port = 2222", r"key 'port'.*needs 'host'"),

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import kill_procs_mentioning, remote_section
+from conftest import kill_procs_mentioning, remote_section, slurm_section
 
 BUILD = os.environ.get("FERRY_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "build"))
 BUILD = os.path.abspath(BUILD)
@@ -43,7 +43,7 @@ def _stop_engine(state, resource):
     os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("transport", ["local", "ssh"])
+@pytest.mark.parametrize("transport", ["local", "ssh", "slurm"])
 @pytest.mark.parametrize("name", _names())
 def test_capi(request, name, transport):
     assert os.path.exists(TEST_API), f"build the project first: {TEST_API} is missing"
@@ -59,6 +59,13 @@ def test_capi(request, name, transport):
             resource = "remote"
             conf += remote_section("remote", tmp, request.getfixturevalue("sshd"), slots=2)
             env["FERRY_TEST_RESOURCE"] = resource
+            env["FERRY_TEST_REMOTE"] = "1"
+        if transport == "slurm":
+            request.getfixturevalue("slurm")
+            resource = "slurm"
+            conf += slurm_section()
+            env["FERRY_TEST_RESOURCE"] = resource
+            env["FERRY_TEST_SCHEDULER"] = "slurm"
         with open(os.path.join(cfg, "ferry", "ferry.conf"), "w") as f:
             f.write(conf)
         try:

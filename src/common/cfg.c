@@ -326,9 +326,12 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 			return -1;
 		}
 	}
-	if (r->scheduler && strcmp(r->scheduler, "local")) {
-		snprintf(err, errlen, "scheduler '%s' of resource '%s' is not supported yet",
-			 r->scheduler, r->name);
+	const char *sched = r->scheduler ? r->scheduler : "local";
+	int local = !strcmp(sched, "local");
+
+	if (!local && strcmp(sched, "slurm")) {
+		snprintf(err, errlen, "scheduler '%s' of resource '%s' is not supported yet", sched,
+			 r->name);
 		return -1;
 	}
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(later); i++) {
@@ -339,7 +342,7 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 			return -1;
 		}
 	}
-	if (r->poll_interval > 0) {
+	if (local && r->poll_interval > 0) {
 		snprintf(
 		    err, errlen,
 		    "key 'poll_interval' of resource '%s' is for cluster schedulers; the local "
@@ -347,10 +350,17 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 		    r->name);
 		return -1;
 	}
-	if (r->queue) {
+	if (local && r->queue) {
 		snprintf(err, errlen,
 			 "key 'queue' of resource '%s': the local scheduler has no queues",
 			 r->name);
+		return -1;
+	}
+	if (!local && r->slots) {
+		snprintf(err, errlen,
+			 "key 'slots' of resource '%s' is for the local scheduler; %s schedules "
+			 "its jobs itself",
+			 r->name, sched);
 		return -1;
 	}
 	return 0;

@@ -48,6 +48,8 @@ enum stmt_id {
 	S_REF_ACTIVE,
 	S_REF_DEL_JOB,
 	S_REF_DEL_TR,
+	S_META_GET,
+	S_META_SET,
 	S_COUNT
 };
 
@@ -113,6 +115,8 @@ static const char *const sql[S_COUNT] = {
 		     "WHERE r.tid = ?1 AND j.ended_at IS NULL ORDER BY r.job",
     [S_REF_DEL_JOB] = "DELETE FROM transfer_refs WHERE job = ?1",
     [S_REF_DEL_TR] = "DELETE FROM transfer_refs WHERE tid = ?1",
+    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [S_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
 };
 
 static const char schema[] =
@@ -373,6 +377,34 @@ int ferry__db_set_native_id(struct ferry_db *db, int64_t id, const char *native_
 	sqlite3_bind_int64(q, 1, id);
 	bind_text(q, 2, native_id);
 	return run(db, S_SET_NATIVE, "set native id");
+}
+
+static char *col_strdup(sqlite3_stmt *q, int i);
+
+int ferry__db_meta_get(struct ferry_db *db, const char *key, char **value)
+{
+	sqlite3_stmt *q = db->st[S_META_GET];
+	int rc;
+
+	*value = NULL;
+	bind_text(q, 1, key);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW && !(*value = col_strdup(q, 0)))
+		rc = SQLITE_NOMEM;
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, "read meta");
+	return 0;
+}
+
+int ferry__db_meta_set(struct ferry_db *db, const char *key, const char *value)
+{
+	sqlite3_stmt *q = db->st[S_META_SET];
+
+	bind_text(q, 1, key);
+	bind_text(q, 2, value);
+	return run(db, S_META_SET, "write meta");
 }
 
 int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed)

@@ -50,7 +50,15 @@ struct ferry_engine {
 	char *tr_root; /* the transfer root, absolute and resolved */
 	int tr_root_fd;
 	double hour_s; /* seconds in an hour of disposal time (a test knob) */
+	double next_poll;  /* monotonic time of the backend's next poll (DRMS) */
+	char instance[24]; /* ferry__engine_instance() */
 };
+
+/* The backend sits in front of a DRMS, which queues and schedules. */
+static int drms(const struct ferry_engine *eng)
+{
+	return eng->be->poll != NULL;
+}
 
 /* Error helper: fills err and returns code. */
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -149,6 +157,17 @@ static void queue_append(struct ferry_engine *eng, struct job *j)
 	j->in_queue = 1;
 }
 
+/*
+ * Whether the job waits in the engine's run queue: queued (local), or,
+ * with a DRMS, not handed yet and queued or held (it goes held to the DRMS).
+ */
+static int wants_queue(const struct ferry_engine *eng, const struct job *j)
+{
+	if (!drms(eng))
+		return j->state == FERRY_QUEUED_ACTIVE;
+	return !j->handed && (j->state == FERRY_QUEUED_ACTIVE || j->state == FERRY_USER_ON_HOLD);
+}
+
 static void job_free(struct job *j)
 {
 	if (!j)
@@ -189,6 +208,25 @@ const char *ferry__engine_state_dir(struct ferry_engine *eng)
 const struct ferry_resource_cfg *ferry__engine_cfg(struct ferry_engine *eng)
 {
 	return &eng->cfg;
+}
+
+const char *ferry__engine_instance(struct ferry_engine *eng)
+{
+	return eng->instance;
+}
+
+const char *ferry__engine_resource(struct ferry_engine *eng)
+{
+	return eng->resource;
+}
+
+int ferry__engine_sync(struct ferry_engine *eng)
+{
+	int rc;
+
+	ferry__db_need_durable(eng->db);
+	rc = ferry__db_commit(eng->db);
+	return rc ? rc : ferry__db_begin(eng->db);
 }
 
 int ferry__engine_shutting_down(struct ferry_engine *eng)
@@ -260,6 +298,36 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 		ferry__transfer_job_ended(eng, j->id);
 	}
 	job_remove(eng, j);
+}
+
+static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_exit_status es,
+			  const char *msg);
+
+void ferry__engine_job_handed(struct ferry_engine *eng, struct job *j, const char *native_id)
+{
+	j->handed = 1;
+	queue_remove(eng, j);
+	ferry__engine_job_native_id(eng, j, native_id);
+}
+
+void ferry__engine_job_refused(struct ferry_engine *eng, struct job *j, const char *msg)
+{
+	end_unstarted(eng, j, FERRY_ABORTED, msg);
+}
+
+void ferry__engine_job_state(struct ferry_engine *eng, struct job *j, enum ferry_job_status st,
+			     double at)
+{
+	if (st == j->state)
+		return;
+	if (st == FERRY_RUNNING && !job_started(j)) {
+		j->started_at = at > 0 ? at : ferry__now();
+		ferry__db_set_started(eng->db, j->id, j->started_at, j->native_id);
+		j->state = st;
+		return;
+	}
+	j->state = st;
+	ferry__db_set_state(eng->db, j->id, st);
 }
 
 /* Ends a job that never started (killed or refused before its start). */
@@ -718,6 +786,8 @@ static int job_status(struct ferry_engine *eng, int64_t id, enum ferry_job_statu
 	if (j) {
 		if (j->dispose_requested)
 			return FERRY_ENOJOB;
+		if (j->handed && !job_started(j) && eng->be->refresh)
+			eng->be->refresh(eng, j);
 		*st = j->state;
 		return 0;
 	}
@@ -880,7 +950,7 @@ static int op_submit(struct req *r)
 	ferry__db_release(r->eng->db);
 	for (i = 0; i < n; i++) {
 		struct job *j = ferry__engine_job(r->eng, newids[i]);
-		if (j && j->state == FERRY_QUEUED_ACTIVE && !job_started(j))
+		if (j && wants_queue(r->eng, j))
 			queue_append(r->eng, j);
 	}
 	free(newids);
@@ -1127,7 +1197,7 @@ static int control_started(struct req *r, struct job *j, enum backend_ctl ctl,
 static void set_state(struct ferry_engine *eng, struct job *j, enum ferry_job_status to)
 {
 	j->state = to;
-	if (to == FERRY_QUEUED_ACTIVE)
+	if (wants_queue(eng, j))
 		queue_append(eng, j);
 	else
 		queue_remove(eng, j);
@@ -1142,13 +1212,19 @@ static int ended_error(struct req *r, int64_t id, const char *action)
 
 static int do_kill(struct req *r, struct job *j)
 {
+	int rc;
+
 	j->kill_requested = 1;
 	ferry__db_set_kill(r->eng->db, j->id, j->dispose_requested);
-	if (!job_started(j)) {
+	if (!job_started(j) && !j->handed) {
 		end_unstarted(r->eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
 		return 0;
 	}
-	return control_started(r, j, CTL_TERMINATE, FERRY_UNDETERMINED);
+	rc = control_started(r, j, CTL_TERMINATE, FERRY_UNDETERMINED);
+	/* a DRMS never starts a job it cancelled while queued */
+	if (!rc && !job_started(j))
+		end_unstarted(r->eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
+	return rc;
 }
 
 static int op_control(struct req *r)
@@ -1179,7 +1255,11 @@ static int op_control(struct req *r)
 	if (!strcmp(action, "kill")) {
 		rc = do_kill(r, j);
 	} else if (!strcmp(action, "stop") || !strcmp(action, "hold")) {
-		if (j->state == FERRY_QUEUED_ACTIVE)
+		if (j->handed && j->state == FERRY_QUEUED_ACTIVE)
+			rc = control_started(r, j, CTL_HOLD, FERRY_USER_ON_HOLD);
+		else if (j->handed && j->state == FERRY_SYSTEM_ON_HOLD) /* the DRMS holds it */
+			rc = control_started(r, j, CTL_HOLD, FERRY_USER_SYSTEM_ON_HOLD);
+		else if (j->state == FERRY_QUEUED_ACTIVE)
 			set_state(r->eng, j, FERRY_USER_ON_HOLD);
 		else if (j->state == FERRY_SYSTEM_ON_HOLD) /* also waiting for its inputs */
 			set_state(r->eng, j, FERRY_USER_SYSTEM_ON_HOLD);
@@ -1190,7 +1270,11 @@ static int op_control(struct req *r)
 				  "job %lld has started; hold applies before the start (use stop)",
 				  (long long)id);
 	} else { /* restart, release */
-		if (j->state == FERRY_USER_ON_HOLD)
+		if (j->handed && j->state == FERRY_USER_ON_HOLD)
+			rc = control_started(r, j, CTL_RELEASE, FERRY_QUEUED_ACTIVE);
+		else if (j->handed && j->state == FERRY_USER_SYSTEM_ON_HOLD)
+			rc = control_started(r, j, CTL_RELEASE, FERRY_SYSTEM_ON_HOLD);
+		else if (j->state == FERRY_USER_ON_HOLD)
 			set_state(r->eng, j, FERRY_QUEUED_ACTIVE);
 		else if (j->state == FERRY_USER_SYSTEM_ON_HOLD)
 			set_state(r->eng, j, FERRY_SYSTEM_ON_HOLD);
@@ -1488,6 +1572,42 @@ void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid)
 
 /* ---- scheduling and timers ---- */
 
+/* Hands what waits in the queue to the DRMS, a batch (an array) at a time. */
+static void hand_queued(struct ferry_engine *eng)
+{
+	enum { BATCH = 5000 };
+	struct job **v = malloc(BATCH * sizeof(*v));
+	char msg[512];
+
+	while (v && eng->qhead && !eng->shutdown) {
+		size_t n = 0;
+		int rc;
+		for (struct job *j = eng->qhead; j && !j->fresh && n < BATCH; j = j->qnext)
+			v[n++] = j;
+		if (!n)
+			break;
+		msg[0] = '\0';
+		if (eng->be->hand) {
+			rc = eng->be->hand(eng, v, n, msg, sizeof(msg));
+		} else {
+			rc = 0;
+			for (size_t i = 0; i < n && !rc; i++)
+				if ((rc = eng->be->start(eng, v[i], msg, sizeof(msg))) &&
+				    rc != FERRY_EAGAIN)
+					end_unstarted(eng, v[i], FERRY_ABORTED, msg);
+			if (rc != FERRY_EAGAIN)
+				rc = 0;
+		}
+		if (rc) {
+			fprintf(stderr, "ferryd: cannot hand jobs to %s now: %s\n", eng->be->name,
+				msg);
+			eng->retry_start = ferry__mono() + 5.0;
+			break;
+		}
+	}
+	free(v);
+}
+
 static void start_queued(struct ferry_engine *eng)
 {
 	int slots = eng->be->slots ? eng->be->slots(eng) : 0;
@@ -1496,6 +1616,10 @@ static void start_queued(struct ferry_engine *eng)
 	if (eng->retry_start > 0 && ferry__mono() < eng->retry_start)
 		return;
 	eng->retry_start = 0;
+	if (drms(eng)) {
+		hand_queued(eng);
+		return;
+	}
 	while (eng->qhead && !eng->shutdown) {
 		struct job *j = eng->qhead;
 		int rc;
@@ -1537,9 +1661,19 @@ static void collect_garbage(struct ferry_engine *eng)
 	free(ids);
 }
 
+/* Seconds between two polls of the DRMS. */
+static double poll_interval(const struct ferry_engine *eng)
+{
+	return eng->cfg.poll_interval > 0 ? eng->cfg.poll_interval : eng->be->poll_interval;
+}
+
 void ferry__engine_tick(struct ferry_engine *eng)
 {
 	start_queued(eng);
+	if (drms(eng) && ferry__mono() >= eng->next_poll) {
+		eng->next_poll = ferry__mono() + poll_interval(eng);
+		eng->be->poll(eng);
+	}
 	wake_waiters(eng);
 	if (ferry__mono() >= eng->next_gc)
 		collect_garbage(eng);
@@ -1565,6 +1699,8 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng)
 			next = w->deadline;
 	if (eng->retry_start > 0 && eng->retry_start < next)
 		next = eng->retry_start;
+	if (drms(eng) && eng->next_poll < next)
+		next = eng->next_poll;
 	if (next <= now)
 		return 0;
 	return (int)((next - now) * 1000) + 1;
@@ -1597,6 +1733,8 @@ static int collect_row(void *arg, struct db_job_row *row)
 	j->kill_requested = row->kill_requested;
 	j->dispose_requested = row->disposed;
 	j->started_at = row->started_at;
+	j->native_id = row->native_id;
+	row->native_id = NULL;
 	j->spec = row->spec ? json_loads(row->spec, 0, NULL) : NULL;
 	if (!j->spec)
 		j->spec = json_object();
@@ -1614,6 +1752,22 @@ static int collect_row(void *arg, struct db_job_row *row)
  * job is never started twice even if the engine died between starting it
  * and recording that.
  */
+static void recover_drms(struct ferry_engine *eng, struct job *j)
+{
+	if (j->native_id && j->native_id[0] && eng->be->adopt(eng, j)) {
+		j->handed = 1; /* the next poll says where it stands */
+		return;
+	}
+	if (job_started(j)) { /* the DRMS never had it */
+		j->state = FERRY_QUEUED_ACTIVE;
+		ferry__db_set_state(eng->db, j->id, j->state);
+	}
+	if (j->kill_requested)
+		end_unstarted(eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
+	else if (wants_queue(eng, j))
+		queue_append(eng, j);
+}
+
 static int recover(struct ferry_engine *eng)
 {
 	struct recovered rec = {0};
@@ -1627,6 +1781,10 @@ static int recover(struct ferry_engine *eng)
 		if (job_add(eng, j) < 0) {
 			rc = FERRY_ENOMEM;
 			break;
+		}
+		if (drms(eng)) {
+			recover_drms(eng, j);
+			continue;
 		}
 		if (was == FERRY_USER_ON_HOLD || was == FERRY_SYSTEM_ON_HOLD) {
 			if (!eng->be->adopt(eng, j))
@@ -1691,6 +1849,26 @@ static int transfer_root_init(struct ferry_engine *eng, char *err, size_t errlen
 	return 0;
 }
 
+/* The engine's token among the user's engines, made once and kept. */
+static int instance_init(struct ferry_engine *eng, char *err, size_t errlen)
+{
+	char *v = NULL;
+
+	if (ferry__db_meta_get(eng->db, "instance", &v))
+		goto fail;
+	if (!v) {
+		if (ferry__random_hex(eng->instance, 8) < 0)
+			goto fail;
+		return ferry__db_meta_set(eng->db, "instance", eng->instance) ? -1 : 0;
+	}
+	snprintf(eng->instance, sizeof(eng->instance), "%s", v);
+	free(v);
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot make the engine's instance token");
+	return -1;
+}
+
 struct ferry_engine *ferry__engine_new(const char *resource, const char *state_dir,
 				       const struct ferry_resource_cfg *cfg, char *err,
 				       size_t errlen)
@@ -1701,9 +1879,14 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 	if (!eng)
 		goto nomem;
 	eng->tr_root_fd = -1;
-	eng->be = &ferry__backend_local;
 	if (ferry__resource_supported(cfg, err, errlen) < 0)
 		goto fail;
+	eng->be = ferry__backend_find(cfg->scheduler ? cfg->scheduler : "local");
+	if (!eng->be) {
+		snprintf(err, errlen, "scheduler '%s' of resource '%s' has no backend in ferryd",
+			 cfg->scheduler, resource);
+		goto fail;
+	}
 	eng->resource = strdup(resource);
 	eng->state_dir = strdup(state_dir);
 	eng->jobs_dir = ferry__asprintf("%s/jobs", state_dir);
@@ -1723,7 +1906,8 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 		goto fail;
 	free(dbpath);
 	dbpath = NULL;
-	if (ferry__db_begin(eng->db) || recover(eng) || ferry__db_commit(eng->db)) {
+	if (ferry__db_begin(eng->db) || instance_init(eng, err, errlen) || recover(eng) ||
+	    ferry__db_commit(eng->db)) {
 		snprintf(err, errlen, "cannot recover the jobs of the last engine");
 		goto fail;
 	}

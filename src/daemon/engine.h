@@ -31,6 +31,7 @@ struct job {
 	int kill_requested;
 	int dispose_requested;
 	int fresh;    /* inserted by the open transaction: not startable before commit */
+	int handed;   /* a DRMS has it (backends with poll): the DRMS reports its state */
 	json_t *spec; /* normalised spec (owned) */
 	/* backend data */
 	double started_at;
@@ -41,8 +42,8 @@ struct job {
 	int in_queue;
 };
 
-/* Control actions a backend implements. */
-enum backend_ctl { CTL_SUSPEND, CTL_RESUME, CTL_TERMINATE };
+/* Control actions a backend implements (append-only). */
+enum backend_ctl { CTL_SUSPEND, CTL_RESUME, CTL_TERMINATE, CTL_HOLD, CTL_RELEASE };
 
 /*
  * The backend interface. Append-only: new members go at the end and bump
@@ -66,11 +67,42 @@ struct ferry_backend {
 	int (*adopt)(struct ferry_engine *eng, struct job *j);
 	/* Number of job slots; 0: unlimited (the DRMS schedules). */
 	int (*slots)(struct ferry_engine *eng);
+	/* ---- version 2: backends in front of a DRMS ---- */
+	/*
+	 * With poll set, the DRMS queues, schedules and holds: the engine
+	 * hands it every queued job, and held ones (hold in the spec), at
+	 * once, and learns their states from poll, called every
+	 * poll_interval seconds (the backend's default when the resource
+	 * says none). A handed job's hold, release, suspend, resume and kill
+	 * go through control. adopt then re-attaches a handed job by its
+	 * native id and returns 0 when the DRMS never had it.
+	 */
+	void (*poll)(struct ferry_engine *eng);
+	double poll_interval;
+	/*
+	 * Hands jobs over in one go (a job array where the DRMS has them).
+	 * Each job ends up handed (ferry__engine_job_handed) or refused
+	 * (ferry__engine_job_refused: it ends aborted, and j is freed);
+	 * FERRY_EAGAIN leaves the rest queued to try again shortly, with err
+	 * set. Optional: start per job when NULL.
+	 */
+	int (*hand)(struct ferry_engine *eng, struct job **jobs, size_t n, char *err,
+		    size_t errlen);
+	/*
+	 * A client asks about a handed job that has not started: the backend
+	 * may learn cheaply (no DRMS call) that it did, between two polls.
+	 * Optional.
+	 */
+	void (*refresh)(struct ferry_engine *eng, struct job *j);
 };
 
-#define FERRY_BACKEND_VERSION 1
+#define FERRY_BACKEND_VERSION 2
 
 extern const struct ferry_backend ferry__backend_local;
+extern const struct ferry_backend ferry__backend_slurm;
+
+/* The backend serving a scheduler name, or NULL. */
+const struct ferry_backend *ferry__backend_find(const char *scheduler);
 
 /* ---- engine (engine.c) ---- */
 struct ferry_engine *ferry__engine_new(const char *resource, const char *state_dir,
@@ -98,6 +130,28 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 struct job *ferry__engine_job(struct ferry_engine *eng, int64_t id);
 /* The backend learnt the job's native id (local: its pid) after the start. */
 void ferry__engine_job_native_id(struct ferry_engine *eng, struct job *j, const char *native_id);
+/* A DRMS took the job under native_id (backends with poll). */
+void ferry__engine_job_handed(struct ferry_engine *eng, struct job *j, const char *native_id);
+/* The DRMS refused the job: it ends aborted with msg; j is freed. */
+void ferry__engine_job_refused(struct ferry_engine *eng, struct job *j, const char *msg);
+/*
+ * The DRMS reports a handed job in state st (queued, held, running or
+ * suspended); at: when it started, 0 when unknown.
+ */
+void ferry__engine_job_state(struct ferry_engine *eng, struct job *j, enum ferry_job_status st,
+			     double at);
+/*
+ * Commits what the loop did so far durably, and opens a new transaction:
+ * a backend records its intent before it acts on a DRMS. 0 or an error.
+ */
+int ferry__engine_sync(struct ferry_engine *eng);
+/*
+ * A token naming this engine's database among all engines of the user
+ * (random, kept in the database): DRMS jobs carry it with the job id.
+ */
+const char *ferry__engine_instance(struct ferry_engine *eng);
+/* The resource's name. */
+const char *ferry__engine_resource(struct ferry_engine *eng);
 /* The backend re-attached a started job after an engine restart. */
 void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j);
 /* The database, for the server's group commit. */
@@ -133,6 +187,23 @@ void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job);
 /* Removes expired transfers. */
 void ferry__transfer_gc(struct ferry_engine *eng);
 
+/* ---- DRMS commands (run.c) ---- */
+/* What a command printed: NUL-terminated, malloc'd. */
+struct ferry_output {
+	char *data;
+	size_t len, cap;
+};
+/*
+ * Runs argv[0] (found on PATH) with argv, no shell, input on its stdin,
+ * collecting its stdout and stderr; killed after timeout_s. Returns 0 with
+ * *status as waitpid gives it, -ETIMEDOUT (killed), or another -errno
+ * when it could not run (-ENOENT: not installed). out and err are always
+ * set (release them with ferry__output_release).
+ */
+int ferry__run_command(char *const *argv, const char *input, size_t inlen, double timeout_s,
+		       struct ferry_output *out, struct ferry_output *err, int *status);
+void ferry__output_release(struct ferry_output *o);
+
 /* ---- event loop (server.c) ---- */
 typedef void (*ferry_fd_cb)(struct ferry_engine *eng, int fd, void *arg);
 int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg);
@@ -155,6 +226,9 @@ int ferry__db_open(const char *path, struct ferry_db **db, char *err, size_t err
 void ferry__db_close(struct ferry_db *db);
 int ferry__db_begin(struct ferry_db *db);
 int ferry__db_commit(struct ferry_db *db);
+/* A value of the meta table (malloc'd in *value, NULL when absent), or set one. */
+int ferry__db_meta_get(struct ferry_db *db, const char *key, char **value);
+int ferry__db_meta_set(struct ferry_db *db, const char *key, const char *value);
 /* The open transaction acknowledges a request: commit it durably. */
 void ferry__db_need_durable(struct ferry_db *db);
 int ferry__db_savepoint(struct ferry_db *db);

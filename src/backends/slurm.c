@@ -1,0 +1,1140 @@
+/*
+ * slurm.c - the Slurm backend: jobs go to a Slurm cluster through its
+ * commands (sbatch, squeue, scontrol, scancel, sacct), run without a shell
+ * and with a time limit; their failures carry Slurm's own message.
+ *
+ * Every job handed over carries `--comment=ferry:INSTANCE:BASE`: INSTANCE
+ * names this engine's database, BASE the first ferry job id of its batch.
+ * A batch of similar jobs is one job array whose task ids are the ferry
+ * ids minus BASE, so that one squeue line names its ferry job on its own,
+ * and an engine that crashed between sbatch and recording what sbatch
+ * answered finds its jobs again by their comments: none is submitted
+ * twice.
+ *
+ * Polling is one squeue per interval for all the user's jobs, whatever
+ * their number, and one batched sacct (or, without accounting, one
+ * `scontrol show job`, then the jobcomp file) for the jobs that ended.
+ * docs/backends.md has the state table and what each control needs.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "util.h"
+
+#define CMD_TIMEOUT_S	 60.0
+#define POLL_INTERVAL_S	 2.0
+#define MAX_TASKS	 1000 /* per array: a bounded script, a bounded sbatch */
+#define UNKNOWN_POLLS	 5    /* polls a vanished job may stay unresolved */
+#define PENDING_NATIVE	 "?"  /* handing over: the comment tells where it went */
+#define SCRIPT_MAX_BYTES (4u << 20)
+
+/* What Slurm says of an ended job. */
+struct sres {
+	char native[64];
+	char state[32];
+	int code, sig;
+	double user, sys, start, end;
+	int64_t maxrss_kb; /* -1: unknown */
+};
+
+struct tracked {
+	int64_t id;
+	int seen;   /* in the last squeue */
+	int misses; /* polls since Slurm last knew it */
+};
+
+static struct {
+	struct tracked *v; /* sorted by id */
+	size_t n, cap;
+	int max_array;	   /* highest array task id Slurm takes; 0: not asked yet */
+	int accounting;	   /* sacct: 1 works, 0 disabled, -1 not tried */
+	char *jobcomp;	   /* the jobcomp/filetxt file, if any */
+	char *recovery;	   /* squeue output while jobs are re-attached */
+	int config_known;  /* scontrol show config was read */
+} S = {.accounting = -1};
+
+/* ---- running Slurm's commands ---- */
+
+/* Slurm's message: its stderr (else stdout), trimmed to one paragraph. */
+static void slurm_message(const char *cmd, int rc, int status, const struct ferry_output *out,
+			  const struct ferry_output *err, char *msg, size_t msglen)
+{
+	const char *text = err->len ? err->data : out->data;
+	int tl = (int)strlen(text);
+
+	while (tl > 0 && isspace((unsigned char)text[tl - 1]))
+		tl--;
+	if (rc == -ENOENT)
+		snprintf(msg, msglen, "cannot run '%s': it is not installed or not on PATH", cmd);
+	else if (rc == -ETIMEDOUT)
+		snprintf(msg, msglen, "'%s' did not answer within %.0f s", cmd, CMD_TIMEOUT_S);
+	else if (rc < 0)
+		snprintf(msg, msglen, "cannot run '%s': %s", cmd, strerror(-rc));
+	else if (tl)
+		snprintf(msg, msglen, "%s failed: %.*s", cmd, tl > 400 ? 400 : tl, text);
+	else
+		snprintf(msg, msglen, "%s failed (exit status %d)", cmd,
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/*
+ * Runs a Slurm command; 0 with its output in *out (release it), or -1
+ * with msg set. *transient says whether trying again later may help.
+ */
+static int slurm(char *const *argv, const char *input, size_t inlen, struct ferry_output *out,
+		 char *msg, size_t msglen, int *transient)
+{
+	struct ferry_output err;
+	int status, rc = ferry__run_command(argv, input, inlen, CMD_TIMEOUT_S, out, &err, &status);
+	static const char *const passing[] = {
+	    "Unable to contact", "Socket timed out", "temporarily", "Connection refused",
+	    "Zero Bytes were transmitted", "Resource temporarily unavailable",
+	};
+
+	if (transient)
+		*transient = rc == -ETIMEDOUT;
+	if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		ferry__output_release(&err);
+		return 0;
+	}
+	slurm_message(argv[0], rc, status, out, &err, msg, msglen);
+	for (size_t i = 0; transient && i < FERRY_ARRAY_SIZE(passing); i++)
+		if (strstr(err.data, passing[i]))
+			*transient = 1;
+	ferry__output_release(out);
+	ferry__output_release(&err);
+	return -1;
+}
+
+/* Reads what the backend needs of the cluster's configuration, once. */
+static void read_config(void)
+{
+	char *argv[] = {"scontrol", "show", "config", NULL}, msg[512];
+	struct ferry_output out;
+	char *p;
+
+	if (S.config_known)
+		return;
+	S.max_array = 1000;
+	if (slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) < 0) {
+		fprintf(stderr, "ferryd: slurm: %s\n", msg);
+		return;
+	}
+	S.config_known = 1;
+	if ((p = strstr(out.data, "\nMaxArraySize ")) && (p = strchr(p, '=')))
+		S.max_array = atoi(p + 1) - 1;
+	if (S.max_array > MAX_TASKS - 1)
+		S.max_array = MAX_TASKS - 1;
+	if (strstr(out.data, "JobCompType             = jobcomp/filetxt") &&
+	    (p = strstr(out.data, "\nJobCompLoc ")) && (p = strchr(p, '='))) {
+		p += 1 + strspn(p + 1, " ");
+		S.jobcomp = strndup(p, strcspn(p, "\n"));
+	}
+	ferry__output_release(&out);
+}
+
+/* ---- the jobs this backend tracks ---- */
+
+static struct tracked *find(int64_t id)
+{
+	size_t lo = 0, hi = S.n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (S.v[mid].id == id)
+			return &S.v[mid];
+		if (S.v[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static void track(int64_t id)
+{
+	size_t i = S.n;
+
+	if (find(id))
+		return;
+	if (S.n == S.cap) {
+		size_t cap = S.cap ? 2 * S.cap : 256;
+		struct tracked *v = realloc(S.v, cap * sizeof(*v));
+		if (!v)
+			return; /* resolved at the engine's next start */
+		S.v = v;
+		S.cap = cap;
+	}
+	while (i > 0 && S.v[i - 1].id > id)
+		i--;
+	memmove(&S.v[i + 1], &S.v[i], (S.n - i) * sizeof(*S.v));
+	S.v[i] = (struct tracked){.id = id};
+	S.n++;
+}
+
+static void untrack(int64_t id)
+{
+	struct tracked *t = find(id);
+
+	if (t) {
+		size_t i = (size_t)(t - S.v);
+		memmove(t, t + 1, (S.n - i - 1) * sizeof(*t));
+		S.n--;
+	}
+}
+
+/* ---- the batch script ---- */
+
+/* Writes s single-quoted for bash: every byte but NUL stays as it is. */
+static void quote(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	}
+	fputc('\'', f);
+}
+
+static const char *spec_str(json_t *spec, const char *key)
+{
+	return json_string_value(json_object_get(spec, key));
+}
+
+static char *job_dir(struct ferry_engine *eng, int64_t id)
+{
+	return ferry__asprintf("%s/jobs/%lld", ferry__engine_state_dir(eng), (long long)id);
+}
+
+/* One job's part of the script: its files, directory, environment, argv. */
+static int job_lines(struct ferry_engine *eng, FILE *f, struct job *j)
+{
+	json_t *spec = j->spec, *e;
+	const char *in = spec_str(spec, "stdin_path"), *out = spec_str(spec, "stdout_path");
+	const char *err = spec_str(spec, "stderr_path"), *cwd = spec_str(spec, "working_directory");
+	char *dir = job_dir(eng, j->id);
+	size_t i;
+
+	if (!dir || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+		free(dir);
+		return -1;
+	}
+	fputs("\td=", f);
+	quote(f, dir);
+	fputs("\n\texec <", f);
+	quote(f, in ? in : "/dev/null");
+	fputs(" >", f);
+	if (out)
+		quote(f, out);
+	else
+		fputs("\"$d/stdout\"", f);
+	if (json_is_true(json_object_get(spec, "join_stderrout"))) {
+		fputs(" 2>&1", f);
+	} else {
+		fputs(" 2>", f);
+		if (err)
+			quote(f, err);
+		else
+			fputs("\"$d/stderr\"", f);
+	}
+	fputs("\n", f);
+	if (cwd) {
+		fputs("\tcd -- ", f);
+		quote(f, cwd);
+		fputs(" || fail cwd\n", f);
+	}
+	json_array_foreach(json_object_get(spec, "env"), i, e)
+	{
+		fputs("\texport -- ", f);
+		quote(f, json_string_value(e));
+		fputs("\n", f);
+	}
+	fputs("\tset --", f);
+	json_array_foreach(json_object_get(spec, "argv"), i, e)
+	{
+		fputc(' ', f);
+		quote(f, json_string_value(e));
+	}
+	fputs("\n\t;;\n", f);
+	free(dir);
+	return 0;
+}
+
+/*
+ * The script of a batch: each task picks its job by its array index. The
+ * command replaces the shell (exec), so Slurm's exit code and signal are
+ * the command's own; an exec that fails leaves its reason in the job
+ * directory, which makes "cannot execute" an abort, as on the local
+ * backend, not an exit status 127.
+ */
+static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64_t base,
+		    int srun, size_t *len)
+{
+	char *text = NULL;
+	FILE *f = open_memstream(&text, len);
+	int bad = !f;
+
+	if (!f)
+		return NULL;
+	fprintf(f, "#!/bin/bash\n# ferry: resource '%s', engine %s\n",
+		ferry__engine_resource(eng), ferry__engine_instance(eng));
+	fputs("fail() { printf '%s\\n' \"$1\" >\"$d/ferry-exec\" 2>/dev/null; exit 127; }\n", f);
+	fputs("case ${SLURM_ARRAY_TASK_ID:-0} in\n", f);
+	for (size_t i = 0; i < n && !bad; i++) {
+		fprintf(f, "%lld)\n", (long long)(jobs[i]->id - base));
+		bad = job_lines(eng, f, jobs[i]) < 0;
+	}
+	fputs("*) echo \"ferry: no job for array task $SLURM_ARRAY_TASK_ID\" >&2; exit 1;;\n"
+	      "esac\n",
+	      f);
+	fputs(": >\"$d/started\"\n", f); /* what refresh looks for */
+	if (srun) {
+		fputs("exec srun -- \"$@\"\n", f);
+	} else {
+		fputs("shopt -s execfail\nexec -- \"$@\"\n", f);
+		fputs("e=$?\nprintf 'exec %d\\n' \"$e\" >\"$d/ferry-exec\"\nexit $e\n", f);
+	}
+	if (fclose(f) != 0 || bad) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static int find_pending(struct ferry_engine *eng, struct job *j);
+
+/* ---- handing jobs over ---- */
+
+/* Options of the native specification that ferry sets itself. */
+static const char *const owned[] = {
+    "-a", "--array", "--parsable", "-o", "--output", "-e", "--error", "-i", "--input",
+    "-D", "--chdir", "--comment", "-J", "--job-name", "--wrap", "-H", "--hold",
+};
+
+static int native_words(json_t *spec, char ***words, char *err, size_t errlen)
+{
+	const char *native = spec_str(spec, "native_specification"), *why = NULL;
+	char **w = NULL;
+	int rc;
+
+	*words = NULL;
+	if (!native)
+		return 0;
+	if ((rc = ferry__split_words(native, &w, &why)) < 0) {
+		snprintf(err, errlen, "native specification '%s': %s", native,
+			 rc == -ENOMEM ? "out of memory" : why);
+		return rc == -ENOMEM ? FERRY_ENOMEM : FERRY_EINVAL;
+	}
+	for (size_t i = 0; w[i]; i++) {
+		size_t nl = strcspn(w[i], "=");
+		if (i == 0 && w[i][0] != '-') {
+			snprintf(err, errlen,
+				 "native specification '%s': '%s' is not an sbatch option", native,
+				 w[i]);
+			goto bad;
+		}
+		for (size_t k = 0; k < FERRY_ARRAY_SIZE(owned); k++) {
+			if (strlen(owned[k]) == nl && !strncmp(w[i], owned[k], nl)) {
+				snprintf(err, errlen,
+					 "native specification '%s': option '%s' is ferry's own "
+					 "(use the job's fields)",
+					 native, owned[k]);
+				goto bad;
+			}
+		}
+	}
+	*words = w;
+	return 0;
+bad:
+	ferry__strv_free(w);
+	return FERRY_EINVAL;
+}
+
+/* Whether the native specification asks for more than one task (run by srun). */
+static int many_tasks(char **w)
+{
+	for (size_t i = 0; w && w[i]; i++) {
+		const char *v = NULL;
+		if (!strncmp(w[i], "--ntasks=", 9))
+			v = w[i] + 9;
+		else if ((!strcmp(w[i], "--ntasks") || !strcmp(w[i], "-n")) && w[i + 1])
+			v = w[i + 1];
+		else if (!strncmp(w[i], "-n", 2) && isdigit((unsigned char)w[i][2]))
+			v = w[i] + 2;
+		if (v && atoi(v) > 1)
+			return 1;
+	}
+	return 0;
+}
+
+/* The cluster's partitions as "NAME|CPUS" lines, asked at most once a minute. */
+static const char *partitions(void)
+{
+	static char *list;
+	static double asked;
+	char *argv[] = {"sinfo", "-h", "-o", "%R|%c", NULL}, msg[512];
+	struct ferry_output out;
+
+	if (list && ferry__mono() - asked < 60)
+		return list;
+	if (slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) < 0)
+		return list; /* sbatch will tell */
+	free(list);
+	list = out.data;
+	asked = ferry__mono();
+	return list;
+}
+
+/* What sbatch would refuse anyway, refused at submission with a clear error. */
+static int check_partition(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen)
+{
+	const char *queue = spec_str(spec, "queue") ?: ferry__engine_cfg(eng)->queue;
+	json_int_t cpus = json_integer_value(json_object_get(spec, "cpus"));
+	const char *list = partitions();
+	int found = !queue, most = 0;
+
+	if (!list)
+		return 0;
+	for (const char *l = list; *l; l += strcspn(l, "\n"), l += *l == '\n') {
+		size_t nl = strcspn(l, "|");
+		int c = atoi(l + nl + 1);
+		if (queue && (strlen(queue) != nl || strncmp(l, queue, nl)))
+			continue;
+		found = 1;
+		most = c > most ? c : most;
+	}
+	if (!found) {
+		snprintf(err, errlen, "resource '%s' has no partition '%s'",
+			 ferry__engine_resource(eng), queue);
+		return FERRY_ERESOURCE;
+	}
+	if (most > 0 && cpus > most) {
+		snprintf(err, errlen, "the job asks for %lld cpus but the largest node of %s has %d",
+			 (long long)cpus, queue ? "that partition" : "the cluster", most);
+		return FERRY_ERESOURCE;
+	}
+	return 0;
+}
+
+static int slurm_check(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen)
+{
+	char **w;
+	int rc = native_words(spec, &w, err, errlen);
+
+	ferry__strv_free(w);
+	return rc ? rc : check_partition(eng, spec, err, errlen);
+}
+
+/* What jobs of one array must share. */
+static int same_array(const struct job *a, const struct job *b)
+{
+	static const char *const keys[] = {"cpus",	 "memory_mb", "walltime_s",
+					   "queue",	 "name",      "native_specification",
+					   "hold"};
+
+	if ((a->state == FERRY_USER_ON_HOLD) != (b->state == FERRY_USER_ON_HOLD))
+		return 0;
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(keys); i++)
+		if (!json_equal(json_object_get(a->spec, keys[i]),
+				json_object_get(b->spec, keys[i])))
+			return 0;
+	return 1;
+}
+
+/* sbatch's arguments for a batch of n jobs like jobs[0]. */
+static char **sbatch_argv(struct ferry_engine *eng, struct job **jobs, size_t n, int64_t base,
+			  char **native)
+{
+	json_t *s = jobs[0]->spec;
+	const char *queue = spec_str(s, "queue") ?: ferry__engine_cfg(eng)->queue;
+	const char *name = spec_str(s, "name");
+	json_int_t mem = json_integer_value(json_object_get(s, "memory_mb"));
+	json_int_t wall = json_integer_value(json_object_get(s, "walltime_s"));
+	size_t nn = ferry__strv_len(native), k = 0;
+	char **v = calloc(16 + nn, sizeof(*v));
+	FILE *arr = NULL;
+	char *array = NULL;
+	size_t alen;
+
+	if (!v)
+		return NULL;
+	v[k++] = strdup("sbatch");
+	v[k++] = strdup("--parsable");
+	v[k++] = ferry__asprintf("--job-name=%s", name ? name : "ferry");
+	v[k++] = ferry__asprintf("--comment=ferry:%s:%lld", ferry__engine_instance(eng),
+				 (long long)base);
+	v[k++] = ferry__asprintf("--chdir=%s", ferry__engine_state_dir(eng));
+	v[k++] = strdup("--output=/dev/null");
+	v[k++] = ferry__asprintf("--cpus-per-task=%lld",
+				 (long long)json_integer_value(json_object_get(s, "cpus")));
+	if (mem > 0)
+		v[k++] = ferry__asprintf("--mem=%lldM", (long long)mem);
+	if (wall > 0)
+		v[k++] = ferry__asprintf("--time=%lld:%02lld:%02lld", (long long)(wall / 3600),
+					 (long long)(wall / 60 % 60), (long long)(wall % 60));
+	if (queue)
+		v[k++] = ferry__asprintf("--partition=%s", queue);
+	if (jobs[0]->state == FERRY_USER_ON_HOLD)
+		v[k++] = strdup("--hold");
+	if (n > 1 && (arr = open_memstream(&array, &alen))) {
+		fputs("--array=", arr);
+		for (size_t i = 0; i < n; i++)
+			fprintf(arr, "%s%lld", i ? "," : "", (long long)(jobs[i]->id - base));
+		if (fclose(arr) == 0)
+			v[k++] = array;
+	}
+	for (size_t i = 0; i < nn; i++)
+		v[k++] = strdup(native[i]);
+	for (size_t i = 0; i < k; i++)
+		if (!v[i]) {
+			ferry__strv_free(v);
+			return NULL;
+		}
+	return v;
+}
+
+/* Submits jobs[0..n) as one sbatch; 0, FERRY_EAGAIN, or refuses them all. */
+static int submit_batch(struct ferry_engine *eng, struct job **jobs, size_t n, char *err,
+			size_t errlen)
+{
+	int64_t base = jobs[0]->id;
+	char **native = NULL, **argv = NULL, *text = NULL, msg[512];
+	struct ferry_output out = {0};
+	size_t len;
+	int rc, transient = 0;
+
+	if ((rc = native_words(jobs[0]->spec, &native, msg, sizeof(msg))))
+		goto refuse;
+	argv = sbatch_argv(eng, jobs, n, base, native);
+	text = script(eng, jobs, n, base, many_tasks(native), &len);
+	if (!argv || !text) {
+		snprintf(err, errlen, "cannot write the batch script: %s", strerror(errno));
+		rc = FERRY_EAGAIN;
+		goto out;
+	}
+	/* the intent first: after a crash the comment finds what sbatch made */
+	for (size_t i = 0; i < n; i++)
+		ferry__engine_job_native_id(eng, jobs[i], PENDING_NATIVE);
+	if (ferry__engine_sync(eng)) {
+		snprintf(err, errlen, "cannot record the submission in the database");
+		rc = FERRY_EAGAIN;
+		goto out;
+	}
+	if (slurm(argv, text, len, &out, msg, sizeof(msg), &transient) < 0) {
+		if (transient) {
+			snprintf(err, errlen, "%s", msg);
+			rc = FERRY_EAGAIN;
+			goto out;
+		}
+		goto refuse;
+	}
+	long long sid = strtoll(out.data, NULL, 10);
+	if (sid <= 0) {
+		snprintf(msg, sizeof(msg), "sbatch answered '%.100s', not a job id", out.data);
+		goto refuse;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char nid[64];
+		if (n > 1)
+			snprintf(nid, sizeof(nid), "%lld_%lld", sid, (long long)(jobs[i]->id - base));
+		else
+			snprintf(nid, sizeof(nid), "%lld", sid);
+		track(jobs[i]->id);
+		ferry__engine_job_handed(eng, jobs[i], nid);
+	}
+	rc = 0;
+	goto out;
+refuse:
+	for (size_t i = 0; i < n; i++)
+		ferry__engine_job_refused(eng, jobs[i], msg);
+	rc = 0;
+out:
+	ferry__output_release(&out);
+	ferry__strv_free(native);
+	ferry__strv_free(argv);
+	free(text);
+	return rc;
+}
+
+static int slurm_hand(struct ferry_engine *eng, struct job **jobs, size_t n, char *err,
+		      size_t errlen)
+{
+	struct job **batch = malloc(n * sizeof(*batch));
+	char *taken = calloc(n, 1);
+	int rc = 0;
+
+	read_config();
+	if (!batch || !taken) {
+		snprintf(err, errlen, "out of memory");
+		rc = FERRY_EAGAIN;
+	}
+	/*
+	 * A job whose last sbatch failed may still be in Slurm (an sbatch that
+	 * timed out may have gone through): look for it before submitting.
+	 */
+	free(S.recovery);
+	S.recovery = NULL;
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (!jobs[i]->native_id || strcmp(jobs[i]->native_id, PENDING_NATIVE))
+			continue;
+		if (find_pending(eng, jobs[i]) == 1) {
+			track(jobs[i]->id);
+			ferry__engine_job_handed(eng, jobs[i], jobs[i]->native_id);
+			taken[i] = 1;
+		}
+	}
+	/* jobs come in id order: an array takes the like ones within its id span */
+	for (size_t i = 0; !rc && i < n; i++) {
+		size_t m = 0;
+		if (taken[i])
+			continue;
+		for (size_t k = i; k < n && m < MAX_TASKS; k++) {
+			if (taken[k] || !same_array(jobs[i], jobs[k]))
+				continue;
+			if (jobs[k]->id - jobs[i]->id > S.max_array)
+				break;
+			batch[m++] = jobs[k];
+			taken[k] = 1;
+		}
+		rc = submit_batch(eng, batch, m, err, errlen);
+	}
+	free(batch);
+	free(taken);
+	return rc;
+}
+
+/* ---- what Slurm says of the jobs ---- */
+
+static double parse_time(const char *s)
+{
+	struct tm tm = {0};
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+
+	if (!end)
+		return 0;
+	tm.tm_isdst = -1;
+	return (double)mktime(&tm);
+}
+
+/* [DD-][HH:]MM:SS[.mmm] into seconds. */
+static double parse_duration(const char *s)
+{
+	double parts[3] = {0}, days = 0, frac = 0;
+	int n = 0;
+	const char *p = s;
+
+	if (strchr(s, '-')) {
+		days = atof(s);
+		p = strchr(s, '-') + 1;
+	}
+	while (*p && n < 3) {
+		parts[n++] = (double)strtol(p, (char **)&p, 10);
+		if (*p == '.')
+			frac = strtod(p, (char **)&p);
+		if (*p != ':')
+			break;
+		p++;
+	}
+	if (n == 3)
+		return days * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2] + frac;
+	if (n == 2)
+		return days * 86400 + parts[0] * 60 + parts[1] + frac;
+	return days * 86400 + parts[0] + frac;
+}
+
+static int64_t parse_kb(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s)
+		return -1;
+	switch (*end) {
+	case 'G':
+		return (int64_t)(v * 1024 * 1024);
+	case 'M':
+		return (int64_t)(v * 1024);
+	case 'K':
+		return (int64_t)v;
+	default:
+		return (int64_t)(v / 1024);
+	}
+}
+
+/* The ferry id of a line whose comment is ours: BASE plus the task id. */
+static int64_t ferry_id(struct ferry_engine *eng, const char *comment, const char *task)
+{
+	const char *inst = ferry__engine_instance(eng);
+	size_t il = strlen(inst);
+
+	if (strncmp(comment, "ferry:", 6) || strncmp(comment + 6, inst, il) ||
+	    comment[6 + il] != ':')
+		return 0;
+	return strtoll(comment + 7 + il, NULL, 10) +
+	       (isdigit((unsigned char)task[0]) ? strtoll(task, NULL, 10) : 0);
+}
+
+/* The user's jobs as squeue lists them: "id|task|state|reason|start|comment". */
+static int list_queue(struct ferry_output *out, char *msg, size_t msglen)
+{
+	char uid[32];
+	char *argv[] = {"squeue", "-h", "-r", "-t", "all", "-u", uid,
+			"-o", "%i|%K|%T|%r|%S|%k", NULL};
+
+	snprintf(uid, sizeof(uid), "%u", (unsigned)getuid());
+	return slurm(argv, NULL, 0, out, msg, msglen, NULL);
+}
+
+static enum ferry_job_status active_state(const struct job *j, const char *st, const char *why)
+{
+	if (!strcmp(st, "RUNNING") || !strcmp(st, "COMPLETING") || !strcmp(st, "STOPPED") ||
+	    !strcmp(st, "SIGNALING") || !strcmp(st, "STAGE_OUT"))
+		return FERRY_RUNNING;
+	if (!strcmp(st, "SUSPENDED"))
+		return j->state == FERRY_USER_SUSPENDED ? FERRY_USER_SUSPENDED
+							: FERRY_SYSTEM_SUSPENDED;
+	if (!strcmp(why, "JobHeldUser"))
+		return FERRY_USER_ON_HOLD;
+	if (!strcmp(why, "JobHeldAdmin"))
+		return j->state == FERRY_USER_ON_HOLD || j->state == FERRY_USER_SYSTEM_ON_HOLD
+			   ? FERRY_USER_SYSTEM_ON_HOLD
+			   : FERRY_SYSTEM_ON_HOLD;
+	return FERRY_QUEUED_ACTIVE;
+}
+
+static int ended_state(const char *st)
+{
+	static const char *const ended[] = {
+	    "COMPLETED", "FAILED",    "CANCELLED", "TIMEOUT",	   "OUT_OF_MEMORY", "NODE_FAIL",
+	    "BOOT_FAIL", "DEADLINE",  "PREEMPTED", "SPECIAL_EXIT", "REVOKED",
+	};
+
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(ended); i++)
+		if (!strncmp(st, ended[i], strlen(ended[i])))
+			return 1;
+	return 0;
+}
+
+/* Splits a line at '|' into at most max fields (the last keeps the rest). */
+static size_t fields(char *line, char **f, size_t max)
+{
+	size_t n = 0;
+
+	while (line && n < max) {
+		f[n++] = line;
+		line = n < max ? strchr(line, '|') : NULL;
+		if (line)
+			*line++ = '\0';
+	}
+	return n;
+}
+
+/* sacct rows (JobID|State|ExitCode|UserCPU|SystemCPU|MaxRSS|Start|End) for ids. */
+static void from_sacct(const char *ids, struct sres *r, size_t n)
+{
+	char *argv[] = {"sacct", "-n", "-P", "-j", (char *)ids, "-o",
+			"JobID,State,ExitCode,UserCPU,SystemCPU,MaxRSS,Start,End", NULL};
+	struct ferry_output out;
+	char msg[512], *save = NULL;
+
+	if (S.accounting == 0)
+		return;
+	if (slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) < 0) {
+		if (strstr(msg, "accounting storage is disabled") || strstr(msg, "not installed"))
+			S.accounting = 0;
+		return;
+	}
+	S.accounting = 1;
+	for (char *l = strtok_r(out.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *f[8], *dot;
+		if (fields(l, f, 8) < 8)
+			continue;
+		dot = strchr(f[0], '.');
+		if (dot)
+			*dot = '\0';
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(r[i].native, f[0]))
+				continue;
+			if (dot) { /* a step: what it used, the batch step's exit */
+				int64_t kb = parse_kb(f[5]);
+				if (kb > r[i].maxrss_kb)
+					r[i].maxrss_kb = kb;
+				continue;
+			}
+			if (!ended_state(f[1]))
+				continue; /* accounting has not heard of the end yet */
+			snprintf(r[i].state, sizeof(r[i].state), "%s", f[1]);
+			sscanf(f[2], "%d:%d", &r[i].code, &r[i].sig);
+			r[i].user = parse_duration(f[3]);
+			r[i].sys = parse_duration(f[4]);
+			r[i].start = parse_time(f[6]);
+			r[i].end = parse_time(f[7]);
+		}
+	}
+	ferry__output_release(&out);
+}
+
+/* The value of KEY= in a "KEY=VALUE KEY=VALUE" record, in buf. */
+static const char *kv(const char *rec, const char *key, char *buf, size_t len)
+{
+	size_t kl = strlen(key);
+
+	for (const char *p = rec; (p = strstr(p, key)); p += kl) {
+		if ((p == rec || p[-1] == ' ') && p[kl] == '=') {
+			size_t vl = strcspn(p + kl + 1, " \n");
+			snprintf(buf, len, "%.*s", (int)vl, p + kl + 1);
+			return buf;
+		}
+	}
+	buf[0] = '\0';
+	return buf;
+}
+
+/* Fills unresolved results from records of scontrol or the jobcomp file. */
+static void from_records(const char *text, struct sres *r, size_t n)
+{
+	char *copy = strdup(text), *save = NULL;
+
+	for (char *l = copy ? strtok_r(copy, "\n", &save) : NULL; l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char id[64], arr[64], task[64], nat[160], st[32], ec[64], t[64];
+		kv(l, "JobId", id, sizeof(id));
+		kv(l, "ArrayJobId", arr, sizeof(arr));
+		kv(l, "ArrayTaskId", task, sizeof(task));
+		if (arr[0] && task[0] && strcmp(task, "N/A"))
+			snprintf(nat, sizeof(nat), "%s_%s", arr, task);
+		else
+			snprintf(nat, sizeof(nat), "%s", id);
+		kv(l, "JobState", st, sizeof(st));
+		for (size_t i = 0; i < n; i++) {
+			if (r[i].state[0] || strcmp(r[i].native, nat) || !ended_state(st))
+				continue;
+			snprintf(r[i].state, sizeof(r[i].state), "%s", st);
+			if (sscanf(kv(l, "ExitCode", ec, sizeof(ec)), "%d:%d", &r[i].code,
+				   &r[i].sig) != 2) {
+				int raw = atoi(kv(l, "ExitCode", ec, sizeof(ec)));
+				r[i].code = WIFEXITED(raw) ? WEXITSTATUS(raw) : 0;
+				r[i].sig = WIFSIGNALED(raw) ? WTERMSIG(raw) : 0;
+			}
+			r[i].start = parse_time(kv(l, "StartTime", t, sizeof(t)));
+			r[i].end = parse_time(kv(l, "EndTime", t, sizeof(t)));
+		}
+	}
+	free(copy);
+}
+
+/* Exit information of ended jobs, from the best source that knows them. */
+static void resolve(struct sres *r, size_t n)
+{
+	char *ids = NULL, *argv[] = {"scontrol", "-o", "show", "job", NULL}, msg[512];
+	size_t len, missing = 0;
+	struct ferry_output out;
+	FILE *f = open_memstream(&ids, &len);
+
+	for (size_t i = 0; f && i < n; i++)
+		fprintf(f, "%s%s", i ? "," : "", r[i].native);
+	if (!f || fclose(f) != 0)
+		return;
+	from_sacct(ids, r, n);
+	free(ids);
+	for (size_t i = 0; i < n; i++)
+		missing += !r[i].state[0];
+	if (missing && slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
+		from_records(out.data, r, n);
+		ferry__output_release(&out);
+	}
+	missing = 0;
+	for (size_t i = 0; i < n; i++)
+		missing += !r[i].state[0];
+	if (missing && S.jobcomp) {
+		char *text = NULL;
+		if (ferry__read_file(S.jobcomp, 512u << 20, &text, NULL) == 0)
+			from_records(text, r, n);
+		free(text);
+	}
+}
+
+/* "cannot execute" from the note the batch script leaves when exec fails. */
+static int exec_failure(struct ferry_engine *eng, struct job *j, struct job_result *res)
+{
+	char *dir = job_dir(eng, j->id), *path = dir ? ferry__asprintf("%s/ferry-exec", dir) : NULL;
+	char *text = NULL;
+	const char *cmd = json_string_value(json_array_get(json_object_get(j->spec, "argv"), 0));
+	int rc = path ? ferry__read_file(path, 4096, &text, NULL) : -1;
+
+	free(dir);
+	free(path);
+	if (rc < 0)
+		return 0;
+	res->exit_status = FERRY_ABORTED;
+	if (!strncmp(text, "cwd", 3))
+		snprintf(res->message, sizeof(res->message), "cannot enter the working directory '%s'",
+			 json_string_value(json_object_get(j->spec, "working_directory")));
+	else
+		snprintf(res->message, sizeof(res->message), "cannot execute '%s': %s", cmd ? cmd : "",
+			 atoi(text + 5) == 126 ? "permission denied or not a program"
+					       : "no such file or directory");
+	free(text);
+	return 1;
+}
+
+/* Maps what Slurm says of an ended job; docs/backends.md has the table. */
+static void to_result(struct ferry_engine *eng, struct job *j, const struct sres *s,
+		      struct job_result *res)
+{
+	const char *st = s->state;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_value = s->code;
+	res->signal = s->sig;
+	res->cpu_user = s->user;
+	res->cpu_sys = s->sys;
+	res->max_rss_kb = s->maxrss_kb;
+	res->started_at = s->start;
+	res->ended_at = s->end;
+	res->wall = s->start > 0 && s->end >= s->start ? s->end - s->start : -1;
+	if (!st[0]) {
+		res->exit_status = FERRY_FINISHED_UNCLEAR_CONDITION;
+		res->cpu_user = res->cpu_sys = res->wall = -1;
+		snprintf(res->message, sizeof(res->message),
+			 "Slurm no longer knows job %s and keeps no record of it", j->native_id);
+		return;
+	}
+	if (exec_failure(eng, j, res))
+		return;
+	res->exit_status = s->sig ? FERRY_FINISHED_SIGNAL : FERRY_FINISHED_REGULARLY;
+	if (!strcmp(st, "COMPLETED") || !strcmp(st, "FAILED"))
+		return;
+	if (!strncmp(st, "CANCELLED", 9)) {
+		res->exit_status = FERRY_ABORTED;
+		snprintf(res->message, sizeof(res->message), "cancelled in Slurm (%s)", st);
+	} else if (!strcmp(st, "TIMEOUT")) {
+		res->exit_status = FERRY_FINISHED_SIGNAL;
+		res->signal = s->sig ? s->sig : 9;
+		snprintf(res->message, sizeof(res->message), "walltime limit exceeded: killed");
+	} else if (!strcmp(st, "OUT_OF_MEMORY")) {
+		res->exit_status = FERRY_FINISHED_SIGNAL;
+		res->signal = s->sig ? s->sig : 9;
+		snprintf(res->message, sizeof(res->message), "memory limit exceeded: killed");
+	} else if (!strcmp(st, "NODE_FAIL") || !strcmp(st, "PREEMPTED")) {
+		res->exit_status = FERRY_FINISHED_UNCLEAR_CONDITION;
+		snprintf(res->message, sizeof(res->message), "Slurm says %s", st);
+	} else {
+		res->exit_status = FERRY_ABORTED;
+		snprintf(res->message, sizeof(res->message), "Slurm says %s", st);
+	}
+}
+
+/* Ends the jobs of r that Slurm has a word on, or that stayed unknown too long. */
+static void report_ended(struct ferry_engine *eng, int64_t *ids, struct sres *r, size_t n)
+{
+	resolve(r, n);
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = ferry__engine_job(eng, ids[i]);
+		struct tracked *t = find(ids[i]);
+		struct job_result res;
+		if (!j || !t)
+			continue;
+		if (!r[i].state[0] && ++t->misses < UNKNOWN_POLLS)
+			continue; /* accounting may lag behind */
+		to_result(eng, j, &r[i], &res);
+		untrack(ids[i]);
+		ferry__engine_job_ended(eng, j, &res);
+	}
+}
+
+/* One squeue line of ours: a state change, or an end to resolve. */
+static int queue_line(struct ferry_engine *eng, char *line, int64_t *id)
+{
+	char *f[6];
+	struct tracked *t;
+	struct job *j;
+
+	if (fields(line, f, 6) < 6 || !(*id = ferry_id(eng, f[5], f[1])))
+		return 0;
+	t = find(*id);
+	j = ferry__engine_job(eng, *id);
+	if (!t || !j || !j->native_id || strcmp(j->native_id, f[0]))
+		return 0;
+	t->seen = 1;
+	if (ended_state(f[2]))
+		return 1;
+	ferry__engine_job_state(eng, j, active_state(j, f[2], f[3]), parse_time(f[4]));
+	return 0;
+}
+
+static void slurm_poll(struct ferry_engine *eng)
+{
+	struct ferry_output out;
+	struct sres *r = NULL;
+	int64_t *ids = NULL, id;
+	size_t n = 0;
+	char msg[512], *save = NULL;
+
+	free(S.recovery); /* re-attaching is over */
+	S.recovery = NULL;
+	for (size_t i = S.n; i-- > 0;) /* ended by the engine itself (killed while queued) */
+		if (!ferry__engine_job(eng, S.v[i].id))
+			untrack(S.v[i].id);
+	if (!S.n)
+		return;
+	if (list_queue(&out, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "ferryd: slurm: %s\n", msg);
+		return;
+	}
+	r = calloc(S.n, sizeof(*r));
+	ids = calloc(S.n, sizeof(*ids));
+	for (size_t i = 0; i < S.n; i++)
+		S.v[i].seen = 0;
+	for (char *l = strtok_r(out.data, "\n", &save); r && ids && l;
+	     l = strtok_r(NULL, "\n", &save))
+		if (queue_line(eng, l, &id) && n < S.n)
+			ids[n++] = id;
+	ferry__output_release(&out);
+	for (size_t i = 0; r && ids && i < S.n; i++)
+		if (!S.v[i].seen && n < S.n)
+			ids[n++] = S.v[i].id;
+	for (size_t i = 0; r && ids && i < n; i++) {
+		struct job *j = ferry__engine_job(eng, ids[i]);
+		snprintf(r[i].native, sizeof(r[i].native), "%s", j ? j->native_id : "");
+		r[i].maxrss_kb = -1;
+		r[i].user = r[i].sys = -1; /* scontrol and jobcomp do not say */
+	}
+	if (n && r && ids)
+		report_ended(eng, ids, r, n);
+	free(r);
+	free(ids);
+}
+
+/* The batch script marks its start in the job directory: no squeue needed. */
+static void slurm_refresh(struct ferry_engine *eng, struct job *j)
+{
+	char *dir = job_dir(eng, j->id), *path = dir ? ferry__asprintf("%s/started", dir) : NULL;
+	struct stat st;
+
+	if (path && stat(path, &st) == 0 && j->state == FERRY_QUEUED_ACTIVE)
+		ferry__engine_job_state(eng, j, FERRY_RUNNING,
+					(double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9);
+	free(dir);
+	free(path);
+}
+
+/* ---- control and recovery ---- */
+
+static int slurm_control(struct ferry_engine *eng, struct job *j, enum backend_ctl ctl, char *err,
+			 size_t errlen)
+{
+	char *argv[4] = {"scontrol", NULL, j->native_id, NULL};
+	struct ferry_output out;
+	char msg[512];
+
+	(void)eng;
+	switch (ctl) {
+	case CTL_SUSPEND:
+		argv[1] = "suspend";
+		break;
+	case CTL_RESUME:
+		argv[1] = "resume";
+		break;
+	case CTL_HOLD:
+		argv[1] = "uhold";
+		break;
+	case CTL_RELEASE:
+		argv[1] = "release";
+		break;
+	case CTL_TERMINATE:
+		argv[0] = "scancel";
+		argv[1] = j->native_id;
+		argv[2] = NULL;
+		break;
+	}
+	if (!j->native_id || !strcmp(j->native_id, PENDING_NATIVE)) {
+		snprintf(err, errlen, "its Slurm job id is not known yet; try again");
+		return FERRY_EAGAIN;
+	}
+	if (slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
+		ferry__output_release(&out);
+		return 0;
+	}
+	if (strstr(msg, "Access/permission denied") || strstr(msg, "Permission denied")) {
+		snprintf(err, errlen, "%s (this cluster lets only its administrators do this)", msg);
+		return FERRY_EPERM;
+	}
+	snprintf(err, errlen, "%s", msg);
+	return FERRY_ESTATE;
+}
+
+/* Where a submission the last engine left in flight went, from the comments. */
+static int find_pending(struct ferry_engine *eng, struct job *j)
+{
+	char msg[512], *save = NULL, *copy;
+	struct ferry_output out;
+
+	if (!S.recovery) {
+		if (list_queue(&out, msg, sizeof(msg)) < 0) {
+			fprintf(stderr, "ferryd: slurm: %s\n", msg);
+			return -1;
+		}
+		S.recovery = out.data; /* kept until the first poll: one squeue for all */
+	}
+	if (!(copy = strdup(S.recovery)))
+		return -1;
+	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *f[6];
+		if (fields(l, f, 6) == 6 && ferry_id(eng, f[5], f[1]) == j->id) {
+			ferry__engine_job_native_id(eng, j, f[0]);
+			free(copy);
+			return 1;
+		}
+	}
+	free(copy);
+	return 0;
+}
+
+static int slurm_adopt(struct ferry_engine *eng, struct job *j)
+{
+	char msg[512];
+
+	read_config();
+	if (!j->native_id[0])
+		return 0; /* an sbatch that failed before the last engine stopped */
+	if (!strcmp(j->native_id, PENDING_NATIVE)) {
+		int rc = find_pending(eng, j);
+		if (rc < 0) {
+			/* Slurm cannot be asked: track it, its end comes out unclear */
+			track(j->id);
+			return 1;
+		}
+		if (rc == 0) {
+			ferry__engine_job_native_id(eng, j, "");
+			return 0; /* sbatch never made it: hand it over again */
+		}
+	}
+	track(j->id);
+	if (j->kill_requested && slurm_control(eng, j, CTL_TERMINATE, msg, sizeof(msg)))
+		fprintf(stderr, "ferryd: slurm: job %lld: %s\n", (long long)j->id, msg);
+	return 1;
+}
+
+const struct ferry_backend ferry__backend_slurm = {
+    .version = FERRY_BACKEND_VERSION,
+    .name = "slurm",
+    .check = slurm_check,
+    .control = slurm_control,
+    .adopt = slurm_adopt,
+    .poll = slurm_poll,
+    .poll_interval = POLL_INTERVAL_S,
+    .hand = slurm_hand,
+    .refresh = slurm_refresh,
+};
