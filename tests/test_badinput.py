@@ -440,7 +440,6 @@ def test_unknown_resource(eng):
 
 @pytest.mark.parametrize("line,pattern", [
     ("scheduler = slurm\nslots = 4", r"key 'slots'.*slurm schedules its jobs itself"),
-    ("scheduler = pbs", r"scheduler 'pbs'.*not supported"),
     ("scheduler = drmaa", r"scheduler 'drmaa'.*not supported yet"),
     ("login = jdoe", r"key 'login'.*needs 'host'"),
     ("port = 2222", r"key 'port'.*needs 'host'"),
