@@ -400,6 +400,29 @@ int ferry_retrieve_file(ferry_conn *conn, const char *server_path);
 int ferry_retrieve_file_to(ferry_conn *conn, const char *server_path, const char *dest,
 			   unsigned flags);
 
+/*
+ * Progress of a send or a retrieve: done is the number of bytes of the
+ * transfer's files at the destination so far, total the bytes of all its
+ * files (directories count 0).
+ */
+typedef void (*ferry_progress_fn)(void *userdata, int64_t done, int64_t total);
+
+/*
+ * Sets the function that ferry_send_file(), ferry_send_files(),
+ * ferry_retrieve_file() and ferry_retrieve_file_to() call on conn as bytes
+ * move; fn NULL (the default) calls nothing. It is called on the thread
+ * that made the transfer call, before that call returns: first once the
+ * files are listed (done > 0 when an interrupted transfer resumes), then
+ * after each chunk (at most 4 MiB), done never decreasing, and last with
+ * done == total once every byte moved (the checks that follow may still
+ * fail the call). Hashing a send's files before they move is not counted.
+ * fn must return promptly and must not call libferry on conn: the
+ * connection may be locked meanwhile. userdata is handed to fn as given;
+ * the library never reads or frees it. The setting holds for every thread
+ * using conn until changed. Returns 0.
+ */
+int ferry_set_progress(ferry_conn *conn, ferry_progress_fn fn, void *userdata);
+
 #define FERRY_FORCE 1u /* ferry_cancel_transfer: also when unfinished jobs name it */
 
 /*

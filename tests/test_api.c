@@ -661,6 +661,84 @@ static void t_transfer_seed(void)
 	free(s1);
 }
 
+/* What a progress callback saw: every call, checked as it comes. */
+struct seen {
+	int calls;
+	int64_t first, last, total;
+	int bad; /* done went back, beyond the total, or the total changed */
+};
+
+static void on_progress(void *ud, int64_t done, int64_t total)
+{
+	struct seen *s = ud;
+
+	if (s->calls == 0) {
+		s->first = done;
+		s->total = total;
+	}
+	if (done < s->last || done > total || total != s->total)
+		s->bad = 1;
+	s->last = done;
+	s->calls++;
+}
+
+static void write_bytes(const char *path, long size, int seed)
+{
+	FILE *f = fopen(path, "w");
+
+	CHECK(f != NULL);
+	for (long i = 0; i < size; i++)
+		fputc((int)((i * 31 + seed) & 0xff), f);
+	CHECK(fclose(f) == 0);
+}
+
+/* done from the first call to the total, never back; total is every file's bytes */
+static void check_seen(const struct seen *s, int64_t total, int min_calls)
+{
+	CHECK(!s->bad);
+	CHECK(s->total == total);
+	CHECK(s->last == total);
+	CHECK(s->calls >= min_calls);
+}
+
+static void t_transfer_progress(void)
+{
+	char a[300], b[300], back[300], ba[320];
+	const long sa = 9L << 20, sb = 3L << 20 | 17;
+	struct seen s = {0};
+	char *sp = NULL, *again = NULL;
+
+	snprintf(a, sizeof(a), "%s/a.bin", tmpdir);
+	snprintf(b, sizeof(b), "%s/b.bin", tmpdir);
+	snprintf(back, sizeof(back), "%s/back", tmpdir);
+	snprintf(ba, sizeof(ba), "%s/a.bin", back);
+	write_bytes(a, sa, 1);
+	write_bytes(b, sb, 2);
+	const char *both[] = {a, b};
+	OK(ferry_set_progress(conn, on_progress, &s));
+	OK(ferry_send_files(conn, both, 2, 0, &sp));
+	/* 4 MiB chunks: a start, three chunks of a, one of b */
+	check_seen(&s, sa + sb, 5);
+	CHECK(s.first == 0);
+	/* complete already: one call, at the total */
+	memset(&s, 0, sizeof(s));
+	OK(ferry_send_files(conn, both, 2, 0, &again));
+	CHECK(!strcmp(sp, again));
+	check_seen(&s, sa + sb, 1);
+	CHECK(s.calls == 1 && s.first == sa + sb);
+	memset(&s, 0, sizeof(s));
+	OK(ferry_retrieve_file_to(conn, sp, back, 0));
+	check_seen(&s, sa + sb, 5);
+	CHECK(file_size(ba) == sa);
+	/* switched off: no more calls */
+	memset(&s, 0, sizeof(s));
+	OK(ferry_set_progress(conn, NULL, NULL));
+	OK(ferry_retrieve_file_to(conn, sp, back, FERRY_OVERWRITE));
+	CHECK(s.calls == 0);
+	free(sp);
+	free(again);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -688,6 +766,7 @@ static const struct {
     {"reconnect", t_reconnect},
     {"disconnected", t_disconnected},
     {"transfer_seed", t_transfer_seed},
+    {"transfer_progress", t_transfer_progress},
 };
 
 int main(int argc, char **argv)

@@ -859,3 +859,49 @@ def test_engine_keeps_no_fd_of_the_client_that_started_it(ferry):
         os.close(r)
         if w >= 0:
             os.close(w)
+
+
+def test_transfer_info(ferry):
+    src = ferry.path("in.txt")
+    with open(src, "w") as f:
+        f.write("x\n")
+    sp = ferry.run("send", src).stdout.strip()
+    jid = ferry.submit("cat", sp, opts=["--input", sp])
+    one = ferry.json("transfer-info", sp)
+    assert one == ferry.json("transfers", sp)
+    assert one["server_path"] == sp and one["local_paths"] == [src] and one["jobs"] == [jid]
+    human = ferry.run("transfer-info", sp).stdout
+    assert re.search(rf"^server_path: +{re.escape(sp)}$", human, re.M), human
+    assert re.search(r"^state: +ready$", human, re.M) and re.search(r"^size: +2$", human, re.M)
+    assert re.search(rf"^jobs: +{jid}$", human, re.M), human
+    assert re.search(r"^deadline: +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", human, re.M), human
+    assert ferry.run("transfers", sp).stdout == human
+    cp = ferry.run("transfer-info", check=False)
+    assert cp.returncode == 2 and "missing argument" in cp.stderr
+    other = os.path.join(os.path.dirname(os.path.dirname(sp)), "t0000000000000000", "in.txt")
+    cp = ferry.run("transfer-info", other, check=False)
+    assert cp.returncode == 1 and "no transfer" in cp.stderr, cp.stderr
+
+
+@pytest.mark.parametrize("args,option", [
+    (["transfers", "--force"], "--force"),
+    (["transfer-info", "--disposal", "3", "/x"], "--disposal"),
+    (["cancel-transfer", "--to", "x", "/x"], "--to"),
+    (["send", "--force", "f"], "--force"),
+    (["register", "--to", "x", "f"], "--to"),
+    (["retrieve", "--disposal", "3", "/x"], "--disposal"),
+])
+def test_transfer_commands_refuse_options_not_theirs(ferry, args, option):
+    cp = ferry.run(*args, check=False)
+    assert cp.returncode == 2, cp
+    assert f"option '{option}' does not apply to this command" in cp.stderr, cp.stderr
+
+
+def test_main_help_lists_transfer_commands_aligned(ferry):
+    out = ferry.run("--help").stdout
+    rows = re.findall(r"^  (\S+) +(\S.*)$", out.split("Commands:\n")[1].split("\n\n")[0], re.M)
+    names = [n for n, _ in rows]
+    assert {"transfer-info", "cancel-transfer", "transfers"} <= set(names)
+    starts = {line.index(summary) for line, (_, summary) in
+              zip(out.split("Commands:\n")[1].splitlines(), rows)}
+    assert len(starts) == 1, "the summaries start in one column"

@@ -533,3 +533,252 @@ def test_client_killed_mid_transfer_over_ssh_resumes(request):
     t = tinfo(ferry, sp)
     assert t["received"] == 100 << 20 and before > 0
     assert md5(sp) == md5(big)
+
+
+# ------------------------------------------------- submit --in / --out
+
+
+def job_of(ferry, cp):
+    out = cp.stdout.strip()
+    assert out.isdigit(), f"submit printed {out!r}"
+    return ferry.info(int(out))
+
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def test_submit_in_out_replaces_given_and_absolute_forms(ferry):
+    """--in sends, --out registers, both before the job; the job names them
+    as inputs and outputs, and each occurrence of a local path, as given or
+    absolute, in the command and the --stdout and --env values, is its
+    server path; a longer name that contains it is left alone."""
+    w = ferry.work
+    os.makedirs(ferry.path("data"))
+    with open(ferry.path("data", "a.nii"), "w") as f:
+        f.write("scan\n")
+    cp = ferry.run("submit", "--in", "data/a.nii", "--in", "data/", "--out", "res.txt",
+                   "--out", "log.txt", "--stdout", "log.txt", "--env", "SCAN=data/a.nii",
+                   "--", "sh", "-c", 'cat "$1"; echo "$SCAN"; printf "%s\\n" "$@"', "sh",
+                   f"{w}/data/a.nii", "data/a.nii", "--result=res.txt", "data/x.nii",
+                   "xdata/a.nii,data/a.nii.gz,./res.txt,-ires.txt,res.txt")
+    j = job_of(ferry, cp)
+    ts = {t["local_paths"][0].rstrip("/"): t for t in ferry.json("transfers")}
+    a, d = ts[f"{w}/data/a.nii"]["server_path"], ts[f"{w}/data"]["server_path"]
+    res, log = ts[f"{w}/res.txt"]["server_path"], ts[f"{w}/log.txt"]["server_path"]
+    assert sorted(j["referenced_input_files"]) == sorted([a, d])
+    assert sorted(j["referenced_output_files"]) == sorted([res, log])
+    # data/a.nii.gz is not data/a.nii but a file in data/: the longest path that fits wins
+    args = [a, a, f"--result={res}", f"{d}/x.nii",
+            f"xdata/a.nii,{d}/a.nii.gz,./res.txt,-ires.txt,{res}"]
+    assert j["command"][4:] == args
+    assert j["stdout_path"] == log and j["env"] == [f"SCAN={a}"]
+    assert ts[f"{w}/data/a.nii"]["state"] == "ready" and ts[f"{w}/res.txt"]["kind"] == "register"
+    # the job read the copy and wrote its stdout to the registered output
+    ferry.run("wait", "--timeout", "60", j["id"], timeout=70)
+    ferry.run("retrieve", log)
+    assert read_text(ferry.path("log.txt")) == "scan\n" + f"{a}\n" + "".join(
+        f"{x}\n" for x in args)
+
+
+def test_submit_in_out_job_output_comes_back(ferry):
+    with open(ferry.path("in.txt"), "w") as f:
+        f.write("one\ntwo\n")
+    r = ferry.json("submit", "--in", "in.txt", "--out", "out.txt", "--disposal", "5",
+                   "--", "sh", "-c", 'wc -l < "$1" > "$2"', "sh", "in.txt", "out.txt")
+    assert set(r) == {"id", "inputs", "outputs"}
+    [i], [o] = r["inputs"], r["outputs"]
+    assert i["local_path"] == "in.txt" and i["server_path"].endswith("/in.txt")
+    assert o["local_path"] == "out.txt" and o["server_path"].endswith("/out.txt")
+    assert ferry.info(r["id"])["command"][4:] == [i["server_path"], o["server_path"]]
+    assert tinfo(ferry, i["server_path"])["disposal_hours"] == 5
+    ferry.run("wait", "--timeout", "60", r["id"], timeout=70)
+    assert ferry.state(r["id"]) == "done"
+    ferry.run("retrieve", o["server_path"])
+    assert read_text(ferry.path("out.txt")).strip() == "2"
+
+
+def test_submit_in_replaces_cwd_and_stdin(ferry):
+    os.makedirs(ferry.path("data"))
+    with open(ferry.path("data", "a.txt"), "w") as f:
+        f.write("from stdin\n")
+    r = ferry.json("submit", "--in", "data", "--cwd", "data", "--stdin", "data/a.txt",
+                   "--", "sh", "-c", "cat; ls")
+    [i] = r["inputs"]
+    j = ferry.info(r["id"])
+    assert j["working_directory"] == i["server_path"]
+    assert j["stdin_path"] == i["server_path"] + "/a.txt"
+    ferry.run("wait", "--timeout", "60", r["id"], timeout=70)
+    assert ferry.run("logs", r["id"]).stdout == "from stdin\na.txt\n"
+
+
+def test_submit_in_with_bulk_shares_one_input(ferry):
+    src = ferry.path("atlas.nii")
+    with open(src, "w") as f:
+        f.write("atlas\n")
+    bulk = ferry.path("jobs.txt")
+    with open(bulk, "w") as f:
+        f.write("cat atlas.nii\nwc -c atlas.nii\ntrue\n")
+    ids = [int(x) for x in ferry.run("submit", "--in", "atlas.nii", "--bulk", bulk).stdout.split()]
+    assert len(ids) == 3
+    [t] = ferry.json("transfers")
+    sp = t["server_path"]
+    assert [ferry.info(i)["command"] for i in ids] == [["cat", sp], ["wc", "-c", sp], ["true"]]
+    assert all(ferry.info(i)["referenced_input_files"] == [sp] for i in ids)
+    r = ferry.json("submit", "--in", "atlas.nii", "--bulk", bulk)
+    assert set(r) == {"ids", "inputs", "outputs"} and len(r["ids"]) == 3
+    assert r["inputs"] == [{"local_path": "atlas.nii", "server_path": sp}] and r["outputs"] == []
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["--out", "o.txt", "--bulk", "jobs.txt"], r"--out and --bulk exclude each other"),
+    (["--in", "a.txt", "--", "cat", "ba.txt", "a.txt.gz", "./a.txt"],
+     r"--in 'a.txt' is named nowhere: neither as given nor as '/\S+/a.txt'"),
+    (["--in", "a.txt", "--in", "./a.txt", "--", "cat", "a.txt"],
+     r"'/\S+/a.txt' is given twice \(--in 'a.txt', --in './a.txt'\)"),
+    (["--in", "a.txt", "--out", "a.txt", "--", "cp", "a.txt", "a.txt"], r"is given twice"),
+    (["--in", "", "--", "true"], r"invalid value for --in: ''"),
+])
+def test_submit_in_out_refusals_transfer_nothing(ferry, args, pattern):
+    with open(ferry.path("a.txt"), "w") as f:
+        f.write("a\n")
+    with open(ferry.path("jobs.txt"), "w") as f:
+        f.write("true\n")
+    cp = ferry.run("submit", *args, check=False)
+    assert cp.returncode == 2, cp
+    assert re.search(pattern, cp.stderr), cp.stderr
+    assert ferry.json("transfers") == [] and ferry.json("jobs") == []
+
+
+def test_submit_error_after_transfers_names_them(ferry):
+    with open(ferry.path("a.txt"), "w") as f:
+        f.write("a\n")
+    cp = ferry.run("submit", "--in", "a.txt", "--out", "b.txt", "--cwd", "/nonexistent",
+                   "--", "cp", "a.txt", "b.txt", check=False)
+    assert cp.returncode == 1 and "/nonexistent" in cp.stderr, cp
+    ts = {os.path.basename(t["local_paths"][0]): t["server_path"]
+          for t in ferry.json("transfers")}
+    assert set(ts) == {"a.txt", "b.txt"}
+    assert "no job was submitted; these transfers were made and remain" in cp.stderr
+    assert f"  {ts['a.txt']} <- a.txt (sent)\n" in cp.stderr
+    assert f"  {ts['b.txt']} <- b.txt (registered)\n" in cp.stderr
+    assert ferry.json("jobs") == []
+    # a failed send is reported with its option, and what came before it
+    cp = ferry.run("submit", "--in", "a.txt", "--in", "missing.txt", "--",
+                   "cp", "a.txt", "missing.txt", check=False)
+    assert cp.returncode == 1 and "--in 'missing.txt': cannot send" in cp.stderr, cp
+    assert f"\n  {ts['a.txt']} <- a.txt (sent)\n" in cp.stderr, cp.stderr
+
+
+# ------------------------------------------------------- progress bar
+
+
+def run_on_tty(ferry, *args, cols=100, term="xterm", timeout=120):
+    """Runs ferry with stderr on a pseudo-terminal (stdout piped); returns
+    (exit status, stdout, what the terminal got, seconds taken)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+    t0 = time.monotonic()
+    p = subprocess.Popen([FERRY_BIN, *args], stdout=subprocess.PIPE, stderr=slave,
+                         stdin=subprocess.DEVNULL, cwd=ferry.work,
+                         env=dict(ferry.env, TERM=term))
+    os.close(slave)
+    tty = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([master], [], [], 1)[0]:
+            if p.poll() is not None:
+                break
+            continue
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: every writer of the terminal is gone
+            break
+        if not data:
+            break
+        tty += data
+    out = p.communicate(timeout=timeout)[0]
+    os.close(master)
+    return p.returncode, out.decode(), tty.decode(errors="replace"), time.monotonic() - t0
+
+
+BAR = re.compile(r"(\S+) +(\d+)% \[[#-]+\] +([\d.]+ \w+) / ([\d.]+ \w+) +([\d.]+ \w+|--)/s"
+                 r"  ETA ([\d:]+|--:--)")
+
+
+def frames(tty):
+    """The bar's frames: each starts with \\r and ends with erase-to-end-of-line."""
+    assert tty.endswith("\r\x1b[K"), f"the bar is not erased at the end: {tty[-80:]!r}"
+    shown = [f[:-len("\x1b[K")] for f in tty.split("\r") if f]
+    assert shown and all(BAR.fullmatch(f.rstrip()) for f in shown[:-1]), \
+        [f for f in shown[:-1] if not BAR.fullmatch(f.rstrip())]
+    return [BAR.fullmatch(f.rstrip()) for f in shown[:-1]]
+
+
+def test_progress_bar_on_a_terminal_only(ferry):
+    big = ferry.path("big.bin")
+    make_file(big, 24 << 20, seed=12)
+    rc, out, tty, took = run_on_tty(ferry, "send", big)
+    assert rc == 0, tty
+    sp = out.strip()
+    fs = frames(tty)
+    pcts = [int(m.group(2)) for m in fs]
+    assert fs[0].group(1) == "big.bin" and pcts == sorted(pcts) and pcts[-1] == 100, pcts
+    assert fs[-1].group(3) == fs[-1].group(4) == "24.0 MiB"
+    assert len(fs) <= took * 10 + 3, f"{len(fs)} frames in {took:.2f} s"
+    # piped: nothing on stderr
+    ferry.run("cancel-transfer", sp)
+    cp = ferry.run("send", big)
+    assert cp.stderr == "" and cp.stdout.strip().endswith("/big.bin")
+    # a retrieve draws it too; one piped does not
+    rc, out, tty, _ = run_on_tty(ferry, "retrieve", "--to", ferry.path("back.bin"),
+                                 cp.stdout.strip())
+    assert rc == 0 and out == "" and frames(tty)[-1].group(2) == "100"
+    assert md5(ferry.path("back.bin")) == md5(big)
+    cp = ferry.run("retrieve", "--force", "--to", ferry.path("back.bin"), cp.stdout.strip())
+    assert cp.stderr == ""
+
+
+def test_no_progress_bar_for_small_transfers_or_dumb_terminals(ferry):
+    small = ferry.path("small.bin")
+    make_file(small, (4 << 20) - 1, seed=13)
+    rc, out, tty, _ = run_on_tty(ferry, "send", small)
+    assert rc == 0 and tty == "" and out.strip().endswith("/small.bin")
+    big = ferry.path("big.bin")
+    make_file(big, 8 << 20, seed=14)
+    rc, out, tty, _ = run_on_tty(ferry, "send", big, cols=100)
+    assert rc == 0 and tty
+    ferry.run("cancel-transfer", out.strip())
+    rc, out, tty, _ = run_on_tty(ferry, "send", big, term="dumb")
+    assert rc == 0 and tty == ""
+
+
+def test_progress_of_a_resumed_send_starts_where_it_stopped(ferry):
+    big = ferry.path("big.bin")
+    make_file(big, 64 << 20, seed=15)
+    sp = interrupted_send(ferry, big, 0.5)
+    rc, out, tty, _ = run_on_tty(ferry, "send", big)
+    assert rc == 0 and out.strip() == sp
+    pcts = [int(m.group(2)) for m in frames(tty)]
+    assert pcts[0] >= 40 and pcts[-1] == 100, pcts
+
+
+def test_progress_bar_of_submit_in_and_narrow_terminals(ferry):
+    big = ferry.path("big.bin")
+    make_file(big, 12 << 20, seed=16)
+    rc, out, tty, _ = run_on_tty(ferry, "submit", "--in", "big.bin", "--", "wc", "-c",
+                                 "big.bin")
+    assert rc == 0 and out.strip().isdigit(), tty
+    assert frames(tty)[0].group(1) == "big.bin"
+    ferry.run("cancel-transfer", "--force", ferry.json("transfers")[0]["server_path"])
+    rc, out, tty, _ = run_on_tty(ferry, "send", big, cols=40)
+    assert rc == 0
+    lines = [f[:-len("\x1b[K")] for f in tty.split("\r") if f]
+    assert all(len(f) <= 39 for f in lines), lines

@@ -25,6 +25,8 @@
 #include "bridge.h"
 #include "cfg.h"
 #include "ferry.h"
+#include "progress.h"
+#include "subst.h"
 #include "util.h"
 
 /* Exit codes; documented in the --help text. */
@@ -46,6 +48,8 @@ enum {
 	OPT_ENV,
 	OPT_INPUT,
 	OPT_OUTPUT,
+	OPT_IN,
+	OPT_OUT,
 	OPT_DISPOSAL,
 	OPT_CPUS,
 	OPT_MEMORY,
@@ -78,6 +82,7 @@ struct ctx {
 	int json;
 	const struct cmd *cmd;
 	ferry_conn *conn;
+	struct ferry_bar bar; /* of the transfer under way */
 	/* argv[0] handed to getopt, so that its messages read "ferry: submit: ..." */
 	char label[64];
 };
@@ -644,7 +649,10 @@ static void print_human_array(const json_t *a)
 	{
 		if (i)
 			putchar(' ');
-		print_word(stdout, json_string_value(v) ? json_string_value(v) : "");
+		if (json_is_integer(v))
+			printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		else
+			print_word(stdout, json_string_value(v) ? json_string_value(v) : "");
 	}
 }
 
@@ -658,7 +666,7 @@ static void print_human_value(const char *key, const json_t *v)
 		printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		break;
 	case JSON_REAL:
-		if (ends_with(key, "_at"))
+		if (ends_with(key, "_at") || strcmp(key, "deadline") == 0)
 			print_time(json_real_value(v));
 		else
 			printf("%.3f", json_real_value(v));
@@ -719,12 +727,24 @@ static int strv_push(struct strv *s, const char *str)
 	return 0;
 }
 
+static void strv_free_all(struct strv *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free((char *)s->v[i]);
+	free(s->v);
+}
+
 struct submit_opts {
 	struct ferry_job_spec spec;
 	struct strv env, inputs, outputs;
+	struct strv ins, outs; /* --in and --out, as given */
 	const char *cwd;
 	const char *bulk;
 	const char *key;
+	int disposal_given;
+	struct ferry_subst *xf; /* the --in paths, then the --out paths */
+	size_t nxf;
+	struct strv owned; /* strings made for the spec: freed at the end */
 };
 
 static int submit_number_opt(struct ctx *c, struct submit_opts *o, int opt, const char *arg)
@@ -736,6 +756,7 @@ static int submit_number_opt(struct ctx *c, struct submit_opts *o, int opt, cons
 		if (int_option(c, "--disposal", arg, 1, DISPOSAL_MAX_HOURS, &v) < 0)
 			return usage_error(c);
 		o->spec.disposal_timeout_hours = (int)v;
+		o->disposal_given = 1;
 		break;
 	case OPT_CPUS:
 		if (int_option(c, "--cpus", arg, 1, INT_MAX, &v) < 0)
@@ -764,10 +785,18 @@ static int submit_number_opt(struct ctx *c, struct submit_opts *o, int opt, cons
 
 static int submit_list_opt(struct ctx *c, struct submit_opts *o, int opt, const char *arg)
 {
-	struct strv *list = opt == OPT_ENV ? &o->env : opt == OPT_INPUT ? &o->inputs : &o->outputs;
+	struct strv *list = opt == OPT_ENV	? &o->env
+			    : opt == OPT_INPUT	? &o->inputs
+			    : opt == OPT_OUTPUT ? &o->outputs
+			    : opt == OPT_IN	? &o->ins
+						: &o->outs;
 
 	if (opt == OPT_ENV && (!strchr(arg, '=') || arg[0] == '=')) {
 		bad_value(c, "--env", arg, "expected NAME=VALUE");
+		return usage_error(c);
+	}
+	if ((opt == OPT_IN || opt == OPT_OUT) && !*arg) {
+		bad_value(c, opt == OPT_IN ? "--in" : "--out", arg, "expected a local path");
 		return usage_error(c);
 	}
 	return strv_push(list, arg) < 0 ? out_of_memory(c) : CLI_OK;
@@ -814,6 +843,8 @@ static int submit_opt(struct ctx *c, void *data, int opt, const char *arg)
 	case OPT_ENV:
 	case OPT_INPUT:
 	case OPT_OUTPUT:
+	case OPT_IN:
+	case OPT_OUT:
 		return submit_list_opt(c, o, opt, arg);
 	default:
 		return submit_number_opt(c, o, opt, arg);
@@ -980,66 +1011,326 @@ static int print_ids(const struct ctx *c, const ferry_job_id *ids, size_t n)
 	return CLI_OK;
 }
 
-static int submit_bulk(struct ctx *c, struct submit_opts *o)
+/* The command of a single submit, as a job of its own copy, like a line of --bulk. */
+static int bulk_add_copy(const struct ctx *c, struct bulk *b, char *const *argv)
 {
-	struct ferry_job_spec *specs = NULL;
-	ferry_job_id *ids = NULL;
-	struct bulk b = {0};
-	size_t i;
-	int rc;
+	size_t n = ferry__strv_len(argv);
+	char **v = calloc(n + 1, sizeof(*v));
 
-	rc = read_bulk(c, o->bulk, o->key, &b);
-	if (rc != CLI_OK || b.n == 0)
-		goto out;
-	specs = calloc(b.n, sizeof(*specs));
-	ids = calloc(b.n, sizeof(*ids));
-	if (!specs || !ids) {
-		rc = out_of_memory(c);
-		goto out;
+	for (size_t i = 0; v && i < n; i++) {
+		if (!(v[i] = strdup(argv[i]))) {
+			ferry__strv_free(v);
+			v = NULL;
+		}
 	}
-	for (i = 0; i < b.n; i++) {
-		specs[i] = o->spec;
-		specs[i].argv = (const char *const *)b.jobs[i].argv;
-		specs[i].submission_key = b.jobs[i].key;
+	if (!v || bulk_add(b, v, NULL) < 0)
+		return out_of_memory(c);
+	return CLI_OK;
+}
+
+/* ---- submit --in / --out (the rule is in subst.h and ferry(1)) ---- */
+
+static int xf_is_input(const struct submit_opts *o, size_t i)
+{
+	return i < o->ins.n;
+}
+
+static const char *xf_option(const struct submit_opts *o, size_t i)
+{
+	return xf_is_input(o, i) ? "--in" : "--out";
+}
+
+/* The forms each path is looked for in; a path given twice would have two server paths. */
+static int xf_prepare(const struct ctx *c, struct submit_opts *o)
+{
+	size_t n = o->ins.n + o->outs.n;
+
+	if (!n)
+		return CLI_OK;
+	if (!(o->xf = calloc(n, sizeof(*o->xf))))
+		return out_of_memory(c);
+	for (size_t i = 0; i < n; i++) {
+		const char *p = xf_is_input(o, i) ? o->ins.v[i] : o->outs.v[i - o->ins.n];
+		o->nxf = i + 1;
+		if (ferry__subst_prepare(&o->xf[i], p) < 0) {
+			if (errno == ENOMEM)
+				return out_of_memory(c);
+			errorf(c, "cannot determine the current directory: %s", errno_str(errno));
+			return CLI_ERR;
+		}
+		for (size_t k = 0; k < i; k++) {
+			if (strcmp(o->xf[k].abs, o->xf[i].abs) == 0) {
+				errorf(c, "'%s' is given twice (%s '%s', %s '%s')", o->xf[i].abs,
+				       xf_option(o, k), o->xf[k].local, xf_option(o, i), p);
+				return usage_error(c);
+			}
+		}
 	}
-	rc = CLI_ERR;
+	return CLI_OK;
+}
+
+/* *word becomes a copy with the paths replaced, which o frees at the end. */
+static int subst_str(struct submit_opts *o, const char **word)
+{
+	char *w;
+
+	if (!*word)
+		return 0;
+	w = ferry__subst_word(o->xf, o->nxf, *word);
+	if (!w || strv_push(&o->owned, w) < 0) {
+		free(w);
+		return -1;
+	}
+	*word = w;
+	return 0;
+}
+
+/* NAME=VALUE: only the value; a name is no path. */
+static int subst_env(struct submit_opts *o, const char **entry)
+{
+	const char *eq = strchr(*entry, '=');
+	char *val = ferry__subst_word(o->xf, o->nxf, eq + 1);
+	char *w = val ? ferry__asprintf("%.*s=%s", (int)(eq - *entry), *entry, val) : NULL;
+
+	free(val);
+	if (!w || strv_push(&o->owned, w) < 0) {
+		free(w);
+		return -1;
+	}
+	*entry = w;
+	return 0;
+}
+
+static int subst_argv(struct submit_opts *o, char **argv)
+{
+	for (; *argv; argv++) {
+		char *w = ferry__subst_word(o->xf, o->nxf, *argv);
+		if (!w)
+			return -1;
+		free(*argv);
+		*argv = w;
+	}
+	return 0;
+}
+
+/*
+ * Every word the rule covers. Before the transfers exist (no server
+ * paths) this changes nothing and only finds which paths are named.
+ */
+static int subst_all(struct submit_opts *o, struct bulk *b)
+{
+	int bad = 0;
+
+	bad |= subst_str(o, &o->spec.stdin_path);
+	bad |= subst_str(o, &o->spec.stdout_path);
+	bad |= subst_str(o, &o->spec.stderr_path);
+	bad |= subst_str(o, &o->cwd);
+	for (size_t i = 0; i < o->env.n; i++)
+		bad |= subst_env(o, &o->env.v[i]);
+	for (size_t i = 0; i < b->n; i++)
+		bad |= subst_argv(o, b->jobs[i].argv);
+	return bad ? -1 : 0;
+}
+
+/* A path the job is not told about would be sent for nothing: surely a mistake. */
+static int xf_check_named(const struct ctx *c, const struct submit_opts *o)
+{
+	for (size_t i = 0; i < o->nxf; i++) {
+		if (o->xf[i].used)
+			continue;
+		errorf(c,
+		       "%s '%s' is named nowhere: neither as given nor as '%s' in the command, "
+		       "--stdin, --stdout, --stderr, --cwd or an --env value (see 'ferry help "
+		       "submit')",
+		       xf_option(o, i), o->xf[i].local, o->xf[i].abs);
+		return usage_error(c);
+	}
+	return CLI_OK;
+}
+
+/* Sends each --in, registers each --out; the server paths join --input and --output. */
+static int xf_make(struct ctx *c, struct submit_opts *o)
+{
+	int hours = o->disposal_given ? o->spec.disposal_timeout_hours : 0;
+
+	ferry__bar_attach(&c->bar, c->conn);
+	for (size_t i = 0; i < o->nxf; i++) {
+		struct ferry_subst *x = &o->xf[i];
+		int in = xf_is_input(o, i), rc;
+		char *sp = NULL;
+
+		c->bar.label = x->given;
+		rc = in ? ferry_send_file(c->conn, x->local, hours, &sp)
+			: ferry_register_transfer(c->conn, x->local, hours, &sp);
+		ferry__bar_end(&c->bar);
+		if (rc < 0) {
+			errorf(c, "%s '%s': %s", xf_option(o, i), x->local, api_msg(c, rc));
+			return CLI_ERR;
+		}
+		if (strv_push(&o->owned, sp) < 0) {
+			free(sp);
+			return out_of_memory(c);
+		}
+		x->server = sp;
+		if (strv_push(in ? &o->inputs : &o->outputs, sp) < 0)
+			return out_of_memory(c);
+	}
+	return CLI_OK;
+}
+
+static int submit_transfers(struct ctx *c, struct submit_opts *o, struct bulk *b)
+{
+	int rc = xf_prepare(c, o);
+
+	if (rc != CLI_OK || !o->nxf)
+		return rc;
+	if (subst_all(o, b) < 0)
+		return out_of_memory(c);
+	rc = xf_check_named(c, o);
+	if (rc != CLI_OK)
+		return rc;
 	if (ctx_connect(c) < 0)
-		goto out;
-	rc = ferry_submit_many(c->conn, specs, b.n, ids);
-	if (rc < 0) {
-		report(c, rc);
-		rc = CLI_ERR;
-		goto out;
-	}
-	rc = CLI_OK;
-out:
-	if (rc == CLI_OK)
-		rc = print_ids(c, ids, b.n);
-	free(ids);
-	free(specs);
-	bulk_release(&b);
+		return CLI_ERR;
+	rc = xf_make(c, o);
+	if (rc == CLI_OK && subst_all(o, b) < 0)
+		rc = out_of_memory(c);
 	return rc;
 }
 
-static int submit_one(struct ctx *c, struct submit_opts *o, char **argv)
+/* After a failure, what stays on the server is for the user to know. */
+static void report_made(const struct ctx *c, const struct submit_opts *o)
 {
-	ferry_job_id id;
+	int any = 0;
+
+	for (size_t i = 0; i < o->nxf; i++) {
+		if (!o->xf[i].server)
+			continue;
+		if (!any++)
+			errorf(c, "no job was submitted; these transfers were made and remain "
+				  "('ferry cancel-transfer SERVER_PATH' removes one; a new submit "
+				  "finds unchanged --in paths already sent):");
+		fprintf(stderr, "  %s <- %s (%s)\n", o->xf[i].server, o->xf[i].local,
+			xf_is_input(o, i) ? "sent" : "registered");
+	}
+}
+
+static int submit_jobs(struct ctx *c, const struct submit_opts *o, const struct bulk *b,
+		       ferry_job_id *ids)
+{
+	struct ferry_job_spec *specs;
 	int rc;
 
-	o->spec.argv = (const char *const *)argv;
-	o->spec.submission_key = o->key;
 	if (ctx_connect(c) < 0)
 		return CLI_ERR;
-	rc = ferry_submit(c->conn, &o->spec, &id);
+	if (!(specs = calloc(b->n, sizeof(*specs))))
+		return out_of_memory(c);
+	for (size_t i = 0; i < b->n; i++) {
+		specs[i] = o->spec;
+		specs[i].argv = (const char *const *)b->jobs[i].argv;
+		specs[i].submission_key = o->bulk ? b->jobs[i].key : o->key;
+	}
+	rc = o->bulk ? ferry_submit_many(c->conn, specs, b->n, ids)
+		     : ferry_submit(c->conn, specs, ids);
+	free(specs);
 	if (rc < 0) {
 		report(c, rc);
 		return CLI_ERR;
 	}
-	if (c->json)
-		printf("{\"id\": %" PRId64 "}\n", id);
-	else
-		printf("%" PRId64 "\n", id);
 	return CLI_OK;
+}
+
+static int submit_run(struct ctx *c, struct submit_opts *o, struct bulk *b, ferry_job_id *ids)
+{
+	int rc = submit_transfers(c, o, b);
+	char *cwd;
+
+	if (rc != CLI_OK)
+		return rc;
+	cwd = absolute_dir(c, o->cwd);
+	if (!cwd)
+		return CLI_ERR;
+	if (strv_push(&o->owned, cwd) < 0) {
+		free(cwd);
+		return out_of_memory(c);
+	}
+	o->spec.working_directory = cwd;
+	o->spec.env = o->env.v;
+	o->spec.referenced_input_files = o->inputs.v;
+	o->spec.referenced_output_files = o->outputs.v;
+	return submit_jobs(c, o, b, ids);
+}
+
+static json_t *xf_json(const struct submit_opts *o, int inputs)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < o->nxf; i++) {
+		if (xf_is_input(o, i) != inputs)
+			continue;
+		if (json_array_append_new(a, json_pack("{s:s,s:s}", "local_path", o->xf[i].local,
+						       "server_path", o->xf[i].server)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* The ids as always; with --json and --in/--out, an object that also has the server paths. */
+static int print_submitted(const struct ctx *c, const struct submit_opts *o,
+			   const ferry_job_id *ids, size_t n)
+{
+	json_t *j, *a = json_array();
+	int rc;
+
+	if (!c->json || !o->nxf) {
+		json_decref(a);
+		if (o->bulk)
+			return print_ids(c, ids, n);
+		printf(c->json ? "{\"id\": %" PRId64 "}\n" : "%" PRId64 "\n", ids[0]);
+		return CLI_OK;
+	}
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_integer((json_int_t)ids[i]));
+	j = o->bulk ? json_pack("{s:o}", "ids", a) : json_pack("{s:I}", "id", (json_int_t)ids[0]);
+	if (!o->bulk)
+		json_decref(a);
+	if (!j || jset(j, "inputs", xf_json(o, 1)) < 0 || jset(j, "outputs", xf_json(o, 0)) < 0) {
+		json_decref(j);
+		return out_of_memory(c);
+	}
+	rc = print_json(c, j, JSON_COMPACT);
+	json_decref(j);
+	return rc;
+}
+
+static int submit_check(const struct ctx *c, const struct submit_opts *o, int nargs)
+{
+	if (o->bulk && nargs > 0)
+		errorf(c, "--bulk and a command exclude each other");
+	else if (!o->bulk && nargs == 0)
+		errorf(c, "no command given");
+	else if (o->bulk && o->outs.n)
+		errorf(c, "--out and --bulk exclude each other: every job of the file would "
+			  "write the one output (register one per job with 'ferry register' "
+			  "and name it with --output)");
+	else
+		return CLI_OK;
+	return usage_error(c);
+}
+
+static void submit_release(struct submit_opts *o, struct bulk *b)
+{
+	for (size_t i = 0; i < o->nxf; i++)
+		ferry__subst_release(&o->xf[i]);
+	free(o->xf);
+	strv_free_all(&o->owned);
+	free(o->env.v);
+	free(o->inputs.v);
+	free(o->outputs.v);
+	free(o->ins.v);
+	free(o->outs.v);
+	bulk_release(b);
 }
 
 static int cmd_submit(struct ctx *c, int argc, char **argv)
@@ -1056,6 +1347,8 @@ static int cmd_submit(struct ctx *c, int argc, char **argv)
 	    {"env", required_argument, NULL, OPT_ENV},
 	    {"input", required_argument, NULL, OPT_INPUT},
 	    {"output", required_argument, NULL, OPT_OUTPUT},
+	    {"in", required_argument, NULL, OPT_IN},
+	    {"out", required_argument, NULL, OPT_OUT},
 	    {"disposal", required_argument, NULL, OPT_DISPOSAL},
 	    {"cpus", required_argument, NULL, OPT_CPUS},
 	    {"memory", required_argument, NULL, OPT_MEMORY},
@@ -1068,39 +1361,28 @@ static int cmd_submit(struct ctx *c, int argc, char **argv)
 	    {0},
 	};
 	struct submit_opts o = {0};
-	char *cwd = NULL;
+	struct bulk b = {0};
+	ferry_job_id *ids = NULL;
 	int rc;
 
 	ferry_job_spec_init(&o.spec);
 	/* '+': options end at the command, whose own options are its business. */
 	rc = parse_opts(c, argc, argv, "+hn:o:e:i:j", opts, submit_opt, &o);
-	if (rc != CLI_OK)
-		goto out;
-	rc = CLI_USAGE;
-	if (o.bulk && optind < argc) {
-		errorf(c, "--bulk and a command exclude each other");
-		usage_error(c);
-		goto out;
-	}
-	if (!o.bulk && optind >= argc) {
-		errorf(c, "no command given");
-		usage_error(c);
-		goto out;
-	}
-	rc = CLI_ERR;
-	cwd = absolute_dir(c, o.cwd);
-	if (!cwd)
-		goto out;
-	o.spec.working_directory = cwd;
-	o.spec.env = o.env.v;
-	o.spec.referenced_input_files = o.inputs.v;
-	o.spec.referenced_output_files = o.outputs.v;
-	rc = o.bulk ? submit_bulk(c, &o) : submit_one(c, &o, argv + optind);
-out:
-	free(cwd);
-	free(o.env.v);
-	free(o.inputs.v);
-	free(o.outputs.v);
+	if (rc == CLI_OK)
+		rc = submit_check(c, &o, argc - optind);
+	if (rc == CLI_OK)
+		rc = o.bulk ? read_bulk(c, o.bulk, o.key, &b) : bulk_add_copy(c, &b, argv + optind);
+	if (rc == CLI_OK && b.n && !(ids = calloc(b.n, sizeof(*ids))))
+		rc = out_of_memory(c);
+	/* an empty --bulk file submits nothing, and says so with no ids */
+	if (rc == CLI_OK && b.n)
+		rc = submit_run(c, &o, &b, ids);
+	if (rc == CLI_OK)
+		rc = print_submitted(c, &o, ids, b.n);
+	else if (rc != CLI_DONE)
+		report_made(c, &o);
+	free(ids);
+	submit_release(&o, &b);
 	return rc;
 }
 
@@ -1758,12 +2040,21 @@ struct tr_opts {
 	long long disposal;
 	const char *to;
 	int force;
+	const char *allowed; /* the command's short options: the long ones it takes */
 };
 
 static int tr_opt(struct ctx *c, void *data, int opt, const char *arg)
 {
 	struct tr_opts *o = data;
 
+	/* the transfer commands share one table of long options, not their meaning */
+	if (!strchr(o->allowed, opt)) {
+		errorf(c, "option '--%s' does not apply to this command",
+		       opt == 'd'   ? "disposal"
+		       : opt == 't' ? "to"
+				    : "force");
+		return usage_error(c);
+	}
 	switch (opt) {
 	case 'd':
 		return int_option(c, "--disposal", arg, 1, DISPOSAL_MAX_HOURS, &o->disposal) < 0
@@ -1787,8 +2078,11 @@ static int tr_parse(struct ctx *c, int argc, char **argv, const char *shortopts,
 	    {"disposal", required_argument, NULL, 'd'}, {"to", required_argument, NULL, 't'},
 	    {"force", no_argument, NULL, 'f'},		{0},
 	};
-	int rc = parse_opts(c, argc, argv, shortopts, opts, tr_opt, o);
-	int n = argc - optind;
+	int rc, n;
+
+	o->allowed = shortopts;
+	rc = parse_opts(c, argc, argv, shortopts, opts, tr_opt, o);
+	n = argc - optind;
 
 	if (rc != CLI_OK)
 		return rc;
@@ -1812,6 +2106,14 @@ static int print_path(const struct ctx *c, const char *path)
 	return CLI_OK;
 }
 
+/* A path's last component, for the progress bar's label. */
+static const char *last_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash && slash[1] ? slash + 1 : path;
+}
+
 /* ferry send PATH... : one transfer; prints its server path */
 static int cmd_send(struct ctx *c, int argc, char **argv)
 {
@@ -1821,8 +2123,11 @@ static int cmd_send(struct ctx *c, int argc, char **argv)
 
 	if (rc != CLI_OK)
 		return rc;
+	c->bar.label = last_name(argv[optind]);
+	ferry__bar_attach(&c->bar, c->conn);
 	rc = ferry_send_files(c->conn, (const char *const *)argv + optind, (size_t)(argc - optind),
 			      (int)o.disposal, &sp);
+	ferry__bar_end(&c->bar);
 	if (rc < 0) {
 		report(c, rc);
 		return CLI_ERR;
@@ -1857,9 +2162,12 @@ static int cmd_retrieve(struct ctx *c, int argc, char **argv)
 
 	if (rc != CLI_OK)
 		return rc;
+	c->bar.label = last_name(o.to ? o.to : argv[optind]);
+	ferry__bar_attach(&c->bar, c->conn);
 	rc = o.to ? ferry_retrieve_file_to(c->conn, argv[optind], o.to,
 					   o.force ? FERRY_OVERWRITE : 0)
 		  : ferry_retrieve_file(c->conn, argv[optind]);
+	ferry__bar_end(&c->bar);
 	if (rc < 0) {
 		report(c, rc);
 		return CLI_ERR;
@@ -1909,53 +2217,82 @@ static json_t *transfer_json(const struct ferry_transfer_info *t)
 	return o;
 }
 
-/* ferry transfers [SERVER_PATH]: all of them, or everything about one */
+/* Everything about one transfer: a JSON object, or one "key: value" line each. */
+static int show_transfer(const struct ctx *c, const char *server_path)
+{
+	struct ferry_transfer_info *t = NULL;
+	json_t *o;
+	int rc = ferry_transfer_info(c->conn, server_path, &t);
+
+	if (rc < 0) {
+		report(c, rc);
+		return CLI_ERR;
+	}
+	o = transfer_json(t);
+	ferry_transfer_info_free(t);
+	if (!o)
+		return out_of_memory(c);
+	rc = CLI_OK;
+	if (c->json)
+		rc = print_json(c, o, JSON_INDENT(2));
+	else
+		print_job_human(o);
+	json_decref(o);
+	return rc;
+}
+
+static int cmd_transfer_info(struct ctx *c, int argc, char **argv)
+{
+	struct tr_opts o = {0};
+	int rc = tr_parse(c, argc, argv, "h", &o, 1, 1);
+
+	return rc != CLI_OK ? rc : show_transfer(c, argv[optind]);
+}
+
+static void print_transfer_row(const json_t *t)
+{
+	const char *msg = json_string_value(json_object_get(t, "message"));
+
+	printf("%-13s %-9s %12lld  %s <- %s\n", json_string_value(json_object_get(t, "state")),
+	       json_string_value(json_object_get(t, "kind")),
+	       (long long)json_integer_value(json_object_get(t, "size")),
+	       json_string_value(json_object_get(t, "server_path")),
+	       json_string_value(json_array_get(json_object_get(t, "local_paths"), 0)));
+	if (msg)
+		printf("              %s\n", msg);
+}
+
+/* ferry transfers [SERVER_PATH]: all of them, or (as transfer-info) everything about one */
 static int cmd_transfers(struct ctx *c, int argc, char **argv)
 {
 	struct tr_opts o = {0};
-	struct ferry_transfer_info **list = NULL, *one = NULL;
-	size_t n = 0;
-	json_t *all;
+	struct ferry_transfer_info **list = NULL;
+	size_t n = 0, i;
+	json_t *all, *t;
 	int rc = tr_parse(c, argc, argv, "h", &o, 0, 1);
 
 	if (rc != CLI_OK)
 		return rc;
-	rc = optind < argc ? ferry_transfer_info(c->conn, argv[optind], &one)
-			   : ferry_transfers(c->conn, &list, &n);
+	if (optind < argc)
+		return show_transfer(c, argv[optind]);
+	rc = ferry_transfers(c->conn, &list, &n);
 	if (rc < 0) {
 		report(c, rc);
 		return CLI_ERR;
 	}
 	all = json_array();
-	if (one)
-		json_array_append_new(all, transfer_json(one));
-	for (size_t i = 0; i < n; i++)
+	for (i = 0; all && i < n; i++)
 		json_array_append_new(all, transfer_json(list[i]));
-	ferry_transfer_info_free(one);
 	ferry_transfer_list_free(list, n);
 	if (!all)
 		return out_of_memory(c);
+	rc = CLI_OK;
 	if (c->json) {
-		rc = print_json(c, one ? json_array_get(all, 0) : all, JSON_INDENT(2));
+		rc = print_json(c, all, JSON_INDENT(2));
 	} else {
-		size_t i;
-		json_t *t;
 		printf("%-13s %-9s %12s  %s\n", "STATE", "KIND", "BYTES",
 		       "SERVER PATH <- LOCAL PATH");
-		json_array_foreach(all, i, t)
-		{
-			printf("%-13s %-9s %12lld  %s <- %s\n",
-			       json_string_value(json_object_get(t, "state")),
-			       json_string_value(json_object_get(t, "kind")),
-			       (long long)json_integer_value(json_object_get(t, "size")),
-			       json_string_value(json_object_get(t, "server_path")),
-			       json_string_value(
-				   json_array_get(json_object_get(t, "local_paths"), 0)));
-			const char *msg = json_string_value(json_object_get(t, "message"));
-			if (msg)
-				printf("              %s\n", msg);
-		}
-		rc = CLI_OK;
+		json_array_foreach(all, i, t) print_transfer_row(t);
 	}
 	json_decref(all);
 	return rc;
@@ -2258,7 +2595,14 @@ static const char submit_help[] =
     "      --env NAME=VALUE   add to the job's environment (repeatable)\n"
     "      --input FILE       file that must exist before the start (repeatable)\n"
     "      --output FILE      file the job produces (repeatable)\n"
-    "      --disposal HOURS   keep the record that long after the end (default 168)\n"
+    "      --in PATH          send a local file or directory first and name it as an\n"
+    "                         input (repeatable); PATH in the command becomes its\n"
+    "                         server path (see below)\n"
+    "      --out PATH         register a local path first and name it as an output\n"
+    "                         (repeatable; not with --bulk); PATH is replaced the same\n"
+    "                         way, and 'ferry retrieve SERVER_PATH' fetches it to PATH\n"
+    "      --disposal HOURS   keep the record (and --in/--out transfers) that long\n"
+    "                         after the end (default 168)\n"
     "      --cpus N           slots the job uses (default 1)\n"
     "      --memory SIZE      memory limit in MB, or with suffix M or G (512M, 2G)\n"
     "      --walltime TIME    wall-clock limit: seconds or [[HH:]MM:]SS\n"
@@ -2270,7 +2614,20 @@ static const char submit_help[] =
     "                         blank and '#' lines are skipped; with --key, the\n"
     "                         i-th command gets the key KEY-i (i from 1);\n"
     "                         prints one id per line\n"
-    "      --json             print {\"id\": N}, or an array of ids with --bulk\n";
+    "      --json             print {\"id\": N}, or an array of ids with --bulk; with\n"
+    "                         --in/--out, also \"inputs\" and \"outputs\" (local_path,\n"
+    "                         server_path), and \"ids\" for --bulk's array\n\n"
+    "--in and --out: the arguments of the command and the values of --stdin,\n"
+    "--stdout, --stderr, --cwd and --env (after the '=') have each occurrence of\n"
+    "PATH replaced by its server path, PATH spelt as given (without trailing '/')\n"
+    "or in its absolute form ('.' and '..' resolved, links not). An occurrence\n"
+    "counts where it does not continue a longer name: it starts the value or\n"
+    "follows a character other than a letter, digit, '.', '_', '-', '+', '~' or\n"
+    "'/', and it ends the value or is followed by '/' or such a character. So\n"
+    "--in a.nii rewrites 'a.nii', '--x=a.nii', 'a.nii,b' and \"sh -c 'gzip a.nii'\",\n"
+    "not 'ba.nii', 'a.nii.gz', './a.nii' or '-ia.nii'. A PATH named nowhere is an\n"
+    "error. The transfers are made before the job is submitted; if that fails,\n"
+    "the ones made are listed.\n";
 
 static const char wait_help[] =
     "Exit status: 0 when every job ended done, 4 when one failed (the\n"
@@ -2298,7 +2655,8 @@ static const char daemon_help[] =
 static const char send_help[] =
     "Sends files or one directory tree (modes and mtimes kept) as one transfer\n"
     "and prints the server path to use in jobs (--input). Sending the same\n"
-    "paths again resumes an interrupted send.\n\n"
+    "paths again resumes an interrupted send. On a terminal, a transfer of 4 MiB\n"
+    "or more shows a progress bar on stderr.\n\n"
     "Options:\n"
     "  -d, --disposal HOURS  keep the copy that long after it is complete (168)\n";
 
@@ -2310,13 +2668,15 @@ static const char register_help[] =
 
 static const char retrieve_help[] =
     "Downloads a transfer to the local path it was sent or registered with\n"
-    "(replacing it), or to DEST. Resumes an interrupted download.\n\n"
+    "(replacing it), or to DEST. Resumes an interrupted download. On a terminal,\n"
+    "a transfer of 4 MiB or more shows a progress bar on stderr.\n\n"
     "Options:\n"
     "  -t, --to DEST  another destination (a directory for several files)\n"
     "  -f, --force    replace DEST if it exists\n";
 
 static const char cancel_help[] =
-    "Removes a transfer's files and record now.\n\n"
+    "Removes a transfer's files and record now. (Not 'cancel': that would read as\n"
+    "an action on jobs, which 'ferry kill' ends.)\n\n"
     "Options:\n"
     "  -f, --force  also when unfinished jobs name it (jobs waiting for it end aborted)\n";
 
@@ -2351,8 +2711,10 @@ static const struct cmd commands[] = {
      register_help, NULL},
     {"retrieve", cmd_retrieve, "[--to DEST [--force]] SERVER_PATH",
      "Download a transfer to its local path", retrieve_help, NULL},
-    {"transfers", cmd_transfers, "[--json] [SERVER_PATH]", "List transfers, or show one", NULL,
-     NULL},
+    {"transfers", cmd_transfers, "[--json] [SERVER_PATH]",
+     "List transfers, or show one (as transfer-info)", NULL, NULL},
+    {"transfer-info", cmd_transfer_info, "[--json] SERVER_PATH",
+     "Print everything known about a transfer", NULL, NULL},
     {"cancel-transfer", cmd_cancel_transfer, "[--force] SERVER_PATH", "Remove a transfer at once",
      cancel_help, NULL},
     {"resources", cmd_resources, "[--no-check] [--json]",
@@ -2392,7 +2754,7 @@ static void print_main_help(FILE *f)
 	      "Commands:\n",
 	      f);
 	for (i = 0; i < FERRY_ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
 	fputs("\nExit status:\n"
 	      "  0  success\n"
 	      "  1  error\n"

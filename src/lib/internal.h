@@ -43,6 +43,8 @@ struct ferry_conn {
 	int replayed;	       /* the last call was sent again after a reconnect */
 	int lost;	       /* the link broke: the next open is a reconnection */
 	struct out_cursor *cursors;
+	ferry_progress_fn progress_fn; /* ferry_set_progress(); NULL: none */
+	void *progress_ud;
 	char errmsg[1024];
 };
 

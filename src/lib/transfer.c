@@ -30,6 +30,49 @@
 #define WINDOW	    4 /* chunks in flight: the link never waits for the engine */
 #define PART_SUFFIX ".ferry-part"
 
+/*
+ * A call's progress (ferry_set_progress): base is the bytes of the other
+ * files, present or moved, so that one file's offset gives the whole's;
+ * last keeps done from going back when a retry starts a file over.
+ */
+struct progress {
+	ferry_progress_fn fn;
+	void *ud;
+	int64_t total, base, last;
+	int started;
+};
+
+static void progress_init(struct progress *p, ferry_conn *c)
+{
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_lock(&c->mu);
+	p->fn = c->progress_fn;
+	p->ud = c->progress_ud;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void progress_at(struct progress *p, int64_t done)
+{
+	if (!p->fn)
+		return;
+	done = done < p->last ? p->last : done > p->total ? p->total : done;
+	if (p->started && done == p->last)
+		return;
+	p->started = 1;
+	p->last = done;
+	p->fn(p->ud, done, p->total);
+}
+
+FERRY_EXPORT int ferry_set_progress(ferry_conn *c, ferry_progress_fn fn, void *userdata)
+{
+	pthread_mutex_lock(&c->mu);
+	c->progress_fn = fn;
+	c->progress_ud = userdata;
+	c->errmsg[0] = '\0';
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
 struct lfile {
 	char *abs; /* local path */
 	char *rel; /* path in the transfer: top name / ... */
@@ -247,14 +290,16 @@ static int put(ferry_conn *c, int64_t id, size_t idx, int64_t off, const void *d
  * file durable finds little left to write. Returns 0, or -1 with errno
  * set, and 0 with errno 0 for a source that ended early.
  */
-static int copy_range(int in, int out, int64_t off, int64_t size)
+static int copy_range(int in, int out, int64_t off, int64_t size, struct progress *p)
 {
 	enum { SLICE = 64 << 20 };
+	/* a progress report per chunk needs copies no larger; the writeback keeps its slices */
+	size_t step = p->fn ? CHUNK : SLICE;
 	loff_t ri = off, ro = off, synced = off;
 	char *buf = NULL;
 
 	while (ri < size) {
-		size_t want = size - ri < SLICE ? (size_t)(size - ri) : SLICE;
+		size_t want = size - ri < (int64_t)step ? (size_t)(size - ri) : step;
 		ssize_t n = copy_file_range(in, &ri, out, &ro, want, 0);
 		if (n < 0 && errno != EINTR && errno != EXDEV && errno != EINVAL &&
 		    errno != ENOSYS && errno != EOPNOTSUPP)
@@ -279,6 +324,7 @@ static int copy_range(int in, int out, int64_t off, int64_t size)
 			sync_file_range(out, synced, ro - synced, SYNC_FILE_RANGE_WRITE);
 			synced = ro;
 		}
+		progress_at(p, p->base + ro);
 	}
 	free(buf);
 	return 0;
@@ -290,7 +336,8 @@ fail:;
 }
 
 /* Copies src from off to the end into the engine's partial file, on this host. */
-static int copy_local(ferry_conn *c, const struct lfile *f, const char *part, int64_t off)
+static int copy_local(ferry_conn *c, const struct lfile *f, const char *part, int64_t off,
+		      struct progress *p)
 {
 	int in = open(f->abs, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
 
@@ -300,7 +347,7 @@ static int copy_local(ferry_conn *c, const struct lfile *f, const char *part, in
 	out = open(part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0)
 		rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", part, strerror(errno));
-	else if (copy_range(in, out, off, f->size) < 0)
+	else if (copy_range(in, out, off, f->size, p) < 0)
 		rc = errno ? ferry__seterr(c, FERRY_EIO, "cannot copy '%s' to '%s': %s", f->abs,
 					   part, strerror(errno))
 			   : ferry__seterr(c, FERRY_EIO, "'%s' became shorter while sent", f->abs);
@@ -317,8 +364,9 @@ static int copy_local(ferry_conn *c, const struct lfile *f, const char *part, in
  * reconnects) and goes on from there.
  */
 static int stream_file(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f, int64_t off,
-		       json_t **last)
+		       json_t **last, struct progress *p)
 {
+	int64_t acked = off; /* answers come in order, for chunks cut the same way */
 	char *buf = malloc(CHUNK);
 	int fd = open(f->abs, O_RDONLY | O_CLOEXEC), rc = 0, inflight = 0, sent_empty = 0;
 	int link_broke = 0;
@@ -372,6 +420,8 @@ static int stream_file(ferry_conn *c, int64_t id, size_t idx, const struct lfile
 		} else {
 			json_decref(*last);
 			*last = r;
+			acked += f->size - acked < CHUNK ? f->size - acked : CHUNK;
+			progress_at(p, p->base + acked);
 		}
 	}
 broken:
@@ -390,17 +440,17 @@ out:
 
 /* Sends file idx from off; its last put makes the engine check it. */
 static int send_one(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f, int64_t off,
-		    const char *part, json_t **last)
+		    const char *part, json_t **last, struct progress *p)
 {
 	int rc;
 
 	if (!c->cfg.host && part && *part) {
-		rc = copy_local(c, f, part, off);
+		rc = copy_local(c, f, part, off, p);
 		json_decref(*last);
 		*last = NULL;
 		return rc ? rc : put(c, id, idx, f->size, NULL, 0, last);
 	}
-	return stream_file(c, id, idx, f, off, last);
+	return stream_file(c, id, idx, f, off, last, p);
 }
 
 /* Asks for (or creates) the transfer; *reply has where each file stands. */
@@ -422,11 +472,44 @@ static int begin_send(ferry_conn *c, json_t *lps, const struct manifest *m, int 
 		     NULL, 0, reply, NULL, NULL);
 }
 
+/* Sends what the engine lacks, as its reply to transfer_send tells. */
+static int send_missing(ferry_conn *c, const struct manifest *m, json_t *reply, json_t **last,
+			struct progress *p)
+{
+	json_t *st = json_object_get(reply, "files");
+	int64_t id = json_integer_value(json_object_get(reply, "id")), present = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		json_t *f = json_array_get(st, i);
+		present += json_is_true(json_object_get(f, "complete"))
+			       ? m->v[i].size
+			       : json_integer_value(json_object_get(f, "done"));
+	}
+	progress_at(p, present);
+	for (size_t i = 0; !rc && i < m->n; i++) {
+		json_t *f = json_array_get(st, i);
+		int64_t done = json_integer_value(json_object_get(f, "done"));
+		if (m->v[i].is_dir || json_is_true(json_object_get(f, "complete")))
+			continue;
+		p->base = present - done;
+		rc = send_one(c, id, i, &m->v[i], done,
+			      json_string_value(json_object_get(f, "part_path")), last, p);
+		present += m->v[i].size - done;
+	}
+	return rc;
+}
+
 static int send_all(ferry_conn *c, json_t *lps, const struct manifest *m, int hours,
 		    char **server_path)
 {
 	json_t *reply = NULL, *last = NULL;
+	struct progress p;
 	int rc = 0;
+
+	progress_init(&p, c);
+	for (size_t i = 0; i < m->n; i++)
+		p.total += m->v[i].size;
 
 	/*
 	 * A chunk refused as out of place (a replay after a lost link), or a
@@ -439,16 +522,7 @@ static int send_all(ferry_conn *c, json_t *lps, const struct manifest *m, int ho
 		rc = begin_send(c, lps, m, hours, &reply);
 		if (rc)
 			break;
-		json_t *st = json_object_get(reply, "files");
-		int64_t id = json_integer_value(json_object_get(reply, "id"));
-		for (size_t i = 0; !rc && i < m->n; i++) {
-			json_t *p = json_array_get(st, i);
-			if (m->v[i].is_dir || json_is_true(json_object_get(p, "complete")))
-				continue;
-			rc = send_one(c, id, i, &m->v[i],
-				      json_integer_value(json_object_get(p, "done")),
-				      json_string_value(json_object_get(p, "part_path")), &last);
-		}
+		rc = send_missing(c, m, reply, &last, &p);
 		if (rc != FERRY_ESTATE)
 			break;
 	}
@@ -465,6 +539,8 @@ static int send_all(ferry_conn *c, json_t *lps, const struct manifest *m, int ho
 			rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 		json_decref(again);
 	}
+	if (!rc)
+		progress_at(&p, p.total); /* also when nothing was left to send */
 	json_decref(reply);
 	json_decref(last);
 	return rc;
@@ -557,7 +633,7 @@ FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path, 
  * reconnects and resumes from what reached the disk.
  */
 static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int out, const char *tmp,
-		      int64_t off, int64_t size)
+		      int64_t off, int64_t size, struct progress *p)
 {
 	int64_t asked = off;
 	int rc = 0, inflight = 0, link_broke = 0;
@@ -604,6 +680,7 @@ static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int ou
 				rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", tmp,
 						   strerror(errno));
 			off += (int64_t)len;
+			progress_at(p, p->base + off);
 		}
 		json_decref(r);
 		free(bin);
@@ -620,7 +697,7 @@ done:
 
 /* Fetches one file of the transfer into tmp (resuming at its size) and checks it. */
 static int fetch_file(ferry_conn *c, const char *server_path, const char *server_file, size_t idx,
-		      json_t *f, const char *tmp)
+		      json_t *f, const char *tmp, struct progress *p)
 {
 	int64_t size = json_integer_value(json_object_get(f, "size"));
 	const char *want = json_string_value(json_object_get(f, "hash"));
@@ -640,10 +717,11 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 		rc = ferry__seterr(c, FERRY_EIO, "cannot truncate '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
+	progress_at(p, p->base + off);
 	if (!c->cfg.host) {
 		/* the engine's host is this one: let the kernel copy */
 		int in = open(server_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (in < 0 || copy_range(in, out, off, size) < 0) {
+		if (in < 0 || copy_range(in, out, off, size, p) < 0) {
 			rc = ferry__seterr(c, FERRY_EIO, "cannot copy '%s': %s", server_file,
 					   errno ? strerror(errno) : "it became shorter");
 			if (in >= 0)
@@ -652,7 +730,7 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 		}
 		close(in);
 	}
-	if (c->cfg.host && (rc = stream_get(c, server_path, idx, out, tmp, off, size)))
+	if (c->cfg.host && (rc = stream_get(c, server_path, idx, out, tmp, off, size, p)))
 		goto out;
 	int e = ferry__hash_fd(out, (uint64_t)size, got);
 	if (e < 0 || strcmp(got, want)) {
@@ -668,6 +746,7 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 	}
 	if (fsync(out) < 0)
 		rc = ferry__seterr(c, FERRY_EIO, "cannot sync '%s': %s", tmp, strerror(errno));
+	p->base += size;
 out:
 	if (out >= 0)
 		close(out);
@@ -704,7 +783,8 @@ static void fsync_dir_of(const char *path)
 }
 
 /* Retrieves one top entry (file or tree) of the transfer to target. */
-static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *target)
+static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *target,
+		     struct progress *prog)
 {
 	const char *sp = json_string_value(json_object_get(tr, "server_path"));
 	json_t *files = json_object_get(tr, "files"), *f;
@@ -738,7 +818,7 @@ static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *tar
 				rc = ferry__seterr(c, errno_code(errno), "cannot create '%s': %s",
 						   local, strerror(errno));
 		} else {
-			rc = fetch_file(c, sp, remote, i, f, local);
+			rc = fetch_file(c, sp, remote, i, f, local, prog);
 		}
 		free(local);
 		free(remote);
@@ -794,21 +874,12 @@ static char *target_of(ferry_conn *c, json_t *tr, const char *top, size_t ntops,
 	return NULL;
 }
 
-static int retrieve(ferry_conn *c, const char *server_path, const char *dest, unsigned flags)
+/* The first components of the manifest's paths, in order, each once. */
+static json_t *top_names(json_t *files)
 {
-	json_t *reply = NULL, *tr, *files, *f, *tops = json_array();
+	json_t *tops = json_array(), *f;
 	size_t i;
-	int rc;
 
-	c->errmsg[0] = '\0';
-	if (!server_path)
-		return ferry__seterr(c, FERRY_EINVAL, "no server path");
-	rc = tcall(c, json_pack("{s:s,s:s}", "op", "transfer_manifest", "server_path", server_path),
-		   NULL, 0, &reply, NULL, NULL);
-	if (rc)
-		goto out;
-	tr = json_object_get(reply, "transfer");
-	files = json_object_get(tr, "files");
 	json_array_foreach(files, i, f)
 	{
 		const char *p = json_string_value(json_object_get(f, "path"));
@@ -821,6 +892,37 @@ static int retrieve(ferry_conn *c, const char *server_path, const char *dest, un
 			json_array_append_new(tops, json_string(t));
 		free(t);
 	}
+	return tops;
+}
+
+static int64_t files_size(json_t *files)
+{
+	int64_t sum = 0;
+	json_t *f;
+	size_t i;
+
+	json_array_foreach(files, i, f) sum += json_integer_value(json_object_get(f, "size"));
+	return sum;
+}
+
+static int retrieve(ferry_conn *c, const char *server_path, const char *dest, unsigned flags,
+		    struct progress *p)
+{
+	json_t *reply = NULL, *tr, *f, *tops = NULL;
+	size_t i;
+	int rc;
+
+	c->errmsg[0] = '\0';
+	if (!server_path)
+		return ferry__seterr(c, FERRY_EINVAL, "no server path");
+	rc = tcall(c, json_pack("{s:s,s:s}", "op", "transfer_manifest", "server_path", server_path),
+		   NULL, 0, &reply, NULL, NULL);
+	if (rc)
+		goto out;
+	tr = json_object_get(reply, "transfer");
+	tops = top_names(json_object_get(tr, "files"));
+	p->total = files_size(json_object_get(tr, "files"));
+	p->base = 0;
 	if (dest && json_array_size(tops) > 1 && mkdir(dest, 0700) < 0 && errno != EEXIST) {
 		rc = ferry__seterr(c, errno_code(errno), "cannot create '%s': %s", dest,
 				   strerror(errno));
@@ -844,11 +946,12 @@ static int retrieve(ferry_conn *c, const char *server_path, const char *dest, un
 			free(target);
 			goto out;
 		}
-		rc = fetch_top(c, tr, json_string_value(f), target);
+		rc = fetch_top(c, tr, json_string_value(f), target, p);
 		free(target);
 		if (rc)
 			goto out;
 	}
+	progress_at(p, p->total); /* a transfer without files has moved all too */
 	rc =
 	    tcall(c, json_pack("{s:s,s:s}", "op", "transfer_retrieved", "server_path", server_path),
 		  NULL, 0, NULL, NULL, NULL);
@@ -863,9 +966,11 @@ static int retrieve_resuming(ferry_conn *c, const char *server_path, const char 
 			     unsigned flags)
 {
 	int rc = FERRY_ESTATE;
+	struct progress p;
 
+	progress_init(&p, c);
 	for (int attempt = 0; rc == FERRY_ESTATE && attempt < 1000; attempt++) {
-		rc = retrieve(c, server_path, dest, flags | (attempt ? FERRY_OVERWRITE : 0));
+		rc = retrieve(c, server_path, dest, flags | (attempt ? FERRY_OVERWRITE : 0), &p);
 		if (rc == FERRY_ESTATE && c->fd >= 0)
 			break; /* a real state error from the engine, not a broken link */
 	}
