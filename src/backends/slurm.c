@@ -740,13 +740,92 @@ static size_t fields(char *line, char **f, size_t max)
 	return n;
 }
 
-/* sacct rows (JobID|State|ExitCode|UserCPU|SystemCPU|MaxRSS|Start|End) for ids. */
+/*
+ * Whether rec names the pending remainder of an array ("A" alone, or
+ * "A_[2-4,7]" in sacct) that held the task native "A_T". A task still
+ * pending when Slurm cancels it never gets a record of its own: only the
+ * remainder's record tells how it ended.
+ */
+static int in_remainder(const char *rec, const char *native)
+{
+	const char *us = strchr(native, '_');
+	size_t al = us ? (size_t)(us - native) : 0;
+	long t;
+
+	if (!us || strncmp(rec, native, al) || (rec[al] && strncmp(rec + al, "_[", 2)))
+		return 0;
+	if (!rec[al])
+		return 1;
+	t = atol(us + 1);
+	for (const char *p = rec + al + 2; isdigit((unsigned char)*p);) {
+		char *e;
+		long lo = strtol(p, &e, 10), hi = lo, step = 1;
+		if (*e == '-')
+			hi = strtol(e + 1, &e, 10);
+		if (*e == ':')
+			step = strtol(e + 1, &e, 10);
+		if (t >= lo && t <= hi && step > 0 && (t - lo) % step == 0)
+			return 1;
+		if (*e != ',')
+			break;
+		p = e + 1;
+	}
+	return 0;
+}
+
+/* Whether a record named rec tells of r: its own, or (pass 1) its array's remainder. */
+static int names(const char *rec, const struct sres *r, int pass)
+{
+	return pass ? in_remainder(rec, r->native) : !strcmp(rec, r->native);
+}
+
+/* The array ids among the natives ("A" of "A_T"), for sacct to list their remainders. */
+static void add_arrays(FILE *f, const struct sres *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t al = strcspn(r[i].native, "_");
+		if (r[i].native[al] && (!i || strncmp(r[i - 1].native, r[i].native, al + 1)))
+			fprintf(f, ",%.*s", (int)al, r[i].native);
+	}
+}
+
+/* One sacct row (JobID|State|ExitCode|UserCPU|SystemCPU|MaxRSS|Start|End) into r. */
+static void sacct_row(char **f, struct sres *r, size_t n, int pass)
+{
+	char *dot = strchr(f[0], '.');
+
+	if (dot)
+		*dot = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if ((pass && r[i].state[0]) || !names(f[0], &r[i], pass))
+			continue;
+		if (dot) { /* a step: what it used, the batch step's exit */
+			int64_t kb = parse_kb(f[5]);
+			if (kb > r[i].maxrss_kb)
+				r[i].maxrss_kb = kb;
+			continue;
+		}
+		if (!ended_state(f[1]))
+			continue; /* accounting has not heard of the end yet */
+		snprintf(r[i].state, sizeof(r[i].state), "%s", f[1]);
+		sscanf(f[2], "%d:%d", &r[i].code, &r[i].sig);
+		r[i].user = parse_duration(f[3]);
+		r[i].sys = parse_duration(f[4]);
+		r[i].start = parse_time(f[6]);
+		r[i].end = parse_time(f[7]);
+	}
+	if (dot)
+		*dot = '.';
+}
+
+/* What accounting says of the jobs of r (ids: their natives, comma-separated). */
 static void from_sacct(const char *ids, struct sres *r, size_t n)
 {
 	char *argv[] = {"sacct", "-n", "-P", "-j", (char *)ids, "-o",
 			"JobID,State,ExitCode,UserCPU,SystemCPU,MaxRSS,Start,End", NULL};
 	struct ferry_output out;
-	char msg[512], *save = NULL;
+	char msg[512], *save = NULL, *(*rows)[8] = NULL;
+	size_t nrows = 0, cap = 0;
 
 	if (S.accounting == 0)
 		return;
@@ -757,31 +836,21 @@ static void from_sacct(const char *ids, struct sres *r, size_t n)
 	}
 	S.accounting = 1;
 	for (char *l = strtok_r(out.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char *f[8], *dot;
-		if (fields(l, f, 8) < 8)
-			continue;
-		dot = strchr(f[0], '.');
-		if (dot)
-			*dot = '\0';
-		for (size_t i = 0; i < n; i++) {
-			if (strcmp(r[i].native, f[0]))
-				continue;
-			if (dot) { /* a step: what it used, the batch step's exit */
-				int64_t kb = parse_kb(f[5]);
-				if (kb > r[i].maxrss_kb)
-					r[i].maxrss_kb = kb;
-				continue;
-			}
-			if (!ended_state(f[1]))
-				continue; /* accounting has not heard of the end yet */
-			snprintf(r[i].state, sizeof(r[i].state), "%s", f[1]);
-			sscanf(f[2], "%d:%d", &r[i].code, &r[i].sig);
-			r[i].user = parse_duration(f[3]);
-			r[i].sys = parse_duration(f[4]);
-			r[i].start = parse_time(f[6]);
-			r[i].end = parse_time(f[7]);
+		if (nrows == cap) {
+			size_t c = cap ? 2 * cap : 64;
+			char *(*v)[8] = realloc(rows, c * sizeof(*v));
+			if (!v)
+				break;
+			rows = v;
+			cap = c;
 		}
+		if (fields(l, rows[nrows], 8) == 8)
+			nrows++;
 	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t k = 0; k < nrows; k++)
+			sacct_row(rows[k], r, n, pass);
+	free(rows);
 	ferry__output_release(&out);
 }
 
@@ -801,24 +870,39 @@ static const char *kv(const char *rec, const char *key, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * The native id a scontrol or jobcomp record is of: "A_T" for a task,
+ * "A" or "A_[RANGE]" for an array's pending remainder, else the job id.
+ */
+static void record_native(const char *rec, char *nat, size_t len)
+{
+	char id[64], arr[64], task[64];
+
+	kv(rec, "JobId", id, sizeof(id));
+	kv(rec, "ArrayJobId", arr, sizeof(arr));
+	kv(rec, "ArrayTaskId", task, sizeof(task));
+	if (!arr[0] || !task[0] || !strcmp(task, "N/A"))
+		snprintf(nat, len, "%s", id);
+	else if (!strcmp(task, "4294967294")) /* NO_VAL: the remainder, range forgotten */
+		snprintf(nat, len, "%s", arr);
+	else if (strspn(task, "0123456789") != strlen(task))
+		snprintf(nat, len, "%s_[%s]", arr, task);
+	else
+		snprintf(nat, len, "%s_%s", arr, task);
+}
+
 /* Fills unresolved results from records of scontrol or the jobcomp file. */
-static void from_records(const char *text, struct sres *r, size_t n)
+static void from_records(const char *text, struct sres *r, size_t n, int pass)
 {
 	char *copy = strdup(text), *save = NULL;
 
 	for (char *l = copy ? strtok_r(copy, "\n", &save) : NULL; l;
 	     l = strtok_r(NULL, "\n", &save)) {
-		char id[64], arr[64], task[64], nat[160], st[32], ec[64], t[64];
-		kv(l, "JobId", id, sizeof(id));
-		kv(l, "ArrayJobId", arr, sizeof(arr));
-		kv(l, "ArrayTaskId", task, sizeof(task));
-		if (arr[0] && task[0] && strcmp(task, "N/A"))
-			snprintf(nat, sizeof(nat), "%s_%s", arr, task);
-		else
-			snprintf(nat, sizeof(nat), "%s", id);
+		char nat[160], st[32], ec[64], t[64];
+		record_native(l, nat, sizeof(nat));
 		kv(l, "JobState", st, sizeof(st));
 		for (size_t i = 0; i < n; i++) {
-			if (r[i].state[0] || strcmp(r[i].native, nat) || !ended_state(st))
+			if (r[i].state[0] || !names(nat, &r[i], pass) || !ended_state(st))
 				continue;
 			snprintf(r[i].state, sizeof(r[i].state), "%s", st);
 			if (sscanf(kv(l, "ExitCode", ec, sizeof(ec)), "%d:%d", &r[i].code,
@@ -834,35 +918,46 @@ static void from_records(const char *text, struct sres *r, size_t n)
 	free(copy);
 }
 
-/* Exit information of ended jobs, from the best source that knows them. */
+static size_t unresolved(const struct sres *r, size_t n)
+{
+	size_t missing = 0;
+
+	for (size_t i = 0; i < n; i++)
+		missing += !r[i].state[0];
+	return missing;
+}
+
+/*
+ * Exit information of ended jobs, from the best source that knows them:
+ * accounting, else slurmctld's records, else the jobcomp file; a job's
+ * own record first, else its array's remainder.
+ */
 static void resolve(struct sres *r, size_t n)
 {
 	char *ids = NULL, *argv[] = {"scontrol", "-o", "show", "job", NULL}, msg[512];
-	size_t len, missing = 0;
+	char *text = NULL;
+	size_t len;
 	struct ferry_output out;
 	FILE *f = open_memstream(&ids, &len);
 
 	for (size_t i = 0; f && i < n; i++)
 		fprintf(f, "%s%s", i ? "," : "", r[i].native);
+	if (f)
+		add_arrays(f, r, n);
 	if (!f || fclose(f) != 0)
 		return;
 	from_sacct(ids, r, n);
 	free(ids);
-	for (size_t i = 0; i < n; i++)
-		missing += !r[i].state[0];
-	if (missing && slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
-		from_records(out.data, r, n);
+	if (unresolved(r, n) && slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
+		for (int pass = 0; pass < 2; pass++)
+			from_records(out.data, r, n, pass);
 		ferry__output_release(&out);
 	}
-	missing = 0;
-	for (size_t i = 0; i < n; i++)
-		missing += !r[i].state[0];
-	if (missing && S.jobcomp) {
-		char *text = NULL;
-		if (ferry__read_file(S.jobcomp, 512u << 20, &text, NULL) == 0)
-			from_records(text, r, n);
-		free(text);
-	}
+	if (unresolved(r, n) && S.jobcomp &&
+	    ferry__read_file(S.jobcomp, 512u << 20, &text, NULL) == 0)
+		for (int pass = 0; pass < 2; pass++)
+			from_records(text, r, n, pass);
+	free(text);
 }
 
 /* "cannot execute" from the note the batch script leaves when exec fails. */

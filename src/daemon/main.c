@@ -237,7 +237,7 @@ int main(int argc, char **argv)
 	struct ferry_resource_cfg cfg = {0};
 	struct ferry_engine *eng = NULL;
 	char err[1024], *state = NULL, *lock = NULL, *sock = NULL, *pidf = NULL, pidbuf[32];
-	int lockfd = -1, lfd = -1, ready = -1, rc;
+	int lockfd = -1, lfd = -1, ready = -1, served = 0, rc;
 
 	/* whatever the starting client left open is not ours to keep open */
 	syscall(SYS_close_range, 3U, ~0U, 0U);
@@ -292,7 +292,7 @@ int main(int argc, char **argv)
 	if (ferry__server_run(eng, lfd) == 0)
 		rc = 0;
 	unlink(sock);
-	unlink(pidf);
+	served = 1;
 	goto out;
 fail:
 	if (ready >= 0)
@@ -302,6 +302,9 @@ fail:
 	ready = -1;
 out:
 	ferry__engine_free(eng);
+	/* the pid file goes last: "not running" means the database is closed */
+	if (served)
+		unlink(pidf);
 	if (lfd >= 0)
 		close(lfd);
 	if (lockfd >= 0)

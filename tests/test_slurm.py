@@ -1,0 +1,337 @@
+"""The Slurm backend against the real single-node Slurm of
+tests/cluster/start-slurm.sh: what Slurm itself says of ferry's jobs, job
+arrays for bulk submission, the poll load, MPI, native specifications, and
+engine crashes (none submitted twice). The C API tests also run on Slurm
+(tests/test_capi.py, transport "slurm")."""
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import Ferry, new_base, poll, slurm_section
+
+pytestmark = pytest.mark.usefixtures("slurm")
+
+
+@pytest.fixture
+def fs(request):
+    """A Ferry whose default resource is [slurm] (and a PATH with a log dir)."""
+    base = new_base("fy-slurm-")
+    f = Ferry(base, resource="slurm")
+    f.config("[local]\nslots = 2\n" + slurm_section())
+    f.env["FERRY_RESOURCE"] = "slurm"
+    yield f
+    instance = _instance(f)
+    f.cleanup()
+    if instance:  # what a failed test left in Slurm
+        for line in _queue():
+            if line["comment"].startswith(f"ferry:{instance}:"):
+                subprocess.run(["scancel", line["id"]], capture_output=True)
+    if not os.environ.get("FERRY_TEST_KEEP"):
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _instance(f):
+    """The engine's instance token, as Slurm shows it in the comment of one
+    of its jobs (ferry:INSTANCE:BASE); None before any job was handed."""
+    try:
+        natives = {j["native_id"] for j in f.json("jobs") if j.get("native_id")}
+    except AssertionError:
+        return None
+    for q in _queue():
+        if q["id"] in natives and q["comment"].startswith("ferry:"):
+            return q["comment"].split(":")[1]
+    return None
+
+
+def _queue():
+    """Every job slurmctld knows (MinJobAge keeps ended ones a while)."""
+    cp = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%K|%T|%P|%C|%m|%l|%k"],
+                        capture_output=True, text=True, check=True)
+    out = []
+    for l in cp.stdout.splitlines():
+        i, k, st, part, cpus, mem, lim, comment = l.split("|", 7)
+        out.append(dict(id=i, task=k, state=st, partition=part, cpus=cpus, memory=mem,
+                        limit=lim, comment=comment))
+    return out
+
+
+def _slurm_state(native):
+    cp = subprocess.run(["scontrol", "-o", "show", "job", native], capture_output=True,
+                        text=True)
+    m = re.search(r"JobState=(\S+)", cp.stdout)
+    return m.group(1) if m else None
+
+
+def _native(f, jid, timeout=20):
+    """The job's Slurm id, once it is handed over."""
+    def get():
+        n = f.info(jid).get("native_id")
+        return n if n and n[0].isdigit() else None
+    return poll(get, timeout=timeout, what=f"job {jid} handed to Slurm")
+
+
+def _wrap(f, *commands):
+    """Slurm commands on PATH through a logging wrapper: each call appends
+    'TIME NAME ARGS' to the log, then runs the real command."""
+    bindir = os.path.join(f.base, "wrap")
+    log = os.path.join(f.base, "slurm-calls.log")
+    os.makedirs(bindir, exist_ok=True)
+    for c in commands:
+        real = shutil.which(c)
+        p = os.path.join(bindir, c)
+        with open(p, "w") as fh:
+            fh.write(f'#!/bin/sh\necho "$(date +%s.%N) {c} $*" >> {log}\nexec {real} "$@"\n')
+        os.chmod(p, 0o755)
+    f.env["PATH"] = bindir + os.pathsep + f.env["PATH"]
+    return log
+
+
+def _calls(log, name):
+    if not os.path.exists(log):
+        return []
+    return [l for l in open(log).read().splitlines() if l.split(" ", 2)[1] == name]
+
+
+def test_squeue_shows_what_the_job_asked(fs):
+    jid = fs.submit("sleep", "300", opts=("--queue", "long", "--cpus", "2", "--memory", "100",
+                                          "--walltime", "10:00", "--name", "asked"))
+    native = _native(fs, jid)
+    line = [q for q in _queue() if q["id"] == native][0]
+    assert (line["partition"], line["cpus"], line["memory"], line["limit"]) == \
+        ("long", "2", "100M", "10:00"), line
+    info = fs.info(jid)
+    assert info["backend"] == "slurm" and info["queue"] == "long"
+    fs.run("kill", jid)
+    assert fs.wait_ended(jid)["status"] == "failed"
+    assert fs.info(jid)["exit_status"] == "killed_by_user"
+    poll(lambda: _slurm_state(native) == "CANCELLED", timeout=20, what="Slurm says CANCELLED")
+
+
+def test_kill_running_job_slurm_says_cancelled(fs):
+    jid = fs.submit("sleep", "300")
+    native = _native(fs, jid)
+    fs.wait_state(jid, ("running",), timeout=30)
+    fs.run("kill", jid)
+    info = fs.wait_ended(jid)
+    assert info["status"] == "failed" and info["exit_status"] == "killed_by_user", info
+    assert _slurm_state(native) == "CANCELLED"
+
+
+def test_bulk_is_one_job_array(fs):
+    log = _wrap(fs, "sbatch")
+    lines = "".join(f"sh -c 'echo task {i}'\n" for i in range(20))
+    path = fs.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write(lines)
+    ids = fs.run("submit", "--bulk", path).stdout.split()
+    assert len(ids) == 20
+    fs.run("wait", "--timeout", "120", *ids)
+    calls = _calls(log, "sbatch")
+    assert len(calls) == 1 and "--array=" + ",".join(map(str, range(20))) in calls[0], calls
+    natives = set()
+    for i, jid in enumerate(ids):
+        info = fs.info(jid)
+        assert info["status"] == "done", info
+        natives.add(info["native_id"])
+        assert re.fullmatch(r"\d+_\d+", info["native_id"]), info["native_id"]
+        assert fs.run("logs", jid).stdout == f"task {i}\n"
+    assert len(natives) == 20
+
+
+def test_unlike_jobs_go_in_separate_arrays(fs):
+    log = _wrap(fs, "sbatch")
+    path = fs.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("true\ntrue\n")
+    a = fs.run("submit", "--bulk", path, "--cpus", "1").stdout.split()
+    b = fs.run("submit", "--bulk", path, "--cpus", "2").stdout.split()
+    fs.run("wait", "--timeout", "120", *(a + b))
+    assert all(fs.info(j)["status"] == "done" for j in a + b)
+    assert len(_calls(log, "sbatch")) == 2
+
+
+def test_poll_load_one_squeue_per_interval(fs):
+    """500 active jobs: at most one squeue per poll interval, whatever their number."""
+    interval = 1.0
+    fs.config("[local]\nslots = 2\n" + slurm_section(poll_interval=interval))
+    log = _wrap(fs, "squeue", "sacct", "scontrol", "sbatch")
+    path = fs.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("sleep 600\n" * 500)
+    ids = fs.run("submit", "--hold", "--bulk", path).stdout.split()
+    assert len(ids) == 500
+    poll(lambda: all(j["native_id"] and j["native_id"][0].isdigit()
+                     for j in fs.json("jobs", "--json")), timeout=60, what="500 handed")
+    t0 = time.time()
+    time.sleep(8)
+    t1 = time.time()
+    # every job is still tracked and held
+    states = {j["status"] for j in fs.json("jobs", "--json")}
+    assert states == {"user_on_hold"}, states
+    squeues = [float(l.split()[0]) for l in _calls(log, "squeue")]
+    window = [t for t in squeues if t0 <= t <= t1]
+    assert len(window) <= (t1 - t0) / interval + 1, len(window)
+    assert len(window) >= (t1 - t0) / interval - 3, len(window)  # it does poll
+    assert len(_calls(log, "sbatch")) == 1
+    assert not [c for c in _calls(log, "scontrol") if " show job" in c]
+    # cancelled behind ferry's back, while pending: the tasks never get a
+    # record of their own (only the array does); other tests' jobs stay
+    arrays = {j["native_id"].split("_")[0] for j in fs.json("jobs", "--json")}
+    inst = _instance(fs)
+    subprocess.run(["scancel", "--state=PENDING", *arrays], capture_output=True, check=True)
+    poll(lambda: not [q for q in _queue() if q["comment"].startswith(f"ferry:{inst}:")
+                      and q["state"] == "PENDING"], timeout=60, what="cancelled")
+    fs.run("wait", "--all", "--timeout", "120", check=False)
+    jobs = fs.json("jobs", "--json")
+    assert {j["exit_status"] for j in jobs} == {"aborted"}, {j["exit_status"] for j in jobs}
+    assert "cancelled in Slurm" in jobs[0]["message"]
+
+
+def test_mpi_two_tasks_both_report(fs):
+    jid = fs.submit("sh", "-c", 'echo "rank $SLURM_PROCID of $SLURM_NTASKS"',
+                    opts=("--native", "--ntasks=2"))
+    info = fs.wait_ended(jid, timeout=60)
+    assert info["status"] == "done", info
+    out = sorted(fs.run("logs", jid).stdout.splitlines())
+    assert out == ["rank 0 of 2", "rank 1 of 2"], out
+
+
+def test_native_specification_errors(fs):
+    cp = fs.run("submit", "--native", "--output=/tmp/x", "--", "true", check=False)
+    assert cp.returncode != 0 and "'--output' is ferry's own" in cp.stderr, cp.stderr
+    cp = fs.run("submit", "--native", "--comment 'unbalanced", "--", "true", check=False)
+    assert cp.returncode != 0 and "native specification" in cp.stderr, cp.stderr
+    cp = fs.run("submit", "--native", "notanoption", "--", "true", check=False)
+    assert cp.returncode != 0 and "not an sbatch option" in cp.stderr, cp.stderr
+    # sbatch itself refuses: the job ends aborted with Slurm's message
+    jid = fs.submit("true", opts=("--native", "--no-such-sbatch-option"))
+    info = fs.wait_ended(jid)
+    assert info["exit_status"] == "aborted", info
+    assert "sbatch failed" in info["message"] and "no-such-sbatch-option" in info["message"]
+
+
+def test_unknown_partition_and_too_many_cpus_refused_at_submit(fs):
+    cp = fs.run("submit", "--queue", "nosuch", "--", "true", check=False)
+    assert cp.returncode != 0 and "no partition 'nosuch'" in cp.stderr, cp.stderr
+    cp = fs.run("submit", "--cpus", "64", "--", "true", check=False)
+    assert cp.returncode != 0 and "64 cpus" in cp.stderr, cp.stderr
+    assert fs.json("jobs", "--json") == []
+
+
+def test_argv_bytes_survive_the_batch_script(fs):
+    weird = ["it's", 'a "quoted" $HOME `x`', "new\nline", "tab\there", "-n", "*", "\\"]
+    jid = fs.submit("printf", "[%s]\\n", *weird)
+    assert fs.wait_ended(jid)["status"] == "done"
+    assert fs.run("logs", jid).stdout == "".join(f"[{w}]\n" for w in weird)
+
+
+def test_env_cwd_stdin_join(fs):
+    with open(fs.path("in.txt"), "w") as fh:
+        fh.write("from stdin\n")
+    jid = fs.submit("sh", "-c", 'cat; echo "$V" >&2; pwd',
+                    opts=("--env", "V=forty two", "--stdin", fs.path("in.txt"), "--join",
+                          "--cwd", fs.path(), "--stdout", fs.path("out.txt")))
+    assert fs.wait_ended(jid)["status"] == "done"
+    assert open(fs.path("out.txt")).read() == f"from stdin\nforty two\n{fs.path()}\n"
+
+
+def test_engine_killed_during_300_job_run_none_twice(fs):
+    path = fs.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("".join(f"sh -c 'sleep 0.$((RANDOM % 5)); echo {i}'\n" for i in range(300)))
+    ids = fs.run("submit", "--bulk", path).stdout.split()
+    time.sleep(1.5)
+    fs.kill_engine()
+    time.sleep(1)
+    fs.run("ping")  # a new engine re-attaches every job
+    fs.kill_engine()
+    fs.run("wait", "--timeout", "300", *ids)
+    jobs = {str(j["id"]): j for j in fs.json("jobs", "--json")}
+    assert all(jobs[i]["status"] == "done" for i in ids), \
+        [jobs[i] for i in ids if jobs[i]["status"] != "done"][:3]
+    for n, i in enumerate(ids):
+        assert fs.run("logs", i).stdout == f"{n}\n"
+    _none_twice(fs, ids)
+
+
+def _none_twice(fs, ids):
+    inst = _instance(fs)
+    seen = {}
+    for q in _queue():
+        m = re.fullmatch(rf"ferry:{inst}:(\d+)", q["comment"])
+        if m:
+            fid = int(m.group(1)) + (int(q["task"]) if q["task"].isdigit() else 0)
+            seen[fid] = seen.get(fid, 0) + 1
+    assert sorted(seen) == sorted(int(i) for i in ids), (len(seen), len(ids))
+    assert max(seen.values()) == 1, [k for k, v in seen.items() if v > 1]
+
+
+def test_engine_killed_between_sbatch_and_its_answer(fs):
+    """Fault injection (a real sbatch cannot be made to lose its answer on
+    demand): fault-sbatch-then-crash runs the real sbatch, then SIGKILLs
+    ferryd before it reads the job id. The next engine finds the job by
+    its comment: it is tracked, not submitted again."""
+    bindir = os.path.join(fs.base, "fault")
+    os.makedirs(bindir)
+    p = os.path.join(bindir, "sbatch")
+    with open(p, "w") as fh:
+        fh.write("#!/bin/sh\n# fault-sbatch-then-crash\n"
+                 f'{shutil.which("sbatch")} "$@" || exit\n'
+                 'if [ ! -e "$FAULT_ONCE" ]; then : > "$FAULT_ONCE"; kill -9 $PPID; sleep 5; fi\n')
+    os.chmod(p, 0o755)
+    env_path = fs.env["PATH"]
+    fs.env["PATH"] = bindir + os.pathsep + env_path
+    fs.env["FAULT_ONCE"] = os.path.join(fs.base, "fault-done")
+    path = fs.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("".join(f"sh -c 'echo {i}'\n" for i in range(10)))
+    ids = fs.run("submit", "--bulk", path).stdout.split()
+    poll(lambda: os.path.exists(fs.env["FAULT_ONCE"]), timeout=20, what="the fault")
+    poll(lambda: not fs.engine_alive(), timeout=20, what="the engine killed")
+    fs.env["PATH"] = env_path
+    fs.run("wait", "--timeout", "120", *ids)
+    for n, i in enumerate(ids):
+        info = fs.info(i)
+        assert info["status"] == "done", info
+        assert fs.run("logs", i).stdout == f"{n}\n"
+    _none_twice(fs, ids)
+
+
+def test_suspend_needs_rights_error_is_clear(fs):
+    """As a user Slurm does not let suspend, stop gives EPERM with Slurm's
+    message (the engine runs as that user)."""
+    if shutil.which("runuser") is None:
+        pytest.skip("no runuser")
+    subprocess.run(["useradd", "-m", "ferryslurm"], capture_output=True)
+    base = new_base("fy-slurm-user-")
+    os.chmod(base, 0o755)
+    env = dict(fs.env, XDG_STATE_HOME=f"{base}/state", XDG_CONFIG_HOME=f"{base}/config",
+               HOME="/home/ferryslurm")
+    os.makedirs(f"{base}/config/ferry")
+    with open(f"{base}/config/ferry/ferry.conf", "w") as fh:
+        fh.write(slurm_section())
+    subprocess.run(["chown", "-R", "ferryslurm", base], check=True)
+
+    def run(*a, check=True):
+        cp = subprocess.run(["runuser", "-u", "ferryslurm", "--", fs.bin, "-r", "slurm", *a],
+                            capture_output=True, text=True, env=env, cwd="/tmp", timeout=60)
+        assert not check or cp.returncode == 0, cp
+        return cp
+    try:
+        jid = run("submit", "--", "sleep", "300").stdout.strip()
+        poll(lambda: run("status", jid).stdout.strip() == "running", timeout=30,
+             what="running")
+        cp = run("stop", jid, check=False)
+        assert cp.returncode != 0 and "administrators" in cp.stderr, cp.stderr
+        assert run("status", jid).stdout.strip() == "running"
+        run("kill", jid)
+    finally:
+        run("daemon", "stop", check=False)
+        shutil.rmtree(base, ignore_errors=True)
