@@ -76,7 +76,8 @@ static ferry_job_id submit_behind(const char *const *argv, ferry_job_id blocker)
 		struct ferry_job_info *info = NULL;
 		for (int i = 0; i < 500; i++) { /* its Slurm id comes with the hand-over */
 			OK(ferry_job_info(conn, blocker, &info));
-			if (info->native_id && info->native_id[0] >= '0' && info->native_id[0] <= '9')
+			if (info->native_id && info->native_id[0] >= '0' &&
+			    info->native_id[0] <= '9')
 				break;
 			ferry_job_info_free(info);
 			info = NULL;

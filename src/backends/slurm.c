@@ -55,11 +55,11 @@ struct tracked {
 static struct {
 	struct tracked *v; /* sorted by id */
 	size_t n, cap;
-	int max_array;	   /* highest array task id Slurm takes; 0: not asked yet */
-	int accounting;	   /* sacct: 1 works, 0 disabled, -1 not tried */
-	char *jobcomp;	   /* the jobcomp/filetxt file, if any */
-	char *recovery;	   /* squeue output while jobs are re-attached */
-	int config_known;  /* scontrol show config was read */
+	int max_array;	  /* highest array task id Slurm takes; 0: not asked yet */
+	int accounting;	  /* sacct: 1 works, 0 disabled, -1 not tried */
+	char *jobcomp;	  /* the jobcomp/filetxt file, if any */
+	char *recovery;	  /* squeue output while jobs are re-attached */
+	int config_known; /* scontrol show config was read */
 } S = {.accounting = -1};
 
 /* ---- running Slurm's commands ---- */
@@ -96,8 +96,12 @@ static int slurm(char *const *argv, const char *input, size_t inlen, struct ferr
 	struct ferry_output err;
 	int status, rc = ferry__run_command(argv, input, inlen, CMD_TIMEOUT_S, out, &err, &status);
 	static const char *const passing[] = {
-	    "Unable to contact", "Socket timed out", "temporarily", "Connection refused",
-	    "Zero Bytes were transmitted", "Resource temporarily unavailable",
+	    "Unable to contact",
+	    "Socket timed out",
+	    "temporarily",
+	    "Connection refused",
+	    "Zero Bytes were transmitted",
+	    "Resource temporarily unavailable",
 	};
 
 	if (transient)
@@ -278,8 +282,8 @@ static int job_lines(struct ferry_engine *eng, FILE *f, struct job *j)
  * directory, which makes "cannot execute" an abort, as on the local
  * backend, not an exit status 127.
  */
-static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64_t base,
-		    int srun, size_t *len)
+static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64_t base, int srun,
+		    size_t *len)
 {
 	char *text = NULL;
 	FILE *f = open_memstream(&text, len);
@@ -287,8 +291,8 @@ static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64
 
 	if (!f)
 		return NULL;
-	fprintf(f, "#!/bin/bash\n# ferry: resource '%s', engine %s\n",
-		ferry__engine_resource(eng), ferry__engine_instance(eng));
+	fprintf(f, "#!/bin/bash\n# ferry: resource '%s', engine %s\n", ferry__engine_resource(eng),
+		ferry__engine_instance(eng));
 	fputs("fail() { printf '%s\\n' \"$1\" >\"$d/ferry-exec\" 2>/dev/null; exit 127; }\n", f);
 	fputs("case ${SLURM_ARRAY_TASK_ID:-0} in\n", f);
 	for (size_t i = 0; i < n && !bad; i++) {
@@ -318,8 +322,8 @@ static int find_pending(struct ferry_engine *eng, struct job *j);
 
 /* Options of the native specification that ferry sets itself. */
 static const char *const owned[] = {
-    "-a", "--array", "--parsable", "-o", "--output", "-e", "--error", "-i", "--input",
-    "-D", "--chdir", "--comment", "-J", "--job-name", "--wrap", "-H", "--hold",
+    "-a", "--array", "--parsable", "-o", "--output",   "-e",	 "--error", "-i",     "--input",
+    "-D", "--chdir", "--comment",  "-J", "--job-name", "--wrap", "-H",	    "--hold",
 };
 
 static int native_words(json_t *spec, char ***words, char *err, size_t errlen)
@@ -420,7 +424,8 @@ static int check_partition(struct ferry_engine *eng, json_t *spec, char *err, si
 		return FERRY_ERESOURCE;
 	}
 	if (most > 0 && cpus > most) {
-		snprintf(err, errlen, "the job asks for %lld cpus but the largest node of %s has %d",
+		snprintf(err, errlen,
+			 "the job asks for %lld cpus but the largest node of %s has %d",
 			 (long long)cpus, queue ? "that partition" : "the cluster", most);
 		return FERRY_ERESOURCE;
 	}
@@ -439,9 +444,8 @@ static int slurm_check(struct ferry_engine *eng, json_t *spec, char *err, size_t
 /* What jobs of one array must share. */
 static int same_array(const struct job *a, const struct job *b)
 {
-	static const char *const keys[] = {"cpus",	 "memory_mb", "walltime_s",
-					   "queue",	 "name",      "native_specification",
-					   "hold"};
+	static const char *const keys[] = {
+	    "cpus", "memory_mb", "walltime_s", "queue", "name", "native_specification", "hold"};
 
 	if ((a->state == FERRY_USER_ON_HOLD) != (b->state == FERRY_USER_ON_HOLD))
 		return 0;
@@ -547,7 +551,8 @@ static int submit_batch(struct ferry_engine *eng, struct job **jobs, size_t n, c
 	for (size_t i = 0; i < n; i++) {
 		char nid[64];
 		if (n > 1)
-			snprintf(nid, sizeof(nid), "%lld_%lld", sid, (long long)(jobs[i]->id - base));
+			snprintf(nid, sizeof(nid), "%lld_%lld", sid,
+				 (long long)(jobs[i]->id - base));
 		else
 			snprintf(nid, sizeof(nid), "%lld", sid);
 		track(jobs[i]->id);
@@ -689,8 +694,8 @@ static int64_t ferry_id(struct ferry_engine *eng, const char *comment, const cha
 static int list_queue(struct ferry_output *out, char *msg, size_t msglen)
 {
 	char uid[32];
-	char *argv[] = {"squeue", "-h", "-r", "-t", "all", "-u", uid,
-			"-o", "%i|%K|%T|%r|%S|%k", NULL};
+	char *argv[] = {"squeue", "-h", "-r", "-t", "all", "-u", uid, "-o", "%i|%K|%T|%r|%S|%k",
+			NULL};
 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)getuid());
 	return slurm(argv, NULL, 0, out, msg, msglen, NULL);
@@ -716,8 +721,8 @@ static enum ferry_job_status active_state(const struct job *j, const char *st, c
 static int ended_state(const char *st)
 {
 	static const char *const ended[] = {
-	    "COMPLETED", "FAILED",    "CANCELLED", "TIMEOUT",	   "OUT_OF_MEMORY", "NODE_FAIL",
-	    "BOOT_FAIL", "DEADLINE",  "PREEMPTED", "SPECIAL_EXIT", "REVOKED",
+	    "COMPLETED", "FAILED",   "CANCELLED", "TIMEOUT",	  "OUT_OF_MEMORY", "NODE_FAIL",
+	    "BOOT_FAIL", "DEADLINE", "PREEMPTED", "SPECIAL_EXIT", "REVOKED",
 	};
 
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(ended); i++)
@@ -821,8 +826,14 @@ static void sacct_row(char **f, struct sres *r, size_t n, int pass)
 /* What accounting says of the jobs of r (ids: their natives, comma-separated). */
 static void from_sacct(const char *ids, struct sres *r, size_t n)
 {
-	char *argv[] = {"sacct", "-n", "-P", "-j", (char *)ids, "-o",
-			"JobID,State,ExitCode,UserCPU,SystemCPU,MaxRSS,Start,End", NULL};
+	char *argv[] = {"sacct",
+			"-n",
+			"-P",
+			"-j",
+			(char *)ids,
+			"-o",
+			"JobID,State,ExitCode,UserCPU,SystemCPU,MaxRSS,Start,End",
+			NULL};
 	struct ferry_output out;
 	char msg[512], *save = NULL, *(*rows)[8] = NULL;
 	size_t nrows = 0, cap = 0;
@@ -974,10 +985,12 @@ static int exec_failure(struct ferry_engine *eng, struct job *j, struct job_resu
 		return 0;
 	res->exit_status = FERRY_ABORTED;
 	if (!strncmp(text, "cwd", 3))
-		snprintf(res->message, sizeof(res->message), "cannot enter the working directory '%s'",
+		snprintf(res->message, sizeof(res->message),
+			 "cannot enter the working directory '%s'",
 			 json_string_value(json_object_get(j->spec, "working_directory")));
 	else
-		snprintf(res->message, sizeof(res->message), "cannot execute '%s': %s", cmd ? cmd : "",
+		snprintf(res->message, sizeof(res->message), "cannot execute '%s': %s",
+			 cmd ? cmd : "",
 			 atoi(text + 5) == 126 ? "permission denied or not a program"
 					       : "no such file or directory");
 	free(text);
@@ -1163,7 +1176,8 @@ static int slurm_control(struct ferry_engine *eng, struct job *j, enum backend_c
 		return 0;
 	}
 	if (strstr(msg, "Access/permission denied") || strstr(msg, "Permission denied")) {
-		snprintf(err, errlen, "%s (this cluster lets only its administrators do this)", msg);
+		snprintf(err, errlen, "%s (this cluster lets only its administrators do this)",
+			 msg);
 		return FERRY_EPERM;
 	}
 	snprintf(err, errlen, "%s", msg);

@@ -49,7 +49,7 @@ struct ferry_engine {
 	int shutdown;
 	char *tr_root; /* the transfer root, absolute and resolved */
 	int tr_root_fd;
-	double hour_s; /* seconds in an hour of disposal time (a test knob) */
+	double hour_s;	   /* seconds in an hour of disposal time (a test knob) */
 	double next_poll;  /* monotonic time of the backend's next poll (DRMS) */
 	char instance[24]; /* ferry__engine_instance() */
 };

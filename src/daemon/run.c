@@ -68,7 +68,8 @@ static int spawn(char *const *argv, int fds[3][2], pid_t *pid)
 static int pump(int fds[3][2], const char *input, size_t inlen, struct ferry_output *out,
 		struct ferry_output *err, double deadline)
 {
-	struct pollfd p[3] = {{fds[0][1], POLLOUT, 0}, {fds[1][0], POLLIN, 0}, {fds[2][0], POLLIN, 0}};
+	struct pollfd p[3] = {
+	    {fds[0][1], POLLOUT, 0}, {fds[1][0], POLLIN, 0}, {fds[2][0], POLLIN, 0}};
 	struct ferry_output *dst[3] = {NULL, out, err};
 	size_t done = 0;
 	char buf[65536];
