@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "drms.h"
 #include "util.h"
 
 #define CMD_TIMEOUT_S	 60.0
@@ -46,20 +47,13 @@ struct sres {
 	int64_t maxrss_kb; /* -1: unknown */
 };
 
-struct tracked {
-	int64_t id;
-	int seen;   /* in the last squeue */
-	int misses; /* polls since Slurm last knew it */
-};
-
 static struct {
-	struct tracked *v; /* sorted by id */
-	size_t n, cap;
-	int max_array;	  /* highest array task id Slurm takes; 0: not asked yet */
-	int accounting;	  /* sacct: 1 works, 0 disabled, -1 not tried */
-	char *jobcomp;	  /* the jobcomp/filetxt file, if any */
-	char *recovery;	  /* squeue output while jobs are re-attached */
-	int config_known; /* scontrol show config was read */
+	struct ferry_track_set t; /* the handed jobs, by id */
+	int max_array;		  /* highest array task id Slurm takes; 0: not asked yet */
+	int accounting;		  /* sacct: 1 works, 0 disabled, -1 not tried */
+	char *jobcomp;		  /* the jobcomp/filetxt file, if any */
+	char *recovery;		  /* squeue output while jobs are re-attached */
+	int config_known;	  /* scontrol show config was read */
 } S = {.accounting = -1};
 
 /* ---- running Slurm's commands ---- */
@@ -148,131 +142,30 @@ static void read_config(void)
 
 /* ---- the jobs this backend tracks ---- */
 
-static struct tracked *find(int64_t id)
+static struct ferry_tracked *find(int64_t id)
 {
-	size_t lo = 0, hi = S.n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (S.v[mid].id == id)
-			return &S.v[mid];
-		if (S.v[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return ferry__track_find(&S.t, id);
 }
 
 static void track(int64_t id)
 {
-	size_t i = S.n;
-
-	if (find(id))
-		return;
-	if (S.n == S.cap) {
-		size_t cap = S.cap ? 2 * S.cap : 256;
-		struct tracked *v = realloc(S.v, cap * sizeof(*v));
-		if (!v)
-			return; /* resolved at the engine's next start */
-		S.v = v;
-		S.cap = cap;
-	}
-	while (i > 0 && S.v[i - 1].id > id)
-		i--;
-	memmove(&S.v[i + 1], &S.v[i], (S.n - i) * sizeof(*S.v));
-	S.v[i] = (struct tracked){.id = id};
-	S.n++;
+	if (ferry__track_add(&S.t, id) < 0)
+		fprintf(stderr,
+			"ferryd: slurm: out of memory: job %lld is resolved at the engine's "
+			"next start\n",
+			(long long)id);
 }
 
 static void untrack(int64_t id)
 {
-	struct tracked *t = find(id);
-
-	if (t) {
-		size_t i = (size_t)(t - S.v);
-		memmove(t, t + 1, (S.n - i - 1) * sizeof(*t));
-		S.n--;
-	}
+	ferry__track_del(&S.t, id);
 }
 
 /* ---- the batch script ---- */
 
-/* Writes s single-quoted for bash: every byte but NUL stays as it is. */
-static void quote(FILE *f, const char *s)
-{
-	fputc('\'', f);
-	for (; *s; s++) {
-		if (*s == '\'')
-			fputs("'\\''", f);
-		else
-			fputc(*s, f);
-	}
-	fputc('\'', f);
-}
-
 static const char *spec_str(json_t *spec, const char *key)
 {
 	return json_string_value(json_object_get(spec, key));
-}
-
-static char *job_dir(struct ferry_engine *eng, int64_t id)
-{
-	return ferry__asprintf("%s/jobs/%lld", ferry__engine_state_dir(eng), (long long)id);
-}
-
-/* One job's part of the script: its files, directory, environment, argv. */
-static int job_lines(struct ferry_engine *eng, FILE *f, struct job *j)
-{
-	json_t *spec = j->spec, *e;
-	const char *in = spec_str(spec, "stdin_path"), *out = spec_str(spec, "stdout_path");
-	const char *err = spec_str(spec, "stderr_path"), *cwd = spec_str(spec, "working_directory");
-	char *dir = job_dir(eng, j->id);
-	size_t i;
-
-	if (!dir || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
-		free(dir);
-		return -1;
-	}
-	fputs("\td=", f);
-	quote(f, dir);
-	fputs("\n\texec <", f);
-	quote(f, in ? in : "/dev/null");
-	fputs(" >", f);
-	if (out)
-		quote(f, out);
-	else
-		fputs("\"$d/stdout\"", f);
-	if (json_is_true(json_object_get(spec, "join_stderrout"))) {
-		fputs(" 2>&1", f);
-	} else {
-		fputs(" 2>", f);
-		if (err)
-			quote(f, err);
-		else
-			fputs("\"$d/stderr\"", f);
-	}
-	fputs("\n", f);
-	if (cwd) {
-		fputs("\tcd -- ", f);
-		quote(f, cwd);
-		fputs(" || fail cwd\n", f);
-	}
-	json_array_foreach(json_object_get(spec, "env"), i, e)
-	{
-		fputs("\texport -- ", f);
-		quote(f, json_string_value(e));
-		fputs("\n", f);
-	}
-	fputs("\tset --", f);
-	json_array_foreach(json_object_get(spec, "argv"), i, e)
-	{
-		fputc(' ', f);
-		quote(f, json_string_value(e));
-	}
-	fputs("\n\t;;\n", f);
-	free(dir);
-	return 0;
 }
 
 /*
@@ -291,24 +184,17 @@ static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64
 
 	if (!f)
 		return NULL;
-	fprintf(f, "#!/bin/bash\n# ferry: resource '%s', engine %s\n", ferry__engine_resource(eng),
-		ferry__engine_instance(eng));
-	fputs("fail() { printf '%s\\n' \"$1\" >\"$d/ferry-exec\" 2>/dev/null; exit 127; }\n", f);
+	ferry__script_head(eng, f);
 	fputs("case ${SLURM_ARRAY_TASK_ID:-0} in\n", f);
 	for (size_t i = 0; i < n && !bad; i++) {
 		fprintf(f, "%lld)\n", (long long)(jobs[i]->id - base));
-		bad = job_lines(eng, f, jobs[i]) < 0;
+		bad = ferry__script_job(eng, f, jobs[i], "\t") < 0;
+		fputs("\t;;\n", f);
 	}
 	fputs("*) echo \"ferry: no job for array task $SLURM_ARRAY_TASK_ID\" >&2; exit 1;;\n"
 	      "esac\n",
 	      f);
-	fputs(": >\"$d/started\"\n", f); /* what refresh looks for */
-	if (srun) {
-		fputs("exec srun -- \"$@\"\n", f);
-	} else {
-		fputs("shopt -s execfail\nexec -- \"$@\"\n", f);
-		fputs("e=$?\nprintf 'exec %d\\n' \"$e\" >\"$d/ferry-exec\"\nexit $e\n", f);
-	}
+	ferry__script_tail(f, srun);
 	if (fclose(f) != 0 || bad) {
 		free(text);
 		return NULL;
@@ -439,21 +325,6 @@ static int slurm_check(struct ferry_engine *eng, json_t *spec, char *err, size_t
 
 	ferry__strv_free(w);
 	return rc ? rc : check_partition(eng, spec, err, errlen);
-}
-
-/* What jobs of one array must share. */
-static int same_array(const struct job *a, const struct job *b)
-{
-	static const char *const keys[] = {
-	    "cpus", "memory_mb", "walltime_s", "queue", "name", "native_specification", "hold"};
-
-	if ((a->state == FERRY_USER_ON_HOLD) != (b->state == FERRY_USER_ON_HOLD))
-		return 0;
-	for (size_t i = 0; i < FERRY_ARRAY_SIZE(keys); i++)
-		if (!json_equal(json_object_get(a->spec, keys[i]),
-				json_object_get(b->spec, keys[i])))
-			return 0;
-	return 1;
 }
 
 /* sbatch's arguments for a batch of n jobs like jobs[0]. */
@@ -605,7 +476,7 @@ static int slurm_hand(struct ferry_engine *eng, struct job **jobs, size_t n, cha
 		if (taken[i])
 			continue;
 		for (size_t k = i; k < n && m < MAX_TASKS; k++) {
-			if (taken[k] || !same_array(jobs[i], jobs[k]))
+			if (taken[k] || !ferry__same_batch(jobs[i], jobs[k]))
 				continue;
 			if (jobs[k]->id - jobs[i]->id > S.max_array)
 				break;
@@ -971,32 +842,6 @@ static void resolve(struct sres *r, size_t n)
 	free(text);
 }
 
-/* "cannot execute" from the note the batch script leaves when exec fails. */
-static int exec_failure(struct ferry_engine *eng, struct job *j, struct job_result *res)
-{
-	char *dir = job_dir(eng, j->id), *path = dir ? ferry__asprintf("%s/ferry-exec", dir) : NULL;
-	char *text = NULL;
-	const char *cmd = json_string_value(json_array_get(json_object_get(j->spec, "argv"), 0));
-	int rc = path ? ferry__read_file(path, 4096, &text, NULL) : -1;
-
-	free(dir);
-	free(path);
-	if (rc < 0)
-		return 0;
-	res->exit_status = FERRY_ABORTED;
-	if (!strncmp(text, "cwd", 3))
-		snprintf(res->message, sizeof(res->message),
-			 "cannot enter the working directory '%s'",
-			 json_string_value(json_object_get(j->spec, "working_directory")));
-	else
-		snprintf(res->message, sizeof(res->message), "cannot execute '%s': %s",
-			 cmd ? cmd : "",
-			 atoi(text + 5) == 126 ? "permission denied or not a program"
-					       : "no such file or directory");
-	free(text);
-	return 1;
-}
-
 /* Maps what Slurm says of an ended job; docs/backends.md has the table. */
 static void to_result(struct ferry_engine *eng, struct job *j, const struct sres *s,
 		      struct job_result *res)
@@ -1019,7 +864,7 @@ static void to_result(struct ferry_engine *eng, struct job *j, const struct sres
 			 "Slurm no longer knows job %s and keeps no record of it", j->native_id);
 		return;
 	}
-	if (exec_failure(eng, j, res))
+	if (ferry__script_exec_failure(eng, j, res))
 		return;
 	res->exit_status = s->sig ? FERRY_FINISHED_SIGNAL : FERRY_FINISHED_REGULARLY;
 	if (!strcmp(st, "COMPLETED") || !strcmp(st, "FAILED"))
@@ -1050,7 +895,7 @@ static void report_ended(struct ferry_engine *eng, int64_t *ids, struct sres *r,
 	resolve(r, n);
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = ferry__engine_job(eng, ids[i]);
-		struct tracked *t = find(ids[i]);
+		struct ferry_tracked *t = find(ids[i]);
 		struct job_result res;
 		if (!j || !t)
 			continue;
@@ -1066,7 +911,7 @@ static void report_ended(struct ferry_engine *eng, int64_t *ids, struct sres *r,
 static int queue_line(struct ferry_engine *eng, char *line, int64_t *id)
 {
 	char *f[6];
-	struct tracked *t;
+	struct ferry_tracked *t;
 	struct job *j;
 
 	if (fields(line, f, 6) < 6 || !(*id = ferry_id(eng, f[5], f[1])))
@@ -1092,27 +937,27 @@ static void slurm_poll(struct ferry_engine *eng)
 
 	free(S.recovery); /* re-attaching is over */
 	S.recovery = NULL;
-	for (size_t i = S.n; i-- > 0;) /* ended by the engine itself (killed while queued) */
-		if (!ferry__engine_job(eng, S.v[i].id))
-			untrack(S.v[i].id);
-	if (!S.n)
+	for (size_t i = S.t.n; i-- > 0;) /* ended by the engine itself (killed while queued) */
+		if (!ferry__engine_job(eng, S.t.v[i].id))
+			untrack(S.t.v[i].id);
+	if (!S.t.n)
 		return;
 	if (list_queue(&out, msg, sizeof(msg)) < 0) {
 		fprintf(stderr, "ferryd: slurm: %s\n", msg);
 		return;
 	}
-	r = calloc(S.n, sizeof(*r));
-	ids = calloc(S.n, sizeof(*ids));
-	for (size_t i = 0; i < S.n; i++)
-		S.v[i].seen = 0;
+	r = calloc(S.t.n, sizeof(*r));
+	ids = calloc(S.t.n, sizeof(*ids));
+	for (size_t i = 0; i < S.t.n; i++)
+		S.t.v[i].seen = 0;
 	for (char *l = strtok_r(out.data, "\n", &save); r && ids && l;
 	     l = strtok_r(NULL, "\n", &save))
-		if (queue_line(eng, l, &id) && n < S.n)
+		if (queue_line(eng, l, &id) && n < S.t.n)
 			ids[n++] = id;
 	ferry__output_release(&out);
-	for (size_t i = 0; r && ids && i < S.n; i++)
-		if (!S.v[i].seen && n < S.n)
-			ids[n++] = S.v[i].id;
+	for (size_t i = 0; r && ids && i < S.t.n; i++)
+		if (!S.t.v[i].seen && n < S.t.n)
+			ids[n++] = S.t.v[i].id;
 	for (size_t i = 0; r && ids && i < n; i++) {
 		struct job *j = ferry__engine_job(eng, ids[i]);
 		snprintf(r[i].native, sizeof(r[i].native), "%s", j ? j->native_id : "");
@@ -1128,14 +973,10 @@ static void slurm_poll(struct ferry_engine *eng)
 /* The batch script marks its start in the job directory: no squeue needed. */
 static void slurm_refresh(struct ferry_engine *eng, struct job *j)
 {
-	char *dir = job_dir(eng, j->id), *path = dir ? ferry__asprintf("%s/started", dir) : NULL;
-	struct stat st;
+	double at;
 
-	if (path && stat(path, &st) == 0 && j->state == FERRY_QUEUED_ACTIVE)
-		ferry__engine_job_state(eng, j, FERRY_RUNNING,
-					(double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9);
-	free(dir);
-	free(path);
+	if (j->state == FERRY_QUEUED_ACTIVE && ferry__script_started(eng, j, &at))
+		ferry__engine_job_state(eng, j, FERRY_RUNNING, at);
 }
 
 /* ---- control and recovery ---- */

@@ -1,0 +1,213 @@
+/*
+ * script.c - the bash script a DRMS runs for a job, shared by the slurm
+ * and drmaa backends (script.h says what it does and why).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "drms.h"
+#include "util.h"
+
+static const char *spec_str(json_t *spec, const char *key)
+{
+	return json_string_value(json_object_get(spec, key));
+}
+
+char *ferry__job_dir(struct ferry_engine *eng, int64_t id)
+{
+	return ferry__asprintf("%s/jobs/%lld", ferry__engine_state_dir(eng), (long long)id);
+}
+
+void ferry__sh_quote(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	}
+	fputc('\'', f);
+}
+
+void ferry__script_head(struct ferry_engine *eng, FILE *f)
+{
+	fprintf(f, "#!/bin/bash\n# ferry: resource '%s', engine %s\n", ferry__engine_resource(eng),
+		ferry__engine_instance(eng));
+	fputs("fail() { printf '%s\\n' \"$1\" >\"$d/ferry-exec\" 2>/dev/null; exit 127; }\n", f);
+}
+
+void ferry__script_tail(FILE *f, int srun)
+{
+	fputs(": >\"$d/started\"\n", f); /* what ferry__script_started looks for */
+	if (srun) {
+		fputs("exec srun -- \"$@\"\n", f);
+	} else {
+		fputs("shopt -s execfail\nexec -- \"$@\"\n", f);
+		fputs("e=$?\nprintf 'exec %d\\n' \"$e\" >\"$d/ferry-exec\"\nexit $e\n", f);
+	}
+}
+
+int ferry__script_started(struct ferry_engine *eng, struct job *j, double *at)
+{
+	char *dir = ferry__job_dir(eng, j->id),
+	     *path = dir ? ferry__asprintf("%s/started", dir) : NULL;
+	struct stat st;
+	int rc = path && stat(path, &st) == 0;
+
+	if (rc)
+		*at = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+	free(dir);
+	free(path);
+	return rc;
+}
+
+int ferry__script_job(struct ferry_engine *eng, FILE *f, struct job *j, const char *indent)
+{
+	json_t *spec = j->spec, *e;
+	const char *in = spec_str(spec, "stdin_path"), *out = spec_str(spec, "stdout_path");
+	const char *err = spec_str(spec, "stderr_path"), *cwd = spec_str(spec, "working_directory");
+	char *dir = ferry__job_dir(eng, j->id);
+	size_t i;
+
+	if (!dir || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+		free(dir);
+		return -1;
+	}
+	fprintf(f, "%sd=", indent);
+	ferry__sh_quote(f, dir);
+	fprintf(f, "\n%sexec <", indent);
+	ferry__sh_quote(f, in ? in : "/dev/null");
+	fputs(" >", f);
+	if (out)
+		ferry__sh_quote(f, out);
+	else
+		fputs("\"$d/stdout\"", f);
+	if (json_is_true(json_object_get(spec, "join_stderrout"))) {
+		fputs(" 2>&1", f);
+	} else {
+		fputs(" 2>", f);
+		if (err)
+			ferry__sh_quote(f, err);
+		else
+			fputs("\"$d/stderr\"", f);
+	}
+	fputs("\n", f);
+	if (cwd) {
+		fprintf(f, "%scd -- ", indent);
+		ferry__sh_quote(f, cwd);
+		fputs(" || fail cwd\n", f);
+	}
+	json_array_foreach(json_object_get(spec, "env"), i, e)
+	{
+		fprintf(f, "%sexport -- ", indent);
+		ferry__sh_quote(f, json_string_value(e));
+		fputs("\n", f);
+	}
+	fprintf(f, "%sset --", indent);
+	json_array_foreach(json_object_get(spec, "argv"), i, e)
+	{
+		fputc(' ', f);
+		ferry__sh_quote(f, json_string_value(e));
+	}
+	fputs("\n", f);
+	free(dir);
+	return 0;
+}
+
+int ferry__script_exec_failure(struct ferry_engine *eng, struct job *j, struct job_result *res)
+{
+	char *dir = ferry__job_dir(eng, j->id),
+	     *path = dir ? ferry__asprintf("%s/ferry-exec", dir) : NULL;
+	char *text = NULL;
+	const char *cmd = json_string_value(json_array_get(json_object_get(j->spec, "argv"), 0));
+	int rc = path ? ferry__read_file(path, 4096, &text, NULL) : -1;
+
+	free(dir);
+	free(path);
+	if (rc < 0)
+		return 0;
+	res->exit_status = FERRY_ABORTED;
+	if (!strncmp(text, "cwd", 3))
+		snprintf(res->message, sizeof(res->message),
+			 "cannot enter the working directory '%s'",
+			 json_string_value(json_object_get(j->spec, "working_directory")));
+	else
+		snprintf(res->message, sizeof(res->message), "cannot execute '%s': %s",
+			 cmd ? cmd : "",
+			 atoi(text + 5) == 126 ? "permission denied or not a program"
+					       : "no such file or directory");
+	free(text);
+	return 1;
+}
+
+struct ferry_tracked *ferry__track_find(struct ferry_track_set *s, int64_t id)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (s->v[mid].id == id)
+			return &s->v[mid];
+		if (s->v[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int ferry__track_add(struct ferry_track_set *s, int64_t id)
+{
+	size_t i = s->n;
+
+	if (ferry__track_find(s, id))
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		struct ferry_tracked *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		s->v = v;
+		s->cap = cap;
+	}
+	while (i > 0 && s->v[i - 1].id > id)
+		i--;
+	memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
+	s->v[i] = (struct ferry_tracked){.id = id};
+	s->n++;
+	return 0;
+}
+
+void ferry__track_del(struct ferry_track_set *s, int64_t id)
+{
+	struct ferry_tracked *t = ferry__track_find(s, id);
+
+	if (t) {
+		size_t i = (size_t)(t - s->v);
+		memmove(t, t + 1, (s->n - i - 1) * sizeof(*t));
+		s->n--;
+	}
+}
+
+void ferry__track_release(struct ferry_track_set *s)
+{
+	free(s->v);
+	*s = (struct ferry_track_set){0};
+}
+
+int ferry__same_batch(const struct job *a, const struct job *b)
+{
+	static const char *const keys[] = {
+	    "cpus", "memory_mb", "walltime_s", "queue", "name", "native_specification", "hold"};
+
+	if ((a->state == FERRY_USER_ON_HOLD) != (b->state == FERRY_USER_ON_HOLD))
+		return 0;
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(keys); i++)
+		if (!json_equal(json_object_get(a->spec, keys[i]),
+				json_object_get(b->spec, keys[i])))
+			return 0;
+	return 1;
+}

@@ -1,0 +1,56 @@
+/*
+ * script.h - the bash script a DRMS runs for a ferry job (slurm, drmaa):
+ * it redirects the job's files, enters its directory, sets its
+ * environment, marks its start and execs its command, so that the DRMS's
+ * exit code and signal are the command's own.
+ */
+#ifndef FERRY_DRMS_H
+#define FERRY_DRMS_H
+
+#include <stdio.h>
+
+#include "engine.h"
+
+/* The job's directory in the engine's state ($STATE/jobs/ID), malloc'd. */
+char *ferry__job_dir(struct ferry_engine *eng, int64_t id);
+/* Writes s single-quoted for bash: every byte but NUL stays as it is. */
+void ferry__sh_quote(FILE *f, const char *s);
+/* The script's first lines: interpreter, whose it is, fail(). */
+void ferry__script_head(struct ferry_engine *eng, FILE *f);
+/*
+ * One job's part: sets d to its directory (made here), its files,
+ * directory, environment and argv ("$@"), each line after indent.
+ * 0, or -1 when its directory cannot be made.
+ */
+int ferry__script_job(struct ferry_engine *eng, FILE *f, struct job *j, const char *indent);
+/* The start mark, then exec of "$@" (through srun when srun is set). */
+void ferry__script_tail(FILE *f, int srun);
+/*
+ * 1 with res set to an abort ("cannot execute 'CMD': ...") when the
+ * script left a note that its exec or cd failed, else 0.
+ */
+int ferry__script_exec_failure(struct ferry_engine *eng, struct job *j, struct job_result *res);
+/* 1 with *at (its time) when the job's script marked its start. */
+int ferry__script_started(struct ferry_engine *eng, struct job *j, double *at);
+
+/* The jobs a DRMS backend has handed over, sorted by ferry id. */
+struct ferry_tracked {
+	int64_t id;
+	int seen;   /* in the backend's last look at the DRMS */
+	int misses; /* looks since the DRMS last knew it */
+	int old;    /* handed by an earlier engine (re-attached) */
+};
+struct ferry_track_set {
+	struct ferry_tracked *v;
+	size_t n, cap;
+};
+struct ferry_tracked *ferry__track_find(struct ferry_track_set *s, int64_t id);
+/* 0, or -1 when out of memory; adding a known id does nothing. */
+int ferry__track_add(struct ferry_track_set *s, int64_t id);
+void ferry__track_del(struct ferry_track_set *s, int64_t id);
+void ferry__track_release(struct ferry_track_set *s);
+
+/* Whether two jobs may go in one job array (bulk submission): same requests. */
+int ferry__same_batch(const struct job *a, const struct job *b);
+
+#endif
