@@ -34,6 +34,7 @@ SSHD_START = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sshd", "s
 ASKPASS_BIN = os.path.join(BUILD_DIR, "ferry-askpass")
 CLUSTER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cluster")
 SLURM_DIR = os.environ.get("SLURM_TEST_DIR", "/tmp/ferry-slurm")
+SGE_DIR = os.environ.get("SGE_TEST_DIR", "/tmp/ferry-sge")
 
 # Field names of the job object of docs/protocol.md.
 JOB_FIELDS = [
@@ -542,6 +543,36 @@ def slurm():
                     pytrace=False)
     info = _load_env_sh(os.path.join(SLURM_DIR, "env.sh"))
     os.environ["SLURM_CONF"] = info.get("SLURM_CONF", "/etc/slurm/slurm.conf")
+    return info
+
+
+def sge_section(name="sge", **keys):
+    """A [name] section for the test Grid Engine, reached through its libdrmaa."""
+    keys.setdefault("poll_interval", "0.5")
+    return f"[{name}]\nscheduler = drmaa\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+
+
+@pytest.fixture(scope="session")
+def sge():
+    """The single-node Grid Engine of tests/cluster/start-sge.sh, started once
+    for all workers (the script locks); scripts/test stops it. Its SGE_ROOT,
+    SGE_CELL and PATH go into this process's environment, which engines
+    started by the tests inherit."""
+    if os.geteuid() != 0:
+        pytest.fail("the Grid Engine tests need root (they start their own cluster)",
+                    pytrace=False)
+    cp = subprocess.run(["bash", os.path.join(CLUSTER_DIR, "start-sge.sh")],
+                        capture_output=True, text=True, timeout=900,
+                        env=dict(os.environ, SGE_TEST_DIR=SGE_DIR))
+    if cp.returncode != 0:
+        pytest.fail(f"cannot start the test Grid Engine:\n{cp.stdout}\n{cp.stderr}",
+                    pytrace=False)
+    info = _load_env_sh(os.path.join(SGE_DIR, "env.sh"))
+    for k in ("SGE_ROOT", "SGE_CELL"):
+        os.environ[k] = info[k]
+    qstat_dir = "/usr/lib/gridengine"
+    if qstat_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = qstat_dir + os.pathsep + os.environ.get("PATH", "")
     return info
 
 

@@ -21,11 +21,16 @@ static ferry_conn *conn;
 static char tmpdir[256];
 static const char *resource;  /* $FERRY_TEST_RESOURCE: NULL for "local" */
 static int remote;	      /* $FERRY_TEST_REMOTE: the resource is reached by ssh */
-static const char *scheduler; /* $FERRY_TEST_SCHEDULER: "local" (default) or "slurm" */
+static const char *scheduler; /* $FERRY_TEST_SCHEDULER: "local" (default), "slurm", "drmaa" */
 
 static int on_slurm(void)
 {
 	return !strcmp(scheduler, "slurm");
+}
+
+static int on_drmaa(void)
+{
+	return !strcmp(scheduler, "drmaa");
 }
 
 #define CHECK(cond)                                                                                \
@@ -62,7 +67,9 @@ static ferry_job_id submit_argv(const char *const *argv, void (*tweak)(struct fe
 
 /*
  * A job that stays queued while `blocker` runs: locally the two slots are
- * taken; on Slurm, whose node has more, a dependency keeps it pending.
+ * taken; on Slurm, whose node has more, a dependency keeps it pending; on
+ * Grid Engine (where a dependency is a system hold) it asks for all slots
+ * but one, which it gets once one of the two running jobs ended.
  */
 static ferry_job_id submit_behind(const char *const *argv, ferry_job_id blocker)
 {
@@ -88,6 +95,8 @@ static ferry_job_id submit_behind(const char *const *argv, ferry_job_id blocker)
 		ferry_job_info_free(info);
 		s.native_specification = native;
 	}
+	if (on_drmaa())
+		s.cpus = atoi(getenv("FERRY_TEST_SLOTS") ? getenv("FERRY_TEST_SLOTS") : "8") - 1;
 	OK(ferry_submit(conn, &s, &id));
 	return id;
 }
@@ -550,9 +559,12 @@ static void t_errors(void)
 	CHECK(ferry_submit(conn, &s, &id) == FERRY_ERESOURCE);
 	CHECK(strstr(ferry_errmsg(conn), "64 cpus"));
 	s.cpus = 1;
-	s.queue = on_slurm() ? "nosuchpartition" : "long";
-	CHECK(ferry_submit(conn, &s, &id) == (on_slurm() ? FERRY_ERESOURCE : FERRY_EUNSUPPORTED));
-	CHECK(strstr(ferry_errmsg(conn), on_slurm() ? "nosuchpartition" : "queue"));
+	s.queue = on_slurm() ? "nosuchpartition" : on_drmaa() ? "nosuch.q" : "long";
+	CHECK(ferry_submit(conn, &s, &id) ==
+	      (on_slurm() || on_drmaa() ? FERRY_ERESOURCE : FERRY_EUNSUPPORTED));
+	CHECK(strstr(ferry_errmsg(conn), on_slurm()   ? "nosuchpartition"
+					 : on_drmaa() ? "nosuch.q"
+						      : "queue"));
 	s.queue = NULL;
 	s.working_directory = "/no/such/dir";
 	CHECK(ferry_submit(conn, &s, &id) == FERRY_EINVAL);

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import kill_procs_mentioning, remote_section, slurm_section
+from conftest import kill_procs_mentioning, remote_section, sge_section, slurm_section
 
 BUILD = os.environ.get("FERRY_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "build"))
 BUILD = os.path.abspath(BUILD)
@@ -43,7 +43,7 @@ def _stop_engine(state, resource):
     os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("transport", ["local", "ssh", "slurm"])
+@pytest.mark.parametrize("transport", ["local", "ssh", "slurm", "drmaa"])
 @pytest.mark.parametrize("name", _names())
 def test_capi(request, name, transport):
     assert os.path.exists(TEST_API), f"build the project first: {TEST_API} is missing"
@@ -66,6 +66,13 @@ def test_capi(request, name, transport):
             conf += slurm_section()
             env["FERRY_TEST_RESOURCE"] = resource
             env["FERRY_TEST_SCHEDULER"] = "slurm"
+        if transport == "drmaa":
+            info = request.getfixturevalue("sge")
+            resource = "sge"
+            conf += sge_section()
+            env.update(FERRY_TEST_RESOURCE=resource, FERRY_TEST_SCHEDULER="drmaa",
+                       FERRY_TEST_SLOTS=info["SGE_TEST_SLOTS"], SGE_ROOT=os.environ["SGE_ROOT"],
+                       SGE_CELL=os.environ["SGE_CELL"])
         with open(os.path.join(cfg, "ferry", "ferry.conf"), "w") as f:
             f.write(conf)
         try:

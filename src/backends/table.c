@@ -10,6 +10,7 @@
 static const struct ferry_backend *const backends[] = {
     &ferry__backend_local,
     &ferry__backend_slurm,
+    &ferry__backend_drmaa,
 };
 
 const struct ferry_backend *ferry__backend_find(const char *scheduler)

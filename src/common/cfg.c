@@ -299,15 +299,6 @@ static const struct {
 
 int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, size_t errlen)
 {
-	static const struct {
-		const char *key;
-		size_t off;
-		const char *what;
-	} later[] = {
-	    {"drmaa_library", offsetof(struct ferry_resource_cfg, drmaa_library),
-	     "the drmaa scheduler"},
-	};
-
 	if (!r->host) {
 		for (size_t i = 0; i < FERRY_ARRAY_SIZE(ssh_keys); i++) {
 			if (*(char *const *)((const char *)r + ssh_keys[i].off)) {
@@ -329,18 +320,16 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 	const char *sched = r->scheduler ? r->scheduler : "local";
 	int local = !strcmp(sched, "local");
 
-	if (!local && strcmp(sched, "slurm")) {
-		snprintf(err, errlen, "scheduler '%s' of resource '%s' is not supported yet", sched,
+	if (!local && strcmp(sched, "slurm") && strcmp(sched, "drmaa")) {
+		snprintf(err, errlen, "scheduler '%s' of resource '%s' is not supported", sched,
 			 r->name);
 		return -1;
 	}
-	for (size_t i = 0; i < FERRY_ARRAY_SIZE(later); i++) {
-		if (*(char *const *)((const char *)r + later[i].off)) {
-			snprintf(err, errlen,
-				 "key '%s' of resource '%s' is for %s, which are not supported yet",
-				 later[i].key, r->name, later[i].what);
-			return -1;
-		}
+	if (r->drmaa_library && strcmp(sched, "drmaa")) {
+		snprintf(err, errlen,
+			 "key 'drmaa_library' of resource '%s' is for the drmaa scheduler, not %s",
+			 r->name, sched);
+		return -1;
 	}
 	if (local && r->poll_interval > 0) {
 		snprintf(

@@ -38,6 +38,7 @@ struct ferry_engine {
 	struct ferry_resource_cfg cfg;
 	struct ferry_db *db;
 	const struct ferry_backend *be;
+	int be_open; /* be->open succeeded: be->close is due */
 	struct job **htab;
 	size_t hsize, nactive;
 	struct job *qhead, *qtail;
@@ -1906,8 +1907,14 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 		goto fail;
 	free(dbpath);
 	dbpath = NULL;
-	if (ferry__db_begin(eng->db) || instance_init(eng, err, errlen) || recover(eng) ||
-	    ferry__db_commit(eng->db)) {
+	if (ferry__db_begin(eng->db) || instance_init(eng, err, errlen)) {
+		snprintf(err, errlen, "cannot read the engine's instance from the database");
+		goto fail;
+	}
+	if (eng->be->open && eng->be->open(eng, err, errlen))
+		goto fail;
+	eng->be_open = 1;
+	if (recover(eng) || ferry__db_commit(eng->db)) {
 		snprintf(err, errlen, "cannot recover the jobs of the last engine");
 		goto fail;
 	}
@@ -1938,6 +1945,8 @@ void ferry__engine_free(struct ferry_engine *eng)
 		waiter_free(w);
 	}
 	free(eng->htab);
+	if (eng->be_open && eng->be->close)
+		eng->be->close(eng);
 	if (eng->tr_root_fd >= 0)
 		close(eng->tr_root_fd);
 	free(eng->tr_root);

@@ -94,12 +94,29 @@ struct ferry_backend {
 	 * Optional.
 	 */
 	void (*refresh)(struct ferry_engine *eng, struct job *j);
+	/* ---- version 3: backends with a session or a library to load ---- */
+	/*
+	 * Called once when the engine starts, before any adopt: loads and
+	 * opens what the backend needs. 0, or a FERRY_E* code with err set
+	 * (the engine does not start; the client gets err). Optional.
+	 */
+	int (*open)(struct ferry_engine *eng, char *err, size_t errlen);
+	/* Called once when the engine stops, if open succeeded. Optional. */
+	void (*close)(struct ferry_engine *eng);
 };
 
-#define FERRY_BACKEND_VERSION 2
+#define FERRY_BACKEND_VERSION 3
 
 extern const struct ferry_backend ferry__backend_local;
 extern const struct ferry_backend ferry__backend_slurm;
+extern const struct ferry_backend ferry__backend_drmaa;
+
+/*
+ * ferryd of a drmaa resource runs itself again (execv, same argv) with
+ * the glibc tunable a DRMAA library's static TLS may need; returns when
+ * it is set already or the exec failed.
+ */
+void ferry__drmaa_reexec(char **argv);
 
 /* The backend serving a scheduler name, or NULL. */
 const struct ferry_backend *ferry__backend_find(const char *scheduler);

@@ -247,6 +247,8 @@ int main(int argc, char **argv)
 	rc = 1;
 	if (ferry__resolve_resource_set(o.config, o.resource, o.sets, &cfg, err, sizeof(err)) < 0)
 		goto fail;
+	if (cfg.scheduler && !strcmp(cfg.scheduler, "drmaa"))
+		ferry__drmaa_reexec(argv);
 	state = ferry__state_dir(o.resource);
 	if (!state) {
 		snprintf(err, sizeof(err), "neither XDG_STATE_HOME nor HOME is an absolute path");
