@@ -440,12 +440,12 @@ def test_unknown_resource(eng):
 
 @pytest.mark.parametrize("line,pattern", [
     ("scheduler = slurm\nslots = 4", r"key 'slots'.*slurm schedules its jobs itself"),
-    ("scheduler = drmaa", r"scheduler 'drmaa'.*not supported yet"),
+    ("scheduler = drmaa\nslots = 4", r"key 'slots'.*drmaa schedules its jobs itself"),
     ("login = jdoe", r"key 'login'.*needs 'host'"),
     ("port = 2222", r"key 'port'.*needs 'host'"),
     ("remote_command = /opt/ferry/bin/ferry", r"key 'remote_command'.*needs 'host'"),
     ("ssh_options = -o BatchMode=yes", r"key 'ssh_options'.*needs 'host'"),
-    ("drmaa_library = /usr/lib/libdrmaa.so", r"key 'drmaa_library'.*not supported yet"),
+    ("drmaa_library = /usr/lib/libdrmaa.so", r"key 'drmaa_library'.*for the drmaa scheduler"),
     ("poll_interval = 5", r"key 'poll_interval'.*no polling"),
     ("queue = long", r"key 'queue'.*no queues"),
 ])
@@ -456,6 +456,17 @@ def test_config_key_without_effect_is_refused(eng, line, pattern):
     assert cp.returncode == 1, cp
     assert re.search(pattern, cp.stderr), cp.stderr
     assert not os.path.exists(os.path.join(eng.state_home, "ferry", "other"))
+
+
+def test_missing_drmaa_library_is_named_at_connect(eng):
+    """ferry builds and runs without any DRMAA library: a drmaa resource
+    whose library cannot be loaded fails at connect, naming the path."""
+    eng.config("[local]\nslots = 2\n[grid]\nscheduler = drmaa\n"
+               "drmaa_library = /nonexistent/libdrmaa.so.1\n")
+    cp = eng.run("-r", "grid", "ping", check=False)
+    assert cp.returncode == 1, cp
+    assert "cannot load the DRMAA library: /nonexistent/libdrmaa.so.1" in cp.stderr, cp.stderr
+    assert eng.run("-r", "grid", "daemon", "status", check=False).returncode != 0
 
 
 def test_job_id_of_another_resource(eng):

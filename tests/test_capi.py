@@ -43,7 +43,8 @@ def _stop_engine(state, resource):
     os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("transport", ["local", "ssh", "slurm", "drmaa"])
+@pytest.mark.parametrize("transport", ["local", "ssh", "slurm",
+                                       pytest.param("drmaa", marks=pytest.mark.xdist_group("sge"))])
 @pytest.mark.parametrize("name", _names())
 def test_capi(request, name, transport):
     assert os.path.exists(TEST_API), f"build the project first: {TEST_API} is missing"

@@ -218,7 +218,7 @@ def test_submits_while_engine_is_killed(ferry):
     run twice."""
     import threading
     out = ferry.path("out.txt")
-    n_submits = 150
+    n_submits = 300
     results, errors = [], []
 
     def submitter():

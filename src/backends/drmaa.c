@@ -119,6 +119,9 @@ static struct {
 	int session;
 	struct ferry_track_set t;
 	size_t cursor; /* where the next job_ps slice starts */
+	unsigned polls;
+	char *qacct_id, *qacct_text; /* the last qacct -j, valid in poll qacct_poll */
+	unsigned qacct_poll;
 	struct {
 		DRMAA_FUNCS(DECLARE)
 	} f;
@@ -255,6 +258,9 @@ static void drmaa_close(struct ferry_engine *eng)
 		D.f.exit(diag, sizeof(diag));
 	D.session = 0;
 	ferry__track_release(&D.t);
+	free(D.qacct_id);
+	free(D.qacct_text);
+	D.qacct_id = D.qacct_text = NULL;
 	free(D.path);
 	D.path = NULL;
 	/* the library stays loaded: its atexit handlers may still run */
@@ -729,36 +735,90 @@ static const char *qacct_value(const char *text, const char *key, char *buf, siz
 }
 
 /*
- * The end of a Grid Engine job from its accounting record (qacct -j ID
- * [-t TASK]): 1 with res set, 0 when there is no record (yet), -1 when
- * qacct cannot run.
+ * qacct's records of Grid Engine job `id` (every task of an array at
+ * once), kept for the rest of the poll so that the tasks of one array
+ * cost one qacct: 0, or -1 when qacct cannot run. An unknown job is an
+ * empty text.
+ */
+static int qacct_job(const char *id, const char **text)
+{
+	char idbuf[128];
+	char *argv[] = {"qacct", "-j", idbuf, NULL};
+	struct ferry_output out, err;
+	int status, rc;
+
+	if (D.qacct_id && !strcmp(D.qacct_id, id) && D.qacct_poll == D.polls) {
+		*text = D.qacct_text;
+		return 0;
+	}
+	snprintf(idbuf, sizeof(idbuf), "%s", id);
+	rc = ferry__run_command(argv, NULL, 0, QACCT_TIMEOUT_S, &out, &err, &status);
+	if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
+	    strstr(err.data, "not found"))
+		out.data[0] = '\0'; /* "error: job id N not found": no record (yet) */
+	else if (rc < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		rc = -1;
+	ferry__output_release(&err);
+	if (rc < 0) {
+		ferry__output_release(&out);
+		return -1;
+	}
+	free(D.qacct_id);
+	free(D.qacct_text);
+	D.qacct_id = strdup(id);
+	D.qacct_text = out.data;
+	D.qacct_poll = D.polls;
+	*text = D.qacct_text;
+	return 0;
+}
+
+/* The record of task (NULL: not an array) in qacct's text, up to the next one. */
+static const char *qacct_record(const char *text, const char *task, size_t *len)
+{
+	/* the first record's separator starts the text, the others a line */
+	for (const char *r = strncmp(text, "====", 4) ? strstr(text, "\n====") : text; r;
+	     r = strstr(r + 1, "\n====")) {
+		const char *body = strchr(r + 1, '\n'), *next;
+		char v[64];
+		if (!body)
+			break;
+		next = strstr(body, "\n====");
+		*len = next ? (size_t)(next - body) : strlen(body);
+		char *rec = strndup(body, *len);
+		int match =
+		    rec &&
+		    (!task || (qacct_value(rec, "taskid", v, sizeof(v)) && !strcmp(trim(v), task)));
+		free(rec);
+		if (match)
+			return body;
+	}
+	return NULL;
+}
+
+/*
+ * The end of a Grid Engine job from its accounting record: 1 with res
+ * set, 0 when there is no record (yet), -1 when qacct cannot run.
  */
 static int from_qacct(const char *native, struct job_result *res)
 {
-	char id[128], task[64] = "", v[256];
-	char *argv[] = {"qacct", "-j", id, task[0] ? "-t" : NULL, task, NULL};
-	const char *dot = strchr(native, '.');
-	struct ferry_output out, err;
-	int status, rc, failed, code;
+	const char *dot = strchr(native, '.'), *text, *rec;
+	char id[128], v[256], *r;
+	size_t len;
+	int failed, code;
 
 	snprintf(id, sizeof(id), "%.*s", (int)(dot ? (size_t)(dot - native) : strlen(native)),
 		 native);
-	if (dot) {
-		snprintf(task, sizeof(task), "%s", dot + 1);
-		argv[3] = "-t";
-	}
-	rc = ferry__run_command(argv, NULL, 0, QACCT_TIMEOUT_S, &out, &err, &status);
-	if (rc < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		rc = rc < 0 ? -1 : strstr(err.data, "not found") ? 0 : -1;
-		goto out;
-	}
+	if (qacct_job(id, &text) < 0)
+		return -1;
+	if (!(rec = qacct_record(text, dot ? dot + 1 : NULL, &len)) || !(r = strndup(rec, len)))
+		return 0;
 	result_init(res);
-	failed = atoi(qacct_value(out.data, "failed", v, sizeof(v)) ?: "0");
-	code = atoi(qacct_value(out.data, "exit_status", v, sizeof(v)) ?: "0");
-	res->wall = atof(qacct_value(out.data, "ru_wallclock", v, sizeof(v)) ?: "-1");
-	res->cpu_user = atof(qacct_value(out.data, "ru_utime", v, sizeof(v)) ?: "-1");
-	res->cpu_sys = atof(qacct_value(out.data, "ru_stime", v, sizeof(v)) ?: "-1");
-	res->max_rss_kb = atoll(qacct_value(out.data, "ru_maxrss", v, sizeof(v)) ?: "-1");
+	failed = atoi(qacct_value(r, "failed", v, sizeof(v)) ?: "0");
+	code = atoi(qacct_value(r, "exit_status", v, sizeof(v)) ?: "0");
+	res->wall = atof(qacct_value(r, "ru_wallclock", v, sizeof(v)) ?: "-1");
+	res->cpu_user = atof(qacct_value(r, "ru_utime", v, sizeof(v)) ?: "-1");
+	res->cpu_sys = atof(qacct_value(r, "ru_stime", v, sizeof(v)) ?: "-1");
+	res->max_rss_kb = atoll(qacct_value(r, "ru_maxrss", v, sizeof(v)) ?: "-1");
 	if (failed == 0) {
 		res->exit_status = FERRY_FINISHED_REGULARLY;
 		res->exit_value = code;
@@ -772,13 +832,10 @@ static int from_qacct(const char *native, struct job_result *res)
 	} else {
 		res->exit_status = FERRY_ABORTED;
 		snprintf(res->message, sizeof(res->message), "Grid Engine: failed %s",
-			 qacct_value(out.data, "failed", v, sizeof(v)) ?: "?");
+			 qacct_value(r, "failed", v, sizeof(v)) ?: "?");
 	}
-	rc = 1;
-out:
-	ferry__output_release(&out);
-	ferry__output_release(&err);
-	return rc;
+	free(r);
+	return 1;
 }
 
 /* A job DRMAA no longer knows (ended, or of an earlier session and ended). */
@@ -882,6 +939,7 @@ static void drmaa_poll(struct ferry_engine *eng)
 	size_t n, start;
 	int64_t *ids;
 
+	D.polls++;
 	for (size_t i = D.t.n; i-- > 0;) {
 		struct job *j = ferry__engine_job(eng, D.t.v[i].id);
 		if (!j) /* ended by the engine itself (killed while queued) */

@@ -1,6 +1,7 @@
 /*
- * script.c - the bash script a DRMS runs for a job, shared by the slurm
- * and drmaa backends (script.h says what it does and why).
+ * drms.c - what the backends in front of a DRMS (slurm, drmaa) share: the
+ * bash script a DRMS runs for a job (drms.h says what it does and why),
+ * the set of jobs handed over, and which jobs may share a job array.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -94,7 +95,8 @@ int ferry__script_job(struct ferry_engine *eng, FILE *f, struct job *j, const ch
 		else
 			fputs("\"$d/stderr\"", f);
 	}
-	fputs("\n", f);
+	/* bash goes on after a failed exec redirection: the job would run without its files */
+	fputs(" || fail files\n", f);
 	if (cwd) {
 		fprintf(f, "%scd -- ", indent);
 		ferry__sh_quote(f, cwd);
@@ -130,7 +132,11 @@ int ferry__script_exec_failure(struct ferry_engine *eng, struct job *j, struct j
 	if (rc < 0)
 		return 0;
 	res->exit_status = FERRY_ABORTED;
-	if (!strncmp(text, "cwd", 3))
+	if (!strncmp(text, "files", 5))
+		snprintf(res->message, sizeof(res->message),
+			 "cannot open the job's stdin, stdout or stderr file on the node that ran "
+			 "it");
+	else if (!strncmp(text, "cwd", 3))
 		snprintf(res->message, sizeof(res->message),
 			 "cannot enter the working directory '%s'",
 			 json_string_value(json_object_get(j->spec, "working_directory")));

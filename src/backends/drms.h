@@ -1,5 +1,6 @@
 /*
- * script.h - the bash script a DRMS runs for a ferry job (slurm, drmaa):
+ * drms.h - what the DRMS backends share. The bash script a DRMS runs for a
+ * ferry job (slurm, drmaa):
  * it redirects the job's files, enters its directory, sets its
  * environment, marks its start and execs its command, so that the DRMS's
  * exit code and signal are the command's own.

@@ -130,6 +130,8 @@ static void read_config(void)
 	S.config_known = 1;
 	if ((p = strstr(out.data, "\nMaxArraySize ")) && (p = strchr(p, '=')))
 		S.max_array = atoi(p + 1) - 1;
+	if (S.max_array < 0)
+		S.max_array = 0; /* arrays disabled (MaxArraySize=0): one sbatch per job */
 	if (S.max_array > MAX_TASKS - 1)
 		S.max_array = MAX_TASKS - 1;
 	if (strstr(out.data, "JobCompType             = jobcomp/filetxt") &&

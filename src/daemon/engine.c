@@ -1877,6 +1877,8 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 	struct ferry_engine *eng = calloc(1, sizeof(*eng));
 	char *dbpath = NULL;
 
+	if (errlen)
+		err[0] = '\0';
 	if (!eng)
 		goto nomem;
 	eng->tr_root_fd = -1;
@@ -1908,7 +1910,9 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 	free(dbpath);
 	dbpath = NULL;
 	if (ferry__db_begin(eng->db) || instance_init(eng, err, errlen)) {
-		snprintf(err, errlen, "cannot read the engine's instance from the database");
+		if (!err[0])
+			snprintf(err, errlen,
+				 "cannot read the engine's instance from the database");
 		goto fail;
 	}
 	if (eng->be->open && eng->be->open(eng, err, errlen))
