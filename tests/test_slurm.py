@@ -208,6 +208,13 @@ def test_native_specification_errors(fs):
     assert cp.returncode != 0 and "'--output' is ferry's own" in cp.stderr, cp.stderr
     cp = fs.run("submit", "--native", "--comment 'unbalanced", "--", "true", check=False)
     assert cp.returncode != 0 and "native specification" in cp.stderr, cp.stderr
+    for spec, owned in (("-o/tmp/x", "-o"), ("--out=/tmp/x", "--output"), ("-Jname", "-J"),
+                        ("--comm=x", "--comment")):
+        cp = fs.run("submit", "--native", spec, "--", "true", check=False)
+        assert cp.returncode != 0 and f"'{owned}' is ferry's own" in cp.stderr, (spec, cp.stderr)
+    for spec in ("-M other", "--clusters=other", "--wait", "--test-only"):
+        cp = fs.run("submit", "--native", spec, "--", "true", check=False)
+        assert cp.returncode != 0 and "is not supported" in cp.stderr, (spec, cp.stderr)
     cp = fs.run("submit", "--native", "notanoption", "--", "true", check=False)
     assert cp.returncode != 0 and "not an sbatch option" in cp.stderr, cp.stderr
     # sbatch itself refuses: the job ends aborted with Slurm's message
@@ -301,6 +308,44 @@ def test_engine_killed_between_sbatch_and_its_answer(fs):
         info = fs.info(i)
         assert info["status"] == "done", info
         assert fs.run("logs", i).stdout == f"{n}\n"
+    _none_twice(fs, ids)
+
+
+def test_engine_killed_after_sbatch_and_jobs_purged(fs):
+    """As above, and by the time the next engine starts slurmctld has
+    purged the ended jobs (MinJobAge): fault-squeue-purged hides them from
+    squeue (slurmctld cannot be made to purge on demand). Their scripts
+    left their Slurm ids in the job directories: the jobs are tracked to
+    their end through accounting, and not submitted again."""
+    bindir = os.path.join(fs.base, "fault")
+    os.makedirs(bindir)
+    with open(os.path.join(bindir, "sbatch"), "w") as fh:
+        fh.write("#!/bin/sh\n# fault-sbatch-then-crash\n"
+                 f'{shutil.which("sbatch")} "$@" || exit\n'
+                 'if [ ! -e "$FAULT_ONCE" ]; then : > "$FAULT_ONCE"; kill -9 $PPID; sleep 5; fi\n')
+    with open(os.path.join(bindir, "squeue"), "w") as fh:
+        fh.write("#!/bin/sh\n# fault-squeue-purged: ferry's jobs are not listed\n"
+                 f'{shutil.which("squeue")} "$@" | grep -v "ferry:"\nexit 0\n')
+    for c in ("sbatch", "squeue"):
+        os.chmod(os.path.join(bindir, c), 0o755)
+    env_path = fs.env["PATH"]
+    fs.env["PATH"] = bindir + os.pathsep + env_path
+    fs.env["FAULT_ONCE"] = os.path.join(fs.base, "fault-done")
+    path = fs.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("".join(f"sh -c 'echo {i}'\n" for i in range(5)))
+    ids = fs.run("submit", "--bulk", path).stdout.split()
+    poll(lambda: not fs.engine_alive(), timeout=20, what="the engine killed")
+    jobs = os.path.join(fs.state_dir, "jobs")
+    poll(lambda: all(os.path.exists(os.path.join(jobs, i, "started")) for i in ids),
+         timeout=60, what="every job started")
+    time.sleep(2)  # and ended
+    fs.run("wait", "--timeout", "120", *ids)
+    for n, i in enumerate(ids):
+        info = fs.info(i)
+        assert info["status"] == "done", info
+        assert fs.run("logs", i).stdout == f"{n}\n"
+    fs.env["PATH"] = env_path
     _none_twice(fs, ids)
 
 

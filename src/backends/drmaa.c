@@ -318,30 +318,13 @@ static char *native_spec(struct ferry_engine *eng, json_t *spec, char *err, size
 	return out;
 }
 
-/*
- * Grid Engine's cluster queues as "NAME TOTAL" lines (qstat -g c), asked
- * at most once a minute; NULL when qstat cannot tell (the DRM will).
- */
+/* Grid Engine's cluster queues as "NAME CQLOAD USED RES AVAIL TOTAL ..." lines. */
 static const char *sge_queues(void)
 {
-	static char *list;
-	static double asked;
+	static struct ferry_listing l;
 	char *argv[] = {"qstat", "-g", "c", NULL};
-	struct ferry_output out, err;
-	int status;
 
-	if (list && ferry__mono() - asked < 60)
-		return list;
-	if (ferry__run_command(argv, NULL, 0, QACCT_TIMEOUT_S, &out, &err, &status) == 0 &&
-	    WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		free(list);
-		list = out.data;
-		out.data = NULL;
-		asked = ferry__mono();
-	}
-	ferry__output_release(&out);
-	ferry__output_release(&err);
-	return list;
+	return ferry__listing(&l, argv);
 }
 
 /* What Grid Engine would refuse anyway, refused at submission with a clear error. */
@@ -474,7 +457,8 @@ static int write_scripts(struct ferry_engine *eng, struct job **jobs, size_t n, 
 		if (f) {
 			ferry__script_head(eng, f);
 			bad = ferry__script_job(eng, f, jobs[i], "") < 0;
-			ferry__script_tail(f, 0);
+			/* Grid Engine's: N.T for a bulk's task, N.undefined else */
+			ferry__script_tail(f, 0, D.sge ? "$JOB_ID.$SGE_TASK_ID" : "");
 			bad |= fclose(f) != 0;
 		}
 		dir = ferry__job_dir(eng, jobs[i]->id);
@@ -962,14 +946,6 @@ static void drmaa_poll(struct ferry_engine *eng)
 	free(ids);
 }
 
-static void drmaa_refresh(struct ferry_engine *eng, struct job *j)
-{
-	double at;
-
-	if (j->state == FERRY_QUEUED_ACTIVE && ferry__script_started(eng, j, &at))
-		ferry__engine_job_state(eng, j, FERRY_RUNNING, at);
-}
-
 /* ---- control and recovery ---- */
 
 static int drmaa_ctl(struct ferry_engine *eng, struct job *j, enum backend_ctl ctl, char *err,
@@ -1001,10 +977,18 @@ static int drmaa_ctl(struct ferry_engine *eng, struct job *j, enum backend_ctl c
 static int drmaa_adopt(struct ferry_engine *eng, struct job *j)
 {
 	struct ferry_tracked *t;
-	char msg[512];
+	char msg[512], nid[128];
 
 	if (!j->native_id[0])
 		return 0; /* its submission failed before the last engine stopped */
+	if (!strcmp(j->native_id, PENDING_NATIVE) &&
+	    ferry__script_native(eng, j, nid, sizeof(nid))) {
+		/* it ran: its script left the id the last engine did not record */
+		char *u = strstr(nid, ".undefined");
+		if (u)
+			*u = '\0';
+		ferry__engine_job_native_id(eng, j, nid);
+	}
 	if (ferry__track_add(&D.t, j->id) < 0)
 		return 1;
 	if ((t = ferry__track_find(&D.t, j->id)))
@@ -1025,7 +1009,7 @@ const struct ferry_backend ferry__backend_drmaa = {
     .poll = drmaa_poll,
     .poll_interval = POLL_INTERVAL_S,
     .hand = drmaa_hand,
-    .refresh = drmaa_refresh,
+    .refresh = ferry__drms_refresh,
     .open = drmaa_open,
     .close = drmaa_close,
 };

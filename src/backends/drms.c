@@ -3,8 +3,10 @@
  * bash script a DRMS runs for a job (drms.h says what it does and why),
  * the set of jobs handed over, and which jobs may share a job array.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -40,9 +42,10 @@ void ferry__script_head(struct ferry_engine *eng, FILE *f)
 	fputs("fail() { printf '%s\\n' \"$1\" >\"$d/ferry-exec\" 2>/dev/null; exit 127; }\n", f);
 }
 
-void ferry__script_tail(FILE *f, int srun)
+void ferry__script_tail(FILE *f, int srun, const char *native)
 {
-	fputs(": >\"$d/started\"\n", f); /* what ferry__script_started looks for */
+	/* what ferry__script_started and ferry__script_native look for */
+	fprintf(f, "printf '%%s\\n' \"%s\" >\"$d/started\"\n", native);
 	if (srun) {
 		fputs("exec srun -- \"$@\"\n", f);
 	} else {
@@ -216,4 +219,50 @@ int ferry__same_batch(const struct job *a, const struct job *b)
 				json_object_get(b->spec, keys[i])))
 			return 0;
 	return 1;
+}
+
+const char *ferry__listing(struct ferry_listing *l, char *const *argv)
+{
+	struct ferry_output out, err;
+	int status;
+
+	if (l->text && ferry__mono() - l->at < 60)
+		return l->text;
+	if (ferry__run_command(argv, NULL, 0, 30.0, &out, &err, &status) == 0 &&
+	    WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		free(l->text);
+		l->text = out.data;
+		out.data = NULL;
+		l->at = ferry__mono();
+	}
+	ferry__output_release(&out);
+	ferry__output_release(&err);
+	return l->text;
+}
+
+void ferry__drms_refresh(struct ferry_engine *eng, struct job *j)
+{
+	double at;
+
+	if (j->state == FERRY_QUEUED_ACTIVE && ferry__script_started(eng, j, &at))
+		ferry__engine_job_state(eng, j, FERRY_RUNNING, at);
+}
+
+int ferry__script_native(struct ferry_engine *eng, struct job *j, char *buf, size_t len)
+{
+	char *dir = ferry__job_dir(eng, j->id),
+	     *path = dir ? ferry__asprintf("%s/started", dir) : NULL;
+	char *text = NULL;
+	int rc = path && ferry__read_file(path, 256, &text, NULL) == 0;
+
+	if (rc) {
+		size_t n = strcspn(text, "\n");
+		rc = n > 0 && n < len && isdigit((unsigned char)text[0]);
+		if (rc)
+			snprintf(buf, len, "%.*s", (int)n, text);
+	}
+	free(text);
+	free(dir);
+	free(path);
+	return rc;
 }

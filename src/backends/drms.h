@@ -24,8 +24,17 @@ void ferry__script_head(struct ferry_engine *eng, FILE *f);
  * 0, or -1 when its directory cannot be made.
  */
 int ferry__script_job(struct ferry_engine *eng, FILE *f, struct job *j, const char *indent);
-/* The start mark, then exec of "$@" (through srun when srun is set). */
-void ferry__script_tail(FILE *f, int srun);
+/*
+ * The start mark, holding the DRMS's id of the job (native: a shell
+ * expression of the DRMS's variables, in double quotes), then exec of
+ * "$@" (through srun when srun is set).
+ */
+void ferry__script_tail(FILE *f, int srun, const char *native);
+/*
+ * 1 with the DRMS's id of the job in buf when its script ran and left it:
+ * what an engine that died before it recorded the id learns it from.
+ */
+int ferry__script_native(struct ferry_engine *eng, struct job *j, char *buf, size_t len);
 /*
  * 1 with res set to an abort ("cannot execute 'CMD': ...") when the
  * script left a note that its exec or cd failed, else 0.
@@ -53,5 +62,22 @@ void ferry__track_release(struct ferry_track_set *s);
 
 /* Whether two jobs may go in one job array (bulk submission): same requests. */
 int ferry__same_batch(const struct job *a, const struct job *b);
+
+/*
+ * What a listing command (sinfo, qstat -g c) printed, run at most once a
+ * minute: a DRMS's queues change rarely, and a submit must stay cheap.
+ * NULL when it never ran well (the DRMS then says what is wrong).
+ */
+struct ferry_listing {
+	char *text;
+	double at; /* monotonic time of the run */
+};
+const char *ferry__listing(struct ferry_listing *l, char *const *argv);
+
+/*
+ * The backends' refresh: the job's script marked its start, so a client
+ * sees it running without waiting for the next poll.
+ */
+void ferry__drms_refresh(struct ferry_engine *eng, struct job *j);
 
 #endif

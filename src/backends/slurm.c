@@ -196,7 +196,9 @@ static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64
 	fputs("*) echo \"ferry: no job for array task $SLURM_ARRAY_TASK_ID\" >&2; exit 1;;\n"
 	      "esac\n",
 	      f);
-	ferry__script_tail(f, srun);
+	/* the native id submit_batch gives: A_T for an array's task */
+	ferry__script_tail(
+	    f, srun, n > 1 ? "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" : "$SLURM_JOB_ID");
 	if (fclose(f) != 0 || bad) {
 		free(text);
 		return NULL;
@@ -214,6 +216,32 @@ static const char *const owned[] = {
     "-D", "--chdir", "--comment",  "-J", "--job-name", "--wrap", "-H",	    "--hold",
 };
 
+/* Options that would take a job where ferry cannot follow it, and why. */
+static const struct {
+	const char *opt, *why;
+} unfollowed[] = {
+    {"-M", "the job would run on another cluster, which ferry does not watch"},
+    {"--clusters", "the job would run on another cluster, which ferry does not watch"},
+    {"-W", "sbatch would wait for the job to end"},
+    {"--wait", "sbatch would wait for the job to end"},
+    {"--test-only", "sbatch would submit nothing"},
+};
+
+/*
+ * Whether word names option opt as sbatch reads it: a long option or any
+ * prefix of it (getopt_long takes unambiguous prefixes), with or without
+ * "=VALUE"; a short one alone or with its value attached ("-o/tmp/x").
+ */
+static int names_option(const char *word, const char *opt)
+{
+	size_t nl = strcspn(word, "=");
+
+	if (opt[1] == '-')
+		return word[0] == '-' && word[1] == '-' && nl > 2 && nl <= strlen(opt) &&
+		       !strncmp(word, opt, nl);
+	return word[0] == '-' && word[1] == opt[1] && word[1] != '-';
+}
+
 static int native_words(json_t *spec, char ***words, char *err, size_t errlen)
 {
 	const char *native = spec_str(spec, "native_specification"), *why = NULL;
@@ -229,7 +257,6 @@ static int native_words(json_t *spec, char ***words, char *err, size_t errlen)
 		return rc == -ENOMEM ? FERRY_ENOMEM : FERRY_EINVAL;
 	}
 	for (size_t i = 0; w[i]; i++) {
-		size_t nl = strcspn(w[i], "=");
 		if (i == 0 && w[i][0] != '-') {
 			snprintf(err, errlen,
 				 "native specification '%s': '%s' is not an sbatch option", native,
@@ -237,12 +264,22 @@ static int native_words(json_t *spec, char ***words, char *err, size_t errlen)
 			goto bad;
 		}
 		for (size_t k = 0; k < FERRY_ARRAY_SIZE(owned); k++) {
-			if (strlen(owned[k]) == nl && !strncmp(w[i], owned[k], nl)) {
+			if (names_option(w[i], owned[k])) {
 				snprintf(err, errlen,
 					 "native specification '%s': option '%s' is ferry's own "
 					 "(use the job's fields)",
 					 native, owned[k]);
 				goto bad;
+			}
+		}
+		for (size_t k = 0; k < FERRY_ARRAY_SIZE(unfollowed); k++) {
+			if (names_option(w[i], unfollowed[k].opt)) {
+				snprintf(err, errlen,
+					 "native specification '%s': option '%s' is not supported: "
+					 "%s",
+					 native, unfollowed[k].opt, unfollowed[k].why);
+				ferry__strv_free(w);
+				return FERRY_EUNSUPPORTED;
 			}
 		}
 	}
@@ -270,22 +307,13 @@ static int many_tasks(char **w)
 	return 0;
 }
 
-/* The cluster's partitions as "NAME|CPUS" lines, asked at most once a minute. */
+/* The cluster's partitions as "NAME|CPUS" lines. */
 static const char *partitions(void)
 {
-	static char *list;
-	static double asked;
-	char *argv[] = {"sinfo", "-h", "-o", "%R|%c", NULL}, msg[512];
-	struct ferry_output out;
+	static struct ferry_listing l;
+	char *argv[] = {"sinfo", "-h", "-o", "%R|%c", NULL};
 
-	if (list && ferry__mono() - asked < 60)
-		return list;
-	if (slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) < 0)
-		return list; /* sbatch will tell */
-	free(list);
-	list = out.data;
-	asked = ferry__mono();
-	return list;
+	return ferry__listing(&l, argv);
 }
 
 /* What sbatch would refuse anyway, refused at submission with a clear error. */
@@ -972,15 +1000,6 @@ static void slurm_poll(struct ferry_engine *eng)
 	free(ids);
 }
 
-/* The batch script marks its start in the job directory: no squeue needed. */
-static void slurm_refresh(struct ferry_engine *eng, struct job *j)
-{
-	double at;
-
-	if (j->state == FERRY_QUEUED_ACTIVE && ferry__script_started(eng, j, &at))
-		ferry__engine_job_state(eng, j, FERRY_RUNNING, at);
-}
-
 /* ---- control and recovery ---- */
 
 static int slurm_control(struct ferry_engine *eng, struct job *j, enum backend_ctl ctl, char *err,
@@ -1030,7 +1049,7 @@ static int slurm_control(struct ferry_engine *eng, struct job *j, enum backend_c
 /* Where a submission the last engine left in flight went, from the comments. */
 static int find_pending(struct ferry_engine *eng, struct job *j)
 {
-	char msg[512], *save = NULL, *copy;
+	char msg[512], nid[128], *save = NULL, *copy;
 	struct ferry_output out;
 
 	if (!S.recovery) {
@@ -1051,6 +1070,11 @@ static int find_pending(struct ferry_engine *eng, struct job *j)
 		}
 	}
 	free(copy);
+	/* gone from slurmctld (MinJobAge) but it ran: its script left its id */
+	if (ferry__script_native(eng, j, nid, sizeof(nid))) {
+		ferry__engine_job_native_id(eng, j, nid);
+		return 1;
+	}
 	return 0;
 }
 
@@ -1088,5 +1112,5 @@ const struct ferry_backend ferry__backend_slurm = {
     .poll = slurm_poll,
     .poll_interval = POLL_INTERVAL_S,
     .hand = slurm_hand,
-    .refresh = slurm_refresh,
+    .refresh = ferry__drms_refresh,
 };
