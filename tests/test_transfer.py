@@ -303,6 +303,7 @@ def test_cancel_transfer(ferry):
     assert cp.returncode == 1 and "unfinished job" in cp.stderr and str(jid) in cp.stderr
     assert os.path.exists(sp)
     ferry.run("kill", jid)
+    ferry.wait_ended(jid)  # a kill of a running job is asynchronous
     ferry.run("cancel-transfer", sp)
     assert not os.path.exists(os.path.dirname(sp))
     cp = ferry.run("transfers", sp, check=False)

@@ -33,6 +33,13 @@ void ferry__hash_final(struct ferry_hash *h, char hex[FERRY_HASH_HEX])
 	h->state = NULL;
 }
 
+void ferry__hash_release(struct ferry_hash *h)
+{
+	if (h->state)
+		XXH3_freeState(h->state);
+	h->state = NULL;
+}
+
 int ferry__hash_fd(int fd, uint64_t len, char hex[FERRY_HASH_HEX])
 {
 	struct ferry_hash h;

@@ -63,6 +63,73 @@ struct tctx {
 
 #define FAIL(t, code, ...) fail((t)->err, (t)->errlen, code, __VA_ARGS__)
 
+/*
+ * Running checksums of files received in one uninterrupted stream of
+ * chunks: each chunk is hashed from memory as it is written, so that the
+ * last one needs no second pass over the whole file. A file whose stream
+ * began elsewhere than at 0, or was interrupted (any transfer_send, which
+ * every resume starts with, drops its state), or whose state was evicted,
+ * is read back and hashed whole at the end, as before: what was written
+ * by anyone but this stream is never taken on trust.
+ */
+#define RUNNING_MAX 8
+static struct running {
+	int64_t tid, idx, off; /* off: bytes hashed so far */
+	uint64_t used;	       /* when last fed, for eviction */
+	struct ferry_hash h;
+} running[RUNNING_MAX];
+static uint64_t running_clock;
+
+static struct running *running_find(int64_t tid, int64_t idx)
+{
+	for (size_t i = 0; i < RUNNING_MAX; i++)
+		if (running[i].h.state && running[i].tid == tid && running[i].idx == idx)
+			return &running[i];
+	return NULL;
+}
+
+static void running_drop(struct running *r)
+{
+	if (r)
+		ferry__hash_release(&r->h);
+}
+
+static void running_drop_transfer(int64_t tid)
+{
+	for (size_t i = 0; i < RUNNING_MAX; i++)
+		if (running[i].h.state && running[i].tid == tid)
+			running_drop(&running[i]);
+}
+
+/* Feeds a chunk written at off; a chunk at 0 starts (or restarts) the file's state. */
+static void running_feed(int64_t tid, int64_t idx, int64_t off, const void *data, size_t len)
+{
+	struct running *r = running_find(tid, idx);
+
+	if (off == 0) {
+		running_drop(r);
+		r = &running[0];
+		for (size_t i = 0; i < RUNNING_MAX && r->h.state; i++)
+			if (!running[i].h.state || running[i].used < r->used)
+				r = &running[i];
+		running_drop(r); /* the free slot, or the least recently fed */
+		if (ferry__hash_init(&r->h) < 0)
+			return;
+		r->tid = tid;
+		r->idx = idx;
+		r->off = 0;
+	}
+	if (!r)
+		return;
+	if (r->off != off) {
+		running_drop(r);
+		return;
+	}
+	ferry__hash_update(&r->h, data, len);
+	r->off += (int64_t)len;
+	r->used = ++running_clock;
+}
+
 /* ---- paths beneath the root ---- */
 
 static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
@@ -549,6 +616,7 @@ static int op_send(struct tctx *t)
 		return rc;
 	if (rc == 1) {
 		rc = 0; /* known: a retry, or the next call after an interruption */
+		running_drop_transfer(row.id);
 	} else {
 		doc = json_pack("{s:O,s:I,s:O,s:s?}", "local_paths", lp, "disposal_hours",
 				(json_int_t)hours, "files", files, "hash", hash);
@@ -599,6 +667,7 @@ static int op_register(struct tctx *t)
 		return rc;
 	if (rc == 1) {
 		rc = 0; /* known: a retry, or the next call after an interruption */
+		running_drop_transfer(row.id);
 	} else {
 		doc = json_pack("{s:O,s:I,s:s,s:[]}", "local_paths", lp, "disposal_hours",
 				(json_int_t)hours, "name", name, "files");
@@ -682,12 +751,18 @@ static int finish_send(struct tctx *t, struct db_tr_row *row, json_t *doc)
 
 /* The part holds the whole file: checks it, then gives it its name. */
 static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f, int parent,
-			 const char *base, const char *part, int fd)
+			 const char *base, const char *part, int fd, struct running *r)
 {
 	const char *want = json_string_value(json_object_get(f, "hash"));
 	uint64_t size = (uint64_t)json_integer_value(json_object_get(f, "size"));
 	char got[FERRY_HASH_HEX];
-	int e = ferry__hash_fd(fd, size, got);
+	int e = 0;
+
+	if (r && r->off == (int64_t)size)
+		ferry__hash_final(&r->h, got); /* every byte came through this stream */
+	else
+		e = ferry__hash_fd(fd, size, got);
+	running_drop(r);
 
 	if (e < 0)
 		return FAIL(t, FERRY_EIO, "cannot read back '%s/%s/%s': %s", root(t), row->dir,
@@ -725,7 +800,8 @@ static int get_int(struct tctx *t, const char *key, int64_t min, int64_t max, in
 }
 
 /* Writes a chunk at offset (the part's size); the last one completes the file. */
-static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t off, int *complete)
+static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t idx, int64_t off,
+		       int *complete)
 {
 	char rel[PATH_MAX], *part = NULL;
 	const char *base;
@@ -777,8 +853,9 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 		w += (size_t)n;
 	}
 	row->received += (int64_t)t->datalen;
+	running_feed(row->id, idx, off, t->data, t->datalen);
 	if (off + (int64_t)t->datalen == size) {
-		rc = complete_file(t, row, f, parent, base, part, fd);
+		rc = complete_file(t, row, f, parent, base, part, fd, running_find(row->id, idx));
 		*complete = !rc;
 	}
 out:
@@ -822,7 +899,7 @@ static int op_put(struct tctx *t)
 			  (long long)idx);
 		goto out;
 	}
-	rc = write_chunk(t, &row, f, off, &complete);
+	rc = write_chunk(t, &row, f, idx, off, &complete);
 	int rc2 = save(t, &row, NULL); /* the received count, also after a failure */
 	if (!rc)
 		rc = rc2;
@@ -1158,6 +1235,7 @@ static int remove_transfer(struct ferry_engine *eng, const struct db_tr_row *row
 		return FERRY_ENOMEM;
 	ferry__rm_rf(dir);
 	free(dir);
+	running_drop_transfer(row->id);
 	/* before the references go: they say which jobs waited for it */
 	ferry__engine_inputs_gone(eng, row->id);
 	return ferry__db_tr_delete(ferry__engine_db(eng), row->id);
