@@ -40,17 +40,14 @@ void ferry__hash_release(struct ferry_hash *h)
 	h->state = NULL;
 }
 
-int ferry__hash_fd(int fd, uint64_t len, char hex[FERRY_HASH_HEX])
+int ferry__hash_update_fd(struct ferry_hash *h, int fd, uint64_t len)
 {
-	struct ferry_hash h;
 	char *buf = malloc(HASH_BUF);
 	uint64_t off = 0;
 	int e = 0;
 
-	if (!buf || ferry__hash_init(&h) < 0) {
-		free(buf);
+	if (!buf)
 		return -ENOMEM;
-	}
 	while (off < len) {
 		size_t want = len - off < HASH_BUF ? (size_t)(len - off) : HASH_BUF;
 		ssize_t n = pread(fd, buf, want, (off_t)off);
@@ -60,10 +57,21 @@ int ferry__hash_fd(int fd, uint64_t len, char hex[FERRY_HASH_HEX])
 			e = n < 0 ? -errno : -EIO; /* shorter than said: changed under us */
 			break;
 		}
-		ferry__hash_update(&h, buf, (size_t)n);
+		ferry__hash_update(h, buf, (size_t)n);
 		off += (uint64_t)n;
 	}
-	ferry__hash_final(&h, hex);
 	free(buf);
+	return e;
+}
+
+int ferry__hash_fd(int fd, uint64_t len, char hex[FERRY_HASH_HEX])
+{
+	struct ferry_hash h;
+	int e;
+
+	if (ferry__hash_init(&h) < 0)
+		return -ENOMEM;
+	e = ferry__hash_update_fd(&h, fd, len);
+	ferry__hash_final(&h, hex);
 	return e;
 }

@@ -24,6 +24,8 @@ void ferry__hash_update(struct ferry_hash *h, const void *data, size_t len);
 void ferry__hash_final(struct ferry_hash *h, char hex[FERRY_HASH_HEX]);
 /* Frees the state without a digest (no-op on a released one). */
 void ferry__hash_release(struct ferry_hash *h);
+/* Feeds the first len bytes of fd (from offset 0) to h. 0 or -errno. */
+int ferry__hash_update_fd(struct ferry_hash *h, int fd, uint64_t len);
 /* Hashes the first len bytes of fd (from offset 0). 0 or -errno. */
 int ferry__hash_fd(int fd, uint64_t len, char hex[FERRY_HASH_HEX]);
 

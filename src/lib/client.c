@@ -155,29 +155,36 @@ static int recv_frame(struct ferry_conn *c, json_t **reply, void **bin, size_t *
 	if (ferry__hdr_decode(hdr, &h, &why) || h.type != FERRY_FRAME_REPLY)
 		return ferry__seterr(c, FERRY_EPROTO, "bad reply from the engine: %s",
 				     h.type != FERRY_FRAME_REPLY ? "not a reply" : why);
-	body = malloc(h.body_len + 1);
+	/* the JSON and the binary part each into a buffer of its own: no copy */
+	size_t nbin = h.body_len - h.json_len;
+	char *data = NULL;
+	body = malloc(h.json_len + 1);
+	if (nbin && !(data = malloc(nbin))) {
+		free(body);
+		body = NULL;
+	}
 	if (!body)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	rc = conn_read(c, body, h.body_len, silence_s);
+	rc = conn_read(c, body, h.json_len, silence_s);
+	if (!rc && nbin)
+		rc = conn_read(c, data, nbin, silence_s);
 	if (rc) {
 		free(body);
+		free(data);
 		return rc;
 	}
 	*reply = ferry__json_parse(body, h.json_len, err, sizeof(err));
+	free(body);
 	if (!*reply) {
-		free(body);
+		free(data);
 		return ferry__seterr(c, FERRY_EPROTO, "bad reply from the engine: %s", err);
 	}
 	if (bin) {
-		*binlen = h.body_len - h.json_len;
-		*bin = NULL;
-		if (*binlen) {
-			*bin = malloc(*binlen);
-			if (*bin)
-				memcpy(*bin, body + h.json_len, *binlen);
-		}
+		*binlen = nbin;
+		*bin = data;
+	} else {
+		free(data);
 	}
-	free(body);
 	return 0;
 }
 

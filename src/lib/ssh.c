@@ -400,12 +400,33 @@ int ferry__ssh_read(struct ferry_conn *c, void *buf, size_t len, double silence_
 {
 	char *p = buf;
 	double until = ferry__mono() + silence_s;
+	unsigned streak = 0;
 
 	while (len > 0) {
 		struct pollfd pf[3] = {
 		    {c->fd, POLLIN, 0}, {c->ssh_err, POLLIN, 0}, {c->askpass, POLLIN, 0}};
 		double left = until - ferry__mono();
 		int r;
+
+		/*
+		 * Data that is there already is taken without a poll first: a
+		 * big reply comes in ssh's small packets, and a poll for each
+		 * doubles the system calls. Every 64th read polls all the same,
+		 * so ssh's stderr and the password helper are served.
+		 */
+		if (++streak % 64) {
+			ssize_t n = recv(c->fd, p, len, MSG_DONTWAIT);
+			if (n > 0) {
+				p += n;
+				len -= (size_t)n;
+				until = ferry__mono() + silence_s;
+				continue;
+			}
+			if (n == 0)
+				return FERRY_EIO;
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				return FERRY_EIO;
+		}
 
 		if (left <= 0) {
 			ferry__seterr(c, FERRY_EIO,

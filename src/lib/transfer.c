@@ -633,7 +633,7 @@ FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path, 
  * reconnects and resumes from what reached the disk.
  */
 static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int out, const char *tmp,
-		      int64_t off, int64_t size, struct progress *p)
+		      int64_t off, int64_t size, struct progress *p, struct ferry_hash *h)
 {
 	int64_t asked = off;
 	int rc = 0, inflight = 0, link_broke = 0;
@@ -679,6 +679,8 @@ static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int ou
 			else if (pwrite(out, bin, len, off) != (ssize_t)len)
 				rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", tmp,
 						   strerror(errno));
+			else
+				ferry__hash_update(h, bin, len); /* from memory: no read back */
 			off += (int64_t)len;
 			progress_at(p, p->base + off);
 		}
@@ -730,9 +732,26 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 		}
 		close(in);
 	}
-	if (c->cfg.host && (rc = stream_get(c, server_path, idx, out, tmp, off, size, p)))
-		goto out;
-	int e = ferry__hash_fd(out, (uint64_t)size, got);
+	int e = 0;
+	if (c->cfg.host) {
+		/*
+		 * Chunks are hashed as they are written; what an earlier call
+		 * left is read back first (a resume), so that every byte of the
+		 * file counts, the old ones as they are on disk.
+		 */
+		struct ferry_hash h;
+		if (ferry__hash_init(&h) < 0) {
+			rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+			goto out;
+		}
+		e = off ? ferry__hash_update_fd(&h, out, (uint64_t)off) : 0;
+		rc = e ? 0 : stream_get(c, server_path, idx, out, tmp, off, size, p, &h);
+		ferry__hash_final(&h, got);
+		if (rc)
+			goto out;
+	} else {
+		e = ferry__hash_fd(out, (uint64_t)size, got);
+	}
 	if (e < 0 || strcmp(got, want)) {
 		/* a wrong copy is never kept: the next call starts this file over */
 		if (ftruncate(out, 0) < 0)
