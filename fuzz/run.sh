@@ -77,6 +77,7 @@ seeds_frame() {
 		'{"op":"nope","x":[1,2.5,null,true,"\u00e9"]}'
 		'{"op":"transfer_send","key":"k","local_paths":["/x/a"],"disposal_hours":1,"files":[{"path":"a","type":"dir","mode":493,"mtime_ns":0},{"path":"a/b.txt","type":"file","size":3,"mode":420,"mtime_ns":1,"hash":"0123456789abcdef0123456789abcdef"}]}'
 		'{"op":"transfer_put","id":1,"file":1,"offset":0}'
+		'{"op":"transfer_landed","id":1,"file":1,"upto":4}'
 		'{"op":"transfer_register","key":"r","local_paths":["/x/o"],"name":"o"}'
 		'{"op":"transfer_manifest","server_path":"/x/t1/o"}'
 		'{"op":"transfer_get","server_path":"/x/t1/a","file":1,"offset":0,"length":3}'

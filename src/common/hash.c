@@ -42,8 +42,13 @@ void ferry__hash_release(struct ferry_hash *h)
 
 int ferry__hash_update_fd(struct ferry_hash *h, int fd, uint64_t len)
 {
+	return ferry__hash_update_range(h, fd, 0, len);
+}
+
+int ferry__hash_update_range(struct ferry_hash *h, int fd, uint64_t off, uint64_t end)
+{
 	char *buf = malloc(HASH_BUF);
-	uint64_t off = 0;
+	uint64_t len = end;
 	int e = 0;
 
 	if (!buf)

@@ -26,6 +26,8 @@ void ferry__hash_final(struct ferry_hash *h, char hex[FERRY_HASH_HEX]);
 void ferry__hash_release(struct ferry_hash *h);
 /* Feeds the first len bytes of fd (from offset 0) to h. 0 or -errno. */
 int ferry__hash_update_fd(struct ferry_hash *h, int fd, uint64_t len);
+/* Feeds bytes [off, end) of fd to h. 0 or -errno. */
+int ferry__hash_update_range(struct ferry_hash *h, int fd, uint64_t off, uint64_t end);
 /* Hashes the first len bytes of fd (from offset 0). 0 or -errno. */
 int ferry__hash_fd(int fd, uint64_t len, char hex[FERRY_HASH_HEX]);
 

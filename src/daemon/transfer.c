@@ -101,24 +101,30 @@ static void running_drop_transfer(int64_t tid)
 			running_drop(&running[i]);
 }
 
+/* A fresh state for the file, in a free slot or the least recently fed one. */
+static struct running *running_start(int64_t tid, int64_t idx)
+{
+	struct running *r = &running[0];
+
+	running_drop(running_find(tid, idx));
+	for (size_t i = 0; i < RUNNING_MAX && r->h.state; i++)
+		if (!running[i].h.state || running[i].used < r->used)
+			r = &running[i];
+	running_drop(r);
+	if (ferry__hash_init(&r->h) < 0)
+		return NULL;
+	r->tid = tid;
+	r->idx = idx;
+	r->off = 0;
+	r->used = ++running_clock;
+	return r;
+}
+
 /* Feeds a chunk written at off; a chunk at 0 starts (or restarts) the file's state. */
 static void running_feed(int64_t tid, int64_t idx, int64_t off, const void *data, size_t len)
 {
-	struct running *r = running_find(tid, idx);
+	struct running *r = off == 0 ? running_start(tid, idx) : running_find(tid, idx);
 
-	if (off == 0) {
-		running_drop(r);
-		r = &running[0];
-		for (size_t i = 0; i < RUNNING_MAX && r->h.state; i++)
-			if (!running[i].h.state || running[i].used < r->used)
-				r = &running[i];
-		running_drop(r); /* the free slot, or the least recently fed */
-		if (ferry__hash_init(&r->h) < 0)
-			return;
-		r->tid = tid;
-		r->idx = idx;
-		r->off = 0;
-	}
 	if (!r)
 		return;
 	if (r->off != off) {
@@ -758,10 +764,13 @@ static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f,
 	char got[FERRY_HASH_HEX];
 	int e = 0;
 
-	if (r && r->off == (int64_t)size)
-		ferry__hash_final(&r->h, got); /* every byte came through this stream */
-	else
+	if (r && r->off <= (int64_t)size) {
+		/* the stream's bytes are hashed; what it lacks is read (a local copy's tail) */
+		e = ferry__hash_update_range(&r->h, fd, (uint64_t)r->off, size);
+		ferry__hash_final(&r->h, got);
+	} else {
 		e = ferry__hash_fd(fd, size, got);
+	}
 	running_drop(r);
 
 	if (e < 0)
@@ -853,7 +862,8 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 		w += (size_t)n;
 	}
 	row->received += (int64_t)t->datalen;
-	running_feed(row->id, idx, off, t->data, t->datalen);
+	if (t->datalen) /* the empty put that ends a local copy leaves the state as it is */
+		running_feed(row->id, idx, off, t->data, t->datalen);
 	if (off + (int64_t)t->datalen == size) {
 		rc = complete_file(t, row, f, parent, base, part, fd, running_find(row->id, idx));
 		*complete = !rc;
@@ -910,6 +920,77 @@ static int op_put(struct tctx *t)
 		json_object_set_new(t->out, "state", json_string(row.state));
 	}
 out:
+	json_decref(doc);
+	ferry__db_tr_row_release(&row);
+	return rc;
+}
+
+/*
+ * A client on this host copied file idx of a send into its part file up
+ * to `upto` (it goes on copying): the engine hashes what is new, from the
+ * file as it is on disk, so that its check overlaps the copy and the last
+ * put finds little left to read. A hint: whatever is not hashed here is
+ * at the end.
+ */
+static int op_landed(struct tctx *t)
+{
+	struct db_tr_row row = {0};
+	json_t *doc = NULL, *f;
+	int64_t id, idx, upto, size;
+	char rel[PATH_MAX], *part = NULL;
+	const char *base;
+	struct running *r;
+	struct stat st;
+	int rc, parent = -1, fd = -1;
+
+	if ((rc = get_int(t, "id", 1, INT64_MAX, &id)) ||
+	    (rc = get_int(t, "file", 0, MAX_FILES, &idx)) ||
+	    (rc = get_int(t, "upto", 0, 1LL << 50, &upto)))
+		return rc;
+	if ((rc = ferry__db_tr_by_id(ferry__engine_db(t->eng), id, &row)))
+		return FAIL(t, rc, "no transfer %lld", (long long)id);
+	if (strcmp(row.kind, "send") || strcmp(row.state, "transferring")) {
+		rc = FAIL(t, FERRY_ESTATE, "transfer '%s' is %s: it takes no data", row.server_path,
+			  row.state);
+		goto out;
+	}
+	if (!(doc = doc_of(t, &row))) {
+		rc = FERRY_EINTERNAL;
+		goto out;
+	}
+	f = json_array_get(json_object_get(doc, "files"), (size_t)idx);
+	if (!f || strcmp(json_string_value(json_object_get(f, "type")), "file")) {
+		rc = FAIL(t, FERRY_EINVAL, "transfer '%s' has no file %lld", row.server_path,
+			  (long long)idx);
+		goto out;
+	}
+	size = json_integer_value(json_object_get(f, "size"));
+	r = running_find(row.id, idx);
+	if (!r && !(r = running_start(row.id, idx))) {
+		rc = FAIL(t, FERRY_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (upto > size || upto <= r->off)
+		goto out; /* nothing new (or not ours to hash): the end reads it */
+	parent = open_parent(rootfd(t), file_rel(&row, f, rel, sizeof(rel)), &base);
+	part = parent >= 0 ? part_name(base) : NULL;
+	fd = part ? openat(parent, part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < upto) {
+		running_drop(r); /* not as the client says: the end reads it all */
+		goto out;
+	}
+	if (ferry__hash_update_range(&r->h, fd, (uint64_t)r->off, (uint64_t)upto) < 0) {
+		running_drop(r);
+	} else {
+		r->off = upto;
+		r->used = ++running_clock;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (parent >= 0)
+		close(parent);
+	free(part);
 	json_decref(doc);
 	ferry__db_tr_row_release(&row);
 	return rc;
@@ -1286,10 +1367,15 @@ int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in
 		const char *name;
 		int (*fn)(struct tctx *t);
 	} ops[] = {
-	    {"transfer_send", op_send},	    {"transfer_register", op_register},
-	    {"transfer_put", op_put},	    {"transfer_manifest", op_manifest},
-	    {"transfer_get", op_get},	    {"transfer_retrieved", op_retrieved},
-	    {"transfer_info", op_info},	    {"transfers", op_list},
+	    {"transfer_send", op_send},
+	    {"transfer_register", op_register},
+	    {"transfer_put", op_put},
+	    {"transfer_manifest", op_manifest},
+	    {"transfer_landed", op_landed},
+	    {"transfer_get", op_get},
+	    {"transfer_retrieved", op_retrieved},
+	    {"transfer_info", op_info},
+	    {"transfers", op_list},
 	    {"transfer_cancel", op_cancel},
 	};
 	struct tctx t = {.eng = eng,

@@ -290,7 +290,13 @@ static int put(ferry_conn *c, int64_t id, size_t idx, int64_t off, const void *d
  * file durable finds little left to write. Returns 0, or -1 with errno
  * set, and 0 with errno 0 for a source that ended early.
  */
-static int copy_range(int in, int out, int64_t off, int64_t size, struct progress *p)
+/* Told, after each slice of a copy, how far the destination is written. */
+struct landed {
+	void (*fn)(struct landed *l, int64_t upto);
+};
+
+static int copy_range(int in, int out, int64_t off, int64_t size, struct progress *p,
+		      struct landed *l)
 {
 	enum { SLICE = 64 << 20 };
 	/* a progress report per chunk needs copies no larger; the writeback keeps its slices */
@@ -323,6 +329,8 @@ static int copy_range(int in, int out, int64_t off, int64_t size, struct progres
 		if (ro - synced >= SLICE || ri == size) {
 			sync_file_range(out, synced, ro - synced, SYNC_FILE_RANGE_WRITE);
 			synced = ro;
+			if (l && ri < size)
+				l->fn(l, ro);
 		}
 		progress_at(p, p->base + ro);
 	}
@@ -335,22 +343,71 @@ fail:;
 	return -1;
 }
 
+/*
+ * The engine hashes each slice a local copy wrote while the next one
+ * copies (transfer_landed), so that its check overlaps the copy. The
+ * notes are pipelined under the connection's lock and their answers read
+ * at the end; they are hints: a note that fails costs only the overlap.
+ */
+struct landed_notes {
+	struct landed l;
+	ferry_conn *c;
+	int64_t id;
+	size_t idx;
+	int sent, broken;
+};
+
+static void note_landed(struct landed *l, int64_t upto)
+{
+	struct landed_notes *n = (struct landed_notes *)l;
+	json_t *req;
+
+	if (n->broken)
+		return;
+	req = json_pack("{s:s,s:I,s:I,s:I}", "op", "transfer_landed", "id", (json_int_t)n->id,
+			"file", (json_int_t)n->idx, "upto", (json_int_t)upto);
+	if (req && ferry__send_request(n->c, req, NULL, 0) == 0)
+		n->sent++;
+	else
+		n->broken = 1;
+	json_decref(req);
+}
+
+static void notes_done(struct landed_notes *n)
+{
+	while (!n->broken && n->sent-- > 0) {
+		json_t *r = NULL;
+		if (ferry__recv_reply(n->c, &r, NULL, NULL))
+			n->broken = 1;
+		json_decref(r);
+	}
+	if (n->broken) { /* the engine went away: the next call reconnects */
+		ferry__close(n->c);
+		n->c->lost = 1;
+	}
+}
+
 /* Copies src from off to the end into the engine's partial file, on this host. */
-static int copy_local(ferry_conn *c, const struct lfile *f, const char *part, int64_t off,
-		      struct progress *p)
+static int copy_local(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f,
+		      const char *part, int64_t off, struct progress *p)
 {
 	int in = open(f->abs, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+	struct landed_notes notes = {.l = {note_landed}, .c = c, .id = id, .idx = idx};
 
 	if (in < 0)
 		return ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", f->abs,
 				     strerror(errno));
 	out = open(part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	pthread_mutex_lock(&c->mu);
+	notes.broken = c->fd < 0;
 	if (out < 0)
 		rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", part, strerror(errno));
-	else if (copy_range(in, out, off, f->size, p) < 0)
+	else if (copy_range(in, out, off, f->size, p, &notes.l) < 0)
 		rc = errno ? ferry__seterr(c, FERRY_EIO, "cannot copy '%s' to '%s': %s", f->abs,
 					   part, strerror(errno))
 			   : ferry__seterr(c, FERRY_EIO, "'%s' became shorter while sent", f->abs);
+	notes_done(&notes);
+	pthread_mutex_unlock(&c->mu);
 	if (out >= 0)
 		close(out);
 	close(in);
@@ -445,7 +502,7 @@ static int send_one(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f
 	int rc;
 
 	if (!c->cfg.host && part && *part) {
-		rc = copy_local(c, f, part, off, p);
+		rc = copy_local(c, id, idx, f, part, off, p);
 		json_decref(*last);
 		*last = NULL;
 		return rc ? rc : put(c, id, idx, f->size, NULL, 0, last);
@@ -723,7 +780,7 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 	if (!c->cfg.host) {
 		/* the engine's host is this one: let the kernel copy */
 		int in = open(server_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (in < 0 || copy_range(in, out, off, size, p) < 0) {
+		if (in < 0 || copy_range(in, out, off, size, p, NULL) < 0) {
 			rc = ferry__seterr(c, FERRY_EIO, "cannot copy '%s': %s", server_file,
 					   errno ? strerror(errno) : "it became shorter");
 			if (in >= 0)
