@@ -349,6 +349,46 @@ def test_engine_killed_after_sbatch_and_jobs_purged(fs):
     _none_twice(fs, ids)
 
 
+def test_engine_killed_after_sbatch_and_squeue_down_at_restart(fs):
+    """As above, and the first squeue of the next engine fails
+    (fault-squeue-fails-once: slurmctld cannot be made unreachable for one
+    call on demand). The jobs wait with their ids unknown; the next poll's
+    squeue names them, and they are tracked to their end, none twice."""
+    bindir = os.path.join(fs.base, "fault")
+    os.makedirs(bindir)
+    with open(os.path.join(bindir, "sbatch"), "w") as fh:
+        fh.write("#!/bin/sh\n# fault-sbatch-then-crash\n"
+                 f'{shutil.which("sbatch")} "$@" || exit\n'
+                 'if [ ! -e "$FAULT_ONCE" ]; then : > "$FAULT_ONCE"; kill -9 $PPID; sleep 5; fi\n')
+    with open(os.path.join(bindir, "squeue"), "w") as fh:
+        fh.write("#!/bin/sh\n# fault-squeue-fails-once, after the crash\n"
+                 'if [ -e "$FAULT_ONCE" ] && [ ! -e "$FAULT_ONCE.squeue" ]; then\n'
+                 '  : > "$FAULT_ONCE.squeue"; echo "squeue: error: Unable to contact slurm '
+                 'controller (connect failure)" >&2; exit 1\nfi\n'
+                 f'exec {shutil.which("squeue")} "$@"\n')
+    for c in ("sbatch", "squeue"):
+        os.chmod(os.path.join(bindir, c), 0o755)
+    fs.env["PATH"] = bindir + os.pathsep + fs.env["PATH"]
+    fs.env["FAULT_ONCE"] = os.path.join(fs.base, "fault-done")
+    path = fs.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("".join(f"sh -c 'sleep 3; echo {i}'\n" for i in range(4)))
+    # held: none starts (and leaves its id in its start mark) before squeue works again
+    ids = fs.run("submit", "--hold", "--bulk", path).stdout.split()
+    poll(lambda: not fs.engine_alive(), timeout=20, what="the engine killed")
+    fs.run("ping")
+    for i in ids:
+        poll(lambda: fs.run("release", i, check=False).returncode == 0, timeout=30,
+             what=f"job {i}'s Slurm id known again (its release accepted)")
+    fs.run("wait", "--timeout", "120", *ids)
+    assert os.path.exists(fs.env["FAULT_ONCE"] + ".squeue"), "the fault did not happen"
+    for n, i in enumerate(ids):
+        info = fs.info(i)
+        assert info["status"] == "done", info
+        assert fs.run("logs", i).stdout == f"{n}\n"
+    _none_twice(fs, ids)
+
+
 def test_suspend_needs_rights_error_is_clear(fs):
     """As a user Slurm does not let suspend, stop gives EPERM with Slurm's
     message (the engine runs as that user)."""

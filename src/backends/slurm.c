@@ -852,13 +852,15 @@ static void resolve(struct sres *r, size_t n)
 	struct ferry_output out;
 	FILE *f = open_memstream(&ids, &len);
 
-	for (size_t i = 0; f && i < n; i++)
-		fprintf(f, "%s%s", i ? "," : "", r[i].native);
+	for (size_t i = 0, k = 0; f && i < n; i++)
+		if (r[i].native[0]) /* "": not known, no record names it */
+			fprintf(f, "%s%s", k++ ? "," : "", r[i].native);
 	if (f)
 		add_arrays(f, r, n);
 	if (!f || fclose(f) != 0)
 		return;
-	from_sacct(ids, r, n);
+	if (ids[ids[0] == ','])
+		from_sacct(ids + (ids[0] == ','), r, n);
 	free(ids);
 	if (unresolved(r, n) && slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
 		for (int pass = 0; pass < 2; pass++)
@@ -948,6 +950,8 @@ static int queue_line(struct ferry_engine *eng, char *line, int64_t *id)
 		return 0;
 	t = find(*id);
 	j = ferry__engine_job(eng, *id);
+	if (t && j && j->native_id && !strcmp(j->native_id, PENDING_NATIVE))
+		ferry__engine_job_native_id(eng, j, f[0]); /* adopted while squeue failed */
 	if (!t || !j || !j->native_id || strcmp(j->native_id, f[0]))
 		return 0;
 	t->seen = 1;
@@ -990,7 +994,13 @@ static void slurm_poll(struct ferry_engine *eng)
 			ids[n++] = S.t.v[i].id;
 	for (size_t i = 0; r && ids && i < n; i++) {
 		struct job *j = ferry__engine_job(eng, ids[i]);
-		snprintf(r[i].native, sizeof(r[i].native), "%s", j ? j->native_id : "");
+		char nid[64];
+		if (j && j->native_id && !strcmp(j->native_id, PENDING_NATIVE) &&
+		    ferry__script_native(eng, j, nid, sizeof(nid)))
+			ferry__engine_job_native_id(eng, j, nid); /* it ran, and left its id */
+		/* still "?": no record can name it; it ends unclear after UNKNOWN_POLLS */
+		snprintf(r[i].native, sizeof(r[i].native), "%s",
+			 j && strcmp(j->native_id, PENDING_NATIVE) ? j->native_id : "");
 		r[i].maxrss_kb = -1;
 		r[i].user = r[i].sys = -1; /* scontrol and jobcomp do not say */
 	}
