@@ -280,22 +280,38 @@ def _none_twice(fs, ids):
     assert max(seen.values()) == 1, [k for k, v in seen.items() if v > 1]
 
 
+def _faults(fs, squeue=None):
+    """Puts fault-injecting wrappers first on the engine's PATH (a real
+    Slurm cannot lose an answer or forget a job on demand):
+    fault-sbatch-then-crash runs the real sbatch, then SIGKILLs ferryd
+    before it reads the job id, once ($FAULT_ONCE marks it done); squeue,
+    when given, is the body of a wrapper script for squeue. Returns the
+    PATH as it was."""
+    bindir = os.path.join(fs.base, "fault")
+    os.makedirs(bindir)
+    scripts = {"sbatch": "# fault-sbatch-then-crash\n"
+                         f'{shutil.which("sbatch")} "$@" || exit\n'
+                         'if [ ! -e "$FAULT_ONCE" ]; then : > "$FAULT_ONCE"; kill -9 $PPID; '
+                         'sleep 5; fi\n'}
+    if squeue:
+        scripts["squeue"] = squeue
+    for name, body in scripts.items():
+        p = os.path.join(bindir, name)
+        with open(p, "w") as fh:
+            fh.write("#!/bin/sh\n" + body)
+        os.chmod(p, 0o755)
+    env_path = fs.env["PATH"]
+    fs.env["PATH"] = bindir + os.pathsep + env_path
+    fs.env["FAULT_ONCE"] = os.path.join(fs.base, "fault-done")
+    return env_path
+
+
 def test_engine_killed_between_sbatch_and_its_answer(fs):
     """Fault injection (a real sbatch cannot be made to lose its answer on
     demand): fault-sbatch-then-crash runs the real sbatch, then SIGKILLs
     ferryd before it reads the job id. The next engine finds the job by
     its comment: it is tracked, not submitted again."""
-    bindir = os.path.join(fs.base, "fault")
-    os.makedirs(bindir)
-    p = os.path.join(bindir, "sbatch")
-    with open(p, "w") as fh:
-        fh.write("#!/bin/sh\n# fault-sbatch-then-crash\n"
-                 f'{shutil.which("sbatch")} "$@" || exit\n'
-                 'if [ ! -e "$FAULT_ONCE" ]; then : > "$FAULT_ONCE"; kill -9 $PPID; sleep 5; fi\n')
-    os.chmod(p, 0o755)
-    env_path = fs.env["PATH"]
-    fs.env["PATH"] = bindir + os.pathsep + env_path
-    fs.env["FAULT_ONCE"] = os.path.join(fs.base, "fault-done")
+    env_path = _faults(fs)
     path = fs.path("bulk.txt")
     with open(path, "w") as fh:
         fh.write("".join(f"sh -c 'echo {i}'\n" for i in range(10)))
@@ -317,20 +333,8 @@ def test_engine_killed_after_sbatch_and_jobs_purged(fs):
     squeue (slurmctld cannot be made to purge on demand). Their scripts
     left their Slurm ids in the job directories: the jobs are tracked to
     their end through accounting, and not submitted again."""
-    bindir = os.path.join(fs.base, "fault")
-    os.makedirs(bindir)
-    with open(os.path.join(bindir, "sbatch"), "w") as fh:
-        fh.write("#!/bin/sh\n# fault-sbatch-then-crash\n"
-                 f'{shutil.which("sbatch")} "$@" || exit\n'
-                 'if [ ! -e "$FAULT_ONCE" ]; then : > "$FAULT_ONCE"; kill -9 $PPID; sleep 5; fi\n')
-    with open(os.path.join(bindir, "squeue"), "w") as fh:
-        fh.write("#!/bin/sh\n# fault-squeue-purged: ferry's jobs are not listed\n"
-                 f'{shutil.which("squeue")} "$@" | grep -v "ferry:"\nexit 0\n')
-    for c in ("sbatch", "squeue"):
-        os.chmod(os.path.join(bindir, c), 0o755)
-    env_path = fs.env["PATH"]
-    fs.env["PATH"] = bindir + os.pathsep + env_path
-    fs.env["FAULT_ONCE"] = os.path.join(fs.base, "fault-done")
+    env_path = _faults(fs, squeue="# fault-squeue-purged: ferry's jobs are not listed\n"
+                                  f'{shutil.which("squeue")} "$@" | grep -v "ferry:"\nexit 0\n')
     path = fs.path("bulk.txt")
     with open(path, "w") as fh:
         fh.write("".join(f"sh -c 'echo {i}'\n" for i in range(5)))
@@ -354,22 +358,11 @@ def test_engine_killed_after_sbatch_and_squeue_down_at_restart(fs):
     (fault-squeue-fails-once: slurmctld cannot be made unreachable for one
     call on demand). The jobs wait with their ids unknown; the next poll's
     squeue names them, and they are tracked to their end, none twice."""
-    bindir = os.path.join(fs.base, "fault")
-    os.makedirs(bindir)
-    with open(os.path.join(bindir, "sbatch"), "w") as fh:
-        fh.write("#!/bin/sh\n# fault-sbatch-then-crash\n"
-                 f'{shutil.which("sbatch")} "$@" || exit\n'
-                 'if [ ! -e "$FAULT_ONCE" ]; then : > "$FAULT_ONCE"; kill -9 $PPID; sleep 5; fi\n')
-    with open(os.path.join(bindir, "squeue"), "w") as fh:
-        fh.write("#!/bin/sh\n# fault-squeue-fails-once, after the crash\n"
-                 'if [ -e "$FAULT_ONCE" ] && [ ! -e "$FAULT_ONCE.squeue" ]; then\n'
-                 '  : > "$FAULT_ONCE.squeue"; echo "squeue: error: Unable to contact slurm '
-                 'controller (connect failure)" >&2; exit 1\nfi\n'
-                 f'exec {shutil.which("squeue")} "$@"\n')
-    for c in ("sbatch", "squeue"):
-        os.chmod(os.path.join(bindir, c), 0o755)
-    fs.env["PATH"] = bindir + os.pathsep + fs.env["PATH"]
-    fs.env["FAULT_ONCE"] = os.path.join(fs.base, "fault-done")
+    _faults(fs, squeue="# fault-squeue-fails-once, after the crash\n"
+                       'if [ -e "$FAULT_ONCE" ] && [ ! -e "$FAULT_ONCE.squeue" ]; then\n'
+                       '  : > "$FAULT_ONCE.squeue"; echo "squeue: error: Unable to contact '
+                       'slurm controller (connect failure)" >&2; exit 1\nfi\n'
+                       f'exec {shutil.which("squeue")} "$@"\n')
     path = fs.path("bulk.txt")
     with open(path, "w") as fh:
         fh.write("".join(f"sh -c 'sleep 3; echo {i}'\n" for i in range(4)))

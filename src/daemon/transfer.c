@@ -877,6 +877,36 @@ out:
 	return rc;
 }
 
+/*
+ * The send transfer `id` still taking data, and its file idx: 0 with
+ * *row, *doc (release both) and *f set, or an error (row released).
+ */
+static int receiving_file(struct tctx *t, int64_t id, int64_t idx, struct db_tr_row *row,
+			  json_t **doc, json_t **f)
+{
+	int rc = ferry__db_tr_by_id(ferry__engine_db(t->eng), id, row);
+
+	*doc = NULL;
+	if (rc)
+		return FAIL(t, rc, "no transfer %lld", (long long)id);
+	if (strcmp(row->kind, "send") || strcmp(row->state, "transferring")) {
+		rc = FAIL(t, FERRY_ESTATE, "transfer '%s' is %s: it takes no data",
+			  row->server_path, row->state);
+	} else if (!(*doc = doc_of(t, row))) {
+		rc = FERRY_EINTERNAL;
+	} else {
+		*f = json_array_get(json_object_get(*doc, "files"), (size_t)idx);
+		if (*f && !strcmp(json_string_value(json_object_get(*f, "type")), "file"))
+			return 0;
+		rc = FAIL(t, FERRY_EINVAL, "transfer '%s' has no file %lld", row->server_path,
+			  (long long)idx);
+	}
+	json_decref(*doc);
+	*doc = NULL;
+	ferry__db_tr_row_release(row);
+	return rc;
+}
+
 static int op_put(struct tctx *t)
 {
 	struct db_tr_row row = {0};
@@ -891,24 +921,8 @@ static int op_put(struct tctx *t)
 	if (t->datalen > MAX_CHUNK)
 		return FAIL(t, FERRY_EINVAL, "chunk of %zu bytes, over the limit of %u", t->datalen,
 			    MAX_CHUNK);
-	rc = ferry__db_tr_by_id(ferry__engine_db(t->eng), id, &row);
-	if (rc)
-		return FAIL(t, rc, "no transfer %lld", (long long)id);
-	if (strcmp(row.kind, "send") || strcmp(row.state, "transferring")) {
-		rc = FAIL(t, FERRY_ESTATE, "transfer '%s' is %s: it takes no data", row.server_path,
-			  row.state);
-		goto out;
-	}
-	if (!(doc = doc_of(t, &row))) {
-		rc = FERRY_EINTERNAL;
-		goto out;
-	}
-	f = json_array_get(json_object_get(doc, "files"), (size_t)idx);
-	if (!f || strcmp(json_string_value(json_object_get(f, "type")), "file")) {
-		rc = FAIL(t, FERRY_EINVAL, "transfer '%s' has no file %lld", row.server_path,
-			  (long long)idx);
-		goto out;
-	}
+	if ((rc = receiving_file(t, id, idx, &row, &doc, &f)))
+		return rc;
 	rc = write_chunk(t, &row, f, idx, off, &complete);
 	int rc2 = save(t, &row, NULL); /* the received count, also after a failure */
 	if (!rc)
@@ -919,7 +933,6 @@ static int op_put(struct tctx *t)
 		json_object_set_new(t->out, "complete", json_boolean(complete));
 		json_object_set_new(t->out, "state", json_string(row.state));
 	}
-out:
 	json_decref(doc);
 	ferry__db_tr_row_release(&row);
 	return rc;
@@ -947,23 +960,8 @@ static int op_landed(struct tctx *t)
 	    (rc = get_int(t, "file", 0, MAX_FILES, &idx)) ||
 	    (rc = get_int(t, "upto", 0, 1LL << 50, &upto)))
 		return rc;
-	if ((rc = ferry__db_tr_by_id(ferry__engine_db(t->eng), id, &row)))
-		return FAIL(t, rc, "no transfer %lld", (long long)id);
-	if (strcmp(row.kind, "send") || strcmp(row.state, "transferring")) {
-		rc = FAIL(t, FERRY_ESTATE, "transfer '%s' is %s: it takes no data", row.server_path,
-			  row.state);
-		goto out;
-	}
-	if (!(doc = doc_of(t, &row))) {
-		rc = FERRY_EINTERNAL;
-		goto out;
-	}
-	f = json_array_get(json_object_get(doc, "files"), (size_t)idx);
-	if (!f || strcmp(json_string_value(json_object_get(f, "type")), "file")) {
-		rc = FAIL(t, FERRY_EINVAL, "transfer '%s' has no file %lld", row.server_path,
-			  (long long)idx);
-		goto out;
-	}
+	if ((rc = receiving_file(t, id, idx, &row, &doc, &f)))
+		return rc;
 	size = json_integer_value(json_object_get(f, "size"));
 	r = running_find(row.id, idx);
 	if (!r && !(r = running_start(row.id, idx))) {
