@@ -529,19 +529,24 @@ def slurm_section(name="slurm", **keys):
     return f"[{name}]\nscheduler = slurm\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
 
 
+def _start_cluster(what, script, dir_var, directory):
+    """Runs a tests/cluster start script (it locks, so every worker may) and
+    returns what its env.sh says."""
+    if os.geteuid() != 0:
+        pytest.fail(f"the {what} tests need root (they start their own cluster)",
+                    pytrace=False)
+    cp = subprocess.run(["bash", os.path.join(CLUSTER_DIR, script)], capture_output=True,
+                        text=True, timeout=900, env=dict(os.environ, **{dir_var: directory}))
+    if cp.returncode != 0:
+        pytest.fail(f"cannot start the test {what}:\n{cp.stdout}\n{cp.stderr}", pytrace=False)
+    return _load_env_sh(os.path.join(directory, "env.sh"))
+
+
 @pytest.fixture(scope="session")
 def slurm():
     """The single-node Slurm cluster of tests/cluster/start-slurm.sh, started
     once for all workers (the script locks); scripts/test stops it."""
-    if os.geteuid() != 0:
-        pytest.fail("the Slurm tests need root (they start their own cluster)", pytrace=False)
-    cp = subprocess.run(["bash", os.path.join(CLUSTER_DIR, "start-slurm.sh")],
-                        capture_output=True, text=True, timeout=900,
-                        env=dict(os.environ, SLURM_TEST_DIR=SLURM_DIR))
-    if cp.returncode != 0:
-        pytest.fail(f"cannot start the test Slurm cluster:\n{cp.stdout}\n{cp.stderr}",
-                    pytrace=False)
-    info = _load_env_sh(os.path.join(SLURM_DIR, "env.sh"))
+    info = _start_cluster("Slurm", "start-slurm.sh", "SLURM_TEST_DIR", SLURM_DIR)
     os.environ["SLURM_CONF"] = info.get("SLURM_CONF", "/etc/slurm/slurm.conf")
     return info
 
@@ -558,21 +563,12 @@ def sge():
     for all workers (the script locks); scripts/test stops it. Its SGE_ROOT,
     SGE_CELL and PATH go into this process's environment, which engines
     started by the tests inherit."""
-    if os.geteuid() != 0:
-        pytest.fail("the Grid Engine tests need root (they start their own cluster)",
-                    pytrace=False)
     ldd = subprocess.run(["ldd", FERRYD_BIN], capture_output=True, text=True).stdout
     if "libasan" in ldd:
         pytest.skip("SKIPPED LOUDLY: Grid Engine's libdrmaa (linked with jemalloc) crashes "
                     "inside an AddressSanitizer process (a call through a null pointer in "
                     "libdrmaa); the DRMAA tests run on the plain build only")
-    cp = subprocess.run(["bash", os.path.join(CLUSTER_DIR, "start-sge.sh")],
-                        capture_output=True, text=True, timeout=900,
-                        env=dict(os.environ, SGE_TEST_DIR=SGE_DIR))
-    if cp.returncode != 0:
-        pytest.fail(f"cannot start the test Grid Engine:\n{cp.stdout}\n{cp.stderr}",
-                    pytrace=False)
-    info = _load_env_sh(os.path.join(SGE_DIR, "env.sh"))
+    info = _start_cluster("Grid Engine", "start-sge.sh", "SGE_TEST_DIR", SGE_DIR)
     for k in ("SGE_ROOT", "SGE_CELL"):
         os.environ[k] = info[k]
     qstat_dir = "/usr/lib/gridengine"
