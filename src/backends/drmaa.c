@@ -49,15 +49,9 @@ enum {
 	E_DRM_COMMUNICATION_FAILURE = 2,
 	E_AUTH_FAILURE = 3,
 	E_INVALID_ARGUMENT = 4,
-	E_INVALID_ATTRIBUTE_FORMAT = 13,
-	E_INVALID_ATTRIBUTE_VALUE = 14,
-	E_CONFLICTING_ATTRIBUTE_VALUES = 15,
 	E_TRY_LATER = 16,
-	E_DENIED_BY_DRM = 17,
 	E_INVALID_JOB = 18,
-	E_EXIT_TIMEOUT = 23,
 	E_NO_RUSAGE = 24,
-	E_NO_MORE_ELEMENTS = 25,
 };
 enum {
 	PS_UNDETERMINED = 0x00,
@@ -573,8 +567,14 @@ static int drmaa_hand(struct ferry_engine *eng, struct job **jobs, size_t n, cha
 
 static struct job *job_of_native(struct ferry_engine *eng, const char *native)
 {
+	const char *dot = strchr(native, '.');
+	struct job *j = dot ? ferry__engine_job(eng, strtoll(dot + 1, NULL, 10)) : NULL;
+
+	/* a bulk's task index is the ferry id: no search (this runs per ended job) */
+	if (j && j->native_id && !strcmp(j->native_id, native))
+		return j;
 	for (size_t i = 0; i < D.t.n; i++) {
-		struct job *j = ferry__engine_job(eng, D.t.v[i].id);
+		j = ferry__engine_job(eng, D.t.v[i].id);
 		if (j && j->native_id && !strcmp(j->native_id, native))
 			return j;
 	}
@@ -832,8 +832,8 @@ static void vanished(struct ferry_engine *eng, struct job *j, struct ferry_track
 		finish(eng, j, &res);
 		return;
 	}
-	if (rc == 0 && ++t->misses < UNKNOWN_POLLS)
-		return; /* the record may come */
+	if (D.sge && rc <= 0 && ++t->misses < UNKNOWN_POLLS)
+		return; /* the record may come, or qacct work again */
 	result_init(&res);
 	if (rc == 0) {
 		res.exit_status = FERRY_ABORTED;

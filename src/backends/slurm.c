@@ -31,12 +31,11 @@
 #include "drms.h"
 #include "util.h"
 
-#define CMD_TIMEOUT_S	 60.0
-#define POLL_INTERVAL_S	 2.0
-#define MAX_TASKS	 1000 /* per array: a bounded script, a bounded sbatch */
-#define UNKNOWN_POLLS	 5    /* polls a vanished job may stay unresolved */
-#define PENDING_NATIVE	 "?"  /* handing over: the comment tells where it went */
-#define SCRIPT_MAX_BYTES (4u << 20)
+#define CMD_TIMEOUT_S	60.0
+#define POLL_INTERVAL_S 2.0
+#define MAX_TASKS	1000 /* per array: a bounded script, a bounded sbatch */
+#define UNKNOWN_POLLS	5    /* polls a vanished job may stay unresolved */
+#define PENDING_NATIVE	"?"  /* handing over: the comment tells where it went */
 
 /* What Slurm says of an ended job. */
 struct sres {
@@ -685,14 +684,35 @@ static int names(const char *rec, const struct sres *r, int pass)
 	return pass ? in_remainder(rec, r->native) : !strcmp(rec, r->native);
 }
 
-/* The array ids among the natives ("A" of "A_T"), for sacct to list their remainders. */
-static void add_arrays(FILE *f, const struct sres *r, size_t n)
+/*
+ * sacct's -j list: the natives of r (arrays 0), or the array ids ("A" of
+ * "A_T") of its unresolved tasks, whose remainders sacct then lists
+ * (arrays 1). malloc'd; NULL when empty.
+ */
+static char *sacct_ids(const struct sres *r, size_t n, int arrays)
 {
-	for (size_t i = 0; i < n; i++) {
+	char *ids = NULL;
+	const char *last = NULL; /* the native whose array was listed last */
+	size_t len, k = 0;
+	FILE *f = open_memstream(&ids, &len);
+
+	for (size_t i = 0; f && i < n; i++) {
 		size_t al = strcspn(r[i].native, "_");
-		if (r[i].native[al] && (!i || strncmp(r[i - 1].native, r[i].native, al + 1)))
-			fprintf(f, ",%.*s", (int)al, r[i].native);
+		if (!r[i].native[0]) /* not known: no record names it */
+			continue;
+		if (!arrays) {
+			fprintf(f, "%s%s", k++ ? "," : "", r[i].native);
+		} else if (!r[i].state[0] && r[i].native[al] &&
+			   (!last || strncmp(last, r[i].native, al + 1))) {
+			fprintf(f, "%s%.*s", k++ ? "," : "", (int)al, r[i].native);
+			last = r[i].native;
+		}
 	}
+	if (!f || fclose(f) != 0 || !k) {
+		free(ids);
+		return NULL;
+	}
+	return ids;
 }
 
 /* One sacct row (JobID|State|ExitCode|UserCPU|SystemCPU|MaxRSS|Start|End) into r. */
@@ -846,22 +866,16 @@ static size_t unresolved(const struct sres *r, size_t n)
  */
 static void resolve(struct sres *r, size_t n)
 {
-	char *ids = NULL, *argv[] = {"scontrol", "-o", "show", "job", NULL}, msg[512];
-	char *text = NULL;
-	size_t len;
+	char *argv[] = {"scontrol", "-o", "show", "job", NULL}, msg[512];
+	char *text = NULL, *ids;
 	struct ferry_output out;
-	FILE *f = open_memstream(&ids, &len);
 
-	for (size_t i = 0, k = 0; f && i < n; i++)
-		if (r[i].native[0]) /* "": not known, no record names it */
-			fprintf(f, "%s%s", k++ ? "," : "", r[i].native);
-	if (f)
-		add_arrays(f, r, n);
-	if (!f || fclose(f) != 0)
-		return;
-	if (ids[ids[0] == ','])
-		from_sacct(ids + (ids[0] == ','), r, n);
-	free(ids);
+	/* the jobs' own records; an array's whole listing only when a task has none */
+	for (int arrays = 0; arrays < 2; arrays++) {
+		if ((ids = sacct_ids(r, n, arrays)))
+			from_sacct(ids, r, n);
+		free(ids);
+	}
 	if (unresolved(r, n) && slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
 		for (int pass = 0; pass < 2; pass++)
 			from_records(out.data, r, n, pass);
