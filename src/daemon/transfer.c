@@ -440,6 +440,12 @@ static json_t *progress(struct tctx *t, const struct db_tr_row *row, json_t *doc
 
 /* ---- requests ---- */
 
+static int is_hash(const char *h)
+{
+	return h && strlen(h) == FERRY_HASH_HEX - 1 &&
+	       strspn(h, "0123456789abcdef") == FERRY_HASH_HEX - 1;
+}
+
 static int check_manifest(struct tctx *t, json_t *files)
 {
 	json_t *f;
@@ -475,9 +481,9 @@ static int check_manifest(struct tctx *t, json_t *files)
 		if (!json_is_integer(size) || json_integer_value(size) < 0 ||
 		    json_integer_value(size) > (1LL << 50))
 			return FAIL(t, FERRY_EINVAL, "file '%s' needs a 'size'", path);
-		if (!hash || strlen(hash) != FERRY_HASH_HEX - 1 ||
-		    strspn(hash, "0123456789abcdef") != FERRY_HASH_HEX - 1)
-			return FAIL(t, FERRY_EINVAL, "file '%s' needs a 'hash' (32 hex digits)",
+		/* optional: a client that hashes while it sends gives it with the last chunk */
+		if (json_object_get(f, "hash") && !is_hash(hash))
+			return FAIL(t, FERRY_EINVAL, "file '%s': 'hash' must be 32 hex digits",
 				    path);
 	}
 	return 0;
@@ -757,9 +763,9 @@ static int finish_send(struct tctx *t, struct db_tr_row *row, json_t *doc)
 
 /* The part holds the whole file: checks it, then gives it its name. */
 static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f, int parent,
-			 const char *base, const char *part, int fd, struct running *r)
+			 const char *base, const char *part, int fd, struct running *r,
+			 const char *want)
 {
-	const char *want = json_string_value(json_object_get(f, "hash"));
 	uint64_t size = (uint64_t)json_integer_value(json_object_get(f, "size"));
 	char got[FERRY_HASH_HEX];
 	int e = 0;
@@ -810,7 +816,7 @@ static int get_int(struct tctx *t, const char *key, int64_t min, int64_t max, in
 
 /* Writes a chunk at offset (the part's size); the last one completes the file. */
 static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t idx, int64_t off,
-		       int *complete)
+		       const char *want, int *complete)
 {
 	char rel[PATH_MAX], *part = NULL;
 	const char *base;
@@ -847,6 +853,11 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 			  (long long)(off + (int64_t)t->datalen), (long long)size, rel);
 		goto out;
 	}
+	if (off + (int64_t)t->datalen == size && !want) {
+		rc = FAIL(t, FERRY_EINVAL,
+			  "the last chunk of '%s' needs a 'hash': its manifest gave none", rel);
+		goto out;
+	}
 	for (size_t w = 0; w < t->datalen;) {
 		ssize_t n = pwrite(fd, (const char *)t->data + w, t->datalen - w, off + (off_t)w);
 		if (n < 0 && errno == EINTR)
@@ -865,7 +876,8 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 	if (t->datalen) /* the empty put that ends a local copy leaves the state as it is */
 		running_feed(row->id, idx, off, t->data, t->datalen);
 	if (off + (int64_t)t->datalen == size) {
-		rc = complete_file(t, row, f, parent, base, part, fd, running_find(row->id, idx));
+		rc = complete_file(t, row, f, parent, base, part, fd, running_find(row->id, idx),
+				   want);
 		*complete = !rc;
 	}
 out:
@@ -911,6 +923,7 @@ static int op_put(struct tctx *t)
 {
 	struct db_tr_row row = {0};
 	json_t *doc = NULL, *f;
+	const char *hash = json_string_value(json_object_get(t->in, "hash")), *want;
 	int64_t id, idx, off;
 	int rc, complete = 0;
 
@@ -921,10 +934,19 @@ static int op_put(struct tctx *t)
 	if (t->datalen > MAX_CHUNK)
 		return FAIL(t, FERRY_EINVAL, "chunk of %zu bytes, over the limit of %u", t->datalen,
 			    MAX_CHUNK);
+	if (json_object_get(t->in, "hash") && !is_hash(hash))
+		return FAIL(t, FERRY_EINVAL, "'hash' must be 32 hex digits");
 	if ((rc = receiving_file(t, id, idx, &row, &doc, &f)))
 		return rc;
-	rc = write_chunk(t, &row, f, idx, off, &complete);
-	int rc2 = save(t, &row, NULL); /* the received count, also after a failure */
+	/* the manifest's, from a client that hashed before sending, else the last put's */
+	want = json_string_value(json_object_get(f, "hash"));
+	if (want && hash && strcmp(want, hash))
+		rc = FAIL(t, FERRY_EINVAL, "'hash' %s differs from the manifest's %s", hash, want);
+	else
+		rc = write_chunk(t, &row, f, idx, off, want ? want : hash, &complete);
+	if (!rc && complete && !want && hash)
+		json_object_set_new(f, "hash", json_string(hash)); /* recorded with the count */
+	int rc2 = save(t, &row, complete ? doc : NULL); /* the count, also after a failure */
 	if (!rc)
 		rc = rc2;
 	if (!rc && complete)

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "copy.h"
 #include "hash.h"
 #include "internal.h"
 #include "util.h"
@@ -79,8 +80,8 @@ struct lfile {
 	int is_dir;
 	int64_t size;
 	int mode;
-	int64_t mtime_ns;
-	char hash[FERRY_HASH_HEX];
+	int64_t mtime_ns, ctime_ns;
+	uint64_t ino; /* with the times and size: the content's identity (send_key) */
 };
 
 struct manifest {
@@ -130,13 +131,17 @@ static int add_dir(struct ferry_conn *c, struct manifest *m, const char *abs, co
 	return rc;
 }
 
-/* Adds a path (and a directory's contents), hashing files. */
+static int64_t ns_of(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Adds a path (and a directory's contents). Files are hashed as they are sent. */
 static int add_entry(struct ferry_conn *c, struct manifest *m, const char *abs, const char *rel,
 		     int follow)
 {
 	struct stat st;
 	struct lfile *f;
-	int fd;
 
 	if ((follow ? stat(abs, &st) : lstat(abs, &st)) < 0)
 		return ferry__seterr(c, errno == ENOENT ? FERRY_EINVAL : errno_code(errno),
@@ -169,19 +174,16 @@ static int add_entry(struct ferry_conn *c, struct manifest *m, const char *abs, 
 	f->is_dir = S_ISDIR(st.st_mode);
 	f->size = (int64_t)st.st_size;
 	f->mode = (int)(st.st_mode & 07777);
-	f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	f->mtime_ns = ns_of(st.st_mtim);
+	f->ctime_ns = ns_of(st.st_ctim);
+	f->ino = (uint64_t)st.st_ino;
 	if (f->is_dir) {
 		f->size = 0;
 		return add_dir(c, m, abs, rel);
 	}
-	fd = open(abs, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (access(abs, R_OK) < 0) /* refused now rather than after the others are sent */
 		return ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", abs,
 				     strerror(errno));
-	int e = ferry__hash_fd(fd, (uint64_t)f->size, f->hash);
-	close(fd);
-	if (e < 0)
-		return ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s", abs, strerror(-e));
 	return 0;
 }
 
@@ -220,9 +222,9 @@ static json_t *manifest_json(const struct manifest *m)
 		json_t *o = f->is_dir
 				? json_pack("{s:s,s:s,s:i,s:I}", "path", f->rel, "type", "dir",
 					    "mode", f->mode, "mtime_ns", (json_int_t)f->mtime_ns)
-				: json_pack("{s:s,s:s,s:I,s:i,s:I,s:s}", "path", f->rel, "type",
-					    "file", "size", (json_int_t)f->size, "mode", f->mode,
-					    "mtime_ns", (json_int_t)f->mtime_ns, "hash", f->hash);
+				: json_pack("{s:s,s:s,s:I,s:i,s:I}", "path", f->rel, "type", "file",
+					    "size", (json_int_t)f->size, "mode", f->mode,
+					    "mtime_ns", (json_int_t)f->mtime_ns);
 		if (!o || json_array_append_new(a, o)) {
 			json_decref(a);
 			return NULL;
@@ -231,7 +233,13 @@ static json_t *manifest_json(const struct manifest *m)
 	return a;
 }
 
-/* The identity of a send: its local paths and everything about its content. */
+/*
+ * The identity of a send: its local paths, and of each file its name,
+ * size, mode, inode and times, the change time included (no program sets
+ * it: any write moves it). Sending the same unchanged paths again finds
+ * the transfer, without reading a byte; the content's checksum comes with
+ * each file's last chunk.
+ */
 static void send_key(const struct manifest *m, json_t *lps, char key[FERRY_HASH_HEX])
 {
 	struct ferry_hash h;
@@ -243,14 +251,16 @@ static void send_key(const struct manifest *m, json_t *lps, char key[FERRY_HASH_
 		key[0] = '\0';
 		return;
 	}
-	ferry__hash_update(&h, "send", 5);
+	ferry__hash_update(&h, "send2", 6);
 	json_array_foreach(lps, i, e)
 	    ferry__hash_update(&h, json_string_value(e), json_string_length(e) + 1);
 	for (i = 0; i < m->n; i++) {
 		const struct lfile *f = &m->v[i];
 		ferry__hash_update(&h, f->rel, strlen(f->rel) + 1);
-		snprintf(buf, sizeof(buf), "%d %lld %o %lld %s", f->is_dir, (long long)f->size,
-			 f->mode, (long long)f->mtime_ns, f->is_dir ? "" : f->hash);
+		snprintf(buf, sizeof(buf), "%d %lld %o %lld %lld %llu", f->is_dir,
+			 (long long)f->size, f->mode, (long long)f->mtime_ns,
+			 f->is_dir ? 0LL : (long long)f->ctime_ns,
+			 f->is_dir ? 0ULL : (unsigned long long)f->ino);
 		ferry__hash_update(&h, buf, strlen(buf) + 1);
 	}
 	ferry__hash_final(&h, key);
@@ -273,93 +283,82 @@ static int tcall(ferry_conn *c, json_t *req, const void *data, size_t len, json_
 	return rc;
 }
 
-static int put(ferry_conn *c, int64_t id, size_t idx, int64_t off, const void *data, size_t len,
-	       json_t **reply)
+/* The put that ends file idx: its checksum, after what an earlier put or a local copy wrote. */
+static int put_last(ferry_conn *c, int64_t id, size_t idx, int64_t size, const char *hash,
+		    json_t **reply)
 {
 	return tcall(c,
-		     json_pack("{s:s,s:I,s:I,s:I}", "op", "transfer_put", "id", (json_int_t)id,
-			       "file", (json_int_t)idx, "offset", (json_int_t)off),
-		     data, len, reply, NULL, NULL);
+		     json_pack("{s:s,s:I,s:I,s:I,s:s}", "op", "transfer_put", "id", (json_int_t)id,
+			       "file", (json_int_t)idx, "offset", (json_int_t)size, "hash", hash),
+		     NULL, 0, reply, NULL, NULL);
 }
 
-/*
- * Copies [off, size) of in to the same offsets of out, on this host: the
- * kernel moves the data where it can (copy_file_range), else plain reads
- * and writes. Each slice's writeback starts at once (sync_file_range), so
- * the disk works while the next slice copies and the fsync that makes the
- * file durable finds little left to write. Returns 0, or -1 with errno
- * set, and 0 with errno 0 for a source that ended early.
- */
-/* Told, after each slice of a copy, how far the destination is written. */
-struct landed {
-	void (*fn)(struct landed *l, int64_t upto);
-};
-
-static int copy_range(int in, int out, int64_t off, int64_t size, struct progress *p,
-		      struct landed *l)
+/* Whether fd is still the file the manifest listed, unchanged. */
+static int unchanged(const struct lfile *f, int fd)
 {
-	enum { SLICE = 64 << 20 };
-	/* a progress report per chunk needs copies no larger; the writeback keeps its slices */
-	size_t step = p->fn ? CHUNK : SLICE;
-	loff_t ri = off, ro = off, synced = off;
-	char *buf = NULL;
+	struct stat st;
 
-	while (ri < size) {
-		size_t want = size - ri < (int64_t)step ? (size_t)(size - ri) : step;
-		ssize_t n = copy_file_range(in, &ri, out, &ro, want, 0);
-		if (n < 0 && errno != EINTR && errno != EXDEV && errno != EINVAL &&
-		    errno != ENOSYS && errno != EOPNOTSUPP)
-			goto fail;
-		if (n < 0 && errno != EINTR) {
-			/* no kernel copy between these file systems */
-			if (!buf && !(buf = malloc(CHUNK)))
-				goto fail;
-			n = pread(in, buf, want < CHUNK ? want : CHUNK, ri);
-			if (n > 0 && pwrite(out, buf, (size_t)n, ro) != n)
-				goto fail;
-			if (n > 0) {
-				ri += n;
-				ro += n;
-			}
-		}
-		if (n == 0) {
-			errno = 0;
-			goto fail;
-		}
-		if (ro - synced >= SLICE || ri == size) {
-			sync_file_range(out, synced, ro - synced, SYNC_FILE_RANGE_WRITE);
-			synced = ro;
-			if (l && ri < size)
-				l->fn(l, ro);
-		}
-		progress_at(p, p->base + ro);
-	}
-	free(buf);
-	return 0;
-fail:;
-	int e = errno;
-	free(buf);
-	errno = e;
-	return -1;
+	return fstat(fd, &st) == 0 && (int64_t)st.st_size == f->size &&
+	       ns_of(st.st_mtim) == f->mtime_ns && ns_of(st.st_ctim) == f->ctime_ns &&
+	       (uint64_t)st.st_ino == f->ino;
+}
+
+static int changed_err(ferry_conn *c, const struct lfile *f)
+{
+	return ferry__seterr(c, FERRY_EIO,
+			     "'%s' changed while it was sent: send it again once it is written",
+			     f->abs);
 }
 
 /*
- * The engine hashes each slice a local copy wrote while the next one
- * copies (transfer_landed), so that its check overlaps the copy. The
- * notes are pipelined under the connection's lock and their answers read
- * at the end; they are hints: a note that fails costs only the overlap.
+ * Opens the source of f to send it from off, with *h fed what the engine
+ * already has of it, read again from the source: the checksum is the
+ * source's, so the engine's check also covers bytes an earlier call left.
  */
-struct landed_notes {
-	struct landed l;
+static int open_source(ferry_conn *c, const struct lfile *f, int64_t off, struct ferry_hash *h,
+		       int *fd)
+{
+	int e;
+
+	*fd = open(f->abs, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", f->abs,
+				     strerror(errno));
+	if (!unchanged(f, *fd)) {
+		e = changed_err(c, f);
+	} else if (ferry__hash_init(h) < 0) {
+		e = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	} else {
+		e = ferry__hash_update_fd(h, *fd, (uint64_t)off);
+		if (!e)
+			return 0;
+		ferry__hash_release(h);
+		e = ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s", f->abs, strerror(-e));
+	}
+	close(*fd);
+	*fd = -1;
+	return e;
+}
+
+/*
+ * A local copy into the engine's partial file. After each 64 MiB slice
+ * the engine is told how far it is written (transfer_landed) and hashes
+ * that slice from the file while the next one copies, so that its check
+ * overlaps the copy. The notes are pipelined under the connection's lock
+ * and their answers read at the end; they are hints: a note that fails
+ * costs only the overlap.
+ */
+struct local_send {
 	ferry_conn *c;
 	int64_t id;
 	size_t idx;
 	int sent, broken;
+	struct progress *p;
 };
 
-static void note_landed(struct landed *l, int64_t upto)
+static void note_landed(void *arg, int64_t upto)
 {
-	struct landed_notes *n = (struct landed_notes *)l;
+	struct local_send *n = arg;
 	json_t *req;
 
 	if (n->broken)
@@ -373,7 +372,7 @@ static void note_landed(struct landed *l, int64_t upto)
 	json_decref(req);
 }
 
-static void notes_done(struct landed_notes *n)
+static void notes_done(struct local_send *n)
 {
 	while (!n->broken && n->sent-- > 0) {
 		json_t *r = NULL;
@@ -387,27 +386,57 @@ static void notes_done(struct landed_notes *n)
 	}
 }
 
-/* Copies src from off to the end into the engine's partial file, on this host. */
-static int copy_local(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f,
-		      const char *part, int64_t off, struct progress *p)
+static void progress_cb(void *arg, int64_t upto)
 {
-	int in = open(f->abs, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
-	struct landed_notes notes = {.l = {note_landed}, .c = c, .id = id, .idx = idx};
+	struct progress *p = arg;
 
-	if (in < 0)
-		return ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", f->abs,
-				     strerror(errno));
+	progress_at(p, p->base + upto);
+}
+
+static void send_progress(void *arg, int64_t upto)
+{
+	progress_cb(((struct local_send *)arg)->p, upto);
+}
+
+/* Copies the source from off to the end into the engine's partial file, on this host. */
+static int copy_local(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f,
+		      const char *part, int64_t off, struct progress *p, char hash[FERRY_HASH_HEX])
+{
+	struct local_send notes = {.c = c, .id = id, .idx = idx, .p = p};
+	struct ferry_hash h;
+	int in, out = -1, rc, e = 0;
+
+	if ((rc = open_source(c, f, off, &h, &in)))
+		return rc;
 	out = open(part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", part, strerror(errno));
+		goto out;
+	}
+	struct ferry__copy cp = {.in = in,
+				 .out = out,
+				 .off = off,
+				 .end = f->size,
+				 .h = &h,
+				 .landed = note_landed,
+				 .progress = p->fn ? send_progress : NULL,
+				 .arg = &notes,
+				 .step = CHUNK};
 	pthread_mutex_lock(&c->mu);
 	notes.broken = c->fd < 0;
-	if (out < 0)
-		rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", part, strerror(errno));
-	else if (copy_range(in, out, off, f->size, p, &notes.l) < 0)
-		rc = errno ? ferry__seterr(c, FERRY_EIO, "cannot copy '%s' to '%s': %s", f->abs,
-					   part, strerror(errno))
-			   : ferry__seterr(c, FERRY_EIO, "'%s' became shorter while sent", f->abs);
+	e = ferry__copy_hashed(&cp);
 	notes_done(&notes);
 	pthread_mutex_unlock(&c->mu);
+	if (e == ENODATA || (!e && !unchanged(f, in)))
+		rc = changed_err(c, f);
+	else if (e)
+		rc = ferry__seterr(c, FERRY_EIO, "cannot copy '%s' to '%s': %s", f->abs, part,
+				   strerror(e));
+out:
+	if (rc)
+		ferry__hash_release(&h);
+	else
+		ferry__hash_final(&h, hash);
 	if (out >= 0)
 		close(out);
 	close(in);
@@ -416,7 +445,8 @@ static int copy_local(ferry_conn *c, int64_t id, size_t idx, const struct lfile 
 
 /*
  * Streams file idx from off with WINDOW chunks in flight, under the
- * connection's lock. A broken link closes the connection and returns
+ * connection's lock, hashing each chunk as it is read; the last carries
+ * the checksum. A broken link closes the connection and returns
  * FERRY_ESTATE: the caller asks where the transfer stands (which
  * reconnects) and goes on from there.
  */
@@ -424,30 +454,37 @@ static int stream_file(ferry_conn *c, int64_t id, size_t idx, const struct lfile
 		       json_t **last, struct progress *p)
 {
 	int64_t acked = off; /* answers come in order, for chunks cut the same way */
-	char *buf = malloc(CHUNK);
-	int fd = open(f->abs, O_RDONLY | O_CLOEXEC), rc = 0, inflight = 0, sent_empty = 0;
-	int link_broke = 0;
+	char *buf = malloc(CHUNK), hash[FERRY_HASH_HEX] = "";
+	struct ferry_hash h = {0};
+	int fd = -1, rc = 0, inflight = 0, sent_last = 0, link_broke = 0;
 
-	if (fd < 0 || !buf) {
-		rc = fd < 0 ? ferry__seterr(c, errno_code(errno), "cannot read '%s': %s", f->abs,
-					    strerror(errno))
-			    : ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if (!buf)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if ((rc = open_source(c, f, off, &h, &fd)))
 		goto out;
-	}
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		while (!rc && inflight < WINDOW &&
-		       (off < f->size || (f->size == 0 && !sent_empty))) {
+		while (!rc && inflight < WINDOW && !sent_last) {
 			size_t want = f->size - off < CHUNK ? (size_t)(f->size - off) : CHUNK;
 			ssize_t n = want ? pread(fd, buf, want, off) : 0;
 			if (n < 0 || (size_t)n != want) {
-				rc = ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s", f->abs,
-						   n < 0 ? strerror(errno) : "it became shorter");
+				rc = n < 0 ? ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s",
+							   f->abs, strerror(errno))
+					   : changed_err(c, f);
 				break;
 			}
-			json_t *req = json_pack("{s:s,s:I,s:I,s:I}", "op", "transfer_put", "id",
-						(json_int_t)id, "file", (json_int_t)idx, "offset",
-						(json_int_t)off);
+			ferry__hash_update(&h, buf, (size_t)n);
+			sent_last = off + n == f->size;
+			if (sent_last && !unchanged(f, fd)) {
+				rc = changed_err(c, f);
+				break;
+			}
+			if (sent_last)
+				ferry__hash_final(&h, hash);
+			json_t *req =
+			    json_pack("{s:s,s:I,s:I,s:I,s:s*}", "op", "transfer_put", "id",
+				      (json_int_t)id, "file", (json_int_t)idx, "offset",
+				      (json_int_t)off, "hash", sent_last ? hash : NULL);
 			int e = req ? ferry__send_request(c, req, buf, (size_t)n) : FERRY_ENOMEM;
 			json_decref(req);
 			if (e) {
@@ -456,7 +493,6 @@ static int stream_file(ferry_conn *c, int64_t id, size_t idx, const struct lfile
 				goto broken;
 			}
 			off += n;
-			sent_empty = 1;
 			inflight++;
 		}
 		if (inflight == 0)
@@ -489,23 +525,25 @@ broken:
 	}
 	pthread_mutex_unlock(&c->mu);
 out:
+	ferry__hash_release(&h); /* when the last chunk was not reached */
 	free(buf);
 	if (fd >= 0)
 		close(fd);
 	return rc;
 }
 
-/* Sends file idx from off; its last put makes the engine check it. */
+/* Sends file idx from off; its last put, with the checksum, makes the engine check it. */
 static int send_one(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f, int64_t off,
 		    const char *part, json_t **last, struct progress *p)
 {
+	char hash[FERRY_HASH_HEX];
 	int rc;
 
 	if (!c->cfg.host && part && *part) {
-		rc = copy_local(c, id, idx, f, part, off, p);
+		rc = copy_local(c, id, idx, f, part, off, p, hash);
 		json_decref(*last);
 		*last = NULL;
-		return rc ? rc : put(c, id, idx, f->size, NULL, 0, last);
+		return rc ? rc : put_last(c, id, idx, f->size, hash, last);
 	}
 	return stream_file(c, id, idx, f, off, last, p);
 }
@@ -587,7 +625,9 @@ static int send_all(ferry_conn *c, json_t *lps, const struct manifest *m, int ho
 		json_t *again = NULL;
 		/* where it stands now: every file checked, the transfer ready */
 		rc = begin_send(c, lps, m, hours, &again);
-		if (!rc && strcmp(json_string_value(json_object_get(again, "state")), "ready"))
+		const char *st = json_string_value(json_object_get(again, "state"));
+		/* retrieved: a send that was also fetched back since, still on the server */
+		if (!rc && (!st || (strcmp(st, "ready") && strcmp(st, "retrieved"))))
 			rc = ferry__seterr(c, FERRY_EIO, "transfer '%s' is %s after sending it all",
 					   json_string_value(json_object_get(again, "server_path")),
 					   json_string_value(json_object_get(again, "state")));
@@ -754,6 +794,28 @@ done:
 	return rc;
 }
 
+/* Copies [off, size) of the server's file into out on this host, hashing it into h. */
+static int copy_back(ferry_conn *c, const char *server_file, int out, int64_t off, int64_t size,
+		     struct progress *p, struct ferry_hash *h)
+{
+	int in = open(server_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), e;
+	struct ferry__copy cp = {.in = in,
+				 .out = out,
+				 .off = off,
+				 .end = size,
+				 .h = h,
+				 .progress = p->fn ? progress_cb : NULL,
+				 .arg = p,
+				 .step = CHUNK};
+
+	e = in < 0 ? errno : ferry__copy_hashed(&cp);
+	if (in >= 0)
+		close(in);
+	return e ? ferry__seterr(c, FERRY_EIO, "cannot copy '%s': %s", server_file,
+				 e == ENODATA ? "it became shorter" : strerror(e))
+		 : 0;
+}
+
 /* Fetches one file of the transfer into tmp (resuming at its size) and checks it. */
 static int fetch_file(ferry_conn *c, const char *server_path, const char *server_file, size_t idx,
 		      json_t *f, const char *tmp, struct progress *p)
@@ -761,8 +823,9 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 	int64_t size = json_integer_value(json_object_get(f, "size"));
 	const char *want = json_string_value(json_object_get(f, "hash"));
 	char got[FERRY_HASH_HEX];
+	struct ferry_hash h = {0};
 	struct stat st;
-	int out, rc = 0;
+	int out, rc = 0, e;
 	int64_t off;
 
 	out = open(tmp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -777,38 +840,22 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 		goto out;
 	}
 	progress_at(p, p->base + off);
-	if (!c->cfg.host) {
-		/* the engine's host is this one: let the kernel copy */
-		int in = open(server_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (in < 0 || copy_range(in, out, off, size, p, NULL) < 0) {
-			rc = ferry__seterr(c, FERRY_EIO, "cannot copy '%s': %s", server_file,
-					   errno ? strerror(errno) : "it became shorter");
-			if (in >= 0)
-				close(in);
-			goto out;
-		}
-		close(in);
+	if (ferry__hash_init(&h) < 0) {
+		rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		goto out;
 	}
-	int e = 0;
-	if (c->cfg.host) {
-		/*
-		 * Chunks are hashed as they are written; what an earlier call
-		 * left is read back first (a resume), so that every byte of the
-		 * file counts, the old ones as they are on disk.
-		 */
-		struct ferry_hash h;
-		if (ferry__hash_init(&h) < 0) {
-			rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-			goto out;
-		}
-		e = off ? ferry__hash_update_fd(&h, out, (uint64_t)off) : 0;
-		rc = e ? 0 : stream_get(c, server_path, idx, out, tmp, off, size, p, &h);
-		ferry__hash_final(&h, got);
-		if (rc)
-			goto out;
-	} else {
-		e = ferry__hash_fd(out, (uint64_t)size, got);
-	}
+	/*
+	 * Bytes are hashed as they are written; what an earlier call left is
+	 * read back first (a resume), so that every byte of the file counts,
+	 * the old ones as they are on disk.
+	 */
+	e = ferry__hash_update_fd(&h, out, (uint64_t)off);
+	if (!e)
+		rc = c->cfg.host ? stream_get(c, server_path, idx, out, tmp, off, size, p, &h)
+				 : copy_back(c, server_file, out, off, size, p, &h);
+	if (rc)
+		goto out;
+	ferry__hash_final(&h, got);
 	if (e < 0 || strcmp(got, want)) {
 		/* a wrong copy is never kept: the next call starts this file over */
 		if (ftruncate(out, 0) < 0)
@@ -824,6 +871,7 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 		rc = ferry__seterr(c, FERRY_EIO, "cannot sync '%s': %s", tmp, strerror(errno));
 	p->base += size;
 out:
+	ferry__hash_release(&h);
 	if (out >= 0)
 		close(out);
 	return rc;

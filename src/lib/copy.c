@@ -1,0 +1,167 @@
+/*
+ * copy.c - the local data path of transfers: copies a byte range between
+ * two files on this host and hashes every byte it moves.
+ *
+ * The checksum has to see the bytes anyway, so they go through a buffer
+ * once: read, hashed from the buffer, written from it. copy_file_range(2)
+ * would copy without the buffer, but on file systems that cannot share
+ * blocks it is the same copy inside the kernel, and the checksum would
+ * then need a second read of the whole file (docs/architecture.md has the
+ * figures). A reader thread fills the buffers while this one hashes and
+ * writes, so that on two cores the reads overlap the writes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "copy.h"
+
+#define BUF   (1u << 20)
+#define NBUF  8
+#define SLICE (64 << 20) /* writeback starts, and landed is told, per slice */
+
+struct ring {
+	const struct ferry__copy *c;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *buf[NBUF];
+	ssize_t len[NBUF];	 /* bytes read into buf[i]; -1: failed, with err */
+	int64_t filled, drained; /* slots produced and consumed, ever */
+	int stop, err;
+};
+
+/* Reads slot by slot until the end, an error, or stop. */
+static void *reader(void *arg)
+{
+	struct ring *r = arg;
+	int64_t pos = r->c->off;
+
+	for (int64_t k = 0; pos < r->c->end; k++) {
+		pthread_mutex_lock(&r->mu);
+		while (!r->stop && r->filled - r->drained == NBUF)
+			pthread_cond_wait(&r->cv, &r->mu);
+		int stop = r->stop;
+		pthread_mutex_unlock(&r->mu);
+		if (stop)
+			break;
+		size_t want = r->c->end - pos < BUF ? (size_t)(r->c->end - pos) : BUF;
+		ssize_t n;
+		do
+			n = pread(r->c->in, r->buf[k % NBUF], want, pos);
+		while (n < 0 && errno == EINTR);
+		int e = n < 0 ? errno : n == 0 ? ENODATA : 0;
+		pthread_mutex_lock(&r->mu);
+		r->len[k % NBUF] = e ? -1 : n;
+		if (e)
+			r->err = e;
+		r->filled++;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		if (e)
+			break;
+		pos += n;
+	}
+	return NULL;
+}
+
+static int write_all(int fd, const char *p, size_t len, int64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/* Hashes and writes what the reader fills, in order; the error, or 0. */
+static int drain(struct ring *r)
+{
+	const struct ferry__copy *c = r->c;
+	int64_t pos = c->off, synced = c->off, told = c->off;
+	int e = 0;
+
+	for (int64_t k = 0; !e && pos < c->end; k++) {
+		pthread_mutex_lock(&r->mu);
+		while (r->filled == k)
+			pthread_cond_wait(&r->cv, &r->mu);
+		ssize_t n = r->len[k % NBUF];
+		e = n < 0 ? r->err : 0;
+		pthread_mutex_unlock(&r->mu);
+		if (!e) {
+			ferry__hash_update(c->h, r->buf[k % NBUF], (size_t)n);
+			e = write_all(c->out, r->buf[k % NBUF], (size_t)n, pos);
+			pos += n;
+		}
+		pthread_mutex_lock(&r->mu);
+		r->drained++;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		if (e)
+			break;
+		if (pos - synced >= SLICE || pos == c->end) {
+			/* the disk works while the next slice copies; the fsync finds little left
+			 */
+			sync_file_range(c->out, synced, pos - synced, SYNC_FILE_RANGE_WRITE);
+			synced = pos;
+			if (c->landed && pos < c->end)
+				c->landed(c->arg, pos);
+		}
+		if (c->progress && (pos - told >= (int64_t)c->step || pos == c->end)) {
+			c->progress(c->arg, pos);
+			told = pos;
+		}
+	}
+	return e;
+}
+
+int ferry__copy_hashed(const struct ferry__copy *c)
+{
+	struct ring r = {.c = c, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	pthread_t th;
+	int e = 0, threaded;
+
+	if (c->off >= c->end)
+		return 0;
+	for (int i = 0; i < NBUF; i++)
+		if (!(r.buf[i] = malloc(BUF)))
+			e = ENOMEM;
+	threaded = !e && pthread_create(&th, NULL, reader, &r) == 0;
+	if (!e && !threaded) {
+		/* no thread to spare: the same steps, one after the other */
+		for (int64_t pos = c->off; !e && pos < c->end;) {
+			size_t want = c->end - pos < BUF ? (size_t)(c->end - pos) : BUF;
+			ssize_t n = pread(c->in, r.buf[0], want, pos);
+			e = n < 0 ? (errno == EINTR ? 0 : errno) : n == 0 ? ENODATA : 0;
+			if (n > 0) {
+				ferry__hash_update(c->h, r.buf[0], (size_t)n);
+				e = write_all(c->out, r.buf[0], (size_t)n, pos);
+				pos += n;
+				if (c->progress)
+					c->progress(c->arg, pos);
+			}
+		}
+		if (!e)
+			sync_file_range(c->out, c->off, c->end - c->off, SYNC_FILE_RANGE_WRITE);
+	} else if (!e) {
+		e = drain(&r);
+		pthread_mutex_lock(&r.mu);
+		r.stop = 1;
+		pthread_cond_broadcast(&r.cv);
+		pthread_mutex_unlock(&r.mu);
+		pthread_join(th, NULL);
+	}
+	for (int i = 0; i < NBUF; i++)
+		free(r.buf[i]);
+	pthread_mutex_destroy(&r.mu);
+	pthread_cond_destroy(&r.cv);
+	return e;
+}
