@@ -344,7 +344,8 @@ struct ferry_transfer_info {
 	int64_t size;	    /* bytes of its files (as known: a registered output's once scanned) */
 	int64_t done;	    /* bytes on the server now */
 	int64_t received;   /* bytes received through connections, re-sends included */
-	char *hash;	    /* checksum of the whole (send), may be NULL */
+	/* XXH3-128 in hex: the file's, or a data set's (docs/transfers.md); NULL until known */
+	char *hash;
 	double created_at, ended_at, deadline; /* ended_at 0: not ready yet */
 	int disposal_hours;
 	ferry_job_id *jobs; /* jobs that name it (inputs and outputs) */

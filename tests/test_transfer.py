@@ -35,6 +35,19 @@ def md5(path):
     return h.hexdigest()
 
 
+def xxh128(data):
+    """XXH3-128 as ferry writes it, by libxxhash through ctypes."""
+    import ctypes
+    lib = ctypes.CDLL("libxxhash.so.0")
+
+    class H128(ctypes.Structure):
+        _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
+    lib.XXH3_128bits.restype = H128
+    lib.XXH3_128bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    h = lib.XXH3_128bits(data, len(data))
+    return "%016x%016x" % (h.high64, h.low64)
+
+
 def make_file(path, size, seed=0):
     """size bytes of reproducible data (fast: a repeated random block)."""
     block = hashlib.sha256(str(seed).encode()).digest() * 32768  # 1 MiB
@@ -137,6 +150,10 @@ def test_several_files_as_one_transfer(ferry):
     assert sp.endswith("/brain.img")
     assert open(os.path.join(os.path.dirname(sp), "brain.hdr"), "rb").read() == \
         open(hdr, "rb").read()
+    # the data set's checksum: over each file's path and checksum, in order
+    want = xxh128(b"".join(n + b"\0" + xxh128(open(p, "rb").read()).encode() + b"\0"
+                           for n, p in [(b"brain.img", img), (b"brain.hdr", hdr)]))
+    assert tinfo(ferry, sp)["hash"] == want
     cp = ferry.run("send", img, ferry.path("brain.img"), check=False)
     assert cp.returncode == 1 and "two files named 'brain.img'" in cp.stderr
 
@@ -484,6 +501,91 @@ def test_put_out_of_place_and_oversized_are_refused(local):
     r = raw_request(local, {"op": "transfer_put", "id": r["id"], "file": 0, "offset": 0},
                     b"y" * 11)
     assert r["ok"] is False and "past the size" in r["message"]
+
+
+def test_checksum_with_the_last_put_and_copy_claims_are_checked(local):
+    """A manifest without checksums takes the checksum from the last put;
+    a local copy's claim must come with an empty last put and, past 0, the
+    checksum of what was there before, which the engine checks."""
+    r = raw_request(local, {"op": "transfer_send", "key": "k-last", "local_paths": ["/x/q"],
+                            "files": [{"path": "q", "type": "file", "size": 4,
+                                       "mode": 0o644, "mtime_ns": 0}]})
+    assert r["ok"] is True, r
+    tid, sp = r["id"], r["server_path"]
+    put = {"op": "transfer_put", "id": tid, "file": 0}
+    r = raw_request(local, {**put, "offset": 0}, b"ab")
+    assert r["ok"] is True and r["complete"] is False, r
+    r = raw_request(local, {**put, "offset": 2}, b"cd")
+    assert r["ok"] is False and "needs a 'hash'" in r["message"], r
+    r = raw_request(local, {**put, "offset": 2, "hash": "xyz"}, b"cd")
+    assert r["ok"] is False and "32 hex digits" in r["message"], r
+    for claim, pattern in [
+            ({"offset": 2, "copied_from": 0}, "empty put at the end"),
+            ({"offset": 4, "copied_from": 5}, "from 0 to its size"),
+            ({"offset": 4, "copied_from": 2}, "needs a 'prefix_hash'")]:
+        r = raw_request(local, {**put, **claim, "hash": "0" * 32},
+                        b"cd" if claim["offset"] == 2 else b"")
+        assert r["ok"] is False and pattern in r["message"], (claim, r)
+    # the client "copied" cd itself; ab, there before, is checked against its claim
+    with open(part_file(local, "q"), "ab") as f:
+        f.write(b"cd")
+    whole = xxh128(b"abcd")
+    r = raw_request(local, {**put, "offset": 4, "hash": whole, "copied_from": 2,
+                            "prefix_hash": xxh128(b"aX")})
+    assert r["ok"] is False and "checksum mismatch" in r["message"], r
+    assert os.path.getsize(part_file(local, "q")) == 0, "a failed check empties the part"
+    r = raw_request(local, {**put, "offset": 0}, b"abcd")
+    assert r["ok"] is False and "needs a 'hash'" in r["message"]
+    r = raw_request(local, {**put, "offset": 0, "hash": whole}, b"abcd")
+    assert r["ok"] is True and r["complete"] is True and r["state"] == "ready", r
+    assert open(sp, "rb").read() == b"abcd"
+    assert tinfo(local, sp)["hash"] == whole
+
+
+def test_file_changed_while_sent_is_not_ready(request):
+    """The checksum is taken while the bytes go: a file that changes under
+    a send fails it with a clear error, and the transfer is not ready."""
+    ferry = ferry_world(request, "ssh")
+    big = ferry.path("moving.bin")
+    make_file(big, 400 << 20, seed=9)
+    p = ferry.popen("send", big)
+
+    def under_way():
+        pf = part_file(ferry, "moving.bin")
+        try:
+            return pf and os.path.getsize(pf) >= 8 << 20
+        except OSError:
+            return False
+    poll(under_way, 120, 0.005, what="the send under way")
+    with open(big, "r+b") as f:  # rewritten in place, same size
+        f.seek(100 << 20)
+        f.write(b"changed")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 1 and "changed while it was sent" in err, (out, err)
+    ts = [t for t in ferry.json("transfers") if t["local_paths"] == [big]]
+    assert len(ts) == 1 and ts[0]["state"] == "transferring", ts
+    assert not os.path.exists(ts[0]["server_path"])
+    # sent again as it is now: a new transfer, since the file is another
+    sp = send(ferry, big)
+    assert sp != ts[0]["server_path"] and md5(sp) == md5(big)
+
+
+def test_sending_an_unchanged_file_again_finds_its_transfer(ferry):
+    """The same unchanged paths find their transfer, also once it was
+    retrieved, and send nothing; a file whose change time moved (any write,
+    even a chmod) is another send."""
+    src = ferry.path("again.bin")
+    make_file(src, 1 << 20, seed=10)
+    sp = send(ferry, src)
+    ferry.run("retrieve", "--to", ferry.path("back.bin"), sp)
+    received = tinfo(ferry, sp)["received"]
+    assert tinfo(ferry, sp)["state"] == "retrieved"
+    assert send(ferry, src) == sp
+    assert tinfo(ferry, sp)["received"] == received, "nothing is sent again"
+    os.chmod(src, 0o600)
+    sp2 = send(ferry, src)
+    assert sp2 != sp and tinfo(ferry, sp2)["state"] == "ready"
+    assert md5(sp2) == md5(src)
 
 
 def test_input_that_is_no_transfer_is_refused(local):

@@ -25,12 +25,21 @@ void ferry__hash_update(struct ferry_hash *h, const void *data, size_t len)
 
 void ferry__hash_final(struct ferry_hash *h, char hex[FERRY_HASH_HEX])
 {
-	XXH128_hash_t d = XXH3_128bits_digest(h->state);
-
-	snprintf(hex, FERRY_HASH_HEX, "%016llx%016llx", (unsigned long long)d.high64,
-		 (unsigned long long)d.low64);
+	ferry__hash_peek(h, hex);
 	XXH3_freeState(h->state);
 	h->state = NULL;
+}
+
+int ferry__hash_peek(const struct ferry_hash *h, char hex[FERRY_HASH_HEX])
+{
+	XXH128_hash_t d;
+
+	if (!h->state)
+		return -EINVAL;
+	d = XXH3_128bits_digest(h->state);
+	snprintf(hex, FERRY_HASH_HEX, "%016llx%016llx", (unsigned long long)d.high64,
+		 (unsigned long long)d.low64);
+	return 0;
 }
 
 void ferry__hash_release(struct ferry_hash *h)

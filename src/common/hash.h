@@ -22,6 +22,8 @@ int ferry__hash_init(struct ferry_hash *h);
 void ferry__hash_update(struct ferry_hash *h, const void *data, size_t len);
 /* Writes the digest as hex and frees the state. */
 void ferry__hash_final(struct ferry_hash *h, char hex[FERRY_HASH_HEX]);
+/* Writes the digest of what h was fed so far, and h goes on. 0, or -EINVAL when released. */
+int ferry__hash_peek(const struct ferry_hash *h, char hex[FERRY_HASH_HEX]);
 /* Frees the state without a digest (no-op on a released one). */
 void ferry__hash_release(struct ferry_hash *h);
 /* Feeds the first len bytes of fd (from offset 0) to h. 0 or -errno. */

@@ -340,6 +340,41 @@ static const char *file_rel(const struct db_tr_row *row, json_t *f, char *buf, s
 
 /* ---- the object of docs/transfers.md ---- */
 
+/*
+ * The transfer's checksum: its file's, for a transfer of one file; for
+ * several, or a tree, XXH3-128 over each entry's path, a NUL, its checksum
+ * (or "dir"), a NUL, in manifest order. Null while a file's is not known.
+ */
+static json_t *transfer_hash(json_t *files)
+{
+	struct ferry_hash h;
+	char hex[FERRY_HASH_HEX];
+	json_t *f;
+	size_t i;
+
+	if (json_array_size(files) == 1) {
+		json_t *one = json_object_get(json_array_get(files, 0), "hash");
+		return one ? json_incref(one) : json_null();
+	}
+	if (!json_array_size(files) || ferry__hash_init(&h) < 0)
+		return json_null();
+	json_array_foreach(files, i, f)
+	{
+		const char *path = json_string_value(json_object_get(f, "path"));
+		const char *type = json_string_value(json_object_get(f, "type"));
+		const char *fh = json_string_value(json_object_get(f, "hash"));
+		if (!path || !type || (strcmp(type, "dir") && !fh)) {
+			ferry__hash_release(&h);
+			return json_null();
+		}
+		fh = strcmp(type, "dir") ? fh : "dir";
+		ferry__hash_update(&h, path, strlen(path) + 1);
+		ferry__hash_update(&h, fh, strlen(fh) + 1);
+	}
+	ferry__hash_final(&h, hex);
+	return json_string(hex);
+}
+
 static json_t *row_json(struct tctx *t, const struct db_tr_row *row, int with_files)
 {
 	json_t *doc = json_loads(row->doc, 0, NULL), *o, *files;
@@ -364,8 +399,7 @@ static json_t *row_json(struct tctx *t, const struct db_tr_row *row, int with_fi
 	json_object_set_new(o, "ended_at",
 			    row->ended_at > 0 ? json_real(row->ended_at) : json_null());
 	json_object_set_new(o, "message", row->message ? json_string(row->message) : json_null());
-	json_object_set(o, "hash",
-			json_object_get(doc, "hash") ? json_object_get(doc, "hash") : json_null());
+	json_object_set_new(o, "hash", transfer_hash(files));
 	ja = json_array();
 	for (int role = 0; role < 2; role++) {
 		if (ferry__db_ref_jobs(ferry__engine_db(t->eng), row->id, role, &jobs, &n))
@@ -615,7 +649,7 @@ static int op_send(struct tctx *t)
 {
 	json_t *files = json_object_get(t->in, "files"), *lp, *doc = NULL;
 	struct db_tr_row row = {0};
-	const char *key, *hash = json_string_value(json_object_get(t->in, "hash"));
+	const char *key;
 	char top[NAME_MAX + 1];
 	int64_t hours;
 	int rc;
@@ -630,8 +664,8 @@ static int op_send(struct tctx *t)
 		rc = 0; /* known: a retry, or the next call after an interruption */
 		running_drop_transfer(row.id);
 	} else {
-		doc = json_pack("{s:O,s:I,s:O,s:s?}", "local_paths", lp, "disposal_hours",
-				(json_int_t)hours, "files", files, "hash", hash);
+		doc = json_pack("{s:O,s:I,s:O}", "local_paths", lp, "disposal_hours",
+				(json_int_t)hours, "files", files);
 		if (!doc)
 			return FAIL(t, FERRY_ENOMEM, "out of memory");
 		rc = create(t, key, "send", "transferring", top, doc, hours, &row);
@@ -761,16 +795,37 @@ static int finish_send(struct tctx *t, struct db_tr_row *row, json_t *doc)
 	return 0;
 }
 
+/* What the put that ends a file says of its bytes. */
+struct want {
+	const char *hash;	 /* the file's checksum */
+	int64_t copied_from;	 /* -1, or: a client on this host wrote from here on itself */
+	const char *prefix_hash; /* then, if above 0: the checksum of what comes before */
+};
+
 /* The part holds the whole file: checks it, then gives it its name. */
 static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f, int parent,
 			 const char *base, const char *part, int fd, struct running *r,
-			 const char *want)
+			 const struct want *w)
 {
 	uint64_t size = (uint64_t)json_integer_value(json_object_get(f, "size"));
+	const char *want = w->hash;
 	char got[FERRY_HASH_HEX];
 	int e = 0;
 
-	if (r && r->off <= (int64_t)size) {
+	if (w->copied_from >= 0) {
+		/*
+		 * The client copied the rest from its source, hashing the very
+		 * bytes it wrote, in one pass: its checksum stands for them,
+		 * as a remote stream's chunks are hashed from memory. What was
+		 * here before, an earlier call's, is read back and checked
+		 * against the same bytes of the source (docs/architecture.md).
+		 */
+		want = w->prefix_hash;
+		if (w->copied_from > 0)
+			e = ferry__hash_fd(fd, (uint64_t)w->copied_from, got);
+		else
+			want = NULL;
+	} else if (r && r->off <= (int64_t)size) {
 		/* the stream's bytes are hashed; what it lacks is read (a local copy's tail) */
 		e = ferry__hash_update_range(&r->h, fd, (uint64_t)r->off, size);
 		ferry__hash_final(&r->h, got);
@@ -782,7 +837,7 @@ static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f,
 	if (e < 0)
 		return FAIL(t, FERRY_EIO, "cannot read back '%s/%s/%s': %s", root(t), row->dir,
 			    json_string_value(json_object_get(f, "path")), strerror(-e));
-	if (strcmp(got, want)) {
+	if (want && strcmp(got, want)) {
 		/* never ready with wrong bytes: start that file over */
 		if (ftruncate(fd, 0) < 0)
 			unlinkat(parent, part, 0);
@@ -816,7 +871,7 @@ static int get_int(struct tctx *t, const char *key, int64_t min, int64_t max, in
 
 /* Writes a chunk at offset (the part's size); the last one completes the file. */
 static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t idx, int64_t off,
-		       const char *want, int *complete)
+		       const struct want *want, int *complete)
 {
 	char rel[PATH_MAX], *part = NULL;
 	const char *base;
@@ -853,7 +908,7 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 			  (long long)(off + (int64_t)t->datalen), (long long)size, rel);
 		goto out;
 	}
-	if (off + (int64_t)t->datalen == size && !want) {
+	if (off + (int64_t)t->datalen == size && !want->hash) {
 		rc = FAIL(t, FERRY_EINVAL,
 			  "the last chunk of '%s' needs a 'hash': its manifest gave none", rel);
 		goto out;
@@ -919,10 +974,35 @@ static int receiving_file(struct tctx *t, int64_t id, int64_t idx, struct db_tr_
 	return rc;
 }
 
+/*
+ * A put that ends a local copy says from where the client wrote the part
+ * itself ("copied_from"), and gives the checksum of the source before
+ * that ("prefix_hash"), which the engine checks against the part.
+ */
+static int copy_claim(struct tctx *t, json_t *f, int64_t off, struct want *w)
+{
+	json_t *from = json_object_get(t->in, "copied_from");
+	const char *ph = json_string_value(json_object_get(t->in, "prefix_hash"));
+	int64_t size = json_integer_value(json_object_get(f, "size"));
+
+	if (!from)
+		return 0;
+	if (!json_is_integer(from) || json_integer_value(from) < 0 ||
+	    json_integer_value(from) > size || off != size || t->datalen)
+		return FAIL(t, FERRY_EINVAL,
+			    "'copied_from' goes with an empty put at the end of the file, "
+			    "and from 0 to its size");
+	w->copied_from = json_integer_value(from);
+	if (w->copied_from > 0 && !is_hash(ph))
+		return FAIL(t, FERRY_EINVAL, "'copied_from' above 0 needs a 'prefix_hash'");
+	w->prefix_hash = ph;
+	return 0;
+}
+
 static int op_put(struct tctx *t)
 {
 	struct db_tr_row row = {0};
-	json_t *doc = NULL, *f;
+	json_t *doc = NULL, *f = NULL;
 	const char *hash = json_string_value(json_object_get(t->in, "hash")), *want;
 	int64_t id, idx, off;
 	int rc, complete = 0;
@@ -940,10 +1020,11 @@ static int op_put(struct tctx *t)
 		return rc;
 	/* the manifest's, from a client that hashed before sending, else the last put's */
 	want = json_string_value(json_object_get(f, "hash"));
+	struct want w = {.hash = want ? want : hash, .copied_from = -1};
 	if (want && hash && strcmp(want, hash))
 		rc = FAIL(t, FERRY_EINVAL, "'hash' %s differs from the manifest's %s", hash, want);
-	else
-		rc = write_chunk(t, &row, f, idx, off, want ? want : hash, &complete);
+	else if (!(rc = copy_claim(t, f, off, &w)))
+		rc = write_chunk(t, &row, f, idx, off, &w, &complete);
 	if (!rc && complete && !want && hash)
 		json_object_set_new(f, "hash", json_string(hash)); /* recorded with the count */
 	int rc2 = save(t, &row, complete ? doc : NULL); /* the count, also after a failure */
@@ -955,62 +1036,6 @@ static int op_put(struct tctx *t)
 		json_object_set_new(t->out, "complete", json_boolean(complete));
 		json_object_set_new(t->out, "state", json_string(row.state));
 	}
-	json_decref(doc);
-	ferry__db_tr_row_release(&row);
-	return rc;
-}
-
-/*
- * A client on this host copied file idx of a send into its part file up
- * to `upto` (it goes on copying): the engine hashes what is new, from the
- * file as it is on disk, so that its check overlaps the copy and the last
- * put finds little left to read. A hint: whatever is not hashed here is
- * at the end.
- */
-static int op_landed(struct tctx *t)
-{
-	struct db_tr_row row = {0};
-	json_t *doc = NULL, *f;
-	int64_t id, idx, upto, size;
-	char rel[PATH_MAX], *part = NULL;
-	const char *base;
-	struct running *r;
-	struct stat st;
-	int rc, parent = -1, fd = -1;
-
-	if ((rc = get_int(t, "id", 1, INT64_MAX, &id)) ||
-	    (rc = get_int(t, "file", 0, MAX_FILES, &idx)) ||
-	    (rc = get_int(t, "upto", 0, 1LL << 50, &upto)))
-		return rc;
-	if ((rc = receiving_file(t, id, idx, &row, &doc, &f)))
-		return rc;
-	size = json_integer_value(json_object_get(f, "size"));
-	r = running_find(row.id, idx);
-	if (!r && !(r = running_start(row.id, idx))) {
-		rc = FAIL(t, FERRY_ENOMEM, "out of memory");
-		goto out;
-	}
-	if (upto > size || upto <= r->off)
-		goto out; /* nothing new (or not ours to hash): the end reads it */
-	parent = open_parent(rootfd(t), file_rel(&row, f, rel, sizeof(rel)), &base);
-	part = parent >= 0 ? part_name(base) : NULL;
-	fd = part ? openat(parent, part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < upto) {
-		running_drop(r); /* not as the client says: the end reads it all */
-		goto out;
-	}
-	if (ferry__hash_update_range(&r->h, fd, (uint64_t)r->off, (uint64_t)upto) < 0) {
-		running_drop(r);
-	} else {
-		r->off = upto;
-		r->used = ++running_clock;
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	if (parent >= 0)
-		close(parent);
-	free(part);
 	json_decref(doc);
 	ferry__db_tr_row_release(&row);
 	return rc;
@@ -1387,15 +1412,10 @@ int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in
 		const char *name;
 		int (*fn)(struct tctx *t);
 	} ops[] = {
-	    {"transfer_send", op_send},
-	    {"transfer_register", op_register},
-	    {"transfer_put", op_put},
-	    {"transfer_manifest", op_manifest},
-	    {"transfer_landed", op_landed},
-	    {"transfer_get", op_get},
-	    {"transfer_retrieved", op_retrieved},
-	    {"transfer_info", op_info},
-	    {"transfers", op_list},
+	    {"transfer_send", op_send},	    {"transfer_register", op_register},
+	    {"transfer_put", op_put},	    {"transfer_manifest", op_manifest},
+	    {"transfer_get", op_get},	    {"transfer_retrieved", op_retrieved},
+	    {"transfer_info", op_info},	    {"transfers", op_list},
 	    {"transfer_cancel", op_cancel},
 	};
 	struct tctx t = {.eng = eng,

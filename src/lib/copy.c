@@ -7,8 +7,11 @@
  * would copy without the buffer, but on file systems that cannot share
  * blocks it is the same copy inside the kernel, and the checksum would
  * then need a second read of the whole file (docs/architecture.md has the
- * figures). A reader thread fills the buffers while this one hashes and
- * writes, so that on two cores the reads overlap the writes.
+ * figures). A reader thread reads, hashes and starts the writeback of
+ * what is written, while this one writes, which splits the work about
+ * evenly between two cores. The writeback goes per 16 MiB slice, so that
+ * the disk works during the copy and the caller's fsync finds little
+ * left.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,9 +22,9 @@
 
 #include "copy.h"
 
-#define BUF   (1u << 20)
-#define NBUF  8
-#define SLICE (64 << 20) /* writeback starts, and landed is told, per slice */
+#define BUF   (256u << 10)
+#define NBUF  32
+#define SLICE (16 << 20) /* writeback starts per slice */
 
 struct ring {
 	const struct ferry__copy *c;
@@ -30,6 +33,7 @@ struct ring {
 	char *buf[NBUF];
 	ssize_t len[NBUF];	 /* bytes read into buf[i]; -1: failed, with err */
 	int64_t filled, drained; /* slots produced and consumed, ever */
+	int64_t written;	 /* out is written up to here */
 	int stop, err;
 };
 
@@ -37,22 +41,29 @@ struct ring {
 static void *reader(void *arg)
 {
 	struct ring *r = arg;
-	int64_t pos = r->c->off;
+	int64_t pos = r->c->off, synced = r->c->off;
 
 	for (int64_t k = 0; pos < r->c->end; k++) {
 		pthread_mutex_lock(&r->mu);
 		while (!r->stop && r->filled - r->drained == NBUF)
 			pthread_cond_wait(&r->cv, &r->mu);
 		int stop = r->stop;
+		int64_t written = r->written;
 		pthread_mutex_unlock(&r->mu);
 		if (stop)
 			break;
+		if (written - synced >= SLICE) {
+			sync_file_range(r->c->out, synced, written - synced, SYNC_FILE_RANGE_WRITE);
+			synced = written;
+		}
 		size_t want = r->c->end - pos < BUF ? (size_t)(r->c->end - pos) : BUF;
 		ssize_t n;
 		do
 			n = pread(r->c->in, r->buf[k % NBUF], want, pos);
 		while (n < 0 && errno == EINTR);
 		int e = n < 0 ? errno : n == 0 ? ENODATA : 0;
+		if (!e) /* in order: one reader, slot after slot */
+			ferry__hash_update(r->c->h, r->buf[k % NBUF], (size_t)n);
 		pthread_mutex_lock(&r->mu);
 		r->len[k % NBUF] = e ? -1 : n;
 		if (e)
@@ -86,7 +97,7 @@ static int write_all(int fd, const char *p, size_t len, int64_t off)
 static int drain(struct ring *r)
 {
 	const struct ferry__copy *c = r->c;
-	int64_t pos = c->off, synced = c->off, told = c->off;
+	int64_t pos = c->off, told = c->off;
 	int e = 0;
 
 	for (int64_t k = 0; !e && pos < c->end; k++) {
@@ -97,24 +108,16 @@ static int drain(struct ring *r)
 		e = n < 0 ? r->err : 0;
 		pthread_mutex_unlock(&r->mu);
 		if (!e) {
-			ferry__hash_update(c->h, r->buf[k % NBUF], (size_t)n);
 			e = write_all(c->out, r->buf[k % NBUF], (size_t)n, pos);
 			pos += n;
 		}
 		pthread_mutex_lock(&r->mu);
+		r->written = pos;
 		r->drained++;
 		pthread_cond_broadcast(&r->cv);
 		pthread_mutex_unlock(&r->mu);
 		if (e)
 			break;
-		if (pos - synced >= SLICE || pos == c->end) {
-			/* the disk works while the next slice copies; the fsync finds little left
-			 */
-			sync_file_range(c->out, synced, pos - synced, SYNC_FILE_RANGE_WRITE);
-			synced = pos;
-			if (c->landed && pos < c->end)
-				c->landed(c->arg, pos);
-		}
 		if (c->progress && (pos - told >= (int64_t)c->step || pos == c->end)) {
 			c->progress(c->arg, pos);
 			told = pos;

@@ -11,8 +11,6 @@ struct ferry__copy {
 	int in, out;	      /* borrowed */
 	int64_t off, end;     /* [off, end) of in goes to the same offsets of out */
 	struct ferry_hash *h; /* fed every byte copied, in order */
-	/* optional: out is written up to upto (and its writeback started), more follows */
-	void (*landed)(void *arg, int64_t upto);
 	/* optional: out is written up to upto; at most once per step bytes, and at the end */
 	void (*progress)(void *arg, int64_t upto);
 	void *arg;

@@ -283,16 +283,6 @@ static int tcall(ferry_conn *c, json_t *req, const void *data, size_t len, json_
 	return rc;
 }
 
-/* The put that ends file idx: its checksum, after what an earlier put or a local copy wrote. */
-static int put_last(ferry_conn *c, int64_t id, size_t idx, int64_t size, const char *hash,
-		    json_t **reply)
-{
-	return tcall(c,
-		     json_pack("{s:s,s:I,s:I,s:I,s:s}", "op", "transfer_put", "id", (json_int_t)id,
-			       "file", (json_int_t)idx, "offset", (json_int_t)size, "hash", hash),
-		     NULL, 0, reply, NULL, NULL);
-}
-
 /* Whether fd is still the file the manifest listed, unchanged. */
 static int unchanged(const struct lfile *f, int fd)
 {
@@ -340,52 +330,6 @@ static int open_source(ferry_conn *c, const struct lfile *f, int64_t off, struct
 	return e;
 }
 
-/*
- * A local copy into the engine's partial file. After each 64 MiB slice
- * the engine is told how far it is written (transfer_landed) and hashes
- * that slice from the file while the next one copies, so that its check
- * overlaps the copy. The notes are pipelined under the connection's lock
- * and their answers read at the end; they are hints: a note that fails
- * costs only the overlap.
- */
-struct local_send {
-	ferry_conn *c;
-	int64_t id;
-	size_t idx;
-	int sent, broken;
-	struct progress *p;
-};
-
-static void note_landed(void *arg, int64_t upto)
-{
-	struct local_send *n = arg;
-	json_t *req;
-
-	if (n->broken)
-		return;
-	req = json_pack("{s:s,s:I,s:I,s:I}", "op", "transfer_landed", "id", (json_int_t)n->id,
-			"file", (json_int_t)n->idx, "upto", (json_int_t)upto);
-	if (req && ferry__send_request(n->c, req, NULL, 0) == 0)
-		n->sent++;
-	else
-		n->broken = 1;
-	json_decref(req);
-}
-
-static void notes_done(struct local_send *n)
-{
-	while (!n->broken && n->sent-- > 0) {
-		json_t *r = NULL;
-		if (ferry__recv_reply(n->c, &r, NULL, NULL))
-			n->broken = 1;
-		json_decref(r);
-	}
-	if (n->broken) { /* the engine went away: the next call reconnects */
-		ferry__close(n->c);
-		n->c->lost = 1;
-	}
-}
-
 static void progress_cb(void *arg, int64_t upto)
 {
 	struct progress *p = arg;
@@ -393,21 +337,23 @@ static void progress_cb(void *arg, int64_t upto)
 	progress_at(p, p->base + upto);
 }
 
-static void send_progress(void *arg, int64_t upto)
+/*
+ * Copies the source from off to the end into the engine's partial file, on
+ * this host. hash gets the source's checksum, prefix that of its first off
+ * bytes, which the engine checks against what its part held before.
+ */
+static int copy_local(ferry_conn *c, const struct lfile *f, const char *part, int64_t off,
+		      struct progress *p, char hash[FERRY_HASH_HEX], char prefix[FERRY_HASH_HEX])
 {
-	progress_cb(((struct local_send *)arg)->p, upto);
-}
-
-/* Copies the source from off to the end into the engine's partial file, on this host. */
-static int copy_local(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f,
-		      const char *part, int64_t off, struct progress *p, char hash[FERRY_HASH_HEX])
-{
-	struct local_send notes = {.c = c, .id = id, .idx = idx, .p = p};
 	struct ferry_hash h;
 	int in, out = -1, rc, e = 0;
 
 	if ((rc = open_source(c, f, off, &h, &in)))
 		return rc;
+	if (ferry__hash_peek(&h, prefix) < 0) {
+		rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		goto out;
+	}
 	out = open(part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0) {
 		rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", part, strerror(errno));
@@ -418,15 +364,10 @@ static int copy_local(ferry_conn *c, int64_t id, size_t idx, const struct lfile 
 				 .off = off,
 				 .end = f->size,
 				 .h = &h,
-				 .landed = note_landed,
-				 .progress = p->fn ? send_progress : NULL,
-				 .arg = &notes,
+				 .progress = p->fn ? progress_cb : NULL,
+				 .arg = p,
 				 .step = CHUNK};
-	pthread_mutex_lock(&c->mu);
-	notes.broken = c->fd < 0;
 	e = ferry__copy_hashed(&cp);
-	notes_done(&notes);
-	pthread_mutex_unlock(&c->mu);
 	if (e == ENODATA || (!e && !unchanged(f, in)))
 		rc = changed_err(c, f);
 	else if (e)
@@ -536,14 +477,20 @@ out:
 static int send_one(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f, int64_t off,
 		    const char *part, json_t **last, struct progress *p)
 {
-	char hash[FERRY_HASH_HEX];
+	char hash[FERRY_HASH_HEX], prefix[FERRY_HASH_HEX];
 	int rc;
 
 	if (!c->cfg.host && part && *part) {
-		rc = copy_local(c, id, idx, f, part, off, p, hash);
+		rc = copy_local(c, f, part, off, p, hash, prefix);
 		json_decref(*last);
 		*last = NULL;
-		return rc ? rc : put_last(c, id, idx, f->size, hash, last);
+		return rc ? rc
+			  : tcall(c,
+				  json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:s*}", "op", "transfer_put",
+					    "id", (json_int_t)id, "file", (json_int_t)idx, "offset",
+					    (json_int_t)f->size, "hash", hash, "copied_from",
+					    (json_int_t)off, "prefix_hash", off ? prefix : NULL),
+				  NULL, 0, last, NULL, NULL);
 	}
 	return stream_file(c, id, idx, f, off, last, p);
 }
