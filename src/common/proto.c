@@ -89,6 +89,23 @@ json_t *ferry__json_parse(const char *buf, size_t len, char *err, size_t errlen)
 	return v;
 }
 
+int ferry__frame_head(uint16_t type, const json_t *obj, size_t binlen, unsigned char **out,
+		      size_t *outlen)
+{
+	int rc = ferry__frame_build(type, obj, NULL, 0, out, outlen);
+	size_t jl = *outlen - FERRY_FRAME_HDR;
+
+	if (rc)
+		return rc;
+	if (jl + binlen > FERRY_FRAME_MAX) {
+		free(*out);
+		*out = NULL;
+		return FERRY_EINVAL;
+	}
+	ferry__hdr_encode(*out, type, (uint32_t)(jl + binlen), (uint32_t)jl);
+	return 0;
+}
+
 int ferry__frame_build(uint16_t type, const json_t *obj, const void *bin, size_t binlen,
 		       unsigned char **out, size_t *outlen)
 {

@@ -44,6 +44,13 @@ json_t *ferry__json_parse(const char *buf, size_t len, char *err, size_t errlen)
 int ferry__frame_build(uint16_t type, const json_t *obj, const void *bin, size_t binlen,
 		       unsigned char **out, size_t *outlen);
 
+/*
+ * The header and JSON of a frame whose binary part, binlen bytes, is sent
+ * from where it is, right after (writev): as ferry__frame_build otherwise.
+ */
+int ferry__frame_head(uint16_t type, const json_t *obj, size_t binlen, unsigned char **out,
+		      size_t *outlen);
+
 /* Error code <-> short name ("EINVAL"). */
 const char *ferry__error_name(int code);
 int ferry__error_from_name(const char *name);

@@ -9,12 +9,14 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -24,16 +26,30 @@
 #define MAX_CONNS  1024
 #define READ_CHUNK 65536
 
+/*
+ * Output waiting for the socket, in order: each frame's header and JSON in
+ * a piece, and a big binary part (a transfer's chunk) in a piece of its
+ * own, taken from the handler as it is: no byte is copied to be queued,
+ * and none is moved when a send takes only part.
+ */
+struct piece {
+	struct piece *next;
+	unsigned char *p;
+	size_t len;
+};
+
 struct ferry_conn_s {
 	int fd;
 	unsigned char *in;
 	size_t inlen, incap;
-	unsigned char *out;
-	size_t outlen, outoff, outcap;
-	int hello;   /* handshake done */
-	int busy;    /* a deferred reply is pending (wait) */
-	int closing; /* close once the output is flushed */
-	int eof;     /* the client sent all it will: close once answered */
+	struct piece *out, **out_tail;
+	size_t outlen;	 /* bytes queued, all pieces */
+	size_t outoff;	 /* of them, sent of the first piece */
+	uint32_t events; /* as epoll watches the socket now */
+	int hello;	 /* handshake done */
+	int busy;	 /* a deferred reply is pending (wait) */
+	int closing;	 /* close once the output is flushed */
+	int eof;	 /* the client sent all it will: close once answered */
 	int dead;
 	struct ferry_conn_s *next;
 };
@@ -109,21 +125,44 @@ static int buf_reserve(unsigned char **b, size_t *cap, size_t need)
 	return 0;
 }
 
-static void queue_frame(struct ferry_conn_s *c, json_t *reply, const void *bin, size_t binlen)
+static int queue_piece(struct ferry_conn_s *c, unsigned char *p, size_t len)
 {
-	unsigned char *f;
+	struct piece *pc = malloc(sizeof(*pc));
+
+	if (!pc)
+		return -1;
+	*pc = (struct piece){NULL, p, len};
+	if (!c->out)
+		c->out_tail = &c->out;
+	*c->out_tail = pc;
+	c->out_tail = &pc->next;
+	c->outlen += len;
+	return 0;
+}
+
+/* Queues a reply; takes bin (malloc'd, or NULL). */
+static void queue_frame(struct ferry_conn_s *c, json_t *reply, void *bin, size_t binlen)
+{
+	unsigned char *f = NULL;
 	size_t fl;
+	int big = binlen > 65536, rc;
 
 	if (c->dead)
-		return;
-	if (ferry__frame_build(FERRY_FRAME_REPLY, reply, bin, binlen, &f, &fl) ||
-	    buf_reserve(&c->out, &c->outcap, c->outlen + fl)) {
+		goto out;
+	rc = big ? ferry__frame_head(FERRY_FRAME_REPLY, reply, binlen, &f, &fl)
+		 : ferry__frame_build(FERRY_FRAME_REPLY, reply, bin, binlen, &f, &fl);
+	if (rc || queue_piece(c, f, fl)) {
 		c->closing = 1; /* cannot answer: the client sees the close */
-		return;
+		goto out;
 	}
-	memcpy(c->out + c->outlen, f, fl);
-	c->outlen += fl;
+	f = NULL;
+	if (big && queue_piece(c, bin, binlen))
+		c->closing = 1; /* a frame cut short: the client sees it end early */
+	else if (big)
+		bin = NULL;
+out:
 	free(f);
+	free(bin);
 }
 
 static void queue_error(struct ferry_conn_s *c, int code, const char *msg)
@@ -189,7 +228,6 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 				c->closing = 1;
 			queue_frame(c, reply, bin, binlen);
 			json_decref(reply);
-			free(bin);
 		}
 	}
 	json_decref(req);
@@ -309,6 +347,50 @@ static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 	}
 }
 
+static void drop_piece(struct ferry_conn_s *c)
+{
+	struct piece *pc = c->out;
+
+	c->out = pc->next;
+	c->outlen -= pc->len - c->outoff;
+	c->outoff = 0;
+	free(pc->p);
+	free(pc);
+}
+
+/* One sendmsg of what is queued: 1 when the socket took less (full, or dead), else 0. */
+static int send_pieces(struct ferry_conn_s *c)
+{
+	struct iovec iov[16];
+	size_t want = 0;
+	int n = 0;
+
+	for (struct piece *pc = c->out; pc && n < 16; pc = pc->next, n++) {
+		iov[n] = (struct iovec){pc->p + (n ? 0 : c->outoff), pc->len - (n ? 0 : c->outoff)};
+		want += iov[n].iov_len;
+	}
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+	ssize_t sent = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent < 0 && errno == EINTR)
+		return 0;
+	if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 1;
+	if (sent <= 0) {
+		c->dead = 1;
+		return 1;
+	}
+	int full = (size_t)sent < want;
+	while (c->out && (size_t)sent >= c->out->len - c->outoff) {
+		sent -= (ssize_t)(c->out->len - c->outoff);
+		drop_piece(c);
+	}
+	if (c->out) {
+		c->outoff += (size_t)sent;
+		c->outlen -= (size_t)sent;
+	}
+	return full;
+}
+
 /* Writes pending output; frees dead or finished connections. */
 static void flush_conns(struct ferry_engine *eng)
 {
@@ -317,44 +399,27 @@ static void flush_conns(struct ferry_engine *eng)
 	while (*p) {
 		struct ferry_conn_s *c = *p;
 
-		while (!c->dead && c->outoff < c->outlen) {
-			ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
-					 MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				break;
-			if (n <= 0)
-				c->dead = 1;
-			else
-				c->outoff += (size_t)n;
-		}
-		if (c->outoff == c->outlen)
-			c->outoff = c->outlen = 0;
-		else if (c->outoff > (1u << 20)) {
-			memmove(c->out, c->out + c->outoff, c->outlen - c->outoff);
-			c->outlen -= c->outoff;
-			c->outoff = 0;
-		}
+		while (!c->dead && c->out && send_pieces(c) == 0)
+			;
 		if (c->dead || ((c->closing || c->eof) && c->outlen == 0)) {
 			*p = c->next;
 			ferry__engine_conn_closed(eng, c);
 			ferry__loop_unwatch(c->fd);
 			close(c->fd);
 			free(c->in);
-			free(c->out);
+			while (c->out)
+				drop_piece(c);
 			free(c);
 			nconns--;
 			continue;
 		}
 		/* blocked writer: wake us when the socket drains */
-		struct epoll_event ev = {.events =
-					     (c->eof ? 0 : EPOLLIN) | (c->outlen ? EPOLLOUT : 0)};
-		for (struct watch *w = watches; w; w = w->next) {
+		uint32_t events = (c->eof ? 0 : EPOLLIN) | (c->outlen ? EPOLLOUT : 0);
+		for (struct watch *w = watches; w && events != c->events; w = w->next) {
 			if (w->fd == c->fd) {
-				ev.data.ptr = w;
+				struct epoll_event ev = {.events = events, .data.ptr = w};
 				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-				break;
+				c->events = events;
 			}
 		}
 		p = &c->next;

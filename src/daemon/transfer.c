@@ -928,8 +928,11 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 		w += (size_t)n;
 	}
 	row->received += (int64_t)t->datalen;
-	if (t->datalen) /* the empty put that ends a local copy leaves the state as it is */
+	if (t->datalen) {
+		/* the disk works while the next chunks come: the last one's fsync finds little */
+		sync_file_range(fd, off, (off_t)t->datalen, SYNC_FILE_RANGE_WRITE);
 		running_feed(row->id, idx, off, t->data, t->datalen);
+	}
 	if (off + (int64_t)t->datalen == size) {
 		rc = complete_file(t, row, f, parent, base, part, fd, running_find(row->id, idx),
 				   want);

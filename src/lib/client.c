@@ -67,16 +67,10 @@ static int send_frame_data(int fd, json_t *req, const void *data, size_t datalen
 {
 	unsigned char *head;
 	size_t hl;
-	int rc = ferry__frame_build(FERRY_FRAME_REQUEST, req, NULL, 0, &head, &hl);
+	int rc = ferry__frame_head(FERRY_FRAME_REQUEST, req, datalen, &head, &hl);
 
 	if (rc)
 		return rc;
-	if (hl - FERRY_FRAME_HDR + datalen > FERRY_FRAME_MAX) {
-		free(head);
-		return FERRY_EINVAL;
-	}
-	ferry__hdr_encode(head, FERRY_FRAME_REQUEST, (uint32_t)(hl - FERRY_FRAME_HDR + datalen),
-			  (uint32_t)(hl - FERRY_FRAME_HDR));
 	struct iovec iov[2] = {{head, hl}, {(void *)data, datalen}};
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
 	while (mh.msg_iovlen && rc == 0) {

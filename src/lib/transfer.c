@@ -27,8 +27,8 @@
 #include "internal.h"
 #include "util.h"
 
-#define CHUNK	    (4u << 20)
-#define WINDOW	    4 /* chunks in flight: the link never waits for the engine */
+#define CHUNK	    (1u << 20)
+#define WINDOW	    32 /* chunks in flight: the link never waits for the engine */
 #define PART_SUFFIX ".ferry-part"
 
 /*
@@ -723,8 +723,11 @@ static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int ou
 			else if (pwrite(out, bin, len, off) != (ssize_t)len)
 				rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", tmp,
 						   strerror(errno));
-			else
+			else {
 				ferry__hash_update(h, bin, len); /* from memory: no read back */
+				/* the disk works while the next chunks come */
+				sync_file_range(out, off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+			}
 			off += (int64_t)len;
 			progress_at(p, p->base + off);
 		}
