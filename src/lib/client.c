@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/stat.h>
@@ -399,6 +402,57 @@ int ferry__send_request(struct ferry_conn *c, json_t *req, const void *data, siz
 	if (c->fd < 0)
 		return FERRY_EIO;
 	return send_frame(c->fd, req, data, datalen);
+}
+
+/*
+ * sendfile(2) has no MSG_NOSIGNAL: SIGPIPE is blocked around it, and one it
+ * raised is taken from the pending set, so that a broken link is EPIPE
+ * here as for every other write (as libcurl does for the same reason).
+ */
+static ssize_t sendfile_nosignal(int out, int in, off_t *off, size_t len)
+{
+	sigset_t pipe_set, old, pending;
+	int was_pending, e;
+	ssize_t n;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+	n = sendfile(out, in, off, len);
+	e = errno;
+	if (n < 0 && e == EPIPE && !was_pending) {
+		const struct timespec now = {0, 0};
+		sigtimedwait(&pipe_set, NULL, &now);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return n;
+}
+
+int ferry__send_request_file(struct ferry_conn *c, json_t *req, int fd, int64_t off, size_t len)
+{
+	unsigned char *head;
+	size_t hl;
+	int rc;
+
+	if (c->fd < 0)
+		return FERRY_EIO;
+	if ((rc = ferry__frame_head(FERRY_FRAME_REQUEST, req, len, &head, &hl)))
+		return rc;
+	rc = send_all(c->fd, head, hl);
+	free(head);
+	while (!rc && len) {
+		/* the kernel passes the file's pages on to the socket: no copy here */
+		ssize_t n = sendfile_nosignal(c->fd, fd, &off, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) /* a file that became shorter leaves a frame cut short: the link ends */
+			rc = FERRY_EIO;
+		else
+			len -= (size_t)n;
+	}
+	return rc;
 }
 
 int ferry__recv_reply(struct ferry_conn *c, json_t **reply, void **bin, size_t *binlen)

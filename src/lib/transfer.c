@@ -426,7 +426,11 @@ static int stream_file(ferry_conn *c, int64_t id, size_t idx, const struct lfile
 			    json_pack("{s:s,s:I,s:I,s:I,s:s*}", "op", "transfer_put", "id",
 				      (json_int_t)id, "file", (json_int_t)idx, "offset",
 				      (json_int_t)off, "hash", sent_last ? hash : NULL);
-			int e = req ? ferry__send_request(c, req, buf, (size_t)n) : FERRY_ENOMEM;
+			/* the bytes hashed go from the page cache: a change meanwhile fails the
+			 * check */
+			int e = !req ? FERRY_ENOMEM
+				: n  ? ferry__send_request_file(c, req, fd, off, (size_t)n)
+				     : ferry__send_request(c, req, NULL, 0);
 			json_decref(req);
 			if (e) {
 				rc = e;
@@ -542,6 +546,13 @@ static int send_missing(ferry_conn *c, const struct manifest *m, json_t *reply, 
 	return rc;
 }
 
+static int is_state(json_t *reply, const char *state)
+{
+	const char *st = json_string_value(json_object_get(reply, "state"));
+
+	return st && !strcmp(st, state);
+}
+
 static int send_all(ferry_conn *c, json_t *lps, const struct manifest *m, int hours,
 		    char **server_path)
 {
@@ -568,13 +579,18 @@ static int send_all(ferry_conn *c, json_t *lps, const struct manifest *m, int ho
 		if (rc != FERRY_ESTATE)
 			break;
 	}
-	if (!rc) {
+	if (!rc && last && json_is_true(json_object_get(last, "complete")) &&
+	    is_state(last, "ready")) {
+		/* the last put made it ready: its path is the one the engine gave */
+		if (!(*server_path =
+			  strdup(json_string_value(json_object_get(reply, "server_path")))))
+			rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	} else if (!rc) {
 		json_t *again = NULL;
 		/* where it stands now: every file checked, the transfer ready */
 		rc = begin_send(c, lps, m, hours, &again);
-		const char *st = json_string_value(json_object_get(again, "state"));
 		/* retrieved: a send that was also fetched back since, still on the server */
-		if (!rc && (!st || (strcmp(st, "ready") && strcmp(st, "retrieved"))))
+		if (!rc && !is_state(again, "ready") && !is_state(again, "retrieved"))
 			rc = ferry__seterr(c, FERRY_EIO, "transfer '%s' is %s after sending it all",
 					   json_string_value(json_object_get(again, "server_path")),
 					   json_string_value(json_object_get(again, "state")));
