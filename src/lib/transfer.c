@@ -1,13 +1,14 @@
 /*
  * transfer.c - libferry's side of file transfers (docs/transfers.md).
  *
- * A send first lists and hashes what it sends (the manifest), then asks
- * the engine where each file stands, so that the next call after an
- * interruption goes on from the bytes the engine has. Bytes travel in
- * chunks inside the connection; when the engine is on this host (a local
- * resource) the client copies into the engine's partial file itself with
- * copy_file_range(2), which lets the kernel move the data, and the engine
- * still checks every file's checksum before it names it.
+ * A send first lists what it sends (the manifest: names, sizes, modes,
+ * times), then asks the engine where each file stands, so that the next
+ * call after an interruption goes on from the bytes the engine has. Bytes
+ * travel in chunks inside the connection, each hashed as it is read, the
+ * file's checksum with the last; when the engine is on this host (a local
+ * resource) the client copies into the engine's partial file itself
+ * (copy.c), hashing as it goes, and the engine still checks what it did
+ * not see written before it names the file.
  *
  * A retrieve writes into a temporary name beside the destination, checks
  * the checksum the engine gives, fsyncs and renames.
