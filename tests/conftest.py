@@ -399,8 +399,8 @@ class Ferry:
                                 cwd=self.work, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, errors="replace", **kw)
 
-    def json(self, *args, timeout=60):
-        cp = self.run("--json", *args, timeout=timeout)
+    def json(self, *args, timeout=60, cwd=None):
+        cp = self.run("--json", *args, timeout=timeout, cwd=cwd)
         try:
             return _json.loads(cp.stdout)
         except ValueError as ex:

@@ -588,6 +588,22 @@ def test_sending_an_unchanged_file_again_finds_its_transfer(ferry):
     assert md5(sp2) == md5(src)
 
 
+def test_relative_server_path_on_a_local_resource(local):
+    """On this host a server path is a path like any other: a relative
+    one is taken from the current directory."""
+    src = local.path("rel.txt")
+    with open(src, "w") as f:
+        f.write("relative\n")
+    sp = send(local, src)
+    d = os.path.dirname(os.path.dirname(sp))
+    rel = os.path.relpath(sp, d)
+    assert local.json("transfer-info", rel, cwd=d)["server_path"] == sp
+    local.run("retrieve", "--to", local.path("rel-back.txt"), rel, cwd=d)
+    assert open(local.path("rel-back.txt")).read() == "relative\n"
+    local.run("cancel-transfer", rel, cwd=d)
+    assert not os.path.exists(sp)
+
+
 def test_input_that_is_no_transfer_is_refused(local):
     cp = local.run("submit", "--input", os.path.join(root_of(local), "tfake", "x"), "--",
                    "true", check=False)

@@ -1068,9 +1068,37 @@ static int retrieve_resuming(ferry_conn *c, const char *server_path, const char 
 	return rc;
 }
 
+/*
+ * A server path as the engine takes it: on a local resource the engine's
+ * files are this host's, so a relative one is taken from the current
+ * directory, as for any other path. NULL when out of memory (message set).
+ */
+static char *server_arg(ferry_conn *c, const char *server_path)
+{
+	char *p = !c->cfg.host ? absolute(server_path) : strdup(server_path);
+
+	if (!p)
+		ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	return p;
+}
+
+static int retrieve_arg(ferry_conn *c, const char *server_path, const char *dest, unsigned flags)
+{
+	char *sp;
+	int rc;
+
+	if (!server_path)
+		return ferry__seterr(c, FERRY_EINVAL, "no server path");
+	if (!(sp = server_arg(c, server_path)))
+		return FERRY_ENOMEM;
+	rc = retrieve_resuming(c, sp, dest, flags);
+	free(sp);
+	return rc;
+}
+
 FERRY_EXPORT int ferry_retrieve_file(ferry_conn *c, const char *server_path)
 {
-	return retrieve_resuming(c, server_path, NULL, 0);
+	return retrieve_arg(c, server_path, NULL, 0);
 }
 
 FERRY_EXPORT int ferry_retrieve_file_to(ferry_conn *c, const char *server_path, const char *dest,
@@ -1078,18 +1106,25 @@ FERRY_EXPORT int ferry_retrieve_file_to(ferry_conn *c, const char *server_path, 
 {
 	if (!dest)
 		return ferry__seterr(c, FERRY_EINVAL, "no destination");
-	return retrieve_resuming(c, server_path, dest, flags);
+	return retrieve_arg(c, server_path, dest, flags);
 }
 
 FERRY_EXPORT int ferry_cancel_transfer(ferry_conn *c, const char *server_path, unsigned flags)
 {
+	char *sp;
+	int rc;
+
 	c->errmsg[0] = '\0';
 	if (!server_path)
 		return ferry__seterr(c, FERRY_EINVAL, "no server path");
-	return tcall(c,
-		     json_pack("{s:s,s:s,s:b}", "op", "transfer_cancel", "server_path", server_path,
-			       "force", (flags & FERRY_FORCE) != 0),
-		     NULL, 0, NULL, NULL, NULL);
+	if (!(sp = server_arg(c, server_path)))
+		return FERRY_ENOMEM;
+	rc = tcall(c,
+		   json_pack("{s:s,s:s,s:b}", "op", "transfer_cancel", "server_path", sp, "force",
+			     (flags & FERRY_FORCE) != 0),
+		   NULL, 0, NULL, NULL, NULL);
+	free(sp);
+	return rc;
 }
 
 /* ---- records ---- */
@@ -1160,14 +1195,18 @@ FERRY_EXPORT int ferry_transfer_info(ferry_conn *c, const char *server_path,
 				     struct ferry_transfer_info **info)
 {
 	json_t *reply = NULL;
+	char *sp;
 	int rc;
 
 	*info = NULL;
 	c->errmsg[0] = '\0';
 	if (!server_path)
 		return ferry__seterr(c, FERRY_EINVAL, "no server path");
-	rc = tcall(c, json_pack("{s:s,s:s}", "op", "transfer_info", "server_path", server_path),
-		   NULL, 0, &reply, NULL, NULL);
+	if (!(sp = server_arg(c, server_path)))
+		return FERRY_ENOMEM;
+	rc = tcall(c, json_pack("{s:s,s:s}", "op", "transfer_info", "server_path", sp), NULL, 0,
+		   &reply, NULL, NULL);
+	free(sp);
 	if (!rc && !(*info = info_of(json_object_get(reply, "transfer"))))
 		rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	json_decref(reply);
