@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -126,6 +127,19 @@ static int drain(struct ring *r)
 	return e;
 }
 
+/* The reader blocks every signal: the caller's signals are for its own threads. */
+static int start_reader(pthread_t *th, struct ring *r)
+{
+	sigset_t all, old;
+	int e;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(th, NULL, reader, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return e;
+}
+
 int ferry__copy_hashed(const struct ferry__copy *c)
 {
 	struct ring r = {.c = c, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -137,7 +151,7 @@ int ferry__copy_hashed(const struct ferry__copy *c)
 	for (int i = 0; i < NBUF; i++)
 		if (!(r.buf[i] = malloc(BUF)))
 			e = ENOMEM;
-	threaded = !e && pthread_create(&th, NULL, reader, &r) == 0;
+	threaded = !e && start_reader(&th, &r) == 0;
 	if (!e && !threaded) {
 		/* no thread to spare: the same steps, one after the other */
 		for (int64_t pos = c->off; !e && pos < c->end;) {
