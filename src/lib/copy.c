@@ -144,31 +144,14 @@ int ferry__copy_hashed(const struct ferry__copy *c)
 {
 	struct ring r = {.c = c, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 	pthread_t th;
-	int e = 0, threaded;
+	int e = 0;
 
 	if (c->off >= c->end)
 		return 0;
 	for (int i = 0; i < NBUF; i++)
 		if (!(r.buf[i] = malloc(BUF)))
 			e = ENOMEM;
-	threaded = !e && start_reader(&th, &r) == 0;
-	if (!e && !threaded) {
-		/* no thread to spare: the same steps, one after the other */
-		for (int64_t pos = c->off; !e && pos < c->end;) {
-			size_t want = c->end - pos < BUF ? (size_t)(c->end - pos) : BUF;
-			ssize_t n = pread(c->in, r.buf[0], want, pos);
-			e = n < 0 ? (errno == EINTR ? 0 : errno) : n == 0 ? ENODATA : 0;
-			if (n > 0) {
-				ferry__hash_update(c->h, r.buf[0], (size_t)n);
-				e = write_all(c->out, r.buf[0], (size_t)n, pos);
-				pos += n;
-				if (c->progress)
-					c->progress(c->arg, pos);
-			}
-		}
-		if (!e)
-			sync_file_range(c->out, c->off, c->end - c->off, SYNC_FILE_RANGE_WRITE);
-	} else if (!e) {
+	if (!e && !(e = start_reader(&th, &r))) {
 		e = drain(&r);
 		pthread_mutex_lock(&r.mu);
 		r.stop = 1;

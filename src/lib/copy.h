@@ -19,7 +19,8 @@ struct ferry__copy {
 
 /*
  * Copies c's range. 0, or an errno: ENODATA when in ended before c->end
- * (it became shorter), else the failed read's or write's.
+ * (it became shorter), else the failed read's or write's, or ENOMEM or
+ * EAGAIN when no buffers or no thread could be had.
  */
 int ferry__copy_hashed(const struct ferry__copy *c);
 
