@@ -650,6 +650,27 @@ def test_daemon_status_stop_start(ferry):
     assert ferry.engine_pid() == pid2
 
 
+def test_engine_stopping_leaves_a_later_engines_socket(request):
+    """A state directory replaced under a running engine holds, once a new
+    engine runs there, that engine's socket and pid file: stopping the old
+    one removes only its own."""
+    ferry = ferry_world(request, "local")
+    ferry.run("daemon", "start")
+    old = ferry.engine_pid()
+    sd = ferry.state_dir
+    os.rename(sd, sd + ".gone")
+    ferry.run("daemon", "start")
+    new = ferry.engine_pid()
+    assert new and new != old
+    os.kill(old, signal.SIGTERM)
+    assert wait_dead(old, 10)
+    assert os.path.exists(os.path.join(sd, "ferryd.sock"))
+    assert ferry.engine_pid() == new
+    ferry.run("ping")
+    ferry.run("daemon", "stop")
+    assert wait_dead(new, 10)
+
+
 def test_engine_autostart_and_state_dir(ferry):
     assert not ferry.engine_alive()
     ferry.run("ping")

@@ -84,6 +84,20 @@ static int listen_on(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * Removes path only if it is still the file this engine made (own): a
+ * state directory replaced under a running engine may by now hold another
+ * engine's socket and pid file, which must outlive this one.
+ */
+static void unlink_own(const char *path, const struct stat *own)
+{
+	struct stat st;
+
+	if (own->st_ino && lstat(path, &st) == 0 && st.st_ino == own->st_ino &&
+	    st.st_dev == own->st_dev)
+		unlink(path);
+}
+
 static void report(int fd, const char *msg)
 {
 	if (fd >= 0) {
@@ -236,6 +250,7 @@ int main(int argc, char **argv)
 	struct options o = {.resource = "local"};
 	struct ferry_resource_cfg cfg = {0};
 	struct ferry_engine *eng = NULL;
+	struct stat sock_st = {0}, pid_st = {0}; /* what this engine made, to remove only that */
 	char err[1024], *state = NULL, *lock = NULL, *sock = NULL, *pidf = NULL, pidbuf[32];
 	int lockfd = -1, lfd = -1, ready = -1, served = 0, rc;
 
@@ -285,15 +300,19 @@ int main(int argc, char **argv)
 	lfd = listen_on(sock, err, sizeof(err));
 	if (lfd < 0)
 		goto fail;
+	if (stat(sock, &sock_st) < 0)
+		memset(&sock_st, 0, sizeof(sock_st));
 	snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
 	ferry__write_file_atomic(pidf, pidbuf, strlen(pidbuf), 0);
+	if (stat(pidf, &pid_st) < 0)
+		memset(&pid_st, 0, sizeof(pid_st));
 	if (!o.fg)
 		redirect_stdio(state);
 	report(ready, "ok");
 	ready = -1;
 	if (ferry__server_run(eng, lfd) == 0)
 		rc = 0;
-	unlink(sock);
+	unlink_own(sock, &sock_st);
 	served = 1;
 	goto out;
 fail:
@@ -306,7 +325,7 @@ out:
 	ferry__engine_free(eng);
 	/* the pid file goes last: "not running" means the database is closed */
 	if (served)
-		unlink(pidf);
+		unlink_own(pidf, &pid_st);
 	if (lfd >= 0)
 		close(lfd);
 	if (lockfd >= 0)
