@@ -57,13 +57,12 @@ int ferry__hash_update_fd(struct ferry_hash *h, int fd, uint64_t len)
 int ferry__hash_update_range(struct ferry_hash *h, int fd, uint64_t off, uint64_t end)
 {
 	char *buf = malloc(HASH_BUF);
-	uint64_t len = end;
 	int e = 0;
 
 	if (!buf)
 		return -ENOMEM;
-	while (off < len) {
-		size_t want = len - off < HASH_BUF ? (size_t)(len - off) : HASH_BUF;
+	while (off < end) {
+		size_t want = end - off < HASH_BUF ? (size_t)(end - off) : HASH_BUF;
 		ssize_t n = pread(fd, buf, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;

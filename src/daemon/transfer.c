@@ -826,7 +826,7 @@ static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f,
 		else
 			want = NULL;
 	} else if (r && r->off <= (int64_t)size) {
-		/* the stream's bytes are hashed; what it lacks is read (a local copy's tail) */
+		/* the stream's bytes are hashed; whatever it lacked is read */
 		e = ferry__hash_update_range(&r->h, fd, (uint64_t)r->off, size);
 		ferry__hash_final(&r->h, got);
 	} else {
@@ -1006,7 +1006,7 @@ static int op_put(struct tctx *t)
 {
 	struct db_tr_row row = {0};
 	json_t *doc = NULL, *f = NULL;
-	const char *hash = json_string_value(json_object_get(t->in, "hash")), *want;
+	const char *hash = json_string_value(json_object_get(t->in, "hash")), *listed;
 	int64_t id, idx, off;
 	int rc, complete = 0;
 
@@ -1022,13 +1022,14 @@ static int op_put(struct tctx *t)
 	if ((rc = receiving_file(t, id, idx, &row, &doc, &f)))
 		return rc;
 	/* the manifest's, from a client that hashed before sending, else the last put's */
-	want = json_string_value(json_object_get(f, "hash"));
-	struct want w = {.hash = want ? want : hash, .copied_from = -1};
-	if (want && hash && strcmp(want, hash))
-		rc = FAIL(t, FERRY_EINVAL, "'hash' %s differs from the manifest's %s", hash, want);
+	listed = json_string_value(json_object_get(f, "hash"));
+	struct want w = {.hash = listed ? listed : hash, .copied_from = -1};
+	if (listed && hash && strcmp(listed, hash))
+		rc =
+		    FAIL(t, FERRY_EINVAL, "'hash' %s differs from the manifest's %s", hash, listed);
 	else if (!(rc = copy_claim(t, f, off, &w)))
 		rc = write_chunk(t, &row, f, idx, off, &w, &complete);
-	if (!rc && complete && !want && hash)
+	if (!rc && complete && !listed && hash)
 		json_object_set_new(f, "hash", json_string(hash)); /* recorded with the count */
 	int rc2 = save(t, &row, complete ? doc : NULL); /* the count, also after a failure */
 	if (!rc)

@@ -430,9 +430,10 @@ static ssize_t sendfile_nosignal(int out, int in, off_t *off, size_t len)
 	return n;
 }
 
-int ferry__send_request_file(struct ferry_conn *c, json_t *req, int fd, int64_t off, size_t len)
+int ferry__send_request_file(struct ferry_conn *c, json_t *req, int fd, int64_t from, size_t len)
 {
 	unsigned char *head;
+	off_t off = (off_t)from;
 	size_t hl;
 	int rc;
 

@@ -74,7 +74,7 @@ int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **rep
  */
 int ferry__send_request(struct ferry_conn *c, json_t *req, const void *data, size_t datalen);
 /* The same, with len bytes of fd from off as the data, sent by the kernel (sendfile). */
-int ferry__send_request_file(struct ferry_conn *c, json_t *req, int fd, int64_t off, size_t len);
+int ferry__send_request_file(struct ferry_conn *c, json_t *req, int fd, int64_t from, size_t len);
 int ferry__recv_reply(struct ferry_conn *c, json_t **reply, void **bin, size_t *binlen);
 /* Sets the message of an error reply and returns its code. */
 int ferry__reply_error(struct ferry_conn *c, json_t *reply);

@@ -427,8 +427,7 @@ static int stream_file(ferry_conn *c, int64_t id, size_t idx, const struct lfile
 			    json_pack("{s:s,s:I,s:I,s:I,s:s*}", "op", "transfer_put", "id",
 				      (json_int_t)id, "file", (json_int_t)idx, "offset",
 				      (json_int_t)off, "hash", sent_last ? hash : NULL);
-			/* the bytes hashed go from the page cache: a change meanwhile fails the
-			 * check */
+			/* sent from the page cache: a change since the read fails the check */
 			int e = !req ? FERRY_ENOMEM
 				: n  ? ferry__send_request_file(c, req, fd, off, (size_t)n)
 				     : ferry__send_request(c, req, NULL, 0);
@@ -1071,15 +1070,18 @@ static int retrieve_resuming(ferry_conn *c, const char *server_path, const char 
 /*
  * A server path as the engine takes it: on a local resource the engine's
  * files are this host's, so a relative one is taken from the current
- * directory, as for any other path. NULL when out of memory (message set).
+ * directory, as for any other path. 0 with *sp (free it), or an error.
  */
-static char *server_arg(ferry_conn *c, const char *server_path)
+static int server_arg(ferry_conn *c, const char *server_path, char **sp)
 {
-	char *p = !c->cfg.host ? absolute(server_path) : strdup(server_path);
-
-	if (!p)
-		ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	return p;
+	if (!server_path)
+		return ferry__seterr(c, FERRY_EINVAL, "no server path");
+	*sp = !c->cfg.host ? absolute(server_path) : strdup(server_path);
+	if (!*sp)
+		return errno == ENOMEM ? ferry__seterr(c, FERRY_ENOMEM, "out of memory")
+				       : ferry__seterr(c, FERRY_EINVAL, "cannot resolve '%s': %s",
+						       server_path, strerror(errno));
+	return 0;
 }
 
 static int retrieve_arg(ferry_conn *c, const char *server_path, const char *dest, unsigned flags)
@@ -1087,10 +1089,8 @@ static int retrieve_arg(ferry_conn *c, const char *server_path, const char *dest
 	char *sp;
 	int rc;
 
-	if (!server_path)
-		return ferry__seterr(c, FERRY_EINVAL, "no server path");
-	if (!(sp = server_arg(c, server_path)))
-		return FERRY_ENOMEM;
+	if ((rc = server_arg(c, server_path, &sp)))
+		return rc;
 	rc = retrieve_resuming(c, sp, dest, flags);
 	free(sp);
 	return rc;
@@ -1115,10 +1115,8 @@ FERRY_EXPORT int ferry_cancel_transfer(ferry_conn *c, const char *server_path, u
 	int rc;
 
 	c->errmsg[0] = '\0';
-	if (!server_path)
-		return ferry__seterr(c, FERRY_EINVAL, "no server path");
-	if (!(sp = server_arg(c, server_path)))
-		return FERRY_ENOMEM;
+	if ((rc = server_arg(c, server_path, &sp)))
+		return rc;
 	rc = tcall(c,
 		   json_pack("{s:s,s:s,s:b}", "op", "transfer_cancel", "server_path", sp, "force",
 			     (flags & FERRY_FORCE) != 0),
@@ -1200,10 +1198,8 @@ FERRY_EXPORT int ferry_transfer_info(ferry_conn *c, const char *server_path,
 
 	*info = NULL;
 	c->errmsg[0] = '\0';
-	if (!server_path)
-		return ferry__seterr(c, FERRY_EINVAL, "no server path");
-	if (!(sp = server_arg(c, server_path)))
-		return FERRY_ENOMEM;
+	if ((rc = server_arg(c, server_path, &sp)))
+		return rc;
 	rc = tcall(c, json_pack("{s:s,s:s}", "op", "transfer_info", "server_path", sp), NULL, 0,
 		   &reply, NULL, NULL);
 	free(sp);
