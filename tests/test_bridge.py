@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -162,3 +163,135 @@ def test_bridge_ends_when_the_engine_dies(ferry):
     # the next bridge starts a new engine
     cp = bridge(ferry, hello() + frame({"op": "ping"}))
     assert [r["ok"] for r, _ in replies(cp.stdout)] == [True, True]
+
+
+# ------------------------------------------------- adopt: the channel handed over
+
+
+def send_adopt(c, fds, obj=None):
+    """Sends an adopt request with fds passed alongside (SCM_RIGHTS)."""
+    data = frame(obj or {"op": "adopt"})
+    assert socket.send_fds(c.sock, [data], fds) == len(data)
+
+
+def test_bridge_hands_its_channel_to_the_engine(ferry):
+    """The bridge passes its stdin and stdout to the engine and copies
+    nothing: the engine holds the pipes, and the bridge only waits."""
+    p = subprocess.Popen([ferry.bin, "bridge"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=ferry.env)
+    try:
+        p.stdin.write(hello())
+        p.stdin.flush()
+        assert read_reply(p.stdout)[0]["ok"] is True
+        engine = ferry.engine_pid()
+        ino = os.fstat(p.stdin.fileno()).st_ino
+        held = [os.stat(f"/proc/{engine}/fd/{n}").st_ino
+                for n in os.listdir(f"/proc/{engine}/fd")]
+        assert ino in held, "the engine does not hold the bridge's stdin"
+        mine = [os.stat(f"/proc/{p.pid}/fd/{n}").st_ino for n in ("0", "1")]
+        assert ino not in mine, "the bridge still holds its stdin"
+        p.stdin.write(frame({"op": "ping"}))
+        p.stdin.flush()
+        assert read_reply(p.stdout)[0]["ok"] is True
+        p.stdin.close()  # EOF: the engine answers, closes, and the bridge ends
+        assert p.wait(timeout=20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+
+
+def test_bridge_pumps_a_channel_the_engine_cannot_take(ferry, tmp_path):
+    """stdin a regular file: the engine refuses it, and the bridge copies
+    the bytes itself on a new connection."""
+    reqs = tmp_path / "reqs"
+    reqs.write_bytes(hello() + frame({"op": "ping"}))
+    with open(reqs, "rb") as f:
+        cp = subprocess.run([ferry.bin, "bridge"], stdin=f, env=ferry.env,
+                            capture_output=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert [r["ok"] for r, _ in replies(cp.stdout)] == [True, True]
+
+
+def test_killed_bridge_ends_its_channel(ferry):
+    """A bridge that dies takes its session with it: the engine answers
+    and closes the channel it held, so nothing stays open."""
+    p = subprocess.Popen([ferry.bin, "bridge"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=ferry.env)
+    try:
+        p.stdin.write(hello())
+        p.stdin.flush()
+        assert read_reply(p.stdout)[0]["ok"] is True
+        p.kill()
+        p.wait()
+        assert p.stdout.read() == b"", "the engine kept the channel open"
+    finally:
+        p.stdin.close()
+        p.stdout.close()
+    ferry.run("ping")
+
+
+@pytest.mark.parametrize("case", ["no fds", "one fd", "three fds", "regular file", "swapped",
+                                  "fields", "binary", "after hello"])
+def test_adopt_refused(ferry, tmp_path, case):
+    ferry.run("daemon", "start")
+    r, w = os.pipe()
+    f = os.open(tmp_path / "plain", os.O_RDWR | os.O_CREAT)
+    fds = {"no fds": [], "one fd": [r], "three fds": [r, w, f], "regular file": [f, f],
+           "swapped": [w, r]}.get(case, [r, w])
+    why = {"no fds": "two descriptors", "one fd": "two descriptors",
+           "three fds": "two descriptors", "regular file": "pipes or sockets",
+           "swapped": "input first", "fields": "no fields", "binary": "no binary",
+           "after hello": "first request"}[case]
+    try:
+        with ferry.raw() as c:
+            if case == "after hello":
+                c.hello()
+            if case == "binary":
+                data = frame({"op": "adopt"}, b"x")
+                assert socket.send_fds(c.sock, [data], fds) == len(data)
+            else:
+                send_adopt(c, fds, {"op": "adopt", "x": 1} if case == "fields" else None)
+            rep, _ = c.recv()
+            assert rep["ok"] is False and why in rep["message"], rep
+            assert c.is_closed()
+        # the engine took nothing: the pipe has no other writer and reads EOF
+        os.close(w)
+        w = -1
+        os.set_blocking(r, False)
+        assert poll_eof(r)
+    finally:
+        for fd in (r, w, f):
+            if fd >= 0:
+                os.close(fd)
+    ferry.run("ping")
+
+
+def poll_eof(fd, timeout=5.0):
+    def eof():
+        try:
+            return os.read(fd, 1) == b""
+        except BlockingIOError:
+            return False
+    return poll(eof, timeout, what="the engine to close the passed descriptors")
+
+
+def test_a_socket_that_handed_over_takes_no_requests(ferry):
+    ferry.run("daemon", "start")
+    a, b = socket.socketpair()
+    try:
+        with ferry.raw() as c:
+            send_adopt(c, [a.fileno(), a.fileno()])
+            assert c.recv()[0] == {"ok": True}
+            c.send(frame({"op": "ping"}))
+            rep, _ = c.recv()
+            assert rep["ok"] is False and "handed its channel over" in rep["message"], rep
+            a.close()
+            # the channel itself is the engine's connection now, and ends with that socket
+            b.settimeout(10)
+            assert b.recv(1) == b""
+    finally:
+        a.close()
+        b.close()
+    ferry.run("ping")

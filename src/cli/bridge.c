@@ -3,9 +3,15 @@
  * on this host, starting it if needed, the way `git upload-pack` or
  * `rsync --server` serve the other end of an ssh connection: a client runs
  * `ssh host ferry bridge --resource R` and speaks the ordinary protocol
- * over the pipe. The bridge is a byte pump: the engine checks every frame
- * and the peer's uid (the bridge runs as the ssh user), so the bridge adds
- * no parsing of its own that could go wrong.
+ * over the pipe. The bridge parses none of it: the engine checks every
+ * frame and the peer's uid (the bridge runs as the ssh user).
+ *
+ * It hands its stdin and stdout to the engine (the adopt request, with the
+ * descriptors passed over the socket), which then reads and writes the
+ * channel itself, and waits until the engine closes the socket: sshd ends
+ * the session when its child exits, so the bridge stays, idle. An engine
+ * that refuses (a channel that is not a pipe or socket) gets the bytes
+ * pumped between the channel and a new connection instead.
  */
 #include "bridge.h"
 
@@ -21,6 +27,7 @@
 
 #include "cfg.h"
 #include "ferry.h"
+#include "proto.h"
 #include "start.h"
 #include "util.h"
 
@@ -92,6 +99,70 @@ static int pump(int sock, char *err, size_t errlen)
 	return rc;
 }
 
+/* Sends adopt with fds 0 and 1; 0 when the engine took them, else -1. */
+static int hand_over(int sock)
+{
+	json_t *req = json_pack("{s:s}", "op", "adopt"), *reply = NULL;
+	unsigned char *f = NULL, head[FERRY_FRAME_HDR];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	const int fds[2] = {0, 1};
+	struct ferry_frame_hdr h;
+	const char *why;
+	char *body = NULL, err[128];
+	size_t fl;
+	int rc = -1;
+
+	if (!req || ferry__frame_build(FERRY_FRAME_REQUEST, req, NULL, 0, &f, &fl))
+		goto out;
+	memset(&cm, 0, sizeof(cm));
+	struct iovec iov = {f, fl};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof(cm.b)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(c), fds, sizeof(fds));
+	/* one small frame: the socket takes it whole */
+	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)fl)
+		goto out;
+	if (ferry__read_all(sock, head, sizeof(head)) || ferry__hdr_decode(head, &h, &why) ||
+	    h.type != FERRY_FRAME_REPLY || !(body = malloc(h.body_len ? h.body_len : 1)) ||
+	    ferry__read_all(sock, body, h.body_len))
+		goto out;
+	reply = ferry__json_parse(body, h.json_len, err, sizeof(err));
+	rc = reply && json_is_true(json_object_get(reply, "ok")) ? 0 : -1;
+out:
+	json_decref(req);
+	json_decref(reply);
+	free(f);
+	free(body);
+	return rc;
+}
+
+/*
+ * The engine has the channel: the bridge lets go of its own ends (so that
+ * the session ends when the engine closes them) and waits for the socket
+ * to close, which the engine does when the channel ends.
+ */
+static int wait_engine(int sock)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	char b[64];
+	ssize_t n;
+
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+		return -1;
+	close(null);
+	while ((n = read(sock, b, sizeof(b))) != 0)
+		if (n < 0 && errno != EINTR)
+			return -1;
+	return 0;
+}
+
 int ferry__bridge(const char *resource, const char *config, const char *const *sets, int start,
 		  char *err, size_t errlen)
 {
@@ -132,14 +203,22 @@ int ferry__bridge(const char *resource, const char *config, const char *const *s
 				   &sock, err, errlen);
 	if (rc)
 		goto out;
-	/*
-	 * Deeper buffers on both hops keep a transfer's bytes flowing while
-	 * the engine writes a chunk (best effort: pipes and sockets work
-	 * without).
-	 */
-	int big = 4 << 20;
+	/* deeper pipes keep a transfer's bytes flowing while the engine writes (best effort) */
 	fcntl(0, F_SETPIPE_SZ, 1 << 20);
 	fcntl(1, F_SETPIPE_SZ, 1 << 20);
+	if (hand_over(sock) == 0) {
+		rc = wait_engine(sock) < 0 ? FERRY_EIO : 0;
+		if (rc)
+			snprintf(err, errlen, "cannot wait for the engine: %s", strerror(errno));
+		close(sock);
+		goto out;
+	}
+	close(sock);
+	rc = ferry__engine_connect(resource, config, (const char *const *)eng, -1, &sock, err,
+				   errlen);
+	if (rc)
+		goto out;
+	int big = 4 << 20; /* the socket's side of the same */
 	setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 	setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	rc = pump(sock, err, errlen) < 0 ? FERRY_EIO : 0;

@@ -7,6 +7,11 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "config.h"
+#if FERRY_XXH_DISPATCH
+#include <xxh_x86dispatch.h> /* maps the calls below to the widest SIMD the CPU has */
+#endif
+
 #define HASH_BUF (1u << 20)
 
 int ferry__hash_init(struct ferry_hash *h)

@@ -8,6 +8,8 @@
  * anything that is not on disk.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -38,18 +41,32 @@ struct piece {
 	size_t len;
 };
 
+struct watch;
+
 struct ferry_conn_s {
-	int fd;
+	int fd;			/* read from; a client's socket, or a channel it handed over */
+	int wfd;		/* written to: fd, or the other half of a handed-over channel */
+	int out_sock;		/* wfd is a socket: sendmsg, else writev */
+	struct watch *rw, *ww;	/* fd's watch; wfd's when it is another fd */
+	int can_pass;		/* fd is a client's socket: descriptors may come (adopt) */
+	int passed[2], npassed; /* descriptors that came with the input */
+	int passed_bad;		/* more came than adopt takes: the rest were dropped */
+	int handed_over;	/* a bridge's socket whose channel is served as peer */
+	/*
+	 * A bridge's socket and the channel it handed over (adopt) point at
+	 * each other: when one ends, so does the other.
+	 */
+	struct ferry_conn_s *peer;
 	unsigned char *in;
 	size_t inlen, incap;
 	struct piece *out, **out_tail;
-	size_t outlen;	 /* bytes queued, all pieces */
-	size_t outoff;	 /* of them, sent of the first piece */
-	uint32_t events; /* as epoll watches the socket now */
-	int hello;	 /* handshake done */
-	int busy;	 /* a deferred reply is pending (wait) */
-	int closing;	 /* close once the output is flushed */
-	int eof;	 /* the client sent all it will: close once answered */
+	size_t outlen;		  /* bytes queued, all pieces */
+	size_t outoff;		  /* of them, sent of the first piece */
+	uint32_t events, wevents; /* as epoll watches fd and wfd now */
+	int hello;		  /* handshake done */
+	int busy;		  /* a deferred reply is pending (wait) */
+	int closing;		  /* close once the output is flushed */
+	int eof;		  /* the client sent all it will: close once answered */
 	int dead;
 	struct ferry_conn_s *next;
 };
@@ -67,17 +84,17 @@ static struct watch *graveyard; /* unwatched this iteration; freed after it */
 static struct ferry_conn_s *conns;
 static int nconns;
 
-int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg)
+static struct watch *watch_add(int fd, uint32_t events, ferry_fd_cb cb, void *arg)
 {
 	struct watch *w = malloc(sizeof(*w));
-	struct epoll_event ev = {.events = EPOLLIN};
+	struct epoll_event ev = {.events = events};
 
 	if (!w)
-		return -1;
+		return NULL;
 	/* recovery watches the job runner before the loop runs */
 	if (ep < 0 && (ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		free(w);
-		return -1;
+		return NULL;
 	}
 	ev.data.ptr = w;
 	w->fd = fd;
@@ -85,11 +102,16 @@ int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg)
 	w->arg = arg;
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		free(w);
-		return -1;
+		return NULL;
 	}
 	w->next = watches;
 	watches = w;
-	return 0;
+	return w;
+}
+
+int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg)
+{
+	return watch_add(fd, EPOLLIN, cb, arg) ? 0 : -1;
 }
 
 void ferry__loop_unwatch(int fd)
@@ -181,6 +203,110 @@ void ferry__conn_reply(struct ferry_conn_s *c, json_t *reply)
 	queue_frame(c, reply, NULL, 0);
 }
 
+static void close_passed(struct ferry_conn_s *c)
+{
+	while (c->npassed)
+		close(c->passed[--c->npassed]);
+}
+
+static void on_conn(struct ferry_engine *eng, int fd, void *arg);
+
+/* The channel's output can take more, or its reader is gone: then it is dead. */
+static void on_wfd(struct ferry_engine *eng, int fd, void *arg)
+{
+	struct ferry_conn_s *c = arg;
+	struct pollfd p = {fd, POLLOUT, 0};
+
+	/* with output queued, the next write finds out by itself */
+	if (!c->outlen && poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)))
+		c->dead = 1;
+}
+
+/* Why the passed descriptors cannot be a channel, or NULL. */
+static const char *channel_unfit(const int fd[2], int *out_sock)
+{
+	struct stat st[2];
+	int fl[2];
+
+	for (int i = 0; i < 2; i++) {
+		if (fstat(fd[i], &st[i]) < 0 || (fl[i] = fcntl(fd[i], F_GETFL)) < 0)
+			return "cannot inspect a passed descriptor";
+		if (!S_ISFIFO(st[i].st_mode) && !S_ISSOCK(st[i].st_mode))
+			return "'adopt' takes pipes or sockets only";
+	}
+	if ((fl[0] & O_ACCMODE) == O_WRONLY || (fl[1] & O_ACCMODE) == O_RDONLY)
+		return "'adopt' needs the channel's input first and its output second";
+	if (fcntl(fd[0], F_SETFL, fl[0] | O_NONBLOCK) < 0 ||
+	    fcntl(fd[1], F_SETFL, fl[1] | O_NONBLOCK) < 0)
+		return "cannot make the channel non-blocking";
+	*out_sock = S_ISSOCK(st[1].st_mode);
+	return NULL;
+}
+
+/*
+ * adopt: a bridge hands over the channel it serves (its stdin and stdout,
+ * passed with the request), and the engine reads and writes it as a
+ * client's connection of its own, so that no process copies the bytes
+ * between the two (docs/protocol.md). The bridge's socket stays open
+ * beside it and closes with it: that tells the bridge when to exit.
+ */
+static void adopt(struct ferry_conn_s *c, json_t *req, size_t binlen)
+{
+	const char *why = NULL;
+	struct ferry_conn_s *a = NULL;
+	int out_sock = 0;
+
+	if (!req || c->hello || c->handed_over || !c->can_pass)
+		why = "'adopt' must be the first request of a client's own connection";
+	else if (json_object_size(req) != 1)
+		why = "'adopt' takes no fields";
+	else if (binlen)
+		why = "'adopt' takes no binary part";
+	else if (c->npassed != 2 || c->passed_bad)
+		why =
+		    "'adopt' needs two descriptors passed with it: the channel's input and output";
+	else if (nconns >= MAX_CONNS)
+		why = "too many connections";
+	else
+		why = channel_unfit(c->passed, &out_sock);
+	if (!why && !(a = calloc(1, sizeof(*a))))
+		why = "out of memory";
+	if (why)
+		goto refuse;
+	a->fd = c->passed[0];
+	a->wfd = c->passed[1];
+	a->out_sock = out_sock;
+	a->rw = watch_add(a->fd, EPOLLIN, on_conn, a);
+	a->ww = a->rw ? watch_add(a->wfd, 0, on_wfd, a) : NULL;
+	if (!a->ww) {
+		if (a->rw)
+			ferry__loop_unwatch(a->fd);
+		free(a);
+		why = "cannot watch the channel";
+		goto refuse;
+	}
+	a->events = EPOLLIN;
+	c->npassed = 0;
+	a->peer = c;
+	c->peer = a;
+	c->handed_over = 1;
+	a->next = conns;
+	conns = a;
+	nconns++;
+	json_t *ok = json_pack("{s:b}", "ok", 1);
+	if (ok)
+		queue_frame(c, ok, NULL, 0);
+	else
+		c->closing = 1;
+	json_decref(ok);
+	return;
+refuse:
+	/* the bridge copies the bytes itself then, on a new connection */
+	close_passed(c);
+	queue_error(c, FERRY_EINVAL, why);
+	c->closing = 1;
+}
+
 /* Handles one complete frame; returns its length, or 0 when incomplete. */
 static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 {
@@ -208,7 +334,14 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 		return 0;
 	req =
 	    ferry__json_parse((const char *)c->in + FERRY_FRAME_HDR, h.json_len, err, sizeof(err));
-	if (!req) {
+	const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
+	if (op && !strcmp(op, "adopt")) {
+		adopt(c, req, h.body_len - h.json_len);
+	} else if (c->handed_over) {
+		queue_error(c, FERRY_EPROTO,
+			    "this connection handed its channel over and takes no more requests");
+		c->closing = 1;
+	} else if (!req) {
 		queue_error(c, FERRY_EPROTO, err);
 	} else if (!c->hello && !json_is_string(json_object_get(req, "op"))) {
 		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
@@ -231,6 +364,7 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 		}
 	}
 	json_decref(req);
+	close_passed(c); /* descriptors a request other than adopt brought */
 	return FERRY_FRAME_HDR + (size_t)h.body_len;
 }
 
@@ -258,6 +392,46 @@ static void process_input(struct ferry_engine *eng, struct ferry_conn_s *c)
 	c->inlen = n;
 }
 
+/*
+ * One read of a client's input. On a client's own socket it is a recvmsg,
+ * so that the descriptors a bridge passes with adopt are kept (the kernel
+ * would drop them for a read); they wait in c->passed for the request.
+ */
+static ssize_t conn_read(struct ferry_conn_s *c, void *buf, size_t len)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	struct iovec iov = {buf, len};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof(cm.b)};
+	ssize_t n;
+
+	if (!c->can_pass)
+		return read(c->fd, buf, len);
+	n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(fd));
+			if (c->npassed < 2)
+				c->passed[c->npassed++] = fd;
+			else {
+				close(fd);
+				c->passed_bad = 1;
+			}
+		}
+	}
+	if (mh.msg_flags & MSG_CTRUNC) /* the kernel closed what did not fit */
+		c->passed_bad = 1;
+	return n;
+}
+
 static void on_conn(struct ferry_engine *eng, int fd, void *arg)
 {
 	struct ferry_conn_s *c = arg;
@@ -280,7 +454,7 @@ static void on_conn(struct ferry_engine *eng, int fd, void *arg)
 			c->dead = 1;
 			return;
 		}
-		n = read(fd, c->in + c->inlen, want);
+		n = conn_read(c, c->in + c->inlen, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -320,7 +494,8 @@ static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 			close(fd);
 			return;
 		}
-		c->fd = fd;
+		c->fd = c->wfd = fd;
+		c->out_sock = c->can_pass = 1;
 		/* a retrieve's chunks leave in a few writes, not hundreds (best effort) */
 		int big = 4 << 20;
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
@@ -342,8 +517,9 @@ static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 			c->closing = 1;
 			continue;
 		}
-		if (ferry__loop_watch(fd, on_conn, c) < 0)
+		if (!(c->rw = watch_add(fd, EPOLLIN, on_conn, c)))
 			c->dead = 1;
+		c->events = EPOLLIN;
 	}
 }
 
@@ -370,7 +546,9 @@ static int send_pieces(struct ferry_conn_s *c)
 		want += iov[n].iov_len;
 	}
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-	ssize_t sent = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* a pipe's reader gone is EPIPE: ferryd ignores SIGPIPE */
+	ssize_t sent = c->out_sock ? sendmsg(c->wfd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT)
+				   : writev(c->wfd, iov, n);
 	if (sent < 0 && errno == EINTR)
 		return 0;
 	if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -391,10 +569,46 @@ static int send_pieces(struct ferry_conn_s *c)
 	return full;
 }
 
-/* Writes pending output; frees dead or finished connections. */
-static void flush_conns(struct ferry_engine *eng)
+/* Frees c; 1 when that ended a peer too (which may need another pass). */
+static int conn_free(struct ferry_engine *eng, struct ferry_conn_s *c)
+{
+	int ended_peer = c->peer != NULL;
+
+	if (c->peer) {
+		c->peer->eof = 1; /* answers what it has, then closes */
+		c->peer->peer = NULL;
+	}
+	ferry__engine_conn_closed(eng, c);
+	if (c->rw)
+		ferry__loop_unwatch(c->fd);
+	if (c->ww)
+		ferry__loop_unwatch(c->wfd);
+	if (c->wfd != c->fd)
+		close(c->wfd);
+	close(c->fd);
+	close_passed(c);
+	free(c->in);
+	while (c->out)
+		drop_piece(c);
+	free(c);
+	nconns--;
+	return ended_peer;
+}
+
+static void set_events(struct watch *w, int fd, uint32_t want, uint32_t *have)
+{
+	if (w && want != *have) {
+		struct epoll_event ev = {.events = want, .data.ptr = w};
+		epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+		*have = want;
+	}
+}
+
+/* One pass of flush_conns; 1 when another is needed. */
+static int flush_pass(struct ferry_engine *eng)
 {
 	struct ferry_conn_s **p = &conns;
+	int again = 0;
 
 	while (*p) {
 		struct ferry_conn_s *c = *p;
@@ -403,27 +617,27 @@ static void flush_conns(struct ferry_engine *eng)
 			;
 		if (c->dead || ((c->closing || c->eof) && c->outlen == 0)) {
 			*p = c->next;
-			ferry__engine_conn_closed(eng, c);
-			ferry__loop_unwatch(c->fd);
-			close(c->fd);
-			free(c->in);
-			while (c->out)
-				drop_piece(c);
-			free(c);
-			nconns--;
+			again |= conn_free(eng, c);
 			continue;
 		}
 		/* blocked writer: wake us when the socket drains */
-		uint32_t events = (c->eof ? 0 : EPOLLIN) | (c->outlen ? EPOLLOUT : 0);
-		for (struct watch *w = watches; w && events != c->events; w = w->next) {
-			if (w->fd == c->fd) {
-				struct epoll_event ev = {.events = events, .data.ptr = w};
-				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-				c->events = events;
-			}
+		uint32_t in = c->eof ? 0 : EPOLLIN, out = c->outlen ? EPOLLOUT : 0;
+		if (c->ww) {
+			set_events(c->rw, c->fd, in, &c->events);
+			set_events(c->ww, c->wfd, out, &c->wevents);
+		} else {
+			set_events(c->rw, c->fd, in | out, &c->events);
 		}
 		p = &c->next;
 	}
+	return again;
+}
+
+/* Writes pending output; frees dead or finished connections. */
+static void flush_conns(struct ferry_engine *eng)
+{
+	while (flush_pass(eng))
+		;
 }
 
 static void on_signal(struct ferry_engine *eng, int fd, void *arg)
