@@ -134,16 +134,28 @@ static void rebase_request(json_t *req)
 		json_array_foreach(ids, i, e) rebase_id(e);
 }
 
+/* A file part read in, as the server's sendfile would send it: 0, or -1 when short. */
+static int bin_in_memory(struct ferry_bin *b)
+{
+	if (b->fd < 0)
+		return 0;
+	if (!(b->p = malloc(b->len ? b->len : 1)) ||
+	    pread(b->fd, b->p, b->len, (off_t)b->off) != (ssize_t)b->len)
+		return -1;
+	close(b->fd);
+	b->fd = -1;
+	return 0;
+}
+
 /* Runs one request the way server.c does and checks the reply. */
 static json_t *run_request(json_t *req, const void *data, size_t datalen, int check)
 {
 	const char *op = json_string_value(json_object_get(req, "op"));
 	int is_wait = op && !strcmp(op, "wait");
 	json_t *reply = NULL;
-	void *bin = NULL;
-	size_t binlen = 0;
+	struct ferry_bin bin = FERRY_BIN_INIT;
 
-	ferry__engine_request(eng, DUMMY_CONN, req, data, datalen, &reply, &bin, &binlen);
+	ferry__engine_request(eng, DUMMY_CONN, req, data, datalen, &reply, &bin);
 	if (debug && check) {
 		char *a = json_dumps(req, JSON_COMPACT),
 		     *b = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
@@ -154,7 +166,7 @@ static json_t *run_request(json_t *req, const void *data, size_t datalen, int ch
 	if (!reply) {
 		if (check && !is_wait)
 			die("request got no reply although it is not a deferred wait", op);
-		free(bin);
+		ferry__bin_release(&bin);
 		return NULL;
 	}
 	if (check) {
@@ -164,7 +176,9 @@ static json_t *run_request(json_t *req, const void *data, size_t datalen, int ch
 		const char *why = "";
 		char err[512];
 		json_t *back;
-		int rc = ferry__frame_build(FERRY_FRAME_REPLY, reply, bin, binlen, &frame, &flen);
+		int rc = bin_in_memory(&bin) ? FERRY_EIO
+					     : ferry__frame_build(FERRY_FRAME_REPLY, reply, bin.p,
+								  bin.len, &frame, &flen);
 
 		if (rc)
 			die("reply cannot be encoded", ferry__error_name(rc));
@@ -180,7 +194,7 @@ static json_t *run_request(json_t *req, const void *data, size_t datalen, int ch
 		json_decref(back);
 		free(frame);
 	}
-	free(bin);
+	ferry__bin_release(&bin);
 	return reply;
 }
 

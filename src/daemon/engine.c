@@ -732,8 +732,7 @@ struct req {
 	struct ferry_conn_s *c;
 	json_t *in;
 	json_t *out;
-	void *bin;
-	size_t binlen;
+	struct ferry_bin bin;
 	int deferred;
 	char err[1024];
 };
@@ -1351,8 +1350,8 @@ static int op_read(struct req *r)
 		   ? strdup(json_string_value(p))
 		   : ferry__asprintf("%s/%lld/%s", r->eng->jobs_dir, (long long)id, stream);
 	json_decref(spec);
-	r->bin = malloc(max ? (size_t)max : 1);
-	if (!path || !r->bin) {
+	r->bin.p = malloc(max ? (size_t)max : 1);
+	if (!path || !r->bin.p) {
 		free(path);
 		return fail(r->err, sizeof(r->err), FERRY_ENOMEM, "out of memory");
 	}
@@ -1365,7 +1364,7 @@ static int op_read(struct req *r)
 		return rc;
 	}
 	if (fd >= 0) {
-		n = pread(fd, r->bin, (size_t)max, off);
+		n = pread(fd, r->bin.p, (size_t)max, off);
 		if (n < 0) {
 			rc = fail(r->err, sizeof(r->err), FERRY_EIO, "cannot read '%s': %s", path,
 				  strerror(errno));
@@ -1376,7 +1375,7 @@ static int op_read(struct req *r)
 		close(fd);
 	}
 	free(path);
-	r->binlen = (size_t)n;
+	r->bin.len = (size_t)n;
 	json_object_set_new(r->out, "size", json_integer(n));
 	json_object_set_new(r->out, "ended", json_boolean(ended));
 	return 0;
@@ -1456,23 +1455,21 @@ static const struct {
 };
 
 void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req,
-			   const void *data, size_t datalen, json_t **reply, void **bin,
-			   size_t *binlen)
+			   const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin)
 {
-	struct req r = {.eng = eng, .c = c, .in = req};
+	struct req r = {.eng = eng, .c = c, .in = req, .bin = FERRY_BIN_INIT};
 	const char *op = json_string_value(json_object_get(req, "op"));
 	int rc = FERRY_EINVAL;
 
-	*bin = NULL;
-	*binlen = 0;
+	*bin = (struct ferry_bin)FERRY_BIN_INIT;
 	r.out = json_object();
 	if (!op) {
 		fail(r.err, sizeof(r.err), FERRY_EINVAL, "request has no 'op' string");
 		goto out;
 	}
 	if (ferry__transfer_is_op(op)) {
-		rc = ferry__transfer_request(eng, op, req, r.out, data, datalen, &r.bin, &r.binlen,
-					     r.err, sizeof(r.err));
+		rc = ferry__transfer_request(eng, op, req, r.out, data, datalen, &r.bin, r.err,
+					     sizeof(r.err));
 		goto out;
 	}
 	if (datalen) {
@@ -1496,7 +1493,7 @@ out:
 		while (el && !ferry__valid_utf8(r.err, el))
 			r.err[--el] = '\0';
 		json_decref(r.out);
-		free(r.bin);
+		ferry__bin_release(&r.bin);
 		*reply = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", ferry__error_name(rc),
 				   "code", rc, "message", r.err);
 		if (!*reply) /* NULL would read as a deferred reply: never leave a client hanging */
@@ -1507,13 +1504,21 @@ out:
 	}
 	if (r.deferred) {
 		json_decref(r.out);
+		ferry__bin_release(&r.bin);
 		*reply = NULL;
 		return;
 	}
 	json_object_set_new(r.out, "ok", json_true());
 	*reply = r.out;
 	*bin = r.bin;
-	*binlen = r.binlen;
+}
+
+void ferry__bin_release(struct ferry_bin *b)
+{
+	free(b->p);
+	if (b->fd >= 0)
+		close(b->fd);
+	*b = (struct ferry_bin)FERRY_BIN_INIT;
 }
 
 /* ---- transfers a job waits for (transfer.c) ---- */

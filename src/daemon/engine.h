@@ -128,10 +128,27 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 void ferry__engine_free(struct ferry_engine *eng);
 const char *ferry__engine_state_dir(struct ferry_engine *eng);
 const struct ferry_resource_cfg *ferry__engine_cfg(struct ferry_engine *eng);
-/* Handles one request; fills *reply (and optional binary data). */
+/*
+ * A reply's binary part: len bytes at p (malloc'd), or, with fd >= 0, len
+ * bytes of that open file from off, which the server passes on from the
+ * page cache (sendfile) without reading them, and then closes. Owned by
+ * whoever holds it; ferry__bin_release frees either kind.
+ */
+struct ferry_bin {
+	void *p;
+	size_t len;
+	int fd;
+	int64_t off;
+};
+#define FERRY_BIN_INIT                                                                             \
+	{                                                                                          \
+		NULL, 0, -1, 0                                                                     \
+	}
+void ferry__bin_release(struct ferry_bin *b);
+
+/* Handles one request; fills *reply and *bin (empty when the reply has no binary part). */
 void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req,
-			   const void *data, size_t datalen, json_t **reply, void **bin,
-			   size_t *binlen);
+			   const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin);
 /* Starts queued jobs while slots are free; answers waiters; timers. */
 void ferry__engine_tick(struct ferry_engine *eng);
 /*
@@ -190,7 +207,7 @@ void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid);
 int ferry__transfer_is_op(const char *op);
 /* A transfer_* request; fills out (and *bin), or returns a code with err. */
 int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in, json_t *out,
-			    const void *data, size_t datalen, void **bin, size_t *binlen, char *err,
+			    const void *data, size_t datalen, struct ferry_bin *bin, char *err,
 			    size_t errlen);
 /*
  * Whether path lies under the transfer root: 0 not, 1 (with *tid, and
@@ -225,6 +242,8 @@ void ferry__output_release(struct ferry_output *o);
 typedef void (*ferry_fd_cb)(struct ferry_engine *eng, int fd, void *arg);
 int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg);
 void ferry__loop_unwatch(int fd);
+/* File parts (struct ferry_bin with an fd) queued on all connections, not yet sent. */
+int ferry__loop_files_queued(void);
 /* Sends a deferred reply on a connection (used by wait). */
 void ferry__conn_reply(struct ferry_conn_s *c, json_t *reply);
 int ferry__server_run(struct ferry_engine *eng, int listen_fd);

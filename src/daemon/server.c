@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,13 +34,23 @@
  * Output waiting for the socket, in order: each frame's header and JSON in
  * a piece, and a big binary part (a transfer's chunk) in a piece of its
  * own, taken from the handler as it is: no byte is copied to be queued,
- * and none is moved when a send takes only part.
+ * and none is moved when a send takes only part. A file part (fd >= 0) is
+ * len bytes of that file from off, sent by the kernel from the page cache.
  */
 struct piece {
 	struct piece *next;
 	unsigned char *p;
 	size_t len;
+	int fd;
+	off_t off; /* of the file, where the next byte to send is */
 };
+
+static int files_queued; /* pieces with an fd, on all connections */
+
+int ferry__loop_files_queued(void)
+{
+	return files_queued;
+}
 
 struct watch;
 
@@ -147,13 +158,14 @@ static int buf_reserve(unsigned char **b, size_t *cap, size_t need)
 	return 0;
 }
 
-static int queue_piece(struct ferry_conn_s *c, unsigned char *p, size_t len)
+static int queue_piece(struct ferry_conn_s *c, unsigned char *p, size_t len, int fd, off_t off)
 {
 	struct piece *pc = malloc(sizeof(*pc));
 
 	if (!pc)
 		return -1;
-	*pc = (struct piece){NULL, p, len};
+	*pc = (struct piece){NULL, p, len, fd, off};
+	files_queued += fd >= 0;
 	if (!c->out)
 		c->out_tail = &c->out;
 	*c->out_tail = pc;
@@ -162,29 +174,33 @@ static int queue_piece(struct ferry_conn_s *c, unsigned char *p, size_t len)
 	return 0;
 }
 
-/* Queues a reply; takes bin (malloc'd, or NULL). */
-static void queue_frame(struct ferry_conn_s *c, json_t *reply, void *bin, size_t binlen)
+/* Queues a reply; takes bin (which may be NULL: no binary part). */
+static void queue_frame(struct ferry_conn_s *c, json_t *reply, struct ferry_bin *bin)
 {
+	struct ferry_bin none = FERRY_BIN_INIT;
 	unsigned char *f = NULL;
 	size_t fl;
-	int big = binlen > 65536, rc;
+	int rc;
 
+	if (!bin)
+		bin = &none;
+	int apart = bin->fd >= 0 || bin->len > 65536; /* the binary part in a piece of its own */
 	if (c->dead)
 		goto out;
-	rc = big ? ferry__frame_head(FERRY_FRAME_REPLY, reply, binlen, &f, &fl)
-		 : ferry__frame_build(FERRY_FRAME_REPLY, reply, bin, binlen, &f, &fl);
-	if (rc || queue_piece(c, f, fl)) {
+	rc = apart ? ferry__frame_head(FERRY_FRAME_REPLY, reply, bin->len, &f, &fl)
+		   : ferry__frame_build(FERRY_FRAME_REPLY, reply, bin->p, bin->len, &f, &fl);
+	if (rc || queue_piece(c, f, fl, -1, 0)) {
 		c->closing = 1; /* cannot answer: the client sees the close */
 		goto out;
 	}
 	f = NULL;
-	if (big && queue_piece(c, bin, binlen))
+	if (apart && queue_piece(c, bin->p, bin->len, bin->fd, (off_t)bin->off))
 		c->closing = 1; /* a frame cut short: the client sees it end early */
-	else if (big)
-		bin = NULL;
+	else if (apart)
+		*bin = none;
 out:
 	free(f);
-	free(bin);
+	ferry__bin_release(bin);
 }
 
 static void queue_error(struct ferry_conn_s *c, int code, const char *msg)
@@ -193,14 +209,14 @@ static void queue_error(struct ferry_conn_s *c, int code, const char *msg)
 			      "code", code, "message", msg);
 
 	if (r)
-		queue_frame(c, r, NULL, 0);
+		queue_frame(c, r, NULL);
 	json_decref(r);
 }
 
 void ferry__conn_reply(struct ferry_conn_s *c, json_t *reply)
 {
 	c->busy = 0;
-	queue_frame(c, reply, NULL, 0);
+	queue_frame(c, reply, NULL);
 }
 
 static void close_passed(struct ferry_conn_s *c)
@@ -295,7 +311,7 @@ static void adopt(struct ferry_conn_s *c, json_t *req, size_t binlen)
 	nconns++;
 	json_t *ok = json_pack("{s:b}", "ok", 1);
 	if (ok)
-		queue_frame(c, ok, NULL, 0);
+		queue_frame(c, ok, NULL);
 	else
 		c->closing = 1;
 	json_decref(ok);
@@ -314,8 +330,7 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 	const char *why;
 	char err[512];
 	json_t *req, *reply;
-	void *bin;
-	size_t binlen;
+	struct ferry_bin bin;
 
 	if (c->inlen < FERRY_FRAME_HDR)
 		return 0;
@@ -351,7 +366,7 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 		c->closing = 1;
 	} else {
 		ferry__engine_request(eng, c, req, c->in + FERRY_FRAME_HDR + h.json_len,
-				      h.body_len - h.json_len, &reply, &bin, &binlen);
+				      h.body_len - h.json_len, &reply, &bin);
 		if (!reply) {
 			c->busy = 1;
 		} else {
@@ -359,7 +374,7 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 				c->hello = 1;
 			else if (!c->hello)
 				c->closing = 1;
-			queue_frame(c, reply, bin, binlen);
+			queue_frame(c, reply, &bin);
 			json_decref(reply);
 		}
 	}
@@ -531,24 +546,51 @@ static void drop_piece(struct ferry_conn_s *c)
 	c->outlen -= pc->len - c->outoff;
 	c->outoff = 0;
 	free(pc->p);
+	if (pc->fd >= 0) {
+		close(pc->fd);
+		files_queued--;
+	}
 	free(pc);
 }
 
-/* One sendmsg of what is queued: 1 when the socket took less (full, or dead), else 0. */
+/*
+ * Sends the first piece, a file part: the kernel passes its pages on to
+ * the socket or pipe. A file that became shorter leaves the frame cut
+ * short, and the connection ends (the client asks again).
+ */
+static ssize_t send_file_piece(struct ferry_conn_s *c, size_t *want)
+{
+	struct piece *pc = c->out;
+	ssize_t n;
+
+	*want = pc->len - c->outoff;
+	n = sendfile(c->wfd, pc->fd, &pc->off, *want);
+	if (n == 0)
+		errno = ENODATA;
+	return n == 0 ? -1 : n;
+}
+
+/* One send of what is queued: 1 when the socket took less (full, or dead), else 0. */
 static int send_pieces(struct ferry_conn_s *c)
 {
 	struct iovec iov[16];
 	size_t want = 0;
 	int n = 0;
+	ssize_t sent;
 
-	for (struct piece *pc = c->out; pc && n < 16; pc = pc->next, n++) {
+	/* memory pieces up to the next file part go in one call */
+	for (struct piece *pc = c->out; pc && pc->fd < 0 && n < 16; pc = pc->next, n++) {
 		iov[n] = (struct iovec){pc->p + (n ? 0 : c->outoff), pc->len - (n ? 0 : c->outoff)};
 		want += iov[n].iov_len;
 	}
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
 	/* a pipe's reader gone is EPIPE: ferryd ignores SIGPIPE */
-	ssize_t sent = c->out_sock ? sendmsg(c->wfd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT)
-				   : writev(c->wfd, iov, n);
+	if (!n)
+		sent = send_file_piece(c, &want);
+	else if (c->out_sock)
+		sent = sendmsg(c->wfd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	else
+		sent = writev(c->wfd, iov, n);
 	if (sent < 0 && errno == EINTR)
 		return 0;
 	if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

@@ -55,8 +55,7 @@ struct tctx {
 	json_t *in, *out;
 	const void *data;
 	size_t datalen;
-	void **bin;
-	size_t *binlen;
+	struct ferry_bin *bin;
 	char *err;
 	size_t errlen;
 };
@@ -1227,6 +1226,37 @@ out:
 	return rc;
 }
 
+/*
+ * Makes up to len bytes of fd from off the reply's binary part: the size
+ * it has, or -errno. The bytes stay in the page cache and the server sends
+ * them from there (t->bin takes fd), so the engine neither reads nor
+ * copies them; past a cap of such parts queued at once (each holds a
+ * descriptor), they are read into memory instead.
+ */
+#define MAX_FILE_PARTS 256
+static ssize_t chunk_out(struct tctx *t, int fd, int64_t off, int64_t len)
+{
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	n = st.st_size > off ? (ssize_t)(st.st_size - off < len ? st.st_size - off : len) : 0;
+	if (n && ferry__loop_files_queued() < MAX_FILE_PARTS) {
+		*t->bin = (struct ferry_bin){NULL, (size_t)n, fd, off};
+		return n;
+	}
+	if (!(t->bin->p = malloc(n ? (size_t)n : 1)))
+		return -ENOMEM;
+	do
+		n = pread(fd, t->bin->p, (size_t)n, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	t->bin->len = (size_t)n;
+	return n;
+}
+
 static int op_get(struct tctx *t)
 {
 	struct db_tr_row row = {0};
@@ -1255,22 +1285,14 @@ static int op_get(struct tctx *t)
 		rc = FAIL(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), rel, strerror(errno));
 		goto out;
 	}
-	*t->bin = malloc((size_t)len);
-	if (!*t->bin) {
-		rc = FAIL(t, FERRY_ENOMEM, "out of memory");
-		goto out;
-	}
-	ssize_t n;
-	do
-		n = pread(fd, *t->bin, (size_t)len, (off_t)off);
-	while (n < 0 && errno == EINTR);
+	ssize_t n = chunk_out(t, fd, off, len);
 	if (n < 0) {
-		rc = FAIL(t, FERRY_EIO, "cannot read '%s/%s': %s", root(t), rel, strerror(errno));
-		free(*t->bin);
-		*t->bin = NULL;
+		rc = FAIL(t, n == -ENOMEM ? FERRY_ENOMEM : FERRY_EIO, "cannot read '%s/%s': %s",
+			  root(t), rel, strerror((int)-n));
 		goto out;
 	}
-	*t->binlen = (size_t)n;
+	if (t->bin->fd == fd)
+		fd = -1; /* the reply's now */
 	json_object_set_new(t->out, "size", json_integer(n));
 out:
 	if (fd >= 0)
@@ -1409,7 +1431,7 @@ out:
 }
 
 int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in, json_t *out,
-			    const void *data, size_t datalen, void **bin, size_t *binlen, char *err,
+			    const void *data, size_t datalen, struct ferry_bin *bin, char *err,
 			    size_t errlen)
 {
 	static const struct {
@@ -1428,7 +1450,6 @@ int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in
 			 .data = data,
 			 .datalen = datalen,
 			 .bin = bin,
-			 .binlen = binlen,
 			 .err = err,
 			 .errlen = errlen};
 
