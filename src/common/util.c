@@ -57,6 +57,17 @@ int ferry__write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * One extent call up front instead of the file system's delayed
+ * allocation of every block as the writes come: on ext4 a quarter less CPU
+ * for a GiB written and synced (docs/architecture.md).
+ */
+void ferry__preallocate(int fd, int64_t off, int64_t len)
+{
+	if (len > 0)
+		fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+}
+
 int ferry__read_all(int fd, void *buf, size_t len)
 {
 	char *p = buf;

@@ -21,6 +21,12 @@ char *ferry__asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 int ferry__write_all(int fd, const void *buf, size_t len);
 /* Reads exactly len bytes. 0, -errno, or -EPIPE at a premature EOF. */
 int ferry__read_all(int fd, void *buf, size_t len);
+/*
+ * Reserves the blocks of [off, off + len) of a file about to be written
+ * there, without changing its size (which is how far a transfer got).
+ * Best effort: where the file system cannot, the writes allocate as usual.
+ */
+void ferry__preallocate(int fd, int64_t off, int64_t len);
 
 /*
  * Reads a whole small file (at most max bytes) into a malloc'd,

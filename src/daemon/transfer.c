@@ -912,6 +912,8 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 			  "the last chunk of '%s' needs a 'hash': its manifest gave none", rel);
 		goto out;
 	}
+	if (off == 0 && t->datalen)
+		ferry__preallocate(fd, 0, size);
 	for (size_t w = 0; w < t->datalen;) {
 		ssize_t n = pwrite(fd, (const char *)t->data + w, t->datalen - w, off + (off_t)w);
 		if (n < 0 && errno == EINTR)

@@ -22,10 +22,18 @@
 #include <unistd.h>
 
 #include "copy.h"
+#include "util.h"
 
 #define BUF   (256u << 10)
 #define NBUF  32
 #define SLICE (16 << 20) /* writeback starts per slice */
+/*
+ * A reader that found the ring full sleeps until it is down to this many:
+ * then it refills half the ring in one go. Woken for every slot instead,
+ * it slept and woke 4096 times a GiB, and on a VM waking an idle vCPU
+ * costs more than reading the 256 KiB it was woken for.
+ */
+#define LOW_WATER (NBUF / 2)
 
 struct ring {
 	const struct ferry__copy *c;
@@ -35,6 +43,7 @@ struct ring {
 	ssize_t len[NBUF];	 /* bytes read into buf[i]; -1: failed, with err */
 	int64_t filled, drained; /* slots produced and consumed, ever */
 	int64_t written;	 /* out is written up to here */
+	int reader_waits, writer_waits;
 	int stop, err;
 };
 
@@ -46,8 +55,11 @@ static void *reader(void *arg)
 
 	for (int64_t k = 0; pos < r->c->end; k++) {
 		pthread_mutex_lock(&r->mu);
-		while (!r->stop && r->filled - r->drained == NBUF)
-			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->filled - r->drained == NBUF) {
+			r->reader_waits = 1;
+			while (!r->stop && r->reader_waits)
+				pthread_cond_wait(&r->cv, &r->mu);
+		}
 		int stop = r->stop;
 		int64_t written = r->written;
 		pthread_mutex_unlock(&r->mu);
@@ -70,7 +82,10 @@ static void *reader(void *arg)
 		if (e)
 			r->err = e;
 		r->filled++;
-		pthread_cond_broadcast(&r->cv);
+		if (r->writer_waits) {
+			r->writer_waits = 0;
+			pthread_cond_broadcast(&r->cv);
+		}
 		pthread_mutex_unlock(&r->mu);
 		if (e)
 			break;
@@ -103,8 +118,10 @@ static int drain(struct ring *r)
 
 	for (int64_t k = 0; !e && pos < c->end; k++) {
 		pthread_mutex_lock(&r->mu);
-		while (r->filled == k)
+		while (r->filled == k) {
+			r->writer_waits = 1;
 			pthread_cond_wait(&r->cv, &r->mu);
+		}
 		ssize_t n = r->len[k % NBUF];
 		e = n < 0 ? r->err : 0;
 		pthread_mutex_unlock(&r->mu);
@@ -115,7 +132,10 @@ static int drain(struct ring *r)
 		pthread_mutex_lock(&r->mu);
 		r->written = pos;
 		r->drained++;
-		pthread_cond_broadcast(&r->cv);
+		if (r->reader_waits && (e || r->filled - r->drained <= LOW_WATER)) {
+			r->reader_waits = 0;
+			pthread_cond_broadcast(&r->cv);
+		}
 		pthread_mutex_unlock(&r->mu);
 		if (e)
 			break;
@@ -148,6 +168,7 @@ int ferry__copy_hashed(const struct ferry__copy *c)
 
 	if (c->off >= c->end)
 		return 0;
+	ferry__preallocate(c->out, c->off, c->end - c->off);
 	for (int i = 0; i < NBUF; i++)
 		if (!(r.buf[i] = malloc(BUF)))
 			e = ENOMEM;

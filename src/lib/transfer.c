@@ -816,9 +816,12 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 	 * the old ones as they are on disk.
 	 */
 	e = ferry__hash_update_fd(&h, out, (uint64_t)off);
-	if (!e)
-		rc = c->cfg.host ? stream_get(c, server_path, idx, out, tmp, off, size, p, &h)
-				 : copy_back(c, server_file, out, off, size, p, &h);
+	if (!e && c->cfg.host) {
+		ferry__preallocate(out, off, size - off);
+		rc = stream_get(c, server_path, idx, out, tmp, off, size, p, &h);
+	} else if (!e) {
+		rc = copy_back(c, server_file, out, off, size, p, &h);
+	}
 	if (rc)
 		goto out;
 	ferry__hash_final(&h, got);
