@@ -664,6 +664,12 @@ static int flush_pass(struct ferry_engine *eng)
 		}
 		/* blocked writer: wake us when the socket drains */
 		uint32_t in = c->eof ? 0 : EPOLLIN, out = c->outlen ? EPOLLOUT : 0;
+		if (c->ww && !in && c->rw) {
+			/* a pipe's writer gone is EPOLLHUP, reported whatever the mask: stop
+			 * watching */
+			ferry__loop_unwatch(c->fd);
+			c->rw = NULL;
+		}
 		if (c->ww) {
 			set_events(c->rw, c->fd, in, &c->events);
 			set_events(c->ww, c->wfd, out, &c->wevents);
