@@ -868,6 +868,8 @@ static int get_int(struct tctx *t, const char *key, int64_t min, int64_t max, in
 	return 0;
 }
 
+#define WRITEBACK_SLICE (8 << 20)
+
 /* Writes a chunk at offset (the part's size); the last one completes the file. */
 static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t idx, int64_t off,
 		       const struct want *want, int *complete)
@@ -930,8 +932,15 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 	}
 	row->received += (int64_t)t->datalen;
 	if (t->datalen) {
-		/* the disk works while the next chunks come: the last one's fsync finds little */
-		sync_file_range(fd, off, (off_t)t->datalen, SYNC_FILE_RANGE_WRITE);
+		/*
+		 * The disk works while the next chunks come, so that the last
+		 * one's fsync finds little: the writeback of each slice starts
+		 * once a chunk crosses its end, one call for several chunks.
+		 */
+		int64_t slice_end = (off + (int64_t)t->datalen) / WRITEBACK_SLICE * WRITEBACK_SLICE;
+		if (slice_end > off)
+			sync_file_range(fd, (off_t)(slice_end - WRITEBACK_SLICE), WRITEBACK_SLICE,
+					SYNC_FILE_RANGE_WRITE);
 		running_feed(row->id, idx, off, t->data, t->datalen);
 	}
 	if (off + (int64_t)t->datalen == size) {
