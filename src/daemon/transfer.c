@@ -890,10 +890,7 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 		goto out;
 	}
 	part = part_name(base);
-	int dfd = part ? openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	fd = dfd >= 0 ? openat(dfd, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
-	if (dfd >= 0)
-		close(dfd);
+	fd = part ? openat(parent, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		rc = FAIL(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), rel, strerror(errno));
 		goto out;
