@@ -901,3 +901,40 @@ def test_progress_bar_of_submit_in_and_narrow_terminals(ferry):
     assert rc == 0
     lines = [f[:-len("\x1b[K")] for f in tty.split("\r") if f]
     assert all(len(f) <= 39 for f in lines), lines
+
+
+def test_pipelined_gets_past_the_file_part_cap(local):
+    """A retrieve's chunks are sent from the page cache, each holding a
+    descriptor of the file until it goes (src/daemon/transfer.c,
+    MAX_FILE_PARTS 256); past that many queued, chunks are read into
+    memory. 270 gets pipelined and left unread fill the socket: the engine
+    then holds the file open for the queued ones, never more than the cap,
+    and every byte is right from both kinds."""
+    src = local.path("pipelined.bin")
+    n, size = 270, 64 << 10
+    data = os.urandom(n * size)
+    with open(src, "wb") as f:
+        f.write(data)
+    sp = send(local, src)
+    engine = local.engine_pid()
+
+    def held():
+        k = 0
+        for fd in os.listdir(f"/proc/{engine}/fd"):
+            try:
+                k += os.readlink(f"/proc/{engine}/fd/{fd}") == sp
+            except OSError:
+                pass
+        return k
+    with local.raw(timeout=30) as r:
+        r.hello()
+        r.send(b"".join(frame({"op": "transfer_get", "server_path": sp, "file": 0,
+                               "offset": i * size, "length": size}) for i in range(n)))
+        poll(lambda: held() > 0, 10, what="the engine to queue file parts")
+        assert held() <= 256
+        got = [r.recv() for _ in range(n)]
+    for i, (rep, binary) in enumerate(got):
+        assert rep["ok"] is True and rep["size"] == size, rep
+        assert binary == data[i * size:(i + 1) * size], f"chunk {i} differs"
+    poll(lambda: held() == 0, 10, what="the engine to close the file")
+    local.run("ping")
