@@ -188,8 +188,10 @@ def test_bridge_hands_its_channel_to_the_engine(ferry):
         held = [os.stat(f"/proc/{engine}/fd/{n}").st_ino
                 for n in os.listdir(f"/proc/{engine}/fd")]
         assert ino in held, "the engine does not hold the bridge's stdin"
-        mine = [os.stat(f"/proc/{p.pid}/fd/{n}").st_ino for n in ("0", "1")]
-        assert ino not in mine, "the bridge still holds its stdin"
+        # the bridge lets go of its copies once the engine said yes, which
+        # may come after the engine answered the hello
+        poll(lambda: ino not in [os.stat(f"/proc/{p.pid}/fd/{n}").st_ino for n in ("0", "1")],
+             10, what="the bridge to let go of its stdin and stdout")
         p.stdin.write(frame({"op": "ping"}))
         p.stdin.flush()
         assert read_reply(p.stdout)[0]["ok"] is True

@@ -16,6 +16,11 @@ import pytest
 
 from conftest import Ferry, new_base, poll, slurm_section
 
+# A job here may queue behind another test's hundreds of jobs on the same
+# 8 CPUs (the 300- and 500-job tests run on the other worker): a job's own
+# wait allows for that, not for its run time alone.
+WAIT = 180
+
 pytestmark = pytest.mark.usefixtures("slurm")
 
 
@@ -109,7 +114,7 @@ def test_squeue_shows_what_the_job_asked(fs):
     info = fs.info(jid)
     assert info["backend"] == "slurm" and info["queue"] == "long"
     fs.run("kill", jid)
-    assert fs.wait_ended(jid)["status"] == "failed"
+    assert fs.wait_ended(jid, timeout=WAIT)["status"] == "failed"
     assert fs.info(jid)["exit_status"] == "killed_by_user"
     poll(lambda: _slurm_state(native) == "CANCELLED", timeout=20, what="Slurm says CANCELLED")
 
@@ -117,9 +122,9 @@ def test_squeue_shows_what_the_job_asked(fs):
 def test_kill_running_job_slurm_says_cancelled(fs):
     jid = fs.submit("sleep", "300")
     native = _native(fs, jid)
-    fs.wait_state(jid, ("running",), timeout=30)
+    fs.wait_state(jid, ("running",), timeout=WAIT)
     fs.run("kill", jid)
-    info = fs.wait_ended(jid)
+    info = fs.wait_ended(jid, timeout=WAIT)
     assert info["status"] == "failed" and info["exit_status"] == "killed_by_user", info
     assert _slurm_state(native) == "CANCELLED"
 
@@ -197,7 +202,7 @@ def test_poll_load_one_squeue_per_interval(fs):
 def test_mpi_two_tasks_both_report(fs):
     jid = fs.submit("sh", "-c", 'echo "rank $SLURM_PROCID of $SLURM_NTASKS"',
                     opts=("--native", "--ntasks=2"))
-    info = fs.wait_ended(jid, timeout=60)
+    info = fs.wait_ended(jid, timeout=WAIT)
     assert info["status"] == "done", info
     out = sorted(fs.run("logs", jid).stdout.splitlines())
     assert out == ["rank 0 of 2", "rank 1 of 2"], out
@@ -219,7 +224,7 @@ def test_native_specification_errors(fs):
     assert cp.returncode != 0 and "not an sbatch option" in cp.stderr, cp.stderr
     # sbatch itself refuses: the job ends aborted with Slurm's message
     jid = fs.submit("true", opts=("--native", "--no-such-sbatch-option"))
-    info = fs.wait_ended(jid)
+    info = fs.wait_ended(jid, timeout=WAIT)
     assert info["exit_status"] == "aborted", info
     assert "sbatch failed" in info["message"] and "no-such-sbatch-option" in info["message"]
 
@@ -235,7 +240,7 @@ def test_unknown_partition_and_too_many_cpus_refused_at_submit(fs):
 def test_argv_bytes_survive_the_batch_script(fs):
     weird = ["it's", 'a "quoted" $HOME `x`', "new\nline", "tab\there", "-n", "*", "\\"]
     jid = fs.submit("printf", "[%s]\\n", *weird)
-    assert fs.wait_ended(jid)["status"] == "done"
+    assert fs.wait_ended(jid, timeout=WAIT)["status"] == "done"
     assert fs.run("logs", jid).stdout == "".join(f"[{w}]\n" for w in weird)
 
 
@@ -245,7 +250,7 @@ def test_env_cwd_stdin_join(fs):
     jid = fs.submit("sh", "-c", 'cat; echo "$V" >&2; pwd',
                     opts=("--env", "V=forty two", "--stdin", fs.path("in.txt"), "--join",
                           "--cwd", fs.path(), "--stdout", fs.path("out.txt")))
-    assert fs.wait_ended(jid)["status"] == "done"
+    assert fs.wait_ended(jid, timeout=WAIT)["status"] == "done"
     assert open(fs.path("out.txt")).read() == f"from stdin\nforty two\n{fs.path()}\n"
 
 
