@@ -1,4 +1,5 @@
 """`ferry bridge`: the engine of this host on stdin/stdout (what ssh runs)."""
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +32,27 @@ def read_reply(f):
 
 def hello():
     return frame({"op": "hello", "version": 1, "client": "bridge-test"})
+
+
+@contextlib.contextmanager
+def session(ferry):
+    """A bridge kept open like a client's, past its hello; yields the process."""
+    p = subprocess.Popen([ferry.bin, "bridge"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=ferry.env)
+    try:
+        p.stdin.write(hello())
+        p.stdin.flush()
+        assert read_reply(p.stdout)[0]["ok"] is True
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for f in (p.stdin, p.stdout):
+            try:
+                f.close()
+            except OSError:  # stdin's last bytes to a channel already gone
+                pass
 
 
 def bridge(ferry, data, *args, timeout=60):
@@ -143,23 +165,11 @@ def test_engine_with_other_settings_is_refused_at_hello(ferry):
 
 
 def test_bridge_ends_when_the_engine_dies(ferry):
-    p = subprocess.Popen([ferry.bin, "bridge"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=ferry.env)
-    try:
-        p.stdin.write(hello())
-        p.stdin.flush()
-        assert read_reply(p.stdout)[0]["ok"] is True
+    with session(ferry) as p:
         engine = ferry.engine_pid()
         os.kill(engine, signal.SIGKILL)
         assert p.wait(timeout=20) == 0  # EOF from the engine ends the bridge
         poll(lambda: not pid_alive(engine), 10, what="the killed engine")
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdin.close()
-        p.stdout.close()
-        p.stderr.close()
     # the next bridge starts a new engine
     cp = bridge(ferry, hello() + frame({"op": "ping"}))
     assert [r["ok"] for r, _ in replies(cp.stdout)] == [True, True]
@@ -177,12 +187,7 @@ def send_adopt(c, fds, obj=None):
 def test_bridge_hands_its_channel_to_the_engine(ferry):
     """The bridge passes its stdin and stdout to the engine and copies
     nothing: the engine holds the pipes, and the bridge only waits."""
-    p = subprocess.Popen([ferry.bin, "bridge"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         env=ferry.env)
-    try:
-        p.stdin.write(hello())
-        p.stdin.flush()
-        assert read_reply(p.stdout)[0]["ok"] is True
+    with session(ferry) as p:
         engine = ferry.engine_pid()
         ino = os.fstat(p.stdin.fileno()).st_ino
         held = [os.stat(f"/proc/{engine}/fd/{n}").st_ino
@@ -197,11 +202,6 @@ def test_bridge_hands_its_channel_to_the_engine(ferry):
         assert read_reply(p.stdout)[0]["ok"] is True
         p.stdin.close()  # EOF: the engine answers, closes, and the bridge ends
         assert p.wait(timeout=20) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
 
 
 def test_bridge_pumps_a_channel_the_engine_cannot_take(ferry, tmp_path):
@@ -219,18 +219,10 @@ def test_bridge_pumps_a_channel_the_engine_cannot_take(ferry, tmp_path):
 def test_killed_bridge_ends_its_channel(ferry):
     """A bridge that dies takes its session with it: the engine answers
     and closes the channel it held, so nothing stays open."""
-    p = subprocess.Popen([ferry.bin, "bridge"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         env=ferry.env)
-    try:
-        p.stdin.write(hello())
-        p.stdin.flush()
-        assert read_reply(p.stdout)[0]["ok"] is True
+    with session(ferry) as p:
         p.kill()
         p.wait()
         assert p.stdout.read() == b"", "the engine kept the channel open"
-    finally:
-        p.stdin.close()
-        p.stdout.close()
     ferry.run("ping")
 
 

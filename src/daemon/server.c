@@ -272,7 +272,7 @@ static void adopt(struct ferry_conn_s *c, json_t *req, size_t binlen)
 	struct ferry_conn_s *a = NULL;
 	int out_sock = 0;
 
-	if (!req || c->hello || c->handed_over || !c->can_pass)
+	if (c->hello || c->handed_over || !c->can_pass)
 		why = "'adopt' must be the first request of a client's own connection";
 	else if (json_object_size(req) != 1)
 		why = "'adopt' takes no fields";
@@ -358,10 +358,10 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 		c->closing = 1;
 	} else if (!req) {
 		queue_error(c, FERRY_EPROTO, err);
-	} else if (!c->hello && !json_is_string(json_object_get(req, "op"))) {
+	} else if (!c->hello && !op) {
 		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
 		c->closing = 1;
-	} else if (!c->hello && strcmp(json_string_value(json_object_get(req, "op")), "hello")) {
+	} else if (!c->hello && strcmp(op, "hello")) {
 		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
 		c->closing = 1;
 	} else {
@@ -665,8 +665,7 @@ static int flush_pass(struct ferry_engine *eng)
 		/* blocked writer: wake us when the socket drains */
 		uint32_t in = c->eof ? 0 : EPOLLIN, out = c->outlen ? EPOLLOUT : 0;
 		if (c->ww && !in && c->rw) {
-			/* a pipe's writer gone is EPOLLHUP, reported whatever the mask: stop
-			 * watching */
+			/* a pipe's writer gone is EPOLLHUP, whatever the mask: unwatch */
 			ferry__loop_unwatch(c->fd);
 			c->rw = NULL;
 		}
