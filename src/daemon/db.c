@@ -10,7 +10,7 @@
 #include "engine.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 enum stmt_id {
 	S_BEGIN,
@@ -41,6 +41,12 @@ enum stmt_id {
 	S_TR_DELETE,
 	S_TR_LIST,
 	S_TR_EXPIRED,
+	S_TR_DOC_SET,
+	S_TR_DOC_GET,
+	S_TR_DOC_DEL,
+	S_TR_HASH_ADD,
+	S_TR_HASH_LIST,
+	S_TR_HASH_DEL,
 	S_REF_ADD,
 	S_REF_JOBS,
 	S_REF_OF_JOB,
@@ -58,7 +64,7 @@ enum stmt_id {
 	"wall, submitted_at, started_at, ended_at, message, native_id, skey"
 
 #define TR_COLS                                                                                    \
-	"id, tkey, dir, server_path, kind, state, doc, received, created_at, deadline, ended_at, " \
+	"id, tkey, dir, server_path, kind, state, received, created_at, deadline, ended_at, "      \
 	"message"
 
 static const char *const sql[S_COUNT] = {
@@ -92,19 +98,25 @@ static const char *const sql[S_COUNT] = {
     [S_EXPIRED] = "SELECT id FROM jobs WHERE dispose_after IS NOT NULL AND "
 		  "dispose_after < ?1",
     [S_SPEC] = "SELECT spec, ended_at IS NOT NULL FROM jobs WHERE id = ?1 AND disposed = 0",
-    [S_TR_INSERT] = "INSERT INTO transfers(tkey, dir, server_path, kind, state, doc, "
-		    "created_at, deadline) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_TR_INSERT] = "INSERT INTO transfers(tkey, dir, server_path, kind, state, created_at, "
+		    "deadline) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_TR_FIND_KEY] = "SELECT id FROM transfers WHERE tkey = ?1",
     [S_TR_BY_ID] = "SELECT " TR_COLS " FROM transfers WHERE id = ?1",
     [S_TR_BY_DIR] = "SELECT " TR_COLS " FROM transfers WHERE dir = ?1",
-    [S_TR_UPDATE] = "UPDATE transfers SET state = ?2, doc = ?3, received = ?4, deadline = ?5, "
-		    "ended_at = ?6, message = ?7 WHERE id = ?1",
+    [S_TR_UPDATE] = "UPDATE transfers SET state = ?2, received = ?3, deadline = ?4, "
+		    "ended_at = ?5, message = ?6 WHERE id = ?1",
     [S_TR_DELETE] = "DELETE FROM transfers WHERE id = ?1",
     [S_TR_LIST] = "SELECT " TR_COLS " FROM transfers ORDER BY id",
     /* nothing an unfinished job still names is collected */
     [S_TR_EXPIRED] = "SELECT t.id FROM transfers t WHERE t.deadline < ?1 AND NOT EXISTS "
 		     "(SELECT 1 FROM transfer_refs r JOIN jobs j ON j.id = r.job "
 		     "WHERE r.tid = t.id AND j.ended_at IS NULL)",
+    [S_TR_DOC_SET] = "INSERT OR REPLACE INTO transfer_docs(tid, doc) VALUES (?1, ?2)",
+    [S_TR_DOC_GET] = "SELECT doc FROM transfer_docs WHERE tid = ?1",
+    [S_TR_DOC_DEL] = "DELETE FROM transfer_docs WHERE tid = ?1",
+    [S_TR_HASH_ADD] = "INSERT OR REPLACE INTO transfer_hashes(tid, file, hash) VALUES (?1, ?2, ?3)",
+    [S_TR_HASH_LIST] = "SELECT file, hash FROM transfer_hashes WHERE tid = ?1",
+    [S_TR_HASH_DEL] = "DELETE FROM transfer_hashes WHERE tid = ?1",
     [S_REF_ADD] = "INSERT OR IGNORE INTO transfer_refs(tid, job, role) VALUES (?1, ?2, ?3)",
     [S_REF_JOBS] = "SELECT job FROM transfer_refs WHERE tid = ?1 AND role = ?2 ORDER BY job",
     [S_REF_OF_JOB] = "SELECT tid FROM transfer_refs WHERE job = ?1 AND role = ?2",
@@ -144,14 +156,30 @@ static const char schema[] =
     " server_path TEXT NOT NULL,"
     " kind TEXT NOT NULL,"
     " state TEXT NOT NULL,"
-    " doc TEXT NOT NULL,"
     " received INTEGER NOT NULL DEFAULT 0,"
     " created_at REAL NOT NULL, deadline REAL NOT NULL, ended_at REAL, message TEXT);"
+    /*
+     * The manifest apart from the row, which every chunk updates: a row
+     * holding a tree's manifest of megabytes made each update rewrite it.
+     * A send's checksums, known file by file, are rows of their own until
+     * it is complete; then they join its manifest.
+     */
+    "CREATE TABLE IF NOT EXISTS transfer_docs(tid INTEGER PRIMARY KEY, doc TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS transfer_hashes("
+    " tid INTEGER NOT NULL, file INTEGER NOT NULL, hash TEXT NOT NULL,"
+    " PRIMARY KEY(tid, file));"
     "CREATE TABLE IF NOT EXISTS transfer_refs("
     " tid INTEGER NOT NULL, job INTEGER NOT NULL, role INTEGER NOT NULL,"
     " PRIMARY KEY(tid, job, role));"
     "CREATE INDEX IF NOT EXISTS transfer_refs_job ON transfer_refs(job);"
-    "INSERT OR IGNORE INTO meta VALUES('schema', '1');";
+    "INSERT OR IGNORE INTO meta VALUES('schema', '2');";
+
+/* Schema 1 kept the manifest in the transfer's row. */
+static const char migrate_1[] = "BEGIN IMMEDIATE;"
+				"INSERT INTO transfer_docs(tid, doc) SELECT id, doc FROM transfers;"
+				"ALTER TABLE transfers DROP COLUMN doc;"
+				"UPDATE meta SET value = '2' WHERE key = 'schema';"
+				"COMMIT;";
 
 struct ferry_db {
 	sqlite3 *h;
@@ -172,6 +200,7 @@ int ferry__db_open(const char *path, struct ferry_db **out, char *err, size_t er
 	struct ferry_db *db = calloc(1, sizeof(*db));
 	char *msg = NULL;
 	sqlite3_stmt *q = NULL;
+	int version;
 
 	if (!db) {
 		snprintf(err, errlen, "out of memory");
@@ -206,12 +235,23 @@ int ferry__db_open(const char *path, struct ferry_db **out, char *err, size_t er
 	}
 	if (sqlite3_prepare_v2(db->h, "SELECT value FROM meta WHERE key = 'schema'", -1, &q,
 			       NULL) ||
-	    sqlite3_step(q) != SQLITE_ROW || sqlite3_column_int(q, 0) != SCHEMA_VERSION) {
-		snprintf(err, errlen, "database '%s' has an unknown schema version", path);
+	    sqlite3_step(q) != SQLITE_ROW) {
+		snprintf(err, errlen, "database '%s' has no schema version", path);
 		goto fail;
 	}
+	version = sqlite3_column_int(q, 0);
 	sqlite3_finalize(q);
 	q = NULL;
+	if (version == 1 && sqlite3_exec(db->h, migrate_1, NULL, NULL, &msg)) {
+		snprintf(err, errlen, "cannot update database '%s' from schema 1: %s", path, msg);
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+		goto fail;
+	}
+	if (version != 1 && version != SCHEMA_VERSION) {
+		snprintf(err, errlen, "database '%s' has an unknown schema version %d", path,
+			 version);
+		goto fail;
+	}
 	{
 		char *wal = ferry__asprintf("%s-wal", path);
 		/* the WAL persists while our connection is open */
@@ -691,7 +731,8 @@ static int collect_ids(struct ferry_db *db, sqlite3_stmt *q, const char *what, i
 	return 0;
 }
 
-int ferry__db_tr_insert(struct ferry_db *db, const struct db_tr_row *t, int64_t *id)
+int ferry__db_tr_insert(struct ferry_db *db, const struct db_tr_row *t, const char *doc,
+			int64_t *id)
 {
 	sqlite3_stmt *q = db->st[S_TR_INSERT];
 
@@ -700,13 +741,66 @@ int ferry__db_tr_insert(struct ferry_db *db, const struct db_tr_row *t, int64_t 
 	bind_text(q, 3, t->server_path);
 	bind_text(q, 4, t->kind);
 	bind_text(q, 5, t->state);
-	bind_text(q, 6, t->doc);
-	sqlite3_bind_double(q, 7, t->created_at);
-	sqlite3_bind_double(q, 8, t->deadline);
+	sqlite3_bind_double(q, 6, t->created_at);
+	sqlite3_bind_double(q, 7, t->deadline);
 	if (run(db, S_TR_INSERT, "insert transfer"))
 		return FERRY_EINTERNAL;
 	*id = sqlite3_last_insert_rowid(db->h);
-	return 0;
+	return ferry__db_tr_set_doc(db, *id, doc);
+}
+
+int ferry__db_tr_set_doc(struct ferry_db *db, int64_t id, const char *doc)
+{
+	sqlite3_bind_int64(db->st[S_TR_DOC_SET], 1, id);
+	bind_text(db->st[S_TR_DOC_SET], 2, doc);
+	return run(db, S_TR_DOC_SET, "write transfer manifest");
+}
+
+int ferry__db_tr_doc(struct ferry_db *db, int64_t id, char **doc)
+{
+	sqlite3_stmt *q = db->st[S_TR_DOC_GET];
+	int rc;
+
+	*doc = NULL;
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		*doc = col_strdup(q, 0);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return *doc ? 0 : FERRY_ENOMEM;
+	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "read transfer manifest");
+}
+
+int ferry__db_tr_hash_add(struct ferry_db *db, int64_t id, int64_t file, const char *hash)
+{
+	sqlite3_stmt *q = db->st[S_TR_HASH_ADD];
+
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int64(q, 2, file);
+	bind_text(q, 3, hash);
+	return run(db, S_TR_HASH_ADD, "record a checksum");
+}
+
+int ferry__db_tr_hashes(struct ferry_db *db, int64_t id,
+			void (*cb)(void *arg, int64_t file, const char *hash), void *arg)
+{
+	sqlite3_stmt *q = db->st[S_TR_HASH_LIST];
+	int rc;
+
+	sqlite3_bind_int64(q, 1, id);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+		cb(arg, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1));
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "read checksums");
+}
+
+int ferry__db_tr_hashes_clear(struct ferry_db *db, int64_t id)
+{
+	sqlite3_bind_int64(db->st[S_TR_HASH_DEL], 1, id);
+	return run(db, S_TR_HASH_DEL, "delete checksums");
 }
 
 int ferry__db_tr_find_key(struct ferry_db *db, const char *key, int64_t *id)
@@ -733,12 +827,11 @@ static void tr_row(sqlite3_stmt *q, struct db_tr_row *t)
 	t->server_path = col_strdup(q, 3);
 	t->kind = col_strdup(q, 4);
 	t->state = col_strdup(q, 5);
-	t->doc = col_strdup(q, 6);
-	t->received = sqlite3_column_int64(q, 7);
-	t->created_at = sqlite3_column_double(q, 8);
-	t->deadline = sqlite3_column_double(q, 9);
-	t->ended_at = sqlite3_column_type(q, 10) == SQLITE_NULL ? 0 : sqlite3_column_double(q, 10);
-	t->message = col_strdup(q, 11);
+	t->received = sqlite3_column_int64(q, 6);
+	t->created_at = sqlite3_column_double(q, 7);
+	t->deadline = sqlite3_column_double(q, 8);
+	t->ended_at = sqlite3_column_type(q, 9) == SQLITE_NULL ? 0 : sqlite3_column_double(q, 9);
+	t->message = col_strdup(q, 10);
 }
 
 void ferry__db_tr_row_release(struct db_tr_row *t)
@@ -748,7 +841,6 @@ void ferry__db_tr_row_release(struct db_tr_row *t)
 	free(t->server_path);
 	free(t->kind);
 	free(t->state);
-	free(t->doc);
 	free(t->message);
 	memset(t, 0, sizeof(*t));
 }
@@ -764,7 +856,7 @@ static int tr_get(struct ferry_db *db, enum stmt_id s, struct db_tr_row *t)
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
 	if (rc == SQLITE_ROW)
-		return t->dir && t->doc && t->state ? 0 : FERRY_ENOMEM;
+		return t->dir && t->state ? 0 : FERRY_ENOMEM;
 	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "get transfer");
 }
 
@@ -786,18 +878,21 @@ int ferry__db_tr_update(struct ferry_db *db, const struct db_tr_row *t)
 
 	sqlite3_bind_int64(q, 1, t->id);
 	bind_text(q, 2, t->state);
-	bind_text(q, 3, t->doc);
-	sqlite3_bind_int64(q, 4, t->received);
-	sqlite3_bind_double(q, 5, t->deadline);
-	bind_opt_double(q, 6, t->ended_at);
-	bind_text(q, 7, t->message);
+	sqlite3_bind_int64(q, 3, t->received);
+	sqlite3_bind_double(q, 4, t->deadline);
+	bind_opt_double(q, 5, t->ended_at);
+	bind_text(q, 6, t->message);
 	return run(db, S_TR_UPDATE, "update transfer");
 }
 
 int ferry__db_tr_delete(struct ferry_db *db, int64_t id)
 {
 	sqlite3_bind_int64(db->st[S_REF_DEL_TR], 1, id);
-	if (run(db, S_REF_DEL_TR, "delete transfer references"))
+	if (run(db, S_REF_DEL_TR, "delete transfer references") ||
+	    ferry__db_tr_hashes_clear(db, id))
+		return FERRY_EINTERNAL;
+	sqlite3_bind_int64(db->st[S_TR_DOC_DEL], 1, id);
+	if (run(db, S_TR_DOC_DEL, "delete transfer manifest"))
 		return FERRY_EINTERNAL;
 	sqlite3_bind_int64(db->st[S_TR_DELETE], 1, id);
 	return run(db, S_TR_DELETE, "delete transfer");

@@ -303,19 +303,28 @@ struct db_tr_row {
 	char *server_path; /* what the client is given */
 	char *kind;	   /* "send" or "register" */
 	char *state;	   /* docs/transfers.md */
-	char *doc;	   /* JSON: local paths, disposal hours, files */
 	int64_t received;  /* bytes received over the connection, re-sends included */
 	double created_at, deadline, ended_at; /* ended_at 0: not ended */
 	char *message;
 };
 void ferry__db_tr_row_release(struct db_tr_row *t);
-int ferry__db_tr_insert(struct ferry_db *db, const struct db_tr_row *t, int64_t *id);
+/* The row and its doc (JSON: local paths, disposal hours, files). */
+int ferry__db_tr_insert(struct ferry_db *db, const struct db_tr_row *t, const char *doc,
+			int64_t *id);
+int ferry__db_tr_set_doc(struct ferry_db *db, int64_t id, const char *doc);
+/* *doc (free it); FERRY_ENOJOB when there is none. */
+int ferry__db_tr_doc(struct ferry_db *db, int64_t id, char **doc);
+/* A send's checksums of complete files, until its doc has them. */
+int ferry__db_tr_hash_add(struct ferry_db *db, int64_t id, int64_t file, const char *hash);
+int ferry__db_tr_hashes(struct ferry_db *db, int64_t id,
+			void (*cb)(void *arg, int64_t file, const char *hash), void *arg);
+int ferry__db_tr_hashes_clear(struct ferry_db *db, int64_t id);
 /* 1 and *id when the key is known, 0 when not, <0 on error. */
 int ferry__db_tr_find_key(struct ferry_db *db, const char *key, int64_t *id);
 /* 0, FERRY_ENOJOB when there is no such transfer, or an error. */
 int ferry__db_tr_by_id(struct ferry_db *db, int64_t id, struct db_tr_row *t);
 int ferry__db_tr_by_dir(struct ferry_db *db, const char *dir, struct db_tr_row *t);
-/* Writes state, doc, received, deadline, ended_at and message. */
+/* Writes state, received, deadline, ended_at and message. */
 int ferry__db_tr_update(struct ferry_db *db, const struct db_tr_row *t);
 int ferry__db_tr_delete(struct ferry_db *db, int64_t id);
 int ferry__db_tr_list(struct ferry_db *db, int (*cb)(void *arg, struct db_tr_row *t), void *arg);

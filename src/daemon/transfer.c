@@ -12,7 +12,9 @@
  * Progress is the file system's: the bytes of a file received so far are
  * the size of its ".part" file, and a complete file has its final name,
  * taken by rename only after its checksum matched and it was fsynced. The
- * database keeps the manifest and the state, not per-chunk offsets.
+ * database keeps the manifest and the state, not per-chunk offsets, and
+ * no request reads or writes a whole manifest but the first and the last
+ * of a send (docs/architecture.md, "File transfers").
  */
 #include <dirent.h>
 #include <stdarg.h>
@@ -299,28 +301,112 @@ static int get_path_arg(struct tctx *t, const char **path)
 	return 0;
 }
 
-static json_t *doc_of(struct tctx *t, const struct db_tr_row *row)
-{
-	json_t *d = json_loads(row->doc, 0, NULL);
+/* ---- docs ---- */
 
-	if (!d)
-		FAIL(t, FERRY_EINTERNAL, "the stored transfer %lld is unreadable",
-		     (long long)row->id);
-	return d;
+/*
+ * Parsed docs of the transfers in use. Without them a request about one
+ * file of a tree of thousands read and parsed the whole manifest, and each
+ * completed file wrote it back: O(files) per request, which made sending
+ * a tree quadratic (1,000 small files took 8 s). The engine is the
+ * database's only writer, and a doc changes only through save() or is
+ * dropped, so an entry is never stale. A send's count of files still
+ * incomplete is kept with it, so that a put need not stat them all.
+ */
+#define DOCS_MAX 8
+static struct cdoc {
+	int64_t id;
+	json_t *doc;  /* NULL: a free slot */
+	int64_t left; /* a send's files not complete yet; -1: not counted */
+	uint64_t used;
+} docs[DOCS_MAX];
+static uint64_t docs_clock;
+
+static struct cdoc *doc_find(int64_t id)
+{
+	for (size_t i = 0; i < DOCS_MAX; i++)
+		if (docs[i].doc && docs[i].id == id)
+			return &docs[i];
+	return NULL;
 }
 
+static void doc_drop(int64_t id)
+{
+	struct cdoc *d = doc_find(id);
+
+	if (d) {
+		json_decref(d->doc);
+		memset(d, 0, sizeof(*d));
+	}
+}
+
+static void doc_keep(int64_t id, json_t *doc)
+{
+	struct cdoc *d = &docs[0];
+
+	for (size_t i = 0; i < DOCS_MAX && d->doc; i++)
+		if (!docs[i].doc || docs[i].used < d->used)
+			d = &docs[i];
+	json_decref(d->doc);
+	*d = (struct cdoc){.id = id, .doc = json_incref(doc), .left = -1, .used = ++docs_clock};
+}
+
+/* A checksum recorded apart, into the doc's file entry. */
+static void merge_hash(void *files, int64_t idx, const char *hash)
+{
+	json_t *f = json_array_get(files, (size_t)idx);
+
+	if (f && hash && !json_object_get(f, "hash"))
+		json_object_set_new(f, "hash", json_string(hash));
+}
+
+/* The row's doc, a new reference, or NULL (message set); keep: cache it. */
+static json_t *doc_load(struct tctx *t, const struct db_tr_row *row, int keep)
+{
+	struct ferry_db *db = ferry__engine_db(t->eng);
+	struct cdoc *d = doc_find(row->id);
+	char *text = NULL;
+	json_t *doc = NULL;
+
+	if (d) {
+		d->used = ++docs_clock;
+		return json_incref(d->doc);
+	}
+	if (!ferry__db_tr_doc(db, row->id, &text))
+		doc = json_loads(text, 0, NULL);
+	free(text);
+	if (doc && ferry__db_tr_hashes(db, row->id, merge_hash, json_object_get(doc, "files"))) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	if (!doc) {
+		FAIL(t, FERRY_EINTERNAL, "the stored transfer %lld is unreadable",
+		     (long long)row->id);
+		return NULL;
+	}
+	if (keep)
+		doc_keep(row->id, doc);
+	return doc;
+}
+
+static json_t *doc_of(struct tctx *t, const struct db_tr_row *row)
+{
+	return doc_load(t, row, 1);
+}
+
+/* Writes the row, and doc when given (the cached one, changed in place). */
 static int save(struct tctx *t, struct db_tr_row *row, json_t *doc)
 {
+	struct ferry_db *db = ferry__engine_db(t->eng);
 	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-	int rc;
+	int rc = doc && !text ? FERRY_ENOMEM : 0;
 
-	if (doc && !text)
-		return FAIL(t, FERRY_ENOMEM, "out of memory");
-	if (text) {
-		free(row->doc);
-		row->doc = text;
-	}
-	rc = ferry__db_tr_update(ferry__engine_db(t->eng), row);
+	if (!rc && text)
+		rc = ferry__db_tr_set_doc(db, row->id, text);
+	free(text);
+	if (!rc)
+		rc = ferry__db_tr_update(db, row);
+	if (rc && doc)
+		doc_drop(row->id); /* what the database holds is read again */
 	return rc ? FAIL(t, rc, "cannot record the transfer") : 0;
 }
 
@@ -374,9 +460,10 @@ static json_t *transfer_hash(json_t *files)
 	return json_string(hex);
 }
 
+/* with_files: the whole object (and its doc is cached), else the list's entry */
 static json_t *row_json(struct tctx *t, const struct db_tr_row *row, int with_files)
 {
-	json_t *doc = json_loads(row->doc, 0, NULL), *o, *files;
+	json_t *doc = doc_load(t, row, with_files), *o, *files;
 	int64_t *jobs = NULL, size = 0;
 	size_t n = 0, i;
 	json_t *f, *ja;
@@ -556,13 +643,15 @@ static int create(struct tctx *t, const char *key, const char *kind, const char 
 	row->server_path = ferry__asprintf("%s/%s/%s", root(t), dir, top);
 	row->kind = strdup(kind);
 	row->state = strdup(state);
-	row->doc = text;
 	row->created_at = ferry__now();
 	row->deadline = row->created_at + (double)hours * ferry__engine_hour(t->eng);
 	if (!row->dir || !row->server_path || !row->kind || !row->state || !text ||
-	    (key && !row->key))
+	    (key && !row->key)) {
+		free(text);
 		return FAIL(t, FERRY_ENOMEM, "out of memory");
-	rc = ferry__db_tr_insert(ferry__engine_db(t->eng), row, &row->id);
+	}
+	rc = ferry__db_tr_insert(ferry__engine_db(t->eng), row, text, &row->id);
+	free(text);
 	if (rc) {
 		unlinkat(rootfd(t), dir, AT_REMOVEDIR);
 		return FAIL(t, rc, "cannot record the transfer");
@@ -662,6 +751,7 @@ static int op_send(struct tctx *t)
 	if (rc == 1) {
 		rc = 0; /* known: a retry, or the next call after an interruption */
 		running_drop_transfer(row.id);
+		doc_drop(row.id); /* and its count of files left is taken again */
 	} else {
 		doc = json_pack("{s:O,s:I,s:O}", "local_paths", lp, "disposal_hours",
 				(json_int_t)hours, "files", files);
@@ -767,28 +857,89 @@ static void apply_attrs(struct tctx *t, const struct db_tr_row *row, json_t *fil
 	}
 }
 
-/* Every file of a send is complete: it becomes ready and its jobs may start. */
-static int finish_send(struct tctx *t, struct db_tr_row *row, json_t *doc)
+/* The send's files not complete on disk: counted once per cached doc, then kept. */
+static int64_t files_left(struct tctx *t, const struct db_tr_row *row, json_t *doc)
 {
-	json_t *files = json_object_get(doc, "files"), *f;
+	struct cdoc *d = doc_find(row->id);
+	json_t *f;
 	size_t i;
-	int rc;
+	int64_t left = 0;
 
-	json_array_foreach(files, i, f)
+	if (d && d->left >= 0)
+		return d->left;
+	json_array_foreach(json_object_get(doc, "files"), i, f)
 	{
 		int complete = 1;
 		if (strcmp(json_string_value(json_object_get(f, "type")), "dir"))
 			file_done(t, row, f, &complete);
-		if (!complete)
-			return 0;
+		left += !complete;
 	}
+	if (d)
+		d->left = left;
+	return left;
+}
+
+/* A file of the send was given its name. */
+static void file_completed(int64_t id)
+{
+	struct cdoc *d = doc_find(id);
+
+	if (d && d->left > 0)
+		d->left--;
+}
+
+/*
+ * A file renamed just before the engine died has its name but not its
+ * checksum's row: the rename is not in the database's transaction. It was
+ * checked and synced before the rename, so its bytes on disk are the ones
+ * that matched.
+ */
+static int hash_unrecorded(struct tctx *t, const struct db_tr_row *row, json_t *files)
+{
+	char rel[PATH_MAX], hex[FERRY_HASH_HEX];
+	json_t *f;
+	size_t i;
+
+	json_array_foreach(files, i, f)
+	{
+		if (json_object_get(f, "hash") ||
+		    strcmp(json_string_value(json_object_get(f, "type")), "file"))
+			continue;
+		uint64_t size = (uint64_t)json_integer_value(json_object_get(f, "size"));
+		int fd = open_beneath(rootfd(t), file_rel(row, f, rel, sizeof(rel)), O_RDONLY, 0);
+		int e = fd < 0 ? -errno : ferry__hash_fd(fd, size, hex);
+		if (fd >= 0)
+			close(fd);
+		if (e < 0)
+			return FAIL(t, FERRY_EIO, "cannot read back '%s/%s': %s", root(t), rel,
+				    strerror(-e));
+		json_object_set_new(f, "hash", json_string(hex));
+	}
+	return 0;
+}
+
+/* Every file of a send is complete: it becomes ready and its jobs may start. */
+static int finish_send(struct tctx *t, struct db_tr_row *row, json_t *doc)
+{
+	json_t *files = json_object_get(doc, "files");
+	struct cdoc *d = doc_find(row->id);
+	int rc;
+
+	if (files_left(t, row, doc))
+		return 0;
+	if (d && (d->left = -1, files_left(t, row, doc)))
+		return 0; /* the count was wrong: what is on disk counts */
+	if ((rc = hash_unrecorded(t, row, files)))
+		return rc;
 	apply_attrs(t, row, files);
 	free(row->state);
 	row->state = strdup("ready");
 	row->ended_at = ferry__now();
 	row->deadline = row->ended_at + hours_s(t, doc);
-	if ((rc = save(t, row, NULL)))
-		return rc;
+	/* the checksums join the doc, which changes no more */
+	if ((rc = save(t, row, doc)) ||
+	    (rc = ferry__db_tr_hashes_clear(ferry__engine_db(t->eng), row->id)))
+		return rc == FERRY_EINTERNAL ? FAIL(t, rc, "cannot record the transfer") : rc;
 	ferry__db_need_durable(ferry__engine_db(t->eng));
 	ferry__engine_inputs_changed(t->eng, row->id);
 	return 0;
@@ -944,6 +1095,8 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 		rc = complete_file(t, row, f, parent, base, part, fd, running_find(row->id, idx),
 				   want);
 		*complete = !rc;
+		if (!rc)
+			file_completed(row->id);
 	}
 out:
 	if (fd >= 0)
@@ -1036,9 +1189,15 @@ static int op_put(struct tctx *t)
 		    FAIL(t, FERRY_EINVAL, "'hash' %s differs from the manifest's %s", hash, listed);
 	else if (!(rc = copy_claim(t, f, off, &w)))
 		rc = write_chunk(t, &row, f, idx, off, &w, &complete);
-	if (!rc && complete && !listed && hash)
-		json_object_set_new(f, "hash", json_string(hash)); /* recorded with the count */
-	int rc2 = save(t, &row, complete ? doc : NULL); /* the count, also after a failure */
+	if (!rc && complete && !listed && hash) {
+		/* a row of its own: the doc is written once, when the send is complete */
+		json_object_set_new(f, "hash", json_string(hash));
+		if (ferry__db_tr_hash_add(ferry__engine_db(t->eng), id, idx, hash)) {
+			doc_drop(id);
+			rc = FAIL(t, FERRY_EINTERNAL, "cannot record the checksum");
+		}
+	}
+	int rc2 = save(t, &row, NULL); /* the count, also after a failure */
 	if (!rc)
 		rc = rc2;
 	if (!rc && complete)
@@ -1337,7 +1496,7 @@ static int op_info(struct tctx *t)
 		return rc;
 	o = row_json(t, &row, 1);
 	if (o) {
-		json_t *doc = json_loads(row.doc, 0, NULL);
+		json_t *doc = doc_of(t, &row);
 		int64_t done = 0;
 		json_t *f;
 		size_t i;
@@ -1396,6 +1555,7 @@ static int remove_transfer(struct ferry_engine *eng, const struct db_tr_row *row
 	ferry__rm_rf(dir);
 	free(dir);
 	running_drop_transfer(row->id);
+	doc_drop(row->id);
 	/* before the references go: they say which jobs waited for it */
 	ferry__engine_inputs_gone(eng, row->id);
 	return ferry__db_tr_delete(ferry__engine_db(eng), row->id);
@@ -1512,7 +1672,7 @@ void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job)
 		json_t *doc;
 		if (ferry__db_tr_by_id(ferry__engine_db(eng), tids[i], &row))
 			continue;
-		doc = json_loads(row.doc, 0, NULL);
+		doc = doc_load(&t, &row, 0);
 		if (!strcmp(row.kind, "register") && !strcmp(row.state, "registered") && doc) {
 			const char *name = json_string_value(json_object_get(doc, "name"));
 			char *rel = ferry__asprintf("%s/%s", row.dir, name ? name : "");

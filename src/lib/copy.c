@@ -160,6 +160,34 @@ static int start_reader(pthread_t *th, struct ring *r)
 	return e;
 }
 
+/*
+ * A range that fits one buffer goes in one read and one write, without the
+ * reader thread or the ring: a tree of thousands of small files would
+ * otherwise start a thread and allocate 8 MiB per file.
+ */
+static int copy_small(const struct ferry__copy *c)
+{
+	size_t len = (size_t)(c->end - c->off), got = 0;
+	char *buf = malloc(len);
+	int e = buf ? 0 : ENOMEM;
+
+	while (!e && got < len) {
+		ssize_t n = pread(c->in, buf + got, len - got, c->off + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		e = n < 0 ? errno : n == 0 ? ENODATA : 0;
+		got += n > 0 ? (size_t)n : 0;
+	}
+	if (!e) {
+		ferry__hash_update(c->h, buf, len);
+		e = write_all(c->out, buf, len, c->off);
+	}
+	free(buf);
+	if (!e && c->progress)
+		c->progress(c->arg, c->end);
+	return e;
+}
+
 int ferry__copy_hashed(const struct ferry__copy *c)
 {
 	struct ring r = {.c = c, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -168,6 +196,8 @@ int ferry__copy_hashed(const struct ferry__copy *c)
 
 	if (c->off >= c->end)
 		return 0;
+	if (c->end - c->off <= (int64_t)BUF)
+		return copy_small(c);
 	ferry__preallocate(c->out, c->off, c->end - c->off);
 	for (int i = 0; i < NBUF; i++)
 		if (!(r.buf[i] = malloc(BUF)))
