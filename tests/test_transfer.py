@@ -187,11 +187,12 @@ def part_file(ferry, name):
     return None
 
 
-def interrupted_send(ferry, path, fraction):
+def interrupted_send(ferry, path, fraction, name=None, size=None):
     """Starts `ferry send path`, SIGKILLs it once the engine holds about
-    fraction of the file, and returns the transfer's server path."""
-    size = os.path.getsize(path)
-    name = os.path.basename(path)
+    fraction of the file (of a tree: its first file, name, of size bytes),
+    and returns the transfer's server path."""
+    size = size or os.path.getsize(path)
+    name = name or os.path.basename(path)
     if not ferry.sshd:
         # here the client itself writes the engine's partial file, faster than
         # anyone can watch: a file size limit stops it (SIGXFSZ) right there
@@ -261,6 +262,32 @@ def test_corrupted_chunk_is_detected(ferry):
     assert not os.path.exists(sp)
     assert send(ferry, big) == sp  # sent again from the start
     assert md5(sp) == md5(big)
+
+
+def test_corrupted_file_early_in_a_tree(ferry):
+    """A tree whose first file fails its check on the server while the
+    chunks of the files after it are on their way (the window spans files):
+    the send fails naming that file, the transfer is not ready, and the
+    next send completes it."""
+    top = ferry.path("set")
+    os.makedirs(os.path.join(top, "b"))
+    make_file(os.path.join(top, "a.bin"), 24 << 20, seed=21)
+    for i in range(200):
+        with open(os.path.join(top, "b", "s%03d" % i), "wb") as f:
+            f.write(b"%d\n" % i * 50)
+    sp = interrupted_send(ferry, top, 0.3, name="a.bin", size=24 << 20)
+    pf = part_file(ferry, "a.bin")
+    with open(pf, "r+b") as f:
+        f.seek(1000)
+        b = f.read(1)
+        f.seek(1000)
+        f.write(bytes([b[0] ^ 0xFF]))
+    cp = ferry.run("send", top, check=False, timeout=300)
+    assert cp.returncode == 1 and "checksum mismatch for 'set/a.bin'" in cp.stderr, cp
+    assert tinfo(ferry, sp)["state"] == "transferring"
+    assert send(ferry, top) == sp
+    assert tinfo(ferry, sp)["state"] == "ready"
+    assert tree_contents(sp) == tree_contents(top)
 
 
 def test_retrieve_resumes_and_checks(ferry):

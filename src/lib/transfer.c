@@ -386,89 +386,138 @@ out:
 }
 
 /*
- * Streams file idx from off with WINDOW chunks in flight, under the
- * connection's lock, hashing each chunk as it is read; the last carries
- * the checksum. A broken link closes the connection and returns
- * FERRY_ESTATE: the caller asks where the transfer stands (which
- * reconnects) and goes on from there.
+ * Puts in flight, over one or several files: the link does not wait for
+ * the answer to a file's last chunk before the next file starts, which in
+ * a tree of small files would cost a round trip per file. Answers come in
+ * order, so a ring of the chunks' lengths tells what each one acknowledges.
+ * All under the connection's lock, which the queue holds while it has puts
+ * in flight.
  */
-static int stream_file(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f, int64_t off,
-		       json_t **last, struct progress *p)
+struct putq {
+	ferry_conn *c;
+	int inflight, locked;
+	int broken, link_broke; /* no more answers: the stream is lost (link_broke: the link) */
+	unsigned head;
+	size_t len[WINDOW];
+	int64_t acked; /* bytes of the transfer the engine has: the progress */
+	json_t **last; /* the last answer */
+	struct progress *p;
+};
+
+/* Takes one answer; rc: the first error so far (the rest are read and dropped). */
+static int putq_recv(struct putq *q, int rc)
 {
-	int64_t acked = off; /* answers come in order, for chunks cut the same way */
-	char *buf = malloc(CHUNK), hash[FERRY_HASH_HEX] = "";
+	json_t *r = NULL;
+	int e = ferry__recv_reply(q->c, &r, NULL, NULL);
+	size_t len = q->len[q->head++ % WINDOW];
+
+	q->inflight--;
+	if (e) {
+		q->broken = 1;
+		q->link_broke = e == FERRY_EIO;
+		return rc ? rc : e;
+	}
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		int code = ferry__reply_error(q->c, r);
+		json_decref(r);
+		return rc ? rc : code;
+	}
+	json_decref(*q->last);
+	*q->last = r;
+	q->acked += (int64_t)len;
+	progress_at(q->p, q->acked);
+	return rc;
+}
+
+/*
+ * Waits for every answer and lets the connection go. A lost stream closes
+ * the connection, whose answers can no longer be told apart; a broken
+ * link gives FERRY_ESTATE: the caller asks where the transfer stands
+ * (which reconnects) and goes on from there.
+ */
+static int putq_drain(struct putq *q, int rc)
+{
+	while (q->inflight && !q->broken)
+		rc = putq_recv(q, rc);
+	if (q->broken) {
+		ferry__close(q->c);
+		q->c->lost = 1;
+		rc = q->link_broke ? FERRY_ESTATE : rc;
+		q->inflight = q->broken = q->link_broke = 0;
+	}
+	if (q->locked)
+		pthread_mutex_unlock(&q->c->mu);
+	q->locked = 0;
+	return rc;
+}
+
+/* Sends one put of n bytes of fd from off (none: n 0), waiting for room first. */
+static int putq_send(struct putq *q, json_t *req, int fd, int64_t off, size_t n)
+{
+	int rc = 0, e;
+
+	if (!req)
+		return ferry__seterr(q->c, FERRY_ENOMEM, "out of memory");
+	if (!q->locked)
+		pthread_mutex_lock(&q->c->mu);
+	q->locked = 1;
+	while (!rc && !q->broken && q->inflight == WINDOW)
+		rc = putq_recv(q, rc);
+	if (!rc && !q->broken) {
+		/* sent from the page cache: a change since the read fails the check */
+		e = n ? ferry__send_request_file(q->c, req, fd, off, n)
+		      : ferry__send_request(q->c, req, NULL, 0);
+		if (e) {
+			rc = e;
+			q->broken = q->link_broke = 1;
+		} else {
+			q->len[(q->head + (unsigned)q->inflight++) % WINDOW] = n;
+		}
+	}
+	json_decref(req);
+	return rc;
+}
+
+/*
+ * Streams file idx from off into q, hashing each chunk as it is read; the
+ * last carries the checksum.
+ */
+static int stream_file(struct putq *q, int64_t id, size_t idx, const struct lfile *f, int64_t off)
+{
+	ferry_conn *c = q->c;
+	char *buf = malloc(f->size - off < CHUNK ? (size_t)(f->size - off) + 1 : CHUNK);
+	char hash[FERRY_HASH_HEX] = "";
 	struct ferry_hash h = {0};
-	int fd = -1, rc = 0, inflight = 0, sent_last = 0, link_broke = 0;
+	int fd = -1, rc = 0, sent_last = 0;
 
 	if (!buf)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	if ((rc = open_source(c, f, off, &h, &fd)))
 		goto out;
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		while (!rc && inflight < WINDOW && !sent_last) {
-			size_t want = f->size - off < CHUNK ? (size_t)(f->size - off) : CHUNK;
-			ssize_t n = want ? pread(fd, buf, want, off) : 0;
-			if (n < 0 || (size_t)n != want) {
-				rc = n < 0 ? ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s",
-							   f->abs, strerror(errno))
-					   : changed_err(c, f);
-				break;
-			}
-			ferry__hash_update(&h, buf, (size_t)n);
-			sent_last = off + n == f->size;
-			if (sent_last && !unchanged(f, fd)) {
-				rc = changed_err(c, f);
-				break;
-			}
-			if (sent_last)
-				ferry__hash_final(&h, hash);
-			json_t *req =
-			    json_pack("{s:s,s:I,s:I,s:I,s:s*}", "op", "transfer_put", "id",
-				      (json_int_t)id, "file", (json_int_t)idx, "offset",
-				      (json_int_t)off, "hash", sent_last ? hash : NULL);
-			/* sent from the page cache: a change since the read fails the check */
-			int e = !req ? FERRY_ENOMEM
-				: n  ? ferry__send_request_file(c, req, fd, off, (size_t)n)
-				     : ferry__send_request(c, req, NULL, 0);
-			json_decref(req);
-			if (e) {
-				rc = e;
-				link_broke = 1;
-				goto broken;
-			}
-			off += n;
-			inflight++;
-		}
-		if (inflight == 0)
+	while (!rc && !sent_last) {
+		size_t want = f->size - off < CHUNK ? (size_t)(f->size - off) : CHUNK;
+		ssize_t n = want ? pread(fd, buf, want, off) : 0;
+		if (n < 0 || (size_t)n != want) {
+			rc = n < 0 ? ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s", f->abs,
+						   strerror(errno))
+				   : changed_err(c, f);
 			break;
-		/* answers come in order; after an error the rest are read and dropped */
-		json_t *r = NULL;
-		int e = ferry__recv_reply(c, &r, NULL, NULL);
-		inflight--;
-		if (e) {
-			rc = e;
-			link_broke = e == FERRY_EIO;
-			goto broken;
 		}
-		if (!json_is_true(json_object_get(r, "ok"))) {
-			int code = ferry__reply_error(c, r);
-			rc = rc ? rc : code;
-			json_decref(r);
-		} else {
-			json_decref(*last);
-			*last = r;
-			acked += f->size - acked < CHUNK ? f->size - acked : CHUNK;
-			progress_at(p, p->base + acked);
+		ferry__hash_update(&h, buf, (size_t)n);
+		sent_last = off + n == f->size;
+		if (sent_last && !unchanged(f, fd)) {
+			rc = changed_err(c, f);
+			break;
 		}
+		if (sent_last)
+			ferry__hash_final(&h, hash);
+		rc = putq_send(q,
+			       json_pack("{s:s,s:I,s:I,s:I,s:s*}", "op", "transfer_put", "id",
+					 (json_int_t)id, "file", (json_int_t)idx, "offset",
+					 (json_int_t)off, "hash", sent_last ? hash : NULL),
+			       fd, off, (size_t)n);
+		off += n;
 	}
-broken:
-	if (link_broke) {
-		ferry__close(c); /* the caller resynchronises, which reconnects */
-		c->lost = 1;
-		rc = FERRY_ESTATE;
-	}
-	pthread_mutex_unlock(&c->mu);
 out:
 	ferry__hash_release(&h); /* when the last chunk was not reached */
 	free(buf);
@@ -477,26 +526,35 @@ out:
 	return rc;
 }
 
-/* Sends file idx from off; its last put, with the checksum, makes the engine check it. */
-static int send_one(ferry_conn *c, int64_t id, size_t idx, const struct lfile *f, int64_t off,
-		    const char *part, json_t **last, struct progress *p)
+/*
+ * Sends file idx from off; its last put, with the checksum, makes the
+ * engine check it. A copy on this host is answered before the next file.
+ */
+static int send_one(struct putq *q, int64_t id, size_t idx, const struct lfile *f, int64_t off,
+		    const char *part)
 {
 	char hash[FERRY_HASH_HEX], prefix[FERRY_HASH_HEX];
+	ferry_conn *c = q->c;
 	int rc;
 
-	if (!c->cfg.host && part && *part) {
-		rc = copy_local(c, f, part, off, p, hash, prefix);
-		json_decref(*last);
-		*last = NULL;
-		return rc ? rc
-			  : tcall(c,
-				  json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:s*}", "op", "transfer_put",
-					    "id", (json_int_t)id, "file", (json_int_t)idx, "offset",
-					    (json_int_t)f->size, "hash", hash, "copied_from",
-					    (json_int_t)off, "prefix_hash", off ? prefix : NULL),
-				  NULL, 0, last, NULL, NULL);
-	}
-	return stream_file(c, id, idx, f, off, last, p);
+	if (c->cfg.host || !part || !*part)
+		return stream_file(q, id, idx, f, off);
+	if ((rc = putq_drain(q, 0)))
+		return rc;
+	q->p->base = q->acked - off;
+	rc = copy_local(c, f, part, off, q->p, hash, prefix);
+	json_decref(*q->last);
+	*q->last = NULL;
+	rc = rc ? rc
+		: tcall(c,
+			json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:s*}", "op", "transfer_put", "id",
+				  (json_int_t)id, "file", (json_int_t)idx, "offset",
+				  (json_int_t)f->size, "hash", hash, "copied_from", (json_int_t)off,
+				  "prefix_hash", off ? prefix : NULL),
+			NULL, 0, q->last, NULL, NULL);
+	if (!rc)
+		q->acked += f->size - off;
+	return rc;
 }
 
 /* Asks for (or creates) the transfer; *reply has where each file stands. */
@@ -533,17 +591,16 @@ static int send_missing(ferry_conn *c, const struct manifest *m, json_t *reply, 
 			       : json_integer_value(json_object_get(f, "done"));
 	}
 	progress_at(p, present);
+	struct putq q = {.c = c, .acked = present, .last = last, .p = p};
 	for (size_t i = 0; !rc && i < m->n; i++) {
 		json_t *f = json_array_get(st, i);
 		int64_t done = json_integer_value(json_object_get(f, "done"));
 		if (m->v[i].is_dir || json_is_true(json_object_get(f, "complete")))
 			continue;
-		p->base = present - done;
-		rc = send_one(c, id, i, &m->v[i], done,
-			      json_string_value(json_object_get(f, "part_path")), last, p);
-		present += m->v[i].size - done;
+		rc = send_one(&q, id, i, &m->v[i], done,
+			      json_string_value(json_object_get(f, "part_path")));
 	}
-	return rc;
+	return putq_drain(&q, rc);
 }
 
 static int is_state(json_t *reply, const char *state)
