@@ -398,9 +398,10 @@ struct putq {
 	int inflight, locked;
 	int broken, link_broke; /* no more answers: the stream is lost (link_broke: the link) */
 	unsigned head;
-	size_t len[WINDOW];
-	int64_t acked; /* bytes of the transfer the engine has: the progress */
-	json_t **last; /* the last answer */
+	int64_t len[WINDOW]; /* bytes each put in flight brings the engine */
+	int64_t acked;	     /* bytes of the transfer the engine has: the progress */
+	int64_t sent;	     /* and those it will have once the puts in flight are answered */
+	json_t **last;	     /* the last answer */
 	struct progress *p;
 };
 
@@ -409,7 +410,7 @@ static int putq_recv(struct putq *q, int rc)
 {
 	json_t *r = NULL;
 	int e = ferry__recv_reply(q->c, &r, NULL, NULL);
-	size_t len = q->len[q->head++ % WINDOW];
+	int64_t len = q->len[q->head++ % WINDOW];
 
 	q->inflight--;
 	if (e) {
@@ -424,7 +425,7 @@ static int putq_recv(struct putq *q, int rc)
 	}
 	json_decref(*q->last);
 	*q->last = r;
-	q->acked += (int64_t)len;
+	q->acked += len;
 	progress_at(q->p, q->acked);
 	return rc;
 }
@@ -451,8 +452,11 @@ static int putq_drain(struct putq *q, int rc)
 	return rc;
 }
 
-/* Sends one put of n bytes of fd from off (none: n 0), waiting for room first. */
-static int putq_send(struct putq *q, json_t *req, int fd, int64_t off, size_t n)
+/*
+ * Sends one put of n bytes of fd from off (none: n 0), waiting for room
+ * first; its answer tells that the engine has credit bytes more.
+ */
+static int putq_send(struct putq *q, json_t *req, int fd, int64_t off, size_t n, int64_t credit)
 {
 	int rc = 0, e;
 
@@ -471,7 +475,8 @@ static int putq_send(struct putq *q, json_t *req, int fd, int64_t off, size_t n)
 			rc = e;
 			q->broken = q->link_broke = 1;
 		} else {
-			q->len[(q->head + (unsigned)q->inflight++) % WINDOW] = n;
+			q->len[(q->head + (unsigned)q->inflight++) % WINDOW] = credit;
+			q->sent += credit;
 		}
 	}
 	json_decref(req);
@@ -515,7 +520,7 @@ static int stream_file(struct putq *q, int64_t id, size_t idx, const struct lfil
 			       json_pack("{s:s,s:I,s:I,s:I,s:s*}", "op", "transfer_put", "id",
 					 (json_int_t)id, "file", (json_int_t)idx, "offset",
 					 (json_int_t)off, "hash", sent_last ? hash : NULL),
-			       fd, off, (size_t)n);
+			       fd, off, (size_t)n, n);
 		off += n;
 	}
 out:
@@ -528,7 +533,9 @@ out:
 
 /*
  * Sends file idx from off; its last put, with the checksum, makes the
- * engine check it. A copy on this host is answered before the next file.
+ * engine check it. On this host the client copies the bytes itself, and
+ * the put that says so joins the queue too: the engine checks and names
+ * one file while the next is copied.
  */
 static int send_one(struct putq *q, int64_t id, size_t idx, const struct lfile *f, int64_t off,
 		    const char *part)
@@ -539,22 +546,15 @@ static int send_one(struct putq *q, int64_t id, size_t idx, const struct lfile *
 
 	if (c->cfg.host || !part || !*part)
 		return stream_file(q, id, idx, f, off);
-	if ((rc = putq_drain(q, 0)))
+	q->p->base = q->sent - off;
+	if ((rc = copy_local(c, f, part, off, q->p, hash, prefix)))
 		return rc;
-	q->p->base = q->acked - off;
-	rc = copy_local(c, f, part, off, q->p, hash, prefix);
-	json_decref(*q->last);
-	*q->last = NULL;
-	rc = rc ? rc
-		: tcall(c,
-			json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:s*}", "op", "transfer_put", "id",
-				  (json_int_t)id, "file", (json_int_t)idx, "offset",
-				  (json_int_t)f->size, "hash", hash, "copied_from", (json_int_t)off,
-				  "prefix_hash", off ? prefix : NULL),
-			NULL, 0, q->last, NULL, NULL);
-	if (!rc)
-		q->acked += f->size - off;
-	return rc;
+	return putq_send(q,
+			 json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:s*}", "op", "transfer_put", "id",
+				   (json_int_t)id, "file", (json_int_t)idx, "offset",
+				   (json_int_t)f->size, "hash", hash, "copied_from",
+				   (json_int_t)off, "prefix_hash", off ? prefix : NULL),
+			 -1, 0, 0, f->size - off);
 }
 
 /* Asks for (or creates) the transfer; *reply has where each file stands. */
@@ -591,7 +591,7 @@ static int send_missing(ferry_conn *c, const struct manifest *m, json_t *reply, 
 			       : json_integer_value(json_object_get(f, "done"));
 	}
 	progress_at(p, present);
-	struct putq q = {.c = c, .acked = present, .last = last, .p = p};
+	struct putq q = {.c = c, .acked = present, .sent = present, .last = last, .p = p};
 	for (size_t i = 0; !rc && i < m->n; i++) {
 		json_t *f = json_array_get(st, i);
 		int64_t done = json_integer_value(json_object_get(f, "done"));
