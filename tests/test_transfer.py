@@ -990,11 +990,6 @@ def tree_contents(top):
     return out
 
 
-def count_complete(top):
-    """Files with their own names (not .NAME.ferry-part) under top."""
-    return sum(not f.endswith(".ferry-part") for _, _, fs in os.walk(top) for f in fs)
-
-
 def test_tree_of_thousands_of_files_survives_an_engine_crash(ferry):
     """2,500 small files. A send is stopped a third of the way, its engine
     SIGKILLed; the next send finishes it. The checksums of the files done
@@ -1019,7 +1014,7 @@ def test_tree_of_thousands_of_files_survives_an_engine_crash(ferry):
 
     def midway():
         ts = [t for t in ferry.json("transfers") if t["local_paths"] == [src]]
-        return ts and count_complete(ts[0]["server_path"]) >= n // 3 and ts[0]
+        return ts and tinfo(ferry, ts[0]["server_path"])["done"] >= ts[0]["size"] // 3 and ts[0]
     try:
         t = poll(midway, 120, 0.05, what="a third of the tree on the server")
     finally:
@@ -1032,7 +1027,7 @@ def test_tree_of_thousands_of_files_survives_an_engine_crash(ferry):
     import sqlite3
     db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
     kept = db.execute("SELECT count(*) FROM transfer_hashes").fetchone()[0]
-    assert kept >= n // 3, kept
+    assert kept >= n // 4, kept
     db.execute("DELETE FROM transfer_hashes WHERE file % 2 = 0")
     db.commit()
     db.close()

@@ -29,6 +29,12 @@ int ferry__read_all(int fd, void *buf, size_t len);
 void ferry__preallocate(int fd, int64_t off, int64_t len);
 
 /*
+ * fsyncs fd[0..n) (borrowed) from up to 16 threads at once, so that their
+ * device flushes merge. 0 or the first errno.
+ */
+int ferry__fsync_all(const int *fd, size_t n);
+
+/*
  * Reads a whole small file (at most max bytes) into a malloc'd,
  * NUL-terminated buffer. 0 or -errno (-EFBIG when larger than max).
  */

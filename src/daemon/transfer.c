@@ -315,8 +315,10 @@ static int get_path_arg(struct tctx *t, const char **path)
 #define DOCS_MAX 8
 static struct cdoc {
 	int64_t id;
-	json_t *doc;  /* NULL: a free slot */
-	int64_t left; /* a send's files not complete yet; -1: not counted */
+	json_t *doc;		 /* NULL: a free slot */
+	int64_t left;		 /* a send's files not complete yet; -1: not counted */
+	unsigned char *verified; /* a tree's files checked, to be named at its end */
+	size_t nfiles;
 	uint64_t used;
 } docs[DOCS_MAX];
 static uint64_t docs_clock;
@@ -335,6 +337,7 @@ static void doc_drop(int64_t id)
 
 	if (d) {
 		json_decref(d->doc);
+		free(d->verified);
 		memset(d, 0, sizeof(*d));
 	}
 }
@@ -347,7 +350,18 @@ static void doc_keep(int64_t id, json_t *doc)
 		if (!docs[i].doc || docs[i].used < d->used)
 			d = &docs[i];
 	json_decref(d->doc);
+	free(d->verified);
 	*d = (struct cdoc){.id = id, .doc = json_incref(doc), .left = -1, .used = ++docs_clock};
+	d->nfiles = json_array_size(json_object_get(doc, "files"));
+	d->verified = d->nfiles > 1 ? calloc(d->nfiles, 1) : NULL; /* none: checked again */
+}
+
+/* Whether file idx of the transfer was checked and waits for its name. */
+static int is_verified(int64_t id, int64_t idx)
+{
+	struct cdoc *d = doc_find(id);
+
+	return d && d->verified && idx >= 0 && (size_t)idx < d->nfiles && d->verified[idx];
 }
 
 /* A checksum recorded apart, into the doc's file entry. */
@@ -544,6 +558,7 @@ static json_t *progress(struct tctx *t, const struct db_tr_row *row, json_t *doc
 			e = json_pack("{s:I,s:b}", "done", (json_int_t)0, "complete", 1);
 		} else {
 			done = file_done(t, row, f, &complete);
+			complete |= is_verified(row->id, (int64_t)i); /* named at the end */
 			const char *base;
 			file_rel(row, f, rel, sizeof(rel));
 			base = strrchr(rel, '/') + 1;
@@ -751,7 +766,9 @@ static int op_send(struct tctx *t)
 	if (rc == 1) {
 		rc = 0; /* known: a retry, or the next call after an interruption */
 		running_drop_transfer(row.id);
-		doc_drop(row.id); /* and its count of files left is taken again */
+		struct cdoc *d = doc_find(row.id);
+		if (d)
+			d->left = -1; /* counted again, as the disk has them */
 	} else {
 		doc = json_pack("{s:O,s:I,s:O}", "local_paths", lp, "disposal_hours",
 				(json_int_t)hours, "files", files);
@@ -857,7 +874,11 @@ static void apply_attrs(struct tctx *t, const struct db_tr_row *row, json_t *fil
 	}
 }
 
-/* The send's files not complete on disk: counted once per cached doc, then kept. */
+/*
+ * The send's files not complete: neither named, nor checked and waiting
+ * for their name, nor a whole part with a checksum on record (checked at
+ * the end, as one no one remembers). Counted once per cached doc, then kept.
+ */
 static int64_t files_left(struct tctx *t, const struct db_tr_row *row, json_t *doc)
 {
 	struct cdoc *d = doc_find(row->id);
@@ -870,22 +891,144 @@ static int64_t files_left(struct tctx *t, const struct db_tr_row *row, json_t *d
 	json_array_foreach(json_object_get(doc, "files"), i, f)
 	{
 		int complete = 1;
+		int64_t done = 0;
 		if (strcmp(json_string_value(json_object_get(f, "type")), "dir"))
-			file_done(t, row, f, &complete);
-		left += !complete;
+			done = file_done(t, row, f, &complete);
+		left += !complete && !is_verified(row->id, (int64_t)i) &&
+			!(done == json_integer_value(json_object_get(f, "size")) &&
+			  json_object_get(f, "hash"));
 	}
 	if (d)
 		d->left = left;
 	return left;
 }
 
-/* A file of the send was given its name. */
-static void file_completed(int64_t id)
+/* File idx of the send was named, or checked to be named at the end. */
+static void file_completed(int64_t id, int64_t idx)
 {
 	struct cdoc *d = doc_find(id);
 
+	if (d && d->verified && idx >= 0 && (size_t)idx < d->nfiles)
+		d->verified[idx] = 1;
 	if (d && d->left > 0)
 		d->left--;
+}
+
+/* rel with its last component turned into its part's name. */
+static int part_rel(const char *rel, char *buf, size_t cap)
+{
+	const char *slash = strrchr(rel, '/');
+	size_t dl = slash ? (size_t)(slash - rel + 1) : 0;
+	int n = snprintf(buf, cap, "%.*s.%s" PART_SUFFIX, (int)dl, rel, rel + dl);
+
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+#define SYNC_BATCH 256 /* parts open at once */
+
+/* Opens the part of file f, checked against its recorded checksum unless verified. */
+static int open_part(struct tctx *t, const struct db_tr_row *row, json_t *f, int verified)
+{
+	const char *want = json_string_value(json_object_get(f, "hash"));
+	char rel[PATH_MAX], prel[PATH_MAX], got[FERRY_HASH_HEX];
+	int fd, e = 0;
+
+	file_rel(row, f, rel, sizeof(rel));
+	if (part_rel(rel, prel, sizeof(prel)) < 0)
+		return FAIL(t, FERRY_EINVAL, "file name too long: '%s'", rel);
+	fd = open_beneath(rootfd(t), prel, O_RDWR, 0);
+	if (fd < 0)
+		return FAIL(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), prel,
+			    strerror(errno));
+	if (!verified)
+		e = ferry__hash_fd(fd, (uint64_t)json_integer_value(json_object_get(f, "size")),
+				   got);
+	if (!verified && (e < 0 || !want || strcmp(got, want))) {
+		if (!e && ftruncate(fd, 0) < 0) /* never named with wrong bytes: sent again */
+			e = -errno;
+		close(fd);
+		return e < 0
+			   ? FAIL(t, FERRY_EIO, "cannot read back '%s/%s': %s", root(t), prel,
+				  strerror(-e))
+			   : FAIL(t, FERRY_EIO,
+				  "checksum mismatch for '%s' of transfer '%s': the received copy "
+				  "was discarded; sending again sends it again",
+				  json_string_value(json_object_get(f, "path")), row->server_path);
+	}
+	return fd;
+}
+
+/* Renames the part of file f; fsyncs its directory when it is not *last's. */
+static int name_part(struct tctx *t, const struct db_tr_row *row, json_t *f, char *last, size_t cap)
+{
+	char rel[PATH_MAX], *part;
+	const char *base;
+	int parent = open_parent(rootfd(t), file_rel(row, f, rel, sizeof(rel)), &base), e = 0;
+
+	if (parent < 0)
+		return FAIL(t, FERRY_EIO, "cannot open the directory of '%s/%s': %s", root(t), rel,
+			    strerror(errno));
+	part = part_name(base);
+	if (!part || renameat(parent, part, parent, base) < 0)
+		e = part ? errno : ENOMEM;
+	free(part);
+	*strrchr(rel, '/') = '\0';
+	if (!e && strcmp(rel, last)) {
+		int dfd = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd) < 0)
+			e = errno;
+		if (dfd >= 0)
+			close(dfd);
+		snprintf(last, cap, "%s", rel);
+	}
+	close(parent);
+	return e ? FAIL(t, FERRY_EIO, "cannot complete '%s/%s': %s", root(t), rel, strerror(e)) : 0;
+}
+
+/*
+ * The end of a tree's send: the files checked but not named yet are
+ * fsynced together, in batches, then renamed, and their directories
+ * fsynced, each once in a row. A part no one remembers as checked (the
+ * engine restarted, or forgot the tree) is checked first against the
+ * checksum on record.
+ */
+static int name_parts(struct tctx *t, const struct db_tr_row *row, json_t *files)
+{
+	size_t n = json_array_size(files), *todo = malloc((n ? n : 1) * sizeof(*todo)), k = 0;
+	int fds[SYNC_BATCH], rc = 0;
+	char last[PATH_MAX] = "";
+
+	if (!todo)
+		return FAIL(t, FERRY_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		json_t *f = json_array_get(files, i);
+		int complete = 0;
+		if (!strcmp(json_string_value(json_object_get(f, "type")), "file") &&
+		    (file_done(t, row, f, &complete), !complete))
+			todo[k++] = i;
+	}
+	for (size_t b = 0; !rc && b < k; b += SYNC_BATCH) {
+		size_t m = 0;
+		for (; !rc && m < SYNC_BATCH && b + m < k; m++) {
+			size_t i = todo[b + m];
+			fds[m] = open_part(t, row, json_array_get(files, i),
+					   is_verified(row->id, (int64_t)i));
+			if (fds[m] < 0)
+				rc = fds[m];
+		}
+		if (rc)
+			m--; /* the one that failed holds no descriptor */
+		int e = rc ? 0 : ferry__fsync_all(fds, m);
+		while (m)
+			close(fds[--m]);
+		if (e)
+			rc = FAIL(t, FERRY_EIO, "cannot sync the files of '%s': %s",
+				  row->server_path, strerror(e));
+	}
+	for (size_t j = 0; !rc && j < k; j++)
+		rc = name_part(t, row, json_array_get(files, todo[j]), last, sizeof(last));
+	free(todo);
+	return rc;
 }
 
 /*
@@ -929,7 +1072,7 @@ static int finish_send(struct tctx *t, struct db_tr_row *row, json_t *doc)
 		return 0;
 	if (d && (d->left = -1, files_left(t, row, doc)))
 		return 0; /* the count was wrong: what is on disk counts */
-	if ((rc = hash_unrecorded(t, row, files)))
+	if ((rc = name_parts(t, row, files)) || (rc = hash_unrecorded(t, row, files)))
 		return rc;
 	apply_attrs(t, row, files);
 	free(row->state);
@@ -947,6 +1090,7 @@ static int finish_send(struct tctx *t, struct db_tr_row *row, json_t *doc)
 
 /* What the put that ends a file says of its bytes. */
 struct want {
+	int defer;		 /* a tree's file: checked now, named with the others at the end */
 	const char *hash;	 /* the file's checksum */
 	int64_t copied_from;	 /* -1, or: a client on this host wrote from here on itself */
 	const char *prefix_hash; /* then, if above 0: the checksum of what comes before */
@@ -997,6 +1141,11 @@ static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f,
 			    json_string_value(json_object_get(f, "path")), row->server_path, want,
 			    got);
 	}
+	if (w->defer) {
+		sync_file_range(fd, 0, 0,
+				SYNC_FILE_RANGE_WRITE); /* the end's fsync finds it written */
+		return 0;
+	}
 	if (fsync(fd) < 0 || renameat(parent, part, parent, base) < 0)
 		return FAIL(t, FERRY_EIO, "cannot complete '%s/%s/%s': %s", root(t), row->dir,
 			    json_string_value(json_object_get(f, "path")), strerror(errno));
@@ -1036,7 +1185,8 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 	if (parent < 0)
 		return FAIL(t, FERRY_EIO, "cannot open the directory of '%s/%s': %s", root(t), rel,
 			    strerror(errno));
-	if (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+	if (is_verified(row->id, idx) ||
+	    (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))) {
 		*complete = 1; /* a replay of the last chunk: already done */
 		goto out;
 	}
@@ -1096,7 +1246,7 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 				   want);
 		*complete = !rc;
 		if (!rc)
-			file_completed(row->id);
+			file_completed(row->id, idx);
 	}
 out:
 	if (fd >= 0)
@@ -1183,7 +1333,9 @@ static int op_put(struct tctx *t)
 		return rc;
 	/* the manifest's, from a client that hashed before sending, else the last put's */
 	listed = json_string_value(json_object_get(f, "hash"));
-	struct want w = {.hash = listed ? listed : hash, .copied_from = -1};
+	struct want w = {.defer = json_array_size(json_object_get(doc, "files")) > 1,
+			 .hash = listed ? listed : hash,
+			 .copied_from = -1};
 	if (listed && hash && strcmp(listed, hash))
 		rc =
 		    FAIL(t, FERRY_EINVAL, "'hash' %s differs from the manifest's %s", hash, listed);

@@ -839,9 +839,12 @@ static int copy_back(ferry_conn *c, const char *server_file, int out, int64_t of
 		 : 0;
 }
 
-/* Fetches one file of the transfer into tmp (resuming at its size) and checks it. */
+/*
+ * Fetches one file of the transfer into tmp (resuming at its size) and
+ * checks it; sync: fsyncs it too (a tree's are fsynced together at its end).
+ */
 static int fetch_file(ferry_conn *c, const char *server_path, const char *server_file, size_t idx,
-		      json_t *f, const char *tmp, struct progress *p)
+		      json_t *f, const char *tmp, struct progress *p, int sync)
 {
 	int64_t size = json_integer_value(json_object_get(f, "size"));
 	const char *want = json_string_value(json_object_get(f, "hash"));
@@ -893,13 +896,37 @@ static int fetch_file(ferry_conn *c, const char *server_path, const char *server
 				   tmp);
 		goto out;
 	}
-	if (fsync(out) < 0)
+	if (sync && fsync(out) < 0)
 		rc = ferry__seterr(c, FERRY_EIO, "cannot sync '%s': %s", tmp, strerror(errno));
 	p->base += size;
 out:
 	ferry__hash_release(&h);
 	if (out >= 0)
 		close(out);
+	return rc;
+}
+
+/* fsyncs the files at paths, SYNC_BATCH open at a time, in parallel (ferry__fsync_all). */
+#define SYNC_BATCH 256
+static int sync_files(ferry_conn *c, char **paths, size_t n)
+{
+	int fds[SYNC_BATCH], rc = 0;
+
+	for (size_t b = 0; !rc && b < n; b += SYNC_BATCH) {
+		size_t m = 0;
+		for (; !rc && m < SYNC_BATCH && b + m < n; m++)
+			if ((fds[m] = open(paths[b + m], O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+				rc = ferry__seterr(c, FERRY_EIO, "cannot sync '%s': %s",
+						   paths[b + m], strerror(errno));
+		if (rc)
+			m--; /* the one that failed holds no descriptor */
+		int e = rc ? 0 : ferry__fsync_all(fds, m);
+		while (m)
+			close(fds[--m]);
+		if (e)
+			rc = ferry__seterr(c, FERRY_EIO, "cannot sync the files of '%s': %s",
+					   paths[b], strerror(e));
+	}
 	return rc;
 }
 
@@ -939,11 +966,15 @@ static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *tar
 	const char *sp = json_string_value(json_object_get(tr, "server_path"));
 	json_t *files = json_object_get(tr, "files"), *f;
 	char *sdir = strdup(sp), *tmp, *slash;
-	size_t tl = strlen(top), i;
-	int rc = 0, top_is_dir = 0;
+	size_t tl = strlen(top), i, nfetched = 0;
+	int rc = 0, top_is_dir = 0, tree = json_array_size(files) > 1;
+	char **fetched = tree ? calloc(json_array_size(files), sizeof(*fetched)) : NULL;
 
-	if (!sdir)
+	if (!sdir || (tree && !fetched)) {
+		free(sdir);
+		free(fetched);
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
 	*strrchr(sdir, '/') = '\0'; /* the transfer's directory on the server */
 	slash = strrchr(target, '/');
 	tmp = ferry__asprintf("%.*s.%s" PART_SUFFIX, slash ? (int)(slash - target + 1) : 0, target,
@@ -968,13 +999,19 @@ static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *tar
 				rc = ferry__seterr(c, errno_code(errno), "cannot create '%s': %s",
 						   local, strerror(errno));
 		} else {
-			rc = fetch_file(c, sp, remote, i, f, local, prog);
+			rc = fetch_file(c, sp, remote, i, f, local, prog, !tree);
+			if (!rc && tree) {
+				fetched[nfetched++] = local; /* synced with the others below */
+				local = NULL;
+			}
 		}
 		free(local);
 		free(remote);
 		if (rc)
 			goto out;
 	}
+	if ((rc = sync_files(c, fetched, nfetched)))
+		goto out;
 	/* modes and times: files first, then directories from the deepest */
 	for (int pass = 0; pass < 2; pass++) {
 		size_t n = json_array_size(files);
@@ -1005,6 +1042,9 @@ static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *tar
 	}
 	fsync_dir_of(target);
 out:
+	for (size_t k = 0; k < nfetched; k++)
+		free(fetched[k]);
+	free(fetched);
 	free(tmp);
 	free(sdir);
 	return rc;
