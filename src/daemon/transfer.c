@@ -914,6 +914,17 @@ static void file_completed(int64_t id, int64_t idx)
 		d->left--;
 }
 
+/* File idx is to be checked again: its part was emptied. */
+static void forget_verified(int64_t id, int64_t idx)
+{
+	struct cdoc *d = doc_find(id);
+
+	if (d && d->verified && idx >= 0 && (size_t)idx < d->nfiles)
+		d->verified[idx] = 0;
+	if (d)
+		d->left = -1;
+}
+
 /* rel with its last component turned into its part's name. */
 static int part_rel(const char *rel, char *buf, size_t cap)
 {
@@ -1019,10 +1030,25 @@ static int name_parts(struct tctx *t, const struct db_tr_row *row, json_t *files
 		if (rc)
 			m--; /* the one that failed holds no descriptor */
 		int e = rc ? 0 : ferry__fsync_all(fds, m);
-		while (m)
-			close(fds[--m]);
+		while (m) {
+			m--;
+			/*
+			 * After a failed writeback the pages may be clean and
+			 * the disk without them: no part of the batch is
+			 * trusted, each is emptied and sent again.
+			 */
+			if (e) {
+				/* one that cannot be emptied is checked again at the end */
+				int z = ftruncate(fds[m], 0);
+				(void)z;
+				forget_verified(row->id, (int64_t)todo[b + m]);
+			}
+			close(fds[m]);
+		}
 		if (e)
-			rc = FAIL(t, FERRY_EIO, "cannot sync the files of '%s': %s",
+			rc = FAIL(t, FERRY_EIO,
+				  "cannot sync the files of '%s': %s; they were discarded, and "
+				  "sending again sends them again",
 				  row->server_path, strerror(e));
 	}
 	for (size_t j = 0; !rc && j < k; j++)
