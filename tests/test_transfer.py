@@ -306,6 +306,38 @@ def test_retrieve_resumes_and_checks(ferry):
     assert not os.path.exists(ferry.path(".out.bin.ferry-part"))
 
 
+def test_tree_retrieve_resumes_and_checks(ferry):
+    """A tree's gets are in flight across files. A download that left part
+    of the tree (some files whole, one cut short, one wrong) resumes: the
+    whole ones are checked as they are on disk, the short one is completed,
+    the wrong one is fetched again; a file changed on the server is refused."""
+    src = ferry.path("t")
+    small_tree(src, 300, 6)
+    make_file(os.path.join(src, "big.bin"), 5 << 20, seed=31)
+    sp = send(ferry, src)
+    dest = ferry.path("back")
+    ferry.run("retrieve", "--to", dest, sp)
+    assert tree_contents(dest) == tree_contents(src)
+    part = ferry.path(".back.ferry-part")
+    os.rename(dest, part)
+    with open(os.path.join(part, "big.bin"), "r+b") as f:
+        f.truncate(3 << 20)
+    with open(os.path.join(part, "d001", "s00001.nii"), "r+b") as f:
+        f.write(b"X")  # same size, wrong bytes
+    os.unlink(os.path.join(part, "d002", "s00002.nii"))
+    cp = ferry.run("retrieve", "--to", dest, sp, check=False)
+    assert cp.returncode == 1 and "checksum mismatch" in cp.stderr, cp
+    assert not os.path.exists(dest)
+    ferry.run("retrieve", "--to", dest, sp)  # the wrong one was emptied: fetched again
+    assert tree_contents(dest) == tree_contents(src)
+    assert not os.path.exists(part)
+    with open(os.path.join(sp, "d003", "s00003.nii"), "r+b") as f:
+        f.write(b"Y")  # the server's copy went bad
+    cp = ferry.run("retrieve", "--force", "--to", dest, sp, check=False)
+    assert cp.returncode == 1 and "checksum mismatch" in cp.stderr, cp
+    assert tree_contents(dest) == tree_contents(src), "the good copy stays"
+
+
 def test_output_of_a_failed_job(ferry):
     got = ferry.run("register", ferry.path("partial.txt")).stdout.strip()
     missing = ferry.run("register", ferry.path("never.txt")).stdout.strip()

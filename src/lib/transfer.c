@@ -906,6 +906,173 @@ out:
 	return rc;
 }
 
+/*
+ * A tree's files over a link: gets in flight span files, as a send's puts
+ * do, so that a tree of small files does not pay a round trip per file.
+ * Each get in flight names the file it is for; answers come in order, so
+ * each file's chunks arrive in order and are hashed from memory as they
+ * are written. A file is checked when its last chunk is in, and fsynced
+ * with the others at the tree's end. All under the connection's lock.
+ */
+struct slot {
+	char *tmp; /* the local part (owned) */
+	const char *want;
+	int out, refs; /* refs: gets in flight for it, and 1 while they are asked */
+	int64_t off, size;
+	struct ferry_hash h;
+};
+
+struct getq {
+	ferry_conn *c;
+	const char *server_path;
+	int inflight, rc, broken, link_broke;
+	unsigned head;
+	struct slot *slot[WINDOW];
+	int64_t len[WINDOW];
+	int64_t got; /* bytes of the transfer here: the progress */
+	struct progress *p;
+	char **done; /* files checked, to sync (owned) */
+	size_t ndone;
+};
+
+/* The last reference to s: a whole file is checked, anything else left for a resume. */
+static void slot_unref(struct getq *q, struct slot *s)
+{
+	char got[FERRY_HASH_HEX];
+
+	if (--s->refs)
+		return;
+	if (!q->rc && s->off == s->size) {
+		ferry__hash_final(&s->h, got);
+		if (!s->want || strcmp(got, s->want)) {
+			if (ftruncate(s->out, 0) < 0) /* never kept: the next call starts it over */
+				unlink(s->tmp);
+			q->rc = ferry__seterr(q->c, FERRY_EIO,
+					      "checksum mismatch for '%s': the copy was discarded",
+					      s->tmp);
+		} else {
+			q->done[q->ndone++] = s->tmp;
+			s->tmp = NULL;
+		}
+	}
+	ferry__hash_release(&s->h);
+	close(s->out);
+	free(s->tmp);
+	free(s);
+}
+
+/* Takes one answer and writes it into the file it is for. */
+static void getq_recv(struct getq *q)
+{
+	struct slot *s = q->slot[q->head % WINDOW];
+	int64_t want = q->len[q->head++ % WINDOW];
+	json_t *r = NULL;
+	void *bin = NULL;
+	size_t len = 0;
+	int e = ferry__recv_reply(q->c, &r, &bin, &len);
+
+	q->inflight--;
+	if (e) {
+		q->broken = 1;
+		q->link_broke = e == FERRY_EIO;
+		q->rc = q->rc ? q->rc : e;
+	} else if (!json_is_true(json_object_get(r, "ok"))) {
+		int code = ferry__reply_error(q->c, r);
+		q->rc = q->rc ? q->rc : code;
+	} else if (!q->rc) {
+		if ((int64_t)len != want)
+			q->rc = ferry__seterr(q->c, FERRY_EIO,
+					      "the server's copy changed size while read");
+		else if (pwrite(s->out, bin, len, s->off) != (ssize_t)len)
+			q->rc = ferry__seterr(q->c, FERRY_EIO, "cannot write '%s': %s", s->tmp,
+					      strerror(errno));
+		else {
+			ferry__hash_update(&s->h, bin, len);
+			sync_file_range(s->out, s->off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+			s->off += (int64_t)len;
+			q->got += (int64_t)len;
+			progress_at(q->p, q->got);
+		}
+	}
+	json_decref(r);
+	free(bin);
+	slot_unref(q, s);
+}
+
+/* Opens the part tmp of file idx (f) and asks for what it lacks. */
+static void getq_file(struct getq *q, size_t idx, json_t *f, const char *tmp)
+{
+	struct slot *s = calloc(1, sizeof(*s));
+	struct stat st;
+	int e;
+
+	if (!s || !(s->tmp = strdup(tmp))) {
+		free(s);
+		q->rc = ferry__seterr(q->c, FERRY_ENOMEM, "out of memory");
+		return;
+	}
+	s->size = json_integer_value(json_object_get(f, "size"));
+	s->want = json_string_value(json_object_get(f, "hash"));
+	s->refs = 1;
+	s->out = open(tmp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (s->out < 0 || fstat(s->out, &st) < 0) {
+		q->rc = ferry__seterr(q->c, errno_code(errno), "cannot write '%s': %s", tmp,
+				      strerror(errno));
+		if (s->out >= 0)
+			close(s->out);
+		free(s->tmp);
+		free(s);
+		return;
+	}
+	/* what an earlier call left is read back first: every byte counts as on disk */
+	s->off = (int64_t)st.st_size <= s->size ? (int64_t)st.st_size : 0;
+	if ((s->off == 0 && ftruncate(s->out, 0) < 0) || ferry__hash_init(&s->h) < 0 ||
+	    (e = ferry__hash_update_fd(&s->h, s->out, (uint64_t)s->off)) < 0)
+		q->rc = ferry__seterr(q->c, FERRY_EIO, "cannot read back '%s'", tmp);
+	q->got += s->off;
+	ferry__preallocate(s->out, s->off, s->size - s->off);
+	for (int64_t asked = s->off; !q->rc && asked < s->size;) {
+		int64_t len = s->size - asked < CHUNK ? s->size - asked : CHUNK;
+		while (q->inflight == WINDOW && !q->broken)
+			getq_recv(q);
+		if (q->rc)
+			break;
+		json_t *req = json_pack("{s:s,s:s,s:I,s:I,s:I}", "op", "transfer_get",
+					"server_path", q->server_path, "file", (json_int_t)idx,
+					"offset", (json_int_t)asked, "length", (json_int_t)len);
+		e = req ? ferry__send_request(q->c, req, NULL, 0) : FERRY_ENOMEM;
+		json_decref(req);
+		if (e) {
+			q->broken = q->link_broke = 1;
+			q->rc = q->rc ? q->rc : e;
+			break;
+		}
+		q->slot[(q->head + (unsigned)q->inflight) % WINDOW] = s;
+		q->len[(q->head + (unsigned)q->inflight++) % WINDOW] = len;
+		s->refs++;
+		asked += len;
+	}
+	slot_unref(q, s);
+}
+
+/* Waits for every answer; a broken link gives FERRY_ESTATE (the caller resumes). */
+static int getq_drain(struct getq *q)
+{
+	while (q->inflight && !q->broken)
+		getq_recv(q);
+	while (q->inflight) { /* answers that will not come: their files stay for a resume */
+		struct slot *s = q->slot[q->head++ % WINDOW];
+		q->inflight--;
+		slot_unref(q, s);
+	}
+	if (q->broken) {
+		ferry__close(q->c);
+		q->c->lost = 1;
+		return q->link_broke ? FERRY_ESTATE : q->rc;
+	}
+	return q->rc;
+}
+
 /* fsyncs the files at paths, SYNC_BATCH open at a time, in parallel (ferry__fsync_all). */
 #define SYNC_BATCH 256
 static int sync_files(ferry_conn *c, char **paths, size_t n)
@@ -981,7 +1148,13 @@ static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *tar
 			      slash ? slash + 1 : target);
 	if (!tmp) {
 		free(sdir);
+		free(fetched);
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
+	struct getq gq = {.server_path = sp, .p = prog, .got = prog->base, .done = fetched};
+	if (tree && c->cfg.host) {
+		gq.c = c;
+		pthread_mutex_lock(&c->mu);
 	}
 	json_array_foreach(files, i, f)
 	{
@@ -998,6 +1171,9 @@ static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *tar
 			if (mkdir(local, 0700) < 0 && errno != EEXIST)
 				rc = ferry__seterr(c, errno_code(errno), "cannot create '%s': %s",
 						   local, strerror(errno));
+		} else if (gq.c) {
+			getq_file(&gq, i, f, local);
+			rc = gq.rc;
 		} else {
 			rc = fetch_file(c, sp, remote, i, f, local, prog, !tree);
 			if (!rc && tree) {
@@ -1008,9 +1184,18 @@ static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *tar
 		free(local);
 		free(remote);
 		if (rc)
-			goto out;
+			break;
 	}
-	if ((rc = sync_files(c, fetched, nfetched)))
+	if (gq.c) {
+		int rc2 = getq_drain(&gq); /* a broken link's FERRY_ESTATE comes first */
+		pthread_mutex_unlock(&c->mu);
+		rc = rc2 ? rc2 : rc;
+		nfetched = gq.ndone;
+		prog->base = gq.got;
+	}
+	if (!rc)
+		rc = sync_files(c, fetched, nfetched);
+	if (rc)
 		goto out;
 	/* modes and times: files first, then directories from the deepest */
 	for (int pass = 0; pass < 2; pass++) {
