@@ -245,16 +245,19 @@ def test_resume_after_client_killed_three_times(ferry):
     assert md5(sp) == md5(big)
 
 
+def flip_byte(path, at=1000):
+    with open(path, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+
 def test_corrupted_chunk_is_detected(ferry):
     big = ferry.path("c.bin")
     make_file(big, 48 << 20, seed=7)
     sp = interrupted_send(ferry, big, 0.4)
-    pf = part_file(ferry, "c.bin")
-    with open(pf, "r+b") as f:  # a bit flips on the server's disk
-        f.seek(1000)
-        b = f.read(1)
-        f.seek(1000)
-        f.write(bytes([b[0] ^ 0xFF]))
+    flip_byte(part_file(ferry, "c.bin"))  # a bit flips on the server's disk
     cp = ferry.run("send", big, check=False, timeout=300)
     assert cp.returncode == 1 and "checksum mismatch" in cp.stderr, cp
     t = tinfo(ferry, sp)
@@ -276,12 +279,7 @@ def test_corrupted_file_early_in_a_tree(ferry):
         with open(os.path.join(top, "b", "s%03d" % i), "wb") as f:
             f.write(b"%d\n" % i * 50)
     sp = interrupted_send(ferry, top, 0.3, name="a.bin", size=24 << 20)
-    pf = part_file(ferry, "a.bin")
-    with open(pf, "r+b") as f:
-        f.seek(1000)
-        b = f.read(1)
-        f.seek(1000)
-        f.write(bytes([b[0] ^ 0xFF]))
+    flip_byte(part_file(ferry, "a.bin"))
     cp = ferry.run("send", top, check=False, timeout=300)
     assert cp.returncode == 1 and "checksum mismatch for 'set/a.bin'" in cp.stderr, cp
     assert tinfo(ferry, sp)["state"] == "transferring"

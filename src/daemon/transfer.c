@@ -543,11 +543,21 @@ static int64_t file_done(struct tctx *t, const struct db_tr_row *row, json_t *f,
 	return done;
 }
 
+/* rel with its last component turned into its part's name. */
+static int part_rel(const char *rel, char *buf, size_t cap)
+{
+	const char *slash = strrchr(rel, '/');
+	size_t dl = slash ? (size_t)(slash - rel + 1) : 0;
+	int n = snprintf(buf, cap, "%.*s.%s" PART_SUFFIX, (int)dl, rel, rel + dl);
+
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 static json_t *progress(struct tctx *t, const struct db_tr_row *row, json_t *doc)
 {
 	json_t *a = json_array(), *f;
 	size_t i;
-	char rel[PATH_MAX];
+	char rel[PATH_MAX], prel[PATH_MAX];
 
 	json_array_foreach(json_object_get(doc, "files"), i, f)
 	{
@@ -559,11 +569,10 @@ static json_t *progress(struct tctx *t, const struct db_tr_row *row, json_t *doc
 		} else {
 			done = file_done(t, row, f, &complete);
 			complete |= is_verified(row->id, (int64_t)i); /* named at the end */
-			const char *base;
 			file_rel(row, f, rel, sizeof(rel));
-			base = strrchr(rel, '/') + 1;
-			char *p = ferry__asprintf("%s/%.*s.%s" PART_SUFFIX, root(t),
-						  (int)(base - rel), rel, base);
+			char *p = part_rel(rel, prel, sizeof(prel)) < 0
+				      ? NULL
+				      : ferry__asprintf("%s/%s", root(t), prel);
 			e = json_pack("{s:I,s:b,s:s}", "done", (json_int_t)done, "complete",
 				      complete, "part_path", p ? p : "");
 			free(p);
@@ -903,36 +912,19 @@ static int64_t files_left(struct tctx *t, const struct db_tr_row *row, json_t *d
 	return left;
 }
 
-/* File idx of the send was named, or checked to be named at the end. */
-static void file_completed(int64_t id, int64_t idx)
+/*
+ * File idx of the send was named, or checked to be named at the end (on),
+ * or is to be checked again, its part emptied (off: the count is retaken).
+ */
+static void set_verified(int64_t id, int64_t idx, int on)
 {
 	struct cdoc *d = doc_find(id);
 
-	if (d && d->verified && idx >= 0 && (size_t)idx < d->nfiles)
-		d->verified[idx] = 1;
-	if (d && d->left > 0)
-		d->left--;
-}
-
-/* File idx is to be checked again: its part was emptied. */
-static void forget_verified(int64_t id, int64_t idx)
-{
-	struct cdoc *d = doc_find(id);
-
-	if (d && d->verified && idx >= 0 && (size_t)idx < d->nfiles)
-		d->verified[idx] = 0;
-	if (d)
-		d->left = -1;
-}
-
-/* rel with its last component turned into its part's name. */
-static int part_rel(const char *rel, char *buf, size_t cap)
-{
-	const char *slash = strrchr(rel, '/');
-	size_t dl = slash ? (size_t)(slash - rel + 1) : 0;
-	int n = snprintf(buf, cap, "%.*s.%s" PART_SUFFIX, (int)dl, rel, rel + dl);
-
-	return n < 0 || (size_t)n >= cap ? -1 : 0;
+	if (!d)
+		return;
+	if (d->verified && idx >= 0 && (size_t)idx < d->nfiles)
+		d->verified[idx] = (unsigned char)on;
+	d->left = !on ? -1 : d->left > 0 ? d->left - 1 : d->left;
 }
 
 #define SYNC_BATCH 256 /* parts open at once */
@@ -1041,7 +1033,7 @@ static int name_parts(struct tctx *t, const struct db_tr_row *row, json_t *files
 				/* one that cannot be emptied is checked again at the end */
 				int z = ftruncate(fds[m], 0);
 				(void)z;
-				forget_verified(row->id, (int64_t)todo[b + m]);
+				set_verified(row->id, (int64_t)todo[b + m], 0);
 			}
 			close(fds[m]);
 		}
@@ -1272,7 +1264,7 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 				   want);
 		*complete = !rc;
 		if (!rc)
-			file_completed(row->id, idx);
+			set_verified(row->id, idx, 1);
 	}
 out:
 	if (fd >= 0)

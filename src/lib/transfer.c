@@ -743,80 +743,6 @@ FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path, 
 
 /* ---- retrieval ---- */
 
-/*
- * Downloads [off, size) of file idx into out with WINDOW requests in
- * flight, under the connection's lock. A broken link closes the connection
- * and returns FERRY_ESTATE: the caller starts the retrieve again, which
- * reconnects and resumes from what reached the disk.
- */
-static int stream_get(ferry_conn *c, const char *server_path, size_t idx, int out, const char *tmp,
-		      int64_t off, int64_t size, struct progress *p, struct ferry_hash *h)
-{
-	int64_t asked = off;
-	int rc = 0, inflight = 0, link_broke = 0;
-
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		while (!rc && inflight < WINDOW && asked < size) {
-			int64_t len = size - asked < CHUNK ? size - asked : CHUNK;
-			json_t *req =
-			    json_pack("{s:s,s:s,s:I,s:I,s:I}", "op", "transfer_get", "server_path",
-				      server_path, "file", (json_int_t)idx, "offset",
-				      (json_int_t)asked, "length", (json_int_t)len);
-			int e = req ? ferry__send_request(c, req, NULL, 0) : FERRY_ENOMEM;
-			json_decref(req);
-			if (e) {
-				rc = e;
-				link_broke = 1;
-				goto done;
-			}
-			asked += len;
-			inflight++;
-		}
-		if (inflight == 0)
-			break;
-		json_t *r = NULL;
-		void *bin = NULL;
-		size_t len = 0;
-		int e = ferry__recv_reply(c, &r, &bin, &len);
-		inflight--;
-		if (e) {
-			rc = e;
-			link_broke = e == FERRY_EIO;
-			goto done;
-		}
-		if (!json_is_true(json_object_get(r, "ok"))) {
-			int code = ferry__reply_error(c, r);
-			rc = rc ? rc : code;
-		} else if (!rc) {
-			int64_t want = size - off < CHUNK ? size - off : CHUNK;
-			if ((int64_t)len != want)
-				rc = ferry__seterr(c, FERRY_EIO,
-						   "the server's copy changed size while read");
-			else if (pwrite(out, bin, len, off) != (ssize_t)len)
-				rc = ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", tmp,
-						   strerror(errno));
-			else {
-				ferry__hash_update(h, bin, len); /* from memory: no read back */
-				/* the disk works while the next chunks come */
-				sync_file_range(out, off, (off_t)len, SYNC_FILE_RANGE_WRITE);
-			}
-			off += (int64_t)len;
-			progress_at(p, p->base + off);
-		}
-		json_decref(r);
-		free(bin);
-	}
-done:
-	if (link_broke) {
-		ferry__close(c);
-		c->lost = 1;
-		rc = FERRY_ESTATE;
-	}
-	pthread_mutex_unlock(&c->mu);
-	return rc;
-}
-
 /* Copies [off, size) of the server's file into out on this host, hashing it into h. */
 static int copy_back(ferry_conn *c, const char *server_file, int out, int64_t off, int64_t size,
 		     struct progress *p, struct ferry_hash *h)
@@ -840,79 +766,82 @@ static int copy_back(ferry_conn *c, const char *server_file, int out, int64_t of
 }
 
 /*
- * Fetches one file of the transfer into tmp (resuming at its size) and
- * checks it; sync: fsyncs it too (a tree's are fsynced together at its end).
+ * Opens tmp to fetch a file of size bytes into, resuming at its size:
+ * *off, with h fed what is there, read back, so that every byte of the file
+ * counts, the old ones as they are on disk. 0, or an error (nothing open).
  */
-static int fetch_file(ferry_conn *c, const char *server_path, const char *server_file, size_t idx,
-		      json_t *f, const char *tmp, struct progress *p, int sync)
+static int open_fetch(ferry_conn *c, const char *tmp, int64_t size, int *out, int64_t *off,
+		      struct ferry_hash *h)
 {
-	int64_t size = json_integer_value(json_object_get(f, "size"));
-	const char *want = json_string_value(json_object_get(f, "hash"));
-	char got[FERRY_HASH_HEX];
-	struct ferry_hash h = {0};
 	struct stat st;
-	int out, rc = 0, e;
-	int64_t off;
+	int rc = 0;
 
-	out = open(tmp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (out < 0 || fstat(out, &st) < 0) {
+	*out = open(tmp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (*out < 0 || fstat(*out, &st) < 0)
 		rc = ferry__seterr(c, errno_code(errno), "cannot write '%s': %s", tmp,
 				   strerror(errno));
-		goto out;
-	}
-	off = (int64_t)st.st_size <= size ? (int64_t)st.st_size : 0;
-	if (off == 0 && ftruncate(out, 0) < 0) {
+	else if ((*off = (int64_t)st.st_size <= size ? (int64_t)st.st_size : 0) == 0 &&
+		 ftruncate(*out, 0) < 0)
 		rc = ferry__seterr(c, FERRY_EIO, "cannot truncate '%s': %s", tmp, strerror(errno));
-		goto out;
-	}
-	progress_at(p, p->base + off);
-	if (ferry__hash_init(&h) < 0) {
+	else if (ferry__hash_init(h) < 0)
 		rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-		goto out;
+	else if (ferry__hash_update_fd(h, *out, (uint64_t)*off) < 0)
+		rc = ferry__seterr(c, FERRY_EIO, "cannot read back '%s'", tmp);
+	if (rc) {
+		ferry__hash_release(h);
+		if (*out >= 0)
+			close(*out);
+		*out = -1;
 	}
-	/*
-	 * Bytes are hashed as they are written; what an earlier call left is
-	 * read back first (a resume), so that every byte of the file counts,
-	 * the old ones as they are on disk.
-	 */
-	e = ferry__hash_update_fd(&h, out, (uint64_t)off);
-	if (!e && c->cfg.host) {
-		ferry__preallocate(out, off, size - off);
-		rc = stream_get(c, server_path, idx, out, tmp, off, size, p, &h);
-	} else if (!e) {
-		rc = copy_back(c, server_file, out, off, size, p, &h);
-	}
-	if (rc)
-		goto out;
-	ferry__hash_final(&h, got);
-	if (e < 0 || strcmp(got, want)) {
-		/* a wrong copy is never kept: the next call starts this file over */
-		if (ftruncate(out, 0) < 0)
-			unlink(tmp);
-		rc = ferry__seterr(c, FERRY_EIO,
-				   e < 0 ? "cannot read back '%s'"
-					 : "checksum mismatch for '%s': "
-					   "the copy was discarded",
-				   tmp);
-		goto out;
-	}
-	if (sync && fsync(out) < 0)
-		rc = ferry__seterr(c, FERRY_EIO, "cannot sync '%s': %s", tmp, strerror(errno));
-	p->base += size;
-out:
+	return rc;
+}
+
+/* The fetched file's checksum h against want; a wrong copy is emptied, never kept. */
+static int check_fetched(ferry_conn *c, struct ferry_hash *h, const char *want, int out,
+			 const char *tmp)
+{
+	char got[FERRY_HASH_HEX];
+
+	ferry__hash_final(h, got);
+	if (want && !strcmp(got, want))
+		return 0;
+	if (ftruncate(out, 0) < 0) /* the next call starts this file over */
+		unlink(tmp);
+	return ferry__seterr(c, FERRY_EIO, "checksum mismatch for '%s': the copy was discarded",
+			     tmp);
+}
+
+/* Copies one file of the transfer on this host into tmp (resuming at its size) and checks it. */
+static int fetch_file(ferry_conn *c, const char *server_file, json_t *f, const char *tmp,
+		      struct progress *p)
+{
+	int64_t size = json_integer_value(json_object_get(f, "size")), off;
+	struct ferry_hash h = {0};
+	int out, rc;
+
+	if ((rc = open_fetch(c, tmp, size, &out, &off, &h)))
+		return rc;
+	progress_at(p, p->base + off);
+	rc = copy_back(c, server_file, out, off, size, p, &h);
+	if (!rc)
+		rc = check_fetched(c, &h, json_string_value(json_object_get(f, "hash")), out, tmp);
+	if (!rc)
+		p->base += size;
 	ferry__hash_release(&h);
-	if (out >= 0)
-		close(out);
+	close(out);
 	return rc;
 }
 
 /*
- * A tree's files over a link: gets in flight span files, as a send's puts
- * do, so that a tree of small files does not pay a round trip per file.
- * Each get in flight names the file it is for; answers come in order, so
- * each file's chunks arrive in order and are hashed from memory as they
- * are written. A file is checked when its last chunk is in, and fsynced
- * with the others at the tree's end. All under the connection's lock.
+ * A retrieve over a link: WINDOW gets in flight, across files as a send's
+ * puts are, so that a tree of small files does not pay a round trip per
+ * file. Each get in flight names the file it is for; answers come in
+ * order, so each file's chunks arrive in order and are hashed from memory
+ * as they are written. A file is checked when its last chunk is in, and
+ * fsynced with the others at the end. A broken link closes the
+ * connection and gives FERRY_ESTATE: the caller starts the retrieve
+ * again, which reconnects and resumes from what reached the disk. All
+ * under the connection's lock.
  */
 struct slot {
 	char *tmp; /* the local part (owned) */
@@ -938,22 +867,12 @@ struct getq {
 /* The last reference to s: a whole file is checked, anything else left for a resume. */
 static void slot_unref(struct getq *q, struct slot *s)
 {
-	char got[FERRY_HASH_HEX];
-
 	if (--s->refs)
 		return;
-	if (!q->rc && s->off == s->size) {
-		ferry__hash_final(&s->h, got);
-		if (!s->want || strcmp(got, s->want)) {
-			if (ftruncate(s->out, 0) < 0) /* never kept: the next call starts it over */
-				unlink(s->tmp);
-			q->rc = ferry__seterr(q->c, FERRY_EIO,
-					      "checksum mismatch for '%s': the copy was discarded",
-					      s->tmp);
-		} else {
-			q->done[q->ndone++] = s->tmp;
-			s->tmp = NULL;
-		}
+	if (!q->rc && s->off == s->size &&
+	    !(q->rc = check_fetched(q->c, &s->h, s->want, s->out, s->tmp))) {
+		q->done[q->ndone++] = s->tmp;
+		s->tmp = NULL;
 	}
 	ferry__hash_release(&s->h);
 	close(s->out);
@@ -1003,7 +922,6 @@ static void getq_recv(struct getq *q)
 static void getq_file(struct getq *q, size_t idx, json_t *f, const char *tmp)
 {
 	struct slot *s = calloc(1, sizeof(*s));
-	struct stat st;
 	int e;
 
 	if (!s || !(s->tmp = strdup(tmp))) {
@@ -1014,21 +932,12 @@ static void getq_file(struct getq *q, size_t idx, json_t *f, const char *tmp)
 	s->size = json_integer_value(json_object_get(f, "size"));
 	s->want = json_string_value(json_object_get(f, "hash"));
 	s->refs = 1;
-	s->out = open(tmp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (s->out < 0 || fstat(s->out, &st) < 0) {
-		q->rc = ferry__seterr(q->c, errno_code(errno), "cannot write '%s': %s", tmp,
-				      strerror(errno));
-		if (s->out >= 0)
-			close(s->out);
+	if ((e = open_fetch(q->c, tmp, s->size, &s->out, &s->off, &s->h))) {
+		q->rc = e;
 		free(s->tmp);
 		free(s);
 		return;
 	}
-	/* what an earlier call left is read back first: every byte counts as on disk */
-	s->off = (int64_t)st.st_size <= s->size ? (int64_t)st.st_size : 0;
-	if ((s->off == 0 && ftruncate(s->out, 0) < 0) || ferry__hash_init(&s->h) < 0 ||
-	    (e = ferry__hash_update_fd(&s->h, s->out, (uint64_t)s->off)) < 0)
-		q->rc = ferry__seterr(q->c, FERRY_EIO, "cannot read back '%s'", tmp);
 	q->got += s->off;
 	ferry__preallocate(s->out, s->off, s->size - s->off);
 	for (int64_t asked = s->off; !q->rc && asked < s->size;) {
@@ -1134,10 +1043,11 @@ static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *tar
 	json_t *files = json_object_get(tr, "files"), *f;
 	char *sdir = strdup(sp), *tmp, *slash;
 	size_t tl = strlen(top), i, nfetched = 0;
-	int rc = 0, top_is_dir = 0, tree = json_array_size(files) > 1;
-	char **fetched = tree ? calloc(json_array_size(files), sizeof(*fetched)) : NULL;
+	int rc = 0, top_is_dir = 0;
+	/* fetched files, fsynced together before the rename into place */
+	char **fetched = calloc(json_array_size(files) + 1, sizeof(*fetched));
 
-	if (!sdir || (tree && !fetched)) {
+	if (!sdir || !fetched) {
 		free(sdir);
 		free(fetched);
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
@@ -1152,7 +1062,7 @@ static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *tar
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	}
 	struct getq gq = {.server_path = sp, .p = prog, .got = prog->base, .done = fetched};
-	if (tree && c->cfg.host) {
+	if (c->cfg.host) {
 		gq.c = c;
 		pthread_mutex_lock(&c->mu);
 	}
@@ -1174,12 +1084,9 @@ static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *tar
 		} else if (gq.c) {
 			getq_file(&gq, i, f, local);
 			rc = gq.rc;
-		} else {
-			rc = fetch_file(c, sp, remote, i, f, local, prog, !tree);
-			if (!rc && tree) {
-				fetched[nfetched++] = local; /* synced with the others below */
-				local = NULL;
-			}
+		} else if (!(rc = fetch_file(c, remote, f, local, prog))) {
+			fetched[nfetched++] = local;
+			local = NULL;
 		}
 		free(local);
 		free(remote);
