@@ -418,3 +418,89 @@ def test_suspend_needs_rights_error_is_clear(fs):
     finally:
         run("daemon", "stop", check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+SLOW_S = 20
+
+
+def _slow(fs, command):
+    """Fault injection (a real slurmctld cannot be made slow on demand):
+    slow-COMMAND, first on the engine's PATH, runs the real command, but
+    its first call marks its start, sleeps SLOW_S seconds and marks its
+    end before, as a busy slurmctld would answer late. Returns the two
+    marker paths."""
+    bindir = os.path.join(fs.base, "slow")
+    os.makedirs(bindir)
+    began, ended = fs.path(f"{command}-began"), fs.path(f"{command}-ended")
+    p = os.path.join(bindir, command)
+    with open(p, "w") as fh:
+        fh.write(f"#!/bin/sh\n# slow-{command}\nif [ ! -e {began} ]; then\n"
+                 f": > {began}; sleep {SLOW_S}; : > {ended}\nfi\n"
+                 f'exec {shutil.which(command)} "$@"\n')
+    os.chmod(p, 0o755)
+    fs.env["PATH"] = bindir + os.pathsep + fs.env["PATH"]
+    return began, ended
+
+
+def _answers_quickly(fs, jid):
+    """status, jobs and a local-socket ping each answer in under 100 ms."""
+    took = {}
+    t = time.monotonic()
+    fs.run("status", jid)
+    took["status"] = time.monotonic() - t
+    t = time.monotonic()
+    fs.run("jobs")
+    took["jobs"] = time.monotonic() - t
+    with fs.raw() as c:
+        c.hello()
+        t = time.monotonic()
+        assert c.request({"op": "ping"}).get("ok") is True
+        took["ping"] = time.monotonic() - t
+    assert all(v < 0.1 for v in took.values()), took
+    return took
+
+
+def test_slow_squeue_does_not_stall_the_engine(fs):
+    """While squeue takes 20 s to answer, the engine still answers at once;
+    when it does answer, what it said is applied (the job ends done)."""
+    began, ended = _slow(fs, "squeue")
+    jid = fs.submit("sh", "-c", "echo polled")
+    poll(lambda: os.path.exists(began), timeout=30, what="the slow squeue")
+    for _ in range(3):
+        _answers_quickly(fs, jid)
+    assert not os.path.exists(ended), "the checks outlasted the slow squeue"
+    fs.run("wait", "--timeout", str(WAIT), jid)
+    assert os.path.exists(ended)
+    assert fs.info(jid)["status"] == "done"
+    assert fs.run("logs", jid).stdout == "polled\n"
+
+
+def test_slow_sbatch_does_not_stall_the_engine(fs):
+    """While sbatch takes 20 s, the engine answers at once; a hold asked
+    meanwhile waits for sbatch (the job is held in Slurm after: it asks
+    to begin in a minute, so it cannot start before the hold), a kill
+    does not (the job ends at once and Slurm's copy is cancelled before
+    it runs); then sbatch's answer is applied."""
+    began, ended = _slow(fs, "sbatch")
+    flag = fs.path("b-ran")
+    a = fs.submit("sh", "-c", "echo handed")
+    b = fs.submit("sh", "-c", f"sleep 8; touch {flag}")
+    c = fs.submit("sh", "-c", "echo held", opts=("--native", "--begin=now+60"))
+    poll(lambda: os.path.exists(began), timeout=30, what="the slow sbatch")
+    _answers_quickly(fs, a)
+    hold = fs.popen("hold", c)
+    t = time.monotonic()
+    fs.run("kill", b)
+    assert time.monotonic() - t < 0.1
+    assert fs.info(b)["exit_status"] == "killed_by_user"
+    _answers_quickly(fs, a)
+    assert hold.wait(timeout=SLOW_S + 30) == 0, hold.stderr.read()
+    assert os.path.exists(ended), "the hold did not wait for sbatch"
+    assert fs.state(c) == "user_on_hold"
+    fs.run("wait", "--timeout", str(WAIT), a)
+    assert fs.info(a)["status"] == "done" and fs.info(a)["native_id"]
+    assert _slurm_state(_native(fs, c)) == "PENDING"
+    time.sleep(10)  # b would have run by now, had it not been cancelled
+    assert not os.path.exists(flag)
+    assert fs.info(b)["exit_status"] == "killed_by_user"
+    fs.run("kill", c)

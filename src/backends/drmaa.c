@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "drms.h"
+#include "run.h"
 #include "util.h"
 
 #define POLL_INTERVAL_S 2.0
@@ -105,6 +106,8 @@ typedef struct drmaa_job_ids_s ids_t;
 
 #define DECLARE(name, ret, args) ret(*name) args;
 static struct {
+	struct ferry_engine *eng;
+	struct ferry_listing queues; /* qstat -g c */
 	void *dl;
 	char *path; /* the library loaded */
 	char drm[256];
@@ -140,7 +143,7 @@ static const char *trim(char *s)
  * set later, so ferryd runs itself again with it. The mark lets the new
  * image drop both before any job inherits them.
  */
-void ferry__drmaa_reexec(char **argv)
+static void drmaa_pre_exec(char **argv)
 {
 	const char *old = getenv("GLIBC_TUNABLES");
 	char *val, self[4096];
@@ -216,12 +219,14 @@ static int load_library(const struct ferry_resource_cfg *cfg, char *err, size_t 
 	return -1;
 }
 
-static int drmaa_open(struct ferry_engine *eng, char *err, size_t errlen)
+static int drmaa_open(struct ferry_engine *eng, void **self, char *err, size_t errlen)
 {
 	char diag[DIAG] = "", name[256];
 	names_t *attrs = NULL;
 	int rc;
 
+	D.eng = eng;
+	*self = &D;
 	undo_reexec();
 	if (load_library(ferry__engine_cfg(eng), err, errlen) < 0 || load_symbols(err, errlen) < 0)
 		return FERRY_ECONFIG;
@@ -243,11 +248,10 @@ static int drmaa_open(struct ferry_engine *eng, char *err, size_t errlen)
 	return 0;
 }
 
-static void drmaa_close(struct ferry_engine *eng)
+static void drmaa_close(void *self)
 {
 	char diag[DIAG];
 
-	(void)eng;
 	if (D.session)
 		D.f.exit(diag, sizeof(diag));
 	D.session = 0;
@@ -257,6 +261,7 @@ static void drmaa_close(struct ferry_engine *eng)
 	D.qacct_id = D.qacct_text = NULL;
 	free(D.path);
 	D.path = NULL;
+	ferry__listing_release(&D.queues);
 	/* the library stays loaded: its atexit handlers may still run */
 }
 
@@ -313,12 +318,11 @@ static char *native_spec(struct ferry_engine *eng, json_t *spec, char *err, size
 }
 
 /* Grid Engine's cluster queues as "NAME CQLOAD USED RES AVAIL TOTAL ..." lines. */
-static const char *sge_queues(void)
+static int sge_queues(struct ferry_engine *eng, const char **text)
 {
-	static struct ferry_listing l;
-	char *argv[] = {"qstat", "-g", "c", NULL};
+	static char *const argv[] = {"qstat", "-g", "c", NULL};
 
-	return ferry__listing(&l, argv);
+	return ferry__listing_get(eng, &D.queues, argv, text);
 }
 
 /* What Grid Engine would refuse anyway, refused at submission with a clear error. */
@@ -326,9 +330,11 @@ static int sge_check(struct ferry_engine *eng, json_t *spec, char *err, size_t e
 {
 	const char *queue = spec_str(spec, "queue") ?: ferry__engine_cfg(eng)->queue;
 	json_int_t cpus = json_integer_value(json_object_get(spec, "cpus"));
-	const char *list = sge_queues();
+	const char *list;
 	int found = !queue, most = 0;
 
+	if (sge_queues(eng, &list) == FERRY__PENDING)
+		return FERRY__PENDING;
 	for (const char *l = list; l && *l; l += strcspn(l, "\n"), l += *l == '\n') {
 		char name[256];
 		int used, res, avail, total;
@@ -354,8 +360,10 @@ static int sge_check(struct ferry_engine *eng, json_t *spec, char *err, size_t e
 	return 0;
 }
 
-static int drmaa_check(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen)
+static int drmaa_check(void *self, json_t *spec, char *err, size_t errlen)
 {
+	struct ferry_engine *eng = D.eng;
+
 	char *n = native_spec(eng, spec, err, errlen);
 	const char *q = spec_str(spec, "queue");
 
@@ -546,21 +554,28 @@ out:
 	return rc;
 }
 
-static int drmaa_hand(struct ferry_engine *eng, struct job **jobs, size_t n, char *err,
-		      size_t errlen)
+/*
+ * Each job ends up handed, refused, or (when the DRM cannot take it now)
+ * back in the engine's queue; the DRMAA calls still run on the loop.
+ */
+static int drmaa_hand(void *self, struct job **jobs, size_t n, char *err, size_t errlen)
 {
+	struct ferry_engine *eng = D.eng;
 	int rc = 0;
+	size_t i = 0;
 
 	/* jobs come in id order: a bulk takes the like ones with consecutive ids */
-	for (size_t i = 0; !rc && i < n;) {
+	while (!rc && i < n) {
 		size_t m = 1;
 		while (i + m < n && m < MAX_TASKS && jobs[i + m]->id == jobs[i]->id + (int64_t)m &&
 		       ferry__same_batch(jobs[i], jobs[i + m]))
 			m++;
-		rc = submit_batch(eng, jobs + i, m, err, errlen);
-		i += m;
+		if (!(rc = submit_batch(eng, jobs + i, m, err, errlen)))
+			i += m;
 	}
-	return rc;
+	for (; i < n; i++) /* what submit_batch left: none of it was reported */
+		ferry__engine_job_unhanded(eng, jobs[i], err);
+	return 0;
 }
 
 /* ---- what the DRM says of the jobs ---- */
@@ -736,7 +751,7 @@ static int qacct_job(const char *id, const char **text)
 		return 0;
 	}
 	snprintf(idbuf, sizeof(idbuf), "%s", id);
-	rc = ferry__run_command(argv, NULL, 0, QACCT_TIMEOUT_S, &out, &err, &status);
+	rc = ferry__run_command(argv, NULL, 0, QACCT_TIMEOUT_S, -1, &out, &err, &status);
 	if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
 	    strstr(err.data, "not found"))
 		out.data[0] = '\0'; /* "error: job id N not found": no record (yet) */
@@ -918,7 +933,7 @@ static void in_flight(struct ferry_engine *eng, struct job *j)
 	finish(eng, j, &res);
 }
 
-static void drmaa_poll(struct ferry_engine *eng)
+static void drmaa_poll_slice(struct ferry_engine *eng)
 {
 	size_t n, start;
 	int64_t *ids;
@@ -944,6 +959,12 @@ static void drmaa_poll(struct ferry_engine *eng)
 	for (size_t i = 0; i < n; i++)
 		look(eng, ids[i]);
 	free(ids);
+}
+
+static void drmaa_poll(void *self)
+{
+	drmaa_poll_slice(D.eng);
+	ferry__engine_polled(D.eng);
 }
 
 /* ---- control and recovery ---- */
@@ -974,8 +995,15 @@ static int drmaa_ctl(struct ferry_engine *eng, struct job *j, enum backend_ctl c
 	return FERRY_ESTATE;
 }
 
-static int drmaa_adopt(struct ferry_engine *eng, struct job *j)
+static int drmaa_control(void *self, struct job *j, enum backend_ctl ctl, struct ferry_ctl *token,
+			 char *err, size_t errlen)
 {
+	return drmaa_ctl(D.eng, j, ctl, err, errlen);
+}
+
+static int drmaa_adopt(void *self, struct job *j)
+{
+	struct ferry_engine *eng = D.eng;
 	struct ferry_tracked *t;
 	char msg[512], nid[128];
 
@@ -1000,16 +1028,22 @@ static int drmaa_adopt(struct ferry_engine *eng, struct job *j)
 	return 1;
 }
 
+static void drmaa_refresh(void *self, struct job *j)
+{
+	ferry__drms_refresh(D.eng, j);
+}
+
 const struct ferry_backend ferry__backend_drmaa = {
-    .version = FERRY_BACKEND_VERSION,
     .name = "drmaa",
-    .check = drmaa_check,
-    .control = drmaa_ctl,
-    .adopt = drmaa_adopt,
-    .poll = drmaa_poll,
+    .flags = FERRY_BE_DRMS,
     .poll_interval = POLL_INTERVAL_S,
-    .hand = drmaa_hand,
-    .refresh = ferry__drms_refresh,
+    .pre_exec = drmaa_pre_exec,
     .open = drmaa_open,
     .close = drmaa_close,
+    .check = drmaa_check,
+    .control = drmaa_control,
+    .adopt = drmaa_adopt,
+    .poll = drmaa_poll,
+    .hand = drmaa_hand,
+    .refresh = drmaa_refresh,
 };

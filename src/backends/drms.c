@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 
 #include "drms.h"
+#include "run.h"
 #include "util.h"
+#include "work.h"
 
 static const char *spec_str(json_t *spec, const char *key)
 {
@@ -221,23 +223,66 @@ int ferry__same_batch(const struct job *a, const struct job *b)
 	return 1;
 }
 
-const char *ferry__listing(struct ferry_listing *l, char *const *argv)
+struct listing_work {
+	struct ferry_work w;
+	struct ferry_listing *l;
+	char *const *argv;
+	char *text; /* what it printed when it succeeded */
+};
+
+static void listing_run(struct ferry_work *w)
 {
+	struct listing_work *lw = (struct listing_work *)w;
 	struct ferry_output out, err;
 	int status;
 
-	if (l->text && ferry__mono() - l->at < 60)
-		return l->text;
-	if (ferry__run_command(argv, NULL, 0, 30.0, &out, &err, &status) == 0 &&
+	if (ferry__run_command(lw->argv, NULL, 0, 30.0, w->cancel_fd, &out, &err, &status) == 0 &&
 	    WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		free(l->text);
-		l->text = out.data;
+		lw->text = out.data;
 		out.data = NULL;
-		l->at = ferry__mono();
 	}
 	ferry__output_release(&out);
 	ferry__output_release(&err);
-	return l->text;
+}
+
+static void listing_done(struct ferry_engine *eng, struct ferry_work *w)
+{
+	struct listing_work *lw = (struct listing_work *)w;
+	struct ferry_listing *l = lw->l;
+
+	l->asking = 0;
+	l->answered = 1;
+	l->at = ferry__mono();
+	if (lw->text) {
+		free(l->text);
+		l->text = lw->text;
+	}
+	free(lw);
+	ferry__engine_backend_ready(eng);
+}
+
+int ferry__listing_get(struct ferry_engine *eng, struct ferry_listing *l, char *const *argv,
+		       const char **text)
+{
+	struct listing_work *lw;
+
+	*text = l->text;
+	if (l->asking || (l->answered && ferry__mono() - l->at < 60))
+		return l->answered ? 0 : FERRY__PENDING;
+	if (!(lw = calloc(1, sizeof(*lw))))
+		return 0; /* nothing to check against: the DRMS says what is wrong */
+	lw->w = (struct ferry_work){.run = listing_run, .done = listing_done};
+	lw->l = l;
+	lw->argv = argv;
+	l->asking = 1;
+	ferry__worker_queue(ferry__engine_worker(eng), &lw->w);
+	return l->answered ? 0 : FERRY__PENDING;
+}
+
+void ferry__listing_release(struct ferry_listing *l)
+{
+	free(l->text);
+	l->text = NULL;
 }
 
 void ferry__drms_refresh(struct ferry_engine *eng, struct job *j)

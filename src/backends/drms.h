@@ -64,15 +64,25 @@ void ferry__track_release(struct ferry_track_set *s);
 int ferry__same_batch(const struct job *a, const struct job *b);
 
 /*
- * What a listing command (sinfo, qstat -g c) printed, run at most once a
- * minute: a DRMS's queues change rarely, and a submit must stay cheap.
- * NULL when it never ran well (the DRMS then says what is wrong).
+ * What a listing command (sinfo, qconf -sql) printed, run on the engine's
+ * worker at most once a minute: a DRMS's queues change rarely, and a
+ * submit must stay cheap.
  */
 struct ferry_listing {
-	char *text;
-	double at; /* monotonic time of the run */
+	char *text;   /* NULL: it never ran well (the DRMS then says what is wrong) */
+	double at;    /* monotonic time of the last run */
+	int asking;   /* a run is out on the worker */
+	int answered; /* a run came back, good or not */
 };
-const char *ferry__listing(struct ferry_listing *l, char *const *argv);
+/*
+ * The listing to check a spec against: 0 with *text (NULL: nothing to
+ * check against), or FERRY__PENDING until the first run is back (the
+ * backend's check returns it: the request waits and runs again). A stale
+ * listing is used while a new run is out. argv must outlive the engine.
+ */
+int ferry__listing_get(struct ferry_engine *eng, struct ferry_listing *l, char *const *argv,
+		       const char **text);
+void ferry__listing_release(struct ferry_listing *l);
 
 /*
  * The backends' refresh: the job's script marked its start, so a client

@@ -734,12 +734,15 @@ static void __attribute__((noreturn)) runner_main(int lfd, const char *log)
 
 /* ---- the engine side ---- */
 
-static struct {
+/* The backend's state (backend.h: what open returns). */
+struct local {
+	struct ferry_engine *eng;
 	struct chan ch;
 	int64_t *ids; /* jobs started on the current runner */
 	size_t nids, capids;
 	json_t *list; /* the runner's jobs when this engine started */
-} L = {.ch = {.fd = -1}};
+	long ncpu;    /* asked once: sysconf reads /sys at each call, and slots runs each tick */
+};
 
 static char *dir_of(struct ferry_engine *eng, int64_t id)
 {
@@ -807,36 +810,37 @@ static void unclear(struct job_result *r, const char *why)
 	snprintf(r->message, sizeof(r->message), "%s", why);
 }
 
-static void track(int64_t id)
+static void track(struct local *l, int64_t id)
 {
-	if (L.nids == L.capids) {
-		size_t ncap = L.capids ? 2 * L.capids : 64;
-		int64_t *n = realloc(L.ids, ncap * sizeof(*n));
+	if (l->nids == l->capids) {
+		size_t ncap = l->capids ? 2 * l->capids : 64;
+		int64_t *n = realloc(l->ids, ncap * sizeof(*n));
 		if (!n)
 			return; /* untracked: it is still reported by its end message */
-		L.ids = n;
-		L.capids = ncap;
+		l->ids = n;
+		l->capids = ncap;
 	}
-	L.ids[L.nids++] = id;
+	l->ids[l->nids++] = id;
 }
 
-static void untrack(int64_t id)
+static void untrack(struct local *l, int64_t id)
 {
-	for (size_t i = 0; i < L.nids; i++) {
-		if (L.ids[i] == id) {
-			L.ids[i] = L.ids[--L.nids];
+	for (size_t i = 0; i < l->nids; i++) {
+		if (l->ids[i] == id) {
+			l->ids[i] = l->ids[--l->nids];
 			return;
 		}
 	}
 }
 
 /* Reports the end of a job from its result file. */
-static void collect(struct ferry_engine *eng, struct job *j, const char *why_missing)
+static void collect(struct local *l, struct job *j, const char *why_missing)
 {
+	struct ferry_engine *eng = l->eng;
 	struct job_result r;
-	char *dir = dir_of(eng, j->id);
+	char *dir = dir_of(l->eng, j->id);
 
-	untrack(j->id);
+	untrack(l, j->id);
 	if (!dir || read_result(dir, &r) < 0)
 		unclear(&r, why_missing);
 	free(dir);
@@ -846,36 +850,39 @@ static void collect(struct ferry_engine *eng, struct job *j, const char *why_mis
 static void on_runner(struct ferry_engine *eng, int fd, void *arg);
 
 /* The runner is gone: its jobs end with what their result files say. */
-static void runner_lost(struct ferry_engine *eng)
+static void runner_lost(struct local *l)
 {
-	ferry__loop_unwatch(L.ch.fd);
-	chan_close(&L.ch);
-	while (L.nids) {
-		struct job *j = ferry__engine_job(eng, L.ids[L.nids - 1]);
+	struct ferry_engine *eng = l->eng;
+
+	ferry__loop_unwatch(l->ch.fd);
+	chan_close(&l->ch);
+	while (l->nids) {
+		struct job *j = ferry__engine_job(eng, l->ids[l->nids - 1]);
 		if (j)
-			collect(eng, j, "the job's runner died before recording its result");
+			collect(l, j, "the job's runner died before recording its result");
 		else
-			L.nids--;
+			l->nids--;
 	}
 }
 
 static void on_runner(struct ferry_engine *eng, int fd, void *arg)
 {
+	struct local *l = arg;
 	json_t *m;
-	int bad, eof = chan_fill(&L.ch) < 0;
+	int bad, eof = chan_fill(&l->ch) < 0;
 
-	while ((m = chan_next(&L.ch, &bad))) {
+	while ((m = chan_next(&l->ch, &bad))) {
 		const char *op = json_string_value(json_object_get(m, "op"));
 		struct job *j =
 		    ferry__engine_job(eng, json_integer_value(json_object_get(m, "id")));
 		if (j && op && !strcmp(op, "ended")) {
-			collect(eng, j, "the job ended without a result file");
+			collect(l, j, "the job ended without a result file");
 		} else if (j && op && !strcmp(op, "refused")) {
 			struct job_result res;
 			const char *msg = json_string_value(json_object_get(m, "message"));
 			unclear(&res, msg ? msg : "the job runner refused the job");
 			res.exit_status = FERRY_ABORTED;
-			untrack(j->id);
+			untrack(l, j->id);
 			ferry__engine_job_ended(eng, j, &res);
 		} else if (j && op && !strcmp(op, "started")) {
 			char pid[32];
@@ -886,7 +893,7 @@ static void on_runner(struct ferry_engine *eng, int fd, void *arg)
 		json_decref(m);
 	}
 	if (eof || bad)
-		runner_lost(eng);
+		runner_lost(l);
 }
 
 static int connect_runner(const char *path)
@@ -936,25 +943,26 @@ fail:
 }
 
 /* Connects to the runner of this state directory, starting one if needed. */
-static int ensure_runner(struct ferry_engine *eng, char *err, size_t errlen)
+static int ensure_runner(struct local *l, char *err, size_t errlen)
 {
+	struct ferry_engine *eng = l->eng;
 	char *path;
 
-	if (L.ch.fd >= 0)
+	if (l->ch.fd >= 0)
 		return 0;
 	path = ferry__asprintf("%s/runner.sock", ferry__engine_state_dir(eng));
 	if (!path) {
 		snprintf(err, errlen, "out of memory");
 		return FERRY_EAGAIN;
 	}
-	L.ch.fd = connect_runner(path);
-	if (L.ch.fd < 0 && spawn_runner(eng, path) == 0)
-		L.ch.fd = connect_runner(path);
-	if (L.ch.fd < 0 || ferry__loop_watch(L.ch.fd, on_runner, NULL) < 0) {
+	l->ch.fd = connect_runner(path);
+	if (l->ch.fd < 0 && spawn_runner(eng, path) == 0)
+		l->ch.fd = connect_runner(path);
+	if (l->ch.fd < 0 || ferry__loop_watch(l->ch.fd, on_runner, l) < 0) {
 		snprintf(err, errlen, "cannot reach the job runner on '%s': %s", path,
 			 strerror(errno));
 		free(path);
-		chan_close(&L.ch);
+		chan_close(&l->ch);
 		return FERRY_EAGAIN;
 	}
 	free(path);
@@ -962,53 +970,55 @@ static int ensure_runner(struct ferry_engine *eng, char *err, size_t errlen)
 }
 
 /* Sends one message to the runner, waiting for room if need be. */
-static int runner_call(struct ferry_engine *eng, json_t *m)
+static int runner_call(struct local *l, json_t *m)
 {
-	int rc = chan_queue(&L.ch, m);
+	int rc = chan_queue(&l->ch, m);
 
 	json_decref(m);
-	while (!rc && L.ch.outlen) {
-		struct pollfd p = {L.ch.fd, POLLOUT, 0};
-		if (chan_flush(&L.ch) < 0 || (L.ch.outlen && poll(&p, 1, 1000) <= 0))
+	while (!rc && l->ch.outlen) {
+		struct pollfd p = {l->ch.fd, POLLOUT, 0};
+		if (chan_flush(&l->ch) < 0 || (l->ch.outlen && poll(&p, 1, 1000) <= 0))
 			rc = -1;
 	}
 	if (rc)
-		runner_lost(eng);
+		runner_lost(l);
 	return rc;
 }
 
-static int local_start(struct ferry_engine *eng, struct job *j, char *err, size_t errlen)
+static int local_start(void *self, struct job *j, char *err, size_t errlen)
 {
+	struct local *l = self;
 	char *dir;
-	int rc = ensure_runner(eng, err, errlen);
+	int rc = ensure_runner(l, err, errlen);
 
 	if (rc)
 		return rc;
-	dir = dir_of(eng, j->id);
+	dir = dir_of(l->eng, j->id);
 	if (!dir) {
 		snprintf(err, errlen, "out of memory");
 		return FERRY_EAGAIN;
 	}
-	rc = runner_call(eng, json_pack("{s:s,s:I,s:s,s:O}", "op", "start", "id", (json_int_t)j->id,
-					"dir", dir, "spec", j->spec));
+	rc = runner_call(l, json_pack("{s:s,s:I,s:s,s:O}", "op", "start", "id", (json_int_t)j->id,
+				      "dir", dir, "spec", j->spec));
 	free(dir);
 	if (rc) {
 		snprintf(err, errlen, "the job runner went away");
 		return FERRY_EAGAIN;
 	}
-	track(j->id);
+	track(l, j->id);
 	return 0;
 }
 
-static int local_control(struct ferry_engine *eng, struct job *j, enum backend_ctl ctl, char *err,
-			 size_t errlen)
+static int local_control(void *self, struct job *j, enum backend_ctl ctl, struct ferry_ctl *token,
+			 char *err, size_t errlen)
 {
+	struct local *l = self;
 	const char *action = ctl == CTL_SUSPEND	 ? "suspend"
 			     : ctl == CTL_RESUME ? "resume"
 						 : "terminate";
 
-	if (L.ch.fd < 0 || runner_call(eng, json_pack("{s:s,s:I,s:s}", "op", "signal", "id",
-						      (json_int_t)j->id, "action", action))) {
+	if (l->ch.fd < 0 || runner_call(l, json_pack("{s:s,s:I,s:s}", "op", "signal", "id",
+						     (json_int_t)j->id, "action", action))) {
 		snprintf(err, errlen, "the job runner is gone");
 		return FERRY_ESTATE;
 	}
@@ -1016,32 +1026,31 @@ static int local_control(struct ferry_engine *eng, struct job *j, enum backend_c
 }
 
 /* The runner's current jobs, asked once when an engine starts. */
-static json_t *runner_jobs(struct ferry_engine *eng)
+static json_t *runner_jobs(struct local *l)
 {
 	double until = ferry__mono() + LIST_TIMEOUT_MS / 1000.0;
 	char err[256];
 	json_t *m;
 	int bad;
 
-	if (L.list)
-		return L.list;
-	if (ensure_runner(eng, err, sizeof(err)) ||
-	    runner_call(eng, json_pack("{s:s}", "op", "list")))
+	if (l->list)
+		return l->list;
+	if (ensure_runner(l, err, sizeof(err)) || runner_call(l, json_pack("{s:s}", "op", "list")))
 		return NULL;
 	while (ferry__mono() < until) {
-		struct pollfd p = {L.ch.fd, POLLIN, 0};
-		if (poll(&p, 1, 200) < 0 || chan_fill(&L.ch) < 0)
+		struct pollfd p = {l->ch.fd, POLLIN, 0};
+		if (poll(&p, 1, 200) < 0 || chan_fill(&l->ch) < 0)
 			break;
 		/* "ended" messages before the list are redundant: results are in files */
-		while ((m = chan_next(&L.ch, &bad))) {
+		while ((m = chan_next(&l->ch, &bad))) {
 			if (!strcmp(json_string_value(json_object_get(m, "op")) ?: "", "list"))
-				return L.list = m;
+				return l->list = m;
 			json_decref(m);
 		}
 		if (bad)
 			break;
 	}
-	runner_lost(eng);
+	runner_lost(l);
 	return NULL;
 }
 
@@ -1050,8 +1059,10 @@ static json_t *runner_jobs(struct ferry_engine *eng)
  * says so), or ended (its result file says how), or lost with a runner
  * that died. An unclaimed job never started.
  */
-static int local_adopt(struct ferry_engine *eng, struct job *j)
+static int local_adopt(void *self, struct job *j)
 {
+	struct local *l = self;
+	struct ferry_engine *eng = l->eng;
 	char *dir = dir_of(eng, j->id), path[4096];
 	json_t *list, *ids, *e;
 	struct stat st;
@@ -1064,7 +1075,7 @@ static int local_adopt(struct ferry_engine *eng, struct job *j)
 	if (stat(path, &st) < 0)
 		return 0;
 	ferry__engine_job_adopted(eng, j);
-	list = runner_jobs(eng);
+	list = runner_jobs(l);
 	ids = json_object_get(list, "ids");
 	json_array_foreach(ids, i, e)
 	{
@@ -1074,15 +1085,15 @@ static int local_adopt(struct ferry_engine *eng, struct job *j)
 				 (int)json_integer_value(
 				     json_array_get(json_object_get(list, "pids"), i)));
 			ferry__engine_job_native_id(eng, j, pid);
-			track(j->id);
+			track(l, j->id);
 			return 1;
 		}
 	}
-	collect(eng, j, "the runner that started the job died before recording its result");
+	collect(l, j, "the runner that started the job died before recording its result");
 	return 1;
 }
 
-static int local_check(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen)
+static int local_check(void *self, json_t *spec, char *err, size_t errlen)
 {
 	if (json_is_string(json_object_get(spec, "queue"))) {
 		snprintf(err, errlen, "the local backend has no queues (queue '%s')",
@@ -1097,21 +1108,47 @@ static int local_check(struct ferry_engine *eng, json_t *spec, char *err, size_t
 	return 0;
 }
 
-static int local_slots(struct ferry_engine *eng)
+static int local_slots(void *self)
 {
-	static long ncpu; /* asked once: sysconf reads /sys at each call, and this runs each tick */
-	int slots = ferry__engine_cfg(eng)->slots;
+	struct local *l = self;
+	int slots = ferry__engine_cfg(l->eng)->slots;
 
 	if (slots > 0)
 		return slots;
-	if (!ncpu)
-		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	return ncpu > 0 ? (int)ncpu : 1;
+	return l->ncpu > 0 ? (int)l->ncpu : 1;
+}
+
+static int local_open(struct ferry_engine *eng, void **self, char *err, size_t errlen)
+{
+	struct local *l = calloc(1, sizeof(*l));
+
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return FERRY_ENOMEM;
+	}
+	l->eng = eng;
+	l->ch.fd = -1;
+	l->ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	*self = l;
+	return 0;
+}
+
+static void local_close(void *self)
+{
+	struct local *l = self;
+
+	if (l->ch.fd >= 0)
+		ferry__loop_unwatch(l->ch.fd);
+	chan_close(&l->ch);
+	json_decref(l->list);
+	free(l->ids);
+	free(l);
 }
 
 const struct ferry_backend ferry__backend_local = {
-    .version = FERRY_BACKEND_VERSION,
     .name = "local",
+    .open = local_open,
+    .close = local_close,
     .check = local_check,
     .start = local_start,
     .control = local_control,

@@ -27,9 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
 #include "drms.h"
+#include "engine.h"
+#include "run.h"
 #include "util.h"
+#include "work.h"
 
 #define CMD_TIMEOUT_S	60.0
 #define POLL_INTERVAL_S 2.0
@@ -46,14 +48,22 @@ struct sres {
 	int64_t maxrss_kb; /* -1: unknown */
 };
 
-static struct {
-	struct ferry_track_set t; /* the handed jobs, by id */
-	int max_array;		  /* highest array task id Slurm takes; 0: not asked yet */
-	int accounting;		  /* sacct: 1 works, 0 disabled, -1 not tried */
-	char *jobcomp;		  /* the jobcomp/filetxt file, if any */
-	char *recovery;		  /* squeue output while jobs are re-attached */
-	int config_known;	  /* scontrol show config was read */
-} S = {.accounting = -1};
+/*
+ * The backend's state (backend.h: what open returns). The loop owns it;
+ * a work item carries copies of what its commands need and brings back
+ * what they found, applied by its done callback (work.h).
+ */
+struct slurm {
+	struct ferry_engine *eng;
+	struct ferry_worker *wk;
+	struct ferry_track_set t;   /* the handed jobs, by id */
+	int max_array;		    /* highest array task id Slurm takes */
+	int accounting;		    /* sacct: 1 works, 0 disabled, -1 not tried */
+	char *jobcomp;		    /* the jobcomp/filetxt file, if any */
+	char *recovery;		    /* squeue output while jobs are re-attached */
+	int config_known;	    /* scontrol show config was read */
+	struct ferry_listing parts; /* sinfo: partitions and their CPUs */
+};
 
 /* ---- running Slurm's commands ---- */
 
@@ -70,6 +80,8 @@ static void slurm_message(const char *cmd, int rc, int status, const struct ferr
 		snprintf(msg, msglen, "cannot run '%s': it is not installed or not on PATH", cmd);
 	else if (rc == -ETIMEDOUT)
 		snprintf(msg, msglen, "'%s' did not answer within %.0f s", cmd, CMD_TIMEOUT_S);
+	else if (rc == -ECANCELED)
+		snprintf(msg, msglen, "'%s' was stopped: the engine stops", cmd);
 	else if (rc < 0)
 		snprintf(msg, msglen, "cannot run '%s': %s", cmd, strerror(-rc));
 	else if (tl)
@@ -82,12 +94,15 @@ static void slurm_message(const char *cmd, int rc, int status, const struct ferr
 /*
  * Runs a Slurm command; 0 with its output in *out (release it), or -1
  * with msg set. *transient says whether trying again later may help.
+ * Blocks: on the worker thread (cancel_fd: the item's), or at startup
+ * (-1).
  */
-static int slurm(char *const *argv, const char *input, size_t inlen, struct ferry_output *out,
-		 char *msg, size_t msglen, int *transient)
+static int slurm(int cancel_fd, char *const *argv, const char *input, size_t inlen,
+		 struct ferry_output *out, char *msg, size_t msglen, int *transient)
 {
 	struct ferry_output err;
-	int status, rc = ferry__run_command(argv, input, inlen, CMD_TIMEOUT_S, out, &err, &status);
+	int status, rc = ferry__run_command(argv, input, inlen, CMD_TIMEOUT_S, cancel_fd, out, &err,
+					    &status);
 	static const char *const passing[] = {
 	    "Unable to contact",
 	    "Socket timed out",
@@ -98,7 +113,7 @@ static int slurm(char *const *argv, const char *input, size_t inlen, struct ferr
 	};
 
 	if (transient)
-		*transient = rc == -ETIMEDOUT;
+		*transient = rc == -ETIMEDOUT || rc == -ECANCELED;
 	if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		ferry__output_release(&err);
 		return 0;
@@ -112,54 +127,57 @@ static int slurm(char *const *argv, const char *input, size_t inlen, struct ferr
 	return -1;
 }
 
-/* Reads what the backend needs of the cluster's configuration, once. */
-static void read_config(void)
+/*
+ * Reads what the backend needs of the cluster's configuration, once, when
+ * the engine starts (before its loop serves anyone).
+ */
+static void read_config(struct slurm *sl)
 {
 	char *argv[] = {"scontrol", "show", "config", NULL}, msg[512];
 	struct ferry_output out;
 	char *p;
 
-	if (S.config_known)
+	if (sl->config_known)
 		return;
-	S.max_array = 1000;
-	if (slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) < 0) {
+	sl->max_array = MAX_TASKS - 1;
+	if (slurm(-1, argv, NULL, 0, &out, msg, sizeof(msg), NULL) < 0) {
 		fprintf(stderr, "ferryd: slurm: %s\n", msg);
 		return;
 	}
-	S.config_known = 1;
+	sl->config_known = 1;
 	if ((p = strstr(out.data, "\nMaxArraySize ")) && (p = strchr(p, '=')))
-		S.max_array = atoi(p + 1) - 1;
-	if (S.max_array < 0)
-		S.max_array = 0; /* arrays disabled (MaxArraySize=0): one sbatch per job */
-	if (S.max_array > MAX_TASKS - 1)
-		S.max_array = MAX_TASKS - 1;
+		sl->max_array = atoi(p + 1) - 1;
+	if (sl->max_array < 0)
+		sl->max_array = 0; /* arrays disabled (MaxArraySize=0): one sbatch per job */
+	if (sl->max_array > MAX_TASKS - 1)
+		sl->max_array = MAX_TASKS - 1;
 	if (strstr(out.data, "JobCompType             = jobcomp/filetxt") &&
 	    (p = strstr(out.data, "\nJobCompLoc ")) && (p = strchr(p, '='))) {
 		p += 1 + strspn(p + 1, " ");
-		S.jobcomp = strndup(p, strcspn(p, "\n"));
+		sl->jobcomp = strndup(p, strcspn(p, "\n"));
 	}
 	ferry__output_release(&out);
 }
 
 /* ---- the jobs this backend tracks ---- */
 
-static struct ferry_tracked *find(int64_t id)
+static struct ferry_tracked *find(struct slurm *sl, int64_t id)
 {
-	return ferry__track_find(&S.t, id);
+	return ferry__track_find(&sl->t, id);
 }
 
-static void track(int64_t id)
+static void track(struct slurm *sl, int64_t id)
 {
-	if (ferry__track_add(&S.t, id) < 0)
+	if (ferry__track_add(&sl->t, id) < 0)
 		fprintf(stderr,
 			"ferryd: slurm: out of memory: job %lld is resolved at the engine's "
 			"next start\n",
 			(long long)id);
 }
 
-static void untrack(int64_t id)
+static void untrack(struct slurm *sl, int64_t id)
 {
-	ferry__track_del(&S.t, id);
+	ferry__track_del(&sl->t, id);
 }
 
 /* ---- the batch script ---- */
@@ -205,7 +223,8 @@ static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64
 	return text;
 }
 
-static int find_pending(struct ferry_engine *eng, struct job *j);
+static int find_pending(struct slurm *sl, struct job *j, const char *queue, char *nid, size_t len);
+static int partitions(struct slurm *sl, const char **text);
 
 /* ---- handing jobs over ---- */
 
@@ -306,23 +325,17 @@ static int many_tasks(char **w)
 	return 0;
 }
 
-/* The cluster's partitions as "NAME|CPUS" lines. */
-static const char *partitions(void)
-{
-	static struct ferry_listing l;
-	char *argv[] = {"sinfo", "-h", "-o", "%R|%c", NULL};
-
-	return ferry__listing(&l, argv);
-}
-
 /* What sbatch would refuse anyway, refused at submission with a clear error. */
-static int check_partition(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen)
+static int check_partition(struct slurm *sl, json_t *spec, char *err, size_t errlen)
 {
+	struct ferry_engine *eng = sl->eng;
 	const char *queue = spec_str(spec, "queue") ?: ferry__engine_cfg(eng)->queue;
 	json_int_t cpus = json_integer_value(json_object_get(spec, "cpus"));
-	const char *list = partitions();
+	const char *list;
 	int found = !queue, most = 0;
 
+	if (partitions(sl, &list) == FERRY__PENDING)
+		return FERRY__PENDING;
 	if (!list)
 		return 0;
 	for (const char *l = list; *l; l += strcspn(l, "\n"), l += *l == '\n') {
@@ -347,13 +360,13 @@ static int check_partition(struct ferry_engine *eng, json_t *spec, char *err, si
 	return 0;
 }
 
-static int slurm_check(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen)
+static int slurm_check(void *self, json_t *spec, char *err, size_t errlen)
 {
 	char **w;
 	int rc = native_words(spec, &w, err, errlen);
 
 	ferry__strv_free(w);
-	return rc ? rc : check_partition(eng, spec, err, errlen);
+	return rc ? rc : check_partition(self, spec, err, errlen);
 }
 
 /* sbatch's arguments for a batch of n jobs like jobs[0]. */
@@ -408,115 +421,239 @@ static char **sbatch_argv(struct ferry_engine *eng, struct job **jobs, size_t n,
 	return v;
 }
 
-/* Submits jobs[0..n) as one sbatch; 0, FERRY_EAGAIN, or refuses them all. */
-static int submit_batch(struct ferry_engine *eng, struct job **jobs, size_t n, char *err,
-			size_t errlen)
-{
-	int64_t base = jobs[0]->id;
-	char **native = NULL, **argv = NULL, *text = NULL, msg[512];
-	struct ferry_output out = {0};
+/*
+ * A hand's work: the lookups of jobs whose last sbatch failed (it may
+ * have gone through: one squeue finds them by their comments), then one
+ * sbatch per batch. The loop built every argv and script; the worker
+ * only runs them.
+ */
+struct batch {
+	int64_t *ids;
+	size_t n;
+	char **argv;
+	char *script;
 	size_t len;
-	int rc, transient = 0;
+	/* what came back */
+	int outcome; /* 0 submitted (sid), 1 refused, 2 try again later */
+	long long sid;
+	char msg[512];
+};
 
-	if ((rc = native_words(jobs[0]->spec, &native, msg, sizeof(msg))))
-		goto refuse;
-	argv = sbatch_argv(eng, jobs, n, base, native);
-	text = script(eng, jobs, n, base, many_tasks(native), &len);
-	if (!argv || !text) {
-		snprintf(err, errlen, "cannot write the batch script: %s", strerror(errno));
-		rc = FERRY_EAGAIN;
-		goto out;
-	}
-	/* the intent first: after a crash the comment finds what sbatch made */
-	for (size_t i = 0; i < n; i++)
-		ferry__engine_job_native_id(eng, jobs[i], PENDING_NATIVE);
-	if (ferry__engine_sync(eng)) {
-		snprintf(err, errlen, "cannot record the submission in the database");
-		rc = FERRY_EAGAIN;
-		goto out;
-	}
-	if (slurm(argv, text, len, &out, msg, sizeof(msg), &transient) < 0) {
-		if (transient) {
-			snprintf(err, errlen, "%s", msg);
-			rc = FERRY_EAGAIN;
-			goto out;
+struct hand_work {
+	struct ferry_work w;
+	struct slurm *sl;
+	int64_t *lookups; /* ids of jobs to look for in squeue first */
+	size_t nlookups;
+	char *queue; /* squeue's answer for the lookups; NULL: it failed */
+	struct batch *b;
+	size_t nb;
+};
+
+static int list_queue(int cancel_fd, struct ferry_output *out, char *msg, size_t msglen);
+
+static void hand_run(struct ferry_work *w)
+{
+	struct hand_work *h = (struct hand_work *)w;
+	struct ferry_output out;
+	char msg[512];
+
+	if (h->nlookups && list_queue(w->cancel_fd, &out, msg, sizeof(msg)) == 0)
+		h->queue = out.data;
+	for (size_t i = 0; i < h->nb; i++) {
+		struct batch *b = &h->b[i];
+		int transient = 0;
+		if (b->outcome) /* refused already */
+			continue;
+		if (slurm(w->cancel_fd, b->argv, b->script, b->len, &out, b->msg, sizeof(b->msg),
+			  &transient) < 0) {
+			b->outcome = transient ? 2 : 1;
+			continue;
 		}
-		goto refuse;
+		b->sid = strtoll(out.data, NULL, 10);
+		if (b->sid <= 0) {
+			snprintf(b->msg, sizeof(b->msg), "sbatch answered '%.100s', not a job id",
+				 out.data);
+			b->outcome = 1;
+		}
+		ferry__output_release(&out);
 	}
-	long long sid = strtoll(out.data, NULL, 10);
-	if (sid <= 0) {
-		snprintf(msg, sizeof(msg), "sbatch answered '%.100s', not a job id", out.data);
-		goto refuse;
-	}
-	for (size_t i = 0; i < n; i++) {
-		char nid[64];
-		if (n > 1)
-			snprintf(nid, sizeof(nid), "%lld_%lld", sid,
-				 (long long)(jobs[i]->id - base));
-		else
-			snprintf(nid, sizeof(nid), "%lld", sid);
-		track(jobs[i]->id);
-		ferry__engine_job_handed(eng, jobs[i], nid);
-	}
-	rc = 0;
-	goto out;
-refuse:
-	for (size_t i = 0; i < n; i++)
-		ferry__engine_job_refused(eng, jobs[i], msg);
-	rc = 0;
-out:
-	ferry__output_release(&out);
-	ferry__strv_free(native);
-	ferry__strv_free(argv);
-	free(text);
-	return rc;
 }
 
-static int slurm_hand(struct ferry_engine *eng, struct job **jobs, size_t n, char *err,
-		      size_t errlen)
+static void hand_free(struct hand_work *h)
+{
+	for (size_t i = 0; i < h->nb; i++) {
+		free(h->b[i].ids);
+		ferry__strv_free(h->b[i].argv);
+		free(h->b[i].script);
+	}
+	free(h->b);
+	free(h->lookups);
+	free(h->queue);
+	free(h);
+}
+
+static void cancel_later(struct slurm *sl, const char *native);
+
+/* A batch's jobs: handed, refused or back in the queue, as sbatch said. */
+static void batch_done(struct slurm *sl, struct batch *b, int ran)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct job *j = ferry__engine_job(sl->eng, b->ids[i]);
+		char nid[64];
+		if (!ran || b->outcome == 2) {
+			if (j)
+				ferry__engine_job_unhanded(sl->eng, j,
+							   ran ? b->msg : "the engine stops");
+			continue;
+		}
+		if (b->outcome == 1) {
+			if (j)
+				ferry__engine_job_refused(sl->eng, j, b->msg);
+			continue;
+		}
+		if (b->n > 1)
+			snprintf(nid, sizeof(nid), "%lld_%lld", b->sid,
+				 (long long)(b->ids[i] - b->ids[0]));
+		else
+			snprintf(nid, sizeof(nid), "%lld", b->sid);
+		if (!j) { /* killed or disposed while sbatch ran */
+			cancel_later(sl, nid);
+			continue;
+		}
+		track(sl, j->id);
+		ferry__engine_job_handed(sl->eng, j, nid);
+	}
+}
+
+/* A job whose last sbatch failed: in Slurm after all, or handed again. */
+static void lookup_done(struct slurm *sl, int64_t id, const char *queue, int ran)
+{
+	struct job *j = ferry__engine_job(sl->eng, id);
+	char nid[128];
+
+	if (!j)
+		return;
+	if (!ran || !queue) {
+		ferry__engine_job_unhanded(sl->eng, j, "cannot ask squeue where it went");
+		return;
+	}
+	if (find_pending(sl, j, queue, nid, sizeof(nid))) {
+		track(sl, j->id);
+		ferry__engine_job_handed(sl->eng, j, nid);
+		return;
+	}
+	ferry__engine_job_native_id(sl->eng, j, ""); /* sbatch never made it */
+	ferry__engine_job_unhanded(sl->eng, j, NULL);
+}
+
+static void hand_done(struct ferry_engine *eng, struct ferry_work *w)
+{
+	struct hand_work *h = (struct hand_work *)w;
+
+	for (size_t i = 0; i < h->nlookups; i++)
+		lookup_done(h->sl, h->lookups[i], h->queue, w->ran);
+	for (size_t i = 0; i < h->nb; i++)
+		batch_done(h->sl, &h->b[i], w->ran);
+	hand_free(h);
+	ferry__engine_backend_ready(eng); /* controls that waited for the hand */
+}
+
+/*
+ * Builds the sbatch of jobs[0..n); 0, or -1 when out of memory. A native
+ * specification sbatch would refuse makes the batch refused (outcome 1),
+ * reported with the rest by hand_done: hand itself frees no job.
+ */
+static int batch_init(struct slurm *sl, struct batch *b, struct job **jobs, size_t n)
+{
+	int64_t base = jobs[0]->id;
+	char **native = NULL;
+
+	b->n = n;
+	if (!(b->ids = malloc(n * sizeof(*b->ids))))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		b->ids[i] = jobs[i]->id;
+	if (native_words(jobs[0]->spec, &native, b->msg, sizeof(b->msg))) {
+		b->outcome = 1;
+		return 0;
+	}
+	b->argv = sbatch_argv(sl->eng, jobs, n, base, native);
+	b->script = script(sl->eng, jobs, n, base, many_tasks(native), &b->len);
+	ferry__strv_free(native);
+	return b->argv && b->script ? 0 : -1;
+}
+
+/* Groups jobs (in id order) into arrays of like jobs within an id span. */
+static int hand_batches(struct slurm *sl, struct hand_work *h, struct job **jobs, size_t n,
+			char *taken)
 {
 	struct job **batch = malloc(n * sizeof(*batch));
-	char *taken = calloc(n, 1);
-	int rc = 0;
 
-	read_config();
-	if (!batch || !taken) {
-		snprintf(err, errlen, "out of memory");
-		rc = FERRY_EAGAIN;
+	if (!batch || !(h->b = calloc(n, sizeof(*h->b)))) {
+		free(batch);
+		return -1;
 	}
-	/*
-	 * A job whose last sbatch failed may still be in Slurm (an sbatch that
-	 * timed out may have gone through): look for it before submitting.
-	 */
-	free(S.recovery);
-	S.recovery = NULL;
-	for (size_t i = 0; !rc && i < n; i++) {
-		if (!jobs[i]->native_id || strcmp(jobs[i]->native_id, PENDING_NATIVE))
-			continue;
-		if (find_pending(eng, jobs[i]) == 1) {
-			track(jobs[i]->id);
-			ferry__engine_job_handed(eng, jobs[i], jobs[i]->native_id);
-			taken[i] = 1;
-		}
-	}
-	/* jobs come in id order: an array takes the like ones within its id span */
-	for (size_t i = 0; !rc && i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		size_t m = 0;
+		int rc;
 		if (taken[i])
 			continue;
 		for (size_t k = i; k < n && m < MAX_TASKS; k++) {
 			if (taken[k] || !ferry__same_batch(jobs[i], jobs[k]))
 				continue;
-			if (jobs[k]->id - jobs[i]->id > S.max_array)
+			if (jobs[k]->id - jobs[i]->id > sl->max_array)
 				break;
 			batch[m++] = jobs[k];
 			taken[k] = 1;
 		}
-		rc = submit_batch(eng, batch, m, err, errlen);
+		rc = batch_init(sl, &h->b[h->nb++], batch, m);
+		if (rc < 0) { /* its strings are freed with the rest */
+			free(batch);
+			return -1;
+		}
 	}
 	free(batch);
+	return 0;
+}
+
+static int slurm_hand(void *self, struct job **jobs, size_t n, char *err, size_t errlen)
+{
+	struct slurm *sl = self;
+	struct hand_work *h = calloc(1, sizeof(*h));
+	char *taken = calloc(n, 1);
+
+	if (!h || !taken || !(h->lookups = malloc(n * sizeof(*h->lookups))))
+		goto nomem;
+	h->w = (struct ferry_work){.run = hand_run, .done = hand_done};
+	h->sl = sl;
+	/* a job whose last sbatch failed may still be in Slurm: look before submitting */
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->native_id && !strcmp(jobs[i]->native_id, PENDING_NATIVE)) {
+			h->lookups[h->nlookups++] = jobs[i]->id;
+			taken[i] = 1;
+		}
+	}
+	if (hand_batches(sl, h, jobs, n, taken) < 0)
+		goto nomem;
 	free(taken);
-	return rc;
+	/* the intent first: after a crash the comment finds what sbatch made */
+	for (size_t i = 0; i < h->nb; i++)
+		for (size_t k = 0; !h->b[i].outcome && k < h->b[i].n; k++)
+			ferry__engine_job_native_id(
+			    sl->eng, ferry__engine_job(sl->eng, h->b[i].ids[k]), PENDING_NATIVE);
+	if (ferry__engine_sync(sl->eng)) {
+		snprintf(err, errlen, "cannot record the submission in the database");
+		hand_free(h);
+		return FERRY_EAGAIN;
+	}
+	ferry__worker_queue(sl->wk, &h->w);
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	free(taken);
+	if (h)
+		hand_free(h);
+	return FERRY_EAGAIN;
 }
 
 /* ---- what Slurm says of the jobs ---- */
@@ -580,7 +717,7 @@ static int64_t parse_kb(const char *s)
 /* The ferry id of a line whose comment is ours: BASE plus the task id. */
 static int64_t ferry_id(struct ferry_engine *eng, const char *comment, const char *task)
 {
-	const char *inst = ferry__engine_instance(eng);
+	const char *inst = ferry__engine_instance(eng); /* set once: read on the loop only */
 	size_t il = strlen(inst);
 
 	if (strncmp(comment, "ferry:", 6) || strncmp(comment + 6, inst, il) ||
@@ -591,14 +728,14 @@ static int64_t ferry_id(struct ferry_engine *eng, const char *comment, const cha
 }
 
 /* The user's jobs as squeue lists them: "id|task|state|reason|start|comment". */
-static int list_queue(struct ferry_output *out, char *msg, size_t msglen)
+static int list_queue(int cancel_fd, struct ferry_output *out, char *msg, size_t msglen)
 {
 	char uid[32];
 	char *argv[] = {"squeue", "-h", "-r", "-t", "all", "-u", uid, "-o", "%i|%K|%T|%r|%S|%k",
 			NULL};
 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)getuid());
-	return slurm(argv, NULL, 0, out, msg, msglen, NULL);
+	return slurm(cancel_fd, argv, NULL, 0, out, msg, msglen, NULL);
 }
 
 static enum ferry_job_status active_state(const struct job *j, const char *st, const char *why)
@@ -744,8 +881,18 @@ static void sacct_row(char **f, struct sres *r, size_t n, int pass)
 		*dot = '.';
 }
 
+/*
+ * What the resolution of ended jobs needs, on the worker: the loop's
+ * copies, and what it learns of accounting, applied back by the loop.
+ */
+struct resolve_ctx {
+	int cancel_fd;
+	int accounting; /* as struct slurm's */
+	const char *jobcomp;
+};
+
 /* What accounting says of the jobs of r (ids: their natives, comma-separated). */
-static void from_sacct(const char *ids, struct sres *r, size_t n)
+static void from_sacct(struct resolve_ctx *x, const char *ids, struct sres *r, size_t n)
 {
 	char *argv[] = {"sacct",
 			"-n",
@@ -759,14 +906,14 @@ static void from_sacct(const char *ids, struct sres *r, size_t n)
 	char msg[512], *save = NULL, *(*rows)[8] = NULL;
 	size_t nrows = 0, cap = 0;
 
-	if (S.accounting == 0)
+	if (x->accounting == 0)
 		return;
-	if (slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) < 0) {
+	if (slurm(x->cancel_fd, argv, NULL, 0, &out, msg, sizeof(msg), NULL) < 0) {
 		if (strstr(msg, "accounting storage is disabled") || strstr(msg, "not installed"))
-			S.accounting = 0;
+			x->accounting = 0;
 		return;
 	}
-	S.accounting = 1;
+	x->accounting = 1;
 	for (char *l = strtok_r(out.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		if (nrows == cap) {
 			size_t c = cap ? 2 * cap : 64;
@@ -864,7 +1011,7 @@ static size_t unresolved(const struct sres *r, size_t n)
  * accounting, else slurmctld's records, else the jobcomp file; a job's
  * own record first, else its array's remainder.
  */
-static void resolve(struct sres *r, size_t n)
+static void resolve(struct resolve_ctx *x, struct sres *r, size_t n)
 {
 	char *argv[] = {"scontrol", "-o", "show", "job", NULL}, msg[512];
 	char *text = NULL, *ids;
@@ -873,16 +1020,17 @@ static void resolve(struct sres *r, size_t n)
 	/* the jobs' own records; an array's whole listing only when a task has none */
 	for (int arrays = 0; arrays < 2; arrays++) {
 		if ((ids = sacct_ids(r, n, arrays)))
-			from_sacct(ids, r, n);
+			from_sacct(x, ids, r, n);
 		free(ids);
 	}
-	if (unresolved(r, n) && slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
+	if (unresolved(r, n) &&
+	    slurm(x->cancel_fd, argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
 		for (int pass = 0; pass < 2; pass++)
 			from_records(out.data, r, n, pass);
 		ferry__output_release(&out);
 	}
-	if (unresolved(r, n) && S.jobcomp &&
-	    ferry__read_file(S.jobcomp, 512u << 20, &text, NULL) == 0)
+	if (unresolved(r, n) && x->jobcomp &&
+	    ferry__read_file(x->jobcomp, 512u << 20, &text, NULL) == 0)
 		for (int pass = 0; pass < 2; pass++)
 			from_records(text, r, n, pass);
 	free(text);
@@ -936,33 +1084,33 @@ static void to_result(struct ferry_engine *eng, struct job *j, const struct sres
 }
 
 /* Ends the jobs of r that Slurm has a word on, or that stayed unknown too long. */
-static void report_ended(struct ferry_engine *eng, int64_t *ids, struct sres *r, size_t n)
+static void report_ended(struct slurm *sl, const int64_t *ids, const struct sres *r, size_t n)
 {
-	resolve(r, n);
 	for (size_t i = 0; i < n; i++) {
-		struct job *j = ferry__engine_job(eng, ids[i]);
-		struct ferry_tracked *t = find(ids[i]);
+		struct job *j = ferry__engine_job(sl->eng, ids[i]);
+		struct ferry_tracked *t = find(sl, ids[i]);
 		struct job_result res;
 		if (!j || !t)
 			continue;
 		if (!r[i].state[0] && ++t->misses < UNKNOWN_POLLS)
 			continue; /* accounting may lag behind */
-		to_result(eng, j, &r[i], &res);
-		untrack(ids[i]);
-		ferry__engine_job_ended(eng, j, &res);
+		to_result(sl->eng, j, &r[i], &res);
+		untrack(sl, ids[i]);
+		ferry__engine_job_ended(sl->eng, j, &res);
 	}
 }
 
 /* One squeue line of ours: a state change, or an end to resolve. */
-static int queue_line(struct ferry_engine *eng, char *line, int64_t *id)
+static int queue_line(struct slurm *sl, char *line, int64_t *id)
 {
+	struct ferry_engine *eng = sl->eng;
 	char *f[6];
 	struct ferry_tracked *t;
 	struct job *j;
 
 	if (fields(line, f, 6) < 6 || !(*id = ferry_id(eng, f[5], f[1])))
 		return 0;
-	t = find(*id);
+	t = find(sl, *id);
 	j = ferry__engine_job(eng, *id);
 	if (t && j && j->native_id && !strcmp(j->native_id, PENDING_NATIVE))
 		ferry__engine_job_native_id(eng, j, f[0]); /* adopted while squeue failed */
@@ -975,166 +1123,359 @@ static int queue_line(struct ferry_engine *eng, char *line, int64_t *id)
 	return 0;
 }
 
-static void slurm_poll(struct ferry_engine *eng)
-{
-	struct ferry_output out;
-	struct sres *r = NULL;
-	int64_t *ids = NULL, id;
-	size_t n = 0;
-	char msg[512], *save = NULL;
+/*
+ * A poll is two items on the worker: one squeue for all the user's jobs,
+ * then, for those that ended or left the queue, what sacct, scontrol or
+ * the jobcomp file say of them. Each is applied on the loop in between.
+ */
+struct poll_work {
+	struct ferry_work w;
+	struct slurm *sl;
+	struct ferry_output out; /* squeue's */
+	char msg[512];
+	int rc;
+	/* the ended jobs to resolve */
+	struct resolve_ctx x;
+	int64_t *ids;
+	struct sres *r;
+	size_t n;
+};
 
-	free(S.recovery); /* re-attaching is over */
-	S.recovery = NULL;
-	for (size_t i = S.t.n; i-- > 0;) /* ended by the engine itself (killed while queued) */
-		if (!ferry__engine_job(eng, S.t.v[i].id))
-			untrack(S.t.v[i].id);
-	if (!S.t.n)
-		return;
-	if (list_queue(&out, msg, sizeof(msg)) < 0) {
-		fprintf(stderr, "ferryd: slurm: %s\n", msg);
-		return;
+static void poll_free(struct poll_work *p)
+{
+	ferry__output_release(&p->out);
+	free(p->ids);
+	free(p->r);
+	free(p);
+}
+
+static void resolve_run(struct ferry_work *w)
+{
+	struct poll_work *p = (struct poll_work *)w;
+
+	p->x.cancel_fd = w->cancel_fd;
+	resolve(&p->x, p->r, p->n);
+}
+
+static void resolve_done(struct ferry_engine *eng, struct ferry_work *w)
+{
+	struct poll_work *p = (struct poll_work *)w;
+
+	if (w->ran) {
+		p->sl->accounting = p->x.accounting;
+		report_ended(p->sl, p->ids, p->r, p->n);
 	}
-	r = calloc(S.t.n, sizeof(*r));
-	ids = calloc(S.t.n, sizeof(*ids));
-	for (size_t i = 0; i < S.t.n; i++)
-		S.t.v[i].seen = 0;
-	for (char *l = strtok_r(out.data, "\n", &save); r && ids && l;
-	     l = strtok_r(NULL, "\n", &save))
-		if (queue_line(eng, l, &id) && n < S.t.n)
-			ids[n++] = id;
-	ferry__output_release(&out);
-	for (size_t i = 0; r && ids && i < S.t.n; i++)
-		if (!S.t.v[i].seen && n < S.t.n)
-			ids[n++] = S.t.v[i].id;
-	for (size_t i = 0; r && ids && i < n; i++) {
-		struct job *j = ferry__engine_job(eng, ids[i]);
+	poll_free(p);
+	ferry__engine_polled(eng);
+}
+
+/* The ended or vanished jobs of a poll, with what is known of each. */
+static void ended_jobs(struct slurm *sl, struct poll_work *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct job *j = ferry__engine_job(sl->eng, p->ids[i]);
 		char nid[64];
 		if (j && j->native_id && !strcmp(j->native_id, PENDING_NATIVE) &&
-		    ferry__script_native(eng, j, nid, sizeof(nid)))
-			ferry__engine_job_native_id(eng, j, nid); /* it ran, and left its id */
+		    ferry__script_native(sl->eng, j, nid, sizeof(nid)))
+			ferry__engine_job_native_id(sl->eng, j, nid); /* it ran, and left its id */
 		/* still "?": no record can name it; it ends unclear after UNKNOWN_POLLS */
-		snprintf(r[i].native, sizeof(r[i].native), "%s",
+		snprintf(p->r[i].native, sizeof(p->r[i].native), "%s",
 			 j && strcmp(j->native_id, PENDING_NATIVE) ? j->native_id : "");
-		r[i].maxrss_kb = -1;
-		r[i].user = r[i].sys = -1; /* scontrol and jobcomp do not say */
+		p->r[i].maxrss_kb = -1;
+		p->r[i].user = p->r[i].sys = -1; /* scontrol and jobcomp do not say */
 	}
-	if (n && r && ids)
-		report_ended(eng, ids, r, n);
-	free(r);
-	free(ids);
+}
+
+/* squeue's answer: states applied; the jobs that ended go to resolve_run. */
+static int queue_answer(struct slurm *sl, struct poll_work *p)
+{
+	struct ferry_track_set *t = &sl->t;
+	char *save = NULL;
+	int64_t id;
+
+	p->r = calloc(t->n, sizeof(*p->r));
+	p->ids = calloc(t->n, sizeof(*p->ids));
+	if (!p->r || !p->ids)
+		return -1;
+	for (size_t i = 0; i < t->n; i++)
+		t->v[i].seen = 0;
+	for (char *l = strtok_r(p->out.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		if (queue_line(sl, l, &id) && p->n < t->n)
+			p->ids[p->n++] = id;
+	for (size_t i = 0; i < t->n; i++)
+		if (!t->v[i].seen && p->n < t->n)
+			p->ids[p->n++] = t->v[i].id;
+	ended_jobs(sl, p);
+	return 0;
+}
+
+static void queue_run(struct ferry_work *w)
+{
+	struct poll_work *p = (struct poll_work *)w;
+
+	p->rc = list_queue(w->cancel_fd, &p->out, p->msg, sizeof(p->msg));
+}
+
+static void queue_done(struct ferry_engine *eng, struct ferry_work *w)
+{
+	struct poll_work *p = (struct poll_work *)w;
+	struct slurm *sl = p->sl;
+
+	if (w->ran && p->rc < 0)
+		fprintf(stderr, "ferryd: slurm: %s\n", p->msg);
+	if (!w->ran || p->rc < 0 || queue_answer(sl, p) < 0 || !p->n) {
+		poll_free(p);
+		ferry__engine_polled(eng);
+		return;
+	}
+	ferry__output_release(&p->out);
+	p->x = (struct resolve_ctx){.accounting = sl->accounting, .jobcomp = sl->jobcomp};
+	p->w = (struct ferry_work){.run = resolve_run, .done = resolve_done};
+	ferry__worker_queue(sl->wk, &p->w);
+}
+
+static void slurm_poll(void *self)
+{
+	struct slurm *sl = self;
+	struct poll_work *p;
+
+	free(sl->recovery); /* re-attaching is over */
+	sl->recovery = NULL;
+	for (size_t i = sl->t.n; i-- > 0;) /* ended by the engine itself (killed while queued) */
+		if (!ferry__engine_job(sl->eng, sl->t.v[i].id))
+			untrack(sl, sl->t.v[i].id);
+	if (!sl->t.n || !(p = calloc(1, sizeof(*p)))) {
+		ferry__engine_polled(sl->eng);
+		return;
+	}
+	p->w = (struct ferry_work){.run = queue_run, .done = queue_done};
+	p->sl = sl;
+	ferry__worker_queue(sl->wk, &p->w);
 }
 
 /* ---- control and recovery ---- */
 
-static int slurm_control(struct ferry_engine *eng, struct job *j, enum backend_ctl ctl, char *err,
-			 size_t errlen)
+/*
+ * A control on the worker: scontrol or scancel. With a token, its
+ * outcome answers the client that asked (ferry__engine_control_done);
+ * without, the engine acts on its own (a cancel) and a failure is logged.
+ */
+struct ctl_work {
+	struct ferry_work w;
+	struct slurm *sl;
+	struct ferry_ctl *token;
+	char *argv[4];
+	int rc;
+	char msg[600];
+};
+
+static void ctl_run(struct ferry_work *w)
 {
-	char *argv[4] = {"scontrol", NULL, j->native_id, NULL};
+	struct ctl_work *c = (struct ctl_work *)w;
 	struct ferry_output out;
 	char msg[512];
 
-	(void)eng;
-	switch (ctl) {
-	case CTL_SUSPEND:
-		argv[1] = "suspend";
-		break;
-	case CTL_RESUME:
-		argv[1] = "resume";
-		break;
-	case CTL_HOLD:
-		argv[1] = "uhold";
-		break;
-	case CTL_RELEASE:
-		argv[1] = "release";
-		break;
-	case CTL_TERMINATE:
-		argv[0] = "scancel";
-		argv[1] = j->native_id;
-		argv[2] = NULL;
-		break;
+	if (slurm(w->cancel_fd, c->argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
+		ferry__output_release(&out);
+		return;
 	}
+	if (strstr(msg, "Access/permission denied") || strstr(msg, "Permission denied")) {
+		snprintf(c->msg, sizeof(c->msg),
+			 "%s (this cluster lets only its administrators do this)", msg);
+		c->rc = FERRY_EPERM;
+		return;
+	}
+	snprintf(c->msg, sizeof(c->msg), "%s", msg);
+	c->rc = FERRY_ESTATE;
+}
+
+static void ctl_done(struct ferry_engine *eng, struct ferry_work *w)
+{
+	struct ctl_work *c = (struct ctl_work *)w;
+
+	if (!w->ran) {
+		c->rc = FERRY_EAGAIN;
+		snprintf(c->msg, sizeof(c->msg), "the engine stopped before '%s' ran", c->argv[0]);
+	}
+	if (c->token)
+		ferry__engine_control_done(eng, c->token, c->rc, c->msg);
+	else if (c->rc)
+		fprintf(stderr, "ferryd: slurm: %s\n", c->msg);
+	for (int i = 0; i < 3; i++)
+		free(c->argv[i]);
+	free(c);
+}
+
+/* Queues a0 a1 [a2]; 0, or FERRY_ENOMEM. */
+static int ctl_queue(struct slurm *sl, struct ferry_ctl *token, const char *a0, const char *a1,
+		     const char *a2)
+{
+	struct ctl_work *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return FERRY_ENOMEM;
+	c->w = (struct ferry_work){.run = ctl_run, .done = ctl_done};
+	c->sl = sl;
+	c->token = token;
+	c->argv[0] = strdup(a0);
+	c->argv[1] = strdup(a1);
+	c->argv[2] = a2 ? strdup(a2) : NULL;
+	if (!c->argv[0] || !c->argv[1] || (a2 && !c->argv[2])) {
+		for (int i = 0; i < 3; i++)
+			free(c->argv[i]);
+		free(c);
+		return FERRY_ENOMEM;
+	}
+	ferry__worker_queue(sl->wk, &c->w);
+	return 0;
+}
+
+static void cancel_later(struct slurm *sl, const char *native)
+{
+	if (ctl_queue(sl, NULL, "scancel", native, NULL))
+		fprintf(stderr, "ferryd: slurm: out of memory: cannot cancel Slurm job %s\n",
+			native);
+}
+
+static int slurm_control(void *self, struct job *j, enum backend_ctl ctl, struct ferry_ctl *token,
+			 char *err, size_t errlen)
+{
+	static const char *const verb[] = {
+	    [CTL_SUSPEND] = "suspend", [CTL_RESUME] = "resume", [CTL_HOLD] = "uhold",
+	    [CTL_RELEASE] = "release", [CTL_TERMINATE] = NULL,
+	};
+	int rc;
+
 	if (!j->native_id || !strcmp(j->native_id, PENDING_NATIVE)) {
 		snprintf(err, errlen, "its Slurm job id is not known yet; try again");
 		return FERRY_EAGAIN;
 	}
-	if (slurm(argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
-		ferry__output_release(&out);
-		return 0;
+	rc = ctl == CTL_TERMINATE ? ctl_queue(self, token, "scancel", j->native_id, NULL)
+				  : ctl_queue(self, token, "scontrol", verb[ctl], j->native_id);
+	if (rc) {
+		snprintf(err, errlen, "out of memory");
+		return rc;
 	}
-	if (strstr(msg, "Access/permission denied") || strstr(msg, "Permission denied")) {
-		snprintf(err, errlen, "%s (this cluster lets only its administrators do this)",
-			 msg);
-		return FERRY_EPERM;
-	}
-	snprintf(err, errlen, "%s", msg);
-	return FERRY_ESTATE;
+	return FERRY__PENDING;
 }
 
-/* Where a submission the last engine left in flight went, from the comments. */
-static int find_pending(struct ferry_engine *eng, struct job *j)
+/*
+ * Where a submission that failed or was in flight went: the squeue line
+ * that carries its comment, else the id its script left when it ran
+ * (gone from slurmctld, MinJobAge). 1 with nid, or 0.
+ */
+static int find_pending(struct slurm *sl, struct job *j, const char *queue, char *nid, size_t len)
 {
-	char msg[512], nid[128], *save = NULL, *copy;
-	struct ferry_output out;
+	char *save = NULL, *copy = strdup(queue);
 
-	if (!S.recovery) {
-		if (list_queue(&out, msg, sizeof(msg)) < 0) {
-			fprintf(stderr, "ferryd: slurm: %s\n", msg);
-			return -1;
-		}
-		S.recovery = out.data; /* kept until the first poll: one squeue for all */
-	}
-	if (!(copy = strdup(S.recovery)))
-		return -1;
-	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+	for (char *l = copy ? strtok_r(copy, "\n", &save) : NULL; l;
+	     l = strtok_r(NULL, "\n", &save)) {
 		char *f[6];
-		if (fields(l, f, 6) == 6 && ferry_id(eng, f[5], f[1]) == j->id) {
-			ferry__engine_job_native_id(eng, j, f[0]);
+		if (fields(l, f, 6) == 6 && ferry_id(sl->eng, f[5], f[1]) == j->id) {
+			snprintf(nid, len, "%s", f[0]);
 			free(copy);
 			return 1;
 		}
 	}
 	free(copy);
-	/* gone from slurmctld (MinJobAge) but it ran: its script left its id */
-	if (ferry__script_native(eng, j, nid, sizeof(nid))) {
-		ferry__engine_job_native_id(eng, j, nid);
-		return 1;
-	}
-	return 0;
+	return ferry__script_native(sl->eng, j, nid, len);
 }
 
-static int slurm_adopt(struct ferry_engine *eng, struct job *j)
+/* At startup (before the loop serves anyone): one squeue for all re-attached jobs. */
+static int recovery_pending(struct slurm *sl, struct job *j)
 {
-	char msg[512];
+	char msg[512], nid[128];
+	struct ferry_output out;
 
-	read_config();
-	if (!j->native_id[0])
-		return 0; /* an sbatch that failed before the last engine stopped */
-	if (!strcmp(j->native_id, PENDING_NATIVE)) {
-		int rc = find_pending(eng, j);
-		if (rc < 0) {
-			/* Slurm cannot be asked: track it, its end comes out unclear */
-			track(j->id);
-			return 1;
+	if (!sl->recovery) {
+		if (list_queue(-1, &out, msg, sizeof(msg)) < 0) {
+			fprintf(stderr, "ferryd: slurm: %s\n", msg);
+			return -1;
 		}
-		if (rc == 0) {
-			ferry__engine_job_native_id(eng, j, "");
-			return 0; /* sbatch never made it: hand it over again */
-		}
+		sl->recovery = out.data; /* kept until the first poll */
 	}
-	track(j->id);
-	if (j->kill_requested && slurm_control(eng, j, CTL_TERMINATE, msg, sizeof(msg)))
-		fprintf(stderr, "ferryd: slurm: job %lld: %s\n", (long long)j->id, msg);
+	if (!find_pending(sl, j, sl->recovery, nid, sizeof(nid)))
+		return 0;
+	ferry__engine_job_native_id(sl->eng, j, nid);
 	return 1;
 }
 
+static int slurm_adopt(void *self, struct job *j)
+{
+	struct slurm *sl = self;
+
+	if (!j->native_id[0])
+		return 0; /* an sbatch that failed before the last engine stopped */
+	if (!strcmp(j->native_id, PENDING_NATIVE)) {
+		int rc = recovery_pending(sl, j);
+		if (rc < 0) {
+			/* Slurm cannot be asked: track it, its end comes out unclear */
+			track(sl, j->id);
+			return 1;
+		}
+		if (rc == 0) {
+			ferry__engine_job_native_id(sl->eng, j, "");
+			return 0; /* sbatch never made it: hand it over again */
+		}
+	}
+	track(sl, j->id);
+	if (j->kill_requested)
+		cancel_later(sl, j->native_id);
+	return 1;
+}
+
+/* The cluster's partitions as "NAME|CPUS" lines, or FERRY__PENDING. */
+static int partitions(struct slurm *sl, const char **text)
+{
+	static char *const argv[] = {"sinfo", "-h", "-o", "%R|%c", NULL};
+
+	return ferry__listing_get(sl->eng, &sl->parts, argv, text);
+}
+
+static int slurm_open(struct ferry_engine *eng, void **self, char *err, size_t errlen)
+{
+	struct slurm *sl = calloc(1, sizeof(*sl));
+
+	if (!sl) {
+		snprintf(err, errlen, "out of memory");
+		return FERRY_ENOMEM;
+	}
+	sl->eng = eng;
+	sl->wk = ferry__engine_worker(eng);
+	sl->accounting = -1;
+	read_config(sl);
+	*self = sl;
+	return 0;
+}
+
+static void slurm_close(void *self)
+{
+	struct slurm *sl = self;
+
+	ferry__track_release(&sl->t);
+	ferry__listing_release(&sl->parts);
+	free(sl->jobcomp);
+	free(sl->recovery);
+	free(sl);
+}
+
+static void slurm_refresh(void *self, struct job *j)
+{
+	struct slurm *sl = self;
+
+	ferry__drms_refresh(sl->eng, j);
+}
+
 const struct ferry_backend ferry__backend_slurm = {
-    .version = FERRY_BACKEND_VERSION,
     .name = "slurm",
+    .flags = FERRY_BE_DRMS,
+    .poll_interval = POLL_INTERVAL_S,
+    .open = slurm_open,
+    .close = slurm_close,
     .check = slurm_check,
     .control = slurm_control,
     .adopt = slurm_adopt,
     .poll = slurm_poll,
-    .poll_interval = POLL_INTERVAL_S,
     .hand = slurm_hand,
-    .refresh = ferry__drms_refresh,
+    .refresh = slurm_refresh,
 };

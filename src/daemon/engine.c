@@ -16,6 +16,7 @@
 #include "engine.h"
 #include "proto.h"
 #include "util.h"
+#include "work.h"
 
 #define GC_INTERVAL   60.0
 #define MAX_ARG_BYTES (128 * 1024)
@@ -31,6 +32,23 @@ struct waiter {
 	struct waiter *next;
 };
 
+/* A control in flight on the DRMS (backend.h: FERRY__PENDING). */
+struct ferry_ctl {
+	struct ferry_conn_s *c; /* who waits for the answer; NULL: nobody (any more) */
+	int64_t id;
+	enum backend_ctl ctl;
+	enum ferry_job_status to; /* the state once it is done; UNDETERMINED: none */
+	int with_status;	  /* the answer carries the job's status (control) */
+	struct ferry_ctl *next;
+};
+
+/* A request that waits until the backend is ready for it (backend.h). */
+struct parked {
+	struct ferry_conn_s *c;
+	json_t *req;
+	struct parked *next;
+};
+
 struct ferry_engine {
 	char *resource;
 	char *state_dir;
@@ -38,7 +56,12 @@ struct ferry_engine {
 	struct ferry_resource_cfg cfg;
 	struct ferry_db *db;
 	const struct ferry_backend *be;
-	int be_open; /* be->open succeeded: be->close is due */
+	void *be_self;		     /* what be->open made: every method's first argument */
+	int be_open;		     /* be->open succeeded: be->close is due */
+	struct ferry_worker *worker; /* the DRMS backend's blocking calls */
+	struct ferry_ctl *ctls;	     /* controls in flight */
+	struct parked *parked, **parked_tail;
+	int polling; /* a poll is out: the next one waits for ferry__engine_polled */
 	struct job **htab;
 	size_t hsize, nactive;
 	struct job *qhead, *qtail;
@@ -55,10 +78,13 @@ struct ferry_engine {
 	char instance[24]; /* ferry__engine_instance() */
 };
 
+static double poll_interval(const struct ferry_engine *eng);
+static json_t *error_reply(int rc, char *msg);
+
 /* The backend sits in front of a DRMS, which queues and schedules. */
 static int drms(const struct ferry_engine *eng)
 {
-	return eng->be->poll != NULL;
+	return (eng->be->flags & FERRY_BE_DRMS) != 0;
 }
 
 /* Error helper: fills err and returns code. */
@@ -158,6 +184,21 @@ static void queue_append(struct ferry_engine *eng, struct job *j)
 	j->in_queue = 1;
 }
 
+/* Puts a job back at the head (a hand that took nothing keeps the order). */
+static void queue_push_front(struct ferry_engine *eng, struct job *j)
+{
+	if (j->in_queue)
+		return;
+	j->qprev = NULL;
+	j->qnext = eng->qhead;
+	if (eng->qhead)
+		eng->qhead->qprev = j;
+	else
+		eng->qtail = j;
+	eng->qhead = j;
+	j->in_queue = 1;
+}
+
 /*
  * Whether the job waits in the engine's run queue: queued (local), or,
  * with a DRMS, not handed yet and queued or held (it goes held to the DRMS).
@@ -166,7 +207,8 @@ static int wants_queue(const struct ferry_engine *eng, const struct job *j)
 {
 	if (!drms(eng))
 		return j->state == FERRY_QUEUED_ACTIVE;
-	return !j->handed && (j->state == FERRY_QUEUED_ACTIVE || j->state == FERRY_USER_ON_HOLD);
+	return !j->handed && !j->handing &&
+	       (j->state == FERRY_QUEUED_ACTIVE || j->state == FERRY_USER_ON_HOLD);
 }
 
 static void job_free(struct job *j)
@@ -307,13 +349,37 @@ static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_ex
 void ferry__engine_job_handed(struct ferry_engine *eng, struct job *j, const char *native_id)
 {
 	j->handed = 1;
+	j->handing = 0;
 	queue_remove(eng, j);
 	ferry__engine_job_native_id(eng, j, native_id);
 }
 
 void ferry__engine_job_refused(struct ferry_engine *eng, struct job *j, const char *msg)
 {
+	j->handing = 0;
 	end_unstarted(eng, j, FERRY_ABORTED, msg);
+}
+
+void ferry__engine_job_unhanded(struct ferry_engine *eng, struct job *j, const char *msg)
+{
+	if (j->handing)
+		fprintf(stderr, "ferryd: cannot hand job %lld to %s now: %s\n", (long long)j->id,
+			eng->be->name, msg);
+	j->handing = 0;
+	if (wants_queue(eng, j))
+		queue_append(eng, j);
+	eng->retry_start = ferry__mono() + 5.0;
+}
+
+void ferry__engine_polled(struct ferry_engine *eng)
+{
+	eng->polling = 0;
+	eng->next_poll = ferry__mono() + poll_interval(eng);
+}
+
+struct ferry_worker *ferry__engine_worker(struct ferry_engine *eng)
+{
+	return eng->worker;
 }
 
 void ferry__engine_job_state(struct ferry_engine *eng, struct job *j, enum ferry_job_status st,
@@ -659,7 +725,7 @@ static int normalise_scalars(struct ferry_engine *eng, json_t *spec, json_t *n, 
 			     size_t errlen)
 {
 	json_int_t disposal, cpus, mem, wall;
-	int join, hold, rc, slots = eng->be->slots ? eng->be->slots(eng) : 0;
+	int join, hold, rc, slots = eng->be->slots ? eng->be->slots(eng->be_self) : 0;
 	const char *name, *queue, *native, *key;
 
 	if ((rc = opt_string(spec, "name", 1024, &name, err, errlen)) ||
@@ -716,7 +782,7 @@ static json_t *normalise_spec(struct ferry_engine *eng, json_t *spec, char *err,
 	    (rc = normalise_paths(spec, n, &cwd, err, errlen)) ||
 	    (rc = normalise_arrays(eng, spec, n, cwd, err, errlen)))
 		goto bad;
-	if (eng->be->check && (rc = eng->be->check(eng, n, err, errlen)))
+	if (eng->be->check && (rc = eng->be->check(eng->be_self, n, err, errlen)))
 		goto bad;
 	return n;
 bad:
@@ -787,7 +853,7 @@ static int job_status(struct ferry_engine *eng, int64_t id, enum ferry_job_statu
 		if (j->dispose_requested)
 			return FERRY_ENOJOB;
 		if (j->handed && !job_started(j) && eng->be->refresh)
-			eng->be->refresh(eng, j);
+			eng->be->refresh(eng->be_self, j);
 		*st = j->state;
 		return 0;
 	}
@@ -1163,6 +1229,23 @@ static void wake_waiters(struct ferry_engine *eng)
 void ferry__engine_conn_closed(struct ferry_engine *eng, struct ferry_conn_s *c)
 {
 	struct waiter **p = &eng->waiters;
+	struct parked **pp = &eng->parked;
+
+	for (struct ferry_ctl *t = eng->ctls; t; t = t->next)
+		if (t->c == c)
+			t->c = NULL; /* it goes on; nobody hears of it */
+	eng->parked_tail = &eng->parked;
+	while (*pp) {
+		struct parked *k = *pp;
+		if (k->c == c) {
+			*pp = k->next;
+			json_decref(k->req);
+			free(k);
+		} else {
+			pp = &k->next;
+			eng->parked_tail = &k->next;
+		}
+	}
 
 	while (*p) {
 		struct waiter *w = *p;
@@ -1175,23 +1258,86 @@ void ferry__engine_conn_closed(struct ferry_engine *eng, struct ferry_conn_s *c)
 	}
 }
 
+/* What a control that went through changes in the engine. */
+static void control_applied(struct ferry_engine *eng, int64_t id, enum backend_ctl ctl,
+			    enum ferry_job_status to)
+{
+	struct job *j = ferry__engine_job(eng, id);
+
+	if (!j)
+		return;
+	if (to != FERRY_UNDETERMINED) {
+		j->state = to;
+		ferry__db_set_state(eng->db, j->id, to);
+	}
+	/* a DRMS never starts a job it cancelled while queued */
+	if (ctl == CTL_TERMINATE && !job_started(j))
+		end_unstarted(eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
+}
+
+/*
+ * Asks the backend; a backend that must ask its DRMS answers later
+ * (ferry__engine_control_done), and so does the request then.
+ */
 static int control_started(struct req *r, struct job *j, enum backend_ctl ctl,
 			   enum ferry_job_status to)
 {
+	struct ferry_engine *eng = r->eng;
+	struct ferry_ctl *t;
 	char msg[512] = "";
 	int rc;
 
-	if (!r->eng->be->control)
+	if (!eng->be->control)
 		return fail(r->err, sizeof(r->err), FERRY_EUNSUPPORTED,
-			    "backend '%s' cannot control running jobs", r->eng->be->name);
-	rc = r->eng->be->control(r->eng, j, ctl, msg, sizeof(msg));
+			    "backend '%s' cannot control running jobs", eng->be->name);
+	if (!(t = calloc(1, sizeof(*t))))
+		return fail(r->err, sizeof(r->err), FERRY_ENOMEM, "out of memory");
+	*t = (struct ferry_ctl){
+	    .c = r->c, .id = j->id, .ctl = ctl, .to = to, .with_status = !j->dispose_requested};
+	rc = eng->be->control(eng->be_self, j, ctl, t, msg, sizeof(msg));
+	if (rc == FERRY__PENDING) {
+		t->next = eng->ctls;
+		eng->ctls = t;
+		r->deferred = 1;
+		return 0;
+	}
+	free(t);
 	if (rc)
 		return fail(r->err, sizeof(r->err), rc, "job %lld: %s", (long long)j->id, msg);
-	if (to != FERRY_UNDETERMINED) {
-		j->state = to;
-		ferry__db_set_state(r->eng->db, j->id, to);
-	}
+	control_applied(eng, j->id, ctl, to);
 	return 0;
+}
+
+void ferry__engine_control_done(struct ferry_engine *eng, struct ferry_ctl *t, int rc,
+				const char *msg)
+{
+	struct ferry_ctl **p = &eng->ctls;
+	enum ferry_job_status st;
+	json_t *reply;
+
+	while (*p && *p != t)
+		p = &(*p)->next;
+	if (*p)
+		*p = t->next;
+	if (!rc)
+		control_applied(eng, t->id, t->ctl, t->to);
+	/* the answer acknowledges what changed: commit it durably first */
+	ferry__db_need_durable(eng->db);
+	if (t->c) {
+		if (rc) {
+			char err[640];
+			snprintf(err, sizeof(err), "job %lld: %s", (long long)t->id, msg);
+			reply = error_reply(rc, err);
+		} else {
+			reply = json_pack("{s:b}", "ok", 1);
+			if (reply && t->with_status && !job_status(eng, t->id, &st))
+				json_object_set_new(reply, "status",
+						    json_string(ferry_status_name(st)));
+		}
+		ferry__conn_reply(t->c, reply);
+		json_decref(reply);
+	}
+	free(t);
 }
 
 static void set_state(struct ferry_engine *eng, struct job *j, enum ferry_job_status to)
@@ -1212,19 +1358,17 @@ static int ended_error(struct req *r, int64_t id, const char *action)
 
 static int do_kill(struct req *r, struct job *j)
 {
-	int rc;
-
 	j->kill_requested = 1;
 	ferry__db_set_kill(r->eng->db, j->id, j->dispose_requested);
+	/*
+	 * A job being handed ends here too: the backend finds it gone when
+	 * the DRMS answers, and cancels what the DRMS made of it.
+	 */
 	if (!job_started(j) && !j->handed) {
 		end_unstarted(r->eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
 		return 0;
 	}
-	rc = control_started(r, j, CTL_TERMINATE, FERRY_UNDETERMINED);
-	/* a DRMS never starts a job it cancelled while queued */
-	if (!rc && !job_started(j))
-		end_unstarted(r->eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
-	return rc;
+	return control_started(r, j, CTL_TERMINATE, FERRY_UNDETERMINED);
 }
 
 static int op_control(struct req *r)
@@ -1252,6 +1396,8 @@ static int op_control(struct req *r)
 			goto done;
 		return ended_error(r, id, action);
 	}
+	if (j->handing && strcmp(action, "kill"))
+		return FERRY__PENDING; /* where the DRMS puts it decides: asked again then */
 	if (!strcmp(action, "kill")) {
 		rc = do_kill(r, j);
 	} else if (!strcmp(action, "stop") || !strcmp(action, "hold")) {
@@ -1285,7 +1431,7 @@ static int op_control(struct req *r)
 				  "job %lld has started; release applies to held jobs",
 				  (long long)id);
 	}
-	if (rc)
+	if (rc || r->deferred)
 		return rc;
 done:
 	if ((rc = job_status(r->eng, id, &st)) == 0)
@@ -1454,6 +1600,60 @@ static const struct {
     {"read", op_read, 0},     {"shutdown", op_shutdown, 0},
 };
 
+/* An error reply; never NULL, which would read as a deferred one. */
+static json_t *error_reply(int rc, char *msg)
+{
+	json_t *reply;
+	/* a message cut by its buffer inside a UTF-8 character */
+	size_t el = strlen(msg);
+
+	while (el && !ferry__valid_utf8(msg, el))
+		msg[--el] = '\0';
+	reply = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", ferry__error_name(rc), "code", rc,
+			  "message", msg);
+	if (!reply)
+		reply = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", "EINTERNAL", "code",
+				  FERRY_EINTERNAL, "message", "cannot encode the error reply");
+	return reply;
+}
+
+/* The request waits for the backend (FERRY__PENDING): it runs again when ready. */
+static int park(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req)
+{
+	struct parked *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -1;
+	p->c = c;
+	p->req = json_incref(req);
+	*eng->parked_tail = p;
+	eng->parked_tail = &p->next;
+	return 0;
+}
+
+void ferry__engine_backend_ready(struct ferry_engine *eng)
+{
+	struct parked *list = eng->parked;
+
+	eng->parked = NULL;
+	eng->parked_tail = &eng->parked;
+	while (list) {
+		struct parked *p = list;
+		struct ferry_bin bin;
+		json_t *reply;
+
+		list = p->next;
+		ferry__engine_request(eng, p->c, p->req, NULL, 0, &reply, &bin);
+		ferry__bin_release(&bin); /* no request that may park answers with data */
+		if (reply) {
+			ferry__conn_reply(p->c, reply);
+			json_decref(reply);
+		}
+		json_decref(p->req);
+		free(p);
+	}
+}
+
 void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req,
 			   const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin)
 {
@@ -1487,19 +1687,16 @@ void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, jso
 	}
 	fail(r.err, sizeof(r.err), FERRY_EINVAL, "unknown request '%s'", op);
 out:
+	if (rc == FERRY__PENDING && park(eng, c, req) == 0) {
+		r.deferred = 1;
+		rc = 0;
+	} else if (rc == FERRY__PENDING) {
+		rc = fail(r.err, sizeof(r.err), FERRY_ENOMEM, "out of memory");
+	}
 	if (rc) {
-		/* a message cut by its buffer inside a UTF-8 character */
-		size_t el = strlen(r.err);
-		while (el && !ferry__valid_utf8(r.err, el))
-			r.err[--el] = '\0';
 		json_decref(r.out);
 		ferry__bin_release(&r.bin);
-		*reply = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", ferry__error_name(rc),
-				   "code", rc, "message", r.err);
-		if (!*reply) /* NULL would read as a deferred reply: never leave a client hanging */
-			*reply =
-			    json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", "EINTERNAL", "code",
-				      FERRY_EINTERNAL, "message", "cannot encode the error reply");
+		*reply = error_reply(rc, r.err);
 		return;
 	}
 	if (r.deferred) {
@@ -1578,7 +1775,11 @@ void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid)
 
 /* ---- scheduling and timers ---- */
 
-/* Hands what waits in the queue to the DRMS, a batch (an array) at a time. */
+/*
+ * Hands what waits in the queue to the DRMS, a batch at a time. The jobs
+ * leave the queue marked handing: the backend reports each one later
+ * (backend.h), and a hand that took nothing puts them back in order.
+ */
 static void hand_queued(struct ferry_engine *eng)
 {
 	enum { BATCH = 5000 };
@@ -1587,36 +1788,31 @@ static void hand_queued(struct ferry_engine *eng)
 
 	while (v && eng->qhead && !eng->shutdown) {
 		size_t n = 0;
-		int rc;
 		for (struct job *j = eng->qhead; j && !j->fresh && n < BATCH; j = j->qnext)
 			v[n++] = j;
 		if (!n)
 			break;
+		for (size_t i = 0; i < n; i++) {
+			queue_remove(eng, v[i]);
+			v[i]->handing = 1;
+		}
 		msg[0] = '\0';
-		if (eng->be->hand) {
-			rc = eng->be->hand(eng, v, n, msg, sizeof(msg));
-		} else {
-			rc = 0;
-			for (size_t i = 0; i < n && !rc; i++)
-				if ((rc = eng->be->start(eng, v[i], msg, sizeof(msg))) &&
-				    rc != FERRY_EAGAIN)
-					end_unstarted(eng, v[i], FERRY_ABORTED, msg);
-			if (rc != FERRY_EAGAIN)
-				rc = 0;
+		if (!eng->be->hand(eng->be_self, v, n, msg, sizeof(msg)))
+			continue;
+		for (size_t i = n; i-- > 0;) {
+			v[i]->handing = 0;
+			queue_push_front(eng, v[i]);
 		}
-		if (rc) {
-			fprintf(stderr, "ferryd: cannot hand jobs to %s now: %s\n", eng->be->name,
-				msg);
-			eng->retry_start = ferry__mono() + 5.0;
-			break;
-		}
+		fprintf(stderr, "ferryd: cannot hand jobs to %s now: %s\n", eng->be->name, msg);
+		eng->retry_start = ferry__mono() + 5.0;
+		break;
 	}
 	free(v);
 }
 
 static void start_queued(struct ferry_engine *eng)
 {
-	int slots = eng->be->slots ? eng->be->slots(eng) : 0;
+	int slots = eng->be->slots ? eng->be->slots(eng->be_self) : 0;
 	char msg[512];
 
 	if (eng->retry_start > 0 && ferry__mono() < eng->retry_start)
@@ -1633,7 +1829,7 @@ static void start_queued(struct ferry_engine *eng)
 		if (j->fresh || (slots > 0 && eng->used_slots + j->cpus > slots))
 			break;
 		msg[0] = '\0';
-		rc = eng->be->start(eng, j, msg, sizeof(msg));
+		rc = eng->be->start(eng->be_self, j, msg, sizeof(msg));
 		if (rc == FERRY_EAGAIN) { /* e.g. fork failed: try again shortly */
 			fprintf(stderr, "ferryd: cannot start job %lld now: %s\n", (long long)j->id,
 				msg);
@@ -1676,9 +1872,9 @@ static double poll_interval(const struct ferry_engine *eng)
 void ferry__engine_tick(struct ferry_engine *eng)
 {
 	start_queued(eng);
-	if (drms(eng) && ferry__mono() >= eng->next_poll) {
-		eng->next_poll = ferry__mono() + poll_interval(eng);
-		eng->be->poll(eng);
+	if (drms(eng) && !eng->polling && ferry__mono() >= eng->next_poll) {
+		eng->polling = 1;
+		eng->be->poll(eng->be_self);
 	}
 	wake_waiters(eng);
 	if (ferry__mono() >= eng->next_gc)
@@ -1705,7 +1901,7 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng)
 			next = w->deadline;
 	if (eng->retry_start > 0 && eng->retry_start < next)
 		next = eng->retry_start;
-	if (drms(eng) && eng->next_poll < next)
+	if (drms(eng) && !eng->polling && eng->next_poll < next)
 		next = eng->next_poll;
 	if (next <= now)
 		return 0;
@@ -1760,7 +1956,7 @@ static int collect_row(void *arg, struct db_job_row *row)
  */
 static void recover_drms(struct ferry_engine *eng, struct job *j)
 {
-	if (j->native_id && j->native_id[0] && eng->be->adopt(eng, j)) {
+	if (j->native_id && j->native_id[0] && eng->be->adopt(eng->be_self, j)) {
 		j->handed = 1; /* the next poll says where it stands */
 		return;
 	}
@@ -1793,9 +1989,9 @@ static int recover(struct ferry_engine *eng)
 			continue;
 		}
 		if (was == FERRY_USER_ON_HOLD || was == FERRY_SYSTEM_ON_HOLD) {
-			if (!eng->be->adopt(eng, j))
+			if (!eng->be->adopt(eng->be_self, j))
 				continue;
-		} else if (eng->be->adopt(eng, j)) {
+		} else if (eng->be->adopt(eng->be_self, j)) {
 			continue; /* running, or ended and reported */
 		} else if (job_started(j)) {
 			j->state = FERRY_QUEUED_ACTIVE; /* never really started */
@@ -1887,6 +2083,7 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 	if (!eng)
 		goto nomem;
 	eng->tr_root_fd = -1;
+	eng->parked_tail = &eng->parked;
 	if (ferry__resource_supported(cfg, err, errlen) < 0)
 		goto fail;
 	eng->be = ferry__backend_find(cfg->scheduler ? cfg->scheduler : "local");
@@ -1920,7 +2117,9 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 				 "cannot read the engine's instance from the database");
 		goto fail;
 	}
-	if (eng->be->open && eng->be->open(eng, err, errlen))
+	if (drms(eng) && !(eng->worker = ferry__worker_new(err, errlen)))
+		goto fail;
+	if (eng->be->open(eng, &eng->be_self, err, errlen))
 		goto fail;
 	eng->be_open = 1;
 	if (recover(eng) || ferry__db_commit(eng->db)) {
@@ -1941,6 +2140,21 @@ void ferry__engine_free(struct ferry_engine *eng)
 {
 	if (!eng)
 		return;
+	/* what the DRMS answered is still recorded; nobody is answered now */
+	for (struct ferry_ctl *t = eng->ctls; t; t = t->next)
+		t->c = NULL;
+	while (eng->parked) {
+		struct parked *p = eng->parked;
+		eng->parked = p->next;
+		json_decref(p->req);
+		free(p);
+	}
+	eng->parked_tail = &eng->parked;
+	ferry__worker_free(eng, eng->worker);
+	eng->worker = NULL;
+	if (eng->be_open && eng->be->close)
+		eng->be->close(eng->be_self);
+	eng->be_open = 0;
 	for (size_t i = 0; i < eng->hsize; i++) {
 		struct job *j = eng->htab[i], *next;
 		for (; j; j = next) {
@@ -1954,8 +2168,6 @@ void ferry__engine_free(struct ferry_engine *eng)
 		waiter_free(w);
 	}
 	free(eng->htab);
-	if (eng->be_open && eng->be->close)
-		eng->be->close(eng);
 	if (eng->tr_root_fd >= 0)
 		close(eng->tr_root_fd);
 	free(eng->tr_root);

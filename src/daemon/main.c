@@ -249,6 +249,7 @@ int main(int argc, char **argv)
 {
 	struct options o = {.resource = "local"};
 	struct ferry_resource_cfg cfg = {0};
+	const struct ferry_backend *be;
 	struct ferry_engine *eng = NULL;
 	struct stat sock_st = {0}, pid_st = {0}; /* what this engine made, to remove only that */
 	char err[1024], *state = NULL, *lock = NULL, *sock = NULL, *pidf = NULL, pidbuf[32];
@@ -262,8 +263,9 @@ int main(int argc, char **argv)
 	rc = 1;
 	if (ferry__resolve_resource_set(o.config, o.resource, o.sets, &cfg, err, sizeof(err)) < 0)
 		goto fail;
-	if (cfg.scheduler && !strcmp(cfg.scheduler, "drmaa"))
-		ferry__drmaa_reexec(argv);
+	be = ferry__backend_find(cfg.scheduler ? cfg.scheduler : "local");
+	if (be && be->pre_exec)
+		be->pre_exec(argv);
 	state = ferry__state_dir(o.resource);
 	if (!state) {
 		snprintf(err, sizeof(err), "neither XDG_STATE_HOME nor HOME is an absolute path");

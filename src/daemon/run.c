@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "run.h"
 #include "util.h"
 
 #define OUTPUT_MAX (256u << 20) /* what a command may print before it is cut off */
@@ -64,12 +64,17 @@ static int spawn(char *const *argv, int fds[3][2], pid_t *pid)
 	return rc;
 }
 
-/* Feeds input, drains both outputs; 0, or -1 when the deadline passed. */
+/*
+ * Feeds input, drains both outputs; 0, -1 when the deadline passed, -2
+ * when cancel_fd became readable.
+ */
 static int pump(int fds[3][2], const char *input, size_t inlen, struct ferry_output *out,
-		struct ferry_output *err, double deadline)
+		struct ferry_output *err, double deadline, int cancel_fd)
 {
-	struct pollfd p[3] = {
-	    {fds[0][1], POLLOUT, 0}, {fds[1][0], POLLIN, 0}, {fds[2][0], POLLIN, 0}};
+	struct pollfd p[4] = {{fds[0][1], POLLOUT, 0},
+			      {fds[1][0], POLLIN, 0},
+			      {fds[2][0], POLLIN, 0},
+			      {cancel_fd, POLLIN, 0}};
 	struct ferry_output *dst[3] = {NULL, out, err};
 	size_t done = 0;
 	char buf[65536];
@@ -82,8 +87,10 @@ static int pump(int fds[3][2], const char *input, size_t inlen, struct ferry_out
 		double left = deadline - ferry__mono();
 		if (left <= 0)
 			return -1;
-		if (poll(p, 3, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+		if (poll(p, 4, (int)(left * 1000) + 1) < 0 && errno != EINTR)
 			return -1;
+		if (p[3].revents)
+			return -2;
 		if (p[0].fd >= 0 && p[0].revents) {
 			ssize_t n = write(p[0].fd, input + done, inlen - done);
 			if (n > 0)
@@ -108,14 +115,20 @@ static int pump(int fds[3][2], const char *input, size_t inlen, struct ferry_out
 }
 
 int ferry__run_command(char *const *argv, const char *input, size_t inlen, double timeout_s,
-		       struct ferry_output *out, struct ferry_output *err, int *status)
+		       int cancel_fd, struct ferry_output *out, struct ferry_output *err,
+		       int *status)
 {
 	int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}, rc = 0, late;
 	struct sigaction waitable = {.sa_handler = SIG_DFL}, was;
 	double deadline;
 	pid_t pid;
 
-	/* ferryd lets the kernel reap its children; this one's status matters */
+	/*
+	 * ferryd lets the kernel reap its children; this one's status
+	 * matters. The disposition is the process's: only one thread may run
+	 * commands (the worker's, work.h), and an engine that forks on its
+	 * loop (the local backend's runner) runs none.
+	 */
 	sigaction(SIGCHLD, &waitable, &was);
 
 	memset(out, 0, sizeof(*out));
@@ -138,7 +151,7 @@ int ferry__run_command(char *const *argv, const char *input, size_t inlen, doubl
 	close(fds[2][1]);
 	fds[0][0] = fds[1][1] = fds[2][1] = -1;
 	deadline = ferry__mono() + timeout_s;
-	late = pump(fds, input, inlen, out, err, deadline);
+	late = pump(fds, input, inlen, out, err, deadline, cancel_fd);
 	/* it may have closed its outputs and still linger */
 	while (!late && waitpid(pid, status, WNOHANG) == 0) {
 		if (ferry__mono() > deadline)
@@ -151,7 +164,7 @@ int ferry__run_command(char *const *argv, const char *input, size_t inlen, doubl
 		while (waitpid(pid, status, 0) < 0 && errno == EINTR)
 			;
 	}
-	rc = late ? -ETIMEDOUT : 0;
+	rc = late == -2 ? -ECANCELED : late ? -ETIMEDOUT : 0;
 out:
 	sigaction(SIGCHLD, &was, NULL);
 	for (int i = 0; i < 3; i++)

@@ -1,0 +1,98 @@
+/* db.h - the engine's database (db.c): all SQL lives there. */
+#ifndef FERRY_DB_H
+#define FERRY_DB_H
+
+#include <stdint.h>
+
+#include "job.h"
+
+struct ferry_db;
+struct db_job_row {
+	int64_t id;
+	enum ferry_job_status state;
+	int kill_requested, disposed;
+	char *spec; /* JSON text, malloc'd */
+	double started_at;
+	char *native_id;
+};
+int ferry__db_open(const char *path, struct ferry_db **db, char *err, size_t errlen);
+void ferry__db_close(struct ferry_db *db);
+int ferry__db_begin(struct ferry_db *db);
+int ferry__db_commit(struct ferry_db *db);
+/* A value of the meta table (malloc'd in *value, NULL when absent), or set one. */
+int ferry__db_meta_get(struct ferry_db *db, const char *key, char **value);
+int ferry__db_meta_set(struct ferry_db *db, const char *key, const char *value);
+/* The open transaction acknowledges a request: commit it durably. */
+void ferry__db_need_durable(struct ferry_db *db);
+int ferry__db_savepoint(struct ferry_db *db);
+int ferry__db_release(struct ferry_db *db);
+int ferry__db_rollback_savepoint(struct ferry_db *db);
+/* 1 and *id when the key is known, 0 when not, <0 on error. */
+int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id);
+int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
+			 enum ferry_job_status st, double now, int64_t *id);
+int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st);
+int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, const char *native_id);
+int ferry__db_set_native_id(struct ferry_db *db, int64_t id, const char *native_id);
+int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed);
+int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,
+			const struct job_result *r, double dispose_after);
+int ferry__db_delete_job(struct ferry_db *db, int64_t id);
+/* Iterates the jobs not ended yet, oldest first. */
+int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),
+			  void *arg);
+/* Status of any job; 0, FERRY_ENOJOB. */
+int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st);
+/* Job object as in docs/protocol.md; NULL and FERRY_ENOJOB when unknown. */
+int ferry__db_job_json(struct ferry_db *db, int64_t id, json_t **out);
+/* Ids (or job objects) of jobs, optionally in one state. */
+int ferry__db_list(struct ferry_db *db, int state, int detail, json_t *out);
+/* Ids of ended jobs whose disposal deadline passed. */
+int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n);
+/* Spec text of any job (malloc'd) and whether it ended. */
+int ferry__db_spec(struct ferry_db *db, int64_t id, char **spec, int *ended);
+
+/* A transfer's row; strings malloc'd (ferry__db_tr_row_release). */
+struct db_tr_row {
+	int64_t id;
+	char *key;	   /* the client's idempotency key, may be NULL */
+	char *dir;	   /* its directory under the transfer root (unique name) */
+	char *server_path; /* what the client is given */
+	char *kind;	   /* "send" or "register" */
+	char *state;	   /* docs/transfers.md */
+	int64_t received;  /* bytes received over the connection, re-sends included */
+	double created_at, deadline, ended_at; /* ended_at 0: not ended */
+	char *message;
+};
+void ferry__db_tr_row_release(struct db_tr_row *t);
+/* The row and its doc (JSON: local paths, disposal hours, files). */
+int ferry__db_tr_insert(struct ferry_db *db, const struct db_tr_row *t, const char *doc,
+			int64_t *id);
+int ferry__db_tr_set_doc(struct ferry_db *db, int64_t id, const char *doc);
+/* *doc (free it); FERRY_ENOJOB when there is none. */
+int ferry__db_tr_doc(struct ferry_db *db, int64_t id, char **doc);
+/* A send's checksums of complete files, until its doc has them. */
+int ferry__db_tr_hash_add(struct ferry_db *db, int64_t id, int64_t file, const char *hash);
+int ferry__db_tr_hashes(struct ferry_db *db, int64_t id,
+			void (*cb)(void *arg, int64_t file, const char *hash), void *arg);
+int ferry__db_tr_hashes_clear(struct ferry_db *db, int64_t id);
+/* 1 and *id when the key is known, 0 when not, <0 on error. */
+int ferry__db_tr_find_key(struct ferry_db *db, const char *key, int64_t *id);
+/* 0, FERRY_ENOJOB when there is no such transfer, or an error. */
+int ferry__db_tr_by_id(struct ferry_db *db, int64_t id, struct db_tr_row *t);
+int ferry__db_tr_by_dir(struct ferry_db *db, const char *dir, struct db_tr_row *t);
+/* Writes state, received, deadline, ended_at and message. */
+int ferry__db_tr_update(struct ferry_db *db, const struct db_tr_row *t);
+int ferry__db_tr_delete(struct ferry_db *db, int64_t id);
+int ferry__db_tr_list(struct ferry_db *db, int (*cb)(void *arg, struct db_tr_row *t), void *arg);
+/* Transfers past their deadline that no unfinished job names. */
+int ferry__db_tr_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n);
+/* Job <-> transfer references; role 0: input, 1: output. */
+int ferry__db_ref_add(struct ferry_db *db, int64_t tid, int64_t job, int role);
+int ferry__db_ref_jobs(struct ferry_db *db, int64_t tid, int role, int64_t **ids, size_t *n);
+int ferry__db_ref_active_jobs(struct ferry_db *db, int64_t tid, int64_t **ids, size_t *n);
+int ferry__db_ref_of_job(struct ferry_db *db, int64_t job, int role, int64_t **tids, size_t *n);
+/* Number of the job's input transfers not ready yet, or <0. */
+int ferry__db_ref_pending(struct ferry_db *db, int64_t job);
+
+#endif

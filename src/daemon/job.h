@@ -1,0 +1,41 @@
+/* job.h - a job as the engine tracks it and as a backend reports its end. */
+#ifndef FERRY_JOB_H
+#define FERRY_JOB_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "ferry.h"
+
+/* Outcome of a job as a backend reports it. */
+struct job_result {
+	enum ferry_exit_status exit_status;
+	int exit_value;
+	int signal;
+	double cpu_user, cpu_sys, wall; /* -1: unknown */
+	int64_t max_rss_kb;		/* -1: unknown */
+	double started_at, ended_at;	/* 0: unknown */
+	char message[512];
+};
+
+/* A job the engine still tracks in memory (every job not ended yet). */
+struct job {
+	int64_t id;
+	enum ferry_job_status state;
+	int cpus;
+	int kill_requested;
+	int dispose_requested;
+	int fresh;    /* inserted by the open transaction: not startable before commit */
+	int handed;   /* a DRMS has it: the DRMS reports its state */
+	int handing;  /* being handed to a DRMS: out of the queue, the backend reports */
+	json_t *spec; /* normalised spec (owned) */
+	/* backend data */
+	double started_at;
+	char *native_id;
+	/* links */
+	struct job *hnext;	   /* hash chain */
+	struct job *qnext, *qprev; /* run queue (queued_active, not started) */
+	int in_queue;
+};
+
+#endif
