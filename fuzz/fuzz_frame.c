@@ -59,7 +59,8 @@ static struct ferry_cfg cfg; /* the engine borrows cfg.res[0] for its whole life
 static char *tmp_root;
 static int64_t id_base;	    /* highest job id the earlier inputs created */
 static int64_t id_max_seen; /* highest job id seen in any reply */
-static int debug;	    /* $FUZZ_FRAME_DEBUG: print each request and reply */
+static struct ferry_loop *loop;
+static int debug; /* $FUZZ_FRAME_DEBUG: print each request and reply */
 static char dummy_conn_storage;
 #define DUMMY_CONN ((struct ferry_conn_s *)&dummy_conn_storage)
 
@@ -75,6 +76,8 @@ static void cleanup(void)
 {
 	ferry__engine_free(eng);
 	eng = NULL;
+	ferry__loop_free(loop);
+	loop = NULL;
 	ferry__cfg_release(&cfg);
 	if (tmp_root) {
 		ferry__rm_rf(tmp_root);
@@ -104,7 +107,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	state_dir = ferry__state_dir("local");
 	if (!state_dir || ferry__mkdir_p(state_dir, 0700) < 0)
 		die("cannot create the state directory", state_dir);
-	eng = ferry__engine_new("local", state_dir, &cfg.res[0], err, sizeof(err));
+	if (!(loop = ferry__loop_new(err, sizeof(err))))
+		die("cannot make the loop", err);
+	eng = ferry__engine_new(loop, "local", state_dir, &cfg.res[0], err, sizeof(err));
 	free(state_dir);
 	if (!eng)
 		die("cannot create the engine", err);

@@ -854,7 +854,7 @@ static void runner_lost(struct local *l)
 {
 	struct ferry_engine *eng = l->eng;
 
-	ferry__loop_unwatch(l->ch.fd);
+	ferry__loop_unwatch(ferry__engine_loop(l->eng), l->ch.fd);
 	chan_close(&l->ch);
 	while (l->nids) {
 		struct job *j = ferry__engine_job(eng, l->ids[l->nids - 1]);
@@ -958,7 +958,8 @@ static int ensure_runner(struct local *l, char *err, size_t errlen)
 	l->ch.fd = connect_runner(path);
 	if (l->ch.fd < 0 && spawn_runner(eng, path) == 0)
 		l->ch.fd = connect_runner(path);
-	if (l->ch.fd < 0 || ferry__loop_watch(l->ch.fd, on_runner, l) < 0) {
+	if (l->ch.fd < 0 ||
+	    ferry__loop_watch(ferry__engine_loop(eng), l->ch.fd, on_runner, l) < 0) {
 		snprintf(err, errlen, "cannot reach the job runner on '%s': %s", path,
 			 strerror(errno));
 		free(path);
@@ -1138,7 +1139,7 @@ static void local_close(void *self)
 	struct local *l = self;
 
 	if (l->ch.fd >= 0)
-		ferry__loop_unwatch(l->ch.fd);
+		ferry__loop_unwatch(ferry__engine_loop(l->eng), l->ch.fd);
 	chan_close(&l->ch);
 	json_decref(l->list);
 	free(l->ids);

@@ -50,6 +50,7 @@ struct parked {
 };
 
 struct ferry_engine {
+	struct ferry_loop *loop;
 	char *resource;
 	char *state_dir;
 	char *jobs_dir;
@@ -375,6 +376,11 @@ void ferry__engine_polled(struct ferry_engine *eng)
 {
 	eng->polling = 0;
 	eng->next_poll = ferry__mono() + poll_interval(eng);
+}
+
+struct ferry_loop *ferry__engine_loop(struct ferry_engine *eng)
+{
+	return eng->loop;
 }
 
 struct ferry_worker *ferry__engine_worker(struct ferry_engine *eng)
@@ -2071,9 +2077,9 @@ fail:
 	return -1;
 }
 
-struct ferry_engine *ferry__engine_new(const char *resource, const char *state_dir,
-				       const struct ferry_resource_cfg *cfg, char *err,
-				       size_t errlen)
+struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *resource,
+				       const char *state_dir, const struct ferry_resource_cfg *cfg,
+				       char *err, size_t errlen)
 {
 	struct ferry_engine *eng = calloc(1, sizeof(*eng));
 	char *dbpath = NULL;
@@ -2082,6 +2088,7 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 		err[0] = '\0';
 	if (!eng)
 		goto nomem;
+	eng->loop = loop;
 	eng->tr_root_fd = -1;
 	eng->parked_tail = &eng->parked;
 	if (ferry__resource_supported(cfg, err, errlen) < 0)
@@ -2117,7 +2124,7 @@ struct ferry_engine *ferry__engine_new(const char *resource, const char *state_d
 				 "cannot read the engine's instance from the database");
 		goto fail;
 	}
-	if (drms(eng) && !(eng->worker = ferry__worker_new(err, errlen)))
+	if (drms(eng) && !(eng->worker = ferry__worker_new(loop, err, errlen)))
 		goto fail;
 	if (eng->be->open(eng, &eng->be_self, err, errlen))
 		goto fail;

@@ -22,9 +22,14 @@ struct ferry_engine;
 struct ferry_conn_s;
 struct ferry_worker;
 
-struct ferry_engine *ferry__engine_new(const char *resource, const char *state_dir,
-				       const struct ferry_resource_cfg *cfg, char *err,
-				       size_t errlen);
+/*
+ * The engine of a resource, on loop (which must outlive it): opens its
+ * database and backend and re-attaches the jobs of the last engine.
+ */
+struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *resource,
+				       const char *state_dir, const struct ferry_resource_cfg *cfg,
+				       char *err, size_t errlen);
+struct ferry_loop *ferry__engine_loop(struct ferry_engine *eng);
 void ferry__engine_free(struct ferry_engine *eng);
 const char *ferry__engine_state_dir(struct ferry_engine *eng);
 const struct ferry_resource_cfg *ferry__engine_cfg(struct ferry_engine *eng);

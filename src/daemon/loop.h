@@ -27,13 +27,40 @@ struct ferry_bin {
 	}
 void ferry__bin_release(struct ferry_bin *b);
 
+struct ferry_loop;
+struct ferry_watch;
 typedef void (*ferry_fd_cb)(struct ferry_engine *eng, int fd, void *arg);
-int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg);
-void ferry__loop_unwatch(int fd);
-/* File parts (struct ferry_bin with an fd) queued on all connections, not yet sent. */
-int ferry__loop_files_queued(void);
+
+/* A new loop; NULL with err set. */
+struct ferry_loop *ferry__loop_new(char *err, size_t errlen);
+/* Frees the loop and its watches (not their descriptors). NULL is fine. */
+void ferry__loop_free(struct ferry_loop *loop);
+/* Calls cb(eng, fd, arg) when fd is readable (or hung up). 0 or -1. */
+int ferry__loop_watch(struct ferry_loop *loop, int fd, ferry_fd_cb cb, void *arg);
+/* The same for any epoll events; the watch, or NULL. */
+struct ferry_watch *ferry__loop_watch_events(struct ferry_loop *loop, int fd, uint32_t events,
+					     ferry_fd_cb cb, void *arg);
+/* Changes a watch's events to want when *have differs (and sets *have). */
+void ferry__loop_set_events(struct ferry_loop *loop, struct ferry_watch *w, uint32_t want,
+			    uint32_t *have);
+/* Stops watching fd (safe from a callback of the same iteration). */
+void ferry__loop_unwatch(struct ferry_loop *loop, int fd);
+/*
+ * One iteration: waits up to timeout_ms (-1: no limit), calls before(eng)
+ * (it opens the iteration's transaction; -1 from it is returned), then the
+ * callbacks of the ready watches. 0, or -1 with errno.
+ */
+int ferry__loop_poll(struct ferry_loop *loop, struct ferry_engine *eng, int timeout_ms,
+		     int (*before)(struct ferry_engine *eng));
+/*
+ * File parts (struct ferry_bin with an fd) queued on all connections, not
+ * yet sent: the transfers bound the descriptors they keep open with it.
+ */
+void ferry__loop_files_add(struct ferry_loop *loop, int delta);
+int ferry__loop_files_queued(const struct ferry_loop *loop);
 /* Sends a deferred reply on a connection (used by wait). */
 void ferry__conn_reply(struct ferry_conn_s *c, json_t *reply);
-int ferry__server_run(struct ferry_engine *eng, int listen_fd);
+/* Serves clients on listen_fd until a signal or a shutdown request. 0 or -1. */
+int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int listen_fd);
 
 #endif

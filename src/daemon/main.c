@@ -251,6 +251,7 @@ int main(int argc, char **argv)
 	struct ferry_resource_cfg cfg = {0};
 	const struct ferry_backend *be;
 	struct ferry_engine *eng = NULL;
+	struct ferry_loop *loop = NULL;
 	struct stat sock_st = {0}, pid_st = {0}; /* what this engine made, to remove only that */
 	char err[1024], *state = NULL, *lock = NULL, *sock = NULL, *pidf = NULL, pidbuf[32];
 	int lockfd = -1, lfd = -1, ready = -1, served = 0, rc;
@@ -296,7 +297,9 @@ int main(int argc, char **argv)
 		snprintf(err, sizeof(err), "cannot chdir to '/': %s", strerror(errno));
 		goto fail;
 	}
-	eng = ferry__engine_new(o.resource, state, &cfg, err, sizeof(err));
+	if (!(loop = ferry__loop_new(err, sizeof(err))))
+		goto fail;
+	eng = ferry__engine_new(loop, o.resource, state, &cfg, err, sizeof(err));
 	if (!eng)
 		goto fail;
 	lfd = listen_on(sock, err, sizeof(err));
@@ -312,7 +315,7 @@ int main(int argc, char **argv)
 		redirect_stdio(state);
 	report(ready, "ok");
 	ready = -1;
-	if (ferry__server_run(eng, lfd) == 0)
+	if (ferry__server_run(loop, eng, lfd) == 0)
 		rc = 0;
 	unlink_own(sock, &sock_st);
 	served = 1;
@@ -325,6 +328,7 @@ fail:
 	ready = -1;
 out:
 	ferry__engine_free(eng);
+	ferry__loop_free(loop);
 	/* the pid file goes last: "not running" means the database is closed */
 	if (served)
 		unlink_own(pidf, &pid_st);

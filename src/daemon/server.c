@@ -45,24 +45,24 @@ struct piece {
 	off_t off; /* of the file, where the next byte to send is */
 };
 
-static int files_queued; /* pieces with an fd, on all connections */
-
-int ferry__loop_files_queued(void)
-{
-	return files_queued;
-}
-
-struct watch;
+/* What the server serves: its loop and its connections. */
+struct server {
+	struct ferry_loop *loop;
+	struct ferry_conn_s *conns;
+	int nconns;
+	int stop; /* a signal asked the engine to stop */
+};
 
 struct ferry_conn_s {
-	int fd;			/* read from; a client's socket, or a channel it handed over */
-	int wfd;		/* written to: fd, or the other half of a handed-over channel */
-	int out_sock;		/* wfd is a socket: sendmsg, else writev */
-	struct watch *rw, *ww;	/* fd's watch; wfd's when it is another fd */
-	int can_pass;		/* fd is a client's socket: descriptors may come (adopt) */
-	int passed[2], npassed; /* descriptors that came with the input */
-	int passed_bad;		/* more came than adopt takes: the rest were dropped */
-	int handed_over;	/* a bridge's socket whose channel is served as peer */
+	int fd;	      /* read from; a client's socket, or a channel it handed over */
+	int wfd;      /* written to: fd, or the other half of a handed-over channel */
+	int out_sock; /* wfd is a socket: sendmsg, else writev */
+	struct server *srv;
+	struct ferry_watch *rw, *ww; /* fd's watch; wfd's when it is another fd */
+	int can_pass;		     /* fd is a client's socket: descriptors may come (adopt) */
+	int passed[2], npassed;	     /* descriptors that came with the input */
+	int passed_bad;		     /* more came than adopt takes: the rest were dropped */
+	int handed_over;	     /* a bridge's socket whose channel is served as peer */
 	/*
 	 * A bridge's socket and the channel it handed over (adopt) point at
 	 * each other: when one ends, so does the other.
@@ -81,65 +81,6 @@ struct ferry_conn_s {
 	int dead;
 	struct ferry_conn_s *next;
 };
-
-struct watch {
-	int fd;
-	ferry_fd_cb cb;
-	void *arg;
-	struct watch *next;
-};
-
-static int ep = -1;
-static struct watch *watches;
-static struct watch *graveyard; /* unwatched this iteration; freed after it */
-static struct ferry_conn_s *conns;
-static int nconns;
-
-static struct watch *watch_add(int fd, uint32_t events, ferry_fd_cb cb, void *arg)
-{
-	struct watch *w = malloc(sizeof(*w));
-	struct epoll_event ev = {.events = events};
-
-	if (!w)
-		return NULL;
-	/* recovery watches the job runner before the loop runs */
-	if (ep < 0 && (ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
-		free(w);
-		return NULL;
-	}
-	ev.data.ptr = w;
-	w->fd = fd;
-	w->cb = cb;
-	w->arg = arg;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		free(w);
-		return NULL;
-	}
-	w->next = watches;
-	watches = w;
-	return w;
-}
-
-int ferry__loop_watch(int fd, ferry_fd_cb cb, void *arg)
-{
-	return watch_add(fd, EPOLLIN, cb, arg) ? 0 : -1;
-}
-
-void ferry__loop_unwatch(int fd)
-{
-	for (struct watch **p = &watches; *p; p = &(*p)->next) {
-		if ((*p)->fd == fd) {
-			struct watch *w = *p;
-			epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
-			*p = w->next;
-			/* the event array of this iteration may still point to it */
-			w->cb = NULL;
-			w->next = graveyard;
-			graveyard = w;
-			return;
-		}
-	}
-}
 
 static int buf_reserve(unsigned char **b, size_t *cap, size_t need)
 {
@@ -165,7 +106,7 @@ static int queue_piece(struct ferry_conn_s *c, unsigned char *p, size_t len, int
 	if (!pc)
 		return -1;
 	*pc = (struct piece){NULL, p, len, fd, off};
-	files_queued += fd >= 0;
+	ferry__loop_files_add(c->srv->loop, fd >= 0);
 	if (!c->out)
 		c->out_tail = &c->out;
 	*c->out_tail = pc;
@@ -281,7 +222,7 @@ static void adopt(struct ferry_conn_s *c, json_t *req, size_t binlen)
 	else if (c->npassed != 2 || c->passed_bad)
 		why =
 		    "'adopt' needs two descriptors passed with it: the channel's input and output";
-	else if (nconns >= MAX_CONNS)
+	else if (c->srv->nconns >= MAX_CONNS)
 		why = "too many connections";
 	else
 		why = channel_unfit(c->passed, &out_sock);
@@ -292,11 +233,12 @@ static void adopt(struct ferry_conn_s *c, json_t *req, size_t binlen)
 	a->fd = c->passed[0];
 	a->wfd = c->passed[1];
 	a->out_sock = out_sock;
-	a->rw = watch_add(a->fd, EPOLLIN, on_conn, a);
-	a->ww = a->rw ? watch_add(a->wfd, 0, on_wfd, a) : NULL;
+	a->srv = c->srv;
+	a->rw = ferry__loop_watch_events(a->srv->loop, a->fd, EPOLLIN, on_conn, a);
+	a->ww = a->rw ? ferry__loop_watch_events(a->srv->loop, a->wfd, 0, on_wfd, a) : NULL;
 	if (!a->ww) {
 		if (a->rw)
-			ferry__loop_unwatch(a->fd);
+			ferry__loop_unwatch(a->srv->loop, a->fd);
 		free(a);
 		why = "cannot watch the channel";
 		goto refuse;
@@ -306,9 +248,9 @@ static void adopt(struct ferry_conn_s *c, json_t *req, size_t binlen)
 	a->peer = c;
 	c->peer = a;
 	c->handed_over = 1;
-	a->next = conns;
-	conns = a;
-	nconns++;
+	a->next = a->srv->conns;
+	a->srv->conns = a;
+	a->srv->nconns++;
 	json_t *ok = json_pack("{s:b}", "ok", 1);
 	if (ok)
 		queue_frame(c, ok, NULL);
@@ -496,6 +438,8 @@ static void on_conn(struct ferry_engine *eng, int fd, void *arg)
 
 static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 {
+	struct server *srv = arg;
+
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct ferry_conn_s *c;
@@ -514,9 +458,10 @@ static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 		/* a retrieve's chunks leave in a few writes, not hundreds (best effort) */
 		int big = 4 << 20;
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-		c->next = conns;
-		conns = c;
-		nconns++;
+		c->srv = srv;
+		c->next = srv->conns;
+		srv->conns = c;
+		srv->nconns++;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
 		    cred.uid != geteuid()) {
 			char msg[160];
@@ -527,12 +472,12 @@ static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 			c->closing = 1;
 			continue;
 		}
-		if (nconns > MAX_CONNS) {
+		if (srv->nconns > MAX_CONNS) {
 			queue_error(c, FERRY_ECONNECT, "too many connections");
 			c->closing = 1;
 			continue;
 		}
-		if (!(c->rw = watch_add(fd, EPOLLIN, on_conn, c)))
+		if (!(c->rw = ferry__loop_watch_events(srv->loop, fd, EPOLLIN, on_conn, c)))
 			c->dead = 1;
 		c->events = EPOLLIN;
 	}
@@ -548,7 +493,7 @@ static void drop_piece(struct ferry_conn_s *c)
 	free(pc->p);
 	if (pc->fd >= 0) {
 		close(pc->fd);
-		files_queued--;
+		ferry__loop_files_add(c->srv->loop, -1);
 	}
 	free(pc);
 }
@@ -622,9 +567,9 @@ static int conn_free(struct ferry_engine *eng, struct ferry_conn_s *c)
 	}
 	ferry__engine_conn_closed(eng, c);
 	if (c->rw)
-		ferry__loop_unwatch(c->fd);
+		ferry__loop_unwatch(c->srv->loop, c->fd);
 	if (c->ww)
-		ferry__loop_unwatch(c->wfd);
+		ferry__loop_unwatch(c->srv->loop, c->wfd);
 	if (c->wfd != c->fd)
 		close(c->wfd);
 	close(c->fd);
@@ -632,24 +577,15 @@ static int conn_free(struct ferry_engine *eng, struct ferry_conn_s *c)
 	free(c->in);
 	while (c->out)
 		drop_piece(c);
+	c->srv->nconns--;
 	free(c);
-	nconns--;
 	return ended_peer;
 }
 
-static void set_events(struct watch *w, int fd, uint32_t want, uint32_t *have)
-{
-	if (w && want != *have) {
-		struct epoll_event ev = {.events = want, .data.ptr = w};
-		epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
-		*have = want;
-	}
-}
-
 /* One pass of flush_conns; 1 when another is needed. */
-static int flush_pass(struct ferry_engine *eng)
+static int flush_pass(struct server *srv, struct ferry_engine *eng)
 {
-	struct ferry_conn_s **p = &conns;
+	struct ferry_conn_s **p = &srv->conns;
 	int again = 0;
 
 	while (*p) {
@@ -666,14 +602,14 @@ static int flush_pass(struct ferry_engine *eng)
 		uint32_t in = c->eof ? 0 : EPOLLIN, out = c->outlen ? EPOLLOUT : 0;
 		if (c->ww && !in && c->rw) {
 			/* a pipe's writer gone is EPOLLHUP, whatever the mask: unwatch */
-			ferry__loop_unwatch(c->fd);
+			ferry__loop_unwatch(srv->loop, c->fd);
 			c->rw = NULL;
 		}
 		if (c->ww) {
-			set_events(c->rw, c->fd, in, &c->events);
-			set_events(c->ww, c->wfd, out, &c->wevents);
+			ferry__loop_set_events(srv->loop, c->rw, in, &c->events);
+			ferry__loop_set_events(srv->loop, c->ww, out, &c->wevents);
 		} else {
-			set_events(c->rw, c->fd, in | out, &c->events);
+			ferry__loop_set_events(srv->loop, c->rw, in | out, &c->events);
 		}
 		p = &c->next;
 	}
@@ -681,88 +617,94 @@ static int flush_pass(struct ferry_engine *eng)
 }
 
 /* Writes pending output; frees dead or finished connections. */
-static void flush_conns(struct ferry_engine *eng)
+static void flush_conns(struct server *srv, struct ferry_engine *eng)
 {
-	while (flush_pass(eng))
+	while (flush_pass(srv, eng))
 		;
 }
 
 static void on_signal(struct ferry_engine *eng, int fd, void *arg)
 {
 	struct signalfd_siginfo si;
-	int *stop = arg;
+	struct server *srv = arg;
 
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGHUP)
-			*stop = 1;
+			srv->stop = 1;
 	}
 }
 
-int ferry__server_run(struct ferry_engine *eng, int listen_fd)
+static int begin(struct ferry_engine *eng)
 {
-	struct epoll_event evs[128];
-	sigset_t set;
-	int sfd, stop = 0;
+	if (ferry__db_begin(ferry__engine_db(eng)) == 0)
+		return 0;
+	/* without a transaction nothing could be acknowledged durably */
+	fprintf(stderr, "ferryd: cannot begin a transaction; exiting so that clients retry\n");
+	return -1;
+}
 
-	if (ep < 0 && (ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
-		return -1;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0 || ferry__loop_watch(sfd, on_signal, &stop) < 0 ||
-	    ferry__loop_watch(listen_fd, on_accept, NULL) < 0)
-		return -1;
+/* Requests that waited (for a wait's answer) and can run now, a few rounds. */
+static void run_ready(struct server *srv, struct ferry_engine *eng)
+{
+	/* a wait answered by the tick lets its connection's next request run */
+	for (int round = 0; round < 4; round++) {
+		int progress = 0;
+		ferry__engine_tick(eng);
+		for (struct ferry_conn_s *c = srv->conns; c; c = c->next) {
+			if (!c->busy && c->inlen >= FERRY_FRAME_HDR && !c->closing && !c->dead) {
+				size_t before = c->inlen;
+				process_input(eng, c);
+				progress |= c->inlen != before;
+			}
+		}
+		if (!progress)
+			break;
+	}
+}
+
+static int serve(struct server *srv, struct ferry_engine *eng)
+{
 	int again = 0;
 
-	while (!stop) {
-		int n = epoll_wait(ep, evs, (int)FERRY_ARRAY_SIZE(evs),
-				   again ? 0 : ferry__engine_timeout_ms(eng));
-		struct ferry_db *db = ferry__engine_db(eng);
-
-		if (n < 0 && errno != EINTR)
+	while (!srv->stop) {
+		int timeout = again ? 0 : ferry__engine_timeout_ms(eng);
+		if (ferry__loop_poll(srv->loop, eng, timeout, begin) < 0)
 			return -1;
-		if (ferry__db_begin(db)) {
-			/* without a transaction nothing could be acknowledged durably */
-			fprintf(stderr, "ferryd: cannot begin a transaction; exiting so that "
-					"clients retry\n");
-			return -1;
-		}
-		for (int i = 0; i < n; i++) {
-			struct watch *w = evs[i].data.ptr;
-			if (w->cb)
-				w->cb(eng, w->fd, w->arg);
-		}
-		while (graveyard) {
-			struct watch *w = graveyard;
-			graveyard = w->next;
-			free(w);
-		}
-		/* a wait answered by the tick lets its connection's next request run */
-		for (int round = 0; round < 4; round++) {
-			int progress = 0;
-			ferry__engine_tick(eng);
-			for (struct ferry_conn_s *c = conns; c; c = c->next) {
-				if (!c->busy && c->inlen >= FERRY_FRAME_HDR && !c->closing &&
-				    !c->dead) {
-					size_t before = c->inlen;
-					process_input(eng, c);
-					progress |= c->inlen != before;
-				}
-			}
-			if (!progress)
-				break;
-		}
-		if (ferry__db_commit(db)) {
+		run_ready(srv, eng);
+		if (ferry__db_commit(ferry__engine_db(eng))) {
 			/* nothing of this iteration is durable: tell no one it is */
 			fprintf(stderr, "ferryd: commit failed; exiting so that clients retry\n");
 			return -1;
 		}
-		flush_conns(eng);
+		flush_conns(srv, eng);
 		again = ferry__engine_committed(eng);
 		if (ferry__engine_shutting_down(eng))
 			break;
 	}
 	return 0;
+}
+
+int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int listen_fd)
+{
+	struct server srv = {.loop = loop};
+	sigset_t set;
+	int sfd, rc;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0 || ferry__loop_watch(loop, sfd, on_signal, &srv) < 0 ||
+	    ferry__loop_watch(loop, listen_fd, on_accept, &srv) < 0) {
+		if (sfd >= 0)
+			close(sfd);
+		return -1;
+	}
+	rc = serve(&srv, eng);
+	/* the connections go with the process; the loop must not call back into srv */
+	ferry__loop_unwatch(loop, listen_fd);
+	ferry__loop_unwatch(loop, sfd);
+	close(sfd);
+	return rc;
 }

@@ -1579,7 +1579,7 @@ static ssize_t chunk_out(struct tctx *t, int fd, int64_t off, int64_t len)
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	n = st.st_size > off ? (ssize_t)(st.st_size - off < len ? st.st_size - off : len) : 0;
-	if (n && ferry__loop_files_queued() < MAX_FILE_PARTS) {
+	if (n && ferry__loop_files_queued(ferry__engine_loop(t->eng)) < MAX_FILE_PARTS) {
 		*t->bin = (struct ferry_bin){NULL, (size_t)n, fd, off};
 		return n;
 	}

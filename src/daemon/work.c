@@ -21,6 +21,7 @@
 #include "work.h"
 
 struct ferry_worker {
+	struct ferry_loop *loop;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -112,13 +113,14 @@ static int start_thread(struct ferry_worker *wk)
 	return rc;
 }
 
-struct ferry_worker *ferry__worker_new(char *err, size_t errlen)
+struct ferry_worker *ferry__worker_new(struct ferry_loop *loop, char *err, size_t errlen)
 {
 	struct ferry_worker *wk = calloc(1, sizeof(*wk));
 	int rc = ENOMEM;
 
 	if (!wk)
 		goto fail;
+	wk->loop = loop;
 	wk->todo_tail = &wk->todo;
 	wk->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	wk->abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -130,7 +132,7 @@ struct ferry_worker *ferry__worker_new(char *err, size_t errlen)
 	pthread_cond_init(&wk->cv, NULL);
 	if ((rc = start_thread(wk)))
 		goto fail_sync;
-	if (ferry__loop_watch(wk->done_fd, on_done, wk) < 0) {
+	if (ferry__loop_watch(loop, wk->done_fd, on_done, wk) < 0) {
 		rc = errno ? errno : ENOMEM;
 		pthread_mutex_lock(&wk->mu);
 		wk->stop = 1;
@@ -183,7 +185,7 @@ void ferry__worker_free(struct ferry_engine *eng, struct ferry_worker *wk)
 	pthread_mutex_unlock(&wk->mu);
 	signal_fd(wk->abort_fd);
 	pthread_join(wk->thread, NULL);
-	ferry__loop_unwatch(wk->done_fd);
+	ferry__loop_unwatch(wk->loop, wk->done_fd);
 	apply(eng, wk);
 	/* what never ran: its done frees it */
 	while (wk->todo) {

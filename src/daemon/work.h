@@ -17,6 +17,7 @@
 #define FERRY_WORK_H
 
 struct ferry_engine;
+struct ferry_loop;
 struct ferry_worker;
 
 struct ferry_work {
@@ -36,10 +37,10 @@ struct ferry_work {
 };
 
 /*
- * Starts the thread and watches its completions on the engine's loop.
- * NULL with err set when the thread or its eventfd cannot be made.
+ * Starts the thread and watches its completions on loop. NULL with err
+ * set when the thread or its eventfd cannot be made.
  */
-struct ferry_worker *ferry__worker_new(char *err, size_t errlen);
+struct ferry_worker *ferry__worker_new(struct ferry_loop *loop, char *err, size_t errlen);
 /* Queues w; its done runs on the loop after its run. */
 void ferry__worker_queue(struct ferry_worker *wk, struct ferry_work *w);
 /* Items queued or running whose done has not run yet. */
