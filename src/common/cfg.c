@@ -15,7 +15,10 @@
 
 struct parse_state {
 	struct ferry_cfg *cfg;
-	char msg[256]; /* the first error; ini_parse gives its line */
+	const char *next; /* the text inih has not read yet */
+	int line;	  /* the number of the line inih parses */
+	int msg_line;	  /* the line msg is about */
+	char msg[256];	  /* the handler's first error */
 };
 
 static int set_str(char **dst, const char *v)
@@ -158,8 +161,10 @@ static int handler(void *user, const char *sec, const char *key, const char *val
 	}
 	return 1;
 fail:
-	if (!st->msg[0])
+	if (!st->msg[0]) {
 		snprintf(st->msg, sizeof(st->msg), "%s", msg);
+		st->msg_line = st->line;
+	}
 	return 0;
 }
 
@@ -225,6 +230,29 @@ static int long_line(const char *text)
 	return 0;
 }
 
+/*
+ * inih's reader: the next line of the text, without its LF or CRLF. Every
+ * line fits (long_line), so that inih counts the lines of the file: its own
+ * reader would give the CR of a line of 198 characters a line of its own.
+ */
+static char *read_line(char *buf, int size, void *stream)
+{
+	struct parse_state *st = stream;
+	size_t len = strcspn(st->next, "\n"), n = len;
+
+	if (!*st->next)
+		return NULL;
+	if (n && st->next[n - 1] == '\r')
+		n--;
+	if (n > (size_t)size - 1)
+		n = (size_t)size - 1;
+	memcpy(buf, st->next, n);
+	buf[n] = '\0';
+	st->next += len + (st->next[len] == '\n');
+	st->line++;
+	return buf;
+}
+
 int ferry__cfg_parse(const char *path, const char *text, struct ferry_cfg *cfg, char *err,
 		     size_t errlen)
 {
@@ -253,14 +281,17 @@ int ferry__cfg_parse(const char *path, const char *text, struct ferry_cfg *cfg, 
 		free(owned);
 		return -1;
 	}
-	line = ini_parse_string(text, handler, &st);
+	st.next = text;
+	line = ini_parse_stream(read_line, &st, handler, &st);
 	free(owned);
 	if (line == 0)
 		return 0;
+	/* inih reports its first error; the handler's may be a later line's */
 	if (line == -2)
 		snprintf(err, errlen, "%s: out of memory", path);
 	else
-		snprintf(err, errlen, "%s:%d: %s", path, line, st.msg[0] ? st.msg : "syntax error");
+		snprintf(err, errlen, "%s:%d: %s", path, line,
+			 st.msg[0] && st.msg_line == line ? st.msg : "syntax error");
 	ferry__cfg_release(cfg);
 	return -1;
 }
