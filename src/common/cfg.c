@@ -171,6 +171,8 @@ fail:
 #define CONFIG_MAX (1 << 20)
 /* Debian's inih reads lines into 200 bytes and parses the rest as a new line. */
 #define INIH_MAX_LINE 200
+/* and keeps the first 49 characters of a section name (its MAX_SECTION is 50) */
+#define INIH_MAX_SECTION 49
 
 /* Reads a whole configuration file (symlinks followed, as dotfiles often are). */
 static int read_config(const char *path, char **out)
@@ -230,10 +232,20 @@ static int long_line(const char *text)
 	return 0;
 }
 
+/* Whether line (number n) is a section header whose name inih would cut. */
+static int long_section(const char *line, int n)
+{
+	if (n == 1 && !strncmp(line, "\xef\xbb\xbf", 3)) /* a byte order mark */
+		line += 3;
+	return line[0] == '[' && strcspn(line + 1, "]") > INIH_MAX_SECTION;
+}
+
 /*
  * inih's reader: the next line of the text, without its LF or CRLF. Every
  * line fits (long_line), so that inih counts the lines of the file: its own
  * reader would give the CR of a line of 198 characters a line of its own.
+ * The text ends, with an error, at a section name inih would cut (and so
+ * take for another resource's).
  */
 static char *read_line(char *buf, int size, void *stream)
 {
@@ -250,6 +262,16 @@ static char *read_line(char *buf, int size, void *stream)
 	buf[n] = '\0';
 	st->next += len + (st->next[len] == '\n');
 	st->line++;
+	if (long_section(buf, st->line)) {
+		if (!st->msg[0]) {
+			snprintf(st->msg, sizeof(st->msg),
+				 "resource name longer than %d characters (the most a section "
+				 "header holds)",
+				 INIH_MAX_SECTION);
+			st->msg_line = st->line;
+		}
+		return NULL;
+	}
 	return buf;
 }
 
@@ -283,6 +305,8 @@ int ferry__cfg_parse(const char *path, const char *text, struct ferry_cfg *cfg, 
 	}
 	st.next = text;
 	line = ini_parse_stream(read_line, &st, handler, &st);
+	if (line == 0 && st.msg[0]) /* the reader stopped at a long section name */
+		line = st.msg_line;
 	free(owned);
 	if (line == 0)
 		return 0;
