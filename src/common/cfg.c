@@ -175,7 +175,7 @@ fail:
 #define INIH_MAX_SECTION 49
 
 /* Reads a whole configuration file (symlinks followed, as dotfiles often are). */
-static int read_config(const char *path, char **out)
+static int read_config(const char *path, char **out, size_t *outlen)
 {
 	char *buf = malloc(CONFIG_MAX + 1);
 	size_t used = 0;
@@ -210,7 +210,21 @@ static int read_config(const char *path, char **out)
 	}
 	buf[used] = '\0';
 	*out = buf;
+	*outlen = used;
 	return 0;
+}
+
+/* The number of the line of the first NUL byte of text (len bytes), or 0. */
+static int nul_line(const char *text, size_t len)
+{
+	const char *nul = memchr(text, '\0', len);
+	int n = 1;
+
+	if (!nul)
+		return 0;
+	for (const char *p = text; p < nul; p++)
+		n += *p == '\n';
+	return n;
 }
 
 /* The number of the first line inih would cut, or 0. */
@@ -282,17 +296,25 @@ int ferry__cfg_parse(const char *path, const char *text, struct ferry_cfg *cfg, 
 	int line;
 
 	char *owned = NULL;
+	size_t len = 0;
 	int e;
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (!text) {
-		e = read_config(path, &owned);
+		e = read_config(path, &owned, &len);
 		if (e < 0) {
 			snprintf(err, errlen, "cannot open '%s': %s", path,
 				 e == -EFBIG ? "larger than 1 MiB" : strerror(-e));
 			return -1;
 		}
 		text = owned;
+		/* the text would end there, and what follows go unchecked */
+		line = nul_line(text, len);
+		if (line > 0) {
+			snprintf(err, errlen, "%s:%d: NUL byte (not a text file?)", path, line);
+			free(owned);
+			return -1;
+		}
 	}
 	line = long_line(text);
 	if (line > 0) {
