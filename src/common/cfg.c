@@ -15,7 +15,10 @@
 
 struct parse_state {
 	struct ferry_cfg *cfg;
-	char msg[256]; /* the first error; ini_parse gives its line */
+	const char *next; /* the text inih has not read yet */
+	int line;	  /* the number of the line inih parses */
+	int msg_line;	  /* the line msg is about */
+	char msg[256];	  /* the handler's first error */
 };
 
 static int set_str(char **dst, const char *v)
@@ -158,17 +161,21 @@ static int handler(void *user, const char *sec, const char *key, const char *val
 	}
 	return 1;
 fail:
-	if (!st->msg[0])
+	if (!st->msg[0]) {
 		snprintf(st->msg, sizeof(st->msg), "%s", msg);
+		st->msg_line = st->line;
+	}
 	return 0;
 }
 
 #define CONFIG_MAX (1 << 20)
 /* Debian's inih reads lines into 200 bytes and parses the rest as a new line. */
 #define INIH_MAX_LINE 200
+/* and keeps the first 49 characters of a section name (its MAX_SECTION is 50) */
+#define INIH_MAX_SECTION 49
 
 /* Reads a whole configuration file (symlinks followed, as dotfiles often are). */
-static int read_config(const char *path, char **out)
+static int read_config(const char *path, char **out, size_t *outlen)
 {
 	char *buf = malloc(CONFIG_MAX + 1);
 	size_t used = 0;
@@ -203,7 +210,21 @@ static int read_config(const char *path, char **out)
 	}
 	buf[used] = '\0';
 	*out = buf;
+	*outlen = used;
 	return 0;
+}
+
+/* The number of the line of the first NUL byte of text (len bytes), or 0. */
+static int nul_line(const char *text, size_t len)
+{
+	const char *nul = memchr(text, '\0', len);
+	int n = 1;
+
+	if (!nul)
+		return 0;
+	for (const char *p = text; p < nul; p++)
+		n += *p == '\n';
+	return n;
 }
 
 /* The number of the first line inih would cut, or 0. */
@@ -225,6 +246,49 @@ static int long_line(const char *text)
 	return 0;
 }
 
+/* Whether line (number n) is a section header whose name inih would cut. */
+static int long_section(const char *line, int n)
+{
+	if (n == 1 && !strncmp(line, "\xef\xbb\xbf", 3)) /* a byte order mark */
+		line += 3;
+	return line[0] == '[' && strcspn(line + 1, "]") > INIH_MAX_SECTION;
+}
+
+/*
+ * inih's reader: the next line of the text, without its LF or CRLF. Every
+ * line fits (long_line), so that inih counts the lines of the file: its own
+ * reader would give the CR of a line of 198 characters a line of its own.
+ * The text ends, with an error, at a section name inih would cut (and so
+ * take for another resource's).
+ */
+static char *read_line(char *buf, int size, void *stream)
+{
+	struct parse_state *st = stream;
+	size_t len = strcspn(st->next, "\n"), n = len;
+
+	if (!*st->next)
+		return NULL;
+	if (n && st->next[n - 1] == '\r')
+		n--;
+	if (n > (size_t)size - 1)
+		n = (size_t)size - 1;
+	memcpy(buf, st->next, n);
+	buf[n] = '\0';
+	st->next += len + (st->next[len] == '\n');
+	st->line++;
+	if (long_section(buf, st->line)) {
+		if (!st->msg[0]) {
+			snprintf(st->msg, sizeof(st->msg),
+				 "resource name longer than %d characters (the most a section "
+				 "header holds)",
+				 INIH_MAX_SECTION);
+			st->msg_line = st->line;
+		}
+		return NULL;
+	}
+	return buf;
+}
+
 int ferry__cfg_parse(const char *path, const char *text, struct ferry_cfg *cfg, char *err,
 		     size_t errlen)
 {
@@ -232,17 +296,25 @@ int ferry__cfg_parse(const char *path, const char *text, struct ferry_cfg *cfg, 
 	int line;
 
 	char *owned = NULL;
+	size_t len = 0;
 	int e;
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (!text) {
-		e = read_config(path, &owned);
+		e = read_config(path, &owned, &len);
 		if (e < 0) {
 			snprintf(err, errlen, "cannot open '%s': %s", path,
 				 e == -EFBIG ? "larger than 1 MiB" : strerror(-e));
 			return -1;
 		}
 		text = owned;
+		/* the text would end there, and what follows go unchecked */
+		line = nul_line(text, len);
+		if (line > 0) {
+			snprintf(err, errlen, "%s:%d: NUL byte (not a text file?)", path, line);
+			free(owned);
+			return -1;
+		}
 	}
 	line = long_line(text);
 	if (line > 0) {
@@ -253,14 +325,19 @@ int ferry__cfg_parse(const char *path, const char *text, struct ferry_cfg *cfg, 
 		free(owned);
 		return -1;
 	}
-	line = ini_parse_string(text, handler, &st);
+	st.next = text;
+	line = ini_parse_stream(read_line, &st, handler, &st);
+	if (line == 0 && st.msg[0]) /* the reader stopped at a long section name */
+		line = st.msg_line;
 	free(owned);
 	if (line == 0)
 		return 0;
+	/* inih reports its first error; the handler's may be a later line's */
 	if (line == -2)
 		snprintf(err, errlen, "%s: out of memory", path);
 	else
-		snprintf(err, errlen, "%s:%d: %s", path, line, st.msg[0] ? st.msg : "syntax error");
+		snprintf(err, errlen, "%s:%d: %s", path, line,
+			 st.msg[0] && st.msg_line == line ? st.msg : "syntax error");
 	ferry__cfg_release(cfg);
 	return -1;
 }

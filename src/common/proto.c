@@ -89,15 +89,22 @@ json_t *ferry__json_parse(const char *buf, size_t len, char *err, size_t errlen)
 	return v;
 }
 
+/* Whether a body of jl + binlen bytes is over the limit (a sum that wraps is). */
+static int too_large(size_t jl, size_t binlen)
+{
+	return binlen > FERRY_FRAME_MAX || jl > FERRY_FRAME_MAX - binlen;
+}
+
 int ferry__frame_head(uint16_t type, const json_t *obj, size_t binlen, unsigned char **out,
 		      size_t *outlen)
 {
 	int rc = ferry__frame_build(type, obj, NULL, 0, out, outlen);
-	size_t jl = *outlen - FERRY_FRAME_HDR;
+	size_t jl;
 
 	if (rc)
 		return rc;
-	if (jl + binlen > FERRY_FRAME_MAX) {
+	jl = *outlen - FERRY_FRAME_HDR;
+	if (too_large(jl, binlen)) {
 		free(*out);
 		*out = NULL;
 		return FERRY_EINVAL;
@@ -116,7 +123,7 @@ int ferry__frame_build(uint16_t type, const json_t *obj, const void *bin, size_t
 	if (!js)
 		return FERRY_ENOMEM;
 	jl = strlen(js);
-	if (jl + binlen > FERRY_FRAME_MAX) {
+	if (too_large(jl, binlen)) {
 		free(js);
 		return FERRY_EINVAL;
 	}
@@ -144,7 +151,8 @@ static const char *const names[] = {
 
 const char *ferry__error_name(int code)
 {
-	if (code > 0 || (size_t)-code >= sizeof(names) / sizeof(names[0]))
+	/* compared before negating: -INT_MIN does not exist */
+	if (code > 0 || code <= -(int)(sizeof(names) / sizeof(names[0])))
 		return "EINTERNAL";
 	return names[-code];
 }
