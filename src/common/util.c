@@ -237,83 +237,86 @@ static int strv_push(char ***v, size_t *n, char *s)
 	return 0;
 }
 
+/* Ends the word in w (wl bytes) and appends it to v; 0 or -ENOMEM. */
+static int push_word(char ***v, size_t *n, char *w, size_t *wl)
+{
+	char *dup;
+
+	w[*wl] = '\0';
+	if (!(dup = strdup(w)) || strv_push(v, n, dup) < 0) {
+		free(dup);
+		return -ENOMEM;
+	}
+	*wl = 0;
+	return 0;
+}
+
+/*
+ * Copies the character, escape or quoted run at *pp into w, leaving *pp
+ * on its last byte; NULL, or why the line is bad.
+ */
+static const char *word_part(const char **pp, char *w, size_t *wl)
+{
+	const char *p = *pp, *q;
+
+	switch (*p) {
+	case '\\':
+		if (!p[1])
+			return "trailing backslash";
+		w[(*wl)++] = *++p;
+		break;
+	case '\'':
+		if (!(q = strchr(p + 1, '\'')))
+			return "unterminated single quote";
+		memcpy(w + *wl, p + 1, (size_t)(q - p - 1));
+		*wl += (size_t)(q - p - 1);
+		p = q;
+		break;
+	case '"':
+		for (p++; *p && *p != '"'; p++) {
+			if (*p == '\\' && p[1] &&
+			    (p[1] == '"' || p[1] == '\\' || p[1] == '$' || p[1] == '`'))
+				p++;
+			w[(*wl)++] = *p;
+		}
+		if (!*p)
+			return "unterminated double quote";
+		break;
+	default:
+		w[(*wl)++] = *p;
+	}
+	*pp = p;
+	return NULL;
+}
+
 int ferry__split_words(const char *line, char ***argv, const char **err)
 {
-	char **v = NULL, *w = NULL;
+	char **v = NULL, *w = malloc(strlen(line) + 1);
 	size_t n = 0, wl = 0;
-	int inword = 0, rc = 0;
-	const char *p = line;
+	int inword = 0, rc = -ENOMEM;
 
 	*err = NULL;
-	w = malloc(strlen(line) + 1);
-	if (!w)
-		return -ENOMEM;
-	if (strv_push(&v, &n, NULL) < 0) /* allocate the terminator */
-		goto nomem;
+	if (!w || strv_push(&v, &n, NULL) < 0) /* allocate the terminator */
+		goto fail;
 	n = 0;
-	for (; *p; p++) {
-		char c = *p;
-
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-			if (inword) {
-				w[wl] = '\0';
-				char *dup = strdup(w);
-				if (!dup || strv_push(&v, &n, dup) < 0) {
-					free(dup);
-					goto nomem;
-				}
-				wl = 0;
-				inword = 0;
-			}
+	for (const char *p = line; *p; p++) {
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+			if (inword && push_word(&v, &n, w, &wl) < 0)
+				goto fail;
+			inword = 0;
 			continue;
 		}
 		inword = 1;
-		if (c == '\\') {
-			if (!p[1]) {
-				*err = "trailing backslash";
-				rc = -EINVAL;
-				goto fail;
-			}
-			w[wl++] = *++p;
-		} else if (c == '\'') {
-			const char *q = strchr(p + 1, '\'');
-			if (!q) {
-				*err = "unterminated single quote";
-				rc = -EINVAL;
-				goto fail;
-			}
-			memcpy(w + wl, p + 1, (size_t)(q - p - 1));
-			wl += (size_t)(q - p - 1);
-			p = q;
-		} else if (c == '"') {
-			for (p++; *p && *p != '"'; p++) {
-				if (*p == '\\' && p[1] &&
-				    (p[1] == '"' || p[1] == '\\' || p[1] == '$' || p[1] == '`'))
-					p++;
-				w[wl++] = *p;
-			}
-			if (!*p) {
-				*err = "unterminated double quote";
-				rc = -EINVAL;
-				goto fail;
-			}
-		} else {
-			w[wl++] = c;
+		if ((*err = word_part(&p, w, &wl))) {
+			rc = -EINVAL;
+			goto fail;
 		}
 	}
-	if (inword) {
-		w[wl] = '\0';
-		char *dup = strdup(w);
-		if (!dup || strv_push(&v, &n, dup) < 0) {
-			free(dup);
-			goto nomem;
-		}
-	}
+	if (inword && push_word(&v, &n, w, &wl) < 0)
+		goto fail;
 	free(w);
 	*argv = v;
 	return 0;
-nomem:
-	rc = -ENOMEM;
 fail:
 	free(w);
 	ferry__strv_free(v);

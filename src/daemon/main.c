@@ -245,6 +245,72 @@ static int take_lock(const char *path, int *fd, char *err, size_t errlen)
 	return flock(*fd, LOCK_EX | LOCK_NB) == 0 ? 1 : 0;
 }
 
+/* Where an engine of a resource keeps what it owns. */
+struct paths {
+	char *state, *lock, *sock, *pidf;
+};
+
+static int paths_init(const char *resource, struct paths *p, char *err, size_t errlen)
+{
+	if (!(p->state = ferry__state_dir(resource))) {
+		snprintf(err, errlen, "neither XDG_STATE_HOME nor HOME is an absolute path");
+		return -1;
+	}
+	if (check_state_dir(p->state, err, errlen) < 0)
+		return -1;
+	p->lock = ferry__asprintf("%s/ferryd.lock", p->state);
+	p->sock = ferry__asprintf("%s/ferryd.sock", p->state);
+	p->pidf = ferry__asprintf("%s/ferryd.pid", p->state);
+	if (!p->lock || !p->sock || !p->pidf) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void paths_release(struct paths *p)
+{
+	free(p->state);
+	free(p->lock);
+	free(p->sock);
+	free(p->pidf);
+}
+
+/*
+ * Listens, says so to the starting client (*ready), and serves until
+ * told to stop, then frees eng and loop. 0 when it served and stopped
+ * well, 2 when serving failed, 1 when it could not listen (err set,
+ * *ready still open, eng and loop still the caller's).
+ */
+static int serve(const struct options *o, const struct paths *p, struct ferry_engine *eng,
+		 struct ferry_loop *loop, int *ready, char *err, size_t errlen)
+{
+	struct stat sock_st = {0}, pid_st = {0}; /* what this engine made, to remove only that */
+	char pidbuf[32];
+	int lfd = listen_on(p->sock, err, errlen), rc;
+
+	if (lfd < 0)
+		return 1;
+	if (stat(p->sock, &sock_st) < 0)
+		memset(&sock_st, 0, sizeof(sock_st));
+	snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
+	ferry__write_file_atomic(p->pidf, pidbuf, strlen(pidbuf), 0);
+	if (stat(p->pidf, &pid_st) < 0)
+		memset(&pid_st, 0, sizeof(pid_st));
+	if (!o->fg)
+		redirect_stdio(p->state);
+	report(*ready, "ok");
+	*ready = -1;
+	rc = ferry__server_run(loop, eng, lfd) == 0 ? 0 : 2;
+	unlink_own(p->sock, &sock_st);
+	ferry__engine_free(eng);
+	ferry__loop_free(loop);
+	/* the pid file goes last: "not running" means the database is closed */
+	unlink_own(p->pidf, &pid_st);
+	close(lfd);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {.resource = "local"};
@@ -252,9 +318,9 @@ int main(int argc, char **argv)
 	const struct ferry_backend *be;
 	struct ferry_engine *eng = NULL;
 	struct ferry_loop *loop = NULL;
-	struct stat sock_st = {0}, pid_st = {0}; /* what this engine made, to remove only that */
-	char err[1024], *state = NULL, *lock = NULL, *sock = NULL, *pidf = NULL, pidbuf[32];
-	int lockfd = -1, lfd = -1, ready = -1, served = 0, rc;
+	struct paths p = {0};
+	char err[1024];
+	int lockfd = -1, ready = -1, rc;
 
 	/* whatever the starting client left open is not ours to keep open */
 	syscall(SYS_close_range, 3U, ~0U, 0U);
@@ -267,21 +333,9 @@ int main(int argc, char **argv)
 	be = ferry__backend_find(cfg.scheduler ? cfg.scheduler : "local");
 	if (be && be->pre_exec)
 		be->pre_exec(argv);
-	state = ferry__state_dir(o.resource);
-	if (!state) {
-		snprintf(err, sizeof(err), "neither XDG_STATE_HOME nor HOME is an absolute path");
+	if (paths_init(o.resource, &p, err, sizeof(err)) < 0)
 		goto fail;
-	}
-	if (check_state_dir(state, err, sizeof(err)) < 0)
-		goto fail;
-	lock = ferry__asprintf("%s/ferryd.lock", state);
-	sock = ferry__asprintf("%s/ferryd.sock", state);
-	pidf = ferry__asprintf("%s/ferryd.pid", state);
-	if (!lock || !sock || !pidf) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fail;
-	}
-	switch (take_lock(lock, &lockfd, err, sizeof(err))) {
+	switch (take_lock(p.lock, &lockfd, err, sizeof(err))) {
 	case -1:
 		goto fail;
 	case 0:
@@ -297,49 +351,28 @@ int main(int argc, char **argv)
 		snprintf(err, sizeof(err), "cannot chdir to '/': %s", strerror(errno));
 		goto fail;
 	}
-	if (!(loop = ferry__loop_new(err, sizeof(err))))
+	if (!(loop = ferry__loop_new(err, sizeof(err))) ||
+	    !(eng = ferry__engine_new(loop, o.resource, p.state, &cfg, err, sizeof(err))))
 		goto fail;
-	eng = ferry__engine_new(loop, o.resource, state, &cfg, err, sizeof(err));
-	if (!eng)
-		goto fail;
-	lfd = listen_on(sock, err, sizeof(err));
-	if (lfd < 0)
-		goto fail;
-	if (stat(sock, &sock_st) < 0)
-		memset(&sock_st, 0, sizeof(sock_st));
-	snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
-	ferry__write_file_atomic(pidf, pidbuf, strlen(pidbuf), 0);
-	if (stat(pidf, &pid_st) < 0)
-		memset(&pid_st, 0, sizeof(pid_st));
-	if (!o.fg)
-		redirect_stdio(state);
-	report(ready, "ok");
-	ready = -1;
-	if (ferry__server_run(loop, eng, lfd) == 0)
-		rc = 0;
-	unlink_own(sock, &sock_st);
-	served = 1;
-	goto out;
+	rc = serve(&o, &p, eng, loop, &ready, err, sizeof(err));
+	if (rc != 1) { /* it served: the engine and its loop are gone */
+		eng = NULL;
+		loop = NULL;
+		rc = rc ? 1 : 0;
+		goto out;
+	}
 fail:
 	if (ready >= 0)
 		report(ready, err);
 	else
 		fprintf(stderr, "ferryd: %s\n", err);
-	ready = -1;
+	rc = 1;
 out:
 	ferry__engine_free(eng);
 	ferry__loop_free(loop);
-	/* the pid file goes last: "not running" means the database is closed */
-	if (served)
-		unlink_own(pidf, &pid_st);
-	if (lfd >= 0)
-		close(lfd);
 	if (lockfd >= 0)
 		close(lockfd);
 	ferry__resource_cfg_release(&cfg);
-	free(state);
-	free(lock);
-	free(sock);
-	free(pidf);
+	paths_release(&p);
 	return rc;
 }
