@@ -443,19 +443,22 @@ def _slow(fs, command):
 
 
 def _answers_quickly(fs, jid):
-    """status, jobs and a local-socket ping each answer in under 100 ms."""
-    took = {}
-    t = time.monotonic()
-    fs.run("status", jid)
-    took["status"] = time.monotonic() - t
-    t = time.monotonic()
-    fs.run("jobs")
-    took["jobs"] = time.monotonic() - t
+    """status, jobs and a local-socket ping each answer in under 100 ms.
+    Each is timed three times and the best counts: a loop that waits for
+    a 20 s command makes every try slow, a busy 2-core machine only some."""
+    def best(fn):
+        times = []
+        for _ in range(3):
+            t = time.monotonic()
+            fn()
+            times.append(time.monotonic() - t)
+        return min(times)
+
+    took = {"status": best(lambda: fs.run("status", jid)), "jobs": best(lambda: fs.run("jobs"))}
     with fs.raw() as c:
         c.hello()
-        t = time.monotonic()
+        took["ping"] = best(lambda: c.request({"op": "ping"}))
         assert c.request({"op": "ping"}).get("ok") is True
-        took["ping"] = time.monotonic() - t
     assert all(v < 0.1 for v in took.values()), took
     return took
 
@@ -466,8 +469,7 @@ def test_slow_squeue_does_not_stall_the_engine(fs):
     began, ended = _slow(fs, "squeue")
     jid = fs.submit("sh", "-c", "echo polled")
     poll(lambda: os.path.exists(began), timeout=30, what="the slow squeue")
-    for _ in range(3):
-        _answers_quickly(fs, jid)
+    _answers_quickly(fs, jid)
     assert not os.path.exists(ended), "the checks outlasted the slow squeue"
     fs.run("wait", "--timeout", str(WAIT), jid)
     assert os.path.exists(ended)
@@ -491,7 +493,7 @@ def test_slow_sbatch_does_not_stall_the_engine(fs):
     hold = fs.popen("hold", c)
     t = time.monotonic()
     fs.run("kill", b)
-    assert time.monotonic() - t < 0.1
+    assert time.monotonic() - t < SLOW_S / 2, "the kill waited for sbatch"
     assert fs.info(b)["exit_status"] == "killed_by_user"
     _answers_quickly(fs, a)
     assert hold.wait(timeout=SLOW_S + 30) == 0, hold.stderr.read()
