@@ -588,3 +588,48 @@ def ferry():
         f.cleanup()
         if not os.environ.get("FERRY_TEST_KEEP"):
             shutil.rmtree(base, ignore_errors=True)
+
+
+# ------------------------------------------------ a slow cluster
+
+SLOW_S = 20  # how long a slow-COMMAND sleeps before it answers
+
+
+def slow_command(fs, command):
+    """Fault injection (a real slurmctld or qmaster cannot be made slow on
+    demand): slow-COMMAND, first on the engine's PATH, runs the real
+    command, but its first call marks its start, sleeps SLOW_S seconds and
+    marks its end before, as a busy cluster would answer late. Returns the
+    two marker paths."""
+    bindir = os.path.join(fs.base, "slow")
+    os.makedirs(bindir)
+    began, ended = fs.path(f"{command}-began"), fs.path(f"{command}-ended")
+    p = os.path.join(bindir, command)
+    with open(p, "w") as fh:
+        fh.write(f"#!/bin/sh\n# slow-{command}\nif [ ! -e {began} ]; then\n"
+                 f": > {began}; sleep {SLOW_S}; : > {ended}\nfi\n"
+                 f'exec {shutil.which(command)} "$@"\n')
+    os.chmod(p, 0o755)
+    fs.env["PATH"] = bindir + os.pathsep + fs.env["PATH"]
+    return began, ended
+
+
+def answers_quickly(fs, jid):
+    """status, jobs and a local-socket ping each answer in under 100 ms.
+    Each is timed three times and the best counts: a loop that waits for
+    a 20 s command makes every try slow, a busy 2-core machine only some."""
+    def best(fn):
+        times = []
+        for _ in range(3):
+            t = time.monotonic()
+            fn()
+            times.append(time.monotonic() - t)
+        return min(times)
+
+    took = {"status": best(lambda: fs.run("status", jid)), "jobs": best(lambda: fs.run("jobs"))}
+    with fs.raw() as c:
+        c.hello()
+        took["ping"] = best(lambda: c.request({"op": "ping"}))
+        assert c.request({"op": "ping"}).get("ok") is True
+    assert all(v < 0.1 for v in took.values()), took
+    return took

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import conftest
-from conftest import Ferry, new_base, poll
+from conftest import SLOW_S, Ferry, answers_quickly, new_base, poll, slow_command
 
 # Grid Engine's 8 slots are shared: its tests run one at a time, on one
 # worker (scripts/test runs pytest with --dist loadgroup)
@@ -26,9 +26,6 @@ sge_section = conftest.sge_section
 
 ACCOUNTING_JOB_NUMBER = 5  # 0-based field index in $SGE_ROOT/$SGE_CELL/common/accounting
 ACCOUNTING_TASK_NUMBER = 35
-SLOW_S = 20  # how long a slow-COMMAND sleeps before it answers
-
-
 @pytest.fixture
 def fs(request):
     """A Ferry whose default resource is [sge] (scheduler = drmaa)."""
@@ -149,46 +146,6 @@ def _bulk(f, lines, *opts):
     ids = f.run("submit", "--bulk", path, *opts).stdout.split()
     assert len(ids) == len(lines), ids
     return ids
-
-
-def _slow(fs, command):
-    """Fault injection (a real qmaster cannot be made slow on demand):
-    slow-COMMAND, first on the engine's PATH, runs the real command, but
-    its first call marks its start, sleeps SLOW_S seconds and marks its
-    end before, as a busy qmaster would answer late. Returns the two
-    marker paths. (test_slurm.py has the same for Slurm's commands.)"""
-    bindir = os.path.join(fs.base, "slow")
-    os.makedirs(bindir)
-    began, ended = fs.path(f"{command}-began"), fs.path(f"{command}-ended")
-    p = os.path.join(bindir, command)
-    with open(p, "w") as fh:
-        fh.write(f"#!/bin/sh\n# slow-{command}\nif [ ! -e {began} ]; then\n"
-                 f": > {began}; sleep {SLOW_S}; : > {ended}\nfi\n"
-                 f'exec {shutil.which(command)} "$@"\n')
-    os.chmod(p, 0o755)
-    fs.env["PATH"] = bindir + os.pathsep + fs.env["PATH"]
-    return began, ended
-
-
-def _answers_quickly(fs, jid):
-    """status, jobs and a local-socket ping each answer in under 100 ms."""
-    took = {}
-    t = time.monotonic()
-    fs.run("status", jid)
-    took["status"] = time.monotonic() - t
-    t = time.monotonic()
-    fs.run("jobs")
-    took["jobs"] = time.monotonic() - t
-    with fs.raw() as c:
-        c.hello()
-        t = time.monotonic()
-        assert c.request({"op": "ping"}).get("ok") is True
-        took["ping"] = time.monotonic() - t
-    assert all(v < 0.1 for v in took.values()), took
-    return took
-
-
-# ---------------------------------------------------------------- tests
 
 
 def test_qstat_shows_what_the_job_asked(fs):
@@ -350,11 +307,10 @@ def test_slow_qacct_does_not_stall_the_engine(fs):
     native = _native(fs, jid)
     fs.kill_engine()
     poll(lambda: _qacct(native), timeout=60, what=f"qacct record of {native}")
-    began, ended = _slow(fs, "qacct")
+    began, ended = slow_command(fs, "qacct")
     fs.run("ping")  # a new engine adopts the job; its first poll asks qacct
     poll(lambda: os.path.exists(began), timeout=30, what="the slow qacct")
-    for _ in range(3):
-        _answers_quickly(fs, jid)
+    answers_quickly(fs, jid)
     assert not os.path.exists(ended), "the checks outlasted the slow qacct"
     info = fs.wait_ended(jid, timeout=SLOW_S + 30)
     assert os.path.exists(ended)

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import Ferry, new_base, poll, slurm_section
+from conftest import (SLOW_S, Ferry, answers_quickly, new_base, poll, slow_command,
+                      slurm_section)
 
 # A job here may queue behind another test's hundreds of jobs on the same
 # 8 CPUs (the 300- and 500-job tests run on the other worker): a job's own
@@ -420,56 +421,13 @@ def test_suspend_needs_rights_error_is_clear(fs):
         shutil.rmtree(base, ignore_errors=True)
 
 
-SLOW_S = 20
-
-
-def _slow(fs, command):
-    """Fault injection (a real slurmctld cannot be made slow on demand):
-    slow-COMMAND, first on the engine's PATH, runs the real command, but
-    its first call marks its start, sleeps SLOW_S seconds and marks its
-    end before, as a busy slurmctld would answer late. Returns the two
-    marker paths."""
-    bindir = os.path.join(fs.base, "slow")
-    os.makedirs(bindir)
-    began, ended = fs.path(f"{command}-began"), fs.path(f"{command}-ended")
-    p = os.path.join(bindir, command)
-    with open(p, "w") as fh:
-        fh.write(f"#!/bin/sh\n# slow-{command}\nif [ ! -e {began} ]; then\n"
-                 f": > {began}; sleep {SLOW_S}; : > {ended}\nfi\n"
-                 f'exec {shutil.which(command)} "$@"\n')
-    os.chmod(p, 0o755)
-    fs.env["PATH"] = bindir + os.pathsep + fs.env["PATH"]
-    return began, ended
-
-
-def _answers_quickly(fs, jid):
-    """status, jobs and a local-socket ping each answer in under 100 ms.
-    Each is timed three times and the best counts: a loop that waits for
-    a 20 s command makes every try slow, a busy 2-core machine only some."""
-    def best(fn):
-        times = []
-        for _ in range(3):
-            t = time.monotonic()
-            fn()
-            times.append(time.monotonic() - t)
-        return min(times)
-
-    took = {"status": best(lambda: fs.run("status", jid)), "jobs": best(lambda: fs.run("jobs"))}
-    with fs.raw() as c:
-        c.hello()
-        took["ping"] = best(lambda: c.request({"op": "ping"}))
-        assert c.request({"op": "ping"}).get("ok") is True
-    assert all(v < 0.1 for v in took.values()), took
-    return took
-
-
 def test_slow_squeue_does_not_stall_the_engine(fs):
     """While squeue takes 20 s to answer, the engine still answers at once;
     when it does answer, what it said is applied (the job ends done)."""
-    began, ended = _slow(fs, "squeue")
+    began, ended = slow_command(fs, "squeue")
     jid = fs.submit("sh", "-c", "echo polled")
     poll(lambda: os.path.exists(began), timeout=30, what="the slow squeue")
-    _answers_quickly(fs, jid)
+    answers_quickly(fs, jid)
     assert not os.path.exists(ended), "the checks outlasted the slow squeue"
     fs.run("wait", "--timeout", str(WAIT), jid)
     assert os.path.exists(ended)
@@ -483,19 +441,19 @@ def test_slow_sbatch_does_not_stall_the_engine(fs):
     to begin in a minute, so it cannot start before the hold), a kill
     does not (the job ends at once and Slurm's copy is cancelled before
     it runs); then sbatch's answer is applied."""
-    began, ended = _slow(fs, "sbatch")
+    began, ended = slow_command(fs, "sbatch")
     flag = fs.path("b-ran")
     a = fs.submit("sh", "-c", "echo handed")
     b = fs.submit("sh", "-c", f"sleep 8; touch {flag}")
     c = fs.submit("sh", "-c", "echo held", opts=("--native", "--begin=now+60"))
     poll(lambda: os.path.exists(began), timeout=30, what="the slow sbatch")
-    _answers_quickly(fs, a)
+    answers_quickly(fs, a)
     hold = fs.popen("hold", c)
     t = time.monotonic()
     fs.run("kill", b)
     assert time.monotonic() - t < SLOW_S / 2, "the kill waited for sbatch"
     assert fs.info(b)["exit_status"] == "killed_by_user"
-    _answers_quickly(fs, a)
+    answers_quickly(fs, a)
     assert hold.wait(timeout=SLOW_S + 30) == 0, hold.stderr.read()
     assert os.path.exists(ended), "the hold did not wait for sbatch"
     assert fs.state(c) == "user_on_hold"
