@@ -45,6 +45,14 @@ int ferry__cli_parse_plain(struct ctx *c, int argc, char **argv)
 	return ferry__cli_parse_opts(c, argc, argv, "h", opts, NULL, NULL);
 }
 
+int ferry__cli_no_args(const struct ctx *c, int argc, char **argv)
+{
+	if (optind >= argc)
+		return CLI_OK;
+	ferry__cli_errorf(c, "unexpected argument '%s'", argv[optind]);
+	return ferry__cli_usage_error(c);
+}
+
 /* Strict: the whole string is a decimal integer within [min, max] (min >= 0). */
 static int parse_ll(const char *s, long long min, long long max, long long *out)
 {
@@ -92,35 +100,38 @@ static int parse_id(const struct ctx *c, const char *s, ferry_job_id *id)
 	return 0;
 }
 
-/* Every remaining argument is a job id; at least one is required. */
 int ferry__cli_parse_ids(const struct ctx *c, int argc, char **argv, ferry_job_id **ids, size_t *n)
 {
+	int count = argc - optind;
 	ferry_job_id *v;
-	int i;
 
-	if (argc < 1) {
+	if (count < 1) {
 		ferry__cli_errorf(c, "no job id given");
 		return ferry__cli_usage_error(c);
 	}
-	v = calloc((size_t)argc, sizeof(*v));
+	v = calloc((size_t)count, sizeof(*v));
 	if (!v)
 		return ferry__cli_out_of_memory(c);
-	for (i = 0; i < argc; i++) {
-		if (parse_id(c, argv[i], &v[i]) < 0) {
+	for (int i = 0; i < count; i++) {
+		if (parse_id(c, argv[optind + i], &v[i]) < 0) {
 			free(v);
 			return ferry__cli_usage_error(c);
 		}
 	}
 	*ids = v;
-	*n = (size_t)argc;
+	*n = (size_t)count;
 	return CLI_OK;
 }
 
-int ferry__cli_parse_one_id(const struct ctx *c, int argc, char **argv, ferry_job_id *id)
+int ferry__cli_one_job(struct ctx *c, int argc, char **argv, ferry_job_id *id)
 {
-	if (argc != 1) {
-		ferry__cli_errorf(c, argc ? "too many arguments" : "no job id given");
+	int n = argc - optind;
+
+	if (n != 1) {
+		ferry__cli_errorf(c, n ? "too many arguments" : "no job id given");
 		return ferry__cli_usage_error(c);
 	}
-	return parse_id(c, argv[0], id) < 0 ? ferry__cli_usage_error(c) : CLI_OK;
+	if (parse_id(c, argv[optind], id) < 0)
+		return ferry__cli_usage_error(c);
+	return ferry__cli_connect(c) < 0 ? CLI_ERR : CLI_OK;
 }

@@ -288,12 +288,10 @@ int ferry__cli_cmd_bridge(struct ctx *c, int argc, char **argv)
 	char err[1024];
 	int rc = ferry__cli_parse_opts(c, argc, argv, "hr:c:s:", opts, bridge_opt, &sets);
 
+	if (rc == CLI_OK)
+		rc = ferry__cli_no_args(c, argc, argv);
 	if (rc != CLI_OK)
 		return rc;
-	if (optind < argc) {
-		ferry__cli_errorf(c, "unexpected argument '%s'", argv[optind]);
-		return ferry__cli_usage_error(c);
-	}
 	if (!ferry__valid_resource_name(c->resource ? c->resource : "local")) {
 		ferry__cli_errorf(c, "invalid resource name '%s'", c->resource);
 		return ferry__cli_usage_error(c);

@@ -96,14 +96,18 @@ int ferry__cli_parse_opts(struct ctx *c, int argc, char **argv, const char *shor
 			  const struct option *longopts, ferry_cli_opt_fn fn, void *data);
 /* Only -h and --json. */
 int ferry__cli_parse_plain(struct ctx *c, int argc, char **argv);
+/* After the options: CLI_OK when nothing is left, else a usage error. */
+int ferry__cli_no_args(const struct ctx *c, int argc, char **argv);
+
 /* Says that opt does not take s; hint (may be NULL) says what it takes. */
 void ferry__cli_bad_value(const struct ctx *c, const char *opt, const char *s, const char *hint);
 /* s, a decimal integer within [min, max] (min >= 0) into *out: 0, or -1 after saying so. */
 int ferry__cli_int_option(const struct ctx *c, const char *opt, const char *s, long long min,
 			  long long max, long long *out);
-/* Every remaining argument is a job id; at least one is required. */
+/* After the options, every argument is a job id; at least one is required. */
 int ferry__cli_parse_ids(const struct ctx *c, int argc, char **argv, ferry_job_id **ids, size_t *n);
-int ferry__cli_parse_one_id(const struct ctx *c, int argc, char **argv, ferry_job_id *id);
+/* After the options, exactly one job id; then connects. */
+int ferry__cli_one_job(struct ctx *c, int argc, char **argv, ferry_job_id *id);
 
 /* ---- render.c ---- */
 
@@ -111,9 +115,9 @@ void ferry__cli_errorf(const struct ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The connection's detailed message, or the name of the code rc. */
 const char *ferry__cli_api_msg(const struct ctx *c, int rc);
-/* Say why the API call failed with rc (for job id). */
-void ferry__cli_report(const struct ctx *c, int rc);
-void ferry__cli_report_id(const struct ctx *c, ferry_job_id id, int rc);
+/* Say why the API call failed with rc (for job id); both return CLI_ERR. */
+int ferry__cli_report(const struct ctx *c, int rc);
+int ferry__cli_report_id(const struct ctx *c, ferry_job_id id, int rc);
 /* strerror(err) in lowercase, as our messages are (a static buffer). */
 const char *ferry__cli_errno_str(int err);
 /* Prints the usage line of the command (or of ferry) to stderr: CLI_USAGE. */
@@ -121,21 +125,27 @@ int ferry__cli_usage_error(const struct ctx *c);
 /* Says so: CLI_ERR. */
 int ferry__cli_out_of_memory(const struct ctx *c);
 void ferry__cli_print_cmd_help(const struct cmd *cmd, FILE *f);
-/* Prints j with flags (JSON_COMPACT, JSON_INDENT(n)) and a newline. */
-int ferry__cli_print_json(const struct ctx *c, const json_t *j, size_t flags);
 
+/*
+ * Prints j with flags (JSON_COMPACT, JSON_INDENT(n)) and a newline, and
+ * releases it; NULL (making it ran out of memory) is reported as such.
+ */
+int ferry__cli_print_json(const struct ctx *c, json_t *j, size_t flags);
+
+/*
+ * The protocol's objects (docs/protocol.md), fields in its order: with
+ * --json as JSON, else one "key: value" line a field (show) or a table
+ * (print). Each returns CLI_OK or CLI_ERR after saying why.
+ */
+int ferry__cli_show_job(const struct ctx *c, const struct ferry_job_info *j);
+int ferry__cli_show_transfer(const struct ctx *c, const struct ferry_transfer_info *t);
+/* --json: an array of one compact object a line, easy to grep and stream */
+int ferry__cli_print_jobs(const struct ctx *c, struct ferry_job_info *const *infos, size_t n);
+int ferry__cli_print_transfers(const struct ctx *c, struct ferry_transfer_info *const *list,
+			       size_t n);
+/* The objects of `ferry resources` (released), as resources.c makes them. */
+int ferry__cli_print_resources(const struct ctx *c, json_t *all);
 const char *ferry__cli_status_str(enum ferry_job_status s);
-/* The protocol's objects (docs/protocol.md), fields in its order; NULL when out of memory. */
-json_t *ferry__cli_job_to_json(const struct ferry_job_info *j);
-json_t *ferry__cli_transfer_json(const struct ferry_transfer_info *t);
-/* One "key: value" line a field. */
-void ferry__cli_print_job_human(json_t *job);
-/* The jobs as a table, or (--json) as an array of one compact object a line. */
-int ferry__cli_print_table(const struct ctx *c, struct ferry_job_info *const *infos, size_t n);
-int ferry__cli_print_jobs_json(const struct ctx *c, struct ferry_job_info *const *infos, size_t n);
-/* The rows of `ferry transfers` and `ferry resources`, from their objects. */
-void ferry__cli_print_transfer_row(const json_t *t);
-void ferry__cli_print_resource(const json_t *o);
 
 /* ---- the commands, one room a group ---- */
 

@@ -28,6 +28,21 @@ static int parse_seconds(const char *s, double *out)
 	return 0;
 }
 
+/* The options every command takes, job ids, then the connection. */
+static int parse_ids_connect(struct ctx *c, int argc, char **argv, ferry_job_id **ids, size_t *n)
+{
+	int rc = ferry__cli_parse_plain(c, argc, argv);
+
+	if (rc == CLI_OK)
+		rc = ferry__cli_parse_ids(c, argc, argv, ids, n);
+	if (rc == CLI_OK && ferry__cli_connect(c) < 0) {
+		free(*ids);
+		*ids = NULL;
+		rc = CLI_ERR;
+	}
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* status */
 
@@ -45,26 +60,18 @@ int ferry__cli_cmd_status(struct ctx *c, int argc, char **argv)
 	ferry_job_id *ids = NULL;
 	json_t *arr = NULL;
 	size_t n = 0, i;
-	int rc, ret = CLI_ERR;
+	int rc, ret = parse_ids_connect(c, argc, argv, &ids, &n);
 
-	rc = ferry__cli_parse_plain(c, argc, argv);
-	if (rc != CLI_OK)
-		return rc;
-	rc = ferry__cli_parse_ids(c, argc - optind, argv + optind, &ids, &n);
-	if (rc != CLI_OK)
-		return rc;
-	if (ferry__cli_connect(c) < 0)
-		goto out;
+	if (ret != CLI_OK)
+		return ret;
 	if (c->json && !(arr = json_array())) {
-		ferry__cli_out_of_memory(c);
-		goto out;
+		free(ids);
+		return ferry__cli_out_of_memory(c);
 	}
-	ret = CLI_OK;
 	for (i = 0; i < n; i++) {
 		rc = ferry_status(c->conn, ids[i], &st);
 		if (rc < 0) {
-			ferry__cli_report_id(c, ids[i], rc);
-			ret = CLI_ERR;
+			ret = ferry__cli_report_id(c, ids[i], rc);
 		} else if (arr) {
 			if (status_json_add(arr, ids[i], st) < 0)
 				ret = ferry__cli_out_of_memory(c);
@@ -76,8 +83,6 @@ int ferry__cli_cmd_status(struct ctx *c, int argc, char **argv)
 	}
 	if (arr && ferry__cli_print_json(c, arr, JSON_COMPACT) != CLI_OK)
 		ret = CLI_ERR;
-out:
-	json_decref(arr);
 	free(ids);
 	return ret;
 }
@@ -142,8 +147,7 @@ static int check_ended(const struct ctx *c, const ferry_job_id *ids, size_t n)
 		if (rc == FERRY_ENOJOB)
 			continue;
 		if (rc < 0) {
-			ferry__cli_report_id(c, ids[i], rc);
-			ret = CLI_ERR;
+			ret = ferry__cli_report_id(c, ids[i], rc);
 		} else if (st == FERRY_FAILED) {
 			report_failure(c, ids[i]);
 			if (ret == CLI_OK)
@@ -157,11 +161,7 @@ static int all_ids(const struct ctx *c, ferry_job_id **ids, size_t *n)
 {
 	int rc = ferry_jobs(c->conn, NULL, ids, n);
 
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
-	return CLI_OK;
+	return rc < 0 ? ferry__cli_report(c, rc) : CLI_OK;
 }
 
 int ferry__cli_cmd_wait(struct ctx *c, int argc, char **argv)
@@ -186,7 +186,7 @@ int ferry__cli_cmd_wait(struct ctx *c, int argc, char **argv)
 		return ferry__cli_usage_error(c);
 	}
 	if (!o.all) {
-		rc = ferry__cli_parse_ids(c, argc - optind, argv + optind, &ids, &n);
+		rc = ferry__cli_parse_ids(c, argc, argv, &ids, &n);
 		if (rc != CLI_OK)
 			return rc;
 	}
@@ -211,33 +211,19 @@ out:
 int ferry__cli_cmd_info(struct ctx *c, int argc, char **argv)
 {
 	struct ferry_job_info *info = NULL;
-	json_t *job;
 	ferry_job_id id;
 	int rc;
 
 	rc = ferry__cli_parse_plain(c, argc, argv);
+	if (rc == CLI_OK)
+		rc = ferry__cli_one_job(c, argc, argv, &id);
 	if (rc != CLI_OK)
 		return rc;
-	rc = ferry__cli_parse_one_id(c, argc - optind, argv + optind, &id);
-	if (rc != CLI_OK)
-		return rc;
-	if (ferry__cli_connect(c) < 0)
-		return CLI_ERR;
 	rc = ferry_job_info(c->conn, id, &info);
-	if (rc < 0) {
-		ferry__cli_report_id(c, id, rc);
-		return CLI_ERR;
-	}
-	job = ferry__cli_job_to_json(info);
+	if (rc < 0)
+		return ferry__cli_report_id(c, id, rc);
+	rc = ferry__cli_show_job(c, info);
 	ferry_job_info_free(info);
-	if (!job)
-		return ferry__cli_out_of_memory(c);
-	rc = CLI_OK;
-	if (c->json)
-		rc = ferry__cli_print_json(c, job, JSON_INDENT(2));
-	else
-		ferry__cli_print_job_human(job);
-	json_decref(job);
 	return rc;
 }
 
@@ -248,24 +234,14 @@ int ferry__cli_cmd_control(struct ctx *c, int argc, char **argv)
 {
 	ferry_job_id *ids = NULL;
 	size_t n = 0, i;
-	int rc, ret = CLI_OK;
+	int rc, ret = parse_ids_connect(c, argc, argv, &ids, &n);
 
-	rc = ferry__cli_parse_plain(c, argc, argv);
-	if (rc != CLI_OK)
-		return rc;
-	rc = ferry__cli_parse_ids(c, argc - optind, argv + optind, &ids, &n);
-	if (rc != CLI_OK)
-		return rc;
-	if (ferry__cli_connect(c) < 0) {
-		free(ids);
-		return CLI_ERR;
-	}
+	if (ret != CLI_OK)
+		return ret;
 	for (i = 0; i < n; i++) {
 		rc = c->cmd->action(c->conn, ids[i]);
-		if (rc < 0) {
-			ferry__cli_report_id(c, ids[i], rc);
-			ret = CLI_ERR;
-		}
+		if (rc < 0)
+			ret = ferry__cli_report_id(c, ids[i], rc);
 	}
 	free(ids);
 	return ret;
@@ -287,8 +263,7 @@ static int fetch_infos(const struct ctx *c, const ferry_job_id *ids, size_t n,
 		if (rc == FERRY_ENOJOB)
 			continue;
 		if (rc < 0) {
-			ferry__cli_report_id(c, ids[i], rc);
-			ret = CLI_ERR;
+			ret = ferry__cli_report_id(c, ids[i], rc);
 			continue;
 		}
 		(*got)++;
@@ -314,22 +289,16 @@ static int list_jobs(const struct ctx *c, const enum ferry_job_status *filter)
 	int rc;
 
 	rc = ferry_jobs(c->conn, filter, &ids, &n);
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
+	if (rc < 0)
+		return ferry__cli_report(c, rc);
 	infos = calloc(n ? n : 1, sizeof(*infos));
 	if (!infos) {
 		rc = ferry__cli_out_of_memory(c);
 		goto out;
 	}
 	rc = fetch_infos(c, ids, n, infos, &got);
-	if (c->json) {
-		if (ferry__cli_print_jobs_json(c, infos, got) != CLI_OK)
-			rc = CLI_ERR;
-	} else if (ferry__cli_print_table(c, infos, got) != CLI_OK) {
+	if (ferry__cli_print_jobs(c, infos, got) != CLI_OK)
 		rc = CLI_ERR;
-	}
 out:
 	for (i = 0; i < got; i++)
 		ferry_job_info_free(infos[i]);
@@ -351,12 +320,10 @@ int ferry__cli_cmd_jobs(struct ctx *c, int argc, char **argv)
 	int rc;
 
 	rc = ferry__cli_parse_opts(c, argc, argv, "hs:", opts, state_opt, &state);
+	if (rc == CLI_OK)
+		rc = ferry__cli_no_args(c, argc, argv);
 	if (rc != CLI_OK)
 		return rc;
-	if (optind < argc) {
-		ferry__cli_errorf(c, "unexpected argument '%s'", argv[optind]);
-		return ferry__cli_usage_error(c);
-	}
 	if (state && ferry_status_from_name(state, &st) < 0) {
 		ferry__cli_errorf(c, "invalid state '%s'", state);
 		return ferry__cli_usage_error(c);

@@ -43,10 +43,8 @@ static int copy_output(const struct ctx *c, ferry_job_id id, const struct logs_o
 		rc = ferry_read_output(c->conn, id, o->stream, off, buf, READ_CHUNK, &got, &ended);
 		if (rc == FERRY_EEOF)
 			return CLI_OK;
-		if (rc < 0) {
-			ferry__cli_report_id(c, id, rc);
-			return CLI_ERR;
-		}
+		if (rc < 0)
+			return ferry__cli_report_id(c, id, rc);
 		if (got > 0) {
 			if (fwrite(buf, 1, got, stdout) != got) {
 				ferry__cli_errorf(c, "cannot write the output: %s",
@@ -79,13 +77,10 @@ int ferry__cli_cmd_logs(struct ctx *c, int argc, char **argv)
 	int rc;
 
 	rc = ferry__cli_parse_opts(c, argc, argv, "hf", opts, logs_opt, &o);
+	if (rc == CLI_OK)
+		rc = ferry__cli_one_job(c, argc, argv, &id);
 	if (rc != CLI_OK)
 		return rc;
-	rc = ferry__cli_parse_one_id(c, argc - optind, argv + optind, &id);
-	if (rc != CLI_OK)
-		return rc;
-	if (ferry__cli_connect(c) < 0)
-		return CLI_ERR;
 	buf = malloc(READ_CHUNK);
 	if (!buf)
 		return ferry__cli_out_of_memory(c);

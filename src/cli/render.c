@@ -16,6 +16,7 @@
 
 #include "cli.h"
 
+/* Columns of the job table's text cells, beyond which they are cut with "...". */
 #define TABLE_NAME_MAX 24
 #define TABLE_CMD_MAX  60
 
@@ -44,14 +45,16 @@ const char *ferry__cli_api_msg(const struct ctx *c, int rc)
 	return m && *m ? m : ferry_strerror(rc);
 }
 
-void ferry__cli_report(const struct ctx *c, int rc)
+int ferry__cli_report(const struct ctx *c, int rc)
 {
 	ferry__cli_errorf(c, "%s", ferry__cli_api_msg(c, rc));
+	return CLI_ERR;
 }
 
-void ferry__cli_report_id(const struct ctx *c, ferry_job_id id, int rc)
+int ferry__cli_report_id(const struct ctx *c, ferry_job_id id, int rc)
 {
 	fprintf(stderr, "ferry: %s %" PRId64 ": %s\n", c->cmd->name, id, ferry__cli_api_msg(c, rc));
+	return CLI_ERR;
 }
 
 /* strerror() capitalises; our messages are lowercase throughout. */
@@ -92,17 +95,22 @@ int ferry__cli_out_of_memory(const struct ctx *c)
 	return CLI_ERR;
 }
 
-int ferry__cli_print_json(const struct ctx *c, const json_t *j, size_t flags)
+int ferry__cli_print_json(const struct ctx *c, json_t *j, size_t flags)
 {
+	int rc = CLI_OK;
+
+	if (!j)
+		return ferry__cli_out_of_memory(c);
 	if (json_dumpf(j, stdout, flags | JSON_PRESERVE_ORDER) < 0 || putchar('\n') == EOF) {
 		ferry__cli_errorf(c, "cannot write the output");
-		return CLI_ERR;
+		rc = CLI_ERR;
 	}
-	return CLI_OK;
+	json_decref(j);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
-/* Text helpers for human output */
+/* Text for people */
 
 static int is_cont(char ch)
 {
@@ -204,7 +212,7 @@ const char *ferry__cli_status_str(enum ferry_job_status s)
 }
 
 /* ------------------------------------------------------------------ */
-/* Job objects (docs/protocol.md) */
+/* The protocol's objects (docs/protocol.md) as JSON */
 
 static int jset(json_t *o, const char *key, json_t *v)
 {
@@ -302,7 +310,7 @@ static int job_json_spec(json_t *o, const struct ferry_job_info *j)
 	return bad;
 }
 
-json_t *ferry__cli_job_to_json(const struct ferry_job_info *j)
+static json_t *job_to_json(const struct ferry_job_info *j)
 {
 	json_t *o = json_object();
 
@@ -312,6 +320,38 @@ json_t *ferry__cli_job_to_json(const struct ferry_job_info *j)
 	}
 	return o;
 }
+
+static json_t *transfer_json(const struct ferry_transfer_info *t)
+{
+	json_t *o =
+	    json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:i}", "server_path", t->server_path,
+		      "kind", t->kind, "state", t->state, "size", (json_int_t)t->size, "done",
+		      (json_int_t)t->done, "received", (json_int_t)t->received, "created_at",
+		      t->created_at, "deadline", t->deadline, "disposal_hours", t->disposal_hours);
+	json_t *jobs = json_array();
+	int bad = !o || !jobs;
+
+	for (size_t i = 0; !bad && i < t->njobs; i++)
+		bad |= json_array_append_new(jobs, json_integer(t->jobs[i]));
+	if (bad) {
+		json_decref(o);
+		json_decref(jobs);
+		return NULL;
+	}
+	bad |= jset(o, "local_paths", jstrv(t->local_paths));
+	bad |= jset(o, "jobs", jobs);
+	bad |= jset(o, "hash", jstr(t->hash));
+	bad |= jset(o, "ended_at", jtime(t->ended_at));
+	bad |= jset(o, "message", jstr(t->message));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* Objects for people */
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -381,18 +421,18 @@ static void print_human_value(const char *key, const json_t *v)
 }
 
 /* The object keeps insertion order, which is the protocol's field order. */
-void ferry__cli_print_job_human(json_t *job)
+static void print_object_human(json_t *o)
 {
 	size_t width = 0;
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(job, key, v)
+	json_object_foreach(o, key, v)
 	{
 		if (strlen(key) > width)
 			width = strlen(key);
 	}
-	json_object_foreach(job, key, v)
+	json_object_foreach(o, key, v)
 	{
 		printf("%s:%*s ", key, (int)(width - strlen(key)), "");
 		print_human_value(key, v);
@@ -400,34 +440,50 @@ void ferry__cli_print_job_human(json_t *job)
 	}
 }
 
-json_t *ferry__cli_transfer_json(const struct ferry_transfer_info *t)
+/* Everything about one object (released): indented JSON, or a "key: value" line each. */
+static int show(const struct ctx *c, json_t *o)
 {
-	json_t *o =
-	    json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:i}", "server_path", t->server_path,
-		      "kind", t->kind, "state", t->state, "size", (json_int_t)t->size, "done",
-		      (json_int_t)t->done, "received", (json_int_t)t->received, "created_at",
-		      t->created_at, "deadline", t->deadline, "disposal_hours", t->disposal_hours);
-	json_t *lp = json_array(), *jobs = json_array();
-
-	if (!o || !lp || !jobs) {
-		json_decref(o);
-		json_decref(lp);
-		json_decref(jobs);
-		return NULL;
-	}
-	for (size_t i = 0; t->local_paths[i]; i++)
-		json_array_append_new(lp, json_string(t->local_paths[i]));
-	for (size_t i = 0; i < t->njobs; i++)
-		json_array_append_new(jobs, json_integer(t->jobs[i]));
-	json_object_set_new(o, "local_paths", lp);
-	json_object_set_new(o, "jobs", jobs);
-	json_object_set_new(o, "hash", t->hash ? json_string(t->hash) : json_null());
-	json_object_set_new(o, "ended_at", t->ended_at > 0 ? json_real(t->ended_at) : json_null());
-	json_object_set_new(o, "message", t->message ? json_string(t->message) : json_null());
-	return o;
+	if (c->json || !o)
+		return ferry__cli_print_json(c, o, JSON_INDENT(2));
+	print_object_human(o);
+	json_decref(o);
+	return CLI_OK;
 }
 
-void ferry__cli_print_transfer_row(const json_t *t)
+int ferry__cli_show_job(const struct ctx *c, const struct ferry_job_info *j)
+{
+	return show(c, job_to_json(j));
+}
+
+int ferry__cli_show_transfer(const struct ctx *c, const struct ferry_transfer_info *t)
+{
+	return show(c, transfer_json(t));
+}
+
+/* ------------------------------------------------------------------ */
+/* Lists for people */
+
+/* An array of objects (released): indented JSON, or a header and a row each. */
+static int print_list(const struct ctx *c, json_t *all, void (*header)(void),
+		      void (*row)(const json_t *o))
+{
+	size_t i;
+	json_t *o;
+
+	if (c->json || !all)
+		return ferry__cli_print_json(c, all, JSON_INDENT(2));
+	header();
+	json_array_foreach(all, i, o) row(o);
+	json_decref(all);
+	return CLI_OK;
+}
+
+static void transfer_header(void)
+{
+	printf("%-13s %-9s %12s  %s\n", "STATE", "KIND", "BYTES", "SERVER PATH <- LOCAL PATH");
+}
+
+static void transfer_row(const json_t *t)
 {
 	const char *msg = json_string_value(json_object_get(t, "message"));
 
@@ -440,7 +496,22 @@ void ferry__cli_print_transfer_row(const json_t *t)
 		printf("              %s\n", msg);
 }
 
-void ferry__cli_print_resource(const json_t *o)
+int ferry__cli_print_transfers(const struct ctx *c, struct ferry_transfer_info *const *list,
+			       size_t n)
+{
+	json_t *all = json_array();
+
+	for (size_t i = 0; all && i < n; i++)
+		json_array_append_new(all, transfer_json(list[i]));
+	return print_list(c, all, transfer_header, transfer_row);
+}
+
+static void resource_header(void)
+{
+	printf("%-16s %-9s %-24s %s\n", "NAME", "SCHEDULER", "HOST", "STATE");
+}
+
+static void resource_row(const json_t *o)
 {
 	const char *host = json_string_value(json_object_get(o, "host"));
 	json_t *reach = json_object_get(o, "reachable");
@@ -460,6 +531,14 @@ void ferry__cli_print_resource(const json_t *o)
 	printf("%-16s %-9s %-24s %s\n", json_string_value(json_object_get(o, "name")),
 	       json_string_value(json_object_get(o, "scheduler")), where, state);
 }
+
+int ferry__cli_print_resources(const struct ctx *c, json_t *all)
+{
+	return print_list(c, all, resource_header, resource_row);
+}
+
+/* ------------------------------------------------------------------ */
+/* The table of jobs */
 
 struct row {
 	char id[24];
@@ -537,7 +616,7 @@ static void print_rows(const struct row *rows, size_t n)
 	}
 }
 
-int ferry__cli_print_table(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
+static int print_table(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
 {
 	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
 	int rc = CLI_OK;
@@ -560,7 +639,7 @@ int ferry__cli_print_table(const struct ctx *c, struct ferry_job_info *const *in
 }
 
 /* One compact object per line keeps the array easy to grep and stream. */
-int ferry__cli_print_jobs_json(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
+static int print_jobs_json(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
 {
 	json_t *job;
 	size_t i;
@@ -568,7 +647,7 @@ int ferry__cli_print_jobs_json(const struct ctx *c, struct ferry_job_info *const
 
 	fputs(n ? "[\n" : "[", stdout);
 	for (i = 0; i < n && rc == CLI_OK; i++) {
-		job = ferry__cli_job_to_json(infos[i]);
+		job = job_to_json(infos[i]);
 		if (!job) {
 			rc = ferry__cli_out_of_memory(c);
 			break;
@@ -580,4 +659,9 @@ int ferry__cli_print_jobs_json(const struct ctx *c, struct ferry_job_info *const
 	}
 	puts("]");
 	return rc;
+}
+
+int ferry__cli_print_jobs(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
+{
+	return c->json ? print_jobs_json(c, infos, n) : print_table(c, infos, n);
 }

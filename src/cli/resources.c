@@ -14,8 +14,28 @@
 #include "cli.h"
 #include "util.h"
 
+/* How long `ferry daemon stop` waits for the engine to exit, asking this often. */
 #define STOP_TIMEOUT_S 10.0
 #define STOP_POLL_S    0.1
+
+/* What ferry_engine_status() said when it failed, or its code's name where it said nothing. */
+static const char *engine_error(const char *msg, int rc)
+{
+	return msg[0] ? msg : ferry_strerror(rc);
+}
+
+/* Whether the resource's engine runs (1) or not (0), without starting it; -1 after saying why. */
+static int engine_status(const struct ctx *c, long *pid)
+{
+	char msg[1024];
+	int rc = ferry_engine_status(c->resource, c->config, pid, msg, sizeof(msg));
+
+	if (rc < 0) {
+		ferry__cli_errorf(c, "%s", engine_error(msg, rc));
+		return -1;
+	}
+	return rc;
+}
 
 /* ------------------------------------------------------------------ */
 /* daemon */
@@ -28,10 +48,8 @@ static int daemon_start(struct ctx *c)
 	if (ferry__cli_connect(c) < 0)
 		return CLI_ERR;
 	rc = ferry_ping(c->conn);
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
+	if (rc < 0)
+		return ferry__cli_report(c, rc);
 	if (ferry_engine_running(c->resource, c->config, &pid) == 1)
 		printf("ferryd running (pid %ld)\n", pid);
 	else
@@ -43,15 +61,10 @@ static int daemon_stop(struct ctx *c)
 {
 	double deadline;
 	long pid = 0;
-	int rc;
+	int rc = engine_status(c, &pid);
 
-	char msg[1024];
-
-	rc = ferry_engine_status(c->resource, c->config, &pid, msg, sizeof(msg));
-	if (rc < 0) {
-		ferry__cli_errorf(c, "%s", msg[0] ? msg : ferry_strerror(rc));
+	if (rc < 0)
 		return CLI_ERR;
-	}
 	if (rc == 0) {
 		puts("ferryd not running");
 		return CLI_OK;
@@ -59,21 +72,16 @@ static int daemon_stop(struct ctx *c)
 	if (ferry__cli_connect(c) < 0)
 		return CLI_ERR;
 	rc = ferry_shutdown_engine(c->conn);
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
+	if (rc < 0)
+		return ferry__cli_report(c, rc);
 	/* Let go of the engine so that nothing of ours keeps or revives it. */
 	ferry_disconnect(c->conn);
 	c->conn = NULL;
 	deadline = ferry__mono() + STOP_TIMEOUT_S;
-	while ((rc = ferry_engine_status(c->resource, c->config, NULL, msg, sizeof(msg))) == 1 &&
-	       ferry__mono() < deadline)
+	while ((rc = engine_status(c, NULL)) == 1 && ferry__mono() < deadline)
 		ferry__cli_sleep(STOP_POLL_S);
-	if (rc < 0) {
-		ferry__cli_errorf(c, "%s", msg[0] ? msg : ferry_strerror(rc));
+	if (rc < 0)
 		return CLI_ERR;
-	}
 	if (rc == 1) {
 		ferry__cli_errorf(c, "ferryd (pid %ld) did not exit within %.0f s", pid,
 				  STOP_TIMEOUT_S);
@@ -86,13 +94,10 @@ static int daemon_stop(struct ctx *c)
 static int daemon_status(const struct ctx *c)
 {
 	long pid = 0;
-	char msg[1024];
-	int rc = ferry_engine_status(c->resource, c->config, &pid, msg, sizeof(msg));
+	int rc = engine_status(c, &pid);
 
-	if (rc < 0) {
-		ferry__cli_errorf(c, "%s", msg[0] ? msg : ferry_strerror(rc));
+	if (rc < 0)
 		return CLI_ERR;
-	}
 	if (rc == 0) {
 		puts("not running");
 		return CLI_TIMEOUT;
@@ -151,12 +156,10 @@ int ferry__cli_cmd_ping(struct ctx *c, int argc, char **argv)
 	int rc;
 
 	rc = ferry__cli_parse_opts(c, argc, argv, "hn:", opts, ping_opt, &count);
+	if (rc == CLI_OK)
+		rc = ferry__cli_no_args(c, argc, argv);
 	if (rc != CLI_OK)
 		return rc;
-	if (optind < argc) {
-		ferry__cli_errorf(c, "unexpected argument '%s'", argv[optind]);
-		return ferry__cli_usage_error(c);
-	}
 	/* Connecting (ssh, starting the engine) is reported apart from round trips. */
 	conn_t = ferry__mono();
 	if (ferry__cli_connect(c) < 0)
@@ -168,25 +171,21 @@ int ferry__cli_cmd_ping(struct ctx *c, int argc, char **argv)
 		t = ferry__mono();
 		rc = ferry_ping(c->conn);
 		t = (ferry__mono() - t) * 1e6;
-		if (rc < 0) {
-			ferry__cli_report(c, rc);
-			return CLI_ERR;
-		}
+		if (rc < 0)
+			return ferry__cli_report(c, rc);
 		if (!c->json)
 			printf("round trip: %.0f µs\n", t);
 		min = t < min ? t : min;
 		max = t > max ? t : max;
 		sum += t;
 	}
-	if (c->json) {
-		json_t *o =
+	if (c->json)
+		return ferry__cli_print_json(
+		    c,
 		    json_pack("{s:s,s:f,s:I,s:f,s:f,s:f}", "resource", ferry_resource(c->conn),
 			      "connect_ms", conn_t, "count", (json_int_t)count, "min_us", min,
-			      "avg_us", sum / (double)count, "max_us", max);
-		rc = o ? ferry__cli_print_json(c, o, JSON_COMPACT) : ferry__cli_out_of_memory(c);
-		json_decref(o);
-		return rc;
-	}
+			      "avg_us", sum / (double)count, "max_us", max),
+		    JSON_COMPACT);
 	if (count > 1)
 		printf("%lld pings: min %.0f µs, avg %.0f µs, max %.0f µs\n", count, min,
 		       sum / (double)count, max);
@@ -201,6 +200,7 @@ static json_t *resource_json(const struct ctx *c, const struct ferry_resource_cf
 {
 	json_t *o = json_pack("{s:s,s:s}", "name", r->name, "scheduler",
 			      r->scheduler ? r->scheduler : "local");
+	char msg[1024];
 	long pid = 0;
 	int rc;
 
@@ -214,7 +214,6 @@ static json_t *resource_json(const struct ctx *c, const struct ferry_resource_cf
 	if (!check)
 		return o;
 	/* asks without starting anything: the bridge's --no-start over ssh */
-	char msg[1024];
 	rc = ferry_engine_status(r->name, c->config, &pid, msg, sizeof(msg));
 	json_object_set_new(o, "reachable", json_boolean(rc >= 0));
 	if (rc >= 0)
@@ -222,7 +221,7 @@ static json_t *resource_json(const struct ctx *c, const struct ferry_resource_cf
 	if (rc == 1)
 		json_object_set_new(o, "pid", json_integer(pid));
 	if (rc < 0)
-		json_object_set_new(o, "error", json_string(msg[0] ? msg : ferry_strerror(rc)));
+		json_object_set_new(o, "error", json_string(engine_error(msg, rc)));
 	return o;
 }
 
@@ -236,6 +235,21 @@ static int resources_opt(struct ctx *c, void *data, int opt, const char *arg)
 	return CLI_OK;
 }
 
+/* The configuration file given, or the default one where it exists (else: no sections). */
+static int read_config(const struct ctx *c, struct ferry_cfg *cfg)
+{
+	char err[1024], *path = c->config ? strdup(c->config) : ferry__default_config_path();
+	int rc = CLI_OK;
+
+	if (path && (c->config || access(path, F_OK) == 0) &&
+	    ferry__cfg_parse(path, NULL, cfg, err, sizeof(err)) < 0) {
+		ferry__cli_errorf(c, "%s", err);
+		rc = CLI_ERR;
+	}
+	free(path);
+	return rc;
+}
+
 int ferry__cli_cmd_resources(struct ctx *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -246,26 +260,16 @@ int ferry__cli_cmd_resources(struct ctx *c, int argc, char **argv)
 	};
 	struct ferry_cfg cfg = {0};
 	struct ferry_resource_cfg local = {.name = (char *)"local"};
-	char err[1024], *path;
 	json_t *all;
 	int check = 1, rc, has_local = 0;
 
 	rc = ferry__cli_parse_opts(c, argc, argv, "h", opts, resources_opt, &check);
+	if (rc == CLI_OK)
+		rc = ferry__cli_no_args(c, argc, argv);
+	if (rc == CLI_OK)
+		rc = read_config(c, &cfg);
 	if (rc != CLI_OK)
 		return rc;
-	if (optind < argc) {
-		ferry__cli_errorf(c, "unexpected argument '%s'", argv[optind]);
-		return ferry__cli_usage_error(c);
-	}
-	path = c->config ? strdup(c->config) : ferry__default_config_path();
-	if (path && (c->config || access(path, F_OK) == 0)) {
-		if (ferry__cfg_parse(path, NULL, &cfg, err, sizeof(err)) < 0) {
-			ferry__cli_errorf(c, "%s", err);
-			free(path);
-			return CLI_ERR;
-		}
-	}
-	free(path);
 	all = json_array();
 	for (int i = 0; all && i < cfg.nres; i++) {
 		has_local |= !strcmp(cfg.res[i].name, "local");
@@ -275,17 +279,5 @@ int ferry__cli_cmd_resources(struct ctx *c, int argc, char **argv)
 	if (all && !has_local)
 		json_array_insert_new(all, 0, resource_json(c, &local, check));
 	ferry__cfg_release(&cfg);
-	if (!all)
-		return ferry__cli_out_of_memory(c);
-	if (c->json) {
-		rc = ferry__cli_print_json(c, all, JSON_INDENT(2));
-	} else {
-		size_t i;
-		json_t *o;
-		printf("%-16s %-9s %-24s %s\n", "NAME", "SCHEDULER", "HOST", "STATE");
-		json_array_foreach(all, i, o) ferry__cli_print_resource(o);
-		rc = CLI_OK;
-	}
-	json_decref(all);
-	return rc;
+	return ferry__cli_print_resources(c, all);
 }

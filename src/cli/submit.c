@@ -607,11 +607,7 @@ static int submit_jobs(struct ctx *c, const struct submit_opts *o, const struct 
 	rc = o->bulk ? ferry_submit_many(c->conn, specs, b->n, ids)
 		     : ferry_submit(c->conn, specs, ids);
 	free(specs);
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
-	return CLI_OK;
+	return rc < 0 ? ferry__cli_report(c, rc) : CLI_OK;
 }
 
 static int submit_run(struct ctx *c, struct submit_opts *o, struct bulk *b, ferry_job_id *ids)
@@ -656,7 +652,6 @@ static int print_submitted(const struct ctx *c, const struct submit_opts *o,
 			   const ferry_job_id *ids, size_t n)
 {
 	json_t *j, *a = json_array();
-	int rc;
 
 	if (!c->json || !o->nxf) {
 		json_decref(a);
@@ -670,14 +665,12 @@ static int print_submitted(const struct ctx *c, const struct submit_opts *o,
 	j = o->bulk ? json_pack("{s:o}", "ids", a) : json_pack("{s:I}", "id", (json_int_t)ids[0]);
 	if (!o->bulk)
 		json_decref(a);
-	if (!j || json_object_set_new(j, "inputs", xf_json(o, 1)) < 0 ||
-	    json_object_set_new(j, "outputs", xf_json(o, 0)) < 0) {
+	if (j && (json_object_set_new(j, "inputs", xf_json(o, 1)) < 0 ||
+		  json_object_set_new(j, "outputs", xf_json(o, 0)) < 0)) {
 		json_decref(j);
-		return ferry__cli_out_of_memory(c);
+		j = NULL;
 	}
-	rc = ferry__cli_print_json(c, j, JSON_COMPACT);
-	json_decref(j);
-	return rc;
+	return ferry__cli_print_json(c, j, JSON_COMPACT);
 }
 
 static int submit_check(const struct ctx *c, const struct submit_opts *o, int nargs)

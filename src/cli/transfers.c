@@ -9,6 +9,9 @@
 
 #include "cli.h"
 
+/* Hours a transfer is kept when the command does not say. */
+#define DISPOSAL_DEFAULT_HOURS 168
+
 struct tr_opts {
 	long long disposal;
 	const char *to;
@@ -44,6 +47,7 @@ static int tr_opt(struct ctx *c, void *data, int opt, const char *arg)
 	return ferry__cli_usage_error(c);
 }
 
+/* The options shortopts names, min_args to max_args (0: no limit) arguments, then connects. */
 static int tr_parse(struct ctx *c, int argc, char **argv, const char *shortopts, struct tr_opts *o,
 		    int min_args, int max_args)
 {
@@ -68,17 +72,20 @@ static int tr_parse(struct ctx *c, int argc, char **argv, const char *shortopts,
 	return ferry__cli_connect(c) < 0 ? CLI_ERR : CLI_OK;
 }
 
-static int print_path(const struct ctx *c, const char *path)
+/* What a send or register made: its server path (freed), or why it failed (rc < 0). */
+static int print_path(const struct ctx *c, int rc, char *path)
 {
-	if (c->json) {
-		json_t *o = json_pack("{s:s}", "server_path", path);
-		int rc =
-		    o ? ferry__cli_print_json(c, o, JSON_COMPACT) : ferry__cli_out_of_memory(c);
-		json_decref(o);
-		return rc;
+	if (rc < 0) {
+		rc = ferry__cli_report(c, rc);
+	} else if (c->json) {
+		rc =
+		    ferry__cli_print_json(c, json_pack("{s:s}", "server_path", path), JSON_COMPACT);
+	} else {
+		puts(path);
+		rc = CLI_OK;
 	}
-	puts(path);
-	return CLI_OK;
+	free(path);
+	return rc;
 }
 
 /* A path's last component, for the progress bar's label. */
@@ -92,7 +99,7 @@ static const char *last_name(const char *path)
 /* ferry send PATH... : one transfer; prints its server path */
 int ferry__cli_cmd_send(struct ctx *c, int argc, char **argv)
 {
-	struct tr_opts o = {.disposal = 168};
+	struct tr_opts o = {.disposal = DISPOSAL_DEFAULT_HOURS};
 	char *sp = NULL;
 	int rc = tr_parse(c, argc, argv, "hd:", &o, 1, 0);
 
@@ -103,31 +110,19 @@ int ferry__cli_cmd_send(struct ctx *c, int argc, char **argv)
 	rc = ferry_send_files(c->conn, (const char *const *)argv + optind, (size_t)(argc - optind),
 			      (int)o.disposal, &sp);
 	ferry__bar_end(&c->bar);
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
-	rc = print_path(c, sp);
-	free(sp);
-	return rc;
+	return print_path(c, rc, sp);
 }
 
 int ferry__cli_cmd_register(struct ctx *c, int argc, char **argv)
 {
-	struct tr_opts o = {.disposal = 168};
+	struct tr_opts o = {.disposal = DISPOSAL_DEFAULT_HOURS};
 	char *sp = NULL;
 	int rc = tr_parse(c, argc, argv, "hd:", &o, 1, 1);
 
 	if (rc != CLI_OK)
 		return rc;
 	rc = ferry_register_transfer(c->conn, argv[optind], (int)o.disposal, &sp);
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
-	rc = print_path(c, sp);
-	free(sp);
-	return rc;
+	return print_path(c, rc, sp);
 }
 
 int ferry__cli_cmd_retrieve(struct ctx *c, int argc, char **argv)
@@ -143,11 +138,7 @@ int ferry__cli_cmd_retrieve(struct ctx *c, int argc, char **argv)
 					   o.force ? FERRY_OVERWRITE : 0)
 		  : ferry_retrieve_file(c->conn, argv[optind]);
 	ferry__bar_end(&c->bar);
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
-	return CLI_OK;
+	return rc < 0 ? ferry__cli_report(c, rc) : CLI_OK;
 }
 
 int ferry__cli_cmd_cancel_transfer(struct ctx *c, int argc, char **argv)
@@ -158,34 +149,19 @@ int ferry__cli_cmd_cancel_transfer(struct ctx *c, int argc, char **argv)
 	if (rc != CLI_OK)
 		return rc;
 	rc = ferry_cancel_transfer(c->conn, argv[optind], o.force ? FERRY_FORCE : 0);
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
-	return CLI_OK;
+	return rc < 0 ? ferry__cli_report(c, rc) : CLI_OK;
 }
 
 /* Everything about one transfer: a JSON object, or one "key: value" line each. */
 static int show_transfer(const struct ctx *c, const char *server_path)
 {
 	struct ferry_transfer_info *t = NULL;
-	json_t *o;
 	int rc = ferry_transfer_info(c->conn, server_path, &t);
 
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
-	o = ferry__cli_transfer_json(t);
+	if (rc < 0)
+		return ferry__cli_report(c, rc);
+	rc = ferry__cli_show_transfer(c, t);
 	ferry_transfer_info_free(t);
-	if (!o)
-		return ferry__cli_out_of_memory(c);
-	rc = CLI_OK;
-	if (c->json)
-		rc = ferry__cli_print_json(c, o, JSON_INDENT(2));
-	else
-		ferry__cli_print_job_human(o);
-	json_decref(o);
 	return rc;
 }
 
@@ -202,8 +178,7 @@ int ferry__cli_cmd_transfers(struct ctx *c, int argc, char **argv)
 {
 	struct tr_opts o = {0};
 	struct ferry_transfer_info **list = NULL;
-	size_t n = 0, i;
-	json_t *all, *t;
+	size_t n = 0;
 	int rc = tr_parse(c, argc, argv, "h", &o, 0, 1);
 
 	if (rc != CLI_OK)
@@ -211,24 +186,9 @@ int ferry__cli_cmd_transfers(struct ctx *c, int argc, char **argv)
 	if (optind < argc)
 		return show_transfer(c, argv[optind]);
 	rc = ferry_transfers(c->conn, &list, &n);
-	if (rc < 0) {
-		ferry__cli_report(c, rc);
-		return CLI_ERR;
-	}
-	all = json_array();
-	for (i = 0; all && i < n; i++)
-		json_array_append_new(all, ferry__cli_transfer_json(list[i]));
+	if (rc < 0)
+		return ferry__cli_report(c, rc);
+	rc = ferry__cli_print_transfers(c, list, n);
 	ferry_transfer_list_free(list, n);
-	if (!all)
-		return ferry__cli_out_of_memory(c);
-	rc = CLI_OK;
-	if (c->json) {
-		rc = ferry__cli_print_json(c, all, JSON_INDENT(2));
-	} else {
-		printf("%-13s %-9s %12s  %s\n", "STATE", "KIND", "BYTES",
-		       "SERVER PATH <- LOCAL PATH");
-		json_array_foreach(all, i, t) ferry__cli_print_transfer_row(t);
-	}
-	json_decref(all);
 	return rc;
 }
