@@ -13,8 +13,6 @@
  * that refuses (a channel that is not a pipe or socket) gets the bytes
  * pumped between the channel and a new connection instead.
  */
-#include "bridge.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,12 +24,15 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "cli.h"
 #include "ferry.h"
 #include "proto.h"
 #include "start.h"
 #include "util.h"
 
 #define PUMP_CHUNK (256 * 1024)
+/* sysexits.h's EX_CONFIG: tells the ssh client not to retry */
+#define BRIDGE_EXIT_CONFIG 78
 
 /*
  * Moves what one read gives from 'from' to 'to'. 1 moved, 0 at EOF, -1
@@ -163,7 +164,18 @@ static int wait_engine(int sock)
 	return 0;
 }
 
-int ferry__bridge(const char *resource, const char *config, const char *const *sets, int start,
+/*
+ * Starts the engine of the resource if needed (with the engine settings
+ * "KEY=VALUE" a remote client sent, NULL-terminated, may be NULL), connects
+ * to its socket and hands it stdin and stdout (adopt), or, when the engine
+ * cannot take them, copies bytes both ways, until either side ends. The
+ * bytes are frames of docs/protocol.md, which the engine checks. With
+ * start 0, an engine that is not running is not started (FERRY_ECONNECT).
+ * Returns 0, or a FERRY_E* code with err set (FERRY_ECONFIG and
+ * FERRY_EUNSUPPORTED for the configuration); nothing is written to stdout
+ * on error.
+ */
+static int bridge(const char *resource, const char *config, const char *const *sets, int start,
 		  char *err, size_t errlen)
 {
 	struct ferry_resource_cfg cfg = {0};
@@ -231,4 +243,68 @@ nomem:
 	snprintf(err, errlen, "out of memory");
 	rc = FERRY_ENOMEM;
 	goto out;
+}
+
+struct bridge_sets {
+	const char *v[16];
+	size_t n;
+	int no_start;
+};
+
+static int bridge_opt(struct ctx *c, void *data, int opt, const char *arg)
+{
+	struct bridge_sets *sets = data;
+
+	if (opt == 'r') {
+		c->resource = arg;
+	} else if (opt == 'c') {
+		c->config = arg;
+	} else if (opt == OPT_NO_START) {
+		sets->no_start = 1;
+	} else if (opt == 's') {
+		if (sets->n + 1 >= FERRY_ARRAY_SIZE(sets->v)) {
+			ferry__cli_errorf(c, "too many --set options");
+			return ferry__cli_usage_error(c);
+		}
+		sets->v[sets->n++] = arg;
+	} else {
+		return ferry__cli_usage_error(c);
+	}
+	return CLI_OK;
+}
+
+/* What `ssh host ferry bridge --resource R` runs. */
+int ferry__cli_cmd_bridge(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"resource", required_argument, NULL, 'r'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"set", required_argument, NULL, 's'},
+	    {"no-start", no_argument, NULL, OPT_NO_START},
+	    {0},
+	};
+	struct bridge_sets sets = {.n = 0};
+	char err[1024];
+	int rc = ferry__cli_parse_opts(c, argc, argv, "hr:c:s:", opts, bridge_opt, &sets);
+
+	if (rc == CLI_OK)
+		rc = ferry__cli_no_args(c, argc, argv);
+	if (rc != CLI_OK)
+		return rc;
+	if (!ferry__valid_resource_name(c->resource ? c->resource : "local")) {
+		ferry__cli_errorf(c, "invalid resource name '%s'", c->resource);
+		return ferry__cli_usage_error(c);
+	}
+	rc = bridge(c->resource, c->config, sets.v, !sets.no_start, err, sizeof(err));
+	if (rc == FERRY_ECONNECT && sets.no_start) {
+		ferry__cli_errorf(c, "%s", err);
+		return CLI_TIMEOUT; /* "not running", as for `ferry daemon status` */
+	}
+	if (rc) {
+		ferry__cli_errorf(c, "%s", err);
+		return rc == FERRY_ECONFIG || rc == FERRY_EUNSUPPORTED ? BRIDGE_EXIT_CONFIG
+								       : CLI_ERR;
+	}
+	return CLI_OK;
 }

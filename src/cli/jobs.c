@@ -1,0 +1,334 @@
+/*
+ * jobs.c - the commands on jobs that exist: status, wait, info, jobs, and
+ * stop, restart, hold, release, kill and dispose (submit.c makes them,
+ * logs.c reads their output).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!*s || isspace((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !isfinite(v) || v < 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The options every command takes, job ids, then the connection. */
+static int parse_ids_connect(struct ctx *c, int argc, char **argv, ferry_job_id **ids, size_t *n)
+{
+	int rc = ferry__cli_parse_plain(c, argc, argv);
+
+	if (rc == CLI_OK)
+		rc = ferry__cli_parse_ids(c, argc, argv, ids, n);
+	if (rc == CLI_OK && ferry__cli_connect(c) < 0) {
+		free(*ids);
+		*ids = NULL;
+		rc = CLI_ERR;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* status */
+
+static int status_json_add(json_t *arr, ferry_job_id id, enum ferry_job_status st)
+{
+	json_t *o =
+	    json_pack("{s:I,s:s}", "id", (json_int_t)id, "status", ferry__cli_status_str(st));
+
+	return o ? json_array_append_new(arr, o) : -1;
+}
+
+int ferry__cli_cmd_status(struct ctx *c, int argc, char **argv)
+{
+	enum ferry_job_status st;
+	ferry_job_id *ids = NULL;
+	json_t *arr = NULL;
+	size_t n = 0, i;
+	int rc, ret = parse_ids_connect(c, argc, argv, &ids, &n);
+
+	if (ret != CLI_OK)
+		return ret;
+	if (c->json && !(arr = json_array())) {
+		free(ids);
+		return ferry__cli_out_of_memory(c);
+	}
+	for (i = 0; i < n; i++) {
+		rc = ferry_status(c->conn, ids[i], &st);
+		if (rc < 0) {
+			ret = ferry__cli_report_id(c, ids[i], rc);
+		} else if (arr) {
+			if (status_json_add(arr, ids[i], st) < 0)
+				ret = ferry__cli_out_of_memory(c);
+		} else if (n == 1) {
+			puts(ferry__cli_status_str(st));
+		} else {
+			printf("%" PRId64 " %s\n", ids[i], ferry__cli_status_str(st));
+		}
+	}
+	if (arr && ferry__cli_print_json(c, arr, JSON_COMPACT) != CLI_OK)
+		ret = CLI_ERR;
+	free(ids);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* wait */
+
+struct wait_opts {
+	double timeout;
+	int all;
+};
+
+static int wait_opt(struct ctx *c, void *data, int opt, const char *arg)
+{
+	struct wait_opts *o = data;
+
+	switch (opt) {
+	case 't':
+		if (parse_seconds(arg, &o->timeout) < 0) {
+			ferry__cli_bad_value(c, "--timeout", arg, "expected seconds");
+			return ferry__cli_usage_error(c);
+		}
+		break;
+	case 'a':
+		o->all = 1;
+		break;
+	default:
+		return ferry__cli_usage_error(c);
+	}
+	return CLI_OK;
+}
+
+static void report_failure(const struct ctx *c, ferry_job_id id)
+{
+	struct ferry_job_info *j = NULL;
+
+	if (ferry_job_info(c->conn, id, &j) < 0) {
+		fprintf(stderr, "job %" PRId64 " failed\n", id);
+		return;
+	}
+	fprintf(stderr, "job %" PRId64 " failed: %s", id, ferry_exit_status_name(j->exit_status));
+	if (j->exit_status == FERRY_FINISHED_REGULARLY)
+		fprintf(stderr, " (exit value %d)", j->exit_value);
+	else if (j->signal > 0)
+		fprintf(stderr, " (signal %d)", j->signal);
+	if (j->message && *j->message)
+		fprintf(stderr, ": %s", j->message);
+	fputc('\n', stderr);
+	ferry_job_info_free(j);
+}
+
+/* A failed lookup outranks a failed job: then nothing sure can be said. */
+static int check_ended(const struct ctx *c, const ferry_job_id *ids, size_t n)
+{
+	enum ferry_job_status st;
+	int ret = CLI_OK, rc;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		rc = ferry_status(c->conn, ids[i], &st);
+		/* Disposed while we waited: it ended, and nobody kept its outcome. */
+		if (rc == FERRY_ENOJOB)
+			continue;
+		if (rc < 0) {
+			ret = ferry__cli_report_id(c, ids[i], rc);
+		} else if (st == FERRY_FAILED) {
+			report_failure(c, ids[i]);
+			if (ret == CLI_OK)
+				ret = CLI_FAILED;
+		}
+	}
+	return ret;
+}
+
+static int all_ids(const struct ctx *c, ferry_job_id **ids, size_t *n)
+{
+	int rc = ferry_jobs(c->conn, NULL, ids, n);
+
+	return rc < 0 ? ferry__cli_report(c, rc) : CLI_OK;
+}
+
+int ferry__cli_cmd_wait(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"all", no_argument, NULL, 'a'},
+	    {0},
+	};
+	struct wait_opts o = {.timeout = -1};
+	ferry_job_id *ids = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = ferry__cli_parse_opts(c, argc, argv, "ht:a", opts, wait_opt, &o);
+	if (rc != CLI_OK)
+		return rc;
+	if (o.all && optind < argc) {
+		ferry__cli_errorf(c, "--all and job ids exclude each other");
+		return ferry__cli_usage_error(c);
+	}
+	if (!o.all) {
+		rc = ferry__cli_parse_ids(c, argc, argv, &ids, &n);
+		if (rc != CLI_OK)
+			return rc;
+	}
+	rc = CLI_ERR;
+	if (ferry__cli_connect(c) < 0 || (o.all && all_ids(c, &ids, &n) != CLI_OK))
+		goto out;
+	rc = n ? ferry_wait(c->conn, ids, n, o.timeout) : 0;
+	if (rc < 0) {
+		ferry__cli_report(c, rc);
+		rc = rc == FERRY_ETIMEDOUT ? CLI_TIMEOUT : CLI_ERR;
+		goto out;
+	}
+	rc = check_ended(c, ids, n);
+out:
+	free(ids);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* info */
+
+int ferry__cli_cmd_info(struct ctx *c, int argc, char **argv)
+{
+	struct ferry_job_info *info = NULL;
+	ferry_job_id id;
+	int rc;
+
+	rc = ferry__cli_parse_plain(c, argc, argv);
+	if (rc == CLI_OK)
+		rc = ferry__cli_one_job(c, argc, argv, &id);
+	if (rc != CLI_OK)
+		return rc;
+	rc = ferry_job_info(c->conn, id, &info);
+	if (rc < 0)
+		return ferry__cli_report_id(c, id, rc);
+	rc = ferry__cli_show_job(c, info);
+	ferry_job_info_free(info);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* stop, restart, hold, release, kill, dispose */
+
+int ferry__cli_cmd_control(struct ctx *c, int argc, char **argv)
+{
+	ferry_job_id *ids = NULL;
+	size_t n = 0, i;
+	int rc, ret = parse_ids_connect(c, argc, argv, &ids, &n);
+
+	if (ret != CLI_OK)
+		return ret;
+	for (i = 0; i < n; i++) {
+		rc = c->cmd->action(c->conn, ids[i]);
+		if (rc < 0)
+			ret = ferry__cli_report_id(c, ids[i], rc);
+	}
+	free(ids);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* jobs */
+
+/* Jobs disposed between the listing and the lookup are simply left out. */
+static int fetch_infos(const struct ctx *c, const ferry_job_id *ids, size_t n,
+		       struct ferry_job_info **infos, size_t *got)
+{
+	int rc, ret = CLI_OK;
+	size_t i;
+
+	*got = 0;
+	for (i = 0; i < n; i++) {
+		rc = ferry_job_info(c->conn, ids[i], &infos[*got]);
+		if (rc == FERRY_ENOJOB)
+			continue;
+		if (rc < 0) {
+			ret = ferry__cli_report_id(c, ids[i], rc);
+			continue;
+		}
+		(*got)++;
+	}
+	return ret;
+}
+
+static int state_opt(struct ctx *c, void *data, int opt, const char *arg)
+{
+	const char **state = data;
+
+	if (opt != 's')
+		return ferry__cli_usage_error(c);
+	*state = arg;
+	return CLI_OK;
+}
+
+static int list_jobs(const struct ctx *c, const enum ferry_job_status *filter)
+{
+	struct ferry_job_info **infos = NULL;
+	ferry_job_id *ids = NULL;
+	size_t n = 0, got = 0, i;
+	int rc;
+
+	rc = ferry_jobs(c->conn, filter, &ids, &n);
+	if (rc < 0)
+		return ferry__cli_report(c, rc);
+	infos = calloc(n ? n : 1, sizeof(*infos));
+	if (!infos) {
+		rc = ferry__cli_out_of_memory(c);
+		goto out;
+	}
+	rc = fetch_infos(c, ids, n, infos, &got);
+	if (ferry__cli_print_jobs(c, infos, got) != CLI_OK)
+		rc = CLI_ERR;
+out:
+	for (i = 0; i < got; i++)
+		ferry_job_info_free(infos[i]);
+	free(infos);
+	free(ids);
+	return rc;
+}
+
+int ferry__cli_cmd_jobs(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"state", required_argument, NULL, 's'},
+	    {0},
+	};
+	enum ferry_job_status st;
+	const char *state = NULL;
+	int rc;
+
+	rc = ferry__cli_parse_opts(c, argc, argv, "hs:", opts, state_opt, &state);
+	if (rc == CLI_OK)
+		rc = ferry__cli_no_args(c, argc, argv);
+	if (rc != CLI_OK)
+		return rc;
+	if (state && ferry_status_from_name(state, &st) < 0) {
+		ferry__cli_errorf(c, "invalid state '%s'", state);
+		return ferry__cli_usage_error(c);
+	}
+	if (ferry__cli_connect(c) < 0)
+		return CLI_ERR;
+	return list_jobs(c, state ? &st : NULL);
+}

@@ -1,0 +1,667 @@
+/*
+ * render.c - what the ferry command prints: its messages on stderr, the
+ * protocol's objects as JSON (--json) or for people ("key: value" lines
+ * and tables), all in one place so that every command shows a job or a
+ * transfer the same way.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+/* Columns of the job table's text cells, beyond which they are cut with "...". */
+#define TABLE_NAME_MAX 24
+#define TABLE_CMD_MAX  60
+
+/* ------------------------------------------------------------------ */
+/* Messages */
+
+void ferry__cli_errorf(const struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->cmd)
+		fprintf(stderr, "ferry: %s: ", c->cmd->name);
+	else
+		fputs("ferry: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* The connection's detailed message says more than the code's name. */
+const char *ferry__cli_api_msg(const struct ctx *c, int rc)
+{
+	const char *m = c->conn ? ferry_errmsg(c->conn) : NULL;
+
+	return m && *m ? m : ferry_strerror(rc);
+}
+
+int ferry__cli_report(const struct ctx *c, int rc)
+{
+	ferry__cli_errorf(c, "%s", ferry__cli_api_msg(c, rc));
+	return CLI_ERR;
+}
+
+int ferry__cli_report_id(const struct ctx *c, ferry_job_id id, int rc)
+{
+	fprintf(stderr, "ferry: %s %" PRId64 ": %s\n", c->cmd->name, id, ferry__cli_api_msg(c, rc));
+	return CLI_ERR;
+}
+
+/* strerror() capitalises; our messages are lowercase throughout. */
+const char *ferry__cli_errno_str(int err)
+{
+	static char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s", strerror(err));
+	buf[0] = (char)tolower((unsigned char)buf[0]);
+	return buf;
+}
+
+static void print_usage(const struct cmd *cmd, FILE *f)
+{
+	fprintf(f, "usage: ferry %s%s%s\n", cmd->name, *cmd->args ? " " : "", cmd->args);
+}
+
+int ferry__cli_usage_error(const struct ctx *c)
+{
+	if (c->cmd)
+		print_usage(c->cmd, stderr);
+	else
+		fputs("usage: ferry [OPTIONS] COMMAND [ARGS...] (see 'ferry --help')\n", stderr);
+	return CLI_USAGE;
+}
+
+void ferry__cli_print_cmd_help(const struct cmd *cmd, FILE *f)
+{
+	print_usage(cmd, f);
+	fprintf(f, "\n%s.\n", cmd->summary);
+	if (cmd->help)
+		fprintf(f, "\n%s", cmd->help);
+}
+
+int ferry__cli_out_of_memory(const struct ctx *c)
+{
+	ferry__cli_errorf(c, "out of memory");
+	return CLI_ERR;
+}
+
+int ferry__cli_print_json(const struct ctx *c, json_t *j, size_t flags)
+{
+	int rc = CLI_OK;
+
+	if (!j)
+		return ferry__cli_out_of_memory(c);
+	if (json_dumpf(j, stdout, flags | JSON_PRESERVE_ORDER) < 0 || putchar('\n') == EOF) {
+		ferry__cli_errorf(c, "cannot write the output");
+		rc = CLI_ERR;
+	}
+	json_decref(j);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Text for people */
+
+static int is_cont(char ch)
+{
+	return ((unsigned char)ch & 0xC0) == 0x80;
+}
+
+/* Columns taken by UTF-8 text, counting one per code point. */
+static size_t text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		w += !is_cont(*s);
+	return w;
+}
+
+static size_t byte_offset(const char *s, size_t chars)
+{
+	size_t i = 0;
+
+	while (s[i] && chars--) {
+		i++;
+		while (is_cont(s[i]))
+			i++;
+	}
+	return i;
+}
+
+/* Control characters would break the table's lines, so they become '?'. */
+static char *display_text(const char *s, size_t max)
+{
+	int cut = text_width(s) > max;
+	size_t len = cut ? byte_offset(s, max - 3) : strlen(s), i;
+	char *out = malloc(len + 4);
+
+	if (!out)
+		return NULL;
+	for (i = 0; i < len; i++)
+		out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+	strcpy(out + len, cut ? "..." : "");
+	return out;
+}
+
+/* Quotes a word the way a shell would need it, so commands can be copied. */
+static void print_word(FILE *f, const char *w)
+{
+	static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789_@%+=:,./-";
+
+	if (*w && strspn(w, safe) == strlen(w)) {
+		fputs(w, f);
+		return;
+	}
+	fputc('\'', f);
+	for (; *w; w++) {
+		if (*w == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*w, f);
+	}
+	fputc('\'', f);
+}
+
+static char *join_words(char *const *v)
+{
+	char *buf = NULL;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	for (i = 0; v && v[i]; i++) {
+		if (i)
+			fputc(' ', f);
+		print_word(f, v[i]);
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static void print_cell(const char *s, size_t width)
+{
+	size_t w = text_width(s);
+
+	fputs(s, stdout);
+	for (; w < width; w++)
+		putchar(' ');
+	fputs("  ", stdout);
+}
+
+const char *ferry__cli_status_str(enum ferry_job_status s)
+{
+	const char *name = ferry_status_name(s);
+
+	return name ? name : "unknown";
+}
+
+/* ------------------------------------------------------------------ */
+/* The protocol's objects (docs/protocol.md) as JSON */
+
+static int jset(json_t *o, const char *key, json_t *v)
+{
+	/* set_new also releases v on failure, and fails on v == NULL. */
+	return json_object_set_new(o, key, v) < 0 ? -1 : 0;
+}
+
+static json_t *jstr(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *jstrv(char *const *v)
+{
+	json_t *a = json_array();
+
+	for (; a && v && *v; v++) {
+		if (json_array_append_new(a, json_string(*v)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static json_t *jtime(double t)
+{
+	return t > 0 ? json_real(t) : json_null();
+}
+
+static json_t *jsecs(double s)
+{
+	return s >= 0 ? json_real(s) : json_null();
+}
+
+static json_t *jcount(int64_t v)
+{
+	return v >= 0 ? json_integer((json_int_t)v) : json_null();
+}
+
+static int job_ended(const struct ferry_job_info *j)
+{
+	return j->status == FERRY_DONE || j->status == FERRY_FAILED ||
+	       j->exit_status != FERRY_EXIT_NONE;
+}
+
+static int job_json_result(json_t *o, const struct ferry_job_info *j)
+{
+	int ended = job_ended(j);
+	int cpu_known = j->cpu_user_s >= 0 && j->cpu_sys_s >= 0;
+	int bad = 0;
+
+	bad |= jset(o, "id", json_integer((json_int_t)j->id));
+	bad |= jset(o, "name", jstr(j->name));
+	bad |= jset(o, "command", jstrv(j->argv));
+	bad |= jset(o, "status", jstr(ferry_status_name(j->status)));
+	bad |= jset(o, "exit_status", jstr(ferry_exit_status_name(j->exit_status)));
+	bad |= jset(o, "exit_value", ended ? json_integer(j->exit_value) : json_null());
+	bad |= jset(o, "signal", ended ? json_integer(j->signal) : json_null());
+	bad |= jset(o, "submitted_at", jtime(j->submitted_at));
+	bad |= jset(o, "started_at", jtime(j->started_at));
+	bad |= jset(o, "ended_at", jtime(j->ended_at));
+	bad |=
+	    jset(o, "cpu_time", cpu_known ? json_real(j->cpu_user_s + j->cpu_sys_s) : json_null());
+	bad |= jset(o, "cpu_user", jsecs(j->cpu_user_s));
+	bad |= jset(o, "cpu_sys", jsecs(j->cpu_sys_s));
+	bad |= jset(o, "max_rss_kb", jcount(j->max_rss_kb));
+	bad |= jset(o, "wall_time", jsecs(j->wall_s));
+	bad |= jset(o, "message", jstr(j->message));
+	return bad;
+}
+
+static int job_json_spec(json_t *o, const struct ferry_job_info *j)
+{
+	int bad = 0;
+
+	bad |= jset(o, "stdin_path", jstr(j->stdin_path));
+	bad |= jset(o, "stdout_path", jstr(j->stdout_path));
+	bad |= jset(o, "stderr_path", jstr(j->stderr_path));
+	bad |= jset(o, "join_stderrout", json_boolean(j->join_stderrout));
+	bad |= jset(o, "working_directory", jstr(j->working_directory));
+	bad |= jset(o, "env", jstrv(j->env));
+	bad |= jset(o, "referenced_input_files", jstrv(j->referenced_input_files));
+	bad |= jset(o, "referenced_output_files", jstrv(j->referenced_output_files));
+	bad |= jset(o, "disposal_timeout_hours", jcount(j->disposal_timeout_hours));
+	bad |= jset(o, "cpus", jcount(j->cpus));
+	bad |= jset(o, "memory_mb", jcount(j->memory_mb));
+	bad |= jset(o, "walltime_s", jcount(j->walltime_s));
+	bad |= jset(o, "queue", jstr(j->queue));
+	bad |= jset(o, "native_specification", jstr(j->native_specification));
+	bad |= jset(o, "submission_key", jstr(j->submission_key));
+	bad |= jset(o, "backend", jstr(j->backend));
+	bad |= jset(o, "native_id", jstr(j->native_id));
+	bad |= jset(o, "resource", jstr(j->resource));
+	return bad;
+}
+
+static json_t *job_to_json(const struct ferry_job_info *j)
+{
+	json_t *o = json_object();
+
+	if (o && (job_json_result(o, j) < 0 || job_json_spec(o, j) < 0)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *transfer_json(const struct ferry_transfer_info *t)
+{
+	json_t *o =
+	    json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:i}", "server_path", t->server_path,
+		      "kind", t->kind, "state", t->state, "size", (json_int_t)t->size, "done",
+		      (json_int_t)t->done, "received", (json_int_t)t->received, "created_at",
+		      t->created_at, "deadline", t->deadline, "disposal_hours", t->disposal_hours);
+	json_t *jobs = json_array();
+	int bad = !o || !jobs;
+
+	for (size_t i = 0; !bad && i < t->njobs; i++)
+		bad |= json_array_append_new(jobs, json_integer(t->jobs[i]));
+	if (bad) {
+		json_decref(o);
+		json_decref(jobs);
+		return NULL;
+	}
+	bad |= jset(o, "local_paths", jstrv(t->local_paths));
+	bad |= jset(o, "jobs", jobs);
+	bad |= jset(o, "hash", jstr(t->hash));
+	bad |= jset(o, "ended_at", jtime(t->ended_at));
+	bad |= jset(o, "message", jstr(t->message));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* Objects for people */
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static void print_time(double t)
+{
+	time_t secs = (time_t)t;
+	struct tm tm;
+	char buf[64];
+
+	if (!localtime_r(&secs, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S %z", &tm))
+		printf("%.3f", t);
+	else
+		fputs(buf, stdout);
+}
+
+static void print_human_array(const json_t *a)
+{
+	size_t i;
+	json_t *v;
+
+	if (json_array_size(a) == 0)
+		putchar('-');
+	json_array_foreach(a, i, v)
+	{
+		if (i)
+			putchar(' ');
+		if (json_is_integer(v))
+			printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		else
+			print_word(stdout, json_string_value(v) ? json_string_value(v) : "");
+	}
+}
+
+static void print_human_value(const char *key, const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		fwrite(json_string_value(v), 1, json_string_length(v), stdout);
+		break;
+	case JSON_INTEGER:
+		printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		if (ends_with(key, "_at") || strcmp(key, "deadline") == 0)
+			print_time(json_real_value(v));
+		else
+			printf("%.3f", json_real_value(v));
+		break;
+	case JSON_TRUE:
+		fputs("yes", stdout);
+		break;
+	case JSON_FALSE:
+		fputs("no", stdout);
+		break;
+	case JSON_ARRAY:
+		print_human_array(v);
+		break;
+	default:
+		putchar('-');
+		break;
+	}
+}
+
+/* The object keeps insertion order, which is the protocol's field order. */
+static void print_object_human(json_t *o)
+{
+	size_t width = 0;
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(o, key, v)
+	{
+		if (strlen(key) > width)
+			width = strlen(key);
+	}
+	json_object_foreach(o, key, v)
+	{
+		printf("%s:%*s ", key, (int)(width - strlen(key)), "");
+		print_human_value(key, v);
+		putchar('\n');
+	}
+}
+
+/* Everything about one object (released): indented JSON, or a "key: value" line each. */
+static int show(const struct ctx *c, json_t *o)
+{
+	if (c->json || !o)
+		return ferry__cli_print_json(c, o, JSON_INDENT(2));
+	print_object_human(o);
+	json_decref(o);
+	return CLI_OK;
+}
+
+int ferry__cli_show_job(const struct ctx *c, const struct ferry_job_info *j)
+{
+	return show(c, job_to_json(j));
+}
+
+int ferry__cli_show_transfer(const struct ctx *c, const struct ferry_transfer_info *t)
+{
+	return show(c, transfer_json(t));
+}
+
+/* ------------------------------------------------------------------ */
+/* Lists for people */
+
+/* An array of objects (released): indented JSON, or a header and a row each. */
+static int print_list(const struct ctx *c, json_t *all, void (*header)(void),
+		      void (*row)(const json_t *o))
+{
+	size_t i;
+	json_t *o;
+
+	if (c->json || !all)
+		return ferry__cli_print_json(c, all, JSON_INDENT(2));
+	header();
+	json_array_foreach(all, i, o) row(o);
+	json_decref(all);
+	return CLI_OK;
+}
+
+static void transfer_header(void)
+{
+	printf("%-13s %-9s %12s  %s\n", "STATE", "KIND", "BYTES", "SERVER PATH <- LOCAL PATH");
+}
+
+static void transfer_row(const json_t *t)
+{
+	const char *msg = json_string_value(json_object_get(t, "message"));
+
+	printf("%-13s %-9s %12lld  %s <- %s\n", json_string_value(json_object_get(t, "state")),
+	       json_string_value(json_object_get(t, "kind")),
+	       (long long)json_integer_value(json_object_get(t, "size")),
+	       json_string_value(json_object_get(t, "server_path")),
+	       json_string_value(json_array_get(json_object_get(t, "local_paths"), 0)));
+	if (msg)
+		printf("              %s\n", msg);
+}
+
+int ferry__cli_print_transfers(const struct ctx *c, struct ferry_transfer_info *const *list,
+			       size_t n)
+{
+	json_t *all = json_array();
+
+	for (size_t i = 0; all && i < n; i++)
+		json_array_append_new(all, transfer_json(list[i]));
+	return print_list(c, all, transfer_header, transfer_row);
+}
+
+static void resource_header(void)
+{
+	printf("%-16s %-9s %-24s %s\n", "NAME", "SCHEDULER", "HOST", "STATE");
+}
+
+static void resource_row(const json_t *o)
+{
+	const char *host = json_string_value(json_object_get(o, "host"));
+	json_t *reach = json_object_get(o, "reachable");
+	char where[300], state[200];
+
+	snprintf(where, sizeof(where), "%s", host ? host : "this host");
+	if (!reach)
+		snprintf(state, sizeof(state), "-");
+	else if (!json_is_true(reach))
+		snprintf(state, sizeof(state), "unreachable: %s",
+			 json_string_value(json_object_get(o, "error")));
+	else if (json_is_true(json_object_get(o, "engine_running")))
+		snprintf(state, sizeof(state), "engine running (pid %lld)",
+			 (long long)json_integer_value(json_object_get(o, "pid")));
+	else
+		snprintf(state, sizeof(state), "reachable, engine not running");
+	printf("%-16s %-9s %-24s %s\n", json_string_value(json_object_get(o, "name")),
+	       json_string_value(json_object_get(o, "scheduler")), where, state);
+}
+
+int ferry__cli_print_resources(const struct ctx *c, json_t *all)
+{
+	return print_list(c, all, resource_header, resource_row);
+}
+
+/* ------------------------------------------------------------------ */
+/* The table of jobs */
+
+struct row {
+	char id[24];
+	char exit[32];
+	const char *status;
+	char *name;
+	char *command;
+};
+
+static void exit_cell(const struct ferry_job_info *j, char *buf, size_t len)
+{
+	switch (j->exit_status) {
+	case FERRY_FINISHED_REGULARLY:
+		snprintf(buf, len, "%d", j->exit_value);
+		break;
+	case FERRY_FINISHED_SIGNAL:
+		snprintf(buf, len, "sig%d", j->signal);
+		break;
+	case FERRY_KILLED_BY_USER:
+		snprintf(buf, len, "killed");
+		break;
+	case FERRY_ABORTED:
+		snprintf(buf, len, "aborted");
+		break;
+	case FERRY_FINISHED_UNCLEAR_CONDITION:
+		snprintf(buf, len, "?");
+		break;
+	default:
+		snprintf(buf, len, "-");
+		break;
+	}
+}
+
+static int fill_row(const struct ferry_job_info *j, struct row *r)
+{
+	char *cmd = join_words(j->argv);
+
+	snprintf(r->id, sizeof(r->id), "%" PRId64, j->id);
+	exit_cell(j, r->exit, sizeof(r->exit));
+	r->status = ferry__cli_status_str(j->status);
+	r->name = display_text(j->name && *j->name ? j->name : "-", TABLE_NAME_MAX);
+	r->command = cmd ? display_text(cmd, TABLE_CMD_MAX) : NULL;
+	free(cmd);
+	return r->name && r->command ? 0 : -1;
+}
+
+static size_t max_width(size_t w, const char *s)
+{
+	size_t n = text_width(s);
+
+	return n > w ? n : w;
+}
+
+static void print_rows(const struct row *rows, size_t n)
+{
+	size_t wid = 2, wst = 6, wex = 4, wna = 4, i;
+
+	for (i = 0; i < n; i++) {
+		wid = max_width(wid, rows[i].id);
+		wst = max_width(wst, rows[i].status);
+		wex = max_width(wex, rows[i].exit);
+		wna = max_width(wna, rows[i].name);
+	}
+	print_cell("ID", wid);
+	print_cell("STATUS", wst);
+	print_cell("EXIT", wex);
+	print_cell("NAME", wna);
+	puts("COMMAND");
+	for (i = 0; i < n; i++) {
+		print_cell(rows[i].id, wid);
+		print_cell(rows[i].status, wst);
+		print_cell(rows[i].exit, wex);
+		print_cell(rows[i].name, wna);
+		puts(rows[i].command);
+	}
+}
+
+static int print_table(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
+{
+	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
+	int rc = CLI_OK;
+	size_t i;
+
+	if (!rows)
+		return ferry__cli_out_of_memory(c);
+	for (i = 0; i < n && rc == CLI_OK; i++) {
+		if (fill_row(infos[i], &rows[i]) < 0)
+			rc = ferry__cli_out_of_memory(c);
+	}
+	if (rc == CLI_OK)
+		print_rows(rows, n);
+	for (i = 0; i < n; i++) {
+		free(rows[i].name);
+		free(rows[i].command);
+	}
+	free(rows);
+	return rc;
+}
+
+/* One compact object per line keeps the array easy to grep and stream. */
+static int print_jobs_json(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
+{
+	json_t *job;
+	size_t i;
+	int rc = CLI_OK;
+
+	fputs(n ? "[\n" : "[", stdout);
+	for (i = 0; i < n && rc == CLI_OK; i++) {
+		job = job_to_json(infos[i]);
+		if (!job) {
+			rc = ferry__cli_out_of_memory(c);
+			break;
+		}
+		if (json_dumpf(job, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0)
+			rc = CLI_ERR;
+		fputs(i + 1 < n ? ",\n" : "\n", stdout);
+		json_decref(job);
+	}
+	puts("]");
+	return rc;
+}
+
+int ferry__cli_print_jobs(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
+{
+	return c->json ? print_jobs_json(c, infos, n) : print_table(c, infos, n);
+}

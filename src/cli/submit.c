@@ -1,0 +1,757 @@
+/*
+ * submit.c - `ferry submit`: one job from the command line, or one a line
+ * of a --bulk file, after the --in/--out transfers it names.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "subst.h"
+#include "util.h"
+
+/* A limit of the protocol (docs/protocol.md), checked here for a clear message. */
+#define WALLTIME_MAX_S 31622400LL
+
+/* Megabytes, or a number with the suffix M or G. */
+static int parse_memory(const char *s, int64_t *mb)
+{
+	char *end;
+	long long v, mult = 1;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno)
+		return -1;
+	if (*end == 'G' || *end == 'g')
+		mult = 1024;
+	if (*end == 'G' || *end == 'g' || *end == 'M' || *end == 'm')
+		end++;
+	if (*end || v > INT64_MAX / mult)
+		return -1;
+	*mb = v * mult;
+	return 0;
+}
+
+/* Seconds, or [[HH:]MM:]SS where the inner fields are below 60. */
+static int parse_walltime(const char *s, int64_t *out)
+{
+	long long part[3], total;
+	int n = 0, i;
+	char *end;
+
+	for (;;) {
+		if (n == 3 || !isdigit((unsigned char)*s))
+			return -1;
+		errno = 0;
+		part[n++] = strtoll(s, &end, 10);
+		if (errno)
+			return -1;
+		if (!*end)
+			break;
+		if (*end != ':')
+			return -1;
+		s = end + 1;
+	}
+	/* Any leading field that large exceeds the limit whatever its unit. */
+	if (part[0] > WALLTIME_MAX_S)
+		return -1;
+	total = part[0];
+	for (i = 1; i < n; i++) {
+		if (part[i] > 59)
+			return -1;
+		total = total * 60 + part[i];
+	}
+	if (total > WALLTIME_MAX_S)
+		return -1;
+	*out = total;
+	return 0;
+}
+
+/* A NULL-terminated array of borrowed strings. */
+struct strv {
+	const char **v;
+	size_t n;
+};
+
+static int strv_push(struct strv *s, const char *str)
+{
+	const char **nv = realloc(s->v, (s->n + 2) * sizeof(*nv));
+
+	if (!nv)
+		return -1;
+	nv[s->n++] = str;
+	nv[s->n] = NULL;
+	s->v = nv;
+	return 0;
+}
+
+static void strv_free_all(struct strv *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free((char *)s->v[i]);
+	free(s->v);
+}
+
+struct submit_opts {
+	struct ferry_job_spec spec;
+	struct strv env, inputs, outputs;
+	struct strv ins, outs; /* --in and --out, as given */
+	const char *cwd;
+	const char *bulk;
+	const char *key;
+	int disposal_given;
+	struct ferry_subst *xf; /* the --in paths, then the --out paths */
+	size_t nxf;
+	struct strv owned; /* strings made for the spec: freed at the end */
+};
+
+static int submit_number_opt(struct ctx *c, struct submit_opts *o, int opt, const char *arg)
+{
+	long long v;
+
+	switch (opt) {
+	case OPT_DISPOSAL:
+		if (ferry__cli_int_option(c, "--disposal", arg, 1, DISPOSAL_MAX_HOURS, &v) < 0)
+			return ferry__cli_usage_error(c);
+		o->spec.disposal_timeout_hours = (int)v;
+		o->disposal_given = 1;
+		break;
+	case OPT_CPUS:
+		if (ferry__cli_int_option(c, "--cpus", arg, 1, INT_MAX, &v) < 0)
+			return ferry__cli_usage_error(c);
+		o->spec.cpus = (int)v;
+		break;
+	case OPT_MEMORY:
+		if (parse_memory(arg, &o->spec.memory_mb) < 0) {
+			ferry__cli_bad_value(c, "--memory", arg,
+					     "expected megabytes, or a size like 512M or 2G");
+			return ferry__cli_usage_error(c);
+		}
+		break;
+	case OPT_WALLTIME:
+		if (parse_walltime(arg, &o->spec.walltime_s) < 0) {
+			ferry__cli_bad_value(c, "--walltime", arg,
+					     "expected seconds or [[HH:]MM:]SS, at most 366 days");
+			return ferry__cli_usage_error(c);
+		}
+		break;
+	default:
+		return ferry__cli_usage_error(c);
+	}
+	return CLI_OK;
+}
+
+static int submit_list_opt(struct ctx *c, struct submit_opts *o, int opt, const char *arg)
+{
+	struct strv *list = opt == OPT_ENV	? &o->env
+			    : opt == OPT_INPUT	? &o->inputs
+			    : opt == OPT_OUTPUT ? &o->outputs
+			    : opt == OPT_IN	? &o->ins
+						: &o->outs;
+
+	if (opt == OPT_ENV && (!strchr(arg, '=') || arg[0] == '=')) {
+		ferry__cli_bad_value(c, "--env", arg, "expected NAME=VALUE");
+		return ferry__cli_usage_error(c);
+	}
+	if ((opt == OPT_IN || opt == OPT_OUT) && !*arg) {
+		ferry__cli_bad_value(c, opt == OPT_IN ? "--in" : "--out", arg,
+				     "expected a local path");
+		return ferry__cli_usage_error(c);
+	}
+	return strv_push(list, arg) < 0 ? ferry__cli_out_of_memory(c) : CLI_OK;
+}
+
+static int submit_opt(struct ctx *c, void *data, int opt, const char *arg)
+{
+	struct submit_opts *o = data;
+
+	switch (opt) {
+	case 'n':
+		o->spec.name = arg;
+		break;
+	case 'o':
+		o->spec.stdout_path = arg;
+		break;
+	case 'e':
+		o->spec.stderr_path = arg;
+		break;
+	case 'i':
+		o->spec.stdin_path = arg;
+		break;
+	case 'j':
+		o->spec.join_stderrout = 1;
+		break;
+	case OPT_CWD:
+		o->cwd = arg;
+		break;
+	case OPT_QUEUE:
+		o->spec.queue = arg;
+		break;
+	case OPT_NATIVE:
+		o->spec.native_specification = arg;
+		break;
+	case OPT_HOLD:
+		o->spec.hold = 1;
+		break;
+	case OPT_KEY:
+		o->key = arg;
+		break;
+	case OPT_BULK:
+		o->bulk = arg;
+		break;
+	case OPT_ENV:
+	case OPT_INPUT:
+	case OPT_OUTPUT:
+	case OPT_IN:
+	case OPT_OUT:
+		return submit_list_opt(c, o, opt, arg);
+	default:
+		return submit_number_opt(c, o, opt, arg);
+	}
+	return CLI_OK;
+}
+
+/* The engine needs an absolute working directory; relative ones are ours. */
+static char *absolute_dir(const struct ctx *c, const char *dir)
+{
+	char *cwd, *abs;
+
+	if (dir && dir[0] == '/') {
+		abs = strdup(dir);
+		if (!abs)
+			ferry__cli_out_of_memory(c);
+		return abs;
+	}
+	cwd = getcwd(NULL, 0);
+	if (!cwd) {
+		ferry__cli_errorf(c, "cannot determine the current directory: %s",
+				  ferry__cli_errno_str(errno));
+		return NULL;
+	}
+	if (!dir || !*dir || strcmp(dir, ".") == 0)
+		return cwd;
+	abs = ferry__asprintf("%s/%s", cwd, dir);
+	free(cwd);
+	if (!abs)
+		ferry__cli_out_of_memory(c);
+	return abs;
+}
+
+struct bulk_job {
+	char **argv;
+	char *key;
+};
+
+struct bulk {
+	struct bulk_job *jobs;
+	size_t n, cap;
+};
+
+static void bulk_release(struct bulk *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		ferry__strv_free(b->jobs[i].argv);
+		free(b->jobs[i].key);
+	}
+	free(b->jobs);
+}
+
+/* Takes argv over. Keys are numbered from 1 so that resubmitting the file is idempotent. */
+static int bulk_add(struct bulk *b, char **argv, const char *key)
+{
+	struct bulk_job *j;
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+
+		j = cap < SIZE_MAX / sizeof(*j) ? realloc(b->jobs, cap * sizeof(*j)) : NULL;
+		if (!j)
+			goto fail;
+		b->jobs = j;
+		b->cap = cap;
+	}
+	j = &b->jobs[b->n];
+	j->key = NULL;
+	if (key) {
+		j->key = ferry__asprintf("%s-%zu", key, b->n + 1);
+		if (!j->key)
+			goto fail;
+	}
+	j->argv = argv;
+	b->n++;
+	return 0;
+fail:
+	ferry__strv_free(argv);
+	return -1;
+}
+
+static int blank_or_comment(const char *line)
+{
+	line += strspn(line, " \t");
+	return *line == '\0' || *line == '\n' || *line == '\r' || *line == '#';
+}
+
+static int bulk_line(const struct ctx *c, struct bulk *b, char *line, const char *key,
+		     const char *where, unsigned long lineno)
+{
+	size_t len = strcspn(line, "\r\n");
+	const char *err = NULL;
+	char **argv = NULL;
+	int rc;
+
+	if (blank_or_comment(line))
+		return 0;
+	line[len] = '\0';
+	rc = ferry__split_words(line, &argv, &err);
+	if (rc == -ENOMEM) {
+		ferry__cli_out_of_memory(c);
+		return -1;
+	}
+	if (rc < 0) {
+		ferry__cli_errorf(c, "%s:%lu: %s", where, lineno, err ? err : "invalid line");
+		return -1;
+	}
+	if (!argv[0]) {
+		ferry__strv_free(argv);
+		return 0;
+	}
+	if (bulk_add(b, argv, key) < 0) {
+		ferry__cli_out_of_memory(c);
+		return -1;
+	}
+	return 0;
+}
+
+static int read_bulk(const struct ctx *c, const char *path, const char *key, struct bulk *b)
+{
+	int from_stdin = strcmp(path, "-") == 0;
+	const char *where = from_stdin ? "(stdin)" : path;
+	FILE *f = from_stdin ? stdin : fopen(path, "r");
+	unsigned long lineno = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = CLI_ERR;
+
+	if (!f) {
+		ferry__cli_errorf(c, "cannot open '%s': %s", path, ferry__cli_errno_str(errno));
+		return CLI_ERR;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		if (bulk_line(c, b, line, key, where, ++lineno) < 0)
+			goto out;
+	}
+	if (ferror(f)) {
+		ferry__cli_errorf(c, "cannot read '%s': %s", where, ferry__cli_errno_str(errno));
+		goto out;
+	}
+	rc = CLI_OK;
+out:
+	free(line);
+	if (!from_stdin)
+		fclose(f);
+	return rc;
+}
+
+static int print_ids(const struct ctx *c, const ferry_job_id *ids, size_t n)
+{
+	size_t i;
+
+	if (c->json)
+		putchar('[');
+	for (i = 0; i < n; i++) {
+		if (c->json)
+			printf("%s%" PRId64, i ? ", " : "", ids[i]);
+		else
+			printf("%" PRId64 "\n", ids[i]);
+	}
+	if (c->json)
+		puts("]");
+	return CLI_OK;
+}
+
+/* The command of a single submit, as a job of its own copy, like a line of --bulk. */
+static int bulk_add_copy(const struct ctx *c, struct bulk *b, char *const *argv)
+{
+	size_t n = ferry__strv_len(argv);
+	char **v = calloc(n + 1, sizeof(*v));
+
+	for (size_t i = 0; v && i < n; i++) {
+		if (!(v[i] = strdup(argv[i]))) {
+			ferry__strv_free(v);
+			v = NULL;
+		}
+	}
+	if (!v || bulk_add(b, v, NULL) < 0)
+		return ferry__cli_out_of_memory(c);
+	return CLI_OK;
+}
+
+/* ---- submit --in / --out (the rule is in subst.h and ferry(1)) ---- */
+
+static int xf_is_input(const struct submit_opts *o, size_t i)
+{
+	return i < o->ins.n;
+}
+
+static const char *xf_option(const struct submit_opts *o, size_t i)
+{
+	return xf_is_input(o, i) ? "--in" : "--out";
+}
+
+/* The forms each path is looked for in; a path given twice would have two server paths. */
+static int xf_prepare(const struct ctx *c, struct submit_opts *o)
+{
+	size_t n = o->ins.n + o->outs.n;
+
+	if (!n)
+		return CLI_OK;
+	if (!(o->xf = calloc(n, sizeof(*o->xf))))
+		return ferry__cli_out_of_memory(c);
+	for (size_t i = 0; i < n; i++) {
+		const char *p = xf_is_input(o, i) ? o->ins.v[i] : o->outs.v[i - o->ins.n];
+		o->nxf = i + 1;
+		if (ferry__subst_prepare(&o->xf[i], p) < 0) {
+			if (errno == ENOMEM)
+				return ferry__cli_out_of_memory(c);
+			ferry__cli_errorf(c, "cannot determine the current directory: %s",
+					  ferry__cli_errno_str(errno));
+			return CLI_ERR;
+		}
+		for (size_t k = 0; k < i; k++) {
+			if (strcmp(o->xf[k].abs, o->xf[i].abs) == 0) {
+				ferry__cli_errorf(c, "'%s' is given twice (%s '%s', %s '%s')",
+						  o->xf[i].abs, xf_option(o, k), o->xf[k].local,
+						  xf_option(o, i), p);
+				return ferry__cli_usage_error(c);
+			}
+		}
+	}
+	return CLI_OK;
+}
+
+/* *word becomes a copy with the paths replaced, which o frees at the end. */
+static int subst_str(struct submit_opts *o, const char **word)
+{
+	char *w;
+
+	if (!*word)
+		return 0;
+	w = ferry__subst_word(o->xf, o->nxf, *word);
+	if (!w || strv_push(&o->owned, w) < 0) {
+		free(w);
+		return -1;
+	}
+	*word = w;
+	return 0;
+}
+
+/* NAME=VALUE: only the value; a name is no path. */
+static int subst_env(struct submit_opts *o, const char **entry)
+{
+	const char *eq = strchr(*entry, '=');
+	char *val = ferry__subst_word(o->xf, o->nxf, eq + 1);
+	char *w = val ? ferry__asprintf("%.*s=%s", (int)(eq - *entry), *entry, val) : NULL;
+
+	free(val);
+	if (!w || strv_push(&o->owned, w) < 0) {
+		free(w);
+		return -1;
+	}
+	*entry = w;
+	return 0;
+}
+
+static int subst_argv(struct submit_opts *o, char **argv)
+{
+	for (; *argv; argv++) {
+		char *w = ferry__subst_word(o->xf, o->nxf, *argv);
+		if (!w)
+			return -1;
+		free(*argv);
+		*argv = w;
+	}
+	return 0;
+}
+
+/*
+ * Every word the rule covers. Before the transfers exist (no server
+ * paths) this changes nothing and only finds which paths are named.
+ */
+static int subst_all(struct submit_opts *o, struct bulk *b)
+{
+	int bad = 0;
+
+	bad |= subst_str(o, &o->spec.stdin_path);
+	bad |= subst_str(o, &o->spec.stdout_path);
+	bad |= subst_str(o, &o->spec.stderr_path);
+	bad |= subst_str(o, &o->cwd);
+	for (size_t i = 0; i < o->env.n; i++)
+		bad |= subst_env(o, &o->env.v[i]);
+	for (size_t i = 0; i < b->n; i++)
+		bad |= subst_argv(o, b->jobs[i].argv);
+	return bad ? -1 : 0;
+}
+
+/* A path the job is not told about would be sent for nothing: surely a mistake. */
+static int xf_check_named(const struct ctx *c, const struct submit_opts *o)
+{
+	for (size_t i = 0; i < o->nxf; i++) {
+		if (o->xf[i].used)
+			continue;
+		ferry__cli_errorf(
+		    c,
+		    "%s '%s' is named nowhere: neither as given nor as '%s' in the command, "
+		    "--stdin, --stdout, --stderr, --cwd or an --env value (see 'ferry help "
+		    "submit')",
+		    xf_option(o, i), o->xf[i].local, o->xf[i].abs);
+		return ferry__cli_usage_error(c);
+	}
+	return CLI_OK;
+}
+
+/* Sends each --in, registers each --out; the server paths join --input and --output. */
+static int xf_make(struct ctx *c, struct submit_opts *o)
+{
+	int hours = o->disposal_given ? o->spec.disposal_timeout_hours : 0;
+
+	ferry__bar_attach(&c->bar, c->conn);
+	for (size_t i = 0; i < o->nxf; i++) {
+		struct ferry_subst *x = &o->xf[i];
+		int in = xf_is_input(o, i), rc;
+		char *sp = NULL;
+
+		c->bar.label = x->given;
+		rc = in ? ferry_send_file(c->conn, x->local, hours, &sp)
+			: ferry_register_transfer(c->conn, x->local, hours, &sp);
+		ferry__bar_end(&c->bar);
+		if (rc < 0) {
+			ferry__cli_errorf(c, "%s '%s': %s", xf_option(o, i), x->local,
+					  ferry__cli_api_msg(c, rc));
+			return CLI_ERR;
+		}
+		if (strv_push(&o->owned, sp) < 0) {
+			free(sp);
+			return ferry__cli_out_of_memory(c);
+		}
+		x->server = sp;
+		if (strv_push(in ? &o->inputs : &o->outputs, sp) < 0)
+			return ferry__cli_out_of_memory(c);
+	}
+	return CLI_OK;
+}
+
+static int submit_transfers(struct ctx *c, struct submit_opts *o, struct bulk *b)
+{
+	int rc = xf_prepare(c, o);
+
+	if (rc != CLI_OK || !o->nxf)
+		return rc;
+	if (subst_all(o, b) < 0)
+		return ferry__cli_out_of_memory(c);
+	rc = xf_check_named(c, o);
+	if (rc != CLI_OK)
+		return rc;
+	if (ferry__cli_connect(c) < 0)
+		return CLI_ERR;
+	rc = xf_make(c, o);
+	if (rc == CLI_OK && subst_all(o, b) < 0)
+		rc = ferry__cli_out_of_memory(c);
+	return rc;
+}
+
+/* After a failure, what stays on the server is for the user to know. */
+static void report_made(const struct ctx *c, const struct submit_opts *o)
+{
+	int any = 0;
+
+	for (size_t i = 0; i < o->nxf; i++) {
+		if (!o->xf[i].server)
+			continue;
+		if (!any++)
+			ferry__cli_errorf(
+			    c, "no job was submitted; these transfers were made and remain "
+			       "('ferry cancel-transfer SERVER_PATH' removes one; a new submit "
+			       "finds unchanged --in paths already sent):");
+		fprintf(stderr, "  %s <- %s (%s)\n", o->xf[i].server, o->xf[i].local,
+			xf_is_input(o, i) ? "sent" : "registered");
+	}
+}
+
+static int submit_jobs(struct ctx *c, const struct submit_opts *o, const struct bulk *b,
+		       ferry_job_id *ids)
+{
+	struct ferry_job_spec *specs;
+	int rc;
+
+	if (ferry__cli_connect(c) < 0)
+		return CLI_ERR;
+	if (!(specs = calloc(b->n, sizeof(*specs))))
+		return ferry__cli_out_of_memory(c);
+	for (size_t i = 0; i < b->n; i++) {
+		specs[i] = o->spec;
+		specs[i].argv = (const char *const *)b->jobs[i].argv;
+		specs[i].submission_key = o->bulk ? b->jobs[i].key : o->key;
+	}
+	rc = o->bulk ? ferry_submit_many(c->conn, specs, b->n, ids)
+		     : ferry_submit(c->conn, specs, ids);
+	free(specs);
+	return rc < 0 ? ferry__cli_report(c, rc) : CLI_OK;
+}
+
+static int submit_run(struct ctx *c, struct submit_opts *o, struct bulk *b, ferry_job_id *ids)
+{
+	int rc = submit_transfers(c, o, b);
+	char *cwd;
+
+	if (rc != CLI_OK)
+		return rc;
+	cwd = absolute_dir(c, o->cwd);
+	if (!cwd)
+		return CLI_ERR;
+	if (strv_push(&o->owned, cwd) < 0) {
+		free(cwd);
+		return ferry__cli_out_of_memory(c);
+	}
+	o->spec.working_directory = cwd;
+	o->spec.env = o->env.v;
+	o->spec.referenced_input_files = o->inputs.v;
+	o->spec.referenced_output_files = o->outputs.v;
+	return submit_jobs(c, o, b, ids);
+}
+
+static json_t *xf_json(const struct submit_opts *o, int inputs)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < o->nxf; i++) {
+		if (xf_is_input(o, i) != inputs)
+			continue;
+		if (json_array_append_new(a, json_pack("{s:s,s:s}", "local_path", o->xf[i].local,
+						       "server_path", o->xf[i].server)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* The ids as always; with --json and --in/--out, an object that also has the server paths. */
+static int print_submitted(const struct ctx *c, const struct submit_opts *o,
+			   const ferry_job_id *ids, size_t n)
+{
+	json_t *j, *a = json_array();
+
+	if (!c->json || !o->nxf) {
+		json_decref(a);
+		if (o->bulk)
+			return print_ids(c, ids, n);
+		printf(c->json ? "{\"id\": %" PRId64 "}\n" : "%" PRId64 "\n", ids[0]);
+		return CLI_OK;
+	}
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_integer((json_int_t)ids[i]));
+	j = o->bulk ? json_pack("{s:o}", "ids", a) : json_pack("{s:I}", "id", (json_int_t)ids[0]);
+	if (!o->bulk)
+		json_decref(a);
+	if (j && (json_object_set_new(j, "inputs", xf_json(o, 1)) < 0 ||
+		  json_object_set_new(j, "outputs", xf_json(o, 0)) < 0)) {
+		json_decref(j);
+		j = NULL;
+	}
+	return ferry__cli_print_json(c, j, JSON_COMPACT);
+}
+
+static int submit_check(const struct ctx *c, const struct submit_opts *o, int nargs)
+{
+	if (o->bulk && nargs > 0)
+		ferry__cli_errorf(c, "--bulk and a command exclude each other");
+	else if (!o->bulk && nargs == 0)
+		ferry__cli_errorf(c, "no command given");
+	else if (o->bulk && o->outs.n)
+		ferry__cli_errorf(
+		    c, "--out and --bulk exclude each other: every job of the file would "
+		       "write the one output (register one per job with 'ferry register' "
+		       "and name it with --output)");
+	else
+		return CLI_OK;
+	return ferry__cli_usage_error(c);
+}
+
+static void submit_release(struct submit_opts *o, struct bulk *b)
+{
+	for (size_t i = 0; i < o->nxf; i++)
+		ferry__subst_release(&o->xf[i]);
+	free(o->xf);
+	strv_free_all(&o->owned);
+	free(o->env.v);
+	free(o->inputs.v);
+	free(o->outputs.v);
+	free(o->ins.v);
+	free(o->outs.v);
+	bulk_release(b);
+}
+
+int ferry__cli_cmd_submit(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"name", required_argument, NULL, 'n'},
+	    {"stdout", required_argument, NULL, 'o'},
+	    {"stderr", required_argument, NULL, 'e'},
+	    {"stdin", required_argument, NULL, 'i'},
+	    {"join", no_argument, NULL, 'j'},
+	    {"cwd", required_argument, NULL, OPT_CWD},
+	    {"env", required_argument, NULL, OPT_ENV},
+	    {"input", required_argument, NULL, OPT_INPUT},
+	    {"output", required_argument, NULL, OPT_OUTPUT},
+	    {"in", required_argument, NULL, OPT_IN},
+	    {"out", required_argument, NULL, OPT_OUT},
+	    {"disposal", required_argument, NULL, OPT_DISPOSAL},
+	    {"cpus", required_argument, NULL, OPT_CPUS},
+	    {"memory", required_argument, NULL, OPT_MEMORY},
+	    {"walltime", required_argument, NULL, OPT_WALLTIME},
+	    {"queue", required_argument, NULL, OPT_QUEUE},
+	    {"native", required_argument, NULL, OPT_NATIVE},
+	    {"hold", no_argument, NULL, OPT_HOLD},
+	    {"key", required_argument, NULL, OPT_KEY},
+	    {"bulk", required_argument, NULL, OPT_BULK},
+	    {0},
+	};
+	struct submit_opts o = {0};
+	struct bulk b = {0};
+	ferry_job_id *ids = NULL;
+	int rc;
+
+	ferry_job_spec_init(&o.spec);
+	/* '+': options end at the command, whose own options are its business. */
+	rc = ferry__cli_parse_opts(c, argc, argv, "+hn:o:e:i:j", opts, submit_opt, &o);
+	if (rc == CLI_OK)
+		rc = submit_check(c, &o, argc - optind);
+	if (rc == CLI_OK)
+		rc = o.bulk ? read_bulk(c, o.bulk, o.key, &b) : bulk_add_copy(c, &b, argv + optind);
+	if (rc == CLI_OK && b.n && !(ids = calloc(b.n, sizeof(*ids))))
+		rc = ferry__cli_out_of_memory(c);
+	/* an empty --bulk file submits nothing, and says so with no ids */
+	if (rc == CLI_OK && b.n)
+		rc = submit_run(c, &o, &b, ids);
+	if (rc == CLI_OK)
+		rc = print_submitted(c, &o, ids, b.n);
+	else if (rc != CLI_DONE)
+		report_made(c, &o);
+	free(ids);
+	submit_release(&o, &b);
+	return rc;
+}
