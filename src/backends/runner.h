@@ -1,0 +1,38 @@
+/*
+ * runner.h - the local backend's job runner (runner.c), a process of its
+ * own forked from the engine, and the frames both sides exchange on
+ * runner.sock (docs/protocol.md's codec, JSON only: docs/architecture.md
+ * says which messages).
+ */
+#ifndef FERRY_RUNNER_H
+#define FERRY_RUNNER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* One end of the engine-runner connection, buffered both ways. */
+struct chan {
+	int fd;
+	unsigned char *in;
+	size_t inlen, incap;
+	unsigned char *out; /* runner side: what the engine has not read yet */
+	size_t outlen, outcap;
+};
+
+/* Reads what is there; -1 at EOF or on an error. */
+int ferry__chan_fill(struct chan *c);
+/* Takes the next complete message; NULL when none (or a bad one: *bad). */
+json_t *ferry__chan_next(struct chan *c, int *bad);
+/* Queues m (not consumed); 0, or -1 when m is NULL or cannot be encoded. */
+int ferry__chan_queue(struct chan *c, json_t *m);
+/* Writes queued output without blocking; -1 when the peer is gone. */
+int ferry__chan_flush(struct chan *c);
+void ferry__chan_close(struct chan *c);
+
+/*
+ * The runner: serves the engine on the listening socket lfd, logs to
+ * log, and exits once no engine is connected and no job runs.
+ */
+void ferry__runner_main(int lfd, const char *log) __attribute__((noreturn));
+
+#endif
