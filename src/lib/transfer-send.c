@@ -543,8 +543,10 @@ FERRY_EXPORT int ferry_send_files(ferry_conn *c, const char *const *local_paths,
 		json_decref(lps);
 		return ferry__seterr(c, n ? FERRY_ENOMEM : FERRY_EINVAL, "no file to send");
 	}
-	if (disposal_hours < 0)
+	if (disposal_hours < 0) {
+		json_decref(lps);
 		return ferry__seterr(c, FERRY_EINVAL, "negative disposal time");
+	}
 	for (size_t i = 0; !rc && i < n; i++) {
 		char *abs = local_paths[i] ? ferry__absolute(local_paths[i]) : NULL;
 		const char *b = abs ? ferry__base_name(abs) : "";
