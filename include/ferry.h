@@ -4,7 +4,12 @@
  * libferry talks to ferryd, the per-user, per-resource job engine, which it
  * starts on demand. Every function returns 0 on success or a negative
  * FERRY_E* code; ferry_strerror() names the code and ferry_errmsg() gives
- * the detailed message of the last failed call on a connection.
+ * the detailed message of the last failed call on a connection. Each call
+ * says which codes it returns on its Errors line. "Connection errors" there
+ * are FERRY_ECONNECT, FERRY_EDISCONNECTED (the engine was lost and not
+ * regained within ferry_set_timeout()), FERRY_EPROTO and FERRY_EIO; a call
+ * that has to open the connection again (its ferry_connect() failed, or a
+ * transfer lost the link) may also fail as ferry_connect() does.
  *
  * Thread safety: a ferry_conn may be used from several threads; calls on
  * one connection are serialised by the library. Distinct connections are
@@ -163,13 +168,19 @@ struct ferry_exit_info {
 	double wall_s;
 };
 
-/* Static, never NULL: the name of an error code ("invalid argument"). */
+/*
+ * Static, never NULL: the name of an error code ("invalid argument"),
+ * "unknown error" for a code that is none. Errors: none.
+ */
 const char *ferry_strerror(int code);
-/* Static: "queued_active", ... ; NULL for an out-of-range value. */
+/* Static: "queued_active", ... Errors: NULL for an out-of-range value. */
 const char *ferry_status_name(enum ferry_job_status s);
-/* Static: "finished_regularly", ...; "none" for FERRY_EXIT_NONE. */
+/* Static: "finished_regularly", ...; "none" for FERRY_EXIT_NONE. Errors: none. */
 const char *ferry_exit_status_name(enum ferry_exit_status s);
-/* Parses a status name; returns 0 and sets *out, or FERRY_EINVAL. */
+/*
+ * Parses a status name into *out. Errors: FERRY_EINVAL (name NULL or no
+ * state's name).
+ */
 int ferry_status_from_name(const char *name, enum ferry_job_status *out);
 
 /*
@@ -198,18 +209,18 @@ int ferry_status_from_name(const char *name, enum ferry_job_status *out);
 int ferry_connect(const char *resource_id, const char *login, const char *password,
 		  const char *config_file, ferry_conn **conn);
 
-/* Closes the connection and frees it. Jobs keep running. NULL is a no-op. */
+/* Closes the connection and frees it. Jobs keep running. NULL is a no-op. Errors: none. */
 void ferry_disconnect(ferry_conn *conn);
 
 /*
  * Detailed message of the last failed call on conn (e.g. "working directory
  * '/x' does not exist"). Owned by conn (one buffer per connection, shared
  * by its threads), valid until the next call on conn; "" when the last
- * call succeeded.
+ * call succeeded. Errors: none ("no connection" for conn NULL).
  */
 const char *ferry_errmsg(const ferry_conn *conn);
 
-/* Sets spec to defaults (all unset, disposal 168 h, cpus 1). */
+/* Sets spec to defaults (all unset, disposal 168 h, cpus 1). Errors: none. */
 void ferry_job_spec_init(struct ferry_job_spec *spec);
 
 /*
@@ -245,11 +256,14 @@ int ferry_exit_info(ferry_conn *conn, ferry_job_id id, struct ferry_exit_info *o
  * Errors: FERRY_ENOJOB, FERRY_ENOMEM, connection errors.
  */
 int ferry_job_info(ferry_conn *conn, ferry_job_id id, struct ferry_job_info **info);
+/* Frees what ferry_job_info() returned; NULL is a no-op. Errors: none. */
 void ferry_job_info_free(struct ferry_job_info *info);
 
 /*
  * Ids of the jobs of this resource, oldest first, optionally only those in
  * one state (filter: NULL for all). *ids is freed with free().
+ * Errors: FERRY_EINVAL (*filter is no enum ferry_job_status), FERRY_ENOMEM,
+ *   FERRY_EINTERNAL (the engine's database failed), connection errors.
  */
 int ferry_jobs(ferry_conn *conn, const enum ferry_job_status *filter, ferry_job_id **ids,
 	       size_t *n);
@@ -305,8 +319,9 @@ int ferry_read_output(ferry_conn *conn, ferry_job_id id, enum ferry_stream strea
  * connection remembering where it stopped, also while the job runs.
  * *line receives a malloc'd NUL-terminated line without its newline; free
  * it with free(). A last line without a newline is returned once the job
- * ended. Returns FERRY_EAGAIN when no complete line is there yet and the
- * job is still active, FERRY_EEOF once the job ended and all was read.
+ * ended. Errors: FERRY_EAGAIN when no complete line is there yet and the
+ * job is still active, FERRY_EEOF once the job ended and all was read,
+ * FERRY_ENOMEM, and those of ferry_read_output().
  */
 int ferry_stdout_readline(ferry_conn *conn, ferry_job_id id, char **line);
 int ferry_stderr_readline(ferry_conn *conn, ferry_job_id id, char **line);
@@ -321,7 +336,10 @@ int ferry_stderr_readline(ferry_conn *conn, ferry_job_id id, char **line);
  */
 int ferry_set_timeout(ferry_conn *conn, double seconds);
 
-/* Round trip to the engine (for health checks and benchmarks). */
+/*
+ * Round trip to the engine (for health checks and benchmarks). The engine
+ * always answers it. Errors: FERRY_ENOMEM, connection errors.
+ */
 int ferry_ping(ferry_conn *conn);
 
 /*
@@ -395,8 +413,9 @@ int ferry_register_transfer(ferry_conn *conn, const char *local_path, int dispos
 int ferry_retrieve_file(ferry_conn *conn, const char *server_path);
 /*
  * Same, to dest; an existing dest is replaced only with FERRY_OVERWRITE in
- * flags (else FERRY_EINVAL). A transfer of several files goes into dest as
- * a directory.
+ * flags. A transfer of several files goes into dest as a directory.
+ * Errors: as ferry_retrieve_file(), and FERRY_EINVAL (dest NULL, or dest
+ * exists and flags lack FERRY_OVERWRITE).
  */
 int ferry_retrieve_file_to(ferry_conn *conn, const char *server_path, const char *dest,
 			   unsigned flags);
@@ -420,7 +439,7 @@ typedef void (*ferry_progress_fn)(void *userdata, int64_t done, int64_t total);
  * fn must return promptly and must not call libferry on conn: the
  * connection may be locked meanwhile. userdata is handed to fn as given;
  * the library never reads or frees it. The setting holds for every thread
- * using conn until changed. Returns 0.
+ * using conn until changed. Returns 0. Errors: none.
  */
 int ferry_set_progress(ferry_conn *conn, ferry_progress_fn fn, void *userdata);
 
@@ -434,11 +453,24 @@ int ferry_set_progress(ferry_conn *conn, ferry_progress_fn fn, void *userdata);
  */
 int ferry_cancel_transfer(ferry_conn *conn, const char *server_path, unsigned flags);
 
-/* *info receives the transfer's record (ferry_transfer_info_free). FERRY_ENOJOB. */
+/*
+ * *info receives the record of the transfer server_path names (itself or
+ * a path inside it); free it with ferry_transfer_info_free().
+ * Errors: FERRY_EINVAL (server_path NULL, not under the transfer root, or
+ *   with a bad component), FERRY_ENOJOB (no transfer there), FERRY_ENOMEM,
+ *   FERRY_EINTERNAL (the engine's database failed), FERRY_EIO (the
+ *   engine's transfer root is not usable), connection errors.
+ */
 int ferry_transfer_info(ferry_conn *conn, const char *server_path,
 			struct ferry_transfer_info **info);
-/* Every transfer of the resource; free with ferry_transfer_list_free(). */
+/*
+ * Every transfer of the resource: *n records in *list; free them with
+ * ferry_transfer_list_free(). Errors: FERRY_ENOMEM, FERRY_EINTERNAL (the
+ * engine's database failed), FERRY_EIO (the engine's transfer root is not
+ * usable), connection errors.
+ */
 int ferry_transfers(ferry_conn *conn, struct ferry_transfer_info ***list, size_t *n);
+/* Free a record, and a list of n; NULL is a no-op. Errors: none. */
 void ferry_transfer_info_free(struct ferry_transfer_info *info);
 void ferry_transfer_list_free(struct ferry_transfer_info **list, size_t n);
 
@@ -451,21 +483,22 @@ int ferry_shutdown_engine(ferry_conn *conn);
 /*
  * Tells whether the engine of a resource is running, without starting it.
  * Returns 1 (running; *pid, if not NULL, receives its pid), 0 (not
- * running) or a negative error (FERRY_ECONFIG for an unknown resource).
- * For a remote resource it asks `ferry bridge --no-start` on the host over
- * ssh (*pid is then a pid on that host) and may also fail as
- * ferry_connect() does.
+ * running) or a negative error. For a remote resource it asks `ferry
+ * bridge --no-start` on the host over ssh (*pid is then a pid on that
+ * host). Errors: FERRY_ECONFIG (an unknown resource, or no state
+ * directory); for a remote resource also those of ferry_connect().
  */
 int ferry_engine_running(const char *resource_id, const char *config_file, long *pid);
 
 /*
  * Same, and on failure writes the detailed message (what ferry_errmsg()
  * would say) to msg (msglen bytes, NUL-terminated; msg may be NULL).
+ * Errors: as ferry_engine_running().
  */
 int ferry_engine_status(const char *resource_id, const char *config_file, long *pid, char *msg,
 			size_t msglen);
 
-/* Resource name this connection is bound to ("local", ...). Owned by conn. */
+/* Resource name this connection is bound to ("local", ...). Owned by conn. Errors: none. */
 const char *ferry_resource(const ferry_conn *conn);
 
 #ifdef __cplusplus

@@ -123,23 +123,6 @@ FERRY_EXPORT const char *ferry_resource(const ferry_conn *c)
 	return c->resource;
 }
 
-/* One request/reply under the connection's lock; consumes req. */
-static int call(ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
-		size_t *binlen)
-{
-	json_t *dummy = NULL;
-	int rc;
-
-	if (!req)
-		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	pthread_mutex_lock(&c->mu);
-	rc = ferry__call(c, req, deadline, reply ? reply : &dummy, bin, binlen);
-	pthread_mutex_unlock(&c->mu);
-	json_decref(req);
-	json_decref(dummy);
-	return rc;
-}
-
 FERRY_EXPORT void ferry_job_spec_init(struct ferry_job_spec *spec)
 {
 	memset(spec, 0, sizeof(*spec));
@@ -247,7 +230,8 @@ FERRY_EXPORT int ferry_submit_many(ferry_conn *c, const struct ferry_job_spec *s
 			return c->errmsg[0] ? FERRY_EINVAL : FERRY_ENOMEM;
 		}
 	}
-	rc = call(c, json_pack("{s:s,s:o}", "op", "submit", "jobs", jobs), 0, &reply, NULL, NULL);
+	rc = ferry__call_locked(c, json_pack("{s:s,s:o}", "op", "submit", "jobs", jobs), 0, &reply,
+				NULL, NULL);
 	if (rc)
 		return rc;
 	a = json_object_get(reply, "ids");
@@ -271,8 +255,8 @@ FERRY_EXPORT int ferry_submit(ferry_conn *c, const struct ferry_job_spec *spec,
 FERRY_EXPORT int ferry_status(ferry_conn *c, ferry_job_id id, enum ferry_job_status *status)
 {
 	json_t *reply = NULL;
-	int rc = call(c, json_pack("{s:s,s:I}", "op", "status", "id", (json_int_t)id), 0, &reply,
-		      NULL, NULL);
+	int rc = ferry__call_locked(c, json_pack("{s:s,s:I}", "op", "status", "id", (json_int_t)id),
+				    0, &reply, NULL, NULL);
 
 	if (rc)
 		return rc;
@@ -282,7 +266,7 @@ FERRY_EXPORT int ferry_status(ferry_conn *c, ferry_job_id id, enum ferry_job_sta
 	return rc;
 }
 
-static char *jstr(json_t *o, const char *key)
+char *ferry__jstrdup(json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 
@@ -334,8 +318,8 @@ static void fill_exit(json_t *o, struct ferry_exit_info *e)
 
 static int get_job(ferry_conn *c, ferry_job_id id, json_t **reply, json_t **job)
 {
-	int rc = call(c, json_pack("{s:s,s:I}", "op", "info", "id", (json_int_t)id), 0, reply, NULL,
-		      NULL);
+	int rc = ferry__call_locked(c, json_pack("{s:s,s:I}", "op", "info", "id", (json_int_t)id),
+				    0, reply, NULL, NULL);
 
 	if (rc)
 		return rc;
@@ -404,18 +388,18 @@ static int fill_info(json_t *o, struct ferry_job_info *i)
 	i->cpus = (int)jnum(o, "cpus", 1);
 	i->memory_mb = (int64_t)jnum(o, "memory_mb", 0);
 	i->walltime_s = (int64_t)jnum(o, "walltime_s", 0);
-	i->name = jstr(o, "name");
-	i->message = jstr(o, "message");
-	i->working_directory = jstr(o, "working_directory");
-	i->stdin_path = jstr(o, "stdin_path");
-	i->stdout_path = jstr(o, "stdout_path");
-	i->stderr_path = jstr(o, "stderr_path");
-	i->queue = jstr(o, "queue");
-	i->native_specification = jstr(o, "native_specification");
-	i->submission_key = jstr(o, "submission_key");
-	i->backend = jstr(o, "backend");
-	i->native_id = jstr(o, "native_id");
-	i->resource = jstr(o, "resource");
+	i->name = ferry__jstrdup(o, "name");
+	i->message = ferry__jstrdup(o, "message");
+	i->working_directory = ferry__jstrdup(o, "working_directory");
+	i->stdin_path = ferry__jstrdup(o, "stdin_path");
+	i->stdout_path = ferry__jstrdup(o, "stdout_path");
+	i->stderr_path = ferry__jstrdup(o, "stderr_path");
+	i->queue = ferry__jstrdup(o, "queue");
+	i->native_specification = ferry__jstrdup(o, "native_specification");
+	i->submission_key = ferry__jstrdup(o, "submission_key");
+	i->backend = ferry__jstrdup(o, "backend");
+	i->native_id = ferry__jstrdup(o, "native_id");
+	i->resource = ferry__jstrdup(o, "resource");
 	i->argv = jstrv(o, "command");
 	i->env = jstrv(o, "env");
 	i->referenced_input_files = jstrv(o, "referenced_input_files");
@@ -461,7 +445,7 @@ FERRY_EXPORT int ferry_jobs(ferry_conn *c, const enum ferry_job_status *filter, 
 		}
 		json_object_set_new(req, "state", json_string(name));
 	}
-	rc = call(c, req, 0, &reply, NULL, NULL);
+	rc = ferry__call_locked(c, req, 0, &reply, NULL, NULL);
 	if (rc)
 		return rc;
 	a = json_object_get(reply, "ids");
@@ -492,13 +476,14 @@ FERRY_EXPORT int ferry_wait(ferry_conn *c, const ferry_job_id *ids, size_t n, do
 	/* deadline 0 means none; a zero timeout still needs one */
 	if (timeout_s >= 0 && deadline <= 0)
 		deadline = 1e-9;
-	return call(c, json_pack("{s:s,s:o,s:f}", "op", "wait", "ids", a, "timeout", -1.0),
-		    deadline, NULL, NULL, NULL);
+	return ferry__call_locked(
+	    c, json_pack("{s:s,s:o,s:f}", "op", "wait", "ids", a, "timeout", -1.0), deadline, NULL,
+	    NULL, NULL);
 }
 
 static int control(ferry_conn *c, ferry_job_id id, const char *action)
 {
-	return call(
+	return ferry__call_locked(
 	    c, json_pack("{s:s,s:I,s:s}", "op", "control", "id", (json_int_t)id, "action", action),
 	    0, NULL, NULL, NULL);
 }
@@ -563,11 +548,12 @@ FERRY_EXPORT int ferry_read_output(ferry_conn *c, ferry_job_id id, enum ferry_st
 		return ferry__seterr(c, FERRY_EINVAL, "offset too large");
 	if (cap > FERRY_READ_MAX)
 		cap = FERRY_READ_MAX;
-	rc = call(c,
-		  json_pack("{s:s,s:I,s:s,s:I,s:I}", "op", "read", "id", (json_int_t)id, "stream",
-			    stream == FERRY_STDOUT ? "stdout" : "stderr", "offset",
-			    (json_int_t)offset, "max", (json_int_t)cap),
-		  0, &reply, &bin, &binlen);
+	rc = ferry__call_locked(c,
+				json_pack("{s:s,s:I,s:s,s:I,s:I}", "op", "read", "id",
+					  (json_int_t)id, "stream",
+					  stream == FERRY_STDOUT ? "stdout" : "stderr", "offset",
+					  (json_int_t)offset, "max", (json_int_t)cap),
+				0, &reply, &bin, &binlen);
 	if (rc)
 		return rc;
 	if (binlen > cap) {
@@ -676,12 +662,12 @@ FERRY_EXPORT int ferry_set_timeout(ferry_conn *c, double seconds)
 
 FERRY_EXPORT int ferry_ping(ferry_conn *c)
 {
-	return call(c, json_pack("{s:s}", "op", "ping"), 0, NULL, NULL, NULL);
+	return ferry__call_locked(c, json_pack("{s:s}", "op", "ping"), 0, NULL, NULL, NULL);
 }
 
 FERRY_EXPORT int ferry_shutdown_engine(ferry_conn *c)
 {
-	return call(c, json_pack("{s:s}", "op", "shutdown"), 0, NULL, NULL, NULL);
+	return ferry__call_locked(c, json_pack("{s:s}", "op", "shutdown"), 0, NULL, NULL, NULL);
 }
 
 /* Asks the bridge on the resource's host, which does not start the engine. */

@@ -320,6 +320,22 @@ int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **rep
 	return ferry__call_data(c, req, NULL, 0, deadline, reply, bin, binlen);
 }
 
+int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_t **reply,
+		       void **bin, size_t *binlen)
+{
+	json_t *dummy = NULL;
+	int rc;
+
+	if (!req)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	pthread_mutex_lock(&c->mu);
+	rc = ferry__call(c, req, deadline, reply ? reply : &dummy, bin, binlen);
+	pthread_mutex_unlock(&c->mu);
+	json_decref(req);
+	json_decref(dummy);
+	return rc;
+}
+
 int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t datalen,
 		     double deadline, json_t **reply, void **bin, size_t *binlen)
 {

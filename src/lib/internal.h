@@ -67,6 +67,13 @@ void ferry__close(struct ferry_conn *c);
 int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
 		size_t *binlen);
 /*
+ * ferry__call() under the connection's lock, for one public call; consumes
+ * req (NULL: FERRY_ENOMEM, from a failed json_pack). reply may be NULL when
+ * the call wants none.
+ */
+int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_t **reply,
+		       void **bin, size_t *binlen);
+/*
  * Pipelining, for transfers: sends a request without waiting, and reads
  * the next reply (an error reply too: see ferry__reply_error). No
  * reconnection: FERRY_EIO means the link broke; the caller closes the
@@ -81,6 +88,9 @@ int ferry__reply_error(struct ferry_conn *c, json_t *reply);
 /* Same, with data as the request's binary part. */
 int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t datalen,
 		     double deadline, json_t **reply, void **bin, size_t *binlen);
+
+/* api.c: a copy of the string member key of o; NULL when it is none or no memory. */
+char *ferry__jstrdup(json_t *o, const char *key);
 
 /* ssh.c: the transport of a resource with a host (see there). */
 /* Starts ssh running `ferry bridge`; sets c->fd. 0 or a code with the message. */
