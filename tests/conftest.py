@@ -13,6 +13,7 @@ the build/ directory beside tests/). Missing binaries make the tests fail loudly
 """
 import json as _json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -36,17 +37,25 @@ CLUSTER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cluster"
 SLURM_DIR = os.environ.get("SLURM_TEST_DIR", "/tmp/ferry-slurm")
 SGE_DIR = os.environ.get("SGE_TEST_DIR", "/tmp/ferry-sge")
 
-# Field names of the job object of docs/protocol.md.
-JOB_FIELDS = [
-    "id", "name", "command", "status", "exit_status", "exit_value", "signal",
-    "submitted_at", "started_at", "ended_at", "cpu_time", "cpu_user", "cpu_sys",
-    "max_rss_kb", "wall_time", "message", "stdin_path", "stdout_path",
-    "stderr_path", "join_stderrout", "working_directory", "env",
-    "referenced_input_files", "referenced_output_files",
-    "disposal_timeout_hours", "cpus", "memory_mb", "walltime_s", "queue",
-    "native_specification", "submission_key", "backend", "native_id",
-    "resource",
-]
+SRC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def job_fields(path=os.path.join(SRC_DIR, "src", "common", "jobfields.h")):
+    """Field names of the job object of docs/protocol.md, in order: the
+    rows `X(name, ...)` of the one table the engine, the library and the
+    CLI are built from. Read from it rather than copied, so that a field
+    is added in one place; test_cli's test_job_fields_documented holds the
+    table to the protocol's list."""
+    with open(path) as f:
+        text = f.read()
+    m = re.search(r"^#define FERRY__JOB_FIELDS\(X\)((?:.*\\\n)*.*)$", text, re.M)
+    names = re.findall(r"^\s*X\((\w+),", m.group(1), re.M) if m else []
+    if not names or names[0] != "id" or len(set(names)) != len(names):
+        raise RuntimeError(f"cannot read the job fields of {path}: {names}")
+    return names
+
+
+JOB_FIELDS = job_fields()
 
 JOB_STATES = [
     "undetermined", "queued_active", "system_on_hold", "user_on_hold",

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (JOB_FIELDS, ferry_world, live_pids_in_pgroup, pid_alive, poll,
+from conftest import (JOB_FIELDS, SRC_DIR, ferry_world, live_pids_in_pgroup, pid_alive, poll,
                       proc_comm, proc_environ, proc_pgid, wait_dead)
 
 
@@ -401,6 +401,19 @@ def test_default_cwd_is_callers(ferry):
 # ------------------------------------------------------- info / jobs
 
 
+def test_job_fields_documented():
+    """The table the code is built from (src/common/jobfields.h) and the
+    protocol's list of the job object's fields name the same fields in
+    the same order."""
+    with open(os.path.join(SRC_DIR, "docs", "protocol.md")) as f:
+        doc = f.read()
+    m = re.search(r"^### Job object.*?\n\n(.*?)(?:\n\n|\Z)", doc, re.S | re.M)
+    assert m, "docs/protocol.md has no 'Job object' section"
+    # `none` is exit_status's value before the end, not a field
+    named = [w for w in re.findall(r"`(\w+)`", m.group(1)) if w != "none"]
+    assert named == JOB_FIELDS
+
+
 def test_info_json_fields(ferry):
     jid = ferry.submit("sh", "-c", "echo hi", opts=["--name", "n1", "--env", "A=1",
                                                     "--cpus", "1", "--walltime", "60"])
@@ -410,6 +423,7 @@ def test_info_json_fields(ferry):
     assert j == j2
     missing = [k for k in JOB_FIELDS if k not in j]
     assert not missing, f"info --json lacks fields {missing}"
+    assert list(j) == JOB_FIELDS, "info --json shows the fields in the protocol's order"
     assert j["id"] == jid
     assert j["name"] == "n1"
     assert j["command"] == ["sh", "-c", "echo hi"]

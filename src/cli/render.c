@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "jobfields.h"
 
 /* Columns of the job table's text cells, beyond which they are cut with "...". */
 #define TABLE_NAME_MAX 24
@@ -213,6 +214,7 @@ const char *ferry__cli_status_str(enum ferry_job_status s)
 
 /* ------------------------------------------------------------------ */
 /* The protocol's objects (docs/protocol.md) as JSON */
+/* (a job's is ferry__job_to_json(), made from the table of jobfields.h) */
 
 static int jset(json_t *o, const char *key, json_t *v)
 {
@@ -241,84 +243,6 @@ static json_t *jstrv(char *const *v)
 static json_t *jtime(double t)
 {
 	return t > 0 ? json_real(t) : json_null();
-}
-
-static json_t *jsecs(double s)
-{
-	return s >= 0 ? json_real(s) : json_null();
-}
-
-static json_t *jcount(int64_t v)
-{
-	return v >= 0 ? json_integer((json_int_t)v) : json_null();
-}
-
-static int job_ended(const struct ferry_job_info *j)
-{
-	return j->status == FERRY_DONE || j->status == FERRY_FAILED ||
-	       j->exit_status != FERRY_EXIT_NONE;
-}
-
-static int job_json_result(json_t *o, const struct ferry_job_info *j)
-{
-	int ended = job_ended(j);
-	int cpu_known = j->cpu_user_s >= 0 && j->cpu_sys_s >= 0;
-	int bad = 0;
-
-	bad |= jset(o, "id", json_integer((json_int_t)j->id));
-	bad |= jset(o, "name", jstr(j->name));
-	bad |= jset(o, "command", jstrv(j->argv));
-	bad |= jset(o, "status", jstr(ferry_status_name(j->status)));
-	bad |= jset(o, "exit_status", jstr(ferry_exit_status_name(j->exit_status)));
-	bad |= jset(o, "exit_value", ended ? json_integer(j->exit_value) : json_null());
-	bad |= jset(o, "signal", ended ? json_integer(j->signal) : json_null());
-	bad |= jset(o, "submitted_at", jtime(j->submitted_at));
-	bad |= jset(o, "started_at", jtime(j->started_at));
-	bad |= jset(o, "ended_at", jtime(j->ended_at));
-	bad |=
-	    jset(o, "cpu_time", cpu_known ? json_real(j->cpu_user_s + j->cpu_sys_s) : json_null());
-	bad |= jset(o, "cpu_user", jsecs(j->cpu_user_s));
-	bad |= jset(o, "cpu_sys", jsecs(j->cpu_sys_s));
-	bad |= jset(o, "max_rss_kb", jcount(j->max_rss_kb));
-	bad |= jset(o, "wall_time", jsecs(j->wall_s));
-	bad |= jset(o, "message", jstr(j->message));
-	return bad;
-}
-
-static int job_json_spec(json_t *o, const struct ferry_job_info *j)
-{
-	int bad = 0;
-
-	bad |= jset(o, "stdin_path", jstr(j->stdin_path));
-	bad |= jset(o, "stdout_path", jstr(j->stdout_path));
-	bad |= jset(o, "stderr_path", jstr(j->stderr_path));
-	bad |= jset(o, "join_stderrout", json_boolean(j->join_stderrout));
-	bad |= jset(o, "working_directory", jstr(j->working_directory));
-	bad |= jset(o, "env", jstrv(j->env));
-	bad |= jset(o, "referenced_input_files", jstrv(j->referenced_input_files));
-	bad |= jset(o, "referenced_output_files", jstrv(j->referenced_output_files));
-	bad |= jset(o, "disposal_timeout_hours", jcount(j->disposal_timeout_hours));
-	bad |= jset(o, "cpus", jcount(j->cpus));
-	bad |= jset(o, "memory_mb", jcount(j->memory_mb));
-	bad |= jset(o, "walltime_s", jcount(j->walltime_s));
-	bad |= jset(o, "queue", jstr(j->queue));
-	bad |= jset(o, "native_specification", jstr(j->native_specification));
-	bad |= jset(o, "submission_key", jstr(j->submission_key));
-	bad |= jset(o, "backend", jstr(j->backend));
-	bad |= jset(o, "native_id", jstr(j->native_id));
-	bad |= jset(o, "resource", jstr(j->resource));
-	return bad;
-}
-
-static json_t *job_to_json(const struct ferry_job_info *j)
-{
-	json_t *o = json_object();
-
-	if (o && (job_json_result(o, j) < 0 || job_json_spec(o, j) < 0)) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
 }
 
 static json_t *transfer_json(const struct ferry_transfer_info *t)
@@ -452,7 +376,7 @@ static int show(const struct ctx *c, json_t *o)
 
 int ferry__cli_show_job(const struct ctx *c, const struct ferry_job_info *j)
 {
-	return show(c, job_to_json(j));
+	return show(c, ferry__job_to_json(j));
 }
 
 int ferry__cli_show_transfer(const struct ctx *c, const struct ferry_transfer_info *t)
@@ -647,7 +571,7 @@ static int print_jobs_json(const struct ctx *c, struct ferry_job_info *const *in
 
 	fputs(n ? "[\n" : "[", stdout);
 	for (i = 0; i < n && rc == CLI_OK; i++) {
-		job = job_to_json(infos[i]);
+		job = ferry__job_to_json(infos[i]);
 		if (!job) {
 			rc = ferry__cli_out_of_memory(c);
 			break;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "jobfields.h"
 #include "util.h"
 
 #define SCHEMA_VERSION 2
@@ -59,9 +60,24 @@ enum stmt_id {
 	S_COUNT
 };
 
-#define JOB_COLS                                                                                   \
-	"id, name, spec, state, exit_status, exit_value, signal, cpu_user, cpu_sys, max_rss_kb, "  \
-	"wall, submitted_at, started_at, ended_at, message, native_id, skey"
+/*
+ * What a job object is read from (row_to_json): the stored spec, then the
+ * column of each COL() field of jobfields.h, in the table's order.
+ */
+#define COL_NAME(name, type, source, member, dflt) COL_NAME_##source
+#define COL_NAME_COL(c)				   ", " #c
+#define COL_NAME_SPEC
+#define COL_NAME_SPEC_AS(k)
+#define COL_NAME_DERIVED(f)
+#define JOB_COLS "spec" FERRY__JOB_FIELDS(COL_NAME)
+
+/* The index of each of them in a JOB_COLS row: JC_SPEC, JC_id, ... */
+#define COL_ENUM(name, type, source, member, dflt) COL_ENUM_##source
+#define COL_ENUM_COL(c)				   JC_##c,
+#define COL_ENUM_SPEC
+#define COL_ENUM_SPEC_AS(k)
+#define COL_ENUM_DERIVED(f)
+enum job_col { JC_SPEC, FERRY__JOB_FIELDS(COL_ENUM) };
 
 #define TR_COLS                                                                                    \
 	"id, tkey, dir, server_path, kind, state, received, created_at, deadline, ended_at, "      \
@@ -569,71 +585,85 @@ static json_t *col_json_str(sqlite3_stmt *q, int i)
 	return s ? json_string((const char *)s) : json_null();
 }
 
+/* Where each field of the job object comes from, by jobfields.h. */
+enum field_from { FROM_COL, FROM_SPEC, FROM_DERIVED };
+
+struct job_field {
+	const char *name;
+	enum ferry__jf_type type;
+	enum field_from from;
+	int col;	 /* FROM_COL: its index in a JOB_COLS row */
+	const char *key; /* FROM_SPEC: the spec's key; NULL: the field's name */
+};
+
+#define SRC_COL(c)				    FROM_COL, JC_##c, NULL
+#define SRC_SPEC				    FROM_SPEC, 0, NULL
+#define SRC_SPEC_AS(k)				    FROM_SPEC, 0, #k
+#define SRC_DERIVED(f)				    FROM_DERIVED, 0, NULL
+#define JOB_FIELD(name, type, source, member, dflt) {#name, FERRY__JF_##type, SRC_##source},
+
+static const struct job_field job_fields[] = {FERRY__JOB_FIELDS(JOB_FIELD)};
+
+/* A column's value as its field's type shows it. */
+static json_t *col_json(sqlite3_stmt *q, const struct job_field *f)
+{
+	const char *name;
+
+	switch (f->type) {
+	case FERRY__JF_STATE:
+		name = ferry_status_name((enum ferry_job_status)sqlite3_column_int(q, f->col));
+		return name ? json_string(name) : json_null();
+	case FERRY__JF_EXIT:
+		return json_string(
+		    ferry_exit_status_name((enum ferry_exit_status)sqlite3_column_int(q, f->col)));
+	case FERRY__JF_STR:
+		return col_json_str(q, f->col);
+	case FERRY__JF_STRV: /* arrays live in the spec only */
+		return json_null();
+	case FERRY__JF_BOOL:
+		if (sqlite3_column_type(q, f->col) == SQLITE_NULL)
+			return json_null();
+		return json_boolean(sqlite3_column_int(q, f->col));
+	default: /* the numbers, as stored: an INTEGER column gives an integer */
+		return col_json_num(q, f->col);
+	}
+}
+
+static json_t *field_json(sqlite3_stmt *q, json_t *spec, const struct job_field *f)
+{
+	json_t *v;
+
+	switch (f->from) {
+	case FROM_COL:
+		return col_json(q, f);
+	case FROM_SPEC:
+		v = json_object_get(spec, f->key ? f->key : f->name);
+		return v ? json_incref(v) : json_null();
+	case FROM_DERIVED: /* ferry__job_derive(), once the others are there */
+		break;
+	}
+	return json_null();
+}
+
 /* Builds the job object of docs/protocol.md from a JOB_COLS row. */
 static json_t *row_to_json(sqlite3_stmt *q)
 {
-	json_t *spec, *o;
-	const unsigned char *st = sqlite3_column_text(q, 2);
-	int state = sqlite3_column_int(q, 3);
-	double cu, cs;
+	const unsigned char *text = sqlite3_column_text(q, JC_SPEC);
+	json_t *spec = text ? json_loads((const char *)text, 0, NULL) : NULL;
+	json_t *o = json_object();
+	int bad;
 
-	spec = st ? json_loads((const char *)st, 0, NULL) : NULL;
 	if (!spec)
 		spec = json_object();
-	o = json_object();
-	if (!o || !spec) {
-		json_decref(spec);
+	bad = !o || !spec;
+	for (size_t i = 0; !bad && i < FERRY_ARRAY_SIZE(job_fields); i++)
+		bad = json_object_set_new(o, job_fields[i].name,
+					  field_json(q, spec, &job_fields[i])) < 0;
+	json_decref(spec);
+	if (bad || ferry__job_derive(o) < 0) {
 		json_decref(o);
 		return NULL;
 	}
-	json_object_set_new(o, "id", json_integer(sqlite3_column_int64(q, 0)));
-	json_object_set_new(o, "name", col_json_str(q, 1));
-	json_object_set(o, "command", json_object_get(spec, "argv"));
-	json_object_set_new(o, "status", json_string(ferry_status_name(state)));
-	json_object_set_new(o, "exit_status",
-			    json_string(ferry_exit_status_name(sqlite3_column_int(q, 4))));
-	json_object_set_new(o, "exit_value", col_json_num(q, 5));
-	json_object_set_new(o, "signal", col_json_num(q, 6));
-	json_object_set_new(o, "cpu_user", col_json_num(q, 7));
-	json_object_set_new(o, "cpu_sys", col_json_num(q, 8));
-	if (sqlite3_column_type(q, 7) != SQLITE_NULL) {
-		cu = sqlite3_column_double(q, 7);
-		cs = sqlite3_column_double(q, 8);
-		json_object_set_new(o, "cpu_time", json_real(cu + cs));
-	} else {
-		json_object_set_new(o, "cpu_time", json_null());
-	}
-	json_object_set_new(o, "max_rss_kb", col_json_num(q, 9));
-	json_object_set_new(o, "wall_time", col_json_num(q, 10));
-	json_object_set_new(o, "submitted_at", col_json_num(q, 11));
-	json_object_set_new(o, "started_at", col_json_num(q, 12));
-	json_object_set_new(o, "ended_at", col_json_num(q, 13));
-	json_object_set_new(o, "message", col_json_str(q, 14));
-	json_object_set_new(o, "native_id", col_json_str(q, 15));
-	json_object_set_new(o, "submission_key", col_json_str(q, 16));
-	static const char *const copy[] = {
-	    "stdin_path",
-	    "stdout_path",
-	    "stderr_path",
-	    "join_stderrout",
-	    "working_directory",
-	    "env",
-	    "referenced_input_files",
-	    "referenced_output_files",
-	    "disposal_timeout_hours",
-	    "cpus",
-	    "memory_mb",
-	    "walltime_s",
-	    "queue",
-	    "native_specification",
-	    "backend",
-	    "resource",
-	};
-	for (size_t i = 0; i < FERRY_ARRAY_SIZE(copy); i++) {
-		json_t *v = json_object_get(spec, copy[i]);
-		json_object_set_new(o, copy[i], v ? json_incref(v) : json_null());
-	}
-	json_decref(spec);
 	return o;
 }
 
@@ -661,7 +691,7 @@ int ferry__db_list(struct ferry_db *db, int state, int detail, json_t *out)
 	if (state >= 0)
 		sqlite3_bind_int(q, 1, state);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		json_t *v = detail ? row_to_json(q) : json_integer(sqlite3_column_int64(q, 0));
+		json_t *v = detail ? row_to_json(q) : json_integer(sqlite3_column_int64(q, JC_id));
 		if (!v || json_array_append_new(out, v)) {
 			sqlite3_reset(q);
 			return FERRY_ENOMEM;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "jobfields.h"
 #include "proto.h"
 #include "util.h"
 
@@ -273,47 +274,21 @@ char *ferry__jstrdup(json_t *o, const char *key)
 	return s ? strdup(s) : NULL;
 }
 
-static char **jstrv(json_t *o, const char *key)
+/* The exit info is the job object's fields of that name (jobfields.h). */
+static void fill_exit(const json_t *o, struct ferry_exit_info *e)
 {
-	json_t *a = json_object_get(o, key), *e;
-	char **v = calloc(json_array_size(a) + 1, sizeof(*v));
-	size_t i;
+	struct ferry_job_info i = {0};
 
-	if (!v)
-		return NULL;
-	json_array_foreach(a, i, e)
-	{
-		v[i] = strdup(json_string_value(e) ? json_string_value(e) : "");
-		if (!v[i]) {
-			ferry__strv_free(v);
-			return NULL;
-		}
-	}
-	return v;
-}
-
-static double jnum(json_t *o, const char *key, double dflt)
-{
-	json_t *v = json_object_get(o, key);
-
-	return json_is_number(v) ? json_number_value(v) : dflt;
-}
-
-static void fill_exit(json_t *o, struct ferry_exit_info *e)
-{
-	enum ferry_exit_status es = FERRY_EXIT_NONE;
-	const char *name = json_string_value(json_object_get(o, "exit_status"));
-
-	for (int i = FERRY_EXIT_NONE; i <= FERRY_ABORTED; i++)
-		if (name && !strcmp(name, ferry_exit_status_name(i)))
-			es = (enum ferry_exit_status)i;
-	e->exit_status = es;
-	e->exit_value = (int)jnum(o, "exit_value", 0);
-	e->signal = (int)jnum(o, "signal", 0);
-	e->cpu_user_s = jnum(o, "cpu_user", -1);
-	e->cpu_sys_s = jnum(o, "cpu_sys", -1);
-	e->max_rss_kb = (int64_t)jnum(o, "max_rss_kb", -1);
-	e->wall_s = jnum(o, "wall_time", -1);
+	ferry__job_scalars_from_json(o, &i);
+	*e = (struct ferry_exit_info){
+	    .exit_status = i.exit_status,
+	    .exit_value = i.exit_value,
+	    .signal = i.signal,
+	    .cpu_user_s = i.cpu_user_s,
+	    .cpu_sys_s = i.cpu_sys_s,
+	    .max_rss_kb = i.max_rss_kb,
+	    .wall_s = i.wall_s,
+	};
 }
 
 static int get_job(ferry_conn *c, ferry_job_id id, json_t **reply, json_t **job)
@@ -347,66 +322,8 @@ FERRY_EXPORT void ferry_job_info_free(struct ferry_job_info *i)
 {
 	if (!i)
 		return;
-	free(i->name);
-	ferry__strv_free(i->argv);
-	free(i->message);
-	free(i->working_directory);
-	free(i->stdin_path);
-	free(i->stdout_path);
-	free(i->stderr_path);
-	ferry__strv_free(i->env);
-	ferry__strv_free(i->referenced_input_files);
-	ferry__strv_free(i->referenced_output_files);
-	free(i->queue);
-	free(i->native_specification);
-	free(i->submission_key);
-	free(i->backend);
-	free(i->native_id);
-	free(i->resource);
+	ferry__job_release(i);
 	free(i);
-}
-
-static int fill_info(json_t *o, struct ferry_job_info *i)
-{
-	struct ferry_exit_info e;
-
-	i->id = (ferry_job_id)jnum(o, "id", 0);
-	ferry_status_from_name(json_string_value(json_object_get(o, "status")), &i->status);
-	fill_exit(o, &e);
-	i->exit_status = e.exit_status;
-	i->exit_value = e.exit_value;
-	i->signal = e.signal;
-	i->cpu_user_s = e.cpu_user_s;
-	i->cpu_sys_s = e.cpu_sys_s;
-	i->max_rss_kb = e.max_rss_kb;
-	i->wall_s = e.wall_s;
-	i->submitted_at = jnum(o, "submitted_at", 0);
-	i->started_at = jnum(o, "started_at", 0);
-	i->ended_at = jnum(o, "ended_at", 0);
-	i->join_stderrout = json_is_true(json_object_get(o, "join_stderrout"));
-	i->disposal_timeout_hours = (int)jnum(o, "disposal_timeout_hours", 168);
-	i->cpus = (int)jnum(o, "cpus", 1);
-	i->memory_mb = (int64_t)jnum(o, "memory_mb", 0);
-	i->walltime_s = (int64_t)jnum(o, "walltime_s", 0);
-	i->name = ferry__jstrdup(o, "name");
-	i->message = ferry__jstrdup(o, "message");
-	i->working_directory = ferry__jstrdup(o, "working_directory");
-	i->stdin_path = ferry__jstrdup(o, "stdin_path");
-	i->stdout_path = ferry__jstrdup(o, "stdout_path");
-	i->stderr_path = ferry__jstrdup(o, "stderr_path");
-	i->queue = ferry__jstrdup(o, "queue");
-	i->native_specification = ferry__jstrdup(o, "native_specification");
-	i->submission_key = ferry__jstrdup(o, "submission_key");
-	i->backend = ferry__jstrdup(o, "backend");
-	i->native_id = ferry__jstrdup(o, "native_id");
-	i->resource = ferry__jstrdup(o, "resource");
-	i->argv = jstrv(o, "command");
-	i->env = jstrv(o, "env");
-	i->referenced_input_files = jstrv(o, "referenced_input_files");
-	i->referenced_output_files = jstrv(o, "referenced_output_files");
-	if (!i->argv || !i->env || !i->referenced_input_files || !i->referenced_output_files)
-		return FERRY_ENOMEM;
-	return 0;
 }
 
 FERRY_EXPORT int ferry_job_info(ferry_conn *c, ferry_job_id id, struct ferry_job_info **info)
@@ -419,7 +336,7 @@ FERRY_EXPORT int ferry_job_info(ferry_conn *c, ferry_job_id id, struct ferry_job
 	if (rc)
 		return rc;
 	i = calloc(1, sizeof(*i));
-	if (!i || fill_info(job, i)) {
+	if (!i || ferry__job_from_json(job, i)) {
 		ferry_job_info_free(i);
 		json_decref(reply);
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
