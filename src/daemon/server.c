@@ -702,7 +702,12 @@ int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int lis
 		return -1;
 	}
 	rc = serve(&srv, eng);
-	/* the connections go with the process; the loop must not call back into srv */
+	/* srv ends here: its connections go with it, answered or not */
+	while (srv.conns) {
+		struct ferry_conn_s *c = srv.conns;
+		srv.conns = c->next;
+		conn_free(eng, c);
+	}
 	ferry__loop_unwatch(loop, listen_fd);
 	ferry__loop_unwatch(loop, sfd);
 	close(sfd);
