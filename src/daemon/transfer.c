@@ -17,7 +17,6 @@
  * of a send (docs/architecture.md, "File transfers").
  */
 #include <dirent.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,7 +28,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "dispatch.h"
 #include "hash.h"
 #include "util.h"
 
@@ -39,30 +38,6 @@
 #define ROLE_INPUT   0
 #define ROLE_OUTPUT  1
 #define DISPOSAL_MAX 87600
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return code;
-}
-
-struct tctx {
-	struct ferry_engine *eng;
-	json_t *in, *out;
-	const void *data;
-	size_t datalen;
-	struct ferry_bin *bin;
-	char *err;
-	size_t errlen;
-};
-
-#define FAIL(t, code, ...) fail((t)->err, (t)->errlen, code, __VA_ARGS__)
 
 /*
  * Running checksums of files received in one uninterrupted stream of
@@ -156,32 +131,36 @@ static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
  * empty, "." or "..", none longer than NAME_MAX or holding a control
  * character, none ending in the suffix of our partial files.
  */
-static int check_rel(struct tctx *t, const char *rel)
+static int check_rel(struct ferry_req *t, const char *rel)
 {
 	size_t len = strlen(rel);
 	const char *p = rel;
 
 	if (!len)
-		return FAIL(t, FERRY_EINVAL, "an empty file name");
+		return ferry__req_fail(t, FERRY_EINVAL, "an empty file name");
 	if (len > PATH_MAX / 2)
-		return FAIL(t, FERRY_EINVAL, "file name of %zu bytes is too long (limit %d)", len,
-			    PATH_MAX / 2);
+		return ferry__req_fail(t, FERRY_EINVAL,
+				       "file name of %zu bytes is too long (limit %d)", len,
+				       PATH_MAX / 2);
 	while (*p) {
 		const char *slash = strchr(p, '/');
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);
 		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return FAIL(t, FERRY_EINVAL,
-				    "file name '%s' has an empty, '.' or '..' component", rel);
+			return ferry__req_fail(t, FERRY_EINVAL,
+					       "file name '%s' has an empty, '.' or '..' component",
+					       rel);
 		if (n > NAME_MAX)
-			return FAIL(t, FERRY_EINVAL, "a component of '%.80s...' is too long", rel);
+			return ferry__req_fail(t, FERRY_EINVAL,
+					       "a component of '%.80s...' is too long", rel);
 		for (size_t i = 0; i < n; i++)
 			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-				return FAIL(t, FERRY_EINVAL,
-					    "file name '%s' holds a control character", rel);
+				return ferry__req_fail(t, FERRY_EINVAL,
+						       "file name '%s' holds a control character",
+						       rel);
 		if (n >= sizeof(PART_SUFFIX) - 1 && !memcmp(p + n - (sizeof(PART_SUFFIX) - 1),
 							    PART_SUFFIX, sizeof(PART_SUFFIX) - 1))
-			return FAIL(t, FERRY_EINVAL, "file name '%s' ends in '%s'", rel,
-				    PART_SUFFIX);
+			return ferry__req_fail(t, FERRY_EINVAL, "file name '%s' ends in '%s'", rel,
+					       PART_SUFFIX);
 		p += n;
 		if (*p == '/')
 			p++;
@@ -252,12 +231,12 @@ static char *part_name(const char *base)
 
 /* ---- rows ---- */
 
-static const char *root(struct tctx *t)
+static const char *root(struct ferry_req *t)
 {
 	return ferry__engine_transfer_root(t->eng);
 }
 
-static int rootfd(struct tctx *t)
+static int rootfd(struct ferry_req *t)
 {
 	return ferry__engine_transfer_root_fd(t->eng);
 }
@@ -267,7 +246,7 @@ static int rootfd(struct tctx *t)
  * the path relative to the root. 0, FERRY_ENOJOB (nothing there) or an
  * error, with the message set.
  */
-static int find_by_path(struct tctx *t, const char *path, struct db_tr_row *row)
+static int find_by_path(struct ferry_req *t, const char *path, struct db_tr_row *row)
 {
 	size_t rl = strlen(root(t));
 	char dir[64];
@@ -275,29 +254,29 @@ static int find_by_path(struct tctx *t, const char *path, struct db_tr_row *row)
 	int rc;
 
 	if (strncmp(path, root(t), rl) || path[rl] != '/')
-		return FAIL(t, FERRY_EINVAL, "'%s' is not under the transfer root '%s'", path,
-			    root(t));
+		return ferry__req_fail(t, FERRY_EINVAL, "'%s' is not under the transfer root '%s'",
+				       path, root(t));
 	rel = path + rl + 1;
 	if ((rc = check_rel(t, rel)))
 		return rc;
 	slash = strchr(rel, '/');
 	if (!slash || (size_t)(slash - rel) >= sizeof(dir))
-		return FAIL(t, FERRY_ENOJOB, "no transfer at '%s'", path);
+		return ferry__req_fail(t, FERRY_ENOJOB, "no transfer at '%s'", path);
 	memcpy(dir, rel, (size_t)(slash - rel));
 	dir[slash - rel] = '\0';
 	rc = ferry__db_tr_by_dir(ferry__engine_db(t->eng), dir, row);
 	if (rc == FERRY_ENOJOB)
-		return FAIL(t, FERRY_ENOJOB, "no transfer at '%s'", path);
+		return ferry__req_fail(t, FERRY_ENOJOB, "no transfer at '%s'", path);
 	if (rc)
-		return FAIL(t, rc, "cannot read the transfer of '%s'", path);
+		return ferry__req_fail(t, rc, "cannot read the transfer of '%s'", path);
 	return 0;
 }
 
-static int get_path_arg(struct tctx *t, const char **path)
+static int get_path_arg(struct ferry_req *t, const char **path)
 {
 	*path = json_string_value(json_object_get(t->in, "server_path"));
 	if (!*path)
-		return FAIL(t, FERRY_EINVAL, "missing string field 'server_path'");
+		return ferry__req_fail(t, FERRY_EINVAL, "missing string field 'server_path'");
 	return 0;
 }
 
@@ -374,7 +353,7 @@ static void merge_hash(void *files, int64_t idx, const char *hash)
 }
 
 /* The row's doc, a new reference, or NULL (message set); keep: cache it. */
-static json_t *doc_load(struct tctx *t, const struct db_tr_row *row, int keep)
+static json_t *doc_load(struct ferry_req *t, const struct db_tr_row *row, int keep)
 {
 	struct ferry_db *db = ferry__engine_db(t->eng);
 	struct cdoc *d = doc_find(row->id);
@@ -393,8 +372,8 @@ static json_t *doc_load(struct tctx *t, const struct db_tr_row *row, int keep)
 		doc = NULL;
 	}
 	if (!doc) {
-		FAIL(t, FERRY_EINTERNAL, "the stored transfer %lld is unreadable",
-		     (long long)row->id);
+		ferry__req_fail(t, FERRY_EINTERNAL, "the stored transfer %lld is unreadable",
+				(long long)row->id);
 		return NULL;
 	}
 	if (keep)
@@ -402,13 +381,13 @@ static json_t *doc_load(struct tctx *t, const struct db_tr_row *row, int keep)
 	return doc;
 }
 
-static json_t *doc_of(struct tctx *t, const struct db_tr_row *row)
+static json_t *doc_of(struct ferry_req *t, const struct db_tr_row *row)
 {
 	return doc_load(t, row, 1);
 }
 
 /* Writes the row, and doc when given (the cached one, changed in place). */
-static int save(struct tctx *t, struct db_tr_row *row, json_t *doc)
+static int save(struct ferry_req *t, struct db_tr_row *row, json_t *doc)
 {
 	struct ferry_db *db = ferry__engine_db(t->eng);
 	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -421,10 +400,10 @@ static int save(struct tctx *t, struct db_tr_row *row, json_t *doc)
 		rc = ferry__db_tr_update(db, row);
 	if (rc && doc)
 		doc_drop(row->id); /* what the database holds is read again */
-	return rc ? FAIL(t, rc, "cannot record the transfer") : 0;
+	return rc ? ferry__req_fail(t, rc, "cannot record the transfer") : 0;
 }
 
-static double hours_s(struct tctx *t, json_t *doc)
+static double hours_s(struct ferry_req *t, json_t *doc)
 {
 	return (double)json_integer_value(json_object_get(doc, "disposal_hours")) *
 	       ferry__engine_hour(t->eng);
@@ -475,7 +454,7 @@ static json_t *transfer_hash(json_t *files)
 }
 
 /* with_files: the whole object (and its doc is cached), else the list's entry */
-static json_t *row_json(struct tctx *t, const struct db_tr_row *row, int with_files)
+static json_t *row_json(struct ferry_req *t, const struct db_tr_row *row, int with_files)
 {
 	json_t *doc = doc_load(t, row, with_files), *o, *files;
 	int64_t *jobs = NULL, size = 0;
@@ -519,7 +498,7 @@ static json_t *row_json(struct tctx *t, const struct db_tr_row *row, int with_fi
 /* ---- progress of a send ---- */
 
 /* Bytes of file f present: its size when complete (*complete), else its part's. */
-static int64_t file_done(struct tctx *t, const struct db_tr_row *row, json_t *f, int *complete)
+static int64_t file_done(struct ferry_req *t, const struct db_tr_row *row, json_t *f, int *complete)
 {
 	char rel[PATH_MAX];
 	const char *base;
@@ -553,7 +532,7 @@ static int part_rel(const char *rel, char *buf, size_t cap)
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-static json_t *progress(struct tctx *t, const struct db_tr_row *row, json_t *doc)
+static json_t *progress(struct ferry_req *t, const struct db_tr_row *row, json_t *doc)
 {
 	json_t *a = json_array(), *f;
 	size_t i;
@@ -590,17 +569,18 @@ static int is_hash(const char *h)
 	       strspn(h, "0123456789abcdef") == FERRY_HASH_HEX - 1;
 }
 
-static int check_manifest(struct tctx *t, json_t *files)
+static int check_manifest(struct ferry_req *t, json_t *files)
 {
 	json_t *f;
 	size_t i;
 	int rc;
 
 	if (!json_is_array(files) || !json_array_size(files))
-		return FAIL(t, FERRY_EINVAL, "'files' must be a non-empty array");
+		return ferry__req_fail(t, FERRY_EINVAL, "'files' must be a non-empty array");
 	if (json_array_size(files) > MAX_FILES)
-		return FAIL(t, FERRY_EINVAL, "%zu files in one transfer, over the limit of %d",
-			    json_array_size(files), MAX_FILES);
+		return ferry__req_fail(t, FERRY_EINVAL,
+				       "%zu files in one transfer, over the limit of %d",
+				       json_array_size(files), MAX_FILES);
 	json_array_foreach(files, i, f)
 	{
 		const char *path = json_string_value(json_object_get(f, "path"));
@@ -610,30 +590,31 @@ static int check_manifest(struct tctx *t, json_t *files)
 		json_t *mtime = json_object_get(f, "mtime_ns");
 
 		if (!json_is_object(f) || !path || !type)
-			return FAIL(t, FERRY_EINVAL, "file %zu needs 'path' and 'type'", i);
+			return ferry__req_fail(t, FERRY_EINVAL, "file %zu needs 'path' and 'type'",
+					       i);
 		if ((rc = check_rel(t, path)))
 			return rc;
 		if (strcmp(type, "file") && strcmp(type, "dir"))
-			return FAIL(t, FERRY_EINVAL, "file '%s': type '%s' (file or dir)", path,
-				    type);
+			return ferry__req_fail(t, FERRY_EINVAL,
+					       "file '%s': type '%s' (file or dir)", path, type);
 		if (!json_is_integer(mode) || json_integer_value(mode) < 0 ||
 		    json_integer_value(mode) > 07777 || !json_is_integer(mtime))
-			return FAIL(t, FERRY_EINVAL, "file '%s' needs a 'mode' and an 'mtime_ns'",
-				    path);
+			return ferry__req_fail(t, FERRY_EINVAL,
+					       "file '%s' needs a 'mode' and an 'mtime_ns'", path);
 		if (!strcmp(type, "dir"))
 			continue;
 		if (!json_is_integer(size) || json_integer_value(size) < 0 ||
 		    json_integer_value(size) > (1LL << 50))
-			return FAIL(t, FERRY_EINVAL, "file '%s' needs a 'size'", path);
+			return ferry__req_fail(t, FERRY_EINVAL, "file '%s' needs a 'size'", path);
 		/* optional: a client that hashes while it sends gives it with the last chunk */
 		if (json_object_get(f, "hash") && !is_hash(hash))
-			return FAIL(t, FERRY_EINVAL, "file '%s': 'hash' must be 32 hex digits",
-				    path);
+			return ferry__req_fail(t, FERRY_EINVAL,
+					       "file '%s': 'hash' must be 32 hex digits", path);
 	}
 	return 0;
 }
 
-static int opt_hours(struct tctx *t, int64_t *hours)
+static int opt_hours(struct ferry_req *t, int64_t *hours)
 {
 	json_t *h = json_object_get(t->in, "disposal_hours");
 
@@ -642,24 +623,25 @@ static int opt_hours(struct tctx *t, int64_t *hours)
 		return 0;
 	if (!json_is_integer(h) || json_integer_value(h) < 1 ||
 	    json_integer_value(h) > DISPOSAL_MAX)
-		return FAIL(t, FERRY_EINVAL, "'disposal_hours' must be 1 to %d", DISPOSAL_MAX);
+		return ferry__req_fail(t, FERRY_EINVAL, "'disposal_hours' must be 1 to %d",
+				       DISPOSAL_MAX);
 	*hours = json_integer_value(h);
 	return 0;
 }
 
 /* A new transfer directory and row; the directory name is random and unique. */
-static int create(struct tctx *t, const char *key, const char *kind, const char *state,
+static int create(struct ferry_req *t, const char *key, const char *kind, const char *state,
 		  const char *top, json_t *doc, int64_t hours, struct db_tr_row *row)
 {
 	char hex[17], dir[20], *text;
 	int rc;
 
 	if (ferry__random_hex(hex, 8) < 0)
-		return FAIL(t, FERRY_EINTERNAL, "no random bytes");
+		return ferry__req_fail(t, FERRY_EINTERNAL, "no random bytes");
 	snprintf(dir, sizeof(dir), "t%s", hex);
 	if (mkdirat(rootfd(t), dir, 0700) < 0)
-		return FAIL(t, FERRY_EIO, "cannot create '%s/%s': %s", root(t), dir,
-			    strerror(errno));
+		return ferry__req_fail(t, FERRY_EIO, "cannot create '%s/%s': %s", root(t), dir,
+				       strerror(errno));
 	text = json_dumps(doc, JSON_COMPACT);
 	memset(row, 0, sizeof(*row));
 	row->key = key ? strdup(key) : NULL;
@@ -672,19 +654,19 @@ static int create(struct tctx *t, const char *key, const char *kind, const char 
 	if (!row->dir || !row->server_path || !row->kind || !row->state || !text ||
 	    (key && !row->key)) {
 		free(text);
-		return FAIL(t, FERRY_ENOMEM, "out of memory");
+		return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
 	}
 	rc = ferry__db_tr_insert(ferry__engine_db(t->eng), row, text, &row->id);
 	free(text);
 	if (rc) {
 		unlinkat(rootfd(t), dir, AT_REMOVEDIR);
-		return FAIL(t, rc, "cannot record the transfer");
+		return ferry__req_fail(t, rc, "cannot record the transfer");
 	}
 	return 0;
 }
 
 /* Existing transfer with this key: 1 (row filled), 0 none, <0 error. */
-static int by_key(struct tctx *t, const char *key, struct db_tr_row *row)
+static int by_key(struct ferry_req *t, const char *key, struct db_tr_row *row)
 {
 	int64_t id;
 	int rc;
@@ -693,38 +675,40 @@ static int by_key(struct tctx *t, const char *key, struct db_tr_row *row)
 		return 0;
 	rc = ferry__db_tr_find_key(ferry__engine_db(t->eng), key, &id);
 	if (rc <= 0)
-		return rc < 0 ? FAIL(t, rc, "database error") : 0;
+		return rc < 0 ? ferry__req_fail(t, rc, "database error") : 0;
 	rc = ferry__db_tr_by_id(ferry__engine_db(t->eng), id, row);
-	return rc ? FAIL(t, rc, "database error") : 1;
+	return rc ? ferry__req_fail(t, rc, "database error") : 1;
 }
 
-static int opt_key(struct tctx *t, const char **key)
+static int opt_key(struct ferry_req *t, const char **key)
 {
 	json_t *k = json_object_get(t->in, "key");
 
 	*key = json_string_value(k);
 	if (k && (!*key || !**key || strlen(*key) > 256))
-		return FAIL(t, FERRY_EINVAL, "'key' must be a string of 1 to 256 bytes");
+		return ferry__req_fail(t, FERRY_EINVAL, "'key' must be a string of 1 to 256 bytes");
 	return 0;
 }
 
-static int local_paths(struct tctx *t, json_t **out)
+static int local_paths(struct ferry_req *t, json_t **out)
 {
 	json_t *lp = json_object_get(t->in, "local_paths"), *e;
 	size_t i;
 
 	if (!json_is_array(lp) || !json_array_size(lp) || json_array_size(lp) > MAX_FILES)
-		return FAIL(t, FERRY_EINVAL, "'local_paths' must be a non-empty array of paths");
-	json_array_foreach(lp, i, e) if (!json_is_string(e) ||
-					 json_string_length(e) >
-					     PATH_MAX) return FAIL(t, FERRY_EINVAL,
-								   "'local_paths' must hold paths");
+		return ferry__req_fail(t, FERRY_EINVAL,
+				       "'local_paths' must be a non-empty array of paths");
+	json_array_foreach(lp, i, e)
+	{
+		if (!json_is_string(e) || json_string_length(e) > PATH_MAX)
+			return ferry__req_fail(t, FERRY_EINVAL, "'local_paths' must hold paths");
+	}
 	*out = lp;
 	return 0;
 }
 
 /* Makes the directories of a send, so that files can be written into them. */
-static int make_tree(struct tctx *t, const struct db_tr_row *row, json_t *files)
+static int make_tree(struct ferry_req *t, const struct db_tr_row *row, json_t *files)
 {
 	char rel[PATH_MAX];
 	json_t *f;
@@ -738,26 +722,26 @@ static int make_tree(struct tctx *t, const struct db_tr_row *row, json_t *files)
 			*strrchr(rel, '/') = '\0';
 		int e = mkdirs_beneath(rootfd(t), rel);
 		if (e < 0)
-			return FAIL(t, FERRY_EIO, "cannot create '%s/%s': %s", root(t), rel,
-				    strerror(-e));
+			return ferry__req_fail(t, FERRY_EIO, "cannot create '%s/%s': %s", root(t),
+					       rel, strerror(-e));
 	}
 	return 0;
 }
 
 /* Tops: the first component of every file, the names the client sent. */
-static int top_of(struct tctx *t, json_t *files, char *top, size_t cap)
+static int top_of(struct ferry_req *t, json_t *files, char *top, size_t cap)
 {
 	const char *p = json_string_value(json_object_get(json_array_get(files, 0), "path"));
 	size_t n = strcspn(p, "/");
 
 	if (n >= cap)
-		return FAIL(t, FERRY_EINVAL, "file name too long");
+		return ferry__req_fail(t, FERRY_EINVAL, "file name too long");
 	memcpy(top, p, n);
 	top[n] = '\0';
 	return 0;
 }
 
-static int op_send(struct tctx *t)
+int ferry__req_transfer_send(struct ferry_req *t)
 {
 	json_t *files = json_object_get(t->in, "files"), *lp, *doc = NULL;
 	struct db_tr_row row = {0};
@@ -782,7 +766,7 @@ static int op_send(struct tctx *t)
 		doc = json_pack("{s:O,s:I,s:O}", "local_paths", lp, "disposal_hours",
 				(json_int_t)hours, "files", files);
 		if (!doc)
-			return FAIL(t, FERRY_ENOMEM, "out of memory");
+			return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
 		rc = create(t, key, "send", "transferring", top, doc, hours, &row);
 		if (!rc)
 			rc = make_tree(t, &row, files);
@@ -790,7 +774,6 @@ static int op_send(struct tctx *t)
 		doc = NULL;
 		if (rc)
 			goto out;
-		ferry__db_need_durable(ferry__engine_db(t->eng));
 	}
 	/* a retry, or the next call after an interruption: where it stands */
 	if (!(doc = doc_of(t, &row))) {
@@ -807,7 +790,7 @@ out:
 	return rc;
 }
 
-static int op_register(struct tctx *t)
+int ferry__req_transfer_register(struct ferry_req *t)
 {
 	const char *key, *name = json_string_value(json_object_get(t->in, "name"));
 	struct db_tr_row row = {0};
@@ -818,11 +801,12 @@ static int op_register(struct tctx *t)
 	if ((rc = opt_key(t, &key)) || (rc = opt_hours(t, &hours)) || (rc = local_paths(t, &lp)))
 		return rc;
 	if (!name)
-		return FAIL(t, FERRY_EINVAL, "missing string field 'name'");
+		return ferry__req_fail(t, FERRY_EINVAL, "missing string field 'name'");
 	if ((rc = check_rel(t, name)))
 		return rc;
 	if (strchr(name, '/'))
-		return FAIL(t, FERRY_EINVAL, "'name' must be one file name, not '%s'", name);
+		return ferry__req_fail(t, FERRY_EINVAL, "'name' must be one file name, not '%s'",
+				       name);
 	rc = by_key(t, key, &row);
 	if (rc < 0)
 		return rc;
@@ -833,12 +817,11 @@ static int op_register(struct tctx *t)
 		doc = json_pack("{s:O,s:I,s:s,s:[]}", "local_paths", lp, "disposal_hours",
 				(json_int_t)hours, "name", name, "files");
 		if (!doc)
-			return FAIL(t, FERRY_ENOMEM, "out of memory");
+			return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
 		rc = create(t, key, "register", "registered", name, doc, hours, &row);
 		json_decref(doc);
 		if (rc)
 			goto out;
-		ferry__db_need_durable(ferry__engine_db(t->eng));
 	}
 	json_object_set_new(t->out, "id", json_integer(row.id));
 	json_object_set_new(t->out, "server_path", json_string(row.server_path));
@@ -849,7 +832,7 @@ out:
 }
 
 /* Applies modes and mtimes, files first, then directories deepest first. */
-static void apply_attrs(struct tctx *t, const struct db_tr_row *row, json_t *files)
+static void apply_attrs(struct ferry_req *t, const struct db_tr_row *row, json_t *files)
 {
 	char rel[PATH_MAX];
 	size_t n = json_array_size(files);
@@ -888,7 +871,7 @@ static void apply_attrs(struct tctx *t, const struct db_tr_row *row, json_t *fil
  * for their name, nor a whole part with a checksum on record (checked at
  * the end, as one no one remembers). Counted once per cached doc, then kept.
  */
-static int64_t files_left(struct tctx *t, const struct db_tr_row *row, json_t *doc)
+static int64_t files_left(struct ferry_req *t, const struct db_tr_row *row, json_t *doc)
 {
 	struct cdoc *d = doc_find(row->id);
 	json_t *f;
@@ -930,7 +913,7 @@ static void set_verified(int64_t id, int64_t idx, int on)
 #define SYNC_BATCH 256 /* parts open at once */
 
 /* Opens the part of file f, checked against its recorded checksum unless verified. */
-static int open_part(struct tctx *t, const struct db_tr_row *row, json_t *f, int verified)
+static int open_part(struct ferry_req *t, const struct db_tr_row *row, json_t *f, int verified)
 {
 	const char *want = json_string_value(json_object_get(f, "hash"));
 	char rel[PATH_MAX], prel[PATH_MAX], got[FERRY_HASH_HEX];
@@ -938,11 +921,11 @@ static int open_part(struct tctx *t, const struct db_tr_row *row, json_t *f, int
 
 	file_rel(row, f, rel, sizeof(rel));
 	if (part_rel(rel, prel, sizeof(prel)) < 0)
-		return FAIL(t, FERRY_EINVAL, "file name too long: '%s'", rel);
+		return ferry__req_fail(t, FERRY_EINVAL, "file name too long: '%s'", rel);
 	fd = open_beneath(rootfd(t), prel, O_RDWR, 0);
 	if (fd < 0)
-		return FAIL(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), prel,
-			    strerror(errno));
+		return ferry__req_fail(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), prel,
+				       strerror(errno));
 	if (!verified)
 		e = ferry__hash_fd(fd, (uint64_t)json_integer_value(json_object_get(f, "size")),
 				   got);
@@ -950,27 +933,28 @@ static int open_part(struct tctx *t, const struct db_tr_row *row, json_t *f, int
 		if (!e && ftruncate(fd, 0) < 0) /* never named with wrong bytes: sent again */
 			e = -errno;
 		close(fd);
-		return e < 0
-			   ? FAIL(t, FERRY_EIO, "cannot read back '%s/%s': %s", root(t), prel,
-				  strerror(-e))
-			   : FAIL(t, FERRY_EIO,
-				  "checksum mismatch for '%s' of transfer '%s': the received copy "
-				  "was discarded; sending again sends it again",
-				  json_string_value(json_object_get(f, "path")), row->server_path);
+		return e < 0 ? ferry__req_fail(t, FERRY_EIO, "cannot read back '%s/%s': %s",
+					       root(t), prel, strerror(-e))
+			     : ferry__req_fail(
+				   t, FERRY_EIO,
+				   "checksum mismatch for '%s' of transfer '%s': the received copy "
+				   "was discarded; sending again sends it again",
+				   json_string_value(json_object_get(f, "path")), row->server_path);
 	}
 	return fd;
 }
 
 /* Renames the part of file f; fsyncs its directory when it is not *last's. */
-static int name_part(struct tctx *t, const struct db_tr_row *row, json_t *f, char *last, size_t cap)
+static int name_part(struct ferry_req *t, const struct db_tr_row *row, json_t *f, char *last,
+		     size_t cap)
 {
 	char rel[PATH_MAX], *part;
 	const char *base;
 	int parent = open_parent(rootfd(t), file_rel(row, f, rel, sizeof(rel)), &base), e = 0;
 
 	if (parent < 0)
-		return FAIL(t, FERRY_EIO, "cannot open the directory of '%s/%s': %s", root(t), rel,
-			    strerror(errno));
+		return ferry__req_fail(t, FERRY_EIO, "cannot open the directory of '%s/%s': %s",
+				       root(t), rel, strerror(errno));
 	part = part_name(base);
 	if (!part || renameat(parent, part, parent, base) < 0)
 		e = part ? errno : ENOMEM;
@@ -985,7 +969,9 @@ static int name_part(struct tctx *t, const struct db_tr_row *row, json_t *f, cha
 		snprintf(last, cap, "%s", rel);
 	}
 	close(parent);
-	return e ? FAIL(t, FERRY_EIO, "cannot complete '%s/%s': %s", root(t), rel, strerror(e)) : 0;
+	return e ? ferry__req_fail(t, FERRY_EIO, "cannot complete '%s/%s': %s", root(t), rel,
+				   strerror(e))
+		 : 0;
 }
 
 /*
@@ -995,14 +981,14 @@ static int name_part(struct tctx *t, const struct db_tr_row *row, json_t *f, cha
  * engine restarted, or forgot the tree) is checked first against the
  * checksum on record.
  */
-static int name_parts(struct tctx *t, const struct db_tr_row *row, json_t *files)
+static int name_parts(struct ferry_req *t, const struct db_tr_row *row, json_t *files)
 {
 	size_t n = json_array_size(files), *todo = malloc((n ? n : 1) * sizeof(*todo)), k = 0;
 	int fds[SYNC_BATCH], rc = 0;
 	char last[PATH_MAX] = "";
 
 	if (!todo)
-		return FAIL(t, FERRY_ENOMEM, "out of memory");
+		return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		json_t *f = json_array_get(files, i);
 		int complete = 0;
@@ -1038,10 +1024,11 @@ static int name_parts(struct tctx *t, const struct db_tr_row *row, json_t *files
 			close(fds[m]);
 		}
 		if (e)
-			rc = FAIL(t, FERRY_EIO,
-				  "cannot sync the files of '%s': %s; they were discarded, and "
-				  "sending again sends them again",
-				  row->server_path, strerror(e));
+			rc = ferry__req_fail(
+			    t, FERRY_EIO,
+			    "cannot sync the files of '%s': %s; they were discarded, and "
+			    "sending again sends them again",
+			    row->server_path, strerror(e));
 	}
 	for (size_t j = 0; !rc && j < k; j++)
 		rc = name_part(t, row, json_array_get(files, todo[j]), last, sizeof(last));
@@ -1055,7 +1042,7 @@ static int name_parts(struct tctx *t, const struct db_tr_row *row, json_t *files
  * checked and synced before the rename, so its bytes on disk are the ones
  * that matched.
  */
-static int hash_unrecorded(struct tctx *t, const struct db_tr_row *row, json_t *files)
+static int hash_unrecorded(struct ferry_req *t, const struct db_tr_row *row, json_t *files)
 {
 	char rel[PATH_MAX], hex[FERRY_HASH_HEX];
 	json_t *f;
@@ -1072,15 +1059,15 @@ static int hash_unrecorded(struct tctx *t, const struct db_tr_row *row, json_t *
 		if (fd >= 0)
 			close(fd);
 		if (e < 0)
-			return FAIL(t, FERRY_EIO, "cannot read back '%s/%s': %s", root(t), rel,
-				    strerror(-e));
+			return ferry__req_fail(t, FERRY_EIO, "cannot read back '%s/%s': %s",
+					       root(t), rel, strerror(-e));
 		json_object_set_new(f, "hash", json_string(hex));
 	}
 	return 0;
 }
 
 /* Every file of a send is complete: it becomes ready and its jobs may start. */
-static int finish_send(struct tctx *t, struct db_tr_row *row, json_t *doc)
+static int finish_send(struct ferry_req *t, struct db_tr_row *row, json_t *doc)
 {
 	json_t *files = json_object_get(doc, "files");
 	struct cdoc *d = doc_find(row->id);
@@ -1100,8 +1087,9 @@ static int finish_send(struct tctx *t, struct db_tr_row *row, json_t *doc)
 	/* the checksums join the doc, which changes no more */
 	if ((rc = save(t, row, doc)) ||
 	    (rc = ferry__db_tr_hashes_clear(ferry__engine_db(t->eng), row->id)))
-		return rc == FERRY_EINTERNAL ? FAIL(t, rc, "cannot record the transfer") : rc;
-	ferry__db_need_durable(ferry__engine_db(t->eng));
+		return rc == FERRY_EINTERNAL ? ferry__req_fail(t, rc, "cannot record the transfer")
+					     : rc;
+	t->durable = 1; /* the send is ready: its jobs may start (dispatch.c, transfer_put) */
 	ferry__engine_inputs_changed(t->eng, row->id);
 	return 0;
 }
@@ -1115,7 +1103,7 @@ struct want {
 };
 
 /* The part holds the whole file: checks it, then gives it its name. */
-static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f, int parent,
+static int complete_file(struct ferry_req *t, const struct db_tr_row *row, json_t *f, int parent,
 			 const char *base, const char *part, int fd, struct running *r,
 			 const struct want *w)
 {
@@ -1147,17 +1135,18 @@ static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f,
 	running_drop(r);
 
 	if (e < 0)
-		return FAIL(t, FERRY_EIO, "cannot read back '%s/%s/%s': %s", root(t), row->dir,
-			    json_string_value(json_object_get(f, "path")), strerror(-e));
+		return ferry__req_fail(t, FERRY_EIO, "cannot read back '%s/%s/%s': %s", root(t),
+				       row->dir, json_string_value(json_object_get(f, "path")),
+				       strerror(-e));
 	if (want && strcmp(got, want)) {
 		/* never ready with wrong bytes: start that file over */
 		if (ftruncate(fd, 0) < 0)
 			unlinkat(parent, part, 0);
-		return FAIL(t, FERRY_EIO,
-			    "checksum mismatch for '%s' of transfer '%s' (sent %s, received %s): "
-			    "the received copy was discarded; sending again starts it over",
-			    json_string_value(json_object_get(f, "path")), row->server_path, want,
-			    got);
+		return ferry__req_fail(
+		    t, FERRY_EIO,
+		    "checksum mismatch for '%s' of transfer '%s' (sent %s, received %s): "
+		    "the received copy was discarded; sending again starts it over",
+		    json_string_value(json_object_get(f, "path")), row->server_path, want, got);
 	}
 	if (w->defer) {
 		sync_file_range(fd, 0, 0,
@@ -1165,8 +1154,9 @@ static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f,
 		return 0;
 	}
 	if (fsync(fd) < 0 || renameat(parent, part, parent, base) < 0)
-		return FAIL(t, FERRY_EIO, "cannot complete '%s/%s/%s': %s", root(t), row->dir,
-			    json_string_value(json_object_get(f, "path")), strerror(errno));
+		return ferry__req_fail(t, FERRY_EIO, "cannot complete '%s/%s/%s': %s", root(t),
+				       row->dir, json_string_value(json_object_get(f, "path")),
+				       strerror(errno));
 	int dfd = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		fsync(dfd);
@@ -1175,13 +1165,14 @@ static int complete_file(struct tctx *t, const struct db_tr_row *row, json_t *f,
 	return 0;
 }
 
-static int get_int(struct tctx *t, const char *key, int64_t min, int64_t max, int64_t *v)
+static int get_int(struct ferry_req *t, const char *key, int64_t min, int64_t max, int64_t *v)
 {
 	json_t *j = json_object_get(t->in, key);
 
 	if (!json_is_integer(j) || json_integer_value(j) < min || json_integer_value(j) > max)
-		return FAIL(t, FERRY_EINVAL, "field '%s' must be an integer from %lld to %lld", key,
-			    (long long)min, (long long)max);
+		return ferry__req_fail(t, FERRY_EINVAL,
+				       "field '%s' must be an integer from %lld to %lld", key,
+				       (long long)min, (long long)max);
 	*v = json_integer_value(j);
 	return 0;
 }
@@ -1189,8 +1180,8 @@ static int get_int(struct tctx *t, const char *key, int64_t min, int64_t max, in
 #define WRITEBACK_SLICE (8 << 20)
 
 /* Writes a chunk at offset (the part's size); the last one completes the file. */
-static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t idx, int64_t off,
-		       const struct want *want, int *complete)
+static int write_chunk(struct ferry_req *t, struct db_tr_row *row, json_t *f, int64_t idx,
+		       int64_t off, const struct want *want, int *complete)
 {
 	char rel[PATH_MAX], *part = NULL;
 	const char *base;
@@ -1201,8 +1192,8 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 
 	*complete = 0;
 	if (parent < 0)
-		return FAIL(t, FERRY_EIO, "cannot open the directory of '%s/%s': %s", root(t), rel,
-			    strerror(errno));
+		return ferry__req_fail(t, FERRY_EIO, "cannot open the directory of '%s/%s': %s",
+				       root(t), rel, strerror(errno));
 	if (is_verified(row->id, idx) ||
 	    (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))) {
 		*complete = 1; /* a replay of the last chunk: already done */
@@ -1211,23 +1202,27 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 	part = part_name(base);
 	fd = part ? openat(parent, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = FAIL(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), rel, strerror(errno));
+		rc = ferry__req_fail(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), rel,
+				     strerror(errno));
 		goto out;
 	}
 	if (off != st.st_size) {
-		rc = FAIL(t, FERRY_ESTATE, "chunk at offset %lld, but %lld bytes of '%s' are here",
-			  (long long)off, (long long)st.st_size, rel);
+		rc = ferry__req_fail(t, FERRY_ESTATE,
+				     "chunk at offset %lld, but %lld bytes of '%s' are here",
+				     (long long)off, (long long)st.st_size, rel);
 		json_object_set_new(t->out, "done", json_integer(st.st_size));
 		goto out;
 	}
 	if (off + (int64_t)t->datalen > size) {
-		rc = FAIL(t, FERRY_EINVAL, "chunk ends at %lld, past the size %lld of '%s'",
-			  (long long)(off + (int64_t)t->datalen), (long long)size, rel);
+		rc = ferry__req_fail(t, FERRY_EINVAL,
+				     "chunk ends at %lld, past the size %lld of '%s'",
+				     (long long)(off + (int64_t)t->datalen), (long long)size, rel);
 		goto out;
 	}
 	if (off + (int64_t)t->datalen == size && !want->hash) {
-		rc = FAIL(t, FERRY_EINVAL,
-			  "the last chunk of '%s' needs a 'hash': its manifest gave none", rel);
+		rc = ferry__req_fail(
+		    t, FERRY_EINVAL,
+		    "the last chunk of '%s' needs a 'hash': its manifest gave none", rel);
 		goto out;
 	}
 	if (off == 0 && t->datalen)
@@ -1240,8 +1235,8 @@ static int write_chunk(struct tctx *t, struct db_tr_row *row, json_t *f, int64_t
 			int e = errno;
 			if (ftruncate(fd, off) < 0) /* what was acknowledged, nothing more */
 				e = errno;
-			rc = FAIL(t, FERRY_EIO, "cannot write '%s/%s': %s", root(t), rel,
-				  strerror(e));
+			rc = ferry__req_fail(t, FERRY_EIO, "cannot write '%s/%s': %s", root(t), rel,
+					     strerror(e));
 			goto out;
 		}
 		w += (size_t)n;
@@ -1279,25 +1274,25 @@ out:
  * The send transfer `id` still taking data, and its file idx: 0 with
  * *row, *doc (release both) and *f set, or an error (row released).
  */
-static int receiving_file(struct tctx *t, int64_t id, int64_t idx, struct db_tr_row *row,
+static int receiving_file(struct ferry_req *t, int64_t id, int64_t idx, struct db_tr_row *row,
 			  json_t **doc, json_t **f)
 {
 	int rc = ferry__db_tr_by_id(ferry__engine_db(t->eng), id, row);
 
 	*doc = NULL;
 	if (rc)
-		return FAIL(t, rc, "no transfer %lld", (long long)id);
+		return ferry__req_fail(t, rc, "no transfer %lld", (long long)id);
 	if (strcmp(row->kind, "send") || strcmp(row->state, "transferring")) {
-		rc = FAIL(t, FERRY_ESTATE, "transfer '%s' is %s: it takes no data",
-			  row->server_path, row->state);
+		rc = ferry__req_fail(t, FERRY_ESTATE, "transfer '%s' is %s: it takes no data",
+				     row->server_path, row->state);
 	} else if (!(*doc = doc_of(t, row))) {
 		rc = FERRY_EINTERNAL;
 	} else {
 		*f = json_array_get(json_object_get(*doc, "files"), (size_t)idx);
 		if (*f && !strcmp(json_string_value(json_object_get(*f, "type")), "file"))
 			return 0;
-		rc = FAIL(t, FERRY_EINVAL, "transfer '%s' has no file %lld", row->server_path,
-			  (long long)idx);
+		rc = ferry__req_fail(t, FERRY_EINVAL, "transfer '%s' has no file %lld",
+				     row->server_path, (long long)idx);
 	}
 	json_decref(*doc);
 	*doc = NULL;
@@ -1310,7 +1305,7 @@ static int receiving_file(struct tctx *t, int64_t id, int64_t idx, struct db_tr_
  * itself ("copied_from"), and gives the checksum of the source before
  * that ("prefix_hash"), which the engine checks against the part.
  */
-static int copy_claim(struct tctx *t, json_t *f, int64_t off, struct want *w)
+static int copy_claim(struct ferry_req *t, json_t *f, int64_t off, struct want *w)
 {
 	json_t *from = json_object_get(t->in, "copied_from");
 	const char *ph = json_string_value(json_object_get(t->in, "prefix_hash"));
@@ -1320,17 +1315,19 @@ static int copy_claim(struct tctx *t, json_t *f, int64_t off, struct want *w)
 		return 0;
 	if (!json_is_integer(from) || json_integer_value(from) < 0 ||
 	    json_integer_value(from) > size || off != size || t->datalen)
-		return FAIL(t, FERRY_EINVAL,
-			    "'copied_from' goes with an empty put at the end of the file, "
-			    "and from 0 to its size");
+		return ferry__req_fail(
+		    t, FERRY_EINVAL,
+		    "'copied_from' goes with an empty put at the end of the file, "
+		    "and from 0 to its size");
 	w->copied_from = json_integer_value(from);
 	if (w->copied_from > 0 && !is_hash(ph))
-		return FAIL(t, FERRY_EINVAL, "'copied_from' above 0 needs a 'prefix_hash'");
+		return ferry__req_fail(t, FERRY_EINVAL,
+				       "'copied_from' above 0 needs a 'prefix_hash'");
 	w->prefix_hash = ph;
 	return 0;
 }
 
-static int op_put(struct tctx *t)
+int ferry__req_transfer_put(struct ferry_req *t)
 {
 	struct db_tr_row row = {0};
 	json_t *doc = NULL, *f = NULL;
@@ -1343,10 +1340,10 @@ static int op_put(struct tctx *t)
 	    (rc = get_int(t, "offset", 0, 1LL << 50, &off)))
 		return rc;
 	if (t->datalen > MAX_CHUNK)
-		return FAIL(t, FERRY_EINVAL, "chunk of %zu bytes, over the limit of %u", t->datalen,
-			    MAX_CHUNK);
+		return ferry__req_fail(t, FERRY_EINVAL, "chunk of %zu bytes, over the limit of %u",
+				       t->datalen, MAX_CHUNK);
 	if (json_object_get(t->in, "hash") && !is_hash(hash))
-		return FAIL(t, FERRY_EINVAL, "'hash' must be 32 hex digits");
+		return ferry__req_fail(t, FERRY_EINVAL, "'hash' must be 32 hex digits");
 	if ((rc = receiving_file(t, id, idx, &row, &doc, &f)))
 		return rc;
 	/* the manifest's, from a client that hashed before sending, else the last put's */
@@ -1355,8 +1352,8 @@ static int op_put(struct tctx *t)
 			 .hash = listed ? listed : hash,
 			 .copied_from = -1};
 	if (listed && hash && strcmp(listed, hash))
-		rc =
-		    FAIL(t, FERRY_EINVAL, "'hash' %s differs from the manifest's %s", hash, listed);
+		rc = ferry__req_fail(t, FERRY_EINVAL, "'hash' %s differs from the manifest's %s",
+				     hash, listed);
 	else if (!(rc = copy_claim(t, f, off, &w)))
 		rc = write_chunk(t, &row, f, idx, off, &w, &complete);
 	if (!rc && complete && !listed && hash) {
@@ -1364,7 +1361,7 @@ static int op_put(struct tctx *t)
 		json_object_set_new(f, "hash", json_string(hash));
 		if (ferry__db_tr_hash_add(ferry__engine_db(t->eng), id, idx, hash)) {
 			doc_drop(id);
-			rc = FAIL(t, FERRY_EINTERNAL, "cannot record the checksum");
+			rc = ferry__req_fail(t, FERRY_EINTERNAL, "cannot record the checksum");
 		}
 	}
 	int rc2 = save(t, &row, NULL); /* the count, also after a failure */
@@ -1384,7 +1381,7 @@ static int op_put(struct tctx *t)
 /* ---- outputs and retrieval ---- */
 
 struct walk {
-	struct tctx *t;
+	struct ferry_req *t;
 	json_t *files;
 	char rel[PATH_MAX]; /* under the transfer's directory */
 	int depth;
@@ -1401,18 +1398,19 @@ static int walk_dir(struct walk *w, int fd, const char *rel)
 
 	if (!d) {
 		close(fd);
-		return FAIL(w->t, FERRY_EIO, "cannot list '%s': %s", rel, strerror(errno));
+		return ferry__req_fail(w->t, FERRY_EIO, "cannot list '%s': %s", rel,
+				       strerror(errno));
 	}
 	if (++w->depth > 64) {
 		closedir(d);
-		return FAIL(w->t, FERRY_EINVAL, "'%s' is nested too deep", rel);
+		return ferry__req_fail(w->t, FERRY_EINVAL, "'%s' is nested too deep", rel);
 	}
 	while (!rc && (de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		char *child = ferry__asprintf("%s/%s", rel, de->d_name);
 		rc = child ? walk_add(w, dirfd(d), de->d_name, child)
-			   : FAIL(w->t, FERRY_ENOMEM, "out of memory");
+			   : ferry__req_fail(w->t, FERRY_ENOMEM, "out of memory");
 		free(child);
 	}
 	w->depth--;
@@ -1429,13 +1427,13 @@ static int walk_add(struct walk *w, int dfd, const char *name, const char *rel)
 	if ((rc = check_rel(w->t, rel)))
 		return rc;
 	if (json_array_size(w->files) >= MAX_FILES)
-		return FAIL(w->t, FERRY_EINVAL, "more than %d files", MAX_FILES);
+		return ferry__req_fail(w->t, FERRY_EINVAL, "more than %d files", MAX_FILES);
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 && errno == ELOOP)
-		return FAIL(w->t, FERRY_EUNSUPPORTED,
-			    "'%s' is a symbolic link: links are not transferred", rel);
+		return ferry__req_fail(w->t, FERRY_EUNSUPPORTED,
+				       "'%s' is a symbolic link: links are not transferred", rel);
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc = FAIL(w->t, FERRY_EIO, "cannot open '%s': %s", rel, strerror(errno));
+		rc = ferry__req_fail(w->t, FERRY_EIO, "cannot open '%s': %s", rel, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return rc;
@@ -1449,13 +1447,13 @@ static int walk_add(struct walk *w, int dfd, const char *name, const char *rel)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return FAIL(w->t, FERRY_EUNSUPPORTED, "'%s' is not a regular file or directory",
-			    rel);
+		return ferry__req_fail(w->t, FERRY_EUNSUPPORTED,
+				       "'%s' is not a regular file or directory", rel);
 	}
 	int e = ferry__hash_fd(fd, (uint64_t)st.st_size, hex);
 	close(fd);
 	if (e < 0)
-		return FAIL(w->t, FERRY_EIO, "cannot read '%s': %s", rel, strerror(-e));
+		return ferry__req_fail(w->t, FERRY_EIO, "cannot read '%s': %s", rel, strerror(-e));
 	json_array_append_new(w->files, json_pack("{s:s,s:s,s:I,s:i,s:I,s:s}", "path", rel, "type",
 						  "file", "size", (json_int_t)st.st_size, "mode",
 						  st.st_mode & 07777, "mtime_ns", mt, "hash", hex));
@@ -1463,7 +1461,7 @@ static int walk_add(struct walk *w, int dfd, const char *name, const char *rel)
 }
 
 /* Why an output is not there: no job ended yet, or which job ended how. */
-static int missing_output(struct tctx *t, const struct db_tr_row *row)
+static int missing_output(struct ferry_req *t, const struct db_tr_row *row)
 {
 	int64_t *jobs = NULL;
 	size_t n = 0;
@@ -1473,21 +1471,22 @@ static int missing_output(struct tctx *t, const struct db_tr_row *row)
 		enum ferry_job_status st;
 		if (ferry__db_status(ferry__engine_db(t->eng), jobs[i], &st) == 0 &&
 		    (st == FERRY_DONE || st == FERRY_FAILED)) {
-			int rc =
-			    FAIL(t, FERRY_ESTATE,
-				 "'%s' does not exist: job %lld ended (%s) without producing it",
-				 row->server_path, (long long)jobs[i], ferry_status_name(st));
+			int rc = ferry__req_fail(
+			    t, FERRY_ESTATE,
+			    "'%s' does not exist: job %lld ended (%s) without producing it",
+			    row->server_path, (long long)jobs[i], ferry_status_name(st));
 			free(jobs);
 			return rc;
 		}
 	}
 	free(jobs);
-	return FAIL(t, FERRY_ESTATE, "'%s' does not exist yet: %s", row->server_path,
-		    n ? "the jobs that produce it have not ended" : "no job names it as an output");
+	return ferry__req_fail(t, FERRY_ESTATE, "'%s' does not exist yet: %s", row->server_path,
+			       n ? "the jobs that produce it have not ended"
+				 : "no job names it as an output");
 }
 
 /* The files of a registered output as they are now, hashed, into the doc. */
-static int scan_output(struct tctx *t, struct db_tr_row *row, json_t *doc)
+static int scan_output(struct ferry_req *t, struct db_tr_row *row, json_t *doc)
 {
 	const char *name = json_string_value(json_object_get(doc, "name"));
 	struct walk w = {.t = t, .files = json_array()};
@@ -1499,8 +1498,8 @@ static int scan_output(struct tctx *t, struct db_tr_row *row, json_t *doc)
 		json_decref(w.files);
 		if (dfd >= 0)
 			close(dfd);
-		return FAIL(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), row->dir,
-			    strerror(errno));
+		return ferry__req_fail(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), row->dir,
+				       strerror(errno));
 	}
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		close(dfd);
@@ -1517,18 +1516,18 @@ static int scan_output(struct tctx *t, struct db_tr_row *row, json_t *doc)
 	return 0;
 }
 
-static int set_state(struct tctx *t, struct db_tr_row *row, const char *state)
+static int set_state(struct ferry_req *t, struct db_tr_row *row, const char *state)
 {
 	char *s = strdup(state);
 
 	if (!s)
-		return FAIL(t, FERRY_ENOMEM, "out of memory");
+		return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
 	free(row->state);
 	row->state = s;
 	return 0;
 }
 
-static int op_manifest(struct tctx *t)
+int ferry__req_transfer_manifest(struct ferry_req *t)
 {
 	struct db_tr_row row = {0};
 	json_t *doc = NULL;
@@ -1552,8 +1551,8 @@ static int op_manifest(struct tctx *t)
 		if ((rc = save(t, &row, doc)))
 			goto out;
 	} else if (strcmp(row.state, "ready") && strcmp(row.state, "retrieved")) {
-		rc = FAIL(t, FERRY_ESTATE, "transfer '%s' is %s, not ready", row.server_path,
-			  row.state);
+		rc = ferry__req_fail(t, FERRY_ESTATE, "transfer '%s' is %s, not ready",
+				     row.server_path, row.state);
 		goto out;
 	}
 	json_object_set_new(t->out, "transfer", row_json(t, &row, 1));
@@ -1571,7 +1570,7 @@ out:
  * descriptor), they are read into memory instead.
  */
 #define MAX_FILE_PARTS 256
-static ssize_t chunk_out(struct tctx *t, int fd, int64_t off, int64_t len)
+static ssize_t chunk_out(struct ferry_req *t, int fd, int64_t off, int64_t len)
 {
 	struct stat st;
 	ssize_t n;
@@ -1580,21 +1579,21 @@ static ssize_t chunk_out(struct tctx *t, int fd, int64_t off, int64_t len)
 		return -errno;
 	n = st.st_size > off ? (ssize_t)(st.st_size - off < len ? st.st_size - off : len) : 0;
 	if (n && ferry__loop_files_queued() < MAX_FILE_PARTS) {
-		*t->bin = (struct ferry_bin){NULL, (size_t)n, fd, off};
+		t->bin = (struct ferry_bin){NULL, (size_t)n, fd, off};
 		return n;
 	}
-	if (!(t->bin->p = malloc(n ? (size_t)n : 1)))
+	if (!(t->bin.p = malloc(n ? (size_t)n : 1)))
 		return -ENOMEM;
 	do
-		n = pread(fd, t->bin->p, (size_t)n, (off_t)off);
+		n = pread(fd, t->bin.p, (size_t)n, (off_t)off);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	t->bin->len = (size_t)n;
+	t->bin.len = (size_t)n;
 	return n;
 }
 
-static int op_get(struct tctx *t)
+int ferry__req_transfer_get(struct ferry_req *t)
 {
 	struct db_tr_row row = {0};
 	json_t *doc = NULL, *f;
@@ -1613,22 +1612,24 @@ static int op_get(struct tctx *t)
 	}
 	f = json_array_get(json_object_get(doc, "files"), (size_t)idx);
 	if (!f || strcmp(json_string_value(json_object_get(f, "type")), "file")) {
-		rc = FAIL(t, FERRY_EINVAL, "transfer '%s' has no file %lld (ask for its manifest)",
-			  row.server_path, (long long)idx);
+		rc = ferry__req_fail(t, FERRY_EINVAL,
+				     "transfer '%s' has no file %lld (ask for its manifest)",
+				     row.server_path, (long long)idx);
 		goto out;
 	}
 	fd = open_beneath(rootfd(t), file_rel(&row, f, rel, sizeof(rel)), O_RDONLY, 0);
 	if (fd < 0) {
-		rc = FAIL(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), rel, strerror(errno));
+		rc = ferry__req_fail(t, FERRY_EIO, "cannot open '%s/%s': %s", root(t), rel,
+				     strerror(errno));
 		goto out;
 	}
 	ssize_t n = chunk_out(t, fd, off, len);
 	if (n < 0) {
-		rc = FAIL(t, n == -ENOMEM ? FERRY_ENOMEM : FERRY_EIO, "cannot read '%s/%s': %s",
-			  root(t), rel, strerror((int)-n));
+		rc = ferry__req_fail(t, n == -ENOMEM ? FERRY_ENOMEM : FERRY_EIO,
+				     "cannot read '%s/%s': %s", root(t), rel, strerror((int)-n));
 		goto out;
 	}
-	if (t->bin->fd == fd)
+	if (t->bin.fd == fd)
 		fd = -1; /* the reply's now */
 	json_object_set_new(t->out, "size", json_integer(n));
 out:
@@ -1639,7 +1640,7 @@ out:
 	return rc;
 }
 
-static int op_retrieved(struct tctx *t)
+int ferry__req_transfer_retrieved(struct ferry_req *t)
 {
 	struct db_tr_row row = {0};
 	const char *path;
@@ -1655,7 +1656,7 @@ static int op_retrieved(struct tctx *t)
 	return rc;
 }
 
-static int op_info(struct tctx *t)
+int ferry__req_transfer_info(struct ferry_req *t)
 {
 	struct db_tr_row row = {0};
 	const char *path;
@@ -1684,13 +1685,13 @@ static int op_info(struct tctx *t)
 	}
 	ferry__db_tr_row_release(&row);
 	if (!o)
-		return FAIL(t, FERRY_ENOMEM, "out of memory");
+		return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
 	json_object_set_new(t->out, "transfer", o);
 	return 0;
 }
 
 struct list_ctx {
-	struct tctx *t;
+	struct ferry_req *t;
 	json_t *a;
 };
 
@@ -1702,14 +1703,14 @@ static int list_one(void *arg, struct db_tr_row *row)
 	return o ? json_array_append_new(l->a, o) : FERRY_ENOMEM;
 }
 
-static int op_list(struct tctx *t)
+int ferry__req_transfers(struct ferry_req *t)
 {
 	struct list_ctx l = {.t = t, .a = json_array()};
 	int rc = l.a ? ferry__db_tr_list(ferry__engine_db(t->eng), list_one, &l) : FERRY_ENOMEM;
 
 	if (rc) {
 		json_decref(l.a);
-		return FAIL(t, rc, "cannot list the transfers");
+		return ferry__req_fail(t, rc, "cannot list the transfers");
 	}
 	json_object_set_new(t->out, "transfers", l.a);
 	return 0;
@@ -1731,7 +1732,7 @@ static int remove_transfer(struct ferry_engine *eng, const struct db_tr_row *row
 	return ferry__db_tr_delete(ferry__engine_db(eng), row->id);
 }
 
-static int op_cancel(struct tctx *t)
+int ferry__req_transfer_cancel(struct ferry_req *t)
 {
 	struct db_tr_row row = {0};
 	const char *path;
@@ -1742,67 +1743,31 @@ static int op_cancel(struct tctx *t)
 	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
 		return rc;
 	if (strcmp(path, row.server_path)) {
-		rc = FAIL(t, FERRY_EINVAL, "'%s' is inside transfer '%s': cancel that one", path,
-			  row.server_path);
+		rc = ferry__req_fail(t, FERRY_EINVAL,
+				     "'%s' is inside transfer '%s': cancel that one", path,
+				     row.server_path);
 		goto out;
 	}
 	rc = ferry__db_ref_active_jobs(ferry__engine_db(t->eng), row.id, &jobs, &n);
 	if (rc) {
-		rc = FAIL(t, rc, "database error");
+		rc = ferry__req_fail(t, rc, "database error");
 		goto out;
 	}
 	if (n && !json_is_true(json_object_get(t->in, "force"))) {
-		rc = FAIL(t, FERRY_ESTATE,
-			  "transfer '%s' is referenced by %zu unfinished job%s (the first: %lld); "
-			  "force the cancel to remove it anyway",
-			  row.server_path, n, n > 1 ? "s" : "", (long long)jobs[0]);
+		rc = ferry__req_fail(
+		    t, FERRY_ESTATE,
+		    "transfer '%s' is referenced by %zu unfinished job%s (the first: %lld); "
+		    "force the cancel to remove it anyway",
+		    row.server_path, n, n > 1 ? "s" : "", (long long)jobs[0]);
 		goto out;
 	}
 	rc = remove_transfer(t->eng, &row);
 	if (rc)
-		rc = FAIL(t, rc, "cannot remove transfer '%s'", row.server_path);
-	ferry__db_need_durable(ferry__engine_db(t->eng));
+		rc = ferry__req_fail(t, rc, "cannot remove transfer '%s'", row.server_path);
 out:
 	free(jobs);
 	ferry__db_tr_row_release(&row);
 	return rc;
-}
-
-int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in, json_t *out,
-			    const void *data, size_t datalen, struct ferry_bin *bin, char *err,
-			    size_t errlen)
-{
-	static const struct {
-		const char *name;
-		int (*fn)(struct tctx *t);
-	} ops[] = {
-	    {"transfer_send", op_send},	    {"transfer_register", op_register},
-	    {"transfer_put", op_put},	    {"transfer_manifest", op_manifest},
-	    {"transfer_get", op_get},	    {"transfer_retrieved", op_retrieved},
-	    {"transfer_info", op_info},	    {"transfers", op_list},
-	    {"transfer_cancel", op_cancel},
-	};
-	struct tctx t = {.eng = eng,
-			 .in = in,
-			 .out = out,
-			 .data = data,
-			 .datalen = datalen,
-			 .bin = bin,
-			 .err = err,
-			 .errlen = errlen};
-
-	if (rootfd(&t) < 0)
-		return fail(err, errlen, FERRY_EIO, "the transfer root '%s' is not usable",
-			    root(&t));
-	for (size_t i = 0; i < FERRY_ARRAY_SIZE(ops); i++)
-		if (!strcmp(op, ops[i].name))
-			return ops[i].fn(&t);
-	return fail(err, errlen, FERRY_EINVAL, "unknown request '%s'", op);
-}
-
-int ferry__transfer_is_op(const char *op)
-{
-	return !strncmp(op, "transfer", 8);
 }
 
 /* ---- jobs ---- */
@@ -1812,15 +1777,17 @@ int ferry__transfer_lookup(struct ferry_engine *eng, const char *path, int64_t *
 {
 	const char *r = ferry__engine_transfer_root(eng);
 	struct db_tr_row row = {0};
-	struct tctx t = {.eng = eng, .err = err, .errlen = errlen};
+	struct ferry_req t = {.eng = eng};
 	size_t rl = strlen(r);
 	int rc;
 
 	if (strncmp(path, r, rl) || path[rl] != '/')
 		return 0;
 	rc = find_by_path(&t, path, &row);
-	if (rc)
+	if (rc) {
+		snprintf(err, errlen, "%s", t.err);
 		return rc;
+	}
 	*tid = row.id;
 	*ready = !strcmp(row.state, "ready") || !strcmp(row.state, "produced") ||
 		 !strcmp(row.state, "retrieved");
@@ -1832,13 +1799,12 @@ void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job)
 {
 	int64_t *tids = NULL;
 	size_t n = 0;
-	char err[256];
 
 	if (ferry__db_ref_of_job(ferry__engine_db(eng), job, ROLE_OUTPUT, &tids, &n))
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct db_tr_row row = {0};
-		struct tctx t = {.eng = eng, .err = err, .errlen = sizeof(err)};
+		struct ferry_req t = {.eng = eng};
 		json_t *doc;
 		if (ferry__db_tr_by_id(ferry__engine_db(eng), tids[i], &row))
 			continue;
