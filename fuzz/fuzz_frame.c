@@ -4,7 +4,7 @@
  * An input is a byte stream as a client would send it on the socket: a
  * sequence of frames. Each frame goes through what server.c does with it:
  * ferry__hdr_decode() on its 16-byte header, ferry__json_parse() on its
- * JSON part, then ferry__engine_request() against a real engine (database,
+ * JSON part, then ferry__dispatch() against a real engine (database,
  * local backend) living in a temporary state directory, and the reply is
  * encoded with ferry__frame_build(). Decoding stops at the first frame the
  * server would close the connection on, or at an incomplete frame.
@@ -41,7 +41,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
-#include "engine.h"
+#include "dispatch.h"
 #include "proto.h"
 #include "util.h"
 
@@ -160,7 +160,7 @@ static json_t *run_request(json_t *req, const void *data, size_t datalen, int ch
 	json_t *reply = NULL;
 	struct ferry_bin bin = FERRY_BIN_INIT;
 
-	ferry__engine_request(eng, DUMMY_CONN, req, data, datalen, &reply, &bin);
+	ferry__dispatch(eng, DUMMY_CONN, req, data, datalen, &reply, &bin);
 	if (debug && check) {
 		char *a = json_dumps(req, JSON_COMPACT),
 		     *b = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
@@ -175,7 +175,7 @@ static json_t *run_request(json_t *req, const void *data, size_t datalen, int ch
 		return NULL;
 	}
 	if (check) {
-		unsigned char *frame;
+		unsigned char *frame = NULL; /* set only when rc is 0; else die() ends the run */
 		size_t flen;
 		struct ferry_frame_hdr h;
 		const char *why = "";

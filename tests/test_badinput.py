@@ -207,6 +207,61 @@ def test_unknown_field_in_request(eng):
         assert_conn_usable(c)
 
 
+# Every request refuses a field it does not take, job and transfer requests
+# alike, with the same message, before it does anything: each case's fields
+# are ones the request takes, so without the check a transfer_send or a
+# transfer_register would create a transfer.
+# (request, fields it takes)
+UNKNOWN_FIELD_CASES = [
+    ("ping", {}),
+    ("status", {"id": 1}),
+    ("submit", {"jobs": []}),
+    ("transfer_send", {"key": "k-unknown-field", "local_paths": ["/x/f"], "files": [
+        {"path": "f", "type": "file", "size": 1, "mode": 0o644, "mtime_ns": 0}]}),
+    ("transfer_register", {"key": "k-unknown-field", "local_paths": ["/x/o"], "name": "o"}),
+    ("transfer_put", {"id": 1, "file": 0, "offset": 0}),
+    ("transfer_manifest", {"server_path": "/nonexistent/t"}),
+    ("transfer_get", {"server_path": "/nonexistent/t", "file": 0, "offset": 0, "length": 1}),
+    ("transfer_retrieved", {"server_path": "/nonexistent/t"}),
+    ("transfer_info", {"server_path": "/nonexistent/t"}),
+    ("transfers", {}),
+    ("transfer_cancel", {"server_path": "/nonexistent/t", "force": True}),
+]
+
+
+@pytest.mark.parametrize("op,fields", UNKNOWN_FIELD_CASES,
+                         ids=[c[0] for c in UNKNOWN_FIELD_CASES])
+def test_unknown_field_is_refused_in_every_request(eng, op, fields):
+    with hello_conn(eng) as c:
+        r = c.request({"op": op, **fields, "colour": "red"})
+        assert_err(r, "EINVAL", rf"^unknown field 'colour' in request '{op}'$")
+        assert_conn_usable(c)
+    assert eng.json("transfers") == [], "a refused request created a transfer"
+
+
+# Only transfer_put takes a binary part; any other request with one is
+# refused, naming the request, before it does anything.
+# (request, fields it takes)
+BINARY_CASES = [
+    ("ping", {}),
+    ("status", {"id": 1}),
+    ("transfer_send", {"key": "k-binary", "local_paths": ["/x/f"], "files": [
+        {"path": "f", "type": "file", "size": 4, "mode": 0o644, "mtime_ns": 0}]}),
+    ("transfer_get", {"server_path": "/nonexistent/t", "file": 0, "offset": 0, "length": 1}),
+    ("transfer_info", {"server_path": "/nonexistent/t"}),
+    ("transfers", {}),
+]
+
+
+@pytest.mark.parametrize("op,fields", BINARY_CASES, ids=[c[0] for c in BINARY_CASES])
+def test_binary_part_is_refused_where_not_taken(eng, op, fields):
+    with hello_conn(eng) as c:
+        r = c.request({"op": op, **fields}, b"junk")
+        assert_err(r, "EINVAL", rf"^request '{op}' takes no binary data$")
+        assert_conn_usable(c)
+    assert eng.json("transfers") == [], "a refused request created a transfer"
+
+
 # ------------------------------------------------------------ request level
 
 

@@ -42,6 +42,16 @@ char *ferry__asprintf(const char *fmt, ...)
 	return n < 0 ? NULL : s;
 }
 
+int ferry__fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
 int ferry__write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -17,6 +17,15 @@ double ferry__mono(void);
 /* malloc'd printf; NULL on ENOMEM. */
 char *ferry__asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * The one error helper of the engine: writes the message (printf-style)
+ * into err and returns code, so that a failure is one statement:
+ * `return ferry__fail(err, errlen, FERRY_EINVAL, "'%s' must be ...", key);`.
+ * A request's handler writes into its request (ferry__req_fail, dispatch.h).
+ */
+int ferry__fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Writes all of buf, retrying on EINTR/short writes. 0 or -errno. */
 int ferry__write_all(int fd, const void *buf, size_t len);
 /* Reads exactly len bytes. 0, -errno, or -EPIPE at a premature EOF. */

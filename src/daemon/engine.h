@@ -21,6 +21,7 @@
 struct ferry_engine;
 struct ferry_conn_s;
 struct ferry_worker;
+struct ferry_reqdef;
 
 /*
  * The engine of a resource, on loop (which must outlive it): opens its
@@ -34,9 +35,6 @@ void ferry__engine_free(struct ferry_engine *eng);
 const char *ferry__engine_state_dir(struct ferry_engine *eng);
 const struct ferry_resource_cfg *ferry__engine_cfg(struct ferry_engine *eng);
 
-/* Handles one request; fills *reply and *bin (empty when the reply has no binary part). */
-void ferry__engine_request(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req,
-			   const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin);
 /* Starts queued jobs while slots are free; answers waiters; timers. */
 void ferry__engine_tick(struct ferry_engine *eng);
 /*
@@ -95,7 +93,10 @@ const char *ferry__engine_resource(struct ferry_engine *eng);
 void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j);
 /* The database, for the server's group commit. */
 struct ferry_db *ferry__engine_db(struct ferry_engine *eng);
-/* A connection went away: drop its pending wait. */
+/*
+ * A connection went away: drop what deferred replies kept of it (its
+ * pending wait), so that nothing answers a connection that is freed.
+ */
 void ferry__engine_conn_closed(struct ferry_engine *eng, struct ferry_conn_s *c);
 int ferry__engine_shutting_down(struct ferry_engine *eng);
 /* The transfer root (absolute, resolved) and a descriptor of it. */
@@ -107,5 +108,74 @@ double ferry__engine_hour(struct ferry_engine *eng);
 void ferry__engine_inputs_changed(struct ferry_engine *eng, int64_t tid);
 /* A transfer was removed: jobs still waiting for it are aborted. */
 void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid);
+
+/* ---- what the job requests change and read (requests.c) ---- */
+const struct ferry_backend *ferry__engine_backend(struct ferry_engine *eng);
+/* What the backend's open made: the first argument of its methods. */
+void *ferry__engine_backend_self(struct ferry_engine *eng);
+/*
+ * Sends ctl to job j through the backend: 0 when done (the job's state
+ * becomes to, unless to is FERRY_UNDETERMINED; a terminated job that had
+ * not started ends killed), a FERRY_E* code with err set, or
+ * FERRY__PENDING: the backend asks its DRMS, and the reply to request def
+ * on c comes when it answered (ferry__engine_control_done).
+ */
+int ferry__engine_control(struct ferry_engine *eng, struct ferry_conn_s *c,
+			  const struct ferry_reqdef *def, struct job *j, enum backend_ctl ctl,
+			  enum ferry_job_status to, char *err, size_t errlen);
+/*
+ * A request whose handler answered FERRY__PENDING: kept (req is
+ * referenced) and dispatched again on ferry__engine_backend_ready. 0, or
+ * -1 when out of memory.
+ */
+int ferry__engine_park(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req);
+/* Where the jobs' directories are (their default output files). */
+const char *ferry__engine_jobs_dir(struct ferry_engine *eng);
+void ferry__engine_remove_job_files(struct ferry_engine *eng, int64_t id);
+/* The engine stops after this iteration (jobs keep running). */
+void ferry__engine_shutdown(struct ferry_engine *eng);
+/*
+ * Status of any job: an active one's from memory (a handed job not started
+ * looked at again, cheaply), else the database's. 0, or FERRY_ENOJOB
+ * (also for a job being disposed), or another error.
+ */
+int ferry__engine_job_status(struct ferry_engine *eng, int64_t id, enum ferry_job_status *st);
+/*
+ * Tracks a job the open transaction inserted; it becomes startable once
+ * that transaction is committed. -1 when out of memory (j is freed).
+ */
+int ferry__engine_job_add_new(struct ferry_engine *eng, struct job *j);
+/* Drops a job of the open transaction again (its request failed and rolled back). */
+void ferry__engine_job_forget(struct ferry_engine *eng, struct job *j);
+/* Queues the job to start (or to be handed to the DRMS) when its state says so. */
+void ferry__engine_job_queue(struct ferry_engine *eng, struct job *j);
+/* A new state for an active job; it joins or leaves the run queue accordingly. */
+void ferry__engine_job_set_state(struct ferry_engine *eng, struct job *j, enum ferry_job_status to);
+/* Ends a job that never started (killed or refused before its start); j is freed. */
+void ferry__engine_job_end_unstarted(struct ferry_engine *eng, struct job *j,
+				     enum ferry_exit_status es, const char *msg);
+/*
+ * A wait for jobs ids[0..n) (taken, malloc'd) on connection c until
+ * deadline (monotonic seconds; <0: none): 0 when all have ended already
+ * (answer now), 1 when parked (the tick in which the last ends, or the
+ * deadline, answers through ferry__req_answer with def), or FERRY_ENOMEM.
+ */
+int ferry__engine_wait(struct ferry_engine *eng, struct ferry_conn_s *c,
+		       const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline);
+
+/* ---- job specs (spec.c) ---- */
+/*
+ * A normalised copy of a client's job spec (docs/protocol.md, "Job spec":
+ * paths resolved, defaults filled in, the backend's check passed), or NULL
+ * with *code and err set.
+ */
+json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen,
+			      int *code);
+/*
+ * The integer field key of o into *out: dflt when absent or null, else it
+ * must be an integer from min to max (0, or FERRY_EINVAL with err set).
+ */
+int ferry__opt_int(json_t *o, const char *key, json_int_t min, json_int_t max, json_int_t dflt,
+		   json_int_t *out, char *err, size_t errlen);
 
 #endif

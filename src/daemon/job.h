@@ -38,4 +38,11 @@ struct job {
 	int in_queue;
 };
 
+/* Whether the job has started: running or suspended. */
+static inline int ferry__job_started(const struct job *j)
+{
+	return j->state == FERRY_RUNNING || j->state == FERRY_USER_SUSPENDED ||
+	       j->state == FERRY_SYSTEM_SUSPENDED || j->state == FERRY_USER_SYSTEM_SUSPENDED;
+}
+
 #endif

@@ -58,7 +58,10 @@ int ferry__loop_poll(struct ferry_loop *loop, struct ferry_engine *eng, int time
  */
 void ferry__loop_files_add(struct ferry_loop *loop, int delta);
 int ferry__loop_files_queued(const struct ferry_loop *loop);
-/* Sends a deferred reply on a connection (used by wait). */
+/*
+ * Queues a deferred reply on a connection, which takes requests again;
+ * handlers answer through ferry__req_answer (dispatch.h), which calls it.
+ */
 void ferry__conn_reply(struct ferry_conn_s *c, json_t *reply);
 /* Serves clients on listen_fd until a signal or a shutdown request. 0 or -1. */
 int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int listen_fd);

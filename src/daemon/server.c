@@ -23,7 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "dispatch.h"
 #include "proto.h"
 #include "util.h"
 
@@ -75,7 +75,7 @@ struct ferry_conn_s {
 	size_t outoff;		  /* of them, sent of the first piece */
 	uint32_t events, wevents; /* as epoll watches fd and wfd now */
 	int hello;		  /* handshake done */
-	int busy;		  /* a deferred reply is pending (wait) */
+	int busy;		  /* a deferred reply is pending (wait; struct ferry_req) */
 	int closing;		  /* close once the output is flushed */
 	int eof;		  /* the client sent all it will: close once answered */
 	int dead;
@@ -146,11 +146,9 @@ out:
 
 static void queue_error(struct ferry_conn_s *c, int code, const char *msg)
 {
-	json_t *r = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", ferry__error_name(code),
-			      "code", code, "message", msg);
+	json_t *r = ferry__error_reply(code, msg);
 
-	if (r)
-		queue_frame(c, r, NULL);
+	queue_frame(c, r, NULL);
 	json_decref(r);
 }
 
@@ -307,8 +305,8 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
 		c->closing = 1;
 	} else {
-		ferry__engine_request(eng, c, req, c->in + FERRY_FRAME_HDR + h.json_len,
-				      h.body_len - h.json_len, &reply, &bin);
+		ferry__dispatch(eng, c, req, c->in + FERRY_FRAME_HDR + h.json_len,
+				h.body_len - h.json_len, &reply, &bin);
 		if (!reply) {
 			c->busy = 1;
 		} else {

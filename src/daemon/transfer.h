@@ -1,4 +1,7 @@
-/* transfer.h - the engine's side of checked file transfers (transfer.c). */
+/*
+ * transfer.h - what the engine calls of the checked file transfers
+ * (transfer.c); transfer_int.h is what the transfer files share.
+ */
 #ifndef FERRY_TRANSFER_H
 #define FERRY_TRANSFER_H
 
@@ -9,11 +12,7 @@
 
 struct ferry_engine;
 
-int ferry__transfer_is_op(const char *op);
-/* A transfer_* request; fills out (and *bin), or returns a code with err. */
-int ferry__transfer_request(struct ferry_engine *eng, const char *op, json_t *in, json_t *out,
-			    const void *data, size_t datalen, struct ferry_bin *bin, char *err,
-			    size_t errlen);
+/* (The transfer requests' handlers are declared in dispatch.h.) */
 /*
  * Whether path lies under the transfer root: 0 not, 1 (with *tid, and
  * *ready when its transfer is ready), or an error code with err set (no

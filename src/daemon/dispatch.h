@@ -1,0 +1,136 @@
+/*
+ * dispatch.h - the request table: every request the engine answers (job
+ * and transfer requests alike), the fields it takes, what it may carry and
+ * whether its reply acknowledges a change, with the one struct every
+ * handler gets. A new request is one row in the table (dispatch.c) plus
+ * its handler (docs/architecture.md, "Adding a request").
+ */
+#ifndef FERRY_DISPATCH_H
+#define FERRY_DISPATCH_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "engine.h"
+#include "util.h"
+
+/* Flags of a request in the table. */
+enum {
+	/*
+	 * Its reply acknowledges a change: the loop iteration that handles
+	 * it ends with a durable commit (an fdatasync of the WAL) before any
+	 * reply goes out. Set whether or not the handler succeeds, as a
+	 * failed request may have changed something before it failed.
+	 */
+	FERRY_REQ_MUTATES = 1u << 0,
+	/*
+	 * It takes a binary part (r->data). Any other request that carries
+	 * one is refused before its handler runs.
+	 */
+	FERRY_REQ_BINARY = 1u << 1,
+};
+
+/* Room for an error message (a longer one is cut, at a UTF-8 boundary). */
+#define FERRY_REQ_ERRLEN 1024
+
+struct ferry_req;
+
+/* A row of the request table. */
+struct ferry_reqdef {
+	const char *name; /* the request's "op" */
+	int (*handler)(struct ferry_req *r);
+	/*
+	 * The fields it takes besides "op", NULL-terminated; the
+	 * dispatcher refuses any other before the handler runs, so a
+	 * handler never sees a field it does not know.
+	 */
+	const char *const *fields;
+	unsigned flags; /* FERRY_REQ_* */
+};
+
+/*
+ * One request, as every handler gets it. A handler reads r->in, fills
+ * r->out (the dispatcher adds "ok") and r->bin, and returns 0, or a
+ * FERRY_E* code with r->err set (ferry__req_fail): the dispatcher then
+ * drops r->out and r->bin and answers with the error.
+ *
+ * A handler may defer its reply: it sets r->deferred and returns 0, and
+ * the connection takes no further request until the reply comes (replies
+ * keep the order of the requests). r lives only for the call (r->in is
+ * freed after it: json_incref what is needed later), so the handler keeps
+ * what the answer needs: r->conn and r->def, which it hands to
+ * ferry__req_answer() later, on the loop's thread, within an
+ * iteration (a callback of ferry__loop_watch, or the tick: e.g. wait,
+ * answered by the tick in which its last job ended, or a control whose
+ * cluster command finished on a worker thread and woke the loop). Whoever
+ * keeps a conn must forget it in ferry__engine_conn_closed(), which the
+ * server calls when the connection goes.
+ */
+struct ferry_req {
+	struct ferry_engine *eng;
+	struct ferry_conn_s *conn;	/* the client's connection */
+	const struct ferry_reqdef *def; /* the request's row */
+	json_t *in;			/* the request (borrowed) */
+	json_t *out;			/* the reply's fields */
+	const void *data;		/* the request's binary part (borrowed), ... */
+	size_t datalen;			/* ... 0 for all but FERRY_REQ_BINARY requests */
+	struct ferry_bin bin;		/* the reply's binary part (handed to the server) */
+	int deferred;			/* the reply comes later: ferry__req_answer() */
+	/*
+	 * For a request not flagged FERRY_REQ_MUTATES: this call did change
+	 * something its reply acknowledges (only transfer_put, whose reply
+	 * acknowledges a change only when it completes its send; see its
+	 * row in dispatch.c for why the flag is not set).
+	 */
+	int durable;
+	char err[FERRY_REQ_ERRLEN]; /* the message of a failure */
+};
+
+/* A failure of request r: the message into r->err; returns code. */
+#define ferry__req_fail(r, code, ...) ferry__fail((r)->err, sizeof((r)->err), (code), __VA_ARGS__)
+
+/*
+ * Handles one request: finds its row, refuses a binary part it does not
+ * take and fields it does not know, runs its handler and marks the open
+ * transaction durable for a request that mutates. Fills *reply (NULL:
+ * deferred) and *bin (empty when the reply has no binary part).
+ */
+void ferry__dispatch(struct ferry_engine *eng, struct ferry_conn_s *conn, json_t *in,
+		     const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin);
+/*
+ * The later reply to a request whose handler deferred it (def: its row,
+ * conn: its connection): a durable commit first when def mutates, then
+ * the reply is queued. reply stays the caller's.
+ */
+void ferry__req_answer(struct ferry_engine *eng, struct ferry_conn_s *conn,
+		       const struct ferry_reqdef *def, json_t *reply);
+/* An error reply {ok: false, error, code, message}; never NULL. */
+json_t *ferry__error_reply(int code, const char *message);
+
+/* ---- the handlers ---- */
+
+/* Job requests (requests.c). */
+int ferry__req_hello(struct ferry_req *r);
+int ferry__req_ping(struct ferry_req *r);
+int ferry__req_submit(struct ferry_req *r);
+int ferry__req_status(struct ferry_req *r);
+int ferry__req_info(struct ferry_req *r);
+int ferry__req_jobs(struct ferry_req *r);
+int ferry__req_wait(struct ferry_req *r);
+int ferry__req_control(struct ferry_req *r);
+int ferry__req_dispose(struct ferry_req *r);
+int ferry__req_read(struct ferry_req *r);
+int ferry__req_shutdown(struct ferry_req *r);
+
+/* Transfer requests (transfer.c, and transfer_send.c for what creates or fills a transfer). */
+int ferry__req_transfer_send(struct ferry_req *r);
+int ferry__req_transfer_register(struct ferry_req *r);
+int ferry__req_transfer_put(struct ferry_req *r);
+int ferry__req_transfer_manifest(struct ferry_req *r);
+int ferry__req_transfer_get(struct ferry_req *r);
+int ferry__req_transfer_retrieved(struct ferry_req *r);
+int ferry__req_transfer_info(struct ferry_req *r);
+int ferry__req_transfers(struct ferry_req *r);
+int ferry__req_transfer_cancel(struct ferry_req *r);
+
+#endif

@@ -1,0 +1,583 @@
+/*
+ * requests.c - the handlers of the job requests (docs/protocol.md):
+ * submit, status, info, jobs, wait, control, dispose, read, and hello,
+ * ping and shutdown. dispatch.c has their rows (fields, flags) and calls
+ * them; what they change goes through the engine (engine.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "proto.h"
+
+#define MAX_WAIT_IDS 1000000
+#define MAX_SUBMIT   100000
+
+static int get_id(struct ferry_req *r, const char *key, int64_t *id)
+{
+	json_t *v = json_object_get(r->in, key);
+
+	if (!v)
+		return ferry__req_fail(r, FERRY_EINVAL, "missing field '%s'", key);
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return ferry__req_fail(r, FERRY_EINVAL, "'%s' must be a positive integer", key);
+	*id = json_integer_value(v);
+	return 0;
+}
+
+static int no_job(struct ferry_req *r, int64_t id)
+{
+	return ferry__req_fail(r, FERRY_ENOJOB, "no job %lld on resource '%s'", (long long)id,
+			       ferry__engine_resource(r->eng));
+}
+
+/* The "id" field of the request, naming a job that exists; its status. */
+static int get_job_id(struct ferry_req *r, int64_t *id, enum ferry_job_status *st)
+{
+	int rc = get_id(r, "id", id);
+
+	if (rc)
+		return rc;
+	rc = ferry__engine_job_status(r->eng, *id, st);
+	return rc == FERRY_ENOJOB ? no_job(r, *id) : rc;
+}
+
+/*
+ * Records which transfers the job names and returns how many of its inputs
+ * are not ready yet (the job waits for them), or a negative error.
+ */
+static int link_transfers(struct ferry_engine *eng, int64_t id, json_t *n)
+{
+	static const char *const keys[2] = {"referenced_input_files", "referenced_output_files"};
+	char err[256];
+	int pending = 0;
+
+	for (int role = 0; role < 2; role++) {
+		json_t *e;
+		size_t i;
+		json_array_foreach(json_object_get(n, keys[role]), i, e)
+		{
+			int64_t tid;
+			int ready = 0;
+			int rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready,
+							err, sizeof(err));
+			if (rc < 0)
+				return rc;
+			if (rc == 0)
+				continue;
+			if ((rc = ferry__db_ref_add(ferry__engine_db(eng), tid, id, role)))
+				return rc;
+			pending += role == 0 && !ready;
+		}
+	}
+	return pending;
+}
+
+static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, int64_t *id)
+{
+	struct ferry_engine *eng = r->eng;
+	struct ferry_db *db = ferry__engine_db(eng);
+	char msg[900];
+	int code = 0;
+	json_t *n = ferry__spec_normalise(eng, spec, msg, sizeof(msg), &code);
+	const char *key;
+	struct job *j;
+	char *text;
+	int hold, rc;
+
+	if (!n)
+		return ferry__req_fail(r, code, "job %zu: %s", idx, msg);
+	key = json_string_value(json_object_get(n, "submission_key"));
+	if (key && (rc = ferry__db_find_key(db, key, id)) != 0) {
+		json_decref(n);
+		return rc < 0 ? ferry__req_fail(r, rc, "database error") : 0;
+	}
+	hold = json_is_true(json_object_get(n, "hold"));
+	text = json_dumps(n, JSON_COMPACT);
+	j = calloc(1, sizeof(*j));
+	if (!text || !j) {
+		free(text);
+		free(j);
+		json_decref(n);
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	}
+	rc =
+	    ferry__db_insert_job(db, key, json_string_value(json_object_get(n, "name")), text,
+				 hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE, ferry__now(), id);
+	free(text);
+	if (rc) {
+		free(j);
+		json_decref(n);
+		return ferry__req_fail(r, rc, "cannot record the job in the database");
+	}
+	j->id = *id;
+	j->state = hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE;
+	rc = link_transfers(eng, *id, n);
+	if (rc < 0) {
+		free(j);
+		json_decref(n);
+		return ferry__req_fail(r, rc, "cannot record the job's transfers");
+	}
+	if (rc > 0) { /* inputs on their way */
+		j->state = hold ? FERRY_USER_SYSTEM_ON_HOLD : FERRY_SYSTEM_ON_HOLD;
+		ferry__db_set_state(db, *id, j->state);
+	}
+	j->cpus = (int)json_integer_value(json_object_get(n, "cpus"));
+	j->spec = n;
+	if (ferry__engine_job_add_new(eng, j) < 0)
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	return 0;
+}
+
+int ferry__req_submit(struct ferry_req *r)
+{
+	json_t *jobs = json_object_get(r->in, "jobs"), *ids, *spec;
+	size_t i, n;
+	int64_t *newids;
+	int rc = 0;
+
+	if (!json_is_array(jobs) || !(n = json_array_size(jobs)))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'jobs' must be a non-empty array of job specs");
+	if (n > MAX_SUBMIT)
+		return ferry__req_fail(
+		    r, FERRY_EINVAL, "%zu jobs in one submit, over the limit of %d", n, MAX_SUBMIT);
+	newids = calloc(n, sizeof(*newids));
+	ids = json_array();
+	if (!newids || !ids || ferry__db_savepoint(ferry__engine_db(r->eng))) {
+		free(newids);
+		json_decref(ids);
+		return ferry__req_fail(r, FERRY_EINTERNAL, "cannot start a transaction");
+	}
+	json_array_foreach(jobs, i, spec)
+	{
+		if ((rc = submit_one(r, spec, i, &newids[i])))
+			break;
+		json_array_append_new(ids, json_integer(newids[i]));
+	}
+	if (rc) {
+		/* all or none: forget the jobs this request created */
+		for (size_t k = 0; k < i; k++) {
+			struct job *j = ferry__engine_job(r->eng, newids[k]);
+			if (j && j->fresh && !j->in_queue && !ferry__job_started(j)) {
+				ferry__engine_job_forget(r->eng, j);
+			}
+		}
+		ferry__db_rollback_savepoint(ferry__engine_db(r->eng));
+		json_decref(ids);
+		free(newids);
+		return rc;
+	}
+	ferry__db_release(ferry__engine_db(r->eng));
+	for (i = 0; i < n; i++) {
+		struct job *j = ferry__engine_job(r->eng, newids[i]);
+		if (j)
+			ferry__engine_job_queue(r->eng, j);
+	}
+	free(newids);
+	json_object_set_new(r->out, "ids", ids);
+	return 0;
+}
+
+int ferry__req_status(struct ferry_req *r)
+{
+	enum ferry_job_status st;
+	int64_t id;
+	int rc;
+
+	if ((rc = get_job_id(r, &id, &st)))
+		return rc;
+	json_object_set_new(r->out, "status", json_string(ferry_status_name(st)));
+	return 0;
+}
+
+static void default_path(struct ferry_engine *eng, json_t *o, const char *key, int64_t id,
+			 const char *stream)
+{
+	char *p;
+
+	if (!json_is_null(json_object_get(o, key)))
+		return;
+	p = ferry__asprintf("%s/%lld/%s", ferry__engine_jobs_dir(eng), (long long)id, stream);
+	if (p)
+		json_object_set_new(o, key, json_string(p));
+	free(p);
+}
+
+/* Fills the effective output paths the engine uses by default. */
+static void fix_paths(struct ferry_engine *eng, json_t *o)
+{
+	int64_t id = json_integer_value(json_object_get(o, "id"));
+
+	default_path(eng, o, "stdout_path", id, "stdout");
+	if (!json_is_true(json_object_get(o, "join_stderrout")))
+		default_path(eng, o, "stderr_path", id, "stderr");
+}
+
+/* Live fields of an active job override what the database had. */
+static void overlay_active(struct ferry_engine *eng, json_t *o)
+{
+	struct job *j = ferry__engine_job(eng, json_integer_value(json_object_get(o, "id")));
+
+	if (!j)
+		return;
+	json_object_set_new(o, "status", json_string(ferry_status_name(j->state)));
+	if (j->started_at > 0)
+		json_object_set_new(o, "started_at", json_real(j->started_at));
+	if (j->native_id)
+		json_object_set_new(o, "native_id", json_string(j->native_id));
+}
+
+int ferry__req_info(struct ferry_req *r)
+{
+	json_t *o;
+	int64_t id;
+	int rc;
+
+	if ((rc = get_id(r, "id", &id)))
+		return rc;
+	if (ferry__engine_job(r->eng, id) && ferry__engine_job(r->eng, id)->dispose_requested)
+		return no_job(r, id);
+	rc = ferry__db_job_json(ferry__engine_db(r->eng), id, &o);
+	if (rc == FERRY_ENOJOB)
+		return no_job(r, id);
+	if (rc)
+		return ferry__req_fail(r, rc, "cannot read job %lld", (long long)id);
+	fix_paths(r->eng, o);
+	overlay_active(r->eng, o);
+	json_object_set_new(r->out, "job", o);
+	return 0;
+}
+
+int ferry__req_jobs(struct ferry_req *r)
+{
+	json_t *st = json_object_get(r->in, "state"), *d = json_object_get(r->in, "detail");
+	enum ferry_job_status s;
+	int state = -1, detail = 0, rc;
+	json_t *a, *e;
+	size_t i;
+
+	a = json_array();
+	if (st && !json_is_null(st)) {
+		if (!json_is_string(st) || ferry_status_from_name(json_string_value(st), &s)) {
+			json_decref(a);
+			return ferry__req_fail(r, FERRY_EINVAL, "unknown job state '%s'",
+					       json_is_string(st) ? json_string_value(st) : "?");
+		}
+		state = (int)s;
+	}
+	if (d && !json_is_boolean(d)) {
+		json_decref(a);
+		return ferry__req_fail(r, FERRY_EINVAL, "'detail' must be a boolean");
+	}
+	detail = json_is_true(d);
+	if ((rc = ferry__db_list(ferry__engine_db(r->eng), state, detail, a))) {
+		json_decref(a);
+		return ferry__req_fail(r, rc, "cannot list jobs");
+	}
+	if (detail) {
+		json_array_foreach(a, i, e)
+		{
+			fix_paths(r->eng, e);
+			overlay_active(r->eng, e);
+		}
+	}
+	json_object_set_new(r->out, detail ? "jobs" : "ids", a);
+	return 0;
+}
+
+int ferry__req_wait(struct ferry_req *r)
+{
+	json_t *ids = json_object_get(r->in, "ids"), *t = json_object_get(r->in, "timeout"), *e;
+	enum ferry_job_status st;
+	double deadline = -1;
+	int64_t *v;
+	size_t i;
+	int rc;
+
+	if (!json_is_array(ids) || json_array_size(ids) > MAX_WAIT_IDS)
+		return ferry__req_fail(r, FERRY_EINVAL, "'ids' must be an array of ids");
+	if (t && !json_is_number(t))
+		return ferry__req_fail(r, FERRY_EINVAL, "'timeout' must be a number");
+	if (!(v = calloc(json_array_size(ids) + 1, sizeof(*v))))
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	json_array_foreach(ids, i, e)
+	{
+		if (!json_is_integer(e) || json_integer_value(e) < 1) {
+			free(v);
+			return ferry__req_fail(r, FERRY_EINVAL, "'ids'[%zu] is not a job id", i);
+		}
+		v[i] = json_integer_value(e);
+		if ((rc = ferry__engine_job_status(r->eng, v[i], &st))) {
+			int64_t id = v[i];
+			free(v);
+			return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
+		}
+	}
+	if (t && json_number_value(t) >= 0)
+		deadline = ferry__mono() + json_number_value(t);
+	/* all ended: the reply is now; else the tick in which the last one ends gives it */
+	rc = ferry__engine_wait(r->eng, r->conn, r->def, v, json_array_size(ids), deadline);
+	if (rc < 0)
+		return ferry__req_fail(r, rc, "out of memory");
+	r->deferred = rc;
+	return 0;
+}
+
+/*
+ * Through the backend; one that must ask its DRMS answers later
+ * (ferry__engine_control_done), and so does the request then.
+ */
+static int control_started(struct ferry_req *r, struct job *j, enum backend_ctl ctl,
+			   enum ferry_job_status to)
+{
+	int rc = ferry__engine_control(r->eng, r->conn, r->def, j, ctl, to, r->err, sizeof(r->err));
+
+	if (rc == FERRY__PENDING) {
+		r->deferred = 1;
+		return 0;
+	}
+	return rc;
+}
+
+static int ended_error(struct ferry_req *r, int64_t id, const char *action)
+{
+	return ferry__req_fail(r, FERRY_ESTATE, "job %lld has ended; cannot %s it", (long long)id,
+			       action);
+}
+
+static int do_kill(struct ferry_req *r, struct job *j)
+{
+	j->kill_requested = 1;
+	ferry__db_set_kill(ferry__engine_db(r->eng), j->id, j->dispose_requested);
+	/*
+	 * A job being handed ends here too: the backend finds it gone when
+	 * the DRMS answers, and cancels what the DRMS made of it.
+	 */
+	if (!ferry__job_started(j) && !j->handed) {
+		ferry__engine_job_end_unstarted(r->eng, j, FERRY_KILLED_BY_USER,
+						"killed by user before it started");
+		return 0;
+	}
+	return control_started(r, j, CTL_TERMINATE, FERRY_UNDETERMINED);
+}
+
+int ferry__req_control(struct ferry_req *r)
+{
+	const char *action = json_string_value(json_object_get(r->in, "action"));
+	enum ferry_job_status st;
+	struct job *j;
+	int64_t id;
+	int rc;
+
+	if ((rc = get_id(r, "id", &id)))
+		return rc;
+	if (!action)
+		return ferry__req_fail(r, FERRY_EINVAL, "missing field 'action'");
+	if (strcmp(action, "stop") && strcmp(action, "restart") && strcmp(action, "hold") &&
+	    strcmp(action, "release") && strcmp(action, "kill"))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "unknown action '%s' (stop, restart, hold, release, kill)",
+				       action);
+	if ((rc = ferry__engine_job_status(r->eng, id, &st)))
+		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
+	j = ferry__engine_job(r->eng, id);
+	if (!j) { /* ended */
+		if (!strcmp(action, "kill"))
+			goto done;
+		return ended_error(r, id, action);
+	}
+	if (j->handing && strcmp(action, "kill"))
+		return FERRY__PENDING; /* where the DRMS puts it decides: asked again then */
+	if (!strcmp(action, "kill")) {
+		rc = do_kill(r, j);
+	} else if (!strcmp(action, "stop") || !strcmp(action, "hold")) {
+		if (j->handed && j->state == FERRY_QUEUED_ACTIVE)
+			rc = control_started(r, j, CTL_HOLD, FERRY_USER_ON_HOLD);
+		else if (j->handed && j->state == FERRY_SYSTEM_ON_HOLD) /* the DRMS holds it */
+			rc = control_started(r, j, CTL_HOLD, FERRY_USER_SYSTEM_ON_HOLD);
+		else if (j->state == FERRY_QUEUED_ACTIVE)
+			ferry__engine_job_set_state(r->eng, j, FERRY_USER_ON_HOLD);
+		else if (j->state == FERRY_SYSTEM_ON_HOLD) /* also waiting for its inputs */
+			ferry__engine_job_set_state(r->eng, j, FERRY_USER_SYSTEM_ON_HOLD);
+		else if (j->state == FERRY_RUNNING && !strcmp(action, "stop"))
+			rc = control_started(r, j, CTL_SUSPEND, FERRY_USER_SUSPENDED);
+		else if (ferry__job_started(j) && !strcmp(action, "hold"))
+			rc = ferry__req_fail(
+			    r, FERRY_ESTATE,
+			    "job %lld has started; hold applies before the start (use stop)",
+			    (long long)id);
+	} else { /* restart, release */
+		if (j->handed && j->state == FERRY_USER_ON_HOLD)
+			rc = control_started(r, j, CTL_RELEASE, FERRY_QUEUED_ACTIVE);
+		else if (j->handed && j->state == FERRY_USER_SYSTEM_ON_HOLD)
+			rc = control_started(r, j, CTL_RELEASE, FERRY_SYSTEM_ON_HOLD);
+		else if (j->state == FERRY_USER_ON_HOLD)
+			ferry__engine_job_set_state(r->eng, j, FERRY_QUEUED_ACTIVE);
+		else if (j->state == FERRY_USER_SYSTEM_ON_HOLD)
+			ferry__engine_job_set_state(r->eng, j, FERRY_SYSTEM_ON_HOLD);
+		else if (j->state == FERRY_USER_SUSPENDED && !strcmp(action, "restart"))
+			rc = control_started(r, j, CTL_RESUME, FERRY_RUNNING);
+		else if (ferry__job_started(j) && !strcmp(action, "release"))
+			rc = ferry__req_fail(r, FERRY_ESTATE,
+					     "job %lld has started; release applies to held jobs",
+					     (long long)id);
+	}
+	if (rc || r->deferred)
+		return rc;
+done:
+	if ((rc = ferry__engine_job_status(r->eng, id, &st)) == 0)
+		json_object_set_new(r->out, "status", json_string(ferry_status_name(st)));
+	return 0;
+}
+
+int ferry__req_dispose(struct ferry_req *r)
+{
+	enum ferry_job_status st;
+	struct job *j;
+	int64_t id;
+	int rc;
+
+	if ((rc = get_job_id(r, &id, &st)))
+		return rc;
+	j = ferry__engine_job(r->eng, id);
+	if (j) {
+		j->dispose_requested = 1;
+		return do_kill(r, j);
+	}
+	if ((rc = ferry__db_delete_job(ferry__engine_db(r->eng), id)))
+		return ferry__req_fail(r, rc, "cannot delete job %lld", (long long)id);
+	ferry__engine_remove_job_files(r->eng, id);
+	return 0;
+}
+
+int ferry__req_read(struct ferry_req *r)
+{
+	json_t *s = json_object_get(r->in, "stream"), *spec, *p;
+	json_int_t off, max;
+	const char *stream;
+	char *text = NULL, *path = NULL;
+	int ended = 0, rc, fd;
+	int64_t id;
+	ssize_t n;
+
+	if ((rc = get_id(r, "id", &id)) ||
+	    (rc = ferry__opt_int(r->in, "offset", 0, INT64_MAX, 0, &off, r->err, sizeof(r->err))) ||
+	    (rc = ferry__opt_int(r->in, "max", 0, FERRY_READ_MAX, 65536, &max, r->err,
+				 sizeof(r->err))))
+		return rc;
+	stream = json_string_value(s);
+	if (!stream || (strcmp(stream, "stdout") && strcmp(stream, "stderr")))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'stream' must be \"stdout\" or \"stderr\"");
+	if ((rc = ferry__db_spec(ferry__engine_db(r->eng), id, &text, &ended)))
+		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
+	spec = json_loads(text, 0, NULL);
+	free(text);
+	if (!spec)
+		return ferry__req_fail(r, FERRY_EINTERNAL, "corrupt spec of job %lld",
+				       (long long)id);
+	if (!strcmp(stream, "stderr") && json_is_true(json_object_get(spec, "join_stderrout"))) {
+		json_decref(spec);
+		return ferry__req_fail(r, FERRY_EINVAL, "job %lld has stderr joined to stdout",
+				       (long long)id);
+	}
+	p = json_object_get(spec, !strcmp(stream, "stdout") ? "stdout_path" : "stderr_path");
+	path = json_is_string(p) ? strdup(json_string_value(p))
+				 : ferry__asprintf("%s/%lld/%s", ferry__engine_jobs_dir(r->eng),
+						   (long long)id, stream);
+	json_decref(spec);
+	r->bin.p = malloc(max ? (size_t)max : 1);
+	if (!path || !r->bin.p) {
+		free(path);
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	}
+	n = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno != ENOENT) {
+		rc = ferry__req_fail(r, FERRY_EIO, "cannot open '%s': %s", path, strerror(errno));
+		free(path);
+		return rc;
+	}
+	if (fd >= 0) {
+		n = pread(fd, r->bin.p, (size_t)max, off);
+		if (n < 0) {
+			rc = ferry__req_fail(r, FERRY_EIO, "cannot read '%s': %s", path,
+					     strerror(errno));
+			close(fd);
+			free(path);
+			return rc;
+		}
+		close(fd);
+	}
+	free(path);
+	r->bin.len = (size_t)n;
+	json_object_set_new(r->out, "size", json_integer(n));
+	json_object_set_new(r->out, "ended", json_boolean(ended));
+	return 0;
+}
+
+/* A remote client says which engine settings its configuration gives. */
+static int check_expect(struct ferry_req *r)
+{
+	json_t *e = json_object_get(r->in, "expect"), *v;
+	const char *sets[16];
+	size_t i, n = 0;
+
+	if (!e)
+		return 0;
+	if (!json_is_array(e) || json_array_size(e) >= FERRY_ARRAY_SIZE(sets)) {
+		return ferry__req_fail(
+		    r, FERRY_EINVAL,
+		    "field 'expect' must be an array of at most %zu \"KEY=VALUE\" strings",
+		    FERRY_ARRAY_SIZE(sets) - 1);
+	}
+	json_array_foreach(e, i, v)
+	{
+		if (!json_is_string(v)) {
+			return ferry__req_fail(r, FERRY_EINVAL, "field 'expect' must hold strings");
+		}
+		sets[n++] = json_string_value(v);
+	}
+	sets[n] = NULL;
+	if (ferry__cfg_check_settings(ferry__engine_cfg(r->eng), sets, r->err, sizeof(r->err)) < 0)
+		return FERRY_ECONFIG;
+	return 0;
+}
+
+int ferry__req_hello(struct ferry_req *r)
+{
+	json_t *v = json_object_get(r->in, "version");
+
+	if (!json_is_integer(v) || json_integer_value(v) != FERRY_PROTO_VERSION)
+		return ferry__req_fail(
+		    r, FERRY_EPROTO,
+		    "client protocol version %lld is not supported (engine speaks %d)",
+		    json_is_integer(v) ? (long long)json_integer_value(v) : -1LL,
+		    FERRY_PROTO_VERSION);
+	int rc = check_expect(r);
+	if (rc)
+		return rc;
+	json_object_set_new(r->out, "protocol", json_integer(FERRY_PROTO_VERSION));
+	json_object_set_new(r->out, "engine", json_string(FERRY_VERSION));
+	json_object_set_new(r->out, "resource", json_string(ferry__engine_resource(r->eng)));
+	json_object_set_new(r->out, "backend", json_string(ferry__engine_backend(r->eng)->name));
+	json_object_set_new(r->out, "pid", json_integer(getpid()));
+	return 0;
+}
+
+int ferry__req_ping(struct ferry_req *r)
+{
+	return 0;
+}
+
+int ferry__req_shutdown(struct ferry_req *r)
+{
+	ferry__engine_shutdown(r->eng);
+	return 0;
+}

@@ -1,0 +1,407 @@
+/*
+ * spec.c - a job spec as a client sends it, checked and made what the
+ * engine stores (docs/protocol.md, "Job spec"): unknown fields refused,
+ * types and ranges checked, paths made absolute against the working
+ * directory and the files they name looked at, the backend's check last.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "util.h"
+
+#define MAX_ARG_BYTES (128 * 1024)
+#define MAX_CMD_BYTES (2 * 1024 * 1024)
+
+static const char *const spec_keys[] = {
+    "argv",
+    "name",
+    "working_directory",
+    "stdin_path",
+    "stdout_path",
+    "stderr_path",
+    "join_stderrout",
+    "env",
+    "referenced_input_files",
+    "referenced_output_files",
+    "disposal_timeout_hours",
+    "cpus",
+    "memory_mb",
+    "walltime_s",
+    "queue",
+    "native_specification",
+    "hold",
+    "submission_key",
+};
+
+static int check_keys(json_t *o, const char *const *keys, size_t n, const char *what, char *err,
+		      size_t errlen)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v)
+	{
+		size_t i;
+		for (i = 0; i < n; i++)
+			if (!strcmp(k, keys[i]))
+				break;
+		if (i == n)
+			return ferry__fail(err, errlen, FERRY_EINVAL, "unknown field '%s' in %s", k,
+					   what);
+	}
+	return 0;
+}
+
+/* A JSON string without NUL bytes, or absent/null. */
+static int opt_string(json_t *spec, const char *key, size_t max, const char **out, char *err,
+		      size_t errlen)
+{
+	json_t *v = json_object_get(spec, key);
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return ferry__fail(err, errlen, FERRY_EINVAL, "'%s' must be a string", key);
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return ferry__fail(err, errlen, FERRY_EINVAL, "'%s' contains a NUL byte", key);
+	if (json_string_length(v) > max)
+		return ferry__fail(err, errlen, FERRY_EINVAL, "'%s' is longer than %zu bytes", key,
+				   max);
+	*out = json_string_value(v);
+	return 0;
+}
+
+int ferry__opt_int(json_t *spec, const char *key, json_int_t min, json_int_t max, json_int_t dflt,
+		   json_int_t *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(spec, key);
+
+	*out = dflt;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v))
+		return ferry__fail(err, errlen, FERRY_EINVAL, "'%s' must be an integer", key);
+	*out = json_integer_value(v);
+	if (*out < min || *out > max)
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "'%s' is %lld, not between %lld and %lld", key, (long long)*out,
+				   (long long)min, (long long)max);
+	return 0;
+}
+
+static int opt_bool(json_t *spec, const char *key, int *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(spec, key);
+
+	*out = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return ferry__fail(err, errlen, FERRY_EINVAL, "'%s' must be true or false", key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* Absolute path of p (relative to cwd); malloc'd. */
+static char *resolve(const char *cwd, const char *p)
+{
+	return p[0] == '/' ? strdup(p) : ferry__asprintf("%s/%s", cwd, p);
+}
+
+/* Checks a string array and resolves its paths when cwd != NULL. */
+static int string_array(json_t *spec, const char *key, const char *cwd, size_t *bytes, json_t **out,
+			char *err, size_t errlen)
+{
+	json_t *v = json_object_get(spec, key), *a, *e;
+	size_t i;
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v))
+		return ferry__fail(err, errlen, FERRY_EINVAL, "'%s' must be an array of strings",
+				   key);
+	a = json_array();
+	if (!a)
+		return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
+	json_array_foreach(v, i, e)
+	{
+		const char *s;
+		char *r;
+
+		if (!json_is_string(e)) {
+			json_decref(a);
+			return ferry__fail(err, errlen, FERRY_EINVAL, "'%s'[%zu] is not a string",
+					   key, i);
+		}
+		s = json_string_value(e);
+		if (strlen(s) != json_string_length(e)) {
+			json_decref(a);
+			return ferry__fail(err, errlen, FERRY_EINVAL,
+					   "'%s'[%zu] contains a NUL byte", key, i);
+		}
+		if (json_string_length(e) > MAX_ARG_BYTES) {
+			json_decref(a);
+			return ferry__fail(err, errlen, FERRY_EINVAL,
+					   "'%s'[%zu] is longer than %d bytes (the kernel's limit)",
+					   key, i, MAX_ARG_BYTES);
+		}
+		if (bytes)
+			*bytes += json_string_length(e) + 1;
+		r = cwd ? resolve(cwd, s) : strdup(s);
+		if (!r || json_array_append_new(a, json_string(r))) {
+			free(r);
+			json_decref(a);
+			return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
+		}
+		free(r);
+	}
+	*out = a;
+	return 0;
+}
+
+static int check_env(json_t *env, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(env, i, e)
+	{
+		const char *s = json_string_value(e), *eq = strchr(s, '=');
+		if (!eq || eq == s)
+			return ferry__fail(err, errlen, FERRY_EINVAL,
+					   "environment entry '%s' is not NAME=value", s);
+		for (const char *p = s; p < eq; p++)
+			if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			      (p > s && *p >= '0' && *p <= '9')))
+				return ferry__fail(err, errlen, FERRY_EINVAL,
+						   "invalid environment variable name in '%s'", s);
+	}
+	return 0;
+}
+
+static int check_dir_of(const char *what, const char *path, char *err, size_t errlen)
+{
+	char *d = strdup(path), *slash;
+	struct stat st;
+	int rc = 0;
+
+	if (!d)
+		return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
+	slash = strrchr(d, '/');
+	if (slash == d)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	if (stat(d, &st) < 0 || !S_ISDIR(st.st_mode))
+		rc = ferry__fail(err, errlen, FERRY_EINVAL, "directory of %s '%s' does not exist",
+				 what, path);
+	free(d);
+	return rc;
+}
+
+static int set_path(json_t *o, const char *key, const char *cwd, const char *p)
+{
+	char *r;
+	int rc;
+
+	if (!p)
+		return 0;
+	r = resolve(cwd, p);
+	if (!r)
+		return -1;
+	rc = json_object_set_new(o, key, json_string(r));
+	free(r);
+	return rc;
+}
+
+/* Validates the path fields of a spec and copies them, resolved, into n. */
+static int normalise_paths(json_t *spec, json_t *n, const char **cwd_out, char *err, size_t errlen)
+{
+	const char *cwd, *in, *out, *errp;
+	struct stat st;
+	int rc, fd;
+
+	if ((rc = opt_string(spec, "working_directory", PATH_MAX, &cwd, err, errlen)) ||
+	    (rc = opt_string(spec, "stdin_path", PATH_MAX, &in, err, errlen)) ||
+	    (rc = opt_string(spec, "stdout_path", PATH_MAX, &out, err, errlen)) ||
+	    (rc = opt_string(spec, "stderr_path", PATH_MAX, &errp, err, errlen)))
+		return rc;
+	if (!cwd)
+		return ferry__fail(err, errlen, FERRY_EINVAL, "'working_directory' is required");
+	if (cwd[0] != '/')
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "working directory '%s' is not absolute", cwd);
+	if (stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode))
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "working directory '%s' does not exist", cwd);
+	json_object_set_new(n, "working_directory", json_string(cwd));
+	if (in) {
+		char *p = resolve(cwd, in);
+		if (!p)
+			return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
+		fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0 || fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+			rc = ferry__fail(err, errlen, FERRY_EINVAL,
+					 "stdin '%s' is not a readable file: %s", p,
+					 fd < 0 ? strerror(errno) : "is a directory");
+			if (fd >= 0)
+				close(fd);
+			free(p);
+			return rc;
+		}
+		close(fd);
+		free(p);
+	}
+	if (set_path(n, "stdin_path", cwd, in) || set_path(n, "stdout_path", cwd, out) ||
+	    set_path(n, "stderr_path", cwd, errp))
+		return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
+	if (out &&
+	    (rc = check_dir_of("stdout", json_string_value(json_object_get(n, "stdout_path")), err,
+			       errlen)))
+		return rc;
+	if (errp &&
+	    (rc = check_dir_of("stderr", json_string_value(json_object_get(n, "stderr_path")), err,
+			       errlen)))
+		return rc;
+	*cwd_out = cwd;
+	return 0;
+}
+
+static int normalise_arrays(struct ferry_engine *eng, json_t *spec, json_t *n, const char *cwd,
+			    char *err, size_t errlen)
+{
+	json_t *argv, *env, *inputs, *outputs;
+	size_t bytes = 0, i;
+	json_t *e;
+	int rc;
+
+	if ((rc = string_array(spec, "argv", NULL, &bytes, &argv, err, errlen)))
+		return rc;
+	json_object_set_new(n, "argv", argv ? argv : json_array());
+	if (!argv || json_array_size(argv) == 0)
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "'argv' must hold at least the command");
+	if (!json_string_length(json_array_get(argv, 0)))
+		return ferry__fail(err, errlen, FERRY_EINVAL, "the command (argv[0]) is empty");
+	if ((rc = string_array(spec, "env", NULL, &bytes, &env, err, errlen)))
+		return rc;
+	json_object_set_new(n, "env", env ? env : json_array());
+	if (env && (rc = check_env(env, err, errlen)))
+		return rc;
+	if (bytes > MAX_CMD_BYTES)
+		return ferry__fail(
+		    err, errlen, FERRY_EINVAL,
+		    "command line and environment take %zu bytes, over the %d byte limit", bytes,
+		    MAX_CMD_BYTES);
+	if ((rc = string_array(spec, "referenced_input_files", cwd, NULL, &inputs, err, errlen)))
+		return rc;
+	json_object_set_new(n, "referenced_input_files", inputs ? inputs : json_array());
+	json_array_foreach(inputs, i, e)
+	{
+		/* a transfer may still be on its way: the job then waits for it */
+		int64_t tid;
+		int ready;
+		rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err, errlen);
+		if (rc < 0)
+			return rc;
+		if (rc == 0 && access(json_string_value(e), F_OK) < 0)
+			return ferry__fail(err, errlen, FERRY_EINVAL,
+					   "referenced input file '%s' does not exist",
+					   json_string_value(e));
+	}
+	if ((rc = string_array(spec, "referenced_output_files", cwd, NULL, &outputs, err, errlen)))
+		return rc;
+	json_object_set_new(n, "referenced_output_files", outputs ? outputs : json_array());
+	json_array_foreach(outputs, i, e)
+	{
+		int64_t tid;
+		int ready;
+		rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int normalise_scalars(struct ferry_engine *eng, json_t *spec, json_t *n, char *err,
+			     size_t errlen)
+{
+	json_int_t disposal, cpus, mem, wall;
+	const struct ferry_backend *be = ferry__engine_backend(eng);
+	int join, hold, rc, slots = be->slots ? be->slots(ferry__engine_backend_self(eng)) : 0;
+	const char *name, *queue, *native, *key;
+
+	if ((rc = opt_string(spec, "name", 1024, &name, err, errlen)) ||
+	    (rc = opt_string(spec, "queue", 256, &queue, err, errlen)) ||
+	    (rc = opt_string(spec, "native_specification", 65536, &native, err, errlen)) ||
+	    (rc = opt_string(spec, "submission_key", 128, &key, err, errlen)) ||
+	    (rc = ferry__opt_int(spec, "disposal_timeout_hours", 1, 87600, 168, &disposal, err,
+				 errlen)) ||
+	    (rc = ferry__opt_int(spec, "cpus", 1, 1 << 20, 1, &cpus, err, errlen)) ||
+	    (rc =
+		 ferry__opt_int(spec, "memory_mb", 0, (json_int_t)1 << 30, 0, &mem, err, errlen)) ||
+	    (rc = ferry__opt_int(spec, "walltime_s", 0, 366 * 86400, 0, &wall, err, errlen)) ||
+	    (rc = opt_bool(spec, "join_stderrout", &join, err, errlen)) ||
+	    (rc = opt_bool(spec, "hold", &hold, err, errlen)))
+		return rc;
+	if (key && !*key)
+		return ferry__fail(err, errlen, FERRY_EINVAL, "'submission_key' is empty");
+	if (slots > 0 && cpus > slots)
+		return ferry__fail(err, errlen, FERRY_ERESOURCE,
+				   "the job asks for %lld cpus but resource '%s' has %d slots",
+				   (long long)cpus, ferry__engine_resource(eng), slots);
+	json_object_set_new(n, "name", name ? json_string(name) : json_null());
+	json_object_set_new(n, "queue", queue ? json_string(queue) : json_null());
+	json_object_set_new(n, "native_specification", native ? json_string(native) : json_null());
+	json_object_set_new(n, "submission_key", key ? json_string(key) : json_null());
+	json_object_set_new(n, "disposal_timeout_hours", json_integer(disposal));
+	json_object_set_new(n, "cpus", json_integer(cpus));
+	json_object_set_new(n, "memory_mb", json_integer(mem));
+	json_object_set_new(n, "walltime_s", json_integer(wall));
+	json_object_set_new(n, "join_stderrout", json_boolean(join));
+	json_object_set_new(n, "hold", json_boolean(hold));
+	json_object_set_new(n, "backend", json_string(be->name));
+	json_object_set_new(n, "resource", json_string(ferry__engine_resource(eng)));
+	return 0;
+}
+
+/* Returns a normalised copy of spec (resolved paths, defaults), or NULL. */
+json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen,
+			      int *code)
+{
+	const struct ferry_backend *be = ferry__engine_backend(eng);
+	json_t *n = json_object();
+	const char *cwd = NULL;
+	int rc;
+
+	if (!n) {
+		*code = ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (!json_is_object(spec)) {
+		rc = ferry__fail(err, errlen, FERRY_EINVAL, "a job spec must be a json object");
+		goto bad;
+	}
+	if ((rc = check_keys(spec, spec_keys, FERRY_ARRAY_SIZE(spec_keys), "job spec", err,
+			     errlen)) ||
+	    (rc = normalise_scalars(eng, spec, n, err, errlen)) ||
+	    (rc = normalise_paths(spec, n, &cwd, err, errlen)) ||
+	    (rc = normalise_arrays(eng, spec, n, cwd, err, errlen)))
+		goto bad;
+	if (be->check && (rc = be->check(ferry__engine_backend_self(eng), n, err, errlen)))
+		goto bad;
+	return n;
+bad:
+	json_decref(n);
+	*code = rc;
+	return NULL;
+}
