@@ -70,7 +70,8 @@ struct ferry_engine {
 	double retry_start; /* monotonic time to retry a failed start; 0: none */
 	size_t nfresh;	    /* jobs of the open transaction (struct job.fresh) */
 	int shutdown;
-	char *tr_root; /* the transfer root, absolute and resolved */
+	char *tr_root;		    /* the transfer root, absolute and resolved */
+	struct ferry_transfers *tr; /* the transfers' caches */
 	int tr_root_fd;
 	double hour_s;	   /* seconds in an hour of disposal time (a test knob) */
 	double next_poll;  /* monotonic time of the backend's next poll (DRMS) */
@@ -724,6 +725,11 @@ const char *ferry__engine_transfer_root(struct ferry_engine *eng)
 	return eng->tr_root;
 }
 
+struct ferry_transfers *ferry__engine_transfers(struct ferry_engine *eng)
+{
+	return eng->tr;
+}
+
 int ferry__engine_transfer_root_fd(struct ferry_engine *eng)
 {
 	return eng->tr_root_fd;
@@ -1105,6 +1111,8 @@ struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *reso
 	}
 	if (transfer_root_init(eng, err, errlen) < 0)
 		goto fail;
+	if (!(eng->tr = ferry__transfers_new()))
+		goto nomem;
 	if (htab_grow(eng) < 0)
 		goto nomem;
 	if (ferry__db_open(dbpath, &eng->db, err, errlen))
@@ -1165,6 +1173,7 @@ void ferry__engine_free(struct ferry_engine *eng)
 	if (eng->tr_root_fd >= 0)
 		close(eng->tr_root_fd);
 	free(eng->tr_root);
+	ferry__transfers_free(eng->tr);
 	ferry__db_close(eng->db);
 	free(eng->resource);
 	free(eng->state_dir);

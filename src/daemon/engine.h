@@ -102,6 +102,8 @@ int ferry__engine_shutting_down(struct ferry_engine *eng);
 /* The transfer root (absolute, resolved) and a descriptor of it. */
 const char *ferry__engine_transfer_root(struct ferry_engine *eng);
 int ferry__engine_transfer_root_fd(struct ferry_engine *eng);
+/* What the transfers keep between requests (transfer.h). */
+struct ferry_transfers *ferry__engine_transfers(struct ferry_engine *eng);
 /* Seconds in an hour of disposal time: 3600, or $FERRYD_TEST_HOUR_SECONDS. */
 double ferry__engine_hour(struct ferry_engine *eng);
 /* A transfer became ready: jobs waiting only for their inputs may go on. */

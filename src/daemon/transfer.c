@@ -170,21 +170,36 @@ static int get_path_arg(struct ferry_req *t, const char **path)
  * dropped, so an entry is never stale. A send's count of files still
  * incomplete is kept with it, so that a put need not stat them all.
  */
-#define DOCS_MAX 8
-static struct tr_doc docs[DOCS_MAX];
-static uint64_t docs_clock;
+struct ferry_transfers *ferry__transfers_new(void)
+{
+	return calloc(1, sizeof(struct ferry_transfers));
+}
 
-struct tr_doc *ferry__tr_doc_find(int64_t id)
+void ferry__transfers_free(struct ferry_transfers *x)
+{
+	if (!x)
+		return;
+	for (size_t i = 0; i < DOCS_MAX; i++) {
+		json_decref(x->docs[i].doc);
+		free(x->docs[i].verified);
+	}
+	for (size_t i = 0; i < RUNNING_MAX; i++)
+		if (x->running[i].h.state)
+			ferry__hash_release(&x->running[i].h);
+	free(x);
+}
+
+struct tr_doc *ferry__tr_doc_find(struct ferry_transfers *x, int64_t id)
 {
 	for (size_t i = 0; i < DOCS_MAX; i++)
-		if (docs[i].doc && docs[i].id == id)
-			return &docs[i];
+		if (x->docs[i].doc && x->docs[i].id == id)
+			return &x->docs[i];
 	return NULL;
 }
 
-void ferry__tr_doc_drop(int64_t id)
+void ferry__tr_doc_drop(struct ferry_transfers *x, int64_t id)
 {
-	struct tr_doc *d = ferry__tr_doc_find(id);
+	struct tr_doc *d = ferry__tr_doc_find(x, id);
 
 	if (d) {
 		json_decref(d->doc);
@@ -193,24 +208,25 @@ void ferry__tr_doc_drop(int64_t id)
 	}
 }
 
-static void doc_keep(int64_t id, json_t *doc)
+static void doc_keep(struct ferry_transfers *x, int64_t id, json_t *doc)
 {
-	struct tr_doc *d = &docs[0];
+	struct tr_doc *d = &x->docs[0];
 
 	for (size_t i = 0; i < DOCS_MAX && d->doc; i++)
-		if (!docs[i].doc || docs[i].used < d->used)
-			d = &docs[i];
+		if (!x->docs[i].doc || x->docs[i].used < d->used)
+			d = &x->docs[i];
 	json_decref(d->doc);
 	free(d->verified);
-	*d = (struct tr_doc){.id = id, .doc = json_incref(doc), .left = -1, .used = ++docs_clock};
+	*d =
+	    (struct tr_doc){.id = id, .doc = json_incref(doc), .left = -1, .used = ++x->docs_clock};
 	d->nfiles = json_array_size(json_object_get(doc, "files"));
 	d->verified = d->nfiles > 1 ? calloc(d->nfiles, 1) : NULL; /* none: checked again */
 }
 
 /* Whether file idx of the transfer was checked and waits for its name. */
-int ferry__tr_is_verified(int64_t id, int64_t idx)
+int ferry__tr_is_verified(struct ferry_transfers *x, int64_t id, int64_t idx)
 {
-	struct tr_doc *d = ferry__tr_doc_find(id);
+	struct tr_doc *d = ferry__tr_doc_find(x, id);
 
 	return d && d->verified && idx >= 0 && (size_t)idx < d->nfiles && d->verified[idx];
 }
@@ -228,12 +244,12 @@ static void merge_hash(void *files, int64_t idx, const char *hash)
 static json_t *doc_load(struct ferry_req *t, const struct db_tr_row *row, int keep)
 {
 	struct ferry_db *db = ferry__engine_db(t->eng);
-	struct tr_doc *d = ferry__tr_doc_find(row->id);
+	struct tr_doc *d = ferry__tr_doc_find(ferry__tr_caches(t), row->id);
 	char *text = NULL;
 	json_t *doc = NULL;
 
 	if (d) {
-		d->used = ++docs_clock;
+		d->used = ++ferry__tr_caches(t)->docs_clock;
 		return json_incref(d->doc);
 	}
 	if (!ferry__db_tr_doc(db, row->id, &text))
@@ -249,7 +265,7 @@ static json_t *doc_load(struct ferry_req *t, const struct db_tr_row *row, int ke
 		return NULL;
 	}
 	if (keep)
-		doc_keep(row->id, doc);
+		doc_keep(ferry__tr_caches(t), row->id, doc);
 	return doc;
 }
 
@@ -271,7 +287,8 @@ int ferry__tr_save(struct ferry_req *t, struct db_tr_row *row, json_t *doc)
 	if (!rc)
 		rc = ferry__db_tr_update(db, row);
 	if (rc && doc)
-		ferry__tr_doc_drop(row->id); /* what the database holds is read again */
+		ferry__tr_doc_drop(ferry__tr_caches(t),
+				   row->id); /* what the database holds is read again */
 	return rc ? ferry__req_fail(t, rc, "cannot record the transfer") : 0;
 }
 
@@ -764,8 +781,8 @@ static int remove_transfer(struct ferry_engine *eng, const struct db_tr_row *row
 		return FERRY_ENOMEM;
 	ferry__rm_rf(dir);
 	free(dir);
-	ferry__tr_running_drop_transfer(row->id);
-	ferry__tr_doc_drop(row->id);
+	ferry__tr_running_drop_transfer(ferry__engine_transfers(eng), row->id);
+	ferry__tr_doc_drop(ferry__engine_transfers(eng), row->id);
 	/* before the references go: they say which jobs waited for it */
 	ferry__engine_inputs_gone(eng, row->id);
 	return ferry__db_tr_delete(ferry__engine_db(eng), row->id);

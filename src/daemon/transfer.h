@@ -22,6 +22,12 @@ int ferry__transfer_lookup(struct ferry_engine *eng, const char *path, int64_t *
 			   char *err, size_t errlen);
 /* A job ended: outputs of it that exist now are produced. */
 void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job);
+/*
+ * What the transfers keep between requests (parsed manifests, running
+ * checksums), one per engine: NULL when out of memory.
+ */
+struct ferry_transfers *ferry__transfers_new(void);
+void ferry__transfers_free(struct ferry_transfers *x);
 /* Removes expired transfers. */
 void ferry__transfer_gc(struct ferry_engine *eng);
 

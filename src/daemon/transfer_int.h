@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "dispatch.h"
+#include "hash.h"
 
 #define MAX_FILES 100000     /* in one transfer */
 #define MAX_CHUNK (8u << 20) /* bytes in one put or get */
@@ -30,6 +31,33 @@ struct tr_doc {
 	size_t nfiles;
 	uint64_t used;
 };
+
+/*
+ * A running checksum of a file received in one uninterrupted stream of
+ * chunks (transfer_send.c says why).
+ */
+struct tr_running {
+	int64_t tid, idx, off; /* off: bytes hashed so far */
+	uint64_t used;	       /* when last fed, for eviction */
+	struct ferry_hash h;
+};
+
+#define DOCS_MAX    8 /* parsed docs kept */
+#define RUNNING_MAX 8 /* running checksums kept */
+
+/* What the transfers keep between requests: one per engine (ferry__engine_transfers). */
+struct ferry_transfers {
+	struct tr_doc docs[DOCS_MAX];
+	uint64_t docs_clock;
+	struct tr_running running[RUNNING_MAX];
+	uint64_t running_clock;
+};
+
+/* The engine's transfer caches. */
+static inline struct ferry_transfers *ferry__tr_caches(struct ferry_req *t)
+{
+	return ferry__engine_transfers(t->eng);
+}
 
 /* The transfer root: its absolute path, and a descriptor to open beneath it. */
 static inline const char *ferry__tr_root(struct ferry_req *t)
@@ -68,14 +96,14 @@ int ferry__tr_part_rel(const char *rel, char *buf, size_t cap);
 
 /* ---- docs and rows (transfer.c) ---- */
 /* The cached doc of transfer id, or NULL. */
-struct tr_doc *ferry__tr_doc_find(int64_t id);
-void ferry__tr_doc_drop(int64_t id);
+struct tr_doc *ferry__tr_doc_find(struct ferry_transfers *x, int64_t id);
+void ferry__tr_doc_drop(struct ferry_transfers *x, int64_t id);
 /* The row's doc (a new reference, cached), or NULL with t->err set. */
 json_t *ferry__tr_doc_of(struct ferry_req *t, const struct db_tr_row *row);
 /* Writes the row, and doc when given (the cached one, changed in place). */
 int ferry__tr_save(struct ferry_req *t, struct db_tr_row *row, json_t *doc);
 /* Whether file idx of the transfer was checked and waits for its name. */
-int ferry__tr_is_verified(int64_t id, int64_t idx);
+int ferry__tr_is_verified(struct ferry_transfers *x, int64_t id, int64_t idx);
 /* The transfer's disposal time, in seconds. */
 double ferry__tr_hours_s(struct ferry_req *t, json_t *doc);
 /* Bytes of file f present: its size when complete (*complete), else its part's. */
@@ -86,6 +114,6 @@ int ferry__tr_get_int(struct ferry_req *t, const char *key, int64_t min, int64_t
 
 /* ---- sends (transfer_send.c) ---- */
 /* Forgets the running checksums of the transfer's files (it is resumed or removed). */
-void ferry__tr_running_drop_transfer(int64_t tid);
+void ferry__tr_running_drop_transfer(struct ferry_transfers *x, int64_t tid);
 
 #endif

@@ -30,58 +30,52 @@
  * is read back and hashed whole at the end, as before: what was written
  * by anyone but this stream is never taken on trust.
  */
-#define RUNNING_MAX 8
-static struct running {
-	int64_t tid, idx, off; /* off: bytes hashed so far */
-	uint64_t used;	       /* when last fed, for eviction */
-	struct ferry_hash h;
-} running[RUNNING_MAX];
-static uint64_t running_clock;
 
-static struct running *running_find(int64_t tid, int64_t idx)
+static struct tr_running *running_find(struct ferry_transfers *x, int64_t tid, int64_t idx)
 {
 	for (size_t i = 0; i < RUNNING_MAX; i++)
-		if (running[i].h.state && running[i].tid == tid && running[i].idx == idx)
-			return &running[i];
+		if (x->running[i].h.state && x->running[i].tid == tid && x->running[i].idx == idx)
+			return &x->running[i];
 	return NULL;
 }
 
-static void running_drop(struct running *r)
+static void running_drop(struct tr_running *r)
 {
 	if (r)
 		ferry__hash_release(&r->h);
 }
 
-void ferry__tr_running_drop_transfer(int64_t tid)
+void ferry__tr_running_drop_transfer(struct ferry_transfers *x, int64_t tid)
 {
 	for (size_t i = 0; i < RUNNING_MAX; i++)
-		if (running[i].h.state && running[i].tid == tid)
-			running_drop(&running[i]);
+		if (x->running[i].h.state && x->running[i].tid == tid)
+			running_drop(&x->running[i]);
 }
 
 /* A fresh state for the file, in a free slot or the least recently fed one. */
-static struct running *running_start(int64_t tid, int64_t idx)
+static struct tr_running *running_start(struct ferry_transfers *x, int64_t tid, int64_t idx)
 {
-	struct running *r = &running[0];
+	struct tr_running *r = &x->running[0];
 
-	running_drop(running_find(tid, idx));
+	running_drop(running_find(x, tid, idx));
 	for (size_t i = 0; i < RUNNING_MAX && r->h.state; i++)
-		if (!running[i].h.state || running[i].used < r->used)
-			r = &running[i];
+		if (!x->running[i].h.state || x->running[i].used < r->used)
+			r = &x->running[i];
 	running_drop(r);
 	if (ferry__hash_init(&r->h) < 0)
 		return NULL;
 	r->tid = tid;
 	r->idx = idx;
 	r->off = 0;
-	r->used = ++running_clock;
+	r->used = ++x->running_clock;
 	return r;
 }
 
 /* Feeds a chunk written at off; a chunk at 0 starts (or restarts) the file's state. */
-static void running_feed(int64_t tid, int64_t idx, int64_t off, const void *data, size_t len)
+static void running_feed(struct ferry_transfers *x, int64_t tid, int64_t idx, int64_t off,
+			 const void *data, size_t len)
 {
-	struct running *r = off == 0 ? running_start(tid, idx) : running_find(tid, idx);
+	struct tr_running *r = off == 0 ? running_start(x, tid, idx) : running_find(x, tid, idx);
 
 	if (!r)
 		return;
@@ -91,7 +85,7 @@ static void running_feed(int64_t tid, int64_t idx, int64_t off, const void *data
 	}
 	ferry__hash_update(&r->h, data, len);
 	r->off += (int64_t)len;
-	r->used = ++running_clock;
+	r->used = ++x->running_clock;
 }
 
 /* mkdir -p beneath the root, each new directory 0700 until the end. */
@@ -148,8 +142,8 @@ static json_t *progress(struct ferry_req *t, const struct db_tr_row *row, json_t
 			e = json_pack("{s:I,s:b}", "done", (json_int_t)0, "complete", 1);
 		} else {
 			done = ferry__tr_file_done(t, row, f, &complete);
-			complete |=
-			    ferry__tr_is_verified(row->id, (int64_t)i); /* named at the end */
+			complete |= ferry__tr_is_verified(ferry__tr_caches(t), row->id,
+							  (int64_t)i); /* named at the end */
 			ferry__tr_file_rel(row, f, rel, sizeof(rel));
 			char *p = ferry__tr_part_rel(rel, prel, sizeof(prel)) < 0
 				      ? NULL
@@ -360,8 +354,8 @@ int ferry__req_transfer_send(struct ferry_req *t)
 		return rc;
 	if (rc == 1) {
 		rc = 0; /* known: a retry, or the next call after an interruption */
-		ferry__tr_running_drop_transfer(row.id);
-		struct tr_doc *d = ferry__tr_doc_find(row.id);
+		ferry__tr_running_drop_transfer(ferry__tr_caches(t), row.id);
+		struct tr_doc *d = ferry__tr_doc_find(ferry__tr_caches(t), row.id);
 		if (d)
 			d->left = -1; /* counted again, as the disk has them */
 	} else {
@@ -414,7 +408,7 @@ int ferry__req_transfer_register(struct ferry_req *t)
 		return rc;
 	if (rc == 1) {
 		rc = 0; /* known: a retry, or the next call after an interruption */
-		ferry__tr_running_drop_transfer(row.id);
+		ferry__tr_running_drop_transfer(ferry__tr_caches(t), row.id);
 	} else {
 		doc = json_pack("{s:O,s:I,s:s,s:[]}", "local_paths", lp, "disposal_hours",
 				(json_int_t)hours, "name", name, "files");
@@ -476,7 +470,7 @@ static void apply_attrs(struct ferry_req *t, const struct db_tr_row *row, json_t
  */
 static int64_t files_left(struct ferry_req *t, const struct db_tr_row *row, json_t *doc)
 {
-	struct tr_doc *d = ferry__tr_doc_find(row->id);
+	struct tr_doc *d = ferry__tr_doc_find(ferry__tr_caches(t), row->id);
 	json_t *f;
 	size_t i;
 	int64_t left = 0;
@@ -489,7 +483,8 @@ static int64_t files_left(struct ferry_req *t, const struct db_tr_row *row, json
 		int64_t done = 0;
 		if (strcmp(json_string_value(json_object_get(f, "type")), "dir"))
 			done = ferry__tr_file_done(t, row, f, &complete);
-		left += !complete && !ferry__tr_is_verified(row->id, (int64_t)i) &&
+		left += !complete &&
+			!ferry__tr_is_verified(ferry__tr_caches(t), row->id, (int64_t)i) &&
 			!(done == json_integer_value(json_object_get(f, "size")) &&
 			  json_object_get(f, "hash"));
 	}
@@ -502,9 +497,9 @@ static int64_t files_left(struct ferry_req *t, const struct db_tr_row *row, json
  * File idx of the send was named, or checked to be named at the end (on),
  * or is to be checked again, its part emptied (off: the count is retaken).
  */
-static void set_verified(int64_t id, int64_t idx, int on)
+static void set_verified(struct ferry_transfers *x, int64_t id, int64_t idx, int on)
 {
-	struct tr_doc *d = ferry__tr_doc_find(id);
+	struct tr_doc *d = ferry__tr_doc_find(x, id);
 
 	if (!d)
 		return;
@@ -605,8 +600,9 @@ static int name_parts(struct ferry_req *t, const struct db_tr_row *row, json_t *
 		size_t m = 0;
 		for (; !rc && m < SYNC_BATCH && b + m < k; m++) {
 			size_t i = todo[b + m];
-			fds[m] = open_part(t, row, json_array_get(files, i),
-					   ferry__tr_is_verified(row->id, (int64_t)i));
+			fds[m] = open_part(
+			    t, row, json_array_get(files, i),
+			    ferry__tr_is_verified(ferry__tr_caches(t), row->id, (int64_t)i));
 			if (fds[m] < 0)
 				rc = fds[m];
 		}
@@ -624,7 +620,7 @@ static int name_parts(struct ferry_req *t, const struct db_tr_row *row, json_t *
 				/* one that cannot be emptied is checked again at the end */
 				int z = ftruncate(fds[m], 0);
 				(void)z;
-				set_verified(row->id, (int64_t)todo[b + m], 0);
+				set_verified(ferry__tr_caches(t), row->id, (int64_t)todo[b + m], 0);
 			}
 			close(fds[m]);
 		}
@@ -676,7 +672,7 @@ static int hash_unrecorded(struct ferry_req *t, const struct db_tr_row *row, jso
 static int finish_send(struct ferry_req *t, struct db_tr_row *row, json_t *doc)
 {
 	json_t *files = json_object_get(doc, "files");
-	struct tr_doc *d = ferry__tr_doc_find(row->id);
+	struct tr_doc *d = ferry__tr_doc_find(ferry__tr_caches(t), row->id);
 	int rc;
 
 	if (files_left(t, row, doc))
@@ -710,7 +706,7 @@ struct want {
 
 /* The part holds the whole file: checks it, then gives it its name. */
 static int complete_file(struct ferry_req *t, const struct db_tr_row *row, json_t *f, int parent,
-			 const char *base, const char *part, int fd, struct running *r,
+			 const char *base, const char *part, int fd, struct tr_running *r,
 			 const struct want *w)
 {
 	uint64_t size = (uint64_t)json_integer_value(json_object_get(f, "size"));
@@ -807,7 +803,7 @@ static int put_bytes(struct ferry_req *t, struct db_tr_row *row, int64_t idx, in
 		if (slice_end > off)
 			sync_file_range(fd, (off_t)(slice_end - WRITEBACK_SLICE), WRITEBACK_SLICE,
 					SYNC_FILE_RANGE_WRITE);
-		running_feed(row->id, idx, off, t->data, t->datalen);
+		running_feed(ferry__tr_caches(t), row->id, idx, off, t->data, t->datalen);
 	}
 	return 0;
 }
@@ -828,7 +824,7 @@ static int write_chunk(struct ferry_req *t, struct db_tr_row *row, json_t *f, in
 	if (parent < 0)
 		return ferry__req_fail(t, FERRY_EIO, "cannot open the directory of '%s/%s': %s",
 				       ferry__tr_root(t), rel, strerror(errno));
-	if (ferry__tr_is_verified(row->id, idx) ||
+	if (ferry__tr_is_verified(ferry__tr_caches(t), row->id, idx) ||
 	    (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))) {
 		*complete = 1; /* a replay of the last chunk: already done */
 		goto out;
@@ -862,11 +858,11 @@ static int write_chunk(struct ferry_req *t, struct db_tr_row *row, json_t *f, in
 	if ((rc = put_bytes(t, row, idx, fd, off, size, rel)))
 		goto out;
 	if (off + (int64_t)t->datalen == size) {
-		rc = complete_file(t, row, f, parent, base, part, fd, running_find(row->id, idx),
-				   want);
+		rc = complete_file(t, row, f, parent, base, part, fd,
+				   running_find(ferry__tr_caches(t), row->id, idx), want);
 		*complete = !rc;
 		if (!rc)
-			set_verified(row->id, idx, 1);
+			set_verified(ferry__tr_caches(t), row->id, idx, 1);
 	}
 out:
 	if (fd >= 0)
@@ -967,7 +963,7 @@ int ferry__req_transfer_put(struct ferry_req *t)
 		/* a row of its own: the doc is written once, when the send is complete */
 		json_object_set_new(f, "hash", json_string(hash));
 		if (ferry__db_tr_hash_add(ferry__engine_db(t->eng), id, idx, hash)) {
-			ferry__tr_doc_drop(id);
+			ferry__tr_doc_drop(ferry__tr_caches(t), id);
 			rc = ferry__req_fail(t, FERRY_EINTERNAL, "cannot record the checksum");
 		}
 	}
