@@ -276,12 +276,40 @@ static int normalise_paths(json_t *spec, json_t *n, const char **cwd_out, char *
 	return 0;
 }
 
+
+/*
+ * The spec's referenced input or output files: each under the transfer
+ * root names a transfer (one still on its way makes the job wait for
+ * it), an input elsewhere must exist.
+ */
+static int file_refs(struct ferry_engine *eng, json_t *spec, json_t *n, const char *key,
+		     const char *cwd, char *err, size_t errlen)
+{
+	int input = !strcmp(key, "referenced_input_files"), rc, ready;
+	json_t *files, *e;
+	int64_t tid;
+	size_t i;
+
+	if ((rc = string_array(spec, key, cwd, NULL, &files, err, errlen)))
+		return rc;
+	json_object_set_new(n, key, files ? files : json_array());
+	json_array_foreach(files, i, e)
+	{
+		rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err, errlen);
+		if (rc < 0)
+			return rc;
+		if (input && rc == 0 && access(json_string_value(e), F_OK) < 0)
+			return ferry__fail(err, errlen, FERRY_EINVAL,
+					   "referenced input file '%s' does not exist",
+					   json_string_value(e));
+	}
+	return 0;
+}
 static int normalise_arrays(struct ferry_engine *eng, json_t *spec, json_t *n, const char *cwd,
 			    char *err, size_t errlen)
 {
-	json_t *argv, *env, *inputs, *outputs;
-	size_t bytes = 0, i;
-	json_t *e;
+	json_t *argv, *env;
+	size_t bytes = 0;
 	int rc;
 
 	if ((rc = string_array(spec, "argv", NULL, &bytes, &argv, err, errlen)))
@@ -302,34 +330,9 @@ static int normalise_arrays(struct ferry_engine *eng, json_t *spec, json_t *n, c
 		    err, errlen, FERRY_EINVAL,
 		    "command line and environment take %zu bytes, over the %d byte limit", bytes,
 		    MAX_CMD_BYTES);
-	if ((rc = string_array(spec, "referenced_input_files", cwd, NULL, &inputs, err, errlen)))
+	if ((rc = file_refs(eng, spec, n, "referenced_input_files", cwd, err, errlen)))
 		return rc;
-	json_object_set_new(n, "referenced_input_files", inputs ? inputs : json_array());
-	json_array_foreach(inputs, i, e)
-	{
-		/* a transfer may still be on its way: the job then waits for it */
-		int64_t tid;
-		int ready;
-		rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err, errlen);
-		if (rc < 0)
-			return rc;
-		if (rc == 0 && access(json_string_value(e), F_OK) < 0)
-			return ferry__fail(err, errlen, FERRY_EINVAL,
-					   "referenced input file '%s' does not exist",
-					   json_string_value(e));
-	}
-	if ((rc = string_array(spec, "referenced_output_files", cwd, NULL, &outputs, err, errlen)))
-		return rc;
-	json_object_set_new(n, "referenced_output_files", outputs ? outputs : json_array());
-	json_array_foreach(outputs, i, e)
-	{
-		int64_t tid;
-		int ready;
-		rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err, errlen);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
+	return file_refs(eng, spec, n, "referenced_output_files", cwd, err, errlen);
 }
 
 static int normalise_scalars(struct ferry_engine *eng, json_t *spec, json_t *n, char *err,
