@@ -56,7 +56,10 @@ enum ferry_error {
 	FERRY_EAUTH = -17,	   /* the remote host refused the login */
 };
 
-/* Job states: exactly the seed's (and DRMAA's) vocabulary. */
+/*
+ * Job states: DRMAA's (drmaa_job_ps()) one for one, so that a program
+ * written for DRMAA maps them without a table.
+ */
 enum ferry_job_status {
 	FERRY_UNDETERMINED = 0,
 	FERRY_QUEUED_ACTIVE,
@@ -278,9 +281,11 @@ int ferry_jobs(ferry_conn *conn, const enum ferry_job_status *filter, ferry_job_
 int ferry_wait(ferry_conn *conn, const ferry_job_id *ids, size_t n, double timeout_s);
 
 /*
- * Seed semantics of stop: a queued job becomes user_on_hold, a running one
- * user_suspended (its whole process group stops). Stopping a job already
- * held or suspended does nothing. Errors: FERRY_ENOJOB, FERRY_ESTATE (ended).
+ * Stops a job whether or not it started: a queued job becomes
+ * user_on_hold (one waiting in system_on_hold, user_system_on_hold), a
+ * running one user_suspended (its whole process group stops). Stopping a
+ * job the user already held or suspended does nothing.
+ * Errors: FERRY_ENOJOB, FERRY_ESTATE (ended).
  */
 int ferry_stop(ferry_conn *conn, ferry_job_id id);
 /* Inverse of ferry_stop(). Errors: FERRY_ENOJOB, FERRY_ESTATE. */
@@ -315,8 +320,8 @@ int ferry_read_output(ferry_conn *conn, ferry_job_id id, enum ferry_stream strea
 		      void *buf, size_t cap, size_t *got, int *ended);
 
 /*
- * Seed semantics: successive lines of the job's stdout (stderr), the
- * connection remembering where it stopped, also while the job runs.
+ * Successive lines of the job's stdout (stderr), the connection
+ * remembering where the last call stopped, also while the job runs.
  * *line receives a malloc'd NUL-terminated line without its newline; free
  * it with free(). A last line without a newline is returned once the job
  * ended. Errors: FERRY_EAGAIN when no complete line is there yet and the
