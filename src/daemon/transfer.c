@@ -32,10 +32,11 @@
 #include <unistd.h>
 
 #include "hash.h"
+#include "partfile.h"
 #include "transfer_int.h"
 #include "util.h"
 
-#define PART_SUFFIX ".ferry-part"
+#define SUFFIX_LEN  (sizeof(FERRY_PART_SUFFIX) - 1)
 #define ROLE_INPUT  0
 #define ROLE_OUTPUT 1
 
@@ -84,10 +85,9 @@ int ferry__tr_check_rel(struct ferry_req *t, const char *rel)
 				return ferry__req_fail(t, FERRY_EINVAL,
 						       "file name '%s' holds a control character",
 						       rel);
-		if (n >= sizeof(PART_SUFFIX) - 1 && !memcmp(p + n - (sizeof(PART_SUFFIX) - 1),
-							    PART_SUFFIX, sizeof(PART_SUFFIX) - 1))
+		if (n >= SUFFIX_LEN && !memcmp(p + n - SUFFIX_LEN, FERRY_PART_SUFFIX, SUFFIX_LEN))
 			return ferry__req_fail(t, FERRY_EINVAL, "file name '%s' ends in '%s'", rel,
-					       PART_SUFFIX);
+					       FERRY_PART_SUFFIX);
 		p += n;
 		if (*p == '/')
 			p++;
@@ -115,7 +115,7 @@ int ferry__tr_open_parent(int root, const char *rel, const char **base)
 
 char *ferry__tr_part_name(const char *base)
 {
-	return ferry__asprintf(".%s" PART_SUFFIX, base);
+	return ferry__asprintf(".%s" FERRY_PART_SUFFIX, base);
 }
 
 /* ---- rows ---- */
@@ -411,7 +411,7 @@ int ferry__tr_part_rel(const char *rel, char *buf, size_t cap)
 {
 	const char *slash = strrchr(rel, '/');
 	size_t dl = slash ? (size_t)(slash - rel + 1) : 0;
-	int n = snprintf(buf, cap, "%.*s.%s" PART_SUFFIX, (int)dl, rel, rel + dl);
+	int n = snprintf(buf, cap, "%.*s.%s" FERRY_PART_SUFFIX, (int)dl, rel, rel + dl);
 
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
