@@ -18,6 +18,16 @@
  * Ownership: pointers passed in are borrowed for the duration of the call
  * only. Pointers returned through out-parameters belong to the caller and
  * are released with the free function named in each prototype.
+ *
+ * Changes. Before 1.0 the API may still change where it was found wanting;
+ * each such change comes with a new soname, so that a program built
+ * against the old one is not run against this one.
+ * - libferry.so.1: the kind and state of struct ferry_transfer_info are
+ *   enum ferry_transfer_kind and enum ferry_transfer_state instead of
+ *   strings, as job states are enum ferry_job_status: a program switches
+ *   on them and the compiler checks the names. ferry_transfer_kind_name()
+ *   and ferry_transfer_state_name() give the former strings, which are
+ *   still what the protocol and `ferry transfers` show.
  */
 #ifndef FERRY_H
 #define FERRY_H
@@ -56,7 +66,10 @@ enum ferry_error {
 	FERRY_EAUTH = -17,	   /* the remote host refused the login */
 };
 
-/* Job states: exactly the seed's (and DRMAA's) vocabulary. */
+/*
+ * Job states: DRMAA's (drmaa_job_ps()) one for one, so that a program
+ * written for DRMAA maps them without a table.
+ */
 enum ferry_job_status {
 	FERRY_UNDETERMINED = 0,
 	FERRY_QUEUED_ACTIVE,
@@ -278,9 +291,11 @@ int ferry_jobs(ferry_conn *conn, const enum ferry_job_status *filter, ferry_job_
 int ferry_wait(ferry_conn *conn, const ferry_job_id *ids, size_t n, double timeout_s);
 
 /*
- * Seed semantics of stop: a queued job becomes user_on_hold, a running one
- * user_suspended (its whole process group stops). Stopping a job already
- * held or suspended does nothing. Errors: FERRY_ENOJOB, FERRY_ESTATE (ended).
+ * Stops a job whether or not it started: a queued job becomes
+ * user_on_hold (one waiting in system_on_hold, user_system_on_hold), a
+ * running one user_suspended (its whole process group stops). Stopping a
+ * job the user already held or suspended does nothing.
+ * Errors: FERRY_ENOJOB, FERRY_ESTATE (ended).
  */
 int ferry_stop(ferry_conn *conn, ferry_job_id id);
 /* Inverse of ferry_stop(). Errors: FERRY_ENOJOB, FERRY_ESTATE. */
@@ -315,8 +330,8 @@ int ferry_read_output(ferry_conn *conn, ferry_job_id id, enum ferry_stream strea
 		      void *buf, size_t cap, size_t *got, int *ended);
 
 /*
- * Seed semantics: successive lines of the job's stdout (stderr), the
- * connection remembering where it stopped, also while the job runs.
+ * Successive lines of the job's stdout (stderr), the connection
+ * remembering where the last call stopped, also while the job runs.
  * *line receives a malloc'd NUL-terminated line without its newline; free
  * it with free(). A last line without a newline is returned once the job
  * ended. Errors: FERRY_EAGAIN when no complete line is there yet and the
@@ -353,15 +368,43 @@ int ferry_ping(ferry_conn *conn);
  * it stopped on the next call with the same paths.
  */
 
+/* How a transfer was made. */
+enum ferry_transfer_kind {
+	FERRY_TRANSFER_SEND = 0, /* "send": ferry_send_file(), ferry_send_files() */
+	FERRY_TRANSFER_REGISTER, /* "register": ferry_register_transfer() */
+};
+
+/*
+ * Where a transfer stands (docs/transfers.md, "States"). A send goes from
+ * transferring to ready, a registered output from registered to produced;
+ * either becomes retrieved once a client downloaded it.
+ */
+enum ferry_transfer_state {
+	FERRY_TRANSFER_TRANSFERRING = 0, /* a send whose files are still arriving */
+	FERRY_TRANSFER_READY,		 /* a send complete and checked: jobs may use it */
+	FERRY_TRANSFER_REGISTERED,	 /* an output no job has produced yet */
+	FERRY_TRANSFER_PRODUCED,	 /* an output that exists once a job naming it ended */
+	FERRY_TRANSFER_RETRIEVED,	 /* downloaded by a client at least once */
+};
+
+/* Static: "send" or "register". Errors: NULL for an out-of-range value. */
+const char *ferry_transfer_kind_name(enum ferry_transfer_kind k);
+/* Static: "transferring", "ready", ... Errors: NULL for an out-of-range value. */
+const char *ferry_transfer_state_name(enum ferry_transfer_state s);
+/* Parses a kind name into *out. Errors: FERRY_EINVAL (name NULL or no kind's name). */
+int ferry_transfer_kind_from_name(const char *name, enum ferry_transfer_kind *out);
+/* Parses a state name into *out. Errors: FERRY_EINVAL (name NULL or no state's name). */
+int ferry_transfer_state_from_name(const char *name, enum ferry_transfer_state *out);
+
 /* What the engine knows of a transfer. Allocated by the library. */
 struct ferry_transfer_info {
 	char *server_path;
 	char **local_paths; /* NULL-terminated: the client paths it was sent or registered from */
-	char *kind;	    /* "send" or "register" */
-	char *state;	    /* transferring, ready, registered, produced, retrieved */
-	int64_t size;	    /* bytes of its files (as known: a registered output's once scanned) */
-	int64_t done;	    /* bytes on the server now */
-	int64_t received;   /* bytes received through connections, re-sends included */
+	enum ferry_transfer_kind kind;
+	enum ferry_transfer_state state;
+	int64_t size;	  /* bytes of its files (as known: a registered output's once scanned) */
+	int64_t done;	  /* bytes on the server now */
+	int64_t received; /* bytes received through connections, re-sends included */
 	/* XXH3-128 in hex: the file's, or a data set's (docs/transfers.md); NULL until known */
 	char *hash;
 	double created_at, ended_at, deadline; /* ended_at 0: not ready yet */

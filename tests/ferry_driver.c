@@ -141,8 +141,8 @@ static void command(char **w, int n)
 		struct ferry_transfer_info *t = NULL;
 		rc = ferry_transfer_info(conn, w[1], &t);
 		if (!rc)
-			printf("ok %s %lld %lld %lld\n", t->state, (long long)t->size,
-			       (long long)t->done, (long long)t->received);
+			printf("ok %s %lld %lld %lld\n", ferry_transfer_state_name(t->state),
+			       (long long)t->size, (long long)t->done, (long long)t->received);
 		ferry_transfer_info_free(t);
 		if (!rc)
 			return;

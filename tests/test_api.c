@@ -663,11 +663,13 @@ static void t_transfer_seed(void)
 	snprintf(expect, sizeof(expect), "100000\n");
 	CHECK(n == strlen(expect) && !strcmp(got, expect));
 	OK(ferry_transfer_info(conn, s1, &info));
-	CHECK(!strcmp(info->state, "retrieved") && info->njobs == 1 && info->jobs[0] == id);
+	CHECK(info->kind == FERRY_TRANSFER_REGISTER && info->state == FERRY_TRANSFER_RETRIEVED);
+	CHECK(info->njobs == 1 && info->jobs[0] == id);
 	CHECK(!strcmp(info->local_paths[0], file1) && !info->local_paths[1]);
 	ferry_transfer_info_free(info);
 	OK(ferry_transfer_info(conn, s0, &info));
-	CHECK(!strcmp(info->state, "ready") && info->size == info->done && info->size > 0);
+	CHECK(info->kind == FERRY_TRANSFER_SEND && info->state == FERRY_TRANSFER_READY);
+	CHECK(info->size == info->done && info->size > 0);
 	ferry_transfer_info_free(info);
 	/* a job still names file0 as an input only after it ended: cancel works */
 	OK(ferry_cancel_transfer(conn, s0, 0));

@@ -44,14 +44,14 @@ def test_install_and_link(tmp_path):
     files = {os.path.relpath(p, dest) for p in glob.glob(f"{dest}/**", recursive=True)}
     for want in ("include/ferry.h", "sbin/ferryd", "bin/ferry", "man1/ferry.1",
                  "man8/ferryd.8", "man3/libferry.3", "man5/ferry.conf.5",
-                 "pkgconfig/ferry.pc", "libferry.so.0"):
+                 "pkgconfig/ferry.pc", "libferry.so.1"):
         assert any(f.endswith(want) for f in files), f"{want} not installed: {sorted(files)}"
     pc = glob.glob(f"{dest}/**/pkgconfig", recursive=True)[0]
     env = dict(os.environ, PKG_CONFIG_PATH=pc, PKG_CONFIG_SYSROOT_DIR=str(dest))
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "ferry"], env=env, check=True,
                            capture_output=True, text=True).stdout.split()
-    libdir = os.path.dirname(glob.glob(f"{dest}/**/libferry.so.0", recursive=True)[0])
-    deps = subprocess.run(["ldd", os.path.join(libdir, "libferry.so.0")], capture_output=True,
+    libdir = os.path.dirname(glob.glob(f"{dest}/**/libferry.so.1", recursive=True)[0])
+    deps = subprocess.run(["ldd", os.path.join(libdir, "libferry.so.1")], capture_output=True,
                           text=True).stdout
     if "libasan" in deps:  # the sanitizer build: the program needs the runtime first
         flags.append("-fsanitize=address,undefined")

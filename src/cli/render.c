@@ -249,7 +249,8 @@ static json_t *transfer_json(const struct ferry_transfer_info *t)
 {
 	json_t *o =
 	    json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:i}", "server_path", t->server_path,
-		      "kind", t->kind, "state", t->state, "size", (json_int_t)t->size, "done",
+		      "kind", ferry_transfer_kind_name(t->kind), "state",
+		      ferry_transfer_state_name(t->state), "size", (json_int_t)t->size, "done",
 		      (json_int_t)t->done, "received", (json_int_t)t->received, "created_at",
 		      t->created_at, "deadline", t->deadline, "disposal_hours", t->disposal_hours);
 	json_t *jobs = json_array();

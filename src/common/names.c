@@ -1,4 +1,9 @@
-/* names.c - names of error codes, job states and exit statuses. */
+/*
+ * names.c - names of error codes, job states, exit statuses and the kinds
+ * and states of transfers: one table per enum, indexed by its value, so
+ * that the library, the engine and the CLI spell them alike (they are
+ * also the protocol's strings).
+ */
 #include <string.h>
 
 #include "ferry.h"
@@ -18,6 +23,17 @@ static const char *const exit_names[] = {
     "finished_unclear_condition",
     "killed_by_user",
     "aborted",
+};
+
+static const char *const transfer_kind_names[] = {
+    [FERRY_TRANSFER_SEND] = "send",
+    [FERRY_TRANSFER_REGISTER] = "register",
+};
+
+static const char *const transfer_state_names[] = {
+    [FERRY_TRANSFER_TRANSFERRING] = "transferring", [FERRY_TRANSFER_READY] = "ready",
+    [FERRY_TRANSFER_REGISTERED] = "registered",	    [FERRY_TRANSFER_PRODUCED] = "produced",
+    [FERRY_TRANSFER_RETRIEVED] = "retrieved",
 };
 
 static const char *const error_texts[] = {
@@ -60,6 +76,44 @@ FERRY_EXPORT int ferry_status_from_name(const char *name, enum ferry_job_status 
 	for (size_t i = 0; name && i < sizeof(status_names) / sizeof(status_names[0]); i++) {
 		if (!strcmp(status_names[i], name)) {
 			*out = (enum ferry_job_status)i;
+			return 0;
+		}
+	}
+	return FERRY_EINVAL;
+}
+
+FERRY_EXPORT const char *ferry_transfer_kind_name(enum ferry_transfer_kind k)
+{
+	if ((unsigned)k >= sizeof(transfer_kind_names) / sizeof(transfer_kind_names[0]))
+		return NULL;
+	return transfer_kind_names[k];
+}
+
+FERRY_EXPORT const char *ferry_transfer_state_name(enum ferry_transfer_state s)
+{
+	if ((unsigned)s >= sizeof(transfer_state_names) / sizeof(transfer_state_names[0]))
+		return NULL;
+	return transfer_state_names[s];
+}
+
+FERRY_EXPORT int ferry_transfer_kind_from_name(const char *name, enum ferry_transfer_kind *out)
+{
+	for (size_t i = 0; name && i < sizeof(transfer_kind_names) / sizeof(transfer_kind_names[0]);
+	     i++) {
+		if (!strcmp(transfer_kind_names[i], name)) {
+			*out = (enum ferry_transfer_kind)i;
+			return 0;
+		}
+	}
+	return FERRY_EINVAL;
+}
+
+FERRY_EXPORT int ferry_transfer_state_from_name(const char *name, enum ferry_transfer_state *out)
+{
+	for (size_t i = 0;
+	     name && i < sizeof(transfer_state_names) / sizeof(transfer_state_names[0]); i++) {
+		if (!strcmp(transfer_state_names[i], name)) {
+			*out = (enum ferry_transfer_state)i;
 			return 0;
 		}
 	}

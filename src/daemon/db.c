@@ -136,6 +136,7 @@ static const char *const sql[S_COUNT] = {
     [S_REF_ADD] = "INSERT OR IGNORE INTO transfer_refs(tid, job, role) VALUES (?1, ?2, ?3)",
     [S_REF_JOBS] = "SELECT job FROM transfer_refs WHERE tid = ?1 AND role = ?2 ORDER BY job",
     [S_REF_OF_JOB] = "SELECT tid FROM transfer_refs WHERE job = ?1 AND role = ?2",
+    /* the states in which jobs may use a transfer (ferry_transfer_state_name()) */
     [S_REF_PENDING] = "SELECT count(*) FROM transfer_refs r JOIN transfers t ON t.id = r.tid "
 		      "WHERE r.job = ?1 AND r.role = 0 AND t.state NOT IN "
 		      "('ready', 'produced', 'retrieved')",
@@ -769,8 +770,9 @@ int ferry__db_tr_insert(struct ferry_db *db, const struct db_tr_row *t, const ch
 	bind_text(q, 1, t->key);
 	bind_text(q, 2, t->dir);
 	bind_text(q, 3, t->server_path);
-	bind_text(q, 4, t->kind);
-	bind_text(q, 5, t->state);
+	/* out of range: NULL, which the NOT NULL columns refuse */
+	bind_text(q, 4, ferry_transfer_kind_name(t->kind));
+	bind_text(q, 5, ferry_transfer_state_name(t->state));
 	sqlite3_bind_double(q, 6, t->created_at);
 	sqlite3_bind_double(q, 7, t->deadline);
 	if (run(db, S_TR_INSERT, "insert transfer"))
@@ -849,19 +851,33 @@ int ferry__db_tr_find_key(struct ferry_db *db, const char *key, int64_t *id)
 	return rc == SQLITE_DONE ? 0 : db_fail(db, "find transfer key");
 }
 
-static void tr_row(sqlite3_stmt *q, struct db_tr_row *t)
+/*
+ * The transfer row q is on: 0, FERRY_ENOMEM, or FERRY_EINTERNAL for a kind
+ * or state that is no name of its enum (a database written by another
+ * version, or damaged), which no request could act on.
+ */
+static int tr_row(sqlite3_stmt *q, struct db_tr_row *t)
 {
+	const char *kind = (const char *)sqlite3_column_text(q, 4);
+	const char *state = (const char *)sqlite3_column_text(q, 5);
+
+	memset(t, 0, sizeof(*t));
 	t->id = sqlite3_column_int64(q, 0);
+	if (ferry_transfer_kind_from_name(kind, &t->kind) ||
+	    ferry_transfer_state_from_name(state, &t->state)) {
+		fprintf(stderr, "ferryd: database: transfer %lld has kind '%s' and state '%s'\n",
+			(long long)t->id, kind ? kind : "(null)", state ? state : "(null)");
+		return FERRY_EINTERNAL;
+	}
 	t->key = col_strdup(q, 1);
 	t->dir = col_strdup(q, 2);
 	t->server_path = col_strdup(q, 3);
-	t->kind = col_strdup(q, 4);
-	t->state = col_strdup(q, 5);
 	t->received = sqlite3_column_int64(q, 6);
 	t->created_at = sqlite3_column_double(q, 7);
 	t->deadline = sqlite3_column_double(q, 8);
 	t->ended_at = sqlite3_column_type(q, 9) == SQLITE_NULL ? 0 : sqlite3_column_double(q, 9);
 	t->message = col_strdup(q, 10);
+	return t->dir && t->server_path ? 0 : FERRY_ENOMEM;
 }
 
 void ferry__db_tr_row_release(struct db_tr_row *t)
@@ -869,8 +885,6 @@ void ferry__db_tr_row_release(struct db_tr_row *t)
 	free(t->key);
 	free(t->dir);
 	free(t->server_path);
-	free(t->kind);
-	free(t->state);
 	free(t->message);
 	memset(t, 0, sizeof(*t));
 }
@@ -878,15 +892,15 @@ void ferry__db_tr_row_release(struct db_tr_row *t)
 static int tr_get(struct ferry_db *db, enum stmt_id s, struct db_tr_row *t)
 {
 	sqlite3_stmt *q = db->st[s];
-	int rc = sqlite3_step(q);
+	int rc = sqlite3_step(q), err = 0;
 
 	memset(t, 0, sizeof(*t));
 	if (rc == SQLITE_ROW)
-		tr_row(q, t);
+		err = tr_row(q, t);
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
 	if (rc == SQLITE_ROW)
-		return t->dir && t->state ? 0 : FERRY_ENOMEM;
+		return err;
 	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "get transfer");
 }
 
@@ -907,7 +921,7 @@ int ferry__db_tr_update(struct ferry_db *db, const struct db_tr_row *t)
 	sqlite3_stmt *q = db->st[S_TR_UPDATE];
 
 	sqlite3_bind_int64(q, 1, t->id);
-	bind_text(q, 2, t->state);
+	bind_text(q, 2, ferry_transfer_state_name(t->state));
 	sqlite3_bind_int64(q, 3, t->received);
 	sqlite3_bind_double(q, 4, t->deadline);
 	bind_opt_double(q, 5, t->ended_at);
@@ -935,8 +949,8 @@ int ferry__db_tr_list(struct ferry_db *db, int (*cb)(void *arg, struct db_tr_row
 
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct db_tr_row t;
-		tr_row(q, &t);
-		err = cb(arg, &t);
+		if (!(err = tr_row(q, &t)))
+			err = cb(arg, &t);
 		ferry__db_tr_row_release(&t);
 		if (err)
 			break;

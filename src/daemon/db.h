@@ -52,15 +52,19 @@ int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n)
 /* Spec text of any job (malloc'd) and whether it ended. */
 int ferry__db_spec(struct ferry_db *db, int64_t id, char **spec, int *ended);
 
-/* A transfer's row; strings malloc'd (ferry__db_tr_row_release). */
+/*
+ * A transfer's row; strings malloc'd (ferry__db_tr_row_release). Kind and
+ * state are stored as their names (ferry_transfer_state_name()), which
+ * db.c alone converts.
+ */
 struct db_tr_row {
 	int64_t id;
 	char *key;	   /* the client's idempotency key, may be NULL */
 	char *dir;	   /* its directory under the transfer root (unique name) */
 	char *server_path; /* what the client is given */
-	char *kind;	   /* "send" or "register" */
-	char *state;	   /* docs/transfers.md */
-	int64_t received;  /* bytes received over the connection, re-sends included */
+	enum ferry_transfer_kind kind;
+	enum ferry_transfer_state state; /* docs/transfers.md */
+	int64_t received;		 /* bytes received over the connection, re-sends included */
 	double created_at, deadline, ended_at; /* ended_at 0: not ended */
 	char *message;
 };

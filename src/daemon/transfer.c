@@ -32,10 +32,11 @@
 #include <unistd.h>
 
 #include "hash.h"
+#include "partfile.h"
 #include "transfer_int.h"
 #include "util.h"
 
-#define PART_SUFFIX ".ferry-part"
+#define SUFFIX_LEN  (sizeof(FERRY_PART_SUFFIX) - 1)
 #define ROLE_INPUT  0
 #define ROLE_OUTPUT 1
 
@@ -84,10 +85,9 @@ int ferry__tr_check_rel(struct ferry_req *t, const char *rel)
 				return ferry__req_fail(t, FERRY_EINVAL,
 						       "file name '%s' holds a control character",
 						       rel);
-		if (n >= sizeof(PART_SUFFIX) - 1 && !memcmp(p + n - (sizeof(PART_SUFFIX) - 1),
-							    PART_SUFFIX, sizeof(PART_SUFFIX) - 1))
+		if (n >= SUFFIX_LEN && !memcmp(p + n - SUFFIX_LEN, FERRY_PART_SUFFIX, SUFFIX_LEN))
 			return ferry__req_fail(t, FERRY_EINVAL, "file name '%s' ends in '%s'", rel,
-					       PART_SUFFIX);
+					       FERRY_PART_SUFFIX);
 		p += n;
 		if (*p == '/')
 			p++;
@@ -115,7 +115,7 @@ int ferry__tr_open_parent(int root, const char *rel, const char **base)
 
 char *ferry__tr_part_name(const char *base)
 {
-	return ferry__asprintf(".%s" PART_SUFFIX, base);
+	return ferry__asprintf(".%s" FERRY_PART_SUFFIX, base);
 }
 
 /* ---- rows ---- */
@@ -348,11 +348,11 @@ static json_t *row_json(struct ferry_req *t, const struct db_tr_row *row, int wi
 	files = json_object_get(doc, "files");
 	json_array_foreach(files, i, f) size += json_integer_value(json_object_get(f, "size"));
 	o = json_pack("{s:I,s:s,s:s,s:s,s:O,s:I,s:I,s:f,s:f,s:O}", "id", (json_int_t)row->id,
-		      "server_path", row->server_path, "kind", row->kind, "state", row->state,
-		      "local_paths", json_object_get(doc, "local_paths"), "size", (json_int_t)size,
-		      "received", (json_int_t)row->received, "created_at", row->created_at,
-		      "deadline", row->deadline, "disposal_hours",
-		      json_object_get(doc, "disposal_hours"));
+		      "server_path", row->server_path, "kind", ferry_transfer_kind_name(row->kind),
+		      "state", ferry_transfer_state_name(row->state), "local_paths",
+		      json_object_get(doc, "local_paths"), "size", (json_int_t)size, "received",
+		      (json_int_t)row->received, "created_at", row->created_at, "deadline",
+		      row->deadline, "disposal_hours", json_object_get(doc, "disposal_hours"));
 	if (!o) {
 		json_decref(doc);
 		return NULL;
@@ -411,7 +411,7 @@ int ferry__tr_part_rel(const char *rel, char *buf, size_t cap)
 {
 	const char *slash = strrchr(rel, '/');
 	size_t dl = slash ? (size_t)(slash - rel + 1) : 0;
-	int n = snprintf(buf, cap, "%.*s.%s" PART_SUFFIX, (int)dl, rel, rel + dl);
+	int n = snprintf(buf, cap, "%.*s.%s" FERRY_PART_SUFFIX, (int)dl, rel, rel + dl);
 
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
@@ -568,17 +568,6 @@ static int scan_output(struct ferry_req *t, struct db_tr_row *row, json_t *doc)
 	return 0;
 }
 
-static int set_state(struct ferry_req *t, struct db_tr_row *row, const char *state)
-{
-	char *s = strdup(state);
-
-	if (!s)
-		return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
-	free(row->state);
-	row->state = s;
-	return 0;
-}
-
 int ferry__req_transfer_manifest(struct ferry_req *t)
 {
 	struct db_tr_row row = {0};
@@ -592,19 +581,19 @@ int ferry__req_transfer_manifest(struct ferry_req *t)
 		rc = FERRY_EINTERNAL;
 		goto out;
 	}
-	if (!strcmp(row.kind, "register")) {
+	if (row.kind == FERRY_TRANSFER_REGISTER) {
 		if ((rc = scan_output(t, &row, doc)))
 			goto out;
-		if (!strcmp(row.state, "registered")) {
-			set_state(t, &row, "produced");
+		if (row.state == FERRY_TRANSFER_REGISTERED) {
+			row.state = FERRY_TRANSFER_PRODUCED;
 			row.ended_at = ferry__now();
 			row.deadline = row.ended_at + ferry__tr_hours_s(t, doc);
 		}
 		if ((rc = ferry__tr_save(t, &row, doc)))
 			goto out;
-	} else if (strcmp(row.state, "ready") && strcmp(row.state, "retrieved")) {
+	} else if (row.state != FERRY_TRANSFER_READY && row.state != FERRY_TRANSFER_RETRIEVED) {
 		rc = ferry__req_fail(t, FERRY_ESTATE, "transfer '%s' is %s, not ready",
-				     row.server_path, row.state);
+				     row.server_path, ferry_transfer_state_name(row.state));
 		goto out;
 	}
 	json_object_set_new(t->out, "transfer", row_json(t, &row, 1));
@@ -704,9 +693,9 @@ int ferry__req_transfer_retrieved(struct ferry_req *t)
 
 	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
 		return rc;
-	if (!strcmp(row.state, "ready") || !strcmp(row.state, "produced")) {
-		if (!(rc = set_state(t, &row, "retrieved")))
-			rc = ferry__tr_save(t, &row, NULL);
+	if (row.state == FERRY_TRANSFER_READY || row.state == FERRY_TRANSFER_PRODUCED) {
+		row.state = FERRY_TRANSFER_RETRIEVED;
+		rc = ferry__tr_save(t, &row, NULL);
 	}
 	ferry__db_tr_row_release(&row);
 	return rc;
@@ -727,14 +716,16 @@ int ferry__req_transfer_info(struct ferry_req *t)
 		int64_t done = 0;
 		json_t *f;
 		size_t i;
+		/* a registered output's files count once a job produced it */
+		int counts =
+		    row.kind == FERRY_TRANSFER_SEND || row.state != FERRY_TRANSFER_REGISTERED;
 		/* bytes on the server now: complete files and parts */
 		json_array_foreach(json_object_get(doc, "files"), i, f)
 		{
 			int complete;
-			if (!strcmp(json_string_value(json_object_get(f, "type")), "file"))
-				done += !strcmp(row.kind, "send") || strcmp(row.state, "registered")
-					    ? ferry__tr_file_done(t, &row, f, &complete)
-					    : 0;
+			if (counts &&
+			    !strcmp(json_string_value(json_object_get(f, "type")), "file"))
+				done += ferry__tr_file_done(t, &row, f, &complete);
 		}
 		json_decref(doc);
 		json_object_set_new(o, "done", json_integer(done));
@@ -845,8 +836,8 @@ int ferry__transfer_lookup(struct ferry_engine *eng, const char *path, int64_t *
 		return rc;
 	}
 	*tid = row.id;
-	*ready = !strcmp(row.state, "ready") || !strcmp(row.state, "produced") ||
-		 !strcmp(row.state, "retrieved");
+	*ready = row.state == FERRY_TRANSFER_READY || row.state == FERRY_TRANSFER_PRODUCED ||
+		 row.state == FERRY_TRANSFER_RETRIEVED;
 	ferry__db_tr_row_release(&row);
 	return 1;
 }
@@ -865,7 +856,8 @@ void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job)
 		if (ferry__db_tr_by_id(ferry__engine_db(eng), tids[i], &row))
 			continue;
 		doc = doc_load(&t, &row, 0);
-		if (!strcmp(row.kind, "register") && !strcmp(row.state, "registered") && doc) {
+		if (row.kind == FERRY_TRANSFER_REGISTER && row.state == FERRY_TRANSFER_REGISTERED &&
+		    doc) {
 			const char *name = json_string_value(json_object_get(doc, "name"));
 			char *rel = ferry__asprintf("%s/%s", row.dir, name ? name : "");
 			int fd =
@@ -874,7 +866,7 @@ void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job)
 			row.message = NULL;
 			if (fd >= 0) {
 				close(fd);
-				set_state(&t, &row, "produced");
+				row.state = FERRY_TRANSFER_PRODUCED;
 				row.ended_at = ferry__now();
 				row.deadline = row.ended_at + ferry__tr_hours_s(&t, doc);
 			} else {

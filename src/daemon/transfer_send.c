@@ -226,8 +226,9 @@ static int opt_hours(struct ferry_req *t, int64_t *hours)
 }
 
 /* A new transfer directory and row; the directory name is random and unique. */
-static int create(struct ferry_req *t, const char *key, const char *kind, const char *state,
-		  const char *top, json_t *doc, int64_t hours, struct db_tr_row *row)
+static int create(struct ferry_req *t, const char *key, enum ferry_transfer_kind kind,
+		  enum ferry_transfer_state state, const char *top, json_t *doc, int64_t hours,
+		  struct db_tr_row *row)
 {
 	char hex[17], dir[20], *text;
 	int rc;
@@ -243,12 +244,11 @@ static int create(struct ferry_req *t, const char *key, const char *kind, const 
 	row->key = key ? strdup(key) : NULL;
 	row->dir = strdup(dir);
 	row->server_path = ferry__asprintf("%s/%s/%s", ferry__tr_root(t), dir, top);
-	row->kind = strdup(kind);
-	row->state = strdup(state);
+	row->kind = kind;
+	row->state = state;
 	row->created_at = ferry__now();
 	row->deadline = row->created_at + (double)hours * ferry__engine_hour(t->eng);
-	if (!row->dir || !row->server_path || !row->kind || !row->state || !text ||
-	    (key && !row->key)) {
+	if (!row->dir || !row->server_path || !text || (key && !row->key)) {
 		free(text);
 		return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
 	}
@@ -363,7 +363,8 @@ int ferry__req_transfer_send(struct ferry_req *t)
 				(json_int_t)hours, "files", files);
 		if (!doc)
 			return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
-		rc = create(t, key, "send", "transferring", top, doc, hours, &row);
+		rc = create(t, key, FERRY_TRANSFER_SEND, FERRY_TRANSFER_TRANSFERRING, top, doc,
+			    hours, &row);
 		if (!rc)
 			rc = make_tree(t, &row, files);
 		json_decref(doc);
@@ -378,7 +379,7 @@ int ferry__req_transfer_send(struct ferry_req *t)
 	}
 	json_object_set_new(t->out, "id", json_integer(row.id));
 	json_object_set_new(t->out, "server_path", json_string(row.server_path));
-	json_object_set_new(t->out, "state", json_string(row.state));
+	json_object_set_new(t->out, "state", json_string(ferry_transfer_state_name(row.state)));
 	json_object_set_new(t->out, "files", progress(t, &row, doc));
 out:
 	json_decref(doc);
@@ -414,14 +415,15 @@ int ferry__req_transfer_register(struct ferry_req *t)
 				(json_int_t)hours, "name", name, "files");
 		if (!doc)
 			return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
-		rc = create(t, key, "register", "registered", name, doc, hours, &row);
+		rc = create(t, key, FERRY_TRANSFER_REGISTER, FERRY_TRANSFER_REGISTERED, name, doc,
+			    hours, &row);
 		json_decref(doc);
 		if (rc)
 			goto out;
 	}
 	json_object_set_new(t->out, "id", json_integer(row.id));
 	json_object_set_new(t->out, "server_path", json_string(row.server_path));
-	json_object_set_new(t->out, "state", json_string(row.state));
+	json_object_set_new(t->out, "state", json_string(ferry_transfer_state_name(row.state)));
 out:
 	ferry__db_tr_row_release(&row);
 	return rc;
@@ -682,8 +684,7 @@ static int finish_send(struct ferry_req *t, struct db_tr_row *row, json_t *doc)
 	if ((rc = name_parts(t, row, files)) || (rc = hash_unrecorded(t, row, files)))
 		return rc;
 	apply_attrs(t, row, files);
-	free(row->state);
-	row->state = strdup("ready");
+	row->state = FERRY_TRANSFER_READY;
 	row->ended_at = ferry__now();
 	row->deadline = row->ended_at + ferry__tr_hours_s(t, doc);
 	/* the checksums join the doc, which changes no more */
@@ -885,9 +886,9 @@ static int receiving_file(struct ferry_req *t, int64_t id, int64_t idx, struct d
 	*doc = NULL;
 	if (rc)
 		return ferry__req_fail(t, rc, "no transfer %lld", (long long)id);
-	if (strcmp(row->kind, "send") || strcmp(row->state, "transferring")) {
+	if (row->kind != FERRY_TRANSFER_SEND || row->state != FERRY_TRANSFER_TRANSFERRING) {
 		rc = ferry__req_fail(t, FERRY_ESTATE, "transfer '%s' is %s: it takes no data",
-				     row->server_path, row->state);
+				     row->server_path, ferry_transfer_state_name(row->state));
 	} else if (!(*doc = ferry__tr_doc_of(t, row))) {
 		rc = FERRY_EINTERNAL;
 	} else {
@@ -974,7 +975,8 @@ int ferry__req_transfer_put(struct ferry_req *t)
 		rc = finish_send(t, &row, doc);
 	if (!rc) {
 		json_object_set_new(t->out, "complete", json_boolean(complete));
-		json_object_set_new(t->out, "state", json_string(row.state));
+		json_object_set_new(t->out, "state",
+				    json_string(ferry_transfer_state_name(row.state)));
 	}
 	json_decref(doc);
 	ferry__db_tr_row_release(&row);

@@ -13,10 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "partfile.h"
 #include "transfer.h"
 #include "util.h"
-
-#define PART_SUFFIX ".ferry-part"
 
 /* Copies [off, size) of the server's file into out on this host, hashing it into h. */
 static int copy_back(ferry_conn *c, const char *server_file, int out, int64_t off, int64_t size,
@@ -334,8 +333,9 @@ static int fetch_begin(struct fetch *ft, ferry_conn *c, json_t *tr, const char *
 			     .p = p};
 	ft->sdir = strdup(ft->server_path);
 	ft->fetched = calloc(json_array_size(ft->files) + 1, sizeof(*ft->fetched));
-	ft->tmp = ferry__asprintf("%.*s.%s" PART_SUFFIX, slash ? (int)(slash - target + 1) : 0,
-				  target, slash ? slash + 1 : target);
+	ft->tmp =
+	    ferry__asprintf("%.*s.%s" FERRY_PART_SUFFIX, slash ? (int)(slash - target + 1) : 0,
+			    target, slash ? slash + 1 : target);
 	if (!ft->sdir || !ft->fetched || !ft->tmp)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	*strrchr(ft->sdir, '/') = '\0';

@@ -462,11 +462,12 @@ static int send_missing(ferry_conn *c, const struct manifest *m, json_t *reply, 
 	return putq_drain(&q, rc);
 }
 
-static int is_state(json_t *reply, const char *state)
+static int is_state(json_t *reply, enum ferry_transfer_state state)
 {
-	const char *st = json_string_value(json_object_get(reply, "state"));
+	const char *name = json_string_value(json_object_get(reply, "state"));
+	enum ferry_transfer_state st;
 
-	return st && !strcmp(st, state);
+	return !ferry_transfer_state_from_name(name, &st) && st == state;
 }
 
 /*
@@ -480,12 +481,14 @@ static int ready_path(ferry_conn *c, json_t *lps, const struct manifest *m, int 
 	int rc;
 
 	/* the last put made it ready: its path is the one the engine gave */
-	if (last && json_is_true(json_object_get(last, "complete")) && is_state(last, "ready"))
+	if (last && json_is_true(json_object_get(last, "complete")) &&
+	    is_state(last, FERRY_TRANSFER_READY))
 		return ferry__reply_path(c, reply, server_path);
 	/* where it stands now: every file checked, the transfer ready */
 	rc = begin_send(c, lps, m, hours, &again);
 	/* retrieved: a send that was also fetched back since, still on the server */
-	if (!rc && !is_state(again, "ready") && !is_state(again, "retrieved"))
+	if (!rc && !is_state(again, FERRY_TRANSFER_READY) &&
+	    !is_state(again, FERRY_TRANSFER_RETRIEVED))
 		rc = ferry__seterr(c, FERRY_EIO, "transfer '%s' is %s after sending it all",
 				   json_string_value(json_object_get(again, "server_path")),
 				   json_string_value(json_object_get(again, "state")));

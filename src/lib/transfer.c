@@ -211,17 +211,31 @@ FERRY_EXPORT int ferry_cancel_transfer(ferry_conn *c, const char *server_path, u
 
 /* ---- records ---- */
 
-static struct ferry_transfer_info *info_of(json_t *o)
+/*
+ * *out: the record the engine's JSON object o describes. 0, FERRY_ENOMEM,
+ * or FERRY_EPROTO for a kind or state the library has no value for (an
+ * engine of another version), with the message set.
+ */
+static int info_of(ferry_conn *c, json_t *o, struct ferry_transfer_info **out)
 {
 	struct ferry_transfer_info *t = calloc(1, sizeof(*t));
 	json_t *lps = json_object_get(o, "local_paths"), *jobs = json_object_get(o, "jobs"), *e;
+	const char *kind = json_string_value(json_object_get(o, "kind"));
+	const char *state = json_string_value(json_object_get(o, "state"));
 	size_t i;
 
+	*out = NULL;
 	if (!t)
-		return NULL;
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if (ferry_transfer_kind_from_name(kind, &t->kind) ||
+	    ferry_transfer_state_from_name(state, &t->state)) {
+		free(t);
+		return ferry__seterr(c, FERRY_EPROTO,
+				     "the engine sent a transfer of kind '%s' and state '%s', "
+				     "one of which this library does not know",
+				     kind ? kind : "", state ? state : "");
+	}
 	t->server_path = ferry__jstrdup(o, "server_path");
-	t->kind = ferry__jstrdup(o, "kind");
-	t->state = ferry__jstrdup(o, "state");
 	t->hash = ferry__jstrdup(o, "hash");
 	t->message = ferry__jstrdup(o, "message");
 	t->size = json_integer_value(json_object_get(o, "size"));
@@ -233,14 +247,15 @@ static struct ferry_transfer_info *info_of(json_t *o)
 	t->disposal_hours = (int)json_integer_value(json_object_get(o, "disposal_hours"));
 	t->local_paths = calloc(json_array_size(lps) + 1, sizeof(char *));
 	t->jobs = calloc(json_array_size(jobs) + 1, sizeof(*t->jobs));
-	if (!t->server_path || !t->kind || !t->state || !t->local_paths || !t->jobs) {
+	if (!t->server_path || !t->local_paths || !t->jobs) {
 		ferry_transfer_info_free(t);
-		return NULL;
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	}
 	json_array_foreach(lps, i, e) t->local_paths[i] = strdup(json_string_value(e));
 	json_array_foreach(jobs, i, e) t->jobs[t->njobs++] =
 	    json_integer_value(json_object_get(e, "id"));
-	return t;
+	*out = t;
+	return 0;
 }
 
 FERRY_EXPORT void ferry_transfer_info_free(struct ferry_transfer_info *t)
@@ -251,8 +266,6 @@ FERRY_EXPORT void ferry_transfer_info_free(struct ferry_transfer_info *t)
 	for (size_t i = 0; t->local_paths && t->local_paths[i]; i++)
 		free(t->local_paths[i]);
 	free(t->local_paths);
-	free(t->kind);
-	free(t->state);
 	free(t->hash);
 	free(t->jobs);
 	free(t->message);
@@ -280,8 +293,8 @@ FERRY_EXPORT int ferry_transfer_info(ferry_conn *c, const char *server_path,
 	rc = ferry__call_locked(c, json_pack("{s:s,s:s}", "op", "transfer_info", "server_path", sp),
 				0, &reply, NULL, NULL);
 	free(sp);
-	if (!rc && !(*info = info_of(json_object_get(reply, "transfer"))))
-		rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if (!rc)
+		rc = info_of(c, json_object_get(reply, "transfer"), info);
 	json_decref(reply);
 	return rc;
 }
@@ -306,11 +319,11 @@ FERRY_EXPORT int ferry_transfers(ferry_conn *c, struct ferry_transfer_info ***li
 	}
 	json_array_foreach(a, i, e)
 	{
-		if (!((*list)[i] = info_of(e))) {
+		if ((rc = info_of(c, e, &(*list)[i]))) {
 			ferry_transfer_list_free(*list, i);
 			*list = NULL;
 			json_decref(reply);
-			return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+			return rc;
 		}
 		*n = i + 1;
 	}
