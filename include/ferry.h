@@ -22,7 +22,7 @@
  * Changes. Before 1.0 the API may still change where it was found wanting;
  * each such change comes with a new soname, so that a program built
  * against the old one is not run against this one.
- * - libferry.so.1: the kind and state of struct ferry_transfer_info are
+ * - libferry.so.1 (ferry 0.2.0): the kind and state of struct ferry_transfer_info are
  *   enum ferry_transfer_kind and enum ferry_transfer_state instead of
  *   strings, as job states are enum ferry_job_status: a program switches
  *   on them and the compiler checks the names. ferry_transfer_kind_name()
@@ -40,9 +40,9 @@ extern "C" {
 #endif
 
 #define FERRY_VERSION_MAJOR  0
-#define FERRY_VERSION_MINOR  1
+#define FERRY_VERSION_MINOR  2
 #define FERRY_VERSION_PATCH  0
-#define FERRY_VERSION_STRING "0.1.0"
+#define FERRY_VERSION_STRING "0.2.0"
 
 /* Error codes: 0 is success, every error is negative. */
 enum ferry_error {
