@@ -222,24 +222,6 @@ static int jset(json_t *o, const char *key, json_t *v)
 	return json_object_set_new(o, key, v) < 0 ? -1 : 0;
 }
 
-static json_t *jstr(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
-static json_t *jstrv(char *const *v)
-{
-	json_t *a = json_array();
-
-	for (; a && v && *v; v++) {
-		if (json_array_append_new(a, json_string(*v)) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	return a;
-}
-
 static json_t *jtime(double t)
 {
 	return t > 0 ? json_real(t) : json_null();
@@ -263,11 +245,11 @@ static json_t *transfer_json(const struct ferry_transfer_info *t)
 		json_decref(jobs);
 		return NULL;
 	}
-	bad |= jset(o, "local_paths", jstrv(t->local_paths));
+	bad |= jset(o, "local_paths", ferry__json_strv(t->local_paths));
 	bad |= jset(o, "jobs", jobs);
-	bad |= jset(o, "hash", jstr(t->hash));
+	bad |= jset(o, "hash", ferry__json_str(t->hash));
 	bad |= jset(o, "ended_at", jtime(t->ended_at));
-	bad |= jset(o, "message", jstr(t->message));
+	bad |= jset(o, "message", ferry__json_str(t->message));
 	if (bad) {
 		json_decref(o);
 		return NULL;

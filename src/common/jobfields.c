@@ -205,12 +205,12 @@ static int job_ended(const struct ferry_job_info *j)
 	       j->exit_status != FERRY_EXIT_NONE;
 }
 
-static json_t *str_json(const char *s)
+json_t *ferry__json_str(const char *s)
 {
 	return s ? json_string(s) : json_null();
 }
 
-static json_t *strv_json(char *const *v)
+json_t *ferry__json_strv(char *const *v)
 {
 	json_t *a = json_array();
 
@@ -240,15 +240,15 @@ static json_t *member_json(const struct ferry_job_info *j, const struct field *f
 	case FERRY__JF_TIME:
 		return *(const double *)p > 0 ? json_real(*(const double *)p) : json_null();
 	case FERRY__JF_STR:
-		return str_json(*(char *const *)p);
+		return ferry__json_str(*(char *const *)p);
 	case FERRY__JF_STRV:
-		return strv_json(*(char **const *)p);
+		return ferry__json_strv(*(char **const *)p);
 	case FERRY__JF_BOOL:
 		return json_boolean(*(const int *)p);
 	case FERRY__JF_STATE:
-		return str_json(ferry_status_name(*(const enum ferry_job_status *)p));
+		return ferry__json_str(ferry_status_name(*(const enum ferry_job_status *)p));
 	case FERRY__JF_EXIT:
-		return str_json(ferry_exit_status_name(*(const enum ferry_exit_status *)p));
+		return ferry__json_str(ferry_exit_status_name(*(const enum ferry_exit_status *)p));
 	}
 	return json_null();
 }

@@ -113,4 +113,9 @@ json_t *ferry__job_to_json(const struct ferry_job_info *i);
  */
 int ferry__job_derive(json_t *o);
 
+/* s as a JSON string, null for NULL; a new reference, NULL when out of memory. */
+json_t *ferry__json_str(const char *s);
+/* A NULL-terminated string vector (NULL: empty) as a JSON array; a new reference or NULL. */
+json_t *ferry__json_strv(char *const *v);
+
 #endif

@@ -376,19 +376,57 @@ static void bind_text(sqlite3_stmt *q, int i, const char *s)
 		sqlite3_bind_null(q, i);
 }
 
-int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id)
+static char *col_strdup(sqlite3_stmt *q, int i);
+
+/*
+ * Runs statement s, its parameters bound, for at most one row, which
+ * read() takes (0, or FERRY_ENOMEM), and resets it: 1 with a row, 0
+ * without one, or a FERRY_E* code.
+ */
+static int one_row(struct ferry_db *db, enum stmt_id s, int (*read)(sqlite3_stmt *q, void *out),
+		   void *out, const char *what)
 {
-	sqlite3_stmt *q = db->st[S_FIND_KEY];
+	sqlite3_stmt *q = db->st[s];
+	int rc = sqlite3_step(q), got = rc == SQLITE_ROW ? read(q, out) : 0;
+
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return got ? got : 1;
+	return rc == SQLITE_DONE ? 0 : db_fail(db, what);
+}
+
+static int read_int(sqlite3_stmt *q, void *out)
+{
+	*(int *)out = sqlite3_column_int(q, 0);
+	return 0;
+}
+
+static int read_int64(sqlite3_stmt *q, void *out)
+{
+	*(int64_t *)out = sqlite3_column_int64(q, 0);
+	return 0;
+}
+
+static int read_str(sqlite3_stmt *q, void *out)
+{
+	return (*(char **)out = col_strdup(q, 0)) ? 0 : FERRY_ENOMEM;
+}
+
+int ferry__db_meta_get(struct ferry_db *db, const char *key, char **value)
+{
 	int rc;
 
-	bind_text(q, 1, key);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW)
-		*id = sqlite3_column_int64(q, 0);
-	sqlite3_reset(q);
-	if (rc == SQLITE_ROW)
-		return 1;
-	return rc == SQLITE_DONE ? 0 : db_fail(db, "find key");
+	*value = NULL;
+	bind_text(db->st[S_META_GET], 1, key);
+	rc = one_row(db, S_META_GET, read_str, value, "read meta");
+	return rc < 0 ? rc : 0;
+}
+
+int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id)
+{
+	bind_text(db->st[S_FIND_KEY], 1, key);
+	return one_row(db, S_FIND_KEY, read_int64, id, "find key");
 }
 
 int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
@@ -434,25 +472,6 @@ int ferry__db_set_native_id(struct ferry_db *db, int64_t id, const char *native_
 	sqlite3_bind_int64(q, 1, id);
 	bind_text(q, 2, native_id);
 	return run(db, S_SET_NATIVE, "set native id");
-}
-
-static char *col_strdup(sqlite3_stmt *q, int i);
-
-int ferry__db_meta_get(struct ferry_db *db, const char *key, char **value)
-{
-	sqlite3_stmt *q = db->st[S_META_GET];
-	int rc;
-
-	*value = NULL;
-	bind_text(q, 1, key);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW && !(*value = col_strdup(q, 0)))
-		rc = SQLITE_NOMEM;
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(db, "read meta");
-	return 0;
 }
 
 int ferry__db_meta_set(struct ferry_db *db, const char *key, const char *value)
@@ -557,17 +576,13 @@ int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_jo
 
 int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st)
 {
-	sqlite3_stmt *q = db->st[S_STATUS];
-	int rc;
+	int v, rc;
 
-	sqlite3_bind_int64(q, 1, id);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW)
-		*st = (enum ferry_job_status)sqlite3_column_int(q, 0);
-	sqlite3_reset(q);
-	if (rc == SQLITE_ROW)
-		return 0;
-	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "status");
+	sqlite3_bind_int64(db->st[S_STATUS], 1, id);
+	rc = one_row(db, S_STATUS, read_int, &v, "status");
+	if (rc == 1)
+		*st = (enum ferry_job_status)v;
+	return rc == 1 ? 0 : rc ? rc : FERRY_ENOJOB;
 }
 
 static json_t *col_json_num(sqlite3_stmt *q, int i)
@@ -668,20 +683,19 @@ static json_t *row_to_json(sqlite3_stmt *q)
 	return o;
 }
 
+static int read_job(sqlite3_stmt *q, void *out)
+{
+	return (*(json_t **)out = row_to_json(q)) ? 0 : FERRY_ENOMEM;
+}
+
 int ferry__db_job_json(struct ferry_db *db, int64_t id, json_t **out)
 {
-	sqlite3_stmt *q = db->st[S_JOB];
 	int rc;
 
 	*out = NULL;
-	sqlite3_bind_int64(q, 1, id);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW)
-		*out = row_to_json(q);
-	sqlite3_reset(q);
-	if (rc == SQLITE_ROW)
-		return *out ? 0 : FERRY_ENOMEM;
-	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "job info");
+	sqlite3_bind_int64(db->st[S_JOB], 1, id);
+	rc = one_row(db, S_JOB, read_job, out, "job info");
+	return rc == 1 ? 0 : rc ? rc : FERRY_ENOJOB;
 }
 
 int ferry__db_list(struct ferry_db *db, int state, int detail, json_t *out)
@@ -711,21 +725,28 @@ int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n)
 	return collect_ids(db, db->st[S_EXPIRED], "expired jobs", ids, n);
 }
 
+struct spec_out {
+	char **spec;
+	int *ended;
+};
+
+static int read_spec(sqlite3_stmt *q, void *out)
+{
+	struct spec_out *o = out;
+
+	*o->ended = sqlite3_column_int(q, 1);
+	return (*o->spec = col_strdup(q, 0)) ? 0 : FERRY_ENOMEM;
+}
+
 int ferry__db_spec(struct ferry_db *db, int64_t id, char **spec, int *ended)
 {
-	sqlite3_stmt *q = db->st[S_SPEC];
+	struct spec_out o = {spec, ended};
 	int rc;
 
-	sqlite3_bind_int64(q, 1, id);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		*spec = col_strdup(q, 0);
-		*ended = sqlite3_column_int(q, 1);
-	}
-	sqlite3_reset(q);
-	if (rc == SQLITE_ROW)
-		return *spec ? 0 : FERRY_ENOMEM;
-	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "job spec");
+	*spec = NULL;
+	sqlite3_bind_int64(db->st[S_SPEC], 1, id);
+	rc = one_row(db, S_SPEC, read_spec, &o, "job spec");
+	return rc == 1 ? 0 : rc ? rc : FERRY_ENOJOB;
 }
 
 /* ---- transfers ---- */
@@ -790,19 +811,12 @@ int ferry__db_tr_set_doc(struct ferry_db *db, int64_t id, const char *doc)
 
 int ferry__db_tr_doc(struct ferry_db *db, int64_t id, char **doc)
 {
-	sqlite3_stmt *q = db->st[S_TR_DOC_GET];
 	int rc;
 
 	*doc = NULL;
-	sqlite3_bind_int64(q, 1, id);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW)
-		*doc = col_strdup(q, 0);
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
-	if (rc == SQLITE_ROW)
-		return *doc ? 0 : FERRY_ENOMEM;
-	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "read transfer manifest");
+	sqlite3_bind_int64(db->st[S_TR_DOC_GET], 1, id);
+	rc = one_row(db, S_TR_DOC_GET, read_str, doc, "read transfer manifest");
+	return rc == 1 ? 0 : rc ? rc : FERRY_ENOJOB;
 }
 
 int ferry__db_tr_hash_add(struct ferry_db *db, int64_t id, int64_t file, const char *hash)
@@ -837,18 +851,8 @@ int ferry__db_tr_hashes_clear(struct ferry_db *db, int64_t id)
 
 int ferry__db_tr_find_key(struct ferry_db *db, const char *key, int64_t *id)
 {
-	sqlite3_stmt *q = db->st[S_TR_FIND_KEY];
-	int rc;
-
-	bind_text(q, 1, key);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW)
-		*id = sqlite3_column_int64(q, 0);
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
-	if (rc == SQLITE_ROW)
-		return 1;
-	return rc == SQLITE_DONE ? 0 : db_fail(db, "find transfer key");
+	bind_text(db->st[S_TR_FIND_KEY], 1, key);
+	return one_row(db, S_TR_FIND_KEY, read_int64, id, "find transfer key");
 }
 
 /*
@@ -999,14 +1003,10 @@ int ferry__db_ref_of_job(struct ferry_db *db, int64_t job, int role, int64_t **t
 
 int ferry__db_ref_pending(struct ferry_db *db, int64_t job)
 {
-	sqlite3_stmt *q = db->st[S_REF_PENDING];
-	int rc, n = 0;
+	int n = 0, rc;
 
-	sqlite3_bind_int64(q, 1, job);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW)
-		n = sqlite3_column_int(q, 0);
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
-	return rc == SQLITE_ROW ? n : db_fail(db, "pending inputs");
+	sqlite3_bind_int64(db->st[S_REF_PENDING], 1, job);
+	rc = one_row(db, S_REF_PENDING, read_int, &n, "pending inputs");
+	/* a count always has its row */
+	return rc == 1 ? n : rc ? rc : db_fail(db, "pending inputs");
 }

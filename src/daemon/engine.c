@@ -740,28 +740,12 @@ double ferry__engine_hour(struct ferry_engine *eng)
 	return eng->hour_s;
 }
 
-void ferry__engine_inputs_changed(struct ferry_engine *eng, int64_t tid)
-{
-	int64_t *ids = NULL;
-	size_t n = 0;
-
-	if (ferry__db_ref_jobs(eng->db, tid, 0, &ids, &n))
-		return;
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = ferry__engine_job(eng, ids[i]);
-		if (!j ||
-		    (j->state != FERRY_SYSTEM_ON_HOLD && j->state != FERRY_USER_SYSTEM_ON_HOLD))
-			continue;
-		if (ferry__db_ref_pending(eng->db, j->id) != 0)
-			continue;
-		set_state(eng, j,
-			  j->state == FERRY_SYSTEM_ON_HOLD ? FERRY_QUEUED_ACTIVE
-							   : FERRY_USER_ON_HOLD);
-	}
-	free(ids);
-}
-
-void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid)
+/*
+ * Calls fn for each job that waits (system_on_hold) for the inputs of
+ * transfer tid.
+ */
+static void each_waiting(struct ferry_engine *eng, int64_t tid,
+			 void (*fn)(struct ferry_engine *eng, struct job *j))
 {
 	int64_t *ids = NULL;
 	size_t n = 0;
@@ -772,10 +756,32 @@ void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid)
 		struct job *j = ferry__engine_job(eng, ids[i]);
 		if (j &&
 		    (j->state == FERRY_SYSTEM_ON_HOLD || j->state == FERRY_USER_SYSTEM_ON_HOLD))
-			end_unstarted(eng, j, FERRY_ABORTED,
-				      "an input transfer was removed before it was ready");
+			fn(eng, j);
 	}
 	free(ids);
+}
+
+static void inputs_ready(struct ferry_engine *eng, struct job *j)
+{
+	if (ferry__db_ref_pending(eng->db, j->id) == 0)
+		set_state(eng, j,
+			  j->state == FERRY_SYSTEM_ON_HOLD ? FERRY_QUEUED_ACTIVE
+							   : FERRY_USER_ON_HOLD);
+}
+
+static void input_gone(struct ferry_engine *eng, struct job *j)
+{
+	end_unstarted(eng, j, FERRY_ABORTED, "an input transfer was removed before it was ready");
+}
+
+void ferry__engine_inputs_changed(struct ferry_engine *eng, int64_t tid)
+{
+	each_waiting(eng, tid, inputs_ready);
+}
+
+void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid)
+{
+	each_waiting(eng, tid, input_gone);
 }
 
 /* ---- scheduling and timers ---- */

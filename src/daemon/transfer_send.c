@@ -273,7 +273,11 @@ static int by_key(struct ferry_req *t, const char *key, struct db_tr_row *row)
 	if (rc <= 0)
 		return rc < 0 ? ferry__req_fail(t, rc, "database error") : 0;
 	rc = ferry__db_tr_by_id(ferry__engine_db(t->eng), id, row);
-	return rc ? ferry__req_fail(t, rc, "database error") : 1;
+	if (rc)
+		return ferry__req_fail(t, rc, "database error");
+	/* known: a retry, or the next call after an interruption; streams restart */
+	ferry__tr_running_drop_transfer(ferry__tr_caches(t), row->id);
+	return 1;
 }
 
 static int opt_key(struct ferry_req *t, const char **key)
@@ -353,8 +357,7 @@ int ferry__req_transfer_send(struct ferry_req *t)
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
-		rc = 0; /* known: a retry, or the next call after an interruption */
-		ferry__tr_running_drop_transfer(ferry__tr_caches(t), row.id);
+		rc = 0;
 		struct tr_doc *d = ferry__tr_doc_find(ferry__tr_caches(t), row.id);
 		if (d)
 			d->left = -1; /* counted again, as the disk has them */
@@ -408,8 +411,7 @@ int ferry__req_transfer_register(struct ferry_req *t)
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
-		rc = 0; /* known: a retry, or the next call after an interruption */
-		ferry__tr_running_drop_transfer(ferry__tr_caches(t), row.id);
+		rc = 0;
 	} else {
 		doc = json_pack("{s:O,s:I,s:s,s:[]}", "local_paths", lp, "disposal_hours",
 				(json_int_t)hours, "name", name, "files");
