@@ -525,11 +525,21 @@ int ferry__engine_control(struct ferry_engine *eng, struct ferry_conn_s *c,
 	return 0;
 }
 
+/* The answer to a control that went through, with the job's status where it has one. */
+static json_t *control_answer(struct ferry_engine *eng, const struct ferry_ctl *t)
+{
+	enum ferry_job_status st;
+	json_t *reply = json_pack("{s:b}", "ok", 1);
+
+	if (reply && t->with_status && !ferry__engine_job_status(eng, t->id, &st))
+		json_object_set_new(reply, "status", json_string(ferry_status_name(st)));
+	return reply;
+}
+
 void ferry__engine_control_done(struct ferry_engine *eng, struct ferry_ctl *t, int rc,
 				const char *msg)
 {
 	struct ferry_ctl **p = &eng->ctls;
-	enum ferry_job_status st;
 	char err[FERRY_REQ_ERRLEN];
 	json_t *reply;
 
@@ -539,21 +549,20 @@ void ferry__engine_control_done(struct ferry_engine *eng, struct ferry_ctl *t, i
 		*p = t->next;
 	if (!rc)
 		control_applied(eng, t->id, t->ctl, t->to);
-	if (t->c && rc) {
+	if (!t->c) { /* nobody to answer: what changed is committed durably all the same */
+		ferry__db_need_durable(eng->db);
+		free(t);
+		return;
+	}
+	if (rc) {
 		snprintf(err, sizeof(err), "job %lld: %s", (long long)t->id, msg);
 		reply = ferry__error_reply(rc, err);
-	} else if (t->c) {
-		reply = json_pack("{s:b}", "ok", 1);
-		if (reply && t->with_status && !ferry__engine_job_status(eng, t->id, &st))
-			json_object_set_new(reply, "status", json_string(ferry_status_name(st)));
-	}
-	/* the answer acknowledges what changed: ferry__req_answer commits it durably first */
-	if (t->c) {
-		ferry__req_answer(eng, t->c, t->def, reply);
-		json_decref(reply);
 	} else {
-		ferry__db_need_durable(eng->db);
+		reply = control_answer(eng, t);
 	}
+	/* ferry__req_answer commits what the answer acknowledges durably first */
+	ferry__req_answer(eng, t->c, t->def, reply);
+	json_decref(reply);
 	free(t);
 }
 
