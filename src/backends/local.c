@@ -430,6 +430,8 @@ static void local_close(void *self)
 	if (l->ch.fd >= 0)
 		ferry__loop_unwatch(ferry__engine_loop(l->eng), l->ch.fd);
 	ferry__chan_close(&l->ch);
+	free(l->ch.in);
+	free(l->ch.out);
 	json_decref(l->list);
 	free(l->ids);
 	free(l);
