@@ -15,7 +15,7 @@
  *    'shutdown' only sets a flag that nothing but the tick and the event
  *    loop read.
  *  - 'wait' gets a dummy connection pointer; after each input
- *    ferry__engine_conn_closed() drops its waiters, and every job left is
+ *    ferry__engine_client_closed() drops its waiters, and every job left is
  *    disposed, so the engine's state does not grow from input to input.
  *  - Job ids in requests are made relative to the input: an "id" (or an
  *    element of "ids") between 1 and ID_WINDOW is shifted by the highest
@@ -61,8 +61,8 @@ static int64_t id_base;	    /* highest job id the earlier inputs created */
 static int64_t id_max_seen; /* highest job id seen in any reply */
 static struct ferry_loop *loop;
 static int debug; /* $FUZZ_FRAME_DEBUG: print each request and reply */
-static char dummy_conn_storage;
-#define DUMMY_CONN ((struct ferry_conn_s *)&dummy_conn_storage)
+static char dummy_client_storage;
+#define DUMMY_CLIENT ((struct ferry_client *)&dummy_client_storage)
 
 static void die(const char *what, const char *detail)
 {
@@ -160,7 +160,7 @@ static json_t *run_request(json_t *req, const void *data, size_t datalen, int ch
 	json_t *reply = NULL;
 	struct ferry_bin bin = FERRY_BIN_INIT;
 
-	ferry__dispatch(eng, DUMMY_CONN, req, data, datalen, &reply, &bin);
+	ferry__dispatch(eng, DUMMY_CLIENT, req, data, datalen, &reply, &bin);
 	if (debug && check) {
 		char *a = json_dumps(req, JSON_COMPACT),
 		     *b = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
@@ -223,7 +223,7 @@ static void reset_engine(void)
 	json_t *req = json_pack("{s:s}", "op", "jobs"), *reply, *ids, *e;
 	size_t i;
 
-	ferry__engine_conn_closed(eng, DUMMY_CONN);
+	ferry__engine_client_closed(eng, DUMMY_CLIENT);
 	reply = run_request(req, NULL, 0, 0);
 	json_decref(req);
 	ids = json_object_get(reply, "ids");
