@@ -2,9 +2,10 @@
  * fuzz_frame.c - libFuzzer target for the engine's request path.
  *
  * An input is a byte stream as a client would send it on the socket: a
- * sequence of frames. Each frame goes through what server.c does with it:
- * ferry__hdr_decode() on its 16-byte header, ferry__json_parse() on its
- * JSON part, then ferry__dispatch() against a real engine (database,
+ * sequence of frames. It goes through what server.c does with it: into a
+ * frame reader (frame.h) in pieces, as reads hand it out, so that frames
+ * arrive split; each frame the reader takes (its header checked, its JSON
+ * part parsed) goes to ferry__dispatch() against a real engine (database,
  * local backend) living in a temporary state directory, and the reply is
  * encoded with ferry__frame_build(). Decoding stops at the first frame the
  * server would close the connection on, or at an incomplete frame.
@@ -42,6 +43,7 @@
 
 #include "cfg.h"
 #include "dispatch.h"
+#include "frame.h"
 #include "proto.h"
 #include "util.h"
 
@@ -242,47 +244,57 @@ static void reset_engine(void)
 	json_decref(reply);
 }
 
+/* Runs one frame the reader took, as server.c would. */
+static void run_frame(const struct ferry_reader *in, const struct ferry_frame *f)
+{
+	json_t *reply;
+
+	if (f->len < FERRY_FRAME_HDR || f->len > ferry__reader_pending(in) ||
+	    f->len - FERRY_FRAME_HDR > FERRY_FRAME_MAX || f->binlen > f->len - FERRY_FRAME_HDR ||
+	    f->bin + f->binlen != ferry__reader_data(in) + f->len)
+		die("the reader took a frame of inconsistent lengths", NULL);
+	if (!f->json)
+		return; /* error reply; the connection stays usable */
+	if (!json_is_object(f->json))
+		die("the reader parsed a non-object", NULL);
+	/* ids are relative to this input (see the top of the file) */
+	rebase_request(f->json);
+	reply = run_request(f->json, f->bin, f->binlen, 1);
+	if (reply) {
+		note_ids(reply);
+		json_decref(reply);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	size_t off = 0;
+	/* the same input is always cut the same way: determinism */
+	size_t off = 0, piece = 1 + size % 61;
+	struct ferry_reader in = {0};
+	int rc = 0;
 
 	if (ferry__db_begin(ferry__engine_db(eng)))
 		die("cannot begin a transaction", NULL);
-	while (size - off >= FERRY_FRAME_HDR) {
-		struct ferry_frame_hdr h;
-		const char *why = NULL;
-		char err[512];
-		json_t *req, *reply;
+	while (rc >= 0 && off < size) {
+		size_t n = size - off < piece ? size - off : piece;
+		struct ferry_frame f;
+		char err[512] = "";
 
-		if (ferry__hdr_decode(data + off, &h, &why)) {
-			if (!why)
-				die("hdr_decode failed without a reason", NULL);
-			break; /* the server closes the connection */
+		if (ferry__reader_append(&in, data + off, n))
+			die("out of memory", NULL);
+		off += n;
+		for (;;) {
+			rc = ferry__reader_next(&in, FERRY_FRAME_REQUEST, &f, err, sizeof(err));
+			if (rc <= 0)
+				break;
+			run_frame(&in, &f);
+			json_decref(f.json);
+			ferry__reader_consume(&in, f.len);
 		}
-		if (h.json_len > h.body_len || h.body_len > FERRY_FRAME_MAX)
-			die("hdr_decode accepted inconsistent lengths", NULL);
-		if (h.type != FERRY_FRAME_REQUEST)
-			break;
-		if (size - off - FERRY_FRAME_HDR < h.body_len)
-			break; /* incomplete: the server would wait for more */
-		req = ferry__json_parse((const char *)data + off + FERRY_FRAME_HDR, h.json_len, err,
-					sizeof(err));
-		const uint8_t *tail = data + off + FERRY_FRAME_HDR + h.json_len;
-		size_t tail_len = h.body_len - h.json_len;
-		off += FERRY_FRAME_HDR + h.body_len;
-		if (!req)
-			continue; /* error reply; the connection stays usable */
-		if (!json_is_object(req))
-			die("json_parse returned a non-object", NULL);
-		/* ids are relative to this input (see the top of the file) */
-		rebase_request(req);
-		reply = run_request(req, tail, tail_len, 1);
-		json_decref(req);
-		if (reply) {
-			note_ids(reply);
-			json_decref(reply);
-		}
+		if (rc < 0 && !err[0])
+			die("the reader refused a header without a reason", NULL);
 	}
+	ferry__reader_free(&in);
 	reset_engine();
 	if (ferry__db_commit(ferry__engine_db(eng)))
 		die("cannot commit", NULL);

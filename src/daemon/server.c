@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "frame.h"
 #include "proto.h"
 #include "util.h"
 
@@ -72,8 +73,7 @@ struct ferry_client {
 	 * each other: when one ends, so does the other.
 	 */
 	struct ferry_client *peer;
-	unsigned char *in;
-	size_t inlen, incap;
+	struct ferry_reader in; /* read, not yet handled */
 	struct piece *out, **out_tail;
 	size_t outlen;		  /* bytes queued, all pieces */
 	size_t outoff;		  /* of them, sent of the first piece */
@@ -85,23 +85,6 @@ struct ferry_client {
 	int dead;
 	struct ferry_client *next;
 };
-
-static int buf_reserve(unsigned char **b, size_t *cap, size_t need)
-{
-	unsigned char *nb;
-	size_t ncap = *cap ? *cap : 4096;
-
-	if (need <= *cap)
-		return 0;
-	while (ncap < need)
-		ncap *= 2;
-	nb = realloc(*b, ncap);
-	if (!nb)
-		return -1;
-	*b = nb;
-	*cap = ncap;
-	return 0;
-}
 
 static int queue_piece(struct ferry_client *c, unsigned char *p, size_t len, int fd, off_t off)
 {
@@ -267,50 +250,27 @@ refuse:
 	c->closing = 1;
 }
 
-/* Handles one complete frame; returns its length, or 0 when incomplete. */
-static size_t handle_frame(struct ferry_engine *eng, struct ferry_client *c)
+/* Handles one complete frame f; err says why when its JSON is bad. */
+static void handle_frame(struct ferry_engine *eng, struct ferry_client *c,
+			 const struct ferry_frame *f, const char *err)
 {
-	struct ferry_frame_hdr h;
-	const char *why;
-	char err[512];
-	json_t *req, *reply;
+	json_t *req = f->json, *reply;
 	struct ferry_bin bin;
-
-	if (c->inlen < FERRY_FRAME_HDR)
-		return 0;
-	if (ferry__hdr_decode(c->in, &h, &why)) {
-		snprintf(err, sizeof(err), "%s; closing the connection", why);
-		queue_error(c, FERRY_EPROTO, err);
-		c->closing = 1;
-		return c->inlen;
-	}
-	if (h.type != FERRY_FRAME_REQUEST) {
-		queue_error(c, FERRY_EPROTO, "expected a request frame; closing the connection");
-		c->closing = 1;
-		return c->inlen;
-	}
-	if (c->inlen < FERRY_FRAME_HDR + (size_t)h.body_len)
-		return 0;
-	req =
-	    ferry__json_parse((const char *)c->in + FERRY_FRAME_HDR, h.json_len, err, sizeof(err));
 	const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
+
 	if (op && !strcmp(op, "adopt")) {
-		adopt(c, req, h.body_len - h.json_len);
+		adopt(c, req, f->binlen);
 	} else if (c->handed_over) {
 		queue_error(c, FERRY_EPROTO,
 			    "this connection handed its channel over and takes no more requests");
 		c->closing = 1;
 	} else if (!req) {
 		queue_error(c, FERRY_EPROTO, err);
-	} else if (!c->hello && !op) {
-		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
-		c->closing = 1;
-	} else if (!c->hello && strcmp(op, "hello")) {
+	} else if (!c->hello && (!op || strcmp(op, "hello"))) {
 		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
 		c->closing = 1;
 	} else {
-		ferry__dispatch(eng, c, req, c->in + FERRY_FRAME_HDR + h.json_len,
-				h.body_len - h.json_len, &reply, &bin);
+		ferry__dispatch(eng, c, req, f->bin, f->binlen, &reply, &bin);
 		if (!reply) {
 			c->busy = 1;
 		} else {
@@ -322,33 +282,31 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_client *c)
 			json_decref(reply);
 		}
 	}
-	json_decref(req);
 	close_passed(c); /* descriptors a request other than adopt brought */
-	return FERRY_FRAME_HDR + (size_t)h.body_len;
 }
 
+/* Handles the complete frames read, until one defers its reply or ends the connection. */
 static void process_input(struct ferry_engine *eng, struct ferry_client *c)
 {
-	size_t off = 0, n;
-
 	while (!c->busy && !c->closing && !c->dead) {
-		size_t used;
-		unsigned char *save = c->in;
-		size_t savelen = c->inlen;
+		struct ferry_frame f;
+		char err[512], msg[600];
+		int rc = ferry__reader_next(&c->in, FERRY_FRAME_REQUEST, &f, err, sizeof(err));
 
-		c->in += off;
-		c->inlen -= off;
-		used = handle_frame(eng, c);
-		c->in = save;
-		c->inlen = savelen;
-		if (!used)
+		if (rc == 0)
 			break;
-		off += used;
+		if (rc < 0) {
+			/* after a bad header nothing read can be trusted: drop it all */
+			snprintf(msg, sizeof(msg), "%s; closing the connection", err);
+			queue_error(c, FERRY_EPROTO, msg);
+			c->closing = 1;
+			ferry__reader_reset(&c->in);
+			break;
+		}
+		handle_frame(eng, c, &f, err);
+		json_decref(f.json);
+		ferry__reader_consume(&c->in, f.len);
 	}
-	n = c->inlen - off;
-	if (off && n)
-		memmove(c->in, c->in + off, n);
-	c->inlen = n;
 }
 
 /*
@@ -398,22 +356,20 @@ static void on_client(struct ferry_engine *eng, int fd, void *arg)
 	for (;;) {
 		ssize_t n;
 
-		if (c->inlen > FERRY_FRAME_HDR + FERRY_FRAME_MAX) {
+		if (ferry__reader_pending(&c->in) > FERRY_FRAME_HDR + FERRY_FRAME_MAX) {
 			c->closing = 1; /* a client pipelining without reading replies */
 			break;
 		}
 		/* the rest of a large frame (a transfer's chunk) in few reads */
-		size_t want = READ_CHUNK;
-		struct ferry_frame_hdr h;
-		const char *why;
-		if (c->inlen >= FERRY_FRAME_HDR && !ferry__hdr_decode(c->in, &h, &why) &&
-		    FERRY_FRAME_HDR + (size_t)h.body_len > c->inlen + want)
-			want = FERRY_FRAME_HDR + (size_t)h.body_len - c->inlen;
-		if (buf_reserve(&c->in, &c->incap, c->inlen + want)) {
+		size_t want = ferry__reader_missing(&c->in);
+		if (want < READ_CHUNK)
+			want = READ_CHUNK;
+		unsigned char *room = ferry__reader_space(&c->in, want);
+		if (!room) {
 			c->dead = 1;
 			return;
 		}
-		n = client_read(c, c->in + c->inlen, want);
+		n = client_read(c, room, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -431,7 +387,7 @@ static void on_client(struct ferry_engine *eng, int fd, void *arg)
 			c->dead = 1;
 			return;
 		}
-		c->inlen += (size_t)n;
+		ferry__reader_added(&c->in, (size_t)n);
 		if ((size_t)n < want)
 			break;
 	}
@@ -576,7 +532,7 @@ static int client_free(struct ferry_engine *eng, struct ferry_client *c)
 		close(c->wfd);
 	close(c->fd);
 	close_passed(c);
-	free(c->in);
+	ferry__reader_free(&c->in);
 	while (c->out)
 		drop_piece(c);
 	c->srv->nclients--;
@@ -653,10 +609,10 @@ static void run_ready(struct server *srv, struct ferry_engine *eng)
 		int progress = 0;
 		ferry__engine_tick(eng);
 		for (struct ferry_client *c = srv->clients; c; c = c->next) {
-			if (!c->busy && c->inlen >= FERRY_FRAME_HDR && !c->closing && !c->dead) {
-				size_t before = c->inlen;
+			size_t before = ferry__reader_pending(&c->in);
+			if (!c->busy && before >= FERRY_FRAME_HDR && !c->closing && !c->dead) {
 				process_input(eng, c);
-				progress |= c->inlen != before;
+				progress |= ferry__reader_pending(&c->in) != before;
 			}
 		}
 		if (!progress)
