@@ -2,9 +2,10 @@
  * fuzz_frame.c - libFuzzer target for the engine's request path.
  *
  * An input is a byte stream as a client would send it on the socket: a
- * sequence of frames. Each frame goes through what server.c does with it:
- * ferry__hdr_decode() on its 16-byte header, ferry__json_parse() on its
- * JSON part, then ferry__dispatch() against a real engine (database,
+ * sequence of frames. It goes through what server.c does with it: into a
+ * frame reader (frame.h) in pieces, as reads hand it out, so that frames
+ * arrive split; each frame the reader takes (its header checked, its JSON
+ * part parsed) goes to ferry__dispatch() against a real engine (database,
  * local backend) living in a temporary state directory, and the reply is
  * encoded with ferry__frame_build(). Decoding stops at the first frame the
  * server would close the connection on, or at an incomplete frame.
@@ -15,7 +16,7 @@
  *    'shutdown' only sets a flag that nothing but the tick and the event
  *    loop read.
  *  - 'wait' gets a dummy connection pointer; after each input
- *    ferry__engine_conn_closed() drops its waiters, and every job left is
+ *    ferry__engine_client_closed() drops its waiters, and every job left is
  *    disposed, so the engine's state does not grow from input to input.
  *  - Job ids in requests are made relative to the input: an "id" (or an
  *    element of "ids") between 1 and ID_WINDOW is shifted by the highest
@@ -42,6 +43,7 @@
 
 #include "cfg.h"
 #include "dispatch.h"
+#include "frame.h"
 #include "proto.h"
 #include "util.h"
 
@@ -61,8 +63,8 @@ static int64_t id_base;	    /* highest job id the earlier inputs created */
 static int64_t id_max_seen; /* highest job id seen in any reply */
 static struct ferry_loop *loop;
 static int debug; /* $FUZZ_FRAME_DEBUG: print each request and reply */
-static char dummy_conn_storage;
-#define DUMMY_CONN ((struct ferry_conn_s *)&dummy_conn_storage)
+static char dummy_client_storage;
+#define DUMMY_CLIENT ((struct ferry_client *)&dummy_client_storage)
 
 static void die(const char *what, const char *detail)
 {
@@ -160,7 +162,7 @@ static json_t *run_request(json_t *req, const void *data, size_t datalen, int ch
 	json_t *reply = NULL;
 	struct ferry_bin bin = FERRY_BIN_INIT;
 
-	ferry__dispatch(eng, DUMMY_CONN, req, data, datalen, &reply, &bin);
+	ferry__dispatch(eng, DUMMY_CLIENT, req, data, datalen, &reply, &bin);
 	if (debug && check) {
 		char *a = json_dumps(req, JSON_COMPACT),
 		     *b = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
@@ -223,7 +225,7 @@ static void reset_engine(void)
 	json_t *req = json_pack("{s:s}", "op", "jobs"), *reply, *ids, *e;
 	size_t i;
 
-	ferry__engine_conn_closed(eng, DUMMY_CONN);
+	ferry__engine_client_closed(eng, DUMMY_CLIENT);
 	reply = run_request(req, NULL, 0, 0);
 	json_decref(req);
 	ids = json_object_get(reply, "ids");
@@ -242,47 +244,57 @@ static void reset_engine(void)
 	json_decref(reply);
 }
 
+/* Runs one frame the reader took, as server.c would. */
+static void run_frame(const struct ferry_reader *in, const struct ferry_frame *f)
+{
+	json_t *reply;
+
+	if (f->len < FERRY_FRAME_HDR || f->len > ferry__reader_pending(in) ||
+	    f->len - FERRY_FRAME_HDR > FERRY_FRAME_MAX || f->binlen > f->len - FERRY_FRAME_HDR ||
+	    f->bin + f->binlen != ferry__reader_data(in) + f->len)
+		die("the reader took a frame of inconsistent lengths", NULL);
+	if (!f->json)
+		return; /* error reply; the connection stays usable */
+	if (!json_is_object(f->json))
+		die("the reader parsed a non-object", NULL);
+	/* ids are relative to this input (see the top of the file) */
+	rebase_request(f->json);
+	reply = run_request(f->json, f->bin, f->binlen, 1);
+	if (reply) {
+		note_ids(reply);
+		json_decref(reply);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	size_t off = 0;
+	/* the same input is always cut the same way: determinism */
+	size_t off = 0, piece = 1 + size % 61;
+	struct ferry_reader in = {0};
+	int rc = 0;
 
 	if (ferry__db_begin(ferry__engine_db(eng)))
 		die("cannot begin a transaction", NULL);
-	while (size - off >= FERRY_FRAME_HDR) {
-		struct ferry_frame_hdr h;
-		const char *why = NULL;
-		char err[512];
-		json_t *req, *reply;
+	while (rc >= 0 && off < size) {
+		size_t n = size - off < piece ? size - off : piece;
+		struct ferry_frame f;
+		char err[512] = "";
 
-		if (ferry__hdr_decode(data + off, &h, &why)) {
-			if (!why)
-				die("hdr_decode failed without a reason", NULL);
-			break; /* the server closes the connection */
+		if (ferry__reader_append(&in, data + off, n))
+			die("out of memory", NULL);
+		off += n;
+		for (;;) {
+			rc = ferry__reader_next(&in, FERRY_FRAME_REQUEST, &f, err, sizeof(err));
+			if (rc <= 0)
+				break;
+			run_frame(&in, &f);
+			json_decref(f.json);
+			ferry__reader_consume(&in, f.len);
 		}
-		if (h.json_len > h.body_len || h.body_len > FERRY_FRAME_MAX)
-			die("hdr_decode accepted inconsistent lengths", NULL);
-		if (h.type != FERRY_FRAME_REQUEST)
-			break;
-		if (size - off - FERRY_FRAME_HDR < h.body_len)
-			break; /* incomplete: the server would wait for more */
-		req = ferry__json_parse((const char *)data + off + FERRY_FRAME_HDR, h.json_len, err,
-					sizeof(err));
-		const uint8_t *tail = data + off + FERRY_FRAME_HDR + h.json_len;
-		size_t tail_len = h.body_len - h.json_len;
-		off += FERRY_FRAME_HDR + h.body_len;
-		if (!req)
-			continue; /* error reply; the connection stays usable */
-		if (!json_is_object(req))
-			die("json_parse returned a non-object", NULL);
-		/* ids are relative to this input (see the top of the file) */
-		rebase_request(req);
-		reply = run_request(req, tail, tail_len, 1);
-		json_decref(req);
-		if (reply) {
-			note_ids(reply);
-			json_decref(reply);
-		}
+		if (rc < 0 && !err[0])
+			die("the reader refused a header without a reason", NULL);
 	}
+	ferry__reader_free(&in);
 	reset_engine();
 	if (ferry__db_commit(ferry__engine_db(eng)))
 		die("cannot commit", NULL);

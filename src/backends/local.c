@@ -429,9 +429,7 @@ static void local_close(void *self)
 
 	if (l->ch.fd >= 0)
 		ferry__loop_unwatch(ferry__engine_loop(l->eng), l->ch.fd);
-	ferry__chan_close(&l->ch);
-	free(l->ch.in);
-	free(l->ch.out);
+	ferry__chan_free(&l->ch);
 	json_decref(l->list);
 	free(l->ids);
 	free(l);

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "ferry.h"
+#include "frame.h"
 #include "runner.h"
 #include "proto.h"
 #include "util.h"
@@ -43,67 +44,39 @@ extern char **environ;
 
 /* ---- frames between the engine and the runner (the wire format) ---- */
 
-static int buf_grow(unsigned char **b, size_t *cap, size_t need)
-{
-	unsigned char *nb;
-	size_t ncap = *cap ? *cap : 4096;
-
-	while (ncap < need)
-		ncap *= 2;
-	if (ncap == *cap)
-		return 0;
-	nb = realloc(*b, ncap);
-	if (!nb)
-		return -1;
-	*b = nb;
-	*cap = ncap;
-	return 0;
-}
-
 /* Reads what is there; -1 at EOF or on an error. */
 int ferry__chan_fill(struct chan *c)
 {
 	for (;;) {
+		unsigned char *room = ferry__reader_space(&c->in, 65536);
 		ssize_t n;
 
-		if (buf_grow(&c->in, &c->incap, c->inlen + 65536) < 0)
+		if (!room)
 			return -1;
-		n = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, MSG_DONTWAIT);
+		n = recv(c->fd, room, 65536, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
 		if (n <= 0)
 			return -1;
-		c->inlen += (size_t)n;
+		ferry__reader_added(&c->in, (size_t)n);
 	}
 }
 
 /* Takes the next complete message; NULL when none (or a bad one: *bad). */
 json_t *ferry__chan_next(struct chan *c, int *bad)
 {
-	struct ferry_frame_hdr h;
-	const char *why;
+	struct ferry_frame f;
 	char err[200];
-	json_t *m;
-	size_t len;
+	/* both sides send request frames: the type tells nothing here */
+	int rc = ferry__reader_next(&c->in, 0, &f, err, sizeof(err));
 
-	*bad = 0;
-	if (c->inlen < FERRY_FRAME_HDR)
+	*bad = rc < 0 || (rc > 0 && !f.json);
+	if (rc <= 0)
 		return NULL;
-	if (ferry__hdr_decode(c->in, &h, &why)) {
-		*bad = 1;
-		return NULL;
-	}
-	len = FERRY_FRAME_HDR + h.body_len;
-	if (c->inlen < len)
-		return NULL;
-	m = ferry__json_parse((char *)c->in + FERRY_FRAME_HDR, h.json_len, err, sizeof(err));
-	memmove(c->in, c->in + len, c->inlen - len);
-	c->inlen -= len;
-	if (!m)
-		*bad = 1;
-	return m;
+	ferry__reader_consume(&c->in, f.len);
+	return f.json;
 }
 
 int ferry__chan_queue(struct chan *c, json_t *m)
@@ -113,7 +86,7 @@ int ferry__chan_queue(struct chan *c, json_t *m)
 
 	if (!m || ferry__frame_build(FERRY_FRAME_REQUEST, m, NULL, 0, &f, &fl))
 		return -1;
-	if (buf_grow(&c->out, &c->outcap, c->outlen + fl) < 0) {
+	if (ferry__reserve(&c->out, &c->outcap, c->outlen + fl) < 0) {
 		free(f);
 		return -1;
 	}
@@ -151,7 +124,17 @@ void ferry__chan_close(struct chan *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	c->inlen = c->outlen = 0;
+	ferry__reader_reset(&c->in);
+	c->outlen = 0;
+}
+
+void ferry__chan_free(struct chan *c)
+{
+	ferry__chan_close(c);
+	ferry__reader_free(&c->in);
+	free(c->out);
+	c->out = NULL;
+	c->outcap = 0;
 }
 
 /* ---- the runner (a process of its own) ---- */

@@ -10,12 +10,13 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "frame.h"
+
 /* One end of the engine-runner connection, buffered both ways. */
 struct chan {
 	int fd;
-	unsigned char *in;
-	size_t inlen, incap;
-	unsigned char *out; /* runner side: what the engine has not read yet */
+	struct ferry_reader in; /* read, not yet taken */
+	unsigned char *out;	/* what the peer has not read yet */
 	size_t outlen, outcap;
 };
 
@@ -27,7 +28,10 @@ json_t *ferry__chan_next(struct chan *c, int *bad);
 int ferry__chan_queue(struct chan *c, json_t *m);
 /* Writes queued output without blocking; -1 when the peer is gone. */
 int ferry__chan_flush(struct chan *c);
+/* Closes the connection; the buffers stay for the next one. */
 void ferry__chan_close(struct chan *c);
+/* Closes and frees the buffers too. */
+void ferry__chan_free(struct chan *c);
 
 /*
  * The runner: serves the engine on the listening socket lfd, logs to

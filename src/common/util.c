@@ -80,6 +80,25 @@ void ferry__preallocate(int fd, int64_t off, int64_t len)
 		fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
 }
 
+int ferry__reserve(unsigned char **buf, size_t *cap, size_t need)
+{
+	size_t ncap = *buf && *cap ? *cap : 4096;
+	unsigned char *nb;
+
+	if (*buf && need <= *cap)
+		return 0;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2)
+			return -1;
+		ncap *= 2;
+	}
+	if (!(nb = realloc(*buf, ncap)))
+		return -1;
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
 int ferry__read_all(int fd, void *buf, size_t len)
 {
 	char *p = buf;

@@ -26,6 +26,13 @@ char *ferry__asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 int ferry__fail(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/*
+ * Makes the malloc'd buffer *buf (*cap bytes; NULL and 0 at first) hold at
+ * least need bytes, doubling from 4 KiB so that appends cost amortised
+ * O(1). 0, or -1 without memory (the buffer unchanged).
+ */
+int ferry__reserve(unsigned char **buf, size_t *cap, size_t need);
+
 /* Writes all of buf, retrying on EINTR/short writes. 0 or -errno. */
 int ferry__write_all(int fd, const void *buf, size_t len);
 /* Reads exactly len bytes. 0, -errno, or -EPIPE at a premature EOF. */

@@ -113,10 +113,11 @@ json_t *ferry__error_reply(int code, const char *message)
 	return reply;
 }
 
-void ferry__dispatch(struct ferry_engine *eng, struct ferry_conn_s *conn, json_t *in,
+void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json_t *in,
 		     const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin)
 {
-	struct ferry_req r = {.eng = eng, .conn = conn, .in = in, .data = data, .datalen = datalen};
+	struct ferry_req r = {
+	    .eng = eng, .client = client, .in = in, .data = data, .datalen = datalen};
 	const char *op = json_string_value(json_object_get(in, "op"));
 	int rc;
 
@@ -130,7 +131,7 @@ void ferry__dispatch(struct ferry_engine *eng, struct ferry_conn_s *conn, json_t
 	else if (!(rc = check_request(&r))) {
 		rc = r.def->handler(&r);
 		/* it waits for the backend: run again when the backend is ready */
-		if (rc == FERRY__PENDING && ferry__engine_park(eng, conn, in) == 0)
+		if (rc == FERRY__PENDING && ferry__engine_park(eng, client, in) == 0)
 			r.deferred = 1;
 		if (rc == FERRY__PENDING)
 			rc = r.deferred ? 0 : ferry__req_fail(&r, FERRY_ENOMEM, "out of memory");
@@ -149,10 +150,10 @@ void ferry__dispatch(struct ferry_engine *eng, struct ferry_conn_s *conn, json_t
 	*bin = r.bin;
 }
 
-void ferry__req_answer(struct ferry_engine *eng, struct ferry_conn_s *conn,
+void ferry__req_answer(struct ferry_engine *eng, struct ferry_client *client,
 		       const struct ferry_reqdef *def, json_t *reply)
 {
 	if (def->flags & FERRY_REQ_MUTATES)
 		ferry__db_need_durable(ferry__engine_db(eng));
-	ferry__conn_reply(conn, reply);
+	ferry__client_reply(client, reply);
 }

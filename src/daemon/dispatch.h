@@ -58,17 +58,17 @@ struct ferry_reqdef {
  * the connection takes no further request until the reply comes (replies
  * keep the order of the requests). r lives only for the call (r->in is
  * freed after it: json_incref what is needed later), so the handler keeps
- * what the answer needs: r->conn and r->def, which it hands to
+ * what the answer needs: r->client and r->def, which it hands to
  * ferry__req_answer() later, on the loop's thread, within an
  * iteration (a callback of ferry__loop_watch, or the tick: e.g. wait,
  * answered by the tick in which its last job ended, or a control whose
  * cluster command finished on a worker thread and woke the loop). Whoever
- * keeps a conn must forget it in ferry__engine_conn_closed(), which the
+ * keeps a client must forget it in ferry__engine_client_closed(), which the
  * server calls when the connection goes.
  */
 struct ferry_req {
 	struct ferry_engine *eng;
-	struct ferry_conn_s *conn;	/* the client's connection */
+	struct ferry_client *client;	/* who sent it (server.c) */
 	const struct ferry_reqdef *def; /* the request's row */
 	json_t *in;			/* the request (borrowed) */
 	json_t *out;			/* the reply's fields */
@@ -95,14 +95,14 @@ struct ferry_req {
  * transaction durable for a request that mutates. Fills *reply (NULL:
  * deferred) and *bin (empty when the reply has no binary part).
  */
-void ferry__dispatch(struct ferry_engine *eng, struct ferry_conn_s *conn, json_t *in,
+void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json_t *in,
 		     const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin);
 /*
  * The later reply to a request whose handler deferred it (def: its row,
- * conn: its connection): a durable commit first when def mutates, then
+ * client: its connection): a durable commit first when def mutates, then
  * the reply is queued. reply stays the caller's.
  */
-void ferry__req_answer(struct ferry_engine *eng, struct ferry_conn_s *conn,
+void ferry__req_answer(struct ferry_engine *eng, struct ferry_client *client,
 		       const struct ferry_reqdef *def, json_t *reply);
 /* An error reply {ok: false, error, code, message}; never NULL. */
 json_t *ferry__error_reply(int code, const char *message);

@@ -21,7 +21,7 @@
 
 /* A wait request whose jobs have not all ended: its reply is deferred. */
 struct waiter {
-	struct ferry_conn_s *c;
+	struct ferry_client *c;
 	const struct ferry_reqdef *def; /* wait's row, for the reply */
 	int64_t *ids;
 	size_t n, pos;
@@ -31,7 +31,7 @@ struct waiter {
 
 /* A control in flight on the DRMS (backend.h: FERRY__PENDING). */
 struct ferry_ctl {
-	struct ferry_conn_s *c;		/* who waits for the answer; NULL: nobody (any more) */
+	struct ferry_client *c;		/* who waits for the answer; NULL: nobody (any more) */
 	const struct ferry_reqdef *def; /* the request's row, for the reply */
 	int64_t id;
 	enum backend_ctl ctl;
@@ -42,7 +42,7 @@ struct ferry_ctl {
 
 /* A request that waits until the backend is ready for it (backend.h). */
 struct parked {
-	struct ferry_conn_s *c;
+	struct ferry_client *c;
 	json_t *req;
 	struct parked *next;
 };
@@ -493,7 +493,7 @@ static void control_applied(struct ferry_engine *eng, int64_t id, enum backend_c
 		end_unstarted(eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
 }
 
-int ferry__engine_control(struct ferry_engine *eng, struct ferry_conn_s *c,
+int ferry__engine_control(struct ferry_engine *eng, struct ferry_client *c,
 			  const struct ferry_reqdef *def, struct job *j, enum backend_ctl ctl,
 			  enum ferry_job_status to, char *err, size_t errlen)
 {
@@ -566,7 +566,7 @@ void ferry__engine_control_done(struct ferry_engine *eng, struct ferry_ctl *t, i
 	free(t);
 }
 
-int ferry__engine_park(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req)
+int ferry__engine_park(struct ferry_engine *eng, struct ferry_client *c, json_t *req)
 {
 	struct parked *p = calloc(1, sizeof(*p));
 
@@ -594,7 +594,7 @@ void ferry__engine_backend_ready(struct ferry_engine *eng)
 		ferry__dispatch(eng, p->c, p->req, NULL, 0, &reply, &bin);
 		ferry__bin_release(&bin); /* no request that may park answers with data */
 		if (reply) {
-			ferry__conn_reply(p->c, reply);
+			ferry__client_reply(p->c, reply);
 			json_decref(reply);
 		}
 		json_decref(p->req);
@@ -602,7 +602,7 @@ void ferry__engine_backend_ready(struct ferry_engine *eng)
 	}
 }
 
-static void drop_parked(struct ferry_engine *eng, struct ferry_conn_s *c)
+static void drop_parked(struct ferry_engine *eng, struct ferry_client *c)
 {
 	struct parked **pp = &eng->parked;
 
@@ -620,7 +620,7 @@ static void drop_parked(struct ferry_engine *eng, struct ferry_conn_s *c)
 	}
 }
 
-void ferry__engine_conn_closed(struct ferry_engine *eng, struct ferry_conn_s *c)
+void ferry__engine_client_closed(struct ferry_engine *eng, struct ferry_client *c)
 {
 	struct waiter **p = &eng->waiters;
 
@@ -640,7 +640,7 @@ void ferry__engine_conn_closed(struct ferry_engine *eng, struct ferry_conn_s *c)
 	}
 }
 
-int ferry__engine_wait(struct ferry_engine *eng, struct ferry_conn_s *c,
+int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 		       const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline)
 {
 	struct waiter *w = calloc(1, sizeof(*w));

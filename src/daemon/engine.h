@@ -19,7 +19,7 @@
 #include "transfer.h"
 
 struct ferry_engine;
-struct ferry_conn_s;
+struct ferry_client;
 struct ferry_worker;
 struct ferry_reqdef;
 
@@ -97,7 +97,7 @@ struct ferry_db *ferry__engine_db(struct ferry_engine *eng);
  * A connection went away: drop what deferred replies kept of it (its
  * pending wait), so that nothing answers a connection that is freed.
  */
-void ferry__engine_conn_closed(struct ferry_engine *eng, struct ferry_conn_s *c);
+void ferry__engine_client_closed(struct ferry_engine *eng, struct ferry_client *c);
 int ferry__engine_shutting_down(struct ferry_engine *eng);
 /* The transfer root (absolute, resolved) and a descriptor of it. */
 const char *ferry__engine_transfer_root(struct ferry_engine *eng);
@@ -122,7 +122,7 @@ void *ferry__engine_backend_self(struct ferry_engine *eng);
  * FERRY__PENDING: the backend asks its DRMS, and the reply to request def
  * on c comes when it answered (ferry__engine_control_done).
  */
-int ferry__engine_control(struct ferry_engine *eng, struct ferry_conn_s *c,
+int ferry__engine_control(struct ferry_engine *eng, struct ferry_client *c,
 			  const struct ferry_reqdef *def, struct job *j, enum backend_ctl ctl,
 			  enum ferry_job_status to, char *err, size_t errlen);
 /*
@@ -130,7 +130,7 @@ int ferry__engine_control(struct ferry_engine *eng, struct ferry_conn_s *c,
  * referenced) and dispatched again on ferry__engine_backend_ready. 0, or
  * -1 when out of memory.
  */
-int ferry__engine_park(struct ferry_engine *eng, struct ferry_conn_s *c, json_t *req);
+int ferry__engine_park(struct ferry_engine *eng, struct ferry_client *c, json_t *req);
 /* Where the jobs' directories are (their default output files). */
 const char *ferry__engine_jobs_dir(struct ferry_engine *eng);
 void ferry__engine_remove_job_files(struct ferry_engine *eng, int64_t id);
@@ -162,7 +162,7 @@ void ferry__engine_job_end_unstarted(struct ferry_engine *eng, struct job *j,
  * (answer now), 1 when parked (the tick in which the last ends, or the
  * deadline, answers through ferry__req_answer with def), or FERRY_ENOMEM.
  */
-int ferry__engine_wait(struct ferry_engine *eng, struct ferry_conn_s *c,
+int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 		       const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline);
 
 /* ---- job specs (spec.c) ---- */

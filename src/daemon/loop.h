@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 struct ferry_engine;
-struct ferry_conn_s;
+struct ferry_client;
 
 /*
  * A reply's binary part: len bytes at p (malloc'd), or, with fd >= 0, len
@@ -62,7 +62,7 @@ int ferry__loop_files_queued(const struct ferry_loop *loop);
  * Queues a deferred reply on a connection, which takes requests again;
  * handlers answer through ferry__req_answer (dispatch.h), which calls it.
  */
-void ferry__conn_reply(struct ferry_conn_s *c, json_t *reply);
+void ferry__client_reply(struct ferry_client *c, json_t *reply);
 /* Serves clients on listen_fd until a signal or a shutdown request. 0 or -1. */
 int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int listen_fd);
 

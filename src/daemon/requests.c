@@ -322,7 +322,7 @@ int ferry__req_wait(struct ferry_req *r)
 	if (t && json_number_value(t) >= 0)
 		deadline = ferry__mono() + json_number_value(t);
 	/* all ended: the reply is now; else the tick in which the last one ends gives it */
-	rc = ferry__engine_wait(r->eng, r->conn, r->def, v, json_array_size(ids), deadline);
+	rc = ferry__engine_wait(r->eng, r->client, r->def, v, json_array_size(ids), deadline);
 	if (rc < 0)
 		return ferry__req_fail(r, rc, "out of memory");
 	r->deferred = rc;
@@ -336,7 +336,8 @@ int ferry__req_wait(struct ferry_req *r)
 static int control_started(struct ferry_req *r, struct job *j, enum backend_ctl ctl,
 			   enum ferry_job_status to)
 {
-	int rc = ferry__engine_control(r->eng, r->conn, r->def, j, ctl, to, r->err, sizeof(r->err));
+	int rc =
+	    ferry__engine_control(r->eng, r->client, r->def, j, ctl, to, r->err, sizeof(r->err));
 
 	if (rc == FERRY__PENDING) {
 		r->deferred = 1;

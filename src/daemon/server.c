@@ -24,11 +24,12 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "frame.h"
 #include "proto.h"
 #include "util.h"
 
-#define MAX_CONNS  1024
-#define READ_CHUNK 65536
+#define MAX_CLIENTS 1024
+#define READ_CHUNK  65536
 
 /*
  * Output waiting for the socket, in order: each frame's header and JSON in
@@ -48,12 +49,16 @@ struct piece {
 /* What the server serves: its loop and its connections. */
 struct server {
 	struct ferry_loop *loop;
-	struct ferry_conn_s *conns;
-	int nconns;
+	struct ferry_client *clients;
+	int nclients;
 	int stop; /* a signal asked the engine to stop */
 };
 
-struct ferry_conn_s {
+/*
+ * A client as the server sees it: one connection, its input and its queued
+ * output (libferry's handle of the other end is struct ferry_conn).
+ */
+struct ferry_client {
 	int fd;	      /* read from; a client's socket, or a channel it handed over */
 	int wfd;      /* written to: fd, or the other half of a handed-over channel */
 	int out_sock; /* wfd is a socket: sendmsg, else writev */
@@ -67,9 +72,8 @@ struct ferry_conn_s {
 	 * A bridge's socket and the channel it handed over (adopt) point at
 	 * each other: when one ends, so does the other.
 	 */
-	struct ferry_conn_s *peer;
-	unsigned char *in;
-	size_t inlen, incap;
+	struct ferry_client *peer;
+	struct ferry_reader in; /* read, not yet handled */
 	struct piece *out, **out_tail;
 	size_t outlen;		  /* bytes queued, all pieces */
 	size_t outoff;		  /* of them, sent of the first piece */
@@ -79,27 +83,10 @@ struct ferry_conn_s {
 	int closing;		  /* close once the output is flushed */
 	int eof;		  /* the client sent all it will: close once answered */
 	int dead;
-	struct ferry_conn_s *next;
+	struct ferry_client *next;
 };
 
-static int buf_reserve(unsigned char **b, size_t *cap, size_t need)
-{
-	unsigned char *nb;
-	size_t ncap = *cap ? *cap : 4096;
-
-	if (need <= *cap)
-		return 0;
-	while (ncap < need)
-		ncap *= 2;
-	nb = realloc(*b, ncap);
-	if (!nb)
-		return -1;
-	*b = nb;
-	*cap = ncap;
-	return 0;
-}
-
-static int queue_piece(struct ferry_conn_s *c, unsigned char *p, size_t len, int fd, off_t off)
+static int queue_piece(struct ferry_client *c, unsigned char *p, size_t len, int fd, off_t off)
 {
 	struct piece *pc = malloc(sizeof(*pc));
 
@@ -116,7 +103,7 @@ static int queue_piece(struct ferry_conn_s *c, unsigned char *p, size_t len, int
 }
 
 /* Queues a reply; takes bin (which may be NULL: no binary part). */
-static void queue_frame(struct ferry_conn_s *c, json_t *reply, struct ferry_bin *bin)
+static void queue_frame(struct ferry_client *c, json_t *reply, struct ferry_bin *bin)
 {
 	struct ferry_bin none = FERRY_BIN_INIT;
 	unsigned char *f = NULL;
@@ -144,7 +131,7 @@ out:
 	ferry__bin_release(bin);
 }
 
-static void queue_error(struct ferry_conn_s *c, int code, const char *msg)
+static void queue_error(struct ferry_client *c, int code, const char *msg)
 {
 	json_t *r = ferry__error_reply(code, msg);
 
@@ -152,24 +139,24 @@ static void queue_error(struct ferry_conn_s *c, int code, const char *msg)
 	json_decref(r);
 }
 
-void ferry__conn_reply(struct ferry_conn_s *c, json_t *reply)
+void ferry__client_reply(struct ferry_client *c, json_t *reply)
 {
 	c->busy = 0;
 	queue_frame(c, reply, NULL);
 }
 
-static void close_passed(struct ferry_conn_s *c)
+static void close_passed(struct ferry_client *c)
 {
 	while (c->npassed)
 		close(c->passed[--c->npassed]);
 }
 
-static void on_conn(struct ferry_engine *eng, int fd, void *arg);
+static void on_client(struct ferry_engine *eng, int fd, void *arg);
 
 /* The channel's output can take more, or its reader is gone: then it is dead. */
 static void on_wfd(struct ferry_engine *eng, int fd, void *arg)
 {
-	struct ferry_conn_s *c = arg;
+	struct ferry_client *c = arg;
 	struct pollfd p = {fd, POLLOUT, 0};
 
 	/* with output queued, the next write finds out by itself */
@@ -205,10 +192,10 @@ static const char *channel_unfit(const int fd[2], int *out_sock)
  * between the two (docs/protocol.md). The bridge's socket stays open
  * beside it and closes with it: that tells the bridge when to exit.
  */
-static void adopt(struct ferry_conn_s *c, json_t *req, size_t binlen)
+static void adopt(struct ferry_client *c, json_t *req, size_t binlen)
 {
 	const char *why = NULL;
-	struct ferry_conn_s *a = NULL;
+	struct ferry_client *a = NULL;
 	int out_sock = 0;
 
 	if (c->hello || c->handed_over || !c->can_pass)
@@ -220,7 +207,7 @@ static void adopt(struct ferry_conn_s *c, json_t *req, size_t binlen)
 	else if (c->npassed != 2 || c->passed_bad)
 		why =
 		    "'adopt' needs two descriptors passed with it: the channel's input and output";
-	else if (c->srv->nconns >= MAX_CONNS)
+	else if (c->srv->nclients >= MAX_CLIENTS)
 		why = "too many connections";
 	else
 		why = channel_unfit(c->passed, &out_sock);
@@ -232,7 +219,7 @@ static void adopt(struct ferry_conn_s *c, json_t *req, size_t binlen)
 	a->wfd = c->passed[1];
 	a->out_sock = out_sock;
 	a->srv = c->srv;
-	a->rw = ferry__loop_watch_events(a->srv->loop, a->fd, EPOLLIN, on_conn, a);
+	a->rw = ferry__loop_watch_events(a->srv->loop, a->fd, EPOLLIN, on_client, a);
 	a->ww = a->rw ? ferry__loop_watch_events(a->srv->loop, a->wfd, 0, on_wfd, a) : NULL;
 	if (!a->ww) {
 		if (a->rw)
@@ -246,9 +233,9 @@ static void adopt(struct ferry_conn_s *c, json_t *req, size_t binlen)
 	a->peer = c;
 	c->peer = a;
 	c->handed_over = 1;
-	a->next = a->srv->conns;
-	a->srv->conns = a;
-	a->srv->nconns++;
+	a->next = a->srv->clients;
+	a->srv->clients = a;
+	a->srv->nclients++;
 	json_t *ok = json_pack("{s:b}", "ok", 1);
 	if (ok)
 		queue_frame(c, ok, NULL);
@@ -263,50 +250,27 @@ refuse:
 	c->closing = 1;
 }
 
-/* Handles one complete frame; returns its length, or 0 when incomplete. */
-static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
+/* Handles one complete frame f; err says why when its JSON is bad. */
+static void handle_frame(struct ferry_engine *eng, struct ferry_client *c,
+			 const struct ferry_frame *f, const char *err)
 {
-	struct ferry_frame_hdr h;
-	const char *why;
-	char err[512];
-	json_t *req, *reply;
+	json_t *req = f->json, *reply;
 	struct ferry_bin bin;
-
-	if (c->inlen < FERRY_FRAME_HDR)
-		return 0;
-	if (ferry__hdr_decode(c->in, &h, &why)) {
-		snprintf(err, sizeof(err), "%s; closing the connection", why);
-		queue_error(c, FERRY_EPROTO, err);
-		c->closing = 1;
-		return c->inlen;
-	}
-	if (h.type != FERRY_FRAME_REQUEST) {
-		queue_error(c, FERRY_EPROTO, "expected a request frame; closing the connection");
-		c->closing = 1;
-		return c->inlen;
-	}
-	if (c->inlen < FERRY_FRAME_HDR + (size_t)h.body_len)
-		return 0;
-	req =
-	    ferry__json_parse((const char *)c->in + FERRY_FRAME_HDR, h.json_len, err, sizeof(err));
 	const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
+
 	if (op && !strcmp(op, "adopt")) {
-		adopt(c, req, h.body_len - h.json_len);
+		adopt(c, req, f->binlen);
 	} else if (c->handed_over) {
 		queue_error(c, FERRY_EPROTO,
 			    "this connection handed its channel over and takes no more requests");
 		c->closing = 1;
 	} else if (!req) {
 		queue_error(c, FERRY_EPROTO, err);
-	} else if (!c->hello && !op) {
-		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
-		c->closing = 1;
-	} else if (!c->hello && strcmp(op, "hello")) {
+	} else if (!c->hello && (!op || strcmp(op, "hello"))) {
 		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
 		c->closing = 1;
 	} else {
-		ferry__dispatch(eng, c, req, c->in + FERRY_FRAME_HDR + h.json_len,
-				h.body_len - h.json_len, &reply, &bin);
+		ferry__dispatch(eng, c, req, f->bin, f->binlen, &reply, &bin);
 		if (!reply) {
 			c->busy = 1;
 		} else {
@@ -318,33 +282,31 @@ static size_t handle_frame(struct ferry_engine *eng, struct ferry_conn_s *c)
 			json_decref(reply);
 		}
 	}
-	json_decref(req);
 	close_passed(c); /* descriptors a request other than adopt brought */
-	return FERRY_FRAME_HDR + (size_t)h.body_len;
 }
 
-static void process_input(struct ferry_engine *eng, struct ferry_conn_s *c)
+/* Handles the complete frames read, until one defers its reply or ends the connection. */
+static void process_input(struct ferry_engine *eng, struct ferry_client *c)
 {
-	size_t off = 0, n;
-
 	while (!c->busy && !c->closing && !c->dead) {
-		size_t used;
-		unsigned char *save = c->in;
-		size_t savelen = c->inlen;
+		struct ferry_frame f;
+		char err[512], msg[600];
+		int rc = ferry__reader_next(&c->in, FERRY_FRAME_REQUEST, &f, err, sizeof(err));
 
-		c->in += off;
-		c->inlen -= off;
-		used = handle_frame(eng, c);
-		c->in = save;
-		c->inlen = savelen;
-		if (!used)
+		if (rc == 0)
 			break;
-		off += used;
+		if (rc < 0) {
+			/* after a bad header nothing read can be trusted: drop it all */
+			snprintf(msg, sizeof(msg), "%s; closing the connection", err);
+			queue_error(c, FERRY_EPROTO, msg);
+			c->closing = 1;
+			ferry__reader_reset(&c->in);
+			break;
+		}
+		handle_frame(eng, c, &f, err);
+		json_decref(f.json);
+		ferry__reader_consume(&c->in, f.len);
 	}
-	n = c->inlen - off;
-	if (off && n)
-		memmove(c->in, c->in + off, n);
-	c->inlen = n;
 }
 
 /*
@@ -352,7 +314,7 @@ static void process_input(struct ferry_engine *eng, struct ferry_conn_s *c)
  * so that the descriptors a bridge passes with adopt are kept (the kernel
  * would drop them for a read); they wait in c->passed for the request.
  */
-static ssize_t conn_read(struct ferry_conn_s *c, void *buf, size_t len)
+static ssize_t client_read(struct ferry_client *c, void *buf, size_t len)
 {
 	union {
 		struct cmsghdr h;
@@ -387,29 +349,27 @@ static ssize_t conn_read(struct ferry_conn_s *c, void *buf, size_t len)
 	return n;
 }
 
-static void on_conn(struct ferry_engine *eng, int fd, void *arg)
+static void on_client(struct ferry_engine *eng, int fd, void *arg)
 {
-	struct ferry_conn_s *c = arg;
+	struct ferry_client *c = arg;
 
 	for (;;) {
 		ssize_t n;
 
-		if (c->inlen > FERRY_FRAME_HDR + FERRY_FRAME_MAX) {
+		if (ferry__reader_pending(&c->in) > FERRY_FRAME_HDR + FERRY_FRAME_MAX) {
 			c->closing = 1; /* a client pipelining without reading replies */
 			break;
 		}
 		/* the rest of a large frame (a transfer's chunk) in few reads */
-		size_t want = READ_CHUNK;
-		struct ferry_frame_hdr h;
-		const char *why;
-		if (c->inlen >= FERRY_FRAME_HDR && !ferry__hdr_decode(c->in, &h, &why) &&
-		    FERRY_FRAME_HDR + (size_t)h.body_len > c->inlen + want)
-			want = FERRY_FRAME_HDR + (size_t)h.body_len - c->inlen;
-		if (buf_reserve(&c->in, &c->incap, c->inlen + want)) {
+		size_t want = ferry__reader_missing(&c->in);
+		if (want < READ_CHUNK)
+			want = READ_CHUNK;
+		unsigned char *room = ferry__reader_space(&c->in, want);
+		if (!room) {
 			c->dead = 1;
 			return;
 		}
-		n = conn_read(c, c->in + c->inlen, want);
+		n = client_read(c, room, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -427,7 +387,7 @@ static void on_conn(struct ferry_engine *eng, int fd, void *arg)
 			c->dead = 1;
 			return;
 		}
-		c->inlen += (size_t)n;
+		ferry__reader_added(&c->in, (size_t)n);
 		if ((size_t)n < want)
 			break;
 	}
@@ -440,7 +400,7 @@ static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct ferry_conn_s *c;
+		struct ferry_client *c;
 		struct ucred cred = {.uid = (uid_t)-1};
 		socklen_t cl = sizeof(cred);
 
@@ -457,9 +417,9 @@ static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 		int big = 4 << 20;
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 		c->srv = srv;
-		c->next = srv->conns;
-		srv->conns = c;
-		srv->nconns++;
+		c->next = srv->clients;
+		srv->clients = c;
+		srv->nclients++;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
 		    cred.uid != geteuid()) {
 			char msg[160];
@@ -470,18 +430,18 @@ static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 			c->closing = 1;
 			continue;
 		}
-		if (srv->nconns > MAX_CONNS) {
+		if (srv->nclients > MAX_CLIENTS) {
 			queue_error(c, FERRY_ECONNECT, "too many connections");
 			c->closing = 1;
 			continue;
 		}
-		if (!(c->rw = ferry__loop_watch_events(srv->loop, fd, EPOLLIN, on_conn, c)))
+		if (!(c->rw = ferry__loop_watch_events(srv->loop, fd, EPOLLIN, on_client, c)))
 			c->dead = 1;
 		c->events = EPOLLIN;
 	}
 }
 
-static void drop_piece(struct ferry_conn_s *c)
+static void drop_piece(struct ferry_client *c)
 {
 	struct piece *pc = c->out;
 
@@ -501,7 +461,7 @@ static void drop_piece(struct ferry_conn_s *c)
  * the socket or pipe. A file that became shorter leaves the frame cut
  * short, and the connection ends (the client asks again).
  */
-static ssize_t send_file_piece(struct ferry_conn_s *c, size_t *want)
+static ssize_t send_file_piece(struct ferry_client *c, size_t *want)
 {
 	struct piece *pc = c->out;
 	ssize_t n;
@@ -514,7 +474,7 @@ static ssize_t send_file_piece(struct ferry_conn_s *c, size_t *want)
 }
 
 /* One send of what is queued: 1 when the socket took less (full, or dead), else 0. */
-static int send_pieces(struct ferry_conn_s *c)
+static int send_pieces(struct ferry_client *c)
 {
 	struct iovec iov[16];
 	size_t want = 0;
@@ -555,7 +515,7 @@ static int send_pieces(struct ferry_conn_s *c)
 }
 
 /* Frees c; 1 when that ended a peer too (which may need another pass). */
-static int conn_free(struct ferry_engine *eng, struct ferry_conn_s *c)
+static int client_free(struct ferry_engine *eng, struct ferry_client *c)
 {
 	int ended_peer = c->peer != NULL;
 
@@ -563,7 +523,7 @@ static int conn_free(struct ferry_engine *eng, struct ferry_conn_s *c)
 		c->peer->eof = 1; /* answers what it has, then closes */
 		c->peer->peer = NULL;
 	}
-	ferry__engine_conn_closed(eng, c);
+	ferry__engine_client_closed(eng, c);
 	if (c->rw)
 		ferry__loop_unwatch(c->srv->loop, c->fd);
 	if (c->ww)
@@ -572,28 +532,28 @@ static int conn_free(struct ferry_engine *eng, struct ferry_conn_s *c)
 		close(c->wfd);
 	close(c->fd);
 	close_passed(c);
-	free(c->in);
+	ferry__reader_free(&c->in);
 	while (c->out)
 		drop_piece(c);
-	c->srv->nconns--;
+	c->srv->nclients--;
 	free(c);
 	return ended_peer;
 }
 
-/* One pass of flush_conns; 1 when another is needed. */
+/* One pass of flush_clients; 1 when another is needed. */
 static int flush_pass(struct server *srv, struct ferry_engine *eng)
 {
-	struct ferry_conn_s **p = &srv->conns;
+	struct ferry_client **p = &srv->clients;
 	int again = 0;
 
 	while (*p) {
-		struct ferry_conn_s *c = *p;
+		struct ferry_client *c = *p;
 
 		while (!c->dead && c->out && send_pieces(c) == 0)
 			;
 		if (c->dead || ((c->closing || c->eof) && c->outlen == 0)) {
 			*p = c->next;
-			again |= conn_free(eng, c);
+			again |= client_free(eng, c);
 			continue;
 		}
 		/* blocked writer: wake us when the socket drains */
@@ -615,7 +575,7 @@ static int flush_pass(struct server *srv, struct ferry_engine *eng)
 }
 
 /* Writes pending output; frees dead or finished connections. */
-static void flush_conns(struct server *srv, struct ferry_engine *eng)
+static void flush_clients(struct server *srv, struct ferry_engine *eng)
 {
 	while (flush_pass(srv, eng))
 		;
@@ -648,11 +608,11 @@ static void run_ready(struct server *srv, struct ferry_engine *eng)
 	for (int round = 0; round < 4; round++) {
 		int progress = 0;
 		ferry__engine_tick(eng);
-		for (struct ferry_conn_s *c = srv->conns; c; c = c->next) {
-			if (!c->busy && c->inlen >= FERRY_FRAME_HDR && !c->closing && !c->dead) {
-				size_t before = c->inlen;
+		for (struct ferry_client *c = srv->clients; c; c = c->next) {
+			size_t before = ferry__reader_pending(&c->in);
+			if (!c->busy && before >= FERRY_FRAME_HDR && !c->closing && !c->dead) {
 				process_input(eng, c);
-				progress |= c->inlen != before;
+				progress |= ferry__reader_pending(&c->in) != before;
 			}
 		}
 		if (!progress)
@@ -674,7 +634,7 @@ static int serve(struct server *srv, struct ferry_engine *eng)
 			fprintf(stderr, "ferryd: commit failed; exiting so that clients retry\n");
 			return -1;
 		}
-		flush_conns(srv, eng);
+		flush_clients(srv, eng);
 		again = ferry__engine_committed(eng);
 		if (ferry__engine_shutting_down(eng))
 			break;
@@ -701,10 +661,10 @@ int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int lis
 	}
 	rc = serve(&srv, eng);
 	/* srv ends here: its connections go with it, answered or not */
-	while (srv.conns) {
-		struct ferry_conn_s *c = srv.conns;
-		srv.conns = c->next;
-		conn_free(eng, c);
+	while (srv.clients) {
+		struct ferry_client *c = srv.clients;
+		srv.clients = c->next;
+		client_free(eng, c);
 	}
 	ferry__loop_unwatch(loop, listen_fd);
 	ferry__loop_unwatch(loop, sfd);

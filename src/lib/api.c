@@ -231,8 +231,7 @@ FERRY_EXPORT int ferry_submit_many(ferry_conn *c, const struct ferry_job_spec *s
 			return c->errmsg[0] ? FERRY_EINVAL : FERRY_ENOMEM;
 		}
 	}
-	rc = ferry__call_locked(c, json_pack("{s:s,s:o}", "op", "submit", "jobs", jobs), 0, &reply,
-				NULL, NULL);
+	rc = ferry__call_locked(c, json_pack("{s:s,s:o}", "op", "submit", "jobs", jobs), 0, &reply);
 	if (rc)
 		return rc;
 	a = json_object_get(reply, "ids");
@@ -257,7 +256,7 @@ FERRY_EXPORT int ferry_status(ferry_conn *c, ferry_job_id id, enum ferry_job_sta
 {
 	json_t *reply = NULL;
 	int rc = ferry__call_locked(c, json_pack("{s:s,s:I}", "op", "status", "id", (json_int_t)id),
-				    0, &reply, NULL, NULL);
+				    0, &reply);
 
 	if (rc)
 		return rc;
@@ -294,7 +293,7 @@ static void fill_exit(const json_t *o, struct ferry_exit_info *e)
 static int get_job(ferry_conn *c, ferry_job_id id, json_t **reply, json_t **job)
 {
 	int rc = ferry__call_locked(c, json_pack("{s:s,s:I}", "op", "info", "id", (json_int_t)id),
-				    0, reply, NULL, NULL);
+				    0, reply);
 
 	if (rc)
 		return rc;
@@ -362,7 +361,7 @@ FERRY_EXPORT int ferry_jobs(ferry_conn *c, const enum ferry_job_status *filter, 
 		}
 		json_object_set_new(req, "state", json_string(name));
 	}
-	rc = ferry__call_locked(c, req, 0, &reply, NULL, NULL);
+	rc = ferry__call_locked(c, req, 0, &reply);
 	if (rc)
 		return rc;
 	a = json_object_get(reply, "ids");
@@ -394,15 +393,14 @@ FERRY_EXPORT int ferry_wait(ferry_conn *c, const ferry_job_id *ids, size_t n, do
 	if (timeout_s >= 0 && deadline <= 0)
 		deadline = 1e-9;
 	return ferry__call_locked(
-	    c, json_pack("{s:s,s:o,s:f}", "op", "wait", "ids", a, "timeout", -1.0), deadline, NULL,
-	    NULL, NULL);
+	    c, json_pack("{s:s,s:o,s:f}", "op", "wait", "ids", a, "timeout", -1.0), deadline, NULL);
 }
 
 static int control(ferry_conn *c, ferry_job_id id, const char *action)
 {
 	return ferry__call_locked(
 	    c, json_pack("{s:s,s:I,s:s}", "op", "control", "id", (json_int_t)id, "action", action),
-	    0, NULL, NULL, NULL);
+	    0, NULL);
 }
 
 FERRY_EXPORT int ferry_stop(ferry_conn *c, ferry_job_id id)
@@ -453,8 +451,8 @@ FERRY_EXPORT int ferry_dispose(ferry_conn *c, ferry_job_id id)
 FERRY_EXPORT int ferry_read_output(ferry_conn *c, ferry_job_id id, enum ferry_stream stream,
 				   uint64_t offset, void *buf, size_t cap, size_t *got, int *ended)
 {
-	json_t *reply = NULL;
-	void *bin = NULL;
+	json_t *req, *reply = NULL;
+	const void *bin = NULL;
 	size_t binlen = 0;
 	int rc;
 
@@ -465,27 +463,27 @@ FERRY_EXPORT int ferry_read_output(ferry_conn *c, ferry_job_id id, enum ferry_st
 		return ferry__seterr(c, FERRY_EINVAL, "offset too large");
 	if (cap > FERRY_READ_MAX)
 		cap = FERRY_READ_MAX;
-	rc = ferry__call_locked(c,
-				json_pack("{s:s,s:I,s:s,s:I,s:I}", "op", "read", "id",
-					  (json_int_t)id, "stream",
-					  stream == FERRY_STDOUT ? "stdout" : "stderr", "offset",
-					  (json_int_t)offset, "max", (json_int_t)cap),
-				0, &reply, &bin, &binlen);
-	if (rc)
-		return rc;
-	if (binlen > cap) {
-		free(bin);
-		json_decref(reply);
-		return ferry__seterr(c, FERRY_EPROTO, "the engine sent more than asked");
-	}
-	if (binlen)
+	req = json_pack("{s:s,s:I,s:s,s:I,s:I}", "op", "read", "id", (json_int_t)id, "stream",
+			stream == FERRY_STDOUT ? "stdout" : "stderr", "offset", (json_int_t)offset,
+			"max", (json_int_t)cap);
+	if (!req)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	/* the bytes are where the connection read them: copied out under its lock */
+	pthread_mutex_lock(&c->mu);
+	rc = ferry__call(c, req, 0, &reply, &bin, &binlen);
+	if (!rc && binlen > cap)
+		rc = ferry__seterr(c, FERRY_EPROTO, "the engine sent more than asked");
+	else if (!rc && binlen)
 		memcpy(buf, bin, binlen);
-	*got = binlen;
-	if (ended)
-		*ended = json_is_true(json_object_get(reply, "ended"));
-	free(bin);
+	pthread_mutex_unlock(&c->mu);
+	json_decref(req);
+	if (!rc) {
+		*got = binlen;
+		if (ended)
+			*ended = json_is_true(json_object_get(reply, "ended"));
+	}
 	json_decref(reply);
-	return 0;
+	return rc;
 }
 
 static struct out_cursor *cursor(ferry_conn *c, ferry_job_id id, int stream)
@@ -579,12 +577,12 @@ FERRY_EXPORT int ferry_set_timeout(ferry_conn *c, double seconds)
 
 FERRY_EXPORT int ferry_ping(ferry_conn *c)
 {
-	return ferry__call_locked(c, json_pack("{s:s}", "op", "ping"), 0, NULL, NULL, NULL);
+	return ferry__call_locked(c, json_pack("{s:s}", "op", "ping"), 0, NULL);
 }
 
 FERRY_EXPORT int ferry_shutdown_engine(ferry_conn *c)
 {
-	return ferry__call_locked(c, json_pack("{s:s}", "op", "shutdown"), 0, NULL, NULL, NULL);
+	return ferry__call_locked(c, json_pack("{s:s}", "op", "shutdown"), 0, NULL);
 }
 
 /* Asks the bridge on the resource's host, which does not start the engine. */

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "frame.h"
 #include "internal.h"
 #include "proto.h"
 #include "start.h"
@@ -126,61 +127,54 @@ static int conn_read(struct ferry_conn *c, void *buf, size_t len, double silence
 	return ferry__read_all(c->fd, buf, len) ? FERRY_EIO : 0;
 }
 
-/* Reads one reply frame. FERRY_EIO when the connection broke. */
-static int recv_frame(struct ferry_conn *c, json_t **reply, void **bin, size_t *binlen,
+/* Reads exactly want more bytes of the link into the connection's input. */
+static int read_in(struct ferry_conn *c, size_t want, double silence_s)
+{
+	unsigned char *p = ferry__reader_space(&c->in, want);
+	int rc;
+
+	if (!p)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if ((rc = conn_read(c, p, want, silence_s)))
+		return rc;
+	ferry__reader_added(&c->in, want);
+	return 0;
+}
+
+/*
+ * Reads one reply frame. *bin points into the connection's input, where
+ * the binary part was read (a transfer's chunk is copied nowhere), and
+ * stays good until the next reply is read or the connection closes.
+ * FERRY_EIO when the connection broke.
+ */
+static int recv_frame(struct ferry_conn *c, json_t **reply, const void **bin, size_t *binlen,
 		      double silence_s, int first)
 {
-	unsigned char hdr[FERRY_FRAME_HDR];
-	struct ferry_frame_hdr h;
-	const char *why;
-	char *body, err[256];
+	struct ferry_frame f;
+	char err[256];
 	int rc;
 
 	if (first && c->cfg.host) {
 		/* a login shell that prints something breaks the protocol: say so */
-		rc = conn_read(c, hdr, 4, silence_s);
-		if (rc)
+		if ((rc = read_in(c, 4, silence_s)))
 			return rc;
-		if (memcmp(hdr, FERRY_MAGIC, 4))
-			return ferry__ssh_unclean(c, hdr, 4);
-		rc = conn_read(c, hdr + 4, sizeof(hdr) - 4, silence_s);
-	} else {
-		rc = conn_read(c, hdr, sizeof(hdr), silence_s);
+		const unsigned char *start = ferry__reader_data(&c->in);
+		if (memcmp(start, FERRY_MAGIC, 4))
+			return ferry__ssh_unclean(c, start, 4);
 	}
-	if (rc)
-		return rc;
-	if (ferry__hdr_decode(hdr, &h, &why) || h.type != FERRY_FRAME_REPLY)
-		return ferry__seterr(c, FERRY_EPROTO, "bad reply from the engine: %s",
-				     h.type != FERRY_FRAME_REPLY ? "not a reply" : why);
-	/* the JSON and the binary part each into a buffer of its own: no copy */
-	size_t nbin = h.body_len - h.json_len;
-	char *data = NULL;
-	body = malloc(h.json_len + 1);
-	if (nbin && !(data = malloc(nbin))) {
-		free(body);
-		body = NULL;
-	}
-	if (!body)
-		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	rc = conn_read(c, body, h.json_len, silence_s);
-	if (!rc && nbin)
-		rc = conn_read(c, data, nbin, silence_s);
-	if (rc) {
-		free(body);
-		free(data);
-		return rc;
-	}
-	*reply = ferry__json_parse(body, h.json_len, err, sizeof(err));
-	free(body);
-	if (!*reply) {
-		free(data);
+	/* exactly what the frame lacks: a byte more would wait for a reply not asked for */
+	while ((rc = ferry__reader_next(&c->in, FERRY_FRAME_REPLY, &f, err, sizeof(err))) == 0)
+		if ((rc = read_in(c, ferry__reader_missing(&c->in), silence_s)))
+			return rc;
+	if (rc < 0)
 		return ferry__seterr(c, FERRY_EPROTO, "bad reply from the engine: %s", err);
-	}
+	ferry__reader_consume(&c->in, f.len); /* its bytes stay until the next read */
+	if (!f.json)
+		return ferry__seterr(c, FERRY_EPROTO, "bad reply from the engine: %s", err);
+	*reply = f.json;
 	if (bin) {
-		*binlen = nbin;
-		*bin = data;
-	} else {
-		free(data);
+		*bin = f.bin;
+		*binlen = f.binlen;
 	}
 	return 0;
 }
@@ -281,11 +275,14 @@ static int open_remote(struct ferry_conn *c)
 
 int ferry__open(struct ferry_conn *c)
 {
+	/* no byte of an earlier link may be taken for the start of a reply */
+	ferry__reader_reset(&c->in);
 	return c->cfg.host ? open_remote(c) : open_local(c);
 }
 
 void ferry__close(struct ferry_conn *c)
 {
+	ferry__reader_free(&c->in); /* up to a frame's size, kept while the link lasts */
 	if (c->cfg.host) {
 		ferry__ssh_close(c);
 		return;
@@ -314,14 +311,13 @@ static int is_timeout(json_t *reply)
 	       json_integer_value(code) == FERRY_ETIMEDOUT;
 }
 
-int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
-		size_t *binlen)
+int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply,
+		const void **bin, size_t *binlen)
 {
 	return ferry__call_data(c, req, NULL, 0, deadline, reply, bin, binlen);
 }
 
-int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_t **reply,
-		       void **bin, size_t *binlen)
+int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_t **reply)
 {
 	json_t *dummy = NULL;
 	int rc;
@@ -329,7 +325,7 @@ int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_
 	if (!req)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	pthread_mutex_lock(&c->mu);
-	rc = ferry__call(c, req, deadline, reply ? reply : &dummy, bin, binlen);
+	rc = ferry__call(c, req, deadline, reply ? reply : &dummy, NULL, NULL);
 	pthread_mutex_unlock(&c->mu);
 	json_decref(req);
 	json_decref(dummy);
@@ -337,7 +333,7 @@ int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_
 }
 
 int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t datalen,
-		     double deadline, json_t **reply, void **bin, size_t *binlen)
+		     double deadline, json_t **reply, const void **bin, size_t *binlen)
 {
 	/* the budget runs from the loss, not from the call: a wait may last hours */
 	double give_up = 0, pause = 0.05, silence = 0;
@@ -405,10 +401,8 @@ int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t
 		rc = ferry__reply_error(c, *reply);
 		json_decref(*reply);
 		*reply = NULL;
-		if (bin) {
-			free(*bin);
+		if (bin)
 			*bin = NULL;
-		}
 	}
 	return rc;
 }
@@ -472,7 +466,7 @@ int ferry__send_request_file(struct ferry_conn *c, json_t *req, int fd, int64_t 
 	return rc;
 }
 
-int ferry__recv_reply(struct ferry_conn *c, json_t **reply, void **bin, size_t *binlen)
+int ferry__recv_reply(struct ferry_conn *c, json_t **reply, const void **bin, size_t *binlen)
 {
 	if (c->fd < 0)
 		return FERRY_EIO;

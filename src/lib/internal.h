@@ -8,6 +8,7 @@
 
 #include "cfg.h"
 #include "ferry.h"
+#include "frame.h"
 
 #define FERRY_EXPORT __attribute__((visibility("default")))
 
@@ -28,6 +29,7 @@ struct ferry_conn {
 	char *password;
 	struct ferry_resource_cfg cfg;
 	int fd;
+	struct ferry_reader in; /* what was read of the link: at most the next reply */
 	/* a remote resource's connection: the ssh process and what it printed */
 	pid_t ssh_pid;
 	int ssh_err;	       /* read end of ssh's stderr, nonblocking; -1 */
@@ -62,17 +64,17 @@ void ferry__close(struct ferry_conn *c);
  * idempotent (submits by their keys). With deadline > 0 (monotonic), the
  * request's "timeout" is set to what remains before each send. On success
  * *reply is the reply object (caller decrefs) and *bin, *binlen (if bin is
- * not NULL) the binary part, malloc'd.
+ * not NULL) the binary part: not the caller's, it is where the connection
+ * read it, good until the next call on the connection (under its lock).
  */
-int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply, void **bin,
-		size_t *binlen);
+int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **reply,
+		const void **bin, size_t *binlen);
 /*
  * ferry__call() under the connection's lock, for one public call; consumes
  * req (NULL: FERRY_ENOMEM, from a failed json_pack). reply may be NULL when
- * the call wants none.
+ * the call wants none. No binary part: it would not outlive the lock.
  */
-int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_t **reply,
-		       void **bin, size_t *binlen);
+int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_t **reply);
 /*
  * Pipelining, for transfers: sends a request without waiting, and reads
  * the next reply (an error reply too: see ferry__reply_error). No
@@ -82,12 +84,12 @@ int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_
 int ferry__send_request(struct ferry_conn *c, json_t *req, const void *data, size_t datalen);
 /* The same, with len bytes of fd from off as the data, sent by the kernel (sendfile). */
 int ferry__send_request_file(struct ferry_conn *c, json_t *req, int fd, int64_t from, size_t len);
-int ferry__recv_reply(struct ferry_conn *c, json_t **reply, void **bin, size_t *binlen);
+int ferry__recv_reply(struct ferry_conn *c, json_t **reply, const void **bin, size_t *binlen);
 /* Sets the message of an error reply and returns its code. */
 int ferry__reply_error(struct ferry_conn *c, json_t *reply);
 /* Same, with data as the request's binary part. */
 int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t datalen,
-		     double deadline, json_t **reply, void **bin, size_t *binlen);
+		     double deadline, json_t **reply, const void **bin, size_t *binlen);
 
 /* api.c: a copy of the string member key of o; NULL when it is none or no memory. */
 char *ferry__jstrdup(json_t *o, const char *key);

@@ -167,7 +167,7 @@ static void getq_write(struct getq *q, struct slot *s, const void *bin, size_t l
 static void getq_recv(struct getq *q)
 {
 	json_t *r;
-	void *bin = NULL;
+	const void *bin = NULL;
 	size_t len = 0;
 	unsigned at;
 	int e = ferry__pipeline_recv(&q->pl, &at, &r, &bin, &len);
@@ -177,7 +177,6 @@ static void getq_recv(struct getq *q)
 	else if (!q->rc)
 		getq_write(q, q->slot[at], bin, len, q->len[at]);
 	json_decref(r);
-	free(bin);
 	slot_unref(q, q->slot[at]);
 }
 
@@ -565,7 +564,7 @@ static int retrieve(ferry_conn *c, const char *server_path, const char *dest, un
 		return ferry__seterr(c, FERRY_EINVAL, "no server path");
 	rc = ferry__call_locked(
 	    c, json_pack("{s:s,s:s}", "op", "transfer_manifest", "server_path", server_path), 0,
-	    &reply, NULL, NULL);
+	    &reply);
 	if (rc)
 		goto out;
 	tr = json_object_get(reply, "transfer");
@@ -587,7 +586,7 @@ static int retrieve(ferry_conn *c, const char *server_path, const char *dest, un
 	ferry__progress_at(p, p->total); /* a transfer without files has moved all too */
 	rc = ferry__call_locked(
 	    c, json_pack("{s:s,s:s}", "op", "transfer_retrieved", "server_path", server_path), 0,
-	    NULL, NULL, NULL);
+	    NULL);
 out:
 	json_decref(tops);
 	json_decref(reply);

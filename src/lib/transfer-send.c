@@ -432,7 +432,7 @@ static int begin_send(ferry_conn *c, json_t *lps, const struct manifest *m, int 
 				  json_pack("{s:s,s:s,s:O,s:i,s:o}", "op", "transfer_send", "key",
 					    key, "local_paths", lps, "disposal_hours",
 					    hours > 0 ? hours : 168, "files", files),
-				  0, reply, NULL, NULL);
+				  0, reply);
 }
 
 /* Sends what the engine lacks, as its reply to transfer_send tells. */

@@ -84,7 +84,7 @@ int ferry__pipeline_send(struct ferry__pipeline *q, json_t *req, int fd, int64_t
 	return 0;
 }
 
-int ferry__pipeline_recv(struct ferry__pipeline *q, unsigned *at, json_t **r, void **bin,
+int ferry__pipeline_recv(struct ferry__pipeline *q, unsigned *at, json_t **r, const void **bin,
 			 size_t *len)
 {
 	int e;
@@ -185,7 +185,7 @@ FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path, 
 					  "key", key, "local_paths", abs, "name",
 					  ferry__base_name(abs), "disposal_hours",
 					  disposal_hours > 0 ? disposal_hours : 168),
-				0, &reply, NULL, NULL);
+				0, &reply);
 	free(abs);
 	if (!rc)
 		rc = ferry__reply_path(c, reply, server_path);
@@ -204,7 +204,7 @@ FERRY_EXPORT int ferry_cancel_transfer(ferry_conn *c, const char *server_path, u
 	rc = ferry__call_locked(c,
 				json_pack("{s:s,s:s,s:b}", "op", "transfer_cancel", "server_path",
 					  sp, "force", (flags & FERRY_FORCE) != 0),
-				0, NULL, NULL, NULL);
+				0, NULL);
 	free(sp);
 	return rc;
 }
@@ -291,7 +291,7 @@ FERRY_EXPORT int ferry_transfer_info(ferry_conn *c, const char *server_path,
 	if ((rc = ferry__server_arg(c, server_path, &sp)))
 		return rc;
 	rc = ferry__call_locked(c, json_pack("{s:s,s:s}", "op", "transfer_info", "server_path", sp),
-				0, &reply, NULL, NULL);
+				0, &reply);
 	free(sp);
 	if (!rc)
 		rc = info_of(c, json_object_get(reply, "transfer"), info);
@@ -308,7 +308,7 @@ FERRY_EXPORT int ferry_transfers(ferry_conn *c, struct ferry_transfer_info ***li
 	*list = NULL;
 	*n = 0;
 	c->errmsg[0] = '\0';
-	rc = ferry__call_locked(c, json_pack("{s:s}", "op", "transfers"), 0, &reply, NULL, NULL);
+	rc = ferry__call_locked(c, json_pack("{s:s}", "op", "transfers"), 0, &reply);
 	if (rc)
 		return rc;
 	a = json_object_get(reply, "transfers");

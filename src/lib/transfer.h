@@ -53,10 +53,11 @@ int ferry__pipeline_send(struct ferry__pipeline *q, json_t *req, int fd, int64_t
 /*
  * Takes the oldest answer: *at receives its ring index, *r the reply
  * (decref it, also after an error reply), *bin and *len (bin may be NULL)
- * its data. 0, the reply's error (message set) or the link's (the stream
+ * its data, which stays the connection's and good until the next answer
+ * is taken. 0, the reply's error (message set) or the link's (the stream
  * is then broken).
  */
-int ferry__pipeline_recv(struct ferry__pipeline *q, unsigned *at, json_t **r, void **bin,
+int ferry__pipeline_recv(struct ferry__pipeline *q, unsigned *at, json_t **r, const void **bin,
 			 size_t *len);
 /*
  * After the answers that will come were taken: a lost stream closes the
