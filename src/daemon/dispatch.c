@@ -113,6 +113,71 @@ json_t *ferry__error_reply(int code, const char *message)
 	return reply;
 }
 
+struct ferry_parked {
+	struct ferry_client *client;
+	json_t *req;
+	struct ferry_parked *next;
+};
+
+void ferry__dispatch_parking_init(struct ferry_parking *p)
+{
+	p->head = NULL;
+	p->tail = &p->head;
+}
+
+static int park(struct ferry_parking *p, struct ferry_client *c, json_t *req)
+{
+	struct ferry_parked *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return -1;
+	k->client = c;
+	k->req = json_incref(req);
+	*p->tail = k;
+	p->tail = &k->next;
+	return 0;
+}
+
+void ferry__dispatch_rerun(struct ferry_engine *eng, struct ferry_parking *p)
+{
+	struct ferry_parked *list = p->head;
+
+	ferry__dispatch_parking_init(p);
+	while (list) {
+		struct ferry_parked *k = list;
+		struct ferry_bin bin;
+		json_t *reply;
+
+		list = k->next;
+		ferry__dispatch(eng, k->client, k->req, NULL, 0, &reply, &bin);
+		ferry__bin_release(&bin); /* no request that may park answers with data */
+		if (reply) {
+			ferry__client_reply(k->client, reply);
+			json_decref(reply);
+		}
+		json_decref(k->req);
+		free(k);
+	}
+}
+
+void ferry__dispatch_forget(struct ferry_parking *p, struct ferry_client *c)
+{
+	struct ferry_parked **pp = &p->head;
+
+	p->tail = &p->head;
+	while (*pp) {
+		struct ferry_parked *k = *pp;
+		if (!c || k->client == c) {
+			*pp = k->next;
+			json_decref(k->req);
+			free(k);
+		} else {
+			pp = &k->next;
+			p->tail = &k->next;
+		}
+	}
+}
+
 void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json_t *in,
 		     const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin)
 {
@@ -131,7 +196,7 @@ void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json
 	else if (!(rc = check_request(&r))) {
 		rc = r.def->handler(&r);
 		/* it waits for the backend: run again when the backend is ready */
-		if (rc == FERRY__PENDING && ferry__engine_park(eng, client, in) == 0)
+		if (rc == FERRY__PENDING && park(ferry__engine_parking(eng), client, in) == 0)
 			r.deferred = 1;
 		if (rc == FERRY__PENDING)
 			rc = r.deferred ? 0 : ferry__req_fail(&r, FERRY_ENOMEM, "out of memory");

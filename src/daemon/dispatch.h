@@ -104,6 +104,22 @@ void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json
  */
 void ferry__req_answer(struct ferry_engine *eng, struct ferry_client *client,
 		       const struct ferry_reqdef *def, json_t *reply);
+/*
+ * Requests that wait for the backend: a handler that answers
+ * FERRY__PENDING (backend.h) has its request kept here, in arrival order,
+ * and dispatched again when the backend says it is ready
+ * (ferry__engine_backend_ready); its client waits meanwhile.
+ */
+struct ferry_parked;
+struct ferry_parking {
+	struct ferry_parked *head, **tail;
+};
+void ferry__dispatch_parking_init(struct ferry_parking *p);
+/* Dispatches every parked request again; those that park again wait on. */
+void ferry__dispatch_rerun(struct ferry_engine *eng, struct ferry_parking *p);
+/* Drops the requests of client c (NULL: all), which went away. */
+void ferry__dispatch_forget(struct ferry_parking *p, struct ferry_client *c);
+
 /* An error reply {ok: false, error, code, message}; never NULL. */
 json_t *ferry__error_reply(int code, const char *message);
 

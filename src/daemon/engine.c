@@ -40,13 +40,6 @@ struct ferry_ctl {
 	struct ferry_ctl *next;
 };
 
-/* A request that waits until the backend is ready for it (backend.h). */
-struct parked {
-	struct ferry_client *c;
-	json_t *req;
-	struct parked *next;
-};
-
 struct ferry_engine {
 	struct ferry_loop *loop;
 	char *resource;
@@ -59,7 +52,7 @@ struct ferry_engine {
 	int be_open;		     /* be->open succeeded: be->close is due */
 	struct ferry_worker *worker; /* the DRMS backend's blocking calls */
 	struct ferry_ctl *ctls;	     /* controls in flight */
-	struct parked *parked, **parked_tail;
+	struct ferry_parking parked; /* requests waiting for the backend (dispatch.h) */
 	int polling; /* a poll is out: the next one waits for ferry__engine_polled */
 	struct job **htab;
 	size_t hsize, nactive;
@@ -566,58 +559,14 @@ void ferry__engine_control_done(struct ferry_engine *eng, struct ferry_ctl *t, i
 	free(t);
 }
 
-int ferry__engine_park(struct ferry_engine *eng, struct ferry_client *c, json_t *req)
+struct ferry_parking *ferry__engine_parking(struct ferry_engine *eng)
 {
-	struct parked *p = calloc(1, sizeof(*p));
-
-	if (!p)
-		return -1;
-	p->c = c;
-	p->req = json_incref(req);
-	*eng->parked_tail = p;
-	eng->parked_tail = &p->next;
-	return 0;
+	return &eng->parked;
 }
 
 void ferry__engine_backend_ready(struct ferry_engine *eng)
 {
-	struct parked *list = eng->parked;
-
-	eng->parked = NULL;
-	eng->parked_tail = &eng->parked;
-	while (list) {
-		struct parked *p = list;
-		struct ferry_bin bin;
-		json_t *reply;
-
-		list = p->next;
-		ferry__dispatch(eng, p->c, p->req, NULL, 0, &reply, &bin);
-		ferry__bin_release(&bin); /* no request that may park answers with data */
-		if (reply) {
-			ferry__client_reply(p->c, reply);
-			json_decref(reply);
-		}
-		json_decref(p->req);
-		free(p);
-	}
-}
-
-static void drop_parked(struct ferry_engine *eng, struct ferry_client *c)
-{
-	struct parked **pp = &eng->parked;
-
-	eng->parked_tail = &eng->parked;
-	while (*pp) {
-		struct parked *k = *pp;
-		if (!c || k->c == c) {
-			*pp = k->next;
-			json_decref(k->req);
-			free(k);
-		} else {
-			pp = &k->next;
-			eng->parked_tail = &k->next;
-		}
-	}
+	ferry__dispatch_rerun(eng, &eng->parked);
 }
 
 void ferry__engine_client_closed(struct ferry_engine *eng, struct ferry_client *c)
@@ -627,7 +576,7 @@ void ferry__engine_client_closed(struct ferry_engine *eng, struct ferry_client *
 	for (struct ferry_ctl *t = eng->ctls; t; t = t->next)
 		if (t->c == c)
 			t->c = NULL; /* it goes on; nobody hears of it */
-	drop_parked(eng, c);
+	ferry__dispatch_forget(&eng->parked, c);
 
 	while (*p) {
 		struct waiter *w = *p;
@@ -1104,7 +1053,7 @@ struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *reso
 		goto nomem;
 	eng->loop = loop;
 	eng->tr_root_fd = -1;
-	eng->parked_tail = &eng->parked;
+	ferry__dispatch_parking_init(&eng->parked);
 	if (ferry__resource_supported(cfg, err, errlen) < 0)
 		goto fail;
 	eng->be = ferry__backend_find(cfg->scheduler ? cfg->scheduler : "local");
@@ -1166,7 +1115,7 @@ void ferry__engine_free(struct ferry_engine *eng)
 	/* what the DRMS answered is still recorded; nobody is answered now */
 	for (struct ferry_ctl *t = eng->ctls; t; t = t->next)
 		t->c = NULL;
-	drop_parked(eng, NULL);
+	ferry__dispatch_forget(&eng->parked, NULL);
 	ferry__worker_free(eng, eng->worker);
 	eng->worker = NULL;
 	if (eng->be_open && eng->be->close)

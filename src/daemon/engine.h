@@ -125,12 +125,8 @@ void *ferry__engine_backend_self(struct ferry_engine *eng);
 int ferry__engine_control(struct ferry_engine *eng, struct ferry_client *c,
 			  const struct ferry_reqdef *def, struct job *j, enum backend_ctl ctl,
 			  enum ferry_job_status to, char *err, size_t errlen);
-/*
- * A request whose handler answered FERRY__PENDING: kept (req is
- * referenced) and dispatched again on ferry__engine_backend_ready. 0, or
- * -1 when out of memory.
- */
-int ferry__engine_park(struct ferry_engine *eng, struct ferry_client *c, json_t *req);
+/* The engine's requests that wait for the backend (dispatch.h). */
+struct ferry_parking *ferry__engine_parking(struct ferry_engine *eng);
 /* Where the jobs' directories are (their default output files). */
 const char *ferry__engine_jobs_dir(struct ferry_engine *eng);
 void ferry__engine_remove_job_files(struct ferry_engine *eng, int64_t id);

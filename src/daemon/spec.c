@@ -276,7 +276,6 @@ static int normalise_paths(json_t *spec, json_t *n, const char **cwd_out, char *
 	return 0;
 }
 
-
 /*
  * The spec's referenced input or output files: each under the transfer
  * root names a transfer (one still on its way makes the job wait for
