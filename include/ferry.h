@@ -291,29 +291,53 @@ int ferry_jobs(ferry_conn *conn, const enum ferry_job_status *filter, ferry_job_
 int ferry_wait(ferry_conn *conn, const ferry_job_id *ids, size_t n, double timeout_s);
 
 /*
+ * The controls below act at once on a job the engine runs itself (the
+ * local scheduler). On a cluster (slurm, drmaa) the engine asks the
+ * cluster, and the call returns once the cluster answered; other clients
+ * are served meanwhile. There they may also fail with the cluster's own
+ * refusal: FERRY_EPERM (the cluster lets only its administrators do it,
+ * e.g. Slurm's suspend), FERRY_EAGAIN (the cluster's id of the job is
+ * not known yet, or the cluster is busy: try again), FERRY_ESTATE (the
+ * cluster refused, its message says why), FERRY_EUNSUPPORTED (the
+ * backend cannot control started jobs).
+ */
+
+/*
  * Stops a job whether or not it started: a queued job becomes
  * user_on_hold (one waiting in system_on_hold, user_system_on_hold), a
  * running one user_suspended (its whole process group stops). Stopping a
  * job the user already held or suspended does nothing.
- * Errors: FERRY_ENOJOB, FERRY_ESTATE (ended).
+ * Errors: FERRY_ENOJOB, FERRY_ESTATE (ended), the cluster's (above),
+ * connection errors.
  */
 int ferry_stop(ferry_conn *conn, ferry_job_id id);
-/* Inverse of ferry_stop(). Errors: FERRY_ENOJOB, FERRY_ESTATE. */
+/*
+ * Inverse of ferry_stop(). Errors: FERRY_ENOJOB, FERRY_ESTATE, the
+ * cluster's (above), connection errors.
+ */
 int ferry_restart(ferry_conn *conn, ferry_job_id id);
-/* Holds a job that has not started. Errors: FERRY_ENOJOB, FERRY_ESTATE. */
+/*
+ * Holds a job that has not started. Errors: FERRY_ENOJOB, FERRY_ESTATE,
+ * the cluster's (above), connection errors.
+ */
 int ferry_hold(ferry_conn *conn, ferry_job_id id);
-/* Releases a held job. Errors: FERRY_ENOJOB, FERRY_ESTATE. */
+/*
+ * Releases a held job. Errors: FERRY_ENOJOB, FERRY_ESTATE, the cluster's
+ * (above), connection errors.
+ */
 int ferry_release(ferry_conn *conn, ferry_job_id id);
 /*
  * Terminates the job's whole process group (SIGTERM, then SIGKILL after a
  * grace period); the job ends failed / killed_by_user. A job not started
- * yet ends at once. Killing an ended job does nothing.
- * Errors: FERRY_ENOJOB.
+ * yet ends at once; one being handed to a cluster ends once the cluster
+ * took it and cancelled it. Killing an ended job does nothing.
+ * Errors: FERRY_ENOJOB, the cluster's (above), connection errors.
  */
 int ferry_kill(ferry_conn *conn, ferry_job_id id);
 /*
  * Kills the job if it is active, then removes its record and its directory
- * (the files it wrote elsewhere stay). Errors: FERRY_ENOJOB.
+ * (the files it wrote elsewhere stay). Errors: FERRY_ENOJOB, the cluster's
+ * (above), connection errors.
  */
 int ferry_dispose(ferry_conn *conn, ferry_job_id id);
 

@@ -73,6 +73,7 @@ static int drmaa_open(struct ferry_engine *eng, void **self, char *err, size_t e
 	struct drmaa *d = calloc(1, sizeof(*d));
 	int rc;
 
+	ferry__run_prepare();
 	if (!d) {
 		snprintf(err, errlen, "out of memory");
 		return FERRY_ENOMEM;
@@ -445,11 +446,12 @@ static int intend(struct drmaa *d, struct hand_work *h)
 			struct job *j = ferry__engine_job(d->eng, b->ids[k]);
 			if (j) {
 				ferry__engine_job_native_id(d->eng, j, PENDING_NATIVE);
-				alive++;
+				alive += !j->kill_requested;
 			}
 		}
+		/* every job of it was killed meanwhile: refused, they end killed */
 		if (b->outcome == OUT_HANDED && !alive)
-			b->outcome = OUT_REFUSED; /* nobody is told: no job is left */
+			b->outcome = OUT_REFUSED;
 		todo += b->outcome == OUT_HANDED;
 	}
 	if (!todo)

@@ -49,19 +49,43 @@ void ferry__output_release(struct ferry_output *o)
 	memset(o, 0, sizeof(*o));
 }
 
+/*
+ * The command starts with the signal mask and dispositions of a fresh
+ * process, not the worker thread's (every signal blocked) nor ferryd's
+ * (SIGPIPE ignored).
+ */
 static int spawn(char *const *argv, int fds[3][2], pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, all;
 	int rc;
 
+	sigemptyset(&none);
+	sigfillset(&all);
 	if ((rc = posix_spawn_file_actions_init(&fa)))
 		return rc;
-	if (!(rc = posix_spawn_file_actions_adddup2(&fa, fds[0][0], 0)) &&
+	if ((rc = posix_spawnattr_init(&at))) {
+		posix_spawn_file_actions_destroy(&fa);
+		return rc;
+	}
+	if (!(rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) &&
+	    !(rc = posix_spawnattr_setsigmask(&at, &none)) &&
+	    !(rc = posix_spawnattr_setsigdefault(&at, &all)) &&
+	    !(rc = posix_spawn_file_actions_adddup2(&fa, fds[0][0], 0)) &&
 	    !(rc = posix_spawn_file_actions_adddup2(&fa, fds[1][1], 1)) &&
 	    !(rc = posix_spawn_file_actions_adddup2(&fa, fds[2][1], 2)))
-		rc = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
+		rc = posix_spawnp(pid, argv[0], &fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	return rc;
+}
+
+void ferry__run_prepare(void)
+{
+	struct sigaction waitable = {.sa_handler = SIG_DFL};
+
+	sigaction(SIGCHLD, &waitable, NULL);
 }
 
 /*
@@ -107,8 +131,12 @@ static int pump(int fds[3][2], const char *input, size_t inlen, struct ferry_out
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (n <= 0 || dst[i]->len + (size_t)n > OUTPUT_MAX ||
-			    grow_append(dst[i], buf, (size_t)n) < 0)
-				p[i].fd = -1; /* the end (or too much): the pipe closes below */
+			    grow_append(dst[i], buf, (size_t)n) < 0) {
+				/* the end, or too much: closed now, so that a command
+				 * still writing gets EPIPE instead of a full pipe */
+				close(fds[i][0]);
+				p[i].fd = fds[i][0] = -1;
+			}
 		}
 	}
 	return 0;
@@ -119,17 +147,9 @@ int ferry__run_command(char *const *argv, const char *input, size_t inlen, doubl
 		       int *status)
 {
 	int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}, rc = 0, late;
-	struct sigaction waitable = {.sa_handler = SIG_DFL}, was;
 	double deadline;
 	pid_t pid;
 
-	/*
-	 * ferryd lets the kernel reap its children; this one's status
-	 * matters. The disposition is the process's: only one thread may run
-	 * commands (the worker's, work.h), and an engine that forks on its
-	 * loop (the local backend's runner) runs none.
-	 */
-	sigaction(SIGCHLD, &waitable, &was);
 
 	memset(out, 0, sizeof(*out));
 	memset(err, 0, sizeof(*err));
@@ -166,7 +186,6 @@ int ferry__run_command(char *const *argv, const char *input, size_t inlen, doubl
 	}
 	rc = late == -2 ? -ECANCELED : late ? -ETIMEDOUT : 0;
 out:
-	sigaction(SIGCHLD, &was, NULL);
 	for (int i = 0; i < 3; i++)
 		for (int k = 0; k < 2; k++)
 			if (fds[i][k] >= 0)

@@ -22,5 +22,13 @@ int ferry__run_command(char *const *argv, const char *input, size_t inlen, doubl
 		       int cancel_fd, struct ferry_output *out, struct ferry_output *err,
 		       int *status);
 void ferry__output_release(struct ferry_output *o);
+/*
+ * Once, from the open of a backend that runs commands: ferryd lets the
+ * kernel reap its children (SA_NOCLDWAIT, for the local backend's runner),
+ * which would take a command's exit status away; such an engine has no
+ * runner, and waits for each command it starts by its pid, from whichever
+ * thread started it.
+ */
+void ferry__run_prepare(void);
 
 #endif

@@ -1030,6 +1030,7 @@ static int slurm_open(struct ferry_engine *eng, void **self, char *err, size_t e
 {
 	struct slurm *sl = calloc(1, sizeof(*sl));
 
+	ferry__run_prepare();
 	if (!sl) {
 		snprintf(err, errlen, "out of memory");
 		return FERRY_ENOMEM;

@@ -204,6 +204,12 @@ struct ferry_db {
 	int in_tx;
 	int wal_fd;  /* to make one commit durable; -1: use synchronous=FULL */
 	int durable; /* the open transaction must reach the disk at commit */
+	/*
+	 * A commit or its sync failed: nothing after it may be acknowledged,
+	 * so every later begin and commit fails too, and the engine exits
+	 * (even a commit in the middle of an iteration, ferry__engine_sync).
+	 */
+	int broken;
 };
 
 static int db_fail(struct ferry_db *db, const char *what)
@@ -321,6 +327,8 @@ static int run(struct ferry_db *db, enum stmt_id s, const char *what)
 
 int ferry__db_begin(struct ferry_db *db)
 {
+	if (db->broken)
+		return FERRY_EINTERNAL;
 	if (db->in_tx)
 		return 0;
 	if (run(db, S_BEGIN, "begin"))
@@ -338,14 +346,19 @@ int ferry__db_commit(struct ferry_db *db)
 {
 	int durable = db->durable;
 
+	if (db->broken)
+		return FERRY_EINTERNAL;
 	if (!db->in_tx)
 		return 0;
 	db->in_tx = 0;
 	db->durable = 0;
-	if (run(db, S_COMMIT, "commit"))
+	if (run(db, S_COMMIT, "commit")) {
+		db->broken = 1;
 		return FERRY_EINTERNAL;
+	}
 	if (durable && db->wal_fd >= 0 && fdatasync(db->wal_fd) < 0) {
 		fprintf(stderr, "ferryd: database: cannot sync the wal: %s\n", strerror(errno));
+		db->broken = 1;
 		return FERRY_EINTERNAL;
 	}
 	return 0;

@@ -321,20 +321,34 @@ static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_ex
 
 void ferry__engine_job_handed(struct ferry_engine *eng, struct job *j, const char *native_id)
 {
+	char err[FERRY_REQ_ERRLEN];
+
 	j->handed = 1;
 	j->handing = 0;
 	queue_remove(eng, j);
 	ferry__engine_job_native_id(eng, j, native_id);
+	/* killed while it was being handed: the DRMS's copy goes too */
+	if (j->kill_requested && ferry__engine_control(eng, NULL, NULL, j, CTL_TERMINATE,
+						       FERRY_UNDETERMINED, err, sizeof(err)) < 0)
+		fprintf(stderr, "ferryd: job %lld: %s\n", (long long)j->id, err);
 }
 
 void ferry__engine_job_refused(struct ferry_engine *eng, struct job *j, const char *msg)
 {
 	j->handing = 0;
-	end_unstarted(eng, j, FERRY_ABORTED, msg);
+	if (j->kill_requested)
+		end_unstarted(eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
+	else
+		end_unstarted(eng, j, FERRY_ABORTED, msg);
 }
 
 void ferry__engine_job_unhanded(struct ferry_engine *eng, struct job *j, const char *msg)
 {
+	if (j->kill_requested) { /* the DRMS has no copy of it */
+		j->handing = 0;
+		end_unstarted(eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
+		return;
+	}
 	if (j->handing && msg)
 		fprintf(stderr, "ferryd: cannot hand job %lld to %s now: %s\n", (long long)j->id,
 			eng->be->name, msg);
@@ -1116,7 +1130,17 @@ void ferry__engine_free(struct ferry_engine *eng)
 	for (struct ferry_ctl *t = eng->ctls; t; t = t->next)
 		t->c = NULL;
 	ferry__dispatch_forget(&eng->parked, NULL);
-	ferry__worker_free(eng, eng->worker);
+	/*
+	 * What the worker's last items bring back is recorded, in a
+	 * transaction of its own: the loop made its last commit already.
+	 */
+	if (eng->worker && ferry__db_begin(eng->db) == 0) {
+		ferry__worker_free(eng, eng->worker);
+		ferry__db_need_durable(eng->db);
+		ferry__db_commit(eng->db);
+	} else {
+		ferry__worker_free(eng, eng->worker);
+	}
 	eng->worker = NULL;
 	if (eng->be_open && eng->be->close)
 		eng->be->close(eng->be_self);

@@ -50,13 +50,18 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 struct job *ferry__engine_job(struct ferry_engine *eng, int64_t id);
 /* The backend learnt the job's native id (local: its pid) after the start. */
 void ferry__engine_job_native_id(struct ferry_engine *eng, struct job *j, const char *native_id);
-/* A DRMS took the job under native_id. */
+/*
+ * A DRMS took the job under native_id. A job killed while it was being
+ * handed is cancelled at once (j may then be freed).
+ */
 void ferry__engine_job_handed(struct ferry_engine *eng, struct job *j, const char *native_id);
-/* The DRMS refused the job: it ends aborted with msg; j is freed. */
+/* The DRMS refused the job: it ends aborted with msg (killed, when its kill was asked); j is freed.
+ */
 void ferry__engine_job_refused(struct ferry_engine *eng, struct job *j, const char *msg);
 /*
  * The DRMS could not take the job now (msg says why): it goes back to the
- * queue, handed again after a pause.
+ * queue, handed again after a pause (at once when msg is NULL); a job
+ * killed meanwhile ends, and j is freed.
  */
 void ferry__engine_job_unhanded(struct ferry_engine *eng, struct job *j, const char *msg);
 /* The poll the engine asked for is over: the next one is due in an interval. */

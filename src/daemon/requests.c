@@ -357,9 +357,13 @@ static int do_kill(struct ferry_req *r, struct job *j)
 	j->kill_requested = 1;
 	ferry__db_set_kill(ferry__engine_db(r->eng), j->id, j->dispose_requested);
 	/*
-	 * A job being handed ends here too: the backend finds it gone when
-	 * the DRMS answers, and cancels what the DRMS made of it.
+	 * A job being handed stays until the DRMS answered: then the engine
+	 * cancels what the DRMS made of it (ferry__engine_job_handed), or
+	 * ends it if the DRMS has none. The kill is recorded durably now, so
+	 * an engine that dies meanwhile cancels it when it re-attaches it.
 	 */
+	if (j->handing)
+		return 0;
 	if (!ferry__job_started(j) && !j->handed) {
 		ferry__engine_job_end_unstarted(r->eng, j, FERRY_KILLED_BY_USER,
 						"killed by user before it started");

@@ -28,7 +28,6 @@ struct ferry_worker {
 	struct ferry_work *todo, **todo_tail; /* FIFO */
 	struct ferry_work *finished;	      /* LIFO; reversed when applied */
 	int stop;
-	int busy;     /* queued or running, done not called yet */
 	int done_fd;  /* eventfd: the loop has finished items to apply */
 	int abort_fd; /* eventfd: readable once the engine stops */
 };
@@ -85,7 +84,6 @@ static void apply(struct ferry_engine *eng, struct ferry_worker *wk)
 	}
 	while (rev) {
 		struct ferry_work *next = rev->next;
-		wk->busy--;
 		rev->done(eng, rev);
 		rev = next;
 	}
@@ -165,14 +163,8 @@ void ferry__worker_queue(struct ferry_worker *wk, struct ferry_work *w)
 	pthread_mutex_lock(&wk->mu);
 	*wk->todo_tail = w;
 	wk->todo_tail = &w->next;
-	wk->busy++;
 	pthread_cond_signal(&wk->cv);
 	pthread_mutex_unlock(&wk->mu);
-}
-
-int ferry__worker_busy(const struct ferry_worker *wk)
-{
-	return wk->busy;
 }
 
 void ferry__worker_free(struct ferry_engine *eng, struct ferry_worker *wk)
@@ -187,10 +179,11 @@ void ferry__worker_free(struct ferry_engine *eng, struct ferry_worker *wk)
 	pthread_join(wk->thread, NULL);
 	ferry__loop_unwatch(wk->loop, wk->done_fd);
 	apply(eng, wk);
-	/* what never ran: its done frees it */
+	/* what never ran, also what a done queues now: its done frees it */
 	while (wk->todo) {
 		struct ferry_work *w = wk->todo;
-		wk->todo = w->next;
+		if (!(wk->todo = w->next))
+			wk->todo_tail = &wk->todo;
 		w->done(eng, w);
 	}
 	pthread_cond_destroy(&wk->cv);

@@ -43,8 +43,6 @@ struct ferry_work {
 struct ferry_worker *ferry__worker_new(struct ferry_loop *loop, char *err, size_t errlen);
 /* Queues w; its done runs on the loop after its run. */
 void ferry__worker_queue(struct ferry_worker *wk, struct ferry_work *w);
-/* Items queued or running whose done has not run yet. */
-int ferry__worker_busy(const struct ferry_worker *wk);
 /*
  * Stops the thread (a command it runs is killed), calls done of every
  * item, with ran 0 for those that did not run, and frees the worker.
