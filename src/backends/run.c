@@ -150,7 +150,6 @@ int ferry__run_command(char *const *argv, const char *input, size_t inlen, doubl
 	double deadline;
 	pid_t pid;
 
-
 	memset(out, 0, sizeof(*out));
 	memset(err, 0, sizeof(*err));
 	*status = -1;
