@@ -179,21 +179,6 @@ out:
 	ferry__reader_free(&r);
 }
 
-/* A header from its fields, as the wire has it (big-endian). */
-static void raw_hdr(unsigned char *h, const char *magic, uint16_t version, uint16_t type,
-		    uint32_t body, uint32_t json)
-{
-	memcpy(h, magic, 4);
-	h[4] = (unsigned char)(version >> 8);
-	h[5] = (unsigned char)version;
-	h[6] = (unsigned char)(type >> 8);
-	h[7] = (unsigned char)type;
-	for (int i = 0; i < 4; i++) {
-		h[8 + i] = (unsigned char)(body >> (24 - 8 * i));
-		h[12 + i] = (unsigned char)(json >> (24 - 8 * i));
-	}
-}
-
 static const struct bad_hdr_case {
 	const char *name, *magic;
 	uint16_t version, type;
@@ -227,7 +212,7 @@ static void check_bad_hdr(const struct bad_hdr_case *c)
 	int lead = c->want_type != FERRY_FRAME_REPLY;
 
 	unit_case("bad header: %s", c->name);
-	raw_hdr(h, c->magic, c->version, c->type, c->body, c->json);
+	unit_raw_hdr(h, c->magic, c->version, c->type, c->body, c->json);
 	if (lead)
 		CHECK_INT(ferry__reader_append(&r, wire + ends[1], ends[2] - ends[1]), ==, 0);
 	CHECK_INT(ferry__reader_append(&r, h, sizeof(h) - 1), ==, 0);
@@ -257,7 +242,7 @@ static void check_at_the_limit(void)
 	unsigned char *p;
 
 	unit_case("body exactly at the limit");
-	raw_hdr(h, "FRY1", 1, FERRY_FRAME_REPLY, FERRY_FRAME_MAX, 2);
+	unit_raw_hdr(h, "FRY1", 1, FERRY_FRAME_REPLY, FERRY_FRAME_MAX, 2);
 	CHECK_INT(ferry__reader_append(&r, h, sizeof(h)), ==, 0);
 	CHECK_INT(ferry__reader_next(&r, FERRY_FRAME_REPLY, &f, err, sizeof(err)), ==, 0);
 	CHECK_UINT(ferry__reader_missing(&r), ==, FERRY_FRAME_MAX);
@@ -309,7 +294,7 @@ static void check_bad_json(const struct bad_json_case *c)
 	char err[200] = "";
 
 	unit_case("bad json: %s", c->name);
-	raw_hdr(h, "FRY1", 1, FERRY_FRAME_REQUEST, (uint32_t)c->len + 3, (uint32_t)c->len);
+	unit_raw_hdr(h, "FRY1", 1, FERRY_FRAME_REQUEST, (uint32_t)c->len + 3, (uint32_t)c->len);
 	CHECK_INT(ferry__reader_append(&r, h, sizeof(h)), ==, 0);
 	CHECK_INT(ferry__reader_append(&r, c->json, c->len), ==, 0);
 	CHECK_INT(ferry__reader_append(&r, "bin", 3), ==, 0);
@@ -340,7 +325,7 @@ static void check_either_type(void)
 	/* the runner's channel: both ends send request frames, replies would do too */
 	for (uint16_t type = FERRY_FRAME_REQUEST; type <= FERRY_FRAME_REPLY; type++) {
 		unit_case("type 0 takes frames of type %u", type);
-		raw_hdr(h, "FRY1", 1, type, 2, 2);
+		unit_raw_hdr(h, "FRY1", 1, type, 2, 2);
 		CHECK_INT(ferry__reader_append(&r, h, sizeof(h)), ==, 0);
 		CHECK_INT(ferry__reader_append(&r, "{}", 2), ==, 0);
 		if (CHECK_INT(ferry__reader_next(&r, 0, &f, err, sizeof(err)), ==, 1)) {

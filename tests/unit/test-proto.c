@@ -13,21 +13,6 @@
 #include "unit.h"
 #include "util.h"
 
-/* A header from its fields, as the wire has it (big-endian). */
-static void raw_hdr(unsigned char *h, const char *magic, uint16_t version, uint16_t type,
-		    uint32_t body, uint32_t json)
-{
-	memcpy(h, magic, 4);
-	h[4] = (unsigned char)(version >> 8);
-	h[5] = (unsigned char)version;
-	h[6] = (unsigned char)(type >> 8);
-	h[7] = (unsigned char)type;
-	for (int i = 0; i < 4; i++) {
-		h[8 + i] = (unsigned char)(body >> (24 - 8 * i));
-		h[12 + i] = (unsigned char)(json >> (24 - 8 * i));
-	}
-}
-
 static void check_encode(void)
 {
 	static const unsigned char want[FERRY_FRAME_HDR] = {
@@ -111,7 +96,7 @@ static void check_decode_bad(const struct decode_bad_case *c)
 	const char *why = NULL;
 
 	unit_case("decode refuses: %s", c->name);
-	raw_hdr(buf, c->magic, c->version, c->type, c->body, c->json);
+	unit_raw_hdr(buf, c->magic, c->version, c->type, c->body, c->json);
 	CHECK_INT(ferry__hdr_decode(buf, &h, &why), ==, FERRY_EPROTO);
 	if (CHECK(why != NULL))
 		CHECK_CONTAINS(why, c->why);

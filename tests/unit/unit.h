@@ -156,4 +156,19 @@ static inline int unit_done(const char *name)
 	return unit_failures || !unit_checks ? 1 : 0;
 }
 
+/* A frame header from its fields, as the wire has it (big-endian): bad ones too. */
+static inline void unit_raw_hdr(unsigned char *h, const char *magic, uint16_t version,
+				uint16_t type, uint32_t body, uint32_t json)
+{
+	memcpy(h, magic, 4);
+	h[4] = (unsigned char)(version >> 8);
+	h[5] = (unsigned char)version;
+	h[6] = (unsigned char)(type >> 8);
+	h[7] = (unsigned char)type;
+	for (int i = 0; i < 4; i++) {
+		h[8 + i] = (unsigned char)(body >> (24 - 8 * i));
+		h[12 + i] = (unsigned char)(json >> (24 - 8 * i));
+	}
+}
+
 #endif
