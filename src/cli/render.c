@@ -214,48 +214,7 @@ const char *ferry__cli_status_str(enum ferry_job_status s)
 
 /* ------------------------------------------------------------------ */
 /* The protocol's objects (docs/protocol.md) as JSON */
-/* (a job's is ferry__job_to_json(), made from the table of jobfields.h) */
-
-static int jset(json_t *o, const char *key, json_t *v)
-{
-	/* set_new also releases v on failure, and fails on v == NULL. */
-	return json_object_set_new(o, key, v) < 0 ? -1 : 0;
-}
-
-static json_t *jtime(double t)
-{
-	return t > 0 ? json_real(t) : json_null();
-}
-
-static json_t *transfer_json(const struct ferry_transfer_info *t)
-{
-	json_t *o =
-	    json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:i}", "server_path", t->server_path,
-		      "kind", ferry_transfer_kind_name(t->kind), "state",
-		      ferry_transfer_state_name(t->state), "size", (json_int_t)t->size, "done",
-		      (json_int_t)t->done, "received", (json_int_t)t->received, "created_at",
-		      t->created_at, "deadline", t->deadline, "disposal_hours", t->disposal_hours);
-	json_t *jobs = json_array();
-	int bad = !o || !jobs;
-
-	for (size_t i = 0; !bad && i < t->njobs; i++)
-		bad |= json_array_append_new(jobs, json_integer(t->jobs[i]));
-	if (bad) {
-		json_decref(o);
-		json_decref(jobs);
-		return NULL;
-	}
-	bad |= jset(o, "local_paths", ferry__json_strv(t->local_paths));
-	bad |= jset(o, "jobs", jobs);
-	bad |= jset(o, "hash", ferry__json_str(t->hash));
-	bad |= jset(o, "ended_at", jtime(t->ended_at));
-	bad |= jset(o, "message", ferry__json_str(t->message));
-	if (bad) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
+/* (ferry__job_to_json() and ferry__transfer_to_json(), in jobfields.c) */
 
 /* ------------------------------------------------------------------ */
 /* Objects for people */
@@ -364,7 +323,7 @@ int ferry__cli_show_job(const struct ctx *c, const struct ferry_job_info *j)
 
 int ferry__cli_show_transfer(const struct ctx *c, const struct ferry_transfer_info *t)
 {
-	return show(c, transfer_json(t));
+	return show(c, ferry__transfer_to_json(t));
 }
 
 /* ------------------------------------------------------------------ */
@@ -409,7 +368,7 @@ int ferry__cli_print_transfers(const struct ctx *c, struct ferry_transfer_info *
 	json_t *all = json_array();
 
 	for (size_t i = 0; all && i < n; i++)
-		json_array_append_new(all, transfer_json(list[i]));
+		json_array_append_new(all, ferry__transfer_to_json(list[i]));
 	return print_list(c, all, transfer_header, transfer_row);
 }
 

@@ -113,6 +113,12 @@ json_t *ferry__job_to_json(const struct ferry_job_info *i);
  */
 int ferry__job_derive(json_t *o);
 
+/*
+ * The object of a transfer (docs/transfers.md), as
+ * `ferry transfers --json` shows it; NULL on ENOMEM.
+ */
+json_t *ferry__transfer_to_json(const struct ferry_transfer_info *t);
+
 /* s as a JSON string, null for NULL; a new reference, NULL when out of memory. */
 json_t *ferry__json_str(const char *s);
 /* A NULL-terminated string vector (NULL: empty) as a JSON array; a new reference or NULL. */

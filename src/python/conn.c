@@ -1,0 +1,671 @@
+/*
+ * conn.c - ferry.Connection: opening and closing, the side connections
+ * waits use, and the calls about jobs that take an id (status, the
+ * controls, wait, jobs). The seed's names are the methods; the ferry
+ * package adds their snake_case aliases.
+ */
+#include "pyferry.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A wait is cut into slices this long so that Ctrl-C is seen promptly. */
+#define WAIT_SLICE_S 0.25
+/* Side connections kept open for later waits; more are closed on return. */
+#define IDLE_MAX 8
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void free_secret(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------ */
+/* Side connections (GIL released) */
+
+/*
+ * A connection of its own for a blocking call: an idle one, or a new one
+ * opened as the main one was. 0, or -1 with *e set.
+ */
+static int side_get(struct pyf_conn *self, ferry_conn **out, struct pyf_err *e)
+{
+	int rc;
+
+	pthread_mutex_lock(&self->pool_mu);
+	if (self->closed) {
+		pthread_mutex_unlock(&self->pool_mu);
+		pyf_closed(e);
+		return -1;
+	}
+	if (self->nidle) {
+		*out = self->idle[--self->nidle];
+		pthread_mutex_unlock(&self->pool_mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&self->pool_mu);
+	rc = ferry_connect(self->resource, self->login, self->password, self->config, out);
+	if (rc) {
+		pyf_keep(*out, rc, e);
+		ferry_disconnect(*out);
+		return -1;
+	}
+	pthread_mutex_lock(&self->pool_mu);
+	if (self->timeout >= 0)
+		ferry_set_timeout(*out, self->timeout);
+	pthread_mutex_unlock(&self->pool_mu);
+	return 0;
+}
+
+static void side_put(struct pyf_conn *self, ferry_conn *c)
+{
+	pthread_mutex_lock(&self->pool_mu);
+	if (!self->closed && self->nidle < IDLE_MAX) {
+		if (self->nidle == self->capidle) {
+			size_t cap = self->capidle ? self->capidle * 2 : 2;
+			ferry_conn **p = realloc(self->idle, cap * sizeof(*p));
+			if (p) {
+				self->idle = p;
+				self->capidle = cap;
+			}
+		}
+		if (self->nidle < self->capidle) {
+			self->idle[self->nidle++] = c;
+			c = NULL;
+		}
+	}
+	pthread_mutex_unlock(&self->pool_mu);
+	ferry_disconnect(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Life */
+
+static PyObject *conn_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+	struct pyf_conn *self = (struct pyf_conn *)type->tp_alloc(type, 0);
+
+	if (!self)
+		return NULL;
+	pthread_mutex_init(&self->mu, NULL);
+	pthread_mutex_init(&self->pool_mu, NULL);
+	self->timeout = -1;
+	return (PyObject *)self;
+}
+
+/* Frees what a connection holds; the GIL is released, no other thread uses it. */
+static void conn_release(struct pyf_conn *self)
+{
+	ferry_conn *c;
+
+	pthread_mutex_lock(&self->mu);
+	c = self->conn;
+	self->conn = NULL;
+	pyf_cursors_free(self);
+	pthread_mutex_unlock(&self->mu);
+	ferry_disconnect(c);
+	pthread_mutex_lock(&self->pool_mu);
+	self->closed = 1;
+	while (self->nidle)
+		ferry_disconnect(self->idle[--self->nidle]);
+	free(self->idle);
+	self->idle = NULL;
+	self->capidle = 0;
+	pthread_mutex_unlock(&self->pool_mu);
+}
+
+static void conn_dealloc(struct pyf_conn *self)
+{
+	PyThreadState *ts = PyEval_SaveThread();
+
+	conn_release(self);
+	PyEval_RestoreThread(ts);
+	pthread_mutex_destroy(&self->mu);
+	pthread_mutex_destroy(&self->pool_mu);
+	free(self->resource);
+	free(self->login);
+	free_secret(self->password);
+	free(self->config);
+	Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int keep_params(struct pyf_conn *self, const char *resource, const char *login,
+		       const char *password, const char *config)
+{
+	self->resource = dup_or_null(resource);
+	self->login = dup_or_null(login);
+	self->password = dup_or_null(password);
+	self->config = dup_or_null(config);
+	if ((resource && !self->resource) || (login && !self->login) ||
+	    (password && !self->password) || (config && !self->config)) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	return 0;
+}
+
+static int conn_init(struct pyf_conn *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"resource_id", "login", "password", "config_file", NULL};
+	const char *resource = NULL, *login = NULL, *password = NULL, *config = NULL;
+	struct pyf_arena a;
+	PyObject *cfg = Py_None;
+	struct pyf_err e = {0};
+	ferry_conn *c = NULL;
+	PyThreadState *ts;
+
+	if (self->resource || self->conn) {
+		PyErr_SetString(PyExc_RuntimeError, "a ferry.Connection is initialised once");
+		return -1;
+	}
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzzO:Connection", kwlist, &resource, &login,
+					 &password, &cfg) ||
+	    pyf_arena_init(&a) < 0)
+		return -1;
+	if (cfg != Py_None && !(config = pyf_cstr(&a, cfg, "config_file")))
+		goto fail;
+	if (keep_params(self, resource, login, password, config) < 0)
+		goto fail;
+	ts = PyEval_SaveThread();
+	e.rc = ferry_connect(resource, login, password, config, &c);
+	if (e.rc) {
+		pyf_keep(c, e.rc, &e);
+		ferry_disconnect(c);
+	}
+	PyEval_RestoreThread(ts);
+	if (e.rc) {
+		pyf_raise(&e);
+		goto fail;
+	}
+	self->conn = c;
+	pyf_arena_release(&a);
+	return 0;
+fail:
+	pyf_arena_release(&a);
+	return -1;
+}
+
+static PyObject *conn_close(struct pyf_conn *self, PyObject *unused)
+{
+	PyThreadState *ts = PyEval_SaveThread();
+
+	conn_release(self);
+	PyEval_RestoreThread(ts);
+	Py_RETURN_NONE;
+}
+
+static PyObject *conn_enter(PyObject *self, PyObject *unused)
+{
+	return Py_NewRef(self);
+}
+
+static PyObject *conn_exit(struct pyf_conn *self, PyObject *args)
+{
+	return conn_close(self, NULL);
+}
+
+static PyObject *conn_repr(struct pyf_conn *self)
+{
+	return PyUnicode_FromFormat("<ferry.Connection resource='%s'%s>",
+				    self->resource ? self->resource : "local",
+				    self->conn ? "" : " closed");
+}
+
+/* ------------------------------------------------------------------ */
+/* Calls about jobs */
+
+static PyObject *conn_status(struct pyf_conn *self, PyObject *arg)
+{
+	enum ferry_job_status st = FERRY_UNDETERMINED;
+	struct pyf_err e = {0};
+	ferry_job_id id;
+
+	if (pyf_job_id(arg, &id) < 0)
+		return NULL;
+	PYF_CALL(self, &e, ferry_status(self->conn, id, &st));
+	if (e.rc)
+		return pyf_raise(&e);
+	return PyUnicode_FromString(ferry_status_name(st));
+}
+
+static PyObject *control(struct pyf_conn *self, PyObject *arg,
+			 int (*fn)(ferry_conn *, ferry_job_id))
+{
+	struct pyf_err e = {0};
+	ferry_job_id id;
+
+	if (pyf_job_id(arg, &id) < 0)
+		return NULL;
+	PYF_CALL(self, &e, fn(self->conn, id));
+	if (e.rc)
+		return pyf_raise(&e);
+	Py_RETURN_NONE;
+}
+
+static PyObject *conn_stop(struct pyf_conn *self, PyObject *arg)
+{
+	return control(self, arg, ferry_stop);
+}
+
+static PyObject *conn_restart(struct pyf_conn *self, PyObject *arg)
+{
+	return control(self, arg, ferry_restart);
+}
+
+static PyObject *conn_hold(struct pyf_conn *self, PyObject *arg)
+{
+	return control(self, arg, ferry_hold);
+}
+
+static PyObject *conn_release_job(struct pyf_conn *self, PyObject *arg)
+{
+	return control(self, arg, ferry_release);
+}
+
+static PyObject *conn_kill(struct pyf_conn *self, PyObject *arg)
+{
+	return control(self, arg, ferry_kill);
+}
+
+static PyObject *conn_dispose(struct pyf_conn *self, PyObject *arg)
+{
+	return control(self, arg, ferry_dispose);
+}
+
+static PyObject *conn_ping(struct pyf_conn *self, PyObject *unused)
+{
+	struct pyf_err e = {0};
+
+	PYF_CALL(self, &e, ferry_ping(self->conn));
+	if (e.rc)
+		return pyf_raise(&e);
+	Py_RETURN_NONE;
+}
+
+static PyObject *id_list(const ferry_job_id *ids, size_t n)
+{
+	PyObject *l = PyList_New((Py_ssize_t)n);
+
+	for (size_t i = 0; l && i < n; i++) {
+		PyObject *v = PyLong_FromLongLong(ids[i]);
+		if (!v) {
+			Py_CLEAR(l);
+			break;
+		}
+		PyList_SET_ITEM(l, (Py_ssize_t)i, v);
+	}
+	return l;
+}
+
+static PyObject *conn_jobs(struct pyf_conn *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"state", NULL};
+	const char *state = NULL;
+	enum ferry_job_status filter;
+	struct pyf_err e = {0};
+	ferry_job_id *ids = NULL;
+	size_t n = 0;
+	PyObject *l;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|z:jobs", kwlist, &state))
+		return NULL;
+	if (state && ferry_status_from_name(state, &filter) < 0)
+		return pyf_raisef(FERRY_EINVAL, "no job state is named '%s'", state);
+	PYF_CALL(self, &e, ferry_jobs(self->conn, state ? &filter : NULL, &ids, &n));
+	if (e.rc)
+		return pyf_raise(&e);
+	l = id_list(ids, n);
+	free(ids);
+	return l;
+}
+
+/* ids: one id or an iterable of ids, into a PyMem array. -1 with an exception set. */
+static int parse_ids(PyObject *o, ferry_job_id **ids, size_t *n)
+{
+	PyObject *seq;
+	Py_ssize_t len;
+
+	*n = 0;
+	*ids = PyMem_Malloc(sizeof(**ids));
+	if (!*ids) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	if (PyLong_Check(o)) {
+		*n = 1;
+		return pyf_job_id(o, *ids);
+	}
+	seq = PySequence_Fast(o, "job_ids must be a job id or an iterable of job ids");
+	if (!seq)
+		return -1;
+	len = PySequence_Fast_GET_SIZE(seq);
+	PyMem_Free(*ids);
+	*ids = PyMem_Malloc(sizeof(**ids) * (size_t)(len ? len : 1));
+	for (Py_ssize_t i = 0; *ids && i < len; i++)
+		if (pyf_job_id(PySequence_Fast_GET_ITEM(seq, i), *ids + i) < 0) {
+			Py_DECREF(seq);
+			return -1;
+		}
+	Py_DECREF(seq);
+	if (!*ids) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	*n = (size_t)len;
+	return 0;
+}
+
+/*
+ * One slice of a wait on a side connection: 0 (all ended), FERRY_ETIMEDOUT
+ * (the slice ran out) or an error in *e.
+ */
+static int wait_slice(ferry_conn *c, const ferry_job_id *ids, size_t n, double slice,
+		      struct pyf_err *e)
+{
+	PyThreadState *ts = PyEval_SaveThread();
+
+	e->rc = ferry_wait(c, ids, n, slice);
+	if (e->rc && e->rc != FERRY_ETIMEDOUT)
+		pyf_keep(c, e->rc, e);
+	PyEval_RestoreThread(ts);
+	return e->rc;
+}
+
+static PyObject *wait_on(struct pyf_conn *self, ferry_conn *c, const ferry_job_id *ids, size_t n,
+			 double timeout)
+{
+	double deadline = timeout >= 0 ? now_s() + timeout : -1;
+	struct pyf_err e = {0};
+
+	for (;;) {
+		double slice = WAIT_SLICE_S;
+		if (deadline >= 0 && deadline - now_s() < slice)
+			slice = deadline - now_s() > 0 ? deadline - now_s() : 0;
+		if (!wait_slice(c, ids, n, slice, &e))
+			Py_RETURN_TRUE;
+		if (e.rc != FERRY_ETIMEDOUT)
+			return pyf_raise(&e);
+		if (deadline >= 0 && now_s() >= deadline)
+			Py_RETURN_FALSE;
+		if (PyErr_CheckSignals() < 0)
+			return NULL;
+		if (self->closed)
+			return pyf_raisef(FERRY_EINVAL,
+					  "the connection was closed during the wait");
+	}
+}
+
+static PyObject *conn_wait(struct pyf_conn *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"job_ids", "timeout", NULL};
+	PyObject *o, *r = NULL;
+	double timeout = -1;
+	ferry_job_id *ids = NULL;
+	struct pyf_err e = {0};
+	ferry_conn *c = NULL;
+	PyThreadState *ts;
+	size_t n = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|d:wait", kwlist, &o, &timeout) ||
+	    parse_ids(o, &ids, &n) < 0)
+		goto out;
+	if (!n) {
+		r = Py_NewRef(Py_True);
+		goto out;
+	}
+	ts = PyEval_SaveThread();
+	if (side_get(self, &c, &e) < 0)
+		c = NULL;
+	PyEval_RestoreThread(ts);
+	if (!c) {
+		pyf_raise(&e);
+		goto out;
+	}
+	r = wait_on(self, c, ids, n, timeout);
+	ts = PyEval_SaveThread();
+	side_put(self, c);
+	PyEval_RestoreThread(ts);
+out:
+	PyMem_Free(ids);
+	return r;
+}
+
+static PyObject *conn_set_timeout(struct pyf_conn *self, PyObject *arg)
+{
+	struct pyf_err e = {0};
+	double s = PyFloat_AsDouble(arg);
+
+	if (s == -1 && PyErr_Occurred())
+		return NULL;
+	PYF_CALL(self, &e, ferry_set_timeout(self->conn, s));
+	if (e.rc)
+		return pyf_raise(&e);
+	pthread_mutex_lock(&self->pool_mu);
+	self->timeout = s;
+	for (size_t i = 0; i < self->nidle; i++)
+		ferry_set_timeout(self->idle[i], s);
+	pthread_mutex_unlock(&self->pool_mu);
+	Py_RETURN_NONE;
+}
+
+static PyObject *conn_readline_out(struct pyf_conn *self, PyObject *args, PyObject *kw)
+{
+	return pyf_read_line(self, args, kw, FERRY_STDOUT);
+}
+
+static PyObject *conn_readline_err(struct pyf_conn *self, PyObject *args, PyObject *kw)
+{
+	return pyf_read_line(self, args, kw, FERRY_STDERR);
+}
+
+static PyObject *conn_get_resource(struct pyf_conn *self, void *unused)
+{
+	return PyUnicode_FromString(self->resource ? self->resource : "local");
+}
+
+static PyObject *conn_get_closed(struct pyf_conn *self, void *unused)
+{
+	return PyBool_FromLong(self->conn == NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* The type. Docstrings start with the text signature help() shows. */
+
+PyDoc_STRVAR(submit_doc,
+	     "submit($self, /, command, referenced_input_files=None, referenced_output_files=None,"
+	     " stdin=None, join_stderrout=False, disposal_timeout=168, name_description=None,"
+	     " stdout_path=None, stderr_path=None, working_directory=None, *, env=None, cpus=None,"
+	     " memory=None, walltime=None, queue=None, native_specification=None, hold=False,"
+	     " submission_key=None)\n--\n\n"
+	     "Submits a job and returns its id (an int) once the engine committed it.\n\n"
+	     "command: the program and its arguments, a list of str (bytes and os.PathLike\n"
+	     "  accepted). referenced_input_files: server paths from sendFile() the job\n"
+	     "  reads (it waits, system_on_hold, until they are there).\n"
+	     "  referenced_output_files: server paths from registerFileTransfer() it writes.\n"
+	     "stdin, stdout_path, stderr_path: files on the resource (stdin may be a server\n"
+	     "  path). join_stderrout (the seed's spelling join_stderrot works too): stderr\n"
+	     "  goes to stdout. disposal_timeout: hours the record is kept after the end.\n"
+	     "name_description: the job's name. working_directory: default the caller's\n"
+	     "  current directory on the local resource.\n"
+	     "env: a dict or a list of 'NAME=value' added to the job's environment.\n"
+	     "cpus: slots. memory: MB. walltime: seconds (or a datetime.timedelta).\n"
+	     "queue, native_specification: the cluster's queue or partition, and options\n"
+	     "  passed to it. hold: submit user_on_hold. submission_key: submitting the same\n"
+	     "  key again returns the first job's id.\n\n"
+	     "Raises InvalidArgument (a bad field, the message names it), ResourceError,\n"
+	     "Unsupported, and the connection errors (Disconnected, ...).");
+
+PyDoc_STRVAR(submit_many_doc,
+	     "submit_many($self, jobs, /)\n--\n\n"
+	     "Submits a list of jobs, each a dict of submit()'s keyword arguments, in one\n"
+	     "round trip and one transaction (all or none); returns their ids in order.\n"
+	     "Raises what submit() raises; the message names the first bad job's index.");
+
+PyDoc_STRVAR(status_doc, "status($self, job_id, /)\n--\n\n"
+			 "The job's state: one of ferry.JOB_STATES ('running', 'done', ...).\n"
+			 "Raises NoSuchJob.");
+
+PyDoc_STRVAR(exit_doc, "exitInformation($self, job_id, /)\n--\n\n"
+		       "(exit_status, exit_value, terminating_signal, resource_usage) of a job.\n"
+		       "exit_status is one of ferry.EXIT_STATUSES, None until the job ended;\n"
+		       "exit_value the exit code (None unless finished_regularly);\n"
+		       "terminating_signal the signal number (None unless finished_signal);\n"
+		       "resource_usage a dict: cpu_user, cpu_sys, cpu_time, wall_time (seconds),\n"
+		       "max_rss_kb, each present once known. Raises NoSuchJob.");
+
+PyDoc_STRVAR(readline_out_doc,
+	     "stdoutReadLine($self, job_id, /, timeout=0)\n--\n\n"
+	     "The next line of the job's stdout with its newline, as file.readline():\n"
+	     "also while the job runs; '' once the job ended and all was read; None\n"
+	     "when no whole line is there yet and the job is active. With timeout > 0,\n"
+	     "waits up to that many seconds for a line (-1: until one comes or the end).\n"
+	     "Each Connection remembers where it stopped. Raises NoSuchJob, IOFailure.");
+
+PyDoc_STRVAR(readline_err_doc, "stderrReadLine($self, job_id, /, timeout=0)\n--\n\n"
+			       "As stdoutReadLine(), for the job's stderr.");
+
+PyDoc_STRVAR(wait_doc, "wait($self, /, job_ids, timeout=-1)\n--\n\n"
+		       "Waits until every job (one id or a list) has ended: True, or False when\n"
+		       "timeout seconds passed first (-1: no limit). Ctrl-C interrupts it with\n"
+		       "KeyboardInterrupt; the connection stays usable, and other threads' calls\n"
+		       "on it go on meanwhile. Raises NoSuchJob (an id unknown at the start).");
+
+PyDoc_STRVAR(stop_doc,
+	     "stop($self, job_id, /)\n--\n\n"
+	     "Holds a queued job, suspends a running one. Raises NoSuchJob, InvalidState.");
+PyDoc_STRVAR(restart_doc, "restart($self, job_id, /)\n--\n\n"
+			  "Undoes stop(). Raises NoSuchJob, InvalidState.");
+PyDoc_STRVAR(hold_doc, "hold($self, job_id, /)\n--\n\n"
+		       "Holds a job that has not started. Raises NoSuchJob, InvalidState.");
+PyDoc_STRVAR(release_doc, "release($self, job_id, /)\n--\n\n"
+			  "Releases a held job. Raises NoSuchJob, InvalidState.");
+PyDoc_STRVAR(kill_doc, "kill($self, job_id, /)\n--\n\n"
+		       "Kills the job (it ends failed, killed_by_user). Raises NoSuchJob.");
+PyDoc_STRVAR(dispose_doc, "dispose($self, job_id, /)\n--\n\n"
+			  "Kills the job if active and removes its record. Raises NoSuchJob.");
+
+PyDoc_STRVAR(send_doc,
+	     "sendFile($self, /, local_path, disposal_timeout=168, *, progress=None)\n--\n\n"
+	     "Sends a file or a directory tree (or a list of files, side by side) to the\n"
+	     "resource, checked end to end; returns its server path for jobs' inputs.\n"
+	     "progress(done, total) is called as bytes move. An interrupted send resumes\n"
+	     "on the next call. Raises InvalidArgument, IOFailure, connection errors.");
+
+PyDoc_STRVAR(register_doc,
+	     "registerFileTransfer($self, /, local_path, disposal_timeout=168)\n--\n\n"
+	     "Registers an output to retrieve to local_path later; returns the server\n"
+	     "path a job should write it to (in referenced_output_files).");
+
+PyDoc_STRVAR(retrieve_doc,
+	     "retrieveFile($self, /, server_path, destination=None, *, overwrite=False,"
+	     " progress=None)\n--\n\n"
+	     "Downloads a transfer to the local path it was sent or registered from\n"
+	     "(or to destination, replaced only with overwrite=True), checked, never\n"
+	     "leaving a partial file. Raises NoSuchJob (no such transfer), InvalidState\n"
+	     "(no job produced it), IOFailure.");
+
+PyDoc_STRVAR(cancel_doc, "cancelTransfer($self, /, server_path, *, force=False)\n--\n\n"
+			 "Removes a transfer's files and record. Refused (InvalidState) while an\n"
+			 "unfinished job names it, unless force=True.");
+
+PyDoc_STRVAR(jobs_doc, "jobs($self, /, state=None)\n--\n\n"
+		       "The ids of the resource's jobs, oldest first, optionally in one state.");
+
+PyDoc_STRVAR(info_doc, "jobInformation($self, job_id, /)\n--\n\n"
+		       "Every field of `ferry info --json`, as a dict. Raises NoSuchJob.");
+
+PyDoc_STRVAR(transfers_doc, "transfers($self, /)\n--\n\nThe server paths of every transfer.");
+
+PyDoc_STRVAR(tinfo_doc, "transferInformation($self, server_path, /)\n--\n\n"
+			"Every field of `ferry transfers --json SERVER_PATH`, as a dict.\n"
+			"Raises NoSuchJob (no transfer there), InvalidArgument.");
+
+PyDoc_STRVAR(ping_doc, "ping($self, /)\n--\n\nA round trip to the engine.");
+
+PyDoc_STRVAR(timeout_doc,
+	     "set_timeout($self, seconds, /)\n--\n\n"
+	     "Bounds the time one call may spend regaining a lost engine (default 120;\n"
+	     "0: give up at the first loss): a call that runs out of it raises\n"
+	     "Disconnected, never hangs.");
+
+PyDoc_STRVAR(close_doc, "close($self, /)\n--\n\n"
+			"Closes the connection; jobs keep running. Closing twice is fine.");
+
+#define KW METH_VARARGS | METH_KEYWORDS
+#define M(name, fn, flags, doc)                                                                    \
+	{                                                                                          \
+		name, (PyCFunction)(void (*)(void))(fn), flags, doc                                \
+	}
+
+static PyMethodDef conn_methods[] = {
+    M("submit", pyf_submit, KW, submit_doc),
+    M("submit_many", pyf_submit_many, METH_O, submit_many_doc),
+    M("status", conn_status, METH_O, status_doc),
+    M("exitInformation", pyf_exit_information, METH_O, exit_doc),
+    M("stdoutReadLine", conn_readline_out, KW, readline_out_doc),
+    M("stderrReadLine", conn_readline_err, KW, readline_err_doc),
+    M("wait", conn_wait, KW, wait_doc),
+    M("stop", conn_stop, METH_O, stop_doc),
+    M("restart", conn_restart, METH_O, restart_doc),
+    M("kill", conn_kill, METH_O, kill_doc),
+    M("hold", conn_hold, METH_O, hold_doc),
+    M("release", conn_release_job, METH_O, release_doc),
+    M("dispose", conn_dispose, METH_O, dispose_doc),
+    M("sendFile", pyf_send_file, KW, send_doc),
+    M("registerFileTransfer", pyf_register_transfer, KW, register_doc),
+    M("retrieveFile", pyf_retrieve_file, KW, retrieve_doc),
+    M("cancelTransfer", pyf_cancel_transfer, KW, cancel_doc),
+    M("jobs", conn_jobs, KW, jobs_doc),
+    M("jobInformation", pyf_job_information, METH_O, info_doc),
+    M("transfers", pyf_transfers, METH_NOARGS, transfers_doc),
+    M("transferInformation", pyf_transfer_information, METH_O, tinfo_doc),
+    M("ping", conn_ping, METH_NOARGS, ping_doc),
+    M("set_timeout", conn_set_timeout, METH_O, timeout_doc),
+    M("close", conn_close, METH_NOARGS, close_doc),
+    M("__enter__", conn_enter, METH_NOARGS, NULL),
+    M("__exit__", conn_exit, METH_VARARGS, NULL),
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef conn_getset[] = {
+    {"resource", (getter)conn_get_resource, NULL, "The resource's name.", NULL},
+    {"closed", (getter)conn_get_closed, NULL, "True once close() was called.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(conn_doc,
+	     "Connection(resource_id=None, login=None, password=None, config_file=None)\n--\n\n"
+	     "A connection to the engine of a resource, started if needed.\n\n"
+	     "resource_id: a section of the configuration file; None is the local machine.\n"
+	     "login, password: for a resource with a 'host', reached with ssh; the password\n"
+	     "  goes to ssh through its askpass helper, never on a command line or on disk.\n"
+	     "config_file: default $XDG_CONFIG_HOME/ferry/ferry.conf.\n"
+	     "Raises ConfigurationError, ConnectFailed, AuthenticationError, ...\n"
+	     "May be shared by threads; a `with` block closes it.");
+
+PyTypeObject pyf_conn_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ferry._ferry.Connection",
+    .tp_basicsize = sizeof(struct pyf_conn),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = conn_doc,
+    .tp_new = conn_new,
+    .tp_init = (initproc)conn_init,
+    .tp_dealloc = (destructor)conn_dealloc,
+    .tp_repr = (reprfunc)conn_repr,
+    .tp_methods = conn_methods,
+    .tp_getset = conn_getset,
+};
