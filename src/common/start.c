@@ -5,6 +5,7 @@
  */
 #include "start.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -24,10 +25,31 @@
 
 extern char **environ;
 
+/* dir/name when it is an executable file there; NULL otherwise. */
+static char *program_in(const char *file, const char *name)
+{
+	const char *slash = file ? strrchr(file, '/') : NULL;
+	char *p;
+
+	if (!slash)
+		return NULL;
+	p = ferry__asprintf("%.*s/%s", (int)(slash - file), file, name);
+	if (p && access(p, X_OK) == 0)
+		return p;
+	free(p);
+	return NULL;
+}
+
+/*
+ * Beside the running program (the CLI and ferryd installed together), then
+ * beside the object that holds this code: the Python module of a wheel
+ * carries libferry inside it and the programs beside it, in its package.
+ */
 char *ferry__find_program(const char *envvar, const char *name, const char *installed)
 {
 	const char *env = envvar ? getenv(envvar) : NULL;
-	char self[PATH_MAX], *slash, *p;
+	char self[PATH_MAX], *p;
+	Dl_info here;
 	ssize_t n;
 
 	if (env && *env)
@@ -35,15 +57,11 @@ char *ferry__find_program(const char *envvar, const char *name, const char *inst
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			p = ferry__asprintf("%s/%s", self, name);
-			if (p && access(p, X_OK) == 0)
-				return p;
-			free(p);
-		}
+		if ((p = program_in(self, name)))
+			return p;
 	}
+	if (dladdr((void *)ferry__find_program, &here) && (p = program_in(here.dli_fname, name)))
+		return p;
 	if (installed && access(installed, X_OK) == 0)
 		return strdup(installed);
 	return strdup(name);
