@@ -13,6 +13,7 @@ the build/ directory beside tests/). Missing binaries make the tests fail loudly
 """
 import json as _json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -313,6 +314,37 @@ def remote_section(name, base, sshd, login="root", extra_ssh="", **keys):
     lines = [f"[{name}]", f"host = {sshd['SSH_TEST_HOST']}", f"port = {sshd['SSH_TEST_PORT']}",
              f"login = {login}", f"remote_command = {FERRY_BIN}",
              "ssh_options = " + "\n    ".join(opts)]
+    lines += [f"{k} = {v}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def as_jobuser(f, sshd):
+    """Lets the test user of the sshd run this test's engine: its state and
+    config directories become readable (config) and its own (state)."""
+    pw = pwd.getpwnam(sshd["SSH_TEST_USER"])
+    os.chmod(f.base, 0o755)
+    for d in (f.config_home, os.path.dirname(f.config_path)):
+        os.chmod(d, 0o755)
+    os.chmod(f.config_path, 0o644)
+    os.chown(f.state_home, pw.pw_uid, pw.pw_gid)
+    return pw
+
+
+def add_section(f, text):
+    """Appends sections to the test's config (the [remote] one stays)."""
+    with open(f.config_path) as fh:
+        cur = fh.read()
+    with open(f.config_path, "w") as fh:
+        fh.write(cur + "\n" + text)
+
+
+def password_section(f, sshd, name="pw", **keys):
+    """A resource reached as the test user with no key: only a password works."""
+    opts = (f"-o UserKnownHostsFile={sshd['SSH_TEST_KNOWN_HOSTS']} "
+            f"-o PubkeyAuthentication=no -o PreferredAuthentications=password")
+    env = "-o SendEnv=XDG_STATE_HOME -o SendEnv=XDG_CONFIG_HOME"
+    lines = [f"[{name}]", f"host = {sshd['SSH_TEST_HOST']}", f"port = {sshd['SSH_TEST_PORT']}",
+             f"remote_command = {FERRY_BIN}", f"ssh_options = {opts}", f"    {env}"]
     lines += [f"{k} = {v}" for k, v in keys.items()]
     return "\n".join(lines) + "\n"
 
