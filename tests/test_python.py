@@ -26,7 +26,11 @@ PYDIR = os.path.join(BUILD_DIR, "python")
 TRANSPORTS = ["local", "ssh", "slurm", pytest.param("drmaa", marks=pytest.mark.xdist_group("sge"))]
 
 PRELUDE = '''
-import ferry, json, os, sys, threading, time
+import os
+# the sanitizer runtime of an ASan build, preloaded into this python, is
+# loaded now: the engines and jobs this process starts must not get it
+os.environ.pop("LD_PRELOAD", None)
+import ferry, json, sys, threading, time
 RESOURCE = os.environ.get("PYTEST_RESOURCE") or None
 WORK = os.environ["PYTEST_WORK"]
 CLUSTER = RESOURCE in ("slurm", "sge")
@@ -566,6 +570,9 @@ def test_ctrl_c_interrupts_a_wait(py_near):
 def test_no_reference_leaks(py_local):
     """200,000 status() and 2,000 jobInformation() calls: the process's
     RSS stays within 5 MiB of where it was after the first 1,000."""
+    if asan_runtime():
+        pytest.skip("SKIPPED LOUDLY: under ASan the RSS measures its quarantine of freed "
+                    "memory, not leaks; the plain build's pass measures")
     r = py_local.run('''
     def rss_kb():
         for line in open("/proc/self/status"):

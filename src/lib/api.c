@@ -145,19 +145,57 @@ static json_t *strv_json(const char *const *v)
 	return a;
 }
 
-static int set_opt_str(json_t *o, const char *key, const char *v)
+/*
+ * What one batch of specs shares: the caller's directory (the local
+ * resource's default working directory) and the random start of the keys
+ * the library makes for specs without one, looked up once per batch.
+ */
+struct batch {
+	char cwd[PATH_MAX];
+	char key[64];
+};
+
+static int batch_init(ferry_conn *c, struct batch *b)
 {
-	if (!v)
-		return 0;
-	return json_object_set_new(o, key, json_stringn(v, strlen(v)));
+	memcpy(b->key, "auto-", 5);
+	if (ferry__random_hex(b->key + 5, 16) < 0)
+		return ferry__seterr(c, FERRY_EIO, "cannot get random bytes for a key");
+	if (!getcwd(b->cwd, sizeof(b->cwd)))
+		b->cwd[0] = '\0'; /* an error only for a spec that needs it */
+	return 0;
 }
 
-/* Builds the wire form of a spec; the library fills what only it knows. */
-static json_t *spec_json(ferry_conn *c, const struct ferry_job_spec *s, size_t idx)
+/* Sets key to v unless v is NULL; 0 or -1 (out of memory). */
+static int set_str(json_t *o, const char *key, const char *v)
+{
+	return v ? json_object_set_new(o, key, json_stringn(v, strlen(v))) : 0;
+}
+
+static int set_strv(json_t *o, const char *key, const char *const *v)
+{
+	return v && v[0] ? json_object_set_new(o, key, strv_json(v)) : 0;
+}
+
+static int set_true(json_t *o, const char *key, int v)
+{
+	return v ? json_object_set_new(o, key, json_true()) : 0;
+}
+
+static int set_int(json_t *o, const char *key, int64_t v, int64_t dflt)
+{
+	return v != dflt ? json_object_set_new(o, key, json_integer(v)) : 0;
+}
+
+/*
+ * The wire form of spec idx of a batch: only what differs from the
+ * engine's defaults (docs/protocol.md, "Job spec"), which keeps a large
+ * batch small to send and quick for the engine to read.
+ */
+static json_t *spec_json(ferry_conn *c, const struct ferry_job_spec *s, size_t idx,
+			 const struct batch *b)
 {
 	json_t *o = json_object();
-	char cwd[PATH_MAX], key[80];
-	const char *wd = s->working_directory;
+	char key[96];
 
 	if (!o)
 		return NULL;
@@ -167,44 +205,27 @@ static json_t *spec_json(ferry_conn *c, const struct ferry_job_spec *s, size_t i
 		json_decref(o);
 		return NULL;
 	}
-	if (!wd) { /* the local resource shares our file system */
-		if (!getcwd(cwd, sizeof(cwd))) {
-			ferry__seterr(c, FERRY_EINVAL, "cannot get the current directory: %s",
-				      strerror(errno));
-			json_decref(o);
-			return NULL;
-		}
-		wd = cwd;
+	if (!s->working_directory && !b->cwd[0]) { /* the local resource shares our files */
+		ferry__seterr(c, FERRY_EINVAL, "cannot get the current directory: %s",
+			      strerror(errno));
+		json_decref(o);
+		return NULL;
 	}
-	if (!s->submission_key) {
-		/* random: a replay after a lost reply cannot create a second job */
-		memcpy(key, "auto-", 5);
-		if (ferry__random_hex(key + 5, 16) < 0) {
-			ferry__seterr(c, FERRY_EIO, "cannot get random bytes for a key");
-			json_decref(o);
-			return NULL;
-		}
-	}
-	if (json_object_set_new(o, "argv", strv_json(s->argv)) || set_opt_str(o, "name", s->name) ||
-	    set_opt_str(o, "working_directory", wd) ||
-	    set_opt_str(o, "stdin_path", s->stdin_path) ||
-	    set_opt_str(o, "stdout_path", s->stdout_path) ||
-	    set_opt_str(o, "stderr_path", s->stderr_path) ||
-	    json_object_set_new(o, "join_stderrout", json_boolean(s->join_stderrout)) ||
-	    json_object_set_new(o, "env", strv_json(s->env)) ||
-	    json_object_set_new(o, "referenced_input_files",
-				strv_json(s->referenced_input_files)) ||
-	    json_object_set_new(o, "referenced_output_files",
-				strv_json(s->referenced_output_files)) ||
-	    json_object_set_new(o, "disposal_timeout_hours",
-				json_integer(s->disposal_timeout_hours)) ||
-	    json_object_set_new(o, "cpus", json_integer(s->cpus)) ||
-	    json_object_set_new(o, "memory_mb", json_integer(s->memory_mb)) ||
-	    json_object_set_new(o, "walltime_s", json_integer(s->walltime_s)) ||
-	    set_opt_str(o, "queue", s->queue) ||
-	    set_opt_str(o, "native_specification", s->native_specification) ||
-	    json_object_set_new(o, "hold", json_boolean(s->hold)) ||
-	    set_opt_str(o, "submission_key", s->submission_key ? s->submission_key : key)) {
+	/* random: a replay after a lost reply cannot create a second job */
+	snprintf(key, sizeof(key), "%s-%zu", b->key, idx);
+	if (json_object_set_new(o, "argv", strv_json(s->argv)) || set_str(o, "name", s->name) ||
+	    set_str(o, "working_directory", s->working_directory ? s->working_directory : b->cwd) ||
+	    set_str(o, "stdin_path", s->stdin_path) || set_str(o, "stdout_path", s->stdout_path) ||
+	    set_str(o, "stderr_path", s->stderr_path) ||
+	    set_true(o, "join_stderrout", s->join_stderrout) || set_strv(o, "env", s->env) ||
+	    set_strv(o, "referenced_input_files", s->referenced_input_files) ||
+	    set_strv(o, "referenced_output_files", s->referenced_output_files) ||
+	    set_int(o, "disposal_timeout_hours", s->disposal_timeout_hours, 168) ||
+	    set_int(o, "cpus", s->cpus, 1) || set_int(o, "memory_mb", s->memory_mb, 0) ||
+	    set_int(o, "walltime_s", s->walltime_s, 0) || set_str(o, "queue", s->queue) ||
+	    set_str(o, "native_specification", s->native_specification) ||
+	    set_true(o, "hold", s->hold) ||
+	    set_str(o, "submission_key", s->submission_key ? s->submission_key : key)) {
 		ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 		json_decref(o);
 		return NULL;
@@ -216,6 +237,7 @@ FERRY_EXPORT int ferry_submit_many(ferry_conn *c, const struct ferry_job_spec *s
 				   ferry_job_id *ids)
 {
 	json_t *jobs = json_array(), *reply = NULL, *a;
+	struct batch b;
 	int rc;
 
 	if (!jobs)
@@ -224,8 +246,12 @@ FERRY_EXPORT int ferry_submit_many(ferry_conn *c, const struct ferry_job_spec *s
 		json_decref(jobs);
 		return ferry__seterr(c, FERRY_EINVAL, "no job to submit");
 	}
+	if ((rc = batch_init(c, &b))) {
+		json_decref(jobs);
+		return rc;
+	}
 	for (size_t i = 0; i < n; i++) {
-		json_t *s = spec_json(c, &specs[i], i);
+		json_t *s = spec_json(c, &specs[i], i, &b);
 		if (!s || json_array_append_new(jobs, s)) {
 			json_decref(jobs);
 			return c->errmsg[0] ? FERRY_EINVAL : FERRY_ENOMEM;
