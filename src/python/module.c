@@ -104,20 +104,25 @@ int pyf_in_callback(struct pyf_conn *self, struct pyf_err *e)
 	return 1;
 }
 
-int pyf_job_id(PyObject *o, ferry_job_id *id)
+int pyf_int64(PyObject *o, int64_t *out, const char *what)
 {
 	long long v;
 
 	if (!PyLong_Check(o) || PyBool_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "a job id must be an int, not %.80s",
+		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.80s", what,
 			     Py_TYPE(o)->tp_name);
 		return -1;
 	}
 	v = PyLong_AsLongLong(o);
 	if (v == -1 && PyErr_Occurred())
 		return -1;
-	*id = (ferry_job_id)v;
+	*out = v;
 	return 0;
+}
+
+int pyf_job_id(PyObject *o, ferry_job_id *id)
+{
+	return pyf_int64(o, id, "a job id");
 }
 
 int pyf_nap(double s)

@@ -93,7 +93,9 @@ void pyf_closed(struct pyf_err *e);
  */
 int pyf_in_callback(struct pyf_conn *self, struct pyf_err *e);
 
-/* A job id argument: a Python int that fits. -1 with an exception set. */
+/* An int argument (not a bool) that fits; what names it in errors. -1 with an exception set. */
+int pyf_int64(PyObject *o, int64_t *out, const char *what);
+/* A job id argument. */
 int pyf_job_id(PyObject *o, ferry_job_id *id);
 
 /* What a Python object keeps alive while libferry borrows its bytes. */

@@ -70,20 +70,7 @@ static const char *const *env_strv(struct pyf_arena *a, PyObject *o)
 /* None or an int into *out; what names it in errors. */
 static int opt_int64(PyObject *o, int64_t *out, const char *what)
 {
-	long long v;
-
-	if (o == Py_None)
-		return 0;
-	if (!PyLong_Check(o) || PyBool_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.80s", what,
-			     Py_TYPE(o)->tp_name);
-		return -1;
-	}
-	v = PyLong_AsLongLong(o);
-	if (v == -1 && PyErr_Occurred())
-		return -1;
-	*out = v;
-	return 0;
+	return o == Py_None ? 0 : pyf_int64(o, out, what);
 }
 
 /* walltime: seconds (int or float, rounded up) or a datetime.timedelta. */
