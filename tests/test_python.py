@@ -57,6 +57,19 @@ def raises(exc, fn, *a, **kw):
 
 def out(value):
     print("RESULT " + json.dumps(value), flush=True)
+
+def submit_behind(j, command, blocker, **kw):
+    """A job the resource cannot start before blocker ended (two jobs fill
+    the local slots; Slurm is told the dependency; Grid Engine has no room
+    for its cpus beside the blockers)."""
+    if RESOURCE == "slurm":
+        def slurm_id():
+            nid = j.jobInformation(blocker)["native_id"] or ""
+            return nid if nid[:1].isdigit() else None
+        kw["native_specification"] = "--dependency=afterany:" + until(slurm_id, "a Slurm id")
+    elif RESOURCE == "sge":
+        kw["cpus"] = int(os.environ["PYTEST_SLOTS"]) - 1
+    return j.submit(command, **kw)
 '''
 
 
@@ -119,7 +132,7 @@ def world(request, transport):
         f.config("[local]\nslots = 2\n" + slurm_section())
         f.env["FERRY_RESOURCE"] = "slurm"
     elif transport == "drmaa":
-        request.getfixturevalue("sge")
+        slots = request.getfixturevalue("sge")["SGE_TEST_SLOTS"]
         f = Ferry(base, resource="sge")
         f.config("[local]\nslots = 2\n" + sge_section())
         f.env["FERRY_RESOURCE"] = "sge"
@@ -132,7 +145,10 @@ def world(request, transport):
         if not os.environ.get("FERRY_TEST_KEEP"):
             shutil.rmtree(base, ignore_errors=True)
     request.addfinalizer(done)
-    return PyWorld(f, f.resource)
+    w = PyWorld(f, f.resource)
+    if transport == "drmaa":
+        w.env["PYTEST_SLOTS"] = slots
+    return w
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -217,6 +233,36 @@ def test_controls_and_listing(py):
     out(True)
     ''')
     assert r is True
+
+
+def test_queued_jobs(py):
+    """A job the resource has no room for yet: queued_active; stop holds
+    it (a free slot does not start it), restart lets it run; kill ends a
+    queued one at once."""
+    r = py.run('''
+    j = connect()
+    a, b = j.submit(["sleep", "300"]), j.submit(["sleep", "300"])
+    until(lambda: j.status(a) == j.status(b) == ferry.RUNNING, "two running jobs")
+    c = submit_behind(j, ["true"], b)
+    d = submit_behind(j, ["sleep", "300"], b)
+    time.sleep(0.5)
+    res = [j.status(c), j.status(d)]
+    j.stop(c)
+    res.append(j.status(c))
+    j.kill(d)
+    res += [j.status(d), j.exitInformation(d)[0]]
+    j.kill(d)                                   # an ended job: nothing to do
+    j.kill(a)
+    j.wait(a, timeout=WAIT)
+    time.sleep(0.5)
+    res.append(j.status(c))
+    j.restart(c)
+    j.kill(b)
+    assert j.wait(c, timeout=WAIT)
+    out(res + [j.status(c)])
+    ''')
+    assert r == ["queued_active", "queued_active", "user_on_hold", "failed", "killed_by_user",
+                 "user_on_hold", "done"]
 
 
 def test_read_lines_while_the_job_runs(py):
