@@ -107,7 +107,7 @@ struct ferry_job_spec {
 	unsigned int version;	       /* set by ferry_job_spec_init(); do not touch */
 	const char *const *argv;       /* command and arguments; argv[0] required */
 	const char *name;	       /* display name */
-	const char *working_directory; /* default: the caller's cwd (local) */
+	const char *working_directory; /* default: the caller's cwd; relative: under it */
 	const char *stdin_path;
 	const char *stdout_path;		   /* default: a file in the job's directory */
 	const char *stderr_path;		   /* default: a file in the job's directory */

@@ -87,7 +87,9 @@ def _python_job(env, cwd):
 
 
 def test_meson_install_puts_the_module_in_site_packages(tmp_path):
-    """meson install with python.platlibdir: `import ferry` from there runs a job."""
+    """meson install puts the module beside its stubs in a site-packages
+    directory; `import ferry` from there runs a job (with FERRYD and the
+    library path of the staged, not installed, tree)."""
     dest = tmp_path / "dest"
     subprocess.run(["meson", "install", "-C", BUILD_DIR, "--destdir", str(dest)],
                    check=True, capture_output=True, timeout=120)

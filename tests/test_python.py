@@ -314,6 +314,9 @@ def test_submit_fields(py):
     assert got == f"from stdin\\n1 two words\\n{wd}\\n", got
     assert open(os.path.join(wd, "e.txt")).read() == "e\\n"
     bytes_job = j.submit([b"sh", b"-c", b"exit 0"], env=["C=3"], working_directory=wd.encode())
+    rel = j.submit(["sh", "-c", "pwd > here"], working_directory="wd")   # under our cwd
+    assert j.wait(rel, timeout=WAIT)
+    assert open(os.path.join(wd, "here")).read() == wd + "\\n"
     many = j.submit_many([{"command": ["true"], "name_description": f"m{i}"} for i in range(20)])
     assert len(set(many)) == 20 and j.wait(many + [bytes_job], timeout=WAIT)
     assert all(j.status(i) == ferry.DONE for i in many)
@@ -348,7 +351,7 @@ def test_errors(py):
     e = raises(ferry.InvalidArgument, j.submit, [])
     assert isinstance(e, ValueError)
     raises(ferry.InvalidArgument, j.submit, ["true"], cpus=0)
-    raises(ferry.InvalidArgument, j.submit, ["true"], join_stderrout=True, join_stderrot=True)
+    raises(ferry.InvalidArgument, j.submit, ["true"], join_stderrout=True, join_stderrot=False)
     raises(ferry.InvalidArgument, j.jobs, state="sleeping")
     e = raises(ferry.InvalidArgument, j.submit, ["true"], working_directory="/no/such/dir")
     assert "/no/such/dir" in str(e), str(e)
@@ -358,6 +361,10 @@ def test_errors(py):
     root = os.path.dirname(os.path.dirname(j.sendFile(__file__)))
     raises(ferry.NoSuchJob, j.transferInformation, root + "/t0123456789abcdef/x")
     raises(ferry.InvalidArgument, j.sendFile, "/no/such/file")
+    e = raises(ferry.InvalidArgument, j.sendFile, b"/no/such/\\xff")   # quoted, not UTF-8
+    assert "\\\\xff" in str(e), str(e)
+    e = raises(ferry.InvalidArgument, j.submit, [b"\\xff"])
+    assert "not valid UTF-8" in str(e), str(e)
     done = j.submit(["true"])
     j.wait(done)
     raises(ferry.InvalidState, j.hold, done)
@@ -482,6 +489,8 @@ def test_transfers(py):
     def reenter(d, t):
         j.status(job)
     raises(ferry.InvalidState, j.sendFile, src + "/a.bin", progress=reenter)
+    raises(ferry.InvalidState, j.sendFile, src + "/a.bin", progress=lambda d, t: j.close())
+    assert not j.closed
     j.cancelTransfer(pair, force=True)
     raises(ferry.NoSuchJob, j.transferInformation, pair)
     # a callable that raised did not stop the transfer: it is there
@@ -579,6 +588,29 @@ def test_one_thread_waits_while_another_submits(py_near):
     n, distinct, took = r
     assert n == distinct == 1000
     assert took < 60
+
+
+def test_wait(py_near):
+    """wait(): False at its timeout; a job disposed during the wait counts
+    as ended; any iterable of ids; close() from another thread ends it."""
+    r = py_near.run('''
+    j = connect()
+    a, b = j.submit(["sleep", "300"]), j.submit(["sleep", "300"])
+    t0 = time.monotonic()
+    assert j.wait([a, b], timeout=0.4) is False
+    took = time.monotonic() - t0
+    threading.Timer(0.6, lambda: (j.dispose(b), j.kill(a))).start()
+    assert j.wait([a, b], timeout=WAIT) is True
+    assert j.wait([]) is True and j.wait((i for i in [a]), timeout=None) is True
+    raises(ferry.InvalidArgument, j.wait, a, float("nan"))
+    raises(TypeError, j.wait, "1")
+    c = j.submit(["sleep", "300"])
+    threading.Timer(0.5, j.close).start()
+    e = raises(ferry.InvalidArgument, j.wait, c)
+    assert "closed" in str(e), str(e)
+    out(took)
+    ''')
+    assert 0.35 < r < 3
 
 
 def test_ctrl_c_interrupts_a_wait(py_near):

@@ -41,9 +41,10 @@ static char *program_in(const char *file, const char *name)
 }
 
 /*
- * Beside the running program (the CLI and ferryd installed together), then
- * beside the object that holds this code: the Python module of a wheel
- * carries libferry inside it and the programs beside it, in its package.
+ * Beside the object that holds this code first (the Python module of a
+ * wheel carries libferry inside it and the programs beside it, in its
+ * package; a python3 in /usr/bin must not find another ferryd there),
+ * then beside the running program (the CLI and ferryd installed together).
  */
 char *ferry__find_program(const char *envvar, const char *name, const char *installed)
 {
@@ -54,14 +55,14 @@ char *ferry__find_program(const char *envvar, const char *name, const char *inst
 
 	if (env && *env)
 		return strdup(env);
+	if (dladdr((void *)ferry__find_program, &here) && (p = program_in(here.dli_fname, name)))
+		return p;
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		self[n] = '\0';
 		if ((p = program_in(self, name)))
 			return p;
 	}
-	if (dladdr((void *)ferry__find_program, &here) && (p = program_in(here.dli_fname, name)))
-		return p;
 	if (installed && access(installed, X_OK) == 0)
 		return strdup(installed);
 	return strdup(name);

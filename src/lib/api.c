@@ -152,6 +152,7 @@ static json_t *strv_json(const char *const *v)
  */
 struct batch {
 	char cwd[PATH_MAX];
+	int cwd_errno; /* why getcwd() failed; 0 */
 	char key[64];
 };
 
@@ -160,30 +161,73 @@ static int batch_init(ferry_conn *c, struct batch *b)
 	memcpy(b->key, "auto-", 5);
 	if (ferry__random_hex(b->key + 5, 16) < 0)
 		return ferry__seterr(c, FERRY_EIO, "cannot get random bytes for a key");
-	if (!getcwd(b->cwd, sizeof(b->cwd)))
-		b->cwd[0] = '\0'; /* an error only for a spec that needs it */
+	b->cwd_errno = getcwd(b->cwd, sizeof(b->cwd)) ? 0 : errno;
 	return 0;
 }
 
-/* Sets key to v unless v is NULL; 0 or -1 (out of memory). */
-static int set_str(json_t *o, const char *key, const char *v)
+/*
+ * The JSON object of one spec being built: the setters below do nothing
+ * once one failed, and bad names the key whose value is no UTF-8 text.
+ */
+struct wire {
+	json_t *o;
+	int failed;
+	const char *bad;
+};
+
+static void put(struct wire *w, const char *key, json_t *v)
 {
-	return v ? json_object_set_new(o, key, json_stringn(v, strlen(v))) : 0;
+	if (w->failed)
+		return;
+	if (!v && errno != ENOMEM)
+		w->bad = key; /* jansson refuses a string that is not UTF-8 */
+	w->failed = json_object_set_new(w->o, key, v) < 0;
 }
 
-static int set_strv(json_t *o, const char *key, const char *const *v)
+static void set_str(struct wire *w, const char *key, const char *v)
 {
-	return v && v[0] ? json_object_set_new(o, key, strv_json(v)) : 0;
+	if (v)
+		put(w, key, json_stringn(v, strlen(v)));
 }
 
-static int set_true(json_t *o, const char *key, int v)
+static void set_strv(struct wire *w, const char *key, const char *const *v)
 {
-	return v ? json_object_set_new(o, key, json_true()) : 0;
+	if (v && v[0])
+		put(w, key, strv_json(v));
 }
 
-static int set_int(json_t *o, const char *key, int64_t v, int64_t dflt)
+static void set_true(struct wire *w, const char *key, int v)
 {
-	return v != dflt ? json_object_set_new(o, key, json_integer(v)) : 0;
+	if (v)
+		put(w, key, json_true());
+}
+
+static void set_int(struct wire *w, const char *key, int64_t v, int64_t dflt)
+{
+	if (v != dflt)
+		put(w, key, json_integer(v));
+}
+
+/*
+ * The working directory a spec asks for into *out (free() it): the
+ * caller's for none (a local resource shares our files), and a relative
+ * one under it, as the shell would take it.
+ */
+static int working_directory(ferry_conn *c, const struct ferry_job_spec *s, size_t idx,
+			     const struct batch *b, char **out)
+{
+	const char *wd = s->working_directory;
+	int absolute = wd && wd[0] == '/';
+
+	if (!absolute && b->cwd_errno)
+		return ferry__seterr(c, FERRY_EINVAL,
+				     "spec %zu: cannot get the current directory: %s", idx,
+				     strerror(b->cwd_errno));
+	if (absolute)
+		*out = strdup(wd);
+	else
+		*out = wd ? ferry__asprintf("%s/%s", b->cwd, wd) : strdup(b->cwd);
+	return *out ? 0 : ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 }
 
 /*
@@ -191,46 +235,56 @@ static int set_int(json_t *o, const char *key, int64_t v, int64_t dflt)
  * engine's defaults (docs/protocol.md, "Job spec"), which keeps a large
  * batch small to send and quick for the engine to read.
  */
-static json_t *spec_json(ferry_conn *c, const struct ferry_job_spec *s, size_t idx,
-			 const struct batch *b)
+static int spec_json(ferry_conn *c, const struct ferry_job_spec *s, size_t idx,
+		     const struct batch *b, json_t **out)
 {
-	json_t *o = json_object();
-	char key[96];
+	struct wire w = {.o = json_object()};
+	char key[96], *wd;
+	int rc;
 
-	if (!o)
-		return NULL;
+	*out = NULL;
 	if (s->version != FERRY_JOB_SPEC_VERSION) {
-		ferry__seterr(c, FERRY_EINVAL, "spec %zu was not set up with ferry_job_spec_init()",
-			      idx);
-		json_decref(o);
-		return NULL;
+		json_decref(w.o);
+		return ferry__seterr(c, FERRY_EINVAL,
+				     "spec %zu was not set up with ferry_job_spec_init()", idx);
 	}
-	if (!s->working_directory && !b->cwd[0]) { /* the local resource shares our files */
-		ferry__seterr(c, FERRY_EINVAL, "cannot get the current directory: %s",
-			      strerror(errno));
-		json_decref(o);
-		return NULL;
+	if (!w.o)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if ((rc = working_directory(c, s, idx, b, &wd))) {
+		json_decref(w.o);
+		return rc;
 	}
 	/* random: a replay after a lost reply cannot create a second job */
 	snprintf(key, sizeof(key), "%s-%zu", b->key, idx);
-	if (json_object_set_new(o, "argv", strv_json(s->argv)) || set_str(o, "name", s->name) ||
-	    set_str(o, "working_directory", s->working_directory ? s->working_directory : b->cwd) ||
-	    set_str(o, "stdin_path", s->stdin_path) || set_str(o, "stdout_path", s->stdout_path) ||
-	    set_str(o, "stderr_path", s->stderr_path) ||
-	    set_true(o, "join_stderrout", s->join_stderrout) || set_strv(o, "env", s->env) ||
-	    set_strv(o, "referenced_input_files", s->referenced_input_files) ||
-	    set_strv(o, "referenced_output_files", s->referenced_output_files) ||
-	    set_int(o, "disposal_timeout_hours", s->disposal_timeout_hours, 168) ||
-	    set_int(o, "cpus", s->cpus, 1) || set_int(o, "memory_mb", s->memory_mb, 0) ||
-	    set_int(o, "walltime_s", s->walltime_s, 0) || set_str(o, "queue", s->queue) ||
-	    set_str(o, "native_specification", s->native_specification) ||
-	    set_true(o, "hold", s->hold) ||
-	    set_str(o, "submission_key", s->submission_key ? s->submission_key : key)) {
-		ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-		json_decref(o);
-		return NULL;
+	errno = 0;
+	put(&w, "argv", strv_json(s->argv));
+	set_str(&w, "name", s->name);
+	set_str(&w, "working_directory", wd);
+	set_str(&w, "stdin_path", s->stdin_path);
+	set_str(&w, "stdout_path", s->stdout_path);
+	set_str(&w, "stderr_path", s->stderr_path);
+	set_true(&w, "join_stderrout", s->join_stderrout);
+	set_strv(&w, "env", s->env);
+	set_strv(&w, "referenced_input_files", s->referenced_input_files);
+	set_strv(&w, "referenced_output_files", s->referenced_output_files);
+	set_int(&w, "disposal_timeout_hours", s->disposal_timeout_hours, 168);
+	set_int(&w, "cpus", s->cpus, 1);
+	set_int(&w, "memory_mb", s->memory_mb, 0);
+	set_int(&w, "walltime_s", s->walltime_s, 0);
+	set_str(&w, "queue", s->queue);
+	set_str(&w, "native_specification", s->native_specification);
+	set_true(&w, "hold", s->hold);
+	set_str(&w, "submission_key", s->submission_key ? s->submission_key : key);
+	free(wd);
+	if (!w.failed) {
+		*out = w.o;
+		return 0;
 	}
-	return o;
+	json_decref(w.o);
+	if (w.bad)
+		return ferry__seterr(c, FERRY_EINVAL, "spec %zu: '%s' is not valid UTF-8 text", idx,
+				     w.bad);
+	return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 }
 
 FERRY_EXPORT int ferry_submit_many(ferry_conn *c, const struct ferry_job_spec *specs, size_t n,
@@ -251,10 +305,11 @@ FERRY_EXPORT int ferry_submit_many(ferry_conn *c, const struct ferry_job_spec *s
 		return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
-		json_t *s = spec_json(c, &specs[i], i, &b);
-		if (!s || json_array_append_new(jobs, s)) {
+		json_t *s;
+		if ((rc = spec_json(c, &specs[i], i, &b, &s)) != 0 ||
+		    json_array_append_new(jobs, s)) {
 			json_decref(jobs);
-			return c->errmsg[0] ? FERRY_EINVAL : FERRY_ENOMEM;
+			return rc ? rc : ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 		}
 	}
 	rc = ferry__call_locked(c, json_pack("{s:s,s:o}", "op", "submit", "jobs", jobs), 0, &reply);

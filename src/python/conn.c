@@ -54,6 +54,9 @@ static int side_get(struct pyf_conn *self, ferry_conn **out, struct pyf_err *e)
 	}
 	if (self->nidle) {
 		*out = self->idle[--self->nidle];
+		/* a set_timeout() while it waited elsewhere counts from now on */
+		if (self->timeout >= 0)
+			ferry_set_timeout(*out, self->timeout);
 		pthread_mutex_unlock(&self->pool_mu);
 		return 0;
 	}
@@ -168,10 +171,11 @@ static int conn_init(struct pyf_conn *self, PyObject *args, PyObject *kw)
 	ferry_conn *c = NULL;
 	PyThreadState *ts;
 
-	if (self->resource || self->conn) {
+	if (self->initialised) {
 		PyErr_SetString(PyExc_RuntimeError, "a ferry.Connection is initialised once");
 		return -1;
 	}
+	self->initialised = 1;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzzO:Connection", kwlist, &resource, &login,
 					 &password, &cfg) ||
 	    pyf_arena_init(&a) < 0)
@@ -201,8 +205,13 @@ fail:
 
 static PyObject *conn_close(struct pyf_conn *self, PyObject *unused)
 {
-	PyThreadState *ts = PyEval_SaveThread();
+	struct pyf_err e = {0};
+	PyThreadState *ts;
 
+	/* the transfer that called it holds the lock close() takes */
+	if (pyf_in_callback(self, &e))
+		return pyf_raise(&e);
+	ts = PyEval_SaveThread();
 	conn_release(self);
 	PyEval_RestoreThread(ts);
 	Py_RETURN_NONE;
@@ -336,37 +345,33 @@ static PyObject *conn_jobs(struct pyf_conn *self, PyObject *args, PyObject *kw)
 /* ids: one id or an iterable of ids, into a PyMem array. -1 with an exception set. */
 static int parse_ids(PyObject *o, ferry_job_id **ids, size_t *n)
 {
-	PyObject *seq;
-	Py_ssize_t len;
+	PyObject *tuple = NULL;
+	Py_ssize_t len = 1;
+	int rc = 0;
 
 	*n = 0;
-	*ids = PyMem_Malloc(sizeof(**ids));
-	if (!*ids) {
-		PyErr_NoMemory();
+	if (PyIndex_Check(o) && !PyBool_Check(o)) {
+		tuple = PyTuple_Pack(1, o);
+	} else if (PyUnicode_Check(o) || PyBytes_Check(o)) {
+		PyErr_Format(PyExc_TypeError,
+			     "job_ids must be a job id or a list of them, not %.80s",
+			     Py_TYPE(o)->tp_name);
 		return -1;
+	} else {
+		tuple = PySequence_Tuple(o); /* a copy: the items stay while we read them */
 	}
-	if (PyLong_Check(o)) {
-		*n = 1;
-		return pyf_job_id(o, *ids);
-	}
-	seq = PySequence_Fast(o, "job_ids must be a job id or an iterable of job ids");
-	if (!seq)
+	if (!tuple)
 		return -1;
-	len = PySequence_Fast_GET_SIZE(seq);
-	PyMem_Free(*ids);
+	len = PyTuple_GET_SIZE(tuple);
 	*ids = PyMem_Malloc(sizeof(**ids) * (size_t)(len ? len : 1));
-	for (Py_ssize_t i = 0; *ids && i < len; i++)
-		if (pyf_job_id(PySequence_Fast_GET_ITEM(seq, i), *ids + i) < 0) {
-			Py_DECREF(seq);
-			return -1;
-		}
-	Py_DECREF(seq);
-	if (!*ids) {
-		PyErr_NoMemory();
-		return -1;
-	}
-	*n = (size_t)len;
-	return 0;
+	if (!*ids)
+		rc = (PyErr_NoMemory(), -1);
+	for (Py_ssize_t i = 0; !rc && i < len; i++)
+		rc = pyf_job_id(PyTuple_GET_ITEM(tuple, i), *ids + i);
+	Py_DECREF(tuple);
+	if (!rc)
+		*n = (size_t)len;
+	return rc;
 }
 
 /*
@@ -385,18 +390,51 @@ static int wait_slice(ferry_conn *c, const ferry_job_id *ids, size_t n, double s
 	return e->rc;
 }
 
-static PyObject *wait_on(struct pyf_conn *self, ferry_conn *c, const ferry_job_id *ids, size_t n,
+/*
+ * Drops from ids those the engine no longer knows: disposed during the
+ * wait, they count as ended (ferry_wait()). The count left, or -1 with *e.
+ */
+static ssize_t prune(ferry_conn *c, ferry_job_id *ids, size_t n, struct pyf_err *e)
+{
+	PyThreadState *ts = PyEval_SaveThread();
+	size_t kept = 0;
+
+	e->rc = 0;
+	for (size_t i = 0; i < n && !e->rc; i++) {
+		enum ferry_job_status st;
+		int rc = ferry_status(c, ids[i], &st);
+		if (!rc)
+			ids[kept++] = ids[i];
+		else if (rc != FERRY_ENOJOB)
+			pyf_keep(c, rc, e);
+	}
+	PyEval_RestoreThread(ts);
+	return e->rc ? -1 : (ssize_t)kept;
+}
+
+static PyObject *wait_on(struct pyf_conn *self, ferry_conn *c, ferry_job_id *ids, size_t n,
 			 double timeout)
 {
 	double deadline = timeout >= 0 ? now_s() + timeout : -1;
 	struct pyf_err e = {0};
+	int first = 1;
 
 	for (;;) {
 		double slice = WAIT_SLICE_S;
+		ssize_t left;
 		if (deadline >= 0 && deadline - now_s() < slice)
 			slice = deadline - now_s() > 0 ? deadline - now_s() : 0;
 		if (!wait_slice(c, ids, n, slice, &e))
 			Py_RETURN_TRUE;
+		/* an id unknown at the start is an error; one gone since, an end */
+		if (e.rc == FERRY_ENOJOB && !first) {
+			if ((left = prune(c, ids, n, &e)) < 0)
+				return pyf_raise(&e);
+			if (!(n = (size_t)left))
+				Py_RETURN_TRUE;
+			continue;
+		}
+		first = 0;
 		if (e.rc != FERRY_ETIMEDOUT)
 			return pyf_raise(&e);
 		if (deadline >= 0 && now_s() >= deadline)
@@ -412,7 +450,7 @@ static PyObject *wait_on(struct pyf_conn *self, ferry_conn *c, const ferry_job_i
 static PyObject *conn_wait(struct pyf_conn *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"job_ids", "timeout", NULL};
-	PyObject *o, *r = NULL;
+	PyObject *o, *t = Py_None, *r = NULL;
 	double timeout = -1;
 	ferry_job_id *ids = NULL;
 	struct pyf_err e = {0};
@@ -420,8 +458,8 @@ static PyObject *conn_wait(struct pyf_conn *self, PyObject *args, PyObject *kw)
 	PyThreadState *ts;
 	size_t n = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|d:wait", kwlist, &o, &timeout) ||
-	    parse_ids(o, &ids, &n) < 0)
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:wait", kwlist, &o, &t) ||
+	    pyf_timeout(t, &timeout) < 0 || parse_ids(o, &ids, &n) < 0)
 		goto out;
 	if (!n) {
 		r = Py_NewRef(Py_True);
@@ -448,17 +486,18 @@ static PyObject *conn_set_timeout(struct pyf_conn *self, PyObject *arg)
 {
 	struct pyf_err e = {0};
 	double s = PyFloat_AsDouble(arg);
+	PyThreadState *ts;
 
 	if (s == -1 && PyErr_Occurred())
 		return NULL;
 	PYF_CALL(self, &e, ferry_set_timeout(self->conn, s));
 	if (e.rc)
 		return pyf_raise(&e);
+	ts = PyEval_SaveThread();
 	pthread_mutex_lock(&self->pool_mu);
-	self->timeout = s;
-	for (size_t i = 0; i < self->nidle; i++)
-		ferry_set_timeout(self->idle[i], s);
+	self->timeout = s; /* idle side connections get it when handed out */
 	pthread_mutex_unlock(&self->pool_mu);
+	PyEval_RestoreThread(ts);
 	Py_RETURN_NONE;
 }
 
@@ -523,7 +562,8 @@ PyDoc_STRVAR(exit_doc, "exitInformation($self, job_id, /)\n--\n\n"
 		       "(exit_status, exit_value, terminating_signal, resource_usage) of a job.\n"
 		       "exit_status is one of ferry.EXIT_STATUSES, None until the job ended;\n"
 		       "exit_value the exit code (None unless finished_regularly);\n"
-		       "terminating_signal the signal number (None unless finished_signal);\n"
+		       "terminating_signal the signal that ended it (finished_signal, or the\n"
+		       "SIGTERM or SIGKILL of a kill), else None;\n"
 		       "resource_usage a dict: cpu_user, cpu_sys, cpu_time, wall_time (seconds),\n"
 		       "max_rss_kb, each present once known. Raises NoSuchJob.");
 

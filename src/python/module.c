@@ -5,6 +5,7 @@
 #include "pyferry.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,11 +55,15 @@ PyObject *pyf_exception(int code)
 
 static PyObject *raise_msg(int code, const char *msg)
 {
-	PyObject *cls = pyf_exception(code), *exc;
+	PyObject *cls = pyf_exception(code), *exc = NULL, *text;
 
-	if (code == FERRY_ENOMEM)
-		return PyErr_NoMemory();
-	exc = PyObject_CallFunction(cls, "s", msg && *msg ? msg : ferry_strerror(code));
+	if (!msg || !*msg)
+		msg = ferry_strerror(code);
+	/* messages quote paths, which need not be UTF-8 */
+	text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "backslashreplace");
+	if (text)
+		exc = PyObject_CallOneArg(cls, text);
+	Py_XDECREF(text);
 	if (exc) {
 		PyErr_SetObject(cls, exc);
 		Py_DECREF(exc);
@@ -106,17 +111,39 @@ int pyf_in_callback(struct pyf_conn *self, struct pyf_err *e)
 
 int pyf_int64(PyObject *o, int64_t *out, const char *what)
 {
+	PyObject *i;
 	long long v;
 
-	if (!PyLong_Check(o) || PyBool_Check(o)) {
+	/* any integer (numpy's too), not a bool or a float */
+	if (!PyIndex_Check(o) || PyBool_Check(o)) {
 		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.80s", what,
 			     Py_TYPE(o)->tp_name);
 		return -1;
 	}
-	v = PyLong_AsLongLong(o);
+	i = PyNumber_Index(o);
+	v = i ? PyLong_AsLongLong(i) : -1;
+	Py_XDECREF(i);
 	if (v == -1 && PyErr_Occurred())
 		return -1;
 	*out = v;
+	return 0;
+}
+
+int pyf_timeout(PyObject *o, double *out)
+{
+	double t;
+
+	*out = -1;
+	if (o == Py_None)
+		return 0;
+	t = PyFloat_AsDouble(o);
+	if (t == -1 && PyErr_Occurred())
+		return -1;
+	if (isnan(t)) {
+		pyf_raisef(FERRY_EINVAL, "a timeout must be a number of seconds, not NaN");
+		return -1;
+	}
+	*out = t < 0 ? -1 : t;
 	return 0;
 }
 

@@ -101,13 +101,31 @@ static int fill(ferry_conn *conn, struct pyf_cursor *c, struct got_line *g)
 	}
 }
 
+/*
+ * After a try: an emptied buffer is given back (a reader of thousands of
+ * jobs keeps no 64 KiB each), and the cursor of a job the engine no
+ * longer knows is dropped.
+ */
+static void settle(struct pyf_conn *self, struct pyf_cursor *c, int rc)
+{
+	if (c->len == 0) {
+		free(c->buf);
+		c->buf = NULL;
+		c->cap = 0;
+	}
+	if (rc == FERRY_ENOJOB) {
+		free(c->buf);
+		*c = self->cursors[--self->ncursors];
+	}
+}
+
 /* One try, GIL released: 1 with *out set (a str), 0 for nothing yet, -1 with an exception. */
 static int try_line(struct pyf_conn *self, ferry_job_id id, enum ferry_stream stream,
 		    PyObject **out)
 {
 	struct got_line g = {0};
 	struct pyf_err e = {0};
-	struct pyf_cursor *c;
+	struct pyf_cursor *c = NULL;
 	PyThreadState *ts;
 
 	if (pyf_in_callback(self, &e)) {
@@ -122,6 +140,8 @@ static int try_line(struct pyf_conn *self, ferry_job_id id, enum ferry_stream st
 		e.rc = FERRY_ENOMEM;
 	else if ((e.rc = fill(self->conn, c, &g)) != 0 && e.rc != FERRY_ENOMEM)
 		pyf_keep(self->conn, e.rc, &e);
+	if (c)
+		settle(self, c, e.rc);
 	pthread_mutex_unlock(&self->mu);
 	PyEval_RestoreThread(ts);
 	if (e.rc) {
@@ -150,12 +170,12 @@ PyObject *pyf_read_line(struct pyf_conn *self, PyObject *args, PyObject *kw,
 {
 	static char *kwlist[] = {"job_id", "timeout", NULL};
 	double timeout = 0, deadline, pause = 0.02;
-	PyObject *o, *line = NULL;
+	PyObject *o, *t = NULL, *line = NULL;
 	ferry_job_id id;
 	int r;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|d", kwlist, &o, &timeout) ||
-	    pyf_job_id(o, &id) < 0)
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O", kwlist, &o, &t) ||
+	    pyf_job_id(o, &id) < 0 || (t && pyf_timeout(t, &timeout) < 0))
 		return NULL;
 	deadline = now_s() + timeout;
 	/* a line is polled for: the engine has no "tell me when a line comes" */

@@ -47,10 +47,8 @@ struct pyf_conn {
 	int closed; /* close() was called: side connections are freed on return */
 	struct pyf_cursor *cursors;
 	size_t ncursors;
-	/* the transfer call's progress callable; under mu with the GIL taken */
-	PyObject *progress;
-	PyObject *progress_error; /* what the callable raised: re-raised after the call */
-	unsigned long cb_thread;  /* the thread running the callable; 0: none */
+	unsigned long cb_thread; /* the thread running the callable; 0: none */
+	int initialised;	 /* __init__ ran (once only) */
 };
 
 extern PyTypeObject pyf_conn_type;
@@ -97,6 +95,8 @@ int pyf_in_callback(struct pyf_conn *self, struct pyf_err *e);
 int pyf_int64(PyObject *o, int64_t *out, const char *what);
 /* A job id argument. */
 int pyf_job_id(PyObject *o, ferry_job_id *id);
+/* A timeout argument: None or a negative number for none, else seconds. */
+int pyf_timeout(PyObject *o, double *out);
 
 /* What a Python object keeps alive while libferry borrows its bytes. */
 struct pyf_arena {
@@ -111,6 +111,12 @@ void pyf_arena_release(struct pyf_arena *a);
 void *pyf_arena_alloc(struct pyf_arena *a, size_t size);
 /* A path or string (str, bytes, os.PathLike) as a C string the arena keeps; NULL: error set. */
 const char *pyf_cstr(struct pyf_arena *a, PyObject *o, const char *what);
+
+/*
+ * A list or tuple of paths or strings as a NULL-terminated vector the
+ * arena keeps; *n (may be NULL) its length. NULL: error set.
+ */
+const char *const *pyf_strv(struct pyf_arena *a, PyObject *o, const char *what, size_t *n);
 
 /* spec.c: submit(), submit_many() */
 PyObject *pyf_submit(struct pyf_conn *self, PyObject *args, PyObject *kw);

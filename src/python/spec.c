@@ -9,47 +9,53 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A list or tuple of paths or strings as a NULL-terminated vector; NULL: error set. */
-static const char *const *strv(struct pyf_arena *a, PyObject *o, const char *what)
+const char *const *pyf_strv(struct pyf_arena *a, PyObject *o, const char *what, size_t *n)
 {
-	PyObject *seq;
+	PyObject *tuple;
 	const char **v;
-	Py_ssize_t n;
+	Py_ssize_t len;
 
-	if (PyUnicode_Check(o) || PyBytes_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "%s must be a list of str, not a single %.80s", what,
+	if (PyUnicode_Check(o) || PyBytes_Check(o) || !PySequence_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s must be a list of str, not %s%.80s", what,
+			     PyUnicode_Check(o) || PyBytes_Check(o) ? "a single " : "",
 			     Py_TYPE(o)->tp_name);
 		return NULL;
 	}
-	seq = PySequence_Fast(o, what);
-	if (!seq)
+	/* a copy: the items stay while __fspath__ and the like run */
+	if (!(tuple = PySequence_Tuple(o)))
 		return NULL;
-	n = PySequence_Fast_GET_SIZE(seq);
-	v = pyf_arena_alloc(a, sizeof(*v) * (size_t)(n + 1));
-	for (Py_ssize_t i = 0; v && i < n; i++)
-		if (!(v[i] = pyf_cstr(a, PySequence_Fast_GET_ITEM(seq, i), what)))
+	len = PyTuple_GET_SIZE(tuple);
+	v = pyf_arena_alloc(a, sizeof(*v) * (size_t)(len + 1));
+	for (Py_ssize_t i = 0; v && i < len; i++)
+		if (!(v[i] = pyf_cstr(a, PyTuple_GET_ITEM(tuple, i), what)))
 			v = NULL;
-	Py_DECREF(seq);
+	Py_DECREF(tuple);
+	if (v && n)
+		*n = (size_t)len;
 	return v;
+}
+
+static const char *const *strv(struct pyf_arena *a, PyObject *o, const char *what)
+{
+	return pyf_strv(a, o, what, NULL);
 }
 
 /* env: a mapping (name -> value) or a list of "NAME=value". */
 static const char *const *env_strv(struct pyf_arena *a, PyObject *o)
 {
-	PyObject *items, *l;
+	PyObject *keys, *l;
 	const char *const *v;
 
 	if (!PyMapping_Check(o) || PyList_Check(o) || PyTuple_Check(o))
 		return strv(a, o, "env");
-	items = PyMapping_Items(o);
-	if (!items)
+	keys = PyMapping_Keys(o);
+	if (!keys)
 		return NULL;
 	l = PyList_New(0);
-	for (Py_ssize_t i = 0; l && i < PyList_GET_SIZE(items); i++) {
-		PyObject *kv = PyList_GET_ITEM(items, i), *k = PyTuple_GET_ITEM(kv, 0), *s;
-		const char *name = pyf_cstr(a, k, "an env name");
-		const char *value =
-		    name ? pyf_cstr(a, PyTuple_GET_ITEM(kv, 1), "an env value") : NULL;
+	for (Py_ssize_t i = 0; l && i < PyList_GET_SIZE(keys); i++) {
+		PyObject *k = PyList_GET_ITEM(keys, i), *val = PyObject_GetItem(o, k), *s = NULL;
+		const char *name = val ? pyf_cstr(a, k, "an env name") : NULL;
+		const char *value = name ? pyf_cstr(a, val, "an env value") : NULL;
 		if (value && (!*name || strchr(name, '='))) {
 			pyf_raisef(FERRY_EINVAL, "env name '%s' is empty or has a '='", name);
 			value = NULL;
@@ -58,8 +64,9 @@ static const char *const *env_strv(struct pyf_arena *a, PyObject *o)
 		if (!s || PyList_Append(l, s) < 0)
 			Py_CLEAR(l);
 		Py_XDECREF(s);
+		Py_XDECREF(val);
 	}
-	Py_DECREF(items);
+	Py_DECREF(keys);
 	if (!l)
 		return NULL;
 	v = strv(a, l, "env");
@@ -112,14 +119,19 @@ static int opt_path(struct pyf_arena *a, PyObject *o, const char **out, const ch
 	return *out ? 0 : -1;
 }
 
-/* join_stderrout, or the seed's join_stderrot, not both. -1: error set. */
+/* join_stderrout, or the seed's join_stderrot; both only if they agree. -1: error set. */
 static int join_flag(PyObject *join, PyObject *seed_spelling)
 {
-	if (join != Py_None && seed_spelling != Py_None) {
-		pyf_raisef(FERRY_EINVAL, "give join_stderrout or join_stderrot, not both");
+	int a = join != Py_None ? PyObject_IsTrue(join) : 0;
+	int b = seed_spelling != Py_None ? PyObject_IsTrue(seed_spelling) : 0;
+
+	if (a < 0 || b < 0)
+		return -1;
+	if (join != Py_None && seed_spelling != Py_None && a != b) {
+		pyf_raisef(FERRY_EINVAL, "join_stderrout and join_stderrot disagree");
 		return -1;
 	}
-	return PyObject_IsTrue(join != Py_None ? join : seed_spelling);
+	return a || b;
 }
 
 static int lists_and_ints(struct pyf_arena *a, struct ferry_job_spec *s, PyObject *in,
@@ -222,20 +234,32 @@ PyObject *pyf_submit(struct pyf_conn *self, PyObject *args, PyObject *kw)
 	return PyLong_FromLongLong(id);
 }
 
-/* Re-raises the pending exception with "jobs[i]: " before its message. */
+/*
+ * Names the job of the pending exception: "jobs[i]: " before the message
+ * of a ferry.Error, TypeError or ValueError (made from one message); a note
+ * on any other (UnicodeEncodeError's constructor takes five arguments).
+ */
 static void name_index(Py_ssize_t i)
 {
 	PyObject *type, *value, *tb, *msg;
+	int plain;
 
 	PyErr_Fetch(&type, &value, &tb);
 	PyErr_NormalizeException(&type, &value, &tb);
+	plain = type == PyExc_TypeError || type == PyExc_ValueError ||
+		PyErr_GivenExceptionMatches(type, pyf_exception(0));
 	msg = value ? PyObject_Str(value) : NULL;
-	if (msg && type != PyExc_MemoryError) {
+	if (msg && plain) {
 		PyErr_Format(type, "jobs[%zd]: %U", i, msg);
 		Py_XDECREF(type);
 		Py_XDECREF(value);
 		Py_XDECREF(tb);
 	} else {
+		PyObject *r = value ? PyObject_CallMethod(value, "add_note", "N",
+							  PyUnicode_FromFormat("in jobs[%zd]", i))
+				    : NULL;
+		Py_XDECREF(r);
+		PyErr_Clear();
 		PyErr_Restore(type, value, tb);
 	}
 	Py_XDECREF(msg);

@@ -35,30 +35,38 @@ static int run(ferry_conn *c, struct tcall *t)
 	}
 }
 
+/* One call's progress callable and what it raised, on the caller's stack. */
+struct progress {
+	struct pyf_conn *self;
+	PyObject *fn;
+	PyObject *error; /* the first exception: re-raised once the call returned */
+};
+
 /* libferry's progress function: calls the Python callable with the GIL. */
 static void progress_cb(void *userdata, int64_t done, int64_t total)
 {
-	struct pyf_conn *self = userdata;
-	PyGILState_STATE g = PyGILState_Ensure();
+	struct progress *p = userdata;
+	PyGILState_STATE g;
 	PyObject *r;
 
 	/* after a first exception the callable is not called again */
-	if (!self->progress_error) {
-		self->cb_thread = PyThread_get_thread_ident();
-		r = PyObject_CallFunction(self->progress, "LL", (long long)done, (long long)total);
-		self->cb_thread = 0;
-		if (!r) {
-			PyObject *type, *value, *tb;
-			PyErr_Fetch(&type, &value, &tb);
-			PyErr_NormalizeException(&type, &value, &tb);
-			if (tb && value)
-				PyException_SetTraceback(value, tb);
-			self->progress_error = value;
-			Py_XDECREF(type);
-			Py_XDECREF(tb);
-		}
-		Py_XDECREF(r);
+	if (p->error)
+		return;
+	g = PyGILState_Ensure();
+	p->self->cb_thread = PyThread_get_thread_ident();
+	r = PyObject_CallFunction(p->fn, "LL", (long long)done, (long long)total);
+	p->self->cb_thread = 0;
+	if (!r) {
+		PyObject *type, *value, *tb;
+		PyErr_Fetch(&type, &value, &tb);
+		PyErr_NormalizeException(&type, &value, &tb);
+		if (tb && value)
+			PyException_SetTraceback(value, tb);
+		p->error = value;
+		Py_XDECREF(type);
+		Py_XDECREF(tb);
 	}
+	Py_XDECREF(r);
 	PyGILState_Release(g);
 }
 
@@ -66,12 +74,13 @@ static void progress_cb(void *userdata, int64_t done, int64_t total)
  * Runs t on self's connection with progress (None: none). Returns 0 or -1
  * with an exception set: the call's error, else what the callable raised.
  */
-static int transfer(struct pyf_conn *self, struct tcall *t, PyObject *progress)
+static int transfer(struct pyf_conn *self, struct tcall *t, PyObject *fn)
 {
+	struct progress p = {.self = self, .fn = fn != Py_None ? fn : NULL};
 	struct pyf_err e = {0};
 	PyThreadState *ts;
 
-	if (progress != Py_None && !PyCallable_Check(progress)) {
+	if (p.fn && !PyCallable_Check(p.fn)) {
 		PyErr_SetString(PyExc_TypeError, "progress must be callable(done, total)");
 		return -1;
 	}
@@ -82,25 +91,19 @@ static int transfer(struct pyf_conn *self, struct tcall *t, PyObject *progress)
 	if (!self->conn) {
 		pyf_closed(&e);
 	} else {
-		self->progress = progress != Py_None ? progress : NULL;
-		ferry_set_progress(self->conn, self->progress ? progress_cb : NULL, self);
+		ferry_set_progress(self->conn, p.fn ? progress_cb : NULL, &p);
 		if ((e.rc = run(self->conn, t)) != 0)
 			pyf_keep(self->conn, e.rc, &e);
 		ferry_set_progress(self->conn, NULL, NULL);
-		self->progress = NULL;
 	}
 	pthread_mutex_unlock(&self->mu);
 	PyEval_RestoreThread(ts);
-	if (self->progress_error) {
-		PyObject *err = self->progress_error;
-		self->progress_error = NULL;
-		if (!e.rc) {
-			PyErr_SetObject((PyObject *)Py_TYPE(err), err);
-			Py_DECREF(err);
-			return -1;
-		}
-		Py_DECREF(err);
+	if (p.error && !e.rc) {
+		PyErr_SetObject((PyObject *)Py_TYPE(p.error), p.error);
+		Py_DECREF(p.error);
+		return -1;
 	}
+	Py_XDECREF(p.error);
 	return e.rc ? (pyf_raise(&e), -1) : 0;
 }
 
@@ -115,22 +118,13 @@ static PyObject *server_path_result(struct tcall *t)
 /* local_path as one path, or a list of paths sent as one transfer. */
 static int local_paths(struct pyf_arena *a, PyObject *o, struct tcall *t)
 {
-	PyObject *seq;
-
 	if (!PyList_Check(o) && !PyTuple_Check(o)) {
 		t->kind = SEND;
 		t->path = pyf_cstr(a, o, "local_path");
 		return t->path ? 0 : -1;
 	}
-	seq = PySequence_Fast(o, "local_path");
 	t->kind = SEND_MANY;
-	t->n = (size_t)PySequence_Fast_GET_SIZE(seq);
-	t->paths = pyf_arena_alloc(a, sizeof(char *) * (t->n + 1));
-	for (size_t i = 0; t->paths && i < t->n; i++)
-		if (!(((const char **)t->paths)[i] =
-			  pyf_cstr(a, PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)i), "local_path")))
-			t->paths = NULL;
-	Py_DECREF(seq);
+	t->paths = pyf_strv(a, o, "local_path", &t->n);
 	return t->paths ? 0 : -1;
 }
 
