@@ -539,7 +539,7 @@ PyDoc_STRVAR(submit_doc,
 	     "  path). join_stderrout (the seed's spelling join_stderrot works too): stderr\n"
 	     "  goes to stdout. disposal_timeout: hours the record is kept after the end.\n"
 	     "name_description: the job's name. working_directory: default the caller's\n"
-	     "  current directory on the local resource.\n"
+	     "  current directory; a relative one is taken under it.\n"
 	     "env: a dict or a list of 'NAME=value' added to the job's environment.\n"
 	     "cpus: slots. memory: MB. walltime: seconds (or a datetime.timedelta).\n"
 	     "queue, native_specification: the cluster's queue or partition, and options\n"
