@@ -111,7 +111,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		die("cannot create the state directory", state_dir);
 	if (!(loop = ferry__loop_new(err, sizeof(err))))
 		die("cannot make the loop", err);
-	eng = ferry__engine_new(loop, "local", state_dir, &cfg.res[0], err, sizeof(err));
+	eng = ferry__engine_new(loop, "local", state_dir, &cfg.res[0], 0, err, sizeof(err));
 	free(state_dir);
 	if (!eng)
 		die("cannot create the engine", err);
@@ -198,6 +198,9 @@ static json_t *run_request(json_t *req, const void *data, size_t datalen, int ch
 			die("encoded reply does not parse back", err);
 		if (!json_is_boolean(json_object_get(back, "ok")))
 			die("reply has no boolean 'ok'", op);
+		/* bytes that are not UTF-8 come back through their escape */
+		if (!json_equal(back, reply))
+			die("encoded reply parses back to something else", op);
 		json_decref(back);
 		free(frame);
 	}

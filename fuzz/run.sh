@@ -63,6 +63,7 @@ seeds_frame() {
 		"$full"
 		'{"op":"submit","jobs":[{"argv":["a"],"working_directory":"/"},{"argv":["b"],"working_directory":"/","cpus":2}]}'
 		'{"op":"submit","jobs":[{"argv":["a"],"working_directory":"/","queue":"q","native_specification":"x"}]}'
+		'{"op":"submit","jobs":[{"argv":["a\u0000ff"],"name":"r\u0000e9s","env":["X=\u000080"],"working_directory":"/","hold":true}]}'
 		'{"op":"status","id":1}'
 		'{"op":"info","id":1}'
 		'{"op":"jobs"}'

@@ -241,8 +241,10 @@ void ferry_job_spec_init(struct ferry_job_spec *spec);
  * the engine's database before this returns.
  * Errors: FERRY_EINVAL (bad spec, message says which field),
  *   FERRY_ERESOURCE (e.g. more cpus than the resource has),
- *   FERRY_EUNSUPPORTED (e.g. a queue on the local backend), connection
- *   errors.
+ *   FERRY_EUNSUPPORTED (e.g. a queue on the local backend), FERRY_EIO
+ *   (the engine's disk is full: "cannot write '.../ferry.db': disk full"),
+ *   connection errors; an engine that stopped on its database gives its
+ *   reason ("the engine of resource 'R' stopped: ...").
  */
 int ferry_submit(ferry_conn *conn, const struct ferry_job_spec *spec, ferry_job_id *job_id);
 
@@ -407,7 +409,7 @@ enum ferry_transfer_state {
 	FERRY_TRANSFER_TRANSFERRING = 0, /* a send whose files are still arriving */
 	FERRY_TRANSFER_READY,		 /* a send complete and checked: jobs may use it */
 	FERRY_TRANSFER_REGISTERED,	 /* an output no job has produced yet */
-	FERRY_TRANSFER_PRODUCED,	 /* an output that exists once a job naming it ended */
+	FERRY_TRANSFER_PRODUCED,	 /* an output that exists once every job naming it ended */
 	FERRY_TRANSFER_RETRIEVED,	 /* downloaded by a client at least once */
 };
 
@@ -445,9 +447,15 @@ struct ferry_transfer_info {
  * it with free()); it keeps local_path's base name. disposal_hours: how
  * long the copy stays after it is complete (0: 168). Sending the same
  * unchanged path again resumes an interrupted send, or returns the same
- * transfer when complete. Errors: FERRY_EINVAL (no such local file, a
- * link, a bad name), FERRY_EIO (a read or write failed, a checksum did not
- * match: the bad copy was discarded), connection errors.
+ * transfer when complete. A file of a pseudo-file system (/proc, /sys) is
+ * read until EOF, whatever its size says, and what that gave is sent; the
+ * holes of a sparse file are kept. Errors: FERRY_EINVAL (no such local
+ * file, a link, a bad name, pseudo-files over 64 MiB, a stream whose read
+ * would wait), FERRY_EIO (a read or write failed, the file changed while
+ * it was read or sent, a checksum did not match: the bad copy was
+ * discarded; the engine's database's disk is full), FERRY_ERESOURCE (the
+ * files do not fit on the engine's disk with the room it keeps: refused
+ * before anything is written), connection errors.
  */
 int ferry_send_file(ferry_conn *conn, const char *local_path, int disposal_hours,
 		    char **server_path);
@@ -461,7 +469,8 @@ int ferry_send_files(ferry_conn *conn, const char *const *local_paths, size_t n,
 /*
  * Registers an output to fetch later: *server_path (free()) is where a
  * job should write it (a file or a directory), under local_path's base
- * name. Errors: FERRY_EINVAL, connection errors.
+ * name. Errors: FERRY_EINVAL, FERRY_EIO (the engine's disk is full),
+ * connection errors.
  */
 int ferry_register_transfer(ferry_conn *conn, const char *local_path, int disposal_hours,
 			    char **server_path);
@@ -472,9 +481,11 @@ int ferry_register_transfer(ferry_conn *conn, const char *local_path, int dispos
  * Downloads a transfer to the local path it was sent or registered with,
  * replacing what is there (that path is the transfer's own). Written to a
  * temporary name beside it, checked, fsynced and renamed: a partial file
- * never replaces a complete one. Errors: FERRY_ENOJOB (no such transfer),
- * FERRY_ESTATE (an output no job produced: the message says which job
- * ended how), FERRY_EIO (checksum mismatch, local write error),
+ * never replaces a complete one; holes of a sparse file are kept. Errors:
+ * FERRY_ENOJOB (no such transfer), FERRY_ESTATE (an output no job produced,
+ * or one that a job that has not ended yet produces, or a send still
+ * arriving: the message says which job is in which state; nothing is
+ * written), FERRY_EIO (checksum mismatch, local write error),
  * FERRY_EUNSUPPORTED (a link in an output), connection errors.
  */
 int ferry_retrieve_file(ferry_conn *conn, const char *server_path);
@@ -559,7 +570,9 @@ int ferry_engine_running(const char *resource_id, const char *config_file, long 
 
 /*
  * Same, and on failure writes the detailed message (what ferry_errmsg()
- * would say) to msg (msglen bytes, NUL-terminated; msg may be NULL).
+ * would say) to msg (msglen bytes, NUL-terminated; msg may be NULL); when
+ * the engine runs, msg gets its warnings instead (ferry_engine_warnings(),
+ * from a hello that starts no engine), empty when it has none.
  * Errors: as ferry_engine_running().
  */
 int ferry_engine_status(const char *resource_id, const char *config_file, long *pid, char *msg,
@@ -567,6 +580,16 @@ int ferry_engine_status(const char *resource_id, const char *config_file, long *
 
 /* Resource name this connection is bound to ("local", ...). Owned by conn. Errors: none. */
 const char *ferry_resource(const ferry_conn *conn);
+
+/*
+ * What the engine warned of when this connection last said hello (for
+ * instance that its database had lost jobs), one warning a line, copied
+ * to buf (len bytes, NUL-terminated, cut short when it does not fit; buf
+ * may be NULL when len is 0). Returns the length of the whole text: 0
+ * when there is no warning, or before the first call that reached the
+ * engine (ferry_ping() reaches it). Errors: none.
+ */
+int ferry_engine_warnings(ferry_conn *conn, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

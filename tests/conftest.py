@@ -170,7 +170,7 @@ def _procs_mentioning(marker):
                 pass
         if not hit:
             try:
-                if os.readlink(f"/proc/{pid}/cwd").encode().startswith(marker):
+                if os.readlink(f"/proc/{pid}/cwd".encode()).startswith(marker):
                     hit = True
             except OSError:
                 pass
@@ -534,6 +534,33 @@ def ferry_world(request, transport):
     f = Ferry(base, sshd=request.getfixturevalue("sshd") if transport == "ssh" else None)
     request.addfinalizer(lambda: (f.cleanup(), os.environ.get("FERRY_TEST_KEEP") or
                                   shutil.rmtree(base, ignore_errors=True)))
+    return f
+
+
+def transport_world(request, transport, prefix="fy-"):
+    """A Ferry whose default resource is reached by transport: "local",
+    "ssh" (this host's sshd), "slurm" or "drmaa" (the test Grid Engine);
+    its processes are killed and its directory removed at the end."""
+    _check_build()
+    base = new_base(prefix)
+    if transport == "ssh":
+        f = Ferry(base, sshd=request.getfixturevalue("sshd"))
+    elif transport in ("slurm", "drmaa"):
+        request.getfixturevalue("slurm" if transport == "slurm" else "sge")
+        name = "slurm" if transport == "slurm" else "sge"
+        f = Ferry(base, resource=name)
+        f.config("[local]\nslots = 2\n" +
+                 (slurm_section() if transport == "slurm" else sge_section()))
+        f.env["FERRY_RESOURCE"] = name
+    else:
+        f = Ferry(base)
+
+    def done():
+        f.cleanup()
+        kill_procs_mentioning(base)
+        if not os.environ.get("FERRY_TEST_KEEP"):
+            shutil.rmtree(base, ignore_errors=True)
+    request.addfinalizer(done)
     return f
 
 

@@ -465,3 +465,32 @@ def test_slow_sbatch_does_not_stall_the_engine(fs):
     time.sleep(10)  # b would have run by now, had it not been cancelled
     assert not os.path.exists(flag)
     fs.run("kill", c)
+
+
+def test_jobs_and_commands_get_the_submitters_descriptor_limit(fs):
+    """The engine raises its soft RLIMIT_NOFILE; the Slurm commands it runs
+    get the one it was started with back, so that sbatch (Slurm's default
+    PropagateResourceLimits) passes the user's limit on to the job, not
+    the engine's. Every command is checked, not sbatch alone."""
+    import resource
+    from test_hardening_connections import soft_nofile, start_engine
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard limit here ({hard}) is too low to raise from 512")
+    bindir, log = os.path.join(fs.base, "limits"), os.path.join(fs.base, "limits.log")
+    os.makedirs(bindir)
+    for c in ("sbatch", "squeue"):
+        with open(os.path.join(bindir, c), "w") as fh:
+            fh.write(f'#!/bin/sh\necho "{c} $(ulimit -n)" >> {log}\n'
+                     f'exec {shutil.which(c)} "$@"\n')
+        os.chmod(os.path.join(bindir, c), 0o755)
+    fs.env["PATH"] = bindir + os.pathsep + fs.env["PATH"]
+    pid = start_engine(fs, nofile=(512, 2048))
+    assert soft_nofile(pid) == 2048
+    jid = fs.submit("sh", "-c", "ulimit -n; ulimit -Sn")
+    assert fs.wait_ended(jid, timeout=WAIT)["status"] == "done"
+    assert fs.run("logs", jid).stdout == "512\n512\n"
+    calls = open(log).read().splitlines()
+    assert any(c.startswith("sbatch ") for c in calls), calls
+    assert any(c.startswith("squeue ") for c in calls), calls
+    assert all(c.endswith(" 512") for c in calls), calls

@@ -800,8 +800,8 @@ static int qacct_job(struct poll_work *p, const char *id, const char **text)
 		return 0;
 	}
 	snprintf(idbuf, sizeof(idbuf), "%s", id);
-	rc =
-	    ferry__run_command(argv, NULL, 0, QACCT_TIMEOUT_S, p->w.cancel_fd, &out, &err, &status);
+	rc = ferry__run_command(argv, NULL, 0, QACCT_TIMEOUT_S, p->w.cancel_fd, p->w.nofile, &out,
+				&err, &status);
 	if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
 	    strstr(err.data, "not found"))
 		out.data[0] = '\0'; /* "error: job id N not found": no record (yet) */

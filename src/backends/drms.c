@@ -236,7 +236,8 @@ static void listing_run(struct ferry_work *w)
 	struct ferry_output out, err;
 	int status;
 
-	if (ferry__run_command(lw->argv, NULL, 0, 30.0, w->cancel_fd, &out, &err, &status) == 0 &&
+	if (ferry__run_command(lw->argv, NULL, 0, 30.0, w->cancel_fd, w->nofile, &out, &err,
+			       &status) == 0 &&
 	    WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		lw->text = out.data;
 		out.data = NULL;

@@ -7,19 +7,28 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "jbytes.h"
 #include "runner.h"
 #include "util.h"
 
 #define LIST_TIMEOUT_MS 10000
+/*
+ * Seconds a runner we left may take to close its end, or one asked for its
+ * jobs at the engine's start may take to answer, before it is killed.
+ */
+#define LEAVE_S 10
 
 /* ---- the engine side ---- */
 
@@ -27,7 +36,13 @@
 struct local {
 	struct ferry_engine *eng;
 	struct chan ch;
-	int64_t *ids; /* jobs started on the current runner */
+	struct ferry_watch *w; /* ch's watch on the engine's loop */
+	uint32_t wev;	       /* the events it asks for */
+	int draining;	       /* we broke ch: its input is dropped until the runner closes it */
+	int leave_timer;       /* timerfd while draining: then the runner is killed; -1 */
+	double leave_s;	       /* LEAVE_S, or $FERRYD_TEST_LEAVE_RUNNER_SECONDS */
+	pid_t runner;	       /* the runner on ch (its runner message), 0 when unknown */
+	int64_t *ids;	       /* jobs sent to the current runner */
 	size_t nids, capids;
 	json_t *list; /* the runner's jobs when this engine started */
 	long ncpu;    /* asked once: sysconf reads /sys at each call, and slots runs each tick */
@@ -46,6 +61,46 @@ static double kv_num(const char *text, const char *key)
 		if (!strncmp(p, key, kl) && p[kl] == '=')
 			return strtod(p + kl + 1, NULL);
 	return 0;
+}
+
+/* What each setup step of the runner's child is called in a message. */
+static const struct {
+	const char *step, *what;
+} setup_steps[] = {
+    {"session", "cannot give the job a session of its own"},
+    {"stdin", "cannot open the job's stdin"},
+    {"stdout", "cannot open the job's stdout"},
+    {"stderr", "cannot open the job's stderr"},
+    {"cwd", "cannot change to the job's working directory"},
+    {"limit", "cannot limit the job's memory to"},
+    {"exec", "cannot execute"},
+};
+
+/*
+ * The message of a job that never ran: which step failed, on what (the
+ * subject runs to the end of the file; an older runner wrote "command").
+ */
+static void setup_message(const char *text, int err, char *msg, size_t len)
+{
+	const char *step = strstr(text, "\nsetup="), *subj = strstr(text, "\nsubject=");
+	const char *what = "cannot set up the job";
+	int sl;
+
+	if (!step && (subj = strstr(text, "\ncommand="))) /* exec, the one step it named */
+		what = "cannot execute";
+	subj = subj ? strchr(subj, '=') + 1 : "";
+	sl = (int)strlen(subj);
+	if (sl && subj[sl - 1] == '\n')
+		sl--;
+	for (size_t i = 0; step && i < FERRY_ARRAY_SIZE(setup_steps); i++) {
+		size_t n = strlen(setup_steps[i].step);
+		if (!strncmp(step + 7, setup_steps[i].step, n) && step[7 + n] == '\n')
+			what = setup_steps[i].what;
+	}
+	if (sl)
+		snprintf(msg, len, "%s '%.*s': %s", what, sl > 300 ? 300 : sl, subj, strerror(err));
+	else
+		snprintf(msg, len, "%s: %s", what, strerror(err));
 }
 
 /* Turns a job's result file into a job_result. 0, or -1 if absent. */
@@ -68,13 +123,10 @@ static int read_result(const char *dir, struct job_result *r)
 	r->wall = r->ended_at > r->started_at ? r->ended_at - r->started_at : 0;
 	spawn_errno = (int)kv_num(text, "spawn_errno");
 	if (spawn_errno) {
-		const char *c = strstr(text, "\ncommand=");
-		int cl = c ? (int)strcspn(c + 9, "\n") : 0;
 		r->exit_status = FERRY_ABORTED;
 		r->cpu_user = r->cpu_sys = r->wall = -1;
 		r->max_rss_kb = -1;
-		snprintf(r->message, sizeof(r->message), "cannot execute '%.*s': %s", cl,
-			 c ? c + 9 : "", strerror(spawn_errno));
+		setup_message(text, spawn_errno, r->message, sizeof(r->message));
 	} else if (kv_num(text, "exited") != 0) {
 		r->exit_status = FERRY_FINISHED_REGULARLY;
 	} else if (r->signal) {
@@ -99,17 +151,19 @@ static void unclear(struct job_result *r, const char *why)
 	snprintf(r->message, sizeof(r->message), "%s", why);
 }
 
-static void track(struct local *l, int64_t id)
+/* Remembers a job sent to the runner (runner_lost() settles it). 0, or -1 when out of memory. */
+static int track(struct local *l, int64_t id)
 {
 	if (l->nids == l->capids) {
 		size_t ncap = l->capids ? 2 * l->capids : 64;
 		int64_t *n = realloc(l->ids, ncap * sizeof(*n));
 		if (!n)
-			return; /* untracked: it is still reported by its end message */
+			return -1;
 		l->ids = n;
 		l->capids = ncap;
 	}
 	l->ids[l->nids++] = id;
+	return 0;
 }
 
 static void untrack(struct local *l, int64_t id)
@@ -136,21 +190,186 @@ static void collect(struct local *l, struct job *j, const char *why_missing)
 	ferry__engine_job_ended(eng, j, &r);
 }
 
-static void on_runner(struct ferry_engine *eng, int fd, void *arg);
+/* Whether the job has a claim: a claimed job may have run (out of memory: it may have). */
+static int claimed(struct local *l, int64_t id)
+{
+	char *dir = dir_of(l->eng, id), *path = dir ? ferry__asprintf("%s/claim", dir) : NULL;
+	struct stat st;
+	int rc = !path || lstat(path, &st) == 0;
 
-/* The runner is gone: its jobs end with what their result files say. */
+	free(path);
+	free(dir);
+	return rc;
+}
+
+static int by_id_desc(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void leave_timer_stop(struct local *l)
+{
+	if (l->leave_timer < 0)
+		return;
+	ferry__loop_unwatch(ferry__engine_loop(l->eng), l->leave_timer);
+	close(l->leave_timer);
+	l->leave_timer = -1;
+}
+
+/*
+ * The runner on fd when it never said its pid (it is stopped): the
+ * process SO_PEERCRED names (the runner listens again at its start, so
+ * that it is the runner, not the engine that forked it), if it is one.
+ */
+static pid_t peer_runner(int fd)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	char path[64], *comm = NULL;
+	pid_t pid = 0;
+
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.pid <= 0 ||
+	    cred.pid == getpid())
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)cred.pid);
+	if (ferry__read_file(path, 64, &comm, NULL) == 0 && !strcmp(comm, "ferry-runner\n"))
+		pid = cred.pid;
+	free(comm);
+	return pid;
+}
+
+/*
+ * A runner we left has not closed its end in time (it is stopped, or
+ * hangs): it is killed, as its claims are final only once it can read
+ * nothing more. Its end of file follows, and runner_lost().
+ */
+static void kill_runner(struct local *l, const char *why)
+{
+	pid_t pid = l->runner > 0 ? l->runner : peer_runner(l->ch.fd);
+
+	if (pid > 0) {
+		fprintf(stderr, "ferryd: the job runner (pid %d) %s; killing it\n", (int)pid, why);
+		kill(pid, SIGKILL);
+	} else {
+		fprintf(stderr, "ferryd: the job runner %s; its pid is unknown\n", why);
+	}
+	l->runner = 0;
+}
+
+static void on_leave_timer(struct ferry_engine *eng, int fd, void *arg)
+{
+	struct local *l = arg;
+	char why[96];
+
+	(void)eng;
+	(void)fd;
+	leave_timer_stop(l);
+	snprintf(why, sizeof(why), "did not close its connection within %g s", l->leave_s);
+	kill_runner(l, why);
+}
+
+/* Bounds the wait for a runner we left (drain); without a timer it may wait for ever. */
+static void leave_timer_start(struct local *l)
+{
+	struct itimerspec at = {
+	    .it_value = {.tv_sec = (time_t)l->leave_s,
+			 .tv_nsec = (long)((l->leave_s - (double)(time_t)l->leave_s) * 1e9)}};
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+	if (fd >= 0 && at.it_value.tv_sec == 0 && at.it_value.tv_nsec == 0)
+		at.it_value.tv_nsec = 1;
+	if (fd < 0 || timerfd_settime(fd, 0, &at, NULL) < 0 ||
+	    ferry__loop_watch(ferry__engine_loop(l->eng), fd, on_leave_timer, l) < 0) {
+		if (fd >= 0)
+			close(fd);
+		kill_runner(l, "sent a malformed message and no timer can wait for it");
+		return;
+	}
+	l->leave_timer = fd;
+}
+
+/*
+ * The runner closed its end or died: it reads nothing more of what we
+ * sent, so its claims are final. A claimed job ends with what its result
+ * file says; a job it never claimed never started (its start was still in
+ * the socket, or the runner died before the claim), so it goes back to the
+ * head of the queue, in its order, for the next runner.
+ */
 static void runner_lost(struct local *l)
 {
 	struct ferry_engine *eng = l->eng;
+	int64_t *v = l->ids;
+	size_t nv = l->nids, n = 0;
 
-	ferry__loop_unwatch(ferry__engine_loop(l->eng), l->ch.fd);
+	ferry__loop_unwatch(ferry__engine_loop(eng), l->ch.fd);
 	ferry__chan_close(&l->ch);
-	while (l->nids) {
-		struct job *j = ferry__engine_job(eng, l->ids[l->nids - 1]);
-		if (j)
+	l->w = NULL;
+	l->draining = 0;
+	l->runner = 0;
+	leave_timer_stop(l);
+	l->ids = NULL;
+	l->nids = l->capids = 0;
+	for (size_t i = 0; i < nv; i++) {
+		struct job *j = ferry__engine_job(eng, v[i]);
+		if (j && claimed(l, j->id))
 			collect(l, j, "the job's runner died before recording its result");
-		else
-			l->nids--;
+		else if (j)
+			v[n++] = j->id;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), by_id_desc);
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = ferry__engine_job(eng, v[i]);
+		if (j)
+			ferry__engine_job_requeue(eng, j);
+	}
+	free(v);
+}
+
+static void want(struct local *l, uint32_t events)
+{
+	ferry__loop_set_events(ferry__engine_loop(l->eng), l->w, events, &l->wev);
+}
+
+/*
+ * The runner sent what we cannot read: we stop sending and drop what it
+ * says until it closes its end (it does on our end of file), so that no
+ * start of ours is still unread when runner_lost() looks at the claims.
+ */
+static void drain(struct local *l)
+{
+	fprintf(stderr, "ferryd: the job runner sent a malformed message; leaving it\n");
+	shutdown(l->ch.fd, SHUT_WR);
+	l->draining = 1;
+	l->ch.outlen = 0;
+	want(l, EPOLLIN);
+	leave_timer_start(l);
+}
+
+static void runner_message(struct local *l, json_t *m)
+{
+	struct ferry_engine *eng = l->eng;
+	const char *op = json_string_value(json_object_get(m, "op"));
+	struct job *j = ferry__engine_job(eng, json_integer_value(json_object_get(m, "id")));
+
+	if (op && !strcmp(op, "runner")) {
+		l->runner = (pid_t)json_integer_value(json_object_get(m, "pid"));
+	} else if (j && op && !strcmp(op, "ended")) {
+		collect(l, j, "the job ended without a result file");
+	} else if (j && op && !strcmp(op, "refused")) {
+		struct job_result res;
+		const char *msg = json_string_value(json_object_get(m, "message"));
+		unclear(&res, msg ? msg : "the job runner refused the job");
+		res.exit_status = FERRY_ABORTED;
+		untrack(l, j->id);
+		ferry__engine_job_ended(eng, j, &res);
+	} else if (j && op && !strcmp(op, "started")) {
+		char pid[32];
+		snprintf(pid, sizeof(pid), "%d",
+			 (int)json_integer_value(json_object_get(m, "pid")));
+		ferry__engine_job_native_id(eng, j, pid);
 	}
 }
 
@@ -158,31 +377,22 @@ static void on_runner(struct ferry_engine *eng, int fd, void *arg)
 {
 	struct local *l = arg;
 	json_t *m;
-	int bad, eof = ferry__chan_fill(&l->ch) < 0;
+	int bad = 0, eof;
 
-	while ((m = ferry__chan_next(&l->ch, &bad))) {
-		const char *op = json_string_value(json_object_get(m, "op"));
-		struct job *j =
-		    ferry__engine_job(eng, json_integer_value(json_object_get(m, "id")));
-		if (j && op && !strcmp(op, "ended")) {
-			collect(l, j, "the job ended without a result file");
-		} else if (j && op && !strcmp(op, "refused")) {
-			struct job_result res;
-			const char *msg = json_string_value(json_object_get(m, "message"));
-			unclear(&res, msg ? msg : "the job runner refused the job");
-			res.exit_status = FERRY_ABORTED;
-			untrack(l, j->id);
-			ferry__engine_job_ended(eng, j, &res);
-		} else if (j && op && !strcmp(op, "started")) {
-			char pid[32];
-			snprintf(pid, sizeof(pid), "%d",
-				 (int)json_integer_value(json_object_get(m, "pid")));
-			ferry__engine_job_native_id(eng, j, pid);
-		}
+	/* a write error shows as the end of file below */
+	if (l->ch.outlen && ferry__chan_flush(&l->ch) == 0 && !l->ch.outlen)
+		want(l, EPOLLIN);
+	eof = ferry__chan_fill(&l->ch) < 0;
+	while (!l->draining && (m = ferry__chan_next(&l->ch, &bad))) {
+		runner_message(l, m);
 		json_decref(m);
 	}
-	if (eof || bad)
+	if (l->draining)
+		ferry__reader_reset(&l->ch.in);
+	if (eof)
 		runner_lost(l);
+	else if (bad)
+		drain(l);
 }
 
 static int connect_runner(const char *path)
@@ -219,8 +429,12 @@ static int spawn_runner(struct ferry_engine *eng, const char *path)
 	pid = fork();
 	if (pid < 0)
 		goto fail;
+	/*
+	 * The runner keeps ferryd's raised descriptor limit (it holds
+	 * descriptors per job); each job's child gets the one ferryd started with.
+	 */
 	if (pid == 0)
-		ferry__runner_main(lfd, log);
+		ferry__runner_main(lfd, log, ferry__loop_start_nofile(ferry__engine_loop(eng)));
 	close(lfd);
 	free(log);
 	return 0;
@@ -237,6 +451,10 @@ static int ensure_runner(struct local *l, char *err, size_t errlen)
 	struct ferry_engine *eng = l->eng;
 	char *path;
 
+	if (l->draining) {
+		snprintf(err, errlen, "the job runner is being left");
+		return FERRY_EAGAIN;
+	}
 	if (l->ch.fd >= 0)
 		return 0;
 	path = ferry__asprintf("%s/runner.sock", ferry__engine_state_dir(eng));
@@ -247,8 +465,12 @@ static int ensure_runner(struct local *l, char *err, size_t errlen)
 	l->ch.fd = connect_runner(path);
 	if (l->ch.fd < 0 && spawn_runner(eng, path) == 0)
 		l->ch.fd = connect_runner(path);
-	if (l->ch.fd < 0 ||
-	    ferry__loop_watch(ferry__engine_loop(eng), l->ch.fd, on_runner, l) < 0) {
+	l->runner = 0; /* until its runner message */
+	if (l->ch.fd >= 0)
+		l->w = ferry__loop_watch_events(ferry__engine_loop(eng), l->ch.fd, EPOLLIN,
+						on_runner, l);
+	l->wev = EPOLLIN;
+	if (!l->w) {
 		snprintf(err, errlen, "cannot reach the job runner on '%s': %s", path,
 			 strerror(errno));
 		free(path);
@@ -259,20 +481,40 @@ static int ensure_runner(struct local *l, char *err, size_t errlen)
 	return 0;
 }
 
-/* Sends one message to the runner, waiting for room if need be. */
-static int runner_call(struct local *l, json_t *m)
+/*
+ * Queues one message (taken) for the runner and sends what the socket
+ * takes now; the rest goes when it is writable (on_runner). Never waits,
+ * and never gives up on the connection: only the runner closes it, so
+ * that a start it may still read is never taken for one it never got.
+ * 0, or -1 when the message cannot be made (nothing was queued).
+ */
+static int runner_send(struct local *l, json_t *m)
 {
 	int rc = ferry__chan_queue(&l->ch, m);
 
 	json_decref(m);
-	while (!rc && l->ch.outlen) {
-		struct pollfd p = {l->ch.fd, POLLOUT, 0};
-		if (ferry__chan_flush(&l->ch) < 0 || (l->ch.outlen && poll(&p, 1, 1000) <= 0))
-			rc = -1;
-	}
 	if (rc)
-		runner_lost(l);
-	return rc;
+		return -1;
+	(void)ferry__chan_flush(&l->ch); /* an error: the runner's end of file follows */
+	if (l->ch.outlen)
+		want(l, EPOLLIN | EPOLLOUT);
+	return 0;
+}
+
+/* At start, before the loop runs: runner_send(), then waits until it is sent. */
+static int runner_send_wait(struct local *l, json_t *m)
+{
+	double until = ferry__mono() + LIST_TIMEOUT_MS / 1000.0;
+
+	if (runner_send(l, m))
+		return -1;
+	while (l->ch.outlen) {
+		struct pollfd p = {l->ch.fd, POLLOUT, 0};
+		if (ferry__mono() > until || poll(&p, 1, 200) < 0 || ferry__chan_flush(&l->ch) < 0)
+			return -1;
+	}
+	want(l, EPOLLIN);
+	return 0;
 }
 
 static int local_start(void *self, struct job *j, char *err, size_t errlen)
@@ -288,14 +530,18 @@ static int local_start(void *self, struct job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return FERRY_EAGAIN;
 	}
-	rc = runner_call(l, json_pack("{s:s,s:I,s:s,s:O}", "op", "start", "id", (json_int_t)j->id,
-				      "dir", dir, "spec", j->spec));
+	/* tracked first: from its send on, a lost runner must settle it */
+	rc = track(l, j->id);
+	if (!rc)
+		rc = runner_send(l, json_pack("{s:s,s:I,s:o,s:O}", "op", "start", "id",
+					      (json_int_t)j->id, "dir", ferry__json_bytes(dir),
+					      "spec", j->spec));
 	free(dir);
 	if (rc) {
-		snprintf(err, errlen, "the job runner went away");
+		untrack(l, j->id);
+		snprintf(err, errlen, "out of memory");
 		return FERRY_EAGAIN;
 	}
-	track(l, j->id);
 	return 0;
 }
 
@@ -307,38 +553,62 @@ static int local_control(void *self, struct job *j, enum backend_ctl ctl, struct
 			     : ctl == CTL_RESUME ? "resume"
 						 : "terminate";
 
-	if (l->ch.fd < 0 || runner_call(l, json_pack("{s:s,s:I,s:s}", "op", "signal", "id",
-						     (json_int_t)j->id, "action", action))) {
+	if (l->ch.fd < 0 || l->draining ||
+	    runner_send(l, json_pack("{s:s,s:I,s:s}", "op", "signal", "id", (json_int_t)j->id,
+				     "action", action))) {
 		snprintf(err, errlen, "the job runner is gone");
 		return FERRY_ESTATE;
 	}
 	return 0;
 }
 
+/* At start: waits (until deadline) for a runner we killed to close its end. */
+static void wait_closed(struct local *l, double deadline)
+{
+	char buf[4096];
+
+	while (l->ch.fd >= 0 && ferry__mono() < deadline) {
+		struct pollfd p = {l->ch.fd, POLLIN, 0};
+		if (poll(&p, 1, 200) < 0 && errno != EINTR)
+			return;
+		if (p.revents && recv(l->ch.fd, buf, sizeof(buf), MSG_DONTWAIT) == 0)
+			return;
+	}
+}
+
 /* The runner's current jobs, asked once when an engine starts. */
 static json_t *runner_jobs(struct local *l)
 {
-	double until = ferry__mono() + LIST_TIMEOUT_MS / 1000.0;
+	double until = ferry__mono() + l->leave_s;
 	char err[256];
 	json_t *m;
-	int bad;
+	int bad = 0, eof = 0;
 
 	if (l->list)
 		return l->list;
-	if (ensure_runner(l, err, sizeof(err)) || runner_call(l, json_pack("{s:s}", "op", "list")))
+	if (ensure_runner(l, err, sizeof(err)))
 		return NULL;
-	while (ferry__mono() < until) {
-		struct pollfd p = {l->ch.fd, POLLIN, 0};
-		if (poll(&p, 1, 200) < 0 || ferry__chan_fill(&l->ch) < 0)
-			break;
-		/* "ended" messages before the list are redundant: results are in files */
-		while ((m = ferry__chan_next(&l->ch, &bad))) {
-			if (!strcmp(json_string_value(json_object_get(m, "op")) ?: "", "list"))
-				return l->list = m;
-			json_decref(m);
+	if (runner_send_wait(l, json_pack("{s:s}", "op", "list")) == 0) {
+		while (!bad && !eof && ferry__mono() < until) {
+			struct pollfd p = {l->ch.fd, POLLIN, 0};
+			if (poll(&p, 1, 200) < 0 && errno != EINTR)
+				break;
+			eof = ferry__chan_fill(&l->ch) < 0;
+			/* "ended" messages before the list are redundant: results are in files */
+			while ((m = ferry__chan_next(&l->ch, &bad))) {
+				const char *op = json_string_value(json_object_get(m, "op"));
+				if (op && !strcmp(op, "list"))
+					return l->list = m;
+				if (op && !strcmp(op, "runner"))
+					runner_message(l, m);
+				json_decref(m);
+			}
 		}
-		if (bad)
-			break;
+	}
+	/* a runner we leave alive could still run what it claims: it goes */
+	if (!eof) {
+		kill_runner(l, bad ? "sent a malformed message" : "did not list its jobs in time");
+		wait_closed(l, ferry__mono() + l->leave_s);
 	}
 	runner_lost(l);
 	return NULL;
@@ -353,16 +623,10 @@ static int local_adopt(void *self, struct job *j)
 {
 	struct local *l = self;
 	struct ferry_engine *eng = l->eng;
-	char *dir = dir_of(eng, j->id), path[4096];
 	json_t *list, *ids, *e;
-	struct stat st;
 	size_t i;
 
-	if (!dir)
-		return 0;
-	snprintf(path, sizeof(path), "%s/claim", dir);
-	free(dir);
-	if (stat(path, &st) < 0)
+	if (!claimed(l, j->id))
 		return 0;
 	ferry__engine_job_adopted(eng, j);
 	list = runner_jobs(l);
@@ -375,7 +639,9 @@ static int local_adopt(void *self, struct job *j)
 				 (int)json_integer_value(
 				     json_array_get(json_object_get(list, "pids"), i)));
 			ferry__engine_job_native_id(eng, j, pid);
-			track(l, j->id);
+			if (track(l, j->id) < 0) /* then a lost runner leaves it running */
+				fprintf(stderr, "ferryd: job %lld: out of memory\n",
+					(long long)j->id);
 			return 1;
 		}
 	}
@@ -411,6 +677,7 @@ static int local_slots(void *self)
 static int local_open(struct ferry_engine *eng, void **self, char *err, size_t errlen)
 {
 	struct local *l = calloc(1, sizeof(*l));
+	const char *knob = getenv("FERRYD_TEST_LEAVE_RUNNER_SECONDS");
 
 	if (!l) {
 		snprintf(err, errlen, "out of memory");
@@ -418,6 +685,8 @@ static int local_open(struct ferry_engine *eng, void **self, char *err, size_t e
 	}
 	l->eng = eng;
 	l->ch.fd = -1;
+	l->leave_timer = -1;
+	l->leave_s = knob && atof(knob) > 0 ? atof(knob) : LEAVE_S;
 	l->ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	*self = l;
 	return 0;
@@ -429,6 +698,7 @@ static void local_close(void *self)
 
 	if (l->ch.fd >= 0)
 		ferry__loop_unwatch(ferry__engine_loop(l->eng), l->ch.fd);
+	leave_timer_stop(l);
 	ferry__chan_free(&l->ch);
 	json_decref(l->list);
 	free(l->ids);

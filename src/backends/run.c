@@ -2,19 +2,22 @@
  * run.c - runs a DRMS command (sbatch, squeue, qacct...) without a shell,
  * feeding it some input and collecting what it prints, within a time limit.
  *
- * posix_spawnp does the fork and exec: nothing but the spawn's own
- * async-signal-safe steps runs in the child, and only the three pipe ends
- * the child needs cross the exec (everything else ferryd holds is
- * CLOEXEC).
+ * A vfork child does the exec, as posix_spawnp does, with one step more
+ * that posix_spawn cannot take: it puts back the soft descriptor limit
+ * ferryd started with (sbatch passes its limits on to the job, Slurm's
+ * PropagateResourceLimits). Only async-signal-safe calls run in the
+ * child, and only the three pipe ends it needs cross the exec (everything
+ * else ferryd holds is CLOEXEC).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,36 +52,89 @@ void ferry__output_release(struct ferry_output *o)
 	memset(o, 0, sizeof(*o));
 }
 
-/*
- * The command starts with the signal mask and dispositions of a fresh
- * process, not the worker thread's (every signal blocked) nor ferryd's
- * (SIGPIPE ignored).
- */
-static int spawn(char *const *argv, int fds[3][2], pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	int rc;
+/* What the command's child needs, prepared before the vfork. */
+struct cmd {
+	char *const *argv;
+	const char *path; /* ferryd's PATH, where argv[0] is searched */
+	int in, out, err; /* the pipe ends that become its 0, 1 and 2 */
+	int set_nofile;
+	struct rlimit nofile;
+	volatile int exec_errno; /* set by the child when it cannot exec */
+};
 
+/* In the child: from the pipe end to fd; one already there loses its CLOEXEC. */
+static int to_fd(int from, int fd)
+{
+	return from == fd ? fcntl(fd, F_SETFD, 0) : dup2(from, fd);
+}
+
+/*
+ * The child: the signal dispositions and mask of a fresh process, not the
+ * worker thread's (every signal blocked) nor ferryd's (SIGPIPE ignored),
+ * and the descriptor limit ferryd started with. Tells the parent, which
+ * vfork suspends until the exec, why it failed through c->exec_errno.
+ */
+static void cmd_child(struct cmd *c) __attribute__((noreturn));
+static void cmd_child(struct cmd *c)
+{
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigset_t none;
+
+	if (to_fd(c->in, 0) < 0 || to_fd(c->out, 1) < 0 || to_fd(c->err, 2) < 0)
+		goto fail;
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL);
 	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* a soft limit lowered below the hard one cannot fail */
+	if (c->set_nofile)
+		setrlimit(RLIMIT_NOFILE, &c->nofile);
+	ferry__exec_search(c->argv, environ, c->path, NULL);
+fail:
+	c->exec_errno = errno ? errno : EIO;
+	_exit(127);
+}
+
+/* vfork in a function of its own: the child never returns from it. */
+static pid_t __attribute__((noinline)) vfork_cmd(struct cmd *c)
+{
+	pid_t pid = vfork();
+
+	if (pid == 0)
+		cmd_child(c);
+	return pid;
+}
+
+/* Starts the command; 0, or the errno of the vfork or the exec. */
+static int spawn(char *const *argv, int fds[3][2], unsigned long long nofile, pid_t *pid)
+{
+	const char *path = getenv("PATH");
+	struct cmd c = {.argv = argv,
+			.path = path ? path : "/bin:/usr/bin",
+			.in = fds[0][0],
+			.out = fds[1][1],
+			.err = fds[2][1]};
+	sigset_t all, was;
+	int status, e;
+
+	c.set_nofile =
+	    nofile && getrlimit(RLIMIT_NOFILE, &c.nofile) == 0 && c.nofile.rlim_cur > nofile;
+	if (c.set_nofile)
+		c.nofile.rlim_cur = (rlim_t)nofile;
+	/* no handler may run in the child, on this thread's stack, before its reset */
 	sigfillset(&all);
-	if ((rc = posix_spawn_file_actions_init(&fa)))
-		return rc;
-	if ((rc = posix_spawnattr_init(&at))) {
-		posix_spawn_file_actions_destroy(&fa);
-		return rc;
+	pthread_sigmask(SIG_SETMASK, &all, &was);
+	*pid = vfork_cmd(&c);
+	e = errno;
+	pthread_sigmask(SIG_SETMASK, &was, NULL);
+	if (*pid < 0)
+		return e;
+	if (c.exec_errno) {
+		while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
+			;
+		return c.exec_errno;
 	}
-	if (!(rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) &&
-	    !(rc = posix_spawnattr_setsigmask(&at, &none)) &&
-	    !(rc = posix_spawnattr_setsigdefault(&at, &all)) &&
-	    !(rc = posix_spawn_file_actions_adddup2(&fa, fds[0][0], 0)) &&
-	    !(rc = posix_spawn_file_actions_adddup2(&fa, fds[1][1], 1)) &&
-	    !(rc = posix_spawn_file_actions_adddup2(&fa, fds[2][1], 2)))
-		rc = posix_spawnp(pid, argv[0], &fa, &at, argv, environ);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	return rc;
+	return 0;
 }
 
 void ferry__run_prepare(void)
@@ -143,8 +199,8 @@ static int pump(int fds[3][2], const char *input, size_t inlen, struct ferry_out
 }
 
 int ferry__run_command(char *const *argv, const char *input, size_t inlen, double timeout_s,
-		       int cancel_fd, struct ferry_output *out, struct ferry_output *err,
-		       int *status)
+		       int cancel_fd, unsigned long long nofile, struct ferry_output *out,
+		       struct ferry_output *err, int *status)
 {
 	int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}, rc = 0, late;
 	double deadline;
@@ -161,7 +217,7 @@ int ferry__run_command(char *const *argv, const char *input, size_t inlen, doubl
 	}
 	/* ferryd ignores SIGPIPE: a command that exits unread gives EPIPE */
 	fcntl(fds[0][1], F_SETFL, O_NONBLOCK);
-	if ((rc = spawn(argv, fds, &pid))) {
+	if ((rc = spawn(argv, fds, nofile, &pid))) {
 		rc = -rc;
 		goto out;
 	}

@@ -6,18 +6,22 @@
  * own session as the child subreaper of the jobs, and outlives the engine:
  * a job and its result survive an engine crash, and a new engine finds the
  * runner again through its socket. Per job the runner claims the job (so
- * that no job ever runs twice), spawns it with posix_spawn (vfork speed,
- * no copy of any address space) in its own process group, relays the
- * engine's controls to that group, enforces the walltime, and writes the
- * exit status and rusage atomically into the job directory before telling
- * the engine.
+ * that no job ever runs twice), vforks it from a spawner thread into a
+ * session of its own (and its own cgroup where it may: jobprocs.c), lets
+ * the child open the job's files and change directory (so a FIFO or a
+ * hung mount stalls that job and its spawner thread alone, and a kill
+ * still reaches it), relays the engine's controls to
+ * every process of the job, enforces the walltime, kills what the job
+ * leaves behind, and writes the exit status and rusage atomically into
+ * the job directory before telling the engine.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +38,16 @@
 
 #include "ferry.h"
 #include "frame.h"
+#include "jbytes.h"
+#include "jobprocs.h"
 #include "runner.h"
 #include "proto.h"
 #include "util.h"
 
-#define KILL_GRACE_S 5
+#define KILL_GRACE_S  5
+#define DRAIN_S	      60   /* how long a killed job's cgroup may take to empty */
+#define DRAIN_POLL_S  0.02 /* how often its removal is tried meanwhile */
+#define SPAWNER_STACK (256 << 10)
 
 extern char **environ;
 
@@ -196,52 +205,78 @@ static int claim_job(const char *dir, const char *owner)
 	return rc;
 }
 
+/* How a job went; a failed setup step names what the job never became. */
 struct outcome {
 	int status; /* wait status, valid when waited */
 	int waited;
-	int spawn_errno;
+	int setup_step, setup_errno; /* the step that failed, 0 when none */
+	const char *subject;	     /* what that step worked on */
 	int killed, walltime;
 	struct rusage ru;
 	double start, end;
 };
 
-static void write_result(const char *dir, const struct outcome *o, const char *cmd)
+/* The steps that turn the runner's child into the job, in their order. */
+enum setup_step {
+	STEP_NONE,
+	STEP_SESSION,
+	STEP_STDIN,
+	STEP_STDOUT,
+	STEP_STDERR,
+	STEP_CWD,
+	STEP_LIMIT,
+	STEP_EXEC,
+	STEP_OTHER, /* the runner's own part: the fork, a pipe, memory */
+	/* not failures: what the child says before its steps */
+	STEP_PID = 100, /* its pid */
+	STEP_NOCG,	/* it could not join its cgroup (errno) */
+};
+
+/* Their names in the result file (local.c turns them into messages). */
+static const char *const step_names[] = {"",	"session", "stdin", "stdout", "stderr",
+					 "cwd", "limit",   "exec",  "other"};
+
+static void write_result(const char *dir, const struct outcome *o)
 {
-	char path[4096], buf[2048];
+	char path[4096], buf[6144];
 	int n;
 
 	n = snprintf(buf, sizeof(buf),
 		     "exited=%d\ncode=%d\nsignal=%d\nspawn_errno=%d\nkilled=%d\nwalltime=%d\n"
 		     "user=%.6f\nsys=%.6f\nmaxrss=%ld\nstart=%.6f\nend=%.6f\n",
 		     o->waited && WIFEXITED(o->status), o->waited ? WEXITSTATUS(o->status) : 0,
-		     o->waited && WIFSIGNALED(o->status) ? WTERMSIG(o->status) : 0, o->spawn_errno,
+		     o->waited && WIFSIGNALED(o->status) ? WTERMSIG(o->status) : 0, o->setup_errno,
 		     o->killed, o->walltime,
 		     (double)o->ru.ru_utime.tv_sec + o->ru.ru_utime.tv_usec / 1e6,
 		     (double)o->ru.ru_stime.tv_sec + o->ru.ru_stime.tv_usec / 1e6, o->ru.ru_maxrss,
 		     o->start, o->end);
-	if (o->spawn_errno && n > 0 && (size_t)n < sizeof(buf))
-		snprintf(buf + n, sizeof(buf) - (size_t)n, "command=%.1000s\n", cmd);
+	/* the subject last: it runs to the end of the file, newlines and all */
+	if (o->setup_errno && n > 0 && (size_t)n < sizeof(buf))
+		snprintf(buf + n, sizeof(buf) - (size_t)n, "setup=%s\nsubject=%.4096s\n",
+			 step_names[o->setup_step], o->subject ? o->subject : "");
 	snprintf(path, sizeof(path), "%s/result", dir);
 	/* no fsync: a machine crash kills the job too, so its result goes anyway */
 	ferry__write_file_atomic(path, buf, strlen(buf), 0);
 }
 
-/* The job's environment: the engine's, then the spec's entries. */
-static char **job_env(json_t *spec)
+/*
+ * The job's environment: the engine's, then the spec's entries, then
+ * mark (FERRY_JOB_ID=id), which finds the job's orphans in /proc.
+ */
+static char **job_env(json_t *spec, char *mark)
 {
-	json_t *env = json_object_get(spec, "env"), *e;
-	size_t n = ferry__strv_len(environ), i, k = 0;
-	char **v = calloc(n + json_array_size(env) + 1, sizeof(*v));
+	json_t *env = json_object_get(spec, "env");
+	size_t n = ferry__strv_len(environ), ne = json_array_size(env), i, k = 0;
+	char **v = calloc(n + ne + 2, sizeof(*v));
 
 	if (!v)
 		return NULL;
 	for (i = 0; i < n; i++)
 		v[k++] = environ[i];
-	json_array_foreach(env, i, e)
-	{
-		const char *s = json_string_value(e);
-		size_t nl = (size_t)(strchr(s, '=') - s);
-		size_t m;
+	for (i = 0; i <= ne; i++) {
+		const char *s = i < ne ? json_string_value(json_array_get(env, i)) : mark;
+		size_t nl = (size_t)(strchr(s, '=') - s), m;
+
 		for (m = 0; m < k; m++)
 			if (!strncmp(v[m], s, nl + 1))
 				break;
@@ -253,54 +288,79 @@ static char **job_env(json_t *spec)
 	return v;
 }
 
-/* What the job's process is made of, prepared before any fork. */
+/* What the job's process is made of, prepared before the vfork. */
 struct launch {
 	char **argv, **envp;
+	char **shargv; /* /bin/sh's, for a script without "#!" (ENOEXEC) */
 	const char *in, *out, *err, *cwd;
+	const char *path; /* the job's PATH: where a command without '/' is searched */
 	int join;
 	int64_t memory_mb;
+	int report;	/* write end of the setup pipe */
+	int cgprocs;	/* the job cgroup's cgroup.procs, -1 when none */
+	int maxfd;	/* the highest descriptor the runner may hold (close_fds) */
+	int set_nofile; /* the job's descriptor limit is nofile, not the runner's */
+	struct rlimit nofile;
 };
 
-static int open_action(posix_spawn_file_actions_t *fa, int fd, const char *path, int flags)
+/* The job's files as the spec says, or their defaults in its directory. */
+static void job_files(const char *dir, json_t *spec, struct launch *l, char dout[4096],
+		      char derr[4096])
 {
-	return posix_spawn_file_actions_addopen(fa, fd, path, flags, 0644);
+	const char *in = json_string_value(json_object_get(spec, "stdin_path"));
+	const char *out = json_string_value(json_object_get(spec, "stdout_path"));
+	const char *err = json_string_value(json_object_get(spec, "stderr_path"));
+
+	snprintf(dout, 4096, "%s/stdout", dir);
+	snprintf(derr, 4096, "%s/stderr", dir);
+	l->in = in ? in : "/dev/null";
+	l->out = out ? out : dout;
+	l->err = err ? err : derr;
+	l->cwd = json_string_value(json_object_get(spec, "working_directory"));
+	l->join = json_is_true(json_object_get(spec, "join_stderrout"));
+	l->memory_mb = json_integer_value(json_object_get(spec, "memory_mb"));
 }
 
-/* The common case: posix_spawn (vfork speed, nothing of ours after the fork). */
-static int spawn_fast(const struct launch *l, pid_t *pid)
+/* The highest descriptor this process can have open (its soft limit - 1). */
+static int max_fd(void)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	int rc;
+	struct rlimit rl;
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-					  POSIX_SPAWN_SETSIGDEF);
-	rc = open_action(&fa, 0, l->in, O_RDONLY);
-	if (!rc)
-		rc = open_action(&fa, 1, l->out, O_WRONLY | O_CREAT | O_TRUNC);
-	if (!rc)
-		rc = l->join ? posix_spawn_file_actions_adddup2(&fa, 1, 2)
-			     : open_action(&fa, 2, l->err, O_WRONLY | O_CREAT | O_TRUNC);
-	if (!rc && l->cwd)
-		rc = posix_spawn_file_actions_addchdir_np(&fa, l->cwd);
-	if (!rc) {
-		/* posix_spawnp searches the PATH of the job's environment */
-		char **saved = environ;
-		environ = l->envp;
-		rc = posix_spawnp(pid, l->argv[0], &fa, &at, l->argv, l->envp);
-		environ = saved;
-	}
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	return rc;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > (1u << 20))
+		return (1 << 20) - 1;
+	return (int)rl.rlim_cur - 1;
+}
+
+/*
+ * In the child: closes lo..hi. close_range(2) needs Linux 5.9 and may be
+ * refused by a seccomp profile; then one close() at a time up to what the
+ * runner can hold, so that a child stuck in its setup (a FIFO) never keeps
+ * the runner's sockets open. Async-signal-safe either way.
+ */
+static void close_fds(unsigned lo, unsigned hi, int maxfd)
+{
+	if (syscall(SYS_close_range, lo, hi, 0U) == 0)
+		return;
+	for (long fd = lo; fd <= (long)hi && fd <= maxfd; fd++)
+		close((int)fd);
+}
+
+/* In the child: tells the runner something (a step and errno, its pid). */
+static void child_say(const struct launch *l, int what, int value)
+{
+	int msg[2] = {what, value};
+
+	if (write(l->report, msg, sizeof(msg)) < 0)
+		return; /* the runner reads it at the reaping, or knows nothing */
+}
+
+/* In the child: tells the runner which step failed (and errno), and leaves. */
+static void child_fail(const struct launch *l, int step) __attribute__((noreturn));
+static void child_fail(const struct launch *l, int step)
+{
+	child_say(l, step, errno);
+	_exit(127);
 }
 
 static int redirect(const char *path, int flags, int fd)
@@ -315,112 +375,217 @@ static int redirect(const char *path, int flags, int fd)
 }
 
 /*
- * With a memory limit: fork, limit the child alone, exec. Only
- * async-signal-safe calls run in the child; its exec error comes back
- * through a close-on-exec pipe.
+ * The child, between the vfork and the exec: only async-signal-safe calls,
+ * and no write to memory but its own stack, errno (its spawner thread's,
+ * which waits) and, for a script without "#!", the /bin/sh argv made for it.
+ * Signals come first, so that a kill or a walltime ends a job stuck in a
+ * step (opening a FIFO, a chdir on a hung mount); then a session of its
+ * own (its process group too), its files, its directory, its limit.
  */
-static int spawn_limited(const struct launch *l, pid_t *pid)
+static void child(const struct launch *l) __attribute__((noreturn));
+static void child(const struct launch *l)
 {
 	struct rlimit rl = {.rlim_cur = (rlim_t)l->memory_mb << 20,
 			    .rlim_max = (rlim_t)l->memory_mb << 20};
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
-	int p[2], e = 0;
 	sigset_t none;
-	ssize_t n;
-	pid_t c;
 
+	/* into its cgroup before anything runs, then the pid: kill can reach it */
+	if (l->cgprocs >= 0 && write(l->cgprocs, "0", 1) != 1)
+		child_say(l, STEP_NOCG, errno);
+	child_say(l, STEP_PID, (int)getpid());
+	/* other spawns' pipes, copied by the vfork: their EOF must not wait for us */
+	if (l->report > 3)
+		close_fds(3U, (unsigned)l->report - 1, l->maxfd);
+	close_fds((unsigned)l->report + 1, ~0U, l->maxfd);
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL);
 	sigemptyset(&none);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return errno;
-	c = fork();
-	if (c < 0) {
-		e = errno;
-		close(p[0]);
-		close(p[1]);
-		return e;
-	}
-	if (c == 0) {
-		for (int sig = 1; sig < NSIG; sig++)
-			sigaction(sig, &dfl, NULL);
-		if (setpgid(0, 0) < 0 || redirect(l->in, O_RDONLY, 0) < 0 ||
-		    redirect(l->out, O_WRONLY | O_CREAT | O_TRUNC, 1) < 0 ||
-		    (l->join ? dup2(1, 2) < 0
-			     : redirect(l->err, O_WRONLY | O_CREAT | O_TRUNC, 2) < 0) ||
-		    (l->cwd && chdir(l->cwd) < 0) || setrlimit(RLIMIT_AS, &rl) < 0 ||
-		    sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-			goto fail;
-		execvpe(l->argv[0], l->argv, l->envp);
-	fail:
-		e = errno;
-		if (write(p[1], &e, sizeof(e)) < 0)
-			_exit(127);
-		_exit(127);
-	}
-	close(p[1]);
-	while ((n = read(p[0], &e, sizeof(e))) < 0 && errno == EINTR)
-		;
-	close(p[0]);
-	if (n == (ssize_t)sizeof(e)) { /* the exec failed: the child is gone */
-		while (waitpid(c, NULL, 0) < 0 && errno == EINTR)
-			;
-		return e;
-	}
-	*pid = c;
-	return 0;
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (setsid() < 0)
+		child_fail(l, STEP_SESSION);
+	if (redirect(l->in, O_RDONLY, 0) < 0)
+		child_fail(l, STEP_STDIN);
+	if (redirect(l->out, O_WRONLY | O_CREAT | O_TRUNC, 1) < 0)
+		child_fail(l, STEP_STDOUT);
+	if (l->join ? dup2(1, 2) < 0 : redirect(l->err, O_WRONLY | O_CREAT | O_TRUNC, 2) < 0)
+		child_fail(l, STEP_STDERR);
+	if (l->cwd && chdir(l->cwd) < 0)
+		child_fail(l, STEP_CWD);
+	if (l->memory_mb > 0 && setrlimit(RLIMIT_AS, &rl) < 0)
+		child_fail(l, STEP_LIMIT);
+	/* a soft limit lowered below the hard one cannot fail */
+	if (l->set_nofile)
+		setrlimit(RLIMIT_NOFILE, &l->nofile);
+	ferry__exec_search(l->argv, l->envp, l->path, l->shargv);
+	child_fail(l, STEP_EXEC);
 }
 
-static int spawn_job(const char *dir, json_t *spec, pid_t *pid)
-{
-	json_t *argvj = json_object_get(spec, "argv");
-	size_t argc = json_array_size(argvj);
-	const char *in = json_string_value(json_object_get(spec, "stdin_path"));
-	const char *out = json_string_value(json_object_get(spec, "stdout_path"));
-	const char *err = json_string_value(json_object_get(spec, "stderr_path"));
-	char dout[4096], derr[4096];
-	struct launch l = {
-	    .argv = calloc(argc + 1, sizeof(char *)),
-	    .envp = job_env(spec),
-	    .cwd = json_string_value(json_object_get(spec, "working_directory")),
-	    .join = json_is_true(json_object_get(spec, "join_stderrout")),
-	    .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),
-	};
-	int rc;
-
-	if (!l.argv || !l.envp) {
-		free(l.argv);
-		free(l.envp);
-		return ENOMEM;
-	}
-	for (size_t i = 0; i < argc; i++)
-		l.argv[i] = (char *)json_string_value(json_array_get(argvj, i));
-	snprintf(dout, sizeof(dout), "%s/stdout", dir);
-	snprintf(derr, sizeof(derr), "%s/stderr", dir);
-	l.in = in ? in : "/dev/null";
-	l.out = out ? out : dout;
-	l.err = err ? err : derr;
-	rc = l.memory_mb > 0 ? spawn_limited(&l, pid) : spawn_fast(&l, pid);
-	free(l.argv);
-	free(l.envp);
-	return rc;
-}
-
-/* What a result file records of one run. */
+/* A job the runner watches. */
 struct rjob {
 	int64_t id;
-	pid_t pid; /* also the job's process group */
+	pid_t pid; /* also the job's session and process group */
 	char *dir;
 	int killed, walltime;
 	double deadline, kill_at; /* monotonic; <0: none */
 	double start;
+	int setup_fd;		     /* the setup pipe until the exec, -1 after */
+	int setup_step, setup_errno; /* what the child reported failing */
+	json_t *spec;		     /* until the exec: names a failed step's subject */
+	struct jobprocs procs;
 	struct rjob *next;
+};
+
+/* A job cgroup whose killed processes are still dying. */
+struct drain {
+	struct jobprocs procs;
+	double until; /* monotonic: then it is left behind */
+	struct drain *next;
 };
 
 struct runner {
 	int lfd, sfd;
 	struct chan eng; /* the engine's connection; fd -1 when none */
 	struct rjob *jobs;
-	char owner[64]; /* claim content: this runner's pid and start time */
+	struct drain *drains;
+	struct jobprocs_base procs;
+	struct pollfd *pfd; /* the poll set: listener, signals, engine, setup pipes */
+	size_t pfdcap;
+	unsigned long long job_nofile; /* the jobs' soft RLIMIT_NOFILE; 0: the runner's */
+	char owner[64];		       /* claim content: this runner's pid and start time */
 };
+
+/* The job's PATH, or execvp's default. */
+static const char *env_path(char **envp)
+{
+	for (; *envp; envp++)
+		if (!strncmp(*envp, "PATH=", 5))
+			return *envp + 5;
+	return "/bin:/usr/bin";
+}
+
+/* A start in progress: what the child needs, owned by its spawner thread. */
+struct spawn {
+	struct launch l;
+	char dout[4096], derr[4096], mark[64];
+};
+
+static void spawn_free(struct spawn *s)
+{
+	if (s->l.report >= 0)
+		close(s->l.report);
+	if (s->l.cgprocs >= 0)
+		close(s->l.cgprocs);
+	free(s->l.argv);
+	free(s->l.shargv);
+	free(s->l.envp);
+	free(s);
+}
+
+/* vfork in a function of its own: the child never returns from it. */
+static pid_t __attribute__((noinline)) vfork_child(const struct launch *l)
+{
+	pid_t pid = vfork();
+
+	if (pid == 0)
+		child(l);
+	return pid;
+}
+
+/*
+ * A spawner thread: vfork (no copy of the runner's memory) suspends this
+ * thread alone until the child execs or exits, however long its setup
+ * takes; the runner's loop goes on, and learns the child's pid, a failed
+ * step, or the exec (EOF) through the setup pipe.
+ */
+static void *spawner(void *arg)
+{
+	struct spawn *s = arg;
+
+	if (vfork_child(&s->l) < 0)
+		child_say(&s->l, STEP_OTHER, errno);
+	spawn_free(s);
+	return NULL;
+}
+
+/*
+ * The descriptor limit the job gets: the soft limit ferryd started with,
+ * below the raised one the runner keeps (it holds a setup pipe, and a
+ * cgroup per job, for each job at once).
+ */
+static void job_nofile(const struct runner *r, struct launch *l)
+{
+	l->set_nofile = r->job_nofile && getrlimit(RLIMIT_NOFILE, &l->nofile) == 0 &&
+			l->nofile.rlim_cur > r->job_nofile;
+	if (l->set_nofile)
+		l->nofile.rlim_cur = (rlim_t)r->job_nofile;
+}
+
+/* Makes the job's cgroup, and the fd its child joins it through. */
+static int job_cgroup(struct runner *r, struct rjob *j)
+{
+	int rc = ferry__jobprocs_new(&r->procs, j->id, &j->procs), fd = -1;
+
+	if (j->procs.cgfd >= 0 &&
+	    (fd = openat(j->procs.cgfd, "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0) {
+		rc = -errno;
+		ferry__jobprocs_uncgroup(&j->procs);
+	}
+	if (rc < 0)
+		fprintf(stderr, "ferry-runner %d: job %lld: no cgroup, tracked by /proc: %s\n",
+			(int)getpid(), (long long)j->id, strerror(-rc));
+	return fd;
+}
+
+/*
+ * Starts the job's process and returns at once: its setup (files,
+ * directory) runs in the child, so a FIFO or a hung mount stalls that
+ * job alone. 0, or the errno of the runner's own part.
+ */
+static int spawn_job(struct runner *r, struct rjob *j, json_t *spec)
+{
+	json_t *argvj = json_object_get(spec, "argv");
+	size_t argc = json_array_size(argvj);
+	struct spawn *s = calloc(1, sizeof(*s));
+	int p[2] = {-1, -1}, e = ENOMEM;
+	pthread_attr_t at;
+	pthread_t t;
+
+	if (!s)
+		return ENOMEM;
+	s->l.report = s->l.cgprocs = -1;
+	snprintf(s->mark, sizeof(s->mark), "%s=%lld", FERRY_JOB_ID_ENV, (long long)j->id);
+	s->l.argv = calloc(argc + 1, sizeof(char *));
+	s->l.envp = job_env(spec, s->mark);
+	if (!s->l.argv || !s->l.envp || (pipe2(p, O_CLOEXEC) < 0 && (e = errno)))
+		goto fail;
+	s->l.report = p[1];
+	for (size_t i = 0; i < argc; i++)
+		s->l.argv[i] = (char *)json_string_value(json_array_get(argvj, i));
+	if (!(s->l.shargv = ferry__sh_argv(s->l.argv)))
+		goto fail;
+	job_files(j->dir, spec, &s->l, s->dout, s->derr);
+	s->l.path = env_path(s->l.envp);
+	s->l.cgprocs = job_cgroup(r, j);
+	s->l.maxfd = max_fd();
+	job_nofile(r, &s->l);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, SPAWNER_STACK);
+	e = pthread_create(&t, &at, spawner, s);
+	pthread_attr_destroy(&at);
+	if (e)
+		goto fail;
+	j->setup_fd = p[0];
+	fcntl(j->setup_fd, F_SETFL, O_NONBLOCK);
+	j->spec = json_incref(spec); /* the child reads its strings until its exec */
+	return 0;
+fail:
+	if (p[0] >= 0)
+		close(p[0]);
+	spawn_free(s);
+	return e;
+}
 
 static void runner_send(struct runner *r, json_t *m)
 {
@@ -445,8 +610,18 @@ static void runner_refuse(struct runner *r, int64_t id, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	runner_send(
-	    r, json_pack("{s:s,s:I,s:s}", "op", "refused", "id", (json_int_t)id, "message", msg));
+	runner_send(r, json_pack("{s:s,s:I,s:o}", "op", "refused", "id", (json_int_t)id, "message",
+				 ferry__json_bytes(msg)));
+}
+
+static void rjob_free(struct rjob *j)
+{
+	if (j->setup_fd >= 0)
+		close(j->setup_fd);
+	json_decref(j->spec);
+	ferry__jobprocs_free(&j->procs);
+	free(j->dir);
+	free(j);
 }
 
 static void runner_start(struct runner *r, json_t *m)
@@ -454,7 +629,7 @@ static void runner_start(struct runner *r, json_t *m)
 	int64_t id = json_integer_value(json_object_get(m, "id"));
 	const char *dir = json_string_value(json_object_get(m, "dir"));
 	json_t *spec = json_object_get(m, "spec");
-	struct outcome o = {0};
+	struct outcome o = {.setup_step = STEP_OTHER};
 	struct rjob *j;
 	int64_t wall;
 	int rc;
@@ -472,33 +647,31 @@ static void runner_start(struct runner *r, json_t *m)
 			      rc == -EEXIST ? " (a stale job directory?)" : "");
 		return;
 	}
-	j = calloc(1, sizeof(*j));
-	if (!j || !(j->dir = strdup(dir))) {
-		free(j);
-		o.spawn_errno = ENOMEM;
-		goto failed;
-	}
 	o.start = ferry__now();
-	o.spawn_errno = spawn_job(dir, spec, &j->pid);
-	if (o.spawn_errno) {
-		free(j->dir);
-		free(j);
-		goto failed;
+	j = calloc(1, sizeof(*j));
+	if (j) {
+		j->id = id;
+		j->setup_fd = j->procs.cgfd = -1;
+		j->dir = strdup(dir);
 	}
-	j->id = id;
+	o.setup_errno = !j || !j->dir ? ENOMEM : spawn_job(r, j, spec);
+	if (o.setup_errno) {
+		if (j)
+			ferry__jobprocs_uncgroup(&j->procs);
+		o.end = ferry__now();
+		write_result(dir, &o);
+		runner_ended(r, id);
+		if (j)
+			rjob_free(j);
+		return;
+	}
 	j->start = o.start;
 	wall = json_integer_value(json_object_get(spec, "walltime_s"));
 	j->deadline = wall > 0 ? ferry__mono() + (double)wall : -1;
 	j->kill_at = -1;
 	j->next = r->jobs;
 	r->jobs = j;
-	runner_send(r, json_pack("{s:s,s:I,s:i}", "op", "started", "id", (json_int_t)id, "pid",
-				 (int)j->pid));
-	return;
-failed:
-	o.end = ferry__now();
-	write_result(dir, &o, json_string_value(json_array_get(json_object_get(spec, "argv"), 0)));
-	runner_ended(r, id);
+	/* "started" goes once the child says its pid (setup_read) */
 }
 
 static struct rjob *rjob_find(struct runner *r, int64_t id)
@@ -509,10 +682,11 @@ static struct rjob *rjob_find(struct runner *r, int64_t id)
 	return NULL;
 }
 
-static void terminate(struct rjob *j)
+/* SIGTERM to all of the job (and SIGCONT: a stopped job must run to die). */
+static void terminate(struct runner *r, struct rjob *j)
 {
-	kill(-j->pid, SIGTERM);
-	kill(-j->pid, SIGCONT); /* a stopped job must run to die */
+	ferry__jobprocs_signal(&r->procs, &j->procs, SIGTERM);
+	ferry__jobprocs_signal(&r->procs, &j->procs, SIGCONT);
 	j->kill_at = ferry__mono() + KILL_GRACE_S;
 }
 
@@ -524,12 +698,12 @@ static void runner_signal(struct runner *r, json_t *m)
 	if (!j || !action)
 		return; /* ended meanwhile: its end is on its way */
 	if (!strcmp(action, "suspend")) {
-		kill(-j->pid, SIGSTOP);
+		ferry__jobprocs_signal(&r->procs, &j->procs, SIGSTOP);
 	} else if (!strcmp(action, "resume")) {
-		kill(-j->pid, SIGCONT);
+		ferry__jobprocs_signal(&r->procs, &j->procs, SIGCONT);
 	} else if (!strcmp(action, "terminate") && !j->killed) {
 		j->killed = 1;
-		terminate(j);
+		terminate(r, j);
 	}
 }
 
@@ -567,6 +741,131 @@ static void runner_read(struct runner *r)
 		ferry__chan_close(&r->eng);
 }
 
+static void terminate(struct runner *r, struct rjob *j);
+
+/* The child's pid: the job started, and a kill or walltime already due acts. */
+static void setup_pid(struct runner *r, struct rjob *j, pid_t pid)
+{
+	j->pid = j->procs.pid = pid;
+	runner_send(r, json_pack("{s:s,s:I,s:i}", "op", "started", "id", (json_int_t)j->id, "pid",
+				 (int)pid));
+	if (j->killed || j->walltime)
+		terminate(r, j);
+}
+
+/*
+ * What the child says of its setup: its pid, a cgroup it could not join,
+ * the step that failed (then it exits), or EOF: it exec'd, the job runs.
+ */
+static void setup_read(struct runner *r, struct rjob *j)
+{
+	int msg[2];
+	ssize_t n;
+
+	while (j->setup_fd >= 0) {
+		while ((n = read(j->setup_fd, msg, sizeof(msg))) < 0 && errno == EINTR)
+			;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n == (ssize_t)sizeof(msg) && msg[0] == STEP_PID) {
+			setup_pid(r, j, (pid_t)msg[1]);
+		} else if (n == (ssize_t)sizeof(msg) && msg[0] == STEP_NOCG) {
+			fprintf(stderr,
+				"ferry-runner %d: job %lld cannot join its cgroup '%s' (%s): job "
+				"processes tracked by /proc from now on\n",
+				(int)getpid(), (long long)j->id, j->procs.cgpath, strerror(msg[1]));
+			ferry__jobprocs_uncgroup(&j->procs);
+			free(r->procs.cgroot);
+			r->procs.cgroot = NULL;
+		} else if (n == (ssize_t)sizeof(msg) && msg[0] > STEP_NONE &&
+			   msg[0] <= STEP_OTHER) {
+			j->setup_step = msg[0];
+			j->setup_errno = msg[1] ? msg[1] : EIO;
+		} else { /* EOF: the spawner and the child are done with its memory */
+			if (!j->setup_step) {
+				json_decref(j->spec); /* the job runs: no step to name */
+				j->spec = NULL;
+			}
+			close(j->setup_fd);
+			j->setup_fd = -1;
+		}
+	}
+}
+
+/* What the failed step worked on, for its message. */
+static const char *step_subject(const struct rjob *j, char *buf, size_t len)
+{
+	char dout[4096], derr[4096];
+	struct launch l = {0};
+
+	job_files(j->dir, j->spec, &l, dout, derr);
+	switch (j->setup_step) {
+	case STEP_STDIN:
+		return snprintf(buf, len, "%s", l.in) < 0 ? "" : buf;
+	case STEP_STDOUT:
+		return snprintf(buf, len, "%s", l.out) < 0 ? "" : buf;
+	case STEP_STDERR:
+		return snprintf(buf, len, "%s", l.err) < 0 ? "" : buf;
+	case STEP_CWD:
+		return l.cwd ? l.cwd : "";
+	case STEP_LIMIT:
+		snprintf(buf, len, "%lld MiB", (long long)l.memory_mb);
+		return buf;
+	case STEP_EXEC:
+		return json_string_value(json_array_get(json_object_get(j->spec, "argv"), 0)) ?: "";
+	default:
+		return "";
+	}
+}
+
+/*
+ * The job's first process ended: whatever of the job remains is killed
+ * (as Slurm's proctrack/cgroup does at a step's end: what a job leaves
+ * behind would hold what its slots promised free), its result written,
+ * the engine told.
+ */
+static void job_done(struct runner *r, struct rjob *j, struct outcome *o)
+{
+	char subject[4096];
+	struct drain *d;
+
+	setup_read(r, j);
+	o->waited = !j->setup_step;
+	o->setup_step = j->setup_step;
+	o->setup_errno = j->setup_errno;
+	o->subject = j->setup_step ? step_subject(j, subject, sizeof(subject)) : NULL;
+	o->killed = j->killed;
+	o->walltime = j->walltime;
+	o->start = j->start;
+	o->end = ferry__now();
+	ferry__jobprocs_kill_all(&r->procs, &j->procs);
+	write_result(j->dir, o);
+	runner_ended(r, j->id);
+	if (!ferry__jobprocs_gone(&j->procs) && (d = calloc(1, sizeof(*d)))) {
+		d->procs = j->procs; /* removed once its processes are gone */
+		j->procs.cgfd = -1;
+		j->procs.cgpath = NULL;
+		d->until = ferry__mono() + DRAIN_S;
+		d->next = r->drains;
+		r->drains = d;
+	}
+	rjob_free(j);
+}
+
+/* Ends the job whose first process pid was; 0 when none is. */
+static int rjob_reaped(struct runner *r, pid_t pid, struct outcome *o)
+{
+	for (struct rjob **p = &r->jobs; *p; p = &(*p)->next) {
+		struct rjob *j = *p;
+		if (j->pid == pid) {
+			*p = j->next;
+			job_done(r, j, o);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Collects every child that ended; records the jobs among them. */
 static void runner_reap(struct runner *r)
 {
@@ -581,25 +880,36 @@ static void runner_reap(struct runner *r)
 		pid = wait4(-1, &o.status, WNOHANG, &o.ru);
 		if (pid <= 0)
 			break;
-		for (struct rjob **p = &r->jobs; *p; p = &(*p)->next) {
-			struct rjob *j = *p;
-			if (j->pid != pid)
-				continue;
-			o.waited = 1;
-			o.killed = j->killed;
-			o.walltime = j->walltime;
-			o.start = j->start;
-			o.end = ferry__now();
-			if (j->killed || j->walltime)
-				kill(-j->pid, SIGKILL); /* what the job left in its group */
-			write_result(j->dir, &o, "");
-			runner_ended(r, j->id);
-			*p = j->next;
-			free(j->dir);
-			free(j);
-			break;
+		if (!rjob_reaped(r, pid, &o)) { /* its pid may still be in its pipe */
+			for (struct rjob *j = r->jobs; j; j = j->next)
+				if (!j->pid)
+					setup_read(r, j);
+			rjob_reaped(r, pid, &o);
 		}
 	}
+}
+
+/* Removes the job cgroups whose processes are gone; whether some remain. */
+static int runner_drain(struct runner *r)
+{
+	double now = ferry__mono();
+
+	for (struct drain **p = &r->drains; *p;) {
+		struct drain *d = *p;
+		if (ferry__jobprocs_gone(&d->procs) || now > d->until) {
+			if (d->procs.cgpath)
+				fprintf(stderr,
+					"ferry-runner: cgroup '%s' still holds processes "
+					"after SIGKILL; left behind\n",
+					d->procs.cgpath);
+			ferry__jobprocs_free(&d->procs);
+			*p = d->next;
+			free(d);
+		} else {
+			p = &d->next;
+		}
+	}
+	return r->drains != NULL;
 }
 
 /* Walltimes and kill grace periods; returns the poll timeout in ms. */
@@ -610,10 +920,10 @@ static int runner_timers(struct runner *r)
 	for (struct rjob *j = r->jobs; j; j = j->next) {
 		if (j->deadline >= 0 && now >= j->deadline && !j->walltime && !j->killed) {
 			j->walltime = 1;
-			terminate(j);
+			terminate(r, j);
 		}
 		if (j->kill_at >= 0 && now >= j->kill_at) {
-			kill(-j->pid, SIGKILL);
+			ferry__jobprocs_kill_all(&r->procs, &j->procs);
 			j->kill_at = -1;
 		}
 		if (j->deadline >= 0 && !j->walltime && !j->killed &&
@@ -622,7 +932,64 @@ static int runner_timers(struct runner *r)
 		if (j->kill_at >= 0 && (next < 0 || j->kill_at < next))
 			next = j->kill_at;
 	}
+	if (runner_drain(r) && (next < 0 || next > now + DRAIN_POLL_S))
+		next = now + DRAIN_POLL_S;
 	return next < 0 ? -1 : (int)((next - now) * 1000) + 1;
+}
+
+/*
+ * Waits for the next event: the listener, SIGCHLD, the engine, and each
+ * job still in its setup (its pipe says how the setup ended). The number
+ * of entries polled, or -1.
+ */
+static int runner_poll(struct runner *r, int timeout)
+{
+	size_t n = 3, i = 3;
+
+	for (struct rjob *j = r->jobs; j; j = j->next)
+		n += j->setup_fd >= 0;
+	if (n > r->pfdcap) {
+		struct pollfd *np = realloc(r->pfd, n * sizeof(*np));
+		if (np) {
+			r->pfd = np;
+			r->pfdcap = n;
+		} else if (r->pfdcap >= 3) {
+			n = 3; /* the setups are read when their jobs are reaped */
+		} else {
+			return -1;
+		}
+	}
+	r->pfd[0] = (struct pollfd){r->lfd, POLLIN, 0};
+	r->pfd[1] = (struct pollfd){r->sfd, POLLIN, 0};
+	r->pfd[2] = (struct pollfd){r->eng.fd, (short)(POLLIN | (r->eng.outlen ? POLLOUT : 0)), 0};
+	for (struct rjob *j = r->jobs; j && i < n; j = j->next)
+		if (j->setup_fd >= 0)
+			r->pfd[i++] = (struct pollfd){j->setup_fd, POLLIN, 0};
+	/* a negative fd (no engine) is ignored by poll */
+	if (poll(r->pfd, n, timeout) < 0 && errno != EINTR)
+		return -1;
+	return (int)n;
+}
+
+/* The setups that said something: before the reaping, which closes fds polled. */
+static void runner_setups(struct runner *r, int n)
+{
+	for (int i = 3; i < n; i++) {
+		if (!r->pfd[i].revents)
+			continue;
+		for (struct rjob **p = &r->jobs; *p; p = &(*p)->next) {
+			struct rjob *j = *p;
+			struct outcome o = {0};
+			if (j->setup_fd != r->pfd[i].fd)
+				continue;
+			setup_read(r, j);
+			if (j->setup_fd < 0 && !j->pid) { /* no child: the vfork failed */
+				*p = j->next;
+				job_done(r, j, &o);
+			}
+			break;
+		}
+	}
 }
 
 static void runner_accept(struct runner *r, double *first)
@@ -640,6 +1007,8 @@ static void runner_accept(struct runner *r, double *first)
 	ferry__chan_close(&r->eng); /* a new engine replaces the old one */
 	r->eng.fd = fd;
 	*first = 0;
+	/* first: whom to kill if it gives up on us (SO_PEERCRED names who listened) */
+	runner_send(r, json_pack("{s:s,s:i}", "op", "runner", "pid", (int)getpid()));
 }
 
 /*
@@ -647,10 +1016,11 @@ static void runner_accept(struct runner *r, double *first)
  * jobs' supervisor, not a daemon of its own) and exits once no engine is
  * connected and no job runs.
  */
-void ferry__runner_main(int lfd, const char *log)
+void ferry__runner_main(int lfd, const char *log, unsigned long long job_nofile)
 {
-	struct runner r = {.lfd = lfd, .eng = {.fd = -1}};
+	struct runner r = {.lfd = lfd, .eng = {.fd = -1}, .job_nofile = job_nofile};
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	char why[600];
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC), logfd;
 	sigset_t set;
 
@@ -666,6 +1036,12 @@ void ferry__runner_main(int lfd, const char *log)
 	r.lfd = 3;
 	syscall(SYS_close_range, 4U, ~0U, 0U);
 	fcntl(3, F_SETFD, FD_CLOEXEC);
+	/*
+	 * The engine listened before the fork: listening again makes the
+	 * connections' SO_PEERCRED name this runner, whom an engine may have
+	 * to kill when it stops answering (and so cannot say its pid).
+	 */
+	listen(3, 8);
 	sigaction(SIGCHLD, &dfl, NULL); /* undo the engine's SA_NOCLDWAIT */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
@@ -681,27 +1057,27 @@ void ferry__runner_main(int lfd, const char *log)
 	r.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	snprintf(r.owner, sizeof(r.owner), "%d %llu\n", (int)getpid(),
 		 proc_start_time(getpid(), NULL));
+	ferry__jobprocs_init(&r.procs, why, sizeof(why));
+	fprintf(stderr, "ferry-runner %d: job processes tracked by %s\n", (int)getpid(), why);
 	/* the engine that started us connects right after the fork */
 	double first_until = ferry__mono() + 10;
-	while (r.sfd >= 0 && (r.eng.fd >= 0 || r.jobs || first_until > 0)) {
-		struct pollfd p[3] = {
-		    {r.lfd, POLLIN, 0}, {r.sfd, POLLIN, 0}, {r.eng.fd, POLLIN, 0}};
-		int timeout = runner_timers(&r);
+	while (r.sfd >= 0 && (r.eng.fd >= 0 || r.jobs || r.drains || first_until > 0)) {
+		int timeout = runner_timers(&r), n;
 		if (first_until > 0 && ferry__mono() > first_until)
 			first_until = 0;
 		if (first_until > 0 && (timeout < 0 || timeout > 1000))
 			timeout = 1000;
-		if (r.eng.outlen)
-			p[2].events |= POLLOUT;
-		if (poll(p, r.eng.fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR)
+		n = runner_poll(&r, timeout);
+		if (n < 0)
 			break;
-		if (p[1].revents)
+		runner_setups(&r, n);
+		if (r.pfd[1].revents)
 			runner_reap(&r);
-		if (r.eng.fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (r.eng.fd >= 0 && (r.pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
 			runner_read(&r);
-		if (r.eng.fd >= 0 && (p[2].revents & POLLOUT) && ferry__chan_flush(&r.eng) < 0)
+		if (r.eng.fd >= 0 && (r.pfd[2].revents & POLLOUT) && ferry__chan_flush(&r.eng) < 0)
 			ferry__chan_close(&r.eng);
-		if (p[0].revents)
+		if (r.pfd[0].revents)
 			runner_accept(&r, &first_until);
 	}
 	_exit(0);

@@ -35,8 +35,10 @@ void ferry__chan_free(struct chan *c);
 
 /*
  * The runner: serves the engine on the listening socket lfd, logs to
- * log, and exits once no engine is connected and no job runs.
+ * log, and exits once no engine is connected and no job runs. Each job
+ * gets job_nofile as its soft RLIMIT_NOFILE (0: the runner's own).
  */
-void ferry__runner_main(int lfd, const char *log) __attribute__((noreturn));
+void ferry__runner_main(int lfd, const char *log, unsigned long long job_nofile)
+    __attribute__((noreturn));
 
 #endif

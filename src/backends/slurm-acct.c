@@ -46,12 +46,13 @@ static void slurm_message(const char *cmd, int rc, int status, const struct ferr
  * Blocks: on the worker thread (cancel_fd: the item's), or at startup
  * (-1).
  */
-int ferry__slurm_run(int cancel_fd, char *const *argv, const char *input, size_t inlen,
-		     struct ferry_output *out, char *msg, size_t msglen, int *transient)
+int ferry__slurm_run(int cancel_fd, unsigned long long nofile, char *const *argv, const char *input,
+		     size_t inlen, struct ferry_output *out, char *msg, size_t msglen,
+		     int *transient)
 {
 	struct ferry_output err;
-	int status, rc = ferry__run_command(argv, input, inlen, CMD_TIMEOUT_S, cancel_fd, out, &err,
-					    &status);
+	int status, rc = ferry__run_command(argv, input, inlen, CMD_TIMEOUT_S, cancel_fd, nofile,
+					    out, &err, &status);
 	static const char *const passing[] = {
 	    "Unable to contact",
 	    "Socket timed out",
@@ -275,7 +276,8 @@ static void from_sacct(struct slurm_resolve *x, const char *ids, struct sres *r,
 
 	if (x->accounting == 0)
 		return;
-	if (ferry__slurm_run(x->cancel_fd, argv, NULL, 0, &out, msg, sizeof(msg), NULL) < 0) {
+	if (ferry__slurm_run(x->cancel_fd, x->nofile, argv, NULL, 0, &out, msg, sizeof(msg), NULL) <
+	    0) {
 		if (strstr(msg, "accounting storage is disabled") || strstr(msg, "not installed"))
 			x->accounting = 0;
 		return;
@@ -391,8 +393,8 @@ void ferry__slurm_resolve(struct slurm_resolve *x, struct sres *r, size_t n)
 			from_sacct(x, ids, r, n);
 		free(ids);
 	}
-	if (unresolved(r, n) &&
-	    ferry__slurm_run(x->cancel_fd, argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
+	if (unresolved(r, n) && ferry__slurm_run(x->cancel_fd, x->nofile, argv, NULL, 0, &out, msg,
+						 sizeof(msg), NULL) == 0) {
 		for (int pass = 0; pass < 2; pass++)
 			from_records(out.data, r, n, pass);
 		ferry__output_release(&out);

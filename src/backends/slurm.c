@@ -71,7 +71,8 @@ static void read_config(struct slurm *sl)
 	if (sl->config_known)
 		return;
 	sl->max_array = MAX_TASKS - 1;
-	if (ferry__slurm_run(-1, argv, NULL, 0, &out, msg, sizeof(msg), NULL) < 0) {
+	if (ferry__slurm_run(-1, ferry__loop_start_nofile(ferry__engine_loop(sl->eng)), argv, NULL,
+			     0, &out, msg, sizeof(msg), NULL) < 0) {
 		fprintf(stderr, "ferryd: slurm: %s\n", msg);
 		return;
 	}
@@ -380,7 +381,8 @@ struct hand_work {
 	size_t nb;
 };
 
-static int list_queue(int cancel_fd, struct ferry_output *out, char *msg, size_t msglen);
+static int list_queue(int cancel_fd, unsigned long long nofile, struct ferry_output *out, char *msg,
+		      size_t msglen);
 
 static void hand_run(struct ferry_work *w)
 {
@@ -388,15 +390,15 @@ static void hand_run(struct ferry_work *w)
 	struct ferry_output out;
 	char msg[512];
 
-	if (h->nlookups && list_queue(w->cancel_fd, &out, msg, sizeof(msg)) == 0)
+	if (h->nlookups && list_queue(w->cancel_fd, w->nofile, &out, msg, sizeof(msg)) == 0)
 		h->queue = out.data;
 	for (size_t i = 0; i < h->nb; i++) {
 		struct batch *b = &h->b[i];
 		int transient = 0;
 		if (b->outcome) /* refused already */
 			continue;
-		if (ferry__slurm_run(w->cancel_fd, b->argv, b->script, b->len, &out, b->msg,
-				     sizeof(b->msg), &transient) < 0) {
+		if (ferry__slurm_run(w->cancel_fd, w->nofile, b->argv, b->script, b->len, &out,
+				     b->msg, sizeof(b->msg), &transient) < 0) {
 			b->outcome = transient ? 2 : 1;
 			continue;
 		}
@@ -603,14 +605,15 @@ static int64_t ferry_id(struct ferry_engine *eng, const char *comment, const cha
 }
 
 /* The user's jobs as squeue lists them: "id|task|state|reason|start|comment". */
-static int list_queue(int cancel_fd, struct ferry_output *out, char *msg, size_t msglen)
+static int list_queue(int cancel_fd, unsigned long long nofile, struct ferry_output *out, char *msg,
+		      size_t msglen)
 {
 	char uid[32];
 	char *argv[] = {"squeue", "-h", "-r", "-t", "all", "-u", uid, "-o", "%i|%K|%T|%r|%S|%k",
 			NULL};
 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)getuid());
-	return ferry__slurm_run(cancel_fd, argv, NULL, 0, out, msg, msglen, NULL);
+	return ferry__slurm_run(cancel_fd, nofile, argv, NULL, 0, out, msg, msglen, NULL);
 }
 
 static enum ferry_job_status active_state(const struct job *j, const char *st, const char *why)
@@ -748,6 +751,7 @@ static void resolve_run(struct ferry_work *w)
 	struct poll_work *p = (struct poll_work *)w;
 
 	p->x.cancel_fd = w->cancel_fd;
+	p->x.nofile = w->nofile;
 	ferry__slurm_resolve(&p->x, p->r, p->n);
 }
 
@@ -807,7 +811,7 @@ static void queue_run(struct ferry_work *w)
 {
 	struct poll_work *p = (struct poll_work *)w;
 
-	p->rc = list_queue(w->cancel_fd, &p->out, p->msg, sizeof(p->msg));
+	p->rc = list_queue(w->cancel_fd, w->nofile, &p->out, p->msg, sizeof(p->msg));
 }
 
 static void queue_done(struct ferry_engine *eng, struct ferry_work *w)
@@ -869,7 +873,8 @@ static void ctl_run(struct ferry_work *w)
 	struct ferry_output out;
 	char msg[512];
 
-	if (ferry__slurm_run(w->cancel_fd, c->argv, NULL, 0, &out, msg, sizeof(msg), NULL) == 0) {
+	if (ferry__slurm_run(w->cancel_fd, w->nofile, c->argv, NULL, 0, &out, msg, sizeof(msg),
+			     NULL) == 0) {
 		ferry__output_release(&out);
 		return;
 	}
@@ -982,7 +987,8 @@ static int recovery_pending(struct slurm *sl, struct job *j)
 	struct ferry_output out;
 
 	if (!sl->recovery) {
-		if (list_queue(-1, &out, msg, sizeof(msg)) < 0) {
+		if (list_queue(-1, ferry__loop_start_nofile(ferry__engine_loop(sl->eng)), &out, msg,
+			       sizeof(msg)) < 0) {
 			fprintf(stderr, "ferryd: slurm: %s\n", msg);
 			return -1;
 		}

@@ -27,18 +27,20 @@ struct sres {
  */
 struct slurm_resolve {
 	int cancel_fd;
-	int accounting; /* as struct slurm's */
+	unsigned long long nofile; /* the work item's */
+	int accounting;		   /* as struct slurm's */
 	const char *jobcomp;
 };
 
 /*
  * Runs a Slurm command; 0 with its output in *out (release it), or -1
  * with msg set. *transient (may be NULL) says whether trying again later
- * may help. Blocks: on the worker thread (cancel_fd: the item's), or at
- * startup (-1).
+ * may help. Blocks: on the worker thread (cancel_fd and nofile: the
+ * item's), or at startup (-1). nofile: ferry__run_command's.
  */
-int ferry__slurm_run(int cancel_fd, char *const *argv, const char *input, size_t inlen,
-		     struct ferry_output *out, char *msg, size_t msglen, int *transient);
+int ferry__slurm_run(int cancel_fd, unsigned long long nofile, char *const *argv, const char *input,
+		     size_t inlen, struct ferry_output *out, char *msg, size_t msglen,
+		     int *transient);
 /* Slurm's time stamp (2026-12-05T10:50:09) in seconds since the epoch; 0: none. */
 double ferry__slurm_parse_time(const char *s);
 /* Whether a Slurm job state is one of an ended job. */

@@ -33,6 +33,8 @@
 #define PUMP_CHUNK (256 * 1024)
 /* sysexits.h's EX_CONFIG: tells the ssh client not to retry */
 #define BRIDGE_EXIT_CONFIG 78
+/* EX_UNAVAILABLE: the engine said why it cannot start; no retry either */
+#define BRIDGE_EXIT_REFUSED 69
 
 /*
  * Moves what one read gives from 'from' to 'to'. 1 moved, 0 at EOF, -1
@@ -172,13 +174,14 @@ static int wait_engine(int sock)
  * bytes are frames of docs/protocol.md, which the engine checks. With
  * start 0, an engine that is not running is not started (FERRY_ECONNECT).
  * Returns 0, or a FERRY_E* code with err set (FERRY_ECONFIG and
- * FERRY_EUNSUPPORTED for the configuration); nothing is written to stdout
- * on error.
+ * FERRY_EUNSUPPORTED for the configuration; *refused set when the engine
+ * said why it cannot start); nothing is written to stdout on error.
  */
 static int bridge(const char *resource, const char *config, const char *const *sets, int start,
-		  char *err, size_t errlen)
+		  int *refused, char *err, size_t errlen)
 {
 	struct ferry_resource_cfg cfg = {0};
+	struct ferry_start_state ss = {0};
 	const char *none[] = {NULL};
 	char **eng = NULL;
 	int rc, sock = -1;
@@ -212,7 +215,8 @@ static int bridge(const char *resource, const char *config, const char *const *s
 	if (!eng)
 		goto nomem;
 	rc = ferry__engine_connect(resource, config, (const char *const *)eng, start ? 10 : -1,
-				   &sock, err, errlen);
+				   &sock, &ss, err, errlen);
+	*refused = ss.refused;
 	if (rc)
 		goto out;
 	/* deeper pipes keep a transfer's bytes flowing while the engine writes (best effort) */
@@ -226,7 +230,7 @@ static int bridge(const char *resource, const char *config, const char *const *s
 		goto out;
 	}
 	close(sock);
-	rc = ferry__engine_connect(resource, config, (const char *const *)eng, -1, &sock, err,
+	rc = ferry__engine_connect(resource, config, (const char *const *)eng, -1, &sock, NULL, err,
 				   errlen);
 	if (rc)
 		goto out;
@@ -286,7 +290,8 @@ int ferry__cli_cmd_bridge(struct ctx *c, int argc, char **argv)
 	};
 	struct bridge_sets sets = {.n = 0};
 	char err[1024];
-	int rc = ferry__cli_parse_opts(c, argc, argv, "hr:c:s:", opts, bridge_opt, &sets);
+	int refused = 0,
+	    rc = ferry__cli_parse_opts(c, argc, argv, "hr:c:s:", opts, bridge_opt, &sets);
 
 	if (rc == CLI_OK)
 		rc = ferry__cli_no_args(c, argc, argv);
@@ -296,13 +301,15 @@ int ferry__cli_cmd_bridge(struct ctx *c, int argc, char **argv)
 		ferry__cli_errorf(c, "invalid resource name '%s'", c->resource);
 		return ferry__cli_usage_error(c);
 	}
-	rc = bridge(c->resource, c->config, sets.v, !sets.no_start, err, sizeof(err));
+	rc = bridge(c->resource, c->config, sets.v, !sets.no_start, &refused, err, sizeof(err));
 	if (rc == FERRY_ECONNECT && sets.no_start) {
 		ferry__cli_errorf(c, "%s", err);
 		return CLI_TIMEOUT; /* "not running", as for `ferry daemon status` */
 	}
 	if (rc) {
 		ferry__cli_errorf(c, "%s", err);
+		if (refused)
+			return BRIDGE_EXIT_REFUSED;
 		return rc == FERRY_ECONFIG || rc == FERRY_EUNSUPPORTED ? BRIDGE_EXIT_CONFIG
 								       : CLI_ERR;
 	}

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "jbytes.h"
 #include "jobfields.h"
 
 /* Columns of the job table's text cells, beyond which they are cut with "...". */
@@ -102,7 +103,7 @@ int ferry__cli_print_json(const struct ctx *c, json_t *j, size_t flags)
 
 	if (!j)
 		return ferry__cli_out_of_memory(c);
-	if (json_dumpf(j, stdout, flags | JSON_PRESERVE_ORDER) < 0 || putchar('\n') == EOF) {
+	if (ferry__json_dumpf(j, stdout, flags | JSON_PRESERVE_ORDER) < 0 || putchar('\n') == EOF) {
 		ferry__cli_errorf(c, "cannot write the output");
 		rc = CLI_ERR;
 	}
@@ -518,7 +519,7 @@ static int print_jobs_json(const struct ctx *c, struct ferry_job_info *const *in
 			rc = ferry__cli_out_of_memory(c);
 			break;
 		}
-		if (json_dumpf(job, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0)
+		if (ferry__json_dumpf(job, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0)
 			rc = CLI_ERR;
 		fputs(i + 1 < n ? ",\n" : "\n", stdout);
 		json_decref(job);

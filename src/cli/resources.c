@@ -12,6 +12,7 @@
 
 #include "cfg.h"
 #include "cli.h"
+#include "jbytes.h"
 #include "util.h"
 
 /* How long `ferry daemon stop` waits for the engine to exit, asking this often. */
@@ -91,18 +92,28 @@ static int daemon_stop(struct ctx *c)
 	return CLI_OK;
 }
 
+/* Whether the engine runs, and what it warns of (on stderr, a line each). */
 static int daemon_status(const struct ctx *c)
 {
+	char msg[4096];
 	long pid = 0;
-	int rc = engine_status(c, &pid);
+	int rc = ferry_engine_status(c->resource, c->config, &pid, msg, sizeof(msg));
 
-	if (rc < 0)
+	if (rc < 0) {
+		ferry__cli_errorf(c, "%s", engine_error(msg, rc));
 		return CLI_ERR;
+	}
 	if (rc == 0) {
 		puts("not running");
 		return CLI_TIMEOUT;
 	}
 	printf("running (pid %ld)\n", pid);
+	fflush(stdout);
+	for (char *line = msg, *nl; *line; line = nl ? nl + 1 : line + strlen(line)) {
+		nl = strchr(line, '\n');
+		ferry__cli_errorf(c, "warning: %.*s", nl ? (int)(nl - line) : (int)strlen(line),
+				  line);
+	}
 	return CLI_OK;
 }
 
@@ -206,11 +217,11 @@ static json_t *resource_json(const struct ctx *c, const struct ferry_resource_cf
 
 	if (!o)
 		return NULL;
-	json_object_set_new(o, "host", r->host ? json_string(r->host) : json_null());
+	json_object_set_new(o, "host", ferry__json_bytes(r->host));
 	if (r->port)
 		json_object_set_new(o, "port", json_integer(r->port));
 	if (r->login)
-		json_object_set_new(o, "login", json_string(r->login));
+		json_object_set_new(o, "login", ferry__json_bytes(r->login));
 	if (!check)
 		return o;
 	/* asks without starting anything: the bridge's --no-start over ssh */
@@ -221,7 +232,7 @@ static json_t *resource_json(const struct ctx *c, const struct ferry_resource_cf
 	if (rc == 1)
 		json_object_set_new(o, "pid", json_integer(pid));
 	if (rc < 0)
-		json_object_set_new(o, "error", json_string(engine_error(msg, rc)));
+		json_object_set_new(o, "error", ferry__json_bytes(engine_error(msg, rc)));
 	return o;
 }
 

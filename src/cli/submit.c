@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "jbytes.h"
 #include "subst.h"
 #include "util.h"
 
@@ -303,7 +304,8 @@ static int blank_or_comment(const char *line)
 	return *line == '\0' || *line == '\n' || *line == '\r' || *line == '#';
 }
 
-static int bulk_line(const struct ctx *c, struct bulk *b, char *line, const char *key,
+/* line holds n bytes as read: a NUL byte would end its text early, and the job run less. */
+static int bulk_line(const struct ctx *c, struct bulk *b, char *line, size_t n, const char *key,
 		     const char *where, unsigned long lineno)
 {
 	size_t len = strcspn(line, "\r\n");
@@ -311,6 +313,11 @@ static int bulk_line(const struct ctx *c, struct bulk *b, char *line, const char
 	char **argv = NULL;
 	int rc;
 
+	if (memchr(line, '\0', n)) {
+		ferry__cli_errorf(c, "%s:%lu: NUL byte (not a text file?); nothing was submitted",
+				  where, lineno);
+		return -1;
+	}
 	if (blank_or_comment(line))
 		return 0;
 	line[len] = '\0';
@@ -348,8 +355,8 @@ static int read_bulk(const struct ctx *c, const char *path, const char *key, str
 		ferry__cli_errorf(c, "cannot open '%s': %s", path, ferry__cli_errno_str(errno));
 		return CLI_ERR;
 	}
-	while (getline(&line, &cap, f) >= 0) {
-		if (bulk_line(c, b, line, key, where, ++lineno) < 0)
+	for (ssize_t n; (n = getline(&line, &cap, f)) >= 0;) {
+		if (bulk_line(c, b, line, (size_t)n, key, where, ++lineno) < 0)
 			goto out;
 	}
 	if (ferror(f)) {
@@ -638,8 +645,9 @@ static json_t *xf_json(const struct submit_opts *o, int inputs)
 	for (size_t i = 0; a && i < o->nxf; i++) {
 		if (xf_is_input(o, i) != inputs)
 			continue;
-		if (json_array_append_new(a, json_pack("{s:s,s:s}", "local_path", o->xf[i].local,
-						       "server_path", o->xf[i].server)) < 0) {
+		if (json_array_append_new(
+			a, json_pack("{s:o,s:o}", "local_path", ferry__json_bytes(o->xf[i].local),
+				     "server_path", ferry__json_bytes(o->xf[i].server))) < 0) {
 			json_decref(a);
 			return NULL;
 		}

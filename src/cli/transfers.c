@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "jbytes.h"
 
 /* Hours a transfer is kept when the command does not say. */
 #define DISPOSAL_DEFAULT_HOURS 168
@@ -78,8 +79,8 @@ static int print_path(const struct ctx *c, int rc, char *path)
 	if (rc < 0) {
 		rc = ferry__cli_report(c, rc);
 	} else if (c->json) {
-		rc =
-		    ferry__cli_print_json(c, json_pack("{s:s}", "server_path", path), JSON_COMPACT);
+		rc = ferry__cli_print_json(
+		    c, json_pack("{s:o}", "server_path", ferry__json_bytes(path)), JSON_COMPACT);
 	} else {
 		puts(path);
 		rc = CLI_OK;

@@ -13,12 +13,30 @@
 
 #include "util.h"
 
+/* Every key of a section, in the order of key_line[]. */
+static const char *const section_keys[] = {
+    "scheduler", "slots",	  "port",	    "poll_interval", "host",	      "login",
+    "queue",	 "transfer_root", "remote_command", "ssh_options",   "drmaa_library",
+};
+#define NKEYS FERRY_ARRAY_SIZE(section_keys)
+
+/* A section header seen: a second one of the same name is refused. */
+struct seen_section {
+	char *name;
+	int line;
+};
+
 struct parse_state {
 	struct ferry_cfg *cfg;
-	const char *next; /* the text inih has not read yet */
-	int line;	  /* the number of the line inih parses */
-	int msg_line;	  /* the line msg is about */
-	char msg[256];	  /* the handler's first error */
+	const char *next;	   /* the text inih has not read yet */
+	int line;		   /* the number of the line inih parses */
+	int msg_line;		   /* the line msg is about */
+	char msg[256];		   /* the handler's first error */
+	int indented;		   /* the line begins with a blank */
+	int keyed;		   /* a key was given since the last header: inih's prev_name */
+	int key_line[NKEYS];	   /* where each key of the current section was given, or 0 */
+	struct seen_section *seen; /* the section headers so far */
+	int nseen;
 };
 
 static int set_str(char **dst, const char *v)
@@ -118,7 +136,7 @@ static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v,
 	    {"drmaa_library", offsetof(struct ferry_resource_cfg, drmaa_library)},
 	};
 	if (!strcmp(key, "ssh_options") && r->ssh_options) {
-		/* an indented continuation line (or a repeat) adds options */
+		/* an indented continuation line adds options (handler() refuses a repeat) */
 		char *joined = ferry__asprintf("%s %s", r->ssh_options, v);
 		if (!joined)
 			return -1;
@@ -131,6 +149,45 @@ static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v,
 			return set_str((char **)((char *)r + strs[i].off), v);
 	snprintf(msg, ml, "unknown key '%s' in section [%s]", key, r->name);
 	return -1;
+}
+
+static int key_index(const char *key)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!strcmp(key, section_keys[i]))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * A key given twice in a section would keep its last value without a
+ * word, and a value continued on an indented line (inih's multi-line
+ * values) its last line: only ssh_options takes more than one. 0, or -1
+ * with msg set.
+ */
+static int check_repeat(struct parse_state *st, const char *sec, const char *key, char *msg,
+			size_t ml)
+{
+	int k = key_index(key), continued = st->indented && st->keyed;
+
+	st->keyed = 1;
+	if (k < 0)
+		return 0; /* set_key() names it */
+	if (continued && k != key_index("ssh_options")) {
+		snprintf(msg, ml,
+			 "an indented line continues the value of '%s' above (which takes one "
+			 "value; only ssh_options continues)",
+			 key);
+		return -1;
+	}
+	if (!continued && st->key_line[k]) {
+		snprintf(msg, ml, "key '%s' given twice in section [%s] (first on line %d)", key,
+			 sec, st->key_line[k]);
+		return -1;
+	}
+	if (!st->key_line[k])
+		st->key_line[k] = st->line;
+	return 0;
 }
 
 static int handler(void *user, const char *sec, const char *key, const char *value)
@@ -154,6 +211,8 @@ static int handler(void *user, const char *sec, const char *key, const char *val
 	}
 	if (!key) /* a section with no keys yet (INI_CALL_HANDLER_ON_NEW_SECTION) */
 		return 1;
+	if (check_repeat(st, sec, key, msg, sizeof(msg)) < 0)
+		goto fail;
 	if (set_key(r, key, value, msg, sizeof(msg)) < 0) {
 		if (!msg[0])
 			snprintf(msg, sizeof(msg), "out of memory");
@@ -255,6 +314,59 @@ static int long_section(const char *line, int n)
 }
 
 /*
+ * The name of the section header line (number n) starts, as inih reads
+ * it: after blanks, unless they make it a continuation of a value; NULL
+ * when it is no header. *len gets the name's length.
+ */
+static const char *header_name(const struct parse_state *st, const char *line, int n, size_t *len)
+{
+	const char *s = line, *end;
+
+	if (n == 1 && !strncmp(s, "\xef\xbb\xbf", 3))
+		s += 3;
+	s += strspn(s, " \t\v\f");
+	if ((s > line && st->keyed) || *s != '[' || !(end = strchr(s + 1, ']')))
+		return NULL;
+	*len = (size_t)(end - s - 1);
+	return s + 1;
+}
+
+/*
+ * Records the section header of line (number n), resetting what the
+ * section's keys have seen. A second header of a name would merge its keys
+ * with the first's, a repeated key's last value winning: refused. 0, or -1
+ * with st->msg set (ENOMEM too).
+ */
+static int note_header(struct parse_state *st, const char *line, int n)
+{
+	size_t len;
+	const char *name = header_name(st, line, n, &len);
+	struct seen_section *more;
+
+	if (!name)
+		return 0;
+	st->keyed = 0;
+	memset(st->key_line, 0, sizeof(st->key_line));
+	for (int i = 0; i < st->nseen; i++) {
+		if (strlen(st->seen[i].name) == len && !strncmp(st->seen[i].name, name, len)) {
+			snprintf(st->msg, sizeof(st->msg),
+				 "section [%s] given twice (first on line %d)", st->seen[i].name,
+				 st->seen[i].line);
+			return -1;
+		}
+	}
+	more = realloc(st->seen, (size_t)(st->nseen + 1) * sizeof(*more));
+	if (more)
+		st->seen = more;
+	if (!more || !(more[st->nseen].name = strndup(name, len))) {
+		snprintf(st->msg, sizeof(st->msg), "out of memory");
+		return -1;
+	}
+	more[st->nseen++].line = n;
+	return 0;
+}
+
+/*
  * inih's reader: the next line of the text, without its LF or CRLF. Every
  * line fits (long_line), so that inih counts the lines of the file: its own
  * reader would give the CR of a line of 198 characters a line of its own.
@@ -276,14 +388,19 @@ static char *read_line(char *buf, int size, void *stream)
 	buf[n] = '\0';
 	st->next += len + (st->next[len] == '\n');
 	st->line++;
+	st->indented = buf[0] && strchr(" \t\v\f", buf[0]);
+	if (st->msg[0])
+		return buf; /* a handler failed: inih reports it, nothing more is checked */
 	if (long_section(buf, st->line)) {
-		if (!st->msg[0]) {
-			snprintf(st->msg, sizeof(st->msg),
-				 "resource name longer than %d characters (the most a section "
-				 "header holds)",
-				 INIH_MAX_SECTION);
-			st->msg_line = st->line;
-		}
+		snprintf(st->msg, sizeof(st->msg),
+			 "resource name longer than %d characters (the most a section "
+			 "header holds)",
+			 INIH_MAX_SECTION);
+		st->msg_line = st->line;
+		return NULL;
+	}
+	if (note_header(st, buf, st->line) < 0) {
+		st->msg_line = st->line;
 		return NULL;
 	}
 	return buf;
@@ -318,18 +435,22 @@ int ferry__cfg_parse(const char *path, const char *text, struct ferry_cfg *cfg, 
 	}
 	line = long_line(text);
 	if (line > 0) {
+		/* bytes, not characters: a line of 100 'é' is too long too */
 		snprintf(err, errlen,
-			 "%s:%d: line longer than %d characters (continue a value on indented "
+			 "%s:%d: line %d is longer than %d bytes (continue a value on indented "
 			 "lines)",
-			 path, line, INIH_MAX_LINE - 2);
+			 path, line, line, INIH_MAX_LINE - 2);
 		free(owned);
 		return -1;
 	}
 	st.next = text;
 	line = ini_parse_stream(read_line, &st, handler, &st);
-	if (line == 0 && st.msg[0]) /* the reader stopped at a long section name */
+	if (line == 0 && st.msg[0]) /* the reader stopped at a section header */
 		line = st.msg_line;
 	free(owned);
+	for (int i = 0; i < st.nseen; i++)
+		free(st.seen[i].name);
+	free(st.seen);
 	if (line == 0)
 		return 0;
 	/* inih reports its first error; the handler's may be a later line's */

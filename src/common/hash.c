@@ -4,15 +4,18 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include "config.h"
+#include "holes.h"
 #if FERRY_XXH_DISPATCH
 #include <xxh_x86dispatch.h> /* maps the calls below to the widest SIMD the CPU has */
 #endif
 
-#define HASH_BUF (1u << 20)
+#define HASH_BUF  (1u << 20)
+#define ZEROS_BUF (64u << 10) /* stays in the CPU's cache while it is hashed again and again */
 
 int ferry__hash_init(struct ferry_hash *h)
 {
@@ -59,24 +62,56 @@ int ferry__hash_update_fd(struct ferry_hash *h, int fd, uint64_t len)
 	return ferry__hash_update_range(h, fd, 0, len);
 }
 
-int ferry__hash_update_range(struct ferry_hash *h, int fd, uint64_t off, uint64_t end)
+void ferry__hash_zeros(struct ferry_hash *h, uint64_t n)
 {
-	char *buf = malloc(HASH_BUF);
-	int e = 0;
+	static const char zeros[ZEROS_BUF];
 
-	if (!buf)
-		return -ENOMEM;
+	while (n) {
+		size_t k = n < ZEROS_BUF ? (size_t)n : ZEROS_BUF;
+		XXH3_128bits_update(h->state, zeros, k);
+		n -= k;
+	}
+}
+
+/* Feeds [off, end) of fd, all of it data. 0 or -errno. */
+static int hash_data(struct ferry_hash *h, int fd, char *buf, uint64_t off, uint64_t end)
+{
 	while (off < end) {
 		size_t want = end - off < HASH_BUF ? (size_t)(end - off) : HASH_BUF;
 		ssize_t n = pread(fd, buf, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			e = n < 0 ? -errno : -EIO; /* shorter than said: changed under us */
-			break;
-		}
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO; /* shorter than said: changed under us */
 		ferry__hash_update(h, buf, (size_t)n);
 		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* A sparse file's holes are hashed as the zeros they read as, without reading them. */
+int ferry__hash_update_range(struct ferry_hash *h, int fd, uint64_t off, uint64_t end)
+{
+	struct stat st;
+	char *buf;
+	int e = 0;
+
+	if (off >= end)
+		return 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size < end)
+		return -EIO; /* shorter than said: changed under us */
+	if (!(buf = malloc(HASH_BUF)))
+		return -ENOMEM;
+	if (!ferry__holey(&st))
+		e = hash_data(h, fd, buf, off, end);
+	while (ferry__holey(&st) && !e && off < end) {
+		int64_t d, de;
+		ferry__next_data(fd, (int64_t)off, (int64_t)end, &d, &de);
+		ferry__hash_zeros(h, (uint64_t)d - off);
+		e = hash_data(h, fd, buf, (uint64_t)d, (uint64_t)de);
+		off = (uint64_t)de;
 	}
 	free(buf);
 	return e;

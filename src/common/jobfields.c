@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "jobfields.h"
+#include "jbytes.h"
 #include "util.h"
 
 /* The DERIVED fields: each computed from the others of the object. */
@@ -205,24 +206,6 @@ static int job_ended(const struct ferry_job_info *j)
 	       j->exit_status != FERRY_EXIT_NONE;
 }
 
-json_t *ferry__json_str(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
-json_t *ferry__json_strv(char *const *v)
-{
-	json_t *a = json_array();
-
-	for (; a && v && *v; v++) {
-		if (json_array_append_new(a, json_string(*v)) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	return a;
-}
-
 /* The null of each type is the one jobfields.h states. */
 static json_t *member_json(const struct ferry_job_info *j, const struct field *f)
 {
@@ -240,15 +223,16 @@ static json_t *member_json(const struct ferry_job_info *j, const struct field *f
 	case FERRY__JF_TIME:
 		return *(const double *)p > 0 ? json_real(*(const double *)p) : json_null();
 	case FERRY__JF_STR:
-		return ferry__json_str(*(char *const *)p);
+		return ferry__json_bytes(*(char *const *)p);
 	case FERRY__JF_STRV:
-		return ferry__json_strv(*(char **const *)p);
+		return ferry__json_bytesv(*(const char *const *const *)p);
 	case FERRY__JF_BOOL:
 		return json_boolean(*(const int *)p);
 	case FERRY__JF_STATE:
-		return ferry__json_str(ferry_status_name(*(const enum ferry_job_status *)p));
+		return ferry__json_bytes(ferry_status_name(*(const enum ferry_job_status *)p));
 	case FERRY__JF_EXIT:
-		return ferry__json_str(ferry_exit_status_name(*(const enum ferry_exit_status *)p));
+		return ferry__json_bytes(
+		    ferry_exit_status_name(*(const enum ferry_exit_status *)p));
 	}
 	return json_null();
 }
@@ -298,12 +282,12 @@ static json_t *jtime(double t)
 
 json_t *ferry__transfer_to_json(const struct ferry_transfer_info *t)
 {
-	json_t *o =
-	    json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:i}", "server_path", t->server_path,
-		      "kind", ferry_transfer_kind_name(t->kind), "state",
-		      ferry_transfer_state_name(t->state), "size", (json_int_t)t->size, "done",
-		      (json_int_t)t->done, "received", (json_int_t)t->received, "created_at",
-		      t->created_at, "deadline", t->deadline, "disposal_hours", t->disposal_hours);
+	json_t *o = json_pack(
+	    "{s:o,s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:i}", "server_path",
+	    ferry__json_bytes(t->server_path), "kind", ferry_transfer_kind_name(t->kind), "state",
+	    ferry_transfer_state_name(t->state), "size", (json_int_t)t->size, "done",
+	    (json_int_t)t->done, "received", (json_int_t)t->received, "created_at", t->created_at,
+	    "deadline", t->deadline, "disposal_hours", t->disposal_hours);
 	json_t *jobs = json_array();
 	int bad = !o || !jobs;
 
@@ -314,11 +298,11 @@ json_t *ferry__transfer_to_json(const struct ferry_transfer_info *t)
 		json_decref(jobs);
 		return NULL;
 	}
-	bad |= jset(o, "local_paths", ferry__json_strv(t->local_paths));
+	bad |= jset(o, "local_paths", ferry__json_bytesv((const char *const *)t->local_paths));
 	bad |= jset(o, "jobs", jobs);
-	bad |= jset(o, "hash", ferry__json_str(t->hash));
+	bad |= jset(o, "hash", ferry__json_bytes(t->hash));
 	bad |= jset(o, "ended_at", jtime(t->ended_at));
-	bad |= jset(o, "message", ferry__json_str(t->message));
+	bad |= jset(o, "message", ferry__json_bytes(t->message));
 	if (bad) {
 		json_decref(o);
 		return NULL;

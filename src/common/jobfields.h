@@ -119,9 +119,4 @@ int ferry__job_derive(json_t *o);
  */
 json_t *ferry__transfer_to_json(const struct ferry_transfer_info *t);
 
-/* s as a JSON string, null for NULL; a new reference, NULL when out of memory. */
-json_t *ferry__json_str(const char *s);
-/* A NULL-terminated string vector (NULL: empty) as a JSON array; a new reference or NULL. */
-json_t *ferry__json_strv(char *const *v);
-
 #endif

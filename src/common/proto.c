@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ferry.h"
+#include "jbytes.h"
 
 static const unsigned char magic[4] = {'F', 'R', 'Y', '1'}; /* FERRY_MAGIC */
 
@@ -73,14 +74,10 @@ int ferry__hdr_decode(const unsigned char *in, struct ferry_frame_hdr *h, const 
 
 json_t *ferry__json_parse(const char *buf, size_t len, char *err, size_t errlen)
 {
-	json_error_t je;
-	json_t *v;
+	json_t *v = ferry__json_loadb(buf, len, JSON_REJECT_DUPLICATES, err, errlen);
 
-	v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-	if (!v) {
-		snprintf(err, errlen, "invalid json at byte %d: %s", je.position, je.text);
+	if (!v)
 		return NULL;
-	}
 	if (!json_is_object(v)) {
 		snprintf(err, errlen, "request is not a json object");
 		json_decref(v);
@@ -116,7 +113,7 @@ int ferry__frame_head(uint16_t type, const json_t *obj, size_t binlen, unsigned 
 int ferry__frame_build(uint16_t type, const json_t *obj, const void *bin, size_t binlen,
 		       unsigned char **out, size_t *outlen)
 {
-	char *js = json_dumps(obj, JSON_COMPACT);
+	char *js = ferry__json_dumps(obj, JSON_COMPACT);
 	size_t jl, total;
 	unsigned char *f;
 

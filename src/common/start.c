@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "ferry.h"
+#include "trust.h"
 #include "util.h"
 
 extern char **environ;
@@ -121,7 +122,7 @@ static void read_msg(int fd, char *msg, size_t cap)
 }
 
 int ferry__start_engine(const char *resource, const char *config, const char *const *sets,
-			char *err, size_t errlen)
+			int *refused, char *err, size_t errlen)
 {
 	char *exe = ferry__find_program("FERRYD", "ferryd", FERRYD_INSTALLED), msg[768];
 	char **argv = exe ? engine_argv(exe, resource, config, sets) : NULL;
@@ -163,6 +164,8 @@ int ferry__start_engine(const char *resource, const char *config, const char *co
 			 msg[0] ? msg : "it failed without a message");
 		/* killed while starting (ferryd exits 3 then): worth another try */
 		rc = !WIFEXITED(status) || WEXITSTATUS(status) == 3 ? FERRY_EAGAIN : FERRY_ECONNECT;
+		/* it said why it cannot start: the next one would say the same */
+		*refused = rc == FERRY_ECONNECT && msg[0];
 	}
 out:
 	free(argv);
@@ -189,26 +192,64 @@ static int connect_socket(const char *path)
 	return fd;
 }
 
-int ferry__engine_connect(const char *resource, const char *config, const char *const *sets,
-			  double budget_s, int *fdp, char *err, size_t errlen)
+/*
+ * The engine's socket in the resource's state directory, once that is
+ * found to be this user's own: nothing is sent to an engine whose
+ * directory another user can change, as a shared or mistyped
+ * XDG_STATE_HOME would hand them our jobs' secrets. 0 or an error.
+ */
+static int socket_path(const char *resource, char **sock, char *err, size_t errlen)
 {
-	char *state = ferry__state_dir(resource), *sock;
-	double until = ferry__mono() + budget_s;
-	int fd, rc;
+	char *state = ferry__state_dir(resource);
+	int rc;
 
-	*fdp = -1;
+	*sock = NULL;
 	if (!state) {
 		snprintf(err, errlen, "neither XDG_STATE_HOME nor HOME is an absolute path");
 		return FERRY_ECONFIG;
 	}
-	sock = ferry__asprintf("%s/ferryd.sock", state);
-	free(state);
-	if (!sock) {
+	rc = ferry__check_own_dir("state directory", state, err, errlen);
+	if (!rc && !(*sock = ferry__asprintf("%s/ferryd.sock", state))) {
 		snprintf(err, errlen, "out of memory");
-		return FERRY_ENOMEM;
+		rc = FERRY_ENOMEM;
 	}
+	free(state);
+	return rc;
+}
+
+/* An engine that died while starting: whatever killed it may kill the next one too. */
+static void died_pause(struct ferry_start_state *ss, double until)
+{
+	double left = until - ferry__mono();
+
+	ss->died_pause = ss->died_pause <= 0 ? 0.05 : ss->died_pause * 2;
+	if (ss->died_pause > 5)
+		ss->died_pause = 5;
+	/* never past the caller's budget, which the next turn then reports */
+	sleep_s(ss->died_pause < left ? ss->died_pause : left > 0 ? left : 0);
+}
+
+int ferry__engine_connect(const char *resource, const char *config, const char *const *sets,
+			  double budget_s, int *fdp, struct ferry_start_state *ss, char *err,
+			  size_t errlen)
+{
+	double until = ferry__mono() + budget_s;
+	struct ferry_start_state mine = {0};
+	char *sock;
+	int fd, rc;
+
+	*fdp = -1;
+	ss = ss ? ss : &mine;
+	ss->refused = 0;
+	if ((rc = socket_path(resource, &sock, err, errlen)))
+		return rc;
 	for (double pause = 0.01;; pause = pause < 0.2 ? pause * 2 : pause) {
 		fd = connect_socket(sock);
+		/* a path proves nothing: the one listening must be this user */
+		if (fd >= 0 && (rc = ferry__check_peer(fd, sock, err, errlen))) {
+			close(fd);
+			goto out;
+		}
 		if (fd >= 0)
 			break;
 		if (fd != -ENOENT && fd != -ECONNREFUSED) {
@@ -227,7 +268,7 @@ int ferry__engine_connect(const char *resource, const char *config, const char *
 		 * started may have been killed since). A ferryd that finds another
 		 * holding the lock exits at once, and that one is about to listen.
 		 */
-		rc = ferry__start_engine(resource, config, sets, err, errlen);
+		rc = ferry__start_engine(resource, config, sets, &ss->refused, err, errlen);
 		if (rc && rc != FERRY_EAGAIN)
 			goto out;
 		if (ferry__mono() > until) {
@@ -237,7 +278,9 @@ int ferry__engine_connect(const char *resource, const char *config, const char *
 			rc = FERRY_ECONNECT;
 			goto out;
 		}
-		if (rc || pause > 0.01)
+		if (rc)
+			died_pause(ss, until);
+		else if (pause > 0.01)
 			sleep_s(pause);
 	}
 	*fdp = fd;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +79,15 @@ void ferry__preallocate(int fd, int64_t off, int64_t len)
 {
 	if (len > 0)
 		fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+}
+
+int64_t ferry__fs_free(int fd, const char *path)
+{
+	struct statvfs sv;
+
+	if ((fd >= 0 ? fstatvfs(fd, &sv) : statvfs(path, &sv)) < 0)
+		return -1;
+	return (int64_t)(geteuid() == 0 ? sv.f_bfree : sv.f_bavail) * (int64_t)sv.f_frsize;
 }
 
 int ferry__reserve(unsigned char **buf, size_t *cap, size_t need)
@@ -370,6 +380,66 @@ size_t ferry__strv_len(char *const *v)
 	return n;
 }
 
+char **ferry__sh_argv(char *const argv[])
+{
+	size_t n = ferry__strv_len(argv);
+	char **v = calloc(n + 2, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	v[0] = "/bin/sh";
+	for (size_t i = 0; i < n; i++)
+		v[i + 1] = argv[i]; /* v[1], the script, is set to the file found */
+	return v;
+}
+
+/*
+ * One candidate. On ENOEXEC the child writes shargv[1]: memory of its
+ * parent's, which vfork suspends until the exec and which only this exec
+ * reads (as glibc's own script fallback does on its stack).
+ */
+static void exec_file(const char *file, char *const argv[], char *const envp[], char **shargv)
+{
+	execve(file, argv, envp);
+	if (errno == ENOEXEC && shargv) {
+		shargv[1] = (char *)file;
+		execve(shargv[0], shargv, envp);
+	}
+}
+
+void ferry__exec_search(char *const argv[], char *const envp[], const char *path, char **shargv)
+{
+	const char *name = argv[0], *p = path;
+	size_t nl = strlen(name);
+	char buf[4096];
+	int eacces = 0;
+
+	if (!*name || strchr(name, '/')) {
+		exec_file(name, argv, envp, shargv);
+		return;
+	}
+	for (;;) {
+		const char *colon = strchr(p, ':');
+		size_t dl = colon ? (size_t)(colon - p) : strlen(p);
+		if (dl + nl + 3 < sizeof(buf)) {
+			memcpy(buf, dl ? p : ".", dl ? dl : 1); /* an empty entry: "." */
+			dl = dl ? dl : 1;
+			buf[dl] = '/';
+			memcpy(buf + dl + 1, name, nl + 1);
+			exec_file(buf, argv, envp, shargv);
+			if (errno == EACCES)
+				eacces = 1;
+			else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE &&
+				 errno != ENODEV && errno != ETIMEDOUT)
+				return;
+		}
+		if (!colon)
+			break;
+		p = colon + 1;
+	}
+	errno = eacces ? EACCES : ENOENT;
+}
+
 int ferry__valid_resource_name(const char *name)
 {
 	size_t n = 0;
@@ -385,40 +455,45 @@ int ferry__valid_resource_name(const char *name)
 	return n <= 64;
 }
 
+size_t ferry__utf8_char(const unsigned char *p, const unsigned char *end)
+{
+	unsigned c = *p, min, cp;
+	size_t k;
+
+	if (c == 0)
+		return 0;
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0)
+		k = 1, cp = c & 0x1f, min = 0x80;
+	else if ((c & 0xf0) == 0xe0)
+		k = 2, cp = c & 0x0f, min = 0x800;
+	else if ((c & 0xf8) == 0xf0)
+		k = 3, cp = c & 0x07, min = 0x10000;
+	else
+		return 0;
+	if ((size_t)(end - p) <= k)
+		return 0;
+	for (size_t i = 1; i <= k; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	/* what jansson refuses too: overlong forms, surrogates, beyond U+10FFFF */
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k + 1;
+}
+
 int ferry__valid_utf8(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
 
 	while (p < end) {
-		unsigned c = *p;
-		size_t k;
-		unsigned min, cp;
-
-		if (c == 0)
+		size_t k = ferry__utf8_char(p, end);
+		if (!k)
 			return 0;
-		if (c < 0x80) {
-			p++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			k = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			k = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			k = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return 0;
-		}
-		if ((size_t)(end - p) <= k)
-			return 0;
-		for (size_t i = 1; i <= k; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		p += k + 1;
+		p += k;
 	}
 	return 1;
 }

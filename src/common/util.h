@@ -45,6 +45,13 @@ int ferry__read_all(int fd, void *buf, size_t len);
 void ferry__preallocate(int fd, int64_t off, int64_t len);
 
 /*
+ * Bytes this process may still write on the file system of fd (or of
+ * path, with fd < 0): the available blocks, or the free ones for root,
+ * whom the file system's reserve serves too. -1 when it cannot tell.
+ */
+int64_t ferry__fs_free(int fd, const char *path);
+
+/*
  * fsyncs fd[0..n) (borrowed) from up to 16 threads at once, so that their
  * device flushes merge. 0 or the first errno.
  */
@@ -81,8 +88,26 @@ int ferry__split_words(const char *line, char ***argv, const char **err);
 void ferry__strv_free(char **v);
 size_t ferry__strv_len(char *const *v);
 
+/*
+ * execvpe without its allocations, for a vfork child (async-signal-safe):
+ * runs argv[0], searched on path (the caller's PATH, taken before the
+ * fork) when it holds no '/'. A file the kernel cannot execute (ENOEXEC:
+ * a script without "#!") runs under /bin/sh, as execvp runs it, when
+ * shargv is not NULL; shargv is made by ferry__sh_argv before the fork.
+ * Returns only on failure, with errno set as execvp sets it.
+ */
+void ferry__exec_search(char *const argv[], char *const envp[], const char *path, char **shargv);
+/* The argv of /bin/sh for a script run with argv (malloc'd; NULL when out of memory). */
+char **ferry__sh_argv(char *const argv[]);
+
 /* Validates a resource name: [A-Za-z0-9_.-]{1,64}, not starting with '.'. */
 int ferry__valid_resource_name(const char *name);
+
+/*
+ * The length of the UTF-8 character at p (1 to 4 bytes, before end), as
+ * jansson takes one; 0 when p starts none (or is NUL).
+ */
+size_t ferry__utf8_char(const unsigned char *p, const unsigned char *end);
 
 /* Whether s (len bytes) is valid UTF-8 without NUL. */
 int ferry__valid_utf8(const char *s, size_t len);

@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbwhy.h"
 #include "engine.h"
+#include "jbytes.h"
 #include "jobfields.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 enum stmt_id {
 	S_BEGIN,
@@ -25,6 +27,9 @@ enum stmt_id {
 	S_SET_STARTED,
 	S_SET_KILL,
 	S_SET_NATIVE,
+	S_SET_REQUEUED,
+	S_MAX_ID,
+	S_INSERT_LOST,
 	S_SET_ENDED,
 	S_DELETE,
 	S_ACTIVE,
@@ -96,6 +101,14 @@ static const char *const sql[S_COUNT] = {
     [S_SET_STARTED] = "UPDATE jobs SET state = ?4, started_at = ?2, native_id = ?3 "
 		      "WHERE id = ?1",
     [S_SET_NATIVE] = "UPDATE jobs SET native_id = ?2 WHERE id = ?1",
+    /* what AUTOINCREMENT hands out next follows the sequence, not the rows */
+    [S_MAX_ID] = "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0), "
+		 "COALESCE((SELECT max(id) FROM jobs), 0))",
+    /* an explicit id moves the sequence past it */
+    [S_INSERT_LOST] = "INSERT INTO jobs(id, spec, state, exit_status, submitted_at, ended_at, "
+		      "message, dispose_after) VALUES (?1, '{}', ?2, ?3, ?4, ?4, ?5, ?6)",
+    [S_SET_REQUEUED] = "UPDATE jobs SET state = ?2, started_at = NULL, native_id = NULL, "
+		       "requeues = ?3 WHERE id = ?1",
     /* a disposed job gives its key back at once */
     [S_SET_KILL] = "UPDATE jobs SET kill_requested = 1, disposed = ?2, "
 		   "skey = CASE WHEN ?2 THEN NULL ELSE skey END WHERE id = ?1",
@@ -104,8 +117,8 @@ static const char *const sql[S_COUNT] = {
 		    "started_at = COALESCE(started_at, ?10), ended_at = ?11, message = ?12, "
 		    "dispose_after = ?13 WHERE id = ?1",
     [S_DELETE] = "DELETE FROM jobs WHERE id = ?1",
-    [S_ACTIVE] = "SELECT id, state, kill_requested, disposed, spec, started_at, native_id "
-		 "FROM jobs WHERE ended_at IS NULL ORDER BY id",
+    [S_ACTIVE] = "SELECT id, state, kill_requested, disposed, spec, started_at, native_id, "
+		 "requeues FROM jobs WHERE ended_at IS NULL ORDER BY id",
     [S_STATUS] = "SELECT state FROM jobs WHERE id = ?1 AND disposed = 0",
     [S_JOB] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND disposed = 0",
     [S_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE disposed = 0 ORDER BY id",
@@ -163,7 +176,9 @@ static const char schema[] =
     " message TEXT, native_id TEXT,"
     " kill_requested INTEGER NOT NULL DEFAULT 0,"
     " disposed INTEGER NOT NULL DEFAULT 0,"
-    " dispose_after REAL);"
+    " dispose_after REAL,"
+    /* how often its start was lost with the job runner (local) */
+    " requeues INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS jobs_active ON jobs(ended_at) WHERE ended_at IS NULL;"
     "CREATE INDEX IF NOT EXISTS jobs_dispose ON jobs(dispose_after);"
     "CREATE TABLE IF NOT EXISTS transfers("
@@ -189,14 +204,25 @@ static const char schema[] =
     " tid INTEGER NOT NULL, job INTEGER NOT NULL, role INTEGER NOT NULL,"
     " PRIMARY KEY(tid, job, role));"
     "CREATE INDEX IF NOT EXISTS transfer_refs_job ON transfer_refs(job);"
-    "INSERT OR IGNORE INTO meta VALUES('schema', '2');";
+    "INSERT OR IGNORE INTO meta VALUES('schema', '3');";
 
-/* Schema 1 kept the manifest in the transfer's row. */
-static const char migrate_1[] = "BEGIN IMMEDIATE;"
-				"INSERT INTO transfer_docs(tid, doc) SELECT id, doc FROM transfers;"
-				"ALTER TABLE transfers DROP COLUMN doc;"
-				"UPDATE meta SET value = '2' WHERE key = 'schema';"
-				"COMMIT;";
+/*
+ * What takes a database of schema N to N + 1, at index N, each in a
+ * transaction of its own: an older database goes through each in turn.
+ */
+static const char *const migrations[SCHEMA_VERSION] = {
+    [1] = /* schema 1 kept the manifest in the transfer's row */
+    "BEGIN IMMEDIATE;"
+    "INSERT INTO transfer_docs(tid, doc) SELECT id, doc FROM transfers;"
+    "ALTER TABLE transfers DROP COLUMN doc;"
+    "UPDATE meta SET value = '2' WHERE key = 'schema';"
+    "COMMIT;",
+    [2] = /* schema 2 kept a job's runner deaths in memory: an engine restart forgot them */
+    "BEGIN IMMEDIATE;"
+    "ALTER TABLE jobs ADD COLUMN requeues INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE meta SET value = '3' WHERE key = 'schema';"
+    "COMMIT;",
+};
 
 struct ferry_db {
 	sqlite3 *h;
@@ -210,28 +236,123 @@ struct ferry_db {
 	 * (even a commit in the middle of an iteration, ferry__engine_sync).
 	 */
 	int broken;
+	char *path;
+	struct ferry_db_why why; /* the last failure's word on the file or disk */
 };
 
 static int db_fail(struct ferry_db *db, const char *what)
 {
-	fprintf(stderr, "ferryd: database: %s: %s\n", what, sqlite3_errmsg(db->h));
+	int said = ferry__db_why_explain(&db->why, db->path, sqlite3_extended_errcode(db->h),
+					 sqlite3_system_errno(db->h));
+
+	fprintf(stderr, "ferryd: database: %s: %s\n", what,
+		said ? db->why.text : sqlite3_errmsg(db->h));
 	return FERRY_EINTERNAL;
 }
 
-int ferry__db_open(const char *path, struct ferry_db **out, char *err, size_t errlen)
+const char *ferry__db_why(struct ferry_db *db, int *code)
+{
+	if (code)
+		*code = db->why.text[0] ? db->why.code : 0;
+	return db->why.text[0] ? db->why.text : NULL;
+}
+
+unsigned ferry__db_failures(struct ferry_db *db)
+{
+	return db->why.failures;
+}
+
+/* err: what failed, and why when SQLite said something of the file or its disk. */
+static void open_error(struct ferry_db *db, const char *what, const char *msg, char *err,
+		       size_t errlen)
+{
+	if (ferry__db_why_explain(&db->why, db->path, sqlite3_extended_errcode(db->h),
+				  sqlite3_system_errno(db->h)))
+		snprintf(err, errlen, "%s", db->why.text);
+	else
+		snprintf(err, errlen, "cannot %s database '%s': %s", what, db->path,
+			 msg ? msg : sqlite3_errmsg(db->h));
+}
+
+/*
+ * PRAGMA quick_check: the b-trees' structure, every page read (not the
+ * indexes against their tables). 0, or -1 with err set.
+ */
+static int quick_check(struct ferry_db *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *q = NULL;
+	const char *said = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->h, "PRAGMA quick_check(1)", -1, &q, NULL)) {
+		open_error(db, "check", NULL, err, errlen);
+		return -1;
+	}
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		said = (const char *)sqlite3_column_text(q, 0); /* NULL: out of memory */
+	if (said && !strcmp(said, "ok")) {
+		sqlite3_finalize(q);
+		return 0;
+	}
+	if (said) {
+		ferry__db_why_corrupt(&db->why, db->path, said);
+		snprintf(err, errlen, "%s", db->why.text);
+	} else {
+		open_error(db, "check", NULL, err, errlen);
+	}
+	sqlite3_finalize(q);
+	return -1;
+}
+
+/*
+ * Blocks reserved past the WAL's end (size kept: SQLite reads the WAL up
+ * to its size), taken again after each durable commit. Commits append
+ * there without new space, and SQLite rewrites the WAL from its start
+ * after a checkpoint, never truncating it: on a full disk, job events and
+ * the requests that only update records still commit, for about a
+ * thousand pages (docs/architecture.md, "Recovery").
+ */
+#define WAL_RESERVE (4 << 20)
+
+static void wal_reserve(struct ferry_db *db)
+{
+	off_t end = db->wal_fd >= 0 ? lseek(db->wal_fd, 0, SEEK_END) : -1;
+
+	if (end >= 0)
+		fallocate(db->wal_fd, FALLOC_FL_KEEP_SIZE, 0, end + WAL_RESERVE); /* best effort */
+}
+
+/* The WAL persists while our connection is open: kept open to sync it, writable to reserve. */
+static void wal_open(struct ferry_db *db)
+{
+	char *wal = ferry__asprintf("%s-wal", db->path);
+
+	db->wal_fd = wal ? open(wal, O_RDWR | O_NOFOLLOW | O_CLOEXEC) : -1;
+	free(wal);
+	if (db->wal_fd < 0)
+		sqlite3_exec(db->h, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	wal_reserve(db);
+}
+
+int ferry__db_open(const char *path, int check, struct ferry_db **out, char *err, size_t errlen)
 {
 	struct ferry_db *db = calloc(1, sizeof(*db));
 	char *msg = NULL;
 	sqlite3_stmt *q = NULL;
 	int version;
 
-	if (!db) {
+	if (!db || !(db->path = strdup(path))) {
+		free(db);
 		snprintf(err, errlen, "out of memory");
 		return FERRY_ENOMEM;
 	}
+	db->wal_fd = -1;
 	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) {
-		snprintf(err, errlen, "cannot open database '%s': %s", path,
-			 db->h ? sqlite3_errmsg(db->h) : "out of memory");
+		if (db->h)
+			open_error(db, "open", NULL, err, errlen);
+		else
+			snprintf(err, errlen, "cannot open database '%s': out of memory", path);
 		goto fail;
 	}
 	sqlite3_busy_timeout(db->h, 5000);
@@ -245,15 +366,15 @@ int ferry__db_open(const char *path, struct ferry_db **out, char *err, size_t er
 	 * Exclusive locking: only this engine (it holds ferryd.lock) opens
 	 * the file, and it saves the lock calls of every transaction.
 	 */
-	db->wal_fd = -1;
 	if (sqlite3_exec(db->h,
 			 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
 			 "PRAGMA synchronous=NORMAL; "
 			 "PRAGMA foreign_keys=ON;",
 			 NULL, NULL, &msg) ||
+	    (check && quick_check(db, err, errlen)) ||
 	    sqlite3_exec(db->h, schema, NULL, NULL, &msg)) {
-		snprintf(err, errlen, "cannot initialise database '%s': %s", path,
-			 msg ? msg : sqlite3_errmsg(db->h));
+		if (!check || msg)
+			open_error(db, "initialise", msg, err, errlen);
 		goto fail;
 	}
 	if (sqlite3_prepare_v2(db->h, "SELECT value FROM meta WHERE key = 'schema'", -1, &q,
@@ -265,24 +386,20 @@ int ferry__db_open(const char *path, struct ferry_db **out, char *err, size_t er
 	version = sqlite3_column_int(q, 0);
 	sqlite3_finalize(q);
 	q = NULL;
-	if (version == 1 && sqlite3_exec(db->h, migrate_1, NULL, NULL, &msg)) {
-		snprintf(err, errlen, "cannot update database '%s' from schema 1: %s", path, msg);
-		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
-		goto fail;
-	}
-	if (version != 1 && version != SCHEMA_VERSION) {
+	if (version < 1 || version > SCHEMA_VERSION) {
 		snprintf(err, errlen, "database '%s' has an unknown schema version %d", path,
 			 version);
 		goto fail;
 	}
-	{
-		char *wal = ferry__asprintf("%s-wal", path);
-		/* the WAL persists while our connection is open */
-		db->wal_fd = wal ? open(wal, O_RDONLY | O_CLOEXEC) : -1;
-		free(wal);
-		if (db->wal_fd < 0)
-			sqlite3_exec(db->h, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	for (; version < SCHEMA_VERSION; version++) {
+		if (sqlite3_exec(db->h, migrations[version], NULL, NULL, &msg)) {
+			snprintf(err, errlen, "cannot update database '%s' from schema %d: %s",
+				 path, version, msg);
+			sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+			goto fail;
+		}
 	}
+	wal_open(db);
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->h, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
 				       NULL)) {
@@ -309,6 +426,7 @@ void ferry__db_close(struct ferry_db *db)
 	sqlite3_close(db->h);
 	if (db->wal_fd >= 0)
 		close(db->wal_fd);
+	free(db->path);
 	free(db);
 }
 
@@ -331,6 +449,7 @@ int ferry__db_begin(struct ferry_db *db)
 		return FERRY_EINTERNAL;
 	if (db->in_tx)
 		return 0;
+	db->why.text[0] = '\0';
 	if (run(db, S_BEGIN, "begin"))
 		return FERRY_EINTERNAL;
 	db->in_tx = 1;
@@ -357,10 +476,16 @@ int ferry__db_commit(struct ferry_db *db)
 		return FERRY_EINTERNAL;
 	}
 	if (durable && db->wal_fd >= 0 && fdatasync(db->wal_fd) < 0) {
-		fprintf(stderr, "ferryd: database: cannot sync the wal: %s\n", strerror(errno));
+		int e = errno;
+		snprintf(db->why.text, sizeof(db->why.text), "cannot write '%s-wal': %s", db->path,
+			 e == ENOSPC || e == EDQUOT ? "disk full" : strerror(e));
+		db->why.code = FERRY_EIO;
+		fprintf(stderr, "ferryd: database: %s\n", db->why.text);
 		db->broken = 1;
 		return FERRY_EINTERNAL;
 	}
+	if (durable)
+		wal_reserve(db); /* one more call beside an fdatasync */
 	return 0;
 }
 
@@ -487,6 +612,37 @@ int ferry__db_set_native_id(struct ferry_db *db, int64_t id, const char *native_
 	return run(db, S_SET_NATIVE, "set native id");
 }
 
+int ferry__db_max_job_id(struct ferry_db *db, int64_t *max)
+{
+	int rc = one_row(db, S_MAX_ID, read_int64, max, "highest job id");
+
+	return rc < 0 ? rc : 0;
+}
+
+int ferry__db_insert_lost(struct ferry_db *db, int64_t id, double at, double dispose_after,
+			  const char *msg)
+{
+	sqlite3_stmt *q = db->st[S_INSERT_LOST];
+
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int(q, 2, FERRY_FAILED);
+	sqlite3_bind_int(q, 3, FERRY_FINISHED_UNCLEAR_CONDITION);
+	sqlite3_bind_double(q, 4, at);
+	bind_text(q, 5, msg);
+	sqlite3_bind_double(q, 6, dispose_after);
+	return run(db, S_INSERT_LOST, "record a lost job");
+}
+
+int ferry__db_set_requeued(struct ferry_db *db, int64_t id, enum ferry_job_status st, int requeues)
+{
+	sqlite3_stmt *q = db->st[S_SET_REQUEUED];
+
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int(q, 2, (int)st);
+	sqlite3_bind_int(q, 3, requeues);
+	return run(db, S_SET_REQUEUED, "requeue");
+}
+
 int ferry__db_meta_set(struct ferry_db *db, const char *key, const char *value)
 {
 	sqlite3_stmt *q = db->st[S_META_SET];
@@ -574,6 +730,7 @@ int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_jo
 		    .spec = col_strdup(q, 4),
 		    .started_at = sqlite3_column_double(q, 5),
 		    .native_id = col_strdup(q, 6),
+		    .requeues = sqlite3_column_int(q, 7),
 		};
 		err = cb(arg, &row);
 		free(row.spec);
@@ -589,7 +746,7 @@ int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_jo
 
 int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st)
 {
-	int v, rc;
+	int v = 0, rc;
 
 	sqlite3_bind_int64(db->st[S_STATUS], 1, id);
 	rc = one_row(db, S_STATUS, read_int, &v, "status");
@@ -611,7 +768,7 @@ static json_t *col_json_str(sqlite3_stmt *q, int i)
 {
 	const unsigned char *s = sqlite3_column_text(q, i);
 
-	return s ? json_string((const char *)s) : json_null();
+	return ferry__json_bytes((const char *)s);
 }
 
 /* Where each field of the job object comes from, by jobfields.h. */
@@ -678,7 +835,7 @@ static json_t *field_json(sqlite3_stmt *q, json_t *spec, const struct job_field 
 static json_t *row_to_json(sqlite3_stmt *q)
 {
 	const unsigned char *text = sqlite3_column_text(q, JC_SPEC);
-	json_t *spec = text ? json_loads((const char *)text, 0, NULL) : NULL;
+	json_t *spec = text ? ferry__json_loads((const char *)text) : NULL;
 	json_t *o = json_object();
 	int bad;
 

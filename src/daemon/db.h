@@ -14,9 +14,24 @@ struct db_job_row {
 	char *spec; /* JSON text, malloc'd */
 	double started_at;
 	char *native_id;
+	int requeues; /* how often its start was lost with the runner */
 };
-int ferry__db_open(const char *path, struct ferry_db **db, char *err, size_t errlen);
+/*
+ * Opens (creates) the database; with check, runs PRAGMA quick_check first
+ * (after an engine stopped on a fatal error). A damaged file, a full disk
+ * or an I/O error is named in err with the path.
+ */
+int ferry__db_open(const char *path, int check, struct ferry_db **db, char *err, size_t errlen);
 void ferry__db_close(struct ferry_db *db);
+/*
+ * What the last failure said of the database's file or its disk ("cannot
+ * write '/x/ferry.db': disk full", "database '/x/ferry.db' is corrupt
+ * ..."), and its FERRY_E* code in *code (may be NULL); NULL when no
+ * failure of the open transaction said anything of them.
+ */
+const char *ferry__db_why(struct ferry_db *db, int *code);
+/* How many failures said something of the file or its disk so far. */
+unsigned ferry__db_failures(struct ferry_db *db);
 int ferry__db_begin(struct ferry_db *db);
 int ferry__db_commit(struct ferry_db *db);
 /* A value of the meta table (malloc'd in *value, NULL when absent), or set one. */
@@ -33,6 +48,19 @@ int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name,
 			 enum ferry_job_status st, double now, int64_t *id);
 int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st);
 int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, const char *native_id);
+/* The highest job id the database handed out (0: none). 0 or an error. */
+int ferry__db_max_job_id(struct ferry_db *db, int64_t *max);
+/*
+ * Records job id, which the database had lost, as failed (unclear
+ * condition) at time at with msg; the id sequence moves past it.
+ */
+int ferry__db_insert_lost(struct ferry_db *db, int64_t id, double at, double dispose_after,
+			  const char *msg);
+/*
+ * The job never started after all: back in state st, with no start time or
+ * native id, its start lost requeues times so far (kept across restarts).
+ */
+int ferry__db_set_requeued(struct ferry_db *db, int64_t id, enum ferry_job_status st, int requeues);
 int ferry__db_set_native_id(struct ferry_db *db, int64_t id, const char *native_id);
 int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed);
 int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "jbytes.h"
 #include "proto.h"
 
 #define FIELDS(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -51,10 +52,12 @@ static const struct ferry_reqdef table[] = {
      * ms each instead of 2).
      */
     {"transfer_put", ferry__req_transfer_put,
-     FIELDS("id", "file", "offset", "hash", "copied_from", "prefix_hash"), FERRY_REQ_BINARY},
+     FIELDS("id", "file", "offset", "hash", "copied_from", "prefix_hash", "hole"),
+     FERRY_REQ_BINARY},
     /* a registered output found produced is recorded, but found again by the next look */
     {"transfer_manifest", ferry__req_transfer_manifest, FIELDS("server_path"), 0},
-    {"transfer_get", ferry__req_transfer_get, FIELDS("server_path", "file", "offset", "length"), 0},
+    {"transfer_get", ferry__req_transfer_get,
+     FIELDS("server_path", "file", "offset", "length", "holes"), 0},
     {"transfer_retrieved", ferry__req_transfer_retrieved, FIELDS("server_path"), FERRY_REQ_MUTATES},
     {"transfer_info", ferry__req_transfer_info, FIELDS("server_path"), 0},
     {"transfers", ferry__req_transfers, NO_FIELDS, 0},
@@ -93,19 +96,48 @@ static int check_request(struct ferry_req *r)
 	return 0;
 }
 
+int ferry__req_check_room(struct ferry_req *r)
+{
+	const char *dir = ferry__engine_state_dir(r->eng);
+	int64_t avail = ferry__fs_free(-1, dir);
+
+	if (r->room_ok || avail < 0 || avail >= FERRY_DB_ROOM) {
+		r->room_ok = 1;
+		return 0;
+	}
+	return ferry__req_fail(r, FERRY_EIO,
+			       "cannot write '%s/ferry.db': disk full (%lld bytes free on its file "
+			       "system; a request that adds records needs %lld)",
+			       dir, (long long)avail, FERRY_DB_ROOM);
+}
+
+/*
+ * A handler that failed on the database: what its error said of the file
+ * or its disk goes with the reply ("cannot record the transfer: cannot
+ * write '/x/ferry.db': disk full").
+ */
+static int explain_failure(struct ferry_req *r, unsigned failures, int rc)
+{
+	int code;
+	const char *why = ferry__db_why(ferry__engine_db(r->eng), &code);
+	size_t len = strlen(r->err);
+
+	if (!why || rc >= 0 || failures == ferry__db_failures(ferry__engine_db(r->eng)) ||
+	    strstr(r->err, why))
+		return rc;
+	snprintf(r->err + len, sizeof(r->err) - len, "%s%s", len ? ": " : "", why);
+	return code;
+}
+
 json_t *ferry__error_reply(int code, const char *message)
 {
 	char msg[FERRY_REQ_ERRLEN];
-	size_t len;
 	json_t *reply;
 
-	/* a message cut by its buffer inside a UTF-8 character */
+	/* bytes: a message quotes paths, and may be cut inside a character */
 	snprintf(msg, sizeof(msg), "%s", message);
-	len = strlen(msg);
-	while (len && !ferry__valid_utf8(msg, len))
-		msg[--len] = '\0';
-	reply = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", ferry__error_name(code), "code",
-			  code, "message", msg);
+	reply = json_pack("{s:b,s:s,s:i,s:o}", "ok", 0, "error", ferry__error_name(code), "code",
+			  code, "message", ferry__json_bytes(msg));
 	/* NULL would read as a deferred reply: never leave a client hanging */
 	if (!reply)
 		reply = json_pack("{s:b,s:s,s:i,s:s}", "ok", 0, "error", "EINTERNAL", "code",
@@ -194,7 +226,8 @@ void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json
 	else if (!(r.out = json_object()))
 		rc = ferry__req_fail(&r, FERRY_ENOMEM, "out of memory");
 	else if (!(rc = check_request(&r))) {
-		rc = r.def->handler(&r);
+		unsigned failures = ferry__db_failures(ferry__engine_db(eng));
+		rc = explain_failure(&r, failures, r.def->handler(&r));
 		/* it waits for the backend: run again when the backend is ready */
 		if (rc == FERRY__PENDING && park(ferry__engine_parking(eng), client, in) == 0)
 			r.deferred = 1;

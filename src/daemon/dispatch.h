@@ -30,7 +30,25 @@ enum {
 	FERRY_REQ_BINARY = 1u << 1,
 };
 
-/* Room for an error message (a longer one is cut, at a UTF-8 boundary). */
+/*
+ * The room a request that adds records needs on the file system of the
+ * database: the WAL grows to about 4 MiB (1000 pages) before SQLite's
+ * automatic checkpoint copies it into ferry.db, which may grow as much.
+ * Below it, the request is refused naming the file, instead of failing
+ * the commit (which stops the engine: nothing of the iteration may be
+ * acknowledged).
+ */
+#define FERRY_DB_ROOM (4LL << 20)
+/*
+ * What a send leaves free on the transfer root's file system, on top of
+ * its files (transfer_send.c), when the root shares it with the state
+ * directory (the default): four times FERRY_DB_ROOM, so that no transfer,
+ * finished or abandoned, can take the room the database, the job
+ * directories and ferryd.log need.
+ */
+#define FERRY_TRANSFER_MARGIN (16LL << 20)
+
+/* Room for an error message (a longer one is cut; its bytes travel as they are). */
 #define FERRY_REQ_ERRLEN 1024
 
 struct ferry_req;
@@ -83,11 +101,24 @@ struct ferry_req {
 	 * row in dispatch.c for why the flag is not set).
 	 */
 	int durable;
+	int room_ok; /* ferry__req_check_room() found room once: it holds for the request */
 	char err[FERRY_REQ_ERRLEN]; /* the message of a failure */
 };
 
 /* A failure of request r: the message into r->err; returns code. */
 #define ferry__req_fail(r, code, ...) ferry__fail((r)->err, sizeof((r)->err), (code), __VA_ARGS__)
+
+/*
+ * Room to add records: 0, or FERRY_EIO ("cannot write '.../ferry.db':
+ * disk full ...") while the database's file system has less than
+ * FERRY_DB_ROOM free. Called by a handler just before it adds a record
+ * (a job, a transfer), after its submission key was looked up: a replay
+ * of what was already committed is answered even on a full disk, and the
+ * requests that only update or remove records (control, dispose, cancel)
+ * always run, so that what fills a disk can be killed and removed. A
+ * resumed send fills blocks it reserved and does not ask.
+ */
+int ferry__req_check_room(struct ferry_req *r);
 
 /*
  * Handles one request: finds its row, refuses a binary part it does not

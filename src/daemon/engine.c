@@ -13,21 +13,14 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "jbytes.h"
 #include "proto.h"
+#include "trust.h"
 #include "util.h"
+#include "wait.h"
 #include "work.h"
 
 #define GC_INTERVAL 60.0
-
-/* A wait request whose jobs have not all ended: its reply is deferred. */
-struct waiter {
-	struct ferry_client *c;
-	const struct ferry_reqdef *def; /* wait's row, for the reply */
-	int64_t *ids;
-	size_t n, pos;
-	double deadline; /* monotonic; <0: none */
-	struct waiter *next;
-};
 
 /* A control in flight on the DRMS (backend.h: FERRY__PENDING). */
 struct ferry_ctl {
@@ -58,7 +51,7 @@ struct ferry_engine {
 	size_t hsize, nactive;
 	struct job *qhead, *qtail;
 	int used_slots;
-	struct waiter *waiters;
+	struct ferry_waits waits;
 	double next_gc;
 	double retry_start; /* monotonic time to retry a failed start; 0: none */
 	size_t nfresh;	    /* jobs of the open transaction (struct job.fresh) */
@@ -319,6 +312,32 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_exit_status es,
 			  const char *msg);
 
+void ferry__engine_job_requeue(struct ferry_engine *eng, struct job *j)
+{
+	/* a job whose start kills its runner must not kill runners for ever */
+	enum { MAX_REQUEUES = 5 };
+
+	if (ferry__job_started(j))
+		eng->used_slots -= j->cpus;
+	/* a stop the user asked for stays: it holds the job that never ran */
+	j->state = j->state == FERRY_USER_SUSPENDED || j->state == FERRY_USER_SYSTEM_SUSPENDED
+		       ? FERRY_USER_ON_HOLD
+		       : FERRY_QUEUED_ACTIVE;
+	j->started_at = 0;
+	free(j->native_id);
+	j->native_id = NULL;
+	if (j->kill_requested || ++j->requeues > MAX_REQUEUES) {
+		end_unstarted(eng, j, j->kill_requested ? FERRY_KILLED_BY_USER : FERRY_ABORTED,
+			      j->kill_requested ? "killed by user before it started"
+						: "the job runner died each time it got the job");
+		return;
+	}
+	/* a failure is logged; it never ran */
+	ferry__db_set_requeued(eng->db, j->id, j->state, j->requeues);
+	if (wants_queue(eng, j))
+		queue_push_front(eng, j);
+}
+
 void ferry__engine_job_handed(struct ferry_engine *eng, struct job *j, const char *native_id)
 {
 	char err[FERRY_REQ_ERRLEN];
@@ -438,49 +457,6 @@ static void set_state(struct ferry_engine *eng, struct job *j, enum ferry_job_st
 	ferry__db_set_state(eng->db, j->id, to);
 }
 
-static void waiter_free(struct waiter *w)
-{
-	free(w->ids);
-	free(w);
-}
-
-/* Whether every job of w has ended; advances w->pos over ended jobs. */
-static int waiter_done(struct ferry_engine *eng, struct waiter *w)
-{
-	while (w->pos < w->n) {
-		struct job *j = ferry__engine_job(eng, w->ids[w->pos]);
-		if (j && !j->dispose_requested)
-			return 0;
-		w->pos++;
-	}
-	return 1;
-}
-
-static void wake_waiters(struct ferry_engine *eng)
-{
-	struct waiter **p = &eng->waiters;
-	double now = ferry__mono();
-
-	while (*p) {
-		struct waiter *w = *p;
-		json_t *reply = NULL;
-
-		if (waiter_done(eng, w))
-			reply = json_pack("{s:b}", "ok", 1);
-		else if (w->deadline >= 0 && now >= w->deadline)
-			reply = ferry__error_reply(FERRY_ETIMEDOUT,
-						   "timed out waiting for the jobs to end");
-		if (!reply) {
-			p = &w->next;
-			continue;
-		}
-		*p = w->next;
-		ferry__req_answer(eng, w->c, w->def, reply);
-		json_decref(reply);
-		waiter_free(w);
-	}
-}
-
 /* ---- controls on a DRMS, and requests that wait for the backend ---- */
 
 /* What a control that went through changes in the engine. */
@@ -585,41 +561,17 @@ void ferry__engine_backend_ready(struct ferry_engine *eng)
 
 void ferry__engine_client_closed(struct ferry_engine *eng, struct ferry_client *c)
 {
-	struct waiter **p = &eng->waiters;
-
 	for (struct ferry_ctl *t = eng->ctls; t; t = t->next)
 		if (t->c == c)
 			t->c = NULL; /* it goes on; nobody hears of it */
 	ferry__dispatch_forget(&eng->parked, c);
-
-	while (*p) {
-		struct waiter *w = *p;
-		if (w->c == c) {
-			*p = w->next;
-			waiter_free(w);
-		} else {
-			p = &w->next;
-		}
-	}
+	ferry__waits_forget(&eng->waits, c);
 }
 
 int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 		       const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline)
 {
-	struct waiter *w = calloc(1, sizeof(*w));
-
-	if (!w) {
-		free(ids);
-		return FERRY_ENOMEM;
-	}
-	*w = (struct waiter){.c = c, .def = def, .ids = ids, .n = n, .deadline = deadline};
-	if (waiter_done(eng, w)) {
-		waiter_free(w);
-		return 0;
-	}
-	w->next = eng->waiters;
-	eng->waiters = w;
-	return 1;
+	return ferry__waits_add(&eng->waits, eng, c, def, ids, n, deadline);
 }
 
 const struct ferry_backend *ferry__engine_backend(struct ferry_engine *eng)
@@ -859,7 +811,7 @@ void ferry__engine_tick(struct ferry_engine *eng)
 		eng->polling = 1;
 		eng->be->poll(eng->be_self);
 	}
-	wake_waiters(eng);
+	ferry__waits_wake(&eng->waits, eng);
 	if (ferry__mono() >= eng->next_gc)
 		collect_garbage(eng);
 }
@@ -879,9 +831,7 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng)
 {
 	double next = eng->next_gc, now = ferry__mono();
 
-	for (struct waiter *w = eng->waiters; w; w = w->next)
-		if (w->deadline >= 0 && w->deadline < next)
-			next = w->deadline;
+	next = ferry__waits_next_deadline(&eng->waits, next);
 	if (eng->retry_start > 0 && eng->retry_start < next)
 		next = eng->retry_start;
 	if (drms(eng) && !eng->polling && eng->next_poll < next)
@@ -917,10 +867,11 @@ static int collect_row(void *arg, struct db_job_row *row)
 	j->state = row->state;
 	j->kill_requested = row->kill_requested;
 	j->dispose_requested = row->disposed;
+	j->requeues = row->requeues;
 	j->started_at = row->started_at;
 	j->native_id = row->native_id;
 	row->native_id = NULL;
-	j->spec = row->spec ? json_loads(row->spec, 0, NULL) : NULL;
+	j->spec = row->spec ? ferry__json_loads(row->spec) : NULL;
 	if (!j->spec)
 		j->spec = json_object();
 	j->cpus = (int)json_integer_value(json_object_get(j->spec, "cpus"));
@@ -1003,8 +954,9 @@ void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j)
 }
 
 /*
- * The transfer root: transfer_root, or transfers/ in the state directory;
- * private (0700), resolved once, then reached through a descriptor.
+ * The transfer root: transfer_root, or transfers/ in the state directory
+ * (made 0700); writable by the user alone, resolved once, then reached
+ * through a descriptor.
  */
 static int transfer_root_init(struct ferry_engine *eng, char *err, size_t errlen)
 {
@@ -1030,8 +982,11 @@ static int transfer_root_init(struct ferry_engine *eng, char *err, size_t errlen
 		free(want);
 		return -1;
 	}
+	/* jobs read their inputs there once ready: no one else may swap them */
+	int rc = ferry__check_own_dir_fd("transfer root", want, eng->tr_root_fd,
+					 FERRY_DIR_NOT_WRITABLE, err, errlen);
 	free(want);
-	return 0;
+	return rc ? -1 : 0;
 }
 
 /* The engine's token among the user's engines, made once and kept. */
@@ -1056,7 +1011,7 @@ fail:
 
 struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *resource,
 				       const char *state_dir, const struct ferry_resource_cfg *cfg,
-				       char *err, size_t errlen)
+				       int check_db, char *err, size_t errlen)
 {
 	struct ferry_engine *eng = calloc(1, sizeof(*eng));
 	char *dbpath = NULL;
@@ -1093,27 +1048,27 @@ struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *reso
 		goto nomem;
 	if (htab_grow(eng) < 0)
 		goto nomem;
-	if (ferry__db_open(dbpath, &eng->db, err, errlen))
+	if (ferry__db_open(dbpath, check_db, &eng->db, err, errlen))
 		goto fail;
 	free(dbpath);
 	dbpath = NULL;
-	if (ferry__db_begin(eng->db) || instance_init(eng, err, errlen)) {
-		if (!err[0])
-			snprintf(err, errlen,
-				 "cannot read the engine's instance from the database");
-		goto fail;
-	}
+	if (ferry__db_begin(eng->db) || instance_init(eng, err, errlen) ||
+	    ferry__engine_find_lost(eng, err, errlen))
+		goto db_fail;
 	if (drms(eng) && !(eng->worker = ferry__worker_new(loop, err, errlen)))
 		goto fail;
 	if (eng->be->open(eng, &eng->be_self, err, errlen))
 		goto fail;
 	eng->be_open = 1;
-	if (recover(eng) || ferry__db_commit(eng->db)) {
-		snprintf(err, errlen, "cannot recover the jobs of the last engine");
-		goto fail;
-	}
+	if (recover(eng) || ferry__db_commit(eng->db))
+		goto db_fail;
 	eng->next_gc = ferry__mono() + 1.0;
 	return eng;
+db_fail:
+	if (!err[0])
+		snprintf(err, errlen, "cannot load the last engine's jobs from its database: %s",
+			 ferry__db_why(eng->db, NULL) ?: "database error");
+	goto fail;
 nomem:
 	snprintf(err, errlen, "out of memory");
 fail:
@@ -1152,11 +1107,7 @@ void ferry__engine_free(struct ferry_engine *eng)
 			job_free(j);
 		}
 	}
-	while (eng->waiters) {
-		struct waiter *w = eng->waiters;
-		eng->waiters = w->next;
-		waiter_free(w);
-	}
+	ferry__waits_release(&eng->waits);
 	free(eng->htab);
 	if (eng->tr_root_fd >= 0)
 		close(eng->tr_root_fd);

@@ -25,12 +25,21 @@ struct ferry_reqdef;
 
 /*
  * The engine of a resource, on loop (which must outlive it): opens its
- * database and backend and re-attaches the jobs of the last engine.
+ * database (checked first with check_db: the last engine stopped on a
+ * fatal error) and backend and re-attaches the jobs of the last engine.
  */
 struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *resource,
 				       const char *state_dir, const struct ferry_resource_cfg *cfg,
-				       char *err, size_t errlen);
+				       int check_db, char *err, size_t errlen);
 struct ferry_loop *ferry__engine_loop(struct ferry_engine *eng);
+/*
+ * At start (lost.c): job directories beyond the highest id the database
+ * handed out mean it lost jobs. Each is recorded as failed, the id
+ * sequence moves past them, and the engine warns. 0, or an error with err.
+ */
+int ferry__engine_find_lost(struct ferry_engine *eng, char *err, size_t errlen);
+/* What the engine warns every client of (hello's "warnings"), or NULL. */
+json_t *ferry__engine_warnings(struct ferry_engine *eng);
 void ferry__engine_free(struct ferry_engine *eng);
 const char *ferry__engine_state_dir(struct ferry_engine *eng);
 const struct ferry_resource_cfg *ferry__engine_cfg(struct ferry_engine *eng);
@@ -48,6 +57,13 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng);
 void ferry__engine_job_started(struct ferry_engine *eng, struct job *j, double at);
 void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r);
 struct job *ferry__engine_job(struct ferry_engine *eng, int64_t id);
+/*
+ * The backend's start of j never reached the job (local: the runner died
+ * before it claimed it): j goes back to the head of the queue, or on hold
+ * when it was stopped meanwhile; killed meanwhile, or lost too often, it
+ * ends (j is then freed).
+ */
+void ferry__engine_job_requeue(struct ferry_engine *eng, struct job *j);
 /* The backend learnt the job's native id (local: its pid) after the start. */
 void ferry__engine_job_native_id(struct ferry_engine *eng, struct job *j, const char *native_id);
 /*

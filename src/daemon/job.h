@@ -28,6 +28,7 @@ struct job {
 	int fresh;    /* inserted by the open transaction: not startable before commit */
 	int handed;   /* a DRMS has it: the DRMS reports its state */
 	int handing;  /* being handed to a DRMS: out of the queue, the backend reports */
+	int requeues; /* how often its start was lost with the runner (local) */
 	json_t *spec; /* normalised spec (owned) */
 	/* backend data */
 	double started_at;

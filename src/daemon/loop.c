@@ -26,8 +26,9 @@ struct ferry_watch {
 struct ferry_loop {
 	int ep;
 	struct ferry_watch *watches;
-	struct ferry_watch *graveyard; /* unwatched this iteration; freed after it */
-	int files_queued;	       /* file parts queued on all connections */
+	struct ferry_watch *graveyard;	 /* unwatched this iteration; freed after it */
+	int files_queued;		 /* file parts queued on all connections */
+	unsigned long long start_nofile; /* ferryd's soft RLIMIT_NOFILE at start; 0: unknown */
 };
 
 struct ferry_loop *ferry__loop_new(char *err, size_t errlen)
@@ -141,4 +142,14 @@ void ferry__loop_files_add(struct ferry_loop *loop, int delta)
 int ferry__loop_files_queued(const struct ferry_loop *loop)
 {
 	return loop->files_queued;
+}
+
+void ferry__loop_set_start_nofile(struct ferry_loop *loop, unsigned long long soft)
+{
+	loop->start_nofile = soft;
+}
+
+unsigned long long ferry__loop_start_nofile(const struct ferry_loop *loop)
+{
+	return loop->start_nofile;
 }

@@ -54,16 +54,34 @@ int ferry__loop_poll(struct ferry_loop *loop, struct ferry_engine *eng, int time
 		     int (*before)(struct ferry_engine *eng));
 /*
  * File parts (struct ferry_bin with an fd) queued on all connections, not
- * yet sent: the transfers bound the descriptors they keep open with it.
+ * yet sent: the transfers keep them under FERRY_LOOP_FILES_MAX, past which
+ * a reply's bytes are read into memory instead (the server keeps that many
+ * descriptors in reserve).
  */
+#define FERRY_LOOP_FILES_MAX 256
 void ferry__loop_files_add(struct ferry_loop *loop, int delta);
 int ferry__loop_files_queued(const struct ferry_loop *loop);
+/*
+ * The soft descriptor limit (RLIMIT_NOFILE) ferryd started with, before
+ * main.c raised it for the engine's connections: the processes that run
+ * the user's programs (jobs, cluster commands) get it back in their child
+ * just before the exec, as a program that uses select(2) must not see
+ * descriptors past 1024; the job runner itself keeps the raised one, as
+ * it holds descriptors per job. 0: unknown (or unlimited), leave it.
+ */
+void ferry__loop_set_start_nofile(struct ferry_loop *loop, unsigned long long soft);
+unsigned long long ferry__loop_start_nofile(const struct ferry_loop *loop);
 /*
  * Queues a deferred reply on a connection, which takes requests again;
  * handlers answer through ferry__req_answer (dispatch.h), which calls it.
  */
 void ferry__client_reply(struct ferry_client *c, json_t *reply);
-/* Serves clients on listen_fd until a signal or a shutdown request. 0 or -1. */
-int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int listen_fd);
+/*
+ * Serves clients on listen_fd until a signal or a shutdown request. 0, or
+ * -1 after a fatal error, whose reason is then written to last_words_fd
+ * (lastwords.h; -1: nowhere) before the connections close.
+ */
+int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int listen_fd,
+		      int last_words_fd);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -22,6 +23,8 @@
 #include "cfg.h"
 #include "config.h"
 #include "engine.h"
+#include "lastwords.h"
+#include "trust.h"
 #include "util.h"
 
 #define FERRYD_EXIT_DIED 3 /* see ferry__start_engine() in src/common/start.c */
@@ -55,7 +58,8 @@ static int check_state_dir(const char *dir, char *err, size_t errlen)
 			 dir, (long)geteuid(), (long)st.st_uid, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
-	return 0;
+	/* and no one else may rename it away and put theirs in its place */
+	return ferry__check_own_dir("state directory", dir, err, errlen) ? -1 : 0;
 }
 
 static int listen_on(const char *path, char *err, size_t errlen)
@@ -141,22 +145,62 @@ static int daemonize(int *ready_fd)
 	return 0;
 }
 
-static void redirect_stdio(const char *state_dir)
+/*
+ * Blocks kept past the log's end (fallocate, size kept), so that what the
+ * engine says of a full disk can still be written there.
+ */
+#define LOG_RESERVE (64 << 10)
+
+static int open_log(const char *state_dir)
 {
 	char *log = ferry__asprintf("%s/ferryd.log", state_dir);
+	int fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+	struct stat st;
+
+	free(log);
+	if (fd >= 0 && fstat(fd, &st) == 0)
+		fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, LOG_RESERVE); /* best effort */
+	return fd;
+}
+
+static void redirect_stdio(const char *state_dir)
+{
 	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 
 	if (fd >= 0) {
 		dup2(fd, 0);
 		close(fd);
 	}
-	fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+	fd = open_log(state_dir);
 	if (fd >= 0) {
 		dup2(fd, 1);
 		dup2(fd, 2);
 		close(fd);
 	}
-	free(log);
+}
+
+/* Why an engine could not start goes to its log too, not only to its starter. */
+static void log_failure(const char *state_dir, const char *err)
+{
+	int fd = state_dir ? open_log(state_dir) : -1;
+
+	if (fd >= 0) {
+		dprintf(fd, "ferryd: pid %ld cannot start: %s\n", (long)getpid(), err);
+		close(fd);
+	}
+}
+
+/* What the engine warns its clients of goes to its log too, by each engine. */
+static void log_warnings(struct ferry_engine *eng)
+{
+	json_t *w = ferry__engine_warnings(eng), *e;
+	size_t i;
+
+	json_array_foreach(w, i, e)
+	{
+		fprintf(stderr, "ferryd: warning: %s\n", json_string_value(e));
+	}
+	json_decref(w);
 }
 
 struct options {
@@ -216,6 +260,32 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return -1;
 }
 
+/*
+ * Each connection holds a descriptor, and a soft limit of 1024 (a common
+ * default) would run out before the server's cap on connections: the soft
+ * limit goes as far as the hard one allows, up to NOFILE_WANT, what the
+ * engine can use (1024 connections and its reserve, server.c) with room to
+ * spare. Returns the soft limit it started with, which the processes
+ * ferryd starts get back (0: unknown).
+ */
+#define NOFILE_WANT 65536
+static unsigned long long raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t start;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	start = rl.rlim_cur;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < NOFILE_WANT) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > NOFILE_WANT
+				  ? NOFILE_WANT
+				  : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl); /* best effort: the server caps by what it has */
+	}
+	return start == RLIM_INFINITY ? 0 : (unsigned long long)start;
+}
+
 static void setup_signals(void)
 {
 	struct sigaction nocldwait = {.sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT};
@@ -248,6 +318,8 @@ static int take_lock(const char *path, int *fd, char *err, size_t errlen)
 /* Where an engine of a resource keeps what it owns. */
 struct paths {
 	char *state, *lock, *sock, *pidf;
+	int words;     /* ferryd.lastwords (lastwords.h), -1 */
+	int had_words; /* the last engine stopped on a fatal error */
 };
 
 static int paths_init(const char *resource, struct paths *p, char *err, size_t errlen)
@@ -299,15 +371,19 @@ static int serve(const struct options *o, const struct paths *p, struct ferry_en
 		memset(&pid_st, 0, sizeof(pid_st));
 	if (!o->fg)
 		redirect_stdio(p->state);
+	fprintf(stderr, "ferryd: pid %ld serves '%s'\n", (long)getpid(), p->sock);
+	log_warnings(eng);
+	ferry__last_words_clear(p->words);
 	report(*ready, "ok");
 	*ready = -1;
-	rc = ferry__server_run(loop, eng, lfd) == 0 ? 0 : 2;
+	rc = ferry__server_run(loop, eng, lfd, p->words) == 0 ? 0 : 2;
 	unlink_own(p->sock, &sock_st);
+	/* a client that connected meanwhile learns now, not after the engine's last work */
+	close(lfd);
 	ferry__engine_free(eng);
 	ferry__loop_free(loop);
 	/* the pid file goes last: "not running" means the database is closed */
 	unlink_own(p->pidf, &pid_st);
-	close(lfd);
 	return rc;
 }
 
@@ -318,7 +394,7 @@ int main(int argc, char **argv)
 	const struct ferry_backend *be;
 	struct ferry_engine *eng = NULL;
 	struct ferry_loop *loop = NULL;
-	struct paths p = {0};
+	struct paths p = {.words = -1};
 	char err[1024];
 	int lockfd = -1, ready = -1, rc;
 
@@ -342,6 +418,7 @@ int main(int argc, char **argv)
 		rc = 0; /* another engine serves this resource: nothing to do */
 		goto out;
 	}
+	p.words = ferry__last_words_open(p.state, &p.had_words);
 	setup_signals();
 	if (!o.fg && daemonize(&ready) < 0) {
 		snprintf(err, sizeof(err), "cannot fork: %s", strerror(errno));
@@ -351,8 +428,11 @@ int main(int argc, char **argv)
 		snprintf(err, sizeof(err), "cannot chdir to '/': %s", strerror(errno));
 		goto fail;
 	}
-	if (!(loop = ferry__loop_new(err, sizeof(err))) ||
-	    !(eng = ferry__engine_new(loop, o.resource, p.state, &cfg, err, sizeof(err))))
+	if (!(loop = ferry__loop_new(err, sizeof(err))))
+		goto fail;
+	ferry__loop_set_start_nofile(loop, raise_nofile());
+	if (!(eng = ferry__engine_new(loop, o.resource, p.state, &cfg, p.had_words, err,
+				      sizeof(err))))
 		goto fail;
 	rc = serve(&o, &p, eng, loop, &ready, err, sizeof(err));
 	if (rc != 1) { /* it served: the engine and its loop are gone */
@@ -366,10 +446,14 @@ fail:
 		report(ready, err);
 	else
 		fprintf(stderr, "ferryd: %s\n", err);
+	if (!o.fg && lockfd >= 0) /* only then is the directory known to be ours */
+		log_failure(p.state, err);
 	rc = 1;
 out:
 	ferry__engine_free(eng);
 	ferry__loop_free(loop);
+	if (p.words >= 0)
+		close(p.words);
 	if (lockfd >= 0)
 		close(lockfd);
 	ferry__resource_cfg_release(&cfg);

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "dispatch.h"
+#include "jbytes.h"
 #include "proto.h"
 
 #define MAX_WAIT_IDS 1000000
@@ -97,8 +98,12 @@ static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, int64_t *id
 		json_decref(n);
 		return rc < 0 ? ferry__req_fail(r, rc, "database error") : 0;
 	}
+	if ((rc = ferry__req_check_room(r))) { /* a new record: after the replay's answer */
+		json_decref(n);
+		return rc;
+	}
 	hold = json_is_true(json_object_get(n, "hold"));
-	text = json_dumps(n, JSON_COMPACT);
+	text = ferry__json_dumps(n, JSON_COMPACT);
 	j = calloc(1, sizeof(*j));
 	if (!text || !j) {
 		free(text);
@@ -205,7 +210,7 @@ static void default_path(struct ferry_engine *eng, json_t *o, const char *key, i
 		return;
 	p = ferry__asprintf("%s/%lld/%s", ferry__engine_jobs_dir(eng), (long long)id, stream);
 	if (p)
-		json_object_set_new(o, key, json_string(p));
+		json_object_set_new(o, key, ferry__json_bytes(p));
 	free(p);
 }
 
@@ -230,7 +235,7 @@ static void overlay_active(struct ferry_engine *eng, json_t *o)
 	if (j->started_at > 0)
 		json_object_set_new(o, "started_at", json_real(j->started_at));
 	if (j->native_id)
-		json_object_set_new(o, "native_id", json_string(j->native_id));
+		json_object_set_new(o, "native_id", ferry__json_bytes(j->native_id));
 }
 
 int ferry__req_info(struct ferry_req *r)
@@ -482,7 +487,7 @@ int ferry__req_read(struct ferry_req *r)
 				       "'stream' must be \"stdout\" or \"stderr\"");
 	if ((rc = ferry__db_spec(ferry__engine_db(r->eng), id, &text, &ended)))
 		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
-	spec = json_loads(text, 0, NULL);
+	spec = ferry__json_loads(text);
 	free(text);
 	if (!spec)
 		return ferry__req_fail(r, FERRY_EINTERNAL, "corrupt spec of job %lld",
@@ -573,6 +578,9 @@ int ferry__req_hello(struct ferry_req *r)
 	json_object_set_new(r->out, "resource", json_string(ferry__engine_resource(r->eng)));
 	json_object_set_new(r->out, "backend", json_string(ferry__engine_backend(r->eng)->name));
 	json_object_set_new(r->out, "pid", json_integer(getpid()));
+	json_t *w = ferry__engine_warnings(r->eng);
+	if (w)
+		json_object_set_new(r->out, "warnings", w);
 	return 0;
 }
 

@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -25,11 +28,32 @@
 
 #include "dispatch.h"
 #include "frame.h"
+#include "lastwords.h"
 #include "proto.h"
 #include "util.h"
 
 #define MAX_CLIENTS 1024
 #define READ_CHUNK  65536
+/*
+ * Descriptors the engine keeps for its own work besides its connections:
+ * the database and its WAL, the log, the listener, the runner's socket, a
+ * worker's pipes, a job's output file opened for a read, a transfer's
+ * files being written; the file parts of queued replies have their own
+ * cap (FERRY_LOOP_FILES_MAX) on top.
+ */
+#define FD_RESERVE_OWN 64
+#define FD_RESERVE     (FD_RESERVE_OWN + FERRY_LOOP_FILES_MAX)
+/*
+ * A connection's replies not yet taken by its client, past which its next
+ * request waits (back-pressure): so it holds at most this plus one reply.
+ */
+#define OUT_HIGH (1u << 20)
+/* Seconds a connection may stay silent with no request in progress. */
+#define IDLE_S 600
+/* The same before its handshake (a client sends it at once). */
+#define HELLO_S 10
+/* After the engine ran out of descriptors: seconds before it accepts again. */
+#define ACCEPT_PAUSE_S 0.1
 
 /*
  * Output waiting for the socket, in order: each frame's header and JSON in
@@ -51,7 +75,21 @@ struct server {
 	struct ferry_loop *loop;
 	struct ferry_client *clients;
 	int nclients;
+	int cap;  /* connections at most: below the descriptor limit, less FD_RESERVE */
 	int stop; /* a signal asked the engine to stop */
+	int lfd;
+	struct ferry_watch *lw; /* the listener's watch */
+	uint32_t levents;	/* as epoll watches lfd now: 0 while accepting is paused */
+	double resume_at;	/* when accepting, paused, starts again */
+	/*
+	 * /dev/null held open: with no descriptor left, it is closed to take
+	 * the next connection, which is told why and closed (a connection
+	 * left waiting would wake the loop again and again).
+	 */
+	int spare;
+	int ready;		/* a connection can take its next request now */
+	double idle_s, hello_s; /* IDLE_S, HELLO_S (or $FERRYD_TEST_IDLE_SECONDS) */
+	double next_expiry;	/* when the next silent connection is due to close */
 };
 
 /*
@@ -83,6 +121,7 @@ struct ferry_client {
 	int closing;		  /* close once the output is flushed */
 	int eof;		  /* the client sent all it will: close once answered */
 	int dead;
+	double active; /* when a byte last came from the client or went to it */
 	struct ferry_client *next;
 };
 
@@ -142,6 +181,7 @@ static void queue_error(struct ferry_client *c, int code, const char *msg)
 void ferry__client_reply(struct ferry_client *c, json_t *reply)
 {
 	c->busy = 0;
+	c->active = ferry__mono(); /* silence counts from the answer to a long request */
 	queue_frame(c, reply, NULL);
 }
 
@@ -152,6 +192,7 @@ static void close_passed(struct ferry_client *c)
 }
 
 static void on_client(struct ferry_engine *eng, int fd, void *arg);
+static int client_free(struct ferry_engine *eng, struct ferry_client *c);
 
 /* The channel's output can take more, or its reader is gone: then it is dead. */
 static void on_wfd(struct ferry_engine *eng, int fd, void *arg)
@@ -207,7 +248,7 @@ static void adopt(struct ferry_client *c, json_t *req, size_t binlen)
 	else if (c->npassed != 2 || c->passed_bad)
 		why =
 		    "'adopt' needs two descriptors passed with it: the channel's input and output";
-	else if (c->srv->nclients >= MAX_CLIENTS)
+	else if (c->srv->nclients >= c->srv->cap)
 		why = "too many connections";
 	else
 		why = channel_unfit(c->passed, &out_sock);
@@ -219,6 +260,7 @@ static void adopt(struct ferry_client *c, json_t *req, size_t binlen)
 	a->wfd = c->passed[1];
 	a->out_sock = out_sock;
 	a->srv = c->srv;
+	a->active = ferry__mono();
 	a->rw = ferry__loop_watch_events(a->srv->loop, a->fd, EPOLLIN, on_client, a);
 	a->ww = a->rw ? ferry__loop_watch_events(a->srv->loop, a->wfd, 0, on_wfd, a) : NULL;
 	if (!a->ww) {
@@ -285,10 +327,28 @@ static void handle_frame(struct ferry_engine *eng, struct ferry_client *c,
 	close_passed(c); /* descriptors a request other than adopt brought */
 }
 
-/* Handles the complete frames read, until one defers its reply or ends the connection. */
+/* A complete frame waits in c's input (or a bad header, which process_input answers). */
+static int frame_waiting(const struct ferry_client *c)
+{
+	return ferry__reader_pending(&c->in) && !ferry__reader_missing(&c->in);
+}
+
+/*
+ * c's next request may run: none is in progress, and its client has taken
+ * its replies but for less than OUT_HIGH. Else its requests wait, and so
+ * does its input, in the kernel's buffers, until its client blocks in its
+ * own writes: a client that does not read its replies costs the engine
+ * one reply and OUT_HIGH, however many requests it sends.
+ */
+static int can_dispatch(const struct ferry_client *c)
+{
+	return !c->busy && !c->closing && !c->dead && c->outlen < OUT_HIGH;
+}
+
+/* Handles the complete frames read, while the connection may take them. */
 static void process_input(struct ferry_engine *eng, struct ferry_client *c)
 {
-	while (!c->busy && !c->closing && !c->dead) {
+	while (can_dispatch(c)) {
 		struct ferry_frame f;
 		char err[512], msg[600];
 		int rc = ferry__reader_next(&c->in, FERRY_FRAME_REQUEST, &f, err, sizeof(err));
@@ -349,17 +409,14 @@ static ssize_t client_read(struct ferry_client *c, void *buf, size_t len)
 	return n;
 }
 
-static void on_client(struct ferry_engine *eng, int fd, void *arg)
+/*
+ * Reads what c sent until a frame is complete (it is handled before more
+ * is read), nothing more is there, or the client is gone. At most one
+ * frame and a read's worth are in c's input.
+ */
+static void read_input(struct ferry_client *c)
 {
-	struct ferry_client *c = arg;
-
-	for (;;) {
-		ssize_t n;
-
-		if (ferry__reader_pending(&c->in) > FERRY_FRAME_HDR + FERRY_FRAME_MAX) {
-			c->closing = 1; /* a client pipelining without reading replies */
-			break;
-		}
+	while (!frame_waiting(c)) {
 		/* the rest of a large frame (a transfer's chunk) in few reads */
 		size_t want = ferry__reader_missing(&c->in);
 		if (want < READ_CHUNK)
@@ -369,11 +426,11 @@ static void on_client(struct ferry_engine *eng, int fd, void *arg)
 			c->dead = 1;
 			return;
 		}
-		n = client_read(c, room, want);
+		ssize_t n = client_read(c, room, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
+			return;
 		if (n == 0) {
 			/*
 			 * The client is done sending (it may have only half-closed):
@@ -381,63 +438,187 @@ static void on_client(struct ferry_engine *eng, int fd, void *arg)
 			 * has no one left to tell and is dropped.
 			 */
 			c->eof = 1;
-			break;
+			return;
 		}
 		if (n < 0) {
 			c->dead = 1;
 			return;
 		}
 		ferry__reader_added(&c->in, (size_t)n);
+		c->active = ferry__mono();
 		if ((size_t)n < want)
-			break;
+			return;
 	}
+}
+
+static void on_client(struct ferry_engine *eng, int fd, void *arg)
+{
+	struct ferry_client *c = arg;
+	struct pollfd p = {fd, POLLIN, 0};
+
+	process_input(eng, c); /* what waits goes first: its replies say whether to read on */
+	if (frame_waiting(c)) {
+		/*
+		 * Its input is not watched (back-pressure): its output woke us,
+		 * or a hang-up, which epoll reports whatever the mask (and
+		 * again, until it is dealt with). A socket hung up both ways
+		 * takes no reply either.
+		 */
+		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+			c->dead = 1;
+		return;
+	}
+	read_input(c);
 	process_input(eng, c);
 }
+
+/*
+ * A connection that may be closed when silent (idle, or to make room):
+ * no request of it is in progress, and it is not a bridge's. A bridge's
+ * socket is silent by design (its channel talks), and the channel it
+ * handed over (adopt) is a remote client's ssh login: closed, its user
+ * would have to log in again. Only the engine's own user can adopt.
+ */
+static int idle_able(const struct ferry_client *c)
+{
+	return !c->busy && !c->handed_over && !c->peer;
+}
+
+/*
+ * Closes the connection silent longest to make room for a new one: 1, or
+ * 0 when every connection silent since before `before` (those accepted
+ * since have had no chance to speak) has a request in progress. Its
+ * client, if it comes back, finds the connection closed and connects
+ * again (libferry does it by itself): so a flood of idle connections
+ * never locks the owner out.
+ */
+static int evict_idlest(struct ferry_engine *eng, struct server *srv, double before)
+{
+	struct ferry_client **victim = NULL;
+
+	for (struct ferry_client **p = &srv->clients; *p; p = &(*p)->next)
+		if (idle_able(*p) && (*p)->active < before &&
+		    (!victim || (*p)->active < (*victim)->active))
+			victim = p;
+	if (!victim)
+		return 0;
+	struct ferry_client *c = *victim;
+	*victim = c->next;
+	client_free(eng, c);
+	return 1;
+}
+
+/*
+ * Takes connection fd, accepted in the batch that began at batch: refused
+ * (the reason queued) when it cannot be served.
+ */
+static void new_client(struct ferry_engine *eng, struct server *srv, int fd, double batch,
+		       const char *refuse)
+{
+	struct ucred cred = {.uid = (uid_t)-1};
+	socklen_t cl = sizeof(cred);
+	char msg[160];
+	struct ferry_client *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->fd = c->wfd = fd;
+	c->out_sock = c->can_pass = 1;
+	c->active = ferry__mono();
+	/* a retrieve's chunks leave in a few writes, not hundreds (best effort) */
+	int big = 4 << 20;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	if (!refuse &&
+	    (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != geteuid())) {
+		snprintf(msg, sizeof(msg),
+			 "connection from uid %ld refused: this engine serves uid %ld only",
+			 (long)cred.uid, (long)geteuid());
+		refuse = msg;
+	}
+	if (!refuse && srv->nclients >= srv->cap && !evict_idlest(eng, srv, batch))
+		refuse = "too many connections: each has a request in progress";
+	c->srv = srv;
+	c->next = srv->clients;
+	srv->clients = c;
+	srv->nclients++;
+	if (refuse) {
+		queue_error(c, refuse == msg ? FERRY_EPERM : FERRY_ECONNECT, refuse);
+		c->closing = 1;
+		return;
+	}
+	if (!(c->rw = ferry__loop_watch_events(srv->loop, fd, EPOLLIN, on_client, c)))
+		c->dead = 1;
+	c->events = EPOLLIN;
+}
+
+/* Stops accepting for a while: a pending connection would wake the loop at once. */
+static void pause_accepting(struct server *srv, double seconds)
+{
+	ferry__loop_set_events(srv->loop, srv->lw, 0, &srv->levents);
+	srv->resume_at = ferry__mono() + seconds;
+}
+
+/*
+ * accept found no descriptor left (EMFILE, ENFILE), which it says whether
+ * or not a connection waits. When one does, the connection silent longest
+ * makes room, else the spare descriptor takes the new one to refuse it,
+ * else accepting pauses. 1 to accept again.
+ */
+static int out_of_descriptors(struct ferry_engine *eng, struct server *srv, double batch, int err)
+{
+	struct pollfd p = {srv->lfd, POLLIN, 0};
+	char msg[160];
+
+	if (poll(&p, 1, 0) != 1)
+		return 0; /* none waits: epoll wakes us when one comes */
+	if (evict_idlest(eng, srv, batch))
+		return 1;
+	if (srv->spare >= 0) {
+		close(srv->spare);
+		srv->spare = -1; /* open again once connections have gone (flush_clients) */
+		int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			snprintf(msg, sizeof(msg), "the engine cannot take a connection now: %s",
+				 strerror(err));
+			new_client(eng, srv, fd, batch, msg);
+		}
+	}
+	pause_accepting(srv, ACCEPT_PAUSE_S);
+	return 0;
+}
+
+/*
+ * Accepts at most ACCEPT_BATCH connections per loop pass: the listener
+ * stays readable for the rest, and a flood is taken in batches, so that
+ * the connections of an earlier batch, which had a pass to speak, may be
+ * evicted for the newest (evict_idlest) rather than the newest refused,
+ * and the other clients are served between two batches.
+ */
+#define ACCEPT_BATCH 64
 
 static void on_accept(struct ferry_engine *eng, int lfd, void *arg)
 {
 	struct server *srv = arg;
+	double batch = ferry__mono();
 
-	for (;;) {
+	for (int n = 0; n < ACCEPT_BATCH; n++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct ferry_client *c;
-		struct ucred cred = {.uid = (uid_t)-1};
-		socklen_t cl = sizeof(cred);
+		int err = errno;
 
-		if (fd < 0)
+		if (fd >= 0)
+			new_client(eng, srv, fd, batch, NULL);
+		else if (err == EAGAIN || err == EWOULDBLOCK)
 			return;
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
+		else if (err == EMFILE || err == ENFILE) {
+			if (!out_of_descriptors(eng, srv, batch, err))
+				return;
+		} else if (err != EINTR && err != ECONNABORTED) {
+			/* no kernel memory, or else: not again at once, lest it spin */
+			pause_accepting(srv, ACCEPT_PAUSE_S);
 			return;
 		}
-		c->fd = c->wfd = fd;
-		c->out_sock = c->can_pass = 1;
-		/* a retrieve's chunks leave in a few writes, not hundreds (best effort) */
-		int big = 4 << 20;
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-		c->srv = srv;
-		c->next = srv->clients;
-		srv->clients = c;
-		srv->nclients++;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
-		    cred.uid != geteuid()) {
-			char msg[160];
-			snprintf(msg, sizeof(msg),
-				 "connection from uid %ld refused: this engine serves uid %ld only",
-				 (long)cred.uid, (long)geteuid());
-			queue_error(c, FERRY_EPERM, msg);
-			c->closing = 1;
-			continue;
-		}
-		if (srv->nclients > MAX_CLIENTS) {
-			queue_error(c, FERRY_ECONNECT, "too many connections");
-			c->closing = 1;
-			continue;
-		}
-		if (!(c->rw = ferry__loop_watch_events(srv->loop, fd, EPOLLIN, on_client, c)))
-			c->dead = 1;
-		c->events = EPOLLIN;
 	}
 }
 
@@ -503,6 +684,7 @@ static int send_pieces(struct ferry_client *c)
 		return 1;
 	}
 	int full = (size_t)sent < want;
+	c->active = ferry__mono();
 	while (c->out && (size_t)sent >= c->out->len - c->outoff) {
 		sent -= (ssize_t)(c->out->len - c->outoff);
 		drop_piece(c);
@@ -540,10 +722,55 @@ static int client_free(struct ferry_engine *eng, struct ferry_client *c)
 	return ended_peer;
 }
 
+/*
+ * Sets what epoll watches of c: its input unless it ended or a frame
+ * waits that cannot run yet (back-pressure), its output while some is
+ * queued. -1 when a watch cannot be made.
+ */
+static int watch_client(struct server *srv, struct ferry_client *c)
+{
+	uint32_t in = c->eof || frame_waiting(c) ? 0 : EPOLLIN, out = c->outlen ? EPOLLOUT : 0;
+
+	if (!c->ww) {
+		ferry__loop_set_events(srv->loop, c->rw, in | out, &c->events);
+		return 0;
+	}
+	/* a pipe's writer gone is EPOLLHUP, whatever the mask: unwatched, not masked */
+	if (!in && c->rw) {
+		ferry__loop_unwatch(srv->loop, c->fd);
+		c->rw = NULL;
+	} else if (in && !c->rw) {
+		c->rw = ferry__loop_watch_events(srv->loop, c->fd, EPOLLIN, on_client, c);
+		if (!c->rw)
+			return -1;
+		c->events = EPOLLIN;
+	}
+	ferry__loop_set_events(srv->loop, c->ww, out, &c->wevents);
+	return 0;
+}
+
+/*
+ * c was silent too long with no request in progress (its replies not
+ * taken count as silence): 1. Else notes when it will be.
+ */
+static int expired(struct server *srv, const struct ferry_client *c, double now)
+{
+	double at = c->active + (c->hello ? srv->idle_s : srv->hello_s);
+
+	if (!idle_able(c))
+		return 0;
+	if (at <= now)
+		return 1;
+	if (at < srv->next_expiry)
+		srv->next_expiry = at;
+	return 0;
+}
+
 /* One pass of flush_clients; 1 when another is needed. */
 static int flush_pass(struct server *srv, struct ferry_engine *eng)
 {
 	struct ferry_client **p = &srv->clients;
+	double now = ferry__mono();
 	int again = 0;
 
 	while (*p) {
@@ -551,34 +778,38 @@ static int flush_pass(struct server *srv, struct ferry_engine *eng)
 
 		while (!c->dead && c->out && send_pieces(c) == 0)
 			;
+		/* closed without a word: one would pass for the reply to its next request */
+		if (expired(srv, c, now))
+			c->dead = 1;
 		if (c->dead || ((c->closing || c->eof) && c->outlen == 0)) {
 			*p = c->next;
 			again |= client_free(eng, c);
 			continue;
 		}
-		/* blocked writer: wake us when the socket drains */
-		uint32_t in = c->eof ? 0 : EPOLLIN, out = c->outlen ? EPOLLOUT : 0;
-		if (c->ww && !in && c->rw) {
-			/* a pipe's writer gone is EPOLLHUP, whatever the mask: unwatch */
-			ferry__loop_unwatch(srv->loop, c->fd);
-			c->rw = NULL;
+		if (watch_client(srv, c) < 0) {
+			c->dead = 1;
+			continue; /* freed by the next turn, on the same c */
 		}
-		if (c->ww) {
-			ferry__loop_set_events(srv->loop, c->rw, in, &c->events);
-			ferry__loop_set_events(srv->loop, c->ww, out, &c->wevents);
-		} else {
-			ferry__loop_set_events(srv->loop, c->rw, in | out, &c->events);
-		}
+		/* its replies drained: its next request runs in the next iteration */
+		if (frame_waiting(c) && can_dispatch(c))
+			srv->ready = 1;
 		p = &c->next;
 	}
 	return again;
 }
 
-/* Writes pending output; frees dead or finished connections. */
+/* Writes pending output; frees dead, finished or silent connections. */
 static void flush_clients(struct server *srv, struct ferry_engine *eng)
 {
+	srv->ready = 0;
+	srv->next_expiry = HUGE_VAL;
 	while (flush_pass(srv, eng))
 		;
+	/* connections that went left descriptors: one is the spare again */
+	if (srv->spare < 0)
+		srv->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (!srv->levents && ferry__mono() >= srv->resume_at)
+		ferry__loop_set_events(srv->loop, srv->lw, EPOLLIN, &srv->levents);
 }
 
 static void on_signal(struct ferry_engine *eng, int fd, void *arg)
@@ -594,10 +825,14 @@ static void on_signal(struct ferry_engine *eng, int fd, void *arg)
 
 static int begin(struct ferry_engine *eng)
 {
+	const char *why;
+
 	if (ferry__db_begin(ferry__engine_db(eng)) == 0)
 		return 0;
 	/* without a transaction nothing could be acknowledged durably */
-	fprintf(stderr, "ferryd: cannot begin a transaction; exiting so that clients retry\n");
+	why = ferry__db_why(ferry__engine_db(eng), NULL);
+	fprintf(stderr, "ferryd: cannot begin a transaction%s%s; the engine stops\n",
+		why ? ": " : "", why ? why : "");
 	return -1;
 }
 
@@ -610,7 +845,7 @@ static void run_ready(struct server *srv, struct ferry_engine *eng)
 		ferry__engine_tick(eng);
 		for (struct ferry_client *c = srv->clients; c; c = c->next) {
 			size_t before = ferry__reader_pending(&c->in);
-			if (!c->busy && before >= FERRY_FRAME_HDR && !c->closing && !c->dead) {
+			if (frame_waiting(c) && can_dispatch(c)) {
 				process_input(eng, c);
 				progress |= ferry__reader_pending(&c->in) != before;
 			}
@@ -620,46 +855,123 @@ static void run_ready(struct server *srv, struct ferry_engine *eng)
 	}
 }
 
+/* The loop's timeout: the engine's, or sooner for a silent connection or a paused accept. */
+static int timeout_ms(const struct server *srv, struct ferry_engine *eng)
+{
+	int engine_ms = ferry__engine_timeout_ms(eng);
+	double at = srv->next_expiry, ms;
+
+	if (!srv->levents && srv->resume_at < at)
+		at = srv->resume_at;
+	if (at == HUGE_VAL)
+		return engine_ms;
+	ms = (at - ferry__mono()) * 1000 + 1; /* + 1: not a turn too early */
+	if (ms < 0)
+		ms = 0;
+	if (engine_ms >= 0 && engine_ms < ms)
+		return engine_ms;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 static int serve(struct server *srv, struct ferry_engine *eng)
 {
 	int again = 0;
 
 	while (!srv->stop) {
-		int timeout = again ? 0 : ferry__engine_timeout_ms(eng);
+		int timeout = again ? 0 : timeout_ms(srv, eng);
 		if (ferry__loop_poll(srv->loop, eng, timeout, begin) < 0)
 			return -1;
 		run_ready(srv, eng);
 		if (ferry__db_commit(ferry__engine_db(eng))) {
 			/* nothing of this iteration is durable: tell no one it is */
-			fprintf(stderr, "ferryd: commit failed; exiting so that clients retry\n");
+			const char *why = ferry__db_why(ferry__engine_db(eng), NULL);
+			fprintf(stderr,
+				"ferryd: commit failed%s%s; the engine stops, nothing of its last "
+				"iteration acknowledged\n",
+				why ? ": " : "", why ? why : "");
 			return -1;
 		}
 		flush_clients(srv, eng);
 		again = ferry__engine_committed(eng);
+		again |= srv->ready;
 		if (ferry__engine_shutting_down(eng))
 			break;
 	}
 	return 0;
 }
 
-int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int listen_fd)
+/*
+ * Connections at most: MAX_CLIENTS, or fewer when the descriptor limit
+ * (main.c raised it as far as it could) leaves less after FD_RESERVE; so
+ * the engine runs out of connections before it runs out of descriptors.
+ */
+static int connection_cap(void)
 {
-	struct server srv = {.loop = loop};
+	struct rlimit rl;
+	rlim_t n;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= MAX_CLIENTS + FD_RESERVE)
+		return MAX_CLIENTS;
+	/* a limit that low squeezes the reserve too: half of it for connections */
+	n = rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
+	fprintf(stderr, "ferryd: the descriptor limit (%ld) allows %ld connections at most\n",
+		(long)rl.rlim_cur, (long)(n < 4 ? 4 : n));
+	return n < 4 ? 4 : (int)n;
+}
+
+/* What the server is before it serves: its limits, and $FERRYD_TEST_IDLE_SECONDS. */
+static void server_init(struct server *srv, struct ferry_loop *loop, int listen_fd)
+{
+	const char *knob = getenv("FERRYD_TEST_IDLE_SECONDS");
+	double v = knob ? strtod(knob, NULL) : 0;
+
+	*srv = (struct server){.loop = loop, .lfd = listen_fd, .next_expiry = HUGE_VAL};
+	srv->cap = connection_cap();
+	srv->idle_s = v > 0 ? v : IDLE_S;
+	srv->hello_s = srv->idle_s < HELLO_S ? srv->idle_s : HELLO_S;
+	srv->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * The engine stops on a fatal error: its last words, before its
+ * connections close, so that a client that finds its connection closed
+ * finds them too (lastwords.c).
+ */
+static void say_last_words(struct ferry_engine *eng, int fd)
+{
+	int code;
+	const char *why = ferry__db_why(ferry__engine_db(eng), &code);
+
+	ferry__last_words_say(fd, why ? code : FERRY_EINTERNAL,
+			      why ? why : "the engine's loop failed (see ferryd.log)");
+}
+
+int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int listen_fd,
+		      int last_words_fd)
+{
+	struct server srv;
 	sigset_t set;
 	int sfd, rc;
 
+	server_init(&srv, loop, listen_fd);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0 || ferry__loop_watch(loop, sfd, on_signal, &srv) < 0 ||
-	    ferry__loop_watch(loop, listen_fd, on_accept, &srv) < 0) {
+	    !(srv.lw = ferry__loop_watch_events(loop, listen_fd, EPOLLIN, on_accept, &srv))) {
 		if (sfd >= 0)
 			close(sfd);
+		if (srv.spare >= 0)
+			close(srv.spare);
 		return -1;
 	}
+	srv.levents = EPOLLIN;
 	rc = serve(&srv, eng);
+	if (rc < 0)
+		say_last_words(eng, last_words_fd);
 	/* srv ends here: its connections go with it, answered or not */
 	while (srv.clients) {
 		struct ferry_client *c = srv.clients;
@@ -669,5 +981,7 @@ int ferry__server_run(struct ferry_loop *loop, struct ferry_engine *eng, int lis
 	ferry__loop_unwatch(loop, listen_fd);
 	ferry__loop_unwatch(loop, sfd);
 	close(sfd);
+	if (srv.spare >= 0)
+		close(srv.spare);
 	return rc;
 }

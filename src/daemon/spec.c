@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "jbytes.h"
 #include "util.h"
 
 #define MAX_ARG_BYTES (128 * 1024)
@@ -157,7 +158,7 @@ static int string_array(json_t *spec, const char *key, const char *cwd, size_t *
 		if (bytes)
 			*bytes += json_string_length(e) + 1;
 		r = cwd ? resolve(cwd, s) : strdup(s);
-		if (!r || json_array_append_new(a, json_string(r))) {
+		if (!r || json_array_append_new(a, ferry__json_bytes(r))) {
 			free(r);
 			json_decref(a);
 			return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
@@ -218,7 +219,7 @@ static int set_path(json_t *o, const char *key, const char *cwd, const char *p)
 	r = resolve(cwd, p);
 	if (!r)
 		return -1;
-	rc = json_object_set_new(o, key, json_string(r));
+	rc = json_object_set_new(o, key, ferry__json_bytes(r));
 	free(r);
 	return rc;
 }
@@ -243,7 +244,7 @@ static int normalise_paths(json_t *spec, json_t *n, const char **cwd_out, char *
 	if (stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode))
 		return ferry__fail(err, errlen, FERRY_EINVAL,
 				   "working directory '%s' does not exist", cwd);
-	json_object_set_new(n, "working_directory", json_string(cwd));
+	json_object_set_new(n, "working_directory", ferry__json_bytes(cwd));
 	if (in) {
 		char *p = resolve(cwd, in);
 		if (!p)
@@ -361,10 +362,10 @@ static int normalise_scalars(struct ferry_engine *eng, json_t *spec, json_t *n, 
 		return ferry__fail(err, errlen, FERRY_ERESOURCE,
 				   "the job asks for %lld cpus but resource '%s' has %d slots",
 				   (long long)cpus, ferry__engine_resource(eng), slots);
-	json_object_set_new(n, "name", name ? json_string(name) : json_null());
-	json_object_set_new(n, "queue", queue ? json_string(queue) : json_null());
-	json_object_set_new(n, "native_specification", native ? json_string(native) : json_null());
-	json_object_set_new(n, "submission_key", key ? json_string(key) : json_null());
+	json_object_set_new(n, "name", ferry__json_bytes(name));
+	json_object_set_new(n, "queue", ferry__json_bytes(queue));
+	json_object_set_new(n, "native_specification", ferry__json_bytes(native));
+	json_object_set_new(n, "submission_key", ferry__json_bytes(key));
 	json_object_set_new(n, "disposal_timeout_hours", json_integer(disposal));
 	json_object_set_new(n, "cpus", json_integer(cpus));
 	json_object_set_new(n, "memory_mb", json_integer(mem));

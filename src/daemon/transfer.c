@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #include "hash.h"
+#include "holes.h"
+#include "jbytes.h"
 #include "partfile.h"
 #include "transfer_int.h"
 #include "util.h"
@@ -253,7 +255,7 @@ static json_t *doc_load(struct ferry_req *t, const struct db_tr_row *row, int ke
 		return json_incref(d->doc);
 	}
 	if (!ferry__db_tr_doc(db, row->id, &text))
-		doc = json_loads(text, 0, NULL);
+		doc = ferry__json_loads(text);
 	free(text);
 	if (doc && ferry__db_tr_hashes(db, row->id, merge_hash, json_object_get(doc, "files"))) {
 		json_decref(doc);
@@ -278,7 +280,7 @@ json_t *ferry__tr_doc_of(struct ferry_req *t, const struct db_tr_row *row)
 int ferry__tr_save(struct ferry_req *t, struct db_tr_row *row, json_t *doc)
 {
 	struct ferry_db *db = ferry__engine_db(t->eng);
-	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	char *text = doc ? ferry__json_dumps(doc, JSON_COMPACT) : NULL;
 	int rc = doc && !text ? FERRY_ENOMEM : 0;
 
 	if (!rc && text)
@@ -346,10 +348,15 @@ static json_t *row_json(struct ferry_req *t, const struct db_tr_row *row, int wi
 	if (!doc)
 		return NULL;
 	files = json_object_get(doc, "files");
-	json_array_foreach(files, i, f) size += json_integer_value(json_object_get(f, "size"));
-	o = json_pack("{s:I,s:s,s:s,s:s,s:O,s:I,s:I,s:f,s:f,s:O}", "id", (json_int_t)row->id,
-		      "server_path", row->server_path, "kind", ferry_transfer_kind_name(row->kind),
-		      "state", ferry_transfer_state_name(row->state), "local_paths",
+	json_array_foreach(files, i, f)
+	{
+		int64_t fs = json_integer_value(json_object_get(f, "size"));
+		size = fs > 0 && size > INT64_MAX - fs ? INT64_MAX : size + (fs > 0 ? fs : 0);
+	}
+	o = json_pack("{s:I,s:o,s:s,s:s,s:O,s:I,s:I,s:f,s:f,s:O}", "id", (json_int_t)row->id,
+		      "server_path", ferry__json_bytes(row->server_path), "kind",
+		      ferry_transfer_kind_name(row->kind), "state",
+		      ferry_transfer_state_name(row->state), "local_paths",
 		      json_object_get(doc, "local_paths"), "size", (json_int_t)size, "received",
 		      (json_int_t)row->received, "created_at", row->created_at, "deadline",
 		      row->deadline, "disposal_hours", json_object_get(doc, "disposal_hours"));
@@ -359,7 +366,7 @@ static json_t *row_json(struct ferry_req *t, const struct db_tr_row *row, int wi
 	}
 	json_object_set_new(o, "ended_at",
 			    row->ended_at > 0 ? json_real(row->ended_at) : json_null());
-	json_object_set_new(o, "message", row->message ? json_string(row->message) : json_null());
+	json_object_set_new(o, "message", ferry__json_bytes(row->message));
 	json_object_set_new(o, "hash", transfer_hash(files));
 	ja = json_array();
 	for (int role = 0; role < 2; role++) {
@@ -432,6 +439,63 @@ int ferry__tr_get_int(struct ferry_req *t, const char *key, int64_t min, int64_t
 
 /* ---- outputs and retrieval ---- */
 
+/*
+ * The first job but skip that names transfer tid as an output and has not
+ * ended (*st its state): 1, or 0 when there is none. An output is not
+ * complete before every job that produces it has ended: a retrieve would
+ * copy part of it, and a job reading it as an input would read part of it.
+ */
+static int active_producer(struct ferry_engine *eng, int64_t tid, int64_t skip, int64_t *job,
+			   enum ferry_job_status *st)
+{
+	int64_t *jobs = NULL;
+	size_t n = 0;
+	int found = 0;
+
+	/* unreadable references: as if a producer ran, the safe side */
+	if (ferry__db_ref_jobs(ferry__engine_db(eng), tid, ROLE_OUTPUT, &jobs, &n)) {
+		*job = 0;
+		*st = FERRY_UNDETERMINED;
+		return 1;
+	}
+	for (size_t i = 0; !found && i < n; i++) {
+		if (jobs[i] == skip || ferry__engine_job_status(eng, jobs[i], st))
+			continue; /* FERRY_ENOJOB: disposed of, so ended */
+		if (*st != FERRY_DONE && *st != FERRY_FAILED) {
+			*job = jobs[i];
+			found = 1;
+		}
+	}
+	free(jobs);
+	return found;
+}
+
+/*
+ * 0 when the transfer's bytes are final: a send that is ready, an output
+ * whose jobs have all ended. Else FERRY_ESTATE, naming what is not over.
+ */
+static int bytes_final(struct ferry_req *t, const struct db_tr_row *row)
+{
+	enum ferry_job_status st;
+	int64_t job;
+
+	if (row->kind == FERRY_TRANSFER_SEND) {
+		if (row->state == FERRY_TRANSFER_READY || row->state == FERRY_TRANSFER_RETRIEVED)
+			return 0;
+		return ferry__req_fail(t, FERRY_ESTATE, "transfer '%s' is %s, not ready",
+				       row->server_path, ferry_transfer_state_name(row->state));
+	}
+	if (!active_producer(t->eng, row->id, 0, &job, &st))
+		return 0;
+	if (!job)
+		return ferry__req_fail(t, FERRY_EINTERNAL, "cannot read the jobs that produce '%s'",
+				       row->server_path);
+	return ferry__req_fail(t, FERRY_ESTATE,
+			       "'%s' is not complete: job %lld, which produces it, is %s; retrieve "
+			       "it once the job has ended",
+			       row->server_path, (long long)job, ferry_status_name(st));
+}
+
 struct walk {
 	struct ferry_req *t;
 	json_t *files;
@@ -492,9 +556,9 @@ static int walk_add(struct walk *w, int dfd, const char *name, const char *rel)
 	}
 	json_int_t mt = (json_int_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	if (S_ISDIR(st.st_mode)) {
-		json_array_append_new(w->files,
-				      json_pack("{s:s,s:s,s:i,s:I}", "path", rel, "type", "dir",
-						"mode", st.st_mode & 07777, "mtime_ns", mt));
+		json_array_append_new(
+		    w->files, json_pack("{s:o,s:s,s:i,s:I}", "path", ferry__json_bytes(rel), "type",
+					"dir", "mode", st.st_mode & 07777, "mtime_ns", mt));
 		return walk_dir(w, fd, rel);
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -506,9 +570,12 @@ static int walk_add(struct walk *w, int dfd, const char *name, const char *rel)
 	close(fd);
 	if (e < 0)
 		return ferry__req_fail(w->t, FERRY_EIO, "cannot read '%s': %s", rel, strerror(-e));
-	json_array_append_new(w->files, json_pack("{s:s,s:s,s:I,s:i,s:I,s:s}", "path", rel, "type",
-						  "file", "size", (json_int_t)st.st_size, "mode",
-						  st.st_mode & 07777, "mtime_ns", mt, "hash", hex));
+	json_t *o = json_pack("{s:o,s:s,s:I,s:i,s:I,s:s}", "path", ferry__json_bytes(rel), "type",
+			      "file", "size", (json_int_t)st.st_size, "mode", st.st_mode & 07777,
+			      "mtime_ns", mt, "hash", hex);
+	if (o && ferry__holey(&st)) /* the client reserves no blocks for the holes */
+		json_object_set_new(o, "sparse", json_true());
+	json_array_append_new(w->files, o);
 	return 0;
 }
 
@@ -581,22 +648,24 @@ int ferry__req_transfer_manifest(struct ferry_req *t)
 		rc = FERRY_EINTERNAL;
 		goto out;
 	}
+	if ((rc = bytes_final(t, &row)))
+		goto out;
 	if (row.kind == FERRY_TRANSFER_REGISTER) {
 		if ((rc = scan_output(t, &row, doc)))
 			goto out;
-		if (row.state == FERRY_TRANSFER_REGISTERED) {
+		int produced = row.state == FERRY_TRANSFER_REGISTERED;
+		if (produced) {
 			row.state = FERRY_TRANSFER_PRODUCED;
 			row.ended_at = ferry__now();
 			row.deadline = row.ended_at + ferry__tr_hours_s(t, doc);
 		}
 		if ((rc = ferry__tr_save(t, &row, doc)))
 			goto out;
-	} else if (row.state != FERRY_TRANSFER_READY && row.state != FERRY_TRANSFER_RETRIEVED) {
-		rc = ferry__req_fail(t, FERRY_ESTATE, "transfer '%s' is %s, not ready",
-				     row.server_path, ferry_transfer_state_name(row.state));
-		goto out;
+		if (produced) /* jobs that read it as an input may start */
+			ferry__engine_inputs_changed(t->eng, row.id);
 	}
 	json_object_set_new(t->out, "transfer", row_json(t, &row, 1));
+	json_object_set_new(t->out, "holes", json_true()); /* transfer_get gives them */
 out:
 	json_decref(doc);
 	ferry__db_tr_row_release(&row);
@@ -604,22 +673,72 @@ out:
 }
 
 /*
+ * Reads [off, off + n) of a sparse file into the reply: its data, in order,
+ * as the binary part, and its holes as "holes": [[start, length], ...];
+ * when the range ends in a hole, "next_data" says where that hole ends
+ * (the next data, or the end of the file), so that the client asks for
+ * none of it. The data bytes, or -errno.
+ */
+static ssize_t sparse_out(struct ferry_req *t, int fd, int64_t off, int64_t n, int64_t size)
+{
+	json_t *holes = json_array();
+	int64_t pos = off, end = off + n, d = off, de;
+	size_t got = 0;
+
+	if (!holes || !(t->bin.p = malloc(n ? (size_t)n : 1))) {
+		json_decref(holes);
+		return -ENOMEM;
+	}
+	for (; pos < end; pos = de) {
+		ferry__next_data(fd, pos, end, &d, &de);
+		if (d > pos)
+			json_array_append_new(
+			    holes, json_pack("[I,I]", (json_int_t)pos, (json_int_t)(d - pos)));
+		for (int64_t at = d; at < de;) {
+			ssize_t r = pread(fd, (char *)t->bin.p + got, (size_t)(de - at), (off_t)at);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				json_decref(holes);
+				return r < 0 ? -errno : -ESTALE; /* it became shorter */
+			}
+			got += (size_t)r;
+			at += r;
+		}
+	}
+	json_object_set_new(t->out, "holes", holes);
+	if (d == end && end < size) {
+		ferry__next_data(fd, end, size, &d, &de);
+		if (d > end)
+			json_object_set_new(t->out, "next_data", json_integer(d));
+	}
+	t->bin.len = got;
+	return (ssize_t)got;
+}
+
+/*
  * Makes up to len bytes of fd from off the reply's binary part: the size
  * it has, or -errno. The bytes stay in the page cache and the server sends
  * them from there (t->bin takes fd), so the engine neither reads nor
  * copies them; past a cap of such parts queued at once (each holds a
- * descriptor), they are read into memory instead.
+ * descriptor), they are read into memory instead. holes: the client takes
+ * the holes of a sparse file apart (sparse_out).
  */
-#define MAX_FILE_PARTS 256
-static ssize_t chunk_out(struct ferry_req *t, int fd, int64_t off, int64_t len)
+static ssize_t chunk_out(struct ferry_req *t, int fd, int64_t off, int64_t len, int holes)
 {
 	struct stat st;
+	int64_t d, de;
 	ssize_t n;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	n = st.st_size > off ? (ssize_t)(st.st_size - off < len ? st.st_size - off : len) : 0;
-	if (n && ferry__loop_files_queued(ferry__engine_loop(t->eng)) < MAX_FILE_PARTS) {
+	if (n && holes && ferry__holey(&st)) {
+		ferry__next_data(fd, off, off + n, &d, &de);
+		if (d != off || de != off + n)
+			return sparse_out(t, fd, off, n, st.st_size);
+	}
+	if (n && ferry__loop_files_queued(ferry__engine_loop(t->eng)) < FERRY_LOOP_FILES_MAX) {
 		t->bin = (struct ferry_bin){NULL, (size_t)n, fd, off};
 		return n;
 	}
@@ -637,7 +756,7 @@ static ssize_t chunk_out(struct ferry_req *t, int fd, int64_t off, int64_t len)
 int ferry__req_transfer_get(struct ferry_req *t)
 {
 	struct db_tr_row row = {0};
-	json_t *doc = NULL, *f;
+	json_t *doc = NULL, *f, *holes = json_object_get(t->in, "holes");
 	const char *path;
 	char rel[PATH_MAX];
 	int64_t idx, off, len;
@@ -646,9 +765,15 @@ int ferry__req_transfer_get(struct ferry_req *t)
 	if ((rc = get_path_arg(t, &path)) ||
 	    (rc = ferry__tr_get_int(t, "file", 0, MAX_FILES, &idx)) ||
 	    (rc = ferry__tr_get_int(t, "offset", 0, 1LL << 50, &off)) ||
-	    (rc = ferry__tr_get_int(t, "length", 1, MAX_CHUNK, &len)) ||
-	    (rc = find_by_path(t, path, &row)))
+	    (rc = ferry__tr_get_int(t, "length", 1, MAX_CHUNK, &len)))
 		return rc;
+	if (holes && !json_is_boolean(holes))
+		return ferry__req_fail(t, FERRY_EINVAL, "'holes' must be a boolean");
+	if ((rc = find_by_path(t, path, &row)))
+		return rc;
+	/* each get: a job may have started to write it since the manifest */
+	if ((rc = bytes_final(t, &row)))
+		goto out;
 	if (!(doc = ferry__tr_doc_of(t, &row))) {
 		rc = FERRY_EINTERNAL;
 		goto out;
@@ -667,7 +792,7 @@ int ferry__req_transfer_get(struct ferry_req *t)
 				     rel, strerror(errno));
 		goto out;
 	}
-	ssize_t n = chunk_out(t, fd, off, len);
+	ssize_t n = chunk_out(t, fd, off, len, json_is_true(holes));
 	if (n < 0) {
 		rc = ferry__req_fail(t, n == -ENOMEM ? FERRY_ENOMEM : FERRY_EIO,
 				     "cannot read '%s/%s': %s", ferry__tr_root(t), rel,
@@ -693,10 +818,18 @@ int ferry__req_transfer_retrieved(struct ferry_req *t)
 
 	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
 		return rc;
-	if (row.state == FERRY_TRANSFER_READY || row.state == FERRY_TRANSFER_PRODUCED) {
+	/* what was copied while a job still wrote it is no retrieve */
+	if ((rc = bytes_final(t, &row)))
+		goto out;
+	if (row.state == FERRY_TRANSFER_REGISTERED) {
+		rc =
+		    ferry__req_fail(t, FERRY_ESTATE, "'%s' was not produced: nothing was retrieved",
+				    row.server_path);
+	} else if (row.state != FERRY_TRANSFER_RETRIEVED) {
 		row.state = FERRY_TRANSFER_RETRIEVED;
 		rc = ferry__tr_save(t, &row, NULL);
 	}
+out:
 	ferry__db_tr_row_release(&row);
 	return rc;
 }
@@ -763,8 +896,7 @@ int ferry__req_transfers(struct ferry_req *t)
 	return 0;
 }
 
-/* Removes a transfer's files and records (its directory name comes from the database). */
-static int remove_transfer(struct ferry_engine *eng, const struct db_tr_row *row)
+int ferry__tr_remove(struct ferry_engine *eng, const struct db_tr_row *row)
 {
 	char *dir = ferry__asprintf("%s/%s", ferry__engine_transfer_root(eng), row->dir);
 
@@ -808,7 +940,7 @@ int ferry__req_transfer_cancel(struct ferry_req *t)
 		    row.server_path, n, n > 1 ? "s" : "", (long long)jobs[0]);
 		goto out;
 	}
-	rc = remove_transfer(t->eng, &row);
+	rc = ferry__tr_remove(t->eng, &row);
 	if (rc)
 		rc = ferry__req_fail(t, rc, "cannot remove transfer '%s'", row.server_path);
 out:
@@ -842,6 +974,48 @@ int ferry__transfer_lookup(struct ferry_engine *eng, const char *path, int64_t *
 	return 1;
 }
 
+/*
+ * Job job that names output tid ended: the output is produced when it
+ * exists and no other job that produces it is left, and jobs that read it
+ * as an input may start.
+ */
+static void output_ended(struct ferry_engine *eng, int64_t tid, int64_t job)
+{
+	struct db_tr_row row = {0};
+	struct ferry_req t = {.eng = eng};
+	enum ferry_job_status st;
+	int64_t other;
+	json_t *doc;
+	int fd = -1;
+
+	if (active_producer(eng, tid, job, &other, &st) ||
+	    ferry__db_tr_by_id(ferry__engine_db(eng), tid, &row))
+		return;
+	doc = doc_load(&t, &row, 0);
+	if (row.kind == FERRY_TRANSFER_REGISTER && row.state == FERRY_TRANSFER_REGISTERED && doc) {
+		const char *name = json_string_value(json_object_get(doc, "name"));
+		char *rel = ferry__asprintf("%s/%s", row.dir, name ? name : "");
+		fd = rel ? ferry__tr_open_beneath(ferry__tr_rootfd(&t), rel, O_PATH, 0) : -1;
+		free(rel);
+		free(row.message);
+		row.message = NULL;
+		if (fd >= 0) {
+			row.state = FERRY_TRANSFER_PRODUCED;
+			row.ended_at = ferry__now();
+			row.deadline = row.ended_at + ferry__tr_hours_s(&t, doc);
+		} else {
+			row.message =
+			    ferry__asprintf("job %lld ended without producing it", (long long)job);
+		}
+		if (!ferry__db_tr_update(ferry__engine_db(eng), &row) && fd >= 0)
+			ferry__engine_inputs_changed(eng, row.id);
+	}
+	if (fd >= 0)
+		close(fd);
+	json_decref(doc);
+	ferry__db_tr_row_release(&row);
+}
+
 void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job)
 {
 	int64_t *tids = NULL;
@@ -849,36 +1023,8 @@ void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job)
 
 	if (ferry__db_ref_of_job(ferry__engine_db(eng), job, ROLE_OUTPUT, &tids, &n))
 		return;
-	for (size_t i = 0; i < n; i++) {
-		struct db_tr_row row = {0};
-		struct ferry_req t = {.eng = eng};
-		json_t *doc;
-		if (ferry__db_tr_by_id(ferry__engine_db(eng), tids[i], &row))
-			continue;
-		doc = doc_load(&t, &row, 0);
-		if (row.kind == FERRY_TRANSFER_REGISTER && row.state == FERRY_TRANSFER_REGISTERED &&
-		    doc) {
-			const char *name = json_string_value(json_object_get(doc, "name"));
-			char *rel = ferry__asprintf("%s/%s", row.dir, name ? name : "");
-			int fd =
-			    rel ? ferry__tr_open_beneath(ferry__tr_rootfd(&t), rel, O_PATH, 0) : -1;
-			free(row.message);
-			row.message = NULL;
-			if (fd >= 0) {
-				close(fd);
-				row.state = FERRY_TRANSFER_PRODUCED;
-				row.ended_at = ferry__now();
-				row.deadline = row.ended_at + ferry__tr_hours_s(&t, doc);
-			} else {
-				row.message = ferry__asprintf("job %lld ended without producing it",
-							      (long long)job);
-			}
-			free(rel);
-			ferry__db_tr_update(ferry__engine_db(eng), &row);
-		}
-		json_decref(doc);
-		ferry__db_tr_row_release(&row);
-	}
+	for (size_t i = 0; i < n; i++)
+		output_ended(eng, tids[i], job);
 	free(tids);
 }
 
@@ -892,7 +1038,7 @@ void ferry__transfer_gc(struct ferry_engine *eng)
 	for (size_t i = 0; i < n; i++) {
 		struct db_tr_row row = {0};
 		if (ferry__db_tr_by_id(ferry__engine_db(eng), ids[i], &row) == 0)
-			remove_transfer(eng, &row);
+			ferry__tr_remove(eng, &row);
 		ferry__db_tr_row_release(&row);
 	}
 	free(ids);

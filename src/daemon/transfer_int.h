@@ -15,8 +15,9 @@
 #include "dispatch.h"
 #include "hash.h"
 
-#define MAX_FILES 100000     /* in one transfer */
-#define MAX_CHUNK (8u << 20) /* bytes in one put or get */
+#define MAX_FILES 100000      /* in one transfer */
+#define MAX_CHUNK (8u << 20)  /* bytes in one put or get */
+#define MAX_HOLE  (1LL << 30) /* bytes of a hole in one put: its zeros are hashed on the loop */
 
 /*
  * A transfer's parsed doc (manifest), kept for the transfers in use
@@ -100,6 +101,8 @@ struct tr_doc *ferry__tr_doc_find(struct ferry_transfers *x, int64_t id);
 void ferry__tr_doc_drop(struct ferry_transfers *x, int64_t id);
 /* The row's doc (a new reference, cached), or NULL with t->err set. */
 json_t *ferry__tr_doc_of(struct ferry_req *t, const struct db_tr_row *row);
+/* Removes a transfer's files and records (its directory name comes from the database). */
+int ferry__tr_remove(struct ferry_engine *eng, const struct db_tr_row *row);
 /* Writes the row, and doc when given (the cached one, changed in place). */
 int ferry__tr_save(struct ferry_req *t, struct db_tr_row *row, json_t *doc);
 /* Whether file idx of the transfer was checked and waits for its name. */

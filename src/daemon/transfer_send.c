@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "hash.h"
+#include "jbytes.h"
 #include "transfer_int.h"
 #include "util.h"
 
@@ -71,7 +72,10 @@ static struct tr_running *running_start(struct ferry_transfers *x, int64_t tid, 
 	return r;
 }
 
-/* Feeds a chunk written at off; a chunk at 0 starts (or restarts) the file's state. */
+/*
+ * Feeds a chunk written at off (data NULL: a hole, len zeros); a chunk at 0
+ * starts (or restarts) the file's state.
+ */
 static void running_feed(struct ferry_transfers *x, int64_t tid, int64_t idx, int64_t off,
 			 const void *data, size_t len)
 {
@@ -83,7 +87,10 @@ static void running_feed(struct ferry_transfers *x, int64_t tid, int64_t idx, in
 		running_drop(r);
 		return;
 	}
-	ferry__hash_update(&r->h, data, len);
+	if (data)
+		ferry__hash_update(&r->h, data, len);
+	else
+		ferry__hash_zeros(&r->h, len);
 	r->off += (int64_t)len;
 	r->used = ++x->running_clock;
 }
@@ -148,8 +155,8 @@ static json_t *progress(struct ferry_req *t, const struct db_tr_row *row, json_t
 			char *p = ferry__tr_part_rel(rel, prel, sizeof(prel)) < 0
 				      ? NULL
 				      : ferry__asprintf("%s/%s", ferry__tr_root(t), prel);
-			e = json_pack("{s:I,s:b,s:s}", "done", (json_int_t)done, "complete",
-				      complete, "part_path", p ? p : "");
+			e = json_pack("{s:I,s:b,s:o}", "done", (json_int_t)done, "complete",
+				      complete, "part_path", ferry__json_bytes(p ? p : ""));
 			free(p);
 		}
 		json_array_append_new(a, e);
@@ -239,7 +246,7 @@ static int create(struct ferry_req *t, const char *key, enum ferry_transfer_kind
 	if (mkdirat(ferry__tr_rootfd(t), dir, 0700) < 0)
 		return ferry__req_fail(t, FERRY_EIO, "cannot create '%s/%s': %s", ferry__tr_root(t),
 				       dir, strerror(errno));
-	text = json_dumps(doc, JSON_COMPACT);
+	text = ferry__json_dumps(doc, JSON_COMPACT);
 	memset(row, 0, sizeof(*row));
 	row->key = key ? strdup(key) : NULL;
 	row->dir = strdup(dir);
@@ -341,6 +348,144 @@ static int top_of(struct ferry_req *t, json_t *files, char *top, size_t cap)
 	return 0;
 }
 
+/*
+ * The bytes a send's file takes on the root: its size, or for a sparse
+ * file its data ("data", which the client counted from its extents; 0
+ * from a client that did not say).
+ */
+static int64_t file_bytes(json_t *f)
+{
+	int64_t size = json_integer_value(json_object_get(f, "size"));
+	json_t *data = json_object_get(f, "data");
+
+	if (strcmp(json_string_value(json_object_get(f, "type")), "file"))
+		return 0;
+	if (!json_is_true(json_object_get(f, "sparse")))
+		return size;
+	if (!json_is_integer(data) || json_integer_value(data) < 0)
+		return 0;
+	return json_integer_value(data) < size ? json_integer_value(data) : size;
+}
+
+/*
+ * What a send leaves free: FERRY_TRANSFER_MARGIN where the root shares
+ * its file system with the database (the default), nothing where it has
+ * one of its own, which only transfers fill.
+ */
+static int64_t margin(struct ferry_req *t)
+{
+	struct stat root, state;
+
+	if (fstat(ferry__tr_rootfd(t), &root) == 0 &&
+	    stat(ferry__engine_state_dir(t->eng), &state) == 0 && root.st_dev != state.st_dev)
+		return 0;
+	return FERRY_TRANSFER_MARGIN;
+}
+
+static int no_space(struct ferry_req *t, const char *top, int64_t need, int64_t avail)
+{
+	int64_t keep = margin(t);
+	char kept[96] = "";
+
+	if (keep)
+		snprintf(kept, sizeof(kept),
+			 " (the engine keeps %lld MiB free there for its database and jobs)",
+			 (long long)(keep >> 20));
+	return ferry__req_fail(t, FERRY_ERESOURCE,
+			       "no space for '%s' on '%s': %lld bytes needed, %lld free%s", top,
+			       ferry__tr_root(t), (long long)need, (long long)avail, kept);
+}
+
+/*
+ * Refuses, before anything is written, a send whose files the root
+ * cannot hold with the margin to spare. The blocks that other
+ * sends reserved (reserve()) are not free: an abandoned send holds its
+ * space, and a new one is refused rather than fill the disk.
+ */
+static int check_space(struct ferry_req *t, json_t *files, const char *top, int64_t *need)
+{
+	int64_t avail = ferry__fs_free(ferry__tr_rootfd(t), NULL);
+	json_t *f;
+	size_t i;
+
+	*need = 0;
+	json_array_foreach(files, i, f)
+	{
+		int64_t n = file_bytes(f);
+		/* sizes of up to 2^50 each: a sum that would wrap stays huge */
+		*need = n > 0 && *need > INT64_MAX - n ? INT64_MAX : *need + (n > 0 ? n : 0);
+	}
+	if (avail < 0 || (*need <= INT64_MAX - margin(t) && *need + margin(t) <= avail))
+		return 0;
+	return no_space(t, top, *need, avail);
+}
+
+/*
+ * Reserves the blocks of every file of a new send up front (fallocate;
+ * the part's size stays 0, as it says how far the send got), so that no
+ * other writer takes them while the bytes come, and the bytes never find
+ * the disk full. A sparse file reserves nothing: where its data lies is
+ * learnt only as its puts come, and blocks reserved at other offsets
+ * would fill its holes (check_space counted its data). A file system that
+ * cannot reserve allocates as the writes come.
+ */
+static int reserve(struct ferry_req *t, const struct db_tr_row *row, json_t *files, const char *top,
+		   int64_t need)
+{
+	char rel[PATH_MAX], prel[PATH_MAX];
+	json_t *f;
+	size_t i;
+
+	json_array_foreach(files, i, f)
+	{
+		int64_t n = file_bytes(f);
+		int fd, e = 0;
+		if (!n || json_is_true(json_object_get(f, "sparse")))
+			continue;
+		ferry__tr_file_rel(row, f, rel, sizeof(rel));
+		if (ferry__tr_part_rel(rel, prel, sizeof(prel)) < 0)
+			return ferry__req_fail(t, FERRY_EINVAL, "file name too long: '%s'", rel);
+		fd = ferry__tr_open_beneath(ferry__tr_rootfd(t), prel,
+					    O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return ferry__req_fail(t, FERRY_EIO, "cannot create '%s/%s': %s",
+					       ferry__tr_root(t), prel, strerror(errno));
+		if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)n) < 0)
+			e = errno;
+		close(fd);
+		/* taken since the check, by another writer; or beyond what a file may be */
+		if (e == ENOSPC || e == EDQUOT || e == EFBIG)
+			return no_space(t, top, need, ferry__fs_free(ferry__tr_rootfd(t), NULL));
+	}
+	return 0;
+}
+
+/* A new send: its directory, record, tree and reserved blocks; all or none. */
+static int create_send(struct ferry_req *t, const char *key, json_t *lp, int64_t hours,
+		       json_t *files, const char *top, struct db_tr_row *row)
+{
+	json_t *doc = json_pack("{s:O,s:I,s:O}", "local_paths", lp, "disposal_hours",
+				(json_int_t)hours, "files", files);
+	int64_t need;
+	int rc;
+
+	if (!doc)
+		return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
+	/* the database's room first (ferry__req_check_room), then the root's */
+	rc = ferry__req_check_room(t);
+	if (!rc)
+		rc = check_space(t, files, top, &need);
+	if (!rc)
+		rc = create(t, key, FERRY_TRANSFER_SEND, FERRY_TRANSFER_TRANSFERRING, top, doc,
+			    hours, row);
+	json_decref(doc);
+	if (rc)
+		return rc;
+	if ((rc = make_tree(t, row, files)) || (rc = reserve(t, row, files, top, need)))
+		ferry__tr_remove(t->eng, row); /* nothing of it is left */
+	return rc;
+}
+
 int ferry__req_transfer_send(struct ferry_req *t)
 {
 	json_t *files = json_object_get(t->in, "files"), *lp, *doc = NULL;
@@ -361,19 +506,8 @@ int ferry__req_transfer_send(struct ferry_req *t)
 		struct tr_doc *d = ferry__tr_doc_find(ferry__tr_caches(t), row.id);
 		if (d)
 			d->left = -1; /* counted again, as the disk has them */
-	} else {
-		doc = json_pack("{s:O,s:I,s:O}", "local_paths", lp, "disposal_hours",
-				(json_int_t)hours, "files", files);
-		if (!doc)
-			return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
-		rc = create(t, key, FERRY_TRANSFER_SEND, FERRY_TRANSFER_TRANSFERRING, top, doc,
-			    hours, &row);
-		if (!rc)
-			rc = make_tree(t, &row, files);
-		json_decref(doc);
-		doc = NULL;
-		if (rc)
-			goto out;
+	} else if ((rc = create_send(t, key, lp, hours, files, top, &row))) {
+		goto out;
 	}
 	/* a retry, or the next call after an interruption: where it stands */
 	if (!(doc = ferry__tr_doc_of(t, &row))) {
@@ -381,9 +515,10 @@ int ferry__req_transfer_send(struct ferry_req *t)
 		goto out;
 	}
 	json_object_set_new(t->out, "id", json_integer(row.id));
-	json_object_set_new(t->out, "server_path", json_string(row.server_path));
+	json_object_set_new(t->out, "server_path", ferry__json_bytes(row.server_path));
 	json_object_set_new(t->out, "state", json_string(ferry_transfer_state_name(row.state)));
 	json_object_set_new(t->out, "files", progress(t, &row, doc));
+	json_object_set_new(t->out, "holes", json_true()); /* puts of holes are taken */
 out:
 	json_decref(doc);
 	ferry__db_tr_row_release(&row);
@@ -412,9 +547,11 @@ int ferry__req_transfer_register(struct ferry_req *t)
 		return rc;
 	if (rc == 1) {
 		rc = 0;
+	} else if ((rc = ferry__req_check_room(t))) {
+		goto out;
 	} else {
-		doc = json_pack("{s:O,s:I,s:s,s:[]}", "local_paths", lp, "disposal_hours",
-				(json_int_t)hours, "name", name, "files");
+		doc = json_pack("{s:O,s:I,s:o,s:[]}", "local_paths", lp, "disposal_hours",
+				(json_int_t)hours, "name", ferry__json_bytes(name), "files");
 		if (!doc)
 			return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
 		rc = create(t, key, FERRY_TRANSFER_REGISTER, FERRY_TRANSFER_REGISTERED, name, doc,
@@ -424,7 +561,7 @@ int ferry__req_transfer_register(struct ferry_req *t)
 			goto out;
 	}
 	json_object_set_new(t->out, "id", json_integer(row.id));
-	json_object_set_new(t->out, "server_path", json_string(row.server_path));
+	json_object_set_new(t->out, "server_path", ferry__json_bytes(row.server_path));
 	json_object_set_new(t->out, "state", json_string(ferry_transfer_state_name(row.state)));
 out:
 	ferry__db_tr_row_release(&row);
@@ -699,8 +836,10 @@ static int finish_send(struct ferry_req *t, struct db_tr_row *row, json_t *doc)
 	return 0;
 }
 
-/* What the put that ends a file says of its bytes. */
+/* What a put says of its bytes, and the one that ends a file of the whole. */
 struct want {
+	int64_t hole;		 /* a put of a hole of this length: no data, the part extended */
+	int sparse;		 /* the file has holes: no blocks are reserved for them */
 	int defer;		 /* a tree's file: checked now, named with the others at the end */
 	const char *hash;	 /* the file's checksum */
 	int64_t copied_from;	 /* -1, or: a client on this host wrote from here on itself */
@@ -772,15 +911,32 @@ static int complete_file(struct ferry_req *t, const struct db_tr_row *row, json_
 
 #define WRITEBACK_SLICE (8 << 20)
 
+/* Extends the part (fd) at off over a hole: 0, or FERRY_EIO with the part as it was. */
+static int put_hole(struct ferry_req *t, struct db_tr_row *row, int64_t idx, int fd, int64_t off,
+		    int64_t len, const char *rel)
+{
+	if (ftruncate(fd, off + len) < 0) {
+		int e = errno;
+		if (ftruncate(fd, off) < 0) /* what was acknowledged, nothing more */
+			e = errno;
+		return ferry__req_fail(t, FERRY_EIO, "cannot extend '%s/%s': %s", ferry__tr_root(t),
+				       rel, strerror(e));
+	}
+	running_feed(ferry__tr_caches(t), row->id, idx, off, NULL, (size_t)len);
+	return 0;
+}
+
 /*
  * Writes the request's bytes into the part (fd) at off, of a file of size
  * bytes: 0, or FERRY_EIO with the part cut back to off, what was
  * acknowledged. The bytes feed the file's running checksum.
  */
 static int put_bytes(struct ferry_req *t, struct db_tr_row *row, int64_t idx, int fd, int64_t off,
-		     int64_t size, const char *rel)
+		     int64_t size, const char *rel, const struct want *want)
 {
-	if (off == 0 && t->datalen)
+	if (want->hole)
+		return put_hole(t, row, idx, fd, off, want->hole, rel);
+	if (off == 0 && t->datalen && !want->sparse)
 		ferry__preallocate(fd, 0, size);
 	for (size_t w = 0; w < t->datalen;) {
 		ssize_t n = pwrite(fd, (const char *)t->data + w, t->datalen - w, off + (off_t)w);
@@ -790,6 +946,8 @@ static int put_bytes(struct ferry_req *t, struct db_tr_row *row, int64_t idx, in
 			int e = errno;
 			if (ftruncate(fd, off) < 0) /* what was acknowledged, nothing more */
 				e = errno;
+			else if (!want->sparse) /* the cut gave back the blocks it reserved */
+				ferry__preallocate(fd, off, size - off);
 			return ferry__req_fail(t, FERRY_EIO, "cannot write '%s/%s': %s",
 					       ferry__tr_root(t), rel, strerror(e));
 		}
@@ -818,6 +976,7 @@ static int write_chunk(struct ferry_req *t, struct db_tr_row *row, json_t *f, in
 	char rel[PATH_MAX], *part = NULL;
 	const char *base;
 	int64_t size = json_integer_value(json_object_get(f, "size"));
+	int64_t len = want->hole ? want->hole : (int64_t)t->datalen; /* bytes the put brings */
 	int parent = ferry__tr_open_parent(ferry__tr_rootfd(t),
 					   ferry__tr_file_rel(row, f, rel, sizeof(rel)), &base);
 	int fd = -1, rc = 0;
@@ -846,21 +1005,21 @@ static int write_chunk(struct ferry_req *t, struct db_tr_row *row, json_t *f, in
 		json_object_set_new(t->out, "done", json_integer(st.st_size));
 		goto out;
 	}
-	if (off + (int64_t)t->datalen > size) {
+	if (off + len > size) {
 		rc = ferry__req_fail(t, FERRY_EINVAL,
 				     "chunk ends at %lld, past the size %lld of '%s'",
-				     (long long)(off + (int64_t)t->datalen), (long long)size, rel);
+				     (long long)(off + len), (long long)size, rel);
 		goto out;
 	}
-	if (off + (int64_t)t->datalen == size && !want->hash) {
+	if (off + len == size && !want->hash) {
 		rc = ferry__req_fail(
 		    t, FERRY_EINVAL,
 		    "the last chunk of '%s' needs a 'hash': its manifest gave none", rel);
 		goto out;
 	}
-	if ((rc = put_bytes(t, row, idx, fd, off, size, rel)))
+	if ((rc = put_bytes(t, row, idx, fd, off, size, rel, want)))
 		goto out;
-	if (off + (int64_t)t->datalen == size) {
+	if (off + len == size) {
 		rc = complete_file(t, row, f, parent, base, part, fd,
 				   running_find(ferry__tr_caches(t), row->id, idx), want);
 		*complete = !rc;
@@ -920,7 +1079,7 @@ static int copy_claim(struct ferry_req *t, json_t *f, int64_t off, struct want *
 	if (!from)
 		return 0;
 	if (!json_is_integer(from) || json_integer_value(from) < 0 ||
-	    json_integer_value(from) > size || off != size || t->datalen)
+	    json_integer_value(from) > size || off != size || t->datalen || w->hole)
 		return ferry__req_fail(
 		    t, FERRY_EINVAL,
 		    "'copied_from' goes with an empty put at the end of the file, "
@@ -938,7 +1097,7 @@ int ferry__req_transfer_put(struct ferry_req *t)
 	struct db_tr_row row = {0};
 	json_t *doc = NULL, *f = NULL;
 	const char *hash = json_string_value(json_object_get(t->in, "hash")), *listed;
-	int64_t id, idx, off;
+	int64_t id, idx, off, hole = 0;
 	int rc, complete = 0;
 
 	if ((rc = ferry__tr_get_int(t, "id", 1, INT64_MAX, &id)) ||
@@ -950,11 +1109,18 @@ int ferry__req_transfer_put(struct ferry_req *t)
 				       t->datalen, MAX_CHUNK);
 	if (json_object_get(t->in, "hash") && !is_hash(hash))
 		return ferry__req_fail(t, FERRY_EINVAL, "'hash' must be 32 hex digits");
+	if (json_object_get(t->in, "hole") &&
+	    (rc = ferry__tr_get_int(t, "hole", 1, MAX_HOLE, &hole)))
+		return rc;
+	if (hole && t->datalen)
+		return ferry__req_fail(t, FERRY_EINVAL, "a put of a hole carries no data");
 	if ((rc = receiving_file(t, id, idx, &row, &doc, &f)))
 		return rc;
 	/* the manifest's, from a client that hashed before sending, else the last put's */
 	listed = json_string_value(json_object_get(f, "hash"));
-	struct want w = {.defer = json_array_size(json_object_get(doc, "files")) > 1,
+	struct want w = {.hole = hole,
+			 .sparse = json_is_true(json_object_get(f, "sparse")),
+			 .defer = json_array_size(json_object_get(doc, "files")) > 1,
 			 .hash = listed ? listed : hash,
 			 .copied_from = -1};
 	if (listed && hash && strcmp(listed, hash))

@@ -159,6 +159,7 @@ void ferry__worker_queue(struct ferry_worker *wk, struct ferry_work *w)
 {
 	w->ran = 0;
 	w->cancel_fd = wk->abort_fd;
+	w->nofile = ferry__loop_start_nofile(wk->loop);
 	w->next = NULL;
 	pthread_mutex_lock(&wk->mu);
 	*wk->todo_tail = w;

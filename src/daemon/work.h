@@ -33,6 +33,8 @@ struct ferry_work {
 	 */
 	int ran;
 	int cancel_fd;
+	/* the soft RLIMIT_NOFILE its commands get (ferry__run_command's nofile) */
+	unsigned long long nofile;
 	struct ferry_work *next; /* the worker's */
 };
 

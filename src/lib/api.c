@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "jbytes.h"
 #include "jobfields.h"
 #include "proto.h"
 #include "util.h"
@@ -103,6 +104,7 @@ FERRY_EXPORT void ferry_disconnect(ferry_conn *c)
 	}
 	ferry__resource_cfg_release(&c->cfg);
 	ferry__strv_free(c->sets);
+	free(c->warnings);
 	free(c->resource);
 	free(c->config);
 	free(c->login);
@@ -124,25 +126,22 @@ FERRY_EXPORT const char *ferry_resource(const ferry_conn *c)
 	return c->resource;
 }
 
+FERRY_EXPORT int ferry_engine_warnings(ferry_conn *c, char *buf, size_t len)
+{
+	int n;
+
+	pthread_mutex_lock(&c->mu);
+	n = snprintf(buf, len, "%s", c->warnings ? c->warnings : "");
+	pthread_mutex_unlock(&c->mu);
+	return n < 0 ? FERRY_ENOMEM : n;
+}
+
 FERRY_EXPORT void ferry_job_spec_init(struct ferry_job_spec *spec)
 {
 	memset(spec, 0, sizeof(*spec));
 	spec->version = FERRY_JOB_SPEC_VERSION;
 	spec->disposal_timeout_hours = 168;
 	spec->cpus = 1;
-}
-
-static json_t *strv_json(const char *const *v)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && v && v[i]; i++) {
-		if (json_array_append_new(a, json_stringn(v[i], strlen(v[i])))) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	return a;
 }
 
 /*
@@ -167,33 +166,29 @@ static int batch_init(ferry_conn *c, struct batch *b)
 
 /*
  * The JSON object of one spec being built: the setters below do nothing
- * once one failed, and bad names the key whose value is no UTF-8 text.
+ * once one failed (out of memory). Strings are bytes (jbytes.h).
  */
 struct wire {
 	json_t *o;
 	int failed;
-	const char *bad;
 };
 
 static void put(struct wire *w, const char *key, json_t *v)
 {
-	if (w->failed)
-		return;
-	if (!v && errno != ENOMEM)
-		w->bad = key; /* jansson refuses a string that is not UTF-8 */
-	w->failed = json_object_set_new(w->o, key, v) < 0;
+	if (!w->failed)
+		w->failed = json_object_set_new(w->o, key, v) < 0;
 }
 
 static void set_str(struct wire *w, const char *key, const char *v)
 {
 	if (v)
-		put(w, key, json_stringn(v, strlen(v)));
+		put(w, key, ferry__json_bytes(v));
 }
 
 static void set_strv(struct wire *w, const char *key, const char *const *v)
 {
 	if (v && v[0])
-		put(w, key, strv_json(v));
+		put(w, key, ferry__json_bytesv(v));
 }
 
 static void set_true(struct wire *w, const char *key, int v)
@@ -256,8 +251,7 @@ static int spec_json(ferry_conn *c, const struct ferry_job_spec *s, size_t idx,
 	}
 	/* random: a replay after a lost reply cannot create a second job */
 	snprintf(key, sizeof(key), "%s-%zu", b->key, idx);
-	errno = 0;
-	put(&w, "argv", strv_json(s->argv));
+	put(&w, "argv", ferry__json_bytesv(s->argv));
 	set_str(&w, "name", s->name);
 	set_str(&w, "working_directory", wd);
 	set_str(&w, "stdin_path", s->stdin_path);
@@ -281,9 +275,6 @@ static int spec_json(ferry_conn *c, const struct ferry_job_spec *s, size_t idx,
 		return 0;
 	}
 	json_decref(w.o);
-	if (w.bad)
-		return ferry__seterr(c, FERRY_EINVAL, "spec %zu: '%s' is not valid UTF-8 text", idx,
-				     w.bad);
 	return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 }
 
@@ -678,12 +669,28 @@ static int remote_engine_running(const char *resource_id, const char *config_fil
 		rc = ferry__open(c);
 		if (!rc && pid)
 			*pid = c->engine_pid;
+		if (!rc && msg)
+			snprintf(msg, msglen, "%s", c->warnings ? c->warnings : "");
 		rc = !rc ? 1 : c->ssh_exit == 3 ? 0 : rc;
 	}
 	if (rc < 0 && msg && c)
 		snprintf(msg, msglen, "%s", c->errmsg);
 	ferry_disconnect(c);
 	return rc;
+}
+
+/* The running local engine's warnings into msg, from a hello that starts no engine. */
+static void local_warnings(const char *resource_id, const char *config_file, char *msg,
+			   size_t msglen)
+{
+	ferry_conn *c = NULL;
+
+	if (conn_new(resource_id, NULL, NULL, config_file, &c) == 0) {
+		c->no_start = 1;
+		if (ferry__open(c) == 0)
+			snprintf(msg, msglen, "%s", c->warnings ? c->warnings : "");
+	}
+	ferry_disconnect(c);
 }
 
 FERRY_EXPORT int ferry_engine_running(const char *resource_id, const char *config_file, long *pid)
@@ -734,5 +741,7 @@ FERRY_EXPORT int ferry_engine_status(const char *resource_id, const char *config
 	free(path);
 	if (rc && pid)
 		*pid = p;
+	if (rc && msg && msglen)
+		local_warnings(resource_id, config_file, msg, msglen);
 	return rc;
 }

@@ -24,6 +24,8 @@
 #include "config.h"
 #include "frame.h"
 #include "internal.h"
+#include "jbytes.h"
+#include "lastwords.h"
 #include "proto.h"
 #include "start.h"
 #include "util.h"
@@ -198,6 +200,34 @@ int ferry__reply_error(struct ferry_conn *c, json_t *reply)
 /* A remote wait is sent in slices this long, so that silence means a dead link. */
 #define WAIT_SLICE_S 10.0
 
+/* Keeps what the engine's hello says (docs/protocol.md). */
+static int hello_reply(struct ferry_conn *c, json_t *reply)
+{
+	json_t *w = json_object_get(reply, "warnings"), *e;
+	size_t i, len = 0;
+	char *text = NULL;
+
+	c->engine_pid = (long)json_integer_value(json_object_get(reply, "pid"));
+	json_array_foreach(w, i, e)
+	{
+		const char *s = json_string_value(e);
+		char *n;
+		if (!s)
+			continue;
+		n = ferry__asprintf("%s%s\n", text ? text : "", s);
+		free(text);
+		if (!n)
+			return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		text = n;
+		len = strlen(text);
+	}
+	if (len)
+		text[len - 1] = '\0'; /* no newline after the last */
+	free(c->warnings);
+	c->warnings = text;
+	return 0;
+}
+
 static int handshake(struct ferry_conn *c)
 {
 	json_t *hello = json_pack("{s:s,s:i,s:s}", "op", "hello", "version", FERRY_PROTO_VERSION,
@@ -211,7 +241,7 @@ static int handshake(struct ferry_conn *c)
 		/* the remote engine must be the one this configuration describes */
 		expect = json_array();
 		for (size_t i = 0; expect && c->sets && c->sets[i]; i++)
-			json_array_append_new(expect, json_string(c->sets[i]));
+			json_array_append_new(expect, ferry__json_bytes(c->sets[i]));
 		if (!expect || json_object_set_new(hello, "expect", expect)) {
 			json_decref(hello);
 			return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
@@ -227,7 +257,7 @@ static int handshake(struct ferry_conn *c)
 	if (!json_is_true(json_object_get(reply, "ok")))
 		rc = ferry__reply_error(c, reply);
 	else
-		c->engine_pid = (long)json_integer_value(json_object_get(reply, "pid"));
+		rc = hello_reply(c, reply);
 	json_decref(reply);
 	return rc;
 }
@@ -240,13 +270,16 @@ static int open_local(struct ferry_conn *c)
 	int rc;
 
 	for (;;) {
-		rc = ferry__engine_connect(c->resource, c->config, NULL, until - ferry__mono(),
-					   &c->fd, c->errmsg, sizeof(c->errmsg));
+		rc = ferry__engine_connect(c->resource, c->config, NULL,
+					   c->no_start ? -1 : until - ferry__mono(), &c->fd,
+					   &c->start, c->errmsg, sizeof(c->errmsg));
 		if (rc)
 			return rc;
 		rc = handshake(c);
-		if (!rc)
+		if (!rc) {
+			c->start.died_pause = 0; /* reached: the next death starts afresh */
 			return 0;
+		}
 		ferry__close(c);
 		if (rc != FERRY_EIO)
 			return rc;
@@ -277,6 +310,7 @@ int ferry__open(struct ferry_conn *c)
 {
 	/* no byte of an earlier link may be taken for the start of a reply */
 	ferry__reader_reset(&c->in);
+	c->start.refused = 0;
 	return c->cfg.host ? open_remote(c) : open_local(c);
 }
 
@@ -301,6 +335,33 @@ static int lost(struct ferry_conn *c)
 	return ferry__seterr(c, FERRY_EDISCONNECTED,
 			     "lost the engine of '%s' and could not regain it within %g s: %.600s",
 			     c->resource, c->retry_budget_s, why);
+}
+
+/*
+ * The engine of this connection stopped on a fatal error and said why
+ * (lastwords.h; c->errmsg gets it). The first such engine of a call is
+ * replayed to (what killed it may have passed; the request's key makes
+ * the replay safe): 0. When the replay meets the same end, its reason is
+ * the answer at once, rather than engines started for the whole budget:
+ * its code. (A next engine that cannot start says so itself.)
+ */
+static int died_saying(struct ferry_conn *c, int *deaths)
+{
+	char why[sizeof(c->errmsg) - 128], *state;
+	int code = 0, said, rc;
+
+	if (c->cfg.host || c->engine_pid <= 0 || !(state = ferry__state_dir(c->resource)))
+		return 0;
+	said = ferry__last_words_read(state, c->engine_pid, &code, why, sizeof(why));
+	free(state);
+	if (!said)
+		return 0;
+	if (!(*deaths)++)
+		return 0; /* replayed once: the cause may have passed */
+	rc = ferry__seterr(c, code < 0 && code >= FERRY_EAUTH ? code : FERRY_EINTERNAL,
+			   "the engine of resource '%s' stopped: %s", c->resource, why);
+	c->lost = 0;
+	return rc;
 }
 
 static int is_timeout(json_t *reply)
@@ -338,7 +399,7 @@ int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t
 	/* the budget runs from the loss, not from the call: a wait may last hours */
 	double give_up = 0, pause = 0.05, silence = 0;
 	const char *op = json_string_value(json_object_get(req, "op"));
-	int rc, reconnecting = 0, sliced = 0;
+	int rc, reconnecting = 0, sliced = 0, deaths = 0;
 
 	c->errmsg[0] = '\0';
 	c->replayed = 0;
@@ -349,7 +410,7 @@ int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t
 	for (;;) {
 		/* a first connect fails at once; a reconnect may wait for a restart */
 		if (c->fd < 0 && (rc = ferry__open(c)) != 0) {
-			if (!reconnecting || rc != FERRY_ECONNECT) {
+			if (!reconnecting || rc != FERRY_ECONNECT || c->start.refused) {
 				c->lost = 0;
 				return rc;
 			}
@@ -385,6 +446,8 @@ int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t
 		if (c->cfg.host && !c->errmsg[0] && c->ssh_pid > 0)
 			ferry__ssh_failure(c); /* why the link broke, for the final message */
 		ferry__close(c); /* the engine died or restarted: replay on a new one */
+		if ((rc = died_saying(c, &deaths)))
+			return rc;
 		if (!reconnecting)
 			give_up = ferry__mono() + c->retry_budget_s;
 		reconnecting = 1;

@@ -18,9 +18,10 @@ struct ferry__copy {
 };
 
 /*
- * Copies c's range. 0, or an errno: ENODATA when in ended before c->end
- * (it became shorter), else the failed read's or write's, or ENOMEM or
- * EAGAIN when no buffers or no thread could be had.
+ * Copies c's range. The holes of a sparse in are hashed as zeros and kept
+ * (not written; out is extended over one at the end). 0, or an errno: ENODATA when in ended before
+ * c->end (it became shorter), else the failed read's or write's, or ENOMEM or EAGAIN when no
+ * buffers or no thread could be had.
  */
 int ferry__copy_hashed(const struct ferry__copy *c);
 

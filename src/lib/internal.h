@@ -9,6 +9,7 @@
 #include "cfg.h"
 #include "ferry.h"
 #include "frame.h"
+#include "start.h"
 
 #define FERRY_EXPORT __attribute__((visibility("default")))
 
@@ -37,13 +38,15 @@ struct ferry_conn {
 	int askpass_served;    /* the password was given to this ssh */
 	char ssh_errbuf[2048]; /* the last bytes ssh wrote to stderr */
 	size_t ssh_errlen;
-	char **sets;	       /* engine settings the remote engine must have */
-	int no_start;	       /* only reach a running engine (ferry_engine_running) */
-	int ssh_exit;	       /* exit status of the last ssh that ended; -1 */
-	long engine_pid;       /* from the engine's hello */
-	double retry_budget_s; /* how long a call may spend reconnecting */
-	int replayed;	       /* the last call was sent again after a reconnect */
-	int lost;	       /* the link broke: the next open is a reconnection */
+	char **sets;			/* engine settings the remote engine must have */
+	int no_start;			/* only reach a running engine (ferry_engine_running) */
+	int ssh_exit;			/* exit status of the last ssh that ended; -1 */
+	long engine_pid;		/* from the engine's hello */
+	char *warnings;			/* from the engine's last hello, one a line; NULL: none */
+	double retry_budget_s;		/* how long a call may spend reconnecting */
+	int replayed;			/* the last call was sent again after a reconnect */
+	int lost;			/* the link broke: the next open is a reconnection */
+	struct ferry_start_state start; /* reaching a local engine (start.h) */
 	struct out_cursor *cursors;
 	ferry_progress_fn progress_fn; /* ferry_set_progress(); NULL: none */
 	void *progress_ud;

@@ -569,6 +569,8 @@ int ferry__ssh_failure(struct ferry_conn *c)
 				     said[0] ? said : "command not found", c->resource);
 	if (code == 78) /* EX_CONFIG from ferry bridge */
 		return ferry__seterr(c, FERRY_ECONFIG, "ferry bridge on host '%s': %s", host, said);
+	/* EX_UNAVAILABLE: the engine there said why it cannot start */
+	c->start.refused = code == 69;
 	if (code >= 0)
 		return ferry__seterr(c, FERRY_ECONNECT,
 				     "ferry bridge on host '%s' ended (exit status %d)%s%s", host,

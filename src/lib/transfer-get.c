@@ -4,7 +4,9 @@
  * A retrieve writes into a temporary name beside the destination, checks
  * the checksum the engine gives, fsyncs and renames. On this host the
  * client copies the engine's stored file itself (copy.c); over a link the
- * chunks come inside the connection, many in flight at a time.
+ * chunks come inside the connection, many in flight at a time. The holes of
+ * a sparse file are kept: neither sent nor written, the file extended over
+ * them (holes.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jbytes.h"
 #include "partfile.h"
 #include "transfer.h"
 #include "util.h"
@@ -114,6 +117,8 @@ struct slot {
 	const char *want;
 	int out, refs; /* refs: gets in flight for it, and 1 while they are asked */
 	int64_t off, size;
+	int64_t skip_to; /* a hole up to here: no get asks for it */
+	int asked_all;	 /* gets asked for all that is not a hole */
 	struct ferry_hash h;
 };
 
@@ -122,20 +127,57 @@ struct getq {
 	const char *server_path;
 	int rc;
 	struct slot *slot[WINDOW];
-	int64_t len[WINDOW];
-	int64_t got; /* bytes of the transfer here: the progress */
+	int64_t at[WINDOW], len[WINDOW]; /* the range each get in flight asked for */
+	int holes;			 /* the engine gives the holes of sparse files */
+	int64_t got;			 /* bytes of the transfer here: the progress */
 	struct ferry__progress *p;
 	char **done; /* files checked, to sync (owned) */
 	size_t ndone;
 };
+
+/* A hole of n bytes at s's end: hashed as zeros, not written. */
+static void slot_hole(struct getq *q, struct slot *s, int64_t n)
+{
+	ferry__hash_zeros(&s->h, (uint64_t)n);
+	s->off += n;
+	q->got += n;
+	ferry__progress_at(q->p, q->got);
+}
+
+/* Writes len bytes at s's end. 0, or the error (q->rc). */
+static int slot_data(struct getq *q, struct slot *s, const char *bin, size_t len)
+{
+	if (len && pwrite(s->out, bin, len, s->off) != (ssize_t)len)
+		return q->rc = ferry__seterr(q->pl.c, FERRY_EIO, "cannot write '%s': %s", s->tmp,
+					     strerror(errno));
+	ferry__hash_update(&s->h, bin, len);
+	sync_file_range(s->out, s->off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+	s->off += (int64_t)len;
+	q->got += (int64_t)len;
+	ferry__progress_at(q->p, q->got);
+	return 0;
+}
+
+/* s's file is whole: a hole at its end is the file's size, then the checksum. */
+static int slot_finish(struct getq *q, struct slot *s)
+{
+	struct stat st;
+
+	if (fstat(s->out, &st) < 0 || (st.st_size < s->size && ftruncate(s->out, s->size) < 0))
+		return ferry__seterr(q->pl.c, FERRY_EIO, "cannot extend '%s': %s", s->tmp,
+				     strerror(errno));
+	return check_fetched(q->pl.c, &s->h, s->want, s->out, s->tmp);
+}
 
 /* The last reference to s: a whole file is checked, anything else left for a resume. */
 static void slot_unref(struct getq *q, struct slot *s)
 {
 	if (--s->refs)
 		return;
-	if (!q->rc && s->off == s->size &&
-	    !(q->rc = check_fetched(q->pl.c, &s->h, s->want, s->out, s->tmp))) {
+	/* the rest was a hole that no get asked for */
+	if (!q->rc && s->asked_all && s->off < s->size)
+		slot_hole(q, s, s->size - s->off);
+	if (!q->rc && s->off == s->size && !(q->rc = slot_finish(q, s))) {
 		q->done[q->ndone++] = s->tmp;
 		s->tmp = NULL;
 	}
@@ -145,22 +187,41 @@ static void slot_unref(struct getq *q, struct slot *s)
 	free(s);
 }
 
-/* Writes an answer's len bytes (want were asked for) at the end of s's file. */
-static void getq_write(struct getq *q, struct slot *s, const void *bin, size_t len, int64_t want)
+/*
+ * Writes the answer r (bin: len bytes) to the get of [at, at + want) at the
+ * end of s's file. Its "holes" ([start, length] in the range) are skipped,
+ * the rest of the range is its bytes, in order; a range before at that no
+ * get asked for was a hole ("next_data" said so).
+ */
+static void getq_write(struct getq *q, struct slot *s, json_t *r, const char *bin, size_t len,
+		       int64_t at, int64_t want)
 {
-	if ((int64_t)len != want) {
+	json_t *holes = json_object_get(r, "holes"), *hole;
+	int64_t end = at + want, nd = json_integer_value(json_object_get(r, "next_data"));
+	size_t i, used = 0;
+
+	bin = len ? bin : ""; /* none: an answer of holes only */
+	if (at > s->off)
+		slot_hole(q, s, at - s->off);
+	json_array_foreach(holes, i, hole)
+	{
+		int64_t hs = json_integer_value(json_array_get(hole, 0));
+		int64_t hl = json_integer_value(json_array_get(hole, 1));
+		if (hs < s->off || hl <= 0 || hs + hl > end || (uint64_t)(hs - s->off) > len - used)
+			break;
+		size_t n = (size_t)(hs - s->off);
+		if (slot_data(q, s, bin + used, n))
+			return;
+		used += n;
+		slot_hole(q, s, hl);
+	}
+	if (i < json_array_size(holes) || (int64_t)(len - used) != end - s->off) {
 		q->rc =
 		    ferry__seterr(q->pl.c, FERRY_EIO, "the server's copy changed size while read");
-	} else if (pwrite(s->out, bin, len, s->off) != (ssize_t)len) {
-		q->rc = ferry__seterr(q->pl.c, FERRY_EIO, "cannot write '%s': %s", s->tmp,
-				      strerror(errno));
-	} else {
-		ferry__hash_update(&s->h, bin, len);
-		sync_file_range(s->out, s->off, (off_t)len, SYNC_FILE_RANGE_WRITE);
-		s->off += (int64_t)len;
-		q->got += (int64_t)len;
-		ferry__progress_at(q->p, q->got);
+		return;
 	}
+	if (!slot_data(q, s, bin + used, len - used) && nd > s->skip_to)
+		s->skip_to = nd < s->size ? nd : s->size;
 }
 
 /* Takes one answer and writes it into the file it is for. */
@@ -175,7 +236,7 @@ static void getq_recv(struct getq *q)
 	if (e)
 		q->rc = q->rc ? q->rc : e;
 	else if (!q->rc)
-		getq_write(q, q->slot[at], bin, len, q->len[at]);
+		getq_write(q, q->slot[at], r, bin, len, q->at[at], q->len[at]);
 	json_decref(r);
 	slot_unref(q, q->slot[at]);
 }
@@ -211,26 +272,34 @@ static void getq_file(struct getq *q, size_t idx, json_t *f, const char *tmp)
 	if (!s)
 		return;
 	q->got += s->off;
-	ferry__preallocate(s->out, s->off, s->size - s->off);
-	for (int64_t asked = s->off; !q->rc && asked < s->size;) {
-		int64_t len = s->size - asked < CHUNK ? s->size - asked : CHUNK;
-		unsigned at;
+	if (!json_is_true(json_object_get(f, "sparse"))) /* no blocks for the holes */
+		ferry__preallocate(s->out, s->off, s->size - s->off);
+	int64_t asked = s->off;
+	while (!q->rc) {
 		while (q->pl.inflight == WINDOW && !q->pl.broken)
 			getq_recv(q);
-		if (q->rc)
+		asked = asked < s->skip_to ? s->skip_to : asked;
+		if (q->rc || asked >= s->size)
 			break;
-		json_t *req = json_pack("{s:s,s:s,s:I,s:I,s:I}", "op", "transfer_get",
-					"server_path", q->server_path, "file", (json_int_t)idx,
-					"offset", (json_int_t)asked, "length", (json_int_t)len);
-		q->rc = ferry__pipeline_send(&q->pl, req, -1, 0, 0, &at);
+		int64_t len = s->size - asked < CHUNK ? s->size - asked : CHUNK;
+		unsigned at;
+		json_t *req =
+		    json_pack("{s:s,s:o,s:I,s:I,s:I}", "op", "transfer_get", "server_path",
+			      ferry__json_bytes(q->server_path), "file", (json_int_t)idx, "offset",
+			      (json_int_t)asked, "length", (json_int_t)len);
+		if (req && q->holes)
+			json_object_set_new(req, "holes", json_true());
+		q->rc = ferry__pipeline_send(&q->pl, req, NULL, -1, 0, 0, &at);
 		json_decref(req);
 		if (q->rc)
 			break;
 		q->slot[at] = s;
+		q->at[at] = asked;
 		q->len[at] = len;
 		s->refs++;
 		asked += len;
 	}
+	s->asked_all = !q->rc && asked >= s->size;
 	slot_unref(q, s);
 }
 
@@ -278,7 +347,8 @@ static void set_attrs(const char *path, json_t *f)
 	    {.tv_nsec = UTIME_OMIT},
 	    {.tv_sec = (time_t)(mt / 1000000000), .tv_nsec = (long)(mt % 1000000000)}};
 
-	chmod(path, (mode_t)json_integer_value(json_object_get(f, "mode")));
+	/* a copy is not the original program: never set-id, whatever the engine says */
+	chmod(path, (mode_t)json_integer_value(json_object_get(f, "mode")) & 0777);
 	utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
 }
 
@@ -316,12 +386,14 @@ struct fetch {
 	char **fetched; /* files checked, fsynced together before the rename (owned) */
 	size_t nfetched;
 	int top_is_dir;
+	int holes; /* the engine gives the holes of sparse files */
 	struct ferry__progress *p;
 };
 
-static int fetch_begin(struct fetch *ft, ferry_conn *c, json_t *tr, const char *top,
+static int fetch_begin(struct fetch *ft, ferry_conn *c, json_t *reply, const char *top,
 		       const char *target, struct ferry__progress *p)
 {
+	json_t *tr = json_object_get(reply, "transfer");
 	const char *slash = strrchr(target, '/');
 
 	*ft = (struct fetch){.c = c,
@@ -329,6 +401,7 @@ static int fetch_begin(struct fetch *ft, ferry_conn *c, json_t *tr, const char *
 			     .files = json_object_get(tr, "files"),
 			     .top = top,
 			     .tl = strlen(top),
+			     .holes = json_is_true(json_object_get(reply, "holes")),
 			     .p = p};
 	ft->sdir = strdup(ft->server_path);
 	ft->fetched = calloc(json_array_size(ft->files) + 1, sizeof(*ft->fetched));
@@ -414,6 +487,7 @@ static int fetch_link(struct fetch *ft)
 {
 	struct getq q = {.pl.c = ft->c,
 			 .server_path = ft->server_path,
+			 .holes = ft->holes,
 			 .p = ft->p,
 			 .got = ft->p->base,
 			 .done = ft->fetched};
@@ -465,15 +539,32 @@ static int put_in_place(const struct fetch *ft, const char *target)
 	return 0;
 }
 
-/* Retrieves one top entry (file or tree) of the transfer to target. */
-static int fetch_top(ferry_conn *c, json_t *tr, const char *top, const char *target,
+/*
+ * Whether the client may copy the transfer's files on this host itself:
+ * its directory must be one beneath the transfer root this client expects
+ * (else the engine, not the user, would choose which of the user's files
+ * are read); otherwise they come over the socket.
+ */
+static int copy_here(ferry_conn *c, const char *sdir)
+{
+	char *root = c->cfg.host ? NULL : ferry__expected_root(c);
+	size_t rl = root ? strlen(root) : 0;
+	int ok = root && !strncmp(sdir, root, rl) && sdir[rl] == '/' &&
+		 ferry__clean_rel(sdir + rl + 1) && !strchr(sdir + rl + 1, '/');
+
+	free(root);
+	return ok;
+}
+
+/* Retrieves one top entry (file or tree) of the transfer (reply: its manifest) to target. */
+static int fetch_top(ferry_conn *c, json_t *reply, const char *top, const char *target,
 		     struct ferry__progress *p)
 {
 	struct fetch ft;
-	int rc = fetch_begin(&ft, c, tr, top, target, p);
+	int rc = fetch_begin(&ft, c, reply, top, target, p);
 
 	if (!rc)
-		rc = c->cfg.host ? fetch_link(&ft) : fetch_entries(&ft, NULL);
+		rc = copy_here(c, ft.sdir) ? fetch_entries(&ft, NULL) : fetch_link(&ft);
 	if (!rc)
 		rc = sync_files(c, ft.fetched, ft.nfetched);
 	if (!rc) {
@@ -492,10 +583,61 @@ static char *target_of(ferry_conn *c, json_t *tr, const char *top, size_t ntops,
 
 	if (dest)
 		return ntops == 1 ? strdup(dest) : ferry__asprintf("%s/%s", dest, top);
-	json_array_foreach(lps, i, e) if (!strcmp(ferry__base_name(json_string_value(e)),
-						  top)) return strdup(json_string_value(e));
+	json_array_foreach(lps, i, e)
+	{
+		const char *lp = json_string_value(e);
+		if (!lp || strcmp(ferry__base_name(lp), top))
+			continue;
+		/* the engine's word for where the user sent it from: at least a whole path */
+		if (lp[0] != '/' || json_string_length(e) != strlen(lp)) {
+			ferry__seterr(c, FERRY_EPROTO,
+				      "bad reply from the engine: recorded local path '%s' of '%s' "
+				      "is not an absolute path; nothing was written",
+				      lp, top);
+			return NULL;
+		}
+		return strdup(lp);
+	}
 	ferry__seterr(c, FERRY_EINVAL, "no local path recorded for '%s'", top);
 	return NULL;
+}
+
+/*
+ * The engine's manifest, before anything is written: each path relative
+ * and clean (a "../x" or "/x" would have the client write outside the
+ * destination), each type known, each file's size and checksum there.
+ * 0, or FERRY_EPROTO with the message set.
+ */
+static int check_manifest(ferry_conn *c, json_t *files)
+{
+	json_t *f;
+	size_t i;
+
+	if (!json_is_array(files))
+		return ferry__seterr(c, FERRY_EPROTO, "bad reply from the engine: no manifest");
+	json_array_foreach(files, i, f)
+	{
+		json_t *path = json_object_get(f, "path"), *size = json_object_get(f, "size");
+		const char *p = json_string_value(path);
+		const char *type = json_string_value(json_object_get(f, "type"));
+		int file = type && !strcmp(type, "file");
+		if (!ferry__clean_rel(p) || json_string_length(path) != strlen(p))
+			return ferry__seterr(c, FERRY_EPROTO,
+					     "bad reply from the engine: manifest path '%s' is "
+					     "not a clean relative path; nothing was written",
+					     p ? p : "(none)");
+		if (!file && !(type && !strcmp(type, "dir")))
+			return ferry__seterr(c, FERRY_EPROTO,
+					     "bad reply from the engine: '%s' has no known type",
+					     p);
+		if (file && (!json_is_integer(size) || json_integer_value(size) < 0 ||
+			     !json_is_string(json_object_get(f, "hash"))))
+			return ferry__seterr(c, FERRY_EPROTO,
+					     "bad reply from the engine: file '%s' has no size or "
+					     "checksum",
+					     p);
+	}
+	return 0;
 }
 
 /* The first components of the manifest's paths, in order, each once. */
@@ -513,7 +655,7 @@ static json_t *top_names(json_t *files)
 		size_t k;
 		json_array_foreach(tops, k, e) seen |= t && !strcmp(json_string_value(e), t);
 		if (t && !seen)
-			json_array_append_new(tops, json_string(t));
+			json_array_append_new(tops, ferry__json_bytes(t));
 		free(t);
 	}
 	return tops;
@@ -530,10 +672,10 @@ static int64_t files_size(json_t *files)
 }
 
 /* Retrieves top entry top (one of ntops) to its recorded path, or into dest. */
-static int retrieve_top(ferry_conn *c, json_t *tr, const char *top, size_t ntops, const char *dest,
-			unsigned flags, struct ferry__progress *p)
+static int retrieve_top(ferry_conn *c, json_t *reply, const char *top, size_t ntops,
+			const char *dest, unsigned flags, struct ferry__progress *p)
 {
-	char *target = target_of(c, tr, top, ntops, dest);
+	char *target = target_of(c, json_object_get(reply, "transfer"), top, ntops, dest);
 	struct stat st;
 	int rc;
 
@@ -547,7 +689,7 @@ static int retrieve_top(ferry_conn *c, json_t *tr, const char *top, size_t ntops
 				   "--force)",
 				   target);
 	else
-		rc = fetch_top(c, tr, top, target, p);
+		rc = fetch_top(c, reply, top, target, p);
 	free(target);
 	return rc;
 }
@@ -562,12 +704,20 @@ static int retrieve(ferry_conn *c, const char *server_path, const char *dest, un
 	c->errmsg[0] = '\0';
 	if (!server_path)
 		return ferry__seterr(c, FERRY_EINVAL, "no server path");
-	rc = ferry__call_locked(
-	    c, json_pack("{s:s,s:s}", "op", "transfer_manifest", "server_path", server_path), 0,
-	    &reply);
+	rc = ferry__call_locked(c,
+				json_pack("{s:s,s:o}", "op", "transfer_manifest", "server_path",
+					  ferry__json_bytes(server_path)),
+				0, &reply);
 	if (rc)
 		goto out;
 	tr = json_object_get(reply, "transfer");
+	if (!json_is_string(json_object_get(tr, "server_path")) ||
+	    !strchr(json_string_value(json_object_get(tr, "server_path")), '/')) {
+		rc = ferry__seterr(c, FERRY_EPROTO, "bad reply from the engine: no server path");
+		goto out;
+	}
+	if ((rc = check_manifest(c, json_object_get(tr, "files"))))
+		goto out;
 	tops = top_names(json_object_get(tr, "files"));
 	p->total = files_size(json_object_get(tr, "files"));
 	p->base = 0;
@@ -578,15 +728,16 @@ static int retrieve(ferry_conn *c, const char *server_path, const char *dest, un
 	}
 	json_array_foreach(tops, i, f)
 	{
-		rc = retrieve_top(c, tr, json_string_value(f), json_array_size(tops), dest, flags,
-				  p);
+		rc = retrieve_top(c, reply, json_string_value(f), json_array_size(tops), dest,
+				  flags, p);
 		if (rc)
 			goto out;
 	}
 	ferry__progress_at(p, p->total); /* a transfer without files has moved all too */
-	rc = ferry__call_locked(
-	    c, json_pack("{s:s,s:s}", "op", "transfer_retrieved", "server_path", server_path), 0,
-	    NULL);
+	rc = ferry__call_locked(c,
+				json_pack("{s:s,s:o}", "op", "transfer_retrieved", "server_path",
+					  ferry__json_bytes(server_path)),
+				0, NULL);
 out:
 	json_decref(tops);
 	json_decref(reply);

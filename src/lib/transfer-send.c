@@ -9,18 +9,32 @@
  * resource) the client copies into the engine's partial file itself
  * (copy.c), hashing as it goes, and the engine still checks what it did
  * not see written before it names the file.
+ *
+ * Two kinds of file need more than a read of st_size bytes. A file of a
+ * pseudo-file system (/proc, /sys) has a size that is no measure of what
+ * reading it gives: it is read whole, until EOF, when it is listed, and
+ * that snapshot is what is sent. A sparse file keeps its holes: they are
+ * hashed as zeros but not sent (holes.c).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
+#include "holes.h"
+#include "jbytes.h"
 #include "transfer.h"
 #include "util.h"
+
+#define SNAP_MAX       (64 << 20) /* bytes of pseudo-files one send reads into memory */
+#define SNAP_BUF       (64 << 10)
+#define CONFIGFS_MAGIC 0x62656570 /* not in <linux/magic.h> */
 
 struct lfile {
 	char *abs; /* local path */
@@ -30,11 +44,15 @@ struct lfile {
 	int mode;
 	int64_t mtime_ns, ctime_ns;
 	uint64_t ino; /* with the times and size: the content's identity (send_key) */
+	char *snap;   /* a pseudo-file's bytes, read when it was listed; NULL for others */
+	int sparse;   /* it may have holes */
+	int64_t data; /* then: the bytes of its data extents (the engine reserves them) */
 };
 
 struct manifest {
 	struct lfile *v;
 	size_t n, cap;
+	size_t snap_bytes; /* held by the snapshots */
 };
 
 static void manifest_free(struct manifest *m)
@@ -42,6 +60,7 @@ static void manifest_free(struct manifest *m)
 	for (size_t i = 0; i < m->n; i++) {
 		free(m->v[i].abs);
 		free(m->v[i].rel);
+		free(m->v[i].snap);
 	}
 	free(m->v);
 	memset(m, 0, sizeof(*m));
@@ -77,6 +96,114 @@ static int add_dir(struct ferry_conn *c, struct manifest *m, const char *abs, co
 static int64_t ns_of(struct timespec ts)
 {
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Whether the size of the file at abs (st) says nothing of what reading it
+ * gives: a pseudo-file system makes its files' bytes as they are read
+ * (/proc/cpuinfo has size 0, a /sys file 4096), and any file of size 0 is
+ * read to be sure, which costs an empty file one read. Known by the file
+ * system's type rather than by trying, since a read of st_size bytes of a
+ * /sys file simply ends early.
+ */
+static int size_unknown(const char *abs, const struct stat *st)
+{
+	static const unsigned long pseudo[] = {
+	    PROC_SUPER_MAGIC,	 SYSFS_MAGIC,	 DEBUGFS_MAGIC,	 TRACEFS_MAGIC,
+	    SECURITYFS_MAGIC,	 SELINUX_MAGIC,	 SMACK_MAGIC,	 CGROUP_SUPER_MAGIC,
+	    CGROUP2_SUPER_MAGIC, CONFIGFS_MAGIC, PSTOREFS_MAGIC, EFIVARFS_MAGIC,
+	    BINFMTFS_MAGIC};
+	struct statfs fs;
+
+	if (st->st_size == 0)
+		return 1;
+	if (statfs(abs, &fs) < 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
+		if ((unsigned long)fs.f_type == pseudo[i])
+			return 1;
+	return 0;
+}
+
+/* Whether two looks at one file saw the same file, unchanged. */
+static int same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Reads fd until EOF into *buf (*len bytes), room bytes at most. 0 or an errno (EFBIG). */
+static int read_whole(int fd, size_t room, char **buf, size_t *len)
+{
+	size_t cap = 0;
+
+	*buf = NULL;
+	*len = 0;
+	for (;;) {
+		if (*len == cap) {
+			size_t ncap = cap ? 2 * cap : SNAP_BUF;
+			char *nb = realloc(*buf, ncap < room + 1 ? ncap : room + 1);
+			if (!nb)
+				return ENOMEM;
+			*buf = nb;
+			cap = ncap < room + 1 ? ncap : room + 1;
+		}
+		ssize_t n = read(fd, *buf + *len, cap - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? errno : 0;
+		*len += (size_t)n;
+		if (*len > room)
+			return EFBIG;
+	}
+}
+
+/*
+ * Reads f, a file whose size says nothing (size_unknown), whole into
+ * f->snap: what it gives when read until EOF is what is sent, its
+ * checksum that of those bytes. A file that changed while it was read (a
+ * regular file written to) is refused, as one that changes while it is
+ * sent; one whose read would block (a stream, like trace_pipe) too.
+ */
+static int snapshot(ferry_conn *c, struct manifest *m, struct lfile *f)
+{
+	struct stat a, b;
+	size_t len = 0;
+	int fd = open(f->abs, O_RDONLY | O_NONBLOCK | O_CLOEXEC), e;
+
+	if (fd < 0)
+		return ferry__seterr(c, ferry__errno_code(errno), "cannot read '%s': %s", f->abs,
+				     strerror(errno));
+	e = fstat(fd, &a) < 0 ? errno : read_whole(fd, SNAP_MAX - m->snap_bytes, &f->snap, &len);
+	if (!e && (fstat(fd, &b) < 0 || !same_file(&a, &b) || !S_ISREG(b.st_mode)))
+		e = ESTALE;
+	close(fd);
+	if (e == EFBIG)
+		return ferry__seterr(
+		    c, FERRY_EINVAL,
+		    "cannot send '%s': a file whose size its file system does not "
+		    "tell (such as those of /proc and /sys) is read whole first, "
+		    "and the files of this kind in one send may hold %d MiB at most",
+		    f->abs, SNAP_MAX >> 20);
+	if (e == EAGAIN)
+		return ferry__seterr(c, FERRY_EINVAL,
+				     "cannot send '%s': reading it would wait for more (a stream, "
+				     "not a file)",
+				     f->abs);
+	if (e == ESTALE)
+		return ferry__seterr(c, FERRY_EIO,
+				     "'%s' changed while it was read: send it again once it is "
+				     "written",
+				     f->abs);
+	if (e)
+		return ferry__seterr(c, ferry__errno_code(e), "cannot read '%s': %s", f->abs,
+				     strerror(e));
+	m->snap_bytes += len;
+	f->size = (int64_t)len;
+	f->sparse = 0;
+	return 0;
 }
 
 /* Adds a path (and a directory's contents). Files are hashed as they are sent. */
@@ -120,6 +247,7 @@ static int add_entry(struct ferry_conn *c, struct manifest *m, const char *abs, 
 	f->mtime_ns = ns_of(st.st_mtim);
 	f->ctime_ns = ns_of(st.st_ctim);
 	f->ino = (uint64_t)st.st_ino;
+	f->sparse = ferry__holey(&st);
 	if (f->is_dir) {
 		f->size = 0;
 		return add_dir(c, m, abs, rel);
@@ -127,6 +255,10 @@ static int add_entry(struct ferry_conn *c, struct manifest *m, const char *abs, 
 	if (access(abs, R_OK) < 0) /* refused now rather than after the others are sent */
 		return ferry__seterr(c, ferry__errno_code(errno), "cannot read '%s': %s", abs,
 				     strerror(errno));
+	if (size_unknown(abs, &st))
+		return snapshot(c, m, f);
+	if (f->sparse)
+		f->data = ferry__data_bytes(abs, f->size);
 	return 0;
 }
 
@@ -136,12 +268,18 @@ static json_t *manifest_json(const struct manifest *m)
 
 	for (size_t i = 0; a && i < m->n; i++) {
 		const struct lfile *f = &m->v[i];
-		json_t *o = f->is_dir
-				? json_pack("{s:s,s:s,s:i,s:I}", "path", f->rel, "type", "dir",
-					    "mode", f->mode, "mtime_ns", (json_int_t)f->mtime_ns)
-				: json_pack("{s:s,s:s,s:I,s:i,s:I}", "path", f->rel, "type", "file",
-					    "size", (json_int_t)f->size, "mode", f->mode,
-					    "mtime_ns", (json_int_t)f->mtime_ns);
+		json_t *o =
+		    f->is_dir
+			? json_pack("{s:o,s:s,s:i,s:I}", "path", ferry__json_bytes(f->rel), "type",
+				    "dir", "mode", f->mode, "mtime_ns", (json_int_t)f->mtime_ns)
+			: json_pack("{s:o,s:s,s:I,s:i,s:I}", "path", ferry__json_bytes(f->rel),
+				    "type", "file", "size", (json_int_t)f->size, "mode", f->mode,
+				    "mtime_ns", (json_int_t)f->mtime_ns);
+		/* the engine reserves no blocks for the holes, and counts the data */
+		if (o && f->sparse) {
+			json_object_set_new(o, "sparse", json_true());
+			json_object_set_new(o, "data", json_integer(f->data));
+		}
 		if (!o || json_array_append_new(a, o)) {
 			json_decref(a);
 			return NULL;
@@ -155,7 +293,8 @@ static json_t *manifest_json(const struct manifest *m)
  * size, mode, inode and times, the change time included (no program sets
  * it: any write moves it). Sending the same unchanged paths again finds
  * the transfer, without reading a byte; the content's checksum comes with
- * each file's last chunk.
+ * each file's last chunk. A pseudo-file's times do not move with what it
+ * gives: its snapshot's bytes count too.
  */
 static void send_key(const struct manifest *m, json_t *lps, char key[FERRY_HASH_HEX])
 {
@@ -179,6 +318,8 @@ static void send_key(const struct manifest *m, json_t *lps, char key[FERRY_HASH_
 			 f->is_dir ? 0LL : (long long)f->ctime_ns,
 			 f->is_dir ? 0ULL : (unsigned long long)f->ino);
 		ferry__hash_update(&h, buf, strlen(buf) + 1);
+		if (f->snap)
+			ferry__hash_update(&h, f->snap, (size_t)f->size);
 	}
 	ferry__hash_final(&h, key);
 }
@@ -231,6 +372,38 @@ static int open_source(ferry_conn *c, const struct lfile *f, int64_t off, struct
 }
 
 /*
+ * Writes a pseudo-file's snapshot from off into the engine's partial file,
+ * hashed as copy_local hashes a file.
+ */
+static int copy_snapshot(ferry_conn *c, const struct lfile *f, const char *part, int64_t off,
+			 struct ferry__progress *p, char hash[FERRY_HASH_HEX],
+			 char prefix[FERRY_HASH_HEX])
+{
+	struct ferry_hash h;
+	int out, e = 0;
+
+	if (ferry__hash_init(&h) < 0)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	ferry__hash_update(&h, f->snap, (size_t)off);
+	ferry__hash_peek(&h, prefix);
+	out = open(part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	for (int64_t at = off; out >= 0 && !e && at < f->size;) {
+		ssize_t n = pwrite(out, f->snap + at, (size_t)(f->size - at), at);
+		e = n < 0 && errno != EINTR ? errno : 0;
+		at += n > 0 ? n : 0;
+	}
+	e = out < 0 ? errno : e;
+	if (out >= 0)
+		close(out);
+	ferry__hash_update(&h, f->snap + off, (size_t)(f->size - off));
+	ferry__hash_final(&h, hash);
+	if (e)
+		return ferry__seterr(c, FERRY_EIO, "cannot write '%s': %s", part, strerror(e));
+	ferry__progress_at(p, p->base + f->size);
+	return 0;
+}
+
+/*
  * Copies the source from off to the end into the engine's partial file, on
  * this host. hash gets the source's checksum, prefix that of its first off
  * bytes, which the engine checks against what its part held before.
@@ -242,6 +415,8 @@ static int copy_local(ferry_conn *c, const struct lfile *f, const char *part, in
 	struct ferry_hash h;
 	int in, out = -1, rc, e = 0;
 
+	if (f->snap)
+		return copy_snapshot(c, f, part, off, p, hash, prefix);
 	if ((rc = open_source(c, f, off, &h, &in)))
 		return rc;
 	if (ferry__hash_peek(&h, prefix) < 0) {
@@ -286,6 +461,8 @@ struct putq {
 	int64_t sent;	     /* and those it will have once the puts in flight are answered */
 	json_t **last;	     /* the last answer */
 	struct ferry__progress *p;
+	const char *root; /* where an engine on this host may have us copy (NULL: nowhere) */
+	int holes;	  /* the engine takes puts of holes */
 };
 
 /* Takes one answer; rc: the first error so far (the rest are read and dropped). */
@@ -319,10 +496,12 @@ static int putq_drain(struct putq *q, int rc)
 }
 
 /*
- * Sends one put of n bytes of fd from off (none: n 0), waiting for room
- * first; its answer tells that the engine has credit bytes more.
+ * Sends one put of n bytes (those at mem, or of fd from off; none: n 0),
+ * waiting for room first; its answer tells that the engine has credit
+ * bytes more.
  */
-static int putq_send(struct putq *q, json_t *req, int fd, int64_t off, size_t n, int64_t credit)
+static int putq_send(struct putq *q, json_t *req, const void *mem, int fd, int64_t off, size_t n,
+		     int64_t credit)
 {
 	unsigned at;
 	int rc = 0;
@@ -334,7 +513,8 @@ static int putq_send(struct putq *q, json_t *req, int fd, int64_t off, size_t n,
 	q->locked = 1;
 	while (!rc && !q->pl.broken && q->pl.inflight == WINDOW)
 		rc = putq_recv(q, rc);
-	if (!rc && !q->pl.broken && !(rc = ferry__pipeline_send(&q->pl, req, fd, off, n, &at))) {
+	if (!rc && !q->pl.broken &&
+	    !(rc = ferry__pipeline_send(&q->pl, req, mem, fd, off, n, &at))) {
 		q->len[at] = credit;
 		q->sent += credit;
 	}
@@ -342,51 +522,132 @@ static int putq_send(struct putq *q, json_t *req, int fd, int64_t off, size_t n,
 	return rc;
 }
 
+/* A put of file idx at off; hash: the file's checksum, with its last one; hole: its length. */
+static json_t *put_req(int64_t id, size_t idx, int64_t off, const char *hash, int64_t hole)
+{
+	json_t *r = json_pack("{s:s,s:I,s:I,s:I,s:s*}", "op", "transfer_put", "id", (json_int_t)id,
+			      "file", (json_int_t)idx, "offset", (json_int_t)off, "hash", hash);
+
+	if (r && hole && json_object_set_new(r, "hole", json_integer(hole))) {
+		json_decref(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Streams a pseudo-file's snapshot from off, as stream_file a file's bytes. */
+static int stream_snapshot(struct putq *q, int64_t id, size_t idx, const struct lfile *f,
+			   int64_t off)
+{
+	char hash[FERRY_HASH_HEX];
+	struct ferry_hash h;
+	int rc = 0, last = 0;
+
+	if (ferry__hash_init(&h) < 0)
+		return ferry__seterr(q->pl.c, FERRY_ENOMEM, "out of memory");
+	ferry__hash_update(&h, f->snap, (size_t)off); /* the engine has those */
+	while (!rc && !last) {
+		size_t n = f->size - off < CHUNK ? (size_t)(f->size - off) : CHUNK;
+		ferry__hash_update(&h, f->snap + off, n);
+		if ((last = off + (int64_t)n == f->size))
+			ferry__hash_final(&h, hash);
+		rc = putq_send(q, put_req(id, idx, off, last ? hash : NULL, 0), f->snap + off, -1,
+			       0, n, (int64_t)n);
+		off += (int64_t)n;
+	}
+	ferry__hash_release(&h);
+	return rc;
+}
+
+/* Where a file being streamed stands: its source, its checksum so far, its next data. */
+struct stream {
+	struct putq *q;
+	int64_t id;
+	size_t idx;
+	const struct lfile *f;
+	int fd;
+	struct ferry_hash h;
+	int64_t off, data, data_end; /* [data, data_end): the data extent at or after off */
+	int last;		     /* the put with the checksum went */
+};
+
+/* The checksum for the put that ends at end: once the file's end is reached, and unchanged. */
+static int stream_hash(struct stream *st, int64_t end, char hash[FERRY_HASH_HEX])
+{
+	if ((st->last = end == st->f->size)) {
+		if (!unchanged(st->f, st->fd))
+			return changed_err(st->q->pl.c, st->f);
+		ferry__hash_final(&st->h, hash);
+	}
+	return 0;
+}
+
+/* Sends the hole at st->off (up to the next data), its zeros hashed but not sent. */
+static int stream_hole(struct stream *st)
+{
+	int64_t n = st->data - st->off < HOLE_PUT ? st->data - st->off : HOLE_PUT;
+	char hash[FERRY_HASH_HEX];
+	int rc;
+
+	ferry__hash_zeros(&st->h, (uint64_t)n);
+	if ((rc = stream_hash(st, st->off + n, hash)))
+		return rc;
+	rc = putq_send(st->q, put_req(st->id, st->idx, st->off, st->last ? hash : NULL, n), NULL,
+		       -1, 0, 0, n);
+	st->off += n;
+	return rc;
+}
+
+/* Sends the next chunk of data at st->off, hashed as it is read (buf: CHUNK bytes). */
+static int stream_chunk(struct stream *st, char *buf)
+{
+	ferry_conn *c = st->q->pl.c;
+	size_t want = st->data_end - st->off < CHUNK ? (size_t)(st->data_end - st->off) : CHUNK;
+	ssize_t n = want ? pread(st->fd, buf, want, st->off) : 0;
+	char hash[FERRY_HASH_HEX];
+	int rc;
+
+	if (n < 0 || (size_t)n != want)
+		return n < 0 ? ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s", st->f->abs,
+					     strerror(errno))
+			     : changed_err(c, st->f);
+	ferry__hash_update(&st->h, buf, (size_t)n);
+	if ((rc = stream_hash(st, st->off + n, hash)))
+		return rc;
+	rc = putq_send(st->q, put_req(st->id, st->idx, st->off, st->last ? hash : NULL, 0), NULL,
+		       st->fd, st->off, (size_t)n, n);
+	st->off += n;
+	return rc;
+}
+
 /*
  * Streams file idx from off into q, hashing each chunk as it is read; the
- * last carries the checksum.
+ * last carries the checksum. The holes of a sparse file go as puts of
+ * their length, when the engine takes them.
  */
 static int stream_file(struct putq *q, int64_t id, size_t idx, const struct lfile *f, int64_t off)
 {
-	ferry_conn *c = q->pl.c;
-	char *buf = malloc(f->size - off < CHUNK ? (size_t)(f->size - off) + 1 : CHUNK);
-	char hash[FERRY_HASH_HEX] = "";
-	struct ferry_hash h = {0};
-	int fd = -1, rc = 0, sent_last = 0;
+	struct stream st = {
+	    .q = q, .id = id, .idx = idx, .f = f, .fd = -1, .off = off, .data = off};
+	int holey = q->holes && f->sparse, rc;
+	char *buf;
 
+	if (f->snap)
+		return stream_snapshot(q, id, idx, f, off);
+	buf = malloc(f->size - off < CHUNK ? (size_t)(f->size - off) + 1 : CHUNK);
 	if (!buf)
-		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	if ((rc = open_source(c, f, off, &h, &fd)))
-		goto out;
-	while (!rc && !sent_last) {
-		size_t want = f->size - off < CHUNK ? (size_t)(f->size - off) : CHUNK;
-		ssize_t n = want ? pread(fd, buf, want, off) : 0;
-		if (n < 0 || (size_t)n != want) {
-			rc = n < 0 ? ferry__seterr(c, FERRY_EIO, "cannot read '%s': %s", f->abs,
-						   strerror(errno))
-				   : changed_err(c, f);
-			break;
-		}
-		ferry__hash_update(&h, buf, (size_t)n);
-		sent_last = off + n == f->size;
-		if (sent_last && !unchanged(f, fd)) {
-			rc = changed_err(c, f);
-			break;
-		}
-		if (sent_last)
-			ferry__hash_final(&h, hash);
-		rc = putq_send(q,
-			       json_pack("{s:s,s:I,s:I,s:I,s:s*}", "op", "transfer_put", "id",
-					 (json_int_t)id, "file", (json_int_t)idx, "offset",
-					 (json_int_t)off, "hash", sent_last ? hash : NULL),
-			       fd, off, (size_t)n, n);
-		off += n;
+		return ferry__seterr(q->pl.c, FERRY_ENOMEM, "out of memory");
+	st.data_end = holey ? off : f->size;
+	rc = open_source(q->pl.c, f, off, &st.h, &st.fd);
+	while (!rc && !st.last) {
+		if (holey && st.off >= st.data_end)
+			ferry__next_data(st.fd, st.off, f->size, &st.data, &st.data_end);
+		rc = st.off < st.data ? stream_hole(&st) : stream_chunk(&st, buf);
 	}
-out:
-	ferry__hash_release(&h); /* when the last chunk was not reached */
+	ferry__hash_release(&st.h); /* when the last chunk was not reached */
 	free(buf);
-	if (fd >= 0)
-		close(fd);
+	if (st.fd >= 0)
+		close(st.fd);
 	return rc;
 }
 
@@ -403,7 +664,8 @@ static int send_one(struct putq *q, int64_t id, size_t idx, const struct lfile *
 	ferry_conn *c = q->pl.c;
 	int rc;
 
-	if (c->cfg.host || !part || !*part)
+	/* a part the engine names elsewhere is not written: its bytes go over the socket */
+	if (c->cfg.host || !ferry__part_expected(q->root, f->rel, part))
 		return stream_file(q, id, idx, f, off);
 	q->p->base = q->sent - off;
 	if ((rc = copy_local(c, f, part, off, q->p, hash, prefix)))
@@ -413,7 +675,7 @@ static int send_one(struct putq *q, int64_t id, size_t idx, const struct lfile *
 				   (json_int_t)id, "file", (json_int_t)idx, "offset",
 				   (json_int_t)f->size, "hash", hash, "copied_from",
 				   (json_int_t)off, "prefix_hash", off ? prefix : NULL),
-			 -1, 0, 0, f->size - off);
+			 NULL, -1, 0, 0, f->size - off);
 }
 
 /* Asks for (or creates) the transfer; *reply has where each file stands. */
@@ -450,16 +712,31 @@ static int send_missing(ferry_conn *c, const struct manifest *m, json_t *reply, 
 			       : json_integer_value(json_object_get(f, "done"));
 	}
 	ferry__progress_at(p, present);
-	struct putq q = {.pl.c = c, .acked = present, .sent = present, .last = last, .p = p};
+	char *root = c->cfg.host ? NULL : ferry__expected_root(c);
+	struct putq q = {.pl.c = c,
+			 .acked = present,
+			 .sent = present,
+			 .last = last,
+			 .p = p,
+			 .root = root,
+			 .holes = json_is_true(json_object_get(reply, "holes"))};
 	for (size_t i = 0; !rc && i < m->n; i++) {
 		json_t *f = json_array_get(st, i);
 		int64_t done = json_integer_value(json_object_get(f, "done"));
 		if (m->v[i].is_dir || json_is_true(json_object_get(f, "complete")))
 			continue;
+		if (done < 0 || done > m->v[i].size) {
+			rc = ferry__seterr(c, FERRY_EPROTO,
+					   "bad reply from the engine: '%s' has %lld of %lld bytes",
+					   m->v[i].rel, (long long)done, (long long)m->v[i].size);
+			break;
+		}
 		rc = send_one(&q, id, i, &m->v[i], done,
 			      json_string_value(json_object_get(f, "part_path")));
 	}
-	return putq_drain(&q, rc);
+	rc = putq_drain(&q, rc);
+	free(root);
+	return rc;
 }
 
 static int is_state(json_t *reply, enum ferry_transfer_state state)
@@ -565,7 +842,7 @@ FERRY_EXPORT int ferry_send_files(ferry_conn *c, const char *const *local_paths,
 		if (!rc)
 			rc = add_entry(c, &m, abs, b, 1);
 		if (!rc)
-			json_array_append_new(lps, json_string(abs));
+			json_array_append_new(lps, ferry__json_bytes(abs));
 		free(abs);
 	}
 	if (!rc)

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "copy.h"
+#include "jbytes.h"
+#include "partfile.h"
 #include "transfer.h"
 #include "util.h"
 
@@ -68,13 +70,13 @@ int ferry__copy_progress(int in, int out, int64_t off, int64_t end, struct ferry
 	return ferry__copy_hashed(&cp);
 }
 
-int ferry__pipeline_send(struct ferry__pipeline *q, json_t *req, int fd, int64_t off, size_t n,
-			 unsigned *at)
+int ferry__pipeline_send(struct ferry__pipeline *q, json_t *req, const void *mem, int fd,
+			 int64_t off, size_t n, unsigned *at)
 {
 	/* data sent from the page cache: a change since the read fails the check */
-	int e = !req ? FERRY_ENOMEM
-		: n  ? ferry__send_request_file(q->c, req, fd, off, n)
-		     : ferry__send_request(q->c, req, NULL, 0);
+	int e = !req	    ? FERRY_ENOMEM
+		: n && !mem ? ferry__send_request_file(q->c, req, fd, off, n)
+			    : ferry__send_request(q->c, req, mem, n);
 
 	if (e) {
 		q->broken = q->link_broke = 1;
@@ -144,6 +146,54 @@ const char *ferry__base_name(const char *p)
 	return buf;
 }
 
+char *ferry__expected_root(ferry_conn *c)
+{
+	char *state = c->cfg.transfer_root ? NULL : ferry__state_dir(c->resource);
+	char *want = c->cfg.transfer_root ? strdup(c->cfg.transfer_root)
+		     : state		  ? ferry__asprintf("%s/transfers", state)
+					  : NULL;
+	char *real = want ? realpath(want, NULL) : NULL;
+
+	free(state);
+	free(want);
+	return real;
+}
+
+int ferry__clean_rel(const char *p)
+{
+	if (!p || !*p || *p == '/')
+		return 0;
+	for (;;) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 0;
+		if (!p[n])
+			return 1;
+		p += n + 1;
+	}
+}
+
+int ferry__part_expected(const char *root, const char *rel, const char *part)
+{
+	size_t rl = root ? strlen(root) : 0, dl;
+	const char *slash = strrchr(rel, '/'), *rest;
+	char *want;
+	int ok;
+
+	if (!root || !part || strncmp(part, root, rl) || part[rl] != '/')
+		return 0;
+	rest = part + rl + 1;
+	dl = strcspn(rest, "/"); /* the transfer's directory */
+	if (!rest[dl] || (dl == 1 && rest[0] == '.') || (dl == 2 && !strncmp(rest, "..", 2)) ||
+	    !ferry__clean_rel(rel))
+		return 0;
+	want = ferry__asprintf("%.*s.%s" FERRY_PART_SUFFIX, slash ? (int)(slash - rel + 1) : 0, rel,
+			       slash ? slash + 1 : rel);
+	ok = dl > 0 && want && !strcmp(rest + dl + 1, want);
+	free(want);
+	return ok;
+}
+
 int ferry__server_arg(ferry_conn *c, const char *server_path, char **sp)
 {
 	if (!server_path)
@@ -180,12 +230,13 @@ FERRY_EXPORT int ferry_register_transfer(ferry_conn *c, const char *local_path, 
 	}
 	/* a replay after a lost link must not register it twice */
 	ferry__random_hex(key, 16);
-	rc = ferry__call_locked(c,
-				json_pack("{s:s,s:s,s:[s],s:s,s:i}", "op", "transfer_register",
-					  "key", key, "local_paths", abs, "name",
-					  ferry__base_name(abs), "disposal_hours",
-					  disposal_hours > 0 ? disposal_hours : 168),
-				0, &reply);
+	rc =
+	    ferry__call_locked(c,
+			       json_pack("{s:s,s:s,s:[o],s:o,s:i}", "op", "transfer_register",
+					 "key", key, "local_paths", ferry__json_bytes(abs), "name",
+					 ferry__json_bytes(ferry__base_name(abs)), "disposal_hours",
+					 disposal_hours > 0 ? disposal_hours : 168),
+			       0, &reply);
 	free(abs);
 	if (!rc)
 		rc = ferry__reply_path(c, reply, server_path);
@@ -202,8 +253,9 @@ FERRY_EXPORT int ferry_cancel_transfer(ferry_conn *c, const char *server_path, u
 	if ((rc = ferry__server_arg(c, server_path, &sp)))
 		return rc;
 	rc = ferry__call_locked(c,
-				json_pack("{s:s,s:s,s:b}", "op", "transfer_cancel", "server_path",
-					  sp, "force", (flags & FERRY_FORCE) != 0),
+				json_pack("{s:s,s:o,s:b}", "op", "transfer_cancel", "server_path",
+					  ferry__json_bytes(sp), "force",
+					  (flags & FERRY_FORCE) != 0),
 				0, NULL);
 	free(sp);
 	return rc;
@@ -290,8 +342,9 @@ FERRY_EXPORT int ferry_transfer_info(ferry_conn *c, const char *server_path,
 	c->errmsg[0] = '\0';
 	if ((rc = ferry__server_arg(c, server_path, &sp)))
 		return rc;
-	rc = ferry__call_locked(c, json_pack("{s:s,s:s}", "op", "transfer_info", "server_path", sp),
-				0, &reply);
+	rc = ferry__call_locked(
+	    c, json_pack("{s:s,s:o}", "op", "transfer_info", "server_path", ferry__json_bytes(sp)),
+	    0, &reply);
 	free(sp);
 	if (!rc)
 		rc = info_of(c, json_object_get(reply, "transfer"), info);

@@ -13,6 +13,8 @@
 
 #define CHUNK  (1u << 20)
 #define WINDOW 32 /* chunks in flight: the link never waits for the engine */
+/* the most of a hole one put stands for: the engine hashes its zeros on its loop */
+#define HOLE_PUT (256 << 20)
 
 /*
  * A call's progress (ferry_set_progress): base is the bytes of the other
@@ -44,12 +46,13 @@ struct ferry__pipeline {
 };
 
 /*
- * Sends req (not consumed) with n bytes of fd from off as its data (n 0:
- * none); *at receives its ring index. req NULL counts as a failed send:
- * FERRY_ENOMEM. A failed send breaks the stream: no answer will come.
+ * Sends req (not consumed) with n bytes as its data (n 0: none): those at
+ * mem, or without mem those of fd from off; *at receives its ring index.
+ * req NULL counts as a failed send: FERRY_ENOMEM. A failed send breaks
+ * the stream: no answer will come.
  */
-int ferry__pipeline_send(struct ferry__pipeline *q, json_t *req, int fd, int64_t off, size_t n,
-			 unsigned *at);
+int ferry__pipeline_send(struct ferry__pipeline *q, json_t *req, const void *mem, int fd,
+			 int64_t off, size_t n, unsigned *at);
 /*
  * Takes the oldest answer: *at receives its ring index, *r the reply
  * (decref it, also after an error reply), *bin and *len (bin may be NULL)
@@ -86,6 +89,26 @@ const char *ferry__base_name(const char *p);
  * directory, as for any other path. 0 with *sp (free it), or an error.
  */
 int ferry__server_arg(ferry_conn *c, const char *server_path, char **sp);
+/*
+ * The transfer root an engine on this host keeps its files in, as this
+ * client's configuration says (transfer_root, or transfers/ in the state
+ * directory), resolved; NULL when it cannot be told. malloc'd.
+ */
+char *ferry__expected_root(ferry_conn *c);
+/*
+ * Whether part, where an engine on this host tells the client to copy the
+ * transfer's file rel, is that file's part in its transfer's directory
+ * beneath root: "ROOT/DIR/REL's directory/.NAME.ferry-part", DIR one
+ * component. The client writes nowhere else: a foreign or confused engine
+ * could name any file of the user's.
+ */
+int ferry__part_expected(const char *root, const char *rel, const char *part);
+/*
+ * Whether p is a clean relative path: components separated by single
+ * '/', none empty, "." or "..". What a manifest's paths must be before
+ * anything is written beneath the place they name.
+ */
+int ferry__clean_rel(const char *p);
 /* *server_path = a copy of the reply's server path. 0, or FERRY_ENOMEM. */
 int ferry__reply_path(ferry_conn *c, json_t *reply, char **server_path);
 

@@ -87,19 +87,24 @@ static const struct parse_case {
      NULL,
      1,
      {{.name = "a", .transfer_root = "/d/caf\xc3\xa9/\xe6\x97\xa5"}}},
-    {"repeated key overrides", "[a]\nslots=1\nslots=2\n", NULL, 1, {{.name = "a", .slots = 2}}},
-    {"repeated section adds",
-     "[a]\nslots=1\n[b]\nslots=2\n[a]\nqueue=q\n",
+    {"a key in two sections",
+     "[a]\nhost=h\n[b]\nhost=h\n",
      NULL,
      2,
-     {{.name = "a", .slots = 1, .queue = "q"}, {.name = "b", .slots = 2}}},
+     {{.name = "a", .host = "h"}, {.name = "b", .host = "h"}}},
+    {"an indented first key", "[a]\n  slots = 1\n", NULL, 1, {{.name = "a", .slots = 1}}},
+    {"an indented header after a header",
+     "[a]\n  [b]\nslots=1\n",
+     NULL,
+     1,
+     {{.name = "b", .slots = 1}}},
     {"ssh_options continued",
      "[a]\nssh_options = -o A=1\n  -o B=2\n\t-v\n",
      NULL,
      1,
      {{.name = "a", .ssh_options = "-o A=1 -o B=2 -v"}}},
-    {"ssh_options repeated",
-     "[a]\nssh_options=-4\nssh_options=-v\n",
+    {"ssh_options continued after a comment",
+     "[a]\nssh_options = -4\n; why\n  -v\n",
      NULL,
      1,
      {{.name = "a", .ssh_options = "-4 -v"}}},
@@ -306,6 +311,89 @@ static const struct parse_case {
      "t.conf:4: unknown key 'foo' in section [a]",
      0,
      {{0}}},
+    /* a repeat would keep one value without a word: each shape refused, with both lines */
+    {"repeated key",
+     "[a]\nslots=1\nslots=2\n",
+     "t.conf:3: key 'slots' given twice in section [a] (first on line 2)",
+     0,
+     {{0}}},
+    {"repeated key, same value",
+     "[a]\nhost=h\nhost=h\n",
+     "t.conf:3: key 'host' given twice in section [a] (first on line 2)",
+     0,
+     {{0}}},
+    {"repeated key, other keys between",
+     "[a]\nhost=h\nslots=1\n\n; c\nport=22\nhost = g\n",
+     "t.conf:7: key 'host' given twice in section [a] (first on line 2)",
+     0,
+     {{0}}},
+    {"repeated key, ':' and '='",
+     "[a]\nqueue = q\nqueue: r\n",
+     "t.conf:3: key 'queue' given twice in section [a] (first on line 2)",
+     0,
+     {{0}}},
+    {"repeated key, CRLF",
+     "[a]\r\nslots=1\r\nslots=2\r\n",
+     "t.conf:3: key 'slots' given twice in section [a] (first on line 2)",
+     0,
+     {{0}}},
+    {"repeated empty value",
+     "[a]\nqueue =\nqueue =\n",
+     "t.conf:3: key 'queue' given twice in section [a] (first on line 2)",
+     0,
+     {{0}}},
+    {"ssh_options repeated",
+     "[a]\nssh_options=-4\nssh_options=-v\n",
+     "t.conf:3: key 'ssh_options' given twice in section [a] (first on line 2)",
+     0,
+     {{0}}},
+    {"ssh_options repeated after continuations",
+     "[a]\nssh_options = -4\n  -v\nhost = h\nssh_options = -q\n",
+     "t.conf:5: key 'ssh_options' given twice in section [a] (first on line 2)",
+     0,
+     {{0}}},
+    {"another key continued",
+     "[a]\nhost = h\n  g\n",
+     "t.conf:3: an indented line continues the value of 'host' above (which takes one "
+     "value; only ssh_options continues)",
+     0,
+     {{0}}},
+    {"an indented key continues the one above",
+     "[a]\nslots = 1\n\tqueue = q\n",
+     "t.conf:3: an indented line continues the value of 'slots' above (which takes one "
+     "value; only ssh_options continues)",
+     0,
+     {{0}}},
+    {"repeated section",
+     "[a]\nslots=1\n[b]\nslots=2\n[a]\nqueue=q\n",
+     "t.conf:5: section [a] given twice (first on line 1)",
+     0,
+     {{0}}},
+    {"repeated section at once",
+     "[a]\nslots=1\n[a]\n",
+     "t.conf:3: section [a] given twice (first on line 1)",
+     0,
+     {{0}}},
+    {"repeated keyless section",
+     "[a]\n[a]\nslots=1\n",
+     "t.conf:2: section [a] given twice (first on line 1)",
+     0,
+     {{0}}},
+    {"repeated section, indented",
+     "[a]\nslots=1\n[b]\n  [a]\nslots=2\n",
+     "t.conf:4: section [a] given twice (first on line 1)",
+     0,
+     {{0}}},
+    {"repeated section after a BOM",
+     "\xef\xbb\xbf[local]\nslots=1\n[local]\nslots=2\n",
+     "t.conf:3: section [local] given twice (first on line 1)",
+     0,
+     {{0}}},
+    {"repeated section with a comment",
+     "[a] ; first\nslots=1\n[a]\n",
+     "t.conf:3: section [a] given twice (first on line 1)",
+     0,
+     {{0}}},
     {"line after CRLF lines",
      "[a]\r\n\r\nfoo=1\r\n",
      "t.conf:3: unknown key 'foo' in section [a]",
@@ -352,7 +440,28 @@ static char *text_with_line(size_t len, const char *eol)
 	return t;
 }
 
-/* Lines up to 198 characters; a longer one is refused, not cut (inih cuts at 200). */
+/*
+ * A line of 100 characters of two bytes each, after a comment line: too
+ * long in bytes, which the message says (it said "characters", which it
+ * was not), with the line's number.
+ */
+static void check_long_multibyte_line(void)
+{
+	char t[512], *p = t, err[512];
+	struct ferry_cfg cfg;
+
+	p += sprintf(p, "# a comment\n[a]\nhost=");
+	for (int i = 0; i < 100; i++)
+		p += sprintf(p, "\xc3\xa9");
+	sprintf(p, "\n");
+	unit_case("parse: a line of 100 two-byte characters");
+	err[0] = '\0';
+	CHECK_INT(ferry__cfg_parse("t.conf", t, &cfg, err, sizeof(err)), ==, -1);
+	CHECK_STR(err, "t.conf:3: line 3 is longer than 198 bytes (continue a value on indented "
+		       "lines)");
+}
+
+/* Lines up to 198 bytes; a longer one is refused, not cut (inih cuts at 200). */
 static void check_long_lines(void)
 {
 	static const struct {
@@ -363,13 +472,13 @@ static void check_long_lines(void)
 	    {198, "\r\n", "t.conf:3: unknown key 'foo' in section [a]"},
 	    {197, "\r\n", "t.conf:3: unknown key 'foo' in section [a]"},
 	    {199, "\n",
-	     "t.conf:2: line longer than 198 characters (continue a value on indented "
+	     "t.conf:2: line 2 is longer than 198 bytes (continue a value on indented "
 	     "lines)"},
 	    {199, "\r\n",
-	     "t.conf:2: line longer than 198 characters (continue a value on "
+	     "t.conf:2: line 2 is longer than 198 bytes (continue a value on "
 	     "indented lines)"},
 	    {5000, "\n",
-	     "t.conf:2: line longer than 198 characters (continue a value on indented "
+	     "t.conf:2: line 2 is longer than 198 bytes (continue a value on indented "
 	     "lines)"},
 	};
 	struct ferry_cfg cfg;
@@ -386,6 +495,7 @@ static void check_long_lines(void)
 		CHECK_STR(err, cases[i].err);
 		free(t);
 	}
+	check_long_multibyte_line();
 }
 
 static char tmp[4096]; /* the temporary directory */
@@ -469,6 +579,31 @@ static void check_file(const char *name, const char *err, int nres)
 	free(path);
 }
 
+/* A NUL byte on the first, a middle and the last line, ended or not: each named by its line. */
+static void check_nuls(void)
+{
+	static const struct {
+		const char *text;
+		size_t len;
+		int line;
+	} cases[] = {
+	    {"\0[a]\nslots=1\n", 13, 1},	  {"[a]\0\nslots=1\n", 13, 1},
+	    {"[a]\nslots=1\0\nqueue=q\n", 21, 2}, {"[a]\nslots=1\nhost=h\0", 19, 3},
+	    {"[a]\nslots=1\nhost=h\n\0", 20, 4},  {"[a]\nslots=1\n\0\0\0\n", 16, 3},
+	};
+
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(cases); i++) {
+		char want[64];
+		unit_case("file: a NUL byte on line %d (case %zu)", cases[i].line, i);
+		snprintf(want, sizeof(want), "@/nul%zu.conf:%d: NUL byte (not a text file?)", i,
+			 cases[i].line);
+		char name[32];
+		snprintf(name, sizeof(name), "nul%zu.conf", i);
+		CHECK_INT(write_tmp(name, cases[i].text, cases[i].len), ==, 0);
+		check_file(name, want, 0);
+	}
+}
+
 static void check_files(void)
 {
 	static const char nul[] = "[a]\nslots=1\n\0[b]\nslots=x\n";
@@ -506,6 +641,7 @@ static void check_files(void)
 	unit_case("file: a NUL byte hides nothing after it");
 	CHECK_INT(write_tmp("nul.conf", nul, sizeof(nul) - 1), ==, 0);
 	check_file("nul.conf", "@/nul.conf:3: NUL byte (not a text file?)", 0);
+	check_nuls();
 }
 
 static const struct set_case {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ferry.h"
+#include "jbytes.h"
 #include "proto.h"
 #include "unit.h"
 #include "util.h"
@@ -268,7 +269,17 @@ static const struct parse_case {
     {"cut by len", "{\"a\":1}", 6, "invalid json at byte"},
     {"NUL after the object", LIT("{\"a\":1}\0"), "invalid json at byte"},
     {"NUL inside a string", LIT("{\"a\":\"x\0y\"}"), "invalid json at byte"},
-    {"escaped NUL", LIT("{\"a\":\"\\u0000\"}"), "invalid json at byte"},
+    {"escaped NUL", LIT("{\"a\":\"\\u0000\"}"), "not followed by the hex of a byte"},
+    {"byte escape", LIT("{\"a\":[\"x\\u0000ffy\", {\"b\":\"\\u000080\"}]}"), NULL},
+    {"byte escape in capitals", LIT("{\"a\":\"\\u0000FE\"}"), "not followed by the hex"},
+    {"escaped utf-8", LIT("{\"a\":\"\\u0000c3\\u0000a9\"}"), "valid UTF-8 as they stand"},
+    {"half of a character escaped", LIT("{\"a\":\"\\u0000c3\xa9\"}"), "invalid json at byte"},
+    {"a cut character", LIT("{\"a\":\"\\u0000c3x\"}"), NULL},
+    {"escape of an ascii byte", LIT("{\"a\":\"\\u000041\"}"), "not followed by the hex"},
+    {"escape of NUL", LIT("{\"a\":\"\\u000000\"}"), "not followed by the hex"},
+    {"escape cut short", LIT("{\"a\":\"\\u0000f\"}"), "not followed by the hex"},
+    {"escape with no hex", LIT("{\"a\":\"\\u0000zz\"}"), "not followed by the hex"},
+    {"escape deep in arrays", LIT("{\"a\":[[[\"\\u0000\"]]]}"), "not followed by the hex"},
     {"invalid utf-8", LIT("{\"a\":\"\xff\"}"), "invalid json at byte"},
     {"overlong utf-8", LIT("{\"a\":\"\xc0\x80\"}"), "invalid json at byte"},
     {"lone surrogate", LIT("{\"a\":\"\\ud800\"}"), "invalid json at byte"},
@@ -301,6 +312,59 @@ static void check_parse_small_err(void)
 	memset(err, 'z', sizeof(err));
 	CHECK(ferry__json_parse("[]", 2, err, sizeof(err)) == NULL);
 	CHECK_STR(err, "request");
+}
+
+/* Bytes through a dump and a parse come back as they were. */
+static void check_bytes_case(const char *what, const char *bytes, const char *wire)
+{
+	json_t *o = json_pack("{s:o,s:[o]}", "v", ferry__json_bytes(bytes), "a",
+			      ferry__json_bytes(bytes)),
+	       *back = NULL;
+	char *text = o ? ferry__json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL, err[200];
+
+	unit_case("bytes: %s", what);
+	CHECK(text != NULL);
+	if (text && wire)
+		CHECK_CONTAINS(text, wire);
+	back = text ? ferry__json_parse(text, strlen(text), err, sizeof(err)) : NULL;
+	CHECK(back != NULL);
+	if (back) {
+		json_t *v = json_object_get(back, "v");
+		CHECK(json_string_length(v) == strlen(bytes));
+		CHECK(!memcmp(json_string_value(v), bytes, strlen(bytes)));
+		CHECK_STR(json_string_value(json_array_get(json_object_get(back, "a"), 0)), bytes);
+	}
+	free(text);
+	json_decref(o);
+	json_decref(back);
+}
+
+static void check_bytes(void)
+{
+	char one[2] = "", name[32], rnd[64];
+	uint32_t x = 12345;
+
+	check_bytes_case("valid utf-8 unchanged", "caf\xc3\xa9 \xf0\x9f\x98\x80", "caf\xc3\xa9 ");
+	check_bytes_case("latin-1 name", "r\xe9sum\xe9.nii", "r\\u0000e9sum\\u0000e9.nii");
+	check_bytes_case("a cut character", "ab\xc3", "ab\\u0000c3");
+	check_bytes_case("overlong form", "\xc0\x80", "\\u0000c0\\u000080");
+	check_bytes_case("surrogate", "\xed\xa0\x80", "\\u0000ed\\u0000a0\\u000080");
+	check_bytes_case("empty", "", "\"v\":\"\"");
+	for (int b = 1; b < 256; b++) {
+		one[0] = (char)b;
+		snprintf(name, sizeof(name), "byte %02x", b);
+		check_bytes_case(name, one, NULL);
+	}
+	for (int k = 0; k < 200; k++) {
+		size_t n = 1 + k % 60;
+		for (size_t i = 0; i < n; i++) {
+			x = x * 1103515245 + 12345;
+			rnd[i] = (char)(1 + (x >> 16) % 255);
+		}
+		rnd[n] = '\0';
+		snprintf(name, sizeof(name), "random %d", k);
+		check_bytes_case(name, rnd, NULL);
+	}
 }
 
 static const struct name_case {
@@ -364,6 +428,7 @@ int main(void)
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(parse_cases); i++)
 		check_parse(&parse_cases[i]);
 	check_parse_small_err();
+	check_bytes();
 	check_error_names();
 	return unit_done("test-proto");
 }

@@ -1,0 +1,234 @@
+/* jbytes.c - JSON strings that carry any bytes (see jbytes.h). */
+#include "jbytes.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+json_t *ferry__json_bytes(const char *s)
+{
+	return s ? json_stringn_nocheck(s, strlen(s)) : json_null();
+}
+
+json_t *ferry__json_bytesv(const char *const *v)
+{
+	json_t *a = json_array();
+
+	for (; a && v && *v; v++) {
+		if (json_array_append_new(a, ferry__json_bytes(*v)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* The escaped form of n bytes at s, valid UTF-8, into *out (free() it). */
+static int escape(const char *s, size_t n, char **out, size_t *outn)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	char *o = malloc(3 * n + 1), *q = o;
+
+	if (!o)
+		return -1;
+	while (p < end) {
+		size_t k = ferry__utf8_char(p, end);
+		if (k) {
+			memcpy(q, p, k);
+			q += k, p += k;
+			continue;
+		}
+		*q++ = '\0';
+		*q++ = hex[*p >> 4];
+		*q++ = hex[*p & 15];
+		p++;
+	}
+	*out = o;
+	*outn = (size_t)(q - o);
+	return 0;
+}
+
+/*
+ * A copy of v whose strings are all valid UTF-8: the slow path of a dump,
+ * taken only when jansson refused one. New reference; NULL out of memory.
+ */
+static json_t *escaped_copy(json_t *v)
+{
+	const char *key;
+	json_t *c = NULL, *e;
+	size_t i, n;
+	char *s;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		c = json_object();
+		json_object_foreach(v, key,
+				    e) if (!c || json_object_set_new(c, key, escaped_copy(e)) <
+						     0) goto fail;
+		return c;
+	case JSON_ARRAY:
+		c = json_array();
+		json_array_foreach(v, i, e) if (!c || json_array_append_new(c, escaped_copy(e)) <
+							  0) goto fail;
+		return c;
+	case JSON_STRING:
+		if (ferry__valid_utf8(json_string_value(v), json_string_length(v)))
+			return json_incref(v);
+		if (escape(json_string_value(v), json_string_length(v), &s, &n) < 0)
+			return NULL;
+		c = json_stringn(s, n);
+		free(s);
+		return c;
+	default:
+		return json_incref(v);
+	}
+fail:
+	json_decref(c);
+	return NULL;
+}
+
+char *ferry__json_dumps(const json_t *v, size_t flags)
+{
+	char *s = json_dumps(v, flags);
+	json_t *c;
+
+	if (s)
+		return s;
+	/* jansson writes no string that is not UTF-8: escape, then again */
+	c = escaped_copy((json_t *)v);
+	s = c ? json_dumps(c, flags) : NULL;
+	json_decref(c);
+	return s;
+}
+
+int ferry__json_dumpf(const json_t *v, FILE *f, size_t flags)
+{
+	char *s = ferry__json_dumps(v, flags);
+	int rc;
+
+	if (!s) {
+		errno = ENOMEM;
+		return -1;
+	}
+	rc = fputs(s, f) < 0 ? -1 : 0;
+	free(s);
+	return rc;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Whether n bytes at o escape back to exactly the wire text s (sn bytes). */
+static int canonical(const char *o, size_t n, const char *s, size_t sn)
+{
+	char *e;
+	size_t en;
+	int same;
+
+	if (escape(o, n, &e, &en) < 0)
+		return -1;
+	same = en == sn && !memcmp(e, s, sn);
+	free(e);
+	return same;
+}
+
+/*
+ * Turns the escapes of string v back into bytes. Each must stand, in
+ * lower-case hex, for a byte that valid UTF-8 could not have carried where
+ * it is (never a part of a valid character), so that one string has one
+ * wire form. 0, or -1 with a message in err.
+ */
+static int unescape(json_t *v, char *err, size_t errlen)
+{
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v), j = 0;
+	char *o;
+	int rc;
+
+	if (!memchr(s, '\0', n))
+		return 0;
+	if (!(o = malloc(n))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+		if (s[i] != '\0') {
+			o[j++] = s[i];
+			continue;
+		}
+		hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+		lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+		if (lo < 0 || hi < 8) {
+			snprintf(err, errlen,
+				 "a string holds \\u0000 not followed by the "
+				 "hex of a byte from 80 to ff");
+			free(o);
+			return -1;
+		}
+		o[j++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	rc = canonical(o, j, s, n);
+	if (rc == 0)
+		snprintf(err, errlen, "a string escapes bytes that are valid UTF-8 as they stand");
+	else if (rc > 0 && (rc = json_string_setn_nocheck(v, o, j)) == 0)
+		rc = 1;
+	if (rc < 0)
+		snprintf(err, errlen, "out of memory");
+	free(o);
+	return rc > 0 ? 0 : -1;
+}
+
+static int unescape_tree(json_t *v, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *e;
+	size_t i;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		json_object_foreach(v, key, e) if (unescape_tree(e, err, errlen) < 0) return -1;
+		return 0;
+	case JSON_ARRAY:
+		json_array_foreach(v, i, e) if (unescape_tree(e, err, errlen) < 0) return -1;
+		return 0;
+	case JSON_STRING:
+		return unescape(v, err, errlen);
+	default:
+		return 0;
+	}
+}
+
+json_t *ferry__json_loadb(const char *buf, size_t len, size_t flags, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *v = json_loadb(buf, len, flags | JSON_ALLOW_NUL, &je);
+
+	if (!v) {
+		snprintf(err, errlen, "invalid json at byte %d: %s", je.position, je.text);
+		return NULL;
+	}
+	if (unescape_tree(v, err, errlen) < 0) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
+json_t *ferry__json_loads(const char *text)
+{
+	char err[160];
+
+	return ferry__json_loadb(text, strlen(text), 0, err, sizeof(err));
+}

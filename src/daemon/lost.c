@@ -1,0 +1,153 @@
+/*
+ * lost.c - jobs the database forgot, found when an engine starts.
+ *
+ * A job's directory is made only after the row that gave the job its id
+ * was committed (a job never starts in the transaction that inserted it),
+ * so a directory beyond the highest id the database ever handed out means
+ * the database lost what it had acknowledged: its write-ahead log was cut
+ * short or removed, or an older copy of it was put back. Left alone, the
+ * next jobs would get those ids again, find their directories claimed and
+ * abort, and show the old jobs' output as theirs. Instead the engine says
+ * so (ferryd.log, and the hello of every client for a week), records
+ * each such job as failed, so that its id, its output and its directory
+ * stay its own until it is disposed of, and the id sequence moves past it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "jbytes.h"
+#include "util.h"
+
+/* How long the lost jobs are kept, and the warning given, in hours of disposal time. */
+#define LOST_HOURS 168
+
+struct ids {
+	int64_t *v;
+	size_t n, cap;
+};
+
+static int by_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The ids above floor that have an entry in jobs_dir, ascending. 0 or -errno. */
+static int entries_above(const char *jobs_dir, int64_t floor, struct ids *f)
+{
+	DIR *d = opendir(jobs_dir);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d)
+		return -errno;
+	while (!rc && (de = readdir(d))) {
+		char *end;
+		long long id;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		errno = 0;
+		id = strtoll(de->d_name, &end, 10);
+		if (*end || errno || id <= floor)
+			continue;
+		if (f->n == f->cap) {
+			size_t ncap = f->cap ? 2 * f->cap : 64;
+			int64_t *nv = realloc(f->v, ncap * sizeof(*nv));
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			f->v = nv;
+			f->cap = ncap;
+		}
+		f->v[f->n++] = id;
+	}
+	closedir(d);
+	if (f->n)
+		qsort(f->v, f->n, sizeof(*f->v), by_id);
+	return rc;
+}
+
+/* Records each lost job and the warning. 0 or an error. */
+static int record(struct ferry_engine *eng, int64_t max, const struct ids *f)
+{
+	struct ferry_db *db = ferry__engine_db(eng);
+	double now = ferry__now(), until = now + LOST_HOURS * ferry__engine_hour(eng);
+	time_t t = (time_t)now;
+	char when[64] = "", at[32];
+	struct tm tm;
+	char *msg;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < f->n; i++) {
+		msg = ferry__asprintf("the engine's database lost this job (its log was cut short "
+				      "or removed, or an older copy of it was put back); what the "
+				      "job left is in '%s/%lld'",
+				      ferry__engine_jobs_dir(eng), (long long)f->v[i]);
+		rc = msg ? ferry__db_insert_lost(db, f->v[i], now, until, msg) : FERRY_ENOMEM;
+		free(msg);
+	}
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
+	msg = ferry__asprintf("on %s the engine found that its database had lost jobs %lld to "
+			      "%lld or more (its log was cut short or removed, or an older copy "
+			      "of it was put back): %zu of them left a directory and are "
+			      "recorded as failed, and new jobs get ids above %lld",
+			      when, (long long)max + 1, (long long)f->v[f->n - 1], f->n,
+			      (long long)f->v[f->n - 1]);
+	snprintf(at, sizeof(at), "%.3f", until); /* whole seconds would cut a test-length week */
+	if (!rc && !msg)
+		rc = FERRY_ENOMEM;
+	if (!rc)
+		rc = ferry__db_meta_set(db, "lost_jobs", msg);
+	if (!rc)
+		rc = ferry__db_meta_set(db, "lost_jobs_until", at);
+	ferry__db_need_durable(db); /* the ids they hold must not be handed out again */
+	free(msg);
+	return rc;
+}
+
+int ferry__engine_find_lost(struct ferry_engine *eng, char *err, size_t errlen)
+{
+	const char *jobs_dir = ferry__engine_jobs_dir(eng);
+	struct ids f = {0};
+	int64_t max = 0;
+	int rc = ferry__db_max_job_id(ferry__engine_db(eng), &max);
+
+	if (rc) {
+		snprintf(err, errlen, "cannot read the highest job id from the database");
+		return rc;
+	}
+	rc = entries_above(jobs_dir, max, &f);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read the job directories in '%s': %s", jobs_dir,
+			 strerror(-rc));
+		rc = FERRY_EIO;
+	} else if (f.n && (rc = record(eng, max, &f))) {
+		snprintf(err, errlen, "cannot record the jobs the database lost");
+	}
+	free(f.v);
+	return rc;
+}
+
+json_t *ferry__engine_warnings(struct ferry_engine *eng)
+{
+	struct ferry_db *db = ferry__engine_db(eng);
+	char *msg = NULL, *until = NULL;
+	json_t *w = NULL;
+
+	if (!ferry__db_meta_get(db, "lost_jobs", &msg) && msg &&
+	    !ferry__db_meta_get(db, "lost_jobs_until", &until) && until &&
+	    ferry__now() < atof(until))
+		w = json_pack("[o]", ferry__json_bytes(msg));
+	free(msg);
+	free(until);
+	return w;
+}

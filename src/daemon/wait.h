@@ -1,0 +1,39 @@
+/* wait.h - wait requests whose reply waits for their jobs to end. */
+#ifndef FERRY_WAIT_H
+#define FERRY_WAIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ferry_engine;
+struct ferry_client;
+struct ferry_reqdef;
+struct waiter;
+
+/* The engine's parked waits; zero-initialised is empty. */
+struct ferry_waits {
+	struct waiter *head;
+};
+
+/*
+ * A wait for jobs ids[0..n) (taken, malloc'd) on connection c until
+ * deadline (monotonic seconds; <0: none): 0 when all have ended already
+ * (answer now), 1 when parked (ferry__waits_wake answers it through
+ * ferry__req_answer with def), or FERRY_ENOMEM.
+ */
+int ferry__waits_add(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
+		     const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline);
+
+/* Answers the waits whose jobs have all ended, or whose deadline passed. */
+void ferry__waits_wake(struct ferry_waits *ws, struct ferry_engine *eng);
+
+/* Drops the waits of a connection that closed. */
+void ferry__waits_forget(struct ferry_waits *ws, struct ferry_client *c);
+
+/* The earliest deadline of a wait if before next, else next. */
+double ferry__waits_next_deadline(const struct ferry_waits *ws, double next);
+
+/* Frees every wait, unanswered (the engine is going away). */
+void ferry__waits_release(struct ferry_waits *ws);
+
+#endif
