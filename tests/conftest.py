@@ -140,6 +140,30 @@ def proc_file(pid, name):
         return b""
 
 
+def runner_pid(ferry):
+    """The job runner of this test's engine (its environment names the
+    test's state directory), or None. A job the runner has forked but not
+    yet exec'd (stuck opening its stdin, say) has the runner's name and
+    environment too: the runner is the one whose parent is not a runner."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or proc_comm(name) != "ferry-runner":
+            continue
+        if ferry.state_home.encode() not in proc_environ(name) or not pid_alive(int(name)):
+            continue
+        if proc_comm(proc_ppid(name)) != "ferry-runner":
+            return int(name)
+    return None
+
+
+def proc_ppid(pid):
+    """The parent of pid (0 once it is gone); the name in /proc/PID/stat
+    is in parentheses and may hold spaces, so the fields after its last
+    ')' are counted."""
+    stat = proc_file(pid, "stat")
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return int(fields[1]) if len(fields) > 1 else 0
+
+
 def proc_cmdline(pid):
     return proc_file(pid, "cmdline")
 

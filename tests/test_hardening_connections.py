@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import FERRYD_BIN, HDR, RawConn, frame, pid_alive, poll
+from conftest import FERRYD_BIN, HDR, RawConn, frame, pid_alive
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -505,7 +505,7 @@ def test_pipelined_small_requests_unread(ferry):
         w = writer(c.sock, b"".join(reqs[i % 2] for i in range(n)))
         time.sleep(1)
         # 30000 info replies would be 33 MB
-        peak = settle_rss(pid, base, 24 << 10)
+        settle_rss(pid, base, 24 << 10)
         assert w.is_alive(), "the engine took every request of a client that reads nothing"
         owner_is_served(ferry, jid)
         assert_not_spinning(pid)

@@ -13,19 +13,8 @@ import subprocess
 import sys
 import time
 
-from conftest import pid_alive, poll, proc_comm, proc_environ, wait_dead
+from conftest import pid_alive, poll, runner_pid, wait_dead
 from test_hardening_connections import start_engine
-
-
-def runner_pid(ferry):
-    """The job runner of this test's engine (its environment names the
-    test's state directory), or None."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or proc_comm(name) != "ferry-runner":
-            continue
-        if ferry.state_home.encode() in proc_environ(name) and pid_alive(int(name)):
-            return int(name)
-    return None
 
 
 def count_lines(path):

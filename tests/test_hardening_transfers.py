@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import ferry_world, frame, poll
-from test_transfer import (interrupted_send, md5, part_file, raw_request, send, tinfo,
+from test_transfer import (interrupted_send, md5, raw_request, send, tinfo,
                            tree_contents)
 
 

@@ -12,9 +12,6 @@ naming other places), which is the only way to show the client refuses them.
 """
 import json
 import os
-import re
-import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -22,8 +19,8 @@ import threading
 
 import pytest
 
-from conftest import BUILD_DIR, HDR, MAGIC, new_base, pid_alive, poll, wait_dead
-from test_security import OTHER_USER, OtherUser, need_root, other  # noqa: F401 (a fixture)
+from conftest import BUILD_DIR, HDR, MAGIC, pid_alive, poll
+from test_security import OTHER_USER, other  # noqa: F401,F811 (other: a fixture)
 
 
 def refused(cp, *names):

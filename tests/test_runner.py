@@ -2,22 +2,7 @@
 import os
 import signal
 
-from conftest import pid_alive, poll, proc_comm, proc_environ
-
-
-def _runner_pid(ferry):
-    """The job runner of this test's engine: a ferry-runner process whose
-    environment names this test's state directory."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        if proc_comm(name) != "ferry-runner":
-            continue
-        if ferry.state_home.encode() not in proc_environ(name):
-            continue
-        if pid_alive(int(name)):
-            return int(name)
-    return None
+from conftest import pid_alive, poll, runner_pid
 
 
 def test_runner_killed_mid_job(ferry):
@@ -25,7 +10,7 @@ def test_runner_killed_mid_job(ferry):
     ferry.wait_state(jid, "running")
     # the runner reports the pid just after the start: kill it once it has
     pid = poll(lambda: ferry.info(jid)["native_id"], 10, what="the job's pid")
-    runner = poll(lambda: _runner_pid(ferry), 10, what="the job runner")
+    runner = poll(lambda: runner_pid(ferry), 10, what="the job runner")
     os.kill(runner, signal.SIGKILL)
     j = ferry.wait_ended(jid, timeout=20)
     assert j["status"] == "failed"
@@ -37,7 +22,7 @@ def test_runner_killed_mid_job(ferry):
     jid2 = ferry.submit("true")
     ferry.run("wait", "--timeout", "30", jid2, timeout=40)
     assert ferry.info(jid2)["status"] == "done"
-    assert _runner_pid(ferry) not in (None, runner)
+    assert runner_pid(ferry) not in (None, runner)
 
 
 def test_stale_claim_is_refused_clearly(ferry):
@@ -61,6 +46,6 @@ def test_stale_claim_is_refused_clearly(ferry):
 def test_runner_leaves_when_idle(ferry):
     jid = ferry.submit("true")
     ferry.run("wait", "--timeout", "30", jid, timeout=40)
-    runner = poll(lambda: _runner_pid(ferry), 10, what="the job runner")
+    runner = poll(lambda: runner_pid(ferry), 10, what="the job runner")
     ferry.run("daemon", "stop")
     poll(lambda: not pid_alive(runner), 15, what="the idle runner to exit")

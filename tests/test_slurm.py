@@ -3,12 +3,9 @@ tests/cluster/start-slurm.sh: what Slurm itself says of ferry's jobs, job
 arrays for bulk submission, the poll load, MPI, native specifications, and
 engine crashes (none submitted twice). The C API tests also run on Slurm
 (tests/test_capi.py, transport "slurm")."""
-import json
 import os
 import re
 import shutil
-import signal
-import stat
 import subprocess
 import time
 

@@ -3,7 +3,6 @@ resume, corruption, disposal, path attacks, a full disk. Most tests run on
 both transports: the local socket (where the client copies with
 copy_file_range) and ssh (where bytes go in chunks through the link)."""
 import hashlib
-import json
 import os
 import re
 import signal
@@ -13,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import FERRY_BIN, HDR, frame, ferry_world, poll, pid_alive
+from conftest import FERRY_BIN, frame, ferry_world, poll
 
 
 
