@@ -276,12 +276,68 @@ void ferry_job_info_free(struct ferry_job_info *info);
 
 /*
  * Ids of the jobs of this resource, oldest first, optionally only those in
- * one state (filter: NULL for all). *ids is freed with free().
- * Errors: FERRY_EINVAL (*filter is no enum ferry_job_status), FERRY_ENOMEM,
- *   FERRY_EINTERNAL (the engine's database failed), connection errors.
+ * one state (filter: NULL for all). *ids is freed with free() (it is
+ * allocated, if only one id long, whenever the call succeeds). One request,
+ * its answer streamed in pages (as ferry_list_jobs()), so that any number
+ * of jobs is listed. Errors: FERRY_EINVAL (*filter is no enum
+ * ferry_job_status), FERRY_ENOMEM, FERRY_EINTERNAL (the engine's database
+ * failed), connection errors.
  */
 int ferry_jobs(ferry_conn *conn, const enum ferry_job_status *filter, ferry_job_id **ids,
 	       size_t *n);
+
+/*
+ * What ferry_list_jobs() lists: set up with ferry_list_opts_init(), then
+ * set what is wanted; the jobs listed are those that match every member
+ * set. Members are borrowed for the call.
+ */
+struct ferry_list_opts {
+	unsigned int version;		     /* set by ferry_list_opts_init(); do not touch */
+	const enum ferry_job_status *states; /* jobs in one of these states... */
+	size_t nstates;			     /* ...of which there are nstates; 0: any state */
+	ferry_job_id after;		     /* jobs with a greater id; 0: from the first */
+	double since;			     /* jobs submitted at or after it (seconds since
+						the epoch); 0: any time */
+	size_t limit;			     /* at most this many (the oldest); 0: no limit */
+	size_t page;			     /* jobs per frame of the answer, up to 10000;
+						0: the engine's (1000) */
+};
+
+#define FERRY_LIST_OPTS_VERSION 1
+
+/* Sets opts to list every job (all members unset). Errors: none. */
+void ferry_list_opts_init(struct ferry_list_opts *opts);
+
+/*
+ * Called by ferry_list_jobs() with each job: job and all it points to are
+ * the library's, valid during the call only. Returns 0 to go on; any other
+ * value stops the listing.
+ */
+typedef int (*ferry_job_fn)(void *userdata, const struct ferry_job_info *job);
+
+/*
+ * Lists the jobs of this resource that opts selects (NULL: every job),
+ * oldest (lowest id) first, calling fn(userdata, job) for each on the
+ * calling thread as the engine's answer arrives: one request, whose answer
+ * comes in pages (opts->page jobs each), so that the memory used holds
+ * one page however many jobs there are. fn must not call libferry on conn
+ * (the connection is locked meanwhile); userdata is handed to it as given.
+ * Every job that existed when the call began and is not disposed of
+ * before its turn is listed exactly once; jobs submitted meanwhile may or
+ * may not be; a job that changes state meanwhile may or may not match a
+ * state filter, and is still never listed twice. A link lost midway is
+ * regained within ferry_set_timeout() and the listing goes on after the
+ * last job handed to fn.
+ * Returns 0 once every job was listed or fn stopped it with a positive
+ * value; fn's value when it stopped it with a negative one (ferry_errmsg()
+ * says so). Errors: FERRY_EINVAL (fn NULL, opts not set up by
+ * ferry_list_opts_init(), a state that is no enum ferry_job_status,
+ * states NULL with nstates, since negative or not finite, page over
+ * 10000), FERRY_ENOMEM, FERRY_EINTERNAL (the engine's database failed: fn
+ * may have had some jobs), connection errors.
+ */
+int ferry_list_jobs(ferry_conn *conn, const struct ferry_list_opts *opts, ferry_job_fn fn,
+		    void *userdata);
 
 /*
  * Waits until every listed job has ended (done or failed), or until

@@ -50,6 +50,9 @@ enum {
 	OPT_STDERR,
 	OPT_NO_START,
 	OPT_NO_CHECK,
+	OPT_JSONL,
+	OPT_SINCE,
+	OPT_LIMIT,
 };
 
 /* A limit of the protocol (docs/protocol.md), checked here for a clear message. */
@@ -139,8 +142,17 @@ int ferry__cli_print_json(const struct ctx *c, json_t *j, size_t flags);
  */
 int ferry__cli_show_job(const struct ctx *c, const struct ferry_job_info *j);
 int ferry__cli_show_transfer(const struct ctx *c, const struct ferry_transfer_info *t);
-/* --json: an array of one compact object a line, easy to grep and stream */
-int ferry__cli_print_jobs(const struct ctx *c, struct ferry_job_info *const *infos, size_t n);
+/*
+ * Jobs printed as they come (`ferry jobs`): with --json an array of one
+ * compact object a line, with jsonl one object a line (JSON Lines), else
+ * a table whose widths the first rows set. new: NULL without memory; add
+ * prints (or holds) one; end finishes the output and frees o, and says
+ * CLI_OK or CLI_ERR after saying why (add: the same).
+ */
+struct ferry_jobs_out;
+struct ferry_jobs_out *ferry__cli_jobs_out_new(const struct ctx *c, int jsonl);
+int ferry__cli_jobs_out_add(struct ferry_jobs_out *o, const struct ferry_job_info *j);
+int ferry__cli_jobs_out_end(struct ferry_jobs_out *o);
 int ferry__cli_print_transfers(const struct ctx *c, struct ferry_transfer_info *const *list,
 			       size_t n);
 /* The objects of `ferry resources` (released), as resources.c makes them. */

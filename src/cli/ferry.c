@@ -144,8 +144,16 @@ static const char logs_help[] =
 
 static const char jobs_help[] =
     "Options:\n"
-    "  -s, --state STATE  only jobs in that state (queued_active, running, done, ...)\n"
-    "      --json         an array of job objects, one per line\n";
+    "  -s, --state STATE  only jobs in that state (queued_active, running, done, ...);\n"
+    "                     repeated: in any of them\n"
+    "      --since ID     only jobs after job ID (a greater id)\n"
+    "      --since TIME   only jobs submitted at or after TIME: @SECONDS (since the\n"
+    "                     epoch) or YYYY-MM-DD[THH:MM[:SS]] (local time)\n"
+    "      --limit N      at most N jobs (the oldest)\n"
+    "      --json         an array of job objects, one per line\n"
+    "      --jsonl        one job object per line (JSON Lines)\n"
+    "Jobs are printed as they arrive, oldest first; the table's columns are as\n"
+    "wide as its first 1000 rows need.\n";
 
 static const char daemon_help[] =
     "Actions:\n"
@@ -199,8 +207,9 @@ static const struct cmd commands[] = {
     {"info", ferry__cli_cmd_info, "[--json] ID", "Print everything known about a job", NULL, NULL},
     {"logs", ferry__cli_cmd_logs, "[--stderr] [--follow] ID", "Print a job's output", logs_help,
      NULL},
-    {"jobs", ferry__cli_cmd_jobs, "[--state STATE] [--json]", "List the jobs of the resource",
-     jobs_help, NULL},
+    {"jobs", ferry__cli_cmd_jobs,
+     "[--json | --jsonl] [--state STATE]... [--since ID|TIME] [--limit N]",
+     "List the jobs of the resource", jobs_help, NULL},
     {"stop", ferry__cli_cmd_control, "ID...", "Suspend running jobs, hold queued ones", NULL,
      ferry_stop},
     {"restart", ferry__cli_cmd_control, "ID...", "Undo 'ferry stop'", NULL, ferry_restart},

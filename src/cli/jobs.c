@@ -8,8 +8,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -250,61 +252,104 @@ int ferry__cli_cmd_control(struct ctx *c, int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* jobs */
 
-/* Jobs disposed between the listing and the lookup are simply left out. */
-static int fetch_infos(const struct ctx *c, const ferry_job_id *ids, size_t n,
-		       struct ferry_job_info **infos, size_t *got)
-{
-	int rc, ret = CLI_OK;
-	size_t i;
+struct jobs_opts {
+	enum ferry_job_status states[16];
+	size_t nstates;
+	int jsonl;
+	struct ferry_list_opts list;
+};
 
-	*got = 0;
-	for (i = 0; i < n; i++) {
-		rc = ferry_job_info(c->conn, ids[i], &infos[*got]);
-		if (rc == FERRY_ENOJOB)
-			continue;
-		if (rc < 0) {
-			ret = ferry__cli_report_id(c, ids[i], rc);
-			continue;
+/* --since ID (the jobs after it) or TIME: "@SECONDS" or a local "YYYY-MM-DD[THH:MM[:SS]]". */
+static int parse_since(const char *s, struct ferry_list_opts *l)
+{
+	static const char *const forms[] = {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+					    "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"};
+	char *end;
+
+	if (isdigit((unsigned char)*s)) {
+		errno = 0;
+		long long id = strtoll(s, &end, 10);
+		if (!*end && !errno && id >= 0) {
+			l->after = id;
+			return 0;
 		}
-		(*got)++;
 	}
-	return ret;
+	if (*s == '@')
+		return parse_seconds(s + 1, &l->since);
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct tm tm = {0};
+		end = strptime(s, forms[i], &tm);
+		if (end && !*end) {
+			tm.tm_isdst = -1;
+			time_t t = mktime(&tm);
+			l->since = (double)t;
+			return t == (time_t)-1 ? -1 : 0;
+		}
+	}
+	return -1;
 }
 
-static int state_opt(struct ctx *c, void *data, int opt, const char *arg)
+static int jobs_opt(struct ctx *c, void *data, int opt, const char *arg)
 {
-	const char **state = data;
+	struct jobs_opts *o = data;
+	long long n;
 
-	if (opt != 's')
+	switch (opt) {
+	case 's':
+		if (o->nstates == sizeof(o->states) / sizeof(o->states[0])) {
+			ferry__cli_errorf(c, "too many --state options");
+			return ferry__cli_usage_error(c);
+		}
+		if (ferry_status_from_name(arg, &o->states[o->nstates]) < 0) {
+			ferry__cli_errorf(c, "invalid state '%s'", arg);
+			return ferry__cli_usage_error(c);
+		}
+		o->nstates++;
+		break;
+	case OPT_JSONL:
+		o->jsonl = 1;
+		break;
+	case OPT_SINCE:
+		if (parse_since(arg, &o->list) < 0) {
+			ferry__cli_bad_value(
+			    c, "--since", arg,
+			    "expected a job id, @SECONDS or YYYY-MM-DD[THH:MM[:SS]]");
+			return ferry__cli_usage_error(c);
+		}
+		break;
+	case OPT_LIMIT:
+		if (ferry__cli_int_option(c, "--limit", arg, 1, INT64_MAX, &n) < 0)
+			return ferry__cli_usage_error(c);
+		o->list.limit = (size_t)n;
+		break;
+	default:
 		return ferry__cli_usage_error(c);
-	*state = arg;
+	}
 	return CLI_OK;
 }
 
-static int list_jobs(const struct ctx *c, const enum ferry_job_status *filter)
+static int print_job(void *arg, const struct ferry_job_info *j)
 {
-	struct ferry_job_info **infos = NULL;
-	ferry_job_id *ids = NULL;
-	size_t n = 0, got = 0, i;
+	return ferry__cli_jobs_out_add(arg, j) != CLI_OK;
+}
+
+/* One request, each job printed as its page arrives: memory for a page, not the list. */
+static int list_jobs(const struct ctx *c, struct jobs_opts *o)
+{
+	struct ferry_jobs_out *out = ferry__cli_jobs_out_new(c, o->jsonl);
 	int rc;
 
-	rc = ferry_jobs(c->conn, filter, &ids, &n);
-	if (rc < 0)
-		return ferry__cli_report(c, rc);
-	infos = calloc(n ? n : 1, sizeof(*infos));
-	if (!infos) {
-		rc = ferry__cli_out_of_memory(c);
-		goto out;
+	if (!out)
+		return ferry__cli_out_of_memory(c);
+	o->list.states = o->states;
+	o->list.nstates = o->nstates;
+	rc = ferry_list_jobs(c->conn, &o->list, print_job, out);
+	if (rc < 0) {
+		ferry__cli_report(c, rc);
+		ferry__cli_jobs_out_end(out);
+		return CLI_ERR;
 	}
-	rc = fetch_infos(c, ids, n, infos, &got);
-	if (ferry__cli_print_jobs(c, infos, got) != CLI_OK)
-		rc = CLI_ERR;
-out:
-	for (i = 0; i < got; i++)
-		ferry_job_info_free(infos[i]);
-	free(infos);
-	free(ids);
-	return rc;
+	return ferry__cli_jobs_out_end(out);
 }
 
 int ferry__cli_cmd_jobs(struct ctx *c, int argc, char **argv)
@@ -312,23 +357,26 @@ int ferry__cli_cmd_jobs(struct ctx *c, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
 	    {"json", no_argument, NULL, OPT_JSON},
+	    {"jsonl", no_argument, NULL, OPT_JSONL},
 	    {"state", required_argument, NULL, 's'},
+	    {"since", required_argument, NULL, OPT_SINCE},
+	    {"limit", required_argument, NULL, OPT_LIMIT},
 	    {0},
 	};
-	enum ferry_job_status st;
-	const char *state = NULL;
+	struct jobs_opts o = {0};
 	int rc;
 
-	rc = ferry__cli_parse_opts(c, argc, argv, "hs:", opts, state_opt, &state);
+	ferry_list_opts_init(&o.list);
+	rc = ferry__cli_parse_opts(c, argc, argv, "hs:", opts, jobs_opt, &o);
 	if (rc == CLI_OK)
 		rc = ferry__cli_no_args(c, argc, argv);
 	if (rc != CLI_OK)
 		return rc;
-	if (state && ferry_status_from_name(state, &st) < 0) {
-		ferry__cli_errorf(c, "invalid state '%s'", state);
+	if (c->json && o.jsonl) {
+		ferry__cli_errorf(c, "--json and --jsonl exclude each other");
 		return ferry__cli_usage_error(c);
 	}
 	if (ferry__cli_connect(c) < 0)
 		return CLI_ERR;
-	return list_jobs(c, state ? &st : NULL);
+	return list_jobs(c, &o);
 }

@@ -459,76 +459,134 @@ static size_t max_width(size_t w, const char *s)
 	return n > w ? n : w;
 }
 
-static void print_rows(const struct row *rows, size_t n)
-{
-	size_t wid = 2, wst = 6, wex = 4, wna = 4, i;
+/*
+ * The rows held until the widths are known: so many, or all when fewer.
+ * A later cell that is wider takes more room, and its row only moves.
+ */
+#define TABLE_SAMPLE 1000
 
-	for (i = 0; i < n; i++) {
-		wid = max_width(wid, rows[i].id);
-		wst = max_width(wst, rows[i].status);
-		wex = max_width(wex, rows[i].exit);
-		wna = max_width(wna, rows[i].name);
+struct ferry_jobs_out {
+	const struct ctx *c;
+	int jsonl;
+	size_t n;	  /* jobs taken */
+	struct row *rows; /* held until the widths are known; NULL after */
+	size_t nrows;
+	size_t wid, wst, wex, wna;
+	int rc;
+};
+
+static void print_row(const struct ferry_jobs_out *o, const struct row *r)
+{
+	print_cell(r->id, o->wid);
+	print_cell(r->status, o->wst);
+	print_cell(r->exit, o->wex);
+	print_cell(r->name, o->wna);
+	puts(r->command);
+}
+
+static void free_row(struct row *r)
+{
+	free(r->name);
+	free(r->command);
+}
+
+/* The widths from the rows held; the header and those rows. */
+static void print_held(struct ferry_jobs_out *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->nrows; i++) {
+		o->wid = max_width(o->wid, o->rows[i].id);
+		o->wst = max_width(o->wst, o->rows[i].status);
+		o->wex = max_width(o->wex, o->rows[i].exit);
+		o->wna = max_width(o->wna, o->rows[i].name);
 	}
-	print_cell("ID", wid);
-	print_cell("STATUS", wst);
-	print_cell("EXIT", wex);
-	print_cell("NAME", wna);
+	print_cell("ID", o->wid);
+	print_cell("STATUS", o->wst);
+	print_cell("EXIT", o->wex);
+	print_cell("NAME", o->wna);
 	puts("COMMAND");
-	for (i = 0; i < n; i++) {
-		print_cell(rows[i].id, wid);
-		print_cell(rows[i].status, wst);
-		print_cell(rows[i].exit, wex);
-		print_cell(rows[i].name, wna);
-		puts(rows[i].command);
+	for (i = 0; i < o->nrows; i++) {
+		print_row(o, &o->rows[i]);
+		free_row(&o->rows[i]);
 	}
+	free(o->rows);
+	o->rows = NULL;
+	o->nrows = 0;
 }
 
-static int print_table(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
+struct ferry_jobs_out *ferry__cli_jobs_out_new(const struct ctx *c, int jsonl)
 {
-	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
-	int rc = CLI_OK;
-	size_t i;
+	struct ferry_jobs_out *o = calloc(1, sizeof(*o));
 
-	if (!rows)
-		return ferry__cli_out_of_memory(c);
-	for (i = 0; i < n && rc == CLI_OK; i++) {
-		if (fill_row(infos[i], &rows[i]) < 0)
-			rc = ferry__cli_out_of_memory(c);
+	if (!o)
+		return NULL;
+	*o =
+	    (struct ferry_jobs_out){.c = c, .jsonl = jsonl, .wid = 2, .wst = 6, .wex = 4, .wna = 4};
+	if (!c->json && !jsonl && !(o->rows = calloc(TABLE_SAMPLE, sizeof(*o->rows)))) {
+		free(o);
+		return NULL;
 	}
-	if (rc == CLI_OK)
-		print_rows(rows, n);
-	for (i = 0; i < n; i++) {
-		free(rows[i].name);
-		free(rows[i].command);
-	}
-	free(rows);
+	return o;
+}
+
+static int add_json(struct ferry_jobs_out *o, const struct ferry_job_info *j)
+{
+	json_t *job = ferry__job_to_json(j);
+	int rc;
+
+	if (!job)
+		return -1;
+	/* --json: one compact object a line in an array, easy to grep and stream */
+	if (!o->jsonl)
+		fputs(o->n ? ",\n" : "[\n", stdout);
+	rc = ferry__json_dumpf(job, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(job);
+	if (o->jsonl && rc == 0)
+		putchar('\n');
 	return rc;
 }
 
-/* One compact object per line keeps the array easy to grep and stream. */
-static int print_jobs_json(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
+int ferry__cli_jobs_out_add(struct ferry_jobs_out *o, const struct ferry_job_info *j)
 {
-	json_t *job;
-	size_t i;
-	int rc = CLI_OK;
+	struct row r = {0};
 
-	fputs(n ? "[\n" : "[", stdout);
-	for (i = 0; i < n && rc == CLI_OK; i++) {
-		job = ferry__job_to_json(infos[i]);
-		if (!job) {
-			rc = ferry__cli_out_of_memory(c);
-			break;
-		}
-		if (ferry__json_dumpf(job, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0)
-			rc = CLI_ERR;
-		fputs(i + 1 < n ? ",\n" : "\n", stdout);
-		json_decref(job);
+	if (o->rc != CLI_OK)
+		return o->rc;
+	if (o->c->json || o->jsonl) {
+		if (add_json(o, j) < 0)
+			o->rc = ferry__cli_out_of_memory(o->c);
+		o->n++;
+		return o->rc;
 	}
-	puts("]");
-	return rc;
+	if (fill_row(j, &r) < 0) {
+		free_row(&r);
+		return o->rc = ferry__cli_out_of_memory(o->c);
+	}
+	o->n++;
+	if (o->rows) {
+		o->rows[o->nrows++] = r;
+		if (o->nrows == TABLE_SAMPLE)
+			print_held(o);
+		return CLI_OK;
+	}
+	print_row(o, &r);
+	free_row(&r);
+	return CLI_OK;
 }
 
-int ferry__cli_print_jobs(const struct ctx *c, struct ferry_job_info *const *infos, size_t n)
+int ferry__cli_jobs_out_end(struct ferry_jobs_out *o)
 {
-	return c->json ? print_jobs_json(c, infos, n) : print_table(c, infos, n);
+	int rc = o->rc;
+
+	if (o->rows)
+		print_held(o);
+	if (o->c->json && !o->jsonl)
+		puts(o->n ? "\n]" : "[]");
+	if ((fflush(stdout) == EOF || ferror(stdout)) && rc == CLI_OK) {
+		ferry__cli_errorf(o->c, "cannot write the output");
+		rc = CLI_ERR;
+	}
+	free(o);
+	return rc;
 }

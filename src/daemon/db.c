@@ -7,13 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbrow.h"
 #include "dbwhy.h"
 #include "engine.h"
 #include "jbytes.h"
 #include "jobfields.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 enum stmt_id {
 	S_BEGIN,
@@ -35,8 +36,10 @@ enum stmt_id {
 	S_ACTIVE,
 	S_STATUS,
 	S_JOB,
-	S_LIST,
-	S_LIST_STATE,
+	S_LIST_IDS,
+	S_LIST_IDS_STATE,
+	S_LIST_IDS_STATE_SINCE,
+	S_JOB_RANGE,
 	S_EXPIRED,
 	S_SPEC,
 	S_TR_INSERT,
@@ -64,29 +67,6 @@ enum stmt_id {
 	S_META_SET,
 	S_COUNT
 };
-
-/*
- * What a job object is read from (row_to_json): the stored spec, then the
- * column of each COL() field of jobfields.h, in the table's order.
- */
-#define COL_NAME(name, type, source, member, dflt) COL_NAME_##source
-#define COL_NAME_COL(c)				   ", " #c
-#define COL_NAME_SPEC
-#define COL_NAME_SPEC_AS(k)
-#define COL_NAME_DERIVED(f)
-#define JOB_COLS "spec" FERRY__JOB_FIELDS(COL_NAME)
-
-/* The index of each of them in a JOB_COLS row: JC_SPEC, JC_id, ... */
-#define COL_ENUM(name, type, source, member, dflt) COL_ENUM_##source
-#define COL_ENUM_COL(c)				   JC_##c,
-#define COL_ENUM_SPEC
-#define COL_ENUM_SPEC_AS(k)
-#define COL_ENUM_DERIVED(f)
-enum job_col { JC_SPEC, FERRY__JOB_FIELDS(COL_ENUM) };
-
-#define TR_COLS                                                                                    \
-	"id, tkey, dir, server_path, kind, state, received, created_at, deadline, ended_at, "      \
-	"message"
 
 static const char *const sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -121,9 +101,20 @@ static const char *const sql[S_COUNT] = {
 		 "requeues FROM jobs WHERE ended_at IS NULL ORDER BY id",
     [S_STATUS] = "SELECT state FROM jobs WHERE id = ?1 AND disposed = 0",
     [S_JOB] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND disposed = 0",
-    [S_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE disposed = 0 ORDER BY id",
-    [S_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE disposed = 0 AND state = ?1 "
-		     "ORDER BY id",
+    /*
+     * A listing's page (ferry__db_list_ids): keyset by id, each page its
+     * own short read. By state through jobs_state, which holds the id
+     * (rowid) of each row: "state = ? AND id > ?" is a range of it, and
+     * without a time bound the index alone answers.
+     */
+    [S_LIST_IDS] = "SELECT id FROM jobs WHERE id > ?1 AND disposed = 0 AND submitted_at >= ?2 "
+		   "ORDER BY id LIMIT ?3",
+    [S_LIST_IDS_STATE] = "SELECT id FROM jobs WHERE state = ?4 AND disposed = 0 AND id > ?1 "
+			 "ORDER BY id LIMIT ?3",
+    [S_LIST_IDS_STATE_SINCE] = "SELECT id FROM jobs WHERE state = ?4 AND disposed = 0 AND "
+			       "id > ?1 AND submitted_at >= ?2 ORDER BY id LIMIT ?3",
+    [S_JOB_RANGE] = "SELECT " JOB_COLS " FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0 "
+		    "ORDER BY id",
     [S_EXPIRED] = "SELECT id FROM jobs WHERE dispose_after IS NOT NULL AND "
 		  "dispose_after < ?1",
     [S_SPEC] = "SELECT spec, ended_at IS NOT NULL FROM jobs WHERE id = ?1 AND disposed = 0",
@@ -181,6 +172,8 @@ static const char schema[] =
     " requeues INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS jobs_active ON jobs(ended_at) WHERE ended_at IS NULL;"
     "CREATE INDEX IF NOT EXISTS jobs_dispose ON jobs(dispose_after);"
+    /* a listing by state costs its result, not the table (ferry__db_list_ids) */
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state) WHERE disposed = 0;"
     "CREATE TABLE IF NOT EXISTS transfers("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " tkey TEXT UNIQUE,"
@@ -204,7 +197,7 @@ static const char schema[] =
     " tid INTEGER NOT NULL, job INTEGER NOT NULL, role INTEGER NOT NULL,"
     " PRIMARY KEY(tid, job, role));"
     "CREATE INDEX IF NOT EXISTS transfer_refs_job ON transfer_refs(job);"
-    "INSERT OR IGNORE INTO meta VALUES('schema', '3');";
+    "INSERT OR IGNORE INTO meta VALUES('schema', '4');";
 
 /*
  * What takes a database of schema N to N + 1, at index N, each in a
@@ -221,6 +214,11 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "BEGIN IMMEDIATE;"
     "ALTER TABLE jobs ADD COLUMN requeues INTEGER NOT NULL DEFAULT 0;"
     "UPDATE meta SET value = '3' WHERE key = 'schema';"
+    "COMMIT;",
+    [3] = /* schema 3 listed jobs by state with a scan of the table */
+    "BEGIN IMMEDIATE;"
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state) WHERE disposed = 0;"
+    "UPDATE meta SET value = '4' WHERE key = 'schema';"
     "COMMIT;",
 };
 
@@ -335,12 +333,71 @@ static void wal_open(struct ferry_db *db)
 	wal_reserve(db);
 }
 
+/*
+ * WAL with synchronous=NORMAL, and an fsync of the WAL by us after each
+ * commit that a reply depends on (ferry__db_commit): a request is on disk
+ * before it is acknowledged, while the far more frequent job events -
+ * which recovery rebuilds from the runner's files anyway - cost no fsync.
+ * One loop iteration is one transaction, so even acknowledged requests
+ * share their fsync (group commit). Exclusive locking: only this engine
+ * (it holds ferryd.lock) opens the file, and it saves the lock calls of
+ * every transaction. Then the schema. 0, or -1 with err set.
+ */
+static int db_init(struct ferry_db *db, int check, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db->h,
+			 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
+			 "PRAGMA synchronous=NORMAL; "
+			 "PRAGMA foreign_keys=ON;",
+			 NULL, NULL, &msg) ||
+	    (check && quick_check(db, err, errlen)) ||
+	    sqlite3_exec(db->h, schema, NULL, NULL, &msg)) {
+		if (!check || msg)
+			open_error(db, "initialise", msg, err, errlen);
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Takes an older schema to SCHEMA_VERSION (migrations[]). 0, or -1 with err set. */
+static int db_migrate(struct ferry_db *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *q = NULL;
+	char *msg = NULL;
+	int version;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT value FROM meta WHERE key = 'schema'", -1, &q,
+			       NULL) ||
+	    sqlite3_step(q) != SQLITE_ROW) {
+		sqlite3_finalize(q);
+		snprintf(err, errlen, "database '%s' has no schema version", db->path);
+		return -1;
+	}
+	version = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	if (version < 1 || version > SCHEMA_VERSION) {
+		snprintf(err, errlen, "database '%s' has an unknown schema version %d", db->path,
+			 version);
+		return -1;
+	}
+	for (; version < SCHEMA_VERSION; version++) {
+		if (sqlite3_exec(db->h, migrations[version], NULL, NULL, &msg)) {
+			snprintf(err, errlen, "cannot update database '%s' from schema %d: %s",
+				 db->path, version, msg);
+			sqlite3_free(msg);
+			sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int ferry__db_open(const char *path, int check, struct ferry_db **out, char *err, size_t errlen)
 {
 	struct ferry_db *db = calloc(1, sizeof(*db));
-	char *msg = NULL;
-	sqlite3_stmt *q = NULL;
-	int version;
 
 	if (!db || !(db->path = strdup(path))) {
 		free(db);
@@ -356,49 +413,8 @@ int ferry__db_open(const char *path, int check, struct ferry_db **out, char *err
 		goto fail;
 	}
 	sqlite3_busy_timeout(db->h, 5000);
-	/*
-	 * WAL with synchronous=NORMAL, and an fsync of the WAL by us after
-	 * each commit that a reply depends on (ferry__db_commit): a request
-	 * is on disk before it is acknowledged, while the far more frequent
-	 * job events - which recovery rebuilds from the runner's files
-	 * anyway - cost no fsync. One loop iteration is one transaction, so
-	 * even acknowledged requests share their fsync (group commit).
-	 * Exclusive locking: only this engine (it holds ferryd.lock) opens
-	 * the file, and it saves the lock calls of every transaction.
-	 */
-	if (sqlite3_exec(db->h,
-			 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
-			 "PRAGMA synchronous=NORMAL; "
-			 "PRAGMA foreign_keys=ON;",
-			 NULL, NULL, &msg) ||
-	    (check && quick_check(db, err, errlen)) ||
-	    sqlite3_exec(db->h, schema, NULL, NULL, &msg)) {
-		if (!check || msg)
-			open_error(db, "initialise", msg, err, errlen);
+	if (db_init(db, check, err, errlen) || db_migrate(db, err, errlen))
 		goto fail;
-	}
-	if (sqlite3_prepare_v2(db->h, "SELECT value FROM meta WHERE key = 'schema'", -1, &q,
-			       NULL) ||
-	    sqlite3_step(q) != SQLITE_ROW) {
-		snprintf(err, errlen, "database '%s' has no schema version", path);
-		goto fail;
-	}
-	version = sqlite3_column_int(q, 0);
-	sqlite3_finalize(q);
-	q = NULL;
-	if (version < 1 || version > SCHEMA_VERSION) {
-		snprintf(err, errlen, "database '%s' has an unknown schema version %d", path,
-			 version);
-		goto fail;
-	}
-	for (; version < SCHEMA_VERSION; version++) {
-		if (sqlite3_exec(db->h, migrations[version], NULL, NULL, &msg)) {
-			snprintf(err, errlen, "cannot update database '%s' from schema %d: %s",
-				 path, version, msg);
-			sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
-			goto fail;
-		}
-	}
 	wal_open(db);
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->h, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
@@ -411,8 +427,6 @@ int ferry__db_open(const char *path, int check, struct ferry_db **out, char *err
 	*out = db;
 	return 0;
 fail:
-	sqlite3_free(msg);
-	sqlite3_finalize(q);
 	ferry__db_close(db);
 	return FERRY_EINTERNAL;
 }
@@ -514,8 +528,6 @@ static void bind_text(sqlite3_stmt *q, int i, const char *s)
 		sqlite3_bind_null(q, i);
 }
 
-static char *col_strdup(sqlite3_stmt *q, int i);
-
 /*
  * Runs statement s, its parameters bound, for at most one row, which
  * read() takes (0, or FERRY_ENOMEM), and resets it: 1 with a row, 0
@@ -548,7 +560,7 @@ static int read_int64(sqlite3_stmt *q, void *out)
 
 static int read_str(sqlite3_stmt *q, void *out)
 {
-	return (*(char **)out = col_strdup(q, 0)) ? 0 : FERRY_ENOMEM;
+	return (*(char **)out = ferry__db_col_strdup(q, 0)) ? 0 : FERRY_ENOMEM;
 }
 
 int ferry__db_meta_get(struct ferry_db *db, const char *key, char **value)
@@ -708,13 +720,6 @@ int ferry__db_delete_job(struct ferry_db *db, int64_t id)
 	return run(db, S_DELETE, "delete job");
 }
 
-static char *col_strdup(sqlite3_stmt *q, int i)
-{
-	const unsigned char *s = sqlite3_column_text(q, i);
-
-	return s ? strdup((const char *)s) : NULL;
-}
-
 int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),
 			  void *arg)
 {
@@ -727,9 +732,9 @@ int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_jo
 		    .state = (enum ferry_job_status)sqlite3_column_int(q, 1),
 		    .kill_requested = sqlite3_column_int(q, 2),
 		    .disposed = sqlite3_column_int(q, 3),
-		    .spec = col_strdup(q, 4),
+		    .spec = ferry__db_col_strdup(q, 4),
 		    .started_at = sqlite3_column_double(q, 5),
-		    .native_id = col_strdup(q, 6),
+		    .native_id = ferry__db_col_strdup(q, 6),
 		    .requeues = sqlite3_column_int(q, 7),
 		};
 		err = cb(arg, &row);
@@ -755,107 +760,9 @@ int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st)
 	return rc == 1 ? 0 : rc ? rc : FERRY_ENOJOB;
 }
 
-static json_t *col_json_num(sqlite3_stmt *q, int i)
-{
-	if (sqlite3_column_type(q, i) == SQLITE_NULL)
-		return json_null();
-	if (sqlite3_column_type(q, i) == SQLITE_INTEGER)
-		return json_integer(sqlite3_column_int64(q, i));
-	return json_real(sqlite3_column_double(q, i));
-}
-
-static json_t *col_json_str(sqlite3_stmt *q, int i)
-{
-	const unsigned char *s = sqlite3_column_text(q, i);
-
-	return ferry__json_bytes((const char *)s);
-}
-
-/* Where each field of the job object comes from, by jobfields.h. */
-enum field_from { FROM_COL, FROM_SPEC, FROM_DERIVED };
-
-struct job_field {
-	const char *name;
-	enum ferry__jf_type type;
-	enum field_from from;
-	int col;	 /* FROM_COL: its index in a JOB_COLS row */
-	const char *key; /* FROM_SPEC: the spec's key; NULL: the field's name */
-};
-
-#define SRC_COL(c)				    FROM_COL, JC_##c, NULL
-#define SRC_SPEC				    FROM_SPEC, 0, NULL
-#define SRC_SPEC_AS(k)				    FROM_SPEC, 0, #k
-#define SRC_DERIVED(f)				    FROM_DERIVED, 0, NULL
-#define JOB_FIELD(name, type, source, member, dflt) {#name, FERRY__JF_##type, SRC_##source},
-
-static const struct job_field job_fields[] = {FERRY__JOB_FIELDS(JOB_FIELD)};
-
-/* A column's value as its field's type shows it. */
-static json_t *col_json(sqlite3_stmt *q, const struct job_field *f)
-{
-	const char *name;
-
-	switch (f->type) {
-	case FERRY__JF_STATE:
-		name = ferry_status_name((enum ferry_job_status)sqlite3_column_int(q, f->col));
-		return name ? json_string(name) : json_null();
-	case FERRY__JF_EXIT:
-		return json_string(
-		    ferry_exit_status_name((enum ferry_exit_status)sqlite3_column_int(q, f->col)));
-	case FERRY__JF_STR:
-		return col_json_str(q, f->col);
-	case FERRY__JF_STRV: /* arrays live in the spec only */
-		return json_null();
-	case FERRY__JF_BOOL:
-		if (sqlite3_column_type(q, f->col) == SQLITE_NULL)
-			return json_null();
-		return json_boolean(sqlite3_column_int(q, f->col));
-	default: /* the numbers, as stored: an INTEGER column gives an integer */
-		return col_json_num(q, f->col);
-	}
-}
-
-static json_t *field_json(sqlite3_stmt *q, json_t *spec, const struct job_field *f)
-{
-	json_t *v;
-
-	switch (f->from) {
-	case FROM_COL:
-		return col_json(q, f);
-	case FROM_SPEC:
-		v = json_object_get(spec, f->key ? f->key : f->name);
-		return v ? json_incref(v) : json_null();
-	case FROM_DERIVED: /* ferry__job_derive(), once the others are there */
-		break;
-	}
-	return json_null();
-}
-
-/* Builds the job object of docs/protocol.md from a JOB_COLS row. */
-static json_t *row_to_json(sqlite3_stmt *q)
-{
-	const unsigned char *text = sqlite3_column_text(q, JC_SPEC);
-	json_t *spec = text ? ferry__json_loads((const char *)text) : NULL;
-	json_t *o = json_object();
-	int bad;
-
-	if (!spec)
-		spec = json_object();
-	bad = !o || !spec;
-	for (size_t i = 0; !bad && i < FERRY_ARRAY_SIZE(job_fields); i++)
-		bad = json_object_set_new(o, job_fields[i].name,
-					  field_json(q, spec, &job_fields[i])) < 0;
-	json_decref(spec);
-	if (bad || ferry__job_derive(o) < 0) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
 static int read_job(sqlite3_stmt *q, void *out)
 {
-	return (*(json_t **)out = row_to_json(q)) ? 0 : FERRY_ENOMEM;
+	return (*(json_t **)out = ferry__db_row_job(q)) ? 0 : FERRY_ENOMEM;
 }
 
 int ferry__db_job_json(struct ferry_db *db, int64_t id, json_t **out)
@@ -868,22 +775,121 @@ int ferry__db_job_json(struct ferry_db *db, int64_t id, json_t **out)
 	return rc == 1 ? 0 : rc ? rc : FERRY_ENOJOB;
 }
 
-int ferry__db_list(struct ferry_db *db, int state, int detail, json_t *out)
+/* The first ids (at most max) statement s gives for listing l (in one state, or -1). */
+static int page_ids(struct ferry_db *db, enum stmt_id s, const struct db_list *l, int state,
+		    int64_t *ids, size_t max, size_t *n)
 {
-	sqlite3_stmt *q = db->st[state >= 0 ? S_LIST_STATE : S_LIST];
+	sqlite3_stmt *q = db->st[s];
 	int rc;
 
+	*n = 0;
+	sqlite3_bind_int64(q, 1, l->after);
+	sqlite3_bind_double(q, 2, l->since); /* a statement without ?2 ignores it */
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)max);
 	if (state >= 0)
-		sqlite3_bind_int(q, 1, state);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		json_t *v = detail ? row_to_json(q) : json_integer(sqlite3_column_int64(q, JC_id));
-		if (!v || json_array_append_new(out, v)) {
-			sqlite3_reset(q);
-			return FERRY_ENOMEM;
-		}
+		sqlite3_bind_int(q, 4, state);
+	while (*n < max && (rc = sqlite3_step(q)) == SQLITE_ROW)
+		ids[(*n)++] = sqlite3_column_int64(q, 0);
+	if (*n == max)
+		rc = SQLITE_DONE;
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "list jobs");
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int ferry__db_list_ids(struct ferry_db *db, const struct db_list *l, int64_t *ids, size_t max,
+		       size_t *n)
+{
+	enum stmt_id s = l->since > 0 ? S_LIST_IDS_STATE_SINCE : S_LIST_IDS_STATE;
+	size_t nstates = 0, got = 0, one;
+	int64_t *all = ids;
+	int rc = 0;
+
+	*n = 0;
+	if (!l->states)
+		return page_ids(db, S_LIST_IDS, l, -1, ids, max, n);
+	for (int st = 0; st < 32; st++)
+		nstates += (l->states >> st) & 1u;
+	/* each state's first max, merged: an IN () would sort every match of every page */
+	if (nstates > 1 && !(all = malloc(nstates * max * sizeof(*all))))
+		return FERRY_ENOMEM;
+	for (int st = 0; !rc && st < 32; st++) {
+		if (!(l->states & (1u << st)))
+			continue;
+		rc = page_ids(db, s, l, st, all + got, max, &one);
+		got += one;
+	}
+	if (nstates > 1) {
+		qsort(all, got, sizeof(*all), cmp_id);
+		got = got < max ? got : max;
+		memcpy(ids, all, got * sizeof(*ids));
+		free(all);
+	}
+	*n = rc ? 0 : got;
+	return rc;
+}
+
+/* Hands the row q is on to cb: its return, or FERRY_ENOMEM. */
+static int row_to_cb(sqlite3_stmt *q, int (*cb)(void *arg, json_t *job, size_t bytes), void *arg)
+{
+	json_t *o = ferry__db_row_job(q);
+
+	return o ? cb(arg, o, (size_t)sqlite3_column_bytes(q, JC_SPEC)) : FERRY_ENOMEM;
+}
+
+/* ids spread thin (a state's jobs among others): a look-up each. */
+static int jobs_by_id(struct ferry_db *db, const int64_t *ids, size_t n,
+		      int (*cb)(void *arg, json_t *job, size_t bytes), void *arg)
+{
+	sqlite3_stmt *q = db->st[S_JOB];
+	int rc = 0, step = SQLITE_DONE;
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		sqlite3_bind_int64(q, 1, ids[i]);
+		step = sqlite3_step(q);
+		if (step == SQLITE_ROW)
+			rc = row_to_cb(q, cb, arg);
+		sqlite3_reset(q);
+		if (step != SQLITE_ROW && step != SQLITE_DONE)
+			break;
+	}
+	sqlite3_clear_bindings(q);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return db_fail(db, "list jobs");
+	return rc < 0 ? rc : 0;
+}
+
+int ferry__db_jobs_json(struct ferry_db *db, const int64_t *ids, size_t n,
+			int (*cb)(void *arg, json_t *job, size_t bytes), void *arg)
+{
+	sqlite3_stmt *q = db->st[S_JOB_RANGE];
+	size_t i = 0;
+	int rc = 0, step;
+
+	if (!n || ids[n - 1] - ids[0] >= 2 * (int64_t)n)
+		return n ? jobs_by_id(db, ids, n, cb, arg) : 0;
+	/* ids close together (a listing of every job): one range read */
+	sqlite3_bind_int64(q, 1, ids[0]);
+	sqlite3_bind_int64(q, 2, ids[n - 1]);
+	while (!rc && (step = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(q, JC_id);
+		while (i < n && ids[i] < id)
+			i++;
+		if (i < n && ids[i] == id)
+			rc = row_to_cb(q, cb, arg);
 	}
 	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : db_fail(db, "list jobs");
+	sqlite3_clear_bindings(q);
+	if (!rc && step != SQLITE_DONE)
+		return db_fail(db, "list jobs");
+	return rc < 0 ? rc : 0;
 }
 
 static int collect_ids(struct ferry_db *db, sqlite3_stmt *q, const char *what, int64_t **ids,
@@ -905,7 +911,7 @@ static int read_spec(sqlite3_stmt *q, void *out)
 	struct spec_out *o = out;
 
 	*o->ended = sqlite3_column_int(q, 1);
-	return (*o->spec = col_strdup(q, 0)) ? 0 : FERRY_ENOMEM;
+	return (*o->spec = ferry__db_col_strdup(q, 0)) ? 0 : FERRY_ENOMEM;
 }
 
 int ferry__db_spec(struct ferry_db *db, int64_t id, char **spec, int *ended)
@@ -1025,44 +1031,6 @@ int ferry__db_tr_find_key(struct ferry_db *db, const char *key, int64_t *id)
 	return one_row(db, S_TR_FIND_KEY, read_int64, id, "find transfer key");
 }
 
-/*
- * The transfer row q is on: 0, FERRY_ENOMEM, or FERRY_EINTERNAL for a kind
- * or state that is no name of its enum (a database written by another
- * version, or damaged), which no request could act on.
- */
-static int tr_row(sqlite3_stmt *q, struct db_tr_row *t)
-{
-	const char *kind = (const char *)sqlite3_column_text(q, 4);
-	const char *state = (const char *)sqlite3_column_text(q, 5);
-
-	memset(t, 0, sizeof(*t));
-	t->id = sqlite3_column_int64(q, 0);
-	if (ferry_transfer_kind_from_name(kind, &t->kind) ||
-	    ferry_transfer_state_from_name(state, &t->state)) {
-		fprintf(stderr, "ferryd: database: transfer %lld has kind '%s' and state '%s'\n",
-			(long long)t->id, kind ? kind : "(null)", state ? state : "(null)");
-		return FERRY_EINTERNAL;
-	}
-	t->key = col_strdup(q, 1);
-	t->dir = col_strdup(q, 2);
-	t->server_path = col_strdup(q, 3);
-	t->received = sqlite3_column_int64(q, 6);
-	t->created_at = sqlite3_column_double(q, 7);
-	t->deadline = sqlite3_column_double(q, 8);
-	t->ended_at = sqlite3_column_type(q, 9) == SQLITE_NULL ? 0 : sqlite3_column_double(q, 9);
-	t->message = col_strdup(q, 10);
-	return t->dir && t->server_path ? 0 : FERRY_ENOMEM;
-}
-
-void ferry__db_tr_row_release(struct db_tr_row *t)
-{
-	free(t->key);
-	free(t->dir);
-	free(t->server_path);
-	free(t->message);
-	memset(t, 0, sizeof(*t));
-}
-
 static int tr_get(struct ferry_db *db, enum stmt_id s, struct db_tr_row *t)
 {
 	sqlite3_stmt *q = db->st[s];
@@ -1070,7 +1038,7 @@ static int tr_get(struct ferry_db *db, enum stmt_id s, struct db_tr_row *t)
 
 	memset(t, 0, sizeof(*t));
 	if (rc == SQLITE_ROW)
-		err = tr_row(q, t);
+		err = ferry__db_row_transfer(q, t);
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
 	if (rc == SQLITE_ROW)
@@ -1123,7 +1091,7 @@ int ferry__db_tr_list(struct ferry_db *db, int (*cb)(void *arg, struct db_tr_row
 
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct db_tr_row t;
-		if (!(err = tr_row(q, &t)))
+		if (!(err = ferry__db_row_transfer(q, &t)))
 			err = cb(arg, &t);
 		ferry__db_tr_row_release(&t);
 		if (err)

@@ -73,8 +73,26 @@ int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_jo
 int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st);
 /* Job object as in docs/protocol.md; NULL and FERRY_ENOJOB when unknown. */
 int ferry__db_job_json(struct ferry_db *db, int64_t id, json_t **out);
-/* Ids (or job objects) of jobs, optionally in one state. */
-int ferry__db_list(struct ferry_db *db, int state, int detail, json_t *out);
+/* What a listing takes (docs/protocol.md, "jobs"): the jobs not disposed that are ... */
+struct db_list {
+	unsigned states; /* ... in one of these states (bit 1 << state); 0: any */
+	int64_t after;	 /* ... with an id above it */
+	double since;	 /* ... submitted at or after it; 0: any time */
+};
+/*
+ * The ids of a listing's next page, ascending: the first max (at most),
+ * in *n. Each page is its own short read (keyset: the next page's after
+ * is this one's last id), indexed by state.
+ */
+int ferry__db_list_ids(struct ferry_db *db, const struct db_list *l, int64_t *ids, size_t max,
+		       size_t *n);
+/*
+ * The job objects of ids (ascending), in order, each handed to cb (which
+ * takes it) with the bytes of its stored spec; a job gone is skipped. cb
+ * returns 0 to go on, 1 to stop, or a negative code, which is returned.
+ */
+int ferry__db_jobs_json(struct ferry_db *db, const int64_t *ids, size_t n,
+			int (*cb)(void *arg, json_t *job, size_t bytes), void *arg);
 /* Ids of ended jobs whose disposal deadline passed. */
 int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n);
 /* Spec text of any job (malloc'd) and whether it ended. */

@@ -28,7 +28,7 @@ static const struct ferry_reqdef table[] = {
     {"submit", ferry__req_submit, FIELDS("jobs"), FERRY_REQ_MUTATES},
     {"status", ferry__req_status, FIELDS("id"), 0},
     {"info", ferry__req_info, FIELDS("id"), 0},
-    {"jobs", ferry__req_jobs, FIELDS("state", "detail"), 0},
+    {"jobs", ferry__req_jobs, FIELDS("state", "detail", "after", "since", "limit", "page"), 0},
     {"wait", ferry__req_wait, FIELDS("ids", "timeout"), 0},
     {"control", ferry__req_control, FIELDS("id", "action"), FERRY_REQ_MUTATES},
     {"dispose", ferry__req_dispose, FIELDS("id"), FERRY_REQ_MUTATES},
@@ -236,6 +236,12 @@ void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json
 		/* even after a failure: a kill is recorded before its signal may fail */
 		if ((r.def->flags & FERRY_REQ_MUTATES) || r.durable)
 			ferry__db_need_durable(ferry__engine_db(eng));
+	}
+	if (r.pager && rc) /* a handler that failed after all */
+		r.pager->free(r.pager);
+	else if (r.pager) {
+		ferry__client_stream(client, r.pager);
+		r.deferred = 1;
 	}
 	if (rc || r.deferred) {
 		json_decref(r.out);

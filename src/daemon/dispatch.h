@@ -53,6 +53,28 @@ enum {
 
 struct ferry_req;
 
+/*
+ * A reply in pages (a listing, docs/protocol.md "Listings"): a handler
+ * that sets r->pager answers with several frames, which the server asks
+ * for one at a time, each only once the client took the frames before
+ * but for less than a little (back-pressure), and other clients are
+ * served between two: so a listing costs the engine one page at a time,
+ * however long it is, and a client that stops reading holds the engine's
+ * memory of one page. The connection takes no other request meanwhile.
+ */
+struct ferry_pager {
+	/*
+	 * Fills page (an empty object; the server adds "ok" and "more") with
+	 * the next page: 0 when more follow, 1 when it is the last, or a
+	 * FERRY_E* code with err set, which ends the reply with that error.
+	 * Called on the loop's thread, within an iteration.
+	 */
+	int (*next)(struct ferry_pager *p, struct ferry_engine *eng, json_t *page, char *err,
+		    size_t errlen);
+	/* Frees it: after its last page, or when the connection goes first. */
+	void (*free)(struct ferry_pager *p);
+};
+
 /* A row of the request table. */
 struct ferry_reqdef {
 	const char *name; /* the request's "op" */
@@ -102,6 +124,11 @@ struct ferry_req {
 	 */
 	int durable;
 	int room_ok; /* ferry__req_check_room() found room once: it holds for the request */
+	/*
+	 * The reply comes in pages (struct ferry_pager), which the server
+	 * takes: set by a handler that returns 0, with nothing in r->out.
+	 */
+	struct ferry_pager *pager;
 	char err[FERRY_REQ_ERRLEN]; /* the message of a failure */
 };
 
@@ -162,12 +189,18 @@ int ferry__req_ping(struct ferry_req *r);
 int ferry__req_submit(struct ferry_req *r);
 int ferry__req_status(struct ferry_req *r);
 int ferry__req_info(struct ferry_req *r);
-int ferry__req_jobs(struct ferry_req *r);
+int ferry__req_jobs(struct ferry_req *r); /* listing.c */
 int ferry__req_wait(struct ferry_req *r);
 int ferry__req_control(struct ferry_req *r);
 int ferry__req_dispose(struct ferry_req *r);
 int ferry__req_read(struct ferry_req *r);
 int ferry__req_shutdown(struct ferry_req *r);
+
+/*
+ * A job object (from the database) as the engine shows it: the output
+ * paths it uses by default, and the live fields of an active job (requests.c).
+ */
+void ferry__req_job_view(struct ferry_engine *eng, json_t *o);
 
 /* Transfer requests (transfer.c, and transfer_send.c for what creates or fills a transfer). */
 int ferry__req_transfer_send(struct ferry_req *r);

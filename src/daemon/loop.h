@@ -77,6 +77,13 @@ unsigned long long ferry__loop_start_nofile(const struct ferry_loop *loop);
  */
 void ferry__client_reply(struct ferry_client *c, json_t *reply);
 /*
+ * Answers a connection's request in pages (struct ferry_pager,
+ * dispatch.h), which the server takes and frees: the connection takes
+ * no other request until the last page went out.
+ */
+struct ferry_pager;
+void ferry__client_stream(struct ferry_client *c, struct ferry_pager *p);
+/*
  * Serves clients on listen_fd until a signal or a shutdown request. 0, or
  * -1 after a fatal error, whose reason is then written to last_words_fd
  * (lastwords.h; -1: nowhere) before the connections close.

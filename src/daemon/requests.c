@@ -1,6 +1,6 @@
 /*
  * requests.c - the handlers of the job requests (docs/protocol.md):
- * submit, status, info, jobs, wait, control, dispose, read, and hello,
+ * submit, status, info, wait, control, dispose, read (jobs: listing.c), and hello,
  * ping and shutdown. dispatch.c has their rows (fields, flags) and calls
  * them; what they change goes through the engine (engine.c).
  */
@@ -238,6 +238,12 @@ static void overlay_active(struct ferry_engine *eng, json_t *o)
 		json_object_set_new(o, "native_id", ferry__json_bytes(j->native_id));
 }
 
+void ferry__req_job_view(struct ferry_engine *eng, json_t *o)
+{
+	fix_paths(eng, o);
+	overlay_active(eng, o);
+}
+
 int ferry__req_info(struct ferry_req *r)
 {
 	json_t *o;
@@ -253,46 +259,8 @@ int ferry__req_info(struct ferry_req *r)
 		return no_job(r, id);
 	if (rc)
 		return ferry__req_fail(r, rc, "cannot read job %lld", (long long)id);
-	fix_paths(r->eng, o);
-	overlay_active(r->eng, o);
+	ferry__req_job_view(r->eng, o);
 	json_object_set_new(r->out, "job", o);
-	return 0;
-}
-
-int ferry__req_jobs(struct ferry_req *r)
-{
-	json_t *st = json_object_get(r->in, "state"), *d = json_object_get(r->in, "detail");
-	enum ferry_job_status s;
-	int state = -1, detail = 0, rc;
-	json_t *a, *e;
-	size_t i;
-
-	a = json_array();
-	if (st && !json_is_null(st)) {
-		if (!json_is_string(st) || ferry_status_from_name(json_string_value(st), &s)) {
-			json_decref(a);
-			return ferry__req_fail(r, FERRY_EINVAL, "unknown job state '%s'",
-					       json_is_string(st) ? json_string_value(st) : "?");
-		}
-		state = (int)s;
-	}
-	if (d && !json_is_boolean(d)) {
-		json_decref(a);
-		return ferry__req_fail(r, FERRY_EINVAL, "'detail' must be a boolean");
-	}
-	detail = json_is_true(d);
-	if ((rc = ferry__db_list(ferry__engine_db(r->eng), state, detail, a))) {
-		json_decref(a);
-		return ferry__req_fail(r, rc, "cannot list jobs");
-	}
-	if (detail) {
-		json_array_foreach(a, i, e)
-		{
-			fix_paths(r->eng, e);
-			overlay_active(r->eng, e);
-		}
-	}
-	json_object_set_new(r->out, detail ? "jobs" : "ids", a);
 	return 0;
 }
 

@@ -48,6 +48,12 @@
  * request waits (back-pressure): so it holds at most this plus one reply.
  */
 #define OUT_HIGH (1u << 20)
+/*
+ * A reply in pages (struct ferry_pager) gets its next page once its client
+ * took all but this much: the socket stays busy, and a client that does
+ * not read holds one page and this of the engine's memory.
+ */
+#define PAGE_LOW (256u << 10)
 /* Seconds a connection may stay silent with no request in progress. */
 #define IDLE_S 600
 /* The same before its handshake (a client sends it at once). */
@@ -113,13 +119,14 @@ struct ferry_client {
 	struct ferry_client *peer;
 	struct ferry_reader in; /* read, not yet handled */
 	struct piece *out, **out_tail;
-	size_t outlen;		  /* bytes queued, all pieces */
-	size_t outoff;		  /* of them, sent of the first piece */
-	uint32_t events, wevents; /* as epoll watches fd and wfd now */
-	int hello;		  /* handshake done */
-	int busy;		  /* a deferred reply is pending (wait; struct ferry_req) */
-	int closing;		  /* close once the output is flushed */
-	int eof;		  /* the client sent all it will: close once answered */
+	size_t outlen;		   /* bytes queued, all pieces */
+	size_t outoff;		   /* of them, sent of the first piece */
+	uint32_t events, wevents;  /* as epoll watches fd and wfd now */
+	int hello;		   /* handshake done */
+	int busy;		   /* a deferred reply is pending (wait; struct ferry_req) */
+	struct ferry_pager *pager; /* a reply in pages under way (busy too); NULL */
+	int closing;		   /* close once the output is flushed */
+	int eof;		   /* the client sent all it will: close once answered */
 	int dead;
 	double active; /* when a byte last came from the client or went to it */
 	struct ferry_client *next;
@@ -183,6 +190,52 @@ void ferry__client_reply(struct ferry_client *c, json_t *reply)
 	c->busy = 0;
 	c->active = ferry__mono(); /* silence counts from the answer to a long request */
 	queue_frame(c, reply, NULL);
+}
+
+void ferry__client_stream(struct ferry_client *c, struct ferry_pager *p)
+{
+	c->pager = p;
+	c->busy = 1;
+}
+
+static void stream_end(struct ferry_client *c)
+{
+	c->pager->free(c->pager);
+	c->pager = NULL;
+	c->busy = 0;
+	c->active = ferry__mono();
+}
+
+/*
+ * The next page of c's reply in pages, once its client took the pages
+ * before (back-pressure): one page a loop iteration, so that the other
+ * connections are served between two.
+ */
+static void stream_page(struct ferry_engine *eng, struct ferry_client *c)
+{
+	char err[FERRY_REQ_ERRLEN] = "out of memory";
+	json_t *page;
+	int rc;
+
+	if (!c->pager || c->dead || c->closing || c->outlen >= PAGE_LOW)
+		return;
+	page = json_object();
+	rc = page ? c->pager->next(c->pager, eng, page, err, sizeof(err)) : FERRY_ENOMEM;
+	if (rc < 0) {
+		/* an error ends the reply: the client has what came before */
+		json_decref(page);
+		queue_error(c, rc, err);
+		stream_end(c);
+		return;
+	}
+	if (json_object_set_new(page, "ok", json_true()) ||
+	    json_object_set_new(page, "more", json_boolean(rc == 0)))
+		c->closing = 1; /* the client sees the reply end early */
+	else
+		queue_frame(c, page, NULL);
+	json_decref(page);
+	if (rc || c->closing)
+		stream_end(c);
 }
 
 static void close_passed(struct ferry_client *c)
@@ -481,7 +534,8 @@ static void on_client(struct ferry_engine *eng, int fd, void *arg)
  */
 static int idle_able(const struct ferry_client *c)
 {
-	return !c->busy && !c->handed_over && !c->peer;
+	/* a listing whose client stopped reading is as silent as any */
+	return (!c->busy || c->pager) && !c->handed_over && !c->peer;
 }
 
 /*
@@ -706,6 +760,8 @@ static int client_free(struct ferry_engine *eng, struct ferry_client *c)
 		c->peer->peer = NULL;
 	}
 	ferry__engine_client_closed(eng, c);
+	if (c->pager)
+		c->pager->free(c->pager);
 	if (c->rw)
 		ferry__loop_unwatch(c->srv->loop, c->fd);
 	if (c->ww)
@@ -781,7 +837,8 @@ static int flush_pass(struct server *srv, struct ferry_engine *eng)
 		/* closed without a word: one would pass for the reply to its next request */
 		if (expired(srv, c, now))
 			c->dead = 1;
-		if (c->dead || ((c->closing || c->eof) && c->outlen == 0)) {
+		/* a client done sending still gets the rest of its listing */
+		if (c->dead || ((c->closing || (c->eof && !c->pager)) && c->outlen == 0)) {
 			*p = c->next;
 			again |= client_free(eng, c);
 			continue;
@@ -790,8 +847,8 @@ static int flush_pass(struct server *srv, struct ferry_engine *eng)
 			c->dead = 1;
 			continue; /* freed by the next turn, on the same c */
 		}
-		/* its replies drained: its next request runs in the next iteration */
-		if (frame_waiting(c) && can_dispatch(c))
+		/* its replies drained: its next request (or page) runs in the next iteration */
+		if ((frame_waiting(c) && can_dispatch(c)) || (c->pager && c->outlen < PAGE_LOW))
 			srv->ready = 1;
 		p = &c->next;
 	}
@@ -839,6 +896,8 @@ static int begin(struct ferry_engine *eng)
 /* Requests that waited (for a wait's answer) and can run now, a few rounds. */
 static void run_ready(struct server *srv, struct ferry_engine *eng)
 {
+	for (struct ferry_client *c = srv->clients; c; c = c->next)
+		stream_page(eng, c);
 	/* a wait answered by the tick lets its connection's next request run */
 	for (int round = 0; round < 4; round++) {
 		int progress = 0;

@@ -417,38 +417,6 @@ FERRY_EXPORT int ferry_job_info(ferry_conn *c, ferry_job_id id, struct ferry_job
 	return 0;
 }
 
-FERRY_EXPORT int ferry_jobs(ferry_conn *c, const enum ferry_job_status *filter, ferry_job_id **ids,
-			    size_t *n)
-{
-	json_t *req = json_pack("{s:s}", "op", "jobs"), *reply = NULL, *a;
-	int rc;
-
-	*ids = NULL;
-	*n = 0;
-	if (req && filter) {
-		const char *name = ferry_status_name(*filter);
-		if (!name) {
-			json_decref(req);
-			return ferry__seterr(c, FERRY_EINVAL, "invalid state filter %d", *filter);
-		}
-		json_object_set_new(req, "state", json_string(name));
-	}
-	rc = ferry__call_locked(c, req, 0, &reply);
-	if (rc)
-		return rc;
-	a = json_object_get(reply, "ids");
-	*ids = malloc((json_array_size(a) + 1) * sizeof(**ids));
-	if (!*ids) {
-		json_decref(reply);
-		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < json_array_size(a); i++)
-		(*ids)[i] = json_integer_value(json_array_get(a, i));
-	*n = json_array_size(a);
-	json_decref(reply);
-	return 0;
-}
-
 FERRY_EXPORT int ferry_wait(ferry_conn *c, const ferry_job_id *ids, size_t n, double timeout_s)
 {
 	json_t *a = json_array();
