@@ -480,6 +480,75 @@ static void t_jobs_filter(void)
 	free(ids);
 }
 
+struct seen {
+	ferry_job_id ids[64];
+	size_t n, stop_at;
+	int stop_with;
+};
+
+static int take(void *arg, const struct ferry_job_info *j)
+{
+	struct seen *s = arg;
+
+	CHECK(j->argv && j->argv[0] && j->status == FERRY_USER_ON_HOLD);
+	s->ids[s->n++] = j->id;
+	return s->n == s->stop_at ? s->stop_with : 0;
+}
+
+/* ferry_list_jobs(): pages, filters, a stop midway, and what it refuses */
+static void t_list_jobs(void)
+{
+	struct ferry_job_spec sp[40];
+	const char *argv[] = {"true", NULL};
+	enum ferry_job_status st[2] = {FERRY_DONE, FERRY_USER_ON_HOLD},
+			      bad = (enum ferry_job_status)99;
+	ferry_job_id ids[40];
+	struct ferry_list_opts o;
+	struct seen s = {0};
+
+	for (int i = 0; i < 40; i++) {
+		ferry_job_spec_init(&sp[i]);
+		sp[i].argv = argv;
+		sp[i].hold = 1;
+	}
+	OK(ferry_submit_many(conn, sp, 40, ids));
+	ferry_list_opts_init(&o);
+	o.page = 7;
+	o.states = st;
+	o.nstates = 2;
+	OK(ferry_list_jobs(conn, &o, take, &s));
+	CHECK(s.n == 40 && !memcmp(s.ids, ids, sizeof(ids)));
+	/* stopped in its second page: the connection answers the next call at once */
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 9;
+	s.stop_with = 1;
+	OK(ferry_list_jobs(conn, &o, take, &s));
+	CHECK(s.n == 9);
+	OK(ferry_ping(conn));
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 3;
+	s.stop_with = FERRY_EIO;
+	CHECK(ferry_list_jobs(conn, &o, take, &s) == FERRY_EIO && s.n == 3);
+	CHECK(strstr(ferry_errmsg(conn), "stopped"));
+	memset(&s, 0, sizeof(s));
+	o.after = ids[10];
+	o.limit = 5;
+	OK(ferry_list_jobs(conn, &o, take, &s));
+	CHECK(s.n == 5 && s.ids[0] == ids[11] && s.ids[4] == ids[15]);
+	o.states = &bad;
+	o.nstates = 1;
+	CHECK(ferry_list_jobs(conn, &o, take, &s) == FERRY_EINVAL);
+	o.nstates = 0;
+	o.page = 10001;
+	CHECK(ferry_list_jobs(conn, &o, take, &s) == FERRY_EINVAL);
+	o.page = 0;
+	o.since = -1;
+	CHECK(ferry_list_jobs(conn, &o, take, &s) == FERRY_EINVAL);
+	CHECK(ferry_list_jobs(conn, NULL, NULL, NULL) == FERRY_EINVAL);
+	o.version = 0;
+	CHECK(ferry_list_jobs(conn, &o, take, &s) == FERRY_EINVAL);
+}
+
 static void t_dispose(void)
 {
 	const char *argv[] = {"true", NULL};
@@ -778,6 +847,7 @@ static const struct {
     {"read_output", t_read_output},
     {"redirects", t_redirects},
     {"jobs_filter", t_jobs_filter},
+    {"list_jobs", t_list_jobs},
     {"dispose", t_dispose},
     {"idempotent_key", t_idempotent_key},
     {"submit_many", t_submit_many},
