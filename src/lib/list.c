@@ -139,10 +139,10 @@ static int run_stream(struct stream *s, json_t *req)
 {
 	ferry_conn *c = s->c;
 	json_t *reply = NULL;
-	int rc = ferry__call(c, req, 0, &reply, NULL, NULL);
+	int rc = ferry__call(c, req, 0, &reply, NULL, NULL), more = 0;
 
 	while (rc == 0) {
-		int more = json_is_true(json_object_get(reply, "more"));
+		more = json_is_true(json_object_get(reply, "more"));
 		rc = s->page(s, reply);
 		json_decref(reply);
 		reply = NULL;
@@ -157,7 +157,8 @@ static int run_stream(struct stream *s, json_t *req)
 		}
 	}
 	if (rc > 0) {
-		abandon(c);
+		if (more) /* pages are still to come */
+			abandon(c);
 		rc = 0;
 	}
 	return rc;
