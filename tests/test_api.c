@@ -480,7 +480,7 @@ static void t_jobs_filter(void)
 	free(ids);
 }
 
-struct seen {
+struct listed {
 	ferry_job_id ids[64];
 	size_t n, stop_at;
 	int stop_with;
@@ -488,7 +488,7 @@ struct seen {
 
 static int take(void *arg, const struct ferry_job_info *j)
 {
-	struct seen *s = arg;
+	struct listed *s = arg;
 
 	CHECK(j->argv && j->argv[0] && j->status == FERRY_USER_ON_HOLD);
 	s->ids[s->n++] = j->id;
@@ -504,7 +504,7 @@ static void t_list_jobs(void)
 			      bad = (enum ferry_job_status)99;
 	ferry_job_id ids[40];
 	struct ferry_list_opts o;
-	struct seen s = {0};
+	struct listed s = {0};
 
 	for (int i = 0; i < 40; i++) {
 		ferry_job_spec_init(&sp[i]);

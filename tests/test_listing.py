@@ -300,3 +300,15 @@ def test_schema_3_gets_the_state_index(ferry):
                          "disposed = 0 AND id > 0 ORDER BY id LIMIT 10").fetchall()
     h.close()
     assert any("jobs_state" in row[-1] for row in plan), plan
+
+
+def test_remote_listing_streams_and_stops(request, sshd):
+    """Over ssh (the bridge hands its channel to the engine): pages come
+    through, and a listing stopped early (--limit) leaves the login usable."""
+    base = new_base()
+    f = Ferry(base, sshd=sshd)
+    request.addfinalizer(lambda: (f.cleanup(), shutil.rmtree(base, ignore_errors=True)))
+    ids = held(f, 2500)
+    assert ids_of(f.run("jobs", "--jsonl", timeout=120).stdout) == ids
+    assert [j["id"] for j in f.json("jobs", "--state", "user_on_hold", timeout=120)] == ids
+    assert ids_of(f.run("jobs", "--jsonl", "--limit", "1200", timeout=120).stdout) == ids[:1200]
