@@ -292,6 +292,42 @@ int ferry_jobs(ferry_conn *conn, const enum ferry_job_status *filter, ferry_job_
  */
 int ferry_wait(ferry_conn *conn, const ferry_job_id *ids, size_t n, double timeout_s);
 
+/* How many failed jobs struct ferry_wait_all_result names. */
+#define FERRY_WAIT_FAILED_IDS 16
+
+/* What ferry_wait_all() found. */
+struct ferry_wait_all_result {
+	size_t jobs;	    /* jobs the wait took at the call */
+	size_t pending;	    /* of those, not ended when it returned (0 unless it timed out) */
+	size_t failed;	    /* of those, ended failed (a disposed job did not fail) */
+	size_t nfailed_ids; /* how many of failed_ids are set: min(failed, FERRY_WAIT_FAILED_IDS) */
+	ferry_job_id failed_ids[FERRY_WAIT_FAILED_IDS]; /* the first that failed, as they ended */
+};
+
+/*
+ * Waits until every job that had not ended at the call has ended, or
+ * until timeout_s seconds passed (timeout_s < 0: no limit): one wait in
+ * the engine, woken by the ends of jobs, whatever the database holds.
+ * states[0..nstates) names the states a job must be in at the call to be
+ * taken (not FERRY_DONE or FERRY_FAILED); states NULL or nstates 0 takes
+ * every job the user does not hold or stop: queued_active,
+ * system_on_hold, running, system_suspended (a user_on_hold or
+ * user_suspended job ends only once the user acts: name its state to wait
+ * for it too). A job taken stays waited for whatever its state becomes;
+ * jobs submitted after the call are not waited for; a job disposed
+ * meanwhile counts as ended. If the engine restarts during the wait,
+ * the new engine takes the jobs not ended then of those the first one
+ * named (its ids up to the highest it took), in the states asked for;
+ * failures of jobs that ended while no engine ran are not counted then.
+ * out (may be NULL) gets the counts, also on FERRY_ETIMEDOUT; it is the
+ * caller's, nothing in it needs freeing. A job that failed does not make
+ * the call fail: out->failed says so.
+ * Errors: FERRY_ETIMEDOUT, FERRY_EINVAL (a state that is not one, or an
+ *   ended one), FERRY_ENOMEM, connection errors.
+ */
+int ferry_wait_all(ferry_conn *conn, const enum ferry_job_status *states, size_t nstates,
+		   double timeout_s, struct ferry_wait_all_result *out);
+
 /*
  * The controls below act at once on a job the engine runs itself (the
  * local scheduler). On a cluster (slurm, drmaa) the engine asks the

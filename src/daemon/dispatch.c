@@ -29,7 +29,7 @@ static const struct ferry_reqdef table[] = {
     {"status", ferry__req_status, FIELDS("id"), 0},
     {"info", ferry__req_info, FIELDS("id"), 0},
     {"jobs", ferry__req_jobs, FIELDS("state", "detail"), 0},
-    {"wait", ferry__req_wait, FIELDS("ids", "timeout"), 0},
+    {"wait", ferry__req_wait, FIELDS("ids", "timeout", "all", "states", "upto"), 0},
     {"control", ferry__req_control, FIELDS("id", "action"), FERRY_REQ_MUTATES},
     {"dispose", ferry__req_dispose, FIELDS("id"), FERRY_REQ_MUTATES},
     {"read", ferry__req_read, FIELDS("id", "stream", "offset", "max"), 0},

@@ -296,19 +296,88 @@ int ferry__req_jobs(struct ferry_req *r)
 	return 0;
 }
 
+/*
+ * What a wait for all jobs takes by default: every state a job leaves by
+ * itself. Jobs the user holds or stopped are left out: they end only when
+ * the user acts, so a wait that took them would never return.
+ */
+#define WAIT_ALL_STATES                                                                            \
+	((1u << FERRY_QUEUED_ACTIVE) | (1u << FERRY_SYSTEM_ON_HOLD) | (1u << FERRY_RUNNING) |      \
+	 (1u << FERRY_SYSTEM_SUSPENDED))
+
+/* The "states" of a wait for all jobs as a mask of 1u << state. */
+static int wait_states(struct ferry_req *r, unsigned *mask)
+{
+	json_t *a = json_object_get(r->in, "states"), *e;
+	enum ferry_job_status st;
+	size_t i;
+
+	*mask = WAIT_ALL_STATES;
+	if (!a)
+		return 0;
+	if (!json_is_array(a) || !json_array_size(a))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'states' must be a non-empty array of states");
+	*mask = 0;
+	json_array_foreach(a, i, e)
+	{
+		const char *name = json_string_value(e);
+		if (!name || ferry_status_from_name(name, &st) || st == FERRY_UNDETERMINED)
+			return ferry__req_fail(r, FERRY_EINVAL, "'states'[%zu] is not a job state",
+					       i);
+		if (st == FERRY_DONE || st == FERRY_FAILED)
+			return ferry__req_fail(r, FERRY_EINVAL,
+					       "state '%s' has ended: a wait takes states of jobs "
+					       "not ended",
+					       name);
+		*mask |= 1u << st;
+	}
+	return 0;
+}
+
+/* wait with "all": every job not ended now (in "states", up to "upto"). */
+static int wait_all(struct ferry_req *r, double deadline)
+{
+	json_t *u = json_object_get(r->in, "upto");
+	unsigned mask;
+	int rc;
+
+	if (json_object_get(r->in, "ids"))
+		return ferry__req_fail(r, FERRY_EINVAL, "'all' and 'ids' exclude each other");
+	if (u && (!json_is_integer(u) || json_integer_value(u) < 0))
+		return ferry__req_fail(r, FERRY_EINVAL, "'upto' must be a job id or 0");
+	if ((rc = wait_states(r, &mask)))
+		return rc;
+	rc = ferry__engine_wait_all(r->eng, r->client, r->def, mask, u ? json_integer_value(u) : 0,
+				    deadline);
+	if (rc < 0)
+		return ferry__req_fail(r, rc, "out of memory");
+	r->deferred = 1;
+	return 0;
+}
+
 int ferry__req_wait(struct ferry_req *r)
 {
 	json_t *ids = json_object_get(r->in, "ids"), *t = json_object_get(r->in, "timeout"), *e;
+	json_t *all = json_object_get(r->in, "all");
 	enum ferry_job_status st;
 	double deadline = -1;
 	int64_t *v;
 	size_t i;
 	int rc;
 
-	if (!json_is_array(ids) || json_array_size(ids) > MAX_WAIT_IDS)
-		return ferry__req_fail(r, FERRY_EINVAL, "'ids' must be an array of ids");
 	if (t && !json_is_number(t))
 		return ferry__req_fail(r, FERRY_EINVAL, "'timeout' must be a number");
+	if (t && json_number_value(t) >= 0)
+		deadline = ferry__mono() + json_number_value(t);
+	if (all && !json_is_boolean(all))
+		return ferry__req_fail(r, FERRY_EINVAL, "'all' must be a boolean");
+	if (json_is_true(all))
+		return wait_all(r, deadline);
+	if (json_object_get(r->in, "states") || json_object_get(r->in, "upto"))
+		return ferry__req_fail(r, FERRY_EINVAL, "'states' and 'upto' go with 'all'");
+	if (!json_is_array(ids) || json_array_size(ids) > MAX_WAIT_IDS)
+		return ferry__req_fail(r, FERRY_EINVAL, "'ids' must be an array of ids");
 	if (!(v = calloc(json_array_size(ids) + 1, sizeof(*v))))
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	json_array_foreach(ids, i, e)
@@ -324,8 +393,6 @@ int ferry__req_wait(struct ferry_req *r)
 			return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
 		}
 	}
-	if (t && json_number_value(t) >= 0)
-		deadline = ferry__mono() + json_number_value(t);
 	/* all ended: the reply is now; else the tick in which the last one ends gives it */
 	rc = ferry__engine_wait(r->eng, r->client, r->def, v, json_array_size(ids), deadline);
 	if (rc < 0)

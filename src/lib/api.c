@@ -468,6 +468,92 @@ FERRY_EXPORT int ferry_wait(ferry_conn *c, const ferry_job_id *ids, size_t n, do
 	    c, json_pack("{s:s,s:o,s:f}", "op", "wait", "ids", a, "timeout", -1.0), deadline, NULL);
 }
 
+/* The request of a wait for all jobs into *req; upto < 0: not known yet. */
+static int wait_all_request(ferry_conn *c, const enum ferry_job_status *states, size_t nstates,
+			    int64_t upto, json_t **req)
+{
+	json_t *a = json_array();
+
+	*req = json_pack("{s:s,s:b,s:f}", "op", "wait", "all", 1, "timeout", -1.0);
+	if (!*req || !a) {
+		json_decref(*req);
+		json_decref(a);
+		*req = NULL;
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; states && i < nstates; i++) {
+		const char *name = ferry_status_name(states[i]);
+		if (!name || states[i] == FERRY_UNDETERMINED) {
+			json_decref(a);
+			json_decref(*req);
+			*req = NULL;
+			return ferry__seterr(c, FERRY_EINVAL, "invalid state %d", (int)states[i]);
+		}
+		json_array_append_new(a, json_string(name));
+	}
+	if (json_array_size(a))
+		json_object_set(*req, "states", a);
+	json_decref(a);
+	if (upto >= 0)
+		json_object_set_new(*req, "upto", json_integer(upto));
+	return 0;
+}
+
+/* Adds what one answer of a wait for all jobs counted to *res. */
+static void wait_all_merge(struct ferry_wait_all_result *res, json_t *reply, int first)
+{
+	json_t *ids = json_object_get(reply, "failed_ids"), *e;
+	size_t i;
+
+	if (first)
+		res->jobs = (size_t)json_integer_value(json_object_get(reply, "jobs"));
+	res->pending = (size_t)json_integer_value(json_object_get(reply, "pending"));
+	res->failed += (size_t)json_integer_value(json_object_get(reply, "failed"));
+	json_array_foreach(ids, i, e)
+	{
+		if (res->nfailed_ids < FERRY_WAIT_FAILED_IDS)
+			res->failed_ids[res->nfailed_ids++] = json_integer_value(e);
+	}
+}
+
+/*
+ * The first request answers at once (timeout 0) with the highest id of
+ * the set: every later one, and a replay on a restarted engine, names it,
+ * so jobs submitted after the call stay out. Each answer counts the jobs
+ * that ended while it waited; a remote wait comes back every few seconds
+ * (a silent link would look dead), and is sent again from here.
+ */
+FERRY_EXPORT int ferry_wait_all(ferry_conn *c, const enum ferry_job_status *states, size_t nstates,
+				double timeout_s, struct ferry_wait_all_result *out)
+{
+	struct ferry_wait_all_result res = {0};
+	double deadline = timeout_s >= 0 ? ferry__mono() + timeout_s : 0;
+	int64_t upto = -1;
+	int rc;
+
+	for (int first = 1;; first = 0) {
+		json_t *reply = NULL, *req;
+		if ((rc = wait_all_request(c, states, nstates, upto, &req)))
+			return rc;
+		/* deadline 0 means none; a timeout 0 (the first) needs a deadline past */
+		rc = ferry__call_locked(c, req, first ? 1e-9 : deadline, &reply);
+		if (rc)
+			return rc;
+		wait_all_merge(&res, reply, first);
+		upto = json_integer_value(json_object_get(reply, "upto"));
+		json_decref(reply);
+		if (out)
+			*out = res;
+		if (!res.pending)
+			return 0;
+		if (deadline > 0 && ferry__mono() >= deadline)
+			return ferry__seterr(c, FERRY_ETIMEDOUT,
+					     "timed out waiting for the jobs to end (%zu of %zu "
+					     "not ended)",
+					     res.pending, res.jobs);
+	}
+}
+
 static int control(ferry_conn *c, ferry_job_id id, const char *action)
 {
 	return ferry__call_locked(
