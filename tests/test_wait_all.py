@@ -5,6 +5,8 @@ later, ended ones and ones the user holds are not waited for; exit 0, 4
 import signal
 import time
 
+from conftest import ferry_world
+
 
 def bulk(ferry, n, cmd="true", hold=False, name="bulk.txt"):
     path = ferry.path(name)
@@ -209,3 +211,35 @@ def test_wait_by_ids_still_works(ferry):
     b = ferry.submit("sh", "-c", "exit 2")
     assert ferry.run("wait", "--timeout", "30", a, timeout=40).returncode == 0
     assert ferry.run("wait", "--timeout", "30", a, b, check=False, timeout=40).returncode == 4
+
+
+def test_remote_wait_is_sent_again_with_its_bound(request, sshd):
+    """Through ssh a wait comes back every 10 s (a silent link would look
+    dead) and is sent again: the jobs submitted after the call stay out,
+    and the failure counted in an earlier answer still makes exit 4."""
+    f = ferry_world(request, "ssh")
+    gate_bad, gate = f.path("gate-bad"), f.path("gate")
+    bad = f.submit("sh", "-c", f"while [ ! -e {gate_bad} ]; do sleep 0.1; done; exit 3")
+    first = f.submit("sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.1; done")
+    t0 = time.monotonic()
+    waiter = f.popen("wait", "--all", "--timeout", "120")
+
+    def at(s):
+        time.sleep(max(0.0, s - (time.monotonic() - t0)))
+    try:
+        at(5)  # the waiter's ssh login and its first request
+        later = f.submit("sleep", "120")
+        at(6)
+        open(gate_bad, "w").close()  # fails within the first 10 s answer
+        at(16)  # past that answer: the wait was sent again
+        assert waiter.poll() is None, waiter.communicate()
+        open(gate, "w").close()
+        out, err = waiter.communicate(timeout=60)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait(10)
+    assert waiter.returncode == 4, err
+    assert f"job {bad} failed" in err, err
+    assert f.state(first) == "done"
+    assert f.state(later) == "running", "the wait sent again took a job submitted later"
