@@ -392,6 +392,25 @@ int ferry_read_output(ferry_conn *conn, ferry_job_id id, enum ferry_stream strea
 		      void *buf, size_t cap, size_t *got, int *ended);
 
 /*
+ * Opens a job's stdout or stderr file for reading by this process, on a
+ * resource of this host: the bytes ferry_read_output() gives (from offset
+ * 0), read at the speed of the file system rather than through the
+ * engine. *fd gets a read-only, close-on-exec descriptor of the file,
+ * which the caller closes, or -1 when the job has written nothing yet
+ * (no file: ask again later). The job may still be writing it: read to
+ * its end, and once *ended (may be NULL; set before the file was opened)
+ * is 1, that end is the end of the stream. The file is opened with the
+ * caller's own permissions, and only if it is the file the engine sees.
+ * Errors: FERRY_EUNSUPPORTED (a remote resource, or this process sees
+ *   another file at that path than the engine: use ferry_read_output()),
+ *   FERRY_ENOJOB, FERRY_EINVAL (an invalid stream, or stderr of a job that
+ *   joined it to stdout), FERRY_EIO (the file cannot be opened),
+ *   connection errors.
+ */
+int ferry_open_output(ferry_conn *conn, ferry_job_id id, enum ferry_stream stream, int *fd,
+		      int *ended);
+
+/*
  * Successive lines of the job's stdout (stderr), the connection
  * remembering where the last call stopped, also while the job runs.
  * *line receives a malloc'd NUL-terminated line without its newline; free

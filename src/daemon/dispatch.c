@@ -32,7 +32,7 @@ static const struct ferry_reqdef table[] = {
     {"wait", ferry__req_wait, FIELDS("ids", "timeout", "all", "states", "upto"), 0},
     {"control", ferry__req_control, FIELDS("id", "action"), FERRY_REQ_MUTATES},
     {"dispose", ferry__req_dispose, FIELDS("id"), FERRY_REQ_MUTATES},
-    {"read", ferry__req_read, FIELDS("id", "stream", "offset", "max"), 0},
+    {"read", ferry__req_read, FIELDS("id", "stream", "offset", "max", "path"), 0},
     {"shutdown", ferry__req_shutdown, NO_FIELDS, 0},
     {"transfer_send", ferry__req_transfer_send,
      FIELDS("key", "local_paths", "disposal_hours", "files"), FERRY_REQ_MUTATES},

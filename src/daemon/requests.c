@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -533,26 +534,14 @@ int ferry__req_dispose(struct ferry_req *r)
 	return 0;
 }
 
-int ferry__req_read(struct ferry_req *r)
+/* The file of a job's stream into *path (malloc'd), and whether the job ended. */
+static int output_path(struct ferry_req *r, int64_t id, const char *stream, char **path, int *ended)
 {
-	json_t *s = json_object_get(r->in, "stream"), *spec, *p;
-	json_int_t off, max;
-	const char *stream;
-	char *text = NULL, *path = NULL;
-	int ended = 0, rc, fd;
-	int64_t id;
-	ssize_t n;
+	char *text = NULL;
+	json_t *spec, *p;
+	int rc;
 
-	if ((rc = get_id(r, "id", &id)) ||
-	    (rc = ferry__opt_int(r->in, "offset", 0, INT64_MAX, 0, &off, r->err, sizeof(r->err))) ||
-	    (rc = ferry__opt_int(r->in, "max", 0, FERRY_READ_MAX, 65536, &max, r->err,
-				 sizeof(r->err))))
-		return rc;
-	stream = json_string_value(s);
-	if (!stream || (strcmp(stream, "stdout") && strcmp(stream, "stderr")))
-		return ferry__req_fail(r, FERRY_EINVAL,
-				       "'stream' must be \"stdout\" or \"stderr\"");
-	if ((rc = ferry__db_spec(ferry__engine_db(r->eng), id, &text, &ended)))
+	if ((rc = ferry__db_spec(ferry__engine_db(r->eng), id, &text, ended)))
 		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
 	spec = ferry__json_loads(text);
 	free(text);
@@ -565,34 +554,71 @@ int ferry__req_read(struct ferry_req *r)
 				       (long long)id);
 	}
 	p = json_object_get(spec, !strcmp(stream, "stdout") ? "stdout_path" : "stderr_path");
-	path = json_is_string(p) ? strdup(json_string_value(p))
-				 : ferry__asprintf("%s/%lld/%s", ferry__engine_jobs_dir(r->eng),
-						   (long long)id, stream);
+	*path = json_is_string(p) ? strdup(json_string_value(p))
+				  : ferry__asprintf("%s/%lld/%s", ferry__engine_jobs_dir(r->eng),
+						    (long long)id, stream);
 	json_decref(spec);
-	r->bin.p = malloc(max ? (size_t)max : 1);
-	if (!path || !r->bin.p) {
+	return *path ? 0 : ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+}
+
+/*
+ * "path": where the file is, for a client on this host that reads it
+ * itself (as fast as cat): its path, and its device and inode as the
+ * engine sees them, so that a client that sees another file there (in
+ * another mount namespace) knows it and reads through the engine.
+ */
+static int locate(struct ferry_req *r, const char *path, int fd)
+{
+	struct stat st;
+
+	if (fd < 0)
+		return 0; /* nothing written yet: no file */
+	if (fstat(fd, &st) < 0)
+		return ferry__req_fail(r, FERRY_EIO, "cannot read '%s': %s", path, strerror(errno));
+	json_object_set_new(r->out, "path", ferry__json_bytes(path));
+	json_object_set_new(r->out, "dev", json_integer((json_int_t)st.st_dev));
+	json_object_set_new(r->out, "ino", json_integer((json_int_t)st.st_ino));
+	return 0;
+}
+
+int ferry__req_read(struct ferry_req *r)
+{
+	const char *stream = json_string_value(json_object_get(r->in, "stream"));
+	json_t *where = json_object_get(r->in, "path");
+	json_int_t off, max;
+	char *path = NULL;
+	int ended = 0, rc, fd;
+	int64_t id;
+	ssize_t n = 0;
+
+	if ((rc = get_id(r, "id", &id)) ||
+	    (rc = ferry__opt_int(r->in, "offset", 0, INT64_MAX, 0, &off, r->err, sizeof(r->err))) ||
+	    (rc = ferry__opt_int(r->in, "max", 0, FERRY_READ_MAX, 65536, &max, r->err,
+				 sizeof(r->err))))
+		return rc;
+	if (!stream || (strcmp(stream, "stdout") && strcmp(stream, "stderr")))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'stream' must be \"stdout\" or \"stderr\"");
+	if (where && !json_is_boolean(where))
+		return ferry__req_fail(r, FERRY_EINVAL, "'path' must be a boolean");
+	if ((rc = output_path(r, id, stream, &path, &ended)))
+		return rc;
+	if (!(r->bin.p = malloc(max ? (size_t)max : 1))) {
 		free(path);
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	}
-	n = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 && errno != ENOENT) {
+	if (fd < 0 && errno != ENOENT)
 		rc = ferry__req_fail(r, FERRY_EIO, "cannot open '%s': %s", path, strerror(errno));
-		free(path);
-		return rc;
-	}
-	if (fd >= 0) {
-		n = pread(fd, r->bin.p, (size_t)max, off);
-		if (n < 0) {
-			rc = ferry__req_fail(r, FERRY_EIO, "cannot read '%s': %s", path,
-					     strerror(errno));
-			close(fd);
-			free(path);
-			return rc;
-		}
+	else if (fd >= 0 && (n = pread(fd, r->bin.p, (size_t)max, off)) < 0)
+		rc = ferry__req_fail(r, FERRY_EIO, "cannot read '%s': %s", path, strerror(errno));
+	else if (json_is_true(where))
+		rc = locate(r, path, fd);
+	if (fd >= 0)
 		close(fd);
-	}
 	free(path);
+	if (rc)
+		return rc;
 	r->bin.len = (size_t)n;
 	json_object_set_new(r->out, "size", json_integer(n));
 	json_object_set_new(r->out, "ended", json_boolean(ended));

@@ -1,11 +1,13 @@
 /* api.c - the public functions of libferry (include/ferry.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -640,6 +642,61 @@ FERRY_EXPORT int ferry_read_output(ferry_conn *c, ferry_job_id id, enum ferry_st
 		if (ended)
 			*ended = json_is_true(json_object_get(reply, "ended"));
 	}
+	json_decref(reply);
+	return rc;
+}
+
+/*
+ * Opens the file the engine names, if it is the one the engine opened
+ * (same device and inode): else this process sees another file system
+ * than the engine (a container), and the bytes must come through it.
+ */
+static int open_located(ferry_conn *c, json_t *reply, int *fd)
+{
+	const char *path = json_string_value(json_object_get(reply, "path"));
+	json_int_t dev = json_integer_value(json_object_get(reply, "dev"));
+	json_int_t ino = json_integer_value(json_object_get(reply, "ino"));
+	struct stat st;
+
+	*fd = -1;
+	if (!path)
+		return 0; /* nothing written yet */
+	*fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (*fd < 0 && errno == ENOENT)
+		return 0;
+	if (*fd < 0)
+		return ferry__seterr(c, FERRY_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (fstat(*fd, &st) == 0 && S_ISREG(st.st_mode) && (json_int_t)st.st_dev == dev &&
+	    (json_int_t)st.st_ino == ino)
+		return 0;
+	close(*fd);
+	*fd = -1;
+	return ferry__seterr(c, FERRY_EUNSUPPORTED,
+			     "'%s' is not here the file the engine has: read it through the engine",
+			     path);
+}
+
+FERRY_EXPORT int ferry_open_output(ferry_conn *c, ferry_job_id id, enum ferry_stream stream,
+				   int *fd, int *ended)
+{
+	json_t *req, *reply = NULL;
+	int rc;
+
+	*fd = -1;
+	if (stream != FERRY_STDOUT && stream != FERRY_STDERR)
+		return ferry__seterr(c, FERRY_EINVAL, "invalid stream %d", (int)stream);
+	if (c->cfg.host)
+		return ferry__seterr(c, FERRY_EUNSUPPORTED,
+				     "resource '%s' is remote: its output comes through the engine",
+				     c->resource);
+	req = json_pack("{s:s,s:I,s:s,s:i,s:i,s:b}", "op", "read", "id", (json_int_t)id, "stream",
+			stream == FERRY_STDOUT ? "stdout" : "stderr", "offset", 0, "max", 0, "path",
+			1);
+	if ((rc = ferry__call_locked(c, req, 0, &reply)))
+		return rc;
+	if (ended)
+		*ended = json_is_true(json_object_get(reply, "ended"));
+	rc = open_located(c, reply, fd);
 	json_decref(reply);
 	return rc;
 }
