@@ -90,7 +90,7 @@ int ferry__cli_cmd_status(struct ctx *c, int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* wait */
 
-/* A --state may be given this often (one per state there is). */
+/* Room for each state a --state may name (they are fewer). */
 #define WAIT_STATES_MAX 16
 
 struct wait_opts {
@@ -112,8 +112,10 @@ static int wait_state(struct ctx *c, struct wait_opts *o, const char *arg)
 		ferry__cli_bad_value(c, "--state", arg, "expected the state of a job not ended");
 		return ferry__cli_usage_error(c);
 	}
-	if (o->nstates < WAIT_STATES_MAX)
-		o->states[o->nstates++] = st;
+	for (size_t i = 0; i < o->nstates; i++)
+		if (o->states[i] == st)
+			return CLI_OK; /* named twice: once is what it means */
+	o->states[o->nstates++] = st;  /* fewer states than room: each once */
 	return CLI_OK;
 }
 
