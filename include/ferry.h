@@ -348,6 +348,42 @@ int ferry_list_jobs(ferry_conn *conn, const struct ferry_list_opts *opts, ferry_
  */
 int ferry_wait(ferry_conn *conn, const ferry_job_id *ids, size_t n, double timeout_s);
 
+/* How many failed jobs struct ferry_wait_all_result names. */
+#define FERRY_WAIT_FAILED_IDS 16
+
+/* What ferry_wait_all() found. */
+struct ferry_wait_all_result {
+	size_t jobs;	    /* jobs the wait took at the call */
+	size_t pending;	    /* of those, not ended when it returned (0 unless it timed out) */
+	size_t failed;	    /* of those, ended failed (a disposed job did not fail) */
+	size_t nfailed_ids; /* how many of failed_ids are set: min(failed, FERRY_WAIT_FAILED_IDS) */
+	ferry_job_id failed_ids[FERRY_WAIT_FAILED_IDS]; /* the first that failed, as they ended */
+};
+
+/*
+ * Waits until every job that had not ended at the call has ended, or
+ * until timeout_s seconds passed (timeout_s < 0: no limit): one wait in
+ * the engine, woken by the ends of jobs, whatever the database holds.
+ * states[0..nstates) names the states a job must be in at the call to be
+ * taken (not FERRY_DONE or FERRY_FAILED); states NULL or nstates 0 takes
+ * every job the user does not hold or stop: queued_active,
+ * system_on_hold, running, system_suspended (a user_on_hold or
+ * user_suspended job ends only once the user acts: name its state to wait
+ * for it too). A job taken stays waited for whatever its state becomes;
+ * jobs submitted after the call are not waited for; a job disposed
+ * meanwhile counts as ended. If the engine restarts during the wait,
+ * the new engine takes the jobs not ended then of those the first one
+ * named (its ids up to the highest it took), in the states asked for;
+ * failures of jobs that ended while no engine ran are not counted then.
+ * out (may be NULL) gets the counts, also on FERRY_ETIMEDOUT; it is the
+ * caller's, nothing in it needs freeing. A job that failed does not make
+ * the call fail: out->failed says so.
+ * Errors: FERRY_ETIMEDOUT, FERRY_EINVAL (a state that is not one, or an
+ *   ended one), FERRY_ENOMEM, connection errors.
+ */
+int ferry_wait_all(ferry_conn *conn, const enum ferry_job_status *states, size_t nstates,
+		   double timeout_s, struct ferry_wait_all_result *out);
+
 /*
  * The controls below act at once on a job the engine runs itself (the
  * local scheduler). On a cluster (slurm, drmaa) the engine asks the
@@ -410,6 +446,25 @@ enum ferry_stream { FERRY_STDOUT = 1, FERRY_STDERR = 2 };
  */
 int ferry_read_output(ferry_conn *conn, ferry_job_id id, enum ferry_stream stream, uint64_t offset,
 		      void *buf, size_t cap, size_t *got, int *ended);
+
+/*
+ * Opens a job's stdout or stderr file for reading by this process, on a
+ * resource of this host: the bytes ferry_read_output() gives (from offset
+ * 0), read at the speed of the file system rather than through the
+ * engine. *fd gets a read-only, close-on-exec descriptor of the file,
+ * which the caller closes, or -1 when the job has written nothing yet
+ * (no file: ask again later). The job may still be writing it: read to
+ * its end, and once *ended (may be NULL; set before the file was opened)
+ * is 1, that end is the end of the stream. The file is opened with the
+ * caller's own permissions, and only if it is the file the engine sees.
+ * Errors: FERRY_EUNSUPPORTED (a remote resource, or this process sees
+ *   another file at that path than the engine: use ferry_read_output()),
+ *   FERRY_ENOJOB, FERRY_EINVAL (an invalid stream, or stderr of a job that
+ *   joined it to stdout), FERRY_EIO (the file cannot be opened),
+ *   connection errors.
+ */
+int ferry_open_output(ferry_conn *conn, ferry_job_id id, enum ferry_stream stream, int *fd,
+		      int *ended);
 
 /*
  * Successive lines of the job's stdout (stderr), the connection

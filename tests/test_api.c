@@ -613,6 +613,29 @@ static void t_wait_timeout(void)
 	wait_one(id);
 }
 
+static void t_wait_all(void)
+{
+	const char *ok[] = {"sleep", "1", NULL},
+		   *bad[] = {"/bin/sh", "-c", "sleep 1; exit 3", NULL};
+	enum ferry_job_status held = FERRY_USER_ON_HOLD, ended = FERRY_DONE;
+	double limit = on_slurm() || on_drmaa() ? 240 : 60;
+	struct ferry_wait_all_result res;
+	ferry_job_id h = submit_argv(ok, hold), a = submit_argv(ok, NULL),
+		     b = submit_argv(bad, NULL);
+
+	/* the held job is not taken: it would end only once released */
+	OK(ferry_wait_all(conn, NULL, 0, limit, &res));
+	CHECK(res.jobs == 2 && res.pending == 0 && res.failed == 1);
+	CHECK(res.nfailed_ids == 1 && res.failed_ids[0] == b);
+	CHECK(status_of(a) == FERRY_DONE && status_of(h) == FERRY_USER_ON_HOLD);
+	CHECK(ferry_wait_all(conn, &held, 1, 0.5, &res) == FERRY_ETIMEDOUT);
+	CHECK(res.jobs == 1 && res.pending == 1 && res.failed == 0);
+	CHECK(ferry_wait_all(conn, &ended, 1, 1, NULL) == FERRY_EINVAL);
+	OK(ferry_kill(conn, h));
+	wait_one(h);
+	OK(ferry_wait_all(conn, &held, 1, 0, NULL));
+}
+
 static void many_cpus(struct ferry_job_spec *s)
 {
 	s->cpus = 64;
@@ -852,6 +875,7 @@ static const struct {
     {"idempotent_key", t_idempotent_key},
     {"submit_many", t_submit_many},
     {"wait_timeout", t_wait_timeout},
+    {"wait_all", t_wait_all},
     {"errors", t_errors},
     {"reconnect", t_reconnect},
     {"disconnected", t_disconnected},

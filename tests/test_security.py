@@ -323,3 +323,29 @@ def test_not_root_is_reported():
     if os.geteuid() != 0:
         print(NOT_ROOT_REASON, file=sys.stderr)
         pytest.skip(NOT_ROOT_REASON)
+
+
+def test_other_user_cannot_read_roots_job_output(ferry, other):
+    """`ferry logs` reads a job's file in the client on this host: another
+    user gets neither the engine's answer (it refuses the uid) nor the file
+    (the job directory is private), even with the way to the socket open."""
+    secret = "root-secret-output"
+    jid = ferry.submit("echo", secret)
+    ferry.run("wait", "--timeout", "30", jid, timeout=40)
+    path = ferry.info(jid)["stdout_path"]
+    opened = [ferry.base, ferry.state_home, os.path.dirname(ferry.state_dir), ferry.state_dir]
+    saved = {p: stat.S_IMODE(os.stat(p).st_mode) for p in opened + [ferry.sock_path]}
+    try:
+        for p in opened:
+            os.chmod(p, 0o711)
+        os.chmod(ferry.sock_path, 0o777)
+        env = {"XDG_STATE_HOME": ferry.state_home, "XDG_CONFIG_HOME": ferry.config_home}
+        cp = other.run(os.path.join(other.bin, "ferry"), "logs", str(jid), env=env)
+        assert cp.returncode != 0, cp
+        assert secret not in cp.stdout + cp.stderr, cp
+        cp = other.run("cat", path)
+        assert cp.returncode != 0 and secret not in cp.stdout, cp
+    finally:
+        for p, m in saved.items():
+            os.chmod(p, m)
+    assert ferry.run("logs", jid).stdout == secret + "\n"

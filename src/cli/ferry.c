@@ -135,7 +135,12 @@ static const char wait_help[] =
     "failures are listed on stderr), 3 on timeout, 1 on other errors.\n\n"
     "Options:\n"
     "  -t, --timeout SECONDS  give up after that long (default: no limit)\n"
-    "  -a, --all              wait for every job of the resource\n";
+    "  -a, --all              wait for every job not ended now that the user does\n"
+    "                         not hold or stop (queued_active, system_on_hold,\n"
+    "                         running, system_suspended); jobs submitted later\n"
+    "                         are not waited for\n"
+    "  -s, --state STATE      with --all: the jobs in STATE now instead (may be\n"
+    "                         repeated; e.g. user_on_hold to take held jobs)\n";
 
 static const char logs_help[] =
     "Options:\n"
@@ -202,8 +207,8 @@ static const struct cmd commands[] = {
     {"submit", ferry__cli_cmd_submit, "[OPTIONS] (-- CMD [ARGS...] | --bulk FILE)", "Submit a job",
      submit_help, NULL},
     {"status", ferry__cli_cmd_status, "[--json] ID...", "Print the status of jobs", NULL, NULL},
-    {"wait", ferry__cli_cmd_wait, "[--timeout SECONDS] (ID... | --all)", "Wait until jobs ended",
-     wait_help, NULL},
+    {"wait", ferry__cli_cmd_wait, "[--timeout SECONDS] (ID... | --all [--state STATE]...)",
+     "Wait until jobs ended", wait_help, NULL},
     {"info", ferry__cli_cmd_info, "[--json] ID", "Print everything known about a job", NULL, NULL},
     {"logs", ferry__cli_cmd_logs, "[--stderr] [--follow] ID", "Print a job's output", logs_help,
      NULL},

@@ -92,10 +92,34 @@ int ferry__cli_cmd_status(struct ctx *c, int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* wait */
 
+/* Room for each state a --state may name (they are fewer). */
+#define WAIT_STATES_MAX 16
+
 struct wait_opts {
 	double timeout;
 	int all;
+	enum ferry_job_status states[WAIT_STATES_MAX];
+	size_t nstates;
 };
+
+static int wait_state(struct ctx *c, struct wait_opts *o, const char *arg)
+{
+	enum ferry_job_status st;
+
+	if (ferry_status_from_name(arg, &st) < 0 || st == FERRY_UNDETERMINED) {
+		ferry__cli_bad_value(c, "--state", arg, "expected a job state");
+		return ferry__cli_usage_error(c);
+	}
+	if (st == FERRY_DONE || st == FERRY_FAILED) {
+		ferry__cli_bad_value(c, "--state", arg, "expected the state of a job not ended");
+		return ferry__cli_usage_error(c);
+	}
+	for (size_t i = 0; i < o->nstates; i++)
+		if (o->states[i] == st)
+			return CLI_OK; /* named twice: once is what it means */
+	o->states[o->nstates++] = st;  /* fewer states than room: each once */
+	return CLI_OK;
+}
 
 static int wait_opt(struct ctx *c, void *data, int opt, const char *arg)
 {
@@ -111,6 +135,8 @@ static int wait_opt(struct ctx *c, void *data, int opt, const char *arg)
 	case 'a':
 		o->all = 1;
 		break;
+	case 's':
+		return wait_state(c, o, arg);
 	default:
 		return ferry__cli_usage_error(c);
 	}
@@ -159,50 +185,62 @@ static int check_ended(const struct ctx *c, const ferry_job_id *ids, size_t n)
 	return ret;
 }
 
-static int all_ids(const struct ctx *c, ferry_job_id **ids, size_t *n)
+/* --all: one wait in the engine; it counts the failures, the first are named. */
+static int wait_all(const struct ctx *c, const struct wait_opts *o)
 {
-	int rc = ferry_jobs(c->conn, NULL, ids, n);
+	struct ferry_wait_all_result res;
+	int rc = ferry_wait_all(c->conn, o->states, o->nstates, o->timeout, &res);
 
-	return rc < 0 ? ferry__cli_report(c, rc) : CLI_OK;
+	if (rc < 0) {
+		ferry__cli_report(c, rc);
+		return rc == FERRY_ETIMEDOUT ? CLI_TIMEOUT : CLI_ERR;
+	}
+	for (size_t i = 0; i < res.nfailed_ids; i++)
+		report_failure(c, res.failed_ids[i]);
+	if (res.failed > res.nfailed_ids)
+		fprintf(stderr, "%zu more of the %zu jobs failed\n", res.failed - res.nfailed_ids,
+			res.jobs);
+	return res.failed ? CLI_FAILED : CLI_OK;
 }
 
 int ferry__cli_cmd_wait(struct ctx *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"all", no_argument, NULL, 'a'},
-	    {0},
+	    {"help", no_argument, NULL, 'h'},	       {"json", no_argument, NULL, OPT_JSON},
+	    {"timeout", required_argument, NULL, 't'}, {"all", no_argument, NULL, 'a'},
+	    {"state", required_argument, NULL, 's'},   {0},
 	};
 	struct wait_opts o = {.timeout = -1};
 	ferry_job_id *ids = NULL;
 	size_t n = 0;
 	int rc;
 
-	rc = ferry__cli_parse_opts(c, argc, argv, "ht:a", opts, wait_opt, &o);
+	rc = ferry__cli_parse_opts(c, argc, argv, "ht:as:", opts, wait_opt, &o);
 	if (rc != CLI_OK)
 		return rc;
 	if (o.all && optind < argc) {
 		ferry__cli_errorf(c, "--all and job ids exclude each other");
 		return ferry__cli_usage_error(c);
 	}
-	if (!o.all) {
-		rc = ferry__cli_parse_ids(c, argc, argv, &ids, &n);
-		if (rc != CLI_OK)
-			return rc;
+	if (o.nstates && !o.all) {
+		ferry__cli_errorf(c, "--state goes with --all");
+		return ferry__cli_usage_error(c);
 	}
-	rc = CLI_ERR;
-	if (ferry__cli_connect(c) < 0 || (o.all && all_ids(c, &ids, &n) != CLI_OK))
-		goto out;
+	if (!o.all && (rc = ferry__cli_parse_ids(c, argc, argv, &ids, &n)) != CLI_OK)
+		return rc;
+	if (ferry__cli_connect(c) < 0) {
+		free(ids);
+		return CLI_ERR;
+	}
+	if (o.all)
+		return wait_all(c, &o);
 	rc = n ? ferry_wait(c->conn, ids, n, o.timeout) : 0;
 	if (rc < 0) {
 		ferry__cli_report(c, rc);
 		rc = rc == FERRY_ETIMEDOUT ? CLI_TIMEOUT : CLI_ERR;
-		goto out;
+	} else {
+		rc = check_ended(c, ids, n);
 	}
-	rc = check_ended(c, ids, n);
-out:
 	free(ids);
 	return rc;
 }

@@ -132,6 +132,12 @@ struct ferry_req {
 	char err[FERRY_REQ_ERRLEN]; /* the message of a failure */
 };
 
+/*
+ * The request's "state": a state's name or a non-empty array of them, as a
+ * mask of 1u << state (0 when absent). 0, or FERRY_EINVAL with r->err set.
+ */
+int ferry__req_states(struct ferry_req *r, unsigned *states);
+
 /* A failure of request r: the message into r->err; returns code. */
 #define ferry__req_fail(r, code, ...) ferry__fail((r)->err, sizeof((r)->err), (code), __VA_ARGS__)
 

@@ -196,6 +196,7 @@ static void job_remove(struct ferry_engine *eng, struct job *j)
 {
 	struct job **p = &eng->htab[hslot(eng, j->id)];
 
+	ferry__waits_job_ended(j, 0); /* one that ended counted its failure already */
 	queue_remove(eng, j);
 	for (; *p; p = &(*p)->hnext) {
 		if (*p == j) {
@@ -299,6 +300,7 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 		res.ended_at = ferry__now();
 	if (ferry__job_started(j))
 		eng->used_slots -= j->cpus;
+	ferry__waits_job_ended(j, st == FERRY_FAILED && !j->dispose_requested);
 	if (j->dispose_requested) {
 		ferry__db_delete_job(eng->db, j->id);
 		remove_job_files(eng, j->id);
@@ -572,6 +574,35 @@ int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 		       const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline)
 {
 	return ferry__waits_add(&eng->waits, eng, c, def, ids, n, deadline);
+}
+
+/* Whether a wait for all jobs takes j: not ended, in states, not above upto. */
+static int wait_takes(const struct job *j, unsigned states, int64_t upto)
+{
+	return !j->dispose_requested && (states & (1u << j->state)) && (upto <= 0 || j->id <= upto);
+}
+
+int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
+			   const struct ferry_reqdef *def, unsigned states, int64_t upto,
+			   double deadline)
+{
+	struct job **set;
+	size_t n = 0, k = 0;
+	int rc;
+
+	/* once per call, not per event: the set is taken now and marked */
+	for (size_t i = 0; i < eng->hsize; i++)
+		for (struct job *j = eng->htab[i]; j; j = j->hnext)
+			n += wait_takes(j, states, upto);
+	if (!(set = malloc((n ? n : 1) * sizeof(*set))))
+		return FERRY_ENOMEM;
+	for (size_t i = 0; i < eng->hsize; i++)
+		for (struct job *j = eng->htab[i]; j; j = j->hnext)
+			if (wait_takes(j, states, upto))
+				set[k++] = j;
+	rc = ferry__waits_add_all(&eng->waits, eng, c, def, set, n, deadline);
+	free(set);
+	return rc;
 }
 
 const struct ferry_backend *ferry__engine_backend(struct ferry_engine *eng)
@@ -1100,6 +1131,7 @@ void ferry__engine_free(struct ferry_engine *eng)
 	if (eng->be_open && eng->be->close)
 		eng->be->close(eng->be_self);
 	eng->be_open = 0;
+	ferry__waits_release(&eng->waits); /* before the jobs: it takes its marks off them */
 	for (size_t i = 0; i < eng->hsize; i++) {
 		struct job *j = eng->htab[i], *next;
 		for (; j; j = next) {
@@ -1107,7 +1139,6 @@ void ferry__engine_free(struct ferry_engine *eng)
 			job_free(j);
 		}
 	}
-	ferry__waits_release(&eng->waits);
 	free(eng->htab);
 	if (eng->tr_root_fd >= 0)
 		close(eng->tr_root_fd);

@@ -18,6 +18,8 @@ struct job_result {
 	char message[512];
 };
 
+struct ferry_wmark;
+
 /* A job the engine still tracks in memory (every job not ended yet). */
 struct job {
 	int64_t id;
@@ -37,6 +39,7 @@ struct job {
 	struct job *hnext;	   /* hash chain */
 	struct job *qnext, *qprev; /* run queue (queued_active, not started) */
 	int in_queue;
+	struct ferry_wmark *wmarks; /* the waits for all jobs that hold it (wait.c) */
 };
 
 /* Whether the job has started: running or suspended. */

@@ -126,43 +126,6 @@ static void listing_free(struct ferry_pager *p)
 	free(l);
 }
 
-static int add_state(struct ferry_req *r, json_t *e, unsigned *states)
-{
-	enum ferry_job_status s;
-
-	if (!json_is_string(e))
-		return ferry__req_fail(r, FERRY_EINVAL, "'state' must hold job state names");
-	if (ferry_status_from_name(json_string_value(e), &s))
-		return ferry__req_fail(r, FERRY_EINVAL, "unknown job state '%s'",
-				       json_string_value(e));
-	*states |= 1u << s;
-	return 0;
-}
-
-/* "state": a state's name, or an array of them (any of which a job may be in). */
-static int get_states(struct ferry_req *r, unsigned *states)
-{
-	json_t *v = json_object_get(r->in, "state"), *e;
-	size_t i;
-	int rc;
-
-	*states = 0;
-	if (!v || json_is_null(v))
-		return 0;
-	if (json_is_string(v))
-		return add_state(r, v, states);
-	if (!json_is_array(v) || !json_array_size(v))
-		return ferry__req_fail(r, FERRY_EINVAL,
-				       "'state' must be a job state name or a non-empty array of "
-				       "them");
-	json_array_foreach(v, i, e)
-	{
-		if ((rc = add_state(r, e, states)))
-			return rc;
-	}
-	return 0;
-}
-
 /* The request's fields into l; 0 or a FERRY_E* code with r->err set. */
 static int get_fields(struct ferry_req *r, struct listing *l)
 {
@@ -170,7 +133,7 @@ static int get_fields(struct ferry_req *r, struct listing *l)
 	json_int_t after, page;
 	int rc;
 
-	if ((rc = get_states(r, &l->q.states)) ||
+	if ((rc = ferry__req_states(r, &l->q.states)) ||
 	    (rc =
 		 ferry__opt_int(r->in, "after", 0, INT64_MAX, 0, &after, r->err, sizeof(r->err))) ||
 	    (rc = ferry__opt_int(r->in, "limit", 1, INT64_MAX, -1, &l->left, r->err,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -264,19 +265,115 @@ int ferry__req_info(struct ferry_req *r)
 	return 0;
 }
 
+/*
+ * What a wait for all jobs takes by default: every state a job leaves by
+ * itself. Jobs the user holds or stopped are left out: they end only when
+ * the user acts, so a wait that took them would never return.
+ */
+#define WAIT_ALL_STATES                                                                            \
+	((1u << FERRY_QUEUED_ACTIVE) | (1u << FERRY_SYSTEM_ON_HOLD) | (1u << FERRY_RUNNING) |      \
+	 (1u << FERRY_SYSTEM_SUSPENDED))
+
+static int add_state(struct ferry_req *r, json_t *e, unsigned *states)
+{
+	enum ferry_job_status s;
+
+	if (!json_is_string(e))
+		return ferry__req_fail(r, FERRY_EINVAL, "'state' must hold job state names");
+	if (ferry_status_from_name(json_string_value(e), &s))
+		return ferry__req_fail(r, FERRY_EINVAL, "unknown job state '%s'",
+				       json_string_value(e));
+	*states |= 1u << s;
+	return 0;
+}
+
+/* One parser for the "state" of every request that selects jobs by state. */
+int ferry__req_states(struct ferry_req *r, unsigned *states)
+{
+	json_t *v = json_object_get(r->in, "state"), *e;
+	size_t i;
+	int rc;
+
+	*states = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_string(v))
+		return add_state(r, v, states);
+	if (!json_is_array(v) || !json_array_size(v))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'state' must be a job state name or a non-empty array of "
+				       "them");
+	json_array_foreach(v, i, e)
+	{
+		if ((rc = add_state(r, e, states)))
+			return rc;
+	}
+	return 0;
+}
+
+/* The "state" of a wait for all jobs as a mask of 1u << state. */
+static int wait_states(struct ferry_req *r, unsigned *mask)
+{
+	const unsigned ended = (1u << FERRY_DONE) | (1u << FERRY_FAILED);
+	int rc;
+
+	if ((rc = ferry__req_states(r, mask)))
+		return rc;
+	if (!*mask)
+		*mask = WAIT_ALL_STATES;
+	if (*mask & ended)
+		return ferry__req_fail(
+		    r, FERRY_EINVAL, "state '%s' has ended: a wait takes states of jobs not ended",
+		    ferry_status_name(*mask & (1u << FERRY_DONE) ? FERRY_DONE : FERRY_FAILED));
+	if (*mask & (1u << FERRY_UNDETERMINED))
+		return ferry__req_fail(
+		    r, FERRY_EINVAL, "a wait cannot take state 'undetermined': no job stays in it");
+	return 0;
+}
+
+/* wait with "all": every job not ended now (in "state", up to "upto"). */
+static int wait_all(struct ferry_req *r, double deadline)
+{
+	json_t *u = json_object_get(r->in, "upto");
+	unsigned mask;
+	int rc;
+
+	if (json_object_get(r->in, "ids"))
+		return ferry__req_fail(r, FERRY_EINVAL, "'all' and 'ids' exclude each other");
+	if (u && (!json_is_integer(u) || json_integer_value(u) < 0))
+		return ferry__req_fail(r, FERRY_EINVAL, "'upto' must be a job id or 0");
+	if ((rc = wait_states(r, &mask)))
+		return rc;
+	rc = ferry__engine_wait_all(r->eng, r->client, r->def, mask, u ? json_integer_value(u) : 0,
+				    deadline);
+	if (rc < 0)
+		return ferry__req_fail(r, rc, "out of memory");
+	r->deferred = 1;
+	return 0;
+}
+
 int ferry__req_wait(struct ferry_req *r)
 {
 	json_t *ids = json_object_get(r->in, "ids"), *t = json_object_get(r->in, "timeout"), *e;
+	json_t *all = json_object_get(r->in, "all");
 	enum ferry_job_status st;
 	double deadline = -1;
 	int64_t *v;
 	size_t i;
 	int rc;
 
-	if (!json_is_array(ids) || json_array_size(ids) > MAX_WAIT_IDS)
-		return ferry__req_fail(r, FERRY_EINVAL, "'ids' must be an array of ids");
 	if (t && !json_is_number(t))
 		return ferry__req_fail(r, FERRY_EINVAL, "'timeout' must be a number");
+	if (t && json_number_value(t) >= 0)
+		deadline = ferry__mono() + json_number_value(t);
+	if (all && !json_is_boolean(all))
+		return ferry__req_fail(r, FERRY_EINVAL, "'all' must be a boolean");
+	if (json_is_true(all))
+		return wait_all(r, deadline);
+	if (json_object_get(r->in, "state") || json_object_get(r->in, "upto"))
+		return ferry__req_fail(r, FERRY_EINVAL, "'states' and 'upto' go with 'all'");
+	if (!json_is_array(ids) || json_array_size(ids) > MAX_WAIT_IDS)
+		return ferry__req_fail(r, FERRY_EINVAL, "'ids' must be an array of ids");
 	if (!(v = calloc(json_array_size(ids) + 1, sizeof(*v))))
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	json_array_foreach(ids, i, e)
@@ -292,8 +389,6 @@ int ferry__req_wait(struct ferry_req *r)
 			return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
 		}
 	}
-	if (t && json_number_value(t) >= 0)
-		deadline = ferry__mono() + json_number_value(t);
 	/* all ended: the reply is now; else the tick in which the last one ends gives it */
 	rc = ferry__engine_wait(r->eng, r->client, r->def, v, json_array_size(ids), deadline);
 	if (rc < 0)
@@ -434,26 +529,14 @@ int ferry__req_dispose(struct ferry_req *r)
 	return 0;
 }
 
-int ferry__req_read(struct ferry_req *r)
+/* The file of a job's stream into *path (malloc'd), and whether the job ended. */
+static int output_path(struct ferry_req *r, int64_t id, const char *stream, char **path, int *ended)
 {
-	json_t *s = json_object_get(r->in, "stream"), *spec, *p;
-	json_int_t off, max;
-	const char *stream;
-	char *text = NULL, *path = NULL;
-	int ended = 0, rc, fd;
-	int64_t id;
-	ssize_t n;
+	char *text = NULL;
+	json_t *spec, *p;
+	int rc;
 
-	if ((rc = get_id(r, "id", &id)) ||
-	    (rc = ferry__opt_int(r->in, "offset", 0, INT64_MAX, 0, &off, r->err, sizeof(r->err))) ||
-	    (rc = ferry__opt_int(r->in, "max", 0, FERRY_READ_MAX, 65536, &max, r->err,
-				 sizeof(r->err))))
-		return rc;
-	stream = json_string_value(s);
-	if (!stream || (strcmp(stream, "stdout") && strcmp(stream, "stderr")))
-		return ferry__req_fail(r, FERRY_EINVAL,
-				       "'stream' must be \"stdout\" or \"stderr\"");
-	if ((rc = ferry__db_spec(ferry__engine_db(r->eng), id, &text, &ended)))
+	if ((rc = ferry__db_spec(ferry__engine_db(r->eng), id, &text, ended)))
 		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
 	spec = ferry__json_loads(text);
 	free(text);
@@ -466,34 +549,71 @@ int ferry__req_read(struct ferry_req *r)
 				       (long long)id);
 	}
 	p = json_object_get(spec, !strcmp(stream, "stdout") ? "stdout_path" : "stderr_path");
-	path = json_is_string(p) ? strdup(json_string_value(p))
-				 : ferry__asprintf("%s/%lld/%s", ferry__engine_jobs_dir(r->eng),
-						   (long long)id, stream);
+	*path = json_is_string(p) ? strdup(json_string_value(p))
+				  : ferry__asprintf("%s/%lld/%s", ferry__engine_jobs_dir(r->eng),
+						    (long long)id, stream);
 	json_decref(spec);
-	r->bin.p = malloc(max ? (size_t)max : 1);
-	if (!path || !r->bin.p) {
+	return *path ? 0 : ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+}
+
+/*
+ * "path": where the file is, for a client on this host that reads it
+ * itself (as fast as cat): its path, and its device and inode as the
+ * engine sees them, so that a client that sees another file there (in
+ * another mount namespace) knows it and reads through the engine.
+ */
+static int locate(struct ferry_req *r, const char *path, int fd)
+{
+	struct stat st;
+
+	if (fd < 0)
+		return 0; /* nothing written yet: no file */
+	if (fstat(fd, &st) < 0)
+		return ferry__req_fail(r, FERRY_EIO, "cannot read '%s': %s", path, strerror(errno));
+	json_object_set_new(r->out, "path", ferry__json_bytes(path));
+	json_object_set_new(r->out, "dev", json_integer((json_int_t)st.st_dev));
+	json_object_set_new(r->out, "ino", json_integer((json_int_t)st.st_ino));
+	return 0;
+}
+
+int ferry__req_read(struct ferry_req *r)
+{
+	const char *stream = json_string_value(json_object_get(r->in, "stream"));
+	json_t *where = json_object_get(r->in, "path");
+	json_int_t off, max;
+	char *path = NULL;
+	int ended = 0, rc, fd;
+	int64_t id;
+	ssize_t n = 0;
+
+	if ((rc = get_id(r, "id", &id)) ||
+	    (rc = ferry__opt_int(r->in, "offset", 0, INT64_MAX, 0, &off, r->err, sizeof(r->err))) ||
+	    (rc = ferry__opt_int(r->in, "max", 0, FERRY_READ_MAX, 65536, &max, r->err,
+				 sizeof(r->err))))
+		return rc;
+	if (!stream || (strcmp(stream, "stdout") && strcmp(stream, "stderr")))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'stream' must be \"stdout\" or \"stderr\"");
+	if (where && !json_is_boolean(where))
+		return ferry__req_fail(r, FERRY_EINVAL, "'path' must be a boolean");
+	if ((rc = output_path(r, id, stream, &path, &ended)))
+		return rc;
+	if (!(r->bin.p = malloc(max ? (size_t)max : 1))) {
 		free(path);
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	}
-	n = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 && errno != ENOENT) {
+	if (fd < 0 && errno != ENOENT)
 		rc = ferry__req_fail(r, FERRY_EIO, "cannot open '%s': %s", path, strerror(errno));
-		free(path);
-		return rc;
-	}
-	if (fd >= 0) {
-		n = pread(fd, r->bin.p, (size_t)max, off);
-		if (n < 0) {
-			rc = ferry__req_fail(r, FERRY_EIO, "cannot read '%s': %s", path,
-					     strerror(errno));
-			close(fd);
-			free(path);
-			return rc;
-		}
+	else if (fd >= 0 && (n = pread(fd, r->bin.p, (size_t)max, off)) < 0)
+		rc = ferry__req_fail(r, FERRY_EIO, "cannot read '%s': %s", path, strerror(errno));
+	else if (json_is_true(where))
+		rc = locate(r, path, fd);
+	if (fd >= 0)
 		close(fd);
-	}
 	free(path);
+	if (rc)
+		return rc;
 	r->bin.len = (size_t)n;
 	json_object_set_new(r->out, "size", json_integer(n));
 	json_object_set_new(r->out, "ended", json_boolean(ended));

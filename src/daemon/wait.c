@@ -1,8 +1,17 @@
 /*
- * wait.c - wait requests whose reply waits for their jobs to end. A wait
- * keeps its ids and a cursor over them: a tick checks each parked wait
- * from its first job not yet seen ended, so a wait costs what ended
+ * wait.c - wait requests whose reply waits for their jobs to end.
+ *
+ * A wait for listed ids keeps them and a cursor: a tick checks each parked
+ * wait from its first job not yet seen ended, so a wait costs what ended
  * since the last tick, not its whole list each time.
+ *
+ * A wait for all jobs (wait "all") takes its set once, at the call: a
+ * mark on each job of it (struct ferry_wmark, on the job's list j->wmarks)
+ * and a count. The job's end (ferry__waits_job_ended) takes its marks
+ * off and counts them down, so an event costs the waits that hold the
+ * job, never a scan of a wait's set; the tick answers a wait whose count
+ * reached zero. Failures are counted as they happen: the reply says how
+ * many of the set failed, and which (the first FERRY_WAIT_FAILED_IDS).
  */
 #include "wait.h"
 
@@ -13,17 +22,42 @@
 #include "ferry.h"
 #include "util.h"
 
+/* A job's place in a wait for all jobs (one per job of the set). */
+struct ferry_wmark {
+	struct waiter *w;
+	struct ferry_wmark *next, **pprev; /* on the job's list; pprev NULL: off it */
+};
+
 struct waiter {
 	struct ferry_client *c;
 	const struct ferry_reqdef *def; /* wait's row, for the reply */
-	int64_t *ids;
+	int64_t *ids;			/* a wait for ids: the ids, and how far ended */
 	size_t n, pos;
+	int all;		   /* a wait for all jobs (else for ids) */
+	struct ferry_wmark *marks; /* a wait for all: one per job of its set */
+	size_t total, left, failed, nfailed_ids;
+	int64_t failed_ids[FERRY_WAIT_FAILED_IDS];
+	int64_t upto;	 /* the highest id of the set; 0 when empty */
 	double deadline; /* monotonic; <0: none */
 	struct waiter *next;
 };
 
+static void mark_unlink(struct ferry_wmark *m)
+{
+	if (!m->pprev)
+		return;
+	*m->pprev = m->next;
+	if (m->next)
+		m->next->pprev = m->pprev;
+	m->next = NULL;
+	m->pprev = NULL;
+}
+
 static void waiter_free(struct waiter *w)
 {
+	for (size_t i = 0; w->marks && i < w->total; i++)
+		mark_unlink(&w->marks[i]);
+	free(w->marks);
 	free(w->ids);
 	free(w);
 }
@@ -31,6 +65,8 @@ static void waiter_free(struct waiter *w)
 /* Whether every job of w has ended; advances w->pos over ended jobs. */
 static int waiter_done(struct ferry_engine *eng, struct waiter *w)
 {
+	if (w->all)
+		return w->left == 0;
 	while (w->pos < w->n) {
 		struct job *j = ferry__engine_job(eng, w->ids[w->pos]);
 		if (j && !j->dispose_requested)
@@ -59,6 +95,86 @@ int ferry__waits_add(struct ferry_waits *ws, struct ferry_engine *eng, struct fe
 	return 1;
 }
 
+int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
+			 const struct ferry_reqdef *def, struct job **set, size_t n,
+			 double deadline)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+	struct ferry_wmark *marks = n ? calloc(n, sizeof(*marks)) : NULL;
+
+	if (!w || (n && !marks)) {
+		free(w);
+		free(marks);
+		return FERRY_ENOMEM;
+	}
+	*w = (struct waiter){.c = c,
+			     .def = def,
+			     .all = 1,
+			     .marks = marks,
+			     .total = n,
+			     .left = n,
+			     .deadline = deadline};
+	for (size_t i = 0; i < n; i++) {
+		struct ferry_wmark *m = &w->marks[i];
+		m->w = w;
+		m->next = set[i]->wmarks;
+		m->pprev = &set[i]->wmarks;
+		if (m->next)
+			m->next->pprev = &m->next;
+		set[i]->wmarks = m;
+		if (set[i]->id > w->upto)
+			w->upto = set[i]->id;
+	}
+	/* parked even when empty: the tick answers it with its counts */
+	w->next = ws->head;
+	ws->head = w;
+	return 1;
+}
+
+void ferry__waits_job_ended(struct job *j, int failed)
+{
+	while (j->wmarks) {
+		struct ferry_wmark *m = j->wmarks;
+		struct waiter *w = m->w;
+
+		mark_unlink(m);
+		w->left--;
+		if (!failed)
+			continue;
+		if (w->nfailed_ids < FERRY_WAIT_FAILED_IDS)
+			w->failed_ids[w->nfailed_ids++] = j->id;
+		w->failed++;
+	}
+}
+
+/* The reply of a wait for all jobs: its counts, whether all ended or not. */
+static json_t *all_reply(const struct waiter *w)
+{
+	json_t *ids = json_array();
+	json_t *reply;
+
+	for (size_t i = 0; ids && i < w->nfailed_ids; i++)
+		json_array_append_new(ids, json_integer(w->failed_ids[i]));
+	reply = json_pack("{s:b,s:I,s:I,s:I,s:o,s:I}", "ok", 1, "jobs", (json_int_t)w->total,
+			  "pending", (json_int_t)w->left, "failed", (json_int_t)w->failed,
+			  "failed_ids", ids, "upto", (json_int_t)w->upto);
+	return reply ? reply : ferry__error_reply(FERRY_ENOMEM, "out of memory");
+}
+
+/* The reply w is due now, or NULL while it waits on. */
+static json_t *waiter_reply(struct ferry_engine *eng, struct waiter *w, double now)
+{
+	int done = waiter_done(eng, w);
+
+	if (!done && (w->deadline < 0 || now < w->deadline))
+		return NULL;
+	if (w->all)
+		return all_reply(w); /* a wait for all tells its counts either way */
+	if (done)
+		return json_pack("{s:b}", "ok", 1);
+	return ferry__error_reply(FERRY_ETIMEDOUT, "timed out waiting for the jobs to end");
+}
+
 void ferry__waits_wake(struct ferry_waits *ws, struct ferry_engine *eng)
 {
 	struct waiter **p = &ws->head;
@@ -66,13 +182,8 @@ void ferry__waits_wake(struct ferry_waits *ws, struct ferry_engine *eng)
 
 	while (*p) {
 		struct waiter *w = *p;
-		json_t *reply = NULL;
+		json_t *reply = waiter_reply(eng, w, now);
 
-		if (waiter_done(eng, w))
-			reply = json_pack("{s:b}", "ok", 1);
-		else if (w->deadline >= 0 && now >= w->deadline)
-			reply = ferry__error_reply(FERRY_ETIMEDOUT,
-						   "timed out waiting for the jobs to end");
 		if (!reply) {
 			p = &w->next;
 			continue;

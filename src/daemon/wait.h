@@ -5,10 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ferry.h" /* FERRY_WAIT_FAILED_IDS: how many failed ids a reply names */
+
 struct ferry_engine;
 struct ferry_client;
 struct ferry_reqdef;
 struct waiter;
+struct job;
 
 /* The engine's parked waits; zero-initialised is empty. */
 struct ferry_waits {
@@ -23,6 +26,22 @@ struct ferry_waits {
  */
 int ferry__waits_add(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
 		     const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline);
+
+/*
+ * A wait for the jobs set[0..n) (the engine chose them: docs/protocol.md,
+ * "wait"), on connection c until deadline: each job gets a mark, taken
+ * off when it ends (ferry__waits_job_ended). Always parked (1): the tick
+ * answers with the wait's counts, at once when n is 0. Or FERRY_ENOMEM.
+ */
+int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
+			 const struct ferry_reqdef *def, struct job **set, size_t n,
+			 double deadline);
+
+/*
+ * Job j ends (failed: it failed; a job disposed did not): the waits for
+ * all jobs that hold it count it. Costs the waits that hold j.
+ */
+void ferry__waits_job_ended(struct job *j, int failed);
 
 /* Answers the waits whose jobs have all ended, or whose deadline passed. */
 void ferry__waits_wake(struct ferry_waits *ws, struct ferry_engine *eng);

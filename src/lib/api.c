@@ -1,11 +1,13 @@
 /* api.c - the public functions of libferry (include/ferry.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -436,6 +438,92 @@ FERRY_EXPORT int ferry_wait(ferry_conn *c, const ferry_job_id *ids, size_t n, do
 	    c, json_pack("{s:s,s:o,s:f}", "op", "wait", "ids", a, "timeout", -1.0), deadline, NULL);
 }
 
+/* The request of a wait for all jobs into *req; upto < 0: not known yet. */
+static int wait_all_request(ferry_conn *c, const enum ferry_job_status *states, size_t nstates,
+			    int64_t upto, json_t **req)
+{
+	json_t *a = json_array();
+
+	*req = json_pack("{s:s,s:b,s:f}", "op", "wait", "all", 1, "timeout", -1.0);
+	if (!*req || !a) {
+		json_decref(*req);
+		json_decref(a);
+		*req = NULL;
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; states && i < nstates; i++) {
+		const char *name = ferry_status_name(states[i]);
+		if (!name || states[i] == FERRY_UNDETERMINED) {
+			json_decref(a);
+			json_decref(*req);
+			*req = NULL;
+			return ferry__seterr(c, FERRY_EINVAL, "invalid state %d", (int)states[i]);
+		}
+		json_array_append_new(a, json_string(name));
+	}
+	if (json_array_size(a))
+		json_object_set(*req, "state", a);
+	json_decref(a);
+	if (upto >= 0)
+		json_object_set_new(*req, "upto", json_integer(upto));
+	return 0;
+}
+
+/* Adds what one answer of a wait for all jobs counted to *res. */
+static void wait_all_merge(struct ferry_wait_all_result *res, json_t *reply, int first)
+{
+	json_t *ids = json_object_get(reply, "failed_ids"), *e;
+	size_t i;
+
+	if (first)
+		res->jobs = (size_t)json_integer_value(json_object_get(reply, "jobs"));
+	res->pending = (size_t)json_integer_value(json_object_get(reply, "pending"));
+	res->failed += (size_t)json_integer_value(json_object_get(reply, "failed"));
+	json_array_foreach(ids, i, e)
+	{
+		if (res->nfailed_ids < FERRY_WAIT_FAILED_IDS)
+			res->failed_ids[res->nfailed_ids++] = json_integer_value(e);
+	}
+}
+
+/*
+ * The first request answers at once (timeout 0) with the highest id of
+ * the set: every later one, and a replay on a restarted engine, names it,
+ * so jobs submitted after the call stay out. Each answer counts the jobs
+ * that ended while it waited; a remote wait comes back every few seconds
+ * (a silent link would look dead), and is sent again from here.
+ */
+FERRY_EXPORT int ferry_wait_all(ferry_conn *c, const enum ferry_job_status *states, size_t nstates,
+				double timeout_s, struct ferry_wait_all_result *out)
+{
+	struct ferry_wait_all_result res = {0};
+	double deadline = timeout_s >= 0 ? ferry__mono() + timeout_s : 0;
+	int64_t upto = -1;
+	int rc;
+
+	for (int first = 1;; first = 0) {
+		json_t *reply = NULL, *req;
+		if ((rc = wait_all_request(c, states, nstates, upto, &req)))
+			return rc;
+		/* deadline 0 means none; a timeout 0 (the first) needs a deadline past */
+		rc = ferry__call_locked(c, req, first ? 1e-9 : deadline, &reply);
+		if (rc)
+			return rc;
+		wait_all_merge(&res, reply, first);
+		upto = json_integer_value(json_object_get(reply, "upto"));
+		json_decref(reply);
+		if (out)
+			*out = res;
+		if (!res.pending)
+			return 0;
+		if (deadline > 0 && ferry__mono() >= deadline)
+			return ferry__seterr(c, FERRY_ETIMEDOUT,
+					     "timed out waiting for the jobs to end (%zu of %zu "
+					     "not ended)",
+					     res.pending, res.jobs);
+	}
+}
+
 static int control(ferry_conn *c, ferry_job_id id, const char *action)
 {
 	return ferry__call_locked(
@@ -522,6 +610,61 @@ FERRY_EXPORT int ferry_read_output(ferry_conn *c, ferry_job_id id, enum ferry_st
 		if (ended)
 			*ended = json_is_true(json_object_get(reply, "ended"));
 	}
+	json_decref(reply);
+	return rc;
+}
+
+/*
+ * Opens the file the engine names, if it is the one the engine opened
+ * (same device and inode): else this process sees another file system
+ * than the engine (a container), and the bytes must come through it.
+ */
+static int open_located(ferry_conn *c, json_t *reply, int *fd)
+{
+	const char *path = json_string_value(json_object_get(reply, "path"));
+	json_int_t dev = json_integer_value(json_object_get(reply, "dev"));
+	json_int_t ino = json_integer_value(json_object_get(reply, "ino"));
+	struct stat st;
+
+	*fd = -1;
+	if (!path)
+		return 0; /* nothing written yet */
+	*fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (*fd < 0 && errno == ENOENT)
+		return 0;
+	if (*fd < 0)
+		return ferry__seterr(c, FERRY_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (fstat(*fd, &st) == 0 && S_ISREG(st.st_mode) && (json_int_t)st.st_dev == dev &&
+	    (json_int_t)st.st_ino == ino)
+		return 0;
+	close(*fd);
+	*fd = -1;
+	return ferry__seterr(c, FERRY_EUNSUPPORTED,
+			     "'%s' is not here the file the engine has: read it through the engine",
+			     path);
+}
+
+FERRY_EXPORT int ferry_open_output(ferry_conn *c, ferry_job_id id, enum ferry_stream stream,
+				   int *fd, int *ended)
+{
+	json_t *req, *reply = NULL;
+	int rc;
+
+	*fd = -1;
+	if (stream != FERRY_STDOUT && stream != FERRY_STDERR)
+		return ferry__seterr(c, FERRY_EINVAL, "invalid stream %d", (int)stream);
+	if (c->cfg.host)
+		return ferry__seterr(c, FERRY_EUNSUPPORTED,
+				     "resource '%s' is remote: its output comes through the engine",
+				     c->resource);
+	req = json_pack("{s:s,s:I,s:s,s:i,s:i,s:b}", "op", "read", "id", (json_int_t)id, "stream",
+			stream == FERRY_STDOUT ? "stdout" : "stderr", "offset", 0, "max", 0, "path",
+			1);
+	if ((rc = ferry__call_locked(c, req, 0, &reply)))
+		return rc;
+	if (ended)
+		*ended = json_is_true(json_object_get(reply, "ended"));
+	rc = open_located(c, reply, fd);
 	json_decref(reply);
 	return rc;
 }
