@@ -707,9 +707,12 @@ def slow_command(fs, command):
 
 
 def answers_quickly(fs, jid):
-    """status, jobs and a local-socket ping each answer in under 100 ms.
+    """A local-socket ping answers in under 100 ms, and `ferry status` and
+    `ferry jobs` in under 1 s: the stall this guards against is a loop
+    waiting for a 20 s command, and a CLI process under ASan on a busy
+    2-core machine takes a few hundred ms to start and exit on its own.
     Each is timed three times and the best counts: a loop that waits for
-    a 20 s command makes every try slow, a busy 2-core machine only some."""
+    a 20 s command makes every try slow, a busy machine only some."""
     def best(fn):
         times = []
         for _ in range(3):
@@ -723,5 +726,5 @@ def answers_quickly(fs, jid):
         c.hello()
         took["ping"] = best(lambda: c.request({"op": "ping"}))
         assert c.request({"op": "ping"}).get("ok") is True
-    assert all(v < 0.1 for v in took.values()), took
+    assert took["ping"] < 0.1 and took["status"] < 1 and took["jobs"] < 1, took
     return took

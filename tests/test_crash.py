@@ -248,8 +248,10 @@ def test_submits_while_engine_is_killed(ferry):
         wait_dead(pid, 10)
         kills += 1
         last = pid
-    th.join(120)
-    assert not th.is_alive()
+    # 300 CLI runs take about 90 s under ASan on a busy 2-core machine,
+    # before the restarts: a submit that hangs fails on its own 60 s timeout
+    th.join(300)
+    assert not th.is_alive(), f"{len(results)} of {n_submits} submits done"
     assert not errors, f"submissions failed across engine kills: {errors[:3]}"
     assert kills >= 3, f"only {kills} kills happened during the submissions"
     assert len(set(results)) == n_submits

@@ -212,7 +212,9 @@ def make_history(ferry, n=300):
         for k in range(n):
             f.write(f"echo job-{k}-{'x' * 200}\n")
     ids = ferry.run("submit", "--bulk", bulk).stdout.split()
-    ferry.run("wait", "--timeout", "60", ids[-1], timeout=90)
+    # all of them: on 2 slots the last can end before the one beside it,
+    # whose result a later engine would then write over the damage
+    ferry.run("wait", "--timeout", "60", *ids, timeout=90)
     return ids
 
 
