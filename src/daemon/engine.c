@@ -54,7 +54,13 @@ struct ferry_engine {
 	struct ferry_waits waits;
 	double next_gc;
 	double retry_start; /* monotonic time to retry a failed start; 0: none */
-	size_t nfresh;	    /* jobs of the open transaction (struct job.fresh) */
+	/*
+	 * Ids of the jobs of the open transaction (struct job.fresh): the
+	 * commit clears their mark by id, at a cost of what was inserted,
+	 * not of every job in memory. A job forgotten meanwhile is not found.
+	 */
+	int64_t *fresh;
+	size_t nfresh, fresh_cap;
 	int shutdown;
 	char *tr_root;		    /* the transfer root, absolute and resolved */
 	struct ferry_transfers *tr; /* the transfers' caches */
@@ -600,15 +606,23 @@ int ferry__engine_job_add_new(struct ferry_engine *eng, struct job *j)
 	 * commit would otherwise give this id, and the claim of a job that
 	 * ran, to the next job submitted.
 	 */
+	if (eng->nfresh == eng->fresh_cap) {
+		size_t cap = eng->fresh_cap ? eng->fresh_cap * 2 : 1024;
+		int64_t *v = realloc(eng->fresh, cap * sizeof(*v));
+		if (!v) {
+			job_remove(eng, j);
+			return -1;
+		}
+		eng->fresh = v;
+		eng->fresh_cap = cap;
+	}
 	j->fresh = 1;
-	eng->nfresh++;
+	eng->fresh[eng->nfresh++] = j->id;
 	return 0;
 }
 
 void ferry__engine_job_forget(struct ferry_engine *eng, struct job *j)
 {
-	if (j->fresh)
-		eng->nfresh--;
 	job_remove(eng, j);
 }
 
@@ -820,10 +834,17 @@ int ferry__engine_committed(struct ferry_engine *eng)
 {
 	if (!eng->nfresh)
 		return 0;
-	for (size_t i = 0; i < eng->hsize; i++)
-		for (struct job *j = eng->htab[i]; j; j = j->hnext)
+	for (size_t i = 0; i < eng->nfresh; i++) {
+		struct job *j = ferry__engine_job(eng, eng->fresh[i]);
+		if (j)
 			j->fresh = 0;
+	}
 	eng->nfresh = 0;
+	if (eng->fresh_cap > 65536) { /* a big submit's list is not kept for the next */
+		free(eng->fresh);
+		eng->fresh = NULL;
+		eng->fresh_cap = 0;
+	}
 	return eng->qhead != NULL;
 }
 
@@ -1109,6 +1130,7 @@ void ferry__engine_free(struct ferry_engine *eng)
 	}
 	ferry__waits_release(&eng->waits);
 	free(eng->htab);
+	free(eng->fresh);
 	if (eng->tr_root_fd >= 0)
 		close(eng->tr_root_fd);
 	free(eng->tr_root);
