@@ -7,7 +7,10 @@ The files are of held jobs (nothing runs) and big enough to cross the
 old one-frame limit (16 MiB, near 60,000 lines) and the CLI's parts. The
 tests share one xdist group so that they run one after the other, not
 both workers at once on a 2-core machine."""
+import os
 import re
+import signal
+import time
 
 import pytest
 
@@ -101,3 +104,28 @@ def test_bulk_stdin_streams(ferry):
     cp = ferry.run("submit", "--hold", "--json", "--bulk", "-", input=text, timeout=300)
     ids = __import__("json").loads(cp.stdout)
     assert ids == list(range(ids[0], ids[0] + CHUNK + 10))
+
+
+def test_engine_killed_during_pipelined_submit(ferry):
+    """The engine dies while batches are in flight: the library starts a
+    new one, sends again, in order, every batch without an answer (their
+    keys return the ids of those that were committed) and goes on. The
+    ids come out consecutive and no job exists past them: none twice."""
+    from test_remote import Driver  # noqa: E402 (the driver of test_remote.py)
+
+    d = Driver(ferry)
+    try:
+        d.ok("connect local", timeout=30)
+        pid = int(open(ferry.pid_path).read())
+        d.send("submit_held 100000 true")
+        time.sleep(1.0)  # some batches committed, some in flight
+        os.kill(pid, signal.SIGKILL)
+        a = d.answer(timeout=240)
+        assert a.startswith("ok") and len(a.split()) == 100_001, a[:300]
+        ids = [int(x) for x in a.split()[1:]]
+        assert ids == list(range(ids[0], ids[0] + 100_000)), "ids out of order or a job twice"
+        assert int(open(ferry.pid_path).read()) != pid, "the engine was not killed in time"
+        assert ferry.run("status", ids[-1] + 1, check=False).returncode == 1, \
+            "a job past the last id exists: a replay made a new job"
+    finally:
+        d.close()
