@@ -286,11 +286,41 @@ void ferry__engine_job_native_id(struct ferry_engine *eng, struct job *j, const 
 	ferry__db_set_native_id(eng->db, j->id, native_id);
 }
 
+/*
+ * A held job of the engine's own scheduler waits in the database only:
+ * its normalised spec (some 3 KB of JSON objects) is read back when it is
+ * needed, at its start or its end. Kept, it took half the engine's time of
+ * a big held submit (malloc and first touches of new memory: 30 against
+ * 16 us a job, measured at 100,000) and memory nothing used. A DRMS gets
+ * its held jobs at once (hand_queued): those keep theirs.
+ */
+static void job_spec_drop(struct ferry_engine *eng, struct job *j)
+{
+	if (!drms(eng) && j->state == FERRY_USER_ON_HOLD) {
+		json_decref(j->spec);
+		j->spec = NULL;
+	}
+}
+
+static int job_spec(struct ferry_engine *eng, struct job *j)
+{
+	char *text = NULL;
+	int ended, rc;
+
+	if (j->spec)
+		return 0;
+	if ((rc = ferry__db_spec(eng->db, j->id, &text, &ended)))
+		return rc;
+	j->spec = ferry__json_loads(text);
+	free(text);
+	return j->spec ? 0 : FERRY_EINTERNAL;
+}
+
 void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r)
 {
 	struct job_result res = *r;
 	enum ferry_job_status st;
-	json_t *d = json_object_get(j->spec, "disposal_timeout_hours");
+	json_t *d = job_spec(eng, j) ? NULL : json_object_get(j->spec, "disposal_timeout_hours");
 	double hours = json_is_integer(d) ? (double)json_integer_value(d) : 168;
 
 	if (j->kill_requested &&
@@ -618,6 +648,7 @@ int ferry__engine_job_add_new(struct ferry_engine *eng, struct job *j)
 	}
 	j->fresh = 1;
 	eng->fresh[eng->nfresh++] = j->id;
+	job_spec_drop(eng, j);
 	return 0;
 }
 
@@ -777,6 +808,14 @@ static void start_queued(struct ferry_engine *eng)
 
 		if (j->fresh || (slots > 0 && eng->used_slots + j->cpus > slots))
 			break;
+		if ((rc = job_spec(eng, j))) {
+			queue_remove(eng, j);
+			end_unstarted(eng, j, FERRY_ABORTED,
+				      rc == FERRY_ENOJOB
+					  ? "its record is gone from the database"
+					  : "cannot read its spec from the database");
+			continue;
+		}
 		msg[0] = '\0';
 		rc = eng->be->start(eng->be_self, j, msg, sizeof(msg));
 		if (rc == FERRY_EAGAIN) { /* e.g. fork failed: try again shortly */
