@@ -265,12 +265,13 @@ int ferry_submit(ferry_conn *conn, const struct ferry_job_spec *spec, ferry_job_
  * Each job carries a submission key (the spec's, or one the library
  * makes), so that a batch sent again after a lost connection returns the
  * ids it first got.
- * On a failure part-way, ids[i] is the id of every job that was
- * submitted and 0 for every other; the jobs of batches sent before the
- * failure was answered may be submitted too (the ids say which). The
- * message then reads "K of n jobs submitted; " and the engine's reason
- * for the first failed batch, naming its first bad spec by its index in
- * specs. The code is that batch's (errors as ferry_submit()). If the
+ * On any failure, ids[i] is the id of every job that was submitted and
+ * 0 for every other (all 0 when nothing was sent). Part-way, the jobs of
+ * batches sent before the failure was answered may be submitted too (the
+ * ids say which), and with n > 1 the message reads "K of n jobs
+ * submitted; " then the engine's reason for the first failed batch,
+ * naming its first bad spec by its index in specs ("job 70123: ...").
+ * The code is that batch's (errors as ferry_submit()). If the
  * engine was lost and not regained, the batches without an answer are
  * not known: their ids are 0, and a new call with the same keys finds
  * the jobs that were made.

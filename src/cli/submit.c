@@ -657,6 +657,7 @@ static int submit_jobs(struct ctx *c, const struct submit_opts *o, const struct 
 	struct ferry_job_spec *specs = calloc(b->n, sizeof(*specs));
 	int rc;
 
+	memset(ids, 0, b->n * sizeof(*ids)); /* none of the part before is counted again */
 	if (!specs)
 		return FERRY_ENOMEM;
 	for (size_t i = 0; i < b->n; i++) {

@@ -416,6 +416,7 @@ FERRY_EXPORT int ferry_submit_many(ferry_conn *c, const struct ferry_job_spec *s
 
 	if (!n)
 		return ferry__seterr(c, FERRY_EINVAL, "no job to submit");
+	memset(ids, 0, n * sizeof(*ids)); /* whatever fails: 0 for each job not submitted */
 	if ((rc = shared_init(c, &s.sh)))
 		return rc;
 	for (size_t i = 0; i < n; i++)
@@ -424,8 +425,6 @@ FERRY_EXPORT int ferry_submit_many(ferry_conn *c, const struct ferry_job_spec *s
 	pthread_mutex_lock(&c->mu);
 	c->errmsg[0] = '\0';
 	pipeline(&s);
-	for (size_t i = s.next; i < n; i++)
-		ids[i] = 0;
 	if (s.rc && n > 1)
 		ferry__seterr(c, s.rc, "%zu of %zu jobs submitted; %s", s.done, n, s.why);
 	else if (s.rc)
