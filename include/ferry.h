@@ -248,10 +248,33 @@ void ferry_job_spec_init(struct ferry_job_spec *spec);
  */
 int ferry_submit(ferry_conn *conn, const struct ferry_job_spec *spec, ferry_job_id *job_id);
 
+/* The most jobs of one submit request: ferry_submit_many() splits above it. */
+#define FERRY_SUBMIT_MAX 100000
+
 /*
- * Submits n jobs in one round trip and one transaction: all or none.
- * ids must have room for n ids. Errors as ferry_submit(); the message
- * names the index of the first invalid spec.
+ * Submits n jobs (any n >= 1); ids must have room for n ids.
+ * Every spec is first checked here, before anything is sent, as far as
+ * the library can (version, argv, numbers in range, env entries,
+ * lengths, a relative working directory without a current one): a bad
+ * spec then fails the call with no job submitted, the message naming
+ * it ("job 17: ...", counted from 0 in specs).
+ * The jobs then go in batches of about 256 KiB of request each (and at
+ * most FERRY_SUBMIT_MAX jobs), up to 8 of them sent ahead of their
+ * answers. Each batch is one request and one transaction of the engine,
+ * committed before its answer: all or none per batch, not per call.
+ * Each job carries a submission key (the spec's, or one the library
+ * makes), so that a batch sent again after a lost connection returns the
+ * ids it first got.
+ * On any failure, ids[i] is the id of every job that was submitted and
+ * 0 for every other (all 0 when nothing was sent). Part-way, the jobs of
+ * batches sent before the failure was answered may be submitted too (the
+ * ids say which), and with n > 1 the message reads "K of n jobs
+ * submitted; " then the engine's reason for the first failed batch,
+ * naming its first bad spec by its index in specs ("job 70123: ...").
+ * The code is that batch's (errors as ferry_submit()). If the
+ * engine was lost and not regained, the batches without an answer are
+ * not known: their ids are 0, and a new call with the same keys finds
+ * the jobs that were made.
  */
 int ferry_submit_many(ferry_conn *conn, const struct ferry_job_spec *specs, size_t n,
 		      ferry_job_id *ids);

@@ -6,6 +6,7 @@
  * Commands (words split on blanks), one answer line each:
  *   connect RESOURCE [LOGIN|- [PASSWORD]]   timeout SECONDS   ping
  *   submit ARG...     submit_many N ARG...    wait SECONDS ID...
+ *   submit_held N ARG... (submit_many, the jobs held)
  *   status ID...      engine_running RESOURCE                 quit
  *   send PATH...      retrieve SERVER_PATH      transfer SERVER_PATH
  * Answers: "ok [VALUES...]" or "err CODE message".
@@ -42,7 +43,7 @@ static void do_connect(char **w, int n)
 	puts("ok");
 }
 
-static void do_submit_many(char **argv, long count)
+static void do_submit_many(char **argv, long count, int hold)
 {
 	struct ferry_job_spec *specs = calloc((size_t)count, sizeof(*specs));
 	ferry_job_id *ids = calloc((size_t)count, sizeof(*ids));
@@ -51,6 +52,7 @@ static void do_submit_many(char **argv, long count)
 	for (long i = 0; specs && i < count; i++) {
 		ferry_job_spec_init(&specs[i]);
 		specs[i].argv = (const char *const *)argv;
+		specs[i].hold = hold;
 	}
 	rc = specs && ids ? ferry_submit_many(conn, specs, (size_t)count, ids) : FERRY_ENOMEM;
 	if (rc) {
@@ -122,10 +124,13 @@ static void command(char **w, int n)
 	} else if (!strcmp(w[0], "ping") && n == 1) {
 		rc = ferry_ping(conn);
 	} else if (!strcmp(w[0], "submit") && n >= 2) {
-		do_submit_many(w + 1, 1);
+		do_submit_many(w + 1, 1, 0);
 		return;
 	} else if (!strcmp(w[0], "submit_many") && n >= 3) {
-		do_submit_many(w + 2, strtol(w[1], NULL, 10));
+		do_submit_many(w + 2, strtol(w[1], NULL, 10), 0);
+		return;
+	} else if (!strcmp(w[0], "submit_held") && n >= 3) {
+		do_submit_many(w + 2, strtol(w[1], NULL, 10), 1);
 		return;
 	} else if (!strcmp(w[0], "send") && n >= 2) {
 		char *sp = NULL;

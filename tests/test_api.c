@@ -601,6 +601,67 @@ static void t_submit_many(void)
 	CHECK(strstr(ferry_errmsg(conn), "job 10"));
 }
 
+/*
+ * More jobs than one batch (src/lib/submit.c: about 256 KiB of request
+ * each): one call, ids in order; the same keys again return the same ids
+ * (each batch replays by its jobs' keys); a job only the engine refuses
+ * fails its batch and the call says how many were submitted, the ids
+ * saying which; a spec the library can check fails before anything goes.
+ * Not on a cluster: 60,000 held jobs are not for a test scheduler.
+ */
+#define NBATCH 30000
+
+static void t_submit_batches(void)
+{
+	static struct ferry_job_spec s[NBATCH];
+	static ferry_job_id ids[NBATCH], again[NBATCH];
+	static char keys[NBATCH][24];
+	const char *argv[] = {"true", NULL}, *big[] = {"true", NULL, NULL};
+	size_t made = 0, k = 0, n;
+	ferry_job_id *all;
+	char *arg;
+
+	if (on_slurm() || on_drmaa())
+		return;
+	for (int i = 0; i < NBATCH; i++) {
+		ferry_job_spec_init(&s[i]);
+		s[i].argv = argv;
+		s[i].hold = 1;
+		snprintf(keys[i], sizeof(keys[i]), "batch-%d", i);
+		s[i].submission_key = keys[i];
+	}
+	OK(ferry_submit_many(conn, s, NBATCH, ids));
+	for (int i = 1; i < NBATCH; i++)
+		CHECK(ids[i] == ids[i - 1] + 1);
+	OK(ferry_submit_many(conn, s, NBATCH, again));
+	CHECK(!memcmp(ids, again, sizeof(ids)));
+	/* an argument over the kernel's limit: only the engine knows it */
+	CHECK((arg = malloc(200 * 1024 + 1)) != NULL);
+	memset(arg, 'x', 200 * 1024);
+	arg[200 * 1024] = '\0';
+	big[1] = arg;
+	for (int i = 0; i < NBATCH; i++)
+		snprintf(keys[i], sizeof(keys[i]), "other-%d", i);
+	s[20000].argv = big;
+	CHECK(ferry_submit_many(conn, s, NBATCH, again) == FERRY_EINVAL);
+	CHECK(sscanf(ferry_errmsg(conn), "%zu of 30000 jobs submitted; job 20000: ", &k) == 1);
+	CHECK(strstr(ferry_errmsg(conn), "longer than 131072 bytes"));
+	for (int i = 0; i < NBATCH; i++)
+		made += again[i] != 0;
+	CHECK(made == k && k >= 10000 && again[20000] == 0);
+	for (int i = 1; i < 10000; i++)
+		CHECK(again[i] == again[i - 1] + 1 && again[0] > ids[NBATCH - 1]);
+	/* a spec the library checks: nothing is sent */
+	s[20000].argv = argv;
+	s[29999].cpus = 0;
+	CHECK(ferry_submit_many(conn, s, NBATCH, ids) == FERRY_EINVAL);
+	CHECK(strstr(ferry_errmsg(conn), "job 29999: 'cpus' is 0"));
+	OK(ferry_jobs(conn, NULL, &all, &n));
+	CHECK(n == NBATCH + made);
+	free(all);
+	free(arg);
+}
+
 static void t_wait_timeout(void)
 {
 	const char *argv[] = {"sleep", "30", NULL};
@@ -874,6 +935,7 @@ static const struct {
     {"dispose", t_dispose},
     {"idempotent_key", t_idempotent_key},
     {"submit_many", t_submit_many},
+    {"submit_batches", t_submit_batches},
     {"wait_timeout", t_wait_timeout},
     {"wait_all", t_wait_all},
     {"errors", t_errors},

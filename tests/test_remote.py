@@ -394,3 +394,24 @@ def test_replies_lost_during_bulk_submit(remote, netns):
     jobs = remote.json("-r", "cut", "jobs", timeout=60)
     assert len(jobs) == 200, f"{len(jobs)} jobs: the replayed submission was duplicated"
     assert sorted(j["id"] for j in jobs) == sorted(int(x) for x in a.split()[1:])
+
+
+def test_replies_lost_during_pipelined_submit(remote, netns):
+    """The same with a submit of many batches, 8 in flight (src/lib/submit.c):
+    every batch whose answer was lost is replayed, in order, on the new
+    link, and the keys make each return the ids it first got."""
+    d = remote.driver()
+    d.ok("connect cut", timeout=30)
+    d.ok("ping")
+    ns = netns["ns"]
+    subprocess.run(["ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-p", "tcp",
+                    "--sport", "22", "-j", "DROP"], check=True)
+    d.send("submit_held 20000 true")  # batches arrive and commit; their answers are lost
+    time.sleep(22)
+    subprocess.run(["ip", "netns", "exec", ns, "iptables", "-F", "OUTPUT"], check=True)
+    a = d.answer(timeout=180)
+    assert a.startswith("ok") and len(a.split()) == 20001, a[:300]
+    ids = [int(x) for x in a.split()[1:]]
+    assert ids == list(range(ids[0], ids[0] + 20000)), "ids not in order: a batch was duplicated"
+    cp = remote.run("-r", "cut", "status", ids[-1] + 1, check=False, timeout=60)
+    assert cp.returncode == 1, "a job past the last id exists: a replay made new jobs"

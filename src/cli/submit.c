@@ -248,29 +248,56 @@ static char *absolute_dir(const struct ctx *c, const char *dir)
 	return abs;
 }
 
+/*
+ * Jobs of a --bulk file read and submitted at a time: the client's memory
+ * stays bounded whatever the file's size, and ids come as each part is
+ * acknowledged.
+ */
+#define BULK_CHUNK 65536
+
 struct bulk_job {
 	char **argv;
 	char *key;
+	unsigned long line; /* of the --bulk file; 0 for the command line's */
 };
 
+/* The jobs read and not yet submitted; with --bulk, the file they come from. */
 struct bulk {
 	struct bulk_job *jobs;
 	size_t n, cap;
+	size_t base;	   /* jobs of the file before these: their keys number on */
+	FILE *f;	   /* the --bulk file; NULL: none */
+	const char *where; /* its name in messages */
+	unsigned long lineno;
+	char *line;
+	size_t linecap;
+	int eof;
+	size_t submitted; /* jobs of the file submitted */
+	size_t printed;	  /* ids printed */
 };
 
-static void bulk_release(struct bulk *b)
+/* Forgets the jobs submitted; the next read numbers on. */
+static void bulk_clear(struct bulk *b)
 {
-	size_t i;
-
-	for (i = 0; i < b->n; i++) {
+	for (size_t i = 0; i < b->n; i++) {
 		ferry__strv_free(b->jobs[i].argv);
 		free(b->jobs[i].key);
 	}
+	b->base += b->n;
+	b->n = 0;
+}
+
+static void bulk_release(struct bulk *b)
+{
+	bulk_clear(b);
 	free(b->jobs);
+	free(b->line);
+	if (b->f && b->f != stdin)
+		fclose(b->f);
 }
 
 /* Takes argv over. Keys are numbered from 1 so that resubmitting the file is idempotent. */
-static int bulk_add(struct bulk *b, char **argv, const char *key)
+static int bulk_add(struct bulk *b, char **argv, const char *key, unsigned long line)
 {
 	struct bulk_job *j;
 
@@ -285,8 +312,9 @@ static int bulk_add(struct bulk *b, char **argv, const char *key)
 	}
 	j = &b->jobs[b->n];
 	j->key = NULL;
+	j->line = line;
 	if (key) {
-		j->key = ferry__asprintf("%s-%zu", key, b->n + 1);
+		j->key = ferry__asprintf("%s-%zu", key, b->base + b->n + 1);
 		if (!j->key)
 			goto fail;
 	}
@@ -304,9 +332,24 @@ static int blank_or_comment(const char *line)
 	return *line == '\0' || *line == '\n' || *line == '\r' || *line == '#';
 }
 
+/* What became of the file when its reading or submitting stopped. */
+static void bulk_fail(const struct ctx *c, const struct bulk *b, unsigned long line,
+		      const char *why)
+{
+	char tail[128] = "nothing was submitted";
+
+	if (b->submitted)
+		snprintf(tail, sizeof(tail),
+			 "%zu jobs submitted (their ids are printed), the others not",
+			 b->submitted);
+	if (line)
+		ferry__cli_errorf(c, "%s:%lu: %s; %s", b->where, line, why, tail);
+	else
+		ferry__cli_errorf(c, "%s; %s", why, tail);
+}
+
 /* line holds n bytes as read: a NUL byte would end its text early, and the job run less. */
-static int bulk_line(const struct ctx *c, struct bulk *b, char *line, size_t n, const char *key,
-		     const char *where, unsigned long lineno)
+static int bulk_line(const struct ctx *c, struct bulk *b, char *line, size_t n, const char *key)
 {
 	size_t len = strcspn(line, "\r\n");
 	const char *err = NULL;
@@ -314,8 +357,7 @@ static int bulk_line(const struct ctx *c, struct bulk *b, char *line, size_t n, 
 	int rc;
 
 	if (memchr(line, '\0', n)) {
-		ferry__cli_errorf(c, "%s:%lu: NUL byte (not a text file?); nothing was submitted",
-				  where, lineno);
+		bulk_fail(c, b, b->lineno, "NUL byte (not a text file?)");
 		return -1;
 	}
 	if (blank_or_comment(line))
@@ -327,65 +369,69 @@ static int bulk_line(const struct ctx *c, struct bulk *b, char *line, size_t n, 
 		return -1;
 	}
 	if (rc < 0) {
-		ferry__cli_errorf(c, "%s:%lu: %s", where, lineno, err ? err : "invalid line");
+		bulk_fail(c, b, b->lineno, err ? err : "invalid line");
 		return -1;
 	}
 	if (!argv[0]) {
 		ferry__strv_free(argv);
 		return 0;
 	}
-	if (bulk_add(b, argv, key) < 0) {
+	if (bulk_add(b, argv, key, b->lineno) < 0) {
 		ferry__cli_out_of_memory(c);
 		return -1;
 	}
 	return 0;
 }
 
-static int read_bulk(const struct ctx *c, const char *path, const char *key, struct bulk *b)
+static int bulk_open(const struct ctx *c, const char *path, struct bulk *b)
 {
 	int from_stdin = strcmp(path, "-") == 0;
-	const char *where = from_stdin ? "(stdin)" : path;
-	FILE *f = from_stdin ? stdin : fopen(path, "r");
-	unsigned long lineno = 0;
-	char *line = NULL;
-	size_t cap = 0;
-	int rc = CLI_ERR;
 
-	if (!f) {
+	b->where = from_stdin ? "(stdin)" : path;
+	b->f = from_stdin ? stdin : fopen(path, "r");
+	if (!b->f) {
 		ferry__cli_errorf(c, "cannot open '%s': %s", path, ferry__cli_errno_str(errno));
 		return CLI_ERR;
 	}
-	for (ssize_t n; (n = getline(&line, &cap, f)) >= 0;) {
-		if (bulk_line(c, b, line, (size_t)n, key, where, ++lineno) < 0)
-			goto out;
-	}
-	if (ferror(f)) {
-		ferry__cli_errorf(c, "cannot read '%s': %s", where, ferry__cli_errno_str(errno));
-		goto out;
-	}
-	rc = CLI_OK;
-out:
-	free(line);
-	if (!from_stdin)
-		fclose(f);
-	return rc;
+	return CLI_OK;
 }
 
-static int print_ids(const struct ctx *c, const ferry_job_id *ids, size_t n)
+/* The next BULK_CHUNK jobs of the file (fewer at its end: b->eof). */
+static int bulk_read(const struct ctx *c, struct bulk *b, const char *key)
 {
-	size_t i;
+	ssize_t n = 0;
 
-	if (c->json)
-		putchar('[');
-	for (i = 0; i < n; i++) {
+	bulk_clear(b);
+	while (b->n < BULK_CHUNK && (n = getline(&b->line, &b->linecap, b->f)) >= 0) {
+		b->lineno++;
+		if (bulk_line(c, b, b->line, (size_t)n, key) < 0)
+			return CLI_ERR;
+	}
+	if (n < 0 && ferror(b->f)) {
+		char why[PATH_MAX + 64];
+		snprintf(why, sizeof(why), "cannot read '%s': %s", b->where,
+			 ferry__cli_errno_str(errno));
+		bulk_fail(c, b, 0, why);
+		return CLI_ERR;
+	}
+	b->eof = n < 0;
+	return CLI_OK;
+}
+
+/* The ids of the jobs submitted, as they come: a JSON array (or object) closed at the end. */
+static void print_ids(const struct ctx *c, struct bulk *b, const char *open,
+		      const ferry_job_id *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!ids[i])
+			continue; /* not submitted */
 		if (c->json)
-			printf("%s%" PRId64, i ? ", " : "", ids[i]);
+			printf("%s%" PRId64, b->printed ? ", " : open, ids[i]);
 		else
 			printf("%" PRId64 "\n", ids[i]);
+		b->printed++;
 	}
-	if (c->json)
-		puts("]");
-	return CLI_OK;
+	fflush(stdout);
 }
 
 /* The command of a single submit, as a job of its own copy, like a line of --bulk. */
@@ -400,7 +446,7 @@ static int bulk_add_copy(const struct ctx *c, struct bulk *b, char *const *argv)
 			v = NULL;
 		}
 	}
-	if (!v || bulk_add(b, v, NULL) < 0)
+	if (!v || bulk_add(b, v, NULL, 0) < 0)
 		return ferry__cli_out_of_memory(c);
 	return CLI_OK;
 }
@@ -492,6 +538,16 @@ static int subst_argv(struct submit_opts *o, char **argv)
 	return 0;
 }
 
+/* The commands of the jobs read, for each part of a --bulk file. */
+static int subst_jobs(struct submit_opts *o, struct bulk *b)
+{
+	int bad = 0;
+
+	for (size_t i = 0; i < b->n; i++)
+		bad |= subst_argv(o, b->jobs[i].argv);
+	return bad ? -1 : 0;
+}
+
 /*
  * Every word the rule covers. Before the transfers exist (no server
  * paths) this changes nothing and only finds which paths are named.
@@ -506,9 +562,7 @@ static int subst_all(struct submit_opts *o, struct bulk *b)
 	bad |= subst_str(o, &o->cwd);
 	for (size_t i = 0; i < o->env.n; i++)
 		bad |= subst_env(o, &o->env.v[i]);
-	for (size_t i = 0; i < b->n; i++)
-		bad |= subst_argv(o, b->jobs[i].argv);
-	return bad ? -1 : 0;
+	return bad || subst_jobs(o, b) < 0 ? -1 : 0;
 }
 
 /* A path the job is not told about would be sent for nothing: surely a mistake. */
@@ -596,25 +650,102 @@ static void report_made(const struct ctx *c, const struct submit_opts *o)
 	}
 }
 
+/* The jobs read, submitted: 0, or the library's code (ids: 0 for those not submitted). */
 static int submit_jobs(struct ctx *c, const struct submit_opts *o, const struct bulk *b,
 		       ferry_job_id *ids)
 {
-	struct ferry_job_spec *specs;
+	struct ferry_job_spec *specs = calloc(b->n, sizeof(*specs));
 	int rc;
 
-	if (ferry__cli_connect(c) < 0)
-		return CLI_ERR;
-	if (!(specs = calloc(b->n, sizeof(*specs))))
-		return ferry__cli_out_of_memory(c);
+	memset(ids, 0, b->n * sizeof(*ids)); /* none of the part before is counted again */
+	if (!specs)
+		return FERRY_ENOMEM;
 	for (size_t i = 0; i < b->n; i++) {
 		specs[i] = o->spec;
 		specs[i].argv = (const char *const *)b->jobs[i].argv;
 		specs[i].submission_key = o->bulk ? b->jobs[i].key : o->key;
 	}
-	rc = o->bulk ? ferry_submit_many(c->conn, specs, b->n, ids)
-		     : ferry_submit(c->conn, specs, ids);
+	rc = ferry_submit_many(c->conn, specs, b->n, ids);
 	free(specs);
-	return rc < 0 ? ferry__cli_report(c, rc) : CLI_OK;
+	return rc;
+}
+
+/*
+ * The library names a failed job by its index in the call, after how
+ * many were submitted ("K of n jobs submitted; job J: ..."): the file's
+ * line instead, and how many of the file's jobs were submitted.
+ */
+static void bulk_report(const struct ctx *c, const struct bulk *b, int rc)
+{
+	const char *rest = ferry__cli_api_msg(c, rc);
+	size_t j;
+	int used = 0;
+
+	if (sscanf(rest, "%*u of %*u jobs submitted; %n", &used) >= 0 && used > 0)
+		rest += used;
+	used = 0;
+	if (sscanf(rest, "job %zu: %n", &j, &used) == 1 && used > 0 && j < b->n)
+		bulk_fail(c, b, b->jobs[j].line, rest + used);
+	else
+		bulk_fail(c, b, 0, rest);
+}
+
+static json_t *xf_json(const struct submit_opts *o, int inputs);
+
+/* Closes the JSON of the ids: an array, or with --in/--out an object with the server paths. */
+static void print_ids_end(const struct ctx *c, const struct submit_opts *o, struct bulk *b,
+			  const char *open)
+{
+	char *in = NULL, *out = NULL;
+	json_t *v;
+
+	if (!c->json)
+		return;
+	if (!b->printed)
+		fputs(open, stdout);
+	if (!o->nxf) {
+		puts("]");
+		return;
+	}
+	in = (v = xf_json(o, 1)) ? json_dumps(v, JSON_COMPACT) : NULL;
+	json_decref(v);
+	out = (v = xf_json(o, 0)) ? json_dumps(v, JSON_COMPACT) : NULL;
+	json_decref(v);
+	printf("], \"inputs\": %s, \"outputs\": %s}\n", in ? in : "null", out ? out : "null");
+	free(in);
+	free(out);
+}
+
+/*
+ * A --bulk file, a part at a time: each part's ids are printed once it
+ * is submitted, before the next is read. A failure stops at its part;
+ * the ids printed are the jobs submitted.
+ */
+static int submit_bulk(struct ctx *c, struct submit_opts *o, struct bulk *b, ferry_job_id *ids)
+{
+	const char *open = c->json && o->nxf ? "{\"ids\": [" : "[";
+	int rc = CLI_OK;
+
+	while (b->n) {
+		int api = submit_jobs(c, o, b, ids);
+		for (size_t i = 0; i < b->n; i++)
+			b->submitted += ids[i] != 0;
+		print_ids(c, b, open, ids, b->n);
+		if (api) {
+			bulk_report(c, b, api);
+			rc = CLI_ERR;
+			break;
+		}
+		if (b->eof || (rc = bulk_read(c, b, o->key)) != CLI_OK)
+			break;
+		if (o->nxf && subst_jobs(o, b) < 0) {
+			rc = ferry__cli_out_of_memory(c);
+			break;
+		}
+	}
+	if (rc == CLI_OK || b->printed)
+		print_ids_end(c, o, b, open);
+	return rc;
 }
 
 static int submit_run(struct ctx *c, struct submit_opts *o, struct bulk *b, ferry_job_id *ids)
@@ -635,7 +766,12 @@ static int submit_run(struct ctx *c, struct submit_opts *o, struct bulk *b, ferr
 	o->spec.env = o->env.v;
 	o->spec.referenced_input_files = o->inputs.v;
 	o->spec.referenced_output_files = o->outputs.v;
-	return submit_jobs(c, o, b, ids);
+	if (ferry__cli_connect(c) < 0)
+		return CLI_ERR;
+	if (o->bulk)
+		return submit_bulk(c, o, b, ids);
+	rc = submit_jobs(c, o, b, ids);
+	return rc ? ferry__cli_report(c, rc) : CLI_OK;
 }
 
 static json_t *xf_json(const struct submit_opts *o, int inputs)
@@ -655,24 +791,17 @@ static json_t *xf_json(const struct submit_opts *o, int inputs)
 	return a;
 }
 
-/* The ids as always; with --json and --in/--out, an object that also has the server paths. */
-static int print_submitted(const struct ctx *c, const struct submit_opts *o,
-			   const ferry_job_id *ids, size_t n)
+/* The id of a single submit; with --json and --in/--out, an object that also has the server paths.
+ */
+static int print_submitted(const struct ctx *c, const struct submit_opts *o, ferry_job_id id)
 {
-	json_t *j, *a = json_array();
+	json_t *j;
 
 	if (!c->json || !o->nxf) {
-		json_decref(a);
-		if (o->bulk)
-			return print_ids(c, ids, n);
-		printf(c->json ? "{\"id\": %" PRId64 "}\n" : "%" PRId64 "\n", ids[0]);
+		printf(c->json ? "{\"id\": %" PRId64 "}\n" : "%" PRId64 "\n", id);
 		return CLI_OK;
 	}
-	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, json_integer((json_int_t)ids[i]));
-	j = o->bulk ? json_pack("{s:o}", "ids", a) : json_pack("{s:I}", "id", (json_int_t)ids[0]);
-	if (!o->bulk)
-		json_decref(a);
+	j = json_pack("{s:I}", "id", (json_int_t)id);
 	if (j && (json_object_set_new(j, "inputs", xf_json(o, 1)) < 0 ||
 		  json_object_set_new(j, "outputs", xf_json(o, 0)) < 0)) {
 		json_decref(j);
@@ -749,15 +878,18 @@ int ferry__cli_cmd_submit(struct ctx *c, int argc, char **argv)
 	if (rc == CLI_OK)
 		rc = submit_check(c, &o, argc - optind);
 	if (rc == CLI_OK)
-		rc = o.bulk ? read_bulk(c, o.bulk, o.key, &b) : bulk_add_copy(c, &b, argv + optind);
+		rc = o.bulk ? bulk_open(c, o.bulk, &b) : bulk_add_copy(c, &b, argv + optind);
+	if (rc == CLI_OK && o.bulk) /* the first part: the transfers are for the whole file */
+		rc = bulk_read(c, &b, o.key);
 	if (rc == CLI_OK && b.n && !(ids = calloc(b.n, sizeof(*ids))))
 		rc = ferry__cli_out_of_memory(c);
-	/* an empty --bulk file submits nothing, and says so with no ids */
 	if (rc == CLI_OK && b.n)
 		rc = submit_run(c, &o, &b, ids);
-	if (rc == CLI_OK)
-		rc = print_submitted(c, &o, ids, b.n);
-	else if (rc != CLI_DONE)
+	else if (rc == CLI_OK) /* an empty --bulk file submits nothing, and says so with no ids */
+		print_ids_end(c, &o, &b, "[");
+	if (rc == CLI_OK && !o.bulk)
+		rc = print_submitted(c, &o, ids[0]);
+	else if (rc != CLI_OK && rc != CLI_DONE && !b.submitted)
 		report_made(c, &o);
 	free(ids);
 	submit_release(&o, &b);

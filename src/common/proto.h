@@ -14,6 +14,19 @@
 
 enum { FERRY_FRAME_REQUEST = 1, FERRY_FRAME_REPLY = 2 };
 
+/*
+ * Limits of a job spec's numbers and strings (docs/protocol.md, "Job
+ * spec"): the engine checks them (spec.c), and the library before it
+ * sends anything, so that a bad spec of a big submit stops it before
+ * its first batch (src/lib/submit.c).
+ */
+#define FERRY_SPEC_DISPOSAL_MAX 87600
+#define FERRY_SPEC_CPUS_MAX	(1 << 20)
+#define FERRY_SPEC_MEMORY_MAX	((int64_t)1 << 30)
+#define FERRY_SPEC_WALLTIME_MAX (366 * 86400)
+#define FERRY_SPEC_NAME_MAX	1024
+#define FERRY_SPEC_KEY_MAX	128
+
 struct ferry_frame_hdr {
 	uint16_t version;
 	uint16_t type;

@@ -99,9 +99,12 @@ static int check_request(struct ferry_req *r)
 int ferry__req_check_room(struct ferry_req *r)
 {
 	const char *dir = ferry__engine_state_dir(r->eng);
-	int64_t avail = ferry__fs_free(-1, dir);
+	int64_t avail;
 
-	if (r->room_ok || avail < 0 || avail >= FERRY_DB_ROOM) {
+	if (r->room_ok) /* once per request: a statvfs per job was 8% of a big submit */
+		return 0;
+	avail = ferry__fs_free(-1, dir);
+	if (avail < 0 || avail >= FERRY_DB_ROOM) {
 		r->room_ok = 1;
 		return 0;
 	}

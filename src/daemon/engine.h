@@ -197,10 +197,12 @@ int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
 /*
  * A normalised copy of a client's job spec (docs/protocol.md, "Job spec":
  * paths resolved, defaults filled in, the backend's check passed), or NULL
- * with *code and err set.
+ * with *code and err set. *seen (NULL at first, free() it after the
+ * request) is the working directory last found to exist in this request,
+ * which the next spec naming it is not looked up again for.
  */
-json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen,
-			      int *code);
+json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, char **seen, char *err,
+			      size_t errlen, int *code);
 /*
  * The integer field key of o into *out: dflt when absent or null, else it
  * must be an integer from min to max (0, or FERRY_EINVAL with err set).

@@ -18,7 +18,6 @@
 #include "proto.h"
 
 #define MAX_WAIT_IDS 1000000
-#define MAX_SUBMIT   100000
 
 static int get_id(struct ferry_req *r, const char *key, int64_t *id)
 {
@@ -80,13 +79,13 @@ static int link_transfers(struct ferry_engine *eng, int64_t id, json_t *n)
 	return pending;
 }
 
-static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, int64_t *id)
+static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen, int64_t *id)
 {
 	struct ferry_engine *eng = r->eng;
 	struct ferry_db *db = ferry__engine_db(eng);
 	char msg[900];
 	int code = 0;
-	json_t *n = ferry__spec_normalise(eng, spec, msg, sizeof(msg), &code);
+	json_t *n = ferry__spec_normalise(eng, spec, seen, msg, sizeof(msg), &code);
 	const char *key;
 	struct job *j;
 	char *text;
@@ -145,14 +144,16 @@ int ferry__req_submit(struct ferry_req *r)
 	json_t *jobs = json_object_get(r->in, "jobs"), *ids, *spec;
 	size_t i, n;
 	int64_t *newids;
+	char *seen = NULL; /* the working directory found to exist */
 	int rc = 0;
 
 	if (!json_is_array(jobs) || !(n = json_array_size(jobs)))
 		return ferry__req_fail(r, FERRY_EINVAL,
 				       "'jobs' must be a non-empty array of job specs");
-	if (n > MAX_SUBMIT)
-		return ferry__req_fail(
-		    r, FERRY_EINVAL, "%zu jobs in one submit, over the limit of %d", n, MAX_SUBMIT);
+	if (n > FERRY_SUBMIT_MAX)
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "%zu jobs in one submit, over the limit of %d", n,
+				       FERRY_SUBMIT_MAX);
 	newids = calloc(n, sizeof(*newids));
 	ids = json_array();
 	if (!newids || !ids || ferry__db_savepoint(ferry__engine_db(r->eng))) {
@@ -162,10 +163,11 @@ int ferry__req_submit(struct ferry_req *r)
 	}
 	json_array_foreach(jobs, i, spec)
 	{
-		if ((rc = submit_one(r, spec, i, &newids[i])))
+		if ((rc = submit_one(r, spec, i, &seen, &newids[i])))
 			break;
 		json_array_append_new(ids, json_integer(newids[i]));
 	}
+	free(seen);
 	if (rc) {
 		/* all or none: forget the jobs this request created */
 		for (size_t k = 0; k < i; k++) {

@@ -15,6 +15,7 @@
 
 #include "engine.h"
 #include "jbytes.h"
+#include "proto.h"
 #include "util.h"
 
 #define MAX_ARG_BYTES (128 * 1024)
@@ -225,7 +226,8 @@ static int set_path(json_t *o, const char *key, const char *cwd, const char *p)
 }
 
 /* Validates the path fields of a spec and copies them, resolved, into n. */
-static int normalise_paths(json_t *spec, json_t *n, const char **cwd_out, char *err, size_t errlen)
+static int normalise_paths(json_t *spec, json_t *n, char **seen, const char **cwd_out, char *err,
+			   size_t errlen)
 {
 	const char *cwd, *in, *out, *errp;
 	struct stat st;
@@ -241,9 +243,14 @@ static int normalise_paths(json_t *spec, json_t *n, const char **cwd_out, char *
 	if (cwd[0] != '/')
 		return ferry__fail(err, errlen, FERRY_EINVAL,
 				   "working directory '%s' is not absolute", cwd);
-	if (stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode))
-		return ferry__fail(err, errlen, FERRY_EINVAL,
-				   "working directory '%s' does not exist", cwd);
+	if (!*seen || strcmp(*seen, cwd)) {
+		/* once per request and directory: the jobs of a big submit share one */
+		if (stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode))
+			return ferry__fail(err, errlen, FERRY_EINVAL,
+					   "working directory '%s' does not exist", cwd);
+		free(*seen);
+		*seen = strdup(cwd); /* none for lack of memory: the next job looks again */
+	}
 	json_object_set_new(n, "working_directory", ferry__json_bytes(cwd));
 	if (in) {
 		char *p = resolve(cwd, in);
@@ -343,16 +350,17 @@ static int normalise_scalars(struct ferry_engine *eng, json_t *spec, json_t *n, 
 	int join, hold, rc, slots = be->slots ? be->slots(ferry__engine_backend_self(eng)) : 0;
 	const char *name, *queue, *native, *key;
 
-	if ((rc = opt_string(spec, "name", 1024, &name, err, errlen)) ||
+	if ((rc = opt_string(spec, "name", FERRY_SPEC_NAME_MAX, &name, err, errlen)) ||
 	    (rc = opt_string(spec, "queue", 256, &queue, err, errlen)) ||
 	    (rc = opt_string(spec, "native_specification", 65536, &native, err, errlen)) ||
-	    (rc = opt_string(spec, "submission_key", 128, &key, err, errlen)) ||
-	    (rc = ferry__opt_int(spec, "disposal_timeout_hours", 1, 87600, 168, &disposal, err,
+	    (rc = opt_string(spec, "submission_key", FERRY_SPEC_KEY_MAX, &key, err, errlen)) ||
+	    (rc = ferry__opt_int(spec, "disposal_timeout_hours", 1, FERRY_SPEC_DISPOSAL_MAX, 168,
+				 &disposal, err, errlen)) ||
+	    (rc = ferry__opt_int(spec, "cpus", 1, FERRY_SPEC_CPUS_MAX, 1, &cpus, err, errlen)) ||
+	    (rc = ferry__opt_int(spec, "memory_mb", 0, FERRY_SPEC_MEMORY_MAX, 0, &mem, err,
 				 errlen)) ||
-	    (rc = ferry__opt_int(spec, "cpus", 1, 1 << 20, 1, &cpus, err, errlen)) ||
-	    (rc =
-		 ferry__opt_int(spec, "memory_mb", 0, (json_int_t)1 << 30, 0, &mem, err, errlen)) ||
-	    (rc = ferry__opt_int(spec, "walltime_s", 0, 366 * 86400, 0, &wall, err, errlen)) ||
+	    (rc = ferry__opt_int(spec, "walltime_s", 0, FERRY_SPEC_WALLTIME_MAX, 0, &wall, err,
+				 errlen)) ||
 	    (rc = opt_bool(spec, "join_stderrout", &join, err, errlen)) ||
 	    (rc = opt_bool(spec, "hold", &hold, err, errlen)))
 		return rc;
@@ -378,8 +386,8 @@ static int normalise_scalars(struct ferry_engine *eng, json_t *spec, json_t *n, 
 }
 
 /* Returns a normalised copy of spec (resolved paths, defaults), or NULL. */
-json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, char *err, size_t errlen,
-			      int *code)
+json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, char **seen, char *err,
+			      size_t errlen, int *code)
 {
 	const struct ferry_backend *be = ferry__engine_backend(eng);
 	json_t *n = json_object();
@@ -397,7 +405,7 @@ json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, char *err,
 	if ((rc = check_keys(spec, spec_keys, FERRY_ARRAY_SIZE(spec_keys), "job spec", err,
 			     errlen)) ||
 	    (rc = normalise_scalars(eng, spec, n, err, errlen)) ||
-	    (rc = normalise_paths(spec, n, &cwd, err, errlen)) ||
+	    (rc = normalise_paths(spec, n, seen, &cwd, err, errlen)) ||
 	    (rc = normalise_arrays(eng, spec, n, cwd, err, errlen)))
 		goto bad;
 	if (be->check && (rc = be->check(ferry__engine_backend_self(eng), n, err, errlen)))

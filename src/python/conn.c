@@ -550,9 +550,12 @@ PyDoc_STRVAR(submit_doc,
 
 PyDoc_STRVAR(submit_many_doc,
 	     "submit_many($self, jobs, /)\n--\n\n"
-	     "Submits a list of jobs, each a dict of submit()'s keyword arguments, in one\n"
-	     "round trip and one transaction (all or none); returns their ids in order.\n"
-	     "Raises what submit() raises; the message names the first bad job's index.");
+	     "Submits a list of jobs, each a dict of submit()'s keyword arguments, any\n"
+	     "number, in batches each one transaction (all or none per batch, see\n"
+	     "libferry(3)); returns their ids in order. Raises what submit() raises; the\n"
+	     "message names the first bad job's index, and after a failure part-way\n"
+	     "starts 'K of n jobs submitted;' (with submission_key given, the same list\n"
+	     "again returns the jobs made and makes the others).");
 
 PyDoc_STRVAR(status_doc, "status($self, job_id, /)\n--\n\n"
 			 "The job's state: one of ferry.JOB_STATES ('running', 'done', ...).\n"
