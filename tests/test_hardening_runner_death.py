@@ -14,15 +14,8 @@ import sys
 import time
 
 from conftest import pid_alive, poll, runner_pid, wait_dead
+from test_crash import count_lines
 from test_hardening_connections import start_engine
-
-
-def count_lines(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().count(b"\n")
-    except FileNotFoundError:
-        return 0
 
 
 def submit_marked(ferry, tag, n, tail):

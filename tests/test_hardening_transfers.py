@@ -19,19 +19,11 @@ import time
 
 import pytest
 
-from conftest import ferry_world, frame, poll
+from conftest import frame, poll
 from test_transfer import (interrupted_send, md5, raw_request, send, tinfo,
                            tree_contents)
-
-
-@pytest.fixture(params=["local", "ssh"])
-def ferry(request):
-    return ferry_world(request, request.param)
-
-
-@pytest.fixture
-def local(request):
-    return ferry_world(request, "local")
+# the fixtures: local and ssh, and local only, as for the transfer tests
+from test_transfer import ferry, local  # noqa: F401,F811
 
 
 # ------------------------------------------------- 5: outputs of unfinished jobs
