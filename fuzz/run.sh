@@ -57,7 +57,7 @@ seeds_frame() {
 	local S='{"op":"submit","jobs":[{"argv":["true"],"working_directory":"/"}]}'
 	local full='{"op":"submit","jobs":[{"argv":["sh","-c","echo hi"],"name":"n","working_directory":"/tmp","stdin_path":"/dev/null","stdout_path":"out","stderr_path":"/tmp/err","join_stderrout":false,"env":["A=1","B_2=x"],"referenced_input_files":["/"],"referenced_output_files":["o"],"disposal_timeout_hours":1,"cpus":1,"memory_mb":64,"walltime_s":10,"hold":true,"submission_key":"k1"}]}'
 	local reqs=(
-		'{"op":"hello","version":1,"client":"seed"}'
+		'{"op":"hello","version":2,"client":"seed"}'
 		'{"op":"ping"}'
 		"$S"
 		"$full"
@@ -95,7 +95,7 @@ seeds_frame() {
 	done
 	# stateful sequences: ids are relative to the input (see fuzz_frame.c)
 	{
-		frame '{"op":"hello","version":1,"client":"seed"}'
+		frame '{"op":"hello","version":2,"client":"seed"}'
 		frame "$S"
 		frame '{"op":"status","id":1}'
 		frame '{"op":"control","id":1,"action":"hold"}'

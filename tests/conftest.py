@@ -302,7 +302,7 @@ class RawConn:
         return self.recv()[0]
 
     def hello(self):
-        r = self.request({"op": "hello", "version": 1, "client": "ferry-tests"})
+        r = self.request({"op": "hello", "version": 2, "client": "ferry-tests"})
         assert r.get("ok") is True, f"hello refused: {r!r}"
         return r
 

@@ -186,6 +186,14 @@ def test_hello_wrong_version(eng):
         assert_err(r, ("EPROTO", "EUNSUPPORTED", "EINVAL"), r"version")
 
 
+def test_hello_of_a_client_before_paged_listings(eng):
+    """A version-1 client (which would take a listing's first page for the
+    whole) is told which versions differ, in the same frames it speaks."""
+    with eng.raw() as c:
+        r = c.request({"op": "hello", "version": 1, "client": "libferry 0.2.0"})
+        assert_err(r, "EPROTO", r"client protocol version 1 is not supported \(engine speaks 2\)")
+
+
 def test_unknown_op(eng):
     with hello_conn(eng) as c:
         r = c.request({"op": "frobnicate"})

@@ -129,7 +129,7 @@ def assert_not_spinning(pid, share=0.25):
     assert used < share, f"the engine uses {used:.0%} of a CPU while nothing happens"
 
 
-HELLO = frame({"op": "hello", "version": 1, "client": "ferry-tests"})
+HELLO = frame({"op": "hello", "version": 2, "client": "ferry-tests"})
 
 
 def connect(ferry, timeout=10.0):

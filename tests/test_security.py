@@ -185,7 +185,7 @@ try:
     s.connect(path)
 except OSError as e:
     out(result="connect_error", errno=e.errno, error=str(e))
-body = json.dumps({"op": "hello", "version": 1, "client": "intruder"}).encode()
+body = json.dumps({"op": "hello", "version": 2, "client": "intruder"}).encode()
 try:
     s.sendall(struct.pack(">4sHHII", b"FRY1", 1, 1, len(body), len(body)) + body)
 except OSError as e:
@@ -241,7 +241,7 @@ def test_root_cannot_use_other_users_engine(other):
     conn = RawConn(other.sock_path)
     try:
         try:
-            conn.send(frame({"op": "hello", "version": 1, "client": "root"}))
+            conn.send(frame({"op": "hello", "version": 2, "client": "root"}))
         except (BrokenPipeError, ConnectionResetError):
             pass  # refused at accept; a reply may still be waiting
         how = assert_refused_reply(conn)

@@ -37,7 +37,7 @@ static uint32_t get32(const unsigned char *p)
 void ferry__hdr_encode(unsigned char *out, uint16_t type, uint32_t body_len, uint32_t json_len)
 {
 	memcpy(out, magic, 4);
-	put16(out + 4, FERRY_PROTO_VERSION);
+	put16(out + 4, FERRY_FRAME_VERSION);
 	put16(out + 6, type);
 	put32(out + 8, body_len);
 	put32(out + 12, json_len);
@@ -53,8 +53,8 @@ int ferry__hdr_decode(const unsigned char *in, struct ferry_frame_hdr *h, const 
 	h->type = get16(in + 6);
 	h->body_len = get32(in + 8);
 	h->json_len = get32(in + 12);
-	if (h->version != FERRY_PROTO_VERSION) {
-		*why = "unsupported protocol version";
+	if (h->version != FERRY_FRAME_VERSION) {
+		*why = "unsupported frame version";
 		return FERRY_EPROTO;
 	}
 	if (h->type != FERRY_FRAME_REQUEST && h->type != FERRY_FRAME_REPLY) {

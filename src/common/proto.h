@@ -6,7 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FERRY_PROTO_VERSION 1
+/*
+ * Two numbers: the frame layout (in every frame's header) and the requests
+ * and replies (in hello). Version 2 of the requests answers `jobs` in
+ * pages and takes selections; an engine and a client that differ refuse
+ * each other in hello with a message naming both, instead of one
+ * misreading a paged listing as a whole one.
+ */
+#define FERRY_FRAME_VERSION 1
+#define FERRY_PROTO_VERSION 2
 #define FERRY_FRAME_HDR	    16
 #define FERRY_MAGIC	    "FRY1" /* the first 4 bytes of every frame */
 #define FERRY_FRAME_MAX	    ((16u << 20) + (64u << 10))

@@ -187,7 +187,7 @@ static const struct bad_hdr_case {
 	const char *why; /* all of it: the server sends it, "; closing the connection" added */
 } bad_hdr_cases[] = {
     {"bad magic", "GET ", 1, 1, 2, 2, 0, "bad frame magic (not a ferry peer?)"},
-    {"version 2", "FRY1", 2, 1, 2, 2, 0, "unsupported protocol version"},
+    {"version 2", "FRY1", 2, 1, 2, 2, 0, "unsupported frame version"},
     {"type 3", "FRY1", 1, 3, 2, 2, 0, "unknown frame type"},
     {"body one over the limit", "FRY1", 1, 1, FERRY_FRAME_MAX + 1, 2, 0,
      "frame larger than the 16 MiB limit"},

@@ -52,7 +52,7 @@ static void check_decode_ok(const struct decode_ok_case *c)
 	unit_case("decode: %s", c->name);
 	ferry__hdr_encode(buf, c->type, c->body, c->json);
 	CHECK_INT(ferry__hdr_decode(buf, &h, &why), ==, 0);
-	CHECK_UINT(h.version, ==, FERRY_PROTO_VERSION);
+	CHECK_UINT(h.version, ==, FERRY_FRAME_VERSION);
 	CHECK_UINT(h.type, ==, c->type);
 	CHECK_UINT(h.body_len, ==, c->body);
 	CHECK_UINT(h.json_len, ==, c->json);
@@ -71,11 +71,11 @@ static const struct decode_bad_case {
     {"magic: an HTTP request", "GET ", 1, 1, 0, 0, "bad frame magic"},
     {"magic: JSON", "{\"op", 1, 1, 0, 0, "bad frame magic"},
     {"magic before version", "FRY0", 9, 1, 0, 0, "bad frame magic"},
-    {"version 0", "FRY1", 0, 1, 0, 0, "unsupported protocol version"},
-    {"version 2", "FRY1", 2, 1, 0, 0, "unsupported protocol version"},
-    {"version byte-swapped", "FRY1", 0x0100, 1, 0, 0, "unsupported protocol version"},
-    {"version 0xffff", "FRY1", 0xffff, 1, 0, 0, "unsupported protocol version"},
-    {"version before type", "FRY1", 2, 9, 0, 0, "unsupported protocol version"},
+    {"version 0", "FRY1", 0, 1, 0, 0, "unsupported frame version"},
+    {"version 2", "FRY1", 2, 1, 0, 0, "unsupported frame version"},
+    {"version byte-swapped", "FRY1", 0x0100, 1, 0, 0, "unsupported frame version"},
+    {"version 0xffff", "FRY1", 0xffff, 1, 0, 0, "unsupported frame version"},
+    {"version before type", "FRY1", 2, 9, 0, 0, "unsupported frame version"},
     {"type 0", "FRY1", 1, 0, 0, 0, "unknown frame type"},
     {"type 3", "FRY1", 1, 3, 0, 0, "unknown frame type"},
     {"type byte-swapped", "FRY1", 1, 0x0100, 0, 0, "unknown frame type"},
