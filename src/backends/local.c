@@ -6,8 +6,10 @@
  * result files into job ends. The engine itself never forks per job.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,13 +413,57 @@ static int connect_runner(const char *path)
 	return fd;
 }
 
-/* Starts a runner; its socket listens before the fork, so no race. */
+/*
+ * Runs the runner as a fresh image of this very program: posix_spawn
+ * (a vfork in glibc: no copy of the engine's page tables) of
+ * /proc/self/exe, a link to the file the engine runs even once an
+ * upgrade replaced or removed it, so engine and runner always speak the
+ * same protocol. A forked runner would share the engine's heap, and
+ * every engine write would then copy a page. The listening socket
+ * becomes the runner's fd RUNNER_FD; everything else is close-on-exec.
+ */
+static pid_t exec_runner(int lfd, const char *log, unsigned long long nofile)
+{
+	char fdarg[16], nofilearg[32];
+	char *argv[] = {"ferry-runner", "--runner", fdarg, (char *)log, nofilearg, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, all;
+	int src = lfd, rc;
+	pid_t pid = -1;
+
+	/* glibc >= 2.29 clears close-on-exec when a dup2's fds are equal; older ones do not */
+	if (lfd == RUNNER_FD && (src = fcntl(lfd, F_DUPFD_CLOEXEC, RUNNER_FD + 1)) < 0)
+		return -1;
+	snprintf(fdarg, sizeof(fdarg), "%d", RUNNER_FD);
+	snprintf(nofilearg, sizeof(nofilearg), "%llu", nofile);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	posix_spawnattr_setsigdefault(&at, &all);
+	posix_spawnattr_setsigmask(&at, &none);
+	rc = posix_spawn_file_actions_adddup2(&fa, src, RUNNER_FD);
+	if (!rc)
+		rc = posix_spawn(&pid, "/proc/self/exe", &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (src != lfd)
+		close(src);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
+	return pid;
+}
+
+/* Starts a runner; its socket listens before the spawn, so no race. */
 static int spawn_runner(struct ferry_engine *eng, const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char *log = ferry__asprintf("%s/runner.log", ferry__engine_state_dir(eng));
 	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	pid_t pid;
 
 	if (lfd < 0 || !log || strlen(path) >= sizeof(sa.sun_path))
 		goto fail;
@@ -426,15 +472,14 @@ static int spawn_runner(struct ferry_engine *eng, const char *path)
 	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
 	    listen(lfd, 8) < 0)
 		goto fail;
-	pid = fork();
-	if (pid < 0)
-		goto fail;
 	/*
 	 * The runner keeps ferryd's raised descriptor limit (it holds
 	 * descriptors per job); each job's child gets the one ferryd started with.
 	 */
-	if (pid == 0)
-		ferry__runner_main(lfd, log, ferry__loop_start_nofile(ferry__engine_loop(eng)));
+	if (exec_runner(lfd, log, ferry__loop_start_nofile(ferry__engine_loop(eng))) < 0) {
+		fprintf(stderr, "ferryd: cannot start the job runner: %s\n", strerror(errno));
+		goto fail;
+	}
 	close(lfd);
 	free(log);
 	return 0;

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "engine.h"
 #include "lastwords.h"
+#include "../backends/runner.h"
 #include "trust.h"
 #include "util.h"
 
@@ -398,6 +399,9 @@ int main(int argc, char **argv)
 	char err[1024];
 	int lockfd = -1, ready = -1, rc;
 
+	/* the local backend's job runner, this program run again (runner.h) */
+	if (argc > 1 && !strcmp(argv[1], "--runner"))
+		return ferry__runner_cmd(argc - 1, argv + 1);
 	/* whatever the starting client left open is not ours to keep open */
 	syscall(SYS_close_range, 3U, ~0U, 0U);
 	rc = parse_args(argc, argv, &o);
