@@ -48,6 +48,7 @@ struct local {
 	size_t nids, capids;
 	json_t *list; /* the runner's jobs when this engine started */
 	long ncpu;    /* asked once: sysconf reads /sys at each call, and slots runs each tick */
+	int jobs_fd;  /* jobs/ (O_PATH): a claim is looked up from there */
 };
 
 static char *dir_of(struct ferry_engine *eng, int64_t id)
@@ -192,16 +193,18 @@ static void collect(struct local *l, struct job *j, const char *why_missing)
 	ferry__engine_job_ended(eng, j, &r);
 }
 
-/* Whether the job has a claim: a claimed job may have run (out of memory: it may have). */
+/*
+ * Whether the job has a claim: a claimed job may have run. Looked up from
+ * jobs/, not from '/': the engine's start asks this of every held job, a
+ * million of them.
+ */
 static int claimed(struct local *l, int64_t id)
 {
-	char *dir = dir_of(l->eng, id), *path = dir ? ferry__asprintf("%s/claim", dir) : NULL;
+	char rel[40];
 	struct stat st;
-	int rc = !path || lstat(path, &st) == 0;
 
-	free(path);
-	free(dir);
-	return rc;
+	snprintf(rel, sizeof(rel), "%lld/claim", (long long)id);
+	return fstatat(l->jobs_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 static int by_id_desc(const void *a, const void *b)
@@ -580,7 +583,7 @@ static int local_start(void *self, struct job *j, char *err, size_t errlen)
 	if (!rc)
 		rc = runner_send(l, json_pack("{s:s,s:I,s:o,s:O}", "op", "start", "id",
 					      (json_int_t)j->id, "dir", ferry__json_bytes(dir),
-					      "spec", j->spec));
+					      "spec", ferry__engine_job_spec(l->eng, j)));
 	free(dir);
 	if (rc) {
 		untrack(l, j->id);
@@ -733,6 +736,13 @@ static int local_open(struct ferry_engine *eng, void **self, char *err, size_t e
 	l->leave_timer = -1;
 	l->leave_s = knob && atof(knob) > 0 ? atof(knob) : LEAVE_S;
 	l->ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	l->jobs_fd = open(ferry__engine_jobs_dir(eng), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (l->jobs_fd < 0) {
+		snprintf(err, errlen, "cannot open '%s': %s", ferry__engine_jobs_dir(eng),
+			 strerror(errno));
+		free(l);
+		return FERRY_EIO;
+	}
 	*self = l;
 	return 0;
 }
@@ -747,6 +757,7 @@ static void local_close(void *self)
 	ferry__chan_free(&l->ch);
 	json_decref(l->list);
 	free(l->ids);
+	close(l->jobs_fd);
 	free(l);
 }
 

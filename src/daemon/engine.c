@@ -146,6 +146,7 @@ static void queue_append(struct ferry_engine *eng, struct job *j)
 {
 	if (j->in_queue)
 		return;
+	ferry__engine_job_spec(eng, j); /* its cpus count from now on */
 	j->qprev = eng->qtail;
 	j->qnext = NULL;
 	if (eng->qtail)
@@ -190,6 +191,32 @@ static void job_free(struct job *j)
 	json_decref(j->spec);
 	free(j->native_id);
 	free(j);
+}
+
+static void job_set_spec(struct job *j, json_t *spec)
+{
+	j->spec = spec ? spec : json_object();
+	j->cpus = (int)json_integer_value(json_object_get(j->spec, "cpus"));
+	if (j->cpus < 1)
+		j->cpus = 1;
+}
+
+json_t *ferry__engine_job_spec(struct ferry_engine *eng, struct job *j)
+{
+	char *text = NULL;
+	int ended = 0, rc;
+
+	if (j->spec)
+		return j->spec;
+	rc = ferry__db_spec(eng->db, j->id, &text, &ended);
+	job_set_spec(j, !rc && text ? ferry__json_loads(text) : NULL);
+	if (rc || !text || !json_object_size(j->spec))
+		fprintf(stderr, "ferryd: job %lld: cannot read its spec from the database: %s\n",
+			(long long)j->id,
+			rc ? ferry__db_why(eng->db, NULL) ?: "database error"
+			   : "not a json object");
+	free(text);
+	return j->spec;
 }
 
 static void job_remove(struct ferry_engine *eng, struct job *j)
@@ -285,7 +312,7 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 {
 	struct job_result res = *r;
 	enum ferry_job_status st;
-	json_t *d = json_object_get(j->spec, "disposal_timeout_hours");
+	json_t *d = json_object_get(ferry__engine_job_spec(eng, j), "disposal_timeout_hours");
 	double hours = json_is_integer(d) ? (double)json_integer_value(d) : 168;
 
 	if (j->kill_requested &&
@@ -877,6 +904,7 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng)
 struct recovered {
 	struct job **v;
 	size_t n, cap;
+	int lazy; /* held jobs wait without their spec (ferry__engine_job_spec) */
 };
 
 static int collect_row(void *arg, struct db_job_row *row)
@@ -902,12 +930,10 @@ static int collect_row(void *arg, struct db_job_row *row)
 	j->started_at = row->started_at;
 	j->native_id = row->native_id;
 	row->native_id = NULL;
-	j->spec = row->spec ? ferry__json_loads(row->spec) : NULL;
-	if (!j->spec)
-		j->spec = json_object();
-	j->cpus = (int)json_integer_value(json_object_get(j->spec, "cpus"));
-	if (j->cpus < 1)
-		j->cpus = 1;
+	if (rec->lazy && (j->state == FERRY_USER_ON_HOLD || j->state == FERRY_SYSTEM_ON_HOLD))
+		j->cpus = 1; /* counted once its spec is read */
+	else
+		job_set_spec(j, row->spec ? ferry__json_loads(row->spec) : NULL);
 	rec->v[rec->n++] = j;
 	return 0;
 }
@@ -937,7 +963,7 @@ static void recover_drms(struct ferry_engine *eng, struct job *j)
 
 static int recover(struct ferry_engine *eng)
 {
-	struct recovered rec = {0};
+	struct recovered rec = {.lazy = !drms(eng)}; /* a DRMS is handed held jobs too */
 	int rc = ferry__db_active_jobs(eng->db, collect_row, &rec);
 	size_t i;
 
@@ -976,6 +1002,7 @@ static int recover(struct ferry_engine *eng)
 
 void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j)
 {
+	ferry__engine_job_spec(eng, j);
 	if (!ferry__job_started(j)) {
 		j->state = FERRY_RUNNING;
 		ferry__db_set_started(
