@@ -4,6 +4,7 @@ import collections
 import os
 import random
 import signal
+import sqlite3
 import time
 
 from conftest import pid_alive, poll, proc_cmdline, wait_dead
@@ -259,3 +260,36 @@ def test_submits_while_engine_is_killed(ferry):
     with open(out) as f:
         got = collections.Counter(int(x) for x in f.read().split())
     assert sorted(got) == list(range(n_submits)) and max(got.values()) == 1, got
+
+
+def test_held_jobs_recovered_keep_their_spec(ferry):
+    # a restarted engine keeps held jobs without their spec until they
+    # may start: what they run, their environment, their slots and their
+    # disposal come from the database then
+    out = ferry.path("out")
+    wide = ferry.submit("sleep", "300", opts=["--hold", "--cpus", "2"])
+    narrow = ferry.submit("sh", "-c", f'echo "$FOO" > {out}',
+                          opts=["--hold", "--env", "FOO=bar", "--disposal", "1"])
+    gone = ferry.submit("true", opts=["--hold", "--disposal", "2"])
+    ferry.kill_engine(signal.SIGKILL)
+    assert ferry.state(wide) == "user_on_hold"
+    ferry.run("release", wide)
+    ferry.wait_state(wide, "running")
+    ferry.run("release", narrow)
+    time.sleep(1.0)  # the wide job takes both slots
+    assert ferry.state(narrow) == "queued_active"
+    ferry.run("kill", wide)
+    j = ferry.wait_ended(narrow, timeout=30)
+    assert j["status"] == "done", j
+    with open(out) as f:
+        assert f.read() == "bar\n"
+    ferry.run("daemon", "stop")
+    ferry.run("kill", gone)
+    assert ferry.wait_ended(gone)["exit_status"] == "killed_by_user"
+    ferry.run("daemon", "stop")
+    db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
+    for jid, hours in ((narrow, 1), (gone, 2)):
+        after, ended = db.execute("SELECT dispose_after, ended_at FROM jobs WHERE id = ?",
+                                  (jid,)).fetchone()
+        assert abs(after - ended - hours * 3600) < 5, (jid, after, ended)
+    db.close()

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -341,6 +342,39 @@ static int paths_init(const char *resource, struct paths *p, char *err, size_t e
 	return 0;
 }
 
+/*
+ * Another engine holds the lock: it is loading its jobs (a million held
+ * ones take seconds) or about to listen. Its starter waits for it as long
+ * as it lives, not for a fixed time: 0 once it listens (nothing left to
+ * do), 1 once it died without listening and the lock is ours now, -1
+ * after HOLDER_WAIT_S with neither (err set).
+ */
+#define HOLDER_WAIT_S 600
+static int wait_for_holder(const struct paths *p, int lockfd, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timespec pause = {0, 50 * 1000 * 1000};
+	double until = ferry__mono() + HOLDER_WAIT_S;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p->sock);
+	while (ferry__mono() < until) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), up;
+
+		if (fd < 0)
+			break;
+		up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+		if (up)
+			return 0;
+		if (flock(lockfd, LOCK_EX | LOCK_NB) == 0)
+			return 1;
+		nanosleep(&pause, NULL);
+	}
+	snprintf(err, errlen, "the engine holding '%s' has not listened on '%s' for %d s", p->lock,
+		 p->sock, HOLDER_WAIT_S);
+	return -1;
+}
+
 static void paths_release(struct paths *p)
 {
 	free(p->state);
@@ -418,9 +452,12 @@ int main(int argc, char **argv)
 	switch (take_lock(p.lock, &lockfd, err, sizeof(err))) {
 	case -1:
 		goto fail;
-	case 0:
-		rc = 0; /* another engine serves this resource: nothing to do */
-		goto out;
+	case 0: /* another engine serves this resource, or soon will */
+		rc = wait_for_holder(&p, lockfd, err, sizeof(err));
+		if (rc < 0)
+			goto fail;
+		if (rc == 0)
+			goto out;
 	}
 	p.words = ferry__last_words_open(p.state, &p.had_words);
 	setup_signals();
