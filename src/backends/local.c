@@ -5,6 +5,7 @@
  * sends it the jobs and controls, and turns its messages and the jobs'
  * result files into job ends. The engine itself never forks per job.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -46,9 +47,12 @@ struct local {
 	pid_t runner;	       /* the runner on ch (its runner message), 0 when unknown */
 	int64_t *ids;	       /* jobs sent to the current runner */
 	size_t nids, capids;
-	json_t *list; /* the runner's jobs when this engine started */
-	long ncpu;    /* asked once: sysconf reads /sys at each call, and slots runs each tick */
-	int jobs_fd;  /* jobs/ (O_PATH): a claim is looked up from there */
+	json_t *list;  /* the runner's jobs when this engine started */
+	long ncpu;     /* asked once: sysconf reads /sys at each call, and slots runs each tick */
+	int jobs_fd;   /* jobs/ (O_PATH): a claim is looked up from there */
+	int64_t *dirs; /* the ids with a directory in jobs/ at the start, sorted (held_claimed) */
+	size_t ndirs;
+	int dirs_read; /* 1 read, -1 unreadable */
 };
 
 static char *dir_of(struct ferry_engine *eng, int64_t id)
@@ -212,6 +216,55 @@ static int by_id_desc(const void *a, const void *b)
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
 	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Lists the ids of jobs/ into l->dirs, sorted high to low; 0 or -1. */
+static int read_dirs(struct local *l)
+{
+	int fd = openat(l->jobs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	size_t cap = 0;
+	struct dirent *e;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		char *end;
+		long long id = strtoll(e->d_name, &end, 10);
+		if (*end || end == e->d_name)
+			continue;
+		if (l->ndirs == cap) {
+			int64_t *nv = realloc(l->dirs, (cap = cap ? 2 * cap : 256) * sizeof(*nv));
+			if (!nv) {
+				closedir(d);
+				return -1;
+			}
+			l->dirs = nv;
+		}
+		l->dirs[l->ndirs++] = id;
+	}
+	closedir(d);
+	qsort(l->dirs, l->ndirs, sizeof(*l->dirs), by_id_desc);
+	return 0;
+}
+
+/*
+ * claimed() for a held job at the engine's start. jobs/ is read once
+ * then: a job without a directory has no claim, and a million held jobs
+ * are not a million lookups. A held job is never sent to a runner (only
+ * a queued one is, and it counts as started from then on), so no
+ * directory of one appears after that read.
+ */
+static int held_claimed(struct local *l, int64_t id)
+{
+	if (!l->dirs_read)
+		l->dirs_read = read_dirs(l) ? -1 : 1;
+	if (l->dirs_read > 0 && !bsearch(&id, l->dirs, l->ndirs, sizeof(*l->dirs), by_id_desc))
+		return 0;
+	return claimed(l, id);
 }
 
 static void leave_timer_stop(struct local *l)
@@ -673,8 +726,9 @@ static int local_adopt(void *self, struct job *j)
 	struct ferry_engine *eng = l->eng;
 	json_t *list, *ids, *e;
 	size_t i;
+	int held = j->state == FERRY_USER_ON_HOLD || j->state == FERRY_SYSTEM_ON_HOLD;
 
-	if (!claimed(l, j->id))
+	if (!(held ? held_claimed(l, j->id) : claimed(l, j->id)))
 		return 0;
 	ferry__engine_job_adopted(eng, j);
 	list = runner_jobs(l);
@@ -757,6 +811,7 @@ static void local_close(void *self)
 	ferry__chan_free(&l->ch);
 	json_decref(l->list);
 	free(l->ids);
+	free(l->dirs);
 	close(l->jobs_fd);
 	free(l);
 }

@@ -732,13 +732,13 @@ int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_jo
 		    .state = (enum ferry_job_status)sqlite3_column_int(q, 1),
 		    .kill_requested = sqlite3_column_int(q, 2),
 		    .disposed = sqlite3_column_int(q, 3),
-		    .spec = ferry__db_col_strdup(q, 4),
+		    /* not copied: a held job's spec is not even parsed (engine.c) */
+		    .spec = (const char *)sqlite3_column_text(q, 4),
 		    .started_at = sqlite3_column_double(q, 5),
 		    .native_id = ferry__db_col_strdup(q, 6),
 		    .requeues = sqlite3_column_int(q, 7),
 		};
 		err = cb(arg, &row);
-		free(row.spec);
 		free(row.native_id);
 		if (err)
 			break;

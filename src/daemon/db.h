@@ -11,7 +11,7 @@ struct db_job_row {
 	int64_t id;
 	enum ferry_job_status state;
 	int kill_requested, disposed;
-	char *spec; /* JSON text, malloc'd */
+	const char *spec; /* JSON text, valid during the callback only */
 	double started_at;
 	char *native_id;
 	int requeues; /* how often its start was lost with the runner */
