@@ -293,3 +293,22 @@ def test_held_jobs_recovered_keep_their_spec(ferry):
                                   (jid,)).fetchone()
         assert abs(after - ended - hours * 3600) < 5, (jid, after, ended)
     db.close()
+
+
+def test_client_waits_for_an_engine_holding_its_lock(ferry):
+    # an engine loading a million jobs holds its lock for seconds before
+    # it listens: a client waits for it as long as it lives, not 10 s
+    import fcntl
+    os.makedirs(ferry.state_dir, mode=0o700, exist_ok=True)
+    with open(os.path.join(ferry.state_dir, "ferryd.lock"), "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        p = ferry.popen("jobs", "--limit", "1")
+        time.sleep(12)
+        assert p.poll() is None, ("the client gave up on an engine holding its lock",
+                                  p.communicate())
+    # the holder died without listening: the waiting ferryd serves itself
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert time.monotonic() - t0 >= 12
+    assert ferry.engine_alive()
