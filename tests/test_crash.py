@@ -278,6 +278,11 @@ def test_held_jobs_recovered_keep_their_spec(ferry):
     ferry.run("release", narrow)
     time.sleep(1.0)  # the wide job takes both slots
     assert ferry.state(narrow) == "queued_active"
+    # a queued job is recovered without its spec too
+    ferry.kill_engine(signal.SIGKILL)
+    assert ferry.state(wide) == "running"
+    time.sleep(1.0)
+    assert ferry.state(narrow) == "queued_active"
     ferry.run("kill", wide)
     j = ferry.wait_ended(narrow, timeout=30)
     assert j["status"] == "done", j

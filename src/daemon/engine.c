@@ -146,7 +146,6 @@ static void queue_append(struct ferry_engine *eng, struct job *j)
 {
 	if (j->in_queue)
 		return;
-	ferry__engine_job_spec(eng, j); /* its cpus count from now on */
 	j->qprev = eng->qtail;
 	j->qnext = NULL;
 	if (eng->qtail)
@@ -312,8 +311,9 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 {
 	struct job_result res = *r;
 	enum ferry_job_status st;
-	json_t *d = json_object_get(ferry__engine_job_spec(eng, j), "disposal_timeout_hours");
-	double hours = json_is_integer(d) ? (double)json_integer_value(d) : 168;
+	/* a job kept without its spec leaves its hours to the database */
+	json_t *d = json_object_get(j->spec, "disposal_timeout_hours");
+	double hours = !j->spec ? -1 : json_is_integer(d) ? (double)json_integer_value(d) : 168;
 
 	if (j->kill_requested &&
 	    !(res.exit_status == FERRY_FINISHED_REGULARLY && res.exit_value == 0)) {
@@ -332,7 +332,7 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 		ferry__db_delete_job(eng->db, j->id);
 		remove_job_files(eng, j->id);
 	} else {
-		ferry__db_set_ended(eng->db, j->id, st, &res, res.ended_at + hours * eng->hour_s);
+		ferry__db_set_ended(eng->db, j->id, st, &res, hours, eng->hour_s);
 		ferry__transfer_job_ended(eng, j->id);
 	}
 	job_remove(eng, j);
@@ -819,6 +819,7 @@ static void start_queued(struct ferry_engine *eng)
 		struct job *j = eng->qhead;
 		int rc;
 
+		ferry__engine_job_spec(eng, j); /* read only now: its cpus count from here */
 		if (j->fresh || (slots > 0 && eng->used_slots + j->cpus > slots))
 			break;
 		msg[0] = '\0';
@@ -904,7 +905,7 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng)
 struct recovered {
 	struct job **v;
 	size_t n, cap;
-	int lazy; /* held jobs wait without their spec (ferry__engine_job_spec) */
+	int lazy; /* jobs wait without their spec (ferry__engine_job_spec) */
 };
 
 static int collect_row(void *arg, struct db_job_row *row)
@@ -930,7 +931,7 @@ static int collect_row(void *arg, struct db_job_row *row)
 	j->started_at = row->started_at;
 	j->native_id = row->native_id;
 	row->native_id = NULL;
-	if (rec->lazy && (j->state == FERRY_USER_ON_HOLD || j->state == FERRY_SYSTEM_ON_HOLD))
+	if (rec->lazy)
 		j->cpus = 1; /* counted once its spec is read */
 	else
 		job_set_spec(j, row->spec ? ferry__json_loads(row->spec) : NULL);
@@ -963,7 +964,8 @@ static void recover_drms(struct ferry_engine *eng, struct job *j)
 
 static int recover(struct ferry_engine *eng)
 {
-	struct recovered rec = {.lazy = !drms(eng)}; /* a DRMS is handed held jobs too */
+	/* a DRMS is handed held jobs too, in batches of alike specs */
+	struct recovered rec = {.lazy = !drms(eng)};
 	int rc = ferry__db_active_jobs(eng->db, collect_row, &rec);
 	size_t i;
 
