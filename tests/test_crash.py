@@ -4,6 +4,7 @@ import collections
 import os
 import random
 import signal
+import sqlite3
 import time
 
 from conftest import pid_alive, poll, proc_cmdline, wait_dead
@@ -261,3 +262,60 @@ def test_submits_while_engine_is_killed(ferry):
     with open(out) as f:
         got = collections.Counter(int(x) for x in f.read().split())
     assert sorted(got) == list(range(n_submits)) and max(got.values()) == 1, got
+
+
+def test_held_jobs_recovered_keep_their_spec(ferry):
+    # a restarted engine keeps held jobs without their spec until they
+    # may start: what they run, their environment, their slots and their
+    # disposal come from the database then
+    out = ferry.path("out")
+    wide = ferry.submit("sleep", "300", opts=["--hold", "--cpus", "2"])
+    narrow = ferry.submit("sh", "-c", f'echo "$FOO" > {out}',
+                          opts=["--hold", "--env", "FOO=bar", "--disposal", "1"])
+    gone = ferry.submit("true", opts=["--hold", "--disposal", "2"])
+    ferry.kill_engine(signal.SIGKILL)
+    assert ferry.state(wide) == "user_on_hold"
+    ferry.run("release", wide)
+    ferry.wait_state(wide, "running")
+    ferry.run("release", narrow)
+    time.sleep(1.0)  # the wide job takes both slots
+    assert ferry.state(narrow) == "queued_active"
+    # a queued job is recovered without its spec too
+    ferry.kill_engine(signal.SIGKILL)
+    assert ferry.state(wide) == "running"
+    time.sleep(1.0)
+    assert ferry.state(narrow) == "queued_active"
+    ferry.run("kill", wide)
+    j = ferry.wait_ended(narrow, timeout=30)
+    assert j["status"] == "done", j
+    with open(out) as f:
+        assert f.read() == "bar\n"
+    ferry.run("daemon", "stop")
+    ferry.run("kill", gone)
+    assert ferry.wait_ended(gone)["exit_status"] == "killed_by_user"
+    ferry.run("daemon", "stop")
+    db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
+    for jid, hours in ((narrow, 1), (gone, 2)):
+        after, ended = db.execute("SELECT dispose_after, ended_at FROM jobs WHERE id = ?",
+                                  (jid,)).fetchone()
+        assert abs(after - ended - hours * 3600) < 5, (jid, after, ended)
+    db.close()
+
+
+def test_client_waits_for_an_engine_holding_its_lock(ferry):
+    # an engine loading a million jobs holds its lock for seconds before
+    # it listens: a client waits for it as long as it lives, not 10 s
+    import fcntl
+    os.makedirs(ferry.state_dir, mode=0o700, exist_ok=True)
+    with open(os.path.join(ferry.state_dir, "ferryd.lock"), "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        p = ferry.popen("jobs", "--limit", "1")
+        time.sleep(12)
+        assert p.poll() is None, ("the client gave up on an engine holding its lock",
+                                  p.communicate())
+    # the holder died without listening: the waiting ferryd serves itself
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert time.monotonic() - t0 >= 12
+    assert ferry.engine_alive()

@@ -1,6 +1,7 @@
 """The local backend's job runner: its death, and jobs it must refuse."""
 import os
 import signal
+import subprocess
 
 from conftest import pid_alive, poll, runner_pid
 
@@ -49,3 +50,50 @@ def test_runner_leaves_when_idle(ferry):
     runner = poll(lambda: runner_pid(ferry), 10, what="the job runner")
     ferry.run("daemon", "stop")
     poll(lambda: not pid_alive(runner), 15, what="the idle runner to exit")
+
+
+def vm_rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_runner_is_a_fresh_image_of_ferryd(ferry):
+    # a runner forked from an engine holding many jobs would share (and
+    # count) the engine's heap, and make every engine write copy a page
+    bulk = ferry.path("held.txt")
+    with open(bulk, "w") as f:
+        f.write("true\n" * 50000)
+    ferry.run("submit", "--hold", "--bulk", bulk, timeout=120)
+    jid = ferry.submit("sleep", "300")
+    ferry.wait_state(jid, "running")
+    runner = poll(lambda: runner_pid(ferry), 10, what="the job runner")
+    engine = ferry.engine_pid()
+    with open(f"/proc/{runner}/cmdline", "rb") as f:
+        argv = f.read().split(b"\0")
+    assert argv[:3] == [b"ferry-runner", b"--runner", b"3"], argv
+    assert os.readlink(f"/proc/{runner}/exe") == os.readlink(f"/proc/{engine}/exe")
+    assert os.getsid(runner) == runner and os.getsid(runner) != os.getsid(engine)
+    engine_kib, runner_kib = vm_rss_kib(engine), vm_rss_kib(runner)
+    assert runner_kib * 4 < engine_kib, (runner_kib, engine_kib)
+    # and it holds its socket and its log, no descriptor of the engine's
+    fds = {}
+    for n in os.listdir(f"/proc/{runner}/fd"):
+        try:
+            fds[int(n)] = os.readlink(f"/proc/{runner}/fd/{n}")
+        except OSError:
+            pass
+    assert fds[2].endswith("/runner.log"), fds
+    assert fds[3].startswith("socket:"), fds
+    assert not [t for t in fds.values()
+                if t.endswith(("ferry.db", "ferryd.log", "ferryd.lock", "-wal"))], fds
+    ferry.run("kill", str(jid))
+
+
+def test_runner_mode_refuses_a_hand_run(ferry):
+    for args in ([], ["3"], ["3", "/tmp/log", "x"], ["3", "rel", "5"], ["3", "/tmp/log", "5"]):
+        cp = subprocess.run([ferry.ferryd, "--runner", *args], capture_output=True,
+                            text=True, timeout=10, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 2, (args, cp)
+        assert "'--runner'" in cp.stderr, (args, cp.stderr)

@@ -5,9 +5,12 @@
  * sends it the jobs and controls, and turns its messages and the jobs'
  * result files into job ends. The engine itself never forks per job.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +47,12 @@ struct local {
 	pid_t runner;	       /* the runner on ch (its runner message), 0 when unknown */
 	int64_t *ids;	       /* jobs sent to the current runner */
 	size_t nids, capids;
-	json_t *list; /* the runner's jobs when this engine started */
-	long ncpu;    /* asked once: sysconf reads /sys at each call, and slots runs each tick */
+	json_t *list;  /* the runner's jobs when this engine started */
+	long ncpu;     /* asked once: sysconf reads /sys at each call, and slots runs each tick */
+	int jobs_fd;   /* jobs/ (O_PATH): a claim is looked up from there */
+	int64_t *dirs; /* the ids with a directory in jobs/ at the start, sorted (held_claimed) */
+	size_t ndirs;
+	int dirs_read; /* 1 read, -1 unreadable */
 };
 
 static char *dir_of(struct ferry_engine *eng, int64_t id)
@@ -190,16 +197,18 @@ static void collect(struct local *l, struct job *j, const char *why_missing)
 	ferry__engine_job_ended(eng, j, &r);
 }
 
-/* Whether the job has a claim: a claimed job may have run (out of memory: it may have). */
+/*
+ * Whether the job has a claim: a claimed job may have run. Looked up from
+ * jobs/, not from '/': the engine's start asks this of every held job, a
+ * million of them.
+ */
 static int claimed(struct local *l, int64_t id)
 {
-	char *dir = dir_of(l->eng, id), *path = dir ? ferry__asprintf("%s/claim", dir) : NULL;
+	char rel[40];
 	struct stat st;
-	int rc = !path || lstat(path, &st) == 0;
 
-	free(path);
-	free(dir);
-	return rc;
+	snprintf(rel, sizeof(rel), "%lld/claim", (long long)id);
+	return fstatat(l->jobs_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 static int by_id_desc(const void *a, const void *b)
@@ -207,6 +216,55 @@ static int by_id_desc(const void *a, const void *b)
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
 	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Lists the ids of jobs/ into l->dirs, sorted high to low; 0 or -1. */
+static int read_dirs(struct local *l)
+{
+	int fd = openat(l->jobs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	size_t cap = 0;
+	struct dirent *e;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		char *end;
+		long long id = strtoll(e->d_name, &end, 10);
+		if (*end || end == e->d_name)
+			continue;
+		if (l->ndirs == cap) {
+			int64_t *nv = realloc(l->dirs, (cap = cap ? 2 * cap : 256) * sizeof(*nv));
+			if (!nv) {
+				closedir(d);
+				return -1;
+			}
+			l->dirs = nv;
+		}
+		l->dirs[l->ndirs++] = id;
+	}
+	closedir(d);
+	qsort(l->dirs, l->ndirs, sizeof(*l->dirs), by_id_desc);
+	return 0;
+}
+
+/*
+ * claimed() for a held job at the engine's start. jobs/ is read once
+ * then: a job without a directory has no claim, and a million held jobs
+ * are not a million lookups. A held job is never sent to a runner (only
+ * a queued one is, and it counts as started from then on), so no
+ * directory of one appears after that read.
+ */
+static int held_claimed(struct local *l, int64_t id)
+{
+	if (!l->dirs_read)
+		l->dirs_read = read_dirs(l) ? -1 : 1;
+	if (l->dirs_read > 0 && !bsearch(&id, l->dirs, l->ndirs, sizeof(*l->dirs), by_id_desc))
+		return 0;
+	return claimed(l, id);
 }
 
 static void leave_timer_stop(struct local *l)
@@ -411,13 +469,57 @@ static int connect_runner(const char *path)
 	return fd;
 }
 
-/* Starts a runner; its socket listens before the fork, so no race. */
+/*
+ * Runs the runner as a fresh image of this very program: posix_spawn
+ * (a vfork in glibc: no copy of the engine's page tables) of
+ * /proc/self/exe, a link to the file the engine runs even once an
+ * upgrade replaced or removed it, so engine and runner always speak the
+ * same protocol. A forked runner would share the engine's heap, and
+ * every engine write would then copy a page. The listening socket
+ * becomes the runner's fd RUNNER_FD; everything else is close-on-exec.
+ */
+static pid_t exec_runner(int lfd, const char *log, unsigned long long nofile)
+{
+	char fdarg[16], nofilearg[32];
+	char *argv[] = {"ferry-runner", "--runner", fdarg, (char *)log, nofilearg, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, all;
+	int src = lfd, rc;
+	pid_t pid = -1;
+
+	/* glibc >= 2.29 clears close-on-exec when a dup2's fds are equal; older ones do not */
+	if (lfd == RUNNER_FD && (src = fcntl(lfd, F_DUPFD_CLOEXEC, RUNNER_FD + 1)) < 0)
+		return -1;
+	snprintf(fdarg, sizeof(fdarg), "%d", RUNNER_FD);
+	snprintf(nofilearg, sizeof(nofilearg), "%llu", nofile);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	posix_spawnattr_setsigdefault(&at, &all);
+	posix_spawnattr_setsigmask(&at, &none);
+	rc = posix_spawn_file_actions_adddup2(&fa, src, RUNNER_FD);
+	if (!rc)
+		rc = posix_spawn(&pid, "/proc/self/exe", &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (src != lfd)
+		close(src);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
+	return pid;
+}
+
+/* Starts a runner; its socket listens before the spawn, so no race. */
 static int spawn_runner(struct ferry_engine *eng, const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char *log = ferry__asprintf("%s/runner.log", ferry__engine_state_dir(eng));
 	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	pid_t pid;
 
 	if (lfd < 0 || !log || strlen(path) >= sizeof(sa.sun_path))
 		goto fail;
@@ -426,15 +528,14 @@ static int spawn_runner(struct ferry_engine *eng, const char *path)
 	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
 	    listen(lfd, 8) < 0)
 		goto fail;
-	pid = fork();
-	if (pid < 0)
-		goto fail;
 	/*
 	 * The runner keeps ferryd's raised descriptor limit (it holds
 	 * descriptors per job); each job's child gets the one ferryd started with.
 	 */
-	if (pid == 0)
-		ferry__runner_main(lfd, log, ferry__loop_start_nofile(ferry__engine_loop(eng)));
+	if (exec_runner(lfd, log, ferry__loop_start_nofile(ferry__engine_loop(eng))) < 0) {
+		fprintf(stderr, "ferryd: cannot start the job runner: %s\n", strerror(errno));
+		goto fail;
+	}
 	close(lfd);
 	free(log);
 	return 0;
@@ -535,7 +636,7 @@ static int local_start(void *self, struct job *j, char *err, size_t errlen)
 	if (!rc)
 		rc = runner_send(l, json_pack("{s:s,s:I,s:o,s:O}", "op", "start", "id",
 					      (json_int_t)j->id, "dir", ferry__json_bytes(dir),
-					      "spec", j->spec));
+					      "spec", ferry__engine_job_spec(l->eng, j)));
 	free(dir);
 	if (rc) {
 		untrack(l, j->id);
@@ -625,8 +726,9 @@ static int local_adopt(void *self, struct job *j)
 	struct ferry_engine *eng = l->eng;
 	json_t *list, *ids, *e;
 	size_t i;
+	int held = j->state == FERRY_USER_ON_HOLD || j->state == FERRY_SYSTEM_ON_HOLD;
 
-	if (!claimed(l, j->id))
+	if (!(held ? held_claimed(l, j->id) : claimed(l, j->id)))
 		return 0;
 	ferry__engine_job_adopted(eng, j);
 	list = runner_jobs(l);
@@ -688,6 +790,13 @@ static int local_open(struct ferry_engine *eng, void **self, char *err, size_t e
 	l->leave_timer = -1;
 	l->leave_s = knob && atof(knob) > 0 ? atof(knob) : LEAVE_S;
 	l->ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	l->jobs_fd = open(ferry__engine_jobs_dir(eng), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (l->jobs_fd < 0) {
+		snprintf(err, errlen, "cannot open '%s': %s", ferry__engine_jobs_dir(eng),
+			 strerror(errno));
+		free(l);
+		return FERRY_EIO;
+	}
 	*self = l;
 	return 0;
 }
@@ -702,6 +811,8 @@ static void local_close(void *self)
 	ferry__chan_free(&l->ch);
 	json_decref(l->list);
 	free(l->ids);
+	free(l->dirs);
+	close(l->jobs_fd);
 	free(l);
 }
 

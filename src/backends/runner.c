@@ -2,7 +2,8 @@
  * runner.c - the local backend's job runner: one long-lived process per
  * engine that starts and watches every job (local.c is the engine's side).
  *
- * It is a fork of the engine that needs no exec of its own, lives in its
+ * It is ferryd itself run by the engine as a fresh image (`ferryd
+ * --runner`: nothing of the engine's memory is shared), lives in its
  * own session as the child subreaper of the jobs, and outlives the engine:
  * a job and its result survive an engine crash, and a new engine finds the
  * runner again through its socket. Per job the runner claims the job (so
@@ -1059,7 +1060,7 @@ void ferry__runner_main(int lfd, const char *log, unsigned long long job_nofile)
 		 proc_start_time(getpid(), NULL));
 	ferry__jobprocs_init(&r.procs, why, sizeof(why));
 	fprintf(stderr, "ferry-runner %d: job processes tracked by %s\n", (int)getpid(), why);
-	/* the engine that started us connects right after the fork */
+	/* the engine that started us connects right after the spawn */
 	double first_until = ferry__mono() + 10;
 	while (r.sfd >= 0 && (r.eng.fd >= 0 || r.jobs || r.drains || first_until > 0)) {
 		int timeout = runner_timers(&r), n;
@@ -1081,4 +1082,47 @@ void ferry__runner_main(int lfd, const char *log, unsigned long long job_nofile)
 			runner_accept(&r, &first_until);
 	}
 	_exit(0);
+}
+
+/* Whether fd is a listening unix stream socket, as the engine passes it. */
+static int is_listening_unix(int fd)
+{
+	int domain = 0, type = 0, acc = 0;
+	socklen_t len = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+		return 0;
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+		return 0;
+	len = sizeof(int);
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 && acc;
+}
+
+int ferry__runner_cmd(int argc, char **argv)
+{
+	char *end, want[16];
+	unsigned long long nofile;
+
+	if (argc != 4 || strcmp(argv[0], "--runner")) {
+		fprintf(stderr, "ferryd: '--runner' takes FD LOG NOFILE and is for the engine's "
+				"own use\n");
+		return 2;
+	}
+	errno = 0;
+	nofile = strtoull(argv[3], &end, 10);
+	snprintf(want, sizeof(want), "%d", RUNNER_FD);
+	if (strcmp(argv[1], want) || !is_listening_unix(RUNNER_FD)) {
+		fprintf(stderr, "ferryd: '--runner' needs a listening unix socket on fd %d\n",
+			RUNNER_FD);
+		return 2;
+	}
+	if (argv[2][0] != '/' || errno || *end || end == argv[3] || argv[3][0] == '-') {
+		fprintf(stderr,
+			"ferryd: '--runner' needs an absolute LOG and a number NOFILE "
+			"(got '%s' and '%s')\n",
+			argv[2], argv[3]);
+		return 2;
+	}
+	ferry__runner_main(RUNNER_FD, argv[2], nofile);
 }

@@ -1,8 +1,8 @@
 /*
  * runner.h - the local backend's job runner (runner.c), a process of its
- * own forked from the engine, and the frames both sides exchange on
- * runner.sock (docs/protocol.md's codec, JSON only: docs/architecture.md
- * says which messages).
+ * own (a fresh image of ferryd, `ferryd --runner`, started by the engine),
+ * and the frames both sides exchange on runner.sock (docs/protocol.md's codec, JSON only:
+ * docs/architecture.md says which messages).
  */
 #ifndef FERRY_RUNNER_H
 #define FERRY_RUNNER_H
@@ -33,6 +33,9 @@ void ferry__chan_close(struct chan *c);
 /* Closes and frees the buffers too. */
 void ferry__chan_free(struct chan *c);
 
+/* The descriptor the runner gets its listening socket on (local.c). */
+#define RUNNER_FD 3
+
 /*
  * The runner: serves the engine on the listening socket lfd, logs to
  * log, and exits once no engine is connected and no job runs. Each job
@@ -40,5 +43,14 @@ void ferry__chan_free(struct chan *c);
  */
 void ferry__runner_main(int lfd, const char *log, unsigned long long job_nofile)
     __attribute__((noreturn));
+
+/*
+ * `ferryd --runner FD LOG NOFILE`, the runner's own entry (argv from
+ * argv[1] on, "--runner" first): only the engine runs it, with FD
+ * RUNNER_FD its listening socket. Checks its arguments and runs
+ * ferry__runner_main(); returns 2, having said why, when they are not
+ * what the engine passes.
+ */
+int ferry__runner_cmd(int argc, char **argv);
 
 #endif

@@ -236,7 +236,7 @@ int ferry__engine_connect(const char *resource, const char *config, const char *
 	double until = ferry__mono() + budget_s;
 	struct ferry_start_state mine = {0};
 	char *sock;
-	int fd, rc;
+	int fd, rc, listened = 0;
 
 	*fdp = -1;
 	ss = ss ? ss : &mine;
@@ -263,21 +263,27 @@ int ferry__engine_connect(const char *resource, const char *config, const char *
 			rc = FERRY_ECONNECT;
 			goto out;
 		}
+		if (listened && ferry__mono() > until) {
+			snprintf(err, errlen, "the engine does not answer on '%s': %s", sock,
+				 strerror(-fd));
+			rc = FERRY_ECONNECT;
+			goto out;
+		}
 		/*
 		 * No engine listens: start one, again after each refusal (the one
-		 * started may have been killed since). A ferryd that finds another
-		 * holding the lock exits at once, and that one is about to listen.
+		 * started may have been killed since). The ferryd started returns
+		 * once an engine listens, however long it takes to load its jobs:
+		 * the one it starts, or the one it finds holding the lock (main.c).
+		 * Then the engine is tried once more, whatever the time.
 		 */
 		rc = ferry__start_engine(resource, config, sets, &ss->refused, err, errlen);
 		if (rc && rc != FERRY_EAGAIN)
 			goto out;
-		if (ferry__mono() > until) {
-			if (!rc)
-				snprintf(err, errlen, "the engine does not answer on '%s': %s",
-					 sock, strerror(-fd));
+		if (rc && ferry__mono() > until) {
 			rc = FERRY_ECONNECT;
 			goto out;
 		}
+		listened = !rc;
 		if (rc)
 			died_pause(ss, until);
 		else if (pause > 0.01)

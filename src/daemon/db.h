@@ -11,7 +11,7 @@ struct db_job_row {
 	int64_t id;
 	enum ferry_job_status state;
 	int kill_requested, disposed;
-	char *spec; /* JSON text, malloc'd */
+	const char *spec; /* JSON text, valid during the callback only */
 	double started_at;
 	char *native_id;
 	int requeues; /* how often its start was lost with the runner */
@@ -63,8 +63,12 @@ int ferry__db_insert_lost(struct ferry_db *db, int64_t id, double at, double dis
 int ferry__db_set_requeued(struct ferry_db *db, int64_t id, enum ferry_job_status st, int requeues);
 int ferry__db_set_native_id(struct ferry_db *db, int64_t id, const char *native_id);
 int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed);
+/*
+ * Records the end; the job is disposed of hours * hour_s seconds after
+ * it (hours < 0: the stored spec's disposal_timeout_hours, else 168).
+ */
 int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,
-			const struct job_result *r, double dispose_after);
+			const struct job_result *r, double hours, double hour_s);
 int ferry__db_delete_job(struct ferry_db *db, int64_t id);
 /* Iterates the jobs not ended yet, oldest first. */
 int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),

@@ -198,6 +198,52 @@ static void job_free(struct job *j)
 	free(j);
 }
 
+static void job_set_spec(struct job *j, json_t *spec)
+{
+	j->spec = spec ? spec : json_object();
+	j->cpus = (int)json_integer_value(json_object_get(j->spec, "cpus"));
+	if (j->cpus < 1)
+		j->cpus = 1;
+}
+
+/*
+ * Reads the spec of a job kept without it (and its cpus with it): 0, or
+ * FERRY_ENOJOB (its row is gone) or another FERRY_E* code, j->spec unset.
+ */
+static int job_spec_load(struct ferry_engine *eng, struct job *j)
+{
+	char *text = NULL;
+	int ended = 0, rc;
+	json_t *spec;
+
+	if (j->spec)
+		return 0;
+	if ((rc = ferry__db_spec(eng->db, j->id, &text, &ended)))
+		return rc;
+	spec = text ? ferry__json_loads(text) : NULL;
+	free(text);
+	if (!json_is_object(spec) || !json_object_size(spec)) {
+		json_decref(spec);
+		return FERRY_EINTERNAL;
+	}
+	job_set_spec(j, spec);
+	return 0;
+}
+
+json_t *ferry__engine_job_spec(struct ferry_engine *eng, struct job *j)
+{
+	int rc = job_spec_load(eng, j);
+
+	if (rc) {
+		fprintf(stderr, "ferryd: job %lld: cannot read its spec from the database: %s\n",
+			(long long)j->id,
+			rc == FERRY_EINTERNAL ? "not a json object"
+					      : ferry__db_why(eng->db, NULL) ?: "database error");
+		job_set_spec(j, NULL);
+	}
+	return j->spec;
+}
+
 static void job_remove(struct ferry_engine *eng, struct job *j)
 {
 	struct job **p = &eng->htab[hslot(eng, j->id)];
@@ -303,26 +349,13 @@ static void job_spec_drop(struct ferry_engine *eng, struct job *j)
 	}
 }
 
-static int job_spec(struct ferry_engine *eng, struct job *j)
-{
-	char *text = NULL;
-	int ended, rc;
-
-	if (j->spec)
-		return 0;
-	if ((rc = ferry__db_spec(eng->db, j->id, &text, &ended)))
-		return rc;
-	j->spec = ferry__json_loads(text);
-	free(text);
-	return j->spec ? 0 : FERRY_EINTERNAL;
-}
-
 void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r)
 {
 	struct job_result res = *r;
 	enum ferry_job_status st;
-	json_t *d = job_spec(eng, j) ? NULL : json_object_get(j->spec, "disposal_timeout_hours");
-	double hours = json_is_integer(d) ? (double)json_integer_value(d) : 168;
+	/* a job kept without its spec leaves its hours to the database */
+	json_t *d = json_object_get(j->spec, "disposal_timeout_hours");
+	double hours = !j->spec ? -1 : json_is_integer(d) ? (double)json_integer_value(d) : 168;
 
 	if (j->kill_requested &&
 	    !(res.exit_status == FERRY_FINISHED_REGULARLY && res.exit_value == 0)) {
@@ -341,7 +374,7 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 		ferry__db_delete_job(eng->db, j->id);
 		remove_job_files(eng, j->id);
 	} else {
-		ferry__db_set_ended(eng->db, j->id, st, &res, res.ended_at + hours * eng->hour_s);
+		ferry__db_set_ended(eng->db, j->id, st, &res, hours, eng->hour_s);
 		ferry__transfer_job_ended(eng, j->id);
 	}
 	job_remove(eng, j);
@@ -837,9 +870,10 @@ static void start_queued(struct ferry_engine *eng)
 		struct job *j = eng->qhead;
 		int rc;
 
-		if (j->fresh || (slots > 0 && eng->used_slots + j->cpus > slots))
+		if (j->fresh)
 			break;
-		if ((rc = job_spec(eng, j))) {
+		/* read only now: its cpus count from here */
+		if ((rc = job_spec_load(eng, j))) {
 			queue_remove(eng, j);
 			end_unstarted(eng, j, FERRY_ABORTED,
 				      rc == FERRY_ENOJOB
@@ -847,6 +881,8 @@ static void start_queued(struct ferry_engine *eng)
 					  : "cannot read its spec from the database");
 			continue;
 		}
+		if (slots > 0 && eng->used_slots + j->cpus > slots)
+			break;
 		msg[0] = '\0';
 		rc = eng->be->start(eng->be_self, j, msg, sizeof(msg));
 		if (rc == FERRY_EAGAIN) { /* e.g. fork failed: try again shortly */
@@ -937,6 +973,7 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng)
 struct recovered {
 	struct job **v;
 	size_t n, cap;
+	int lazy; /* jobs wait without their spec (ferry__engine_job_spec) */
 };
 
 static int collect_row(void *arg, struct db_job_row *row)
@@ -962,12 +999,10 @@ static int collect_row(void *arg, struct db_job_row *row)
 	j->started_at = row->started_at;
 	j->native_id = row->native_id;
 	row->native_id = NULL;
-	j->spec = row->spec ? ferry__json_loads(row->spec) : NULL;
-	if (!j->spec)
-		j->spec = json_object();
-	j->cpus = (int)json_integer_value(json_object_get(j->spec, "cpus"));
-	if (j->cpus < 1)
-		j->cpus = 1;
+	if (rec->lazy)
+		j->cpus = 1; /* counted once its spec is read */
+	else
+		job_set_spec(j, row->spec ? ferry__json_loads(row->spec) : NULL);
 	rec->v[rec->n++] = j;
 	return 0;
 }
@@ -997,7 +1032,8 @@ static void recover_drms(struct ferry_engine *eng, struct job *j)
 
 static int recover(struct ferry_engine *eng)
 {
-	struct recovered rec = {0};
+	/* a DRMS is handed held jobs too, in batches of alike specs */
+	struct recovered rec = {.lazy = !drms(eng)};
 	int rc = ferry__db_active_jobs(eng->db, collect_row, &rec);
 	size_t i;
 
@@ -1036,6 +1072,7 @@ static int recover(struct ferry_engine *eng)
 
 void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j)
 {
+	ferry__engine_job_spec(eng, j);
 	if (!ferry__job_started(j)) {
 		j->state = FERRY_RUNNING;
 		ferry__db_set_started(

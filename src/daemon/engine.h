@@ -110,6 +110,15 @@ int ferry__engine_sync(struct ferry_engine *eng);
 const char *ferry__engine_instance(struct ferry_engine *eng);
 /* The resource's name. */
 const char *ferry__engine_resource(struct ferry_engine *eng);
+/*
+ * j's spec. A job recovered at the engine's start (local backend) waits
+ * without it: a million held jobs' specs took most of a minute to parse
+ * and gigabytes to keep. It is read from the database when the job is
+ * next to start or is adopted, and j->cpus with it; a job that ends
+ * without it leaves its disposal hours to the database.
+ * Never NULL: an empty object when it cannot be read (said in the log).
+ */
+json_t *ferry__engine_job_spec(struct ferry_engine *eng, struct job *j);
 /* The backend re-attached a started job after an engine restart. */
 void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j);
 /* The database, for the server's group commit. */

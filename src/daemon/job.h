@@ -31,7 +31,7 @@ struct job {
 	int handed;   /* a DRMS has it: the DRMS reports its state */
 	int handing;  /* being handed to a DRMS: out of the queue, the backend reports */
 	int requeues; /* how often its start was lost with the runner (local) */
-	json_t *spec; /* normalised spec (owned); NULL: in the database only (engine.c job_spec) */
+	json_t *spec; /* normalised spec (owned); NULL: not read yet (ferry__engine_job_spec) */
 	/* backend data */
 	double started_at;
 	char *native_id;

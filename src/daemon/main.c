@@ -18,12 +18,14 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cfg.h"
 #include "config.h"
 #include "engine.h"
 #include "lastwords.h"
+#include "../backends/runner.h"
 #include "trust.h"
 #include "util.h"
 
@@ -340,6 +342,39 @@ static int paths_init(const char *resource, struct paths *p, char *err, size_t e
 	return 0;
 }
 
+/*
+ * Another engine holds the lock: it is loading its jobs (a million held
+ * ones take seconds) or about to listen. Its starter waits for it as long
+ * as it lives, not for a fixed time: 0 once it listens (nothing left to
+ * do), 1 once it died without listening and the lock is ours now, -1
+ * after HOLDER_WAIT_S with neither (err set).
+ */
+#define HOLDER_WAIT_S 600
+static int wait_for_holder(const struct paths *p, int lockfd, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timespec pause = {0, 50 * 1000 * 1000};
+	double until = ferry__mono() + HOLDER_WAIT_S;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p->sock);
+	while (ferry__mono() < until) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), up;
+
+		if (fd < 0)
+			break;
+		up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+		if (up)
+			return 0;
+		if (flock(lockfd, LOCK_EX | LOCK_NB) == 0)
+			return 1;
+		nanosleep(&pause, NULL);
+	}
+	snprintf(err, errlen, "the engine holding '%s' has not listened on '%s' for %d s", p->lock,
+		 p->sock, HOLDER_WAIT_S);
+	return -1;
+}
+
 static void paths_release(struct paths *p)
 {
 	free(p->state);
@@ -398,6 +433,9 @@ int main(int argc, char **argv)
 	char err[1024];
 	int lockfd = -1, ready = -1, rc;
 
+	/* the local backend's job runner, this program run again (runner.h) */
+	if (argc > 1 && !strcmp(argv[1], "--runner"))
+		return ferry__runner_cmd(argc - 1, argv + 1);
 	/* whatever the starting client left open is not ours to keep open */
 	syscall(SYS_close_range, 3U, ~0U, 0U);
 	rc = parse_args(argc, argv, &o);
@@ -414,9 +452,12 @@ int main(int argc, char **argv)
 	switch (take_lock(p.lock, &lockfd, err, sizeof(err))) {
 	case -1:
 		goto fail;
-	case 0:
-		rc = 0; /* another engine serves this resource: nothing to do */
-		goto out;
+	case 0: /* another engine serves this resource, or soon will */
+		rc = wait_for_holder(&p, lockfd, err, sizeof(err));
+		if (rc < 0)
+			goto fail;
+		if (rc == 0)
+			goto out;
 	}
 	p.words = ferry__last_words_open(p.state, &p.had_words);
 	setup_signals();
