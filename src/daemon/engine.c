@@ -935,6 +935,7 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng)
 /* ---- creation and recovery ---- */
 
 struct recovered {
+	struct ferry_engine *eng;
 	struct job **v;
 	size_t n, cap;
 };
@@ -968,6 +969,7 @@ static int collect_row(void *arg, struct db_job_row *row)
 	j->cpus = (int)json_integer_value(json_object_get(j->spec, "cpus"));
 	if (j->cpus < 1)
 		j->cpus = 1;
+	job_spec_drop(rec->eng, j); /* a held job's spec waits in its row, as at its submit */
 	rec->v[rec->n++] = j;
 	return 0;
 }
@@ -997,7 +999,7 @@ static void recover_drms(struct ferry_engine *eng, struct job *j)
 
 static int recover(struct ferry_engine *eng)
 {
-	struct recovered rec = {0};
+	struct recovered rec = {.eng = eng};
 	int rc = ferry__db_active_jobs(eng->db, collect_row, &rec);
 	size_t i;
 
