@@ -192,6 +192,12 @@ int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
 			   const struct ferry_reqdef *def, unsigned states, int64_t upto,
 			   double deadline);
+/*
+ * Calls fn on every job in memory (every job not ended), in no order;
+ * fn must not add or remove jobs.
+ */
+void ferry__engine_each_job(struct ferry_engine *eng, void (*fn)(void *arg, struct job *j),
+			    void *arg);
 
 /* ---- job specs (spec.c) ---- */
 /*
