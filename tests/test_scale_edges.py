@@ -168,3 +168,14 @@ def test_wait_all_counts_failures_across_an_engine_restart(ferry):
     assert waiter.returncode == 4, err
     for b in bad:
         assert f"job {b} failed" in err, err
+
+
+def test_wait_all_upto_0_takes_none(ferry):
+    """docs/protocol.md: "With upto (a job id; 0 takes none)"."""
+    ferry.submit("sleep", "30")
+    with ferry.raw() as c:
+        c.hello()
+        r = c.request({"op": "wait", "all": True, "upto": 0, "timeout": 5})
+        assert r["ok"] and r["jobs"] == 0 and r["upto"] == 0, r
+        r = c.request({"op": "wait", "all": True, "timeout": 0})
+        assert r["ok"] and r["jobs"] == 1 and r["pending"] == 1, r

@@ -346,7 +346,7 @@ static int wait_all(struct ferry_req *r, double deadline)
 		return ferry__req_fail(r, FERRY_EINVAL, "'upto' must be a job id or 0");
 	if ((rc = wait_states(r, &mask)))
 		return rc;
-	rc = ferry__engine_wait_all(r->eng, r->client, r->def, mask, u ? json_integer_value(u) : 0,
+	rc = ferry__engine_wait_all(r->eng, r->client, r->def, mask, u ? json_integer_value(u) : -1,
 				    deadline);
 	if (rc < 0)
 		return ferry__req_fail(r, rc, "out of memory");

@@ -99,7 +99,7 @@ int ferry__waits_add(struct ferry_waits *ws, struct ferry_engine *eng, struct fe
 struct take {
 	struct waiter *w;
 	unsigned states;
-	int64_t upto; /* <= 0: any */
+	int64_t upto; /* < 0: any */
 	size_t n;
 };
 
@@ -107,7 +107,7 @@ struct take {
 static int takes(const struct take *t, const struct job *j)
 {
 	return !j->dispose_requested && (t->states & (1u << j->state)) &&
-	       (t->upto <= 0 || j->id <= t->upto);
+	       (t->upto < 0 || j->id <= t->upto);
 }
 
 static void count_job(void *arg, struct job *j)

@@ -29,7 +29,7 @@ int ferry__waits_add(struct ferry_waits *ws, struct ferry_engine *eng, struct fe
 
 /*
  * A wait for every job in memory (not ended) whose state is in states (a
- * mask of 1u << state) and whose id is at most upto (<= 0: any), on
+ * mask of 1u << state) and whose id is at most upto (< 0: any; 0: none), on
  * connection c until deadline (docs/protocol.md, "wait"): each job gets a
  * mark, taken off when it ends (ferry__waits_job_ended). Always parked
  * (1): the tick answers with the wait's counts, at once when it took no
