@@ -179,3 +179,28 @@ def test_wait_all_upto_0_takes_none(ferry):
         assert r["ok"] and r["jobs"] == 0 and r["upto"] == 0, r
         r = c.request({"op": "wait", "all": True, "timeout": 0})
         assert r["ok"] and r["jobs"] == 1 and r["pending"] == 1, r
+
+
+@pytest.mark.parametrize("how", ["logs", "stdin"])
+def test_a_terminal_named_by_a_job_never_becomes_the_engines(ferry, how):
+    """A job whose stdout or stdin is a terminal: the engine (a session
+    leader) opens it (for `ferry logs`, or to check a stdin at the
+    submit) and must not make it its controlling terminal, whose hang-up
+    would stop the engine with SIGHUP."""
+    import pty
+    ferry.run("daemon", "start")
+    pid = ferry.engine_pid()
+    master, slave = pty.openpty()
+    try:
+        tty = os.ttyname(slave)
+        os.close(slave)
+        if how == "logs":
+            jid = ferry.submit("sh", "-c", "echo hi", opts=("--stdout", tty))
+            ferry.wait_ended(jid)
+            ferry.run("logs", jid, check=False)
+        else:
+            jid = ferry.submit("true", opts=("--stdin", tty, "--hold"))
+    finally:
+        os.close(master)  # the terminal hangs up
+    time.sleep(1)
+    assert ferry.engine_pid() == pid and ferry.engine_alive()

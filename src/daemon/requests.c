@@ -604,7 +604,8 @@ int ferry__req_read(struct ferry_req *r)
 		free(path);
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	/* a job's output may be a terminal: not the engine's (a session leader; SIGHUP) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0 && errno != ENOENT)
 		rc = ferry__req_fail(r, FERRY_EIO, "cannot open '%s': %s", path, strerror(errno));
 	else if (fd >= 0 && (n = pread(fd, r->bin.p, (size_t)max, off)) < 0)
