@@ -645,33 +645,19 @@ int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 	return ferry__waits_add(&eng->waits, eng, c, def, ids, n, deadline);
 }
 
-/* Whether a wait for all jobs takes j: not ended, in states, not above upto. */
-static int wait_takes(const struct job *j, unsigned states, int64_t upto)
-{
-	return !j->dispose_requested && (states & (1u << j->state)) && (upto <= 0 || j->id <= upto);
-}
-
 int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
 			   const struct ferry_reqdef *def, unsigned states, int64_t upto,
 			   double deadline)
 {
-	struct job **set;
-	size_t n = 0, k = 0;
-	int rc;
+	return ferry__waits_add_all(&eng->waits, eng, c, def, states, upto, deadline);
+}
 
-	/* once per call, not per event: the set is taken now and marked */
+void ferry__engine_each_job(struct ferry_engine *eng, void (*fn)(void *arg, struct job *j),
+			    void *arg)
+{
 	for (size_t i = 0; i < eng->hsize; i++)
 		for (struct job *j = eng->htab[i]; j; j = j->hnext)
-			n += wait_takes(j, states, upto);
-	if (!(set = malloc((n ? n : 1) * sizeof(*set))))
-		return FERRY_ENOMEM;
-	for (size_t i = 0; i < eng->hsize; i++)
-		for (struct job *j = eng->htab[i]; j; j = j->hnext)
-			if (wait_takes(j, states, upto))
-				set[k++] = j;
-	rc = ferry__waits_add_all(&eng->waits, eng, c, def, set, n, deadline);
-	free(set);
-	return rc;
+			fn(arg, j);
 }
 
 const struct ferry_backend *ferry__engine_backend(struct ferry_engine *eng)
@@ -741,14 +727,6 @@ void ferry__engine_job_end_unstarted(struct ferry_engine *eng, struct job *j,
 void ferry__engine_remove_job_files(struct ferry_engine *eng, int64_t id)
 {
 	remove_job_files(eng, id);
-}
-
-void ferry__bin_release(struct ferry_bin *b)
-{
-	free(b->p);
-	if (b->fd >= 0)
-		close(b->fd);
-	*b = (struct ferry_bin)FERRY_BIN_INIT;
 }
 
 /* ---- transfers a job waits for (transfer.c) ---- */

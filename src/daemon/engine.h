@@ -192,7 +192,7 @@ int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 		       const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline);
 /*
  * A wait for every job not ended now whose state is in states (a mask of
- * 1u << enum ferry_job_status) and whose id is at most upto (<= 0: any),
+ * 1u << enum ferry_job_status) and whose id is at most upto (< 0: any; 0: none),
  * on connection c until deadline: always parked (1; the tick answers with
  * its counts, in the same iteration when none), or FERRY_ENOMEM. A job
  * being disposed is ended already. Costs a pass over the jobs in memory
@@ -201,6 +201,12 @@ int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
 			   const struct ferry_reqdef *def, unsigned states, int64_t upto,
 			   double deadline);
+/*
+ * Calls fn on every job in memory (every job not ended), in no order;
+ * fn must not add or remove jobs.
+ */
+void ferry__engine_each_job(struct ferry_engine *eng, void (*fn)(void *arg, struct job *j),
+			    void *arg);
 
 /* ---- job specs (spec.c) ---- */
 /*

@@ -346,7 +346,7 @@ static int wait_all(struct ferry_req *r, double deadline)
 		return ferry__req_fail(r, FERRY_EINVAL, "'upto' must be a job id or 0");
 	if ((rc = wait_states(r, &mask)))
 		return rc;
-	rc = ferry__engine_wait_all(r->eng, r->client, r->def, mask, u ? json_integer_value(u) : 0,
+	rc = ferry__engine_wait_all(r->eng, r->client, r->def, mask, u ? json_integer_value(u) : -1,
 				    deadline);
 	if (rc < 0)
 		return ferry__req_fail(r, rc, "out of memory");
@@ -604,7 +604,8 @@ int ferry__req_read(struct ferry_req *r)
 		free(path);
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	/* a job's output may be a terminal: not the engine's (a session leader; SIGHUP) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0 && errno != ENOENT)
 		rc = ferry__req_fail(r, FERRY_EIO, "cannot open '%s': %s", path, strerror(errno));
 	else if (fd >= 0 && (n = pread(fd, r->bin.p, (size_t)max, off)) < 0)

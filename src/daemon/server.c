@@ -148,6 +148,14 @@ static int queue_piece(struct ferry_client *c, unsigned char *p, size_t len, int
 	return 0;
 }
 
+void ferry__bin_release(struct ferry_bin *b)
+{
+	free(b->p);
+	if (b->fd >= 0)
+		close(b->fd);
+	*b = (struct ferry_bin)FERRY_BIN_INIT;
+}
+
 /* Queues a reply; takes bin (which may be NULL: no binary part). */
 static void queue_frame(struct ferry_client *c, json_t *reply, struct ferry_bin *bin)
 {

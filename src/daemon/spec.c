@@ -256,7 +256,8 @@ static int normalise_paths(json_t *spec, json_t *n, char **seen, const char **cw
 		char *p = resolve(cwd, in);
 		if (!p)
 			return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
-		fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		/* a terminal's open must not make it the engine's: its hang-up is a SIGHUP */
+		fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 		if (fd < 0 || fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
 			rc = ferry__fail(err, errlen, FERRY_EINVAL,
 					 "stdin '%s' is not a readable file: %s", p,

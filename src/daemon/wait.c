@@ -95,36 +95,67 @@ int ferry__waits_add(struct ferry_waits *ws, struct ferry_engine *eng, struct fe
 	return 1;
 }
 
+/* A pass over the jobs in memory for a wait for all jobs: counts, then marks. */
+struct take {
+	struct waiter *w;
+	unsigned states;
+	int64_t upto; /* < 0: any */
+	size_t n;
+};
+
+/* Whether a wait for all jobs takes j: not ended, in states, not above upto. */
+static int takes(const struct take *t, const struct job *j)
+{
+	return !j->dispose_requested && (t->states & (1u << j->state)) &&
+	       (t->upto < 0 || j->id <= t->upto);
+}
+
+static void count_job(void *arg, struct job *j)
+{
+	struct take *t = arg;
+
+	t->n += takes(t, j);
+}
+
+static void mark_job(void *arg, struct job *j)
+{
+	struct take *t = arg;
+	struct ferry_wmark *m;
+
+	if (!takes(t, j) || t->n == t->w->total)
+		return;
+	m = &t->w->marks[t->n++];
+	m->w = t->w;
+	m->next = j->wmarks;
+	m->pprev = &j->wmarks;
+	if (m->next)
+		m->next->pprev = &m->next;
+	j->wmarks = m;
+	if (j->id > t->w->upto)
+		t->w->upto = j->id;
+}
+
 int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
-			 const struct ferry_reqdef *def, struct job **set, size_t n,
+			 const struct ferry_reqdef *def, unsigned states, int64_t upto,
 			 double deadline)
 {
-	struct waiter *w = calloc(1, sizeof(*w));
-	struct ferry_wmark *marks = n ? calloc(n, sizeof(*marks)) : NULL;
+	struct take t = {.states = states, .upto = upto};
+	struct waiter *w;
 
-	if (!w || (n && !marks)) {
+	/* once per call, not per event: the set is taken now and marked */
+	ferry__engine_each_job(eng, count_job, &t);
+	if (!(w = calloc(1, sizeof(*w))) || (t.n && !(w->marks = calloc(t.n, sizeof(*w->marks))))) {
 		free(w);
-		free(marks);
 		return FERRY_ENOMEM;
 	}
-	*w = (struct waiter){.c = c,
-			     .def = def,
-			     .all = 1,
-			     .marks = marks,
-			     .total = n,
-			     .left = n,
-			     .deadline = deadline};
-	for (size_t i = 0; i < n; i++) {
-		struct ferry_wmark *m = &w->marks[i];
-		m->w = w;
-		m->next = set[i]->wmarks;
-		m->pprev = &set[i]->wmarks;
-		if (m->next)
-			m->next->pprev = &m->next;
-		set[i]->wmarks = m;
-		if (set[i]->id > w->upto)
-			w->upto = set[i]->id;
-	}
+	w->c = c;
+	w->def = def;
+	w->all = 1;
+	w->total = w->left = t.n;
+	w->deadline = deadline;
+	t.w = w;
+	t.n = 0;
+	ferry__engine_each_job(eng, mark_job, &t);
 	/* parked even when empty: the tick answers it with its counts */
 	w->next = ws->head;
 	ws->head = w;

@@ -28,13 +28,15 @@ int ferry__waits_add(struct ferry_waits *ws, struct ferry_engine *eng, struct fe
 		     const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline);
 
 /*
- * A wait for the jobs set[0..n) (the engine chose them: docs/protocol.md,
- * "wait"), on connection c until deadline: each job gets a mark, taken
- * off when it ends (ferry__waits_job_ended). Always parked (1): the tick
- * answers with the wait's counts, at once when n is 0. Or FERRY_ENOMEM.
+ * A wait for every job in memory (not ended) whose state is in states (a
+ * mask of 1u << state) and whose id is at most upto (< 0: any; 0: none), on
+ * connection c until deadline (docs/protocol.md, "wait"): each job gets a
+ * mark, taken off when it ends (ferry__waits_job_ended). Always parked
+ * (1): the tick answers with the wait's counts, at once when it took no
+ * job. Or FERRY_ENOMEM.
  */
 int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
-			 const struct ferry_reqdef *def, struct job **set, size_t n,
+			 const struct ferry_reqdef *def, unsigned states, int64_t upto,
 			 double deadline);
 
 /*

@@ -449,7 +449,8 @@ static int open_located(ferry_conn *c, json_t *reply, int *fd)
 	*fd = -1;
 	if (!path)
 		return 0; /* nothing written yet */
-	*fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	/* O_NOCTTY: the path may be a terminal, never to become ours */
+	*fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (*fd < 0 && errno == ENOENT)
 		return 0;
 	if (*fd < 0)
