@@ -1154,3 +1154,22 @@ int ferry__db_ref_pending(struct ferry_db *db, int64_t job)
 	/* a count always has its row */
 	return rc == 1 ? n : rc ? rc : db_fail(db, "pending inputs");
 }
+
+int ferry__db_instance(struct ferry_db *db, char *out, size_t len, char *err, size_t errlen)
+{
+	char *v = NULL;
+
+	if (len < 17 || ferry__db_meta_get(db, "instance", &v))
+		goto fail;
+	if (!v) {
+		if (ferry__random_hex(out, 8) < 0)
+			goto fail;
+		return ferry__db_meta_set(db, "instance", out) ? -1 : 0;
+	}
+	snprintf(out, len, "%s", v);
+	free(v);
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot make the engine's instance token");
+	return -1;
+}

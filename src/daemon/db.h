@@ -37,6 +37,11 @@ int ferry__db_commit(struct ferry_db *db);
 /* A value of the meta table (malloc'd in *value, NULL when absent), or set one. */
 int ferry__db_meta_get(struct ferry_db *db, const char *key, char **value);
 int ferry__db_meta_set(struct ferry_db *db, const char *key, const char *value);
+/*
+ * The engine's token among the user's engines, made once and kept in the
+ * meta table: into out (len >= 17: 16 hex digits). 0, or -1 with err set.
+ */
+int ferry__db_instance(struct ferry_db *db, char *out, size_t len, char *err, size_t errlen);
 /* The open transaction acknowledges a request: commit it durably. */
 void ferry__db_need_durable(struct ferry_db *db);
 int ferry__db_savepoint(struct ferry_db *db);

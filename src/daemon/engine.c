@@ -15,7 +15,6 @@
 #include "dispatch.h"
 #include "jbytes.h"
 #include "proto.h"
-#include "trust.h"
 #include "util.h"
 #include "wait.h"
 #include "work.h"
@@ -1059,67 +1058,12 @@ void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j)
 	eng->used_slots += j->cpus;
 }
 
-/*
- * The transfer root: transfer_root, or transfers/ in the state directory
- * (made 0700); writable by the user alone, resolved once, then reached
- * through a descriptor.
- */
-static int transfer_root_init(struct ferry_engine *eng, char *err, size_t errlen)
-{
-	const char *knob = getenv("FERRYD_TEST_HOUR_SECONDS");
-	char *want = eng->cfg.transfer_root ? strdup(eng->cfg.transfer_root)
-					    : ferry__asprintf("%s/transfers", eng->state_dir);
-
-	eng->tr_root_fd = -1;
-	eng->hour_s = knob && atof(knob) > 0 ? atof(knob) : 3600;
-	if (!want) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	if (want[0] != '/') {
-		snprintf(err, errlen, "transfer_root '%s' is not an absolute path", want);
-		free(want);
-		return -1;
-	}
-	if (ferry__mkdir_p(want, 0700) < 0 || !(eng->tr_root = realpath(want, NULL)) ||
-	    (eng->tr_root_fd = open(eng->tr_root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "cannot use the transfer root '%s': %s", want,
-			 strerror(errno));
-		free(want);
-		return -1;
-	}
-	/* jobs read their inputs there once ready: no one else may swap them */
-	int rc = ferry__check_own_dir_fd("transfer root", want, eng->tr_root_fd,
-					 FERRY_DIR_NOT_WRITABLE, err, errlen);
-	free(want);
-	return rc ? -1 : 0;
-}
-
-/* The engine's token among the user's engines, made once and kept. */
-static int instance_init(struct ferry_engine *eng, char *err, size_t errlen)
-{
-	char *v = NULL;
-
-	if (ferry__db_meta_get(eng->db, "instance", &v))
-		goto fail;
-	if (!v) {
-		if (ferry__random_hex(eng->instance, 8) < 0)
-			goto fail;
-		return ferry__db_meta_set(eng->db, "instance", eng->instance) ? -1 : 0;
-	}
-	snprintf(eng->instance, sizeof(eng->instance), "%s", v);
-	free(v);
-	return 0;
-fail:
-	snprintf(err, errlen, "cannot make the engine's instance token");
-	return -1;
-}
-
 struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *resource,
 				       const char *state_dir, const struct ferry_resource_cfg *cfg,
 				       int check_db, char *err, size_t errlen)
 {
 	struct ferry_engine *eng = calloc(1, sizeof(*eng));
+	const char *knob = getenv("FERRYD_TEST_HOUR_SECONDS");
 	char *dbpath = NULL;
 
 	if (errlen)
@@ -1148,7 +1092,9 @@ struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *reso
 		snprintf(err, errlen, "cannot create '%s': %s", eng->jobs_dir, strerror(errno));
 		goto fail;
 	}
-	if (transfer_root_init(eng, err, errlen) < 0)
+	eng->hour_s = knob && atof(knob) > 0 ? atof(knob) : 3600;
+	if (ferry__transfer_root_open(cfg->transfer_root, state_dir, &eng->tr_root,
+				      &eng->tr_root_fd, err, errlen) < 0)
 		goto fail;
 	if (!(eng->tr = ferry__transfers_new()))
 		goto nomem;
@@ -1158,7 +1104,8 @@ struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *reso
 		goto fail;
 	free(dbpath);
 	dbpath = NULL;
-	if (ferry__db_begin(eng->db) || instance_init(eng, err, errlen) ||
+	if (ferry__db_begin(eng->db) ||
+	    ferry__db_instance(eng->db, eng->instance, sizeof(eng->instance), err, errlen) ||
 	    ferry__engine_find_lost(eng, err, errlen))
 		goto db_fail;
 	if (drms(eng) && !(eng->worker = ferry__worker_new(loop, err, errlen)))

@@ -35,6 +35,7 @@
 #include "holes.h"
 #include "jbytes.h"
 #include "partfile.h"
+#include "trust.h"
 #include "transfer_int.h"
 #include "util.h"
 
@@ -1042,4 +1043,34 @@ void ferry__transfer_gc(struct ferry_engine *eng)
 		ferry__db_tr_row_release(&row);
 	}
 	free(ids);
+}
+
+int ferry__transfer_root_open(const char *configured, const char *state_dir, char **root, int *fd,
+			      char *err, size_t errlen)
+{
+	char *want = configured ? strdup(configured) : ferry__asprintf("%s/transfers", state_dir);
+	int rc;
+
+	*fd = -1;
+	if (!want) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (want[0] != '/') {
+		snprintf(err, errlen, "transfer_root '%s' is not an absolute path", want);
+		free(want);
+		return -1;
+	}
+	if (ferry__mkdir_p(want, 0700) < 0 || !(*root = realpath(want, NULL)) ||
+	    (*fd = open(*root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "cannot use the transfer root '%s': %s", want,
+			 strerror(errno));
+		free(want);
+		return -1;
+	}
+	/* jobs read their inputs there once ready: no one else may swap them */
+	rc = ferry__check_own_dir_fd("transfer root", want, *fd, FERRY_DIR_NOT_WRITABLE, err,
+				     errlen);
+	free(want);
+	return rc ? -1 : 0;
 }

@@ -27,6 +27,14 @@ void ferry__transfer_job_ended(struct ferry_engine *eng, int64_t job);
  * checksums), one per engine: NULL when out of memory.
  */
 struct ferry_transfers *ferry__transfers_new(void);
+/*
+ * The transfer root: configured (transfer_root), or transfers/ in
+ * state_dir (made 0700); writable by the user alone, resolved once into
+ * *root (malloc'd), then reached through *fd (O_PATH). 0, or -1 with err
+ * set (*root and *fd, -1, as far as they got: the caller frees them).
+ */
+int ferry__transfer_root_open(const char *configured, const char *state_dir, char **root, int *fd,
+			      char *err, size_t errlen);
 void ferry__transfers_free(struct ferry_transfers *x);
 /* Removes expired transfers. */
 void ferry__transfer_gc(struct ferry_engine *eng);
