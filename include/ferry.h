@@ -398,6 +398,10 @@ struct ferry_wait_all_result {
  * the new engine takes the jobs not ended then of those the first one
  * named (its ids up to the highest it took), in the states asked for;
  * failures of jobs that ended while no engine ran are not counted then.
+ * Nor are failures between two of the call's requests: it asks once to
+ * learn the jobs it takes, then waits; over ssh it asks again every 10 s
+ * (docs/protocol.md, "wait for all jobs"). A job failing in such a gap
+ * is not counted, and out->failed may miss it.
  * out (may be NULL) gets the counts, also on FERRY_ETIMEDOUT; it is the
  * caller's, nothing in it needs freeing. A job that failed does not make
  * the call fail: out->failed says so.
