@@ -93,6 +93,15 @@ int ferry__db_list_ids(struct ferry_db *db, const struct db_list *l, int64_t *id
  */
 int ferry__db_jobs_json(struct ferry_db *db, const int64_t *ids, size_t n,
 			int (*cb)(void *arg, json_t *job, size_t bytes), void *arg);
+/*
+ * The jobs not disposed with ids from first to last in one of states (bit
+ * 1 << state; 0: any), each handed to cb with its name (NULL: none),
+ * ascending by id within a state: a range of jobs_state for each state, or
+ * of the primary key. cb returns 0 to go on, or a negative code, which is
+ * returned. cb must not change the jobs table (collect, then act).
+ */
+int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, int64_t last,
+			  int (*cb)(void *arg, int64_t id, const char *name), void *arg);
 /* Ids of ended jobs whose disposal deadline passed. */
 int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n);
 /* Spec text of any job (malloc'd) and whether it ended. */
