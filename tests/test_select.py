@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from conftest import poll
+
 CONF = "[local]\nscheduler = local\nslots = 1\n"
 
 
@@ -175,3 +177,17 @@ def test_100k_held_killed_in_one_request_and_kept_after_sigkill(ferry):
         assert ferry.state(i) == "failed"
     assert ferry.json("jobs", "--state", "user_on_hold") == []
     assert len(ferry.json("jobs", "--state", "failed")) == n
+
+
+def test_killed_held_jobs_keep_their_disposal_time(ferry):
+    """A held job's spec is in the database only: its end reads the
+    disposal time there (a job of 2 hours goes, one of the default 168
+    stays)."""
+    ferry.env["FERRYD_TEST_HOUR_SECONDS"] = "1"
+    short = ferry.submit("true", opts=("--hold", "--disposal", "2"))
+    default = ferry.submit("true", opts=("--hold",))
+    cp = ferry.run("kill", "--all")
+    assert summary(cp) == (2, "killed", 2, 0, ""), cp
+    poll(lambda: ferry.run("status", short, check=False).returncode == 1, 15,
+         what=f"job {short} disposed of after 2 s")
+    assert ferry.state(default) == "failed"

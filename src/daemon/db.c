@@ -97,7 +97,9 @@ static const char *const sql[S_COUNT] = {
     [S_SET_ENDED] = "UPDATE jobs SET state = ?2, exit_status = ?3, exit_value = ?4, "
 		    "signal = ?5, cpu_user = ?6, cpu_sys = ?7, max_rss_kb = ?8, wall = ?9, "
 		    "started_at = COALESCE(started_at, ?10), ended_at = ?11, message = ?12, "
-		    "dispose_after = ?13 WHERE id = ?1",
+		    "dispose_after = ?11 + ?14 * CASE WHEN ?13 >= 0 THEN ?13 ELSE "
+		    "COALESCE(json_extract(spec, '$.disposal_timeout_hours'), 168) END "
+		    "WHERE id = ?1",
     [S_DELETE] = "DELETE FROM jobs WHERE id = ?1",
     [S_ACTIVE] = "SELECT id, state, kill_requested, disposed, spec, started_at, native_id, "
 		 "requeues FROM jobs WHERE ended_at IS NULL ORDER BY id",
@@ -688,7 +690,7 @@ static void bind_opt_double(sqlite3_stmt *q, int i, double v)
 }
 
 int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,
-			const struct job_result *r, double dispose_after)
+			const struct job_result *r, double hours, double hour_s)
 {
 	sqlite3_stmt *q = db->st[S_SET_ENDED];
 
@@ -713,7 +715,8 @@ int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status s
 		sqlite3_bind_null(q, 10);
 	sqlite3_bind_double(q, 11, r->ended_at > 0 ? r->ended_at : ferry__now());
 	bind_text(q, 12, r->message[0] ? r->message : NULL);
-	sqlite3_bind_double(q, 13, dispose_after);
+	sqlite3_bind_double(q, 13, hours);
+	sqlite3_bind_double(q, 14, hour_s);
 	return run(db, S_SET_ENDED, "set ended");
 }
 

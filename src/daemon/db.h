@@ -63,8 +63,13 @@ int ferry__db_insert_lost(struct ferry_db *db, int64_t id, double at, double dis
 int ferry__db_set_requeued(struct ferry_db *db, int64_t id, enum ferry_job_status st, int requeues);
 int ferry__db_set_native_id(struct ferry_db *db, int64_t id, const char *native_id);
 int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed);
+/*
+ * The job ended as r says; it is disposed of hours * hour_s seconds after
+ * its end, hours < 0: the stored spec's disposal_timeout_hours (168 when
+ * it has none), read by the database.
+ */
 int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,
-			const struct job_result *r, double dispose_after);
+			const struct job_result *r, double hours, double hour_s);
 int ferry__db_delete_job(struct ferry_db *db, int64_t id);
 /* Iterates the jobs not ended yet, oldest first. */
 int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),

@@ -321,8 +321,9 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 {
 	struct job_result res = *r;
 	enum ferry_job_status st;
-	json_t *d = job_spec(eng, j) ? NULL : json_object_get(j->spec, "disposal_timeout_hours");
-	double hours = json_is_integer(d) ? (double)json_integer_value(d) : 168;
+	/* a held job's spec is not read back (half a kill's time): the database reads it */
+	json_t *d = j->spec ? json_object_get(j->spec, "disposal_timeout_hours") : NULL;
+	double hours = !j->spec ? -1 : json_is_integer(d) ? (double)json_integer_value(d) : 168;
 
 	if (j->kill_requested &&
 	    !(res.exit_status == FERRY_FINISHED_REGULARLY && res.exit_value == 0)) {
@@ -341,7 +342,7 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 		ferry__db_delete_job(eng->db, j->id);
 		remove_job_files(eng, j->id);
 	} else {
-		ferry__db_set_ended(eng->db, j->id, st, &res, res.ended_at + hours * eng->hour_s);
+		ferry__db_set_ended(eng->db, j->id, st, &res, hours, eng->hour_s);
 		ferry__transfer_job_ended(eng, j->id);
 	}
 	job_remove(eng, j);
@@ -571,6 +572,8 @@ void ferry__engine_control_done(struct ferry_engine *eng, struct ferry_ctl *t, i
 	if (!rc)
 		control_applied(eng, t->id, t->ctl, t->to);
 	if (!t->c) { /* nobody to answer: what changed is committed durably all the same */
+		if (rc)
+			fprintf(stderr, "ferryd: job %lld: %s\n", (long long)t->id, msg);
 		ferry__db_need_durable(eng->db);
 		free(t);
 		return;

@@ -430,6 +430,16 @@ static int ended_error(struct ferry_req *r, int64_t id, const char *action)
 static int do_kill(struct ferry_req *r, struct job *j, int sel)
 {
 	j->kill_requested = 1;
+	/*
+	 * A job that never went anywhere ends now, in this transaction: its
+	 * end is the record (a kill flag written first cost a second write
+	 * of its row, a third of a kill by selection's time).
+	 */
+	if (!j->handing && !ferry__job_started(j) && !j->handed) {
+		ferry__engine_job_end_unstarted(r->eng, j, FERRY_KILLED_BY_USER,
+						"killed by user before it started");
+		return 0;
+	}
 	ferry__db_set_kill(ferry__engine_db(r->eng), j->id, j->dispose_requested);
 	/*
 	 * A job being handed stays until the DRMS answered: then the engine
@@ -439,11 +449,6 @@ static int do_kill(struct ferry_req *r, struct job *j, int sel)
 	 */
 	if (j->handing)
 		return 0;
-	if (!ferry__job_started(j) && !j->handed) {
-		ferry__engine_job_end_unstarted(r->eng, j, FERRY_KILLED_BY_USER,
-						"killed by user before it started");
-		return 0;
-	}
 	return control_started(r, j, CTL_TERMINATE, FERRY_UNDETERMINED, sel);
 }
 

@@ -151,9 +151,9 @@ static int collect(struct ferry_req *r, struct selection *s)
 static void refused(struct ferry_req *r, json_t *errors, int64_t id, int rc)
 {
 	if (json_array_size(errors) < SEL_ERRORS)
-		json_array_append_new(errors, json_pack("{s:I,s:s,s:o}", "id", (json_int_t)id,
-							"error", ferry__error_name(rc), "message",
-							ferry__json_bytes(r->err)));
+		json_array_append_new(errors, json_pack("{s:I,s:s,s:i,s:o}", "id", (json_int_t)id,
+							"error", ferry__error_name(rc), "code", rc,
+							"message", ferry__json_bytes(r->err)));
 	r->err[0] = '\0';
 }
 
