@@ -473,6 +473,9 @@ FERRY_EXPORT int ferry_control_select(ferry_conn *c, const struct ferry_selectio
 
 	if (!sel || !out)
 		return ferry__seterr(c, FERRY_EINVAL, "no selection or no result given");
+	if (!sel->all && !sel->nstates && !sel->name && !sel->nranges)
+		return ferry__seterr(c, FERRY_EINVAL,
+				     "a selection needs all, states, a name or id ranges");
 	if (action < FERRY_CONTROL_STOP || action > FERRY_CONTROL_DISPOSE)
 		return ferry__seterr(c, FERRY_EINVAL, "unknown control action %d", (int)action);
 	req = action == FERRY_CONTROL_DISPOSE
@@ -484,7 +487,6 @@ FERRY_EXPORT int ferry_control_select(ferry_conn *c, const struct ferry_selectio
 		json_decref(req);
 		return rc;
 	}
-	/* a selection that names nothing is refused by the engine, with its message */
 	if ((rc = ferry__call_locked(c, req, 0, &reply)))
 		return rc;
 	control_result(reply, out);
