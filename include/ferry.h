@@ -462,6 +462,62 @@ int ferry_kill(ferry_conn *conn, ferry_job_id id);
  */
 int ferry_dispose(ferry_conn *conn, ferry_job_id id);
 
+/*
+ * Which jobs a control by selection acts on (ferry_control_select()): the
+ * jobs every part given takes (they combine by AND); at least one part
+ * must be given. Borrowed: the call copies what it needs.
+ */
+struct ferry_selection {
+	int all;			     /* 1: every job (alone: all of them) */
+	const enum ferry_job_status *states; /* in one of these; NULL or nstates 0: any */
+	size_t nstates;
+	const char *name; /* a glob on the job's name (fnmatch(3)); NULL: any */
+	/* ids from ranges[i][0] to ranges[i][1] (one id: [id, id]); NULL or 0: any */
+	const ferry_job_id (*ranges)[2];
+	size_t nranges;
+};
+
+/* The action of ferry_control_select(): ferry_stop() ... ferry_dispose() on each job. */
+enum ferry_control {
+	FERRY_CONTROL_STOP = 1,
+	FERRY_CONTROL_RESTART,
+	FERRY_CONTROL_HOLD,
+	FERRY_CONTROL_RELEASE,
+	FERRY_CONTROL_KILL,
+	FERRY_CONTROL_DISPOSE,
+};
+
+/* How many refusals struct ferry_control_result names. */
+#define FERRY_CONTROL_ERRORS 16
+
+/* What ferry_control_select() did. */
+struct ferry_control_result {
+	size_t matched; /* jobs the selection took */
+	size_t changed; /* of those, the ones the action changed (or asked the cluster to) */
+	size_t failed;	/* of those, the ones it could not be applied to */
+	size_t nerrors; /* the first failures (at most FERRY_CONTROL_ERRORS): */
+	struct {
+		ferry_job_id id;
+		int code; /* FERRY_E*: FERRY_ESTATE for a hold of a running job ... */
+		char message[256];
+	} errors[FERRY_CONTROL_ERRORS];
+};
+
+/*
+ * Applies action to every job sel takes, in one request the engine
+ * commits once: matched - changed - failed jobs had nothing to change (a
+ * kill of an ended job, a hold of a held one). A job that refuses the
+ * action counts in out->failed and never fails the call; ids that name no
+ * job are not matched (no FERRY_ENOJOB). On a cluster, the actions the
+ * engine asks of it are counted changed once asked: their outcome shows in
+ * the jobs' states (docs/protocol.md, "Selections"). out (filled on
+ * success) is the caller's. Errors: FERRY_EINVAL (no part given, an
+ * unknown state or action, a range with first > last or an id < 1),
+ * connection errors.
+ */
+int ferry_control_select(ferry_conn *conn, const struct ferry_selection *sel,
+			 enum ferry_control action, struct ferry_control_result *out);
+
 enum ferry_stream { FERRY_STDOUT = 1, FERRY_STDERR = 2 };
 
 /*

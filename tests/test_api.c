@@ -662,6 +662,60 @@ static void t_submit_batches(void)
 	free(arg);
 }
 
+/*
+ * Control by selection: held jobs killed by state and range in one call,
+ * counted; a refusal counted and named, never failing the call; dispose by
+ * range; bad selections refused. On a cluster the kills go to it after
+ * the answer (the wait sees them end); the hold of a held job that does
+ * nothing is checked locally only, as a cluster's job may still be being
+ * handed to it then (a hold of such a job is refused).
+ */
+static void t_control_select(void)
+{
+	const char *argv[] = {"true", NULL};
+	ferry_job_id ids[3], d;
+	const enum ferry_job_status held[] = {FERRY_USER_ON_HOLD};
+	struct ferry_control_result *res = calloc(1, sizeof(*res));
+	ferry_job_id range[1][2], bad[1][2] = {{5, 1}};
+	struct ferry_selection sel = {.states = held, .nstates = 1, .ranges = range, .nranges = 1};
+	struct ferry_selection none = {0}, back = {.ranges = bad, .nranges = 1};
+
+	CHECK(res);
+	for (int i = 0; i < 3; i++)
+		ids[i] = submit_argv(argv, hold);
+	d = submit_argv(argv, hold);
+	range[0][0] = ids[0];
+	range[0][1] = ids[2];
+	OK(ferry_control_select(conn, &sel, FERRY_CONTROL_KILL, res));
+	CHECK(res->matched == 3 && res->changed == 3 && res->failed == 0 && res->nerrors == 0);
+	OK(ferry_wait(conn, ids, 3, 240));
+	for (int i = 0; i < 3; i++)
+		CHECK(status_of(ids[i]) == FERRY_FAILED);
+	CHECK(status_of(d) == FERRY_USER_ON_HOLD);
+	/* a release of ended jobs: refused, counted, named */
+	sel.nstates = 0;
+	OK(ferry_control_select(conn, &sel, FERRY_CONTROL_RELEASE, res));
+	CHECK(res->matched == 3 && res->changed == 0 && res->failed == 3 && res->nerrors == 3);
+	CHECK(res->errors[0].id == ids[0] && res->errors[0].code == FERRY_ESTATE);
+	CHECK(strstr(res->errors[0].message, "has ended"));
+	if (!on_slurm() && !on_drmaa()) {
+		range[0][0] = range[0][1] = d;
+		OK(ferry_control_select(conn, &sel, FERRY_CONTROL_HOLD, res));
+		CHECK(res->matched == 1 && res->changed == 0 && res->failed == 0);
+		range[0][0] = ids[0];
+		range[0][1] = ids[2];
+	}
+	OK(ferry_control_select(conn, &sel, FERRY_CONTROL_DISPOSE, res));
+	CHECK(res->matched == 3 && res->changed == 3 && res->failed == 0);
+	CHECK(ferry_status(conn, ids[1], &(enum ferry_job_status){0}) == FERRY_ENOJOB);
+	CHECK(ferry_control_select(conn, &none, FERRY_CONTROL_KILL, res) == FERRY_EINVAL);
+	CHECK(strstr(ferry_errmsg(conn), "a selection needs"));
+	CHECK(ferry_control_select(conn, &back, FERRY_CONTROL_KILL, res) == FERRY_EINVAL);
+	CHECK(ferry_control_select(conn, &sel, (enum ferry_control)99, res) == FERRY_EINVAL);
+	OK(ferry_kill(conn, d));
+	free(res);
+}
+
 static void t_wait_timeout(void)
 {
 	const char *argv[] = {"sleep", "30", NULL};
@@ -936,6 +990,7 @@ static const struct {
     {"idempotent_key", t_idempotent_key},
     {"submit_many", t_submit_many},
     {"submit_batches", t_submit_batches},
+    {"control_select", t_control_select},
     {"wait_timeout", t_wait_timeout},
     {"wait_all", t_wait_all},
     {"errors", t_errors},

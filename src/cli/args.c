@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -121,6 +122,33 @@ int ferry__cli_parse_ids(const struct ctx *c, int argc, char **argv, ferry_job_i
 	*ids = v;
 	*n = (size_t)count;
 	return CLI_OK;
+}
+
+int ferry__cli_parse_range(const struct ctx *c, const char *s, ferry_job_id r[2])
+{
+	const char *dash = strchr(s, '-');
+	char first[32];
+	long long a, b;
+
+	if (!dash)
+		return parse_id(c, s, &r[0]) < 0 ? -1 : (r[1] = r[0], 0);
+	if ((size_t)(dash - s) >= sizeof(first) || dash == s) {
+		ferry__cli_errorf(c, "invalid job id range '%s' (expected FIRST-LAST)", s);
+		return -1;
+	}
+	memcpy(first, s, (size_t)(dash - s));
+	first[dash - s] = '\0';
+	if (parse_ll(first, 1, INT64_MAX, &a) < 0 || parse_ll(dash + 1, 1, INT64_MAX, &b) < 0) {
+		ferry__cli_errorf(c, "invalid job id range '%s' (expected FIRST-LAST)", s);
+		return -1;
+	}
+	if (a > b) {
+		ferry__cli_errorf(c, "invalid job id range '%s' (%lld is above %lld)", s, a, b);
+		return -1;
+	}
+	r[0] = a;
+	r[1] = b;
+	return 0;
 }
 
 int ferry__cli_one_job(struct ctx *c, int argc, char **argv, ferry_job_id *id)

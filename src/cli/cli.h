@@ -53,6 +53,7 @@ enum {
 	OPT_JSONL,
 	OPT_SINCE,
 	OPT_LIMIT,
+	OPT_NAME,
 };
 
 /* A limit of the protocol (docs/protocol.md), checked here for a clear message. */
@@ -109,6 +110,11 @@ int ferry__cli_int_option(const struct ctx *c, const char *opt, const char *s, l
 			  long long max, long long *out);
 /* After the options, every argument is a job id; at least one is required. */
 int ferry__cli_parse_ids(const struct ctx *c, int argc, char **argv, ferry_job_id **ids, size_t *n);
+/*
+ * A job id "N", or a range "FIRST-LAST" (FIRST <= LAST), into r[0] and
+ * r[1] (both N for an id): 0, or -1 after saying why.
+ */
+int ferry__cli_parse_range(const struct ctx *c, const char *s, ferry_job_id r[2]);
 /* After the options, exactly one job id; then connects. */
 int ferry__cli_one_job(struct ctx *c, int argc, char **argv, ferry_job_id *id);
 

@@ -203,6 +203,18 @@ static const char resources_help[] =
     "      --json      an array of objects (name, scheduler, host, port, login,\n"
     "                  reachable, engine_running, pid, error)\n";
 
+/* What stop, restart, hold, release, kill and dispose take (control.c). */
+#define SEL_ARGS "(ID | FIRST-LAST | --all | --state STATE | --name GLOB)..."
+
+static const char control_help[] =
+    "Plain ids: one request each. A selection (ranges FIRST-LAST, --all,\n"
+    "--state, --name; what all given take) is one request in the engine's one\n"
+    "transaction; it prints \"N jobs ACTED (M matched; K not: reasons)\" and\n"
+    "exits 4 when K is not 0.\n"
+    "  -a, --all              every job\n"
+    "  -s, --state STATE      jobs in STATE (repeatable)\n"
+    "      --name GLOB        jobs whose name matches GLOB (fnmatch(3))\n";
+
 static const struct cmd commands[] = {
     {"submit", ferry__cli_cmd_submit, "[OPTIONS] (-- CMD [ARGS...] | --bulk FILE)", "Submit a job",
      submit_help, NULL},
@@ -215,14 +227,15 @@ static const struct cmd commands[] = {
     {"jobs", ferry__cli_cmd_jobs,
      "[--json | --jsonl] [--state STATE]... [--since ID|TIME] [--limit N]",
      "List the jobs of the resource", jobs_help, NULL},
-    {"stop", ferry__cli_cmd_control, "ID...", "Suspend running jobs, hold queued ones", NULL,
-     ferry_stop},
-    {"restart", ferry__cli_cmd_control, "ID...", "Undo 'ferry stop'", NULL, ferry_restart},
-    {"hold", ferry__cli_cmd_control, "ID...", "Hold jobs that have not started", NULL, ferry_hold},
-    {"release", ferry__cli_cmd_control, "ID...", "Release held jobs", NULL, ferry_release},
-    {"kill", ferry__cli_cmd_control, "ID...", "Terminate jobs", NULL, ferry_kill},
-    {"dispose", ferry__cli_cmd_control, "ID...", "Kill jobs if active and forget them", NULL,
-     ferry_dispose},
+    {"stop", ferry__cli_cmd_control, SEL_ARGS, "Suspend running jobs, hold queued ones",
+     control_help, ferry_stop},
+    {"restart", ferry__cli_cmd_control, SEL_ARGS, "Undo 'ferry stop'", control_help, ferry_restart},
+    {"hold", ferry__cli_cmd_control, SEL_ARGS, "Hold jobs that have not started", control_help,
+     ferry_hold},
+    {"release", ferry__cli_cmd_control, SEL_ARGS, "Release held jobs", control_help, ferry_release},
+    {"kill", ferry__cli_cmd_control, SEL_ARGS, "Terminate jobs", control_help, ferry_kill},
+    {"dispose", ferry__cli_cmd_control, SEL_ARGS, "Kill jobs if active and forget them",
+     control_help, ferry_dispose},
     {"send", ferry__cli_cmd_send, "[--disposal HOURS] PATH...",
      "Send files or a directory to the resource", send_help, NULL},
     {"register", ferry__cli_cmd_register, "[--disposal HOURS] PATH",

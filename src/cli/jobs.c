@@ -1,7 +1,6 @@
 /*
- * jobs.c - the commands on jobs that exist: status, wait, info, jobs, and
- * stop, restart, hold, release, kill and dispose (submit.c makes them,
- * logs.c reads their output).
+ * jobs.c - the commands on jobs that exist: status, wait, info and jobs
+ * (control.c acts on them, submit.c makes them, logs.c reads their output).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -265,26 +264,6 @@ int ferry__cli_cmd_info(struct ctx *c, int argc, char **argv)
 	rc = ferry__cli_show_job(c, info);
 	ferry_job_info_free(info);
 	return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* stop, restart, hold, release, kill, dispose */
-
-int ferry__cli_cmd_control(struct ctx *c, int argc, char **argv)
-{
-	ferry_job_id *ids = NULL;
-	size_t n = 0, i;
-	int rc, ret = parse_ids_connect(c, argc, argv, &ids, &n);
-
-	if (ret != CLI_OK)
-		return ret;
-	for (i = 0; i < n; i++) {
-		rc = c->cmd->action(c->conn, ids[i]);
-		if (rc < 0)
-			ret = ferry__cli_report_id(c, ids[i], rc);
-	}
-	free(ids);
-	return ret;
 }
 
 /* ------------------------------------------------------------------ */

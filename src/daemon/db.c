@@ -40,6 +40,8 @@ enum stmt_id {
 	S_LIST_IDS_STATE,
 	S_LIST_IDS_STATE_SINCE,
 	S_JOB_RANGE,
+	S_SELECT,
+	S_SELECT_STATE,
 	S_EXPIRED,
 	S_SPEC,
 	S_TR_INSERT,
@@ -117,6 +119,10 @@ static const char *const sql[S_COUNT] = {
 			       "id > ?1 AND submitted_at >= ?2 ORDER BY id LIMIT ?3",
     [S_JOB_RANGE] = "SELECT " JOB_COLS " FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0 "
 		    "ORDER BY id",
+    /* a control by selection (ferry__db_select_jobs): by id, or by state through jobs_state */
+    [S_SELECT] = "SELECT id, name FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0",
+    [S_SELECT_STATE] = "SELECT id, name FROM jobs WHERE state = ?3 AND disposed = 0 AND "
+		       "id >= ?1 AND id <= ?2",
     [S_EXPIRED] = "SELECT id FROM jobs WHERE dispose_after IS NOT NULL AND "
 		  "dispose_after < ?1",
     [S_SPEC] = "SELECT spec, ended_at IS NOT NULL FROM jobs WHERE id = ?1 AND disposed = 0",
@@ -842,6 +848,38 @@ int ferry__db_list_ids(struct ferry_db *db, const struct db_list *l, int64_t *id
 	return rc;
 }
 
+static int select_state(struct ferry_db *db, enum stmt_id s, int state, int64_t first, int64_t last,
+			int (*cb)(void *arg, int64_t id, const char *name), void *arg)
+{
+	sqlite3_stmt *q = db->st[s];
+	int rc = 0, step = SQLITE_DONE;
+
+	sqlite3_bind_int64(q, 1, first);
+	sqlite3_bind_int64(q, 2, last);
+	if (state >= 0)
+		sqlite3_bind_int(q, 3, state);
+	while (!rc && (step = sqlite3_step(q)) == SQLITE_ROW)
+		rc = cb(arg, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1));
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc)
+		return rc;
+	return step == SQLITE_DONE ? 0 : db_fail(db, "select jobs");
+}
+
+int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, int64_t last,
+			  int (*cb)(void *arg, int64_t id, const char *name), void *arg)
+{
+	int rc = 0;
+
+	if (!states)
+		return select_state(db, S_SELECT, -1, first, last, cb, arg);
+	for (int st = 0; !rc && st < 32; st++)
+		if (states & (1u << st))
+			rc = select_state(db, S_SELECT_STATE, st, first, last, cb, arg);
+	return rc;
+}
+
 /* Hands the row q is on to cb: its return, or FERRY_ENOMEM. */
 static int row_to_cb(sqlite3_stmt *q, int (*cb)(void *arg, json_t *job, size_t bytes), void *arg)
 {
@@ -1153,23 +1191,4 @@ int ferry__db_ref_pending(struct ferry_db *db, int64_t job)
 	rc = one_row(db, S_REF_PENDING, read_int, &n, "pending inputs");
 	/* a count always has its row */
 	return rc == 1 ? n : rc ? rc : db_fail(db, "pending inputs");
-}
-
-int ferry__db_instance(struct ferry_db *db, char *out, size_t len, char *err, size_t errlen)
-{
-	char *v = NULL;
-
-	if (len < 17 || ferry__db_meta_get(db, "instance", &v))
-		goto fail;
-	if (!v) {
-		if (ferry__random_hex(out, 8) < 0)
-			goto fail;
-		return ferry__db_meta_set(db, "instance", out) ? -1 : 0;
-	}
-	snprintf(out, len, "%s", v);
-	free(v);
-	return 0;
-fail:
-	snprintf(err, errlen, "cannot make the engine's instance token");
-	return -1;
 }

@@ -37,11 +37,6 @@ int ferry__db_commit(struct ferry_db *db);
 /* A value of the meta table (malloc'd in *value, NULL when absent), or set one. */
 int ferry__db_meta_get(struct ferry_db *db, const char *key, char **value);
 int ferry__db_meta_set(struct ferry_db *db, const char *key, const char *value);
-/*
- * The engine's token among the user's engines, made once and kept in the
- * meta table: into out (len >= 17: 16 hex digits). 0, or -1 with err set.
- */
-int ferry__db_instance(struct ferry_db *db, char *out, size_t len, char *err, size_t errlen);
 /* The open transaction acknowledges a request: commit it durably. */
 void ferry__db_need_durable(struct ferry_db *db);
 int ferry__db_savepoint(struct ferry_db *db);
@@ -102,6 +97,15 @@ int ferry__db_list_ids(struct ferry_db *db, const struct db_list *l, int64_t *id
  */
 int ferry__db_jobs_json(struct ferry_db *db, const int64_t *ids, size_t n,
 			int (*cb)(void *arg, json_t *job, size_t bytes), void *arg);
+/*
+ * The jobs not disposed with ids from first to last in one of states (bit
+ * 1 << state; 0: any), each handed to cb with its name (NULL: none),
+ * ascending by id within a state: a range of jobs_state for each state, or
+ * of the primary key. cb returns 0 to go on, or a negative code, which is
+ * returned. cb must not change the jobs table (collect, then act).
+ */
+int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, int64_t last,
+			  int (*cb)(void *arg, int64_t id, const char *name), void *arg);
 /* Ids of ended jobs whose disposal deadline passed. */
 int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n);
 /* Spec text of any job (malloc'd) and whether it ended. */

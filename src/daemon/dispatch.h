@@ -200,6 +200,17 @@ int ferry__req_wait(struct ferry_req *r);
 int ferry__req_control(struct ferry_req *r);
 int ferry__req_dispose(struct ferry_req *r);
 int ferry__req_read(struct ferry_req *r);
+/*
+ * control (action: its name) or dispose (action NULL) of the jobs the
+ * request's selection takes (select.c); the answer counts them.
+ */
+int ferry__req_select(struct ferry_req *r, const char *action);
+/*
+ * The action (NULL: dispose) on job id, which exists, within a selection
+ * (requests.c): 0 when it changed the job or asked the cluster to, a
+ * positive value when there was nothing to change, or a FERRY_E* code with r->err set.
+ */
+int ferry__req_apply(struct ferry_req *r, int64_t id, const char *action);
 int ferry__req_shutdown(struct ferry_req *r);
 
 /*

@@ -603,6 +603,8 @@ void ferry__engine_control_done(struct ferry_engine *eng, struct ferry_ctl *t, i
 	if (!rc)
 		control_applied(eng, t->id, t->ctl, t->to);
 	if (!t->c) { /* nobody to answer: what changed is committed durably all the same */
+		if (rc)
+			fprintf(stderr, "ferryd: job %lld: %s\n", (long long)t->id, msg);
 		ferry__db_need_durable(eng->db);
 		free(t);
 		return;
@@ -1105,7 +1107,7 @@ struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *reso
 	free(dbpath);
 	dbpath = NULL;
 	if (ferry__db_begin(eng->db) ||
-	    ferry__db_instance(eng->db, eng->instance, sizeof(eng->instance), err, errlen) ||
+	    ferry__instance_load(eng->db, eng->instance, sizeof(eng->instance), err, errlen) ||
 	    ferry__engine_find_lost(eng, err, errlen))
 		goto db_fail;
 	if (drms(eng) && !(eng->worker = ferry__worker_new(loop, err, errlen)))

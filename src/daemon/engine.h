@@ -38,6 +38,12 @@ struct ferry_loop *ferry__engine_loop(struct ferry_engine *eng);
  * sequence moves past them, and the engine warns. 0, or an error with err.
  */
 int ferry__engine_find_lost(struct ferry_engine *eng, char *err, size_t errlen);
+/*
+ * At start (lost.c): the engine's token among the user's engines, made
+ * once and kept in the database's meta table, into out (len >= 17: 16 hex
+ * digits). 0, or -1 with err set.
+ */
+int ferry__instance_load(struct ferry_db *db, char *out, size_t len, char *err, size_t errlen);
 /* What the engine warns every client of (hello's "warnings"), or NULL. */
 json_t *ferry__engine_warnings(struct ferry_engine *eng);
 void ferry__engine_free(struct ferry_engine *eng);

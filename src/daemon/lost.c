@@ -1,5 +1,6 @@
 /*
- * lost.c - jobs the database forgot, found when an engine starts.
+ * lost.c - what an engine finds of its past when it starts: its instance
+ * token, and the jobs the database forgot.
  *
  * A job's directory is made only after the row that gave the job its id
  * was committed (a job never starts in the transaction that inserted it),
@@ -150,4 +151,23 @@ json_t *ferry__engine_warnings(struct ferry_engine *eng)
 	free(msg);
 	free(until);
 	return w;
+}
+
+int ferry__instance_load(struct ferry_db *db, char *out, size_t len, char *err, size_t errlen)
+{
+	char *v = NULL;
+
+	if (len < 17 || ferry__db_meta_get(db, "instance", &v))
+		goto fail;
+	if (!v) {
+		if (ferry__random_hex(out, 8) < 0)
+			goto fail;
+		return ferry__db_meta_set(db, "instance", out) ? -1 : 0;
+	}
+	snprintf(out, len, "%s", v);
+	free(v);
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot make the engine's instance token");
+	return -1;
 }

@@ -401,20 +401,25 @@ int ferry__req_wait(struct ferry_req *r)
 
 /*
  * Through the backend; one that must ask its DRMS answers later
- * (ferry__engine_control_done), and so does the request then.
+ * (ferry__engine_control_done), and so does the request then. In a
+ * selection (sel) nobody waits for it: the DRMS's answer is applied and
+ * committed when it comes, and the request answers at once.
  */
 static int control_started(struct ferry_req *r, struct job *j, enum backend_ctl ctl,
-			   enum ferry_job_status to)
+			   enum ferry_job_status to, int sel)
 {
-	int rc =
-	    ferry__engine_control(r->eng, r->client, r->def, j, ctl, to, r->err, sizeof(r->err));
+	int rc = ferry__engine_control(r->eng, sel ? NULL : r->client, sel ? NULL : r->def, j, ctl,
+				       to, r->err, sizeof(r->err));
 
 	if (rc == FERRY__PENDING) {
-		r->deferred = 1;
+		r->deferred = !sel;
 		return 0;
 	}
 	return rc;
 }
+
+/* What a control on one job returns when it had nothing to change. */
+#define ONE_NOOP 2 /* not FERRY__PENDING */
 
 static int ended_error(struct ferry_req *r, int64_t id, const char *action)
 {
@@ -422,9 +427,19 @@ static int ended_error(struct ferry_req *r, int64_t id, const char *action)
 			       action);
 }
 
-static int do_kill(struct ferry_req *r, struct job *j)
+static int do_kill(struct ferry_req *r, struct job *j, int sel)
 {
 	j->kill_requested = 1;
+	/*
+	 * A job that never went anywhere ends now, in this transaction: its
+	 * end is the record (a kill flag written first cost a second write
+	 * of its row, a third of a kill by selection's time).
+	 */
+	if (!j->handing && !ferry__job_started(j) && !j->handed) {
+		ferry__engine_job_end_unstarted(r->eng, j, FERRY_KILLED_BY_USER,
+						"killed by user before it started");
+		return 0;
+	}
 	ferry__db_set_kill(ferry__engine_db(r->eng), j->id, j->dispose_requested);
 	/*
 	 * A job being handed stays until the DRMS answered: then the engine
@@ -434,24 +449,108 @@ static int do_kill(struct ferry_req *r, struct job *j)
 	 */
 	if (j->handing)
 		return 0;
-	if (!ferry__job_started(j) && !j->handed) {
-		ferry__engine_job_end_unstarted(r->eng, j, FERRY_KILLED_BY_USER,
-						"killed by user before it started");
-		return 0;
+	return control_started(r, j, CTL_TERMINATE, FERRY_UNDETERMINED, sel);
+}
+
+/* hold, or stop (which also suspends a running job) */
+static int hold_one(struct ferry_req *r, struct job *j, int stop, int sel)
+{
+	if (j->handed && j->state == FERRY_QUEUED_ACTIVE)
+		return control_started(r, j, CTL_HOLD, FERRY_USER_ON_HOLD, sel);
+	if (j->handed && j->state == FERRY_SYSTEM_ON_HOLD) /* the DRMS holds it */
+		return control_started(r, j, CTL_HOLD, FERRY_USER_SYSTEM_ON_HOLD, sel);
+	if (j->state == FERRY_QUEUED_ACTIVE)
+		ferry__engine_job_set_state(r->eng, j, FERRY_USER_ON_HOLD);
+	else if (j->state == FERRY_SYSTEM_ON_HOLD) /* also waiting for its inputs */
+		ferry__engine_job_set_state(r->eng, j, FERRY_USER_SYSTEM_ON_HOLD);
+	else if (j->state == FERRY_RUNNING && stop)
+		return control_started(r, j, CTL_SUSPEND, FERRY_USER_SUSPENDED, sel);
+	else if (ferry__job_started(j) && !stop)
+		return ferry__req_fail(
+		    r, FERRY_ESTATE,
+		    "job %lld has started; hold applies before the start (use stop)",
+		    (long long)j->id);
+	else
+		return ONE_NOOP;
+	return 0;
+}
+
+/* release, or restart (which also resumes a stopped job) */
+static int release_one(struct ferry_req *r, struct job *j, int restart, int sel)
+{
+	if (j->handed && j->state == FERRY_USER_ON_HOLD)
+		return control_started(r, j, CTL_RELEASE, FERRY_QUEUED_ACTIVE, sel);
+	if (j->handed && j->state == FERRY_USER_SYSTEM_ON_HOLD)
+		return control_started(r, j, CTL_RELEASE, FERRY_SYSTEM_ON_HOLD, sel);
+	if (j->state == FERRY_USER_ON_HOLD)
+		ferry__engine_job_set_state(r->eng, j, FERRY_QUEUED_ACTIVE);
+	else if (j->state == FERRY_USER_SYSTEM_ON_HOLD)
+		ferry__engine_job_set_state(r->eng, j, FERRY_SYSTEM_ON_HOLD);
+	else if (j->state == FERRY_USER_SUSPENDED && restart)
+		return control_started(r, j, CTL_RESUME, FERRY_RUNNING, sel);
+	else if (ferry__job_started(j) && !restart)
+		return ferry__req_fail(r, FERRY_ESTATE,
+				       "job %lld has started; release applies to held jobs",
+				       (long long)j->id);
+	else
+		return ONE_NOOP;
+	return 0;
+}
+
+/*
+ * action on job id, which exists: 0 (changed, or asked of the DRMS),
+ * ONE_NOOP, FERRY__PENDING (one job being handed, outside a selection: ask
+ * again once the DRMS placed it), or a FERRY_E* code with r->err set.
+ */
+static int control_one(struct ferry_req *r, int64_t id, const char *action, int sel)
+{
+	struct job *j = ferry__engine_job(r->eng, id);
+
+	if (!j) /* ended */
+		return strcmp(action, "kill") ? ended_error(r, id, action) : ONE_NOOP;
+	if (j->handing && strcmp(action, "kill")) {
+		if (!sel) /* where the DRMS puts it decides: asked again then */
+			return FERRY__PENDING;
+		return ferry__req_fail(r, FERRY_ESTATE,
+				       "job %lld is being handed to the cluster; try again",
+				       (long long)id);
 	}
-	return control_started(r, j, CTL_TERMINATE, FERRY_UNDETERMINED);
+	if (!strcmp(action, "kill"))
+		return do_kill(r, j, sel);
+	if (!strcmp(action, "stop") || !strcmp(action, "hold"))
+		return hold_one(r, j, !strcmp(action, "stop"), sel);
+	return release_one(r, j, !strcmp(action, "restart"), sel);
+}
+
+/* dispose of job id, which exists: 0, or a FERRY_E* code with r->err set */
+static int dispose_one(struct ferry_req *r, int64_t id, int sel)
+{
+	struct job *j = ferry__engine_job(r->eng, id);
+	int rc;
+
+	if (j) {
+		j->dispose_requested = 1;
+		return do_kill(r, j, sel);
+	}
+	if ((rc = ferry__db_delete_job(ferry__engine_db(r->eng), id)))
+		return ferry__req_fail(r, rc, "cannot delete job %lld", (long long)id);
+	ferry__engine_remove_job_files(r->eng, id);
+	return 0;
+}
+
+static int is_selection(struct ferry_req *r)
+{
+	return json_object_get(r->in, "all") || json_object_get(r->in, "state") ||
+	       json_object_get(r->in, "name") || json_object_get(r->in, "ids");
 }
 
 int ferry__req_control(struct ferry_req *r)
 {
 	const char *action = json_string_value(json_object_get(r->in, "action"));
 	enum ferry_job_status st;
-	struct job *j;
 	int64_t id;
 	int rc;
 
-	if ((rc = get_id(r, "id", &id)))
-		return rc;
 	if (!action)
 		return ferry__req_fail(r, FERRY_EINVAL, "missing field 'action'");
 	if (strcmp(action, "stop") && strcmp(action, "restart") && strcmp(action, "hold") &&
@@ -459,53 +558,13 @@ int ferry__req_control(struct ferry_req *r)
 		return ferry__req_fail(r, FERRY_EINVAL,
 				       "unknown action '%s' (stop, restart, hold, release, kill)",
 				       action);
-	if ((rc = ferry__engine_job_status(r->eng, id, &st)))
-		return rc == FERRY_ENOJOB ? no_job(r, id) : rc;
-	j = ferry__engine_job(r->eng, id);
-	if (!j) { /* ended */
-		if (!strcmp(action, "kill"))
-			goto done;
-		return ended_error(r, id, action);
-	}
-	if (j->handing && strcmp(action, "kill"))
-		return FERRY__PENDING; /* where the DRMS puts it decides: asked again then */
-	if (!strcmp(action, "kill")) {
-		rc = do_kill(r, j);
-	} else if (!strcmp(action, "stop") || !strcmp(action, "hold")) {
-		if (j->handed && j->state == FERRY_QUEUED_ACTIVE)
-			rc = control_started(r, j, CTL_HOLD, FERRY_USER_ON_HOLD);
-		else if (j->handed && j->state == FERRY_SYSTEM_ON_HOLD) /* the DRMS holds it */
-			rc = control_started(r, j, CTL_HOLD, FERRY_USER_SYSTEM_ON_HOLD);
-		else if (j->state == FERRY_QUEUED_ACTIVE)
-			ferry__engine_job_set_state(r->eng, j, FERRY_USER_ON_HOLD);
-		else if (j->state == FERRY_SYSTEM_ON_HOLD) /* also waiting for its inputs */
-			ferry__engine_job_set_state(r->eng, j, FERRY_USER_SYSTEM_ON_HOLD);
-		else if (j->state == FERRY_RUNNING && !strcmp(action, "stop"))
-			rc = control_started(r, j, CTL_SUSPEND, FERRY_USER_SUSPENDED);
-		else if (ferry__job_started(j) && !strcmp(action, "hold"))
-			rc = ferry__req_fail(
-			    r, FERRY_ESTATE,
-			    "job %lld has started; hold applies before the start (use stop)",
-			    (long long)id);
-	} else { /* restart, release */
-		if (j->handed && j->state == FERRY_USER_ON_HOLD)
-			rc = control_started(r, j, CTL_RELEASE, FERRY_QUEUED_ACTIVE);
-		else if (j->handed && j->state == FERRY_USER_SYSTEM_ON_HOLD)
-			rc = control_started(r, j, CTL_RELEASE, FERRY_SYSTEM_ON_HOLD);
-		else if (j->state == FERRY_USER_ON_HOLD)
-			ferry__engine_job_set_state(r->eng, j, FERRY_QUEUED_ACTIVE);
-		else if (j->state == FERRY_USER_SYSTEM_ON_HOLD)
-			ferry__engine_job_set_state(r->eng, j, FERRY_SYSTEM_ON_HOLD);
-		else if (j->state == FERRY_USER_SUSPENDED && !strcmp(action, "restart"))
-			rc = control_started(r, j, CTL_RESUME, FERRY_RUNNING);
-		else if (ferry__job_started(j) && !strcmp(action, "release"))
-			rc = ferry__req_fail(r, FERRY_ESTATE,
-					     "job %lld has started; release applies to held jobs",
-					     (long long)id);
-	}
-	if (rc || r->deferred)
+	if (is_selection(r))
+		return ferry__req_select(r, action);
+	if ((rc = get_job_id(r, &id, &st)))
 		return rc;
-done:
+	rc = control_one(r, id, action, 0);
+	if ((rc && rc != ONE_NOOP) || r->deferred)
+		return rc;
 	if ((rc = ferry__engine_job_status(r->eng, id, &st)) == 0)
 		json_object_set_new(r->out, "status", json_string(ferry_status_name(st)));
 	return 0;
@@ -514,21 +573,21 @@ done:
 int ferry__req_dispose(struct ferry_req *r)
 {
 	enum ferry_job_status st;
-	struct job *j;
 	int64_t id;
 	int rc;
 
+	if (is_selection(r))
+		return ferry__req_select(r, NULL);
 	if ((rc = get_job_id(r, &id, &st)))
 		return rc;
-	j = ferry__engine_job(r->eng, id);
-	if (j) {
-		j->dispose_requested = 1;
-		return do_kill(r, j);
-	}
-	if ((rc = ferry__db_delete_job(ferry__engine_db(r->eng), id)))
-		return ferry__req_fail(r, rc, "cannot delete job %lld", (long long)id);
-	ferry__engine_remove_job_files(r->eng, id);
-	return 0;
+	return dispose_one(r, id, 0);
+}
+
+int ferry__req_apply(struct ferry_req *r, int64_t id, const char *action)
+{
+	int rc = action ? control_one(r, id, action, 1) : dispose_one(r, id, 1);
+
+	return rc == FERRY__PENDING ? FERRY_EINTERNAL : rc;
 }
 
 /* The file of a job's stream into *path (malloc'd), and whether the job ended. */

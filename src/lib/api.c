@@ -396,6 +396,104 @@ FERRY_EXPORT int ferry_dispose(ferry_conn *c, ferry_job_id id)
 	return rc;
 }
 
+/* The selection's states and ranges as the request's "state" and "ids". */
+static int selection_lists(ferry_conn *c, const struct ferry_selection *sel, json_t *req)
+{
+	json_t *st = json_array(), *ids = json_array();
+	int bad = !st || !ids;
+
+	for (size_t i = 0; !bad && i < sel->nstates; i++) {
+		const char *name = ferry_status_name(sel->states[i]);
+		if (!name) {
+			json_decref(st);
+			json_decref(ids);
+			return ferry__seterr(c, FERRY_EINVAL, "unknown job state %d",
+					     (int)sel->states[i]);
+		}
+		bad = json_array_append_new(st, json_string(name));
+	}
+	for (size_t i = 0; !bad && i < sel->nranges; i++)
+		bad = json_array_append_new(ids, json_pack("[I,I]", (json_int_t)sel->ranges[i][0],
+							   (json_int_t)sel->ranges[i][1]));
+	if (!bad && sel->nstates)
+		bad = json_object_set(req, "state", st);
+	if (!bad && sel->nranges)
+		bad = json_object_set(req, "ids", ids);
+	json_decref(st);
+	json_decref(ids);
+	return bad ? ferry__seterr(c, FERRY_ENOMEM, "out of memory") : 0;
+}
+
+/* The selection as the request's fields: 0 or an error with the message set. */
+static int selection_fields(ferry_conn *c, const struct ferry_selection *sel, json_t *req)
+{
+	int bad = 0;
+
+	if (sel->all)
+		bad = json_object_set_new(req, "all", json_true());
+	if (!bad && sel->name)
+		bad = json_object_set_new(req, "name", json_string(sel->name));
+	if (bad)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	return selection_lists(c, sel, req);
+}
+
+static void control_result(json_t *reply, struct ferry_control_result *out)
+{
+	json_t *e;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	out->matched = (size_t)json_integer_value(json_object_get(reply, "matched"));
+	out->changed = (size_t)json_integer_value(json_object_get(reply, "changed"));
+	out->failed = (size_t)json_integer_value(json_object_get(reply, "failed"));
+	json_array_foreach(json_object_get(reply, "errors"), i, e)
+	{
+		if (out->nerrors == FERRY_CONTROL_ERRORS)
+			break;
+		out->errors[out->nerrors].id = json_integer_value(json_object_get(e, "id"));
+		out->errors[out->nerrors].code = ferry__error_from_name(
+		    json_string_value(json_object_get(e, "error")) ?: "EINTERNAL");
+		snprintf(out->errors[out->nerrors].message, sizeof(out->errors[0].message), "%s",
+			 json_string_value(json_object_get(e, "message")) ?: "");
+		out->nerrors++;
+	}
+}
+
+FERRY_EXPORT int ferry_control_select(ferry_conn *c, const struct ferry_selection *sel,
+				      enum ferry_control action, struct ferry_control_result *out)
+{
+	static const char *const names[] = {[FERRY_CONTROL_STOP] = "stop",
+					    [FERRY_CONTROL_RESTART] = "restart",
+					    [FERRY_CONTROL_HOLD] = "hold",
+					    [FERRY_CONTROL_RELEASE] = "release",
+					    [FERRY_CONTROL_KILL] = "kill"};
+	json_t *req, *reply = NULL;
+	int rc;
+
+	if (!sel || !out)
+		return ferry__seterr(c, FERRY_EINVAL, "no selection or no result given");
+	if (!sel->all && !sel->nstates && !sel->name && !sel->nranges)
+		return ferry__seterr(c, FERRY_EINVAL,
+				     "a selection needs all, states, a name or id ranges");
+	if (action < FERRY_CONTROL_STOP || action > FERRY_CONTROL_DISPOSE)
+		return ferry__seterr(c, FERRY_EINVAL, "unknown control action %d", (int)action);
+	req = action == FERRY_CONTROL_DISPOSE
+		  ? json_pack("{s:s}", "op", "dispose")
+		  : json_pack("{s:s,s:s}", "op", "control", "action", names[action]);
+	if (!req)
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	if ((rc = selection_fields(c, sel, req))) {
+		json_decref(req);
+		return rc;
+	}
+	if ((rc = ferry__call_locked(c, req, 0, &reply)))
+		return rc;
+	control_result(reply, out);
+	json_decref(reply);
+	return 0;
+}
+
 FERRY_EXPORT int ferry_read_output(ferry_conn *c, ferry_job_id id, enum ferry_stream stream,
 				   uint64_t offset, void *buf, size_t cap, size_t *got, int *ended)
 {
