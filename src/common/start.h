@@ -37,9 +37,10 @@ struct ferry_start_state {
  * retrying for budget_s seconds (budget_s < 0: never start it, fail with
  * FERRY_ECONNECT). A start waits as long as the engine started, or the
  * one found holding its lock, loads its jobs (ferryd returns once one
- * listens, main.c), and is followed by one more try past the budget. 0 with *fd set (CLOEXEC), or a FERRY_E* code with err set:
- * FERRY_EPERM, before anything is sent, when the state directory is not
- * this user's own (ferry__check_own_dir) or the engine on the socket runs
+ * listens, main.c), and is followed by one more try past the budget.
+ * 0 with *fd set (CLOEXEC), or a FERRY_E* code with err set: FERRY_EPERM,
+ * before anything is sent, when the state directory is not this user's
+ * own (ferry__check_own_dir) or the engine on the socket runs
  * as another user. ss->refused, with FERRY_ECONNECT: the engine said why it
  * cannot start (ferry__start_engine). An engine that died while starting
  * is started again after ss->died_pause, which doubles from 50 ms to 5 s.

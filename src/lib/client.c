@@ -209,9 +209,10 @@ static int hello_reply(struct ferry_conn *c, json_t *reply)
 	json_int_t v = json_integer_value(json_object_get(reply, "protocol"));
 
 	if (v != FERRY_PROTO_VERSION)
-		return ferry__seterr(c, FERRY_EPROTO,
-				     "engine protocol version %lld is not supported (client speaks %d)",
-				     (long long)v, FERRY_PROTO_VERSION);
+		return ferry__seterr(
+		    c, FERRY_EPROTO,
+		    "engine protocol version %lld is not supported (client speaks %d)",
+		    (long long)v, FERRY_PROTO_VERSION);
 	c->engine_pid = (long)json_integer_value(json_object_get(reply, "pid"));
 	json_array_foreach(w, i, e)
 	{
