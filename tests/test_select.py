@@ -128,7 +128,7 @@ def test_bad_selections_are_refused(ferry):
     for args, msg in ((("kill",), "no job id given"),
                       (("kill", "5-1"), "5 is above 1"),
                       (("kill", "1-x"), "invalid job id range"),
-                      (("kill", "--state", "bogus"), "invalid state 'bogus'"),
+                      (("kill", "--state", "bogus"), "invalid value for --state: 'bogus'"),
                       (("hold", "--name", ""), "non-empty glob")):
         cp = ferry.run(*args, check=False)
         assert cp.returncode == 2, (args, cp)

@@ -77,6 +77,25 @@ void ferry__cli_bad_value(const struct ctx *c, const char *opt, const char *s, c
 			  hint ? hint : "", hint ? ")" : "");
 }
 
+int ferry__cli_add_state(const struct ctx *c, struct cli_states *s, const char *arg, int not_ended)
+{
+	enum ferry_job_status st;
+
+	if (ferry_status_from_name(arg, &st) < 0 || (not_ended && st == FERRY_UNDETERMINED)) {
+		ferry__cli_bad_value(c, "--state", arg, "expected a job state");
+		return ferry__cli_usage_error(c);
+	}
+	if (not_ended && (st == FERRY_DONE || st == FERRY_FAILED)) {
+		ferry__cli_bad_value(c, "--state", arg, "expected the state of a job not ended");
+		return ferry__cli_usage_error(c);
+	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i] == st)
+			return CLI_OK; /* named twice: once is what it means */
+	s->v[s->n++] = st;	       /* fewer states than room: each once */
+	return CLI_OK;
+}
+
 int ferry__cli_int_option(const struct ctx *c, const char *opt, const char *s, long long min,
 			  long long max, long long *out)
 {

@@ -103,6 +103,17 @@ int ferry__cli_parse_plain(struct ctx *c, int argc, char **argv);
 /* After the options: CLI_OK when nothing is left, else a usage error. */
 int ferry__cli_no_args(const struct ctx *c, int argc, char **argv);
 
+/* The states a --state option named, each once (there are fewer than 16). */
+struct cli_states {
+	enum ferry_job_status v[16];
+	size_t n;
+};
+/*
+ * --state S into s (not_ended: S must be the state of a job not ended):
+ * CLI_OK, or a usage error after saying why.
+ */
+int ferry__cli_add_state(const struct ctx *c, struct cli_states *s, const char *arg, int not_ended);
+
 /* Says that opt does not take s; hint (may be NULL) says what it takes. */
 void ferry__cli_bad_value(const struct ctx *c, const char *opt, const char *s, const char *hint);
 /* s, a decimal integer within [min, max] (min >= 0) into *out: 0, or -1 after saying so. */

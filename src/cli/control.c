@@ -16,8 +16,7 @@
 
 struct control_opts {
 	int all;
-	enum ferry_job_status states[16];
-	size_t nstates;
+	struct cli_states states;
 	const char *name;
 	ferry_job_id (*ranges)[2];
 	size_t nranges;
@@ -33,16 +32,7 @@ static int control_opt(struct ctx *c, void *data, int opt, const char *arg)
 		o->all = 1;
 		break;
 	case 's':
-		if (o->nstates == sizeof(o->states) / sizeof(o->states[0])) {
-			ferry__cli_errorf(c, "too many --state options");
-			return ferry__cli_usage_error(c);
-		}
-		if (ferry_status_from_name(arg, &o->states[o->nstates]) < 0) {
-			ferry__cli_errorf(c, "invalid state '%s'", arg);
-			return ferry__cli_usage_error(c);
-		}
-		o->nstates++;
-		break;
+		return ferry__cli_add_state(c, &o->states, arg, 0);
 	case OPT_NAME:
 		if (!*arg) {
 			ferry__cli_errorf(c, "--name takes a non-empty glob");
@@ -135,8 +125,8 @@ static int print_result(const struct ctx *c, const char *done,
 static int control_selection(struct ctx *c, const struct control_opts *o)
 {
 	struct ferry_selection sel = {.all = o->all,
-				      .states = o->states,
-				      .nstates = o->nstates,
+				      .states = o->states.v,
+				      .nstates = o->states.n,
 				      .name = o->name,
 				      .ranges = (const ferry_job_id(*)[2])o->ranges,
 				      .nranges = o->nranges};
@@ -170,7 +160,7 @@ int ferry__cli_cmd_control(struct ctx *c, int argc, char **argv)
 	rc = ferry__cli_parse_opts(c, argc, argv, "has:", opts, control_opt, &o);
 	if (rc == CLI_OK)
 		rc = parse_ranges(c, argc, argv, &o);
-	selection = o.all || o.nstates || o.name || o.any_range;
+	selection = o.all || o.states.n || o.name || o.any_range;
 	if (rc == CLI_OK && !selection && !o.nranges) {
 		ferry__cli_errorf(c, "no job id given");
 		rc = ferry__cli_usage_error(c);

@@ -92,33 +92,11 @@ int ferry__cli_cmd_status(struct ctx *c, int argc, char **argv)
 /* wait */
 
 /* Room for each state a --state may name (they are fewer). */
-#define WAIT_STATES_MAX 16
-
 struct wait_opts {
 	double timeout;
 	int all;
-	enum ferry_job_status states[WAIT_STATES_MAX];
-	size_t nstates;
+	struct cli_states states;
 };
-
-static int wait_state(struct ctx *c, struct wait_opts *o, const char *arg)
-{
-	enum ferry_job_status st;
-
-	if (ferry_status_from_name(arg, &st) < 0 || st == FERRY_UNDETERMINED) {
-		ferry__cli_bad_value(c, "--state", arg, "expected a job state");
-		return ferry__cli_usage_error(c);
-	}
-	if (st == FERRY_DONE || st == FERRY_FAILED) {
-		ferry__cli_bad_value(c, "--state", arg, "expected the state of a job not ended");
-		return ferry__cli_usage_error(c);
-	}
-	for (size_t i = 0; i < o->nstates; i++)
-		if (o->states[i] == st)
-			return CLI_OK; /* named twice: once is what it means */
-	o->states[o->nstates++] = st;  /* fewer states than room: each once */
-	return CLI_OK;
-}
 
 static int wait_opt(struct ctx *c, void *data, int opt, const char *arg)
 {
@@ -135,7 +113,7 @@ static int wait_opt(struct ctx *c, void *data, int opt, const char *arg)
 		o->all = 1;
 		break;
 	case 's':
-		return wait_state(c, o, arg);
+		return ferry__cli_add_state(c, &o->states, arg, 1);
 	default:
 		return ferry__cli_usage_error(c);
 	}
@@ -188,7 +166,7 @@ static int check_ended(const struct ctx *c, const ferry_job_id *ids, size_t n)
 static int wait_all(const struct ctx *c, const struct wait_opts *o)
 {
 	struct ferry_wait_all_result res;
-	int rc = ferry_wait_all(c->conn, o->states, o->nstates, o->timeout, &res);
+	int rc = ferry_wait_all(c->conn, o->states.v, o->states.n, o->timeout, &res);
 
 	if (rc < 0) {
 		ferry__cli_report(c, rc);
@@ -221,7 +199,7 @@ int ferry__cli_cmd_wait(struct ctx *c, int argc, char **argv)
 		ferry__cli_errorf(c, "--all and job ids exclude each other");
 		return ferry__cli_usage_error(c);
 	}
-	if (o.nstates && !o.all) {
+	if (o.states.n && !o.all) {
 		ferry__cli_errorf(c, "--state goes with --all");
 		return ferry__cli_usage_error(c);
 	}
@@ -270,8 +248,7 @@ int ferry__cli_cmd_info(struct ctx *c, int argc, char **argv)
 /* jobs */
 
 struct jobs_opts {
-	enum ferry_job_status states[16];
-	size_t nstates;
+	struct cli_states states;
 	int jsonl;
 	struct ferry_list_opts list;
 };
@@ -313,16 +290,7 @@ static int jobs_opt(struct ctx *c, void *data, int opt, const char *arg)
 
 	switch (opt) {
 	case 's':
-		if (o->nstates == sizeof(o->states) / sizeof(o->states[0])) {
-			ferry__cli_errorf(c, "too many --state options");
-			return ferry__cli_usage_error(c);
-		}
-		if (ferry_status_from_name(arg, &o->states[o->nstates]) < 0) {
-			ferry__cli_errorf(c, "invalid state '%s'", arg);
-			return ferry__cli_usage_error(c);
-		}
-		o->nstates++;
-		break;
+		return ferry__cli_add_state(c, &o->states, arg, 0);
 	case OPT_JSONL:
 		o->jsonl = 1;
 		break;
@@ -358,8 +326,8 @@ static int list_jobs(const struct ctx *c, struct jobs_opts *o)
 
 	if (!out)
 		return ferry__cli_out_of_memory(c);
-	o->list.states = o->states;
-	o->list.nstates = o->nstates;
+	o->list.states = o->states.v;
+	o->list.nstates = o->states.n;
 	rc = ferry_list_jobs(c->conn, &o->list, print_job, out);
 	if (rc < 0) {
 		ferry__cli_report(c, rc);
