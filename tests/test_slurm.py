@@ -191,7 +191,9 @@ def test_poll_load_one_squeue_per_interval(fs):
     subprocess.run(["scancel", "--state=PENDING", *arrays], capture_output=True, check=True)
     poll(lambda: not [q for q in _queue() if q["comment"].startswith(f"ferry:{inst}:")
                       and q["state"] == "PENDING"], timeout=60, what="cancelled")
-    fs.run("wait", "--all", "--timeout", "120", check=False)
+    # held jobs are waited for when named (a plain --all leaves out what
+    # the user holds): these end without the user, cancelled by Slurm
+    fs.run("wait", "--all", "--state", "user_on_hold", "--timeout", "120", check=False)
     jobs = fs.json("jobs", "--json")
     assert {j["exit_status"] for j in jobs} == {"aborted"}, {j["exit_status"] for j in jobs}
     assert "cancelled in Slurm" in jobs[0]["message"]
