@@ -154,6 +154,43 @@ static int bin_in_memory(struct ferry_bin *b)
 	return 0;
 }
 
+/*
+ * A reply in pages, taken page by page as server.c does, into one reply
+ * whose array holds every page's: each page must be an object with one
+ * array (ids or jobs), and the pages end.
+ */
+static json_t *all_pages(struct ferry_pager *p)
+{
+	json_t *whole = json_object(), *page, *v;
+	char err[FERRY_REQ_ERRLEN];
+	const char *key;
+	int rc;
+
+	do {
+		if (!(page = json_object()))
+			die("out of memory", "page");
+		rc = p->next(p, eng, page, err, sizeof(err));
+		json_object_foreach(page, key, v)
+		{
+			json_t *a = json_object_get(whole, key);
+			if (!json_is_array(v))
+				die("a page holds something else than an array", key);
+			if (!a)
+				json_object_set(whole, key, v);
+			else
+				json_array_extend(a, v);
+		}
+		json_decref(page);
+	} while (rc == 0);
+	p->free(p);
+	if (rc < 0) {
+		json_decref(whole);
+		return ferry__error_reply(rc, err);
+	}
+	json_object_set_new(whole, "ok", json_true());
+	return whole;
+}
+
 /* Runs one request the way server.c does and checks the reply. */
 static json_t *run_request(json_t *req, const void *data, size_t datalen, int check)
 {
@@ -161,8 +198,11 @@ static json_t *run_request(json_t *req, const void *data, size_t datalen, int ch
 	int is_wait = op && !strcmp(op, "wait");
 	json_t *reply = NULL;
 	struct ferry_bin bin = FERRY_BIN_INIT;
+	struct ferry_pager *pager;
 
-	ferry__dispatch(eng, DUMMY_CLIENT, req, data, datalen, &reply, &bin);
+	ferry__dispatch(eng, DUMMY_CLIENT, req, data, datalen, &reply, &bin, &pager);
+	if (pager)
+		reply = all_pages(pager);
 	if (debug && check) {
 		char *a = json_dumps(req, JSON_COMPACT),
 		     *b = reply ? json_dumps(reply, JSON_COMPACT) : NULL;

@@ -247,7 +247,8 @@ static int read_dirs(struct local *l)
 		l->dirs[l->ndirs++] = id;
 	}
 	closedir(d);
-	qsort(l->dirs, l->ndirs, sizeof(*l->dirs), by_id_desc);
+	if (l->ndirs) /* qsort and bsearch take no NULL, even for 0 items */
+		qsort(l->dirs, l->ndirs, sizeof(*l->dirs), by_id_desc);
 	return 0;
 }
 
@@ -262,7 +263,8 @@ static int held_claimed(struct local *l, int64_t id)
 {
 	if (!l->dirs_read)
 		l->dirs_read = read_dirs(l) ? -1 : 1;
-	if (l->dirs_read > 0 && !bsearch(&id, l->dirs, l->ndirs, sizeof(*l->dirs), by_id_desc))
+	if (l->dirs_read > 0 &&
+	    (!l->ndirs || !bsearch(&id, l->dirs, l->ndirs, sizeof(*l->dirs), by_id_desc)))
 		return 0;
 	return claimed(l, id);
 }

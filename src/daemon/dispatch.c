@@ -185,7 +185,7 @@ void ferry__dispatch_rerun(struct ferry_engine *eng, struct ferry_parking *p)
 		json_t *reply;
 
 		list = k->next;
-		ferry__dispatch(eng, k->client, k->req, NULL, 0, &reply, &bin);
+		ferry__dispatch(eng, k->client, k->req, NULL, 0, &reply, &bin, NULL);
 		ferry__bin_release(&bin); /* no request that may park answers with data */
 		if (reply) {
 			ferry__client_reply(k->client, reply);
@@ -215,7 +215,8 @@ void ferry__dispatch_forget(struct ferry_parking *p, struct ferry_client *c)
 }
 
 void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json_t *in,
-		     const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin)
+		     const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin,
+		     struct ferry_pager **pager)
 {
 	struct ferry_req r = {
 	    .eng = eng, .client = client, .in = in, .data = data, .datalen = datalen};
@@ -223,6 +224,8 @@ void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json
 	int rc;
 
 	r.bin = *bin = (struct ferry_bin)FERRY_BIN_INIT;
+	if (pager)
+		*pager = NULL;
 	if (!op)
 		rc = ferry__req_fail(&r, FERRY_EINVAL, "request has no 'op' string");
 	else if (!(r.def = find(op)))
@@ -244,7 +247,10 @@ void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json
 	if (r.pager && rc) /* a handler that failed after all */
 		r.pager->free(r.pager);
 	else if (r.pager) {
-		ferry__client_stream(client, r.pager);
+		if (pager)
+			*pager = r.pager;
+		else
+			ferry__client_stream(client, r.pager);
 		r.deferred = 1;
 	}
 	if (rc || r.deferred) {

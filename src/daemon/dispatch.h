@@ -157,10 +157,13 @@ int ferry__req_check_room(struct ferry_req *r);
  * Handles one request: finds its row, refuses a binary part it does not
  * take and fields it does not know, runs its handler and marks the open
  * transaction durable for a request that mutates. Fills *reply (NULL:
- * deferred) and *bin (empty when the reply has no binary part).
+ * deferred) and *bin (empty when the reply has no binary part). A reply
+ * in pages goes to *pager (the caller's, NULL with *reply when pager is
+ * NULL: then the client's connection streams it).
  */
 void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json_t *in,
-		     const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin);
+		     const void *data, size_t datalen, json_t **reply, struct ferry_bin *bin,
+		     struct ferry_pager **pager);
 /*
  * The later reply to a request whose handler deferred it (def: its row,
  * client: its connection): a durable commit first when def mutates, then

@@ -373,7 +373,7 @@ static void handle_frame(struct ferry_engine *eng, struct ferry_client *c,
 		queue_error(c, FERRY_EPROTO, "the first request must be 'hello'");
 		c->closing = 1;
 	} else {
-		ferry__dispatch(eng, c, req, f->bin, f->binlen, &reply, &bin);
+		ferry__dispatch(eng, c, req, f->bin, f->binlen, &reply, &bin, NULL);
 		if (!reply) {
 			c->busy = 1;
 		} else {
