@@ -135,13 +135,16 @@ def test_protocol_fields(ferry):
             ({"op": "wait", "all": True, "state": ["bogus"]}, "unknown job state"),
             ({"op": "wait", "all": True, "upto": -1}, "'upto'"),
             ({"op": "wait", "ids": [held], "state": ["running"]}, "go with 'all'"),
+            ({"op": "wait", "all": True, "failed_since": -1}, "'failed_since'"),
+            ({"op": "wait", "all": True, "failed_since": "1"}, "'failed_since'"),
+            ({"op": "wait", "ids": [held], "failed_since": 0}, "go with 'all'"),
         ):
             r = c.request(req)
             assert r["ok"] is False and r["error"] == "EINVAL", (req, r)
             assert msg in r["message"], (req, r)
         r = c.request({"op": "wait", "all": True, "timeout": 0})
         assert r == {"ok": True, "jobs": 0, "pending": 0, "failed": 0, "failed_ids": [],
-                     "upto": 0}, r
+                     "upto": 0, "mark": 0}, r
         r = c.request({"op": "wait", "all": True, "state": ["user_on_hold"], "timeout": 0})
         assert r["ok"] and r["jobs"] == 2 and r["pending"] == 2 and r["upto"] == held, r
         r = c.request({"op": "wait", "all": True, "state": ["user_on_hold"],
