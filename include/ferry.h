@@ -402,7 +402,7 @@ struct ferry_wait_all_result {
  * counts the failures the engine recorded since the answer before it
  * (docs/protocol.md, "wait for all jobs"), so a job that failed between
  * two, or while no engine ran, is counted: by its id (up to the highest
- * taken), whatever its state at the call; one disposed since is not.
+ * taken), whatever its state at the call; one disposed since may not be.
  * out (may be NULL) gets the counts, also on FERRY_ETIMEDOUT; it is the
  * caller's, nothing in it needs freeing. A job that failed does not make
  * the call fail: out->failed says so.
