@@ -682,7 +682,8 @@ PyDoc_STRVAR(cancel_doc, "cancelTransfer($self, /, server_path, *, force=False)\
 			 "unfinished job names it, unless force=True.");
 
 PyDoc_STRVAR(jobs_doc, "jobs($self, /, state=None)\n--\n\n"
-		       "The ids of the resource's jobs, oldest first, optionally in one state.");
+		       "The ids of the resource's jobs, oldest first, optionally in one state,\n"
+		       "as one list: list_jobs() iterates a page at a time.");
 
 PyDoc_STRVAR(info_doc, "jobInformation($self, job_id, /)\n--\n\n"
 		       "Every field of `ferry info --json`, as a dict. Raises NoSuchJob.");
