@@ -246,3 +246,36 @@ def test_remote_wait_is_sent_again_with_its_bound(request, sshd):
     assert f"job {bad} failed" in err, err
     assert f.state(first) == "done"
     assert f.state(later) == "running", "the wait sent again took a job submitted later"
+
+
+def test_remote_wait_counts_a_failure_between_two_requests(request, sshd):
+    """docs/protocol.md, "wait for all jobs": a job that fails after one of
+    the 10 s answers and before the request sent again (the client is
+    stopped meanwhile) is counted by that request: exit 4."""
+    f = ferry_world(request, "ssh")
+    gate_bad, gate = f.path("gate-bad"), f.path("gate")
+    bad = f.submit("sh", "-c", f"while [ ! -e {gate_bad} ]; do sleep 0.1; done; exit 3")
+    f.submit("sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.1; done")
+    t0 = time.monotonic()
+    waiter = f.popen("wait", "--all", "--timeout", "120")
+
+    def at(s):
+        time.sleep(max(0.0, s - (time.monotonic() - t0)))
+    try:
+        at(5)  # the waiter's ssh login and its first two requests
+        waiter.send_signal(signal.SIGSTOP)
+        at(20)  # the second request's 10 s answer is out, unread
+        open(gate_bad, "w").close()  # fails while no request of the wait is parked
+        f.wait_ended(bad)
+        waiter.send_signal(signal.SIGCONT)
+        at(23)
+        assert waiter.poll() is None, waiter.communicate()
+        open(gate, "w").close()
+        out, err = waiter.communicate(timeout=60)
+    finally:
+        if waiter.poll() is None:
+            waiter.send_signal(signal.SIGCONT)
+            waiter.kill()
+            waiter.wait(10)
+    assert waiter.returncode == 4, err
+    assert f"job {bad} failed" in err, err
