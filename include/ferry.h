@@ -396,12 +396,13 @@ struct ferry_wait_all_result {
  * jobs submitted after the call are not waited for; a job disposed
  * meanwhile counts as ended. If the engine restarts during the wait,
  * the new engine takes the jobs not ended then of those the first one
- * named (its ids up to the highest it took), in the states asked for;
- * failures of jobs that ended while no engine ran are not counted then.
- * Nor are failures between two of the call's requests: it asks once to
- * learn the jobs it takes, then waits; over ssh it asks again every 10 s
- * (docs/protocol.md, "wait for all jobs"). A job failing in such a gap
- * is not counted, and out->failed may miss it.
+ * named (its ids up to the highest it took), in the states asked for.
+ * The call is several requests (one to learn the jobs it takes, then the
+ * wait; over ssh one every 10 s; a replay on a restarted engine): each
+ * counts the failures the engine recorded since the answer before it
+ * (docs/protocol.md, "wait for all jobs"), so a job that failed between
+ * two, or while no engine ran, is counted: by its id (up to the highest
+ * taken), whatever its state at the call; one disposed since may not be.
  * out (may be NULL) gets the counts, also on FERRY_ETIMEDOUT; it is the
  * caller's, nothing in it needs freeing. A job that failed does not make
  * the call fail: out->failed says so.

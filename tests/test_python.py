@@ -597,9 +597,142 @@ def test_wait(py_near):
     assert 0.35 < r < 3
 
 
-def test_ctrl_c_interrupts_a_wait(py_near):
-    """SIGINT during wait(): KeyboardInterrupt within half a second, and
-    the connection still answers."""
+def test_list_jobs_in_pages(py_near):
+    """list_jobs(): an iterator that asks a page at a time, with state,
+    after, since, limit and detail; bad arguments raise at the call."""
+    r = py_near.run('''
+    import datetime, types
+    j = connect()
+    ids = j.submit_many([{"command": ["true"], "hold": True, "name_description": f"n{i}"}
+                         for i in range(25)])
+    it = j.list_jobs(page=10)
+    assert isinstance(it, types.GeneratorType)
+    assert list(it) == j.jobs() == ids
+    assert list(j.list_jobs(ferry.USER_ON_HOLD, limit=7, page=3)) == ids[:7]
+    assert list(j.list_jobs([ferry.RUNNING, ferry.USER_ON_HOLD], after=ids[19])) == ids[20:]
+    assert list(j.list_jobs(limit=0)) == [] and list(j.list_jobs(state="running")) == []
+    assert list(j.list_jobs(since=time.time() + 3600)) == []
+    since = datetime.datetime.now() - datetime.timedelta(hours=1)
+    assert list(j.list_jobs(since=since, page=25)) == ids
+    rows = list(j.list_jobs(detail=True, limit=12, page=5))
+    assert [x["id"] for x in rows] == ids[:12]
+    assert rows[3]["name"] == "n3" and rows[3]["status"] == ferry.USER_ON_HOLD, rows[3]
+    assert rows[3] == j.jobInformation(ids[3])
+    raises(ferry.InvalidArgument, j.list_jobs, "bogus")
+    raises(ferry.InvalidArgument, j.list_jobs, [])
+    raises(ferry.InvalidArgument, j.list_jobs, page=0)
+    raises(ferry.InvalidArgument, j.list_jobs, page=10001)
+    raises(ferry.InvalidArgument, j.list_jobs, after=-1)
+    raises(ferry.InvalidArgument, j.list_jobs, since=-5)
+    raises(TypeError, j.list_jobs, [3])
+    j.kill(all=True)
+    out(len(ids))
+    ''')
+    assert r == 25
+
+
+def test_wait_all(py_near):
+    """wait_all(): the jobs not ended at the call, counted; a held job is
+    left out unless its state is named; pending at the timeout."""
+    r = py_near.run('''
+    j = connect()
+    ok = j.submit(["true"])
+    bad = j.submit(["sh", "-c", "sleep 1; exit 2"])
+    held = j.submit(["true"], hold=True)
+    res = j.wait_all(timeout=WAIT)
+    assert isinstance(res, ferry.WaitAllResult) and res.pending == 0, res
+    assert res.failed == 1 and res.failed_ids == [bad] and res.jobs in (1, 2), res
+    assert j.status(ok) == ferry.DONE and j.status(held) == ferry.USER_ON_HOLD
+    long = j.submit(["sleep", "300"])
+    t0 = time.monotonic()
+    res = j.wait_all(timeout=0.5)
+    took = time.monotonic() - t0
+    assert res == (1, 1, 0, []), res
+    res = j.wait_all(state=ferry.USER_ON_HOLD, timeout=0)
+    assert res.jobs == 1 and res.pending == 1, res
+    res = j.wait_all([ferry.USER_ON_HOLD, ferry.RUNNING], timeout=0.2)
+    assert res.jobs == 2 and res.pending == 2, res
+    raises(ferry.InvalidArgument, j.wait_all, ferry.DONE)
+    raises(ferry.InvalidArgument, j.wait_all, "bogus")
+    raises(ferry.InvalidArgument, j.wait_all, timeout=float("nan"))
+    threading.Timer(0.5, lambda: j.kill(long)).start()
+    res = j.wait_all(timeout=WAIT)
+    assert res.jobs == 1 and res.failed == 1 and res.failed_ids == [long], res
+    j.dispose(held)
+    out(took)
+    ''')
+    assert 0.45 < r < 5
+
+
+def test_controls_by_selection(py_near):
+    """kill/hold/release/dispose with all, state, name, ids (one request):
+    a ControlResult, a refusal in it rather than raised."""
+    r = py_near.run('''
+    j = connect()
+    h = j.submit_many([{"command": ["true"], "hold": True,
+                        "name_description": ("a" if i < 4 else "b") + str(i)}
+                       for i in range(8)])
+    r = j.kill(ids=f"{h[0]}-{h[1]}")
+    assert isinstance(r, ferry.ControlResult) and r == (2, 2, 0, []), r
+    assert [j.status(i) for i in h[:2]] == [ferry.FAILED] * 2
+    r = j.kill(ids=[range(h[0], h[3] + 1), h[7]], state=ferry.USER_ON_HOLD)
+    assert r.matched == 3 and r.changed == 3, r
+    r = j.dispose(name="b*", state=[ferry.USER_ON_HOLD, ferry.RUNNING])
+    assert r.matched == 3 and r.changed == 3, r
+    assert j.jobs(state=ferry.USER_ON_HOLD) == []
+    run = j.submit(["sleep", "300"])
+    until(lambda: j.status(run) == ferry.RUNNING, "a running job")
+    r = j.hold(ids=run)
+    assert r.matched == 1 and r.failed == 1 and r.errors[0][0] == run, r
+    assert isinstance(r.errors[0][1], ferry.InvalidState), r.errors
+    assert j.kill(run) is None
+    assert j.wait(run, timeout=WAIT)
+    r = j.kill(all=True)
+    assert r.matched == len(j.jobs()) and r.changed == 0, r
+    for kw in ({"all": True, "job_id": 1}, {}, {"ids": "3-1"}, {"ids": range(5, 5)},
+               {"ids": range(1, 9, 2)}, {"ids": []}, {"ids": "x"}, {"state": "bogus"},
+               {"name": ""}):
+        args = (kw.pop("job_id"),) if "job_id" in kw else ()
+        raises(ferry.InvalidArgument, j.kill, *args, **kw)
+    raises(TypeError, j.kill, ids=[1.5])
+    raises(TypeError, j.kill, 1, 2)
+    raises(TypeError, j.kill, job_id=1)
+    out(r.matched)
+    ''')
+    assert r == 6
+
+
+def test_open_output(py_near):
+    """open_output(): a binary file of the job's output, on this host;
+    Unsupported through ssh (the engine's host is another's)."""
+    r = py_near.run('''
+    j = connect()
+    job = j.submit(["sh", "-c", "echo hello; printf oops >&2"])
+    assert j.wait(job, timeout=WAIT)
+    held = j.submit(["true"], hold=True)
+    if RESOURCE:
+        raises(ferry.Unsupported, j.open_output, job)
+        out("remote")
+        sys.exit(0)
+    f, ended = j.open_output(job)
+    with f:
+        assert ended is True and f.read() == b"hello\\n" and "b" in f.mode
+        assert not os.get_inheritable(f.fileno())
+    f, ended = j.open_output(job, stream="stderr")
+    assert f.read() == b"oops"
+    f.close()
+    assert j.open_output(held) == (None, False)
+    raises(ferry.InvalidArgument, j.open_output, job, "both")
+    raises(ferry.NoSuchJob, j.open_output, 10**9)
+    out("local")
+    ''')
+    assert r in ("local", "remote")
+
+
+@pytest.mark.parametrize("call", ["wait(long)", "wait_all()"])
+def test_ctrl_c_interrupts_a_wait(py_near, call):
+    """SIGINT during wait() or wait_all(): KeyboardInterrupt within half a
+    second, and the connection still answers."""
     p = py_near.popen('''
     # as from a terminal: Python installs no SIGINT handler when it starts
     # with SIGINT ignored, as a background job of a script does
@@ -609,7 +742,7 @@ def test_ctrl_c_interrupts_a_wait(py_near):
     long = j.submit(["sleep", "300"])
     print("waiting", flush=True)
     try:
-        j.wait(long)
+        j.CALL
     except KeyboardInterrupt:
         t = time.monotonic()
         print("interrupted", flush=True)
@@ -617,7 +750,7 @@ def test_ctrl_c_interrupts_a_wait(py_near):
         j.kill(long)
         assert j.wait(long, timeout=30)
         out("usable")
-    ''')
+    '''.replace("CALL", call))
     try:
         assert p.stdout.readline().strip() == "waiting"
         time.sleep(1.0)     # well inside the wait
@@ -676,6 +809,7 @@ def test_names_docs_and_stubs(py_local):
             "stop", "restart", "kill", "sendFile", "registerFileTransfer", "retrieveFile",
             "cancelTransfer", "jobs", "jobInformation", "transfers", "transferInformation"]
     extra = ["submit_many", "hold", "release", "dispose", "ping", "set_timeout", "close",
+             "list_jobs", "wait_all", "open_output",
              "exit_information", "stdout_read_line", "stderr_read_line", "send_file",
              "register_file_transfer", "retrieve_file", "cancel_transfer", "job_information",
              "transfer_information"]

@@ -145,8 +145,6 @@ def test_restart_keeps_held_specs_on_disk(ferry):
     assert after < before + 20 * 1024, (before, after)
 
 
-@pytest.mark.xfail(strict=True, reason="a re-sent wait --all takes the jobs not ended at its "
-                   "own time: failures between two requests of one wait are not counted")
 def test_wait_all_counts_failures_across_an_engine_restart(ferry):
     """Jobs that fail while the engine is down, during a wait --all,
     fail the wait: the replayed request must still count them."""
@@ -168,6 +166,63 @@ def test_wait_all_counts_failures_across_an_engine_restart(ferry):
     assert waiter.returncode == 4, err
     for b in bad:
         assert f"job {b} failed" in err, err
+
+
+def test_wait_all_counts_a_failure_between_two_requests(ferry):
+    """docs/protocol.md, "wait for all jobs": a request naming the mark of
+    the answer before it counts the failures since, up to its upto, once."""
+    bad = ferry.submit("sh", "-c", "sleep 1; exit 1")
+    ferry.submit("sleep", "30")
+    with ferry.raw() as c:
+        c.hello()
+        first = c.request({"op": "wait", "all": True, "timeout": 0})
+        assert first["ok"] and first["jobs"] == 2 and first["failed"] == 0, first
+        upto, mark = first["upto"], first["mark"]
+        ferry.wait_ended(bad)
+        later = ferry.submit("false")  # above upto: not counted
+        ferry.wait_ended(later)
+        # without the mark, the gap is lost (an older client's request)
+        r = c.request({"op": "wait", "all": True, "upto": upto, "timeout": 0})
+        assert r["ok"] and r["jobs"] == 1 and r["failed"] == 0, r
+        r = c.request({"op": "wait", "all": True, "upto": upto, "failed_since": mark,
+                       "timeout": 0})
+        assert r["ok"] and r["jobs"] == 1 and r["pending"] == 1, r
+        assert r["failed"] == 1 and r["failed_ids"] == [bad], r
+        assert r["mark"] > mark, r
+        # the next request from this answer's mark does not count it again
+        r = c.request({"op": "wait", "all": True, "upto": upto, "failed_since": r["mark"],
+                       "timeout": 0})
+        assert r["ok"] and r["failed"] == 0 and r["failed_ids"] == [], r
+
+
+def test_the_failure_log_comes_to_an_older_database(ferry):
+    """A database made before the failure log (same schema version) gains
+    it at open; a disposed job's failures go with its row, but for the
+    last one, which keeps the next number above every mark given."""
+    import sqlite3
+    bad = ferry.submit("false")
+    ferry.wait_ended(bad)
+    ferry.run("daemon", "stop")
+    db = os.path.join(ferry.state_dir, "ferry.db")
+    with sqlite3.connect(db) as h:
+        h.execute("DROP TABLE failures")
+    h.close()
+    bad2 = ferry.submit("false")
+    ferry.wait_ended(bad2)
+    bad3 = ferry.submit("false")
+    ferry.wait_ended(bad3)
+    ferry.run("dispose", bad2)
+    ferry.run("dispose", bad3)
+    with ferry.raw() as c:
+        c.hello()
+        r = c.request({"op": "wait", "all": True, "timeout": 0})
+        assert r["ok"] and r["mark"] == 2, r
+    ferry.run("daemon", "stop")
+    with sqlite3.connect(db) as h:
+        assert h.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("4",)
+        rows = h.execute("SELECT seq, job FROM failures").fetchall()
+    h.close()
+    assert rows == [(2, int(bad3))], rows
 
 
 def test_wait_all_upto_0_takes_none(ferry):

@@ -135,13 +135,16 @@ def test_protocol_fields(ferry):
             ({"op": "wait", "all": True, "state": ["bogus"]}, "unknown job state"),
             ({"op": "wait", "all": True, "upto": -1}, "'upto'"),
             ({"op": "wait", "ids": [held], "state": ["running"]}, "go with 'all'"),
+            ({"op": "wait", "all": True, "failed_since": -1}, "'failed_since'"),
+            ({"op": "wait", "all": True, "failed_since": "1"}, "'failed_since'"),
+            ({"op": "wait", "ids": [held], "failed_since": 0}, "go with 'all'"),
         ):
             r = c.request(req)
             assert r["ok"] is False and r["error"] == "EINVAL", (req, r)
             assert msg in r["message"], (req, r)
         r = c.request({"op": "wait", "all": True, "timeout": 0})
         assert r == {"ok": True, "jobs": 0, "pending": 0, "failed": 0, "failed_ids": [],
-                     "upto": 0}, r
+                     "upto": 0, "mark": 0}, r
         r = c.request({"op": "wait", "all": True, "state": ["user_on_hold"], "timeout": 0})
         assert r["ok"] and r["jobs"] == 2 and r["pending"] == 2 and r["upto"] == held, r
         r = c.request({"op": "wait", "all": True, "state": ["user_on_hold"],
@@ -243,3 +246,36 @@ def test_remote_wait_is_sent_again_with_its_bound(request, sshd):
     assert f"job {bad} failed" in err, err
     assert f.state(first) == "done"
     assert f.state(later) == "running", "the wait sent again took a job submitted later"
+
+
+def test_remote_wait_counts_a_failure_between_two_requests(request, sshd):
+    """docs/protocol.md, "wait for all jobs": a job that fails after one of
+    the 10 s answers and before the request sent again (the client is
+    stopped meanwhile) is counted by that request: exit 4."""
+    f = ferry_world(request, "ssh")
+    gate_bad, gate = f.path("gate-bad"), f.path("gate")
+    bad = f.submit("sh", "-c", f"while [ ! -e {gate_bad} ]; do sleep 0.1; done; exit 3")
+    f.submit("sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.1; done")
+    t0 = time.monotonic()
+    waiter = f.popen("wait", "--all", "--timeout", "120")
+
+    def at(s):
+        time.sleep(max(0.0, s - (time.monotonic() - t0)))
+    try:
+        at(5)  # the waiter's ssh login and its first two requests
+        waiter.send_signal(signal.SIGSTOP)
+        at(20)  # the second request's 10 s answer is out, unread
+        open(gate_bad, "w").close()  # fails while no request of the wait is parked
+        f.wait_ended(bad)
+        waiter.send_signal(signal.SIGCONT)
+        at(23)
+        assert waiter.poll() is None, waiter.communicate()
+        open(gate, "w").close()
+        out, err = waiter.communicate(timeout=60)
+    finally:
+        if waiter.poll() is None:
+            waiter.send_signal(signal.SIGCONT)
+            waiter.kill()
+            waiter.wait(10)
+    assert waiter.returncode == 4, err
+    assert f"job {bad} failed" in err, err

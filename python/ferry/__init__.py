@@ -50,8 +50,11 @@ from ferry._ferry import (  # noqa: F401 (re-exported)
     ResourceError,
     InternalError,
     AuthenticationError,
+    WaitAllResult,
+    ControlResult,
 )
 from ferry import _ferry
+import datetime as _datetime
 
 # The seed's name -> the snake_case alias a Python user looks for.
 _ALIASES = {
@@ -70,6 +73,45 @@ _ALIASES = {
 class Connection(_ferry.Connection):
     __doc__ = _ferry.Connection.__doc__
     __slots__ = ()
+
+    def list_jobs(self, state=None, *, after=0, since=None, limit=None, detail=False,
+                  page=1000):
+        """Iterates over the jobs of the resource, oldest (lowest id) first: their
+        ids, or with detail=True dicts of every field of `ferry info --json`.
+
+        state: a state name or a list of them; after: only ids above it;
+        since: only jobs submitted at or after it (seconds since the epoch or a
+        datetime); limit: at most this many. The jobs come a page (page jobs,
+        1 to 10000) per request as the iteration goes, so a listing of a
+        million jobs holds one page; each job that exists throughout is listed
+        once, jobs submitted meanwhile may be. The first page is asked for at
+        the call: a bad argument raises there (InvalidArgument, TypeError).
+        """
+        if isinstance(since, _datetime.datetime):
+            since = since.timestamp()
+        since = 0.0 if since is None else since
+        if limit is not None and limit < 0:
+            raise InvalidArgument(f"limit must be >= 0, not {limit}")
+        if not isinstance(page, int) or isinstance(page, bool) or not 1 <= page <= 10000:
+            raise InvalidArgument(f"page must be 1 to 10000 jobs, not {page!r}")
+
+        def ask(after, left):
+            n = page if left is None else min(page, left)
+            return self._list_page(state, after, since, n, detail) if n else ([], after)
+
+        return _pages(ask, ask(after, limit), limit, page)
+
+
+def _pages(ask, first, left, page):
+    """The items of the pages ask(after, left) gives, first (already asked) first."""
+    items, last = first
+    while True:
+        yield from items
+        if left is not None:
+            left -= len(items)
+        if len(items) < page or left == 0:
+            return
+        items, last = ask(last, left)
 
 
 for _seed, _snake in _ALIASES.items():

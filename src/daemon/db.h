@@ -70,6 +70,16 @@ int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed);
 int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,
 			const struct job_result *r, double hours, double hour_s);
 int ferry__db_delete_job(struct ferry_db *db, int64_t id);
+/*
+ * The failure log (set_ended with FERRY_FAILED, insert_lost): *mark gets
+ * the number of the last failure recorded (0: none yet); numbers only
+ * grow, also across restarts. failures_since calls fn, in the order they
+ * were recorded, with each job of id <= upto (< 0: any) whose failure came
+ * after mark: it costs the failures since mark.
+ */
+int ferry__db_failure_mark(struct ferry_db *db, int64_t *mark);
+int ferry__db_failures_since(struct ferry_db *db, int64_t mark, int64_t upto,
+			     void (*fn)(void *arg, int64_t id), void *arg);
 /* Iterates the jobs not ended yet, oldest first. */
 int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),
 			  void *arg);

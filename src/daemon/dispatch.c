@@ -29,7 +29,7 @@ static const struct ferry_reqdef table[] = {
     {"status", ferry__req_status, FIELDS("id"), 0},
     {"info", ferry__req_info, FIELDS("id"), 0},
     {"jobs", ferry__req_jobs, FIELDS("state", "detail", "after", "since", "limit", "page"), 0},
-    {"wait", ferry__req_wait, FIELDS("ids", "timeout", "all", "state", "upto"), 0},
+    {"wait", ferry__req_wait, FIELDS("ids", "timeout", "all", "state", "upto", "failed_since"), 0},
     {"control", ferry__req_control, FIELDS("id", "action", "all", "state", "name", "ids"),
      FERRY_REQ_MUTATES},
     {"dispose", ferry__req_dispose, FIELDS("id", "all", "state", "name", "ids"), FERRY_REQ_MUTATES},

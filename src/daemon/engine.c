@@ -647,10 +647,9 @@ int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 }
 
 int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
-			   const struct ferry_reqdef *def, unsigned states, int64_t upto,
-			   double deadline)
+			   const struct ferry_reqdef *def, const struct ferry_wait_all_args *a)
 {
-	return ferry__waits_add_all(&eng->waits, eng, c, def, states, upto, deadline);
+	return ferry__waits_add_all(&eng->waits, eng, c, def, a);
 }
 
 void ferry__engine_each_job(struct ferry_engine *eng, void (*fn)(void *arg, struct job *j),

@@ -17,6 +17,7 @@
 #include "job.h"
 #include "loop.h"
 #include "transfer.h"
+#include "wait.h"
 
 struct ferry_engine;
 struct ferry_client;
@@ -197,16 +198,15 @@ void ferry__engine_job_end_unstarted(struct ferry_engine *eng, struct job *j,
 int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 		       const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline);
 /*
- * A wait for every job not ended now whose state is in states (a mask of
- * 1u << enum ferry_job_status) and whose id is at most upto (< 0: any; 0: none),
- * on connection c until deadline: always parked (1; the tick answers with
- * its counts, in the same iteration when none), or FERRY_ENOMEM. A job
- * being disposed is ended already. Costs a pass over the jobs in memory
- * now; each job's end then costs the waits that hold it.
+ * A wait for every job not ended now in a->states up to a->upto, and for
+ * the failures logged since a->since (wait.h), on connection c: always
+ * parked (1; the tick answers with its counts, in the same iteration when
+ * none), or FERRY_ENOMEM, FERRY_EINTERNAL. A job being disposed is ended
+ * already. Costs a pass over the jobs in memory now and the failures
+ * since the mark; each job's end then costs the waits that hold it.
  */
 int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
-			   const struct ferry_reqdef *def, unsigned states, int64_t upto,
-			   double deadline);
+			   const struct ferry_reqdef *def, const struct ferry_wait_all_args *a);
 /*
  * Calls fn on every job in memory (every job not ended), in no order;
  * fn must not add or remove jobs.

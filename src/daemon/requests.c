@@ -333,23 +333,35 @@ static int wait_states(struct ferry_req *r, unsigned *mask)
 	return 0;
 }
 
+/* A wait's optional non-negative integer field name into *v (else left). */
+static int wait_int(struct ferry_req *r, const char *name, const char *what, int64_t *v)
+{
+	json_t *e = json_object_get(r->in, name);
+
+	if (!e)
+		return 0;
+	if (!json_is_integer(e) || json_integer_value(e) < 0)
+		return ferry__req_fail(r, FERRY_EINVAL, "'%s' must be %s", name, what);
+	*v = json_integer_value(e);
+	return 0;
+}
+
 /* wait with "all": every job not ended now (in "state", up to "upto"). */
 static int wait_all(struct ferry_req *r, double deadline)
 {
-	json_t *u = json_object_get(r->in, "upto");
-	unsigned mask;
+	struct ferry_wait_all_args a = {.upto = -1, .since = -1, .deadline = deadline};
 	int rc;
 
 	if (json_object_get(r->in, "ids"))
 		return ferry__req_fail(r, FERRY_EINVAL, "'all' and 'ids' exclude each other");
-	if (u && (!json_is_integer(u) || json_integer_value(u) < 0))
-		return ferry__req_fail(r, FERRY_EINVAL, "'upto' must be a job id or 0");
-	if ((rc = wait_states(r, &mask)))
+	if ((rc = wait_int(r, "upto", "a job id or 0", &a.upto)) ||
+	    (rc = wait_int(r, "failed_since", "a mark of an earlier answer", &a.since)) ||
+	    (rc = wait_states(r, &a.states)))
 		return rc;
-	rc = ferry__engine_wait_all(r->eng, r->client, r->def, mask, u ? json_integer_value(u) : -1,
-				    deadline);
+	rc = ferry__engine_wait_all(r->eng, r->client, r->def, &a);
 	if (rc < 0)
-		return ferry__req_fail(r, rc, "out of memory");
+		return ferry__req_fail(
+		    r, rc, rc == FERRY_ENOMEM ? "out of memory" : "cannot read the failure log");
 	r->deferred = 1;
 	return 0;
 }
@@ -372,8 +384,10 @@ int ferry__req_wait(struct ferry_req *r)
 		return ferry__req_fail(r, FERRY_EINVAL, "'all' must be a boolean");
 	if (json_is_true(all))
 		return wait_all(r, deadline);
-	if (json_object_get(r->in, "state") || json_object_get(r->in, "upto"))
-		return ferry__req_fail(r, FERRY_EINVAL, "'states' and 'upto' go with 'all'");
+	if (json_object_get(r->in, "state") || json_object_get(r->in, "upto") ||
+	    json_object_get(r->in, "failed_since"))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'state', 'upto' and 'failed_since' go with 'all'");
 	if (!json_is_array(ids) || json_array_size(ids) > MAX_WAIT_IDS)
 		return ferry__req_fail(r, FERRY_EINVAL, "'ids' must be an array of ids");
 	if (!(v = calloc(json_array_size(ids) + 1, sizeof(*v))))

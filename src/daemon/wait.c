@@ -12,11 +12,19 @@
  * job, never a scan of a wait's set; the tick answers a wait whose count
  * reached zero. Failures are counted as they happen: the reply says how
  * many of the set failed, and which (the first FERRY_WAIT_FAILED_IDS).
+ *
+ * A client's wait for all jobs is several requests (the first learns the
+ * set, a remote one comes back every few seconds, one is replayed on a
+ * restarted engine): each answer carries the failure log's mark
+ * (ferry__db_failure_mark), and the next request, given it as
+ * "failed_since", first counts the jobs of its range that failed after
+ * it - those that ended between the two requests, or while no engine ran.
  */
 #include "wait.h"
 
 #include <stdlib.h>
 
+#include "db.h"
 #include "dispatch.h"
 #include "engine.h"
 #include "ferry.h"
@@ -135,12 +143,24 @@ static void mark_job(void *arg, struct job *j)
 		t->w->upto = j->id;
 }
 
-int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
-			 const struct ferry_reqdef *def, unsigned states, int64_t upto,
-			 double deadline)
+static void count_failed(struct waiter *w, int64_t id)
 {
-	struct take t = {.states = states, .upto = upto};
+	if (w->nfailed_ids < FERRY_WAIT_FAILED_IDS)
+		w->failed_ids[w->nfailed_ids++] = id;
+	w->failed++;
+}
+
+static void count_logged(void *arg, int64_t id)
+{
+	count_failed(arg, id);
+}
+
+int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
+			 const struct ferry_reqdef *def, const struct ferry_wait_all_args *a)
+{
+	struct take t = {.states = a->states, .upto = a->upto};
 	struct waiter *w;
+	int rc;
 
 	/* once per call, not per event: the set is taken now and marked */
 	ferry__engine_each_job(eng, count_job, &t);
@@ -152,7 +172,13 @@ int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struc
 	w->def = def;
 	w->all = 1;
 	w->total = w->left = t.n;
-	w->deadline = deadline;
+	w->deadline = a->deadline;
+	/* the failures since the last answer, before the marks count the later ones */
+	if (a->since >= 0 && (rc = ferry__db_failures_since(ferry__engine_db(eng), a->since,
+							    a->upto, count_logged, w))) {
+		waiter_free(w);
+		return rc;
+	}
 	t.w = w;
 	t.n = 0;
 	ferry__engine_each_job(eng, mark_job, &t);
@@ -170,25 +196,32 @@ void ferry__waits_job_ended(struct job *j, int failed)
 
 		mark_unlink(m);
 		w->left--;
-		if (!failed)
-			continue;
-		if (w->nfailed_ids < FERRY_WAIT_FAILED_IDS)
-			w->failed_ids[w->nfailed_ids++] = j->id;
-		w->failed++;
+		if (failed)
+			count_failed(w, j->id);
 	}
 }
 
-/* The reply of a wait for all jobs: its counts, whether all ended or not. */
-static json_t *all_reply(const struct waiter *w)
+/*
+ * The reply of a wait for all jobs: its counts, whether all ended or not,
+ * and the failure log's mark, read now: every failure up to it was counted
+ * by this request or happened before it took its set.
+ */
+static json_t *all_reply(struct ferry_engine *eng, const struct waiter *w)
 {
 	json_t *ids = json_array();
 	json_t *reply;
+	int64_t mark;
+	int rc = ferry__db_failure_mark(ferry__engine_db(eng), &mark);
 
+	if (rc) {
+		json_decref(ids);
+		return ferry__error_reply(rc, "cannot read the failure log of the database");
+	}
 	for (size_t i = 0; ids && i < w->nfailed_ids; i++)
 		json_array_append_new(ids, json_integer(w->failed_ids[i]));
-	reply = json_pack("{s:b,s:I,s:I,s:I,s:o,s:I}", "ok", 1, "jobs", (json_int_t)w->total,
+	reply = json_pack("{s:b,s:I,s:I,s:I,s:o,s:I,s:I}", "ok", 1, "jobs", (json_int_t)w->total,
 			  "pending", (json_int_t)w->left, "failed", (json_int_t)w->failed,
-			  "failed_ids", ids, "upto", (json_int_t)w->upto);
+			  "failed_ids", ids, "upto", (json_int_t)w->upto, "mark", (json_int_t)mark);
 	return reply ? reply : ferry__error_reply(FERRY_ENOMEM, "out of memory");
 }
 
@@ -200,7 +233,7 @@ static json_t *waiter_reply(struct ferry_engine *eng, struct waiter *w, double n
 	if (!done && (w->deadline < 0 || now < w->deadline))
 		return NULL;
 	if (w->all)
-		return all_reply(w); /* a wait for all tells its counts either way */
+		return all_reply(eng, w); /* a wait for all tells its counts either way */
 	if (done)
 		return json_pack("{s:b}", "ok", 1);
 	return ferry__error_reply(FERRY_ETIMEDOUT, "timed out waiting for the jobs to end");

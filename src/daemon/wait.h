@@ -27,17 +27,24 @@ struct ferry_waits {
 int ferry__waits_add(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
 		     const struct ferry_reqdef *def, int64_t *ids, size_t n, double deadline);
 
+/* What a wait for all jobs takes (docs/protocol.md, "wait for all jobs"). */
+struct ferry_wait_all_args {
+	unsigned states; /* a mask of 1u << state */
+	int64_t upto;	 /* the highest id taken; < 0: any; 0: none */
+	int64_t since;	 /* count the failures logged after this mark; < 0: none */
+	double deadline; /* monotonic seconds; < 0: none */
+};
+
 /*
- * A wait for every job in memory (not ended) whose state is in states (a
- * mask of 1u << state) and whose id is at most upto (< 0: any; 0: none), on
- * connection c until deadline (docs/protocol.md, "wait"): each job gets a
- * mark, taken off when it ends (ferry__waits_job_ended). Always parked
- * (1): the tick answers with the wait's counts, at once when it took no
- * job. Or FERRY_ENOMEM.
+ * A wait for every job in memory (not ended) in a->states up to a->upto,
+ * on connection c until a->deadline: each job gets a mark, taken off when
+ * it ends (ferry__waits_job_ended); with a->since, the jobs up to a->upto
+ * whose failures the database logged after that mark count as failed too.
+ * Always parked (1): the tick answers with the wait's counts, at once when
+ * it took no job. Or FERRY_ENOMEM, FERRY_EINTERNAL (the database).
  */
 int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
-			 const struct ferry_reqdef *def, unsigned states, int64_t upto,
-			 double deadline);
+			 const struct ferry_reqdef *def, const struct ferry_wait_all_args *a);
 
 /*
  * Job j ends (failed: it failed; a job disposed did not): the waits for

@@ -258,9 +258,12 @@ FERRY_EXPORT int ferry_wait(ferry_conn *c, const ferry_job_id *ids, size_t n, do
 	    c, json_pack("{s:s,s:o,s:f}", "op", "wait", "ids", a, "timeout", -1.0), deadline, NULL);
 }
 
-/* The request of a wait for all jobs into *req; upto < 0: not known yet. */
+/*
+ * The request of a wait for all jobs into *req; upto < 0: not known yet;
+ * mark < 0: none (the first request, or an engine that gives none).
+ */
 static int wait_all_request(ferry_conn *c, const enum ferry_job_status *states, size_t nstates,
-			    int64_t upto, json_t **req)
+			    int64_t upto, int64_t mark, json_t **req)
 {
 	json_t *a = json_array();
 
@@ -286,6 +289,8 @@ static int wait_all_request(ferry_conn *c, const enum ferry_job_status *states, 
 	json_decref(a);
 	if (upto >= 0)
 		json_object_set_new(*req, "upto", json_integer(upto));
+	if (mark >= 0)
+		json_object_set_new(*req, "failed_since", json_integer(mark));
 	return 0;
 }
 
@@ -310,20 +315,23 @@ static void wait_all_merge(struct ferry_wait_all_result *res, json_t *reply, int
  * The first request answers at once (timeout 0) with the highest id of
  * the set: every later one, and a replay on a restarted engine, names it,
  * so jobs submitted after the call stay out. Each answer counts the jobs
- * that ended while it waited; a remote wait comes back every few seconds
- * (a silent link would look dead), and is sent again from here.
+ * that ended while it waited, and gives the engine's failure mark: the
+ * next request names it, and the engine adds the failures since, so none
+ * between two requests (or while no engine ran) is lost. A remote wait
+ * comes back every few seconds (a silent link would look dead), and is
+ * sent again from here.
  */
 FERRY_EXPORT int ferry_wait_all(ferry_conn *c, const enum ferry_job_status *states, size_t nstates,
 				double timeout_s, struct ferry_wait_all_result *out)
 {
 	struct ferry_wait_all_result res = {0};
 	double deadline = timeout_s >= 0 ? ferry__mono() + timeout_s : 0;
-	int64_t upto = -1;
+	int64_t upto = -1, mark = -1;
 	int rc;
 
 	for (int first = 1;; first = 0) {
-		json_t *reply = NULL, *req;
-		if ((rc = wait_all_request(c, states, nstates, upto, &req)))
+		json_t *reply = NULL, *req, *m;
+		if ((rc = wait_all_request(c, states, nstates, upto, mark, &req)))
 			return rc;
 		/* deadline 0 means none; a timeout 0 (the first) needs a deadline past */
 		rc = ferry__call_locked(c, req, first ? 1e-9 : deadline, &reply);
@@ -331,6 +339,8 @@ FERRY_EXPORT int ferry_wait_all(ferry_conn *c, const enum ferry_job_status *stat
 			return rc;
 		wait_all_merge(&res, reply, first);
 		upto = json_integer_value(json_object_get(reply, "upto"));
+		m = json_object_get(reply, "mark");
+		mark = json_is_integer(m) ? json_integer_value(m) : -1;
 		json_decref(reply);
 		if (out)
 			*out = res;

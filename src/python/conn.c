@@ -38,11 +38,8 @@ static double now_s(void)
 /* ------------------------------------------------------------------ */
 /* Side connections (GIL released) */
 
-/*
- * A connection of its own for a blocking call: an idle one, or a new one
- * opened as the main one was. 0, or -1 with *e set.
- */
-static int side_get(struct pyf_conn *self, ferry_conn **out, struct pyf_err *e)
+/* An idle connection, or a new one opened as the main one was. */
+int pyf_side_get(struct pyf_conn *self, ferry_conn **out, struct pyf_err *e)
 {
 	int rc;
 
@@ -74,7 +71,7 @@ static int side_get(struct pyf_conn *self, ferry_conn **out, struct pyf_err *e)
 	return 0;
 }
 
-static void side_put(struct pyf_conn *self, ferry_conn *c)
+void pyf_side_put(struct pyf_conn *self, ferry_conn *c)
 {
 	pthread_mutex_lock(&self->pool_mu);
 	if (!self->closed && self->nidle < IDLE_MAX) {
@@ -251,13 +248,34 @@ static PyObject *conn_status(struct pyf_conn *self, PyObject *arg)
 	return PyUnicode_FromString(ferry_status_name(st));
 }
 
-static PyObject *control(struct pyf_conn *self, PyObject *arg,
-			 int (*fn)(ferry_conn *, ferry_job_id))
+/*
+ * A control of one job (job_id: fn, None back) or of a selection (the
+ * keywords, as the CLI's --all, --state, --name and ranges: one request,
+ * a ferry.ControlResult back).
+ */
+static PyObject *control(struct pyf_conn *self, PyObject *args, PyObject *kw,
+			 int (*fn)(ferry_conn *, ferry_job_id), enum ferry_control action)
 {
+	/* job_id positional only, as before the selections */
+	static char *kwlist[] = {"", "all", "state", "name", "ids", NULL};
+	PyObject *o = Py_None, *state = Py_None, *name = Py_None, *ids = Py_None;
 	struct pyf_err e = {0};
 	ferry_job_id id;
+	int all = 0, sel;
 
-	if (pyf_job_id(arg, &id) < 0)
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O$pOOO", kwlist, &o, &all, &state, &name,
+					 &ids))
+		return NULL;
+	sel = all || state != Py_None || name != Py_None || ids != Py_None;
+	if (o != Py_None && sel)
+		return pyf_raisef(FERRY_EINVAL, "a job id and a selection (all, state, name, ids) "
+						"exclude each other");
+	if (sel)
+		return pyf_control_select(self, action, all, state, name, ids);
+	if (o == Py_None)
+		return pyf_raisef(FERRY_EINVAL,
+				  "a job id or a selection (all, state, name, ids) is needed");
+	if (pyf_job_id(o, &id) < 0)
 		return NULL;
 	PYF_CALL(self, &e, fn(self->conn, id));
 	if (e.rc)
@@ -265,34 +283,34 @@ static PyObject *control(struct pyf_conn *self, PyObject *arg,
 	Py_RETURN_NONE;
 }
 
-static PyObject *conn_stop(struct pyf_conn *self, PyObject *arg)
+static PyObject *conn_stop(struct pyf_conn *self, PyObject *args, PyObject *kw)
 {
-	return control(self, arg, ferry_stop);
+	return control(self, args, kw, ferry_stop, FERRY_CONTROL_STOP);
 }
 
-static PyObject *conn_restart(struct pyf_conn *self, PyObject *arg)
+static PyObject *conn_restart(struct pyf_conn *self, PyObject *args, PyObject *kw)
 {
-	return control(self, arg, ferry_restart);
+	return control(self, args, kw, ferry_restart, FERRY_CONTROL_RESTART);
 }
 
-static PyObject *conn_hold(struct pyf_conn *self, PyObject *arg)
+static PyObject *conn_hold(struct pyf_conn *self, PyObject *args, PyObject *kw)
 {
-	return control(self, arg, ferry_hold);
+	return control(self, args, kw, ferry_hold, FERRY_CONTROL_HOLD);
 }
 
-static PyObject *conn_release_job(struct pyf_conn *self, PyObject *arg)
+static PyObject *conn_release_job(struct pyf_conn *self, PyObject *args, PyObject *kw)
 {
-	return control(self, arg, ferry_release);
+	return control(self, args, kw, ferry_release, FERRY_CONTROL_RELEASE);
 }
 
-static PyObject *conn_kill(struct pyf_conn *self, PyObject *arg)
+static PyObject *conn_kill(struct pyf_conn *self, PyObject *args, PyObject *kw)
 {
-	return control(self, arg, ferry_kill);
+	return control(self, args, kw, ferry_kill, FERRY_CONTROL_KILL);
 }
 
-static PyObject *conn_dispose(struct pyf_conn *self, PyObject *arg)
+static PyObject *conn_dispose(struct pyf_conn *self, PyObject *args, PyObject *kw)
 {
-	return control(self, arg, ferry_dispose);
+	return control(self, args, kw, ferry_dispose, FERRY_CONTROL_DISPOSE);
 }
 
 static PyObject *conn_ping(struct pyf_conn *self, PyObject *unused)
@@ -466,7 +484,7 @@ static PyObject *conn_wait(struct pyf_conn *self, PyObject *args, PyObject *kw)
 		goto out;
 	}
 	ts = PyEval_SaveThread();
-	if (side_get(self, &c, &e) < 0)
+	if (pyf_side_get(self, &c, &e) < 0)
 		c = NULL;
 	PyEval_RestoreThread(ts);
 	if (!c) {
@@ -475,7 +493,7 @@ static PyObject *conn_wait(struct pyf_conn *self, PyObject *args, PyObject *kw)
 	}
 	r = wait_on(self, c, ids, n, timeout);
 	ts = PyEval_SaveThread();
-	side_put(self, c);
+	pyf_side_put(self, c);
 	PyEval_RestoreThread(ts);
 out:
 	PyMem_Free(ids);
@@ -587,19 +605,57 @@ PyDoc_STRVAR(wait_doc, "wait($self, /, job_ids, timeout=-1)\n--\n\n"
 		       "KeyboardInterrupt; the connection stays usable, and other threads' calls\n"
 		       "on it go on meanwhile. Raises NoSuchJob (an id unknown at the start).");
 
-PyDoc_STRVAR(stop_doc,
-	     "stop($self, job_id, /)\n--\n\n"
-	     "Holds a queued job, suspends a running one. Raises NoSuchJob, InvalidState.");
-PyDoc_STRVAR(restart_doc, "restart($self, job_id, /)\n--\n\n"
-			  "Undoes stop(). Raises NoSuchJob, InvalidState.");
-PyDoc_STRVAR(hold_doc, "hold($self, job_id, /)\n--\n\n"
-		       "Holds a job that has not started. Raises NoSuchJob, InvalidState.");
-PyDoc_STRVAR(release_doc, "release($self, job_id, /)\n--\n\n"
-			  "Releases a held job. Raises NoSuchJob, InvalidState.");
-PyDoc_STRVAR(kill_doc, "kill($self, job_id, /)\n--\n\n"
-		       "Kills the job (it ends failed, killed_by_user). Raises NoSuchJob.");
-PyDoc_STRVAR(dispose_doc, "dispose($self, job_id, /)\n--\n\n"
-			  "Kills the job if active and removes its record. Raises NoSuchJob.");
+/* The selection keywords every control takes, after its own line. */
+#define SELECT_SIG "job_id=None, /, *, all=False, state=None, name=None, ids=None)\n--\n\n"
+#define SELECT_DOC                                                                                 \
+	"\n\nOr, instead of job_id, on every job a selection takes, in one request:\n"             \
+	"all=True (every job), state (a name or a list of them), name (a glob on the\n"            \
+	"job's name), ids (a job id, a range(), a 'FIRST-LAST' str, or a list of them);\n"         \
+	"the parts given combine by AND. Returns a ferry.ControlResult(matched,\n"                 \
+	"changed, failed, errors): a job that refuses counts in failed, errors names\n"            \
+	"the first 16 as (job_id, ferry.Error) pairs; nothing raises for them."
+
+PyDoc_STRVAR(stop_doc, "stop($self, " SELECT_SIG
+		       "Holds a queued job, suspends a running one. Raises NoSuchJob, "
+		       "InvalidState." SELECT_DOC);
+PyDoc_STRVAR(restart_doc, "restart($self, " SELECT_SIG
+			  "Undoes stop(). Raises NoSuchJob, InvalidState." SELECT_DOC);
+PyDoc_STRVAR(hold_doc,
+	     "hold($self, " SELECT_SIG
+	     "Holds a job that has not started. Raises NoSuchJob, InvalidState." SELECT_DOC);
+PyDoc_STRVAR(release_doc, "release($self, " SELECT_SIG
+			  "Releases a held job. Raises NoSuchJob, InvalidState." SELECT_DOC);
+PyDoc_STRVAR(kill_doc,
+	     "kill($self, " SELECT_SIG
+	     "Kills the job (it ends failed, killed_by_user). Raises NoSuchJob." SELECT_DOC);
+PyDoc_STRVAR(dispose_doc,
+	     "dispose($self, " SELECT_SIG
+	     "Kills the job if active and removes its record. Raises NoSuchJob." SELECT_DOC);
+
+PyDoc_STRVAR(
+    list_page_doc,
+    "_list_page($self, /, state=None, after=0, since=0.0, limit=1000, detail=False)\n--\n\n"
+    "One page of a listing, for list_jobs(): (items, last id). Internal.");
+
+PyDoc_STRVAR(wait_all_doc,
+	     "wait_all($self, /, state=None, timeout=-1)\n--\n\n"
+	     "Waits until every job not ended at the call has ended: one wait in the\n"
+	     "engine, whatever the database holds. state: a name or a list of names of\n"
+	     "states of jobs not ended (default: every job the user does not hold or\n"
+	     "stop). Returns a ferry.WaitAllResult(jobs, pending, failed, failed_ids):\n"
+	     "pending > 0 when timeout seconds passed first (-1 or None: no limit).\n"
+	     "A failed job does not raise: failed says how many, failed_ids the first\n"
+	     "16. Ctrl-C raises KeyboardInterrupt within 0.25 s. Raises InvalidArgument\n"
+	     "(an unknown or ended state), connection errors.");
+
+PyDoc_STRVAR(open_output_doc,
+	     "open_output($self, job_id, /, stream='stdout')\n--\n\n"
+	     "Opens the job's stdout or stderr file for reading by this process, on a\n"
+	     "resource of this host: (file, ended), file a binary file object (None\n"
+	     "while the job wrote nothing yet), ended True once the job had ended when\n"
+	     "it was opened (then the file's end is the output's end). Raises\n"
+	     "Unsupported (a remote resource, or another file at that path than the\n"
+	     "engine's: use stdoutReadLine()), NoSuchJob, InvalidArgument, IOFailure.");
 
 PyDoc_STRVAR(send_doc,
 	     "sendFile($self, /, local_path, disposal_timeout=168, *, progress=None)\n--\n\n"
@@ -626,7 +682,8 @@ PyDoc_STRVAR(cancel_doc, "cancelTransfer($self, /, server_path, *, force=False)\
 			 "unfinished job names it, unless force=True.");
 
 PyDoc_STRVAR(jobs_doc, "jobs($self, /, state=None)\n--\n\n"
-		       "The ids of the resource's jobs, oldest first, optionally in one state.");
+		       "The ids of the resource's jobs, oldest first, optionally in one state,\n"
+		       "as one list: list_jobs() iterates a page at a time.");
 
 PyDoc_STRVAR(info_doc, "jobInformation($self, job_id, /)\n--\n\n"
 		       "Every field of `ferry info --json`, as a dict. Raises NoSuchJob.");
@@ -662,12 +719,15 @@ static PyMethodDef conn_methods[] = {
     M("stdoutReadLine", conn_readline_out, KW, readline_out_doc),
     M("stderrReadLine", conn_readline_err, KW, readline_err_doc),
     M("wait", conn_wait, KW, wait_doc),
-    M("stop", conn_stop, METH_O, stop_doc),
-    M("restart", conn_restart, METH_O, restart_doc),
-    M("kill", conn_kill, METH_O, kill_doc),
-    M("hold", conn_hold, METH_O, hold_doc),
-    M("release", conn_release_job, METH_O, release_doc),
-    M("dispose", conn_dispose, METH_O, dispose_doc),
+    M("stop", conn_stop, KW, stop_doc),
+    M("restart", conn_restart, KW, restart_doc),
+    M("kill", conn_kill, KW, kill_doc),
+    M("hold", conn_hold, KW, hold_doc),
+    M("release", conn_release_job, KW, release_doc),
+    M("dispose", conn_dispose, KW, dispose_doc),
+    M("wait_all", pyf_wait_all, KW, wait_all_doc),
+    M("open_output", pyf_open_output, KW, open_output_doc),
+    M("_list_page", pyf_list_page, KW, list_page_doc),
     M("sendFile", pyf_send_file, KW, send_doc),
     M("registerFileTransfer", pyf_register_transfer, KW, register_doc),
     M("retrieveFile", pyf_retrieve_file, KW, retrieve_doc),

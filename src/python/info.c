@@ -10,8 +10,7 @@
 
 #include "jobfields.h"
 
-/* A JSON value as the Python value json.loads() would give; NULL: error set. */
-static PyObject *from_json(const json_t *v)
+PyObject *pyf_from_json(const json_t *v)
 {
 	PyObject *o;
 	const char *key;
@@ -23,7 +22,7 @@ static PyObject *from_json(const json_t *v)
 		o = PyDict_New();
 		json_object_foreach((json_t *)v, key, item)
 		{
-			PyObject *x = o ? from_json(item) : NULL;
+			PyObject *x = o ? pyf_from_json(item) : NULL;
 			if (!x || PyDict_SetItemString(o, key, x) < 0)
 				Py_CLEAR(o);
 			Py_XDECREF(x);
@@ -33,7 +32,7 @@ static PyObject *from_json(const json_t *v)
 		o = PyList_New((Py_ssize_t)json_array_size(v));
 		json_array_foreach(v, i, item)
 		{
-			PyObject *x = o ? from_json(item) : NULL;
+			PyObject *x = o ? pyf_from_json(item) : NULL;
 			if (!x)
 				Py_CLEAR(o);
 			else
@@ -59,7 +58,7 @@ static PyObject *from_json(const json_t *v)
 /* Takes j (NULL: out of memory). */
 static PyObject *from_json_object(json_t *j)
 {
-	PyObject *o = j ? from_json(j) : PyErr_NoMemory();
+	PyObject *o = j ? pyf_from_json(j) : PyErr_NoMemory();
 
 	json_decref(j);
 	return o;

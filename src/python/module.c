@@ -310,7 +310,7 @@ PyMODINIT_FUNC PyInit__ferry(void)
 	m = PyModule_Create(&module);
 	if (!m)
 		return NULL;
-	if (add_errors(m) < 0 ||
+	if (add_errors(m) < 0 || pyf_many_init(m) < 0 ||
 	    add_names(m, "JOB_STATES", FERRY_UNDETERMINED, FERRY_FAILED, state_name) < 0 ||
 	    add_names(m, "EXIT_STATUSES", FERRY_FINISHED_REGULARLY, FERRY_ABORTED, exit_name) < 0 ||
 	    PyModule_AddStringConstant(m, "__version__", FERRY_VERSION_STRING) < 0 ||

@@ -15,6 +15,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <jansson.h>
 #include <pthread.h>
 
 #include "ferry.h"
@@ -122,7 +123,14 @@ const char *const *pyf_strv(struct pyf_arena *a, PyObject *o, const char *what, 
 PyObject *pyf_submit(struct pyf_conn *self, PyObject *args, PyObject *kw);
 PyObject *pyf_submit_many(struct pyf_conn *self, PyObject *jobs);
 
+/* conn.c: a side connection for a blocking call (GIL released); 0, or -1 with *e set */
+int pyf_side_get(struct pyf_conn *self, ferry_conn **out, struct pyf_err *e);
+/* Gives c (may be NULL) back to the pool, or closes it. GIL released. */
+void pyf_side_put(struct pyf_conn *self, ferry_conn *c);
+
 /* info.c: objects as Python values */
+/* A JSON value as the Python value json.loads() would give; NULL: error set. */
+PyObject *pyf_from_json(const json_t *v);
 PyObject *pyf_job_information(struct pyf_conn *self, PyObject *arg);
 PyObject *pyf_exit_information(struct pyf_conn *self, PyObject *arg);
 PyObject *pyf_transfer_information(struct pyf_conn *self, PyObject *arg);
@@ -138,6 +146,18 @@ PyObject *pyf_cancel_transfer(struct pyf_conn *self, PyObject *args, PyObject *k
 PyObject *pyf_read_line(struct pyf_conn *self, PyObject *args, PyObject *kw,
 			enum ferry_stream stream);
 void pyf_cursors_free(struct pyf_conn *self);
+
+/*
+ * many.c: _list_page() (list_jobs() of the package pages through it),
+ * wait_all(), the controls by selection, open_output(); pyf_many_init
+ * adds the result types to the module.
+ */
+PyObject *pyf_list_page(struct pyf_conn *self, PyObject *args, PyObject *kw);
+PyObject *pyf_wait_all(struct pyf_conn *self, PyObject *args, PyObject *kw);
+PyObject *pyf_control_select(struct pyf_conn *self, enum ferry_control action, int all,
+			     PyObject *state, PyObject *name, PyObject *ids);
+PyObject *pyf_open_output(struct pyf_conn *self, PyObject *args, PyObject *kw);
+int pyf_many_init(PyObject *m);
 
 /* Sleeps s seconds with the GIL released; -1 with KeyboardInterrupt (or another) set. */
 int pyf_nap(double s);
