@@ -772,19 +772,20 @@ int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st)
 	return rc == 1 ? 0 : rc ? rc : FERRY_ENOJOB;
 }
 
-static int read_job(sqlite3_stmt *q, void *out)
+int ferry__db_job_row(struct ferry_db *db, int64_t id, int (*cb)(void *arg, sqlite3_stmt *row),
+		      void *arg)
 {
-	return (*(json_t **)out = ferry__db_row_job(q)) ? 0 : FERRY_ENOMEM;
-}
+	sqlite3_stmt *q = db->st[S_JOB];
+	int step, rc = 0;
 
-int ferry__db_job_json(struct ferry_db *db, int64_t id, json_t **out)
-{
-	int rc;
-
-	*out = NULL;
-	sqlite3_bind_int64(db->st[S_JOB], 1, id);
-	rc = one_row(db, S_JOB, read_job, out, "job info");
-	return rc == 1 ? 0 : rc ? rc : FERRY_ENOJOB;
+	sqlite3_bind_int64(q, 1, id);
+	if ((step = sqlite3_step(q)) == SQLITE_ROW)
+		rc = cb(arg, q);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (step == SQLITE_ROW)
+		return rc;
+	return step == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "job info");
 }
 
 /* The first ids (at most max) statement s gives for listing l (in one state, or -1). */
@@ -880,17 +881,9 @@ int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, i
 	return rc;
 }
 
-/* Hands the row q is on to cb: its return, or FERRY_ENOMEM. */
-static int row_to_cb(sqlite3_stmt *q, int (*cb)(void *arg, json_t *job, size_t bytes), void *arg)
-{
-	json_t *o = ferry__db_row_job(q);
-
-	return o ? cb(arg, o, (size_t)sqlite3_column_bytes(q, JC_SPEC)) : FERRY_ENOMEM;
-}
-
 /* ids spread thin (a state's jobs among others): a look-up each. */
 static int jobs_by_id(struct ferry_db *db, const int64_t *ids, size_t n,
-		      int (*cb)(void *arg, json_t *job, size_t bytes), void *arg)
+		      int (*cb)(void *arg, sqlite3_stmt *row), void *arg)
 {
 	sqlite3_stmt *q = db->st[S_JOB];
 	int rc = 0, step = SQLITE_DONE;
@@ -899,7 +892,7 @@ static int jobs_by_id(struct ferry_db *db, const int64_t *ids, size_t n,
 		sqlite3_bind_int64(q, 1, ids[i]);
 		step = sqlite3_step(q);
 		if (step == SQLITE_ROW)
-			rc = row_to_cb(q, cb, arg);
+			rc = cb(arg, q);
 		sqlite3_reset(q);
 		if (step != SQLITE_ROW && step != SQLITE_DONE)
 			break;
@@ -910,8 +903,8 @@ static int jobs_by_id(struct ferry_db *db, const int64_t *ids, size_t n,
 	return rc < 0 ? rc : 0;
 }
 
-int ferry__db_jobs_json(struct ferry_db *db, const int64_t *ids, size_t n,
-			int (*cb)(void *arg, json_t *job, size_t bytes), void *arg)
+int ferry__db_job_rows(struct ferry_db *db, const int64_t *ids, size_t n,
+		       int (*cb)(void *arg, sqlite3_stmt *row), void *arg)
 {
 	sqlite3_stmt *q = db->st[S_JOB_RANGE];
 	size_t i = 0;
@@ -927,7 +920,7 @@ int ferry__db_jobs_json(struct ferry_db *db, const int64_t *ids, size_t n,
 		while (i < n && ids[i] < id)
 			i++;
 		if (i < n && ids[i] == id)
-			rc = row_to_cb(q, cb, arg);
+			rc = cb(arg, q);
 	}
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);

@@ -9,104 +9,226 @@
 #include "dbrow.h"
 #include "engine.h"
 #include "jbytes.h"
+#include "jscan.h"
 #include "util.h"
-
-static json_t *col_json_num(sqlite3_stmt *q, int i)
-{
-	if (sqlite3_column_type(q, i) == SQLITE_NULL)
-		return json_null();
-	if (sqlite3_column_type(q, i) == SQLITE_INTEGER)
-		return json_integer(sqlite3_column_int64(q, i));
-	return json_real(sqlite3_column_double(q, i));
-}
-
-static json_t *col_json_str(sqlite3_stmt *q, int i)
-{
-	const unsigned char *s = sqlite3_column_text(q, i);
-
-	return ferry__json_bytes((const char *)s);
-}
 
 /* Where each field of the job object comes from, by jobfields.h. */
 enum field_from { FROM_COL, FROM_SPEC, FROM_DERIVED };
 
 struct job_field {
 	const char *name;
+	const char *key; /* "\"name\":", as the object writes it */
 	enum ferry__jf_type type;
 	enum field_from from;
-	int col;	 /* FROM_COL: its index in a JOB_COLS row */
-	const char *key; /* FROM_SPEC: the spec's key; NULL: the field's name */
+	int col;	  /* FROM_COL: its index in a JOB_COLS row */
+	const char *spec; /* FROM_SPEC: the spec's key; NULL: the field's name */
+	void (*derive)(sqlite3_stmt *q, struct ferry_jtext *t); /* FROM_DERIVED */
 };
 
-#define SRC_COL(c)				    FROM_COL, JC_##c, NULL
-#define SRC_SPEC				    FROM_SPEC, 0, NULL
-#define SRC_SPEC_AS(k)				    FROM_SPEC, 0, #k
-#define SRC_DERIVED(f)				    FROM_DERIVED, 0, NULL
-#define JOB_FIELD(name, type, source, member, dflt) {#name, FERRY__JF_##type, SRC_##source},
+/* The DERIVED fields, as jobfields.c's derive_f() computes them from the others. */
+static void text_cpu_time(sqlite3_stmt *q, struct ferry_jtext *t)
+{
+	if (sqlite3_column_type(q, JC_cpu_user) == SQLITE_NULL ||
+	    sqlite3_column_type(q, JC_cpu_sys) == SQLITE_NULL)
+		ferry__jtext_raw(t, "null", 4);
+	else
+		ferry__jtext_real(t, sqlite3_column_double(q, JC_cpu_user) +
+					 sqlite3_column_double(q, JC_cpu_sys));
+}
+
+#define SRC_COL(c)     FROM_COL, JC_##c, NULL, NULL
+#define SRC_SPEC       FROM_SPEC, 0, NULL, NULL
+#define SRC_SPEC_AS(k) FROM_SPEC, 0, #k, NULL
+#define SRC_DERIVED(f) FROM_DERIVED, 0, NULL, text_##f
+#define JOB_FIELD(name, type, source, member, dflt)                                                \
+	{#name, "\"" #name "\":", FERRY__JF_##type, SRC_##source},
 
 static const struct job_field job_fields[] = {FERRY__JOB_FIELDS(JOB_FIELD)};
 
-/* A column's value as its field's type shows it. */
-static json_t *col_json(sqlite3_stmt *q, const struct job_field *f)
+#define NFIELDS FERRY_ARRAY_SIZE(job_fields)
+
+/* The index of each field in job_fields: JF_id, JF_name, ... */
+#define FIELD_INDEX(name, type, source, member, dflt) JF_##name,
+enum { FERRY__JOB_FIELDS(FIELD_INDEX) };
+
+/* A job's stored spec: each field's value as JSON text (p NULL: none). */
+struct spec_text {
+	struct ferry_jspan v[NFIELDS];
+	char *dumped[NFIELDS]; /* the slow path's texts, owned */
+};
+
+/*
+ * The slow path, for a spec the scan does not take (one that escapes a
+ * byte, or that was not written by the engine): parsed by jansson and each
+ * value dumped. A spec that does not parse gives nulls, as it always did.
+ */
+static int spec_parsed(const char *text, struct spec_text *st)
 {
+	json_t *spec = text ? ferry__json_loads(text) : NULL;
+	int rc = 0;
+
+	for (size_t i = 0; spec && i < NFIELDS; i++) {
+		const struct job_field *f = &job_fields[i];
+		json_t *v = f->from == FROM_SPEC
+				? json_object_get(spec, f->spec ? f->spec : f->name)
+				: NULL;
+		if (!v)
+			continue;
+		if (!(st->dumped[i] = ferry__json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY))) {
+			rc = FERRY_ENOMEM;
+			break;
+		}
+		st->v[i] = (struct ferry_jspan){st->dumped[i], strlen(st->dumped[i])};
+	}
+	json_decref(spec);
+	return rc;
+}
+
+/* The spec's values as text: copied from the stored text as they stand when it can be. */
+static int spec_values(sqlite3_stmt *q, struct spec_text *st)
+{
+	const char *text = (const char *)sqlite3_column_text(q, JC_SPEC);
+	const char *keys[NFIELDS];
+
+	for (size_t i = 0; i < NFIELDS; i++)
+		keys[i] = job_fields[i].from != FROM_SPEC ? NULL
+			  : job_fields[i].spec		  ? job_fields[i].spec
+							  : job_fields[i].name;
+	if (text && ferry__jscan_object(text, (size_t)sqlite3_column_bytes(q, JC_SPEC), keys,
+					NFIELDS, st->v) == 0)
+		return 0;
+	memset(st->v, 0, sizeof(st->v));
+	return spec_parsed(text, st);
+}
+
+static void spec_release(struct spec_text *st)
+{
+	for (size_t i = 0; i < NFIELDS; i++)
+		free(st->dumped[i]);
+}
+
+static int span_is(const struct ferry_jspan *v, const char *word)
+{
+	return v->p && v->n == strlen(word) && !memcmp(v->p, word, v->n);
+}
+
+/* A column's value as its field's type shows it. */
+static void col_text(sqlite3_stmt *q, const struct job_field *f, struct ferry_jtext *t)
+{
+	int type = sqlite3_column_type(q, f->col);
 	const char *name;
 
 	switch (f->type) {
 	case FERRY__JF_STATE:
-		name = ferry_status_name((enum ferry_job_status)sqlite3_column_int(q, f->col));
-		return name ? json_string(name) : json_null();
 	case FERRY__JF_EXIT:
-		return json_string(
-		    ferry_exit_status_name((enum ferry_exit_status)sqlite3_column_int(q, f->col)));
+		name = f->type == FERRY__JF_STATE
+			   ? ferry_status_name((enum ferry_job_status)sqlite3_column_int(q, f->col))
+			   : ferry_exit_status_name(
+				 (enum ferry_exit_status)sqlite3_column_int(q, f->col));
+		ferry__jtext_cstr(t, name);
+		return;
 	case FERRY__JF_STR:
-		return col_json_str(q, f->col);
+		ferry__jtext_cstr(t, (const char *)sqlite3_column_text(q, f->col));
+		return;
 	case FERRY__JF_STRV: /* arrays live in the spec only */
-		return json_null();
+		ferry__jtext_raw(t, "null", 4);
+		return;
 	case FERRY__JF_BOOL:
-		if (sqlite3_column_type(q, f->col) == SQLITE_NULL)
-			return json_null();
-		return json_boolean(sqlite3_column_int(q, f->col));
+		if (type == SQLITE_NULL)
+			ferry__jtext_raw(t, "null", 4);
+		else
+			ferry__jtext_raw(t, sqlite3_column_int(q, f->col) ? "true" : "false",
+					 sqlite3_column_int(q, f->col) ? 4 : 5);
+		return;
 	default: /* the numbers, as stored: an INTEGER column gives an integer */
-		return col_json_num(q, f->col);
+		if (type == SQLITE_NULL)
+			ferry__jtext_raw(t, "null", 4);
+		else if (type == SQLITE_INTEGER)
+			ferry__jtext_int(t, sqlite3_column_int64(q, f->col));
+		else
+			ferry__jtext_real(t, sqlite3_column_double(q, f->col));
 	}
 }
-
-static json_t *field_json(sqlite3_stmt *q, json_t *spec, const struct job_field *f)
+/* Live fields of an active job override what the database had: 1 when field i was written. */
+static int overlay(const struct job *j, size_t i, struct ferry_jtext *t)
 {
-	json_t *v;
-
-	switch (f->from) {
-	case FROM_COL:
-		return col_json(q, f);
-	case FROM_SPEC:
-		v = json_object_get(spec, f->key ? f->key : f->name);
-		return v ? json_incref(v) : json_null();
-	case FROM_DERIVED: /* ferry__job_derive(), once the others are there */
-		break;
+	if (!j)
+		return 0;
+	if (i == JF_status) {
+		ferry__jtext_cstr(t, ferry_status_name(j->state));
+		return 1;
 	}
-	return json_null();
+	if (i == JF_started_at && j->started_at > 0) {
+		ferry__jtext_real(t, j->started_at);
+		return 1;
+	}
+	if (i == JF_native_id && j->native_id) {
+		ferry__jtext_cstr(t, j->native_id);
+		return 1;
+	}
+	return 0;
 }
 
-/* Builds the job object of docs/protocol.md from a JOB_COLS row. */
-json_t *ferry__db_row_job(sqlite3_stmt *q)
+/* The path the engine writes a stream to when the spec names none. */
+static void default_path(struct ferry_engine *eng, int64_t id, const char *stream,
+			 struct ferry_jtext *t)
 {
-	const unsigned char *text = sqlite3_column_text(q, JC_SPEC);
-	json_t *spec = text ? ferry__json_loads((const char *)text) : NULL;
-	json_t *o = json_object();
-	int bad;
+	char b[1024], *p = b;
+	int n = snprintf(b, sizeof(b), "%s/%lld/%s", ferry__engine_jobs_dir(eng), (long long)id,
+			 stream);
 
-	if (!spec)
-		spec = json_object();
-	bad = !o || !spec;
-	for (size_t i = 0; !bad && i < FERRY_ARRAY_SIZE(job_fields); i++)
-		bad = json_object_set_new(o, job_fields[i].name,
-					  field_json(q, spec, &job_fields[i])) < 0;
-	json_decref(spec);
-	if (bad || ferry__job_derive(o) < 0) {
-		json_decref(o);
-		return NULL;
+	if (n >= (int)sizeof(b) && !(p = ferry__asprintf("%s/%lld/%s", ferry__engine_jobs_dir(eng),
+							 (long long)id, stream))) {
+		t->bad = 1;
+		return;
 	}
-	return o;
+	ferry__jtext_cstr(t, p);
+	if (p != b)
+		free(p);
+}
+
+static void spec_field(struct ferry_engine *eng, int64_t id, size_t i, const struct spec_text *st,
+		       struct ferry_jtext *t)
+{
+	const struct ferry_jspan *v = &st->v[i];
+	int none = !v->p || span_is(v, "null");
+
+	if (none && i == JF_stdout_path)
+		default_path(eng, id, "stdout", t);
+	else if (none && i == JF_stderr_path && !span_is(&st->v[JF_join_stderrout], "true"))
+		default_path(eng, id, "stderr", t);
+	else if (v->p)
+		ferry__jtext_raw(t, v->p, v->n);
+	else
+		ferry__jtext_raw(t, "null", 4);
+}
+
+int ferry__db_row_text(struct ferry_engine *eng, sqlite3_stmt *q, struct ferry_jtext *t)
+{
+	int64_t id = sqlite3_column_int64(q, JC_id);
+	const struct job *j = ferry__engine_job(eng, id);
+	struct spec_text st;
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	rc = spec_values(q, &st);
+	for (size_t i = 0; !rc && i < NFIELDS; i++) {
+		const struct job_field *f = &job_fields[i];
+
+		ferry__jtext_raw(t, i ? "," : "{", 1);
+		ferry__jtext_raw(t, f->key, strlen(f->key));
+		if (overlay(j, i, t))
+			continue;
+		if (f->from == FROM_COL)
+			col_text(q, f, t);
+		else if (f->from == FROM_SPEC)
+			spec_field(eng, id, i, &st, t);
+		else
+			f->derive(q, t);
+	}
+	ferry__jtext_raw(t, "}", 1);
+	spec_release(&st);
+	return rc ? rc : t->bad ? FERRY_ENOMEM : 0;
 }
 
 char *ferry__db_col_strdup(sqlite3_stmt *q, int i)

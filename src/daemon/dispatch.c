@@ -28,7 +28,7 @@ static const struct ferry_reqdef table[] = {
     {"submit", ferry__req_submit, FIELDS("jobs"), FERRY_REQ_MUTATES},
     {"status", ferry__req_status, FIELDS("id"), 0},
     {"info", ferry__req_info, FIELDS("id"), 0},
-    {"jobs", ferry__req_jobs, FIELDS("state", "detail", "after", "since", "limit", "page"), 0},
+    {"jobs", ferry__req_jobs, FIELDS("state", "detail", "format", "after", "since", "limit", "page"), 0},
     {"wait", ferry__req_wait, FIELDS("ids", "timeout", "all", "state", "upto"), 0},
     {"control", ferry__req_control, FIELDS("id", "action", "all", "state", "name", "ids"),
      FERRY_REQ_MUTATES},
