@@ -310,14 +310,6 @@ int ferry__jtext_room(struct ferry_jtext *t, size_t n)
 	return 0;
 }
 
-void ferry__jtext_raw(struct ferry_jtext *t, const char *s, size_t n)
-{
-	if (ferry__jtext_room(t, n) == 0) {
-		memcpy(t->p + t->len, s, n);
-		t->len += n;
-	}
-}
-
 void ferry__jtext_str(struct ferry_jtext *t, const char *s, size_t n)
 {
 	char *o;
@@ -341,12 +333,45 @@ void ferry__jtext_cstr(struct ferry_jtext *t, const char *s)
 		ferry__jtext_raw(t, "null", 4);
 }
 
+/* v in decimal at the end of b[24]; returns where it starts (printf's "%lld", faster). */
+static char *int_text(char *end, int64_t v)
+{
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	char *p = end;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
 void ferry__jtext_int(struct ferry_jtext *t, int64_t v)
 {
-	char b[24];
-	int n = snprintf(b, sizeof(b), "%" PRId64, v);
+	char b[24], *p = int_text(b + sizeof(b), v);
 
-	ferry__jtext_raw(t, b, (size_t)n);
+	ferry__jtext_raw(t, p, (size_t)(b + sizeof(b) - p));
+}
+
+void ferry__jtext_path(struct ferry_jtext *t, const char *dir, int64_t id, const char *name)
+{
+	char b[24], *p = int_text(b + sizeof(b), id), small[512], *s = small;
+	size_t dl = strlen(dir), il = (size_t)(b + sizeof(b) - p), nl = strlen(name);
+	size_t n = dl + il + nl + 2;
+
+	if (n > sizeof(small) && !(s = malloc(n))) {
+		t->bad = 1;
+		return;
+	}
+	memcpy(s, dir, dl);
+	s[dl] = '/';
+	memcpy(s + dl + 1, p, il);
+	s[dl + 1 + il] = '/';
+	memcpy(s + dl + il + 2, name, nl);
+	ferry__jtext_str(t, s, n);
+	if (s != small)
+		free(s);
 }
 
 /*

@@ -18,6 +18,7 @@ enum field_from { FROM_COL, FROM_SPEC, FROM_DERIVED };
 struct job_field {
 	const char *name;
 	const char *key; /* "\"name\":", as the object writes it */
+	size_t keylen;
 	enum ferry__jf_type type;
 	enum field_from from;
 	int col;	  /* FROM_COL: its index in a JOB_COLS row */
@@ -41,7 +42,7 @@ static void text_cpu_time(sqlite3_stmt *q, struct ferry_jtext *t)
 #define SRC_SPEC_AS(k) FROM_SPEC, 0, #k, NULL
 #define SRC_DERIVED(f) FROM_DERIVED, 0, NULL, text_##f
 #define JOB_FIELD(name, type, source, member, dflt)                                                \
-	{#name, "\"" #name "\":", FERRY__JF_##type, SRC_##source},
+	{#name, "\"" #name "\":", sizeof(#name) + 2, FERRY__JF_##type, SRC_##source},
 
 static const struct job_field job_fields[] = {FERRY__JOB_FIELDS(JOB_FIELD)};
 
@@ -169,24 +170,6 @@ static int overlay(const struct job *j, size_t i, struct ferry_jtext *t)
 	return 0;
 }
 
-/* The path the engine writes a stream to when the spec names none. */
-static void default_path(struct ferry_engine *eng, int64_t id, const char *stream,
-			 struct ferry_jtext *t)
-{
-	char b[1024], *p = b;
-	int n = snprintf(b, sizeof(b), "%s/%lld/%s", ferry__engine_jobs_dir(eng), (long long)id,
-			 stream);
-
-	if (n >= (int)sizeof(b) && !(p = ferry__asprintf("%s/%lld/%s", ferry__engine_jobs_dir(eng),
-							 (long long)id, stream))) {
-		t->bad = 1;
-		return;
-	}
-	ferry__jtext_cstr(t, p);
-	if (p != b)
-		free(p);
-}
-
 static void spec_field(struct ferry_engine *eng, int64_t id, size_t i, const struct spec_text *st,
 		       struct ferry_jtext *t)
 {
@@ -194,29 +177,31 @@ static void spec_field(struct ferry_engine *eng, int64_t id, size_t i, const str
 	int none = !v->p || span_is(v, "null");
 
 	if (none && i == JF_stdout_path)
-		default_path(eng, id, "stdout", t);
+		ferry__jtext_path(t, ferry__engine_jobs_dir(eng), id, "stdout");
 	else if (none && i == JF_stderr_path && !span_is(&st->v[JF_join_stderrout], "true"))
-		default_path(eng, id, "stderr", t);
+		ferry__jtext_path(t, ferry__engine_jobs_dir(eng), id, "stderr");
 	else if (v->p)
 		ferry__jtext_raw(t, v->p, v->n);
 	else
 		ferry__jtext_raw(t, "null", 4);
 }
 
-int ferry__db_row_text(struct ferry_engine *eng, sqlite3_stmt *q, struct ferry_jtext *t)
+int ferry__db_row_text(struct ferry_engine *eng, const struct job *j, sqlite3_stmt *q,
+		       struct ferry_jtext *t)
 {
 	int64_t id = sqlite3_column_int64(q, JC_id);
-	const struct job *j = ferry__engine_job(eng, id);
 	struct spec_text st;
 	int rc;
 
 	memset(&st, 0, sizeof(st));
+	/* room for the row at once: the spec's text and the columns around it */
+	ferry__jtext_room(t, (size_t)sqlite3_column_bytes(q, JC_SPEC) + 1024);
 	rc = spec_values(q, &st);
 	for (size_t i = 0; !rc && i < NFIELDS; i++) {
 		const struct job_field *f = &job_fields[i];
 
 		ferry__jtext_raw(t, i ? "," : "{", 1);
-		ferry__jtext_raw(t, f->key, strlen(f->key));
+		ferry__jtext_raw(t, f->key, f->keylen);
 		if (overlay(j, i, t))
 			continue;
 		if (f->from == FROM_COL)

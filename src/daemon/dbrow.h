@@ -40,14 +40,17 @@ enum job_col { JC_SPEC, FERRY__JOB_FIELDS(COL_ENUM) };
 /*
  * The job object of docs/protocol.md ("Job object") from the JOB_COLS row
  * q is on, as JSON text appended to t, with what the engine adds to the
- * row: the live fields of an active job (its state, start and DRMS id),
+ * row: the live fields of the job j in memory (NULL: none; its state,
+ * start and DRMS id),
  * the output paths it uses by default, the derived fields. The one maker
  * of job objects: `info` parses it, a listing sends it as it stands.
  * 0, or FERRY_ENOMEM.
  */
 struct ferry_engine;
 struct ferry_jtext;
-int ferry__db_row_text(struct ferry_engine *eng, sqlite3_stmt *q, struct ferry_jtext *t);
+struct job;
+int ferry__db_row_text(struct ferry_engine *eng, const struct job *j, sqlite3_stmt *q,
+		       struct ferry_jtext *t);
 
 /*
  * The TR_COLS row q is on: 0, FERRY_ENOMEM, or FERRY_EINTERNAL for a kind

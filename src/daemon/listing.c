@@ -62,14 +62,15 @@ static int take_row(void *arg, sqlite3_stmt *q)
 {
 	struct fill *f = arg;
 	int64_t id = sqlite3_column_int64(q, JC_id);
+	const struct job *j = ferry__engine_job(f->eng, id);
 	size_t before = f->t.len;
 	int rc;
 
-	if (hidden(f->eng, id)) {
+	if (j && j->dispose_requested) {
 		f->last = id;
 		return 0;
 	}
-	if ((rc = ferry__db_row_text(f->eng, q, &f->t)))
+	if ((rc = ferry__db_row_text(f->eng, j, q, &f->t)))
 		return rc;
 	ferry__jtext_raw(&f->t, "\n", 1);
 	if (f->t.bad)
