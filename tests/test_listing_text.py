@@ -104,6 +104,11 @@ def test_active_jobs_show_their_live_fields(ferry):
         assert o["status"] == "running" and o["started_at"] > 0
         assert line in raw_info(c, jid)
     ferry.run("kill", jid)
+    ferry.run("wait", "--timeout", "30", jid, check=False)
+    # ended by a signal: no exit value in the row, 0 as the struct (and `info`) shows it
+    (o,) = ferry.json("jobs", "--state", "failed")
+    assert o["exit_value"] == 0 and o["signal"] > 0 and o["exit_status"] != "none"
+    assert o == ferry.info(jid)
 
 
 def test_disposed_jobs_are_not_listed(ferry):

@@ -71,8 +71,7 @@ static const char *int_end(const char *p, const char *end)
 	return e;
 }
 
-/* The end of the scalar value at p, or NULL. */
-static const char *scalar_end(const char *p, const char *end)
+const char *ferry__jscan_scalar_end(const char *p, const char *end)
 {
 	static const char *const words[] = {"true", "false", "null"};
 
@@ -92,11 +91,11 @@ static const char *scalar_end(const char *p, const char *end)
 static const char *value_end(const char *p, const char *end)
 {
 	if (p >= end || *p != '[')
-		return scalar_end(p, end);
+		return ferry__jscan_scalar_end(p, end);
 	if (++p < end && *p == ']')
 		return p + 1;
 	for (;;) {
-		if (!(p = scalar_end(p, end)) || p >= end)
+		if (!(p = ferry__jscan_scalar_end(p, end)) || p >= end)
 			return NULL;
 		if (*p == ']')
 			return p + 1;

@@ -29,4 +29,11 @@ struct ferry_jspan {
 int ferry__jscan_object(const char *text, size_t n, const char *const *keys, size_t nkeys,
 			struct ferry_jspan *spans);
 
+/*
+ * The end of the scalar at p (a string, an integer, true, false or null,
+ * in the form above) that ends by end, or NULL when there is none: to walk
+ * an array's elements in a span that ferry__jscan_object() gave.
+ */
+const char *ferry__jscan_scalar_end(const char *p, const char *end);
+
 #endif

@@ -24,13 +24,16 @@ struct job_field {
 	int col;	  /* FROM_COL: its index in a JOB_COLS row */
 	const char *spec; /* FROM_SPEC: the spec's key; NULL: the field's name */
 	void (*derive)(sqlite3_stmt *q, struct ferry_jtext *t); /* FROM_DERIVED */
+	double dflt; /* the value of null or nothing, as the type shows it */
 };
 
 /* The DERIVED fields, as jobfields.c's derive_f() computes them from the others. */
 static void text_cpu_time(sqlite3_stmt *q, struct ferry_jtext *t)
 {
+	/* the parts as NUM shows them: null when unknown or negative */
 	if (sqlite3_column_type(q, JC_cpu_user) == SQLITE_NULL ||
-	    sqlite3_column_type(q, JC_cpu_sys) == SQLITE_NULL)
+	    sqlite3_column_type(q, JC_cpu_sys) == SQLITE_NULL ||
+	    sqlite3_column_double(q, JC_cpu_user) < 0 || sqlite3_column_double(q, JC_cpu_sys) < 0)
 		ferry__jtext_raw(t, "null", 4);
 	else
 		ferry__jtext_real(t, sqlite3_column_double(q, JC_cpu_user) +
@@ -42,7 +45,7 @@ static void text_cpu_time(sqlite3_stmt *q, struct ferry_jtext *t)
 #define SRC_SPEC_AS(k) FROM_SPEC, 0, #k, NULL
 #define SRC_DERIVED(f) FROM_DERIVED, 0, NULL, text_##f
 #define JOB_FIELD(name, type, source, member, dflt)                                                \
-	{#name, "\"" #name "\":", sizeof(#name) + 2, FERRY__JF_##type, SRC_##source},
+	{#name, "\"" #name "\":", sizeof(#name) + 2, FERRY__JF_##type, SRC_##source, dflt},
 
 static const struct job_field job_fields[] = {FERRY__JOB_FIELDS(JOB_FIELD)};
 
@@ -56,7 +59,25 @@ enum { FERRY__JOB_FIELDS(FIELD_INDEX) };
 struct spec_text {
 	struct ferry_jspan v[NFIELDS];
 	char *dumped[NFIELDS]; /* the slow path's texts, owned */
+	int parsed;	       /* they come from jansson: arrays hold strings only */
 };
+
+/* An array with "" for each element that is no string, as jobfields.c shows it. */
+static json_t *strings_only(json_t *a)
+{
+	json_t *c = json_array(), *e;
+	size_t i;
+
+	json_array_foreach(a, i, e)
+	{
+		if (!c || json_array_append_new(c, json_is_string(e) ? json_incref(e)
+								     : json_string("")) < 0) {
+			json_decref(c);
+			return NULL;
+		}
+	}
+	return c;
+}
 
 /*
  * The slow path, for a spec the scan does not take (one that escapes a
@@ -68,14 +89,19 @@ static int spec_parsed(const char *text, struct spec_text *st)
 	json_t *spec = text ? ferry__json_loads(text) : NULL;
 	int rc = 0;
 
+	st->parsed = 1;
 	for (size_t i = 0; spec && i < NFIELDS; i++) {
 		const struct job_field *f = &job_fields[i];
 		json_t *v = f->from == FROM_SPEC
 				? json_object_get(spec, f->spec ? f->spec : f->name)
 				: NULL;
-		if (!v)
-			continue;
-		if (!(st->dumped[i] = ferry__json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY))) {
+		int strv = f->type == FERRY__JF_STRV;
+		if (!v || (strv && !json_is_array(v)))
+			continue; /* an array that is none shows as [] */
+		v = strv ? strings_only(v) : json_incref(v);
+		st->dumped[i] = v ? ferry__json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		json_decref(v);
+		if (!st->dumped[i]) {
 			rc = FERRY_ENOMEM;
 			break;
 		}
@@ -113,43 +139,81 @@ static int span_is(const struct ferry_jspan *v, const char *word)
 	return v->p && v->n == strlen(word) && !memcmp(v->p, word, v->n);
 }
 
-/* A column's value as its field's type shows it. */
-static void col_text(sqlite3_stmt *q, const struct job_field *f, struct ferry_jtext *t)
+/*
+ * Each value is written as its type in jobfields.h shows it, which is what
+ * libferry's struct ferry_job_info makes of it (jobfields.c): so `info`,
+ * the C API and a listing printed as it stands all say the same. An
+ * integer null or absent is its default, null when negative.
+ */
+static void int_text(struct ferry_jtext *t, int have, int64_t v, double dflt)
 {
-	int type = sqlite3_column_type(q, f->col);
+	if (!have)
+		v = (int64_t)dflt;
+	if (v >= 0)
+		ferry__jtext_int(t, v);
+	else
+		ferry__jtext_raw(t, "null", 4);
+}
+
+/* NUM: null when negative (unknown); TIME: null unless after the epoch (not yet). */
+static void real_text(struct ferry_jtext *t, enum ferry__jf_type type, int have, double d,
+		      double dflt)
+{
+	if (!have)
+		d = dflt;
+	if (type == FERRY__JF_TIME ? d > 0 : d >= 0)
+		ferry__jtext_real(t, d);
+	else
+		ferry__jtext_raw(t, "null", 4);
+}
+
+static void bool_text(struct ferry_jtext *t, int v)
+{
+	ferry__jtext_raw(t, v ? "true" : "false", v ? 4 : 5);
+}
+
+/* A column's value as its field's type shows it; ended: the job ended (for ENDINT). */
+static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, struct ferry_jtext *t)
+{
+	int have = sqlite3_column_type(q, f->col) != SQLITE_NULL;
+	int64_t v = sqlite3_column_type(q, f->col) == SQLITE_FLOAT
+			? (int64_t)sqlite3_column_double(q, f->col)
+			: sqlite3_column_int64(q, f->col);
 	const char *name;
 
 	switch (f->type) {
 	case FERRY__JF_STATE:
+		name = ferry_status_name((enum ferry_job_status)v);
+		ferry__jtext_cstr(t, name ? name : ferry_status_name(FERRY_UNDETERMINED));
+		return;
 	case FERRY__JF_EXIT:
-		name = f->type == FERRY__JF_STATE
-			   ? ferry_status_name((enum ferry_job_status)sqlite3_column_int(q, f->col))
-			   : ferry_exit_status_name(
-				 (enum ferry_exit_status)sqlite3_column_int(q, f->col));
-		ferry__jtext_cstr(t, name);
+		name = ferry_exit_status_name((enum ferry_exit_status)v);
+		ferry__jtext_cstr(t, name ? name : ferry_exit_status_name(FERRY_EXIT_NONE));
 		return;
 	case FERRY__JF_STR:
 		ferry__jtext_cstr(t, (const char *)sqlite3_column_text(q, f->col));
 		return;
 	case FERRY__JF_STRV: /* arrays live in the spec only */
-		ferry__jtext_raw(t, "null", 4);
+		ferry__jtext_raw(t, "[]", 2);
 		return;
 	case FERRY__JF_BOOL:
-		if (type == SQLITE_NULL)
-			ferry__jtext_raw(t, "null", 4);
-		else
-			ferry__jtext_raw(t, sqlite3_column_int(q, f->col) ? "true" : "false",
-					 sqlite3_column_int(q, f->col) ? 4 : 5);
+		bool_text(t, have && v);
 		return;
-	default: /* the numbers, as stored: an INTEGER column gives an integer */
-		if (type == SQLITE_NULL)
-			ferry__jtext_raw(t, "null", 4);
-		else if (type == SQLITE_INTEGER)
-			ferry__jtext_int(t, sqlite3_column_int64(q, f->col));
+	case FERRY__JF_ENDINT: /* null until the end; then its value (0 for none) */
+		if (ended)
+			ferry__jtext_int(t, (int)(have ? v : (int64_t)f->dflt));
 		else
-			ferry__jtext_real(t, sqlite3_column_double(q, f->col));
+			ferry__jtext_raw(t, "null", 4);
+		return;
+	case FERRY__JF_NUM:
+	case FERRY__JF_TIME:
+		real_text(t, f->type, have, sqlite3_column_double(q, f->col), f->dflt);
+		return;
+	default:
+		int_text(t, have, f->type == FERRY__JF_INT ? (int)v : v, f->dflt);
 	}
 }
+
 /* Live fields of an active job override what the database had: 1 when field i was written. */
 static int overlay(const struct job *j, size_t i, struct ferry_jtext *t)
 {
@@ -170,20 +234,79 @@ static int overlay(const struct job *j, size_t i, struct ferry_jtext *t)
 	return 0;
 }
 
+/*
+ * An array whose elements are strings: a non-string one shows as ""
+ * (jobfields.c). What jansson gave is so already (spec_parsed).
+ */
+static void strv_text(const struct spec_text *st, const struct ferry_jspan *v,
+		      struct ferry_jtext *t)
+{
+	const char *p = v->p + 1, *end = v->p + v->n - 1, *e;
+
+	if (!v->p || v->n < 2 || v->p[0] != '[') {
+		ferry__jtext_raw(t, "[]", 2);
+		return;
+	}
+	if (st->parsed) {
+		ferry__jtext_raw(t, v->p, v->n);
+		return;
+	}
+	ferry__jtext_raw(t, "[", 1);
+	for (; p < end && (e = ferry__jscan_scalar_end(p, end)); p = e + 1) {
+		if (*p == '"')
+			ferry__jtext_raw(t, p, (size_t)(e - p));
+		else
+			ferry__jtext_raw(t, "\"\"", 2);
+		if (e < end)
+			ferry__jtext_raw(t, ",", 1);
+	}
+	ferry__jtext_raw(t, "]", 1);
+}
+
+/* A spec's number as an integer, as jobfields.c's get_int() takes it. */
+static int span_int(const struct ferry_jspan *v, int64_t *out)
+{
+	char b[32];
+
+	if (!v->p || v->n >= sizeof(b) || (v->p[0] != '-' && (v->p[0] < '0' || v->p[0] > '9')))
+		return 0;
+	memcpy(b, v->p, v->n);
+	b[v->n] = '\0';
+	*out = strpbrk(b, ".eE") ? (int64_t)strtod(b, NULL) : strtoll(b, NULL, 10);
+	return 1;
+}
+
 static void spec_field(struct ferry_engine *eng, int64_t id, size_t i, const struct spec_text *st,
 		       struct ferry_jtext *t)
 {
+	const struct job_field *f = &job_fields[i];
 	const struct ferry_jspan *v = &st->v[i];
-	int none = !v->p || span_is(v, "null");
+	int is_str = v->p && v->p[0] == '"';
+	int64_t n = 0;
 
-	if (none && i == JF_stdout_path)
-		ferry__jtext_path(t, ferry__engine_jobs_dir(eng), id, "stdout");
-	else if (none && i == JF_stderr_path && !span_is(&st->v[JF_join_stderrout], "true"))
-		ferry__jtext_path(t, ferry__engine_jobs_dir(eng), id, "stderr");
-	else if (v->p)
-		ferry__jtext_raw(t, v->p, v->n);
-	else
-		ferry__jtext_raw(t, "null", 4);
+	switch (f->type) {
+	case FERRY__JF_STR:
+		if (!is_str && i == JF_stdout_path)
+			ferry__jtext_path(t, ferry__engine_jobs_dir(eng), id, "stdout");
+		else if (!is_str && i == JF_stderr_path &&
+			 !span_is(&st->v[JF_join_stderrout], "true"))
+			ferry__jtext_path(t, ferry__engine_jobs_dir(eng), id, "stderr");
+		else if (is_str)
+			ferry__jtext_raw(t, v->p, v->n);
+		else
+			ferry__jtext_raw(t, "null", 4);
+		return;
+	case FERRY__JF_STRV:
+		strv_text(st, v, t);
+		return;
+	case FERRY__JF_BOOL:
+		bool_text(t, span_is(v, "true"));
+		return;
+	default: { /* the spec holds no other type than integers */
+		int have = span_int(v, &n);
+		int_text(t, have, f->type == FERRY__JF_INT ? (int)n : n, f->dflt);
+	}
+	}
 }
 
 int ferry__db_row_text(struct ferry_engine *eng, const struct job *j, sqlite3_stmt *q,
@@ -192,6 +315,13 @@ int ferry__db_row_text(struct ferry_engine *eng, const struct job *j, sqlite3_st
 	int64_t id = sqlite3_column_int64(q, JC_id);
 	struct spec_text st;
 	int rc;
+
+	enum ferry_job_status state =
+	    j ? j->state : (enum ferry_job_status)sqlite3_column_int(q, JC_state);
+	int ex = sqlite3_column_int(q, JC_exit_status);
+	/* as jobfields.c's job_ended() sees the object: by its status and exit status */
+	int ended = state == FERRY_DONE || state == FERRY_FAILED ||
+		    (ex != FERRY_EXIT_NONE && ferry_exit_status_name((enum ferry_exit_status)ex));
 
 	memset(&st, 0, sizeof(st));
 	/* room for the row at once: the spec's text and the columns around it */
@@ -205,7 +335,7 @@ int ferry__db_row_text(struct ferry_engine *eng, const struct job *j, sqlite3_st
 		if (overlay(j, i, t))
 			continue;
 		if (f->from == FROM_COL)
-			col_text(q, f, t);
+			col_text(q, f, ended, t);
 		else if (f->from == FROM_SPEC)
 			spec_field(eng, id, i, &st, t);
 		else
