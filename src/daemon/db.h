@@ -97,6 +97,16 @@ struct db_list {
 int ferry__db_list_ids(struct ferry_db *db, const struct db_list *l, int64_t *ids, size_t max,
 		       size_t *n);
 /*
+ * A page of a listing of any state (l->states 0) as rows: the JOB_COLS
+ * rows of the first max jobs l takes, in id order, each handed to cb
+ * (0 to go on, 1 to stop, or a negative code, which is returned), in one
+ * read: no ids first. *n: the rows read (the one cb stopped at too);
+ * *last: the id of the last of them.
+ */
+int ferry__db_list_rows(struct ferry_db *db, const struct db_list *l, size_t max,
+			int (*cb)(void *arg, struct sqlite3_stmt *row), void *arg, size_t *n,
+			int64_t *last);
+/*
  * The JOB_COLS rows of ids (ascending), in order, each handed to cb; a job
  * gone is skipped. cb returns 0 to go on, 1 to stop, or a negative code,
  * which is returned.

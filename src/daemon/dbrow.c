@@ -175,10 +175,12 @@ static void bool_text(struct ferry_jtext *t, int v)
 /* A column's value as its field's type shows it; ended: the job ended (for ENDINT). */
 static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, struct ferry_jtext *t)
 {
-	int have = sqlite3_column_type(q, f->col) != SQLITE_NULL;
-	int64_t v = sqlite3_column_type(q, f->col) == SQLITE_FLOAT
-			? (int64_t)sqlite3_column_double(q, f->col)
-			: sqlite3_column_int64(q, f->col);
+	int ctype = sqlite3_column_type(q, f->col), have = ctype != SQLITE_NULL;
+	int real = f->type == FERRY__JF_NUM || f->type == FERRY__JF_TIME;
+	double d = have && (real || ctype == SQLITE_FLOAT) ? sqlite3_column_double(q, f->col) : 0;
+	int64_t v = !have || real || f->type == FERRY__JF_STR ? 0
+		    : ctype == SQLITE_FLOAT		      ? (int64_t)d
+							      : sqlite3_column_int64(q, f->col);
 	const char *name;
 
 	switch (f->type) {
@@ -207,7 +209,7 @@ static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, stru
 		return;
 	case FERRY__JF_NUM:
 	case FERRY__JF_TIME:
-		real_text(t, f->type, have, sqlite3_column_double(q, f->col), f->dflt);
+		real_text(t, f->type, have, d, f->dflt);
 		return;
 	default:
 		int_text(t, have, f->type == FERRY__JF_INT ? (int)v : v, f->dflt);

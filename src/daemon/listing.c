@@ -85,6 +85,29 @@ static int take_row(void *arg, sqlite3_stmt *q)
 }
 
 /*
+ * A page of job objects of any state: the rows read at once (an id query
+ * first cost as much as the rows again). *last: no job is left.
+ */
+static int rows_page(struct listing *l, struct fill *f, size_t want, int *last)
+{
+	int64_t read_last = 0;
+	size_t n = 0;
+	int rc =
+	    ferry__db_list_rows(ferry__engine_db(f->eng), &l->q, want, take_row, f, &n, &read_last);
+
+	if (rc)
+		return rc;
+	*last = !f->full && n < want;
+	if (n) /* a page cut short on its bytes goes on after its last job */
+		l->q.after = f->full ? f->last : read_last;
+	if (l->left >= 0) {
+		l->left -= (json_int_t)f->count;
+		*last |= l->left <= 0;
+	}
+	return 0;
+}
+
+/*
  * The next page's jobs into f (or ids into a), and where the page after
  * starts; *last: no job is left. 0 or a FERRY_E* code.
  */
@@ -96,6 +119,8 @@ static int fill_page(struct listing *l, struct fill *f, json_t *a, int *last)
 
 	if (l->left >= 0 && (json_int_t)want > l->left)
 		want = (size_t)l->left;
+	if (want && l->form != FORM_IDS && !l->q.states)
+		return rows_page(l, f, want, last);
 	if (want && (rc = ferry__db_list_ids(db, &l->q, l->ids, want, &n)))
 		return rc;
 	*last = n < want || !want;
