@@ -3,7 +3,7 @@
 #
 #   FUZZ_SECONDS=60       time per target (libFuzzer -max_total_time)
 #   FUZZ_BUILD_DIR=DIR    build directory (default: <source>/build-fuzz)
-#   FUZZ_TARGETS="..."    subset of: fuzz_frame fuzz_config
+#   FUZZ_TARGETS="..."    subset of: fuzz_frame fuzz_config fuzz_jtext
 #   FUZZ_ARGS="..."       extra libFuzzer options (e.g. -jobs=2)
 #
 # The corpus grows in $FUZZ_BUILD_DIR/fuzz/corpus/<target> across runs; a
@@ -17,7 +17,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(dirname "$here")
 build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-fuzz_frame fuzz_config}
+targets=${FUZZ_TARGETS:-fuzz_frame fuzz_config fuzz_jtext}
 
 command -v clang >/dev/null || { echo "run.sh: clang is needed (libFuzzer)" >&2; exit 2; }
 
@@ -137,6 +137,17 @@ seeds_config() {
 	printf '[bad name]\nslots = x\n' >"$d/c5"
 }
 
+seeds_jtext() {
+	local d=$1
+	# stored specs as the engine writes them, and the forms the scan refuses
+	printf '%s' '{"name":null,"queue":null,"native_specification":null,"submission_key":"k","disposal_timeout_hours":168,"cpus":1,"memory_mb":0,"walltime_s":0,"join_stderrout":false,"hold":true,"backend":"local","resource":"local","working_directory":"/tmp","stdin_path":null,"stdout_path":null,"stderr_path":null,"referenced_input_files":[],"referenced_output_files":[],"argv":["true","1"],"env":[]}' >"$d/spec"
+	printf '%s' '{"argv":["a\"b\\c\n\u001F\u0000e9","\u00e9","é"],"name":"r\u0000e9s","env":["X=1"],"cpus":-0,"a":1.5,"b":[1,-12,true,null]}' >"$d/escapes"
+	printf '%s' '{ "argv" : [ "x" ] , "cpus" : 01, "hold": 9223372036854775808}' >"$d/spaces"
+	printf '%s' '{}' >"$d/empty"
+	printf '\000\000\000\000\000\000\360\077' >"$d/real-1"
+	printf 'r\351sum\351\001\177"\\' >"$d/bytes"
+}
+
 # ---- dictionaries: names the parsers compare against ----
 
 # shellcheck disable=SC2317 # called as dict_${t#fuzz_}
@@ -152,6 +163,15 @@ dict_frame() {
 	done
 	printf '"\\"%s\\""\n' op id ids jobs argv working_directory
 	printf '"%s"\n' true false null '[' ']' '{' '}' ':' ','
+}
+
+# shellcheck disable=SC2317
+dict_jtext() {
+	local w
+	for w in argv name stdout_path env cpus hold a b; do
+		printf '"\\"%s\\":"\n' "$w"
+	done
+	printf '"%s"\n' true false null '[' ']' '{' '}' ':' ',' '\\u0000' '\\u001F' '\\n' e+ 1.5
 }
 
 # shellcheck disable=SC2317
@@ -175,6 +195,7 @@ for t in $targets; do
 	case $t in
 	fuzz_frame) seeds_frame "$seeds" ;;
 	fuzz_config) seeds_config "$seeds" ;;
+	fuzz_jtext) seeds_jtext "$seeds" ;;
 	*) echo "run.sh: unknown target $t" >&2; exit 2 ;;
 	esac
 	"dict_${t#fuzz_}" >"$work/$t.dict"

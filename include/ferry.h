@@ -363,6 +363,27 @@ int ferry_list_jobs(ferry_conn *conn, const struct ferry_list_opts *opts, ferry_
 		    void *userdata);
 
 /*
+ * Called by ferry_list_jobs_jsonl() with each page of the listing: n jobs
+ * as JSON Lines, len bytes at text, each line one job object as
+ * docs/protocol.md ("Job object", "Bytes") defines it, ending in '\n' (a
+ * job object holds no raw newline). text is the library's, valid during
+ * the call only. Returns 0 to go on; any other value stops the listing.
+ */
+typedef int (*ferry_jsonl_fn)(void *userdata, const char *text, size_t len, size_t n);
+
+/*
+ * Lists the jobs as ferry_list_jobs() does, handing fn each page of them
+ * as the engine wrote it, JSON Lines, rather than each job as a struct:
+ * what a program that prints or stores job objects wants, with no parse
+ * and no conversion (`ferry jobs --json` and `--jsonl`). The same
+ * guarantees, page sizes (a page also ends before 4 MiB of text), link
+ * recovery (after the last page handed to fn) and errors as
+ * ferry_list_jobs(); FERRY_EPROTO when the engine's page is not JSON Lines.
+ */
+int ferry_list_jobs_jsonl(ferry_conn *conn, const struct ferry_list_opts *opts, ferry_jsonl_fn fn,
+			  void *userdata);
+
+/*
  * Waits until every listed job has ended (done or failed), or until
  * timeout_s seconds passed (timeout_s < 0: no limit). The engine answers
  * when the last job ends: no polling. A job disposed meanwhile counts as

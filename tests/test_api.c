@@ -549,6 +549,68 @@ static void t_list_jobs(void)
 	CHECK(ferry_list_jobs(conn, &o, take, &s) == FERRY_EINVAL);
 }
 
+struct lines {
+	ferry_job_id ids[64];
+	size_t n, pages;
+	int stop_page;
+};
+
+/* Each page: n lines, each a job object that starts with its id, as the engine writes it. */
+static int take_lines(void *arg, const char *text, size_t len, size_t n)
+{
+	static const char held[] = "\"status\":\"user_on_hold\"";
+	struct lines *s = arg;
+	const char *p = text, *end = text + len;
+	size_t got = 0;
+
+	CHECK(len && text[len - 1] == '\n');
+	for (const char *nl; p < end; p = nl + 1, got++) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		CHECK(nl && !strncmp(p, "{\"id\":", 6) && nl[-1] == '}');
+		CHECK(memmem(p, (size_t)(nl - p), held, strlen(held)));
+		s->ids[s->n++] = strtoll(p + 6, NULL, 10);
+	}
+	CHECK(got == n);
+	return ++s->pages == (size_t)abs(s->stop_page) ? s->stop_page : 0;
+}
+
+/* ferry_list_jobs_jsonl(): the same jobs as JSON Lines, a page a call */
+static void t_list_jobs_jsonl(void)
+{
+	struct ferry_job_spec sp[20];
+	const char *argv[] = {"true", NULL};
+	ferry_job_id ids[20];
+	struct ferry_list_opts o;
+	struct lines s = {0};
+
+	for (int i = 0; i < 20; i++) {
+		ferry_job_spec_init(&sp[i]);
+		sp[i].argv = argv;
+		sp[i].hold = 1;
+	}
+	OK(ferry_submit_many(conn, sp, 20, ids));
+	ferry_list_opts_init(&o);
+	o.page = 7;
+	o.after = ids[0] - 1;
+	o.limit = 20;
+	OK(ferry_list_jobs_jsonl(conn, &o, take_lines, &s));
+	CHECK(s.n == 20 && s.pages == 3 && !memcmp(s.ids, ids, sizeof(ids)));
+	/* stopped after its second page: the connection answers the next call at once */
+	memset(&s, 0, sizeof(s));
+	s.stop_page = 2;
+	OK(ferry_list_jobs_jsonl(conn, &o, take_lines, &s));
+	CHECK(s.n == 14);
+	OK(ferry_ping(conn));
+	memset(&s, 0, sizeof(s));
+	s.stop_page = FERRY_EIO;
+	o.page = 1;
+	CHECK(ferry_list_jobs_jsonl(conn, &o, take_lines, &s) == FERRY_EIO);
+	CHECK(strstr(ferry_errmsg(conn), "stopped"));
+	CHECK(ferry_list_jobs_jsonl(conn, &o, NULL, NULL) == FERRY_EINVAL);
+	o.page = 10001;
+	CHECK(ferry_list_jobs_jsonl(conn, &o, take_lines, &s) == FERRY_EINVAL);
+}
+
 static void t_dispose(void)
 {
 	const char *argv[] = {"true", NULL};
@@ -986,6 +1048,7 @@ static const struct {
     {"redirects", t_redirects},
     {"jobs_filter", t_jobs_filter},
     {"list_jobs", t_list_jobs},
+    {"list_jobs_jsonl", t_list_jobs_jsonl},
     {"dispose", t_dispose},
     {"idempotent_key", t_idempotent_key},
     {"submit_many", t_submit_many},

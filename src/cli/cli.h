@@ -160,14 +160,14 @@ int ferry__cli_print_json(const struct ctx *c, json_t *j, size_t flags);
 int ferry__cli_show_job(const struct ctx *c, const struct ferry_job_info *j);
 int ferry__cli_show_transfer(const struct ctx *c, const struct ferry_transfer_info *t);
 /*
- * Jobs printed as they come (`ferry jobs`): with --json an array of one
- * compact object a line, with jsonl one object a line (JSON Lines), else
- * a table whose widths the first rows set. new: NULL without memory; add
+ * Jobs printed as they come (`ferry jobs` without --json or --jsonl,
+ * which print the engine's lines as they stand, jobs.c): a table whose
+ * widths the first rows set. new: NULL without memory; add
  * prints (or holds) one; end finishes the output and frees o, and says
  * CLI_OK or CLI_ERR after saying why (add: the same).
  */
 struct ferry_jobs_out;
-struct ferry_jobs_out *ferry__cli_jobs_out_new(const struct ctx *c, int jsonl);
+struct ferry_jobs_out *ferry__cli_jobs_out_new(const struct ctx *c);
 int ferry__cli_jobs_out_add(struct ferry_jobs_out *o, const struct ferry_job_info *j);
 int ferry__cli_jobs_out_end(struct ferry_jobs_out *o);
 int ferry__cli_print_transfers(const struct ctx *c, struct ferry_transfer_info *const *list,

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli.h"
@@ -318,16 +319,58 @@ static int print_job(void *arg, const struct ferry_job_info *j)
 	return ferry__cli_jobs_out_add(arg, j) != CLI_OK;
 }
 
+/* --json or --jsonl: the engine's lines as they come, within an array for --json. */
+struct lines_out {
+	int json;
+	size_t n; /* jobs printed */
+};
+
+static int print_lines(void *arg, const char *text, size_t len, size_t n)
+{
+	struct lines_out *o = arg;
+	const char *end = text + len, *nl;
+
+	if (!o->json)
+		return fwrite(text, 1, len, stdout) != len;
+	/* one compact object a line in an array, easy to grep and stream */
+	for (; text < end; text = nl + 1, o->n++) {
+		nl = memchr(text, '\n', (size_t)(end - text));
+		fputs(o->n ? ",\n" : "[\n", stdout);
+		fwrite(text, 1, (size_t)(nl - text), stdout);
+	}
+	return ferror(stdout) != 0;
+}
+
+static int list_lines(const struct ctx *c, struct jobs_opts *o)
+{
+	struct lines_out out = {.json = c->json};
+	int rc = ferry_list_jobs_jsonl(c->conn, &o->list, print_lines, &out);
+
+	if (rc < 0) {
+		ferry__cli_report(c, rc);
+		return CLI_ERR;
+	}
+	if (c->json)
+		puts(out.n ? "\n]" : "[]");
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		ferry__cli_errorf(c, "cannot write the output");
+		return CLI_ERR;
+	}
+	return CLI_OK;
+}
+
 /* One request, each job printed as its page arrives: memory for a page, not the list. */
 static int list_jobs(const struct ctx *c, struct jobs_opts *o)
 {
-	struct ferry_jobs_out *out = ferry__cli_jobs_out_new(c, o->jsonl);
+	struct ferry_jobs_out *out;
 	int rc;
 
-	if (!out)
-		return ferry__cli_out_of_memory(c);
 	o->list.states = o->states.v;
 	o->list.nstates = o->states.n;
+	if (c->json || o->jsonl)
+		return list_lines(c, o);
+	if (!(out = ferry__cli_jobs_out_new(c)))
+		return ferry__cli_out_of_memory(c);
 	rc = ferry_list_jobs(c->conn, &o->list, print_job, out);
 	if (rc < 0) {
 		ferry__cli_report(c, rc);

@@ -467,7 +467,6 @@ static size_t max_width(size_t w, const char *s)
 
 struct ferry_jobs_out {
 	const struct ctx *c;
-	int jsonl;
 	size_t n;	  /* jobs taken */
 	struct row *rows; /* held until the widths are known; NULL after */
 	size_t nrows;
@@ -515,36 +514,18 @@ static void print_held(struct ferry_jobs_out *o)
 	o->nrows = 0;
 }
 
-struct ferry_jobs_out *ferry__cli_jobs_out_new(const struct ctx *c, int jsonl)
+struct ferry_jobs_out *ferry__cli_jobs_out_new(const struct ctx *c)
 {
 	struct ferry_jobs_out *o = calloc(1, sizeof(*o));
 
 	if (!o)
 		return NULL;
-	*o =
-	    (struct ferry_jobs_out){.c = c, .jsonl = jsonl, .wid = 2, .wst = 6, .wex = 4, .wna = 4};
-	if (!c->json && !jsonl && !(o->rows = calloc(TABLE_SAMPLE, sizeof(*o->rows)))) {
+	*o = (struct ferry_jobs_out){.c = c, .wid = 2, .wst = 6, .wex = 4, .wna = 4};
+	if (!(o->rows = calloc(TABLE_SAMPLE, sizeof(*o->rows)))) {
 		free(o);
 		return NULL;
 	}
 	return o;
-}
-
-static int add_json(struct ferry_jobs_out *o, const struct ferry_job_info *j)
-{
-	json_t *job = ferry__job_to_json(j);
-	int rc;
-
-	if (!job)
-		return -1;
-	/* --json: one compact object a line in an array, easy to grep and stream */
-	if (!o->jsonl)
-		fputs(o->n ? ",\n" : "[\n", stdout);
-	rc = ferry__json_dumpf(job, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(job);
-	if (o->jsonl && rc == 0)
-		putchar('\n');
-	return rc;
 }
 
 int ferry__cli_jobs_out_add(struct ferry_jobs_out *o, const struct ferry_job_info *j)
@@ -553,12 +534,6 @@ int ferry__cli_jobs_out_add(struct ferry_jobs_out *o, const struct ferry_job_inf
 
 	if (o->rc != CLI_OK)
 		return o->rc;
-	if (o->c->json || o->jsonl) {
-		if (add_json(o, j) < 0)
-			o->rc = ferry__cli_out_of_memory(o->c);
-		o->n++;
-		return o->rc;
-	}
 	if (fill_row(j, &r) < 0) {
 		free_row(&r);
 		return o->rc = ferry__cli_out_of_memory(o->c);
@@ -581,8 +556,6 @@ int ferry__cli_jobs_out_end(struct ferry_jobs_out *o)
 
 	if (o->rows)
 		print_held(o);
-	if (o->c->json && !o->jsonl)
-		puts(o->n ? "\n]" : "[]");
 	if ((fflush(stdout) == EOF || ferror(stdout)) && rc == CLI_OK) {
 		ferry__cli_errorf(o->c, "cannot write the output");
 		rc = CLI_ERR;

@@ -2,6 +2,8 @@
 #include "jbytes.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,29 +28,81 @@ json_t *ferry__json_bytesv(const char *const *v)
 	return a;
 }
 
+static const char hex[] = "0123456789abcdef";
+
+/* A byte of valid UTF-8 that JSON escapes, escaped as jansson does. */
+static char *json_char(char *o, unsigned char c)
+{
+	char e = c == '\b'   ? 'b'
+		 : c == '\f' ? 'f'
+		 : c == '\n' ? 'n'
+		 : c == '\r' ? 'r'
+		 : c == '\t' ? 't'
+		 : c == '\\' ? '\\'
+		 : c == '"'  ? '"'
+			     : 0;
+
+	*o++ = '\\';
+	if (e) {
+		*o++ = e;
+		return o;
+	}
+	memcpy(o, "u00", 3);
+	o[3] = "0123456789ABCDEF"[c >> 4]; /* jansson's "\\u%04X" */
+	o[4] = "0123456789ABCDEF"[c & 15];
+	return o + 5;
+}
+
+/*
+ * The escape of n bytes at s into o, which has room for 8 n bytes: each
+ * byte no part of valid UTF-8 becomes a NUL and two hex digits. With
+ * json, what that gives is written as the inside of a JSON string the
+ * way jansson's dump writes it (the NUL as \u0000, quotes and control
+ * characters escaped), so that a text written here and a json_t dumped
+ * agree byte for byte. Returns the end of what was written.
+ */
+static char *escape_into(char *o, const char *s, size_t n, int json)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+	while (p < end) {
+		size_t k;
+		if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+			*o++ = (char)*p++; /* the common case, first */
+			continue;
+		}
+		k = ferry__utf8_char(p, end);
+		if (k == 1 && json) {
+			o = json_char(o, *p++);
+			continue;
+		}
+		if (k) {
+			memcpy(o, p, k);
+			o += k, p += k;
+			continue;
+		}
+		if (json) {
+			memcpy(o, "\\u0000", 6);
+			o += 6;
+		} else {
+			*o++ = '\0';
+		}
+		*o++ = hex[*p >> 4];
+		*o++ = hex[*p & 15];
+		p++;
+	}
+	return o;
+}
+
 /* The escaped form of n bytes at s, valid UTF-8, into *out (free() it). */
 static int escape(const char *s, size_t n, char **out, size_t *outn)
 {
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s, *end = p + n;
-	char *o = malloc(3 * n + 1), *q = o;
+	char *o = malloc(3 * n + 1);
 
 	if (!o)
 		return -1;
-	while (p < end) {
-		size_t k = ferry__utf8_char(p, end);
-		if (k) {
-			memcpy(q, p, k);
-			q += k, p += k;
-			continue;
-		}
-		*q++ = '\0';
-		*q++ = hex[*p >> 4];
-		*q++ = hex[*p & 15];
-		p++;
-	}
+	*outn = (size_t)(escape_into(o, s, n, 0) - o);
 	*out = o;
-	*outn = (size_t)(q - o);
 	return 0;
 }
 
@@ -231,4 +285,127 @@ json_t *ferry__json_loads(const char *text)
 	char err[160];
 
 	return ferry__json_loadb(text, strlen(text), 0, err, sizeof(err));
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON text written straight */
+
+int ferry__jtext_room(struct ferry_jtext *t, size_t n)
+{
+	size_t cap = t->cap ? t->cap : 4096;
+	char *p;
+
+	if (t->bad)
+		return -1;
+	if (t->len + n <= t->cap)
+		return 0;
+	while (cap < t->len + n)
+		cap *= 2;
+	if (!(p = realloc(t->p, cap))) {
+		t->bad = 1;
+		return -1;
+	}
+	t->p = p;
+	t->cap = cap;
+	return 0;
+}
+
+void ferry__jtext_str(struct ferry_jtext *t, const char *s, size_t n)
+{
+	char *o;
+
+	if (n > (SIZE_MAX - 2) / 8 || ferry__jtext_room(t, 8 * n + 2) < 0) {
+		t->bad = 1;
+		return;
+	}
+	o = t->p + t->len;
+	*o++ = '"';
+	o = escape_into(o, s, n, 1);
+	*o++ = '"';
+	t->len = (size_t)(o - t->p);
+}
+
+void ferry__jtext_cstr(struct ferry_jtext *t, const char *s)
+{
+	if (s)
+		ferry__jtext_str(t, s, strlen(s));
+	else
+		ferry__jtext_raw(t, "null", 4);
+}
+
+/* v in decimal at the end of b[24]; returns where it starts (printf's "%lld", faster). */
+static char *int_text(char *end, int64_t v)
+{
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	char *p = end;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
+void ferry__jtext_int(struct ferry_jtext *t, int64_t v)
+{
+	char b[24], *p = int_text(b + sizeof(b), v);
+
+	ferry__jtext_raw(t, p, (size_t)(b + sizeof(b) - p));
+}
+
+void ferry__jtext_path(struct ferry_jtext *t, const char *dir, int64_t id, const char *name)
+{
+	char b[24], *p = int_text(b + sizeof(b), id), small[512], *s = small;
+	size_t dl = strlen(dir), il = (size_t)(b + sizeof(b) - p), nl = strlen(name);
+	size_t n = dl + il + nl + 2;
+
+	if (n > sizeof(small) && !(s = malloc(n))) {
+		t->bad = 1;
+		return;
+	}
+	memcpy(s, dir, dl);
+	s[dl] = '/';
+	memcpy(s + dl + 1, p, il);
+	s[dl + 1 + il] = '/';
+	memcpy(s + dl + il + 2, name, nl);
+	ferry__jtext_str(t, s, n);
+	if (s != small)
+		free(s);
+}
+
+/*
+ * jansson's jsonp_dtostr (2.14, built without dtoa, as Debian's is):
+ * "%.17g", ".0" added when neither a point nor an exponent shows, and the
+ * exponent's '+' and leading zeros dropped. The engine and libferry keep
+ * the C locale, so the point is a point.
+ */
+void ferry__jtext_real(struct ferry_jtext *t, double v)
+{
+	char b[40], *e;
+	int n;
+
+	if (!isfinite(v)) { /* no column holds one; jansson would refuse it */
+		ferry__jtext_raw(t, "null", 4);
+		return;
+	}
+	n = snprintf(b, sizeof(b) - 2, "%.17g", v);
+	if (!strchr(b, '.') && !(e = strchr(b, 'e'))) {
+		memcpy(b + n, ".0", 3);
+		n += 2;
+	}
+	if ((e = strchr(b, 'e'))) {
+		char *start = e + 1 + (e[1] == '-'), *from = e + 2;
+		while (*from == '0')
+			from++;
+		memmove(start, from, (size_t)(b + n + 1 - from));
+		n -= (int)(from - start);
+	}
+	ferry__jtext_raw(t, b, (size_t)n);
+}
+
+void ferry__jtext_free(struct ferry_jtext *t)
+{
+	free(t->p);
+	*t = (struct ferry_jtext){0};
 }

@@ -15,7 +15,9 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* A JSON string of the bytes of s (not checked for UTF-8); null for NULL. */
 json_t *ferry__json_bytes(const char *s);
@@ -41,5 +43,38 @@ json_t *ferry__json_loadb(const char *buf, size_t len, size_t flags, char *err, 
 
 /* A stored text (NUL-terminated) parsed as above; NULL when it is bad. */
 json_t *ferry__json_loads(const char *text);
+
+/*
+ * JSON text written straight, for what is too many to build as json_t
+ * (a listing's job objects): each value exactly as ferry__json_dumps()
+ * with JSON_COMPACT writes it, so that both forms of a job agree byte
+ * for byte. A failed allocation sets bad and later writes do nothing.
+ */
+struct ferry_jtext {
+	char *p;
+	size_t len, cap;
+	int bad;
+};
+
+/* Room for n more bytes at t->p + t->len: 0, or -1 (t->bad set). */
+int ferry__jtext_room(struct ferry_jtext *t, size_t n);
+/* n bytes as they are (JSON text already); inline, as a job object is many short ones. */
+static inline void ferry__jtext_raw(struct ferry_jtext *t, const char *s, size_t n)
+{
+	if (t->len + n <= t->cap || ferry__jtext_room(t, n) == 0) {
+		memcpy(t->p + t->len, s, n);
+		t->len += n;
+	}
+}
+/* The n bytes at s as a JSON string, escaped as the protocol says ("Bytes"). */
+void ferry__jtext_str(struct ferry_jtext *t, const char *s, size_t n);
+/* The NUL-terminated s as above; null for NULL. */
+void ferry__jtext_cstr(struct ferry_jtext *t, const char *s);
+void ferry__jtext_int(struct ferry_jtext *t, int64_t v);
+/* The string "DIR/ID/NAME" (a job's file), as ferry__jtext_str() writes it. */
+void ferry__jtext_path(struct ferry_jtext *t, const char *dir, int64_t id, const char *name);
+/* A real as jansson writes one ("%.17g", with ".0" when it would read as an integer). */
+void ferry__jtext_real(struct ferry_jtext *t, double v);
+void ferry__jtext_free(struct ferry_jtext *t);
 
 #endif

@@ -40,6 +40,7 @@ enum stmt_id {
 	S_LIST_IDS_STATE,
 	S_LIST_IDS_STATE_SINCE,
 	S_JOB_RANGE,
+	S_LIST_ROWS,
 	S_SELECT,
 	S_SELECT_STATE,
 	S_EXPIRED,
@@ -123,6 +124,9 @@ static const char *const sql[S_COUNT] = {
 			       "id > ?1 AND submitted_at >= ?2 ORDER BY id LIMIT ?3",
     [S_JOB_RANGE] = "SELECT " JOB_COLS " FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0 "
 		    "ORDER BY id",
+    /* a page of job objects of any state: its rows in one read, no ids first */
+    [S_LIST_ROWS] = "SELECT " JOB_COLS " FROM jobs WHERE id > ?1 AND disposed = 0 AND "
+		    "submitted_at >= ?2 ORDER BY id LIMIT ?3",
     /* a control by selection (ferry__db_select_jobs): by id, or by state through jobs_state */
     [S_SELECT] = "SELECT id, name FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0",
     [S_SELECT_STATE] = "SELECT id, name FROM jobs WHERE state = ?3 AND disposed = 0 AND "
@@ -439,7 +443,14 @@ int ferry__db_open(const char *path, int check, struct ferry_db **out, char *err
 		return FERRY_ENOMEM;
 	}
 	db->wal_fd = -1;
-	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) {
+	/*
+	 * No mutex: only the loop's thread uses the connection (the DRMS
+	 * worker never does), and a listing reads each of a million rows'
+	 * columns through calls that took and released it each time.
+	 */
+	if (sqlite3_open_v2(path, &db->h,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL)) {
 		if (db->h)
 			open_error(db, "open", NULL, err, errlen);
 		else
@@ -834,19 +845,20 @@ int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st)
 	return rc == 1 ? 0 : rc ? rc : FERRY_ENOJOB;
 }
 
-static int read_job(sqlite3_stmt *q, void *out)
+int ferry__db_job_row(struct ferry_db *db, int64_t id, int (*cb)(void *arg, sqlite3_stmt *row),
+		      void *arg)
 {
-	return (*(json_t **)out = ferry__db_row_job(q)) ? 0 : FERRY_ENOMEM;
-}
+	sqlite3_stmt *q = db->st[S_JOB];
+	int step, rc = 0;
 
-int ferry__db_job_json(struct ferry_db *db, int64_t id, json_t **out)
-{
-	int rc;
-
-	*out = NULL;
-	sqlite3_bind_int64(db->st[S_JOB], 1, id);
-	rc = one_row(db, S_JOB, read_job, out, "job info");
-	return rc == 1 ? 0 : rc ? rc : FERRY_ENOJOB;
+	sqlite3_bind_int64(q, 1, id);
+	if ((step = sqlite3_step(q)) == SQLITE_ROW)
+		rc = cb(arg, q);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (step == SQLITE_ROW)
+		return rc;
+	return step == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "job info");
 }
 
 /* The first ids (at most max) statement s gives for listing l (in one state, or -1). */
@@ -910,6 +922,29 @@ int ferry__db_list_ids(struct ferry_db *db, const struct db_list *l, int64_t *id
 	return rc;
 }
 
+int ferry__db_list_rows(struct ferry_db *db, const struct db_list *l, size_t max,
+			int (*cb)(void *arg, sqlite3_stmt *row), void *arg, size_t *n,
+			int64_t *last)
+{
+	sqlite3_stmt *q = db->st[S_LIST_ROWS];
+	int rc = 0, step = SQLITE_DONE;
+
+	*n = 0;
+	sqlite3_bind_int64(q, 1, l->after);
+	sqlite3_bind_double(q, 2, l->since);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)max);
+	while (!rc && (step = sqlite3_step(q)) == SQLITE_ROW) {
+		(*n)++;
+		*last = sqlite3_column_int64(q, JC_id);
+		rc = cb(arg, q);
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	return step == SQLITE_DONE ? 0 : db_fail(db, "list jobs");
+}
+
 static int select_state(struct ferry_db *db, enum stmt_id s, int state, int64_t first, int64_t last,
 			int (*cb)(void *arg, int64_t id, const char *name), void *arg)
 {
@@ -942,17 +977,9 @@ int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, i
 	return rc;
 }
 
-/* Hands the row q is on to cb: its return, or FERRY_ENOMEM. */
-static int row_to_cb(sqlite3_stmt *q, int (*cb)(void *arg, json_t *job, size_t bytes), void *arg)
-{
-	json_t *o = ferry__db_row_job(q);
-
-	return o ? cb(arg, o, (size_t)sqlite3_column_bytes(q, JC_SPEC)) : FERRY_ENOMEM;
-}
-
 /* ids spread thin (a state's jobs among others): a look-up each. */
 static int jobs_by_id(struct ferry_db *db, const int64_t *ids, size_t n,
-		      int (*cb)(void *arg, json_t *job, size_t bytes), void *arg)
+		      int (*cb)(void *arg, sqlite3_stmt *row), void *arg)
 {
 	sqlite3_stmt *q = db->st[S_JOB];
 	int rc = 0, step = SQLITE_DONE;
@@ -961,7 +988,7 @@ static int jobs_by_id(struct ferry_db *db, const int64_t *ids, size_t n,
 		sqlite3_bind_int64(q, 1, ids[i]);
 		step = sqlite3_step(q);
 		if (step == SQLITE_ROW)
-			rc = row_to_cb(q, cb, arg);
+			rc = cb(arg, q);
 		sqlite3_reset(q);
 		if (step != SQLITE_ROW && step != SQLITE_DONE)
 			break;
@@ -972,8 +999,8 @@ static int jobs_by_id(struct ferry_db *db, const int64_t *ids, size_t n,
 	return rc < 0 ? rc : 0;
 }
 
-int ferry__db_jobs_json(struct ferry_db *db, const int64_t *ids, size_t n,
-			int (*cb)(void *arg, json_t *job, size_t bytes), void *arg)
+int ferry__db_job_rows(struct ferry_db *db, const int64_t *ids, size_t n,
+		       int (*cb)(void *arg, sqlite3_stmt *row), void *arg)
 {
 	sqlite3_stmt *q = db->st[S_JOB_RANGE];
 	size_t i = 0;
@@ -989,7 +1016,7 @@ int ferry__db_jobs_json(struct ferry_db *db, const int64_t *ids, size_t n,
 		while (i < n && ids[i] < id)
 			i++;
 		if (i < n && ids[i] == id)
-			rc = row_to_cb(q, cb, arg);
+			rc = cb(arg, q);
 	}
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);

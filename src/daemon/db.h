@@ -85,8 +85,14 @@ int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_jo
 			  void *arg);
 /* Status of any job; 0, FERRY_ENOJOB. */
 int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st);
-/* Job object as in docs/protocol.md; NULL and FERRY_ENOJOB when unknown. */
-int ferry__db_job_json(struct ferry_db *db, int64_t id, json_t **out);
+/*
+ * The JOB_COLS row of job id (dbrow.h reads it) handed to cb, which
+ * returns 0 or a negative code: cb's code, FERRY_ENOJOB when no job has
+ * that id, or another FERRY_E* code.
+ */
+struct sqlite3_stmt;
+int ferry__db_job_row(struct ferry_db *db, int64_t id,
+		      int (*cb)(void *arg, struct sqlite3_stmt *row), void *arg);
 /* What a listing takes (docs/protocol.md, "jobs"): the jobs not disposed that are ... */
 struct db_list {
 	unsigned states; /* ... in one of these states (bit 1 << state); 0: any */
@@ -101,12 +107,22 @@ struct db_list {
 int ferry__db_list_ids(struct ferry_db *db, const struct db_list *l, int64_t *ids, size_t max,
 		       size_t *n);
 /*
- * The job objects of ids (ascending), in order, each handed to cb (which
- * takes it) with the bytes of its stored spec; a job gone is skipped. cb
- * returns 0 to go on, 1 to stop, or a negative code, which is returned.
+ * A page of a listing of any state (l->states 0) as rows: the JOB_COLS
+ * rows of the first max jobs l takes, in id order, each handed to cb
+ * (0 to go on, 1 to stop, or a negative code, which is returned), in one
+ * read: no ids first. *n: the rows read (the one cb stopped at too);
+ * *last: the id of the last of them.
  */
-int ferry__db_jobs_json(struct ferry_db *db, const int64_t *ids, size_t n,
-			int (*cb)(void *arg, json_t *job, size_t bytes), void *arg);
+int ferry__db_list_rows(struct ferry_db *db, const struct db_list *l, size_t max,
+			int (*cb)(void *arg, struct sqlite3_stmt *row), void *arg, size_t *n,
+			int64_t *last);
+/*
+ * The JOB_COLS rows of ids (ascending), in order, each handed to cb; a job
+ * gone is skipped. cb returns 0 to go on, 1 to stop, or a negative code,
+ * which is returned.
+ */
+int ferry__db_job_rows(struct ferry_db *db, const int64_t *ids, size_t n,
+		       int (*cb)(void *arg, struct sqlite3_stmt *row), void *arg);
 /*
  * The jobs not disposed with ids from first to last in one of states (bit
  * 1 << state; 0: any), each handed to cb with its name (NULL: none),

@@ -9,104 +9,343 @@
 #include "dbrow.h"
 #include "engine.h"
 #include "jbytes.h"
+#include "jscan.h"
 #include "util.h"
-
-static json_t *col_json_num(sqlite3_stmt *q, int i)
-{
-	if (sqlite3_column_type(q, i) == SQLITE_NULL)
-		return json_null();
-	if (sqlite3_column_type(q, i) == SQLITE_INTEGER)
-		return json_integer(sqlite3_column_int64(q, i));
-	return json_real(sqlite3_column_double(q, i));
-}
-
-static json_t *col_json_str(sqlite3_stmt *q, int i)
-{
-	const unsigned char *s = sqlite3_column_text(q, i);
-
-	return ferry__json_bytes((const char *)s);
-}
 
 /* Where each field of the job object comes from, by jobfields.h. */
 enum field_from { FROM_COL, FROM_SPEC, FROM_DERIVED };
 
 struct job_field {
 	const char *name;
+	const char *key; /* "\"name\":", as the object writes it */
+	size_t keylen;
 	enum ferry__jf_type type;
 	enum field_from from;
-	int col;	 /* FROM_COL: its index in a JOB_COLS row */
-	const char *key; /* FROM_SPEC: the spec's key; NULL: the field's name */
+	int col;	  /* FROM_COL: its index in a JOB_COLS row */
+	const char *spec; /* FROM_SPEC: the spec's key; NULL: the field's name */
+	void (*derive)(sqlite3_stmt *q, struct ferry_jtext *t); /* FROM_DERIVED */
+	double dflt; /* the value of null or nothing, as the type shows it */
 };
 
-#define SRC_COL(c)				    FROM_COL, JC_##c, NULL
-#define SRC_SPEC				    FROM_SPEC, 0, NULL
-#define SRC_SPEC_AS(k)				    FROM_SPEC, 0, #k
-#define SRC_DERIVED(f)				    FROM_DERIVED, 0, NULL
-#define JOB_FIELD(name, type, source, member, dflt) {#name, FERRY__JF_##type, SRC_##source},
+/* The DERIVED fields, as jobfields.c's derive_f() computes them from the others. */
+static void text_cpu_time(sqlite3_stmt *q, struct ferry_jtext *t)
+{
+	/* the parts as NUM shows them: null when unknown or negative */
+	if (sqlite3_column_type(q, JC_cpu_user) == SQLITE_NULL ||
+	    sqlite3_column_type(q, JC_cpu_sys) == SQLITE_NULL ||
+	    sqlite3_column_double(q, JC_cpu_user) < 0 || sqlite3_column_double(q, JC_cpu_sys) < 0)
+		ferry__jtext_raw(t, "null", 4);
+	else
+		ferry__jtext_real(t, sqlite3_column_double(q, JC_cpu_user) +
+					 sqlite3_column_double(q, JC_cpu_sys));
+}
+
+#define SRC_COL(c)     FROM_COL, JC_##c, NULL, NULL
+#define SRC_SPEC       FROM_SPEC, 0, NULL, NULL
+#define SRC_SPEC_AS(k) FROM_SPEC, 0, #k, NULL
+#define SRC_DERIVED(f) FROM_DERIVED, 0, NULL, text_##f
+#define JOB_FIELD(name, type, source, member, dflt)                                                \
+	{#name, "\"" #name "\":", sizeof(#name) + 2, FERRY__JF_##type, SRC_##source, dflt},
 
 static const struct job_field job_fields[] = {FERRY__JOB_FIELDS(JOB_FIELD)};
 
-/* A column's value as its field's type shows it. */
-static json_t *col_json(sqlite3_stmt *q, const struct job_field *f)
+#define NFIELDS FERRY_ARRAY_SIZE(job_fields)
+
+/* The index of each field in job_fields: JF_id, JF_name, ... */
+#define FIELD_INDEX(name, type, source, member, dflt) JF_##name,
+enum { FERRY__JOB_FIELDS(FIELD_INDEX) };
+
+/* A job's stored spec: each field's value as JSON text (p NULL: none). */
+struct spec_text {
+	struct ferry_jspan v[NFIELDS];
+	char *dumped[NFIELDS]; /* the slow path's texts, owned */
+	int parsed;	       /* they come from jansson: arrays hold strings only */
+};
+
+/* An array with "" for each element that is no string, as jobfields.c shows it. */
+static json_t *strings_only(json_t *a)
 {
+	json_t *c = json_array(), *e;
+	size_t i;
+
+	json_array_foreach(a, i, e)
+	{
+		if (!c || json_array_append_new(c, json_is_string(e) ? json_incref(e)
+								     : json_string("")) < 0) {
+			json_decref(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+/*
+ * The slow path, for a spec the scan does not take (one that escapes a
+ * byte, or that was not written by the engine): parsed by jansson and each
+ * value dumped. A spec that does not parse gives nulls, as it always did.
+ */
+static int spec_parsed(const char *text, struct spec_text *st)
+{
+	json_t *spec = text ? ferry__json_loads(text) : NULL;
+	int rc = 0;
+
+	st->parsed = 1;
+	for (size_t i = 0; spec && i < NFIELDS; i++) {
+		const struct job_field *f = &job_fields[i];
+		json_t *v = f->from == FROM_SPEC
+				? json_object_get(spec, f->spec ? f->spec : f->name)
+				: NULL;
+		int strv = f->type == FERRY__JF_STRV;
+		if (!v || (strv && !json_is_array(v)))
+			continue; /* an array that is none shows as [] */
+		v = strv ? strings_only(v) : json_incref(v);
+		st->dumped[i] = v ? ferry__json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		json_decref(v);
+		if (!st->dumped[i]) {
+			rc = FERRY_ENOMEM;
+			break;
+		}
+		st->v[i] = (struct ferry_jspan){st->dumped[i], strlen(st->dumped[i])};
+	}
+	json_decref(spec);
+	return rc;
+}
+
+/* The spec's values as text: copied from the stored text as they stand when it can be. */
+static int spec_values(sqlite3_stmt *q, struct spec_text *st)
+{
+	const char *text = (const char *)sqlite3_column_text(q, JC_SPEC);
+	const char *keys[NFIELDS];
+
+	for (size_t i = 0; i < NFIELDS; i++)
+		keys[i] = job_fields[i].from != FROM_SPEC ? NULL
+			  : job_fields[i].spec		  ? job_fields[i].spec
+							  : job_fields[i].name;
+	if (text && ferry__jscan_object(text, (size_t)sqlite3_column_bytes(q, JC_SPEC), keys,
+					NFIELDS, st->v) == 0)
+		return 0;
+	memset(st->v, 0, sizeof(st->v));
+	return spec_parsed(text, st);
+}
+
+static void spec_release(struct spec_text *st)
+{
+	for (size_t i = 0; i < NFIELDS; i++)
+		free(st->dumped[i]);
+}
+
+static int span_is(const struct ferry_jspan *v, const char *word)
+{
+	return v->p && v->n == strlen(word) && !memcmp(v->p, word, v->n);
+}
+
+/*
+ * Each value is written as its type in jobfields.h shows it, which is what
+ * libferry's struct ferry_job_info makes of it (jobfields.c): so `info`,
+ * the C API and a listing printed as it stands all say the same. An
+ * integer null or absent is its default, null when negative.
+ */
+static void int_text(struct ferry_jtext *t, int have, int64_t v, double dflt)
+{
+	if (!have)
+		v = (int64_t)dflt;
+	if (v >= 0)
+		ferry__jtext_int(t, v);
+	else
+		ferry__jtext_raw(t, "null", 4);
+}
+
+/* NUM: null when negative (unknown); TIME: null unless after the epoch (not yet). */
+static void real_text(struct ferry_jtext *t, enum ferry__jf_type type, int have, double d,
+		      double dflt)
+{
+	if (!have)
+		d = dflt;
+	if (type == FERRY__JF_TIME ? d > 0 : d >= 0)
+		ferry__jtext_real(t, d);
+	else
+		ferry__jtext_raw(t, "null", 4);
+}
+
+static void bool_text(struct ferry_jtext *t, int v)
+{
+	ferry__jtext_raw(t, v ? "true" : "false", v ? 4 : 5);
+}
+
+/* A column's value as its field's type shows it; ended: the job ended (for ENDINT). */
+static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, struct ferry_jtext *t)
+{
+	int ctype = sqlite3_column_type(q, f->col), have = ctype != SQLITE_NULL;
+	int real = f->type == FERRY__JF_NUM || f->type == FERRY__JF_TIME;
+	double d = have && (real || ctype == SQLITE_FLOAT) ? sqlite3_column_double(q, f->col) : 0;
+	int64_t v = !have || real || f->type == FERRY__JF_STR ? 0
+		    : ctype == SQLITE_FLOAT		      ? (int64_t)d
+							      : sqlite3_column_int64(q, f->col);
 	const char *name;
 
 	switch (f->type) {
 	case FERRY__JF_STATE:
-		name = ferry_status_name((enum ferry_job_status)sqlite3_column_int(q, f->col));
-		return name ? json_string(name) : json_null();
+		name = ferry_status_name((enum ferry_job_status)v);
+		ferry__jtext_cstr(t, name ? name : ferry_status_name(FERRY_UNDETERMINED));
+		return;
 	case FERRY__JF_EXIT:
-		return json_string(
-		    ferry_exit_status_name((enum ferry_exit_status)sqlite3_column_int(q, f->col)));
+		name = ferry_exit_status_name((enum ferry_exit_status)v);
+		ferry__jtext_cstr(t, name ? name : ferry_exit_status_name(FERRY_EXIT_NONE));
+		return;
 	case FERRY__JF_STR:
-		return col_json_str(q, f->col);
+		ferry__jtext_cstr(t, (const char *)sqlite3_column_text(q, f->col));
+		return;
 	case FERRY__JF_STRV: /* arrays live in the spec only */
-		return json_null();
+		ferry__jtext_raw(t, "[]", 2);
+		return;
 	case FERRY__JF_BOOL:
-		if (sqlite3_column_type(q, f->col) == SQLITE_NULL)
-			return json_null();
-		return json_boolean(sqlite3_column_int(q, f->col));
-	default: /* the numbers, as stored: an INTEGER column gives an integer */
-		return col_json_num(q, f->col);
+		bool_text(t, have && v);
+		return;
+	case FERRY__JF_ENDINT: /* null until the end; then its value (0 for none) */
+		if (ended)
+			ferry__jtext_int(t, (int)(have ? v : (int64_t)f->dflt));
+		else
+			ferry__jtext_raw(t, "null", 4);
+		return;
+	case FERRY__JF_NUM:
+	case FERRY__JF_TIME:
+		real_text(t, f->type, have, d, f->dflt);
+		return;
+	default:
+		int_text(t, have, f->type == FERRY__JF_INT ? (int)v : v, f->dflt);
 	}
 }
 
-static json_t *field_json(sqlite3_stmt *q, json_t *spec, const struct job_field *f)
+/* Live fields of an active job override what the database had: 1 when field i was written. */
+static int overlay(const struct job *j, size_t i, struct ferry_jtext *t)
 {
-	json_t *v;
-
-	switch (f->from) {
-	case FROM_COL:
-		return col_json(q, f);
-	case FROM_SPEC:
-		v = json_object_get(spec, f->key ? f->key : f->name);
-		return v ? json_incref(v) : json_null();
-	case FROM_DERIVED: /* ferry__job_derive(), once the others are there */
-		break;
+	if (!j)
+		return 0;
+	if (i == JF_status) {
+		ferry__jtext_cstr(t, ferry_status_name(j->state));
+		return 1;
 	}
-	return json_null();
+	if (i == JF_started_at && j->started_at > 0) {
+		ferry__jtext_real(t, j->started_at);
+		return 1;
+	}
+	if (i == JF_native_id && j->native_id) {
+		ferry__jtext_cstr(t, j->native_id);
+		return 1;
+	}
+	return 0;
 }
 
-/* Builds the job object of docs/protocol.md from a JOB_COLS row. */
-json_t *ferry__db_row_job(sqlite3_stmt *q)
+/*
+ * An array whose elements are strings: a non-string one shows as ""
+ * (jobfields.c). What jansson gave is so already (spec_parsed).
+ */
+static void strv_text(const struct spec_text *st, const struct ferry_jspan *v,
+		      struct ferry_jtext *t)
 {
-	const unsigned char *text = sqlite3_column_text(q, JC_SPEC);
-	json_t *spec = text ? ferry__json_loads((const char *)text) : NULL;
-	json_t *o = json_object();
-	int bad;
+	const char *p = v->p + 1, *end = v->p + v->n - 1, *e;
 
-	if (!spec)
-		spec = json_object();
-	bad = !o || !spec;
-	for (size_t i = 0; !bad && i < FERRY_ARRAY_SIZE(job_fields); i++)
-		bad = json_object_set_new(o, job_fields[i].name,
-					  field_json(q, spec, &job_fields[i])) < 0;
-	json_decref(spec);
-	if (bad || ferry__job_derive(o) < 0) {
-		json_decref(o);
-		return NULL;
+	if (!v->p || v->n < 2 || v->p[0] != '[') {
+		ferry__jtext_raw(t, "[]", 2);
+		return;
 	}
-	return o;
+	if (st->parsed) {
+		ferry__jtext_raw(t, v->p, v->n);
+		return;
+	}
+	ferry__jtext_raw(t, "[", 1);
+	for (; p < end && (e = ferry__jscan_scalar_end(p, end)); p = e + 1) {
+		if (*p == '"')
+			ferry__jtext_raw(t, p, (size_t)(e - p));
+		else
+			ferry__jtext_raw(t, "\"\"", 2);
+		if (e < end)
+			ferry__jtext_raw(t, ",", 1);
+	}
+	ferry__jtext_raw(t, "]", 1);
+}
+
+/* A spec's number as an integer, as jobfields.c's get_int() takes it. */
+static int span_int(const struct ferry_jspan *v, int64_t *out)
+{
+	char b[32];
+
+	if (!v->p || v->n >= sizeof(b) || (v->p[0] != '-' && (v->p[0] < '0' || v->p[0] > '9')))
+		return 0;
+	memcpy(b, v->p, v->n);
+	b[v->n] = '\0';
+	*out = strpbrk(b, ".eE") ? (int64_t)strtod(b, NULL) : strtoll(b, NULL, 10);
+	return 1;
+}
+
+static void spec_field(struct ferry_engine *eng, int64_t id, size_t i, const struct spec_text *st,
+		       struct ferry_jtext *t)
+{
+	const struct job_field *f = &job_fields[i];
+	const struct ferry_jspan *v = &st->v[i];
+	int is_str = v->p && v->p[0] == '"';
+	int64_t n = 0;
+
+	switch (f->type) {
+	case FERRY__JF_STR:
+		if (!is_str && i == JF_stdout_path)
+			ferry__jtext_path(t, ferry__engine_jobs_dir(eng), id, "stdout");
+		else if (!is_str && i == JF_stderr_path &&
+			 !span_is(&st->v[JF_join_stderrout], "true"))
+			ferry__jtext_path(t, ferry__engine_jobs_dir(eng), id, "stderr");
+		else if (is_str)
+			ferry__jtext_raw(t, v->p, v->n);
+		else
+			ferry__jtext_raw(t, "null", 4);
+		return;
+	case FERRY__JF_STRV:
+		strv_text(st, v, t);
+		return;
+	case FERRY__JF_BOOL:
+		bool_text(t, span_is(v, "true"));
+		return;
+	default: { /* the spec holds no other type than integers */
+		int have = span_int(v, &n);
+		int_text(t, have, f->type == FERRY__JF_INT ? (int)n : n, f->dflt);
+	}
+	}
+}
+
+int ferry__db_row_text(struct ferry_engine *eng, const struct job *j, sqlite3_stmt *q,
+		       struct ferry_jtext *t)
+{
+	int64_t id = sqlite3_column_int64(q, JC_id);
+	struct spec_text st;
+	int rc;
+
+	enum ferry_job_status state =
+	    j ? j->state : (enum ferry_job_status)sqlite3_column_int(q, JC_state);
+	int ex = sqlite3_column_int(q, JC_exit_status);
+	/* as jobfields.c's job_ended() sees the object: by its status and exit status */
+	int ended = state == FERRY_DONE || state == FERRY_FAILED ||
+		    (ex != FERRY_EXIT_NONE && ferry_exit_status_name((enum ferry_exit_status)ex));
+
+	memset(&st, 0, sizeof(st));
+	/* room for the row at once: the spec's text and the columns around it */
+	ferry__jtext_room(t, (size_t)sqlite3_column_bytes(q, JC_SPEC) + 1024);
+	rc = spec_values(q, &st);
+	for (size_t i = 0; !rc && i < NFIELDS; i++) {
+		const struct job_field *f = &job_fields[i];
+
+		ferry__jtext_raw(t, i ? "," : "{", 1);
+		ferry__jtext_raw(t, f->key, f->keylen);
+		if (overlay(j, i, t))
+			continue;
+		if (f->from == FROM_COL)
+			col_text(q, f, ended, t);
+		else if (f->from == FROM_SPEC)
+			spec_field(eng, id, i, &st, t);
+		else
+			f->derive(q, t);
+	}
+	ferry__jtext_raw(t, "}", 1);
+	spec_release(&st);
+	return rc ? rc : t->bad ? FERRY_ENOMEM : 0;
 }
 
 char *ferry__db_col_strdup(sqlite3_stmt *q, int i)

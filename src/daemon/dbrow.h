@@ -14,7 +14,7 @@
 #include "jobfields.h"
 
 /*
- * What a job object is read from (ferry__db_row_job): the stored spec, then the
+ * What a job object is read from (ferry__db_row_text): the stored spec, then the
  * column of each COL() field of jobfields.h, in the table's order.
  */
 #define COL_NAME(name, type, source, member, dflt) COL_NAME_##source
@@ -37,8 +37,20 @@ enum job_col { JC_SPEC, FERRY__JOB_FIELDS(COL_ENUM) };
 	"id, tkey, dir, server_path, kind, state, received, created_at, deadline, ended_at, "      \
 	"message"
 
-/* The job object of docs/protocol.md from the JOB_COLS row q is on; NULL without memory. */
-json_t *ferry__db_row_job(sqlite3_stmt *q);
+/*
+ * The job object of docs/protocol.md ("Job object") from the JOB_COLS row
+ * q is on, as JSON text appended to t, with what the engine adds to the
+ * row: the live fields of the job j in memory (NULL: none; its state,
+ * start and DRMS id),
+ * the output paths it uses by default, the derived fields. The one maker
+ * of job objects: `info` parses it, a listing sends it as it stands.
+ * 0, or FERRY_ENOMEM.
+ */
+struct ferry_engine;
+struct ferry_jtext;
+struct job;
+int ferry__db_row_text(struct ferry_engine *eng, const struct job *j, sqlite3_stmt *q,
+		       struct ferry_jtext *t);
 
 /*
  * The TR_COLS row q is on: 0, FERRY_ENOMEM, or FERRY_EINTERNAL for a kind

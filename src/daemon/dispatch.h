@@ -64,13 +64,14 @@ struct ferry_req;
  */
 struct ferry_pager {
 	/*
-	 * Fills page (an empty object; the server adds "ok" and "more") with
-	 * the next page: 0 when more follow, 1 when it is the last, or a
-	 * FERRY_E* code with err set, which ends the reply with that error.
-	 * Called on the loop's thread, within an iteration.
+	 * Fills page (an empty object; the server adds "ok" and "more") and
+	 * bin (empty; the server takes what it holds as the frame's binary
+	 * part) with the next page: 0 when more follow, 1 when it is the
+	 * last, or a FERRY_E* code with err set, which ends the reply with
+	 * that error. Called on the loop's thread, within an iteration.
 	 */
-	int (*next)(struct ferry_pager *p, struct ferry_engine *eng, json_t *page, char *err,
-		    size_t errlen);
+	int (*next)(struct ferry_pager *p, struct ferry_engine *eng, json_t *page,
+		    struct ferry_bin *bin, char *err, size_t errlen);
 	/* Frees it: after its last page, or when the connection goes first. */
 	void (*free)(struct ferry_pager *p);
 };
@@ -215,12 +216,6 @@ int ferry__req_select(struct ferry_req *r, const char *action);
  */
 int ferry__req_apply(struct ferry_req *r, int64_t id, const char *action);
 int ferry__req_shutdown(struct ferry_req *r);
-
-/*
- * A job object (from the database) as the engine shows it: the output
- * paths it uses by default, and the live fields of an active job (requests.c).
- */
-void ferry__req_job_view(struct ferry_engine *eng, json_t *o);
 
 /* Transfer requests (transfer.c, and transfer_send.c for what creates or fills a transfer). */
 int ferry__req_transfer_send(struct ferry_req *r);

@@ -8,34 +8,44 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "dbrow.h"
 #include "dispatch.h"
+#include "jbytes.h"
 #include "proto.h"
 
 /* Jobs a page holds unless the request says ("page"), and at most. */
 #define PAGE_DEFAULT 1000
 #define PAGE_MAX     10000
 /*
- * A page of job objects ends early past this many bytes of stored specs
- * (a job's object is about its spec's size): far below the frame's cap
- * however big the specs, and the next page starts after its last job.
+ * A page of job objects ends before the job that would take it past this
+ * many bytes (unless it is the page's first): far below the frame's cap,
+ * and the next page starts after its last job.
  */
 #define PAGE_BYTES (4u << 20)
+
+/* What a listing answers with. */
+enum listing_form {
+	FORM_IDS,   /* "ids": an array of ids */
+	FORM_JSON,  /* "jobs": an array of job objects (protocol version 2's form) */
+	FORM_JSONL, /* the job objects as JSON Lines, in the binary part */
+};
 
 struct listing {
 	struct ferry_pager pager; /* first: the server's handle is the listing */
 	struct db_list q;	  /* q.after moves on page by page */
-	int detail;		  /* job objects, not only ids */
-	json_int_t left;	  /* jobs still to list; -1: no limit */
-	size_t page;		  /* jobs a page */
-	int64_t *ids;		  /* room for a page's ids */
+	enum listing_form form;
+	json_int_t left; /* jobs still to list; -1: no limit */
+	size_t page;	 /* jobs a page */
+	int64_t *ids;	 /* room for a page's ids */
 };
 
-/* A page being filled with job objects (ferry__db_jobs_json's callback). */
+/* A page being filled with job objects, a line each (ferry__db_job_rows' callback). */
 struct fill {
 	struct ferry_engine *eng;
-	json_t *a;
-	size_t bytes;
+	struct ferry_jtext t;
+	size_t count;
 	int64_t last; /* the id of the last job taken: the next page starts after it */
 	int full;
 };
@@ -48,74 +58,154 @@ static int hidden(struct ferry_engine *eng, int64_t id)
 	return j && j->dispose_requested;
 }
 
-static int take_job(void *arg, json_t *job, size_t bytes)
+static int take_row(void *arg, sqlite3_stmt *q)
 {
 	struct fill *f = arg;
-	int64_t id = json_integer_value(json_object_get(job, "id"));
+	int64_t id = sqlite3_column_int64(q, JC_id);
+	const struct job *j = ferry__engine_job(f->eng, id);
+	size_t before = f->t.len;
+	int rc;
 
-	f->last = id;
-	if (hidden(f->eng, id)) {
-		json_decref(job);
+	if (j && j->dispose_requested) {
+		f->last = id;
 		return 0;
 	}
-	ferry__req_job_view(f->eng, job);
-	if (json_array_append_new(f->a, job))
+	if ((rc = ferry__db_row_text(f->eng, j, q, &f->t)))
+		return rc;
+	ferry__jtext_raw(&f->t, "\n", 1);
+	if (f->t.bad)
 		return FERRY_ENOMEM;
-	f->bytes += bytes;
-	f->full = f->bytes >= PAGE_BYTES;
-	return f->full;
+	if (f->t.len > PAGE_BYTES && f->count) {
+		f->t.len = before; /* the next page starts with it */
+		return f->full = 1;
+	}
+	f->last = id;
+	f->count++;
+	return 0;
 }
 
 /*
- * The next page's jobs into a, and where the page after starts; *last: no
- * job is left. 0 or a FERRY_E* code.
+ * A page of job objects of any state: the rows read at once (an id query
+ * first cost as much as the rows again). *last: no job is left.
  */
-static int fill_page(struct listing *l, struct ferry_engine *eng, json_t *a, int *last)
+static int rows_page(struct listing *l, struct fill *f, size_t want, int *last)
 {
-	struct ferry_db *db = ferry__engine_db(eng);
-	size_t want = l->page, n = 0;
-	struct fill f = {eng, a, 0, 0, 0};
-	int rc;
+	int64_t read_last = 0;
+	size_t n = 0;
+	int rc =
+	    ferry__db_list_rows(ferry__engine_db(f->eng), &l->q, want, take_row, f, &n, &read_last);
 
-	if (l->left >= 0 && (json_int_t)want > l->left)
-		want = (size_t)l->left;
-	if (want && (rc = ferry__db_list_ids(db, &l->q, l->ids, want, &n)))
+	if (rc)
 		return rc;
-	*last = n < want || !want;
-	if (!n)
-		return 0;
-	if (l->detail && (rc = ferry__db_jobs_json(db, l->ids, n, take_job, &f)))
-		return rc;
-	for (size_t i = 0; !l->detail && i < n; i++)
-		if (!hidden(eng, l->ids[i]) && json_array_append_new(a, json_integer(l->ids[i])))
-			return FERRY_ENOMEM;
-	/* a page cut short on its bytes goes on after its last job, else after the last id */
-	l->q.after = f.full ? f.last : l->ids[n - 1];
-	if (f.full)
-		*last = 0;
+	*last = !f->full && n < want;
+	if (n) /* a page cut short on its bytes goes on after its last job */
+		l->q.after = f->full ? f->last : read_last;
 	if (l->left >= 0) {
-		l->left -= (json_int_t)json_array_size(a);
+		l->left -= (json_int_t)f->count;
 		*last |= l->left <= 0;
 	}
 	return 0;
 }
 
-static int next_page(struct ferry_pager *p, struct ferry_engine *eng, json_t *page, char *err,
-		     size_t errlen)
+/*
+ * The next page's jobs into f (or ids into a), and where the page after
+ * starts; *last: no job is left. 0 or a FERRY_E* code.
+ */
+static int fill_page(struct listing *l, struct fill *f, json_t *a, int *last)
+{
+	struct ferry_db *db = ferry__engine_db(f->eng);
+	size_t want = l->page, n = 0;
+	int rc;
+
+	if (l->left >= 0 && (json_int_t)want > l->left)
+		want = (size_t)l->left;
+	if (want && l->form != FORM_IDS && !l->q.states)
+		return rows_page(l, f, want, last);
+	if (want && (rc = ferry__db_list_ids(db, &l->q, l->ids, want, &n)))
+		return rc;
+	*last = n < want || !want;
+	if (!n)
+		return 0;
+	if (l->form != FORM_IDS && (rc = ferry__db_job_rows(db, l->ids, n, take_row, f)))
+		return rc;
+	for (size_t i = 0; l->form == FORM_IDS && i < n; i++) {
+		if (hidden(f->eng, l->ids[i]))
+			continue;
+		if (json_array_append_new(a, json_integer(l->ids[i])))
+			return FERRY_ENOMEM;
+		f->count++;
+	}
+	/* a page cut short on its bytes goes on after its last job, else after the last id */
+	l->q.after = f->full ? f->last : l->ids[n - 1];
+	if (f->full)
+		*last = 0;
+	if (l->left >= 0) {
+		l->left -= (json_int_t)f->count;
+		*last |= l->left <= 0;
+	}
+	return 0;
+}
+
+/* The lines of f as the array of job objects of protocol version 2's form. */
+static int lines_to_array(struct fill *f, json_t *a, char *err, size_t errlen)
+{
+	const char *p = f->t.p, *end = p + f->t.len, *nl;
+
+	for (; p < end; p = nl + 1) {
+		json_t *o;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!(o = ferry__json_loadb(p, (size_t)(nl - p), 0, err, errlen)))
+			return FERRY_EINTERNAL;
+		if (json_array_append_new(a, o))
+			return FERRY_ENOMEM;
+	}
+	return 0;
+}
+
+/* The page's fields and binary part; the lines go to bin (or are parsed into "jobs"). */
+static int page_out(struct listing *l, struct fill *f, json_t *a, json_t *page,
+		    struct ferry_bin *bin, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (l->form == FORM_JSONL) {
+		bin->p = f->t.p;
+		bin->len = f->t.len;
+		f->t = (struct ferry_jtext){0};
+		if (json_object_set_new(page, "count", json_integer((json_int_t)f->count)) ||
+		    (f->count && json_object_set_new(page, "last", json_integer(f->last))))
+			rc = FERRY_ENOMEM;
+		json_decref(a);
+		return rc;
+	}
+	if (l->form == FORM_JSON && (rc = lines_to_array(f, a, err, errlen))) {
+		json_decref(a);
+		return rc;
+	}
+	return json_object_set_new(page, l->form == FORM_IDS ? "ids" : "jobs", a) ? FERRY_ENOMEM
+										  : 0;
+}
+
+static int next_page(struct ferry_pager *p, struct ferry_engine *eng, json_t *page,
+		     struct ferry_bin *bin, char *err, size_t errlen)
 {
 	struct listing *l = (struct listing *)p;
+	struct fill f = {.eng = eng};
 	json_t *a = json_array();
 	int last = 1, rc;
 
 	if (!a)
 		return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
-	if ((rc = fill_page(l, eng, a, &last))) {
+	if ((rc = fill_page(l, &f, a, &last))) {
 		json_decref(a);
+		ferry__jtext_free(&f.t);
 		return ferry__fail(err, errlen, rc, "cannot list jobs");
 	}
-	if (json_object_set_new(page, l->detail ? "jobs" : "ids", a))
-		return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
-	return last;
+	rc = page_out(l, &f, a, page, bin, err, errlen);
+	ferry__jtext_free(&f.t);
+	if (rc == FERRY_ENOMEM)
+		return ferry__fail(err, errlen, rc, "out of memory");
+	return rc ? rc : last;
 }
 
 static void listing_free(struct ferry_pager *p)
@@ -130,6 +220,7 @@ static void listing_free(struct ferry_pager *p)
 static int get_fields(struct ferry_req *r, struct listing *l)
 {
 	json_t *since = json_object_get(r->in, "since"), *d = json_object_get(r->in, "detail");
+	json_t *form = json_object_get(r->in, "format");
 	json_int_t after, page;
 	int rc;
 
@@ -149,9 +240,18 @@ static int get_fields(struct ferry_req *r, struct listing *l)
 		    "'since' must be a time: seconds since the epoch, not negative");
 	if (d && !json_is_null(d) && !json_is_boolean(d))
 		return ferry__req_fail(r, FERRY_EINVAL, "'detail' must be a boolean");
+	if (form && !json_is_null(form) &&
+	    (!json_is_string(form) ||
+	     (strcmp(json_string_value(form), "json") && strcmp(json_string_value(form), "jsonl"))))
+		return ferry__req_fail(r, FERRY_EINVAL, "'format' must be \"json\" or \"jsonl\"");
+	if (json_is_string(form) && !json_is_true(d))
+		return ferry__req_fail(
+		    r, FERRY_EINVAL, "'format' is the form of job objects: it takes 'detail' true");
 	l->q.after = after;
 	l->q.since = json_is_number(since) ? json_number_value(since) : 0;
-	l->detail = json_is_true(d);
+	l->form = !json_is_true(d)						      ? FORM_IDS
+		  : json_is_string(form) && !strcmp(json_string_value(form), "jsonl") ? FORM_JSONL
+										      : FORM_JSON;
 	l->page = (size_t)page;
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dbrow.h"
 #include "dispatch.h"
 #include "jbytes.h"
 #include "proto.h"
@@ -204,52 +205,24 @@ int ferry__req_status(struct ferry_req *r)
 	return 0;
 }
 
-static void default_path(struct ferry_engine *eng, json_t *o, const char *key, int64_t id,
-			 const char *stream)
-{
-	char *p;
+struct info {
+	struct ferry_engine *eng;
+	struct ferry_jtext t;
+};
 
-	if (!json_is_null(json_object_get(o, key)))
-		return;
-	p = ferry__asprintf("%s/%lld/%s", ferry__engine_jobs_dir(eng), (long long)id, stream);
-	if (p)
-		json_object_set_new(o, key, ferry__json_bytes(p));
-	free(p);
+static int info_row(void *arg, sqlite3_stmt *q)
+{
+	struct info *i = arg;
+
+	return ferry__db_row_text(i->eng, ferry__engine_job(i->eng, sqlite3_column_int64(q, JC_id)),
+				  q, &i->t);
 }
 
-/* Fills the effective output paths the engine uses by default. */
-static void fix_paths(struct ferry_engine *eng, json_t *o)
-{
-	int64_t id = json_integer_value(json_object_get(o, "id"));
-
-	default_path(eng, o, "stdout_path", id, "stdout");
-	if (!json_is_true(json_object_get(o, "join_stderrout")))
-		default_path(eng, o, "stderr_path", id, "stderr");
-}
-
-/* Live fields of an active job override what the database had. */
-static void overlay_active(struct ferry_engine *eng, json_t *o)
-{
-	struct job *j = ferry__engine_job(eng, json_integer_value(json_object_get(o, "id")));
-
-	if (!j)
-		return;
-	json_object_set_new(o, "status", json_string(ferry_status_name(j->state)));
-	if (j->started_at > 0)
-		json_object_set_new(o, "started_at", json_real(j->started_at));
-	if (j->native_id)
-		json_object_set_new(o, "native_id", ferry__json_bytes(j->native_id));
-}
-
-void ferry__req_job_view(struct ferry_engine *eng, json_t *o)
-{
-	fix_paths(eng, o);
-	overlay_active(eng, o);
-}
-
+/* The job object is the one a listing sends (ferry__db_row_text), parsed. */
 int ferry__req_info(struct ferry_req *r)
 {
-	json_t *o;
+	struct info i = {r->eng, {0}};
+	json_t *o = NULL;
 	int64_t id;
 	int rc;
 
@@ -257,12 +230,14 @@ int ferry__req_info(struct ferry_req *r)
 		return rc;
 	if (ferry__engine_job(r->eng, id) && ferry__engine_job(r->eng, id)->dispose_requested)
 		return no_job(r, id);
-	rc = ferry__db_job_json(ferry__engine_db(r->eng), id, &o);
+	rc = ferry__db_job_row(ferry__engine_db(r->eng), id, info_row, &i);
 	if (rc == FERRY_ENOJOB)
 		return no_job(r, id);
+	if (!rc && !(o = ferry__json_loadb(i.t.p, i.t.len, 0, r->err, sizeof(r->err))))
+		rc = FERRY_EINTERNAL;
+	ferry__jtext_free(&i.t);
 	if (rc)
 		return ferry__req_fail(r, rc, "cannot read job %lld", (long long)id);
-	ferry__req_job_view(r->eng, o);
 	json_object_set_new(r->out, "job", o);
 	return 0;
 }

@@ -222,15 +222,17 @@ static void stream_end(struct ferry_client *c)
 static void stream_page(struct ferry_engine *eng, struct ferry_client *c)
 {
 	char err[FERRY_REQ_ERRLEN] = "out of memory";
+	struct ferry_bin bin = FERRY_BIN_INIT;
 	json_t *page;
 	int rc;
 
 	if (!c->pager || c->dead || c->closing || c->outlen >= PAGE_LOW)
 		return;
 	page = json_object();
-	rc = page ? c->pager->next(c->pager, eng, page, err, sizeof(err)) : FERRY_ENOMEM;
+	rc = page ? c->pager->next(c->pager, eng, page, &bin, err, sizeof(err)) : FERRY_ENOMEM;
 	if (rc < 0) {
 		/* an error ends the reply: the client has what came before */
+		ferry__bin_release(&bin);
 		json_decref(page);
 		queue_error(c, rc, err);
 		stream_end(c);
@@ -240,7 +242,8 @@ static void stream_page(struct ferry_engine *eng, struct ferry_client *c)
 	    json_object_set_new(page, "more", json_boolean(rc == 0)))
 		c->closing = 1; /* the client sees the reply end early */
 	else
-		queue_frame(c, page, NULL);
+		queue_frame(c, page, &bin);
+	ferry__bin_release(&bin);
 	json_decref(page);
 	if (rc || c->closing)
 		stream_end(c);

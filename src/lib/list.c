@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "jbytes.h"
 #include "jobfields.h"
 #include "util.h"
 
@@ -24,8 +25,8 @@ FERRY_EXPORT void ferry_list_opts_init(struct ferry_list_opts *o)
 /* What a listing does with its pages. */
 struct stream {
 	ferry_conn *c;
-	/* one page (a reply): 0 to go on, > 0 to stop, or a negative code */
-	int (*page)(struct stream *s, json_t *reply);
+	/* one page (a reply, its binary part): 0 to go on, > 0 to stop, or a negative code */
+	int (*page)(struct stream *s, json_t *reply, const char *bin, size_t binlen);
 	ferry_job_id last; /* the last job handed on: a replay starts after it */
 	size_t taken;	   /* jobs handed on */
 	size_t base;	   /* of them, before the request was last sent */
@@ -33,6 +34,8 @@ struct stream {
 	ferry_job_fn fn;
 	void *ud;
 	int stopped; /* fn's own return that stopped the listing */
+	/* ferry_list_jobs_jsonl() */
+	ferry_jsonl_fn text_fn;
 	/* ferry_jobs() */
 	ferry_job_id *ids;
 	size_t cap;
@@ -68,7 +71,10 @@ static int list_request(ferry_conn *c, const struct ferry_list_opts *o, int deta
 	*out = NULL;
 	if (o && (rc = check_opts(c, o)))
 		return rc;
-	if (!(req = json_pack("{s:s,s:b}", "op", "jobs", "detail", detail)))
+	/* job objects come as JSON Lines: printed as they stand, or parsed one by one */
+	req = detail ? json_pack("{s:s,s:b,s:s}", "op", "jobs", "detail", 1, "format", "jsonl")
+		     : json_pack("{s:s,s:b}", "op", "jobs", "detail", 0);
+	if (!req)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	if (o && o->nstates) {
 		st = json_array();
@@ -139,18 +145,20 @@ static int run_stream(struct stream *s, json_t *req)
 {
 	ferry_conn *c = s->c;
 	json_t *reply = NULL;
-	int rc = ferry__call(c, req, 0, &reply, NULL, NULL), more = 0;
+	const void *bin = NULL;
+	size_t binlen = 0;
+	int rc = ferry__call(c, req, 0, &reply, &bin, &binlen), more = 0;
 
 	while (rc == 0) {
 		more = json_is_true(json_object_get(reply, "more"));
-		rc = s->page(s, reply);
+		rc = s->page(s, reply, bin, binlen);
 		json_decref(reply);
 		reply = NULL;
 		if (rc || !more)
 			break;
-		rc = ferry__recv_reply(c, &reply, NULL, NULL);
+		rc = ferry__recv_reply(c, &reply, &bin, &binlen);
 		if (rc == FERRY_EIO && !(rc = resume_request(s, req)))
-			rc = ferry__call(c, req, 0, &reply, NULL, NULL);
+			rc = ferry__call(c, req, 0, &reply, &bin, &binlen);
 		else if (rc == 0 && !json_is_true(json_object_get(reply, "ok"))) {
 			rc = ferry__reply_error(c, reply);
 			json_decref(reply);
@@ -175,31 +183,66 @@ static int locked_stream(struct stream *s, json_t *req)
 	return rc;
 }
 
-static int page_of_jobs(struct stream *s, json_t *reply)
+/*
+ * A page of job objects: "count" JSON Lines in its binary part, the id
+ * of the last in "last" (docs/protocol.md, "Listings"). 0, or
+ * FERRY_EPROTO when the page is not that.
+ */
+static int page_lines(struct stream *s, json_t *reply, const char *bin, size_t binlen, size_t *n,
+		      ferry_job_id *lastid)
 {
-	json_t *a = json_object_get(reply, "jobs"), *o;
-	size_t i;
+	json_t *count = json_object_get(reply, "count"), *last = json_object_get(reply, "last");
+	size_t lines = 0;
 
-	if (!json_is_array(a))
-		return ferry__seterr(s->c, FERRY_EPROTO, "the engine sent no job objects");
-	json_array_foreach(a, i, o)
-	{
-		struct ferry_job_info info = {0};
-		int rc = ferry__job_from_json(o, &info);
-
-		if (!rc) {
-			s->last = info.id;
-			s->taken++;
-			rc = s->fn(s->ud, &info);
-			s->stopped = rc;
-		}
-		ferry__job_release(&info);
-		if (rc)
-			return rc == FERRY_ENOMEM && !s->stopped
-				   ? ferry__seterr(s->c, FERRY_ENOMEM, "out of memory")
-				   : 1;
+	for (const char *p = bin, *end = bin + binlen; p && p < end; lines++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		p = nl ? nl + 1 : NULL;
 	}
+	if (!json_is_integer(count) || (json_int_t)lines != json_integer_value(count) ||
+	    (binlen && bin[binlen - 1] != '\n') || (lines && !json_is_integer(last)))
+		return ferry__seterr(s->c, FERRY_EPROTO, "the engine sent no job objects");
+	*n = lines;
+	*lastid = lines ? json_integer_value(last) : 0;
 	return 0;
+}
+
+/* One job's line as the struct handed to fn: 0, 1 when fn stopped, or a negative code. */
+static int line_to_fn(struct stream *s, const char *line, size_t len)
+{
+	struct ferry_job_info info = {0};
+	char err[160];
+	json_t *o = ferry__json_loadb(line, len, 0, err, sizeof(err));
+	int rc;
+
+	if (!o)
+		return ferry__seterr(s->c, FERRY_EPROTO, "bad job object from the engine: %s", err);
+	rc = ferry__job_from_json(o, &info);
+	json_decref(o);
+	if (!rc) {
+		s->last = info.id; /* a replay starts after it */
+		s->taken++;
+		rc = s->fn(s->ud, &info);
+		s->stopped = rc;
+	}
+	ferry__job_release(&info);
+	if (rc)
+		return rc == FERRY_ENOMEM && !s->stopped
+			   ? ferry__seterr(s->c, FERRY_ENOMEM, "out of memory")
+			   : 1;
+	return 0;
+}
+
+static int page_of_jobs(struct stream *s, json_t *reply, const char *bin, size_t binlen)
+{
+	ferry_job_id last;
+	size_t n;
+	int rc = page_lines(s, reply, bin, binlen, &n, &last);
+
+	for (const char *p = bin, *end = bin + binlen, *nl; !rc && p < end; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		rc = line_to_fn(s, p, (size_t)(nl - p));
+	}
+	return rc;
 }
 
 FERRY_EXPORT int ferry_list_jobs(ferry_conn *c, const struct ferry_list_opts *opts, ferry_job_fn fn,
@@ -220,12 +263,46 @@ FERRY_EXPORT int ferry_list_jobs(ferry_conn *c, const struct ferry_list_opts *op
 	return rc;
 }
 
-static int page_of_ids(struct stream *s, json_t *reply)
+/* A page's lines to fn as they stand: the listing a program prints. */
+static int page_of_text(struct stream *s, json_t *reply, const char *bin, size_t binlen)
+{
+	ferry_job_id last;
+	size_t n;
+	int rc = page_lines(s, reply, bin, binlen, &n, &last);
+
+	if (rc || !n)
+		return rc;
+	s->last = last;
+	s->taken += n;
+	if ((rc = s->text_fn(s->ud, bin, binlen, n)))
+		s->stopped = rc;
+	return rc ? 1 : 0;
+}
+
+FERRY_EXPORT int ferry_list_jobs_jsonl(ferry_conn *c, const struct ferry_list_opts *opts,
+				       ferry_jsonl_fn fn, void *userdata)
+{
+	struct stream s = {.c = c, .page = page_of_text, .text_fn = fn, .ud = userdata};
+	json_t *req;
+	int rc;
+
+	if (!fn)
+		return ferry__seterr(c, FERRY_EINVAL, "no function to hand the jobs to");
+	if ((rc = list_request(c, opts, 1, &req)))
+		return rc;
+	rc = locked_stream(&s, req);
+	if (rc == 0 && s.stopped < 0)
+		rc = ferry__seterr(c, s.stopped, "the listing was stopped by its function (%d)",
+				   s.stopped);
+	return rc;
+}
+
+static int page_of_ids(struct stream *s, json_t *reply, const char *bin, size_t binlen)
 {
 	json_t *a = json_object_get(reply, "ids"), *e;
 	size_t i, n = json_array_size(a);
 
-	if (!json_is_array(a))
+	if (!json_is_array(a) || binlen)
 		return ferry__seterr(s->c, FERRY_EPROTO, "the engine sent no job ids");
 	if (s->taken + n > s->cap) {
 		size_t cap = s->cap ? s->cap : 1024;

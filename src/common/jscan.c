@@ -1,0 +1,148 @@
+/*
+ * jscan.c - a stored JSON object's values found as text (see jscan.h).
+ * It accepts only the form jansson's compact dump writes, and refuses
+ * everything else, so that what it accepts is exactly what a parse and a
+ * dump would give; fuzz/fuzz_jtext.c holds it to that.
+ */
+#include "jscan.h"
+
+#include <string.h>
+
+#include "util.h"
+
+/* The escapes jansson writes for a character below U+0020 as \uXXXX. */
+static int long_escape(const char *p, const char *end)
+{
+	static const char hexu[] = "0123456789ABCDEF";
+	int c;
+
+	if (end - p < 5 || memcmp(p, "u00", 3) || (p[3] != '0' && p[3] != '1') ||
+	    !strchr(hexu, p[4]) || !p[4])
+		return 0;
+	c = (p[3] - '0') << 4 | (int)(strchr(hexu, p[4]) - hexu);
+	/* \u0000 escapes a byte (jbytes.h); the others have a short form */
+	return c != 0 && c != '\b' && c != '\f' && c != '\n' && c != '\r' && c != '\t';
+}
+
+/* The end of the string that starts at p (a quote), or NULL when it is not in dump form. */
+static const char *string_end(const char *p, const char *end)
+{
+	const unsigned char *u = (const unsigned char *)p + 1, *e = (const unsigned char *)end;
+
+	while (u < e) {
+		size_t k;
+		if (*u >= 0x20 && *u < 0x80 && *u != '"' && *u != '\\') {
+			u++;
+			continue;
+		}
+		if (*u == '"')
+			return (const char *)u + 1;
+		if (*u == '\\') {
+			if (u + 1 < e && strchr("\"\\bfnrt", u[1]) && u[1]) {
+				u += 2;
+				continue;
+			}
+			if (!long_escape((const char *)u + 1, end))
+				return NULL;
+			u += 6;
+			continue;
+		}
+		if (*u < 0x20 || !(k = ferry__utf8_char(u, e)))
+			return NULL;
+		u += k;
+	}
+	return NULL;
+}
+
+/* The end of the integer at p, written as jansson writes one, or NULL. */
+static const char *int_end(const char *p, const char *end)
+{
+	const char *d = p + (p < end && *p == '-'), *e = d;
+	const char *max = *p == '-' ? "9223372036854775808" : "9223372036854775807";
+
+	while (e < end && *e >= '0' && *e <= '9')
+		e++;
+	if (e == d || (*d == '0' && (e - d > 1 || d > p)))
+		return NULL; /* no digit, a leading zero, or -0 (which jansson writes 0) */
+	if (e < end && (*e == '.' || *e == 'e' || *e == 'E'))
+		return NULL; /* a real: jansson may write it otherwise */
+	if (e - d > 19 || (e - d == 19 && memcmp(d, max, 19) > 0))
+		return NULL; /* past int64_t: jansson refuses it */
+	return e;
+}
+
+const char *ferry__jscan_scalar_end(const char *p, const char *end)
+{
+	static const char *const words[] = {"true", "false", "null"};
+
+	if (p >= end)
+		return NULL;
+	if (*p == '"')
+		return string_end(p, end);
+	for (size_t i = 0; i < 3; i++) {
+		size_t l = strlen(words[i]);
+		if ((size_t)(end - p) >= l && !memcmp(p, words[i], l))
+			return p + l;
+	}
+	return int_end(p, end);
+}
+
+/* The end of the value at p (a scalar or an array of them), or NULL. */
+static const char *value_end(const char *p, const char *end)
+{
+	if (p >= end || *p != '[')
+		return ferry__jscan_scalar_end(p, end);
+	if (++p < end && *p == ']')
+		return p + 1;
+	for (;;) {
+		if (!(p = ferry__jscan_scalar_end(p, end)) || p >= end)
+			return NULL;
+		if (*p == ']')
+			return p + 1;
+		if (*p++ != ',')
+			return NULL;
+	}
+}
+
+/*
+ * Notes the value of key k among keys (NULL ones stand for none). The
+ * search starts after the key found last: a stored spec names its keys
+ * in the order keys has them, mostly, which makes a row's look-ups linear.
+ */
+static void note(const char *k, size_t kn, const char *v, size_t vn, const char *const *keys,
+		 size_t nkeys, size_t *from, struct ferry_jspan *spans)
+{
+	for (size_t c = 0, i = *from; c < nkeys; c++, i = i + 1 == nkeys ? 0 : i + 1) {
+		if (keys[i] && keys[i][0] == *k && !strncmp(keys[i], k, kn) && !keys[i][kn]) {
+			spans[i] = (struct ferry_jspan){v, vn};
+			*from = i;
+			return;
+		}
+	}
+}
+
+int ferry__jscan_object(const char *text, size_t n, const char *const *keys, size_t nkeys,
+			struct ferry_jspan *spans)
+{
+	const char *p = text, *end = text + n, *k, *v;
+	size_t from = 0;
+
+	memset(spans, 0, nkeys * sizeof(*spans));
+	if (n < 2 || *p++ != '{')
+		return -1;
+	if (*p == '}')
+		return p + 1 == end ? 0 : -1;
+	for (;;) {
+		if (*p != '"' || !(v = string_end(p, end)) || v >= end || *v++ != ':')
+			return -1;
+		k = p + 1;
+		if (!(p = value_end(v, end)) || p >= end)
+			return -1;
+		/* a key with an escape is none of keys, which have none */
+		note(k, (size_t)(v - 2 - k), v, (size_t)(p - v), keys, nkeys, &from, spans);
+		if (*p == '}')
+			return p + 1 == end ? 0 : -1;
+		if (*p++ != ',' || p >= end)
+			return -1;
+	}
+}
