@@ -641,6 +641,35 @@ static void t_idempotent_key(void)
 	free(ids);
 }
 
+/*
+ * A key of an earlier request, or of a job before in the same request,
+ * gives that job's id, makes no second job and leaves no gap in the ids
+ * of the jobs after it (an insert that found the key by its conflict
+ * took an id: requests.c).
+ */
+static void t_key_known_in_batch(void)
+{
+	const char *argv[] = {"true", NULL};
+	const char *keys[4] = {"batch-key-new", "the-same-key", "batch-key-new", "batch-key-2"};
+	struct ferry_job_spec s[4];
+	ferry_job_id first = submit_argv(argv, keyed), ids[4], *all;
+	size_t before, n;
+
+	OK(ferry_jobs(conn, NULL, &all, &before));
+	free(all);
+	for (int i = 0; i < 4; i++) {
+		ferry_job_spec_init(&s[i]);
+		s[i].argv = argv;
+		s[i].hold = 1;
+		s[i].submission_key = keys[i];
+	}
+	OK(ferry_submit_many(conn, s, 4, ids));
+	CHECK(ids[1] == first && ids[2] == ids[0] && ids[3] == ids[0] + 1);
+	OK(ferry_jobs(conn, NULL, &all, &n));
+	CHECK(n == before + 2);
+	free(all);
+}
+
 static void t_submit_many(void)
 {
 	struct ferry_job_spec s[50];
@@ -1051,6 +1080,7 @@ static const struct {
     {"list_jobs_jsonl", t_list_jobs_jsonl},
     {"dispose", t_dispose},
     {"idempotent_key", t_idempotent_key},
+    {"key_known_in_batch", t_key_known_in_batch},
     {"submit_many", t_submit_many},
     {"submit_batches", t_submit_batches},
     {"control_select", t_control_select},

@@ -631,7 +631,8 @@ int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name,
 
 	bind_text(q, 1, key);
 	bind_text(q, 2, name);
-	bind_text(q, 3, spec);
+	/* not copied: the text outlives the statement's run (a copy a job of a bulk submit) */
+	sqlite3_bind_text(q, 3, spec, -1, SQLITE_STATIC);
 	sqlite3_bind_int(q, 4, st);
 	sqlite3_bind_double(q, 5, now);
 	if (run(db, S_INSERT, "insert job"))

@@ -80,46 +80,52 @@ static int link_transfers(struct ferry_engine *eng, int64_t id, json_t *n)
 	return pending;
 }
 
+/* The row of a new job of spec n: 0 and *id, or the request's failure. */
+static int record_job(struct ferry_req *r, json_t *n, const char *key, int hold, int64_t *id)
+{
+	char *text = ferry__json_dumps(n, JSON_COMPACT);
+	int rc;
+
+	if (!text)
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	rc = ferry__db_insert_job(
+	    ferry__engine_db(r->eng), key, json_string_value(json_object_get(n, "name")), text,
+	    hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE, ferry__now(), id);
+	free(text);
+	return rc ? ferry__req_fail(r, rc, "cannot record the job in the database") : 0;
+}
+
 static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen, int64_t *id)
 {
 	struct ferry_engine *eng = r->eng;
-	struct ferry_db *db = ferry__engine_db(eng);
 	char msg[900];
 	int code = 0;
 	json_t *n = ferry__spec_normalise(eng, spec, seen, msg, sizeof(msg), &code);
 	const char *key;
 	struct job *j;
-	char *text;
 	int hold, rc;
 
 	if (!n)
 		return ferry__req_fail(r, code, "job %zu: %s", idx, msg);
 	key = json_string_value(json_object_get(n, "submission_key"));
-	if (key && (rc = ferry__db_find_key(db, key, id)) != 0) {
+	/*
+	 * Looked up before the insert, not found by its conflict: an insert
+	 * that conflicts still takes an id of the sequence (AUTOINCREMENT),
+	 * and a replay would leave a gap in the ids of the jobs after it.
+	 */
+	if (key && (rc = ferry__db_find_key(ferry__engine_db(eng), key, id)) != 0) {
 		json_decref(n);
 		return rc < 0 ? ferry__req_fail(r, rc, "database error") : 0;
 	}
-	if ((rc = ferry__req_check_room(r))) { /* a new record: after the replay's answer */
+	hold = json_is_true(json_object_get(n, "hold"));
+	/* a new record: after the replay's answer */
+	if ((rc = ferry__req_check_room(r)) || (rc = record_job(r, n, key, hold, id))) {
 		json_decref(n);
 		return rc;
 	}
-	hold = json_is_true(json_object_get(n, "hold"));
-	text = ferry__json_dumps(n, JSON_COMPACT);
-	j = calloc(1, sizeof(*j));
-	if (!text || !j) {
-		free(text);
-		free(j);
+	if (!(j = calloc(1, sizeof(*j)))) {
 		json_decref(n);
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
-	}
-	rc =
-	    ferry__db_insert_job(db, key, json_string_value(json_object_get(n, "name")), text,
-				 hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE, ferry__now(), id);
-	free(text);
-	if (rc) {
-		free(j);
-		json_decref(n);
-		return ferry__req_fail(r, rc, "cannot record the job in the database");
 	}
 	j->id = *id;
 	j->state = hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE;
@@ -131,7 +137,7 @@ static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen
 	}
 	if (rc > 0) { /* inputs on their way */
 		j->state = hold ? FERRY_USER_SYSTEM_ON_HOLD : FERRY_SYSTEM_ON_HOLD;
-		ferry__db_set_state(db, *id, j->state);
+		ferry__db_set_state(ferry__engine_db(eng), *id, j->state);
 	}
 	j->cpus = (int)json_integer_value(json_object_get(n, "cpus"));
 	j->spec = n;

@@ -112,6 +112,18 @@ static int opt_bool(json_t *spec, const char *key, int *out, char *err, size_t e
 	return 0;
 }
 
+/*
+ * A string field checked by opt_string(), for the normalised spec: the
+ * client's own value, shared rather than copied (a bulk submit's jobs
+ * each carry a few), or null.
+ */
+static json_t *checked_string(json_t *spec, const char *key)
+{
+	json_t *v = json_object_get(spec, key);
+
+	return json_is_string(v) ? json_incref(v) : json_null();
+}
+
 /* Absolute path of p (relative to cwd); malloc'd. */
 static char *resolve(const char *cwd, const char *p)
 {
@@ -158,8 +170,10 @@ static int string_array(json_t *spec, const char *key, const char *cwd, size_t *
 		}
 		if (bytes)
 			*bytes += json_string_length(e) + 1;
-		r = cwd ? resolve(cwd, s) : strdup(s);
-		if (!r || json_array_append_new(a, ferry__json_bytes(r))) {
+		/* a path resolved is a new string; any other is the client's, shared */
+		r = cwd && s[0] != '/' ? resolve(cwd, s) : NULL;
+		if ((cwd && s[0] != '/' && !r) ||
+		    json_array_append_new(a, r ? ferry__json_bytes(r) : json_incref(e))) {
 			free(r);
 			json_decref(a);
 			return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
@@ -251,7 +265,7 @@ static int normalise_paths(json_t *spec, json_t *n, char **seen, const char **cw
 		free(*seen);
 		*seen = strdup(cwd); /* none for lack of memory: the next job looks again */
 	}
-	json_object_set_new(n, "working_directory", ferry__json_bytes(cwd));
+	json_object_set_new(n, "working_directory", checked_string(spec, "working_directory"));
 	if (in) {
 		char *p = resolve(cwd, in);
 		if (!p)
@@ -371,10 +385,11 @@ static int normalise_scalars(struct ferry_engine *eng, json_t *spec, json_t *n, 
 		return ferry__fail(err, errlen, FERRY_ERESOURCE,
 				   "the job asks for %lld cpus but resource '%s' has %d slots",
 				   (long long)cpus, ferry__engine_resource(eng), slots);
-	json_object_set_new(n, "name", ferry__json_bytes(name));
-	json_object_set_new(n, "queue", ferry__json_bytes(queue));
-	json_object_set_new(n, "native_specification", ferry__json_bytes(native));
-	json_object_set_new(n, "submission_key", ferry__json_bytes(key));
+	json_object_set_new(n, "name", checked_string(spec, "name"));
+	json_object_set_new(n, "queue", checked_string(spec, "queue"));
+	json_object_set_new(n, "native_specification",
+			    checked_string(spec, "native_specification"));
+	json_object_set_new(n, "submission_key", checked_string(spec, "submission_key"));
 	json_object_set_new(n, "disposal_timeout_hours", json_integer(disposal));
 	json_object_set_new(n, "cpus", json_integer(cpus));
 	json_object_set_new(n, "memory_mb", json_integer(mem));
