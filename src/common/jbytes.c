@@ -145,173 +145,74 @@ fail:
 	return NULL;
 }
 
-/* The compact text being written; failed once a realloc failed. */
-struct jout {
-	char *p;
-	size_t n, cap;
-	int failed;
-};
-
-static void out_put(struct jout *o, const char *s, size_t n)
+static void out_value(struct ferry_jtext *t, const json_t *v)
 {
-	if (o->failed)
-		return;
-	if (o->cap - o->n <= n) { /* and room for the final NUL */
-		size_t cap = o->cap ? o->cap : 512;
-		char *p;
-		while (cap - o->n <= n)
-			cap *= 2;
-		if (!(p = realloc(o->p, cap))) {
-			o->failed = 1;
-			return;
-		}
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->n, s, n);
-	o->n += n;
-}
-
-/* One character that must be escaped: what jansson writes, and the bytes' escape. */
-static void out_escape(struct jout *o, unsigned c)
-{
-	static const char hex[] = "0123456789abcdef";
-	char e[16];
-
-	switch (c) {
-	case '"':
-		out_put(o, "\\\"", 2);
-		return;
-	case '\\':
-		out_put(o, "\\\\", 2);
-		return;
-	case '\b':
-		out_put(o, "\\b", 2);
-		return;
-	case '\f':
-		out_put(o, "\\f", 2);
-		return;
-	case '\n':
-		out_put(o, "\\n", 2);
-		return;
-	case '\r':
-		out_put(o, "\\r", 2);
-		return;
-	case '\t':
-		out_put(o, "\\t", 2);
-		return;
-	}
-	if (c >= 0x80) { /* a byte no part of valid UTF-8: NUL and its hex (jbytes.h) */
-		memcpy(e, "\\u0000", 6);
-		e[6] = hex[c >> 4];
-		e[7] = hex[c & 15];
-		out_put(o, e, 8);
-		return;
-	}
-	snprintf(e, sizeof(e), "\\u%04X", c);
-	out_put(o, e, 6);
-}
-
-static void out_string(struct jout *o, const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s, *end = p + n, *run = p;
-	size_t k;
-
-	out_put(o, "\"", 1);
-	while (p < end) {
-		if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
-			p++;
-			continue;
-		}
-		if (*p >= 0x80 && (k = ferry__utf8_char(p, end))) {
-			p += k;
-			continue;
-		}
-		out_put(o, (const char *)run, (size_t)(p - run));
-		out_escape(o, *p++);
-		run = p;
-	}
-	out_put(o, (const char *)run, (size_t)(p - run));
-	out_put(o, "\"", 1);
-}
-
-static void out_value(struct jout *o, const json_t *v)
-{
-	const char *key, *sep = "";
-	char num[32];
+	const char *key;
 	json_t *e;
 	size_t i;
 
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
-		out_put(o, "{", 1);
+		ferry__jtext_raw(t, "{", 1);
+		i = 0;
 		json_object_foreach((json_t *)v, key, e)
 		{
-			out_put(o, sep, *sep != 0);
-			out_string(o, key, strlen(key));
-			out_put(o, ":", 1);
-			out_value(o, e);
-			sep = ",";
+			ferry__jtext_raw(t, ",", i++ > 0);
+			ferry__jtext_str(t, key, strlen(key));
+			ferry__jtext_raw(t, ":", 1);
+			out_value(t, e);
 		}
-		out_put(o, "}", 1);
+		ferry__jtext_raw(t, "}", 1);
 		return;
 	case JSON_ARRAY:
-		out_put(o, "[", 1);
+		ferry__jtext_raw(t, "[", 1);
 		json_array_foreach(v, i, e)
 		{
-			out_put(o, ",", i > 0);
-			out_value(o, e);
+			ferry__jtext_raw(t, ",", i > 0);
+			out_value(t, e);
 		}
-		out_put(o, "]", 1);
+		ferry__jtext_raw(t, "]", 1);
 		return;
 	case JSON_STRING:
-		out_string(o, json_string_value(v), json_string_length(v));
+		ferry__jtext_str(t, json_string_value(v), json_string_length(v));
 		return;
 	case JSON_INTEGER:
-		i = (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-				     json_integer_value(v));
-		out_put(o, num, i);
+		ferry__jtext_int(t, json_integer_value(v));
 		return;
-	case JSON_REAL: { /* jansson's precision and form */
-		char *r = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!r)
-			o->failed = 1;
-		else
-			out_put(o, r, strlen(r));
-		free(r);
+	case JSON_REAL:
+		ferry__jtext_real(t, json_real_value(v));
 		return;
-	}
 	case JSON_TRUE:
-		out_put(o, "true", 4);
+		ferry__jtext_raw(t, "true", 4);
 		return;
 	case JSON_FALSE:
-		out_put(o, "false", 5);
+		ferry__jtext_raw(t, "false", 5);
 		return;
 	default:
-		out_put(o, "null", 4);
+		ferry__jtext_raw(t, "null", 4);
 	}
 }
 
 /*
- * The compact form, written here rather than by jansson: a bulk submit
- * writes a frame of thousands of specs at the client and each spec's
- * stored text at the engine, and jansson's dump (a callback per piece, a
- * UTF-8 check of each string, then the escaped copy when one is no
- * UTF-8) took as much of the engine's time as the database's insert.
- * The same text as json_dumps(v, JSON_COMPACT) for valid UTF-8.
+ * The compact form, written with the listing's text writer (below) rather
+ * than by jansson: a bulk submit writes a frame of thousands of specs at
+ * the client and each spec's stored text at the engine, and jansson's dump
+ * (a callback per piece, a UTF-8 check of each string, then the escaped
+ * copy when one is no UTF-8) took as much of the engine's time as the
+ * database's insert. The same text as json_dumps(v, JSON_COMPACT) for
+ * valid UTF-8, with the bytes' escape written in the same pass.
  */
 static char *dump_compact(const json_t *v)
 {
-	struct jout o = {0};
+	struct ferry_jtext t = {0};
 
-	out_value(&o, v);
-	out_put(&o, "", 0);
-	if (o.failed) {
-		free(o.p);
+	out_value(&t, v);
+	ferry__jtext_raw(&t, "", 1);
+	if (t.bad) {
+		ferry__jtext_free(&t);
 		return NULL;
 	}
-	o.p[o.n] = '\0';
-	return o.p;
+	return t.p;
 }
 
 char *ferry__json_dumps(const json_t *v, size_t flags)
