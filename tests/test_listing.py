@@ -304,7 +304,7 @@ def test_schema_3_gets_the_state_index(ferry):
     assert [j["id"] for j in ferry.json("jobs", "--state", "user_on_hold")] == ids
     ferry.run("daemon", "stop")
     with sqlite3.connect(db) as h:
-        assert h.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("4",)
+        assert h.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("5",)
         plan = h.execute("EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE state = 3 AND "
                          "disposed = 0 AND id > 0 ORDER BY id LIMIT 10").fetchall()
     h.close()

@@ -1110,7 +1110,7 @@ def test_database_of_schema_1_is_carried_over(local):
     db = sqlite3.connect(os.path.join(local.state_dir, "ferry.db"))
     # and on through schema 3 (a job's lost starts kept in its row) and 4
     # (an index of the jobs by state, for listings)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("4",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("5",)
     assert db.execute("SELECT name FROM sqlite_master WHERE name = 'jobs_state'").fetchone()
     cols = [r[1] for r in db.execute("PRAGMA table_info(transfers)")]
     assert "doc" not in cols, cols

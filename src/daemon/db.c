@@ -14,7 +14,10 @@
 #include "jobfields.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
+
+/* A job not ended as the engine takes it back (struct db_job_row) */
+#define ACTIVE_COLS "id, state, kill_requested, disposed, spec, started_at, native_id, requeues"
 
 enum stmt_id {
 	S_BEGIN,
@@ -34,6 +37,8 @@ enum stmt_id {
 	S_SET_ENDED,
 	S_DELETE,
 	S_ACTIVE,
+	S_ACTIVE_ONE,
+	S_KILL_HELD,
 	S_STATUS,
 	S_JOB,
 	S_LIST_IDS,
@@ -42,6 +47,7 @@ enum stmt_id {
 	S_JOB_RANGE,
 	S_SELECT,
 	S_SELECT_STATE,
+	S_SELECT_STATE_IDS,
 	S_EXPIRED,
 	S_SPEC,
 	S_TR_INSERT,
@@ -101,8 +107,32 @@ static const char *const sql[S_COUNT] = {
 		    "dispose_after = ?11 + ?14 * COALESCE(?13, "
 		    "json_extract(spec, '$.disposal_timeout_hours'), 168) WHERE id = ?1",
     [S_DELETE] = "DELETE FROM jobs WHERE id = ?1",
-    [S_ACTIVE] = "SELECT id, state, kill_requested, disposed, spec, started_at, native_id, "
-		 "requeues FROM jobs WHERE ended_at IS NULL ORDER BY id",
+    /*
+     * The jobs the engine keeps in memory at its start: every one not
+     * ended but those it leaves in the database (state ?1, not flagged:
+     * held, engine.c), each part a range of jobs_live.
+     */
+    [S_ACTIVE] = "SELECT " ACTIVE_COLS " FROM jobs WHERE ended_at IS NULL AND state < ?1 "
+		 "UNION ALL SELECT " ACTIVE_COLS " FROM jobs WHERE ended_at IS NULL AND state > ?1 "
+		 "UNION ALL SELECT " ACTIVE_COLS " FROM jobs WHERE ended_at IS NULL AND state = ?1 "
+		 "AND disposed = 1 "
+		 "UNION ALL SELECT " ACTIVE_COLS " FROM jobs WHERE ended_at IS NULL AND state = ?1 "
+		 "AND disposed = 0 AND kill_requested = 1 ORDER BY 1",
+    /* one job not ended that the engine left in the database */
+    [S_ACTIVE_ONE] = "SELECT " ACTIVE_COLS " FROM jobs WHERE id = ?1 AND ended_at IS NULL",
+    /*
+     * Kills the held jobs of ids ?1..?2 the engine keeps in the database
+     * only, as ending each one would (ferry__db_set_ended of a job killed
+     * before it started), in one statement. A job that produces an
+     * output is left to the engine: its end tells the transfer.
+     */
+    [S_KILL_HELD] = "UPDATE jobs SET state = ?3, exit_status = ?4, signal = 0, ended_at = ?5, "
+		    "message = 'killed by user before it started', "
+		    "dispose_after = ?5 + ?6 * COALESCE("
+		    "json_extract(spec, '$.disposal_timeout_hours'), 168) "
+		    "WHERE state = ?7 AND disposed = 0 AND kill_requested = 0 AND "
+		    "ended_at IS NULL AND id >= ?1 AND id <= ?2 AND NOT EXISTS "
+		    "(SELECT 1 FROM transfer_refs r WHERE r.job = jobs.id AND r.role = 1)",
     [S_STATUS] = "SELECT state FROM jobs WHERE id = ?1 AND disposed = 0",
     [S_JOB] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND disposed = 0",
     /*
@@ -120,9 +150,12 @@ static const char *const sql[S_COUNT] = {
     [S_JOB_RANGE] = "SELECT " JOB_COLS " FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0 "
 		    "ORDER BY id",
     /* a control by selection (ferry__db_select_jobs): by id, or by state through jobs_state */
-    [S_SELECT] = "SELECT id, name FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0",
-    [S_SELECT_STATE] = "SELECT id, name FROM jobs WHERE state = ?3 AND disposed = 0 AND "
+    [S_SELECT] = "SELECT id, name, state FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0",
+    [S_SELECT_STATE] = "SELECT id, name, state FROM jobs WHERE state = ?3 AND disposed = 0 AND "
 		       "id >= ?1 AND id <= ?2",
+    /* without the name, jobs_state alone answers: no row of the table is read */
+    [S_SELECT_STATE_IDS] = "SELECT id, NULL, state FROM jobs WHERE state = ?3 AND disposed = 0 "
+			   "AND id >= ?1 AND id <= ?2",
     [S_EXPIRED] = "SELECT id FROM jobs WHERE dispose_after IS NOT NULL AND "
 		  "dispose_after < ?1",
     [S_SPEC] = "SELECT spec, ended_at IS NOT NULL FROM jobs WHERE id = ?1 AND disposed = 0",
@@ -178,7 +211,9 @@ static const char schema[] =
     " dispose_after REAL,"
     /* how often its start was lost with the job runner (local) */
     " requeues INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS jobs_active ON jobs(ended_at) WHERE ended_at IS NULL;"
+    /* the jobs not ended by state: what an engine loads at its start (S_ACTIVE) */
+    "CREATE INDEX IF NOT EXISTS jobs_live ON jobs(state, disposed, kill_requested) "
+    "WHERE ended_at IS NULL;"
     "CREATE INDEX IF NOT EXISTS jobs_dispose ON jobs(dispose_after);"
     /* a listing by state costs its result, not the table (ferry__db_list_ids) */
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state) WHERE disposed = 0;"
@@ -205,7 +240,7 @@ static const char schema[] =
     " tid INTEGER NOT NULL, job INTEGER NOT NULL, role INTEGER NOT NULL,"
     " PRIMARY KEY(tid, job, role));"
     "CREATE INDEX IF NOT EXISTS transfer_refs_job ON transfer_refs(job);"
-    "INSERT OR IGNORE INTO meta VALUES('schema', '4');";
+    "INSERT OR IGNORE INTO meta VALUES('schema', '5');";
 
 /*
  * What takes a database of schema N to N + 1, at index N, each in a
@@ -227,6 +262,13 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "BEGIN IMMEDIATE;"
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state) WHERE disposed = 0;"
     "UPDATE meta SET value = '4' WHERE key = 'schema';"
+    "COMMIT;",
+    [4] = /* schema 4 found the jobs not ended by ended_at alone: held ones were read too */
+    "BEGIN IMMEDIATE;"
+    "DROP INDEX IF EXISTS jobs_active;"
+    "CREATE INDEX IF NOT EXISTS jobs_live ON jobs(state, disposed, kill_requested) "
+    "WHERE ended_at IS NULL;"
+    "UPDATE meta SET value = '5' WHERE key = 'schema';"
     "COMMIT;",
 };
 
@@ -732,33 +774,75 @@ int ferry__db_delete_job(struct ferry_db *db, int64_t id)
 	return run(db, S_DELETE, "delete job");
 }
 
-int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),
-			  void *arg)
+/* The row q is on as a struct db_job_row to cb: its return. */
+static int active_row(sqlite3_stmt *q, int (*cb)(void *arg, struct db_job_row *row), void *arg)
+{
+	struct db_job_row row = {
+	    .id = sqlite3_column_int64(q, 0),
+	    .state = (enum ferry_job_status)sqlite3_column_int(q, 1),
+	    .kill_requested = sqlite3_column_int(q, 2),
+	    .disposed = sqlite3_column_int(q, 3),
+	    /* not copied: a held job's spec is not even parsed (engine.c) */
+	    .spec = (const char *)sqlite3_column_text(q, 4),
+	    .started_at = sqlite3_column_double(q, 5),
+	    .native_id = ferry__db_col_strdup(q, 6),
+	    .requeues = sqlite3_column_int(q, 7),
+	};
+	int err = cb(arg, &row);
+
+	free(row.native_id);
+	return err;
+}
+
+int ferry__db_active_jobs(struct ferry_db *db, int left,
+			  int (*cb)(void *arg, struct db_job_row *row), void *arg)
 {
 	sqlite3_stmt *q = db->st[S_ACTIVE];
 	int rc, err = 0;
 
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		struct db_job_row row = {
-		    .id = sqlite3_column_int64(q, 0),
-		    .state = (enum ferry_job_status)sqlite3_column_int(q, 1),
-		    .kill_requested = sqlite3_column_int(q, 2),
-		    .disposed = sqlite3_column_int(q, 3),
-		    /* not copied: a held job's spec is not even parsed (engine.c) */
-		    .spec = (const char *)sqlite3_column_text(q, 4),
-		    .started_at = sqlite3_column_double(q, 5),
-		    .native_id = ferry__db_col_strdup(q, 6),
-		    .requeues = sqlite3_column_int(q, 7),
-		};
-		err = cb(arg, &row);
-		free(row.native_id);
-		if (err)
-			break;
-	}
+	sqlite3_bind_int(q, 1, left);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW && !(err = active_row(q, cb, arg)))
+		;
 	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
 	if (!err && rc != SQLITE_DONE)
 		return db_fail(db, "list active jobs");
 	return err;
+}
+
+int ferry__db_active_job(struct ferry_db *db, int64_t id,
+			 int (*cb)(void *arg, struct db_job_row *row), void *arg)
+{
+	sqlite3_stmt *q = db->st[S_ACTIVE_ONE];
+	int rc, err = 0;
+
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		err = active_row(q, cb, arg);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return err;
+	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "read an active job");
+}
+
+int ferry__db_kill_held(struct ferry_db *db, int64_t first, int64_t last, double now, double hour_s,
+			size_t *changed)
+{
+	sqlite3_stmt *q = db->st[S_KILL_HELD];
+
+	sqlite3_bind_int64(q, 1, first);
+	sqlite3_bind_int64(q, 2, last);
+	sqlite3_bind_int(q, 3, FERRY_FAILED);
+	sqlite3_bind_int(q, 4, FERRY_KILLED_BY_USER);
+	sqlite3_bind_double(q, 5, now);
+	sqlite3_bind_double(q, 6, hour_s);
+	sqlite3_bind_int(q, 7, FERRY_USER_ON_HOLD);
+	if (run(db, S_KILL_HELD, "kill held jobs"))
+		return FERRY_EINTERNAL;
+	*changed = (size_t)sqlite3_changes(db->h);
+	return 0;
 }
 
 int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st)
@@ -849,7 +933,7 @@ int ferry__db_list_ids(struct ferry_db *db, const struct db_list *l, int64_t *id
 }
 
 static int select_state(struct ferry_db *db, enum stmt_id s, int state, int64_t first, int64_t last,
-			int (*cb)(void *arg, int64_t id, const char *name), void *arg)
+			int (*cb)(void *arg, int64_t id, const char *name, int state), void *arg)
 {
 	sqlite3_stmt *q = db->st[s];
 	int rc = 0, step = SQLITE_DONE;
@@ -859,7 +943,8 @@ static int select_state(struct ferry_db *db, enum stmt_id s, int state, int64_t 
 	if (state >= 0)
 		sqlite3_bind_int(q, 3, state);
 	while (!rc && (step = sqlite3_step(q)) == SQLITE_ROW)
-		rc = cb(arg, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1));
+		rc = cb(arg, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1),
+			sqlite3_column_int(q, 2));
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
 	if (rc)
@@ -867,8 +952,9 @@ static int select_state(struct ferry_db *db, enum stmt_id s, int state, int64_t 
 	return step == SQLITE_DONE ? 0 : db_fail(db, "select jobs");
 }
 
-int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, int64_t last,
-			  int (*cb)(void *arg, int64_t id, const char *name), void *arg)
+int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int names, int64_t first,
+			  int64_t last,
+			  int (*cb)(void *arg, int64_t id, const char *name, int state), void *arg)
 {
 	int rc = 0;
 
@@ -876,7 +962,8 @@ int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, i
 		return select_state(db, S_SELECT, -1, first, last, cb, arg);
 	for (int st = 0; !rc && st < 32; st++)
 		if (states & (1u << st))
-			rc = select_state(db, S_SELECT_STATE, st, first, last, cb, arg);
+			rc = select_state(db, names ? S_SELECT_STATE : S_SELECT_STATE_IDS, st,
+					  first, last, cb, arg);
 	return rc;
 }
 

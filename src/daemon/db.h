@@ -70,9 +70,24 @@ int ferry__db_set_kill(struct ferry_db *db, int64_t id, int disposed);
 int ferry__db_set_ended(struct ferry_db *db, int64_t id, enum ferry_job_status st,
 			const struct job_result *r, double hours, double hour_s);
 int ferry__db_delete_job(struct ferry_db *db, int64_t id);
-/* Iterates the jobs not ended yet, oldest first. */
-int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),
-			  void *arg);
+/*
+ * Iterates the jobs not ended yet, oldest first, but those in state left
+ * (-1: none) that are neither disposed nor being killed: the engine
+ * leaves those in the database (engine.c).
+ */
+int ferry__db_active_jobs(struct ferry_db *db, int left,
+			  int (*cb)(void *arg, struct db_job_row *row), void *arg);
+/* Job id if it has not ended, to cb: cb's return, FERRY_ENOJOB, or another error. */
+int ferry__db_active_job(struct ferry_db *db, int64_t id,
+			 int (*cb)(void *arg, struct db_job_row *row), void *arg);
+/*
+ * Ends the held jobs first..last that are neither disposed nor being
+ * killed nor produce an output, killed before they started, in one
+ * statement (disposal after their hours of hour_s seconds from now); how
+ * many into *changed. 0, or FERRY_EINTERNAL.
+ */
+int ferry__db_kill_held(struct ferry_db *db, int64_t first, int64_t last, double now, double hour_s,
+			size_t *changed);
 /* Status of any job; 0, FERRY_ENOJOB. */
 int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st);
 /* Job object as in docs/protocol.md; NULL and FERRY_ENOJOB when unknown. */
@@ -99,13 +114,15 @@ int ferry__db_jobs_json(struct ferry_db *db, const int64_t *ids, size_t n,
 			int (*cb)(void *arg, json_t *job, size_t bytes), void *arg);
 /*
  * The jobs not disposed with ids from first to last in one of states (bit
- * 1 << state; 0: any), each handed to cb with its name (NULL: none),
+ * 1 << state; 0: any), each handed to cb with its state and its name (NULL:
+ * none, or not asked for: names 0, which needs no row of the table read),
  * ascending by id within a state: a range of jobs_state for each state, or
  * of the primary key. cb returns 0 to go on, or a negative code, which is
  * returned. cb must not change the jobs table (collect, then act).
  */
-int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, int64_t last,
-			  int (*cb)(void *arg, int64_t id, const char *name), void *arg);
+int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int names, int64_t first,
+			  int64_t last,
+			  int (*cb)(void *arg, int64_t id, const char *name, int state), void *arg);
 /* Ids of ended jobs whose disposal deadline passed. */
 int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n);
 /* Spec text of any job (malloc'd) and whether it ended. */

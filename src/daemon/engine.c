@@ -333,19 +333,17 @@ void ferry__engine_job_native_id(struct ferry_engine *eng, struct job *j, const 
 }
 
 /*
- * A held job of the engine's own scheduler waits in the database only:
- * its normalised spec (some 3 KB of JSON objects) is read back when it is
- * needed, at its start or its end. Kept, it took half the engine's time of
- * a big held submit (malloc and first touches of new memory: 30 against
- * 16 us a job, measured at 100,000) and memory nothing used. A DRMS gets
- * its held jobs at once (hand_queued): those keep theirs.
+ * A job the user holds on the engine's own scheduler waits in the
+ * database only, not as a struct job (docs/architecture.md, "Held jobs
+ * wait in the database"): nothing happens to it until a request names it,
+ * which takes it back (ferry__engine_job_load). A DRMS gets its held jobs
+ * at once (hand_queued): those stay. So does a job something waits on, or
+ * one being killed or disposed.
  */
-static void job_spec_drop(struct ferry_engine *eng, struct job *j)
+static int parked(const struct ferry_engine *eng, const struct job *j)
 {
-	if (!drms(eng) && j->state == FERRY_USER_ON_HOLD) {
-		json_decref(j->spec);
-		j->spec = NULL;
-	}
+	return !drms(eng) && j->state == FERRY_USER_ON_HOLD && !j->kill_requested &&
+	       !j->dispose_requested && !j->wmarks && !j->in_queue && !j->handing && !j->handed;
 }
 
 void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r)
@@ -502,6 +500,54 @@ static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_ex
 
 /* ---- for the job requests (requests.c) ---- */
 
+static struct job *job_of_row(struct db_job_row *row, int lazy);
+
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int load_row(void *arg, struct db_job_row *row)
+{
+	struct job **out = arg;
+
+	*out = job_of_row(row, 1);
+	return *out ? 0 : FERRY_ENOMEM;
+}
+
+struct job *ferry__engine_job_load(struct ferry_engine *eng, int64_t id)
+{
+	struct job *j = ferry__engine_job(eng, id);
+	int rc;
+
+	if (j || drms(eng))
+		return j;
+	if ((rc = ferry__db_active_job(eng->db, id, load_row, &j))) {
+		if (rc != FERRY_ENOJOB)
+			fprintf(stderr, "ferryd: job %lld: cannot read it from the database: %s\n",
+				(long long)id, ferry__db_why(eng->db, NULL) ?: "out of memory");
+		return NULL;
+	}
+	if (job_add(eng, j) < 0) {
+		job_free(j);
+		return NULL;
+	}
+	/* the ids of the open transaction's inserts ascend */
+	j->fresh = eng->nfresh && bsearch(&id, eng->fresh, eng->nfresh, sizeof(id), cmp_id);
+	/* as at the start (recover): one an earlier engine started is the runner's */
+	if (eng->be->adopt(eng->be_self, j))
+		return ferry__engine_job(eng, id);
+	if (j->kill_requested) {
+		end_unstarted(eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
+		return NULL;
+	}
+	if (wants_queue(eng, j))
+		queue_append(eng, j);
+	return j;
+}
+
 int ferry__engine_job_status(struct ferry_engine *eng, int64_t id, enum ferry_job_status *st)
 {
 	struct job *j = ferry__engine_job(eng, id);
@@ -646,11 +692,62 @@ int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 	return ferry__waits_add(&eng->waits, eng, c, def, ids, n, deadline);
 }
 
+struct idlist {
+	int64_t *v;
+	size_t n, cap;
+};
+
+static int id_found(void *arg, int64_t id, const char *name, int state)
+{
+	struct idlist *l = arg;
+
+	(void)name;
+	(void)state;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		int64_t *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return FERRY_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = id;
+	return 0;
+}
+
+/* Takes back the held jobs up to upto (< 0: all) that wait in the database. */
+static int load_held(struct ferry_engine *eng, int64_t upto)
+{
+	struct idlist l = {0};
+	int rc = ferry__db_select_jobs(eng->db, 1u << FERRY_USER_ON_HOLD, 0, 1,
+				       upto < 0 ? INT64_MAX : upto, id_found, &l);
+
+	/* collected first: taking one back may write its row (adopt) */
+	for (size_t i = 0; !rc && i < l.n; i++)
+		ferry__engine_job_load(eng, l.v[i]);
+	free(l.v);
+	return rc;
+}
+
 int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
 			   const struct ferry_reqdef *def, unsigned states, int64_t upto,
 			   double deadline)
 {
+	/* a wait marks its jobs in memory: the held ones come back from the database */
+	int rc =
+	    !drms(eng) && (states & (1u << FERRY_USER_ON_HOLD)) && upto ? load_held(eng, upto) : 0;
+
+	if (rc)
+		return rc;
 	return ferry__waits_add_all(&eng->waits, eng, c, def, states, upto, deadline);
+}
+
+int ferry__engine_kill_held(struct ferry_engine *eng, int64_t first, int64_t last, size_t *changed)
+{
+	*changed = 0;
+	if (drms(eng))
+		return 0;
+	return ferry__db_kill_held(eng->db, first, last, ferry__now(), eng->hour_s, changed);
 }
 
 void ferry__engine_each_job(struct ferry_engine *eng, void (*fn)(void *arg, struct job *j),
@@ -699,7 +796,8 @@ int ferry__engine_job_add_new(struct ferry_engine *eng, struct job *j)
 	}
 	j->fresh = 1;
 	eng->fresh[eng->nfresh++] = j->id;
-	job_spec_drop(eng, j);
+	if (parked(eng, j)) /* kept in fresh: taken back before the commit, it is fresh */
+		job_remove(eng, j);
 	return 0;
 }
 
@@ -955,6 +1053,28 @@ struct recovered {
 	int lazy; /* jobs wait without their spec (ferry__engine_job_spec) */
 };
 
+/* A job of the database as the engine tracks it; NULL when out of memory. */
+static struct job *job_of_row(struct db_job_row *row, int lazy)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->id = row->id;
+	j->state = row->state;
+	j->kill_requested = row->kill_requested;
+	j->dispose_requested = row->disposed;
+	j->requeues = row->requeues;
+	j->started_at = row->started_at;
+	j->native_id = row->native_id;
+	row->native_id = NULL;
+	if (lazy)
+		j->cpus = 1; /* counted once its spec is read */
+	else
+		job_set_spec(j, row->spec ? ferry__json_loads(row->spec) : NULL);
+	return j;
+}
+
 static int collect_row(void *arg, struct db_job_row *row)
 {
 	struct recovered *rec = arg;
@@ -967,21 +1087,8 @@ static int collect_row(void *arg, struct db_job_row *row)
 			return FERRY_ENOMEM;
 		rec->v = nv;
 	}
-	j = calloc(1, sizeof(*j));
-	if (!j)
+	if (!(j = job_of_row(row, rec->lazy)))
 		return FERRY_ENOMEM;
-	j->id = row->id;
-	j->state = row->state;
-	j->kill_requested = row->kill_requested;
-	j->dispose_requested = row->disposed;
-	j->requeues = row->requeues;
-	j->started_at = row->started_at;
-	j->native_id = row->native_id;
-	row->native_id = NULL;
-	if (rec->lazy)
-		j->cpus = 1; /* counted once its spec is read */
-	else
-		job_set_spec(j, row->spec ? ferry__json_loads(row->spec) : NULL);
 	rec->v[rec->n++] = j;
 	return 0;
 }
@@ -1013,7 +1120,8 @@ static int recover(struct ferry_engine *eng)
 {
 	/* a DRMS is handed held jobs too, in batches of alike specs */
 	struct recovered rec = {.lazy = !drms(eng)};
-	int rc = ferry__db_active_jobs(eng->db, collect_row, &rec);
+	int rc =
+	    ferry__db_active_jobs(eng->db, drms(eng) ? -1 : FERRY_USER_ON_HOLD, collect_row, &rec);
 	size_t i;
 
 	for (i = 0; !rc && i < rec.n; i++) {

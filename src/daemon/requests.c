@@ -349,7 +349,8 @@ static int wait_all(struct ferry_req *r, double deadline)
 	rc = ferry__engine_wait_all(r->eng, r->client, r->def, mask, u ? json_integer_value(u) : -1,
 				    deadline);
 	if (rc < 0)
-		return ferry__req_fail(r, rc, "out of memory");
+		return ferry__req_fail(
+		    r, rc, rc == FERRY_ENOMEM ? "out of memory" : "cannot read the held jobs");
 	r->deferred = 1;
 	return 0;
 }
@@ -504,7 +505,7 @@ static int release_one(struct ferry_req *r, struct job *j, int restart, int sel)
  */
 static int control_one(struct ferry_req *r, int64_t id, const char *action, int sel)
 {
-	struct job *j = ferry__engine_job(r->eng, id);
+	struct job *j = ferry__engine_job_load(r->eng, id);
 
 	if (!j) /* ended */
 		return strcmp(action, "kill") ? ended_error(r, id, action) : ONE_NOOP;
@@ -525,7 +526,7 @@ static int control_one(struct ferry_req *r, int64_t id, const char *action, int 
 /* dispose of job id, which exists: 0, or a FERRY_E* code with r->err set */
 static int dispose_one(struct ferry_req *r, int64_t id, int sel)
 {
-	struct job *j = ferry__engine_job(r->eng, id);
+	struct job *j = ferry__engine_job_load(r->eng, id);
 	int rc;
 
 	if (j) {

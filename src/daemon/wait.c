@@ -68,7 +68,8 @@ static int waiter_done(struct ferry_engine *eng, struct waiter *w)
 	if (w->all)
 		return w->left == 0;
 	while (w->pos < w->n) {
-		struct job *j = ferry__engine_job(eng, w->ids[w->pos]);
+		/* a held job waiting in the database comes back to be waited on */
+		struct job *j = ferry__engine_job_load(eng, w->ids[w->pos]);
 		if (j && !j->dispose_requested)
 			return 0;
 		w->pos++;
