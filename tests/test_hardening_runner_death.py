@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from conftest import pid_alive, poll, runner_pid, wait_dead
+from conftest import SCHEMA_5_TO_4, pid_alive, poll, runner_pid, wait_dead
 from test_crash import count_lines
 from test_hardening_connections import start_engine
 
@@ -302,7 +302,7 @@ def test_database_of_schema_2_gains_the_count(ferry):
     jid = ferry.submit("true", opts=["--hold"])
     ferry.run("daemon", "stop")
     db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
-    db.executescript("""
+    db.executescript(SCHEMA_5_TO_4 + """
         ALTER TABLE jobs DROP COLUMN requeues;
         UPDATE meta SET value = '2' WHERE key = 'schema';
     """)

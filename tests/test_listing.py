@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Ferry, _check_build, new_base
+from conftest import SCHEMA_5_TO_4, Ferry, _check_build, new_base
 from test_hardening_connections import asan_build
 
 BIG = 100_000
@@ -298,6 +298,7 @@ def test_schema_3_gets_the_state_index(ferry):
     ferry.run("daemon", "stop")
     db = os.path.join(ferry.state_dir, "ferry.db")
     with sqlite3.connect(db) as h:
+        h.executescript(SCHEMA_5_TO_4)
         h.execute("DROP INDEX jobs_state")
         h.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
     h.close()

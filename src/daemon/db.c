@@ -17,7 +17,9 @@
 #define SCHEMA_VERSION 5
 
 /* A job not ended as the engine takes it back (struct db_job_row) */
-#define ACTIVE_COLS "id, state, kill_requested, disposed, spec, started_at, native_id, requeues"
+#define ACTIVE_COLS                                                                                \
+	"id, state, kill_requested, disposed, "                                                    \
+	"(SELECT spec FROM job_specs s WHERE s.id = jobs.id), started_at, native_id, requeues"
 
 enum stmt_id {
 	S_BEGIN,
@@ -27,6 +29,7 @@ enum stmt_id {
 	S_ROLLBACK_SP,
 	S_FIND_KEY,
 	S_INSERT,
+	S_INSERT_SPEC,
 	S_SET_STATE,
 	S_SET_STARTED,
 	S_SET_KILL,
@@ -83,8 +86,10 @@ static const char *const sql[S_COUNT] = {
     [S_RELEASE] = "RELEASE sub",
     [S_ROLLBACK_SP] = "ROLLBACK TO sub",
     [S_FIND_KEY] = "SELECT id FROM jobs WHERE skey = ?1 AND disposed = 0",
-    [S_INSERT] = "INSERT INTO jobs(skey, name, spec, state, submitted_at) "
-		 "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_INSERT] = "INSERT INTO jobs(skey, name, state, submitted_at, disposal_hours) "
+		 "VALUES (?1, ?2, ?4, ?5, ?6)",
+    /* a job's spec, apart from its row (schema 5) */
+    [S_INSERT_SPEC] = "INSERT INTO job_specs(id, spec) VALUES (?1, ?2)",
     [S_SET_STATE] = "UPDATE jobs SET state = ?2 WHERE id = ?1",
     [S_SET_STARTED] = "UPDATE jobs SET state = ?4, started_at = ?2, native_id = ?3 "
 		      "WHERE id = ?1",
@@ -93,8 +98,8 @@ static const char *const sql[S_COUNT] = {
     [S_MAX_ID] = "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0), "
 		 "COALESCE((SELECT max(id) FROM jobs), 0))",
     /* an explicit id moves the sequence past it */
-    [S_INSERT_LOST] = "INSERT INTO jobs(id, spec, state, exit_status, submitted_at, ended_at, "
-		      "message, dispose_after) VALUES (?1, '{}', ?2, ?3, ?4, ?4, ?5, ?6)",
+    [S_INSERT_LOST] = "INSERT INTO jobs(id, state, exit_status, submitted_at, ended_at, "
+		      "message, dispose_after) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
     [S_SET_REQUEUED] = "UPDATE jobs SET state = ?2, started_at = NULL, native_id = NULL, "
 		       "requeues = ?3 WHERE id = ?1",
     /* a disposed job gives its key back at once */
@@ -103,9 +108,8 @@ static const char *const sql[S_COUNT] = {
     [S_SET_ENDED] = "UPDATE jobs SET state = ?2, exit_status = ?3, exit_value = ?4, "
 		    "signal = ?5, cpu_user = ?6, cpu_sys = ?7, max_rss_kb = ?8, wall = ?9, "
 		    "started_at = COALESCE(started_at, ?10), ended_at = ?11, message = ?12, "
-		    /* a job kept without its spec (engine.c) takes its hours from here */
-		    "dispose_after = ?11 + ?14 * COALESCE(?13, "
-		    "json_extract(spec, '$.disposal_timeout_hours'), 168) WHERE id = ?1",
+		    /* a job kept without its spec (engine.c) takes its hours from its row */
+		    "dispose_after = ?11 + ?14 * COALESCE(?13, disposal_hours, 168) WHERE id = ?1",
     [S_DELETE] = "DELETE FROM jobs WHERE id = ?1",
     /*
      * The jobs the engine keeps in memory at its start: every one not
@@ -128,13 +132,13 @@ static const char *const sql[S_COUNT] = {
      */
     [S_KILL_HELD] = "UPDATE jobs SET state = ?3, exit_status = ?4, signal = 0, ended_at = ?5, "
 		    "message = 'killed by user before it started', "
-		    "dispose_after = ?5 + ?6 * COALESCE("
-		    "json_extract(spec, '$.disposal_timeout_hours'), 168) "
+		    "dispose_after = ?5 + ?6 * COALESCE(disposal_hours, 168) "
 		    "WHERE state = ?7 AND disposed = 0 AND kill_requested = 0 AND "
 		    "ended_at IS NULL AND id >= ?1 AND id <= ?2 AND NOT EXISTS "
 		    "(SELECT 1 FROM transfer_refs r WHERE r.job = jobs.id AND r.role = 1)",
     [S_STATUS] = "SELECT state FROM jobs WHERE id = ?1 AND disposed = 0",
-    [S_JOB] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND disposed = 0",
+    [S_JOB] = "SELECT " JOB_COLS " FROM jobs JOIN job_specs USING (id) WHERE id = ?1 AND "
+	      "disposed = 0",
     /*
      * A listing's page (ferry__db_list_ids): keyset by id, each page its
      * own short read. By state through jobs_state, which holds the id
@@ -147,7 +151,8 @@ static const char *const sql[S_COUNT] = {
 			 "ORDER BY id LIMIT ?3",
     [S_LIST_IDS_STATE_SINCE] = "SELECT id FROM jobs WHERE state = ?4 AND disposed = 0 AND "
 			       "id > ?1 AND submitted_at >= ?2 ORDER BY id LIMIT ?3",
-    [S_JOB_RANGE] = "SELECT " JOB_COLS " FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0 "
+    [S_JOB_RANGE] = "SELECT " JOB_COLS " FROM jobs JOIN job_specs USING (id) WHERE id >= ?1 AND "
+		    "id <= ?2 AND disposed = 0 "
 		    "ORDER BY id",
     /* a control by selection (ferry__db_select_jobs): by id, or by state through jobs_state */
     [S_SELECT] = "SELECT id, name, state FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0",
@@ -158,7 +163,8 @@ static const char *const sql[S_COUNT] = {
 			   "AND id >= ?1 AND id <= ?2",
     [S_EXPIRED] = "SELECT id FROM jobs WHERE dispose_after IS NOT NULL AND "
 		  "dispose_after < ?1",
-    [S_SPEC] = "SELECT spec, ended_at IS NOT NULL FROM jobs WHERE id = ?1 AND disposed = 0",
+    [S_SPEC] = "SELECT spec, ended_at IS NOT NULL FROM jobs JOIN job_specs USING (id) "
+	       "WHERE id = ?1 AND disposed = 0",
     [S_TR_INSERT] = "INSERT INTO transfers(tkey, dir, server_path, kind, state, created_at, "
 		    "deadline) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_TR_FIND_KEY] = "SELECT id FROM transfers WHERE tkey = ?1",
@@ -199,7 +205,6 @@ static const char schema[] =
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " skey TEXT UNIQUE,"
     " name TEXT,"
-    " spec TEXT NOT NULL,"
     " state INTEGER NOT NULL,"
     " exit_status INTEGER NOT NULL DEFAULT 0,"
     " exit_value INTEGER, signal INTEGER,"
@@ -210,7 +215,17 @@ static const char schema[] =
     " disposed INTEGER NOT NULL DEFAULT 0,"
     " dispose_after REAL,"
     /* how often its start was lost with the job runner (local) */
-    " requeues INTEGER NOT NULL DEFAULT 0);"
+    " requeues INTEGER NOT NULL DEFAULT 0,"
+    /* the spec's disposal_timeout_hours: its end need not read the spec */
+    " disposal_hours REAL);"
+    /*
+     * The spec (a few hundred bytes to kilobytes of JSON) apart from the
+     * row, which each change of state rewrites whole: a kill of a million
+     * held jobs rewrote 600 MB of rows holding their specs (schema 5).
+     */
+    "CREATE TABLE IF NOT EXISTS job_specs(id INTEGER PRIMARY KEY, spec TEXT NOT NULL);"
+    "CREATE TRIGGER IF NOT EXISTS jobs_spec_gone AFTER DELETE ON jobs "
+    "BEGIN DELETE FROM job_specs WHERE id = old.id; END;"
     /* the jobs not ended by state: what an engine loads at its start (S_ACTIVE) */
     "CREATE INDEX IF NOT EXISTS jobs_live ON jobs(state, disposed, kill_requested) "
     "WHERE ended_at IS NULL;"
@@ -263,11 +278,19 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state) WHERE disposed = 0;"
     "UPDATE meta SET value = '4' WHERE key = 'schema';"
     "COMMIT;",
-    [4] = /* schema 4 found the jobs not ended by ended_at alone: held ones were read too */
+    [4] = /*
+	   * schema 4 found the jobs not ended by ended_at alone (held ones
+	   * were read too) and kept the spec in the row
+	   */
     "BEGIN IMMEDIATE;"
     "DROP INDEX IF EXISTS jobs_active;"
     "CREATE INDEX IF NOT EXISTS jobs_live ON jobs(state, disposed, kill_requested) "
     "WHERE ended_at IS NULL;"
+    "ALTER TABLE jobs ADD COLUMN disposal_hours REAL;"
+    "UPDATE jobs SET disposal_hours = json_extract(spec, '$.disposal_timeout_hours') "
+    "WHERE ended_at IS NULL;"
+    "INSERT INTO job_specs(id, spec) SELECT id, spec FROM jobs;"
+    "ALTER TABLE jobs DROP COLUMN spec;"
     "UPDATE meta SET value = '5' WHERE key = 'schema';"
     "COMMIT;",
 };
@@ -629,20 +652,31 @@ int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id)
 	return one_row(db, S_FIND_KEY, read_int64, id, "find key");
 }
 
+/* The spec of job id, in its own table. */
+static int insert_spec(struct ferry_db *db, int64_t id, const char *spec)
+{
+	sqlite3_bind_int64(db->st[S_INSERT_SPEC], 1, id);
+	bind_text(db->st[S_INSERT_SPEC], 2, spec);
+	return run(db, S_INSERT_SPEC, "insert job spec");
+}
+
 int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
-			 enum ferry_job_status st, double now, int64_t *id)
+			 enum ferry_job_status st, double now, double hours, int64_t *id)
 {
 	sqlite3_stmt *q = db->st[S_INSERT];
 
 	bind_text(q, 1, key);
 	bind_text(q, 2, name);
-	bind_text(q, 3, spec);
 	sqlite3_bind_int(q, 4, st);
 	sqlite3_bind_double(q, 5, now);
+	if (hours >= 0)
+		sqlite3_bind_double(q, 6, hours);
+	else
+		sqlite3_bind_null(q, 6);
 	if (run(db, S_INSERT, "insert job"))
 		return FERRY_EINTERNAL;
 	*id = sqlite3_last_insert_rowid(db->h);
-	return 0;
+	return insert_spec(db, *id, spec) ? FERRY_EINTERNAL : 0;
 }
 
 int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st)
@@ -692,7 +726,7 @@ int ferry__db_insert_lost(struct ferry_db *db, int64_t id, double at, double dis
 	sqlite3_bind_double(q, 4, at);
 	bind_text(q, 5, msg);
 	sqlite3_bind_double(q, 6, dispose_after);
-	return run(db, S_INSERT_LOST, "record a lost job");
+	return run(db, S_INSERT_LOST, "record a lost job") ?: insert_spec(db, id, "{}");
 }
 
 int ferry__db_set_requeued(struct ferry_db *db, int64_t id, enum ferry_job_status st, int requeues)

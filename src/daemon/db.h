@@ -44,8 +44,9 @@ int ferry__db_release(struct ferry_db *db);
 int ferry__db_rollback_savepoint(struct ferry_db *db);
 /* 1 and *id when the key is known, 0 when not, <0 on error. */
 int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id);
+/* A new job (its spec into job_specs), with the spec's disposal hours (< 0: none). */
 int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
-			 enum ferry_job_status st, double now, int64_t *id);
+			 enum ferry_job_status st, double now, double hours, int64_t *id);
 int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st);
 int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, const char *native_id);
 /* The highest job id the database handed out (0: none). 0 or an error. */

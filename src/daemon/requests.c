@@ -85,7 +85,7 @@ static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen
 	struct ferry_db *db = ferry__engine_db(eng);
 	char msg[900];
 	int code = 0;
-	json_t *n = ferry__spec_normalise(eng, spec, seen, msg, sizeof(msg), &code);
+	json_t *n = ferry__spec_normalise(eng, spec, seen, msg, sizeof(msg), &code), *d;
 	const char *key;
 	struct job *j;
 	char *text;
@@ -111,9 +111,10 @@ static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen
 		json_decref(n);
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	}
-	rc =
-	    ferry__db_insert_job(db, key, json_string_value(json_object_get(n, "name")), text,
-				 hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE, ferry__now(), id);
+	d = json_object_get(n, "disposal_timeout_hours");
+	rc = ferry__db_insert_job(db, key, json_string_value(json_object_get(n, "name")), text,
+				  hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE, ferry__now(),
+				  json_is_integer(d) ? (double)json_integer_value(d) : -1, id);
 	free(text);
 	if (rc) {
 		free(j);
