@@ -502,13 +502,6 @@ static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_ex
 
 static struct job *job_of_row(struct db_job_row *row, int lazy);
 
-static int cmp_id(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int load_row(void *arg, struct db_job_row *row)
 {
 	struct job **out = arg;
@@ -534,8 +527,12 @@ struct job *ferry__engine_job_load(struct ferry_engine *eng, int64_t id)
 		job_free(j);
 		return NULL;
 	}
-	/* the ids of the open transaction's inserts ascend */
-	j->fresh = eng->nfresh && bsearch(&id, eng->fresh, eng->nfresh, sizeof(id), cmp_id);
+	/*
+	 * Inserted by the open transaction: ids are handed out ascending, and
+	 * one rolled back is handed out again, so every id from its first
+	 * insert on is of this transaction.
+	 */
+	j->fresh = eng->nfresh && id >= eng->fresh[0];
 	/* as at the start (recover): one an earlier engine started is the runner's */
 	if (eng->be->adopt(eng->be_self, j))
 		return ferry__engine_job(eng, id);
