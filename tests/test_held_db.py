@@ -6,9 +6,12 @@ kill by selection ends them in one statement. Schema 5 keeps the specs
 in a table of their own; a database of schema 4 is carried over."""
 import os
 import sqlite3
+import subprocess
 import time
 
-from conftest import SCHEMA_5_TO_4
+import pytest
+
+from conftest import FERRYD_BIN, SCHEMA_5_TO_4
 
 
 def rss_kb(pid):
@@ -104,6 +107,10 @@ def test_held_jobs_cost_the_engine_no_memory(ferry):
     """The engine's RSS does not grow with the held jobs (a struct job and
     its hash entry took some 130 bytes a job), and a restart with them
     answers at once and reads none of them."""
+    ldd = subprocess.run(["ldd", FERRYD_BIN], capture_output=True, text=True).stdout
+    if "libasan" in ldd:
+        pytest.skip("AddressSanitizer keeps freed memory in quarantine: the engine's RSS "
+                    "says nothing of what it keeps; the plain build checks it")
     bulk(ferry, 20000)
     before = rss_kb(ferry.engine_pid())
     bulk(ferry, 40000, name="more.txt")

@@ -689,53 +689,10 @@ int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
 	return ferry__waits_add(&eng->waits, eng, c, def, ids, n, deadline);
 }
 
-struct idlist {
-	int64_t *v;
-	size_t n, cap;
-};
-
-static int id_found(void *arg, int64_t id, const char *name, int state)
-{
-	struct idlist *l = arg;
-
-	(void)name;
-	(void)state;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 256;
-		int64_t *v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return FERRY_ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = id;
-	return 0;
-}
-
-/* Takes back the held jobs up to upto (< 0: all) that wait in the database. */
-static int load_held(struct ferry_engine *eng, int64_t upto)
-{
-	struct idlist l = {0};
-	int rc = ferry__db_select_jobs(eng->db, 1u << FERRY_USER_ON_HOLD, 0, 1,
-				       upto < 0 ? INT64_MAX : upto, id_found, &l);
-
-	/* collected first: taking one back may write its row (adopt) */
-	for (size_t i = 0; !rc && i < l.n; i++)
-		ferry__engine_job_load(eng, l.v[i]);
-	free(l.v);
-	return rc;
-}
-
 int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
 			   const struct ferry_reqdef *def, unsigned states, int64_t upto,
 			   double deadline)
 {
-	/* a wait marks its jobs in memory: the held ones come back from the database */
-	int rc =
-	    !drms(eng) && (states & (1u << FERRY_USER_ON_HOLD)) && upto ? load_held(eng, upto) : 0;
-
-	if (rc)
-		return rc;
 	return ferry__waits_add_all(&eng->waits, eng, c, def, states, upto, deadline);
 }
 
@@ -845,50 +802,6 @@ int ferry__engine_transfer_root_fd(struct ferry_engine *eng)
 double ferry__engine_hour(struct ferry_engine *eng)
 {
 	return eng->hour_s;
-}
-
-/*
- * Calls fn for each job that waits (system_on_hold) for the inputs of
- * transfer tid.
- */
-static void each_waiting(struct ferry_engine *eng, int64_t tid,
-			 void (*fn)(struct ferry_engine *eng, struct job *j))
-{
-	int64_t *ids = NULL;
-	size_t n = 0;
-
-	if (ferry__db_ref_jobs(eng->db, tid, 0, &ids, &n))
-		return;
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = ferry__engine_job(eng, ids[i]);
-		if (j &&
-		    (j->state == FERRY_SYSTEM_ON_HOLD || j->state == FERRY_USER_SYSTEM_ON_HOLD))
-			fn(eng, j);
-	}
-	free(ids);
-}
-
-static void inputs_ready(struct ferry_engine *eng, struct job *j)
-{
-	if (ferry__db_ref_pending(eng->db, j->id) == 0)
-		set_state(eng, j,
-			  j->state == FERRY_SYSTEM_ON_HOLD ? FERRY_QUEUED_ACTIVE
-							   : FERRY_USER_ON_HOLD);
-}
-
-static void input_gone(struct ferry_engine *eng, struct job *j)
-{
-	end_unstarted(eng, j, FERRY_ABORTED, "an input transfer was removed before it was ready");
-}
-
-void ferry__engine_inputs_changed(struct ferry_engine *eng, int64_t tid)
-{
-	each_waiting(eng, tid, inputs_ready);
-}
-
-void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid)
-{
-	each_waiting(eng, tid, input_gone);
 }
 
 /* ---- scheduling and timers ---- */

@@ -136,12 +136,56 @@ static void mark_job(void *arg, struct job *j)
 		t->w->upto = j->id;
 }
 
+/* The ids of the held jobs a wait for all takes back (load_held). */
+struct idlist {
+	int64_t *v;
+	size_t n, cap;
+};
+
+static int id_found(void *arg, int64_t id, const char *name, int state)
+{
+	struct idlist *l = arg;
+
+	(void)name;
+	(void)state;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		int64_t *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return FERRY_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = id;
+	return 0;
+}
+
+/* Takes back the held jobs up to upto (< 0: all) that wait in the database. */
+static int load_held(struct ferry_engine *eng, int64_t upto)
+{
+	struct idlist l = {0};
+	int rc = ferry__db_select_jobs(ferry__engine_db(eng), 1u << FERRY_USER_ON_HOLD, 0, 1,
+				       upto < 0 ? INT64_MAX : upto, id_found, &l);
+
+	/* collected first: taking one back may write its row (adopt) */
+	for (size_t i = 0; !rc && i < l.n; i++)
+		ferry__engine_job_load(eng, l.v[i]);
+	free(l.v);
+	return rc;
+}
+
 int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
 			 const struct ferry_reqdef *def, unsigned states, int64_t upto,
 			 double deadline)
 {
 	struct take t = {.states = states, .upto = upto};
 	struct waiter *w;
+	int drms = (ferry__engine_backend(eng)->flags & FERRY_BE_DRMS) != 0;
+	int rc = !drms && (states & (1u << FERRY_USER_ON_HOLD)) && upto ? load_held(eng, upto) : 0;
+
+	/* a wait marks its jobs in memory: the held ones come back from the database */
+	if (rc)
+		return rc;
 
 	/* once per call, not per event: the set is taken now and marked */
 	ferry__engine_each_job(eng, count_job, &t);

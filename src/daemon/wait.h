@@ -31,9 +31,11 @@ int ferry__waits_add(struct ferry_waits *ws, struct ferry_engine *eng, struct fe
  * A wait for every job in memory (not ended) whose state is in states (a
  * mask of 1u << state) and whose id is at most upto (< 0: any; 0: none), on
  * connection c until deadline (docs/protocol.md, "wait"): each job gets a
- * mark, taken off when it ends (ferry__waits_job_ended). Always parked
+ * mark, taken off when it ends (ferry__waits_job_ended). With
+ * user_on_hold in states, the held jobs that wait in the database are
+ * taken back into memory first (ferry__engine_job_load). Always parked
  * (1): the tick answers with the wait's counts, at once when it took no
- * job. Or FERRY_ENOMEM.
+ * job. Or FERRY_ENOMEM, or another error reading the held jobs.
  */
 int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
 			 const struct ferry_reqdef *def, unsigned states, int64_t upto,
