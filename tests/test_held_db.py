@@ -45,6 +45,8 @@ def test_held_jobs_act_as_before_across_a_restart(ferry):
         assert cp.returncode == 3, cp
         assert ferry.run("hold", str(a)).returncode == 0
         assert ferry.state(a) == "user_on_hold"
+        cp = ferry.run("hold", "--state", "user_on_hold")
+        assert cp.stdout.strip() == "0 jobs held (4 matched)", cp
     ferry.run("release", str(a))
     ferry.wait_ended(a)
     assert ferry.state(a) == "done"

@@ -227,13 +227,19 @@ static int apply(struct ferry_req *r, struct selection *s, const char *action)
 {
 	struct tally t = {.errors = json_array()};
 	int bulk = action && !strcmp(action, "kill"), rc;
+	int noop = action && (!strcmp(action, "hold") || !strcmp(action, "stop"));
 
 	if (!t.errors)
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	for (size_t i = 0; i < s->n; i++) {
 		int64_t id = s->hits[i].id;
-		if (bulk && s->hits[i].state == FERRY_USER_ON_HOLD &&
-		    !ferry__engine_job(r->eng, id)) {
+		int parked =
+		    s->hits[i].state == FERRY_USER_ON_HOLD && !ferry__engine_job(r->eng, id);
+		if (parked && noop) { /* held already: not taken back into memory for nothing */
+			t.matched++;
+			continue;
+		}
+		if (parked && bulk) {
 			t.held++; /* waits in the database: killed below, all at once */
 			continue;
 		}
