@@ -14,7 +14,17 @@
 #include "jobfields.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
+
+/* A job not ended as the engine takes it back (struct db_job_row) */
+#define ACTIVE_COLS                                                                                \
+	"id, state, kill_requested, disposed, "                                                    \
+	"(SELECT spec FROM job_specs s WHERE s.id = jobs.id), started_at, native_id, requeues"
+/*
+ * Named: for "ORDER BY id" SQLite would rather scan the whole table in id
+ * order than sort what the index finds (a million held rows read at start).
+ */
+#define LIVE "jobs INDEXED BY jobs_live"
 
 enum stmt_id {
 	S_BEGIN,
@@ -24,6 +34,7 @@ enum stmt_id {
 	S_ROLLBACK_SP,
 	S_FIND_KEY,
 	S_INSERT,
+	S_INSERT_SPEC,
 	S_SET_STATE,
 	S_SET_STARTED,
 	S_SET_KILL,
@@ -34,6 +45,9 @@ enum stmt_id {
 	S_SET_ENDED,
 	S_DELETE,
 	S_ACTIVE,
+	S_ACTIVE_ONE,
+	S_KILL_HELD,
+	S_KILL_HELD_LOG,
 	S_STATUS,
 	S_JOB,
 	S_LIST_IDS,
@@ -43,6 +57,7 @@ enum stmt_id {
 	S_LIST_ROWS,
 	S_SELECT,
 	S_SELECT_STATE,
+	S_SELECT_STATE_IDS,
 	S_EXPIRED,
 	S_SPEC,
 	S_TR_INSERT,
@@ -75,6 +90,12 @@ enum stmt_id {
 	S_COUNT
 };
 
+/* The held jobs of ids ?1 to ?2 a kill ends in one statement (S_KILL_HELD); ?7: held. */
+#define KILL_HELD_WHERE                                                                            \
+	"WHERE state = ?7 AND disposed = 0 AND kill_requested = 0 AND ended_at IS NULL AND "       \
+	"id >= ?1 AND id <= ?2 AND NOT EXISTS "                                                    \
+	"(SELECT 1 FROM transfer_refs r WHERE r.job = jobs.id AND r.role = 1)"
+
 static const char *const sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -82,8 +103,10 @@ static const char *const sql[S_COUNT] = {
     [S_RELEASE] = "RELEASE sub",
     [S_ROLLBACK_SP] = "ROLLBACK TO sub",
     [S_FIND_KEY] = "SELECT id FROM jobs WHERE skey = ?1 AND disposed = 0",
-    [S_INSERT] = "INSERT INTO jobs(skey, name, spec, state, submitted_at) "
-		 "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_INSERT] = "INSERT INTO jobs(skey, name, state, submitted_at, disposal_hours) "
+		 "VALUES (?1, ?2, ?4, ?5, ?6)",
+    /* a job's spec, apart from its row (schema 5) */
+    [S_INSERT_SPEC] = "INSERT INTO job_specs(id, spec) VALUES (?1, ?2)",
     [S_SET_STATE] = "UPDATE jobs SET state = ?2 WHERE id = ?1",
     [S_SET_STARTED] = "UPDATE jobs SET state = ?4, started_at = ?2, native_id = ?3 "
 		      "WHERE id = ?1",
@@ -92,8 +115,8 @@ static const char *const sql[S_COUNT] = {
     [S_MAX_ID] = "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0), "
 		 "COALESCE((SELECT max(id) FROM jobs), 0))",
     /* an explicit id moves the sequence past it */
-    [S_INSERT_LOST] = "INSERT INTO jobs(id, spec, state, exit_status, submitted_at, ended_at, "
-		      "message, dispose_after) VALUES (?1, '{}', ?2, ?3, ?4, ?4, ?5, ?6)",
+    [S_INSERT_LOST] = "INSERT INTO jobs(id, state, exit_status, submitted_at, ended_at, "
+		      "message, dispose_after) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
     [S_SET_REQUEUED] = "UPDATE jobs SET state = ?2, started_at = NULL, native_id = NULL, "
 		       "requeues = ?3 WHERE id = ?1",
     /* a disposed job gives its key back at once */
@@ -102,14 +125,37 @@ static const char *const sql[S_COUNT] = {
     [S_SET_ENDED] = "UPDATE jobs SET state = ?2, exit_status = ?3, exit_value = ?4, "
 		    "signal = ?5, cpu_user = ?6, cpu_sys = ?7, max_rss_kb = ?8, wall = ?9, "
 		    "started_at = COALESCE(started_at, ?10), ended_at = ?11, message = ?12, "
-		    /* a job kept without its spec (engine.c) takes its hours from here */
-		    "dispose_after = ?11 + ?14 * COALESCE(?13, "
-		    "json_extract(spec, '$.disposal_timeout_hours'), 168) WHERE id = ?1",
+		    /* a job kept without its spec (engine.c) takes its hours from its row */
+		    "dispose_after = ?11 + ?14 * COALESCE(?13, disposal_hours, 168) WHERE id = ?1",
     [S_DELETE] = "DELETE FROM jobs WHERE id = ?1",
-    [S_ACTIVE] = "SELECT id, state, kill_requested, disposed, spec, started_at, native_id, "
-		 "requeues FROM jobs WHERE ended_at IS NULL ORDER BY id",
+    /*
+     * The jobs the engine keeps in memory at its start: every one not
+     * ended but those it leaves in the database (state ?1, not flagged:
+     * held, engine.c), each part a range of jobs_live.
+     */
+    [S_ACTIVE] = "SELECT " ACTIVE_COLS " FROM " LIVE " WHERE ended_at IS NULL AND state < ?1 "
+		 "UNION ALL SELECT " ACTIVE_COLS " FROM " LIVE " WHERE ended_at IS NULL AND "
+		 "state > ?1 UNION ALL SELECT " ACTIVE_COLS " FROM " LIVE " WHERE ended_at IS NULL "
+		 "AND state = ?1 AND disposed = 1 UNION ALL SELECT " ACTIVE_COLS " FROM " LIVE
+		 " WHERE ended_at IS NULL AND state = ?1 AND disposed = 0 AND kill_requested = 1 "
+		 "ORDER BY 1",
+    /* one job not ended that the engine left in the database */
+    [S_ACTIVE_ONE] = "SELECT " ACTIVE_COLS " FROM jobs WHERE id = ?1 AND ended_at IS NULL",
+    /*
+     * Kills the held jobs of ids ?1..?2 the engine keeps in the database
+     * only, as ending each one would (ferry__db_set_ended of a job killed
+     * before it started), in one statement. A job that produces an
+     * output is left to the engine: its end tells the transfer.
+     */
+    [S_KILL_HELD] = "UPDATE jobs SET state = ?3, exit_status = ?4, signal = 0, ended_at = ?5, "
+		    "message = 'killed by user before it started', "
+		    "dispose_after = ?5 + ?6 * COALESCE(disposal_hours, 168) " KILL_HELD_WHERE,
+    /* the same jobs' failures, logged before they end (ferry__db_wait_failures) */
+    [S_KILL_HELD_LOG] =
+	"INSERT INTO failures(job) SELECT id FROM jobs " KILL_HELD_WHERE " ORDER BY id",
     [S_STATUS] = "SELECT state FROM jobs WHERE id = ?1 AND disposed = 0",
-    [S_JOB] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND disposed = 0",
+    [S_JOB] = "SELECT " JOB_COLS " FROM jobs JOIN job_specs USING (id) WHERE id = ?1 AND "
+	      "disposed = 0",
     /*
      * A listing's page (ferry__db_list_ids): keyset by id, each page its
      * own short read. By state through jobs_state, which holds the id
@@ -122,18 +168,24 @@ static const char *const sql[S_COUNT] = {
 			 "ORDER BY id LIMIT ?3",
     [S_LIST_IDS_STATE_SINCE] = "SELECT id FROM jobs WHERE state = ?4 AND disposed = 0 AND "
 			       "id > ?1 AND submitted_at >= ?2 ORDER BY id LIMIT ?3",
-    [S_JOB_RANGE] = "SELECT " JOB_COLS " FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0 "
+    [S_JOB_RANGE] = "SELECT " JOB_COLS " FROM jobs JOIN job_specs USING (id) WHERE id >= ?1 AND "
+		    "id <= ?2 AND disposed = 0 "
 		    "ORDER BY id",
     /* a page of job objects of any state: its rows in one read, no ids first */
-    [S_LIST_ROWS] = "SELECT " JOB_COLS " FROM jobs WHERE id > ?1 AND disposed = 0 AND "
+    [S_LIST_ROWS] = "SELECT " JOB_COLS
+		    " FROM jobs JOIN job_specs USING (id) WHERE id > ?1 AND disposed = 0 AND "
 		    "submitted_at >= ?2 ORDER BY id LIMIT ?3",
     /* a control by selection (ferry__db_select_jobs): by id, or by state through jobs_state */
-    [S_SELECT] = "SELECT id, name FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0",
-    [S_SELECT_STATE] = "SELECT id, name FROM jobs WHERE state = ?3 AND disposed = 0 AND "
+    [S_SELECT] = "SELECT id, name, state FROM jobs WHERE id >= ?1 AND id <= ?2 AND disposed = 0",
+    [S_SELECT_STATE] = "SELECT id, name, state FROM jobs WHERE state = ?3 AND disposed = 0 AND "
 		       "id >= ?1 AND id <= ?2",
+    /* without the name, jobs_state alone answers: no row of the table is read */
+    [S_SELECT_STATE_IDS] = "SELECT id, NULL, state FROM jobs WHERE state = ?3 AND disposed = 0 "
+			   "AND id >= ?1 AND id <= ?2",
     [S_EXPIRED] = "SELECT id FROM jobs WHERE dispose_after IS NOT NULL AND "
 		  "dispose_after < ?1",
-    [S_SPEC] = "SELECT spec, ended_at IS NOT NULL FROM jobs WHERE id = ?1 AND disposed = 0",
+    [S_SPEC] = "SELECT spec, ended_at IS NOT NULL FROM jobs JOIN job_specs USING (id) "
+	       "WHERE id = ?1 AND disposed = 0",
     [S_TR_INSERT] = "INSERT INTO transfers(tkey, dir, server_path, kind, state, created_at, "
 		    "deadline) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_TR_FIND_KEY] = "SELECT id FROM transfers WHERE tkey = ?1",
@@ -181,7 +233,6 @@ static const char schema[] =
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " skey TEXT UNIQUE,"
     " name TEXT,"
-    " spec TEXT NOT NULL,"
     " state INTEGER NOT NULL,"
     " exit_status INTEGER NOT NULL DEFAULT 0,"
     " exit_value INTEGER, signal INTEGER,"
@@ -192,8 +243,20 @@ static const char schema[] =
     " disposed INTEGER NOT NULL DEFAULT 0,"
     " dispose_after REAL,"
     /* how often its start was lost with the job runner (local) */
-    " requeues INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS jobs_active ON jobs(ended_at) WHERE ended_at IS NULL;"
+    " requeues INTEGER NOT NULL DEFAULT 0,"
+    /* the spec's disposal_timeout_hours: its end need not read the spec */
+    " disposal_hours REAL);"
+    /*
+     * The spec (a few hundred bytes to kilobytes of JSON) apart from the
+     * row, which each change of state rewrites whole: a kill of a million
+     * held jobs rewrote 600 MB of rows holding their specs (schema 5).
+     */
+    "CREATE TABLE IF NOT EXISTS job_specs(id INTEGER PRIMARY KEY, spec TEXT NOT NULL);"
+    "CREATE TRIGGER IF NOT EXISTS jobs_spec_gone AFTER DELETE ON jobs "
+    "BEGIN DELETE FROM job_specs WHERE id = old.id; END;"
+    /* the jobs not ended by state: what an engine loads at its start (S_ACTIVE) */
+    "CREATE INDEX IF NOT EXISTS jobs_live ON jobs(state, disposed, kill_requested) "
+    "WHERE ended_at IS NULL;"
     "CREATE INDEX IF NOT EXISTS jobs_dispose ON jobs(dispose_after);"
     /* a listing by state costs its result, not the table (ferry__db_list_ids) */
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state) WHERE disposed = 0;"
@@ -235,7 +298,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS failures(seq INTEGER PRIMARY KEY,"
     " job INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS failures_job ON failures(job);"
-    "INSERT OR IGNORE INTO meta VALUES('schema', '4');";
+    "INSERT OR IGNORE INTO meta VALUES('schema', '5');";
 
 /*
  * What takes a database of schema N to N + 1, at index N, each in a
@@ -257,6 +320,21 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "BEGIN IMMEDIATE;"
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state) WHERE disposed = 0;"
     "UPDATE meta SET value = '4' WHERE key = 'schema';"
+    "COMMIT;",
+    [4] = /*
+	   * schema 4 found the jobs not ended by ended_at alone (held ones
+	   * were read too) and kept the spec in the row
+	   */
+    "BEGIN IMMEDIATE;"
+    "DROP INDEX IF EXISTS jobs_active;"
+    "CREATE INDEX IF NOT EXISTS jobs_live ON jobs(state, disposed, kill_requested) "
+    "WHERE ended_at IS NULL;"
+    "ALTER TABLE jobs ADD COLUMN disposal_hours REAL;"
+    "UPDATE jobs SET disposal_hours = json_extract(spec, '$.disposal_timeout_hours') "
+    "WHERE ended_at IS NULL;"
+    "INSERT INTO job_specs(id, spec) SELECT id, spec FROM jobs;"
+    "ALTER TABLE jobs DROP COLUMN spec;"
+    "UPDATE meta SET value = '5' WHERE key = 'schema';"
     "COMMIT;",
 };
 
@@ -624,21 +702,32 @@ int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id)
 	return one_row(db, S_FIND_KEY, read_int64, id, "find key");
 }
 
+/* The spec of job id, in its own table. */
+static int insert_spec(struct ferry_db *db, int64_t id, const char *spec)
+{
+	sqlite3_bind_int64(db->st[S_INSERT_SPEC], 1, id);
+	/* not copied: the text outlives the statement's run (a copy a job of a bulk submit) */
+	sqlite3_bind_text(db->st[S_INSERT_SPEC], 2, spec, -1, SQLITE_STATIC);
+	return run(db, S_INSERT_SPEC, "insert job spec");
+}
+
 int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
-			 enum ferry_job_status st, double now, int64_t *id)
+			 enum ferry_job_status st, double now, double hours, int64_t *id)
 {
 	sqlite3_stmt *q = db->st[S_INSERT];
 
 	bind_text(q, 1, key);
 	bind_text(q, 2, name);
-	/* not copied: the text outlives the statement's run (a copy a job of a bulk submit) */
-	sqlite3_bind_text(q, 3, spec, -1, SQLITE_STATIC);
 	sqlite3_bind_int(q, 4, st);
 	sqlite3_bind_double(q, 5, now);
+	if (hours >= 0)
+		sqlite3_bind_double(q, 6, hours);
+	else
+		sqlite3_bind_null(q, 6);
 	if (run(db, S_INSERT, "insert job"))
 		return FERRY_EINTERNAL;
 	*id = sqlite3_last_insert_rowid(db->h);
-	return 0;
+	return insert_spec(db, *id, spec) ? FERRY_EINTERNAL : 0;
 }
 
 int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st)
@@ -695,7 +784,7 @@ int ferry__db_insert_lost(struct ferry_db *db, int64_t id, double at, double dis
 	sqlite3_bind_double(q, 4, at);
 	bind_text(q, 5, msg);
 	sqlite3_bind_double(q, 6, dispose_after);
-	if (run(db, S_INSERT_LOST, "record a lost job"))
+	if (run(db, S_INSERT_LOST, "record a lost job") || insert_spec(db, id, "{}"))
 		return FERRY_EINTERNAL;
 	return log_failure(db, id);
 }
@@ -806,33 +895,81 @@ int ferry__db_delete_job(struct ferry_db *db, int64_t id)
 	return run(db, S_DELETE, "delete job");
 }
 
-int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),
-			  void *arg)
+/* The row q is on as a struct db_job_row to cb: its return. */
+static int active_row(sqlite3_stmt *q, int (*cb)(void *arg, struct db_job_row *row), void *arg)
+{
+	struct db_job_row row = {
+	    .id = sqlite3_column_int64(q, 0),
+	    .state = (enum ferry_job_status)sqlite3_column_int(q, 1),
+	    .kill_requested = sqlite3_column_int(q, 2),
+	    .disposed = sqlite3_column_int(q, 3),
+	    /* not copied: a held job's spec is not even parsed (engine.c) */
+	    .spec = (const char *)sqlite3_column_text(q, 4),
+	    .started_at = sqlite3_column_double(q, 5),
+	    .native_id = ferry__db_col_strdup(q, 6),
+	    .requeues = sqlite3_column_int(q, 7),
+	};
+	int err = cb(arg, &row);
+
+	free(row.native_id);
+	return err;
+}
+
+int ferry__db_active_jobs(struct ferry_db *db, int left,
+			  int (*cb)(void *arg, struct db_job_row *row), void *arg)
 {
 	sqlite3_stmt *q = db->st[S_ACTIVE];
 	int rc, err = 0;
 
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		struct db_job_row row = {
-		    .id = sqlite3_column_int64(q, 0),
-		    .state = (enum ferry_job_status)sqlite3_column_int(q, 1),
-		    .kill_requested = sqlite3_column_int(q, 2),
-		    .disposed = sqlite3_column_int(q, 3),
-		    /* not copied: a held job's spec is not even parsed (engine.c) */
-		    .spec = (const char *)sqlite3_column_text(q, 4),
-		    .started_at = sqlite3_column_double(q, 5),
-		    .native_id = ferry__db_col_strdup(q, 6),
-		    .requeues = sqlite3_column_int(q, 7),
-		};
-		err = cb(arg, &row);
-		free(row.native_id);
-		if (err)
-			break;
-	}
+	sqlite3_bind_int(q, 1, left);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW && !(err = active_row(q, cb, arg)))
+		;
 	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
 	if (!err && rc != SQLITE_DONE)
 		return db_fail(db, "list active jobs");
 	return err;
+}
+
+int ferry__db_active_job(struct ferry_db *db, int64_t id,
+			 int (*cb)(void *arg, struct db_job_row *row), void *arg)
+{
+	sqlite3_stmt *q = db->st[S_ACTIVE_ONE];
+	int rc, err = 0;
+
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		err = active_row(q, cb, arg);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return err;
+	return rc == SQLITE_DONE ? FERRY_ENOJOB : db_fail(db, "read an active job");
+}
+
+int ferry__db_kill_held(struct ferry_db *db, int64_t first, int64_t last, double now, double hour_s,
+			size_t *changed)
+{
+	sqlite3_stmt *q = db->st[S_KILL_HELD], *log = db->st[S_KILL_HELD_LOG];
+
+	/* a wait for all jobs counts these failures too (the failure log) */
+	sqlite3_bind_int64(log, 1, first);
+	sqlite3_bind_int64(log, 2, last);
+	sqlite3_bind_int(log, 7, FERRY_USER_ON_HOLD);
+	if (run(db, S_KILL_HELD_LOG, "log the failures of held jobs"))
+		return FERRY_EINTERNAL;
+	sqlite3_bind_int64(q, 1, first);
+	sqlite3_bind_int64(q, 2, last);
+	sqlite3_bind_int(q, 3, FERRY_FAILED);
+	sqlite3_bind_int(q, 4, FERRY_KILLED_BY_USER);
+	sqlite3_bind_double(q, 5, now);
+	sqlite3_bind_double(q, 6, hour_s);
+	sqlite3_bind_int(q, 7, FERRY_USER_ON_HOLD);
+	if (run(db, S_KILL_HELD, "kill held jobs"))
+		return FERRY_EINTERNAL;
+	*changed = (size_t)sqlite3_changes(db->h);
+	return 0;
 }
 
 int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st)
@@ -947,7 +1084,7 @@ int ferry__db_list_rows(struct ferry_db *db, const struct db_list *l, size_t max
 }
 
 static int select_state(struct ferry_db *db, enum stmt_id s, int state, int64_t first, int64_t last,
-			int (*cb)(void *arg, int64_t id, const char *name), void *arg)
+			int (*cb)(void *arg, int64_t id, const char *name, int state), void *arg)
 {
 	sqlite3_stmt *q = db->st[s];
 	int rc = 0, step = SQLITE_DONE;
@@ -957,7 +1094,8 @@ static int select_state(struct ferry_db *db, enum stmt_id s, int state, int64_t 
 	if (state >= 0)
 		sqlite3_bind_int(q, 3, state);
 	while (!rc && (step = sqlite3_step(q)) == SQLITE_ROW)
-		rc = cb(arg, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1));
+		rc = cb(arg, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1),
+			sqlite3_column_int(q, 2));
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
 	if (rc)
@@ -965,8 +1103,9 @@ static int select_state(struct ferry_db *db, enum stmt_id s, int state, int64_t 
 	return step == SQLITE_DONE ? 0 : db_fail(db, "select jobs");
 }
 
-int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, int64_t last,
-			  int (*cb)(void *arg, int64_t id, const char *name), void *arg)
+int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int names, int64_t first,
+			  int64_t last,
+			  int (*cb)(void *arg, int64_t id, const char *name, int state), void *arg)
 {
 	int rc = 0;
 
@@ -974,7 +1113,8 @@ int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, i
 		return select_state(db, S_SELECT, -1, first, last, cb, arg);
 	for (int st = 0; !rc && st < 32; st++)
 		if (states & (1u << st))
-			rc = select_state(db, S_SELECT_STATE, st, first, last, cb, arg);
+			rc = select_state(db, names ? S_SELECT_STATE : S_SELECT_STATE_IDS, st,
+					  first, last, cb, arg);
 	return rc;
 }
 

@@ -44,8 +44,9 @@ int ferry__db_release(struct ferry_db *db);
 int ferry__db_rollback_savepoint(struct ferry_db *db);
 /* 1 and *id when the key is known, 0 when not, <0 on error. */
 int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id);
+/* A new job (its spec into job_specs), with the spec's disposal hours (< 0: none). */
 int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
-			 enum ferry_job_status st, double now, int64_t *id);
+			 enum ferry_job_status st, double now, double hours, int64_t *id);
 int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st);
 int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, const char *native_id);
 /* The highest job id the database handed out (0: none). 0 or an error. */
@@ -80,9 +81,24 @@ int ferry__db_delete_job(struct ferry_db *db, int64_t id);
 int ferry__db_failure_mark(struct ferry_db *db, int64_t *mark);
 int ferry__db_failures_since(struct ferry_db *db, int64_t mark, int64_t upto,
 			     void (*fn)(void *arg, int64_t id), void *arg);
-/* Iterates the jobs not ended yet, oldest first. */
-int ferry__db_active_jobs(struct ferry_db *db, int (*cb)(void *arg, struct db_job_row *row),
-			  void *arg);
+/*
+ * Iterates the jobs not ended yet, oldest first, but those in state left
+ * (-1: none) that are neither disposed nor being killed: the engine
+ * leaves those in the database (engine.c).
+ */
+int ferry__db_active_jobs(struct ferry_db *db, int left,
+			  int (*cb)(void *arg, struct db_job_row *row), void *arg);
+/* Job id if it has not ended, to cb: cb's return, FERRY_ENOJOB, or another error. */
+int ferry__db_active_job(struct ferry_db *db, int64_t id,
+			 int (*cb)(void *arg, struct db_job_row *row), void *arg);
+/*
+ * Ends the held jobs first..last that are neither disposed nor being
+ * killed nor produce an output, killed before they started, in one
+ * statement (disposal after their hours of hour_s seconds from now); how
+ * many into *changed. 0, or FERRY_EINTERNAL.
+ */
+int ferry__db_kill_held(struct ferry_db *db, int64_t first, int64_t last, double now, double hour_s,
+			size_t *changed);
 /* Status of any job; 0, FERRY_ENOJOB. */
 int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st);
 /*
@@ -125,13 +141,15 @@ int ferry__db_job_rows(struct ferry_db *db, const int64_t *ids, size_t n,
 		       int (*cb)(void *arg, struct sqlite3_stmt *row), void *arg);
 /*
  * The jobs not disposed with ids from first to last in one of states (bit
- * 1 << state; 0: any), each handed to cb with its name (NULL: none),
+ * 1 << state; 0: any), each handed to cb with its state and its name (NULL:
+ * none, or not asked for: names 0, which needs no row of the table read),
  * ascending by id within a state: a range of jobs_state for each state, or
  * of the primary key. cb returns 0 to go on, or a negative code, which is
  * returned. cb must not change the jobs table (collect, then act).
  */
-int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int64_t first, int64_t last,
-			  int (*cb)(void *arg, int64_t id, const char *name), void *arg);
+int ferry__db_select_jobs(struct ferry_db *db, unsigned states, int names, int64_t first,
+			  int64_t last,
+			  int (*cb)(void *arg, int64_t id, const char *name, int state), void *arg);
 /* Ids of ended jobs whose disposal deadline passed. */
 int ferry__db_expired(struct ferry_db *db, double now, int64_t **ids, size_t *n);
 /* Spec text of any job (malloc'd) and whether it ended. */

@@ -333,19 +333,17 @@ void ferry__engine_job_native_id(struct ferry_engine *eng, struct job *j, const 
 }
 
 /*
- * A held job of the engine's own scheduler waits in the database only:
- * its normalised spec (some 3 KB of JSON objects) is read back when it is
- * needed, at its start or its end. Kept, it took half the engine's time of
- * a big held submit (malloc and first touches of new memory: 30 against
- * 16 us a job, measured at 100,000) and memory nothing used. A DRMS gets
- * its held jobs at once (hand_queued): those keep theirs.
+ * A job the user holds on the engine's own scheduler waits in the
+ * database only, not as a struct job (docs/architecture.md, "Held jobs
+ * wait in the database"): nothing happens to it until a request names it,
+ * which takes it back (ferry__engine_job_load). A DRMS gets its held jobs
+ * at once (hand_queued): those stay. So does a job something waits on, or
+ * one being killed or disposed.
  */
-static void job_spec_drop(struct ferry_engine *eng, struct job *j)
+static int parked(const struct ferry_engine *eng, const struct job *j)
 {
-	if (!drms(eng) && j->state == FERRY_USER_ON_HOLD) {
-		json_decref(j->spec);
-		j->spec = NULL;
-	}
+	return !drms(eng) && j->state == FERRY_USER_ON_HOLD && !j->kill_requested &&
+	       !j->dispose_requested && !j->wmarks && !j->in_queue && !j->handing && !j->handed;
 }
 
 void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r)
@@ -502,6 +500,51 @@ static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_ex
 
 /* ---- for the job requests (requests.c) ---- */
 
+static struct job *job_of_row(struct db_job_row *row, int lazy);
+
+static int load_row(void *arg, struct db_job_row *row)
+{
+	struct job **out = arg;
+
+	*out = job_of_row(row, 1);
+	return *out ? 0 : FERRY_ENOMEM;
+}
+
+struct job *ferry__engine_job_load(struct ferry_engine *eng, int64_t id)
+{
+	struct job *j = ferry__engine_job(eng, id);
+	int rc;
+
+	if (j || drms(eng))
+		return j;
+	if ((rc = ferry__db_active_job(eng->db, id, load_row, &j))) {
+		if (rc != FERRY_ENOJOB)
+			fprintf(stderr, "ferryd: job %lld: cannot read it from the database: %s\n",
+				(long long)id, ferry__db_why(eng->db, NULL) ?: "out of memory");
+		return NULL;
+	}
+	if (job_add(eng, j) < 0) {
+		job_free(j);
+		return NULL;
+	}
+	/*
+	 * Inserted by the open transaction: ids are handed out ascending, and
+	 * one rolled back is handed out again, so every id from its first
+	 * insert on is of this transaction.
+	 */
+	j->fresh = eng->nfresh && id >= eng->fresh[0];
+	/* as at the start (recover): one an earlier engine started is the runner's */
+	if (eng->be->adopt(eng->be_self, j))
+		return ferry__engine_job(eng, id);
+	if (j->kill_requested) {
+		end_unstarted(eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
+		return NULL;
+	}
+	if (wants_queue(eng, j))
+		queue_append(eng, j);
+	return j;
+}
+
 int ferry__engine_job_status(struct ferry_engine *eng, int64_t id, enum ferry_job_status *st)
 {
 	struct job *j = ferry__engine_job(eng, id);
@@ -652,6 +695,14 @@ int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
 	return ferry__waits_add_all(&eng->waits, eng, c, def, a);
 }
 
+int ferry__engine_kill_held(struct ferry_engine *eng, int64_t first, int64_t last, size_t *changed)
+{
+	*changed = 0;
+	if (drms(eng))
+		return 0;
+	return ferry__db_kill_held(eng->db, first, last, ferry__now(), eng->hour_s, changed);
+}
+
 void ferry__engine_each_job(struct ferry_engine *eng, void (*fn)(void *arg, struct job *j),
 			    void *arg)
 {
@@ -698,7 +749,8 @@ int ferry__engine_job_add_new(struct ferry_engine *eng, struct job *j)
 	}
 	j->fresh = 1;
 	eng->fresh[eng->nfresh++] = j->id;
-	job_spec_drop(eng, j);
+	if (parked(eng, j)) /* kept in fresh: taken back before the commit, it is fresh */
+		job_remove(eng, j);
 	return 0;
 }
 
@@ -749,50 +801,6 @@ int ferry__engine_transfer_root_fd(struct ferry_engine *eng)
 double ferry__engine_hour(struct ferry_engine *eng)
 {
 	return eng->hour_s;
-}
-
-/*
- * Calls fn for each job that waits (system_on_hold) for the inputs of
- * transfer tid.
- */
-static void each_waiting(struct ferry_engine *eng, int64_t tid,
-			 void (*fn)(struct ferry_engine *eng, struct job *j))
-{
-	int64_t *ids = NULL;
-	size_t n = 0;
-
-	if (ferry__db_ref_jobs(eng->db, tid, 0, &ids, &n))
-		return;
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = ferry__engine_job(eng, ids[i]);
-		if (j &&
-		    (j->state == FERRY_SYSTEM_ON_HOLD || j->state == FERRY_USER_SYSTEM_ON_HOLD))
-			fn(eng, j);
-	}
-	free(ids);
-}
-
-static void inputs_ready(struct ferry_engine *eng, struct job *j)
-{
-	if (ferry__db_ref_pending(eng->db, j->id) == 0)
-		set_state(eng, j,
-			  j->state == FERRY_SYSTEM_ON_HOLD ? FERRY_QUEUED_ACTIVE
-							   : FERRY_USER_ON_HOLD);
-}
-
-static void input_gone(struct ferry_engine *eng, struct job *j)
-{
-	end_unstarted(eng, j, FERRY_ABORTED, "an input transfer was removed before it was ready");
-}
-
-void ferry__engine_inputs_changed(struct ferry_engine *eng, int64_t tid)
-{
-	each_waiting(eng, tid, inputs_ready);
-}
-
-void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid)
-{
-	each_waiting(eng, tid, input_gone);
 }
 
 /* ---- scheduling and timers ---- */
@@ -954,6 +962,28 @@ struct recovered {
 	int lazy; /* jobs wait without their spec (ferry__engine_job_spec) */
 };
 
+/* A job of the database as the engine tracks it; NULL when out of memory. */
+static struct job *job_of_row(struct db_job_row *row, int lazy)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->id = row->id;
+	j->state = row->state;
+	j->kill_requested = row->kill_requested;
+	j->dispose_requested = row->disposed;
+	j->requeues = row->requeues;
+	j->started_at = row->started_at;
+	j->native_id = row->native_id;
+	row->native_id = NULL;
+	if (lazy)
+		j->cpus = 1; /* counted once its spec is read */
+	else
+		job_set_spec(j, row->spec ? ferry__json_loads(row->spec) : NULL);
+	return j;
+}
+
 static int collect_row(void *arg, struct db_job_row *row)
 {
 	struct recovered *rec = arg;
@@ -966,21 +996,8 @@ static int collect_row(void *arg, struct db_job_row *row)
 			return FERRY_ENOMEM;
 		rec->v = nv;
 	}
-	j = calloc(1, sizeof(*j));
-	if (!j)
+	if (!(j = job_of_row(row, rec->lazy)))
 		return FERRY_ENOMEM;
-	j->id = row->id;
-	j->state = row->state;
-	j->kill_requested = row->kill_requested;
-	j->dispose_requested = row->disposed;
-	j->requeues = row->requeues;
-	j->started_at = row->started_at;
-	j->native_id = row->native_id;
-	row->native_id = NULL;
-	if (rec->lazy)
-		j->cpus = 1; /* counted once its spec is read */
-	else
-		job_set_spec(j, row->spec ? ferry__json_loads(row->spec) : NULL);
 	rec->v[rec->n++] = j;
 	return 0;
 }
@@ -1012,7 +1029,8 @@ static int recover(struct ferry_engine *eng)
 {
 	/* a DRMS is handed held jobs too, in batches of alike specs */
 	struct recovered rec = {.lazy = !drms(eng)};
-	int rc = ferry__db_active_jobs(eng->db, collect_row, &rec);
+	int rc =
+	    ferry__db_active_jobs(eng->db, drms(eng) ? -1 : FERRY_USER_ON_HOLD, collect_row, &rec);
 	size_t i;
 
 	for (i = 0; !rc && i < rec.n; i++) {

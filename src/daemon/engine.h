@@ -63,7 +63,23 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng);
 /* A backend reports that a job started / ended. */
 void ferry__engine_job_started(struct ferry_engine *eng, struct job *j, double at);
 void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r);
+/* The job in memory, or NULL: ended, unknown, or waiting in the database (held). */
 struct job *ferry__engine_job(struct ferry_engine *eng, int64_t id);
+/*
+ * The job if it has not ended: in memory, or taken back from the database
+ * where a held job waits (docs/architecture.md, "Held jobs wait in the
+ * database"); it then stays in memory until it ends. NULL when it ended,
+ * is unknown, or cannot be read (said in the log). Every request that acts
+ * on a job or waits for it takes it this way.
+ */
+struct job *ferry__engine_job_load(struct ferry_engine *eng, int64_t id);
+/*
+ * Kills the held jobs first..last that wait in the database (not in
+ * memory, not producing an output), in one statement: how many into
+ * *changed. 0, or an error. Nothing waits on them: a wait takes its jobs
+ * into memory.
+ */
+int ferry__engine_kill_held(struct ferry_engine *eng, int64_t first, int64_t last, size_t *changed);
 /*
  * The backend's start of j never reached the job (local: the runner died
  * before it claimed it): j goes back to the head of the queue, or on hold
@@ -203,7 +219,8 @@ int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
  * parked (1; the tick answers with its counts, in the same iteration when
  * none), or FERRY_ENOMEM, FERRY_EINTERNAL. A job being disposed is ended
  * already. Costs a pass over the jobs in memory now and the failures
- * since the mark; each job's end then costs the waits that hold it.
+ * since the mark (held ones are taken back from the database first when
+ * a->states has user_on_hold); each job's end then costs the waits that hold it.
  */
 int ferry__engine_wait_all(struct ferry_engine *eng, struct ferry_client *c,
 			   const struct ferry_reqdef *def, const struct ferry_wait_all_args *a);

@@ -84,13 +84,15 @@ static int link_transfers(struct ferry_engine *eng, int64_t id, json_t *n)
 static int record_job(struct ferry_req *r, json_t *n, const char *key, int hold, int64_t *id)
 {
 	char *text = ferry__json_dumps(n, JSON_COMPACT);
+	json_t *d = json_object_get(n, "disposal_timeout_hours");
 	int rc;
 
 	if (!text)
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
-	rc = ferry__db_insert_job(
-	    ferry__engine_db(r->eng), key, json_string_value(json_object_get(n, "name")), text,
-	    hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE, ferry__now(), id);
+	rc = ferry__db_insert_job(ferry__engine_db(r->eng), key,
+				  json_string_value(json_object_get(n, "name")), text,
+				  hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE, ferry__now(),
+				  json_is_integer(d) ? (double)json_integer_value(d) : -1, id);
 	free(text);
 	return rc ? ferry__req_fail(r, rc, "cannot record the job in the database") : 0;
 }
@@ -341,8 +343,10 @@ static int wait_all(struct ferry_req *r, double deadline)
 		return rc;
 	rc = ferry__engine_wait_all(r->eng, r->client, r->def, &a);
 	if (rc < 0)
-		return ferry__req_fail(
-		    r, rc, rc == FERRY_ENOMEM ? "out of memory" : "cannot read the failure log");
+		return ferry__req_fail(r, rc,
+				       rc == FERRY_ENOMEM
+					   ? "out of memory"
+					   : "cannot read the failure log or the held jobs");
 	r->deferred = 1;
 	return 0;
 }
@@ -499,7 +503,7 @@ static int release_one(struct ferry_req *r, struct job *j, int restart, int sel)
  */
 static int control_one(struct ferry_req *r, int64_t id, const char *action, int sel)
 {
-	struct job *j = ferry__engine_job(r->eng, id);
+	struct job *j = ferry__engine_job_load(r->eng, id);
 
 	if (!j) /* ended */
 		return strcmp(action, "kill") ? ended_error(r, id, action) : ONE_NOOP;
@@ -520,7 +524,7 @@ static int control_one(struct ferry_req *r, int64_t id, const char *action, int 
 /* dispose of job id, which exists: 0, or a FERRY_E* code with r->err set */
 static int dispose_one(struct ferry_req *r, int64_t id, int sel)
 {
-	struct job *j = ferry__engine_job(r->eng, id);
+	struct job *j = ferry__engine_job_load(r->eng, id);
 	int rc;
 
 	if (j) {

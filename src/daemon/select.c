@@ -24,8 +24,14 @@ struct selection {
 	const char *glob; /* on the job's name; NULL: any */
 	int64_t (*ranges)[2];
 	size_t nranges;
-	int64_t *ids; /* what the database found, then sorted, unique */
+	struct hit *hits; /* what the database found, then sorted by id, unique */
 	size_t n, cap;
+};
+
+/* A job the selection found, and its state in the database then. */
+struct hit {
+	int64_t id;
+	int state;
 };
 
 static int bad_ids(struct ferry_req *r, size_t i)
@@ -101,7 +107,7 @@ static int parse(struct ferry_req *r, struct selection *s)
 	return parse_ids(r, s);
 }
 
-static int found(void *arg, int64_t id, const char *name)
+static int found(void *arg, int64_t id, const char *name, int state)
 {
 	struct selection *s = arg;
 
@@ -109,19 +115,19 @@ static int found(void *arg, int64_t id, const char *name)
 		return 0;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 1024;
-		int64_t *v = realloc(s->ids, cap * sizeof(*v));
+		struct hit *v = realloc(s->hits, cap * sizeof(*v));
 		if (!v)
 			return FERRY_ENOMEM;
-		s->ids = v;
+		s->hits = v;
 		s->cap = cap;
 	}
-	s->ids[s->n++] = id;
+	s->hits[s->n++] = (struct hit){.id = id, .state = state};
 	return 0;
 }
 
 static int cmp_id(const void *a, const void *b)
 {
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	int64_t x = ((const struct hit *)a)->id, y = ((const struct hit *)b)->id;
 
 	return x < y ? -1 : x > y;
 }
@@ -134,16 +140,16 @@ static int collect(struct ferry_req *r, struct selection *s)
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < s->nranges; i++)
-		rc = ferry__db_select_jobs(db, s->states, s->ranges[i][0], s->ranges[i][1], found,
-					   s);
+		rc = ferry__db_select_jobs(db, s->states, s->glob != NULL, s->ranges[i][0],
+					   s->ranges[i][1], found, s);
 	if (rc)
 		return ferry__req_fail(
 		    r, rc, rc == FERRY_ENOMEM ? "out of memory" : "cannot select the jobs");
 	if (s->nranges > 1 || __builtin_popcount(s->states) > 1)
-		qsort(s->ids, s->n, sizeof(*s->ids), cmp_id);
+		qsort(s->hits, s->n, sizeof(*s->hits), cmp_id);
 	for (size_t i = 0; i < s->n; i++)
-		if (!k || s->ids[k - 1] != s->ids[i])
-			s->ids[k++] = s->ids[i];
+		if (!k || s->hits[k - 1].id != s->hits[i].id)
+			s->hits[k++] = s->hits[i];
 	s->n = k;
 	return 0;
 }
@@ -157,33 +163,96 @@ static void refused(struct ferry_req *r, json_t *errors, int64_t id, int rc)
 	r->err[0] = '\0';
 }
 
+/* What apply counts, for the answer. */
+struct tally {
+	size_t matched, changed, failed, held;
+	json_t *errors;
+};
+
+/* The action (NULL: dispose) on job id, found in state st; t counts it. */
+static void apply_one(struct ferry_req *r, struct selection *s, struct tally *t, int64_t id,
+		      enum ferry_job_status st, const char *action)
+{
+	int rc;
+
+	/* gone meanwhile, being disposed, or in memory in another state */
+	if ((ferry__engine_job(r->eng, id) && ferry__engine_job_status(r->eng, id, &st)) ||
+	    (s->states && !(s->states & (1u << st))))
+		return;
+	t->matched++;
+	rc = ferry__req_apply(r, id, action);
+	if (rc < 0) {
+		t->failed++;
+		refused(r, t->errors, id, rc);
+	}
+	t->changed += rc == 0;
+}
+
+/*
+ * Kills the held jobs found that wait in the database (t->held of them)
+ * in one statement per range of ids (or per id under a name glob): no
+ * struct job, no per-job work in the engine. Those the statement leaves
+ * (a job producing an output: its end tells the transfer) go one by one.
+ */
+static int kill_held(struct ferry_req *r, struct selection *s, struct tally *t)
+{
+	size_t n, changed = 0;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < (s->glob ? s->n : s->nranges); i++) {
+		if (s->glob && (s->hits[i].state != FERRY_USER_ON_HOLD ||
+				ferry__engine_job(r->eng, s->hits[i].id)))
+			continue;
+		rc = s->glob
+			 ? ferry__engine_kill_held(r->eng, s->hits[i].id, s->hits[i].id, &n)
+			 : ferry__engine_kill_held(r->eng, s->ranges[i][0], s->ranges[i][1], &n);
+		changed += n;
+	}
+	if (rc)
+		return ferry__req_fail(r, rc, "cannot kill the held jobs");
+	t->matched += t->held;
+	t->changed += changed;
+	for (size_t i = 0; changed < t->held && i < s->n; i++) {
+		if (s->hits[i].state != FERRY_USER_ON_HOLD ||
+		    ferry__engine_job(r->eng, s->hits[i].id))
+			continue;
+		t->matched--; /* counted again, if not ended by the statement */
+		apply_one(r, s, t, s->hits[i].id, FERRY_USER_ON_HOLD, "kill");
+	}
+	return 0;
+}
+
 /* The action (NULL: dispose) on every job found that is still as selected. */
 static int apply(struct ferry_req *r, struct selection *s, const char *action)
 {
-	size_t matched = 0, changed = 0, failed = 0;
-	json_t *errors = json_array();
-	enum ferry_job_status st;
+	struct tally t = {.errors = json_array()};
+	int bulk = action && !strcmp(action, "kill"), rc;
+	int noop = action && (!strcmp(action, "hold") || !strcmp(action, "stop"));
 
-	if (!errors)
+	if (!t.errors)
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	for (size_t i = 0; i < s->n; i++) {
-		int64_t id = s->ids[i];
-		/* gone meanwhile, being disposed, or in memory in another state */
-		if (ferry__engine_job_status(r->eng, id, &st) ||
-		    (s->states && !(s->states & (1u << st))))
+		int64_t id = s->hits[i].id;
+		int parked =
+		    s->hits[i].state == FERRY_USER_ON_HOLD && !ferry__engine_job(r->eng, id);
+		if (parked && noop) { /* held already: not taken back into memory for nothing */
+			t.matched++;
 			continue;
-		matched++;
-		int rc = ferry__req_apply(r, id, action);
-		if (rc < 0) {
-			failed++;
-			refused(r, errors, id, rc);
 		}
-		changed += rc == 0;
+		if (parked && bulk) {
+			t.held++; /* waits in the database: killed below, all at once */
+			continue;
+		}
+		apply_one(r, s, &t, id, s->hits[i].state, action);
 	}
-	json_object_set_new(r->out, "matched", json_integer((json_int_t)matched));
-	json_object_set_new(r->out, "changed", json_integer((json_int_t)changed));
-	json_object_set_new(r->out, "failed", json_integer((json_int_t)failed));
-	json_object_set_new(r->out, "errors", errors);
+	if (t.held && (rc = kill_held(r, s, &t))) {
+		json_decref(t.errors);
+		return rc;
+	}
+	json_object_set_new(r->out, "matched", json_integer((json_int_t)t.matched));
+	json_object_set_new(r->out, "changed", json_integer((json_int_t)t.changed));
+	json_object_set_new(r->out, "failed", json_integer((json_int_t)t.failed));
+	json_object_set_new(r->out, "errors", t.errors);
 	return 0;
 }
 
@@ -197,6 +266,6 @@ int ferry__req_select(struct ferry_req *r, const char *action)
 	if (!rc)
 		rc = apply(r, &s, action);
 	free(s.ranges);
-	free(s.ids);
+	free(s.hits);
 	return rc;
 }

@@ -1074,3 +1074,50 @@ int ferry__transfer_root_open(const char *configured, const char *state_dir, cha
 	free(want);
 	return rc ? -1 : 0;
 }
+
+/* ---- jobs that wait for a transfer's inputs ---- */
+
+/*
+ * Calls fn for each job that waits (system_on_hold) for the inputs of
+ * transfer tid.
+ */
+static void each_waiting(struct ferry_engine *eng, int64_t tid,
+			 void (*fn)(struct ferry_engine *eng, struct job *j))
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	if (ferry__db_ref_jobs(ferry__engine_db(eng), tid, 0, &ids, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = ferry__engine_job(eng, ids[i]);
+		if (j &&
+		    (j->state == FERRY_SYSTEM_ON_HOLD || j->state == FERRY_USER_SYSTEM_ON_HOLD))
+			fn(eng, j);
+	}
+	free(ids);
+}
+
+static void inputs_ready(struct ferry_engine *eng, struct job *j)
+{
+	if (ferry__db_ref_pending(ferry__engine_db(eng), j->id) == 0)
+		ferry__engine_job_set_state(eng, j,
+					    j->state == FERRY_SYSTEM_ON_HOLD ? FERRY_QUEUED_ACTIVE
+									     : FERRY_USER_ON_HOLD);
+}
+
+static void input_gone(struct ferry_engine *eng, struct job *j)
+{
+	ferry__engine_job_end_unstarted(eng, j, FERRY_ABORTED,
+					"an input transfer was removed before it was ready");
+}
+
+void ferry__engine_inputs_changed(struct ferry_engine *eng, int64_t tid)
+{
+	each_waiting(eng, tid, inputs_ready);
+}
+
+void ferry__engine_inputs_gone(struct ferry_engine *eng, int64_t tid)
+{
+	each_waiting(eng, tid, input_gone);
+}

@@ -76,7 +76,8 @@ static int waiter_done(struct ferry_engine *eng, struct waiter *w)
 	if (w->all)
 		return w->left == 0;
 	while (w->pos < w->n) {
-		struct job *j = ferry__engine_job(eng, w->ids[w->pos]);
+		/* a held job waiting in the database comes back to be waited on */
+		struct job *j = ferry__engine_job_load(eng, w->ids[w->pos]);
 		if (j && !j->dispose_requested)
 			return 0;
 		w->pos++;
@@ -143,6 +144,44 @@ static void mark_job(void *arg, struct job *j)
 		t->w->upto = j->id;
 }
 
+/* The ids of the held jobs a wait for all takes back (load_held). */
+struct idlist {
+	int64_t *v;
+	size_t n, cap;
+};
+
+static int id_found(void *arg, int64_t id, const char *name, int state)
+{
+	struct idlist *l = arg;
+
+	(void)name;
+	(void)state;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		int64_t *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return FERRY_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = id;
+	return 0;
+}
+
+/* Takes back the held jobs up to upto (< 0: all) that wait in the database. */
+static int load_held(struct ferry_engine *eng, int64_t upto)
+{
+	struct idlist l = {0};
+	int rc = ferry__db_select_jobs(ferry__engine_db(eng), 1u << FERRY_USER_ON_HOLD, 0, 1,
+				       upto < 0 ? INT64_MAX : upto, id_found, &l);
+
+	/* collected first: taking one back may write its row (adopt) */
+	for (size_t i = 0; !rc && i < l.n; i++)
+		ferry__engine_job_load(eng, l.v[i]);
+	free(l.v);
+	return rc;
+}
+
 static void count_failed(struct waiter *w, int64_t id)
 {
 	if (w->nfailed_ids < FERRY_WAIT_FAILED_IDS)
@@ -160,7 +199,14 @@ int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struc
 {
 	struct take t = {.states = a->states, .upto = a->upto};
 	struct waiter *w;
-	int rc;
+	int drms = (ferry__engine_backend(eng)->flags & FERRY_BE_DRMS) != 0;
+	int rc = !drms && (a->states & (1u << FERRY_USER_ON_HOLD)) && a->upto
+		     ? load_held(eng, a->upto)
+		     : 0;
+
+	/* a wait marks its jobs in memory: the held ones come back from the database */
+	if (rc)
+		return rc;
 
 	/* once per call, not per event: the set is taken now and marked */
 	ferry__engine_each_job(eng, count_job, &t);

@@ -40,8 +40,10 @@ struct ferry_wait_all_args {
  * on connection c until a->deadline: each job gets a mark, taken off when
  * it ends (ferry__waits_job_ended); with a->since, the jobs up to a->upto
  * whose failures the database logged after that mark count as failed too.
- * Always parked (1): the tick answers with the wait's counts, at once when
- * it took no job. Or FERRY_ENOMEM, FERRY_EINTERNAL (the database).
+ * With user_on_hold in a->states, the held jobs that wait in the database
+ * are taken back into memory first (ferry__engine_job_load). Always parked (1): the tick answers
+ * with the wait's counts, at once when it took no job. Or FERRY_ENOMEM, FERRY_EINTERNAL (the
+ * database) or another error reading the held jobs.
  */
 int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
 			 const struct ferry_reqdef *def, const struct ferry_wait_all_args *a);
