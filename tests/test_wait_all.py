@@ -76,12 +76,24 @@ def test_ended_and_held_jobs_are_not_waited_for(ferry):
 
 
 def test_exit_4_names_the_failed_jobs(ferry):
+    # the failing job waits for the wait to have started: a job that
+    # failed before the call is not one of the wait's (a loaded machine
+    # may start the CLI later than a short sleep)
+    gate = ferry.path("gate")
     ok = [ferry.submit("sh", "-c", "sleep 0.3") for _ in range(3)]
-    bad = ferry.submit("sh", "-c", "sleep 0.5; exit 7")
-    cp = ferry.run("wait", "--all", "--timeout", "60", check=False, timeout=70)
-    assert cp.returncode == 4, cp
-    assert f"job {bad} failed: finished_regularly (exit value 7)" in cp.stderr, cp.stderr
-    assert all(f"job {i} " not in cp.stderr for i in ok)
+    bad = ferry.submit("sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 7")
+    waiter = ferry.popen("wait", "--all", "--timeout", "60")
+    try:
+        time.sleep(2)
+        open(gate, "w").close()
+        _, err = waiter.communicate(timeout=70)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait(10)
+    assert waiter.returncode == 4, err
+    assert f"job {bad} failed: finished_regularly (exit value 7)" in err, err
+    assert all(f"job {i} " not in err for i in ok)
 
 
 def test_many_failures_are_counted(ferry):

@@ -147,13 +147,14 @@ static int run_stream(struct stream *s, json_t *req)
 	json_t *reply = NULL;
 	const void *bin = NULL;
 	size_t binlen = 0;
-	int rc = ferry__call(c, req, 0, &reply, &bin, &binlen), more = 0;
+	int rc = ferry__call(c, req, 0, &reply, &bin, &binlen), more = 0, stopped = 0;
 
 	while (rc == 0) {
 		more = json_is_true(json_object_get(reply, "more"));
 		rc = s->page(s, reply, bin, binlen);
 		json_decref(reply);
 		reply = NULL;
+		stopped = rc != 0;
 		if (rc || !more)
 			break;
 		rc = ferry__recv_reply(c, &reply, &bin, &binlen);
@@ -164,12 +165,13 @@ static int run_stream(struct stream *s, json_t *req)
 			json_decref(reply);
 		}
 	}
-	if (rc > 0) {
-		if (more) /* pages are still to come */
-			abandon(c);
-		rc = 0;
-	}
-	return rc;
+	/*
+	 * Stopped at a page (by its function, or a page it could not take):
+	 * the pages still to come must not be read as the next call's reply.
+	 */
+	if (stopped && more)
+		abandon(c);
+	return rc > 0 ? 0 : rc;
 }
 
 static int locked_stream(struct stream *s, json_t *req)
