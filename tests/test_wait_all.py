@@ -75,6 +75,21 @@ def test_ended_and_held_jobs_are_not_waited_for(ferry):
     assert cp.returncode == 3 and "1 of 1 not ended" in cp.stderr, cp.stderr
 
 
+def wait_all_then_open(ferry, gate):
+    """Starts `ferry wait --all`, then creates the file gate (the jobs
+    wait for it) once the wait runs: its exit code and stderr."""
+    waiter = ferry.popen("wait", "--all", "--timeout", "120")
+    try:
+        time.sleep(2)
+        open(gate, "w").close()
+        _, err = waiter.communicate(timeout=130)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait(10)
+    return waiter.returncode, err
+
+
 def test_exit_4_names_the_failed_jobs(ferry):
     # the failing job waits for the wait to have started: a job that
     # failed before the call is not one of the wait's (a loaded machine
@@ -82,16 +97,8 @@ def test_exit_4_names_the_failed_jobs(ferry):
     gate = ferry.path("gate")
     ok = [ferry.submit("sh", "-c", "sleep 0.3") for _ in range(3)]
     bad = ferry.submit("sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 7")
-    waiter = ferry.popen("wait", "--all", "--timeout", "60")
-    try:
-        time.sleep(2)
-        open(gate, "w").close()
-        _, err = waiter.communicate(timeout=70)
-    finally:
-        if waiter.poll() is None:
-            waiter.kill()
-            waiter.wait(10)
-    assert waiter.returncode == 4, err
+    rc, err = wait_all_then_open(ferry, gate)
+    assert rc == 4, err
     assert f"job {bad} failed: finished_regularly (exit value 7)" in err, err
     assert all(f"job {i} " not in err for i in ok)
 
@@ -101,16 +108,8 @@ def test_many_failures_are_counted(ferry):
     ferry.config("[local]\nscheduler = local\nslots = 4\n")
     gate = ferry.path("gate")
     bulk(ferry, 40, cmd=f"sh -c 'while [ ! -e {gate} ]; do sleep 0.05; done; exit 1'")
-    waiter = ferry.popen("wait", "--all", "--timeout", "120")
-    try:
-        time.sleep(1)
-        open(gate, "w").close()
-        out, err = waiter.communicate(timeout=120)
-    finally:
-        if waiter.poll() is None:
-            waiter.kill()
-            waiter.wait(10)
-    assert waiter.returncode == 4, err
+    rc, err = wait_all_then_open(ferry, gate)
+    assert rc == 4, err
     named = [ln for ln in err.splitlines() if ln.startswith("job ")]
     assert len(named) == 16, err
     assert "24 more of the 40 jobs failed" in err, err

@@ -247,22 +247,29 @@ static int page_of_jobs(struct stream *s, json_t *reply, const char *bin, size_t
 	return rc;
 }
 
-FERRY_EXPORT int ferry_list_jobs(ferry_conn *c, const struct ferry_list_opts *opts, ferry_job_fn fn,
-				 void *userdata)
+/* A listing of job objects to s's function (fn: whether it has one). */
+static int list_detail(struct stream *s, const struct ferry_list_opts *opts, int fn)
 {
-	struct stream s = {.c = c, .page = page_of_jobs, .fn = fn, .ud = userdata};
 	json_t *req;
 	int rc;
 
 	if (!fn)
-		return ferry__seterr(c, FERRY_EINVAL, "no function to hand the jobs to");
-	if ((rc = list_request(c, opts, 1, &req)))
+		return ferry__seterr(s->c, FERRY_EINVAL, "no function to hand the jobs to");
+	if ((rc = list_request(s->c, opts, 1, &req)))
 		return rc;
-	rc = locked_stream(&s, req);
-	if (rc == 0 && s.stopped < 0)
-		rc = ferry__seterr(c, s.stopped, "the listing was stopped by its function (%d)",
-				   s.stopped);
+	rc = locked_stream(s, req);
+	if (rc == 0 && s->stopped < 0)
+		rc = ferry__seterr(s->c, s->stopped, "the listing was stopped by its function (%d)",
+				   s->stopped);
 	return rc;
+}
+
+FERRY_EXPORT int ferry_list_jobs(ferry_conn *c, const struct ferry_list_opts *opts, ferry_job_fn fn,
+				 void *userdata)
+{
+	struct stream s = {.c = c, .page = page_of_jobs, .fn = fn, .ud = userdata};
+
+	return list_detail(&s, opts, fn != NULL);
 }
 
 /* A page's lines to fn as they stand: the listing a program prints. */
@@ -285,18 +292,8 @@ FERRY_EXPORT int ferry_list_jobs_jsonl(ferry_conn *c, const struct ferry_list_op
 				       ferry_jsonl_fn fn, void *userdata)
 {
 	struct stream s = {.c = c, .page = page_of_text, .text_fn = fn, .ud = userdata};
-	json_t *req;
-	int rc;
 
-	if (!fn)
-		return ferry__seterr(c, FERRY_EINVAL, "no function to hand the jobs to");
-	if ((rc = list_request(c, opts, 1, &req)))
-		return rc;
-	rc = locked_stream(&s, req);
-	if (rc == 0 && s.stopped < 0)
-		rc = ferry__seterr(c, s.stopped, "the listing was stopped by its function (%d)",
-				   s.stopped);
-	return rc;
+	return list_detail(&s, opts, fn != NULL);
 }
 
 static int page_of_ids(struct stream *s, json_t *reply, const char *bin, size_t binlen)
