@@ -74,8 +74,9 @@ static int run(struct ferry_db *db, long n, long batch, int find, const char *ki
 			spec_text(spec, sizeof(spec), key, k + 1);
 			if (find && key[0] && ferry__db_find_key(db, key, &id) != 0)
 				return -1;
+			/* -1: no disposal hours of its own, as a spec without them */
 			if (ferry__db_insert_job(db, key[0] ? key : NULL, NULL, spec,
-						 FERRY_USER_ON_HOLD, 1.0, &id))
+						 FERRY_USER_ON_HOLD, 1.0, -1, &id))
 				return -1;
 		}
 		ferry__db_need_durable(db);

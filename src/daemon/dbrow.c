@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "dbrow.h"
-#include "engine.h"
+#include "job.h"
 #include "jbytes.h"
 #include "jscan.h"
 #include "util.h"
@@ -278,7 +278,7 @@ static int span_int(const struct ferry_jspan *v, int64_t *out)
 	return 1;
 }
 
-static void spec_field(struct ferry_engine *eng, int64_t id, size_t i, const struct spec_text *st,
+static void spec_field(const char *jobs_dir, int64_t id, size_t i, const struct spec_text *st,
 		       struct ferry_jtext *t)
 {
 	const struct job_field *f = &job_fields[i];
@@ -289,10 +289,10 @@ static void spec_field(struct ferry_engine *eng, int64_t id, size_t i, const str
 	switch (f->type) {
 	case FERRY__JF_STR:
 		if (!is_str && i == JF_stdout_path)
-			ferry__jtext_path(t, ferry__engine_jobs_dir(eng), id, "stdout");
+			ferry__jtext_path(t, jobs_dir, id, "stdout");
 		else if (!is_str && i == JF_stderr_path &&
 			 !span_is(&st->v[JF_join_stderrout], "true"))
-			ferry__jtext_path(t, ferry__engine_jobs_dir(eng), id, "stderr");
+			ferry__jtext_path(t, jobs_dir, id, "stderr");
 		else if (is_str)
 			ferry__jtext_raw(t, v->p, v->n);
 		else
@@ -311,7 +311,7 @@ static void spec_field(struct ferry_engine *eng, int64_t id, size_t i, const str
 	}
 }
 
-int ferry__db_row_text(struct ferry_engine *eng, const struct job *j, sqlite3_stmt *q,
+int ferry__db_row_text(const char *jobs_dir, const struct job *j, sqlite3_stmt *q,
 		       struct ferry_jtext *t)
 {
 	int64_t id = sqlite3_column_int64(q, JC_id);
@@ -339,7 +339,7 @@ int ferry__db_row_text(struct ferry_engine *eng, const struct job *j, sqlite3_st
 		if (f->from == FROM_COL)
 			col_text(q, f, ended, t);
 		else if (f->from == FROM_SPEC)
-			spec_field(eng, id, i, &st, t);
+			spec_field(jobs_dir, id, i, &st, t);
 		else
 			f->derive(q, t);
 	}

@@ -44,12 +44,12 @@ enum job_col { JC_SPEC, FERRY__JOB_FIELDS(COL_ENUM) };
  * start and DRMS id),
  * the output paths it uses by default, the derived fields. The one maker
  * of job objects: `info` parses it, a listing sends it as it stands.
- * 0, or FERRY_ENOMEM.
+ * jobs_dir: the engine's directory of job directories (the default paths);
+ * j: the job in memory, or NULL. 0, or FERRY_ENOMEM.
  */
-struct ferry_engine;
 struct ferry_jtext;
 struct job;
-int ferry__db_row_text(struct ferry_engine *eng, const struct job *j, sqlite3_stmt *q,
+int ferry__db_row_text(const char *jobs_dir, const struct job *j, sqlite3_stmt *q,
 		       struct ferry_jtext *t);
 
 /*

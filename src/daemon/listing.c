@@ -70,7 +70,7 @@ static int take_row(void *arg, sqlite3_stmt *q)
 		f->last = id;
 		return 0;
 	}
-	if ((rc = ferry__db_row_text(f->eng, j, q, &f->t)))
+	if ((rc = ferry__db_row_text(ferry__engine_jobs_dir(f->eng), j, q, &f->t)))
 		return rc;
 	ferry__jtext_raw(&f->t, "\n", 1);
 	if (f->t.bad)

@@ -222,8 +222,9 @@ static int info_row(void *arg, sqlite3_stmt *q)
 {
 	struct info *i = arg;
 
-	return ferry__db_row_text(i->eng, ferry__engine_job(i->eng, sqlite3_column_int64(q, JC_id)),
-				  q, &i->t);
+	return ferry__db_row_text(ferry__engine_jobs_dir(i->eng),
+				  ferry__engine_job(i->eng, sqlite3_column_int64(q, JC_id)), q,
+				  &i->t);
 }
 
 /* The job object is the one a listing sends (ferry__db_row_text), parsed. */
