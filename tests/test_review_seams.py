@@ -1,6 +1,7 @@
 """Reproducers from the review of issue 20's merge (held jobs in the
 database, the failure log, listings as text): each test states what the
 documentation promises and fails on the code it was written against."""
+import os
 import subprocess
 import time
 
@@ -114,3 +115,40 @@ def test_jobs_held_after_their_submit_leave_memory(ferry):
     print(f"RSS {before} kB, {queued} kB with {n} queued, {held} kB once they are held")
     # freed, most of it goes back (the heap's top); kept, none does
     assert held - before < (queued - before) // 2, (before, queued, held)
+
+
+HOSTILE_SPECS = [
+    b'[]', b'"x"', b'{', b'', b'{"argv":[["a"]],"cpus":1e300,"name":7}',
+    b'{"argv":["a",1,null,true],"cpus":99999999999999999999,"env":"x"}',
+    b'{"name":"\xff\xfe","argv":["\xc3"],"stdout_path":5,"join_stderrout":"true"}',
+    b'{"cpus":-9223372036854775808,"memory_mb":1.5,"hold":1,"argv":[]}',
+    b'{"a":1,"a":2,"name":"n","name":"m","argv":["x"]}',
+    b'{"name":"\\u0000ff","argv":["\\ud800"]}',
+]
+
+
+def test_a_damaged_spec_lists_as_info_shows_it(ferry):
+    """dbrow.c reads a stored spec by scanning it, and falls back to
+    jansson: whatever a damaged database holds, the engine stays up, and a
+    listing's line is the object `info` gives."""
+    import json
+    import sqlite3
+    ids = [ferry.submit("true", opts=("--hold",)) for _ in HOSTILE_SPECS]
+    ferry.run("daemon", "stop", timeout=60)
+    db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
+    db.text_factory = bytes
+    for i, s in zip(ids, HOSTILE_SPECS):
+        db.execute("UPDATE job_specs SET spec = CAST(? AS TEXT) WHERE id = ?", (s, i))
+    db.commit()
+    db.close()
+    lines = ferry.run("jobs", "--jsonl").stdout.splitlines()
+    listed = {j["id"]: j for j in map(json.loads, lines)}
+    for i in ids:
+        assert listed[i] == ferry.info(i), (i, listed[i])
+    asan_clean(ferry)
+
+
+def asan_clean(ferry):
+    log = os.path.join(ferry.state_dir, "ferryd.log")
+    text = open(log, errors="replace").read() if os.path.exists(log) else ""
+    assert "Sanitizer" not in text and "runtime error" not in text, text[-4000:]
