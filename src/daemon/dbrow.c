@@ -243,12 +243,14 @@ static int overlay(const struct job *j, size_t i, struct ferry_jtext *t)
 static void strv_text(const struct spec_text *st, const struct ferry_jspan *v,
 		      struct ferry_jtext *t)
 {
-	const char *p = v->p + 1, *end = v->p + v->n - 1, *e;
+	const char *p, *end, *e;
 
 	if (!v->p || v->n < 2 || v->p[0] != '[') {
 		ferry__jtext_raw(t, "[]", 2);
 		return;
 	}
+	p = v->p + 1; /* not before: an array absent (a lost job's "{}") has no p */
+	end = v->p + v->n - 1;
 	if (st->parsed) {
 		ferry__jtext_raw(t, v->p, v->n);
 		return;
