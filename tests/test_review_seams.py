@@ -152,3 +152,27 @@ def asan_clean(ferry):
     log = os.path.join(ferry.state_dir, "ferryd.log")
     text = open(log, errors="replace").read() if os.path.exists(log) else ""
     assert "Sanitizer" not in text and "runtime error" not in text, text[-4000:]
+
+
+def test_a_kill_of_held_jobs_logs_each_failure_once(ferry):
+    """Overlapping ranges, held jobs in memory (a wait names one) and in
+    the database, a running one: each job killed has one row in the
+    failure log, and the answer counts each job once."""
+    import sqlite3
+    held = [ferry.submit("true", opts=("--hold",)) for _ in range(6)]
+    ferry.run("daemon", "stop", timeout=60)  # all of them in the database
+    waiter = ferry.popen("wait", str(held[2]), "--timeout", "60")
+    try:
+        time.sleep(1)  # the wait took held[2] back into memory
+        cp = ferry.run("kill", f"{held[0]}-{held[3]}", f"{held[2]}-{held[5]}", check=False)
+        waiter.communicate(timeout=30)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait(10)
+    assert cp.stdout.strip() == "6 jobs killed (6 matched)", cp
+    ferry.run("daemon", "stop", timeout=60)
+    db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
+    rows = sorted(r[0] for r in db.execute("SELECT job FROM failures"))
+    db.close()
+    assert rows == held, rows
