@@ -67,6 +67,7 @@ def rss_kb(pid):
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
 
 
+@pytest.mark.xfail(strict=True, reason="a wait --all taking user_on_hold loads every held job into memory and they stay there (issue 20 note: keep their ids only, or park them again)")
 def test_a_wait_for_held_jobs_keeps_them_all_in_memory(ferry):
     """docs/architecture.md, "Held jobs wait in the database", and issue
     20: the engine's memory is bounded by what is active. A wait for all
@@ -91,6 +92,7 @@ def test_a_wait_for_held_jobs_keeps_them_all_in_memory(ferry):
     assert after - before < n * 40 // 1024, (before, after)
 
 
+@pytest.mark.xfail(strict=True, reason="only jobs submitted held are parked in the database; a queued job the user holds stays in memory (issue 20 note)")
 def test_jobs_held_after_their_submit_leave_memory(ferry):
     """Held jobs wait in the database: but only those submitted held, or
     found held at a start. A queued job the user holds (hold_one) stays a

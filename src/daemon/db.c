@@ -85,6 +85,7 @@ enum stmt_id {
 	S_META_SET,
 	S_FAIL_ADD,
 	S_FAIL_DEL_JOB,
+	S_FAIL_CLEAR_LAST,
 	S_FAIL_MARK,
 	S_FAIL_SINCE,
 	S_COUNT
@@ -223,8 +224,12 @@ static const char *const sql[S_COUNT] = {
     /* never the last row: the next number stays above every mark handed out */
     [S_FAIL_DEL_JOB] = "DELETE FROM failures WHERE job = ?1 AND "
 		       "seq < (SELECT max(seq) FROM failures)",
+    /* the last row stays, for its number, but no longer names a job (job 0) */
+    [S_FAIL_CLEAR_LAST] = "UPDATE failures SET job = 0 WHERE job = ?1 AND "
+			  "seq = (SELECT max(seq) FROM failures)",
     [S_FAIL_MARK] = "SELECT COALESCE(max(seq), 0) FROM failures",
-    [S_FAIL_SINCE] = "SELECT job FROM failures WHERE seq > ?1 AND job <= ?2 ORDER BY seq",
+    [S_FAIL_SINCE] = "SELECT job FROM failures WHERE seq > ?1 AND job > 0 AND job <= ?2 "
+		     "ORDER BY seq",
 };
 
 static const char schema[] =
@@ -289,8 +294,9 @@ static const char schema[] =
      * next request counts the failures after it, so a failure between two
      * requests, or while no engine ran, is not missed. Not ended_at: a
      * cluster's end time may precede the recording by minutes. Its row goes
-     * with the job's, except the last row, so that the next number (the
-     * rowid's max + 1) stays above every one handed out; not AUTOINCREMENT,
+     * with the job's, except the last row, which stays with job 0 (no job)
+     * so that the next number (the rowid's max + 1) stays above every one
+     * handed out; not AUTOINCREMENT,
      * whose sqlite_sequence update made a kill of 100,000 held jobs cost
      * 3 us a job more instead of 1.5-2. No schema version: an older database
      * gains the table at open, empty, and loses nothing without it.
@@ -889,7 +895,9 @@ int ferry__db_delete_job(struct ferry_db *db, int64_t id)
 	if (run(db, S_REF_DEL_JOB, "delete job references"))
 		return FERRY_EINTERNAL;
 	sqlite3_bind_int64(db->st[S_FAIL_DEL_JOB], 1, id);
-	if (run(db, S_FAIL_DEL_JOB, "delete job failures"))
+	sqlite3_bind_int64(db->st[S_FAIL_CLEAR_LAST], 1, id);
+	if (run(db, S_FAIL_DEL_JOB, "delete job failures") ||
+	    run(db, S_FAIL_CLEAR_LAST, "delete job failures"))
 		return FERRY_EINTERNAL;
 	sqlite3_bind_int64(db->st[S_DELETE], 1, id);
 	return run(db, S_DELETE, "delete job");
@@ -953,12 +961,15 @@ int ferry__db_kill_held(struct ferry_db *db, int64_t first, int64_t last, double
 {
 	sqlite3_stmt *q = db->st[S_KILL_HELD], *log = db->st[S_KILL_HELD_LOG];
 
+	/* both or neither: a logged failure of a job still held would fail a wait */
+	if (ferry__db_savepoint(db))
+		return FERRY_EINTERNAL;
 	/* a wait for all jobs counts these failures too (the failure log) */
 	sqlite3_bind_int64(log, 1, first);
 	sqlite3_bind_int64(log, 2, last);
 	sqlite3_bind_int(log, 7, FERRY_USER_ON_HOLD);
 	if (run(db, S_KILL_HELD_LOG, "log the failures of held jobs"))
-		return FERRY_EINTERNAL;
+		goto fail;
 	sqlite3_bind_int64(q, 1, first);
 	sqlite3_bind_int64(q, 2, last);
 	sqlite3_bind_int(q, 3, FERRY_FAILED);
@@ -967,9 +978,12 @@ int ferry__db_kill_held(struct ferry_db *db, int64_t first, int64_t last, double
 	sqlite3_bind_double(q, 6, hour_s);
 	sqlite3_bind_int(q, 7, FERRY_USER_ON_HOLD);
 	if (run(db, S_KILL_HELD, "kill held jobs"))
-		return FERRY_EINTERNAL;
+		goto fail;
 	*changed = (size_t)sqlite3_changes(db->h);
-	return 0;
+	return ferry__db_release(db) ? FERRY_EINTERNAL : 0;
+fail:
+	ferry__db_rollback_savepoint(db);
+	return FERRY_EINTERNAL;
 }
 
 int ferry__db_status(struct ferry_db *db, int64_t id, enum ferry_job_status *st)

@@ -247,7 +247,7 @@ static void job_remove(struct ferry_engine *eng, struct job *j)
 {
 	struct job **p = &eng->htab[hslot(eng, j->id)];
 
-	ferry__waits_job_ended(j, 0); /* one that ended counted its failure already */
+	ferry__waits_job_ended(j); /* a failure is counted from the failure log */
 	queue_remove(eng, j);
 	for (; *p; p = &(*p)->hnext) {
 		if (*p == j) {
@@ -366,7 +366,7 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 		res.ended_at = ferry__now();
 	if (ferry__job_started(j))
 		eng->used_slots -= j->cpus;
-	ferry__waits_job_ended(j, st == FERRY_FAILED && !j->dispose_requested);
+	ferry__waits_job_ended(j);
 	if (j->dispose_requested) {
 		ferry__db_delete_job(eng->db, j->id);
 		remove_job_files(eng, j->id);

@@ -10,8 +10,9 @@
  * and a count. The job's end (ferry__waits_job_ended) takes its marks
  * off and counts them down, so an event costs the waits that hold the
  * job, never a scan of a wait's set; the tick answers a wait whose count
- * reached zero. Failures are counted as they happen: the reply says how
- * many of the set failed, and which (the first FERRY_WAIT_FAILED_IDS).
+ * reached zero. Its failures come from the database's failure log when
+ * it answers: how many jobs up to its highest id failed since the call,
+ * and which (the first FERRY_WAIT_FAILED_IDS).
  *
  * A client's wait for all jobs is several requests (the first learns the
  * set, a remote one comes back every few seconds, one is replayed on a
@@ -45,7 +46,9 @@ struct waiter {
 	struct ferry_wmark *marks; /* a wait for all: one per job of its set */
 	size_t total, left, failed, nfailed_ids;
 	int64_t failed_ids[FERRY_WAIT_FAILED_IDS];
-	int64_t upto;	 /* the highest id of the set; 0 when empty */
+	int64_t upto; /* the highest id of the set; 0 when empty */
+	/* a wait for all: its failures are those logged after since, of jobs up to fail_upto */
+	int64_t since, fail_upto;
 	double deadline; /* monotonic; <0: none */
 	struct waiter *next;
 };
@@ -219,46 +222,52 @@ int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struc
 	w->all = 1;
 	w->total = w->left = t.n;
 	w->deadline = a->deadline;
-	/* the failures since the last answer, before the marks count the later ones */
-	if (a->since >= 0 && (rc = ferry__db_failures_since(ferry__engine_db(eng), a->since,
-							    a->upto, count_logged, w))) {
-		waiter_free(w);
+	w->since = a->since;
+	if (w->since < 0 && (rc = ferry__db_failure_mark(ferry__engine_db(eng), &w->since))) {
+		free(w->marks);
+		free(w);
 		return rc;
 	}
 	t.w = w;
 	t.n = 0;
 	ferry__engine_each_job(eng, mark_job, &t);
+	w->fail_upto = a->upto >= 0 ? a->upto : w->upto;
 	/* parked even when empty: the tick answers it with its counts */
 	w->next = ws->head;
 	ws->head = w;
 	return 1;
 }
 
-void ferry__waits_job_ended(struct job *j, int failed)
+void ferry__waits_job_ended(struct job *j)
 {
 	while (j->wmarks) {
 		struct ferry_wmark *m = j->wmarks;
-		struct waiter *w = m->w;
 
 		mark_unlink(m);
-		w->left--;
-		if (failed)
-			count_failed(w, j->id);
+		m->w->left--;
 	}
 }
 
 /*
  * The reply of a wait for all jobs: its counts, whether all ended or not,
- * and the failure log's mark, read now: every failure up to it was counted
- * by this request or happened before it took its set.
+ * and the failure log's mark, read now. Its failures are read from the
+ * log too, those after its since of jobs up to its fail_upto: one rule,
+ * whether a job failed during this request or between two of a client's,
+ * of the set or not (a held job killed meanwhile), and every failure up
+ * to the mark was counted by this request or one before it.
  */
-static json_t *all_reply(struct ferry_engine *eng, const struct waiter *w)
+static json_t *all_reply(struct ferry_engine *eng, struct waiter *w)
 {
 	json_t *ids = json_array();
 	json_t *reply;
 	int64_t mark;
-	int rc = ferry__db_failure_mark(ferry__engine_db(eng), &mark);
+	int rc;
 
+	w->failed = w->nfailed_ids = 0;
+	rc = ferry__db_failures_since(ferry__engine_db(eng), w->since, w->fail_upto, count_logged,
+				      w);
+	if (!rc)
+		rc = ferry__db_failure_mark(ferry__engine_db(eng), &mark);
 	if (rc) {
 		json_decref(ids);
 		return ferry__error_reply(rc, "cannot read the failure log of the database");

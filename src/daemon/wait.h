@@ -38,21 +38,21 @@ struct ferry_wait_all_args {
 /*
  * A wait for every job in memory (not ended) in a->states up to a->upto,
  * on connection c until a->deadline: each job gets a mark, taken off when
- * it ends (ferry__waits_job_ended); with a->since, the jobs up to a->upto
- * whose failures the database logged after that mark count as failed too.
- * With user_on_hold in a->states, the held jobs that wait in the database
- * are taken back into memory first (ferry__engine_job_load). Always parked (1): the tick answers
- * with the wait's counts, at once when it took no job. Or FERRY_ENOMEM, FERRY_EINTERNAL (the
- * database) or another error reading the held jobs.
+ * it ends (ferry__waits_job_ended). Its failures are the jobs up to a->upto
+ * (< 0: the set's highest id) whose failures the database logged after
+ * a->since (< 0: the mark at the call), read when it answers. With user_on_hold in a->states, the
+ * held jobs that wait in the database are taken back into memory first (ferry__engine_job_load).
+ * Always parked (1): the tick answers with the wait's counts, at once when it took no job. Or
+ * FERRY_ENOMEM, FERRY_EINTERNAL (the database) or another error reading the held jobs.
  */
 int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
 			 const struct ferry_reqdef *def, const struct ferry_wait_all_args *a);
 
 /*
- * Job j ends (failed: it failed; a job disposed did not): the waits for
- * all jobs that hold it count it. Costs the waits that hold j.
+ * Job j ends (or is disposed of): the waits for all jobs that hold it
+ * count it down. Costs the waits that hold j.
  */
-void ferry__waits_job_ended(struct job *j, int failed);
+void ferry__waits_job_ended(struct job *j);
 
 /* Answers the waits whose jobs have all ended, or whose deadline passed. */
 void ferry__waits_wake(struct ferry_waits *ws, struct ferry_engine *eng);

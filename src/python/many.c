@@ -289,7 +289,7 @@ static PyObject *wait_all_result(const struct ferry_wait_all_result *r)
 	PyStructSequence_SET_ITEM(t, 1, PyLong_FromSize_t(r->pending));
 	PyStructSequence_SET_ITEM(t, 2, PyLong_FromSize_t(r->failed));
 	PyStructSequence_SET_ITEM(t, 3, ids);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; t && i < 3; i++)
 		if (!PyStructSequence_GET_ITEM(t, i))
 			Py_CLEAR(t);
 	return t;
@@ -483,7 +483,7 @@ static PyObject *control_result(const struct ferry_control_result *r)
 	PyStructSequence_SET_ITEM(t, 1, PyLong_FromSize_t(r->changed));
 	PyStructSequence_SET_ITEM(t, 2, PyLong_FromSize_t(r->failed));
 	PyStructSequence_SET_ITEM(t, 3, errs);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; t && i < 3; i++)
 		if (!PyStructSequence_GET_ITEM(t, i))
 			Py_CLEAR(t);
 	return t;
