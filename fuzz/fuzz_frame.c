@@ -44,6 +44,8 @@
 #include "cfg.h"
 #include "dispatch.h"
 #include "frame.h"
+#include "loop.h"
+#include "jbytes.h"
 #include "proto.h"
 #include "util.h"
 
@@ -159,6 +161,23 @@ static int bin_in_memory(struct ferry_bin *b)
  * whose array holds every page's: each page must be an object with one
  * array (ids or jobs), and the pages end.
  */
+/* A page's JSON Lines (a listing's "format": "jsonl") into page's "jobs": each must parse. */
+static void page_lines(json_t *page, const struct ferry_bin *bin)
+{
+	const char *at = bin->p, *end = at + bin->len, *nl;
+	json_t *a = json_array();
+
+	for (; at < end; at = nl + 1) {
+		json_t *o;
+		if (!(nl = memchr(at, '\n', (size_t)(end - at))))
+			die("a page's lines do not end with a newline", "jsonl");
+		if (!(o = ferry__json_loadb(at, (size_t)(nl - at), 0, NULL, 0)))
+			die("a page's line is no JSON", "jsonl");
+		json_array_append_new(a, o);
+	}
+	json_object_set_new(page, "jobs", a);
+}
+
 static json_t *all_pages(struct ferry_pager *p)
 {
 	json_t *whole = json_object(), *page, *v;
@@ -167,12 +186,18 @@ static json_t *all_pages(struct ferry_pager *p)
 	int rc;
 
 	do {
+		struct ferry_bin bin = FERRY_BIN_INIT;
 		if (!(page = json_object()))
 			die("out of memory", "page");
-		rc = p->next(p, eng, page, err, sizeof(err));
+		rc = p->next(p, eng, page, &bin, err, sizeof(err));
+		if (rc >= 0 && bin.len)
+			page_lines(page, &bin);
+		ferry__bin_release(&bin);
 		json_object_foreach(page, key, v)
 		{
 			json_t *a = json_object_get(whole, key);
+			if (!strcmp(key, "count") || !strcmp(key, "last"))
+				continue; /* a page of lines: how many, and the last id */
 			if (!json_is_array(v))
 				die("a page holds something else than an array", key);
 			if (!a)

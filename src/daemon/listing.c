@@ -149,9 +149,11 @@ static int fill_page(struct listing *l, struct fill *f, json_t *a, int *last)
 /* The lines of f as the array of job objects of protocol version 2's form. */
 static int lines_to_array(struct fill *f, json_t *a, char *err, size_t errlen)
 {
-	const char *p = f->t.p, *end = p + f->t.len, *nl;
+	const char *p = f->t.p, *end, *nl;
 
-	for (; p < end; p = nl + 1) {
+	if (!p) /* no job on the page: nothing was written */
+		return 0;
+	for (end = p + f->t.len; p < end; p = nl + 1) {
 		json_t *o;
 		nl = memchr(p, '\n', (size_t)(end - p));
 		if (!(o = ferry__json_loadb(p, (size_t)(nl - p), 0, err, errlen)))

@@ -196,7 +196,9 @@ static int page_lines(struct stream *s, json_t *reply, const char *bin, size_t b
 	json_t *count = json_object_get(reply, "count"), *last = json_object_get(reply, "last");
 	size_t lines = 0;
 
-	for (const char *p = bin, *end = bin + binlen; p && p < end; lines++) {
+	if (!bin) /* no binary part: no line (and no offset on a null pointer) */
+		binlen = 0;
+	for (const char *p = bin, *end = bin ? bin + binlen : NULL; p && p < end; lines++) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		p = nl ? nl + 1 : NULL;
 	}
@@ -240,6 +242,8 @@ static int page_of_jobs(struct stream *s, json_t *reply, const char *bin, size_t
 	size_t n;
 	int rc = page_lines(s, reply, bin, binlen, &n, &last);
 
+	if (rc || !n)
+		return rc;
 	for (const char *p = bin, *end = bin + binlen, *nl; !rc && p < end; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		rc = line_to_fn(s, p, (size_t)(nl - p));
