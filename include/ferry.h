@@ -399,7 +399,7 @@ int ferry_wait(ferry_conn *conn, const ferry_job_id *ids, size_t n, double timeo
 struct ferry_wait_all_result {
 	size_t jobs;	    /* jobs the wait took at the call */
 	size_t pending;	    /* of those, not ended when it returned (0 unless it timed out) */
-	size_t failed;	    /* of those, ended failed (a disposed job did not fail) */
+	size_t failed;	    /* jobs up to the highest taken that failed meanwhile */
 	size_t nfailed_ids; /* how many of failed_ids are set: min(failed, FERRY_WAIT_FAILED_IDS) */
 	ferry_job_id failed_ids[FERRY_WAIT_FAILED_IDS]; /* the first that failed, as they ended */
 };
@@ -422,8 +422,9 @@ struct ferry_wait_all_result {
  * wait; over ssh one every 10 s; a replay on a restarted engine): each
  * counts the failures the engine recorded since the answer before it
  * (docs/protocol.md, "wait for all jobs"), so a job that failed between
- * two, or while no engine ran, is counted: by its id (up to the highest
- * taken), whatever its state at the call; one disposed since may not be.
+ * two, or while no engine ran, is counted as one that failed during a
+ * request is: by its id (up to the highest taken), whatever its state at
+ * the call (a held job killed meanwhile counts); one disposed is not.
  * out (may be NULL) gets the counts, also on FERRY_ETIMEDOUT; it is the
  * caller's, nothing in it needs freeing. A job that failed does not make
  * the call fail: out->failed says so.
