@@ -75,12 +75,13 @@ int main(void)
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		check(fixed[i]);
 	for (int i = 0; i < 200000; i++) {
-		check(between(1.7e9, 1.9e9));			       /* times */
-		check(pow(10, between(-5, 18)));		       /* every decade */
-		check(-pow(10, between(-5, 18)));		       /* and negative */
-		check(floor(between(0, 1e9)) + 0.5);		       /* ties */
-		check((double)(next() >> 11) / (1u << (next() % 40))); /* exact binaries */
-		check(nextafter(pow(10, (int)(next() % 22) - 5), 0));  /* just under 10^k */
+		check(between(1.7e9, 1.9e9));	     /* times */
+		check(pow(10, between(-5, 18)));     /* every decade */
+		check(-pow(10, between(-5, 18)));    /* and negative */
+		check(floor(between(0, 1e9)) + 0.5); /* ties */
+		check((double)(next() >> 11) /
+		      (double)(UINT64_C(1) << (next() % 40)));	      /* exact binaries */
+		check(nextafter(pow(10, (int)(next() % 22) - 5), 0)); /* just under 10^k */
 		check(nextafter(pow(10, (int)(next() % 22) - 5), 1e30));
 	}
 	return unit_done("test-jtext");
