@@ -32,6 +32,8 @@
  * jobs at the engine's start may take to answer, before it is killed.
  */
 #define LEAVE_S 10
+/* what a stopping engine waits at most to hand the runner its last starts */
+#define CLOSE_FLUSH_S 2.0
 
 /* ---- the engine side ---- */
 
@@ -604,18 +606,22 @@ static int runner_send(struct local *l, json_t *m)
 	return 0;
 }
 
-/* At start, before the loop runs: runner_send(), then waits until it is sent. */
-static int runner_send_wait(struct local *l, json_t *m)
+/* Outside the loop: writes what is queued for the runner; 0 once all is. */
+static int flush_until(struct local *l, double until)
 {
-	double until = ferry__mono() + LIST_TIMEOUT_MS / 1000.0;
-
-	if (runner_send(l, m))
-		return -1;
-	while (l->ch.outlen) {
+	while (l->ch.fd >= 0 && l->ch.outlen) {
 		struct pollfd p = {l->ch.fd, POLLOUT, 0};
 		if (ferry__mono() > until || poll(&p, 1, 200) < 0 || ferry__chan_flush(&l->ch) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* At start, before the loop runs: runner_send(), then waits until it is sent. */
+static int runner_send_wait(struct local *l, json_t *m)
+{
+	if (runner_send(l, m) || flush_until(l, ferry__mono() + LIST_TIMEOUT_MS / 1000.0))
+		return -1;
 	want(l, EPOLLIN);
 	return 0;
 }
@@ -807,6 +813,9 @@ static void local_close(void *self)
 {
 	struct local *l = self;
 
+	/* the starts still queued are of jobs the engine calls running: they go */
+	if (!l->draining)
+		(void)flush_until(l, ferry__mono() + CLOSE_FLUSH_S);
 	if (l->ch.fd >= 0)
 		ferry__loop_unwatch(ferry__engine_loop(l->eng), l->ch.fd);
 	leave_timer_stop(l);

@@ -447,6 +447,7 @@ struct drain {
 struct runner {
 	int lfd, sfd;
 	struct chan eng; /* the engine's connection; fd -1 when none */
+	int eng_gone;	 /* it refused a write: its input is read to its end, then closed */
 	struct rjob *jobs;
 	struct drain *drains;
 	struct jobprocs_base procs;
@@ -588,11 +589,23 @@ fail:
 	return e;
 }
 
+/*
+ * Results are in files, so what a gone engine misses a new one reads
+ * there. Its connection is not closed here: the starts it sent before
+ * going are still to be read (runner_read).
+ */
 static void runner_send(struct runner *r, json_t *m)
 {
-	if (r->eng.fd >= 0 && ferry__chan_queue(&r->eng, m) == 0 && ferry__chan_flush(&r->eng) < 0)
-		ferry__chan_close(&r->eng); /* results are in files: a new engine reads them */
+	if (r->eng.fd >= 0 && !r->eng_gone && ferry__chan_queue(&r->eng, m) == 0 &&
+	    ferry__chan_flush(&r->eng) < 0)
+		r->eng_gone = 1;
 	json_decref(m);
+}
+
+static void engine_close(struct runner *r)
+{
+	ferry__chan_close(&r->eng);
+	r->eng_gone = 0;
 }
 
 static void runner_ended(struct runner *r, int64_t id)
@@ -719,16 +732,18 @@ static void runner_list(struct runner *r)
 	runner_send(r, json_pack("{s:s,s:o,s:o}", "op", "list", "ids", ids, "pids", pids));
 }
 
+/*
+ * Reads what the engine sent. The messages that came with its end of
+ * file count: an engine stopped right after handing over a start (while
+ * a fresh runner was still starting) has the job "running", and the job
+ * must run.
+ */
 static void runner_read(struct runner *r)
 {
+	int eof = ferry__chan_fill(&r->eng) < 0, bad = 0;
 	json_t *m;
-	int bad;
 
-	if (ferry__chan_fill(&r->eng) < 0) {
-		ferry__chan_close(&r->eng);
-		return;
-	}
-	while ((m = ferry__chan_next(&r->eng, &bad))) {
+	while (!bad && (m = ferry__chan_next(&r->eng, &bad))) {
 		const char *op = json_string_value(json_object_get(m, "op"));
 		if (op && !strcmp(op, "start"))
 			runner_start(r, m);
@@ -738,8 +753,8 @@ static void runner_read(struct runner *r)
 			runner_list(r);
 		json_decref(m);
 	}
-	if (bad)
-		ferry__chan_close(&r->eng);
+	if (eof || bad || r->eng_gone)
+		engine_close(r);
 }
 
 static void terminate(struct runner *r, struct rjob *j);
@@ -1005,7 +1020,7 @@ static void runner_accept(struct runner *r, double *first)
 		close(fd);
 		return;
 	}
-	ferry__chan_close(&r->eng); /* a new engine replaces the old one */
+	engine_close(r); /* a new engine replaces the old one */
 	r->eng.fd = fd;
 	*first = 0;
 	/* first: whom to kill if it gives up on us (SO_PEERCRED names who listened) */
@@ -1074,10 +1089,12 @@ void ferry__runner_main(int lfd, const char *log, unsigned long long job_nofile)
 		runner_setups(&r, n);
 		if (r.pfd[1].revents)
 			runner_reap(&r);
-		if (r.eng.fd >= 0 && (r.pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
+		/* a gone engine's last input is in the socket already */
+		if (r.eng.fd >= 0 &&
+		    (r.eng_gone || (r.pfd[2].revents & (POLLIN | POLLHUP | POLLERR))))
 			runner_read(&r);
 		if (r.eng.fd >= 0 && (r.pfd[2].revents & POLLOUT) && ferry__chan_flush(&r.eng) < 0)
-			ferry__chan_close(&r.eng);
+			r.eng_gone = 1;
 		if (r.pfd[0].revents)
 			runner_accept(&r, &first_until);
 	}
