@@ -35,13 +35,29 @@ static void die(const char *what, const char *a, size_t an, const char *b, size_
 static const char *const keys[] = {"argv", NULL, "name", "stdout_path", "env", "cpus",
 				   "hold", "a",	 "b"};
 
+static int all_strings(const json_t *a)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(a, i, e)
+	{
+		if (!json_is_string(e))
+			return 0;
+	}
+	return 1;
+}
+
 static void check_scan(const char *text, size_t n)
 {
 	struct ferry_jspan spans[FERRY_ARRAY_SIZE(keys)];
+	size_t keylens[FERRY_ARRAY_SIZE(keys)];
 	char err[160];
 	json_t *o;
 
-	if (ferry__jscan_object(text, n, keys, FERRY_ARRAY_SIZE(keys), spans) < 0)
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(keys); i++)
+		keylens[i] = keys[i] ? strlen(keys[i]) : 0;
+	if (ferry__jscan_object(text, n, keys, keylens, FERRY_ARRAY_SIZE(keys), spans) < 0)
 		return;
 	if (!(o = ferry__json_loadb(text, n, 0, err, sizeof(err))))
 		die("scan took what jansson refuses", text, n, err, strlen(err));
@@ -59,6 +75,9 @@ static void check_scan(const char *text, size_t n)
 			abort();
 		if (strlen(d) != spans[i].n || memcmp(d, spans[i].p, spans[i].n))
 			die("a value's text is not its dump", spans[i].p, spans[i].n, d, strlen(d));
+		if (spans[i].strings != (json_is_array(v) && all_strings(v)))
+			die("scan and jansson disagree on an array of strings", spans[i].p,
+			    spans[i].n, d, strlen(d));
 		free(d);
 	}
 	json_decref(o);

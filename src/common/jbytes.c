@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jscan.h"
 #include "util.h"
 
 json_t *ferry__json_bytes(const char *s)
@@ -67,9 +68,12 @@ static char *escape_into(char *o, const char *s, size_t n, int json)
 	const unsigned char *p = (const unsigned char *)s, *end = p + n;
 
 	while (p < end) {
+		const unsigned char *run = ferry__json_plain_end(p, end);
 		size_t k;
-		if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
-			*o++ = (char)*p++; /* the common case, first */
+		if (run > p) { /* the common case, first: a run copied at once */
+			memcpy(o, p, (size_t)(run - p));
+			o += run - p;
+			p = run;
 			continue;
 		}
 		k = ferry__utf8_char(p, end);
@@ -434,7 +438,22 @@ void ferry__jtext_path(struct ferry_jtext *t, const char *dir, int64_t id, const
 	char b[24], *p = int_text(b + sizeof(b), id), small[512], *s = small;
 	size_t dl = strlen(dir), il = (size_t)(b + sizeof(b) - p), nl = strlen(name);
 	size_t n = dl + il + nl + 2;
+	const unsigned char *ud = (const unsigned char *)dir, *un = (const unsigned char *)name;
 
+	/* a listing writes one for each job: as it stands when nothing needs an escape */
+	if (ferry__json_plain_end(ud, ud + dl) == ud + dl &&
+	    ferry__json_plain_end(un, un + nl) == un + nl) {
+		if (ferry__jtext_room(t, n + 2) < 0)
+			return;
+		ferry__jtext_raw(t, "\"", 1);
+		ferry__jtext_raw(t, dir, dl);
+		ferry__jtext_raw(t, "/", 1);
+		ferry__jtext_raw(t, p, il);
+		ferry__jtext_raw(t, "/", 1);
+		ferry__jtext_raw(t, name, nl);
+		ferry__jtext_raw(t, "\"", 1);
+		return;
+	}
 	if (n > sizeof(small) && !(s = malloc(n))) {
 		t->bad = 1;
 		return;

@@ -10,6 +10,22 @@
 
 #include "util.h"
 
+/* printable ASCII (0x20-0x7f) but '"' (0x22) and '\\' (0x5c) */
+const unsigned char ferry__json_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/* memcmp() == 0 for the few bytes of a key, without a call */
+static inline int same(const char *a, const char *b, size_t n)
+{
+	while (n && *a == *b)
+		a++, b++, n--;
+	return !n;
+}
+
 /* The escapes jansson writes for a character below U+0020 as \uXXXX. */
 static int long_escape(const char *p, const char *end)
 {
@@ -29,12 +45,8 @@ static const char *string_end(const char *p, const char *end)
 {
 	const unsigned char *u = (const unsigned char *)p + 1, *e = (const unsigned char *)end;
 
-	while (u < e) {
+	while ((u = ferry__json_plain_end(u, e)) < e) {
 		size_t k;
-		if (*u >= 0x20 && *u < 0x80 && *u != '"' && *u != '\\') {
-			u++;
-			continue;
-		}
 		if (*u == '"')
 			return (const char *)u + 1;
 		if (*u == '\\') {
@@ -74,27 +86,31 @@ static const char *int_end(const char *p, const char *end)
 const char *ferry__jscan_scalar_end(const char *p, const char *end)
 {
 	static const char *const words[] = {"true", "false", "null"};
+	size_t w;
 
 	if (p >= end)
 		return NULL;
 	if (*p == '"')
 		return string_end(p, end);
-	for (size_t i = 0; i < 3; i++) {
-		size_t l = strlen(words[i]);
-		if ((size_t)(end - p) >= l && !memcmp(p, words[i], l))
-			return p + l;
+	w = *p == 't' ? 0 : *p == 'f' ? 1 : *p == 'n' ? 2 : 3;
+	if (w < 3) {
+		size_t l = w == 1 ? 5 : 4;
+		return (size_t)(end - p) >= l && same(p, words[w], l) ? p + l : NULL;
 	}
 	return int_end(p, end);
 }
 
-/* The end of the value at p (a scalar or an array of them), or NULL. */
-static const char *value_end(const char *p, const char *end)
+/* The end of the value at p (a scalar or an array of them), or NULL; *strings as in jspan. */
+static const char *value_end(const char *p, const char *end, int *strings)
 {
+	*strings = 0;
 	if (p >= end || *p != '[')
 		return ferry__jscan_scalar_end(p, end);
+	*strings = 1;
 	if (++p < end && *p == ']')
 		return p + 1;
 	for (;;) {
+		*strings &= p < end && *p == '"';
 		if (!(p = ferry__jscan_scalar_end(p, end)) || p >= end)
 			return NULL;
 		if (*p == ']')
@@ -109,23 +125,24 @@ static const char *value_end(const char *p, const char *end)
  * search starts after the key found last: a stored spec names its keys
  * in the order keys has them, mostly, which makes a row's look-ups linear.
  */
-static void note(const char *k, size_t kn, const char *v, size_t vn, const char *const *keys,
-		 size_t nkeys, size_t *from, struct ferry_jspan *spans)
+static void note(const char *k, size_t kn, struct ferry_jspan v, const char *const *keys,
+		 const size_t *keylens, size_t nkeys, size_t *from, struct ferry_jspan *spans)
 {
 	for (size_t c = 0, i = *from; c < nkeys; c++, i = i + 1 == nkeys ? 0 : i + 1) {
-		if (keys[i] && keys[i][0] == *k && !strncmp(keys[i], k, kn) && !keys[i][kn]) {
-			spans[i] = (struct ferry_jspan){v, vn};
+		if (keys[i] && keylens[i] == kn && same(keys[i], k, kn)) {
+			spans[i] = v;
 			*from = i;
 			return;
 		}
 	}
 }
 
-int ferry__jscan_object(const char *text, size_t n, const char *const *keys, size_t nkeys,
-			struct ferry_jspan *spans)
+int ferry__jscan_object(const char *text, size_t n, const char *const *keys, const size_t *keylens,
+			size_t nkeys, struct ferry_jspan *spans)
 {
 	const char *p = text, *end = text + n, *k, *v;
 	size_t from = 0;
+	int strings;
 
 	memset(spans, 0, nkeys * sizeof(*spans));
 	if (n < 2 || *p++ != '{')
@@ -136,10 +153,11 @@ int ferry__jscan_object(const char *text, size_t n, const char *const *keys, siz
 		if (*p != '"' || !(v = string_end(p, end)) || v >= end || *v++ != ':')
 			return -1;
 		k = p + 1;
-		if (!(p = value_end(v, end)) || p >= end)
+		if (!(p = value_end(v, end, &strings)) || p >= end)
 			return -1;
 		/* a key with an escape is none of keys, which have none */
-		note(k, (size_t)(v - 2 - k), v, (size_t)(p - v), keys, nkeys, &from, spans);
+		note(k, (size_t)(v - 2 - k), (struct ferry_jspan){v, (size_t)(p - v), strings},
+		     keys, keylens, nkeys, &from, spans);
 		if (*p == '}')
 			return p + 1 == end ? 0 : -1;
 		if (*p++ != ',' || p >= end)

@@ -13,11 +13,30 @@
 struct ferry_jspan {
 	const char *p;
 	size_t n;
+	int strings; /* an array whose elements are all strings (or none) */
 };
 
 /*
+ * 1 for each byte a JSON string holds as it stands (printable ASCII but
+ * the quote and the backslash): the scans skip runs of them at once.
+ */
+extern const unsigned char ferry__json_plain[256];
+
+/* The first byte from p on (by end) that is not plain; end when none is. */
+static inline const unsigned char *ferry__json_plain_end(const unsigned char *p,
+							 const unsigned char *end)
+{
+	while (end - p >= 4 && ferry__json_plain[p[0]] && ferry__json_plain[p[1]] &&
+	       ferry__json_plain[p[2]] && ferry__json_plain[p[3]])
+		p += 4;
+	while (p < end && ferry__json_plain[*p])
+		p++;
+	return p;
+}
+
+/*
  * Finds in the n bytes at text, a JSON object, the value of each of the
- * nkeys keys (a NULL one is none) into spans[i] (the last one when a key
+ * nkeys keys (a NULL one is none; keylens[i] its strlen) into spans[i] (the last one when a key
  * comes twice, as jansson takes it). Succeeds (0) only when every value found is exactly
  * what ferry__json_dumps(value, JSON_COMPACT) would write for it — the
  * form the engine stores (a string escaped as jansson does, an integer,
@@ -26,8 +45,8 @@ struct ferry_jspan {
  * copied as they stand. Returns -1 otherwise (invalid JSON, another form
  * or another kind of value), and the caller parses the text with jansson.
  */
-int ferry__jscan_object(const char *text, size_t n, const char *const *keys, size_t nkeys,
-			struct ferry_jspan *spans);
+int ferry__jscan_object(const char *text, size_t n, const char *const *keys, const size_t *keylens,
+			size_t nkeys, struct ferry_jspan *spans);
 
 /*
  * The end of the scalar at p (a string, an integer, true, false or null,

@@ -23,6 +23,7 @@ struct job_field {
 	enum field_from from;
 	int col;	  /* FROM_COL: its index in a JOB_COLS row */
 	const char *spec; /* FROM_SPEC: the spec's key; NULL: the field's name */
+	size_t speclen;	  /* strlen(spec) */
 	void (*derive)(sqlite3_stmt *q, struct ferry_jtext *t); /* FROM_DERIVED */
 	double dflt; /* the value of null or nothing, as the type shows it */
 };
@@ -40,10 +41,10 @@ static void text_cpu_time(sqlite3_stmt *q, struct ferry_jtext *t)
 					 sqlite3_column_double(q, JC_cpu_sys));
 }
 
-#define SRC_COL(c)     FROM_COL, JC_##c, NULL, NULL
-#define SRC_SPEC       FROM_SPEC, 0, NULL, NULL
-#define SRC_SPEC_AS(k) FROM_SPEC, 0, #k, NULL
-#define SRC_DERIVED(f) FROM_DERIVED, 0, NULL, text_##f
+#define SRC_COL(c)     FROM_COL, JC_##c, NULL, 0, NULL
+#define SRC_SPEC       FROM_SPEC, 0, NULL, 0, NULL
+#define SRC_SPEC_AS(k) FROM_SPEC, 0, #k, sizeof(#k) - 1, NULL
+#define SRC_DERIVED(f) FROM_DERIVED, 0, NULL, 0, text_##f
 #define JOB_FIELD(name, type, source, member, dflt)                                                \
 	{#name, "\"" #name "\":", sizeof(#name) + 2, FERRY__JF_##type, SRC_##source, dflt},
 
@@ -105,7 +106,7 @@ static int spec_parsed(const char *text, struct spec_text *st)
 			rc = FERRY_ENOMEM;
 			break;
 		}
-		st->v[i] = (struct ferry_jspan){st->dumped[i], strlen(st->dumped[i])};
+		st->v[i] = (struct ferry_jspan){st->dumped[i], strlen(st->dumped[i]), 0};
 	}
 	json_decref(spec);
 	return rc;
@@ -115,15 +116,25 @@ static int spec_parsed(const char *text, struct spec_text *st)
 static int spec_values(sqlite3_stmt *q, struct spec_text *st)
 {
 	const char *text = (const char *)sqlite3_column_text(q, JC_SPEC);
+	/* the spec's fields alone: a key of the spec that none is looks at each of them */
 	const char *keys[NFIELDS];
+	size_t keylens[NFIELDS], at[NFIELDS], n = 0;
+	struct ferry_jspan v[NFIELDS];
 
-	for (size_t i = 0; i < NFIELDS; i++)
-		keys[i] = job_fields[i].from != FROM_SPEC ? NULL
-			  : job_fields[i].spec		  ? job_fields[i].spec
-							  : job_fields[i].name;
+	for (size_t i = 0; i < NFIELDS; i++) {
+		const struct job_field *f = &job_fields[i];
+		if (f->from != FROM_SPEC)
+			continue;
+		keys[n] = f->spec ? f->spec : f->name;
+		keylens[n] = f->spec ? f->speclen : f->keylen - 3; /* keylen: "\"name\":" */
+		at[n++] = i;
+	}
 	if (text && ferry__jscan_object(text, (size_t)sqlite3_column_bytes(q, JC_SPEC), keys,
-					NFIELDS, st->v) == 0)
+					keylens, n, v) == 0) {
+		for (size_t k = 0; k < n; k++)
+			st->v[at[k]] = v[k];
 		return 0;
+	}
 	memset(st->v, 0, sizeof(st->v));
 	return spec_parsed(text, st);
 }
@@ -175,12 +186,18 @@ static void bool_text(struct ferry_jtext *t, int v)
 /* A column's value as its field's type shows it; ended: the job ended (for ENDINT). */
 static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, struct ferry_jtext *t)
 {
-	int ctype = sqlite3_column_type(q, f->col), have = ctype != SQLITE_NULL;
+	/*
+	 * The column's value once, read by sqlite3_value_*(): each
+	 * sqlite3_column_*() call costs an error check of its own, and a
+	 * listing makes dozens a row (the connection is this thread's alone).
+	 */
+	sqlite3_value *cv = sqlite3_column_value(q, f->col);
+	int ctype = sqlite3_value_type(cv), have = ctype != SQLITE_NULL;
 	int real = f->type == FERRY__JF_NUM || f->type == FERRY__JF_TIME;
-	double d = have && (real || ctype == SQLITE_FLOAT) ? sqlite3_column_double(q, f->col) : 0;
+	double d = have && (real || ctype == SQLITE_FLOAT) ? sqlite3_value_double(cv) : 0;
 	int64_t v = !have || real || f->type == FERRY__JF_STR ? 0
 		    : ctype == SQLITE_FLOAT		      ? (int64_t)d
-							      : sqlite3_column_int64(q, f->col);
+							      : sqlite3_value_int64(cv);
 	const char *name;
 
 	switch (f->type) {
@@ -193,7 +210,7 @@ static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, stru
 		ferry__jtext_cstr(t, name ? name : ferry_exit_status_name(FERRY_EXIT_NONE));
 		return;
 	case FERRY__JF_STR:
-		ferry__jtext_cstr(t, (const char *)sqlite3_column_text(q, f->col));
+		ferry__jtext_cstr(t, (const char *)sqlite3_value_text(cv));
 		return;
 	case FERRY__JF_STRV: /* arrays live in the spec only */
 		ferry__jtext_raw(t, "[]", 2);
@@ -251,7 +268,7 @@ static void strv_text(const struct spec_text *st, const struct ferry_jspan *v,
 	}
 	p = v->p + 1; /* not before: an array absent (a lost job's "{}") has no p */
 	end = v->p + v->n - 1;
-	if (st->parsed) {
+	if (st->parsed || v->strings) {
 		ferry__jtext_raw(t, v->p, v->n);
 		return;
 	}
@@ -268,10 +285,18 @@ static void strv_text(const struct spec_text *st, const struct ferry_jspan *v,
 }
 
 /* A spec's number as an integer, as jobfields.c's get_int() takes it. */
-static int span_int(const struct ferry_jspan *v, int64_t *out)
+static int span_int(const struct spec_text *st, const struct ferry_jspan *v, int64_t *out)
 {
 	char b[32];
 
+	if (v->p && !st->parsed && (v->p[0] == '-' || (v->p[0] >= '0' && v->p[0] <= '9'))) {
+		/* the scan took it: digits, that fit an int64_t (jscan.c's int_end) */
+		uint64_t u = 0;
+		for (size_t i = v->p[0] == '-'; i < v->n; i++)
+			u = u * 10 + (uint64_t)(v->p[i] - '0');
+		*out = v->p[0] == '-' ? (int64_t)(0 - u) : (int64_t)u;
+		return 1;
+	}
 	if (!v->p || v->n >= sizeof(b) || (v->p[0] != '-' && (v->p[0] < '0' || v->p[0] > '9')))
 		return 0;
 	memcpy(b, v->p, v->n);
@@ -307,7 +332,7 @@ static void spec_field(const char *jobs_dir, int64_t id, size_t i, const struct 
 		bool_text(t, span_is(v, "true"));
 		return;
 	default: { /* the spec holds no other type than integers */
-		int have = span_int(v, &n);
+		int have = span_int(st, v, &n);
 		int_text(t, have, f->type == FERRY__JF_INT ? (int)n : n, f->dflt);
 	}
 	}
