@@ -220,6 +220,16 @@ static char *dump_compact(const json_t *v)
 	return t.p;
 }
 
+int ferry__jtext_json(struct ferry_jtext *t, const json_t *v)
+{
+	out_value(t, v);
+	ferry__jtext_raw(t, "", 1);
+	if (t->bad)
+		return -1;
+	t->len--;
+	return 0;
+}
+
 char *ferry__json_dumps(const json_t *v, size_t flags)
 {
 	char *s;

@@ -31,6 +31,14 @@ json_t *ferry__json_bytesv(const char *const *v);
  */
 char *ferry__json_dumps(const json_t *v, size_t flags);
 
+/*
+ * The same compact text appended to t, and a NUL after it (not counted
+ * in t->len): 0, or -1 (t->bad set). What writes many texts one after
+ * the other (a bulk submit's specs) reuses one buffer.
+ */
+struct ferry_jtext;
+int ferry__jtext_json(struct ferry_jtext *t, const json_t *v);
+
 /* The same, written to f: 0, or -1 when a write fails (errno set). */
 int ferry__json_dumpf(const json_t *v, FILE *f, size_t flags);
 

@@ -80,24 +80,30 @@ static int link_transfers(struct ferry_engine *eng, int64_t id, json_t *n)
 	return pending;
 }
 
-/* The row of a new job of spec n: 0 and *id, or the request's failure. */
-static int record_job(struct ferry_req *r, json_t *n, const char *key, int hold, int64_t *id)
+/*
+ * The row of a new job of spec n: 0 and *id, or the request's failure.
+ * Its text is written in buf, the request's for all its jobs: a buffer
+ * of each job's own was a large allocation, which made malloc gather
+ * every small chunk the last job's trees had freed.
+ */
+static int record_job(struct ferry_req *r, json_t *n, const char *key, int hold,
+		      struct ferry_jtext *buf, int64_t *id)
 {
-	char *text = ferry__json_dumps(n, JSON_COMPACT);
 	json_t *d = json_object_get(n, "disposal_timeout_hours");
 	int rc;
 
-	if (!text)
+	buf->len = 0;
+	if (ferry__jtext_json(buf, n))
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	rc = ferry__db_insert_job(ferry__engine_db(r->eng), key,
-				  json_string_value(json_object_get(n, "name")), text,
+				  json_string_value(json_object_get(n, "name")), buf->p,
 				  hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE, ferry__now(),
 				  json_is_integer(d) ? (double)json_integer_value(d) : -1, id);
-	free(text);
 	return rc ? ferry__req_fail(r, rc, "cannot record the job in the database") : 0;
 }
 
-static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen, int64_t *id)
+static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen,
+		      struct ferry_jtext *buf, int64_t *id)
 {
 	struct ferry_engine *eng = r->eng;
 	char msg[900];
@@ -121,7 +127,7 @@ static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen
 	}
 	hold = json_is_true(json_object_get(n, "hold"));
 	/* a new record: after the replay's answer */
-	if ((rc = ferry__req_check_room(r)) || (rc = record_job(r, n, key, hold, id))) {
+	if ((rc = ferry__req_check_room(r)) || (rc = record_job(r, n, key, hold, buf, id))) {
 		json_decref(n);
 		return rc;
 	}
@@ -154,6 +160,7 @@ int ferry__req_submit(struct ferry_req *r)
 	size_t i, n;
 	int64_t *newids;
 	char *seen = NULL; /* the working directory found to exist */
+	struct ferry_jtext buf = {0};
 	int rc = 0;
 
 	if (!json_is_array(jobs) || !(n = json_array_size(jobs)))
@@ -172,11 +179,12 @@ int ferry__req_submit(struct ferry_req *r)
 	}
 	json_array_foreach(jobs, i, spec)
 	{
-		if ((rc = submit_one(r, spec, i, &seen, &newids[i])))
+		if ((rc = submit_one(r, spec, i, &seen, &buf, &newids[i])))
 			break;
 		json_array_append_new(ids, json_integer(newids[i]));
 	}
 	free(seen);
+	ferry__jtext_free(&buf);
 	if (rc) {
 		/* all or none: forget the jobs this request created */
 		for (size_t k = 0; k < i; k++) {
