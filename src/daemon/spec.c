@@ -21,6 +21,11 @@
 #define MAX_ARG_BYTES (128 * 1024)
 #define MAX_CMD_BYTES (2 * 1024 * 1024)
 
+/*
+ * The normalised spec's keys are literals: they are set with
+ * json_object_set_new_nocheck(), as jansson's UTF-8 check of each key
+ * was 2.4% of the engine's instructions in a bulk submit.
+ */
 static const char *const spec_keys[] = {
     "argv",
     "name",
@@ -234,7 +239,7 @@ static int set_path(json_t *o, const char *key, const char *cwd, const char *p)
 	r = resolve(cwd, p);
 	if (!r)
 		return -1;
-	rc = json_object_set_new(o, key, ferry__json_bytes(r));
+	rc = json_object_set_new_nocheck(o, key, ferry__json_bytes(r));
 	free(r);
 	return rc;
 }
@@ -265,7 +270,8 @@ static int normalise_paths(json_t *spec, json_t *n, char **seen, const char **cw
 		free(*seen);
 		*seen = strdup(cwd); /* none for lack of memory: the next job looks again */
 	}
-	json_object_set_new(n, "working_directory", checked_string(spec, "working_directory"));
+	json_object_set_new_nocheck(n, "working_directory",
+				    checked_string(spec, "working_directory"));
 	if (in) {
 		char *p = resolve(cwd, in);
 		if (!p)
@@ -314,7 +320,7 @@ static int file_refs(struct ferry_engine *eng, json_t *spec, json_t *n, const ch
 
 	if ((rc = string_array(spec, key, cwd, NULL, &files, err, errlen)))
 		return rc;
-	json_object_set_new(n, key, files ? files : json_array());
+	json_object_set_new_nocheck(n, key, files ? files : json_array());
 	json_array_foreach(files, i, e)
 	{
 		rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err, errlen);
@@ -336,7 +342,7 @@ static int normalise_arrays(struct ferry_engine *eng, json_t *spec, json_t *n, c
 
 	if ((rc = string_array(spec, "argv", NULL, &bytes, &argv, err, errlen)))
 		return rc;
-	json_object_set_new(n, "argv", argv ? argv : json_array());
+	json_object_set_new_nocheck(n, "argv", argv ? argv : json_array());
 	if (!argv || json_array_size(argv) == 0)
 		return ferry__fail(err, errlen, FERRY_EINVAL,
 				   "'argv' must hold at least the command");
@@ -344,7 +350,7 @@ static int normalise_arrays(struct ferry_engine *eng, json_t *spec, json_t *n, c
 		return ferry__fail(err, errlen, FERRY_EINVAL, "the command (argv[0]) is empty");
 	if ((rc = string_array(spec, "env", NULL, &bytes, &env, err, errlen)))
 		return rc;
-	json_object_set_new(n, "env", env ? env : json_array());
+	json_object_set_new_nocheck(n, "env", env ? env : json_array());
 	if (env && (rc = check_env(env, err, errlen)))
 		return rc;
 	if (bytes > MAX_CMD_BYTES)
@@ -385,19 +391,19 @@ static int normalise_scalars(struct ferry_engine *eng, json_t *spec, json_t *n, 
 		return ferry__fail(err, errlen, FERRY_ERESOURCE,
 				   "the job asks for %lld cpus but resource '%s' has %d slots",
 				   (long long)cpus, ferry__engine_resource(eng), slots);
-	json_object_set_new(n, "name", checked_string(spec, "name"));
-	json_object_set_new(n, "queue", checked_string(spec, "queue"));
-	json_object_set_new(n, "native_specification",
-			    checked_string(spec, "native_specification"));
-	json_object_set_new(n, "submission_key", checked_string(spec, "submission_key"));
-	json_object_set_new(n, "disposal_timeout_hours", json_integer(disposal));
-	json_object_set_new(n, "cpus", json_integer(cpus));
-	json_object_set_new(n, "memory_mb", json_integer(mem));
-	json_object_set_new(n, "walltime_s", json_integer(wall));
-	json_object_set_new(n, "join_stderrout", json_boolean(join));
-	json_object_set_new(n, "hold", json_boolean(hold));
-	json_object_set_new(n, "backend", json_string(be->name));
-	json_object_set_new(n, "resource", json_string(ferry__engine_resource(eng)));
+	json_object_set_new_nocheck(n, "name", checked_string(spec, "name"));
+	json_object_set_new_nocheck(n, "queue", checked_string(spec, "queue"));
+	json_object_set_new_nocheck(n, "native_specification",
+				    checked_string(spec, "native_specification"));
+	json_object_set_new_nocheck(n, "submission_key", checked_string(spec, "submission_key"));
+	json_object_set_new_nocheck(n, "disposal_timeout_hours", json_integer(disposal));
+	json_object_set_new_nocheck(n, "cpus", json_integer(cpus));
+	json_object_set_new_nocheck(n, "memory_mb", json_integer(mem));
+	json_object_set_new_nocheck(n, "walltime_s", json_integer(wall));
+	json_object_set_new_nocheck(n, "join_stderrout", json_boolean(join));
+	json_object_set_new_nocheck(n, "hold", json_boolean(hold));
+	json_object_set_new_nocheck(n, "backend", json_string_nocheck(be->name));
+	json_object_set_new_nocheck(n, "resource", json_string(ferry__engine_resource(eng)));
 	return 0;
 }
 
