@@ -10,13 +10,27 @@
 
 #include "util.h"
 
-/* printable ASCII (0x20-0x7f) but '"' (0x22) and '\\' (0x5c) */
-const unsigned char ferry__json_plain[256] = {
+/*
+ * Printable ASCII (0x20-0x7f) but '"' (0x22) and '\\' (0x5c). Static,
+ * read through ferry__json_plain_end(): the common code is linked into
+ * both libferry and the programs, and a global would be defined twice.
+ */
+static const unsigned char json_plain[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
+
+const unsigned char *ferry__json_plain_end(const unsigned char *p, const unsigned char *end)
+{
+	while (end - p >= 4 && json_plain[p[0]] && json_plain[p[1]] && json_plain[p[2]] &&
+	       json_plain[p[3]])
+		p += 4;
+	while (p < end && json_plain[*p])
+		p++;
+	return p;
+}
 
 /* memcmp() == 0 for the few bytes of a key, without a call */
 static inline int same(const char *a, const char *b, size_t n)

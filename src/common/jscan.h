@@ -17,22 +17,11 @@ struct ferry_jspan {
 };
 
 /*
- * 1 for each byte a JSON string holds as it stands (printable ASCII but
- * the quote and the backslash): the scans skip runs of them at once.
+ * The first byte from p on (by end) that a JSON string cannot hold as it
+ * stands (printable ASCII but the quote and the backslash); end when none
+ * is: the scans and the escaper skip runs of plain bytes at once.
  */
-extern const unsigned char ferry__json_plain[256];
-
-/* The first byte from p on (by end) that is not plain; end when none is. */
-static inline const unsigned char *ferry__json_plain_end(const unsigned char *p,
-							 const unsigned char *end)
-{
-	while (end - p >= 4 && ferry__json_plain[p[0]] && ferry__json_plain[p[1]] &&
-	       ferry__json_plain[p[2]] && ferry__json_plain[p[3]])
-		p += 4;
-	while (p < end && ferry__json_plain[*p])
-		p++;
-	return p;
-}
+const unsigned char *ferry__json_plain_end(const unsigned char *p, const unsigned char *end);
 
 /*
  * Finds in the n bytes at text, a JSON object, the value of each of the
