@@ -25,14 +25,15 @@ const unsigned char *ferry__json_plain_end(const unsigned char *p, const unsigne
 
 /*
  * Finds in the n bytes at text, a JSON object, the value of each of the
- * nkeys keys (a NULL one is none; keylens[i] its strlen) into spans[i] (the last one when a key
- * comes twice, as jansson takes it). Succeeds (0) only when every value found is exactly
- * what ferry__json_dumps(value, JSON_COMPACT) would write for it — the
- * form the engine stores (a string escaped as jansson does, an integer,
- * true, false, null, or an array of those, with no white space), and
- * no string escapes a byte (\u0000, jbytes.h): then the spans can be
- * copied as they stand. Returns -1 otherwise (invalid JSON, another form
- * or another kind of value), and the caller parses the text with jansson.
+ * nkeys keys (a NULL one is none; keylens[i] its strlen) into spans[i]
+ * (the last one when a key comes twice, as jansson takes it). Succeeds
+ * (0) only when every value found is exactly what
+ * ferry__json_dumps(value, JSON_COMPACT) would write for it — the form
+ * the engine stores (a string escaped as jansson does, an integer, true,
+ * false, null, or an array of those, with no white space), and no string
+ * escapes a byte (\u0000, jbytes.h): then the spans can be copied as
+ * they stand. Returns -1 otherwise (invalid JSON, another form or
+ * another kind of value), and the caller parses the text with jansson.
  */
 int ferry__jscan_object(const char *text, size_t n, const char *const *keys, const size_t *keylens,
 			size_t nkeys, struct ferry_jspan *spans);
