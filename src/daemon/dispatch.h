@@ -197,6 +197,20 @@ json_t *ferry__error_reply(int code, const char *message);
 int ferry__req_hello(struct ferry_req *r);
 int ferry__req_ping(struct ferry_req *r);
 int ferry__req_submit(struct ferry_req *r);
+/*
+ * Records job spec n (normalised; taken) as a new job, of workflow wf
+ * (NULL: none) and tracks it in memory, but for one waiting for its
+ * dependencies (wf->waiting), which lives in the database only. 0 and
+ * *id, or the request's failure.
+ */
+struct db_wf_job;
+int ferry__req_add_job(struct ferry_req *r, json_t *n, const struct db_wf_job *wf, int64_t *id);
+/* workflow.c */
+int ferry__req_workflow_submit(struct ferry_req *r);
+int ferry__req_workflow_status(struct ferry_req *r);
+int ferry__req_workflows(struct ferry_req *r);
+/* wait with "workflow": every job of it ended; deadline as ferry__req_wait's */
+int ferry__req_wait_workflow(struct ferry_req *r, double deadline);
 int ferry__req_status(struct ferry_req *r);
 int ferry__req_info(struct ferry_req *r);
 int ferry__req_jobs(struct ferry_req *r); /* listing.c */
