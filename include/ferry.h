@@ -168,6 +168,7 @@ struct ferry_job_info {
 	char *backend;	 /* "local", ... */
 	char *native_id; /* backend's id (local: the job's pid); may be NULL */
 	char *resource;
+	int64_t workflow; /* its workflow (a ferry_workflow_id); 0: none */
 };
 
 /* Resource usage and end of a job, as returned by ferry_exit_info(). */

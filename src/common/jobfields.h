@@ -78,7 +78,8 @@
 	X(submission_key,          STR,    COL(skey),         M(submission_key),          0)       \
 	X(backend,                 STR,    SPEC,              M(backend),                 0)       \
 	X(native_id,               STR,    COL(native_id),    M(native_id),               0)       \
-	X(resource,                STR,    SPEC,              M(resource),                0)
+	X(resource,                STR,    SPEC,              M(resource),                0)       \
+	X(workflow,                INT64,  COL(workflow),     M(workflow),                0)
 /* clang-format on */
 
 /* A row's type; FERRY__JF_##type names it. */

@@ -173,6 +173,15 @@ static void descendants_abort(struct ferry_engine *eng, int64_t id, int64_t wf, 
 	free(d);
 }
 
+const char *ferry__wf_how(enum ferry_job_status st, enum ferry_exit_status es, int disposed)
+{
+	if (disposed)
+		return "was disposed of";
+	if (st == FERRY_DONE)
+		return NULL;
+	return es == FERRY_KILLED_BY_USER ? "was killed" : "failed";
+}
+
 void ferry__wf_job_ended(struct ferry_engine *eng, int64_t id, int64_t wf, const char *how)
 {
 	struct ferry_wfwork *w = ferry__engine_wf(eng);

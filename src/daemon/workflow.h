@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ferry.h"
+
 struct ferry_engine;
 struct wf_end;
 
@@ -31,5 +33,7 @@ struct ferry_wfwork {
  */
 void ferry__wf_job_ended(struct ferry_engine *eng, int64_t id, int64_t wf, const char *how);
 void ferry__wf_work_free(struct ferry_wfwork *w);
+/* What ferry__wf_job_ended takes as how, for a job that ended in st (es; disposed of). */
+const char *ferry__wf_how(enum ferry_job_status st, enum ferry_exit_status es, int disposed);
 
 #endif

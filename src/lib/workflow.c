@@ -119,7 +119,7 @@ static struct ferry_workflow_info *wf_from_json(json_t *o)
 	for (int s = 0; status && s <= FERRY_WF_DONE_WITH_FAILURES; s++)
 		if (!strcmp(status, wf_state_names[s]))
 			w->state = (enum ferry_workflow_state)s;
-	if (json_object_get(o, "name") && !(w->name = ferry__jstrdup(o, "name")))
+	if (json_is_string(json_object_get(o, "name")) && !(w->name = ferry__jstrdup(o, "name")))
 		goto fail;
 	if (json_is_array(groups) && !(w->groups = json_dumps(groups, JSON_COMPACT)))
 		goto fail;
