@@ -326,9 +326,6 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS job_specs(id INTEGER PRIMARY KEY, spec TEXT NOT NULL);"
     "CREATE TRIGGER IF NOT EXISTS jobs_spec_gone AFTER DELETE ON jobs "
     "BEGIN DELETE FROM job_specs WHERE id = old.id; END;"
-    /* the jobs not ended by state: what an engine loads at its start (S_ACTIVE) */
-    "CREATE INDEX IF NOT EXISTS jobs_live ON jobs(state, disposed, kill_requested) "
-    "WHERE ended_at IS NULL AND waiting = 0;"
     "CREATE INDEX IF NOT EXISTS jobs_dispose ON jobs(dispose_after);"
     /* a listing by state costs its result, not the table (ferry__db_list_ids) */
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state) WHERE disposed = 0;"
@@ -389,6 +386,12 @@ static const char schema[] =
 
 /* What names schema 6's columns, which an older database gains only in db_migrate. */
 static const char schema_late[] =
+    /*
+     * the jobs not ended by state but those waiting for their dependencies:
+     * what an engine loads at its start (S_ACTIVE)
+     */
+    "CREATE INDEX IF NOT EXISTS jobs_live ON jobs(state, disposed, kill_requested) "
+    "WHERE ended_at IS NULL AND waiting = 0;"
     "CREATE INDEX IF NOT EXISTS jobs_workflow ON jobs(workflow) WHERE workflow IS NOT NULL;";
 
 /*
