@@ -169,6 +169,8 @@ struct ferry_job_info {
 	char *native_id; /* backend's id (local: the job's pid); may be NULL */
 	char *resource;
 	int64_t workflow; /* its workflow (a ferry_workflow_id); 0: none */
+	/* the ids of the jobs of its workflow it depends on, 0-terminated (never NULL) */
+	int64_t *dependencies;
 };
 
 /* Resource usage and end of a job, as returned by ferry_exit_info(). */

@@ -79,6 +79,7 @@ SCHEMA_6_TO_5 = """
     DROP INDEX jobs_live;
     ALTER TABLE jobs DROP COLUMN workflow;
     ALTER TABLE jobs DROP COLUMN waiting;
+    ALTER TABLE jobs DROP COLUMN deps;
     CREATE INDEX jobs_live ON jobs(state, disposed, kill_requested) WHERE ended_at IS NULL;
     UPDATE meta SET value = '5' WHERE key = 'schema';
 """

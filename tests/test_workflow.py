@@ -63,7 +63,12 @@ def test_diamond(ferry):
     jobs = jobs_of(ferry, w)
     assert all(j["workflow"] == w for j in jobs.values())
     assert jobs["d"]["started_at"] >= max(jobs["b"]["ended_at"], jobs["c"]["ended_at"])
+    assert ferry.info(jobs["d"]["id"])["dependencies"] == [jobs["b"]["id"], jobs["c"]["id"]]
+    assert ferry.info(jobs["a"]["id"])["dependencies"] == []
+    plain = ferry.submit("true")
+    assert ferry.info(plain)["workflow"] == 0 and ferry.info(plain)["dependencies"] == []
     assert ferry.json("workflows") == [st]
+    ferry.wait_ended(plain)
 
 
 def test_group_of_30_between_first_and_last(ferry):

@@ -161,7 +161,7 @@ static const char *const sql[S_COUNT] = {
 	"state > ?1 UNION ALL SELECT " ACTIVE_COLS " FROM " LIVE " WHERE ended_at IS NULL "
 	"AND waiting = 0 AND state = ?1 AND disposed = 1 UNION ALL SELECT " ACTIVE_COLS
 	" FROM " LIVE " WHERE ended_at IS NULL AND waiting = 0 AND state = ?1 AND disposed = 0 AND "
-		      "kill_requested = 1 "
+	"kill_requested = 1 "
 	"ORDER BY 1",
     /* one job not ended that the engine left in the database */
     [S_ACTIVE_ONE] = "SELECT " ACTIVE_COLS " FROM jobs WHERE id = ?1 AND ended_at IS NULL",
@@ -258,7 +258,8 @@ static const char *const sql[S_COUNT] = {
     [S_WF_INSERT] = "INSERT INTO workflows(skey, name, submitted_at, groups, disposal_hours) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_WF_JOB_INSERT] = "INSERT INTO jobs(skey, name, state, submitted_at, disposal_hours, "
-			"workflow, waiting, message) VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9)",
+			"workflow, waiting, message, deps) VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, "
+			"?10)",
     [S_DEP_ADD] = "INSERT INTO job_deps(pred, succ) VALUES (?1, ?2)",
     [S_DEP_SUCCS] = "SELECT succ FROM job_deps WHERE pred = ?1 ORDER BY succ",
     /* one dependency of a job not ended is done: how many are left, and its state */
@@ -317,7 +318,9 @@ static const char schema[] =
     /* the spec's disposal_timeout_hours: its end need not read the spec */
     " disposal_hours REAL,"
     /* its workflow (NULL: none) and how many of its dependencies are not done (schema 6) */
-    " workflow INTEGER, waiting INTEGER NOT NULL DEFAULT 0);"
+    " workflow INTEGER, waiting INTEGER NOT NULL DEFAULT 0,"
+    /* the ids of its dependencies as a JSON array, for info: written once, never read back */
+    " deps TEXT);"
     /*
      * The spec (a few hundred bytes to kilobytes of JSON) apart from the
      * row, which each change of state rewrites whole: a kill of a million
@@ -434,6 +437,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "BEGIN IMMEDIATE;"
     "ALTER TABLE jobs ADD COLUMN workflow INTEGER;"
     "ALTER TABLE jobs ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN deps TEXT;"
     "DROP INDEX IF EXISTS jobs_live;"
     "CREATE INDEX jobs_live ON jobs(state, disposed, kill_requested) "
     "WHERE ended_at IS NULL AND waiting = 0;"
@@ -1580,6 +1584,7 @@ int ferry__db_wf_insert_job(struct ferry_db *db, const struct db_wf_job *j, int6
 	sqlite3_bind_int64(q, 7, j->workflow);
 	sqlite3_bind_int(q, 8, j->waiting);
 	bind_text(q, 9, j->message);
+	bind_text(q, 10, j->deps);
 	if (run(db, S_WF_JOB_INSERT, "insert workflow job"))
 		return FERRY_EINTERNAL;
 	*id = sqlite3_last_insert_rowid(db->h);

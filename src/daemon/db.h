@@ -218,6 +218,7 @@ struct db_wf_job {
 	int64_t workflow;
 	int waiting;	     /* how many of its dependencies are not done */
 	const char *message; /* what it waits for; NULL: nothing */
+	const char *deps;    /* the ids of its dependencies, a JSON array; NULL: none */
 };
 int ferry__db_wf_insert_job(struct ferry_db *db, const struct db_wf_job *j, int64_t *id);
 /* Job succ runs only after job pred ended done. */

@@ -178,9 +178,9 @@ static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, stru
 	int ctype = sqlite3_column_type(q, f->col), have = ctype != SQLITE_NULL;
 	int real = f->type == FERRY__JF_NUM || f->type == FERRY__JF_TIME;
 	double d = have && (real || ctype == SQLITE_FLOAT) ? sqlite3_column_double(q, f->col) : 0;
-	int64_t v = !have || real || f->type == FERRY__JF_STR ? 0
-		    : ctype == SQLITE_FLOAT		      ? (int64_t)d
-							      : sqlite3_column_int64(q, f->col);
+	int64_t v = !have || real || f->type == FERRY__JF_STR || f->type == FERRY__JF_IDV ? 0
+		    : ctype == SQLITE_FLOAT ? (int64_t)d
+					    : sqlite3_column_int64(q, f->col);
 	const char *name;
 
 	switch (f->type) {
@@ -195,8 +195,15 @@ static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, stru
 	case FERRY__JF_STR:
 		ferry__jtext_cstr(t, (const char *)sqlite3_column_text(q, f->col));
 		return;
-	case FERRY__JF_STRV: /* arrays live in the spec only */
+	case FERRY__JF_STRV: /* arrays of strings live in the spec only */
 		ferry__jtext_raw(t, "[]", 2);
+		return;
+	case FERRY__JF_IDV: /* the engine wrote the column: a JSON array of ids, or NULL */
+		if (have)
+			ferry__jtext_raw(t, (const char *)sqlite3_column_text(q, f->col),
+					 (size_t)sqlite3_column_bytes(q, f->col));
+		else
+			ferry__jtext_raw(t, "[]", 2);
 		return;
 	case FERRY__JF_BOOL:
 		bool_text(t, have && v);

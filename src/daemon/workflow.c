@@ -542,27 +542,37 @@ static int record_deps(struct ferry_req *r, const struct graph *g, size_t i)
 	return 0;
 }
 
-/* Job i of the workflow, its dependencies recorded before it. */
-static int record_one(struct ferry_req *r, const struct graph *g, size_t i, int64_t wf,
-		      json_t *hours, char **seen)
+/* The ids of job i's dependencies as a JSON array (malloc'd), or NULL without memory. */
+static char *deps_text(const struct graph *g, size_t i)
+{
+	size_t n = g->in_start[i + 1] - g->in_start[i], cap = 2 + 21 * n, at = 1;
+	char *t = malloc(cap);
+
+	if (!t)
+		return NULL;
+	t[0] = '[';
+	for (size_t k = g->in_start[i]; k < g->in_start[i + 1]; k++)
+		at += (size_t)snprintf(t + at, cap - at, "%s%lld", at > 1 ? "," : "",
+				       (long long)g->id[g->dep[k][0]]);
+	snprintf(t + at, cap - at, "]");
+	return t;
+}
+
+/* Job i of the workflow as w says (its waiting, message, dependencies). */
+static int record_spec(struct ferry_req *r, const struct graph *g, size_t i, struct db_wf_job *w,
+		       json_t *hours, char **seen)
 {
 	json_t *spec = g->spec[i], *b = json_object_get(spec, "barrier"), *n;
-	char msg[900];
-	struct db_wf_job w = {.workflow = wf,
-			      .hours =
-				  json_is_integer(hours) ? (double)json_integer_value(hours) : -1};
+	char msg[700];
 	int code = 0, rc;
 
-	w.waiting = (int)(g->in_start[i + 1] - g->in_start[i]);
-	waiting_message(g, i, msg, 200);
-	w.message = w.waiting ? msg : NULL;
 	if (!json_object_get(spec, "name")) /* a job is known by its local id */
 		json_object_set_new(spec, "name", json_string(g->local[i]));
 	if (b && !json_is_true(b))
 		return ferry__req_fail(r, FERRY_EINVAL, "job '%s': 'barrier' must be true",
 				       g->local[i]);
 	if (b)
-		return (rc = record_barrier(r, g, i, &w)) ? rc : record_deps(r, g, i);
+		return (rc = record_barrier(r, g, i, w)) ? rc : record_deps(r, g, i);
 	if (json_object_get(spec, "submission_key"))
 		return ferry__req_fail(r, FERRY_EINVAL,
 				       "job '%s': a workflow's job takes no 'submission_key' (the "
@@ -570,11 +580,32 @@ static int record_one(struct ferry_req *r, const struct graph *g, size_t i, int6
 				       g->local[i]);
 	if (hours && !json_object_get(spec, "disposal_timeout_hours"))
 		json_object_set(spec, "disposal_timeout_hours", hours);
-	if (!(n = ferry__spec_normalise(r->eng, spec, seen, msg + 200, sizeof(msg) - 200, &code)))
-		return ferry__req_fail(r, code, "job '%s': %s", g->local[i], msg + 200);
-	if ((rc = ferry__req_add_job(r, n, &w, &g->id[i])))
+	if (!(n = ferry__spec_normalise(r->eng, spec, seen, msg, sizeof(msg), &code)))
+		return ferry__req_fail(r, code, "job '%s': %s", g->local[i], msg);
+	if ((rc = ferry__req_add_job(r, n, w, &g->id[i])))
 		return rc;
 	return record_deps(r, g, i);
+}
+
+/* Job i of the workflow, its dependencies recorded before it. */
+static int record_one(struct ferry_req *r, const struct graph *g, size_t i, int64_t wf,
+		      json_t *hours, char **seen)
+{
+	char msg[200];
+	struct db_wf_job w = {.workflow = wf,
+			      .hours =
+				  json_is_integer(hours) ? (double)json_integer_value(hours) : -1};
+	char *deps = NULL;
+	int rc;
+
+	w.waiting = (int)(g->in_start[i + 1] - g->in_start[i]);
+	waiting_message(g, i, msg, sizeof(msg));
+	w.message = w.waiting ? msg : NULL;
+	if (w.waiting && !(w.deps = deps = deps_text(g, i)))
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	rc = record_spec(r, g, i, &w, hours, seen);
+	free(deps);
+	return rc;
 }
 
 /* All or none: the jobs recorded so far leave memory with the savepoint's rollback. */
