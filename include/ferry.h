@@ -473,10 +473,9 @@ const char *ferry_workflow_state_name(enum ferry_workflow_state s);
  * stays the caller's. The whole request must fit in one frame (16 MiB:
  * about 100,000 jobs of short commands; docs/workflows.md, "Size").
  * Errors: FERRY_EINVAL (not JSON, an invalid job spec, an unknown
- *   local id in a dependency or a group, a cycle: the message names
- *   it), FERRY_ERESOURCE (a job asks for more than the resource has),
- *   FERRY_ENOSPC, FERRY_EPROTO (the request is over the frame limit),
- *   connection errors.
+ *   local id in a dependency or a group, a cycle, a request over the
+ *   frame's limit: the message names it), FERRY_ERESOURCE (a job asks
+ *   for more than the resource has), FERRY_ENOSPC, connection errors.
  */
 int ferry_submit_workflow(ferry_conn *conn, const char *workflow, ferry_workflow_id *id);
 

@@ -326,3 +326,11 @@ def test_schema_5_database_is_carried_over(ferry):
     sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs_live'").fetchone()[0]
     assert "waiting = 0" in sql, sql
     db.close()
+
+
+def test_a_workflow_over_the_frame_says_so(ferry):
+    big = "x" * 120000
+    cp = submit(ferry, {"jobs": {f"j{i}": {"argv": ["echo", big]} for i in range(150)}},
+                check=False)
+    assert cp.returncode == 1 and "bytes as a request, over the limit of" in cp.stderr, cp
+    assert ferry.json("jobs") == []

@@ -64,6 +64,7 @@ FERRY_EXPORT int ferry_submit_workflow(ferry_conn *c, const char *workflow, ferr
 	json_error_t e;
 	json_t *req = json_loads(workflow, JSON_REJECT_DUPLICATES, &e), *reply = NULL;
 	char key[64] = "auto-";
+	size_t len;
 	int rc;
 
 	*id = 0;
@@ -85,6 +86,14 @@ FERRY_EXPORT int ferry_submit_workflow(ferry_conn *c, const char *workflow, ferr
 		return rc;
 	}
 	json_object_set_new(req, "op", json_string("workflow_submit"));
+	/* one request, one frame: said here, with the size, rather than as a failed send */
+	if ((len = json_dumpb(req, NULL, 0, JSON_COMPACT)) > FERRY_FRAME_MAX) {
+		json_decref(req);
+		return ferry__seterr(c, FERRY_EINVAL,
+				     "the workflow is %zu bytes as a request, over the limit of %u "
+				     "(one frame; docs/workflows.md, \"Size\")",
+				     len, FERRY_FRAME_MAX);
+	}
 	if ((rc = ferry__call_locked(c, req, 0, &reply)))
 		return rc;
 	*id = json_integer_value(json_object_get(reply, "id"));
