@@ -334,3 +334,20 @@ def test_a_workflow_over_the_frame_says_so(ferry):
                 check=False)
     assert cp.returncode == 1 and "bytes as a request, over the limit of" in cp.stderr, cp
     assert ferry.json("jobs") == []
+
+
+def test_diamond_over_ssh(request, sshd):
+    """The requests go through the ssh transport as every other does."""
+    from conftest import ferry_world
+    f = ferry_world(request, "ssh")
+    wf = {"name": "remote", "key": "remote-1",
+          "jobs": {k: appender(f, k) for k in "abcd"},
+          "dependencies": [["a", "b"], ["a", "c"], ["b", "d"], ["c", "d"]]}
+    w = submit(f, wf)
+    assert submit(f, wf) == w
+    st = run_to_end(f, w)
+    assert st["status"] == "done" and st["counts"] == {"done": 4}, st
+    order = log(f)
+    assert order[0] == "a" and order[-1] == "d", order
+    assert [j["name"] for j in f.json("jobs", "--workflow", w)] == list("abcd")
+    assert [x["id"] for x in f.json("workflows")] == [w]
