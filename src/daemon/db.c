@@ -110,10 +110,14 @@ enum stmt_id {
 	S_COUNT
 };
 
-/* The held jobs of ids ?1 to ?2 a kill ends in one statement (S_KILL_HELD); ?7: held. */
+/*
+ * The held jobs of ids ?1 to ?2 a kill ends in one statement (S_KILL_HELD);
+ * ?7: held. Not those of a workflow, whose end goes on to their successors
+ * (one by one, in select.c); "waiting = 0" lets it range over jobs_live.
+ */
 #define KILL_HELD_WHERE                                                                            \
 	"WHERE state = ?7 AND disposed = 0 AND kill_requested = 0 AND ended_at IS NULL AND "       \
-	"id >= ?1 AND id <= ?2 AND workflow IS NULL AND NOT EXISTS "                               \
+	"id >= ?1 AND id <= ?2 AND waiting = 0 AND workflow IS NULL AND NOT EXISTS "               \
 	"(SELECT 1 FROM transfer_refs r WHERE r.job = jobs.id AND r.role = 1)"
 
 static const char *const sql[S_COUNT] = {
