@@ -17,6 +17,7 @@
 #include "dispatch.h"
 #include "engine.h"
 #include "jbytes.h"
+#include "jscan.h"
 #include "proto.h"
 #include "util.h"
 #include "wait.h"
@@ -48,18 +49,27 @@ static int push(struct ferry_wfwork *w, int64_t id, int64_t wf, const char *how)
 	return 0;
 }
 
-/* Whether a stored spec is a barrier's (no command: never handed to a backend). */
+/*
+ * Whether a stored spec is a barrier's (no command: never handed to a
+ * backend): found as text (jscan.h), parsed only when the scan cannot say.
+ */
 static int is_barrier(struct ferry_engine *eng, int64_t id)
 {
+	static const char *const key[1] = {"barrier"};
+	struct ferry_jspan v;
 	char *text = NULL;
 	json_t *spec;
 	int ended, barrier;
 
 	if (ferry__db_spec(ferry__engine_db(eng), id, &text, &ended))
 		return 0;
-	spec = ferry__json_loads(text);
-	barrier = json_is_true(json_object_get(spec, "barrier"));
-	json_decref(spec);
+	if (!ferry__jscan_object(text, strlen(text), key, 1, &v)) {
+		barrier = v.p && v.n == 4 && !memcmp(v.p, "true", 4);
+	} else {
+		spec = ferry__json_loads(text);
+		barrier = json_is_true(json_object_get(spec, "barrier"));
+		json_decref(spec);
+	}
 	free(text);
 	return barrier;
 }
