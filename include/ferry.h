@@ -419,7 +419,9 @@ struct ferry_wait_all_result {
  * user_suspended job ends only once the user acts: name its state to wait
  * for it too). A job taken stays waited for whatever its state becomes;
  * jobs submitted after the call are not waited for; a job disposed
- * meanwhile counts as ended. If the engine restarts during the wait,
+ * meanwhile counts as ended. Jobs of a workflow waiting for their
+ * dependencies (system_on_hold) are taken, read back into the engine's
+ * memory (ferry_wait_workflow() needs none). If the engine restarts during the wait,
  * the new engine takes the jobs not ended then of those the first one
  * named (its ids up to the highest it took), in the states asked for.
  * The call is several requests (one to learn the jobs it takes, then the

@@ -351,3 +351,21 @@ def test_diamond_over_ssh(request, sshd):
     assert order[0] == "a" and order[-1] == "d", order
     assert [j["name"] for j in f.json("jobs", "--workflow", w)] == list("abcd")
     assert [x["id"] for x in f.json("workflows")] == [w]
+
+
+def test_wait_all_takes_the_jobs_waiting_for_dependencies(ferry):
+    """wait --all takes system_on_hold jobs: those of a workflow that wait
+    in the database are read back for it, as held ones are."""
+    names = [f"w{i}" for i in range(4)]
+    wf = {"jobs": {n: appender(ferry, n, extra="sleep 0.2; ") for n in names},
+          "dependencies": [[names[i], names[i + 1]] for i in range(3)]}
+    # it fails during the wait: one that failed before the call is not counted
+    wf["jobs"]["bad"] = {"argv": ["sh", "-c", "sleep 1; exit 1"]}
+    wf["jobs"]["after_bad"] = appender(ferry, "after_bad")
+    wf["dependencies"].append(["bad", "after_bad"])
+    w = submit(ferry, wf)
+    cp = ferry.run("wait", "--all", check=False, timeout=60)
+    assert cp.returncode == 4, cp
+    assert log(ferry) == names
+    st = ferry.json("workflow", "status", w)
+    assert st["counts"] == {"done": 4, "failed": 2}, st

@@ -172,11 +172,14 @@ static int id_found(void *arg, int64_t id, const char *name, int state)
 	return 0;
 }
 
-/* Takes back the held jobs up to upto (< 0: all) that wait in the database. */
-static int load_held(struct ferry_engine *eng, int64_t upto)
+/*
+ * Takes back the jobs in states (a mask) up to upto (< 0: all) that wait in
+ * the database: held ones, and those waiting for their dependencies.
+ */
+static int load_held(struct ferry_engine *eng, unsigned states, int64_t upto)
 {
 	struct idlist l = {0};
-	int rc = ferry__db_select_jobs(ferry__engine_db(eng), 1u << FERRY_USER_ON_HOLD, 0, 1,
+	int rc = ferry__db_select_jobs(ferry__engine_db(eng), states, 0, 1,
 				       upto < 0 ? INT64_MAX : upto, id_found, &l);
 
 	/* collected first: taking one back may write its row (adopt) */
@@ -204,9 +207,11 @@ int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struc
 	struct take t = {.states = a->states, .upto = a->upto};
 	struct waiter *w;
 	int drms = (ferry__engine_backend(eng)->flags & FERRY_BE_DRMS) != 0;
-	int rc = !drms && (a->states & (1u << FERRY_USER_ON_HOLD)) && a->upto
-		     ? load_held(eng, a->upto)
-		     : 0;
+	/* a DRMS keeps held jobs in memory; any engine leaves a workflow's waiting ones out */
+	unsigned in_db =
+	    a->states & ((drms ? 0 : 1u << FERRY_USER_ON_HOLD) | (1u << FERRY_SYSTEM_ON_HOLD) |
+			 (1u << FERRY_USER_SYSTEM_ON_HOLD));
+	int rc = in_db && a->upto ? load_held(eng, in_db, a->upto) : 0;
 
 	/* a wait marks its jobs in memory: the held ones come back from the database */
 	if (rc)
