@@ -168,6 +168,9 @@ struct ferry_job_info {
 	char *backend;	 /* "local", ... */
 	char *native_id; /* backend's id (local: the job's pid); may be NULL */
 	char *resource;
+	int64_t workflow; /* its workflow (a ferry_workflow_id); 0: none */
+	/* the ids of the jobs of its workflow it depends on, 0-terminated (never NULL) */
+	int64_t *dependencies;
 };
 
 /* Resource usage and end of a job, as returned by ferry_exit_info(). */
@@ -324,9 +327,10 @@ struct ferry_list_opts {
 	size_t limit;			     /* at most this many (the oldest); 0: no limit */
 	size_t page;			     /* jobs per frame of the answer, up to 10000;
 						0: the engine's (1000) */
+	int64_t workflow; /* jobs of this workflow (a ferry_workflow_id); 0: any */
 };
 
-#define FERRY_LIST_OPTS_VERSION 1
+#define FERRY_LIST_OPTS_VERSION 2
 
 /* Sets opts to list every job (all members unset). Errors: none. */
 void ferry_list_opts_init(struct ferry_list_opts *opts);
@@ -415,7 +419,9 @@ struct ferry_wait_all_result {
  * user_suspended job ends only once the user acts: name its state to wait
  * for it too). A job taken stays waited for whatever its state becomes;
  * jobs submitted after the call are not waited for; a job disposed
- * meanwhile counts as ended. If the engine restarts during the wait,
+ * meanwhile counts as ended. Jobs of a workflow waiting for their
+ * dependencies (system_on_hold) are taken, read back into the engine's
+ * memory (ferry_wait_workflow() needs none). If the engine restarts during the wait,
  * the new engine takes the jobs not ended then of those the first one
  * named (its ids up to the highest it took), in the states asked for.
  * The call is several requests (one to learn the jobs it takes, then the
@@ -433,6 +439,87 @@ struct ferry_wait_all_result {
  */
 int ferry_wait_all(ferry_conn *conn, const enum ferry_job_status *states, size_t nstates,
 		   double timeout_s, struct ferry_wait_all_result *out);
+
+/*
+ * Workflows (docs/workflows.md): jobs with dependencies, run by the
+ * engine. A job runs only after every job it depends on ended done; one
+ * whose dependency failed, was killed or disposed of ends without
+ * running (failed, exit status aborted, its message naming that job).
+ */
+typedef int64_t ferry_workflow_id;
+
+/* A workflow's overall state, from its jobs' states. */
+enum ferry_workflow_state {
+	FERRY_WF_NOT_STARTED = 0,    /* no job started or ended yet */
+	FERRY_WF_IN_PROGRESS,	     /* some started or ended, not all ended */
+	FERRY_WF_DONE,		     /* every job ended done */
+	FERRY_WF_DONE_WITH_FAILURES, /* every job ended, some failed (or were aborted) */
+};
+/* "not started", "in progress", "done", "done with failures"; NULL for another value. */
+const char *ferry_workflow_state_name(enum ferry_workflow_state s);
+
+/*
+ * Submits a workflow, given as the JSON text of a workflow file
+ * (docs/workflows.md: "name", "key", "jobs" by local id, "dependencies",
+ * "groups", "disposal_timeout_hours"), in one request and one
+ * transaction of the engine: all its jobs or none, committed before the
+ * answer. Text rather than a structure: a workflow is a graph whose
+ * jobs are the protocol's job specs, which a structure would repeat
+ * field for field; programs (and the CLI, and Python) write the file's
+ * form anyway. A job's relative (or absent) working_directory is taken
+ * against the caller's current directory, as ferry_submit() takes it.
+ * Without a "key", the library makes one, so that its own resend after
+ * a lost connection never submits the workflow twice; with one, a
+ * workflow already submitted with it is returned (its id), whatever the
+ * text says now. *id gets the workflow's id (0 on failure); the text
+ * stays the caller's. The whole request must fit in one frame (16 MiB:
+ * about 100,000 jobs of short commands; docs/workflows.md, "Size").
+ * Errors: FERRY_EINVAL (not JSON, an invalid job spec, an unknown
+ *   local id in a dependency or a group, a cycle, a request over the
+ *   frame's limit: the message names it), FERRY_ERESOURCE (a job asks
+ *   for more than the resource has), FERRY_ENOSPC, connection errors.
+ */
+int ferry_submit_workflow(ferry_conn *conn, const char *workflow, ferry_workflow_id *id);
+
+/* What ferry_workflow_status() and ferry_workflows() tell of a workflow. */
+struct ferry_workflow_info {
+	ferry_workflow_id id;
+	char *name; /* NULL: none */
+	double submitted_at;
+	enum ferry_workflow_state state;
+	size_t jobs;			 /* its jobs not disposed of */
+	size_t counts[FERRY_FAILED + 1]; /* of those, how many in each enum ferry_job_status */
+	char *
+	    groups; /* its "groups" as JSON text (NULL: none; always NULL from ferry_workflows()) */
+};
+
+/*
+ * The status of workflow id: its counts per state and its overall state,
+ * read from the database in one query. *out is the caller's, freed with
+ * ferry_workflow_info_free() (NULL on failure).
+ * Errors: FERRY_ENOJOB (no such workflow, or all its jobs disposed of
+ *   and collected), FERRY_ENOMEM, connection errors.
+ */
+int ferry_workflow_status(ferry_conn *conn, ferry_workflow_id id, struct ferry_workflow_info **out);
+void ferry_workflow_info_free(struct ferry_workflow_info *w);
+/*
+ * Every workflow of the resource, by id: *list (n of them) is the
+ * caller's, freed with ferry_workflows_free().
+ * Errors: FERRY_ENOMEM, connection errors.
+ */
+int ferry_workflows(ferry_conn *conn, struct ferry_workflow_info ***list, size_t *n);
+void ferry_workflows_free(struct ferry_workflow_info **list, size_t n);
+/*
+ * Waits until every job of workflow id has ended (done or failed, aborted
+ * ones included), or until timeout_s seconds passed (timeout_s < 0: no
+ * limit). One wait in the engine, counted down by each end of one of
+ * its jobs: no polling, and no job read back from the database. Jobs a
+ * user holds end only once the user acts. A failed job does not make
+ * the call fail: ferry_workflow_status() tells.
+ * Errors: FERRY_ETIMEDOUT, FERRY_ENOJOB (no such workflow), connection
+ *   errors.
+ */
+int ferry_wait_workflow(ferry_conn *conn, ferry_workflow_id id, double timeout_s);
 
 /*
  * The controls below act at once on a job the engine runs itself (the
@@ -498,6 +585,7 @@ struct ferry_selection {
 	/* ids from ranges[i][0] to ranges[i][1] (one id: [id, id]); NULL or 0: any */
 	const ferry_job_id (*ranges)[2];
 	size_t nranges;
+	int64_t workflow; /* the jobs of this workflow (a ferry_workflow_id); 0: any */
 };
 
 /* The action of ferry_control_select(): ferry_stop() ... ferry_dispose() on each job. */

@@ -68,6 +68,24 @@ ENDED = ("done", "failed")
 # ---------------------------------------------------------------- helpers
 
 
+# What takes a database of schema 6 back to schema 5 (no workflows: the
+# columns, tables and indexes of workflows gone, jobs_live over every job
+# not ended); SCHEMA_5_TO_4 goes on from there.
+SCHEMA_6_TO_5 = """
+    DROP TRIGGER jobs_deps_gone;
+    DROP TABLE job_deps;
+    DROP TABLE workflows;
+    DROP INDEX jobs_workflow;
+    DROP INDEX jobs_live;
+    ALTER TABLE jobs DROP COLUMN workflow;
+    ALTER TABLE jobs DROP COLUMN waiting;
+    ALTER TABLE jobs DROP COLUMN deps;
+    CREATE INDEX jobs_live ON jobs(state, disposed, kill_requested) WHERE ended_at IS NULL;
+    DROP INDEX jobs_dispose;
+    CREATE INDEX jobs_dispose ON jobs(dispose_after);
+    UPDATE meta SET value = '5' WHERE key = 'schema';
+"""
+
 # What takes a database of schema 5 back to schema 4 (the spec in the
 # job's row, no disposal hours, the old index of the jobs not ended): the
 # tests of older databases start from it, as migrations take 4 to 5.

@@ -1064,6 +1064,70 @@ static void t_transfer_progress(void)
 	free(again);
 }
 
+static int count_wf(void *arg, const struct ferry_job_info *j)
+{
+	size_t *n = arg;
+
+	CHECK(j->workflow > 0 && j->status == FERRY_DONE);
+	(*n)++;
+	return 0;
+}
+
+/* ferry_submit_workflow() and the calls of a workflow: a diamond, in order */
+static void t_workflow(void)
+{
+	char text[4096], path[512], order[16] = "";
+#define WF_DIAMOND                                                                                 \
+	"{\"name\": \"diamond\", \"jobs\": {"                                                      \
+	"\"a\": {\"argv\": [\"sh\", \"-c\", \"echo a >> %s\"]},"                                   \
+	"\"b\": {\"argv\": [\"sh\", \"-c\", \"sleep 0.3; echo b >> %s\"]},"                        \
+	"\"c\": {\"argv\": [\"sh\", \"-c\", \"echo c >> %s\"]},"                                   \
+	"\"d\": {\"argv\": [\"sh\", \"-c\", \"echo d >> %s\"]}},"                                  \
+	"\"dependencies\": [[\"a\", \"b\"], [\"a\", \"c\"], [\"b\", \"d\"], [\"c\", \"d\"]]}"
+	struct ferry_workflow_info *w = NULL, **all = NULL;
+	struct ferry_list_opts o;
+	ferry_workflow_id id, again;
+	size_t n = 0, listed = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%.400s/order", tmpdir);
+	snprintf(text, sizeof(text), WF_DIAMOND, path, path, path, path);
+	OK(ferry_submit_workflow(conn, text, &id));
+	CHECK(id > 0);
+	OK(ferry_wait_workflow(conn, id, 60));
+	OK(ferry_workflow_status(conn, id, &w));
+	CHECK(w->id == id && w->state == FERRY_WF_DONE && w->jobs == 4 &&
+	      w->counts[FERRY_DONE] == 4 && w->name && !strcmp(w->name, "diamond"));
+	ferry_workflow_info_free(w);
+	CHECK((f = fopen(path, "r")) != NULL);
+	CHECK(fread(order, 1, sizeof(order) - 1, f) == 8);
+	fclose(f);
+	CHECK(order[0] == 'a' && order[6] == 'd');
+	OK(ferry_workflows(conn, &all, &n));
+	CHECK(n == 1 && all[0]->id == id && all[0]->state == FERRY_WF_DONE);
+	ferry_workflows_free(all, n);
+	ferry_list_opts_init(&o);
+	o.workflow = id;
+	OK(ferry_list_jobs(conn, &o, count_wf, &listed));
+	CHECK(listed == 4);
+	/* refused whole, with the reason */
+	CHECK(ferry_submit_workflow(conn,
+				    "{\"jobs\": {\"a\": {\"argv\": [\"true\"]}}, "
+				    "\"dependencies\": [[\"a\", \"a\"]]}",
+				    &again) == FERRY_EINVAL);
+	CHECK(again == 0 && strstr(ferry_errmsg(conn), "cannot depend on itself"));
+	CHECK(ferry_submit_workflow(conn, "{\"jobs\": ", &again) == FERRY_EINVAL);
+	CHECK(ferry_workflow_status(conn, id + 100, &w) == FERRY_ENOJOB && !w);
+	CHECK(ferry_wait_workflow(conn, id + 100, 1) == FERRY_ENOJOB);
+	/* the same key: the first workflow */
+	OK(ferry_submit_workflow(
+	    conn, "{\"key\": \"wf-k\", \"jobs\": {\"a\": {\"argv\": [\"true\"]}}}", &id));
+	OK(ferry_submit_workflow(
+	    conn, "{\"key\": \"wf-k\", \"jobs\": {\"a\": {\"argv\": [\"true\"]}}}", &again));
+	CHECK(again == id);
+	OK(ferry_wait_workflow(conn, id, 60));
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1098,6 +1162,7 @@ static const struct {
     {"disconnected", t_disconnected},
     {"transfer_seed", t_transfer_seed},
     {"transfer_progress", t_transfer_progress},
+    {"workflow", t_workflow},
 };
 
 int main(int argc, char **argv)

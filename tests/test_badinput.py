@@ -224,6 +224,9 @@ UNKNOWN_FIELD_CASES = [
     ("ping", {}),
     ("status", {"id": 1}),
     ("submit", {"jobs": []}),
+    ("workflow_submit", {"jobs": {"a": {"argv": ["true"]}}}),
+    ("workflow_status", {"workflow": 1}),
+    ("workflows", {}),
     ("transfer_send", {"key": "k-unknown-field", "local_paths": ["/x/f"], "files": [
         {"path": "f", "type": "file", "size": 1, "mode": 0o644, "mtime_ns": 0}]}),
     ("transfer_register", {"key": "k-unknown-field", "local_paths": ["/x/o"], "name": "o"}),
@@ -253,6 +256,7 @@ def test_unknown_field_is_refused_in_every_request(eng, op, fields):
 BINARY_CASES = [
     ("ping", {}),
     ("status", {"id": 1}),
+    ("workflow_submit", {"jobs": {"a": {"argv": ["true"]}}}),
     ("transfer_send", {"key": "k-binary", "local_paths": ["/x/f"], "files": [
         {"path": "f", "type": "file", "size": 4, "mode": 0o644, "mtime_ns": 0}]}),
     ("transfer_get", {"server_path": "/nonexistent/t", "file": 0, "offset": 0, "length": 1}),

@@ -307,7 +307,7 @@ def test_damage_met_while_serving_is_named(ferry):
     serves what is whole, and each submission fails within seconds naming
     the damage; no engine is started again and again."""
     stop_with_history(ferry)
-    page = root_page(ferry, "jobs_dispose")
+    page = root_page(ferry, "jobs_state")
     with open(db_path(ferry), "r+b") as f:
         f.seek((page - 1) * 4096)
         f.write(garbage_page())

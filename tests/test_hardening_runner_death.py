@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from conftest import SCHEMA_5_TO_4, pid_alive, poll, runner_pid, wait_dead
+from conftest import SCHEMA_5_TO_4, SCHEMA_6_TO_5, pid_alive, poll, runner_pid, wait_dead
 from test_crash import count_lines
 from test_hardening_connections import start_engine
 
@@ -297,12 +297,12 @@ def test_lost_starts_are_counted_across_engine_restarts(ferry):
 
 def test_database_of_schema_2_gains_the_count(ferry):
     """An engine opens a database of schema 2 (no requeue count), adds
-    the column and migrates it to its own schema (5);
+    the column and migrates it to its own schema (6);
     its jobs are as they were."""
     jid = ferry.submit("true", opts=["--hold"])
     ferry.run("daemon", "stop")
     db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
-    db.executescript(SCHEMA_5_TO_4 + """
+    db.executescript(SCHEMA_6_TO_5 + SCHEMA_5_TO_4 + """
         ALTER TABLE jobs DROP COLUMN requeues;
         UPDATE meta SET value = '2' WHERE key = 'schema';
     """)
@@ -312,6 +312,6 @@ def test_database_of_schema_2_gains_the_count(ferry):
     assert ferry.wait_ended(jid)["status"] == "done"
     ferry.run("daemon", "stop")
     db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("5",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("6",)
     assert "requeues" in [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
     db.close()

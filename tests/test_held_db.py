@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import FERRYD_BIN, SCHEMA_5_TO_4
+from conftest import FERRYD_BIN, SCHEMA_5_TO_4, SCHEMA_6_TO_5
 
 
 def rss_kb(pid):
@@ -130,7 +130,7 @@ def test_held_jobs_cost_the_engine_no_memory(ferry):
 
 def to_schema_4(path):
     db = sqlite3.connect(path)
-    db.executescript(SCHEMA_5_TO_4)
+    db.executescript(SCHEMA_6_TO_5 + SCHEMA_5_TO_4)
     db.close()
 
 
@@ -153,7 +153,7 @@ def test_schema_4_database_is_carried_over(ferry):
     assert ferry.state(killed) == "failed"
     ferry.run("daemon", "stop", timeout=60)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("5",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("6",)
     cols = [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
     assert "spec" not in cols and "disposal_hours" in cols, cols
     assert db.execute("SELECT count(*) FROM job_specs").fetchone() == (3,)

@@ -54,6 +54,7 @@ enum {
 	OPT_SINCE,
 	OPT_LIMIT,
 	OPT_NAME,
+	OPT_WORKFLOW,
 };
 
 /* A limit of the protocol (docs/protocol.md), checked here for a clear message. */
@@ -196,5 +197,10 @@ int ferry__cli_cmd_daemon(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_ping(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_resources(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_bridge(struct ctx *c, int argc, char **argv);
+/* workflow.c: ferry workflow submit|status|wait|jobs, ferry workflows */
+int ferry__cli_cmd_workflow(struct ctx *c, int argc, char **argv);
+int ferry__cli_cmd_workflows(struct ctx *c, int argc, char **argv);
+/* --workflow W (jobs, and the selections of control.c): 0, or -1 after saying why */
+int ferry__cli_workflow_id(const struct ctx *c, const char *arg, int64_t *wf);
 
 #endif

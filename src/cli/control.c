@@ -21,6 +21,7 @@ struct control_opts {
 	ferry_job_id (*ranges)[2];
 	size_t nranges;
 	int any_range; /* an argument was FIRST-LAST: a selection, not ids */
+	int64_t workflow;
 };
 
 static int control_opt(struct ctx *c, void *data, int opt, const char *arg)
@@ -40,6 +41,9 @@ static int control_opt(struct ctx *c, void *data, int opt, const char *arg)
 		}
 		o->name = arg;
 		break;
+	case OPT_WORKFLOW:
+		return ferry__cli_workflow_id(c, arg, &o->workflow) < 0 ? ferry__cli_usage_error(c)
+									: CLI_OK;
 	default:
 		return ferry__cli_usage_error(c);
 	}
@@ -129,7 +133,8 @@ static int control_selection(struct ctx *c, const struct control_opts *o)
 				      .nstates = o->states.n,
 				      .name = o->name,
 				      .ranges = (const ferry_job_id(*)[2])o->ranges,
-				      .nranges = o->nranges};
+				      .nranges = o->nranges,
+				      .workflow = o->workflow};
 	struct ferry_control_result *res = malloc(sizeof(*res));
 	size_t k = 0;
 	int rc;
@@ -152,6 +157,7 @@ int ferry__cli_cmd_control(struct ctx *c, int argc, char **argv)
 	    {"all", no_argument, NULL, 'a'},
 	    {"state", required_argument, NULL, 's'},
 	    {"name", required_argument, NULL, OPT_NAME},
+	    {"workflow", required_argument, NULL, OPT_WORKFLOW},
 	    {0},
 	};
 	struct control_opts o = {0};
@@ -160,7 +166,7 @@ int ferry__cli_cmd_control(struct ctx *c, int argc, char **argv)
 	rc = ferry__cli_parse_opts(c, argc, argv, "has:", opts, control_opt, &o);
 	if (rc == CLI_OK)
 		rc = parse_ranges(c, argc, argv, &o);
-	selection = o.all || o.states.n || o.name || o.any_range;
+	selection = o.all || o.states.n || o.name || o.workflow || o.any_range;
 	if (rc == CLI_OK && !selection && !o.nranges) {
 		ferry__cli_errorf(c, "no job id given");
 		rc = ferry__cli_usage_error(c);

@@ -155,6 +155,7 @@ static const char jobs_help[] =
     "      --since TIME   only jobs submitted at or after TIME: @SECONDS (since the\n"
     "                     epoch) or YYYY-MM-DD[THH:MM[:SS]] (local time)\n"
     "      --limit N      at most N jobs (the oldest)\n"
+    "      --workflow W   only the jobs of workflow W\n"
     "      --json         an array of job objects, one per line\n"
     "      --jsonl        one job object per line (JSON Lines)\n"
     "Jobs are printed as they arrive, oldest first; the table's columns are as\n"
@@ -204,7 +205,7 @@ static const char resources_help[] =
     "                  reachable, engine_running, pid, error)\n";
 
 /* What stop, restart, hold, release, kill and dispose take (control.c). */
-#define SEL_ARGS "(ID | FIRST-LAST | --all | --state STATE | --name GLOB)..."
+#define SEL_ARGS "(ID | FIRST-LAST | --all | --state STATE | --name GLOB | --workflow W)..."
 
 static const char control_help[] =
     "Plain ids: one request each. A selection (ranges FIRST-LAST, --all,\n"
@@ -213,7 +214,16 @@ static const char control_help[] =
     "exits 4 when K is not 0.\n"
     "  -a, --all              every job\n"
     "  -s, --state STATE      jobs in STATE (repeatable)\n"
-    "      --name GLOB        jobs whose name matches GLOB (fnmatch(3))\n";
+    "      --name GLOB        jobs whose name matches GLOB (fnmatch(3))\n"
+    "      --workflow W       the jobs of workflow W\n";
+
+static const char workflow_help[] =
+    "  submit FILE      submit the workflow of FILE (JSON, docs/workflows.md; - for\n"
+    "                   standard input) in one transaction; prints its id\n"
+    "  status W         counts of its jobs per state, and its overall state\n"
+    "  wait W           until every job of W ended; exit 4 when one failed,\n"
+    "                   3 after --timeout SECONDS\n"
+    "  jobs W           its jobs, as 'ferry jobs --workflow W' lists them\n";
 
 static const struct cmd commands[] = {
     {"submit", ferry__cli_cmd_submit, "[OPTIONS] (-- CMD [ARGS...] | --bulk FILE)", "Submit a job",
@@ -225,7 +235,7 @@ static const struct cmd commands[] = {
     {"logs", ferry__cli_cmd_logs, "[--stderr] [--follow] ID", "Print a job's output", logs_help,
      NULL},
     {"jobs", ferry__cli_cmd_jobs,
-     "[--json | --jsonl] [--state STATE]... [--since ID|TIME] [--limit N]",
+     "[--json | --jsonl] [--state STATE]... [--since ID|TIME] [--limit N] [--workflow W]",
      "List the jobs of the resource", jobs_help, NULL},
     {"stop", ferry__cli_cmd_control, SEL_ARGS, "Suspend running jobs, hold queued ones",
      control_help, ferry_stop},
@@ -236,6 +246,11 @@ static const struct cmd commands[] = {
     {"kill", ferry__cli_cmd_control, SEL_ARGS, "Terminate jobs", control_help, ferry_kill},
     {"dispose", ferry__cli_cmd_control, SEL_ARGS, "Kill jobs if active and forget them",
      control_help, ferry_dispose},
+    {"workflow", ferry__cli_cmd_workflow,
+     "submit FILE | status [--json] W | wait [--timeout S] W | jobs [--json] W",
+     "Submit and follow workflows (jobs with dependencies)", workflow_help, NULL},
+    {"workflows", ferry__cli_cmd_workflows, "[--json]", "List the workflows of the resource", NULL,
+     NULL},
     {"send", ferry__cli_cmd_send, "[--disposal HOURS] PATH...",
      "Send files or a directory to the resource", send_help, NULL},
     {"register", ferry__cli_cmd_register, "[--disposal HOURS] PATH",

@@ -308,6 +308,10 @@ static int jobs_opt(struct ctx *c, void *data, int opt, const char *arg)
 			return ferry__cli_usage_error(c);
 		o->list.limit = (size_t)n;
 		break;
+	case OPT_WORKFLOW:
+		if (ferry__cli_workflow_id(c, arg, &o->list.workflow) < 0)
+			return ferry__cli_usage_error(c);
+		break;
 	default:
 		return ferry__cli_usage_error(c);
 	}
@@ -389,6 +393,7 @@ int ferry__cli_cmd_jobs(struct ctx *c, int argc, char **argv)
 	    {"state", required_argument, NULL, 's'},
 	    {"since", required_argument, NULL, OPT_SINCE},
 	    {"limit", required_argument, NULL, OPT_LIMIT},
+	    {"workflow", required_argument, NULL, OPT_WORKFLOW},
 	    {0},
 	};
 	struct jobs_opts o = {0};

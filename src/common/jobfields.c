@@ -66,6 +66,7 @@ struct no_member {
 #define CTYPE_BOOL   int
 #define CTYPE_STATE  enum ferry_job_status
 #define CTYPE_EXIT   enum ferry_exit_status
+#define CTYPE_IDV    int64_t *
 #define MEMBER_M(m)  (((struct ferry_job_info *)0)->m)
 #define MEMBER_NONE  (*(struct no_member *)0)
 #define TYPE_IS(e, ctype)                                                                          \
@@ -82,7 +83,7 @@ FERRY__JOB_FIELDS(CHECK_TYPE)
 
 static int is_pointer(enum ferry__jf_type t)
 {
-	return t == FERRY__JF_STR || t == FERRY__JF_STRV;
+	return t == FERRY__JF_STR || t == FERRY__JF_STRV || t == FERRY__JF_IDV;
 }
 
 static int64_t get_int(const json_t *v, double dflt)
@@ -145,6 +146,18 @@ static char **strv_from_json(const json_t *a)
 	return v;
 }
 
+/* A non-integer element becomes -1: the array must stay 0-terminated. */
+static int64_t *idv_from_json(const json_t *a)
+{
+	int64_t *v = calloc(json_array_size(a) + 1, sizeof(*v));
+
+	for (size_t i = 0; v && i < json_array_size(a); i++) {
+		const json_t *e = json_array_get(a, i);
+		v[i] = json_is_integer(e) && json_integer_value(e) ? json_integer_value(e) : -1;
+	}
+	return v;
+}
+
 void ferry__job_scalars_from_json(const json_t *o, struct ferry_job_info *i)
 {
 	for (size_t k = 0; k < FERRY_ARRAY_SIZE(fields); k++) {
@@ -173,6 +186,11 @@ int ferry__job_from_json(const json_t *o, struct ferry_job_info *i)
 			*p = s ? strdup(s) : NULL;
 			if (s && !*p)
 				rc = FERRY_ENOMEM;
+		} else if (f->type == FERRY__JF_IDV) {
+			int64_t **p = (int64_t **)((char *)i + f->off);
+
+			if (!(*p = idv_from_json(v)))
+				rc = FERRY_ENOMEM;
 		} else {
 			char ***p = (char ***)((char *)i + f->off);
 
@@ -194,6 +212,8 @@ void ferry__job_release(struct ferry_job_info *i)
 			free(*(char **)((char *)i + f->off));
 		else if (f->type == FERRY__JF_STRV)
 			ferry__strv_free(*(char ***)((char *)i + f->off));
+		else if (f->type == FERRY__JF_IDV)
+			free(*(int64_t **)((char *)i + f->off));
 	}
 }
 
@@ -204,6 +224,18 @@ static int job_ended(const struct ferry_job_info *j)
 {
 	return j->status == FERRY_DONE || j->status == FERRY_FAILED ||
 	       j->exit_status != FERRY_EXIT_NONE;
+}
+
+static json_t *idv_json(const int64_t *v)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && v && v[i]; i++)
+		if (json_array_append_new(a, json_integer(v[i]))) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
 }
 
 /* The null of each type is the one jobfields.h states. */
@@ -233,6 +265,8 @@ static json_t *member_json(const struct ferry_job_info *j, const struct field *f
 	case FERRY__JF_EXIT:
 		return ferry__json_bytes(
 		    ferry_exit_status_name(*(const enum ferry_exit_status *)p));
+	case FERRY__JF_IDV:
+		return idv_json(*(int64_t *const *)p);
 	}
 	return json_null();
 }

@@ -31,6 +31,8 @@
  *         BOOL    int, true or false
  *         STATE   enum ferry_job_status, as its name ("running")
  *         EXIT    enum ferry_exit_status, as its name ("none" before the end)
+ *         IDV     int64_t *, 0-terminated, an array of ids (never null);
+ *                 from a column holding a JSON array of integers (NULL: [])
  * source  where ferryd takes it from:
  *         COL(c)        column c of the jobs table (a scalar type)
  *         SPEC          the stored spec's key of the same name (null when
@@ -78,7 +80,9 @@
 	X(submission_key,          STR,    COL(skey),         M(submission_key),          0)       \
 	X(backend,                 STR,    SPEC,              M(backend),                 0)       \
 	X(native_id,               STR,    COL(native_id),    M(native_id),               0)       \
-	X(resource,                STR,    SPEC,              M(resource),                0)
+	X(resource,                STR,    SPEC,              M(resource),                0)       \
+	X(workflow,                INT64,  COL(workflow),     M(workflow),                0)       \
+	X(dependencies,            IDV,    COL(deps),         M(dependencies),            0)
 /* clang-format on */
 
 /* A row's type; FERRY__JF_##type names it. */
@@ -93,6 +97,7 @@ enum ferry__jf_type {
 	FERRY__JF_BOOL,
 	FERRY__JF_STATE,
 	FERRY__JF_EXIT,
+	FERRY__JF_IDV,
 };
 
 /*

@@ -14,12 +14,13 @@
 #include "jobfields.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 /* A job not ended as the engine takes it back (struct db_job_row) */
 #define ACTIVE_COLS                                                                                \
 	"id, state, kill_requested, disposed, "                                                    \
-	"(SELECT spec FROM job_specs s WHERE s.id = jobs.id), started_at, native_id, requeues"
+	"(SELECT spec FROM job_specs s WHERE s.id = jobs.id), started_at, native_id, requeues, "   \
+	"workflow"
 /*
  * Named: for "ORDER BY id" SQLite would rather scan the whole table in id
  * order than sort what the index finds (a million held rows read at start).
@@ -88,13 +89,35 @@ enum stmt_id {
 	S_FAIL_CLEAR_LAST,
 	S_FAIL_MARK,
 	S_FAIL_SINCE,
+	S_WF_FIND_KEY,
+	S_WF_INSERT,
+	S_WF_JOB_INSERT,
+	S_DEP_ADD,
+	S_DEP_SUCCS,
+	S_WAITING_DOWN,
+	S_RELEASE_JOB,
+	S_DESCENDANTS,
+	S_WF_COUNTS,
+	S_WF_LEFT,
+	S_WF_GET,
+	S_WF_LIST,
+	S_WF_JOBS,
+	S_WF_GC,
+	S_JOB_WAITING,
+	S_LIST_IDS_WF,
+	S_LIST_IDS_WF_STATE,
+	S_SELECT_WF,
 	S_COUNT
 };
 
-/* The held jobs of ids ?1 to ?2 a kill ends in one statement (S_KILL_HELD); ?7: held. */
+/*
+ * The held jobs of ids ?1 to ?2 a kill ends in one statement (S_KILL_HELD);
+ * ?7: held. Not those of a workflow, whose end goes on to their successors
+ * (one by one, in select.c); "waiting = 0" lets it range over jobs_live.
+ */
 #define KILL_HELD_WHERE                                                                            \
 	"WHERE state = ?7 AND disposed = 0 AND kill_requested = 0 AND ended_at IS NULL AND "       \
-	"id >= ?1 AND id <= ?2 AND NOT EXISTS "                                                    \
+	"id >= ?1 AND id <= ?2 AND waiting = 0 AND workflow IS NULL AND NOT EXISTS "               \
 	"(SELECT 1 FROM transfer_refs r WHERE r.job = jobs.id AND r.role = 1)"
 
 static const char *const sql[S_COUNT] = {
@@ -132,14 +155,18 @@ static const char *const sql[S_COUNT] = {
     /*
      * The jobs the engine keeps in memory at its start: every one not
      * ended but those it leaves in the database (state ?1, not flagged:
-     * held, engine.c), each part a range of jobs_live.
+     * held, engine.c) and those waiting for their dependencies
+     * (workflow.c), each part a range of jobs_live.
      */
-    [S_ACTIVE] = "SELECT " ACTIVE_COLS " FROM " LIVE " WHERE ended_at IS NULL AND state < ?1 "
-		 "UNION ALL SELECT " ACTIVE_COLS " FROM " LIVE " WHERE ended_at IS NULL AND "
-		 "state > ?1 UNION ALL SELECT " ACTIVE_COLS " FROM " LIVE " WHERE ended_at IS NULL "
-		 "AND state = ?1 AND disposed = 1 UNION ALL SELECT " ACTIVE_COLS " FROM " LIVE
-		 " WHERE ended_at IS NULL AND state = ?1 AND disposed = 0 AND kill_requested = 1 "
-		 "ORDER BY 1",
+    [S_ACTIVE] =
+	"SELECT " ACTIVE_COLS " FROM " LIVE
+	" WHERE ended_at IS NULL AND waiting = 0 AND state < ?1 "
+	"UNION ALL SELECT " ACTIVE_COLS " FROM " LIVE " WHERE ended_at IS NULL AND waiting = 0 AND "
+	"state > ?1 UNION ALL SELECT " ACTIVE_COLS " FROM " LIVE " WHERE ended_at IS NULL "
+	"AND waiting = 0 AND state = ?1 AND disposed = 1 UNION ALL SELECT " ACTIVE_COLS
+	" FROM " LIVE " WHERE ended_at IS NULL AND waiting = 0 AND state = ?1 AND disposed = 0 AND "
+	"kill_requested = 1 "
+	"ORDER BY 1",
     /* one job not ended that the engine left in the database */
     [S_ACTIVE_ONE] = "SELECT " ACTIVE_COLS " FROM jobs WHERE id = ?1 AND ended_at IS NULL",
     /*
@@ -230,6 +257,49 @@ static const char *const sql[S_COUNT] = {
     [S_FAIL_MARK] = "SELECT COALESCE(max(seq), 0) FROM failures",
     [S_FAIL_SINCE] = "SELECT job FROM failures WHERE seq > ?1 AND job > 0 AND job <= ?2 "
 		     "ORDER BY seq",
+    /* ---- workflows (workflow.c) ---- */
+    [S_WF_FIND_KEY] = "SELECT id FROM workflows WHERE skey = ?1",
+    [S_WF_INSERT] = "INSERT INTO workflows(skey, name, submitted_at, groups, disposal_hours) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_WF_JOB_INSERT] = "INSERT INTO jobs(skey, name, state, submitted_at, disposal_hours, "
+			"workflow, waiting, message, deps) VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, "
+			"?10)",
+    [S_DEP_ADD] = "INSERT INTO job_deps(pred, succ) VALUES (?1, ?2)",
+    [S_DEP_SUCCS] = "SELECT succ FROM job_deps WHERE pred = ?1 ORDER BY succ",
+    /* one dependency of a job not ended is done: how many are left, and its state */
+    [S_WAITING_DOWN] = "UPDATE jobs SET waiting = waiting - 1 WHERE id = ?1 AND "
+		       "ended_at IS NULL AND waiting > 0 RETURNING waiting, state",
+    [S_RELEASE_JOB] = "UPDATE jobs SET state = ?2, message = NULL WHERE id = ?1",
+    /*
+     * Every job downstream of ?1 not ended yet, each once however many
+     * paths lead to it: SQLite runs the recursion as a queue, so a deep
+     * chain costs no stack.
+     */
+    [S_DESCENDANTS] = "WITH RECURSIVE d(id) AS (SELECT succ FROM job_deps WHERE pred = ?1 "
+		      "UNION SELECT s.succ FROM job_deps s JOIN d ON s.pred = d.id) "
+		      "SELECT d.id FROM d JOIN jobs j ON j.id = d.id WHERE j.ended_at IS NULL "
+		      "ORDER BY d.id",
+    [S_WF_COUNTS] = "SELECT state, count(*) FROM jobs WHERE workflow = ?1 AND disposed = 0 "
+		    "GROUP BY state",
+    [S_WF_LEFT] = "SELECT count(*) FROM jobs WHERE workflow = ?1 AND disposed = 0 AND "
+		  "ended_at IS NULL",
+    [S_WF_GET] = "SELECT id, name, submitted_at, groups FROM workflows WHERE id = ?1",
+    [S_WF_LIST] = "SELECT id, name, submitted_at, groups FROM workflows WHERE id > ?1 "
+		  "ORDER BY id",
+    [S_WF_JOBS] = "SELECT id FROM jobs WHERE workflow = ?1 AND disposed = 0 AND id > ?2 "
+		  "ORDER BY id LIMIT ?3",
+    /* a workflow goes with its last job */
+    [S_WF_GC] = "DELETE FROM workflows WHERE NOT EXISTS "
+		"(SELECT 1 FROM jobs WHERE jobs.workflow = workflows.id)",
+    [S_JOB_WAITING] = "SELECT waiting FROM jobs WHERE id = ?1",
+    /* a listing of one workflow's jobs (ferry__db_list_ids), through jobs_workflow */
+    [S_LIST_IDS_WF] = "SELECT id FROM jobs WHERE workflow = ?5 AND id > ?1 AND disposed = 0 AND "
+		      "submitted_at >= ?2 ORDER BY id LIMIT ?3",
+    /* a selection of one workflow's jobs (ferry__db_select_workflow) */
+    [S_SELECT_WF] = "SELECT id, name, state FROM jobs WHERE workflow = ?3 AND disposed = 0 AND "
+		    "id >= ?1 AND id <= ?2 ORDER BY id",
+    [S_LIST_IDS_WF_STATE] = "SELECT id FROM jobs WHERE workflow = ?5 AND state = ?4 AND id > ?1 "
+			    "AND disposed = 0 AND submitted_at >= ?2 ORDER BY id LIMIT ?3",
 };
 
 static const char schema[] =
@@ -250,7 +320,11 @@ static const char schema[] =
     /* how often its start was lost with the job runner (local) */
     " requeues INTEGER NOT NULL DEFAULT 0,"
     /* the spec's disposal_timeout_hours: its end need not read the spec */
-    " disposal_hours REAL);"
+    " disposal_hours REAL,"
+    /* its workflow (NULL: none) and how many of its dependencies are not done (schema 6) */
+    " workflow INTEGER, waiting INTEGER NOT NULL DEFAULT 0,"
+    /* the ids of its dependencies as a JSON array, for info: written once, never read back */
+    " deps TEXT);"
     /*
      * The spec (a few hundred bytes to kilobytes of JSON) apart from the
      * row, which each change of state rewrites whole: a kill of a million
@@ -259,10 +333,9 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS job_specs(id INTEGER PRIMARY KEY, spec TEXT NOT NULL);"
     "CREATE TRIGGER IF NOT EXISTS jobs_spec_gone AFTER DELETE ON jobs "
     "BEGIN DELETE FROM job_specs WHERE id = old.id; END;"
-    /* the jobs not ended by state: what an engine loads at its start (S_ACTIVE) */
-    "CREATE INDEX IF NOT EXISTS jobs_live ON jobs(state, disposed, kill_requested) "
-    "WHERE ended_at IS NULL;"
-    "CREATE INDEX IF NOT EXISTS jobs_dispose ON jobs(dispose_after);"
+    /* only the jobs ended have a disposal time: a new job's insert writes no entry */
+    "CREATE INDEX IF NOT EXISTS jobs_dispose ON jobs(dispose_after) "
+    "WHERE dispose_after IS NOT NULL;"
     /* a listing by state costs its result, not the table (ferry__db_list_ids) */
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state) WHERE disposed = 0;"
     "CREATE TABLE IF NOT EXISTS transfers("
@@ -304,7 +377,31 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS failures(seq INTEGER PRIMARY KEY,"
     " job INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS failures_job ON failures(job);"
-    "INSERT OR IGNORE INTO meta VALUES('schema', '5');";
+    /*
+     * A workflow (schema 6, workflow.c): its jobs are rows of jobs, its
+     * dependencies rows of job_deps, found from either end: by pred when
+     * a job ends (its successors), by succ for info (its dependencies).
+     */
+    "CREATE TABLE IF NOT EXISTS workflows("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " skey TEXT UNIQUE, name TEXT, submitted_at REAL NOT NULL,"
+    " groups TEXT, disposal_hours REAL);"
+    "CREATE TABLE IF NOT EXISTS job_deps(pred INTEGER NOT NULL, succ INTEGER NOT NULL,"
+    " PRIMARY KEY(pred, succ)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS job_deps_succ ON job_deps(succ);"
+    "CREATE TRIGGER IF NOT EXISTS jobs_deps_gone AFTER DELETE ON jobs "
+    "BEGIN DELETE FROM job_deps WHERE succ = old.id; END;"
+    "INSERT OR IGNORE INTO meta VALUES('schema', '6');";
+
+/* What names schema 6's columns, which an older database gains only in db_migrate. */
+static const char schema_late[] =
+    /*
+     * the jobs not ended by state but those waiting for their dependencies:
+     * what an engine loads at its start (S_ACTIVE)
+     */
+    "CREATE INDEX IF NOT EXISTS jobs_live ON jobs(state, disposed, kill_requested) "
+    "WHERE ended_at IS NULL AND waiting = 0;"
+    "CREATE INDEX IF NOT EXISTS jobs_workflow ON jobs(workflow) WHERE workflow IS NOT NULL;";
 
 /*
  * What takes a database of schema N to N + 1, at index N, each in a
@@ -341,6 +438,21 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "INSERT INTO job_specs(id, spec) SELECT id, spec FROM jobs;"
     "ALTER TABLE jobs DROP COLUMN spec;"
     "UPDATE meta SET value = '5' WHERE key = 'schema';"
+    "COMMIT;",
+    [5] = /*
+	   * schema 5 had no workflows; its jobs_live took every job not
+	   * ended, and jobs_dispose every job (3.6% of a bulk submit)
+	   */
+    "BEGIN IMMEDIATE;"
+    "DROP INDEX IF EXISTS jobs_dispose;"
+    "CREATE INDEX jobs_dispose ON jobs(dispose_after) WHERE dispose_after IS NOT NULL;"
+    "ALTER TABLE jobs ADD COLUMN workflow INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN deps TEXT;"
+    "DROP INDEX IF EXISTS jobs_live;"
+    "CREATE INDEX jobs_live ON jobs(state, disposed, kill_requested) "
+    "WHERE ended_at IS NULL AND waiting = 0;"
+    "UPDATE meta SET value = '6' WHERE key = 'schema';"
     "COMMIT;",
 };
 
@@ -513,6 +625,11 @@ static int db_migrate(struct ferry_db *db, char *err, size_t errlen)
 			sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
 		}
+	}
+	if (sqlite3_exec(db->h, schema_late, NULL, NULL, &msg)) {
+		open_error(db, "initialise", msg, err, errlen);
+		sqlite3_free(msg);
+		return -1;
 	}
 	return 0;
 }
@@ -916,6 +1033,7 @@ static int active_row(sqlite3_stmt *q, int (*cb)(void *arg, struct db_job_row *r
 	    .started_at = sqlite3_column_double(q, 5),
 	    .native_id = ferry__db_col_strdup(q, 6),
 	    .requeues = sqlite3_column_int(q, 7),
+	    .workflow = sqlite3_column_int64(q, 8),
 	};
 	int err = cb(arg, &row);
 
@@ -1026,6 +1144,8 @@ static int page_ids(struct ferry_db *db, enum stmt_id s, const struct db_list *l
 	sqlite3_bind_int64(q, 3, (sqlite3_int64)max);
 	if (state >= 0)
 		sqlite3_bind_int(q, 4, state);
+	if (l->workflow)
+		sqlite3_bind_int64(q, 5, l->workflow);
 	while (*n < max && (rc = sqlite3_step(q)) == SQLITE_ROW)
 		ids[(*n)++] = sqlite3_column_int64(q, 0);
 	if (*n == max)
@@ -1045,14 +1165,16 @@ static int cmp_id(const void *a, const void *b)
 int ferry__db_list_ids(struct ferry_db *db, const struct db_list *l, int64_t *ids, size_t max,
 		       size_t *n)
 {
-	enum stmt_id s = l->since > 0 ? S_LIST_IDS_STATE_SINCE : S_LIST_IDS_STATE;
+	enum stmt_id s = l->workflow	? S_LIST_IDS_WF_STATE
+			 : l->since > 0 ? S_LIST_IDS_STATE_SINCE
+					: S_LIST_IDS_STATE;
 	size_t nstates = 0, got = 0, one;
 	int64_t *all = ids;
 	int rc = 0;
 
 	*n = 0;
 	if (!l->states)
-		return page_ids(db, S_LIST_IDS, l, -1, ids, max, n);
+		return page_ids(db, l->workflow ? S_LIST_IDS_WF : S_LIST_IDS, l, -1, ids, max, n);
 	for (int st = 0; st < 32; st++)
 		nstates += (l->states >> st) & 1u;
 	/* each state's first max, merged: an IN () would sort every match of every page */
@@ -1435,4 +1557,209 @@ int ferry__db_ref_pending(struct ferry_db *db, int64_t job)
 	rc = one_row(db, S_REF_PENDING, read_int, &n, "pending inputs");
 	/* a count always has its row */
 	return rc == 1 ? n : rc ? rc : db_fail(db, "pending inputs");
+}
+
+/* ---- workflows (workflow.c) ---- */
+
+int ferry__db_wf_find_key(struct ferry_db *db, const char *key, int64_t *id)
+{
+	bind_text(db->st[S_WF_FIND_KEY], 1, key);
+	return one_row(db, S_WF_FIND_KEY, read_int64, id, "find workflow key");
+}
+
+int ferry__db_wf_insert(struct ferry_db *db, const char *key, const char *name, double now,
+			const char *groups, double hours, int64_t *id)
+{
+	sqlite3_stmt *q = db->st[S_WF_INSERT];
+
+	bind_text(q, 1, key);
+	bind_text(q, 2, name);
+	sqlite3_bind_double(q, 3, now);
+	bind_text(q, 4, groups);
+	bind_opt_double(q, 5, hours);
+	if (run(db, S_WF_INSERT, "insert workflow"))
+		return FERRY_EINTERNAL;
+	*id = sqlite3_last_insert_rowid(db->h);
+	return 0;
+}
+
+int ferry__db_wf_insert_job(struct ferry_db *db, const struct db_wf_job *j, int64_t *id)
+{
+	sqlite3_stmt *q = db->st[S_WF_JOB_INSERT];
+
+	bind_text(q, 1, j->key);
+	bind_text(q, 2, j->name);
+	sqlite3_bind_int(q, 4, j->state);
+	sqlite3_bind_double(q, 5, j->now);
+	bind_opt_double(q, 6, j->hours);
+	sqlite3_bind_int64(q, 7, j->workflow);
+	sqlite3_bind_int(q, 8, j->waiting);
+	bind_text(q, 9, j->message);
+	bind_text(q, 10, j->deps);
+	if (run(db, S_WF_JOB_INSERT, "insert workflow job"))
+		return FERRY_EINTERNAL;
+	*id = sqlite3_last_insert_rowid(db->h);
+	return insert_spec(db, *id, j->spec) ? FERRY_EINTERNAL : 0;
+}
+
+int ferry__db_dep_add(struct ferry_db *db, int64_t pred, int64_t succ)
+{
+	sqlite3_bind_int64(db->st[S_DEP_ADD], 1, pred);
+	sqlite3_bind_int64(db->st[S_DEP_ADD], 2, succ);
+	return run(db, S_DEP_ADD, "insert dependency") ? FERRY_EINTERNAL : 0;
+}
+
+int ferry__db_successors(struct ferry_db *db, int64_t id, int64_t **ids, size_t *n)
+{
+	sqlite3_bind_int64(db->st[S_DEP_SUCCS], 1, id);
+	return collect_ids(db, db->st[S_DEP_SUCCS], "successors", ids, n);
+}
+
+int ferry__db_descendants(struct ferry_db *db, int64_t id, int64_t **ids, size_t *n)
+{
+	sqlite3_bind_int64(db->st[S_DESCENDANTS], 1, id);
+	return collect_ids(db, db->st[S_DESCENDANTS], "descendants", ids, n);
+}
+
+int ferry__db_waiting_down(struct ferry_db *db, int64_t id, int *left, enum ferry_job_status *st)
+{
+	sqlite3_stmt *q = db->st[S_WAITING_DOWN];
+	int rc, found;
+
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
+	if ((found = rc == SQLITE_ROW)) {
+		*left = sqlite3_column_int(q, 0);
+		*st = (enum ferry_job_status)sqlite3_column_int(q, 1);
+		rc = sqlite3_step(q); /* RETURNING: the update is done at SQLITE_DONE */
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, "count down dependencies");
+	return found;
+}
+
+int ferry__db_release_job(struct ferry_db *db, int64_t id, enum ferry_job_status st)
+{
+	sqlite3_bind_int64(db->st[S_RELEASE_JOB], 1, id);
+	sqlite3_bind_int(db->st[S_RELEASE_JOB], 2, st);
+	return run(db, S_RELEASE_JOB, "release job") ? FERRY_EINTERNAL : 0;
+}
+
+int ferry__db_job_waiting(struct ferry_db *db, int64_t id, int64_t *waiting)
+{
+	int rc;
+
+	*waiting = 0;
+	sqlite3_bind_int64(db->st[S_JOB_WAITING], 1, id);
+	rc = one_row(db, S_JOB_WAITING, read_int64, waiting, "read waiting");
+	return rc < 0 ? rc : 0;
+}
+
+int ferry__db_wf_counts(struct ferry_db *db, int64_t wf, int64_t counts[FERRY_FAILED + 1])
+{
+	sqlite3_stmt *q = db->st[S_WF_COUNTS];
+	int rc;
+
+	memset(counts, 0, (FERRY_FAILED + 1) * sizeof(*counts));
+	sqlite3_bind_int64(q, 1, wf);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int st = sqlite3_column_int(q, 0);
+		if (st >= 0 && st <= FERRY_FAILED)
+			counts[st] = sqlite3_column_int64(q, 1);
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "count workflow jobs");
+}
+
+int ferry__db_wf_left(struct ferry_db *db, int64_t wf, int64_t *left)
+{
+	int rc;
+
+	*left = 0;
+	sqlite3_bind_int64(db->st[S_WF_LEFT], 1, wf);
+	rc = one_row(db, S_WF_LEFT, read_int64, left, "count workflow jobs");
+	return rc < 0 ? rc : 0;
+}
+
+static int wf_rows(struct ferry_db *db, enum stmt_id s, int64_t arg,
+		   int (*cb)(void *arg, const struct db_wf_row *w), void *cbarg)
+{
+	sqlite3_stmt *q = db->st[s];
+	int rc, err = 0, found = 0;
+
+	sqlite3_bind_int64(q, 1, arg);
+	while (!err && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct db_wf_row w = {
+		    .id = sqlite3_column_int64(q, 0),
+		    .name = (const char *)sqlite3_column_text(q, 1),
+		    .submitted_at = sqlite3_column_double(q, 2),
+		    .groups = (const char *)sqlite3_column_text(q, 3),
+		};
+		found = 1;
+		err = cb(cbarg, &w);
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (err)
+		return err;
+	if (rc != SQLITE_DONE)
+		return db_fail(db, "read workflows");
+	return found ? 0 : FERRY_ENOJOB;
+}
+
+int ferry__db_wf_get(struct ferry_db *db, int64_t wf,
+		     int (*cb)(void *arg, const struct db_wf_row *w), void *arg)
+{
+	return wf_rows(db, S_WF_GET, wf, cb, arg);
+}
+
+int ferry__db_wf_list(struct ferry_db *db, int (*cb)(void *arg, const struct db_wf_row *w),
+		      void *arg)
+{
+	int rc = wf_rows(db, S_WF_LIST, 0, cb, arg);
+
+	return rc == FERRY_ENOJOB ? 0 : rc;
+}
+
+int ferry__db_wf_jobs(struct ferry_db *db, int64_t wf, int64_t after, size_t max, int64_t **ids,
+		      size_t *n)
+{
+	sqlite3_stmt *q = db->st[S_WF_JOBS];
+
+	sqlite3_bind_int64(q, 1, wf);
+	sqlite3_bind_int64(q, 2, after);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)max);
+	return collect_ids(db, q, "workflow jobs", ids, n);
+}
+
+int ferry__db_wf_gc(struct ferry_db *db)
+{
+	return run(db, S_WF_GC, "delete workflows") ? FERRY_EINTERNAL : 0;
+}
+
+int ferry__db_select_workflow(struct ferry_db *db, int64_t wf, unsigned states, int64_t first,
+			      int64_t last,
+			      int (*cb)(void *arg, int64_t id, const char *name, int state),
+			      void *arg)
+{
+	sqlite3_stmt *q = db->st[S_SELECT_WF];
+	int rc, err = 0;
+
+	sqlite3_bind_int64(q, 1, first);
+	sqlite3_bind_int64(q, 2, last);
+	sqlite3_bind_int64(q, 3, wf);
+	while (!err && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int st = sqlite3_column_int(q, 2);
+		if (!states || (states & (1u << st)))
+			err = cb(arg, sqlite3_column_int64(q, 0),
+				 (const char *)sqlite3_column_text(q, 1), st);
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (err)
+		return err;
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "select workflow jobs");
 }

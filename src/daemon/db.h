@@ -14,7 +14,8 @@ struct db_job_row {
 	const char *spec; /* JSON text, valid during the callback only */
 	double started_at;
 	char *native_id;
-	int requeues; /* how often its start was lost with the runner */
+	int requeues;	  /* how often its start was lost with the runner */
+	int64_t workflow; /* 0: none */
 };
 /*
  * Opens (creates) the database; with check, runs PRAGMA quick_check first
@@ -111,9 +112,10 @@ int ferry__db_job_row(struct ferry_db *db, int64_t id,
 		      int (*cb)(void *arg, struct sqlite3_stmt *row), void *arg);
 /* What a listing takes (docs/protocol.md, "jobs"): the jobs not disposed that are ... */
 struct db_list {
-	unsigned states; /* ... in one of these states (bit 1 << state); 0: any */
-	int64_t after;	 /* ... with an id above it */
-	double since;	 /* ... submitted at or after it; 0: any time */
+	unsigned states;  /* ... in one of these states (bit 1 << state); 0: any */
+	int64_t after;	  /* ... with an id above it */
+	double since;	  /* ... submitted at or after it; 0: any time */
+	int64_t workflow; /* ... of this workflow; 0: any (then by ids, not rows) */
 };
 /*
  * The ids of a listing's next page, ascending: the first max (at most),
@@ -201,5 +203,64 @@ int ferry__db_ref_active_jobs(struct ferry_db *db, int64_t tid, int64_t **ids, s
 int ferry__db_ref_of_job(struct ferry_db *db, int64_t job, int role, int64_t **tids, size_t *n);
 /* Number of the job's input transfers not ready yet, or <0. */
 int ferry__db_ref_pending(struct ferry_db *db, int64_t job);
+
+/* ---- workflows (workflow.c; docs/architecture.md, "Workflows") ---- */
+/* 1 and *id when a workflow has the key, 0 when none, <0 on error. */
+int ferry__db_wf_find_key(struct ferry_db *db, const char *key, int64_t *id);
+/* A new workflow's row (groups: JSON text or NULL; hours < 0: none). */
+int ferry__db_wf_insert(struct ferry_db *db, const char *key, const char *name, double now,
+			const char *groups, double hours, int64_t *id);
+/* A job of a workflow: as ferry__db_insert_job, with its workflow and what it waits for. */
+struct db_wf_job {
+	const char *key, *name, *spec;
+	enum ferry_job_status state;
+	double now, hours; /* hours < 0: none */
+	int64_t workflow;
+	int waiting;	     /* how many of its dependencies are not done */
+	const char *message; /* what it waits for; NULL: nothing */
+	const char *deps;    /* the ids of its dependencies, a JSON array; NULL: none */
+};
+int ferry__db_wf_insert_job(struct ferry_db *db, const struct db_wf_job *j, int64_t *id);
+/* Job succ runs only after job pred ended done. */
+int ferry__db_dep_add(struct ferry_db *db, int64_t pred, int64_t succ);
+/* The jobs that depend on job id directly (malloc'd, ascending). */
+int ferry__db_successors(struct ferry_db *db, int64_t id, int64_t **ids, size_t *n);
+/* Every job downstream of job id that has not ended, each once (malloc'd, ascending). */
+int ferry__db_descendants(struct ferry_db *db, int64_t id, int64_t **ids, size_t *n);
+/*
+ * One dependency of job id is done: 1 with how many are left and its
+ * state, 0 when it has ended or waits for nothing, <0 on error.
+ */
+int ferry__db_waiting_down(struct ferry_db *db, int64_t id, int *left, enum ferry_job_status *st);
+/* A job whose dependencies are done: state st, its waiting message gone. */
+int ferry__db_release_job(struct ferry_db *db, int64_t id, enum ferry_job_status st);
+/* How many of job id's dependencies are not done (0 for a job gone). */
+int ferry__db_job_waiting(struct ferry_db *db, int64_t id, int64_t *waiting);
+/* Jobs of workflow wf not disposed, per state. */
+int ferry__db_wf_counts(struct ferry_db *db, int64_t wf, int64_t counts[FERRY_FAILED + 1]);
+/* How many jobs of workflow wf, not disposed, have not ended. */
+int ferry__db_wf_left(struct ferry_db *db, int64_t wf, int64_t *left);
+/* A workflow's row, valid during the callback only. */
+struct db_wf_row {
+	int64_t id;
+	const char *name, *groups; /* may be NULL */
+	double submitted_at;
+};
+/* Workflow wf to cb: cb's return, FERRY_ENOJOB, or another error. */
+int ferry__db_wf_get(struct ferry_db *db, int64_t wf,
+		     int (*cb)(void *arg, const struct db_wf_row *w), void *arg);
+/* Every workflow, by id, to cb (which returns 0 to go on or an error). */
+int ferry__db_wf_list(struct ferry_db *db, int (*cb)(void *arg, const struct db_wf_row *w),
+		      void *arg);
+/* The ids of workflow wf's jobs not disposed above after, at most max (malloc'd). */
+int ferry__db_wf_jobs(struct ferry_db *db, int64_t wf, int64_t after, size_t max, int64_t **ids,
+		      size_t *n);
+/* As ferry__db_select_jobs, of workflow wf's jobs only (by id, through jobs_workflow). */
+int ferry__db_select_workflow(struct ferry_db *db, int64_t wf, unsigned states, int64_t first,
+			      int64_t last,
+			      int (*cb)(void *arg, int64_t id, const char *name, int state),
+			      void *arg);
+/* Deletes the workflows whose jobs are all gone. */
+int ferry__db_wf_gc(struct ferry_db *db);
 
 #endif

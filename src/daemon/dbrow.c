@@ -195,9 +195,9 @@ static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, stru
 	int ctype = sqlite3_value_type(cv), have = ctype != SQLITE_NULL;
 	int real = f->type == FERRY__JF_NUM || f->type == FERRY__JF_TIME;
 	double d = have && (real || ctype == SQLITE_FLOAT) ? sqlite3_value_double(cv) : 0;
-	int64_t v = !have || real || f->type == FERRY__JF_STR ? 0
-		    : ctype == SQLITE_FLOAT		      ? (int64_t)d
-							      : sqlite3_value_int64(cv);
+	int64_t v = !have || real || f->type == FERRY__JF_STR || f->type == FERRY__JF_IDV ? 0
+		    : ctype == SQLITE_FLOAT ? (int64_t)d
+					    : sqlite3_value_int64(cv);
 	const char *name;
 
 	switch (f->type) {
@@ -212,8 +212,15 @@ static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, stru
 	case FERRY__JF_STR:
 		ferry__jtext_cstr(t, (const char *)sqlite3_value_text(cv));
 		return;
-	case FERRY__JF_STRV: /* arrays live in the spec only */
+	case FERRY__JF_STRV: /* arrays of strings live in the spec only */
 		ferry__jtext_raw(t, "[]", 2);
+		return;
+	case FERRY__JF_IDV: /* the engine wrote the column: a JSON array of ids, or NULL */
+		if (have)
+			ferry__jtext_raw(t, (const char *)sqlite3_value_text(cv),
+					 (size_t)sqlite3_value_bytes(cv));
+		else
+			ferry__jtext_raw(t, "[]", 2);
 		return;
 	case FERRY__JF_BOOL:
 		bool_text(t, have && v);

@@ -29,13 +29,20 @@ static const struct ferry_reqdef table[] = {
     {"status", ferry__req_status, FIELDS("id"), 0},
     {"info", ferry__req_info, FIELDS("id"), 0},
     {"jobs", ferry__req_jobs,
-     FIELDS("state", "detail", "format", "after", "since", "limit", "page"), 0},
-    {"wait", ferry__req_wait, FIELDS("ids", "timeout", "all", "state", "upto", "failed_since"), 0},
-    {"control", ferry__req_control, FIELDS("id", "action", "all", "state", "name", "ids"),
+     FIELDS("state", "detail", "format", "after", "since", "limit", "page", "workflow"), 0},
+    {"wait", ferry__req_wait,
+     FIELDS("ids", "timeout", "all", "state", "upto", "failed_since", "workflow"), 0},
+    {"control", ferry__req_control,
+     FIELDS("id", "action", "all", "state", "name", "ids", "workflow"), FERRY_REQ_MUTATES},
+    {"dispose", ferry__req_dispose, FIELDS("id", "all", "state", "name", "ids", "workflow"),
      FERRY_REQ_MUTATES},
-    {"dispose", ferry__req_dispose, FIELDS("id", "all", "state", "name", "ids"), FERRY_REQ_MUTATES},
     {"read", ferry__req_read, FIELDS("id", "stream", "offset", "max", "path"), 0},
     {"shutdown", ferry__req_shutdown, NO_FIELDS, 0},
+    {"workflow_submit", ferry__req_workflow_submit,
+     FIELDS("name", "key", "jobs", "dependencies", "groups", "disposal_timeout_hours"),
+     FERRY_REQ_MUTATES},
+    {"workflow_status", ferry__req_workflow_status, FIELDS("workflow"), 0},
+    {"workflows", ferry__req_workflows, NO_FIELDS, 0},
     {"transfer_send", ferry__req_transfer_send,
      FIELDS("key", "local_paths", "disposal_hours", "files"), FERRY_REQ_MUTATES},
     {"transfer_register", ferry__req_transfer_register,
@@ -254,6 +261,7 @@ void ferry__dispatch(struct ferry_engine *eng, struct ferry_client *client, json
 			ferry__client_stream(client, r.pager);
 		r.deferred = 1;
 	}
+	ferry__jtext_free(&r.text);
 	if (rc || r.deferred) {
 		json_decref(r.out);
 		ferry__bin_release(&r.bin);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "engine.h"
+#include "jbytes.h"
 #include "util.h"
 
 /* Flags of a request in the table. */
@@ -130,6 +131,8 @@ struct ferry_req {
 	 * takes: set by a handler that returns 0, with nothing in r->out.
 	 */
 	struct ferry_pager *pager;
+	/* scratch: each new job's stored text in turn (requests.c, record_job) */
+	struct ferry_jtext text;
 	char err[FERRY_REQ_ERRLEN]; /* the message of a failure */
 };
 
@@ -197,6 +200,20 @@ json_t *ferry__error_reply(int code, const char *message);
 int ferry__req_hello(struct ferry_req *r);
 int ferry__req_ping(struct ferry_req *r);
 int ferry__req_submit(struct ferry_req *r);
+/*
+ * Records job spec n (normalised; taken) as a new job, of workflow wf
+ * (NULL: none) and tracks it in memory, but for one waiting for its
+ * dependencies (wf->waiting), which lives in the database only. 0 and
+ * *id, or the request's failure.
+ */
+struct db_wf_job;
+int ferry__req_add_job(struct ferry_req *r, json_t *n, const struct db_wf_job *wf, int64_t *id);
+/* workflow.c */
+int ferry__req_workflow_submit(struct ferry_req *r);
+int ferry__req_workflow_status(struct ferry_req *r);
+int ferry__req_workflows(struct ferry_req *r);
+/* wait with "workflow": every job of it ended; deadline as ferry__req_wait's */
+int ferry__req_wait_workflow(struct ferry_req *r, double deadline);
 int ferry__req_status(struct ferry_req *r);
 int ferry__req_info(struct ferry_req *r);
 int ferry__req_jobs(struct ferry_req *r); /* listing.c */

@@ -18,56 +18,10 @@
 #include "util.h"
 #include "wait.h"
 #include "work.h"
+#include "workflow.h"
+#include "engine_int.h"
 
 #define GC_INTERVAL 60.0
-
-/* A control in flight on the DRMS (backend.h: FERRY__PENDING). */
-struct ferry_ctl {
-	struct ferry_client *c;		/* who waits for the answer; NULL: nobody (any more) */
-	const struct ferry_reqdef *def; /* the request's row, for the reply */
-	int64_t id;
-	enum backend_ctl ctl;
-	enum ferry_job_status to; /* the state once it is done; UNDETERMINED: none */
-	int with_status;	  /* the answer carries the job's status (control) */
-	struct ferry_ctl *next;
-};
-
-struct ferry_engine {
-	struct ferry_loop *loop;
-	char *resource;
-	char *state_dir;
-	char *jobs_dir;
-	struct ferry_resource_cfg cfg;
-	struct ferry_db *db;
-	const struct ferry_backend *be;
-	void *be_self;		     /* what be->open made: every method's first argument */
-	int be_open;		     /* be->open succeeded: be->close is due */
-	struct ferry_worker *worker; /* the DRMS backend's blocking calls */
-	struct ferry_ctl *ctls;	     /* controls in flight */
-	struct ferry_parking parked; /* requests waiting for the backend (dispatch.h) */
-	int polling; /* a poll is out: the next one waits for ferry__engine_polled */
-	struct job **htab;
-	size_t hsize, nactive;
-	struct job *qhead, *qtail;
-	int used_slots;
-	struct ferry_waits waits;
-	double next_gc;
-	double retry_start; /* monotonic time to retry a failed start; 0: none */
-	/*
-	 * Ids of the jobs of the open transaction (struct job.fresh): the
-	 * commit clears their mark by id, at a cost of what was inserted,
-	 * not of every job in memory. A job forgotten meanwhile is not found.
-	 */
-	int64_t *fresh;
-	size_t nfresh, fresh_cap;
-	int shutdown;
-	char *tr_root;		    /* the transfer root, absolute and resolved */
-	struct ferry_transfers *tr; /* the transfers' caches */
-	int tr_root_fd;
-	double hour_s;	   /* seconds in an hour of disposal time (a test knob) */
-	double next_poll;  /* monotonic time of the backend's next poll (DRMS) */
-	char instance[24]; /* ferry__engine_instance() */
-};
 
 static double poll_interval(const struct ferry_engine *eng);
 
@@ -350,6 +304,8 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 {
 	struct job_result res = *r;
 	enum ferry_job_status st;
+	int dispose = j->dispose_requested;
+	int64_t id, wf;
 	/* a job kept without its spec leaves its hours to the database */
 	json_t *d = json_object_get(j->spec, "disposal_timeout_hours");
 	double hours = !j->spec ? -1 : json_is_integer(d) ? (double)json_integer_value(d) : 168;
@@ -374,7 +330,11 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 		ferry__db_set_ended(eng->db, j->id, st, &res, hours, eng->hour_s);
 		ferry__transfer_job_ended(eng, j->id);
 	}
+	id = j->id;
+	wf = j->workflow;
 	job_remove(eng, j);
+	/* in the same transaction: its successors go on, or end without running */
+	ferry__wf_job_ended(eng, id, wf, ferry__wf_how(st, res.exit_status, dispose));
 }
 
 static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_exit_status es,
@@ -501,6 +461,7 @@ static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_ex
 /* ---- for the job requests (requests.c) ---- */
 
 static struct job *job_of_row(struct db_job_row *row, int lazy);
+static int fresh_add(struct ferry_engine *eng, int64_t id);
 
 static int load_row(void *arg, struct db_job_row *row)
 {
@@ -515,7 +476,8 @@ struct job *ferry__engine_job_load(struct ferry_engine *eng, int64_t id)
 	struct job *j = ferry__engine_job(eng, id);
 	int rc;
 
-	if (j || drms(eng))
+	/* a DRMS keeps every job in memory but those waiting for their dependencies */
+	if (j)
 		return j;
 	if ((rc = ferry__db_active_job(eng->db, id, load_row, &j))) {
 		if (rc != FERRY_ENOJOB)
@@ -533,8 +495,12 @@ struct job *ferry__engine_job_load(struct ferry_engine *eng, int64_t id)
 	 * insert on is of this transaction.
 	 */
 	j->fresh = eng->nfresh && id >= eng->fresh[0];
+	if (j->fresh && fresh_add(eng, id)) { /* its mark is cleared by id at the commit */
+		job_remove(eng, j);
+		return NULL;
+	}
 	/* as at the start (recover): one an earlier engine started is the runner's */
-	if (eng->be->adopt(eng->be_self, j))
+	if ((!drms(eng) || (j->native_id && j->native_id[0])) && eng->be->adopt(eng->be_self, j))
 		return ferry__engine_job(eng, id);
 	if (j->kill_requested) {
 		end_unstarted(eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
@@ -726,6 +692,36 @@ void ferry__engine_shutdown(struct ferry_engine *eng)
 	eng->shutdown = 1;
 }
 
+/* Id is of the open transaction (struct job.fresh): 0, or -1 when out of memory. */
+static int fresh_add(struct ferry_engine *eng, int64_t id)
+{
+	if (eng->nfresh == eng->fresh_cap) {
+		size_t cap = eng->fresh_cap ? eng->fresh_cap * 2 : 1024;
+		int64_t *v = realloc(eng->fresh, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		eng->fresh = v;
+		eng->fresh_cap = cap;
+	}
+	eng->fresh[eng->nfresh++] = id;
+	return 0;
+}
+
+int ferry__engine_fresh(struct ferry_engine *eng, int64_t id)
+{
+	return fresh_add(eng, id) ? FERRY_ENOMEM : 0;
+}
+
+struct ferry_wfwork *ferry__engine_wf(struct ferry_engine *eng)
+{
+	return &eng->wf;
+}
+
+struct ferry_waits *ferry__engine_waits(struct ferry_engine *eng)
+{
+	return &eng->waits;
+}
+
 int ferry__engine_job_add_new(struct ferry_engine *eng, struct job *j)
 {
 	if (job_add(eng, j) < 0) {
@@ -737,18 +733,11 @@ int ferry__engine_job_add_new(struct ferry_engine *eng, struct job *j)
 	 * commit would otherwise give this id, and the claim of a job that
 	 * ran, to the next job submitted.
 	 */
-	if (eng->nfresh == eng->fresh_cap) {
-		size_t cap = eng->fresh_cap ? eng->fresh_cap * 2 : 1024;
-		int64_t *v = realloc(eng->fresh, cap * sizeof(*v));
-		if (!v) {
-			job_remove(eng, j);
-			return -1;
-		}
-		eng->fresh = v;
-		eng->fresh_cap = cap;
+	if (fresh_add(eng, j->id)) {
+		job_remove(eng, j);
+		return -1;
 	}
 	j->fresh = 1;
-	eng->fresh[eng->nfresh++] = j->id;
 	if (parked(eng, j)) /* kept in fresh: taken back before the commit, it is fresh */
 		job_remove(eng, j);
 	return 0;
@@ -902,6 +891,7 @@ static void collect_garbage(struct ferry_engine *eng)
 		remove_job_files(eng, ids[i]);
 	}
 	free(ids);
+	ferry__db_wf_gc(eng->db);
 }
 
 /* Seconds between two polls of the DRMS. */
@@ -974,6 +964,7 @@ static struct job *job_of_row(struct db_job_row *row, int lazy)
 	j->kill_requested = row->kill_requested;
 	j->dispose_requested = row->disposed;
 	j->requeues = row->requeues;
+	j->workflow = row->workflow;
 	j->started_at = row->started_at;
 	j->native_id = row->native_id;
 	row->native_id = NULL;
@@ -1173,6 +1164,7 @@ void ferry__engine_free(struct ferry_engine *eng)
 		eng->be->close(eng->be_self);
 	eng->be_open = 0;
 	ferry__waits_release(&eng->waits); /* before the jobs: it takes its marks off them */
+	ferry__wf_work_free(&eng->wf);
 	for (size_t i = 0; i < eng->hsize; i++) {
 		struct job *j = eng->htab[i], *next;
 		for (; j; j = next) {

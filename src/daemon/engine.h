@@ -196,6 +196,14 @@ int ferry__engine_job_status(struct ferry_engine *eng, int64_t id, enum ferry_jo
  * that transaction is committed. -1 when out of memory (j is freed).
  */
 int ferry__engine_job_add_new(struct ferry_engine *eng, struct job *j);
+/*
+ * Job id, not in memory, is of the open transaction: none of its
+ * successors released in it starts before the commit. 0 or FERRY_ENOMEM.
+ */
+int ferry__engine_fresh(struct ferry_engine *eng, int64_t id);
+/* The workflow ends being carried out (workflow.c), and the parked waits (wait.c). */
+struct ferry_wfwork *ferry__engine_wf(struct ferry_engine *eng);
+struct ferry_waits *ferry__engine_waits(struct ferry_engine *eng);
 /* Drops a job of the open transaction again (its request failed and rolled back). */
 void ferry__engine_job_forget(struct ferry_engine *eng, struct job *j);
 /* Queues the job to start (or to be handed to the DRMS) when its state says so. */

@@ -27,11 +27,12 @@ struct job {
 	int cpus;
 	int kill_requested;
 	int dispose_requested;
-	int fresh;    /* inserted by the open transaction: not startable before commit */
-	int handed;   /* a DRMS has it: the DRMS reports its state */
-	int handing;  /* being handed to a DRMS: out of the queue, the backend reports */
-	int requeues; /* how often its start was lost with the runner (local) */
-	json_t *spec; /* normalised spec (owned); NULL: not read yet (ferry__engine_job_spec) */
+	int fresh;	  /* inserted by the open transaction: not startable before commit */
+	int handed;	  /* a DRMS has it: the DRMS reports its state */
+	int handing;	  /* being handed to a DRMS: out of the queue, the backend reports */
+	int requeues;	  /* how often its start was lost with the runner (local) */
+	int64_t workflow; /* its workflow (workflow.c); 0: none */
+	json_t *spec;	  /* normalised spec (owned); NULL: not read yet (ferry__engine_job_spec) */
 	/* backend data */
 	double started_at;
 	char *native_id;

@@ -119,7 +119,7 @@ static int fill_page(struct listing *l, struct fill *f, json_t *a, int *last)
 
 	if (l->left >= 0 && (json_int_t)want > l->left)
 		want = (size_t)l->left;
-	if (want && l->form != FORM_IDS && !l->q.states)
+	if (want && l->form != FORM_IDS && !l->q.states && !l->q.workflow)
 		return rows_page(l, f, want, last);
 	if (want && (rc = ferry__db_list_ids(db, &l->q, l->ids, want, &n)))
 		return rc;
@@ -223,10 +223,12 @@ static int get_fields(struct ferry_req *r, struct listing *l)
 {
 	json_t *since = json_object_get(r->in, "since"), *d = json_object_get(r->in, "detail");
 	json_t *form = json_object_get(r->in, "format");
-	json_int_t after, page;
+	json_int_t after, page, wf;
 	int rc;
 
 	if ((rc = ferry__req_states(r, &l->q.states)) ||
+	    (rc =
+		 ferry__opt_int(r->in, "workflow", 1, INT64_MAX, 0, &wf, r->err, sizeof(r->err))) ||
 	    (rc =
 		 ferry__opt_int(r->in, "after", 0, INT64_MAX, 0, &after, r->err, sizeof(r->err))) ||
 	    (rc = ferry__opt_int(r->in, "limit", 1, INT64_MAX, -1, &l->left, r->err,
@@ -250,6 +252,7 @@ static int get_fields(struct ferry_req *r, struct listing *l)
 		return ferry__req_fail(
 		    r, FERRY_EINVAL, "'format' is the form of job objects: it takes 'detail' true");
 	l->q.after = after;
+	l->q.workflow = wf;
 	l->q.since = json_is_number(since) ? json_number_value(since) : 0;
 	l->form = !json_is_true(d)						      ? FORM_IDS
 		  : json_is_string(form) && !strcmp(json_string_value(form), "jsonl") ? FORM_JSONL

@@ -81,37 +81,91 @@ static int link_transfers(struct ferry_engine *eng, int64_t id, json_t *n)
 }
 
 /*
- * The row of a new job of spec n: 0 and *id, or the request's failure.
- * Its text is written in buf, the request's for all its jobs: a buffer
- * of each job's own was a large allocation, which made malloc gather
- * every small chunk the last job's trees had freed.
+ * The row of a new job of spec n, of workflow wf (NULL: none; its
+ * workflow, how many dependencies it waits for and why): 0 and *id, or
+ * the request's failure. Its text is written in r->text, the request's
+ * for all its jobs: a buffer of each job's own was a large allocation,
+ * which made malloc gather every small chunk the last job's trees freed.
  */
 static int record_job(struct ferry_req *r, json_t *n, const char *key, int hold,
-		      struct ferry_jtext *buf, int64_t *id)
+		      const struct db_wf_job *wf, int64_t *id)
 {
 	json_t *d = json_object_get(n, "disposal_timeout_hours");
+	struct db_wf_job w = wf ? *wf : (struct db_wf_job){0};
 	int rc;
 
-	buf->len = 0;
-	if (ferry__jtext_json(buf, n))
+	r->text.len = 0;
+	if (ferry__jtext_json(&r->text, n))
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
-	rc = ferry__db_insert_job(ferry__engine_db(r->eng), key,
-				  json_string_value(json_object_get(n, "name")), buf->p,
-				  hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE, ferry__now(),
-				  json_is_integer(d) ? (double)json_integer_value(d) : -1, id);
+	w.key = key;
+	w.name = json_string_value(json_object_get(n, "name"));
+	w.spec = r->text.p;
+	w.now = ferry__now();
+	if (json_is_integer(d))
+		w.hours = (double)json_integer_value(d);
+	else if (!wf)
+		w.hours = -1;
+	/* waiting for its dependencies is system_on_hold, as for its inputs */
+	if (w.waiting)
+		w.state = hold ? FERRY_USER_SYSTEM_ON_HOLD : FERRY_SYSTEM_ON_HOLD;
+	else
+		w.state = hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE;
+	if (wf)
+		rc = ferry__db_wf_insert_job(ferry__engine_db(r->eng), &w, id);
+	else
+		rc = ferry__db_insert_job(ferry__engine_db(r->eng), key, w.name, r->text.p, w.state,
+					  w.now, w.hours, id);
 	return rc ? ferry__req_fail(r, rc, "cannot record the job in the database") : 0;
 }
 
-static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen,
-		      struct ferry_jtext *buf, int64_t *id)
+int ferry__req_add_job(struct ferry_req *r, json_t *n, const struct db_wf_job *wf, int64_t *id)
+{
+	struct ferry_engine *eng = r->eng;
+	const char *key = json_string_value(json_object_get(n, "submission_key"));
+	int hold = json_is_true(json_object_get(n, "hold"));
+	struct job *j;
+	int rc;
+
+	/* a new record: after the replay's answer */
+	if ((rc = ferry__req_check_room(r)) || (rc = record_job(r, n, key, hold, wf, id))) {
+		json_decref(n);
+		return rc;
+	}
+	if ((rc = link_transfers(eng, *id, n)) < 0) {
+		json_decref(n);
+		return ferry__req_fail(r, rc, "cannot record the job's transfers");
+	}
+	/* one waiting for its dependencies lives in the database only (workflow.c) */
+	if (wf && wf->waiting) {
+		json_decref(n);
+		return 0;
+	}
+	if (!(j = calloc(1, sizeof(*j)))) {
+		json_decref(n);
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	}
+	j->id = *id;
+	j->workflow = wf ? wf->workflow : 0;
+	j->state = hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE;
+	if (rc > 0) { /* inputs on their way */
+		j->state = hold ? FERRY_USER_SYSTEM_ON_HOLD : FERRY_SYSTEM_ON_HOLD;
+		ferry__db_set_state(ferry__engine_db(eng), *id, j->state);
+	}
+	j->cpus = (int)json_integer_value(json_object_get(n, "cpus"));
+	j->spec = n;
+	if (ferry__engine_job_add_new(eng, j) < 0)
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen, int64_t *id)
 {
 	struct ferry_engine *eng = r->eng;
 	char msg[900];
 	int code = 0;
 	json_t *n = ferry__spec_normalise(eng, spec, seen, msg, sizeof(msg), &code);
 	const char *key;
-	struct job *j;
-	int hold, rc;
+	int rc;
 
 	if (!n)
 		return ferry__req_fail(r, code, "job %zu: %s", idx, msg);
@@ -125,33 +179,7 @@ static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen
 		json_decref(n);
 		return rc < 0 ? ferry__req_fail(r, rc, "database error") : 0;
 	}
-	hold = json_is_true(json_object_get(n, "hold"));
-	/* a new record: after the replay's answer */
-	if ((rc = ferry__req_check_room(r)) || (rc = record_job(r, n, key, hold, buf, id))) {
-		json_decref(n);
-		return rc;
-	}
-	if (!(j = calloc(1, sizeof(*j)))) {
-		json_decref(n);
-		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
-	}
-	j->id = *id;
-	j->state = hold ? FERRY_USER_ON_HOLD : FERRY_QUEUED_ACTIVE;
-	rc = link_transfers(eng, *id, n);
-	if (rc < 0) {
-		free(j);
-		json_decref(n);
-		return ferry__req_fail(r, rc, "cannot record the job's transfers");
-	}
-	if (rc > 0) { /* inputs on their way */
-		j->state = hold ? FERRY_USER_SYSTEM_ON_HOLD : FERRY_SYSTEM_ON_HOLD;
-		ferry__db_set_state(ferry__engine_db(eng), *id, j->state);
-	}
-	j->cpus = (int)json_integer_value(json_object_get(n, "cpus"));
-	j->spec = n;
-	if (ferry__engine_job_add_new(eng, j) < 0)
-		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
-	return 0;
+	return ferry__req_add_job(r, n, NULL, id);
 }
 
 int ferry__req_submit(struct ferry_req *r)
@@ -160,7 +188,6 @@ int ferry__req_submit(struct ferry_req *r)
 	size_t i, n;
 	int64_t *newids;
 	char *seen = NULL; /* the working directory found to exist */
-	struct ferry_jtext buf = {0};
 	int rc = 0;
 
 	if (!json_is_array(jobs) || !(n = json_array_size(jobs)))
@@ -179,12 +206,11 @@ int ferry__req_submit(struct ferry_req *r)
 	}
 	json_array_foreach(jobs, i, spec)
 	{
-		if ((rc = submit_one(r, spec, i, &seen, &buf, &newids[i])))
+		if ((rc = submit_one(r, spec, i, &seen, &newids[i])))
 			break;
 		json_array_append_new(ids, json_integer(newids[i]));
 	}
 	free(seen);
-	ferry__jtext_free(&buf);
 	if (rc) {
 		/* all or none: forget the jobs this request created */
 		for (size_t k = 0; k < i; k++) {
@@ -374,6 +400,8 @@ int ferry__req_wait(struct ferry_req *r)
 		return ferry__req_fail(r, FERRY_EINVAL, "'timeout' must be a number");
 	if (t && json_number_value(t) >= 0)
 		deadline = ferry__mono() + json_number_value(t);
+	if (json_object_get(r->in, "workflow")) /* workflow.c */
+		return ferry__req_wait_workflow(r, deadline);
 	if (all && !json_is_boolean(all))
 		return ferry__req_fail(r, FERRY_EINVAL, "'all' must be a boolean");
 	if (json_is_true(all))
@@ -549,7 +577,8 @@ static int dispose_one(struct ferry_req *r, int64_t id, int sel)
 static int is_selection(struct ferry_req *r)
 {
 	return json_object_get(r->in, "all") || json_object_get(r->in, "state") ||
-	       json_object_get(r->in, "name") || json_object_get(r->in, "ids");
+	       json_object_get(r->in, "name") || json_object_get(r->in, "ids") ||
+	       json_object_get(r->in, "workflow");
 }
 
 int ferry__req_control(struct ferry_req *r)

@@ -21,6 +21,7 @@
 
 struct selection {
 	unsigned states;  /* 1u << state; 0: any */
+	int64_t workflow; /* of this workflow only; 0: any */
 	const char *glob; /* on the job's name; NULL: any */
 	int64_t (*ranges)[2];
 	size_t nranges;
@@ -90,6 +91,7 @@ static int parse_ids(struct ferry_req *r, struct selection *s)
 static int parse(struct ferry_req *r, struct selection *s)
 {
 	json_t *all = json_object_get(r->in, "all"), *name = json_object_get(r->in, "name");
+	json_t *wf = json_object_get(r->in, "workflow");
 	int rc;
 
 	if (json_object_get(r->in, "id"))
@@ -98,11 +100,15 @@ static int parse(struct ferry_req *r, struct selection *s)
 		return ferry__req_fail(r, FERRY_EINVAL, "'all' must be true");
 	if (name && (!json_is_string(name) || !json_string_length(name)))
 		return ferry__req_fail(r, FERRY_EINVAL, "'name' must be a non-empty glob");
+	if (wf && (!json_is_integer(wf) || json_integer_value(wf) < 1))
+		return ferry__req_fail(r, FERRY_EINVAL, "'workflow' must be a workflow id");
+	s->workflow = wf ? json_integer_value(wf) : 0;
 	if ((rc = ferry__req_states(r, &s->states)))
 		return rc;
-	if (!all && !s->states && !name && !json_object_get(r->in, "ids"))
+	if (!all && !s->states && !name && !wf && !json_object_get(r->in, "ids"))
 		return ferry__req_fail(r, FERRY_EINVAL,
-				       "a selection needs 'all', 'state', 'name' or 'ids'");
+				       "a selection needs 'all', 'state', 'name', 'workflow' or "
+				       "'ids'");
 	s->glob = name ? json_string_value(name) : NULL;
 	return parse_ids(r, s);
 }
@@ -140,8 +146,11 @@ static int collect(struct ferry_req *r, struct selection *s)
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < s->nranges; i++)
-		rc = ferry__db_select_jobs(db, s->states, s->glob != NULL, s->ranges[i][0],
-					   s->ranges[i][1], found, s);
+		rc = s->workflow
+			 ? ferry__db_select_workflow(db, s->workflow, s->states, s->ranges[i][0],
+						     s->ranges[i][1], found, s)
+			 : ferry__db_select_jobs(db, s->states, s->glob != NULL, s->ranges[i][0],
+						 s->ranges[i][1], found, s);
 	if (rc)
 		return ferry__req_fail(
 		    r, rc, rc == FERRY_ENOMEM ? "out of memory" : "cannot select the jobs");

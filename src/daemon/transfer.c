@@ -1100,7 +1100,11 @@ static void each_waiting(struct ferry_engine *eng, int64_t tid,
 
 static void inputs_ready(struct ferry_engine *eng, struct job *j)
 {
-	if (ferry__db_ref_pending(ferry__engine_db(eng), j->id) == 0)
+	int64_t deps = 0;
+
+	/* one waiting for its dependencies too goes on when they are done (workflow.c) */
+	if (ferry__db_ref_pending(ferry__engine_db(eng), j->id) == 0 &&
+	    !ferry__db_job_waiting(ferry__engine_db(eng), j->id, &deps) && !deps)
 		ferry__engine_job_set_state(eng, j,
 					    j->state == FERRY_SYSTEM_ON_HOLD ? FERRY_QUEUED_ACTIVE
 									     : FERRY_USER_ON_HOLD);

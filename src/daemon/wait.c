@@ -42,7 +42,8 @@ struct waiter {
 	const struct ferry_reqdef *def; /* wait's row, for the reply */
 	int64_t *ids;			/* a wait for ids: the ids, and how far ended */
 	size_t n, pos;
-	int all;		   /* a wait for all jobs (else for ids) */
+	int all;    /* a wait for all jobs (else for ids) */
+	int64_t wf; /* a wait for a workflow: its id, and its jobs not ended in left */
 	struct ferry_wmark *marks; /* a wait for all: one per job of its set */
 	size_t total, left, failed, nfailed_ids;
 	int64_t failed_ids[FERRY_WAIT_FAILED_IDS];
@@ -76,7 +77,7 @@ static void waiter_free(struct waiter *w)
 /* Whether every job of w has ended; advances w->pos over ended jobs. */
 static int waiter_done(struct ferry_engine *eng, struct waiter *w)
 {
-	if (w->all)
+	if (w->all || w->wf)
 		return w->left == 0;
 	while (w->pos < w->n) {
 		/* a held job waiting in the database comes back to be waited on */
@@ -171,11 +172,14 @@ static int id_found(void *arg, int64_t id, const char *name, int state)
 	return 0;
 }
 
-/* Takes back the held jobs up to upto (< 0: all) that wait in the database. */
-static int load_held(struct ferry_engine *eng, int64_t upto)
+/*
+ * Takes back the jobs in states (a mask) up to upto (< 0: all) that wait in
+ * the database: held ones, and those waiting for their dependencies.
+ */
+static int load_held(struct ferry_engine *eng, unsigned states, int64_t upto)
 {
 	struct idlist l = {0};
-	int rc = ferry__db_select_jobs(ferry__engine_db(eng), 1u << FERRY_USER_ON_HOLD, 0, 1,
+	int rc = ferry__db_select_jobs(ferry__engine_db(eng), states, 0, 1,
 				       upto < 0 ? INT64_MAX : upto, id_found, &l);
 
 	/* collected first: taking one back may write its row (adopt) */
@@ -203,9 +207,11 @@ int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struc
 	struct take t = {.states = a->states, .upto = a->upto};
 	struct waiter *w;
 	int drms = (ferry__engine_backend(eng)->flags & FERRY_BE_DRMS) != 0;
-	int rc = !drms && (a->states & (1u << FERRY_USER_ON_HOLD)) && a->upto
-		     ? load_held(eng, a->upto)
-		     : 0;
+	/* a DRMS keeps held jobs in memory; any engine leaves a workflow's waiting ones out */
+	unsigned in_db =
+	    a->states & ((drms ? 0 : 1u << FERRY_USER_ON_HOLD) | (1u << FERRY_SYSTEM_ON_HOLD) |
+			 (1u << FERRY_USER_SYSTEM_ON_HOLD));
+	int rc = in_db && a->upto ? load_held(eng, in_db, a->upto) : 0;
 
 	/* a wait marks its jobs in memory: the held ones come back from the database */
 	if (rc)
@@ -236,6 +242,29 @@ int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struc
 	w->next = ws->head;
 	ws->head = w;
 	return 1;
+}
+
+int ferry__waits_add_workflow(struct ferry_waits *ws, struct ferry_client *c,
+			      const struct ferry_reqdef *def, int64_t wf, size_t left,
+			      double deadline)
+{
+	struct waiter *w;
+
+	if (!left)
+		return 0;
+	if (!(w = calloc(1, sizeof(*w))))
+		return FERRY_ENOMEM;
+	*w = (struct waiter){.c = c, .def = def, .wf = wf, .left = left, .deadline = deadline};
+	w->next = ws->head;
+	ws->head = w;
+	return 1;
+}
+
+void ferry__waits_workflow_ended(struct ferry_waits *ws, int64_t wf)
+{
+	for (struct waiter *w = ws->head; w; w = w->next)
+		if (w->wf == wf && w->left)
+			w->left--;
 }
 
 void ferry__waits_job_ended(struct job *j)

@@ -54,6 +54,18 @@ int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struc
  */
 void ferry__waits_job_ended(struct job *j);
 
+/*
+ * Parks a wait for the jobs of workflow wf, left of them not ended now
+ * (docs/architecture.md, "Workflows"): 1 when parked, 0 when left is 0
+ * (the reply is now), or FERRY_ENOMEM. Each end of one of its jobs, in
+ * memory or in the database only, counts it down
+ * (ferry__waits_workflow_ended): no job is marked, none read back.
+ */
+int ferry__waits_add_workflow(struct ferry_waits *ws, struct ferry_client *c,
+			      const struct ferry_reqdef *def, int64_t wf, size_t left,
+			      double deadline);
+void ferry__waits_workflow_ended(struct ferry_waits *ws, int64_t wf);
+
 /* Answers the waits whose jobs have all ended, or whose deadline passed. */
 void ferry__waits_wake(struct ferry_waits *ws, struct ferry_engine *eng);
 

@@ -443,6 +443,8 @@ static int selection_fields(ferry_conn *c, const struct ferry_selection *sel, js
 		bad = json_object_set_new(req, "all", json_true());
 	if (!bad && sel->name)
 		bad = json_object_set_new(req, "name", json_string(sel->name));
+	if (!bad && sel->workflow > 0)
+		bad = json_object_set_new(req, "workflow", json_integer(sel->workflow));
 	if (bad)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	return selection_lists(c, sel, req);
@@ -483,9 +485,10 @@ FERRY_EXPORT int ferry_control_select(ferry_conn *c, const struct ferry_selectio
 
 	if (!sel || !out)
 		return ferry__seterr(c, FERRY_EINVAL, "no selection or no result given");
-	if (!sel->all && !sel->nstates && !sel->name && !sel->nranges)
-		return ferry__seterr(c, FERRY_EINVAL,
-				     "a selection needs all, states, a name or id ranges");
+	if (!sel->all && !sel->nstates && !sel->name && !sel->nranges && sel->workflow <= 0)
+		return ferry__seterr(
+		    c, FERRY_EINVAL,
+		    "a selection needs all, states, a name, a workflow or id ranges");
 	if (action < FERRY_CONTROL_STOP || action > FERRY_CONTROL_DISPOSE)
 		return ferry__seterr(c, FERRY_EINVAL, "unknown control action %d", (int)action);
 	req = action == FERRY_CONTROL_DISPOSE

@@ -49,6 +49,9 @@ static int check_opts(ferry_conn *c, const struct ferry_list_opts *o)
 				     "opts were not set up with ferry_list_opts_init()");
 	if (o->since < 0 || !isfinite(o->since))
 		return ferry__seterr(c, FERRY_EINVAL, "invalid time %g for 'since'", o->since);
+	if (o->workflow < 0)
+		return ferry__seterr(c, FERRY_EINVAL, "invalid workflow id %lld",
+				     (long long)o->workflow);
 	if (o->page > PAGE_MAX)
 		return ferry__seterr(c, FERRY_EINVAL, "a page of %zu jobs is over the limit of %d",
 				     o->page, PAGE_MAX);
@@ -91,6 +94,8 @@ static int list_request(ferry_conn *c, const struct ferry_list_opts *o, int deta
 		bad |= json_object_set_new(req, "limit", json_integer((json_int_t)o->limit));
 	if (o && o->page)
 		bad |= json_object_set_new(req, "page", json_integer((json_int_t)o->page));
+	if (o && o->workflow)
+		bad |= json_object_set_new(req, "workflow", json_integer(o->workflow));
 	if (bad) {
 		json_decref(req);
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");

@@ -24,7 +24,8 @@
 	"\"referenced_input_files\":[],\"referenced_output_files\":[\"/x\",\"/y\"],"               \
 	"\"disposal_timeout_hours\":5,\"cpus\":2,\"memory_mb\":512,\"walltime_s\":60,"             \
 	"\"queue\":null,\"native_specification\":null,\"submission_key\":\"k\","                   \
-	"\"backend\":\"local\",\"native_id\":\"42\",\"resource\":\"local\"}"
+	"\"backend\":\"local\",\"native_id\":\"42\",\"resource\":\"local\",\"workflow\":3,"        \
+	"\"dependencies\":[1,2]}"
 #define DONE                                                                                       \
 	"{\"id\":7,\"name\":\"n\",\"command\":[\"sh\",\"-c\",\"x y\"],\"status\":\"done\","        \
 	"\"exit_status\":\"finished_regularly\",\"exit_value\":0,\"signal\":0," ENDED_TIMES USAGE  \
@@ -57,7 +58,7 @@ static const struct round_case {
      "\"referenced_input_files\":[],\"referenced_output_files\":[],"
      "\"disposal_timeout_hours\":168,\"cpus\":1,\"memory_mb\":0,\"walltime_s\":0,\"queue\":null,"
      "\"native_specification\":null,\"submission_key\":null,\"backend\":null,\"native_id\":null,"
-     "\"resource\":null}"},
+     "\"resource\":null,\"workflow\":0,\"dependencies\":[]}"},
 };
 
 static void test_round_trip(void)
@@ -87,7 +88,8 @@ static void test_members(void)
 {
 	json_t *o = json_loads("{\"id\":12345678901,\"command\":[\"a\",7],\"status\":\"bogus\","
 			       "\"exit_status\":\"killed_by_user\",\"memory_mb\":3.0,"
-			       "\"cpu_user\":1.5,\"wall_time\":2,\"native_id\":\"n\"}",
+			       "\"cpu_user\":1.5,\"wall_time\":2,\"native_id\":\"n\","
+			       "\"dependencies\":[5,\"x\",7]}",
 			       0, NULL);
 	struct ferry_job_info i;
 
@@ -98,6 +100,11 @@ static void test_members(void)
 	CHECK_INT(i.id, ==, 12345678901);
 	CHECK_STR(i.argv[0], "a");
 	CHECK_STR(i.argv[1], ""); /* a non-string element */
+	/* ids, 0-terminated: a non-integer element is -1, not the end */
+	CHECK_INT(i.dependencies[0], ==, 5);
+	CHECK_INT(i.dependencies[1], ==, -1);
+	CHECK_INT(i.dependencies[2], ==, 7);
+	CHECK_INT(i.dependencies[3], ==, 0);
 	CHECK(i.argv[2] == NULL);
 	CHECK_INT(i.status, ==, FERRY_UNDETERMINED);
 	CHECK_INT(i.exit_status, ==, FERRY_KILLED_BY_USER);

@@ -1,0 +1,243 @@
+/*
+ * workflow.c - ferry workflow submit|status|wait|jobs, and ferry workflows
+ * (docs/workflows.md): a workflow file goes to the engine as it is, in one
+ * call (ferry_submit_workflow()); what the engine says of it is printed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int ferry__cli_workflow_id(const struct ctx *c, const char *arg, int64_t *wf)
+{
+	long long v;
+
+	if (ferry__cli_int_option(c, "--workflow", arg, 1, INT64_MAX, &v) < 0)
+		return -1;
+	*wf = v;
+	return 0;
+}
+
+/* The file's whole text (malloc'd, NUL-terminated), or NULL after saying why. */
+static char *read_all(const struct ctx *c, const char *path)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin;
+	size_t len = 0, cap = 65536, got;
+	char *buf = NULL, *nb;
+
+	if (!f) {
+		ferry__cli_errorf(c, "cannot open '%s': %s", path, ferry__cli_errno_str(errno));
+		return NULL;
+	}
+	do {
+		if (len + 1 >= cap || !buf) {
+			if (!(nb = realloc(buf, cap *= 2))) {
+				ferry__cli_out_of_memory(c);
+				goto fail;
+			}
+			buf = nb;
+		}
+		len += got = fread(buf + len, 1, cap - len - 1, f);
+	} while (got);
+	if (ferror(f)) {
+		ferry__cli_errorf(c, "cannot read '%s': %s", path, ferry__cli_errno_str(errno));
+		goto fail;
+	}
+	if (memchr(buf, '\0', len)) {
+		ferry__cli_errorf(c, "'%s' holds a NUL byte (not a text file?)", path);
+		goto fail;
+	}
+	buf[len] = '\0';
+	if (f != stdin)
+		fclose(f);
+	return buf;
+fail:
+	free(buf);
+	if (f != stdin)
+		fclose(f);
+	return NULL;
+}
+
+static int wf_submit(struct ctx *c, const char *path)
+{
+	char *text = read_all(c, path);
+	ferry_workflow_id id;
+	int rc;
+
+	if (!text)
+		return CLI_ERR;
+	if (ferry__cli_connect(c) < 0) {
+		free(text);
+		return CLI_ERR;
+	}
+	rc = ferry_submit_workflow(c->conn, text, &id);
+	free(text);
+	if (rc < 0)
+		return ferry__cli_report(c, rc);
+	if (c->json)
+		printf("{\"id\": %" PRId64 "}\n", id);
+	else
+		printf("%" PRId64 "\n", id);
+	return CLI_OK;
+}
+
+/* A workflow as --json prints it: the engine's object, counts by state name. */
+static json_t *wf_json(const struct ferry_workflow_info *w)
+{
+	json_t *counts = json_object(), *o;
+
+	for (int s = 0; counts && s <= FERRY_FAILED; s++)
+		if (w->counts[s])
+			json_object_set_new(counts, ferry_status_name((enum ferry_job_status)s),
+					    json_integer((json_int_t)w->counts[s]));
+	o = json_pack("{s:I,s:s?,s:f,s:s,s:I,s:o}", "id", (json_int_t)w->id, "name", w->name,
+		      "submitted_at", w->submitted_at, "status",
+		      ferry_workflow_state_name(w->state), "jobs", (json_int_t)w->jobs, "counts",
+		      counts);
+	if (o && w->groups)
+		json_object_set_new(o, "groups", json_loads(w->groups, 0, NULL));
+	return o;
+}
+
+static int wf_status(struct ctx *c, ferry_workflow_id id)
+{
+	struct ferry_workflow_info *w;
+	int rc = ferry_workflow_status(c->conn, id, &w);
+
+	if (rc < 0)
+		return ferry__cli_report(c, rc);
+	if (c->json) {
+		rc = ferry__cli_print_json(c, wf_json(w), JSON_INDENT(2));
+		ferry_workflow_info_free(w);
+		return rc;
+	}
+	printf("id: %" PRId64 "\nname: %s\nstatus: %s\njobs: %zu\n", w->id, w->name ? w->name : "",
+	       ferry_workflow_state_name(w->state), w->jobs);
+	for (int s = 0; s <= FERRY_FAILED; s++)
+		if (w->counts[s])
+			printf("%s: %zu\n", ferry_status_name((enum ferry_job_status)s),
+			       w->counts[s]);
+	ferry_workflow_info_free(w);
+	return CLI_OK;
+}
+
+/* Exit codes as wait's: 3 timed out, 4 a job failed (aborted ones too). */
+static int wf_wait(struct ctx *c, ferry_workflow_id id, double timeout)
+{
+	struct ferry_workflow_info *w;
+	int rc = ferry_wait_workflow(c->conn, id, timeout);
+
+	if (rc < 0) {
+		ferry__cli_report(c, rc);
+		return rc == FERRY_ETIMEDOUT ? CLI_TIMEOUT : CLI_ERR;
+	}
+	if ((rc = ferry_workflow_status(c->conn, id, &w)) < 0)
+		return ferry__cli_report(c, rc);
+	rc = w->counts[FERRY_FAILED] ? CLI_FAILED : CLI_OK;
+	if (rc == CLI_FAILED)
+		fprintf(stderr, "ferry: workflow %" PRId64 ": %zu of its %zu jobs failed\n", id,
+			w->counts[FERRY_FAILED], w->jobs);
+	ferry_workflow_info_free(w);
+	return rc;
+}
+
+/* workflow jobs W: the listing of `ferry jobs --workflow W`, its options passed on. */
+static int wf_jobs(struct ctx *c, const char *w)
+{
+	char *args[] = {c->label, "--workflow", (char *)w, c->json ? "--json" : NULL, NULL};
+
+	c->json = 0; /* the listing parses its own --json */
+	optind = 0;
+	return ferry__cli_cmd_jobs(c, args[3] ? 4 : 3, args);
+}
+
+static int wf_opt(struct ctx *c, void *data, int opt, const char *arg)
+{
+	double *timeout = data;
+	char *end;
+
+	if (opt != 't')
+		return ferry__cli_usage_error(c);
+	errno = 0;
+	*timeout = strtod(arg, &end);
+	if (errno || end == arg || *end || *timeout < 0) {
+		ferry__cli_bad_value(c, "--timeout", arg, "expected seconds, not negative");
+		return ferry__cli_usage_error(c);
+	}
+	return CLI_OK;
+}
+
+int ferry__cli_cmd_workflow(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"timeout", required_argument, NULL, 't'},
+	    {0},
+	};
+	double timeout = -1;
+	const char *action;
+	int64_t id;
+	int rc = ferry__cli_parse_opts(c, argc, argv, "ht:", opts, wf_opt, &timeout);
+
+	if (rc != CLI_OK)
+		return rc;
+	if (argc - optind != 2) {
+		ferry__cli_errorf(c, argc == optind	  ? "no action given"
+				     : argc - optind == 1 ? "no workflow given"
+							  : "too many arguments");
+		return ferry__cli_usage_error(c);
+	}
+	action = argv[optind];
+	if (timeout >= 0 && strcmp(action, "wait")) {
+		ferry__cli_errorf(c, "--timeout goes with wait");
+		return ferry__cli_usage_error(c);
+	}
+	if (!strcmp(action, "submit"))
+		return wf_submit(c, argv[optind + 1]);
+	if (strcmp(action, "status") && strcmp(action, "wait") && strcmp(action, "jobs")) {
+		ferry__cli_errorf(c, "unknown action '%s'", action);
+		return ferry__cli_usage_error(c);
+	}
+	if (ferry__cli_int_option(c, "workflow", argv[optind + 1], 1, INT64_MAX, (long long *)&id) <
+	    0)
+		return ferry__cli_usage_error(c);
+	if (!strcmp(action, "jobs"))
+		return wf_jobs(c, argv[optind + 1]);
+	if (ferry__cli_connect(c) < 0)
+		return CLI_ERR;
+	return !strcmp(action, "status") ? wf_status(c, id) : wf_wait(c, id, timeout);
+}
+
+int ferry__cli_cmd_workflows(struct ctx *c, int argc, char **argv)
+{
+	struct ferry_workflow_info **list;
+	size_t n;
+	int rc = ferry__cli_parse_plain(c, argc, argv);
+
+	if (rc == CLI_OK)
+		rc = ferry__cli_no_args(c, argc, argv);
+	if (rc != CLI_OK)
+		return rc;
+	if (ferry__cli_connect(c) < 0)
+		return CLI_ERR;
+	if ((rc = ferry_workflows(c->conn, &list, &n)) < 0)
+		return ferry__cli_report(c, rc);
+	if (c->json) {
+		json_t *a = json_array();
+		for (size_t i = 0; a && i < n; i++)
+			json_array_append_new(a, wf_json(list[i]));
+		rc = ferry__cli_print_json(c, a, JSON_INDENT(2));
+	} else {
+		printf("%-8s %-20s %-8s %s\n", "ID", "STATUS", "JOBS", "NAME");
+		for (size_t i = 0; i < n; i++)
+			printf("%-8" PRId64 " %-20s %-8zu %s\n", list[i]->id,
+			       ferry_workflow_state_name(list[i]->state), list[i]->jobs,
+			       list[i]->name ? list[i]->name : "");
+	}
+	ferry_workflows_free(list, n);
+	return rc;
+}

@@ -1,0 +1,851 @@
+/*
+ * workflow.c - jobs with dependencies (docs/architecture.md, "Workflows";
+ * docs/workflows.md): what a job's end does to the jobs after it, and the
+ * requests workflow_submit, workflow_status and workflows. The graph is
+ * never held in memory: each job's row counts its dependencies not done
+ * yet (jobs.waiting), the edges are rows of job_deps, and a job waiting
+ * for its dependencies is its row only, as a held job is, until the last
+ * of them is done.
+ */
+#include "workflow.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "dispatch.h"
+#include "engine.h"
+#include "jbytes.h"
+#include "jscan.h"
+#include "proto.h"
+#include "util.h"
+#include "wait.h"
+
+/* ---- what a job's end does downstream ---- */
+
+struct wf_end {
+	int64_t id, wf;
+	const char *how; /* NULL: done; else a static phrase */
+};
+
+void ferry__wf_work_free(struct ferry_wfwork *w)
+{
+	free(w->v);
+	*w = (struct ferry_wfwork){0};
+}
+
+static int push(struct ferry_wfwork *w, int64_t id, int64_t wf, const char *how)
+{
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 64;
+		struct wf_end *v = realloc(w->v, cap * sizeof(*v));
+		if (!v)
+			return FERRY_ENOMEM;
+		w->v = v;
+		w->cap = cap;
+	}
+	w->v[w->n++] = (struct wf_end){id, wf, how};
+	return 0;
+}
+
+/*
+ * Whether a stored spec is a barrier's (no command: never handed to a
+ * backend): found as text (jscan.h), parsed only when the scan cannot say.
+ */
+static int is_barrier(struct ferry_engine *eng, int64_t id)
+{
+	static const char *const key[1] = {"barrier"};
+	static const size_t keylen[1] = {7};
+	struct ferry_jspan v;
+	char *text = NULL;
+	json_t *spec;
+	int ended, barrier;
+
+	if (ferry__db_spec(ferry__engine_db(eng), id, &text, &ended))
+		return 0;
+	if (!ferry__jscan_object(text, strlen(text), key, keylen, 1, &v)) {
+		barrier = v.p && v.n == 4 && !memcmp(v.p, "true", 4);
+	} else {
+		spec = ferry__json_loads(text);
+		barrier = json_is_true(json_object_get(spec, "barrier"));
+		json_decref(spec);
+	}
+	free(text);
+	return barrier;
+}
+
+static struct job_result wf_result(enum ferry_exit_status es, const char *msg)
+{
+	struct job_result r = {
+	    .exit_status = es,
+	    .cpu_user = -1,
+	    .cpu_sys = -1,
+	    .wall = -1,
+	    .max_rss_kb = -1,
+	    .ended_at = ferry__now(),
+	};
+
+	snprintf(r.message, sizeof(r.message), "%s", msg);
+	return r;
+}
+
+/*
+ * Ends job id, which never ran: through the engine when it is in memory
+ * (a wait or a hold took it), else its row alone. Its own end is queued.
+ */
+static void end_unran(struct ferry_engine *eng, int64_t id, int64_t wf, enum ferry_exit_status es,
+		      const char *msg, const char *how)
+{
+	struct job *j = ferry__engine_job(eng, id);
+	struct job_result r = wf_result(es, msg);
+
+	if (j) {
+		if (es == FERRY_FINISHED_REGULARLY)
+			ferry__engine_job_ended(eng, j, &r);
+		else
+			ferry__engine_job_end_unstarted(eng, j, es, msg);
+		return;
+	}
+	r.started_at = es == FERRY_FINISHED_REGULARLY ? r.ended_at : 0;
+	if (ferry__db_set_ended(ferry__engine_db(eng), id,
+				es == FERRY_FINISHED_REGULARLY ? FERRY_DONE : FERRY_FAILED, &r, -1,
+				ferry__engine_hour(eng)))
+		return;
+	ferry__transfer_job_ended(eng, id);
+	ferry__wf_job_ended(eng, id, wf, how);
+}
+
+/*
+ * Job id's dependencies are all done: it goes on as a job just submitted
+ * would (queued, or held if the user held it, or waiting for its inputs
+ * still); a barrier ends done at once.
+ */
+static void release(struct ferry_engine *eng, int64_t id, int64_t wf, enum ferry_job_status st)
+{
+	struct ferry_db *db = ferry__engine_db(eng);
+	int held = st == FERRY_USER_SYSTEM_ON_HOLD;
+	int inputs = ferry__db_ref_pending(db, id) > 0;
+	enum ferry_job_status to = held ? (inputs ? FERRY_USER_SYSTEM_ON_HOLD : FERRY_USER_ON_HOLD)
+					: (inputs ? FERRY_SYSTEM_ON_HOLD : FERRY_QUEUED_ACTIVE);
+	struct job *j;
+
+	if (is_barrier(eng, id)) {
+		end_unran(eng, id, wf, FERRY_FINISHED_REGULARLY, "", NULL);
+		return;
+	}
+	if (ferry__db_release_job(db, id, to))
+		return;
+	if ((j = ferry__engine_job(eng, id)))
+		ferry__engine_job_set_state(eng, j, to);
+	else if (to != FERRY_USER_ON_HOLD) /* a held one waits in the database still */
+		ferry__engine_job_load(eng, id);
+}
+
+static void successors_go_on(struct ferry_engine *eng, int64_t id, int64_t wf)
+{
+	int64_t *succ = NULL;
+	size_t n = 0;
+
+	if (ferry__db_successors(ferry__engine_db(eng), id, &succ, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		enum ferry_job_status st;
+		int left;
+		if (ferry__db_waiting_down(ferry__engine_db(eng), succ[i], &left, &st) == 1 &&
+		    left == 0)
+			release(eng, succ[i], wf, st);
+	}
+	free(succ);
+}
+
+static int name_of(void *arg, int64_t id, const char *name, int state)
+{
+	(void)id;
+	(void)state;
+	if (name)
+		snprintf(arg, 300, " ('%s')", name);
+	return 0;
+}
+
+/* Every job downstream of job id ends without running, its message naming job id. */
+static void descendants_abort(struct ferry_engine *eng, int64_t id, int64_t wf, const char *how)
+{
+	char name[300] = "", msg[400];
+	int64_t *d = NULL;
+	size_t n = 0;
+
+	ferry__db_select_jobs(ferry__engine_db(eng), 0, 1, id, id, name_of, name);
+	snprintf(msg, sizeof(msg), "job %lld%s %s", (long long)id, name, how);
+	if (ferry__db_descendants(ferry__engine_db(eng), id, &d, &n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		end_unran(eng, d[i], wf, FERRY_ABORTED, msg, "failed");
+	free(d);
+}
+
+const char *ferry__wf_how(enum ferry_job_status st, enum ferry_exit_status es, int disposed)
+{
+	if (disposed)
+		return "was disposed of";
+	if (st == FERRY_DONE)
+		return NULL;
+	return es == FERRY_KILLED_BY_USER ? "was killed" : "failed";
+}
+
+void ferry__wf_job_ended(struct ferry_engine *eng, int64_t id, int64_t wf, const char *how)
+{
+	struct ferry_wfwork *w = ferry__engine_wf(eng);
+
+	if (!wf)
+		return;
+	ferry__waits_workflow_ended(ferry__engine_waits(eng), wf);
+	if (push(w, id, wf, how)) {
+		fprintf(stderr, "ferryd: job %lld: cannot go on with its workflow: out of memory\n",
+			(long long)id);
+		return;
+	}
+	if (w->busy)
+		return; /* the loop below takes it */
+	w->busy = 1;
+	while (w->n) {
+		struct wf_end e = w->v[--w->n];
+		if (e.how)
+			descendants_abort(eng, e.id, e.wf, e.how);
+		else
+			successors_go_on(eng, e.id, e.wf);
+	}
+	w->busy = 0;
+}
+
+/* ---- workflow_submit ---- */
+
+/* The largest workflow one request takes; the frame's size bounds it first. */
+#define WF_JOBS_MAX    1000000
+#define WF_GROUP_DEPTH 32
+
+/* A workflow as a request gives it, its jobs by index (their order in "jobs"). */
+struct graph {
+	size_t n;
+	const char **local; /* local ids */
+	json_t **spec;
+	size_t *by_name;  /* indexes sorted by local id, to find one */
+	size_t (*dep)[2]; /* (pred, succ), sorted by succ then pred, no duplicate */
+	size_t ndep;
+	size_t *in_start;  /* dep[in_start[s] .. in_start[s + 1]): the dependencies of s */
+	size_t *out_start; /* out[out_start[p] ..]: the successors of p */
+	size_t *out;
+	size_t *order; /* every job after its dependencies */
+	int64_t *id;   /* job ids, once recorded */
+};
+
+static void graph_free(struct graph *g)
+{
+	free(g->local);
+	free(g->spec);
+	free(g->by_name);
+	free(g->dep);
+	free(g->in_start);
+	free(g->out_start);
+	free(g->out);
+	free(g->order);
+	free(g->id);
+}
+
+static const struct graph *sort_graph;
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(sort_graph->local[*(const size_t *)a], sort_graph->local[*(const size_t *)b]);
+}
+
+static int cmp_dep(const void *a, const void *b)
+{
+	const size_t *x = a, *y = b;
+
+	if (x[1] != y[1])
+		return x[1] < y[1] ? -1 : 1;
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* The index of local id s, or -1. */
+static long find_local(const struct graph *g, const char *s)
+{
+	size_t lo = 0, hi = g->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(s, g->local[g->by_name[mid]]);
+		if (!c)
+			return (long)g->by_name[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+static int read_jobs(struct ferry_req *r, struct graph *g)
+{
+	json_t *jobs = json_object_get(r->in, "jobs"), *v;
+	const char *k;
+	size_t i = 0;
+
+	if (!json_is_object(jobs) || !(g->n = json_object_size(jobs)))
+		return ferry__req_fail(
+		    r, FERRY_EINVAL, "'jobs' must be a non-empty object of job specs by local id");
+	if (g->n > WF_JOBS_MAX)
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "%zu jobs in one workflow, over the limit of %d", g->n,
+				       WF_JOBS_MAX);
+	g->local = calloc(g->n, sizeof(*g->local));
+	g->spec = calloc(g->n, sizeof(*g->spec));
+	g->by_name = calloc(g->n, sizeof(*g->by_name));
+	g->id = calloc(g->n, sizeof(*g->id));
+	if (!g->local || !g->spec || !g->by_name || !g->id)
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	json_object_foreach(jobs, k, v)
+	{
+		if (!json_is_object(v))
+			return ferry__req_fail(r, FERRY_EINVAL,
+					       "job '%s': must be a job spec (an object)", k);
+		g->local[i] = k;
+		g->spec[i] = v;
+		g->by_name[i] = i;
+		i++;
+	}
+	sort_graph = g;
+	qsort(g->by_name, g->n, sizeof(*g->by_name), cmp_name);
+	return 0;
+}
+
+/* One pair of "dependencies" into *d: 0, or the request's failure. */
+static int read_dep(struct ferry_req *r, const struct graph *g, json_t *e, size_t i, size_t d[2])
+{
+	for (int k = 0; k < 2; k++) {
+		json_t *s = json_array_get(e, (size_t)k);
+		long at = json_is_string(s) ? find_local(g, json_string_value(s)) : -1;
+		if (json_array_size(e) != 2 || !json_is_string(s))
+			return ferry__req_fail(
+			    r, FERRY_EINVAL, "dependency %zu: must be a pair of local job ids", i);
+		if (at < 0)
+			return ferry__req_fail(r, FERRY_EINVAL,
+					       "dependency %zu: no job '%s' in 'jobs'", i,
+					       json_string_value(s));
+		d[k] = (size_t)at;
+	}
+	if (d[0] == d[1])
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "dependency %zu: job '%s' cannot depend on itself", i,
+				       g->local[d[0]]);
+	return 0;
+}
+
+/* "dependencies": sorted, duplicates dropped (a pair said twice says it once), indexed both ways.
+ */
+static int read_deps(struct ferry_req *r, struct graph *g)
+{
+	json_t *deps = json_object_get(r->in, "dependencies"), *e;
+	size_t i, k = 0, total, *pos;
+	int rc;
+
+	if (deps && !json_is_array(deps))
+		return ferry__req_fail(r, FERRY_EINVAL, "'dependencies' must be an array of pairs");
+	total = json_array_size(deps);
+	g->dep = malloc((total ? total : 1) * sizeof(*g->dep));
+	g->in_start = calloc(g->n + 1, sizeof(*g->in_start));
+	g->out_start = calloc(g->n + 1, sizeof(*g->out_start));
+	g->out = malloc((total ? total : 1) * sizeof(*g->out));
+	if (!g->dep || !g->in_start || !g->out_start || !g->out)
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	json_array_foreach(deps, i, e)
+	{
+		if ((rc = read_dep(r, g, e, i, g->dep[i])))
+			return rc;
+	}
+	qsort(g->dep, total, sizeof(*g->dep), cmp_dep);
+	for (i = 0; i < total; i++)
+		if (!k || cmp_dep(g->dep[k - 1], g->dep[i]))
+			memcpy(g->dep[k++], g->dep[i], sizeof(*g->dep));
+	g->ndep = k;
+	for (i = 0; i < g->ndep; i++) {
+		g->in_start[g->dep[i][1] + 1]++;
+		g->out_start[g->dep[i][0] + 1]++;
+	}
+	for (i = 0; i < g->n; i++) {
+		g->in_start[i + 1] += g->in_start[i];
+		g->out_start[i + 1] += g->out_start[i];
+	}
+	/* the successors of each job, filled through a cursor per job */
+	if (!(pos = malloc((g->n + 1) * sizeof(*pos))))
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	memcpy(pos, g->out_start, (g->n + 1) * sizeof(*pos));
+	for (i = 0; i < g->ndep; i++)
+		g->out[pos[g->dep[i][0]]++] = g->dep[i][1];
+	free(pos);
+	return 0;
+}
+
+/* A dependency of s on a job not sorted yet (left[] > 0): there is one on a cycle. */
+static size_t unsorted_pred(const struct graph *g, const size_t *left, size_t s)
+{
+	for (size_t k = g->in_start[s]; k < g->in_start[s + 1]; k++)
+		if (left[g->dep[k][0]])
+			return g->dep[k][0];
+	return s;
+}
+
+/* The error naming a cycle among the jobs topo_sort left (left[] > 0). */
+static int cycle_error(struct ferry_req *r, const struct graph *g, const size_t *left)
+{
+	char path[600] = "";
+	size_t v = 0, len = 0, hops = 0;
+
+	while (!left[v])
+		v++;
+	/* each job left waits on one left: walking back n steps ends on a cycle */
+	for (size_t i = 0; i < g->n; i++)
+		v = unsorted_pred(g, left, v);
+	for (size_t u = v; len < sizeof(path) - 80 && (u != v || !hops); hops++) {
+		len += (size_t)snprintf(path + len, sizeof(path) - len, "%s'%s'",
+					hops ? " <- " : "", g->local[u]);
+		u = unsorted_pred(g, left, u);
+	}
+	snprintf(path + len, sizeof(path) - len, " <- '%s'", g->local[v]);
+	return ferry__req_fail(r, FERRY_EINVAL, "the dependencies make a cycle: %s", path);
+}
+
+/* g->order: every job after its dependencies (Kahn), or the cycle's error. */
+static int topo_sort(struct ferry_req *r, struct graph *g)
+{
+	size_t *left = malloc(g->n * sizeof(*left)), head = 0, tail = 0;
+	int rc = 0;
+
+	if (!left || !(g->order = malloc(g->n * sizeof(*g->order)))) {
+		free(left);
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < g->n; i++)
+		if (!(left[i] = g->in_start[i + 1] - g->in_start[i]))
+			g->order[tail++] = i;
+	while (head < tail) {
+		size_t p = g->order[head++];
+		for (size_t k = g->out_start[p]; k < g->out_start[p + 1]; k++)
+			if (!--left[g->out[k]])
+				g->order[tail++] = g->out[k];
+	}
+	if (tail < g->n)
+		rc = cycle_error(r, g, left);
+	free(left);
+	return rc;
+}
+
+/* A group: {"name", "elements": [local ids or groups]}, depth levels deep at most. */
+static int check_group(struct ferry_req *r, const struct graph *g, json_t *grp, int depth)
+{
+	json_t *el = json_object_get(grp, "elements"), *e;
+	const char *k;
+	size_t i;
+
+	if (!json_is_object(grp) || !json_is_string(json_object_get(grp, "name")) ||
+	    !json_is_array(el))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "a group must be an object with a 'name' and 'elements'");
+	json_object_foreach(grp, k, e)
+	{
+		if (strcmp(k, "name") && strcmp(k, "elements"))
+			return ferry__req_fail(r, FERRY_EINVAL, "unknown field '%s' in group '%s'",
+					       k, json_string_value(json_object_get(grp, "name")));
+	}
+	if (depth > WF_GROUP_DEPTH)
+		return ferry__req_fail(r, FERRY_EINVAL, "groups nest deeper than %d levels",
+				       WF_GROUP_DEPTH);
+	json_array_foreach(el, i, e)
+	{
+		int rc = json_is_string(e)
+			     ? (find_local(g, json_string_value(e)) < 0
+				    ? ferry__req_fail(
+					  r, FERRY_EINVAL, "group '%s': no job '%s' in 'jobs'",
+					  json_string_value(json_object_get(grp, "name")),
+					  json_string_value(e))
+				    : 0)
+			     : check_group(r, g, e, depth + 1);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int check_groups(struct ferry_req *r, const struct graph *g)
+{
+	json_t *groups = json_object_get(r->in, "groups"), *e;
+	size_t i;
+	int rc;
+
+	if (groups && !json_is_array(groups))
+		return ferry__req_fail(r, FERRY_EINVAL, "'groups' must be an array of groups");
+	json_array_foreach(groups, i, e)
+	{
+		if ((rc = check_group(r, g, e, 1)))
+			return rc;
+	}
+	return 0;
+}
+
+/* What job i waits for, in its message: the ids of its dependencies. */
+static void waiting_message(const struct graph *g, size_t i, char *msg, size_t len)
+{
+	size_t first = g->in_start[i], n = g->in_start[i + 1] - first, at;
+
+	at = (size_t)snprintf(msg, len, "waiting for %s", n > 1 ? "jobs" : "job");
+	for (size_t k = 0; k < n && at < len; k++) {
+		if (at > len - 40 && k + 1 < n) {
+			snprintf(msg + at, len - at, " and %zu more", n - k);
+			return;
+		}
+		at += (size_t)snprintf(msg + at, len - at, "%s%lld", k ? ", " : " ",
+				       (long long)g->id[g->dep[first + k][0]]);
+	}
+}
+
+/* A barrier's spec: {"barrier": true} and a name at most. */
+static int record_barrier(struct ferry_req *r, const struct graph *g, size_t i, struct db_wf_job *w)
+{
+	json_t *spec = g->spec[i], *v;
+	const char *k;
+	char *text;
+	int rc;
+
+	json_object_foreach(spec, k, v)
+	{
+		if (strcmp(k, "barrier") && strcmp(k, "name"))
+			return ferry__req_fail(r, FERRY_EINVAL,
+					       "job '%s': a barrier takes no '%s' (only 'name')",
+					       g->local[i], k);
+	}
+	if (!json_is_string(json_object_get(spec, "name")))
+		return ferry__req_fail(r, FERRY_EINVAL, "job '%s': 'name' must be a string",
+				       g->local[i]);
+	w->name = json_string_value(json_object_get(spec, "name"));
+	w->state = w->waiting ? FERRY_SYSTEM_ON_HOLD : FERRY_QUEUED_ACTIVE;
+	w->now = ferry__now();
+	if (!(text = ferry__json_dumps(spec, JSON_COMPACT)))
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	w->spec = text;
+	rc = ferry__db_wf_insert_job(ferry__engine_db(r->eng), w, &g->id[i]);
+	free(text);
+	if (rc)
+		return ferry__req_fail(r, rc, "cannot record the job in the database");
+	/* released in this transaction, its successors must not start before the commit */
+	return ferry__engine_fresh(r->eng, g->id[i])
+		   ? ferry__req_fail(r, FERRY_ENOMEM, "out of memory")
+		   : 0;
+}
+
+static int record_deps(struct ferry_req *r, const struct graph *g, size_t i)
+{
+	for (size_t k = g->in_start[i]; k < g->in_start[i + 1]; k++) {
+		int rc = ferry__db_dep_add(ferry__engine_db(r->eng), g->id[g->dep[k][0]], g->id[i]);
+		if (rc)
+			return ferry__req_fail(r, rc, "cannot record a dependency in the database");
+	}
+	return 0;
+}
+
+/* The ids of job i's dependencies as a JSON array (malloc'd), or NULL without memory. */
+static char *deps_text(const struct graph *g, size_t i)
+{
+	size_t n = g->in_start[i + 1] - g->in_start[i], cap = 2 + 21 * n, at = 1;
+	char *t = malloc(cap);
+
+	if (!t)
+		return NULL;
+	t[0] = '[';
+	for (size_t k = g->in_start[i]; k < g->in_start[i + 1]; k++)
+		at += (size_t)snprintf(t + at, cap - at, "%s%lld", at > 1 ? "," : "",
+				       (long long)g->id[g->dep[k][0]]);
+	snprintf(t + at, cap - at, "]");
+	return t;
+}
+
+/* Job i of the workflow as w says (its waiting, message, dependencies). */
+static int record_spec(struct ferry_req *r, const struct graph *g, size_t i, struct db_wf_job *w,
+		       json_t *hours, char **seen)
+{
+	json_t *spec = g->spec[i], *b = json_object_get(spec, "barrier"), *n;
+	char msg[700];
+	int code = 0, rc;
+
+	if (!json_object_get(spec, "name")) /* a job is known by its local id */
+		json_object_set_new(spec, "name", json_string(g->local[i]));
+	if (b && !json_is_true(b))
+		return ferry__req_fail(r, FERRY_EINVAL, "job '%s': 'barrier' must be true",
+				       g->local[i]);
+	if (b)
+		return (rc = record_barrier(r, g, i, w)) ? rc : record_deps(r, g, i);
+	if (json_object_get(spec, "submission_key"))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "job '%s': a workflow's job takes no 'submission_key' (the "
+				       "workflow's 'key' makes its submit replayable)",
+				       g->local[i]);
+	if (hours && !json_object_get(spec, "disposal_timeout_hours"))
+		json_object_set(spec, "disposal_timeout_hours", hours);
+	if (!(n = ferry__spec_normalise(r->eng, spec, seen, msg, sizeof(msg), &code)))
+		return ferry__req_fail(r, code, "job '%s': %s", g->local[i], msg);
+	if ((rc = ferry__req_add_job(r, n, w, &g->id[i])))
+		return rc;
+	return record_deps(r, g, i);
+}
+
+/* Job i of the workflow, its dependencies recorded before it. */
+static int record_one(struct ferry_req *r, const struct graph *g, size_t i, int64_t wf,
+		      json_t *hours, char **seen)
+{
+	char msg[200];
+	struct db_wf_job w = {.workflow = wf,
+			      .hours =
+				  json_is_integer(hours) ? (double)json_integer_value(hours) : -1};
+	char *deps = NULL;
+	int rc;
+
+	w.waiting = (int)(g->in_start[i + 1] - g->in_start[i]);
+	waiting_message(g, i, msg, sizeof(msg));
+	w.message = w.waiting ? msg : NULL;
+	if (w.waiting && !(w.deps = deps = deps_text(g, i)))
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	rc = record_spec(r, g, i, &w, hours, seen);
+	free(deps);
+	return rc;
+}
+
+/* All or none: the jobs recorded so far leave memory with the savepoint's rollback. */
+static void forget_recorded(struct ferry_engine *eng, const struct graph *g)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		struct job *j = g->id[i] ? ferry__engine_job(eng, g->id[i]) : NULL;
+		if (j && j->fresh && !j->in_queue && !ferry__job_started(j))
+			ferry__engine_job_forget(eng, j);
+	}
+	ferry__db_rollback_savepoint(ferry__engine_db(eng));
+}
+
+/* Its jobs start as any job submitted: the roots queue, barriers with none to wait for end. */
+static void workflow_started(struct ferry_engine *eng, const struct graph *g, int64_t wf)
+{
+	for (size_t k = 0; k < g->n; k++) {
+		size_t i = g->order[k];
+		struct job *j;
+		if (g->in_start[i + 1] > g->in_start[i])
+			break; /* the roots come first in the order */
+		if (json_object_get(g->spec[i], "barrier"))
+			end_unran(eng, g->id[i], wf, FERRY_FINISHED_REGULARLY, "", NULL);
+		else if ((j = ferry__engine_job(eng, g->id[i])))
+			ferry__engine_job_queue(eng, j);
+	}
+}
+
+static int record(struct ferry_req *r, struct graph *g, int64_t *wf)
+{
+	struct ferry_db *db = ferry__engine_db(r->eng);
+	json_t *groups = json_object_get(r->in, "groups");
+	json_t *hours = json_object_get(r->in, "disposal_timeout_hours");
+	char *gtext = groups ? ferry__json_dumps(groups, JSON_COMPACT) : NULL, *seen = NULL;
+	int rc;
+
+	if (groups && !gtext)
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	if (ferry__db_savepoint(db)) {
+		free(gtext);
+		return ferry__req_fail(r, FERRY_EINTERNAL, "cannot start a transaction");
+	}
+	rc = ferry__db_wf_insert(db, json_string_value(json_object_get(r->in, "key")),
+				 json_string_value(json_object_get(r->in, "name")), ferry__now(),
+				 gtext, hours ? (double)json_integer_value(hours) : -1, wf);
+	free(gtext);
+	if (rc)
+		rc = ferry__req_fail(r, rc, "cannot record the workflow in the database");
+	for (size_t k = 0; !rc && k < g->n; k++)
+		rc = record_one(r, g, g->order[k], *wf, hours, &seen);
+	free(seen);
+	if (rc) {
+		forget_recorded(r->eng, g);
+		return rc;
+	}
+	ferry__db_release(db);
+	workflow_started(r->eng, g, *wf);
+	return 0;
+}
+
+/* name, key and disposal_timeout_hours of the workflow, each optional. */
+static int check_top(struct ferry_req *r)
+{
+	json_t *name = json_object_get(r->in, "name"), *key = json_object_get(r->in, "key");
+	json_t *hours = json_object_get(r->in, "disposal_timeout_hours");
+
+	if (name && (!json_is_string(name) || json_string_length(name) > FERRY_SPEC_NAME_MAX))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'name' must be a string of at most %d bytes",
+				       FERRY_SPEC_NAME_MAX);
+	if (key && (!json_is_string(key) || !json_string_length(key) ||
+		    json_string_length(key) > FERRY_SPEC_KEY_MAX))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'key' must be a non-empty string of at most %d bytes",
+				       FERRY_SPEC_KEY_MAX);
+	if (hours && (!json_is_integer(hours) || json_integer_value(hours) < 0 ||
+		      json_integer_value(hours) > FERRY_SPEC_DISPOSAL_MAX))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'disposal_timeout_hours' must be an integer from 0 to %d",
+				       FERRY_SPEC_DISPOSAL_MAX);
+	return 0;
+}
+
+int ferry__req_workflow_submit(struct ferry_req *r)
+{
+	const char *key = json_string_value(json_object_get(r->in, "key"));
+	struct graph g = {0};
+	int64_t wf = 0;
+	int rc = check_top(r);
+
+	/* a retried submit: the first one's workflow, as a job's key gives its first id */
+	if (!rc && key && (rc = ferry__db_wf_find_key(ferry__engine_db(r->eng), key, &wf)) != 0) {
+		if (rc < 0)
+			return ferry__req_fail(r, rc, "database error");
+		json_object_set_new(r->out, "id", json_integer(wf));
+		return 0;
+	}
+	if (!rc && !(rc = read_jobs(r, &g)) && !(rc = read_deps(r, &g)) &&
+	    !(rc = topo_sort(r, &g)) && !(rc = check_groups(r, &g)))
+		rc = record(r, &g, &wf);
+	graph_free(&g);
+	if (!rc)
+		json_object_set_new(r->out, "id", json_integer(wf));
+	return rc;
+}
+
+/* ---- workflow_status, workflows, wait for a workflow ---- */
+
+/* One overall state of a workflow from its jobs' counts per state. */
+static const char *overall(const int64_t c[FERRY_FAILED + 1], int64_t total)
+{
+	int64_t ended = c[FERRY_DONE] + c[FERRY_FAILED];
+	int64_t started = c[FERRY_RUNNING] + c[FERRY_SYSTEM_SUSPENDED] + c[FERRY_USER_SUSPENDED] +
+			  c[FERRY_USER_SYSTEM_SUSPENDED];
+
+	if (ended == total)
+		return c[FERRY_FAILED] ? "done with failures" : "done";
+	return ended || started ? "in progress" : "not started";
+}
+
+struct wf_out {
+	struct ferry_engine *eng;
+	json_t *o; /* the workflow object, or the array of them */
+	int list;
+};
+
+/* The workflow object of docs/protocol.md ("workflow_status"). */
+static int wf_object(void *arg, const struct db_wf_row *w)
+{
+	struct wf_out *out = arg;
+	int64_t c[FERRY_FAILED + 1], total = 0;
+	json_t *o, *counts = json_object();
+	int rc = ferry__db_wf_counts(ferry__engine_db(out->eng), w->id, c);
+
+	if (rc || !counts) {
+		json_decref(counts);
+		return rc ? rc : FERRY_ENOMEM;
+	}
+	for (int s = 0; s <= FERRY_FAILED; s++) {
+		total += c[s];
+		if (c[s])
+			json_object_set_new(counts, ferry_status_name((enum ferry_job_status)s),
+					    json_integer(c[s]));
+	}
+	o = json_pack("{s:I,s:s?,s:f,s:s,s:I,s:o}", "id", (json_int_t)w->id, "name", w->name,
+		      "submitted_at", w->submitted_at, "status", overall(c, total), "jobs",
+		      (json_int_t)total, "counts", counts);
+	if (!o)
+		return FERRY_ENOMEM;
+	if (!out->list)
+		json_object_set_new(o, "groups",
+				    w->groups ? ferry__json_loads(w->groups) : json_null());
+	if (out->list)
+		json_array_append_new(out->o, o);
+	else
+		out->o = o;
+	return 0;
+}
+
+static int get_wf(struct ferry_req *r, int64_t *wf)
+{
+	json_t *v = json_object_get(r->in, "workflow");
+
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return ferry__req_fail(r, FERRY_EINVAL, "'workflow' must be a workflow id");
+	*wf = json_integer_value(v);
+	return 0;
+}
+
+static int no_workflow(struct ferry_req *r, int64_t wf, int rc)
+{
+	if (rc == FERRY_ENOJOB)
+		return ferry__req_fail(r, FERRY_ENOJOB, "no workflow %lld on resource '%s'",
+				       (long long)wf, ferry__engine_resource(r->eng));
+	return ferry__req_fail(r, rc, "cannot read workflow %lld", (long long)wf);
+}
+
+int ferry__req_workflow_status(struct ferry_req *r)
+{
+	struct wf_out out = {r->eng, NULL, 0};
+	int64_t wf;
+	int rc;
+
+	if ((rc = get_wf(r, &wf)))
+		return rc;
+	if ((rc = ferry__db_wf_get(ferry__engine_db(r->eng), wf, wf_object, &out)))
+		return no_workflow(r, wf, rc);
+	json_object_set_new(r->out, "workflow", out.o);
+	return 0;
+}
+
+int ferry__req_workflows(struct ferry_req *r)
+{
+	struct wf_out out = {r->eng, json_array(), 1};
+	int rc;
+
+	if (!out.o)
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	if ((rc = ferry__db_wf_list(ferry__engine_db(r->eng), wf_object, &out))) {
+		json_decref(out.o);
+		return ferry__req_fail(r, rc, "cannot read the workflows");
+	}
+	json_object_set_new(r->out, "workflows", out.o);
+	return 0;
+}
+
+static int wf_exists(void *arg, const struct db_wf_row *w)
+{
+	(void)arg;
+	(void)w;
+	return 0;
+}
+
+int ferry__req_wait_workflow(struct ferry_req *r, double deadline)
+{
+	int64_t wf, left;
+	int rc;
+
+	if (json_object_get(r->in, "ids") || json_object_get(r->in, "all"))
+		return ferry__req_fail(r, FERRY_EINVAL, "'workflow' excludes 'ids' and 'all'");
+	if ((rc = get_wf(r, &wf)))
+		return rc;
+	if ((rc = ferry__db_wf_get(ferry__engine_db(r->eng), wf, wf_exists, NULL)) ||
+	    (rc = ferry__db_wf_left(ferry__engine_db(r->eng), wf, &left)))
+		return no_workflow(r, wf, rc);
+	rc = ferry__waits_add_workflow(ferry__engine_waits(r->eng), r->client, r->def, wf,
+				       (size_t)left, deadline);
+	if (rc < 0)
+		return ferry__req_fail(r, rc, "out of memory");
+	r->deferred = rc;
+	return 0;
+}
