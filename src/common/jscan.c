@@ -145,7 +145,7 @@ static void note(const char *k, size_t kn, struct ferry_jspan v, const char *con
 	for (size_t c = 0, i = *from; c < nkeys; c++, i = i + 1 == nkeys ? 0 : i + 1) {
 		if (keys[i] && keylens[i] == kn && same(keys[i], k, kn)) {
 			spans[i] = v;
-			*from = i;
+			*from = i + 1 == nkeys ? 0 : i + 1;
 			return;
 		}
 	}

@@ -112,27 +112,56 @@ static int spec_parsed(const char *text, struct spec_text *st)
 	return rc;
 }
 
+/*
+ * The spec's fields in the order ferry__spec_normalise() stores them
+ * (jansson keeps the order keys were set in): the scan, which looks for
+ * a key from the one it found last, then finds each at its first look.
+ * Another order costs time, never results (10% of a listing's
+ * instructions went to looking). Every field from the spec is here once.
+ */
+static const unsigned char spec_order[] = {JF_queue,
+					   JF_native_specification,
+					   JF_disposal_timeout_hours,
+					   JF_cpus,
+					   JF_memory_mb,
+					   JF_walltime_s,
+					   JF_join_stderrout,
+					   JF_backend,
+					   JF_resource,
+					   JF_working_directory,
+					   JF_stdin_path,
+					   JF_stdout_path,
+					   JF_stderr_path,
+					   JF_command,
+					   JF_env,
+					   JF_referenced_input_files,
+					   JF_referenced_output_files};
+
+#define IS_SPEC_COL(c)				     0
+#define IS_SPEC_SPEC				     1
+#define IS_SPEC_SPEC_AS(k)			     1
+#define IS_SPEC_DERIVED(f)			     0
+#define COUNT_SPEC(name, type, source, member, dflt) +IS_SPEC_##source
+_Static_assert(FERRY_ARRAY_SIZE(spec_order) == 0 FERRY__JOB_FIELDS(COUNT_SPEC),
+	       "spec_order names each field from the spec");
+
 /* The spec's values as text: copied from the stored text as they stand when it can be. */
 static int spec_values(sqlite3_stmt *q, struct spec_text *st)
 {
 	const char *text = (const char *)sqlite3_column_text(q, JC_SPEC);
-	/* the spec's fields alone: a key of the spec that none is looks at each of them */
-	const char *keys[NFIELDS];
-	size_t keylens[NFIELDS], at[NFIELDS], n = 0;
-	struct ferry_jspan v[NFIELDS];
+	const char *keys[FERRY_ARRAY_SIZE(spec_order)];
+	size_t keylens[FERRY_ARRAY_SIZE(spec_order)], n = FERRY_ARRAY_SIZE(spec_order);
+	struct ferry_jspan v[FERRY_ARRAY_SIZE(spec_order)];
 
-	for (size_t i = 0; i < NFIELDS; i++) {
-		const struct job_field *f = &job_fields[i];
-		if (f->from != FROM_SPEC)
-			continue;
-		keys[n] = f->spec ? f->spec : f->name;
-		keylens[n] = f->spec ? f->speclen : f->keylen - 3; /* keylen: "\"name\":" */
-		at[n++] = i;
+	for (size_t k = 0; k < n; k++) {
+		const struct job_field *f = &job_fields[spec_order[k]];
+		keys[k] = f->spec ? f->spec : f->name;
+		keylens[k] = f->spec ? f->speclen : f->keylen - 3; /* keylen: "\"name\":" */
 	}
 	if (text && ferry__jscan_object(text, (size_t)sqlite3_column_bytes(q, JC_SPEC), keys,
 					keylens, n, v) == 0) {
 		for (size_t k = 0; k < n; k++)
-			st->v[at[k]] = v[k];
+			st->v[spec_order[k]] = v[k];
 		return 0;
 	}
 	memset(st->v, 0, sizeof(st->v));
