@@ -795,6 +795,23 @@ double ferry__engine_hour(struct ferry_engine *eng)
 /* ---- scheduling and timers ---- */
 
 /*
+ * Reads the spec of the queued job j if it is kept without it: 1, or 0
+ * when it cannot be read and j ended, out of the queue, saying why.
+ */
+static int spec_or_end(struct ferry_engine *eng, struct job *j)
+{
+	int rc = job_spec_load(eng, j);
+
+	if (!rc)
+		return 1;
+	queue_remove(eng, j);
+	end_unstarted(eng, j, FERRY_ABORTED,
+		      rc == FERRY_ENOJOB ? "its record is gone from the database"
+					 : "cannot read its spec from the database");
+	return 0;
+}
+
+/*
  * Hands what waits in the queue to the DRMS, a batch at a time. The jobs
  * leave the queue marked handing: the backend reports each one later
  * (backend.h), and a hand that took nothing puts them back in order.
@@ -807,6 +824,18 @@ static void hand_queued(struct ferry_engine *eng)
 
 	while (v && eng->qhead && !eng->shutdown) {
 		size_t n = 0;
+		/*
+		 * Specs first: a job read back from the database (a workflow's,
+		 * released) has none. One that cannot be read ends, and its end
+		 * may end others in the queue (its descendants): then from the
+		 * head again.
+		 */
+		for (struct job *j = eng->qhead; j && !j->fresh && n < BATCH;)
+			if (spec_or_end(eng, j))
+				n++, j = j->qnext;
+			else
+				n = 0, j = eng->qhead;
+		n = 0;
 		for (struct job *j = eng->qhead; j && !j->fresh && n < BATCH; j = j->qnext)
 			v[n++] = j;
 		if (!n)
@@ -848,14 +877,8 @@ static void start_queued(struct ferry_engine *eng)
 		if (j->fresh)
 			break;
 		/* read only now: its cpus count from here */
-		if ((rc = job_spec_load(eng, j))) {
-			queue_remove(eng, j);
-			end_unstarted(eng, j, FERRY_ABORTED,
-				      rc == FERRY_ENOJOB
-					  ? "its record is gone from the database"
-					  : "cannot read its spec from the database");
+		if (!spec_or_end(eng, j))
 			continue;
-		}
 		if (slots > 0 && eng->used_slots + j->cpus > slots)
 			break;
 		msg[0] = '\0';
