@@ -369,3 +369,15 @@ def test_wait_all_takes_the_jobs_waiting_for_dependencies(ferry):
     assert log(ferry) == names
     st = ferry.json("workflow", "status", w)
     assert st["counts"] == {"done": 4, "failed": 2}, st
+
+
+def test_cycle_of_long_local_ids_is_named_within_bounds(ferry):
+    """The cycle's message is cut to its buffer however long the local ids
+    are (a 2,000-byte id once wrote past the end of the stack buffer)."""
+    pid = ferry.engine_pid() if ferry.run("ping") else None
+    a, b = "a" * 2000, "b" * 700
+    wf = {"jobs": {a: {"argv": ["true"]}, b: {"argv": ["true"]}},
+          "dependencies": [[a, b], [b, a]]}
+    cp = submit(ferry, wf, check=False)
+    assert cp.returncode == 1 and "the dependencies make a cycle: " in cp.stderr, cp
+    assert ferry.engine_pid() == pid and ferry.json("jobs") == []

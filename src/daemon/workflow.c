@@ -400,19 +400,23 @@ static size_t unsorted_pred(const struct graph *g, const size_t *left, size_t s)
 static int cycle_error(struct ferry_req *r, const struct graph *g, const size_t *left)
 {
 	char path[600] = "";
-	size_t v = 0, len = 0, hops = 0;
+	size_t v = 0, len = 0, hops = 0, u;
 
 	while (!left[v])
 		v++;
 	/* each job left waits on one left: walking back n steps ends on a cycle */
 	for (size_t i = 0; i < g->n; i++)
 		v = unsorted_pred(g, left, v);
-	for (size_t u = v; len < sizeof(path) - 80 && (u != v || !hops); hops++) {
-		len += (size_t)snprintf(path + len, sizeof(path) - len, "%s'%s'",
+	/* a local id has no bound of its own: each is cut so that len stays in path */
+	for (u = v; len < sizeof(path) - 160 && (u != v || !hops); hops++) {
+		len += (size_t)snprintf(path + len, sizeof(path) - len, "%s'%.64s'",
 					hops ? " <- " : "", g->local[u]);
 		u = unsorted_pred(g, left, u);
 	}
-	snprintf(path + len, sizeof(path) - len, " <- '%s'", g->local[v]);
+	if (u == v)
+		snprintf(path + len, sizeof(path) - len, " <- '%.64s'", g->local[v]);
+	else
+		snprintf(path + len, sizeof(path) - len, " <- ...");
 	return ferry__req_fail(r, FERRY_EINVAL, "the dependencies make a cycle: %s", path);
 }
 
