@@ -381,3 +381,28 @@ def test_cycle_of_long_local_ids_is_named_within_bounds(ferry):
     cp = submit(ferry, wf, check=False)
     assert cp.returncode == 1 and "the dependencies make a cycle: " in cp.stderr, cp
     assert ferry.engine_pid() == pid and ferry.json("jobs") == []
+
+
+def test_a_damaged_deps_column_does_not_break_the_listing(ferry):
+    """The deps column is copied raw into JSON: what is not an array of ids
+    there (a damaged or edited database) shows as [], the rest as it is."""
+    w = submit(ferry, {"jobs": {k: {"argv": ["true"]} for k in "abcdef"},
+                       "dependencies": [["a", k] for k in "bcdef"]})
+    run_to_end(ferry, w)
+    ids = {j["name"]: j["id"] for j in ferry.json("workflow", "jobs", w)}
+    ferry.run("daemon", "stop", timeout=60)
+    db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
+    for k, v in zip("bcdef", ["not json", 42, "[1,", "[01]", '[1]"x']):
+        db.execute("UPDATE jobs SET deps = ? WHERE id = ?", (v, ids[k]))
+    db.commit()
+    db.close()
+    jobs = {j["name"]: j for j in ferry.json("jobs")}
+    assert jobs["a"]["dependencies"] == []
+    assert all(jobs[k]["dependencies"] == [] for k in "bcdef"), jobs
+    assert ferry.info(ids["b"])["dependencies"] == []
+    ferry.run("daemon", "stop", timeout=60)
+    db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
+    db.execute("UPDATE jobs SET deps = ? WHERE id = ?", (f"[{ids['a']},7]", ids["b"]))
+    db.commit()
+    db.close()
+    assert ferry.info(ids["b"])["dependencies"] == [ids["a"], 7]
