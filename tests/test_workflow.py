@@ -406,3 +406,18 @@ def test_a_damaged_deps_column_does_not_break_the_listing(ferry):
     db.commit()
     db.close()
     assert ferry.info(ids["b"])["dependencies"] == [ids["a"], 7]
+
+
+def test_workflow_wait_outlasts_a_disposed_job_ending_late(ferry):
+    """A job disposed of while it runs is not counted as left by a wait
+    that starts then, but its end still comes: the wait must not take it
+    for another job's and answer while the workflow runs on."""
+    slow_end = {"argv": ["sh", "-c", "trap '' TERM; sleep 2"]}
+    w = submit(ferry, {"jobs": {"a": slow_end, "b": {"argv": ["sleep", "6"]}}})
+    a = jobs_of(ferry, w)["a"]["id"]
+    ferry.wait_state(a, "running")
+    ferry.run("dispose", a)
+    t = time.monotonic()
+    cp = ferry.run("workflow", "wait", "--timeout", "4", w, check=False, timeout=30)
+    assert cp.returncode == 3 and time.monotonic() - t > 3.5, cp
+    assert run_to_end(ferry, w)["status"] == "done"
