@@ -421,3 +421,15 @@ def test_workflow_wait_outlasts_a_disposed_job_ending_late(ferry):
     cp = ferry.run("workflow", "wait", "--timeout", "4", w, check=False, timeout=30)
     assert cp.returncode == 3 and time.monotonic() - t > 3.5, cp
     assert run_to_end(ferry, w)["status"] == "done"
+
+
+def test_a_barrier_name_is_checked_as_a_job_name(ferry):
+    """A barrier's name (its local id when it has none) is bounded as a
+    job's is; a message names a long local id cut short."""
+    long_id = "n" * 1100
+    for jobs, msg in [({long_id: {"barrier": True}}, "'name' is longer than 1024 bytes"),
+                      ({"b": {"barrier": True, "name": "x" * 1025}}, "is longer than 1024"),
+                      ({long_id: {"argv": ["true"]}}, "'name' is longer than 1024 bytes")]:
+        cp = submit(ferry, {"jobs": jobs}, check=False)
+        assert cp.returncode == 1 and msg in cp.stderr, (msg, cp)
+    assert ferry.json("jobs") == [] and ferry.json("workflows") == []

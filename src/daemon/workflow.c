@@ -309,7 +309,7 @@ static int read_jobs(struct ferry_req *r, struct graph *g)
 	{
 		if (!json_is_object(v))
 			return ferry__req_fail(r, FERRY_EINVAL,
-					       "job '%s': must be a job spec (an object)", k);
+					       "job '%.64s': must be a job spec (an object)", k);
 		g->local[i] = k;
 		g->spec[i] = v;
 		g->by_name[i] = i;
@@ -331,13 +331,13 @@ static int read_dep(struct ferry_req *r, const struct graph *g, json_t *e, size_
 			    r, FERRY_EINVAL, "dependency %zu: must be a pair of local job ids", i);
 		if (at < 0)
 			return ferry__req_fail(r, FERRY_EINVAL,
-					       "dependency %zu: no job '%s' in 'jobs'", i,
+					       "dependency %zu: no job '%.64s' in 'jobs'", i,
 					       json_string_value(s));
 		d[k] = (size_t)at;
 	}
 	if (d[0] == d[1])
 		return ferry__req_fail(r, FERRY_EINVAL,
-				       "dependency %zu: job '%s' cannot depend on itself", i,
+				       "dependency %zu: job '%.64s' cannot depend on itself", i,
 				       g->local[d[0]]);
 	return 0;
 }
@@ -459,22 +459,24 @@ static int check_group(struct ferry_req *r, const struct graph *g, json_t *grp, 
 	json_object_foreach(grp, k, e)
 	{
 		if (strcmp(k, "name") && strcmp(k, "elements"))
-			return ferry__req_fail(r, FERRY_EINVAL, "unknown field '%s' in group '%s'",
-					       k, json_string_value(json_object_get(grp, "name")));
+			return ferry__req_fail(r, FERRY_EINVAL,
+					       "unknown field '%.64s' in group '%.64s'", k,
+					       json_string_value(json_object_get(grp, "name")));
 	}
 	if (depth > WF_GROUP_DEPTH)
 		return ferry__req_fail(r, FERRY_EINVAL, "groups nest deeper than %d levels",
 				       WF_GROUP_DEPTH);
 	json_array_foreach(el, i, e)
 	{
-		int rc = json_is_string(e)
-			     ? (find_local(g, json_string_value(e)) < 0
-				    ? ferry__req_fail(
-					  r, FERRY_EINVAL, "group '%s': no job '%s' in 'jobs'",
-					  json_string_value(json_object_get(grp, "name")),
-					  json_string_value(e))
-				    : 0)
-			     : check_group(r, g, e, depth + 1);
+		int rc =
+		    json_is_string(e)
+			? (find_local(g, json_string_value(e)) < 0
+			       ? ferry__req_fail(r, FERRY_EINVAL,
+						 "group '%.64s': no job '%.64s' in 'jobs'",
+						 json_string_value(json_object_get(grp, "name")),
+						 json_string_value(e))
+			       : 0)
+			: check_group(r, g, e, depth + 1);
 		if (rc)
 			return rc;
 	}
@@ -524,14 +526,20 @@ static int record_barrier(struct ferry_req *r, const struct graph *g, size_t i, 
 	json_object_foreach(spec, k, v)
 	{
 		if (strcmp(k, "barrier") && strcmp(k, "name"))
-			return ferry__req_fail(r, FERRY_EINVAL,
-					       "job '%s': a barrier takes no '%s' (only 'name')",
-					       g->local[i], k);
+			return ferry__req_fail(
+			    r, FERRY_EINVAL,
+			    "job '%.64s': a barrier takes no '%.64s' (only 'name')", g->local[i],
+			    k);
 	}
-	if (!json_is_string(json_object_get(spec, "name")))
-		return ferry__req_fail(r, FERRY_EINVAL, "job '%s': 'name' must be a string",
+	if (!json_is_string((v = json_object_get(spec, "name"))))
+		return ferry__req_fail(r, FERRY_EINVAL, "job '%.64s': 'name' must be a string",
 				       g->local[i]);
-	w->name = json_string_value(json_object_get(spec, "name"));
+	/* bounded as a job's name is (spec.c), also when it is the local id */
+	if (json_string_length(v) > FERRY_SPEC_NAME_MAX)
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "job '%.64s': 'name' is longer than %d bytes", g->local[i],
+				       FERRY_SPEC_NAME_MAX);
+	w->name = json_string_value(v);
 	w->state = w->waiting ? FERRY_SYSTEM_ON_HOLD : FERRY_QUEUED_ACTIVE;
 	w->now = ferry__now();
 	if (!(text = ferry__json_dumps(spec, JSON_COMPACT)))
@@ -584,19 +592,20 @@ static int record_spec(struct ferry_req *r, const struct graph *g, size_t i, str
 	if (!json_object_get(spec, "name")) /* a job is known by its local id */
 		json_object_set_new(spec, "name", json_string(g->local[i]));
 	if (b && !json_is_true(b))
-		return ferry__req_fail(r, FERRY_EINVAL, "job '%s': 'barrier' must be true",
+		return ferry__req_fail(r, FERRY_EINVAL, "job '%.64s': 'barrier' must be true",
 				       g->local[i]);
 	if (b)
 		return (rc = record_barrier(r, g, i, w)) ? rc : record_deps(r, g, i);
 	if (json_object_get(spec, "submission_key"))
-		return ferry__req_fail(r, FERRY_EINVAL,
-				       "job '%s': a workflow's job takes no 'submission_key' (the "
-				       "workflow's 'key' makes its submit replayable)",
-				       g->local[i]);
+		return ferry__req_fail(
+		    r, FERRY_EINVAL,
+		    "job '%.64s': a workflow's job takes no 'submission_key' (the "
+		    "workflow's 'key' makes its submit replayable)",
+		    g->local[i]);
 	if (hours && !json_object_get(spec, "disposal_timeout_hours"))
 		json_object_set(spec, "disposal_timeout_hours", hours);
 	if (!(n = ferry__spec_normalise(r->eng, spec, seen, msg, sizeof(msg), &code)))
-		return ferry__req_fail(r, code, "job '%s': %s", g->local[i], msg);
+		return ferry__req_fail(r, code, "job '%.64s': %s", g->local[i], msg);
 	if ((rc = ferry__req_add_job(r, n, w, &g->id[i])))
 		return rc;
 	return record_deps(r, g, i);
