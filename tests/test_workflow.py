@@ -134,11 +134,15 @@ def test_barriers(ferry):
 
 def test_six_serial_jobs(ferry):
     names = [f"s{i}" for i in range(6)]
+    gate = ferry.path("gate")
     wf = {"jobs": {n: appender(ferry, n) for n in names},
           "dependencies": [[names[i], names[i + 1]] for i in range(5)]}
+    # the first job waits for the test's look (a slow CLI, under ASan, came after the end)
+    wf["jobs"]["s0"] = appender(ferry, "s0", extra=f"while [ ! -e {gate} ]; do sleep 0.05; done; ")
     w = submit(ferry, wf)
     st = ferry.json("workflow", "status", w)
     assert st["status"] in ("not started", "in progress"), st
+    open(gate, "w").close()
     assert run_to_end(ferry, w)["status"] == "done"
     assert log(ferry) == names
 
@@ -199,8 +203,11 @@ def test_retried_submit_with_a_key_returns_the_first(ferry):
 def test_hold_composes_with_waiting(ferry):
     """A user's hold of a job waiting for its dependencies stays when they
     are done (user_system_on_hold, then user_on_hold); a release runs it."""
-    wf = {"jobs": {"a": appender(ferry, "a", extra="sleep 1; "), "b": appender(ferry, "b"),
-                   "c": appender(ferry, "c")},
+    gate = ferry.path("gate")
+    # a ends once b is held (a fixed sleep was too short for a CLI under ASan)
+    wf = {"jobs": {"a": appender(ferry, "a",
+                                 extra=f"while [ ! -e {gate} ]; do sleep 0.05; done; "),
+                   "b": appender(ferry, "b"), "c": appender(ferry, "c")},
           "dependencies": [["a", "b"], ["b", "c"]]}
     w = submit(ferry, wf)
     jobs = jobs_of(ferry, w)
@@ -209,6 +216,7 @@ def test_hold_composes_with_waiting(ferry):
     assert ferry.info(b)["message"] == f"waiting for job {jobs['a']['id']}"
     ferry.run("hold", b)
     assert ferry.state(b) == "user_system_on_hold"
+    open(gate, "w").close()
     ferry.wait_state(b, "user_on_hold")
     time.sleep(0.5)
     assert ferry.state(b) == "user_on_hold" and ferry.state(c) == "system_on_hold"
@@ -433,3 +441,20 @@ def test_a_barrier_name_is_checked_as_a_job_name(ferry):
         cp = submit(ferry, {"jobs": jobs}, check=False)
         assert cp.returncode == 1 and msg in cp.stderr, (msg, cp)
     assert ferry.json("jobs") == [] and ferry.json("workflows") == []
+
+
+def test_a_long_chain_aborts_in_linear_time(ferry):
+    """The first of a chain of 12,000 fails: its descendants end aborted in
+    one pass. Each aborted one looked for its own descendants again (all
+    ended already), which made the abort quadratic in the chain's length."""
+    n = 12000
+    jobs = {f"c{i}": {"argv": ["true"]} for i in range(1, n)}
+    jobs["c0"] = {"argv": ["false"]}
+    w = submit(ferry, {"jobs": jobs, "dependencies": [[f"c{i}", f"c{i + 1}"]
+                                                      for i in range(n - 1)]})
+    t = time.monotonic()
+    st = run_to_end(ferry, w, timeout=120, code=4)
+    took = time.monotonic() - t
+    print(f"a chain of {n} aborted in {took:.2f} s")
+    assert st["counts"] == {"failed": n}, st
+    assert took < 15, took

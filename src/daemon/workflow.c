@@ -179,8 +179,14 @@ static void descendants_abort(struct ferry_engine *eng, int64_t id, int64_t wf, 
 	snprintf(msg, sizeof(msg), "job %lld%s %s", (long long)id, name, how);
 	if (ferry__db_descendants(ferry__engine_db(eng), id, &d, &n))
 		return;
+	/*
+	 * The descendants of each are among d and end here too: looking for
+	 * them again at each one's end made a chain's abort quadratic.
+	 */
+	ferry__engine_wf(eng)->aborting = 1;
 	for (size_t i = 0; i < n; i++)
 		end_unran(eng, d[i], wf, FERRY_ABORTED, msg, "failed");
+	ferry__engine_wf(eng)->aborting = 0;
 	free(d);
 }
 
@@ -200,6 +206,8 @@ void ferry__wf_job_ended(struct ferry_engine *eng, int64_t id, int64_t wf, const
 	if (!wf)
 		return;
 	ferry__waits_workflow_ended(ferry__engine_waits(eng), wf);
+	if (w->aborting) /* descendants_abort ends every job downstream */
+		return;
 	if (push(w, id, wf, how)) {
 		fprintf(stderr, "ferryd: job %lld: cannot go on with its workflow: out of memory\n",
 			(long long)id);
