@@ -330,10 +330,24 @@ struct ferry_list_opts {
 	int64_t workflow; /* jobs of this workflow (a ferry_workflow_id); 0: any */
 };
 
+/*
+ * The layout of struct ferry_list_opts this header has: 1 had no
+ * workflow. A program built with version 1's header has a smaller
+ * struct, and calls the library's ferry_list_opts_init() of version 1,
+ * which touches none of what it lacks; the library takes either.
+ */
 #define FERRY_LIST_OPTS_VERSION 2
 
-/* Sets opts to list every job (all members unset). Errors: none. */
+/*
+ * Sets opts, of the layout of version (FERRY_LIST_OPTS_VERSION as the
+ * caller was built), to list every job (all members unset).
+ * Errors: none (an unknown version leaves opts so that a listing with it
+ * fails with FERRY_EINVAL).
+ */
+void ferry_list_opts_init_version(struct ferry_list_opts *opts, unsigned int version);
+/* The same, of this header's layout. Errors: none. */
 void ferry_list_opts_init(struct ferry_list_opts *opts);
+#define ferry_list_opts_init(opts) ferry_list_opts_init_version((opts), FERRY_LIST_OPTS_VERSION)
 
 /*
  * Called by ferry_list_jobs() with each job: job and all it points to are

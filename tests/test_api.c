@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1074,6 +1075,8 @@ static int count_wf(void *arg, const struct ferry_job_info *j)
 }
 
 /* ferry_submit_workflow() and the calls of a workflow: a diamond, in order */
+static void list_opts_version_1(void);
+
 static void t_workflow(void)
 {
 	char text[4096], path[512], order[16] = "";
@@ -1126,6 +1129,40 @@ static void t_workflow(void)
 	    conn, "{\"key\": \"wf-k\", \"jobs\": {\"a\": {\"argv\": [\"true\"]}}}", &again));
 	CHECK(again == id);
 	OK(ferry_wait_workflow(conn, id, 60));
+	list_opts_version_1();
+}
+
+static int count_all(void *arg, const struct ferry_job_info *j)
+{
+	(void)j;
+	++*(size_t *)arg;
+	return 0;
+}
+
+/*
+ * A program built with version 1's ferry.h calls the function itself and
+ * has a struct that ends before workflow: nothing past it is written or
+ * read (its bytes here are not a workflow id), and it lists every job.
+ */
+static void list_opts_version_1(void)
+{
+	union {
+		struct ferry_list_opts o;
+		unsigned char b[sizeof(struct ferry_list_opts)];
+	} v1;
+	size_t end = offsetof(struct ferry_list_opts, workflow), listed = 0, all = 0;
+	struct ferry_list_opts o;
+
+	memset(&v1, 0xa5, sizeof(v1));
+	(ferry_list_opts_init)(&v1.o);
+	CHECK(v1.o.version == 1);
+	for (size_t i = end; i < sizeof(v1); i++)
+		CHECK(v1.b[i] == 0xa5);
+	OK(ferry_list_jobs(conn, &v1.o, count_all, &listed));
+	ferry_list_opts_init(&o);
+	CHECK(o.version == FERRY_LIST_OPTS_VERSION && o.workflow == 0);
+	OK(ferry_list_jobs(conn, &o, count_all, &all));
+	CHECK(listed == all && all == 5); /* the diamond and the keyed one */
 }
 
 static const struct {

@@ -3,6 +3,7 @@ resume, corruption, disposal, path attacks, a full disk. Most tests run on
 both transports: the local socket (where the client copies with
 copy_file_range) and ssh (where bytes go in chunks through the link)."""
 import hashlib
+import json
 import os
 import re
 import signal
@@ -1131,3 +1132,31 @@ def test_database_of_an_unknown_schema_is_refused(local):
     assert cp.returncode != 0
     log = open(os.path.join(local.state_dir, "ferryd.log")).read()
     assert "unknown schema version 99" in cp.stderr + log, (cp.stderr, log)
+
+
+def test_forced_cancel_aborts_a_workflow_job_waiting_for_it(local):
+    """A job of a workflow waiting for its dependencies lives in the
+    database only: an input removed meanwhile aborts it (and what follows
+    it) as it does a job in memory; it once ran without the input."""
+    ferry = local
+    big = ferry.path("big.bin")
+    make_file(big, 32 << 20, seed=9)
+    sp = interrupted_send(ferry, big, 0.3)
+    gate = ferry.path("gate")
+    wf = {"jobs": {"a": {"argv": ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done"]},
+                   "b": {"argv": ["true"], "referenced_input_files": [sp]},
+                   "c": {"argv": ["true"]}},
+          "dependencies": [["a", "b"], ["b", "c"]]}
+    path = ferry.path("wf.json")
+    with open(path, "w") as f:
+        json.dump(wf, f)
+    w = int(ferry.run("workflow", "submit", path).stdout)
+    jobs = {j["name"]: j["id"] for j in ferry.json("workflow", "jobs", w)}
+    assert ferry.state(jobs["b"]) == "system_on_hold"
+    ferry.run("cancel-transfer", "--force", sp)
+    open(gate, "w").close()
+    ferry.run("workflow", "wait", w, check=False, timeout=60)
+    b, c = ferry.info(jobs["b"]), ferry.info(jobs["c"])
+    assert b["exit_status"] == "aborted" and "input transfer" in b["message"], b
+    assert c["exit_status"] == "aborted", c
+    assert ferry.info(jobs["a"])["status"] == "done"

@@ -134,11 +134,15 @@ def test_barriers(ferry):
 
 def test_six_serial_jobs(ferry):
     names = [f"s{i}" for i in range(6)]
+    gate = ferry.path("gate")
     wf = {"jobs": {n: appender(ferry, n) for n in names},
           "dependencies": [[names[i], names[i + 1]] for i in range(5)]}
+    # the first job waits for the test's look (a slow CLI, under ASan, came after the end)
+    wf["jobs"]["s0"] = appender(ferry, "s0", extra=f"while [ ! -e {gate} ]; do sleep 0.05; done; ")
     w = submit(ferry, wf)
     st = ferry.json("workflow", "status", w)
     assert st["status"] in ("not started", "in progress"), st
+    open(gate, "w").close()
     assert run_to_end(ferry, w)["status"] == "done"
     assert log(ferry) == names
 
@@ -199,8 +203,11 @@ def test_retried_submit_with_a_key_returns_the_first(ferry):
 def test_hold_composes_with_waiting(ferry):
     """A user's hold of a job waiting for its dependencies stays when they
     are done (user_system_on_hold, then user_on_hold); a release runs it."""
-    wf = {"jobs": {"a": appender(ferry, "a", extra="sleep 1; "), "b": appender(ferry, "b"),
-                   "c": appender(ferry, "c")},
+    gate = ferry.path("gate")
+    # a ends once b is held (a fixed sleep was too short for a CLI under ASan)
+    wf = {"jobs": {"a": appender(ferry, "a",
+                                 extra=f"while [ ! -e {gate} ]; do sleep 0.05; done; "),
+                   "b": appender(ferry, "b"), "c": appender(ferry, "c")},
           "dependencies": [["a", "b"], ["b", "c"]]}
     w = submit(ferry, wf)
     jobs = jobs_of(ferry, w)
@@ -209,6 +216,7 @@ def test_hold_composes_with_waiting(ferry):
     assert ferry.info(b)["message"] == f"waiting for job {jobs['a']['id']}"
     ferry.run("hold", b)
     assert ferry.state(b) == "user_system_on_hold"
+    open(gate, "w").close()
     ferry.wait_state(b, "user_on_hold")
     time.sleep(0.5)
     assert ferry.state(b) == "user_on_hold" and ferry.state(c) == "system_on_hold"
@@ -369,3 +377,84 @@ def test_wait_all_takes_the_jobs_waiting_for_dependencies(ferry):
     assert log(ferry) == names
     st = ferry.json("workflow", "status", w)
     assert st["counts"] == {"done": 4, "failed": 2}, st
+
+
+def test_cycle_of_long_local_ids_is_named_within_bounds(ferry):
+    """The cycle's message is cut to its buffer however long the local ids
+    are (a 2,000-byte id once wrote past the end of the stack buffer)."""
+    pid = ferry.engine_pid() if ferry.run("ping") else None
+    a, b = "a" * 2000, "b" * 700
+    wf = {"jobs": {a: {"argv": ["true"]}, b: {"argv": ["true"]}},
+          "dependencies": [[a, b], [b, a]]}
+    cp = submit(ferry, wf, check=False)
+    assert cp.returncode == 1 and "the dependencies make a cycle: " in cp.stderr, cp
+    assert ferry.engine_pid() == pid and ferry.json("jobs") == []
+
+
+def test_a_damaged_deps_column_does_not_break_the_listing(ferry):
+    """The deps column is copied raw into JSON: what is not an array of ids
+    there (a damaged or edited database) shows as [], the rest as it is."""
+    w = submit(ferry, {"jobs": {k: {"argv": ["true"]} for k in "abcdef"},
+                       "dependencies": [["a", k] for k in "bcdef"]})
+    run_to_end(ferry, w)
+    ids = {j["name"]: j["id"] for j in ferry.json("workflow", "jobs", w)}
+    ferry.run("daemon", "stop", timeout=60)
+    db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
+    for k, v in zip("bcdef", ["not json", 42, "[1,", "[01]", '[1]"x']):
+        db.execute("UPDATE jobs SET deps = ? WHERE id = ?", (v, ids[k]))
+    db.commit()
+    db.close()
+    jobs = {j["name"]: j for j in ferry.json("jobs")}
+    assert jobs["a"]["dependencies"] == []
+    assert all(jobs[k]["dependencies"] == [] for k in "bcdef"), jobs
+    assert ferry.info(ids["b"])["dependencies"] == []
+    ferry.run("daemon", "stop", timeout=60)
+    db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
+    db.execute("UPDATE jobs SET deps = ? WHERE id = ?", (f"[{ids['a']},7]", ids["b"]))
+    db.commit()
+    db.close()
+    assert ferry.info(ids["b"])["dependencies"] == [ids["a"], 7]
+
+
+def test_workflow_wait_outlasts_a_disposed_job_ending_late(ferry):
+    """A job disposed of while it runs is not counted as left by a wait
+    that starts then, but its end still comes: the wait must not take it
+    for another job's and answer while the workflow runs on."""
+    slow_end = {"argv": ["sh", "-c", "trap '' TERM; sleep 2"]}
+    w = submit(ferry, {"jobs": {"a": slow_end, "b": {"argv": ["sleep", "6"]}}})
+    a = jobs_of(ferry, w)["a"]["id"]
+    ferry.wait_state(a, "running")
+    ferry.run("dispose", a)
+    t = time.monotonic()
+    cp = ferry.run("workflow", "wait", "--timeout", "4", w, check=False, timeout=30)
+    assert cp.returncode == 3 and time.monotonic() - t > 3.5, cp
+    assert run_to_end(ferry, w)["status"] == "done"
+
+
+def test_a_barrier_name_is_checked_as_a_job_name(ferry):
+    """A barrier's name (its local id when it has none) is bounded as a
+    job's is; a message names a long local id cut short."""
+    long_id = "n" * 1100
+    for jobs, msg in [({long_id: {"barrier": True}}, "'name' is longer than 1024 bytes"),
+                      ({"b": {"barrier": True, "name": "x" * 1025}}, "is longer than 1024"),
+                      ({long_id: {"argv": ["true"]}}, "'name' is longer than 1024 bytes")]:
+        cp = submit(ferry, {"jobs": jobs}, check=False)
+        assert cp.returncode == 1 and msg in cp.stderr, (msg, cp)
+    assert ferry.json("jobs") == [] and ferry.json("workflows") == []
+
+
+def test_a_long_chain_aborts_in_linear_time(ferry):
+    """The first of a chain of 12,000 fails: its descendants end aborted in
+    one pass. Each aborted one looked for its own descendants again (all
+    ended already), which made the abort quadratic in the chain's length."""
+    n = 12000
+    jobs = {f"c{i}": {"argv": ["true"]} for i in range(1, n)}
+    jobs["c0"] = {"argv": ["false"]}
+    w = submit(ferry, {"jobs": jobs, "dependencies": [[f"c{i}", f"c{i + 1}"]
+                                                      for i in range(n - 1)]})
+    t = time.monotonic()
+    st = run_to_end(ferry, w, timeout=120, code=4)
+    took = time.monotonic() - t
+    print(f"a chain of {n} aborted in {took:.2f} s")
+    assert st["counts"] == {"failed": n}, st
+    assert took < 15, took

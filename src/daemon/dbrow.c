@@ -212,6 +212,32 @@ static void bool_text(struct ferry_jtext *t, int v)
 	ferry__jtext_raw(t, v ? "true" : "false", v ? 4 : 5);
 }
 
+/*
+ * Whether s[0..n) is an array of ids as the engine writes the deps column
+ * ("[]", "[3,4]"): what is copied raw into a listing's JSON must be JSON,
+ * whatever a damaged or edited database holds.
+ */
+static int is_id_array(const char *s, size_t n)
+{
+	size_t i = 1;
+
+	if (!s || n < 2 || s[0] != '[' || s[n - 1] != ']')
+		return 0;
+	if (n == 2)
+		return 1;
+	for (;;) {
+		size_t d = i;
+		while (i < n - 1 && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == d || i - d > 19 || (s[d] == '0' && i - d > 1))
+			return 0;
+		if (i == n - 1)
+			return 1;
+		if (s[i++] != ',')
+			return 0;
+	}
+}
+
 /* A column's value as its field's type shows it; ended: the job ended (for ENDINT). */
 static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, struct ferry_jtext *t)
 {
@@ -244,13 +270,15 @@ static void col_text(sqlite3_stmt *q, const struct job_field *f, int ended, stru
 	case FERRY__JF_STRV: /* arrays of strings live in the spec only */
 		ferry__jtext_raw(t, "[]", 2);
 		return;
-	case FERRY__JF_IDV: /* the engine wrote the column: a JSON array of ids, or NULL */
-		if (have)
-			ferry__jtext_raw(t, (const char *)sqlite3_value_text(cv),
-					 (size_t)sqlite3_value_bytes(cv));
+	case FERRY__JF_IDV: { /* the engine wrote the column: a JSON array of ids, or NULL */
+		const char *p = have ? (const char *)sqlite3_value_text(cv) : NULL;
+		size_t n = p ? (size_t)sqlite3_value_bytes(cv) : 0;
+		if (is_id_array(p, n))
+			ferry__jtext_raw(t, p, n);
 		else
 			ferry__jtext_raw(t, "[]", 2);
 		return;
+	}
 	case FERRY__JF_BOOL:
 		bool_text(t, have && v);
 		return;

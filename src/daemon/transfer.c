@@ -1077,6 +1077,8 @@ int ferry__transfer_root_open(const char *configured, const char *state_dir, cha
 
 /* ---- jobs that wait for a transfer's inputs ---- */
 
+static void input_gone(struct ferry_engine *eng, struct job *j);
+
 /*
  * Calls fn for each job that waits (system_on_hold) for the inputs of
  * transfer tid.
@@ -1091,6 +1093,15 @@ static void each_waiting(struct ferry_engine *eng, int64_t tid,
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = ferry__engine_job(eng, ids[i]);
+		int64_t deps = 0;
+		/*
+		 * One waiting for its dependencies too is its row only
+		 * (workflow.c): its input gone, it must end now, not run
+		 * without it once they are done.
+		 */
+		if (!j && fn == input_gone &&
+		    !ferry__db_job_waiting(ferry__engine_db(eng), ids[i], &deps) && deps > 0)
+			j = ferry__engine_job_load(eng, ids[i]);
 		if (j &&
 		    (j->state == FERRY_SYSTEM_ON_HOLD || j->state == FERRY_USER_SYSTEM_ON_HOLD))
 			fn(eng, j);

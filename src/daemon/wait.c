@@ -77,6 +77,16 @@ static void waiter_free(struct waiter *w)
 /* Whether every job of w has ended; advances w->pos over ended jobs. */
 static int waiter_done(struct ferry_engine *eng, struct waiter *w)
 {
+	if (w->wf && !w->left) {
+		/*
+		 * Counted down by each end in the workflow, which the count at
+		 * the start may have left out (a job disposed of that ends
+		 * late): the database says whether it is done.
+		 */
+		int64_t left = 0;
+		if (ferry__db_wf_left(ferry__engine_db(eng), w->wf, &left) == 0)
+			w->left = (size_t)left;
+	}
 	if (w->all || w->wf)
 		return w->left == 0;
 	while (w->pos < w->n) {

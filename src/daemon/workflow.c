@@ -179,8 +179,14 @@ static void descendants_abort(struct ferry_engine *eng, int64_t id, int64_t wf, 
 	snprintf(msg, sizeof(msg), "job %lld%s %s", (long long)id, name, how);
 	if (ferry__db_descendants(ferry__engine_db(eng), id, &d, &n))
 		return;
+	/*
+	 * The descendants of each are among d and end here too: looking for
+	 * them again at each one's end made a chain's abort quadratic.
+	 */
+	ferry__engine_wf(eng)->aborting = 1;
 	for (size_t i = 0; i < n; i++)
 		end_unran(eng, d[i], wf, FERRY_ABORTED, msg, "failed");
+	ferry__engine_wf(eng)->aborting = 0;
 	free(d);
 }
 
@@ -200,6 +206,8 @@ void ferry__wf_job_ended(struct ferry_engine *eng, int64_t id, int64_t wf, const
 	if (!wf)
 		return;
 	ferry__waits_workflow_ended(ferry__engine_waits(eng), wf);
+	if (w->aborting) /* descendants_abort ends every job downstream */
+		return;
 	if (push(w, id, wf, how)) {
 		fprintf(stderr, "ferryd: job %lld: cannot go on with its workflow: out of memory\n",
 			(long long)id);
@@ -309,7 +317,7 @@ static int read_jobs(struct ferry_req *r, struct graph *g)
 	{
 		if (!json_is_object(v))
 			return ferry__req_fail(r, FERRY_EINVAL,
-					       "job '%s': must be a job spec (an object)", k);
+					       "job '%.64s': must be a job spec (an object)", k);
 		g->local[i] = k;
 		g->spec[i] = v;
 		g->by_name[i] = i;
@@ -331,13 +339,13 @@ static int read_dep(struct ferry_req *r, const struct graph *g, json_t *e, size_
 			    r, FERRY_EINVAL, "dependency %zu: must be a pair of local job ids", i);
 		if (at < 0)
 			return ferry__req_fail(r, FERRY_EINVAL,
-					       "dependency %zu: no job '%s' in 'jobs'", i,
+					       "dependency %zu: no job '%.64s' in 'jobs'", i,
 					       json_string_value(s));
 		d[k] = (size_t)at;
 	}
 	if (d[0] == d[1])
 		return ferry__req_fail(r, FERRY_EINVAL,
-				       "dependency %zu: job '%s' cannot depend on itself", i,
+				       "dependency %zu: job '%.64s' cannot depend on itself", i,
 				       g->local[d[0]]);
 	return 0;
 }
@@ -400,19 +408,23 @@ static size_t unsorted_pred(const struct graph *g, const size_t *left, size_t s)
 static int cycle_error(struct ferry_req *r, const struct graph *g, const size_t *left)
 {
 	char path[600] = "";
-	size_t v = 0, len = 0, hops = 0;
+	size_t v = 0, len = 0, hops = 0, u;
 
 	while (!left[v])
 		v++;
 	/* each job left waits on one left: walking back n steps ends on a cycle */
 	for (size_t i = 0; i < g->n; i++)
 		v = unsorted_pred(g, left, v);
-	for (size_t u = v; len < sizeof(path) - 80 && (u != v || !hops); hops++) {
-		len += (size_t)snprintf(path + len, sizeof(path) - len, "%s'%s'",
+	/* a local id has no bound of its own: each is cut so that len stays in path */
+	for (u = v; len < sizeof(path) - 160 && (u != v || !hops); hops++) {
+		len += (size_t)snprintf(path + len, sizeof(path) - len, "%s'%.64s'",
 					hops ? " <- " : "", g->local[u]);
 		u = unsorted_pred(g, left, u);
 	}
-	snprintf(path + len, sizeof(path) - len, " <- '%s'", g->local[v]);
+	if (u == v)
+		snprintf(path + len, sizeof(path) - len, " <- '%.64s'", g->local[v]);
+	else
+		snprintf(path + len, sizeof(path) - len, " <- ...");
 	return ferry__req_fail(r, FERRY_EINVAL, "the dependencies make a cycle: %s", path);
 }
 
@@ -455,22 +467,24 @@ static int check_group(struct ferry_req *r, const struct graph *g, json_t *grp, 
 	json_object_foreach(grp, k, e)
 	{
 		if (strcmp(k, "name") && strcmp(k, "elements"))
-			return ferry__req_fail(r, FERRY_EINVAL, "unknown field '%s' in group '%s'",
-					       k, json_string_value(json_object_get(grp, "name")));
+			return ferry__req_fail(r, FERRY_EINVAL,
+					       "unknown field '%.64s' in group '%.64s'", k,
+					       json_string_value(json_object_get(grp, "name")));
 	}
 	if (depth > WF_GROUP_DEPTH)
 		return ferry__req_fail(r, FERRY_EINVAL, "groups nest deeper than %d levels",
 				       WF_GROUP_DEPTH);
 	json_array_foreach(el, i, e)
 	{
-		int rc = json_is_string(e)
-			     ? (find_local(g, json_string_value(e)) < 0
-				    ? ferry__req_fail(
-					  r, FERRY_EINVAL, "group '%s': no job '%s' in 'jobs'",
-					  json_string_value(json_object_get(grp, "name")),
-					  json_string_value(e))
-				    : 0)
-			     : check_group(r, g, e, depth + 1);
+		int rc =
+		    json_is_string(e)
+			? (find_local(g, json_string_value(e)) < 0
+			       ? ferry__req_fail(r, FERRY_EINVAL,
+						 "group '%.64s': no job '%.64s' in 'jobs'",
+						 json_string_value(json_object_get(grp, "name")),
+						 json_string_value(e))
+			       : 0)
+			: check_group(r, g, e, depth + 1);
 		if (rc)
 			return rc;
 	}
@@ -520,14 +534,20 @@ static int record_barrier(struct ferry_req *r, const struct graph *g, size_t i, 
 	json_object_foreach(spec, k, v)
 	{
 		if (strcmp(k, "barrier") && strcmp(k, "name"))
-			return ferry__req_fail(r, FERRY_EINVAL,
-					       "job '%s': a barrier takes no '%s' (only 'name')",
-					       g->local[i], k);
+			return ferry__req_fail(
+			    r, FERRY_EINVAL,
+			    "job '%.64s': a barrier takes no '%.64s' (only 'name')", g->local[i],
+			    k);
 	}
-	if (!json_is_string(json_object_get(spec, "name")))
-		return ferry__req_fail(r, FERRY_EINVAL, "job '%s': 'name' must be a string",
+	if (!json_is_string((v = json_object_get(spec, "name"))))
+		return ferry__req_fail(r, FERRY_EINVAL, "job '%.64s': 'name' must be a string",
 				       g->local[i]);
-	w->name = json_string_value(json_object_get(spec, "name"));
+	/* bounded as a job's name is (spec.c), also when it is the local id */
+	if (json_string_length(v) > FERRY_SPEC_NAME_MAX)
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "job '%.64s': 'name' is longer than %d bytes", g->local[i],
+				       FERRY_SPEC_NAME_MAX);
+	w->name = json_string_value(v);
 	w->state = w->waiting ? FERRY_SYSTEM_ON_HOLD : FERRY_QUEUED_ACTIVE;
 	w->now = ferry__now();
 	if (!(text = ferry__json_dumps(spec, JSON_COMPACT)))
@@ -580,19 +600,20 @@ static int record_spec(struct ferry_req *r, const struct graph *g, size_t i, str
 	if (!json_object_get(spec, "name")) /* a job is known by its local id */
 		json_object_set_new(spec, "name", json_string(g->local[i]));
 	if (b && !json_is_true(b))
-		return ferry__req_fail(r, FERRY_EINVAL, "job '%s': 'barrier' must be true",
+		return ferry__req_fail(r, FERRY_EINVAL, "job '%.64s': 'barrier' must be true",
 				       g->local[i]);
 	if (b)
 		return (rc = record_barrier(r, g, i, w)) ? rc : record_deps(r, g, i);
 	if (json_object_get(spec, "submission_key"))
-		return ferry__req_fail(r, FERRY_EINVAL,
-				       "job '%s': a workflow's job takes no 'submission_key' (the "
-				       "workflow's 'key' makes its submit replayable)",
-				       g->local[i]);
+		return ferry__req_fail(
+		    r, FERRY_EINVAL,
+		    "job '%.64s': a workflow's job takes no 'submission_key' (the "
+		    "workflow's 'key' makes its submit replayable)",
+		    g->local[i]);
 	if (hours && !json_object_get(spec, "disposal_timeout_hours"))
 		json_object_set(spec, "disposal_timeout_hours", hours);
 	if (!(n = ferry__spec_normalise(r->eng, spec, seen, msg, sizeof(msg), &code)))
-		return ferry__req_fail(r, code, "job '%s': %s", g->local[i], msg);
+		return ferry__req_fail(r, code, "job '%.64s': %s", g->local[i], msg);
 	if ((rc = ferry__req_add_job(r, n, w, &g->id[i])))
 		return rc;
 	return record_deps(r, g, i);

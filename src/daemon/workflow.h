@@ -19,7 +19,8 @@ struct wf_end;
 struct ferry_wfwork {
 	struct wf_end *v;
 	size_t n, cap;
-	int busy; /* a job's end is being carried out: others queue */
+	int busy;     /* a job's end is being carried out: others queue */
+	int aborting; /* descendants are being aborted: theirs are too, nothing to queue */
 };
 
 /*

@@ -5,6 +5,7 @@
  * time however many jobs there are, and no frame ever holds the whole list.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,10 +17,30 @@
 /* The engine's bound of a page (listing.c). */
 #define PAGE_MAX 10000
 
-FERRY_EXPORT void ferry_list_opts_init(struct ferry_list_opts *o)
+/* The size of each version's struct ferry_list_opts: 1 ended before workflow. */
+static size_t opts_size(unsigned int version)
 {
-	memset(o, 0, sizeof(*o));
-	o->version = FERRY_LIST_OPTS_VERSION;
+	return version == 1			    ? offsetof(struct ferry_list_opts, workflow)
+	       : version == FERRY_LIST_OPTS_VERSION ? sizeof(struct ferry_list_opts)
+						    : sizeof(unsigned int);
+}
+
+FERRY_EXPORT void ferry_list_opts_init_version(struct ferry_list_opts *o, unsigned int version)
+{
+	memset(o, 0, opts_size(version));
+	o->version = version;
+}
+
+/* Of version 1: what a program built with version 1's ferry.h calls (ferry.h). */
+FERRY_EXPORT void(ferry_list_opts_init)(struct ferry_list_opts *o)
+{
+	ferry_list_opts_init_version(o, 1);
+}
+
+/* o's workflow: a struct of version 1 has none. */
+static int64_t opts_workflow(const struct ferry_list_opts *o)
+{
+	return o && o->version >= 2 ? o->workflow : 0;
 }
 
 /* What a listing does with its pages. */
@@ -44,14 +65,14 @@ struct stream {
 /* Why opts cannot be asked for, or 0. */
 static int check_opts(ferry_conn *c, const struct ferry_list_opts *o)
 {
-	if (o->version != FERRY_LIST_OPTS_VERSION)
+	if (o->version != 1 && o->version != FERRY_LIST_OPTS_VERSION)
 		return ferry__seterr(c, FERRY_EINVAL,
 				     "opts were not set up with ferry_list_opts_init()");
 	if (o->since < 0 || !isfinite(o->since))
 		return ferry__seterr(c, FERRY_EINVAL, "invalid time %g for 'since'", o->since);
-	if (o->workflow < 0)
+	if (opts_workflow(o) < 0)
 		return ferry__seterr(c, FERRY_EINVAL, "invalid workflow id %lld",
-				     (long long)o->workflow);
+				     (long long)opts_workflow(o));
 	if (o->page > PAGE_MAX)
 		return ferry__seterr(c, FERRY_EINVAL, "a page of %zu jobs is over the limit of %d",
 				     o->page, PAGE_MAX);
@@ -94,8 +115,8 @@ static int list_request(ferry_conn *c, const struct ferry_list_opts *o, int deta
 		bad |= json_object_set_new(req, "limit", json_integer((json_int_t)o->limit));
 	if (o && o->page)
 		bad |= json_object_set_new(req, "page", json_integer((json_int_t)o->page));
-	if (o && o->workflow)
-		bad |= json_object_set_new(req, "workflow", json_integer(o->workflow));
+	if (opts_workflow(o))
+		bad |= json_object_set_new(req, "workflow", json_integer(opts_workflow(o)));
 	if (bad) {
 		json_decref(req);
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
