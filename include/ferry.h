@@ -599,7 +599,11 @@ struct ferry_selection {
 	/* ids from ranges[i][0] to ranges[i][1] (one id: [id, id]); NULL or 0: any */
 	const ferry_job_id (*ranges)[2];
 	size_t nranges;
-	int64_t workflow; /* the jobs of this workflow (a ferry_workflow_id); 0: any */
+	/*
+	 * No member may be added: a program built with an older header
+	 * passes the struct it knew (ferry_control_workflow() takes a
+	 * workflow's jobs).
+	 */
 };
 
 /* The action of ferry_control_select(): ferry_stop() ... ferry_dispose() on each job. */
@@ -642,6 +646,15 @@ struct ferry_control_result {
  */
 int ferry_control_select(ferry_conn *conn, const struct ferry_selection *sel,
 			 enum ferry_control action, struct ferry_control_result *out);
+
+/*
+ * ferry_control_select() of the jobs of workflow wf (ferry_workflow_id,
+ * > 0) that sel also takes; sel NULL: every job of wf. Ids of no job of
+ * wf are not matched. A workflow that does not exist matches nothing.
+ * Errors: as ferry_control_select(); FERRY_EINVAL for wf < 1.
+ */
+int ferry_control_workflow(ferry_conn *conn, int64_t wf, const struct ferry_selection *sel,
+			   enum ferry_control action, struct ferry_control_result *out);
 
 enum ferry_stream { FERRY_STDOUT = 1, FERRY_STDERR = 2 };
 

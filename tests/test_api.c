@@ -1113,6 +1113,20 @@ static void t_workflow(void)
 	o.workflow = id;
 	OK(ferry_list_jobs(conn, &o, count_wf, &listed));
 	CHECK(listed == 4);
+	/* a control of the workflow's jobs: all ended, so matched and unchanged */
+	{
+		struct ferry_control_result res;
+		const ferry_job_id(*none)[2] = NULL;
+		struct ferry_selection sel = {.ranges = none, .nranges = 0, .name = "d"};
+		OK(ferry_control_workflow(conn, id, NULL, FERRY_CONTROL_KILL, &res));
+		CHECK(res.matched == 4 && res.changed == 0 && res.failed == 0);
+		OK(ferry_control_workflow(conn, id, &sel, FERRY_CONTROL_KILL, &res));
+		CHECK(res.matched == 1 && res.changed == 0);
+		OK(ferry_control_workflow(conn, id + 100, NULL, FERRY_CONTROL_KILL, &res));
+		CHECK(res.matched == 0);
+		CHECK(ferry_control_workflow(conn, 0, NULL, FERRY_CONTROL_KILL, &res) ==
+		      FERRY_EINVAL);
+	}
 	/* refused whole, with the reason */
 	CHECK(ferry_submit_workflow(conn,
 				    "{\"jobs\": {\"a\": {\"argv\": [\"true\"]}}, "

@@ -133,8 +133,7 @@ static int control_selection(struct ctx *c, const struct control_opts *o)
 				      .nstates = o->states.n,
 				      .name = o->name,
 				      .ranges = (const ferry_job_id(*)[2])o->ranges,
-				      .nranges = o->nranges,
-				      .workflow = o->workflow};
+				      .nranges = o->nranges};
 	struct ferry_control_result *res = malloc(sizeof(*res));
 	size_t k = 0;
 	int rc;
@@ -143,7 +142,9 @@ static int control_selection(struct ctx *c, const struct control_opts *o)
 		return ferry__cli_out_of_memory(c);
 	while (strcmp(actions[k].cmd, c->cmd->name))
 		k++;
-	rc = ferry_control_select(c->conn, &sel, actions[k].action, res);
+	rc = o->workflow > 0
+		 ? ferry_control_workflow(c->conn, o->workflow, &sel, actions[k].action, res)
+		 : ferry_control_select(c->conn, &sel, actions[k].action, res);
 	rc = rc < 0 ? ferry__cli_report(c, rc) : print_result(c, actions[k].done, res);
 	free(res);
 	return rc;

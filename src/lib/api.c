@@ -434,8 +434,9 @@ static int selection_lists(ferry_conn *c, const struct ferry_selection *sel, jso
 	return bad ? ferry__seterr(c, FERRY_ENOMEM, "out of memory") : 0;
 }
 
-/* The selection as the request's fields: 0 or an error with the message set. */
-static int selection_fields(ferry_conn *c, const struct ferry_selection *sel, json_t *req)
+/* The selection (and workflow wf, > 0) as the request's fields: 0 or an error. */
+static int selection_fields(ferry_conn *c, const struct ferry_selection *sel, int64_t wf,
+			    json_t *req)
 {
 	int bad = 0;
 
@@ -443,8 +444,8 @@ static int selection_fields(ferry_conn *c, const struct ferry_selection *sel, js
 		bad = json_object_set_new(req, "all", json_true());
 	if (!bad && sel->name)
 		bad = json_object_set_new(req, "name", json_string(sel->name));
-	if (!bad && sel->workflow > 0)
-		bad = json_object_set_new(req, "workflow", json_integer(sel->workflow));
+	if (!bad && wf > 0)
+		bad = json_object_set_new(req, "workflow", json_integer(wf));
 	if (bad)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	return selection_lists(c, sel, req);
@@ -472,8 +473,9 @@ static void control_result(json_t *reply, struct ferry_control_result *out)
 	}
 }
 
-FERRY_EXPORT int ferry_control_select(ferry_conn *c, const struct ferry_selection *sel,
-				      enum ferry_control action, struct ferry_control_result *out)
+/* ferry_control_select() and ferry_control_workflow() (wf > 0) */
+static int control_select(ferry_conn *c, const struct ferry_selection *sel, int64_t wf,
+			  enum ferry_control action, struct ferry_control_result *out)
 {
 	static const char *const names[] = {[FERRY_CONTROL_STOP] = "stop",
 					    [FERRY_CONTROL_RESTART] = "restart",
@@ -485,7 +487,7 @@ FERRY_EXPORT int ferry_control_select(ferry_conn *c, const struct ferry_selectio
 
 	if (!sel || !out)
 		return ferry__seterr(c, FERRY_EINVAL, "no selection or no result given");
-	if (!sel->all && !sel->nstates && !sel->name && !sel->nranges && sel->workflow <= 0)
+	if (!sel->all && !sel->nstates && !sel->name && !sel->nranges && wf <= 0)
 		return ferry__seterr(
 		    c, FERRY_EINVAL,
 		    "a selection needs all, states, a name, a workflow or id ranges");
@@ -496,7 +498,7 @@ FERRY_EXPORT int ferry_control_select(ferry_conn *c, const struct ferry_selectio
 		  : json_pack("{s:s,s:s}", "op", "control", "action", names[action]);
 	if (!req)
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	if ((rc = selection_fields(c, sel, req))) {
+	if ((rc = selection_fields(c, sel, wf, req))) {
 		json_decref(req);
 		return rc;
 	}
@@ -505,6 +507,23 @@ FERRY_EXPORT int ferry_control_select(ferry_conn *c, const struct ferry_selectio
 	control_result(reply, out);
 	json_decref(reply);
 	return 0;
+}
+
+FERRY_EXPORT int ferry_control_select(ferry_conn *c, const struct ferry_selection *sel,
+				      enum ferry_control action, struct ferry_control_result *out)
+{
+	return control_select(c, sel, 0, action, out);
+}
+
+FERRY_EXPORT int ferry_control_workflow(ferry_conn *c, int64_t wf,
+					const struct ferry_selection *sel,
+					enum ferry_control action, struct ferry_control_result *out)
+{
+	static const struct ferry_selection every = {0};
+
+	if (wf < 1)
+		return ferry__seterr(c, FERRY_EINVAL, "invalid workflow id %lld", (long long)wf);
+	return control_select(c, sel ? sel : &every, wf, action, out);
 }
 
 FERRY_EXPORT int ferry_read_output(ferry_conn *c, ferry_job_id id, enum ferry_stream stream,
