@@ -442,9 +442,7 @@ void ferry__engine_job_state(struct ferry_engine *eng, struct job *j, enum ferry
 	ferry__db_set_state(eng->db, j->id, st);
 }
 
-/* Ends a job that never started (killed or refused before its start). */
-static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_exit_status es,
-			  const char *msg)
+struct job_result ferry__job_result_unran(enum ferry_exit_status es, const char *msg)
 {
 	struct job_result r = {
 	    .exit_status = es,
@@ -452,9 +450,19 @@ static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_ex
 	    .cpu_sys = -1,
 	    .wall = -1,
 	    .max_rss_kb = -1,
+	    .ended_at = ferry__now(),
 	};
 
 	snprintf(r.message, sizeof(r.message), "%s", msg);
+	return r;
+}
+
+/* Ends a job that never started (killed or refused before its start). */
+static void end_unstarted(struct ferry_engine *eng, struct job *j, enum ferry_exit_status es,
+			  const char *msg)
+{
+	struct job_result r = ferry__job_result_unran(es, msg);
+
 	ferry__engine_job_ended(eng, j, &r);
 }
 

@@ -63,6 +63,8 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng);
 /* A backend reports that a job started / ended. */
 void ferry__engine_job_started(struct ferry_engine *eng, struct job *j, double at);
 void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const struct job_result *r);
+/* The result of a job that never ran: es, msg, no usage, ended now. */
+struct job_result ferry__job_result_unran(enum ferry_exit_status es, const char *msg);
 /* The job in memory, or NULL: ended, unknown, or waiting in the database (held). */
 struct job *ferry__engine_job(struct ferry_engine *eng, int64_t id);
 /*

@@ -75,21 +75,6 @@ static int is_barrier(struct ferry_engine *eng, int64_t id)
 	return barrier;
 }
 
-static struct job_result wf_result(enum ferry_exit_status es, const char *msg)
-{
-	struct job_result r = {
-	    .exit_status = es,
-	    .cpu_user = -1,
-	    .cpu_sys = -1,
-	    .wall = -1,
-	    .max_rss_kb = -1,
-	    .ended_at = ferry__now(),
-	};
-
-	snprintf(r.message, sizeof(r.message), "%s", msg);
-	return r;
-}
-
 /*
  * Ends job id, which never ran: through the engine when it is in memory
  * (a wait or a hold took it), else its row alone. Its own end is queued.
@@ -98,7 +83,7 @@ static void end_unran(struct ferry_engine *eng, int64_t id, int64_t wf, enum fer
 		      const char *msg, const char *how)
 {
 	struct job *j = ferry__engine_job(eng, id);
-	struct job_result r = wf_result(es, msg);
+	struct job_result r = ferry__job_result_unran(es, msg);
 
 	if (j) {
 		if (es == FERRY_FINISHED_REGULARLY)
