@@ -758,7 +758,11 @@ def test_ctrl_c_interrupts_a_wait(py_near, call):
         p.send_signal(signal.SIGINT)
         assert p.stdout.readline().strip() == "interrupted"
         took = time.monotonic() - t0
-        rest, err = p.communicate(timeout=60)
+        # not communicate(): it reads the pipe itself, and would miss what
+        # readline() above already took into p.stdout's buffer (the next
+        # lines, when the snippet wrote them before this process read)
+        p.wait(timeout=60)
+        rest, err = p.stdout.read(), p.stderr.read()
     finally:
         if p.poll() is None:
             p.kill()
