@@ -468,8 +468,9 @@ enum ferry_workflow_state {
 	FERRY_WF_IN_PROGRESS,	     /* some started or ended, not all ended */
 	FERRY_WF_DONE,		     /* every job ended done */
 	FERRY_WF_DONE_WITH_FAILURES, /* every job ended, some failed (or were aborted) */
+	FERRY_WF_STOPPED,	     /* stopped (ferry_stop_workflow()), not restarted since */
 };
-/* "not started", "in progress", "done", "done with failures"; NULL for another value. */
+/* "not started", "in progress", "done", "done with failures", "stopped"; NULL for another. */
 const char *ferry_workflow_state_name(enum ferry_workflow_state s);
 
 /*
@@ -534,6 +535,45 @@ void ferry_workflows_free(struct ferry_workflow_info **list, size_t n);
  *   errors.
  */
 int ferry_wait_workflow(ferry_conn *conn, ferry_workflow_id id, double timeout_s);
+struct ferry_control_result; /* below, with ferry_control_select() */
+/*
+ * Stops workflow id (soma-workflow's stop_workflow): every job of it not
+ * ended is killed, as ferry_control_workflow() with FERRY_CONTROL_KILL
+ * does, so nothing of it starts after the call (a job not started ends
+ * at once, failed / killed_by_user, and what is downstream of it
+ * aborted; a running one ends when it dies). Its state is
+ * FERRY_WF_STOPPED until ferry_restart_workflow(), unless every job ended
+ * done anyway. Stopping a workflow whose jobs all ended changes nothing.
+ * out (may be NULL) gets the kill's counts, as ferry_control_select()'s.
+ * Errors: FERRY_ENOJOB (no such workflow), FERRY_EINVAL (id < 1),
+ *   connection errors.
+ */
+int ferry_stop_workflow(ferry_conn *conn, ferry_workflow_id id, struct ferry_control_result *out);
+/*
+ * Restarts workflow id (soma-workflow's restart_workflow): its jobs that
+ * ended failed (killed and aborted ones too) run again, keeping their
+ * ids, each once its dependencies are done; the done ones are kept. A
+ * job downstream of one disposed of cannot run again and stays as it
+ * is. The jobs' previous end, usage and messages are forgotten (the
+ * files they wrote elsewhere stay). All reset in one transaction,
+ * committed before the answer. *restarted (may be NULL) gets how many
+ * jobs will run again. A replay after a lost reply restarts what failed
+ * meanwhile, if anything.
+ * Errors: FERRY_ENOJOB (no such workflow), FERRY_ESTATE (stopped, and
+ *   jobs being killed have not ended yet: restart once they have),
+ *   FERRY_EINVAL (id < 1), connection errors.
+ */
+int ferry_restart_workflow(ferry_conn *conn, ferry_workflow_id id, size_t *restarted);
+/*
+ * Disposes of workflow id: every job of it, as ferry_control_workflow()
+ * with FERRY_CONTROL_DISPOSE does (a running one is killed and goes
+ * when it ended), and the workflow itself, which ferry_workflow_status()
+ * no longer finds. out (may be NULL) gets the counts of the jobs'
+ * disposal. Errors: FERRY_ENOJOB (no such workflow; not after a replay
+ * of this call), FERRY_EINVAL (id < 1), connection errors.
+ */
+int ferry_dispose_workflow(ferry_conn *conn, ferry_workflow_id id,
+			   struct ferry_control_result *out);
 
 /*
  * The controls below act at once on a job the engine runs itself (the

@@ -1076,6 +1076,7 @@ static int count_wf(void *arg, const struct ferry_job_info *j)
 
 /* ferry_submit_workflow() and the calls of a workflow: a diamond, in order */
 static void list_opts_version_1(void);
+static void workflow_stop_restart_dispose(void);
 
 static void t_workflow(void)
 {
@@ -1144,6 +1145,57 @@ static void t_workflow(void)
 	CHECK(again == id);
 	OK(ferry_wait_workflow(conn, id, 60));
 	list_opts_version_1();
+	workflow_stop_restart_dispose();
+}
+
+static enum ferry_workflow_state wf_state(ferry_workflow_id id)
+{
+	struct ferry_workflow_info *w = NULL;
+	enum ferry_workflow_state st = (enum ferry_workflow_state) - 1;
+
+	OK(ferry_workflow_status(conn, id, &w));
+	if (w)
+		st = w->state;
+	ferry_workflow_info_free(w);
+	return st;
+}
+
+/*
+ * A workflow stopped at once (its first job runs, or is about to), then
+ * restarted once its command is fixed: it ends done; disposed of, it is
+ * gone.
+ */
+static void workflow_stop_restart_dispose(void)
+{
+	char text[2048], flag[512];
+	struct ferry_control_result res;
+	ferry_workflow_id id;
+	size_t n = 0;
+
+	snprintf(flag, sizeof(flag), "%.400s/wf-fixed", tmpdir);
+	snprintf(text, sizeof(text),
+		 "{\"jobs\": {\"a\": {\"argv\": [\"sh\", \"-c\", \"test -e %s || sleep 60\"]},"
+		 "\"b\": {\"argv\": [\"true\"]}}, \"dependencies\": [[\"a\", \"b\"]]}",
+		 flag);
+	OK(ferry_submit_workflow(conn, text, &id));
+	OK(ferry_stop_workflow(conn, id, &res));
+	CHECK(res.matched == 2 && res.failed == 0);
+	OK(ferry_wait_workflow(conn, id, 60));
+	CHECK(wf_state(id) == FERRY_WF_STOPPED);
+	CHECK(!strcmp(ferry_workflow_state_name(FERRY_WF_STOPPED), "stopped"));
+	fclose(fopen(flag, "w"));
+	OK(ferry_restart_workflow(conn, id, &n));
+	CHECK(n == 2);
+	OK(ferry_wait_workflow(conn, id, 120));
+	CHECK(wf_state(id) == FERRY_WF_DONE);
+	OK(ferry_restart_workflow(conn, id, &n)); /* nothing failed: nothing to run */
+	CHECK(n == 0);
+	OK(ferry_dispose_workflow(conn, id, &res));
+	CHECK(res.matched == 2);
+	CHECK(ferry_wait_workflow(conn, id, 1) == FERRY_ENOJOB);
+	CHECK(ferry_stop_workflow(conn, id, NULL) == FERRY_ENOJOB);
+	CHECK(ferry_restart_workflow(conn, id, NULL) == FERRY_ENOJOB);
+	CHECK(ferry_dispose_workflow(conn, 0, NULL) == FERRY_EINVAL);
 }
 
 static int count_all(void *arg, const struct ferry_job_info *j)

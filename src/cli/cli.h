@@ -186,6 +186,9 @@ int ferry__cli_cmd_info(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_jobs(struct ctx *c, int argc, char **argv);
 /* stop, restart, hold, release, kill, dispose: the table's action on each id */
 int ferry__cli_cmd_control(struct ctx *c, int argc, char **argv);
+/* What a control by selection did, as text or --json; CLI_FAILED when some job refused. */
+int ferry__cli_print_control(const struct ctx *c, const char *done,
+			     const struct ferry_control_result *res);
 int ferry__cli_cmd_logs(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_send(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_register(struct ctx *c, int argc, char **argv);

@@ -105,8 +105,8 @@ static json_t *result_json(const struct ferry_control_result *res)
 }
 
 /* "N jobs killed (M matched; K not: first reasons)"; 4 when some were not. */
-static int print_result(const struct ctx *c, const char *done,
-			const struct ferry_control_result *res)
+int ferry__cli_print_control(const struct ctx *c, const char *done,
+			     const struct ferry_control_result *res)
 {
 	if (c->json) {
 		int rc = ferry__cli_print_json(c, result_json(res), JSON_COMPACT); /* takes it */
@@ -145,7 +145,7 @@ static int control_selection(struct ctx *c, const struct control_opts *o)
 	rc = o->workflow > 0
 		 ? ferry_control_workflow(c->conn, o->workflow, &sel, actions[k].action, res)
 		 : ferry_control_select(c->conn, &sel, actions[k].action, res);
-	rc = rc < 0 ? ferry__cli_report(c, rc) : print_result(c, actions[k].done, res);
+	rc = rc < 0 ? ferry__cli_report(c, rc) : ferry__cli_print_control(c, actions[k].done, res);
 	free(res);
 	return rc;
 }

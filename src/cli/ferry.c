@@ -223,7 +223,11 @@ static const char workflow_help[] =
     "  status W         counts of its jobs per state, and its overall state\n"
     "  wait W           until every job of W ended; exit 4 when one failed,\n"
     "                   3 after --timeout SECONDS\n"
-    "  jobs W           its jobs, as 'ferry jobs --workflow W' lists them\n";
+    "  jobs W           its jobs, as 'ferry jobs --workflow W' lists them\n"
+    "  stop W           kill its jobs not ended: nothing of it starts any more\n"
+    "  restart W        run again its failed, killed and aborted jobs (the done\n"
+    "                   ones stay), each once its dependencies are done\n"
+    "  dispose W        dispose of its jobs and of the workflow\n";
 
 static const struct cmd commands[] = {
     {"submit", ferry__cli_cmd_submit, "[OPTIONS] (-- CMD [ARGS...] | --bulk FILE)", "Submit a job",
@@ -247,7 +251,7 @@ static const struct cmd commands[] = {
     {"dispose", ferry__cli_cmd_control, SEL_ARGS, "Kill jobs if active and forget them",
      control_help, ferry_dispose},
     {"workflow", ferry__cli_cmd_workflow,
-     "submit FILE | status [--json] W | wait [--timeout S] W | jobs [--json] W",
+     "submit FILE | status|jobs [--json] W | wait [--timeout S] W | stop|restart|dispose W",
      "Submit and follow workflows (jobs with dependencies)", workflow_help, NULL},
     {"workflows", ferry__cli_cmd_workflows, "[--json]", "List the workflows of the resource", NULL,
      NULL},

@@ -1,5 +1,6 @@
 /*
- * workflow.c - ferry workflow submit|status|wait|jobs, and ferry workflows
+ * workflow.c - ferry workflow submit|status|wait|jobs|stop|restart|dispose,
+ * and ferry workflows
  * (docs/workflows.md): a workflow file goes to the engine as it is, in one
  * call (ferry_submit_workflow()); what the engine says of it is printed.
  */
@@ -154,6 +155,34 @@ static int wf_jobs(struct ctx *c, const char *w)
 	return ferry__cli_cmd_jobs(c, args[3] ? 4 : 3, args);
 }
 
+/* stop, restart, dispose W: what the engine did, as the job controls print it */
+static int wf_control(struct ctx *c, const char *action, ferry_workflow_id id)
+{
+	struct ferry_control_result *res = malloc(sizeof(*res));
+	size_t n = 0;
+	int rc;
+
+	if (!res)
+		return ferry__cli_out_of_memory(c);
+	if (!strcmp(action, "restart")) {
+		if ((rc = ferry_restart_workflow(c->conn, id, &n)) < 0)
+			rc = ferry__cli_report(c, rc);
+		else if (c->json)
+			rc = ferry__cli_print_json(
+			    c, json_pack("{s:I}", "restarted", (json_int_t)n), JSON_COMPACT);
+		else
+			printf("%zu job%s restarted\n", n, n == 1 ? "" : "s");
+	} else {
+		int stop = !strcmp(action, "stop");
+		rc = stop ? ferry_stop_workflow(c->conn, id, res)
+			  : ferry_dispose_workflow(c->conn, id, res);
+		rc = rc < 0 ? ferry__cli_report(c, rc)
+			    : ferry__cli_print_control(c, stop ? "killed" : "disposed", res);
+	}
+	free(res);
+	return rc;
+}
+
 static int wf_opt(struct ctx *c, void *data, int opt, const char *arg)
 {
 	double *timeout = data;
@@ -198,7 +227,8 @@ int ferry__cli_cmd_workflow(struct ctx *c, int argc, char **argv)
 	}
 	if (!strcmp(action, "submit"))
 		return wf_submit(c, argv[optind + 1]);
-	if (strcmp(action, "status") && strcmp(action, "wait") && strcmp(action, "jobs")) {
+	if (strcmp(action, "status") && strcmp(action, "wait") && strcmp(action, "jobs") &&
+	    strcmp(action, "stop") && strcmp(action, "restart") && strcmp(action, "dispose")) {
 		ferry__cli_errorf(c, "unknown action '%s'", action);
 		return ferry__cli_usage_error(c);
 	}
@@ -209,7 +239,9 @@ int ferry__cli_cmd_workflow(struct ctx *c, int argc, char **argv)
 		return wf_jobs(c, argv[optind + 1]);
 	if (ferry__cli_connect(c) < 0)
 		return CLI_ERR;
-	return !strcmp(action, "status") ? wf_status(c, id) : wf_wait(c, id, timeout);
+	if (!strcmp(action, "status"))
+		return wf_status(c, id);
+	return !strcmp(action, "wait") ? wf_wait(c, id, timeout) : wf_control(c, action, id);
 }
 
 int ferry__cli_cmd_workflows(struct ctx *c, int argc, char **argv)

@@ -26,6 +26,10 @@
  * order than sort what the index finds (a million held rows read at start).
  */
 #define LIVE "jobs INDEXED BY jobs_live"
+/* A workflow as struct db_wf_row takes it */
+#define WF_COLS                                                                                    \
+	"id, name, submitted_at, groups, "                                                         \
+	"EXISTS (SELECT 1 FROM workflow_stops s WHERE s.wf = workflows.id)"
 
 enum stmt_id {
 	S_BEGIN,
@@ -104,6 +108,12 @@ enum stmt_id {
 	S_WF_JOBS,
 	S_WF_GC,
 	S_JOB_WAITING,
+	S_WF_STOP,
+	S_WF_UNSTOP,
+	S_WF_DELETE,
+	S_WF_RERUNNABLE,
+	S_PREDS_NOT_DONE,
+	S_RERUN_JOB,
 	S_LIST_IDS_WF,
 	S_LIST_IDS_WF_STATE,
 	S_SELECT_WF,
@@ -283,15 +293,36 @@ static const char *const sql[S_COUNT] = {
 		    "GROUP BY state",
     [S_WF_LEFT] = "SELECT count(*) FROM jobs WHERE workflow = ?1 AND disposed = 0 AND "
 		  "ended_at IS NULL",
-    [S_WF_GET] = "SELECT id, name, submitted_at, groups FROM workflows WHERE id = ?1",
-    [S_WF_LIST] = "SELECT id, name, submitted_at, groups FROM workflows WHERE id > ?1 "
-		  "ORDER BY id",
+    [S_WF_GET] = "SELECT " WF_COLS " FROM workflows WHERE id = ?1",
+    [S_WF_LIST] = "SELECT " WF_COLS " FROM workflows WHERE id > ?1 ORDER BY id",
     [S_WF_JOBS] = "SELECT id FROM jobs WHERE workflow = ?1 AND disposed = 0 AND id > ?2 "
 		  "ORDER BY id LIMIT ?3",
     /* a workflow goes with its last job */
     [S_WF_GC] = "DELETE FROM workflows WHERE NOT EXISTS "
 		"(SELECT 1 FROM jobs WHERE jobs.workflow = workflows.id)",
     [S_JOB_WAITING] = "SELECT waiting FROM jobs WHERE id = ?1",
+    [S_WF_STOP] = "INSERT OR IGNORE INTO workflow_stops(wf) VALUES (?1)",
+    [S_WF_UNSTOP] = "DELETE FROM workflow_stops WHERE wf = ?1",
+    [S_WF_DELETE] = "DELETE FROM workflows WHERE id = ?1",
+    /*
+     * The jobs of workflow ?1 a restart runs again: those ended failed
+     * (?2), but the ones downstream of a dependency disposed of, which
+     * can never be done again.
+     */
+    [S_WF_RERUNNABLE] =
+	"WITH RECURSIVE blocked(id) AS (SELECT j.id FROM jobs j JOIN job_deps d ON d.succ = j.id "
+	"WHERE j.workflow = ?1 AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.id = d.pred AND "
+	"p.disposed = 0) UNION SELECT d.succ FROM job_deps d JOIN blocked b ON d.pred = b.id) "
+	"SELECT id FROM jobs WHERE workflow = ?1 AND disposed = 0 AND state = ?2 AND "
+	"id NOT IN (SELECT id FROM blocked) ORDER BY id",
+    [S_PREDS_NOT_DONE] = "SELECT d.pred FROM job_deps d JOIN jobs p ON p.id = d.pred "
+			 "WHERE d.succ = ?1 AND p.state != ?2 ORDER BY d.pred",
+    /* an ended job back to what a job of a workflow is when submitted */
+    [S_RERUN_JOB] = "UPDATE jobs SET state = ?2, waiting = ?3, message = ?4, exit_status = 0, "
+		    "exit_value = NULL, signal = NULL, cpu_user = NULL, cpu_sys = NULL, "
+		    "max_rss_kb = NULL, wall = NULL, started_at = NULL, ended_at = NULL, "
+		    "native_id = NULL, kill_requested = 0, dispose_after = NULL, requeues = 0 "
+		    "WHERE id = ?1 AND ended_at IS NOT NULL AND disposed = 0",
     /* a listing of one workflow's jobs (ferry__db_list_ids), through jobs_workflow */
     [S_LIST_IDS_WF] = "SELECT id FROM jobs WHERE workflow = ?5 AND id > ?1 AND disposed = 0 AND "
 		      "submitted_at >= ?2 ORDER BY id LIMIT ?3",
@@ -391,6 +422,14 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS job_deps_succ ON job_deps(succ);"
     "CREATE TRIGGER IF NOT EXISTS jobs_deps_gone AFTER DELETE ON jobs "
     "BEGIN DELETE FROM job_deps WHERE succ = old.id; END;"
+    /*
+     * The workflows stopped (ferry workflow stop) and not restarted since.
+     * A table rather than a column: no schema version, as for failures; an
+     * older engine ignores it, and one of schema 6 gains it empty.
+     */
+    "CREATE TABLE IF NOT EXISTS workflow_stops(wf INTEGER PRIMARY KEY);"
+    "CREATE TRIGGER IF NOT EXISTS workflows_stop_gone AFTER DELETE ON workflows "
+    "BEGIN DELETE FROM workflow_stops WHERE wf = old.id; END;"
     "INSERT OR IGNORE INTO meta VALUES('schema', '6');";
 
 /* What names schema 6's columns, which an older database gains only in db_migrate. */
@@ -1697,6 +1736,7 @@ static int wf_rows(struct ferry_db *db, enum stmt_id s, int64_t arg,
 		    .name = (const char *)sqlite3_column_text(q, 1),
 		    .submitted_at = sqlite3_column_double(q, 2),
 		    .groups = (const char *)sqlite3_column_text(q, 3),
+		    .stopped = sqlite3_column_int(q, 4),
 		};
 		found = 1;
 		err = cb(cbarg, &w);
@@ -1738,6 +1778,49 @@ int ferry__db_wf_jobs(struct ferry_db *db, int64_t wf, int64_t after, size_t max
 int ferry__db_wf_gc(struct ferry_db *db)
 {
 	return run(db, S_WF_GC, "delete workflows") ? FERRY_EINTERNAL : 0;
+}
+
+static int wf_run(struct ferry_db *db, enum stmt_id s, int64_t wf, const char *what)
+{
+	sqlite3_bind_int64(db->st[s], 1, wf);
+	return run(db, s, what) ? FERRY_EINTERNAL : 0;
+}
+
+int ferry__db_wf_set_stopped(struct ferry_db *db, int64_t wf, int stopped)
+{
+	return stopped ? wf_run(db, S_WF_STOP, wf, "stop workflow")
+		       : wf_run(db, S_WF_UNSTOP, wf, "restart workflow");
+}
+
+int ferry__db_wf_delete(struct ferry_db *db, int64_t wf)
+{
+	return wf_run(db, S_WF_DELETE, wf, "delete workflow");
+}
+
+int ferry__db_wf_rerunnable(struct ferry_db *db, int64_t wf, int64_t **ids, size_t *n)
+{
+	sqlite3_bind_int64(db->st[S_WF_RERUNNABLE], 1, wf);
+	sqlite3_bind_int(db->st[S_WF_RERUNNABLE], 2, FERRY_FAILED);
+	return collect_ids(db, db->st[S_WF_RERUNNABLE], "jobs to run again", ids, n);
+}
+
+int ferry__db_preds_not_done(struct ferry_db *db, int64_t id, int64_t **ids, size_t *n)
+{
+	sqlite3_bind_int64(db->st[S_PREDS_NOT_DONE], 1, id);
+	sqlite3_bind_int(db->st[S_PREDS_NOT_DONE], 2, FERRY_DONE);
+	return collect_ids(db, db->st[S_PREDS_NOT_DONE], "dependencies", ids, n);
+}
+
+int ferry__db_rerun_job(struct ferry_db *db, int64_t id, enum ferry_job_status st, int waiting,
+			const char *message)
+{
+	sqlite3_stmt *q = db->st[S_RERUN_JOB];
+
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int(q, 2, (int)st);
+	sqlite3_bind_int(q, 3, waiting);
+	bind_text(q, 4, message);
+	return run(db, S_RERUN_JOB, "run a job again") ? FERRY_EINTERNAL : 0;
 }
 
 int ferry__db_select_workflow(struct ferry_db *db, int64_t wf, unsigned states, int64_t first,

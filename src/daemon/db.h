@@ -245,6 +245,7 @@ struct db_wf_row {
 	int64_t id;
 	const char *name, *groups; /* may be NULL */
 	double submitted_at;
+	int stopped; /* stopped, and not restarted since */
 };
 /* Workflow wf to cb: cb's return, FERRY_ENOJOB, or another error. */
 int ferry__db_wf_get(struct ferry_db *db, int64_t wf,
@@ -262,5 +263,24 @@ int ferry__db_select_workflow(struct ferry_db *db, int64_t wf, unsigned states, 
 			      void *arg);
 /* Deletes the workflows whose jobs are all gone. */
 int ferry__db_wf_gc(struct ferry_db *db);
+/* Marks workflow wf stopped (1) or not (0). */
+int ferry__db_wf_set_stopped(struct ferry_db *db, int64_t wf, int stopped);
+/* Deletes workflow wf's row (its jobs are disposed of apart). */
+int ferry__db_wf_delete(struct ferry_db *db, int64_t wf);
+/*
+ * The jobs of workflow wf that a restart runs again, by id (so each after
+ * its dependencies): the failed ones, but those downstream of a job
+ * disposed of. *ids is malloc'd.
+ */
+int ferry__db_wf_rerunnable(struct ferry_db *db, int64_t wf, int64_t **ids, size_t *n);
+/* The ids of job id's dependencies that are not done, ascending (malloc'd). */
+int ferry__db_preds_not_done(struct ferry_db *db, int64_t id, int64_t **ids, size_t *n);
+/*
+ * Ended job id back to a job not started, in state st, waiting for
+ * waiting dependencies, with message (may be NULL): its end, usage and
+ * disposal time cleared. Nothing for a job not ended or being disposed.
+ */
+int ferry__db_rerun_job(struct ferry_db *db, int64_t id, enum ferry_job_status st, int waiting,
+			const char *message);
 
 #endif

@@ -212,6 +212,9 @@ int ferry__req_add_job(struct ferry_req *r, json_t *n, const struct db_wf_job *w
 int ferry__req_workflow_submit(struct ferry_req *r);
 int ferry__req_workflow_status(struct ferry_req *r);
 int ferry__req_workflows(struct ferry_req *r);
+int ferry__req_workflow_stop(struct ferry_req *r);
+int ferry__req_workflow_restart(struct ferry_req *r);
+int ferry__req_workflow_dispose(struct ferry_req *r);
 /* wait with "workflow": every job of it ended; deadline as ferry__req_wait's */
 int ferry__req_wait_workflow(struct ferry_req *r, double deadline);
 int ferry__req_status(struct ferry_req *r);

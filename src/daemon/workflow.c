@@ -493,19 +493,34 @@ static int check_groups(struct ferry_req *r, const struct graph *g)
 }
 
 /* What job i waits for, in its message: the ids of its dependencies. */
-static void waiting_message(const struct graph *g, size_t i, char *msg, size_t len)
+/*
+ * "waiting for jobs 12, 13" of ids[0 .. shown) of the n a job waits for:
+ * a message shows a few, so a caller passes at most WAIT_SHOWN.
+ */
+#define WAIT_SHOWN 32
+static void waiting_message(const int64_t *ids, size_t shown, size_t n, char *msg, size_t len)
 {
-	size_t first = g->in_start[i], n = g->in_start[i + 1] - first, at;
+	size_t at = (size_t)snprintf(msg, len, "waiting for %s", n > 1 ? "jobs" : "job");
 
-	at = (size_t)snprintf(msg, len, "waiting for %s", n > 1 ? "jobs" : "job");
 	for (size_t k = 0; k < n && at < len; k++) {
-		if (at > len - 40 && k + 1 < n) {
+		if (k == shown || (at > len - 40 && k + 1 < n)) {
 			snprintf(msg + at, len - at, " and %zu more", n - k);
 			return;
 		}
 		at += (size_t)snprintf(msg + at, len - at, "%s%lld", k ? ", " : " ",
-				       (long long)g->id[g->dep[first + k][0]]);
+				       (long long)ids[k]);
 	}
+}
+
+/* The message of job i of g, waiting for its dependencies. */
+static void graph_waiting_message(const struct graph *g, size_t i, char *msg, size_t len)
+{
+	size_t first = g->in_start[i], n = g->in_start[i + 1] - first, shown = 0;
+	int64_t ids[WAIT_SHOWN];
+
+	for (; shown < n && shown < WAIT_SHOWN; shown++)
+		ids[shown] = g->id[g->dep[first + shown][0]];
+	waiting_message(ids, shown, n, msg, len);
 }
 
 /* A barrier's spec: {"barrier": true} and a name at most. */
@@ -616,7 +631,7 @@ static int record_one(struct ferry_req *r, const struct graph *g, size_t i, int6
 	int rc;
 
 	w.waiting = (int)(g->in_start[i + 1] - g->in_start[i]);
-	waiting_message(g, i, msg, sizeof(msg));
+	graph_waiting_message(g, i, msg, sizeof(msg));
 	w.message = w.waiting ? msg : NULL;
 	if (w.waiting && !(w.deps = deps = deps_text(g, i)))
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
@@ -731,13 +746,19 @@ int ferry__req_workflow_submit(struct ferry_req *r)
 
 /* ---- workflow_status, workflows, wait for a workflow ---- */
 
-/* One overall state of a workflow from its jobs' counts per state. */
-static const char *overall(const int64_t c[FERRY_FAILED + 1], int64_t total)
+/*
+ * One overall state of a workflow from its jobs' counts per state, and
+ * whether it was stopped: stopped until restarted, unless all its jobs
+ * ended done anyway (the stop came as the last ones ended).
+ */
+static const char *overall(const int64_t c[FERRY_FAILED + 1], int64_t total, int stopped)
 {
 	int64_t ended = c[FERRY_DONE] + c[FERRY_FAILED];
 	int64_t started = c[FERRY_RUNNING] + c[FERRY_SYSTEM_SUSPENDED] + c[FERRY_USER_SUSPENDED] +
 			  c[FERRY_USER_SYSTEM_SUSPENDED];
 
+	if (stopped && c[FERRY_DONE] < total)
+		return "stopped";
 	if (ended == total)
 		return c[FERRY_FAILED] ? "done with failures" : "done";
 	return ended || started ? "in progress" : "not started";
@@ -768,8 +789,8 @@ static int wf_object(void *arg, const struct db_wf_row *w)
 					    json_integer(c[s]));
 	}
 	o = json_pack("{s:I,s:s?,s:f,s:s,s:I,s:o}", "id", (json_int_t)w->id, "name", w->name,
-		      "submitted_at", w->submitted_at, "status", overall(c, total), "jobs",
-		      (json_int_t)total, "counts", counts);
+		      "submitted_at", w->submitted_at, "status", overall(c, total, w->stopped),
+		      "jobs", (json_int_t)total, "counts", counts);
 	if (!o)
 		return FERRY_ENOMEM;
 	if (!out->list)
@@ -854,4 +875,145 @@ int ferry__req_wait_workflow(struct ferry_req *r, double deadline)
 		return ferry__req_fail(r, rc, "out of memory");
 	r->deferred = rc;
 	return 0;
+}
+
+/* ---- workflow_stop, workflow_restart, workflow_dispose ---- */
+
+static int wf_stopped(void *arg, const struct db_wf_row *w)
+{
+	*(int *)arg = w->stopped;
+	return 0;
+}
+
+/* The request's workflow, which exists, and whether it is stopped: 0, or an error answered. */
+static int existing_wf(struct ferry_req *r, int64_t *wf, int *stopped)
+{
+	int rc = get_wf(r, wf);
+
+	if (!rc && (rc = ferry__db_wf_get(ferry__engine_db(r->eng), *wf, wf_stopped, stopped)))
+		return no_workflow(r, *wf, rc);
+	return rc;
+}
+
+/*
+ * Stop: its jobs not ended are killed, as ferry kill --workflow does (the
+ * answer is that selection's), and it is marked stopped until restarted.
+ * A job ended by the kill aborts what is downstream of it, so nothing of
+ * the workflow starts after the stop; a running job ends when it dies.
+ */
+int ferry__req_workflow_stop(struct ferry_req *r)
+{
+	int64_t wf, left;
+	int stopped, rc = existing_wf(r, &wf, &stopped);
+
+	if (rc)
+		return rc;
+	if ((rc = ferry__db_wf_left(ferry__engine_db(r->eng), wf, &left)))
+		return ferry__req_fail(r, rc, "cannot read workflow %lld", (long long)wf);
+	if (left && (rc = ferry__db_wf_set_stopped(ferry__engine_db(r->eng), wf, 1)))
+		return ferry__req_fail(r, rc, "cannot record the stop of workflow %lld",
+				       (long long)wf);
+	return ferry__req_select(r, "kill");
+}
+
+/*
+ * Job id, ended failed, back to what it was at the submit: waiting for
+ * its dependencies not done, or (*root) for none. Its directory goes
+ * first (before the commit): a claim or a result of the run before would
+ * make the next one look started or ended already.
+ */
+static int rerun_one(struct ferry_req *r, int64_t id, int *root)
+{
+	struct ferry_db *db = ferry__engine_db(r->eng);
+	int64_t *preds = NULL;
+	size_t n = 0;
+	char msg[200];
+	int rc;
+
+	if (ferry__engine_job(r->eng, id))
+		return ferry__req_fail(r, FERRY_EINTERNAL, "job %lld is in the engine's memory",
+				       (long long)id);
+	if ((rc = ferry__db_preds_not_done(db, id, &preds, &n)))
+		return ferry__req_fail(r, rc, "cannot read the dependencies of job %lld",
+				       (long long)id);
+	waiting_message(preds, n < WAIT_SHOWN ? n : WAIT_SHOWN, n, msg, sizeof(msg));
+	free(preds);
+	ferry__engine_remove_job_files(r->eng, id);
+	if ((rc = ferry__db_rerun_job(db, id, FERRY_SYSTEM_ON_HOLD, (int)n, n ? msg : NULL)))
+		return ferry__req_fail(r, rc, "cannot run job %lld again", (long long)id);
+	*root = n == 0;
+	return 0;
+}
+
+/*
+ * Restart (soma-workflow's restart_workflow): the jobs that ended failed
+ * (killed and aborted ones too) run again, each once its dependencies are
+ * done; the done ones stay. All are reset before any is released: a
+ * barrier released ends at once and counts its successors down, which
+ * must already wait again. Not while a stop still kills jobs: those would
+ * end after the restart and abort what it just released.
+ */
+/* Every job of ids (n) reset, the roots among them left at the front of ids (*k). */
+static int rerun_all(struct ferry_req *r, int64_t *ids, size_t n, size_t *k)
+{
+	struct ferry_db *db = ferry__engine_db(r->eng);
+	int rc = 0, root = 0;
+
+	*k = 0;
+	if (ferry__db_savepoint(db))
+		return ferry__req_fail(r, FERRY_EINTERNAL, "cannot start a transaction");
+	for (size_t i = 0; !rc && i < n; i++)
+		if (!(rc = rerun_one(r, ids[i], &root)) && root)
+			ids[(*k)++] = ids[i]; /* in order */
+	if (rc)
+		ferry__db_rollback_savepoint(db); /* all or none */
+	else
+		ferry__db_release(db);
+	return rc;
+}
+
+int ferry__req_workflow_restart(struct ferry_req *r)
+{
+	struct ferry_db *db = ferry__engine_db(r->eng);
+	int64_t wf, left, *ids = NULL;
+	size_t n = 0, k = 0;
+	int stopped, rc = existing_wf(r, &wf, &stopped);
+
+	if (rc)
+		return rc;
+	if ((rc = ferry__db_wf_left(db, wf, &left)))
+		return ferry__req_fail(r, rc, "cannot read workflow %lld", (long long)wf);
+	if (left && stopped)
+		return ferry__req_fail(r, FERRY_ESTATE,
+				       "workflow %lld is being stopped: %lld of its jobs have not "
+				       "ended yet; restart it once they have",
+				       (long long)wf, (long long)left);
+	if ((rc = ferry__db_wf_rerunnable(db, wf, &ids, &n)))
+		return ferry__req_fail(r, rc, "cannot read workflow %lld", (long long)wf);
+	if (!(rc = rerun_all(r, ids, n, &k)) && (rc = ferry__db_wf_set_stopped(db, wf, 0)))
+		rc = ferry__req_fail(r, rc, "cannot record the restart of workflow %lld",
+				     (long long)wf);
+	for (size_t i = 0; !rc && i < k; i++)
+		release(r->eng, ids[i], wf, FERRY_SYSTEM_ON_HOLD);
+	free(ids);
+	if (!rc)
+		json_object_set_new(r->out, "restarted", json_integer((json_int_t)n));
+	return rc;
+}
+
+/*
+ * Dispose: every job (as ferry dispose --workflow does; a running one is
+ * killed and goes when it ends), then the workflow's row, so that its
+ * status is no longer found.
+ */
+int ferry__req_workflow_dispose(struct ferry_req *r)
+{
+	int64_t wf;
+	int stopped, rc = existing_wf(r, &wf, &stopped);
+
+	if (!rc)
+		rc = ferry__req_select(r, NULL);
+	if (!rc && (rc = ferry__db_wf_delete(ferry__engine_db(r->eng), wf)))
+		rc = ferry__req_fail(r, rc, "cannot delete workflow %lld", (long long)wf);
+	return rc;
 }

@@ -451,7 +451,7 @@ static int selection_fields(ferry_conn *c, const struct ferry_selection *sel, in
 	return selection_lists(c, sel, req);
 }
 
-static void control_result(json_t *reply, struct ferry_control_result *out)
+void ferry__control_result(json_t *reply, struct ferry_control_result *out)
 {
 	json_t *e;
 	size_t i;
@@ -504,7 +504,7 @@ static int control_select(ferry_conn *c, const struct ferry_selection *sel, int6
 	}
 	if ((rc = ferry__call_locked(c, req, 0, &reply)))
 		return rc;
-	control_result(reply, out);
+	ferry__control_result(reply, out);
 	json_decref(reply);
 	return 0;
 }

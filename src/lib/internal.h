@@ -78,6 +78,8 @@ int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **rep
  * the call wants none. No binary part: it would not outlive the lock.
  */
 int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_t **reply);
+/* The counts of a selection's answer (docs/protocol.md, "Selections") into *out. */
+void ferry__control_result(json_t *reply, struct ferry_control_result *out);
 /*
  * Pipelining, for transfers: sends a request without waiting, and reads
  * the next reply (an error reply too: see ferry__reply_error). No

@@ -1,7 +1,8 @@
 /*
  * workflow.c - the workflow calls of libferry (include/ferry.h,
  * "Workflows"): submit one as the JSON text of docs/workflows.md, its
- * status, the list, and a wait for all its jobs.
+ * status, the list, a wait for all its jobs, and its stop, restart and
+ * disposal.
  */
 #include <errno.h>
 #include <limits.h>
@@ -19,6 +20,7 @@ static const char *const wf_state_names[] = {
     [FERRY_WF_IN_PROGRESS] = "in progress",
     [FERRY_WF_DONE] = "done",
     [FERRY_WF_DONE_WITH_FAILURES] = "done with failures",
+    [FERRY_WF_STOPPED] = "stopped",
 };
 
 FERRY_EXPORT const char *ferry_workflow_state_name(enum ferry_workflow_state s)
@@ -125,7 +127,7 @@ static struct ferry_workflow_info *wf_from_json(json_t *o)
 	for (int s = 0; s <= FERRY_FAILED; s++)
 		w->counts[s] = (size_t)json_integer_value(
 		    json_object_get(counts, ferry_status_name((enum ferry_job_status)s)));
-	for (int s = 0; status && s <= FERRY_WF_DONE_WITH_FAILURES; s++)
+	for (int s = 0; status && s <= FERRY_WF_STOPPED; s++)
 		if (!strcmp(status, wf_state_names[s]))
 			w->state = (enum ferry_workflow_state)s;
 	if (json_is_string(json_object_get(o, "name")) && !(w->name = ferry__jstrdup(o, "name")))
@@ -210,4 +212,63 @@ FERRY_EXPORT int ferry_wait_workflow(ferry_conn *c, ferry_workflow_id id, double
 	    c,
 	    json_pack("{s:s,s:I,s:f}", "op", "wait", "workflow", (json_int_t)id, "timeout", -1.0),
 	    deadline, NULL);
+}
+
+/* A request about workflow id alone; *reply is the caller's on success. */
+static int wf_call(ferry_conn *c, const char *op, ferry_workflow_id id, json_t **reply)
+{
+	json_t *req;
+	int rc;
+
+	*reply = NULL;
+	if (id < 1)
+		return ferry__seterr(c, FERRY_EINVAL, "invalid workflow id %lld", (long long)id);
+	if (!(req = json_pack("{s:s,s:I}", "op", op, "workflow", (json_int_t)id)))
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	pthread_mutex_lock(&c->mu);
+	rc = ferry__call(c, req, 0, reply, NULL, NULL);
+	/* a replay after a lost reply finds the workflow disposed of already: success */
+	if (rc == FERRY_ENOJOB && c->replayed && !strcmp(op, "workflow_dispose")) {
+		c->errmsg[0] = '\0';
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	json_decref(req);
+	return rc;
+}
+
+/* ferry_stop_workflow() and ferry_dispose_workflow(): a selection's counts */
+static int wf_select(ferry_conn *c, const char *op, ferry_workflow_id id,
+		     struct ferry_control_result *out)
+{
+	json_t *reply;
+	int rc = wf_call(c, op, id, &reply);
+
+	if (!rc && out)
+		ferry__control_result(reply, out);
+	json_decref(reply);
+	return rc;
+}
+
+FERRY_EXPORT int ferry_stop_workflow(ferry_conn *c, ferry_workflow_id id,
+				     struct ferry_control_result *out)
+{
+	return wf_select(c, "workflow_stop", id, out);
+}
+
+FERRY_EXPORT int ferry_dispose_workflow(ferry_conn *c, ferry_workflow_id id,
+					struct ferry_control_result *out)
+{
+	return wf_select(c, "workflow_dispose", id, out);
+}
+
+FERRY_EXPORT int ferry_restart_workflow(ferry_conn *c, ferry_workflow_id id, size_t *restarted)
+{
+	json_t *reply;
+	int rc = wf_call(c, "workflow_restart", id, &reply);
+
+	if (!rc && restarted)
+		*restarted = (size_t)json_integer_value(json_object_get(reply, "restarted"));
+	json_decref(reply);
+	return rc;
 }
