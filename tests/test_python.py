@@ -729,6 +729,53 @@ def test_open_output(py_near):
     assert r in ("local", "remote")
 
 
+def test_workflows(py):
+    """The workflow calls: a dict submitted in one call, its status and
+    jobs, a failure fixed and restarted, a stop, a dispose; wrong input
+    raises, naming what is wrong."""
+    r = py.run('''
+    j = connect()
+    fixed = os.path.join(WORK, "fixed")
+    wf = {"name": "py", "groups": [{"name": "g", "elements": ["a", {"name": "h",
+                                                                    "elements": ["b"]}]}],
+          "jobs": {"a": {"argv": ["true"]}, "b": {"argv": ["sh", "-c", f"test -e {fixed}"]},
+                   "c": {"argv": ["true"], "name": "ç'est"}},
+          "dependencies": [["a", "b"], ["b", "c"]]}
+    w = j.submit_workflow(wf)
+    assert j.wait_workflow(w, timeout=WAIT) is True
+    st = j.workflow_status(w)
+    assert st["status"] == "done with failures" and st["counts"] == {"done": 1, "failed": 2}
+    assert st["groups"] == wf["groups"] and st["name"] == "py" and st["jobs"] == 3, st
+    jobs = {x["name"]: x for x in j.list_jobs(workflow=w, detail=True)}
+    assert jobs["ç'est"]["exit_status"] == "aborted", jobs
+    assert jobs["ç'est"]["dependencies"] == [jobs["b"]["id"]]
+    open(fixed, "w").close()
+    assert j.restart_workflow(w) == 2
+    assert j.wait_workflow(w, timeout=WAIT) and j.workflow_status(w)["status"] == "done"
+    slow = j.submit_workflow('{"jobs": {"s": {"argv": ["sleep", "300"]}}}')
+    assert j.wait_workflow(slow, timeout=0.2) is False
+    res = j.stop_workflow(slow)
+    assert res.matched == 1 and res.changed == 1, res
+    assert j.wait_workflow(slow, timeout=WAIT)
+    assert j.workflow_status(slow)["status"] == "stopped"
+    assert [x["id"] for x in j.workflows()] == [w, slow]
+    assert j.dispose_workflow(slow).matched == 1
+    raises(ferry.NoSuchJob, j.workflow_status, slow)
+    raises(ferry.NoSuchJob, j.wait_workflow, slow)
+    raises(ferry.InvalidArgument, j.workflow_status, 0)
+    raises(TypeError, j.workflow_status, "1")
+    e = raises(ferry.InvalidArgument, j.submit_workflow,
+               {"jobs": {"a": {"argv": ["true"]}}, "dependencies": [["a", "zz"]]})
+    assert "no job 'zz'" in str(e), e
+    raises(ferry.InvalidArgument, j.submit_workflow, "{not json")
+    raises(TypeError, j.submit_workflow, {"jobs": {"a": {"argv": [object()]}}})
+    raises(ferry.InvalidArgument, lambda: list(j.list_jobs(workflow=0)))
+    assert [x["id"] for x in j.workflows()] == [w]
+    out(sorted(jobs))
+    ''')
+    assert r == ["a", "b", "ç'est"]
+
+
 @pytest.mark.parametrize("call", ["wait(long)", "wait_all()"])
 def test_ctrl_c_interrupts_a_wait(py_near, call):
     """SIGINT during wait() or wait_all(): KeyboardInterrupt within half a
@@ -813,7 +860,9 @@ def test_names_docs_and_stubs(py_local):
             "stop", "restart", "kill", "sendFile", "registerFileTransfer", "retrieveFile",
             "cancelTransfer", "jobs", "jobInformation", "transfers", "transferInformation"]
     extra = ["submit_many", "hold", "release", "dispose", "ping", "set_timeout", "close",
-             "list_jobs", "wait_all", "open_output",
+             "list_jobs", "wait_all", "open_output", "submit_workflow", "workflow_status",
+             "workflows", "wait_workflow", "stop_workflow", "restart_workflow",
+             "dispose_workflow",
              "exit_information", "stdout_read_line", "stderr_read_line", "send_file",
              "register_file_transfer", "retrieve_file", "cancel_transfer", "job_information",
              "transfer_information"]

@@ -55,6 +55,7 @@ from ferry._ferry import (  # noqa: F401 (re-exported)
 )
 from ferry import _ferry
 import datetime as _datetime
+import json as _json
 
 # The seed's name -> the snake_case alias a Python user looks for.
 _ALIASES = {
@@ -74,14 +75,23 @@ class Connection(_ferry.Connection):
     __doc__ = _ferry.Connection.__doc__
     __slots__ = ()
 
+    def submit_workflow(self, workflow):
+        """Submits a workflow (docs/workflows.md): a dict of the workflow file's
+        form, or its JSON text, in one request and one transaction; returns its
+        id once committed. Raises InvalidArgument naming what is wrong (nothing
+        is submitted then), TypeError for what is not JSON."""
+        if not isinstance(workflow, (str, bytes)):
+            workflow = _json.dumps(workflow, ensure_ascii=False)
+        return _ferry.Connection.submit_workflow(self, workflow)
+
     def list_jobs(self, state=None, *, after=0, since=None, limit=None, detail=False,
-                  page=1000):
+                  page=1000, workflow=None):
         """Iterates over the jobs of the resource, oldest (lowest id) first: their
         ids, or with detail=True dicts of every field of `ferry info --json`.
 
         state: a state name or a list of them; after: only ids above it;
         since: only jobs submitted at or after it (seconds since the epoch or a
-        datetime); limit: at most this many. The jobs come a page (page jobs,
+        datetime); limit: at most this many; workflow: only its jobs. The jobs come a page (page jobs,
         1 to 10000) per request as the iteration goes, so a listing of a
         million jobs holds one page; each job that exists throughout is listed
         once, jobs submitted meanwhile may be. The first page is asked for at
@@ -94,10 +104,14 @@ class Connection(_ferry.Connection):
             raise InvalidArgument(f"limit must be >= 0, not {limit}")
         if not isinstance(page, int) or isinstance(page, bool) or not 1 <= page <= 10000:
             raise InvalidArgument(f"page must be 1 to 10000 jobs, not {page!r}")
+        if workflow is not None and (not isinstance(workflow, int) or
+                                     isinstance(workflow, bool) or workflow < 1):
+            raise InvalidArgument(f"workflow must be a workflow id, not {workflow!r}")
 
         def ask(after, left):
             n = page if left is None else min(page, left)
-            return self._list_page(state, after, since, n, detail) if n else ([], after)
+            return (self._list_page(state, after, since, n, detail, workflow or 0)
+                    if n else ([], after))
 
         return _pages(ask, ask(after, limit), limit, page)
 

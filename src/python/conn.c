@@ -430,29 +430,52 @@ static ssize_t prune(ferry_conn *c, ferry_job_id *ids, size_t n, struct pyf_err 
 	return e->rc ? -1 : (ssize_t)kept;
 }
 
-static PyObject *wait_on(struct pyf_conn *self, ferry_conn *c, ferry_job_id *ids, size_t n,
-			 double timeout)
+/* What one slice of wait() waits for: the ids left of those asked. */
+struct wait_ids {
+	ferry_job_id *ids;
+	size_t n;
+	int first;
+};
+
+/* A slice of a wait for ids; one gone since the first slice counts as ended. */
+static int ids_slice(ferry_conn *c, void *arg, double slice, struct pyf_err *e)
+{
+	struct wait_ids *w = arg;
+	ssize_t left;
+
+	for (;;) {
+		if (!wait_slice(c, w->ids, w->n, slice, e))
+			return 0;
+		/* an id unknown at the start is an error; one gone since, an end */
+		if (e->rc != FERRY_ENOJOB || w->first)
+			break;
+		if ((left = prune(c, w->ids, w->n, e)) < 0)
+			return e->rc;
+		if (!(w->n = (size_t)left))
+			return e->rc = 0;
+	}
+	w->first = 0;
+	return e->rc;
+}
+
+/*
+ * A wait on side connection c, cut into slices of WAIT_SLICE_S so that
+ * Ctrl-C is seen between two: True once slice() says all ended, False
+ * when timeout (< 0: none) passed first.
+ */
+static PyObject *sliced_wait(struct pyf_conn *self, ferry_conn *c, double timeout,
+			     int (*slice)(ferry_conn *, void *, double, struct pyf_err *),
+			     void *arg)
 {
 	double deadline = timeout >= 0 ? now_s() + timeout : -1;
 	struct pyf_err e = {0};
-	int first = 1;
 
 	for (;;) {
-		double slice = WAIT_SLICE_S;
-		ssize_t left;
-		if (deadline >= 0 && deadline - now_s() < slice)
-			slice = deadline - now_s() > 0 ? deadline - now_s() : 0;
-		if (!wait_slice(c, ids, n, slice, &e))
+		double s = WAIT_SLICE_S;
+		if (deadline >= 0 && deadline - now_s() < s)
+			s = deadline - now_s() > 0 ? deadline - now_s() : 0;
+		if (!slice(c, arg, s, &e))
 			Py_RETURN_TRUE;
-		/* an id unknown at the start is an error; one gone since, an end */
-		if (e.rc == FERRY_ENOJOB && !first) {
-			if ((left = prune(c, ids, n, &e)) < 0)
-				return pyf_raise(&e);
-			if (!(n = (size_t)left))
-				Py_RETURN_TRUE;
-			continue;
-		}
-		first = 0;
 		if (e.rc != FERRY_ETIMEDOUT)
 			return pyf_raise(&e);
 		if (deadline >= 0 && now_s() >= deadline)
@@ -465,15 +488,32 @@ static PyObject *wait_on(struct pyf_conn *self, ferry_conn *c, ferry_job_id *ids
 	}
 }
 
+PyObject *pyf_side_wait(struct pyf_conn *self, double timeout,
+			int (*slice)(ferry_conn *, void *, double, struct pyf_err *), void *arg)
+{
+	struct pyf_err e = {0};
+	ferry_conn *c = NULL;
+	PyThreadState *ts = PyEval_SaveThread();
+	PyObject *r;
+
+	if (pyf_side_get(self, &c, &e) < 0)
+		c = NULL;
+	PyEval_RestoreThread(ts);
+	if (!c)
+		return pyf_raise(&e);
+	r = sliced_wait(self, c, timeout, slice, arg);
+	ts = PyEval_SaveThread();
+	pyf_side_put(self, c);
+	PyEval_RestoreThread(ts);
+	return r;
+}
+
 static PyObject *conn_wait(struct pyf_conn *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"job_ids", "timeout", NULL};
 	PyObject *o, *t = Py_None, *r = NULL;
 	double timeout = -1;
 	ferry_job_id *ids = NULL;
-	struct pyf_err e = {0};
-	ferry_conn *c = NULL;
-	PyThreadState *ts;
 	size_t n = 0;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:wait", kwlist, &o, &t) ||
@@ -483,18 +523,7 @@ static PyObject *conn_wait(struct pyf_conn *self, PyObject *args, PyObject *kw)
 		r = Py_NewRef(Py_True);
 		goto out;
 	}
-	ts = PyEval_SaveThread();
-	if (pyf_side_get(self, &c, &e) < 0)
-		c = NULL;
-	PyEval_RestoreThread(ts);
-	if (!c) {
-		pyf_raise(&e);
-		goto out;
-	}
-	r = wait_on(self, c, ids, n, timeout);
-	ts = PyEval_SaveThread();
-	pyf_side_put(self, c);
-	PyEval_RestoreThread(ts);
+	r = pyf_side_wait(self, timeout, ids_slice, &(struct wait_ids){ids, n, 1});
 out:
 	PyMem_Free(ids);
 	return r;
@@ -702,6 +731,37 @@ PyDoc_STRVAR(timeout_doc,
 	     "0: give up at the first loss): a call that runs out of it raises\n"
 	     "Disconnected, never hangs.");
 
+PyDoc_STRVAR(submit_workflow_doc,
+	     "submit_workflow($self, workflow, /)\n--\n\n"
+	     "Submits a workflow (docs/workflows.md): a dict of the workflow file's form, or\n"
+	     "its JSON text, in one request and one transaction; returns its id once\n"
+	     "committed. Raises InvalidArgument naming what is wrong (nothing submitted).");
+PyDoc_STRVAR(workflow_status_doc,
+	     "workflow_status($self, workflow_id, /)\n--\n\n"
+	     "A dict: id, name, submitted_at, status ('not started', 'in progress', 'done',\n"
+	     "'done with failures', 'stopped'), jobs, counts (state name -> jobs), groups.\n"
+	     "Raises NoSuchJob for an unknown workflow.");
+PyDoc_STRVAR(workflows_doc, "workflows($self, /)\n--\n\n"
+			    "The workflows of the resource, by id, as workflow_status() dicts\n"
+			    "(groups None).");
+PyDoc_STRVAR(wait_workflow_doc,
+	     "wait_workflow($self, workflow_id, timeout=-1)\n--\n\n"
+	     "True once every job of the workflow ended (failed ones too), False when\n"
+	     "timeout seconds passed first (-1 or None: no limit). Ctrl-C interrupts it.");
+PyDoc_STRVAR(stop_workflow_doc,
+	     "stop_workflow($self, workflow_id, /)\n--\n\n"
+	     "Kills every job of the workflow not ended: nothing of it starts any more,\n"
+	     "and it is 'stopped' until restart_workflow(). Returns a ferry.ControlResult.");
+PyDoc_STRVAR(restart_workflow_doc,
+	     "restart_workflow($self, workflow_id, /)\n--\n\n"
+	     "Runs again the workflow's failed, killed and aborted jobs, each once its\n"
+	     "dependencies are done; returns how many. Raises InvalidState while a stop\n"
+	     "still kills jobs.");
+PyDoc_STRVAR(dispose_workflow_doc,
+	     "dispose_workflow($self, workflow_id, /)\n--\n\n"
+	     "Disposes of every job of the workflow and of the workflow. Returns a\n"
+	     "ferry.ControlResult.");
+
 PyDoc_STRVAR(close_doc, "close($self, /)\n--\n\n"
 			"Closes the connection; jobs keep running. Closing twice is fine.");
 
@@ -734,6 +794,13 @@ static PyMethodDef conn_methods[] = {
     M("cancelTransfer", pyf_cancel_transfer, KW, cancel_doc),
     M("jobs", conn_jobs, KW, jobs_doc),
     M("jobInformation", pyf_job_information, METH_O, info_doc),
+    M("submit_workflow", pyf_submit_workflow, METH_O, submit_workflow_doc),
+    M("workflow_status", pyf_workflow_status, METH_O, workflow_status_doc),
+    M("workflows", pyf_workflows, METH_NOARGS, workflows_doc),
+    M("wait_workflow", pyf_wait_workflow, KW, wait_workflow_doc),
+    M("stop_workflow", pyf_stop_workflow, METH_O, stop_workflow_doc),
+    M("restart_workflow", pyf_restart_workflow, METH_O, restart_workflow_doc),
+    M("dispose_workflow", pyf_dispose_workflow, METH_O, dispose_workflow_doc),
     M("transfers", pyf_transfers, METH_NOARGS, transfers_doc),
     M("transferInformation", pyf_transfer_information, METH_O, tinfo_doc),
     M("ping", conn_ping, METH_NOARGS, ping_doc),

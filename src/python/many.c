@@ -124,12 +124,12 @@ static PyObject *page_list(const struct page *p)
 
 PyObject *pyf_list_page(struct pyf_conn *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"state", "after", "since", "limit", "detail", NULL};
+	static char *kwlist[] = {"state", "after", "since", "limit", "detail", "workflow", NULL};
 	PyObject *st = Py_None, *l = NULL;
 	struct page p = {.items = json_array()};
 	struct ferry_list_opts o;
 	struct pyf_err e = {0};
-	long long after = 0, limit = 1000;
+	long long after = 0, limit = 1000, workflow = 0;
 	struct pyf_arena a;
 	double since = 0;
 
@@ -137,15 +137,17 @@ PyObject *pyf_list_page(struct pyf_conn *self, PyObject *args, PyObject *kw)
 		return PyErr_NoMemory();
 	ferry_list_opts_init(&o);
 	if (pyf_arena_init(&a) < 0 ||
-	    !PyArg_ParseTupleAndKeywords(args, kw, "|OLdLp:_list_page", kwlist, &st, &after, &since,
-					 &limit, &p.detail) ||
+	    !PyArg_ParseTupleAndKeywords(args, kw, "|OLdLpL:_list_page", kwlist, &st, &after,
+					 &since, &limit, &p.detail, &workflow) ||
 	    parse_states(&a, st, (enum ferry_job_status **)&o.states, &o.nstates) < 0)
 		goto out;
-	if (after < 0 || limit < 1 || limit > PAGE_MAX || since < 0 || !isfinite(since)) {
-		pyf_raisef(FERRY_EINVAL, "after must be a job id or 0, since a time >= 0, and a "
-					 "page 1 to 10000 jobs");
+	if (after < 0 || limit < 1 || limit > PAGE_MAX || since < 0 || !isfinite(since) ||
+	    workflow < 0) {
+		pyf_raisef(FERRY_EINVAL, "after must be a job id or 0, since a time >= 0, a page 1 "
+					 "to 10000 jobs, and workflow a workflow id or 0");
 		goto out;
 	}
+	o.workflow = workflow;
 	o.after = after;
 	o.since = since;
 	o.limit = (size_t)limit;
@@ -455,7 +457,7 @@ static int parse_ranges(struct pyf_arena *a, PyObject *o, struct ferry_selection
 	return 0;
 }
 
-static PyObject *control_result(const struct ferry_control_result *r)
+PyObject *pyf_control_result(const struct ferry_control_result *r)
 {
 	PyObject *t = PyStructSequence_New(control_result_type);
 	PyObject *errs = PyList_New((Py_ssize_t)r->nerrors);
@@ -505,7 +507,7 @@ PyObject *pyf_control_select(struct pyf_conn *self, enum ferry_control action, i
 	    parse_ranges(&a, ids, &sel) < 0)
 		goto out;
 	PYF_CALL(self, &e, ferry_control_select(self->conn, &sel, action, &res));
-	r = e.rc ? pyf_raise(&e) : control_result(&res);
+	r = e.rc ? pyf_raise(&e) : pyf_control_result(&res);
 out:
 	pyf_arena_release(&a);
 	return r;

@@ -125,6 +125,14 @@ PyObject *pyf_submit_many(struct pyf_conn *self, PyObject *jobs);
 
 /* conn.c: a side connection for a blocking call (GIL released); 0, or -1 with *e set */
 int pyf_side_get(struct pyf_conn *self, ferry_conn **out, struct pyf_err *e);
+/*
+ * A wait on a side connection, in slices: slice(c, arg, seconds, e) waits
+ * up to seconds and returns 0 once all ended, FERRY_ETIMEDOUT, or an
+ * error kept in e. True, False after timeout (< 0: none), NULL raised
+ * (Ctrl-C included).
+ */
+PyObject *pyf_side_wait(struct pyf_conn *self, double timeout,
+			int (*slice)(ferry_conn *, void *, double, struct pyf_err *), void *arg);
 /* Gives c (may be NULL) back to the pool, or closes it. GIL released. */
 void pyf_side_put(struct pyf_conn *self, ferry_conn *c);
 
@@ -158,6 +166,17 @@ PyObject *pyf_control_select(struct pyf_conn *self, enum ferry_control action, i
 			     PyObject *state, PyObject *name, PyObject *ids);
 PyObject *pyf_open_output(struct pyf_conn *self, PyObject *args, PyObject *kw);
 int pyf_many_init(PyObject *m);
+/* A ferry.ControlResult of r (new reference), or NULL raised. */
+PyObject *pyf_control_result(const struct ferry_control_result *r);
+
+/* workflow.c: Connection's workflow calls */
+PyObject *pyf_submit_workflow(struct pyf_conn *self, PyObject *arg);
+PyObject *pyf_workflow_status(struct pyf_conn *self, PyObject *arg);
+PyObject *pyf_workflows(struct pyf_conn *self, PyObject *unused);
+PyObject *pyf_wait_workflow(struct pyf_conn *self, PyObject *args, PyObject *kw);
+PyObject *pyf_stop_workflow(struct pyf_conn *self, PyObject *arg);
+PyObject *pyf_restart_workflow(struct pyf_conn *self, PyObject *arg);
+PyObject *pyf_dispose_workflow(struct pyf_conn *self, PyObject *arg);
 
 /* Sleeps s seconds with the GIL released; -1 with KeyboardInterrupt (or another) set. */
 int pyf_nap(double s);
