@@ -4,8 +4,6 @@ soma-workflow's classes and calls, on the local machine and through ssh
 (where FileTransfers are real transfers). Each snippet runs in a process of
 its own, as in tests/test_python.py; each job appends its name to a log
 file, whose order is what the tests check."""
-import json
-import os
 import textwrap
 
 import pytest
@@ -428,12 +426,16 @@ def test_retrieve_stdouterr_and_unsupported_controller_options(py):
     for call in (lambda: WorkflowController(RESOURCE, rsa_key_pass="x"),
                  lambda: ctl.restart_workflow(w, queue="long"),
                  lambda: ctl.restart_jobs(w, [jid]),
-                 lambda: ctl.change_workflow_expiration_date(w, None)):
+                 lambda: ctl.change_workflow_expiration_date(w, None),
+                 lambda: ctl.set_queue_limits):
         try:
             call()
         except Unsupported as ex:
             errs.append(str(ex))
-    out([open(o).read(), open(e).read(), errs])
+    out([open(o).read(), open(e).read(), errs, ctl.get_job_command(jid),
+         ctl.drms_job_id(w, jid) == ctl._conn.jobInformation(jid)["native_id"]])
     ''')
     assert r[0] == "out\n" and r[1] == "err\n"
-    assert len(r[2]) == 4 and all("not supported" in e for e in r[2]), r[2]
+    assert len(r[2]) == 5 and all("not supported" in e for e in r[2]), r[2]
+    assert "set_queue_limits" in r[2][4] and "max_queued" in r[2][4]
+    assert r[3] == ["sh", "-c", "echo out; echo err >&2"] and r[4] is True

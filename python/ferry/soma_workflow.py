@@ -726,11 +726,9 @@ _TRANSFER_STATES = {("send", "transferring"): C.TRANSFERING_FROM_CLIENT_TO_CR,
                     ("register", "retrieved"): C.FILES_ON_CLIENT_AND_CR}
 
 
-def _resource_is_remote(resource, config_file):
-    """True when the resource's section in ferry.conf has a host: its jobs see
-    another file system, so FileTransfers go through ferry's transfers."""
-    if resource is None:
-        return False
+def _sections(config_file):
+    """The sections of ferry.conf (config_file, or where libferry looks for it),
+    as {name: {key: value}}; {} when there is none."""
     path = config_file
     if path is None:
         x, home = _os.environ.get("XDG_CONFIG_HOME"), _os.environ.get("HOME")
@@ -742,7 +740,7 @@ def _resource_is_remote(resource, config_file):
         cp.read(path)
     except _configparser.Error as e:
         raise _ferry.ConfigurationError(f"cannot read '{path}': {e}") from None
-    return cp.has_section(resource) and cp.has_option(resource, "host")
+    return {s: dict(cp.items(s)) for s in cp.sections()}
 
 
 # ------------------------------------------------------------ WorkflowController
@@ -767,16 +765,49 @@ class WorkflowController:
         if isolated_light_mode is not None:
             _unsupported("WorkflowController(isolated_light_mode=...)",
                          "each ferry resource has one engine and one database")
-        if resource_id in ("localhost", _socket.gethostname(), _socket.getfqdn()):
+        config = _os.fspath(config) if config is not None else None
+        sections = _sections(config)
+        # soma-workflow names this machine so; a ferry.conf section of that name wins
+        if resource_id in ("localhost", _socket.gethostname(), _socket.getfqdn()) and \
+                resource_id not in sections:
             resource_id = None
         self._resource_id = resource_id
-        self._args = (resource_id, login, password or None,
-                      _os.fspath(config) if config is not None else None)
+        self._args = (resource_id, login, password or None, config)
         self._conn = _ferry.Connection(*self._args)
-        self._remote = _resource_is_remote(resource_id, self._args[3])
+        # a resource with a host sees another file system: FileTransfers are transfers
+        self._remote = resource_id is not None and "host" in sections.get(resource_id, {})
         self._records = {}  # workflow id -> [(transfer id, SpecialPath, kind)]
-        self.config = self._args[3]
-        self.scheduler_config = None
+        self.config = config
+
+    # soma-workflow's calls ferry has nothing for: named, not an AttributeError
+    _NOT_HERE = {
+        "get_engine_job": "ferry's engine jobs are not Python objects: use job_status()",
+        "updated_job_parameters": "ferry has no job parameters",
+        "get_job_output_params": "ferry has no job outputs",
+        "get_queue_limits": "the limits are keys of ferry.conf (max_queued, max_running)",
+        "set_queue_limits": "the limits are keys of ferry.conf (max_queued, max_running)",
+        "get_running_jobs_limits": "the limits are keys of ferry.conf",
+        "set_running_jobs_limits": "the limits are keys of ferry.conf",
+        "scheduler_config": "ferry's scheduler is configured in ferry.conf",
+        "engine_config_proxy": "ferry's engine is configured in ferry.conf",
+    }
+
+    def __getattr__(self, name):
+        if name in WorkflowController._NOT_HERE:
+            _unsupported(f"WorkflowController.{name}", WorkflowController._NOT_HERE[name])
+        raise AttributeError(f"'WorkflowController' object has no attribute '{name}'")
+
+    def get_scheduler_type(self):
+        """The backend of the resource (ferry.conf's scheduler: local, slurm, drmaa)."""
+        return _sections(self.config).get(self._resource_id or "", {}).get(
+            "scheduler", "local")
+
+    def drms_job_id(self, wf_id, job_id):
+        """The job's id in the cluster (its process id on the local scheduler)."""
+        return self._conn.jobInformation(job_id)["native_id"]
+
+    def get_job_command(self, job_id):
+        return self._conn.jobInformation(job_id)["command"]
 
     # -- connection
     def disconnect(self):
@@ -1172,6 +1203,22 @@ _PATH_ATTRS = ("stdin", "stdout_file", "stderr_file", "working_directory",
                "input_params_file", "output_params_file")
 
 
+def _job_dict(j, ser):
+    """soma-workflow's Job.to_dict(), its paths made references by ser()."""
+    d = {"class": _BARRIER_CLASS if isinstance(j, BarrierJob) else _JOB_CLASS}
+    d.update({a: getattr(j, a) for a in _JOB_ATTRS})
+    d["command"] = ser(list(j.command))
+    for a in ("referenced_input_files", "referenced_output_files"):
+        if getattr(j, a):
+            d[a] = ser(list(getattr(j, a)))
+    for a in _PATH_ATTRS:
+        if getattr(j, a):
+            d[a] = ser(getattr(j, a))
+    if j.param_dict:
+        d["param_dict"] = ser(j.param_dict)
+    return d
+
+
 def _to_dict(wf):
     """soma-workflow's Workflow.to_dict(): ids for jobs, groups and paths from one
     counter, the paths' fields under serialized_*; a path is ["<id>", n], a
@@ -1198,20 +1245,7 @@ def _to_dict(wf):
         job_ids[j] = next(counter)
     for g in wf.groups:
         group_ids[g] = next(counter)
-    jobs = {}
-    for j, n in job_ids.items():
-        d = {"class": _BARRIER_CLASS if isinstance(j, BarrierJob) else _JOB_CLASS}
-        d.update({a: getattr(j, a) for a in _JOB_ATTRS})
-        d["command"] = ser(list(j.command))
-        for a in ("referenced_input_files", "referenced_output_files"):
-            if getattr(j, a):
-                d[a] = ser(list(getattr(j, a)))
-        for a in _PATH_ATTRS:
-            if getattr(j, a):
-                d[a] = ser(getattr(j, a))
-        if j.param_dict:
-            d["param_dict"] = ser(j.param_dict)
-        jobs[str(n)] = d
+    jobs = {str(n): _job_dict(j, ser) for j, n in job_ids.items()}
 
     def elem(e):
         return job_ids[e] if isinstance(e, Job) else group_ids[e]
