@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from test_python import world
+from test_python import TRANSPORTS, world
 
 SOMA = '''
 from ferry.soma_workflow import (Job, BarrierJob, Workflow, Group, FileTransfer,
@@ -56,13 +56,24 @@ def py(request):
     return world(request, request.param)
 
 
+@pytest.fixture(params=TRANSPORTS)
+def py_all(request):
+    """Also on Slurm and Grid Engine (DRMAA): the scenarios issue 16 marks so."""
+    return world(request, request.param)
+
+
+@pytest.fixture(params=["local", "ssh", "slurm"])
+def py_native(request):
+    return world(request, request.param)
+
+
 @pytest.fixture
 def py_local(request):
     return world(request, "local")
 
 
-def test_diamond(py):
-    r = snippet(py, '''
+def test_diamond(py_all):
+    r = snippet(py_all, '''
     a, b, c, d = app("a"), app("b", "sleep 0.3; "), app("c"), app("d")
     wf = Workflow(jobs=[a, b, c, d], dependencies=[(a, b), (a, c), (b, d), (c, d)],
                   name="diamond")
@@ -120,11 +131,11 @@ w = run(wf)
 '''
 
 
-def test_failure_propagation(py):
+def test_failure_propagation(py_all):
     """A job exiting 3 is done with exit value 3 (soma-workflow's words);
     its descendants never run: failed, aborted_before_running; the other
     branch is done; the workflow is done."""
-    r = snippet(py, prefix=FAILING, code='''
+    r = snippet(py_all, prefix=FAILING, code='''
     names = {j.job_id: j.name for j in ctl.workflow(w).jobs}
     failed = [names[i] for i in Helper.list_failed_jobs(w, ctl)]
     with_aborted = sorted(names[i] for i in Helper.list_failed_jobs(
@@ -142,8 +153,8 @@ def test_failure_propagation(py):
     assert failed == ["seg"] and with_aborted == ["c", "d", "e", "seg"]
 
 
-def test_restart_after_fixing_the_failing_command(py):
-    r = snippet(py, prefix=FAILING, code='''
+def test_restart_after_fixing_the_failing_command(py_all):
+    r = snippet(py_all, prefix=FAILING, code='''
     before = sorted(log())
     open(flag, "w").close()
     assert ctl.restart_workflow(w) is True
@@ -172,8 +183,8 @@ def test_twenty_independent_jobs(py):
     assert r[1] == ["done"] * 20 and r[2] == "workflow_done"
 
 
-def test_three_layers_of_ten_fully_connected(py):
-    r = snippet(py, '''
+def test_three_layers_of_ten_fully_connected(py_all):
+    r = snippet(py_all, '''
     layers = [[app(f"l{k}_{i}") for i in range(10)] for k in range(3)]
     deps = [(a, b) for k in range(2) for a in layers[k] for b in layers[k + 1]]
     w = run(Workflow(jobs=sum(layers, []), dependencies=deps, name="layers"))
@@ -297,11 +308,13 @@ def test_transfers_of_a_directory_and_an_img_hdr_pair(py):
         assert "out.img" in before and client_paths_in_command
 
 
-def test_native_specification_and_unsupported_input_submit_nothing(py):
+def test_native_specification_and_unsupported_input_submit_nothing(py_native):
     """A native specification the resource refuses (the local scheduler takes
-    none) and what ferry cannot honour are clear errors, and nothing of the
-    workflow stays: no workflow, no job, no transfer."""
-    r = snippet(py, '''
+    none; on Slurm, an option ferry sets itself) and what ferry cannot honour
+    are clear errors, and nothing of the workflow stays: no workflow, no job,
+    no transfer. On Slurm a good one reaches the job."""
+    r = snippet(py_native, '''
+    bad_native = "--comment=mine" if RESOURCE == "slurm" else "--mem=1G"
     src = os.path.join(WORK, "input.txt")
     open(src, "w").write("x")
     ft = FileTransfer(True, src)
@@ -313,7 +326,7 @@ def test_native_specification_and_unsupported_input_submit_nothing(py):
         except ferry.Error as e:
             return [type(e).__name__, str(e)]
         return None
-    res = [attempt(native_specification="--mem=1G"),
+    res = [attempt(native_specification=bad_native),
            attempt(priority=5),
            attempt(parallel_job_info={"config_name": "MPI", "nodes_number": 2,
                                       "cpu_per_node": 2})]
@@ -322,16 +335,25 @@ def test_native_specification_and_unsupported_input_submit_nothing(py):
         ctl.submit_workflow(Workflow(jobs=[srp]))
     except Unsupported as e:
         res.append(["Unsupported", str(e)])
-    out([res, ctl.workflows(), ctl._conn.jobs(), ctl._conn.transfers()])
+    left = [ctl.workflows(), ctl._conn.jobs(), ctl._conn.transfers()]
+    good = None
+    if RESOURCE == "slurm":
+        j = Job(["true"], native_specification="--time=10", name="good")
+        w = run(Workflow(jobs=[j]))
+        good = [by_name(w)["good"], ctl._conn.jobInformation(
+            ctl.workflow(w).jobs[0].job_id)["native_specification"]]
+    out([bad_native, res, left, good])
     ''')
-    res, wfs, jobs, transfers = r
-    # the engine refuses it (the local scheduler takes none) naming the job
+    bad_native, res, left, good = r
+    # the engine refuses it naming the job and the specification
     assert res[0][0] in ("InvalidArgument", "Unsupported"), res
-    assert "job '1'" in res[0][1] and "native specification ('--mem=1G')" in res[0][1], res
+    assert "job '1'" in res[0][1] and bad_native in res[0][1], res
     assert res[1][0] == "Unsupported" and "priority" in res[1][1]
     assert res[2][0] == "Unsupported" and "parallel_job_info" in res[2][1]
     assert res[3][0] == "Unsupported" and "SharedResourcePath" in res[3][1]
-    assert wfs == {} and jobs == [] and transfers == []
+    assert left == [{}, [], []], left
+    if py_native.resource == "slurm":
+        assert good == [OK, "--time=10"], good
 
 
 def test_environment_variables_of_the_workflow(py):
