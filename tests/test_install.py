@@ -97,6 +97,7 @@ def test_meson_install_puts_the_module_in_site_packages(tmp_path):
     mods = glob.glob(f"{dest}/**/ferry/_ferry.cpython-*.so", recursive=True)
     assert inits and mods and os.path.dirname(inits[0]) == os.path.dirname(mods[0])
     assert glob.glob(f"{dest}/**/ferry/__init__.pyi", recursive=True)
+    assert glob.glob(f"{dest}/**/ferry/soma_workflow.py", recursive=True)
     libdir = os.path.dirname(glob.glob(f"{dest}/**/libferry.so.1", recursive=True)[0])
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(inits[0])),
                LD_LIBRARY_PATH=libdir,

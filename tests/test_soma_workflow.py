@@ -461,3 +461,25 @@ def test_retrieve_stdouterr_and_unsupported_controller_options(py):
     assert len(r[2]) == 5 and all("not supported" in e for e in r[2]), r[2]
     assert "set_queue_limits" in r[2][4] and "max_queued" in r[2][4]
     assert r[3] == ["sh", "-c", "echo out; echo err >&2"] and r[4] is True
+
+
+def test_temporary_paths(py):
+    """A TemporaryPath file written by one job and read by the next, and a
+    TemporaryPath directory: places on the resource, none in the client's
+    directories."""
+    r = snippet(py, '''
+    tmp, tdir = TemporaryPath(name="mid", suffix=".txt"), TemporaryPath(is_directory=True)
+    a = Job(["sh", "-c", 'echo from-a > "$0"; echo x > "$1/f"', tmp, tdir],
+            referenced_output_files=[tmp], name="a")
+    b = Job(["sh", "-c", f'cat "$0" "$1/f" >> {LOG}', tmp, tdir],
+            referenced_input_files=[tmp], name="b")
+    w = run(Workflow(jobs=[a, b], dependencies=[(a, b)]))
+    temps = ctl.workflow_elements_status(w)[4]
+    out([by_name(w), log(), [t[1] for t in temps], [t[2] for t in temps], os.listdir(WORK)])
+    ''')
+    jobs, order, paths, statuses, work = r
+    assert jobs == {"a": OK, "b": OK} and order == ["from-a", "x"], (jobs, order)
+    assert paths[0].endswith("/mid.txt") and len(paths) == 2
+    assert "/transfers/" in paths[0] and "/transfers/" in paths[1], paths
+    assert statuses[0] == "on computing resource side", statuses
+    assert "mid.txt" not in work
