@@ -4,10 +4,12 @@ soma-workflow's classes and calls, on the local machine and through ssh
 (where FileTransfers are real transfers). Each snippet runs in a process of
 its own, as in tests/test_python.py; each job appends its name to a log
 file, whose order is what the tests check."""
+import json
 import textwrap
 
 import pytest
 
+from conftest import poll
 from test_python import TRANSPORTS, world
 
 SOMA = '''
@@ -483,3 +485,42 @@ def test_temporary_paths(py):
     assert "/transfers/" in paths[0] and "/transfers/" in paths[1], paths
     assert statuses[0] == "on computing resource side", statuses
     assert "mid.txt" not in work
+
+
+def test_engine_killed_while_a_soma_script_waits(py_local):
+    """SIGKILL of the engine, three times, while a soma-workflow script waits
+    in Helper.wait_workflow(): the wait regains the next engine, every job
+    ran once, the workflow ends done."""
+    f = py_local.f
+    p = py_local.popen(SOMA + textwrap.dedent('''
+    layers = [[app(f"l{k}_{i}", "sleep 0.1; ") for i in range(8)] for k in range(6)]
+    deps = [(layers[k][i], layers[k + 1][j]) for k in range(5) for i in range(8)
+            for j in (i, (i + 1) % 8)]
+    w = ctl.submit_workflow(Workflow(jobs=sum(layers, []), dependencies=deps, name="crash"))
+    print("SUBMITTED", flush=True)
+    Helper.wait_workflow(w, ctl)
+    out([ctl.workflow_status(w), sorted(set(v[0] for v in by_name(w).values())),
+         Helper.list_failed_jobs(w, ctl, include_aborted_jobs=True)])
+    '''))
+    assert p.stdout.readline().strip() == "SUBMITTED"
+    logf = f.path("log")
+
+    def ran():
+        try:
+            with open(logf) as fh:
+                return fh.read().split()
+        except FileNotFoundError:
+            return []
+    for k in range(3):
+        poll(lambda: len(ran()) >= 6 + 10 * k and f.engine_alive(), 60, 0.05, "jobs running")
+        f.kill_engine()
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode == 0, stdout + stderr
+    result = json.loads([ln for ln in stdout.splitlines() if ln.startswith("RESULT ")][-1][7:])
+    assert result == ["workflow_done", ["done"], []], result
+    order = ran()
+    assert sorted(order) == sorted(f"l{k}_{i}" for k in range(6) for i in range(8)), order
+    for k in range(5):  # each job after the two it depends on
+        for i in range(8):
+            for j in (i, (i + 1) % 8):
+                assert order.index(f"l{k}_{i}") < order.index(f"l{k + 1}_{j}"), order
