@@ -762,6 +762,14 @@ void ferry__engine_job_queue(struct ferry_engine *eng, struct job *j)
 		queue_append(eng, j);
 }
 
+void ferry__engine_job_first(struct ferry_engine *eng, struct job *j)
+{
+	if (!j->in_queue)
+		return;
+	queue_remove(eng, j);
+	queue_push_front(eng, j);
+}
+
 void ferry__engine_job_set_state(struct ferry_engine *eng, struct job *j, enum ferry_job_status to)
 {
 	set_state(eng, j, to);
