@@ -15,8 +15,9 @@
 
 /* Every key of a section, in the order of key_line[]. */
 static const char *const section_keys[] = {
-    "scheduler", "slots",	  "port",	    "poll_interval", "host",	      "login",
-    "queue",	 "transfer_root", "remote_command", "ssh_options",   "drmaa_library",
+    "scheduler",     "slots",	    "port",	     "poll_interval",  "host",
+    "login",	     "queue",	    "transfer_root", "remote_command", "ssh_options",
+    "drmaa_library", "max_running", "max_queued",
 };
 #define NKEYS FERRY_ARRAY_SIZE(section_keys)
 
@@ -101,6 +102,16 @@ static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v,
 			return -1;
 		}
 		r->slots = (int)n;
+		return 0;
+	}
+	if (!strcmp(key, "max_running") || !strcmp(key, "max_queued")) {
+		if (parse_int(v, 0, 1000000, &n) < 0) {
+			snprintf(msg, ml,
+				 "invalid %s '%s' (a number from 0 to 1000000; 0: no bound)", key,
+				 v);
+			return -1;
+		}
+		*(!strcmp(key, "max_running") ? &r->max_running : &r->max_queued) = (int)n;
 		return 0;
 	}
 	if (!strcmp(key, "port")) {
@@ -495,6 +506,26 @@ static const struct {
     {"ssh_options", offsetof(struct ferry_resource_cfg, ssh_options)},
 };
 
+/* Each scheduler's bound on its jobs under the key that says what it counts. */
+static int check_bounds(const struct ferry_resource_cfg *r, int local, char *err, size_t errlen)
+{
+	if (local && r->max_queued) {
+		snprintf(err, errlen,
+			 "key 'max_queued' of resource '%s' is for a cluster scheduler; the local "
+			 "scheduler's is 'max_running'",
+			 r->name);
+		return -1;
+	}
+	if (!local && r->max_running) {
+		snprintf(err, errlen,
+			 "key 'max_running' of resource '%s' is for the local scheduler; a "
+			 "cluster scheduler's is 'max_queued' (its jobs in the cluster's queue)",
+			 r->name);
+		return -1;
+	}
+	return 0;
+}
+
 int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, size_t errlen)
 {
 	if (!r->host) {
@@ -550,12 +581,13 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 			 r->name, sched);
 		return -1;
 	}
-	return 0;
+	return check_bounds(r, local, err, errlen);
 }
 
 /* The keys that configure an engine (as opposed to the way to reach it). */
 static const char *const engine_keys[] = {
-    "scheduler", "slots", "queue", "transfer_root", "poll_interval", "drmaa_library",
+    "scheduler", "slots",	  "max_running",   "max_queued",
+    "queue",	 "transfer_root", "poll_interval", "drmaa_library",
 };
 
 static int is_engine_key(const char *key)
@@ -579,7 +611,8 @@ int ferry__cfg_set(struct ferry_resource_cfg *r, const char *assignment, char *e
 	key[eq - assignment] = '\0';
 	if (!is_engine_key(key)) {
 		snprintf(err, errlen, "key '%s' cannot be set for an engine (only %s)", key,
-			 "scheduler, slots, queue, transfer_root, poll_interval, drmaa_library");
+			 "scheduler, slots, max_running, max_queued, queue, transfer_root, "
+			 "poll_interval, drmaa_library");
 		return -1;
 	}
 	if (set_key(r, key, eq + 1, msg, sizeof(msg)) < 0) {
@@ -594,6 +627,10 @@ static char *engine_value(const struct ferry_resource_cfg *r, const char *key)
 {
 	if (!strcmp(key, "slots"))
 		return r->slots ? ferry__asprintf("%d", r->slots) : NULL;
+	if (!strcmp(key, "max_running"))
+		return r->max_running ? ferry__asprintf("%d", r->max_running) : NULL;
+	if (!strcmp(key, "max_queued"))
+		return r->max_queued ? ferry__asprintf("%d", r->max_queued) : NULL;
 	if (!strcmp(key, "poll_interval"))
 		return r->poll_interval > 0 ? ferry__asprintf("%g", r->poll_interval) : NULL;
 	const char *v = !strcmp(key, "scheduler")	? r->scheduler
@@ -682,6 +719,8 @@ static int copy_resource(struct ferry_resource_cfg *out, const struct ferry_reso
 {
 	memset(out, 0, sizeof(*out));
 	out->slots = in->slots;
+	out->max_running = in->max_running;
+	out->max_queued = in->max_queued;
 	out->port = in->port;
 	out->poll_interval = in->poll_interval;
 	if (dup_or_null(&out->name, in->name) || dup_or_null(&out->scheduler, in->scheduler) ||
