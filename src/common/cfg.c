@@ -84,10 +84,43 @@ static struct ferry_resource_cfg *section(struct ferry_cfg *cfg, const char *nam
 	return r;
 }
 
+/* A key whose value is a bounded integer: 0, -1 with msg set, or 1 when key is none. */
+static int set_int(struct ferry_resource_cfg *r, const char *key, const char *v, char *msg,
+		   size_t ml)
+{
+	static const struct {
+		const char *key;
+		long min, max;
+		size_t off;
+		const char *range; /* for the message */
+	} ints[] = {
+	    {"slots", 0, 100000, offsetof(struct ferry_resource_cfg, slots),
+	     " (a number from 0 to 100000)"},
+	    {"port", 1, 65535, offsetof(struct ferry_resource_cfg, port), ""},
+	    {"max_running", 0, 1000000, offsetof(struct ferry_resource_cfg, max_running),
+	     " (a number from 0 to 1000000; 0: no bound)"},
+	    {"max_queued", 0, 1000000, offsetof(struct ferry_resource_cfg, max_queued),
+	     " (a number from 0 to 1000000; 0: no bound)"},
+	};
+	long n;
+
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(ints); i++) {
+		if (strcmp(key, ints[i].key))
+			continue;
+		if (parse_int(v, ints[i].min, ints[i].max, &n) < 0) {
+			snprintf(msg, ml, "invalid %s '%s'%s", key, v, ints[i].range);
+			return -1;
+		}
+		*(int *)((char *)r + ints[i].off) = (int)n;
+		return 0;
+	}
+	return 1;
+}
+
 static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v, char *msg,
 		   size_t ml)
 {
-	long n;
+	int rc;
 
 	if (!strcmp(key, "scheduler")) {
 		if (strcmp(v, "local") && strcmp(v, "slurm") && strcmp(v, "drmaa")) {
@@ -96,32 +129,8 @@ static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v,
 		}
 		return set_str(&r->scheduler, v);
 	}
-	if (!strcmp(key, "slots")) {
-		if (parse_int(v, 0, 100000, &n) < 0) {
-			snprintf(msg, ml, "invalid slots '%s' (a number from 0 to 100000)", v);
-			return -1;
-		}
-		r->slots = (int)n;
-		return 0;
-	}
-	if (!strcmp(key, "max_running") || !strcmp(key, "max_queued")) {
-		if (parse_int(v, 0, 1000000, &n) < 0) {
-			snprintf(msg, ml,
-				 "invalid %s '%s' (a number from 0 to 1000000; 0: no bound)", key,
-				 v);
-			return -1;
-		}
-		*(!strcmp(key, "max_running") ? &r->max_running : &r->max_queued) = (int)n;
-		return 0;
-	}
-	if (!strcmp(key, "port")) {
-		if (parse_int(v, 1, 65535, &n) < 0) {
-			snprintf(msg, ml, "invalid port '%s'", v);
-			return -1;
-		}
-		r->port = (int)n;
-		return 0;
-	}
+	if ((rc = set_int(r, key, v, msg, ml)) <= 0)
+		return rc;
 	if (!strcmp(key, "poll_interval")) {
 		char *end;
 		double d = strtod(v, &end);
