@@ -415,3 +415,32 @@ def test_replies_lost_during_pipelined_submit(remote, netns):
     assert ids == list(range(ids[0], ids[0] + 20000)), "ids not in order: a batch was duplicated"
     cp = remote.run("-r", "cut", "status", ids[-1] + 1, check=False, timeout=60)
     assert cp.returncode == 1, "a job past the last id exists: a replay made new jobs"
+
+
+def test_workflow_goes_on_through_a_link_cut(remote, netns):
+    """A workflow submitted over ssh runs in the remote engine while the
+    link is down for 15 s; the client waiting on it comes back once the
+    link heals: the workflow is complete, every job run once, in order."""
+    import json as _json
+    shared = remote.path("wf-shared")
+    os.makedirs(shared, exist_ok=True)
+    os.chmod(shared, 0o777)
+    log = os.path.join(shared, "log")
+    names = [f"s{i}" for i in range(10)]
+    wf = {"name": "cut", "jobs": {n: {"argv": ["sh", "-c", f"echo {n} >> {log}; sleep 0.5"],
+                                      "working_directory": shared} for n in names},
+          "dependencies": [[names[i], names[i + 1]] for i in range(9)]}
+    path = remote.path("wf.json")
+    with open(path, "w") as f:
+        _json.dump(wf, f)
+    w = remote.run("-r", "cut", "workflow", "submit", path, timeout=60).stdout.strip()
+    waiter = remote.popen("-r", "cut", "workflow", "wait", w)
+    time.sleep(1.0)  # a job or two ran
+    subprocess.run(["ip", "link", "set", netns["veth"], "down"], check=True)
+    time.sleep(15)
+    subprocess.run(["ip", "link", "set", netns["veth"], "up"], check=True)
+    assert waiter.wait(timeout=120) == 0, waiter.communicate()
+    st = remote.json("-r", "cut", "workflow", "status", w, timeout=60)
+    assert st["status"] == "done" and st["counts"] == {"done": 10}, st
+    with open(log) as f:
+        assert f.read().split() == names

@@ -458,3 +458,51 @@ def test_a_long_chain_aborts_in_linear_time(ferry):
     print(f"a chain of {n} aborted in {took:.2f} s")
     assert st["counts"] == {"failed": n}, st
     assert took < 15, took
+
+
+def test_a_released_job_starts_before_the_jobs_queued_earlier(ferry):
+    """Depth first: with one slot, a chain goes on in the slot its last
+    step freed, ahead of the other chains' first steps queued before."""
+    ferry.config("[local]\nslots = 1\n")
+    chains = {c: [f"{c}{k}" for k in range(3)] for c in "ab"}
+    jobs = {n: appender(ferry, n) for chain in chains.values() for n in chain}
+    deps = [[ch[k], ch[k + 1]] for ch in chains.values() for k in range(2)]
+    w = submit(ferry, {"jobs": jobs, "dependencies": deps})
+    run_to_end(ferry, w)
+    assert log(ferry) == chains["a"] + chains["b"]
+
+
+def test_a_thousand_jobs_through_five_engine_kills(ferry):
+    """Issue 16's crash test: 1,000 jobs in 100 layers of 10, each job
+    after two of the layer before (diamonds), the engine SIGKILLed five
+    times at random moments: every job ran exactly once (each appends its
+    id), and the workflow ends done."""
+    import random
+    rng = random.Random(16)
+    log_path = ferry.path("log")
+    width, layers = 10, 100
+    jobs, deps = {}, []
+    for k in range(layers):
+        for i in range(width):
+            jobs[f"{k}.{i}"] = {"argv": ["sh", "-c", f'echo "$FERRY_JOB_ID" >> {log_path}']}
+            if k:
+                deps += [[f"{k - 1}.{i}", f"{k}.{i}"], [f"{k - 1}.{(i + 1) % width}", f"{k}.{i}"]]
+    w = submit(ferry, {"jobs": jobs, "dependencies": deps})
+    at = []  # how many jobs had run at each kill
+    for _ in range(5):
+        time.sleep(rng.uniform(0.2, 1.5))
+        ferry.kill_engine()
+        at.append(len(log(ferry)) if os.path.exists(log_path) else 0)
+        ferry.run("workflow", "status", w)  # the next engine
+    assert sum(0 < n < 1000 for n in at) >= 3, f"the kills missed the run: {at}"
+    st = run_to_end(ferry, w, timeout=600)
+    assert st["status"] == "done" and st["counts"] == {"done": 1000}, st
+    with open(log_path) as f:
+        ran = [int(x) for x in f.read().split()]
+    ids = [j["id"] for j in ferry.json("jobs", "--workflow", w)]
+    assert len(ran) == len(set(ran)) == 1000, "a job ran twice, or not at all"
+    assert set(ran) == set(ids)
+    # and each after its dependencies
+    pos = {jid: i for i, jid in enumerate(ran)}
+    for j in ferry.json("jobs", "--workflow", w):
+        assert all(pos[d] < pos[j["id"]] for d in j["dependencies"]), j

@@ -15,8 +15,9 @@
 
 /* Every key of a section, in the order of key_line[]. */
 static const char *const section_keys[] = {
-    "scheduler", "slots",	  "port",	    "poll_interval", "host",	      "login",
-    "queue",	 "transfer_root", "remote_command", "ssh_options",   "drmaa_library",
+    "scheduler",     "slots",	    "port",	     "poll_interval",  "host",
+    "login",	     "queue",	    "transfer_root", "remote_command", "ssh_options",
+    "drmaa_library", "max_running", "max_queued",
 };
 #define NKEYS FERRY_ARRAY_SIZE(section_keys)
 
@@ -83,10 +84,43 @@ static struct ferry_resource_cfg *section(struct ferry_cfg *cfg, const char *nam
 	return r;
 }
 
+/* A key whose value is a bounded integer: 0, -1 with msg set, or 1 when key is none. */
+static int set_int(struct ferry_resource_cfg *r, const char *key, const char *v, char *msg,
+		   size_t ml)
+{
+	static const struct {
+		const char *key;
+		long min, max;
+		size_t off;
+		const char *range; /* for the message */
+	} ints[] = {
+	    {"slots", 0, 100000, offsetof(struct ferry_resource_cfg, slots),
+	     " (a number from 0 to 100000)"},
+	    {"port", 1, 65535, offsetof(struct ferry_resource_cfg, port), ""},
+	    {"max_running", 0, 1000000, offsetof(struct ferry_resource_cfg, max_running),
+	     " (a number from 0 to 1000000; 0: no bound)"},
+	    {"max_queued", 0, 1000000, offsetof(struct ferry_resource_cfg, max_queued),
+	     " (a number from 0 to 1000000; 0: no bound)"},
+	};
+	long n;
+
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(ints); i++) {
+		if (strcmp(key, ints[i].key))
+			continue;
+		if (parse_int(v, ints[i].min, ints[i].max, &n) < 0) {
+			snprintf(msg, ml, "invalid %s '%s'%s", key, v, ints[i].range);
+			return -1;
+		}
+		*(int *)((char *)r + ints[i].off) = (int)n;
+		return 0;
+	}
+	return 1;
+}
+
 static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v, char *msg,
 		   size_t ml)
 {
-	long n;
+	int rc;
 
 	if (!strcmp(key, "scheduler")) {
 		if (strcmp(v, "local") && strcmp(v, "slurm") && strcmp(v, "drmaa")) {
@@ -95,22 +129,8 @@ static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v,
 		}
 		return set_str(&r->scheduler, v);
 	}
-	if (!strcmp(key, "slots")) {
-		if (parse_int(v, 0, 100000, &n) < 0) {
-			snprintf(msg, ml, "invalid slots '%s' (a number from 0 to 100000)", v);
-			return -1;
-		}
-		r->slots = (int)n;
-		return 0;
-	}
-	if (!strcmp(key, "port")) {
-		if (parse_int(v, 1, 65535, &n) < 0) {
-			snprintf(msg, ml, "invalid port '%s'", v);
-			return -1;
-		}
-		r->port = (int)n;
-		return 0;
-	}
+	if ((rc = set_int(r, key, v, msg, ml)) <= 0)
+		return rc;
 	if (!strcmp(key, "poll_interval")) {
 		char *end;
 		double d = strtod(v, &end);
@@ -495,6 +515,26 @@ static const struct {
     {"ssh_options", offsetof(struct ferry_resource_cfg, ssh_options)},
 };
 
+/* Each scheduler's bound on its jobs under the key that says what it counts. */
+static int check_bounds(const struct ferry_resource_cfg *r, int local, char *err, size_t errlen)
+{
+	if (local && r->max_queued) {
+		snprintf(err, errlen,
+			 "key 'max_queued' of resource '%s' is for a cluster scheduler; the local "
+			 "scheduler's is 'max_running'",
+			 r->name);
+		return -1;
+	}
+	if (!local && r->max_running) {
+		snprintf(err, errlen,
+			 "key 'max_running' of resource '%s' is for the local scheduler; a "
+			 "cluster scheduler's is 'max_queued' (its jobs in the cluster's queue)",
+			 r->name);
+		return -1;
+	}
+	return 0;
+}
+
 int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, size_t errlen)
 {
 	if (!r->host) {
@@ -550,12 +590,13 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 			 r->name, sched);
 		return -1;
 	}
-	return 0;
+	return check_bounds(r, local, err, errlen);
 }
 
 /* The keys that configure an engine (as opposed to the way to reach it). */
 static const char *const engine_keys[] = {
-    "scheduler", "slots", "queue", "transfer_root", "poll_interval", "drmaa_library",
+    "scheduler", "slots",	  "max_running",   "max_queued",
+    "queue",	 "transfer_root", "poll_interval", "drmaa_library",
 };
 
 static int is_engine_key(const char *key)
@@ -579,7 +620,8 @@ int ferry__cfg_set(struct ferry_resource_cfg *r, const char *assignment, char *e
 	key[eq - assignment] = '\0';
 	if (!is_engine_key(key)) {
 		snprintf(err, errlen, "key '%s' cannot be set for an engine (only %s)", key,
-			 "scheduler, slots, queue, transfer_root, poll_interval, drmaa_library");
+			 "scheduler, slots, max_running, max_queued, queue, transfer_root, "
+			 "poll_interval, drmaa_library");
 		return -1;
 	}
 	if (set_key(r, key, eq + 1, msg, sizeof(msg)) < 0) {
@@ -594,6 +636,10 @@ static char *engine_value(const struct ferry_resource_cfg *r, const char *key)
 {
 	if (!strcmp(key, "slots"))
 		return r->slots ? ferry__asprintf("%d", r->slots) : NULL;
+	if (!strcmp(key, "max_running"))
+		return r->max_running ? ferry__asprintf("%d", r->max_running) : NULL;
+	if (!strcmp(key, "max_queued"))
+		return r->max_queued ? ferry__asprintf("%d", r->max_queued) : NULL;
 	if (!strcmp(key, "poll_interval"))
 		return r->poll_interval > 0 ? ferry__asprintf("%g", r->poll_interval) : NULL;
 	const char *v = !strcmp(key, "scheduler")	? r->scheduler
@@ -682,6 +728,8 @@ static int copy_resource(struct ferry_resource_cfg *out, const struct ferry_reso
 {
 	memset(out, 0, sizeof(*out));
 	out->slots = in->slots;
+	out->max_running = in->max_running;
+	out->max_queued = in->max_queued;
 	out->port = in->port;
 	out->poll_interval = in->poll_interval;
 	if (dup_or_null(&out->name, in->name) || dup_or_null(&out->scheduler, in->scheduler) ||

@@ -10,6 +10,8 @@ struct ferry_resource_cfg {
 	char *name;
 	char *scheduler; /* "local" (default), "slurm", "drmaa" */
 	int slots;	 /* local: 0 means every core */
+	int max_running; /* local: jobs started at once at most; 0: no bound */
+	int max_queued;	 /* DRMS: jobs handed and not ended at once at most; 0: no bound */
 	char *host;
 	int port;
 	char *login;
@@ -49,8 +51,8 @@ void ferry__resource_cfg_release(struct ferry_resource_cfg *r);
 /*
  * Same, then applies engine settings "KEY=VALUE" (sets, NULL-terminated,
  * may be NULL) over the section: what a remote client's configuration says
- * of the engine it reaches (scheduler, slots, queue, transfer_root,
- * poll_interval, drmaa_library). With sets != NULL (even empty), the
+ * of the engine it reaches (scheduler, slots, max_running, max_queued,
+ * queue, transfer_root, poll_interval, drmaa_library). With sets != NULL (even empty), the
  * resource needs no section of its own on this host: the client defines it.
  */
 int ferry__resolve_resource_set(const char *config_file, const char *resource,

@@ -197,12 +197,28 @@ json_t *ferry__engine_job_spec(struct ferry_engine *eng, struct job *j)
 	return j->spec;
 }
 
+/* Marks j handing or handed (or neither), keeping the count of the DRMS's jobs. */
+static void drms_mark(struct ferry_engine *eng, struct job *j, int handing, int handed)
+{
+	eng->in_drms += (handing || handed) - (j->handing || j->handed);
+	j->handing = handing;
+	j->handed = handed;
+}
+
+/* A job taking its slots (sign 1) or giving them back (-1): local. */
+static void slots_take(struct ferry_engine *eng, const struct job *j, int sign)
+{
+	eng->used_slots += sign * j->cpus;
+	eng->nstarted += sign;
+}
+
 static void job_remove(struct ferry_engine *eng, struct job *j)
 {
 	struct job **p = &eng->htab[hslot(eng, j->id)];
 
 	ferry__waits_job_ended(j); /* a failure is counted from the failure log */
 	queue_remove(eng, j);
+	drms_mark(eng, j, 0, 0);
 	for (; *p; p = &(*p)->hnext) {
 		if (*p == j) {
 			*p = j->hnext;
@@ -321,7 +337,7 @@ void ferry__engine_job_ended(struct ferry_engine *eng, struct job *j, const stru
 	if (res.ended_at <= 0)
 		res.ended_at = ferry__now();
 	if (ferry__job_started(j))
-		eng->used_slots -= j->cpus;
+		slots_take(eng, j, -1);
 	ferry__waits_job_ended(j);
 	if (j->dispose_requested) {
 		ferry__db_delete_job(eng->db, j->id);
@@ -346,7 +362,7 @@ void ferry__engine_job_requeue(struct ferry_engine *eng, struct job *j)
 	enum { MAX_REQUEUES = 5 };
 
 	if (ferry__job_started(j))
-		eng->used_slots -= j->cpus;
+		slots_take(eng, j, -1);
 	/* a stop the user asked for stays: it holds the job that never ran */
 	j->state = j->state == FERRY_USER_SUSPENDED || j->state == FERRY_USER_SYSTEM_SUSPENDED
 		       ? FERRY_USER_ON_HOLD
@@ -370,8 +386,7 @@ void ferry__engine_job_handed(struct ferry_engine *eng, struct job *j, const cha
 {
 	char err[FERRY_REQ_ERRLEN];
 
-	j->handed = 1;
-	j->handing = 0;
+	drms_mark(eng, j, 0, 1);
 	queue_remove(eng, j);
 	ferry__engine_job_native_id(eng, j, native_id);
 	/* killed while it was being handed: the DRMS's copy goes too */
@@ -382,7 +397,7 @@ void ferry__engine_job_handed(struct ferry_engine *eng, struct job *j, const cha
 
 void ferry__engine_job_refused(struct ferry_engine *eng, struct job *j, const char *msg)
 {
-	j->handing = 0;
+	drms_mark(eng, j, 0, j->handed);
 	if (j->kill_requested)
 		end_unstarted(eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
 	else
@@ -392,14 +407,14 @@ void ferry__engine_job_refused(struct ferry_engine *eng, struct job *j, const ch
 void ferry__engine_job_unhanded(struct ferry_engine *eng, struct job *j, const char *msg)
 {
 	if (j->kill_requested) { /* the DRMS has no copy of it */
-		j->handing = 0;
+		drms_mark(eng, j, 0, j->handed);
 		end_unstarted(eng, j, FERRY_KILLED_BY_USER, "killed by user before it started");
 		return;
 	}
 	if (j->handing && msg)
 		fprintf(stderr, "ferryd: cannot hand job %lld to %s now: %s\n", (long long)j->id,
 			eng->be->name, msg);
-	j->handing = 0;
+	drms_mark(eng, j, 0, j->handed);
 	if (wants_queue(eng, j))
 		queue_append(eng, j);
 	if (msg)
@@ -762,6 +777,14 @@ void ferry__engine_job_queue(struct ferry_engine *eng, struct job *j)
 		queue_append(eng, j);
 }
 
+void ferry__engine_job_first(struct ferry_engine *eng, struct job *j)
+{
+	if (!j->in_queue)
+		return;
+	queue_remove(eng, j);
+	queue_push_front(eng, j);
+}
+
 void ferry__engine_job_set_state(struct ferry_engine *eng, struct job *j, enum ferry_job_status to)
 {
 	set_state(eng, j, to);
@@ -820,6 +843,23 @@ static int spec_or_end(struct ferry_engine *eng, struct job *j)
 }
 
 /*
+ * How many queued jobs the DRMS may be handed now, at most batch: those
+ * max_queued leaves room for (0: no bound), so that a big submit does not
+ * flood a cluster's queue. The jobs beyond wait in the engine's queue and
+ * go as the handed ones end (each end wakes the loop, whose tick hands).
+ */
+static size_t hand_room(const struct ferry_engine *eng, size_t batch)
+{
+	int bound = eng->cfg.max_queued;
+
+	if (bound <= 0)
+		return batch;
+	if (eng->in_drms >= bound)
+		return 0;
+	return (size_t)(bound - eng->in_drms) < batch ? (size_t)(bound - eng->in_drms) : batch;
+}
+
+/*
  * Hands what waits in the queue to the DRMS, a batch at a time. The jobs
  * leave the queue marked handing: the backend reports each one later
  * (backend.h), and a hand that took nothing puts them back in order.
@@ -831,32 +871,34 @@ static void hand_queued(struct ferry_engine *eng)
 	char msg[512];
 
 	while (v && eng->qhead && !eng->shutdown) {
-		size_t n = 0;
+		size_t n = 0, most = hand_room(eng, BATCH);
+		if (!most)
+			break;
 		/*
 		 * Specs first: a job read back from the database (a workflow's,
 		 * released) has none. One that cannot be read ends, and its end
 		 * may end others in the queue (its descendants): then from the
 		 * head again.
 		 */
-		for (struct job *j = eng->qhead; j && !j->fresh && n < BATCH;)
+		for (struct job *j = eng->qhead; j && !j->fresh && n < most;)
 			if (spec_or_end(eng, j))
 				n++, j = j->qnext;
 			else
 				n = 0, j = eng->qhead;
 		n = 0;
-		for (struct job *j = eng->qhead; j && !j->fresh && n < BATCH; j = j->qnext)
+		for (struct job *j = eng->qhead; j && !j->fresh && n < most; j = j->qnext)
 			v[n++] = j;
 		if (!n)
 			break;
 		for (size_t i = 0; i < n; i++) {
 			queue_remove(eng, v[i]);
-			v[i]->handing = 1;
+			drms_mark(eng, v[i], 1, 0);
 		}
 		msg[0] = '\0';
 		if (!eng->be->hand(eng->be_self, v, n, msg, sizeof(msg)))
 			continue;
 		for (size_t i = n; i-- > 0;) {
-			v[i]->handing = 0;
+			drms_mark(eng, v[i], 0, 0);
 			queue_push_front(eng, v[i]);
 		}
 		fprintf(stderr, "ferryd: cannot hand jobs to %s now: %s\n", eng->be->name, msg);
@@ -882,7 +924,8 @@ static void start_queued(struct ferry_engine *eng)
 		struct job *j = eng->qhead;
 		int rc;
 
-		if (j->fresh)
+		/* first: a full engine costs a tick nothing, however long its queue */
+		if (j->fresh || (eng->cfg.max_running > 0 && eng->nstarted >= eng->cfg.max_running))
 			break;
 		/* read only now: its cpus count from here */
 		if (!spec_or_end(eng, j))
@@ -902,7 +945,7 @@ static void start_queued(struct ferry_engine *eng)
 			end_unstarted(eng, j, FERRY_ABORTED, msg);
 			continue;
 		}
-		eng->used_slots += j->cpus;
+		slots_take(eng, j, 1);
 		ferry__engine_job_started(eng, j, ferry__now());
 	}
 }
@@ -1034,7 +1077,7 @@ static int collect_row(void *arg, struct db_job_row *row)
 static void recover_drms(struct ferry_engine *eng, struct job *j)
 {
 	if (j->native_id && j->native_id[0] && eng->be->adopt(eng->be_self, j)) {
-		j->handed = 1; /* the next poll says where it stands */
+		drms_mark(eng, j, 0, 1); /* the next poll says where it stands */
 		return;
 	}
 	if (ferry__job_started(j)) { /* the DRMS never had it */
@@ -1096,7 +1139,7 @@ void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j)
 		ferry__db_set_started(
 		    eng->db, j->id, j->started_at > 0 ? j->started_at : ferry__now(), j->native_id);
 	}
-	eng->used_slots += j->cpus;
+	slots_take(eng, j, 1);
 }
 
 struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *resource,

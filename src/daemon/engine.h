@@ -210,6 +210,8 @@ struct ferry_waits *ferry__engine_waits(struct ferry_engine *eng);
 void ferry__engine_job_forget(struct ferry_engine *eng, struct job *j);
 /* Queues the job to start (or to be handed to the DRMS) when its state says so. */
 void ferry__engine_job_queue(struct ferry_engine *eng, struct job *j);
+/* A job in the run queue goes to its head: the next to start. */
+void ferry__engine_job_first(struct ferry_engine *eng, struct job *j);
 /* A new state for an active job; it joins or leaves the run queue accordingly. */
 void ferry__engine_job_set_state(struct ferry_engine *eng, struct job *j, enum ferry_job_status to);
 /* Ends a job that never started (killed or refused before its start); j is freed. */

@@ -40,6 +40,8 @@ struct ferry_engine {
 	size_t hsize, nactive;
 	struct job *qhead, *qtail;
 	int used_slots;
+	int nstarted; /* local: jobs started and not ended (cfg.max_running bounds it) */
+	int in_drms;  /* DRMS: jobs handing or handed, not ended (cfg.max_queued bounds it) */
 	struct ferry_waits waits;
 	double next_gc;
 	double retry_start; /* monotonic time to retry a failed start; 0: none */

@@ -124,7 +124,13 @@ static void release(struct ferry_engine *eng, int64_t id, int64_t wf, enum ferry
 	if ((j = ferry__engine_job(eng, id)))
 		ferry__engine_job_set_state(eng, j, to);
 	else if (to != FERRY_USER_ON_HOLD) /* a held one waits in the database still */
-		ferry__engine_job_load(eng, id);
+		j = ferry__engine_job_load(eng, id);
+	/*
+	 * Depth first: ahead of the jobs queued before, so that a chain goes
+	 * on in the slot its last step freed (docs/architecture.md).
+	 */
+	if (j)
+		ferry__engine_job_first(eng, j);
 }
 
 static void successors_go_on(struct ferry_engine *eng, int64_t id, int64_t wf)
@@ -134,7 +140,8 @@ static void successors_go_on(struct ferry_engine *eng, int64_t id, int64_t wf)
 
 	if (ferry__db_successors(ferry__engine_db(eng), id, &succ, &n))
 		return;
-	for (size_t i = 0; i < n; i++) {
+	/* the last first: each goes to the queue's head, so they start by id */
+	for (size_t i = n; i-- > 0;) {
 		enum ferry_job_status st;
 		int left;
 		if (ferry__db_waiting_down(ferry__engine_db(eng), succ[i], &left, &st) == 1 &&
@@ -993,7 +1000,7 @@ int ferry__req_workflow_restart(struct ferry_req *r)
 	if (!(rc = rerun_all(r, ids, n, &k)) && (rc = ferry__db_wf_set_stopped(db, wf, 0)))
 		rc = ferry__req_fail(r, rc, "cannot record the restart of workflow %lld",
 				     (long long)wf);
-	for (size_t i = 0; !rc && i < k; i++)
+	for (size_t i = k; !rc && i-- > 0;) /* each to the queue's head: by id */
 		release(r->eng, ids[i], wf, FERRY_SYSTEM_ON_HOLD);
 	free(ids);
 	if (!rc)

@@ -25,6 +25,8 @@ static void check_res(const res_t *got, const res_t *want)
 	CHECK_STR(got->name, want->name);
 	CHECK_STR(got->scheduler, want->scheduler);
 	CHECK_INT(got->slots, ==, want->slots);
+	CHECK_INT(got->max_running, ==, want->max_running);
+	CHECK_INT(got->max_queued, ==, want->max_queued);
 	CHECK_STR(got->host, want->host);
 	CHECK_INT(got->port, ==, want->port);
 	CHECK_STR(got->login, want->login);
@@ -113,6 +115,11 @@ static const struct parse_case {
      NULL,
      2,
      {{.name = "a"}, {.name = "b", .slots = 100000}}},
+    {"bounds of max_running and max_queued",
+     "[a]\nmax_running=1000000\n[b]\nscheduler=slurm\nmax_queued=0\nmax_running=0\n",
+     NULL,
+     2,
+     {{.name = "a", .max_running = 1000000}, {.name = "b", .scheduler = "slurm"}}},
     {"port bounds",
      "[a]\nport=1\n[b]\nport=65535\n",
      NULL,
@@ -644,6 +651,11 @@ static void check_files(void)
 	check_nuls();
 }
 
+#define ONLY_KEYS                                                                                  \
+	"(only scheduler, slots, max_running, max_queued, queue, transfer_root, poll_interval, "   \
+	"drmaa_library)"
+#define BOUND_RANGE "(a number from 0 to 1000000; 0: no bound)"
+
 static const struct set_case {
 	const char *assignment;
 	const char *err; /* the whole message; NULL: applies */
@@ -654,6 +666,13 @@ static const struct set_case {
     {"scheduler=drmaa", NULL, {.scheduler = "drmaa"}},
     {"slots=0", NULL, {0}},
     {"slots=100000", NULL, {.slots = 100000}},
+    {"max_running=0", NULL, {0}},
+    {"max_running=1000000", NULL, {.max_running = 1000000}},
+    {"max_queued=7", NULL, {.max_queued = 7}},
+    {"max_running=-1", "invalid max_running '-1' " BOUND_RANGE, {0}},
+    {"max_running=1000001", "invalid max_running '1000001' " BOUND_RANGE, {0}},
+    {"max_queued=2.5", "invalid max_queued '2.5' " BOUND_RANGE, {0}},
+    {"max_queued=", "invalid max_queued '' " BOUND_RANGE, {0}},
     {"queue=gpu", NULL, {.queue = "gpu"}},
     {"queue=", NULL, {.queue = ""}},
     {"queue=a=b", NULL, {.queue = "a=b"}},
@@ -672,41 +691,16 @@ static const struct set_case {
     {"slots=", "invalid slots '' (a number from 0 to 100000)", {0}},
     {"poll_interval=0.01", "invalid poll_interval '0.01' (seconds, 0.1 to 3600; 0: default)", {0}},
     {"poll_interval=x", "invalid poll_interval 'x' (seconds, 0.1 to 3600; 0: default)", {0}},
-    {"host=h",
-     "key 'host' cannot be set for an engine (only scheduler, slots, queue, "
-     "transfer_root, poll_interval, drmaa_library)",
-     {0}},
-    {"port=22",
-     "key 'port' cannot be set for an engine (only scheduler, slots, queue, "
-     "transfer_root, poll_interval, drmaa_library)",
-     {0}},
-    {"login=u",
-     "key 'login' cannot be set for an engine (only scheduler, slots, queue, "
-     "transfer_root, poll_interval, drmaa_library)",
-     {0}},
-    {"ssh_options=-v",
-     "key 'ssh_options' cannot be set for an engine (only scheduler, slots, "
-     "queue, transfer_root, poll_interval, drmaa_library)",
-     {0}},
-    {"remote_command=f",
-     "key 'remote_command' cannot be set for an engine (only scheduler, "
-     "slots, queue, transfer_root, poll_interval, drmaa_library)",
-     {0}},
-    {"name=x",
-     "key 'name' cannot be set for an engine (only scheduler, slots, queue, "
-     "transfer_root, poll_interval, drmaa_library)",
-     {0}},
-    {"SLOTS=4",
-     "key 'SLOTS' cannot be set for an engine (only scheduler, slots, queue, "
-     "transfer_root, poll_interval, drmaa_library)",
-     {0}},
-    {" slots=4",
-     "key ' slots' cannot be set for an engine (only scheduler, slots, queue, "
-     "transfer_root, poll_interval, drmaa_library)",
-     {0}},
+    {"host=h", "key 'host' cannot be set for an engine " ONLY_KEYS, {0}},
+    {"port=22", "key 'port' cannot be set for an engine " ONLY_KEYS, {0}},
+    {"login=u", "key 'login' cannot be set for an engine " ONLY_KEYS, {0}},
+    {"ssh_options=-v", "key 'ssh_options' cannot be set for an engine " ONLY_KEYS, {0}},
+    {"remote_command=f", "key 'remote_command' cannot be set for an engine " ONLY_KEYS, {0}},
+    {"name=x", "key 'name' cannot be set for an engine " ONLY_KEYS, {0}},
+    {"SLOTS=4", "key 'SLOTS' cannot be set for an engine " ONLY_KEYS, {0}},
+    {" slots=4", "key ' slots' cannot be set for an engine " ONLY_KEYS, {0}},
     {"abcdefghijklmnopqrstuvwxyz01234=1", /* 31 characters: a key, if unknown */
-     "key 'abcdefghijklmnopqrstuvwxyz01234' cannot be set for an engine (only scheduler, "
-     "slots, queue, transfer_root, poll_interval, drmaa_library)",
+     "key 'abcdefghijklmnopqrstuvwxyz01234' cannot be set for an engine " ONLY_KEYS,
      {0}},
     {"abcdefghijklmnopqrstuvwxyz012345=1", /* 32: too long to be one */
      "invalid setting 'abcdefghijklmnopqrstuvwxyz012345=1' (KEY=VALUE)",
@@ -781,6 +775,10 @@ static const struct settings_case {
       .drmaa_library = "/l.so"},
      {"scheduler=drmaa", "slots=2", "queue=q", "transfer_root=/t", "poll_interval=0.5",
       "drmaa_library=/l.so"}},
+    {"local with max_running", {.name = "r", .max_running = 3}, {"max_running=3"}},
+    {"slurm with max_queued",
+     {.name = "r", .scheduler = "slurm", .max_queued = 100},
+     {"scheduler=slurm", "max_queued=100"}},
     {"interval printed short", {.name = "r", .poll_interval = 2}, {"poll_interval=2"}},
     {"interval 0.1", {.name = "r", .poll_interval = 0.1}, {"poll_interval=0.1"}},
     {"empty queue is set", {.name = "r", .queue = ""}, {"queue="}},
@@ -844,6 +842,18 @@ static const struct check_case {
      {"slots=0"},
      "the engine of resource 'r' runs with slots '4', but the client's configuration says "
      "'(default)'" STOP_IT},
+    {"same max_queued", {.name = "r", .max_queued = 5}, {"max_queued=5"}, NULL},
+    {"max_running 0 is the default", {.name = "r"}, {"max_running=0"}, NULL},
+    {"other max_running",
+     {.name = "r", .max_running = 2},
+     {"max_running=3"},
+     "the engine of resource 'r' runs with max_running '2', but the client's configuration "
+     "says '3'" STOP_IT},
+    {"max_queued not set there",
+     {.name = "r", .scheduler = "slurm"},
+     {"max_queued=10"},
+     "the engine of resource 'r' runs with max_queued '(default)', but the client's "
+     "configuration says '10'" STOP_IT},
     {"interval compared as numbers",
      {.name = "r", .poll_interval = 2},
      {"poll_interval=2.0"},
@@ -962,6 +972,21 @@ static const struct supported_case {
     {"slots on drmaa",
      {.name = "r", .scheduler = "drmaa", .slots = 2},
      "key 'slots' of resource 'r' is for the local scheduler; drmaa schedules its jobs itself"},
+    {"max_running on local", {.name = "r", .max_running = 4}, NULL},
+    {"max_queued on slurm", {.name = "r", .scheduler = "slurm", .max_queued = 4}, NULL},
+    {"max_queued on drmaa", {.name = "r", .scheduler = "drmaa", .max_queued = 4}, NULL},
+    {"max_queued on local",
+     {.name = "r", .max_queued = 4},
+     "key 'max_queued' of resource 'r' is for a cluster scheduler; the local scheduler's is "
+     "'max_running'"},
+    {"max_running on slurm",
+     {.name = "r", .scheduler = "slurm", .max_running = 4},
+     "key 'max_running' of resource 'r' is for the local scheduler; a cluster scheduler's is "
+     "'max_queued' (its jobs in the cluster's queue)"},
+    {"max_running on drmaa",
+     {.name = "r", .scheduler = "drmaa", .max_running = 4},
+     "key 'max_running' of resource 'r' is for the local scheduler; a cluster scheduler's is "
+     "'max_queued' (its jobs in the cluster's queue)"},
     {"ssh keys are checked first",
      {.name = "r", .login = "u", .scheduler = "pbs"},
      "key 'login' of resource 'r' needs 'host' (it says how to reach a remote engine)"},
@@ -1041,8 +1066,7 @@ static const struct resolve_case {
      "a",
      1,
      {"host=h"},
-     "key 'host' cannot be set for an engine (only scheduler, slots, queue, transfer_root, "
-     "poll_interval, drmaa_library)",
+     "key 'host' cannot be set for an engine " ONLY_KEYS,
      {0}},
     {"a bad set value",
      "@/r.conf",
