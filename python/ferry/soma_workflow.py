@@ -342,6 +342,9 @@ class SharedResourcePath(SpecialPath):
         r = self.referent()
         return self.pattern % f"{r.namespace}:{r.uuid}:{r.relative_path}"
 
+    def __repr__(self):
+        return f"<SharedResourcePath {str(self)!r}>"
+
 
 class TemporaryPath(SpecialPath):
     """A file (or directory) made on the resource for the workflow: a place in
@@ -365,6 +368,9 @@ class TemporaryPath(SpecialPath):
 
     def __str__(self):
         return self.pattern % self.referent().name
+
+    def __repr__(self):
+        return f"<TemporaryPath {str(self)!r}>"
 
 
 def _substitute(command, params):
