@@ -36,21 +36,20 @@ class Engine:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def rss_mib(self):
+    def _status_mib(self, key):
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1]) / 1024
         return 0.0
+
+    def rss_mib(self):
+        return self._status_mib("VmRSS:")
+
+    def peak_rss_mib(self):
+        """The engine's peak RSS so far (VmHWM)."""
+        return self._status_mib("VmHWM:")
 
     def stop(self):
         subprocess.run([FERRY, "daemon", "stop"], env=self.env, capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def peak_rss_mib(self):
-        """The engine's peak RSS so far (VmHWM)."""
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0

@@ -267,6 +267,13 @@ class SpecialPath:
     def referent(self):
         return self.ref if self.ref is not None else self
 
+    def __getattr__(self, attr):  # a derived path reads its referent's fields
+        ref = self.__dict__.get("ref")
+        if ref is None:
+            raise AttributeError(attr)
+        return getattr(ref, attr)
+
+
     def __add__(self, other):
         res = type(self)(self)
         res.pattern = self.pattern + str(other)
@@ -304,12 +311,6 @@ class FileTransfer(SpecialPath):
         self.name = name or client_path + "transfer"
         self.initial_status = C.FILES_ON_CLIENT if is_input else C.FILES_DO_NOT_EXIST
 
-    def __getattr__(self, attr):  # a derived path reads its referent's fields
-        ref = self.__dict__.get("ref")
-        if ref is None:
-            raise AttributeError(attr)
-        return getattr(ref, attr)
-
     def __str__(self):
         return self.pattern % self.referent().client_path
 
@@ -332,12 +333,6 @@ class SharedResourcePath(SpecialPath):
         self.relative_path, self.namespace, self.uuid = relative_path, namespace, uuid
         self.disposal_timeout = disposal_timeout
 
-    def __getattr__(self, attr):
-        ref = self.__dict__.get("ref")
-        if ref is None:
-            raise AttributeError(attr)
-        return getattr(ref, attr)
-
     def __str__(self):
         r = self.referent()
         return self.pattern % f"{r.namespace}:{r.uuid}:{r.relative_path}"
@@ -359,12 +354,6 @@ class TemporaryPath(SpecialPath):
         self.disposal_timeout = disposal_timeout
         self.name = "temporary" if name is None else name
         self.suffix = suffix
-
-    def __getattr__(self, attr):
-        ref = self.__dict__.get("ref")
-        if ref is None:
-            raise AttributeError(attr)
-        return getattr(ref, attr)
 
     def __str__(self):
         return self.pattern % self.referent().name
