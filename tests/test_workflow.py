@@ -506,3 +506,41 @@ def test_a_thousand_jobs_through_five_engine_kills(ferry):
     pos = {jid: i for i, jid in enumerate(ran)}
     for j in ferry.json("jobs", "--workflow", w):
         assert all(pos[d] < pos[j["id"]] for d in j["dependencies"]), j
+
+
+def test_a_file_that_is_not_a_workflow_object_is_named(ferry):
+    """The file goes to the engine as it stands (libferry puts its own
+    fields in front); what is wrong with its JSON is said of the file."""
+    path = ferry.path("bad.json")
+    cases = [
+        ('{"jobs": {"a": {"argv": ["true"]}},\n  "dependencies": [["a", "b"]\n',
+         "the workflow is not JSON: line 2, column "),
+        ('{"jobs": {"a": {"argv": ["true"],}}}', "the workflow is not JSON: line 1, column 34"),
+        ('  [1, 2]', "the workflow must be a JSON object"),
+        ('{"op": "submit", "jobs": {"a": {"argv": ["true"]}}}', "duplicate object key"),
+        ('{"cwd": "/", "jobs": {"a": {"argv": ["true"]}}}', "duplicate object key"),
+        ('{ }', "'jobs' must be a non-empty object"),
+    ]
+    for text, msg in cases:
+        with open(path, "w") as f:
+            f.write(text)
+        cp = ferry.run("workflow", "submit", path, check=False)
+        assert cp.returncode == 1 and msg in cp.stderr, (text, cp)
+    assert ferry.json("workflows") == []
+
+
+def test_working_directories_are_taken_against_the_submitter(ferry):
+    """Absent: where `ferry workflow submit` ran; relative: under it;
+    absolute: as it is."""
+    base = ferry.path("wd")
+    os.makedirs(os.path.join(base, "sub"))
+    pwd = {"argv": ["sh", "-c", f"pwd >> {ferry.path('log')}"]}
+    path = os.path.join(base, "wf.json")
+    with open(path, "w") as f:
+        json.dump({"jobs": {"a": pwd, "b": {**pwd, "working_directory": "sub"},
+                            "c": {**pwd, "working_directory": "/tmp"}},
+                   "dependencies": [["a", "b"], ["b", "c"]]}, f)
+    cp = ferry.run("workflow", "submit", path, cwd=base)
+    w = int(cp.stdout)
+    run_to_end(ferry, w)
+    assert log(ferry) == [base, os.path.join(base, "sub"), "/tmp"]

@@ -96,6 +96,13 @@ struct server {
 	int ready;		/* a connection can take its next request now */
 	double idle_s, hello_s; /* IDLE_S, HELLO_S (or $FERRYD_TEST_IDLE_SECONDS) */
 	double next_expiry;	/* when the next silent connection is due to close */
+	/*
+	 * Big requests' trees, freed once the iteration's replies are out:
+	 * freeing a 100,000-job workflow's took 0.3 s, which its answer
+	 * need not wait for.
+	 */
+	json_t *spent[4];
+	int nspent;
 };
 
 /*
@@ -409,6 +416,10 @@ static int can_dispatch(const struct ferry_client *c)
 	return !c->busy && !c->closing && !c->dead && c->outlen < OUT_HIGH;
 }
 
+/* A request this big has its tree freed after the replies are sent (struct server). */
+#define SPENT_BYTES (1 << 20)
+#define SPENT_MAX   FERRY_ARRAY_SIZE(((struct server *)0)->spent)
+
 /* Handles the complete frames read, while the connection may take them. */
 static void process_input(struct ferry_engine *eng, struct ferry_client *c)
 {
@@ -428,7 +439,10 @@ static void process_input(struct ferry_engine *eng, struct ferry_client *c)
 			break;
 		}
 		handle_frame(eng, c, &f, err);
-		json_decref(f.json);
+		if (f.json && f.len - f.binlen >= SPENT_BYTES && (size_t)c->srv->nspent < SPENT_MAX)
+			c->srv->spent[c->srv->nspent++] = f.json;
+		else
+			json_decref(f.json);
 		ferry__reader_consume(&c->in, f.len);
 	}
 }
@@ -962,6 +976,8 @@ static int serve(struct server *srv, struct ferry_engine *eng)
 			return -1;
 		}
 		flush_clients(srv, eng);
+		while (srv->nspent)
+			json_decref(srv->spent[--srv->nspent]);
 		again = ferry__engine_committed(eng);
 		again |= srv->ready;
 		if (ferry__engine_shutting_down(eng))

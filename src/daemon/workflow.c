@@ -9,6 +9,7 @@
  */
 #include "workflow.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -596,6 +597,28 @@ static char *deps_text(const struct graph *g, size_t i)
 	return t;
 }
 
+/*
+ * A job's working directory taken against the request's "cwd" (the
+ * submitter's, which libferry sends): absent, it is cwd; relative, under
+ * it; what is not a string is left for the spec's check to name.
+ */
+static int in_cwd(struct ferry_req *r, json_t *spec)
+{
+	const char *cwd = json_string_value(json_object_get(r->in, "cwd"));
+	json_t *wd = json_object_get(spec, "working_directory");
+	char *abs;
+
+	if (!cwd || (wd && (!json_is_string(wd) || json_string_value(wd)[0] == '/')))
+		return 0;
+	abs = wd ? ferry__asprintf("%s/%s", cwd, json_string_value(wd)) : strdup(cwd);
+	if (!abs || json_object_set_new(spec, "working_directory", json_string(abs))) {
+		free(abs);
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	}
+	free(abs);
+	return 0;
+}
+
 /* Job i of the workflow as w says (its waiting, message, dependencies). */
 static int record_spec(struct ferry_req *r, const struct graph *g, size_t i, struct db_wf_job *w,
 		       json_t *hours, char **seen)
@@ -619,6 +642,8 @@ static int record_spec(struct ferry_req *r, const struct graph *g, size_t i, str
 		    g->local[i]);
 	if (hours && !json_object_get(spec, "disposal_timeout_hours"))
 		json_object_set(spec, "disposal_timeout_hours", hours);
+	if ((rc = in_cwd(r, spec)))
+		return rc;
 	if (!(n = ferry__spec_normalise(r->eng, spec, seen, msg, sizeof(msg), &code)))
 		return ferry__req_fail(r, code, "job '%.64s': %s", g->local[i], msg);
 	if ((rc = ferry__req_add_job(r, n, w, &g->id[i])))
@@ -705,11 +730,24 @@ static int record(struct ferry_req *r, struct graph *g, int64_t *wf)
 	return 0;
 }
 
-/* name, key and disposal_timeout_hours of the workflow, each optional. */
+/*
+ * name, key, disposal_timeout_hours and cwd of the workflow, each
+ * optional. libferry sends the key it made as "auto_key", beside the
+ * file's text as it stands: a key the file has wins.
+ */
 static int check_top(struct ferry_req *r)
 {
 	json_t *name = json_object_get(r->in, "name"), *key = json_object_get(r->in, "key");
 	json_t *hours = json_object_get(r->in, "disposal_timeout_hours");
+	json_t *cwd = json_object_get(r->in, "cwd"), *auto_key = json_object_get(r->in, "auto_key");
+
+	if (!key && auto_key) {
+		json_object_set(r->in, "key", auto_key);
+		key = auto_key;
+	}
+	if (cwd && (!json_is_string(cwd) || json_string_value(cwd)[0] != '/' ||
+		    json_string_length(cwd) >= PATH_MAX))
+		return ferry__req_fail(r, FERRY_EINVAL, "'cwd' must be an absolute path");
 
 	if (name && (!json_is_string(name) || json_string_length(name) > FERRY_SPEC_NAME_MAX))
 		return ferry__req_fail(r, FERRY_EINVAL,
@@ -730,10 +768,10 @@ static int check_top(struct ferry_req *r)
 
 int ferry__req_workflow_submit(struct ferry_req *r)
 {
-	const char *key = json_string_value(json_object_get(r->in, "key"));
 	struct graph g = {0};
 	int64_t wf = 0;
-	int rc = check_top(r);
+	int rc = check_top(r); /* first: it takes "auto_key" as "key" */
+	const char *key = json_string_value(json_object_get(r->in, "key"));
 
 	/* a retried submit: the first one's workflow, as a job's key gives its first id */
 	if (!rc && key && (rc = ferry__db_wf_find_key(ferry__engine_db(r->eng), key, &wf)) != 0) {

@@ -399,12 +399,47 @@ int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_
 	return rc;
 }
 
+/* A request whose JSON text is made already (ferry__call_text): sent from where it is. */
+static int send_text(int fd, const char *text, size_t len)
+{
+	unsigned char head[FERRY_FRAME_HDR];
+	int rc;
+
+	if (len > FERRY_FRAME_MAX)
+		return FERRY_EINVAL;
+	ferry__hdr_encode(head, FERRY_FRAME_REQUEST, (uint32_t)len, (uint32_t)len);
+	rc = send_all(fd, head, sizeof(head));
+	return rc ? rc : send_all(fd, (const unsigned char *)text, len);
+}
+
+/* ferry__call_data() of req, or of a request's text when req is NULL. */
+static int call(struct ferry_conn *c, json_t *req, const char *text, size_t textlen,
+		const void *data, size_t datalen, double deadline, json_t **reply, const void **bin,
+		size_t *binlen);
+
 int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t datalen,
 		     double deadline, json_t **reply, const void **bin, size_t *binlen)
 {
+	return call(c, req, NULL, 0, data, datalen, deadline, reply, bin, binlen);
+}
+
+int ferry__call_text(struct ferry_conn *c, const char *text, size_t len, json_t **reply)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->mu);
+	rc = call(c, NULL, text, len, NULL, 0, 0, reply, NULL, NULL);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+static int call(struct ferry_conn *c, json_t *req, const char *text, size_t textlen,
+		const void *data, size_t datalen, double deadline, json_t **reply, const void **bin,
+		size_t *binlen)
+{
 	/* the budget runs from the loss, not from the call: a wait may last hours */
 	double give_up = 0, pause = 0.05, silence = 0;
-	const char *op = json_string_value(json_object_get(req, "op"));
+	const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
 	int rc, reconnecting = 0, sliced = 0, deaths = 0;
 
 	c->errmsg[0] = '\0';
@@ -431,10 +466,10 @@ int ferry__call_data(struct ferry_conn *c, json_t *req, const void *data, size_t
 		    c->cfg.host && op && !strcmp(op, "wait") && (left < 0 || left > WAIT_SLICE_S);
 		if (sliced)
 			left = WAIT_SLICE_S;
-		if (left >= 0)
+		if (left >= 0 && req)
 			json_object_set_new(req, "timeout", json_real(left));
 		silence = (left > 0 ? left : 0) + REPLY_MARGIN_S;
-		rc = send_frame(c->fd, req, data, datalen);
+		rc = req ? send_frame(c->fd, req, data, datalen) : send_text(c->fd, text, textlen);
 		if (!rc)
 			rc = recv_frame(c, reply, bin, binlen, silence, 0);
 		if (!rc && sliced && is_timeout(*reply)) {

@@ -78,6 +78,12 @@ int ferry__call(struct ferry_conn *c, json_t *req, double deadline, json_t **rep
  * the call wants none. No binary part: it would not outlive the lock.
  */
 int ferry__call_locked(struct ferry_conn *c, json_t *req, double deadline, json_t **reply);
+/*
+ * ferry__call_locked() of a request given as its JSON text (len bytes,
+ * the caller's), sent as it stands: for a request too big to build as a
+ * tree only to write it out again (a workflow's file).
+ */
+int ferry__call_text(struct ferry_conn *c, const char *text, size_t len, json_t **reply);
 /* The counts of a selection's answer (docs/protocol.md, "Selections") into *out. */
 void ferry__control_result(json_t *reply, struct ferry_control_result *out);
 /*
