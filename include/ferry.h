@@ -557,10 +557,10 @@ int ferry_stop_workflow(ferry_conn *conn, ferry_workflow_id id, struct ferry_con
  * is. The jobs' previous end, usage and messages are forgotten (the
  * files they wrote elsewhere stay). All reset in one transaction,
  * committed before the answer. *restarted (may be NULL) gets how many
- * jobs will run again. A replay after a lost reply restarts what failed
- * meanwhile, if anything.
- * Errors: FERRY_ENOJOB (no such workflow), FERRY_ESTATE (stopped, and
- *   jobs being killed have not ended yet: restart once they have),
+ * jobs will run again. Each call sends a key of its own: the library's
+ * replay after a lost reply gets the first answer, and runs nothing again.
+ * Errors: FERRY_ENOJOB (no such workflow), FERRY_ESTATE (jobs of it being
+ *   killed, by a stop or a kill, have not ended yet: restart once they have),
  *   FERRY_EINVAL (id < 1), connection errors.
  */
 int ferry_restart_workflow(ferry_conn *conn, ferry_workflow_id id, size_t *restarted);
@@ -568,7 +568,8 @@ int ferry_restart_workflow(ferry_conn *conn, ferry_workflow_id id, size_t *resta
  * Disposes of workflow id: every job of it, as ferry_control_workflow()
  * with FERRY_CONTROL_DISPOSE does (a running one is killed and goes
  * when it ended), and the workflow itself, which ferry_workflow_status()
- * no longer finds. out (may be NULL) gets the counts of the jobs'
+ * no longer finds (unless a job of it could not be disposed of: out->failed,
+ * and the workflow stays). out (may be NULL) gets the counts of the jobs'
  * disposal. Errors: FERRY_ENOJOB (no such workflow; not after a replay
  * of this call), FERRY_EINVAL (id < 1), connection errors.
  */

@@ -413,8 +413,7 @@ def test_stop_restart_and_delete_a_workflow(py):
     ids = {j.name: j.job_id for j in ctl.workflow(w).jobs}
     until(lambda: ctl.job_status(ids["a"]) == constants.RUNNING and "d" in log(),
           "a running")
-    assert ctl.stop_workflow(w) is True
-    ctl.wait_workflow(w)
+    assert ctl.stop_workflow(w) is True  # returns once the running job was killed
     stopped = [ctl.workflow_status(w), by_name(w)]
     open(flag, "w").close()
     assert ctl.restart_workflow(w) is True
@@ -422,6 +421,17 @@ def test_stop_restart_and_delete_a_workflow(py):
     restarted = [ctl.workflow_status(w), by_name(w), log()]
     assert ctl.delete_workflow(w) is True
     gone = w not in ctl.workflows()
+    # force: the call returns once the running job was killed and disposed of
+    s = Job(["sleep", "300"], name="s")
+    w2 = ctl.submit_workflow(Workflow(jobs=[s], name="running"))
+    sid = ctl.workflow(w2).jobs[0].job_id
+    until(lambda: ctl.job_status(sid) == constants.RUNNING, "s running")
+    assert ctl.delete_workflow(w2, force=True) is True
+    try:
+        ctl._conn.status(sid)
+        gone = False
+    except ferry.NoSuchJob:
+        pass
     try:
         ctl.workflow_status(w)
         unknown = False

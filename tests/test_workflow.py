@@ -484,7 +484,9 @@ def test_a_thousand_jobs_through_five_engine_kills(ferry):
     jobs, deps = {}, []
     for k in range(layers):
         for i in range(width):
-            jobs[f"{k}.{i}"] = {"argv": ["sh", "-c", f'echo "$FERRY_JOB_ID" >> {log_path}']}
+            # 20 ms each: the kills must fall inside the run, also on a fast machine
+            jobs[f"{k}.{i}"] = {"argv": ["sh", "-c",
+                                         f'echo "$FERRY_JOB_ID" >> {log_path}; sleep 0.02']}
             if k:
                 deps += [[f"{k - 1}.{i}", f"{k}.{i}"], [f"{k - 1}.{(i + 1) % width}", f"{k}.{i}"]]
     w = submit(ferry, {"jobs": jobs, "dependencies": deps})

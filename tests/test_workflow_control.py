@@ -192,3 +192,76 @@ def test_bad_requests_are_refused(ferry):
             assert r["error"] == "EINVAL" and "'workflow'" in r["message"], r
             r = c.request({"op": op})
             assert r["error"] == "EINVAL", r
+
+
+def test_restart_is_refused_while_a_kill_still_kills(ferry):
+    """Not only a stop's: a plain kill of a workflow's job that outlives
+    SIGTERM keeps a restart away until it ended."""
+    stubborn = {"argv": ["sh", "-c", f"trap '' TERM; test -e {ferry.path('fixed')} || sleep 30"]}
+    w = submit(ferry, {"jobs": {"s": stubborn, "n": appender(ferry, "n")},
+                       "dependencies": [["s", "n"]]})
+    s = jobs_of(ferry, w)["s"]["id"]
+    ferry.wait_state(s, "running")
+    ferry.run("kill", s)
+    cp = ferry.run("workflow", "restart", w, check=False)
+    assert cp.returncode != 0 and "1 of its jobs has not ended yet" in cp.stderr, cp
+    run_to_end(ferry, w, timeout=60, code=4)
+    open(ferry.path("fixed"), "w").close()
+    assert ferry.json("workflow", "restart", w) == {"restarted": 2}
+    assert run_to_end(ferry, w, timeout=60)["status"] == "done"
+
+
+def test_a_replayed_restart_is_answered_not_run_again(ferry):
+    """The same key (libferry's replay after a lost reply) gets the first
+    answer; the failing job is not run a third time."""
+    w = submit(ferry, {"jobs": {"bad": {"argv": ["sh", "-c",
+                                                 f"echo bad >> {ferry.path('log')}; false"]}}})
+    run_to_end(ferry, w, code=4)
+    with ferry.raw() as c:
+        c.hello()
+        r = c.request({"op": "workflow_restart", "workflow": w, "key": "k1"})
+        assert r["ok"] and r["restarted"] == 1, r
+        run_to_end(ferry, w, code=4)
+        r = c.request({"op": "workflow_restart", "workflow": w, "key": "k1"})
+        assert r["ok"] and r["restarted"] == 1, r
+        for bad in ("", 7, "k" * 129):
+            r = c.request({"op": "workflow_restart", "workflow": w, "key": bad})
+            assert r["error"] == "EINVAL" and "'key'" in r["message"], r
+    run_to_end(ferry, w, code=4)
+    assert log(ferry) == ["bad", "bad"]
+
+
+def test_the_last_run_directory_goes_after_the_restart(ferry):
+    """A restarted job's last run (claim, result, default stdout) is set
+    aside and removed; its new run writes its own stdout."""
+    fixed = ferry.path("fixed")
+    w = submit(ferry, {"jobs": {"a": {"argv": ["sh", "-c", f"echo run; test -e {fixed}"]}}})
+    run_to_end(ferry, w, code=4)
+    a = jobs_of(ferry, w)["a"]["id"]
+    jobs_dir = os.path.join(ferry.state_dir, "jobs")
+    assert os.path.exists(os.path.join(jobs_dir, str(a), "claim"))
+    open(fixed, "w").close()
+    assert ferry.json("workflow", "restart", w) == {"restarted": 1}
+    run_to_end(ferry, w)
+    poll(lambda: not os.path.exists(os.path.join(jobs_dir, f"{a}.old")), 10, 0.05,
+         "the old run's directory removed")
+    assert ferry.run("logs", a).stdout == "run\n"
+
+
+def test_a_restart_that_never_committed_gives_the_directory_back(ferry):
+    """An engine killed between a restart's renames and its commit: the
+    next engine finds jobs/<id>.old of a job still failed, and none at
+    jobs/<id>, and gives it back; a .old of a job run since goes."""
+    w = submit(ferry, {"jobs": {"bad": {"argv": ["sh", "-c", "echo output; false"]},
+                                "ok": {"argv": ["true"]}}})
+    run_to_end(ferry, w, code=4)
+    js = jobs_of(ferry, w)
+    jobs_dir = os.path.join(ferry.state_dir, "jobs")
+    ferry.run("daemon", "stop")
+    bad, ok = (os.path.join(jobs_dir, str(js[k]["id"])) for k in ("bad", "ok"))
+    os.rename(bad, bad + ".old")
+    os.makedirs(ok + ".old")
+    ferry.run("workflows")  # the next engine
+    assert os.path.exists(os.path.join(bad, "stdout")) and not os.path.exists(bad + ".old")
+    poll(lambda: not os.path.exists(ok + ".old"), 10, 0.05, "the stale .old removed")
+    assert ferry.run("logs", js["bad"]["id"]).stdout == "output\n"

@@ -91,9 +91,9 @@ class Connection(_ferry.Connection):
 
         state: a state name or a list of them; after: only ids above it;
         since: only jobs submitted at or after it (seconds since the epoch or a
-        datetime); limit: at most this many; workflow: only its jobs. The jobs come a page (page jobs,
-        1 to 10000) per request as the iteration goes, so a listing of a
-        million jobs holds one page; each job that exists throughout is listed
+        datetime); limit: at most this many; workflow: only its jobs. The jobs
+        come a page (page jobs, 1 to 10000) per request as the iteration goes,
+        so a listing of a million jobs holds one page; each job that exists throughout is listed
         once, jobs submitted meanwhile may be. The first page is asked for at
         the call: a bad argument raises there (InvalidArgument, TypeError).
         """

@@ -22,6 +22,7 @@ a soma-workflow Configuration object, dynamic outputs...) raises
 ``Unsupported`` naming it when it is used, never silently ignored.
 """
 import datetime as _dt
+import time as _time
 import json as _json
 import math as _math
 import os as _os
@@ -701,6 +702,21 @@ def _soma_job(info):
     return C.FAILED, (C.FINISHED_UNCLEAR_CONDITIONS, None, None, usage)
 
 
+# How long stop_workflow() and a forced deletion wait for the jobs killed to
+# end: the kill's 5 s grace, and a cluster's cancel.
+_KILL_WAIT_S = 60
+
+
+def _until(done, timeout=_KILL_WAIT_S):
+    """True once done() is, False after timeout seconds."""
+    end = _time.monotonic() + timeout
+    while not done():
+        if _time.monotonic() > end:
+            return False
+        _time.sleep(0.1)
+    return True
+
+
 _WF_STATES = {"not started": C.WORKFLOW_NOT_STARTED, "in progress": C.WORKFLOW_IN_PROGRESS,
               "done": C.WORKFLOW_DONE, "done with failures": C.WORKFLOW_DONE}
 
@@ -1005,8 +1021,12 @@ class WorkflowController:
 
     # -- control
     def stop_workflow(self, workflow_id):
-        """Kills the jobs not ended; True when none refused."""
-        return self._conn.stop_workflow(workflow_id).failed == 0
+        """Kills the jobs not ended and returns once they were (soma-workflow's
+        stop_workflow): True when every one was; False when a job refused or
+        had not ended within a minute."""
+        if self._conn.stop_workflow(workflow_id).failed:
+            return False
+        return self._conn.wait_workflow(workflow_id, timeout=_KILL_WAIT_S)
 
     def restart_workflow(self, workflow_id, queue=None):
         """Runs the failed, aborted and killed jobs again; True when some will."""
@@ -1027,7 +1047,11 @@ class WorkflowController:
                 except NoSuchJob:
                     pass
         self._records.pop(workflow_id, None)
-        return res.failed == 0
+        if res.failed:
+            return False
+        # force: soma-workflow's call blocks until the workflow is deleted
+        return not force or _until(lambda: not list(self._conn.list_jobs(workflow=workflow_id,
+                                                                      limit=1)))
 
     def stop_jobs(self, workflow_id, job_ids):
         """Kills these jobs of the workflow (what is downstream of them aborts)."""
@@ -1048,8 +1072,17 @@ class WorkflowController:
         _unsupported("restart_job()", "use restart_workflow()")
 
     def delete_job(self, job_id, force=True):
+        """Disposes of the job (killed first if it runs); with force, returns
+        once it is gone (False when it was not within a minute)."""
         self._conn.dispose(job_id)
-        return True
+
+        def gone():
+            try:
+                self._conn.status(job_id)
+                return False
+            except NoSuchJob:
+                return True
+        return not force or _until(gone)
 
     def change_workflow_expiration_date(self, workflow_id, new_expiration_date):
         _unsupported("change_workflow_expiration_date()",

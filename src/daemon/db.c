@@ -114,6 +114,9 @@ enum stmt_id {
 	S_WF_RERUNNABLE,
 	S_PREDS_NOT_DONE,
 	S_RERUN_JOB,
+	S_WF_KILLING,
+	S_WF_RESTART_FIND,
+	S_WF_RESTART_SET,
 	S_LIST_IDS_WF,
 	S_LIST_IDS_WF_STATE,
 	S_SELECT_WF,
@@ -323,6 +326,11 @@ static const char *const sql[S_COUNT] = {
 		    "max_rss_kb = NULL, wall = NULL, started_at = NULL, ended_at = NULL, "
 		    "native_id = NULL, kill_requested = 0, dispose_after = NULL, requeues = 0 "
 		    "WHERE id = ?1 AND ended_at IS NOT NULL AND disposed = 0",
+    [S_WF_KILLING] = "SELECT count(*) FROM jobs WHERE workflow = ?1 AND disposed = 0 AND "
+		     "ended_at IS NULL AND kill_requested = 1",
+    [S_WF_RESTART_FIND] = "SELECT n FROM workflow_restarts WHERE wf = ?1 AND rkey = ?2",
+    [S_WF_RESTART_SET] =
+	"INSERT OR REPLACE INTO workflow_restarts(wf, rkey, n) VALUES (?1, ?2, ?3)",
     /* a listing of one workflow's jobs (ferry__db_list_ids), through jobs_workflow */
     [S_LIST_IDS_WF] = "SELECT id FROM jobs WHERE workflow = ?5 AND id > ?1 AND disposed = 0 AND "
 		      "submitted_at >= ?2 ORDER BY id LIMIT ?3",
@@ -428,8 +436,12 @@ static const char schema[] =
      * older engine ignores it, and one of schema 6 gains it empty.
      */
     "CREATE TABLE IF NOT EXISTS workflow_stops(wf INTEGER PRIMARY KEY);"
+    /* the last restart of each workflow, by its key: a replay answers what it did */
+    "CREATE TABLE IF NOT EXISTS workflow_restarts(wf INTEGER PRIMARY KEY, rkey TEXT NOT NULL,"
+    " n INTEGER NOT NULL);"
     "CREATE TRIGGER IF NOT EXISTS workflows_stop_gone AFTER DELETE ON workflows "
-    "BEGIN DELETE FROM workflow_stops WHERE wf = old.id; END;"
+    "BEGIN DELETE FROM workflow_stops WHERE wf = old.id;"
+    " DELETE FROM workflow_restarts WHERE wf = old.id; END;"
     "INSERT OR IGNORE INTO meta VALUES('schema', '6');";
 
 /* What names schema 6's columns, which an older database gains only in db_migrate. */
@@ -1809,6 +1821,31 @@ int ferry__db_preds_not_done(struct ferry_db *db, int64_t id, int64_t **ids, siz
 	sqlite3_bind_int64(db->st[S_PREDS_NOT_DONE], 1, id);
 	sqlite3_bind_int(db->st[S_PREDS_NOT_DONE], 2, FERRY_DONE);
 	return collect_ids(db, db->st[S_PREDS_NOT_DONE], "dependencies", ids, n);
+}
+
+int ferry__db_wf_killing(struct ferry_db *db, int64_t wf, int64_t *n)
+{
+	int rc;
+
+	*n = 0;
+	sqlite3_bind_int64(db->st[S_WF_KILLING], 1, wf);
+	rc = one_row(db, S_WF_KILLING, read_int64, n, "count jobs being killed");
+	return rc < 0 ? rc : 0;
+}
+
+int ferry__db_wf_restart_find(struct ferry_db *db, int64_t wf, const char *key, int64_t *n)
+{
+	sqlite3_bind_int64(db->st[S_WF_RESTART_FIND], 1, wf);
+	bind_text(db->st[S_WF_RESTART_FIND], 2, key);
+	return one_row(db, S_WF_RESTART_FIND, read_int64, n, "find restart key");
+}
+
+int ferry__db_wf_restart_set(struct ferry_db *db, int64_t wf, const char *key, int64_t n)
+{
+	sqlite3_bind_int64(db->st[S_WF_RESTART_SET], 1, wf);
+	bind_text(db->st[S_WF_RESTART_SET], 2, key);
+	sqlite3_bind_int64(db->st[S_WF_RESTART_SET], 3, n);
+	return run(db, S_WF_RESTART_SET, "record restart") ? FERRY_EINTERNAL : 0;
 }
 
 int ferry__db_rerun_job(struct ferry_db *db, int64_t id, enum ferry_job_status st, int waiting,

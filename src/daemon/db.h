@@ -273,6 +273,12 @@ int ferry__db_wf_delete(struct ferry_db *db, int64_t wf);
  * disposed of. *ids is malloc'd.
  */
 int ferry__db_wf_rerunnable(struct ferry_db *db, int64_t wf, int64_t **ids, size_t *n);
+/* How many jobs of workflow wf have a kill asked for and have not ended. */
+int ferry__db_wf_killing(struct ferry_db *db, int64_t wf, int64_t *n);
+/* 1 with *n when wf's last restart had key; 0 when not; or an error. */
+int ferry__db_wf_restart_find(struct ferry_db *db, int64_t wf, const char *key, int64_t *n);
+/* Records wf's restart of key, which ran n jobs again. */
+int ferry__db_wf_restart_set(struct ferry_db *db, int64_t wf, const char *key, int64_t n);
 /* The ids of job id's dependencies that are not done, ascending (malloc'd). */
 int ferry__db_preds_not_done(struct ferry_db *db, int64_t id, int64_t **ids, size_t *n);
 /*

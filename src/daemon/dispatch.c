@@ -45,7 +45,7 @@ static const struct ferry_reqdef table[] = {
     {"workflow_status", ferry__req_workflow_status, FIELDS("workflow"), 0},
     {"workflows", ferry__req_workflows, NO_FIELDS, 0},
     {"workflow_stop", ferry__req_workflow_stop, FIELDS("workflow"), FERRY_REQ_MUTATES},
-    {"workflow_restart", ferry__req_workflow_restart, FIELDS("workflow"), FERRY_REQ_MUTATES},
+    {"workflow_restart", ferry__req_workflow_restart, FIELDS("workflow", "key"), FERRY_REQ_MUTATES},
     {"workflow_dispose", ferry__req_workflow_dispose, FIELDS("workflow"), FERRY_REQ_MUTATES},
     {"transfer_send", ferry__req_transfer_send,
      FIELDS("key", "local_paths", "disposal_hours", "files"), FERRY_REQ_MUTATES},

@@ -208,6 +208,9 @@ static void drms_mark(struct ferry_engine *eng, struct job *j, int handing, int 
 /* A job taking its slots (sign 1) or giving them back (-1): local. */
 static void slots_take(struct ferry_engine *eng, const struct job *j, int sign)
 {
+	/* a cluster's jobs take no slot of the engine's (its counts stay 0) */
+	if (drms(eng))
+		return;
 	eng->used_slots += sign * j->cpus;
 	eng->nstarted += sign;
 }
@@ -984,12 +987,14 @@ void ferry__engine_tick(struct ferry_engine *eng)
 	ferry__waits_wake(&eng->waits, eng);
 	if (ferry__mono() >= eng->next_gc)
 		collect_garbage(eng);
+	ferry__wf_tick(eng);
 }
 
 int ferry__engine_committed(struct ferry_engine *eng)
 {
+	ferry__wf_committed(eng);
 	if (!eng->nfresh)
-		return 0;
+		return eng->wf.naside > 0;
 	for (size_t i = 0; i < eng->nfresh; i++) {
 		struct job *j = ferry__engine_job(eng, eng->fresh[i]);
 		if (j)
@@ -1001,7 +1006,7 @@ int ferry__engine_committed(struct ferry_engine *eng)
 		eng->fresh = NULL;
 		eng->fresh_cap = 0;
 	}
-	return eng->qhead != NULL;
+	return eng->qhead != NULL || eng->wf.naside > 0;
 }
 
 int ferry__engine_timeout_ms(struct ferry_engine *eng)
@@ -1192,6 +1197,7 @@ struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *reso
 	    ferry__instance_load(eng->db, eng->instance, sizeof(eng->instance), err, errlen) ||
 	    ferry__engine_find_lost(eng, err, errlen))
 		goto db_fail;
+	ferry__wf_sweep(eng);
 	if (drms(eng) && !(eng->worker = ferry__worker_new(loop, err, errlen)))
 		goto fail;
 	if (eng->be->open(eng, &eng->be_self, err, errlen))

@@ -9,6 +9,8 @@
  */
 #include "workflow.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,7 @@ struct wf_end {
 void ferry__wf_work_free(struct ferry_wfwork *w)
 {
 	free(w->v);
+	free(w->aside);
 	*w = (struct ferry_wfwork){0};
 }
 
@@ -500,7 +503,6 @@ static int check_groups(struct ferry_req *r, const struct graph *g)
 	return 0;
 }
 
-/* What job i waits for, in its message: the ids of its dependencies. */
 /*
  * "waiting for jobs 12, 13" of ids[0 .. shown) of the n a job waits for:
  * a message shows a few, so a caller passes at most WAIT_SHOWN.
@@ -961,11 +963,149 @@ int ferry__req_workflow_stop(struct ferry_req *r)
 	return ferry__req_select(r, "kill");
 }
 
+/* ---- the directories of the runs before a restart ---- */
+
+/* jobs/<id> and jobs/<id>.old (malloc'd), or -1 without memory. */
+static int aside_paths(struct ferry_engine *eng, int64_t id, char **dir, char **old)
+{
+	*dir = ferry__asprintf("%s/%lld", ferry__engine_jobs_dir(eng), (long long)id);
+	*old = ferry__asprintf("%s/%lld.old", ferry__engine_jobs_dir(eng), (long long)id);
+	if (*dir && *old)
+		return 0;
+	free(*dir);
+	free(*old);
+	return -1;
+}
+
+static int aside_push(struct ferry_wfwork *w, int64_t id)
+{
+	if (w->naside == w->aside_cap) {
+		size_t cap = w->aside_cap ? 2 * w->aside_cap : 64;
+		int64_t *v = realloc(w->aside, cap * sizeof(*v));
+		if (!v)
+			return FERRY_ENOMEM;
+		w->aside = v;
+		w->aside_cap = cap;
+	}
+	w->aside[w->naside++] = id;
+	return 0;
+}
+
+/*
+ * Job id's last run's directory (its claim and result, which would make
+ * the next run look started or ended already; its default stdout and
+ * stderr) renamed jobs/<id>.old, removed once the restart committed
+ * (ferry__wf_tick). A rename, not a removal: a restart of 100,000 jobs
+ * removing theirs held the loop 20-30 s, and one that does not commit
+ * (a rollback, an engine killed) gives the directories back.
+ */
+static int set_aside(struct ferry_engine *eng, int64_t id, char *why, size_t len)
+{
+	char *dir, *old;
+	int rc = 0;
+
+	if (aside_paths(eng, id, &dir, &old))
+		return ferry__fail(why, len, FERRY_ENOMEM, "out of memory");
+	ferry__rm_rf(old); /* a namesake from a crash since: already gone then */
+	if (rename(dir, old) == 0)
+		rc = aside_push(ferry__engine_wf(eng), id);
+	else if (errno != ENOENT) /* a job that never ran has none */
+		rc = ferry__fail(why, len, FERRY_EIO, "cannot rename '%s': %s", dir,
+				 strerror(errno));
+	if (rc == FERRY_ENOMEM) {
+		rename(old, dir);
+		rc = ferry__fail(why, len, FERRY_ENOMEM, "out of memory");
+	}
+	free(dir);
+	free(old);
+	return rc;
+}
+
+/* The directories set aside after the first `from`, back: their restart rolled back. */
+static void aside_undo(struct ferry_engine *eng, size_t from)
+{
+	struct ferry_wfwork *w = ferry__engine_wf(eng);
+	char *dir, *old;
+
+	while (w->naside > from) {
+		if (aside_paths(eng, w->aside[--w->naside], &dir, &old))
+			continue;
+		rename(old, dir);
+		free(dir);
+		free(old);
+	}
+}
+
+void ferry__wf_committed(struct ferry_engine *eng)
+{
+	struct ferry_wfwork *w = ferry__engine_wf(eng);
+
+	w->committed = w->naside;
+}
+
+int ferry__wf_tick(struct ferry_engine *eng)
+{
+	/* a few a turn of the loop: it goes on serving meanwhile */
+	enum { PER_TICK = 32 };
+	struct ferry_wfwork *w = ferry__engine_wf(eng);
+	size_t k = 0;
+	char *dir, *old;
+
+	for (; k < w->committed && k < PER_TICK; k++) {
+		if (aside_paths(eng, w->aside[k], &dir, &old))
+			break;
+		ferry__rm_rf(old);
+		free(dir);
+		free(old);
+	}
+	memmove(w->aside, w->aside + k, (w->naside - k) * sizeof(*w->aside));
+	w->naside -= k;
+	w->committed -= k;
+	return w->naside > 0;
+}
+
+static int ended_state(void *arg, int64_t id, const char *name, int state)
+{
+	(void)id;
+	(void)name;
+	*(int *)arg = state;
+	return 0;
+}
+
+/* One entry of jobs/ at the engine's start: "<id>.old" back or to remove. */
+static void sweep_one(struct ferry_engine *eng, const char *name)
+{
+	char *end, *dir, *old;
+	long long id = strtoll(name, &end, 10);
+	int state = -1;
+
+	if (end == name || strcmp(end, ".old") || id < 1 || aside_paths(eng, id, &dir, &old))
+		return;
+	ferry__db_select_jobs(ferry__engine_db(eng), 0, 0, id, id, ended_state, &state);
+	/* still ended, no run since: its restart never committed */
+	if ((state != FERRY_FAILED || rename(old, dir) < 0) &&
+	    aside_push(ferry__engine_wf(eng), id) == 0)
+		ferry__engine_wf(eng)->committed = ferry__engine_wf(eng)->naside;
+	free(dir);
+	free(old);
+}
+
+void ferry__wf_sweep(struct ferry_engine *eng)
+{
+	DIR *d = opendir(ferry__engine_jobs_dir(eng));
+	struct dirent *e;
+
+	while (d && (e = readdir(d)))
+		if (strchr(e->d_name, '.') && e->d_name[0] != '.')
+			sweep_one(eng, e->d_name);
+	if (d)
+		closedir(d);
+}
+
 /*
  * Job id, ended failed, back to what it was at the submit: waiting for
- * its dependencies not done, or (*root) for none. Its directory goes
- * first (before the commit): a claim or a result of the run before would
- * make the next one look started or ended already.
+ * its dependencies not done, or (*root) for none; its last run's
+ * directory set aside.
  */
 static int rerun_one(struct ferry_req *r, int64_t id, int *root)
 {
@@ -975,33 +1115,28 @@ static int rerun_one(struct ferry_req *r, int64_t id, int *root)
 	char msg[200];
 	int rc;
 
+	/* an ended job is not in memory (job_remove): a check, not a case */
 	if (ferry__engine_job(r->eng, id))
-		return ferry__req_fail(r, FERRY_EINTERNAL, "job %lld is in the engine's memory",
+		return ferry__req_fail(r, FERRY_EINTERNAL, "job %lld ended but is still loaded",
 				       (long long)id);
 	if ((rc = ferry__db_preds_not_done(db, id, &preds, &n)))
 		return ferry__req_fail(r, rc, "cannot read the dependencies of job %lld",
 				       (long long)id);
 	waiting_message(preds, n < WAIT_SHOWN ? n : WAIT_SHOWN, n, msg, sizeof(msg));
 	free(preds);
-	ferry__engine_remove_job_files(r->eng, id);
+	if ((rc = set_aside(r->eng, id, r->err, sizeof(r->err))))
+		return rc;
 	if ((rc = ferry__db_rerun_job(db, id, FERRY_SYSTEM_ON_HOLD, (int)n, n ? msg : NULL)))
 		return ferry__req_fail(r, rc, "cannot run job %lld again", (long long)id);
 	*root = n == 0;
 	return 0;
 }
 
-/*
- * Restart (soma-workflow's restart_workflow): the jobs that ended failed
- * (killed and aborted ones too) run again, each once its dependencies are
- * done; the done ones stay. All are reset before any is released: a
- * barrier released ends at once and counts its successors down, which
- * must already wait again. Not while a stop still kills jobs: those would
- * end after the restart and abort what it just released.
- */
 /* Every job of ids (n) reset, the roots among them left at the front of ids (*k). */
 static int rerun_all(struct ferry_req *r, int64_t *ids, size_t n, size_t *k)
 {
 	struct ferry_db *db = ferry__engine_db(r->eng);
+	size_t from = ferry__engine_wf(r->eng)->naside;
 	int rc = 0, root = 0;
 
 	*k = 0;
@@ -1010,32 +1145,74 @@ static int rerun_all(struct ferry_req *r, int64_t *ids, size_t n, size_t *k)
 	for (size_t i = 0; !rc && i < n; i++)
 		if (!(rc = rerun_one(r, ids[i], &root)) && root)
 			ids[(*k)++] = ids[i]; /* in order */
-	if (rc)
-		ferry__db_rollback_savepoint(db); /* all or none */
-	else
+	if (rc) {			      /* all or none */
+		ferry__db_rollback_savepoint(db);
+		aside_undo(r->eng, from);
+	} else {
 		ferry__db_release(db);
+	}
 	return rc;
 }
 
+/*
+ * What a restart cannot do yet: run again while jobs of wf are still being
+ * killed (a stop's, a kill's), whose ends would abort what it released.
+ * A key already answered (a replay after a lost reply) is answered again,
+ * rather than run again what failed meanwhile. 0 to go on, 1 answered,
+ * or an error.
+ */
+static int restart_first(struct ferry_req *r, int64_t wf, const char *key)
+{
+	struct ferry_db *db = ferry__engine_db(r->eng);
+	int64_t n = 0;
+	int rc;
+
+	if (key && (rc = ferry__db_wf_restart_find(db, wf, key, &n)) != 0) {
+		if (rc < 0)
+			return ferry__req_fail(r, rc, "cannot read workflow %lld", (long long)wf);
+		json_object_set_new(r->out, "restarted", json_integer(n));
+		return 1;
+	}
+	if ((rc = ferry__db_wf_killing(db, wf, &n)))
+		return ferry__req_fail(r, rc, "cannot read workflow %lld", (long long)wf);
+	if (n)
+		return ferry__req_fail(
+		    r, FERRY_ESTATE,
+		    "workflow %lld is being stopped: %lld of its jobs %s not ended "
+		    "yet; restart it once they have",
+		    (long long)wf, (long long)n, n == 1 ? "has" : "have");
+	return 0;
+}
+
+/*
+ * Restart (soma-workflow's restart_workflow): the jobs that ended failed
+ * (killed and aborted ones too) run again, each once its dependencies are
+ * done; the done ones stay. All are reset before any is released: a
+ * barrier released ends at once and counts its successors down, which
+ * must already wait again.
+ */
 int ferry__req_workflow_restart(struct ferry_req *r)
 {
 	struct ferry_db *db = ferry__engine_db(r->eng);
-	int64_t wf, left, *ids = NULL;
+	json_t *kv = json_object_get(r->in, "key");
+	const char *key = json_string_value(kv);
+	int64_t wf, *ids = NULL;
 	size_t n = 0, k = 0;
 	int stopped, rc = existing_wf(r, &wf, &stopped);
 
 	if (rc)
 		return rc;
-	if ((rc = ferry__db_wf_left(db, wf, &left)))
-		return ferry__req_fail(r, rc, "cannot read workflow %lld", (long long)wf);
-	if (left && stopped)
-		return ferry__req_fail(r, FERRY_ESTATE,
-				       "workflow %lld is being stopped: %lld of its jobs have not "
-				       "ended yet; restart it once they have",
-				       (long long)wf, (long long)left);
+	if (kv && (!key || !*key || strlen(key) > FERRY_SPEC_KEY_MAX))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'key' must be a non-empty string of at most %d bytes",
+				       FERRY_SPEC_KEY_MAX);
+	if ((rc = restart_first(r, wf, key)))
+		return rc < 0 ? rc : 0;
 	if ((rc = ferry__db_wf_rerunnable(db, wf, &ids, &n)))
 		return ferry__req_fail(r, rc, "cannot read workflow %lld", (long long)wf);
-	if (!(rc = rerun_all(r, ids, n, &k)) && (rc = ferry__db_wf_set_stopped(db, wf, 0)))
+	if (!(rc = rerun_all(r, ids, n, &k)) &&
+	    ((rc = ferry__db_wf_set_stopped(db, wf, 0)) ||
+	     (key && (rc = ferry__db_wf_restart_set(db, wf, key, (int64_t)n)))))
 		rc = ferry__req_fail(r, rc, "cannot record the restart of workflow %lld",
 				     (long long)wf);
 	for (size_t i = k; !rc && i-- > 0;) /* each to the queue's head: by id */
@@ -1058,7 +1235,9 @@ int ferry__req_workflow_dispose(struct ferry_req *r)
 
 	if (!rc)
 		rc = ferry__req_select(r, NULL);
-	if (!rc && (rc = ferry__db_wf_delete(ferry__engine_db(r->eng), wf)))
+	/* a job that could not be disposed of keeps its workflow, to be seen */
+	if (!rc && !json_integer_value(json_object_get(r->out, "failed")) &&
+	    (rc = ferry__db_wf_delete(ferry__engine_db(r->eng), wf)))
 		rc = ferry__req_fail(r, rc, "cannot delete workflow %lld", (long long)wf);
 	return rc;
 }

@@ -290,11 +290,21 @@ FERRY_EXPORT int ferry_dispose_workflow(ferry_conn *c, ferry_workflow_id id,
 
 FERRY_EXPORT int ferry_restart_workflow(ferry_conn *c, ferry_workflow_id id, size_t *restarted)
 {
-	json_t *reply;
-	int rc = wf_call(c, "workflow_restart", id, &reply);
+	/* a key: a replay after a lost reply is answered, not run again */
+	char key[64] = "restart-";
+	json_t *req, *reply = NULL;
+	int rc;
 
-	if (!rc && restarted)
+	if (id < 1)
+		return ferry__seterr(c, FERRY_EINVAL, "invalid workflow id %lld", (long long)id);
+	if (ferry__random_hex(key + 8, 16) < 0)
+		return ferry__seterr(c, FERRY_EIO, "cannot get random bytes for a key");
+	req = json_pack("{s:s,s:I,s:s}", "op", "workflow_restart", "workflow", (json_int_t)id,
+			"key", key);
+	if ((rc = ferry__call_locked(c, req, 0, &reply)))
+		return rc;
+	if (restarted)
 		*restarted = (size_t)json_integer_value(json_object_get(reply, "restarted"));
 	json_decref(reply);
-	return rc;
+	return 0;
 }

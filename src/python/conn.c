@@ -443,16 +443,15 @@ static int ids_slice(ferry_conn *c, void *arg, double slice, struct pyf_err *e)
 	struct wait_ids *w = arg;
 	ssize_t left;
 
-	for (;;) {
-		if (!wait_slice(c, w->ids, w->n, slice, e))
-			return 0;
-		/* an id unknown at the start is an error; one gone since, an end */
-		if (e->rc != FERRY_ENOJOB || w->first)
-			break;
+	if (!wait_slice(c, w->ids, w->n, slice, e))
+		return 0;
+	/* an id unknown at the start is an error; one gone since, an end */
+	if (e->rc == FERRY_ENOJOB && !w->first) {
 		if ((left = prune(c, w->ids, w->n, e)) < 0)
 			return e->rc;
 		if (!(w->n = (size_t)left))
 			return e->rc = 0;
+		e->rc = FERRY_ETIMEDOUT; /* the next slice, within the deadline */
 	}
 	w->first = 0;
 	return e->rc;
