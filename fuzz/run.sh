@@ -131,7 +131,7 @@ seeds_frame() {
 seeds_config() {
 	local d=$1
 	printf '[local]\nslots = 4\n' >"$d/c1"
-	printf '; comment\n[local]\nscheduler = local\nslots = 0\n\n[big]\nscheduler = slurm\nhost = hpc.example.org\nport = 22\nlogin = me\nqueue = short\ntransfer_root = /scratch/me\nremote_command = ferry\nssh_options = -o BatchMode=yes\npoll_interval = 2.5\n' >"$d/c2"
+	printf '; comment\n[local]\nscheduler = local\nslots = 0\n\n[big]\nscheduler = slurm\nhost = hpc.example.org\nport = 22\nlogin = me\nqueue = short\ntransfer_root = /scratch/me\nremote_command = ferry\nssh_options = -o BatchMode=yes\npoll_interval = 2.5\npath_translation_files = a{/t}\n  b{/u}\n' >"$d/c2"
 	printf '[grid]\nscheduler = drmaa\ndrmaa_library = /usr/lib/libdrmaa.so\n# x\n[grid]\nqueue = q\n' >"$d/c3"
 	printf 'slots = 1\n' >"$d/c4"
 	printf '[bad name]\nslots = x\n' >"$d/c5"
@@ -178,7 +178,8 @@ dict_jtext() {
 dict_config() {
 	local w
 	for w in '[' ']' = ';' '#' local slurm drmaa scheduler slots host port login queue \
-		transfer_root remote_command ssh_options drmaa_library poll_interval; do
+		transfer_root remote_command ssh_options drmaa_library poll_interval \
+		path_translation_files '{' '}'; do
 		printf '"%s"\n' "$w"
 	done
 }

@@ -575,6 +575,21 @@ int ferry_restart_workflow(ferry_conn *conn, ferry_workflow_id id, size_t *resta
  */
 int ferry_dispose_workflow(ferry_conn *conn, ferry_workflow_id id,
 			   struct ferry_control_result *out);
+/*
+ * Where a soma-workflow SharedResourcePath of namespace ns and uuid lies on
+ * the resource: the engine reads, at each call, the translation file the
+ * resource's path_translation_files key (ferry.conf(5), soma-workflow's
+ * PATH_TRANSLATION_FILES) names for ns, on the engine's host, and answers
+ * the translation of uuid there (the rest of its line "UUID TRANSLATION",
+ * the last such line when several give it). The caller joins the
+ * SharedResourcePath's relative path to it. *path is the caller's, freed
+ * with free() (NULL on failure).
+ * Errors: FERRY_EINVAL (ns or uuid empty; no path_translation_files
+ *   configured; ns has no translation file; no translation of uuid in
+ *   it), FERRY_EIO (the translation file cannot be read: missing, not a
+ *   regular file, larger than 16 MiB), connection errors.
+ */
+int ferry_translate_path(ferry_conn *conn, const char *ns, const char *uuid, char **path);
 
 /*
  * The controls below act at once on a job the engine runs itself (the

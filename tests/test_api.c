@@ -1231,6 +1231,28 @@ static void list_opts_version_1(void)
 	CHECK(listed == all && all == 5); /* the diamond and the keyed one */
 }
 
+/*
+ * The translation of a soma-workflow SharedResourcePath: tests/test_capi.py
+ * names FERRY_TEST_TMP/capi.translation for namespace "capi" on every
+ * resource, where the engine reads it.
+ */
+static void t_translate_path(void)
+{
+	char *path = (char *)"x";
+
+	OK(ferry_translate_path(conn, "capi", "u1", &path));
+	CHECK(path && !strcmp(path, "/the/place of u1"));
+	free(path);
+	CHECK(ferry_translate_path(conn, "capi", "u2", &path) == FERRY_EINVAL);
+	CHECK(!path &&
+	      strstr(ferry_errmsg(conn), "no translation of uuid 'u2' in namespace 'capi'"));
+	CHECK(ferry_translate_path(conn, "other", "u1", &path) == FERRY_EINVAL);
+	CHECK(!path && strstr(ferry_errmsg(conn), "namespace 'other' has no translation file"));
+	CHECK(ferry_translate_path(conn, "", "u1", &path) == FERRY_EINVAL && !path);
+	CHECK(ferry_translate_path(conn, "capi", "", &path) == FERRY_EINVAL && !path);
+	OK(ferry_ping(conn)); /* the connection goes on */
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1266,6 +1288,7 @@ static const struct {
     {"transfer_seed", t_transfer_seed},
     {"transfer_progress", t_transfer_progress},
     {"workflow", t_workflow},
+    {"translate_path", t_translate_path},
 };
 
 int main(int argc, char **argv)

@@ -52,25 +52,32 @@ def test_capi(request, name, transport):
         state, cfg, work = (os.path.join(tmp, d) for d in ("state", "config", "work"))
         os.makedirs(os.path.join(cfg, "ferry"))
         os.makedirs(work)
-        conf = "[local]\nscheduler = local\nslots = 2\n"
+        # the translation file of t_translate_path, on every resource
+        tr = os.path.join(work, "capi.translation")
+        with open(tr, "w") as f:
+            f.write("u1 /the/place of u1\nu2\n")
+        keys = {"path_translation_files": f"capi{{{tr}}}"}
+        conf = "[local]\nscheduler = local\nslots = 2\n" + \
+            f"path_translation_files = {keys['path_translation_files']}\n"
         env = dict(os.environ, XDG_STATE_HOME=state, XDG_CONFIG_HOME=cfg,
                    FERRYD=os.path.join(BUILD, "ferryd"), FERRY_TEST_TMP=work)
         resource = "local"
         if transport == "ssh":
             resource = "remote"
-            conf += remote_section("remote", tmp, request.getfixturevalue("sshd"), slots=2)
+            conf += remote_section("remote", tmp, request.getfixturevalue("sshd"), slots=2,
+                                   **keys)
             env["FERRY_TEST_RESOURCE"] = resource
             env["FERRY_TEST_REMOTE"] = "1"
         if transport == "slurm":
             request.getfixturevalue("slurm")
             resource = "slurm"
-            conf += slurm_section()
+            conf += slurm_section(**keys)
             env["FERRY_TEST_RESOURCE"] = resource
             env["FERRY_TEST_SCHEDULER"] = "slurm"
         if transport == "drmaa":
             info = request.getfixturevalue("sge")
             resource = "sge"
-            conf += sge_section()
+            conf += sge_section(**keys)
             env.update(FERRY_TEST_RESOURCE=resource, FERRY_TEST_SCHEDULER="drmaa",
                        FERRY_TEST_SLOTS=info["SGE_TEST_SLOTS"], SGE_ROOT=os.environ["SGE_ROOT"],
                        SGE_CELL=os.environ["SGE_CELL"])

@@ -862,7 +862,7 @@ def test_names_docs_and_stubs(py_local):
     extra = ["submit_many", "hold", "release", "dispose", "ping", "set_timeout", "close",
              "list_jobs", "wait_all", "open_output", "submit_workflow", "workflow_status",
              "workflows", "wait_workflow", "stop_workflow", "restart_workflow",
-             "dispose_workflow",
+             "dispose_workflow", "translate_path",
              "exit_information", "stdout_read_line", "stderr_read_line", "send_file",
              "register_file_transfer", "retrieve_file", "cancel_transfer", "job_information",
              "transfer_information"]

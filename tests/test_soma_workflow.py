@@ -5,11 +5,12 @@ soma-workflow's classes and calls, on the local machine and through ssh
 its own, as in tests/test_python.py; each job appends its name to a log
 file, whose order is what the tests check."""
 import json
+import os
 import textwrap
 
 import pytest
 
-from conftest import poll
+from conftest import DEFAULT_CONFIG, FERRY_BIN, poll, remote_section
 from test_python import TRANSPORTS, world
 
 SOMA = '''
@@ -332,11 +333,13 @@ def test_native_specification_and_unsupported_input_submit_nothing(py_native):
            attempt(priority=5),
            attempt(parallel_job_info={"config_name": "MPI", "nodes_number": 2,
                                       "cpu_per_node": 2})]
-    srp = Job(["cat", SharedResourcePath("a.txt", "study", "1234")])
+    # a SharedResourcePath on a resource with no path_translation_files
+    srp = Job(["cat", SharedResourcePath("a.txt", "study", "1234"), ft],
+              referenced_input_files=[ft])
     try:
         ctl.submit_workflow(Workflow(jobs=[srp]))
-    except Unsupported as e:
-        res.append(["Unsupported", str(e)])
+    except ferry.Error as e:
+        res.append([type(e).__name__, str(e)])
     left = [ctl.workflows(), ctl._conn.jobs(), ctl._conn.transfers()]
     good = None
     if RESOURCE == "slurm":
@@ -352,7 +355,9 @@ def test_native_specification_and_unsupported_input_submit_nothing(py_native):
     assert "job '1'" in res[0][1] and bad_native in res[0][1], res
     assert res[1][0] == "Unsupported" and "priority" in res[1][1]
     assert res[2][0] == "Unsupported" and "parallel_job_info" in res[2][1]
-    assert res[3][0] == "Unsupported" and "SharedResourcePath" in res[3][1]
+    assert res[3] == ["InvalidArgument", "job 0 ('cat'): SharedResourcePath 'study:1234:a.txt': "
+                      "no translation files configured (path_translation_files of resource "
+                      f"'{py_native.resource}')"], res
     assert left == [{}, [], []], left
     if py_native.resource == "slurm":
         assert good == [OK, "--time=10"], good
@@ -534,3 +539,96 @@ def test_engine_killed_while_a_soma_script_waits(py_local):
         for i in range(8):
             for j in (i, (i + 1) % 8):
                 assert order.index(f"l{k}_{i}") < order.index(f"l{k + 1}_{j}"), order
+
+
+def translation_config(py, value):
+    """path_translation_files = value for the test's resource. Over ssh the
+    engine's host reads no configuration of its own (its ferry runs with an
+    empty XDG_CONFIG_HOME): the key reaches the engine only as a setting
+    the client sends (tests/test_limits.py does the same)."""
+    f = py.f
+    if not f.sshd:
+        f.config(DEFAULT_CONFIG + f"path_translation_files = {value}\n")
+        return
+    empty = os.path.join(f.base, "remote-config")
+    os.makedirs(empty)
+    wrapper = os.path.join(f.base, "remote-ferry")
+    with open(wrapper, "w") as fh:
+        fh.write(f'#!/bin/sh\nXDG_CONFIG_HOME={empty} exec {FERRY_BIN} "$@"\n')
+    os.chmod(wrapper, 0o755)
+    section = remote_section("remote", f.base, f.sshd, slots=2, path_translation_files=value)
+    section = section.replace(f"remote_command = {FERRY_BIN}\n", f"remote_command = {wrapper}\n")
+    with open(f.config_path, "w") as fh:
+        fh.write(DEFAULT_CONFIG + "\n" + section)
+
+
+def test_shared_resource_paths(py):
+    """SharedResourcePaths in a command (as they are, in a (path, relative)
+    tuple, derived with + ".txt"), as working directory, stdin, stdout and
+    referenced files: the jobs work at their translated places, read by the
+    resource's engine in the translation file at each submission. An unknown
+    namespace or uuid is a clear error and submits and sends nothing."""
+    work = py.f.work
+    study, other, moved = (os.path.join(work, d) for d in ("study data", "other", "moved"))
+    for d in (study + "/in", study + "/out", other, moved):
+        os.makedirs(d)
+    with open(os.path.join(study, "in", "x.txt"), "w") as fh:
+        fh.write("X\n")
+    tr = os.path.join(work, "study.translation")
+    with open(tr, "w") as fh:
+        fh.write(f"# the study\nsubj-1  {study}  \nsubj-2\t{other}\nsubj-3\n")
+    translation_config(py, f"atlas{{/nonexistent/atlas}}\n    study{{{tr}}}")
+    r = snippet(py, '''
+    tr = os.path.join(WORK, "study.translation")
+    def S(rel, uuid="subj-1", ns="study"):
+        return SharedResourcePath(rel, ns, uuid)
+    a = Job(["sh", "-c", 'cat "$0" > "$1"; pwd > pwd.txt', S("in/x.txt"), S("out/a.txt")],
+            working_directory=S("", "subj-2"), referenced_input_files=[S("in/x.txt")],
+            referenced_output_files=[S("out/a.txt")], name="a")
+    b = Job(["sh", "-c", 'cat; echo "$0"; cat "$1"', (S("", "subj-2"), "rel"),
+             S("out/a") + ".txt"],
+            stdin=S("in/x.txt"), stdout_file=S("b.txt", "subj-2"), name="b")
+    w = run(Workflow(jobs=[a, b], dependencies=[(a, b)]))
+    command = ctl._conn.jobInformation(ctl.workflow(w).jobs[0].job_id)["command"]
+    # the file is read again at the next submission
+    with open(tr, "w") as fh:
+        fh.write(f"subj-1 {os.path.join(WORK, 'moved')}\\n")
+    w2 = run(Workflow(jobs=[Job(["sh", "-c", 'echo c > "$0"', S("c.txt")], name="c")]))
+    src = os.path.join(WORK, "input.txt")
+    open(src, "w").write("x")
+    ft = FileTransfer(True, src)
+    before = [ctl.workflows(), ctl._conn.transfers()]
+    errors = []
+    for bad in (S("a", ns="nostudy"), S("a", uuid="subj-9"), S("a", uuid="subj-3"),
+                S("a", ns="atlas")):
+        try:
+            ctl.submit_workflow(Workflow(jobs=[
+                Job(["cat", ft], referenced_input_files=[ft], name="fine"),
+                Job(["cat", bad], name="bad")]))
+        except ferry.Error as e:
+            errors.append([type(e).__name__, str(e)])
+    out([by_name(w), by_name(w2), command, errors,
+         before == [ctl.workflows(), ctl._conn.transfers()]])
+    ''')
+    jobs, jobs2, command, errors, unchanged = r
+    assert jobs == {"a": OK, "b": OK} and jobs2 == {"c": OK}, (jobs, jobs2)
+    assert command[3:] == [f"{study}/in/x.txt", f"{study}/out/a.txt"], command
+
+    def read(*p):
+        with open(os.path.join(*p)) as fh:
+            return fh.read()
+    assert read(study, "out", "a.txt") == "X\n"
+    assert read(other, "pwd.txt") == other + "\n"
+    assert read(other, "b.txt") == f"X\n{other}/rel\nX\n"
+    assert read(moved, "c.txt") == "c\n" and not os.path.exists(os.path.join(study, "c.txt"))
+    res = "remote" if py.f.sshd else "local"
+    assert errors == [
+        ["InvalidArgument", "job 1 ('bad'): SharedResourcePath 'nostudy:subj-1:a': namespace "
+         f"'nostudy' has no translation file (path_translation_files of resource '{res}')"],
+        ["InvalidArgument", "job 1 ('bad'): SharedResourcePath 'study:subj-9:a': no "
+         f"translation of uuid 'subj-9' in namespace 'study' ('{tr}')"],
+        ["InvalidArgument", "job 1 ('bad'): SharedResourcePath 'study:subj-3:a': no "
+         f"translation of uuid 'subj-3' in namespace 'study' ('{tr}')"],
+        ["IOFailure", "job 1 ('bad'): SharedResourcePath 'atlas:subj-1:a': cannot read the "
+         "translation file '/nonexistent/atlas': No such file or directory"]], errors
+    assert unchanged, "a refused submission left a workflow or a transfer"

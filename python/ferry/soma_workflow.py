@@ -17,15 +17,19 @@ submitted in one request: the engine runs the graph, the client may go.
 Statuses, exit statuses and the shapes of the answers are soma-workflow's:
 a job that exits 1 is ``done`` with exit value 1, a job whose ancestor
 failed is ``failed``/``aborted_before_running``, a workflow whose jobs all
-ended is ``workflow_done``. What ferry cannot honour (a SharedResourcePath,
-a soma-workflow Configuration object, dynamic outputs...) raises
-``Unsupported`` naming it when it is used, never silently ignored.
+ended is ``workflow_done``. A SharedResourcePath is translated on the
+resource at submission, through the translation files its ferry.conf
+section names (path_translation_files, soma-workflow's
+PATH_TRANSLATION_FILES). What ferry cannot honour (a soma-workflow
+Configuration object, dynamic outputs...) raises ``Unsupported`` naming it
+when it is used, never silently ignored.
 """
 import datetime as _dt
 import time as _time
 import json as _json
 import math as _math
 import os as _os
+import posixpath as _posixpath
 import re as _re
 import shutil as _shutil
 import socket as _socket
@@ -321,8 +325,9 @@ class FileTransfer(SpecialPath):
 
 class SharedResourcePath(SpecialPath):
     """A path named by (namespace, uuid, relative_path), translated on the
-    resource. ferry has no translation files yet: using one in a submitted
-    workflow raises Unsupported."""
+    resource when the workflow is submitted: the translation of uuid in the
+    file the resource's path_translation_files names for namespace (read by
+    its engine, on its host), joined with relative_path."""
 
     def __init__(self, relative_path, namespace=None, uuid=None, disposal_timeout=168):
         if isinstance(relative_path, SharedResourcePath):
@@ -456,10 +461,6 @@ class _Builder:
             raise InvalidArgument(f"{what}: the command is empty")
         self._cpus(job, what)
         for p in self._specials(job):
-            if isinstance(p.referent(), SharedResourcePath):
-                _unsupported(f"{what}: SharedResourcePath {str(p)!r}",
-                             "ferry has no path translation files (soma-workflow's "
-                             "PATH_TRANSLATION_FILES) yet: give a path valid on the resource")
             ref = p.referent()
             if isinstance(ref, FileTransfer) and ref.client_paths and \
                     ref.client_path not in ref.client_paths:
@@ -500,9 +501,10 @@ class _Builder:
             walk(e)
         return found
 
-    # -- the places of the transfers and temporary paths on the resource
+    # -- the places of the shared paths, transfers and temporary paths on the resource
     def place(self):
         conn, remote = self.ctrl._conn, self.ctrl._remote
+        self._translate(conn)  # first: a bad one fails before any file is sent
         for job in self.wf.jobs:
             for p in self._specials(job):
                 ref = p.referent()
@@ -512,6 +514,24 @@ class _Builder:
                     self.places[ref] = self._transfer(conn, remote, ref)
                 else:
                     self.places[ref] = self._temporary(conn, ref)
+
+    def _translate(self, conn):
+        """Each SharedResourcePath's place: the engine reads the translation files
+        on the resource, once per (namespace, uuid) of the submission."""
+        done = {}
+        for i, job in enumerate(self.wf.jobs):
+            for p in self._specials(job):
+                ref = p.referent()
+                if not isinstance(ref, SharedResourcePath) or ref in self.places:
+                    continue
+                key = (ref.namespace, ref.uuid)
+                if key not in done:
+                    try:
+                        done[key] = conn.translate_path(*key)
+                    except (_ferry.InvalidArgument, _ferry.IOFailure) as e:
+                        raise type(e)(f"job {i} ({job.name!r}): SharedResourcePath "
+                                      f"{str(ref)!r}: {e}") from None
+                self.places[ref] = _posixpath.join(done[key], ref.relative_path)
 
     def _transfer(self, conn, remote, ft):
         hours = self.hours or _hours(ft.disposal_timeout, "FileTransfer.disposal_timeout")

@@ -15,9 +15,9 @@
 
 /* Every key of a section, in the order of key_line[]. */
 static const char *const section_keys[] = {
-    "scheduler",     "slots",	    "port",	     "poll_interval",  "host",
-    "login",	     "queue",	    "transfer_root", "remote_command", "ssh_options",
-    "drmaa_library", "max_running", "max_queued",
+    "scheduler",     "slots",	    "port",	     "poll_interval",	       "host",
+    "login",	     "queue",	    "transfer_root", "remote_command",	       "ssh_options",
+    "drmaa_library", "max_running", "max_queued",    "path_translation_files",
 };
 #define NKEYS FERRY_ARRAY_SIZE(section_keys)
 
@@ -117,8 +117,115 @@ static int set_int(struct ferry_resource_cfg *r, const char *key, const char *v,
 	return 1;
 }
 
-static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v, char *msg,
-		   size_t ml)
+/*
+ * The length of the first token of path_translation_files at s ("NAMESPACE{/file}"),
+ * and of its namespace in *nslen, 0 at the end of the value. Blanks separate tokens.
+ */
+static size_t translation_token(const char *s, size_t *nslen)
+{
+	size_t len = strcspn(s, " \t");
+
+	*nslen = strcspn(s, "{");
+	if (*nslen > len)
+		*nslen = len;
+	return len;
+}
+
+/*
+ * path_translation_files (soma-workflow's PATH_TRANSLATION_FILES): blank-separated
+ * tokens NAMESPACE{/absolute/file}, each namespace once. 0, or -1 with msg set
+ * naming the bad token.
+ */
+static int check_translations(const char *v, char *msg, size_t ml)
+{
+	for (v += strspn(v, " \t"); *v; v += strspn(v, " \t")) {
+		size_t ns, len = translation_token(v, &ns);
+		const char *file = v + ns + 1;
+		size_t flen = len > ns + 1 ? len - ns - 2 : 0;
+
+		if (ns == 0 || ns + 2 >= len || v[len - 1] != '}' || *file != '/' ||
+		    memchr(v, '}', ns) || memchr(file, '{', flen) || memchr(file, '}', flen)) {
+			snprintf(msg, ml,
+				 "invalid path_translation_files token '%.*s' (NAMESPACE{/absolute/"
+				 "file}, tokens separated by blanks)",
+				 (int)len, v);
+			return -1;
+		}
+		for (const char *w = v + len; *(w += strspn(w, " \t"));) {
+			size_t ns2, len2 = translation_token(w, &ns2);
+			if (ns2 == ns && !memcmp(w, v, ns)) {
+				snprintf(msg, ml,
+					 "namespace '%.*s' given twice in path_translation_files",
+					 (int)ns, v);
+				return -1;
+			}
+			w += len2;
+		}
+		v += len;
+	}
+	return 0;
+}
+
+/*
+ * Sets path_translation_files: v after what r holds when more (an indented
+ * line continues the value: one line of ferry.conf holds 198 bytes), checked
+ * as a whole and kept with one blank between tokens, so that the client's
+ * and an engine's values compare equal. A value of no token is none.
+ */
+static int set_translations(struct ferry_resource_cfg *r, const char *v, int more, char *msg,
+			    size_t ml)
+{
+	char *all = more && r->path_translation_files
+			? ferry__asprintf("%s %s", r->path_translation_files, v)
+			: strdup(v);
+	char *out = all ? malloc(strlen(all) + 1) : NULL;
+	size_t n = 0;
+
+	if (!out) {
+		free(all);
+		return -1;
+	}
+	if (check_translations(all, msg, ml) < 0) {
+		free(all);
+		free(out);
+		return -1;
+	}
+	for (const char *s = all + strspn(all, " \t"); *s; s += strspn(s, " \t")) {
+		size_t ns, len = translation_token(s, &ns);
+		if (n)
+			out[n++] = ' ';
+		memcpy(out + n, s, len);
+		n += len;
+		s += len;
+	}
+	out[n] = '\0';
+	free(all);
+	free(r->path_translation_files);
+	r->path_translation_files = n ? out : NULL;
+	if (!n)
+		free(out);
+	return 0;
+}
+
+int ferry__cfg_translation_file(const char *value, const char *ns, char **file)
+{
+	size_t want = strlen(ns);
+
+	*file = NULL;
+	for (const char *s = value ? value : ""; *(s += strspn(s, " \t"));) {
+		size_t n, len = translation_token(s, &n);
+		if (n == want && !memcmp(s, ns, n)) {
+			*file = strndup(s + n + 1, len - n - 2);
+			return *file ? 0 : -1;
+		}
+		s += len;
+	}
+	return 0;
+}
+
+/* Sets key to v; more: v continues the key's value of the line above (handler()). */
+static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v, int more,
+		   char *msg, size_t ml)
 {
 	int rc;
 
@@ -155,7 +262,9 @@ static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v,
 	    {"ssh_options", offsetof(struct ferry_resource_cfg, ssh_options)},
 	    {"drmaa_library", offsetof(struct ferry_resource_cfg, drmaa_library)},
 	};
-	if (!strcmp(key, "ssh_options") && r->ssh_options) {
+	if (!strcmp(key, "path_translation_files"))
+		return set_translations(r, v, more, msg, ml);
+	if (!strcmp(key, "ssh_options") && more && r->ssh_options) {
 		/* an indented continuation line adds options (handler() refuses a repeat) */
 		char *joined = ferry__asprintf("%s %s", r->ssh_options, v);
 		if (!joined)
@@ -182,8 +291,9 @@ static int key_index(const char *key)
 /*
  * A key given twice in a section would keep its last value without a
  * word, and a value continued on an indented line (inih's multi-line
- * values) its last line: only ssh_options takes more than one. 0, or -1
- * with msg set.
+ * values) its last line: only ssh_options and path_translation_files
+ * take more than one. 0, 1 when the line continues the key's value, or
+ * -1 with msg set.
  */
 static int check_repeat(struct parse_state *st, const char *sec, const char *key, char *msg,
 			size_t ml)
@@ -193,10 +303,11 @@ static int check_repeat(struct parse_state *st, const char *sec, const char *key
 	st->keyed = 1;
 	if (k < 0)
 		return 0; /* set_key() names it */
-	if (continued && k != key_index("ssh_options")) {
+	if (continued && k != key_index("ssh_options") &&
+	    k != key_index("path_translation_files")) {
 		snprintf(msg, ml,
 			 "an indented line continues the value of '%s' above (which takes one "
-			 "value; only ssh_options continues)",
+			 "value; only ssh_options and path_translation_files continue)",
 			 key);
 		return -1;
 	}
@@ -207,7 +318,7 @@ static int check_repeat(struct parse_state *st, const char *sec, const char *key
 	}
 	if (!st->key_line[k])
 		st->key_line[k] = st->line;
-	return 0;
+	return continued;
 }
 
 static int handler(void *user, const char *sec, const char *key, const char *value)
@@ -215,6 +326,7 @@ static int handler(void *user, const char *sec, const char *key, const char *val
 	struct parse_state *st = user;
 	struct ferry_resource_cfg *r;
 	char msg[200] = "";
+	int more;
 
 	if (!sec || !*sec) {
 		snprintf(msg, sizeof(msg), "key '%s' outside of a [resource] section", key);
@@ -231,9 +343,9 @@ static int handler(void *user, const char *sec, const char *key, const char *val
 	}
 	if (!key) /* a section with no keys yet (INI_CALL_HANDLER_ON_NEW_SECTION) */
 		return 1;
-	if (check_repeat(st, sec, key, msg, sizeof(msg)) < 0)
+	if ((more = check_repeat(st, sec, key, msg, sizeof(msg))) < 0)
 		goto fail;
-	if (set_key(r, key, value, msg, sizeof(msg)) < 0) {
+	if (set_key(r, key, value, more, msg, sizeof(msg)) < 0) {
 		if (!msg[0])
 			snprintf(msg, sizeof(msg), "out of memory");
 		goto fail;
@@ -494,6 +606,7 @@ void ferry__resource_cfg_release(struct ferry_resource_cfg *r)
 	free(r->remote_command);
 	free(r->ssh_options);
 	free(r->drmaa_library);
+	free(r->path_translation_files);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -595,8 +708,9 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 
 /* The keys that configure an engine (as opposed to the way to reach it). */
 static const char *const engine_keys[] = {
-    "scheduler", "slots",	  "max_running",   "max_queued",
-    "queue",	 "transfer_root", "poll_interval", "drmaa_library",
+    "scheduler",     "slots",	      "max_running",
+    "max_queued",    "queue",	      "transfer_root",
+    "poll_interval", "drmaa_library", "path_translation_files",
 };
 
 static int is_engine_key(const char *key)
@@ -621,10 +735,10 @@ int ferry__cfg_set(struct ferry_resource_cfg *r, const char *assignment, char *e
 	if (!is_engine_key(key)) {
 		snprintf(err, errlen, "key '%s' cannot be set for an engine (only %s)", key,
 			 "scheduler, slots, max_running, max_queued, queue, transfer_root, "
-			 "poll_interval, drmaa_library");
+			 "poll_interval, drmaa_library, path_translation_files");
 		return -1;
 	}
-	if (set_key(r, key, eq + 1, msg, sizeof(msg)) < 0) {
+	if (set_key(r, key, eq + 1, 0, msg, sizeof(msg)) < 0) {
 		snprintf(err, errlen, "%s", msg[0] ? msg : "out of memory");
 		return -1;
 	}
@@ -642,10 +756,11 @@ static char *engine_value(const struct ferry_resource_cfg *r, const char *key)
 		return r->max_queued ? ferry__asprintf("%d", r->max_queued) : NULL;
 	if (!strcmp(key, "poll_interval"))
 		return r->poll_interval > 0 ? ferry__asprintf("%g", r->poll_interval) : NULL;
-	const char *v = !strcmp(key, "scheduler")	? r->scheduler
-			: !strcmp(key, "queue")		? r->queue
-			: !strcmp(key, "transfer_root") ? r->transfer_root
-							: r->drmaa_library;
+	const char *v = !strcmp(key, "scheduler")		 ? r->scheduler
+			: !strcmp(key, "queue")			 ? r->queue
+			: !strcmp(key, "transfer_root")		 ? r->transfer_root
+			: !strcmp(key, "path_translation_files") ? r->path_translation_files
+								 : r->drmaa_library;
 	return v ? strdup(v) : NULL;
 }
 
@@ -691,7 +806,7 @@ int ferry__cfg_check_settings(const struct ferry_resource_cfg *r, const char *co
 		/* compare normalised values: "2.0" and "2" are the same interval */
 		struct ferry_resource_cfg want = {.name = r->name};
 		char msg[200] = "";
-		if (set_key(&want, key, eq + 1, msg, sizeof(msg)) < 0) {
+		if (set_key(&want, key, eq + 1, 0, msg, sizeof(msg)) < 0) {
 			snprintf(err, errlen, "%s", msg[0] ? msg : "out of memory");
 			return -1;
 		}
@@ -738,7 +853,8 @@ static int copy_resource(struct ferry_resource_cfg *out, const struct ferry_reso
 	    dup_or_null(&out->transfer_root, in->transfer_root) ||
 	    dup_or_null(&out->remote_command, in->remote_command) ||
 	    dup_or_null(&out->ssh_options, in->ssh_options) ||
-	    dup_or_null(&out->drmaa_library, in->drmaa_library)) {
+	    dup_or_null(&out->drmaa_library, in->drmaa_library) ||
+	    dup_or_null(&out->path_translation_files, in->path_translation_files)) {
 		ferry__resource_cfg_release(out);
 		return -1;
 	}

@@ -21,6 +21,11 @@ struct ferry_resource_cfg {
 	char *ssh_options;
 	char *drmaa_library;
 	double poll_interval; /* seconds; 0: backend default */
+	/*
+	 * soma-workflow's PATH_TRANSLATION_FILES: "NAMESPACE{/file} ...", checked,
+	 * one blank between tokens; NULL: none. The engine reads the files.
+	 */
+	char *path_translation_files;
 };
 
 struct ferry_cfg {
@@ -52,12 +57,20 @@ void ferry__resource_cfg_release(struct ferry_resource_cfg *r);
  * Same, then applies engine settings "KEY=VALUE" (sets, NULL-terminated,
  * may be NULL) over the section: what a remote client's configuration says
  * of the engine it reaches (scheduler, slots, max_running, max_queued,
- * queue, transfer_root, poll_interval, drmaa_library). With sets != NULL (even empty), the
+ * queue, transfer_root, poll_interval, drmaa_library, path_translation_files).
+ * With sets != NULL (even empty), the
  * resource needs no section of its own on this host: the client defines it.
  */
 int ferry__resolve_resource_set(const char *config_file, const char *resource,
 				const char *const *sets, struct ferry_resource_cfg *out, char *err,
 				size_t errlen);
+
+/*
+ * The translation file that value (a resource's path_translation_files, as
+ * stored) names for namespace ns: malloc'd in *file, NULL when it names
+ * none. 0, or -1 (ENOMEM).
+ */
+int ferry__cfg_translation_file(const char *value, const char *ns, char **file);
 
 /* Applies one engine setting "KEY=VALUE" to r. 0, or -1 with err set. */
 int ferry__cfg_set(struct ferry_resource_cfg *r, const char *assignment, char *err, size_t errlen);

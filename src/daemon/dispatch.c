@@ -38,6 +38,7 @@ static const struct ferry_reqdef table[] = {
      FERRY_REQ_MUTATES},
     {"read", ferry__req_read, FIELDS("id", "stream", "offset", "max", "path"), 0},
     {"shutdown", ferry__req_shutdown, NO_FIELDS, 0},
+    {"translate_path", ferry__req_translate_path, FIELDS("namespace", "uuid"), 0},
     {"workflow_submit", ferry__req_workflow_submit,
      FIELDS("name", "key", "jobs", "dependencies", "groups", "disposal_timeout_hours", "cwd",
 	    "auto_key"),

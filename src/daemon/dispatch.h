@@ -236,6 +236,8 @@ int ferry__req_select(struct ferry_req *r, const char *action);
  */
 int ferry__req_apply(struct ferry_req *r, int64_t id, const char *action);
 int ferry__req_shutdown(struct ferry_req *r);
+/* translate.c: a soma-workflow SharedResourcePath's place through the translation files */
+int ferry__req_translate_path(struct ferry_req *r);
 
 /* Transfer requests (transfer.c, and transfer_send.c for what creates or fills a transfer). */
 int ferry__req_transfer_send(struct ferry_req *r);

@@ -2,7 +2,8 @@
  * workflow.c - the workflow calls of libferry (include/ferry.h,
  * "Workflows"): submit one as the JSON text of docs/workflows.md, its
  * status, the list, a wait for all its jobs, and its stop, restart and
- * disposal.
+ * disposal; and the translation of a soma-workflow SharedResourcePath,
+ * which a workflow's jobs name.
  */
 #include <errno.h>
 #include <limits.h>
@@ -307,4 +308,26 @@ FERRY_EXPORT int ferry_restart_workflow(ferry_conn *c, ferry_workflow_id id, siz
 		*restarted = (size_t)json_integer_value(json_object_get(reply, "restarted"));
 	json_decref(reply);
 	return 0;
+}
+
+FERRY_EXPORT int ferry_translate_path(ferry_conn *c, const char *ns, const char *uuid, char **path)
+{
+	json_t *reply = NULL;
+	int rc;
+
+	*path = NULL;
+	if (!ns || !*ns || !uuid || !*uuid)
+		return ferry__seterr(c, FERRY_EINVAL, "a translation needs a namespace and a uuid");
+	rc = ferry__call_locked(c,
+				json_pack("{s:s,s:o,s:o}", "op", "translate_path", "namespace",
+					  ferry__json_bytes(ns), "uuid", ferry__json_bytes(uuid)),
+				0, &reply);
+	if (rc)
+		return rc;
+	if (!json_is_string(json_object_get(reply, "path")))
+		rc = ferry__seterr(c, FERRY_EPROTO, "the engine sent no path");
+	else if (!(*path = ferry__jstrdup(reply, "path")))
+		rc = ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	json_decref(reply);
+	return rc;
 }

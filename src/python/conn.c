@@ -761,6 +761,14 @@ PyDoc_STRVAR(dispose_workflow_doc,
 	     "Disposes of every job of the workflow and of the workflow. Returns a\n"
 	     "ferry.ControlResult.");
 
+PyDoc_STRVAR(translate_path_doc,
+	     "translate_path($self, namespace, uuid)\n--\n\n"
+	     "Where soma-workflow's SharedResourcePath(relative_path, namespace, uuid) lies\n"
+	     "on the resource, but for relative_path: the translation of uuid in the file\n"
+	     "the resource's path_translation_files names for namespace, read by the engine\n"
+	     "on its host. Raises InvalidArgument (none configured, unknown namespace or\n"
+	     "uuid), IOFailure (the file cannot be read).");
+
 PyDoc_STRVAR(close_doc, "close($self, /)\n--\n\n"
 			"Closes the connection; jobs keep running. Closing twice is fine.");
 
@@ -800,6 +808,7 @@ static PyMethodDef conn_methods[] = {
     M("stop_workflow", pyf_stop_workflow, METH_O, stop_workflow_doc),
     M("restart_workflow", pyf_restart_workflow, METH_O, restart_workflow_doc),
     M("dispose_workflow", pyf_dispose_workflow, METH_O, dispose_workflow_doc),
+    M("translate_path", pyf_translate_path, KW, translate_path_doc),
     M("transfers", pyf_transfers, METH_NOARGS, transfers_doc),
     M("transferInformation", pyf_transfer_information, METH_O, tinfo_doc),
     M("ping", conn_ping, METH_NOARGS, ping_doc),

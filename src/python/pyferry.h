@@ -177,6 +177,7 @@ PyObject *pyf_wait_workflow(struct pyf_conn *self, PyObject *args, PyObject *kw)
 PyObject *pyf_stop_workflow(struct pyf_conn *self, PyObject *arg);
 PyObject *pyf_restart_workflow(struct pyf_conn *self, PyObject *arg);
 PyObject *pyf_dispose_workflow(struct pyf_conn *self, PyObject *arg);
+PyObject *pyf_translate_path(struct pyf_conn *self, PyObject *args, PyObject *kw);
 
 /* Sleeps s seconds with the GIL released; -1 with KeyboardInterrupt (or another) set. */
 int pyf_nap(double s);

@@ -174,3 +174,24 @@ PyObject *pyf_restart_workflow(struct pyf_conn *self, PyObject *arg)
 	PYF_CALL(self, &e, ferry_restart_workflow(self->conn, id, &n));
 	return e.rc ? pyf_raise(&e) : PyLong_FromSize_t(n);
 }
+
+PyObject *pyf_translate_path(struct pyf_conn *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"namespace", "uuid", NULL};
+	PyObject *ns_o, *uuid_o, *p = NULL;
+	const char *ns, *uuid;
+	struct pyf_err e = {0};
+	struct pyf_arena a;
+	char *path = NULL;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:translate_path", kwlist, &ns_o, &uuid_o) ||
+	    pyf_arena_init(&a) < 0)
+		return NULL;
+	if ((ns = pyf_cstr(&a, ns_o, "namespace")) && (uuid = pyf_cstr(&a, uuid_o, "uuid"))) {
+		PYF_CALL(self, &e, ferry_translate_path(self->conn, ns, uuid, &path));
+		p = e.rc ? pyf_raise(&e) : PyUnicode_DecodeFSDefault(path);
+	}
+	pyf_arena_release(&a);
+	free(path);
+	return p;
+}

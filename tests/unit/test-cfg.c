@@ -36,6 +36,7 @@ static void check_res(const res_t *got, const res_t *want)
 	CHECK_STR(got->ssh_options, want->ssh_options);
 	CHECK_STR(got->drmaa_library, want->drmaa_library);
 	CHECK_DOUBLE(got->poll_interval, want->poll_interval);
+	CHECK_STR(got->path_translation_files, want->path_translation_files);
 }
 
 #define NAME49	  "abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUV"
@@ -70,6 +71,42 @@ static const struct parse_case {
        .ssh_options = "-4",
        .drmaa_library = "/usr/lib/libdrmaa.so",
        .poll_interval = 2.5}}},
+    {"path_translation_files: a blank in a file",
+     "[a]\npath_translation_files = b{/x/t 1}  c{/y}\n",
+     "t.conf:2: invalid path_translation_files token 'b{/x/t' (NAMESPACE{/absolute/file}, "
+     "tokens separated by blanks)",
+     0,
+     {{0}}},
+    {"path_translation_files",
+     "[a]\npath_translation_files = b{/x/t1} \t c{/y}\n",
+     NULL,
+     1,
+     {{.name = "a", .path_translation_files = "b{/x/t1} c{/y}"}}},
+    {"path_translation_files continued",
+     "[a]\npath_translation_files = b{/x}\n  c{/y}\n\td{/z}\nslots = 1\n",
+     NULL,
+     1,
+     {{.name = "a", .path_translation_files = "b{/x} c{/y} d{/z}", .slots = 1}}},
+    {"path_translation_files begun on the next line",
+     "[a]\npath_translation_files =\n  c{/y}\n",
+     NULL,
+     1,
+     {{.name = "a", .path_translation_files = "c{/y}"}}},
+    {"path_translation_files empty",
+     "[a]\npath_translation_files =\nslots = 2\n",
+     NULL,
+     1,
+     {{.name = "a", .slots = 2}}},
+    {"path_translation_files: a namespace continued twice",
+     "[a]\npath_translation_files = b{/x}\n  c{/y} b{/z}\n",
+     "t.conf:3: namespace 'b' given twice in path_translation_files",
+     0,
+     {{0}}},
+    {"path_translation_files repeated",
+     "[a]\npath_translation_files = b{/x}\npath_translation_files = c{/x}\n",
+     "t.conf:3: key 'path_translation_files' given twice in section [a] (first on line 2)",
+     0,
+     {{0}}},
     {"colon separator", "[a]\nslots: 3\n", NULL, 1, {{.name = "a", .slots = 3}}},
     {"blanks around", "[a]\nslots   =   3   \n", NULL, 1, {{.name = "a", .slots = 3}}},
     {"no final newline", "[a]\nslots=3", NULL, 1, {{.name = "a", .slots = 3}}},
@@ -362,13 +399,13 @@ static const struct parse_case {
     {"another key continued",
      "[a]\nhost = h\n  g\n",
      "t.conf:3: an indented line continues the value of 'host' above (which takes one "
-     "value; only ssh_options continues)",
+     "value; only ssh_options and path_translation_files continue)",
      0,
      {{0}}},
     {"an indented key continues the one above",
      "[a]\nslots = 1\n\tqueue = q\n",
      "t.conf:3: an indented line continues the value of 'slots' above (which takes one "
-     "value; only ssh_options continues)",
+     "value; only ssh_options and path_translation_files continue)",
      0,
      {{0}}},
     {"repeated section",
@@ -653,7 +690,10 @@ static void check_files(void)
 
 #define ONLY_KEYS                                                                                  \
 	"(only scheduler, slots, max_running, max_queued, queue, transfer_root, poll_interval, "   \
-	"drmaa_library)"
+	"drmaa_library, path_translation_files)"
+#define BAD_TOKEN(t)                                                                               \
+	"invalid path_translation_files token '" t "' (NAMESPACE{/absolute/file}, tokens "         \
+	"separated by blanks)"
 #define BOUND_RANGE "(a number from 0 to 1000000; 0: no bound)"
 
 static const struct set_case {
@@ -682,6 +722,27 @@ static const struct set_case {
     {"poll_interval=2.0", NULL, {.poll_interval = 2}},
     {"poll_interval=1e3", NULL, {.poll_interval = 1000}},
     {"drmaa_library=libdrmaa.so.1", NULL, {.drmaa_library = "libdrmaa.so.1"}},
+    {"path_translation_files=a{/t}", NULL, {.path_translation_files = "a{/t}"}},
+    {"path_translation_files= a{/t}\t\tb.c-d{/u/v w} ", BAD_TOKEN("b.c-d{/u/v"), {0}},
+    {"path_translation_files= a{/t}\t\tb.c-d{/u/v_w} ",
+     NULL,
+     {.path_translation_files = "a{/t} b.c-d{/u/v_w}"}},
+    {"path_translation_files=", NULL, {0}},
+    {"path_translation_files= \t ", NULL, {0}},
+    {"path_translation_files=a/t", BAD_TOKEN("a/t"), {0}},
+    {"path_translation_files={/t}", BAD_TOKEN("{/t}"), {0}},
+    {"path_translation_files=a{t}", BAD_TOKEN("a{t}"), {0}},
+    {"path_translation_files=a{/t", BAD_TOKEN("a{/t"), {0}},
+    {"path_translation_files=a{}", BAD_TOKEN("a{}"), {0}},
+    {"path_translation_files=a{", BAD_TOKEN("a{"), {0}},
+    {"path_translation_files=a{/}", NULL, {.path_translation_files = "a{/}"}},
+    {"path_translation_files=a{/t}}", BAD_TOKEN("a{/t}}"), {0}},
+    {"path_translation_files=a}{/t}", BAD_TOKEN("a}{/t}"), {0}},
+    {"path_translation_files=a{/t{x}", BAD_TOKEN("a{/t{x}"), {0}},
+    {"path_translation_files=a{/t} b{/u} a{/v}",
+     "namespace 'a' given twice in path_translation_files",
+     {0}},
+    {"path_translation_files=a{/t} ab{/u}", NULL, {.path_translation_files = "a{/t} ab{/u}"}},
     {"scheduler=pbs", "unknown scheduler 'pbs' (local, slurm or drmaa)", {0}},
     {"scheduler=", "unknown scheduler '' (local, slurm or drmaa)", {0}},
     {"slots=-1", "invalid slots '-1' (a number from 0 to 100000)", {0}},
@@ -785,6 +846,9 @@ static const struct settings_case {
     {"values with blanks and '='",
      {.name = "r", .transfer_root = "/a b=c"},
      {"transfer_root=/a b=c"}},
+    {"translation files",
+     {.name = "r", .scheduler = "slurm", .path_translation_files = "a{/t} b{/u}"},
+     {"scheduler=slurm", "path_translation_files=a{/t} b{/u}"}},
 };
 
 static void check_settings_list(const struct settings_case *c)
@@ -891,6 +955,20 @@ static const struct check_case {
      {"scheduler=slurm", "queue=b"},
      "the engine of resource 'r' runs with queue 'a', but the client's configuration says "
      "'b'" STOP_IT},
+    {"translation files in other blanks",
+     {.name = "r", .path_translation_files = "a{/t} b{/u}"},
+     {"path_translation_files=  a{/t}\tb{/u}"},
+     NULL},
+    {"other translation files",
+     {.name = "r", .path_translation_files = "a{/t}"},
+     {"path_translation_files=a{/u}"},
+     "the engine of resource 'r' runs with path_translation_files 'a{/t}', but the client's "
+     "configuration says 'a{/u}'" STOP_IT},
+    {"translation files not set there",
+     {.name = "r"},
+     {"path_translation_files=a{/u}"},
+     "the engine of resource 'r' runs with path_translation_files '(default)', but the "
+     "client's configuration says 'a{/u}'" STOP_IT},
     {"not an engine key", {.name = "r"}, {"host=h"}, "key 'host' cannot be set for an engine"},
     {"no '='", {.name = "r"}, {"slots"}, "invalid setting 'slots' (KEY=VALUE)"},
     {"no key", {.name = "r"}, {"=1"}, "invalid setting '=1' (KEY=VALUE)"},
@@ -1174,6 +1252,27 @@ static int setup(void)
 	return 0;
 }
 
+static void check_translation_file(void)
+{
+	static const struct {
+		const char *value, *ns, *want;
+	} cases[] = {
+	    {"a{/t} ab{/u}", "a", "/t"},    {"a{/t} ab{/u}", "ab", "/u"},
+	    {"a{/t} ab{/u}", "b", NULL},    {"ab{/u}", "a", NULL},
+	    {"a{/t} b{/u/v}", "b", "/u/v"}, {NULL, "a", NULL},
+	    {"a{/t}", "a{/t}", NULL},
+	};
+	char *file;
+
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(cases); i++) {
+		unit_case("translation file of '%s' in '%s'", cases[i].ns,
+			  cases[i].value ? cases[i].value : "(none)");
+		CHECK_INT(ferry__cfg_translation_file(cases[i].value, cases[i].ns, &file), ==, 0);
+		CHECK_STR(file, cases[i].want);
+		free(file);
+	}
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(parse_cases); i++)
@@ -1182,6 +1281,7 @@ int main(void)
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(set_cases); i++)
 		check_set(&set_cases[i]);
 	check_set_twice();
+	check_translation_file();
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(settings_cases); i++)
 		check_settings_list(&settings_cases[i]);
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(check_cases); i++)
