@@ -546,3 +546,31 @@ def test_working_directories_are_taken_against_the_submitter(ferry):
     w = int(cp.stdout)
     run_to_end(ferry, w)
     assert log(ferry) == [base, os.path.join(base, "sub"), "/tmp"]
+
+
+def test_a_job_after_others_may_use_what_they_make(ferry):
+    """The working directory, stdin, stdout's directory and referenced
+    inputs of a job that waits for its dependencies are looked at when it
+    starts, not at the submit: a pipeline's step reads what the one
+    before made. A job without dependencies is checked at the submit."""
+    base = ferry.path("pipe")
+    os.makedirs(base)
+    make = {"argv": ["sh", "-c", "mkdir -p out/res && echo hello > out/in.txt"],
+            "working_directory": base}
+    use = {"argv": ["cat"], "working_directory": os.path.join(base, "out"),
+           "stdin_path": "in.txt", "stdout_path": "res/copy.txt",
+           "referenced_input_files": ["in.txt"]}
+    w = submit(ferry, {"jobs": {"make": make, "use": use}, "dependencies": [["make", "use"]]})
+    assert run_to_end(ferry, w)["status"] == "done"
+    with open(os.path.join(base, "out", "res", "copy.txt")) as f:
+        assert f.read() == "hello\n"
+    cp = submit(ferry, {"jobs": {"alone": {**use, "working_directory": ferry.path("nowhere")}}},
+                check=False)
+    assert cp.returncode == 1 and "does not exist" in cp.stderr, cp
+    # made by no one: the job ends aborted when it starts, naming what is missing
+    w = submit(ferry, {"jobs": {"a": {"argv": ["true"]},
+                                "b": {"argv": ["true"], "working_directory": ferry.path("nowhere")}},
+                       "dependencies": [["a", "b"]]})
+    run_to_end(ferry, w, code=4)
+    b = jobs_of(ferry, w)["b"]
+    assert b["exit_status"] == "aborted" and "nowhere" in b["message"], b

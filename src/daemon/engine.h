@@ -249,10 +249,14 @@ void ferry__engine_each_job(struct ferry_engine *eng, void (*fn)(void *arg, stru
  * paths resolved, defaults filled in, the backend's check passed), or NULL
  * with *code and err set. *seen (NULL at first, free() it after the
  * request) is the working directory last found to exist in this request,
- * which the next spec naming it is not looked up again for.
+ * which the next spec naming it is not looked up again for. late: the
+ * files are not looked at now (the working directory, stdin, the
+ * directories of stdout and stderr, the referenced inputs outside the
+ * transfers), only when the job starts: those of a workflow's job that
+ * waits for its dependencies may be what they make.
  */
-json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, char **seen, char *err,
-			      size_t errlen, int *code);
+json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, int late, char **seen,
+			      char *err, size_t errlen, int *code);
 /*
  * The integer field key of o into *out: dflt when absent or null, else it
  * must be an integer from min to max (0, or FERRY_EINVAL with err set).

@@ -163,7 +163,7 @@ static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen
 	struct ferry_engine *eng = r->eng;
 	char msg[900];
 	int code = 0;
-	json_t *n = ferry__spec_normalise(eng, spec, seen, msg, sizeof(msg), &code);
+	json_t *n = ferry__spec_normalise(eng, spec, 0, seen, msg, sizeof(msg), &code);
 	const char *key;
 	int rc;
 

@@ -59,6 +59,7 @@ static const char *const spec_keys[] = {SPEC_KEYS(KEY_NAME)};
  */
 struct spec_in {
 	json_t *v[NKEYS];
+	int late; /* the files are looked at when the job starts (ferry__spec_normalise) */
 };
 
 static int spec_in_take(json_t *o, struct spec_in *in, char *err, size_t errlen)
@@ -291,7 +292,7 @@ static int normalise_paths(const struct spec_in *spec, json_t *n, char **seen, c
 	if (cwd[0] != '/')
 		return ferry__fail(err, errlen, FERRY_EINVAL,
 				   "working directory '%s' is not absolute", cwd);
-	if (!*seen || strcmp(*seen, cwd)) {
+	if (!spec->late && (!*seen || strcmp(*seen, cwd))) {
 		/* once per request and directory: the jobs of a big submit share one */
 		if (stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode))
 			return ferry__fail(err, errlen, FERRY_EINVAL,
@@ -301,7 +302,7 @@ static int normalise_paths(const struct spec_in *spec, json_t *n, char **seen, c
 	}
 	json_object_set_new_nocheck(n, "working_directory",
 				    checked_string(spec, K_working_directory));
-	if (in) {
+	if (in && !spec->late) {
 		char *p = resolve(cwd, in);
 		if (!p)
 			return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
@@ -322,11 +323,11 @@ static int normalise_paths(const struct spec_in *spec, json_t *n, char **seen, c
 	if (set_path(n, "stdin_path", cwd, in) || set_path(n, "stdout_path", cwd, out) ||
 	    set_path(n, "stderr_path", cwd, errp))
 		return ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory");
-	if (out &&
+	if (out && !spec->late &&
 	    (rc = check_dir_of("stdout", json_string_value(json_object_get(n, "stdout_path")), err,
 			       errlen)))
 		return rc;
-	if (errp &&
+	if (errp && !spec->late &&
 	    (rc = check_dir_of("stderr", json_string_value(json_object_get(n, "stderr_path")), err,
 			       errlen)))
 		return rc;
@@ -356,7 +357,7 @@ static int file_refs(struct ferry_engine *eng, const struct spec_in *spec, json_
 		rc = ferry__transfer_lookup(eng, json_string_value(e), &tid, &ready, err, errlen);
 		if (rc < 0)
 			return rc;
-		if (input && rc == 0 && access(json_string_value(e), F_OK) < 0)
+		if (input && rc == 0 && !spec->late && access(json_string_value(e), F_OK) < 0)
 			return ferry__fail(err, errlen, FERRY_EINVAL,
 					   "referenced input file '%s' does not exist",
 					   json_string_value(e));
@@ -436,8 +437,8 @@ static int normalise_scalars(struct ferry_engine *eng, const struct spec_in *spe
 }
 
 /* Returns a normalised copy of spec (resolved paths, defaults), or NULL. */
-json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, char **seen, char *err,
-			      size_t errlen, int *code)
+json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, int late, char **seen,
+			      char *err, size_t errlen, int *code)
 {
 	const struct ferry_backend *be = ferry__engine_backend(eng);
 	json_t *n = json_object();
@@ -453,8 +454,10 @@ json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, char **see
 		rc = ferry__fail(err, errlen, FERRY_EINVAL, "a job spec must be a json object");
 		goto bad;
 	}
-	if ((rc = spec_in_take(spec, &in, err, errlen)) ||
-	    (rc = normalise_scalars(eng, &in, n, err, errlen)) ||
+	if ((rc = spec_in_take(spec, &in, err, errlen)))
+		goto bad;
+	in.late = late;
+	if ((rc = normalise_scalars(eng, &in, n, err, errlen)) ||
 	    (rc = normalise_paths(&in, n, seen, &cwd, err, errlen)) ||
 	    (rc = normalise_arrays(eng, &in, n, cwd, err, errlen)))
 		goto bad;

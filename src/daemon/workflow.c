@@ -646,7 +646,9 @@ static int record_spec(struct ferry_req *r, const struct graph *g, size_t i, str
 		json_object_set(spec, "disposal_timeout_hours", hours);
 	if ((rc = in_cwd(r, spec)))
 		return rc;
-	if (!(n = ferry__spec_normalise(r->eng, spec, seen, msg, sizeof(msg), &code)))
+	/* a job after others may read or write where they make */
+	if (!(n = ferry__spec_normalise(r->eng, spec, g->in_start[i + 1] > g->in_start[i], seen,
+					msg, sizeof(msg), &code)))
 		return ferry__req_fail(r, code, "job '%.64s': %s", g->local[i], msg);
 	if ((rc = ferry__req_add_job(r, n, w, &g->id[i])))
 		return rc;
