@@ -395,6 +395,27 @@ def add_section(f, text):
         fh.write(cur + "\n" + text)
 
 
+def engine_keys_config(f, local_text, **keys):
+    """Writes f's configuration with engine keys for its resource: local_text
+    for a local world; over ssh a remote section with keys, whose engine's
+    host reads no configuration of its own (its ferry runs with an empty
+    XDG_CONFIG_HOME), so that the keys reach the engine only as settings the
+    client sends."""
+    if not f.sshd:
+        f.config(local_text)
+        return
+    empty = os.path.join(f.base, "remote-config")
+    os.makedirs(empty, exist_ok=True)
+    wrapper = os.path.join(f.base, "remote-ferry")
+    with open(wrapper, "w") as fh:
+        fh.write(f'#!/bin/sh\nXDG_CONFIG_HOME={empty} exec {FERRY_BIN} "$@"\n')
+    os.chmod(wrapper, 0o755)
+    section = remote_section("remote", f.base, f.sshd, **keys)
+    section = section.replace(f"remote_command = {FERRY_BIN}\n", f"remote_command = {wrapper}\n")
+    with open(f.config_path, "w") as fh:
+        fh.write(DEFAULT_CONFIG + "\n" + section)
+
+
 def password_section(f, sshd, name="pw", **keys):
     """A resource reached as the test user with no key: only a password works."""
     opts = (f"-o UserKnownHostsFile={sshd['SSH_TEST_KNOWN_HOSTS']} "

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import (DEFAULT_CONFIG, FERRY_BIN, poll, remote_section, sge_section,
+from conftest import (DEFAULT_CONFIG, engine_keys_config, poll, remote_section, sge_section,
                       slurm_section, transport_world)
 
 NJOBS = 6
@@ -66,19 +66,8 @@ def bounded_config(f):
     engine's host reads no configuration of its own (its ferry runs with an
     empty XDG_CONFIG_HOME): the bound reaches the engine only as a setting
     the client sends."""
-    if not f.sshd:
-        f.config(f"[local]\nslots = 8\nmax_running = {BOUND}\n")
-        return
-    empty = os.path.join(f.base, "remote-config")
-    os.makedirs(empty)
-    wrapper = os.path.join(f.base, "remote-ferry")
-    with open(wrapper, "w") as fh:
-        fh.write(f'#!/bin/sh\nXDG_CONFIG_HOME={empty} exec {FERRY_BIN} "$@"\n')
-    os.chmod(wrapper, 0o755)
-    section = remote_section("remote", f.base, f.sshd, slots=8, max_running=BOUND)
-    section = section.replace(f"remote_command = {FERRY_BIN}\n", f"remote_command = {wrapper}\n")
-    with open(f.config_path, "w") as fh:
-        fh.write(DEFAULT_CONFIG + "\n" + section)
+    engine_keys_config(f, f"[local]\nslots = 8\nmax_running = {BOUND}\n", slots=8,
+                       max_running=BOUND)
 
 
 def test_max_running_bounds_the_jobs_started_at_once(world):

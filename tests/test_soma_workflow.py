@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from conftest import DEFAULT_CONFIG, FERRY_BIN, poll, remote_section
+from conftest import DEFAULT_CONFIG, engine_keys_config, poll
 from test_python import TRANSPORTS, world
 
 SOMA = '''
@@ -546,20 +546,8 @@ def translation_config(py, value):
     engine's host reads no configuration of its own (its ferry runs with an
     empty XDG_CONFIG_HOME): the key reaches the engine only as a setting
     the client sends (tests/test_limits.py does the same)."""
-    f = py.f
-    if not f.sshd:
-        f.config(DEFAULT_CONFIG + f"path_translation_files = {value}\n")
-        return
-    empty = os.path.join(f.base, "remote-config")
-    os.makedirs(empty)
-    wrapper = os.path.join(f.base, "remote-ferry")
-    with open(wrapper, "w") as fh:
-        fh.write(f'#!/bin/sh\nXDG_CONFIG_HOME={empty} exec {FERRY_BIN} "$@"\n')
-    os.chmod(wrapper, 0o755)
-    section = remote_section("remote", f.base, f.sshd, slots=2, path_translation_files=value)
-    section = section.replace(f"remote_command = {FERRY_BIN}\n", f"remote_command = {wrapper}\n")
-    with open(f.config_path, "w") as fh:
-        fh.write(DEFAULT_CONFIG + "\n" + section)
+    engine_keys_config(py.f, DEFAULT_CONFIG + f"path_translation_files = {value}\n", slots=2,
+                       path_translation_files=value)
 
 
 def test_shared_resource_paths(py):

@@ -1202,18 +1202,21 @@ class Helper:
         wf_ctrl.wait_workflow(workflow_id)
 
     @staticmethod
-    def transfer_input_files(workflow_id, wf_ctrl, buffer_size=512 ** 2):
-        wanted = (C.FILES_ON_CLIENT, C.TRANSFERING_FROM_CLIENT_TO_CR)
+    def _transfer(workflow_id, wf_ctrl, wanted, buffer_size):
+        """Moves the workflow's transfers in one of the wanted states."""
         todo = [t[0] for t in wf_ctrl.workflow_elements_status(workflow_id)[1]
                 if t[1][0] in wanted]
         wf_ctrl.transfer_files(todo, buffer_size)
 
     @staticmethod
+    def transfer_input_files(workflow_id, wf_ctrl, buffer_size=512 ** 2):
+        Helper._transfer(workflow_id, wf_ctrl,
+                         (C.FILES_ON_CLIENT, C.TRANSFERING_FROM_CLIENT_TO_CR), buffer_size)
+
+    @staticmethod
     def transfer_output_files(workflow_id, wf_ctrl, buffer_size=512 ** 2):
-        wanted = (C.FILES_ON_CR, C.TRANSFERING_FROM_CR_TO_CLIENT)
-        todo = [t[0] for t in wf_ctrl.workflow_elements_status(workflow_id)[1]
-                if t[1][0] in wanted]
-        wf_ctrl.transfer_files(todo, buffer_size)
+        Helper._transfer(workflow_id, wf_ctrl,
+                         (C.FILES_ON_CR, C.TRANSFERING_FROM_CR_TO_CLIENT), buffer_size)
 
     @staticmethod
     def serialize(file_path, workflow):
