@@ -122,12 +122,13 @@ def test_a_huge_line_and_binary_junk(eng):
 
 
 @pytest.mark.parametrize("req, message", [
-    ({"uuid": "u1"}, "field 'namespace' must be a non-empty string"),
-    ({"namespace": "good"}, "field 'uuid' must be a non-empty string"),
-    ({"namespace": "", "uuid": "u1"}, "field 'namespace' must be a non-empty string"),
-    ({"namespace": "good", "uuid": ""}, "field 'uuid' must be a non-empty string"),
-    ({"namespace": 3, "uuid": "u1"}, "field 'namespace' must be a non-empty string"),
-    ({"namespace": "good", "uuid": ["u1"]}, "field 'uuid' must be a non-empty string"),
+    ({"uuid": "u1"}, "field 'namespace' must be a non-empty string without a NUL byte"),
+    ({"namespace": "good"}, "field 'uuid' must be a non-empty string without a NUL byte"),
+    ({"namespace": "", "uuid": "u1"}, "field 'namespace' must be a non-empty string without a NUL byte"),
+    ({"namespace": "good", "uuid": ""}, "field 'uuid' must be a non-empty string without a NUL byte"),
+    ({"namespace": 3, "uuid": "u1"}, "field 'namespace' must be a non-empty string without a NUL byte"),
+    ({"namespace": "good", "uuid": ["u1"]},
+     "field 'uuid' must be a non-empty string without a NUL byte"),
     ({"namespace": "good", "uuid": "u1", "path": "/x"},
      "unknown field 'path' in request 'translate_path'"),
 ])

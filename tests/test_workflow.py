@@ -519,7 +519,8 @@ def test_a_file_that_is_not_a_workflow_object_is_named(ferry):
          "the workflow is not JSON: line 2, column "),
         ('{"jobs": {"a": {"argv": ["true"],}}}', "the workflow is not JSON: line 1, column 34"),
         ('  [1, 2]', "the workflow must be a JSON object"),
-        ('{"op": "submit", "jobs": {"a": {"argv": ["true"]}}}', "duplicate object key"),
+        ('{"op": "submit", "jobs": {"a": {"argv": ["true"]}}}',
+         "names a member twice, or one libferry adds ('op', 'cwd', 'auto_key')"),
         ('{"cwd": "/", "jobs": {"a": {"argv": ["true"]}}}', "duplicate object key"),
         ('{ }', "'jobs' must be a non-empty object"),
     ]
@@ -574,3 +575,26 @@ def test_a_job_after_others_may_use_what_they_make(ferry):
     run_to_end(ferry, w, code=4)
     b = jobs_of(ferry, w)["b"]
     assert b["exit_status"] == "aborted" and "nowhere" in b["message"], b
+
+
+def test_the_fields_libferry_adds_are_checked(ferry):
+    """cwd and auto_key, as a raw client may send them: a NUL byte or a
+    wrong type is refused, named, before anything is submitted."""
+    ferry.run("workflows")  # an engine
+    jobs = {"a": {"argv": ["true"], "working_directory": "/tmp"}}
+    with ferry.raw() as c:
+        c.hello()
+        # a NUL byte cannot reach a request's string: the frame refuses it
+        r = c.request({"op": "workflow_submit", "jobs": jobs, "cwd": "/tmp\u0000x"})
+        assert r.get("error") == "EPROTO" and "\\u0000" in r["message"], r
+        for extra, msg in [({"cwd": "tmp"}, "'cwd' must be an absolute path"),
+                           ({"auto_key": 7}, "'auto_key' must be a non-empty string"),
+                           ({"auto_key": ""}, "'auto_key' must be a non-empty string")]:
+            r = c.request({"op": "workflow_submit", "jobs": jobs, **extra})
+            assert r.get("error") == "EINVAL" and msg in r["message"], (extra, r)
+        # the file's own key wins over the automatic one
+        r = c.request({"op": "workflow_submit", "jobs": jobs, "key": "mine", "auto_key": "auto"})
+        assert r["ok"], r
+        r2 = c.request({"op": "workflow_submit", "jobs": jobs, "key": "mine", "auto_key": "x"})
+        assert r2["id"] == r["id"], (r, r2)
+    assert len(ferry.json("workflows")) == 1

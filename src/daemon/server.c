@@ -957,6 +957,12 @@ static int timeout_ms(const struct server *srv, struct ferry_engine *eng)
 	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
+static void free_spent(struct server *srv)
+{
+	while (srv->nspent)
+		json_decref(srv->spent[--srv->nspent]);
+}
+
 static int serve(struct server *srv, struct ferry_engine *eng)
 {
 	int again = 0;
@@ -964,7 +970,7 @@ static int serve(struct server *srv, struct ferry_engine *eng)
 	while (!srv->stop) {
 		int timeout = again ? 0 : timeout_ms(srv, eng);
 		if (ferry__loop_poll(srv->loop, eng, timeout, begin) < 0)
-			return -1;
+			goto fail;
 		run_ready(srv, eng);
 		if (ferry__db_commit(ferry__engine_db(eng))) {
 			/* nothing of this iteration is durable: tell no one it is */
@@ -973,17 +979,20 @@ static int serve(struct server *srv, struct ferry_engine *eng)
 				"ferryd: commit failed%s%s; the engine stops, nothing of its last "
 				"iteration acknowledged\n",
 				why ? ": " : "", why ? why : "");
-			return -1;
+			goto fail;
 		}
 		flush_clients(srv, eng);
-		while (srv->nspent)
-			json_decref(srv->spent[--srv->nspent]);
+		free_spent(srv);
 		again = ferry__engine_committed(eng);
 		again |= srv->ready;
 		if (ferry__engine_shutting_down(eng))
 			break;
 	}
+	free_spent(srv);
 	return 0;
+fail:
+	free_spent(srv);
+	return -1;
 }
 
 /*

@@ -113,14 +113,22 @@ static int find_uuid(const char *buf, size_t n, const char *uuid, const char **a
 	return found;
 }
 
-/* A non-empty string field of the request, or NULL with the failure in r->err. */
+/*
+ * A non-empty string field of the request, or NULL with the failure in
+ * r->err. Without a NUL byte (the frame's JSON may hold one): cut there,
+ * it would match a prefix.
+ */
 static const char *field(struct ferry_req *r, const char *key)
 {
-	const char *s = json_string_value(json_object_get(r->in, key));
+	json_t *v = json_object_get(r->in, key);
+	const char *s = json_string_value(v);
 
-	if (!s || !*s)
-		ferry__req_fail(r, FERRY_EINVAL, "field '%s' must be a non-empty string", key);
-	return s && *s ? s : NULL;
+	if (!s || !*s || strlen(s) != json_string_length(v)) {
+		ferry__req_fail(r, FERRY_EINVAL,
+				"field '%s' must be a non-empty string without a NUL byte", key);
+		return NULL;
+	}
+	return s;
 }
 
 int ferry__req_translate_path(struct ferry_req *r)

@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -610,7 +611,9 @@ static int in_cwd(struct ferry_req *r, json_t *spec)
 	json_t *wd = json_object_get(spec, "working_directory");
 	char *abs;
 
-	if (!cwd || (wd && (!json_is_string(wd) || json_string_value(wd)[0] == '/')))
+	/* what is not a string of a relative path (with a NUL too) the spec's check names */
+	if (!cwd || (wd && (!json_is_string(wd) || json_string_value(wd)[0] == '/' ||
+			    strlen(json_string_value(wd)) != json_string_length(wd))))
 		return 0;
 	abs = wd ? ferry__asprintf("%s/%s", cwd, json_string_value(wd)) : strdup(cwd);
 	if (!abs || json_object_set_new(spec, "working_directory", json_string(abs))) {
@@ -745,12 +748,19 @@ static int check_top(struct ferry_req *r)
 	json_t *hours = json_object_get(r->in, "disposal_timeout_hours");
 	json_t *cwd = json_object_get(r->in, "cwd"), *auto_key = json_object_get(r->in, "auto_key");
 
+	if (auto_key && (!json_is_string(auto_key) || !json_string_length(auto_key) ||
+			 json_string_length(auto_key) > FERRY_SPEC_KEY_MAX))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'auto_key' must be a non-empty string of at most %d bytes",
+				       FERRY_SPEC_KEY_MAX);
 	if (!key && auto_key) {
 		json_object_set(r->in, "key", auto_key);
 		key = auto_key;
 	}
+	/* a NUL byte would cut it (the frame's JSON may hold one): refused */
 	if (cwd && (!json_is_string(cwd) || json_string_value(cwd)[0] != '/' ||
-		    json_string_length(cwd) >= PATH_MAX))
+		    json_string_length(cwd) >= PATH_MAX ||
+		    strlen(json_string_value(cwd)) != json_string_length(cwd)))
 		return ferry__req_fail(r, FERRY_EINVAL, "'cwd' must be an absolute path");
 
 	if (name && (!json_is_string(name) || json_string_length(name) > FERRY_SPEC_NAME_MAX))
@@ -994,6 +1004,26 @@ static int aside_push(struct ferry_wfwork *w, int64_t id)
 }
 
 /*
+ * A namesake jobs/<id>.old, of a restart of id before (its removal still
+ * queued) or of a crash since, goes now, and its entries with it: a tick
+ * must not remove the directory this restart sets aside before it
+ * committed.
+ */
+static void aside_forget(struct ferry_engine *eng, int64_t id, const char *old)
+{
+	struct ferry_wfwork *w = ferry__engine_wf(eng);
+	struct stat st;
+
+	if (lstat(old, &st) < 0)
+		return;
+	ferry__rm_rf(old);
+	/* 0, not moved: the places of the entries after stay (aside_undo's from) */
+	for (size_t i = 0; i < w->naside; i++)
+		if (w->aside[i] == id)
+			w->aside[i] = 0;
+}
+
+/*
  * Job id's last run's directory (its claim and result, which would make
  * the next run look started or ended already; its default stdout and
  * stderr) renamed jobs/<id>.old, removed once the restart committed
@@ -1008,7 +1038,7 @@ static int set_aside(struct ferry_engine *eng, int64_t id, char *why, size_t len
 
 	if (aside_paths(eng, id, &dir, &old))
 		return ferry__fail(why, len, FERRY_ENOMEM, "out of memory");
-	ferry__rm_rf(old); /* a namesake from a crash since: already gone then */
+	aside_forget(eng, id, old);
 	if (rename(dir, old) == 0)
 		rc = aside_push(ferry__engine_wf(eng), id);
 	else if (errno != ENOENT) /* a job that never ran has none */
@@ -1030,7 +1060,7 @@ static void aside_undo(struct ferry_engine *eng, size_t from)
 	char *dir, *old;
 
 	while (w->naside > from) {
-		if (aside_paths(eng, w->aside[--w->naside], &dir, &old))
+		if (!w->aside[--w->naside] || aside_paths(eng, w->aside[w->naside], &dir, &old))
 			continue;
 		rename(old, dir);
 		free(dir);
@@ -1054,24 +1084,18 @@ int ferry__wf_tick(struct ferry_engine *eng)
 	char *dir, *old;
 
 	for (; k < w->committed && k < PER_TICK; k++) {
-		if (aside_paths(eng, w->aside[k], &dir, &old))
-			break;
+		if (!w->aside[k] || aside_paths(eng, w->aside[k], &dir, &old))
+			continue; /* gone already, or out of memory: left, not tried for ever */
 		ferry__rm_rf(old);
 		free(dir);
 		free(old);
 	}
+	if (!k)
+		return 0;
 	memmove(w->aside, w->aside + k, (w->naside - k) * sizeof(*w->aside));
 	w->naside -= k;
 	w->committed -= k;
 	return w->naside > 0;
-}
-
-static int ended_state(void *arg, int64_t id, const char *name, int state)
-{
-	(void)id;
-	(void)name;
-	*(int *)arg = state;
-	return 0;
 }
 
 /* One entry of jobs/ at the engine's start: "<id>.old" back or to remove. */
@@ -1079,15 +1103,20 @@ static void sweep_one(struct ferry_engine *eng, const char *name)
 {
 	char *end, *dir, *old;
 	long long id = strtoll(name, &end, 10);
-	int state = -1;
+	enum ferry_job_status st = FERRY_UNDETERMINED;
+	struct stat sb;
+	int rc;
 
 	if (end == name || strcmp(end, ".old") || id < 1 || aside_paths(eng, id, &dir, &old))
 		return;
-	ferry__db_select_jobs(ferry__engine_db(eng), 0, 0, id, id, ended_state, &state);
-	/* still ended, no run since: its restart never committed */
-	if ((state != FERRY_FAILED || rename(old, dir) < 0) &&
-	    aside_push(ferry__engine_wf(eng), id) == 0)
+	rc = ferry__db_status(ferry__engine_db(eng), id, &st);
+	if (rc && rc != FERRY_ENOJOB) { /* left as it is: the next start looks again */
+		fprintf(stderr, "ferryd: cannot read job %lld to sweep '%s'\n", id, old);
+	} else if (!rc && st == FERRY_FAILED && lstat(dir, &sb) < 0 && errno == ENOENT) {
+		rename(old, dir); /* still failed, no run since: its restart never committed */
+	} else if (aside_push(ferry__engine_wf(eng), id) == 0) {
 		ferry__engine_wf(eng)->committed = ferry__engine_wf(eng)->naside;
+	}
 	free(dir);
 	free(old);
 }
@@ -1135,7 +1164,8 @@ static int rerun_one(struct ferry_req *r, int64_t id, int *root)
 }
 
 /* Every job of ids (n) reset, the roots among them left at the front of ids (*k). */
-static int rerun_all(struct ferry_req *r, int64_t *ids, size_t n, size_t *k)
+static int rerun_all(struct ferry_req *r, int64_t wf, const char *key, int64_t *ids, size_t n,
+		     size_t *k)
 {
 	struct ferry_db *db = ferry__engine_db(r->eng);
 	size_t from = ferry__engine_wf(r->eng)->naside;
@@ -1147,7 +1177,12 @@ static int rerun_all(struct ferry_req *r, int64_t *ids, size_t n, size_t *k)
 	for (size_t i = 0; !rc && i < n; i++)
 		if (!(rc = rerun_one(r, ids[i], &root)) && root)
 			ids[(*k)++] = ids[i]; /* in order */
-	if (rc) {			      /* all or none */
+	/* in the savepoint too: no job reset that is not released */
+	if (!rc && ((rc = ferry__db_wf_set_stopped(db, wf, 0)) ||
+		    (key && (rc = ferry__db_wf_restart_set(db, wf, key, (int64_t)n)))))
+		rc = ferry__req_fail(r, rc, "cannot record the restart of workflow %lld",
+				     (long long)wf);
+	if (rc) { /* all or none */
 		ferry__db_rollback_savepoint(db);
 		aside_undo(r->eng, from);
 	} else {
@@ -1212,11 +1247,7 @@ int ferry__req_workflow_restart(struct ferry_req *r)
 		return rc < 0 ? rc : 0;
 	if ((rc = ferry__db_wf_rerunnable(db, wf, &ids, &n)))
 		return ferry__req_fail(r, rc, "cannot read workflow %lld", (long long)wf);
-	if (!(rc = rerun_all(r, ids, n, &k)) &&
-	    ((rc = ferry__db_wf_set_stopped(db, wf, 0)) ||
-	     (key && (rc = ferry__db_wf_restart_set(db, wf, key, (int64_t)n)))))
-		rc = ferry__req_fail(r, rc, "cannot record the restart of workflow %lld",
-				     (long long)wf);
+	rc = rerun_all(r, wf, key, ids, n, &k);
 	for (size_t i = k; !rc && i-- > 0;) /* each to the queue's head: by id */
 		release(r->eng, ids[i], wf, FERRY_SYSTEM_ON_HOLD);
 	free(ids);

@@ -97,6 +97,12 @@ static int not_json(ferry_conn *c, const char *wf, size_t prefix)
 			line++;
 			col = 0;
 		}
+	/* a member named twice, or one of those put in front */
+	if (strstr(why, "duplicate object key"))
+		return ferry__seterr(c, FERRY_EINVAL,
+				     "the workflow names a member twice, or one libferry adds "
+				     "('op', 'cwd', 'auto_key'): line %zu, column %zu: %s",
+				     line, col, why);
 	return ferry__seterr(c, FERRY_EINVAL, "the workflow is not JSON: line %zu, column %zu: %s",
 			     line, col, why);
 }
