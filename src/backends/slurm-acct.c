@@ -339,7 +339,13 @@ static void record_native(const char *rec, char *nat, size_t len)
 		snprintf(nat, len, "%s_%s", arr, task);
 }
 
-/* Fills unresolved results from records of scontrol or the jobcomp file. */
+/*
+ * Fills unresolved results from records of scontrol or the jobcomp file.
+ * A record without ArrayJobId (the jobcomp file's never have it) names a
+ * job by its own id only: "A" there may be any task of array A (the one
+ * that kept the array's id), not its remainder, so it is no task's in
+ * pass 1. Taking it for one gave a task that exited 3 the 0 of another.
+ */
 static void from_records(const char *text, struct sres *r, size_t n, int pass)
 {
 	char *copy = strdup(text), *save = NULL;
@@ -347,6 +353,8 @@ static void from_records(const char *text, struct sres *r, size_t n, int pass)
 	for (char *l = copy ? strtok_r(copy, "\n", &save) : NULL; l;
 	     l = strtok_r(NULL, "\n", &save)) {
 		char nat[160], st[32], ec[64], t[64];
+		if (pass && !kv(l, "ArrayJobId", t, sizeof(t))[0])
+			continue;
 		record_native(l, nat, sizeof(nat));
 		kv(l, "JobState", st, sizeof(st));
 		for (size_t i = 0; i < n; i++) {
