@@ -1,0 +1,209 @@
+/*
+ * drmaa_client.c - a DRMAA client in C linked with libferry-drmaa, run by
+ * tests/test_drmaa_provider.py: the calls python3-drmaa cannot reach
+ * (iterators to their end, diagnosis buffers of every size, NULL
+ * arguments), and, under the sanitizer build, the library's memory with
+ * leak detection on (a python process cannot have it).
+ * Usage: drmaa_client WORKDIR. Prints "ok" and exits 0, or names the
+ * failed check and exits 1.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "drmaa.h"
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "line %d: check failed: %s (diag: %s)\n", __LINE__, #cond, \
+				diag);                                                             \
+			exit(1);                                                                   \
+		}                                                                                  \
+	} while (0)
+
+static char diag[DRMAA_ERROR_STRING_BUFFER];
+#define D diag, sizeof(diag)
+
+static int ps(const char *id)
+{
+	int st = -1;
+
+	CHECK(drmaa_job_ps(id, &st, D) == DRMAA_ERRNO_SUCCESS);
+	return st;
+}
+
+static void until_ps(const char *id, int want)
+{
+	for (int i = 0; i < 1000 && ps(id) != want; i++)
+		nanosleep(&(struct timespec){0, 20000000}, NULL);
+	CHECK(ps(id) == want);
+}
+
+static void names(void)
+{
+	drmaa_attr_names_t *n;
+	char buf[DRMAA_ATTR_BUFFER];
+	size_t count, seen = 0;
+	int found = 0, transfer = 0, deadline = 0;
+
+	CHECK(drmaa_get_attribute_names(&n, D) == 0);
+	CHECK(drmaa_get_num_attr_names(n, &count) == 0 && count == 14);
+	while (drmaa_get_next_attr_name(n, buf, sizeof(buf)) == DRMAA_ERRNO_SUCCESS) {
+		seen++;
+		found |= strcmp(buf, DRMAA_WCT_HLIMIT) == 0;
+		transfer |= strcmp(buf, DRMAA_TRANSFER_FILES) == 0;
+		deadline |= strcmp(buf, DRMAA_DEADLINE_TIME) == 0;
+	}
+	CHECK(seen == count && found && transfer && !deadline);
+	CHECK(drmaa_get_next_attr_name(n, buf, sizeof(buf)) == DRMAA_ERRNO_NO_MORE_ELEMENTS);
+	drmaa_release_attr_names(n);
+	CHECK(drmaa_get_vector_attribute_names(&n, D) == 0);
+	CHECK(drmaa_get_num_attr_names(n, &count) == 0 && count == 3);
+	drmaa_release_attr_names(n);
+}
+
+static drmaa_job_template_t *job_template(const char *work)
+{
+	const char *argv[] = {"-c", "echo $X $1; echo e >&2; exit 2", "sh", "a", NULL};
+	const char *env[] = {"X=y", NULL};
+	drmaa_job_template_t *jt;
+	drmaa_attr_values_t *v;
+	char buf[64];
+	size_t n;
+
+	CHECK(drmaa_allocate_job_template(&jt, D) == 0);
+	CHECK(drmaa_set_attribute(jt, DRMAA_REMOTE_COMMAND, "/bin/sh", D) == 0);
+	CHECK(drmaa_set_vector_attribute(jt, DRMAA_V_ARGV, argv, D) == 0);
+	CHECK(drmaa_set_vector_attribute(jt, DRMAA_V_ENV, env, D) == 0);
+	CHECK(drmaa_set_attribute(jt, DRMAA_WD, work, D) == 0);
+	CHECK(drmaa_set_attribute(jt, DRMAA_OUTPUT_PATH, ":$drmaa_wd_ph$/c$drmaa_incr_ph$.out",
+				  D) == 0);
+	CHECK(drmaa_set_attribute(jt, DRMAA_ERROR_PATH, "c$drmaa_incr_ph$.err", D) == 0);
+	CHECK(drmaa_set_attribute(jt, DRMAA_NATIVE_SPECIFICATION, "--cpus=1 --walltime 1:00", D) ==
+	      0);
+	CHECK(drmaa_get_attribute(jt, DRMAA_NATIVE_SPECIFICATION, buf, 8, D) == 0);
+	CHECK(strcmp(buf, "--cpus=") == 0);
+	CHECK(drmaa_get_attribute(jt, DRMAA_JOB_NAME, buf, sizeof(buf), D) == 0 && !buf[0]);
+	CHECK(drmaa_get_vector_attribute(jt, DRMAA_V_ARGV, &v, D) == 0);
+	CHECK(drmaa_get_num_attr_values(v, &n) == 0 && n == 4);
+	CHECK(drmaa_get_next_attr_value(v, buf, sizeof(buf)) == 0 && strcmp(buf, "-c") == 0);
+	drmaa_release_attr_values(v);
+	/* refusals, each with its code and a message naming what */
+	CHECK(drmaa_set_attribute(jt, DRMAA_V_ARGV, "x", D) == DRMAA_ERRNO_INVALID_ARGUMENT);
+	CHECK(strstr(diag, "vector"));
+	CHECK(drmaa_set_attribute(jt, DRMAA_JOIN_FILES, "maybe", D) ==
+	      DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE);
+	CHECK(drmaa_set_attribute(jt, DRMAA_WD, "$drmaa_wd_ph$/x", D) ==
+	      DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE);
+	CHECK(drmaa_set_attribute(jt, DRMAA_WD, "/x/$drmaa_hd_ph$", D) ==
+	      DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE);
+	CHECK(drmaa_set_attribute(jt, DRMAA_OUTPUT_PATH, ":/a/$drmaa_hd_ph$", D) ==
+	      DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE);
+	/* Optional and not offered: refused by name, and not listed (names()). */
+	CHECK(drmaa_set_attribute(jt, DRMAA_DEADLINE_TIME, "12:00", D) ==
+	      DRMAA_ERRNO_INVALID_ARGUMENT);
+	CHECK(drmaa_set_attribute(jt, DRMAA_TRANSFER_FILES, "ix", D) ==
+	      DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE);
+	CHECK(drmaa_set_attribute(jt, DRMAA_NATIVE_SPECIFICATION, "--cpus 'x", D) ==
+	      DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE);
+	return jt;
+}
+
+static void run_and_wait(drmaa_job_template_t *jt)
+{
+	char id[DRMAA_JOBNAME_BUFFER], out[DRMAA_JOBNAME_BUFFER], buf[DRMAA_ATTR_BUFFER];
+	drmaa_attr_values_t *usage;
+	int stat, v, keys = 0;
+
+	CHECK(drmaa_run_job(id, sizeof(id), jt, D) == 0);
+	CHECK(drmaa_wait(id, out, sizeof(out), &stat, DRMAA_TIMEOUT_WAIT_FOREVER, &usage, D) == 0);
+	CHECK(strcmp(id, out) == 0);
+	while (drmaa_get_next_attr_value(usage, buf, sizeof(buf)) == 0)
+		keys += strncmp(buf, "wallclock=", 10) == 0 || strncmp(buf, "maxrss=", 7) == 0;
+	drmaa_release_attr_values(usage);
+	CHECK(keys == 2);
+	CHECK(drmaa_wifexited(&v, stat, D) == 0 && v == 1);
+	CHECK(drmaa_wexitstatus(&v, stat, D) == 0 && v == 2);
+	CHECK(drmaa_wifsignaled(&v, stat, D) == 0 && v == 0);
+	CHECK(drmaa_wifaborted(&v, stat, D) == 0 && v == 0);
+	CHECK(drmaa_wait(id, NULL, 0, NULL, 0, NULL, D) == DRMAA_ERRNO_INVALID_JOB);
+	CHECK(ps(id) == DRMAA_PS_FAILED);
+}
+
+static void bulk(drmaa_job_template_t *jt)
+{
+	const char *all[] = {DRMAA_JOB_IDS_SESSION_ALL, NULL};
+	drmaa_job_ids_t *ids;
+	char id[32];
+	size_t n;
+	int st;
+
+	CHECK(drmaa_run_bulk_jobs(&ids, jt, 1, 5, 2, D) == 0);
+	CHECK(drmaa_get_num_job_ids(ids, &n) == 0 && n == 3);
+	CHECK(drmaa_synchronize(all, 30, 1, D) == 0);
+	CHECK(drmaa_get_next_job_id(ids, id, sizeof(id)) == 0);
+	CHECK(drmaa_job_ps(id, &st, D) == DRMAA_ERRNO_INVALID_JOB);
+	drmaa_release_job_ids(ids);
+	CHECK(drmaa_run_bulk_jobs(&ids, jt, 0, 5, 1, D) == DRMAA_ERRNO_INVALID_ARGUMENT);
+}
+
+static void terminate(drmaa_job_template_t *jt)
+{
+	const char *argv[] = {"-c", "sleep 60", NULL};
+	char id[32], sig[DRMAA_SIGNAL_BUFFER];
+	int stat, v;
+
+	CHECK(drmaa_set_vector_attribute(jt, DRMAA_V_ARGV, argv, D) == 0);
+	CHECK(drmaa_set_attribute(jt, DRMAA_JOIN_FILES, "y", D) == 0);
+	CHECK(drmaa_set_attribute(jt, DRMAA_OUTPUT_PATH, "sleep.out", D) == 0);
+	CHECK(drmaa_run_job(id, sizeof(id), jt, D) == 0);
+	until_ps(id, DRMAA_PS_RUNNING);
+	CHECK(drmaa_control(id, DRMAA_CONTROL_SUSPEND, D) == 0);
+	CHECK(ps(id) == DRMAA_PS_USER_SUSPENDED);
+	CHECK(drmaa_control(id, DRMAA_CONTROL_RESUME, D) == 0);
+	CHECK(drmaa_control(id, 9, D) == DRMAA_ERRNO_INVALID_ARGUMENT);
+	CHECK(drmaa_control(DRMAA_JOB_IDS_SESSION_ALL, DRMAA_CONTROL_TERMINATE, D) == 0);
+	CHECK(drmaa_wait(DRMAA_JOB_IDS_SESSION_ANY, NULL, 0, &stat, 30, NULL, D) == 0);
+	CHECK(drmaa_wifsignaled(&v, stat, D) == 0 && v == 1);
+	CHECK(drmaa_wtermsig(sig, 5, stat, D) == 0 && strcmp(sig, "SIGT") == 0);
+	CHECK(drmaa_wait(DRMAA_JOB_IDS_SESSION_ANY, NULL, 0, &stat, 0, NULL, D) ==
+	      DRMAA_ERRNO_INVALID_JOB);
+}
+
+int main(int argc, char **argv)
+{
+	drmaa_job_template_t *jt;
+	char small[8], contact[DRMAA_CONTACT_BUFFER], impl[DRMAA_DRMAA_IMPL_BUFFER];
+	unsigned major, minor;
+
+	CHECK(argc == 2);
+	CHECK(drmaa_allocate_job_template(&jt, D) == DRMAA_ERRNO_NO_ACTIVE_SESSION);
+	/* Before drmaa_init(): the resource a NULL contact chooses, as the ferry command does. */
+	CHECK(drmaa_get_contact(contact, sizeof(contact), D) == 0 &&
+	      strcmp(contact, getenv("FERRY_RESOURCE") ? getenv("FERRY_RESOURCE") : "local") == 0);
+	CHECK(drmaa_version(&major, &minor, D) == 0 && major == 1 && minor == 0);
+	CHECK(drmaa_get_DRMAA_implementation(impl, sizeof(impl), D) == 0 &&
+	      strncmp(impl, "libferry-drmaa ", 15) == 0);
+	CHECK(strcmp(drmaa_strerror(DRMAA_ERRNO_EXIT_TIMEOUT), "timed out") == 0);
+	CHECK(drmaa_init(NULL, D) == 0);
+	CHECK(drmaa_init("local", small, sizeof(small)) == DRMAA_ERRNO_ALREADY_ACTIVE_SESSION);
+	CHECK(strlen(small) == sizeof(small) - 1);
+	names();
+	jt = job_template(argv[1]);
+	run_and_wait(jt);
+	bulk(jt);
+	terminate(jt);
+	CHECK(drmaa_wait("123456789", NULL, 0, NULL, 0, NULL, D) == DRMAA_ERRNO_INVALID_JOB);
+	CHECK(drmaa_set_attribute(jt, DRMAA_WD, "/nonexistent/wd", D) == 0);
+	CHECK(drmaa_run_job(contact, sizeof(contact), jt, D) ==
+	      DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE);
+	CHECK(strstr(diag, "/nonexistent/wd"));
+	CHECK(drmaa_exit(D) == 0);
+	CHECK(drmaa_exit(D) == DRMAA_ERRNO_NO_ACTIVE_SESSION);
+	/* A template outlives its session: freed after drmaa_exit() too (ASan sees a leak). */
+	CHECK(drmaa_delete_job_template(jt, D) == 0);
+	puts("ok");
+	return 0;
+}
