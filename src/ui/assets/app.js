@@ -1,0 +1,277 @@
+// The page of `ferry ui` (src/ui): resources, a page of jobs, one job's
+// detail with its output followed live, and the controls. It learns of
+// changes from the server's event stream (/events: new counts of the
+// resources' jobs, or a tick when a second passed without them) and then
+// asks again for what it shows. Text from jobs goes in with
+// textContent only, never as HTML.
+"use strict";
+
+const STATES = ["queued_active", "system_on_hold", "user_on_hold", "user_system_on_hold",
+  "running", "system_suspended", "user_suspended", "user_system_suspended", "done", "failed"];
+const DESTROYS = { kill: "Kill", dispose: "Kill if active and forget" };
+const PAGE = 50;
+const csrf = document.querySelector("meta[name=ferry-csrf]").content;
+
+const view = {
+  resource: null, state: "", name: "",
+  after: 0, back: [], next: null,   // the page: its cursor, those before it, the next one
+  atEnd: true,                      // showing the newest jobs, the new ones as they come
+  selected: new Set(),
+  detail: null,                     // {resource, id, out: {stdout, stderr}, ended}
+  loading: false, again: false,
+  shown: null,                      // the jobs table's query and answer, as drawn
+};
+
+const $ = (sel) => document.querySelector(sel);
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+function when(t) { return t ? new Date(t * 1000).toLocaleString() : ""; }
+function notice(text, bad) {
+  const n = $("#notice");
+  n.textContent = text;
+  n.style.color = bad ? "#fbb" : "";
+}
+
+async function api(path, params) {
+  const q = new URLSearchParams(params || {});
+  const r = await fetch(path + "?" + q.toString(), { credentials: "same-origin" });
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+
+// ---- resources ----
+
+function renderResources(list) {
+  const box = $("#res-list");
+  box.replaceChildren();
+  for (const r of list) {
+    const d = el("div", null, "res");
+    d.dataset.resource = r.name;
+    d.append(el("div", r.name, "name"));
+    d.append(el("div", (r.scheduler || "local") + (r.host ? " on " + r.host : "") +
+      (r.slots ? ", " + r.slots + " slots" : ""), "kind"));
+    d.append(el("div", r.connected ? "engine answers" : "engine: not reached", "engine"));
+    if (r.error) d.append(el("div", r.error, "err"));
+    const c = el("div", null, "counts");
+    if (r.counts) {
+      c.append(el("span", r.total + (r.total === 1 ? " job" : " jobs")));
+      for (const s of STATES) if (r.counts[s]) c.append(el("span", s + " " + r.counts[s], "state " + s));
+    }
+    d.append(c);
+    box.append(d);
+  }
+  const sel = $("#f-resource");
+  if (sel.options.length !== list.length) {
+    sel.replaceChildren(...list.map((r) => { const o = el("option", r.name); o.value = r.name; return o; }));
+    if (!view.resource && list.length) view.resource = list[0].name;
+    sel.value = view.resource;
+  }
+}
+
+// ---- jobs ----
+
+function jobRow(j) {
+  const tr = el("tr");
+  tr.dataset.id = j.id;
+  const box = el("input");
+  box.type = "checkbox";
+  box.checked = view.selected.has(j.id);
+  box.addEventListener("click", (ev) => {
+    ev.stopPropagation();
+    if (box.checked) view.selected.add(j.id); else view.selected.delete(j.id);
+    $("#n-selected").textContent = view.selected.size + " selected";
+  });
+  const cb = el("td"); cb.append(box);
+  const exit = j.exit_status && j.exit_status !== "none"
+    ? j.exit_status + (j.exit_status === "finished_regularly" ? " " + j.exit_value : "") : "";
+  tr.append(cb, el("td", j.id), el("td", j.name || (j.command || []).join(" ")),
+    el("td", j.status, "state " + j.status), el("td", exit),
+    el("td", when(j.submitted_at)), el("td", when(j.started_at)), el("td", when(j.ended_at)));
+  if (view.detail && view.detail.id === j.id) tr.classList.add("open");
+  tr.addEventListener("click", () => openDetail(view.resource, j.id));
+  return tr;
+}
+
+async function loadJobs() {
+  if (!view.resource) return;
+  if (view.loading) { view.again = true; return; }
+  view.loading = true;
+  try {
+    const end = view.atEnd && !view.name;  // a name filter pages from the oldest only
+    const q = { resource: view.resource, limit: PAGE };
+    if (end) q.from = "end"; else q.after = view.after;
+    if (view.state) q.state = view.state;
+    if (view.name) q.name = view.name;
+    const page = await api("/api/jobs", q);
+    // redrawn only when it changed: a click or a hover is not lost each second
+    const text = JSON.stringify([q, page]);
+    if (text !== view.shown) $("#jobs-table tbody").replaceChildren(...page.jobs.map(jobRow));
+    view.shown = text;
+    view.next = page.next;
+    $("#p-next").disabled = end || page.next === null;
+    $("#p-prev").disabled = end || view.back.length === 0;
+    $("#p-last").disabled = end || !!view.name;
+    $("#p-where").textContent = end ? "newest jobs" : "page " + (view.back.length + 1) +
+      (page.next !== null && page.jobs.length < PAGE ? " (searched up to job " + page.next + ")" : "");
+  } catch (e) {
+    notice("jobs: " + e.message, true);
+  } finally {
+    view.loading = false;
+    if (view.again) { view.again = false; loadJobs(); }
+  }
+}
+
+function resetPaging(atEnd) { view.after = 0; view.back = []; view.atEnd = atEnd; }
+
+// ---- one job ----
+
+function fieldText(v) {
+  if (v === null || v === undefined) return "";
+  if (Array.isArray(v)) return v.join(" ");
+  return String(v);
+}
+
+async function loadDetail() {
+  const d = view.detail;
+  if (!d) return;
+  try {
+    const j = await api("/api/job", { resource: d.resource, id: d.id });
+    if (view.detail !== d || JSON.stringify(j) === d.shown) return;
+    d.shown = JSON.stringify(j);
+    $("#d-status").textContent = j.status;
+    $("#d-status").className = "state " + j.status;
+    const rows = Object.entries(j).map(([k, v]) => {
+      const tr = el("tr");
+      tr.dataset.field = k;
+      tr.append(el("td", k), el("td", /_at$/.test(k) && v ? when(v) : fieldText(v)));
+      return tr;
+    });
+    $("#d-fields tbody").replaceChildren(...rows);
+  } catch (e) {
+    notice("job " + d.id + ": " + e.message, true);
+  }
+}
+
+// Appends what the job wrote since the last read; again soon while it runs.
+async function follow(d, stream) {
+  while (view.detail === d) {
+    let ended = false, got = 0;
+    try {
+      const q = new URLSearchParams({ resource: d.resource, id: d.id, stream, offset: d.out[stream] });
+      const r = await fetch("/api/output?" + q.toString(), { credentials: "same-origin" });
+      if (!r.ok) throw new Error((await r.json()).error || r.statusText);
+      const text = await r.text();
+      if (view.detail !== d) return;
+      got = text.length;
+      d.out[stream] = Number(r.headers.get("X-Next-Offset"));
+      ended = r.headers.get("X-Ended") === "1";
+      if (text) $("#d-" + stream).append(document.createTextNode(text));
+    } catch (e) {
+      $("#d-" + stream).dataset.error = e.message;
+    }
+    if (ended) return;
+    if (!got) await new Promise((ok) => setTimeout(ok, 500));
+  }
+}
+
+function openDetail(resource, id) {
+  const d = { resource, id, out: { stdout: 0, stderr: 0 } };
+  view.detail = d;
+  $("#detail").hidden = false;
+  $("#d-id").textContent = id;
+  $("#d-stdout").replaceChildren();
+  $("#d-stderr").replaceChildren();
+  $("#d-fields tbody").replaceChildren();
+  for (const tr of document.querySelectorAll("#jobs-table tbody tr"))
+    tr.classList.toggle("open", Number(tr.dataset.id) === id);
+  loadDetail();
+  follow(d, "stdout");
+  follow(d, "stderr");
+}
+
+// ---- actions ----
+
+async function act(action, resource, ids) {
+  if (!ids.length) { notice("select jobs first", true); return; }
+  if (DESTROYS[action] && !window.confirm(DESTROYS[action] + " " + ids.length +
+      (ids.length === 1 ? " job (" + ids[0] + ")" : " jobs") + " of " + resource + "?")) return;
+  try {
+    const r = await fetch("/api/action", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Ferry-CSRF": csrf },
+      body: JSON.stringify({ resource, action, ids }),
+    });
+    const body = await r.json();
+    if (!r.ok) throw new Error(body.error || r.statusText);
+    const first = body.errors.length ? " (" + body.errors[0].id + ": " + body.errors[0].message + ")" : "";
+    notice(action + ": " + body.changed + " of " + ids.length + " changed" +
+      (body.failed ? ", " + body.failed + " refused" + first : ""), body.failed > 0);
+    if (action === "dispose") ids.forEach((id) => view.selected.delete(id));
+  } catch (e) {
+    notice(action + ": " + e.message, true);
+  }
+  loadJobs();
+  loadDetail();
+}
+
+// ---- wiring ----
+
+function wire() {
+  const st = $("#f-state");
+  for (const s of STATES) { const o = el("option", s); o.value = s; st.append(o); }
+  $("#filters").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    view.resource = $("#f-resource").value;
+    view.state = $("#f-state").value;
+    view.name = $("#f-name").value.trim();
+    view.selected.clear();
+    $("#n-selected").textContent = "0 selected";
+    view.shown = null;
+    resetPaging(view.atEnd);
+    loadJobs();
+  });
+  $("#f-resource").addEventListener("change", () => $("#filters").requestSubmit());
+  $("#f-state").addEventListener("change", () => $("#filters").requestSubmit());
+  $("#p-first").addEventListener("click", () => { resetPaging(false); loadJobs(); });
+  $("#p-last").addEventListener("click", () => { resetPaging(true); loadJobs(); });
+  $("#p-prev").addEventListener("click", () => { view.after = view.back.pop() || 0; loadJobs(); });
+  $("#p-next").addEventListener("click", () => {
+    if (view.next === null) return;
+    view.back.push(view.after); view.after = view.next; loadJobs();
+  });
+  $("#select-all").addEventListener("change", (ev) => {
+    for (const tr of document.querySelectorAll("#jobs-table tbody tr")) {
+      const id = Number(tr.dataset.id);
+      tr.querySelector("input").checked = ev.target.checked;
+      if (ev.target.checked) view.selected.add(id); else view.selected.delete(id);
+    }
+    $("#n-selected").textContent = view.selected.size + " selected";
+  });
+  for (const b of document.querySelectorAll("#bulk button"))
+    b.addEventListener("click", () => act(b.dataset.action, view.resource, [...view.selected]));
+  for (const b of document.querySelectorAll("#d-actions button"))
+    b.addEventListener("click", () => view.detail && act(b.dataset.action, view.detail.resource, [view.detail.id]));
+  $("#d-close").addEventListener("click", () => { view.detail = null; $("#detail").hidden = true; });
+}
+
+function listen() {
+  const es = new EventSource("/events");
+  es.addEventListener("open", () => { $("#live").textContent = "live"; $("#live").className = "on"; });
+  es.addEventListener("error", () => { $("#live").textContent = "reconnecting"; $("#live").className = "off"; });
+  es.addEventListener("resources", (ev) => {
+    renderResources(JSON.parse(ev.data));
+    loadJobs();
+    loadDetail();
+  });
+  // a second without new counts (counting many jobs takes longer): the jobs may have moved
+  es.addEventListener("tick", () => { loadJobs(); loadDetail(); });
+}
+
+wire();
+api("/api/resources").then(renderResources).then(loadJobs).catch((e) => notice(e.message, true));
+listen();

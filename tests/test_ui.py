@@ -1,0 +1,649 @@
+"""`ferry ui`: the web page's server (src/ui). Its security rules with
+Python's http.client (the token, the session cookie, Host, CSRF token and
+Origin, loopback only), its JSON API, and the page itself in a real
+headless Chromium driven by Selenium (Debian's chromium, chromium-driver,
+python3-selenium). Each browser test saves a screenshot under
+BUILD_DIR/test-output/test_ui/."""
+import http.client
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import BUILD_DIR, FERRY_BIN, ferry_world, poll
+
+SHOTS = os.path.join(BUILD_DIR, "test-output", "test_ui")
+
+
+class UI:
+    """A running `ferry ui --no-browser` of a ferry world, its URL read
+    from its output; stop() ends it with a signal and checks it quit."""
+
+    def __init__(self, f, *args):
+        self.f = f
+        self.p = subprocess.Popen([FERRY_BIN, "ui", "--no-browser", *args], env=f.env,
+                                  cwd=f.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.out = b""
+        deadline = time.monotonic() + 30
+        while b"token=" not in self.out or not self.out.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            assert left > 0, f"ferry ui printed no URL: {self.out!r}"
+            r, _, _ = select.select([self.p.stdout], [], [], left)
+            chunk = os.read(self.p.stdout.fileno(), 4096) if r else b""
+            assert chunk or not r, (f"ferry ui exited {self.p.wait()}: {self.out!r} "
+                                    f"{self.p.stderr.read()!r}")
+            self.out += chunk
+        self.url = re.search(rb"^(http://\S+)$", self.out, re.M).group(1).decode()
+        u = urllib.parse.urlsplit(self.url)
+        self.host, self.port = u.hostname, u.port
+        self.token = urllib.parse.parse_qs(u.query)["token"][0]
+        self.cookie = None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise AssertionError("ferry ui did not quit within 15 s of its signal")
+        self.stderr = self.p.stderr.read().decode(errors="replace")
+        return rc
+
+    # -- plain HTTP
+    def request(self, method, path, headers=None, body=None, host=None, cookie=True):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        h = {"Host": host or f"127.0.0.1:{self.port}"}
+        if cookie and self.cookie:
+            h["Cookie"] = self.cookie
+        h.update(headers or {})
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r, data
+
+    def login(self):
+        r, _ = self.request("GET", "/?token=" + self.token, cookie=False)
+        assert r.status == 303, r.status
+        self.cookie = r.getheader("Set-Cookie").split(";")[0]
+        return r
+
+    def csrf(self):
+        r, page = self.request("GET", "/")
+        assert r.status == 200
+        return re.search(rb'name="ferry-csrf" content="([0-9a-f]{64})"', page).group(1).decode()
+
+    def api(self, path, **params):
+        r, data = self.request("GET", path + "?" + urllib.parse.urlencode(params))
+        assert r.status == 200, (r.status, data)
+        return json.loads(data)
+
+    def post(self, body, csrf=None, origin=None):
+        h = {"Content-Type": "application/json"}
+        if csrf:
+            h["X-Ferry-CSRF"] = csrf
+        if origin:
+            h["Origin"] = origin
+        return self.request("POST", "/api/action", headers=h, body=json.dumps(body))
+
+
+@pytest.fixture
+def ui(ferry):
+    u = UI(ferry)
+    yield u
+    assert u.stop() == 0, u.stderr
+
+
+def held_job(f):
+    return f.submit("true", opts=("--hold",))
+
+
+# ------------------------------------------------------------ security
+
+def test_only_the_token_opens_the_page(ui):
+    r, _ = ui.request("GET", "/", cookie=False)
+    assert r.status == 403
+    r, _ = ui.request("GET", "/?token=" + "0" * 64, cookie=False)
+    assert r.status == 403
+    r, _ = ui.request("GET", "/?token=" + ui.token[:-1], cookie=False)
+    assert r.status == 403
+    for path in ("/api/resources", "/app.js", "/events", "/api/jobs?resource=local"):
+        r, _ = ui.request("GET", path, cookie=False)
+        assert r.status == 403, path
+    r = ui.login()
+    cookie = r.getheader("Set-Cookie")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert r.getheader("Location") == "/"  # the token leaves the address bar
+    assert r.getheader("Referrer-Policy") == "no-referrer"
+    r, page = ui.request("GET", "/")
+    assert r.status == 200 and b"<table" in page
+    # the token opened its session: it opens no other, but its browser goes on
+    r, body = ui.request("GET", "/?token=" + ui.token, cookie=False)
+    assert r.status == 403 and b"opened a session already" in body, body
+    r, _ = ui.request("GET", "/?token=" + ui.token)
+    assert r.status == 303 and r.getheader("Location") == "/"
+    # another cookie value, or the token as the cookie, opens nothing
+    name = ui.cookie.split("=")[0]
+    for bad in ("0" * 64, ui.token):
+        r, _ = ui.request("GET", "/api/resources", cookie=False,
+                          headers={"Cookie": f"{name}={bad}"})
+        assert r.status == 403
+
+
+def test_a_foreign_host_header_is_refused(ui):
+    ui.login()
+    for host in ("evil.example", f"evil.example:{ui.port}", f"127.0.0.1:{ui.port + 1}",
+                 f"localhost.evil.example:{ui.port}", "127.0.0.1"):
+        r, _ = ui.request("GET", "/api/resources", host=host)
+        assert r.status == 403, host
+        r, _ = ui.request("GET", "/?token=" + ui.token, host=host, cookie=False)
+        assert r.status == 403, host
+    for host in (f"127.0.0.1:{ui.port}", f"localhost:{ui.port}"):
+        r, _ = ui.request("GET", "/api/resources", host=host)
+        assert r.status == 200, host
+
+
+def test_a_post_needs_the_csrf_token_and_its_own_origin(ui, ferry):
+    ui.login()
+    csrf = ui.csrf()
+    jid = held_job(ferry)
+    body = {"resource": "local", "action": "kill", "ids": [jid]}
+    own = f"http://127.0.0.1:{ui.port}"
+    for kw in ({}, {"csrf": "0" * 64}, {"csrf": csrf, "origin": "http://evil.example"},
+               {"csrf": csrf, "origin": f"http://localhost:{ui.port}"},
+               {"csrf": csrf, "origin": "null"}):
+        r, data = ui.post(body, **kw)
+        assert r.status == 403, (kw, data)
+    assert ferry.state(jid) == "user_on_hold"
+    # a GET never acts, and the API takes no other method
+    r, _ = ui.request("GET", "/api/action?" + urllib.parse.urlencode(
+        {"resource": "local", "action": "kill", "ids": jid}))
+    assert r.status == 404
+    r, _ = ui.request("PUT", "/api/action", headers={"X-Ferry-CSRF": csrf}, body="{}")
+    assert r.status == 405
+    assert ferry.state(jid) == "user_on_hold"
+    r, data = ui.post(body, csrf=csrf, origin=own)
+    assert r.status == 200, data
+    assert json.loads(data) == {"matched": 1, "changed": 1, "failed": 0, "errors": []}
+    assert ferry.wait_ended(jid)["exit_status"] == "killed_by_user"
+
+
+def listening_addresses(pid):
+    """The local addresses of the listening TCP sockets of process pid."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            m = re.match(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+        if m:
+            inodes.add(m.group(1))
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                w = line.split()
+                if w[3] == "0A" and w[9] in inodes:  # LISTEN
+                    found.append(w[1])
+    return found
+
+
+def test_listens_on_loopback_only_by_default(ui):
+    addrs = listening_addresses(ui.p.pid)
+    # 127.0.0.1 in /proc/net/tcp's byte order, and the port
+    assert addrs == [f"0100007F:{ui.port:04X}"], addrs
+    assert ui.url.startswith(f"http://127.0.0.1:{ui.port}/?token=")
+    assert re.fullmatch(r"[0-9a-f]{64}", ui.token)
+
+
+def test_bind_elsewhere_warns(ferry):
+    u = UI(ferry, "--bind", "0.0.0.0")
+    try:
+        assert listening_addresses(u.p.pid) == [f"00000000:{u.port:04X}"]
+        assert u.url.startswith(f"http://0.0.0.0:{u.port}/")
+    finally:
+        assert u.stop() == 0
+    assert "warning: listening on '0.0.0.0', not a loopback address" in u.stderr
+    u = UI(ferry, "--bind", "127.0.0.1")
+    assert u.stop() == 0
+    assert "warning" not in u.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_quits_cleanly_on_a_signal(ferry, sig):
+    u = UI(ferry)
+    u.login()
+    # an open event stream does not hold the server up
+    c = http.client.HTTPConnection("127.0.0.1", u.port, timeout=30)
+    c.request("GET", "/events", headers={"Host": f"127.0.0.1:{u.port}", "Cookie": u.cookie})
+    r = c.getresponse()
+    assert r.getheader("Content-Type") == "text/event-stream"
+    assert r.readline().startswith(b"event: resources")
+    t = time.monotonic()
+    assert u.stop(sig) == 0, u.stderr
+    assert time.monotonic() - t < 10
+    c.close()
+
+
+def test_usage_errors(ferry):
+    for args, rc, msg in (
+            (["--bind", "localhost"], 2, "--bind"),
+            (["--bind", "1.2.3"], 2, "--bind"),
+            (["--port", "0"], 2, "--port"),
+            (["--port", "70000"], 2, "--port"),
+            (["--json"], 2, "unrecognized option"),
+            (["extra"], 2, "unexpected argument 'extra'"),
+            (["-r", "nosuch"], 1, "nosuch")):
+        cp = ferry.run("ui", "--no-browser", *args, check=False, timeout=30)
+        assert cp.returncode == rc, (args, cp.stderr)
+        assert msg in cp.stderr, (args, cp.stderr)
+
+
+def test_resources_shown_are_all_or_those_named(ferry):
+    ferry.config("[local]\nslots = 2\n[second]\nscheduler = local\nslots = 1\n")
+    for args, names in (((), ["local", "second"]), (("-r", "second"), ["second"]),
+                        (("-r", "second", "-r", "local", "-r", "second"), ["second", "local"])):
+        u = UI(ferry, *args)
+        try:
+            u.login()
+            assert [r["name"] for r in u.api("/api/resources")] in ([], names)
+            poll(lambda: [r["name"] for r in u.api("/api/resources")] == names, 10, 0.1,
+                 f"the resources {names}")
+        finally:
+            assert u.stop() == 0
+    # the global -r names one too
+    p = subprocess.Popen([FERRY_BIN, "-r", "second", "ui", "--no-browser", "-r", "local"],
+                         env=ferry.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"ferry ui: serving 2 resources; open\n"
+    finally:
+        p.terminate()
+        assert p.wait(15) == 0
+
+
+def test_a_host_that_hangs_holds_up_no_other_resource(ferry):
+    """Each resource has a poller of its own: one whose ssh never answers
+    leaves the others counted, and the server still quits on a signal."""
+    hang = ferry.path("hang.sh")
+    with open(hang, "w") as fh:  # its path in its command line: the cleanup finds it
+        fh.write("#!/bin/sh\nwhile :; do sleep 1; done\n")
+    os.chmod(hang, 0o755)
+    ferry.config(f"[local]\nslots = 2\n[hang]\nhost = hang.invalid\n"
+                 f"ssh_options = -o ProxyCommand={hang}\n")
+    jid = held_job(ferry)
+    u = UI(ferry)
+    try:
+        u.login()
+
+        def summaries():
+            got = {r["name"]: r for r in u.api("/api/resources")}
+            return got if got.get("local", {}).get("connected") else None
+        got = poll(summaries, 5, 0.1, "local counted while hang connects")
+        assert got["local"]["counts"]["user_on_hold"] == 1
+        assert got["hang"]["connected"] is False and got["hang"]["error"]
+        assert [j["id"] for j in u.api("/api/jobs", resource="local")["jobs"]] == [jid]
+        r, _ = u.request("GET", "/api/jobs?resource=hang")
+        assert r.status == 503
+    finally:
+        assert u.stop() == 0, u.stderr
+
+
+def test_opens_the_browser_with_xdg_open(ferry):
+    """xdg-open gets the URL as its one argument (no shell in between)."""
+    bin_dir = ferry.path("bin")
+    os.makedirs(bin_dir)
+    got = ferry.path("xdg-open.args")
+    with open(os.path.join(bin_dir, "xdg-open"), "w") as fh:
+        fh.write(f'#!/bin/sh\nprintf "%s\\n" "$#" "$@" > {got}.tmp && mv {got}.tmp {got}\n')
+    os.chmod(os.path.join(bin_dir, "xdg-open"), 0o755)
+    env = dict(ferry.env, PATH=bin_dir + os.pathsep + ferry.env["PATH"])
+    p = subprocess.Popen([FERRY_BIN, "ui"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        p.stdout.readline()
+        url = p.stdout.readline().decode().strip()
+        poll(lambda: os.path.exists(got), 10, 0.05, "xdg-open run")
+        with open(got) as fh:
+            assert fh.read().splitlines() == ["1", url]
+    finally:
+        p.terminate()
+        assert p.wait(15) == 0
+    # without one, the URL is printed and that is said
+    env["PATH"] = "/nonexistent"
+    p = subprocess.Popen([FERRY_BIN, "ui"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert b"token=" in p.stdout.readline() + p.stdout.readline()
+    finally:
+        p.terminate()
+        assert p.wait(15) == 0
+    assert b"cannot run 'xdg-open'" in p.stderr.read()
+
+
+def test_a_port_in_use_is_a_clear_error(ui, ferry):
+    cp = ferry.run("ui", "--no-browser", "--port", str(ui.port), check=False, timeout=30)
+    assert cp.returncode == 1
+    assert f"cannot listen on '127.0.0.1' port {ui.port}" in cp.stderr
+
+
+# ------------------------------------------------------------ the JSON API
+
+def test_resources_count_jobs_per_state(ui, ferry):
+    ui.login()
+    held = [held_job(ferry) for _ in range(3)]
+    done = ferry.submit("true")
+    ferry.wait_ended(done)
+
+    def counted():
+        (r,) = ui.api("/api/resources")
+        return r if r["connected"] and r["counts"]["user_on_hold"] == 3 and \
+            r["counts"]["done"] == 1 else None
+    r = poll(counted, 10, 0.1, "the counts")
+    assert r["name"] == "local" and r["total"] == 4 and r["error"] is None
+    assert held
+
+
+def test_jobs_are_paged_and_filtered(ui, ferry):
+    ui.login()
+    ids = {}
+    for i in range(7):
+        name = ("a-%d" if i % 2 else "b-%d") % i
+        ids[ferry.submit("true", opts=("--name", name, "--hold"))] = name
+    seen, after = [], 0
+    while True:
+        page = ui.api("/api/jobs", resource="local", limit=3, after=after)
+        assert len(page["jobs"]) <= 3
+        seen += [j["id"] for j in page["jobs"]]
+        if page["next"] is None:
+            break
+        after = page["next"]
+    assert seen == sorted(ids)
+    b = ui.api("/api/jobs", resource="local", name="b-*")["jobs"]
+    assert [j["id"] for j in b] == sorted(i for i, n in ids.items() if n.startswith("b-"))
+    # without a glob character: the text anywhere in the name
+    assert [j["name"] for j in ui.api("/api/jobs", resource="local", name="-3")["jobs"]] == ["a-3"]
+    # a name filter pages too
+    page = ui.api("/api/jobs", resource="local", name="a-*", limit=2)
+    assert [j["name"] for j in page["jobs"]] == ["a-1", "a-3"] and page["next"] is not None
+    page = ui.api("/api/jobs", resource="local", name="a-*", limit=2, after=page["next"])
+    assert [j["name"] for j in page["jobs"]] == ["a-5"] and page["next"] is None
+    first = min(ids)
+    ferry.run("kill", first)
+    ferry.wait_ended(first)
+    assert [j["id"] for j in ui.api("/api/jobs", resource="local", state="failed")["jobs"]] == \
+        [first]
+    assert len(ui.api("/api/jobs", resource="local", state="user_on_hold,failed")["jobs"]) == 7
+    # the newest page, which the page shows first
+    page = ui.api("/api/jobs", resource="local", limit=3, **{"from": "end"})
+    assert [j["id"] for j in page["jobs"]] == sorted(ids)[-3:] and page["next"] is None
+    page = ui.api("/api/jobs", resource="local", limit=30, **{"from": "end"})
+    assert [j["id"] for j in page["jobs"]] == sorted(ids)
+    page = ui.api("/api/jobs", resource="local", limit=3, state="failed", **{"from": "end"})
+    assert [j["id"] for j in page["jobs"]] == [first]
+    for bad in ({"state": "nosuch"}, {"limit": "0"}, {"limit": "501"}, {"after": "x"},
+                {"from": "start"}, {"from": "end", "name": "a-*"}, {"from": "end", "after": 2}):
+        r, _ = ui.request("GET", "/api/jobs?" + urllib.parse.urlencode(
+            {"resource": "local", **bad}))
+        assert r.status == 400, bad
+    r, _ = ui.request("GET", "/api/jobs?resource=nosuch")
+    assert r.status == 404
+
+
+def test_a_name_filter_looks_at_a_bounded_number_of_jobs_an_answer(ui, ferry):
+    """The listing has no name filter: the server looks at 10,000 jobs at
+    most an answer, and gives the cursor where it stopped."""
+    ui.login()
+    with open(ferry.path("bulk"), "w") as fh:
+        fh.write("true\n" * 25000)
+    ferry.run("submit", "--hold", "--bulk", ferry.path("bulk"), timeout=120)
+    needle = ferry.submit("true", opts=("--hold", "--name", "needle"))
+    pages, after, found = 0, 0, []
+    while True:
+        page = ui.api("/api/jobs", resource="local", name="needle", after=after)
+        pages += 1
+        found += [j["id"] for j in page["jobs"]]
+        if page["next"] is None:
+            break
+        assert page["next"] > after
+        after = page["next"]
+    assert found == [needle]
+    assert pages == 3  # 10,000 + 10,000 + the rest
+    # without a name the engine stops the listing itself: one answer
+    page = ui.api("/api/jobs", resource="local", limit=2, after=24999)
+    assert [j["id"] for j in page["jobs"]] == [25000, needle] and page["next"] is None
+
+
+def test_job_info_and_output_from_an_offset(ui, ferry):
+    ui.login()
+    jid = ferry.submit("sh", "-c", "printf 'one\\ntwo\\n'; printf 'err\\n' >&2")
+    ferry.wait_ended(jid)
+    j = ui.api("/api/job", resource="local", id=jid)
+    assert j == ferry.info(jid)  # every field of `ferry info`
+    r, data = ui.request("GET", f"/api/output?resource=local&id={jid}&stream=stdout")
+    assert r.status == 200 and data == b"one\ntwo\n"
+    assert r.getheader("X-Next-Offset") == "8" and r.getheader("X-Ended") == "1"
+    r, data = ui.request("GET", f"/api/output?resource=local&id={jid}&stream=stdout&offset=4")
+    assert data == b"two\n"
+    r, data = ui.request("GET", f"/api/output?resource=local&id={jid}&stream=stderr")
+    assert data == b"err\n"
+    r, data = ui.request("GET", "/api/job?resource=local&id=999999")
+    assert r.status == 404 and json.loads(data)["error"]
+
+
+def test_actions_on_a_list_of_ids(ui, ferry):
+    ui.login()
+    csrf = ui.csrf()
+    own = f"http://127.0.0.1:{ui.port}"
+    a, b = held_job(ferry), held_job(ferry)
+    running = ferry.submit("sleep", "60")
+    ferry.wait_state(running, "running")
+    r, data = ui.post({"resource": "local", "action": "hold", "ids": [running, a]}, csrf, own)
+    res = json.loads(data)
+    assert r.status == 200, data
+    # a is held already: matched, nothing to change; a running job cannot be held
+    assert (res["matched"], res["changed"], res["failed"]) == (2, 0, 1)
+    assert res["errors"][0]["id"] == running and res["errors"][0]["message"]
+    r, data = ui.post({"resource": "local", "action": "release", "ids": [a, b, 999999]},
+                      csrf, own)
+    assert json.loads(data)["matched"] == 2 and json.loads(data)["changed"] == 2
+    r, data = ui.post({"resource": "local", "action": "dispose", "ids": [a, b, running]},
+                      csrf, own)
+    assert r.status == 200
+    poll(lambda: ferry.run("status", running, check=False).returncode != 0, 15, 0.1,
+         "the job disposed of")
+    for bad in ({"resource": "local", "action": "rm", "ids": [a]},
+                {"resource": "local", "action": "kill", "ids": []},
+                {"resource": "local", "action": "kill", "ids": ["1; rm -rf /"]},
+                {"resource": "local", "action": "kill", "ids": [0]}):
+        r, _ = ui.post(bad, csrf, own)
+        assert r.status == 400, bad
+    r, _ = ui.request("POST", "/api/action", headers={"X-Ferry-CSRF": csrf}, body="{not json")
+    assert r.status == 400
+    r, _ = ui.request("POST", "/api/action", headers={"X-Ferry-CSRF": csrf},
+                      body=" " * (1024 * 1024 + 1))
+    assert r.status == 413
+    r, _ = ui.request("POST", "/api/other", headers={"X-Ferry-CSRF": csrf}, body="{}")
+    assert r.status == 404
+
+
+# ------------------------------------------------------------ the page, in a browser
+
+def browser(base):
+    """A headless Chromium through chromedriver (notes: root needs --no-sandbox,
+    Chromium writes its profile under $HOME)."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    home = os.path.join(base, "chrome-home")
+    os.makedirs(home, exist_ok=True)
+    o = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+              "--window-size=1280,900", f"--user-data-dir={home}/profile",
+              "--disable-background-networking", "--disable-component-update",
+              "--no-first-run", "--disable-sync"):
+        o.add_argument(a)
+    env = dict(os.environ, HOME=home)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or
+                                            "/usr/bin/chromedriver", env=env), options=o)
+
+
+@pytest.fixture
+def page(request, ferry):
+    d = browser(ferry.base)
+    yield d
+    os.makedirs(SHOTS, exist_ok=True)
+    d.save_screenshot(os.path.join(SHOTS, request.node.name + ".png"))
+    d.quit()
+
+
+def wait(d, cond, timeout=10, what="condition"):
+    """Until cond(d) holds; an element the page redrew meanwhile is looked for again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(d, timeout, poll_frequency=0.05,
+                         ignored_exceptions=[StaleElementReferenceException]).until(cond, what)
+
+
+def text(d, css):
+    """The text of what css selects, read at once ("" when nothing is)."""
+    return d.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''", css)
+
+
+def row_state(d, jid):
+    """The state a job's row shows (read at once: the rows are redrawn at each event)."""
+    return d.execute_script(
+        "const c = document.querySelector(arguments[0]); return c ? c.textContent : null",
+        f'#jobs-table tr[data-id="{jid}"] td.state')
+
+
+def click(d, css, what):
+    """Clicks what css selects, again if the page redrew it in between."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def once(d):
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+            return True
+        except StaleElementReferenceException:
+            return False
+    wait(d, once, 10, what)
+
+
+def test_browser_needs_the_token(ui, page):
+    from selenium.webdriver.common.by import By
+    page.get(f"http://127.0.0.1:{ui.port}/")
+    assert "forbidden" in page.find_element(By.TAG_NAME, "body").text
+    assert not page.find_elements(By.ID, "jobs-table")
+    page.get(ui.url)
+    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, '.res[data-resource="local"]'),
+         what="the local resource shown")
+    assert page.current_url == f"http://127.0.0.1:{ui.port}/"  # the token is gone
+
+
+def test_browser_follows_a_job_live_and_kills_it(ui, ferry, page):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    page.get(ui.url)
+    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#live.on"), what="the event stream")
+    page.execute_script("window.notReloaded = true")
+    # neighbours in other states, for the screenshot (docs/ui.png)
+    ferry.wait_ended(ferry.submit("echo", "hello", opts=("--name", "subj01")))
+    held_job(ferry)
+    gate = ferry.path("gate")
+    jid = ferry.submit("sh", "-c", f"echo first-line; while [ ! -e {gate} ]; do sleep 0.05; "
+                       "done; echo second-line; sleep 600", opts=("--hold", "--name", "live"))
+    # it appears within 2 s of its submission
+    wait(page, lambda d: row_state(d, jid) == "user_on_hold", 2, "the new job's row")
+    ferry.run("release", jid)
+    wait(page, lambda d: row_state(d, jid) == "running", 10, "running shown without a reload")
+    click(page, f'#jobs-table tr[data-id="{jid}"] td:nth-child(2)', "the job's row")
+    wait(page, lambda d: "first-line" in text(d, "#d-stdout"), 10, "the first line")
+    assert "second-line" not in text(page, "#d-stdout") and ferry.state(jid) == "running"
+    open(gate, "w").close()
+    wait(page, lambda d: "second-line" in text(d, "#d-stdout"), 10, "the line written later")
+    assert ferry.state(jid) == "running"  # it appeared while the job ran
+    page.find_element(By.CSS_SELECTOR, '#d-actions button[data-action="kill"]').click()
+    alert = wait(page, EC.alert_is_present(), 5, "the confirmation")
+    assert "Kill 1 job (%d)" % jid in alert.text
+    alert.accept()
+    wait(page, lambda d: row_state(d, jid) == "failed", 15, "the killed job's row")
+    assert ferry.run("status", jid).stdout.split()[-1] == "failed"
+    assert ferry.info(jid)["exit_status"] == "killed_by_user"
+    wait(page, lambda d: text(d, "#d-status") == "failed", 10, "the detail")
+    fields = set(page.execute_script(
+        "return [...document.querySelectorAll('#d-fields tr')].map((r) => r.dataset.field)"))
+    assert set(ferry.info(jid)) == fields
+    assert page.execute_script("return window.notReloaded") is True
+
+
+def test_browser_cancelled_confirmation_kills_nothing(ui, ferry, page):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    jid = held_job(ferry)
+    page.get(ui.url)
+    wait(page, lambda d: row_state(d, jid) == "user_on_hold", 10, "the job's row")
+    click(page, f'#jobs-table tr[data-id="{jid}"] input', "the job's box")
+    page.find_element(By.CSS_SELECTOR, '#bulk button[data-action="dispose"]').click()
+    wait(page, EC.alert_is_present(), 5, "the confirmation").dismiss()
+    page.find_element(By.CSS_SELECTOR, '#bulk button[data-action="release"]').click()
+    wait(page, lambda d: row_state(d, jid) == "done", 15, "the released job done")
+    assert ferry.state(jid) == "done"
+
+
+@pytest.fixture
+def remote_world(request):
+    return ferry_world(request, "ssh")
+
+
+def test_browser_shows_an_ssh_resources_jobs(request, remote_world):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    f = remote_world
+    jid = f.submit("true", opts=("--name", "over-ssh", "--hold"))
+    u = UI(f)
+    d = browser(f.base)
+    try:
+        d.get(u.url)
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, '.res[data-resource="remote"]'),
+             30, "the remote resource")
+        Select(d.find_element(By.ID, "f-resource")).select_by_value("remote")
+        wait(d, lambda d: row_state(d, jid) == "user_on_hold", 30, "the remote job's row")
+        wait(d, lambda d: "1 job" in text(d, '.res[data-resource="remote"] .counts'), 30,
+             "its count")
+        os.makedirs(SHOTS, exist_ok=True)
+        d.save_screenshot(os.path.join(SHOTS, request.node.name + ".png"))
+    finally:
+        d.quit()
+        assert u.stop() == 0, u.stderr
+
+
+def test_browser_pages_from_the_newest_jobs(ui, ferry, page):
+    with open(ferry.path("bulk"), "w") as fh:
+        fh.write("true\n" * 60)
+    ferry.run("submit", "--hold", "--bulk", ferry.path("bulk"))
+    page.get(ui.url)
+    # the newest 50 first, and a new one as it comes
+    wait(page, lambda d: row_state(d, 60) and not row_state(d, 10), 10, "jobs 11-60")
+    assert text(page, "#p-where") == "newest jobs"
+    new = held_job(ferry)
+    wait(page, lambda d: row_state(d, new) and not row_state(d, 11), 10, "the new job")
+    click(page, "#p-first", "oldest")
+    wait(page, lambda d: row_state(d, 1) and not row_state(d, 51), 10, "jobs 1-50")
+    click(page, "#p-next", "next")
+    wait(page, lambda d: row_state(d, 51) and row_state(d, new) and not row_state(d, 50), 10,
+         "jobs 51-61")
+    assert text(page, "#p-where") == "page 2"
+    click(page, "#p-prev", "previous")
+    wait(page, lambda d: row_state(d, 1), 10, "page 1 again")
+    click(page, "#p-last", "newest")
+    wait(page, lambda d: row_state(d, new) and not row_state(d, 11), 10, "the newest again")
