@@ -1,0 +1,177 @@
+"""The job's environment: the submitter's, captured by `ferry submit` and
+`ferry workflow submit` as sbatch's --export=ALL does, or not with
+--env-clean; --env always wins; never the per-session variables; not for a
+remote resource (the laptop's PATH means nothing on the cluster); a bulk
+or a workflow stores its environment once (docs/architecture.md, "The
+job's environment"). On the local backend, through ssh, on Slurm and on
+Grid Engine (DRMAA)."""
+import json
+import os
+import sqlite3
+
+import pytest
+
+from conftest import transport_world
+
+WAIT = 180  # a Slurm job may queue behind other tests' hundreds
+
+
+@pytest.fixture(params=["local", "ssh", "slurm", "drmaa"])
+def fw(request):
+    f = transport_world(request, request.param, prefix="fy-env-")
+    f.transport = request.param
+    # the engine started first, from the plain test environment: what a job
+    # gets beyond it came with the submit
+    f.run("jobs")
+    return f
+
+
+def _conda(f):
+    """A conda-style prefix: CONDA_PREFIX and its bin first on PATH, with a
+    command found only there."""
+    prefix = f.path("conda", "envs", "x")
+    os.makedirs(os.path.join(prefix, "bin"))
+    tool = os.path.join(prefix, "bin", "condatool")
+    with open(tool, "w") as fh:
+        fh.write("#!/bin/sh\necho \"condatool of $CONDA_PREFIX\"\n")
+    os.chmod(tool, 0o755)
+    return {"CONDA_PREFIX": prefix,
+            "PATH": os.path.join(prefix, "bin") + os.pathsep + f.env["PATH"]}
+
+
+SHOW = ('condatool 2>/dev/null || echo "no condatool"; '
+        'echo "MYVAR=${MYVAR-unset} OTHER=${OTHER-unset} SSH_X=${SSH_X-unset} '
+        'FERRY_X=${FERRY_X-unset} DISPLAY=${DISPLAY-unset}"')
+
+
+def _run(f, *opts, env):
+    cp = f.run("submit", *opts, "--", "sh", "-c", SHOW, env=env)
+    jid = int(cp.stdout.strip())
+    info = f.wait_ended(jid, timeout=WAIT)
+    assert info["status"] == "done", info
+    return f.run("logs", jid).stdout.splitlines()
+
+
+def _shell(f, **extra):
+    env = _conda(f)
+    env.update({"MYVAR": "from the shell", "SSH_X": "session", "FERRY_X": "ferry's",
+                "DISPLAY": ":9"})
+    env.update(extra)
+    return env
+
+
+def test_submitters_environment_reaches_the_job(fw):
+    env = _shell(fw)
+    out = _run(fw, env=env)
+    if fw.transport == "ssh":
+        # the CLI's environment is the laptop's: none of it reaches a
+        # remote resource's job, which runs with that resource's own
+        assert out == ["no condatool", "MYVAR=unset OTHER=unset SSH_X=unset FERRY_X=unset "
+                       "DISPLAY=unset"], out
+        return
+    assert out == [f"condatool of {env['CONDA_PREFIX']}",
+                   "MYVAR=from the shell OTHER=unset SSH_X=unset FERRY_X=unset "
+                   "DISPLAY=unset"], out
+
+
+def test_env_option_wins_and_carries_what_capture_leaves_out(fw):
+    out = _run(fw, "--env", "MYVAR=named", "--env", "SSH_X=asked for", env=_shell(fw))
+    assert out[1] == ("MYVAR=named OTHER=unset SSH_X=asked for FERRY_X=unset "
+                      "DISPLAY=unset"), out
+
+
+def test_env_clean_gives_the_resources_default(fw):
+    out = _run(fw, "--env-clean", "--env", "OTHER=1", env=_shell(fw))
+    assert out == ["no condatool", "MYVAR=unset OTHER=1 SSH_X=unset FERRY_X=unset "
+                   "DISPLAY=unset"], out
+
+
+def _envs_stored(f):
+    """Rows of the engine's job_envs, and the base_env of every job spec,
+    read with the engine stopped (it holds its database alone), which is
+    then started again from the plain test environment."""
+    f.run("daemon", "stop")
+    db = sqlite3.connect(f"file:{os.path.join(f.state_dir, 'ferry.db')}?mode=ro", uri=True,
+                         timeout=30)
+    try:
+        rows = db.execute("SELECT id FROM job_envs").fetchall()
+        bases = db.execute("SELECT json_extract(spec, '$.base_env') FROM job_specs").fetchall()
+    finally:
+        db.close()
+    f.run("jobs")
+    return [r[0] for r in rows], [b[0] for b in bases]
+
+
+def test_bulk_and_workflow_carry_it_once(fw):
+    if fw.transport == "ssh":
+        pytest.skip("nothing is captured for a remote resource (the first test)")
+    env = _shell(fw)
+    path = fw.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("".join(f"sh -c 'echo \"{i} $MYVAR $CONDA_PREFIX\"'\n" for i in range(30)))
+    ids = fw.run("submit", "--bulk", path, env=env).stdout.split()
+    wf = fw.path("wf.json")
+    with open(wf, "w") as fh:
+        fh.write('{"jobs": {"a": {"argv": ["sh", "-c", "echo \\"wf $MYVAR\\""]},'
+                 ' "b": {"argv": ["sh", "-c", "echo \\"wf ${MYVAR-unset}\\""],'
+                 ' "env": ["MYVAR=own"]}},'
+                 ' "dependencies": [["a", "b"]]}')
+    wid = fw.run("workflow", "submit", wf, env=env).stdout.strip()
+    fw.run("workflow", "wait", "--timeout", str(WAIT), wid, timeout=WAIT + 30)
+    fw.run("wait", "--timeout", str(WAIT), *ids, timeout=WAIT + 30)
+    for i, jid in enumerate(ids):
+        assert fw.run("logs", jid).stdout == f"{i} from the shell {env['CONDA_PREFIX']}\n"
+    jobs = fw.json("jobs", "--workflow", wid)
+    outs = sorted(fw.run("logs", j["id"]).stdout for j in jobs)
+    assert outs == ["wf from the shell\n", "wf own\n"], outs
+    # one environment stored, named by the 32 jobs
+    rows, bases = _envs_stored(fw)
+    assert len(rows) == 1 and bases == [rows[0]] * 32, (rows, bases)
+    # a workflow with --env-clean: its jobs start from the default
+    wid = fw.run("workflow", "submit", "--env-clean", wf, env=env).stdout.strip()
+    fw.run("workflow", "wait", "--timeout", str(WAIT), wid, timeout=WAIT + 30)
+    jobs = fw.json("jobs", "--workflow", wid)
+    outs = sorted(fw.run("logs", j["id"]).stdout for j in jobs)
+    assert outs == ["wf \n", "wf own\n"], outs
+
+
+def test_variables_that_are_not_names_are_left_out(fw):
+    """bash's exported functions (BASH_FUNC_f%%) name no variable the job's
+    exec takes: the submit goes on without them."""
+    if fw.transport != "local":
+        pytest.skip("the CLI's own rule: one transport shows it")
+    env = _shell(fw, **{"BASH_FUNC_f%%": "() {  echo f\n}"})
+    out = _run(fw, env=env)
+    assert out[1].startswith("MYVAR=from the shell "), out
+
+
+def test_a_workflow_files_own_base_env_wins(fw):
+    if fw.transport != "local":
+        pytest.skip("the CLI's own rule: one transport shows it")
+    wf = fw.path("wf.json")
+    with open(wf, "w") as fh:
+        fh.write('{"base_env": ["MYVAR=the file\'s", "OTHER=2"],'
+                 ' "jobs": {"a": {"argv": ["sh", "-c", "echo \\"$MYVAR $OTHER\\""]}}}')
+    wid = fw.run("workflow", "submit", wf, env=_shell(fw)).stdout.strip()
+    fw.run("workflow", "wait", "--timeout", str(WAIT), wid, timeout=WAIT + 30)
+    jobs = fw.json("jobs", "--workflow", wid)
+    assert fw.run("logs", jobs[0]["id"]).stdout == "the file's 2\n"
+    cp = fw.run("workflow", "status", "--env-clean", wid, check=False)
+    assert cp.returncode == 2 and "--env-clean goes with submit" in cp.stderr, cp
+
+
+def test_a_jobs_own_base_env_keeps_the_shells_for_the_others(fw):
+    """Only the file's top-level base_env replaces the shell's: a job's own
+    (or a job named base_env) leaves the other jobs the shell's."""
+    if fw.transport != "local":
+        pytest.skip("the CLI's own rule: one transport shows it")
+    wf = fw.path("wf-own.json")
+    echo = ["sh", "-c", 'echo "$MYVAR"']
+    with open(wf, "w") as fh:
+        json.dump({"jobs": {"own": {"argv": echo, "base_env": ["MYVAR=its own"]},
+                            "base_env": {"argv": echo}, "plain": {"argv": echo}}}, fh)
+    wid = fw.run("workflow", "submit", wf, env=_shell(fw)).stdout.strip()
+    fw.run("workflow", "wait", "--timeout", str(WAIT), wid, timeout=WAIT + 30)
+    out = {j["name"]: fw.run("logs", j["id"]).stdout for j in fw.json("jobs", "--workflow", wid)}
+    assert out == {"own": "its own\n", "base_env": "from the shell\n",
+                   "plain": "from the shell\n"}, out
