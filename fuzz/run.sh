@@ -3,8 +3,9 @@
 #
 #   FUZZ_SECONDS=60       time per target (libFuzzer -max_total_time)
 #   FUZZ_BUILD_DIR=DIR    build directory (default: <source>/build-fuzz)
-#   FUZZ_TARGETS="..."    subset of: fuzz_frame fuzz_config fuzz_jtext
+#   FUZZ_TARGETS="..."    subset of: fuzz_frame fuzz_config fuzz_jtext fuzz_drmaa
 #   FUZZ_ARGS="..."       extra libFuzzer options (e.g. -jobs=2)
+#   FUZZ_PARALLEL=N       targets run at once (default: the number of cores)
 #
 # The corpus grows in $FUZZ_BUILD_DIR/fuzz/corpus/<target> across runs; a
 # small seed corpus of valid frames and configurations is written afresh
@@ -17,7 +18,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(dirname "$here")
 build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-fuzz_frame fuzz_config fuzz_jtext}
+targets=${FUZZ_TARGETS:-fuzz_frame fuzz_config fuzz_jtext fuzz_drmaa}
 
 command -v clang >/dev/null || { echo "run.sh: clang is needed (libFuzzer)" >&2; exit 2; }
 
@@ -148,6 +149,17 @@ seeds_jtext() {
 	printf 'r\351sum\351\001\177"\\' >"$d/bytes"
 }
 
+seeds_drmaa() {
+	local d=$1
+	# native specifications and path attributes as DRMAA clients write them
+	printf '%s' '--cpus 2 --walltime 1:00:00 --queue q' >"$d/native"
+	printf '%s' "--memory=2G --native '-A acct' --cpus=1" >"$d/native-eq"
+	printf '%s' ':$drmaa_wd_ph$/out.$drmaa_incr_ph$' >"$d/path-wd"
+	printf '%s' '$drmaa_hd_ph$/x/$drmaa_incr_ph$$drmaa_incr_ph$.err' >"$d/path-hd"
+	printf '%s' 'host:/data/x' >"$d/path-host"
+	printf '%s' 'rel/$drmaa_incr_ph$' >"$d/path-rel"
+}
+
 # ---- dictionaries: names the parsers compare against ----
 
 # shellcheck disable=SC2317 # called as dict_${t#fuzz_}
@@ -175,6 +187,15 @@ dict_jtext() {
 }
 
 # shellcheck disable=SC2317
+dict_drmaa() {
+	local w
+	for w in --cpus --memory --walltime --queue --native = : / "'" '\"' '$drmaa_incr_ph$' \
+		'$drmaa_hd_ph$' '$drmaa_wd_ph$' 1:00 59 G M; do
+		printf '"%s"\n' "$w"
+	done
+}
+
+# shellcheck disable=SC2317
 dict_config() {
 	local w
 	for w in '[' ']' = ';' '#' local slurm drmaa scheduler slots host port login queue \
@@ -186,34 +207,58 @@ dict_config() {
 
 # ---- run ----
 
-status=0
-for t in $targets; do
+# run_target T: runs one fuzzer; what it says goes to $work/T.out, and its
+# exit says whether it found nothing
+run_target() {
+	local t=$1 exe corpus art seeds rc=0
 	exe=$build/fuzz/$t
 	corpus=$build/fuzz/corpus/$t
 	art=$build/fuzz/artifacts/$t
 	seeds=$work/seeds-$t
-	mkdir -p "$corpus" "$art" "$seeds" "$work/tmp"
+	mkdir -p "$corpus" "$art" "$seeds" "$work/tmp-$t"
 	case $t in
 	fuzz_frame) seeds_frame "$seeds" ;;
 	fuzz_config) seeds_config "$seeds" ;;
 	fuzz_jtext) seeds_jtext "$seeds" ;;
-	*) echo "run.sh: unknown target $t" >&2; exit 2 ;;
+	fuzz_drmaa) seeds_drmaa "$seeds" ;;
+	*) echo "run.sh: unknown target $t" >&2; return 2 ;;
 	esac
 	"dict_${t#fuzz_}" >"$work/$t.dict"
 	echo "== $t: ${secs}s (corpus $corpus)"
-	rc=0
 	# shellcheck disable=SC2086
-	TMPDIR=$work/tmp "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+	TMPDIR=$work/tmp-$t "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$art/" -dict="$work/$t.dict" ${FUZZ_ARGS:-} \
 		"$corpus" "$seeds" >"$work/$t.log" 2>&1 || rc=$?
 	grep -E '^(#[0-9]+.*DONE|Done |stat::number_of_executed_units|stat::peak_rss_mb)' "$work/$t.log" || true
 	if [ "$rc" -ne 0 ]; then
-		echo "== $t: FAILED (exit $rc); last lines of its log:" >&2
-		tail -n 60 "$work/$t.log" >&2
-		find "$art" -type f -newer "$work/$t.dict" | sed 's|^|   artifact: |' >&2
-		status=1
+		echo "== $t: FAILED (exit $rc); last lines of its log:"
+		tail -n 60 "$work/$t.log"
+		find "$art" -type f -newer "$work/$t.dict" | sed 's|^|   artifact: |'
+		return 1
+	fi
+	echo "== $t: ok"
+}
+
+# The targets run $parallel at a time (a core each: a fuzzer is one
+# process), each for its full time; their outputs are printed in order.
+parallel=${FUZZ_PARALLEL:-$(nproc)}
+running=0
+for t in $targets; do
+	if [ "$running" -ge "$parallel" ]; then
+		wait -n || true
+		running=$((running - 1))
+	fi
+	{ run_target "$t" >"$work/$t.out" 2>&1; echo $? >"$work/$t.rc"; } &
+	running=$((running + 1))
+done
+wait
+status=0
+for t in $targets; do
+	if [ "$(cat "$work/$t.rc" 2>/dev/null)" = 0 ]; then
+		cat "$work/$t.out"
 	else
-		echo "== $t: ok"
+		cat "$work/$t.out" >&2
+		status=1
 	fi
 done
 exit $status

@@ -12,7 +12,10 @@
  * transfer lost the link) may also fail as ferry_connect() does.
  *
  * Thread safety: a ferry_conn may be used from several threads; calls on
- * one connection are serialised by the library. Distinct connections are
+ * one connection are serialised by the library, each holding it until it
+ * returns: a ferry_wait() delays the other threads' calls on its
+ * connection by up to its whole length, so give long waits a connection
+ * of their own. Distinct connections are
  * independent. The library keeps no global state.
  *
  * Ownership: pointers passed in are borrowed for the duration of the call
@@ -124,14 +127,31 @@ struct ferry_job_spec {
 	int hold;				    /* nonzero: submit as user_on_hold */
 	/*
 	 * Client-generated key that makes submission idempotent: submitting a
-	 * key again returns the job first created with it. NULL: the library
-	 * generates a random key, so a retry inside the library after a lost
-	 * acknowledgement still cannot create a second job.
+	 * key again returns the job first created with it. NULL: no key; a
+	 * retry inside the library after a lost acknowledgement still cannot
+	 * create a second job (each batch the library sends has a random key
+	 * of its own, which the engine recalls).
 	 */
 	const char *submission_key;
+	/*
+	 * The environment the job starts from ("NAME=value" entries), in
+	 * place of the one the resource gives a job by default (the engine's,
+	 * plus what its DRMS adds): each entry is set over that default
+	 * environment, then env's entries over these (env always wins). NULL:
+	 * the default alone. The library never fills it: a caller passes the
+	 * variables it means to carry; the `ferry` command passes its own
+	 * environment, less the per-session variables ferry(1) lists (see
+	 * --env-clean), when its engine runs on its own host. Specs that
+	 * share the same base_env (an equal array) in one ferry_submit_many()
+	 * send it once a batch, and the engine stores one copy of each
+	 * distinct environment, not one a job. Errors: FERRY_EINVAL for an
+	 * entry that is not NAME=value with NAME a shell identifier.
+	 */
+	const char *const *base_env;
 };
 
-#define FERRY_JOB_SPEC_VERSION 1
+/* 2: base_env was added */
+#define FERRY_JOB_SPEC_VERSION 2
 
 /* Everything known about one job. Allocated by the library. */
 struct ferry_job_info {
@@ -261,13 +281,12 @@ int ferry_submit(ferry_conn *conn, const struct ferry_job_spec *spec, ferry_job_
  * lengths, a relative working directory without a current one): a bad
  * spec then fails the call with no job submitted, the message naming
  * it ("job 17: ...", counted from 0 in specs).
- * The jobs then go in batches of about 256 KiB of request each (and at
+ * The jobs then go in batches of about 1 MiB of request each (and at
  * most FERRY_SUBMIT_MAX jobs), up to 8 of them sent ahead of their
  * answers. Each batch is one request and one transaction of the engine,
  * committed before its answer: all or none per batch, not per call.
- * Each job carries a submission key (the spec's, or one the library
- * makes), so that a batch sent again after a lost connection returns the
- * ids it first got.
+ * Each batch carries a random key the library makes, so that a batch
+ * sent again after a lost connection returns the ids it first got.
  * On any failure, ids[i] is the id of every job that was submitted and
  * 0 for every other (all 0 when nothing was sent). Part-way, the jobs of
  * batches sent before the failure was answered may be submitted too (the
@@ -276,8 +295,8 @@ int ferry_submit(ferry_conn *conn, const struct ferry_job_spec *spec, ferry_job_
  * naming its first bad spec by its index in specs ("job 70123: ...").
  * The code is that batch's (errors as ferry_submit()). If the
  * engine was lost and not regained, the batches without an answer are
- * not known: their ids are 0, and a new call with the same keys finds
- * the jobs that were made.
+ * not known: their ids are 0, and a new call with the same specs' own
+ * submission keys finds the jobs that were made.
  */
 int ferry_submit_many(ferry_conn *conn, const struct ferry_job_spec *specs, size_t n,
 		      ferry_job_id *ids);
@@ -379,6 +398,16 @@ typedef int (*ferry_job_fn)(void *userdata, const struct ferry_job_info *job);
  */
 int ferry_list_jobs(ferry_conn *conn, const struct ferry_list_opts *opts, ferry_job_fn fn,
 		    void *userdata);
+/*
+ * The ids of the jobs opts selects (as ferry_list_jobs() takes them;
+ * NULL: every job), oldest first, without their job objects: a listing of ids costs the
+ * engine and the link a few bytes a job. *ids is freed with free() (it
+ * is allocated, if only one id long, whenever the call succeeds); *n
+ * gets how many. One request, its answer streamed in pages (opts->page
+ * ids each; 0: 10,000). Errors: as ferry_list_jobs().
+ */
+int ferry_list_ids(ferry_conn *conn, const struct ferry_list_opts *opts, ferry_job_id **ids,
+		   size_t *n);
 
 /*
  * Called by ferry_list_jobs_jsonl() with each page of the listing: n jobs
@@ -476,7 +505,7 @@ const char *ferry_workflow_state_name(enum ferry_workflow_state s);
 /*
  * Submits a workflow, given as the JSON text of a workflow file
  * (docs/workflows.md: "name", "key", "jobs" by local id, "dependencies",
- * "groups", "disposal_timeout_hours"), in one request and one
+ * "groups", "disposal_timeout_hours", "base_env"), in one request and one
  * transaction of the engine: all its jobs or none, committed before the
  * answer. Text rather than a structure: a workflow is a graph whose
  * jobs are the protocol's job specs, which a structure would repeat
@@ -495,6 +524,17 @@ const char *ferry_workflow_state_name(enum ferry_workflow_state s);
  *   for more than the resource has), FERRY_ENOSPC, connection errors.
  */
 int ferry_submit_workflow(ferry_conn *conn, const char *workflow, ferry_workflow_id *id);
+/*
+ * Same, its jobs starting from base_env ("NAME=value" entries, borrowed;
+ * NULL: none), as struct ferry_job_spec's base_env: sent and stored once
+ * for all of them, a job's own "base_env" winning. The file may also
+ * name a "base_env" of its own: giving both is the error of a member
+ * named twice. Errors: as ferry_submit_workflow(); FERRY_EINVAL for an
+ * entry that is not NAME=value (the engine also refuses a NAME that is
+ * not a shell identifier).
+ */
+int ferry_submit_workflow_env(ferry_conn *conn, const char *workflow, const char *const *base_env,
+			      ferry_workflow_id *id);
 
 /* What ferry_workflow_status() and ferry_workflows() tell of a workflow. */
 struct ferry_workflow_info {
@@ -623,8 +663,9 @@ int ferry_restart(ferry_conn *conn, ferry_job_id id);
  */
 int ferry_hold(ferry_conn *conn, ferry_job_id id);
 /*
- * Releases a held job. Errors: FERRY_ENOJOB, FERRY_ESTATE, the cluster's
- * (above), connection errors.
+ * Releases a held job; a job not held and not started is left as it is
+ * (0). Errors: FERRY_ENOJOB, FERRY_ESTATE (started or ended), the
+ * cluster's (above), connection errors.
  */
 int ferry_release(ferry_conn *conn, ferry_job_id id);
 /*
@@ -648,8 +689,12 @@ int ferry_dispose(ferry_conn *conn, ferry_job_id id);
  * must be given. Borrowed: the call copies what it needs.
  */
 struct ferry_selection {
-	int all;			     /* 1: every job (alone: all of them) */
-	const enum ferry_job_status *states; /* in one of these; NULL or nstates 0: any */
+	int all; /* 1: every job (alone: all of them) */
+	/*
+	 * In one of these. NULL or nstates 0: any, but with no ranges
+	 * either, a control takes only the jobs not ended (a dispose: any).
+	 */
+	const enum ferry_job_status *states;
 	size_t nstates;
 	const char *name; /* a glob on the job's name (fnmatch(3)); NULL: any */
 	/* ids from ranges[i][0] to ranges[i][1] (one id: [id, id]); NULL or 0: any */
@@ -874,7 +919,9 @@ int ferry_register_transfer(ferry_conn *conn, const char *local_path, int dispos
  * or one that a job that has not ended yet produces, or a send still
  * arriving: the message says which job is in which state; nothing is
  * written), FERRY_EIO (checksum mismatch, local write error),
- * FERRY_EUNSUPPORTED (a link in an output), connection errors.
+ * FERRY_EUNSUPPORTED (a link in an output), FERRY_EINVAL (server_path is
+ * a path inside a transfer, not the transfer's own: the message names
+ * that one), connection errors.
  */
 int ferry_retrieve_file(ferry_conn *conn, const char *server_path);
 /*
@@ -915,7 +962,8 @@ int ferry_set_progress(ferry_conn *conn, ferry_progress_fn fn, void *userdata);
  * Removes a transfer's files and record at once. Refused (FERRY_ESTATE)
  * while an unfinished job names it, unless flags has FERRY_FORCE; jobs
  * still waiting for it as an input then end aborted. Errors: FERRY_ENOJOB,
- * FERRY_ESTATE, connection errors.
+ * FERRY_ESTATE, FERRY_EINVAL (a path inside a transfer, as for
+ * ferry_retrieve_file()), connection errors.
  */
 int ferry_cancel_transfer(ferry_conn *conn, const char *server_path, unsigned flags);
 
@@ -970,6 +1018,14 @@ int ferry_engine_status(const char *resource_id, const char *config_file, long *
 const char *ferry_resource(const ferry_conn *conn);
 
 /*
+ * 1 when the connection's resource has a host (its engine runs there,
+ * reached over ssh), 0 when its engine runs on this host. What decides
+ * whether a caller's own environment means anything to the resource's
+ * jobs (struct ferry_job_spec's base_env). Errors: none.
+ */
+int ferry_is_remote(const ferry_conn *conn);
+
+/*
  * What the engine warned of when this connection last said hello (for
  * instance that its database had lost jobs), one warning a line, copied
  * to buf (len bytes, NUL-terminated, cut short when it does not fit; buf
@@ -978,6 +1034,16 @@ const char *ferry_resource(const ferry_conn *conn);
  * engine (ferry_ping() reaches it). Errors: none.
  */
 int ferry_engine_warnings(ferry_conn *conn, char *buf, size_t len);
+
+/*
+ * The home directory of the engine's user as its jobs see it ($HOME of
+ * the engine, which they inherit; on a remote resource that host's),
+ * as the engine told it when this connection last said hello, copied to
+ * buf as ferry_engine_warnings() copies. Returns its length: 0 before
+ * the first call that reached the engine, or from an engine that does
+ * not tell it. Errors: none.
+ */
+int ferry_engine_home(ferry_conn *conn, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,9 @@ engine, which is stopped at teardown (`ferry daemon stop`, then SIGKILL by
 the pid in ferryd.pid). Every process left behind by the test (jobs,
 shepherds, engines) is found through /proc (its environment, command line
 or working directory mention the test's unique directory) and killed.
+A sanitizer report in the logs of a test's engines fails the test
+(sanitizer_reports): the reports of an engine whose environment lost
+ASAN_OPTIONS go there, not to its log_path.
 
 The build directory comes from $FERRY_BUILD_DIR (default
 the build/ directory beside tests/). Missing binaries make the tests fail loudly, never skip.
@@ -68,6 +71,37 @@ ENDED = ("done", "failed")
 # ---------------------------------------------------------------- helpers
 
 
+# What takes a database of schema 7 back to schema 6: the jobs table as it
+# was, ids from an AUTOINCREMENT sequence (set from meta's job_seq) and
+# every key in a UNIQUE index; SCHEMA_6_TO_5 goes on from there.
+SCHEMA_7_TO_6 = """
+    CREATE TABLE jobs_6(id INTEGER PRIMARY KEY AUTOINCREMENT, skey TEXT UNIQUE, name TEXT,
+      state INTEGER NOT NULL, exit_status INTEGER NOT NULL DEFAULT 0, exit_value INTEGER,
+      signal INTEGER, cpu_user REAL, cpu_sys REAL, max_rss_kb INTEGER, wall REAL,
+      submitted_at REAL NOT NULL, started_at REAL, ended_at REAL, message TEXT, native_id TEXT,
+      kill_requested INTEGER NOT NULL DEFAULT 0, disposed INTEGER NOT NULL DEFAULT 0,
+      dispose_after REAL, requeues INTEGER NOT NULL DEFAULT 0, disposal_hours REAL,
+      workflow INTEGER, waiting INTEGER NOT NULL DEFAULT 0, deps TEXT);
+    INSERT INTO jobs_6 SELECT * FROM jobs;
+    DROP TABLE jobs;
+    ALTER TABLE jobs_6 RENAME TO jobs;
+    UPDATE sqlite_sequence SET seq = max(seq, (SELECT CAST(value AS INTEGER) FROM meta
+                                               WHERE key = 'job_seq')) WHERE name = 'jobs';
+    INSERT INTO sqlite_sequence(name, seq) SELECT 'jobs', CAST(value AS INTEGER) FROM meta
+      WHERE key = 'job_seq' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs');
+    DELETE FROM meta WHERE key = 'job_seq';
+    CREATE TRIGGER jobs_spec_gone AFTER DELETE ON jobs
+      BEGIN DELETE FROM job_specs WHERE id = old.id; END;
+    CREATE TRIGGER jobs_deps_gone AFTER DELETE ON jobs
+      BEGIN DELETE FROM job_deps WHERE succ = old.id; END;
+    CREATE INDEX jobs_dispose ON jobs(dispose_after) WHERE dispose_after IS NOT NULL;
+    CREATE INDEX jobs_state ON jobs(state) WHERE disposed = 0;
+    CREATE INDEX jobs_live ON jobs(state, disposed, kill_requested)
+      WHERE ended_at IS NULL AND waiting = 0;
+    CREATE INDEX jobs_workflow ON jobs(workflow) WHERE workflow IS NOT NULL;
+    UPDATE meta SET value = '6' WHERE key = 'schema';
+"""
+
 # What takes a database of schema 6 back to schema 5 (no workflows: the
 # columns, tables and indexes of workflows gone, jobs_live over every job
 # not ended); SCHEMA_5_TO_4 goes on from there.
@@ -101,6 +135,22 @@ SCHEMA_5_TO_4 = """
 """
 
 
+def procs_containing(secret):
+    """Pids whose command line or environment hold the bytes of secret."""
+    hits = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        for what in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{name}/{what}", "rb") as fh:
+                    if secret in fh.read():
+                        hits.append((int(name), what))
+            except OSError:
+                pass
+    return hits
+
+
 def poll(fn, timeout=10.0, interval=0.05, what="condition"):
     """Calls fn() until it returns a truthy value; returns that value.
     Fails the test after timeout seconds."""
@@ -113,6 +163,15 @@ def poll(fn, timeout=10.0, interval=0.05, what="condition"):
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
         time.sleep(interval)
+
+
+def term_proof(ferry, tail, mark="trapped"):
+    """argv of a job that ignores SIGTERM (it ends only at the kill's
+    SIGKILL, 5 s later) and then runs `tail`. A job seen running may not
+    have set its trap yet, and a SIGTERM then ends it at once: wait for
+    the file it returns, made once the trap is set, before a kill."""
+    path = ferry.path(mark)
+    return ["sh", "-c", f"trap '' TERM; : > {path}; {tail}"], path
 
 
 def pid_alive(pid):
@@ -335,7 +394,7 @@ class RawConn:
         return self.recv()[0]
 
     def hello(self):
-        r = self.request({"op": "hello", "version": 2, "client": "ferry-tests"})
+        r = self.request({"op": "hello", "version": 3, "client": "ferry-tests"})
         assert r.get("ok") is True, f"hello refused: {r!r}"
         return r
 
@@ -579,18 +638,80 @@ class Ferry:
         return RawConn(self.sock_path, timeout)
 
     def cleanup(self):
+        """Stops the engine and kills what is left; a sanitizer report
+        in the engine's logs fails the test (_sanitizer_check)."""
+        # taken before the stop: the engine removes its pid file before it
+        # exits, and then runs LeakSanitizer's check, which a kill would cut
+        pid = self.engine_pid()
         try:
             self.run("daemon", "stop", check=False, timeout=15)
         except AssertionError:
             pass
-        pid = self.engine_pid()
         if pid and pid_alive(pid) and b"ferryd" in proc_cmdline(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            wait_dead(pid, 5)
+            # only an engine that stopped (its pid file gone) is let finish
+            if self.engine_pid() == pid or not wait_dead(pid, 10):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                wait_dead(pid, 5)
         kill_procs_mentioning(self.base)
+        # a test may have moved the state home (test_hardening_trust)
+        for home in sorted({self.state_home, self.env.get("XDG_STATE_HOME", self.state_home)}):
+            SANITIZER_FOUND.extend(sanitizer_reports(home))
+
+
+# The first line of a report of AddressSanitizer, LeakSanitizer or
+# UndefinedBehaviorSanitizer, or of a sanitizer that could not open its
+# log_path and dies instead.
+SANITIZER_REPORT = re.compile(
+    rb"ERROR: (?:Address|Leak|Undefined)Sanitizer|: runtime error: |ERROR: Can't open file")
+
+
+def sanitizer_reports(state_home, context=30):
+    """The sanitizer reports (a few lines each) in the logs of the engines
+    and job runners of state_home. Whatever log_path ASAN_OPTIONS names, a
+    report goes to stderr, that is to these logs, where the sanitizer
+    settings did not reach the engine (an ssh that does not send them, a
+    client whose environment a test replaced), so scripts/test's look at
+    the log_path files cannot see it."""
+    found = []
+    top = os.path.join(state_home, "ferry")
+    try:
+        resources = sorted(os.listdir(top))
+    except OSError:
+        return found
+    for res in resources:
+        for name in ("ferryd.log", "runner.log"):
+            path = os.path.join(top, res, name)
+            try:
+                with open(path, "rb") as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                continue
+            for i, line in enumerate(lines):
+                if SANITIZER_REPORT.search(line):
+                    text = b"\n".join(lines[max(0, i - 1):i + context])
+                    found.append(f"{path}:{i + 1}:\n" + text.decode(errors="replace"))
+                    break
+    return found
+
+
+# What cleanup() found in the engines' logs during the current test.
+SANITIZER_FOUND = []
+
+
+@pytest.fixture(autouse=True)
+def _sanitizer_check():
+    """Fails the test on a report cleanup() found in its engines' logs.
+    Autouse, so set up before and torn down after the fixtures of the
+    worlds, whose teardown ends in cleanup()."""
+    SANITIZER_FOUND.clear()
+    yield
+    if SANITIZER_FOUND:
+        found = "\n".join(SANITIZER_FOUND)
+        SANITIZER_FOUND.clear()
+        pytest.fail("sanitizer reports in the engines' logs:\n" + found, pytrace=False)
 
 
 def _check_build():

@@ -6,6 +6,7 @@
  * slots) is set up by tests/test_capi.py, one engine per test.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -471,6 +472,49 @@ static void t_redirects(void)
 	ferry_job_info_free(info);
 }
 
+/*
+ * base_env: the environment jobs start from, given explicitly (the
+ * library sends nothing of its caller's own, set after the engine
+ * started), env winning over it, shared by a batch.
+ */
+static void t_base_env(void)
+{
+	static const char *base[] = {"FERRY_TEST_BASE=base one", "FERRY_TEST_VAR=from base", NULL};
+	static const char *env[] = {"FERRY_TEST_VAR=from env", NULL};
+	static const char *bad[] = {"FERRY-TEST=x", NULL};
+	const char *argv[] = {
+	    "/bin/sh", "-c", "echo \"$FERRY_TEST_BASE|$FERRY_TEST_VAR|${FERRY_TEST_CALLER-unset}\"",
+	    NULL};
+	struct ferry_job_spec s[3];
+	ferry_job_id ids[3];
+	char buf[256];
+	size_t got;
+	int ended;
+
+	CHECK(ferry_is_remote(conn) == remote);
+	setenv("FERRY_TEST_CALLER", "the caller's", 1);
+	for (int i = 0; i < 3; i++) {
+		ferry_job_spec_init(&s[i]);
+		s[i].argv = argv;
+		s[i].base_env = base;
+		s[i].env = i == 2 ? env : NULL;
+	}
+	OK(ferry_submit_many(conn, s, 3, ids));
+	OK(ferry_wait(conn, ids, 3, 120));
+	for (int i = 0; i < 3; i++) {
+		CHECK(status_of(ids[i]) == FERRY_DONE);
+		OK(ferry_read_output(conn, ids[i], FERRY_STDOUT, 0, buf, sizeof(buf) - 1, &got,
+				     &ended));
+		buf[got] = '\0';
+		CHECK(!strcmp(buf,
+			      i == 2 ? "base one|from env|unset\n" : "base one|from base|unset\n"));
+	}
+	s[0].base_env = bad;
+	CHECK(ferry_submit(conn, &s[0], &ids[0]) == FERRY_EINVAL);
+	CHECK(strstr(ferry_errmsg(conn), "FERRY-TEST=x"));
+	unsetenv("FERRY_TEST_CALLER");
+}
+
 static void t_jobs_filter(void)
 {
 	const char *ok[] = {"true", NULL}, *bad[] = {"false", NULL};
@@ -543,9 +587,28 @@ static void t_list_jobs(void)
 	o.limit = 5;
 	OK(ferry_list_jobs(conn, &o, take, &s));
 	CHECK(s.n == 5 && s.ids[0] == ids[11] && s.ids[4] == ids[15]);
+	{ /* the same selection as ids alone, in pages of 7 and of the default */
+		ferry_job_id *only = NULL;
+		size_t n = 0;
+		OK(ferry_list_ids(conn, &o, &only, &n));
+		CHECK(n == 5 && !memcmp(only, &ids[11], 5 * sizeof(*only)));
+		free(only);
+		o.page = 0;
+		o.limit = 0;
+		OK(ferry_list_ids(conn, &o, &only, &n));
+		CHECK(n == 29 && !memcmp(only, &ids[11], 29 * sizeof(*only)));
+		free(only);
+		o.page = 7;
+		o.limit = 5;
+	}
 	o.states = &bad;
 	o.nstates = 1;
 	CHECK(ferry_list_jobs(conn, &o, take, &s) == FERRY_EINVAL);
+	{
+		ferry_job_id *only = NULL;
+		size_t n = 1;
+		CHECK(ferry_list_ids(conn, &o, &only, &n) == FERRY_EINVAL && !only && !n);
+	}
 	o.nstates = 0;
 	o.page = 10001;
 	CHECK(ferry_list_jobs(conn, &o, take, &s) == FERRY_EINVAL);
@@ -890,6 +953,22 @@ static void t_errors(void)
 	CHECK(!strcmp(ferry_exit_status_name(FERRY_KILLED_BY_USER), "killed_by_user"));
 }
 
+static void t_engine_home(void)
+{
+	/* the home of the engine's jobs: ours on this host; over ssh the login's, root's */
+	const char *want = remote ? getpwnam("root")->pw_dir : getenv("HOME");
+	char home[4096], small[4];
+
+	CHECK(want != NULL);
+	OK(ferry_ping(conn));
+	CHECK(ferry_engine_home(conn, home, sizeof(home)) == (int)strlen(want));
+	CHECK(strcmp(home, want) == 0);
+	/* cut short, NUL-terminated; the whole length is returned */
+	CHECK(ferry_engine_home(conn, small, sizeof(small)) == (int)strlen(want));
+	CHECK(strlen(small) == (strlen(want) < 3 ? strlen(want) : 3));
+	CHECK(ferry_engine_home(conn, NULL, 0) == (int)strlen(want));
+}
+
 static void t_reconnect(void)
 {
 	/* the engine dies between two calls: the next call restarts it */
@@ -1114,14 +1193,18 @@ static void t_workflow(void)
 	o.workflow = id;
 	OK(ferry_list_jobs(conn, &o, count_wf, &listed));
 	CHECK(listed == 4);
-	/* a control of the workflow's jobs: all ended, so matched and unchanged */
+	/* a control of the workflow's jobs: all ended, so none taken; ended ones named are */
 	{
 		struct ferry_control_result res;
 		const ferry_job_id(*none)[2] = NULL;
 		struct ferry_selection sel = {.ranges = none, .nranges = 0, .name = "d"};
+		const ferry_job_id all_ids[1][2] = {{1, INT64_MAX}};
+		struct ferry_selection by_id = {.ranges = all_ids, .nranges = 1, .name = "d"};
 		OK(ferry_control_workflow(conn, id, NULL, FERRY_CONTROL_KILL, &res));
-		CHECK(res.matched == 4 && res.changed == 0 && res.failed == 0);
+		CHECK(res.matched == 0 && res.changed == 0 && res.failed == 0);
 		OK(ferry_control_workflow(conn, id, &sel, FERRY_CONTROL_KILL, &res));
+		CHECK(res.matched == 0);
+		OK(ferry_control_workflow(conn, id, &by_id, FERRY_CONTROL_KILL, &res));
 		CHECK(res.matched == 1 && res.changed == 0);
 		OK(ferry_control_workflow(conn, id + 100, NULL, FERRY_CONTROL_KILL, &res));
 		CHECK(res.matched == 0);
@@ -1271,6 +1354,7 @@ static const struct {
     {"readline_running", t_readline_running},
     {"read_output", t_read_output},
     {"redirects", t_redirects},
+    {"base_env", t_base_env},
     {"jobs_filter", t_jobs_filter},
     {"list_jobs", t_list_jobs},
     {"list_jobs_jsonl", t_list_jobs_jsonl},
@@ -1283,6 +1367,7 @@ static const struct {
     {"wait_timeout", t_wait_timeout},
     {"wait_all", t_wait_all},
     {"errors", t_errors},
+    {"engine_home", t_engine_home},
     {"reconnect", t_reconnect},
     {"disconnected", t_disconnected},
     {"transfer_seed", t_transfer_seed},

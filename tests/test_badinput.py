@@ -191,7 +191,15 @@ def test_hello_of_a_client_before_paged_listings(eng):
     whole) is told which versions differ, in the same frames it speaks."""
     with eng.raw() as c:
         r = c.request({"op": "hello", "version": 1, "client": "libferry 0.2.0"})
-        assert_err(r, "EPROTO", r"client protocol version 1 is not supported \(engine speaks 2\)")
+        assert_err(r, "EPROTO", r"client protocol version 1 is not supported \(engine speaks 3\)")
+
+
+def test_hello_of_a_client_before_batch_keys(eng):
+    """Version 3 submits with a batch key and common fields, which an
+    engine of version 2 refuses by name: the versions differ at hello."""
+    with eng.raw() as c:
+        r = c.request({"op": "hello", "version": 2, "client": "libferry 0.2.0"})
+        assert_err(r, "EPROTO", r"client protocol version 2 is not supported \(engine speaks 3\)")
 
 
 def test_unknown_op(eng):

@@ -31,7 +31,7 @@ def read_reply(f):
 
 
 def hello():
-    return frame({"op": "hello", "version": 2, "client": "bridge-test"})
+    return frame({"op": "hello", "version": 3, "client": "bridge-test"})
 
 
 @contextlib.contextmanager
@@ -157,7 +157,7 @@ def test_engine_with_other_settings_is_refused_at_hello(ferry):
     configuration gives is not silently used."""
     cp = bridge(ferry, hello(), "--resource", "far", "--set", "slots=3")
     assert cp.returncode == 0, cp.stderr
-    h = frame({"op": "hello", "version": 2, "client": "test", "expect": ["slots=5"]})
+    h = frame({"op": "hello", "version": 3, "client": "test", "expect": ["slots=5"]})
     cp = bridge(ferry, h, "--resource", "far", "--set", "slots=5")
     (r, _), = replies(cp.stdout)
     assert r["ok"] is False and r["error"] == "ECONFIG", r

@@ -10,9 +10,10 @@ both workers at once on a 2-core machine."""
 import os
 import re
 import signal
-import time
 
 import pytest
+
+from conftest import poll
 
 pytestmark = pytest.mark.xdist_group("bulk_scale")
 
@@ -118,7 +119,13 @@ def test_engine_killed_during_pipelined_submit(ferry):
         d.ok("connect local", timeout=30)
         pid = int(open(ferry.pid_path).read())
         d.send("submit_held 100000 true")
-        time.sleep(1.0)  # some batches committed, some in flight
+        # Kill once the engine writes the submit (its WAL grows): a fixed
+        # sleep lost the race to the whole submit once held jobs got cheap.
+        # (The engine locks its database: no reader can look inside.)
+        wal = os.path.join(ferry.state_dir, "ferry.db-wal")
+        size = os.path.getsize(wal)
+        poll(lambda: os.path.getsize(wal) > size + (1 << 20), 60, interval=0.002,
+             what="the engine writing the submit")
         os.kill(pid, signal.SIGKILL)
         a = d.answer(timeout=240)
         assert a.startswith("ok") and len(a.split()) == 100_001, a[:300]
@@ -129,3 +136,66 @@ def test_engine_killed_during_pipelined_submit(ferry):
             "a job past the last id exists: a replay made a new job"
     finally:
         d.close()
+
+
+def test_a_batch_key_answers_a_replay_with_the_first_ids(ferry):
+    """The key libferry gives each batch of a submit: the same request
+    again (its replay after a lost reply) answers the ids of the first and
+    makes no job; the key with other jobs, or not a key, is refused; a
+    job's own key still gives its first id, within a new batch too."""
+    ferry.env["FERRYD_TEST_HOUR_SECONDS"] = "0.05"  # the keys' week is 8.4 s
+    ferry.run("daemon", "start")
+    cwd = ferry.path()
+    jobs = [{"argv": ["true", str(k)], "working_directory": cwd, "hold": True}
+            for k in range(3)]
+    jobs.append(dict(jobs[0], submission_key="own"))
+    req = {"op": "submit", "jobs": jobs, "key": "batch-1"}
+    with ferry.raw() as c:
+        c.hello()
+        first = c.request(req)
+        assert first["ok"], first
+        assert c.request(req) == first
+        r = c.request(dict(req, jobs=jobs[:2]))
+        assert r["message"].startswith("key 'batch-1' is of another batch of jobs"), r
+        for bad in ("", 3, "k" * 129):
+            r = c.request(dict(req, key=bad))
+            assert r["error"] == "EINVAL" and "'key' must be a string" in r["message"], r
+        other = c.request(dict(req, key="batch-2", jobs=jobs[3:]))
+        assert other["ids"] == first["ids"][3:], "a job's own key made a second job"
+    ids = first["ids"]
+    assert ids == list(range(ids[0], ids[0] + 4))
+    assert [j["id"] for j in ferry.json("jobs")] == ids
+    assert ferry.info(ids[0])["submission_key"] is None
+    assert ferry.info(ids[3])["submission_key"] == "own"
+
+    def forgotten():  # the engine's garbage collection runs every tenth of an hour
+        with ferry.raw() as c:
+            c.hello()
+            return c.request(req)["ids"] != ids
+    assert poll(forgotten, 60, interval=1, what="the batch key forgotten after a week")
+
+
+def test_common_fields_of_a_batch_are_each_jobs_unless_it_says_otherwise(ferry):
+    """"common" (what libferry sends once for a batch's jobs): each job
+    takes its fields, the job's own win, a null one too; it is checked
+    as a job spec is."""
+    cwd = ferry.path()
+    ferry.run("daemon", "start")
+    common = {"working_directory": cwd, "hold": True, "name": "shared", "cpus": 1}
+    jobs = [{"argv": ["true", "a"]}, {"argv": ["true", "b"], "name": "own"},
+            {"argv": ["true", "c"], "name": None, "hold": False}]
+    with ferry.raw() as c:
+        c.hello()
+        r = c.request({"op": "submit", "jobs": jobs, "common": common})
+        assert r["ok"], r
+        a, b, d = r["ids"]
+        for bad, why in (([], "'common' must be an object"),
+                         ({"colour": "red"}, "unknown field 'colour' in job spec"),
+                         ({"cpus": "two"}, "'cpus' must be an integer")):
+            r = c.request({"op": "submit", "jobs": jobs, "common": bad})
+            assert r["error"] == "EINVAL" and why in r["message"], r
+    got = {i: ferry.info(i) for i in (a, b, d)}
+    assert [got[i]["name"] for i in (a, b, d)] == ["shared", "own", None]
+    assert [got[i]["status"] for i in (a, b)] == ["user_on_hold", "user_on_hold"]
+    assert {got[i]["working_directory"] for i in got} == {cwd}
+    assert ferry.wait_ended(d)["status"] == "done"

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import kill_procs_mentioning, remote_section, sge_section, slurm_section
+from conftest import (SANITIZER_FOUND, kill_procs_mentioning, remote_section, sanitizer_reports,
+                      sge_section, slurm_section)
 
 BUILD = os.environ.get("FERRY_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "build"))
 BUILD = os.path.abspath(BUILD)
@@ -89,4 +90,5 @@ def test_capi(request, name, transport):
         finally:
             _stop_engine(state, resource)
             kill_procs_mentioning(tmp)
+            SANITIZER_FOUND.extend(sanitizer_reports(state))
         assert r.returncode == 0, f"test_api {name} failed:\n{r.stdout}\n{r.stderr}"

@@ -545,10 +545,17 @@ def test_wait_exit_codes(ferry):
     cp = ferry.run("wait", "--timeout", "1", "--all", check=False, timeout=20)
     assert cp.returncode == 3, cp
     ferry.run("kill", long)
-    # --all takes the jobs not ended at the call: bad and long ended before it
-    ferry.submit("sh", "-c", "sleep 0.5; exit 5")
-    cp = ferry.run("wait", "--timeout", "20", "--all", check=False, timeout=30)
-    assert cp.returncode == 4, cp
+    # --all takes the jobs not ended at the call: bad and long ended before it;
+    # the new one ends when told, once the wait has had 2 s to make its call
+    # (a job of `sleep 0.5` ended before a loaded machine's wait called)
+    go = ferry.path("go")
+    ferry.submit("sh", "-c", f"until test -e {go}; do sleep 0.05; done; exit 5")
+    p = ferry.popen("wait", "--timeout", "20", "--all")
+    time.sleep(2)
+    assert p.poll() is None, p.communicate()
+    open(go, "w").close()
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 4, (out, err)
 
 
 def test_wait_all_without_jobs(ferry):
@@ -718,9 +725,13 @@ def test_jobs_survive_engine_stop(ferry):
 
 
 def test_job_ends_while_engine_dead(ferry):
-    jid = ferry.submit("sh", "-c", "sleep 1; exit 7")
+    # the job ends when told, once the engine is dead (a `sleep 1` could
+    # end before a loaded machine's poll saw it running)
+    go = ferry.path("go")
+    jid = ferry.submit("sh", "-c", f"until test -e {go}; do sleep 0.05; done; exit 7")
     ferry.wait_state(jid, "running")
     ferry.kill_engine(signal.SIGKILL)
+    open(go, "w").close()
     time.sleep(2.0)
     cp = ferry.run("wait", "--timeout", "30", jid, check=False, timeout=40)
     assert cp.returncode == 4, cp
@@ -754,11 +765,16 @@ def test_cpus_more_than_slots_refused(ferry):
 
 
 def test_two_cpu_job_takes_both_slots(ferry):
-    big = ferry.submit("sleep", "2", opts=["--cpus", "2"])
+    # the big job runs until told to end: a fixed sleep ended before the
+    # check on a loaded machine, and the small job then ran
+    go = ferry.path("go")
+    big = ferry.submit("sh", "-c", f"until test -e {go}; do sleep 0.05; done",
+                       opts=["--cpus", "2"])
     ferry.wait_state(big, "running")
     small = ferry.submit("true")
     time.sleep(0.5)
     assert ferry.state(small) == "queued_active", "a 2-cpu job must use both slots"
+    open(go, "w").close()
     ferry.run("wait", "--timeout", "30", big, small, timeout=40)
 
 

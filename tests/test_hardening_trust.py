@@ -306,7 +306,7 @@ class ConfusedEngine:
                 self.requests.append((req, body_len - json_len))
                 op = req.get("op")
                 if op == "hello":
-                    rep = {"ok": True, "protocol": 2, "pid": os.getpid()}
+                    rep = {"ok": True, "protocol": 3, "pid": os.getpid()}
                 else:
                     a = self.answers.get(op, {"ok": False, "code": -10, "error": "EIO",
                                               "message": f"confused engine: no {op}"})

@@ -46,8 +46,12 @@ def test_install_and_link(tmp_path):
     files = {os.path.relpath(p, dest) for p in glob.glob(f"{dest}/**", recursive=True)}
     for want in ("include/ferry.h", "sbin/ferryd", "bin/ferry", "man1/ferry.1",
                  "man8/ferryd.8", "man3/libferry.3", "man5/ferry.conf.5",
-                 "pkgconfig/ferry.pc", "libferry.so.1"):
+                 "pkgconfig/ferry.pc", "libferry.so.1", "include/ferry-drmaa/drmaa.h",
+                 "pkgconfig/ferry-drmaa.pc", "libferry-drmaa.so.1",
+                 "bin/ferry-snakemake-status", "bin/ferry-snakemake-cancel"):
         assert any(f.endswith(want) for f in files), f"{want} not installed: {sorted(files)}"
+    for helper in glob.glob(f"{dest}/**/bin/ferry-snakemake-*", recursive=True):
+        assert os.access(helper, os.X_OK), helper
     pc = glob.glob(f"{dest}/**/pkgconfig", recursive=True)[0]
     env = dict(os.environ, PKG_CONFIG_PATH=pc, PKG_CONFIG_SYSROOT_DIR=str(dest))
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "ferry"], env=env, check=True,
@@ -69,6 +73,19 @@ def test_install_and_link(tmp_path):
         r = subprocess.run([str(exe)], env=run_env, capture_output=True, text=True,
                            timeout=120, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    # the DRMAA provider builds from its pkg-config file and runs from the install
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "ferry-drmaa"], env=env,
+                           check=True, capture_output=True, text=True).stdout.split()
+    src.write_text("#include <drmaa.h>\n#include <stdio.h>\nint main(void) {\n"
+                   "\tunsigned ma, mi;\n\treturn drmaa_version(&ma, &mi, NULL, 0) ||\n"
+                   "\t       printf(\"%u.%u\\n\", ma, mi) < 0;\n}\n")
+    # (libferry, which it links, is found in libdir once installed; in dest, say where)
+    subprocess.run(["cc", "-std=gnu11", "-Wall", "-Werror", str(src), "-o", str(exe), *flags,
+                    f"-Wl,-rpath-link,{libdir}", *(["-fsanitize=address,undefined"] if "libasan" in deps else [])],
+                   check=True, timeout=120)
+    r = subprocess.run([str(exe)], env=dict(os.environ, LD_LIBRARY_PATH=libdir),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "1.0\n", r.stderr
 
 
 def _python_job(env, cwd):

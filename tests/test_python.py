@@ -23,6 +23,22 @@ PYDIR = os.path.join(BUILD_DIR, "python")
 
 TRANSPORTS = ["local", "ssh", "slurm", pytest.param("drmaa", marks=pytest.mark.xdist_group("sge"))]
 
+# What the snippets of this file and of test_drmaa_provider.py share (they
+# define WAIT and import json and time first).
+SNIPPET_HELPERS = '''
+def until(fn, what, timeout=None):
+    end = time.monotonic() + (WAIT if timeout is None else timeout)
+    while True:
+        v = fn()
+        if v:
+            return v
+        assert time.monotonic() < end, "timed out waiting for " + what
+        time.sleep(0.05)
+
+def out(value):
+    print("RESULT " + json.dumps(value), flush=True)
+'''
+
 PRELUDE = '''
 import os
 # the sanitizer runtime of an ASan build, preloaded into this python, is
@@ -36,25 +52,13 @@ WAIT = 240 if CLUSTER else 60
 
 def connect(**kw):
     return ferry.Connection(RESOURCE, **kw)
-
-def until(fn, what, timeout=WAIT):
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.monotonic() < end, "timed out waiting for " + what
-        time.sleep(0.05)
-
+''' + SNIPPET_HELPERS + '''
 def raises(exc, fn, *a, **kw):
     try:
         fn(*a, **kw)
     except exc as e:
         return e
     raise AssertionError(f"{getattr(fn, '__name__', fn)}{a} did not raise {exc.__name__}")
-
-def out(value):
-    print("RESULT " + json.dumps(value), flush=True)
 
 def submit_behind(j, command, blocker, **kw):
     """A job the resource cannot start before blocker ended (two jobs fill
@@ -687,8 +691,10 @@ def test_controls_by_selection(py_near):
     assert isinstance(r.errors[0][1], ferry.InvalidState), r.errors
     assert j.kill(run) is None
     assert j.wait(run, timeout=WAIT)
-    r = j.kill(all=True)
-    assert r.matched == len(j.jobs()) and r.changed == 0, r
+    r = j.kill(all=True)  # every job has ended: all takes none of them
+    assert r == (0, 0, 0, []) and j.jobs() != [], r
+    r = j.kill(ids=f"1-{run}")  # named by ids, they are taken: nothing to change
+    assert r.changed == 0 and r.failed == 0, r
     for kw in ({"all": True, "job_id": 1}, {}, {"ids": "3-1"}, {"ids": range(5, 5)},
                {"ids": range(1, 9, 2)}, {"ids": []}, {"ids": "x"}, {"state": "bogus"},
                {"name": ""}):

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import (BUILD_DIR, FERRY_BIN, Ferry, SSHD_DIR, add_section, as_jobuser,
                       kill_procs_mentioning, new_base, password_section, pid_alive, poll,
-                      remote_section, wait_dead)
+                      procs_containing, remote_section, wait_dead)
 
 DRIVER = os.path.join(BUILD_DIR, "tests", "ferry_driver")
 
@@ -93,22 +93,6 @@ def remote(request, sshd):
         d.close()
     f.cleanup()
     kill_procs_mentioning(base)
-
-
-def procs_containing(secret):
-    """Pids whose command line or environment hold the bytes of secret."""
-    hits = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        for what in ("cmdline", "environ"):
-            try:
-                with open(f"/proc/{name}/{what}", "rb") as fh:
-                    if secret in fh.read():
-                        hits.append((int(name), what))
-            except OSError:
-                pass
-    return hits
 
 
 # ---------------------------------------------------------------- logins
@@ -308,7 +292,9 @@ def test_client_killed_mid_submit_leaves_whole_batches(remote):
 @pytest.fixture
 def netns(sshd, remote):
     """The sshd inside the network namespace, as the test user, exclusive:
-    link cuts must not overlap."""
+    link cuts must not overlap. Its tests are one xdist group, run one
+    after another by one worker, so that no other worker sits idle
+    waiting for the lock (30 s a test); the lock keeps two suites apart."""
     with open(os.path.join(SSHD_DIR, ".netns.lock"), "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         as_jobuser(remote, sshd)
@@ -329,6 +315,7 @@ def netns(sshd, remote):
                            capture_output=True, timeout=60)
 
 
+@pytest.mark.xdist_group("netns")
 def test_link_down_while_waiting_submitting_and_sending(remote, netns):
     """The link goes down for 25 s while one client waits on running jobs,
     another has a 200-job bulk submit in flight and a third sends 100 MiB:
@@ -376,6 +363,7 @@ def test_link_down_while_waiting_submitting_and_sending(remote, netns):
     assert ids == sorted(set(ids)) and set(ids) <= {j["id"] for j in jobs}
 
 
+@pytest.mark.xdist_group("netns")
 def test_replies_lost_during_bulk_submit(remote, netns):
     """The engine's replies are dropped (the request arrives, its
     acknowledgement does not): the client reconnects once the link heals
@@ -396,6 +384,7 @@ def test_replies_lost_during_bulk_submit(remote, netns):
     assert sorted(j["id"] for j in jobs) == sorted(int(x) for x in a.split()[1:])
 
 
+@pytest.mark.xdist_group("netns")
 def test_replies_lost_during_pipelined_submit(remote, netns):
     """The same with a submit of many batches, 8 in flight (src/lib/submit.c):
     every batch whose answer was lost is replayed, in order, on the new
@@ -417,6 +406,7 @@ def test_replies_lost_during_pipelined_submit(remote, netns):
     assert cp.returncode == 1, "a job past the last id exists: a replay made new jobs"
 
 
+@pytest.mark.xdist_group("netns")
 def test_workflow_goes_on_through_a_link_cut(remote, netns):
     """A workflow submitted over ssh runs in the remote engine while the
     link is down for 15 s; the client waiting on it comes back once the

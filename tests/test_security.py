@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from conftest import (BUILD_DIR, ClosedError, RawConn, frame, kill_procs_mentioning, new_base,
-                      pid_alive, proc_cmdline, wait_dead)
+from conftest import (BUILD_DIR, SANITIZER_FOUND, ClosedError, RawConn, frame,
+                      kill_procs_mentioning, new_base, pid_alive, proc_cmdline, sanitizer_reports,
+                      wait_dead)
 
 OTHER_USER = "ferrytest"
 
@@ -151,15 +152,18 @@ class OtherUser:
             return None
 
     def cleanup(self):
+        pid = self.engine_pid()  # before the stop removes the file (Ferry.cleanup)
         try:
             self.ferry("daemon", "stop", timeout=15)
         except subprocess.TimeoutExpired:
             pass
-        pid = self.engine_pid()
-        if pid and pid_alive(pid) and b"ferryd" in proc_cmdline(pid):
+        if pid and pid_alive(pid) and b"ferryd" in proc_cmdline(pid) and \
+                (self.engine_pid() == pid or not wait_dead(pid, 10)):
             os.kill(pid, signal.SIGKILL)
             wait_dead(pid, 5)
         kill_procs_mentioning(self.base)
+        # its environment (env -i) has no sanitizer settings: reports go to its logs
+        SANITIZER_FOUND.extend(sanitizer_reports(self.env["XDG_STATE_HOME"]))
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -185,7 +189,7 @@ try:
     s.connect(path)
 except OSError as e:
     out(result="connect_error", errno=e.errno, error=str(e))
-body = json.dumps({"op": "hello", "version": 2, "client": "intruder"}).encode()
+body = json.dumps({"op": "hello", "version": 3, "client": "intruder"}).encode()
 try:
     s.sendall(struct.pack(">4sHHII", b"FRY1", 1, 1, len(body), len(body)) + body)
 except OSError as e:
@@ -241,7 +245,7 @@ def test_root_cannot_use_other_users_engine(other):
     conn = RawConn(other.sock_path)
     try:
         try:
-            conn.send(frame({"op": "hello", "version": 2, "client": "root"}))
+            conn.send(frame({"op": "hello", "version": 3, "client": "root"}))
         except (BrokenPipeError, ConnectionResetError):
             pass  # refused at accept; a reply may still be waiting
         how = assert_refused_reply(conn)

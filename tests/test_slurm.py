@@ -387,6 +387,25 @@ def test_engine_killed_after_sbatch_and_squeue_down_at_restart(fs):
     _none_twice(fs, ids)
 
 
+def test_held_jobs_are_kept_in_memory_across_a_restart(fs):
+    """A DRMS engine keeps held jobs in memory (Slurm holds them), which
+    jobs_live no longer lists (schema 7): its start reads them from
+    jobs_state (S_ACTIVE_ALL). After a restart they are held still, with
+    their native ids, and tracked: a cancel behind ferry's back is seen."""
+    held = [fs.submit("sleep", "600", opts=("--hold",)) for _ in range(3)]
+    natives = [_native(fs, j) for j in held]
+    fs.run("daemon", "stop", timeout=60)
+    fs.run("ping")
+    assert [fs.state(j) for j in held] == ["user_on_hold"] * 3
+    assert [fs.info(j)["native_id"] for j in held] == natives
+    subprocess.run(["scancel", natives[0]], check=True)
+    fs.wait_ended(held[0], timeout=WAIT)
+    assert fs.info(held[0])["exit_status"] == "aborted", fs.info(held[0])
+    fs.run("kill", held[1], held[2])
+    assert fs.wait_ended(held[1], timeout=WAIT)["exit_status"] == "killed_by_user"
+    fs.wait_ended(held[2], timeout=WAIT)
+
+
 def test_suspend_needs_rights_error_is_clear(fs):
     """As a user Slurm does not let suspend, stop gives EPERM with Slurm's
     message (the engine runs as that user)."""
@@ -409,7 +428,8 @@ def test_suspend_needs_rights_error_is_clear(fs):
         return cp
     try:
         jid = run("submit", "--", "sleep", "300").stdout.strip()
-        poll(lambda: run("status", jid).stdout.strip() == "running", timeout=30,
+        # the single node may be busy with other tests' jobs for a while
+        poll(lambda: run("status", jid).stdout.strip() == "running", timeout=120,
              what="running")
         cp = run("stop", jid, check=False)
         assert cp.returncode != 0 and "administrators" in cp.stderr, cp.stderr
@@ -493,3 +513,77 @@ def test_jobs_and_commands_get_the_submitters_descriptor_limit(fs):
     assert any(c.startswith("sbatch ") for c in calls), calls
     assert any(c.startswith("squeue ") for c in calls), calls
     assert all(c.endswith(" 512") for c in calls), calls
+
+
+def test_grouped_short_options_checked_like_long_ones(fs):
+    """getopt reads "-Hv" as -H -v: each option of a group is checked."""
+    for spec, what in (("-Hv", "'-H' is ferry's own"), ("-vJname", "'-J' is ferry's own"),
+                       ("-OH", "'-H' is ferry's own"), ("-vW", "'-W' is not supported"),
+                       ("-vQ", "'-Q' is not supported"), ("--qui", "'--quiet' is not supported"),
+                       ("-vZ", "'-Z' in '-vZ' is not an sbatch option")):
+        cp = fs.run("submit", "--native", spec, "--", "true", check=False)
+        assert cp.returncode != 0 and what in cp.stderr, (spec, cp.stderr)
+    assert fs.json("jobs", "--json") == []
+    # a value option ends the group, its value attached: -n2 asks two tasks (srun)
+    jid = fs.submit("sh", "-c", 'echo "rank $SLURM_PROCID of $SLURM_NTASKS"',
+                    opts=("--native", "-On2"))
+    info = fs.wait_ended(jid, timeout=WAIT)
+    assert info["status"] == "done", (info["message"], fs.run("logs", "--stderr", jid).stdout)
+    assert sorted(fs.run("logs", jid).stdout.splitlines()) == ["rank 0 of 2", "rank 1 of 2"]
+
+
+def _limited_slurm(f, max_array, max_script):
+    """scontrol and sbatch on the engine's PATH: `scontrol show config` says
+    Slurm's limits are max_array and max_script (the test cluster's are
+    Slurm's defaults, and the other tests share it); sbatch logs the size
+    of each script it is given, then runs the real one."""
+    bindir = os.path.join(f.base, "limits")
+    log = os.path.join(f.base, "scripts.log")
+    os.makedirs(bindir)
+    with open(os.path.join(bindir, "scontrol"), "w") as fh:
+        fh.write(f'#!/bin/sh\nif [ "$1 $2" = "show config" ]; then\n'
+                 f'{shutil.which("scontrol")} "$@" | sed -e "s/^MaxArraySize .*/MaxArraySize '
+                 f'= {max_array}/" -e "s/^SchedulerParameters .*/SchedulerParameters = '
+                 f'max_script_size={max_script}/"\nexit\nfi\n'
+                 f'exec {shutil.which("scontrol")} "$@"\n')
+    with open(os.path.join(bindir, "sbatch"), "w") as fh:
+        fh.write(f'#!/bin/sh\nt=$(mktemp)\ncat > "$t"\nwc -c < "$t" >> {log}\n'
+                 f'{shutil.which("sbatch")} "$@" < "$t"\nrc=$?\nrm -f "$t"\nexit $rc\n')
+    for c in ("scontrol", "sbatch"):
+        os.chmod(os.path.join(bindir, c), 0o755)
+    f.env["PATH"] = bindir + os.pathsep + f.env["PATH"]
+    return log
+
+
+def _sizes(log):
+    return [int(l) for l in open(log).read().split()] if os.path.exists(log) else []
+
+
+def test_bulk_over_max_array_size_is_split(fs):
+    log = _limited_slurm(fs, 5, 4194304)
+    path = fs.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("".join(f"sh -c 'echo task {i}'\n" for i in range(12)))
+    ids = fs.run("submit", "--bulk", path).stdout.split()
+    fs.run("wait", "--timeout", str(WAIT), *ids, timeout=WAIT + 30)
+    for i, jid in enumerate(ids):
+        assert fs.info(jid)["status"] == "done", fs.info(jid)
+        assert fs.run("logs", jid).stdout == f"task {i}\n"
+    arrays = {fs.info(j)["native_id"].split("_")[0] for j in ids}
+    assert len(_sizes(log)) == 3 and len(arrays) == 3, (_sizes(log), arrays)
+
+
+def test_bulk_over_max_script_size_is_split(fs):
+    limit = 20000
+    log = _limited_slurm(fs, 1001, limit)
+    big = "x" * 3000  # each job's part of the script: over 3,000 bytes
+    path = fs.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("".join(f"sh -c 'echo {i} ${{#0}}' {big}\n" for i in range(12)))
+    ids = fs.run("submit", "--bulk", path).stdout.split()
+    fs.run("wait", "--timeout", str(WAIT), *ids, timeout=WAIT + 30)
+    for i, jid in enumerate(ids):
+        assert fs.info(jid)["status"] == "done", fs.info(jid)
+        assert fs.run("logs", jid).stdout == f"{i} 3000\n"
+    sizes = _sizes(log)
+    assert len(sizes) >= 3 and all(s <= limit for s in sizes), sizes

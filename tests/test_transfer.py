@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import FERRY_BIN, SCHEMA_5_TO_4, SCHEMA_6_TO_5, frame, ferry_world, poll
+from conftest import FERRY_BIN, SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, frame, ferry_world, poll
 
 
 
@@ -140,6 +140,28 @@ def test_directory_keeps_structure_modes_and_mtimes(ferry):
     dest = ferry.path("back")
     ferry.run("retrieve", "--to", dest, sp)
     assert snapshot(dest) == snapshot(src)
+
+
+def test_a_path_inside_a_transfer_is_not_taken_for_all_of_it(ferry):
+    """A retrieve or cancel of one file inside a sent directory once acted
+    on the whole directory: the retrieve of top.txt wrote the tree."""
+    src = ferry.path("tree")
+    os.makedirs(os.path.join(src, "a"))
+    for rel in ("top.txt", "a/x.txt"):
+        with open(os.path.join(src, rel), "w") as f:
+            f.write(rel + "\n")
+    sp = send(ferry, src)
+    inner = os.path.join(sp, "top.txt")
+    for args in (("retrieve", "--to", ferry.path("one.txt"), inner), ("cancel-transfer", inner)):
+        cp = ferry.run(*args, check=False)
+        assert cp.returncode == 1, (args, cp)
+        verb = "retrieve" if args[0] == "retrieve" else "cancel"
+        assert f"'{inner}' is inside transfer '{sp}': {verb} that one" in cp.stderr, cp.stderr
+    assert not os.path.exists(ferry.path("one.txt"))
+    assert tinfo(ferry, sp)["state"] != "retrieved" and os.path.isdir(sp)
+    # the transfer's own directory, named as a directory, is the transfer
+    ferry.run("retrieve", "--to", ferry.path("back"), sp + "/")
+    assert open(ferry.path("back", "a", "x.txt")).read() == "a/x.txt\n"
 
 
 def test_several_files_as_one_transfer(ferry):
@@ -1090,7 +1112,7 @@ def test_database_of_schema_1_is_carried_over(local):
     before = tinfo(local, sp)
     local.run("daemon", "stop")
     db = sqlite3.connect(os.path.join(local.state_dir, "ferry.db"))
-    db.executescript(SCHEMA_6_TO_5 + SCHEMA_5_TO_4 + """
+    db.executescript(SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4 + """
         ALTER TABLE transfers ADD COLUMN doc TEXT NOT NULL DEFAULT '';
         UPDATE transfers SET doc = (SELECT doc FROM transfer_docs WHERE tid = transfers.id);
         DROP TABLE transfer_docs;
@@ -1112,7 +1134,7 @@ def test_database_of_schema_1_is_carried_over(local):
     # and on through schema 3 (a job's lost starts kept in its row), 4
     # (an index of the jobs by state, for listings), 5 (the job specs
     # in a table of their own) and 6 (workflows)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("6",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("7",)
     assert db.execute("SELECT name FROM sqlite_master WHERE name = 'jobs_state'").fetchone()
     cols = [r[1] for r in db.execute("PRAGMA table_info(transfers)")]
     assert "doc" not in cols, cols

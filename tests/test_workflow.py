@@ -8,7 +8,7 @@ import signal
 import sqlite3
 import time
 
-from conftest import SCHEMA_6_TO_5, poll
+from conftest import SCHEMA_6_TO_5, SCHEMA_7_TO_6, poll
 
 
 def rss_kb(pid):
@@ -251,6 +251,20 @@ def test_kill_and_listing_by_workflow(ferry):
     assert {j["message"] for j in js[2:]} == {f"job {js[1]['id']} ('j1') was killed"}
 
 
+def test_kill_by_workflow_leaves_other_held_jobs_held(ferry):
+    """kill --workflow W of W's held jobs once ran the statement that kills
+    held jobs over every id: a held job of no workflow, before and after
+    W's ids, ended killed too."""
+    before = ferry.submit("true", opts=["--hold"])
+    w = submit(ferry, {"jobs": {"h": {"argv": ["true"], "hold": True}}})
+    after = ferry.submit("true", opts=["--hold"])
+    ferry.run("daemon", "stop", timeout=60)  # a new engine: all three wait in the database
+    h = jobs_of(ferry, w)["h"]["id"]
+    ferry.run("kill", "--workflow", w)
+    assert ferry.state(h) == "failed"
+    assert [ferry.state(before), ferry.state(after)] == ["user_on_hold"] * 2
+
+
 def test_engine_killed_while_a_workflow_runs(ferry):
     """SIGKILL mid-workflow: the next engine goes on from where it was; no
     job ran twice and none was lost."""
@@ -320,7 +334,7 @@ def test_schema_5_database_is_carried_over(ferry):
     ferry.run("daemon", "stop", timeout=60)
     path = os.path.join(ferry.state_dir, "ferry.db")
     db = sqlite3.connect(path)
-    db.executescript(SCHEMA_6_TO_5)
+    db.executescript(SCHEMA_7_TO_6 + SCHEMA_6_TO_5)
     db.close()
     assert ferry.state(j) == "done" and ferry.state(h) == "user_on_hold"
     w = submit(ferry, {"jobs": {"a": appender(ferry, "a"), "b": appender(ferry, "b")},
@@ -328,7 +342,7 @@ def test_schema_5_database_is_carried_over(ferry):
     assert run_to_end(ferry, w)["status"] == "done" and log(ferry) == ["a", "b"]
     ferry.run("daemon", "stop", timeout=60)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("6",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("7",)
     cols = [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
     assert "workflow" in cols and "waiting" in cols, cols
     sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs_live'").fetchone()[0]
@@ -520,7 +534,7 @@ def test_a_file_that_is_not_a_workflow_object_is_named(ferry):
         ('{"jobs": {"a": {"argv": ["true"],}}}', "the workflow is not JSON: line 1, column 34"),
         ('  [1, 2]', "the workflow must be a JSON object"),
         ('{"op": "submit", "jobs": {"a": {"argv": ["true"]}}}',
-         "names a member twice, or one libferry adds ('op', 'cwd', 'auto_key')"),
+         "names a member twice, or one libferry adds ('op', 'cwd', 'auto_key', 'base_env')"),
         ('{"cwd": "/", "jobs": {"a": {"argv": ["true"]}}}', "duplicate object key"),
         ('{ }', "'jobs' must be a non-empty object"),
     ]

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from conftest import poll, transport_world
+from conftest import poll, term_proof, transport_world
 from test_workflow import appender, jobs_of, log, run_to_end, submit
 
 TRANSPORTS = ["local", "ssh", "slurm", pytest.param("drmaa", marks=pytest.mark.xdist_group("sge"))]
@@ -81,8 +81,8 @@ def test_stop_kills_and_nothing_starts_until_restart(world):
     slow_id = jobs_of(f, w)["slow"]["id"]
     f.wait_state(slow_id, "running", timeout=120)
     res = f.json("workflow", "stop", w)
-    # x had ended: matched, nothing to change; s2 ends with s1, aborted
-    assert res["matched"] == 4 and res["changed"] == 2 and res["failed"] == 0, res
+    # x had ended: not taken; s2 ends with s1, aborted
+    assert res["matched"] == 3 and res["changed"] == 2 and res["failed"] == 0, res
     st = run_to_end(f, w, timeout=120, code=4)
     assert st["status"] == "stopped" and st["counts"] == {"done": 1, "failed": 3}, st
     js = jobs_of(f, w)
@@ -109,10 +109,10 @@ def test_restart_is_refused_while_a_stop_still_kills(near):
     keeps the stop going: a restart then would release jobs its end
     aborts."""
     f = near
-    stubborn = {"argv": ["sh", "-c", f"trap '' TERM; test -e {f.path('fixed')} || sleep 30"]}
-    w = submit(f, {"jobs": {"s": stubborn, "n": appender(f, "n")},
+    argv, trapped = term_proof(f, f"test -e {f.path('fixed')} || sleep 30")
+    w = submit(f, {"jobs": {"s": {"argv": argv}, "n": appender(f, "n")},
                    "dependencies": [["s", "n"]]})
-    f.wait_state(jobs_of(f, w)["s"]["id"], "running")
+    poll(lambda: os.path.exists(trapped), 60, what="the job's trap")
     f.run("workflow", "stop", w)
     cp = f.run("workflow", "restart", w, check=False)
     assert cp.returncode != 0 and "is being stopped" in cp.stderr, cp
@@ -197,11 +197,11 @@ def test_bad_requests_are_refused(ferry):
 def test_restart_is_refused_while_a_kill_still_kills(ferry):
     """Not only a stop's: a plain kill of a workflow's job that outlives
     SIGTERM keeps a restart away until it ended."""
-    stubborn = {"argv": ["sh", "-c", f"trap '' TERM; test -e {ferry.path('fixed')} || sleep 30"]}
-    w = submit(ferry, {"jobs": {"s": stubborn, "n": appender(ferry, "n")},
+    argv, trapped = term_proof(ferry, f"test -e {ferry.path('fixed')} || sleep 30")
+    w = submit(ferry, {"jobs": {"s": {"argv": argv}, "n": appender(ferry, "n")},
                        "dependencies": [["s", "n"]]})
     s = jobs_of(ferry, w)["s"]["id"]
-    ferry.wait_state(s, "running")
+    poll(lambda: os.path.exists(trapped), 60, what="the job's trap")
     ferry.run("kill", s)
     cp = ferry.run("workflow", "restart", w, check=False)
     assert cp.returncode != 0 and "1 of its jobs has not ended yet" in cp.stderr, cp

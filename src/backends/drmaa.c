@@ -495,6 +495,7 @@ static int job_script(struct drmaa *d, struct job *j, char **text, char **path)
 
 	if (f) {
 		ferry__script_head(d->eng, f);
+		bad |= ferry__script_base_env(d->eng, f, j, NULL, NULL, 0) != 0;
 		bad |= ferry__script_job(d->eng, f, j, "") < 0;
 		/* Grid Engine's: N.T for a bulk's task, N.undefined else */
 		ferry__script_tail(f, 0, d->lib.sge ? "$JOB_ID.$SGE_TASK_ID" : "");

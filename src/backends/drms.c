@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "drms.h"
+#include "jobenv.h"
 #include "run.h"
 #include "util.h"
 #include "work.h"
@@ -70,6 +71,37 @@ int ferry__script_started(struct ferry_engine *eng, struct job *j, double *at)
 	return rc;
 }
 
+/* The bytes of export lines for the strings of a, each after indent. */
+static size_t strings_bytes(json_t *a, size_t each);
+
+static void script_exports(FILE *f, json_t *a, const char *indent)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(a, i, e)
+	{
+		fprintf(f, "%sexport -- ", indent);
+		ferry__sh_quote(f, json_string_value(e));
+		fputs("\n", f);
+	}
+}
+
+int ferry__script_base_env(struct ferry_engine *eng, FILE *f, struct job *j, size_t *bytes,
+			   char *err, size_t errlen)
+{
+	json_t *base;
+	int rc = ferry__jobenv_get(eng, j->spec, &base, err, errlen);
+
+	if (rc)
+		return rc;
+	if (f)
+		script_exports(f, base, "");
+	if (bytes)
+		*bytes = strings_bytes(base, 12);
+	return 0;
+}
+
 int ferry__script_job(struct ferry_engine *eng, FILE *f, struct job *j, const char *indent)
 {
 	json_t *spec = j->spec, *e;
@@ -107,12 +139,7 @@ int ferry__script_job(struct ferry_engine *eng, FILE *f, struct job *j, const ch
 		ferry__sh_quote(f, cwd);
 		fputs(" || fail cwd\n", f);
 	}
-	json_array_foreach(json_object_get(spec, "env"), i, e)
-	{
-		fprintf(f, "%sexport -- ", indent);
-		ferry__sh_quote(f, json_string_value(e));
-		fputs("\n", f);
-	}
+	script_exports(f, json_object_get(spec, "env"), indent);
 	fprintf(f, "%sset --", indent);
 	json_array_foreach(json_object_get(spec, "argv"), i, e)
 	{
@@ -122,6 +149,39 @@ int ferry__script_job(struct ferry_engine *eng, FILE *f, struct job *j, const ch
 	fputs("\n", f);
 	free(dir);
 	return 0;
+}
+
+/* What ferry__sh_quote() writes for s. */
+static size_t quoted_bytes(const char *s)
+{
+	size_t n = 2;
+
+	for (; s && *s; s++)
+		n += *s == '\'' ? 4 : 1;
+	return n;
+}
+
+static size_t strings_bytes(json_t *a, size_t each)
+{
+	size_t n = 0, i;
+	json_t *e;
+
+	json_array_foreach(a, i, e) n += each + quoted_bytes(json_string_value(e));
+	return n;
+}
+
+size_t ferry__script_job_bytes(struct ferry_engine *eng, struct job *j, const char *indent)
+{
+	static const char *const paths[] = {"stdin_path", "stdout_path", "stderr_path",
+					    "working_directory"};
+	json_t *spec = j->spec;
+	size_t in = strlen(indent),
+	       n = 6 * in + 128 + 2 * (strlen(ferry__engine_state_dir(eng)) + 32);
+
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(paths); i++)
+		n += quoted_bytes(spec_str(spec, paths[i]));
+	n += strings_bytes(json_object_get(spec, "env"), in + 12);
+	return n + strings_bytes(json_object_get(spec, "argv"), 1);
 }
 
 int ferry__script_exec_failure(struct ferry_engine *eng, struct job *j, struct job_result *res)
@@ -212,14 +272,18 @@ void ferry__track_release(struct ferry_track_set *s)
 int ferry__same_batch(const struct job *a, const struct job *b)
 {
 	static const char *const keys[] = {
-	    "cpus", "memory_mb", "walltime_s", "queue", "name", "native_specification", "hold"};
+	    "cpus", "memory_mb", "walltime_s", "queue", "name", "native_specification",
+	    "hold", "base_env"}; /* the script sets a batch's base_env once */
 
 	if ((a->state == FERRY_USER_ON_HOLD) != (b->state == FERRY_USER_ON_HOLD))
 		return 0;
-	for (size_t i = 0; i < FERRY_ARRAY_SIZE(keys); i++)
-		if (!json_equal(json_object_get(a->spec, keys[i]),
-				json_object_get(b->spec, keys[i])))
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(keys); i++) {
+		json_t *x = json_object_get(a->spec, keys[i]),
+		       *y = json_object_get(b->spec, keys[i]);
+		/* json_equal() finds two absent values unequal: base_env is absent without one */
+		if (x != y && !json_equal(x, y))
 			return 0;
+	}
 	return 1;
 }
 

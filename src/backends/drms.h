@@ -25,6 +25,21 @@ void ferry__script_head(struct ferry_engine *eng, FILE *f);
  */
 int ferry__script_job(struct ferry_engine *eng, FILE *f, struct job *j, const char *indent);
 /*
+ * The export lines of the environment j starts from (its spec's
+ * base_env, jobenv.c), the same for every job of a batch (see
+ * ferry__same_batch), to f when not NULL, and their size into *bytes
+ * when not NULL. 0, or a FERRY_E* code with err set (its record is
+ * unreadable: the job cannot run as asked).
+ */
+int ferry__script_base_env(struct ferry_engine *eng, FILE *f, struct job *j, size_t *bytes,
+			   char *err, size_t errlen);
+/*
+ * No fewer than the bytes ferry__script_job() writes for j, without
+ * writing them: what tells where a batch must end to stay under the DRMS's
+ * limit on the size of a script.
+ */
+size_t ferry__script_job_bytes(struct ferry_engine *eng, struct job *j, const char *indent);
+/*
  * The start mark, holding the DRMS's id of the job (native: a shell
  * expression of the DRMS's variables, in double quotes), then exec of
  * "$@" (through srun when srun is set).

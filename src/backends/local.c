@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "jobenv.h"
 #include "jbytes.h"
 #include "runner.h"
 #include "util.h"
@@ -629,10 +630,14 @@ static int runner_send_wait(struct local *l, json_t *m)
 static int local_start(void *self, struct job *j, char *err, size_t errlen)
 {
 	struct local *l = self;
+	json_t *spec = ferry__engine_job_spec(l->eng, j), *base;
 	char *dir;
 	int rc = ensure_runner(l, err, errlen);
 
 	if (rc)
+		return rc;
+	/* an environment that cannot be read is not a job's to run without: it fails */
+	if ((rc = ferry__jobenv_get(l->eng, spec, &base, err, errlen)))
 		return rc;
 	dir = dir_of(l->eng, j->id);
 	if (!dir) {
@@ -642,9 +647,9 @@ static int local_start(void *self, struct job *j, char *err, size_t errlen)
 	/* tracked first: from its send on, a lost runner must settle it */
 	rc = track(l, j->id);
 	if (!rc)
-		rc = runner_send(l, json_pack("{s:s,s:I,s:o,s:O}", "op", "start", "id",
+		rc = runner_send(l, json_pack("{s:s,s:I,s:o,s:O,s:O*}", "op", "start", "id",
 					      (json_int_t)j->id, "dir", ferry__json_bytes(dir),
-					      "spec", ferry__engine_job_spec(l->eng, j)));
+					      "spec", spec, "base_env", base));
 	free(dir);
 	if (rc) {
 		untrack(l, j->id);

@@ -260,31 +260,41 @@ static void write_result(const char *dir, const struct outcome *o)
 	ferry__write_file_atomic(path, buf, strlen(buf), 0);
 }
 
+/* Entry s ("NAME=value") set in v[0..*k), over one of the same name. */
+static void env_set(char **v, size_t *k, const char *s)
+{
+	size_t nl = (size_t)(strchr(s, '=') - s), m;
+
+	for (m = 0; m < *k; m++)
+		if (!strncmp(v[m], s, nl + 1))
+			break;
+	v[m] = (char *)s;
+	if (m == *k)
+		(*k)++;
+}
+
 /*
- * The job's environment: the engine's, then the spec's entries, then
- * mark (FERRY_JOB_ID=id), which finds the job's orphans in /proc.
+ * The job's environment: the engine's, then the entries of the
+ * submitter's environment (the spec's base_env, as runner_start put it),
+ * then the spec's env, then mark (FERRY_JOB_ID=id), which finds the
+ * job's orphans in /proc.
  */
 static char **job_env(json_t *spec, char *mark)
 {
-	json_t *env = json_object_get(spec, "env");
-	size_t n = ferry__strv_len(environ), ne = json_array_size(env), i, k = 0;
-	char **v = calloc(n + ne + 2, sizeof(*v));
+	json_t *env = json_object_get(spec, "env"), *base = json_object_get(spec, "base_env");
+	size_t n = ferry__strv_len(environ), nb = json_array_size(base), ne = json_array_size(env);
+	size_t i, k = 0;
+	char **v = calloc(n + nb + ne + 2, sizeof(*v));
 
 	if (!v)
 		return NULL;
 	for (i = 0; i < n; i++)
 		v[k++] = environ[i];
-	for (i = 0; i <= ne; i++) {
-		const char *s = i < ne ? json_string_value(json_array_get(env, i)) : mark;
-		size_t nl = (size_t)(strchr(s, '=') - s), m;
-
-		for (m = 0; m < k; m++)
-			if (!strncmp(v[m], s, nl + 1))
-				break;
-		v[m] = (char *)s;
-		if (m == k)
-			k++;
-	}
+	for (i = 0; i < nb; i++)
+		env_set(v, &k, json_string_value(json_array_get(base, i)));
+	for (i = 0; i < ne; i++)
+		env_set(v, &k, json_string_value(json_array_get(env, i)));
+	env_set(v, &k, mark);
 	v[k] = NULL;
 	return v;
 }
@@ -642,7 +652,7 @@ static void runner_start(struct runner *r, json_t *m)
 {
 	int64_t id = json_integer_value(json_object_get(m, "id"));
 	const char *dir = json_string_value(json_object_get(m, "dir"));
-	json_t *spec = json_object_get(m, "spec");
+	json_t *spec = json_object_get(m, "spec"), *base = json_object_get(m, "base_env");
 	struct outcome o = {.setup_step = STEP_OTHER};
 	struct rjob *j;
 	int64_t wall;
@@ -650,6 +660,11 @@ static void runner_start(struct runner *r, json_t *m)
 
 	if (id <= 0 || !dir || !json_is_object(spec))
 		return;
+	/* the entries in place of the engine's number for them: kept as long as the spec */
+	if (json_is_array(base))
+		json_object_set(spec, "base_env", base);
+	else
+		json_object_del(spec, "base_env");
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		runner_refuse(r, id, "cannot create the job directory '%s': %s", dir,
 			      strerror(errno));

@@ -38,6 +38,10 @@
 #define MAX_TASKS	1000 /* per array: a bounded script, a bounded sbatch */
 #define UNKNOWN_POLLS	5    /* polls a vanished job may stay unresolved */
 #define PENDING_NATIVE	"?"  /* handing over: the comment tells where it went */
+/* Slurm's default max_script_size (SchedulerParameters), when it says none */
+#define MAX_SCRIPT (4 * 1024 * 1024)
+/* of it, for the script's head, its case and its tail */
+#define SCRIPT_FRAME 4096
 
 /*
  * The backend's state (backend.h: what open returns). The loop owns it;
@@ -49,6 +53,7 @@ struct slurm {
 	struct ferry_worker *wk;
 	struct ferry_track_set t;   /* the handed jobs, by id */
 	int max_array;		    /* highest array task id Slurm takes */
+	size_t max_script;	    /* bytes of a batch script Slurm takes */
 	int accounting;		    /* sacct: 1 works, 0 disabled, -1 not tried */
 	char *jobcomp;		    /* the jobcomp/filetxt file, if any */
 	char *recovery;		    /* squeue output while jobs are re-attached */
@@ -71,12 +76,17 @@ static void read_config(struct slurm *sl)
 	if (sl->config_known)
 		return;
 	sl->max_array = MAX_TASKS - 1;
+	sl->max_script = MAX_SCRIPT;
 	if (ferry__slurm_run(-1, ferry__loop_start_nofile(ferry__engine_loop(sl->eng)), argv, NULL,
 			     0, &out, msg, sizeof(msg), NULL) < 0) {
 		fprintf(stderr, "ferryd: slurm: %s\n", msg);
 		return;
 	}
 	sl->config_known = 1;
+	if ((p = strstr(out.data, "max_script_size=")))
+		sl->max_script = strtoull(p + 16, NULL, 10);
+	if (sl->max_script <= SCRIPT_FRAME)
+		sl->max_script = MAX_SCRIPT;
 	if ((p = strstr(out.data, "\nMaxArraySize ")) && (p = strchr(p, '=')))
 		sl->max_array = atoi(p + 1) - 1;
 	if (sl->max_array < 0)
@@ -136,6 +146,8 @@ static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64
 	if (!f)
 		return NULL;
 	ferry__script_head(eng, f);
+	/* the batch's jobs share it (ferry__same_batch): once, not once a task */
+	bad = ferry__script_base_env(eng, f, jobs[0], NULL, NULL, 0) != 0;
 	fputs("case ${SLURM_ARRAY_TASK_ID:-0} in\n", f);
 	for (size_t i = 0; i < n && !bad; i++) {
 		fprintf(f, "%lld)\n", (long long)(jobs[i]->id - base));
@@ -175,6 +187,8 @@ static const struct {
     {"-W", "sbatch would wait for the job to end"},
     {"--wait", "sbatch would wait for the job to end"},
     {"--test-only", "sbatch would submit nothing"},
+    {"-Q", "sbatch would not print the job's id"},
+    {"--quiet", "sbatch would not print the job's id"},
 };
 
 /*
@@ -190,6 +204,57 @@ static int names_option(const char *word, const char *opt)
 		return word[0] == '-' && word[1] == '-' && nl > 2 && nl <= strlen(opt) &&
 		       !strncmp(word, opt, nl);
 	return word[0] == '-' && word[1] == opt[1] && word[1] != '-';
+}
+
+/*
+ * sbatch's short options (Slurm 22.05, sbatch(1)): those that take a
+ * value, which ends a group ("-vn4" is -v -n 4), and those that do not.
+ * -I takes an optional one, attached, so it ends a group too.
+ */
+static const char short_value[] = "AaBbCcDdeFGIiJLMmNnopqStwx";
+static const char short_flag[] = "HhkOQsuVvW";
+
+/*
+ * Word w[i] as getopt reads it: a group of short options ("-Hv") split
+ * into one word each ("-H", "-v"), a value attached to the last of them
+ * kept with it ("-vn4": "-v", "-n4"), so that each is checked like a
+ * long one. A letter sbatch has not is refused rather than let through
+ * unchecked. 0, FERRY_EINVAL (err set) or FERRY_ENOMEM.
+ */
+static int split_group(const char *native, char ***w, size_t i, char *err, size_t errlen)
+{
+	char *g = (*w)[i], **v;
+	size_t n = ferry__strv_len(*w), k = 1, parts, m;
+
+	/* "-10" is a value (sbatch has no digit option), as "-5" already was */
+	if (g[0] != '-' || g[1] == '-' || !g[1] || !g[2] || strchr(short_value, g[1]) ||
+	    isdigit((unsigned char)g[1]))
+		return 0;
+	for (; g[k] && !strchr(short_value, g[k]); k++)
+		if (!strchr(short_flag, g[k]))
+			return ferry__fail(err, errlen, FERRY_EINVAL,
+					   "native specification '%s': '-%c' in '%s' is not an "
+					   "sbatch option",
+					   native, g[k], g);
+	parts = k - 1 + (g[k] != '\0'); /* the flags, then a value option with its value */
+	if (!(v = calloc(n + parts, sizeof(*v))))
+		return FERRY_ENOMEM;
+	for (m = 0; m < parts; m++)
+		if (!(v[i + m] = m < k - 1 ? ferry__asprintf("-%c", g[m + 1])
+					   : ferry__asprintf("-%s", g + k)))
+			break;
+	if (m < parts) {
+		while (m--)
+			free(v[i + m]);
+		free(v);
+		return FERRY_ENOMEM;
+	}
+	memcpy(v, *w, i * sizeof(*v));
+	memcpy(v + i + parts, *w + i + 1, (n - i) * sizeof(*v)); /* its NULL too */
+	free(g);
+	free(*w);
+	*w = v;
+	return 0;
 }
 
 static int native_words(json_t *spec, char ***words, char *err, size_t errlen)
@@ -212,6 +277,10 @@ static int native_words(json_t *spec, char ***words, char *err, size_t errlen)
 				 "native specification '%s': '%s' is not an sbatch option", native,
 				 w[i]);
 			goto bad;
+		}
+		if ((rc = split_group(native, &w, i, err, errlen))) {
+			ferry__strv_free(w);
+			return rc;
 		}
 		for (size_t k = 0; k < FERRY_ARRAY_SIZE(owned); k++) {
 			if (names_option(w[i], owned[k])) {
@@ -506,7 +575,10 @@ static int batch_init(struct slurm *sl, struct batch *b, struct job **jobs, size
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		b->ids[i] = jobs[i]->id;
-	if (native_words(jobs[0]->spec, &native, b->msg, sizeof(b->msg))) {
+	/* an environment that cannot be read fails the batch, said, as a native one */
+	if (native_words(jobs[0]->spec, &native, b->msg, sizeof(b->msg)) ||
+	    ferry__script_base_env(sl->eng, NULL, jobs[0], NULL, b->msg, sizeof(b->msg))) {
+		ferry__strv_free(native);
 		b->outcome = 1;
 		return 0;
 	}
@@ -527,14 +599,21 @@ static int hand_batches(struct slurm *sl, struct hand_work *h, struct job **jobs
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		size_t m = 0;
+		size_t m = 0, bytes = SCRIPT_FRAME, env = 0;
 		int rc;
 		if (taken[i])
 			continue;
+		/* unreadable: batch_init says so */
+		ferry__script_base_env(sl->eng, NULL, jobs[i], &env, NULL, 0);
+		bytes += env;
 		for (size_t k = i; k < n && m < MAX_TASKS; k++) {
 			if (taken[k] || !ferry__same_batch(jobs[i], jobs[k]))
 				continue;
+			/* past Slurm's limits: the next array takes the rest */
 			if (jobs[k]->id - jobs[i]->id > sl->max_array)
+				break;
+			bytes += ferry__script_job_bytes(sl->eng, jobs[k], "\t") + 16;
+			if (m > 0 && bytes > sl->max_script)
 				break;
 			batch[m++] = jobs[k];
 			taken[k] = 1;

@@ -3,7 +3,7 @@
  * the command table's entry, the exit codes, and the helpers of ferry.c
  * (connection), args.c (options and values) and render.c (messages and
  * output). Each command lives in the room of its group (jobs.c, submit.c,
- * logs.c, transfers.c, resources.c, bridge.c) as one ferry__cli_cmd_*().
+ * logs.c, transfers.c, resources.c, bridge.c, top.c) as one ferry__cli_cmd_*().
  */
 #ifndef FERRY_CLI_H
 #define FERRY_CLI_H
@@ -55,6 +55,10 @@ enum {
 	OPT_LIMIT,
 	OPT_NAME,
 	OPT_WORKFLOW,
+	OPT_PORT,
+	OPT_BIND,
+	OPT_NO_BROWSER,
+	OPT_ENV_CLEAN,
 };
 
 /* A limit of the protocol (docs/protocol.md), checked here for a clear message. */
@@ -64,6 +68,7 @@ struct cmd;
 
 struct ctx {
 	const char *resource;
+	int resource_given; /* -r before the command (not $FERRY_RESOURCE) */
 	const char *config;
 	int json;
 	const struct cmd *cmd;
@@ -87,6 +92,29 @@ struct cmd {
 /* Connects to the resource once; -1 after saying why. */
 int ferry__cli_connect(struct ctx *c);
 void ferry__cli_sleep(double s);
+
+/* ---- login.c ---- */
+
+/* Whether ssh's refusal (a connection's message) lists a password among the ways in. */
+int ferry__cli_password_offered(const char *msg);
+/*
+ * After the host refused the key login: asks the password on the terminal,
+ * once, and connects with it (c->conn, which keeps it for reconnections).
+ * 0, or -1 after saying why (no terminal, no password, still refused).
+ */
+int ferry__cli_password_connect(struct ctx *c);
+
+/* ---- environ.c ---- */
+
+/*
+ * The environment the jobs of a submit start from (struct ferry_job_spec's
+ * base_env) into *env (free() the array, not its strings: environ's):
+ * NULL with clean (--env-clean) or for a remote resource. Connected
+ * first. CLI_OK, or CLI_ERR said.
+ */
+int ferry__cli_base_env(const struct ctx *c, int clean, const char ***env);
+/* Whether the environment entry s ("NAME=value") is one the jobs get. */
+int ferry__cli_env_carried(const char *s);
 
 /* ---- args.c ---- */
 
@@ -190,6 +218,8 @@ int ferry__cli_cmd_control(struct ctx *c, int argc, char **argv);
 int ferry__cli_print_control(const struct ctx *c, const char *done,
 			     const struct ferry_control_result *res);
 int ferry__cli_cmd_logs(struct ctx *c, int argc, char **argv);
+/* top.c: the jobs in a terminal, live (ncurses) */
+int ferry__cli_cmd_top(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_send(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_register(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_retrieve(struct ctx *c, int argc, char **argv);
@@ -200,6 +230,8 @@ int ferry__cli_cmd_daemon(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_ping(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_resources(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_bridge(struct ctx *c, int argc, char **argv);
+/* ui.c: the web page (src/ui) */
+int ferry__cli_cmd_ui(struct ctx *c, int argc, char **argv);
 /* workflow.c: ferry workflow submit|status|wait|jobs, ferry workflows */
 int ferry__cli_cmd_workflow(struct ctx *c, int argc, char **argv);
 int ferry__cli_cmd_workflows(struct ctx *c, int argc, char **argv);

@@ -27,6 +27,9 @@ int ferry__cli_connect(struct ctx *c)
 	if (c->conn)
 		return 0;
 	rc = ferry_connect(c->resource, NULL, NULL, c->config, &c->conn);
+	/* keys and the agent first: a password is asked only when the host wants one */
+	if (rc == FERRY_EAUTH && ferry__cli_password_offered(ferry_errmsg(c->conn)))
+		return ferry__cli_password_connect(c);
 	if (rc < 0) {
 		ferry__cli_report(c, rc);
 		ferry_disconnect(c->conn);
@@ -93,7 +96,10 @@ static const char submit_help[] =
     "  -i, --stdin PATH       file the job reads as stdin\n"
     "  -j, --join             send stderr to stdout\n"
     "      --cwd DIR          working directory (default: the current directory)\n"
-    "      --env NAME=VALUE   add to the job's environment (repeatable)\n"
+    "      --env NAME=VALUE   set in the job's environment (repeatable); wins over\n"
+    "                         the submitter's environment\n"
+    "      --env-clean        do not give the job this shell's environment: it gets\n"
+    "                         the resource's default one (sbatch --export=NONE)\n"
     "      --input FILE       file that must exist before the start (repeatable)\n"
     "      --output FILE      file the job produces (repeatable)\n"
     "      --in PATH          send a local file or directory first and name it as an\n"
@@ -161,6 +167,23 @@ static const char jobs_help[] =
     "Jobs are printed as they arrive, oldest first; the table's columns are as\n"
     "wide as its first 1000 rows need.\n";
 
+static const char top_help[] =
+    "The jobs of the resource in the terminal, refreshed every interval: a page\n"
+    "of them (id, name, state, submission time, run time, exit), and the counts\n"
+    "per state. Keys:\n"
+    "  Up, Down     move (past the first or last row: the page before or after)\n"
+    "  PgUp, PgDn   the page before or after;  Home, g  the first page\n"
+    "  f, F         the next or previous state filter (any, then each state)\n"
+    "  /            filter by a substring of the name (Enter: take, Esc: leave)\n"
+    "  o, O         the next sort key of the page (id, name, state, submitted,\n"
+    "               runtime), or the reverse order\n"
+    "  Enter        the job's stdout, followed (Tab: stderr; q, Esc: back)\n"
+    "  k, s, r      kill, stop, restart the job, as 'ferry kill|stop|restart'\n"
+    "               (restart resumes a stopped job), after a y/n confirmation\n"
+    "  q, Ctrl-C    quit (exit status 0)\n\n"
+    "Options:\n"
+    "  -i, --interval SECONDS  refresh period (default 1; 0.1 to 3600)\n";
+
 static const char daemon_help[] =
     "Actions:\n"
     "  start   start the engine of the resource if needed\n"
@@ -219,7 +242,8 @@ static const char control_help[] =
 
 static const char workflow_help[] =
     "  submit FILE      submit the workflow of FILE (JSON, docs/workflows.md; - for\n"
-    "                   standard input) in one transaction; prints its id\n"
+    "                   standard input) in one transaction; prints its id; its jobs\n"
+    "                   get this shell's environment unless --env-clean\n"
     "  status W         counts of its jobs per state, and its overall state\n"
     "  wait W           until every job of W ended; exit 4 when one failed,\n"
     "                   3 after --timeout SECONDS\n"
@@ -228,6 +252,20 @@ static const char workflow_help[] =
     "  restart W        run again its failed, killed and aborted jobs (the done\n"
     "                   ones stay), each once its dependencies are done\n"
     "  dispose W        dispose of its jobs and of the workflow\n";
+
+static const char ui_help[] =
+    "Serves a web page of the resources' jobs on this host and opens it in\n"
+    "the browser (xdg-open). The page shows every configured resource, or\n"
+    "those named by -r (also before the command); it follows jobs live and\n"
+    "stops, restarts, holds, releases, kills and disposes of them.\n\n"
+    "Options:\n"
+    "  -r, --resource NAME  a resource to show (repeatable; default: all)\n"
+    "      --port N         listen on port N (default: a free one)\n"
+    "      --bind ADDR      listen on ADDR (default 127.0.0.1); any other than a\n"
+    "                       loopback address lets other hosts reach the page\n"
+    "      --no-browser     only print the URL\n\n"
+    "The URL printed carries a secret token: whoever has it controls your\n"
+    "jobs. Stop the server with Ctrl-C (SIGINT) or SIGTERM.\n";
 
 static const struct cmd commands[] = {
     {"submit", ferry__cli_cmd_submit, "[OPTIONS] (-- CMD [ARGS...] | --bulk FILE)", "Submit a job",
@@ -250,6 +288,8 @@ static const struct cmd commands[] = {
     {"kill", ferry__cli_cmd_control, SEL_ARGS, "Terminate jobs", control_help, ferry_kill},
     {"dispose", ferry__cli_cmd_control, SEL_ARGS, "Kill jobs if active and forget them",
      control_help, ferry_dispose},
+    {"top", ferry__cli_cmd_top, "[--interval SECONDS]",
+     "Watch and control the jobs in the terminal", top_help, NULL},
     {"workflow", ferry__cli_cmd_workflow,
      "submit FILE | status|jobs [--json] W | wait [--timeout S] W | stop|restart|dispose W",
      "Submit and follow workflows (jobs with dependencies)", workflow_help, NULL},
@@ -275,6 +315,8 @@ static const struct cmd commands[] = {
     {"bridge", ferry__cli_cmd_bridge,
      "[--resource NAME] [--config FILE] [--set KEY=VALUE]... [--no-start]",
      "Join stdin/stdout to this host's engine (run by ssh for remote clients)", NULL, NULL},
+    {"ui", ferry__cli_cmd_ui, "[-r RESOURCE]... [--port N] [--bind ADDR] [--no-browser]",
+     "Serve a web page to watch and control jobs", ui_help, NULL},
     {"version", cmd_version, "", "Print the version", NULL, NULL},
     {"help", cmd_help, "[COMMAND]", "Show help", NULL, NULL},
 };
@@ -309,7 +351,7 @@ static void print_main_help(FILE *f)
 		fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
 	fputs("\nExit status:\n"
 	      "  0  success\n"
-	      "  1  error\n"
+	      "  1  error (a login the remote host refused too)\n"
 	      "  2  usage error\n"
 	      "  3  wait: timeout; daemon status: not running\n"
 	      "  4  wait: a job failed\n\n"
@@ -333,6 +375,7 @@ static int parse_globals(struct ctx *c, int argc, char **argv)
 		switch (opt) {
 		case 'r':
 			c->resource = optarg;
+			c->resource_given = 1;
 			break;
 		case 'c':
 			c->config = optarg;

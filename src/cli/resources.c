@@ -25,6 +25,17 @@ static const char *engine_error(const char *msg, int rc)
 	return msg[0] ? msg : ferry_strerror(rc);
 }
 
+/* ferry_engine_status() failed: why, and what to do when the host wants a password. */
+static void say_engine_error(const struct ctx *c, const char *msg, int rc)
+{
+	ferry__cli_errorf(c, "%s", engine_error(msg, rc));
+	if (rc == FERRY_EAUTH && ferry__cli_password_offered(msg))
+		ferry__cli_errorf(c,
+				  "resource '%s' needs a password, which this command does not ask "
+				  "for: it logs in with an ssh key or an agent only",
+				  c->resource);
+}
+
 /* Whether the resource's engine runs (1) or not (0), without starting it; -1 after saying why. */
 static int engine_status(const struct ctx *c, long *pid)
 {
@@ -32,7 +43,7 @@ static int engine_status(const struct ctx *c, long *pid)
 	int rc = ferry_engine_status(c->resource, c->config, pid, msg, sizeof(msg));
 
 	if (rc < 0) {
-		ferry__cli_errorf(c, "%s", engine_error(msg, rc));
+		say_engine_error(c, msg, rc);
 		return -1;
 	}
 	return rc;
@@ -100,7 +111,7 @@ static int daemon_status(const struct ctx *c)
 	int rc = ferry_engine_status(c->resource, c->config, &pid, msg, sizeof(msg));
 
 	if (rc < 0) {
-		ferry__cli_errorf(c, "%s", engine_error(msg, rc));
+		say_engine_error(c, msg, rc);
 		return CLI_ERR;
 	}
 	if (rc == 0) {

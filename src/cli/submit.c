@@ -18,66 +18,6 @@
 #include "subst.h"
 #include "util.h"
 
-/* A limit of the protocol (docs/protocol.md), checked here for a clear message. */
-#define WALLTIME_MAX_S 31622400LL
-
-/* Megabytes, or a number with the suffix M or G. */
-static int parse_memory(const char *s, int64_t *mb)
-{
-	char *end;
-	long long v, mult = 1;
-
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno)
-		return -1;
-	if (*end == 'G' || *end == 'g')
-		mult = 1024;
-	if (*end == 'G' || *end == 'g' || *end == 'M' || *end == 'm')
-		end++;
-	if (*end || v > INT64_MAX / mult)
-		return -1;
-	*mb = v * mult;
-	return 0;
-}
-
-/* Seconds, or [[HH:]MM:]SS where the inner fields are below 60. */
-static int parse_walltime(const char *s, int64_t *out)
-{
-	long long part[3], total;
-	int n = 0, i;
-	char *end;
-
-	for (;;) {
-		if (n == 3 || !isdigit((unsigned char)*s))
-			return -1;
-		errno = 0;
-		part[n++] = strtoll(s, &end, 10);
-		if (errno)
-			return -1;
-		if (!*end)
-			break;
-		if (*end != ':')
-			return -1;
-		s = end + 1;
-	}
-	/* Any leading field that large exceeds the limit whatever its unit. */
-	if (part[0] > WALLTIME_MAX_S)
-		return -1;
-	total = part[0];
-	for (i = 1; i < n; i++) {
-		if (part[i] > 59)
-			return -1;
-		total = total * 60 + part[i];
-	}
-	if (total > WALLTIME_MAX_S)
-		return -1;
-	*out = total;
-	return 0;
-}
-
 /* A NULL-terminated array of borrowed strings. */
 struct strv {
 	const char **v;
@@ -111,6 +51,8 @@ struct submit_opts {
 	const char *bulk;
 	const char *key;
 	int disposal_given;
+	int env_clean;		/* --env-clean: no base_env */
+	const char **base_env;	/* the submitter's environment (environ.c) */
 	struct ferry_subst *xf; /* the --in paths, then the --out paths */
 	size_t nxf;
 	struct strv owned; /* strings made for the spec: freed at the end */
@@ -133,14 +75,14 @@ static int submit_number_opt(struct ctx *c, struct submit_opts *o, int opt, cons
 		o->spec.cpus = (int)v;
 		break;
 	case OPT_MEMORY:
-		if (parse_memory(arg, &o->spec.memory_mb) < 0) {
+		if (ferry__parse_memory(arg, &o->spec.memory_mb) < 0) {
 			ferry__cli_bad_value(c, "--memory", arg,
 					     "expected megabytes, or a size like 512M or 2G");
 			return ferry__cli_usage_error(c);
 		}
 		break;
 	case OPT_WALLTIME:
-		if (parse_walltime(arg, &o->spec.walltime_s) < 0) {
+		if (ferry__parse_walltime(arg, &o->spec.walltime_s) < 0) {
 			ferry__cli_bad_value(c, "--walltime", arg,
 					     "expected seconds or [[HH:]MM:]SS, at most 366 days");
 			return ferry__cli_usage_error(c);
@@ -209,6 +151,9 @@ static int submit_opt(struct ctx *c, void *data, int opt, const char *arg)
 		break;
 	case OPT_BULK:
 		o->bulk = arg;
+		break;
+	case OPT_ENV_CLEAN:
+		o->env_clean = 1;
 		break;
 	case OPT_ENV:
 	case OPT_INPUT:
@@ -766,8 +711,10 @@ static int submit_run(struct ctx *c, struct submit_opts *o, struct bulk *b, ferr
 	o->spec.env = o->env.v;
 	o->spec.referenced_input_files = o->inputs.v;
 	o->spec.referenced_output_files = o->outputs.v;
-	if (ferry__cli_connect(c) < 0)
+	if (ferry__cli_connect(c) < 0 ||
+	    ferry__cli_base_env(c, o->env_clean, &o->base_env) != CLI_OK)
 		return CLI_ERR;
+	o->spec.base_env = o->base_env;
 	if (o->bulk)
 		return submit_bulk(c, o, b, ids);
 	rc = submit_jobs(c, o, b, ids);
@@ -833,6 +780,7 @@ static void submit_release(struct submit_opts *o, struct bulk *b)
 	free(o->xf);
 	strv_free_all(&o->owned);
 	free(o->env.v);
+	free(o->base_env);
 	free(o->inputs.v);
 	free(o->outputs.v);
 	free(o->ins.v);
@@ -852,6 +800,7 @@ int ferry__cli_cmd_submit(struct ctx *c, int argc, char **argv)
 	    {"join", no_argument, NULL, 'j'},
 	    {"cwd", required_argument, NULL, OPT_CWD},
 	    {"env", required_argument, NULL, OPT_ENV},
+	    {"env-clean", no_argument, NULL, OPT_ENV_CLEAN},
 	    {"input", required_argument, NULL, OPT_INPUT},
 	    {"output", required_argument, NULL, OPT_OUTPUT},
 	    {"in", required_argument, NULL, OPT_IN},

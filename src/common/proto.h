@@ -14,7 +14,7 @@
  * misreading a paged listing as a whole one.
  */
 #define FERRY_FRAME_VERSION 1
-#define FERRY_PROTO_VERSION 2
+#define FERRY_PROTO_VERSION 3
 #define FERRY_FRAME_HDR	    16
 #define FERRY_MAGIC	    "FRY1" /* the first 4 bytes of every frame */
 #define FERRY_FRAME_MAX	    ((16u << 20) + (64u << 10))

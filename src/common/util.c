@@ -1,6 +1,9 @@
 /* util.c - helpers shared by the library, the engine and the CLI. */
 #include "util.h"
 
+#include "proto.h"
+
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -580,4 +583,61 @@ int ferry__fsync_all(const int *fd, size_t n)
 	while (k)
 		pthread_join(th[--k], NULL);
 	return s.err;
+}
+
+/* Megabytes, or a number with the suffix M or G. */
+int ferry__parse_memory(const char *s, int64_t *mb)
+{
+	char *end;
+	long long v, mult = 1;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno)
+		return -1;
+	if (*end == 'G' || *end == 'g')
+		mult = 1024;
+	if (*end == 'G' || *end == 'g' || *end == 'M' || *end == 'm')
+		end++;
+	if (*end || v > INT64_MAX / mult)
+		return -1;
+	*mb = v * mult;
+	return 0;
+}
+
+/* Seconds, or [[HH:]MM:]SS where the inner fields are below 60. */
+int ferry__parse_walltime(const char *s, int64_t *out)
+{
+	long long part[3], total;
+	int n = 0, i;
+	char *end;
+
+	for (;;) {
+		if (n == 3 || !isdigit((unsigned char)*s))
+			return -1;
+		errno = 0;
+		part[n++] = strtoll(s, &end, 10);
+		if (errno)
+			return -1;
+		if (!*end)
+			break;
+		if (*end != ':')
+			return -1;
+		s = end + 1;
+	}
+	/* Any leading field that large exceeds the limit whatever its unit. */
+	if (part[0] > FERRY_SPEC_WALLTIME_MAX)
+		return -1;
+	total = part[0];
+	for (i = 1; i < n; i++) {
+		if (part[i] > 59)
+			return -1;
+		total = total * 60 + part[i];
+	}
+	if (total > FERRY_SPEC_WALLTIME_MAX)
+		return -1;
+	*out = total;
+	return 0;
 }

@@ -123,4 +123,9 @@ char *ferry__default_config_path(void);
 /* Random hex string of 2*nbytes chars into out (size >= 2*nbytes+1). */
 int ferry__random_hex(char *out, size_t nbytes);
 
+/* Megabytes, or a number with the suffix M or G (ferry submit --memory). 0 or -1. */
+int ferry__parse_memory(const char *s, int64_t *mb);
+/* Seconds or [[HH:]MM:]SS, at most FERRY_SPEC_WALLTIME_MAX (ferry submit --walltime). 0 or -1. */
+int ferry__parse_walltime(const char *s, int64_t *out);
+
 #endif

@@ -35,6 +35,13 @@ const char *ferry__db_why(struct ferry_db *db, int *code);
 unsigned ferry__db_failures(struct ferry_db *db);
 int ferry__db_begin(struct ferry_db *db);
 int ferry__db_commit(struct ferry_db *db);
+/*
+ * Copies the WAL into the database when it holds 1,000 pages or more
+ * (what SQLite does inside a commit, done here once the replies that
+ * wait for the commit are sent); when busy (requests wait to run), only
+ * once it holds 16,384. Outside a transaction only.
+ */
+void ferry__db_checkpoint(struct ferry_db *db, int busy);
 /* A value of the meta table (malloc'd in *value, NULL when absent), or set one. */
 int ferry__db_meta_get(struct ferry_db *db, const char *key, char **value);
 int ferry__db_meta_set(struct ferry_db *db, const char *key, const char *value);
@@ -43,8 +50,26 @@ void ferry__db_need_durable(struct ferry_db *db);
 int ferry__db_savepoint(struct ferry_db *db);
 int ferry__db_release(struct ferry_db *db);
 int ferry__db_rollback_savepoint(struct ferry_db *db);
+/* How many savepoints were rolled back: a row cached from before may be gone. */
+unsigned ferry__db_undone(struct ferry_db *db);
 /* 1 and *id when the key is known, 0 when not, <0 on error. */
 int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id);
+/*
+ * The ids a submit's batch of this key answered, as recorded: 1 and *ids
+ * (malloc'd), 0 when the key is unknown, or a negative FERRY_E*.
+ */
+/*
+ * The number of the stored environment env (JSON text), added when new:
+ * 0, or a FERRY_E* code.
+ */
+int ferry__db_env_put(struct ferry_db *db, const char *env, int64_t *id);
+/* Environment id's text into *env (malloc'd): 1, 0 when none, or a FERRY_E* code. */
+int ferry__db_env_get(struct ferry_db *db, int64_t id, char **env);
+int ferry__db_batch_find(struct ferry_db *db, const char *key, char **ids);
+/* Records a batch's key and the ids it answers (JSON text), at time now. */
+int ferry__db_batch_set(struct ferry_db *db, const char *key, const char *ids, double now);
+/* Forgets the batch keys recorded before time `before`. */
+int ferry__db_batch_gc(struct ferry_db *db, double before);
 /* A new job (its spec into job_specs), with the spec's disposal hours (< 0: none). */
 int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
 			 enum ferry_job_status st, double now, double hours, int64_t *id);
@@ -83,11 +108,12 @@ int ferry__db_failure_mark(struct ferry_db *db, int64_t *mark);
 int ferry__db_failures_since(struct ferry_db *db, int64_t mark, int64_t upto,
 			     void (*fn)(void *arg, int64_t id), void *arg);
 /*
- * Iterates the jobs not ended yet, oldest first, but those in state left
- * (-1: none) that are neither disposed nor being killed: the engine
- * leaves those in the database (engine.c).
+ * Iterates the jobs not ended yet, oldest first, but those waiting for
+ * their dependencies and, with park_held, those held (FERRY_USER_ON_HOLD)
+ * that are neither disposed nor being killed: a local engine leaves those
+ * in the database (engine.c).
  */
-int ferry__db_active_jobs(struct ferry_db *db, int left,
+int ferry__db_active_jobs(struct ferry_db *db, int park_held,
 			  int (*cb)(void *arg, struct db_job_row *row), void *arg);
 /* Job id if it has not ended, to cb: cb's return, FERRY_ENOJOB, or another error. */
 int ferry__db_active_job(struct ferry_db *db, int64_t id,

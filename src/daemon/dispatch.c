@@ -25,7 +25,7 @@ static const struct ferry_reqdef table[] = {
     /* name, handler, fields besides "op", flags */
     {"hello", ferry__req_hello, FIELDS("version", "client", "expect"), 0},
     {"ping", ferry__req_ping, NO_FIELDS, 0},
-    {"submit", ferry__req_submit, FIELDS("jobs"), FERRY_REQ_MUTATES},
+    {"submit", ferry__req_submit, FIELDS("jobs", "key", "common"), FERRY_REQ_MUTATES},
     {"status", ferry__req_status, FIELDS("id"), 0},
     {"info", ferry__req_info, FIELDS("id"), 0},
     {"jobs", ferry__req_jobs,
@@ -41,7 +41,7 @@ static const struct ferry_reqdef table[] = {
     {"translate_path", ferry__req_translate_path, FIELDS("namespace", "uuid"), 0},
     {"workflow_submit", ferry__req_workflow_submit,
      FIELDS("name", "key", "jobs", "dependencies", "groups", "disposal_timeout_hours", "cwd",
-	    "auto_key"),
+	    "auto_key", "base_env"),
      FERRY_REQ_MUTATES},
     {"workflow_status", ferry__req_workflow_status, FIELDS("workflow"), 0},
     {"workflows", ferry__req_workflows, NO_FIELDS, 0},

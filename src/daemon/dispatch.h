@@ -33,8 +33,13 @@ enum {
 
 /*
  * The room a request that adds records needs on the file system of the
- * database: the WAL grows to about 4 MiB (1000 pages) before SQLite's
- * automatic checkpoint copies it into ferry.db, which may grow as much.
+ * database: what one turn commits (a few MiB; a batch of a big submit
+ * about 6) past the 1,000 pages at which the engine's checkpoint
+ * (ferry__db_checkpoint) copies the WAL into ferry.db, which may grow as
+ * much. While requests wait, the checkpoint waits up to 64 MiB of WAL:
+ * a stream of big submits onto a nearly full disk may then fail a commit
+ * and stop the engine (clients retry on a new one, nothing acknowledged
+ * is lost), where a single request gets this clear refusal.
  * Below it, the request is refused naming the file, instead of failing
  * the commit (which stops the engine: nothing of the iteration may be
  * acknowledged).

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "work.h"
 #include "workflow.h"
 #include "engine_int.h"
+#include "jobenv.h"
 
 #define GC_INTERVAL 60.0
 
@@ -230,6 +232,7 @@ static void job_remove(struct ferry_engine *eng, struct job *j)
 		}
 	}
 	job_free(j);
+	eng->nfreed++;
 }
 
 /* ---- accessors for backends ---- */
@@ -525,6 +528,7 @@ struct job *ferry__engine_job_load(struct ferry_engine *eng, int64_t id)
 		job_remove(eng, j);
 		return NULL;
 	}
+	ferry__waits_job_loaded(&eng->waits, j); /* before anything may end it */
 	/* as at the start (recover): one an earlier engine started is the runner's */
 	if ((!drms(eng) || (j->native_id && j->native_id[0])) && eng->be->adopt(eng->be_self, j))
 		return ferry__engine_job(eng, id);
@@ -672,7 +676,7 @@ void ferry__engine_client_closed(struct ferry_engine *eng, struct ferry_client *
 		if (t->c == c)
 			t->c = NULL; /* it goes on; nobody hears of it */
 	ferry__dispatch_forget(&eng->parked, c);
-	ferry__waits_forget(&eng->waits, c);
+	ferry__waits_forget(&eng->waits, eng, c);
 }
 
 int ferry__engine_wait(struct ferry_engine *eng, struct ferry_client *c,
@@ -769,9 +773,22 @@ int ferry__engine_job_add_new(struct ferry_engine *eng, struct job *j)
 	return 0;
 }
 
+int ferry__engine_job_park_new(struct ferry_engine *eng, int64_t id)
+{
+	if (drms(eng))
+		return 0;
+	return fresh_add(eng, id) ? -1 : 1;
+}
+
 void ferry__engine_job_forget(struct ferry_engine *eng, struct job *j)
 {
 	job_remove(eng, j);
+}
+
+void ferry__engine_job_settle(struct ferry_engine *eng, struct job *j)
+{
+	if (parked(eng, j))
+		job_remove(eng, j);
 }
 
 void ferry__engine_job_queue(struct ferry_engine *eng, struct job *j)
@@ -953,6 +970,13 @@ static void start_queued(struct ferry_engine *eng)
 	}
 }
 
+/*
+ * How long a submit's batch key is kept: a replay comes within the
+ * client's retry budget (two minutes unless set otherwise); a week, as a
+ * job's record by default.
+ */
+#define BATCH_KEY_HOURS 168
+
 static void collect_garbage(struct ferry_engine *eng)
 {
 	int64_t *ids = NULL;
@@ -969,6 +993,7 @@ static void collect_garbage(struct ferry_engine *eng)
 	}
 	free(ids);
 	ferry__db_wf_gc(eng->db);
+	ferry__db_batch_gc(eng->db, ferry__now() - BATCH_KEY_HOURS * eng->hour_s);
 }
 
 /* Seconds between two polls of the DRMS. */
@@ -990,8 +1015,33 @@ void ferry__engine_tick(struct ferry_engine *eng)
 	ferry__wf_tick(eng);
 }
 
+/*
+ * Thousands of jobs freed at once (held, ended, killed) leave their
+ * kilobytes in free chunks between long-lived ones (SQLite's page cache,
+ * jobs still active): glibc gives back only the heap's top. malloc_trim
+ * hands the free pages inside it back too, so that the engine's memory
+ * follows what is active (issue 20). Not at once: the pages given back
+ * are faulted in again by the next allocations, and a trim after each
+ * part of a bulk submit cost a third more CPU a job (11 -> 15 us). A
+ * second after the last big release, when the work has paused.
+ */
+#define TRIM_JOBS    1024
+#define TRIM_DELAY_S 1.0
+
+static void trim_heap(struct ferry_engine *eng)
+{
+	if (eng->nfreed >= TRIM_JOBS) {
+		eng->nfreed = 0;
+		eng->trim_at = ferry__mono() + TRIM_DELAY_S;
+	} else if (eng->trim_at > 0 && ferry__mono() >= eng->trim_at) {
+		malloc_trim(0);
+		eng->trim_at = 0;
+	}
+}
+
 int ferry__engine_committed(struct ferry_engine *eng)
 {
+	trim_heap(eng);
 	ferry__wf_committed(eng);
 	if (!eng->nfresh)
 		return eng->wf.naside > 0;
@@ -1016,6 +1066,8 @@ int ferry__engine_timeout_ms(struct ferry_engine *eng)
 	next = ferry__waits_next_deadline(&eng->waits, next);
 	if (eng->retry_start > 0 && eng->retry_start < next)
 		next = eng->retry_start;
+	if (eng->trim_at > 0 && eng->trim_at < next)
+		next = eng->trim_at;
 	if (drms(eng) && !eng->polling && eng->next_poll < next)
 		next = eng->next_poll;
 	if (next <= now)
@@ -1099,8 +1151,7 @@ static int recover(struct ferry_engine *eng)
 {
 	/* a DRMS is handed held jobs too, in batches of alike specs */
 	struct recovered rec = {.lazy = !drms(eng)};
-	int rc =
-	    ferry__db_active_jobs(eng->db, drms(eng) ? -1 : FERRY_USER_ON_HOLD, collect_row, &rec);
+	int rc = ferry__db_active_jobs(eng->db, !drms(eng), collect_row, &rec);
 	size_t i;
 
 	for (i = 0; !rc && i < rec.n; i++) {
@@ -1258,6 +1309,7 @@ void ferry__engine_free(struct ferry_engine *eng)
 		close(eng->tr_root_fd);
 	free(eng->tr_root);
 	ferry__transfers_free(eng->tr);
+	ferry__jobenvs_free(eng->envs);
 	ferry__db_close(eng->db);
 	free(eng->resource);
 	free(eng->state_dir);
@@ -1268,4 +1320,9 @@ void ferry__engine_free(struct ferry_engine *eng)
 struct ferry_db *ferry__engine_db(struct ferry_engine *eng)
 {
 	return eng->db;
+}
+
+struct ferry_jobenvs **ferry__engine_jobenvs(struct ferry_engine *eng)
+{
+	return &eng->envs;
 }

@@ -23,6 +23,7 @@ struct ferry_engine;
 struct ferry_client;
 struct ferry_worker;
 struct ferry_reqdef;
+struct ferry_jobenvs;
 
 /*
  * The engine of a resource, on loop (which must outlive it): opens its
@@ -75,6 +76,13 @@ struct job *ferry__engine_job(struct ferry_engine *eng, int64_t id);
  * on a job or waits for it takes it this way.
  */
 struct job *ferry__engine_job_load(struct ferry_engine *eng, int64_t id);
+/*
+ * j goes back to the database (freed) when nothing of the engine needs it
+ * any more: a held job on the engine's own scheduler that nothing waits
+ * on, kills or disposes of (docs/architecture.md, "Held jobs wait in the
+ * database"). After the request that took it back or held it.
+ */
+void ferry__engine_job_settle(struct ferry_engine *eng, struct job *j);
 /*
  * Kills the held jobs first..last that wait in the database (not in
  * memory, not producing an output), in one statement: how many into
@@ -148,6 +156,8 @@ json_t *ferry__engine_job_spec(struct ferry_engine *eng, struct job *j);
 void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j);
 /* The database, for the server's group commit. */
 struct ferry_db *ferry__engine_db(struct ferry_engine *eng);
+/* Where jobenv.c keeps what it knows of the environments of base_env. */
+struct ferry_jobenvs **ferry__engine_jobenvs(struct ferry_engine *eng);
 /*
  * A connection went away: drop what deferred replies kept of it (its
  * pending wait), so that nothing answers a connection that is freed.
@@ -193,6 +203,13 @@ void ferry__engine_shutdown(struct ferry_engine *eng);
  * (also for a job being disposed), or another error.
  */
 int ferry__engine_job_status(struct ferry_engine *eng, int64_t id, enum ferry_job_status *st);
+/*
+ * A new job submitted held, parked at once where parked jobs wait in the
+ * database (not on a DRMS): its id is marked fresh and no struct job is
+ * made, nor freed again at once (a tenth of a held bulk submit's CPU).
+ * 1 when parked, 0 when the job is to be added, -1 when out of memory.
+ */
+int ferry__engine_job_park_new(struct ferry_engine *eng, int64_t id);
 /*
  * Tracks a job the open transaction inserted; it becomes startable once
  * that transaction is committed. -1 when out of memory (j is freed).
@@ -253,10 +270,12 @@ void ferry__engine_each_job(struct ferry_engine *eng, void (*fn)(void *arg, stru
  * files are not looked at now (the working directory, stdin, the
  * directories of stdout and stderr, the referenced inputs outside the
  * transfers), only when the job starts: those of a workflow's job that
- * waits for its dependencies may be what they make.
+ * waits for its dependencies may be what they make. common (NULL: none)
+ * holds fields of a batch's jobs that spec leaves out (a field spec has,
+ * even null, is spec's).
  */
-json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, int late, char **seen,
-			      char *err, size_t errlen, int *code);
+json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, json_t *common, int late,
+			      char **seen, char *err, size_t errlen, int *code);
 /*
  * The integer field key of o into *out: dflt when absent or null, else it
  * must be an integer from min to max (0, or FERRY_EINVAL with err set).

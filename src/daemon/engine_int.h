@@ -35,9 +35,12 @@ struct ferry_engine {
 	struct ferry_worker *worker; /* the DRMS backend's blocking calls */
 	struct ferry_ctl *ctls;	     /* controls in flight */
 	struct ferry_parking parked; /* requests waiting for the backend (dispatch.h) */
+	struct ferry_jobenvs *envs;  /* the environments of base_env (jobenv.c) */
 	int polling; /* a poll is out: the next one waits for ferry__engine_polled */
 	struct job **htab;
 	size_t hsize, nactive;
+	size_t nfreed;	/* jobs freed since the last trim was planned (trim_heap) */
+	double trim_at; /* monotonic time of the heap's next trim; 0: none */
 	struct job *qhead, *qtail;
 	int used_slots;
 	int nstarted; /* local: jobs started and not ended (cfg.max_running bounds it) */

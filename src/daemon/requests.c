@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,10 @@ int ferry__req_add_job(struct ferry_req *r, json_t *n, const struct db_wf_job *w
 		json_decref(n);
 		return 0;
 	}
+	if (hold && !rc && (rc = ferry__engine_job_park_new(eng, *id))) {
+		json_decref(n);
+		return rc < 0 ? ferry__req_fail(r, FERRY_ENOMEM, "out of memory") : 0;
+	}
 	if (!(j = calloc(1, sizeof(*j)))) {
 		json_decref(n);
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
@@ -158,12 +163,15 @@ int ferry__req_add_job(struct ferry_req *r, json_t *n, const struct db_wf_job *w
 	return 0;
 }
 
-static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen, int64_t *id)
+/* Job idx of a submit: 0 and *id, *made when it is a new one (not found by its key). */
+static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen, int64_t *id,
+		      unsigned char *made)
 {
 	struct ferry_engine *eng = r->eng;
+	json_t *common = json_object_get(r->in, "common");
 	char msg[900];
 	int code = 0;
-	json_t *n = ferry__spec_normalise(eng, spec, 0, seen, msg, sizeof(msg), &code);
+	json_t *n = ferry__spec_normalise(eng, spec, common, 0, seen, msg, sizeof(msg), &code);
 	const char *key;
 	int rc;
 
@@ -171,24 +179,133 @@ static int submit_one(struct ferry_req *r, json_t *spec, size_t idx, char **seen
 		return ferry__req_fail(r, code, "job %zu: %s", idx, msg);
 	key = json_string_value(json_object_get(n, "submission_key"));
 	/*
-	 * Looked up before the insert, not found by its conflict: an insert
-	 * that conflicts still takes an id of the sequence (AUTOINCREMENT),
-	 * and a replay would leave a gap in the ids of the jobs after it.
+	 * Looked up before the insert, not found by its conflict: few jobs
+	 * have a key of their own (a batch has one, submit_keys), and an
+	 * insert would end its statement on the partial unique index.
 	 */
 	if (key && (rc = ferry__db_find_key(ferry__engine_db(eng), key, id)) != 0) {
 		json_decref(n);
 		return rc < 0 ? ferry__req_fail(r, rc, "database error") : 0;
 	}
+	*made = 1;
 	return ferry__req_add_job(r, n, NULL, id);
+}
+
+/*
+ * A batch's ids as runs of consecutive ids, "[[first,last],...]": what
+ * its key is recorded with, a few bytes for thousands of jobs.
+ */
+static char *ids_runs(const int64_t *ids, size_t n)
+{
+	json_t *runs = json_array();
+	char *text;
+
+	for (size_t i = 0, k; runs && i < n; i = k) {
+		for (k = i + 1; k < n && ids[k] == ids[k - 1] + 1; k++)
+			;
+		if (json_array_append_new(
+			runs, json_pack("[II]", (json_int_t)ids[i], (json_int_t)ids[k - 1]))) {
+			json_decref(runs);
+			runs = NULL;
+		}
+	}
+	text = runs ? json_dumps(runs, JSON_COMPACT) : NULL;
+	json_decref(runs);
+	return text;
+}
+
+/*
+ * A batch whose key is known was submitted: its ids are answered again
+ * (libferry's replay after a lost reply). 1 when answered, 0 for a new
+ * key, or the request's failure.
+ */
+static int batch_replay(struct ferry_req *r, const char *key, size_t n)
+{
+	char *text = NULL;
+	json_t *runs, *ids = json_array(), *run;
+	size_t i;
+	int rc = ferry__db_batch_find(ferry__engine_db(r->eng), key, &text);
+
+	if (rc <= 0) {
+		json_decref(ids);
+		return rc < 0 ? ferry__req_fail(r, rc, "database error") : 0;
+	}
+	runs = json_loads(text, 0, NULL);
+	free(text);
+	json_array_foreach(runs, i, run)
+	{
+		json_int_t a = json_integer_value(json_array_get(run, 0));
+		json_int_t b = json_integer_value(json_array_get(run, 1));
+		for (; ids && a <= b && json_array_size(ids) <= n; a++)
+			if (json_array_append_new(ids, json_integer(a))) {
+				json_decref(ids);
+				ids = NULL;
+			}
+	}
+	json_decref(runs);
+	if (!ids)
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	if (json_array_size(ids) != n) {
+		json_decref(ids);
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "key '%.128s' is of another batch of jobs (or its record "
+				       "is unreadable)",
+				       key);
+	}
+	json_object_set_new(r->out, "ids", ids);
+	return 1;
+}
+
+/*
+ * The jobs a submit that failed made, taken back with the savepoint; not
+ * one its key found, which a request before it in this iteration may
+ * have made (fresh too), and whose row stays.
+ */
+static void submit_undo(struct ferry_req *r, const int64_t *ids, const unsigned char *made,
+			size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		struct job *j = made[k] ? ferry__engine_job(r->eng, ids[k]) : NULL;
+		if (j && j->fresh && !j->in_queue && !ferry__job_started(j))
+			ferry__engine_job_forget(r->eng, j);
+	}
+	ferry__db_rollback_savepoint(ferry__engine_db(r->eng));
+}
+
+/* The jobs of a submit into the open savepoint, and its key: 0 or the failure. */
+static int submit_all(struct ferry_req *r, json_t *jobs, const char *key, int64_t *ids,
+		      unsigned char *made, json_t *out, size_t *done)
+{
+	char *seen = NULL, *runs; /* seen: the working directory found to exist */
+	json_t *spec;
+	size_t i;
+	int rc = 0;
+
+	json_array_foreach(jobs, i, spec)
+	{
+		if ((rc = submit_one(r, spec, i, &seen, &ids[i], &made[i])))
+			break;
+		json_array_append_new(out, json_integer(ids[i]));
+	}
+	free(seen);
+	*done = i;
+	if (rc || !key)
+		return rc;
+	if (!(runs = ids_runs(ids, i)))
+		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
+	rc = ferry__db_batch_set(ferry__engine_db(r->eng), key, runs, ferry__now());
+	free(runs);
+	return rc ? ferry__req_fail(r, rc, "cannot record the key of the jobs") : 0;
 }
 
 int ferry__req_submit(struct ferry_req *r)
 {
-	json_t *jobs = json_object_get(r->in, "jobs"), *ids, *spec;
+	json_t *jobs = json_object_get(r->in, "jobs"), *k = json_object_get(r->in, "key"), *ids;
+	const char *key = json_string_value(k);
 	size_t i, n;
 	int64_t *newids;
-	char *seen = NULL; /* the working directory found to exist */
-	int rc = 0;
+	unsigned char *made;
+	int rc;
 
 	if (!json_is_array(jobs) || !(n = json_array_size(jobs)))
 		return ferry__req_fail(r, FERRY_EINVAL,
@@ -197,29 +314,25 @@ int ferry__req_submit(struct ferry_req *r)
 		return ferry__req_fail(r, FERRY_EINVAL,
 				       "%zu jobs in one submit, over the limit of %d", n,
 				       FERRY_SUBMIT_MAX);
-	newids = calloc(n, sizeof(*newids));
+	if (json_object_get(r->in, "common") && !json_is_object(json_object_get(r->in, "common")))
+		return ferry__req_fail(r, FERRY_EINVAL,
+				       "'common' must be an object of job spec fields");
+	if (k && (!key || !key[0] || strlen(key) > FERRY_SPEC_KEY_MAX))
+		return ferry__req_fail(r, FERRY_EINVAL, "'key' must be a string of 1 to %d bytes",
+				       FERRY_SPEC_KEY_MAX);
+	if (key && (rc = batch_replay(r, key, n)))
+		return rc < 0 ? rc : 0;
+	/* the ids, then whether this request made each job */
+	newids = calloc(n, sizeof(*newids) + 1);
 	ids = json_array();
 	if (!newids || !ids || ferry__db_savepoint(ferry__engine_db(r->eng))) {
 		free(newids);
 		json_decref(ids);
 		return ferry__req_fail(r, FERRY_EINTERNAL, "cannot start a transaction");
 	}
-	json_array_foreach(jobs, i, spec)
-	{
-		if ((rc = submit_one(r, spec, i, &seen, &newids[i])))
-			break;
-		json_array_append_new(ids, json_integer(newids[i]));
-	}
-	free(seen);
-	if (rc) {
-		/* all or none: forget the jobs this request created */
-		for (size_t k = 0; k < i; k++) {
-			struct job *j = ferry__engine_job(r->eng, newids[k]);
-			if (j && j->fresh && !j->in_queue && !ferry__job_started(j)) {
-				ferry__engine_job_forget(r->eng, j);
-			}
-		}
-		ferry__db_rollback_savepoint(ferry__engine_db(r->eng));
+	made = (unsigned char *)(newids + n);
+	if ((rc = submit_all(r, jobs, key, newids, made, ids, &i))) {
+		submit_undo(r, newids, made, i); /* all or none */
 		json_decref(ids);
 		free(newids);
 		return rc;
@@ -541,6 +654,7 @@ static int release_one(struct ferry_req *r, struct job *j, int restart, int sel)
 static int control_one(struct ferry_req *r, int64_t id, const char *action, int sel)
 {
 	struct job *j = ferry__engine_job_load(r->eng, id);
+	int rc;
 
 	if (!j) /* ended */
 		return strcmp(action, "kill") ? ended_error(r, id, action) : ONE_NOOP;
@@ -554,8 +668,12 @@ static int control_one(struct ferry_req *r, int64_t id, const char *action, int 
 	if (!strcmp(action, "kill"))
 		return do_kill(r, j, sel);
 	if (!strcmp(action, "stop") || !strcmp(action, "hold"))
-		return hold_one(r, j, !strcmp(action, "stop"), sel);
-	return release_one(r, j, !strcmp(action, "restart"), sel);
+		rc = hold_one(r, j, !strcmp(action, "stop"), sel);
+	else
+		rc = release_one(r, j, !strcmp(action, "restart"), sel);
+	/* held now, or named while held: the job waits in the database again */
+	ferry__engine_job_settle(r->eng, j);
+	return rc;
 }
 
 /* dispose of job id, which exists: 0, or a FERRY_E* code with r->err set */
@@ -747,6 +865,23 @@ static int check_expect(struct ferry_req *r)
 	return 0;
 }
 
+/*
+ * The home directory of the engine's jobs (they inherit its environment):
+ * a DRMAA client's $drmaa_hd_ph$ of a remote resource is that host's.
+ */
+static void set_home(json_t *out)
+{
+	const char *home = getenv("HOME");
+	struct passwd *pw;
+
+	if (!home || home[0] != '/') {
+		pw = getpwuid(getuid());
+		home = pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
+	}
+	if (home)
+		json_object_set_new(out, "home", ferry__json_bytes(home));
+}
+
 int ferry__req_hello(struct ferry_req *r)
 {
 	json_t *v = json_object_get(r->in, "version");
@@ -765,6 +900,7 @@ int ferry__req_hello(struct ferry_req *r)
 	json_object_set_new(r->out, "resource", json_string(ferry__engine_resource(r->eng)));
 	json_object_set_new(r->out, "backend", json_string(ferry__engine_backend(r->eng)->name));
 	json_object_set_new(r->out, "pid", json_integer(getpid()));
+	set_home(r->out);
 	json_t *w = ferry__engine_warnings(r->eng);
 	if (w)
 		json_object_set_new(r->out, "warnings", w);

@@ -154,7 +154,8 @@ static int collect(struct ferry_req *r, struct selection *s)
 	if (rc)
 		return ferry__req_fail(
 		    r, rc, rc == FERRY_ENOMEM ? "out of memory" : "cannot select the jobs");
-	if (s->nranges > 1 || __builtin_popcount(s->states) > 1)
+	/* hits is NULL when nothing was found: qsort(NULL, 0) is undefined */
+	if (s->n > 1 && (s->nranges > 1 || __builtin_popcount(s->states) > 1))
 		qsort(s->hits, s->n, sizeof(*s->hits), cmp_id);
 	for (size_t i = 0; i < s->n; i++)
 		if (!k || s->hits[k - 1].id != s->hits[i].id)
@@ -205,16 +206,20 @@ static void apply_one(struct ferry_req *r, struct selection *s, struct tally *t,
  */
 static int kill_held(struct ferry_req *r, struct selection *s, struct tally *t)
 {
+	/* a range holds held jobs the selection did not name when a name or workflow narrows it */
+	int each = s->glob || s->workflow;
 	size_t n, changed = 0;
 	int rc = 0;
 
-	for (size_t i = 0; !rc && i < (s->glob ? s->n : s->nranges); i++) {
-		if (s->glob && (s->hits[i].state != FERRY_USER_ON_HOLD ||
-				ferry__engine_job(r->eng, s->hits[i].id)))
+	for (size_t i = 0; !rc && i < (each ? s->n : s->nranges); i++) {
+		if (each && (s->hits[i].state != FERRY_USER_ON_HOLD ||
+			     ferry__engine_job(r->eng, s->hits[i].id)))
 			continue;
-		rc = s->glob
-			 ? ferry__engine_kill_held(r->eng, s->hits[i].id, s->hits[i].id, &n)
-			 : ferry__engine_kill_held(r->eng, s->ranges[i][0], s->ranges[i][1], &n);
+		int64_t first = each ? s->hits[i].id : s->ranges[i][0];
+		int64_t last = each ? s->hits[i].id : s->ranges[i][1];
+		if (!(rc = ferry__engine_kill_held(r->eng, first, last, &n)) && n)
+			/* at once: a later range's failure returns, this one's jobs ended */
+			ferry__waits_held_ended(ferry__engine_waits(r->eng), r->eng, first, last);
 		changed += n;
 	}
 	if (rc)
@@ -265,11 +270,30 @@ static int apply(struct ferry_req *r, struct selection *s, const char *action)
 	return 0;
 }
 
+/*
+ * The states a selection that names neither states nor ids takes (all,
+ * a name, a workflow): for a control, the jobs not ended. A hold of
+ * every job once counted each ended job as refused (a million errors
+ * on a database of ended jobs) and read each one back to say so; a
+ * kill of a workflow, each of its jobs done. A dispose takes every
+ * state; ids named are each taken, and refused if they must be.
+ */
+static unsigned default_states(const char *action)
+{
+	unsigned unended = 0;
+
+	for (int st = FERRY_QUEUED_ACTIVE; st <= FERRY_USER_SYSTEM_SUSPENDED; st++)
+		unended |= 1u << st;
+	return action ? unended : 0;
+}
+
 int ferry__req_select(struct ferry_req *r, const char *action)
 {
 	struct selection s = {0};
 	int rc = parse(r, &s);
 
+	if (!rc && !s.states && !json_object_get(r->in, "ids"))
+		s.states = default_states(action);
 	if (!rc)
 		rc = collect(r, &s);
 	if (!rc)

@@ -983,6 +983,7 @@ static int serve(struct server *srv, struct ferry_engine *eng)
 		}
 		flush_clients(srv, eng);
 		free_spent(srv);
+		ferry__db_checkpoint(ferry__engine_db(eng), srv->ready);
 		again = ferry__engine_committed(eng);
 		again |= srv->ready;
 		if (ferry__engine_shutting_down(eng))

@@ -15,6 +15,7 @@
 
 #include "engine.h"
 #include "jbytes.h"
+#include "jobenv.h"
 #include "proto.h"
 #include "util.h"
 
@@ -44,7 +45,8 @@
 	X(queue)                                                                                   \
 	X(native_specification)                                                                    \
 	X(hold)                                                                                    \
-	X(submission_key)
+	X(submission_key)                                                                          \
+	X(base_env)
 
 #define KEY_ENUM(k) K_##k,
 enum spec_key { SPEC_KEYS(KEY_ENUM) NKEYS };
@@ -67,7 +69,6 @@ static int spec_in_take(json_t *o, struct spec_in *in, char *err, size_t errlen)
 	const char *k;
 	json_t *v;
 
-	memset(in, 0, sizeof(*in));
 	json_object_foreach(o, k, v)
 	{
 		size_t i;
@@ -394,6 +395,42 @@ static int normalise_arrays(struct ferry_engine *eng, const struct spec_in *spec
 	return file_refs(eng, spec, n, K_referenced_output_files, cwd, err, errlen);
 }
 
+/*
+ * base_env: checked and stored once (jobenv.c), the spec keeping its
+ * number. The jobs of a batch share the client's array (libferry sends
+ * it in the request's common), so a bulk checks it once, not once a job.
+ */
+static int normalise_base_env(struct ferry_engine *eng, const struct spec_in *in, json_t *n,
+			      char *err, size_t errlen)
+{
+	json_t *v = in->v[K_base_env], *a = NULL;
+	size_t bytes = 0;
+	int64_t id;
+	int rc;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!ferry__jobenv_known(eng, v, &id)) {
+		if ((rc = string_array(in, K_base_env, NULL, &bytes, &a, err, errlen)) ||
+		    (a && (rc = check_env(a, err, errlen))))
+			goto out;
+		if (bytes > MAX_CMD_BYTES) {
+			rc = ferry__fail(err, errlen, FERRY_EINVAL,
+					 "'base_env' takes %zu bytes, over the %d byte limit",
+					 bytes, MAX_CMD_BYTES);
+			goto out;
+		}
+		if ((rc = ferry__jobenv_id(eng, v, a, &id, err, errlen)))
+			goto out;
+	}
+	rc = json_object_set_new_nocheck(n, "base_env", json_integer(id))
+		 ? ferry__fail(err, errlen, FERRY_ENOMEM, "out of memory")
+		 : 0;
+out:
+	json_decref(a);
+	return rc;
+}
+
 static int normalise_scalars(struct ferry_engine *eng, const struct spec_in *spec, json_t *n,
 			     char *err, size_t errlen)
 {
@@ -437,8 +474,8 @@ static int normalise_scalars(struct ferry_engine *eng, const struct spec_in *spe
 }
 
 /* Returns a normalised copy of spec (resolved paths, defaults), or NULL. */
-json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, int late, char **seen,
-			      char *err, size_t errlen, int *code)
+json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, json_t *common, int late,
+			      char **seen, char *err, size_t errlen, int *code)
 {
 	const struct ferry_backend *be = ferry__engine_backend(eng);
 	json_t *n = json_object();
@@ -454,12 +491,16 @@ json_t *ferry__spec_normalise(struct ferry_engine *eng, json_t *spec, int late, 
 		rc = ferry__fail(err, errlen, FERRY_EINVAL, "a job spec must be a json object");
 		goto bad;
 	}
-	if ((rc = spec_in_take(spec, &in, err, errlen)))
+	/* the batch's common fields first: the job's own, null included, win */
+	memset(&in, 0, sizeof(in));
+	if ((common && (rc = spec_in_take(common, &in, err, errlen))) ||
+	    (rc = spec_in_take(spec, &in, err, errlen)))
 		goto bad;
 	in.late = late;
 	if ((rc = normalise_scalars(eng, &in, n, err, errlen)) ||
 	    (rc = normalise_paths(&in, n, seen, &cwd, err, errlen)) ||
-	    (rc = normalise_arrays(eng, &in, n, cwd, err, errlen)))
+	    (rc = normalise_arrays(eng, &in, n, cwd, err, errlen)) ||
+	    (rc = normalise_base_env(eng, &in, n, err, errlen)))
 		goto bad;
 	if (be->check && (rc = be->check(ferry__engine_backend_self(eng), n, err, errlen)))
 		goto bad;

@@ -154,6 +154,27 @@ static int find_by_path(struct ferry_req *t, const char *path, struct db_tr_row 
 	return 0;
 }
 
+/*
+ * find_by_path() of a request that acts on a whole transfer (retrieve,
+ * cancel): a path inside one is refused rather than taken for all of it,
+ * which gave a retrieve of one file the whole directory.
+ */
+static int find_whole(struct ferry_req *t, const char *path, const char *verb,
+		      struct db_tr_row *row)
+{
+	int rc = find_by_path(t, path, row);
+	size_t n = strlen(path);
+
+	while (n > 1 && path[n - 1] == '/') /* the transfer's directory named as one */
+		n--;
+	if (!rc && (strncmp(path, row->server_path, n) || row->server_path[n])) {
+		rc = ferry__req_fail(t, FERRY_EINVAL, "'%s' is inside transfer '%s': %s that one",
+				     path, row->server_path, verb);
+		ferry__db_tr_row_release(row);
+	}
+	return rc;
+}
+
 static int get_path_arg(struct ferry_req *t, const char **path)
 {
 	*path = json_string_value(json_object_get(t->in, "server_path"));
@@ -643,7 +664,7 @@ int ferry__req_transfer_manifest(struct ferry_req *t)
 	const char *path;
 	int rc;
 
-	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
+	if ((rc = get_path_arg(t, &path)) || (rc = find_whole(t, path, "retrieve", &row)))
 		return rc;
 	if (!(doc = ferry__tr_doc_of(t, &row))) {
 		rc = FERRY_EINTERNAL;
@@ -817,7 +838,7 @@ int ferry__req_transfer_retrieved(struct ferry_req *t)
 	const char *path;
 	int rc;
 
-	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
+	if ((rc = get_path_arg(t, &path)) || (rc = find_whole(t, path, "retrieve", &row)))
 		return rc;
 	/* what was copied while a job still wrote it is no retrieve */
 	if ((rc = bytes_final(t, &row)))
@@ -920,14 +941,8 @@ int ferry__req_transfer_cancel(struct ferry_req *t)
 	size_t n = 0;
 	int rc;
 
-	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
+	if ((rc = get_path_arg(t, &path)) || (rc = find_whole(t, path, "cancel", &row)))
 		return rc;
-	if (strcmp(path, row.server_path)) {
-		rc = ferry__req_fail(t, FERRY_EINVAL,
-				     "'%s' is inside transfer '%s': cancel that one", path,
-				     row.server_path);
-		goto out;
-	}
 	rc = ferry__db_ref_active_jobs(ferry__engine_db(t->eng), row.id, &jobs, &n);
 	if (rc) {
 		rc = ferry__req_fail(t, rc, "database error");
@@ -1115,10 +1130,12 @@ static void inputs_ready(struct ferry_engine *eng, struct job *j)
 
 	/* one waiting for its dependencies too goes on when they are done (workflow.c) */
 	if (ferry__db_ref_pending(ferry__engine_db(eng), j->id) == 0 &&
-	    !ferry__db_job_waiting(ferry__engine_db(eng), j->id, &deps) && !deps)
+	    !ferry__db_job_waiting(ferry__engine_db(eng), j->id, &deps) && !deps) {
 		ferry__engine_job_set_state(eng, j,
 					    j->state == FERRY_SYSTEM_ON_HOLD ? FERRY_QUEUED_ACTIVE
 									     : FERRY_USER_ON_HOLD);
+		ferry__engine_job_settle(eng, j); /* held still: it waits in the database */
+	}
 }
 
 static void input_gone(struct ferry_engine *eng, struct job *j)

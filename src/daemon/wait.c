@@ -34,6 +34,7 @@
 /* A job's place in a wait for all jobs (one per job of the set). */
 struct ferry_wmark {
 	struct waiter *w;
+	struct job *j;			   /* its job, while the mark is on its list */
 	struct ferry_wmark *next, **pprev; /* on the job's list; pprev NULL: off it */
 };
 
@@ -45,6 +46,15 @@ struct waiter {
 	int all;    /* a wait for all jobs (else for ids) */
 	int64_t wf; /* a wait for a workflow: its id, and its jobs not ended in left */
 	struct ferry_wmark *marks; /* a wait for all: one per job of its set */
+	/*
+	 * A wait for all: the ids of its jobs that wait in the database (held,
+	 * or waiting for their dependencies), ascending, each negated once
+	 * taken back (it has marks[nmem + k] then) or ended there: 8 bytes a
+	 * job where a struct job costs kilobytes (docs/architecture.md, "Held
+	 * jobs wait in the database").
+	 */
+	int64_t *held;
+	size_t nheld, nmem;
 	size_t total, left, failed, nfailed_ids;
 	int64_t failed_ids[FERRY_WAIT_FAILED_IDS];
 	int64_t upto; /* the highest id of the set; 0 when empty */
@@ -65,13 +75,37 @@ static void mark_unlink(struct ferry_wmark *m)
 	m->pprev = NULL;
 }
 
-static void waiter_free(struct waiter *w)
+/*
+ * Frees a wait that ended. A held job kept in memory for its marks alone
+ * goes back to the database (eng NULL: the engine is going away): one a
+ * wait had marked, held since, stayed in memory after a wait that timed
+ * out, until a request named it.
+ */
+static void waiter_free(struct ferry_engine *eng, struct waiter *w)
 {
-	for (size_t i = 0; w->marks && i < w->total; i++)
-		mark_unlink(&w->marks[i]);
+	for (size_t i = 0; w->marks && i < w->total; i++) {
+		struct ferry_wmark *m = &w->marks[i];
+		struct job *j = m->pprev ? m->j : NULL;
+		mark_unlink(m);
+		if (eng && j && !j->wmarks)
+			ferry__engine_job_settle(eng, j);
+	}
 	free(w->marks);
+	free(w->held);
 	free(w->ids);
 	free(w);
+}
+
+/*
+ * Whether job id, not in memory, has ended (or is gone): a failure to
+ * read it is no end, so that a wait does not return early for it.
+ */
+static int ended_in_db(struct ferry_engine *eng, int64_t id)
+{
+	enum ferry_job_status st;
+	int rc = ferry__db_status(ferry__engine_db(eng), id, &st);
+
+	return rc == FERRY_ENOJOB || (rc == 0 && (st == FERRY_DONE || st == FERRY_FAILED));
 }
 
 /* Whether every job of w has ended; advances w->pos over ended jobs. */
@@ -90,9 +124,9 @@ static int waiter_done(struct ferry_engine *eng, struct waiter *w)
 	if (w->all || w->wf)
 		return w->left == 0;
 	while (w->pos < w->n) {
-		/* a held job waiting in the database comes back to be waited on */
-		struct job *j = ferry__engine_job_load(eng, w->ids[w->pos]);
-		if (j && !j->dispose_requested)
+		/* a job waiting in the database (held) is waited on there, not taken back */
+		struct job *j = ferry__engine_job(eng, w->ids[w->pos]);
+		if (j ? !j->dispose_requested : !ended_in_db(eng, w->ids[w->pos]))
 			return 0;
 		w->pos++;
 	}
@@ -110,7 +144,7 @@ int ferry__waits_add(struct ferry_waits *ws, struct ferry_engine *eng, struct fe
 	}
 	*w = (struct waiter){.c = c, .def = def, .ids = ids, .n = n, .deadline = deadline};
 	if (waiter_done(eng, w)) {
-		waiter_free(w);
+		waiter_free(eng, w);
 		return 0;
 	}
 	w->next = ws->head;
@@ -140,26 +174,32 @@ static void count_job(void *arg, struct job *j)
 	t->n += takes(t, j);
 }
 
-static void mark_job(void *arg, struct job *j)
+/* Puts mark m of wait w on job j: j's end counts w down. */
+static void mark_on(struct waiter *w, struct ferry_wmark *m, struct job *j)
 {
-	struct take *t = arg;
-	struct ferry_wmark *m;
-
-	if (!takes(t, j) || t->n == t->w->total)
-		return;
-	m = &t->w->marks[t->n++];
-	m->w = t->w;
+	m->w = w;
+	m->j = j;
 	m->next = j->wmarks;
 	m->pprev = &j->wmarks;
 	if (m->next)
 		m->next->pprev = &m->next;
 	j->wmarks = m;
+}
+
+static void mark_job(void *arg, struct job *j)
+{
+	struct take *t = arg;
+
+	if (!takes(t, j) || t->n == t->w->nmem)
+		return;
+	mark_on(t->w, &t->w->marks[t->n++], j);
 	if (j->id > t->w->upto)
 		t->w->upto = j->id;
 }
 
-/* The ids of the held jobs a wait for all takes back (load_held). */
+/* The ids of the jobs of a wait for all that wait in the database (held_ids). */
 struct idlist {
+	struct ferry_engine *eng;
 	int64_t *v;
 	size_t n, cap;
 };
@@ -170,6 +210,8 @@ static int id_found(void *arg, int64_t id, const char *name, int state)
 
 	(void)name;
 	(void)state;
+	if (ferry__engine_job(l->eng, id)) /* in memory: marked as such */
+		return 0;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 256;
 		int64_t *v = realloc(l->v, cap * sizeof(*v));
@@ -182,21 +224,41 @@ static int id_found(void *arg, int64_t id, const char *name, int state)
 	return 0;
 }
 
-/*
- * Takes back the jobs in states (a mask) up to upto (< 0: all) that wait in
- * the database: held ones, and those waiting for their dependencies.
- */
-static int load_held(struct ferry_engine *eng, unsigned states, int64_t upto)
+static int cmp_id(const void *a, const void *b)
 {
-	struct idlist l = {0};
-	int rc = ferry__db_select_jobs(ferry__engine_db(eng), states, 0, 1,
-				       upto < 0 ? INT64_MAX : upto, id_found, &l);
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
-	/* collected first: taking one back may write its row (adopt) */
-	for (size_t i = 0; !rc && i < l.n; i++)
-		ferry__engine_job_load(eng, l.v[i]);
-	free(l.v);
+	return (x > y) - (x < y);
+}
+
+/*
+ * The ids of the jobs in states (a mask) up to upto (< 0: all) that wait
+ * in the database, ascending: held ones, and those waiting for their
+ * dependencies. They stay there; their ids are the wait's.
+ */
+static int held_ids(struct ferry_engine *eng, unsigned states, int64_t upto, struct idlist *l)
+{
+	int rc = ferry__db_select_jobs(ferry__engine_db(eng), states, 0, 1,
+				       upto < 0 ? INT64_MAX : upto, id_found, l);
+
+	if (!rc && l->n > 1) /* ascending within a state only */
+		qsort(l->v, l->n, sizeof(*l->v), cmp_id);
 	return rc;
+}
+
+/* The first index of w->held at or above id (an id gone is kept negated: still in order). */
+static size_t held_from(const struct waiter *w, int64_t id)
+{
+	size_t lo = 0, hi = w->nheld;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (llabs(w->held[mid]) < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 static void count_failed(struct waiter *w, int64_t id)
@@ -211,37 +273,56 @@ static void count_logged(void *arg, int64_t id)
 	count_failed(arg, id);
 }
 
+/* A wait for all of nmem jobs in memory and the held ids l (taken); NULL when out of memory. */
+static struct waiter *all_new(struct ferry_client *c, const struct ferry_reqdef *def, size_t nmem,
+			      struct idlist *l)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+	size_t total = nmem + l->n;
+
+	/* a held id's mark is touched only if it is taken back: calloc's pages stay unmapped */
+	if (!w || (total && !(w->marks = calloc(total, sizeof(*w->marks))))) {
+		free(w);
+		free(l->v);
+		return NULL;
+	}
+	w->c = c;
+	w->def = def;
+	w->all = 1;
+	w->held = l->v;
+	w->nheld = l->n;
+	w->nmem = nmem;
+	w->total = w->left = total;
+	if (l->n)
+		w->upto = l->v[l->n - 1];
+	return w;
+}
+
 int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
 			 const struct ferry_reqdef *def, const struct ferry_wait_all_args *a)
 {
 	struct take t = {.states = a->states, .upto = a->upto};
+	struct idlist l = {.eng = eng};
 	struct waiter *w;
 	int drms = (ferry__engine_backend(eng)->flags & FERRY_BE_DRMS) != 0;
 	/* a DRMS keeps held jobs in memory; any engine leaves a workflow's waiting ones out */
 	unsigned in_db =
 	    a->states & ((drms ? 0 : 1u << FERRY_USER_ON_HOLD) | (1u << FERRY_SYSTEM_ON_HOLD) |
 			 (1u << FERRY_USER_SYSTEM_ON_HOLD));
-	int rc = in_db && a->upto ? load_held(eng, in_db, a->upto) : 0;
+	int rc = in_db && a->upto ? held_ids(eng, in_db, a->upto, &l) : 0;
 
-	/* a wait marks its jobs in memory: the held ones come back from the database */
-	if (rc)
+	if (rc) {
+		free(l.v);
 		return rc;
-
+	}
 	/* once per call, not per event: the set is taken now and marked */
 	ferry__engine_each_job(eng, count_job, &t);
-	if (!(w = calloc(1, sizeof(*w))) || (t.n && !(w->marks = calloc(t.n, sizeof(*w->marks))))) {
-		free(w);
+	if (!(w = all_new(c, def, t.n, &l)))
 		return FERRY_ENOMEM;
-	}
-	w->c = c;
-	w->def = def;
-	w->all = 1;
-	w->total = w->left = t.n;
 	w->deadline = a->deadline;
 	w->since = a->since;
 	if (w->since < 0 && (rc = ferry__db_failure_mark(ferry__engine_db(eng), &w->since))) {
-		free(w->marks);
-		free(w);
+		waiter_free(eng, w);
 		return rc;
 	}
 	t.w = w;
@@ -252,6 +333,32 @@ int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struc
 	w->next = ws->head;
 	ws->head = w;
 	return 1;
+}
+
+void ferry__waits_job_loaded(struct ferry_waits *ws, struct job *j)
+{
+	for (struct waiter *w = ws->head; w; w = w->next) {
+		size_t k = w->nheld ? held_from(w, j->id) : 0;
+		if (k < w->nheld && w->held[k] == j->id) {
+			w->held[k] = -j->id;
+			mark_on(w, &w->marks[w->nmem + k], j);
+		}
+	}
+}
+
+void ferry__waits_held_ended(struct ferry_waits *ws, struct ferry_engine *eng, int64_t first,
+			     int64_t last)
+{
+	for (struct waiter *w = ws->head; w; w = w->next) {
+		for (size_t k = w->nheld ? held_from(w, first) : 0;
+		     k < w->nheld && llabs(w->held[k]) <= last; k++) {
+			/* of a range, only those the change ended (a kill leaves some) */
+			if (w->held[k] < 0 || !ended_in_db(eng, w->held[k]))
+				continue;
+			w->held[k] = -w->held[k];
+			w->left--;
+		}
+	}
 }
 
 int ferry__waits_add_workflow(struct ferry_waits *ws, struct ferry_client *c,
@@ -349,11 +456,11 @@ void ferry__waits_wake(struct ferry_waits *ws, struct ferry_engine *eng)
 		*p = w->next;
 		ferry__req_answer(eng, w->c, w->def, reply);
 		json_decref(reply);
-		waiter_free(w);
+		waiter_free(eng, w);
 	}
 }
 
-void ferry__waits_forget(struct ferry_waits *ws, struct ferry_client *c)
+void ferry__waits_forget(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c)
 {
 	struct waiter **p = &ws->head;
 
@@ -361,7 +468,7 @@ void ferry__waits_forget(struct ferry_waits *ws, struct ferry_client *c)
 		struct waiter *w = *p;
 		if (w->c == c) {
 			*p = w->next;
-			waiter_free(w);
+			waiter_free(eng, w);
 		} else {
 			p = &w->next;
 		}
@@ -381,6 +488,6 @@ void ferry__waits_release(struct ferry_waits *ws)
 	while (ws->head) {
 		struct waiter *w = ws->head;
 		ws->head = w->next;
-		waiter_free(w);
+		waiter_free(NULL, w);
 	}
 }

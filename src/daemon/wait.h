@@ -40,10 +40,13 @@ struct ferry_wait_all_args {
  * on connection c until a->deadline: each job gets a mark, taken off when
  * it ends (ferry__waits_job_ended). Its failures are the jobs up to a->upto
  * (< 0: the set's highest id) whose failures the database logged after
- * a->since (< 0: the mark at the call), read when it answers. With user_on_hold in a->states, the
- * held jobs that wait in the database are taken back into memory first (ferry__engine_job_load).
- * Always parked (1): the tick answers with the wait's counts, at once when it took no job. Or
- * FERRY_ENOMEM, FERRY_EINTERNAL (the database) or another error reading the held jobs.
+ * a->since (< 0: the mark at the call), read when it answers. The jobs
+ * of the set that wait in the database (held, or waiting for their
+ * dependencies) stay there: the wait keeps their ids
+ * (ferry__waits_job_loaded, ferry__waits_held_ended). Always parked
+ * (1): the tick answers with the wait's counts, at once when it took no
+ * job. Or FERRY_ENOMEM, FERRY_EINTERNAL (the database) or another error
+ * reading the held jobs.
  */
 int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c,
 			 const struct ferry_reqdef *def, const struct ferry_wait_all_args *a);
@@ -53,6 +56,20 @@ int ferry__waits_add_all(struct ferry_waits *ws, struct ferry_engine *eng, struc
  * count it down. Costs the waits that hold j.
  */
 void ferry__waits_job_ended(struct job *j);
+/*
+ * Job j, which waited in the database, is in memory again
+ * (ferry__engine_job_load): the waits for all jobs that hold its id mark
+ * it, so that its end counts them down. Costs a binary search a wait.
+ */
+void ferry__waits_job_loaded(struct ferry_waits *ws, struct job *j);
+/*
+ * Jobs from first to last that waited in the database may have ended
+ * there, without a struct job (a kill of held jobs, a workflow's job
+ * aborted): the waits for all that hold their ids read the state of each
+ * and count those ended down.
+ */
+void ferry__waits_held_ended(struct ferry_waits *ws, struct ferry_engine *eng, int64_t first,
+			     int64_t last);
 
 /*
  * Parks a wait for the jobs of workflow wf, left of them not ended now
@@ -70,7 +87,7 @@ void ferry__waits_workflow_ended(struct ferry_waits *ws, int64_t wf);
 void ferry__waits_wake(struct ferry_waits *ws, struct ferry_engine *eng);
 
 /* Drops the waits of a connection that closed. */
-void ferry__waits_forget(struct ferry_waits *ws, struct ferry_client *c);
+void ferry__waits_forget(struct ferry_waits *ws, struct ferry_engine *eng, struct ferry_client *c);
 
 /* The earliest deadline of a wait if before next, else next. */
 double ferry__waits_next_deadline(const struct ferry_waits *ws, double next);

@@ -102,6 +102,7 @@ static void end_unran(struct ferry_engine *eng, int64_t id, int64_t wf, enum fer
 				es == FERRY_FINISHED_REGULARLY ? FERRY_DONE : FERRY_FAILED, &r, -1,
 				ferry__engine_hour(eng)))
 		return;
+	ferry__waits_held_ended(ferry__engine_waits(eng), eng, id, id);
 	ferry__transfer_job_ended(eng, id);
 	ferry__wf_job_ended(eng, id, wf, how);
 }
@@ -126,10 +127,16 @@ static void release(struct ferry_engine *eng, int64_t id, int64_t wf, enum ferry
 	}
 	if (ferry__db_release_job(db, id, to))
 		return;
-	if ((j = ferry__engine_job(eng, id)))
+	if ((j = ferry__engine_job(eng, id))) {
 		ferry__engine_job_set_state(eng, j, to);
-	else if (to != FERRY_USER_ON_HOLD) /* a held one waits in the database still */
+		if (to ==
+		    FERRY_USER_ON_HOLD) { /* back to the database, unless something needs it */
+			ferry__engine_job_settle(eng, j);
+			return;
+		}
+	} else if (to != FERRY_USER_ON_HOLD) { /* a held one waits in the database still */
 		j = ferry__engine_job_load(eng, id);
+	}
 	/*
 	 * Depth first: ahead of the jobs queued before, so that a chain goes
 	 * on in the slot its last step freed (docs/architecture.md).
@@ -629,6 +636,7 @@ static int record_spec(struct ferry_req *r, const struct graph *g, size_t i, str
 		       json_t *hours, char **seen)
 {
 	json_t *spec = g->spec[i], *b = json_object_get(spec, "barrier"), *n;
+	json_t *base = json_object_get(r->in, "base_env");
 	char msg[700];
 	int code = 0, rc;
 
@@ -647,11 +655,14 @@ static int record_spec(struct ferry_req *r, const struct graph *g, size_t i, str
 		    g->local[i]);
 	if (hours && !json_object_get(spec, "disposal_timeout_hours"))
 		json_object_set(spec, "disposal_timeout_hours", hours);
+	/* one array for all the jobs: checked and stored once (jobenv.c); a job's own wins */
+	if (base && !json_object_get(spec, "base_env"))
+		json_object_set(spec, "base_env", base);
 	if ((rc = in_cwd(r, spec)))
 		return rc;
 	/* a job after others may read or write where they make */
-	if (!(n = ferry__spec_normalise(r->eng, spec, g->in_start[i + 1] > g->in_start[i], seen,
-					msg, sizeof(msg), &code)))
+	if (!(n = ferry__spec_normalise(r->eng, spec, NULL, g->in_start[i + 1] > g->in_start[i],
+					seen, msg, sizeof(msg), &code)))
 		return ferry__req_fail(r, code, "job '%.64s': %s", g->local[i], msg);
 	if ((rc = ferry__req_add_job(r, n, w, &g->id[i])))
 		return rc;
@@ -738,8 +749,8 @@ static int record(struct ferry_req *r, struct graph *g, int64_t *wf)
 }
 
 /*
- * name, key, disposal_timeout_hours and cwd of the workflow, each
- * optional. libferry sends the key it made as "auto_key", beside the
+ * name, key, disposal_timeout_hours, base_env and cwd of the workflow,
+ * each optional. libferry sends the key it made as "auto_key", beside the
  * file's text as it stands: a key the file has wins.
  */
 static int check_top(struct ferry_req *r)
@@ -772,6 +783,9 @@ static int check_top(struct ferry_req *r)
 		return ferry__req_fail(r, FERRY_EINVAL,
 				       "'key' must be a non-empty string of at most %d bytes",
 				       FERRY_SPEC_KEY_MAX);
+	if (json_object_get(r->in, "base_env") &&
+	    !json_is_array(json_object_get(r->in, "base_env")))
+		return ferry__req_fail(r, FERRY_EINVAL, "'base_env' must be an array of strings");
 	if (hours && (!json_is_integer(hours) || json_integer_value(hours) < 0 ||
 		      json_integer_value(hours) > FERRY_SPEC_DISPOSAL_MAX))
 		return ferry__req_fail(r, FERRY_EINVAL,

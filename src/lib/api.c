@@ -107,6 +107,7 @@ FERRY_EXPORT void ferry_disconnect(ferry_conn *c)
 	ferry__resource_cfg_release(&c->cfg);
 	ferry__strv_free(c->sets);
 	free(c->warnings);
+	free(c->engine_home);
 	free(c->resource);
 	free(c->config);
 	free(c->login);
@@ -128,14 +129,30 @@ FERRY_EXPORT const char *ferry_resource(const ferry_conn *c)
 	return c->resource;
 }
 
-FERRY_EXPORT int ferry_engine_warnings(ferry_conn *c, char *buf, size_t len)
+FERRY_EXPORT int ferry_is_remote(const ferry_conn *c)
+{
+	return c->cfg.host != NULL;
+}
+
+/* A string the hello left on the connection, copied as snprintf does. */
+static int copy_hello_string(ferry_conn *c, char *const *field, char *buf, size_t len)
 {
 	int n;
 
 	pthread_mutex_lock(&c->mu);
-	n = snprintf(buf, len, "%s", c->warnings ? c->warnings : "");
+	n = snprintf(buf, len, "%s", *field ? *field : "");
 	pthread_mutex_unlock(&c->mu);
 	return n < 0 ? FERRY_ENOMEM : n;
+}
+
+FERRY_EXPORT int ferry_engine_home(ferry_conn *c, char *buf, size_t len)
+{
+	return copy_hello_string(c, &c->engine_home, buf, len);
+}
+
+FERRY_EXPORT int ferry_engine_warnings(ferry_conn *c, char *buf, size_t len)
+{
+	return copy_hello_string(c, &c->warnings, buf, len);
 }
 
 FERRY_EXPORT void ferry_job_spec_init(struct ferry_job_spec *spec)

@@ -206,6 +206,7 @@ static int hello_reply(struct ferry_conn *c, json_t *reply)
 	json_t *w = json_object_get(reply, "warnings"), *e;
 	size_t i, len = 0;
 	char *text = NULL;
+	const char *home;
 	json_int_t v = json_integer_value(json_object_get(reply, "protocol"));
 
 	if (v != FERRY_PROTO_VERSION)
@@ -214,6 +215,11 @@ static int hello_reply(struct ferry_conn *c, json_t *reply)
 		    "engine protocol version %lld is not supported (client speaks %d)",
 		    (long long)v, FERRY_PROTO_VERSION);
 	c->engine_pid = (long)json_integer_value(json_object_get(reply, "pid"));
+	home = json_string_value(json_object_get(reply, "home"));
+	if (home && !(home = strdup(home)))
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	free(c->engine_home);
+	c->engine_home = (char *)home;
 	json_array_foreach(w, i, e)
 	{
 		const char *s = json_string_value(e);

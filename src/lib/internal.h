@@ -43,6 +43,7 @@ struct ferry_conn {
 	int ssh_exit;			/* exit status of the last ssh that ended; -1 */
 	long engine_pid;		/* from the engine's hello */
 	char *warnings;			/* from the engine's last hello, one a line; NULL: none */
+	char *engine_home;		/* from the engine's last hello; NULL: not told */
 	double retry_budget_s;		/* how long a call may spend reconnecting */
 	int replayed;			/* the last call was sent again after a reconnect */
 	int lost;			/* the link broke: the next open is a reconnection */

@@ -349,22 +349,22 @@ static int page_of_ids(struct stream *s, json_t *reply, const char *bin, size_t 
 	return 0;
 }
 
-FERRY_EXPORT int ferry_jobs(ferry_conn *c, const enum ferry_job_status *filter, ferry_job_id **ids,
-			    size_t *n)
+FERRY_EXPORT int ferry_list_ids(ferry_conn *c, const struct ferry_list_opts *opts,
+				ferry_job_id **ids, size_t *n)
 {
-	struct ferry_list_opts o;
 	struct stream s = {.c = c, .page = page_of_ids};
 	json_t *req;
 	int rc;
 
 	*ids = NULL;
 	*n = 0;
-	ferry_list_opts_init(&o);
-	o.states = filter;
-	o.nstates = filter ? 1 : 0;
-	o.page = PAGE_MAX; /* ids are small: fewer frames */
-	if ((rc = list_request(c, &o, 0, &req)))
+	/* opts as given (a version 1 struct is shorter): the page added to the request */
+	if ((rc = list_request(c, opts, 0, &req)))
 		return rc;
+	if ((!opts || !opts->page) && json_object_set_new(req, "page", json_integer(PAGE_MAX))) {
+		json_decref(req); /* ids are small: fewer frames */
+		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+	}
 	rc = locked_stream(&s, req);
 	if (rc) {
 		free(s.ids);
@@ -375,4 +375,15 @@ FERRY_EXPORT int ferry_jobs(ferry_conn *c, const enum ferry_job_status *filter, 
 		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 	*n = s.taken;
 	return 0;
+}
+
+FERRY_EXPORT int ferry_jobs(ferry_conn *c, const enum ferry_job_status *filter, ferry_job_id **ids,
+			    size_t *n)
+{
+	struct ferry_list_opts o;
+
+	ferry_list_opts_init(&o);
+	o.states = filter;
+	o.nstates = filter ? 1 : 0;
+	return ferry_list_ids(c, &o, ids, n);
 }

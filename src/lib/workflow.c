@@ -41,10 +41,12 @@ FERRY_EXPORT const char *ferry_workflow_state_name(enum ferry_workflow_state s)
  * engine parses the text anyway, and names what is wrong. *text is
  * malloc'd; *prefix gets the length of what was put in front.
  */
-static int request_text(ferry_conn *c, const char *wf, char **text, size_t *len, size_t *prefix)
+static int request_text(ferry_conn *c, const char *wf, const char *const *base_env, char **text,
+			size_t *len, size_t *prefix)
 {
 	const char *body = wf + strspn(wf, " \t\r\n");
-	char cwd[PATH_MAX], key[64] = "auto-", *dir;
+	char cwd[PATH_MAX], key[64] = "auto-", *dir, *head, *env = NULL;
+	size_t blen;
 	json_t *js;
 
 	*text = NULL;
@@ -60,16 +62,32 @@ static int request_text(ferry_conn *c, const char *wf, char **text, size_t *len,
 	js = json_string(cwd);
 	dir = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
 	json_decref(js);
-	if (dir)
-		*text = ferry__asprintf(
-		    "{\"op\":\"workflow_submit\",\"cwd\":%s,\"auto_key\":\"%s\"%s%s", dir, key,
-		    body[strspn(body, " \t\r\n")] == '}' ? "" : ",", body);
+	if (base_env && base_env[0]) {
+		js = ferry__json_bytesv(base_env);
+		env = js ? ferry__json_dumps(js, JSON_COMPACT) : NULL;
+		json_decref(js);
+		if (!env) {
+			free(dir);
+			return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		}
+	}
+	/* the head by printf, the body (megabytes) by memcpy: vasprintf took 80 ms of 8 MB */
+	head = dir ? ferry__asprintf(
+			 "{\"op\":\"workflow_submit\",\"cwd\":%s,\"auto_key\":\"%s\"%s%s%s", dir,
+			 key, env ? ",\"base_env\":" : "", env ? env : "",
+			 body[strspn(body, " \t\r\n")] == '}' ? "" : ",")
+		   : NULL;
 	free(dir);
-	if (!*text)
-		return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
-	*len = strlen(*text);
-	*prefix = *len - strlen(body);
-	return 0;
+	free(env);
+	blen = strlen(body);
+	if (head && (*text = malloc(strlen(head) + blen + 1))) {
+		*prefix = strlen(head);
+		memcpy(*text, head, *prefix);
+		memcpy(*text + *prefix, body, blen + 1);
+		*len = *prefix + blen;
+	}
+	free(head);
+	return *text ? 0 : ferry__seterr(c, FERRY_ENOMEM, "out of memory");
 }
 
 /*
@@ -99,15 +117,22 @@ static int not_json(ferry_conn *c, const char *wf, size_t prefix)
 		}
 	/* a member named twice, or one of those put in front */
 	if (strstr(why, "duplicate object key"))
-		return ferry__seterr(c, FERRY_EINVAL,
-				     "the workflow names a member twice, or one libferry adds "
-				     "('op', 'cwd', 'auto_key'): line %zu, column %zu: %s",
-				     line, col, why);
+		return ferry__seterr(
+		    c, FERRY_EINVAL,
+		    "the workflow names a member twice, or one libferry adds "
+		    "('op', 'cwd', 'auto_key', 'base_env'): line %zu, column %zu: %s",
+		    line, col, why);
 	return ferry__seterr(c, FERRY_EINVAL, "the workflow is not JSON: line %zu, column %zu: %s",
 			     line, col, why);
 }
 
 FERRY_EXPORT int ferry_submit_workflow(ferry_conn *c, const char *workflow, ferry_workflow_id *id)
+{
+	return ferry_submit_workflow_env(c, workflow, NULL, id);
+}
+
+FERRY_EXPORT int ferry_submit_workflow_env(ferry_conn *c, const char *workflow,
+					   const char *const *base_env, ferry_workflow_id *id)
 {
 	size_t len = 0, prefix = 0;
 	char *text = NULL;
@@ -115,7 +140,11 @@ FERRY_EXPORT int ferry_submit_workflow(ferry_conn *c, const char *workflow, ferr
 	int rc;
 
 	*id = 0;
-	if ((rc = request_text(c, workflow, &text, &len, &prefix)))
+	for (const char *const *e = base_env; e && *e; e++)
+		if (!strchr(*e, '=') || **e == '=')
+			return ferry__seterr(c, FERRY_EINVAL,
+					     "environment entry '%s' is not NAME=value", *e);
+	if ((rc = request_text(c, workflow, base_env, &text, &len, &prefix)))
 		return rc;
 	/* one request, one frame: said here, with the size, rather than as a failed send */
 	if (len > FERRY_FRAME_MAX) {

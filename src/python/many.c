@@ -87,7 +87,7 @@ static int parse_states(struct pyf_arena *a, PyObject *o, enum ferry_job_status 
 
 /* The jobs of one page, gathered with the GIL released. */
 struct page {
-	json_t *items; /* ids, or job objects with detail */
+	json_t *items; /* job objects (detail); a page of ids is id_page()'s */
 	int detail;
 	ferry_job_id last;
 };
@@ -95,7 +95,7 @@ struct page {
 static int page_job(void *ud, const struct ferry_job_info *job)
 {
 	struct page *p = ud;
-	json_t *o = p->detail ? ferry__job_to_json(job) : json_integer(job->id);
+	json_t *o = ferry__job_to_json(job);
 
 	if (!o || json_array_append_new(p->items, o))
 		return FERRY_ENOMEM;
@@ -120,6 +120,34 @@ static PyObject *page_list(const struct page *p)
 		PyList_SET_ITEM(l, (Py_ssize_t)i, x);
 	}
 	return l;
+}
+
+/* A page of ids alone (ferry_list_ids): the engine sends no job objects. */
+static PyObject *id_page(struct pyf_conn *self, const struct ferry_list_opts *o)
+{
+	struct pyf_err e = {0};
+	ferry_job_id *ids = NULL, last = 0;
+	size_t n = 0;
+	PyObject *l;
+
+	PYF_CALL(self, &e, ferry_list_ids(self->conn, o, &ids, &n));
+	if (e.rc) {
+		pyf_raise(&e);
+		return NULL;
+	}
+	l = PyList_New((Py_ssize_t)n);
+	for (size_t i = 0; l && i < n; i++) {
+		PyObject *x = PyLong_FromLongLong(ids[i]);
+		if (!x) {
+			Py_CLEAR(l);
+			break;
+		}
+		PyList_SET_ITEM(l, (Py_ssize_t)i, x);
+	}
+	if (n)
+		last = ids[n - 1];
+	free(ids);
+	return l ? Py_BuildValue("(NL)", l, (long long)last) : NULL;
 }
 
 PyObject *pyf_list_page(struct pyf_conn *self, PyObject *args, PyObject *kw)
@@ -151,6 +179,10 @@ PyObject *pyf_list_page(struct pyf_conn *self, PyObject *args, PyObject *kw)
 	o.after = after;
 	o.since = since;
 	o.limit = (size_t)limit;
+	if (!p.detail) {
+		l = id_page(self, &o);
+		goto out;
+	}
 	PYF_CALL(self, &e, ferry_list_jobs(self->conn, &o, page_job, &p));
 	if (e.rc)
 		pyf_raise(&e);

@@ -201,7 +201,11 @@ else
   "$SSHD" -f "$DIR/sshd_lo.conf" -E "$DIR/sshd_lo.log" || die "sshd failed to start, see $DIR/sshd_lo.log"
 fi
 wait_banner "$LISTEN" "$PORT" || die "sshd on $LISTEN:$PORT not answering after ${WAIT}s; log: $DIR/sshd_lo.log"
-known_line "$LISTEN" "$PORT" lo > "$DIR/known_hosts"
+# known_hosts is rewritten whole, then renamed into place: the clients of
+# tests already running (other workers, another suite) read it meanwhile,
+# and a file cut to its loopback line failed their ssh to the namespace
+# ("Host key verification failed")
+known_line "$LISTEN" "$PORT" lo > "$DIR/known_hosts.$$"
 
 # ---- 6. optional: namespace with its own sshd ----------------------------------------
 if [ "$WITH_NS" = 1 ]; then
@@ -231,8 +235,9 @@ if [ "$WITH_NS" = 1 ]; then
       "$NS" "$SSHD" "$DIR/sshd_ns.conf" "$DIR/sshd_ns.log" || die "namespace sshd failed; see $DIR/sshd_ns.log"
   fi
   wait_banner "$NS_IP" "$NS_PORT" || die "sshd on $NS_IP:$NS_PORT not answering after ${WAIT}s; log: $DIR/sshd_ns.log"
-  known_line "$NS_IP" "$NS_PORT" ns >> "$DIR/known_hosts"
+  known_line "$NS_IP" "$NS_PORT" ns >> "$DIR/known_hosts.$$"
 fi
+mv -f "$DIR/known_hosts.$$" "$DIR/known_hosts"
 
 # ---- 7. client config, env file, end-to-end check ----------------------------------------------
 cat > "$DIR/ssh_config" <<EOF
