@@ -148,10 +148,37 @@ struct ferry_job_spec {
 	 * entry that is not NAME=value with NAME a shell identifier.
 	 */
 	const char *const *base_env;
+	/*
+	 * A parallel job (docs/backends.md, "Parallel jobs"): tasks
+	 * processes (ranks) of cpus_per_task cpus each, on nodes nodes (0:
+	 * as the resource places them). The job holds tasks * cpus_per_task
+	 * slots; cpus, when set above 1 as well, must be that product. The
+	 * launcher says who starts the tasks: FERRY_LAUNCHER_NONE, the
+	 * command is started once and starts its own (as srun or mpirun
+	 * would); FERRY_LAUNCHER_MPI, ferry starts the command as tasks
+	 * ranks with the MPI launcher that fits the resource (mpirun on
+	 * local, srun on Slurm, mpirun in the configured parallel
+	 * environment on Grid Engine). Defaults: 1 task, 1 cpu a task, no
+	 * launcher. Errors: FERRY_EINVAL for a product over the cpus limit
+	 * or a cpus that is not the product; FERRY_EUNSUPPORTED or
+	 * FERRY_ERESOURCE where the resource cannot honour the request
+	 * (several nodes on local, no parallel environment configured).
+	 */
+	int tasks;
+	int cpus_per_task;
+	int nodes;
+	enum ferry_launcher {
+		FERRY_LAUNCHER_NONE,
+		FERRY_LAUNCHER_MPI,
+	} launcher;
 };
 
-/* 2: base_env was added */
-#define FERRY_JOB_SPEC_VERSION 2
+/*
+ * 2: base_env was added; 3: tasks, cpus_per_task, nodes and launcher.
+ * A spec of another version (a program built against another ferry.h)
+ * is refused with FERRY_EINVAL: an array of them has another stride.
+ */
+#define FERRY_JOB_SPEC_VERSION 3
 
 /* Everything known about one job. Allocated by the library. */
 struct ferry_job_info {
@@ -191,6 +218,10 @@ struct ferry_job_info {
 	int64_t workflow; /* its workflow (a ferry_workflow_id); 0: none */
 	/* the ids of the jobs of its workflow it depends on, 0-terminated (never NULL) */
 	int64_t *dependencies;
+	int tasks;	   /* a parallel job's (struct ferry_job_spec); 1 otherwise */
+	int cpus_per_task; /* 1 unless set */
+	int nodes;	   /* 0: not set */
+	char *launcher;	   /* "mpi", or NULL: the command is started once */
 };
 
 /* Resource usage and end of a job, as returned by ferry_exit_info(). */
@@ -256,7 +287,10 @@ void ferry_disconnect(ferry_conn *conn);
  */
 const char *ferry_errmsg(const ferry_conn *conn);
 
-/* Sets spec to defaults (all unset, disposal 168 h, cpus 1). Errors: none. */
+/*
+ * Sets spec to defaults (all unset, disposal 168 h, cpus 1, 1 task of 1
+ * cpu, no launcher). Errors: none.
+ */
 void ferry_job_spec_init(struct ferry_job_spec *spec);
 
 /*

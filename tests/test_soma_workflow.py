@@ -331,7 +331,7 @@ def test_native_specification_and_unsupported_input_submit_nothing(py_native):
         return None
     res = [attempt(native_specification=bad_native),
            attempt(priority=5),
-           attempt(parallel_job_info={"config_name": "MPI", "nodes_number": 2,
+           attempt(parallel_job_info={"config_name": "OpenMP", "nodes_number": 2,
                                       "cpu_per_node": 2})]
     # a SharedResourcePath on a resource with no path_translation_files
     srp = Job(["cat", SharedResourcePath("a.txt", "study", "1234"), ft],
@@ -620,3 +620,17 @@ def test_shared_resource_paths(py):
         ["IOFailure", "job 1 ('bad'): SharedResourcePath 'atlas:subj-1:a': cannot read the "
          "translation file '/nonexistent/atlas': No such file or directory"]], errors
     assert unchanged, "a refused submission left a workflow or a transfer"
+
+
+def test_mpi_parallel_job_info_gives_tasks_and_nodes(py_local):
+    """parallel_job_info 'MPI' (nodes_number x cpu_per_node tasks, the
+    command starting its own ranks, as soma-workflow's MPI configuration
+    only allocates) maps onto ferry's tasks and nodes."""
+    r = snippet(py_local, '''
+    job = Job(["sh", "-c", "echo mpi"], name="m",
+              parallel_job_info={"config_name": "MPI", "nodes_number": 1, "cpu_per_node": 2})
+    w = run(Workflow(jobs=[job]))
+    info = ctl._conn.jobInformation(ctl.workflow(w).jobs[0].job_id)
+    out([by_name(w)["m"], info["tasks"], info["nodes"], info["cpus"], info["launcher"]])
+    ''')
+    assert r == [OK, 2, 1, 2, None], r

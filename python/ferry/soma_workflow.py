@@ -459,7 +459,7 @@ class _Builder:
             _unsupported(f"{what}: configuration", "ferry has no per-job configuration")
         if not isinstance(job, BarrierJob) and not job.command:
             raise InvalidArgument(f"{what}: the command is empty")
-        self._cpus(job, what)
+        self._parallel(job, what)
         for p in self._specials(job):
             ref = p.referent()
             if isinstance(ref, FileTransfer) and ref.client_paths and \
@@ -468,19 +468,25 @@ class _Builder:
                                       "client_path must be one of its client_paths")
 
     @staticmethod
-    def _cpus(job, what):
+    def _parallel(job, what):
+        """parallel_job_info as ferry's spec keys. 'native' and 'OpenMP': cpus
+        on one node; 'MPI': nodes_number x cpu_per_node tasks on
+        nodes_number nodes, the command starting its ranks itself (as
+        under soma-workflow, whose MPI configuration only allocates)."""
         info = job.parallel_job_info
         if not info:
-            return None
+            return {}
         if isinstance(info, (tuple, list)):  # soma-workflow 2's (config_name, cpus)
             info = {"config_name": info[0], "cpu_per_node": info[1]}
-        cfg = str(info.get("config_name", "native"))
-        nodes = info.get("nodes_number", 1)
-        if nodes != 1 or cfg.lower() not in ("native", "openmp"):
+        cfg = str(info.get("config_name", "native")).lower()
+        nodes, per_node = int(info.get("nodes_number", 1)), int(info.get("cpu_per_node", 1))
+        if cfg == "mpi":
+            return {"tasks": nodes * per_node, "nodes": nodes}
+        if nodes != 1 or cfg not in ("native", "openmp"):
             _unsupported(f"{what}: parallel_job_info {job.parallel_job_info!r}",
-                         "ferry runs a job on one node: only 'native' or 'OpenMP' with "
-                         "nodes_number 1")
-        return int(info.get("cpu_per_node", 1))
+                         "ferry runs a 'native' or 'OpenMP' job on one node (nodes_number "
+                         "1); several nodes need config_name 'MPI'")
+        return {"cpus": per_node}
 
     def _specials(self, job):
         """Every SpecialPath a job names, wherever it is."""
@@ -654,9 +660,7 @@ class _Builder:
             spec["native_specification"] = job.native_specification
         if self.queue is not None:
             spec["queue"] = self.queue
-        cpus = self._cpus(job, "")
-        if cpus:
-            spec["cpus"] = cpus
+        spec.update(self._parallel(job, ""))
         return spec
 
     def _group(self, g, depth=0):

@@ -198,10 +198,20 @@ static int sge_check(struct drmaa *d, json_t *spec, char *err, size_t errlen)
 static int drmaa_check(void *self, json_t *spec, char *err, size_t errlen)
 {
 	struct drmaa *d = self;
-	char *n = native_spec(d, spec, err, errlen);
 	const char *q = spec_str(spec, "queue");
+	char *n;
 
-	if (!n)
+	/* Grid Engine's smp environment keeps a job on one node; MPI needs a configured one */
+	if (json_object_get(spec, "launcher") ||
+	    json_integer_value(json_object_get(spec, "nodes")) > 1) {
+		snprintf(err, errlen,
+			 "resource '%s' (DRMAA) cannot start %s yet: give a parallel environment "
+			 "in the native specification (-pe NAME N) and run mpirun in the command",
+			 ferry__engine_resource(d->eng),
+			 json_object_get(spec, "launcher") ? "MPI jobs" : "a job on several nodes");
+		return FERRY_EUNSUPPORTED;
+	}
+	if (!(n = native_spec(d, spec, err, errlen)))
 		return err[0] ? FERRY_EUNSUPPORTED : FERRY_ENOMEM;
 	free(n);
 	if (q && strpbrk(q, " \t\n'\"")) {
@@ -498,7 +508,7 @@ static int job_script(struct drmaa *d, struct job *j, char **text, char **path)
 		bad |= ferry__script_base_env(d->eng, f, j, NULL, NULL, 0) != 0;
 		bad |= ferry__script_job(d->eng, f, j, "") < 0;
 		/* Grid Engine's: N.T for a bulk's task, N.undefined else */
-		ferry__script_tail(f, 0, d->lib.sge ? "$JOB_ID.$SGE_TASK_ID" : "");
+		ferry__script_tail(f, NULL, d->lib.sge ? "$JOB_ID.$SGE_TASK_ID" : "");
 		bad |= fclose(f) != 0;
 	}
 	*path = dir ? ferry__asprintf("%s/run", dir) : NULL;

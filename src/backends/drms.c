@@ -45,12 +45,12 @@ void ferry__script_head(struct ferry_engine *eng, FILE *f)
 	fputs("fail() { printf '%s\\n' \"$1\" >\"$d/ferry-exec\" 2>/dev/null; exit 127; }\n", f);
 }
 
-void ferry__script_tail(FILE *f, int srun, const char *native)
+void ferry__script_tail(FILE *f, const char *launch, const char *native)
 {
 	/* what ferry__script_started and ferry__script_native look for */
 	fprintf(f, "printf '%%s\\n' \"%s\" >\"$d/started\"\n", native);
-	if (srun) {
-		fputs("exec srun -- \"$@\"\n", f);
+	if (launch) {
+		fprintf(f, "exec %s -- \"$@\"\n", launch);
 	} else {
 		fputs("shopt -s execfail\nexec -- \"$@\"\n", f);
 		fputs("e=$?\nprintf 'exec %d\\n' \"$e\" >\"$d/ferry-exec\"\nexit $e\n", f);
@@ -272,8 +272,9 @@ void ferry__track_release(struct ferry_track_set *s)
 int ferry__same_batch(const struct job *a, const struct job *b)
 {
 	static const char *const keys[] = {
-	    "cpus", "memory_mb", "walltime_s", "queue", "name", "native_specification",
-	    "hold", "base_env"}; /* the script sets a batch's base_env once */
+	    "cpus",  "memory_mb",     "walltime_s", "queue",   "name", "native_specification",
+	    "hold",  "base_env", /* the script sets a batch's base_env once */
+	    "tasks", "cpus_per_task", "nodes",	    "launcher"};
 
 	if ((a->state == FERRY_USER_ON_HOLD) != (b->state == FERRY_USER_ON_HOLD))
 		return 0;

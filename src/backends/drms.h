@@ -42,9 +42,10 @@ size_t ferry__script_job_bytes(struct ferry_engine *eng, struct job *j, const ch
 /*
  * The start mark, holding the DRMS's id of the job (native: a shell
  * expression of the DRMS's variables, in double quotes), then exec of
- * "$@" (through srun when srun is set).
+ * "$@", through launch when not NULL (the words of a launcher, "srun" or
+ * "mpirun": its exit is the command's then, an exec failure its own).
  */
-void ferry__script_tail(FILE *f, int srun, const char *native);
+void ferry__script_tail(FILE *f, const char *launch, const char *native);
 /*
  * 1 with the DRMS's id of the job in buf when its script ran and left it:
  * what an engine that died before it recorded the id learns it from.

@@ -56,6 +56,7 @@ struct local {
 	int64_t *dirs; /* the ids with a directory in jobs/ at the start, sorted (held_claimed) */
 	size_t ndirs;
 	int dirs_read; /* 1 read, -1 unreadable */
+	char *mpirun;  /* the MPI launcher found on ferryd's PATH, once asked for; NULL */
 };
 
 static char *dir_of(struct ferry_engine *eng, int64_t id)
@@ -627,6 +628,54 @@ static int runner_send_wait(struct local *l, json_t *m)
 	return 0;
 }
 
+/* The MPI launcher, looked for until found: installing it needs no restart. */
+static const char *mpirun(struct local *l)
+{
+	if (!l->mpirun)
+		l->mpirun = ferry__which("mpirun", NULL);
+	return l->mpirun;
+}
+
+/*
+ * What the runner starts for an MPI job (launcher "mpi"): its command
+ * as tasks ranks of mpirun. The engine has counted the slots, so Open
+ * MPI may place more ranks than it counts cores; a job of root's (the
+ * engine's user) is one root asked for, which Open MPI refuses without
+ * being told. The job's own env comes after these and wins. A new
+ * reference, or NULL.
+ */
+static json_t *mpi_spec(struct local *l, json_t *spec)
+{
+	json_int_t tasks = json_integer_value(json_object_get(spec, "tasks"));
+	json_t *run = json_copy(spec), *argv = json_array(), *env = json_array();
+	char np[24];
+	size_t i;
+	json_t *v;
+
+	snprintf(np, sizeof(np), "%lld", (long long)(tasks > 0 ? tasks : 1));
+	if (!run || !argv || !env || !mpirun(l))
+		goto fail;
+	json_array_append_new(argv, json_string(l->mpirun));
+	json_array_append_new(argv, json_string("-np"));
+	json_array_append_new(argv, json_string(np));
+	json_array_extend(argv, json_object_get(spec, "argv"));
+	json_array_append_new(env, json_string("OMPI_MCA_rmaps_base_oversubscribe=1"));
+	if (geteuid() == 0) {
+		json_array_append_new(env, json_string("OMPI_ALLOW_RUN_AS_ROOT=1"));
+		json_array_append_new(env, json_string("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"));
+	}
+	json_array_foreach(json_object_get(spec, "env"), i, v) json_array_append(env, v);
+	if (json_object_set_new(run, "argv", argv) || json_object_set_new(run, "env", env))
+		argv = env = NULL;
+	else
+		return run;
+fail:
+	json_decref(argv);
+	json_decref(env);
+	json_decref(run);
+	return NULL;
+}
+
 static int local_start(void *self, struct job *j, char *err, size_t errlen)
 {
 	struct local *l = self;
@@ -644,12 +693,20 @@ static int local_start(void *self, struct job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return FERRY_EAGAIN;
 	}
+	/* an MPI job's command runs under mpirun: the stored spec keeps the user's */
+	if (json_object_get(spec, "launcher") && !mpirun(l)) {
+		free(dir);
+		snprintf(err, errlen, "'mpirun' is no longer on the engine's PATH");
+		return FERRY_EUNSUPPORTED;
+	}
+	spec = json_object_get(spec, "launcher") ? mpi_spec(l, spec) : json_incref(spec);
 	/* tracked first: from its send on, a lost runner must settle it */
-	rc = track(l, j->id);
+	rc = spec ? track(l, j->id) : -1;
 	if (!rc)
 		rc = runner_send(l, json_pack("{s:s,s:I,s:o,s:O,s:O*}", "op", "start", "id",
 					      (json_int_t)j->id, "dir", ferry__json_bytes(dir),
 					      "spec", spec, "base_env", base));
+	json_decref(spec);
 	free(dir);
 	if (rc) {
 		untrack(l, j->id);
@@ -766,6 +823,8 @@ static int local_adopt(void *self, struct job *j)
 
 static int local_check(void *self, json_t *spec, char *err, size_t errlen)
 {
+	struct local *l = self;
+
 	if (json_is_string(json_object_get(spec, "queue"))) {
 		snprintf(err, errlen, "the local backend has no queues (queue '%s')",
 			 json_string_value(json_object_get(spec, "queue")));
@@ -774,6 +833,19 @@ static int local_check(void *self, json_t *spec, char *err, size_t errlen)
 	if (json_is_string(json_object_get(spec, "native_specification"))) {
 		snprintf(err, errlen, "the local backend takes no native specification ('%s')",
 			 json_string_value(json_object_get(spec, "native_specification")));
+		return FERRY_EUNSUPPORTED;
+	}
+	if (json_integer_value(json_object_get(spec, "nodes")) > 1) {
+		snprintf(err, errlen, "resource '%s' is one machine: the job asks for %lld nodes",
+			 ferry__engine_resource(l->eng),
+			 (long long)json_integer_value(json_object_get(spec, "nodes")));
+		return FERRY_ERESOURCE;
+	}
+	if (json_object_get(spec, "launcher") && !mpirun(l)) {
+		snprintf(err, errlen,
+			 "resource '%s' has no MPI launcher: 'mpirun' is not on the engine's PATH "
+			 "(Debian's openmpi-bin has it)",
+			 ferry__engine_resource(l->eng));
 		return FERRY_EUNSUPPORTED;
 	}
 	return 0;
@@ -828,6 +900,7 @@ static void local_close(void *self)
 	json_decref(l->list);
 	free(l->ids);
 	free(l->dirs);
+	free(l->mpirun);
 	close(l->jobs_fd);
 	free(l);
 }

@@ -136,8 +136,8 @@ static const char *spec_str(json_t *spec, const char *key)
  * directory, which makes "cannot execute" an abort, as on the local
  * backend, not an exit status 127.
  */
-static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64_t base, int srun,
-		    size_t *len)
+static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64_t base,
+		    const char *launch, size_t *len)
 {
 	char *text = NULL;
 	FILE *f = open_memstream(&text, len);
@@ -159,7 +159,7 @@ static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64
 	      f);
 	/* the native id submit_batch gives: A_T for an array's task */
 	ferry__script_tail(
-	    f, srun, n > 1 ? "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" : "$SLURM_JOB_ID");
+	    f, launch, n > 1 ? "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" : "$SLURM_JOB_ID");
 	if (fclose(f) != 0 || bad) {
 		free(text);
 		return NULL;
@@ -326,12 +326,55 @@ static int many_tasks(char **w)
 	return 0;
 }
 
+/*
+ * Who starts the command's tasks. An MPI job: srun, with PMIx, the one
+ * plugin Debian's Slurm and Open MPI share (docs/backends.md, "Parallel
+ * jobs"). A job whose tasks are its own (launcher none): nobody, the
+ * command is started once. Tasks asked for in the native specification
+ * alone: srun, as ferry always did.
+ */
+static const char *launcher(json_t *spec, char **native)
+{
+	if (json_object_get(spec, "launcher"))
+		return "srun --mpi=pmix";
+	if (json_object_get(spec, "tasks"))
+		return NULL;
+	return many_tasks(native) ? "srun" : NULL;
+}
+
+/* A parallel job's request and the same request in its native specification: refused. */
+static int check_parallel(json_t *spec, char **w, char *err, size_t errlen)
+{
+	static const struct {
+		const char *key, *opt[2];
+	} pairs[] = {{"tasks", {"-n", "--ntasks"}},
+		     {"cpus_per_task", {"-c", "--cpus-per-task"}},
+		     {"nodes", {"-N", "--nodes"}}};
+
+	for (size_t p = 0; p < FERRY_ARRAY_SIZE(pairs); p++) {
+		if (!json_object_get(spec, pairs[p].key))
+			continue;
+		for (size_t i = 0; w && w[i]; i++)
+			for (size_t k = 0; k < 2; k++)
+				if (names_option(w[i], pairs[p].opt[k]))
+					return ferry__fail(err, errlen, FERRY_EINVAL,
+							   "native specification '%s' sets '%s', "
+							   "which the job's '%s' sets",
+							   spec_str(spec, "native_specification"),
+							   pairs[p].opt[k], pairs[p].key);
+	}
+	return 0;
+}
+
 /* What sbatch would refuse anyway, refused at submission with a clear error. */
 static int check_partition(struct slurm *sl, json_t *spec, char *err, size_t errlen)
 {
 	struct ferry_engine *eng = sl->eng;
 	const char *queue = spec_str(spec, "queue") ?: ferry__engine_cfg(eng)->queue;
-	json_int_t cpus = json_integer_value(json_object_get(spec, "cpus"));
+	/* a task is on one node: a parallel job's largest part is a task */
+	json_int_t cpus = json_object_get(spec, "tasks")
+			      ? json_integer_value(json_object_get(spec, "cpus_per_task")) ?: 1
+			      : json_integer_value(json_object_get(spec, "cpus"));
 	const char *list;
 	int found = !queue, most = 0;
 
@@ -366,6 +409,8 @@ static int slurm_check(void *self, json_t *spec, char *err, size_t errlen)
 	char **w;
 	int rc = native_words(spec, &w, err, errlen);
 
+	if (!rc)
+		rc = check_parallel(spec, w, err, errlen);
 	ferry__strv_free(w);
 	return rc ? rc : check_partition(self, spec, err, errlen);
 }
@@ -379,8 +424,11 @@ static char **sbatch_argv(struct ferry_engine *eng, struct job **jobs, size_t n,
 	const char *name = spec_str(s, "name");
 	json_int_t mem = json_integer_value(json_object_get(s, "memory_mb"));
 	json_int_t wall = json_integer_value(json_object_get(s, "walltime_s"));
+	json_t *tasks = json_object_get(s, "tasks");
+	json_int_t cpt = json_integer_value(json_object_get(s, "cpus_per_task")),
+		   nodes = json_integer_value(json_object_get(s, "nodes"));
 	size_t nn = ferry__strv_len(native), k = 0;
-	char **v = calloc(16 + nn, sizeof(*v));
+	char **v = calloc(18 + nn, sizeof(*v));
 	FILE *arr = NULL;
 	char *array = NULL;
 	size_t alen;
@@ -394,8 +442,15 @@ static char **sbatch_argv(struct ferry_engine *eng, struct job **jobs, size_t n,
 				 (long long)base);
 	v[k++] = ferry__asprintf("--chdir=%s", ferry__engine_state_dir(eng));
 	v[k++] = strdup("--output=/dev/null");
-	v[k++] = ferry__asprintf("--cpus-per-task=%lld",
-				 (long long)json_integer_value(json_object_get(s, "cpus")));
+	if (tasks) { /* a parallel job: cpus is tasks x cpus_per_task */
+		v[k++] = ferry__asprintf("--ntasks=%lld", (long long)json_integer_value(tasks));
+		v[k++] = ferry__asprintf("--cpus-per-task=%lld", (long long)(cpt ? cpt : 1));
+	} else {
+		v[k++] = ferry__asprintf("--cpus-per-task=%lld",
+					 (long long)json_integer_value(json_object_get(s, "cpus")));
+	}
+	if (nodes > 0)
+		v[k++] = ferry__asprintf("--nodes=%lld", (long long)nodes);
 	if (mem > 0)
 		v[k++] = ferry__asprintf("--mem=%lldM", (long long)mem);
 	if (wall > 0)
@@ -583,7 +638,7 @@ static int batch_init(struct slurm *sl, struct batch *b, struct job **jobs, size
 		return 0;
 	}
 	b->argv = sbatch_argv(sl->eng, jobs, n, base, native);
-	b->script = script(sl->eng, jobs, n, base, many_tasks(native), &b->len);
+	b->script = script(sl->eng, jobs, n, base, launcher(jobs[0]->spec, native), &b->len);
 	ferry__strv_free(native);
 	return b->argv && b->script ? 0 : -1;
 }

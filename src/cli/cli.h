@@ -59,6 +59,10 @@ enum {
 	OPT_BIND,
 	OPT_NO_BROWSER,
 	OPT_ENV_CLEAN,
+	OPT_TASKS,
+	OPT_CPUS_PER_TASK,
+	OPT_NODES,
+	OPT_LAUNCHER,
 };
 
 /* A limit of the protocol (docs/protocol.md), checked here for a clear message. */

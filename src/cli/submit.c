@@ -74,6 +74,21 @@ static int submit_number_opt(struct ctx *c, struct submit_opts *o, int opt, cons
 			return ferry__cli_usage_error(c);
 		o->spec.cpus = (int)v;
 		break;
+	case OPT_TASKS:
+		if (ferry__cli_int_option(c, "--tasks", arg, 1, INT_MAX, &v) < 0)
+			return ferry__cli_usage_error(c);
+		o->spec.tasks = (int)v;
+		break;
+	case OPT_CPUS_PER_TASK:
+		if (ferry__cli_int_option(c, "--cpus-per-task", arg, 1, INT_MAX, &v) < 0)
+			return ferry__cli_usage_error(c);
+		o->spec.cpus_per_task = (int)v;
+		break;
+	case OPT_NODES:
+		if (ferry__cli_int_option(c, "--nodes", arg, 1, INT_MAX, &v) < 0)
+			return ferry__cli_usage_error(c);
+		o->spec.nodes = (int)v;
+		break;
 	case OPT_MEMORY:
 		if (ferry__parse_memory(arg, &o->spec.memory_mb) < 0) {
 			ferry__cli_bad_value(c, "--memory", arg,
@@ -154,6 +169,13 @@ static int submit_opt(struct ctx *c, void *data, int opt, const char *arg)
 		break;
 	case OPT_ENV_CLEAN:
 		o->env_clean = 1;
+		break;
+	case OPT_LAUNCHER:
+		if (strcmp(arg, "mpi") && strcmp(arg, "none")) {
+			ferry__cli_bad_value(c, "--launcher", arg, "expected mpi or none");
+			return ferry__cli_usage_error(c);
+		}
+		o->spec.launcher = arg[0] == 'm' ? FERRY_LAUNCHER_MPI : FERRY_LAUNCHER_NONE;
 		break;
 	case OPT_ENV:
 	case OPT_INPUT:
@@ -807,6 +829,10 @@ int ferry__cli_cmd_submit(struct ctx *c, int argc, char **argv)
 	    {"out", required_argument, NULL, OPT_OUT},
 	    {"disposal", required_argument, NULL, OPT_DISPOSAL},
 	    {"cpus", required_argument, NULL, OPT_CPUS},
+	    {"tasks", required_argument, NULL, OPT_TASKS},
+	    {"cpus-per-task", required_argument, NULL, OPT_CPUS_PER_TASK},
+	    {"nodes", required_argument, NULL, OPT_NODES},
+	    {"launcher", required_argument, NULL, OPT_LAUNCHER},
 	    {"memory", required_argument, NULL, OPT_MEMORY},
 	    {"walltime", required_argument, NULL, OPT_WALLTIME},
 	    {"queue", required_argument, NULL, OPT_QUEUE},

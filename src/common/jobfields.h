@@ -75,6 +75,10 @@
 	X(cpus,                    INT,    SPEC,              M(cpus),                    1)       \
 	X(memory_mb,               INT64,  SPEC,              M(memory_mb),               0)       \
 	X(walltime_s,              INT64,  SPEC,              M(walltime_s),              0)       \
+	X(tasks,                   INT,    SPEC,              M(tasks),                   1)       \
+	X(cpus_per_task,           INT,    SPEC,              M(cpus_per_task),           1)       \
+	X(nodes,                   INT,    SPEC,              M(nodes),                   0)       \
+	X(launcher,                STR,    SPEC,              M(launcher),                0)       \
 	X(queue,                   STR,    SPEC,              M(queue),                   0)       \
 	X(native_specification,    STR,    SPEC,              M(native_specification),    0)       \
 	X(submission_key,          STR,    COL(skey),         M(submission_key),          0)       \

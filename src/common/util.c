@@ -641,3 +641,23 @@ int ferry__parse_walltime(const char *s, int64_t *out)
 	*out = total;
 	return 0;
 }
+
+char *ferry__which(const char *name, const char *path)
+{
+	struct stat st;
+
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0 ? strdup(name) : NULL;
+	if (!path && !(path = getenv("PATH")))
+		path = "/usr/bin:/bin";
+	for (const char *p = path;; p += strcspn(p, ":") + 1) {
+		size_t n = strcspn(p, ":");
+		/* an empty entry (the current directory) is skipped: ferryd's is no one's */
+		char *f = n ? ferry__asprintf("%.*s/%s", (int)n, p, name) : NULL;
+		if (f && access(f, X_OK) == 0 && stat(f, &st) == 0 && S_ISREG(st.st_mode))
+			return f;
+		free(f);
+		if (!p[n])
+			return NULL;
+	}
+}

@@ -97,6 +97,13 @@ size_t ferry__strv_len(char *const *v);
  * Returns only on failure, with errno set as execvp sets it.
  */
 void ferry__exec_search(char *const argv[], char *const envp[], const char *path, char **shargv);
+/*
+ * The executable file name is in the directories of path (a PATH value;
+ * NULL: $PATH), as execvp would find it, or name itself when it holds a
+ * '/' (an empty entry of path is skipped): malloc'd, or NULL (none, or
+ * out of memory).
+ */
+char *ferry__which(const char *name, const char *path);
 /* The argv of /bin/sh for a script run with argv (malloc'd; NULL when out of memory). */
 char **ferry__sh_argv(char *const argv[]);
 

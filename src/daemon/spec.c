@@ -46,7 +46,11 @@
 	X(native_specification)                                                                    \
 	X(hold)                                                                                    \
 	X(submission_key)                                                                          \
-	X(base_env)
+	X(base_env)                                                                                \
+	X(tasks)                                                                                   \
+	X(cpus_per_task)                                                                           \
+	X(nodes)                                                                                   \
+	X(launcher)
 
 #define KEY_ENUM(k) K_##k,
 enum spec_key { SPEC_KEYS(KEY_ENUM) NKEYS };
@@ -431,9 +435,69 @@ out:
 	return rc;
 }
 
+/* A parallel job's request (struct ferry_job_spec's tasks...launcher). */
+struct parallel {
+	json_int_t tasks, cpt, nodes;
+	const char *launcher; /* "mpi", or NULL */
+};
+
+/*
+ * Reads a parallel job's request into *p and makes *cpus the slots it
+ * holds: tasks x cpus_per_task, which a cpus given as well must equal,
+ * so that the slots a job holds are one number on every backend.
+ */
+static int read_parallel(const struct spec_in *spec, json_int_t *cpus, struct parallel *p,
+			 char *err, size_t errlen)
+{
+	json_t *given = spec->v[K_cpus];
+	int rc;
+
+	if ((rc = opt_int(spec, K_tasks, 1, FERRY_SPEC_CPUS_MAX, 1, &p->tasks, err, errlen)) ||
+	    (rc =
+		 opt_int(spec, K_cpus_per_task, 1, FERRY_SPEC_CPUS_MAX, 1, &p->cpt, err, errlen)) ||
+	    (rc = opt_int(spec, K_nodes, 0, FERRY_SPEC_CPUS_MAX, 0, &p->nodes, err, errlen)) ||
+	    (rc = opt_string(spec, K_launcher, 16, &p->launcher, err, errlen)))
+		return rc;
+	if (p->launcher && strcmp(p->launcher, "mpi") && strcmp(p->launcher, "none"))
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "'launcher' is '%s', not 'mpi' or 'none'", p->launcher);
+	if (p->launcher && !strcmp(p->launcher, "none"))
+		p->launcher = NULL;
+	if (p->nodes > p->tasks)
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "'nodes' is %lld, more than the job's %lld tasks",
+				   (long long)p->nodes, (long long)p->tasks);
+	if (p->tasks == 1 && p->cpt == 1)
+		return 0;
+	if (p->tasks * p->cpt > FERRY_SPEC_CPUS_MAX)
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "'tasks' x 'cpus_per_task' is %lld, over the %d cpu limit",
+				   (long long)(p->tasks * p->cpt), FERRY_SPEC_CPUS_MAX);
+	if (given && !json_is_null(given) && *cpus != p->tasks * p->cpt)
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "'cpus' is %lld but 'tasks' x 'cpus_per_task' is %lld",
+				   (long long)*cpus, (long long)(p->tasks * p->cpt));
+	*cpus = p->tasks * p->cpt;
+	return 0;
+}
+
+/* Stores what differs from the defaults alone: most jobs are not parallel. */
+static void set_parallel(json_t *n, const struct parallel *p)
+{
+	if (p->tasks != 1)
+		json_object_set_new_nocheck(n, "tasks", json_integer(p->tasks));
+	if (p->cpt != 1)
+		json_object_set_new_nocheck(n, "cpus_per_task", json_integer(p->cpt));
+	if (p->nodes)
+		json_object_set_new_nocheck(n, "nodes", json_integer(p->nodes));
+	if (p->launcher)
+		json_object_set_new_nocheck(n, "launcher", json_string_nocheck(p->launcher));
+}
+
 static int normalise_scalars(struct ferry_engine *eng, const struct spec_in *spec, json_t *n,
 			     char *err, size_t errlen)
 {
+	struct parallel par;
 	json_int_t disposal, cpus, mem, wall;
 	const struct ferry_backend *be = ferry__engine_backend(eng);
 	int join, hold, rc, slots = be->slots ? be->slots(ferry__engine_backend_self(eng)) : 0;
@@ -449,7 +513,8 @@ static int normalise_scalars(struct ferry_engine *eng, const struct spec_in *spe
 	    (rc = opt_int(spec, K_memory_mb, 0, FERRY_SPEC_MEMORY_MAX, 0, &mem, err, errlen)) ||
 	    (rc = opt_int(spec, K_walltime_s, 0, FERRY_SPEC_WALLTIME_MAX, 0, &wall, err, errlen)) ||
 	    (rc = opt_bool(spec, K_join_stderrout, &join, err, errlen)) ||
-	    (rc = opt_bool(spec, K_hold, &hold, err, errlen)))
+	    (rc = opt_bool(spec, K_hold, &hold, err, errlen)) ||
+	    (rc = read_parallel(spec, &cpus, &par, err, errlen)))
 		return rc;
 	if (key && !*key)
 		return ferry__fail(err, errlen, FERRY_EINVAL, "'submission_key' is empty");
@@ -470,6 +535,7 @@ static int normalise_scalars(struct ferry_engine *eng, const struct spec_in *spe
 	json_object_set_new_nocheck(n, "hold", json_boolean(hold));
 	json_object_set_new_nocheck(n, "backend", json_string_nocheck(be->name));
 	json_object_set_new_nocheck(n, "resource", json_string(ferry__engine_resource(eng)));
+	set_parallel(n, &par);
 	return 0;
 }
 

@@ -161,6 +161,8 @@ FERRY_EXPORT void ferry_job_spec_init(struct ferry_job_spec *spec)
 	spec->version = FERRY_JOB_SPEC_VERSION;
 	spec->disposal_timeout_hours = 168;
 	spec->cpus = 1;
+	spec->tasks = 1;
+	spec->cpus_per_task = 1;
 }
 
 FERRY_EXPORT int ferry_status(ferry_conn *c, ferry_job_id id, enum ferry_job_status *status)

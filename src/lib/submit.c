@@ -154,8 +154,14 @@ static int spec_check(ferry_conn *c, const struct ferry_job_spec *s, size_t idx,
 			  FERRY_SPEC_DISPOSAL_MAX)) ||
 	    (rc = bad_int(c, idx, "cpus", s->cpus, 1, FERRY_SPEC_CPUS_MAX)) ||
 	    (rc = bad_int(c, idx, "memory_mb", s->memory_mb, 0, FERRY_SPEC_MEMORY_MAX)) ||
-	    (rc = bad_int(c, idx, "walltime_s", s->walltime_s, 0, FERRY_SPEC_WALLTIME_MAX)))
+	    (rc = bad_int(c, idx, "walltime_s", s->walltime_s, 0, FERRY_SPEC_WALLTIME_MAX)) ||
+	    (rc = bad_int(c, idx, "tasks", s->tasks, 1, FERRY_SPEC_CPUS_MAX)) ||
+	    (rc = bad_int(c, idx, "cpus_per_task", s->cpus_per_task, 1, FERRY_SPEC_CPUS_MAX)) ||
+	    (rc = bad_int(c, idx, "nodes", s->nodes, 0, FERRY_SPEC_CPUS_MAX)))
 		return rc;
+	if (s->launcher != FERRY_LAUNCHER_NONE && s->launcher != FERRY_LAUNCHER_MPI)
+		return ferry__seterr(c, FERRY_EINVAL, "job %zu: unknown launcher %d", idx,
+				     (int)s->launcher);
 	if ((rc = bad_env(c, idx, s->env)))
 		return rc;
 	/* specs share one base_env (a bulk's): checked once, not once a job (a third of the CLI) */
@@ -220,6 +226,10 @@ static int spec_json(ferry_conn *c, const struct ferry_job_spec *s, size_t idx, 
 	set_int(&w, "cpus", s->cpus, 1);
 	set_int(&w, "memory_mb", s->memory_mb, 0);
 	set_int(&w, "walltime_s", s->walltime_s, 0);
+	set_int(&w, "tasks", s->tasks, 1);
+	set_int(&w, "cpus_per_task", s->cpus_per_task, 1);
+	set_int(&w, "nodes", s->nodes, 0);
+	set_str(&w, "launcher", s->launcher == FERRY_LAUNCHER_MPI ? "mpi" : NULL);
 	set_str(&w, "queue", s->queue);
 	set_str(&w, "native_specification", s->native_specification);
 	set_true(&w, "hold", s->hold);

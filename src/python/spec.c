@@ -157,6 +157,41 @@ static int lists_and_ints(struct pyf_arena *a, struct ferry_job_spec *s, PyObjec
 	return 0;
 }
 
+/* A parallel job's request (struct ferry_job_spec's tasks...launcher): ints, and "mpi" or "none".
+ */
+static int parallel(struct ferry_job_spec *s, PyObject *tasks, PyObject *cpt, PyObject *nodes,
+		    PyObject *launcher)
+{
+	int64_t t = 1, c = 1, n = 0;
+	const char *l = NULL;
+
+	if (opt_int64(tasks, &t, "tasks") < 0 || opt_int64(cpt, &c, "cpus_per_task") < 0 ||
+	    opt_int64(nodes, &n, "nodes") < 0)
+		return -1;
+	if (t < 1 || t > 1 << 20 || c < 1 || c > 1 << 20 || n < 0 || n > 1 << 20) {
+		pyf_raisef(FERRY_EINVAL,
+			   "tasks and cpus_per_task must be between 1 and %d, "
+			   "nodes between 0 and %d",
+			   1 << 20, 1 << 20);
+		return -1;
+	}
+	if (launcher != Py_None &&
+	    !(l = PyUnicode_Check(launcher) ? PyUnicode_AsUTF8(launcher) : NULL)) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_TypeError, "launcher must be 'mpi', 'none' or None");
+		return -1;
+	}
+	if (l && strcmp(l, "mpi") && strcmp(l, "none")) {
+		pyf_raisef(FERRY_EINVAL, "launcher is '%s', not 'mpi' or 'none'", l);
+		return -1;
+	}
+	s->tasks = (int)t;
+	s->cpus_per_task = (int)c;
+	s->nodes = (int)n;
+	s->launcher = l && !strcmp(l, "mpi") ? FERRY_LAUNCHER_MPI : FERRY_LAUNCHER_NONE;
+	return 0;
+}
+
 /* submit()'s arguments into *s; the strings live as long as the arena. */
 static int spec_from(PyObject *args, PyObject *kw, struct pyf_arena *a, struct ferry_job_spec *s)
 {
@@ -179,18 +214,25 @@ static int spec_from(PyObject *args, PyObject *kw, struct pyf_arena *a, struct f
 				 "hold",
 				 "submission_key",
 				 "join_stderrot",
+				 "tasks",
+				 "cpus_per_task",
+				 "nodes",
+				 "launcher",
 				 NULL};
 	PyObject *cmd, *in = Py_None, *out = Py_None, *in0 = Py_None, *join = Py_None;
 	PyObject *name = Py_None, *so = Py_None, *se = Py_None, *wd = Py_None, *env = Py_None;
 	PyObject *cpus = Py_None, *mem = Py_None, *wt = Py_None, *queue = Py_None;
 	PyObject *native = Py_None, *skey = Py_None, *join2 = Py_None;
+	PyObject *tasks = Py_None, *cpt = Py_None, *nodes = Py_None, *launcher = Py_None;
 	int disposal = 168, hold = 0;
 
 	ferry_job_spec_init(s);
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOOiOOOO$OOOOOOpOO:submit", kwlist, &cmd,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOOiOOOO$OOOOOOpOOOOOO:submit", kwlist, &cmd,
 					 &in, &out, &in0, &join, &disposal, &name, &so, &se, &wd,
 					 &env, &cpus, &mem, &wt, &queue, &native, &hold, &skey,
-					 &join2))
+					 &join2, &tasks, &cpt, &nodes, &launcher))
+		return -1;
+	if (parallel(s, tasks, cpt, nodes, launcher) < 0)
 		return -1;
 	if (!(s->argv = strv(a, cmd, "command")))
 		return -1;

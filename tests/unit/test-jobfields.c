@@ -22,7 +22,8 @@
 	"\"message\":null,\"stdin_path\":null,\"stdout_path\":\"/o\",\"stderr_path\":null,"        \
 	"\"join_stderrout\":true,\"working_directory\":\"/w\",\"env\":[\"A=1\"],"                  \
 	"\"referenced_input_files\":[],\"referenced_output_files\":[\"/x\",\"/y\"],"               \
-	"\"disposal_timeout_hours\":5,\"cpus\":2,\"memory_mb\":512,\"walltime_s\":60,"             \
+	"\"disposal_timeout_hours\":5,\"cpus\":4,\"memory_mb\":512,\"walltime_s\":60,"             \
+	"\"tasks\":2,\"cpus_per_task\":2,\"nodes\":1,\"launcher\":\"mpi\","                        \
 	"\"queue\":null,\"native_specification\":null,\"submission_key\":\"k\","                   \
 	"\"backend\":\"local\",\"native_id\":\"42\",\"resource\":\"local\",\"workflow\":3,"        \
 	"\"dependencies\":[1,2]}"
@@ -56,7 +57,8 @@ static const struct round_case {
      "\"wall_time\":null,\"message\":null,\"stdin_path\":null,\"stdout_path\":null,"
      "\"stderr_path\":null,\"join_stderrout\":false,\"working_directory\":null,\"env\":[],"
      "\"referenced_input_files\":[],\"referenced_output_files\":[],"
-     "\"disposal_timeout_hours\":168,\"cpus\":1,\"memory_mb\":0,\"walltime_s\":0,\"queue\":null,"
+     "\"disposal_timeout_hours\":168,\"cpus\":1,\"memory_mb\":0,\"walltime_s\":0,\"tasks\":1,"
+     "\"cpus_per_task\":1,\"nodes\":0,\"launcher\":null,\"queue\":null,"
      "\"native_specification\":null,\"submission_key\":null,\"backend\":null,\"native_id\":null,"
      "\"resource\":null,\"workflow\":0,\"dependencies\":[]}"},
 };
