@@ -322,6 +322,44 @@ static void t_walltime(void)
 	ferry_job_info_free(info);
 }
 
+static void mpi_2(struct ferry_job_spec *s)
+{
+	s->tasks = 2;
+	s->launcher = FERRY_LAUNCHER_MPI;
+}
+
+/* A real MPI program (tests/test_mpi.py's, built by test_capi.py) as 2 ranks. */
+static void t_mpi(void)
+{
+	const char *argv[] = {getenv("FERRY_TEST_MPI_HELLO"), NULL};
+	struct ferry_job_spec s;
+	struct ferry_job_info *info;
+	char buf[4096];
+	size_t got;
+	int ended;
+	ferry_job_id id;
+
+	CHECK(argv[0]);
+	if (on_drmaa()) { /* refused until a resource names its MPI parallel environment */
+		ferry_job_spec_init(&s);
+		s.argv = argv;
+		mpi_2(&s);
+		CHECK(ferry_submit(conn, &s, &id) == FERRY_EUNSUPPORTED);
+		CHECK(strstr(ferry_errmsg(conn), "cannot start MPI jobs"));
+		return;
+	}
+	id = submit_argv(argv, mpi_2);
+	OK(ferry_wait(conn, &id, 1, on_slurm() ? 180 : 60));
+	OK(ferry_job_info(conn, id, &info));
+	CHECK(info->status == FERRY_DONE && info->tasks == 2 && info->cpus == 2);
+	CHECK(info->cpus_per_task == 1 && info->launcher && !strcmp(info->launcher, "mpi"));
+	ferry_job_info_free(info);
+	OK(ferry_read_output(conn, id, FERRY_STDOUT, 0, buf, sizeof(buf) - 1, &got, &ended));
+	buf[got] = '\0';
+	CHECK(strstr(buf, "rank 0 size 2 ") && strstr(buf, "rank 1 size 2 "));
+	CHECK(strstr(buf, "sum 3\n"));
+}
+
 static void hold(struct ferry_job_spec *s)
 {
 	s->hold = 1;
@@ -1348,6 +1386,7 @@ static const struct {
     {"missing_executable", t_missing_executable},
     {"not_executable", t_not_executable},
     {"walltime", t_walltime},
+    {"mpi", t_mpi},
     {"hold_release", t_hold_release},
     {"stop_restart_queued", t_stop_restart_queued},
     {"suspend_resume", t_suspend_resume},

@@ -82,6 +82,13 @@ def test_capi(request, name, transport):
             env.update(FERRY_TEST_RESOURCE=resource, FERRY_TEST_SCHEDULER="drmaa",
                        FERRY_TEST_SLOTS=info["SGE_TEST_SLOTS"], SGE_ROOT=os.environ["SGE_ROOT"],
                        SGE_CELL=os.environ["SGE_CELL"])
+        if name == "mpi":  # tests/test_mpi.py's program, built with Debian's mpicc
+            from test_mpi import HELLO  # noqa: E402
+            with open(os.path.join(work, "hello.c"), "w") as f:
+                f.write(HELLO)
+            env["FERRY_TEST_MPI_HELLO"] = os.path.join(work, "hello")
+            subprocess.run(["mpicc", "-O2", "-o", env["FERRY_TEST_MPI_HELLO"],
+                            os.path.join(work, "hello.c")], check=True)
         with open(os.path.join(cfg, "ferry", "ferry.conf"), "w") as f:
             f.write(conf)
         try:
