@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import transport_world
+from conftest import sge_section, transport_world
 
 WAIT = 180  # a Slurm job may queue behind other tests' hundreds
 
@@ -113,11 +113,55 @@ def test_slurm_refuses_the_same_request_twice(request):
         in cp.stderr
 
 
-def test_drmaa_refuses_mpi_with_a_clear_error(request):
+PE = """pe_name mpi
+slots 8
+user_lists NONE
+xuser_lists NONE
+start_proc_args NONE
+stop_proc_args NONE
+allocation_rule $fill_up
+control_slaves TRUE
+job_is_first_task FALSE
+urgency_slots min
+accounting_summary FALSE
+qsort_args NONE
+"""
+
+
+@pytest.fixture(scope="module")
+def sge_mpi(sge, tmp_path_factory):
+    """The parallel environment 'mpi' of ../shared/notes/mpi.md in the test
+    Grid Engine's all.q (control_slaves TRUE: Open MPI's tight integration).
+    Workers may add it at once: the one that loses finds it there."""
+    pe = tmp_path_factory.mktemp("pe") / "mpi.txt"
+    pe.write_text(PE)
+    if subprocess.run(["qconf", "-Ap", str(pe)], capture_output=True).returncode:
+        subprocess.run(["qconf", "-Mp", str(pe)], capture_output=True)
+    subprocess.run(["qconf", "-aattr", "queue", "pe_list", "mpi", "all.q"], capture_output=True)
+    assert "control_slaves     TRUE" in subprocess.run(["qconf", "-sp", "mpi"], capture_output=True,
+                                                        text=True).stdout
+    q = subprocess.run(["qconf", "-sq", "all.q"], capture_output=True, text=True).stdout
+    assert re.search(r"^pe_list .*\bmpi\b", q, re.M), q
+
+
+def test_mpi_job_runs_as_ranks_on_grid_engine(request, hello, sge_mpi):
+    f = transport_world(request, "drmaa", prefix="fy-mpi-")
+    f.config("[local]\nslots = 2\n" + sge_section(mpi_pe="mpi"))
+    jid = f.submit(hello, opts=["--tasks", "2", "--launcher", "mpi"])
+    info = f.wait_ended(jid, timeout=WAIT)
+    assert info["status"] == "done", (info, f.run("logs", "--stderr", jid, check=False).stdout)
+    check_ranks(f.run("logs", jid).stdout)
+    cp = f.run("submit", "--tasks", "2", "--nodes", "2", "--launcher", "mpi", "--", "true",
+               check=False)
+    assert cp.returncode != 0 and "cannot place a job on a number of nodes" in cp.stderr, cp.stderr
+
+
+def test_drmaa_without_mpi_pe_refuses_mpi_with_a_clear_error(request):
     f = transport_world(request, "drmaa", prefix="fy-mpi-")
     cp = f.run("submit", "--tasks", "2", "--launcher", "mpi", "--", "true", check=False)
     assert cp.returncode != 0, cp.stdout
-    assert "resource 'sge' (DRMAA) cannot start MPI jobs yet" in cp.stderr, cp.stderr
+    assert "resource 'sge' (DRMAA) cannot start MPI jobs: it names no parallel environment " \
+        "for them (set mpi_pe in its section of ferry.conf)" in cp.stderr, cp.stderr
 
 
 @pytest.mark.parametrize("transport", ["local", "slurm"])
@@ -141,3 +185,15 @@ def test_mpi_job_through_the_python_api(request, transport, hello):
     assert r[:3] == ["done", 2, "mpi"], r
     check_ranks(r[3])
 
+
+
+def test_mpi_pe_is_for_grid_engine_and_a_name(ferry):
+    for conf, want in [
+        ("[local]\nmpi_pe = mpi\n",
+         "key 'mpi_pe' of resource 'local' is for the drmaa scheduler (Grid Engine), not local"),
+        ("[local]\nscheduler = drmaa\nmpi_pe = mpi -l x\n",
+         "key 'mpi_pe' of resource 'local': 'mpi -l x' is not a parallel environment name"),
+    ]:
+        ferry.config(conf)
+        cp = ferry.run("submit", "--", "true", check=False)
+        assert cp.returncode != 0 and want in cp.stderr, (conf, cp.stderr)

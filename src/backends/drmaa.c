@@ -137,7 +137,9 @@ static char *native_spec(struct drmaa *d, json_t *spec, char *err, size_t errlen
 		return NULL;
 	if (queue)
 		fprintf(f, " -q %s", queue);
-	if (cpus > 1 && !(native && strstr(native, "-pe ")))
+	if (json_object_get(spec, "launcher")) /* parallel_check: Grid Engine with mpi_pe */
+		fprintf(f, " -pe %s %lld", ferry__engine_cfg(d->eng)->mpi_pe, (long long)cpus);
+	else if (cpus > 1 && !(native && strstr(native, "-pe ")))
 		fprintf(f, " -pe smp %lld", (long long)cpus);
 	if (mem > 0)
 		fprintf(f, " -l h_vmem=%lldM", (long long)mem);
@@ -195,22 +197,50 @@ static int sge_check(struct drmaa *d, json_t *spec, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A parallel job on Grid Engine: an MPI one in the resource's parallel
+ * environment (mpi_pe), whose allocation_rule places the slots, so that
+ * 'nodes' is not Grid Engine's to honour. Other DRMs have no portable way.
+ */
+static int parallel_check(struct drmaa *d, json_t *spec, char *err, size_t errlen)
+{
+	const char *res = ferry__engine_resource(d->eng), *pe = ferry__engine_cfg(d->eng)->mpi_pe;
+	const char *native = spec_str(spec, "native_specification");
+
+	if (json_integer_value(json_object_get(spec, "nodes")) > 1)
+		return ferry__fail(err, errlen, FERRY_EUNSUPPORTED,
+				   "resource '%s' (DRMAA) cannot place a job on a number of nodes: "
+				   "%s",
+				   res,
+				   d->lib.sge
+				       ? "Grid Engine spreads a parallel environment's slots by "
+					 "its allocation_rule"
+				       : "give it in the native specification");
+	if (!json_object_get(spec, "launcher"))
+		return 0;
+	if (!d->lib.sge || !pe)
+		return ferry__fail(err, errlen, FERRY_EUNSUPPORTED,
+				   "resource '%s' (DRMAA) cannot start MPI jobs: %s", res,
+				   d->lib.sge ? "it names no parallel environment for them (set "
+						"mpi_pe in its section of ferry.conf)"
+					      : "ferry starts them on Grid Engine only");
+	if (native && strstr(native, "-pe "))
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "native specification '%s' names a parallel environment, which "
+				   "an MPI job takes from mpi_pe ('%s')",
+				   native, pe);
+	return 0;
+}
+
 static int drmaa_check(void *self, json_t *spec, char *err, size_t errlen)
 {
 	struct drmaa *d = self;
 	const char *q = spec_str(spec, "queue");
 	char *n;
+	int rc;
 
-	/* Grid Engine's smp environment keeps a job on one node; MPI needs a configured one */
-	if (json_object_get(spec, "launcher") ||
-	    json_integer_value(json_object_get(spec, "nodes")) > 1) {
-		snprintf(err, errlen,
-			 "resource '%s' (DRMAA) cannot start %s yet: give a parallel environment "
-			 "in the native specification (-pe NAME N) and run mpirun in the command",
-			 ferry__engine_resource(d->eng),
-			 json_object_get(spec, "launcher") ? "MPI jobs" : "a job on several nodes");
-		return FERRY_EUNSUPPORTED;
-	}
+	if ((rc = parallel_check(d, spec, err, errlen)))
+		return rc;
 	if (!(n = native_spec(d, spec, err, errlen)))
 		return err[0] ? FERRY_EUNSUPPORTED : FERRY_ENOMEM;
 	free(n);
@@ -499,18 +529,31 @@ static void hand_done(struct ferry_engine *eng, struct ferry_work *w)
 static int job_script(struct drmaa *d, struct job *j, char **text, char **path)
 {
 	char *dir = ferry__job_dir(d->eng, j->id);
+	json_t *tasks = json_object_get(j->spec, "tasks");
+	/* an MPI job: mpirun reads the slots Grid Engine granted (mpi_pe), starts tasks ranks */
+	char *mpi = json_object_get(j->spec, "launcher")
+			? ferry__asprintf("mpirun -np %lld",
+					  (long long)(tasks ? json_integer_value(tasks) : 1))
+			: NULL;
 	size_t len;
 	FILE *f = open_memstream(text, &len);
-	int bad = !f || !dir;
+	int bad = !f || !dir || (json_object_get(j->spec, "launcher") && !mpi);
 
 	if (f) {
 		ferry__script_head(d->eng, f);
 		bad |= ferry__script_base_env(d->eng, f, j, NULL, NULL, 0) != 0;
 		bad |= ferry__script_job(d->eng, f, j, "") < 0;
+		if (mpi) /* Open MPI runs as root only when told; the job's own env wins */
+			fputs("[ \"$(id -u)\" != 0 ] || export "
+			      "OMPI_ALLOW_RUN_AS_ROOT=\"${OMPI_ALLOW_RUN_AS_ROOT-1}\" "
+			      "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=\"${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM-1}"
+			      "\"\n",
+			      f);
 		/* Grid Engine's: N.T for a bulk's task, N.undefined else */
-		ferry__script_tail(f, NULL, d->lib.sge ? "$JOB_ID.$SGE_TASK_ID" : "");
+		ferry__script_tail(f, mpi, d->lib.sge ? "$JOB_ID.$SGE_TASK_ID" : "");
 		bad |= fclose(f) != 0;
 	}
+	free(mpi);
 	*path = dir ? ferry__asprintf("%s/run", dir) : NULL;
 	free(dir);
 	return bad || !*path ? -1 : 0;

@@ -20,6 +20,7 @@ struct ferry_resource_cfg {
 	char *remote_command;
 	char *ssh_options;
 	char *drmaa_library;
+	char *mpi_pe;	      /* Grid Engine's parallel environment for MPI jobs; NULL: none */
 	double poll_interval; /* seconds; 0: backend default */
 	/*
 	 * soma-workflow's PATH_TRANSLATION_FILES: "NAMESPACE{/file} ...", checked,
@@ -57,7 +58,8 @@ void ferry__resource_cfg_release(struct ferry_resource_cfg *r);
  * Same, then applies engine settings "KEY=VALUE" (sets, NULL-terminated,
  * may be NULL) over the section: what a remote client's configuration says
  * of the engine it reaches (scheduler, slots, max_running, max_queued,
- * queue, transfer_root, poll_interval, drmaa_library, path_translation_files).
+ * queue, transfer_root, poll_interval, drmaa_library, mpi_pe,
+ * path_translation_files).
  * With sets != NULL (even empty), the
  * resource needs no section of its own on this host: the client defines it.
  */

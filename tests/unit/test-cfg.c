@@ -37,6 +37,7 @@ static void check_res(const res_t *got, const res_t *want)
 	CHECK_STR(got->drmaa_library, want->drmaa_library);
 	CHECK_DOUBLE(got->poll_interval, want->poll_interval);
 	CHECK_STR(got->path_translation_files, want->path_translation_files);
+	CHECK_STR(got->mpi_pe, want->mpi_pe);
 }
 
 #define NAME49	  "abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUV"
@@ -57,7 +58,8 @@ static const struct parse_case {
     {"every key",
      "[c]\nscheduler = drmaa\nslots = 0\nhost = h.example.org\nport = 2222\nlogin = me\n"
      "queue = all.q\ntransfer_root = /scratch/t\nremote_command = /opt/bin/ferry\n"
-     "ssh_options = -4\ndrmaa_library = /usr/lib/libdrmaa.so\npoll_interval = 2.5\n",
+     "ssh_options = -4\ndrmaa_library = /usr/lib/libdrmaa.so\npoll_interval = 2.5\n"
+     "mpi_pe = mpi\n",
      NULL,
      1,
      {{.name = "c",
@@ -70,6 +72,7 @@ static const struct parse_case {
        .remote_command = "/opt/bin/ferry",
        .ssh_options = "-4",
        .drmaa_library = "/usr/lib/libdrmaa.so",
+       .mpi_pe = "mpi",
        .poll_interval = 2.5}}},
     {"path_translation_files: a blank in a file",
      "[a]\npath_translation_files = b{/x/t 1}  c{/y}\n",
@@ -690,7 +693,7 @@ static void check_files(void)
 
 #define ONLY_KEYS                                                                                  \
 	"(only scheduler, slots, max_running, max_queued, queue, transfer_root, poll_interval, "   \
-	"drmaa_library, path_translation_files)"
+	"drmaa_library, path_translation_files, mpi_pe)"
 #define BAD_TOKEN(t)                                                                               \
 	"invalid path_translation_files token '" t "' (NAMESPACE{/absolute/file}, tokens "         \
 	"separated by blanks)"
