@@ -26,6 +26,7 @@
 
 static int copy_res(struct ui_res *d, const struct ferry_resource_cfg *r)
 {
+	pthread_mutex_init(&d->call_mu, NULL);
 	d->name = strdup(r->name);
 	d->scheduler = strdup(r->scheduler ? r->scheduler : "local");
 	d->host = r->host ? strdup(r->host) : NULL;
@@ -119,6 +120,8 @@ static int connect_res(struct ui_state *st, struct ui_res *r, char *err, size_t 
 	int rc = ferry_connect(r->name, NULL, NULL, st->config, &c);
 
 	if (rc < 0) {
+		/* c is this thread's alone until published below: no other call overwrites its
+		 * message */
 		snprintf(r->err, sizeof(r->err), "%s", c ? ferry_errmsg(c) : ferry_strerror(rc));
 		if (!r->err[0])
 			snprintf(r->err, sizeof(r->err), "%s", ferry_strerror(rc));
@@ -153,12 +156,16 @@ static int count_jobs(struct ui_res *r, json_t *o, char *err, size_t errlen)
 		ferry_list_opts_init(&opts);
 		opts.states = &st;
 		opts.nstates = 1;
+		pthread_mutex_lock(&r->call_mu);
 		rc = ferry_list_ids(r->conn, &opts, &ids, &n);
+		if (rc < 0)
+			snprintf(err, errlen, "%s",
+				 *ferry_errmsg(r->conn) ? ferry_errmsg(r->conn)
+							: ferry_strerror(rc));
+		pthread_mutex_unlock(&r->call_mu);
 		free(ids);
-		if (rc < 0) {
-			snprintf(err, errlen, "%s", ferry_errmsg(r->conn));
+		if (rc < 0)
 			return -1;
-		}
 		json_object_set_new(counts, ferry_status_name(st), json_integer((json_int_t)n));
 		total += n;
 	}
@@ -294,6 +301,7 @@ void ferry__ui_state_release(struct ui_state *st)
 		free(st->res[i].scheduler);
 		free(st->res[i].host);
 		json_decref(st->res[i].summary);
+		pthread_mutex_destroy(&st->res[i].call_mu);
 	}
 	free(st->res);
 	json_decref(st->summary);

@@ -23,8 +23,15 @@ struct ui_res {
 	char *host;	  /* NULL: this host */
 	int slots;	  /* local: 0 means every core */
 	ferry_conn *conn; /* NULL until connected; then kept to the end (libferry reconnects) */
-	double next_try;  /* when the poller tries to connect again */
-	char err[512];	  /* why the last connect failed (its poller only) */
+	/*
+	 * Held from a call on conn to the copy of its ferry_errmsg(): the
+	 * message is one buffer of the connection, which the next call of
+	 * another thread overwrites (libferry's own lock is released when
+	 * the call returns). Taken after st->mu is released, never before.
+	 */
+	pthread_mutex_t call_mu;
+	double next_try; /* when the poller tries to connect again */
+	char err[512];	 /* why the last connect failed (its poller only) */
 	struct ui_state *st;
 	json_t *summary;  /* its last summary (under st->mu) */
 	pthread_t poller; /* connects it and counts its jobs: one a resource, so that a
