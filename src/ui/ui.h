@@ -105,8 +105,10 @@ struct ui_http_opts {
 /* Starts the server: 0, or -1 with err set. *out is released with ferry__ui_http_stop(). */
 int ferry__ui_http_start(const struct ui_http_opts *o, struct ui_http **out, char *err,
 			 size_t errlen);
-/* The page's URL with the token (owned by h). */
+/* The page's URL with the token (owned by h); a wildcard bind gives a loopback one. */
 const char *ferry__ui_http_url(const struct ui_http *h);
+/* Bound to a wildcard (0.0.0.0, ::): the URL with this host's name, else NULL (owned by h). */
+const char *ferry__ui_http_remote_url(const struct ui_http *h);
 void ferry__ui_http_stop(struct ui_http *h);
 /* Whether addr (numeric) is a loopback address: 1, 0, or -1 for no address. */
 int ferry__ui_is_loopback(const char *addr);
