@@ -516,6 +516,32 @@ def test_a_name_filter_looks_at_a_bounded_number_of_jobs_an_answer(ui, ferry):
     assert [j["id"] for j in page["jobs"]] == [25000, needle] and page["next"] is None
 
 
+def test_the_newest_page_from_the_pollers_count(ui, ferry):
+    """from=end starts its listing at a cursor from the ids the poller
+    last counted (so a page asking each second does not list every id):
+    the newest page is still whole and current when jobs left since the
+    count, or came after it."""
+    with open(ferry.path("bulk"), "w") as fh:
+        fh.write("true\n" * 1100)
+    ferry.run("submit", "--hold", "--bulk", ferry.path("bulk"))
+    ui.login()
+    poll(lambda: [r for r in ui.api("/api/resources") if r.get("total") == 1100], 10, 0.1,
+         "1100 jobs counted")
+
+    def newest(limit, **kw):
+        page = ui.api("/api/jobs", resource="local", limit=limit, **{"from": "end"}, **kw)
+        assert page["next"] is None
+        return [j["id"] for j in page["jobs"]]
+    assert newest(5) == [1096, 1097, 1098, 1099, 1100]
+    assert newest(500) == list(range(601, 1101))
+    ferry.run("dispose", "1097", "1098", "1099", "1100")  # the count may not know yet
+    assert newest(5) == [1092, 1093, 1094, 1095, 1096]
+    new = held_job(ferry)
+    assert newest(5) == [1093, 1094, 1095, 1096, new]
+    assert newest(5, state="user_on_hold") == [1093, 1094, 1095, 1096, new]
+    assert newest(5, state="failed") == []
+
+
 def test_job_info_and_output_from_an_offset(ui, ferry):
     ui.login()
     jid = ferry.submit("sh", "-c", "printf 'one\\ntwo\\n'; printf 'err\\n' >&2")

@@ -20,7 +20,7 @@
 #include "ui.h"
 #include "util.h"
 
-#define PAGE_MAX     500 /* jobs one /api/jobs answer holds at most */
+#define PAGE_MAX     UI_PAGE_MAX
 #define PAGE_DEFAULT 50
 #define OUTPUT_CHUNK (256 * 1024) /* bytes one /api/output answer holds at most */
 #define ACTION_IDS   10000	  /* ids one POST /api/action takes at most */
@@ -188,17 +188,22 @@ static int list_page(struct ui_res *res, ferry_conn *c, struct ferry_list_opts *
 
 /*
  * from=end: the cursor before the last limit jobs that o takes, from
- * their ids (a few bytes a job): the newest page. 0, or -1 after a reply.
+ * their ids (a few bytes a job) after the poller's cursor of the newest
+ * ones (ferry__ui_end_cursor(); before the first count, from the first
+ * job): the newest page. 0, or -1 after a reply.
  */
 static int cursor_of_end(struct ui_res *res, ferry_conn *c, const struct ferry_list_opts *o,
 			 size_t limit, ferry_job_id *after, struct ui_reply *r)
 {
+	struct ferry_list_opts from = *o;
 	ferry_job_id *ids = NULL;
 	size_t n = 0;
 	int rc;
 
+	if (ferry__ui_end_cursor(res, o->states, o->nstates, limit, &from.after) < 0)
+		from.after = o->after;
 	pthread_mutex_lock(&res->call_mu);
-	rc = ferry_list_ids(c, o, &ids, &n);
+	rc = ferry_list_ids(c, &from, &ids, &n);
 	if (rc < 0)
 		ferry_error_reply(r, c, rc);
 	pthread_mutex_unlock(&res->call_mu);
@@ -206,7 +211,7 @@ static int cursor_of_end(struct ui_res *res, ferry_conn *c, const struct ferry_l
 		free(ids);
 		return -1;
 	}
-	*after = n > limit ? ids[n - limit - 1] : 0;
+	*after = n > limit ? ids[n - limit - 1] : from.after;
 	free(ids);
 	return 0;
 }

@@ -16,6 +16,14 @@
 
 #include "ferry.h"
 
+#define UI_PAGE_MAX 500 /* jobs one /api/jobs answer holds at most */
+/*
+ * The newest ids of each state a poller keeps from its count: twice a
+ * page and its cursor, so that the newest page stays whole when up to a
+ * page of them left their state since (ferry__ui_end_cursor()).
+ */
+#define UI_TAIL (2 * UI_PAGE_MAX + 1)
+
 /* A resource the page shows, and the one connection every thread shares (ferry.h allows it). */
 struct ui_res {
 	char *name;
@@ -33,7 +41,12 @@ struct ui_res {
 	double next_try; /* when the poller tries to connect again */
 	char err[512];	 /* why the last connect failed (its poller only) */
 	struct ui_state *st;
-	json_t *summary;  /* its last summary (under st->mu) */
+	json_t *summary; /* its last summary (under st->mu) */
+	/* the newest ids of each state at its last count, tails_ok once it succeeded (under st->mu)
+	 */
+	ferry_job_id tail[FERRY_FAILED + 1][UI_TAIL];
+	size_t ntail[FERRY_FAILED + 1];
+	int tails_ok;
 	pthread_t poller; /* connects it and counts its jobs: one a resource, so that a
 			     slow or unreachable host holds up no other */
 	int started;
@@ -62,6 +75,14 @@ void ferry__ui_state_stop(struct ui_state *st);
 void ferry__ui_state_release(struct ui_state *st);
 /* The resource named, with its connection (NULL when none yet: *why says so). */
 struct ui_res *ferry__ui_find(struct ui_state *st, const char *name, ferry_conn **conn);
+/*
+ * from=end: a cursor before the newest limit jobs of r in states (n of
+ * them; 0: any), from the ids its poller last counted, or earlier: a
+ * listing of the ids after it costs what the page shows and what came
+ * since, not every job. 0, or -1 when r has not been counted yet.
+ */
+int ferry__ui_end_cursor(struct ui_res *r, const enum ferry_job_status *states, size_t n,
+			 size_t limit, ferry_job_id *after);
 /* The current summary (a new reference) and its generation. */
 json_t *ferry__ui_summary(struct ui_state *st, uint64_t *generation);
 /*
