@@ -767,3 +767,26 @@ def test_browser_pages_from_the_newest_jobs(ui, ferry, page):
     wait(page, lambda d: row_state(d, 1), 10, "page 1 again")
     click(page, "#p-last", "newest")
     wait(page, lambda d: row_state(d, new) and not row_state(d, 11), 10, "the newest again")
+
+
+def test_browser_keeps_the_last_mib_of_output(ui, ferry, page):
+    """A job that writes more than the page keeps (2^20 characters a
+    stream): the page shows its last part, and says the rest was cut."""
+    jid = ferry.submit("sh", "-c", "i=0; while [ $i -lt 3000 ]; do printf 'line-%06d %0988d\\n' "
+                       "$i 0; i=$((i+1)); done; echo the-end")  # 3000 lines of 1000 bytes
+    ferry.wait_ended(jid)
+    page.get(ui.url)
+    wait(page, lambda d: row_state(d, jid) == "done", 10, "the job's row")
+    # the action buttons, made once for both places, in the same order
+    buttons = page.execute_script(
+        "return ['#bulk', '#d-actions'].map((b) => [...document.querySelectorAll(b + ' button')]"
+        ".map((e) => e.dataset.action + ' ' + e.className))")
+    assert buttons[0] == buttons[1] == ["stop ", "restart ", "hold ", "release ",
+                                        "kill danger", "dispose danger"], buttons
+    click(page, f'#jobs-table tr[data-id="{jid}"] td:nth-child(2)', "the job's row")
+    wait(page, lambda d: "the-end" in text(d, "#d-stdout"), 20, "the output's end")
+    out = text(page, "#d-stdout")
+    assert out.startswith("earlier output cut"), out[:100]
+    assert len(out) <= (1 << 20) + (1 << 18) + len("earlier output cut")
+    assert "line-000000" not in out and "line-001999" in out and "line-002999" in out
+    assert page.find_element("css selector", "#d-stdout .cut").text == "earlier output cut"
