@@ -410,6 +410,20 @@ def test_opens_the_browser_through_a_private_file(ferry):
     url, lines = opened_with(ferry, env)
     assert lines[0] == "1" and lines[2:4] == ["600", "700"], lines
     assert os.path.dirname(os.path.dirname(lines[1])) == tmp and os.listdir(tmp) == []
+    # no file can be written: that is said, and no browser gets the URL instead
+    seen = ferry.path("xdg-open.seen")
+    os.unlink(seen)
+    p = subprocess.Popen([FERRY_BIN, "ui"], env=dict(env, XDG_RUNTIME_DIR="/nonexistent/run"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert b"token=" in p.stdout.readline() + p.stdout.readline()
+        time.sleep(0.5)
+    finally:
+        p.terminate()
+        assert p.wait(15) == 0
+    assert (b"cannot write the browser's page under '/nonexistent/run' (no such file or "
+            b"directory): open the URL yourself") in p.stderr.read()
+    assert not os.path.exists(seen)
     # without an xdg-open, the URL is printed and that is said
     env["PATH"] = "/nonexistent"
     p = subprocess.Popen([FERRY_BIN, "ui"], env=env, stdout=subprocess.PIPE,

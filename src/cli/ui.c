@@ -94,17 +94,21 @@ struct opener {
 	char *path; /* dir/open.html: mode 0600 */
 };
 
-/* A directory of our own: under $XDG_RUNTIME_DIR, else $TMPDIR or /tmp. NULL, errno set. */
-static char *private_dir(void)
+/* Where the file's directory is made: $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp. */
+static const char *opener_base(void)
 {
 	const char *base = getenv("XDG_RUNTIME_DIR");
-	char *dir;
 
 	if (!base || base[0] != '/')
 		base = getenv("TMPDIR");
-	if (!base || base[0] != '/')
-		base = "/tmp";
-	dir = ferry__asprintf("%s/ferry-ui-XXXXXX", base);
+	return base && base[0] == '/' ? base : "/tmp";
+}
+
+/* A directory of our own under base (mode 0700): NULL with errno set. */
+static char *private_dir(const char *base)
+{
+	char *dir = ferry__asprintf("%s/ferry-ui-XXXXXX", base);
+
 	if (!dir) {
 		errno = ENOMEM;
 		return NULL;
@@ -137,7 +141,7 @@ static int opener_write(struct opener *o, const char *url)
 	char *page = redirect_page(url);
 	int fd = -1, rc = 0;
 
-	o->dir = private_dir();
+	o->dir = private_dir(opener_base());
 	if (!o->dir)
 		rc = -errno;
 	if (rc == 0 && !(o->path = ferry__asprintf("%s/open.html", o->dir)))
@@ -200,12 +204,10 @@ static pid_t open_page(const struct ctx *c, struct opener *o, const char *url, c
 	int rc = opener_write(o, url);
 
 	if (rc < 0) {
-		ferry__cli_errorf(
-		    c, "cannot write the browser's page '%s' (%s): open the URL yourself",
-		    o->path  ? o->path
-		    : o->dir ? o->dir
-			     : "ferry-ui-XXXXXX",
-		    ferry__cli_errno_str(-rc));
+		ferry__cli_errorf(c,
+				  "cannot write the browser's page under '%s' (%s): open the "
+				  "URL yourself",
+				  opener_base(), ferry__cli_errno_str(-rc));
 		opener_remove(o);
 		return 0;
 	}
