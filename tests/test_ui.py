@@ -79,6 +79,12 @@ class UI:
         self.cookie = r.getheader("Set-Cookie").split(";")[0]
         return r
 
+    def wait_connected(self):
+        """Until every resource is connected: its poller connects it after
+        the URL is printed, and the API answers 503 until then."""
+        poll(lambda: all(r["connected"] for r in self.api("/api/resources")), 15, 0.05,
+             "the resources connected")
+
     def csrf(self):
         r, page = self.request("GET", "/")
         assert r.status == 200
@@ -158,6 +164,7 @@ def test_a_post_needs_the_csrf_token_and_its_own_origin(ui, ferry):
     ui.login()
     csrf = ui.csrf()
     jid = held_job(ferry)
+    ui.wait_connected()
     body = {"resource": "local", "action": "kill", "ids": [jid]}
     own = f"http://127.0.0.1:{ui.port}"
     for kw in ({}, {"csrf": "0" * 64}, {"csrf": csrf, "origin": "http://evil.example"},
@@ -558,6 +565,7 @@ def test_the_newest_page_from_the_pollers_count(ui, ferry):
 
 def test_job_info_and_output_from_an_offset(ui, ferry):
     ui.login()
+    ui.wait_connected()
     jid = ferry.submit("sh", "-c", "printf 'one\\ntwo\\n'; printf 'err\\n' >&2")
     ferry.wait_ended(jid)
     j = ui.api("/api/job", resource="local", id=jid)
@@ -575,6 +583,7 @@ def test_job_info_and_output_from_an_offset(ui, ferry):
 
 def test_actions_on_a_list_of_ids(ui, ferry):
     ui.login()
+    ui.wait_connected()
     csrf = ui.csrf()
     own = f"http://127.0.0.1:{ui.port}"
     a, b = held_job(ferry), held_job(ferry)
