@@ -366,7 +366,7 @@ def xdg_open_observer(f, seen):
     with open(hook, "w") as fh:
         fh.write("#!/bin/sh\n# test hook: records what xdg-open was given\n"
                  f'{{ printf "%s\\n" "$#" "$@"; stat -c %a "$1" "${{1%/*}}"; cat "$1"; }} '
-                 f"> {seen}.tmp && mv {seen}.tmp {seen}\n")
+                 f"> {seen}.tmp 2>&1; mv {seen}.tmp {seen}\n")
     os.chmod(hook, 0o755)
     return bin_dir
 
