@@ -11,6 +11,8 @@ import re
 import select
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import time
 import urllib.parse
@@ -76,6 +78,12 @@ class UI:
         assert r.status == 303, r.status
         self.cookie = r.getheader("Set-Cookie").split(";")[0]
         return r
+
+    def wait_connected(self):
+        """Until every resource is connected: its poller connects it after
+        the URL is printed, and the API answers 503 until then."""
+        poll(lambda: all(r["connected"] for r in self.api("/api/resources")), 15, 0.05,
+             "the resources connected")
 
     def csrf(self):
         r, page = self.request("GET", "/")
@@ -156,6 +164,7 @@ def test_a_post_needs_the_csrf_token_and_its_own_origin(ui, ferry):
     ui.login()
     csrf = ui.csrf()
     jid = held_job(ferry)
+    ui.wait_connected()
     body = {"resource": "local", "action": "kill", "ids": [jid]}
     own = f"http://127.0.0.1:{ui.port}"
     for kw in ({}, {"csrf": "0" * 64}, {"csrf": csrf, "origin": "http://evil.example"},
@@ -209,7 +218,8 @@ def test_bind_elsewhere_warns(ferry):
     u = UI(ferry, "--bind", "0.0.0.0")
     try:
         assert listening_addresses(u.p.pid) == [f"00000000:{u.port:04X}"]
-        assert u.url.startswith(f"http://0.0.0.0:{u.port}/")
+        # a wildcard is no address to open: the URL is this host's loopback one
+        assert u.url.startswith(f"http://127.0.0.1:{u.port}/")
     finally:
         assert u.stop() == 0
     assert "warning: listening on '0.0.0.0', not a loopback address" in u.stderr
@@ -297,27 +307,131 @@ def test_a_host_that_hangs_holds_up_no_other_resource(ferry):
         assert u.stop() == 0, u.stderr
 
 
-def test_opens_the_browser_with_xdg_open(ferry):
-    """xdg-open gets the URL as its one argument (no shell in between)."""
-    bin_dir = ferry.path("bin")
-    os.makedirs(bin_dir)
-    got = ferry.path("xdg-open.args")
-    with open(os.path.join(bin_dir, "xdg-open"), "w") as fh:
-        fh.write(f'#!/bin/sh\nprintf "%s\\n" "$#" "$@" > {got}.tmp && mv {got}.tmp {got}\n')
-    os.chmod(os.path.join(bin_dir, "xdg-open"), 0o755)
-    env = dict(ferry.env, PATH=bin_dir + os.pathsep + ferry.env["PATH"])
+def interface_addresses():
+    """This host's IPv4 addresses but loopback ones, from ip(8) (none without it)."""
+    if not shutil.which("ip"):
+        return []
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True,
+                         text=True).stdout
+    return [a for a in re.findall(r"\binet (\d+\.\d+\.\d+\.\d+)/", out)
+            if not a.startswith("127.")]
+
+
+def test_bound_elsewhere_takes_its_address_and_hostname_as_host(ferry):
+    """--bind 0.0.0.0: the Host another host uses (this one's name, or an
+    address of its interfaces) opens the page; other names (DNS rebinding)
+    still do not. A loopback bind takes neither."""
+    me = socket.gethostname()
+    u = UI(ferry, "--bind", "0.0.0.0")
+    try:
+        assert f"http://{me}:{u.port}/?token={u.token}" in u.out.decode()
+        u.login()
+        for host in [f"{me}:{u.port}", f"{me.upper()}:{u.port}", f"127.0.0.1:{u.port}",
+                     f"localhost:{u.port}"] + [f"{a}:{u.port}" for a in interface_addresses()]:
+            r, _ = u.request("GET", "/api/resources", host=host)
+            assert r.status == 200, host
+        for host in ("evil.example", f"evil.example:{u.port}", f"{me}.evil.example:{u.port}",
+                     f"{me}:{u.port + 1}", f"0.0.0.0.evil.example:{u.port}", me,
+                     f"192.0.2.254:{u.port}" if "192.0.2.254" not in interface_addresses()
+                     else f"198.51.100.1:{u.port}"):
+            r, _ = u.request("GET", "/api/resources", host=host)
+            assert r.status == 403, host
+        # a POST from the page opened by the host's name: its Origin is its Host
+        csrf = u.csrf()
+        r, data = u.request("POST", "/api/action", host=f"{me}:{u.port}", body="{}",
+                            headers={"X-Ferry-CSRF": csrf, "Origin": f"http://{me}:{u.port}",
+                                     "Content-Type": "application/json"})
+        assert r.status == 400, data  # past the checks, to the API's own
+    finally:
+        assert u.stop() == 0, u.stderr
+    u = UI(ferry, "--bind", "127.0.0.1")
+    try:
+        assert "another host" not in u.out.decode()
+        u.login()
+        for host in [f"{me}:{u.port}"] + [f"{a}:{u.port}" for a in interface_addresses()]:
+            r, _ = u.request("GET", "/api/resources", host=host)
+            assert r.status == 403, host
+    finally:
+        assert u.stop() == 0, u.stderr
+
+
+def xdg_open_observer(f, seen):
+    """An observation hook of an external program: a script named xdg-open,
+    put first on PATH, that records what `ferry ui` gives the real one (its
+    argument count and arguments, the modes of the file and of its
+    directory, the file's text) in seen. Its directory, for PATH."""
+    bin_dir = f.path("bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    hook = os.path.join(bin_dir, "xdg-open")
+    with open(hook, "w") as fh:
+        fh.write("#!/bin/sh\n# test hook: records what xdg-open was given\n"
+                 f'{{ printf "%s\\n" "$#" "$@"; stat -c %a "$1" "${{1%/*}}"; cat "$1"; }} '
+                 f"> {seen}.tmp 2>&1; mv {seen}.tmp {seen}\n")
+    os.chmod(hook, 0o755)
+    return bin_dir
+
+
+def opened_with(f, env):
+    """Runs `ferry ui` with env until the hook saw xdg-open run: its URL,
+    the lines the hook recorded, and the stopped process."""
+    seen = f.path("xdg-open.seen")
+    if os.path.exists(seen):
+        os.unlink(seen)
     p = subprocess.Popen([FERRY_BIN, "ui"], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     try:
         p.stdout.readline()
         url = p.stdout.readline().decode().strip()
-        poll(lambda: os.path.exists(got), 10, 0.05, "xdg-open run")
-        with open(got) as fh:
-            assert fh.read().splitlines() == ["1", url]
+        poll(lambda: os.path.exists(seen), 10, 0.05, "xdg-open run")
+        with open(seen) as fh:
+            lines = fh.read().splitlines()
+    finally:
+        p.terminate()
+        assert p.wait(15) == 0, p.stderr.read()
+    return url, lines
+
+
+def test_opens_the_browser_through_a_private_file(ferry):
+    """xdg-open gets one argument: a file only this user reads (0600, in a
+    directory of its own, 0700) that leads the browser on to the URL. The
+    token is on no command line, which `ps` shows every local user; the
+    file is gone once the server stopped."""
+    run = ferry.path("run")
+    os.makedirs(run, mode=0o700)
+    bin_dir = xdg_open_observer(ferry, ferry.path("xdg-open.seen"))
+    env = dict(ferry.env, PATH=bin_dir + os.pathsep + ferry.env["PATH"], XDG_RUNTIME_DIR=run)
+    url, lines = opened_with(ferry, env)
+    token = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["token"][0]
+    assert lines[0] == "1", lines
+    path = lines[1]
+    assert token not in path and os.path.dirname(os.path.dirname(path)) == run, path
+    assert lines[2:4] == ["600", "700"], lines
+    page = "\n".join(lines[4:])
+    assert f'content="1;url={url}"' in page and f'location.replace("{url}")' in page, page
+    assert not os.path.exists(path) and os.listdir(run) == []
+    # without XDG_RUNTIME_DIR, under TMPDIR
+    tmp = ferry.path("tmp")
+    os.makedirs(tmp)
+    env = dict(env, TMPDIR=tmp)
+    del env["XDG_RUNTIME_DIR"]
+    url, lines = opened_with(ferry, env)
+    assert lines[0] == "1" and lines[2:4] == ["600", "700"], lines
+    assert os.path.dirname(os.path.dirname(lines[1])) == tmp and os.listdir(tmp) == []
+    # no file can be written: that is said, and no browser gets the URL instead
+    seen = ferry.path("xdg-open.seen")
+    os.unlink(seen)
+    p = subprocess.Popen([FERRY_BIN, "ui"], env=dict(env, XDG_RUNTIME_DIR="/nonexistent/run"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert b"token=" in p.stdout.readline() + p.stdout.readline()
+        time.sleep(0.5)
     finally:
         p.terminate()
         assert p.wait(15) == 0
-    # without one, the URL is printed and that is said
+    assert (b"cannot write the browser's page under '/nonexistent/run' (no such file or "
+            b"directory): open the URL yourself") in p.stderr.read()
+    assert not os.path.exists(seen)
+    # without an xdg-open, the URL is printed and that is said
     env["PATH"] = "/nonexistent"
     p = subprocess.Popen([FERRY_BIN, "ui"], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
@@ -327,6 +441,7 @@ def test_opens_the_browser_with_xdg_open(ferry):
         p.terminate()
         assert p.wait(15) == 0
     assert b"cannot run 'xdg-open'" in p.stderr.read()
+    assert os.listdir(tmp) == []
 
 
 def test_a_port_in_use_is_a_clear_error(ui, ferry):
@@ -422,8 +537,35 @@ def test_a_name_filter_looks_at_a_bounded_number_of_jobs_an_answer(ui, ferry):
     assert [j["id"] for j in page["jobs"]] == [25000, needle] and page["next"] is None
 
 
+def test_the_newest_page_from_the_pollers_count(ui, ferry):
+    """from=end starts its listing at a cursor from the ids the poller
+    last counted (so a page asking each second does not list every id):
+    the newest page is still whole and current when jobs left since the
+    count, or came after it."""
+    with open(ferry.path("bulk"), "w") as fh:
+        fh.write("true\n" * 1100)
+    ferry.run("submit", "--hold", "--bulk", ferry.path("bulk"))
+    ui.login()
+    poll(lambda: [r for r in ui.api("/api/resources") if r.get("total") == 1100], 10, 0.1,
+         "1100 jobs counted")
+
+    def newest(limit, **kw):
+        page = ui.api("/api/jobs", resource="local", limit=limit, **{"from": "end"}, **kw)
+        assert page["next"] is None
+        return [j["id"] for j in page["jobs"]]
+    assert newest(5) == [1096, 1097, 1098, 1099, 1100]
+    assert newest(500) == list(range(601, 1101))
+    ferry.run("dispose", "1097", "1098", "1099", "1100")  # the count may not know yet
+    assert newest(5) == [1092, 1093, 1094, 1095, 1096]
+    new = held_job(ferry)
+    assert newest(5) == [1093, 1094, 1095, 1096, new]
+    assert newest(5, state="user_on_hold") == [1093, 1094, 1095, 1096, new]
+    assert newest(5, state="failed") == []
+
+
 def test_job_info_and_output_from_an_offset(ui, ferry):
     ui.login()
+    ui.wait_connected()
     jid = ferry.submit("sh", "-c", "printf 'one\\ntwo\\n'; printf 'err\\n' >&2")
     ferry.wait_ended(jid)
     j = ui.api("/api/job", resource="local", id=jid)
@@ -441,6 +583,7 @@ def test_job_info_and_output_from_an_offset(ui, ferry):
 
 def test_actions_on_a_list_of_ids(ui, ferry):
     ui.login()
+    ui.wait_connected()
     csrf = ui.csrf()
     own = f"http://127.0.0.1:{ui.port}"
     a, b = held_job(ferry), held_job(ferry)
@@ -647,3 +790,26 @@ def test_browser_pages_from_the_newest_jobs(ui, ferry, page):
     wait(page, lambda d: row_state(d, 1), 10, "page 1 again")
     click(page, "#p-last", "newest")
     wait(page, lambda d: row_state(d, new) and not row_state(d, 11), 10, "the newest again")
+
+
+def test_browser_keeps_the_last_mib_of_output(ui, ferry, page):
+    """A job that writes more than the page keeps (2^20 characters a
+    stream): the page shows its last part, and says the rest was cut."""
+    jid = ferry.submit("sh", "-c", "i=0; while [ $i -lt 3000 ]; do printf 'line-%06d %0988d\\n' "
+                       "$i 0; i=$((i+1)); done; echo the-end")  # 3000 lines of 1000 bytes
+    ferry.wait_ended(jid)
+    page.get(ui.url)
+    wait(page, lambda d: row_state(d, jid) == "done", 10, "the job's row")
+    # the action buttons, made once for both places, in the same order
+    buttons = page.execute_script(
+        "return ['#bulk', '#d-actions'].map((b) => [...document.querySelectorAll(b + ' button')]"
+        ".map((e) => e.dataset.action + ' ' + e.className))")
+    assert buttons[0] == buttons[1] == ["stop ", "restart ", "hold ", "release ",
+                                        "kill danger", "dispose danger"], buttons
+    click(page, f'#jobs-table tr[data-id="{jid}"] td:nth-child(2)', "the job's row")
+    wait(page, lambda d: "the-end" in text(d, "#d-stdout"), 20, "the output's end")
+    out = text(page, "#d-stdout")
+    assert out.startswith("earlier output cut"), out[:100]
+    assert len(out) <= (1 << 20) + (1 << 18) + len("earlier output cut")
+    assert "line-000000" not in out and "line-001999" in out and "line-002999" in out
+    assert page.find_element("css selector", "#d-stdout .cut").text == "earlier output cut"

@@ -2,7 +2,8 @@
  * api.c - the JSON API of `ferry ui`'s page: resources, a page of jobs,
  * one job, its output from an offset, and the controls. Each handler
  * calls libferry on the resource's shared connection (ferry.h: calls on
- * one connection are serialised by the library). Listings use
+ * one connection are serialised by the library), holding the resource's
+ * call_mu from the call to the copy of its message (ui.h). Listings use
  * ferry_list_jobs(), which holds one page of the engine's answer in
  * memory however many jobs there are, and stop at the page's end; the
  * controls are one ferry_control_select() whatever the number of jobs.
@@ -19,7 +20,7 @@
 #include "ui.h"
 #include "util.h"
 
-#define PAGE_MAX     500 /* jobs one /api/jobs answer holds at most */
+#define PAGE_MAX     UI_PAGE_MAX
 #define PAGE_DEFAULT 50
 #define OUTPUT_CHUNK (256 * 1024) /* bytes one /api/output answer holds at most */
 #define ACTION_IDS   10000	  /* ids one POST /api/action takes at most */
@@ -46,7 +47,10 @@ void ferry__ui_error_reply(struct ui_reply *r, unsigned status, const char *msg)
 	ferry__ui_json_reply(r, status, json_pack("{s:o}", "error", ferry__json_bytes(msg)));
 }
 
-/* An API call failed with rc: its message, as a 4xx for what the user asked, else 502. */
+/*
+ * An API call failed with rc: its message, as a 4xx for what the user
+ * asked, else 502. Under the resource's call_mu, held since the call.
+ */
 static void ferry_error_reply(struct ui_reply *r, ferry_conn *c, int rc)
 {
 	const char *m = ferry_errmsg(c);
@@ -69,12 +73,14 @@ static int parse_int(const char *s, long long min, long long max, long long *out
 	return errno || *end || *out < min || *out > max ? -1 : 0;
 }
 
-/* The resource of the "resource" argument and its connection; NULL after a reply. */
-static ferry_conn *resource_arg(struct ui_state *st, const char *name, struct ui_reply *r)
+/* The resource of the "resource" argument (*res) and its connection; NULL after a reply. */
+static ferry_conn *resource_arg(struct ui_state *st, const char *name, struct ui_reply *r,
+				struct ui_res **res)
 {
 	ferry_conn *c = NULL;
 
-	if (!ferry__ui_find(st, name, &c)) {
+	*res = ferry__ui_find(st, name, &c);
+	if (!*res) {
 		ferry__ui_error_reply(r, 404, "no such resource");
 		return NULL;
 	}
@@ -158,7 +164,8 @@ static char *name_glob(const char *name)
 	return ferry__asprintf("*%s*", name);
 }
 
-static int list_page(ferry_conn *c, struct ferry_list_opts *o, struct page *p, struct ui_reply *r)
+static int list_page(struct ui_res *res, ferry_conn *c, struct ferry_list_opts *o, struct page *p,
+		     struct ui_reply *r)
 {
 	int rc;
 
@@ -166,11 +173,13 @@ static int list_page(ferry_conn *c, struct ferry_list_opts *o, struct page *p, s
 	if (!p->name)
 		o->limit = p->limit + 1;
 	o->page = p->limit + 1 < 1000 ? p->limit + 1 : 1000;
+	pthread_mutex_lock(&res->call_mu);
 	rc = ferry_list_jobs(c, o, page_job, p);
-	if (rc < 0) {
+	if (rc < 0)
 		ferry_error_reply(r, c, rc);
+	pthread_mutex_unlock(&res->call_mu);
+	if (rc < 0)
 		return -1;
-	}
 	ferry__ui_json_reply(r, 200,
 			     json_pack("{s:O,s:o}", "jobs", p->jobs, "next",
 				       p->more ? json_integer(p->last) : json_null()));
@@ -179,21 +188,30 @@ static int list_page(ferry_conn *c, struct ferry_list_opts *o, struct page *p, s
 
 /*
  * from=end: the cursor before the last limit jobs that o takes, from
- * their ids (a few bytes a job): the newest page. 0, or -1 after a reply.
+ * their ids (a few bytes a job) after the poller's cursor of the newest
+ * ones (ferry__ui_end_cursor(); before the first count, from the first
+ * job): the newest page. 0, or -1 after a reply.
  */
-static int cursor_of_end(ferry_conn *c, const struct ferry_list_opts *o, size_t limit,
-			 ferry_job_id *after, struct ui_reply *r)
+static int cursor_of_end(struct ui_res *res, ferry_conn *c, const struct ferry_list_opts *o,
+			 size_t limit, ferry_job_id *after, struct ui_reply *r)
 {
+	struct ferry_list_opts from = *o;
 	ferry_job_id *ids = NULL;
 	size_t n = 0;
-	int rc = ferry_list_ids(c, o, &ids, &n);
+	int rc;
 
+	if (ferry__ui_end_cursor(res, o->states, o->nstates, limit, &from.after) < 0)
+		from.after = o->after;
+	pthread_mutex_lock(&res->call_mu);
+	rc = ferry_list_ids(c, &from, &ids, &n);
+	if (rc < 0)
+		ferry_error_reply(r, c, rc);
+	pthread_mutex_unlock(&res->call_mu);
 	if (rc < 0) {
 		free(ids);
-		ferry_error_reply(r, c, rc);
 		return -1;
 	}
-	*after = n > limit ? ids[n - limit - 1] : 0;
+	*after = n > limit ? ids[n - limit - 1] : from.after;
 	free(ids);
 	return 0;
 }
@@ -205,7 +223,8 @@ static int get_jobs(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_rep
 	struct ferry_list_opts o;
 	struct page p = {0};
 	long long after = 0, limit = PAGE_DEFAULT;
-	ferry_conn *c = resource_arg(st, arg(ctx, "resource"), r);
+	struct ui_res *res;
+	ferry_conn *c = resource_arg(st, arg(ctx, "resource"), r, &res);
 	int ns;
 
 	if (!c)
@@ -222,7 +241,7 @@ static int get_jobs(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_rep
 	o.states = ns ? states : NULL;
 	o.nstates = (size_t)ns;
 	o.after = after;
-	if (from && cursor_of_end(c, &o, (size_t)limit, &o.after, r) < 0)
+	if (from && cursor_of_end(res, c, &o, (size_t)limit, &o.after, r) < 0)
 		return 0;
 	p.jobs = json_array();
 	p.limit = (size_t)limit;
@@ -230,7 +249,7 @@ static int get_jobs(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_rep
 	if (!p.jobs || (name && *name && !p.name))
 		ferry__ui_error_reply(r, 500, "out of memory");
 	else
-		list_page(c, &o, &p, r);
+		list_page(res, c, &o, &p, r);
 	json_decref(p.jobs);
 	free((char *)p.name);
 	return 0;
@@ -239,11 +258,11 @@ static int get_jobs(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_rep
 /* ---- /api/job, /api/output ---- */
 
 static int job_arg(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_reply *r,
-		   ferry_conn **c, ferry_job_id *id)
+		   struct ui_res **res, ferry_conn **c, ferry_job_id *id)
 {
 	long long v;
 
-	*c = resource_arg(st, arg(ctx, "resource"), r);
+	*c = resource_arg(st, arg(ctx, "resource"), r, res);
 	if (!*c)
 		return -1;
 	if (parse_int(arg(ctx, "id"), 1, INT64_MAX, &v) < 0) {
@@ -257,16 +276,19 @@ static int job_arg(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_repl
 static int get_job(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_reply *r)
 {
 	struct ferry_job_info *j = NULL;
+	struct ui_res *res;
 	ferry_job_id id;
 	ferry_conn *c;
 	int rc;
 
-	if (job_arg(st, arg, ctx, r, &c, &id) < 0)
+	if (job_arg(st, arg, ctx, r, &res, &c, &id) < 0)
 		return 0;
+	pthread_mutex_lock(&res->call_mu);
 	rc = ferry_job_info(c, id, &j);
 	if (rc < 0)
 		ferry_error_reply(r, c, rc);
-	else
+	pthread_mutex_unlock(&res->call_mu);
+	if (rc >= 0)
 		ferry__ui_json_reply(r, 200, ferry__job_to_json(j));
 	ferry_job_info_free(j);
 	return 0;
@@ -291,11 +313,12 @@ static int get_output(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_r
 	const char *s = arg(ctx, "stream");
 	long long off = 0;
 	size_t got = 0, keep;
+	struct ui_res *res;
 	ferry_job_id id;
 	ferry_conn *c;
 	int rc, ended = 0;
 
-	if (job_arg(st, arg, ctx, r, &c, &id) < 0)
+	if (job_arg(st, arg, ctx, r, &res, &c, &id) < 0)
 		return 0;
 	if ((s && strcmp(s, "stdout") && strcmp(s, "stderr")) ||
 	    (arg(ctx, "offset") && parse_int(arg(ctx, "offset"), 0, INT64_MAX, &off) < 0)) {
@@ -307,14 +330,17 @@ static int get_output(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_r
 		ferry__ui_error_reply(r, 500, "out of memory");
 		return 0;
 	}
+	pthread_mutex_lock(&res->call_mu);
 	rc = ferry_read_output(c, id, s && !strcmp(s, "stderr") ? FERRY_STDERR : FERRY_STDOUT,
 			       (uint64_t)off, r->body, OUTPUT_CHUNK, &got, &ended);
 	if (rc < 0) {
 		free(r->body);
 		r->body = NULL;
 		ferry_error_reply(r, c, rc);
-		return 0;
 	}
+	pthread_mutex_unlock(&res->call_mu);
+	if (rc < 0)
+		return 0;
 	keep = got == OUTPUT_CHUNK ? utf8_cut((unsigned char *)r->body, got) : got;
 	r->len = keep;
 	r->status = 200;
@@ -368,10 +394,11 @@ static json_t *result_json(const struct ferry_control_result *res)
  * The action on the jobs of ids, as one selection of one-id ranges: one
  * request the engine commits once, however many ids (ferry_control_select()).
  */
-static void act(ferry_conn *c, enum ferry_control action, json_t *ids, struct ui_reply *r)
+static void act(struct ui_res *res, ferry_conn *c, enum ferry_control action, json_t *ids,
+		struct ui_reply *r)
 {
 	struct ferry_selection sel = {0};
-	struct ferry_control_result res;
+	struct ferry_control_result out;
 	ferry_job_id(*ranges)[2] = calloc(json_array_size(ids), sizeof(*ranges));
 	size_t i;
 	json_t *v;
@@ -384,12 +411,14 @@ static void act(ferry_conn *c, enum ferry_control action, json_t *ids, struct ui
 	json_array_foreach(ids, i, v) ranges[i][0] = ranges[i][1] = json_integer_value(v);
 	sel.ranges = (const ferry_job_id(*)[2])ranges;
 	sel.nranges = json_array_size(ids);
-	rc = ferry_control_select(c, &sel, action, &res);
-	free(ranges);
+	pthread_mutex_lock(&res->call_mu);
+	rc = ferry_control_select(c, &sel, action, &out);
 	if (rc < 0)
 		ferry_error_reply(r, c, rc);
-	else
-		ferry__ui_json_reply(r, 200, result_json(&res));
+	pthread_mutex_unlock(&res->call_mu);
+	free(ranges);
+	if (rc >= 0)
+		ferry__ui_json_reply(r, 200, result_json(&out));
 }
 
 static int action_of(const char *name, enum ferry_control *out)
@@ -419,6 +448,7 @@ int ferry__ui_api_post(struct ui_state *st, const char *url, const char *body, s
 		       struct ui_reply *r)
 {
 	enum ferry_control action;
+	struct ui_res *res;
 	json_t *req, *ids;
 	ferry_conn *c;
 
@@ -431,9 +461,9 @@ int ferry__ui_api_post(struct ui_state *st, const char *url, const char *body, s
 	    !valid_ids(ids)) {
 		ferry__ui_error_reply(r, 400, "want {\"resource\", \"action\", \"ids\": [...]}");
 	} else {
-		c = resource_arg(st, json_string_value(json_object_get(req, "resource")), r);
+		c = resource_arg(st, json_string_value(json_object_get(req, "resource")), r, &res);
 		if (c)
-			act(c, action, ids, r);
+			act(res, c, action, ids, r);
 	}
 	json_decref(req);
 	return 0;

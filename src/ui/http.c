@@ -1,7 +1,8 @@
 /*
  * http.c - the HTTP server of `ferry ui` (GNU libmicrohttpd) and the
  * checks every request passes before anything else (docs/architecture.md,
- * "ferry ui"): a Host of this server's own (no DNS rebinding), the
+ * "ferry ui"): a Host of this server's own (no DNS rebinding: see
+ * name_server()), the
  * session cookie that the token in the printed URL gave (the token opens
  * the page once; it never travels again), and for a POST, which alone
  * changes anything, the page's CSRF token and an Origin of its own. No
@@ -9,11 +10,14 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -26,6 +30,7 @@
 #define IDLE_S	     120	   /* an idle connection is closed after it */
 /* An event stream says "tick" at least this often: the page then asks again for its jobs */
 #define EVENT_WAIT_S 1.0
+#define HOSTS_MAX    40 /* Host headers taken: the loopback names, the hostname, addresses */
 
 struct ui_http {
 	struct MHD_Daemon *d;
@@ -35,10 +40,12 @@ struct ui_http {
 	atomic_int spent; /* the token opened its session: it opens no other */
 	char session[2 * SECRET_BYTES + 1];
 	char csrf[2 * SECRET_BYTES + 1];
-	char cookie[32];    /* the cookie's name: one a port, so that two servers differ */
-	char hosts[3][128]; /* the Host headers taken */
+	char cookie[32];	    /* the cookie's name: one a port, so that two servers differ */
+	char hosts[HOSTS_MAX][128]; /* the Host headers taken ("name:port") */
+	size_t nhosts;
 	char *url;
-	char *index; /* the page, with the CSRF token in */
+	char *remote_url; /* bound to a wildcard: the URL with this host's name */
+	char *index;	  /* the page, with the CSRF token in */
 	size_t index_len;
 };
 
@@ -140,8 +147,9 @@ static const char *refusal(struct ui_http *h, struct MHD_Connection *c, const ch
 	int host_ok = 0;
 
 	*status = 403;
-	for (size_t i = 0; host && i < FERRY_ARRAY_SIZE(h->hosts); i++)
-		host_ok |= h->hosts[i][0] && !strcmp(host, h->hosts[i]);
+	/* a host name is case-insensitive (RFC 3986), and so is a hex digit of IPv6 */
+	for (size_t i = 0; host && i < h->nhosts; i++)
+		host_ok |= !strcasecmp(host, h->hosts[i]);
 	if (!host_ok)
 		return "forbidden: not a Host of this server\n";
 	if (!strcmp(method, "POST")) {
@@ -414,19 +422,77 @@ static int make_index(struct ui_http *h)
 	return h->index ? 0 : -1;
 }
 
-/* The Host headers taken and the URL printed, once the port is known. */
+/* Takes "name:port" (an IPv6 address in brackets) as a Host header; full: ignored. */
+static void take_host(struct ui_http *h, const char *name)
+{
+	int v6 = strchr(name, ':') != NULL;
+
+	if (h->nhosts == HOSTS_MAX || !*name)
+		return;
+	snprintf(h->hosts[h->nhosts], sizeof(h->hosts[0]), v6 ? "[%s]:%u" : "%s:%u", name, h->port);
+	for (size_t i = 0; i < h->nhosts; i++)
+		if (!strcasecmp(h->hosts[i], h->hosts[h->nhosts]))
+			return;
+	h->nhosts++;
+}
+
+/*
+ * Bound to a wildcard: every address of this host's interfaces of family
+ * af, as another host reaches it (an address is no name a DNS-rebinding
+ * page can have).
+ */
+static void take_addresses(struct ui_http *h, int af)
+{
+	struct ifaddrs *all = NULL;
+	char text[INET6_ADDRSTRLEN];
+
+	if (getifaddrs(&all) < 0)
+		return;
+	for (struct ifaddrs *i = all; i; i = i->ifa_next) {
+		const void *a = NULL;
+
+		if (!i->ifa_addr || i->ifa_addr->sa_family != af)
+			continue;
+		if (af == AF_INET)
+			a = &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr;
+		else if (!IN6_IS_ADDR_LINKLOCAL(
+			     &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr))
+			a = &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr;
+		if (a && inet_ntop(af, a, text, sizeof(text)))
+			take_host(h, text);
+	}
+	freeifaddrs(all);
+}
+
+/*
+ * The Host headers taken and the URLs printed, once the port is known:
+ * 127.0.0.1 and localhost; the address bound; and when that is not
+ * loopback, this host's name (gethostname), and for a wildcard every
+ * address of its interfaces. Any other name is refused: a DNS-rebinding
+ * page's requests carry a name of its own.
+ */
 static int name_server(struct ui_http *h, const char *bind, int v6)
 {
-	char host[128];
+	char host[128], me[256] = "";
+	int wildcard = !strcmp(bind, "0.0.0.0") || !strcmp(bind, "::");
 
-	snprintf(h->hosts[0], sizeof(h->hosts[0]), "127.0.0.1:%u", h->port);
-	snprintf(h->hosts[1], sizeof(h->hosts[1]), "localhost:%u", h->port);
-	snprintf(host, sizeof(host), v6 ? "[%s]:%u" : "%s:%u", bind, h->port);
-	if (strcmp(host, h->hosts[0]) != 0)
-		snprintf(h->hosts[2], sizeof(h->hosts[2]), "%s", host);
+	take_host(h, "127.0.0.1");
+	take_host(h, "localhost");
+	take_host(h, bind);
+	if (ferry__ui_is_loopback(bind) == 0 && gethostname(me, sizeof(me) - 1) == 0)
+		take_host(h, me);
+	if (wildcard)
+		take_addresses(h, v6 ? AF_INET6 : AF_INET);
 	snprintf(h->cookie, sizeof(h->cookie), "ferry_ui_%u", h->port);
+	/* a wildcard is no address to connect to: this host's own loopback one is */
+	snprintf(host, sizeof(host), v6 ? "[%s]:%u" : "%s:%u",
+		 wildcard ? (v6 ? "::1" : "127.0.0.1") : bind, h->port);
+	if (v6 && wildcard)
+		take_host(h, "::1");
 	h->url = ferry__asprintf("http://%s/?token=%s", host, h->token);
-	return h->url ? 0 : -1;
+	if (wildcard && me[0])
+		h->remote_url = ferry__asprintf("http://%s:%u/?token=%s", me, h->port, h->token);
+	return h->url && (!wildcard || !me[0] || h->remote_url) ? 0 : -1;
 }
 
 static int secrets(struct ui_http *h)
@@ -485,6 +551,11 @@ const char *ferry__ui_http_url(const struct ui_http *h)
 	return h->url;
 }
 
+const char *ferry__ui_http_remote_url(const struct ui_http *h)
+{
+	return h->remote_url;
+}
+
 void ferry__ui_http_stop(struct ui_http *h)
 {
 	if (!h)
@@ -492,6 +563,7 @@ void ferry__ui_http_stop(struct ui_http *h)
 	if (h->d)
 		MHD_stop_daemon(h->d);
 	free(h->url);
+	free(h->remote_url);
 	free(h->index);
 	free(h);
 }

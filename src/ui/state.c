@@ -26,6 +26,7 @@
 
 static int copy_res(struct ui_res *d, const struct ferry_resource_cfg *r)
 {
+	pthread_mutex_init(&d->call_mu, NULL);
 	d->name = strdup(r->name);
 	d->scheduler = strdup(r->scheduler ? r->scheduler : "local");
 	d->host = r->host ? strdup(r->host) : NULL;
@@ -86,6 +87,8 @@ static int named_resources(struct ui_state *st, const char *config, char *const 
 int ferry__ui_state_init(struct ui_state *st, const char *config, char *const *names, size_t n,
 			 char *err, size_t errlen)
 {
+	int rc;
+
 	memset(st, 0, sizeof(*st));
 	st->config = config;
 	pthread_mutex_init(&st->mu, NULL);
@@ -93,8 +96,11 @@ int ferry__ui_state_init(struct ui_state *st, const char *config, char *const *n
 	st->summary = json_array();
 	if (!st->summary)
 		return ferry__fail(err, errlen, -1, "out of memory");
-	return n ? named_resources(st, config, names, n, err, errlen)
-		 : all_resources(st, config, err, errlen);
+	rc = n ? named_resources(st, config, names, n, err, errlen)
+	       : all_resources(st, config, err, errlen);
+	for (size_t i = 0; i < st->nres; i++)
+		st->res[i].st = st;
+	return rc;
 }
 
 struct ui_res *ferry__ui_find(struct ui_state *st, const char *name, ferry_conn **conn)
@@ -119,6 +125,8 @@ static int connect_res(struct ui_state *st, struct ui_res *r, char *err, size_t 
 	int rc = ferry_connect(r->name, NULL, NULL, st->config, &c);
 
 	if (rc < 0) {
+		/* c is this thread's alone until published below: no other call overwrites its
+		 * message */
 		snprintf(r->err, sizeof(r->err), "%s", c ? ferry_errmsg(c) : ferry_strerror(rc));
 		if (!r->err[0])
 			snprintf(r->err, sizeof(r->err), "%s", ferry_strerror(rc));
@@ -134,12 +142,34 @@ static int connect_res(struct ui_state *st, struct ui_res *r, char *err, size_t 
 	return 0;
 }
 
-/* Jobs per state of r, into o's "counts" and "total": 0, or -1 with err set. */
+/* Keeps the newest of the n ids of state s (oldest first) in r's tail. */
+static void keep_tail(struct ui_res *r, int s, const ferry_job_id *ids, size_t n)
+{
+	size_t k = n < UI_TAIL ? n : UI_TAIL;
+
+	pthread_mutex_lock(&r->st->mu);
+	memcpy(r->tail[s], ids + (n - k), k * sizeof(*ids));
+	r->ntail[s] = k;
+	pthread_mutex_unlock(&r->st->mu);
+}
+
+static void tails_ok(struct ui_res *r, int ok)
+{
+	pthread_mutex_lock(&r->st->mu);
+	r->tails_ok = ok;
+	pthread_mutex_unlock(&r->st->mu);
+}
+
+/*
+ * Jobs per state of r, into o's "counts" and "total", and the newest ids
+ * of each into r's tail: 0, or -1 with err set.
+ */
 static int count_jobs(struct ui_res *r, json_t *o, char *err, size_t errlen)
 {
 	json_t *counts = json_object();
 	size_t total = 0;
 
+	tails_ok(r, 0);
 	if (!counts)
 		return ferry__fail(err, errlen, -1, "out of memory");
 	json_object_set_new(o, "counts", counts);
@@ -153,17 +183,69 @@ static int count_jobs(struct ui_res *r, json_t *o, char *err, size_t errlen)
 		ferry_list_opts_init(&opts);
 		opts.states = &st;
 		opts.nstates = 1;
+		pthread_mutex_lock(&r->call_mu);
 		rc = ferry_list_ids(r->conn, &opts, &ids, &n);
+		if (rc < 0)
+			snprintf(err, errlen, "%s",
+				 *ferry_errmsg(r->conn) ? ferry_errmsg(r->conn)
+							: ferry_strerror(rc));
+		pthread_mutex_unlock(&r->call_mu);
+		if (rc == 0)
+			keep_tail(r, s, ids, n);
 		free(ids);
-		if (rc < 0) {
-			snprintf(err, errlen, "%s", ferry_errmsg(r->conn));
+		if (rc < 0)
 			return -1;
-		}
 		json_object_set_new(counts, ferry_status_name(st), json_integer((json_int_t)n));
 		total += n;
 	}
 	json_object_set_new(o, "total", json_integer((json_int_t)total));
+	tails_ok(r, 1);
 	return 0;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+	ferry_job_id x = *(const ferry_job_id *)a, y = *(const ferry_job_id *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int wanted(int s, const enum ferry_job_status *states, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((int)states[i] == s)
+			return 1;
+	return n == 0;
+}
+
+int ferry__ui_end_cursor(struct ui_res *r, const enum ferry_job_status *states, size_t n,
+			 size_t limit, ferry_job_id *after)
+{
+	ferry_job_id *all = malloc(sizeof(r->tail));
+	size_t k = 0;
+	int rc = -1;
+
+	if (!all || 2 * limit >= UI_TAIL) {
+		free(all);
+		return -1;
+	}
+	pthread_mutex_lock(&r->st->mu);
+	for (int s = 0; r->tails_ok && s <= FERRY_FAILED; s++) {
+		if (!wanted(s, states, n))
+			continue;
+		memcpy(all + k, r->tail[s], r->ntail[s] * sizeof(*all));
+		k += r->ntail[s];
+	}
+	rc = r->tails_ok ? 0 : -1;
+	pthread_mutex_unlock(&r->st->mu);
+	if (rc == 0) {
+		/* twice the page: it stays whole when up to a page of them left their state since
+		 */
+		qsort(all, k, sizeof(*all), newest_first);
+		*after = k > 2 * limit ? all[2 * limit] : 0;
+	}
+	free(all);
+	return rc;
 }
 
 /* What /api/resources says of r: its configuration, whether it answers, its counts. */
@@ -266,7 +348,6 @@ int ferry__ui_state_start(struct ui_state *st)
 	publish(st);
 	pthread_mutex_unlock(&st->mu);
 	for (size_t i = 0; rc == 0 && i < st->nres; i++) {
-		st->res[i].st = st;
 		rc = pthread_create(&st->res[i].poller, NULL, poller, &st->res[i]);
 		st->res[i].started = rc == 0;
 	}
@@ -294,6 +375,7 @@ void ferry__ui_state_release(struct ui_state *st)
 		free(st->res[i].scheduler);
 		free(st->res[i].host);
 		json_decref(st->res[i].summary);
+		pthread_mutex_destroy(&st->res[i].call_mu);
 	}
 	free(st->res);
 	json_decref(st->summary);

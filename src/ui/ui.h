@@ -16,6 +16,14 @@
 
 #include "ferry.h"
 
+#define UI_PAGE_MAX 500 /* jobs one /api/jobs answer holds at most */
+/*
+ * The newest ids of each state a poller keeps from its count: twice a
+ * page and its cursor, so that the newest page stays whole when up to a
+ * page of them left their state since (ferry__ui_end_cursor()).
+ */
+#define UI_TAIL (2 * UI_PAGE_MAX + 1)
+
 /* A resource the page shows, and the one connection every thread shares (ferry.h allows it). */
 struct ui_res {
 	char *name;
@@ -23,10 +31,22 @@ struct ui_res {
 	char *host;	  /* NULL: this host */
 	int slots;	  /* local: 0 means every core */
 	ferry_conn *conn; /* NULL until connected; then kept to the end (libferry reconnects) */
-	double next_try;  /* when the poller tries to connect again */
-	char err[512];	  /* why the last connect failed (its poller only) */
+	/*
+	 * Held from a call on conn to the copy of its ferry_errmsg(): the
+	 * message is one buffer of the connection, which the next call of
+	 * another thread overwrites (libferry's own lock is released when
+	 * the call returns). Taken after st->mu is released, never before.
+	 */
+	pthread_mutex_t call_mu;
+	double next_try; /* when the poller tries to connect again */
+	char err[512];	 /* why the last connect failed (its poller only) */
 	struct ui_state *st;
-	json_t *summary;  /* its last summary (under st->mu) */
+	json_t *summary; /* its last summary (under st->mu) */
+	/* the newest ids of each state at its last count, tails_ok once it succeeded (under st->mu)
+	 */
+	ferry_job_id tail[FERRY_FAILED + 1][UI_TAIL];
+	size_t ntail[FERRY_FAILED + 1];
+	int tails_ok;
 	pthread_t poller; /* connects it and counts its jobs: one a resource, so that a
 			     slow or unreachable host holds up no other */
 	int started;
@@ -55,6 +75,14 @@ void ferry__ui_state_stop(struct ui_state *st);
 void ferry__ui_state_release(struct ui_state *st);
 /* The resource named, with its connection (NULL when none yet: *why says so). */
 struct ui_res *ferry__ui_find(struct ui_state *st, const char *name, ferry_conn **conn);
+/*
+ * from=end: a cursor before the newest limit jobs of r in states (n of
+ * them; 0: any), from the ids its poller last counted, or earlier: a
+ * listing of the ids after it costs what the page shows and what came
+ * since, not every job. 0, or -1 when r has not been counted yet.
+ */
+int ferry__ui_end_cursor(struct ui_res *r, const enum ferry_job_status *states, size_t n,
+			 size_t limit, ferry_job_id *after);
 /* The current summary (a new reference) and its generation. */
 json_t *ferry__ui_summary(struct ui_state *st, uint64_t *generation);
 /*
@@ -98,8 +126,10 @@ struct ui_http_opts {
 /* Starts the server: 0, or -1 with err set. *out is released with ferry__ui_http_stop(). */
 int ferry__ui_http_start(const struct ui_http_opts *o, struct ui_http **out, char *err,
 			 size_t errlen);
-/* The page's URL with the token (owned by h). */
+/* The page's URL with the token (owned by h); a wildcard bind gives a loopback one. */
 const char *ferry__ui_http_url(const struct ui_http *h);
+/* Bound to a wildcard (0.0.0.0, ::): the URL with this host's name, else NULL (owned by h). */
+const char *ferry__ui_http_remote_url(const struct ui_http *h);
 void ferry__ui_http_stop(struct ui_http *h);
 /* Whether addr (numeric) is a loopback address: 1, 0, or -1 for no address. */
 int ferry__ui_is_loopback(const char *addr);

@@ -8,8 +8,13 @@
 
 const STATES = ["queued_active", "system_on_hold", "user_on_hold", "user_system_on_hold",
   "running", "system_suspended", "user_suspended", "user_system_suspended", "done", "failed"];
+// the controls, in the order of their buttons; those that destroy ask first
+const ACTIONS = ["stop", "restart", "hold", "release", "kill", "dispose"];
 const DESTROYS = { kill: "Kill", dispose: "Kill if active and forget" };
 const PAGE = 50;
+// characters of a stream's output the page keeps (about 1 MiB), the last
+// ones: a job that writes for days must not fill the tab's memory
+const KEEP = 1 << 20;
 const csrf = document.querySelector("meta[name=ferry-csrf]").content;
 
 const view = {
@@ -17,7 +22,7 @@ const view = {
   after: 0, back: [], next: null,   // the page: its cursor, those before it, the next one
   atEnd: true,                      // showing the newest jobs, the new ones as they come
   selected: new Set(),
-  detail: null,                     // {resource, id, out: {stdout, stderr}, ended}
+  detail: null,                     // {resource, id, out: {stdout, stderr} offsets, kept: chars shown}
   loading: false, again: false,
   shown: null,                      // the jobs table's query and answer, as drawn
 };
@@ -157,6 +162,22 @@ async function loadDetail() {
   }
 }
 
+// Adds text to a stream's view, keeping its last KEEP characters: past a
+// quarter more, what is before them is cut (in steps, not at each read),
+// and the view says so at its top.
+function appendOutput(d, stream, text) {
+  const pre = $("#d-" + stream);
+  pre.append(document.createTextNode(text));
+  d.kept[stream] += text.length;
+  if (d.kept[stream] <= KEEP + KEEP / 4) return;
+  let all = "";
+  for (const n of pre.childNodes) if (n.nodeType === Node.TEXT_NODE) all += n.data;
+  let tail = all.slice(-KEEP);
+  if (/^[\udc00-\udfff]/.test(tail)) tail = tail.slice(1);  // half a surrogate pair
+  pre.replaceChildren(el("div", "earlier output cut", "cut"), document.createTextNode(tail));
+  d.kept[stream] = tail.length;
+}
+
 // Appends what the job wrote since the last read; again soon while it runs.
 async function follow(d, stream) {
   while (view.detail === d) {
@@ -170,7 +191,7 @@ async function follow(d, stream) {
       got = text.length;
       d.out[stream] = Number(r.headers.get("X-Next-Offset"));
       ended = r.headers.get("X-Ended") === "1";
-      if (text) $("#d-" + stream).append(document.createTextNode(text));
+      if (text) appendOutput(d, stream, text);
     } catch (e) {
       $("#d-" + stream).dataset.error = e.message;
     }
@@ -180,7 +201,7 @@ async function follow(d, stream) {
 }
 
 function openDetail(resource, id) {
-  const d = { resource, id, out: { stdout: 0, stderr: 0 } };
+  const d = { resource, id, out: { stdout: 0, stderr: 0 }, kept: { stdout: 0, stderr: 0 } };
   view.detail = d;
   $("#detail").hidden = false;
   $("#d-id").textContent = id;
@@ -221,7 +242,19 @@ async function act(action, resource, ids) {
 
 // ---- wiring ----
 
+// The action buttons of box, after what it holds.
+function actionButtons(box) {
+  for (const a of ACTIONS) {
+    const b = el("button", a, DESTROYS[a] ? "danger" : null);
+    b.type = "button";
+    b.dataset.action = a;
+    box.append(b);
+  }
+}
+
 function wire() {
+  actionButtons($("#bulk"));
+  actionButtons($("#d-actions"));
   const st = $("#f-state");
   for (const s of STATES) { const o = el("option", s); o.value = s; st.append(o); }
   $("#filters").addEventListener("submit", (ev) => {
