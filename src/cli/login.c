@@ -80,6 +80,14 @@ static void note_stop(int sig)
 	stop_sig = sig;
 }
 
+/* sig caught with sa, unless ignored: a ^C that the shell made harmless stays so. */
+static void catch_one(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+	sigaction(sig, NULL, old);
+	if (old->sa_handler != SIG_IGN)
+		sigaction(sig, sa, NULL);
+}
+
 /*
  * Catches the signals for the time of the prompt (stops: the stop
  * signals). The stop signals' handler is installed without SA_RESTART so
@@ -101,9 +109,9 @@ static void catch_signals(struct sigaction old[NSIGS], sigset_t *stops)
 	}
 	stop.sa_mask = fatal.sa_mask;
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(fatal_sigs); i++)
-		sigaction(fatal_sigs[i], &fatal, &old[k++]);
+		catch_one(fatal_sigs[i], &fatal, &old[k++]);
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(stop_sigs); i++)
-		sigaction(stop_sigs[i], &stop, &old[k++]);
+		catch_one(stop_sigs[i], &stop, &old[k++]);
 }
 
 static void release_signals(const struct sigaction old[NSIGS])
