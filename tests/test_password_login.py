@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import termios
 import threading
 import time
@@ -23,23 +24,52 @@ from conftest import (Ferry, add_section, as_jobuser, kill_procs_mentioning, new
 
 PROMPT = re.compile(r"ferry: password for (\S+) \(resource 'pw'\): ")
 
+# A job-control shell's part, for a ferry that ^Z can stop: ferry in its
+# own process group, the terminal's foreground one, under a parent of the
+# same session (a group whose parents are all outside the session is
+# orphaned, and the kernel discards the stop signals' default action in
+# such a group). It waits for ferry through its stops and exits with its
+# status.
+JOB_SHELL = r"""
+import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    os.tcsetpgrp(0, os.getpgrp())
+    signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.execv(sys.argv[1], sys.argv[1:])
+while True:
+    _, st = os.waitpid(pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(st):
+        sys.exit(os.waitstatus_to_exitcode(st) & 255)
+"""
+
 
 class Tty:
-    """`ferry ARGS` with a pseudo-terminal as stdin and controlling
-    terminal; stdout and stderr are pipes, so what reaches the terminal
-    (self.screen) is only what ferry wrote there: the prompt."""
+    """`ferry ARGS` with a pseudo-terminal as controlling terminal and (but
+    with stdin=) as stdin; stdout and stderr are pipes, so what reaches the
+    terminal (self.screen) is only what ferry wrote there: the prompt. With
+    job_control, ferry runs under JOB_SHELL (self.pid: ferry's pid)."""
 
-    def __init__(self, f, *args):
+    def __init__(self, f, *args, stdin=None, job_control=False):
         master, slave = os.openpty()
 
         def own_terminal():
             os.setsid()
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
 
-        self.p = subprocess.Popen([f.bin, *args], stdin=slave, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=f.env, cwd=f.work,
-                                  preexec_fn=own_terminal)
+        argv = [f.bin, *args]
+        if job_control:
+            argv = [sys.executable, "-c", JOB_SHELL, *argv]
+        self.p = subprocess.Popen(argv, stdin=slave if stdin is None else stdin,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=f.env,
+                                  cwd=f.work, preexec_fn=own_terminal, pass_fds=(slave,))
         os.close(slave)
+        self.pid = self.p.pid
+        if job_control:
+            self.pid, = poll(lambda: children(self.p.pid), 30, what="JOB_SHELL's ferry")
         self.master = master
         self.raw = b""
         self.lock = threading.Lock()
@@ -103,12 +133,28 @@ def pw(request, sshd):
     as_jobuser(f, sshd)
     add_section(f, password_section(f, sshd, login=sshd["SSH_TEST_USER"]))
     ttys = []
-    f.tty = lambda *args: ttys.append(Tty(f, *args)) or ttys[-1]
+    f.tty = lambda *args, **kw: ttys.append(Tty(f, *args, **kw)) or ttys[-1]
     yield f
     for t in ttys:
         t.kill()
     f.cleanup()
     kill_procs_mentioning(base)
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(k) for k in fh.read().split()]
+    except OSError:
+        return []
+
+
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
 
 
 def ssh_children(pid):
@@ -162,6 +208,20 @@ def test_prompt_once_then_the_job_runs_as_that_login(pw, sshd):
         except OSError:
             return False
     poll(ran, 60, what=f"job {jid}'s output")
+
+
+def test_stdin_not_a_terminal_still_prompts_on_the_terminal(pw, sshd):
+    """`echo data | ferry ...` at a terminal: the data is stdin's, the
+    password the controlling terminal's."""
+    t = pw.tty("-r", "pw", "submit", "true", stdin=subprocess.DEVNULL)
+    t.expect_prompt()
+    poll(lambda: not termios.tcgetattr(t.master)[3] & termios.ECHO, 30,
+         what="the echo off at the prompt")
+    t.type(sshd["SSH_TEST_PASSWORD"] + "\n")
+    rc, out, err = t.finish()
+    assert rc == 0, err
+    assert out.strip().isdigit(), out
+    assert len(PROMPT.findall(t.screen)) == 1, t.screen
 
 
 def test_wrong_password_is_the_authentication_error(pw, sshd):
@@ -270,6 +330,28 @@ def test_ctrl_c_at_the_prompt_gives_the_echo_back(pw, sshd):
     assert rc == -signal.SIGINT, (rc, err)
     assert termios.tcgetattr(t.master)[3] & termios.ECHO, "ferry left the echo off"
     os.close(t.master)
+
+
+def test_ctrl_z_at_the_prompt_gives_the_echo_back_and_asks_again(pw, sshd):
+    """^Z at the prompt stops ferry with the terminal as it was (the shell
+    and what runs next get their echo); once continued, ferry turns the
+    echo off again and asks again, as ssh and sudo do."""
+    t = pw.tty("-r", "pw", "submit", "true", job_control=True)
+    t.expect_prompt()
+    t.type("partial")
+    t.type("\x1a")  # the terminal's ^Z: SIGTSTP to ferry's group, the foreground one
+    poll(lambda: proc_state(t.pid) == "T", 30, what="ferry to stop")
+    assert termios.tcgetattr(t.master)[3] & termios.ECHO, "stopped with the echo off"
+    os.kill(t.pid, signal.SIGCONT)
+    poll(lambda: len(PROMPT.findall(t.screen)) == 2 or t.p.poll() is not None, 30,
+         what="the second prompt")
+    assert len(PROMPT.findall(t.screen)) == 2, (t.screen, t._err())
+    poll(lambda: not termios.tcgetattr(t.master)[3] & termios.ECHO, 30,
+         what="the echo off at the new prompt")
+    t.type(sshd["SSH_TEST_PASSWORD"] + "\n")  # what was typed before ^Z is gone
+    rc, out, err = t.finish()
+    assert rc == 0, err
+    assert out.strip().isdigit(), out
 
 
 @pytest.mark.parametrize("action", ["status", "stop"])

@@ -520,7 +520,11 @@ def test_grouped_short_options_checked_like_long_ones(fs):
     for spec, what in (("-Hv", "'-H' is ferry's own"), ("-vJname", "'-J' is ferry's own"),
                        ("-OH", "'-H' is ferry's own"), ("-vW", "'-W' is not supported"),
                        ("-vQ", "'-Q' is not supported"), ("--qui", "'--quiet' is not supported"),
-                       ("-vZ", "'-Z' in '-vZ' is not an sbatch option")):
+                       ("-vZ", "'-Z' in '-vZ' is not an sbatch option"),
+                       # -k's value is optional, so only the rest of its word (getopt's k::)
+                       ("-kv", "'-kv' gives --no-kill the value 'v', which sbatch refuses"),
+                       ("-k off", "-k takes its value attached ('-koff')"),
+                       ("-O extra", "'extra' is not an sbatch option nor the value of one")):
         cp = fs.run("submit", "--native", spec, "--", "true", check=False)
         assert cp.returncode != 0 and what in cp.stderr, (spec, cp.stderr)
     assert fs.json("jobs", "--json") == []
@@ -530,6 +534,10 @@ def test_grouped_short_options_checked_like_long_ones(fs):
     info = fs.wait_ended(jid, timeout=WAIT)
     assert info["status"] == "done", (info["message"], fs.run("logs", "--stderr", jid).stdout)
     assert sorted(fs.run("logs", jid).stdout.splitlines()) == ["rank 0 of 2", "rank 1 of 2"]
+    # -k ends a group too, with its value: -O --no-kill=off
+    jid = fs.submit("true", opts=("--native", "-Okoff"))
+    info = fs.wait_ended(jid, timeout=WAIT)
+    assert info["status"] == "done", info["message"]
 
 
 def _limited_slurm(f, max_array, max_script):

@@ -43,6 +43,21 @@ class Top:
     def keys(self, *keys):
         self.tmux("send-keys", "-t", "top", *keys)
 
+    def confirm(self, key, jid, answer="y"):
+        """k, s or r on the selected job jid, then answer at its question."""
+        verb = {"k": "kill", "s": "stop", "r": "restart"}[key]
+        self.keys(key)
+        self.wait_text(f"{verb} job {jid}? (y/n)")
+        self.keys(answer)
+
+    def filter_name(self, text, erase=0):
+        """/, erase characters of the filter shown, type text, Enter."""
+        self.keys("/", *["BSpace"] * erase, *text, "Enter")
+
+    def quit(self):
+        self.keys("q")
+        assert self.wait_exit() == "EXIT=0"
+
     def screen(self):
         return self.tmux("capture-pane", "-p", "-t", "top")
 
@@ -132,22 +147,17 @@ def test_table_shows_the_jobs_and_a_state_change_within_2s(ferry, top_factory):
     ferry.run("kill", a)
     t.wait_row(a, lambda r: "failed" in r and "killed" in r, timeout=10.0)
     t.wait_row(held, lambda r: "done" in r and "exit 0" in r, timeout=15.0)
-    t.keys("q")
-    assert t.wait_exit() == "EXIT=0"
+    t.quit()
 
 
 def test_kill_asks_then_kills(ferry, top_factory):
     jid = sleeper(ferry, "victim")
     t = top_factory()
     t.wait_row(jid, lambda r: "running" in r)
-    t.keys("k")
-    t.wait_text(f"kill job {jid}? (y/n)")
-    t.keys("n")
+    t.confirm("k", jid, "n")
     t.wait_text("not done")
     assert ferry.run("status", jid).stdout.strip() == "running"
-    t.keys("k")
-    t.wait_text(f"kill job {jid}? (y/n)")
-    t.keys("y")
+    t.confirm("k", jid)
     t.wait_text(f"job {jid} killed")
     poll(lambda: ferry.run("status", jid).stdout.strip() == "failed", 15, 0.1,
          "the job to end")
@@ -159,24 +169,17 @@ def test_stop_and_restart_keys(ferry, top_factory):
     jid = sleeper(ferry, "pausable")
     t = top_factory()
     t.wait_row(jid, lambda r: "running" in r)
-    t.keys("s")
-    t.wait_text(f"stop job {jid}? (y/n)")
-    t.keys("y")
+    t.confirm("s", jid)
     t.wait_row(jid, lambda r: "user_suspended" in r)
     assert ferry.run("status", jid).stdout.strip() == "user_suspended"
-    t.keys("r")
-    t.wait_text(f"restart job {jid}? (y/n)")
-    t.keys("y")
+    t.confirm("r", jid)
     t.wait_row(jid, lambda r: "running" in r)
     # a refusal is said, and top goes on: restarting an ended job
     ferry.run("kill", jid)
     t.wait_row(jid, lambda r: "failed" in r)
-    t.keys("r")
-    t.wait_text(f"restart job {jid}? (y/n)")
-    t.keys("y")
+    t.confirm("r", jid)
     t.wait_text(f"cannot restart job {jid}: job {jid} has ended")
-    t.keys("q")
-    assert t.wait_exit() == "EXIT=0"
+    t.quit()
 
 
 def test_resize_redraws_to_the_new_size(ferry, top_factory):
@@ -197,19 +200,46 @@ def test_resize_redraws_to_the_new_size(ferry, top_factory):
     assert all(len(line) <= 70 for line in s.splitlines()), s
 
 
+def test_a_narrow_terminal_cuts_every_line_at_its_edge(ferry, top_factory):
+    """20 columns: each line is cut, none wraps onto the next; the title,
+    the header, the row and the keys' line keep their rows."""
+    jid = ferry.submit("true", opts=("-n", "a-name-wider-than-the-screen", "--hold"))
+    t = top_factory(width=20, height=8)
+    s = t.wait(lambda s: t.row(s, jid) is not None and s.startswith("ferry top: local  1"),
+               what="the narrow table")
+    lines = s.split("\n")[:8]
+    assert all(len(line) <= 20 for line in lines), s
+    assert lines[0] == "ferry top: local  1", s  # the title, cut
+    assert lines[1].split() == ["ID", "NAME", "STATE"], s
+    assert lines[2].split() == [str(jid), "a-na", "user_o"], s
+    assert lines[7].startswith("[state any"), s
+    assert all(not line.strip() for line in lines[3:7]), s
+    t.keys("Enter")
+    s = t.wait_text(f"job {jid} stdout")
+    assert all(len(line) <= 20 for line in s.splitlines()), s
+    t.keys("q")
+    # narrower still, down to one cell: top goes on
+    for width, height in ((5, 3), (1, 1), (20, 8)):
+        t.tmux("resize-window", "-t", "top", "-x", str(width), "-y", str(height))
+    t.wait(lambda s: s.startswith("ferry top: local  1"), what="the table after resizes")
+    t.quit()
+
+
 def test_q_exits_0_and_restores_the_terminal(ferry, top_factory):
     t = top_factory()
     t.wait_text("ferry top: local")
-    t.keys("q")
-    assert t.wait_exit() == "EXIT=0"
+    t.quit()
     assert_terminal_restored(t)
 
 
-def test_ctrl_c_exits_cleanly(ferry, top_factory):
+# Ctrl-C (SIGINT) and Ctrl-\ (SIGQUIT, whose default is a core dump with
+# the terminal left in curses' modes)
+@pytest.mark.parametrize("key", ["C-c", "C-\\"])
+def test_ctrl_c_and_ctrl_backslash_exit_cleanly(ferry, top_factory, key):
     jid = ferry.submit("true", opts=("--hold",))
     t = top_factory()
     t.wait_row(jid, lambda r: "user_on_hold" in r)
-    t.keys("C-c")
+    t.keys(key)
     assert t.wait_exit() == "EXIT=0"
     assert_terminal_restored(t)
     assert ferry.run("status", jid).stdout.strip() == "user_on_hold"
@@ -261,10 +291,10 @@ def test_state_and_name_filters(ferry, top_factory):
     t.keys("f", "f")  # failed, then any again
     t.wait(lambda s: "state any" in s and all(t.row(s, j) for j in (ok, bad, held)),
            what="any state again")
-    t.keys("/", "a", "l", "p", "h", "a", "Enter")
+    t.filter_name("alpha")
     s = t.wait(lambda s: "name alpha" in s and t.row(s, bad) is None, what="name filter")
     assert t.row(s, ok) and t.row(s, held)
-    t.keys("/", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "Enter")
+    t.filter_name("", erase=5)
     t.wait(lambda s: "name *" in s and all(t.row(s, j) for j in (ok, bad, held)),
            what="no name filter")
 
@@ -303,7 +333,7 @@ def test_counts_the_page_and_a_bounded_name_scan_of_many_jobs(ferry, top_factory
     s = t.wait_text(f"{n + 1} jobs  user_on_hold {n + 1}", timeout=30)
     assert t.row(s, 17) and t.row(s, 18) is None  # 17 rows: the page, not the list
     # a name filter reads a bounded part of the table a refresh (20,000 jobs)
-    t.keys("/", *"needle", "Enter")
+    t.filter_name("needle")
     t.wait_text("(names searched up to job 20000: PgDn searches on)", timeout=30)
     t.keys("NPage")
     s = t.wait(lambda s: t.row(s, needle) is not None, timeout=30, what="the needle")
@@ -328,10 +358,7 @@ def test_top_over_ssh(request, top_factory):
     t = top_factory(f)
     t.wait_row(jid, lambda r: "far-away" in r and "running" in r, timeout=30)
     assert "ferry top: remote" in t.screen()
-    t.keys("k")
-    t.wait_text(f"kill job {jid}? (y/n)")
-    t.keys("y")
+    t.confirm("k", jid)
     poll(lambda: f.run("status", jid).stdout.strip() == "failed", 30, 0.1, "the kill")
     t.wait_row(jid, lambda r: "killed" in r, timeout=10)
-    t.keys("q")
-    assert t.wait_exit() == "EXIT=0"
+    t.quit()

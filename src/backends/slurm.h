@@ -1,6 +1,7 @@
 /*
- * slurm.h - what the Slurm backend (slurm.c) and the reading of what
- * Slurm says (slurm-acct.c) share.
+ * slurm.h - what the Slurm backend (slurm.c), the reading of what Slurm
+ * says (slurm-acct.c) and the check of native specifications
+ * (slurm-native.c) share.
  */
 #ifndef FERRY_SLURM_H
 #define FERRY_SLURM_H
@@ -11,6 +12,15 @@
 #include "run.h"
 
 #define CMD_TIMEOUT_S 60.0
+
+/*
+ * A native specification (NULL: none) as the words sbatch will be given
+ * (*words, NULL-terminated; release with ferry__strv_free(), NULL for
+ * none): short option groups split as getopt reads them ("-vn4": "-v",
+ * "-n4"), every option checked (slurm-native.c). 0; FERRY_EINVAL or
+ * FERRY_EUNSUPPORTED with err set; FERRY_ENOMEM.
+ */
+int ferry__slurm_native_words(const char *native, char ***words, char *err, size_t errlen);
 
 /* What Slurm says of an ended job. */
 struct sres {

@@ -208,6 +208,9 @@ int ferry__cli_print_transfers(const struct ctx *c, struct ferry_transfer_info *
 /* The objects of `ferry resources` (released), as resources.c makes them. */
 int ferry__cli_print_resources(const struct ctx *c, json_t *all);
 const char *ferry__cli_status_str(enum ferry_job_status s);
+/* A job's end for a table (render.c): brief ("sig9"), or in words ("signal 9") */
+void ferry__cli_exit_cell(char *buf, size_t cap, enum ferry_exit_status st, int value, int sig,
+			  int words);
 
 /* ---- the commands, one room a group ---- */
 

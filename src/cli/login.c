@@ -15,8 +15,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/select.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -27,9 +29,20 @@
 /* Longest password read; ferry-askpass takes up to 4 KiB. */
 #define PASSWORD_MAX 1024
 
-/* The terminal while its echo is off, for a signal to give it back. */
-static int quiet_fd = -1;
+/*
+ * The terminal while its echo is off, for a signal handler to give it
+ * back: quiet_saved is complete before quiet_fd names the terminal (the
+ * fence orders the two for the handler).
+ */
+static volatile sig_atomic_t quiet_fd = -1;
 static struct termios quiet_saved;
+/* The stop signal (^Z, or a background read or write) met at the prompt, or 0. */
+static volatile sig_atomic_t stop_sig;
+
+/* The signals that end the command, and those that stop it (readpassphrase's). */
+static const int fatal_sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+static const int stop_sigs[] = {SIGTSTP, SIGTTIN, SIGTTOU};
+#define NSIGS (FERRY_ARRAY_SIZE(fatal_sigs) + FERRY_ARRAY_SIZE(stop_sigs))
 
 int ferry__cli_password_offered(const char *msg)
 {
@@ -45,74 +58,170 @@ int ferry__cli_password_offered(const char *msg)
 	return strstr(methods, ",password,") || strstr(methods, ",keyboard-interactive,");
 }
 
-/* A signal while the echo is off: the terminal as it was, then the signal's default. */
+/*
+ * A signal that ends the command while the echo is off: the terminal as
+ * it was, then the signal's default. tcsetattr(), signal() and raise()
+ * are async-signal-safe; the signal is blocked in here, so it ends the
+ * process as the handler returns.
+ */
 static void restore_on_signal(int sig)
 {
-	if (quiet_fd >= 0)
-		tcsetattr(quiet_fd, TCSAFLUSH, &quiet_saved);
+	int fd = quiet_fd;
+
+	if (fd >= 0)
+		tcsetattr(fd, TCSAFLUSH, &quiet_saved);
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
 
-/* Reads one line into buf with the echo off: 0, or -1 with *why set. */
-static int read_quietly(int fd, char *buf, size_t cap, const char **why)
+/* A stop signal: only noted; the reader gives the terminal back, stops, re-prompts. */
+static void note_stop(int sig)
 {
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-	struct sigaction sa = {.sa_handler = restore_on_signal}, old[FERRY_ARRAY_SIZE(sigs)];
-	struct termios quiet;
-	size_t n = 0;
-	ssize_t r;
-	char ch;
+	stop_sig = sig;
+}
 
-	if (tcgetattr(fd, &quiet_saved) < 0) {
-		*why = "cannot read the terminal's settings";
-		return -1;
-	}
-	quiet = quiet_saved;
-	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
-	quiet_fd = fd;
-	for (size_t i = 0; i < FERRY_ARRAY_SIZE(sigs); i++)
-		sigaction(sigs[i], &sa, &old[i]);
-	*why = tcsetattr(fd, TCSAFLUSH, &quiet) < 0 ? "cannot turn the terminal's echo off" : NULL;
-	while (!*why) {
-		r = read(fd, &ch, 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			*why = "cannot read the terminal";
-		else if (r == 0 || ch == '\n' || ch == '\r')
-			break;
-		else if (n + 1 >= cap)
-			*why = "password too long (1023 bytes at most)";
-		else
-			buf[n++] = ch;
-	}
-	buf[n] = '\0';
-	explicit_bzero(&ch, sizeof(ch));
-	tcsetattr(fd, TCSAFLUSH, &quiet_saved);
-	quiet_fd = -1;
-	for (size_t i = 0; i < FERRY_ARRAY_SIZE(sigs); i++)
-		sigaction(sigs[i], &old[i], NULL);
-	if (!*why && !n)
-		*why = "no password given";
-	return *why ? -1 : 0;
+/* sig caught with sa, unless ignored: a ^C that the shell made harmless stays so. */
+static void catch_one(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+	sigaction(sig, NULL, old);
+	if (old->sa_handler != SIG_IGN)
+		sigaction(sig, sa, NULL);
 }
 
 /*
- * Asks for the password on the controlling terminal (stdin's when there is
- * none), as ssh and sudo do: a prompt on stderr would be lost in a
- * redirection.
+ * Catches the signals for the time of the prompt (stops: the stop
+ * signals). The stop signals' handler is installed without SA_RESTART so
+ * that a wait or a tcsetattr() they interrupt returns EINTR.
  */
-static int ask(const char *prompt, char *buf, size_t cap, const char **why)
+static void catch_signals(struct sigaction old[NSIGS], sigset_t *stops)
 {
-	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC), rc;
-	int in = fd >= 0 ? fd : STDIN_FILENO, out = fd >= 0 ? fd : STDERR_FILENO;
+	struct sigaction fatal = {.sa_handler = restore_on_signal};
+	struct sigaction stop = {.sa_handler = note_stop};
+	size_t k = 0;
 
-	ferry__write_all(out, prompt, strlen(prompt));
-	rc = read_quietly(in, buf, cap, why);
-	ferry__write_all(out, "\n", 1); /* the newline the echo did not show */
-	if (fd >= 0)
-		close(fd);
+	sigemptyset(&fatal.sa_mask);
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(fatal_sigs); i++)
+		sigaddset(&fatal.sa_mask, fatal_sigs[i]);
+	sigemptyset(stops);
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(stop_sigs); i++) {
+		sigaddset(&fatal.sa_mask, stop_sigs[i]);
+		sigaddset(stops, stop_sigs[i]);
+	}
+	stop.sa_mask = fatal.sa_mask;
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(fatal_sigs); i++)
+		catch_one(fatal_sigs[i], &fatal, &old[k++]);
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(stop_sigs); i++)
+		catch_one(stop_sigs[i], &stop, &old[k++]);
+}
+
+static void release_signals(const struct sigaction old[NSIGS])
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(fatal_sigs); i++)
+		sigaction(fatal_sigs[i], &old[k++], NULL);
+	for (size_t i = 0; i < FERRY_ARRAY_SIZE(stop_sigs); i++)
+		sigaction(stop_sigs[i], &old[k++], NULL);
+}
+
+/*
+ * Reads one line into buf: 0, or -1 with *why set; 1 when a stop signal
+ * came first (stop_sig). The caller blocks the stop signals but in
+ * pselect() (mask: the signals blocked there), so one that comes is seen
+ * before the next wait and not only after the next key.
+ */
+static int read_line(int fd, const sigset_t *mask, char *buf, size_t cap, size_t *n,
+		     const char **why)
+{
+	fd_set in;
+	ssize_t r;
+	char ch = 0;
+	int rc = 0;
+
+	while (!rc) {
+		FD_ZERO(&in);
+		FD_SET(fd, &in);
+		if (stop_sig)
+			rc = 1;
+		else if (pselect(fd + 1, &in, NULL, NULL, NULL, mask) < 0)
+			rc = errno == EINTR ? 0 : (*why = "cannot wait for the terminal", -1);
+		else if ((r = read(fd, &ch, 1)) < 0)
+			rc = errno == EINTR || errno == EAGAIN
+				 ? 0
+				 : (*why = "cannot read the terminal", -1);
+		else if (r == 0 || ch == '\n' || ch == '\r')
+			break;
+		else if (*n + 1 >= cap)
+			rc = (*why = "password too long (1023 bytes at most)", -1);
+		else
+			buf[(*n)++] = ch;
+	}
+	explicit_bzero(&ch, sizeof(ch));
+	return rc;
+}
+
+/*
+ * One prompt with the echo off, as readpassphrase(3) does it: 0 with the
+ * line in buf, 1 when a stop signal came (the terminal given back, the
+ * signal in stop_sig to be sent again), -1 with *why set. The prompt is
+ * written before the signals are caught: in the background with tostop
+ * set, the write's SIGTTOU stops the command as ever.
+ */
+static int prompt_once(int fd, const char *prompt, char *buf, size_t cap, const char **why)
+{
+	struct sigaction old[NSIGS];
+	struct termios quiet;
+	sigset_t stops, mask;
+	size_t n = 0;
+	int rc;
+
+	stop_sig = 0;
+	if (tcgetattr(fd, &quiet_saved) < 0)
+		return (*why = "cannot read the terminal's settings", -1);
+	quiet = quiet_saved;
+	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
+	ferry__write_all(fd, prompt, strlen(prompt));
+	atomic_signal_fence(memory_order_seq_cst);
+	quiet_fd = fd;
+	catch_signals(old, &stops);
+	/* from the background, SIGTTOU (noted) interrupts it: stop, ask again */
+	while ((rc = tcsetattr(fd, TCSAFLUSH, &quiet)) < 0 && errno == EINTR && !stop_sig)
+		;
+	sigprocmask(SIG_BLOCK, &stops, &mask);
+	if (stop_sig)
+		rc = 1;
+	else if (rc < 0)
+		rc = (*why = "cannot turn the terminal's echo off", -1);
+	else
+		rc = read_line(fd, &mask, buf, cap, &n, why);
+	buf[n] = '\0';
+	/* SIGTTOU blocked: the terminal is given back even from the background */
+	while (tcsetattr(fd, TCSAFLUSH, &quiet_saved) < 0 && errno == EINTR)
+		;
+	quiet_fd = -1;
+	release_signals(old);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	ferry__write_all(fd, "\n", 1); /* the newline the echo did not show */
+	return rc;
+}
+
+/*
+ * Asks for the password on the controlling terminal, as ssh and sudo do:
+ * a prompt on stderr would be lost in a redirection, and stdin may be a
+ * pipe of the command's own data. A stop at the prompt (^Z) gives the
+ * terminal back with its echo on, stops, and asks again once continued.
+ */
+static int ask(int fd, const char *prompt, char *buf, size_t cap, const char **why)
+{
+	int rc, sig;
+
+	while ((rc = prompt_once(fd, prompt, buf, cap, why)) == 1) {
+		sig = stop_sig;
+		explicit_bzero(buf, cap);
+		kill(getpid(), sig); /* its default now: stop until continued */
+	}
+	if (!rc && !buf[0])
+		return (*why = "no password given", -1);
 	return rc;
 }
 
@@ -136,9 +245,11 @@ int ferry__cli_password_connect(struct ctx *c)
 {
 	char password[PASSWORD_MAX], prompt[1024];
 	const char *why = NULL;
-	int rc;
+	int rc, tty;
 
-	if (!isatty(STDIN_FILENO)) {
+	/* the terminal is the controlling one, whatever stdin is (echo data | ferry ...) */
+	tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (tty < 0) {
 		ferry__cli_report(c, FERRY_EAUTH);
 		ferry__cli_errorf(c,
 				  "resource '%s' needs a password and there is no terminal to ask "
@@ -148,7 +259,8 @@ int ferry__cli_password_connect(struct ctx *c)
 		goto fail;
 	}
 	make_prompt(c, prompt, sizeof(prompt));
-	rc = ask(prompt, password, sizeof(password), &why);
+	rc = ask(tty, prompt, password, sizeof(password), &why);
+	close(tty);
 	if (rc < 0) {
 		explicit_bzero(password, sizeof(password));
 		ferry__cli_errorf(c, "%s", why);

@@ -415,26 +415,32 @@ struct row {
 	char *command;
 };
 
-static void exit_cell(const struct ferry_job_info *j, char *buf, size_t len)
+/*
+ * A job's end in a table's cell: brief in `ferry jobs` ("0", "sig9",
+ * "?"), in words in top ("exit 0", "signal 9", "unclear"), whose column
+ * has the room; the rest is the same in both.
+ */
+void ferry__cli_exit_cell(char *buf, size_t cap, enum ferry_exit_status st, int value, int sig,
+			  int words)
 {
-	switch (j->exit_status) {
+	switch (st) {
 	case FERRY_FINISHED_REGULARLY:
-		snprintf(buf, len, "%d", j->exit_value);
+		snprintf(buf, cap, words ? "exit %d" : "%d", value);
 		break;
 	case FERRY_FINISHED_SIGNAL:
-		snprintf(buf, len, "sig%d", j->signal);
+		snprintf(buf, cap, words ? "signal %d" : "sig%d", sig);
 		break;
 	case FERRY_KILLED_BY_USER:
-		snprintf(buf, len, "killed");
+		snprintf(buf, cap, "killed");
 		break;
 	case FERRY_ABORTED:
-		snprintf(buf, len, "aborted");
+		snprintf(buf, cap, "aborted");
 		break;
 	case FERRY_FINISHED_UNCLEAR_CONDITION:
-		snprintf(buf, len, "?");
+		snprintf(buf, cap, "%s", words ? "unclear" : "?");
 		break;
 	default:
-		snprintf(buf, len, "-");
+		snprintf(buf, cap, "-");
 		break;
 	}
 }
@@ -444,7 +450,7 @@ static int fill_row(const struct ferry_job_info *j, struct row *r)
 	char *cmd = join_words(j->argv);
 
 	snprintf(r->id, sizeof(r->id), "%" PRId64, j->id);
-	exit_cell(j, r->exit, sizeof(r->exit));
+	ferry__cli_exit_cell(r->exit, sizeof(r->exit), j->exit_status, j->exit_value, j->signal, 0);
 	r->status = ferry__cli_status_str(j->status);
 	r->name = display_text(j->name && *j->name ? j->name : "-", TABLE_NAME_MAX);
 	r->command = cmd ? display_text(cmd, TABLE_CMD_MAX) : NULL;

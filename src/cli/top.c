@@ -40,7 +40,7 @@
 #define KEY_ESC	       27
 #define KEY_CTRL_C     3
 
-/* Set by SIGINT, SIGTERM and SIGHUP: leave the loop, restore the terminal. */
+/* Set by SIGINT, SIGTERM, SIGHUP and SIGQUIT: leave the loop, restore the terminal. */
 static volatile sig_atomic_t quit_signal;
 
 struct row {
@@ -123,6 +123,8 @@ static void catch_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	/* Ctrl-\: its default, a core dump, would leave the terminal in curses' modes */
+	sigaction(SIGQUIT, &sa, NULL);
 }
 
 static void say(struct top *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -427,27 +429,38 @@ static void fmt_time(char *buf, size_t cap, double at)
 		 &tm);
 }
 
-static void fmt_exit(char *buf, size_t cap, const struct row *r)
+/*
+ * Writes s on row y cut at the terminal's edge, however narrow: a longer
+ * line would wrap onto the next row, and a full one moves the cursor
+ * there, where clrtoeol() would blank that row (draw() erased it anyway).
+ */
+static void put_line(int y, const char *s)
 {
-	switch (r->exit_status) {
-	case FERRY_FINISHED_REGULARLY:
-		snprintf(buf, cap, "exit %d", r->exit_value);
-		break;
-	case FERRY_FINISHED_SIGNAL:
-		snprintf(buf, cap, "signal %d", r->signal);
-		break;
-	case FERRY_KILLED_BY_USER:
-		snprintf(buf, cap, "killed");
-		break;
-	case FERRY_ABORTED:
-		snprintf(buf, cap, "aborted");
-		break;
-	case FERRY_FINISHED_UNCLEAR_CONDITION:
-		snprintf(buf, cap, "unclear");
-		break;
-	default:
-		snprintf(buf, cap, "-");
-	}
+	int n = COLS > 0 ? (int)strnlen(s, (size_t)COLS) : 0;
+
+	if (n)
+		mvaddnstr(y, 0, s, n);
+	else
+		move(y, 0);
+	if (n < COLS)
+		clrtoeol();
+}
+
+/* Appends to a line of cap bytes, cut where it is full (*n stays below cap). */
+static void append(char *line, size_t cap, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *line, size_t cap, size_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (*n + 1 >= cap)
+		return;
+	va_start(ap, fmt);
+	r = vsnprintf(line + *n, cap - *n, fmt, ap);
+	va_end(ap);
+	if (r > 0)
+		*n = *n + (size_t)r < cap ? *n + (size_t)r : cap - 1;
 }
 
 /* The columns but the name take this much; the name the rest of the width. */
@@ -465,9 +478,7 @@ static void draw_line(int y, const char *id, const char *name, const char *state
 		namew = NAME_MAX_SHOWN;
 	snprintf(line, sizeof(line), "%8s %-*.*s %-19s %-11s %9s %-9s", id, namew, namew, name,
 		 state, submitted, runtime, exit);
-	/* cut at the edge: a longer line would wrap onto the next row */
-	mvaddnstr(y, 0, line, COLS);
-	clrtoeol();
+	put_line(y, line);
 }
 
 static void draw_row(const struct top *t, int y, const struct row *r, int selected)
@@ -477,7 +488,7 @@ static void draw_row(const struct top *t, int y, const struct row *r, int select
 	snprintf(id, sizeof(id), "%" PRId64, r->id);
 	fmt_time(sub, sizeof(sub), r->submitted_at);
 	fmt_duration(run, sizeof(run), row_runtime(r));
-	fmt_exit(ex, sizeof(ex), r);
+	ferry__cli_exit_cell(ex, sizeof(ex), r->exit_status, r->exit_value, r->signal, 1);
 	if (selected)
 		attron(A_REVERSE);
 	draw_line(y, id, r->name, ferry__cli_status_str(r->status), sub, run, ex);
@@ -489,20 +500,18 @@ static void draw_row(const struct top *t, int y, const struct row *r, int select
 static void draw_title(const struct top *t)
 {
 	char line[512];
-	int n;
+	size_t n = 0;
 
-	n = snprintf(line, sizeof(line), "ferry top: %s  ", t->c->resource);
+	append(line, sizeof(line), &n, "ferry top: %s  ", t->c->resource);
 	if (t->have_counts) {
-		n += snprintf(line + n, sizeof(line) - (size_t)n, "%zu job%s", t->total,
-			      t->total == 1 ? "" : "s");
-		for (int s = 0; s < NSTATES && n < (int)sizeof(line); s++)
+		append(line, sizeof(line), &n, "%zu job%s", t->total, t->total == 1 ? "" : "s");
+		for (int s = 0; s < NSTATES; s++)
 			if (t->counts[s])
-				n += snprintf(line + n, sizeof(line) - (size_t)n, "  %s %zu",
-					      ferry__cli_status_str((enum ferry_job_status)s),
-					      t->counts[s]);
+				append(line, sizeof(line), &n, "  %s %zu",
+				       ferry__cli_status_str((enum ferry_job_status)s),
+				       t->counts[s]);
 	}
-	mvaddnstr(0, 0, line, COLS);
-	clrtoeol();
+	put_line(0, line);
 }
 
 static void draw_status(const struct top *t)
@@ -527,8 +536,7 @@ static void draw_status(const struct top *t)
 				      : ferry__cli_status_str((enum ferry_job_status)t->state),
 			 t->name[0] ? t->name : "*", sort_names[t->sort], t->reverse ? "-" : "+");
 	attron(A_BOLD);
-	mvaddnstr(LINES - 1, 0, line, COLS);
-	clrtoeol();
+	put_line(LINES - 1, line);
 	attroff(A_BOLD);
 }
 
@@ -546,19 +554,22 @@ static void draw_table(const struct top *t)
 		char line[128];
 		snprintf(line, sizeof(line),
 			 "(names searched up to job %" PRId64 ": PgDn searches on)", t->scanned_to);
-		mvaddnstr((int)i + 2, 0, line, COLS);
+		put_line((int)i + 2, line);
 	} else if (!t->nrows) {
-		mvaddnstr(2, 0, t->after ? "(no more jobs: PgUp or Home)" : "(no jobs)", COLS);
+		put_line(2, t->after ? "(no more jobs: PgUp or Home)" : "(no jobs)");
 	}
 	draw_status(t);
 }
 
 static void draw_text_line(int y, const char *p, size_t n)
 {
+	size_t i;
+
 	move(y, 0);
-	for (size_t i = 0; i < n && (int)i < COLS; i++)
+	for (i = 0; i < n && (int)i < COLS; i++)
 		addch((unsigned char)p[i] < 0x20 ? '?' : (chtype)(unsigned char)p[i]);
-	clrtoeol();
+	if ((int)i < COLS) /* as put_line() */
+		clrtoeol();
 }
 
 /*
@@ -577,8 +588,7 @@ static void draw_output(const struct top *t)
 		 "job %" PRId64 " %s%s  (Tab: %s  Up/Down/PgUp/PgDn scroll  q back)", o->id,
 		 o->stream == FERRY_STDOUT ? "stdout" : "stderr", o->ended ? ", ended" : "",
 		 o->stream == FERRY_STDOUT ? "stderr" : "stdout");
-	mvaddnstr(0, 0, title, COLS);
-	clrtoeol();
+	put_line(0, title);
 	if (end && o->buf[end - 1] == '\n')
 		end--;
 	for (; skip > 0 && end > 0; skip--)
@@ -598,7 +608,7 @@ static void draw_output(const struct top *t)
 		start = stop + 1;
 	}
 	if (o->err[0])
-		mvaddnstr(1, 0, o->err, COLS);
+		put_line(1, o->err);
 	draw_status(t);
 }
 
