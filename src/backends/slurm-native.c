@@ -72,12 +72,7 @@ static const char *const long_flag[] = {
 /* The values sbatch takes for --no-kill (arg_set_no_kill), case aside. */
 static const char *const no_kill_values[] = {"off", "no", "set"};
 
-/*
- * Whether word names option opt as sbatch reads it: a long option or any
- * prefix of it (getopt_long takes unambiguous prefixes), with or without
- * "=VALUE"; a short one alone or with its value attached ("-o/tmp/x").
- */
-static int names_option(const char *word, const char *opt)
+int ferry__slurm_names_option(const char *word, const char *opt)
 {
 	size_t nl = strcspn(word, "=");
 
@@ -159,7 +154,7 @@ static int split_group(const char *native, char ***w, size_t i, char *err, size_
 static int stray_word(const char *native, const char *word, const char *prev, char *err,
 		      size_t errlen)
 {
-	if (prev && names_option(prev, "-k") && !prev[2])
+	if (prev && ferry__slurm_names_option(prev, "-k") && !prev[2])
 		return ferry__fail(err, errlen, FERRY_EINVAL,
 				   "native specification '%s': '%s' is not an sbatch option: "
 				   "-k takes its value attached ('-k%s'), so sbatch would read "
@@ -181,9 +176,9 @@ static int check_no_kill(const char *native, const char *word, char *err, size_t
 {
 	const char *v = NULL;
 
-	if (word[1] != '-' && names_option(word, "-k") && word[2])
+	if (word[1] != '-' && ferry__slurm_names_option(word, "-k") && word[2])
 		v = word + 2;
-	else if (names_option(word, "--no-kill") && strchr(word, '='))
+	else if (ferry__slurm_names_option(word, "--no-kill") && strchr(word, '='))
 		v = strchr(word, '=') + 1;
 	if (!v)
 		return 0;
@@ -202,13 +197,13 @@ static int check_no_kill(const char *native, const char *word, char *err, size_t
 static int check_option(const char *native, const char *word, char *err, size_t errlen)
 {
 	for (size_t k = 0; k < FERRY_ARRAY_SIZE(owned); k++)
-		if (names_option(word, owned[k]))
+		if (ferry__slurm_names_option(word, owned[k]))
 			return ferry__fail(err, errlen, FERRY_EINVAL,
 					   "native specification '%s': option '%s' is ferry's own "
 					   "(use the job's fields)",
 					   native, owned[k]);
 	for (size_t k = 0; k < FERRY_ARRAY_SIZE(unfollowed); k++)
-		if (names_option(word, unfollowed[k].opt))
+		if (ferry__slurm_names_option(word, unfollowed[k].opt))
 			return ferry__fail(
 			    err, errlen, FERRY_EUNSUPPORTED,
 			    "native specification '%s': option '%s' is not supported: "

@@ -226,7 +226,7 @@ static int check_parallel(json_t *spec, char **w, char *err, size_t errlen)
 			continue;
 		for (size_t i = 0; w && w[i]; i++)
 			for (size_t k = 0; k < 2; k++)
-				if (names_option(w[i], pairs[p].opt[k]))
+				if (ferry__slurm_names_option(w[i], pairs[p].opt[k]))
 					return ferry__fail(err, errlen, FERRY_EINVAL,
 							   "native specification '%s' sets '%s', "
 							   "which the job's '%s' sets",

@@ -21,6 +21,12 @@
  * FERRY_EUNSUPPORTED with err set; FERRY_ENOMEM.
  */
 int ferry__slurm_native_words(const char *native, char ***words, char *err, size_t errlen);
+/*
+ * Whether word names option opt as sbatch reads it: a long option or any
+ * prefix of it (getopt_long takes unambiguous prefixes), with or without
+ * "=VALUE"; a short one alone or with its value attached ("-o/tmp/x").
+ */
+int ferry__slurm_names_option(const char *word, const char *opt);
 
 /* What Slurm says of an ended job. */
 struct sres {
