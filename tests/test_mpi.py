@@ -197,3 +197,30 @@ def test_mpi_pe_is_for_grid_engine_and_a_name(ferry):
         ferry.config(conf)
         cp = ferry.run("submit", "--", "true", check=False)
         assert cp.returncode != 0 and want in cp.stderr, (conf, cp.stderr)
+
+
+def test_mpi_job_through_the_drmaa_provider(ferry, hello):
+    """A DRMAA client (Debian's python3-drmaa) asks libferry-drmaa for the
+    same job with the words of `ferry submit` in its native specification."""
+    from test_drmaa_provider import DrmaaWorld, need_drmaa  # noqa: E402
+
+    need_drmaa()
+    ferry.config("[local]\nslots = 2\n")
+    r = DrmaaWorld(ferry).run(f'''
+    s = drmaa.Session()
+    s.initialize()
+    jt = s.createJobTemplate()
+    jt.remoteCommand = {hello!r}
+    jt.nativeSpecification = "--tasks 2 --launcher mpi"
+    jt.outputPath = ":" + os.path.join(WORK, "mpi.out")
+    jid = s.runJob(jt)
+    info = s.wait(jid, 60)
+    res = [info.hasExited, info.exitStatus, open(os.path.join(WORK, "mpi.out")).read()]
+    res.append(raises(InvalidAttributeValueException, setattr, jt, "nativeSpecification",
+                      "--launcher srun"))
+    s.exit()
+    out(res)
+    ''')
+    assert r[:2] == [True, 0], r
+    check_ranks(r[2])
+    assert "invalid value 'srun' of --launcher" in r[3], r

@@ -25,19 +25,34 @@ int drmaa__diag(char *diag, size_t len, int code, const char *fmt, ...)
 	return code;
 }
 
+/* The int words of `ferry submit`: where each goes in a spec, and its least value. */
+static int *int_word(const char *opt, struct ferry_job_spec *spec)
+{
+	return !strcmp(opt, "--cpus")		 ? &spec->cpus
+	       : !strcmp(opt, "--tasks")	 ? &spec->tasks
+	       : !strcmp(opt, "--cpus-per-task") ? &spec->cpus_per_task
+	       : !strcmp(opt, "--nodes")	 ? &spec->nodes
+						 : NULL;
+}
+
 /* One native word's value into spec; *word is the option, value borrowed from words. */
 static int native_word(const char *opt, const char *value, struct ferry_job_spec *spec, char *diag,
 		       size_t len)
 {
+	int *member = int_word(opt, spec);
 	char *end;
 	long long v;
 
-	if (strcmp(opt, "--cpus") == 0) {
+	if (member) {
 		errno = 0;
 		v = strtoll(value, &end, 10);
 		if (errno || *end || v < 1 || v > INT_MAX || end == value)
 			goto bad;
-		spec->cpus = (int)v;
+		*member = (int)v;
+	} else if (strcmp(opt, "--launcher") == 0) {
+		if (strcmp(value, "mpi") && strcmp(value, "none"))
+			goto bad;
+		spec->launcher = value[0] == 'm' ? FERRY_LAUNCHER_MPI : FERRY_LAUNCHER_NONE;
 	} else if (strcmp(opt, "--memory") == 0) {
 		if (ferry__parse_memory(value, &spec->memory_mb) < 0)
 			goto bad;
@@ -54,10 +69,12 @@ static int native_word(const char *opt, const char *value, struct ferry_job_spec
 	} else if (strcmp(opt, "--native") == 0) {
 		spec->native_specification = value;
 	} else {
-		return drmaa__diag(diag, len, DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE,
-				   "drmaa_native_specification: unknown word '%s' (ferry takes "
-				   "--cpus, --memory, --walltime, --queue and --native)",
-				   opt);
+		return drmaa__diag(
+		    diag, len, DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE,
+		    "drmaa_native_specification: unknown word '%s' (ferry takes "
+		    "--cpus, --tasks, --cpus-per-task, --nodes, --launcher, --memory, "
+		    "--walltime, --queue and --native)",
+		    opt);
 	}
 	return 0;
 bad:
