@@ -58,6 +58,25 @@ struct submit_opts {
 	struct strv owned; /* strings made for the spec: freed at the end */
 };
 
+/* --cpus and a parallel job's counts: ints from 1 into their member of the spec. */
+static int slots_opt(struct ctx *c, struct submit_opts *o, int opt, const char *arg)
+{
+	const char *name = opt == OPT_CPUS	      ? "--cpus"
+			   : opt == OPT_TASKS	      ? "--tasks"
+			   : opt == OPT_CPUS_PER_TASK ? "--cpus-per-task"
+						      : "--nodes";
+	int *member = opt == OPT_CPUS		 ? &o->spec.cpus
+		      : opt == OPT_TASKS	 ? &o->spec.tasks
+		      : opt == OPT_CPUS_PER_TASK ? &o->spec.cpus_per_task
+						 : &o->spec.nodes;
+	long long v;
+
+	if (ferry__cli_int_option(c, name, arg, 1, INT_MAX, &v) < 0)
+		return ferry__cli_usage_error(c);
+	*member = (int)v;
+	return CLI_OK;
+}
+
 static int submit_number_opt(struct ctx *c, struct submit_opts *o, int opt, const char *arg)
 {
 	long long v;
@@ -70,25 +89,10 @@ static int submit_number_opt(struct ctx *c, struct submit_opts *o, int opt, cons
 		o->disposal_given = 1;
 		break;
 	case OPT_CPUS:
-		if (ferry__cli_int_option(c, "--cpus", arg, 1, INT_MAX, &v) < 0)
-			return ferry__cli_usage_error(c);
-		o->spec.cpus = (int)v;
-		break;
 	case OPT_TASKS:
-		if (ferry__cli_int_option(c, "--tasks", arg, 1, INT_MAX, &v) < 0)
-			return ferry__cli_usage_error(c);
-		o->spec.tasks = (int)v;
-		break;
 	case OPT_CPUS_PER_TASK:
-		if (ferry__cli_int_option(c, "--cpus-per-task", arg, 1, INT_MAX, &v) < 0)
-			return ferry__cli_usage_error(c);
-		o->spec.cpus_per_task = (int)v;
-		break;
 	case OPT_NODES:
-		if (ferry__cli_int_option(c, "--nodes", arg, 1, INT_MAX, &v) < 0)
-			return ferry__cli_usage_error(c);
-		o->spec.nodes = (int)v;
-		break;
+		return slots_opt(c, o, opt, arg);
 	case OPT_MEMORY:
 		if (ferry__parse_memory(arg, &o->spec.memory_mb) < 0) {
 			ferry__cli_bad_value(c, "--memory", arg,
