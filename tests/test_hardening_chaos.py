@@ -28,7 +28,11 @@ from conftest import (Ferry, _check_build, kill_procs_mentioning, new_base,
                       proc_comm, proc_environ)
 
 SECONDS = float(os.environ.get("FERRY_CHAOS_SECONDS", "40"))
-DISK_MB = 64
+DISK_MB = 256
+# Each job keeps about 8 KB there (its directory, its database rows): a
+# fast machine submits thousands in the chaos's seconds, and a disk full
+# for good would leave no engine able to start for the final checks.
+MAX_JOBS = 4000  # a resource's
 SEND_BYTES = 16 << 20  # what the sends may keep on that disk in all
 
 
@@ -85,7 +89,7 @@ class Chaos:
     # ---- the clients
     def submitter(self, resource):
         n = 0
-        while time.monotonic() < self.until:
+        while time.monotonic() < self.until and n < MAX_JOBS:
             key = f"{resource}-{n}"
             n += 1
             with self.lock:

@@ -282,9 +282,17 @@ static int open_local(struct ferry_conn *c)
 	int rc;
 
 	for (;;) {
+		/*
+		 * A budget spent while the engine died under us is 0, not below:
+		 * below means "start none", and its "not running" would hide why
+		 * the engines started keep dying (a full disk, say).
+		 */
+		double left = until - ferry__mono();
 		rc = ferry__engine_connect(c->resource, c->config, NULL,
-					   c->no_start ? -1 : until - ferry__mono(), &c->fd,
-					   &c->start, c->errmsg, sizeof(c->errmsg));
+					   c->no_start ? -1
+					   : left > 0  ? left
+						       : 0,
+					   &c->fd, &c->start, c->errmsg, sizeof(c->errmsg));
 		if (rc)
 			return rc;
 		rc = handshake(c);
