@@ -921,7 +921,8 @@ def test_browser_shows_a_transfers_progress(ui, ferry, page):
     sp = t["server_path"]
     t = ferry.json("transfers", sp)  # a listing has no bytes done: one transfer's info has
     assert t["state"] == "transferring" and t["done"] == size // 4, t
-    wait(page, lambda d: (transfer_shown(d, sp) or [None])[0] == "transferring", 10,
+    # the page may have drawn it on its way already: until it shows where it stopped
+    wait(page, lambda d: (transfer_shown(d, sp) or [0, 0])[1] == size // 4, 10,
          "the transfer shown")
     state, value, mx, shown = transfer_shown(page, sp)
     assert (value, mx) == (size // 4, size) and shown.startswith("25% 16.0 MiB / 64.0 MiB")
@@ -943,6 +944,13 @@ def plot_counts(d, css):
         ".map((r) => Number(r.dataset.count))", css)
 
 
+def ui_plots(d):
+    """/api/plots of local, asked by the page's browser (the token opened its session)."""
+    return d.execute_async_script(
+        "const done = arguments[0];"
+        "fetch('/api/plots?resource=local').then((r) => r.json()).then(done)")
+
+
 def test_browser_plots_running_jobs_ended_jobs_and_durations(ui, ferry, page):
     """One job of 2 slots alone (slots = 2), then two of one together, two
     short ones and one killed before it ran: the samples saw 1 job on 2
@@ -958,7 +966,7 @@ def test_browser_plots_running_jobs_ended_jobs_and_durations(ui, ferry, page):
     ferry.run("kill", never)
     for jid in [wide, *pair, *short, never]:
         ferry.wait_ended(jid, timeout=60)
-    samples = ui_plots(ui, page)["samples"]
+    samples = ui_plots(page)["samples"]
     assert [1, 2] in [s[1:] for s in samples] and [2, 2] in [s[1:] for s in samples], samples
 
     def drawn(d):
@@ -979,13 +987,6 @@ def test_browser_plots_running_jobs_ended_jobs_and_durations(ui, ferry, page):
     assert all(n == k and n >= len(samples) for _, n, k, _ in lines), lines
     assert "newest 6 ended jobs (5 of them ran)" in text(page, "#pl-note")
     page.execute_script("document.querySelector('#plots').scrollIntoView()")
-
-
-def ui_plots(ui, d):
-    """/api/plots of local, asked by the page's browser (the token opened its session)."""
-    return d.execute_async_script(
-        "const done = arguments[0];"
-        "fetch('/api/plots?resource=local').then((r) => r.json()).then(done)")
 
 
 def test_plots_take_the_newest_500_ended_jobs(ui, ferry):
