@@ -51,7 +51,7 @@ void ferry__ui_error_reply(struct ui_reply *r, unsigned status, const char *msg)
  * An API call failed with rc: its message, as a 4xx for what the user
  * asked, else 502. Under the resource's call_mu, held since the call.
  */
-static void ferry_error_reply(struct ui_reply *r, ferry_conn *c, int rc)
+void ferry__ui_ferry_error(struct ui_reply *r, ferry_conn *c, int rc)
 {
 	const char *m = ferry_errmsg(c);
 	unsigned status = rc == FERRY_ENOJOB			     ? 404
@@ -73,9 +73,8 @@ static int parse_int(const char *s, long long min, long long max, long long *out
 	return errno || *end || *out < min || *out > max ? -1 : 0;
 }
 
-/* The resource of the "resource" argument (*res) and its connection; NULL after a reply. */
-static ferry_conn *resource_arg(struct ui_state *st, const char *name, struct ui_reply *r,
-				struct ui_res **res)
+ferry_conn *ferry__ui_resource_arg(struct ui_state *st, const char *name, struct ui_reply *r,
+				   struct ui_res **res)
 {
 	ferry_conn *c = NULL;
 
@@ -176,7 +175,7 @@ static int list_page(struct ui_res *res, ferry_conn *c, struct ferry_list_opts *
 	pthread_mutex_lock(&res->call_mu);
 	rc = ferry_list_jobs(c, o, page_job, p);
 	if (rc < 0)
-		ferry_error_reply(r, c, rc);
+		ferry__ui_ferry_error(r, c, rc);
 	pthread_mutex_unlock(&res->call_mu);
 	if (rc < 0)
 		return -1;
@@ -192,8 +191,8 @@ static int list_page(struct ui_res *res, ferry_conn *c, struct ferry_list_opts *
  * ones (ferry__ui_end_cursor(); before the first count, from the first
  * job): the newest page. 0, or -1 after a reply.
  */
-static int cursor_of_end(struct ui_res *res, ferry_conn *c, const struct ferry_list_opts *o,
-			 size_t limit, ferry_job_id *after, struct ui_reply *r)
+int ferry__ui_cursor_of_end(struct ui_res *res, ferry_conn *c, const struct ferry_list_opts *o,
+			    size_t limit, ferry_job_id *after, struct ui_reply *r)
 {
 	struct ferry_list_opts from = *o;
 	ferry_job_id *ids = NULL;
@@ -205,7 +204,7 @@ static int cursor_of_end(struct ui_res *res, ferry_conn *c, const struct ferry_l
 	pthread_mutex_lock(&res->call_mu);
 	rc = ferry_list_ids(c, &from, &ids, &n);
 	if (rc < 0)
-		ferry_error_reply(r, c, rc);
+		ferry__ui_ferry_error(r, c, rc);
 	pthread_mutex_unlock(&res->call_mu);
 	if (rc < 0) {
 		free(ids);
@@ -224,7 +223,7 @@ static int get_jobs(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_rep
 	struct page p = {0};
 	long long after = 0, limit = PAGE_DEFAULT;
 	struct ui_res *res;
-	ferry_conn *c = resource_arg(st, arg(ctx, "resource"), r, &res);
+	ferry_conn *c = ferry__ui_resource_arg(st, arg(ctx, "resource"), r, &res);
 	int ns;
 
 	if (!c)
@@ -241,7 +240,7 @@ static int get_jobs(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_rep
 	o.states = ns ? states : NULL;
 	o.nstates = (size_t)ns;
 	o.after = after;
-	if (from && cursor_of_end(res, c, &o, (size_t)limit, &o.after, r) < 0)
+	if (from && ferry__ui_cursor_of_end(res, c, &o, (size_t)limit, &o.after, r) < 0)
 		return 0;
 	p.jobs = json_array();
 	p.limit = (size_t)limit;
@@ -262,7 +261,7 @@ static int job_arg(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_repl
 {
 	long long v;
 
-	*c = resource_arg(st, arg(ctx, "resource"), r, res);
+	*c = ferry__ui_resource_arg(st, arg(ctx, "resource"), r, res);
 	if (!*c)
 		return -1;
 	if (parse_int(arg(ctx, "id"), 1, INT64_MAX, &v) < 0) {
@@ -286,7 +285,7 @@ static int get_job(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_repl
 	pthread_mutex_lock(&res->call_mu);
 	rc = ferry_job_info(c, id, &j);
 	if (rc < 0)
-		ferry_error_reply(r, c, rc);
+		ferry__ui_ferry_error(r, c, rc);
 	pthread_mutex_unlock(&res->call_mu);
 	if (rc >= 0)
 		ferry__ui_json_reply(r, 200, ferry__job_to_json(j));
@@ -336,7 +335,7 @@ static int get_output(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_r
 	if (rc < 0) {
 		free(r->body);
 		r->body = NULL;
-		ferry_error_reply(r, c, rc);
+		ferry__ui_ferry_error(r, c, rc);
 	}
 	pthread_mutex_unlock(&res->call_mu);
 	if (rc < 0)
@@ -363,7 +362,7 @@ int ferry__ui_api_get(struct ui_state *st, const char *url, ui_arg_fn arg, void 
 		return get_job(st, arg, ctx, r);
 	if (!strcmp(url, "/api/output"))
 		return get_output(st, arg, ctx, r);
-	return -1;
+	return ferry__ui_monitor_get(st, url, arg, ctx, r);
 }
 
 /* ---- POST /api/action ---- */
@@ -414,7 +413,7 @@ static void act(struct ui_res *res, ferry_conn *c, enum ferry_control action, js
 	pthread_mutex_lock(&res->call_mu);
 	rc = ferry_control_select(c, &sel, action, &out);
 	if (rc < 0)
-		ferry_error_reply(r, c, rc);
+		ferry__ui_ferry_error(r, c, rc);
 	pthread_mutex_unlock(&res->call_mu);
 	free(ranges);
 	if (rc >= 0)
@@ -461,7 +460,8 @@ int ferry__ui_api_post(struct ui_state *st, const char *url, const char *body, s
 	    !valid_ids(ids)) {
 		ferry__ui_error_reply(r, 400, "want {\"resource\", \"action\", \"ids\": [...]}");
 	} else {
-		c = resource_arg(st, json_string_value(json_object_get(req, "resource")), r, &res);
+		c = ferry__ui_resource_arg(st, json_string_value(json_object_get(req, "resource")),
+					   r, &res);
 		if (c)
 			act(res, c, action, ids, r);
 	}

@@ -261,7 +261,8 @@ static json_t *summarise(struct ui_state *st, struct ui_res *r)
 	json_object_set_new(o, "host", ferry__json_bytes(r->host));
 	if (r->conn || ferry__mono() >= r->next_try)
 		ok = (r->conn || connect_res(st, r, err, sizeof(err)) == 0) &&
-		     count_jobs(r, o, err, sizeof(err)) == 0;
+		     count_jobs(r, o, err, sizeof(err)) == 0 &&
+		     ferry__ui_sample(r, o, err, sizeof(err)) == 0;
 	else
 		snprintf(err, sizeof(err), "%s", r->err);
 	json_object_set_new(o, "connected", json_boolean(ok));
@@ -375,6 +376,7 @@ void ferry__ui_state_release(struct ui_state *st)
 		free(st->res[i].scheduler);
 		free(st->res[i].host);
 		json_decref(st->res[i].summary);
+		free(st->res[i].ring);
 		pthread_mutex_destroy(&st->res[i].call_mu);
 	}
 	free(st->res);

@@ -2,7 +2,8 @@
  * ui.h - `ferry ui`: a local web page over libferry (docs/architecture.md,
  * "ferry ui"). state.c holds the resources, their connections and the
  * pollers that summarise them; http.c the HTTP server and its security
- * checks; api.c the JSON API the page calls; assets.c (generated from
+ * checks; api.c the JSON API the page calls, monitor.c its transfers
+ * and plots; assets.c (generated from
  * src/ui/assets/ at build time) the page itself.
  */
 #ifndef FERRY_UI_H
@@ -23,6 +24,18 @@
  * page of them left their state since (ferry__ui_end_cursor()).
  */
 #define UI_TAIL (2 * UI_PAGE_MAX + 1)
+
+/*
+ * The samples of running jobs and used slots a poller keeps, one a count:
+ * an hour at the poll interval of a second (fewer when counting slows).
+ */
+#define UI_RING 3600
+
+struct ui_sample {
+	double t;	 /* when, in seconds since the epoch */
+	int32_t running; /* jobs running */
+	int32_t used;	 /* the slots (cpus) of the running jobs */
+};
 
 /* A resource the page shows, and the one connection every thread shares (ferry.h allows it). */
 struct ui_res {
@@ -47,6 +60,9 @@ struct ui_res {
 	ferry_job_id tail[FERRY_FAILED + 1][UI_TAIL];
 	size_t ntail[FERRY_FAILED + 1];
 	int tails_ok;
+	struct ui_sample
+	    *ring; /* UI_RING of them, the oldest at ring_head once full (under st->mu) */
+	size_t ring_head, ring_n;
 	pthread_t poller; /* connects it and counts its jobs: one a resource, so that a
 			     slow or unreachable host holds up no other */
 	int started;
@@ -114,6 +130,31 @@ int ferry__ui_api_post(struct ui_state *st, const char *url, const char *body, s
 void ferry__ui_json_reply(struct ui_reply *r, unsigned status, json_t *o);
 /* {"error": msg} with status. */
 void ferry__ui_error_reply(struct ui_reply *r, unsigned status, const char *msg);
+
+/* The resource of a request's "resource" argument and its connection; NULL after a reply. */
+ferry_conn *ferry__ui_resource_arg(struct ui_state *st, const char *name, struct ui_reply *r,
+				   struct ui_res **res);
+/* A reply for a libferry call on c that failed with rc (under res->call_mu, held since the call).
+ */
+void ferry__ui_ferry_error(struct ui_reply *r, ferry_conn *c, int rc);
+/*
+ * The cursor before the newest limit jobs (at most UI_PAGE_MAX) that o
+ * selects, listed from the poller's count: 0, or -1 after a reply.
+ */
+int ferry__ui_cursor_of_end(struct ui_res *res, ferry_conn *c, const struct ferry_list_opts *o,
+			    size_t limit, ferry_job_id *after, struct ui_reply *r);
+
+/* ---- monitor.c ---- */
+
+/*
+ * A sample of r (its poller, after a count): the running jobs and their
+ * slots, into its ring and into o's "running" and "used_slots". 0, or -1
+ * with err set.
+ */
+int ferry__ui_sample(struct ui_res *r, json_t *o, char *err, size_t errlen);
+/* GET /api/transfers and /api/plots: 0 after a reply, -1 for another URL. */
+int ferry__ui_monitor_get(struct ui_state *st, const char *url, ui_arg_fn arg, void *ctx,
+			  struct ui_reply *r);
 
 /* ---- http.c ---- */
 

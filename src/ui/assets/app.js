@@ -1,5 +1,6 @@
 // The page of `ferry ui` (src/ui): resources, a page of jobs, one job's
-// detail with its output followed live, and the controls. It learns of
+// detail with its output followed live, the controls, the resource's
+// transfers and its plots (inline SVG). It learns of
 // changes from the server's event stream (/events: new counts of the
 // resources' jobs, or a tick when a second passed without them) and then
 // asks again for what it shows. Text from jobs goes in with
@@ -25,6 +26,8 @@ const view = {
   detail: null,                     // {resource, id, out: {stdout, stderr} offsets, kept: chars shown}
   loading: false, again: false,
   shown: null,                      // the jobs table's query and answer, as drawn
+  transfersLoading: false, transfersShown: null,
+  plotsLoading: false, plotsAt: 0,  // plots are asked for every 2 s at most
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -65,6 +68,7 @@ function renderResources(list) {
     const c = el("div", null, "counts");
     if (r.counts) {
       c.append(el("span", r.total + (r.total === 1 ? " job" : " jobs")));
+      if (r.used_slots !== undefined) c.append(el("span", r.used_slots + " slots used", "used"));
       for (const s of STATES) if (r.counts[s]) c.append(el("span", s + " " + r.counts[s], "state " + s));
     }
     d.append(c);
@@ -116,6 +120,9 @@ async function loadJobs() {
     // redrawn only when it changed: a click or a hover is not lost each second
     const text = JSON.stringify([q, page]);
     if (text !== view.shown) $("#jobs-table tbody").replaceChildren(...page.jobs.map(jobRow));
+    // when the first rows were drawn, for the browser's performance timing (tests/test_ui.py)
+    if (page.jobs.length && !performance.getEntriesByName("ferry-first-jobs").length)
+      performance.mark("ferry-first-jobs");
     view.shown = text;
     view.next = page.next;
     $("#p-next").disabled = end || page.next === null;
@@ -215,6 +222,146 @@ function openDetail(resource, id) {
   follow(d, "stderr");
 }
 
+// ---- transfers ----
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : String(n)) + " " + units[i];
+}
+
+function transferRow(t) {
+  const tr = el("tr");
+  tr.dataset.path = t.server_path;
+  const prog = el("td", null, "progress");
+  // a bar while its files arrive: the bytes on the engine's host of all of them
+  if (t.state === "transferring") {
+    const bar = el("progress");
+    bar.max = Math.max(t.size, 1);
+    bar.value = t.done;
+    prog.append(bar, el("span", (t.size ? Math.floor(100 * t.done / t.size) : 0) + "% " +
+      bytes(t.done) + " / " + bytes(t.size)));
+  }
+  tr.append(el("td", t.server_path, "path"), el("td", t.kind),
+    el("td", t.state, "state " + t.state),
+    prog, el("td", bytes(t.size)), el("td", when(t.created_at)));
+  return tr;
+}
+
+async function loadTransfers() {
+  if (!view.resource || view.transfersLoading) return;
+  view.transfersLoading = true;
+  try {
+    const r = await api("/api/transfers", { resource: view.resource });
+    const text = JSON.stringify([view.resource, r]);
+    if (text !== view.transfersShown)
+      $("#transfers-table tbody").replaceChildren(...r.transfers.map(transferRow));
+    view.transfersShown = text;
+    $("#t-total").textContent = r.total > r.transfers.length
+      ? "the newest " + r.transfers.length + " of " + r.total : r.total + " of them";
+  } catch (e) {
+    notice("transfers: " + e.message, true);
+  } finally {
+    view.transfersLoading = false;
+  }
+}
+
+// ---- plots (inline SVG) ----
+
+const SVGNS = "http://www.w3.org/2000/svg";
+const PW = 400, PH = 160, PL = 32, PR = 6, PT = 8, PB = 18;  // size and margins
+
+function svg(tag, attrs, text) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = String(text);
+  return e;
+}
+
+// The frame of a plot: its axes, the top of the y scale and the x axis' two ends.
+function frame(box, ymax, left, right) {
+  box.setAttribute("viewBox", `0 0 ${PW} ${PH}`);
+  box.replaceChildren(
+    svg("line", { x1: PL, y1: PT, x2: PL, y2: PH - PB, class: "axis" }),
+    svg("line", { x1: PL, y1: PH - PB, x2: PW - PR, y2: PH - PB, class: "axis" }),
+    svg("text", { x: PL - 4, y: PT + 8, "text-anchor": "end" }, ymax),
+    svg("text", { x: PL - 4, y: PH - PB, "text-anchor": "end" }, 0),
+    svg("text", { x: PL, y: PH - 4 }, left),
+    svg("text", { x: PW - PR, y: PH - 4, "text-anchor": "end" }, right));
+}
+
+const px = (f) => PL + f * (PW - PL - PR);          // f in [0, 1] across
+const py = (v, ymax) => PH - PB - (v / ymax) * (PH - PB - PT);
+
+function plotRunning(p) {
+  const box = $("#plot-running");
+  // the hour the server keeps, or since its first sample when younger (a minute at least)
+  const span = Math.min(3600, Math.max(60, p.samples.length ? p.now - p.samples[0][0] : 0));
+  const from = p.now - span;
+  const ymax = Math.max(1, p.slots, ...p.samples.map((s) => Math.max(s[1], s[2])));
+  frame(box, ymax, span >= 120 ? "-" + Math.round(span / 60) + " min"
+    : "-" + Math.round(span) + " s", "now");
+  for (const [k, cls] of [[1, "running"], [2, "used"]]) {
+    const pts = p.samples.map((s) => px(Math.max(0, s[0] - from) / span).toFixed(1) + "," +
+      py(s[k], ymax).toFixed(1));
+    box.append(svg("polyline", { points: pts.join(" "), class: cls, "data-n": pts.length,
+      "data-max": Math.max(0, ...p.samples.map((s) => s[k])) }));
+  }
+  const last = p.samples.length ? p.samples[p.samples.length - 1] : [0, 0, 0];
+  box.append(svg("text", { x: PL + 6, y: PT + 8, class: "legend" },
+    `running ${last[1]} (blue), used slots ${last[2]} (orange)`));
+}
+
+// Bars of counts across the plot, each with its count in data-count and a title.
+function bars(box, counts, left, right, title) {
+  const ymax = Math.max(1, ...counts);
+  frame(box, ymax, left, right);
+  const w = (PW - PL - PR) / counts.length;
+  counts.forEach((n, i) => {
+    const y = py(n, ymax);
+    const r = svg("rect", { x: (PL + i * w + 0.5).toFixed(1), y: y.toFixed(1),
+      width: Math.max(1, w - 1).toFixed(1), height: (PH - PB - y).toFixed(1), class: "bar",
+      "data-count": n });
+    r.append(svg("title", {}, title(i, n)));
+    box.append(r);
+  });
+}
+
+function plotEnded(p) {
+  const m = p.ended_per_minute;
+  bars($("#plot-ended"), m.counts, "-60 min", "now", (i, n) =>
+    new Date((m.first + 60 * i) * 1000).toLocaleTimeString() + ": " + n + " ended");
+}
+
+function plotDurations(p) {
+  const d = p.durations;
+  const s = (x) => String(+x.toFixed(3));  // 0.6, not 0.6000000000000001
+  const box = $("#plot-durations");
+  bars(box, d.counts, "0 s", s(d.width * d.counts.length) + " s", (i, n) =>
+    `${s(i * d.width)}-${s((i + 1) * d.width)} s: ${n} jobs`);
+  box.dataset.width = d.width;
+}
+
+async function loadPlots() {
+  const now = Date.now();
+  if (!view.resource || view.plotsLoading || now - view.plotsAt < 2000) return;
+  view.plotsLoading = true;
+  view.plotsAt = now;
+  try {
+    const p = await api("/api/plots", { resource: view.resource });
+    plotRunning(p);
+    plotEnded(p);
+    plotDurations(p);
+    $("#pl-note").textContent = "ended jobs and durations of the newest " + p.ended_jobs +
+      " ended jobs (" + p.durations.jobs + " of them ran)";
+  } catch (e) {
+    notice("plots: " + e.message, true);
+  } finally {
+    view.plotsLoading = false;
+  }
+}
+
 // ---- actions ----
 
 async function act(action, resource, ids) {
@@ -267,6 +414,9 @@ function wire() {
     view.shown = null;
     resetPaging(view.atEnd);
     loadJobs();
+    view.plotsAt = 0;
+    loadTransfers();
+    loadPlots();
   });
   $("#f-resource").addEventListener("change", () => $("#filters").requestSubmit());
   $("#f-state").addEventListener("change", () => $("#filters").requestSubmit());
@@ -300,11 +450,14 @@ function listen() {
     renderResources(JSON.parse(ev.data));
     loadJobs();
     loadDetail();
+    loadTransfers();
+    loadPlots();
   });
   // a second without new counts (counting many jobs takes longer): the jobs may have moved
-  es.addEventListener("tick", () => { loadJobs(); loadDetail(); });
+  es.addEventListener("tick", () => { loadJobs(); loadDetail(); loadTransfers(); loadPlots(); });
 }
 
 wire();
-api("/api/resources").then(renderResources).then(loadJobs).catch((e) => notice(e.message, true));
+api("/api/resources").then(renderResources).then(() => { loadJobs(); loadTransfers(); loadPlots(); })
+  .catch((e) => notice(e.message, true));
 listen();
