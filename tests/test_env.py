@@ -175,3 +175,38 @@ def test_a_jobs_own_base_env_keeps_the_shells_for_the_others(fw):
     out = {j["name"]: fw.run("logs", j["id"]).stdout for j in fw.json("jobs", "--workflow", wid)}
     assert out == {"own": "its own\n", "base_env": "from the shell\n",
                    "plain": "from the shell\n"}, out
+
+
+def test_an_environment_that_cannot_be_read_fails_the_job(fw):
+    """A job_envs row found corrupt when a job is to go to the DRMS: the job
+    ends aborted, saying what could not be read, rather than going back to
+    the queue for ever (DRMAA did) or running without it. The row is made
+    corrupt while the engine is stopped, after the workflow's first job
+    went and before the second (which waits for it) goes."""
+    if fw.transport not in ("slurm", "drmaa"):
+        pytest.skip("the DRMS backends' hand: local starts say the same (local.c)")
+    go = fw.path("go")
+    wf = fw.path("wf-gate.json")
+    with open(wf, "w") as fh:
+        json.dump({"jobs": {"a": {"argv": ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.2; "
+                                          "done"]},
+                            "b": {"argv": ["sh", "-c", "echo b ran"]}},
+                   "dependencies": [["a", "b"]]}, fh)
+    wid = fw.run("workflow", "submit", wf, env=_shell(fw)).stdout.strip()
+    jobs = {j["name"]: j["id"] for j in fw.json("jobs", "--workflow", wid)}
+    fw.wait_state(jobs["a"], "running", timeout=WAIT)
+    fw.run("daemon", "stop")
+    db = sqlite3.connect(os.path.join(fw.state_dir, "ferry.db"), timeout=30)
+    try:
+        with db:
+            assert db.execute("UPDATE job_envs SET env = 'not json'").rowcount == 1
+    finally:
+        db.close()
+    fw.run("jobs")
+    with open(go, "w"):
+        pass
+    assert fw.wait_ended(jobs["a"], timeout=WAIT)["status"] == "done"
+    info = fw.wait_ended(jobs["b"], timeout=WAIT)
+    assert info["exit_status"] == "aborted", info
+    assert ("cannot read the job's environment (base_env): row 1 of job_envs is not a JSON "
+            "array") in info["message"], info
