@@ -210,3 +210,69 @@ def test_an_environment_that_cannot_be_read_fails_the_job(fw):
     assert info["exit_status"] == "aborted", info
     assert ("cannot read the job's environment (base_env): row 1 of job_envs is not a JSON "
             "array") in info["message"], info
+
+
+def test_names_ferry_and_the_drms_set_are_never_carried(fw):
+    """A submit from inside a Slurm or Grid Engine job (or a shell that set
+    FERRY_*): the captured environment leaves out what names that job's
+    allocation and what ferry sets for each job, so the new job gets its
+    own (ferry(1), "ENVIRONMENT OF A JOB")."""
+    if fw.transport != "local":
+        pytest.skip("the CLI's own rule: one transport shows it")
+    names = ["SLURM_JOB_ID", "SLURM_CONF", "SGE_TASK_ID", "JOB_ID", "NSLOTS", "PE_HOSTFILE",
+             "FERRY_JOB_ID"]
+    env = _shell(fw, **{n: "outer" for n in names})
+    show = "; ".join(f'echo "{n}=${{{n}-unset}}"' for n in names)
+    jid = int(fw.run("submit", "--", "sh", "-c", f"echo $MYVAR; {show}", env=env).stdout)
+    assert fw.wait_ended(jid, timeout=WAIT)["status"] == "done"
+    out = fw.run("logs", jid).stdout.splitlines()
+    # none is the shell's: unset, or the engine's (SLURM_CONF, when the
+    # Slurm tests ran in this process), and FERRY_JOB_ID the job's own
+    assert out[0] == "from the shell" and out[-1] == f"FERRY_JOB_ID={jid}", out
+    assert [line.split("=")[0] for line in out[1:]] == names, out
+    assert not [line for line in out if line.endswith("=outer")], out
+
+
+@pytest.mark.parametrize("name", ["SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "SGE_TASK_ID",
+                                  "JOB_ID", "FERRY_JOB_ID", "FERRY_STATE_DIR"])
+def test_the_engine_refuses_a_base_env_setting_them(fw, name):
+    """The engine's own check, whatever the client: a base_env that sets
+    one of them (here a workflow file's, which the CLI sends as written)
+    is refused, naming the variable, and no job is recorded."""
+    if fw.transport != "local":
+        pytest.skip("the engine's request check: one transport shows it")
+    wf = fw.path("wf-reserved.json")
+    with open(wf, "w") as fh:
+        json.dump({"base_env": ["MYVAR=1", f"{name}=s3cret"],
+                   "jobs": {"a": {"argv": ["true"]}}}, fh)
+    cp = fw.run("workflow", "submit", wf, check=False)
+    assert cp.returncode != 0, cp
+    assert f"'base_env'[1] sets '{name}'" in cp.stderr, cp.stderr
+    assert "s3cret" not in cp.stderr, cp.stderr
+    assert fw.json("jobs") == []
+
+
+@pytest.mark.parametrize("entry,said", [
+    ("=s3cret", "'base_env'[0] is not NAME=value: its name is empty"),
+    ("s3cret", "'base_env'[0] is not NAME=value: it has no '='"),
+    ("BAD NAME=s3cret", "'base_env'[0] names 'BAD NAME', not a shell identifier")])
+def test_a_bad_entry_is_named_never_its_value(fw, entry, said):
+    """Values may be secrets: an error names the entry and the variable,
+    never the value (the engine's check, the library's, the CLI's)."""
+    if fw.transport != "local":
+        pytest.skip("the checks of the engine and the CLI: one transport shows them")
+    wf = fw.path("wf-bad.json")
+    with open(wf, "w") as fh:
+        json.dump({"base_env": [entry], "jobs": {"a": {"argv": ["true"]}}}, fh)
+    cp = fw.run("workflow", "submit", wf, check=False)
+    assert cp.returncode != 0 and said in cp.stderr, cp.stderr
+    assert "s3cret" not in cp.stderr, cp.stderr
+    with open(wf, "w") as fh:
+        json.dump({"jobs": {"a": {"argv": ["true"], "env": [entry]}}}, fh)
+    cp = fw.run("workflow", "submit", wf, check=False)
+    assert cp.returncode != 0 and said.replace("base_env", "env") in cp.stderr, cp.stderr
+    assert "s3cret" not in cp.stderr, cp.stderr
+    cp = fw.run("submit", "--env", entry, "--", "true", check=False)
+    assert cp.returncode != 0 and "s3cret" not in cp.stderr, cp.stderr
+    assert "invalid value for --env: expected NAME=VALUE" in cp.stderr or \
+        "'env'[0] names 'BAD NAME'" in cp.stderr, cp.stderr
