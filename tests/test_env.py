@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from conftest import transport_world
+from conftest import SCHEMA_8_TO_7, transport_world
 
 WAIT = 180  # a Slurm job may queue behind other tests' hundreds
 
@@ -276,3 +276,83 @@ def test_a_bad_entry_is_named_never_its_value(fw, entry, said):
     assert cp.returncode != 0 and "s3cret" not in cp.stderr, cp.stderr
     assert "invalid value for --env: expected NAME=VALUE" in cp.stderr or \
         "'env'[0] names 'BAD NAME'" in cp.stderr, cp.stderr
+
+
+def _submit_env(f, value, *more):
+    """A job that shows MYVAR, submitted from a shell where it is value."""
+    cp = f.run("submit", *more, "--", "sh", "-c", 'echo "$MYVAR"', env=dict(f.env, MYVAR=value))
+    return cp.stdout.split()
+
+
+def test_an_environment_goes_with_the_last_job_naming_it(fw):
+    """job_envs is collected: a row goes in the transaction that deletes
+    the last job naming it (the others keep theirs), and its number,
+    taken again by the next environment stored, names that one."""
+    if fw.transport != "local":
+        pytest.skip("the engine's database: one transport shows it")
+    path = fw.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("sh -c 'echo \"$MYVAR\"'\n" * 20)
+    bulk = fw.run("submit", "--bulk", path, env=dict(fw.env, MYVAR="bulk")).stdout.split()
+    one, = _submit_env(fw, "one")
+    fw.run("wait", "--timeout", str(WAIT), *bulk, one, timeout=WAIT + 30)
+    rows, _ = _envs_stored(fw)
+    assert len(rows) == 2, rows
+    fw.run("dispose", *bulk[:-1])
+    rows, bases = _envs_stored(fw)
+    assert len(rows) == 2 and sorted(set(bases)) == sorted(rows), (rows, bases)
+    fw.run("dispose", bulk[-1])
+    rows, bases = _envs_stored(fw)
+    assert len(rows) == 1 and bases == rows, (rows, bases)
+    # the highest number gone, the next one stored takes it: jobs started
+    # from it must get the new environment, not one the engine read before
+    fw.run("dispose", one)
+    rows, bases = _envs_stored(fw)
+    assert rows == [] and bases == [], (rows, bases)
+    two, = _submit_env(fw, "two")
+    fw.run("wait", "--timeout", str(WAIT), two, timeout=WAIT + 30)
+    assert fw.run("logs", two).stdout == "two\n"
+    fw.run("dispose", two)
+    three, = _submit_env(fw, "three")
+    fw.run("wait", "--timeout", str(WAIT), three, timeout=WAIT + 30)
+    assert fw.run("logs", three).stdout == "three\n"
+    fw.run("dispose", three)
+    assert _envs_stored(fw) == ([], [])
+
+
+def test_schema_7_database_gains_the_environments_column(fw):
+    """A database of schema 7 named a job's environment in its spec alone
+    and kept every row: migrations[7] fills job_specs.env from the specs
+    and drops the rows no job names, and later disposals collect."""
+    if fw.transport != "local":
+        pytest.skip("the engine's database: one transport shows it")
+    kept, = _submit_env(fw, "kept")
+    held, = _submit_env(fw, "held", "--hold")
+    fw.wait_ended(kept, timeout=WAIT)
+    fw.run("daemon", "stop")
+    path = os.path.join(fw.state_dir, "ferry.db")
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(SCHEMA_8_TO_7 +
+                         "INSERT INTO job_envs(env) VALUES ('[\"MYVAR=orphan\"]');")
+        assert db.execute("SELECT count(*) FROM job_envs").fetchone() == (3,)
+    finally:
+        db.close()
+    fw.run("jobs")
+    rows, bases = _envs_stored(fw)
+    assert sorted(rows) == sorted(bases) and len(rows) == 2, (rows, bases)
+    fw.run("daemon", "stop")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("8",)
+        assert db.execute("SELECT count(*) FROM job_specs WHERE env = "
+                          "json_extract(spec, '$.base_env')").fetchone() == (2,)
+    finally:
+        db.close()
+    fw.run("jobs")
+    fw.run("release", held)
+    fw.wait_ended(held, timeout=WAIT)
+    assert fw.run("logs", held).stdout == "held\n"
+    fw.run("dispose", kept, held)
+    assert _envs_stored(fw) == ([], [])
+

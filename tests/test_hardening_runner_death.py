@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 
-from conftest import (SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, pid_alive, poll, runner_pid,
-                      wait_dead)
+from conftest import (SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, SCHEMA_8_TO_7, pid_alive,
+                      poll, runner_pid, wait_dead)
 from test_crash import count_lines
 from test_hardening_connections import start_engine
 
@@ -303,7 +303,7 @@ def test_database_of_schema_2_gains_the_count(ferry):
     jid = ferry.submit("true", opts=["--hold"])
     ferry.run("daemon", "stop")
     db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
-    db.executescript(SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4 + """
+    db.executescript(SCHEMA_8_TO_7 + SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4 + """
         ALTER TABLE jobs DROP COLUMN requeues;
         UPDATE meta SET value = '2' WHERE key = 'schema';
     """)
@@ -313,6 +313,6 @@ def test_database_of_schema_2_gains_the_count(ferry):
     assert ferry.wait_ended(jid)["status"] == "done"
     ferry.run("daemon", "stop")
     db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("7",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("8",)
     assert "requeues" in [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
     db.close()
