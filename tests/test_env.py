@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from conftest import SCHEMA_8_TO_7, transport_world
+from conftest import SCHEMA_8_TO_7, poll, runner_pid, transport_world
 
 WAIT = 180  # a Slurm job may queue behind other tests' hundreds
 
@@ -356,3 +356,37 @@ def test_schema_7_database_gains_the_environments_column(fw):
     fw.run("dispose", kept, held)
     assert _envs_stored(fw) == ([], [])
 
+
+def test_a_runner_of_an_older_ferryd_gets_no_job_with_base_env(fw):
+    """The job runner outlives engines: after an upgrade the new engine may
+    find the runner of an older ferryd, which dropped base_env from a start.
+    Its runner message says so (no "base_env" in its caps; the test knob
+    makes this build's runner say what an older one said). While it runs
+    jobs, a job with base_env fails, saying why, and one without runs on
+    it; once idle, it is left and the engine starts its own."""
+    if fw.transport != "local":
+        pytest.skip("the local backend's runner")
+    fw.run("daemon", "stop")
+    go = fw.path("go")
+    busy = fw.run("submit", "--env-clean", "--", "sh", "-c",
+                  f"while [ ! -e {go} ]; do sleep 0.2; done",
+                  env={"FERRYD_TEST_RUNNER_WITHOUT_CAPS": "1"}).stdout.strip()
+    fw.wait_state(busy, "running", timeout=60)
+    old = poll(lambda: runner_pid(fw), timeout=30, what="the runner")
+    fw.run("daemon", "stop")  # the runner stays: its job runs
+    # the "upgraded" engine finds the runner on runner.sock
+    refused, = _submit_env(fw, "refused")
+    info = fw.wait_ended(refused, timeout=60)
+    assert info["exit_status"] == "aborted", info
+    assert (f"the job runner (pid {old}) was started by an older ferryd, which cannot give "
+            "the job the submitter's environment (base_env)") in info["message"], info
+    clean = fw.run("submit", "--env-clean", "--", "true").stdout.strip()
+    assert fw.wait_ended(clean, timeout=60)["status"] == "done"
+    assert runner_pid(fw) == old
+    with open(go, "w"):
+        pass
+    assert fw.wait_ended(busy, timeout=60)["status"] == "done"
+    given, = _submit_env(fw, "given")
+    assert fw.wait_ended(given, timeout=60)["status"] == "done"
+    assert fw.run("logs", given).stdout == "given\n"
+    assert runner_pid(fw) not in (None, old)
