@@ -178,13 +178,13 @@ def test_starts_wait_for_a_slow_runner_without_stalling_the_engine(ferry):
 # Fault injection: a real runner never sends a malformed message, nor
 # closes each connection at once for ever, on demand. This fake listens on
 # runner.sock before the engine first needs a runner; it logs each
-# connection, says its pid as a runner does, then (per its mode, by
-# connection number) closes it at once, holds it unread, or sends a
-# malformed frame and holds it whatever the engine does.
+# connection, says its pid and caps as this build's runner does, then (per
+# its mode, by connection number) closes it at once, holds it unread, or
+# sends a malformed frame and holds it whatever the engine does.
 FAKE_RUNNER = r"""
 import json, os, socket, struct, sys
 path, log, modes = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
-js = json.dumps({"op": "runner", "pid": os.getpid()}).encode()
+js = json.dumps({"op": "runner", "pid": os.getpid(), "caps": ["base_env"]}).encode()
 hello = struct.pack(">4sHHII", b"FRY1", 1, 1, len(js), len(js)) + js
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(path)

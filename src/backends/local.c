@@ -459,7 +459,10 @@ static void on_runner(struct ferry_engine *eng, int fd, void *arg)
 	int bad = 0, eof;
 
 	/* a write error shows as the end of file below */
-	if (l->ch.outlen && ferry__chan_flush(&l->ch) == 0 && !l->ch.outlen)
+	if (l->ch.outlen)
+		(void)ferry__chan_flush(&l->ch);
+	/* all sent, or armed only to read what is buffered (await_runner_message) */
+	if (!l->ch.outlen && (l->wev & EPOLLOUT))
 		want(l, EPOLLIN);
 	eof = ferry__chan_fill(&l->ch) < 0;
 	while (!l->draining && (m = ferry__chan_next(&l->ch, &bad))) {
@@ -668,6 +671,11 @@ static void await_runner_message(struct local *l)
 	if (m && !strcmp(json_string_value(json_object_get(m, "op")) ?: "", "runner"))
 		runner_message(l, m);
 	json_decref(m);
+	/*
+	 * What came with it is read, not yet taken, and the socket may have
+	 * nothing more to say: on_runner() runs once it is writable, at once.
+	 */
+	want(l, EPOLLIN | EPOLLOUT);
 }
 
 /*
