@@ -75,7 +75,7 @@ static int run(struct ferry_db *db, long n, long batch, int find, const char *ki
 			if (find && key[0] && ferry__db_find_key(db, key, &id) != 0)
 				return -1;
 			/* -1: no disposal hours of its own, as a spec without them */
-			if (ferry__db_insert_job(db, key[0] ? key : NULL, NULL, spec,
+			if (ferry__db_insert_job(db, key[0] ? key : NULL, NULL, spec, 0,
 						 FERRY_USER_ON_HOLD, 1.0, -1, &id))
 				return -1;
 		}

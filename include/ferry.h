@@ -145,7 +145,10 @@ struct ferry_job_spec {
 	 * share the same base_env (an equal array) in one ferry_submit_many()
 	 * send it once a batch, and the engine stores one copy of each
 	 * distinct environment, not one a job. Errors: FERRY_EINVAL for an
-	 * entry that is not NAME=value with NAME a shell identifier.
+	 * entry that is not NAME=value with NAME a shell identifier, or that
+	 * sets FERRY_*, SLURM_*, SGE_* or JOB_ID (ferry and the DRMS set them
+	 * for each job: ferry(1), "ENVIRONMENT OF A JOB"); the message names
+	 * the entry and its variable, never its value.
 	 */
 	const char *const *base_env;
 	/*

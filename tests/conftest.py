@@ -71,6 +71,16 @@ ENDED = ("done", "failed")
 # ---------------------------------------------------------------- helpers
 
 
+# What takes a database of schema 8 back to schema 7: no job_specs.env,
+# nor its index and trigger (every environment kept for ever);
+# SCHEMA_7_TO_6 goes on from there.
+SCHEMA_8_TO_7 = """
+    DROP TRIGGER job_specs_env_gone;
+    DROP INDEX job_specs_env;
+    ALTER TABLE job_specs DROP COLUMN env;
+    UPDATE meta SET value = '7' WHERE key = 'schema';
+"""
+
 # What takes a database of schema 7 back to schema 6: the jobs table as it
 # was, ids from an AUTOINCREMENT sequence (set from meta's job_seq) and
 # every key in a UNIQUE index; SCHEMA_6_TO_5 goes on from there.

@@ -517,12 +517,12 @@ static void t_redirects(void)
  */
 static void t_base_env(void)
 {
-	static const char *base[] = {"FERRY_TEST_BASE=base one", "FERRY_TEST_VAR=from base", NULL};
-	static const char *env[] = {"FERRY_TEST_VAR=from env", NULL};
-	static const char *bad[] = {"FERRY-TEST=x", NULL};
-	const char *argv[] = {
-	    "/bin/sh", "-c", "echo \"$FERRY_TEST_BASE|$FERRY_TEST_VAR|${FERRY_TEST_CALLER-unset}\"",
-	    NULL};
+	static const char *base[] = {"TEST_BASE=base one", "TEST_VAR=from base", NULL};
+	static const char *env[] = {"TEST_VAR=from env", NULL};
+	static const char *bad[] = {"BAD-TEST=s3cret", NULL};
+	static const char *ferrys[] = {"TEST_BASE=x", "FERRY_JOB_ID=s3cret", NULL};
+	const char *argv[] = {"/bin/sh", "-c", "echo \"$TEST_BASE|$TEST_VAR|${TEST_CALLER-unset}\"",
+			      NULL};
 	struct ferry_job_spec s[3];
 	ferry_job_id ids[3];
 	char buf[256];
@@ -530,7 +530,7 @@ static void t_base_env(void)
 	int ended;
 
 	CHECK(ferry_is_remote(conn) == remote);
-	setenv("FERRY_TEST_CALLER", "the caller's", 1);
+	setenv("TEST_CALLER", "the caller's", 1);
 	for (int i = 0; i < 3; i++) {
 		ferry_job_spec_init(&s[i]);
 		s[i].argv = argv;
@@ -547,10 +547,17 @@ static void t_base_env(void)
 		CHECK(!strcmp(buf,
 			      i == 2 ? "base one|from env|unset\n" : "base one|from base|unset\n"));
 	}
+	/* the entry and its name said, never its value: it may be a secret */
 	s[0].base_env = bad;
 	CHECK(ferry_submit(conn, &s[0], &ids[0]) == FERRY_EINVAL);
-	CHECK(strstr(ferry_errmsg(conn), "FERRY-TEST=x"));
-	unsetenv("FERRY_TEST_CALLER");
+	CHECK(strstr(ferry_errmsg(conn), "'base_env'[0] names 'BAD-TEST'"));
+	CHECK(!strstr(ferry_errmsg(conn), "s3cret"));
+	/* what ferry sets for each job: not the caller's to set */
+	s[0].base_env = ferrys;
+	CHECK(ferry_submit(conn, &s[0], &ids[0]) == FERRY_EINVAL);
+	CHECK(strstr(ferry_errmsg(conn), "'base_env'[1] sets 'FERRY_JOB_ID'"));
+	CHECK(!strstr(ferry_errmsg(conn), "s3cret"));
+	unsetenv("TEST_CALLER");
 }
 
 static void t_jobs_filter(void)

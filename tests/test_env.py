@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from conftest import transport_world
+from conftest import SCHEMA_8_TO_7, poll, runner_pid, transport_world
 
 WAIT = 180  # a Slurm job may queue behind other tests' hundreds
 
@@ -175,3 +175,218 @@ def test_a_jobs_own_base_env_keeps_the_shells_for_the_others(fw):
     out = {j["name"]: fw.run("logs", j["id"]).stdout for j in fw.json("jobs", "--workflow", wid)}
     assert out == {"own": "its own\n", "base_env": "from the shell\n",
                    "plain": "from the shell\n"}, out
+
+
+def test_an_environment_that_cannot_be_read_fails_the_job(fw):
+    """A job_envs row found corrupt when a job is to go to the DRMS: the job
+    ends aborted, saying what could not be read, rather than going back to
+    the queue for ever (DRMAA did) or running without it. The row is made
+    corrupt while the engine is stopped, after the workflow's first job
+    went and before the second (which waits for it) goes."""
+    if fw.transport not in ("slurm", "drmaa"):
+        pytest.skip("the DRMS backends' hand: local starts say the same (local.c)")
+    go = fw.path("go")
+    wf = fw.path("wf-gate.json")
+    with open(wf, "w") as fh:
+        json.dump({"jobs": {"a": {"argv": ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.2; "
+                                          "done"]},
+                            "b": {"argv": ["sh", "-c", "echo b ran"]}},
+                   "dependencies": [["a", "b"]]}, fh)
+    wid = fw.run("workflow", "submit", wf, env=_shell(fw)).stdout.strip()
+    jobs = {j["name"]: j["id"] for j in fw.json("jobs", "--workflow", wid)}
+    fw.wait_state(jobs["a"], "running", timeout=WAIT)
+    fw.run("daemon", "stop")
+    db = sqlite3.connect(os.path.join(fw.state_dir, "ferry.db"), timeout=30)
+    try:
+        with db:
+            assert db.execute("UPDATE job_envs SET env = 'not json'").rowcount == 1
+    finally:
+        db.close()
+    fw.run("jobs")
+    with open(go, "w"):
+        pass
+    assert fw.wait_ended(jobs["a"], timeout=WAIT)["status"] == "done"
+    info = fw.wait_ended(jobs["b"], timeout=WAIT)
+    assert info["exit_status"] == "aborted", info
+    assert ("cannot read the job's environment (base_env): row 1 of job_envs is not a JSON "
+            "array") in info["message"], info
+
+
+def test_names_ferry_and_the_drms_set_are_never_carried(fw):
+    """A submit from inside a Slurm or Grid Engine job (or a shell that set
+    FERRY_*): the captured environment leaves out what names that job's
+    allocation and what ferry sets for each job, so the new job gets its
+    own (ferry(1), "ENVIRONMENT OF A JOB")."""
+    if fw.transport != "local":
+        pytest.skip("the CLI's own rule: one transport shows it")
+    names = ["SLURM_JOB_ID", "SLURM_CONF", "SGE_TASK_ID", "JOB_ID", "NSLOTS", "PE_HOSTFILE",
+             "FERRY_JOB_ID"]
+    env = _shell(fw, **{n: "outer" for n in names})
+    show = "; ".join(f'echo "{n}=${{{n}-unset}}"' for n in names)
+    jid = int(fw.run("submit", "--", "sh", "-c", f"echo $MYVAR; {show}", env=env).stdout)
+    assert fw.wait_ended(jid, timeout=WAIT)["status"] == "done"
+    out = fw.run("logs", jid).stdout.splitlines()
+    # none is the shell's: unset, or the engine's (SLURM_CONF, when the
+    # Slurm tests ran in this process), and FERRY_JOB_ID the job's own
+    assert out[0] == "from the shell" and out[-1] == f"FERRY_JOB_ID={jid}", out
+    assert [line.split("=")[0] for line in out[1:]] == names, out
+    assert not [line for line in out if line.endswith("=outer")], out
+
+
+@pytest.mark.parametrize("name", ["SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "SGE_TASK_ID",
+                                  "JOB_ID", "FERRY_JOB_ID", "FERRY_STATE_DIR"])
+def test_the_engine_refuses_a_base_env_setting_them(fw, name):
+    """The engine's own check, whatever the client: a base_env that sets
+    one of them (here a workflow file's, which the CLI sends as written)
+    is refused, naming the variable, and no job is recorded."""
+    if fw.transport != "local":
+        pytest.skip("the engine's request check: one transport shows it")
+    wf = fw.path("wf-reserved.json")
+    with open(wf, "w") as fh:
+        json.dump({"base_env": ["MYVAR=1", f"{name}=s3cret"],
+                   "jobs": {"a": {"argv": ["true"]}}}, fh)
+    cp = fw.run("workflow", "submit", wf, check=False)
+    assert cp.returncode != 0, cp
+    assert f"'base_env'[1] sets '{name}'" in cp.stderr, cp.stderr
+    assert "s3cret" not in cp.stderr, cp.stderr
+    assert fw.json("jobs") == []
+
+
+@pytest.mark.parametrize("entry,said", [
+    ("=s3cret", "'base_env'[0] is not NAME=value: its name is empty"),
+    ("s3cret", "'base_env'[0] is not NAME=value: it has no '='"),
+    ("BAD NAME=s3cret", "'base_env'[0] names 'BAD NAME', not a shell identifier")])
+def test_a_bad_entry_is_named_never_its_value(fw, entry, said):
+    """Values may be secrets: an error names the entry and the variable,
+    never the value (the engine's check, the library's, the CLI's)."""
+    if fw.transport != "local":
+        pytest.skip("the checks of the engine and the CLI: one transport shows them")
+    wf = fw.path("wf-bad.json")
+    with open(wf, "w") as fh:
+        json.dump({"base_env": [entry], "jobs": {"a": {"argv": ["true"]}}}, fh)
+    cp = fw.run("workflow", "submit", wf, check=False)
+    assert cp.returncode != 0 and said in cp.stderr, cp.stderr
+    assert "s3cret" not in cp.stderr, cp.stderr
+    with open(wf, "w") as fh:
+        json.dump({"jobs": {"a": {"argv": ["true"], "env": [entry]}}}, fh)
+    cp = fw.run("workflow", "submit", wf, check=False)
+    assert cp.returncode != 0 and said.replace("base_env", "env") in cp.stderr, cp.stderr
+    assert "s3cret" not in cp.stderr, cp.stderr
+    cp = fw.run("submit", "--env", entry, "--", "true", check=False)
+    assert cp.returncode != 0 and "s3cret" not in cp.stderr, cp.stderr
+    assert "invalid value for --env: expected NAME=VALUE" in cp.stderr or \
+        "'env'[0] names 'BAD NAME'" in cp.stderr, cp.stderr
+
+
+def _submit_env(f, value, *more):
+    """A job that shows MYVAR, submitted from a shell where it is value."""
+    cp = f.run("submit", *more, "--", "sh", "-c", 'echo "$MYVAR"', env=dict(f.env, MYVAR=value))
+    return cp.stdout.split()
+
+
+def test_an_environment_goes_with_the_last_job_naming_it(fw):
+    """job_envs is collected: a row goes in the transaction that deletes
+    the last job naming it (the others keep theirs), and its number,
+    taken again by the next environment stored, names that one."""
+    if fw.transport != "local":
+        pytest.skip("the engine's database: one transport shows it")
+    path = fw.path("bulk.txt")
+    with open(path, "w") as fh:
+        fh.write("sh -c 'echo \"$MYVAR\"'\n" * 20)
+    bulk = fw.run("submit", "--bulk", path, env=dict(fw.env, MYVAR="bulk")).stdout.split()
+    one, = _submit_env(fw, "one")
+    fw.run("wait", "--timeout", str(WAIT), *bulk, one, timeout=WAIT + 30)
+    rows, _ = _envs_stored(fw)
+    assert len(rows) == 2, rows
+    fw.run("dispose", *bulk[:-1])
+    rows, bases = _envs_stored(fw)
+    assert len(rows) == 2 and sorted(set(bases)) == sorted(rows), (rows, bases)
+    fw.run("dispose", bulk[-1])
+    rows, bases = _envs_stored(fw)
+    assert len(rows) == 1 and bases == rows, (rows, bases)
+    # the highest number gone, the next one stored takes it: jobs started
+    # from it must get the new environment, not one the engine read before
+    fw.run("dispose", one)
+    rows, bases = _envs_stored(fw)
+    assert rows == [] and bases == [], (rows, bases)
+    two, = _submit_env(fw, "two")
+    fw.run("wait", "--timeout", str(WAIT), two, timeout=WAIT + 30)
+    assert fw.run("logs", two).stdout == "two\n"
+    fw.run("dispose", two)
+    three, = _submit_env(fw, "three")
+    fw.run("wait", "--timeout", str(WAIT), three, timeout=WAIT + 30)
+    assert fw.run("logs", three).stdout == "three\n"
+    fw.run("dispose", three)
+    assert _envs_stored(fw) == ([], [])
+
+
+def test_schema_7_database_gains_the_environments_column(fw):
+    """A database of schema 7 named a job's environment in its spec alone
+    and kept every row: migrations[7] fills job_specs.env from the specs
+    and drops the rows no job names, and later disposals collect."""
+    if fw.transport != "local":
+        pytest.skip("the engine's database: one transport shows it")
+    kept, = _submit_env(fw, "kept")
+    held, = _submit_env(fw, "held", "--hold")
+    fw.wait_ended(kept, timeout=WAIT)
+    fw.run("daemon", "stop")
+    path = os.path.join(fw.state_dir, "ferry.db")
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(SCHEMA_8_TO_7 +
+                         "INSERT INTO job_envs(env) VALUES ('[\"MYVAR=orphan\"]');")
+        assert db.execute("SELECT count(*) FROM job_envs").fetchone() == (3,)
+    finally:
+        db.close()
+    fw.run("jobs")
+    rows, bases = _envs_stored(fw)
+    assert sorted(rows) == sorted(bases) and len(rows) == 2, (rows, bases)
+    fw.run("daemon", "stop")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("8",)
+        assert db.execute("SELECT count(*) FROM job_specs WHERE env = "
+                          "json_extract(spec, '$.base_env')").fetchone() == (2,)
+    finally:
+        db.close()
+    fw.run("jobs")
+    fw.run("release", held)
+    fw.wait_ended(held, timeout=WAIT)
+    assert fw.run("logs", held).stdout == "held\n"
+    fw.run("dispose", kept, held)
+    assert _envs_stored(fw) == ([], [])
+
+
+def test_a_runner_of_an_older_ferryd_gets_no_job_with_base_env(fw):
+    """The job runner outlives engines: after an upgrade the new engine may
+    find the runner of an older ferryd, which dropped base_env from a start.
+    Its runner message says so (no "base_env" in its caps; the test knob
+    makes this build's runner say what an older one said). While it runs
+    jobs, a job with base_env fails, saying why, and one without runs on
+    it; once idle, it is left and the engine starts its own."""
+    if fw.transport != "local":
+        pytest.skip("the local backend's runner")
+    fw.run("daemon", "stop")
+    go = fw.path("go")
+    busy = fw.run("submit", "--env-clean", "--", "sh", "-c",
+                  f"while [ ! -e {go} ]; do sleep 0.2; done",
+                  env={"FERRYD_TEST_RUNNER_WITHOUT_CAPS": "1"}).stdout.strip()
+    fw.wait_state(busy, "running", timeout=60)
+    old = poll(lambda: runner_pid(fw), timeout=30, what="the runner")
+    fw.run("daemon", "stop")  # the runner stays: its job runs
+    # the "upgraded" engine finds the runner on runner.sock
+    refused, = _submit_env(fw, "refused")
+    info = fw.wait_ended(refused, timeout=60)
+    assert info["exit_status"] == "aborted", info
+    assert (f"the job runner (pid {old}) was started by an older ferryd, which cannot give "
+            "the job the submitter's environment (base_env)") in info["message"], info
+    clean = fw.run("submit", "--env-clean", "--", "true").stdout.strip()
+    assert fw.wait_ended(clean, timeout=60)["status"] == "done"
+    assert runner_pid(fw) == old
+    with open(go, "w"):
+        pass
+    assert fw.wait_ended(busy, timeout=60)["status"] == "done"
+    given, = _submit_env(fw, "given")
+    assert fw.wait_ended(given, timeout=60)["status"] == "done"
+    assert fw.run("logs", given).stdout == "given\n"
+    assert runner_pid(fw) not in (None, old)

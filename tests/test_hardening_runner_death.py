@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 
-from conftest import (SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, pid_alive, poll, runner_pid,
-                      wait_dead)
+from conftest import (SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, SCHEMA_8_TO_7, pid_alive,
+                      poll, runner_pid, wait_dead)
 from test_crash import count_lines
 from test_hardening_connections import start_engine
 
@@ -178,13 +178,13 @@ def test_starts_wait_for_a_slow_runner_without_stalling_the_engine(ferry):
 # Fault injection: a real runner never sends a malformed message, nor
 # closes each connection at once for ever, on demand. This fake listens on
 # runner.sock before the engine first needs a runner; it logs each
-# connection, says its pid as a runner does, then (per its mode, by
-# connection number) closes it at once, holds it unread, or sends a
-# malformed frame and holds it whatever the engine does.
+# connection, says its pid and caps as this build's runner does, then (per
+# its mode, by connection number) closes it at once, holds it unread, or
+# sends a malformed frame and holds it whatever the engine does.
 FAKE_RUNNER = r"""
 import json, os, socket, struct, sys
 path, log, modes = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
-js = json.dumps({"op": "runner", "pid": os.getpid()}).encode()
+js = json.dumps({"op": "runner", "pid": os.getpid(), "caps": ["base_env"]}).encode()
 hello = struct.pack(">4sHHII", b"FRY1", 1, 1, len(js), len(js)) + js
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(path)
@@ -303,7 +303,7 @@ def test_database_of_schema_2_gains_the_count(ferry):
     jid = ferry.submit("true", opts=["--hold"])
     ferry.run("daemon", "stop")
     db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
-    db.executescript(SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4 + """
+    db.executescript(SCHEMA_8_TO_7 + SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4 + """
         ALTER TABLE jobs DROP COLUMN requeues;
         UPDATE meta SET value = '2' WHERE key = 'schema';
     """)
@@ -313,6 +313,6 @@ def test_database_of_schema_2_gains_the_count(ferry):
     assert ferry.wait_ended(jid)["status"] == "done"
     ferry.run("daemon", "stop")
     db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("7",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("8",)
     assert "requeues" in [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
     db.close()

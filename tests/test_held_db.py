@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import FERRYD_BIN, SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, poll
+from conftest import FERRYD_BIN, SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, SCHEMA_8_TO_7, poll
 
 
 def rss_kb(pid):
@@ -156,7 +156,7 @@ def test_jobs_held_under_a_wait_go_back_to_the_database_when_it_ends(ferry):
 
 def to_schema_4(path):
     db = sqlite3.connect(path)
-    db.executescript(SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4)
+    db.executescript(SCHEMA_8_TO_7 + SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4)
     db.close()
 
 
@@ -179,7 +179,7 @@ def test_schema_4_database_is_carried_over(ferry):
     assert ferry.state(killed) == "failed"
     ferry.run("daemon", "stop", timeout=60)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("7",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("8",)
     cols = [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
     assert "spec" not in cols and "disposal_hours" in cols, cols
     assert db.execute("SELECT count(*) FROM job_specs").fetchone() == (3,)
@@ -234,7 +234,7 @@ def test_schema_6_database_keeps_its_sequence(ferry):
     ferry.run("daemon", "stop", timeout=60)
     path = os.path.join(ferry.state_dir, "ferry.db")
     db = sqlite3.connect(path)
-    db.executescript(SCHEMA_7_TO_6)
+    db.executescript(SCHEMA_8_TO_7 + SCHEMA_7_TO_6)
     assert db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone() == \
         (int(gone),)
     db.close()
@@ -247,7 +247,7 @@ def test_schema_6_database_keeps_its_sequence(ferry):
     ferry.run("kill", "--all")
     ferry.run("daemon", "stop", timeout=60)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("7",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("8",)
     assert db.execute("SELECT value FROM meta WHERE key = 'job_seq'").fetchone() == (str(new),)
     assert db.execute("SELECT count(*) FROM sqlite_sequence WHERE name = 'jobs'").fetchone() == \
         (0,)

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, Ferry, _check_build, new_base
+from conftest import (SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, SCHEMA_8_TO_7, Ferry,
+                      _check_build, new_base)
 from test_hardening_connections import asan_build
 
 BIG = 100_000
@@ -302,14 +303,14 @@ def test_schema_3_gets_the_state_index(ferry):
     ferry.run("daemon", "stop")
     db = os.path.join(ferry.state_dir, "ferry.db")
     with sqlite3.connect(db) as h:
-        h.executescript(SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4)
+        h.executescript(SCHEMA_8_TO_7 + SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4)
         h.execute("DROP INDEX jobs_state")
         h.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
     h.close()
     assert [j["id"] for j in ferry.json("jobs", "--state", "user_on_hold")] == ids
     ferry.run("daemon", "stop")
     with sqlite3.connect(db) as h:
-        assert h.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("7",)
+        assert h.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("8",)
         plan = h.execute("EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE state = 3 AND "
                          "disposed = 0 AND id > 0 ORDER BY id LIMIT 10").fetchall()
     h.close()

@@ -220,7 +220,7 @@ def test_the_failure_log_comes_to_an_older_database(ferry):
         assert r["ok"] and r["mark"] == 2, r
     ferry.run("daemon", "stop")
     with sqlite3.connect(db) as h:
-        assert h.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("7",)
+        assert h.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("8",)
         rows = h.execute("SELECT seq, job FROM failures").fetchall()
     h.close()
     assert rows == [(2, 0)], rows  # the last number stays, naming no job

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import FERRY_BIN, SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, frame, ferry_world, poll
+from conftest import (FERRY_BIN, SCHEMA_5_TO_4, SCHEMA_6_TO_5, SCHEMA_7_TO_6, SCHEMA_8_TO_7, frame,
+                      ferry_world, poll)
 
 
 
@@ -1112,7 +1113,7 @@ def test_database_of_schema_1_is_carried_over(local):
     before = tinfo(local, sp)
     local.run("daemon", "stop")
     db = sqlite3.connect(os.path.join(local.state_dir, "ferry.db"))
-    db.executescript(SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4 + """
+    db.executescript(SCHEMA_8_TO_7 + SCHEMA_7_TO_6 + SCHEMA_6_TO_5 + SCHEMA_5_TO_4 + """
         ALTER TABLE transfers ADD COLUMN doc TEXT NOT NULL DEFAULT '';
         UPDATE transfers SET doc = (SELECT doc FROM transfer_docs WHERE tid = transfers.id);
         DROP TABLE transfer_docs;
@@ -1134,7 +1135,7 @@ def test_database_of_schema_1_is_carried_over(local):
     # and on through schema 3 (a job's lost starts kept in its row), 4
     # (an index of the jobs by state, for listings), 5 (the job specs
     # in a table of their own) and 6 (workflows)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("7",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("8",)
     assert db.execute("SELECT name FROM sqlite_master WHERE name = 'jobs_state'").fetchone()
     cols = [r[1] for r in db.execute("PRAGMA table_info(transfers)")]
     assert "doc" not in cols, cols

@@ -8,7 +8,7 @@ import signal
 import sqlite3
 import time
 
-from conftest import SCHEMA_6_TO_5, SCHEMA_7_TO_6, poll
+from conftest import SCHEMA_6_TO_5, SCHEMA_7_TO_6, SCHEMA_8_TO_7, poll
 
 
 def rss_kb(pid):
@@ -334,7 +334,7 @@ def test_schema_5_database_is_carried_over(ferry):
     ferry.run("daemon", "stop", timeout=60)
     path = os.path.join(ferry.state_dir, "ferry.db")
     db = sqlite3.connect(path)
-    db.executescript(SCHEMA_7_TO_6 + SCHEMA_6_TO_5)
+    db.executescript(SCHEMA_8_TO_7 + SCHEMA_7_TO_6 + SCHEMA_6_TO_5)
     db.close()
     assert ferry.state(j) == "done" and ferry.state(h) == "user_on_hold"
     w = submit(ferry, {"jobs": {"a": appender(ferry, "a"), "b": appender(ferry, "b")},
@@ -342,7 +342,7 @@ def test_schema_5_database_is_carried_over(ferry):
     assert run_to_end(ferry, w)["status"] == "done" and log(ferry) == ["a", "b"]
     ferry.run("daemon", "stop", timeout=60)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("7",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("8",)
     cols = [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
     assert "workflow" in cols and "waiting" in cols, cols
     sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs_live'").fetchone()[0]

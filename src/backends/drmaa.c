@@ -584,6 +584,18 @@ static int batch_init(struct drmaa *d, struct batch *b, struct job **jobs, size_
 			 err[0] ? err : "out of memory");
 		return 0;
 	}
+	/*
+	 * The batch's jobs share it (ferry__same_batch). Unreadable, no retry
+	 * reads it better and running without it would be a guess: refused,
+	 * as on Slurm, rather than queued again for ever.
+	 */
+	if (ferry__script_base_env(d->eng, NULL, jobs[0], NULL, err, sizeof(err))) {
+		b->outcome = OUT_REFUSED;
+		snprintf(b->msg, sizeof(b->msg), "%s", err);
+		fprintf(stderr, "ferryd: drmaa: jobs %lld to %lld refused: %s\n",
+			(long long)b->ids[0], (long long)b->ids[n - 1], err);
+		return 0;
+	}
 	job_name(jobs[0]->spec, b->name, sizeof(b->name));
 	b->hold = jobs[0]->state == FERRY_USER_ON_HOLD;
 	if (wall > 0 && d->lib.wct)

@@ -48,6 +48,8 @@ struct local {
 	int leave_timer;       /* timerfd while draining: then the runner is killed; -1 */
 	double leave_s;	       /* LEAVE_S, or $FERRYD_TEST_LEAVE_RUNNER_SECONDS */
 	pid_t runner;	       /* the runner on ch (its runner message), 0 when unknown */
+	int runner_env;	       /* it takes base_env: 1; an older ferryd's: 0; not said yet: -1 */
+	pid_t left;	       /* an older ferryd's runner we left to start our own */
 	int64_t *ids;	       /* jobs sent to the current runner */
 	size_t nids, capids;
 	json_t *list;  /* the runner's jobs when this engine started */
@@ -398,18 +400,24 @@ static void want(struct local *l, uint32_t events)
 }
 
 /*
- * The runner sent what we cannot read: we stop sending and drop what it
- * says until it closes its end (it does on our end of file), so that no
- * start of ours is still unread when runner_lost() looks at the claims.
+ * We stop sending and drop what the runner says until it closes its end
+ * (it does on our end of file), so that no start of ours is still unread
+ * when runner_lost() looks at the claims; past leave_s it is killed.
  */
-static void drain(struct local *l)
+static void leave(struct local *l)
 {
-	fprintf(stderr, "ferryd: the job runner sent a malformed message; leaving it\n");
 	shutdown(l->ch.fd, SHUT_WR);
 	l->draining = 1;
 	l->ch.outlen = 0;
 	want(l, EPOLLIN);
 	leave_timer_start(l);
+}
+
+/* The runner sent what we cannot read. */
+static void drain(struct local *l)
+{
+	fprintf(stderr, "ferryd: the job runner sent a malformed message; leaving it\n");
+	leave(l);
 }
 
 static void runner_message(struct local *l, json_t *m)
@@ -419,7 +427,15 @@ static void runner_message(struct local *l, json_t *m)
 	struct job *j = ferry__engine_job(eng, json_integer_value(json_object_get(m, "id")));
 
 	if (op && !strcmp(op, "runner")) {
+		json_t *cap;
+		size_t i;
 		l->runner = (pid_t)json_integer_value(json_object_get(m, "pid"));
+		l->runner_env = 0;
+		json_array_foreach(json_object_get(m, "caps"), i, cap)
+		{
+			if (json_is_string(cap) && !strcmp(json_string_value(cap), "base_env"))
+				l->runner_env = 1;
+		}
 	} else if (j && op && !strcmp(op, "ended")) {
 		collect(l, j, "the job ended without a result file");
 	} else if (j && op && !strcmp(op, "refused")) {
@@ -444,7 +460,10 @@ static void on_runner(struct ferry_engine *eng, int fd, void *arg)
 	int bad = 0, eof;
 
 	/* a write error shows as the end of file below */
-	if (l->ch.outlen && ferry__chan_flush(&l->ch) == 0 && !l->ch.outlen)
+	if (l->ch.outlen)
+		(void)ferry__chan_flush(&l->ch);
+	/* all sent, or armed only to read what is buffered (await_runner_message) */
+	if (!l->ch.outlen && (l->wev & EPOLLOUT))
 		want(l, EPOLLIN);
 	eof = ferry__chan_fill(&l->ch) < 0;
 	while (!l->draining && (m = ferry__chan_next(&l->ch, &bad))) {
@@ -570,8 +589,11 @@ static int ensure_runner(struct local *l, char *err, size_t errlen)
 		return FERRY_EAGAIN;
 	}
 	l->ch.fd = connect_runner(path);
-	if (l->ch.fd < 0 && spawn_runner(eng, path) == 0)
+	l->runner_env = -1; /* an earlier engine's: its runner message says */
+	if (l->ch.fd < 0 && spawn_runner(eng, path) == 0) {
 		l->ch.fd = connect_runner(path);
+		l->runner_env = 1; /* this very program (exec_runner) */
+	}
 	l->runner = 0; /* until its runner message */
 	if (l->ch.fd >= 0)
 		l->w = ferry__loop_watch_events(ferry__engine_loop(eng), l->ch.fd, EPOLLIN,
@@ -676,6 +698,73 @@ fail:
 	return NULL;
 }
 
+/*
+ * At a start, before on_runner() read anything of a new connection: its
+ * first frame, the runner message (the runner sends it on accepting),
+ * waited for at most leave_s. Only that one: what follows goes through
+ * on_runner(), not here, inside the engine's start of a job.
+ */
+static void await_runner_message(struct local *l)
+{
+	double until = ferry__mono() + l->leave_s;
+	json_t *m = NULL;
+	int bad = 0, eof = 0;
+
+	while (!m && !bad && !eof && ferry__mono() < until) {
+		struct pollfd p = {l->ch.fd, POLLIN, 0};
+		if (poll(&p, 1, 200) < 0 && errno != EINTR)
+			break;
+		eof = ferry__chan_fill(&l->ch) < 0;
+		m = ferry__chan_next(&l->ch, &bad);
+	} /* an end of file or bad input: on_runner() acts on it, as always */
+	if (m && !strcmp(json_string_value(json_object_get(m, "op")) ?: "", "runner"))
+		runner_message(l, m);
+	json_decref(m);
+	/*
+	 * What came with it is read, not yet taken, and the socket may have
+	 * nothing more to say: on_runner() runs once it is writable, at once.
+	 */
+	want(l, EPOLLIN | EPOLLOUT);
+}
+
+/*
+ * Whether the runner gives a job its base_env. The runner outlives
+ * engines, so after an upgrade a new engine may find a runner of an
+ * older ferryd, which drops base_env from a start: the job would run
+ * without the submitter's environment. Its runner message says (caps).
+ * Idle, it is left (it exits once no engine is connected and no job
+ * runs) and the next start spawns this program's; running jobs, it
+ * cannot be, and the job fails, saying why: no jobs run twice, and a
+ * queue stalled behind a week-long job would say nothing.
+ */
+static int runner_takes_env(struct local *l, char *err, size_t errlen)
+{
+	if (l->runner_env < 0)
+		await_runner_message(l);
+	if (l->runner_env > 0)
+		return 0;
+	if (l->runner_env < 0) {
+		snprintf(err, errlen, "the job runner has not said what it supports");
+		return FERRY_EAGAIN;
+	}
+	if (!l->nids && l->runner != l->left) {
+		fprintf(stderr,
+			"ferryd: the job runner (pid %d) is an older ferryd's, which cannot give a "
+			"job the submitter's environment; leaving it for a new one\n",
+			(int)l->runner);
+		l->left = l->runner;
+		leave(l);
+		snprintf(err, errlen, "the job runner is being replaced");
+		return FERRY_EAGAIN;
+	}
+	snprintf(err, errlen,
+		 "the job runner (pid %d) was started by an older ferryd, which cannot give the "
+		 "job the submitter's environment (base_env), and it still runs jobs: submit "
+		 "again once they ended (a new runner then starts), or with --env-clean",
+		 (int)l->runner);
+	return FERRY_EUNSUPPORTED;
+}
+
 static int local_start(void *self, struct job *j, char *err, size_t errlen)
 {
 	struct local *l = self;
@@ -686,7 +775,8 @@ static int local_start(void *self, struct job *j, char *err, size_t errlen)
 	if (rc)
 		return rc;
 	/* an environment that cannot be read is not a job's to run without: it fails */
-	if ((rc = ferry__jobenv_get(l->eng, spec, &base, err, errlen)))
+	if ((rc = ferry__jobenv_get(l->eng, spec, &base, err, errlen)) ||
+	    (base && (rc = runner_takes_env(l, err, errlen))))
 		return rc;
 	dir = dir_of(l->eng, j->id);
 	if (!dir) {

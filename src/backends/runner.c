@@ -1038,8 +1038,16 @@ static void runner_accept(struct runner *r, double *first)
 	engine_close(r); /* a new engine replaces the old one */
 	r->eng.fd = fd;
 	*first = 0;
-	/* first: whom to kill if it gives up on us (SO_PEERCRED names who listened) */
-	runner_send(r, json_pack("{s:s,s:i}", "op", "runner", "pid", (int)getpid()));
+	/*
+	 * first: whom to kill if it gives up on us (SO_PEERCRED names who
+	 * listened), and what it does that an older runner did not (a newer
+	 * engine may find this one after an upgrade: local.c). The test knob
+	 * makes it say what a runner from before base_env said.
+	 */
+	runner_send(r, getenv("FERRYD_TEST_RUNNER_WITHOUT_CAPS")
+			   ? json_pack("{s:s,s:i}", "op", "runner", "pid", (int)getpid())
+			   : json_pack("{s:s,s:i,s:[s]}", "op", "runner", "pid", (int)getpid(),
+				       "caps", "base_env"));
 }
 
 /*

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "util.h"
 
 extern char **environ;
 
@@ -17,7 +18,8 @@ extern char **environ;
  * Names never carried (ferry(1), "ENVIRONMENT OF A JOB"), a trailing '*'
  * for a prefix: what the login session, the shell or ferry set for this
  * process and would be wrong in a job that runs later, elsewhere, or in
- * a DRMS's own allocation.
+ * a DRMS's own allocation. Besides these, what the engine refuses in a
+ * base_env (ferry__env_entry_check: FERRY_*, SLURM_*, SGE_*, JOB_ID).
  */
 static const char *const session[] = {
     "SSH_*",
@@ -27,22 +29,19 @@ static const char *const session[] = {
     "XDG_RUNTIME_DIR",
     "XDG_SESSION_*",
     "DBUS_SESSION_BUS_ADDRESS",
-    "FERRY_*",
-    "SLURM_*",
+    /* the rest of a Grid Engine job's own, from a submit inside one */
+    "JOB_NAME",
+    "JOB_SCRIPT",
+    "NHOSTS",
+    "NQUEUES",
+    "NSLOTS",
+    "PE_HOSTFILE",
+    "RESTARTED",
     "PWD",
     "OLDPWD",
     "SHLVL",
     "_",
 };
-
-static int is_identifier(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!(s[i] == '_' || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-		      (i > 0 && s[i] >= '0' && s[i] <= '9')))
-			return 0;
-	return n > 0;
-}
 
 /* Whether entry s ("NAME=value") is carried. */
 int ferry__cli_env_carried(const char *s)
@@ -50,8 +49,12 @@ int ferry__cli_env_carried(const char *s)
 	const char *eq = strchr(s, '=');
 	size_t n = eq ? (size_t)(eq - s) : 0;
 
-	/* bash's exported functions (BASH_FUNC_f%%) are no variable a job's exec takes */
-	if (!is_identifier(s, n))
+	/*
+	 * Not a name (bash's exported functions, BASH_FUNC_f%%: no variable a
+	 * job's exec takes) or one the engine would refuse: left out, not a
+	 * submit refused for what the shell happens to hold.
+	 */
+	if (ferry__env_entry_check(s, "base_env", 0, 1, NULL, 0))
 		return 0;
 	for (size_t i = 0; i < sizeof(session) / sizeof(session[0]); i++) {
 		size_t k = strlen(session[i]);

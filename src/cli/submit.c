@@ -122,7 +122,9 @@ static int submit_list_opt(struct ctx *c, struct submit_opts *o, int opt, const 
 						: &o->outs;
 
 	if (opt == OPT_ENV && (!strchr(arg, '=') || arg[0] == '=')) {
-		ferry__cli_bad_value(c, "--env", arg, "expected NAME=VALUE");
+		/* not echoed: what was given in place of NAME may be the secret VALUE */
+		ferry__cli_errorf(c, "invalid value for --env: expected NAME=VALUE (%s)",
+				  arg[0] == '=' ? "its NAME is empty" : "it has no '='");
 		return ferry__cli_usage_error(c);
 	}
 	if ((opt == OPT_IN || opt == OPT_OUT) && !*arg) {

@@ -1,6 +1,7 @@
 /* util.c - helpers shared by the library, the engine and the CLI. */
 #include "util.h"
 
+#include "ferry.h"
 #include "proto.h"
 
 #include <ctype.h>
@@ -441,6 +442,55 @@ void ferry__exec_search(char *const argv[], char *const envp[], const char *path
 		p = colon + 1;
 	}
 	errno = eacces ? EACCES : ENOENT;
+}
+
+static int env_name_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!(s[i] == '_' || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (i > 0 && s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return n > 0;
+}
+
+/*
+ * What a base_env may not set, a trailing '*' for a prefix: FERRY_* are
+ * ferry's own for the job (FERRY_JOB_ID) and the engine's settings;
+ * SLURM_* and SGE_* the DRMS's for the job it runs, which its tools
+ * (srun, qsub) and the batch script read; JOB_ID is Grid Engine's, which
+ * the script records as the native id. A submitter's (one inside a Slurm
+ * allocation, say) would name another job's allocation.
+ */
+static const char *const reserved[] = {"FERRY_*", "SLURM_*", "SGE_*", "JOB_ID"};
+
+int ferry__env_entry_check(const char *s, const char *key, size_t idx, int base, char *err,
+			   size_t errlen)
+{
+	const char *eq = strchr(s, '=');
+	size_t n = eq ? (size_t)(eq - s) : strlen(s);
+
+	/* not even its text: a token pasted where a name was meant is an identifier */
+	if (!eq)
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "'%s'[%zu] is not NAME=value: it has no '='", key, idx);
+	if (!n)
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "'%s'[%zu] is not NAME=value: its name is empty", key, idx);
+	if (!env_name_ok(s, n))
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "'%s'[%zu] names '%.*s', not a shell identifier", key, idx,
+				   (int)(n > 128 ? 128 : n), s);
+	for (size_t i = 0; base && i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+		size_t k = strlen(reserved[i]);
+		if (reserved[i][k - 1] == '*' ? n >= k - 1 && !strncmp(s, reserved[i], k - 1)
+					      : n == k && !strncmp(s, reserved[i], n))
+			return ferry__fail(err, errlen, FERRY_EINVAL,
+					   "'%s'[%zu] sets '%.*s': the environment a job starts "
+					   "from may not set FERRY_*, SLURM_*, SGE_* or JOB_ID, "
+					   "which ferry and the DRMS set for each job",
+					   key, idx, (int)n, s);
+	}
+	return 0;
 }
 
 int ferry__valid_resource_name(const char *name)

@@ -107,6 +107,17 @@ char *ferry__which(const char *name, const char *path);
 /* The argv of /bin/sh for a script run with argv (malloc'd; NULL when out of memory). */
 char **ferry__sh_argv(char *const argv[]);
 
+/*
+ * Whether environment entry s is one a job's environment takes: "NAME=value"
+ * with NAME a shell identifier and, for a base_env entry (base), none of
+ * the names ferry and the DRMS set for each job (FERRY_*, SLURM_*, SGE_*,
+ * JOB_ID: ferry(1), "ENVIRONMENT OF A JOB"). 0, or FERRY_EINVAL with err
+ * naming 'key'[idx] and the variable, never its value: a value may be a
+ * secret, and messages go to logs and terminals.
+ */
+int ferry__env_entry_check(const char *s, const char *key, size_t idx, int base, char *err,
+			   size_t errlen);
+
 /* Validates a resource name: [A-Za-z0-9_.-]{1,64}, not starting with '.'. */
 int ferry__valid_resource_name(const char *name);
 

@@ -14,7 +14,7 @@
 #include "jobfields.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 
 /* A job not ended as the engine takes it back (struct db_job_row) */
 #define ACTIVE_COLS                                                                                \
@@ -170,8 +170,8 @@ static const char *const sql[S_COUNT] = {
     /* the id is the engine's (db->next_id): no AUTOINCREMENT sequence to update (schema 7) */
     [S_INSERT] = "INSERT INTO jobs(id, skey, name, state, submitted_at, disposal_hours) "
 		 "VALUES (?3, ?1, ?2, ?4, ?5, ?6)",
-    /* a job's spec, apart from its row (schema 5) */
-    [S_INSERT_SPEC] = "INSERT INTO job_specs(id, spec) VALUES (?1, ?2)",
+    /* a job's spec, apart from its row (schema 5), and its base_env's row (schema 8) */
+    [S_INSERT_SPEC] = "INSERT INTO job_specs(id, spec, env) VALUES (?1, ?2, ?3)",
     /* the environments jobs start from, one row each however many jobs name it (jobenv.c) */
     [S_ENV_PUT] = "INSERT OR IGNORE INTO job_envs(env) VALUES (?1)",
     [S_ENV_FIND] = "SELECT id FROM job_envs WHERE env = ?1",
@@ -410,7 +410,11 @@ static const char schema[] =
      * held jobs rewrote 600 MB of rows holding their specs (schema 5).
      */
     "CREATE TABLE IF NOT EXISTS job_specs(id INTEGER PRIMARY KEY, spec TEXT NOT NULL);"
-    /* a spec's base_env names one: kept while the database is (a few KiB a submitter) */
+    /*
+     * A spec's base_env names one (job_specs.env, from schema 8, which
+     * db_migrate adds here as to an older database): it goes with the
+     * last job that names it (schema_late's trigger).
+     */
     "CREATE TABLE IF NOT EXISTS job_envs(id INTEGER PRIMARY KEY, env TEXT NOT NULL UNIQUE);"
     "CREATE TABLE IF NOT EXISTS transfers("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -484,6 +488,7 @@ static const char schema[] =
      */
     "CREATE TABLE IF NOT EXISTS submit_keys(skey TEXT PRIMARY KEY, ids TEXT NOT NULL,"
     " at REAL NOT NULL) WITHOUT ROWID;"
+    /* a new database too is of schema 7 until migrations[7] (job_specs.env) */
     "INSERT OR IGNORE INTO meta VALUES('schema', '7');";
 
 /*
@@ -493,6 +498,15 @@ static const char schema[] =
 static const char schema_late[] =
     "CREATE TRIGGER IF NOT EXISTS jobs_spec_gone AFTER DELETE ON jobs "
     "BEGIN DELETE FROM job_specs WHERE id = old.id; END;"
+    /*
+     * An environment goes in the statement that deletes the last job
+     * naming it (schema 8): one probe of job_specs_env a job deleted, and
+     * an index entry only for the jobs that name one.
+     */
+    "CREATE INDEX IF NOT EXISTS job_specs_env ON job_specs(env) WHERE env IS NOT NULL;"
+    "CREATE TRIGGER IF NOT EXISTS job_specs_env_gone AFTER DELETE ON job_specs "
+    "WHEN old.env IS NOT NULL BEGIN DELETE FROM job_envs WHERE id = old.env AND "
+    "NOT EXISTS (SELECT 1 FROM job_specs WHERE env = old.env); END;"
     /* only the jobs ended have a disposal time: a new job's insert writes no entry */
     "CREATE INDEX IF NOT EXISTS jobs_dispose ON jobs(dispose_after) "
     "WHERE dispose_after IS NOT NULL;"
@@ -577,6 +591,18 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "DELETE FROM sqlite_sequence WHERE name = 'jobs';"
     "UPDATE meta SET value = '7' WHERE key = 'schema';"
     "COMMIT;",
+    [7] = /*
+	   * schema 7 kept every environment for ever: which one a spec
+	   * names was in its JSON alone, and an index on json_extract()
+	   * cost each job of a submit 4 us (three times its spec's insert)
+	   */
+    "BEGIN IMMEDIATE;"
+    "ALTER TABLE job_specs ADD COLUMN env INTEGER;"
+    "UPDATE job_specs SET env = json_extract(spec, '$.base_env') "
+    "WHERE spec LIKE '%\"base_env\":%';"
+    "DELETE FROM job_envs WHERE id NOT IN (SELECT env FROM job_specs WHERE env IS NOT NULL);"
+    "UPDATE meta SET value = '8' WHERE key = 'schema';"
+    "COMMIT;",
 };
 
 struct ferry_db {
@@ -591,8 +617,9 @@ struct ferry_db {
 	 * (even a commit in the middle of an iteration, ferry__engine_sync).
 	 */
 	int broken;
-	unsigned undone; /* savepoints rolled back: what a cache of rows may not outlive */
-	int wal_pages;	 /* in the WAL after the last commit (wal_hook) */
+	unsigned
+	    undone; /* savepoints rolled back, jobs deleted: what a cache of rows may not outlive */
+	int wal_pages; /* in the WAL after the last commit (wal_hook) */
 	/*
 	 * The next job id, and the highest one kept in meta's job_seq: above
 	 * it, a job's row is all that holds its id, so its commit, or its
@@ -1081,11 +1108,15 @@ int ferry__db_batch_gc(struct ferry_db *db, double before)
 }
 
 /* The spec of job id, in its own table. */
-static int insert_spec(struct ferry_db *db, int64_t id, const char *spec)
+static int insert_spec(struct ferry_db *db, int64_t id, const char *spec, int64_t env)
 {
 	sqlite3_bind_int64(db->st[S_INSERT_SPEC], 1, id);
 	/* not copied: the text outlives the statement's run (a copy a job of a bulk submit) */
 	sqlite3_bind_text(db->st[S_INSERT_SPEC], 2, spec, -1, SQLITE_STATIC);
+	if (env > 0)
+		sqlite3_bind_int64(db->st[S_INSERT_SPEC], 3, env);
+	else
+		sqlite3_bind_null(db->st[S_INSERT_SPEC], 3);
 	return run(db, S_INSERT_SPEC, "insert job spec");
 }
 
@@ -1109,7 +1140,8 @@ int ferry__db_env_get(struct ferry_db *db, int64_t id, char **env)
 }
 
 int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
-			 enum ferry_job_status st, double now, double hours, int64_t *id)
+			 int64_t env, enum ferry_job_status st, double now, double hours,
+			 int64_t *id)
 {
 	sqlite3_stmt *q = db->st[S_INSERT];
 
@@ -1125,7 +1157,7 @@ int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name,
 	if (run(db, S_INSERT, "insert job"))
 		return FERRY_EINTERNAL;
 	*id = db->next_id++;
-	return insert_spec(db, *id, spec) ? FERRY_EINTERNAL : 0;
+	return insert_spec(db, *id, spec, env) ? FERRY_EINTERNAL : 0;
 }
 
 int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st)
@@ -1181,7 +1213,7 @@ int ferry__db_insert_lost(struct ferry_db *db, int64_t id, double at, double dis
 	sqlite3_bind_double(q, 4, at);
 	bind_text(q, 5, msg);
 	sqlite3_bind_double(q, 6, dispose_after);
-	if (run(db, S_INSERT_LOST, "record a lost job") || insert_spec(db, id, "{}"))
+	if (run(db, S_INSERT_LOST, "record a lost job") || insert_spec(db, id, "{}", 0))
 		return FERRY_EINTERNAL;
 	if (id >= db->next_id)
 		db->next_id = id + 1; /* no new job gets an id that has a directory */
@@ -1296,6 +1328,8 @@ int ferry__db_delete_job(struct ferry_db *db, int64_t id)
 	    run(db, S_FAIL_CLEAR_LAST, "delete job failures"))
 		return FERRY_EINTERNAL;
 	sqlite3_bind_int64(db->st[S_DELETE], 1, id);
+	/* its environment may go with it, and a new one take its id: caches must not outlive it */
+	db->undone++;
 	return run(db, S_DELETE, "delete job");
 }
 
@@ -1878,7 +1912,7 @@ int ferry__db_wf_insert_job(struct ferry_db *db, const struct db_wf_job *j, int6
 	if (run(db, S_WF_JOB_INSERT, "insert workflow job"))
 		return FERRY_EINTERNAL;
 	*id = db->next_id++;
-	return insert_spec(db, *id, j->spec) ? FERRY_EINTERNAL : 0;
+	return insert_spec(db, *id, j->spec, j->env) ? FERRY_EINTERNAL : 0;
 }
 
 int ferry__db_dep_add(struct ferry_db *db, int64_t pred, int64_t succ)

@@ -50,7 +50,11 @@ void ferry__db_need_durable(struct ferry_db *db);
 int ferry__db_savepoint(struct ferry_db *db);
 int ferry__db_release(struct ferry_db *db);
 int ferry__db_rollback_savepoint(struct ferry_db *db);
-/* How many savepoints were rolled back: a row cached from before may be gone. */
+/*
+ * How many savepoints were rolled back or jobs deleted: a row cached from
+ * before (a job's environment, which goes with the last job naming it)
+ * may be gone, and its id another's.
+ */
 unsigned ferry__db_undone(struct ferry_db *db);
 /* 1 and *id when the key is known, 0 when not, <0 on error. */
 int ferry__db_find_key(struct ferry_db *db, const char *key, int64_t *id);
@@ -70,9 +74,13 @@ int ferry__db_batch_find(struct ferry_db *db, const char *key, char **ids);
 int ferry__db_batch_set(struct ferry_db *db, const char *key, const char *ids, double now);
 /* Forgets the batch keys recorded before time `before`. */
 int ferry__db_batch_gc(struct ferry_db *db, double before);
-/* A new job (its spec into job_specs), with the spec's disposal hours (< 0: none). */
+/*
+ * A new job (its spec into job_specs, with env, the job_envs row its
+ * base_env names, 0 for none), with the spec's disposal hours (< 0: none).
+ */
 int ferry__db_insert_job(struct ferry_db *db, const char *key, const char *name, const char *spec,
-			 enum ferry_job_status st, double now, double hours, int64_t *id);
+			 int64_t env, enum ferry_job_status st, double now, double hours,
+			 int64_t *id);
 int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status st);
 int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, const char *native_id);
 /* The highest job id the database handed out (0: none). 0 or an error. */
@@ -245,6 +253,7 @@ struct db_wf_job {
 	int waiting;	     /* how many of its dependencies are not done */
 	const char *message; /* what it waits for; NULL: nothing */
 	const char *deps;    /* the ids of its dependencies, a JSON array; NULL: none */
+	int64_t env;	     /* the job_envs row its spec's base_env names; 0: none */
 };
 int ferry__db_wf_insert_job(struct ferry_db *db, const struct db_wf_job *j, int64_t *id);
 /* Job succ runs only after job pred ended done. */

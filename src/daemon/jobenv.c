@@ -70,8 +70,12 @@ int ferry__jobenv_id(struct ferry_engine *eng, json_t *v, json_t *checked, int64
 	return 0;
 }
 
-/* A copy kept, read from the database: 0, or a FERRY_E* code. */
-static int env_read(struct ferry_engine *eng, struct ferry_jobenvs *e, int64_t id, json_t **env)
+/*
+ * A copy kept, read from the database: 0, or a FERRY_E* code with err
+ * saying what could not be read.
+ */
+static int env_read(struct ferry_engine *eng, struct ferry_jobenvs *e, int64_t id, json_t **env,
+		    char *err, size_t errlen)
 {
 	char *text = NULL;
 	int rc = ferry__db_env_get(ferry__engine_db(eng), id, &text);
@@ -81,7 +85,13 @@ static int env_read(struct ferry_engine *eng, struct ferry_jobenvs *e, int64_t i
 	free(text);
 	if (rc != 1 || !json_is_array(a)) {
 		json_decref(a);
-		return rc < 0 ? rc : FERRY_EINTERNAL;
+		return ferry__fail(err, errlen, rc < 0 ? rc : FERRY_EINTERNAL,
+				   "cannot read the job's environment (base_env): row %lld of "
+				   "job_envs %s",
+				   (long long)id,
+				   rc < 0    ? "cannot be read from the database"
+				   : rc == 0 ? "is missing"
+					     : "is not a JSON array");
 	}
 	json_decref(e->read[k].env);
 	e->read[k].id = id;
@@ -97,7 +107,6 @@ int ferry__jobenv_get(struct ferry_engine *eng, json_t *spec, json_t **env, char
 	json_t *v = json_object_get(spec, "base_env");
 	struct ferry_jobenvs *e;
 	int64_t id;
-	int rc;
 
 	*env = NULL;
 	if (!json_is_integer(v))
@@ -117,12 +126,7 @@ int ferry__jobenv_get(struct ferry_engine *eng, json_t *spec, json_t **env, char
 			*env = e->read[k].env;
 			return 0;
 		}
-	if ((rc = env_read(eng, e, id, env)))
-		return ferry__fail(err, errlen, rc,
-				   "cannot read the job's environment (number %lld) from the "
-				   "database",
-				   (long long)id);
-	return 0;
+	return env_read(eng, e, id, env, err, errlen);
 }
 
 void ferry__jobenvs_free(struct ferry_jobenvs *e)

@@ -99,6 +99,7 @@ static int record_job(struct ferry_req *r, json_t *n, const char *key, int hold,
 	if (ferry__jtext_json(&r->text, n))
 		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
 	w.key = key;
+	w.env = json_integer_value(json_object_get(n, "base_env")); /* 0: none */
 	w.name = json_string_value(json_object_get(n, "name"));
 	w.spec = r->text.p;
 	w.now = ferry__now();
@@ -114,8 +115,8 @@ static int record_job(struct ferry_req *r, json_t *n, const char *key, int hold,
 	if (wf)
 		rc = ferry__db_wf_insert_job(ferry__engine_db(r->eng), &w, id);
 	else
-		rc = ferry__db_insert_job(ferry__engine_db(r->eng), key, w.name, r->text.p, w.state,
-					  w.now, w.hours, id);
+		rc = ferry__db_insert_job(ferry__engine_db(r->eng), key, w.name, r->text.p, w.env,
+					  w.state, w.now, w.hours, id);
 	return rc ? ferry__req_fail(r, rc, "cannot record the job in the database") : 0;
 }
 

@@ -224,22 +224,17 @@ static int string_array(const struct spec_in *in, enum spec_key k, const char *c
 	return 0;
 }
 
-static int check_env(json_t *env, char *err, size_t errlen)
+/* env's or base_env's entries (key, base: ferry__env_entry_check). */
+static int check_env(json_t *env, const char *key, int base, char *err, size_t errlen)
 {
 	size_t i;
 	json_t *e;
+	int rc;
 
 	json_array_foreach(env, i, e)
 	{
-		const char *s = json_string_value(e), *eq = strchr(s, '=');
-		if (!eq || eq == s)
-			return ferry__fail(err, errlen, FERRY_EINVAL,
-					   "environment entry '%s' is not NAME=value", s);
-		for (const char *p = s; p < eq; p++)
-			if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			      (p > s && *p >= '0' && *p <= '9')))
-				return ferry__fail(err, errlen, FERRY_EINVAL,
-						   "invalid environment variable name in '%s'", s);
+		if ((rc = ferry__env_entry_check(json_string_value(e), key, i, base, err, errlen)))
+			return rc;
 	}
 	return 0;
 }
@@ -387,7 +382,7 @@ static int normalise_arrays(struct ferry_engine *eng, const struct spec_in *spec
 	if ((rc = string_array(spec, K_env, NULL, &bytes, &env, err, errlen)))
 		return rc;
 	json_object_set_new_nocheck(n, "env", env ? env : json_array());
-	if (env && (rc = check_env(env, err, errlen)))
+	if (env && (rc = check_env(env, "env", 0, err, errlen)))
 		return rc;
 	if (bytes > MAX_CMD_BYTES)
 		return ferry__fail(
@@ -416,7 +411,7 @@ static int normalise_base_env(struct ferry_engine *eng, const struct spec_in *in
 		return 0;
 	if (!ferry__jobenv_known(eng, v, &id)) {
 		if ((rc = string_array(in, K_base_env, NULL, &bytes, &a, err, errlen)) ||
-		    (a && (rc = check_env(a, err, errlen))))
+		    (a && (rc = check_env(a, "base_env", 1, err, errlen))))
 			goto out;
 		if (bytes > MAX_CMD_BYTES) {
 			rc = ferry__fail(err, errlen, FERRY_EINVAL,

@@ -277,8 +277,11 @@ static int check_vector(int i, const char *const *value, char *diag, size_t len)
 {
 	for (size_t k = 0; value[k]; k++) {
 		const char *eq = strchr(value[k], '=');
+		/* not echoed: an entry's text may hold a secret value */
 		if (i == DRMAA__V_ENV && (!eq || eq == value[k]))
-			return bad_value(DRMAA_V_ENV, value[k], "expected NAME=value", diag, len);
+			return drmaa__diag(diag, len, DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE,
+					   "%s entry %zu: expected NAME=value (%s)", DRMAA_V_ENV, k,
+					   eq ? "its NAME is empty" : "it has no '='");
 		if (i == DRMAA__V_EMAIL)
 			return bad_value(DRMAA_V_EMAIL, value[k],
 					 "ferry sends no mail (not supported)", diag, len);

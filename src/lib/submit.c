@@ -100,21 +100,15 @@ static int bad_int(ferry_conn *c, size_t idx, const char *key, int64_t v, int64_
 			     idx, key, (long long)v, (long long)min, (long long)max);
 }
 
-static int bad_env(ferry_conn *c, size_t idx, const char *const *env)
+/* The engine's check (ferry__env_entry_check), so that the message is the same either way. */
+static int bad_env(ferry_conn *c, size_t idx, const char *key, const char *const *env)
 {
-	for (; env && *env; env++) {
-		const char *s = *env, *eq = strchr(s, '='), *p;
-		if (!eq || eq == s)
-			return ferry__seterr(c, FERRY_EINVAL,
-					     "job %zu: environment entry '%s' is not NAME=value",
-					     idx, s);
-		for (p = s; p < eq; p++)
-			if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			      (p > s && *p >= '0' && *p <= '9')))
-				return ferry__seterr(
-				    c, FERRY_EINVAL,
-				    "job %zu: invalid environment variable name in '%s'", idx, s);
-	}
+	char err[512];
+
+	for (size_t i = 0; env && env[i]; i++)
+		if (ferry__env_entry_check(env[i], key, i, !strcmp(key, "base_env"), err,
+					   sizeof(err)))
+			return ferry__seterr(c, FERRY_EINVAL, "job %zu: %s", idx, err);
 	return 0;
 }
 
@@ -162,10 +156,10 @@ static int spec_check(ferry_conn *c, const struct ferry_job_spec *s, size_t idx,
 	if (s->launcher != FERRY_LAUNCHER_NONE && s->launcher != FERRY_LAUNCHER_MPI)
 		return ferry__seterr(c, FERRY_EINVAL, "job %zu: unknown launcher %d", idx,
 				     (int)s->launcher);
-	if ((rc = bad_env(c, idx, s->env)))
+	if ((rc = bad_env(c, idx, "env", s->env)))
 		return rc;
 	/* specs share one base_env (a bulk's): checked once, not once a job (a third of the CLI) */
-	return s->base_env == env_checked ? 0 : bad_env(c, idx, s->base_env);
+	return s->base_env == env_checked ? 0 : bad_env(c, idx, "base_env", s->base_env);
 }
 
 /*

@@ -140,10 +140,11 @@ FERRY_EXPORT int ferry_submit_workflow_env(ferry_conn *c, const char *workflow,
 	int rc;
 
 	*id = 0;
-	for (const char *const *e = base_env; e && *e; e++)
-		if (!strchr(*e, '=') || **e == '=')
-			return ferry__seterr(c, FERRY_EINVAL,
-					     "environment entry '%s' is not NAME=value", *e);
+	for (size_t i = 0; base_env && base_env[i]; i++) {
+		char err[512];
+		if (ferry__env_entry_check(base_env[i], "base_env", i, 1, err, sizeof(err)))
+			return ferry__seterr(c, FERRY_EINVAL, "%s", err);
+	}
 	if ((rc = request_text(c, workflow, base_env, &text, &len, &prefix)))
 		return rc;
 	/* one request, one frame: said here, with the size, rather than as a failed send */

@@ -57,7 +57,9 @@ static const char *const *env_strv(struct pyf_arena *a, PyObject *o)
 		const char *name = val ? pyf_cstr(a, k, "an env name") : NULL;
 		const char *value = name ? pyf_cstr(a, val, "an env value") : NULL;
 		if (value && (!*name || strchr(name, '='))) {
-			pyf_raisef(FERRY_EINVAL, "env name '%s' is empty or has a '='", name);
+			/* what follows a '=' in it may be a value: not echoed */
+			pyf_raisef(FERRY_EINVAL, "env name '%.*s' is empty or has a '='",
+				   (int)strcspn(name, "="), name);
 			value = NULL;
 		}
 		s = value ? PyBytes_FromFormat("%s=%s", name, value) : NULL;
