@@ -8,6 +8,7 @@ administrator."""
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -268,7 +269,6 @@ def test_engine_stopped_while_handing_ends_unclear(fs):
     job's native id is set back to '?' (handing) in the database, as an
     engine killed between recording its intent and DRMAA's answer leaves
     it, and its Grid Engine copy is deleted first."""
-    import sqlite3
     jid = fs.submit("sleep", "300", opts=("--hold",))
     native = _native(fs, jid)
     fs.wait_state(jid, "user_on_hold", timeout=30)

@@ -776,7 +776,7 @@ struct look {
 struct reaped {
 	char native[NATIVE_MAX];
 	struct job_result res;
-	int no_rusage; /* drmaa_wait told no end: qacct's record (res), or 0 none */
+	int no_rusage; /* drmaa_wait gave no rusage, and qacct no record (yet) */
 };
 
 /*
