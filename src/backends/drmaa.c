@@ -788,6 +788,7 @@ struct look {
 struct reaped {
 	char native[NATIVE_MAX];
 	struct job_result res;
+	int no_rusage; /* drmaa_wait gave no rusage, and qacct no record (yet) */
 };
 
 /*
@@ -838,6 +839,7 @@ static void reap(struct poll_work *p)
 		if ((r = reaped_add(p))) {
 			snprintf(r->native, sizeof(r->native), "%s", id);
 			ferry__drmaa_decode(lib, rc, stat, ru, &r->res);
+			r->no_rusage = rc == E_NO_RUSAGE;
 		} else { /* its job_ps says INVALID_JOB next: accounting, or unclear */
 			fprintf(stderr, "ferryd: drmaa: out of memory: the end of %s is lost\n",
 				id);
@@ -916,6 +918,19 @@ static void poll_run(struct ferry_work *w)
 	char diag[DIAG];
 
 	reap(p);
+	/*
+	 * No rusage: deleted before it ran, or an end the session missed
+	 * (Grid Engine's, after its link to qmaster was cut). Accounting
+	 * tells which.
+	 */
+	for (size_t i = 0; p->lib->sge && i < p->nreaped; i++) {
+		struct reaped *r = &p->reaped[i];
+		struct job_result res;
+		if (r->no_rusage && from_qacct(p, r->native, &res) == 1) {
+			r->res = res;
+			r->no_rusage = 0;
+		}
+	}
 	for (size_t i = 0; i < p->n; i++) {
 		struct look *l = &p->looks[i];
 		if (was_reaped(p, l->native)) { /* job_ps would say INVALID_JOB: no qacct */
@@ -975,8 +990,10 @@ static void vanished(struct drmaa *d, struct job *j, struct ferry_tracked *t, st
 		finish(d, j, &l->res);
 		return;
 	}
-	if (d->lib.sge && ++t->misses < UNKNOWN_POLLS)
-		return; /* the record may come, or qacct work again */
+	if (d->lib.sge && ++t->misses < UNKNOWN_POLLS) {
+		ferry__drms_uncertain(d->eng, j); /* the record may come, or qacct work again */
+		return;
+	}
 	ferry__drmaa_result_init(&res);
 	if (l->acct == 0) {
 		res.exit_status = FERRY_ABORTED;
@@ -992,8 +1009,17 @@ static void vanished(struct drmaa *d, struct job *j, struct ferry_tracked *t, st
 	finish(d, j, &res);
 }
 
-static enum ferry_job_status ps_state(int ps)
+/*
+ * A live job's state from job_ps. A suspension is the user's only when
+ * ferry asked for it (was, the state ferry knew): Grid Engine's `qmod -sj`
+ * by anyone is USER_SUSPENDED, and the suspension of someone else (an
+ * administrator, a script outside ferry) is the system's to ferry, as on
+ * Slurm.
+ */
+static enum ferry_job_status ps_state(int ps, enum ferry_job_status was)
 {
+	int ours = was == FERRY_USER_SUSPENDED || was == FERRY_USER_SYSTEM_SUSPENDED;
+
 	switch (ps) {
 	case PS_SYSTEM_ON_HOLD:
 		return FERRY_SYSTEM_ON_HOLD;
@@ -1006,9 +1032,9 @@ static enum ferry_job_status ps_state(int ps)
 	case PS_SYSTEM_SUSPENDED:
 		return FERRY_SYSTEM_SUSPENDED;
 	case PS_USER_SUSPENDED:
-		return FERRY_USER_SUSPENDED;
+		return ours ? FERRY_USER_SUSPENDED : FERRY_SYSTEM_SUSPENDED;
 	case PS_USER_SYSTEM_SUSPENDED:
-		return FERRY_USER_SYSTEM_SUSPENDED;
+		return ours ? FERRY_USER_SYSTEM_SUSPENDED : FERRY_SYSTEM_SUSPENDED;
 	case PS_QUEUED_ACTIVE:
 		return FERRY_QUEUED_ACTIVE;
 	default:
@@ -1021,6 +1047,7 @@ static void look_done(struct drmaa *d, struct look *l)
 {
 	struct ferry_tracked *t = ferry__track_find(&d->t, l->id);
 	struct job *j = ferry__engine_job(d->eng, l->id);
+	enum ferry_job_status st;
 	double at;
 
 	/* ended meanwhile (reaped, killed), or handed again under another id */
@@ -1030,16 +1057,31 @@ static void look_done(struct drmaa *d, struct look *l)
 		vanished(d, j, t, l);
 		return;
 	}
-	if (l->rc != E_SUCCESS) {
+	if (l->rc != E_SUCCESS) { /* the DRM cannot tell: a failure ends no job */
 		fprintf(stderr, "ferryd: drmaa: job_ps %s: %s\n", l->native, l->diag);
+		ferry__drms_uncertain(d->eng, j);
 		return;
 	}
 	t->misses = 0;
-	if (l->ps == PS_DONE || l->ps == PS_FAILED || l->ps == PS_UNDETERMINED)
+	if (l->ps == PS_DONE || l->ps == PS_FAILED)
 		return; /* drmaa_wait gives the end */
+	if (l->ps == PS_UNDETERMINED) {
+		ferry__drms_uncertain(d->eng, j);
+		return;
+	}
+	st = ps_state(l->ps, ferry__job_known(j));
 	ferry__engine_job_state(
-	    d->eng, j, ps_state(l->ps),
-	    ps_state(l->ps) == FERRY_RUNNING && ferry__script_started(d->eng, j, &at) ? at : 0);
+	    d->eng, j, st, st == FERRY_RUNNING && ferry__script_started(d->eng, j, &at) ? at : 0);
+}
+
+/* A job seen running whose end DRMAA reaped without rusage and accounting does not tell. */
+static void missed_end(struct drmaa *d, struct job_result *res)
+{
+	res->exit_status = FERRY_FINISHED_UNCLEAR_CONDITION;
+	snprintf(res->message, sizeof(res->message),
+		 "DRMAA reported the end without its exit status (no rusage) and this DRM ('%s') "
+		 "keeps no record ferry can read",
+		 d->lib.drm);
 }
 
 static void poll_free(struct poll_work *p)
@@ -1058,6 +1100,8 @@ static void poll_done(struct ferry_engine *eng, struct ferry_work *w)
 	if (w->ran) {
 		for (size_t i = 0; i < p->nreaped; i++) {
 			struct job *j = job_of_native(p->d, p->reaped[i].native);
+			if (j && p->reaped[i].no_rusage && ferry__job_started(j))
+				missed_end(p->d, &p->reaped[i].res);
 			if (j)
 				finish(p->d, j, &p->reaped[i].res);
 		}

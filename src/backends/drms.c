@@ -269,6 +269,14 @@ void ferry__track_release(struct ferry_track_set *s)
 	*s = (struct ferry_track_set){0};
 }
 
+void ferry__drms_uncertain(struct ferry_engine *eng, struct job *j)
+{
+	if (j->state == FERRY_UNDETERMINED)
+		return;
+	j->known = j->state;
+	ferry__engine_job_state(eng, j, FERRY_UNDETERMINED, 0);
+}
+
 int ferry__same_batch(const struct job *a, const struct job *b)
 {
 	static const char *const keys[] = {

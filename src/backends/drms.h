@@ -76,6 +76,13 @@ int ferry__track_add(struct ferry_track_set *s, int64_t id);
 void ferry__track_del(struct ferry_track_set *s, int64_t id);
 void ferry__track_release(struct ferry_track_set *s);
 
+/*
+ * The DRMS cannot tell where job j stands (its query failed, or the job
+ * is missing while its record may still come): j is undetermined until
+ * the DRMS answers, and j->known keeps the state it had.
+ */
+void ferry__drms_uncertain(struct ferry_engine *eng, struct job *j);
+
 /* Whether two jobs may go in one job array (bulk submission): same requests. */
 int ferry__same_batch(const struct job *a, const struct job *b);
 

@@ -283,6 +283,7 @@ static void from_sacct(struct slurm_resolve *x, const char *ids, struct sres *r,
 		return;
 	}
 	x->accounting = 1;
+	x->answered = 1;
 	for (char *l = strtok_r(out.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		if (nrows == cap) {
 			size_t c = cap ? 2 * cap : 64;
@@ -387,7 +388,9 @@ static size_t unresolved(const struct sres *r, size_t n)
 /*
  * Exit information of ended jobs, from the best source that knows them:
  * accounting, else slurmctld's records, else the jobcomp file; a job's
- * own record first, else its array's remainder.
+ * own record first, else its array's remainder. x->answered says whether
+ * any source could be read: when none could, a job left unresolved is
+ * not known to be gone.
  */
 void ferry__slurm_resolve(struct slurm_resolve *x, struct sres *r, size_t n)
 {
@@ -403,13 +406,16 @@ void ferry__slurm_resolve(struct slurm_resolve *x, struct sres *r, size_t n)
 	}
 	if (unresolved(r, n) && ferry__slurm_run(x->cancel_fd, x->nofile, argv, NULL, 0, &out, msg,
 						 sizeof(msg), NULL) == 0) {
+		x->answered = 1;
 		for (int pass = 0; pass < 2; pass++)
 			from_records(out.data, r, n, pass);
 		ferry__output_release(&out);
 	}
 	if (unresolved(r, n) && x->jobcomp &&
-	    ferry__read_file(x->jobcomp, 512u << 20, &text, NULL) == 0)
+	    ferry__read_file(x->jobcomp, 512u << 20, &text, NULL) == 0) {
+		x->answered = 1;
 		for (int pass = 0; pass < 2; pass++)
 			from_records(text, r, n, pass);
+	}
 	free(text);
 }

@@ -620,18 +620,23 @@ static int list_queue(int cancel_fd, unsigned long long nofile, struct ferry_out
 	return ferry__slurm_run(cancel_fd, nofile, argv, NULL, 0, out, msg, msglen, NULL);
 }
 
-static enum ferry_job_status active_state(const struct job *j, const char *st, const char *why)
+/*
+ * A live job's state from squeue's state and reason. Slurm has one
+ * suspension and one hold reason per job, not one per party: whether
+ * ferry is one of them comes from was, the state ferry knew.
+ */
+static enum ferry_job_status active_state(enum ferry_job_status was, const char *st,
+					  const char *why)
 {
 	if (!strcmp(st, "RUNNING") || !strcmp(st, "COMPLETING") || !strcmp(st, "STOPPED") ||
 	    !strcmp(st, "SIGNALING") || !strcmp(st, "STAGE_OUT"))
 		return FERRY_RUNNING;
 	if (!strcmp(st, "SUSPENDED"))
-		return j->state == FERRY_USER_SUSPENDED ? FERRY_USER_SUSPENDED
-							: FERRY_SYSTEM_SUSPENDED;
+		return was == FERRY_USER_SUSPENDED ? FERRY_USER_SUSPENDED : FERRY_SYSTEM_SUSPENDED;
 	if (!strcmp(why, "JobHeldUser"))
 		return FERRY_USER_ON_HOLD;
 	if (!strcmp(why, "JobHeldAdmin"))
-		return j->state == FERRY_USER_ON_HOLD || j->state == FERRY_USER_SYSTEM_ON_HOLD
+		return was == FERRY_USER_ON_HOLD || was == FERRY_USER_SYSTEM_ON_HOLD
 			   ? FERRY_USER_SYSTEM_ON_HOLD
 			   : FERRY_SYSTEM_ON_HOLD;
 	return FERRY_QUEUED_ACTIVE;
@@ -684,8 +689,13 @@ static void to_result(struct ferry_engine *eng, struct job *j, const struct sres
 	}
 }
 
-/* Ends the jobs of r that Slurm has a word on, or that stayed unknown too long. */
-static void report_ended(struct slurm *sl, const int64_t *ids, const struct sres *r, size_t n)
+/*
+ * Ends the jobs of r that Slurm has a word on, or that stayed unknown too
+ * long (answered: a source of records could be read). The others are
+ * undetermined meanwhile.
+ */
+static void report_ended(struct slurm *sl, const int64_t *ids, const struct sres *r, size_t n,
+			 int answered)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = ferry__engine_job(sl->eng, ids[i]);
@@ -693,8 +703,11 @@ static void report_ended(struct slurm *sl, const int64_t *ids, const struct sres
 		struct job_result res;
 		if (!j || !t)
 			continue;
-		if (!r[i].state[0] && ++t->misses < UNKNOWN_POLLS)
-			continue; /* accounting may lag behind */
+		/* accounting may lag behind; no source answering says nothing of the job */
+		if (!r[i].state[0] && (!answered || ++t->misses < UNKNOWN_POLLS)) {
+			ferry__drms_uncertain(sl->eng, j);
+			continue;
+		}
 		to_result(sl->eng, j, &r[i], &res);
 		untrack(sl, ids[i]);
 		ferry__engine_job_ended(sl->eng, j, &res);
@@ -720,7 +733,8 @@ static int queue_line(struct slurm *sl, char *line, int64_t *id)
 	t->seen = 1;
 	if (ferry__slurm_ended_state(f[2]))
 		return 1;
-	ferry__engine_job_state(eng, j, active_state(j, f[2], f[3]), ferry__slurm_parse_time(f[4]));
+	ferry__engine_job_state(eng, j, active_state(ferry__job_known(j), f[2], f[3]),
+				ferry__slurm_parse_time(f[4]));
 	return 0;
 }
 
@@ -765,7 +779,7 @@ static void resolve_done(struct ferry_engine *eng, struct ferry_work *w)
 
 	if (w->ran) {
 		p->sl->accounting = p->x.accounting;
-		report_ended(p->sl, p->ids, p->r, p->n);
+		report_ended(p->sl, p->ids, p->r, p->n, p->x.answered);
 	}
 	poll_free(p);
 	ferry__engine_polled(eng);
@@ -811,6 +825,16 @@ static int queue_answer(struct slurm *sl, struct poll_work *p)
 	return 0;
 }
 
+/* squeue failed: no job of the engine's is known to be where it was. */
+static void uncertain(struct slurm *sl)
+{
+	for (size_t i = 0; i < sl->t.n; i++) {
+		struct job *j = ferry__engine_job(sl->eng, sl->t.v[i].id);
+		if (j)
+			ferry__drms_uncertain(sl->eng, j);
+	}
+}
+
 static void queue_run(struct ferry_work *w)
 {
 	struct poll_work *p = (struct poll_work *)w;
@@ -823,8 +847,10 @@ static void queue_done(struct ferry_engine *eng, struct ferry_work *w)
 	struct poll_work *p = (struct poll_work *)w;
 	struct slurm *sl = p->sl;
 
-	if (w->ran && p->rc < 0)
+	if (w->ran && p->rc < 0) {
 		fprintf(stderr, "ferryd: slurm: %s\n", p->msg);
+		uncertain(sl);
+	}
 	if (!w->ran || p->rc < 0 || queue_answer(sl, p) < 0 || !p->n) {
 		poll_free(p);
 		ferry__engine_polled(eng);

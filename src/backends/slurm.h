@@ -46,6 +46,7 @@ struct slurm_resolve {
 	unsigned long long nofile; /* the work item's */
 	int accounting;		   /* as struct slurm's */
 	const char *jobcomp;
+	int answered; /* set by resolve: a source answered (a job it does not name is gone) */
 };
 
 /*

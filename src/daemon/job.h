@@ -40,14 +40,28 @@ struct job {
 	struct job *hnext;	   /* hash chain */
 	struct job *qnext, *qprev; /* run queue (queued_active, not started) */
 	int in_queue;
-	struct ferry_wmark *wmarks; /* the waits for all jobs that hold it (wait.c) */
+	enum ferry_job_status known; /* while undetermined: the state before (DRMS) */
+	struct ferry_wmark *wmarks;  /* the waits for all jobs that hold it (wait.c) */
 };
 
-/* Whether the job has started: running or suspended. */
+/*
+ * Whether the job has started: running or suspended, or undetermined
+ * (its DRMS cannot tell now) after it was seen to start.
+ */
 static inline int ferry__job_started(const struct job *j)
 {
 	return j->state == FERRY_RUNNING || j->state == FERRY_USER_SUSPENDED ||
-	       j->state == FERRY_SYSTEM_SUSPENDED || j->state == FERRY_USER_SYSTEM_SUSPENDED;
+	       j->state == FERRY_SYSTEM_SUSPENDED || j->state == FERRY_USER_SYSTEM_SUSPENDED ||
+	       (j->state == FERRY_UNDETERMINED && j->started_at > 0);
+}
+
+/*
+ * The job's state, or, while its DRMS cannot tell where it stands
+ * (undetermined), the last state known: what a control acts on.
+ */
+static inline enum ferry_job_status ferry__job_known(const struct job *j)
+{
+	return j->state == FERRY_UNDETERMINED ? j->known : j->state;
 }
 
 #endif

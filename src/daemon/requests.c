@@ -605,15 +605,18 @@ static int do_kill(struct ferry_req *r, struct job *j, int sel)
 /* hold, or stop (which also suspends a running job) */
 static int hold_one(struct ferry_req *r, struct job *j, int stop, int sel)
 {
-	if (j->handed && j->state == FERRY_QUEUED_ACTIVE)
+	/* one the DRMS cannot tell of now: as it last told (the DRMS says if that is wrong) */
+	enum ferry_job_status st = ferry__job_known(j);
+
+	if (j->handed && st == FERRY_QUEUED_ACTIVE)
 		return control_started(r, j, CTL_HOLD, FERRY_USER_ON_HOLD, sel);
-	if (j->handed && j->state == FERRY_SYSTEM_ON_HOLD) /* the DRMS holds it */
+	if (j->handed && st == FERRY_SYSTEM_ON_HOLD) /* the DRMS holds it */
 		return control_started(r, j, CTL_HOLD, FERRY_USER_SYSTEM_ON_HOLD, sel);
 	if (j->state == FERRY_QUEUED_ACTIVE)
 		ferry__engine_job_set_state(r->eng, j, FERRY_USER_ON_HOLD);
 	else if (j->state == FERRY_SYSTEM_ON_HOLD) /* also waiting for its inputs */
 		ferry__engine_job_set_state(r->eng, j, FERRY_USER_SYSTEM_ON_HOLD);
-	else if (j->state == FERRY_RUNNING && stop)
+	else if (st == FERRY_RUNNING && stop)
 		return control_started(r, j, CTL_SUSPEND, FERRY_USER_SUSPENDED, sel);
 	else if (ferry__job_started(j) && !stop)
 		return ferry__req_fail(
@@ -628,15 +631,17 @@ static int hold_one(struct ferry_req *r, struct job *j, int stop, int sel)
 /* release, or restart (which also resumes a stopped job) */
 static int release_one(struct ferry_req *r, struct job *j, int restart, int sel)
 {
-	if (j->handed && j->state == FERRY_USER_ON_HOLD)
+	enum ferry_job_status st = ferry__job_known(j); /* as in hold_one */
+
+	if (j->handed && st == FERRY_USER_ON_HOLD)
 		return control_started(r, j, CTL_RELEASE, FERRY_QUEUED_ACTIVE, sel);
-	if (j->handed && j->state == FERRY_USER_SYSTEM_ON_HOLD)
+	if (j->handed && st == FERRY_USER_SYSTEM_ON_HOLD)
 		return control_started(r, j, CTL_RELEASE, FERRY_SYSTEM_ON_HOLD, sel);
 	if (j->state == FERRY_USER_ON_HOLD)
 		ferry__engine_job_set_state(r->eng, j, FERRY_QUEUED_ACTIVE);
 	else if (j->state == FERRY_USER_SYSTEM_ON_HOLD)
 		ferry__engine_job_set_state(r->eng, j, FERRY_SYSTEM_ON_HOLD);
-	else if (j->state == FERRY_USER_SUSPENDED && restart)
+	else if (st == FERRY_USER_SUSPENDED && restart)
 		return control_started(r, j, CTL_RESUME, FERRY_RUNNING, sel);
 	else if (ferry__job_started(j) && !restart)
 		return ferry__req_fail(r, FERRY_ESTATE,

@@ -1,0 +1,283 @@
+"""States Grid Engine leaves to others or cannot tell (issue 18), through
+the DRMAA backend: a job held (`qhold -h s`) or suspended (`qmod -sj`) by
+the administrator outside ferry, jobs while qmaster cannot be reached
+(undetermined, then their real state again) and the DRMAA paths that end
+a job finished_unclear_condition. Against the real single-node Grid
+Engine of tests/cluster/start-sge.sh; the tests run as root, its
+administrator."""
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+
+import pytest
+
+import conftest
+from conftest import Ferry, new_base, poll
+
+pytestmark = [pytest.mark.usefixtures("sge"), pytest.mark.xdist_group("sge")]
+
+
+@pytest.fixture
+def fs(request):
+    base = new_base("fy-sgst-")
+    f = Ferry(base, resource="sge")
+    f.config(conftest.sge_section())
+    f.env["FERRY_RESOURCE"] = "sge"
+    yield f
+    natives = set()
+    try:
+        natives = {j["native_id"] for j in f.json("jobs", timeout=20)
+                   if (j.get("native_id") or "")[:1].isdigit()}
+    except AssertionError:
+        pass
+    f.cleanup()
+    numbers = sorted({n.split(".")[0] for n in natives})
+    if numbers:  # what a failed test left in Grid Engine
+        subprocess.run(["qdel", *numbers], capture_output=True, timeout=60)
+    if not os.environ.get("FERRY_TEST_KEEP"):
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _admin(*argv):
+    """A Grid Engine command run by the test as the cluster's administrator."""
+    cp = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp
+
+
+def _native(f, jid):
+    def get():
+        n = f.info(jid).get("native_id")
+        return n if n and n[0].isdigit() else None
+    return poll(get, timeout=30, what=f"job {jid} handed to Grid Engine")
+
+
+def _steady(f, jid, state, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert f.state(jid) == state
+        time.sleep(0.2)
+
+
+def test_admin_hold_and_suspend_outside_ferry(fs):
+    """qhold -h s / qrls -h s and qmod -sj / qmod -usj by the administrator:
+    a job ferry holds is user_system_on_hold, then user_on_hold again; a
+    running job is
+    system_suspended (Grid Engine's job_ps says USER_SUSPENDED for any
+    qmod -sj: the suspension is not ferry's), then running; ferry's own
+    stop stays user_suspended."""
+    held = fs.submit("sleep", "300", opts=("--hold",))
+    run = fs.submit("sleep", "300")
+    n_held, n_run = _native(fs, held), _native(fs, run)
+    fs.wait_state(run, "running", timeout=120)
+    fs.wait_state(held, "user_on_hold", timeout=30)
+
+    _admin("qhold", "-h", "s", n_held)
+    _admin("qmod", "-sj", n_run)
+    fs.wait_state(held, "user_system_on_hold")
+    fs.wait_state(run, "system_suspended")
+    fs.run("restart", str(run), check=False)  # not ferry's suspension to undo
+    _steady(fs, run, "system_suspended", 1.5)
+    _admin("qrls", "-h", "s", n_held)
+    _admin("qmod", "-usj", n_run)
+    fs.wait_state(held, "user_on_hold")
+    fs.wait_state(run, "running")
+    fs.run("stop", str(run))
+    fs.wait_state(run, "user_suspended")
+    _steady(fs, run, "user_suspended", 1.5)
+    fs.run("restart", str(run))
+    fs.wait_state(run, "running")
+    fs.run("kill", str(held), str(run))
+
+
+def test_admin_system_hold_of_a_queued_job(fs):
+    """The administrator's hold alone: a job ferry submitted held (a queued
+    one runs before the administrator can catch it on an idle cluster),
+    held by the administrator too (user_system_on_hold), then released by
+    ferry, is system_on_hold and does not run; qrls -h s lets it run."""
+    jid = fs.submit("sleep", "300", opts=("--hold",))
+    native = _native(fs, jid)
+    fs.wait_state(jid, "user_on_hold", timeout=30)
+    _admin("qhold", "-h", "s", native)
+    fs.wait_state(jid, "user_system_on_hold")
+    fs.run("release", str(jid))
+    fs.wait_state(jid, "system_on_hold")
+    _steady(fs, jid, "system_on_hold", 2)
+    _admin("qrls", "-h", "s", native)
+    fs.wait_state(jid, "running", timeout=60)
+    fs.run("kill", str(jid))
+
+
+class _Link:
+    """Fault injector: a TCP relay between the engine's DRMAA library and
+    qmaster (the engine is started with SGE_QMASTER_PORT = the relay's
+    port). cut() closes it and every connection through it (qmaster then
+    refuses the library, as when it is down or unreachable); mend() opens
+    it again. qmaster itself cannot be made unreachable for one client."""
+
+    def __init__(self, target):
+        self.target = target
+        self.port = None
+        self.lsock = None
+        self.conns = []
+        self.lock = threading.Lock()
+        self.mend()
+
+    def mend(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", self.port or 0))
+        s.listen(16)
+        self.port = s.getsockname()[1]
+        self.lsock = s
+        self.down = False
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def cut(self):
+        with self.lock:
+            self.down = True
+            try:  # wakes the accept() in progress: a close alone does not
+                self.lsock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.lsock.close()
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self.conns = []
+
+    def _accept(self, lsock):
+        while True:
+            try:
+                a, _ = lsock.accept()
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(self.target)
+            except OSError:
+                a.close()
+                continue
+            with self.lock:
+                if self.down:
+                    a.close()
+                    b.close()
+                    return
+                self.conns += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pump(x, y):
+        try:
+            while True:
+                d = x.recv(65536)
+                if not d:
+                    break
+                y.sendall(d)
+        except OSError:
+            pass
+        for s in (x, y):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _qmaster_port():
+    p = os.environ.get("SGE_QMASTER_PORT")
+    if p:
+        return int(p)
+    try:
+        return socket.getservbyname("sge_qmaster")
+    except OSError:
+        return 6444
+
+
+def test_unreachable_qmaster_makes_jobs_undetermined_then_real_again(fs):
+    """While the engine's link to qmaster is cut, drmaa_job_ps fails: its
+    jobs are undetermined and none ends; once the link is mended each is in
+    its real state again, and the one that ended meanwhile ends as Grid
+    Engine says."""
+    link = _Link((socket.gethostname(), _qmaster_port()))
+    fs.env["SGE_QMASTER_PORT"] = str(link.port)
+    go = fs.path("go")
+    run = fs.submit("sleep", "300")
+    held = fs.submit("sleep", "300", opts=("--hold",))
+    ends = fs.submit("sh", "-c", f"while [ ! -e {go} ]; do sleep 0.1; done; exit 3")
+    fs.wait_state(run, "running", timeout=120)
+    fs.wait_state(ends, "running", timeout=120)
+    fs.wait_state(held, "user_on_hold", timeout=30)
+    try:
+        link.cut()
+        for j in (run, held, ends):
+            fs.wait_state(j, "undetermined", timeout=60)
+        open(go, "w").close()
+        _steady(fs, ends, "undetermined", 3)
+    finally:
+        link.mend()
+    fs.wait_state(run, "running", timeout=60)
+    fs.wait_state(held, "user_on_hold", timeout=60)
+    info = fs.wait_ended(ends, timeout=60)
+    assert info["exit_status"] == "finished_regularly" and info["exit_value"] == 3, info
+    fs.run("kill", str(run), str(held))
+    link.cut()
+
+
+def _failing(f, command):
+    """Fault injector: fault/COMMAND, first on the engine's PATH, always fails."""
+    bindir = os.path.join(f.base, "fault")
+    os.makedirs(bindir, exist_ok=True)
+    p = os.path.join(bindir, command)
+    with open(p, "w") as fh:
+        fh.write(f"#!/bin/sh\n# fault injector of {__name__}\n"
+                 f'echo "error: {command} fails (fault injected by the test)" >&2\nexit 1\n')
+    os.chmod(p, 0o755)
+    f.env["PATH"] = bindir + os.pathsep + f.env["PATH"]
+
+
+def test_earlier_session_job_with_accounting_unreadable_ends_unclear(fs):
+    """A job of an earlier engine (DRMAA cannot reap it) that ended while
+    qacct fails: undetermined for the grace polls, then
+    finished_unclear_condition, saying the DRM keeps no record ferry can
+    read."""
+    go = fs.path("go")
+    jid = fs.submit("sh", "-c", f"while [ ! -e {go} ]; do sleep 0.1; done; exit 3")
+    native = _native(fs, jid)
+    fs.wait_state(jid, "running", timeout=120)
+    fs.run("daemon", "stop")
+    open(go, "w").close()
+    poll(lambda: subprocess.run(["qstat", "-j", native.split(".")[0]], capture_output=True)
+         .returncode != 0, timeout=60, what=f"{native} gone from qstat")
+    _failing(fs, "qacct")
+    fs.run("ping")
+    fs.wait_state(jid, "undetermined", timeout=30)
+    info = fs.wait_ended(jid, timeout=30)
+    assert info["exit_status"] == "finished_unclear_condition", info
+    assert "keeps no record ferry can read" in info["message"], info
+
+
+def test_engine_stopped_while_handing_ends_unclear(fs):
+    """A job the last engine was handing to DRMAA when it died, whose
+    script never ran: DRMAA cannot list jobs, so it is not submitted again
+    and ends finished_unclear_condition. The engine's death is staged: the
+    job's native id is set back to '?' (handing) in the database, as an
+    engine killed between recording its intent and DRMAA's answer leaves
+    it, and its Grid Engine copy is deleted first."""
+    jid = fs.submit("sleep", "300", opts=("--hold",))
+    native = _native(fs, jid)
+    fs.wait_state(jid, "user_on_hold", timeout=30)
+    fs.run("daemon", "stop")
+    _admin("qdel", native.split(".")[0])
+    db = sqlite3.connect(os.path.join(fs.state_dir, "ferry.db"))
+    db.execute("UPDATE jobs SET native_id = '?' WHERE id = ?", (jid,))
+    db.commit()
+    db.close()
+    info = fs.wait_ended(jid, timeout=60)
+    assert info["exit_status"] == "finished_unclear_condition", info
+    assert "whether the DRM ran it is not known" in info["message"], info
