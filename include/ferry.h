@@ -178,8 +178,9 @@ struct ferry_job_spec {
 
 /*
  * 2: base_env was added; 3: tasks, cpus_per_task, nodes and launcher.
- * A spec of another version (a program built against another ferry.h)
- * is refused with FERRY_EINVAL: an array of them has another stride.
+ * A program built against an older ferry.h gets what it knows: its
+ * structs are initialised and read at their own size, the rest taking
+ * its default (see ferry_job_spec_init()).
  */
 #define FERRY_JOB_SPEC_VERSION 3
 
@@ -252,6 +253,12 @@ const char *ferry_exit_status_name(enum ferry_exit_status s);
  * state's name).
  */
 int ferry_status_from_name(const char *name, enum ferry_job_status *out);
+/*
+ * Parses a launcher's name ("mpi", "none") into *out: what the CLI, the
+ * DRMAA native specification and the Python API take. Errors:
+ * FERRY_EINVAL (name NULL or another word).
+ */
+int ferry_launcher_from_name(const char *name, enum ferry_launcher *out);
 
 /*
  * Opens a connection to the engine of a resource, starting it if needed.
@@ -294,7 +301,14 @@ const char *ferry_errmsg(const ferry_conn *conn);
  * Sets spec to defaults (all unset, disposal 168 h, cpus 1, 1 task of 1
  * cpu, no launcher). Errors: none.
  */
+void ferry_job_spec_init_version(struct ferry_job_spec *spec, unsigned int version);
+/*
+ * A macro: the struct's version is the one of the ferry.h the caller is
+ * built with, which the library then reads at that size. A program built
+ * with version 1's header calls the function, which is version 1's.
+ */
 void ferry_job_spec_init(struct ferry_job_spec *spec);
+#define ferry_job_spec_init(spec) ferry_job_spec_init_version((spec), FERRY_JOB_SPEC_VERSION)
 
 /*
  * Submits one job; *job_id receives its id. The request is committed to

@@ -360,6 +360,34 @@ static void t_mpi(void)
 	CHECK(strstr(buf, "sum 3\n"));
 }
 
+/*
+ * A program built with version 1's ferry.h calls the function (the
+ * macro's parentheses bypassed here): nothing past its struct is written,
+ * and a spec of that version, an array of them at its own stride, runs.
+ */
+static void t_spec_versions(void)
+{
+	const char *argv[] = {"true", NULL};
+	size_t v1 = offsetof(struct ferry_job_spec, base_env);
+	struct ferry_job_spec *s = malloc(2 * sizeof(*s));
+	ferry_job_id ids[2];
+	unsigned char *p = (unsigned char *)s;
+
+	CHECK(s);
+	memset(s, 0xab, 2 * sizeof(*s));
+	(ferry_job_spec_init)(s);
+	CHECK(s->version == 1 && s->cpus == 1 && p[v1] == 0xab && p[sizeof(*s) - 1] == 0xab);
+	s->argv = argv;
+	memcpy(p + v1, s, v1); /* the array's second spec, at version 1's stride */
+	OK(ferry_submit_many(conn, s, 2, ids));
+	OK(ferry_wait(conn, ids, 2, 60));
+	CHECK(status_of(ids[0]) == FERRY_DONE && status_of(ids[1]) == FERRY_DONE);
+	ferry_job_spec_init_version(s, 99);
+	s->argv = argv;
+	CHECK(ferry_submit(conn, s, ids) == FERRY_EINVAL);
+	free(s);
+}
+
 static void hold(struct ferry_job_spec *s)
 {
 	s->hold = 1;
@@ -1394,6 +1422,7 @@ static const struct {
     {"not_executable", t_not_executable},
     {"walltime", t_walltime},
     {"mpi", t_mpi},
+    {"spec_versions", t_spec_versions},
     {"hold_release", t_hold_release},
     {"stop_restart_queued", t_stop_restart_queued},
     {"suspend_resume", t_suspend_resume},

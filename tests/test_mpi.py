@@ -74,6 +74,7 @@ def test_mpi_job_runs_as_ranks_through_the_cli(fw, hello):
     assert info["status"] == "done", (info, fw.run("logs", "--stderr", jid, check=False).stdout)
     assert (info["tasks"], info["cpus_per_task"], info["cpus"], info["launcher"]) == \
         (2, 1, 2, "mpi")
+    assert info["command"] == [hello], "the stored command is the user's, not mpirun's"
     check_ranks(fw.run("logs", jid).stdout)
 
 
@@ -151,9 +152,11 @@ def test_mpi_job_runs_as_ranks_on_grid_engine(request, hello, sge_mpi):
     info = f.wait_ended(jid, timeout=WAIT)
     assert info["status"] == "done", (info, f.run("logs", "--stderr", jid, check=False).stdout)
     check_ranks(f.run("logs", jid).stdout)
-    cp = f.run("submit", "--tasks", "2", "--nodes", "2", "--launcher", "mpi", "--", "true",
-               check=False)
-    assert cp.returncode != 0 and "cannot place a job on a number of nodes" in cp.stderr, cp.stderr
+    for nodes in ("2", "1"):  # mpi_pe's allocation_rule places the slots, not the job
+        cp = f.run("submit", "--tasks", "2", "--nodes", nodes, "--launcher", "mpi", "--", "true",
+                   check=False)
+        assert cp.returncode != 0 and "cannot place a job on a number of nodes" in cp.stderr, \
+            cp.stderr
 
 
 def test_drmaa_without_mpi_pe_refuses_mpi_with_a_clear_error(request):
@@ -224,3 +227,26 @@ def test_mpi_job_through_the_drmaa_provider(ferry, hello):
     assert r[:2] == [True, 0], r
     check_ranks(r[2])
     assert "invalid value 'srun' of --launcher" in r[3], r
+
+
+def test_local_mpi_variables_give_way_to_the_submitters(ferry, hello):
+    """What ferry sets for Open MPI in a local MPI job gives way to the
+    submitter's own, from its environment as from --env, as on Grid Engine."""
+    ferry.config("[local]\nslots = 2\n")
+    show = ferry.path("show.sh")
+    with open(show, "w") as fh:
+        fh.write('#!/bin/sh\necho "$OMPI_MCA_rmaps_base_oversubscribe '
+                 f'$OMPI_MCA_mpi_yield_when_idle"\nexec {hello}\n')
+    os.chmod(show, 0o755)
+    for opts, env, want in [
+            ([], {"OMPI_MCA_rmaps_base_oversubscribe": "true"}, "true \n"),
+            (["--env", "OMPI_MCA_rmaps_base_oversubscribe=yes"], {}, "yes \n"),
+            ([], {}, "1 \n")]:
+        cp = ferry.run("submit", "--tasks", "2", "--launcher", "mpi", *opts, "--", show,
+                       env=dict(ferry.env, **env))
+        jid = int(cp.stdout)
+        info = ferry.wait_ended(jid, timeout=WAIT)
+        out = ferry.run("logs", jid).stdout
+        assert info["status"] == "done", (info, out)
+        assert out.count(want) == 2, (want, out)
+        check_ranks(out)

@@ -120,6 +120,7 @@ static char *native_spec(struct drmaa *d, json_t *spec, char *err, size_t errlen
 	json_int_t mem = json_integer_value(json_object_get(spec, "memory_mb"));
 	json_int_t wall = json_integer_value(json_object_get(spec, "walltime_s"));
 	const char *what = queue ? "a queue" : cpus > 1 ? "cpus" : mem > 0 ? "memory" : NULL;
+	const char *pe = ferry__engine_cfg(d->eng)->mpi_pe;
 	char *out = NULL;
 	size_t len;
 	FILE *f;
@@ -133,12 +134,20 @@ static char *native_spec(struct drmaa *d, json_t *spec, char *err, size_t errlen
 			 what, d->lib.drm);
 		return NULL;
 	}
+	/* queued before a restart without mpi_pe (parallel_check saw it): refused now */
+	if (json_object_get(spec, "launcher") && !pe) {
+		snprintf(
+		    err, errlen,
+		    "resource '%s' names no parallel environment for MPI jobs (mpi_pe) any more",
+		    ferry__engine_resource(d->eng));
+		return NULL;
+	}
 	if (!(f = open_memstream(&out, &len)))
 		return NULL;
 	if (queue)
 		fprintf(f, " -q %s", queue);
 	if (json_object_get(spec, "launcher")) /* parallel_check: Grid Engine with mpi_pe */
-		fprintf(f, " -pe %s %lld", ferry__engine_cfg(d->eng)->mpi_pe, (long long)cpus);
+		fprintf(f, " -pe %s %lld", pe, (long long)cpus);
 	else if (cpus > 1 && !(native && strstr(native, "-pe ")))
 		fprintf(f, " -pe smp %lld", (long long)cpus);
 	if (mem > 0)
@@ -206,8 +215,10 @@ static int parallel_check(struct drmaa *d, json_t *spec, char *err, size_t errle
 {
 	const char *res = ferry__engine_resource(d->eng), *pe = ferry__engine_cfg(d->eng)->mpi_pe;
 	const char *native = spec_str(spec, "native_specification");
+	json_int_t nodes = json_integer_value(json_object_get(spec, "nodes"));
 
-	if (json_integer_value(json_object_get(spec, "nodes")) > 1)
+	/* smp keeps a job on one node; an MPI environment's allocation_rule spreads it */
+	if (nodes > 1 || (nodes && json_object_get(spec, "launcher")))
 		return ferry__fail(err, errlen, FERRY_EUNSUPPORTED,
 				   "resource '%s' (DRMAA) cannot place a job on a number of nodes: "
 				   "%s",

@@ -658,73 +658,67 @@ static const char *mpirun(struct local *l)
 	return l->mpirun;
 }
 
+/* Whether "NAME=value" entry array a sets name (len bytes). */
+static int env_sets(json_t *a, const char *name, size_t len)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(a, i, v)
+	{
+		const char *e = json_string_value(v);
+		if (e && !strncmp(e, name, len) && e[len] == '=')
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * What the runner starts for an MPI job (launcher "mpi"): its command
  * as tasks ranks of mpirun. The engine has counted the slots, so Open
  * MPI may place more ranks than it counts cores; a job of root's (the
  * engine's user) is one root asked for, which Open MPI refuses without
- * being told. The job's own env comes after these and wins. A new
- * reference, or NULL.
+ * being told. Each is set unless the job's env or base_env sets it, as
+ * the Grid Engine script does. A new reference, or NULL.
  */
-static json_t *mpi_spec(struct local *l, json_t *spec)
+static json_t *mpi_spec(struct local *l, json_t *spec, json_t *base)
 {
+	static const char *const vars[] = {"OMPI_MCA_rmaps_base_oversubscribe=1",
+					   "OMPI_ALLOW_RUN_AS_ROOT=1",
+					   "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"};
 	json_int_t tasks = json_integer_value(json_object_get(spec, "tasks"));
-	json_t *run = json_copy(spec), *argv = json_array(), *env = json_array();
+	json_t *run = json_copy(spec), *argv = json_array(), *env = json_array(),
+	       *own = json_object_get(spec, "env");
+	int bad = !run || !argv || !env || !mpirun(l);
 	char np[24];
-	size_t i;
-	json_t *v;
 
 	snprintf(np, sizeof(np), "%lld", (long long)(tasks > 0 ? tasks : 1));
-	if (!run || !argv || !env || !mpirun(l))
-		goto fail;
-	json_array_append_new(argv, json_string(l->mpirun));
-	json_array_append_new(argv, json_string("-np"));
-	json_array_append_new(argv, json_string(np));
-	json_array_extend(argv, json_object_get(spec, "argv"));
-	json_array_append_new(env, json_string("OMPI_MCA_rmaps_base_oversubscribe=1"));
-	if (geteuid() == 0) {
-		json_array_append_new(env, json_string("OMPI_ALLOW_RUN_AS_ROOT=1"));
-		json_array_append_new(env, json_string("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"));
+	bad = bad || json_array_append_new(argv, ferry__json_bytes(l->mpirun)) ||
+	      json_array_append_new(argv, json_string("-np")) ||
+	      json_array_append_new(argv, json_string(np)) ||
+	      json_array_extend(argv, json_object_get(spec, "argv"));
+	for (size_t k = 0; !bad && k < (geteuid() == 0 ? 3 : 1); k++) {
+		size_t n = strcspn(vars[k], "=");
+		if (!env_sets(own, vars[k], n) && !env_sets(base, vars[k], n))
+			bad = json_array_append_new(env, json_string(vars[k]));
 	}
-	json_array_foreach(json_object_get(spec, "env"), i, v) json_array_append(env, v);
-	if (json_object_set_new(run, "argv", argv) || json_object_set_new(run, "env", env))
-		argv = env = NULL;
-	else
-		return run;
-fail:
+	bad = bad || (own && json_array_extend(env, own));
+	/* json_object_set_new() takes its value whatever it returns */
+	if (!bad) {
+		bad = json_object_set_new(run, "argv", argv);
+		argv = NULL;
+	}
+	if (!bad) {
+		bad = json_object_set_new(run, "env", env);
+		env = NULL;
+	}
 	json_decref(argv);
 	json_decref(env);
-	json_decref(run);
-	return NULL;
-}
-
-/*
- * At a start, before on_runner() read anything of a new connection: its
- * first frame, the runner message (the runner sends it on accepting),
- * waited for at most leave_s. Only that one: what follows goes through
- * on_runner(), not here, inside the engine's start of a job.
- */
-static void await_runner_message(struct local *l)
-{
-	double until = ferry__mono() + l->leave_s;
-	json_t *m = NULL;
-	int bad = 0, eof = 0;
-
-	while (!m && !bad && !eof && ferry__mono() < until) {
-		struct pollfd p = {l->ch.fd, POLLIN, 0};
-		if (poll(&p, 1, 200) < 0 && errno != EINTR)
-			break;
-		eof = ferry__chan_fill(&l->ch) < 0;
-		m = ferry__chan_next(&l->ch, &bad);
-	} /* an end of file or bad input: on_runner() acts on it, as always */
-	if (m && !strcmp(json_string_value(json_object_get(m, "op")) ?: "", "runner"))
-		runner_message(l, m);
-	json_decref(m);
-	/*
-	 * What came with it is read, not yet taken, and the socket may have
-	 * nothing more to say: on_runner() runs once it is writable, at once.
-	 */
-	want(l, EPOLLIN | EPOLLOUT);
+	if (bad) {
+		json_decref(run);
+		return NULL;
+	}
+	return run;
 }
 
 /*
@@ -739,21 +733,23 @@ static void await_runner_message(struct local *l)
  */
 static int runner_takes_env(struct local *l, char *err, size_t errlen)
 {
-	if (l->runner_env < 0)
-		await_runner_message(l);
 	if (l->runner_env > 0)
 		return 0;
+	/* not waited for here: the loop reads its message, and the start is tried again */
 	if (l->runner_env < 0) {
-		snprintf(err, errlen, "the job runner has not said what it supports");
+		snprintf(err, errlen, "the job runner has not said what it supports yet");
 		return FERRY_EAGAIN;
 	}
-	if (!l->nids && l->runner != l->left) {
-		fprintf(stderr,
-			"ferryd: the job runner (pid %d) is an older ferryd's, which cannot give a "
-			"job the submitter's environment; leaving it for a new one\n",
-			(int)l->runner);
-		l->left = l->runner;
-		leave(l);
+	if (!l->nids) { /* idle: left once, then awaited until it is gone */
+		if (l->runner != l->left) {
+			fprintf(
+			    stderr,
+			    "ferryd: the job runner (pid %d) is an older ferryd's, which cannot "
+			    "give a job the submitter's environment; leaving it for a new one\n",
+			    (int)l->runner);
+			l->left = l->runner;
+			leave(l);
+		}
 		snprintf(err, errlen, "the job runner is being replaced");
 		return FERRY_EAGAIN;
 	}
@@ -789,7 +785,7 @@ static int local_start(void *self, struct job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "'mpirun' is no longer on the engine's PATH");
 		return FERRY_EUNSUPPORTED;
 	}
-	spec = json_object_get(spec, "launcher") ? mpi_spec(l, spec) : json_incref(spec);
+	spec = json_object_get(spec, "launcher") ? mpi_spec(l, spec, base) : json_incref(spec);
 	/* tracked first: from its send on, a lost runner must settle it */
 	rc = spec ? track(l, j->id) : -1;
 	if (!rc)

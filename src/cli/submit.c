@@ -177,11 +177,10 @@ static int submit_opt(struct ctx *c, void *data, int opt, const char *arg)
 		o->env_clean = 1;
 		break;
 	case OPT_LAUNCHER:
-		if (strcmp(arg, "mpi") && strcmp(arg, "none")) {
+		if (ferry_launcher_from_name(arg, &o->spec.launcher)) {
 			ferry__cli_bad_value(c, "--launcher", arg, "expected mpi or none");
 			return ferry__cli_usage_error(c);
 		}
-		o->spec.launcher = arg[0] == 'm' ? FERRY_LAUNCHER_MPI : FERRY_LAUNCHER_NONE;
 		break;
 	case OPT_ENV:
 	case OPT_INPUT:

@@ -82,6 +82,17 @@ FERRY_EXPORT int ferry_status_from_name(const char *name, enum ferry_job_status 
 	return FERRY_EINVAL;
 }
 
+FERRY_EXPORT int ferry_launcher_from_name(const char *name, enum ferry_launcher *out)
+{
+	if (name && !strcmp(name, "mpi"))
+		*out = FERRY_LAUNCHER_MPI;
+	else if (name && !strcmp(name, "none"))
+		*out = FERRY_LAUNCHER_NONE;
+	else
+		return FERRY_EINVAL;
+	return 0;
+}
+
 FERRY_EXPORT const char *ferry_transfer_kind_name(enum ferry_transfer_kind k)
 {
 	if ((unsigned)k >= sizeof(transfer_kind_names) / sizeof(transfer_kind_names[0]))

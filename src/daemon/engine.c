@@ -1097,6 +1097,13 @@ static struct job *job_of_row(struct db_job_row *row, int lazy)
 	j->requeues = row->requeues;
 	j->workflow = row->workflow;
 	j->started_at = row->started_at;
+	/*
+	 * The state before an undetermined one is not stored: a control acts
+	 * on the likeliest (ferry's own holds and suspensions of it are lost
+	 * until the DRMS answers), never on "undetermined", which takes none.
+	 */
+	if (j->state == FERRY_UNDETERMINED)
+		j->known = j->started_at > 0 ? FERRY_RUNNING : FERRY_QUEUED_ACTIVE;
 	j->native_id = row->native_id;
 	row->native_id = NULL;
 	if (lazy)

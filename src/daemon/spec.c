@@ -445,6 +445,7 @@ static int read_parallel(const struct spec_in *spec, json_int_t *cpus, struct pa
 			 char *err, size_t errlen)
 {
 	json_t *given = spec->v[K_cpus];
+	enum ferry_launcher l;
 	int rc;
 
 	if ((rc = opt_int(spec, K_tasks, 1, FERRY_SPEC_CPUS_MAX, 1, &p->tasks, err, errlen)) ||
@@ -453,10 +454,10 @@ static int read_parallel(const struct spec_in *spec, json_int_t *cpus, struct pa
 	    (rc = opt_int(spec, K_nodes, 0, FERRY_SPEC_CPUS_MAX, 0, &p->nodes, err, errlen)) ||
 	    (rc = opt_string(spec, K_launcher, 16, &p->launcher, err, errlen)))
 		return rc;
-	if (p->launcher && strcmp(p->launcher, "mpi") && strcmp(p->launcher, "none"))
+	if (p->launcher && ferry_launcher_from_name(p->launcher, &l))
 		return ferry__fail(err, errlen, FERRY_EINVAL,
 				   "'launcher' is '%s', not 'mpi' or 'none'", p->launcher);
-	if (p->launcher && !strcmp(p->launcher, "none"))
+	if (p->launcher && l == FERRY_LAUNCHER_NONE)
 		p->launcher = NULL;
 	if (p->nodes > p->tasks)
 		return ferry__fail(err, errlen, FERRY_EINVAL,

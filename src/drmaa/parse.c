@@ -50,9 +50,8 @@ static int native_word(const char *opt, const char *value, struct ferry_job_spec
 			goto bad;
 		*member = (int)v;
 	} else if (strcmp(opt, "--launcher") == 0) {
-		if (strcmp(value, "mpi") && strcmp(value, "none"))
+		if (ferry_launcher_from_name(value, &spec->launcher))
 			goto bad;
-		spec->launcher = value[0] == 'm' ? FERRY_LAUNCHER_MPI : FERRY_LAUNCHER_NONE;
 	} else if (strcmp(opt, "--memory") == 0) {
 		if (ferry__parse_memory(value, &spec->memory_mb) < 0)
 			goto bad;

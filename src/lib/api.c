@@ -155,16 +155,6 @@ FERRY_EXPORT int ferry_engine_warnings(ferry_conn *c, char *buf, size_t len)
 	return copy_hello_string(c, &c->warnings, buf, len);
 }
 
-FERRY_EXPORT void ferry_job_spec_init(struct ferry_job_spec *spec)
-{
-	memset(spec, 0, sizeof(*spec));
-	spec->version = FERRY_JOB_SPEC_VERSION;
-	spec->disposal_timeout_hours = 168;
-	spec->cpus = 1;
-	spec->tasks = 1;
-	spec->cpus_per_task = 1;
-}
-
 FERRY_EXPORT int ferry_status(ferry_conn *c, ferry_job_id id, enum ferry_job_status *status)
 {
 	json_t *reply = NULL;

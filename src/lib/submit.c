@@ -463,14 +463,74 @@ static void pipeline(struct submission *s)
 	}
 }
 
+/*
+ * The size of each version's struct ferry_job_spec, 0 for none: 1 ended
+ * before base_env, 2 (never released) before tasks.
+ */
+static size_t spec_size(unsigned int version)
+{
+	return version == 1			   ? offsetof(struct ferry_job_spec, base_env)
+	       : version == 2			   ? offsetof(struct ferry_job_spec, tasks)
+	       : version == FERRY_JOB_SPEC_VERSION ? sizeof(struct ferry_job_spec)
+						   : 0;
+}
+
+FERRY_EXPORT void ferry_job_spec_init_version(struct ferry_job_spec *s, unsigned int version)
+{
+	size_t n = spec_size(version);
+
+	/* a caller's struct of an older ferry.h is smaller: only its own bytes are written */
+	memset(s, 0, n ? n : sizeof(s->version));
+	s->version = version;
+	if (!n)
+		return; /* an unknown version: ferry_submit() refuses it */
+	s->disposal_timeout_hours = 168;
+	s->cpus = 1;
+	if (version >= 3) {
+		s->tasks = 1;
+		s->cpus_per_task = 1;
+	}
+}
+
+/* Of version 1: what a program built with version 1's ferry.h calls (ferry.h). */
+FERRY_EXPORT void(ferry_job_spec_init)(struct ferry_job_spec *s)
+{
+	ferry_job_spec_init_version(s, 1);
+}
+
+/*
+ * Specs of an older ferry.h as this version's: their array's stride is
+ * their own size, and what they lack takes its default. NULL: ENOMEM.
+ */
+static struct ferry_job_spec *specs_now(const struct ferry_job_spec *specs, size_t n, size_t size)
+{
+	struct ferry_job_spec *v = malloc(n * sizeof(*v));
+
+	for (size_t i = 0; v && i < n; i++) {
+		ferry_job_spec_init_version(&v[i], FERRY_JOB_SPEC_VERSION);
+		memcpy(&v[i], (const char *)specs + i * size, size);
+		v[i].version = FERRY_JOB_SPEC_VERSION;
+	}
+	return v;
+}
+
 FERRY_EXPORT int ferry_submit_many(ferry_conn *c, const struct ferry_job_spec *specs, size_t n,
 				   ferry_job_id *ids)
 {
 	struct submission s = {.c = c, .specs = specs, .ids = ids, .n = n};
+	size_t size = n ? spec_size(specs[0].version) : 0;
 	int rc;
 
 	if (!n)
 		return ferry__seterr(c, FERRY_EINVAL, "no job to submit");
+	if (size && specs[0].version != FERRY_JOB_SPEC_VERSION) {
+		struct ferry_job_spec *now = specs_now(specs, n, size);
+		if (!now)
+			return ferry__seterr(c, FERRY_ENOMEM, "out of memory");
+		rc = ferry_submit_many(c, now, n, ids);
+		free(now);
+		return rc;
+	}
 	memset(ids, 0, n * sizeof(*ids)); /* whatever fails: 0 for each job not submitted */
 	if ((rc = shared_init(c, &s.sh)))
 		return rc;

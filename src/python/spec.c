@@ -159,8 +159,7 @@ static int lists_and_ints(struct pyf_arena *a, struct ferry_job_spec *s, PyObjec
 	return 0;
 }
 
-/* A parallel job's request (struct ferry_job_spec's tasks...launcher): ints, and "mpi" or "none".
- */
+/* A parallel job's request (struct ferry_job_spec's tasks...launcher). */
 static int parallel(struct ferry_job_spec *s, PyObject *tasks, PyObject *cpt, PyObject *nodes,
 		    PyObject *launcher)
 {
@@ -183,14 +182,13 @@ static int parallel(struct ferry_job_spec *s, PyObject *tasks, PyObject *cpt, Py
 			PyErr_SetString(PyExc_TypeError, "launcher must be 'mpi', 'none' or None");
 		return -1;
 	}
-	if (l && strcmp(l, "mpi") && strcmp(l, "none")) {
+	if (l && ferry_launcher_from_name(l, &s->launcher)) {
 		pyf_raisef(FERRY_EINVAL, "launcher is '%s', not 'mpi' or 'none'", l);
 		return -1;
 	}
 	s->tasks = (int)t;
 	s->cpus_per_task = (int)c;
 	s->nodes = (int)n;
-	s->launcher = l && !strcmp(l, "mpi") ? FERRY_LAUNCHER_MPI : FERRY_LAUNCHER_NONE;
 	return 0;
 }
 
