@@ -913,3 +913,48 @@ def answers_quickly(fs, jid):
         assert c.request({"op": "ping"}).get("ok") is True
     assert took["ping"] < 0.1 and took["status"] < 1 and took["jobs"] < 1, took
     return took
+
+
+# ---- the states tests of Slurm and Grid Engine (test_*_states.py)
+
+def drms_world(base, resource, section, cancel):
+    """A Ferry whose default resource is the test cluster's (section of
+    ferry.conf); at the end, cancel(native ids) removes what a failed test
+    left in the cluster. A generator for a fixture to yield from."""
+    f = Ferry(base, resource=resource)
+    f.config(section)
+    f.env["FERRY_RESOURCE"] = resource
+    yield f
+    natives = set()
+    try:
+        natives = {j["native_id"] for j in f.json("jobs", timeout=20)
+                   if (j.get("native_id") or "")[:1].isdigit()}
+    except AssertionError:
+        pass
+    f.cleanup()
+    if natives:
+        cancel(sorted(natives))
+    if not os.environ.get("FERRY_TEST_KEEP"):
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def as_admin(*argv):
+    """A cluster command run by the test as the cluster's administrator."""
+    cp = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp
+
+
+def handed_native_id(f, jid):
+    """The DRMS's id of job jid, once it was handed over."""
+    def get():
+        n = f.info(jid).get("native_id")
+        return n if n and n[0].isdigit() else None
+    return poll(get, timeout=30, what=f"job {jid} handed to {f.resource}")
+
+
+def steady(f, jid, state, seconds):
+    """Job jid stays in state for that long (polls run every 0.5 s)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert f.state(jid) == state
+        time.sleep(0.2)

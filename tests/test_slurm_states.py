@@ -7,11 +7,10 @@ root, which is Slurm's administrator here."""
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from conftest import Ferry, new_base, poll, slurm_section
+from conftest import as_admin, drms_world, handed_native_id, new_base, poll, slurm_section, steady
 
 WAIT = 180  # a job may queue behind other tests' jobs on the shared node
 
@@ -20,35 +19,10 @@ pytestmark = pytest.mark.usefixtures("slurm")
 
 @pytest.fixture
 def fs(request):
-    base = new_base("fy-slst-")
-    f = Ferry(base, resource="slurm")
-    f.config(slurm_section())
-    f.env["FERRY_RESOURCE"] = "slurm"
-    yield f
-    natives = set()
-    try:
-        natives = {j["native_id"] for j in f.json("jobs", timeout=20)
-                   if (j.get("native_id") or "")[:1].isdigit()}
-    except AssertionError:
-        pass
-    f.cleanup()
-    for n in natives:  # what a failed test left in Slurm
-        subprocess.run(["scancel", n], capture_output=True)
-    if not os.environ.get("FERRY_TEST_KEEP"):
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _admin(*argv):
-    """A Slurm command run by the test as the cluster's administrator."""
-    cp = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
-    assert cp.returncode == 0, cp
-
-
-def _native(f, jid):
-    def get():
-        n = f.info(jid).get("native_id")
-        return n if n and n[0].isdigit() else None
-    return poll(get, timeout=30, what=f"job {jid} handed to Slurm")
+    def cancel(natives):
+        for n in natives:
+            subprocess.run(["scancel", n], capture_output=True)
+    yield from drms_world(new_base("fy-slst-"), "slurm", slurm_section(), cancel)
 
 
 def _fault(f, command, filt=None):
@@ -74,14 +48,6 @@ def _fault(f, command, filt=None):
     return flag
 
 
-def _steady(f, jid, state, seconds):
-    """The job stays in state for that long (polls run every 0.5 s)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        assert f.state(jid) == state
-        time.sleep(0.2)
-
-
 def test_admin_hold_and_suspend_outside_ferry(fs):
     """scontrol suspend / hold / release / resume run by the administrator:
     a running job is system_suspended, then running; a queued job
@@ -93,22 +59,22 @@ def test_admin_hold_and_suspend_outside_ferry(fs):
     later = fs.submit("sleep", "300", opts=("--native", "--begin=now+600"))
     held = fs.submit("sleep", "300", opts=("--hold",))
     fs.wait_state(run, "running", timeout=WAIT)
-    n_run, n_later, n_held = (_native(fs, j) for j in (run, later, held))
+    n_run, n_later, n_held = (handed_native_id(fs, j) for j in (run, later, held))
     assert fs.state(later) == "queued_active" and fs.state(held) == "user_on_hold"
 
-    _admin("scontrol", "suspend", n_run)
-    _admin("scontrol", "hold", n_later)
-    _admin("scontrol", "hold", n_held)
+    as_admin("scontrol", "suspend", n_run)
+    as_admin("scontrol", "hold", n_later)
+    as_admin("scontrol", "hold", n_held)
     fs.wait_state(run, "system_suspended")
     fs.wait_state(later, "system_on_hold")
     fs.wait_state(held, "user_system_on_hold")
     # a suspension ferry did not ask for is not ferry's to undo
     fs.run("restart", str(run), check=False)
-    _steady(fs, run, "system_suspended", 1.5)
+    steady(fs, run, "system_suspended", 1.5)
 
-    _admin("scontrol", "resume", n_run)
-    _admin("scontrol", "release", n_later)
-    _admin("scontrol", "release", n_held)
+    as_admin("scontrol", "resume", n_run)
+    as_admin("scontrol", "release", n_later)
+    as_admin("scontrol", "release", n_held)
     fs.wait_state(run, "running")
     fs.wait_state(later, "queued_active")
     fs.wait_state(held, ("queued_active", "running"))
@@ -129,14 +95,14 @@ def test_failing_squeue_makes_jobs_undetermined_then_real_again(fs):
     ends = fs.submit("sh", "-c", f"while [ ! -e {go} ]; do sleep 0.1; done; exit 3")
     fs.wait_state(run, "running", timeout=WAIT)
     fs.wait_state(ends, "running", timeout=WAIT)
-    _admin("scontrol", "hold", _native(fs, held))
+    as_admin("scontrol", "hold", handed_native_id(fs, held))
     fs.wait_state(held, "user_system_on_hold")
 
     open(flag, "w").close()
     for j in (run, held, ends):
         fs.wait_state(j, "undetermined")
     open(go, "w").close()  # ends now, while nobody can see it
-    _steady(fs, ends, "undetermined", 4)
+    steady(fs, ends, "undetermined", 4)
     assert fs.state(run) == fs.state(held) == "undetermined"
 
     os.unlink(flag)
@@ -145,7 +111,7 @@ def test_failing_squeue_makes_jobs_undetermined_then_real_again(fs):
     info = fs.wait_ended(ends)
     assert info["exit_status"] == "finished_regularly" and info["exit_value"] == 3, info
     # a control on a job ferry holds goes through as before the outage
-    _admin("scontrol", "release", _native(fs, held))
+    as_admin("scontrol", "release", handed_native_id(fs, held))
     fs.wait_state(held, ("queued_active", "running"))
     fs.run("kill", str(run), str(held))
 
@@ -161,7 +127,7 @@ def test_purged_job_with_records_unreadable_is_undetermined_not_ended(fs):
     b = fs.submit("sleep", "300")
     fs.wait_state(a, "running", timeout=WAIT)
     fs.wait_state(b, "running", timeout=WAIT)
-    na, nb = _native(fs, a), _native(fs, b)
+    na, nb = handed_native_id(fs, a), handed_native_id(fs, b)
     # squeue does not list a (as after MinJobAge); scontrol and sacct fail;
     # the next engine reads no jobcomp path (scontrol show config fails)
     _fault(fs, "squeue", rf"/^{na}|/d")
@@ -176,7 +142,7 @@ def test_purged_job_with_records_unreadable_is_undetermined_not_ended(fs):
     poll(lambda: not subprocess.run(["squeue", "-h", "-j", na, "-t", "PD,R,CG"],
                                     capture_output=True, text=True).stdout.strip(),
          timeout=30, what=f"Slurm job {na} ended")
-    _steady(fs, a, "undetermined", 4)
+    steady(fs, a, "undetermined", 4)
     assert fs.state(b) == "running"
     os.unlink(s_flag)  # scontrol answers, with a's record
     info = fs.wait_ended(a)
@@ -187,7 +153,7 @@ def test_purged_job_with_records_unreadable_is_undetermined_not_ended(fs):
     _fault(fs, "squeue", hide_b)
     _fault(fs, "scontrol", hide_b)
     fs.wait_state(b, "undetermined")
-    _admin("scancel", nb)
+    as_admin("scancel", nb)
     info = fs.wait_ended(b, timeout=30)
     assert info["exit_status"] == "finished_unclear_condition", info
     assert f"Slurm no longer knows job {nb}" in info["message"], info
@@ -227,7 +193,7 @@ def test_node_fail_and_preempted_end_unclear(fs):
     jobs = {st: fs.submit("sh", "-c", f"while [ ! -e {go} ]; do sleep 0.1; done")
             for st in ("NODE_FAIL", "PREEMPTED")}
     with open(table, "w") as fh:
-        fh.write("".join(f"{_native(fs, j)} {st}\n" for st, j in jobs.items()))
+        fh.write("".join(f"{handed_native_id(fs, j)} {st}\n" for st, j in jobs.items()))
     for j in jobs.values():
         fs.wait_state(j, "running", timeout=WAIT)
     open(go, "w").close()
