@@ -59,6 +59,11 @@ class Tty:
         def own_terminal():
             os.setsid()
             fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            # a job of a terminal's shell: a test run in the background of
+            # a script (`.ci/run &`) inherits SIGINT and SIGQUIT ignored,
+            # which ferry rightly keeps ignored, as nohup asks
+            for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
+                signal.signal(sig, signal.SIG_DFL)
 
         argv = [f.bin, *args]
         if job_control:
