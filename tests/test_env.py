@@ -102,9 +102,8 @@ def _envs_stored(f):
     return [r[0] for r in rows], [b[0] for b in bases]
 
 
+@pytest.mark.parametrize("fw", ["local", "slurm", "drmaa"], indirect=True)
 def test_bulk_and_workflow_carry_it_once(fw):
-    if fw.transport == "ssh":
-        pytest.skip("nothing is captured for a remote resource (the first test)")
     env = _shell(fw)
     path = fw.path("bulk.txt")
     with open(path, "w") as fh:
@@ -135,19 +134,17 @@ def test_bulk_and_workflow_carry_it_once(fw):
     assert outs == ["wf \n", "wf own\n"], outs
 
 
+@pytest.mark.parametrize("fw", ["local"], indirect=True)
 def test_variables_that_are_not_names_are_left_out(fw):
     """bash's exported functions (BASH_FUNC_f%%) name no variable the job's
     exec takes: the submit goes on without them."""
-    if fw.transport != "local":
-        pytest.skip("the CLI's own rule: one transport shows it")
     env = _shell(fw, **{"BASH_FUNC_f%%": "() {  echo f\n}"})
     out = _run(fw, env=env)
     assert out[1].startswith("MYVAR=from the shell "), out
 
 
+@pytest.mark.parametrize("fw", ["local"], indirect=True)
 def test_a_workflow_files_own_base_env_wins(fw):
-    if fw.transport != "local":
-        pytest.skip("the CLI's own rule: one transport shows it")
     wf = fw.path("wf.json")
     with open(wf, "w") as fh:
         fh.write('{"base_env": ["MYVAR=the file\'s", "OTHER=2"],'
@@ -160,11 +157,10 @@ def test_a_workflow_files_own_base_env_wins(fw):
     assert cp.returncode == 2 and "--env-clean goes with submit" in cp.stderr, cp
 
 
+@pytest.mark.parametrize("fw", ["local"], indirect=True)
 def test_a_jobs_own_base_env_keeps_the_shells_for_the_others(fw):
     """Only the file's top-level base_env replaces the shell's: a job's own
     (or a job named base_env) leaves the other jobs the shell's."""
-    if fw.transport != "local":
-        pytest.skip("the CLI's own rule: one transport shows it")
     wf = fw.path("wf-own.json")
     echo = ["sh", "-c", 'echo "$MYVAR"']
     with open(wf, "w") as fh:
@@ -177,14 +173,13 @@ def test_a_jobs_own_base_env_keeps_the_shells_for_the_others(fw):
                    "plain": "from the shell\n"}, out
 
 
+@pytest.mark.parametrize("fw", ["slurm", "drmaa"], indirect=True)
 def test_an_environment_that_cannot_be_read_fails_the_job(fw):
     """A job_envs row found corrupt when a job is to go to the DRMS: the job
     ends aborted, saying what could not be read, rather than going back to
     the queue for ever (DRMAA did) or running without it. The row is made
     corrupt while the engine is stopped, after the workflow's first job
     went and before the second (which waits for it) goes."""
-    if fw.transport not in ("slurm", "drmaa"):
-        pytest.skip("the DRMS backends' hand: local starts say the same (local.c)")
     go = fw.path("go")
     wf = fw.path("wf-gate.json")
     with open(wf, "w") as fh:
@@ -212,13 +207,12 @@ def test_an_environment_that_cannot_be_read_fails_the_job(fw):
             "array") in info["message"], info
 
 
+@pytest.mark.parametrize("fw", ["local"], indirect=True)
 def test_names_ferry_and_the_drms_set_are_never_carried(fw):
     """A submit from inside a Slurm or Grid Engine job (or a shell that set
     FERRY_*): the captured environment leaves out what names that job's
     allocation and what ferry sets for each job, so the new job gets its
     own (ferry(1), "ENVIRONMENT OF A JOB")."""
-    if fw.transport != "local":
-        pytest.skip("the CLI's own rule: one transport shows it")
     names = ["SLURM_JOB_ID", "SLURM_CONF", "SGE_TASK_ID", "JOB_ID", "NSLOTS", "PE_HOSTFILE",
              "FERRY_JOB_ID"]
     env = _shell(fw, **{n: "outer" for n in names})
@@ -233,14 +227,13 @@ def test_names_ferry_and_the_drms_set_are_never_carried(fw):
     assert not [line for line in out if line.endswith("=outer")], out
 
 
+@pytest.mark.parametrize("fw", ["local"], indirect=True)
 @pytest.mark.parametrize("name", ["SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "SGE_TASK_ID",
                                   "JOB_ID", "FERRY_JOB_ID", "FERRY_STATE_DIR"])
 def test_the_engine_refuses_a_base_env_setting_them(fw, name):
     """The engine's own check, whatever the client: a base_env that sets
     one of them (here a workflow file's, which the CLI sends as written)
     is refused, naming the variable, and no job is recorded."""
-    if fw.transport != "local":
-        pytest.skip("the engine's request check: one transport shows it")
     wf = fw.path("wf-reserved.json")
     with open(wf, "w") as fh:
         json.dump({"base_env": ["MYVAR=1", f"{name}=s3cret"],
@@ -252,6 +245,7 @@ def test_the_engine_refuses_a_base_env_setting_them(fw, name):
     assert fw.json("jobs") == []
 
 
+@pytest.mark.parametrize("fw", ["local"], indirect=True)
 @pytest.mark.parametrize("entry,said", [
     ("=s3cret", "'base_env'[0] is not NAME=value: its name is empty"),
     ("s3cret", "'base_env'[0] is not NAME=value: it has no '='"),
@@ -259,8 +253,6 @@ def test_the_engine_refuses_a_base_env_setting_them(fw, name):
 def test_a_bad_entry_is_named_never_its_value(fw, entry, said):
     """Values may be secrets: an error names the entry and the variable,
     never the value (the engine's check, the library's, the CLI's)."""
-    if fw.transport != "local":
-        pytest.skip("the checks of the engine and the CLI: one transport shows them")
     wf = fw.path("wf-bad.json")
     with open(wf, "w") as fh:
         json.dump({"base_env": [entry], "jobs": {"a": {"argv": ["true"]}}}, fh)
@@ -284,12 +276,11 @@ def _submit_env(f, value, *more):
     return cp.stdout.split()
 
 
+@pytest.mark.parametrize("fw", ["local"], indirect=True)
 def test_an_environment_goes_with_the_last_job_naming_it(fw):
     """job_envs is collected: a row goes in the transaction that deletes
     the last job naming it (the others keep theirs), and its number,
     taken again by the next environment stored, names that one."""
-    if fw.transport != "local":
-        pytest.skip("the engine's database: one transport shows it")
     path = fw.path("bulk.txt")
     with open(path, "w") as fh:
         fh.write("sh -c 'echo \"$MYVAR\"'\n" * 20)
@@ -320,12 +311,11 @@ def test_an_environment_goes_with_the_last_job_naming_it(fw):
     assert _envs_stored(fw) == ([], [])
 
 
+@pytest.mark.parametrize("fw", ["local"], indirect=True)
 def test_schema_7_database_gains_the_environments_column(fw):
     """A database of schema 7 named a job's environment in its spec alone
     and kept every row: migrations[7] fills job_specs.env from the specs
     and drops the rows no job names, and later disposals collect."""
-    if fw.transport != "local":
-        pytest.skip("the engine's database: one transport shows it")
     kept, = _submit_env(fw, "kept")
     held, = _submit_env(fw, "held", "--hold")
     fw.wait_ended(kept, timeout=WAIT)
@@ -357,6 +347,7 @@ def test_schema_7_database_gains_the_environments_column(fw):
     assert _envs_stored(fw) == ([], [])
 
 
+@pytest.mark.parametrize("fw", ["local"], indirect=True)
 def test_a_runner_of_an_older_ferryd_gets_no_job_with_base_env(fw):
     """The job runner outlives engines: after an upgrade the new engine may
     find the runner of an older ferryd, which dropped base_env from a start.
@@ -364,8 +355,6 @@ def test_a_runner_of_an_older_ferryd_gets_no_job_with_base_env(fw):
     makes this build's runner say what an older one said). While it runs
     jobs, a job with base_env fails, saying why, and one without runs on
     it; once idle, it is left and the engine starts its own."""
-    if fw.transport != "local":
-        pytest.skip("the local backend's runner")
     fw.run("daemon", "stop")
     go = fw.path("go")
     busy = fw.run("submit", "--env-clean", "--", "sh", "-c",
