@@ -7,7 +7,7 @@
  * Each job runs ferry's job script (drms.c) through `/bin/bash run` in its
  * job directory; a batch of like jobs with consecutive ids is one
  * drmaa_run_bulk_jobs whose task index IS the ferry id (the working
- * directory is $STATE/jobs/$drmaa_incr_ph$), so no per-DRM variable is
+ * directory is JOBS/$drmaa_incr_ph$), so no per-DRM variable is
  * needed to tell the tasks apart.
  *
  * DRMAA has no batch query: a poll first reaps every ended job of the
@@ -291,7 +291,7 @@ enum { OUT_HANDED, OUT_REFUSED, OUT_LATER };
 struct batch {
 	int64_t *ids;
 	size_t n;
-	char **paths, **scripts; /* each job's $STATE/jobs/ID/run and its text */
+	char **paths, **scripts; /* each job's JOBS/ID/run and its text */
 	char *wd;		 /* drmaa_wd: the job's directory, or the bulk's placeholder */
 	char *native;		 /* native_spec's " -q ..." ("" for none) */
 	char name[256];		 /* drmaa_job_name */
@@ -536,7 +536,7 @@ static void hand_done(struct ferry_engine *eng, struct ferry_work *w)
 	ferry__engine_backend_ready(eng); /* controls that waited for the hand */
 }
 
-/* The script of job j, to be written to $STATE/jobs/ID/run; 0, or -1. */
+/* The script of job j, to be written to JOBS/ID/run; 0, or -1. */
 static int job_script(struct drmaa *d, struct job *j, char **text, char **path)
 {
 	char *dir = ferry__job_dir(d->eng, j->id);
@@ -612,7 +612,7 @@ static int batch_init(struct drmaa *d, struct batch *b, struct job **jobs, size_
 	if (wall > 0 && d->lib.wct)
 		snprintf(b->hms, sizeof(b->hms), "%lld:%02lld:%02lld", (long long)(wall / 3600),
 			 (long long)(wall / 60 % 60), (long long)(wall % 60));
-	b->wd = n > 1 ? ferry__asprintf("%s/jobs/%s", ferry__engine_state_dir(d->eng), INCR_PH)
+	b->wd = n > 1 ? ferry__asprintf("%s/%s", ferry__engine_jobs_dir(d->eng), INCR_PH)
 		      : ferry__job_dir(d->eng, jobs[0]->id);
 	for (size_t i = 0; i < n; i++) {
 		if (job_script(d, jobs[i], &b->scripts[i], &b->paths[i]) < 0) {

@@ -23,7 +23,7 @@ static const char *spec_str(json_t *spec, const char *key)
 
 char *ferry__job_dir(struct ferry_engine *eng, int64_t id)
 {
-	return ferry__asprintf("%s/jobs/%lld", ferry__engine_state_dir(eng), (long long)id);
+	return ferry__asprintf("%s/%lld", ferry__engine_jobs_dir(eng), (long long)id);
 }
 
 void ferry__sh_quote(FILE *f, const char *s)
@@ -176,7 +176,7 @@ size_t ferry__script_job_bytes(struct ferry_engine *eng, struct job *j, const ch
 					    "working_directory"};
 	json_t *spec = j->spec;
 	size_t in = strlen(indent),
-	       n = 6 * in + 128 + 2 * (strlen(ferry__engine_state_dir(eng)) + 32);
+	       n = 6 * in + 128 + 2 * (strlen(ferry__engine_jobs_dir(eng)) + 32);
 
 	for (size_t i = 0; i < FERRY_ARRAY_SIZE(paths); i++)
 		n += quoted_bytes(spec_str(spec, paths[i]));
@@ -190,8 +190,17 @@ int ferry__script_exec_failure(struct ferry_engine *eng, struct job *j, struct j
 	     *path = dir ? ferry__asprintf("%s/ferry-exec", dir) : NULL;
 	char *text = NULL;
 	const char *cmd = json_string_value(json_array_get(json_object_get(j->spec, "argv"), 0));
+	double at;
 	int rc = path ? ferry__read_file(path, 4096, &text, NULL) : -1;
 
+	if (rc < 0 && dir && res->exit_value == 127 && !res->signal &&
+	    !ferry__script_started(eng, j, &at))
+		/* bash's 127 for its script's first redirection: $d is not there */
+		snprintf(
+		    res->message, sizeof(res->message),
+		    "the job's script found no directory '%s' on the node that ran it: if the "
+		    "nodes do not see it, set the resource's job_dir to a directory they share",
+		    dir);
 	free(dir);
 	free(path);
 	if (rc < 0)

@@ -12,7 +12,7 @@
 
 #include "engine.h"
 
-/* The job's directory in the engine's state ($STATE/jobs/ID), malloc'd. */
+/* The job's directory, JOBS/ID (JOBS: job_dir, or $STATE/jobs), malloc'd. */
 char *ferry__job_dir(struct ferry_engine *eng, int64_t id);
 /* Writes s single-quoted for bash: every byte but NUL stays as it is. */
 void ferry__sh_quote(FILE *f, const char *s);
@@ -53,7 +53,8 @@ void ferry__script_tail(FILE *f, const char *launch, const char *native);
 int ferry__script_native(struct ferry_engine *eng, struct job *j, char *buf, size_t len);
 /*
  * 1 with res set to an abort ("cannot execute 'CMD': ...") when the
- * script left a note that its exec or cd failed, else 0.
+ * script left a note that its exec or cd failed, else 0 (with a message
+ * saying why when the script could not even reach the job's directory).
  */
 int ferry__script_exec_failure(struct ferry_engine *eng, struct job *j, struct job_result *res);
 /* 1 with *at (its time) when the job's script marked its start. */

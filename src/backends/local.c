@@ -63,7 +63,7 @@ struct local {
 
 static char *dir_of(struct ferry_engine *eng, int64_t id)
 {
-	return ferry__asprintf("%s/jobs/%lld", ferry__engine_state_dir(eng), (long long)id);
+	return ferry__asprintf("%s/%lld", ferry__engine_jobs_dir(eng), (long long)id);
 }
 
 static double kv_num(const char *text, const char *key)

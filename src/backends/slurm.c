@@ -310,7 +310,7 @@ static char **sbatch_argv(struct ferry_engine *eng, struct job **jobs, size_t n,
 	v[k++] = ferry__asprintf("--job-name=%s", name ? name : "ferry");
 	v[k++] = ferry__asprintf("--comment=ferry:%s:%lld", ferry__engine_instance(eng),
 				 (long long)base);
-	v[k++] = ferry__asprintf("--chdir=%s", ferry__engine_state_dir(eng));
+	v[k++] = ferry__asprintf("--chdir=%s", ferry__engine_jobs_dir(eng)); /* the nodes see it */
 	v[k++] = strdup("--output=/dev/null");
 	if (tasks) { /* a parallel job: cpus is tasks x cpus_per_task */
 		v[k++] = ferry__asprintf("--ntasks=%lld", (long long)json_integer_value(tasks));

@@ -18,6 +18,7 @@ static const char *const section_keys[] = {
     "scheduler",     "slots",	    "port",	     "poll_interval",	       "host",
     "login",	     "queue",	    "transfer_root", "remote_command",	       "ssh_options",
     "drmaa_library", "max_running", "max_queued",    "path_translation_files", "mpi_pe",
+    "job_dir",
 };
 #define NKEYS FERRY_ARRAY_SIZE(section_keys)
 
@@ -262,6 +263,7 @@ static int set_key(struct ferry_resource_cfg *r, const char *key, const char *v,
 	    {"ssh_options", offsetof(struct ferry_resource_cfg, ssh_options)},
 	    {"drmaa_library", offsetof(struct ferry_resource_cfg, drmaa_library)},
 	    {"mpi_pe", offsetof(struct ferry_resource_cfg, mpi_pe)},
+	    {"job_dir", offsetof(struct ferry_resource_cfg, job_dir)},
 	};
 	if (!strcmp(key, "path_translation_files"))
 		return set_translations(r, v, more, msg, ml);
@@ -608,6 +610,7 @@ void ferry__resource_cfg_release(struct ferry_resource_cfg *r)
 	free(r->ssh_options);
 	free(r->drmaa_library);
 	free(r->mpi_pe);
+	free(r->job_dir);
 	free(r->path_translation_files);
 	memset(r, 0, sizeof(*r));
 }
@@ -700,6 +703,13 @@ int ferry__resource_supported(const struct ferry_resource_cfg *r, char *err, siz
 			 r->name, r->mpi_pe);
 		return -1;
 	}
+	if (r->job_dir && r->job_dir[0] != '/') {
+		/* the engine's cwd is no place the nodes agree on */
+		snprintf(err, errlen,
+			 "key 'job_dir' of resource '%s': '%s' is not an absolute path", r->name,
+			 r->job_dir);
+		return -1;
+	}
 	if (local && r->poll_interval > 0) {
 		snprintf(
 		    err, errlen,
@@ -729,7 +739,7 @@ static const char *const engine_keys[] = {
     "scheduler",     "slots",	      "max_running",
     "max_queued",    "queue",	      "transfer_root",
     "poll_interval", "drmaa_library", "path_translation_files",
-    "mpi_pe",
+    "mpi_pe",	     "job_dir",
 };
 
 static int is_engine_key(const char *key)
@@ -754,7 +764,7 @@ int ferry__cfg_set(struct ferry_resource_cfg *r, const char *assignment, char *e
 	if (!is_engine_key(key)) {
 		snprintf(err, errlen, "key '%s' cannot be set for an engine (only %s)", key,
 			 "scheduler, slots, max_running, max_queued, queue, transfer_root, "
-			 "poll_interval, drmaa_library, path_translation_files, mpi_pe");
+			 "poll_interval, drmaa_library, path_translation_files, mpi_pe, job_dir");
 		return -1;
 	}
 	if (set_key(r, key, eq + 1, 0, msg, sizeof(msg)) < 0) {
@@ -780,6 +790,7 @@ static char *engine_value(const struct ferry_resource_cfg *r, const char *key)
 			: !strcmp(key, "transfer_root")		 ? r->transfer_root
 			: !strcmp(key, "path_translation_files") ? r->path_translation_files
 			: !strcmp(key, "mpi_pe")		 ? r->mpi_pe
+			: !strcmp(key, "job_dir")		 ? r->job_dir
 								 : r->drmaa_library;
 	return v ? strdup(v) : NULL;
 }
@@ -874,7 +885,7 @@ static int copy_resource(struct ferry_resource_cfg *out, const struct ferry_reso
 	    dup_or_null(&out->remote_command, in->remote_command) ||
 	    dup_or_null(&out->ssh_options, in->ssh_options) ||
 	    dup_or_null(&out->drmaa_library, in->drmaa_library) ||
-	    dup_or_null(&out->mpi_pe, in->mpi_pe) ||
+	    dup_or_null(&out->mpi_pe, in->mpi_pe) || dup_or_null(&out->job_dir, in->job_dir) ||
 	    dup_or_null(&out->path_translation_files, in->path_translation_files)) {
 		ferry__resource_cfg_release(out);
 		return -1;

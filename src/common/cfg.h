@@ -20,7 +20,8 @@ struct ferry_resource_cfg {
 	char *remote_command;
 	char *ssh_options;
 	char *drmaa_library;
-	char *mpi_pe;	      /* Grid Engine's parallel environment for MPI jobs; NULL: none */
+	char *mpi_pe;  /* Grid Engine's parallel environment for MPI jobs; NULL: none */
+	char *job_dir; /* the job directories, on storage the nodes see; NULL: the state dir's */
 	double poll_interval; /* seconds; 0: backend default */
 	/*
 	 * soma-workflow's PATH_TRANSLATION_FILES: "NAMESPACE{/file} ...", checked,
@@ -59,7 +60,7 @@ void ferry__resource_cfg_release(struct ferry_resource_cfg *r);
  * may be NULL) over the section: what a remote client's configuration says
  * of the engine it reaches (scheduler, slots, max_running, max_queued,
  * queue, transfer_root, poll_interval, drmaa_library, mpi_pe,
- * path_translation_files).
+ * path_translation_files, job_dir).
  * With sets != NULL (even empty), the
  * resource needs no section of its own on this host: the client defines it.
  */

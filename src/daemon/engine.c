@@ -22,6 +22,7 @@
 #include "workflow.h"
 #include "engine_int.h"
 #include "jobenv.h"
+#include "trust.h"
 
 #define GC_INTERVAL 60.0
 
@@ -1205,6 +1206,36 @@ void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j)
 	slots_take(eng, j, 1);
 }
 
+/*
+ * The job directories: jobs/ in the state directory, or the resource's
+ * job_dir, for a cluster whose nodes do not see the state directory
+ * (docs/backends.md). Made 0700 and checked as the user's own: jobs read
+ * their scripts there, and the engine trusts their marks. 0 or -1.
+ */
+static int jobs_dir_open(struct ferry_engine *eng, char *err, size_t errlen)
+{
+	const char *want = eng->cfg.job_dir;
+	char *path = want ? strdup(want) : ferry__asprintf("%s/jobs", eng->state_dir);
+
+	/* checked before it is made too: no directory is made under another's */
+	if (want && ferry__check_own_dir("job directory", want, err, errlen)) {
+		free(path);
+		return -1;
+	}
+	if (!path || ferry__mkdir_p(path, 0700) < 0 ||
+	    (want && !(eng->jobs_dir = realpath(path, NULL)))) {
+		snprintf(err, errlen, "cannot create '%s': %s", path ? path : "", strerror(errno));
+		free(path);
+		return -1;
+	}
+	if (!want) {
+		eng->jobs_dir = path;
+		return 0;
+	}
+	free(path);
+	return ferry__check_own_dir("job directory", eng->jobs_dir, err, errlen) ? -1 : 0;
+}
+
 struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *resource,
 				       const char *state_dir, const struct ferry_resource_cfg *cfg,
 				       int check_db, char *err, size_t errlen)
@@ -1230,15 +1261,12 @@ struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *reso
 	}
 	eng->resource = strdup(resource);
 	eng->state_dir = strdup(state_dir);
-	eng->jobs_dir = ferry__asprintf("%s/jobs", state_dir);
 	dbpath = ferry__asprintf("%s/ferry.db", state_dir);
-	if (!eng->resource || !eng->state_dir || !eng->jobs_dir || !dbpath)
+	if (!eng->resource || !eng->state_dir || !dbpath)
 		goto nomem;
 	eng->cfg = *cfg; /* shallow: main keeps cfg alive for the engine's life */
-	if (ferry__mkdir_p(eng->jobs_dir, 0700) < 0) {
-		snprintf(err, errlen, "cannot create '%s': %s", eng->jobs_dir, strerror(errno));
+	if (jobs_dir_open(eng, err, errlen) < 0)
 		goto fail;
-	}
 	eng->hour_s = knob && atof(knob) > 0 ? atof(knob) : 3600;
 	if (ferry__transfer_root_open(cfg->transfer_root, state_dir, &eng->tr_root,
 				      &eng->tr_root_fd, err, errlen) < 0)
@@ -1253,6 +1281,7 @@ struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *reso
 	dbpath = NULL;
 	if (ferry__db_begin(eng->db) ||
 	    ferry__instance_load(eng->db, eng->instance, sizeof(eng->instance), err, errlen) ||
+	    ferry__engine_claim_jobs_dir(eng, err, errlen) ||
 	    ferry__engine_find_lost(eng, err, errlen))
 		goto db_fail;
 	ferry__wf_sweep(eng);

@@ -41,6 +41,15 @@ struct ferry_loop *ferry__engine_loop(struct ferry_engine *eng);
  */
 int ferry__engine_find_lost(struct ferry_engine *eng, char *err, size_t errlen);
 /*
+ * At start (lost.c), once the instance is loaded: makes the job
+ * directory this engine's (a mark naming its instance; another engine's
+ * mark is refused, as two engines would give their job 5 one directory),
+ * and refuses a job_dir changed while the old one still holds job
+ * directories (their jobs' logs and marks would be looked for in the
+ * new one). 0, or an error with err.
+ */
+int ferry__engine_claim_jobs_dir(struct ferry_engine *eng, char *err, size_t errlen);
+/*
  * At start (lost.c): the engine's token among the user's engines, made
  * once and kept in the database's meta table, into out (len >= 17: 16 hex
  * digits). 0, or -1 with err set.

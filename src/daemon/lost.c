@@ -138,6 +138,82 @@ int ferry__engine_find_lost(struct ferry_engine *eng, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * Whether dir holds a job directory. 0 or 1, or -errno (0 for a dir that
+ * is gone: there is nothing in it to lose).
+ */
+static int holds_jobs(const char *dir)
+{
+	struct ids f = {0};
+	int rc = entries_above(dir, 0, &f);
+
+	free(f.v);
+	return rc == -ENOENT ? 0 : rc < 0 ? rc : f.n > 0;
+}
+
+/* Refuses a job directory another engine marked as its own. 0 or FERRY_EPERM/EIO. */
+static int check_mark(struct ferry_engine *eng, const char *dir, const char *mark, int *marked,
+		      char *err, size_t errlen)
+{
+	const char *me = ferry__engine_instance(eng);
+	char *text = NULL;
+	int rc = ferry__read_file(mark, 4096, &text, NULL);
+
+	*marked = rc == 0;
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read '%s': %s", mark, strerror(-rc));
+		return FERRY_EIO;
+	}
+	rc = strncmp(text, me, strlen(me)) || text[strlen(me)] != ' ' ? FERRY_EPERM : 0;
+	if (rc)
+		snprintf(err, errlen,
+			 "the job directory '%s' belongs to another engine (its mark '%s' says "
+			 "'%.*s'): give each resource a job_dir of its own, or remove the mark if "
+			 "that engine's database is gone for good",
+			 dir, mark, (int)strcspn(text, "\n"), text);
+	free(text);
+	return rc;
+}
+
+int ferry__engine_claim_jobs_dir(struct ferry_engine *eng, char *err, size_t errlen)
+{
+	const char *dir = ferry__engine_jobs_dir(eng);
+	struct ferry_db *db = ferry__engine_db(eng);
+	char *mark = ferry__asprintf("%s/.ferry-engine", dir), *was = NULL, *text = NULL;
+	int marked = 0, rc = mark ? check_mark(eng, dir, mark, &marked, err, errlen) : FERRY_ENOMEM;
+
+	if (!rc && ferry__db_meta_get(db, "jobs_dir", &was))
+		rc = FERRY_EIO;
+	if (!rc && was && strcmp(was, dir) && (rc = holds_jobs(was)) != 0) {
+		if (rc > 0)
+			snprintf(err, errlen,
+				 "this engine's job directories are in '%s', but its job_dir is "
+				 "now '%s': with the engine stopped, move them there (mv '%s'/* "
+				 "'%s'/) or set job_dir back",
+				 was, dir, was, dir);
+		else
+			snprintf(err, errlen, "cannot read the job directories in '%s': %s", was,
+				 strerror(-rc));
+		rc = rc > 0 ? FERRY_EPERM : FERRY_EIO;
+	}
+	if (!rc && !marked) {
+		text = ferry__asprintf("%s %s\n", ferry__engine_instance(eng),
+				       ferry__engine_resource(eng));
+		if (!text || ferry__write_file_atomic(mark, text, strlen(text), 1) < 0) {
+			snprintf(err, errlen, "cannot write '%s': %s", mark, strerror(errno));
+			rc = FERRY_EIO;
+		}
+	}
+	if (!rc && (!was || strcmp(was, dir)) && ferry__db_meta_set(db, "jobs_dir", dir))
+		rc = FERRY_EIO;
+	free(mark);
+	free(was);
+	free(text);
+	return rc;
+}
+
 json_t *ferry__engine_warnings(struct ferry_engine *eng)
 {
 	struct ferry_db *db = ferry__engine_db(eng);

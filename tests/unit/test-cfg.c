@@ -693,7 +693,7 @@ static void check_files(void)
 
 #define ONLY_KEYS                                                                                  \
 	"(only scheduler, slots, max_running, max_queued, queue, transfer_root, poll_interval, "   \
-	"drmaa_library, path_translation_files, mpi_pe)"
+	"drmaa_library, path_translation_files, mpi_pe, job_dir)"
 #define BAD_TOKEN(t)                                                                               \
 	"invalid path_translation_files token '" t "' (NAMESPACE{/absolute/file}, tokens "         \
 	"separated by blanks)"
