@@ -358,6 +358,27 @@ def test_engine_killed_after_sbatch_and_jobs_purged(fs):
     _none_twice(fs, ids)
 
 
+def test_start_mark_holds_slurms_id_whatever_the_jobs_env(fs):
+    """As above for one job whose own env sets SLURM_JOB_ID (a job may
+    name any variable): its script reads Slurm's id before it exports the
+    job's env, so the next engine learns the real id from the start mark,
+    and the job gets its own value."""
+    env_path = _faults(fs, squeue="# fault-squeue-purged: ferry's jobs are not listed\n"
+                                  f'{shutil.which("squeue")} "$@" | grep -v "ferry:"\nexit 0\n')
+    jid = fs.submit("sh", "-c", 'echo "job sees $SLURM_JOB_ID"',
+                    opts=("--env", "SLURM_JOB_ID=999999"))
+    poll(lambda: not fs.engine_alive(), timeout=20, what="the engine killed")
+    mark = os.path.join(fs.state_dir, "jobs", str(jid), "started")
+    poll(lambda: os.path.exists(mark), timeout=60, what="the job started")
+    time.sleep(2)  # and ended
+    info = fs.wait_ended(jid, timeout=120)
+    assert info["status"] == "done", info
+    assert re.fullmatch(r"\d+", info["native_id"]) and info["native_id"] != "999999", info
+    assert fs.run("logs", jid).stdout == "job sees 999999\n"
+    fs.env["PATH"] = env_path
+    _none_twice(fs, [str(jid)])
+
+
 def test_engine_killed_after_sbatch_and_squeue_down_at_restart(fs):
     """As above, and the first squeue of the next engine fails
     (fault-squeue-fails-once: slurmctld cannot be made unreachable for one

@@ -551,7 +551,7 @@ static int job_script(struct drmaa *d, struct job *j, char **text, char **path)
 	int bad = !f || !dir || (json_object_get(j->spec, "launcher") && !mpi);
 
 	if (f) {
-		ferry__script_head(d->eng, f);
+		ferry__script_head(d->eng, f, d->lib.sge ? "$JOB_ID.$SGE_TASK_ID" : "");
 		bad |= ferry__script_base_env(d->eng, f, j, NULL, NULL, 0) != 0;
 		bad |= ferry__script_job(d->eng, f, j, "") < 0;
 		if (mpi) /* Open MPI runs as root only when told; the job's own env wins */
@@ -561,7 +561,7 @@ static int job_script(struct drmaa *d, struct job *j, char **text, char **path)
 			      "\"\n",
 			      f);
 		/* Grid Engine's: N.T for a bulk's task, N.undefined else */
-		ferry__script_tail(f, mpi, d->lib.sge ? "$JOB_ID.$SGE_TASK_ID" : "");
+		ferry__script_tail(f, mpi);
 		bad |= fclose(f) != 0;
 	}
 	free(mpi);

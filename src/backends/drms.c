@@ -38,17 +38,19 @@ void ferry__sh_quote(FILE *f, const char *s)
 	fputc('\'', f);
 }
 
-void ferry__script_head(struct ferry_engine *eng, FILE *f)
+void ferry__script_head(struct ferry_engine *eng, FILE *f, const char *native)
 {
 	fprintf(f, "#!/bin/bash\n# ferry: resource '%s', engine %s\n", ferry__engine_resource(eng),
 		ferry__engine_instance(eng));
 	fputs("fail() { printf '%s\\n' \"$1\" >\"$d/ferry-exec\" 2>/dev/null; exit 127; }\n", f);
+	/* a job's env may set SLURM_JOB_ID or JOB_ID: the mark must hold the DRMS's */
+	fprintf(f, "readonly FERRY_NATIVE_ID=\"%s\"\n", native);
 }
 
-void ferry__script_tail(FILE *f, const char *launch, const char *native)
+void ferry__script_tail(FILE *f, const char *launch)
 {
 	/* what ferry__script_started and ferry__script_native look for */
-	fprintf(f, "printf '%%s\\n' \"%s\" >\"$d/started\"\n", native);
+	fputs("printf '%s\\n' \"$FERRY_NATIVE_ID\" >\"$d/started\"\n", f);
 	if (launch) {
 		fprintf(f, "exec %s -- \"$@\"\n", launch);
 	} else {

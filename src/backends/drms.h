@@ -16,8 +16,13 @@
 char *ferry__job_dir(struct ferry_engine *eng, int64_t id);
 /* Writes s single-quoted for bash: every byte but NUL stays as it is. */
 void ferry__sh_quote(FILE *f, const char *s);
-/* The script's first lines: interpreter, whose it is, fail(). */
-void ferry__script_head(struct ferry_engine *eng, FILE *f);
+/*
+ * The script's first lines: interpreter, whose it is, fail(), and the
+ * DRMS's id of the job (native: a shell expression of the DRMS's
+ * variables, in double quotes) read before any export of the job's env,
+ * which may set those variables, into a readonly FERRY_NATIVE_ID.
+ */
+void ferry__script_head(struct ferry_engine *eng, FILE *f, const char *native);
 /*
  * One job's part: sets d to its directory (made here), its files,
  * directory, environment and argv ("$@"), each line after indent.
@@ -40,12 +45,12 @@ int ferry__script_base_env(struct ferry_engine *eng, FILE *f, struct job *j, siz
  */
 size_t ferry__script_job_bytes(struct ferry_engine *eng, struct job *j, const char *indent);
 /*
- * The start mark, holding the DRMS's id of the job (native: a shell
- * expression of the DRMS's variables, in double quotes), then exec of
- * "$@", through launch when not NULL (the words of a launcher, "srun" or
- * "mpirun": its exit is the command's then, an exec failure its own).
+ * The start mark, holding the DRMS's id of the job the head read, then
+ * exec of "$@", through launch when not NULL (the words of a launcher,
+ * "srun" or "mpirun": its exit is the command's then, an exec failure
+ * its own).
  */
-void ferry__script_tail(FILE *f, const char *launch, const char *native);
+void ferry__script_tail(FILE *f, const char *launch);
 /*
  * 1 with the DRMS's id of the job in buf when its script ran and left it:
  * what an engine that died before it recorded the id learns it from.

@@ -145,7 +145,9 @@ static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64
 
 	if (!f)
 		return NULL;
-	ferry__script_head(eng, f);
+	/* the native id submit_batch gives: A_T for an array's task */
+	ferry__script_head(
+	    eng, f, n > 1 ? "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" : "$SLURM_JOB_ID");
 	/* the batch's jobs share it (ferry__same_batch): once, not once a task */
 	bad = ferry__script_base_env(eng, f, jobs[0], NULL, NULL, 0) != 0;
 	fputs("case ${SLURM_ARRAY_TASK_ID:-0} in\n", f);
@@ -157,9 +159,7 @@ static char *script(struct ferry_engine *eng, struct job **jobs, size_t n, int64
 	fputs("*) echo \"ferry: no job for array task $SLURM_ARRAY_TASK_ID\" >&2; exit 1;;\n"
 	      "esac\n",
 	      f);
-	/* the native id submit_batch gives: A_T for an array's task */
-	ferry__script_tail(
-	    f, launch, n > 1 ? "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" : "$SLURM_JOB_ID");
+	ferry__script_tail(f, launch);
 	if (fclose(f) != 0 || bad) {
 		free(text);
 		return NULL;
