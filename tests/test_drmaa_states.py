@@ -6,6 +6,7 @@ a job finished_unclear_condition. Against the real single-node Grid
 Engine of tests/cluster/start-sge.sh; the tests run as root, its
 administrator."""
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -164,23 +165,52 @@ def _qmaster_port():
         return 6444
 
 
+def _qacct_late(f):
+    """Fault injector: fault/qacct, first on the engine's PATH, says "not
+    found" for a job named in the file it returns ("ID N": the next N
+    calls; "ID always"), as Grid Engine's accounting does until the
+    record of an end is written, and runs the real qacct otherwise."""
+    bindir = os.path.join(f.base, "fault")
+    os.makedirs(bindir, exist_ok=True)
+    hide = f.path("qacct-hide")
+    p = os.path.join(bindir, "qacct")
+    with open(p, "w") as fh:
+        fh.write(f"#!/bin/sh\n# fault injector of {__name__}: a record not written yet\n"
+                 f'n=$(sed -n "s/^$2 //p" {hide} 2>/dev/null)\n'
+                 'if [ -n "$n" ] && [ "$n" != 0 ]; then\n'
+                 f'  [ "$n" = always ] || sed -i "s/^$2 .*/$2 $((n - 1))/" {hide}\n'
+                 '  echo "error: job id $2 not found" >&2\n  exit 1\nfi\n'
+                 f'exec {shutil.which("qacct")} "$@"\n')
+    os.chmod(p, 0o755)
+    f.env["PATH"] = bindir + os.pathsep + f.env["PATH"]
+    return hide
+
+
 def test_unreachable_qmaster_makes_jobs_undetermined_then_real_again(fs):
     """While the engine's link to qmaster is cut, drmaa_job_ps fails: its
     jobs are undetermined and none ends; once the link is mended each is in
-    its real state again, and the one that ended meanwhile ends as Grid
-    Engine says."""
+    its real state again. The ones that ended meanwhile are reported by
+    libdrmaa without rusage, so their ends come from accounting: one whose
+    record qacct writes late (fault/qacct) is undetermined until it is
+    there and ends as Grid Engine says; one whose record never comes ends
+    finished_unclear_condition, as it ran."""
     link = _Link((socket.gethostname(), _qmaster_port()))
     fs.env["SGE_QMASTER_PORT"] = str(link.port)
+    hide = _qacct_late(fs)
     go = fs.path("go")
     run = fs.submit("sleep", "300")
     held = fs.submit("sleep", "300", opts=("--hold",))
     ends = fs.submit("sh", "-c", f"while [ ! -e {go} ]; do sleep 0.1; done; exit 3")
-    fs.wait_state(run, "running", timeout=120)
-    fs.wait_state(ends, "running", timeout=120)
+    lost = fs.submit("sh", "-c", f"while [ ! -e {go} ]; do sleep 0.1; done; exit 4")
+    for j in (run, ends, lost):
+        fs.wait_state(j, "running", timeout=120)
     fs.wait_state(held, "user_on_hold", timeout=30)
+    with open(hide, "w") as fh:
+        fh.write(f"{handed_native_id(fs, ends).split('.')[0]} 2\n"
+                 f"{handed_native_id(fs, lost).split('.')[0]} always\n")
     try:
         link.cut()
-        for j in (run, held, ends):
+        for j in (run, held, ends, lost):
             fs.wait_state(j, "undetermined", timeout=60)
         open(go, "w").close()
         steady(fs, ends, "undetermined", 3)
@@ -193,6 +223,11 @@ def test_unreachable_qmaster_makes_jobs_undetermined_then_real_again(fs):
     fs.wait_state(held, "user_on_hold", timeout=60)
     info = fs.wait_ended(ends, timeout=180)
     assert info["exit_status"] == "finished_regularly" and info["exit_value"] == 3, info
+    with open(hide) as fh:
+        assert fh.read().startswith(f"{info['native_id'].split('.')[0]} 0\n")  # asked 3 times
+    info = fs.wait_ended(lost, timeout=60)
+    assert info["exit_status"] == "finished_unclear_condition", info
+    assert "which ran, and keeps no accounting record of it" in info["message"], info
     fs.run("kill", str(run), str(held))
     link.cut()
 

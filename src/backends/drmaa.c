@@ -992,6 +992,14 @@ static struct job *job_of_native(struct drmaa *d, const char *native)
 	return NULL;
 }
 
+/* Whether job j ran: seen running, or its script left its start mark. */
+static int ran(struct drmaa *d, struct job *j)
+{
+	double at;
+
+	return ferry__job_started(j) || ferry__script_started(d->eng, j, &at);
+}
+
 /* A job DRMAA no longer knows (ended, or of an earlier session and ended). */
 static void vanished(struct drmaa *d, struct job *j, struct ferry_tracked *t, struct look *l)
 {
@@ -1006,7 +1014,13 @@ static void vanished(struct drmaa *d, struct job *j, struct ferry_tracked *t, st
 		return;
 	}
 	ferry__drmaa_result_init(&res);
-	if (l->acct == 0) {
+	if (l->acct == 0 && ran(d, j)) {
+		res.exit_status = FERRY_FINISHED_UNCLEAR_CONDITION;
+		snprintf(
+		    res.message, sizeof(res.message),
+		    "Grid Engine ended job %s, which ran, and keeps no accounting record of it",
+		    j->native_id);
+	} else if (l->acct == 0) {
 		res.exit_status = FERRY_ABORTED;
 		snprintf(res.message, sizeof(res.message),
 			 "removed from Grid Engine before it ran (no accounting record)");
@@ -1104,18 +1118,37 @@ static void poll_free(struct poll_work *p)
 	free(p);
 }
 
+/*
+ * An end drmaa_wait gave. Without rusage and with no accounting record
+ * (yet), a job that ran waits for qacct's record as a vanished one does:
+ * it is tracked still, the next job_ps says INVALID_JOB, and vanished()
+ * asks qacct for the grace polls. Grid Engine writes the record after
+ * the end reached qmaster, so an end libdrmaa reports first would else
+ * lose the job's exit value.
+ */
+static void reaped_done(struct poll_work *p, struct reaped *r)
+{
+	struct drmaa *d = p->d;
+	struct job *j = job_of_native(d, r->native);
+
+	if (!j)
+		return;
+	if (r->no_rusage && d->lib.sge && !j->kill_requested && ran(d, j)) {
+		ferry__drms_uncertain(d->eng, j);
+		return;
+	}
+	if (r->no_rusage && ran(d, j))
+		missed_end(d, &r->res);
+	finish(d, j, &r->res);
+}
+
 static void poll_done(struct ferry_engine *eng, struct ferry_work *w)
 {
 	struct poll_work *p = (struct poll_work *)w;
 
 	if (w->ran) {
-		for (size_t i = 0; i < p->nreaped; i++) {
-			struct job *j = job_of_native(p->d, p->reaped[i].native);
-			if (j && p->reaped[i].no_rusage && ferry__job_started(j))
-				missed_end(p->d, &p->reaped[i].res);
-			if (j)
-				finish(p->d, j, &p->reaped[i].res);
-		}
+		for (size_t i = 0; i < p->nreaped; i++)
+			reaped_done(p, &p->reaped[i]);
 		for (size_t i = 0; i < p->n; i++)
 			look_done(p->d, &p->looks[i]);
 	}
