@@ -107,6 +107,8 @@ def test_seed_example(ferry):
     assert t["state"] == "retrieved" and t["jobs"] == [jid], t
     t0 = tinfo(ferry, file0)
     assert t0["state"] == "ready" and t0["size"] == 3 << 20 and t0["done"] == 3 << 20
+    listed = {t["server_path"]: t for t in ferry.json("transfers")}
+    assert listed[file0]["done"] == 3 << 20 and listed[file1]["done"] == t["size"] > 0, listed
 
 
 def test_directory_keeps_structure_modes_and_mtimes(ferry):
@@ -188,6 +190,10 @@ def test_held_job_released_by_a_resumed_send(ferry):
     big = ferry.path("big.bin")
     make_file(big, 64 << 20, seed=5)
     sp = interrupted_send(ferry, big, 0.3)
+    # the listing tells the bytes there as transfer_info does, not 0
+    listed = [t for t in ferry.json("transfers") if t["server_path"] == sp]
+    done = tinfo(ferry, sp)["done"]
+    assert 0 < done < 64 << 20 and [t["done"] for t in listed] == [done], (done, listed)
     jid = ferry.submit("true", opts=["--input", sp])
     assert ferry.state(jid) == "system_on_hold"
     ferry.run("hold", jid)
@@ -197,6 +203,7 @@ def test_held_job_released_by_a_resumed_send(ferry):
     assert send(ferry, big) == sp
     ferry.run("wait", "--timeout", "60", jid, timeout=70)
     assert ferry.state(jid) == "done"
+    assert [t["done"] for t in ferry.json("transfers") if t["server_path"] == sp] == [64 << 20]
 
 
 # ------------------------------------------------------- resume, checks

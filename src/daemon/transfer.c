@@ -360,6 +360,32 @@ static json_t *transfer_hash(json_t *files)
 }
 
 /* with_files: the whole object (and its doc is cached), else the list's entry */
+/*
+ * Bytes on the server now. A listing (exact 0) stats the files of a send
+ * still arriving only: the others' are all there (size) or, for an output
+ * no job produced, none; transfer_info counts each file.
+ */
+static int64_t bytes_done(struct ferry_req *t, const struct db_tr_row *row, json_t *files,
+			  int64_t size, int exact)
+{
+	int64_t done = 0;
+	json_t *f;
+	size_t i;
+
+	/* a registered output's files count once a job produced it */
+	if (row->kind != FERRY_TRANSFER_SEND && row->state == FERRY_TRANSFER_REGISTERED)
+		return 0;
+	if (!exact && row->state != FERRY_TRANSFER_TRANSFERRING)
+		return size;
+	json_array_foreach(files, i, f)
+	{
+		int complete;
+		if (!strcmp(json_string_value(json_object_get(f, "type")), "file"))
+			done += ferry__tr_file_done(t, row, f, &complete);
+	}
+	return done;
+}
+
 static json_t *row_json(struct ferry_req *t, const struct db_tr_row *row, int with_files)
 {
 	json_t *doc = doc_load(t, row, with_files), *o, *files;
@@ -390,6 +416,7 @@ static json_t *row_json(struct ferry_req *t, const struct db_tr_row *row, int wi
 			    row->ended_at > 0 ? json_real(row->ended_at) : json_null());
 	json_object_set_new(o, "message", ferry__json_bytes(row->message));
 	json_object_set_new(o, "hash", transfer_hash(files));
+	json_object_set_new(o, "done", json_integer(bytes_done(t, row, files, size, with_files)));
 	ja = json_array();
 	for (int role = 0; role < 2; role++) {
 		if (ferry__db_ref_jobs(ferry__engine_db(t->eng), row->id, role, &jobs, &n))
@@ -866,25 +893,6 @@ int ferry__req_transfer_info(struct ferry_req *t)
 	if ((rc = get_path_arg(t, &path)) || (rc = find_by_path(t, path, &row)))
 		return rc;
 	o = row_json(t, &row, 1);
-	if (o) {
-		json_t *doc = ferry__tr_doc_of(t, &row);
-		int64_t done = 0;
-		json_t *f;
-		size_t i;
-		/* a registered output's files count once a job produced it */
-		int counts =
-		    row.kind == FERRY_TRANSFER_SEND || row.state != FERRY_TRANSFER_REGISTERED;
-		/* bytes on the server now: complete files and parts */
-		json_array_foreach(json_object_get(doc, "files"), i, f)
-		{
-			int complete;
-			if (counts &&
-			    !strcmp(json_string_value(json_object_get(f, "type")), "file"))
-				done += ferry__tr_file_done(t, &row, f, &complete);
-		}
-		json_decref(doc);
-		json_object_set_new(o, "done", json_integer(done));
-	}
 	ferry__db_tr_row_release(&row);
 	if (!o)
 		return ferry__req_fail(t, FERRY_ENOMEM, "out of memory");
