@@ -97,6 +97,41 @@ def test_graph_of_a_diamond(ui, ferry):
     ferry.run("kill", "--workflow", w)
 
 
+def test_nested_groups_and_elements_that_name_no_job(ui, ferry):
+    """Groups are matched to jobs by name: a job named otherwise than its
+    local id is not found (counted in unmatched); a group inside a
+    collapsed one is hidden with it."""
+    ui.login()
+    w = submit(ferry, {
+        "jobs": {"a": {"argv": ["true"], "hold": True}, "b": {"argv": ["true"]},
+                 "c": {"argv": ["true"]}, "x": {"argv": ["true"], "name": "other"}},
+        "dependencies": [["a", "b"], ["a", "c"], ["a", "x"]],
+        "groups": [{"name": "outer", "elements": ["b", "x", {"name": "inner",
+                                                              "elements": ["c"]}]}]})
+    ids = ids_by_name(ferry, w)
+    ui.wait_connected()
+    g = ui.api("/api/graph", resource="local", workflow=w)
+    assert g["unmatched"] == 1  # "x": its job is named "other"
+    assert [(x["name"], x["parent"], x["jobs"]) for x in g["groups"]] == \
+        [("outer", -1, 1 + 1), ("inner", 0, 1)]
+    assert sorted(c["group"] for c in g["clusters"]) == [0, 1]
+    g = ui.api("/api/graph", resource="local", workflow=w, collapsed="1")
+    assert {n["id"] for n in g["nodes"]} == {f"j{ids[k]}" for k in ("a", "b", "other")}
+    assert g["groups"][1]["members"] == [ids["c"]] and "node" in g["groups"][1]
+    assert [c["group"] for c in g["clusters"]] == [0]
+    g = ui.api("/api/graph", resource="local", workflow=w, collapsed="0")
+    assert sorted(g["groups"][0]["members"]) == sorted([ids["b"], ids["c"]])
+    assert "node" not in g["groups"][1] and "members" not in g["groups"][1]
+    assert {n["id"] for n in g["nodes"]} == {f"j{ids[k]}" for k in ("a", "other")}
+    assert {(e["from"], e["to"]) for e in g["edges"]} == {
+        (f"j{ids['a']}", "g0"), (f"j{ids['a']}", f"j{ids['other']}")}
+    # the layout's direction, as asked
+    assert ui.api("/api/graph", resource="local", workflow=w, rankdir="LR")["rankdir"] == "LR"
+    r, _ = ui.request("GET", f"/api/graph?resource=local&workflow={w}&rankdir=BT")
+    assert r.status == 400
+    ferry.run("kill", "--workflow", w)
+
+
 def test_graph_endpoints_need_the_session(ui, ferry):
     w = diamond(ferry, hold=True)
     for path in (f"/api/graph?resource=local&workflow={w}", "/api/workflows?resource=local",

@@ -220,6 +220,13 @@ static int add_group(struct wgraph *w, const json_t *g, int parent, int depth)
 
 	if (!json_is_object(g) || w->ngroups == GROUPS_MAX || depth > GROUP_DEPTH)
 		return -1;
+	if ((w->ngroups & (w->ngroups - 1)) == 0) { /* 0, 1, 2, 4...: room for twice as many */
+		struct ggroup *p = realloc(w->groups, 2 * (w->ngroups + 1) * sizeof(*p));
+
+		if (!p)
+			return -1;
+		w->groups = p;
+	}
 	w->groups[me] = (struct ggroup){.name = json_string_value(json_object_get(g, "name")),
 					.parent = parent};
 	w->ngroups++;
@@ -259,8 +266,7 @@ static int read_groups(struct ui_res *res, ferry_conn *c, struct wgraph *w, stru
 	w->gjson = info->groups ? json_loads(info->groups, 0, NULL) : NULL;
 	ferry_workflow_info_free(info);
 	w->by_name = malloc((w->n ? w->n : 1) * sizeof(*w->by_name));
-	w->groups = calloc(GROUPS_MAX, sizeof(*w->groups));
-	if (!w->by_name || !w->groups) {
+	if (!w->by_name) {
 		ferry__ui_error_reply(r, 500, "out of memory");
 		return -1;
 	}
@@ -270,9 +276,13 @@ static int read_groups(struct ui_res *res, ferry_conn *c, struct wgraph *w, stru
 	json_array_foreach(w->gjson, i, g)
 	{
 		if (json_is_object(g) && add_group(w, g, -1, 1) < 0) {
-			ferry__ui_error_reply(r, 413,
-					      "the workflow's groups are too many or too deep "
-					      "for the graph view");
+			char msg[160];
+
+			snprintf(msg, sizeof(msg),
+				 "the workflow has more than %d groups or groups nested over %d "
+				 "levels, more than the graph view takes",
+				 GROUPS_MAX, GROUP_DEPTH);
+			ferry__ui_error_reply(r, 413, msg);
 			return -1;
 		}
 		if (json_is_string(g) && find_name(w, json_string_value(g)) < 0)
