@@ -280,7 +280,6 @@ out:
 	ferry__ui_state_stop(&st);
 	ferry__ui_http_stop(h);
 	ferry__ui_state_release(&st);
-	ferry__ui_graph_release();
 	return rc;
 }
 

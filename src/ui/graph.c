@@ -1,8 +1,9 @@
 /*
  * graph.c - the workflows of `ferry ui`'s page: the list of a resource's
- * workflows, the graph of one laid out by Graphviz's dot (libgvc, in this
- * process: no program is run), and its jobs' states for the page to
- * recolour the graph between layouts (docs/architecture.md, "ferry ui").
+ * workflows, the graph of one laid out by Graphviz's dot (libgvc, in a
+ * child forked for it: no program is run), and its jobs' states for the
+ * page to recolour the graph between layouts (docs/architecture.md,
+ * "ferry ui").
  *
  * A workflow's jobs come from one listing (ferry_list_jobs() with its
  * workflow), each with its dependencies; its groups from its status, by
@@ -12,16 +13,26 @@
  * answer: positions, edges as SVG paths, clusters, never text from jobs
  * as markup.
  *
- * Graphviz is not thread-safe (its layout keeps global state), so one
- * layout runs at a time, under graph_mu; the size laid out is bounded
- * (GRAPH_NODES_MAX, GRAPH_EDGES_MAX) so that a layout takes about a
- * second at most and the requests waiting for it are not held long.
- * Other requests (a thread each) do not wait for it.
+ * Each layout runs in a child process forked for it (layout()), which
+ * writes the answer to a pipe and exits: Graphviz keeps global state (it
+ * is not thread-safe), the dot of Debian 12 (2.42) leaks memory with each
+ * layout of clusters (about 1 MiB for 100 groups), and a layout has no
+ * way to be stopped but its process. The server then holds none of it,
+ * and a layout that takes over LAYOUT_TIMEOUT_S is killed. One runs at a
+ * time (graph_mu: each takes a core); the size laid out is bounded
+ * (GRAPH_NODES_MAX, GRAPH_EDGES_MAX) so that one takes about a second at
+ * most. Other requests (a thread each) do not wait for it.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <graphviz/gvc.h>
 
@@ -36,10 +47,13 @@
 #define GROUPS_MAX	    10000 /* groups of a workflow the view takes */
 #define GROUP_DEPTH	    64
 #define WORKFLOWS_MAX	    1000 /* workflows one /api/workflows answer lists, the newest */
+#define LAYOUT_TIMEOUT_S    20.0 /* a layout process that takes longer is killed */
+#define LAYOUT_OUT_MAX	    (64 * 1024 * 1024) /* the most a layout's answer may be */
 
-static pthread_mutex_t graph_mu = PTHREAD_MUTEX_INITIALIZER;
-static GVC_t *gvc;	 /* under graph_mu, made at the first layout */
-static char gv_err[256]; /* Graphviz's last message (under graph_mu) */
+static pthread_mutex_t graph_mu = PTHREAD_MUTEX_INITIALIZER; /* one layout at a time */
+/* The layout process's own (set and used there only) */
+static GVC_t *gvc;
+static char gv_err[256]; /* Graphviz's last message */
 
 struct gjob {
 	ferry_job_id id;
@@ -615,7 +629,7 @@ static int dot(Agraph_t *g, const char *rankdir, const char **used)
 	return gvLayout(gvc, g, "dot") != 0 ? -1 : 0;
 }
 
-/* Lays w out with dot (under graph_mu): the page's graph, or NULL after a reply. */
+/* Lays w out with dot (in the layout process): the page's graph, or NULL after a reply. */
 static json_t *lay_out(struct wgraph *w, const char *rankdir, struct ui_reply *r)
 {
 	const char *used;
@@ -666,6 +680,130 @@ out:
 	return o;
 }
 
+/* ---- the layout process ---- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* The child: the answer to fd, as "NNN" (its status) and its body. Never returns. */
+static void layout_child(struct wgraph *w, const char *rankdir, int fd)
+{
+	struct ui_reply r = {0};
+	json_t *o = lay_out(w, rankdir, &r);
+	char status[4];
+
+	if (o)
+		ferry__ui_json_reply(&r, 200, o);
+	snprintf(status, sizeof(status), "%03u", r.status % 1000);
+	/* _exit: the server's atexit handlers and buffers are not the child's to run */
+	_exit(r.body && write_all(fd, status, 3) == 0 && write_all(fd, r.body, r.len) == 0 ? 0 : 1);
+}
+
+/* Reads the child's answer until it closes the pipe, or the deadline: 0, or -1 (errno). */
+static int read_answer(int fd, double deadline, char **buf, size_t *len)
+{
+	size_t cap = 0;
+
+	for (;;) {
+		double left = deadline - ferry__mono();
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t k;
+		int n;
+
+		if (left <= 0)
+			return errno = ETIMEDOUT, -1;
+		n = poll(&p, 1, (int)(left * 1000) + 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			continue; /* the deadline, checked above */
+		if (*len == cap) {
+			char *q =
+			    cap < LAYOUT_OUT_MAX ? realloc(*buf, cap ? 2 * cap : 65536) : NULL;
+
+			if (!q)
+				return errno = cap < LAYOUT_OUT_MAX ? ENOMEM : EFBIG, -1;
+			*buf = q;
+			cap = cap ? 2 * cap : 65536;
+		}
+		k = read(fd, *buf + *len, cap - *len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -1;
+		if (k == 0)
+			return 0;
+		*len += (size_t)k;
+	}
+}
+
+/* The child's answer, or why it gave none, as the reply. */
+static void take_answer(struct ui_reply *r, char *buf, size_t len, int rc, int err, int status)
+{
+	char msg[200];
+
+	if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && len > 3 && buf[0] >= '1' &&
+	    buf[0] <= '5' && buf[1] >= '0' && buf[1] <= '9' && buf[2] >= '0' && buf[2] <= '9') {
+		r->status = (unsigned)((buf[0] - '0') * 100 + (buf[1] - '0') * 10 + (buf[2] - '0'));
+		memmove(buf, buf + 3, len - 3);
+		buf[len - 3] = 0;
+		r->body = buf;
+		r->len = len - 3;
+		r->type = "application/json";
+		return;
+	}
+	free(buf);
+	if (rc < 0 && err == ETIMEDOUT)
+		snprintf(msg, sizeof(msg), "the layout took over %.0f s: stopped; collapse groups",
+			 LAYOUT_TIMEOUT_S);
+	else if (WIFSIGNALED(status))
+		snprintf(msg, sizeof(msg), "the layout process died of signal %d",
+			 WTERMSIG(status));
+	else
+		snprintf(msg, sizeof(msg), "the layout process failed: %s",
+			 rc < 0 ? strerror(err) : "no answer");
+	ferry__ui_error_reply(r, rc < 0 && err == ETIMEDOUT ? 503 : 500, msg);
+}
+
+/* Lays w out in a child process (under graph_mu): the reply. */
+static void layout(struct wgraph *w, const char *rankdir, struct ui_reply *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int p[2], rc, err = 0, status = 0;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		ferry__ui_error_reply(r, 500, "cannot start the layout process");
+		return;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		layout_child(w, rankdir, p[1]);
+	}
+	close(p[1]);
+	rc = read_answer(p[0], ferry__mono() + LAYOUT_TIMEOUT_S, &buf, &len);
+	err = errno;
+	close(p[0]);
+	if (rc < 0)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	take_answer(r, buf, len, rc, err, status);
+}
+
 /* ---- the requests ---- */
 
 static int workflow_arg(ui_arg_fn arg, void *ctx, ferry_workflow_id *id, struct ui_reply *r)
@@ -690,7 +828,6 @@ static int get_graph(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_re
 	struct ui_res *res;
 	ferry_conn *c = ferry__ui_resource_arg(st, arg(ctx, "resource"), r, &res);
 	char msg[200];
-	json_t *o;
 	size_t nodes;
 
 	if (!c || workflow_arg(arg, ctx, &w.id, r) < 0 || list_workflow(res, c, &w, r) < 0 ||
@@ -712,10 +849,8 @@ static int get_graph(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_re
 		goto out;
 	}
 	pthread_mutex_lock(&graph_mu);
-	o = lay_out(&w, dir, r);
+	layout(&w, dir, r);
 	pthread_mutex_unlock(&graph_mu);
-	if (o)
-		ferry__ui_json_reply(r, 200, o);
 out:
 	wgraph_free(&w);
 	return 0;
@@ -805,13 +940,4 @@ int ferry__ui_graph_get(struct ui_state *st, const char *url, ui_arg_fn arg, voi
 	if (!strcmp(url, "/api/workflow-jobs"))
 		return get_states(st, arg, ctx, r);
 	return -1;
-}
-
-void ferry__ui_graph_release(void)
-{
-	pthread_mutex_lock(&graph_mu);
-	if (gvc)
-		gvFreeContext(gvc);
-	gvc = NULL;
-	pthread_mutex_unlock(&graph_mu);
 }

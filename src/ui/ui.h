@@ -161,8 +161,6 @@ int ferry__ui_monitor_get(struct ui_state *st, const char *url, ui_arg_fn arg, v
 /* GET /api/workflows, /api/graph and /api/workflow-jobs: 0 after a reply, -1 for another URL. */
 int ferry__ui_graph_get(struct ui_state *st, const char *url, ui_arg_fn arg, void *ctx,
 			struct ui_reply *r);
-/* Frees Graphviz's context, once the server stopped. */
-void ferry__ui_graph_release(void);
 
 /* ---- http.c ---- */
 
