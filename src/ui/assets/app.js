@@ -455,7 +455,8 @@ async function loadGraph() {
     // asked, laid out and drawn: read by tests/test_ui_graph.py
     $("#graph").dataset.ms = Math.round(performance.now() - t);
     graphNote(g.jobs + " jobs, " + g.nodes.length + " drawn as jobs" +
-      (graph.collapsed.size ? ", " + graph.collapsed.size + " groups collapsed" : "") +
+      (graph.collapsed.size ? ", " + graph.collapsed.size +
+        (graph.collapsed.size === 1 ? " group collapsed" : " groups collapsed") : "") +
       " (laid out in " + g.layout_s.toFixed(2) + " s)" +
       (g.unmatched ? "; " + g.unmatched + " group elements name no job of the workflow" +
         " (groups are matched by job name)" : ""), false);
@@ -500,8 +501,9 @@ function groupNode(i, grp) {
   gr.append(svg("rect", { class: "box", x: n.x - n.w / 2, y: n.y - n.h / 2, width: n.w,
     height: n.h, rx: 6 }));
   gr.append(svg("g", { class: "bar" }));
-  gr.append(svg("text", { x: n.x, y: n.y - n.h / 2 + 14, "text-anchor": "middle",
+  gr.append(svg("text", { x: n.x, y: n.y - n.h / 2 + 12, "text-anchor": "middle",
     class: "gname" }, "⊞ " + short(grp.name || "group " + i, 24) + " (" + grp.jobs + ")"));
+  gr.append(svg("text", { x: n.x, y: n.y + 5, "text-anchor": "middle", class: "gcounts" }));
   gr.append(svg("title", {}, ""));
   gr.addEventListener("click", () => toggleGroup(i, false));
   return gr;
@@ -555,16 +557,21 @@ function paintGraph() {
     }
     node.dataset.counts = JSON.stringify(counts);
     const n = grp.node, bar = node.querySelector("g.bar");
-    const x0 = n.x - n.w / 2 + 6, w = n.w - 12, y = n.y + 2, total = (grp.members || []).length || 1;
+    const x0 = n.x - n.w / 2 + 6, w = n.w - 12, y = n.y + n.h / 2 - 12;
+    const total = (grp.members || []).length || 1;
     let x = x0;
     const segs = [];
     for (const st of STATES) if (counts[st]) {
       const sw = w * counts[st] / total;
       segs.push(svg("rect", { class: "seg " + st, x: x.toFixed(1), y, width: sw.toFixed(1),
-        height: 10, "data-state": st, "data-count": counts[st] }));
+        height: 8, "data-state": st, "data-count": counts[st] }));
       x += sw;
     }
     bar.replaceChildren(...segs);
+    // the counts in words too, shortest first names: "3 done, 2 running"
+    node.querySelector("text.gcounts").textContent = STATES.filter((st) => counts[st])
+      .map((st) => counts[st] + " " + st.replace("queued_active", "queued")
+        .replace(/_on_hold$/, " held").replace("user_system", "u+s")).join(", ");
     node.querySelector("title").textContent = (grp.name || "group") + ": " +
       STATES.filter((st) => counts[st]).map((st) => counts[st] + " " + st).join(", ") +
       " — click to expand";
