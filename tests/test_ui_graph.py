@@ -273,6 +273,15 @@ def test_browser_graph_shows_each_job_in_its_states_colour(ui, ferry, page):
     shot(page, "test_browser_graph_diamond_collapsed")
     svg_click(page, "#graph g.group")
     wait(page, lambda d: len(graph_nodes(d)) == 5, 10, "the group expanded")
+    # disposed of: the graph of the newest other workflow instead
+    w2 = submit(ferry, {"jobs": {"solo": {"argv": ["true"], "hold": True}}})
+    (solo,) = ids_by_name(ferry, w2).values()
+    ferry.run("workflow", "dispose", w)
+    wait(page, lambda d: list(graph_nodes(d)) == [str(solo)], 15,
+         "the other workflow's graph")
+    ferry.run("workflow", "dispose", w2)
+    wait(page, lambda d: not graph_nodes(d) and text(d, "#w-count") == "none yet", 15,
+         "no workflow left")
     assert page.execute_script("return window.notReloaded") is True
 
 

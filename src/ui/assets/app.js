@@ -417,6 +417,12 @@ async function loadWorkflows(force) {
         sel.value = graph.workflow;
     }
     $("#w-count").textContent = r.total ? "" : "none yet";
+    // the one shown is gone (disposed of): the newest instead, if any
+    if (graph.workflow && !r.workflows.some((w) => w.id === graph.workflow)) {
+      graph.workflow = null;
+      graph.g = null;
+      $("#graph").replaceChildren();
+    }
     if (!graph.workflow && r.workflows.length) showWorkflow(Number(sel.value));
   } catch (e) {
     notice("workflows: " + e.message, true);
@@ -580,7 +586,9 @@ function paintGraph() {
 
 async function loadGraphStates(force) {
   const now = Date.now();
-  if (!graph.g || graph.statesLoading || (!force && now - graph.statesAt < 1000)) return;
+  // each second, and less often for big workflows: a listing of all their jobs
+  const every = Math.max(1000, graph.g ? graph.g.jobs / 2 : 0);
+  if (!graph.g || graph.statesLoading || (!force && now - graph.statesAt < every)) return;
   graph.statesLoading = true;
   graph.statesAt = now;
   const wf = graph.workflow;
