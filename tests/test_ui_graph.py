@@ -190,6 +190,7 @@ def test_jobs_filtered_by_workflow_and_time(ui, ferry):
     assert ids(ended_since=mid) == [early]
     assert ids(ended_since=ended + 1) == [] and ids(ended_until=ended + 1) == [early]
     assert ids(ended_until=ended) == []
+    assert ids(until=0) == [] and ids(ended_since=0) == [early]  # 0 is a time too
     for bad in ({"workflow": "0"}, {"workflow": "x"}, {"since": "-1"}, {"until": "soon"},
                 {"ended_since": "nan"}, {"ended_until": ""}, {"from": "end", "until": mid}):
         r, data = ui.request("GET", "/api/jobs?" + urllib.parse.urlencode(

@@ -26,9 +26,9 @@
 #define OUTPUT_CHUNK (256 * 1024) /* bytes one /api/output answer holds at most */
 #define ACTION_IDS   10000	  /* ids one POST /api/action takes at most */
 /*
- * Jobs a name or an until filter looks at in one answer at most: the
- * listing has neither, so the jobs are looked at here; an answer stops there with
- * a cursor, the page asking again each second costs no more than that.
+ * Jobs a name, until or ended-at filter looks at in one answer at most:
+ * the listing has none of them, so the jobs are looked at here; an
+ * answer stops there with a cursor, the page asking again each second costs no more than that.
  */
 #define SCAN_MAX 10000
 
@@ -94,7 +94,7 @@ ferry_conn *ferry__ui_resource_arg(struct ui_state *st, const char *name, struct
 struct page {
 	json_t *jobs;
 	const char *name; /* fnmatch(3) glob; NULL: any */
-	/* submitted before until, ended in [ended_since, ended_until); 0: unset */
+	/* submitted before until, ended in [ended_since, ended_until); -1: unset */
 	double until, ended_since, ended_until;
 	int scan; /* one of the above set: the jobs are looked at here */
 	size_t limit;
@@ -126,11 +126,11 @@ static int scan_match(const struct page *p, const struct ferry_job_info *j)
 {
 	if (p->name && fnmatch(p->name, j->name ? j->name : "", 0) != 0)
 		return 0;
-	if (p->until && !(j->submitted_at < p->until))
+	if (p->until >= 0 && !(j->submitted_at < p->until))
 		return 0;
-	if (p->ended_since && !(j->ended_at && j->ended_at >= p->ended_since))
+	if (p->ended_since >= 0 && !(j->ended_at && j->ended_at >= p->ended_since))
 		return 0;
-	return !p->ended_until || (j->ended_at && j->ended_at < p->ended_until);
+	return p->ended_until < 0 || (j->ended_at && j->ended_at < p->ended_until);
 }
 
 static int page_job(void *data, const struct ferry_job_info *j)
@@ -243,12 +243,12 @@ again:
 	return 0;
 }
 
-/* A time: seconds since the epoch, not negative; 0, or -1. An absent one is 0 (unset). */
+/* A time: seconds since the epoch, not negative; 0, or -1. An absent one is -1 (unset). */
 static int parse_time(const char *s, double *out)
 {
 	char *end;
 
-	*out = 0;
+	*out = -1;
 	if (!s)
 		return 0;
 	errno = 0;
@@ -267,12 +267,13 @@ static int job_filters(ui_arg_fn arg, void *ctx, struct ferry_list_opts *o, stru
 	const char *from = arg(ctx, "from"), *name = arg(ctx, "name");
 	long long after = 0, limit = PAGE_DEFAULT, wf = 0;
 	int ns = parse_states(arg(ctx, "state"), states, nstates);
+	double since;
 
 	if (ns < 0 ||
 	    (arg(ctx, "after") && parse_int(arg(ctx, "after"), 0, INT64_MAX, &after) < 0) ||
 	    (arg(ctx, "limit") && parse_int(arg(ctx, "limit"), 1, PAGE_MAX, &limit) < 0) ||
 	    (arg(ctx, "workflow") && parse_int(arg(ctx, "workflow"), 1, INT64_MAX, &wf) < 0) ||
-	    parse_time(arg(ctx, "since"), &o->since) < 0 ||
+	    parse_time(arg(ctx, "since"), &since) < 0 ||
 	    parse_time(arg(ctx, "until"), &p->until) < 0 ||
 	    parse_time(arg(ctx, "ended_since"), &p->ended_since) < 0 ||
 	    parse_time(arg(ctx, "ended_until"), &p->ended_until) < 0) {
@@ -281,13 +282,14 @@ static int job_filters(ui_arg_fn arg, void *ctx, struct ferry_list_opts *o, stru
 				      "seconds since the epoch");
 		return -1;
 	}
-	p->scan = (name && *name) || p->until || p->ended_since || p->ended_until;
+	p->scan = (name && *name) || p->until >= 0 || p->ended_since >= 0 || p->ended_until >= 0;
 	if (from && (strcmp(from, "end") != 0 || p->scan || after)) {
 		ferry__ui_error_reply(r, 400,
-				      "from=end takes no after, name, until, ended_since or "
-				      "ended_until");
+				      "from is end or nothing, and takes no after, name, until, "
+				      "ended_since or ended_until");
 		return -1;
 	}
+	o->since = since > 0 ? since : 0; /* the listing's 0 is any time, as since=0 is */
 	o->states = ns ? states : NULL;
 	o->nstates = (size_t)ns;
 	o->after = after;
