@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +26,9 @@
 #define OUTPUT_CHUNK (256 * 1024) /* bytes one /api/output answer holds at most */
 #define ACTION_IDS   10000	  /* ids one POST /api/action takes at most */
 /*
- * Jobs a name filter looks at in one answer at most: the listing has no
- * name filter, so the jobs are looked at here; an answer stops there with
- * a cursor, the page asking again each second costs no more than that.
+ * Jobs a name, until or ended-at filter looks at in one answer at most:
+ * the listing has none of them, so the jobs are looked at here; an
+ * answer stops there with a cursor, the page asking again each second costs no more than that.
  */
 #define SCAN_MAX 10000
 
@@ -93,6 +94,9 @@ ferry_conn *ferry__ui_resource_arg(struct ui_state *st, const char *name, struct
 struct page {
 	json_t *jobs;
 	const char *name; /* fnmatch(3) glob; NULL: any */
+	/* submitted before until, ended in [ended_since, ended_until); -1: unset */
+	double until, ended_since, ended_until;
+	int scan; /* one of the above set: the jobs are looked at here */
 	size_t limit;
 	size_t scanned;	   /* jobs looked at */
 	ferry_job_id last; /* the last job looked at */
@@ -117,11 +121,23 @@ static json_t *row(const struct ferry_job_info *j)
 	return o;
 }
 
+/* Whether j passes the filters the engine's listing has not: name, until, ended since or until. */
+static int scan_match(const struct page *p, const struct ferry_job_info *j)
+{
+	if (p->name && fnmatch(p->name, j->name ? j->name : "", 0) != 0)
+		return 0;
+	if (p->until >= 0 && !(j->submitted_at < p->until))
+		return 0;
+	if (p->ended_since >= 0 && !(j->ended_at && j->ended_at >= p->ended_since))
+		return 0;
+	return p->ended_until < 0 || (j->ended_at && j->ended_at < p->ended_until);
+}
+
 static int page_job(void *data, const struct ferry_job_info *j)
 {
 	struct page *p = data;
 
-	if (p->name && fnmatch(p->name, j->name ? j->name : "", 0) != 0) {
+	if (p->scan && !scan_match(p, j)) {
 		p->last = j->id;
 		p->more = ++p->scanned >= SCAN_MAX;
 		return p->more;
@@ -168,8 +184,8 @@ static int list_page(struct ui_res *res, ferry_conn *c, struct ferry_list_opts *
 {
 	int rc;
 
-	/* without a name filter the engine stops the listing itself */
-	if (!p->name)
+	/* without a filter of its own the engine stops the listing itself */
+	if (!p->scan)
 		o->limit = p->limit + 1;
 	o->page = p->limit + 1 < 1000 ? p->limit + 1 : 1000;
 	pthread_mutex_lock(&res->call_mu);
@@ -201,6 +217,7 @@ int ferry__ui_cursor_of_end(struct ui_res *res, ferry_conn *c, const struct ferr
 
 	if (ferry__ui_end_cursor(res, o->states, o->nstates, limit, &from.after) < 0)
 		from.after = o->after;
+again:
 	pthread_mutex_lock(&res->call_mu);
 	rc = ferry_list_ids(c, &from, &ids, &n);
 	if (rc < 0)
@@ -210,40 +227,94 @@ int ferry__ui_cursor_of_end(struct ui_res *res, ferry_conn *c, const struct ferr
 		free(ids);
 		return -1;
 	}
+	/*
+	 * The poller's cursor is of the newest jobs of any workflow and time:
+	 * a workflow's or a time's own may be older. Fewer than a page after
+	 * it: from the first, their ids only (the engine selects them).
+	 */
+	if (n <= limit && from.after != o->after && (o->workflow || o->since)) {
+		free(ids);
+		ids = NULL;
+		from.after = o->after;
+		goto again;
+	}
 	*after = n > limit ? ids[n - limit - 1] : from.after;
 	free(ids);
 	return 0;
 }
 
-static int get_jobs(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_reply *r)
+/* A time: seconds since the epoch, not negative; 0, or -1. An absent one is -1 (unset). */
+static int parse_time(const char *s, double *out)
+{
+	char *end;
+
+	*out = -1;
+	if (!s)
+		return 0;
+	errno = 0;
+	*out = strtod(s, &end);
+	return !*s || errno || *end || !isfinite(*out) || *out < 0 ? -1 : 0;
+}
+
+/*
+ * The filters of /api/jobs into o (those the engine's listing has: state,
+ * after, since, workflow) and p (those looked at here: name, until, ended
+ * since and until). 0, or -1 after a reply.
+ */
+static int job_filters(ui_arg_fn arg, void *ctx, struct ferry_list_opts *o, struct page *p,
+		       enum ferry_job_status *states, size_t nstates, struct ui_reply *r)
 {
 	const char *from = arg(ctx, "from"), *name = arg(ctx, "name");
-	enum ferry_job_status states[16];
-	struct ferry_list_opts o;
-	struct page p = {0};
-	long long after = 0, limit = PAGE_DEFAULT;
-	struct ui_res *res;
-	ferry_conn *c = ferry__ui_resource_arg(st, arg(ctx, "resource"), r, &res);
-	int ns;
+	long long after = 0, limit = PAGE_DEFAULT, wf = 0;
+	int ns = parse_states(arg(ctx, "state"), states, nstates);
+	double since;
 
-	if (!c)
-		return 0;
-	ns = parse_states(arg(ctx, "state"), states, FERRY_ARRAY_SIZE(states));
 	if (ns < 0 ||
 	    (arg(ctx, "after") && parse_int(arg(ctx, "after"), 0, INT64_MAX, &after) < 0) ||
 	    (arg(ctx, "limit") && parse_int(arg(ctx, "limit"), 1, PAGE_MAX, &limit) < 0) ||
-	    (from && (strcmp(from, "end") != 0 || (name && *name) || after))) {
-		ferry__ui_error_reply(r, 400, "bad state, after or limit, or from=end with a name");
-		return 0;
+	    (arg(ctx, "workflow") && parse_int(arg(ctx, "workflow"), 1, INT64_MAX, &wf) < 0) ||
+	    parse_time(arg(ctx, "since"), &since) < 0 ||
+	    parse_time(arg(ctx, "until"), &p->until) < 0 ||
+	    parse_time(arg(ctx, "ended_since"), &p->ended_since) < 0 ||
+	    parse_time(arg(ctx, "ended_until"), &p->ended_until) < 0) {
+		ferry__ui_error_reply(r, 400,
+				      "bad state, after, limit or workflow, or a time that is not "
+				      "seconds since the epoch");
+		return -1;
 	}
+	p->scan = (name && *name) || p->until >= 0 || p->ended_since >= 0 || p->ended_until >= 0;
+	if (from && (strcmp(from, "end") != 0 || p->scan || after)) {
+		ferry__ui_error_reply(r, 400,
+				      "from is end or nothing, and takes no after, name, until, "
+				      "ended_since or ended_until");
+		return -1;
+	}
+	o->since = since > 0 ? since : 0; /* the listing's 0 is any time, as since=0 is */
+	o->states = ns ? states : NULL;
+	o->nstates = (size_t)ns;
+	o->after = after;
+	o->workflow = wf;
+	p->limit = (size_t)limit;
+	return 0;
+}
+
+static int get_jobs(struct ui_state *st, ui_arg_fn arg, void *ctx, struct ui_reply *r)
+{
+	const char *name = arg(ctx, "name");
+	enum ferry_job_status states[16];
+	struct ferry_list_opts o;
+	struct page p = {0};
+	struct ui_res *res;
+	ferry_conn *c = ferry__ui_resource_arg(st, arg(ctx, "resource"), r, &res);
+
+	if (!c)
+		return 0;
 	ferry_list_opts_init(&o);
-	o.states = ns ? states : NULL;
-	o.nstates = (size_t)ns;
-	o.after = after;
-	if (from && ferry__ui_cursor_of_end(res, c, &o, (size_t)limit, &o.after, r) < 0)
+	if (job_filters(arg, ctx, &o, &p, states, FERRY_ARRAY_SIZE(states), r) < 0)
+		return 0;
+	if (arg(ctx, "from") && ferry__ui_cursor_of_end(res, c, &o, p.limit, &o.after, r) < 0)
 		return 0;
 	p.jobs = json_array();
-	p.limit = (size_t)limit;
 	p.name = name_glob(name);
 	if (!p.jobs || (name && *name && !p.name))
 		ferry__ui_error_reply(r, 500, "out of memory");

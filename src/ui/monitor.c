@@ -281,5 +281,5 @@ int ferry__ui_monitor_get(struct ui_state *st, const char *url, ui_arg_fn arg, v
 		return get_transfers(st, arg, ctx, r);
 	if (!strcmp(url, "/api/plots"))
 		return get_plots(st, arg, ctx, r);
-	return -1;
+	return ferry__ui_graph_get(st, url, arg, ctx, r);
 }

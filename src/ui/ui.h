@@ -3,7 +3,7 @@
  * "ferry ui"). state.c holds the resources, their connections and the
  * pollers that summarise them; http.c the HTTP server and its security
  * checks; api.c the JSON API the page calls, monitor.c its transfers
- * and plots; assets.c (generated from
+ * and plots, graph.c its workflows' graphs; assets.c (generated from
  * src/ui/assets/ at build time) the page itself.
  */
 #ifndef FERRY_UI_H
@@ -152,9 +152,15 @@ int ferry__ui_cursor_of_end(struct ui_res *res, ferry_conn *c, const struct ferr
  * with err set.
  */
 int ferry__ui_sample(struct ui_res *r, json_t *o, char *err, size_t errlen);
-/* GET /api/transfers and /api/plots: 0 after a reply, -1 for another URL. */
+/* GET /api/transfers, /api/plots, then graph.c's: 0 after a reply, -1 for another URL. */
 int ferry__ui_monitor_get(struct ui_state *st, const char *url, ui_arg_fn arg, void *ctx,
 			  struct ui_reply *r);
+
+/* ---- graph.c ---- */
+
+/* GET /api/workflows, /api/graph and /api/workflow-jobs: 0 after a reply, -1 for another URL. */
+int ferry__ui_graph_get(struct ui_state *st, const char *url, ui_arg_fn arg, void *ctx,
+			struct ui_reply *r);
 
 /* ---- http.c ---- */
 

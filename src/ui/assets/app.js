@@ -1,6 +1,8 @@
 // The page of `ferry ui` (src/ui): resources, a page of jobs, one job's
 // detail with its output followed live, the controls, the resource's
-// transfers and its plots (inline SVG). It learns of
+// transfers and its plots (inline SVG), and a workflow's graph (laid
+// out by the server, drawn as SVG here, its states' colours kept up to
+// date between layouts). It learns of
 // changes from the server's event stream (/events: new counts of the
 // resources' jobs, or a tick when a second passed without them) and then
 // asks again for what it shows. Text from jobs goes in with
@@ -20,6 +22,7 @@ const csrf = document.querySelector("meta[name=ferry-csrf]").content;
 
 const view = {
   resource: null, state: "", name: "",
+  workflow: "", since: "", until: "", endedSince: "", endedUntil: "",  // seconds, "" unset
   after: 0, back: [], next: null,   // the page: its cursor, those before it, the next one
   atEnd: true,                      // showing the newest jobs, the new ones as they come
   selected: new Set(),
@@ -111,11 +114,18 @@ async function loadJobs() {
   if (view.loading) { view.again = true; return; }
   view.loading = true;
   try {
-    const end = view.atEnd && !view.name;  // a name filter pages from the oldest only
+    // filters the server looks at job by job page from the oldest only
+    const scan = view.name || view.until || view.endedSince || view.endedUntil;
+    const end = view.atEnd && !scan;
     const q = { resource: view.resource, limit: PAGE };
     if (end) q.from = "end"; else q.after = view.after;
     if (view.state) q.state = view.state;
     if (view.name) q.name = view.name;
+    if (view.workflow) q.workflow = view.workflow;
+    if (view.since) q.since = view.since;
+    if (view.until) q.until = view.until;
+    if (view.endedSince) q.ended_since = view.endedSince;
+    if (view.endedUntil) q.ended_until = view.endedUntil;
     const page = await api("/api/jobs", q);
     // redrawn only when it changed: a click or a hover is not lost each second
     const text = JSON.stringify([q, page]);
@@ -127,7 +137,7 @@ async function loadJobs() {
     view.next = page.next;
     $("#p-next").disabled = end || page.next === null;
     $("#p-prev").disabled = end || view.back.length === 0;
-    $("#p-last").disabled = end || !!view.name;
+    $("#p-last").disabled = end || !!scan;
     $("#p-where").textContent = end ? "newest jobs" : "page " + (view.back.length + 1) +
       (page.next !== null && page.jobs.length < PAGE ? " (searched up to job " + page.next + ")" : "");
   } catch (e) {
@@ -137,6 +147,9 @@ async function loadJobs() {
     if (view.again) { view.again = false; loadJobs(); }
   }
 }
+
+// A datetime-local input's value (local time) as seconds since the epoch; "" when empty.
+function seconds(v) { return v ? String(new Date(v).getTime() / 1000) : ""; }
 
 function resetPaging(atEnd) { view.after = 0; view.back = []; view.atEnd = atEnd; }
 
@@ -362,6 +375,329 @@ async function loadPlots() {
   }
 }
 
+// ---- workflows: the graph (laid out by the server's Graphviz, drawn here) ----
+
+const graph = {
+  resource: null,      // whose workflows are listed
+  list: [], listAt: 0, listLoading: false,
+  workflow: null,      // the one shown
+  g: null,             // its layout, as /api/graph answered
+  collapsed: null,     // group indexes drawn as one node; null: the server's default
+  rankdir: null,       // "TB" or "LR"; null: the server's choice, then kept
+  states: new Map(),   // job id -> [state, exit status], newest known
+  loading: false, statesLoading: false, statesAt: 0,
+  vb: null,            // the part of the drawing shown: {x, y, w, h}
+};
+
+function graphNote(text, bad) {
+  const n = $("#w-note");
+  n.textContent = text;
+  n.classList.toggle("bad", !!bad);
+}
+
+async function loadWorkflows(force) {
+  const now = Date.now();
+  if (!view.resource || graph.listLoading || (!force && now - graph.listAt < 5000)) return;
+  graph.listLoading = true;
+  graph.listAt = now;
+  try {
+    const r = await api("/api/workflows", { resource: view.resource });
+    const sel = $("#w-select");
+    const text = JSON.stringify(r.workflows);
+    if (text !== JSON.stringify(graph.list)) {
+      graph.list = r.workflows;
+      // the newest first
+      sel.replaceChildren(...r.workflows.slice().reverse().map((w) => {
+        const o = el("option", "#" + w.id + (w.name ? " " + w.name : "") + " (" + w.state +
+          ", " + w.jobs + (w.jobs === 1 ? " job)" : " jobs)"));
+        o.value = w.id;
+        return o;
+      }));
+      if (graph.workflow && r.workflows.some((w) => w.id === graph.workflow))
+        sel.value = graph.workflow;
+    }
+    $("#w-count").textContent = r.total ? "" : "none yet";
+    // the one shown is gone (disposed of): the newest instead, if any
+    if (graph.workflow && !r.workflows.some((w) => w.id === graph.workflow)) {
+      graph.workflow = null;
+      graph.g = null;
+      $("#graph").replaceChildren();
+    }
+    if (!graph.workflow && r.workflows.length) showWorkflow(Number(sel.value));
+  } catch (e) {
+    notice("workflows: " + e.message, true);
+  } finally {
+    graph.listLoading = false;
+  }
+}
+
+function showWorkflow(id) {
+  graph.workflow = id;
+  graph.collapsed = null;
+  graph.rankdir = null;
+  graph.g = null;
+  graph.vb = null;
+  graph.states = new Map();
+  loadGraph();
+}
+
+async function loadGraph() {
+  if (!view.resource || !graph.workflow) return;
+  if (graph.loading) return;
+  graph.loading = true;
+  const wf = graph.workflow;
+  try {
+    const q = { resource: view.resource, workflow: wf };
+    if (graph.collapsed) q.collapsed = [...graph.collapsed].join(",") || "none";
+    if (graph.rankdir) q.rankdir = graph.rankdir;
+    const t = performance.now();
+    const g = await api("/api/graph", q);
+    if (graph.workflow !== wf) return;
+    graph.g = g;
+    graph.collapsed = new Set(g.groups.flatMap((x, i) => (x.collapsed ? [i] : [])));
+    graph.rankdir = g.rankdir;
+    for (const n of g.nodes) graph.states.set(n.job, [n.status, n.exit_status]);
+    drawGraph(g);
+    // asked, laid out and drawn: read by tests/test_ui_graph.py
+    $("#graph").dataset.ms = Math.round(performance.now() - t);
+    graphNote(g.jobs + " jobs, " + g.nodes.length + " drawn as jobs" +
+      (graph.collapsed.size ? ", " + graph.collapsed.size +
+        (graph.collapsed.size === 1 ? " group collapsed" : " groups collapsed") : "") +
+      " (laid out in " + g.layout_s.toFixed(2) + " s)" +
+      (g.unmatched ? "; " + g.unmatched + " group elements name no job of the workflow" +
+        " (groups are matched by job name)" : ""), false);
+    loadGraphStates(true);
+  } catch (e) {
+    if (graph.workflow === wf) {
+      $("#graph").replaceChildren();
+      graph.g = null;
+      graphNote("graph of workflow " + wf + ": " + e.message, true);
+    }
+  } finally {
+    graph.loading = false;
+  }
+}
+
+// The arrowhead the edges end in, and the view's frame.
+function graphDefs() {
+  const m = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
+    markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" });
+  m.append(svg("path", { d: "M0 0 L10 5 L0 10 z", class: "arrow" }));
+  const d = svg("defs");
+  d.append(m);
+  return d;
+}
+
+function short(s, n) { return s.length > n ? s.slice(0, n - 1) + "…" : s; }
+
+function jobNode(n) {
+  const gr = svg("g", { class: "node job", "data-id": n.job });
+  gr.append(svg("rect", { class: "box", x: n.x - n.w / 2, y: n.y - n.h / 2, width: n.w,
+    height: n.h, rx: 4 }));
+  gr.append(svg("text", { x: n.x, y: n.y + 4, "text-anchor": "middle" },
+    short(n.name || String(n.job), 20)));
+  gr.append(svg("title", {}, ""));
+  gr.addEventListener("click", () => openDetail(view.resource, n.job));
+  return gr;
+}
+
+function groupNode(i, grp) {
+  const n = grp.node;
+  const gr = svg("g", { class: "node group", "data-group": i });
+  gr.append(svg("rect", { class: "box", x: n.x - n.w / 2, y: n.y - n.h / 2, width: n.w,
+    height: n.h, rx: 6 }));
+  gr.append(svg("g", { class: "bar" }));
+  gr.append(svg("text", { x: n.x, y: n.y - n.h / 2 + 12, "text-anchor": "middle",
+    class: "gname" }, "⊞ " + short(grp.name || "group " + i, 24) + " (" + grp.jobs + ")"));
+  gr.append(svg("text", { x: n.x, y: n.y + 5, "text-anchor": "middle", class: "gcounts" }));
+  gr.append(svg("title", {}, ""));
+  gr.addEventListener("click", () => toggleGroup(i, false));
+  return gr;
+}
+
+function clusterBox(c, grp) {
+  const gr = svg("g", { class: "cluster", "data-group": c.group });
+  gr.append(svg("rect", { x: c.x - c.w / 2, y: c.y - c.h / 2, width: c.w, height: c.h, rx: 6 }));
+  const label = svg("text", { x: c.x - c.w / 2 + 6, y: c.y - c.h / 2 + 12, class: "gname" },
+    "⊟ " + short(grp.name || "group " + c.group, 30) + " (" + grp.jobs + ")");
+  label.append(svg("title", {}, "collapse this group"));
+  label.addEventListener("click", () => toggleGroup(c.group, true));
+  gr.append(label);
+  return gr;
+}
+
+function drawGraph(g) {
+  const box = $("#graph");
+  const parts = [graphDefs()];
+  for (const c of g.clusters) parts.push(clusterBox(c, g.groups[c.group]));
+  for (const e of g.edges)
+    if (e.d) parts.push(svg("path", { d: e.d, class: "edge", "marker-end": "url(#arrow)" }));
+  for (const n of g.nodes) parts.push(jobNode(n));
+  g.groups.forEach((grp, i) => { if (grp.node) parts.push(groupNode(i, grp)); });
+  box.replaceChildren(...parts);
+  box.dataset.workflow = g.workflow;
+  box.dataset.jobs = g.jobs;
+  if (!graph.vb) graphStart();
+  else setViewBox();
+  paintGraph();
+}
+
+// The states' colours on the nodes, and each collapsed group's counts.
+function paintGraph() {
+  const g = graph.g;
+  if (!g) return;
+  for (const node of document.querySelectorAll("#graph g.job")) {
+    const id = Number(node.dataset.id);
+    const [st, exit] = graph.states.get(id) || ["", ""];
+    node.setAttribute("class", "node job " + st + (exit === "aborted" ? " aborted" : ""));
+    node.dataset.status = st;
+    node.querySelector("title").textContent = "job " + id + ": " + st +
+      (exit && exit !== "none" ? " (" + exit + ")" : "") + " — click for its detail";
+  }
+  for (const node of document.querySelectorAll("#graph g.group")) {
+    const grp = g.groups[Number(node.dataset.group)];
+    const counts = {};
+    for (const id of grp.members || []) {
+      const st = (graph.states.get(id) || ["queued_active"])[0];
+      counts[st] = (counts[st] || 0) + 1;
+    }
+    node.dataset.counts = JSON.stringify(counts);
+    const n = grp.node, bar = node.querySelector("g.bar");
+    const x0 = n.x - n.w / 2 + 6, w = n.w - 12, y = n.y + n.h / 2 - 12;
+    const total = (grp.members || []).length || 1;
+    let x = x0;
+    const segs = [];
+    for (const st of STATES) if (counts[st]) {
+      const sw = w * counts[st] / total;
+      segs.push(svg("rect", { class: "seg " + st, x: x.toFixed(1), y, width: sw.toFixed(1),
+        height: 8, "data-state": st, "data-count": counts[st] }));
+      x += sw;
+    }
+    bar.replaceChildren(...segs);
+    // the counts in words too, shortest first names: "3 done, 2 running"
+    node.querySelector("text.gcounts").textContent = STATES.filter((st) => counts[st])
+      .map((st) => counts[st] + " " + st.replace("queued_active", "queued")
+        .replace(/_on_hold$/, " held").replace("user_system", "u+s")).join(", ");
+    node.querySelector("title").textContent = (grp.name || "group") + ": " +
+      STATES.filter((st) => counts[st]).map((st) => counts[st] + " " + st).join(", ") +
+      " — click to expand";
+  }
+}
+
+async function loadGraphStates(force) {
+  const now = Date.now();
+  // each second, and less often for big workflows: a listing of all their jobs
+  const every = Math.max(1000, graph.g ? graph.g.jobs / 2 : 0);
+  if (!graph.g || graph.statesLoading || (!force && now - graph.statesAt < every)) return;
+  graph.statesLoading = true;
+  graph.statesAt = now;
+  const wf = graph.workflow;
+  try {
+    const r = await api("/api/workflow-jobs", { resource: view.resource, workflow: wf });
+    if (graph.workflow !== wf) return;
+    graph.states = new Map(r.jobs.map((j) => [j[0], [j[1], j[2]]]));
+    // jobs disposed of (or a graph of another size): laid out again
+    if (r.jobs.length !== graph.g.jobs) { graph.statesLoading = false; loadGraph(); return; }
+    paintGraph();
+  } catch (e) {
+    graphNote("graph of workflow " + wf + ": " + e.message, true);
+  } finally {
+    graph.statesLoading = false;
+  }
+}
+
+function toggleGroup(i, collapse) {
+  if (!graph.collapsed) return;
+  if (collapse) graph.collapsed.add(i); else graph.collapsed.delete(i);
+  loadGraph();
+}
+
+// ---- pan and zoom: the SVG's viewBox ----
+
+function setViewBox() {
+  const v = graph.vb;
+  $("#graph").setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+}
+
+// The whole drawing, centred, at most 1.5 times its size (a small graph is not blown up).
+function graphFit() {
+  const g = graph.g, r = $("#graph").getBoundingClientRect();
+  if (!g) return;
+  const w = Math.max(g.width + 20, r.width / 1.5), h = Math.max(g.height + 20, r.height / 1.5);
+  graph.vb = { x: g.width / 2 - w / 2, y: g.height / 2 - h / 2, w, h };
+  setViewBox();
+}
+
+// The first view: the whole drawing when it is readable so (its text at
+// 0.8 of its size at least), else its top left corner at that size, to be
+// panned (drag) and zoomed (wheel, buttons).
+function graphStart() {
+  const g = graph.g, r = $("#graph").getBoundingClientRect();
+  if (Math.min(r.width / (g.width + 20), r.height / (g.height + 20)) >= 0.8) return graphFit();
+  graph.vb = { x: -10, y: -10, w: r.width / 0.8, h: r.height / 0.8 };
+  setViewBox();
+}
+
+// Zooms by f about the point (fx, fy) of the view, as fractions of it.
+function graphZoom(f, fx = 0.5, fy = 0.5) {
+  const v = graph.vb;
+  if (!v) return;
+  const x = v.x + fx * v.w, y = v.y + fy * v.h;
+  v.w /= f; v.h /= f;
+  v.x = x - fx * v.w; v.y = y - fy * v.h;
+  setViewBox();
+}
+
+function wireGraph() {
+  const box = $("#graph");
+  $("#w-select").addEventListener("change", (ev) => showWorkflow(Number(ev.target.value)));
+  $("#w-fit").addEventListener("click", graphFit);
+  $("#w-dir").addEventListener("click", () => {
+    graph.rankdir = graph.rankdir === "LR" ? "TB" : "LR";
+    graph.vb = null;
+    loadGraph();
+  });
+  $("#w-in").addEventListener("click", () => graphZoom(1.5));
+  $("#w-out").addEventListener("click", () => graphZoom(1 / 1.5));
+  $("#w-collapse").addEventListener("click", () => {
+    if (!graph.g) return;
+    graph.collapsed = new Set(graph.g.groups.flatMap((x, i) => (x.parent < 0 ? [i] : [])));
+    graph.vb = null;
+    loadGraph();
+  });
+  $("#w-expand").addEventListener("click", () => {
+    graph.collapsed = new Set();
+    graph.vb = null;
+    loadGraph();
+  });
+  $("#w-jobs").addEventListener("click", () => {
+    if (!graph.workflow) return;
+    $("#f-workflow").value = graph.workflow;
+    $("#filters").requestSubmit();
+  });
+  box.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    const r = box.getBoundingClientRect();
+    graphZoom(ev.deltaY < 0 ? 1.2 : 1 / 1.2, (ev.clientX - r.left) / r.width,
+      (ev.clientY - r.top) / r.height);
+  }, { passive: false });
+  let drag = null;
+  box.addEventListener("pointerdown", (ev) => {
+    if (ev.target.closest(".node, .gname") || !graph.vb) return;
+    drag = { x: ev.clientX, y: ev.clientY, vx: graph.vb.x, vy: graph.vb.y };
+    box.setPointerCapture(ev.pointerId);
+  });
+  box.addEventListener("pointermove", (ev) => {
+    if (!drag) return;
+    const r = box.getBoundingClientRect();
+    const s = Math.max(graph.vb.w / r.width, graph.vb.h / r.height);
+    graph.vb.x = drag.vx - (ev.clientX - drag.x) * s;
+    graph.vb.y = drag.vy - (ev.clientY - drag.y) * s;
+    setViewBox();
+  });
+  box.addEventListener("pointerup", () => { drag = null; });
+}
+
 // ---- actions ----
 
 async function act(action, resource, ids) {
@@ -409,6 +745,11 @@ function wire() {
     view.resource = $("#f-resource").value;
     view.state = $("#f-state").value;
     view.name = $("#f-name").value.trim();
+    view.workflow = $("#f-workflow").value.trim();
+    view.since = seconds($("#f-since").value);
+    view.until = seconds($("#f-until").value);
+    view.endedSince = seconds($("#f-ended-since").value);
+    view.endedUntil = seconds($("#f-ended-until").value);
     view.selected.clear();
     $("#n-selected").textContent = "0 selected";
     view.shown = null;
@@ -417,6 +758,15 @@ function wire() {
     view.plotsAt = 0;
     loadTransfers();
     loadPlots();
+    if (graph.resource !== view.resource) {
+      graph.resource = view.resource;
+      graph.workflow = null;
+      graph.list = [];
+      $("#w-select").replaceChildren();
+      $("#graph").replaceChildren();
+      graph.g = null;
+      loadWorkflows(true);
+    }
   });
   $("#f-resource").addEventListener("change", () => $("#filters").requestSubmit());
   $("#f-state").addEventListener("change", () => $("#filters").requestSubmit());
@@ -440,6 +790,7 @@ function wire() {
   for (const b of document.querySelectorAll("#d-actions button"))
     b.addEventListener("click", () => view.detail && act(b.dataset.action, view.detail.resource, [view.detail.id]));
   $("#d-close").addEventListener("click", () => { view.detail = null; $("#detail").hidden = true; });
+  wireGraph();
 }
 
 function listen() {
@@ -452,12 +803,19 @@ function listen() {
     loadDetail();
     loadTransfers();
     loadPlots();
+    loadWorkflows();
+    loadGraphStates();
   });
   // a second without new counts (counting many jobs takes longer): the jobs may have moved
-  es.addEventListener("tick", () => { loadJobs(); loadDetail(); loadTransfers(); loadPlots(); });
+  es.addEventListener("tick", () => {
+    loadJobs(); loadDetail(); loadTransfers(); loadPlots(); loadWorkflows(); loadGraphStates();
+  });
 }
 
 wire();
-api("/api/resources").then(renderResources).then(() => { loadJobs(); loadTransfers(); loadPlots(); })
+api("/api/resources").then(renderResources).then(() => {
+  graph.resource = view.resource;
+  loadJobs(); loadTransfers(); loadPlots(); loadWorkflows(true);
+})
   .catch((e) => notice(e.message, true));
 listen();
