@@ -527,8 +527,9 @@ def test_transfer_files_send_inputs_and_retrieve_outputs(dw):
     """drmaa_transfer_files: the files named go through ferry's transfers
     (`ferry submit --in/--out`'s calls): an input is sent before the job,
     which reads the engine's copy; an output is written by the job to the
-    engine's copy and retrieved to its path by the wait (drmaa_wait or
-    drmaa_synchronize, in the session or a later one)."""
+    engine's copy and retrieved to its path by the first call that sees the
+    job ended: drmaa_job_ps of a job of the session, drmaa_wait or
+    drmaa_synchronize, in the session or (a wait) in a later one."""
     work = dw.f.work
     with open(dw.f.path("in.txt"), "w") as fh:
         fh.write("hello\n")
@@ -547,13 +548,19 @@ def test_transfer_files_send_inputs_and_retrieve_outputs(dw):
                       outputPath=":{work}/out.txt", errorPath=":{work}/logs/",
                       jobName="xf", transferFiles="ioe")
         jid = s.runJob(jt)
+        # the job_ps that sees the end retrieves them: a client that polls
+        # and never waits finds them (Snakemake's --drmaa polls so)
         state(s, jid, "done")
-        before = os.path.exists("{work}/out.txt")  # the job wrote the engine's copy
-        i = s.wait(jid, 30)
         with open("{work}/out.txt") as fh:
             out_ = fh.read()
         with open("{work}/logs/xf.e") as fh:
             err = fh.read()
+        # fetched once: the wait after it leaves what the client made of them
+        with open("{work}/out.txt", "w") as fh:
+            fh.write("edited\\n")
+        i = s.wait(jid, 30)
+        with open("{work}/out.txt") as fh:
+            edited = fh.read()
         bulk = s.runBulkJobs(template(s, "cat", inputPath=":{work}/b$drmaa_incr_ph$.in",
                                       outputPath=":{work}/b$drmaa_incr_ph$.out",
                                       joinFiles=True, transferFiles="io"), 1, 3, 1)
@@ -569,10 +576,10 @@ def test_transfer_files_send_inputs_and_retrieve_outputs(dw):
         hd_status = s.wait(hd, 30).exitStatus
         later = s.runJob(template(s, "echo later", outputPath=":{work}/later.out",
                                   transferFiles="o"))
-        out(dict(jid=jid, before=before, status=i.exitStatus, out=out_, err=err,
+        out(dict(jid=jid, status=i.exitStatus, out=out_, err=err, edited=edited,
                  missing=missing, later=later, hd=hd_status, partial=partial))
     ''')
-    assert first["status"] == 0 and not first["before"], first
+    assert first["status"] == 0 and first["edited"] == "edited\n", first
     assert first["out"] == "hello\n" and first["err"] == "err\n", first
     assert "code 14" in first["missing"] and "nope.txt" in first["missing"], first
     assert "cannot send" in first["missing"], first
