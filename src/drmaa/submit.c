@@ -17,16 +17,22 @@
 #include "internal.h"
 #include "util.h"
 
-/* The caller's home directory: $drmaa_hd_ph$ of a path of its host (drmaa_transfer_files). */
-static const char *client_home(void)
+/*
+ * The caller's home directory, malloc'd: $drmaa_hd_ph$ of a path of its
+ * host (drmaa_transfer_files). getpwuid_r(): the client's other threads
+ * may be in getpwuid() meanwhile. NULL without memory.
+ */
+static char *client_home(void)
 {
 	const char *home = getenv("HOME");
-	struct passwd *pw;
+	struct passwd pw, *found = NULL;
+	char buf[4096];
 
 	if (home && *home)
-		return home;
-	pw = getpwuid(getuid());
-	return pw && pw->pw_dir ? pw->pw_dir : "/";
+		return strdup(home);
+	if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &found) == 0 && found && pw.pw_dir)
+		return strdup(pw.pw_dir);
+	return strdup("/");
 }
 
 /* What the jobs of one template share: made once, borrowed by every spec. */
@@ -35,7 +41,8 @@ struct common {
 	const char **argv;
 	char **words;
 	char *cwd;
-	char *home; /* for $drmaa_hd_ph$; NULL: no path of the template names it */
+	char *home;	   /* for $drmaa_hd_ph$; NULL: no path of the template names it */
+	char *client_home; /* the same of a file transferred (drmaa_transfer_files) */
 	ferry_conn *conn;
 	const char *transfer; /* drmaa_transfer_files: "" for none */
 };
@@ -46,6 +53,7 @@ static void common_free(struct common *c)
 	ferry__strv_free(c->words);
 	free(c->cwd);
 	free(c->home);
+	free(c->client_home);
 }
 
 static int common_argv(struct common *c, const drmaa_job_template_t *jt, char *diag, size_t len)
@@ -133,6 +141,8 @@ static int common_init(struct common *c, ferry_conn *conn, const drmaa_job_templ
 	if (!c->cwd)
 		return drmaa__diag(diag, len, DRMAA_ERRNO_INTERNAL_ERROR,
 				   "cannot determine the current directory: %s", strerror(errno));
+	if (*c->transfer && !(c->client_home = client_home()))
+		return drmaa__diag(diag, len, DRMAA_ERRNO_NO_MEMORY, "out of memory");
 	return common_home(c, conn, jt, diag, len);
 }
 
@@ -213,7 +223,7 @@ static int job_path(const struct common *c, const drmaa_job_template_t *jt, cons
 		return rc;
 	/* A file that ferry transfers is the caller's, in the caller's home. */
 	*out = drmaa__expand(path, index, wd,
-			     strchr(c->transfer, stream ? stream : 'i') ? client_home() : c->home);
+			     strchr(c->transfer, stream ? stream : 'i') ? c->client_home : c->home);
 	if (!*out)
 		return drmaa__diag(diag, len, DRMAA_ERRNO_NO_MEMORY, "out of memory");
 	return stream && names_directory(*out)
