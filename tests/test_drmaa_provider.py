@@ -328,19 +328,30 @@ def test_wait_any_of_the_session(dw):
 
 
 def test_job_id_waited_on_in_a_later_session(dw):
+    """Ids stay valid after the session: a later one, in another process,
+    waits on, queries and controls the jobs of the first."""
     first = dw.run('''
     s = drmaa.Session()
     s.initialize()
     jid = s.runJob(template(s, "sleep 1; exit 7"))
+    held = s.runJob(template(s, "sleep 60", jobSubmissionState="drmaa_hold"))
     s.exit()
-    out(jid)
+    out([jid, held])
     ''')
     r = dw.run(f'''
     with drmaa.Session() as s:
-        i = s.wait({first!r}, 30)
-        out([i.jobId, i.hasExited, i.exitStatus])
+        jid, held = {first!r}
+        i = s.wait(jid, 30)
+        seen = [s.jobStatus(held)]
+        s.control(held, drmaa.JobControlAction.RELEASE)
+        state(s, held, "running")
+        s.control(held, drmaa.JobControlAction.SUSPEND)
+        seen.append(s.jobStatus(held))
+        s.control(held, drmaa.JobControlAction.TERMINATE)
+        h = s.wait(held, 30)
+        out([i.jobId, i.hasExited, i.exitStatus, seen, h.hasSignal])
     ''')
-    assert r == [first, True, 7]
+    assert r == [first[0], True, 7, ["user_on_hold", "user_suspended"], True], r
 
 
 def test_errors_map_to_the_spec_codes(dw):
@@ -504,8 +515,10 @@ def test_output_and_error_paths_naming_a_directory(dw):
         one = s.runJob(template(s, "echo out; echo err >&2", jobName="a/b",
                                 outputPath=":{logs}", errorPath=":{logs}"))
         anon = s.runJob(template(s, "echo anon", outputPath=":{logs}/"))
-        bulk = s.runBulkJobs(template(s, "echo bulk", jobName="blk", joinFiles=True,
-                                      outputPath=":$drmaa_wd_ph$/logs"), 1, 2, 1)
+        # joined: the error stream goes to the output file, the error path is ignored
+        bulk = s.runBulkJobs(template(s, "echo bulk; echo berr >&2", jobName="blk",
+                                      joinFiles=True, outputPath=":$drmaa_wd_ph$/logs",
+                                      errorPath=":$drmaa_wd_ph$/logs"), 1, 2, 1)
         # a trailing '/' names a directory, which must exist as for any path
         new = raises(InvalidAttributeValueException, s.runJob,
                      template(s, "true", outputPath=":{logs}/new/"))
@@ -515,8 +528,8 @@ def test_output_and_error_paths_naming_a_directory(dw):
     ''')
     assert r["one"] == 0 and r["anon"] == 0 and r["bulk"] == [0, 0], r
     assert f"{logs}/new/sh.o" in r["new"] and "does not exist" in r["new"], r
-    want = {"a_b.o": "out\n", "a_b.e": "err\n", "sh.o": "anon\n", "blk.o.1": "bulk\n",
-            "blk.o.2": "bulk\n"}
+    want = {"a_b.o": "out\n", "a_b.e": "err\n", "sh.o": "anon\n", "blk.o.1": "bulk\nberr\n",
+            "blk.o.2": "bulk\nberr\n"}
     assert sorted(os.listdir(logs)) == sorted(want)
     for name, text in want.items():
         with open(os.path.join(logs, name)) as fh:
