@@ -183,10 +183,18 @@ def test_bulk_of_50_with_index_placeholder(dw):
             fh.write(f"input {i}\n")
     r = dw.run(f'''
     with drmaa.Session() as s:
-        jt = template(s, "cat; echo done", inputPath=":{dw.f.work}/in/$drmaa_incr_ph$.txt",
+        # each job knows its index: the placeholder in its paths, $DRMAA_BULK_INDEX
+        jt = template(s, "cat; echo done $DRMAA_BULK_INDEX",
+                      inputPath=":{dw.f.work}/in/$drmaa_incr_ph$.txt",
                       outputPath=":{dw.f.work}/out/$drmaa_incr_ph$.out")
         os.makedirs({dw.f.path("out")!r})
         ids = s.runBulkJobs(jt, 1, 50, 1)
+        # drmaa_run_job()'s job has no index; a template's own variable wins
+        one = s.runJob(template(s, 'echo "[$DRMAA_BULK_INDEX]"',
+                                outputPath=":{dw.f.work}/one.out"))
+        own = s.runBulkJobs(template(s, 'echo "$DRMAA_BULK_INDEX"',
+                                     outputPath=":{dw.f.work}/own.$drmaa_incr_ph$.out",
+                                     jobEnvironment={{"DRMAA_BULK_INDEX": "mine"}}), 3, 3, 1)
         s.synchronize([drmaa.Session.JOB_IDS_SESSION_ALL], 60, False)
         out(dict(ids=ids, states=sorted(set(s.jobStatus(j) for j in ids)),
                  first=s.wait(ids[0], 0).exitStatus))
@@ -195,7 +203,11 @@ def test_bulk_of_50_with_index_placeholder(dw):
     assert r["states"] == ["done"] and r["first"] == 0
     for i in range(1, 51):
         with open(dw.f.path("out", f"{i}.out")) as fh:
-            assert fh.read() == f"input {i}\ndone\n"
+            assert fh.read() == f"input {i}\ndone {i}\n"
+    with open(dw.f.path("one.out")) as fh:
+        assert fh.read() == "[]\n"
+    with open(dw.f.path("own.3.out")) as fh:
+        assert fh.read() == "mine\n"
 
 
 def test_hold_release_on_a_queued_job(dw):

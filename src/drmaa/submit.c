@@ -151,7 +151,12 @@ struct job_strings {
 	char *wd, *in, *out, *err;
 	char *xin, *xout, *xerr;
 	const char *refin[2], *refout[3];
+	char *index;	  /* BULK_INDEX=N of a job of a bulk */
+	const char **env; /* its env: index, then the template's drmaa_v_env */
 };
+
+/* The variable that tells a job of drmaa_run_bulk_jobs() its index. */
+#define BULK_INDEX "DRMAA_BULK_INDEX"
 
 static void job_strings_free(struct job_strings *j)
 {
@@ -162,6 +167,33 @@ static void job_strings_free(struct job_strings *j)
 	free(j->xin);
 	free(j->xout);
 	free(j->xerr);
+	free(j->index);
+	free(j->env);
+}
+
+/*
+ * The spec leaves how a job of a bulk learns its index to the
+ * implementation: $DRMAA_BULK_INDEX, unless the template's drmaa_v_env
+ * sets that variable itself. 0 or DRMAA_ERRNO_NO_MEMORY.
+ */
+static int bulk_env(const struct common *c, long index, struct ferry_job_spec *spec,
+		    struct job_strings *j, char *diag, size_t len)
+{
+	const char *const *env = c->spec.env;
+	size_t n = 0;
+
+	for (; env && env[n]; n++)
+		if (strncmp(env[n], BULK_INDEX "=", strlen(BULK_INDEX "=")) == 0)
+			return 0;
+	j->index = ferry__asprintf(BULK_INDEX "=%ld", index);
+	j->env = calloc(n + 2, sizeof(*j->env));
+	if (!j->index || !j->env)
+		return drmaa__diag(diag, len, DRMAA_ERRNO_NO_MEMORY, "out of memory");
+	j->env[0] = j->index;
+	if (n)
+		memcpy(j->env + 1, env, n * sizeof(*env));
+	spec->env = j->env;
+	return 0;
 }
 
 /* A path that names a directory: it ends in '/', or is one on this host. */
@@ -288,6 +320,9 @@ static int job_spec(const struct common *c, const drmaa_job_template_t *jt, long
 	j->wd = wd && *wd ? drmaa__expand(wd, index, c->cwd, c->home) : strdup(c->cwd);
 	if (!j->wd)
 		return drmaa__diag(diag, len, DRMAA_ERRNO_NO_MEMORY, "out of memory");
+	/* A bulk's indexes start at 1: drmaa_run_job()'s job (index 0) has none. */
+	if (index > 0 && (rc = bulk_env(c, index, spec, j, diag, len)) != 0)
+		return rc;
 	rc = job_path(c, jt, DRMAA_INPUT_PATH, s[DRMAA__INPUT_PATH], 0, index, j->wd, &j->in, diag,
 		      len);
 	if (!rc)
