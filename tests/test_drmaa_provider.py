@@ -500,15 +500,15 @@ def test_session_on_an_ssh_resource(request):
         jid = s.runJob(template(s, "echo $0 on ssh; exit 5", "job",
                                 outputPath=":{f.work}/ssh.out"))
         i = s.wait(jid, 60)
-        out(dict(contact=s.contact, id=jid, exited=i.hasExited, status=i.exitStatus,
-                 usage=sorted(i.resourceUsage)))
+        first = s.contact
     s = drmaa.Session()
     s.initialize("remote")
-    out(dict(contact=s.contact, id=jid, exited=i.hasExited, status=i.exitStatus,
+    out(dict(first=first, contact=s.contact, id=jid, exited=i.hasExited, status=i.exitStatus,
              usage=sorted(i.resourceUsage), again=s.jobStatus(jid)))
     s.exit()
     ''', timeout=120)
-    assert r["contact"] == "remote" and r["exited"] and r["status"] == 5, r
+    assert r["first"] == "remote" and r["contact"] == "remote", r
+    assert r["exited"] and r["status"] == 5, r
     assert "wallclock" in r["usage"] and r["again"] == "failed"
     with open(f.path("ssh.out")) as fh:
         assert fh.read() == "job on ssh\n"
