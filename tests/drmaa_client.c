@@ -319,6 +319,56 @@ static void threads(drmaa_job_template_t *jt)
 	      DRMAA_ERRNO_INVALID_JOB);
 }
 
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct waiter {
+	const char *id;
+	int rc;
+	char diag[DRMAA_ERROR_STRING_BUFFER];
+};
+
+static void *wait_forever(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->rc = drmaa_wait(w->id, NULL, 0, NULL, DRMAA_TIMEOUT_WAIT_FOREVER, NULL, w->diag,
+			   sizeof(w->diag));
+	return NULL;
+}
+
+/*
+ * drmaa_exit() while another thread waits for a job that does not end:
+ * the exit is held at most a slice of the wait (1 s), the wait answers
+ * NO_ACTIVE_SESSION, and the job goes on (ferry runs it, not the client).
+ */
+static void exit_during_wait(drmaa_job_template_t *jt)
+{
+	const char *argv[] = {"-c", "sleep 30", NULL};
+	struct waiter w = {0};
+	char id[32];
+	pthread_t th;
+	double t0;
+
+	CHECK(drmaa_set_vector_attribute(jt, DRMAA_V_ARGV, argv, D) == 0);
+	CHECK(drmaa_run_job(id, sizeof(id), jt, D) == 0);
+	until_ps(id, DRMAA_PS_RUNNING);
+	w.id = id;
+	CHECK(pthread_create(&th, NULL, wait_forever, &w) == 0);
+	nanosleep(&(struct timespec){0, 300000000}, NULL); /* the wait has begun, likely */
+	t0 = now();
+	CHECK(drmaa_exit(D) == 0);
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK(now() - t0 < 3);
+	snprintf(diag, sizeof(diag), "%s", w.diag);
+	CHECK(w.rc == DRMAA_ERRNO_NO_ACTIVE_SESSION);
+}
+
 int main(int argc, char **argv)
 {
 	drmaa_job_template_t *jt;
@@ -364,7 +414,8 @@ int main(int argc, char **argv)
 	CHECK(drmaa_run_job(contact, sizeof(contact), jt, D) ==
 	      DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE);
 	CHECK(strstr(diag, "/nonexistent/wd"));
-	CHECK(drmaa_exit(D) == 0);
+	CHECK(drmaa_set_attribute(jt, DRMAA_WD, argv[1], D) == 0);
+	exit_during_wait(jt);
 	CHECK(drmaa_exit(D) == DRMAA_ERRNO_NO_ACTIVE_SESSION);
 	/* A template outlives its session: freed after drmaa_exit() too (ASan sees a leak). */
 	CHECK(drmaa_delete_job_template(jt, D) == 0);
