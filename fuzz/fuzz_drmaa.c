@@ -7,7 +7,8 @@
  * - drmaa__native(): on success every number is in the range `ferry
  *   submit` allows, and the queue and native words point into the words
  *   it split; on failure the diagnosis names the attribute.
- * - drmaa__path(): on success the path is a suffix of the value; then
+ * - drmaa__path(): on success the path is a suffix of the value, with
+ *   $drmaa_hd_ph$ and $drmaa_wd_ph$ at most at its start; then
  *   drmaa__expand() for a few indexes gives a string without
  *   $drmaa_incr_ph$ whose length is what the replacements make it.
  * Deterministic: no clock, no randomness, no file.
@@ -49,7 +50,11 @@ static void native(const char *text)
 	memset(&spec, 0, sizeof(spec));
 	rc = drmaa__native(text, &spec, &words, diag, sizeof(diag));
 	if (rc == 0) {
-		check(spec.cpus >= 0 && spec.memory_mb >= 0, "negative amount", text);
+		check(spec.cpus >= 0 && spec.memory_mb >= 0 && spec.tasks >= 0 &&
+			  spec.cpus_per_task >= 0 && spec.nodes >= 0,
+		      "negative amount", text);
+		check(spec.launcher == FERRY_LAUNCHER_NONE || spec.launcher == FERRY_LAUNCHER_MPI,
+		      "no launcher", text);
 		check(spec.walltime_s >= 0 && spec.walltime_s <= FERRY_SPEC_WALLTIME_MAX,
 		      "walltime out of range", text);
 		check(!spec.queue || inside(spec.queue, words), "queue outside the words", text);
@@ -101,6 +106,14 @@ static void expand(const char *path, long index, const char *wd)
 	free(out);
 }
 
+/* ph is nowhere in p, or only at its start. */
+static int leading_only(const char *p, const char *ph)
+{
+	const char *at = strstr(p, ph);
+
+	return !at || (at == p && !strstr(p + 1, ph));
+}
+
 static void path(const char *text)
 {
 	char diag[64] = "";
@@ -112,6 +125,9 @@ static void path(const char *text)
 		return;
 	}
 	check(p >= text && p <= text + strlen(text), "path outside the value", text);
+	/* $drmaa_hd_ph$ and $drmaa_wd_ph$ may only begin the path, once */
+	check(leading_only(p, DRMAA_PLACEHOLDER_HD) && leading_only(p, DRMAA_PLACEHOLDER_WD),
+	      "placeholder inside the path", text);
 	expand(p, 0, NULL);
 	expand(p, 7, "/w");
 	expand(p, 2147483647L, "/work/dir");

@@ -158,6 +158,7 @@ seeds_drmaa() {
 	printf '%s' '$drmaa_hd_ph$/x/$drmaa_incr_ph$$drmaa_incr_ph$.err' >"$d/path-hd"
 	printf '%s' 'host:/data/x' >"$d/path-host"
 	printf '%s' 'rel/$drmaa_incr_ph$' >"$d/path-rel"
+	printf '%s' '--tasks 4 --cpus-per-task=2 --nodes 1 --launcher mpi' >"$d/native-mpi"
 }
 
 # ---- dictionaries: names the parsers compare against ----
@@ -189,8 +190,9 @@ dict_jtext() {
 # shellcheck disable=SC2317
 dict_drmaa() {
 	local w
-	for w in --cpus --memory --walltime --queue --native = : / "'" '\"' '$drmaa_incr_ph$' \
-		'$drmaa_hd_ph$' '$drmaa_wd_ph$' 1:00 59 G M; do
+	for w in --cpus --memory --walltime --queue --native --tasks --cpus-per-task --nodes \
+		--launcher mpi none = : / "'" '\"' '$drmaa_incr_ph$' '$drmaa_hd_ph$' \
+		'$drmaa_wd_ph$' 1:00 59 G M; do
 		printf '"%s"\n' "$w"
 	done
 }

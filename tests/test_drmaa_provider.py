@@ -183,10 +183,18 @@ def test_bulk_of_50_with_index_placeholder(dw):
             fh.write(f"input {i}\n")
     r = dw.run(f'''
     with drmaa.Session() as s:
-        jt = template(s, "cat; echo done", inputPath=":{dw.f.work}/in/$drmaa_incr_ph$.txt",
+        # each job knows its index: the placeholder in its paths, $DRMAA_BULK_INDEX
+        jt = template(s, "cat; echo done $DRMAA_BULK_INDEX",
+                      inputPath=":{dw.f.work}/in/$drmaa_incr_ph$.txt",
                       outputPath=":{dw.f.work}/out/$drmaa_incr_ph$.out")
         os.makedirs({dw.f.path("out")!r})
         ids = s.runBulkJobs(jt, 1, 50, 1)
+        # drmaa_run_job()'s job has no index; a template's own variable wins
+        one = s.runJob(template(s, 'echo "[$DRMAA_BULK_INDEX]"',
+                                outputPath=":{dw.f.work}/one.out"))
+        own = s.runBulkJobs(template(s, 'echo "$DRMAA_BULK_INDEX"',
+                                     outputPath=":{dw.f.work}/own.$drmaa_incr_ph$.out",
+                                     jobEnvironment={{"DRMAA_BULK_INDEX": "mine"}}), 3, 3, 1)
         s.synchronize([drmaa.Session.JOB_IDS_SESSION_ALL], 60, False)
         out(dict(ids=ids, states=sorted(set(s.jobStatus(j) for j in ids)),
                  first=s.wait(ids[0], 0).exitStatus))
@@ -195,7 +203,11 @@ def test_bulk_of_50_with_index_placeholder(dw):
     assert r["states"] == ["done"] and r["first"] == 0
     for i in range(1, 51):
         with open(dw.f.path("out", f"{i}.out")) as fh:
-            assert fh.read() == f"input {i}\ndone\n"
+            assert fh.read() == f"input {i}\ndone {i}\n"
+    with open(dw.f.path("one.out")) as fh:
+        assert fh.read() == "[]\n"
+    with open(dw.f.path("own.3.out")) as fh:
+        assert fh.read() == "mine\n"
 
 
 def test_hold_release_on_a_queued_job(dw):
@@ -328,19 +340,30 @@ def test_wait_any_of_the_session(dw):
 
 
 def test_job_id_waited_on_in_a_later_session(dw):
+    """Ids stay valid after the session: a later one, in another process,
+    waits on, queries and controls the jobs of the first."""
     first = dw.run('''
     s = drmaa.Session()
     s.initialize()
     jid = s.runJob(template(s, "sleep 1; exit 7"))
+    held = s.runJob(template(s, "sleep 60", jobSubmissionState="drmaa_hold"))
     s.exit()
-    out(jid)
+    out([jid, held])
     ''')
     r = dw.run(f'''
     with drmaa.Session() as s:
-        i = s.wait({first!r}, 30)
-        out([i.jobId, i.hasExited, i.exitStatus])
+        jid, held = {first!r}
+        i = s.wait(jid, 30)
+        seen = [s.jobStatus(held)]
+        s.control(held, drmaa.JobControlAction.RELEASE)
+        state(s, held, "running")
+        s.control(held, drmaa.JobControlAction.SUSPEND)
+        seen.append(s.jobStatus(held))
+        s.control(held, drmaa.JobControlAction.TERMINATE)
+        h = s.wait(held, 30)
+        out([i.jobId, i.hasExited, i.exitStatus, seen, h.hasSignal])
     ''')
-    assert r == [first, True, 7]
+    assert r == [first[0], True, 7, ["user_on_hold", "user_suspended"], True], r
 
 
 def test_errors_map_to_the_spec_codes(dw):
@@ -477,15 +500,15 @@ def test_session_on_an_ssh_resource(request):
         jid = s.runJob(template(s, "echo $0 on ssh; exit 5", "job",
                                 outputPath=":{f.work}/ssh.out"))
         i = s.wait(jid, 60)
-        out(dict(contact=s.contact, id=jid, exited=i.hasExited, status=i.exitStatus,
-                 usage=sorted(i.resourceUsage)))
+        first = s.contact
     s = drmaa.Session()
     s.initialize("remote")
-    out(dict(contact=s.contact, id=jid, exited=i.hasExited, status=i.exitStatus,
+    out(dict(first=first, contact=s.contact, id=jid, exited=i.hasExited, status=i.exitStatus,
              usage=sorted(i.resourceUsage), again=s.jobStatus(jid)))
     s.exit()
     ''', timeout=120)
-    assert r["contact"] == "remote" and r["exited"] and r["status"] == 5, r
+    assert r["first"] == "remote" and r["contact"] == "remote", r
+    assert r["exited"] and r["status"] == 5, r
     assert "wallclock" in r["usage"] and r["again"] == "failed"
     with open(f.path("ssh.out")) as fh:
         assert fh.read() == "job on ssh\n"
@@ -504,8 +527,10 @@ def test_output_and_error_paths_naming_a_directory(dw):
         one = s.runJob(template(s, "echo out; echo err >&2", jobName="a/b",
                                 outputPath=":{logs}", errorPath=":{logs}"))
         anon = s.runJob(template(s, "echo anon", outputPath=":{logs}/"))
-        bulk = s.runBulkJobs(template(s, "echo bulk", jobName="blk", joinFiles=True,
-                                      outputPath=":$drmaa_wd_ph$/logs"), 1, 2, 1)
+        # joined: the error stream goes to the output file, the error path is ignored
+        bulk = s.runBulkJobs(template(s, "echo bulk; echo berr >&2", jobName="blk",
+                                      joinFiles=True, outputPath=":$drmaa_wd_ph$/logs",
+                                      errorPath=":$drmaa_wd_ph$/logs"), 1, 2, 1)
         # a trailing '/' names a directory, which must exist as for any path
         new = raises(InvalidAttributeValueException, s.runJob,
                      template(s, "true", outputPath=":{logs}/new/"))
@@ -515,8 +540,8 @@ def test_output_and_error_paths_naming_a_directory(dw):
     ''')
     assert r["one"] == 0 and r["anon"] == 0 and r["bulk"] == [0, 0], r
     assert f"{logs}/new/sh.o" in r["new"] and "does not exist" in r["new"], r
-    want = {"a_b.o": "out\n", "a_b.e": "err\n", "sh.o": "anon\n", "blk.o.1": "bulk\n",
-            "blk.o.2": "bulk\n"}
+    want = {"a_b.o": "out\n", "a_b.e": "err\n", "sh.o": "anon\n", "blk.o.1": "bulk\nberr\n",
+            "blk.o.2": "bulk\nberr\n"}
     assert sorted(os.listdir(logs)) == sorted(want)
     for name, text in want.items():
         with open(os.path.join(logs, name)) as fh:
@@ -527,8 +552,9 @@ def test_transfer_files_send_inputs_and_retrieve_outputs(dw):
     """drmaa_transfer_files: the files named go through ferry's transfers
     (`ferry submit --in/--out`'s calls): an input is sent before the job,
     which reads the engine's copy; an output is written by the job to the
-    engine's copy and retrieved to its path by the wait (drmaa_wait or
-    drmaa_synchronize, in the session or a later one)."""
+    engine's copy and retrieved to its path by the first call that sees the
+    job ended: drmaa_job_ps of a job of the session, drmaa_wait or
+    drmaa_synchronize, in the session or (a wait) in a later one."""
     work = dw.f.work
     with open(dw.f.path("in.txt"), "w") as fh:
         fh.write("hello\n")
@@ -547,13 +573,19 @@ def test_transfer_files_send_inputs_and_retrieve_outputs(dw):
                       outputPath=":{work}/out.txt", errorPath=":{work}/logs/",
                       jobName="xf", transferFiles="ioe")
         jid = s.runJob(jt)
+        # the job_ps that sees the end retrieves them: a client that polls
+        # and never waits finds them (Snakemake's --drmaa polls so)
         state(s, jid, "done")
-        before = os.path.exists("{work}/out.txt")  # the job wrote the engine's copy
-        i = s.wait(jid, 30)
         with open("{work}/out.txt") as fh:
             out_ = fh.read()
         with open("{work}/logs/xf.e") as fh:
             err = fh.read()
+        # fetched once: the wait after it leaves what the client made of them
+        with open("{work}/out.txt", "w") as fh:
+            fh.write("edited\\n")
+        i = s.wait(jid, 30)
+        with open("{work}/out.txt") as fh:
+            edited = fh.read()
         bulk = s.runBulkJobs(template(s, "cat", inputPath=":{work}/b$drmaa_incr_ph$.in",
                                       outputPath=":{work}/b$drmaa_incr_ph$.out",
                                       joinFiles=True, transferFiles="io"), 1, 3, 1)
@@ -569,10 +601,10 @@ def test_transfer_files_send_inputs_and_retrieve_outputs(dw):
         hd_status = s.wait(hd, 30).exitStatus
         later = s.runJob(template(s, "echo later", outputPath=":{work}/later.out",
                                   transferFiles="o"))
-        out(dict(jid=jid, before=before, status=i.exitStatus, out=out_, err=err,
+        out(dict(jid=jid, status=i.exitStatus, out=out_, err=err, edited=edited,
                  missing=missing, later=later, hd=hd_status, partial=partial))
     ''')
-    assert first["status"] == 0 and not first["before"], first
+    assert first["status"] == 0 and first["edited"] == "edited\n", first
     assert first["out"] == "hello\n" and first["err"] == "err\n", first
     assert "code 14" in first["missing"] and "nope.txt" in first["missing"], first
     assert "cannot send" in first["missing"], first

@@ -72,8 +72,15 @@ void drmaa__wait_conn_done(ferry_conn *conn);
  * (drmaa_transfer_files) to retrieve when they end.
  */
 int drmaa__track(const ferry_job_id *ids, size_t n, int staged);
-/* Whether the end of id may have outputs to retrieve: staged, or not submitted here. */
+/*
+ * Whether the end of id may have outputs to retrieve: staged, or not
+ * submitted here, and not retrieved in the session yet.
+ */
 int drmaa__may_have_outputs(ferry_job_id id);
+/* Whether id was submitted in the session with outputs to retrieve (drmaa_transfer_files). */
+int drmaa__staged(ferry_job_id id);
+/* Marks the outputs of id (ended) retrieved: 0, or -1 without memory. */
+int drmaa__retrieved(ferry_job_id id);
 /* Marks id reaped: 0, or -1 when it was already (another thread reaped it). */
 int drmaa__reap(ferry_job_id id);
 int drmaa__is_reaped(ferry_job_id id);

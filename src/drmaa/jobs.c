@@ -37,6 +37,57 @@ static const int states[] = {
     [FERRY_FAILED] = DRMAA_PS_FAILED,
 };
 
+/*
+ * The outputs of an ended job that are ferry transfers (drmaa_transfer_files
+ * registered them) go to the client paths they were registered from, as
+ * `ferry retrieve` puts them. A job that never started produced none.
+ */
+static int retrieve_outputs(ferry_conn *conn, const struct ferry_job_info *j, char *diag,
+			    size_t len)
+{
+	for (char **p = j->referenced_output_files; p && *p; p++) {
+		int rc = ferry_retrieve_file(conn, *p);
+		if (rc == FERRY_ESTATE && j->started_at <= 0)
+			continue;
+		if (rc)
+			return drmaa__diag(diag, len, drmaa__ferry_error(conn, rc, NULL, 0),
+					   "cannot retrieve the output '%s' of job %" PRId64 ": %s",
+					   *p, j->id, ferry_errmsg(conn));
+	}
+	return 0;
+}
+
+/*
+ * The outputs of job id, ended, retrieved once in the session: by the
+ * first call that sees the end (drmaa_wait, drmaa_synchronize, and for
+ * the session's own jobs drmaa_job_ps), so that a client that polls the
+ * state and never waits finds them too. j: the job's information if the caller has it.
+ * A job disposed of from outside has nothing left to fetch. The caller
+ * holds the session's connection, so that two threads do not both fetch.
+ */
+static int fetch_outputs(ferry_conn *conn, ferry_job_id id, const struct ferry_job_info *j,
+			 char *diag, size_t len)
+{
+	struct ferry_job_info *own = NULL;
+	int rc;
+
+	if (!drmaa__may_have_outputs(id))
+		return 0;
+	if (!j) {
+		rc = ferry_job_info(conn, id, &own);
+		if (rc == FERRY_ENOJOB)
+			return 0;
+		if (rc)
+			return drmaa__ferry_error(conn, rc, diag, len);
+		j = own;
+	}
+	rc = retrieve_outputs(conn, j, diag, len);
+	if (!rc && drmaa__retrieved(id) < 0)
+		rc = drmaa__diag(diag, len, DRMAA_ERRNO_NO_MEMORY, "out of memory");
+	ferry_job_info_free(own);
+	return rc;
+}
+
 int drmaa_job_ps(const char *job_id, int *remote_ps, char *error_diagnosis, size_t error_diag_len)
 {
 	enum ferry_job_status st;
@@ -55,6 +106,9 @@ int drmaa_job_ps(const char *job_id, int *remote_ps, char *error_diagnosis, size
 		rc = ferry_status(conn, id, &st);
 		rc = rc ? drmaa__ferry_error(conn, rc, error_diagnosis, error_diag_len) : 0;
 	}
+	/* A job of another session may not be DRMAA's: a query fetches no files of it. */
+	if (!rc && (st == FERRY_DONE || st == FERRY_FAILED) && drmaa__staged(id))
+		rc = fetch_outputs(conn, id, NULL, error_diagnosis, error_diag_len);
 	drmaa__leave();
 	if (!rc)
 		*remote_ps = (unsigned)st < sizeof(states) / sizeof(states[0])
@@ -308,44 +362,13 @@ static int sync_ids(const char *job_ids[], ferry_job_id **ids, size_t *n, int *a
 	return rc;
 }
 
-/*
- * The outputs of an ended job that are ferry transfers (drmaa_transfer_files
- * registered them) go to the client paths they were registered from, as
- * `ferry retrieve` puts them. A job that never started produced none.
- */
-static int retrieve_outputs(ferry_conn *conn, const struct ferry_job_info *j, char *diag,
-			    size_t len)
-{
-	for (char **p = j->referenced_output_files; p && *p; p++) {
-		int rc = ferry_retrieve_file(conn, *p);
-		if (rc == FERRY_ESTATE && j->started_at <= 0)
-			continue;
-		if (rc)
-			return drmaa__diag(diag, len, drmaa__ferry_error(conn, rc, NULL, 0),
-					   "cannot retrieve the output '%s' of job %" PRId64 ": %s",
-					   *p, j->id, ferry_errmsg(conn));
-	}
-	return 0;
-}
-
-/* After a synchronize: the outputs of each job that may have some (see retrieve_outputs). */
+/* After a synchronize: the outputs of each job (see fetch_outputs). */
 static int retrieve_all(ferry_conn *conn, const ferry_job_id *ids, size_t n, char *diag, size_t len)
 {
 	int rc = 0;
 
-	for (size_t i = 0; !rc && i < n; i++) {
-		struct ferry_job_info *j = NULL;
-		if (!drmaa__may_have_outputs(ids[i]))
-			continue;
-		rc = ferry_job_info(conn, ids[i], &j);
-		if (rc == FERRY_ENOJOB) /* disposed of from outside: nothing left to fetch */
-			rc = 0;
-		else if (rc)
-			rc = drmaa__ferry_error(conn, rc, diag, len);
-		else
-			rc = retrieve_outputs(conn, j, diag, len);
-		ferry_job_info_free(j);
-	}
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = fetch_outputs(conn, ids[i], NULL, diag, len);
 	return rc;
 }
 
@@ -572,7 +595,7 @@ static int reap(ferry_conn *conn, ferry_job_id id, char *job_id_out, size_t job_
 	if (rc)
 		return drmaa__ferry_error(conn, rc, diag, len);
 	/* Before the reaping: a failed retrieval leaves the job to another wait. */
-	if ((rc = retrieve_outputs(conn, j, diag, len)) != 0)
+	if ((rc = fetch_outputs(conn, id, j, diag, len)) != 0)
 		goto out;
 	if (rusage && (rc = usage_of(j, &usage)) != 0) {
 		rc = drmaa__diag(diag, len, rc, "out of memory");

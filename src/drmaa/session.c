@@ -22,7 +22,8 @@ struct tracked {
 	ferry_job_id id;
 	int ours;
 	int reaped;
-	int staged; /* its outputs are transfers to retrieve (drmaa_transfer_files) */
+	int staged;    /* its outputs are transfers to retrieve (drmaa_transfer_files) */
+	int retrieved; /* its ended outputs were retrieved in this session */
 };
 
 /*
@@ -296,7 +297,7 @@ static struct tracked *entry(ferry_job_id id)
 	}
 	memmove(&S.jobs[i + 1], &S.jobs[i], (S.njobs - i) * sizeof(*S.jobs));
 	S.njobs++;
-	S.jobs[i] = (struct tracked){id, 0, 0, 0};
+	S.jobs[i] = (struct tracked){id, 0, 0, 0, 0};
 	return &S.jobs[i];
 }
 
@@ -325,9 +326,33 @@ int drmaa__may_have_outputs(ferry_job_id id)
 
 	pthread_mutex_lock(&S.mu);
 	i = find(id, &found);
-	may = !found || !S.jobs[i].ours || S.jobs[i].staged;
+	may = !found || ((!S.jobs[i].ours || S.jobs[i].staged) && !S.jobs[i].retrieved);
 	pthread_mutex_unlock(&S.mu);
 	return may;
+}
+
+int drmaa__staged(ferry_job_id id)
+{
+	int found, staged;
+	size_t i;
+
+	pthread_mutex_lock(&S.mu);
+	i = find(id, &found);
+	staged = found && S.jobs[i].ours && S.jobs[i].staged;
+	pthread_mutex_unlock(&S.mu);
+	return staged;
+}
+
+int drmaa__retrieved(ferry_job_id id)
+{
+	struct tracked *t;
+
+	pthread_mutex_lock(&S.mu);
+	t = entry(id);
+	if (t)
+		t->retrieved = 1;
+	pthread_mutex_unlock(&S.mu);
+	return t ? 0 : -1;
 }
 
 int drmaa__reap(ferry_job_id id)

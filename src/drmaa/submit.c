@@ -17,16 +17,22 @@
 #include "internal.h"
 #include "util.h"
 
-/* The caller's home directory: $drmaa_hd_ph$ of a path of its host (drmaa_transfer_files). */
-static const char *client_home(void)
+/*
+ * The caller's home directory, malloc'd: $drmaa_hd_ph$ of a path of its
+ * host (drmaa_transfer_files). getpwuid_r(): the client's other threads
+ * may be in getpwuid() meanwhile. NULL without memory.
+ */
+static char *client_home(void)
 {
 	const char *home = getenv("HOME");
-	struct passwd *pw;
+	struct passwd pw, *found = NULL;
+	char buf[4096];
 
 	if (home && *home)
-		return home;
-	pw = getpwuid(getuid());
-	return pw && pw->pw_dir ? pw->pw_dir : "/";
+		return strdup(home);
+	if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &found) == 0 && found && pw.pw_dir)
+		return strdup(pw.pw_dir);
+	return strdup("/");
 }
 
 /* What the jobs of one template share: made once, borrowed by every spec. */
@@ -35,7 +41,8 @@ struct common {
 	const char **argv;
 	char **words;
 	char *cwd;
-	char *home; /* for $drmaa_hd_ph$; NULL: no path of the template names it */
+	char *home;	   /* for $drmaa_hd_ph$; NULL: no path of the template names it */
+	char *client_home; /* the same of a file transferred (drmaa_transfer_files) */
 	ferry_conn *conn;
 	const char *transfer; /* drmaa_transfer_files: "" for none */
 };
@@ -46,6 +53,7 @@ static void common_free(struct common *c)
 	ferry__strv_free(c->words);
 	free(c->cwd);
 	free(c->home);
+	free(c->client_home);
 }
 
 static int common_argv(struct common *c, const drmaa_job_template_t *jt, char *diag, size_t len)
@@ -133,6 +141,8 @@ static int common_init(struct common *c, ferry_conn *conn, const drmaa_job_templ
 	if (!c->cwd)
 		return drmaa__diag(diag, len, DRMAA_ERRNO_INTERNAL_ERROR,
 				   "cannot determine the current directory: %s", strerror(errno));
+	if (*c->transfer && !(c->client_home = client_home()))
+		return drmaa__diag(diag, len, DRMAA_ERRNO_NO_MEMORY, "out of memory");
 	return common_home(c, conn, jt, diag, len);
 }
 
@@ -141,7 +151,12 @@ struct job_strings {
 	char *wd, *in, *out, *err;
 	char *xin, *xout, *xerr;
 	const char *refin[2], *refout[3];
+	char *index;	  /* BULK_INDEX=N of a job of a bulk */
+	const char **env; /* its env: index, then the template's drmaa_v_env */
 };
+
+/* The variable that tells a job of drmaa_run_bulk_jobs() its index. */
+#define BULK_INDEX "DRMAA_BULK_INDEX"
 
 static void job_strings_free(struct job_strings *j)
 {
@@ -152,6 +167,33 @@ static void job_strings_free(struct job_strings *j)
 	free(j->xin);
 	free(j->xout);
 	free(j->xerr);
+	free(j->index);
+	free(j->env);
+}
+
+/*
+ * The spec leaves how a job of a bulk learns its index to the
+ * implementation: $DRMAA_BULK_INDEX, unless the template's drmaa_v_env
+ * sets that variable itself. 0 or DRMAA_ERRNO_NO_MEMORY.
+ */
+static int bulk_env(const struct common *c, long index, struct ferry_job_spec *spec,
+		    struct job_strings *j, char *diag, size_t len)
+{
+	const char *const *env = c->spec.env;
+	size_t n = 0;
+
+	for (; env && env[n]; n++)
+		if (strncmp(env[n], BULK_INDEX "=", strlen(BULK_INDEX "=")) == 0)
+			return 0;
+	j->index = ferry__asprintf(BULK_INDEX "=%ld", index);
+	j->env = calloc(n + 2, sizeof(*j->env));
+	if (!j->index || !j->env)
+		return drmaa__diag(diag, len, DRMAA_ERRNO_NO_MEMORY, "out of memory");
+	j->env[0] = j->index;
+	if (n)
+		memcpy(j->env + 1, env, n * sizeof(*env));
+	spec->env = j->env;
+	return 0;
 }
 
 /* A path that names a directory: it ends in '/', or is one on this host. */
@@ -213,7 +255,7 @@ static int job_path(const struct common *c, const drmaa_job_template_t *jt, cons
 		return rc;
 	/* A file that ferry transfers is the caller's, in the caller's home. */
 	*out = drmaa__expand(path, index, wd,
-			     strchr(c->transfer, stream ? stream : 'i') ? client_home() : c->home);
+			     strchr(c->transfer, stream ? stream : 'i') ? c->client_home : c->home);
 	if (!*out)
 		return drmaa__diag(diag, len, DRMAA_ERRNO_NO_MEMORY, "out of memory");
 	return stream && names_directory(*out)
@@ -278,6 +320,9 @@ static int job_spec(const struct common *c, const drmaa_job_template_t *jt, long
 	j->wd = wd && *wd ? drmaa__expand(wd, index, c->cwd, c->home) : strdup(c->cwd);
 	if (!j->wd)
 		return drmaa__diag(diag, len, DRMAA_ERRNO_NO_MEMORY, "out of memory");
+	/* A bulk's indexes start at 1: drmaa_run_job()'s job (index 0) has none. */
+	if (index > 0 && (rc = bulk_env(c, index, spec, j, diag, len)) != 0)
+		return rc;
 	rc = job_path(c, jt, DRMAA_INPUT_PATH, s[DRMAA__INPUT_PATH], 0, index, j->wd, &j->in, diag,
 		      len);
 	if (!rc)

@@ -150,8 +150,9 @@ static const struct {
 } unoffered[] = {
     {DRMAA_DEADLINE_TIME, "ferry has no deadlines"},
     {DRMAA_WCT_SLIMIT, "ferry has no soft wall-clock limit (drmaa_wct_hlimit is the hard one)"},
-    {DRMAA_DURATION_HLIMIT, "ferry has no CPU-time limit"},
-    {DRMAA_DURATION_SLIMIT, "ferry has no CPU-time limit"},
+    {DRMAA_DURATION_HLIMIT, "ferry has no limit on the time a job runs less its suspensions "
+			    "(drmaa_wct_hlimit, which counts them, is the one it has)"},
+    {DRMAA_DURATION_SLIMIT, "ferry has no soft limits"},
 };
 
 /* The index of a scalar (vector: vec 1) attribute name; -1 with diag set when none. */
