@@ -10,8 +10,10 @@ the jobs in the host's namespace, where that directory is empty, as a
 node sees a login node's home it does not mount. A control without
 job_dir shows that the rig hides it."""
 import os
+import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -142,6 +144,7 @@ def test_without_job_dir_the_nodes_cannot_see_the_state_dir(hidden):
     info = f.wait_ended(jid, timeout=WAIT)
     assert not (info["exit_status"] == "finished_regularly" and info["exit_value"] == 3), info
     if f.resource == "slurm":  # Grid Engine refuses the missing directory itself
+        assert info["exit_status"] == "aborted", info
         assert "set the resource's job_dir to a directory they share" in info["message"], info
     assert "out" not in f.run("logs", jid, check=False).stdout
 
@@ -167,6 +170,7 @@ def test_job_dir_holds_the_jobs_files(fx):
     with open(os.path.join(jd, ".ferry-engine")) as fh:
         assert fh.read().split()[1] == fx.resource
     assert _job_dirs(os.path.join(fx.state_dir, "jobs")) == []
+    assert not os.path.exists(os.path.join(fx.state_dir, "jobs", ".ferry-engine"))
     fx.run("dispose", jid)
     poll(lambda: not os.path.exists(f"{jd}/{jid}"), what="the disposed job's directory gone")
 
@@ -196,12 +200,71 @@ def test_a_moved_job_dir_needs_its_jobs_moved(ferry):
     assert cp.returncode != 0
     assert (f"this engine's job directories are in '{old}', but its job_dir is now "
             f"'{new}'") in cp.stderr, cp.stderr
-    assert f"mv '{old}'/* '{new}'/" in cp.stderr
-    for e in os.listdir(old):
-        if e[0].isdigit():
-            os.rename(os.path.join(old, e), os.path.join(new, e))
+    # the command the message gives moves them
+    cmd = re.search(r"\((find .*) -- \{\} \+\)", cp.stderr)
+    assert cmd and cmd.group(1).startswith(f"find '{old}' "), cp.stderr
+    subprocess.run(cmd.group(1) + " -- {} +", shell=True, check=True)
+    assert os.listdir(old) == [".ferry-engine"]
     assert ferry.run("logs", jid).stdout == "kept\n"
     assert ferry.info(jid)["stdout_path"] == f"{new}/{jid}/stdout"
+
+
+def test_a_directory_holding_other_files_is_refused_and_kept(ferry):
+    """An unmarked job_dir that holds anything but this engine's job
+    directories is refused, and nothing in it is touched: crash recovery
+    would take 7/ for a lost job, and disposal remove it."""
+    mine = ferry.path("mywork")
+    os.makedirs(os.path.join(mine, "7"))
+    os.makedirs(os.path.join(mine, "2025.old"))
+    with open(os.path.join(mine, "7", "results.csv"), "w") as fh:
+        fh.write("precious\n")
+    os.chmod(mine, 0o700)
+    ferry.config(f"[local]\nslots = 2\njob_dir = {mine}\n")
+    cp = ferry.run("jobs", check=False)
+    assert cp.returncode != 0
+    assert (f"the job directory '{mine}' is not empty and has no ferry mark") in cp.stderr
+    assert "give job_dir a new or empty directory" in cp.stderr
+    assert sorted(os.listdir(mine)) == ["2025.old", "7"]
+    with open(os.path.join(mine, "7", "results.csv")) as fh:
+        assert fh.read() == "precious\n"
+
+
+def test_a_database_older_than_job_dir_had_its_jobs_in_the_state_dir(ferry):
+    """A database with no record of its job directory (of before the key)
+    had them in the state directory's jobs/: a job_dir set then is refused
+    while they are there."""
+    jid = ferry.submit("echo", "old")
+    ferry.wait_ended(jid)
+    ferry.run("daemon", "stop")
+    db = sqlite3.connect(os.path.join(ferry.state_dir, "ferry.db"))
+    with db:
+        db.execute("DELETE FROM meta WHERE key = 'jobs_dir'")
+    db.close()
+    new = ferry.path("new-jobs")
+    ferry.config(f"[local]\nslots = 2\njob_dir = {new}\n")
+    cp = ferry.run("jobs", check=False)
+    assert cp.returncode != 0
+    assert (f"this engine's job directories are in '{ferry.state_dir}/jobs', but its job_dir "
+            f"is now '{new}'") in cp.stderr, cp.stderr
+
+
+def test_the_state_home_reached_by_another_path_is_the_same(ferry):
+    """The default job directory reached through a symbolic link (a home
+    behind /home -> /gpfs/home) is the one recorded: no move is asked."""
+    jid = ferry.submit("echo", "here")
+    ferry.wait_ended(jid)
+    ferry.run("daemon", "stop")
+    alias = os.path.join(ferry.base, "alias")
+    os.symlink(ferry.base, alias)
+    state = os.path.join(alias, "state")
+    assert ferry.run("logs", jid, env={"XDG_STATE_HOME": state}).stdout == "here\n"
+    ferry.run("daemon", "stop", env={"XDG_STATE_HOME": state})
+
+
+def test_a_jobs_env_may_not_set_the_scripts_id(ferry):
+    cp = ferry.run("submit", "--env", "FERRY_NATIVE_ID=1", "--", "true", check=False)
+    assert cp.returncode != 0
+    assert "sets 'FERRY_NATIVE_ID', which ferry's batch script keeps" in cp.stderr, cp.stderr
 
 
 def test_job_dir_must_be_absolute_and_the_users_own(ferry):
@@ -215,7 +278,7 @@ def test_job_dir_must_be_absolute_and_the_users_own(ferry):
     ferry.config(f"[local]\nslots = 2\njob_dir = {open_dir}/jobs\n")
     cp = ferry.run("jobs", check=False)
     assert cp.returncode != 0 and "job directory" in cp.stderr, cp.stderr
-    assert not os.path.exists(f"{open_dir}/jobs/.ferry-engine")
+    assert not os.path.exists(f"{open_dir}/jobs")  # checked before it is made
 
 
 def test_engine_killed_with_job_dir_keeps_its_jobs(ferry):
@@ -228,3 +291,4 @@ def test_engine_killed_with_job_dir_keeps_its_jobs(ferry):
     time.sleep(1.5)
     info = ferry.wait_ended(jid)
     assert info["exit_value"] == 5 and ferry.run("logs", jid).stdout == "after\n", info
+    assert os.path.exists(os.path.join(jd, str(jid), "stdout"))

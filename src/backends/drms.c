@@ -186,27 +186,43 @@ size_t ferry__script_job_bytes(struct ferry_engine *eng, struct job *j, const ch
 	return n + strings_bytes(json_object_get(spec, "argv"), 1);
 }
 
+/*
+ * Bash's 127 before the start mark: the script's first redirection
+ * failed, as its directory is not there on the node. 1 with res set, or 0.
+ */
+static int dir_unreached(struct ferry_engine *eng, struct job *j, const char *dir,
+			 struct job_result *res)
+{
+	double at;
+
+	if (res->exit_value != 127 || res->signal || ferry__script_started(eng, j, &at))
+		return 0;
+	res->exit_status = FERRY_ABORTED;
+	snprintf(res->message, sizeof(res->message),
+		 "the job's script found no directory '%s' on the node that ran it: %s", dir,
+		 ferry__engine_cfg(eng)->job_dir
+		     ? "is job_dir mounted there, at the same path?"
+		     : "if the nodes do not see it, set the resource's job_dir to a directory "
+		       "they share");
+	return 1;
+}
+
 int ferry__script_exec_failure(struct ferry_engine *eng, struct job *j, struct job_result *res)
 {
 	char *dir = ferry__job_dir(eng, j->id),
 	     *path = dir ? ferry__asprintf("%s/ferry-exec", dir) : NULL;
 	char *text = NULL;
 	const char *cmd = json_string_value(json_array_get(json_object_get(j->spec, "argv"), 0));
-	double at;
 	int rc = path ? ferry__read_file(path, 4096, &text, NULL) : -1;
 
-	if (rc < 0 && dir && res->exit_value == 127 && !res->signal &&
-	    !ferry__script_started(eng, j, &at))
-		/* bash's 127 for its script's first redirection: $d is not there */
-		snprintf(
-		    res->message, sizeof(res->message),
-		    "the job's script found no directory '%s' on the node that ran it: if the "
-		    "nodes do not see it, set the resource's job_dir to a directory they share",
-		    dir);
+	if (rc < 0) {
+		rc = rc == -ENOENT && dir_unreached(eng, j, dir, res);
+		free(dir);
+		free(path);
+		return rc;
+	}
 	free(dir);
 	free(path);
-	if (rc < 0)
-		return 0;
 	res->exit_status = FERRY_ABORTED;
 	if (!strncmp(text, "files", 5))
 		snprintf(res->message, sizeof(res->message),

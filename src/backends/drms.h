@@ -58,8 +58,8 @@ void ferry__script_tail(FILE *f, const char *launch);
 int ferry__script_native(struct ferry_engine *eng, struct job *j, char *buf, size_t len);
 /*
  * 1 with res set to an abort ("cannot execute 'CMD': ...") when the
- * script left a note that its exec or cd failed, else 0 (with a message
- * saying why when the script could not even reach the job's directory).
+ * script left a note that its exec or cd failed, or exited 127 before
+ * its start mark (the node has no such job directory), else 0.
  */
 int ferry__script_exec_failure(struct ferry_engine *eng, struct job *j, struct job_result *res);
 /* 1 with *at (its time) when the job's script marked its start. */

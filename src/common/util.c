@@ -480,6 +480,12 @@ int ferry__env_entry_check(const char *s, const char *key, size_t idx, int base,
 		return ferry__fail(err, errlen, FERRY_EINVAL,
 				   "'%s'[%zu] names '%.*s', not a shell identifier", key, idx,
 				   (int)(n > 128 ? 128 : n), s);
+	/* the batch script's own, read-only there (drms.c): a job would get the DRMS's id */
+	if (n == 15 && !strncmp(s, "FERRY_NATIVE_ID", n))
+		return ferry__fail(err, errlen, FERRY_EINVAL,
+				   "'%s'[%zu] sets 'FERRY_NATIVE_ID', which ferry's batch script "
+				   "keeps for the cluster's id of the job",
+				   key, idx);
 	for (size_t i = 0; base && i < sizeof(reserved) / sizeof(reserved[0]); i++) {
 		size_t k = strlen(reserved[i]);
 		if (reserved[i][k - 1] == '*' ? n >= k - 1 && !strncmp(s, reserved[i], k - 1)

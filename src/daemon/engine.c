@@ -1215,25 +1215,27 @@ void ferry__engine_job_adopted(struct ferry_engine *eng, struct job *j)
 static int jobs_dir_open(struct ferry_engine *eng, char *err, size_t errlen)
 {
 	const char *want = eng->cfg.job_dir;
-	char *path = want ? strdup(want) : ferry__asprintf("%s/jobs", eng->state_dir);
+	int rc;
 
+	/*
+	 * As configured, not its real path: the scripts and sbatch name it on
+	 * the nodes, where a link on the login node may lead elsewhere.
+	 */
+	eng->jobs_dir = want ? strdup(want) : ferry__asprintf("%s/jobs", eng->state_dir);
+	if (!eng->jobs_dir) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t n = strlen(eng->jobs_dir); n > 1 && eng->jobs_dir[n - 1] == '/'; n--)
+		eng->jobs_dir[n - 1] = '\0'; /* JOBS/ID, not JOBS//ID */
 	/* checked before it is made too: no directory is made under another's */
-	if (want && ferry__check_own_dir("job directory", want, err, errlen)) {
-		free(path);
+	if (want && ferry__check_own_dir("job directory", want, err, errlen))
+		return -1;
+	if ((rc = ferry__mkdir_p(eng->jobs_dir, 0700)) < 0) {
+		snprintf(err, errlen, "cannot create '%s': %s", eng->jobs_dir, strerror(-rc));
 		return -1;
 	}
-	if (!path || ferry__mkdir_p(path, 0700) < 0 ||
-	    (want && !(eng->jobs_dir = realpath(path, NULL)))) {
-		snprintf(err, errlen, "cannot create '%s': %s", path ? path : "", strerror(errno));
-		free(path);
-		return -1;
-	}
-	if (!want) {
-		eng->jobs_dir = path;
-		return 0;
-	}
-	free(path);
-	return ferry__check_own_dir("job directory", eng->jobs_dir, err, errlen) ? -1 : 0;
+	return want && ferry__check_own_dir("job directory", want, err, errlen) ? -1 : 0;
 }
 
 struct ferry_engine *ferry__engine_new(struct ferry_loop *loop, const char *resource,

@@ -15,10 +15,13 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "jbytes.h"
@@ -138,6 +141,9 @@ int ferry__engine_find_lost(struct ferry_engine *eng, char *err, size_t errlen)
 	return rc;
 }
 
+/* The mark of a configured job_dir: the instance and resource of its engine. */
+#define MARK ".ferry-engine"
+
 /*
  * Whether dir holds a job directory. 0 or 1, or -errno (0 for a dir that
  * is gone: there is nothing in it to lose).
@@ -149,6 +155,36 @@ static int holds_jobs(const char *dir)
 
 	free(f.v);
 	return rc == -ENOENT ? 0 : rc < 0 ? rc : f.n > 0;
+}
+
+/* Whether a and b name one directory: one path, or one inode (a symlink, a bind mount). */
+static int same_dir(const char *a, const char *b)
+{
+	struct stat x, y;
+
+	return !strcmp(a, b) || (stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev &&
+				 x.st_ino == y.st_ino);
+}
+
+/* Refuses a job_dir changed while the old one, was, holds job directories. */
+static int check_moved(const char *was, const char *dir, char *err, size_t errlen)
+{
+	int rc = holds_jobs(was);
+
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read the job directories in '%s': %s", was,
+			 strerror(-rc));
+		return FERRY_EIO;
+	}
+	if (rc > 0)
+		/* find, not a glob: a week of a million jobs' directories is too long an argv */
+		snprintf(err, errlen,
+			 "this engine's job directories are in '%s', but its job_dir is now '%s': "
+			 "with the engine stopped and no job running, move them there (find '%s' "
+			 "-mindepth 1 -maxdepth 1 ! -name " MARK " -exec mv -t '%s' -- {} +) or "
+			 "set job_dir back",
+			 was, dir, was, dir);
+	return rc > 0 ? FERRY_EPERM : 0;
 }
 
 /* Refuses a job directory another engine marked as its own. 0 or FERRY_EPERM/EIO. */
@@ -177,40 +213,113 @@ static int check_mark(struct ferry_engine *eng, const char *dir, const char *mar
 	return rc;
 }
 
+/*
+ * An unmarked job_dir is taken only new or empty, or holding job
+ * directories this engine may have made (ids up to its highest: moved
+ * from its last job_dir): crash recovery would take any other numbered
+ * entry for a lost job, and disposal remove it. 0, or an error.
+ */
+static int check_unmarked(struct ferry_engine *eng, const char *dir, char *err, size_t errlen)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int64_t max = 0;
+	int rc = ferry__db_max_job_id(ferry__engine_db(eng), &max) ? FERRY_EIO : 0;
+
+	if (!d) {
+		snprintf(err, errlen, "cannot read '%s': %s", dir, strerror(errno));
+		return FERRY_EIO;
+	}
+	while (!rc && (de = readdir(d))) {
+		const char *n = de->d_name;
+		char *end;
+		long long id = strtoll(n, &end, 10);
+		if (!strcmp(n, ".") || !strcmp(n, "..") ||
+		    !strncmp(n, MARK ".tmp.", sizeof(MARK ".tmp.") - 1))
+			continue;
+		if (n[0] >= '1' && n[0] <= '9' && (!*end || !strcmp(end, ".old")) && id <= max)
+			continue;
+		snprintf(err, errlen,
+			 "the job directory '%s' is not empty and has no ferry mark ('%s' is in "
+			 "it): give job_dir a new or empty directory",
+			 dir, n);
+		rc = FERRY_EPERM;
+	}
+	closedir(d);
+	return rc;
+}
+
+/*
+ * Writes the mark, whole, where no mark is: link() of a complete file
+ * fails if another engine's came first, where a rename would replace
+ * it. 0, 1 when a mark appeared meanwhile, or an error.
+ */
+static int place_mark(struct ferry_engine *eng, const char *mark, char *err, size_t errlen)
+{
+	char *tmp = ferry__asprintf("%s.tmp.%ld", mark, (long)getpid()),
+	     *text = ferry__asprintf("%s %s\n", ferry__engine_instance(eng),
+				     ferry__engine_resource(eng));
+	int fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+	int e = !tmp || !text ? ENOMEM : fd < 0 ? errno : 0;
+
+	if (!e)
+		e = -ferry__write_all(fd, text, strlen(text));
+	if (!e && fsync(fd) < 0)
+		e = errno;
+	if (fd >= 0 && close(fd) < 0 && !e)
+		e = errno;
+	if (!e && link(tmp, mark) < 0)
+		e = errno;
+	if (tmp)
+		unlink(tmp);
+	free(tmp);
+	free(text);
+	if (e && e != EEXIST)
+		snprintf(err, errlen, "cannot write '%s': %s", mark, strerror(e));
+	return e == EEXIST ? 1 : e ? FERRY_EIO : 0;
+}
+
+/* Makes a configured job_dir this engine's: its mark, or refused. */
+static int claim_marked(struct ferry_engine *eng, const char *dir, char *err, size_t errlen)
+{
+	char *mark = ferry__asprintf("%s/" MARK, dir);
+	int marked = 0, rc = mark ? 1 : FERRY_ENOMEM;
+
+	/* twice at most: an engine that marked it meanwhile is checked as such */
+	for (int tries = 0; rc == 1 && tries < 2; tries++) {
+		rc = check_mark(eng, dir, mark, &marked, err, errlen);
+		if (!rc && !marked && !(rc = check_unmarked(eng, dir, err, errlen)))
+			rc = place_mark(eng, mark, err, errlen);
+	}
+	if (rc == 1)
+		rc = check_mark(eng, dir, mark, &marked, err, errlen);
+	free(mark);
+	return rc;
+}
+
 int ferry__engine_claim_jobs_dir(struct ferry_engine *eng, char *err, size_t errlen)
 {
 	const char *dir = ferry__engine_jobs_dir(eng);
 	struct ferry_db *db = ferry__engine_db(eng);
-	char *mark = ferry__asprintf("%s/.ferry-engine", dir), *was = NULL, *text = NULL;
-	int marked = 0, rc = mark ? check_mark(eng, dir, mark, &marked, err, errlen) : FERRY_ENOMEM;
+	char *was = NULL;
+	int rc = ferry__db_meta_get(db, "jobs_dir", &was) ? FERRY_EIO : 0;
 
-	if (!rc && ferry__db_meta_get(db, "jobs_dir", &was))
+	/* no record: a database of before job_dir, whose jobs were in the state directory */
+	if (!rc && !was && !(was = ferry__asprintf("%s/jobs", ferry__engine_state_dir(eng))))
+		rc = FERRY_ENOMEM;
+	if (!rc && !same_dir(was, dir))
+		rc = check_moved(was, dir, err, errlen);
+	/* the default one is private to the state directory, which the engine's lock guards */
+	if (!rc && ferry__engine_cfg(eng)->job_dir)
+		rc = claim_marked(eng, dir, err, errlen);
+	if (!rc && strcmp(was, dir) && ferry__db_meta_set(db, "jobs_dir", dir))
 		rc = FERRY_EIO;
-	if (!rc && was && strcmp(was, dir) && (rc = holds_jobs(was)) != 0) {
-		if (rc > 0)
-			snprintf(err, errlen,
-				 "this engine's job directories are in '%s', but its job_dir is "
-				 "now '%s': with the engine stopped, move them there (mv '%s'/* "
-				 "'%s'/) or set job_dir back",
-				 was, dir, was, dir);
-		else
-			snprintf(err, errlen, "cannot read the job directories in '%s': %s", was,
-				 strerror(-rc));
-		rc = rc > 0 ? FERRY_EPERM : FERRY_EIO;
-	}
-	if (!rc && !marked) {
-		text = ferry__asprintf("%s %s\n", ferry__engine_instance(eng),
-				       ferry__engine_resource(eng));
-		if (!text || ferry__write_file_atomic(mark, text, strlen(text), 1) < 0) {
-			snprintf(err, errlen, "cannot write '%s': %s", mark, strerror(errno));
-			rc = FERRY_EIO;
-		}
-	}
-	if (!rc && (!was || strcmp(was, dir)) && ferry__db_meta_set(db, "jobs_dir", dir))
-		rc = FERRY_EIO;
-	free(mark);
+	if (rc && !err[0])
+		snprintf(err, errlen, "%s",
+			 rc == FERRY_ENOMEM
+			     ? "out of memory"
+			     : "cannot read or record the job directory in the database");
 	free(was);
-	free(text);
 	return rc;
 }
 

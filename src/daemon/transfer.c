@@ -359,7 +359,6 @@ static json_t *transfer_hash(json_t *files)
 	return json_string(hex);
 }
 
-/* with_files: the whole object (and its doc is cached), else the list's entry */
 /*
  * Bytes on the server now. A listing (exact 0) stats the files of a send
  * still arriving only: the others' are all there (size) or, for an output
@@ -386,6 +385,7 @@ static int64_t bytes_done(struct ferry_req *t, const struct db_tr_row *row, json
 	return done;
 }
 
+/* with_files: the whole object (and its doc is cached), else the list's entry */
 static json_t *row_json(struct ferry_req *t, const struct db_tr_row *row, int with_files)
 {
 	json_t *doc = doc_load(t, row, with_files), *o, *files;
