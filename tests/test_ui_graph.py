@@ -98,9 +98,10 @@ def test_graph_of_a_diamond(ui, ferry):
 
 
 def test_nested_groups_and_elements_that_name_no_job(ui, ferry):
-    """Groups are matched to jobs by name: a job named otherwise than its
-    local id is not found (counted in unmatched); a group inside a
-    collapsed one is hidden with it."""
+    """Groups name jobs by id (the engine records them so), a job named
+    otherwise than its local id too; a group inside a collapsed one is
+    hidden with it; an element whose job was disposed of is counted in
+    unmatched."""
     ui.login()
     w = submit(ferry, {
         "jobs": {"a": {"argv": ["true"], "hold": True}, "b": {"argv": ["true"]},
@@ -111,24 +112,28 @@ def test_nested_groups_and_elements_that_name_no_job(ui, ferry):
     ids = ids_by_name(ferry, w)
     ui.wait_connected()
     g = ui.api("/api/graph", resource="local", workflow=w)
-    assert g["unmatched"] == 1  # "x": its job is named "other"
+    assert g["unmatched"] == 0  # "x" too, whose job is named "other"
     assert [(x["name"], x["parent"], x["jobs"]) for x in g["groups"]] == \
-        [("outer", -1, 1 + 1), ("inner", 0, 1)]
+        [("outer", -1, 2 + 1), ("inner", 0, 1)]
     assert sorted(c["group"] for c in g["clusters"]) == [0, 1]
     g = ui.api("/api/graph", resource="local", workflow=w, collapsed="1")
     assert {n["id"] for n in g["nodes"]} == {f"j{ids[k]}" for k in ("a", "b", "other")}
     assert g["groups"][1]["members"] == [ids["c"]] and "node" in g["groups"][1]
     assert [c["group"] for c in g["clusters"]] == [0]
     g = ui.api("/api/graph", resource="local", workflow=w, collapsed="0")
-    assert sorted(g["groups"][0]["members"]) == sorted([ids["b"], ids["c"]])
+    assert sorted(g["groups"][0]["members"]) == sorted([ids["b"], ids["c"], ids["other"]])
     assert "node" not in g["groups"][1] and "members" not in g["groups"][1]
-    assert {n["id"] for n in g["nodes"]} == {f"j{ids[k]}" for k in ("a", "other")}
-    assert {(e["from"], e["to"]) for e in g["edges"]} == {
-        (f"j{ids['a']}", "g0"), (f"j{ids['a']}", f"j{ids['other']}")}
+    assert {n["id"] for n in g["nodes"]} == {f"j{ids['a']}"}
+    assert {(e["from"], e["to"]) for e in g["edges"]} == {(f"j{ids['a']}", "g0")}
     # the layout's direction, as asked
     assert ui.api("/api/graph", resource="local", workflow=w, rankdir="LR")["rankdir"] == "LR"
     r, _ = ui.request("GET", f"/api/graph?resource=local&workflow={w}&rankdir=BT")
     assert r.status == 400
+    ferry.run("kill", ids["other"])
+    ferry.wait_ended(ids["other"])
+    ferry.run("dispose", ids["other"])
+    g = ui.api("/api/graph", resource="local", workflow=w)
+    assert g["unmatched"] == 1 and g["groups"][0]["jobs"] == 2, g["groups"]
     ferry.run("kill", "--workflow", w)
 
 

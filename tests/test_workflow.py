@@ -84,7 +84,10 @@ def test_group_of_30_between_first_and_last(ferry):
     order = log(ferry)
     assert order[0] == "first" and order[-1] == "last" and sorted(order[1:-1]) == sorted(mid)
     st = ferry.json("workflow", "status", w)
-    assert st["groups"][0]["elements"][15] == {"name": "nested", "elements": mid[15:]}
+    ids = {j["name"]: j["id"] for j in ferry.json("jobs", "--workflow", w)}
+    assert st["groups"][0]["elements"][:15] == [ids[m] for m in mid[:15]]
+    assert st["groups"][0]["elements"][15] == {"name": "nested",
+                                               "elements": [ids[m] for m in mid[15:]]}
 
 
 def test_failure_aborts_descendants_only(ferry):

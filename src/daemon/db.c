@@ -114,6 +114,7 @@ enum stmt_id {
 	S_FAIL_SINCE,
 	S_WF_FIND_KEY,
 	S_WF_INSERT,
+	S_WF_SET_GROUPS,
 	S_WF_JOB_INSERT,
 	S_DEP_ADD,
 	S_DEP_SUCCS,
@@ -303,6 +304,7 @@ static const char *const sql[S_COUNT] = {
     [S_WF_FIND_KEY] = "SELECT id FROM workflows WHERE skey = ?1",
     [S_WF_INSERT] = "INSERT INTO workflows(skey, name, submitted_at, groups, disposal_hours) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_WF_SET_GROUPS] = "UPDATE workflows SET groups = ?2 WHERE id = ?1",
     [S_WF_JOB_INSERT] =
 	"INSERT INTO jobs(id, skey, name, state, submitted_at, disposal_hours, "
 	"workflow, waiting, message, deps) VALUES (?3, ?1, ?2, ?4, ?5, ?6, ?7, ?8, ?9, "
@@ -1893,6 +1895,15 @@ int ferry__db_wf_insert(struct ferry_db *db, const char *key, const char *name, 
 		return FERRY_EINTERNAL;
 	*id = sqlite3_last_insert_rowid(db->h);
 	return 0;
+}
+
+int ferry__db_wf_set_groups(struct ferry_db *db, int64_t wf, const char *groups)
+{
+	sqlite3_stmt *q = db->st[S_WF_SET_GROUPS];
+
+	sqlite3_bind_int64(q, 1, wf);
+	bind_text(q, 2, groups);
+	return run(db, S_WF_SET_GROUPS, "record the workflow's groups") ? FERRY_EINTERNAL : 0;
 }
 
 int ferry__db_wf_insert_job(struct ferry_db *db, const struct db_wf_job *j, int64_t *id)

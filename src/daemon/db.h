@@ -255,6 +255,8 @@ struct db_wf_job {
 	const char *deps;    /* the ids of its dependencies, a JSON array; NULL: none */
 	int64_t env;	     /* the job_envs row its spec's base_env names; 0: none */
 };
+/* Its groups (JSON text, job ids as elements), once its jobs have ids. */
+int ferry__db_wf_set_groups(struct ferry_db *db, int64_t wf, const char *groups);
 int ferry__db_wf_insert_job(struct ferry_db *db, const struct db_wf_job *j, int64_t *id);
 /* Job succ runs only after job pred ended done. */
 int ferry__db_dep_add(struct ferry_db *db, int64_t pred, int64_t succ);

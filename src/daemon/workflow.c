@@ -716,29 +716,71 @@ static void workflow_started(struct ferry_engine *eng, const struct graph *g, in
 	}
 }
 
+/*
+ * Group grp (checked) with each local id replaced by its job's id: the
+ * engine keeps no local ids, so that is what names a job to a client
+ * once the file is gone (ferry ui draws the groups by them). NULL: ENOMEM.
+ */
+static json_t *group_by_id(const struct graph *g, json_t *grp)
+{
+	json_t *els = json_array(), *e,
+	       *o = json_pack("{s:O,s:o}", "name", json_object_get(grp, "name"), "elements", els);
+	size_t i;
+
+	json_array_foreach(json_object_get(grp, "elements"), i, e)
+	{
+		json_t *x = json_is_string(e)
+				? json_integer(g->id[find_local(g, json_string_value(e))])
+				: group_by_id(g, e);
+		if (!o || json_array_append_new(els, x)) {
+			json_decref(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+/* The request's groups by job id into the workflow's row. 0 or an error. */
+static int record_groups(struct ferry_req *r, const struct graph *g, int64_t wf)
+{
+	json_t *groups = json_object_get(r->in, "groups"), *a = json_array(), *e;
+	char *text = NULL;
+	size_t i;
+	int rc = a ? 0 : FERRY_ENOMEM;
+
+	json_array_foreach(groups, i, e)
+	{
+		if (!rc && json_array_append_new(a, group_by_id(g, e)))
+			rc = FERRY_ENOMEM;
+	}
+	if (!rc && !(text = ferry__json_dumps(a, JSON_COMPACT)))
+		rc = FERRY_ENOMEM;
+	if (!rc)
+		rc = ferry__db_wf_set_groups(ferry__engine_db(r->eng), wf, text);
+	json_decref(a);
+	free(text);
+	return rc ? ferry__req_fail(r, rc, "cannot record the workflow's groups") : 0;
+}
+
 static int record(struct ferry_req *r, struct graph *g, int64_t *wf)
 {
 	struct ferry_db *db = ferry__engine_db(r->eng);
-	json_t *groups = json_object_get(r->in, "groups");
 	json_t *hours = json_object_get(r->in, "disposal_timeout_hours");
-	char *gtext = groups ? ferry__json_dumps(groups, JSON_COMPACT) : NULL, *seen = NULL;
+	char *seen = NULL;
 	int rc;
 
-	if (groups && !gtext)
-		return ferry__req_fail(r, FERRY_ENOMEM, "out of memory");
-	if (ferry__db_savepoint(db)) {
-		free(gtext);
+	if (ferry__db_savepoint(db))
 		return ferry__req_fail(r, FERRY_EINTERNAL, "cannot start a transaction");
-	}
 	rc = ferry__db_wf_insert(db, json_string_value(json_object_get(r->in, "key")),
 				 json_string_value(json_object_get(r->in, "name")), ferry__now(),
-				 gtext, hours ? (double)json_integer_value(hours) : -1, wf);
-	free(gtext);
+				 NULL, hours ? (double)json_integer_value(hours) : -1, wf);
 	if (rc)
 		rc = ferry__req_fail(r, rc, "cannot record the workflow in the database");
 	for (size_t k = 0; !rc && k < g->n; k++)
 		rc = record_one(r, g, g->order[k], *wf, hours, &seen);
 	free(seen);
+	if (!rc && json_object_get(r->in, "groups"))
+		rc = record_groups(r, g, *wf);
 	if (rc) {
 		forget_recorded(r->eng, g);
 		return rc;

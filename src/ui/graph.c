@@ -7,8 +7,9 @@
  *
  * A workflow's jobs come from one listing (ferry_list_jobs() with its
  * workflow), each with its dependencies; its groups from its status, by
- * local id, matched to the jobs by name (a job without a name is named by
- * its local id: the engine keeps no other trace of it). A collapsed group
+ * job id (a workflow an older engine recorded has local ids there,
+ * matched to the jobs by name: a job without a name is named by its local
+ * id). A collapsed group
  * is one node; expanded groups are dot clusters. The page draws the
  * answer: positions, edges as SVG paths, clusters, never text from jobs
  * as markup.
@@ -253,9 +254,12 @@ static int add_group(struct wgraph *w, const json_t *g, int parent, int depth)
 				return -1;
 			continue;
 		}
-		k = json_is_string(e) ? find_name(w, json_string_value(e)) : -1;
+		/* a job id; a local id in a workflow an older engine recorded */
+		k = json_is_integer(e)	? find_id(w, json_integer_value(e))
+		    : json_is_string(e) ? find_name(w, json_string_value(e))
+					: -1;
 		if (k < 0 || w->jobs[k].group >= 0)
-			w->unmatched++; /* a job named otherwise, or disposed of, or twice */
+			w->unmatched++; /* disposed of, or twice; a name matching none */
 		else
 			w->jobs[k].group = me;
 	}

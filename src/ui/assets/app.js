@@ -464,8 +464,8 @@ async function loadGraph() {
       (graph.collapsed.size ? ", " + graph.collapsed.size +
         (graph.collapsed.size === 1 ? " group collapsed" : " groups collapsed") : "") +
       " (laid out in " + g.layout_s.toFixed(2) + " s)" +
-      (g.unmatched ? "; " + g.unmatched + " group elements name no job of the workflow" +
-        " (groups are matched by job name)" : ""), false);
+      (g.unmatched ? "; " + g.unmatched + " group elements name no job of the workflow" : ""),
+      false);
     loadGraphStates(true);
   } catch (e) {
     if (graph.workflow === wf) {
