@@ -373,3 +373,43 @@ def test_browser_filters_jobs_by_workflow_and_time(ui, ferry, page):
     page.find_element("css selector", "#filters button[type=submit]").click()
     wait(page, lambda d: table_ids(d) == [early], 10, "ended since")
     ferry.run("kill", "--workflow", w)
+
+
+def test_browser_stops_and_restarts_a_workflow(ui, ferry, page):
+    """The workflow's stop (after a confirmation: it kills) and restart
+    buttons: the stop kills the running job and keeps the rest from
+    starting, a dismissed confirmation stops nothing, and the restart runs
+    the killed and aborted jobs again while the done one is kept."""
+    from selenium.webdriver.support import expected_conditions as EC
+    w = diamond(ferry)
+    ids = ids_by_name(ferry, w)
+    ferry.wait_state(ids["c"], "running")
+    ferry.wait_ended(ids["b"])
+    page.get(ui.url)
+    wait(page, lambda d: len(graph_nodes(d)) == 5, 20, "the graph")
+    click(page, "#w-stop", "the stop button")
+    wait(page, EC.alert_is_present(), 5, "the confirmation").dismiss()
+    time.sleep(0.5)
+    assert ferry.state(ids["c"]) == "running"
+    click(page, "#w-stop", "the stop button")
+    alert = wait(page, EC.alert_is_present(), 5, "the confirmation")
+    assert f"Stop workflow {w} of local" in alert.text
+    alert.accept()
+    assert ferry.wait_ended(ids["c"])["exit_status"] == "killed_by_user"
+    assert ferry.json("workflow", "status", w)["status"] == "stopped"
+    wait(page, lambda d: graph_nodes(d)[str(ids["c"])][0] == "failed", 10, "c killed, shown")
+    shot(page, "test_browser_workflow_stopped")
+    open(ferry.path("gate"), "w").close()
+    click(page, "#w-restart", "the restart button")
+    wait(page, lambda d: "restarted: 3 jobs to run again" in text(d, "#notice"), 10,
+         "the restart's notice")
+    ferry.run("workflow", "wait", w, timeout=60)
+    st = ferry.json("workflow", "status", w)
+    assert st["status"] == "done" and st["counts"] == {"done": 5}, st
+    wait(page, lambda d: all(v[0] == "done" for v in graph_nodes(d).values()), 10,
+         "every job done, shown")
+    # a POST with the page's session but without its CSRF header is refused
+    ui.cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.get_cookies())
+    r, data = ui.request("POST", "/api/workflow-action",
+                         body=json.dumps({"resource": "local", "workflow": w, "action": "stop"}))
+    assert r.status == 403 and b"X-Ferry-CSRF" in data, data

@@ -514,6 +514,44 @@ static int valid_ids(const json_t *ids)
 	return 1;
 }
 
+/*
+ * POST /api/workflow-action {"resource", "workflow", "action": "stop" or
+ * "restart"}: soma-workflow's stop_workflow and restart_workflow, as
+ * `ferry workflow stop|restart` do.
+ */
+static void workflow_action(struct ui_state *st, json_t *req, struct ui_reply *r)
+{
+	const char *action = json_string_value(json_object_get(req, "action"));
+	json_t *wf = json_object_get(req, "workflow");
+	struct ferry_control_result out;
+	struct ui_res *res;
+	size_t restarted = 0;
+	ferry_conn *c;
+	int rc, stop = action && !strcmp(action, "stop");
+
+	if (!json_is_integer(wf) || json_integer_value(wf) < 1 ||
+	    (!stop && (!action || strcmp(action, "restart")))) {
+		ferry__ui_error_reply(r, 400,
+				      "want {\"resource\", \"workflow\": ID, \"action\": \"stop\" "
+				      "or \"restart\"}");
+		return;
+	}
+	c = ferry__ui_resource_arg(st, json_string_value(json_object_get(req, "resource")), r,
+				   &res);
+	if (!c)
+		return;
+	pthread_mutex_lock(&res->call_mu);
+	rc = stop ? ferry_stop_workflow(c, json_integer_value(wf), &out)
+		  : ferry_restart_workflow(c, json_integer_value(wf), &restarted);
+	if (rc < 0)
+		ferry__ui_ferry_error(r, c, rc);
+	pthread_mutex_unlock(&res->call_mu);
+	if (rc >= 0)
+		ferry__ui_json_reply(r, 200,
+				     stop ? result_json(&out)
+					  : json_pack("{s:I}", "restarted", (json_int_t)restarted));
+}
+
 int ferry__ui_api_post(struct ui_state *st, const char *url, const char *body, size_t len,
 		       struct ui_reply *r)
 {
@@ -522,6 +560,15 @@ int ferry__ui_api_post(struct ui_state *st, const char *url, const char *body, s
 	json_t *req, *ids;
 	ferry_conn *c;
 
+	if (!strcmp(url, "/api/workflow-action")) {
+		req = json_loadb(body, len, 0, NULL);
+		if (json_is_object(req))
+			workflow_action(st, req, r);
+		else
+			ferry__ui_error_reply(r, 400, "want a JSON object");
+		json_decref(req);
+		return 0;
+	}
 	if (strcmp(url, "/api/action") != 0)
 		return -1;
 	req = json_loadb(body, len, 0, NULL);

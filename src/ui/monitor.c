@@ -91,9 +91,9 @@ static int newest_transfer_first(const void *a, const void *b)
 }
 
 /*
- * Transfer t as the page shows it: a listing has no bytes done (the
- * engine finds them with a stat of each file), so those of a send still
- * transferring, whose bar the page draws, are asked for one by one.
+ * Transfer t as the page shows it: the bytes done of a send still
+ * transferring, whose bar the page draws, are asked for one by one, as
+ * the listing of an engine older than this one says 0.
  */
 static json_t *transfer_json(struct ui_res *res, ferry_conn *c, const struct ferry_transfer_info *t)
 {

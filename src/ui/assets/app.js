@@ -670,6 +670,8 @@ function wireGraph() {
     graph.vb = null;
     loadGraph();
   });
+  $("#w-stop").addEventListener("click", () => workflowAct("stop"));
+  $("#w-restart").addEventListener("click", () => workflowAct("restart"));
   $("#w-jobs").addEventListener("click", () => {
     if (!graph.workflow) return;
     $("#f-workflow").value = graph.workflow;
@@ -721,6 +723,29 @@ async function act(action, resource, ids) {
   }
   loadJobs();
   loadDetail();
+}
+
+// stop (after a confirmation: it kills) or restart the workflow shown
+async function workflowAct(action) {
+  const wf = graph.workflow, resource = view.resource;
+  if (!wf) { notice("no workflow shown", true); return; }
+  if (action === "stop" && !window.confirm("Stop workflow " + wf + " of " + resource +
+      ": kill its jobs not ended, and start none until it is restarted?")) return;
+  try {
+    const r = await fetch("/api/workflow-action", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Ferry-CSRF": csrf },
+      body: JSON.stringify({ resource, workflow: wf, action }),
+    });
+    const body = await r.json();
+    if (!r.ok) throw new Error(body.error || r.statusText);
+    notice(action === "stop" ? "workflow " + wf + " stopped: " + body.changed + " jobs killed"
+      : "workflow " + wf + " restarted: " + body.restarted + " jobs to run again", false);
+  } catch (e) {
+    notice(action + " workflow " + wf + ": " + e.message, true);
+  }
+  loadWorkflows(true);
+  loadJobs();
 }
 
 // ---- wiring ----
