@@ -267,6 +267,26 @@ def test_a_jobs_env_may_not_set_the_scripts_id(ferry):
     assert "sets 'FERRY_NATIVE_ID', which ferry's batch script keeps" in cp.stderr, cp.stderr
 
 
+def test_a_purged_or_unmounted_job_dir_is_not_marked_again(ferry):
+    """The mark and the job directories gone (a scratch purge, or the file
+    system not mounted: an empty mount point) while a job that started is
+    not ended: the engine does not start on the empty directory, saying
+    why; once the jobs ended it may."""
+    jd = ferry.path("scratch-jobs")
+    ferry.config(f"[local]\nslots = 2\njob_dir = {jd}\n")
+    jid = ferry.submit("sleep", "300")
+    ferry.wait_state(jid, "running")
+    ferry.run("daemon", "stop")
+    shutil.rmtree(jd)
+    os.makedirs(jd, mode=0o700)  # the empty mount point
+    cp = ferry.run("jobs", check=False)
+    assert cp.returncode != 0
+    assert (f"the job directory '{jd}' lost its mark '{jd}/.ferry-engine' and holds no job "
+            "directory") in cp.stderr, cp.stderr
+    assert "is its file system mounted here?" in cp.stderr
+    assert not os.path.exists(os.path.join(jd, ".ferry-engine"))
+
+
 def test_job_dir_must_be_absolute_and_the_users_own(ferry):
     ferry.config("[local]\nslots = 2\njob_dir = scratch/jobs\n")
     cp = ferry.run("jobs", check=False)

@@ -65,6 +65,7 @@ enum stmt_id {
 	S_SET_REQUEUED,
 	S_MAX_ID,
 	S_INSERT_LOST,
+	S_ANY_OUT,
 	S_SET_ENDED,
 	S_DELETE,
 	S_ACTIVE,
@@ -187,6 +188,9 @@ static const char *const sql[S_COUNT] = {
      */
     [S_MAX_ID] = "SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'job_seq'), "
 		 "0), COALESCE((SELECT max(id) FROM jobs), 0)",
+    /* a job not ended that was started or handed: it has a job directory */
+    [S_ANY_OUT] = "SELECT EXISTS (SELECT 1 FROM jobs WHERE ended_at IS NULL AND waiting = 0 "
+		  "AND (started_at IS NOT NULL OR native_id IS NOT NULL))",
     [S_INSERT_LOST] = "INSERT INTO jobs(id, state, exit_status, submitted_at, ended_at, "
 		      "message, dispose_after) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
     [S_SET_REQUEUED] = "UPDATE jobs SET state = ?2, started_at = NULL, native_id = NULL, "
@@ -1195,6 +1199,16 @@ int ferry__db_max_job_id(struct ferry_db *db, int64_t *max)
 {
 	*max = db->next_id - 1;
 	return 0;
+}
+
+int ferry__db_any_out(struct ferry_db *db, int *yes)
+{
+	sqlite3_stmt *q = db->st[S_ANY_OUT];
+	int rc = sqlite3_step(q);
+
+	*yes = rc == SQLITE_ROW && sqlite3_column_int(q, 0);
+	sqlite3_reset(q);
+	return rc == SQLITE_ROW ? 0 : FERRY_EINTERNAL;
 }
 
 /* Numbers a failure of job id in the failure log. */

@@ -85,6 +85,8 @@ int ferry__db_set_state(struct ferry_db *db, int64_t id, enum ferry_job_status s
 int ferry__db_set_started(struct ferry_db *db, int64_t id, double at, const char *native_id);
 /* The highest job id the database handed out (0: none). 0 or an error. */
 int ferry__db_max_job_id(struct ferry_db *db, int64_t *max);
+/* *yes: whether a job not ended was started or handed (it has a job directory). */
+int ferry__db_any_out(struct ferry_db *db, int *yes);
 /*
  * Records job id, which the database had lost, as failed (unclear
  * condition) at time at with msg; the id sequence moves past it.

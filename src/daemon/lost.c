@@ -279,8 +279,33 @@ static int place_mark(struct ferry_engine *eng, const char *mark, char *err, siz
 	return e == EEXIST ? 1 : e ? FERRY_EIO : 0;
 }
 
+/*
+ * The mark of a job_dir this engine marked before is gone: purged from
+ * scratch, or its file system not mounted here now (an empty mount
+ * point). With jobs out, whose directories it must hold, that is
+ * refused rather than marked again: their ends and logs would be looked
+ * for in an empty directory. 0, or an error.
+ */
+static int check_purged(struct ferry_engine *eng, const char *dir, const char *mark, char *err,
+			size_t errlen)
+{
+	int out = 0, rc = ferry__db_any_out(ferry__engine_db(eng), &out), held;
+
+	if (rc || !out)
+		return rc;
+	if ((held = holds_jobs(dir)) != 0)
+		return held > 0 ? 0 : FERRY_EIO;
+	snprintf(err, errlen,
+		 "the job directory '%s' lost its mark '%s' and holds no job directory, while "
+		 "jobs of this engine that started are not ended: is its file system mounted "
+		 "here? If it was purged, give job_dir a new directory (their logs are gone)",
+		 dir, mark);
+	return FERRY_EPERM;
+}
+
 /* Makes a configured job_dir this engine's: its mark, or refused. */
-static int claim_marked(struct ferry_engine *eng, const char *dir, char *err, size_t errlen)
+static int claim_marked(struct ferry_engine *eng, const char *dir, int before, char *err,
+			size_t errlen)
 {
 	char *mark = ferry__asprintf("%s/" MARK, dir);
 	int marked = 0, rc = mark ? 1 : FERRY_ENOMEM;
@@ -288,6 +313,8 @@ static int claim_marked(struct ferry_engine *eng, const char *dir, char *err, si
 	/* twice at most: an engine that marked it meanwhile is checked as such */
 	for (int tries = 0; rc == 1 && tries < 2; tries++) {
 		rc = check_mark(eng, dir, mark, &marked, err, errlen);
+		if (!rc && !marked && before)
+			rc = check_purged(eng, dir, mark, err, errlen);
 		if (!rc && !marked && !(rc = check_unmarked(eng, dir, err, errlen)))
 			rc = place_mark(eng, mark, err, errlen);
 	}
@@ -302,16 +329,17 @@ int ferry__engine_claim_jobs_dir(struct ferry_engine *eng, char *err, size_t err
 	const char *dir = ferry__engine_jobs_dir(eng);
 	struct ferry_db *db = ferry__engine_db(eng);
 	char *was = NULL;
-	int rc = ferry__db_meta_get(db, "jobs_dir", &was) ? FERRY_EIO : 0;
+	int rc = ferry__db_meta_get(db, "jobs_dir", &was) ? FERRY_EIO : 0, same = 0,
+	    recorded = !!was;
 
 	/* no record: a database of before job_dir, whose jobs were in the state directory */
 	if (!rc && !was && !(was = ferry__asprintf("%s/jobs", ferry__engine_state_dir(eng))))
 		rc = FERRY_ENOMEM;
-	if (!rc && !same_dir(was, dir))
+	if (!rc && !(same = same_dir(was, dir)))
 		rc = check_moved(was, dir, err, errlen);
 	/* the default one is private to the state directory, which the engine's lock guards */
 	if (!rc && ferry__engine_cfg(eng)->job_dir)
-		rc = claim_marked(eng, dir, err, errlen);
+		rc = claim_marked(eng, dir, recorded && same, err, errlen);
 	if (!rc && strcmp(was, dir) && ferry__db_meta_set(db, "jobs_dir", dir))
 		rc = FERRY_EIO;
 	if (rc && !err[0])
