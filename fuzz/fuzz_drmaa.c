@@ -118,7 +118,7 @@ static void path(const char *text)
 {
 	char diag[64] = "";
 	const char *p;
-	int rc = drmaa__path("drmaa_output_path", text, &p, diag, sizeof(diag));
+	int rc = drmaa__path("drmaa_output_path", text, text[0] & 1, &p, diag, sizeof(diag));
 
 	if (rc) {
 		check(rc == DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE && diag[0], "path refusal", text);

@@ -382,7 +382,6 @@ def test_errors_map_to_the_spec_codes(dw):
     res["native"] = raises(InvalidAttributeValueException, setattr_, "nativeSpecification",
                            "--bogus 1")
     res["email"] = raises(InvalidAttributeValueException, setattr_, "email", ["a@b.c"])
-    res["host"] = raises(InvalidAttributeValueException, setattr_, "outputPath", "elsewhere:/x")
     res["start"] = raises(InvalidAttributeValueException, setattr_, "startTime", "12:00")
     res["deadline"] = raises(InvalidArgumentException, setattr_, "deadlineTime", "12:00")
     res["walltime0"] = raises(InvalidAttributeValueException, setattr_, "nativeSpecification",
@@ -418,12 +417,12 @@ def test_errors_map_to_the_spec_codes(dw):
         assert "code 5" in r[key] and "drmaa_init" in r[key], r[key]
     assert "code 7" in r["contact"] and "no-such-resource" in r["contact"]
     assert "code 11" in r["second"]
-    for key in ("js_state", "native", "email", "host", "start", "wct"):
+    for key in ("js_state", "native", "email", "start", "wct"):
         assert "code 14" in r[key], (key, r[key])
     assert "1:99" in r["wct"] and "--walltime 0" in r["walltime0"]
     for key in ("transfer", "transfer2"):
         assert "code 14" in r[key] and "i, o and e" in r[key], r[key]
-    assert "--bogus" in r["native"] and "mail" in r["email"] and "hostname" in r["host"]
+    assert "--bogus" in r["native"] and "mail" in r["email"]
     assert "code 4" in r["deadline"] and "does not support" in r["deadline"]
     assert "code 18" in r["unknown_id"] and "code 18" in r["bad_id"]
     # 7 characters and the NUL: cut short, terminated, nothing written past it
@@ -546,6 +545,31 @@ def test_output_and_error_paths_naming_a_directory(dw):
     for name, text in want.items():
         with open(os.path.join(logs, name)) as fh:
             assert fh.read() == text, name
+
+
+def test_a_paths_hostname(dw):
+    """[hostname]:path as the binding has it: without drmaa_transfer_files
+    the file is on the job's host whatever the hostname; with it, the
+    caller's host may be named (ferry transfers its files), another host
+    is refused at the submit, naming it."""
+    work = dw.f.work
+    r = dw.run(f'''
+    import socket
+    with drmaa.Session() as s:
+        jid = s.runJob(template(s, "echo there", outputPath="node7:{work}/h.out"))
+        i = s.wait(jid, 30)
+        far = raises(InvalidAttributeValueException, s.runJob,
+                     template(s, "echo x", outputPath="node7:{work}/t.out", transferFiles="o"))
+        me = socket.gethostname().split(".")[0]
+        jid = s.runJob(template(s, "echo here", outputPath=me + ":{work}/m.out",
+                                transferFiles="o"))
+        j = s.wait(jid, 30)
+    out([i.exitStatus, open("{work}/h.out").read(), far, j.exitStatus,
+         open("{work}/m.out").read()])
+    ''')
+    assert r[0] == 0 and r[1] == "there\n" and r[3] == 0 and r[4] == "here\n", r
+    assert "code 14" in r[2] and "host 'node7' is not supported" in r[2], r[2]
+    assert not os.path.exists(dw.f.path("t.out"))
 
 
 def test_transfer_files_send_inputs_and_retrieve_outputs(dw):

@@ -126,10 +126,14 @@ int drmaa__native(const char *text, struct ferry_job_spec *spec, char ***words, 
 		  size_t len);
 /*
  * Checks a path attribute ("[hostname]:path") and its placeholders:
- * *path gets where the path starts in value. 0 or
+ * *path gets where the path starts in value. The hostname is disregarded,
+ * as the binding says, unless the file is transferred (drmaa_transfer_files):
+ * it then comes from (goes to) that host, and ferry transfers the
+ * caller's files only, so another host is refused. 0 or
  * DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE (diag set).
  */
-int drmaa__path(const char *attr, const char *value, const char **path, char *diag, size_t len);
+int drmaa__path(const char *attr, const char *value, int transferred, const char **path, char *diag,
+		size_t len);
 /*
  * path (as drmaa__path() gave it) with its placeholders replaced: a leading
  * $drmaa_hd_ph$ by home, a leading $drmaa_wd_ph$ by wd, every

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "util.h"
@@ -132,18 +133,32 @@ static int check_placeholders(const char *attr, const char *path, char *diag, si
 	return 0;
 }
 
-int drmaa__path(const char *attr, const char *value, const char **path, char *diag, size_t len)
+/* Whether host (n bytes) names the caller's: "localhost", its name or its short name. */
+static int this_host(const char *host, size_t n)
+{
+	char me[256] = "";
+
+	if (n == 9 && !strncmp(host, "localhost", 9))
+		return 1;
+	if (gethostname(me, sizeof(me) - 1) < 0)
+		return 0;
+	return (strlen(me) == n || strcspn(me, ".") == n) && !strncmp(me, host, n);
+}
+
+int drmaa__path(const char *attr, const char *value, int transferred, const char **path, char *diag,
+		size_t len)
 {
 	const char *colon = strchr(value, ':');
 
 	*path = value;
 	if (colon && memchr(value, '/', (size_t)(colon - value)) == NULL && value[0] != '$') {
-		if (colon != value)
+		size_t n = (size_t)(colon - value);
+		if (n && transferred && !this_host(value, n))
 			return drmaa__diag(diag, len, DRMAA_ERRNO_INVALID_ATTRIBUTE_VALUE,
-					   "%s '%s': a hostname is not supported: ferry's jobs "
-					   "read and write files on the resource's host (give "
-					   "':path')",
-					   attr, value);
+					   "%s '%s': a transfer from or to host '%.*s' is not "
+					   "supported: ferry transfers the files of the caller's "
+					   "host",
+					   attr, value, (int)(n > 64 ? 64 : n), value);
 		*path = colon + 1;
 	}
 	if (*value && !**path)

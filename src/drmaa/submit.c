@@ -250,7 +250,8 @@ static int job_path(const struct common *c, const drmaa_job_template_t *jt, cons
 	*out = NULL;
 	if (!value || !*value)
 		return 0;
-	rc = drmaa__path(attr, value, &path, diag, len);
+	rc = drmaa__path(attr, value, strchr(c->transfer, stream ? stream : 'i') != NULL, &path,
+			 diag, len);
 	if (rc)
 		return rc;
 	/* A file that ferry transfers is the caller's, in the caller's home. */

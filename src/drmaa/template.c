@@ -90,7 +90,8 @@ static int check_path(const char *name, const char *value, char *diag, size_t le
 {
 	const char *path;
 
-	return drmaa__path(name, value, &path, diag, len);
+	/* whether it is transferred is known at the submit, which checks the host */
+	return drmaa__path(name, value, 0, &path, diag, len);
 }
 
 static int check_wd(const char *name, const char *value, char *diag, size_t len)
