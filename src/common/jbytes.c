@@ -445,37 +445,28 @@ void ferry__jtext_int(struct ferry_jtext *t, int64_t v)
 
 void ferry__jtext_path(struct ferry_jtext *t, const char *dir, int64_t id, const char *name)
 {
-	char b[24], *p = int_text(b + sizeof(b), id), small[512], *s = small;
+	char b[24], *p = int_text(b + sizeof(b), id), *o;
 	size_t dl = strlen(dir), il = (size_t)(b + sizeof(b) - p), nl = strlen(name);
-	size_t n = dl + il + nl + 2;
-	const unsigned char *ud = (const unsigned char *)dir, *un = (const unsigned char *)name;
 
-	/* a listing writes one for each job: as it stands when nothing needs an escape */
-	if (ferry__json_plain_end(ud, ud + dl) == ud + dl &&
-	    ferry__json_plain_end(un, un + nl) == un + nl) {
-		if (ferry__jtext_room(t, n + 2) < 0)
-			return;
-		ferry__jtext_raw(t, "\"", 1);
-		ferry__jtext_raw(t, dir, dl);
-		ferry__jtext_raw(t, "/", 1);
-		ferry__jtext_raw(t, p, il);
-		ferry__jtext_raw(t, "/", 1);
-		ferry__jtext_raw(t, name, nl);
-		ferry__jtext_raw(t, "\"", 1);
-		return;
-	}
-	if (n > sizeof(small) && !(s = malloc(n))) {
+	/*
+	 * Escaped in pieces straight into t: the same as the escape of the
+	 * whole, since '/' and digits are plain and end any UTF-8 sequence. A
+	 * listing writes two a job; a copy and a check of it first cost more.
+	 */
+	if (dl + nl > (SIZE_MAX - 64) / 8 || ferry__jtext_room(t, 8 * (dl + nl) + il + 4) < 0) {
 		t->bad = 1;
 		return;
 	}
-	memcpy(s, dir, dl);
-	s[dl] = '/';
-	memcpy(s + dl + 1, p, il);
-	s[dl + 1 + il] = '/';
-	memcpy(s + dl + il + 2, name, nl);
-	ferry__jtext_str(t, s, n);
-	if (s != small)
-		free(s);
+	o = t->p + t->len;
+	*o++ = '"';
+	o = escape_into(o, dir, dl, 1);
+	*o++ = '/';
+	memcpy(o, p, il);
+	o += il;
+	*o++ = '/';
+	o = escape_into(o, name, nl, 1);
+	*o++ = '"';
+	t->len = (size_t)(o - t->p);
 }
 
 /*

@@ -25,8 +25,11 @@ const unsigned char *ferry__json_plain_end(const unsigned char *p, const unsigne
 
 /*
  * Finds in the n bytes at text, a JSON object, the value of each of the
- * nkeys keys (a NULL one is none; keylens[i] its strlen) into spans[i]
- * (the last one when a key comes twice, as jansson takes it). Succeeds
+ * nkeys keys (a NULL one is none; keylens[i] its strlen; a key holds
+ * printable ASCII but the quote and the backslash) into spans[i] (the last
+ * one when a key comes twice, as jansson takes it). A key is looked for
+ * first right after the one found last: given in the order the text has
+ * them, each costs one comparison, unknown ones included. Succeeds
  * (0) only when every value found is exactly what
  * ferry__json_dumps(value, JSON_COMPACT) would write for it — the form
  * the engine stores (a string escaped as jansson does, an integer, true,

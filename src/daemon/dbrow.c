@@ -17,13 +17,12 @@ enum field_from { FROM_COL, FROM_SPEC, FROM_DERIVED };
 
 struct job_field {
 	const char *name;
-	const char *key; /* "\"name\":", as the object writes it */
+	const char *key; /* ",\"name\":", as the object writes it after another field */
 	size_t keylen;
 	enum ferry__jf_type type;
 	enum field_from from;
 	int col;	  /* FROM_COL: its index in a JOB_COLS row */
 	const char *spec; /* FROM_SPEC: the spec's key; NULL: the field's name */
-	size_t speclen;	  /* strlen(spec) */
 	void (*derive)(sqlite3_stmt *q, struct ferry_jtext *t); /* FROM_DERIVED */
 	double dflt; /* the value of null or nothing, as the type shows it */
 };
@@ -41,12 +40,12 @@ static void text_cpu_time(sqlite3_stmt *q, struct ferry_jtext *t)
 					 sqlite3_column_double(q, JC_cpu_sys));
 }
 
-#define SRC_COL(c)     FROM_COL, JC_##c, NULL, 0, NULL
-#define SRC_SPEC       FROM_SPEC, 0, NULL, 0, NULL
-#define SRC_SPEC_AS(k) FROM_SPEC, 0, #k, sizeof(#k) - 1, NULL
-#define SRC_DERIVED(f) FROM_DERIVED, 0, NULL, 0, text_##f
+#define SRC_COL(c)     FROM_COL, JC_##c, NULL, NULL
+#define SRC_SPEC       FROM_SPEC, 0, NULL, NULL
+#define SRC_SPEC_AS(k) FROM_SPEC, 0, #k, NULL
+#define SRC_DERIVED(f) FROM_DERIVED, 0, NULL, text_##f
 #define JOB_FIELD(name, type, source, member, dflt)                                                \
-	{#name, "\"" #name "\":", sizeof(#name) + 2, FERRY__JF_##type, SRC_##source, dflt},
+	{#name, ",\"" #name "\":", sizeof(#name) + 3, FERRY__JF_##type, SRC_##source, dflt},
 
 static const struct job_field job_fields[] = {FERRY__JOB_FIELDS(JOB_FIELD)};
 
@@ -91,6 +90,7 @@ static int spec_parsed(const char *text, struct spec_text *st)
 	int rc = 0;
 
 	st->parsed = 1;
+	memset(st->dumped, 0, sizeof(st->dumped));
 	for (size_t i = 0; spec && i < NFIELDS; i++) {
 		const struct job_field *f = &job_fields[i];
 		json_t *v = f->from == FROM_SPEC
@@ -113,19 +113,25 @@ static int spec_parsed(const char *text, struct spec_text *st)
 }
 
 /*
- * The spec's fields in the order ferry__spec_normalise() stores them
- * (jansson keeps the order keys were set in): the scan, which looks for
- * a key from the one it found last, then finds each at its first look.
- * Another order costs time, never results (10% of a listing's
- * instructions went to looking). Every field from the spec is here once.
+ * The spec's keys in the order ferry__spec_normalise() stores them
+ * (jansson keeps the order keys were set in), the fields of the object
+ * they give, and the keys no field reads (SKIP): the scan, which looks
+ * for a key right after the one it found last, then finds each, those too,
+ * at its first look. Another order costs time, never results (a key
+ * looked for among all of them cost the scan as much as the rest of it).
+ * Every field from the spec is here once.
  */
-static const unsigned char spec_order[] = {JF_queue,
+#define SKIP NFIELDS
+static const unsigned char spec_order[] = {SKIP, /* name: a column */
+					   JF_queue,
 					   JF_native_specification,
+					   SKIP, /* submission_key: a column */
 					   JF_disposal_timeout_hours,
 					   JF_cpus,
 					   JF_memory_mb,
 					   JF_walltime_s,
 					   JF_join_stderrout,
+					   SKIP, /* hold */
 					   JF_backend,
 					   JF_resource,
 					   JF_tasks,
@@ -139,42 +145,63 @@ static const unsigned char spec_order[] = {JF_queue,
 					   JF_command,
 					   JF_env,
 					   JF_referenced_input_files,
-					   JF_referenced_output_files};
+					   JF_referenced_output_files,
+					   SKIP /* base_env */};
+/* the SKIP keys, in their order in spec_order */
+static const char *const skipped[] = {"name", "submission_key", "hold", "base_env"};
+
+#define NSCAN FERRY_ARRAY_SIZE(spec_order)
 
 #define IS_SPEC_COL(c)				     0
 #define IS_SPEC_SPEC				     1
 #define IS_SPEC_SPEC_AS(k)			     1
 #define IS_SPEC_DERIVED(f)			     0
 #define COUNT_SPEC(name, type, source, member, dflt) +IS_SPEC_##source
-_Static_assert(FERRY_ARRAY_SIZE(spec_order) == 0 FERRY__JOB_FIELDS(COUNT_SPEC),
+_Static_assert(NSCAN == FERRY_ARRAY_SIZE(skipped) + 0 FERRY__JOB_FIELDS(COUNT_SPEC),
 	       "spec_order names each field from the spec");
+
+/* The keys the scan is given, by spec_order: made once (the loop's thread alone reads rows). */
+static const char *const *scan_keys(const size_t **lens)
+{
+	static const char *keys[NSCAN];
+	static size_t keylens[NSCAN];
+	static int made;
+	size_t s = 0;
+
+	for (size_t k = 0; !made && k < NSCAN; k++) {
+		const struct job_field *f =
+		    spec_order[k] < NFIELDS ? &job_fields[spec_order[k]] : NULL;
+		keys[k] = f ? (f->spec ? f->spec : f->name) : skipped[s++];
+		keylens[k] = strlen(keys[k]);
+	}
+	made = 1;
+	*lens = keylens;
+	return keys;
+}
 
 /* The spec's values as text: copied from the stored text as they stand when it can be. */
 static int spec_values(sqlite3_stmt *q, struct spec_text *st)
 {
 	const char *text = (const char *)sqlite3_column_text(q, JC_SPEC);
-	const char *keys[FERRY_ARRAY_SIZE(spec_order)];
-	size_t keylens[FERRY_ARRAY_SIZE(spec_order)], n = FERRY_ARRAY_SIZE(spec_order);
-	struct ferry_jspan v[FERRY_ARRAY_SIZE(spec_order)];
+	const size_t *keylens;
+	const char *const *keys = scan_keys(&keylens);
+	struct ferry_jspan v[NSCAN];
 
-	for (size_t k = 0; k < n; k++) {
-		const struct job_field *f = &job_fields[spec_order[k]];
-		keys[k] = f->spec ? f->spec : f->name;
-		keylens[k] = f->spec ? f->speclen : f->keylen - 3; /* keylen: "\"name\":" */
-	}
 	if (text && ferry__jscan_object(text, (size_t)sqlite3_column_bytes(q, JC_SPEC), keys,
-					keylens, n, v) == 0) {
-		for (size_t k = 0; k < n; k++)
-			st->v[spec_order[k]] = v[k];
+					keylens, NSCAN, v) == 0) {
+		for (size_t k = 0; k < NSCAN; k++)
+			if (spec_order[k] < NFIELDS)
+				st->v[spec_order[k]] = v[k];
 		return 0;
 	}
 	memset(st->v, 0, sizeof(st->v));
 	return spec_parsed(text, st);
 }
 
+/* What the slow path made (a scanned spec holds nothing of its own). */
 static void spec_release(struct spec_text *st)
 {
-	for (size_t i = 0; i < NFIELDS; i++)
+	for (size_t i = 0; st->parsed && i < NFIELDS; i++)
 		free(st->dumped[i]);
 }
 
@@ -420,15 +447,15 @@ int ferry__db_row_text(const char *jobs_dir, const struct job *j, sqlite3_stmt *
 	int ended = state == FERRY_DONE || state == FERRY_FAILED ||
 		    (ex != FERRY_EXIT_NONE && ferry_exit_status_name((enum ferry_exit_status)ex));
 
-	memset(&st, 0, sizeof(st));
+	st.parsed = 0; /* spec_values() fills the rest */
 	/* room for the row at once: the spec's text and the columns around it */
 	ferry__jtext_room(t, (size_t)sqlite3_column_bytes(q, JC_SPEC) + 1024);
 	rc = spec_values(q, &st);
+	ferry__jtext_raw(t, "{", 1);
 	for (size_t i = 0; !rc && i < NFIELDS; i++) {
 		const struct job_field *f = &job_fields[i];
 
-		ferry__jtext_raw(t, i ? "," : "{", 1);
-		ferry__jtext_raw(t, f->key, f->keylen);
+		ferry__jtext_raw(t, f->key + !i, f->keylen - !i); /* the first without its comma */
 		if (overlay(j, i, t))
 			continue;
 		if (f->from == FROM_COL)
