@@ -595,8 +595,8 @@ struct ferry_workflow_info {
 	enum ferry_workflow_state state;
 	size_t jobs;			 /* its jobs not disposed of */
 	size_t counts[FERRY_FAILED + 1]; /* of those, how many in each enum ferry_job_status */
-	char *
-	    groups; /* its "groups" as JSON text (NULL: none; always NULL from ferry_workflows()) */
+	char *groups; /* its "groups" as JSON text, job ids for local ids (NULL: none; always NULL
+			 from ferry_workflows()) */
 };
 
 /*
