@@ -103,13 +103,23 @@ def test_a_wait_for_all_counts_held_jobs_that_end_in_the_database(ferry):
     pid = ferry.engine_pid()
 
     def sockets():
-        fds = os.listdir(f"/proc/{pid}/fd")
-        return sum(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:") for fd in fds)
+        found = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:"):
+                found.add(link)
+        return found
+    # A new socket, not more of them: the engine may still hold the
+    # connection of the call before, and close it while the wait comes.
     idle = sockets()
     w = subprocess.Popen([FERRY_BIN, "wait", "--all", "--state", "user_on_hold",
                           "--timeout", "60"], env=ferry.env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    poll(lambda: sockets() > idle, what="the wait's connection")
+    poll(lambda: sockets() - idle or w.poll() is not None, what="the wait's connection")
+    assert w.poll() is None, w.communicate()
     time.sleep(0.5)  # its request is read in the loop's next turn
     ferry.run("release", str(ids[0]))
     ferry.wait_ended(ids[0])
